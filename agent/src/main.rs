@@ -1,0 +1,5 @@
+//! The `signet-agent` binary.
+
+fn main() {
+    println!("signet-agent {}", signet_agent::VERSION);
+}

@@ -1,0 +1,5 @@
+//! The `signet-hub` binary.
+
+fn main() {
+    println!("signet-hub {}", signet_hub::VERSION);
+}
