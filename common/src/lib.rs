@@ -11,6 +11,7 @@
 
 pub mod approval;
 pub mod clock;
+pub mod digest;
 pub mod documents;
 pub mod envelope;
 pub mod ids;

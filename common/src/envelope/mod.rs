@@ -1,1 +1,362 @@
-//! (being written)
+//! The signed envelope (DESIGN §4, contract) and the document kinds.
+//!
+//! Owns: the wire form `{"kind", "key_id", "payload", "sig"}`, signing, and
+//! the first, key-independent half of verification: the size bound, the
+//! envelope parse and the base64 decoding ([`open`]). Must not: decide which
+//! keys are trusted — [`crate::trust::TrustStore`] does that, and is the only
+//! way to get a [`Verified`] document.
+//!
+//! The signature covers `kind || 0x00 || payload bytes`, so a payload signed
+//! as one kind can never be replayed as another.
+
+mod keys;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use keys::{KeyError, KeyId, PublicKey, SigningKey};
+
+use crate::digest::Sha256;
+
+/// The largest envelope, in bytes, that is ever parsed (S1).
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// The kinds of signed document (contract names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// The root-signed list of signing keys.
+    Trust,
+    /// Everything one group (node or access group) gives its devices.
+    GroupManifest,
+    /// One device's node chain, memberships and manifest version floors.
+    DeviceAssignment,
+    /// A one-off instruction to one device.
+    Command,
+    /// The hub's clock, republished every minute.
+    HubTime,
+}
+
+impl DocumentKind {
+    /// Every kind, in contract order.
+    pub const ALL: [Self; 5] = [
+        Self::Trust,
+        Self::GroupManifest,
+        Self::DeviceAssignment,
+        Self::Command,
+        Self::HubTime,
+    ];
+
+    /// The contract name, as it appears in the envelope's `kind`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trust => "trust",
+            Self::GroupManifest => "group_manifest",
+            Self::DeviceAssignment => "device_assignment",
+            Self::Command => "command",
+            Self::HubTime => "hub_time",
+        }
+    }
+
+    fn from_bytes(name: &[u8]) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str().as_bytes() == name)
+    }
+}
+
+impl fmt::Display for DocumentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DocumentKind {
+    type Err = VerifyError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::from_bytes(name.as_bytes())
+            .ok_or_else(|| VerifyError::UnknownKind(keys::truncate(name)))
+    }
+}
+
+/// Why a document was refused. Each failure has its own variant so the agent
+/// can log exactly why it kept its last good state (S1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Larger than [`MAX_DOCUMENT_BYTES`]; nothing was parsed.
+    #[error("document is {size} bytes, over the {max}-byte limit")]
+    Oversized {
+        /// The size offered.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The envelope is not the contract JSON object, or a field is not valid
+    /// base64 of the right length.
+    #[error("malformed envelope: {0}")]
+    Malformed(String),
+    /// The envelope names a kind that does not exist.
+    #[error("unknown document kind {0:?}")]
+    UnknownKind(String),
+    /// The envelope is a valid document, but not of the kind asked for.
+    #[error("expected a {expected} document, got {found}")]
+    WrongKind {
+        /// The kind the caller asked for.
+        expected: DocumentKind,
+        /// The kind the envelope carries.
+        found: DocumentKind,
+    },
+    /// A `trust` document not signed by the pinned root key.
+    #[error("trust document signed by {found}, not by the pinned root {root}")]
+    NotSignedByRoot {
+        /// The pinned root's id.
+        root: KeyId,
+        /// The key that signed it.
+        found: KeyId,
+    },
+    /// No trust document is held yet, so no signing key is known.
+    #[error("no trust document is held: signing keys are unknown")]
+    NoTrust,
+    /// The signing key is not certified by the current trust document.
+    #[error("key {0} is not certified by the trust document")]
+    UnknownKey(KeyId),
+    /// The signing key's certificate is not valid yet at the given time.
+    #[error("key {key_id} is not valid before {not_before}")]
+    KeyNotYetValid {
+        /// The key.
+        key_id: KeyId,
+        /// When its certificate starts.
+        not_before: DateTime<Utc>,
+    },
+    /// The signing key's certificate has ended at the given time.
+    #[error("key {key_id} expired at {not_after}")]
+    KeyExpired {
+        /// The key.
+        key_id: KeyId,
+        /// When its certificate ended.
+        not_after: DateTime<Utc>,
+    },
+    /// The signature does not match the kind and payload.
+    #[error("bad signature")]
+    BadSignature,
+    /// Signed correctly, but the payload is not the document it claims to be.
+    #[error("malformed {kind} payload: {reason}")]
+    MalformedPayload {
+        /// The document's kind.
+        kind: DocumentKind,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The document's `expires_at` has passed.
+    #[error("document expired at {expires_at}")]
+    Expired {
+        /// When it expired.
+        expires_at: DateTime<Utc>,
+    },
+    /// A `trust` document older than the one held (S3).
+    #[error("trust version {offered} is older than the held version {held}")]
+    TrustRollback {
+        /// The version held.
+        held: u64,
+        /// The version offered.
+        offered: u64,
+    },
+    /// A `trust` document with the held version but other content (S3).
+    #[error("trust version {version} conflicts with the held document of that version")]
+    TrustConflict {
+        /// The version both documents carry.
+        version: u64,
+    },
+    /// A `trust` document that is internally inconsistent or breaks the root
+    /// rotation rule (S2).
+    #[error("invalid trust document: {0}")]
+    InvalidTrust(String),
+}
+
+/// A typed document payload: the part of a signed document after the
+/// envelope. Every payload has a version and an issue time (DESIGN §4).
+pub trait Document: DeserializeOwned {
+    /// The kind this payload is signed as.
+    const KIND: DocumentKind;
+
+    /// The version, strictly increasing per subject.
+    fn version(&self) -> u64;
+
+    /// When the hub issued it.
+    fn issued_at(&self) -> DateTime<Utc>;
+
+    /// When it stops being valid, for kinds that expire.
+    fn expires_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// The rollback-guard subject: what the version counts for (a group id,
+    /// a device id, or the kind's single subject).
+    fn subject(&self) -> Cow<'_, str>;
+}
+
+/// A document whose envelope, key chain, signature and payload all checked
+/// out. Only [`crate::trust::TrustStore`] makes these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified<D> {
+    /// The typed payload.
+    pub payload: D,
+    /// The key that signed it.
+    pub key_id: KeyId,
+    /// SHA-256 of the payload bytes: what the rollback guard compares.
+    pub hash: Sha256,
+}
+
+/// An envelope that passed the size bound and parsed, with its payload and
+/// signature decoded. Nothing about it is trusted yet.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The kind the envelope claims.
+    kind: DocumentKind,
+    /// The key the envelope claims signed it.
+    key_id: KeyId,
+    /// `kind || 0x00 || payload`: the signed bytes, payload at the end.
+    message: Vec<u8>,
+    /// The 64-byte Ed25519 signature.
+    signature: [u8; 64],
+}
+
+impl Opened {
+    /// The kind the envelope claims.
+    #[must_use]
+    pub fn kind(&self) -> DocumentKind {
+        self.kind
+    }
+
+    /// The key the envelope claims signed it.
+    #[must_use]
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The decoded payload bytes.
+    #[must_use]
+    pub fn payload(&self) -> &[u8] {
+        &self.message[self.kind.as_str().len() + 1..]
+    }
+
+    /// Whether `key` signed exactly this kind and payload.
+    #[must_use]
+    pub fn signed_by(&self, key: &PublicKey) -> bool {
+        key.verifies(&self.message, &self.signature)
+    }
+
+    /// Parses the payload as `D`, after the signature was checked.
+    pub(crate) fn into_verified<D: Document>(self) -> Result<Verified<D>, VerifyError> {
+        let payload: D =
+            serde_json::from_slice(self.payload()).map_err(|e| VerifyError::MalformedPayload {
+                kind: self.kind,
+                reason: e.to_string(),
+            })?;
+        Ok(Verified {
+            payload,
+            key_id: self.key_id,
+            hash: Sha256::of(self.payload()),
+        })
+    }
+}
+
+/// The envelope exactly as it travels.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    key_id: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+    #[serde(borrow)]
+    sig: Cow<'a, str>,
+}
+
+/// Signs `payload` as a document of `kind` and returns the envelope's JSON
+/// bytes.
+#[must_use]
+pub fn sign(kind: DocumentKind, payload: &[u8], key: &SigningKey) -> Vec<u8> {
+    let mut message = Vec::with_capacity(kind.as_str().len() + 1 + payload.len());
+    message.extend_from_slice(kind.as_str().as_bytes());
+    message.push(0);
+    message.extend_from_slice(payload);
+    let sig = key.sign_raw(&message);
+    // Every field is ASCII that JSON needs no escape for (a contract kind
+    // name, hex, base64), so the object is written directly.
+    format!(
+        r#"{{"kind":"{}","key_id":"{}","payload":"{}","sig":"{}"}}"#,
+        kind.as_str(),
+        key.key_id(),
+        BASE64.encode(payload),
+        BASE64.encode(sig)
+    )
+    .into_bytes()
+}
+
+/// Serializes `document` as JSON and signs it as its kind.
+pub fn sign_document<D: Document + Serialize>(
+    document: &D,
+    key: &SigningKey,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let payload = serde_json::to_vec(document)?;
+    Ok(sign(D::KIND, &payload, key))
+}
+
+/// Checks the size bound, parses the envelope and decodes its fields. Trusts
+/// nothing: the signature is not checked here.
+pub fn open(bytes: &[u8]) -> Result<Opened, VerifyError> {
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(VerifyError::Oversized {
+            size: bytes.len(),
+            max: MAX_DOCUMENT_BYTES,
+        });
+    }
+    let wire: Wire<'_> =
+        serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    let kind = DocumentKind::from_bytes(wire.kind.as_bytes())
+        .ok_or_else(|| VerifyError::UnknownKind(keys::truncate(&wire.kind)))?;
+    let key_id = KeyId::parse_bytes(wire.key_id.as_bytes()).ok_or_else(|| {
+        VerifyError::Malformed(format!(
+            "key_id {:?} is not 16 lowercase hex digits",
+            keys::truncate(&wire.key_id)
+        ))
+    })?;
+    // base64's conservative estimate needs a little room; exactly 64 must come out.
+    let mut sig = [0u8; 66];
+    let signature = match BASE64.decode_slice(wire.sig.as_bytes(), &mut sig) {
+        Ok(64) => {
+            let mut out = [0u8; 64];
+            out.copy_from_slice(&sig[..64]);
+            out
+        }
+        Ok(n) => {
+            return Err(VerifyError::Malformed(format!("sig is {n} bytes, not 64")));
+        }
+        Err(e) => return Err(VerifyError::Malformed(format!("sig: {e}"))),
+    };
+    let prefix = kind.as_str().len() + 1;
+    let mut message = Vec::with_capacity(prefix + wire.payload.len() / 4 * 3 + 3);
+    message.extend_from_slice(kind.as_str().as_bytes());
+    message.push(0);
+    BASE64
+        .decode_vec(wire.payload.as_bytes(), &mut message)
+        .map_err(|e| VerifyError::Malformed(format!("payload: {e}")))?;
+    Ok(Opened {
+        kind,
+        key_id,
+        message,
+        signature,
+    })
+}

@@ -1,0 +1,147 @@
+//! SHA-256 digests.
+//!
+//! Owns: the one digest type the crate uses for content hashes (A8) and
+//! document hashes (S3), with its lowercase-hex text form. Must not: hash
+//! files or streams — callers feed it bytes they already hold, or use
+//! [`Sha256::hasher`] for incremental input.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A SHA-256 digest; serialized as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sha256([u8; 32]);
+
+/// The text was not 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a SHA-256 digest is 64 lowercase hex digits")]
+pub struct BadDigest;
+
+impl Sha256 {
+    /// The digest of `bytes`.
+    #[must_use]
+    pub fn of(bytes: &[u8]) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Self(out)
+    }
+
+    /// An incremental hasher, for input that arrives in pieces.
+    #[must_use]
+    pub fn hasher() -> Sha256Hasher {
+        Sha256Hasher(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    /// Wraps 32 raw digest bytes.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 raw bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Feeds bytes to a SHA-256 computation piece by piece.
+pub struct Sha256Hasher(ring::digest::Context);
+
+impl Sha256Hasher {
+    /// Adds the next piece of input.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The digest of everything added.
+    #[must_use]
+    pub fn finish(self) -> Sha256 {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        Sha256(out)
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({self})")
+    }
+}
+
+impl FromStr for Sha256 {
+    type Err = BadDigest;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.as_bytes();
+        if text.len() != 64 {
+            return Err(BadDigest);
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            let hi = lower_hex(pair[0]).ok_or(BadDigest)?;
+            let lo = lower_hex(pair[1]).ok_or(BadDigest)?;
+            *byte = (hi << 4) | lo;
+        }
+        Ok(Self(out))
+    }
+}
+
+fn lower_hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl Serialize for Sha256 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vector_and_round_trip() {
+        let empty = Sha256::of(b"");
+        assert_eq!(
+            empty.to_string(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(empty.to_string().parse::<Sha256>(), Ok(empty));
+        let mut hasher = Sha256::hasher();
+        hasher.update(b"ab");
+        hasher.update(b"c");
+        assert_eq!(hasher.finish(), Sha256::of(b"abc"));
+    }
+
+    #[test]
+    fn refuses_non_canonical_text() {
+        let upper = Sha256::of(b"x").to_string().to_uppercase();
+        assert_eq!(upper.parse::<Sha256>(), Err(BadDigest));
+        assert_eq!("abc".parse::<Sha256>(), Err(BadDigest));
+    }
+}
