@@ -1,0 +1,58 @@
+# Signet: the README names `make test`; `make demo` arrives with the
+# operations issue. Every target installs what it needs or says what is missing.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+# Debian packages the workspace builds and tests against (GStreamer 1.22 on
+# bookworm; mosquitto for the external-broker tests).
+DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools mosquitto
+
+# Crates signet-common must never depend on (it is the pure core).
+IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
+
+.PHONY: test deps fmt-check clippy unit purity bench
+
+test: deps fmt-check clippy purity unit
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing"; \
+			echo "install them with: sudo apt-get install$$missing"; \
+			exit 1; \
+		fi; \
+	fi
+	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
+	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy"; exit 1; }
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# The acceptance check for the pure core: none of the I/O crates in its tree.
+purity:
+	@tree=$$($(CARGO) tree -p signet-common --edges normal --prefix none --locked) || exit 1; \
+	for c in $(IMPURE_CRATES); do \
+		if grep -qE "^$$c v" <<<"$$tree"; then echo "signet-common depends on $$c"; exit 1; fi; \
+	done; \
+	echo "signet-common is pure: none of $(IMPURE_CRATES)"
+	@if grep -rnE 'Utc::now|Local::now|SystemTime|Instant::now|std::(fs|net|thread|process|env)\b' common/src; then \
+		echo "signet-common must not read clocks or do I/O (see above)"; exit 1; fi
+
+unit:
+	$(CARGO) test --workspace --locked
+
+bench: deps
+	$(CARGO) bench -p signet-common --bench envelope
