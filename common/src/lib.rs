@@ -8,6 +8,8 @@
 //! draws from the system's random source, is the one exception), so the hub
 //! and the agent can both call it and it can be tested exhaustively alone.
 #![deny(missing_docs)]
+// The security-critical crate holds itself to clippy pedantic (STYLE.md).
+#![warn(clippy::pedantic)]
 
 pub mod approval;
 pub mod clock;

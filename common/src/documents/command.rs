@@ -79,6 +79,9 @@ pub enum CommandError {
 impl Command {
     /// Checks what signature and version checks cannot: that the command is
     /// for `device` and carries a sane nonce.
+    ///
+    /// # Errors
+    /// [`CommandError::OtherDevice`] or [`CommandError::BadNonce`].
     pub fn check_for(&self, device: &DeviceId) -> Result<(), CommandError> {
         if &self.device_id != device {
             return Err(CommandError::OtherDevice(self.device_id.clone()));

@@ -141,6 +141,9 @@ impl PublicKey {
     /// assert!(PublicKey::from_base64("not base64!").is_err());
     /// assert!(PublicKey::from_base64("AAAA").is_err()); // 3 bytes, not 32
     /// ```
+    ///
+    /// # Errors
+    /// [`KeyError::BadPublicKey`] when the text is not base64 of 32 bytes.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
         // Room for base64's conservative length estimate; exactly 32 must come out.
@@ -196,6 +199,9 @@ pub struct SigningKey {
 impl SigningKey {
     /// Generates a new key and returns its PKCS#8 document (the form
     /// `root.key` and `signing.key` are stored in).
+    ///
+    /// # Errors
+    /// [`KeyError::Random`] when the system random source fails.
     pub fn generate_pkcs8() -> Result<Vec<u8>, KeyError> {
         let random = SystemRandom::new();
         Ed25519KeyPair::generate_pkcs8(&random)
@@ -204,6 +210,9 @@ impl SigningKey {
     }
 
     /// Reads a PKCS#8 Ed25519 private key.
+    ///
+    /// # Errors
+    /// [`KeyError::BadPrivateKey`] when the bytes are not a PKCS#8 Ed25519 key.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, KeyError> {
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
             .map_err(|e| KeyError::BadPrivateKey(e.to_string()))?;

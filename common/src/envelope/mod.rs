@@ -306,6 +306,9 @@ pub fn sign(kind: DocumentKind, payload: &[u8], key: &SigningKey) -> Vec<u8> {
 }
 
 /// Serializes `document` as JSON and signs it as its kind.
+///
+/// # Errors
+/// When `document` cannot be serialized as JSON.
 pub fn sign_document<D: Document + Serialize>(
     document: &D,
     key: &SigningKey,
@@ -316,6 +319,10 @@ pub fn sign_document<D: Document + Serialize>(
 
 /// Checks the size bound, parses the envelope and decodes its fields. Trusts
 /// nothing: the signature is not checked here.
+///
+/// # Errors
+/// [`VerifyError::Oversized`], [`VerifyError::Malformed`] or
+/// [`VerifyError::UnknownKind`].
 pub fn open(bytes: &[u8]) -> Result<Opened, VerifyError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(VerifyError::Oversized {

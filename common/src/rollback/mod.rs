@@ -184,6 +184,10 @@ impl RollbackGuard {
     }
 
     /// Decides whether `offer` may be accepted, without changing anything.
+    ///
+    /// # Errors
+    /// [`RollbackError::Older`], [`RollbackError::Conflict`] or
+    /// [`RollbackError::BelowFloor`].
     pub fn check(&self, offer: &Offer<'_>) -> Result<Acceptance, RollbackError> {
         if offer.kind == DocumentKind::GroupManifest
             && let Some(floor) = self.floor(offer.subject)
@@ -224,6 +228,9 @@ impl RollbackGuard {
 
     /// Accepts `offer` if [`Self::check`] allows it, recording its version and
     /// hash. On refusal nothing changes.
+    ///
+    /// # Errors
+    /// As [`Self::check`].
     pub fn accept(&mut self, offer: &Offer<'_>) -> Result<Acceptance, RollbackError> {
         let acceptance = self.check(offer)?;
         if let Acceptance::New { .. } = acceptance {

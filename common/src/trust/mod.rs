@@ -144,6 +144,11 @@ impl TrustStore {
 
     /// Verifies a `trust` document against the pinned root and, if it is new,
     /// holds it. On any error nothing changes.
+    ///
+    /// # Errors
+    /// Any envelope or signature error of [`VerifyError`], and
+    /// [`VerifyError::TrustRollback`], [`VerifyError::TrustConflict`] or
+    /// [`VerifyError::InvalidTrust`] for the trust rules.
     pub fn apply_trust(&mut self, bytes: &[u8]) -> Result<TrustUpdate, VerifyError> {
         let verified = self.verify_trust(bytes)?;
         let doc = &verified.payload;
@@ -233,6 +238,9 @@ impl TrustStore {
     /// the key's validity window, the signature, the payload, and the
     /// document's own expiry. A `trust` document is checked against the root
     /// (and not held: use [`Self::apply_trust`] for that).
+    ///
+    /// # Errors
+    /// The [`VerifyError`] of the first check that fails, in the order above.
     pub fn verify<D: Document>(
         &self,
         bytes: &[u8],
@@ -253,6 +261,9 @@ impl TrustStore {
     /// Verifies the envelope and signature of a document of any kind, for
     /// tools that inspect documents (`signet-agent verify`). Returns the
     /// opened envelope; its payload is authentic but not parsed.
+    ///
+    /// # Errors
+    /// As [`Self::verify`], short of the payload and expiry checks.
     pub fn verify_signature(
         &self,
         bytes: &[u8],
