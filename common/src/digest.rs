@@ -115,8 +115,41 @@ impl Serialize for Sha256 {
 
 impl<'de> Deserialize<'de> for Sha256 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(FromStrVisitor::new("64 lowercase hex digits"))
+    }
+}
+
+/// Deserializes any `FromStr` type from a string without allocating when
+/// the input lends the string (serde's `Cow<str>` always allocates).
+pub(crate) struct FromStrVisitor<T> {
+    /// What the string must be, for the error message.
+    expecting: &'static str,
+    /// The type parsed.
+    target: std::marker::PhantomData<T>,
+}
+
+impl<T> FromStrVisitor<T> {
+    pub(crate) fn new(expecting: &'static str) -> Self {
+        Self {
+            expecting,
+            target: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> serde::de::Visitor<'_> for FromStrVisitor<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+        text.parse().map_err(E::custom)
     }
 }
 

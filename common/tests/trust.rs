@@ -199,7 +199,7 @@ fn offer<'a>(
 ) -> Offer<'a> {
     Offer {
         kind,
-        subject,
+        subject: subject.into(),
         version,
         hash: Sha256::of(content),
         key_id: key,
@@ -371,19 +371,19 @@ fn s3_verified_command_replay_is_caught_by_the_guard() {
     let verified = h.store.verify::<Command>(&bytes, t0()).unwrap();
     let mut guard = RollbackGuard::new();
     assert_eq!(
-        guard.accept(&Offer::of(&verified, "dev-1")),
+        guard.accept(&Offer::of(&verified)),
         Ok(Acceptance::New { previous: None })
     );
     // The same command delivered again must not run again.
     assert_eq!(
-        guard.accept(&Offer::of(&verified, "dev-1")),
+        guard.accept(&Offer::of(&verified)),
         Ok(Acceptance::AlreadyHeld)
     );
     let older =
         envelope::sign_document(&command(7, t0() + TimeDelta::hours(1)), &h.signing).unwrap();
     let older = h.store.verify::<Command>(&older, t0()).unwrap();
     assert!(matches!(
-        guard.accept(&Offer::of(&older, "dev-1")),
+        guard.accept(&Offer::of(&older)),
         Err(RollbackError::Older {
             held: 8,
             offered: 7,

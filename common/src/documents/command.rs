@@ -30,6 +30,7 @@ pub enum CommandAction {
 /// nonce makes every command's bytes unique and `expires_at` bounds how late
 /// it may still run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Command {
     /// Strictly increasing per device.
     pub version: u64,

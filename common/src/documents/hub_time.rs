@@ -9,6 +9,7 @@ use crate::envelope::{Document, DocumentKind};
 
 /// The hub's clock, republished every minute on `signet/v1/hub/time`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HubTime {
     /// Strictly increasing.
     pub version: u64,

@@ -5,12 +5,22 @@
 //! rollback subjects. Must not: sign or verify — [`crate::envelope`] and
 //! [`crate::trust`] do that.
 //!
-//! Payloads are UTF-8 JSON; times are RFC 3339 UTC strings. Unknown payload
-//! fields are ignored so an older agent can read a newer hub's documents;
-//! the envelope itself accepts no unknown fields.
+//! Payloads are UTF-8 JSON; times are RFC 3339 UTC strings. Every payload,
+//! like the envelope, refuses unknown fields: a document that means more than
+//! the agent understands is refused, never half-applied. The format evolves
+//! with the topic namespace (`signet/v1/`), not by fields old agents skip.
 
+mod assignment;
 mod command;
 mod hub_time;
+mod manifest;
 
+pub use assignment::{
+    AccessMembership, AssignmentError, DeviceAssignment, Location, MAX_MEMBERSHIPS, MAX_NODE_CHAIN,
+};
 pub use command::{Command, CommandAction, CommandError, MAX_NONCE_LEN};
 pub use hub_time::HubTime;
+pub use manifest::{
+    GroupKind, GroupManifest, ItemKind, MAX_CATEGORIES, MAX_CATEGORY_LEN, MAX_MANIFEST_ITEMS,
+    MAX_URL_LEN, ManifestError, ManifestItem, Unapproved,
+};

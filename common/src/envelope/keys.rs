@@ -14,6 +14,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::digest::FromStrVisitor;
+
 /// Why a key could not be read or made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -99,8 +101,7 @@ impl Serialize for KeyId {
 
 impl<'de> Deserialize<'de> for KeyId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(FromStrVisitor::new("16 lowercase hex digits"))
     }
 }
 
@@ -180,10 +181,17 @@ impl Serialize for PublicKey {
     }
 }
 
+impl FromStr for PublicKey {
+    type Err = KeyError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::from_base64(text)
+    }
+}
+
 impl<'de> Deserialize<'de> for PublicKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        Self::from_base64(&text).map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(FromStrVisitor::new("base64 of 32 bytes"))
     }
 }
 

@@ -31,6 +31,7 @@
 //! version is guarded by [`crate::trust::TrustStore`], which only the offline
 //! root can advance.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -124,12 +125,12 @@ pub struct AcceptedDocument {
 }
 
 /// A document offered to the guard: what the version check needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Offer<'a> {
     /// The document kind.
     pub kind: DocumentKind,
     /// What the version counts for (group id, device id, or the kind).
-    pub subject: &'a str,
+    pub subject: Cow<'a, str>,
     /// Its version.
     pub version: u64,
     /// SHA-256 of its payload.
@@ -141,12 +142,13 @@ pub struct Offer<'a> {
 }
 
 impl<'a> Offer<'a> {
-    /// The offer for a verified document.
+    /// The offer for a verified document; the subject is the document's own
+    /// ([`Document::subject`]), never the topic it arrived on.
     #[must_use]
-    pub fn of<D: Document>(verified: &'a Verified<D>, subject: &'a str) -> Self {
+    pub fn of<D: Document>(verified: &'a Verified<D>) -> Self {
         Self {
             kind: D::KIND,
-            subject,
+            subject: verified.payload.subject(),
             version: verified.payload.version(),
             hash: verified.hash,
             key_id: verified.key_id,
@@ -190,22 +192,22 @@ impl RollbackGuard {
     /// [`RollbackError::BelowFloor`].
     pub fn check(&self, offer: &Offer<'_>) -> Result<Acceptance, RollbackError> {
         if offer.kind == DocumentKind::GroupManifest
-            && let Some(floor) = self.floor(offer.subject)
+            && let Some(floor) = self.floor(&offer.subject)
             && offer.version < floor
         {
             return Err(RollbackError::BelowFloor {
-                subject: offer.subject.to_owned(),
+                subject: offer.subject.to_string(),
                 floor,
                 offered: offer.version,
             });
         }
-        let Some(held) = self.held(offer.kind, offer.subject) else {
+        let Some(held) = self.held(offer.kind, &offer.subject) else {
             return Ok(Acceptance::New { previous: None });
         };
         if offer.version < held.version {
             return Err(RollbackError::Older {
                 kind: offer.kind,
-                subject: offer.subject.to_owned(),
+                subject: offer.subject.to_string(),
                 held: held.version,
                 offered: offer.version,
             });
@@ -216,7 +218,7 @@ impl RollbackGuard {
             } else {
                 Err(RollbackError::Conflict {
                     kind: offer.kind,
-                    subject: offer.subject.to_owned(),
+                    subject: offer.subject.to_string(),
                     version: offer.version,
                 })
             };
@@ -235,7 +237,7 @@ impl RollbackGuard {
         let acceptance = self.check(offer)?;
         if let Acceptance::New { .. } = acceptance {
             self.accepted.entry(offer.kind).or_default().insert(
-                offer.subject.to_owned(),
+                offer.subject.to_string(),
                 AcceptedDocument {
                     version: offer.version,
                     hash: offer.hash,

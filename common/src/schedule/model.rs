@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{EntryId, ItemId};
 
-/// The most entries one schedule may hold.
-pub const MAX_ENTRIES: usize = 10_000;
+/// The most entries one schedule may hold. Evaluation cost grows with entries
+/// × dayparts; at 10 000 × 48 one evaluation took 0.5 s on an x86 core, so the
+/// bound keeps a Pi well under a frame budget for any valid schedule.
+pub const MAX_ENTRIES: usize = 1_000;
 /// The most playlist items one entry may hold.
 pub const MAX_ITEMS_PER_ENTRY: usize = 10_000;
 /// The most dayparts one entry may hold.

@@ -33,6 +33,7 @@ pub const MAX_SIGNING_KEYS: usize = 64;
 
 /// The `trust` payload (contract fields plus the optional new root key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrustDocument {
     /// Strictly increasing across every trust document of a fleet.
     pub version: u64,
@@ -51,6 +52,7 @@ pub struct TrustDocument {
 
 /// One signing key and the window in which the root certifies it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CertifiedKey {
     /// Must equal the id of `public_key`.
     pub key_id: KeyId,
