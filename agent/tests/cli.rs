@@ -1,0 +1,28 @@
+//! The `signet-agent` binary as a user runs it: `--version` works, and an
+//! unavailable subcommand fails loudly (exit 2) instead of pretending to run.
+
+use std::process::Command;
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
+        .arg("--version")
+        .output()
+        .expect("run signet-agent");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("signet-agent {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn unavailable_subcommand_exits_2_and_says_why() {
+    let out = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
+        .arg("run")
+        .output()
+        .expect("run signet-agent");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only --version exists yet"));
+}
