@@ -68,10 +68,7 @@ impl Sha256Hasher {
 
 impl fmt::Display for Sha256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        write_lower_hex(f, &self.0)
     }
 }
 
@@ -85,26 +82,34 @@ impl FromStr for Sha256 {
     type Err = BadDigest;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let text = text.as_bytes();
-        if text.len() != 64 {
-            return Err(BadDigest);
-        }
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-            let hi = lower_hex(pair[0]).ok_or(BadDigest)?;
-            let lo = lower_hex(pair[1]).ok_or(BadDigest)?;
-            *byte = (hi << 4) | lo;
-        }
-        Ok(Self(out))
+        parse_lower_hex(text.as_bytes()).map(Self).ok_or(BadDigest)
     }
 }
 
-fn lower_hex(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
+/// Writes bytes as lowercase hex: the one text form of digests and key ids.
+pub(crate) fn write_lower_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    for byte in bytes {
+        write!(f, "{byte:02x}")?;
     }
+    Ok(())
+}
+
+/// Parses exactly `2 * N` lowercase hex digits. Uppercase is refused so
+/// every value has one spelling (a flipped case bit must not verify).
+pub(crate) fn parse_lower_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
+        return None;
+    }
+    let digit = |d: u8| match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 impl Serialize for Sha256 {

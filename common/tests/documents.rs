@@ -104,8 +104,8 @@ fn s1_group_manifest_signs_verifies_and_validates() {
     let h = Hierarchy::new();
     let bytes = envelope::sign_document(&manifest(), &h.signing).unwrap();
     let verified = h.store.verify::<GroupManifest>(&bytes, t0()).unwrap();
-    assert_eq!(verified.payload, manifest());
-    verified.payload.validate().unwrap();
+    assert_eq!(verified.payload(), &manifest());
+    verified.payload().validate().unwrap();
     // The manifest expires (S3 freeze bound).
     let expires_at = manifest().expires_at;
     assert_eq!(
@@ -119,14 +119,14 @@ fn s1_device_assignment_signs_verifies_and_validates() {
     let h = Hierarchy::new();
     let bytes = envelope::sign_document(&assignment(), &h.signing).unwrap();
     let verified = h.store.verify::<DeviceAssignment>(&bytes, t0()).unwrap();
-    assert_eq!(verified.payload, assignment());
+    assert_eq!(verified.payload(), &assignment());
     verified
-        .payload
+        .payload()
         .validate_for(&DeviceId::from("dev-1"))
         .unwrap();
-    let groups: Vec<&str> = verified.payload.group_ids().collect();
+    let groups: Vec<&str> = verified.payload().group_ids().collect();
     assert_eq!(groups, ["root", "tenant", "site", "ag-1"]);
-    assert_eq!(verified.payload.offline_grace(), TimeDelta::hours(48));
+    assert_eq!(verified.payload().offline_grace(), TimeDelta::hours(48));
 }
 
 #[test]

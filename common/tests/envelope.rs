@@ -32,10 +32,10 @@ fn s1_round_trip_verifies_and_reports_key_and_payload_hash() {
     let h = Hierarchy::new();
     let bytes = h.hub_time(7);
     let verified = h.store.verify::<HubTime>(&bytes, t0()).unwrap();
-    assert_eq!(verified.payload, hub_time(7));
-    assert_eq!(verified.key_id, h.signing.key_id());
+    assert_eq!(verified.payload(), &hub_time(7));
+    assert_eq!(verified.key_id(), h.signing.key_id());
     let payload = decoded(&bytes, "payload");
-    assert_eq!(verified.hash, signet_common::digest::Sha256::of(&payload));
+    assert_eq!(verified.hash(), signet_common::digest::Sha256::of(&payload));
 }
 
 #[test]

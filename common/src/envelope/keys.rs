@@ -14,7 +14,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::digest::FromStrVisitor;
+use crate::digest::{FromStrVisitor, parse_lower_hex, write_lower_hex};
 
 /// Why a key could not be read or made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,31 +51,13 @@ impl KeyId {
     /// Parses 16 lowercase hex digits from bytes without allocating. Only
     /// the canonical lowercase form is accepted, so one id has one spelling.
     pub(crate) fn parse_bytes(text: &[u8]) -> Option<Self> {
-        if text.len() != 16 {
-            return None;
-        }
-        let mut id = [0u8; 8];
-        for (byte, pair) in id.iter_mut().zip(text.chunks_exact(2)) {
-            *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
-        }
-        Some(Self(id))
-    }
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
+        parse_lower_hex(text).map(Self)
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        write_lower_hex(f, &self.0)
     }
 }
 

@@ -205,15 +205,39 @@ pub trait Document: DeserializeOwned {
 }
 
 /// A document whose envelope, key chain, signature and payload all checked
-/// out. Only [`crate::trust::TrustStore`] makes these.
+/// out. Only [`crate::trust::TrustStore`] makes these (the fields are
+/// private), so a function that takes a `Verified<D>` cannot be handed an
+/// unverified document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified<D> {
     /// The typed payload.
-    pub payload: D,
+    payload: D,
     /// The key that signed it.
-    pub key_id: KeyId,
+    key_id: KeyId,
     /// SHA-256 of the payload bytes: what the rollback guard compares.
-    pub hash: Sha256,
+    hash: Sha256,
+}
+
+impl<D> Verified<D> {
+    /// The typed payload.
+    pub fn payload(&self) -> &D {
+        &self.payload
+    }
+
+    /// The key that signed it.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// SHA-256 of the payload bytes: what the rollback guard compares.
+    pub fn hash(&self) -> Sha256 {
+        self.hash
+    }
+
+    /// The payload, giving up the proof that it was verified.
+    pub fn into_payload(self) -> D {
+        self.payload
+    }
 }
 
 /// An envelope that passed the size bound and parsed, with its payload and

@@ -148,11 +148,11 @@ impl<'a> Offer<'a> {
     pub fn of<D: Document>(verified: &'a Verified<D>) -> Self {
         Self {
             kind: D::KIND,
-            subject: verified.payload.subject(),
-            version: verified.payload.version(),
-            hash: verified.hash,
-            key_id: verified.key_id,
-            expires_at: verified.payload.expires_at(),
+            subject: verified.payload().subject(),
+            version: verified.payload().version(),
+            hash: verified.hash(),
+            key_id: verified.key_id(),
+            expires_at: verified.payload().expires_at(),
         }
     }
 }

@@ -153,7 +153,8 @@ impl TrustStore {
     /// [`VerifyError::InvalidTrust`] for the trust rules.
     pub fn apply_trust(&mut self, bytes: &[u8]) -> Result<TrustUpdate, VerifyError> {
         let verified = self.verify_trust(bytes)?;
-        let doc = &verified.payload;
+        let hash = verified.hash();
+        let doc = verified.into_payload();
         if let Some(held) = &self.held {
             if doc.version < held.version {
                 return Err(VerifyError::TrustRollback {
@@ -162,7 +163,7 @@ impl TrustStore {
                 });
             }
             if doc.version == held.version {
-                return if verified.hash == held.hash {
+                return if hash == held.hash {
                     Ok(TrustUpdate::Unchanged)
                 } else {
                     Err(VerifyError::TrustConflict {
@@ -172,7 +173,7 @@ impl TrustStore {
             }
         }
         validate_keys(&doc.signing_keys)?;
-        let new_root = self.rotation(doc)?;
+        let new_root = self.rotation(&doc)?;
         let removed_keys = self
             .signing_keys()
             .iter()
@@ -184,11 +185,11 @@ impl TrustStore {
         }
         self.held = Some(HeldTrust {
             version: doc.version,
-            hash: verified.hash,
-            keys: verified.payload.signing_keys,
+            hash,
+            keys: doc.signing_keys,
         });
         Ok(TrustUpdate::Updated {
-            version: verified.payload.version,
+            version: doc.version,
             new_root,
             removed_keys,
         })
@@ -252,7 +253,7 @@ impl TrustStore {
         expect_kind(&opened, D::KIND)?;
         self.check_signature(&opened, Some(now))?;
         let verified = opened.into_verified::<D>()?;
-        if let Some(expires_at) = verified.payload.expires_at()
+        if let Some(expires_at) = verified.payload().expires_at()
             && expires_at <= now
         {
             return Err(VerifyError::Expired { expires_at });
