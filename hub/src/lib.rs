@@ -4,7 +4,22 @@
 //! templates, approval, schedules, publishing and fleet status (each arrives in
 //! its own module as the issues land). Calls `signet-common` for every rule;
 //! never depends on `signet-agent`.
+//!
+//! Modules: [`config`] (TOML + environment), [`keys`] (key files),
+//! [`store`] (sled behind a trait), [`identity`] (users, sessions),
+//! [`tenancy`] (nodes), [`audit`] (the audit log), [`api`] (HTTP),
+//! [`init`] and [`serve`] (the two subcommands).
 #![deny(missing_docs)]
+
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod identity;
+pub mod init;
+pub mod keys;
+pub mod serve;
+pub mod store;
+pub mod tenancy;
 
 /// The hub's version, as reported by `signet-hub --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

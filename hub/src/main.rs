@@ -1,21 +1,100 @@
-//! The `signet-hub` binary. Only `--version` exists yet; every other
-//! invocation says so and exits with status 2 rather than pretend to run.
+//! The `signet-hub` binary: `init` and `serve` (DESIGN §6).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+/// Signet hub: tenancy, identity, content, publishing.
+#[derive(Parser)]
+#[command(name = "signet-hub", version)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory: keys, root node, admin user.
+    Init {
+        /// The data directory to create.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Run the hub.
+    Serve {
+        /// TOML config file; every key can also be set as SIGNET_HUB_<KEY>.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        Some("--version" | "-V") => {
-            println!("signet-hub {}", signet_hub::VERSION);
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("signet-hub: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
         }
-        other => {
-            let asked = other.map_or_else(|| "no subcommand".to_owned(), |arg| format!("{arg:?}"));
-            eprintln!(
-                "signet-hub {}: only --version exists yet, got {asked} (init, serve and demo arrive with the hub issues)",
-                signet_hub::VERSION,
-            );
-            ExitCode::from(2)
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Init { data } => init(&data).await,
+            Command::Serve { config } => serve(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("signet-hub: {e:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+async fn init(data: &std::path::Path) -> anyhow::Result<()> {
+    let made = signet_hub::init::init(data, chrono::Utc::now()).await?;
+    println!("initialized {}", data.display());
+    println!("admin login: {}", signet_hub::init::ADMIN_NAME);
+    println!("admin password: {}", made.admin_password);
+    println!("root key fingerprint: {}", made.root_fingerprint);
+    println!(
+        "move {} offline: the hub needs only root.pub to run",
+        signet_hub::keys::key_dir(data).join("root.key").display()
+    );
+    Ok(())
+}
+
+async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = signet_hub::config::Config::load(config.as_deref(), std::env::vars())?;
+    signet_hub::serve::serve(config, shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(%e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
 }

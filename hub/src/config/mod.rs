@@ -1,0 +1,273 @@
+//! The hub's configuration (DESIGN §6): one TOML file, every key also
+//! settable as `SIGNET_HUB_<KEY>` (nested keys joined by `__`, e.g.
+//! `SIGNET_HUB_SMTP__HOST`).
+//!
+//! Owns: the [`Config`] struct, its defaults and its validation. Must not:
+//! start anything. Unknown keys — in the file or in the environment — are
+//! errors that name the key, so a typo fails at start instead of silently
+//! falling back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "SIGNET_HUB_";
+
+/// Everything `signet-hub serve` can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the store, keys and content live.
+    pub data: PathBuf,
+    /// The operator and device HTTP API's listen address.
+    pub http_listen: SocketAddr,
+    /// The embedded MQTT broker's listen address (the sync issue starts it).
+    pub broker_listen: SocketAddr,
+    /// The largest request body the API reads, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a login token lasts, in seconds.
+    pub token_ttl_secs: u64,
+    /// Failed logins per user name before further attempts are refused.
+    pub login_max_failures: u32,
+    /// How long the refusal lasts, in seconds.
+    pub login_lockout_secs: u64,
+    /// SMTP server for the mail outbox; without it mail waits in the outbox.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// Where mail goes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host name.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// The From address of every message.
+    pub from: String,
+    /// Use STARTTLS (true) or plain SMTP (false, loopback test servers only).
+    #[serde(default = "yes")]
+    pub starttls: bool,
+    /// Login user, if the server wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Login password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data: PathBuf::from("./signet-data"),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            broker_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            max_body_bytes: 1024 * 1024,
+            token_ttl_secs: 12 * 3600,
+            login_max_failures: 5,
+            login_lockout_secs: 15 * 60,
+            smtp: None,
+        }
+    }
+}
+
+/// Why the configuration was refused; the message names the source and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {reason}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file, or the file with the environment overrides, is invalid.
+    #[error("{source_name}: {reason}")]
+    Invalid {
+        /// Where the bad value came from (the file, or "environment").
+        source_name: String,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Loads `file` (if given), applies `SIGNET_HUB_*` overrides from `env`,
+    /// and validates the result.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or variable and the key.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (mut table, source_name) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    file: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                        source_name: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                (table, path.display().to_string())
+            }
+            None => (toml::Table::new(), "defaults".to_owned()),
+        };
+        let mut overridden = Vec::new();
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+            set_path(&mut table, &path, parse_env_value(&value));
+            overridden.push(name);
+        }
+        let config: Config =
+            table
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    source_name: if overridden.is_empty() {
+                        source_name.clone()
+                    } else {
+                        format!("{source_name} with {}", overridden.join(", "))
+                    },
+                    reason: e.message().to_owned(),
+                })?;
+        config.validate().map_err(|reason| ConfigError::Invalid {
+            source_name,
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.max_body_bytes < 1024 {
+            return Err("max_body_bytes must be at least 1024".into());
+        }
+        if self.token_ttl_secs == 0 || self.token_ttl_secs > 30 * 86_400 {
+            return Err("token_ttl_secs must be 1 to 2592000 (30 days)".into());
+        }
+        if self.login_max_failures == 0 {
+            return Err("login_max_failures must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// An environment value as TOML: numbers and booleans as such, anything
+/// else as a string.
+fn parse_env_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !matches!(v, toml::Value::Table(_) | toml::Value::Array(_)))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_design_section_6() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config.data, PathBuf::from("./signet-data"));
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.broker_listen.to_string(), "127.0.0.1:1883");
+    }
+
+    #[test]
+    fn file_then_environment_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        std::fs::write(
+            &file,
+            "http_listen = \"127.0.0.1:9000\"\ntoken_ttl_secs = 60\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[
+                ("SIGNET_HUB_TOKEN_TTL_SECS", "120"),
+                ("SIGNET_HUB_SMTP__HOST", "127.0.0.1"),
+                ("SIGNET_HUB_SMTP__PORT", "2525"),
+                ("SIGNET_HUB_SMTP__FROM", "hub@example.test"),
+                ("SIGNET_HUB_SMTP__STARTTLS", "false"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.token_ttl_secs, 120);
+        let smtp = config.smtp.unwrap();
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.starttls),
+            ("127.0.0.1", 2525, false)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key_and_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        std::fs::write(&file, "htp_listen = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("hub.toml") && err.contains("htp_listen"),
+            "{err}"
+        );
+        let err = Config::load(None, env(&[("SIGNET_HUB_TOKEN_TTL", "5")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SIGNET_HUB_TOKEN_TTL") && err.contains("token_ttl"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let err = Config::load(None, env(&[("SIGNET_HUB_HTTP_LISTEN", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("SIGNET_HUB_HTTP_LISTEN"), "{err}");
+        let err = Config::load(None, env(&[("SIGNET_HUB_TOKEN_TTL_SECS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("token_ttl_secs"), "{err}");
+    }
+}

@@ -1,0 +1,124 @@
+//! Identity (S8, T3): users, passwords, login tokens and login throttling.
+//!
+//! Owns: the user and session records, argon2id password hashing, bearer
+//! tokens (only their SHA-256 is stored, so a copy of the store cannot log
+//! in), and the failed-login throttle. Must not: decide what a user may do —
+//! [`crate::access`] does that, from the user record read fresh on every
+//! request so a role or domain change applies to the next request (T3).
+
+mod password;
+mod throttle;
+
+use chrono::{DateTime, Utc};
+use ring::rand::{SecureRandom as _, SystemRandom};
+use serde::{Deserialize, Serialize};
+use signet_common::digest::Sha256;
+use signet_common::ids::{NodeId, UserId};
+use signet_common::permissions::Role;
+
+pub use password::{PasswordError, hash_password, verify_password};
+pub use throttle::LoginThrottle;
+
+/// Tree of users by id.
+pub const USERS: &str = "users";
+/// Tree of user ids by login name (lowercase): login names are unique.
+pub const USER_NAMES: &str = "user_names";
+/// Tree of sessions by the hex SHA-256 of their token.
+pub const SESSIONS: &str = "sessions";
+
+/// The longest login name, e-mail or display name, in bytes.
+pub const MAX_NAME_LEN: usize = 254;
+/// The shortest password a user may set.
+pub const MIN_PASSWORD_LEN: usize = 12;
+/// The longest password accepted (argon2 input bound).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// An operator or viewer account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable id.
+    pub id: UserId,
+    /// Login name, unique (compared lowercase).
+    pub name: String,
+    /// Contact address (approval and alert mail).
+    pub email: String,
+    /// The user's role (P1).
+    pub role: Role,
+    /// The nodes whose subtrees the user sees and acts in (T3).
+    pub domain: Vec<NodeId>,
+    /// Whether content this user saves needs approval (A3).
+    pub requires_approval: bool,
+    /// A disabled user cannot log in and their tokens stop working.
+    pub disabled: bool,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    /// When the account was made.
+    pub created_at: DateTime<Utc>,
+    /// Who made it (`None` for the admin `init` creates).
+    pub created_by: Option<UserId>,
+}
+
+/// A login: who, and until when. Stored under the SHA-256 of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A fresh random id with a kind prefix (`u-`, `n-`, …): 16 hex digits of
+/// randomness, so ids of different kinds never collide.
+///
+/// # Panics
+/// Never in practice: only if the operating system's random source fails,
+/// which leaves nothing safe to do.
+#[must_use]
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    random_fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+/// A fresh bearer token (32 random bytes, URL-safe base64) and the key its
+/// session is stored under.
+#[must_use]
+pub fn new_token() -> (String, String) {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    random_fill(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let key = token_key(&token);
+    (token, key)
+}
+
+/// The key a token's session is stored under.
+#[must_use]
+pub fn token_key(token: &str) -> String {
+    Sha256::of(token.as_bytes()).to_string()
+}
+
+/// A random password for the first admin (24 URL-safe characters).
+#[must_use]
+pub fn new_password() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 18];
+    random_fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn random_fill(bytes: &mut [u8]) {
+    #[allow(clippy::expect_used)] // no safe fallback exists for a broken OS RNG
+    SystemRandom::new()
+        .fill(bytes)
+        .expect("the operating system's random source failed");
+}
+
+/// The login-name index key.
+#[must_use]
+pub fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}

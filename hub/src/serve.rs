@@ -1,0 +1,82 @@
+//! `signet-hub serve`: run the hub until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState, Clock, SystemClock};
+use crate::config::Config;
+use crate::identity::LoginThrottle;
+use crate::init::store_dir;
+use crate::keys;
+use crate::store::{SledStorage, Store};
+
+/// Opens the data directory of `config` and builds the shared state.
+///
+/// # Errors
+/// When the keys or the store cannot be opened; the message says which file
+/// and suggests `init` when the directory was never initialized.
+pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let data = config.data.clone();
+    if !store_dir(&data).exists() {
+        anyhow::bail!(
+            "{} is not a Signet data directory: run `signet-hub init --data {}` first",
+            data.display(),
+            data.display()
+        );
+    }
+    keys::load(&data)?;
+    let store = Store::new(Arc::new(SledStorage::open(&store_dir(&data))?));
+    let window = i64::try_from(config.login_lockout_secs)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .unwrap_or(TimeDelta::minutes(15));
+    let throttle = Arc::new(LoginThrottle::new(config.login_max_failures, window));
+    Ok(AppState {
+        store,
+        config: Arc::new(config),
+        throttle,
+        clock,
+    })
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes
+/// the requests in flight.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// `signet-hub serve`: opens the data directory, binds, prints the address
+/// and serves until `shutdown`.
+///
+/// # Errors
+/// When opening, binding or serving fails.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listen = config.http_listen;
+    let state = open(config, Arc::new(SystemClock))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
+    let bound = listener.local_addr()?;
+    // One line on stdout that scripts and tests can read.
+    println!("signet-hub listening on http://{bound}");
+    tracing::info!(%bound, "listening");
+    run(listener, state, shutdown).await
+}

@@ -1,0 +1,221 @@
+//! The hub's durable store (S9): sled behind the [`Storage`] trait.
+//!
+//! Owns: named trees of JSON records, atomic multi-tree write batches, and
+//! durability — [`Storage::apply`] returns only after the batch is flushed
+//! to disk, so a handler that answers success after it has made the write
+//! durable (S9). Must not: know what the records mean; the domain modules
+//! decide that and call it through [`Store`].
+//!
+//! Writes are serialized by [`Store::write_lock`]: a handler takes the lock,
+//! reads what it needs, decides, and applies one batch. The hub is one
+//! process, so this is simple and makes every check-then-write atomic.
+
+mod sled_storage;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, MutexGuard};
+
+pub use sled_storage::SledStorage;
+
+/// Why the store failed. Callers answer 500 and change nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The storage engine failed (disk full, I/O error, corruption).
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A stored record does not decode as its type.
+    #[error("record {tree}/{key} is corrupt: {reason}")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// The key.
+        key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+}
+
+/// A stored (key, value) pair, as [`Storage::scan`] returns them.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// One change inside a [`WriteBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Store `value` under `key` in `tree`.
+    Put {
+        /// The tree.
+        tree: &'static str,
+        /// The key.
+        key: Vec<u8>,
+        /// The encoded record.
+        value: Vec<u8>,
+    },
+    /// Remove `key` from `tree`.
+    Delete {
+        /// The tree.
+        tree: &'static str,
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// Changes applied all together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    /// The changes, in order.
+    pub writes: Vec<Write>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a record, encoded as JSON.
+    ///
+    /// # Errors
+    /// When `value` cannot be encoded (never for the hub's record types).
+    pub fn put<T: Serialize>(
+        &mut self,
+        tree: &'static str,
+        key: &str,
+        value: &T,
+    ) -> Result<&mut Self, StoreError> {
+        let value = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+            tree,
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.writes.push(Write::Put {
+            tree,
+            key: key.as_bytes().to_vec(),
+            value,
+        });
+        Ok(self)
+    }
+
+    /// Removes a record.
+    pub fn delete(&mut self, tree: &'static str, key: &str) -> &mut Self {
+        self.writes.push(Write::Delete {
+            tree,
+            key: key.as_bytes().to_vec(),
+        });
+        self
+    }
+
+    /// Whether the batch changes nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+/// A key-value engine with named trees, atomic batches and durable writes.
+/// The seam where tests inject storage faults.
+pub trait Storage: Send + Sync + 'static {
+    /// The value under `key` in `tree`.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] when the engine fails.
+    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every (key, value) in `tree` whose key starts with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] when the engine fails.
+    fn scan(&self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies every write of `batch` atomically and makes it durable before
+    /// returning.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] when the engine fails; then nothing changed.
+    fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+}
+
+/// The hub's store: typed access to a [`Storage`], and the write lock.
+#[derive(Clone)]
+pub struct Store {
+    /// The engine.
+    storage: Arc<dyn Storage>,
+    /// Serializes check-then-write sequences (see the module doc).
+    writer: Arc<Mutex<()>>,
+}
+
+impl Store {
+    /// A store over `storage`.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self {
+            storage,
+            writer: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Takes the write lock; hold it from the first read a decision rests
+    /// on until [`Store::apply`] returns.
+    pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().await
+    }
+
+    /// The record under `key` in `tree`.
+    ///
+    /// # Errors
+    /// When the engine fails or the record does not decode.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        tree: &'static str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.storage
+            .get(tree, key.as_bytes())?
+            .map(|bytes| decode(tree, key.as_bytes(), &bytes))
+            .transpose()
+    }
+
+    /// Every record in `tree` whose key starts with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// When the engine fails or a record does not decode.
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        tree: &'static str,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.storage
+            .scan(tree, prefix.as_bytes())?
+            .into_iter()
+            .map(|(key, bytes)| decode(tree, &key, &bytes))
+            .collect()
+    }
+
+    /// Applies `batch` atomically and durably, off the async runtime.
+    ///
+    /// # Errors
+    /// When the engine fails; then nothing changed.
+    pub async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let storage = Arc::clone(&self.storage);
+        tokio::task::spawn_blocking(move || storage.apply(&batch))
+            .await
+            .map_err(|e| StoreError::Storage(format!("write task failed: {e}")))?
+    }
+}
+
+fn decode<T: DeserializeOwned>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,90 @@
+//! The tenancy tree (T1–T4): node records and the tree they form.
+//!
+//! Owns: node records, building the [`NodeTree`] from them, and the facts
+//! the T1 rules need (does a node hold devices, is it anyone's domain).
+//! Must not: decide who may change a node — the API does that with
+//! [`crate::access`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use signet_common::ids::{NodeId, UserId};
+use signet_common::permissions::NodeTree;
+
+use crate::store::{Store, StoreError};
+
+/// Tree of nodes by id.
+pub const NODES: &str = "nodes";
+/// Tree of the devices attached to each node, keyed `{node}/{device}`
+/// (filled by pairing, issue 5; read by the T1 rule now).
+pub const NODE_DEVICES: &str = "node_devices";
+/// The longest node name, in bytes.
+pub const MAX_NODE_NAME_LEN: usize = 128;
+
+/// A node of the tenancy tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Stable id.
+    pub id: NodeId,
+    /// The parent; `None` only for the one root (T1).
+    pub parent: Option<NodeId>,
+    /// Display name.
+    pub name: String,
+    /// Restricted nodes hold master content that can only be copied (A1).
+    pub restricted: bool,
+    /// Who created it: the owner of a restricted node (A1).
+    pub created_by: Option<UserId>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Where approval requests for content at this node go (A5).
+    pub content_manager_email: Option<String>,
+    /// Strict mode: a feed-URL change deactivates a template too (A4).
+    pub strict_feeds: bool,
+}
+
+/// Loads every node and builds the tree.
+///
+/// # Errors
+/// When the store fails or the stored nodes do not form one tree.
+pub fn load_tree(store: &Store) -> Result<(NodeTree, Vec<Node>), StoreError> {
+    let nodes: Vec<Node> = store.scan(NODES, "")?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        tree: NODES,
+        key: String::new(),
+        reason,
+    };
+    let root = nodes
+        .iter()
+        .find(|n| n.parent.is_none())
+        .ok_or_else(|| corrupt("no root node".into()))?;
+    let mut tree = NodeTree::new(root.id.clone());
+    // Parents before children: repeat passes until every node is placed
+    // (bounded: each pass places at least one node or the data is corrupt).
+    let mut pending: Vec<&Node> = nodes.iter().filter(|n| n.parent.is_some()).collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|node| match &node.parent {
+            Some(parent) if tree.contains(parent) => {
+                tree.add_node(node.id.clone(), parent).is_err()
+            }
+            _ => true,
+        });
+        if pending.len() == before {
+            return Err(corrupt(format!(
+                "{} nodes do not reach the root",
+                pending.len()
+            )));
+        }
+    }
+    Ok((tree, nodes))
+}
+
+/// Whether any device is attached to `node`.
+///
+/// # Errors
+/// When the store fails.
+pub fn holds_devices(store: &Store, node: &NodeId) -> Result<bool, StoreError> {
+    let prefix = format!("{node}/");
+    Ok(!store
+        .scan::<serde_json::Value>(NODE_DEVICES, &prefix)?
+        .is_empty())
+}
