@@ -17,6 +17,7 @@ pub mod config;
 pub mod identity;
 pub mod init;
 pub mod keys;
+pub mod mail;
 pub mod serve;
 pub mod store;
 pub mod tenancy;

@@ -5,11 +5,14 @@
 //! checks of each route. Must not: hold business rules that belong to
 //! `signet-common` (permissions, licenses) — handlers call them.
 
+mod access_groups;
 mod audit_log;
 mod error;
 mod extract;
 mod health;
+mod mail_outbox;
 mod nodes;
+mod permission_groups;
 mod session;
 mod users;
 
@@ -97,6 +100,9 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             nodes::delete_node
         ))
         .routes(routes!(audit_log::list_audit))
+        .merge(permission_groups::routes())
+        .merge(access_groups::routes())
+        .merge(mail_outbox::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

@@ -1,0 +1,194 @@
+//! An in-process hub for API tests: a fresh data directory, the real router
+//! on a random loopback port, a manual clock, and request helpers.
+#![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use signet_hub::api::{AppState, Clock};
+use signet_hub::config::Config;
+use tokio::sync::oneshot;
+
+/// A clock tests move by hand.
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: TimeDelta) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// The password every user made by [`TestHub::user`] gets.
+pub const PASSWORD: &str = "a long test password";
+
+/// A running hub with its admin logged in.
+pub struct TestHub {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The hub's shared state (store access for setup and checks).
+    pub state: AppState,
+    /// The hub's clock.
+    pub clock: Arc<ManualClock>,
+    /// The admin's token.
+    pub admin: String,
+    /// The root node's id.
+    pub root: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// Stops the server when dropped.
+    _stop: oneshot::Sender<()>,
+    /// The data directory, deleted when dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl TestHub {
+    /// Starts a hub with the default config on a fresh data directory.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a hub after `configure` adjusts its config.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let now = Utc::now();
+        let made = signet_hub::init::init(&data, now).await.unwrap();
+        let mut config = Config {
+            data,
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        configure(&mut config);
+        let clock = Arc::new(ManualClock(Mutex::new(now)));
+        let state = signet_hub::serve::open(config, clock.clone()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server_state = state.clone();
+        tokio::spawn(async move {
+            signet_hub::serve::run(listener, server_state, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        let mut hub = Self {
+            base,
+            state,
+            clock,
+            admin: String::new(),
+            root: made.root_node.to_string(),
+            client: reqwest::Client::new(),
+            _stop: stop,
+            _dir: dir,
+        };
+        hub.admin = hub.login("admin", &made.admin_password).await;
+        hub
+    }
+
+    /// Sends `method path` with an optional token and JSON body; returns the
+    /// status and the JSON body (`Null` when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// POST JSON with a token.
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// PATCH JSON with a token.
+    pub async fn patch(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    /// DELETE with a token.
+    pub async fn delete(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Logs in and returns the token; panics unless it succeeds.
+    pub async fn login(&self, name: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/session",
+                None,
+                Some(json!({"name": name, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {name}: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a node under `parent` as `token`; returns its id.
+    pub async fn node(&self, token: &str, parent: &str, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                token,
+                "/api/v1/nodes",
+                json!({"parent": parent, "name": name}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create node {name}: {body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user (as the admin) with `role` and `domain`, logs them in,
+    /// and returns (user id, token).
+    pub async fn user(&self, name: &str, role: &str, domain: &[&str]) -> (String, String) {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                "/api/v1/users",
+                json!({"name": name, "email": format!("{name}@example.test"), "password": PASSWORD,
+                    "role": role, "domain": domain}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create user {name}: {body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        (id, self.login(name, PASSWORD).await)
+    }
+}
+
+/// Asserts an error answer: the status and the JSON `error` code.
+pub fn assert_error(result: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(result.0, status, "body: {}", result.1);
+    assert_eq!(result.1["error"], code, "body: {}", result.1);
+    assert!(result.1["message"].is_string(), "body: {}", result.1);
+}
