@@ -11,6 +11,7 @@
 //! [`init`] and [`serve`] (the two subcommands).
 #![deny(missing_docs)]
 
+pub mod access_groups;
 pub mod api;
 pub mod audit;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod identity;
 pub mod init;
 pub mod keys;
 pub mod mail;
+pub mod permission_groups;
 pub mod serve;
 pub mod store;
 pub mod tenancy;
