@@ -231,3 +231,32 @@ fn config_typo_names_the_variable() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SIGNET_HUB_HTTP_LISTN"), "{stderr}");
 }
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let mut hub = Hub::start(dir.path());
+    // The hub answers, then SIGTERM (to the pid we started) stops it with status 0.
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", hub.base))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &hub.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = hub.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "hub did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
