@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Clock, SystemClock};
 use crate::config::Config;
 use crate::identity::LoginThrottle;
 use crate::init::store_dir;
 use crate::keys;
+use crate::mail::sender::{MailSender, SenderOptions};
 use crate::store::{SledStorage, Store};
 
 /// Opens the data directory of `config` and builds the shared state.
@@ -61,7 +63,8 @@ pub async fn run(
 }
 
 /// `signet-hub serve`: opens the data directory, binds, prints the address
-/// and serves until `shutdown`.
+/// and serves until `shutdown`, with the mail sender running alongside; the
+/// same `shutdown` stops both, and `serve` returns once both have stopped.
 ///
 /// # Errors
 /// When opening, binding or serving fails.
@@ -78,5 +81,16 @@ pub async fn serve(
     // One line on stdout that scripts and tests can read.
     println!("signet-hub listening on http://{bound}");
     tracing::info!(%bound, "listening");
-    run(listener, state, shutdown).await
+    let stop = CancellationToken::new();
+    let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
+    let stop_sender = stop.clone();
+    let served = run(listener, state, async move {
+        shutdown.await;
+        stop_sender.cancel();
+    })
+    .await;
+    // Also when serving failed: the sender must not outlive the server.
+    stop.cancel();
+    sender.stop().await;
+    served
 }

@@ -1,15 +1,19 @@
 //! Mail (A5, L6, U4 alerts): a durable outbox and its SMTP sender.
 //!
-//! Owns: the outbox records. A handler that sends mail adds it to the same
-//! [`WriteBatch`] as the change that causes it ([`enqueue`]), so the mail is
-//! durable exactly when the change is. Must not: send inline from a handler;
-//! delivery happens in the background, with retries.
+//! Owns: the outbox records, the rules a message must meet before it is
+//! handed to SMTP ([`Mail::check`]), and the background [`sender`]. A handler
+//! that sends mail adds it to the same [`WriteBatch`] as the change that
+//! causes it ([`enqueue`]), so the mail is durable exactly when the change
+//! is. Must not: send inline from a handler; delivery happens in the
+//! background, with retries.
+
+pub mod sender;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::audit_id;
-use crate::store::{StoreError, WriteBatch};
+use crate::store::{Store, StoreError, WriteBatch};
 
 /// Tree of outbox entries, keyed by time-ordered id.
 pub const OUTBOX: &str = "mail_outbox";
@@ -18,6 +22,8 @@ pub const OUTBOX: &str = "mail_outbox";
 pub const MAX_SUBJECT_LEN: usize = 998;
 /// The longest body, in bytes.
 pub const MAX_BODY_LEN: usize = 64 * 1024;
+/// The longest recipient address, in bytes (RFC 5321's path limit).
+pub const MAX_ADDRESS_LEN: usize = 254;
 
 /// One message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -28,6 +34,105 @@ pub struct Mail {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+}
+
+/// Why a message can never be sent as it is. The sender marks such an entry
+/// failed at once instead of retrying it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidMail {
+    /// A header field holds CR or LF: an attempt to inject headers.
+    #[error("the {field} contains a line break (header injection refused)")]
+    LineBreak {
+        /// `recipient` or `subject`.
+        field: &'static str,
+    },
+    /// A header field holds another control character (or the recipient a space).
+    #[error("the {field} contains a control character or space")]
+    ControlCharacter {
+        /// `recipient` or `subject`.
+        field: &'static str,
+    },
+    /// A field is longer than allowed.
+    #[error("the {field} is longer than {max} bytes")]
+    TooLong {
+        /// `recipient`, `subject` or `body`.
+        field: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// The recipient is not an e-mail address.
+    #[error("invalid recipient {address:?}: {reason}")]
+    Recipient {
+        /// The address as given.
+        address: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+}
+
+impl Mail {
+    /// Checks the bounds and the header fields (no CR/LF or other control
+    /// characters in `to` and `subject`). Handlers may call it to answer 400
+    /// before they enqueue; the sender calls it before every attempt.
+    ///
+    /// # Errors
+    /// [`InvalidMail`] naming the field.
+    pub fn check(&self) -> Result<(), InvalidMail> {
+        check_header("recipient", &self.to, MAX_ADDRESS_LEN, true)?;
+        check_header("subject", &self.subject, MAX_SUBJECT_LEN, false)?;
+        if self.body.len() > MAX_BODY_LEN {
+            return Err(InvalidMail::TooLong {
+                field: "body",
+                max: MAX_BODY_LEN,
+            });
+        }
+        let address = self.to.as_str();
+        let parsed = if address.is_empty() {
+            Err("it is empty".to_owned())
+        } else {
+            address
+                .parse::<lettre::Address>()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        parsed.map_err(|reason| InvalidMail::Recipient {
+            address: address.to_owned(),
+            reason,
+        })
+    }
+}
+
+fn check_header(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    no_spaces: bool,
+) -> Result<(), InvalidMail> {
+    if value.contains(['\r', '\n']) {
+        return Err(InvalidMail::LineBreak { field });
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() || (no_spaces && c.is_whitespace()))
+    {
+        return Err(InvalidMail::ControlCharacter { field });
+    }
+    if value.len() > max {
+        return Err(InvalidMail::TooLong { field, max });
+    }
+    Ok(())
+}
+
+/// Where an outbox entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    /// Waiting for its first or next attempt.
+    Queued,
+    /// Delivered to the SMTP server.
+    Sent,
+    /// Given up on: refused permanently, or out of attempts.
+    Failed,
 }
 
 /// A message in the outbox and its delivery state.
@@ -47,6 +152,30 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     /// When it was delivered; `None` while waiting.
     pub sent_at: Option<DateTime<Utc>>,
+    /// When the sender gave up on it; `None` unless it failed for good.
+    /// Absent in records written before failures were recorded.
+    #[serde(default)]
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxEntry {
+    /// Where it stands.
+    #[must_use]
+    pub fn status(&self) -> OutboxStatus {
+        if self.sent_at.is_some() {
+            OutboxStatus::Sent
+        } else if self.failed_at.is_some() {
+            OutboxStatus::Failed
+        } else {
+            OutboxStatus::Queued
+        }
+    }
+
+    /// Whether the sender should try it at `now`.
+    #[must_use]
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.status() == OutboxStatus::Queued && self.next_attempt_at <= now
+    }
 }
 
 /// Adds `mail` to the outbox as part of `batch`; returns its id.
@@ -67,7 +196,88 @@ pub fn enqueue(
         next_attempt_at: now,
         last_error: None,
         sent_at: None,
+        failed_at: None,
     };
     batch.put(OUTBOX, &id, &entry)?;
     Ok(id)
+}
+
+/// Every outbox entry, oldest first. A record that does not decode is
+/// logged and skipped, so one bad record cannot stop all mail.
+///
+/// # Errors
+/// When the engine fails.
+pub fn entries(store: &Store) -> Result<Vec<OutboxEntry>, StoreError> {
+    Ok(store
+        .scan::<serde_json::Value>(OUTBOX, "")?
+        .into_iter()
+        .filter_map(|value| match serde_json::from_value::<OutboxEntry>(value) {
+            Ok(entry) => Some(entry),
+            Err(e) => {
+                tracing::error!(error = %e, "skipping an outbox record that does not decode");
+                None
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(to: &str, subject: &str) -> Mail {
+        Mail {
+            to: to.to_owned(),
+            subject: subject.to_owned(),
+            body: "body\n".to_owned(),
+        }
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        for (to, subject, field) in [
+            ("a@example.test\r\nBcc: b@example.test", "s", "recipient"),
+            ("a@example.test", "s\nBcc: b@example.test", "subject"),
+            ("a@example.test", "s\r", "subject"),
+        ] {
+            assert_eq!(
+                mail(to, subject).check(),
+                Err(InvalidMail::LineBreak { field })
+            );
+        }
+        assert!(matches!(
+            mail("a @example.test", "s").check(),
+            Err(InvalidMail::ControlCharacter { .. })
+        ));
+    }
+
+    #[test]
+    fn bounds_and_addresses_are_checked() {
+        assert_eq!(mail("a@example.test", "fine").check(), Ok(()));
+        assert!(matches!(
+            mail("not-an-address", "s").check(),
+            Err(InvalidMail::Recipient { .. })
+        ));
+        assert!(matches!(
+            mail("", "s").check(),
+            Err(InvalidMail::Recipient { .. })
+        ));
+        let long = "s".repeat(MAX_SUBJECT_LEN + 1);
+        assert!(matches!(
+            mail("a@example.test", &long).check(),
+            Err(InvalidMail::TooLong { .. })
+        ));
+        let mut big = mail("a@example.test", "s");
+        big.body = "x".repeat(MAX_BODY_LEN + 1);
+        assert!(matches!(big.check(), Err(InvalidMail::TooLong { .. })));
+    }
+
+    #[test]
+    fn old_records_without_failed_at_still_decode() {
+        let json = serde_json::json!({"id": "1", "mail": {"to": "a@example.test", "subject": "s", "body": "b"},
+            "queued_at": "2025-01-01T00:00:00Z", "attempts": 0, "next_attempt_at": "2025-01-01T00:00:00Z",
+            "last_error": null, "sent_at": null});
+        let entry: OutboxEntry = serde_json::from_value(json).unwrap();
+        assert_eq!(entry.status(), OutboxStatus::Queued);
+    }
 }

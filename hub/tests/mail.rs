@@ -1,0 +1,667 @@
+//! Mail over a real SMTP connection (A5, L6, S9): the outbox, the sender's
+//! retries and permanent failures, the admin routes, and durability across
+//! a restart. The SMTP server is a small sink in this file, on loopback.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use signet_hub::api::{AppState, Clock};
+use signet_hub::config::{Config, SmtpConfig};
+use signet_hub::mail::sender::{MailSender, SenderOptions};
+use signet_hub::mail::{MAX_BODY_LEN, Mail, OUTBOX, OutboxEntry, OutboxStatus, enqueue};
+use signet_hub::store::WriteBatch;
+use support::{TestHub, assert_error};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------- SMTP sink
+
+/// One message the sink accepted.
+#[derive(Debug, Clone)]
+struct Received {
+    /// The MAIL FROM path.
+    from: String,
+    /// The RCPT TO paths.
+    to: Vec<String>,
+    /// The DATA, dot-stuffing undone, without the final `.` line.
+    data: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<String> {
+        let (head, _) = self.data.split_once("\r\n\r\n")?;
+        head.split("\r\n").find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+
+    fn body(&self) -> String {
+        self.data
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.trim_end().replace("\r\n", "\n"))
+            .unwrap_or_default()
+    }
+}
+
+/// A strict little SMTP server: greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET,
+/// NOOP, QUIT, in order, every line ending in CRLF. Recipients containing
+/// `reject` get a permanent 550. Serves one connection at a time, each for
+/// at most 10 s; stops when dropped.
+struct SmtpSink {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SmtpSink {
+    async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    async fn start_on(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&received);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let session = serve_smtp(stream, Arc::clone(&sink));
+                let _ = tokio::time::timeout(Duration::from_secs(10), session).await;
+            }
+        });
+        Self {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn serve_smtp(stream: tokio::net::TcpStream, sink: Arc<Mutex<Vec<Received>>>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    if !reply(&mut write, "220 sink.test ESMTP ready\r\n").await {
+        return;
+    }
+    let mut greeted = false;
+    let mut from: Option<String> = None;
+    let mut to: Vec<String> = Vec::new();
+    loop {
+        let mut line = String::new();
+        match lines.read_line(&mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let Some(command) = line.strip_suffix("\r\n") else {
+            reply(&mut write, "500 5.5.2 lines must end with CRLF\r\n").await;
+            return;
+        };
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let answer = match verb.as_str() {
+            "EHLO" if command.len() > 5 => {
+                greeted = true;
+                "250-sink.test greets you\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n"
+            }
+            "HELO" if command.len() > 5 => {
+                greeted = true;
+                "250 sink.test\r\n"
+            }
+            "MAIL" if !greeted => "503 5.5.1 EHLO first\r\n",
+            "MAIL" => match path_of(command, "MAIL FROM:") {
+                Some(path) => {
+                    from = Some(path);
+                    to.clear();
+                    "250 2.1.0 ok\r\n"
+                }
+                None => "501 5.5.4 syntax: MAIL FROM:<path>\r\n",
+            },
+            "RCPT" if from.is_none() => "503 5.5.1 MAIL first\r\n",
+            "RCPT" => match path_of(command, "RCPT TO:") {
+                Some(path) if path.contains("reject") => "550 5.1.1 no such user here\r\n",
+                Some(path) => {
+                    to.push(path);
+                    "250 2.1.5 ok\r\n"
+                }
+                None => "501 5.5.4 syntax: RCPT TO:<path>\r\n",
+            },
+            "DATA" if to.is_empty() => "503 5.5.1 RCPT first\r\n",
+            "DATA" => {
+                if !reply(&mut write, "354 end data with <CR><LF>.<CR><LF>\r\n").await {
+                    return;
+                }
+                let mut data = String::new();
+                loop {
+                    let mut line = String::new();
+                    match lines.read_line(&mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    if data.len() > 1024 * 1024 {
+                        reply(&mut write, "552 5.3.4 too big\r\n").await;
+                        return;
+                    }
+                    data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                }
+                sink.lock().unwrap().push(Received {
+                    from: from.take().unwrap_or_default(),
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+                "250 2.0.0 queued\r\n"
+            }
+            "RSET" => {
+                from = None;
+                to.clear();
+                "250 2.0.0 reset\r\n"
+            }
+            "NOOP" => "250 2.0.0 ok\r\n",
+            "QUIT" => {
+                reply(&mut write, "221 2.0.0 bye\r\n").await;
+                return;
+            }
+            _ => "500 5.5.2 command not recognized\r\n",
+        };
+        if !reply(&mut write, answer).await {
+            return;
+        }
+    }
+}
+
+/// Writes `text`; false when the client has gone.
+async fn reply(write: &mut tokio::net::tcp::OwnedWriteHalf, text: &str) -> bool {
+    write.write_all(text.as_bytes()).await.is_ok()
+}
+
+/// The `<path>` after `prefix` (case-insensitive), ignoring parameters.
+fn path_of(command: &str, prefix: &str) -> Option<String> {
+    let head = command.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let rest = command[prefix.len()..].trim_start();
+    let inner = rest.strip_prefix('<')?;
+    let (path, _params) = inner.split_once('>')?;
+    Some(path.to_owned())
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn smtp_to(addr: SocketAddr) -> SmtpConfig {
+    SmtpConfig {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        from: "Signet <hub@example.test>".to_owned(),
+        starttls: false,
+        username: None,
+        password: None,
+    }
+}
+
+/// A loopback address nothing listens on (bound, then released).
+async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn fast() -> SenderOptions {
+    SenderOptions {
+        poll_interval: Duration::from_millis(20),
+        smtp_timeout: Duration::from_secs(5),
+        ..SenderOptions::default()
+    }
+}
+
+fn mail(to: &str, subject: &str, body: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// Enqueues `mail` durably, the way a handler does; returns its id.
+async fn queue(state: &AppState, mail: Mail) -> String {
+    let mut batch = WriteBatch::new();
+    let id = enqueue(&mut batch, mail, state.clock.now()).unwrap();
+    state.store.apply(batch).await.unwrap();
+    id
+}
+
+fn entry(state: &AppState, id: &str) -> OutboxEntry {
+    state.store.get(OUTBOX, id).unwrap().unwrap()
+}
+
+/// Polls `done` every 20 ms for at most 10 s; panics with `what` on timeout.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn spawn_sender(state: &AppState) -> MailSender {
+    MailSender::spawn(state.clone(), fast(), CancellationToken::new())
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn a5_l6_queued_mail_is_delivered_over_smtp_and_marked_sent() {
+    let sink = SmtpSink::start().await;
+    let hub = TestHub::start_with(|c| c.smtp = Some(smtp_to(sink.addr))).await;
+    let body = "Item: Lobby loop\nNode: Branch 7\n.a line that starts with a dot\n";
+    let id = queue(
+        &hub.state,
+        mail(
+            "manager@example.test",
+            "Approval requested: Lobby loop",
+            body,
+        ),
+    )
+    .await;
+    let sender = spawn_sender(&hub.state);
+    sender.wake();
+
+    eventually("the sink to receive the message", || {
+        sink.received().len() == 1
+    })
+    .await;
+    let got = &sink.received()[0];
+    assert_eq!(got.from, "hub@example.test");
+    assert_eq!(got.to, vec!["manager@example.test".to_owned()]);
+    assert_eq!(
+        got.header("Subject").as_deref(),
+        Some("Approval requested: Lobby loop")
+    );
+    assert_eq!(got.header("To").as_deref(), Some("manager@example.test"));
+    assert_eq!(got.body(), body.trim_end());
+
+    eventually("the entry to be marked sent", || {
+        entry(&hub.state, &id).sent_at.is_some()
+    })
+    .await;
+    let sent = entry(&hub.state, &id);
+    assert_eq!(sent.status(), OutboxStatus::Sent);
+    assert_eq!(sent.attempts, 1);
+    assert_eq!(sent.last_error, None);
+    let (status, list) = hub.get(&hub.admin, "/api/v1/mail/outbox?status=sent").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["status"], "sent");
+    sender.stop().await;
+    assert_eq!(sink.received().len(), 1, "delivered exactly once");
+}
+
+#[tokio::test]
+async fn s9_unreachable_server_backs_off_then_delivers_when_it_comes_up() {
+    let addr = closed_port().await;
+    let hub = TestHub::start_with(|c| c.smtp = Some(smtp_to(addr))).await;
+    let queued_at = hub.clock.now();
+    let id = queue(&hub.state, mail("ops@example.test", "Device offline", "d1")).await;
+    let sender = spawn_sender(&hub.state);
+
+    eventually("a failed attempt", || entry(&hub.state, &id).attempts == 1).await;
+    let first = entry(&hub.state, &id);
+    assert_eq!(first.status(), OutboxStatus::Queued);
+    assert!(first.last_error.is_some(), "{first:?}");
+    let delay = first.next_attempt_at - queued_at;
+    assert!(
+        delay >= TimeDelta::milliseconds(22_500) && delay <= TimeDelta::seconds(30),
+        "first retry after {delay}"
+    );
+    // The clock has not moved: the backoff holds, nothing is retried.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(entry(&hub.state, &id).attempts, 1);
+
+    hub.clock.advance(TimeDelta::seconds(30));
+    eventually("a second failed attempt", || {
+        entry(&hub.state, &id).attempts == 2
+    })
+    .await;
+    let second = entry(&hub.state, &id);
+    assert!(second.next_attempt_at > first.next_attempt_at);
+    let delay = second.next_attempt_at - hub.clock.now();
+    assert!(
+        delay >= TimeDelta::seconds(45) && delay <= TimeDelta::seconds(60),
+        "second retry after {delay}"
+    );
+
+    let sink = SmtpSink::start_on(addr).await;
+    hub.clock.advance(TimeDelta::seconds(60));
+    eventually("delivery once the server is up", || {
+        entry(&hub.state, &id).sent_at.is_some()
+    })
+    .await;
+    let sent = entry(&hub.state, &id);
+    assert_eq!(sent.attempts, 3);
+    assert_eq!(sent.last_error, None);
+    assert_eq!(sink.received().len(), 1);
+    assert_eq!(sink.received()[0].to, vec!["ops@example.test".to_owned()]);
+    sender.stop().await;
+}
+
+#[tokio::test]
+async fn l6_without_smtp_mail_stays_queued_and_only_root_admins_list_it() {
+    let hub = TestHub::start().await;
+    let id = queue(
+        &hub.state,
+        mail(
+            "new@example.test",
+            "Your invitation",
+            "https://hub/invite/t0k3n",
+        ),
+    )
+    .await;
+    let sender = spawn_sender(&hub.state);
+    sender.wake();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = entry(&hub.state, &id);
+    assert_eq!(waiting.status(), OutboxStatus::Queued);
+    assert_eq!(waiting.attempts, 0);
+
+    let (status, list) = hub.get(&hub.admin, "/api/v1/mail/outbox").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["status"], "queued");
+    assert_eq!(list[0]["mail"]["to"], "new@example.test");
+    assert_eq!(list[0]["mail"]["body"], "https://hub/invite/t0k3n");
+    let (_, queued) = hub
+        .get(&hub.admin, "/api/v1/mail/outbox?status=queued")
+        .await;
+    assert_eq!(queued.as_array().unwrap().len(), 1);
+    let (_, sent) = hub.get(&hub.admin, "/api/v1/mail/outbox?status=sent").await;
+    assert_eq!(sent, json!([]));
+    assert_error(
+        &hub.get(&hub.admin, "/api/v1/mail/outbox?status=lost").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+
+    let (_, manager) = hub.user("mona", "manager", &[&hub.root]).await;
+    let branch = hub.node(&hub.admin, &hub.root, "Branch").await;
+    let (_, branch_admin) = hub.user("bran", "admin", &[&branch]).await;
+    for token in [&manager, &branch_admin] {
+        assert_error(
+            &hub.get(token, "/api/v1/mail/outbox").await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        assert_error(
+            &hub.post(
+                token,
+                &format!("/api/v1/mail/outbox/{id}/retry"),
+                json!(null),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+    assert_eq!(
+        hub.call(Method::GET, "/api/v1/mail/outbox", None, None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    sender.stop().await;
+    assert_eq!(entry(&hub.state, &id).status(), OutboxStatus::Queued);
+}
+
+#[tokio::test]
+async fn a5_header_injection_and_bad_recipients_fail_permanently_without_blocking_other_mail() {
+    let sink = SmtpSink::start().await;
+    let hub = TestHub::start_with(|c| c.smtp = Some(smtp_to(sink.addr))).await;
+    let bad = [
+        (
+            mail("eve@example.test\r\nBcc: victim@example.test", "Hi", "x"),
+            "line break",
+        ),
+        (
+            mail("eve@example.test", "Hi\r\nBcc: victim@example.test", "x"),
+            "line break",
+        ),
+        (mail("not-an-address", "Hi", "x"), "invalid recipient"),
+        (
+            mail("ok@example.test", "Hi", &"x".repeat(MAX_BODY_LEN + 1)),
+            "longer than",
+        ),
+        (mail("reject@example.test", "Hi", "x"), "550"),
+    ];
+    let mut bad_ids = Vec::new();
+    for (m, _) in &bad {
+        bad_ids.push(queue(&hub.state, m.clone()).await);
+    }
+    let good = queue(&hub.state, mail("fine@example.test", "Still sent", "ok")).await;
+    let sender = spawn_sender(&hub.state);
+
+    eventually("the good mail to be sent and the bad ones failed", || {
+        entry(&hub.state, &good).sent_at.is_some()
+            && bad_ids
+                .iter()
+                .all(|id| entry(&hub.state, id).status() == OutboxStatus::Failed)
+    })
+    .await;
+    for (id, (_, reason)) in bad_ids.iter().zip(&bad) {
+        let failed = entry(&hub.state, id);
+        let error = failed.last_error.clone().unwrap_or_default();
+        assert!(error.contains(reason), "{reason:?} not in {error:?}");
+        assert_eq!(failed.attempts, 1, "no retries: {failed:?}");
+    }
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].to, vec!["fine@example.test".to_owned()]);
+    assert!(!received[0].data.contains("victim"));
+
+    let (status, failed) = hub
+        .get(&hub.admin, "/api/v1/mail/outbox?status=failed")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(failed.as_array().unwrap().len(), bad.len());
+    assert!(failed[0]["last_error"].is_string());
+
+    // An admin retry makes it due again, is audited, and fails again for
+    // the same reason (no endless loop: one more attempt).
+    let retry = format!("/api/v1/mail/outbox/{}/retry", bad_ids[0]);
+    let (status, view) = hub.post(&hub.admin, &retry, json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["status"], "queued");
+    assert_eq!(view["attempts"], 0);
+    let (_, audit) = hub.get(&hub.admin, "/api/v1/audit?action=mail.retry").await;
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit[0]["target"], bad_ids[0].as_str());
+    assert_eq!(audit[0]["detail"]["previous_status"], "failed");
+    eventually("the retried entry to fail again", || {
+        entry(&hub.state, &bad_ids[0]).status() == OutboxStatus::Failed
+    })
+    .await;
+    assert_eq!(entry(&hub.state, &bad_ids[0]).attempts, 1);
+
+    assert_error(
+        &hub.post(
+            &hub.admin,
+            &format!("/api/v1/mail/outbox/{good}/retry"),
+            json!(null),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already_sent",
+    );
+    assert_error(
+        &hub.post(&hub.admin, "/api/v1/mail/outbox/nope/retry", json!(null))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    sender.stop().await;
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[tokio::test]
+async fn s9_gives_up_after_max_attempts_and_keeps_the_entry_listed() {
+    let addr = closed_port().await;
+    let hub = TestHub::start_with(|c| c.smtp = Some(smtp_to(addr))).await;
+    let id = queue(&hub.state, mail("ops@example.test", "s", "b")).await;
+    let options = SenderOptions {
+        max_attempts: 3,
+        ..fast()
+    };
+    let sender = MailSender::spawn(hub.state.clone(), options, CancellationToken::new());
+    for attempt in 1..=3 {
+        eventually("an attempt", || entry(&hub.state, &id).attempts == attempt).await;
+        hub.clock.advance(TimeDelta::hours(1));
+    }
+    let failed = entry(&hub.state, &id);
+    assert_eq!(failed.status(), OutboxStatus::Failed);
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("gave up after 3 attempts")),
+        "{failed:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(entry(&hub.state, &id).attempts, 3);
+    let (_, list) = hub
+        .get(&hub.admin, "/api/v1/mail/outbox?status=failed")
+        .await;
+    assert_eq!(list[0]["id"], id.as_str());
+    sender.stop().await;
+}
+
+#[tokio::test]
+async fn delivered_entries_are_pruned_after_their_retention() {
+    let sink = SmtpSink::start().await;
+    let hub = TestHub::start_with(|c| c.smtp = Some(smtp_to(sink.addr))).await;
+    let id = queue(&hub.state, mail("a@example.test", "s", "b")).await;
+    let sender = spawn_sender(&hub.state);
+    eventually("delivery", || entry(&hub.state, &id).sent_at.is_some()).await;
+    hub.clock.advance(TimeDelta::days(6));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        hub.state
+            .store
+            .get::<OutboxEntry>(OUTBOX, &id)
+            .unwrap()
+            .is_some()
+    );
+    hub.clock.advance(TimeDelta::days(1));
+    eventually("pruning", || {
+        hub.state
+            .store
+            .get::<OutboxEntry>(OUTBOX, &id)
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    sender.stop().await;
+}
+
+/// A clock for the restart test, which runs without [`TestHub`].
+struct StepClock(Mutex<DateTime<Utc>>);
+
+impl Clock for StepClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Opens the data directory, retrying while the previous instance's store
+/// is still being released.
+async fn reopen(config: &Config, clock: Arc<StepClock>) -> AppState {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match signet_hub::serve::open(config.clone(), clock.clone()) {
+            Ok(state) => return state,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "reopen: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn s9_mail_queued_before_a_restart_is_delivered_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = Utc::now();
+    signet_hub::init::init(&data, now).await.unwrap();
+    let clock = Arc::new(StepClock(Mutex::new(now)));
+    let down = closed_port().await;
+    let mut config = Config {
+        data,
+        smtp: Some(smtp_to(down)),
+        ..Config::default()
+    };
+
+    // First run: the server is down; one attempt fails, then the hub stops.
+    let state = reopen(&config, clock.clone()).await;
+    let id = queue(&state, mail("later@example.test", "Survives", "restart")).await;
+    let sender = spawn_sender(&state);
+    eventually("a failed attempt", || entry(&state, &id).attempts == 1).await;
+    sender.stop().await;
+    drop(state);
+
+    // Second run, on the same data directory, with a server up.
+    let sink = SmtpSink::start().await;
+    config.smtp = Some(smtp_to(sink.addr));
+    let state = reopen(&config, clock.clone()).await;
+    let kept = entry(&state, &id);
+    assert_eq!((kept.status(), kept.attempts), (OutboxStatus::Queued, 1));
+    assert!(kept.last_error.is_some());
+    *clock.0.lock().unwrap() += TimeDelta::minutes(1);
+    let sender = spawn_sender(&state);
+    eventually("delivery after the restart", || {
+        entry(&state, &id).sent_at.is_some()
+    })
+    .await;
+    sender.stop().await;
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].header("Subject").as_deref(), Some("Survives"));
+    assert_eq!(received[0].body(), "restart");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_mail_routes() {
+    let hub = TestHub::start().await;
+    let (status, doc): (StatusCode, Value) = hub
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/api/v1/mail/outbox"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/mail/outbox/{id}/retry"]["post"].is_object());
+}
