@@ -42,6 +42,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         throttle,
         clock,
+        mail_wake: Arc::new(tokio::sync::Notify::new()),
     })
 }
 

@@ -255,6 +255,29 @@ fn rows() -> Vec<Row> {
                 other: [403, 403, 403, 403, 200],
             },
         ),
+        // The mail outbox is for root-level admins only: every tenant role is refused.
+        row(
+            Method::GET,
+            "/api/v1/mail/outbox",
+            "/api/v1/mail/outbox",
+            None,
+            Nothing,
+            Roles {
+                own: [403; 5],
+                other: [403; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/mail/outbox/{id}/retry",
+            "/api/v1/mail/outbox/any/retry",
+            None,
+            Nothing,
+            Roles {
+                own: [403; 5],
+                other: [403; 5],
+            },
+        ),
     ]
 }
 

@@ -60,6 +60,7 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
         }),
         throttle: Arc::new(LoginThrottle::new(5, chrono::TimeDelta::minutes(15))),
         clock: Arc::new(SystemClock),
+        mail_wake: Arc::new(tokio::sync::Notify::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

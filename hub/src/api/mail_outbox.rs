@@ -141,5 +141,6 @@ pub async fn retry_mail(
         .audit(&state, "mail.retry", &entry.id, None, detail)
         .record(&mut batch)?;
     state.store.apply(batch).await?;
+    state.mail_wake.notify_one();
     Ok(Json(OutboxView::from(entry)))
 }

@@ -59,6 +59,9 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// Wakes the mail sender: call `notify_one` after a batch that enqueued
+    /// mail is applied, so it goes out now rather than at the next poll.
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(utoipa::OpenApi)]

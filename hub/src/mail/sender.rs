@@ -113,7 +113,7 @@ impl MailSender {
     /// Starts the sender on the runtime. It stops when `cancel` is
     /// cancelled (or [`MailSender::stop`] is called).
     pub fn spawn(state: AppState, options: SenderOptions, cancel: CancellationToken) -> Self {
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::clone(&state.mail_wake);
         let task = tokio::spawn(run(state, options, cancel.clone(), Arc::clone(&wake)));
         Self { cancel, wake, task }
     }
