@@ -1084,3 +1084,111 @@ async fn s8_malformed_unknown_fields_and_oversized_bodies_store_nothing() {
             .all(|e| !e["action"].as_str().unwrap().starts_with("access_group"))
     );
 }
+
+#[tokio::test]
+async fn l5_device_activation_beyond_max_active_devices_is_refused_until_one_is_deactivated() {
+    use signet_common::ids::DeviceId;
+    use signet_common::license::{LicenseError, Membership};
+    use signet_hub::access_groups::MemberSource;
+    use signet_hub::store::WriteBatch;
+
+    let hub = TestHub::start().await;
+    let id = group(
+        &hub,
+        &hub.admin,
+        &hub.root,
+        json!({"max_active_devices": 1, "allow_offline": false, "offline_grace_secs": 0,
+            "allow_export": false}),
+    )
+    .await;
+    let store = &hub.state.store;
+    let group: AccessGroup = store.get(ag::GROUPS, &id).unwrap().unwrap();
+    // Device members arrive with pairing; write them as that issue will.
+    let device = |n: &str, active: bool| Member {
+        group: group.id.clone(),
+        member: MemberRef::Device {
+            device_id: DeviceId::from(n),
+        },
+        membership: Membership::joined(now(&hub)),
+        display_name: None,
+        source: MemberSource::SelfSignup,
+        active,
+    };
+    let mut batch = WriteBatch::new();
+    for member in [device("d-1", true), device("d-2", false)] {
+        batch
+            .put(
+                ag::MEMBERS,
+                &ag::member_key(&group.id, &member.member),
+                &member,
+            )
+            .unwrap();
+    }
+    store.apply(batch).await.unwrap();
+    assert_eq!(
+        ag::check_device_activation(store, &group, &DeviceId::from("d-2")).unwrap(),
+        Err(LicenseError::TooManyDevices { max: 1 })
+    );
+    assert_eq!(
+        ag::check_device_activation(store, &group, &DeviceId::from("d-1")).unwrap(),
+        Ok(()),
+        "re-activating an active device is fine"
+    );
+    // The inactive device holds no entitlement (L5).
+    let d2 = MemberRef::Device {
+        device_id: DeviceId::from("d-2"),
+    };
+    assert!(
+        ag::entitlement(store, &group.id, &d2, None, now(&hub))
+            .unwrap()
+            .is_err()
+    );
+    // Deactivating d-1 frees the slot.
+    let mut batch = WriteBatch::new();
+    let d1 = device("d-1", false);
+    batch
+        .put(ag::MEMBERS, &ag::member_key(&group.id, &d1.member), &d1)
+        .unwrap();
+    store.apply(batch).await.unwrap();
+    assert_eq!(
+        ag::check_device_activation(store, &group, &DeviceId::from("d-2")).unwrap(),
+        Ok(())
+    );
+}
+
+#[tokio::test]
+async fn l6_csv_with_a_byte_order_mark_and_an_invite_whose_end_date_passed() {
+    let hub = TestHub::start().await;
+    let id = group(&hub, &hub.admin, &hub.root, open_license()).await;
+    let r = import(
+        &hub,
+        &hub.admin,
+        &id,
+        "\u{feff}email,name\nbom@example.org,Bom\n",
+    )
+    .await;
+    assert_eq!(r.1["created"], 1, "{}", r.1);
+
+    let end = now(&hub) + TimeDelta::hours(1);
+    let r = hub
+        .post(
+            &hub.admin,
+            &format!("{GROUPS}/{id}/invites"),
+            json!({"email": "short@example.org", "end_date": rfc(end)}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let token = mailed_token(&hub, "short@example.org");
+    hub.clock.advance(TimeDelta::hours(2));
+    assert_error(
+        &anonymous(
+            &hub,
+            "/api/v1/access-groups/invites/accept",
+            json!({"token": token}),
+        )
+        .await,
+        StatusCode::GONE,
+        "invite_expired",
+    );
+    assert_eq!(stored_members(&hub).len(), 1);
+}

@@ -34,7 +34,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{AccessGroupId, DeviceId, ItemId, MAX_ID_LEN, NodeId, UserId};
-use signet_common::license::{AccessWindow, Denied, LicenseTerms, Membership, check_access};
+use signet_common::license::{
+    AccessWindow, Denied, LicenseError, LicenseTerms, Membership, check_access, check_activation,
+};
 use signet_common::permissions::NodeTree;
 
 use crate::store::{Store, StoreError};
@@ -385,6 +387,31 @@ pub fn entitlement(
         country,
         at,
     ))
+}
+
+/// Whether `device` may be activated in `group` now (L5): counts the
+/// group's current, active device members and asks
+/// [`signet_common::license::check_activation`]. Re-activating an active
+/// device is always fine. For the pairing/sync issue, which sets
+/// [`Member::active`] in the same batch as its other changes.
+///
+/// # Errors
+/// `Err` when the store fails; `Ok(Err(_))` with
+/// [`LicenseError::TooManyDevices`] when the limit is reached.
+pub fn check_device_activation(
+    store: &Store,
+    group: &AccessGroup,
+    device: &DeviceId,
+) -> Result<Result<(), LicenseError>, StoreError> {
+    let members: Vec<Member> = store.scan(MEMBERS, &group_prefix(&group.id))?;
+    let is_active_device =
+        |m: &&Member| m.active && m.is_current() && matches!(m.member, MemberRef::Device { .. });
+    let active = members.iter().filter(is_active_device).count();
+    let already = members
+        .iter()
+        .filter(is_active_device)
+        .any(|m| matches!(&m.member, MemberRef::Device { device_id } if device_id == device));
+    Ok(check_activation(&group.license, active, already))
 }
 
 /// The groups that hold `item` (P6: an item in access groups is viewable

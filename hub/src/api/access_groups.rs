@@ -1487,6 +1487,13 @@ pub async fn accept_invite(
             format!("this invite expired at {}", invite.expires_at.to_rfc3339()),
         ));
     }
+    if invite.end_date.is_some_and(|end| end <= now) {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "invite_expired",
+            "the membership this invite grants has already ended",
+        ));
+    }
     let group: AccessGroup = state
         .store
         .get(GROUPS, invite.group.as_str())?
@@ -1524,7 +1531,7 @@ pub async fn accept_invite(
                 &group,
                 who,
                 now,
-                invite.end_date.filter(|end| *end > now),
+                invite.end_date,
                 None,
                 MemberSource::Invite {
                     invite_id: invite.id.clone(),
@@ -1903,6 +1910,7 @@ pub async fn import_members(
     }
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_csv", "the file is not UTF-8 text"))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
