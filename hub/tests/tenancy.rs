@@ -212,6 +212,37 @@ async fn t1_node_deletion_rules() {
         StatusCode::CONFLICT,
         "node_in_use",
     );
+    // A node where a permission group or an access group lives is in use.
+    let grouped = hub.node(&hub.admin, &a, "Grouped").await;
+    let r = hub
+        .post(
+            &hub.admin,
+            "/api/v1/permission-groups",
+            json!({"node": grouped, "name": "Editors"}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert_error(
+        &hub.delete(&hub.admin, &format!("/api/v1/nodes/{grouped}"))
+            .await,
+        StatusCode::CONFLICT,
+        "node_in_use",
+    );
+    let licensed = hub.node(&hub.admin, &a, "Licensed").await;
+    let r = hub
+        .post(
+            &hub.admin,
+            "/api/v1/access-groups",
+            json!({"node": licensed, "name": "Season pass", "license": {"allow_offline": false, "offline_grace_secs": 0, "allow_export": false}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert_error(
+        &hub.delete(&hub.admin, &format!("/api/v1/nodes/{licensed}"))
+            .await,
+        StatusCode::CONFLICT,
+        "node_in_use",
+    );
     let empty = hub.node(&hub.admin, &a, "Empty").await;
     assert_eq!(
         hub.delete(&hub.admin, &format!("/api/v1/nodes/{empty}"))

@@ -309,6 +309,20 @@ pub fn group_prefix(group: &AccessGroupId) -> String {
     format!("{group}/")
 }
 
+/// The access groups that live at `node` (a node holding any cannot be
+/// deleted: T2).
+///
+/// # Errors
+/// When the store fails.
+pub fn groups_at(store: &Store, node: &NodeId) -> Result<Vec<AccessGroupId>, StoreError> {
+    let groups: Vec<AccessGroup> = store.scan(GROUPS, "")?;
+    Ok(groups
+        .into_iter()
+        .filter(|g| &g.node == node)
+        .map(|g| g.id)
+        .collect())
+}
+
 /// Whether a group belonging to `group_node` is usable at `node`: at that
 /// node and every node below it (T2).
 #[must_use]

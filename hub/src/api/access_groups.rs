@@ -36,7 +36,7 @@ use signet_common::permissions::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::users::check_email;
+use super::users::{check_email, check_password, hash, sees_user};
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::access_groups::{
     AccessGroup, DEFAULT_INVITE_TTL_SECS, GROUPS, GroupItem, INVITE_TOKENS, INVITES, ITEM_GROUPS,
@@ -50,8 +50,7 @@ use crate::access_groups::{
 };
 use crate::audit::{AuditEntry, audit_id};
 use crate::identity::{
-    MAX_NAME_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, USER_NAMES, USERS, User, hash_password,
-    name_key, new_id, new_token, token_key,
+    MAX_NAME_LEN, USER_NAMES, USERS, User, name_key, new_id, new_token, token_key,
 };
 use crate::mail::{self, Mail};
 use crate::store::WriteBatch;
@@ -549,17 +548,6 @@ fn check_display_name(name: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
-    if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&password.len()) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "weak_password",
-            format!("password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes"),
-        ))
-    }
-}
-
 fn check_end_date(
     joined_at: DateTime<Utc>,
     end_date: Option<DateTime<Utc>>,
@@ -581,13 +569,6 @@ fn check_token(token: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::internal(&e))
 }
 
 fn seconds(secs: u64) -> TimeDelta {
@@ -628,13 +609,6 @@ fn user_by_email(state: &AppState, email: &str) -> Result<Option<User>, ApiError
     let wanted = email_key(email);
     let users: Vec<User> = state.store.scan(USERS, "")?;
     Ok(users.into_iter().find(|u| email_key(&u.email) == wanted))
-}
-
-/// Whether the caller may manage `user`: the whole of the user's domain
-/// lies inside the caller's (the rule of `/api/v1/users`).
-fn manages_user(caller: &Caller, user: &User) -> bool {
-    user.id == caller.user.id
-        || (!user.domain.is_empty() && user.domain.iter().all(|n| caller.sees(n)))
 }
 
 /// A new Viewer account for `email` at the group's node; refused (409)
@@ -1021,7 +995,7 @@ pub async fn add_member(
     let user = state
         .store
         .get::<User>(USERS, user_id.as_str())?
-        .filter(|u| manages_user(&caller, u))
+        .filter(|u| sees_user(&caller, u))
         .ok_or_else(|| ApiError::not_found("user"))?;
     if crate::access_groups::member_of(&state.store, &group.id, &request.member)?
         .is_some_and(|m| m.is_current())
@@ -1403,6 +1377,7 @@ pub async fn create_invite(
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;
+    state.mail_wake.notify_one();
     Ok((StatusCode::CREATED, Json(invite_view(&invite, now))))
 }
 
@@ -1670,6 +1645,7 @@ pub async fn request_signup(
     )
     .record(&mut batch)?;
     state.store.apply(batch).await?;
+    state.mail_wake.notify_one();
     Ok((
         StatusCode::ACCEPTED,
         Json(SignupPending {
@@ -2009,7 +1985,7 @@ pub async fn import_members(
         let name = name.map(str::to_owned);
         let existing_user = by_email.get(&key).copied();
         if let Some(user) = existing_user
-            && !manages_user(&caller, user)
+            && !sees_user(&caller, user)
         {
             rows.push(refuse(
                 "the address belongs to an account outside your domain".into(),

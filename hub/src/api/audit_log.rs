@@ -1,12 +1,12 @@
 //! `/api/v1/audit` (S8): the audit log, for admins, within their domain.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use signet_common::permissions::Role;
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, ApiQuery, AppState, Caller};
 use crate::audit::{AUDIT, AuditEntry};
 
 /// The most entries one request returns.
@@ -38,7 +38,7 @@ pub struct AuditFilter {
 pub async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<AuditFilter>,
+    ApiQuery(filter): ApiQuery<AuditFilter>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     caller.require(Role::Admin)?;
     let limit = filter

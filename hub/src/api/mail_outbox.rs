@@ -6,14 +6,13 @@
 //! one; a retry is audited. Must not: send mail itself — the sender does.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use signet_common::permissions::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, ApiQuery, AppState, Caller};
 use crate::mail::{OUTBOX, OutboxEntry, OutboxStatus, entries};
 use crate::store::WriteBatch;
 
@@ -82,11 +81,9 @@ fn require_root_admin(caller: &Caller) -> Result<(), ApiError> {
 pub async fn list_outbox(
     State(state): State<AppState>,
     caller: Caller,
-    filter: Result<Query<OutboxFilter>, QueryRejection>,
+    ApiQuery(filter): ApiQuery<OutboxFilter>,
 ) -> Result<Json<Vec<OutboxView>>, ApiError> {
     require_root_admin(&caller)?;
-    let Query(filter) =
-        filter.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let limit = filter
         .limit
         .unwrap_or(MAX_OUTBOX_PAGE)

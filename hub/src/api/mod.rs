@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody};
-pub use extract::{ApiJson, Caller, ClientAddress};
+pub use extract::{ApiJson, ApiQuery, Caller, ClientAddress};
 
 use crate::config::Config;
 use crate::identity::LoginThrottle;

@@ -8,7 +8,8 @@
 //! - Manager and above create nodes (restricted or not: tenants create their
 //!   own restricted nodes, T4) and rename or delete them; a node that is a
 //!   root of the caller's own domain can only be deleted from above;
-//! - only leaves with no devices, and no user's domain, can be deleted (409).
+//! - only leaves with no devices, no user's domain and no permission or
+//!   access groups can be deleted (409).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -289,6 +290,14 @@ pub async fn delete_node(
         return Err(ApiError::conflict(
             "node_not_empty",
             "the node holds devices",
+        ));
+    }
+    if !crate::permission_groups::groups_at(&state.store, &node.id)?.is_empty()
+        || !crate::access_groups::groups_at(&state.store, &node.id)?.is_empty()
+    {
+        return Err(ApiError::conflict(
+            "node_in_use",
+            "permission or access groups live at the node: delete or move them first",
         ));
     }
     let users: Vec<User> = state.store.scan(USERS, "")?;

@@ -26,8 +26,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,8 +38,8 @@ use signet_common::permissions::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::users::check_email;
-use super::{ApiError, ApiJson, AppState, Caller};
+use super::users::{check_email, sees_user};
+use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
 use crate::identity::{USERS, User, new_id};
 use crate::permission_groups::{
     LoadedGroups, MAX_GROUP_MEMBERS, MAX_PERMISSION_GROUPS, PERMISSION_GROUPS, PlacedGroup,
@@ -256,15 +255,6 @@ fn require_manager(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// Whether the caller may see `target`: themselves, or (Manager+) a user
-/// whose whole domain lies inside the caller's — the users API's rule.
-fn sees_user(caller: &Caller, target: &User) -> bool {
-    target.id == caller.user.id
-        || (caller.user.role >= Role::Manager
-            && !target.domain.is_empty()
-            && target.domain.iter().all(|n| caller.sees(n)))
-}
-
 /// Whether the caller's domain covers the node `id` lives at.
 fn sees_group(caller: &Caller, groups: &LoadedGroups, id: &PermissionGroupId) -> bool {
     groups
@@ -284,10 +274,7 @@ fn visible_group(
         .ok_or_else(|| ApiError::not_found("permission group"))
 }
 
-fn filter_query(
-    query: Result<Query<PermissionGroupFilter>, QueryRejection>,
-) -> Result<PermissionGroupFilter, ApiError> {
-    let Query(filter) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+fn filter_query(filter: PermissionGroupFilter) -> Result<PermissionGroupFilter, ApiError> {
     let max = MAX_GROUP_NAME_CHARS.max(MAX_GROUP_EMAIL_CHARS);
     if filter.q.as_ref().is_some_and(|q| q.chars().count() > max) {
         return Err(ApiError::bad_request(
@@ -535,7 +522,7 @@ fn group_id(id: String) -> PermissionGroupId {
 pub async fn list_groups(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<PermissionGroupFilter>, QueryRejection>,
+    ApiQuery(query): ApiQuery<PermissionGroupFilter>,
 ) -> Result<Json<Vec<PermissionGroupView>>, ApiError> {
     require_manager(&caller)?;
     let filter = filter_query(query)?;

@@ -9,7 +9,7 @@
 //!   disabling or deleting a user revokes their sessions at once.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use signet_common::ids::{NodeId, UserId};
 use signet_common::permissions::Role;
 
 use super::session::revoke_all;
-use super::{ApiError, ApiJson, AppState, Caller};
+use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
 use crate::identity::{
     MAX_NAME_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, USER_NAMES, USERS, User, hash_password,
     name_key, new_id,
@@ -145,7 +145,7 @@ pub fn check_email(email: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+pub(super) fn check_password(password: &str) -> Result<(), ApiError> {
     if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&password.len()) {
         Ok(())
     } else {
@@ -177,8 +177,9 @@ fn check_domain(caller: &Caller, domain: &[NodeId]) -> Result<(), ApiError> {
 }
 
 /// Whether the caller may see `target`: themselves, or (Manager+) a user
-/// whose whole domain lies inside the caller's.
-fn sees_user(caller: &Caller, target: &User) -> bool {
+/// whose whole domain lies inside the caller's. The one rule for every
+/// route that reaches a user.
+pub(super) fn sees_user(caller: &Caller, target: &User) -> bool {
     target.id == caller.user.id
         || (caller.user.role >= Role::Manager
             && !target.domain.is_empty()
@@ -193,7 +194,8 @@ fn load_visible(state: &AppState, caller: &Caller, id: &str) -> Result<User, Api
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
-async fn hash(password: String) -> Result<String, ApiError> {
+/// Hashes a password off the async runtime.
+pub(super) async fn hash(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::internal(&e))?
@@ -208,7 +210,7 @@ async fn hash(password: String) -> Result<String, ApiError> {
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<UserFilter>,
+    ApiQuery(filter): ApiQuery<UserFilter>,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     caller.require(Role::Manager)?;
     let needle = filter.q.map(|q| q.to_lowercase());

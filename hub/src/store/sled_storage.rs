@@ -22,16 +22,44 @@ impl SledStorage {
     /// When sled cannot open it (missing permissions, another process holds
     /// its lock, corruption).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| StoreError::Storage(format!("opening {}: {e}", dir.display())))?;
-        Ok(Self { db })
+        // sled releases its file lock from a background thread after the last
+        // handle is dropped, so a reopen in the same process (init, then
+        // serve) can briefly find it held. Wait a bounded time; a lock held
+        // longer belongs to another process using the same data directory.
+        const ATTEMPTS: u32 = 50;
+        let mut attempt = 0;
+        loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(e)) if is_lock_held(&e) && attempt < ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(sled::Error::Io(e)) if is_lock_held(&e) => {
+                    return Err(StoreError::Storage(format!(
+                        "{} is locked: is another signet-hub using this data directory?",
+                        dir.display()
+                    )));
+                }
+                Err(e) => {
+                    return Err(StoreError::Storage(format!(
+                        "opening {}: {e}",
+                        dir.display()
+                    )));
+                }
+            }
+        }
     }
 
     fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         self.db.open_tree(name).map_err(storage_error)
     }
+}
+
+/// Whether sled failed because another handle holds the database's file
+/// lock (sled reports it as `Other` with this message, not `WouldBlock`).
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 fn storage_error(e: sled::Error) -> StoreError {
@@ -90,5 +118,44 @@ impl Storage for SledStorage {
             })?;
         self.db.flush().map_err(storage_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s9_a_second_hub_on_the_same_data_directory_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SledStorage::open(dir.path()).unwrap();
+        let Err(second) = SledStorage::open(dir.path()) else {
+            panic!("opened a locked store twice");
+        };
+        assert!(second.to_string().contains("is locked"), "{second}");
+        drop(first);
+        // Once the holder is gone, the store opens again.
+        assert!(SledStorage::open(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn s9_a_batch_applies_atomically_across_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SledStorage::open(dir.path()).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put("a", "k", &1).unwrap();
+        batch.put("b", "k", &2).unwrap();
+        storage.apply(&batch).unwrap();
+        assert_eq!(storage.get("a", b"k").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(storage.get("b", b"k").unwrap(), Some(b"2".to_vec()));
+        let mut batch = WriteBatch::new();
+        batch.delete("a", "k");
+        batch.put("b", "k", &3).unwrap();
+        storage.apply(&batch).unwrap();
+        assert_eq!(storage.get("a", b"k").unwrap(), None);
+        assert_eq!(
+            storage.scan("b", b"").unwrap(),
+            vec![(b"k".to_vec(), b"3".to_vec())]
+        );
     }
 }
