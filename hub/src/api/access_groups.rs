@@ -611,6 +611,13 @@ fn user_by_email(state: &AppState, email: &str) -> Result<Option<User>, ApiError
     Ok(users.into_iter().find(|u| email_key(&u.email) == wanted))
 }
 
+/// Whether the whole of `user`'s domain lies inside `node`'s subtree.
+fn within_node(state: &AppState, user: &User, node: &NodeId) -> Result<bool, ApiError> {
+    let (tree, _) = crate::tenancy::load_tree(&state.store)?;
+    let scope = signet_common::permissions::Domain::new([node.clone()]);
+    Ok(!user.domain.is_empty() && user.domain.iter().all(|n| scope.contains(&tree, n)))
+}
+
 /// A new Viewer account for `email` at the group's node; refused (409)
 /// when its login name is taken.
 fn new_member_user(
@@ -2252,6 +2259,14 @@ pub async fn shop_member(
     }
     let mut batch = WriteBatch::new();
     let (user, user_created) = match user_by_email(&state, &request.email)? {
+        // The shop acts for the group's tenant: an account elsewhere in the
+        // tree is not its to enrol (T4), just as a CSV import refuses it.
+        Some(user) if !within_node(&state, &user, &group.node)? => {
+            return Err(ApiError::conflict(
+                "account_outside_tenant",
+                "the address belongs to an account outside this group's node",
+            ));
+        }
         Some(user) => (user, false),
         None => {
             let user = new_member_user(&state, &group, &request.email, None, now, None)?;
