@@ -752,3 +752,75 @@ async fn p8_routes_are_in_the_openapi_document() {
         assert!(paths.get(path).is_some(), "{path} missing");
     }
 }
+
+async fn group_granting(hub: &TestHub, node: &str, name: &str, permission: &str) -> String {
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/permission-groups",
+            json!({"node": node, "name": name, "permissions": [permission]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn effective_of(hub: &TestHub, user: &str) -> Vec<String> {
+    let (status, body) = hub
+        .get(&hub.admin, &format!("/api/v1/users/{user}/permissions"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["effective"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// T4 with P4: a tenant's permission groups count only for users working
+/// inside that tenant. A user moved to another tenant keeps no grant from
+/// the old one (even though the membership record remains), while a group
+/// placed at the root keeps counting everywhere.
+#[tokio::test]
+async fn t4_p4_a_user_moved_to_another_tenant_keeps_no_grant_from_the_old_one() {
+    let hub = TestHub::start().await;
+    let a = hub.node(&hub.admin, &hub.root, "Tenant A").await;
+    let b = hub.node(&hub.admin, &hub.root, "Tenant B").await;
+    let (user, _) = hub.user("mover", "viewer", &[&a]).await;
+    let tenant_group = group_granting(&hub, &a, "A downloaders", "download").await;
+    let root_group = group_granting(&hub, &hub.root, "Everyone shares", "share").await;
+    for group in [&tenant_group, &root_group] {
+        let r = hub
+            .post(
+                &hub.admin,
+                &format!("/api/v1/permission-groups/{group}/members/users"),
+                json!({"user": user}),
+            )
+            .await;
+        assert_eq!(r.0, StatusCode::NO_CONTENT, "{}", r.1);
+    }
+    let before = effective_of(&hub, &user).await;
+    assert!(
+        before.contains(&"download".to_owned()) && before.contains(&"share".to_owned()),
+        "{before:?}"
+    );
+
+    let r = hub
+        .patch(
+            &hub.admin,
+            &format!("/api/v1/users/{user}"),
+            json!({"domain": [b]}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let after = effective_of(&hub, &user).await;
+    assert!(
+        !after.contains(&"download".to_owned()),
+        "tenant A's grant still counts: {after:?}"
+    );
+    assert!(
+        after.contains(&"share".to_owned()),
+        "the root group's grant must still count: {after:?}"
+    );
+}

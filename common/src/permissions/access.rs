@@ -88,7 +88,26 @@ impl Principal {
         graph: &PermissionGroups,
         entitled_access_groups: BTreeSet<AccessGroupId>,
     ) -> Self {
-        let groups = graph.groups_of(&user);
+        Self::resolve_counting(user, role, domain, graph, entitled_access_groups, |_| true)
+    }
+
+    /// As [`Self::resolve`], counting only the groups (of the user's
+    /// transitive memberships) for which `counts` is true — the caller's
+    /// tenancy rule decides which groups govern this user (T4).
+    #[must_use]
+    pub fn resolve_counting(
+        user: UserId,
+        role: Role,
+        domain: Domain,
+        graph: &PermissionGroups,
+        entitled_access_groups: BTreeSet<AccessGroupId>,
+        counts: impl Fn(&PermissionGroupId) -> bool,
+    ) -> Self {
+        let groups: BTreeSet<PermissionGroupId> = graph
+            .groups_of(&user)
+            .into_iter()
+            .filter(|g| counts(g))
+            .collect();
         let permissions = effective_permissions(role, &groups, graph);
         Self {
             user,

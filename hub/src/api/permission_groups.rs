@@ -43,7 +43,7 @@ use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
 use crate::identity::{USERS, User, new_id};
 use crate::permission_groups::{
     LoadedGroups, MAX_GROUP_MEMBERS, MAX_PERMISSION_GROUPS, PERMISSION_GROUPS, PlacedGroup,
-    Placement, load_groups,
+    Placement, counted_groups, load_groups,
 };
 use crate::store::WriteBatch;
 use crate::tenancy::{NODES, Node};
@@ -874,7 +874,7 @@ pub async fn user_permissions(
         .filter(|user| sees_user(&caller, user))
         .ok_or_else(|| ApiError::not_found("user"))?;
     let groups = load_groups(&state.store)?;
-    let member_of: BTreeSet<PermissionGroupId> = groups.graph().groups_of(&user.id);
+    let member_of: BTreeSet<PermissionGroupId> = counted_groups(&groups, &caller.tree, &user);
     let effective = effective_permissions(user.role, &member_of, groups.graph());
     let mut shown = Vec::new();
     let mut hidden_groups = 0;

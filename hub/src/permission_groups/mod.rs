@@ -22,12 +22,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{AccessGroupId, NodeId, PermissionGroupId, UserId};
 use signet_common::permissions::{
-    Domain, GroupDetails, PermissionError, PermissionGroup, PermissionGroups, PermissionSet,
-    Principal, effective_permissions,
+    Domain, GroupDetails, NodeTree, PermissionError, PermissionGroup, PermissionGroups,
+    PermissionSet, Principal, effective_permissions,
 };
 
 use crate::identity::{USERS, User};
 use crate::store::{Store, StoreError, WriteBatch};
+use crate::tenancy::load_tree;
 
 /// Tree of permission groups by id: one [`PlacedGroup`] each.
 pub const PERMISSION_GROUPS: &str = "permission_groups";
@@ -268,45 +269,82 @@ pub fn load_groups(store: &Store) -> Result<LoadedGroups, StoreError> {
     Ok(loaded)
 }
 
-/// Every permission group `user` belongs to, directly or transitively (P3).
+/// Whether the group placed at `group_node` governs `user`: its node is at
+/// or above a node of the user's domain. A tenant's groups count only for
+/// users working inside that tenant (T4), so a user moved to another tenant
+/// keeps no grant from the old one, whatever memberships remain stored.
+#[must_use]
+pub fn governs(tree: &NodeTree, group_node: &NodeId, user: &User) -> bool {
+    user.domain
+        .iter()
+        .any(|node| tree.is_within(node, group_node))
+}
+
+/// Every permission group that counts for `user` (P3, P4 within T4): the
+/// user's transitive memberships, limited to groups that [`governs`] them.
 ///
 /// # Errors
-/// As [`load_groups`].
-pub fn groups_of(store: &Store, user: &UserId) -> Result<BTreeSet<PermissionGroupId>, StoreError> {
-    Ok(load_groups(store)?.graph.groups_of(user))
+/// As [`load_groups`], or when the node tree cannot be loaded.
+pub fn groups_of(store: &Store, user: &User) -> Result<BTreeSet<PermissionGroupId>, StoreError> {
+    let loaded = load_groups(store)?;
+    let (tree, _) = load_tree(store)?;
+    Ok(counted_groups(&loaded, &tree, user))
+}
+
+/// The user's transitive groups that govern them, from loaded records.
+#[must_use]
+pub fn counted_groups(
+    loaded: &LoadedGroups,
+    tree: &NodeTree,
+    user: &User,
+) -> BTreeSet<PermissionGroupId> {
+    loaded
+        .graph
+        .groups_of(&user.id)
+        .into_iter()
+        .filter(|id| {
+            loaded
+                .placement(id)
+                .is_some_and(|p| governs(tree, &p.node, user))
+        })
+        .collect()
 }
 
 /// The effective permissions E(u) of `user` (P4): the defaults of the role
-/// united with the permissions of every group the user belongs to,
-/// transitively. A deleted group grants nothing from the moment its delete
-/// is durable (P8).
+/// united with the permissions of every group that counts for the user
+/// ([`groups_of`]). A deleted group grants nothing from the moment its
+/// delete is durable (P8).
 ///
 /// # Errors
-/// As [`load_groups`].
+/// As [`groups_of`].
 pub fn effective_permissions_of(store: &Store, user: &User) -> Result<PermissionSet, StoreError> {
     let loaded = load_groups(store)?;
-    let groups = loaded.graph.groups_of(&user.id);
+    let (tree, _) = load_tree(store)?;
+    let groups = counted_groups(&loaded, &tree, user);
     Ok(effective_permissions(user.role, &groups, &loaded.graph))
 }
 
 /// `user` resolved for one request's P5/P6 decisions: role, domain,
-/// transitive groups and E(u), with the access groups in which the caller
-/// found a valid entitlement now.
+/// the groups that count for them and E(u), with the access groups in which
+/// the caller found a valid entitlement now.
 ///
 /// # Errors
-/// As [`load_groups`].
+/// As [`groups_of`].
 pub fn principal_of(
     store: &Store,
     user: &User,
     entitled_access_groups: BTreeSet<AccessGroupId>,
 ) -> Result<Principal, StoreError> {
     let loaded = load_groups(store)?;
-    Ok(Principal::resolve(
+    let (tree, _) = load_tree(store)?;
+    let counted = counted_groups(&loaded, &tree, user);
+    Ok(Principal::resolve_counting(
         user.id.clone(),
         user.role,
         Domain::new(user.domain.iter().cloned()),
         &loaded.graph,
         entitled_access_groups,
+        |id| counted.contains(id),
     ))
 }
 
@@ -356,6 +394,18 @@ mod tests {
 
     async fn write(store: &Store, records: &[PlacedGroup]) {
         let mut batch = WriteBatch::new();
+        // The root node every record is placed at (groups_of reads the tree).
+        let root = crate::tenancy::Node {
+            id: NodeId::from("n-root"),
+            parent: None,
+            name: "root".into(),
+            restricted: false,
+            created_by: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            content_manager_email: None,
+            strict_feeds: false,
+        };
+        batch.put(crate::tenancy::NODES, "n-root", &root).unwrap();
         for r in records {
             batch.put(PERMISSION_GROUPS, r.id.as_str(), r).unwrap();
         }
@@ -391,7 +441,7 @@ mod tests {
         )
         .await;
         let viewer = user("u-1", Role::Viewer);
-        let groups = groups_of(&store, &viewer.id).unwrap();
+        let groups = groups_of(&store, &viewer).unwrap();
         assert_eq!(
             groups,
             BTreeSet::from([
