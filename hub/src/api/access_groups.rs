@@ -48,7 +48,7 @@ use crate::access_groups::{
     email_key, group_prefix, is_valid_id, items_of, member_index_key, member_key, normalize_domain,
     window,
 };
-use crate::audit::{AuditEntry, audit_id};
+use crate::audit::AuditEntry;
 use crate::identity::{
     MAX_NAME_LEN, USER_NAMES, USERS, User, name_key, new_id, new_token, token_key,
 };
@@ -700,17 +700,13 @@ fn anonymous_audit(
     group: &AccessGroup,
     detail: serde_json::Value,
 ) -> AuditEntry {
-    let at = state.clock.now();
     AuditEntry {
-        id: audit_id(at),
-        at,
         actor,
         actor_name: Some(actor_name.to_owned()),
-        action: action.to_owned(),
-        target: group.id.to_string(),
         scope: Some(group.node.clone()),
         from: from.to_owned(),
         detail,
+        ..AuditEntry::new(state.clock.now(), action, group.id.as_str())
     }
 }
 

@@ -12,7 +12,7 @@ use signet_common::ids::NodeId;
 use signet_common::permissions::{Domain, NodeTree, Role};
 
 use super::{ApiError, AppState};
-use crate::audit::{AuditEntry, audit_id};
+use crate::audit::AuditEntry;
 use crate::identity::{SESSIONS, Session, USERS, User, token_key};
 use crate::tenancy::load_tree;
 
@@ -165,17 +165,13 @@ impl Caller {
         scope: Option<NodeId>,
         detail: serde_json::Value,
     ) -> AuditEntry {
-        let at = state.clock.now();
         AuditEntry {
-            id: audit_id(at),
-            at,
             actor: Some(self.user.id.clone()),
             actor_name: Some(self.user.name.clone()),
-            action: action.to_owned(),
-            target: target.to_owned(),
             scope,
             from: self.from.clone(),
             detail,
+            ..AuditEntry::new(state.clock.now(), action, target)
         }
     }
 }

@@ -11,7 +11,7 @@ use signet_common::ids::UserId;
 
 use super::users::UserView;
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
-use crate::audit::{AuditEntry, audit_id};
+use crate::audit::AuditEntry;
 use crate::identity::{
     MAX_PASSWORD_LEN, SESSIONS, Session, USER_NAMES, USERS, User, hash_password, name_key,
     new_token, verify_password,
@@ -96,15 +96,9 @@ pub async fn login(
             state.throttle.record_failure(&name, now);
             let mut batch = WriteBatch::new();
             AuditEntry {
-                id: audit_id(now),
-                at: now,
-                actor: None,
                 actor_name: Some(name.clone()),
-                action: "session.login_failed".into(),
-                target: name,
-                scope: None,
                 from,
-                detail: serde_json::Value::Null,
+                ..AuditEntry::new(now, "session.login_failed", &name)
             }
             .record(&mut batch)?;
             state.store.apply(batch).await?;
@@ -126,15 +120,10 @@ pub async fn login(
     batch.put(SESSIONS, &key, &session)?;
     batch.put(USER_SESSIONS, &format!("{}/{key}", user.id), &key)?;
     AuditEntry {
-        id: audit_id(now),
-        at: now,
         actor: Some(user.id.clone()),
         actor_name: Some(user.name.clone()),
-        action: "session.login".into(),
-        target: user.id.to_string(),
-        scope: None,
         from,
-        detail: serde_json::Value::Null,
+        ..AuditEntry::new(now, "session.login", user.id.as_str())
     }
     .record(&mut batch)?;
     state.store.apply(batch).await?;

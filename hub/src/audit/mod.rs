@@ -42,6 +42,24 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// An entry for `action` on `target` at `at`, with a fresh time-ordered
+    /// id; callers fill in who, where from and what changed with struct
+    /// update syntax (`AuditEntry { actor, ..AuditEntry::new(..) }`).
+    #[must_use]
+    pub fn new(at: DateTime<Utc>, action: &str, target: &str) -> Self {
+        Self {
+            id: audit_id(at),
+            at,
+            actor: None,
+            actor_name: None,
+            action: action.to_owned(),
+            target: target.to_owned(),
+            scope: None,
+            from: String::new(),
+            detail: serde_json::Value::Null,
+        }
+    }
+
     /// Adds this entry to `batch`.
     ///
     /// # Errors
