@@ -541,3 +541,77 @@ async fn responses_stream_from_the_file() {
     file.read_to_end(&mut body).await.unwrap();
     assert_eq!(body, bytes);
 }
+
+/// Makes a media file with `gst-launch-1.0` (installed with GStreamer).
+fn gst_file(dir: &std::path::Path, name: &str, pipeline: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    let mut args: Vec<String> = vec!["-q".into()];
+    args.extend(pipeline.split_whitespace().map(str::to_owned));
+    args.extend([
+        "!".into(),
+        "filesink".into(),
+        format!("location={}", path.display()),
+    ]);
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args(&args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gst-launch-1.0 {pipeline}");
+    std::fs::read(path).unwrap()
+}
+
+#[tokio::test]
+async fn media_metadata_comes_from_the_discoverer() {
+    let hub = TestHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let video = gst_file(
+        dir.path(),
+        "v.webm",
+        "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! vp8enc ! webmmux",
+    );
+    let image = gst_file(
+        dir.path(),
+        "i.png",
+        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=48 ! pngenc",
+    );
+    let audio = gst_file(
+        dir.path(),
+        "a.wav",
+        "audiotestsrc samplesperbuffer=4410 num-buffers=10 ! audio/x-raw,rate=44100 ! wavenc",
+    );
+
+    let (status, item) = upload(&hub, &hub.admin, &hub.root, "Video", video).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    assert_eq!(
+        (&item["kind"], &item["media_type"]),
+        (&json!("video"), &json!("video/webm"))
+    );
+    assert_eq!(
+        (&item["width"], &item["height"]),
+        (&json!(320), &json!(240))
+    );
+    let ms = item["duration_ms"].as_u64().unwrap();
+    assert!((900..=1100).contains(&ms), "video duration {ms} ms");
+
+    let (status, item) = upload(&hub, &hub.admin, &hub.root, "Image", image).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    assert_eq!(item["media_type"], "image/png");
+    assert_eq!((&item["width"], &item["height"]), (&json!(64), &json!(48)));
+
+    let (status, item) = upload(&hub, &hub.admin, &hub.root, "Audio", audio).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    assert_eq!(
+        (&item["kind"], &item["media_type"]),
+        (&json!("audio"), &json!("audio/wav"))
+    );
+    assert!(item["width"].is_null());
+    let ms = item["duration_ms"].as_u64().unwrap();
+    assert!((900..=1100).contains(&ms), "audio duration {ms} ms");
+
+    // Bytes with a media magic number but no decodable media: stored,
+    // without metadata.
+    let (status, item) = upload(&hub, &hub.admin, &hub.root, "Odd", png(5000, 17)).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    assert!(item["duration_ms"].is_null() && item["width"].is_null());
+}

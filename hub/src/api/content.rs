@@ -5,7 +5,8 @@
 //! - an upload is the raw request body, streamed to disk and hashed as it
 //!   arrives (never held in memory), cut off at `max_upload_bytes` (413);
 //!   its type comes from the bytes, not a name (415 for unknown types); a
-//!   refused or broken upload leaves no file and no record;
+//!   refused or broken upload leaves no file and no record; duration and
+//!   resolution come from GStreamer's discoverer where the media has them;
 //! - identical bytes are stored once; each upload still gets its own item;
 //! - Contributor and above upload and delete items at nodes inside their
 //!   domain; callers see items inside their domain and items at the nodes
@@ -32,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiQuery, AppState, Caller};
+use crate::content::media::{self, MediaInfo};
 use crate::content::range::{self, RangeAnswer};
 use crate::content::{
     BlobError, BlobStore, CONTENT, CONTENT_BY_HASH, ContentItem, MAX_ITEM_NAME_LEN,
@@ -217,6 +219,10 @@ pub async fn upload_content(
         .stage(body.into_data_stream(), limit)
         .await
         .map_err(blob_error)?;
+    let media = match staged.path() {
+        Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
+        None => MediaInfo::default(),
+    };
     let _write = state.store.write_lock().await;
     if state
         .store
@@ -235,9 +241,9 @@ pub async fn upload_content(
         media_type: staged.detected.media_type.to_owned(),
         created_by: caller.user.id.clone(),
         created_at: state.clock.now(),
-        duration_ms: None,
-        width: None,
-        height: None,
+        duration_ms: media.duration_ms,
+        width: media.width,
+        height: media.height,
     };
     blobs.commit(staged).await.map_err(blob_error)?;
     let mut batch = WriteBatch::new();

@@ -77,6 +77,14 @@ pub struct StagedBlob {
     pub detected: Detected,
 }
 
+impl StagedBlob {
+    /// The temporary file (for probing it before it is committed).
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.temp.0.as_deref()
+    }
+}
+
 impl BlobStore {
     /// The blob store of the data directory `data`.
     #[must_use]

@@ -3,12 +3,14 @@
 //!
 //! Owns: the `content` and `content_by_hash` trees, the blob files under
 //! `<data>/content/` ([`blobs`]), type detection from the bytes ([`detect`]),
+//! media metadata ([`media`]),
 //! `Range` decisions ([`range`]) and [`device_may_fetch`]. Must not: decide
 //! which operator may change an item — the API does that — or hold a whole
 //! upload or download in memory.
 
 pub mod blobs;
 pub mod detect;
+pub mod media;
 pub mod range;
 
 use chrono::{DateTime, Utc};
