@@ -7,7 +7,7 @@
 //!
 //! Modules: [`config`] (TOML + environment), [`keys`] (key files),
 //! [`store`] (sled behind a trait), [`identity`] (users, sessions),
-//! [`tenancy`] (nodes), [`audit`] (the audit log), [`api`] (HTTP),
+//! [`tenancy`] (nodes), [`content`] (content items and blobs), [`audit`] (the audit log), [`api`] (HTTP),
 //! [`init`] and [`serve`] (the two subcommands).
 #![deny(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod access_groups;
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod content;
 pub mod identity;
 pub mod init;
 pub mod keys;

@@ -49,6 +49,8 @@ enum Fresh {
     Signup,
     /// A new shop key for `{agroup}` (`{shop_key}`), replacing the old one.
     ShopKey,
+    /// A new content item at the tenant's node (`{content}`).
+    Content,
 }
 
 /// Who calls.
@@ -90,8 +92,8 @@ const NO: [u16; 5] = [404, 404, 404, 404, 404];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Invite, Member, Nothing, PermissionGroup, PermissionMembers, ShopKey, Signup,
-        Site, User,
+        AccessGroup, Content, Invite, Member, Nothing, PermissionGroup, PermissionMembers, ShopKey,
+        Signup, Site, User,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -282,6 +284,62 @@ fn rows() -> Vec<Row> {
                 own: [403, 403, 403, 403, 200],
                 other: [403, 403, 403, 403, 200],
             },
+        ),
+        // Content (T2, T4, S7): Contributor+ uploads and deletes inside its
+        // domain; everyone reads; another tenant's item or node is 404. The
+        // upload body is raw bytes (a JSON template), not a JSON request.
+        row(
+            Method::GET,
+            "/api/v1/content",
+            "/api/v1/content",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/content",
+            "/api/v1/content?node={node}&name={unique}",
+            Some(Value::String(r#"{"layout": "{unique}"}"#.into())),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/content/{id}",
+            "/api/v1/content/{content}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/content/{id}",
+            "/api/v1/content/{content}",
+            None,
+            Content,
+            Roles {
+                own: [403, 204, 204, 204, 204],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        // Devices have no credentials until pairing (sync issue): refused.
+        row(
+            Method::GET,
+            "/api/v1/device/content/{sha256}",
+            "/api/v1/device/content/{content_sha}",
+            None,
+            Nothing,
+            Anonymous(401),
         ),
         // The mail outbox is for root-level admins only: every tenant role is refused.
         row(
@@ -868,6 +926,8 @@ struct Tenant {
     member: String,
     /// An open invite to `agroup`.
     invite: String,
+    /// A content item at its node, and its SHA-256.
+    content: (String, String),
 }
 
 struct Fixture {
@@ -886,6 +946,22 @@ async fn made(hub: &TestHub, method: Method, path: &str, body: Option<Value>) ->
     let (status, answer) = hub.call(method.clone(), path, Some(&hub.admin), body).await;
     assert!(status.is_success(), "{method} {path}: {status} {answer}");
     answer
+}
+
+/// Uploads a template at `node` as the root admin; returns (id, sha256).
+async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String) {
+    let response = hub
+        .client
+        .post(format!("{}/api/v1/content", hub.base))
+        .query(&[("node", node), ("name", name)])
+        .bearer_auth(&hub.admin)
+        .body(format!(r#"{{"template": "{name}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let answer: Value = response.json().await.unwrap();
+    (id(&answer), answer["sha256"].as_str().unwrap().to_owned())
 }
 
 /// The id in a creation's answer.
@@ -965,6 +1041,7 @@ impl Fixture {
                 None,
             )
             .await;
+            let content = upload(&hub, &node, &format!("{name} content")).await;
             tenants.push(Tenant {
                 node,
                 site,
@@ -976,6 +1053,7 @@ impl Fixture {
                 signup_domain,
                 member,
                 invite,
+                content,
             });
         }
         // The root admin sees both tenants: tenant A's user in a tenant-B
@@ -1030,6 +1108,7 @@ impl Fixture {
         let mut invite_token = String::new();
         let mut signup_token = String::new();
         let mut shop_key = String::new();
+        let mut content = tenant.content.0.clone();
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -1121,6 +1200,7 @@ impl Fixture {
                 .await;
                 shop_key = answer["shop_key"].as_str().unwrap().to_owned();
             }
+            Fresh::Content => content = upload(hub, &tenant.node, &self.unique()).await.0,
         }
         vec![
             ("{node}", tenant.node.clone()),
@@ -1133,6 +1213,8 @@ impl Fixture {
             ("{signup_domain}", tenant.signup_domain.clone()),
             ("{member}", tenant.member.clone()),
             ("{invite}", invite),
+            ("{content}", content),
+            ("{content_sha}", tenant.content.1.clone()),
             ("{invite_token}", invite_token),
             ("{signup_token}", signup_token),
             ("{shop_key}", shop_key),
@@ -1151,7 +1233,16 @@ impl Fixture {
     fn tenant_b_ids(&self) -> Vec<&str> {
         let b = &self.tenants[1];
         vec![
-            &b.node, &b.site, &b.user, &b.pgroup, &b.pgroup2, &b.agroup, &b.member, &b.invite,
+            &b.node,
+            &b.site,
+            &b.user,
+            &b.pgroup,
+            &b.pgroup2,
+            &b.agroup,
+            &b.member,
+            &b.invite,
+            &b.content.0,
+            &b.content.1,
         ]
         .into_iter()
         .map(String::as_str)

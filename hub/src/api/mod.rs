@@ -7,6 +7,7 @@
 
 mod access_groups;
 mod audit_log;
+mod content;
 mod error;
 mod extract;
 mod health;
@@ -26,6 +27,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use content::{ContentView, DeviceAuth, blob_response};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Caller, ClientAddress};
 
@@ -106,6 +108,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(permission_groups::routes())
         .merge(access_groups::routes())
         .merge(mail_outbox::routes())
+        .merge(content::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

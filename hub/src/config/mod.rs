@@ -27,6 +27,9 @@ pub struct Config {
     pub broker_listen: SocketAddr,
     /// The largest request body the API reads, in bytes.
     pub max_body_bytes: usize,
+    /// The largest content upload, in bytes (streamed to disk, never held
+    /// in memory).
+    pub max_upload_bytes: u64,
     /// How long a login token lasts, in seconds.
     pub token_ttl_secs: u64,
     /// Failed logins per user name before further attempts are refused.
@@ -69,6 +72,7 @@ impl Default for Config {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             broker_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             max_body_bytes: 1024 * 1024,
+            max_upload_bytes: 2 * 1024 * 1024 * 1024,
             token_ttl_secs: 12 * 3600,
             login_max_failures: 5,
             login_lockout_secs: 15 * 60,
@@ -153,6 +157,9 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.max_body_bytes < 1024 {
             return Err("max_body_bytes must be at least 1024".into());
+        }
+        if self.max_upload_bytes < 1024 {
+            return Err("max_upload_bytes must be at least 1024".into());
         }
         if self.token_ttl_secs == 0 || self.token_ttl_secs > 30 * 86_400 {
             return Err("token_ttl_secs must be 1 to 2592000 (30 days)".into());

@@ -193,6 +193,20 @@ impl Store {
             .collect()
     }
 
+    /// Every key in `tree` that starts with `prefix`, in key order (for
+    /// index trees whose keys carry the facts, e.g. `{node}/{device}`).
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub fn scan_keys(&self, tree: &'static str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .storage
+            .scan(tree, prefix.as_bytes())?
+            .into_iter()
+            .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
+            .collect())
+    }
+
     /// Applies `batch` atomically and durably, off the async runtime.
     ///
     /// # Errors

@@ -1,0 +1,446 @@
+//! `/api/v1/content` (T2, D2, A8) and `/api/v1/device/content/{sha256}`
+//! (S7, D2).
+//!
+//! Rules:
+//! - an upload is the raw request body, streamed to disk and hashed as it
+//!   arrives (never held in memory), cut off at `max_upload_bytes` (413);
+//!   its type comes from the bytes, not a name (415 for unknown types); a
+//!   refused or broken upload leaves no file and no record; duration and
+//!   resolution come from GStreamer's discoverer where the media has them;
+//! - identical bytes are stored once; each upload still gets its own item;
+//! - Contributor and above upload and delete items at nodes inside their
+//!   domain; callers see items inside their domain and items at the nodes
+//!   above it, which are usable there (T2) but changed only from above;
+//!   anything else is 404 (T4);
+//! - a deleted item's blob goes when no other item uses it;
+//! - the device route serves a blob, whole or one `Range` (206, 416), only
+//!   to a device [`device_may_fetch`] allows; until devices have
+//!   credentials (sync issue) [`DeviceAuth`] refuses every request (401).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use signet_common::digest::Sha256;
+use signet_common::documents::ItemKind;
+use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
+use signet_common::permissions::Role;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, ApiQuery, AppState, Caller};
+use crate::content::media::{self, MediaInfo};
+use crate::content::range::{self, RangeAnswer};
+use crate::content::{
+    BlobError, BlobStore, CONTENT, CONTENT_BY_HASH, ContentItem, MAX_ITEM_NAME_LEN,
+    device_may_fetch, hash_key, items_with_hash,
+};
+use crate::identity::new_id;
+use crate::store::WriteBatch;
+use crate::tenancy::{NODES, Node};
+
+/// The content routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_content, upload_content))
+        .routes(routes!(get_content, delete_content))
+        .routes(routes!(device_content))
+}
+
+/// Where an upload goes and what it is called.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// The node (inside the caller's domain).
+    #[param(value_type = String)]
+    pub node: NodeId,
+    /// Display name (1 to 256 bytes).
+    pub name: String,
+}
+
+/// A content item as the API shows it.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ContentView {
+    /// Stable id.
+    #[schema(value_type = String)]
+    pub id: ItemId,
+    /// The node it belongs to.
+    #[schema(value_type = String)]
+    pub node: NodeId,
+    /// Display name.
+    pub name: String,
+    /// `video`, `image`, `audio` or `template`.
+    #[schema(value_type = String)]
+    pub kind: ItemKind,
+    /// SHA-256 of the bytes, lowercase hex.
+    #[schema(value_type = String)]
+    pub sha256: Sha256,
+    /// Size in bytes.
+    pub size: u64,
+    /// Detected media type.
+    pub media_type: String,
+    /// Uploader's user id.
+    #[schema(value_type = String)]
+    pub created_by: UserId,
+    /// Upload time.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Playing time in milliseconds, when known.
+    pub duration_ms: Option<u64>,
+    /// Width in pixels, when known.
+    pub width: Option<u32>,
+    /// Height in pixels, when known.
+    pub height: Option<u32>,
+}
+
+impl From<ContentItem> for ContentView {
+    fn from(item: ContentItem) -> Self {
+        Self {
+            id: item.id,
+            node: item.node,
+            name: item.name,
+            kind: item.kind,
+            sha256: item.sha256,
+            size: item.size,
+            media_type: item.media_type,
+            created_by: item.created_by,
+            created_at: item.created_at,
+            duration_ms: item.duration_ms,
+            width: item.width,
+            height: item.height,
+        }
+    }
+}
+
+/// Whether the caller sees `item`: its node is inside the caller's domain,
+/// or above it, where the item is usable in the domain (T2).
+fn visible(caller: &Caller, item: &ContentItem) -> bool {
+    caller.sees(&item.node)
+        || caller
+            .user
+            .domain
+            .iter()
+            .any(|root| caller.tree.is_within(root, &item.node))
+}
+
+fn load_visible(state: &AppState, caller: &Caller, id: &str) -> Result<ContentItem, ApiError> {
+    state
+        .store
+        .get::<ContentItem>(CONTENT, id)?
+        .filter(|item| visible(caller, item))
+        .ok_or_else(|| ApiError::not_found("content item"))
+}
+
+fn blob_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            e.to_string(),
+        ),
+        BlobError::Unsupported => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+            e.to_string(),
+        ),
+        BlobError::Body(_) => ApiError::bad_request("upload_incomplete", e.to_string()),
+        BlobError::Io(_) => ApiError::internal(&e),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty()
+        || name.len() > MAX_ITEM_NAME_LEN
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("name must be 1 to {MAX_ITEM_NAME_LEN} bytes of text"),
+        ));
+    }
+    Ok(())
+}
+
+/// Content items the caller sees: inside its domain and above it (T2).
+#[utoipa::path(get, path = "/api/v1/content", tag = "content", security(("bearer" = [])),
+    responses((status = 200, description = "Visible items", body = Vec<ContentView>),
+        (status = 401, description = "No valid token", body = super::ErrorBody)))]
+pub async fn list_content(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ContentView>>, ApiError> {
+    let items: Vec<ContentItem> = state.store.scan(CONTENT, "")?;
+    Ok(Json(
+        items
+            .into_iter()
+            .filter(|item| visible(&caller, item))
+            .map(ContentView::from)
+            .collect(),
+    ))
+}
+
+/// Uploads a content item: the raw body, streamed (Contributor+).
+#[utoipa::path(post, path = "/api/v1/content", tag = "content", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The item's bytes; the type is detected from them"),
+    security(("bearer" = [])),
+    responses((status = 201, description = "Stored", body = ContentView),
+        (status = 400, description = "Invalid name or incomplete body", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Below Contributor", body = super::ErrorBody),
+        (status = 404, description = "Node absent or not visible", body = super::ErrorBody),
+        (status = 413, description = "Larger than max_upload_bytes", body = super::ErrorBody),
+        (status = 415, description = "Not a known media type or template", body = super::ErrorBody)))]
+pub async fn upload_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ContentView>), ApiError> {
+    caller.require(Role::Contributor)?;
+    check_name(&query.name)?;
+    if !caller.sees(&query.node) {
+        return Err(ApiError::not_found("node"));
+    }
+    let limit = state.config.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(blob_error(BlobError::TooLarge { limit }));
+    }
+    let blobs = BlobStore::new(&state.config.data);
+    let staged = blobs
+        .stage(body.into_data_stream(), limit)
+        .await
+        .map_err(blob_error)?;
+    let media = match staged.path() {
+        Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
+        None => MediaInfo::default(),
+    };
+    let _write = state.store.write_lock().await;
+    if state
+        .store
+        .get::<Node>(NODES, query.node.as_str())?
+        .is_none()
+    {
+        return Err(ApiError::not_found("node"));
+    }
+    let item = ContentItem {
+        id: ItemId::new(new_id("c-")),
+        node: query.node,
+        name: query.name.trim().to_owned(),
+        kind: staged.detected.kind,
+        sha256: staged.sha256,
+        size: staged.size,
+        media_type: staged.detected.media_type.to_owned(),
+        created_by: caller.user.id.clone(),
+        created_at: state.clock.now(),
+        duration_ms: media.duration_ms,
+        width: media.width,
+        height: media.height,
+    };
+    blobs.commit(staged).await.map_err(blob_error)?;
+    let mut batch = WriteBatch::new();
+    batch.put(CONTENT, item.id.as_str(), &item)?;
+    batch.put(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id), &item.id)?;
+    caller
+        .audit(
+            &state,
+            "content.upload",
+            item.id.as_str(),
+            Some(item.node.clone()),
+            serde_json::json!({"name": item.name, "sha256": item.sha256, "size": item.size,
+                "media_type": item.media_type}),
+        )
+        .record(&mut batch)?;
+    state.store.apply(batch).await?;
+    Ok((StatusCode::CREATED, Json(item.into())))
+}
+
+/// One content item the caller sees.
+#[utoipa::path(get, path = "/api/v1/content/{id}", tag = "content",
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "The item", body = ContentView),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+pub async fn get_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ContentView>, ApiError> {
+    Ok(Json(load_visible(&state, &caller, &id)?.into()))
+}
+
+/// Deletes a content item inside the caller's domain (Contributor+); its
+/// blob goes when no other item uses it.
+#[utoipa::path(delete, path = "/api/v1/content/{id}", tag = "content",
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Below Contributor, or above the caller's domain", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+pub async fn delete_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Contributor)?;
+    let _write = state.store.write_lock().await;
+    let item = load_visible(&state, &caller, &id)?;
+    if !caller.sees(&item.node) {
+        return Err(ApiError::forbidden(
+            "an item above the caller's domain can only be deleted from there (T2)",
+        ));
+    }
+    let mut batch = WriteBatch::new();
+    batch.delete(CONTENT, item.id.as_str());
+    batch.delete(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id));
+    caller
+        .audit(
+            &state,
+            "content.delete",
+            item.id.as_str(),
+            Some(item.node.clone()),
+            serde_json::json!({"name": item.name, "sha256": item.sha256}),
+        )
+        .record(&mut batch)?;
+    state.store.apply(batch).await?;
+    if items_with_hash(&state.store, &item.sha256)?.is_empty() {
+        BlobStore::new(&state.config.data)
+            .remove(&item.sha256)
+            .await
+            .map_err(blob_error)?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The device a device-route request comes from. Devices get credentials
+/// with the sync issue (S7); until then no request proves a device, so this
+/// refuses every request (401 `device_credentials_required`).
+pub struct DeviceAuth {
+    /// The authenticated device.
+    pub device: DeviceId,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "device_credentials_required",
+            "device credentials are required (they arrive with pairing)",
+        ))
+    }
+}
+
+/// A blob for a device, whole or one `Range` (D2), only if the device is
+/// entitled to an item with those bytes (S7).
+#[utoipa::path(get, path = "/api/v1/device/content/{sha256}", tag = "device",
+    params(("sha256" = String, Path, description = "SHA-256 of the bytes, lowercase hex")),
+    responses((status = 200, description = "The whole blob", content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream"),
+        (status = 400, description = "Not a SHA-256", body = super::ErrorBody),
+        (status = 401, description = "No device credentials", body = super::ErrorBody),
+        (status = 404, description = "Absent or not entitled", body = super::ErrorBody),
+        (status = 416, description = "Range outside the blob", body = super::ErrorBody)))]
+pub async fn device_content(
+    State(state): State<AppState>,
+    device: DeviceAuth,
+    Path(sha256): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let sha256: Sha256 = sha256
+        .parse()
+        .map_err(|e: signet_common::digest::BadDigest| {
+            ApiError::bad_request("invalid_sha256", e.to_string())
+        })?;
+    if !device_may_fetch(&state.store, &device.device, &sha256, state.clock.now())? {
+        return Err(ApiError::not_found("content"));
+    }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    blob_response(&BlobStore::new(&state.config.data), &sha256, range).await
+}
+
+/// The answer for blob `sha256` and an optional `Range` header value: 200
+/// with the whole blob, 206 with `Content-Range` and exactly the requested
+/// bytes, 416 with `Content-Range: bytes */size`, 404 when absent. The
+/// bytes are streamed from the file.
+///
+/// # Errors
+/// 404 when the blob is absent, 416, or 500 when the disk fails.
+pub async fn blob_response(
+    blobs: &BlobStore,
+    sha256: &Sha256,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    let path = blobs.path_of(sha256);
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found("content"));
+        }
+        Err(e) => return Err(ApiError::internal(&e)),
+    };
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .len();
+    let (status, start, len) = match range::answer(range, size) {
+        RangeAnswer::Full => (StatusCode::OK, 0, size),
+        RangeAnswer::Partial { start, end } => {
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            let mut response = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the blob has {size} bytes"),
+            )
+            .into_response();
+            insert(
+                &mut response,
+                header::CONTENT_RANGE,
+                &format!("bytes */{size}"),
+            );
+            return Ok(response);
+        }
+    };
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)));
+    let mut response = (status, body).into_response();
+    insert(&mut response, header::CONTENT_LENGTH, &len.to_string());
+    insert(
+        &mut response,
+        header::CONTENT_TYPE,
+        "application/octet-stream",
+    );
+    insert(&mut response, header::ACCEPT_RANGES, "bytes");
+    insert(&mut response, header::ETAG, &format!("\"{sha256}\""));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let last = start + len - 1;
+        insert(
+            &mut response,
+            header::CONTENT_RANGE,
+            &format!("bytes {start}-{last}/{size}"),
+        );
+    }
+    Ok(response)
+}
+
+fn insert(response: &mut Response, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}

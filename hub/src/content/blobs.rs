@@ -1,0 +1,235 @@
+//! The content-addressed blob store under `<data>/content/` (D2, A8, S9).
+//!
+//! An upload streams into `tmp/`, hashed with SHA-256 as it arrives and cut
+//! off at the size limit; the bytes are never all in memory. A finished
+//! upload is `sync_all`ed and held as a [`StagedBlob`]; committing it renames
+//! it to its lowercase-hex hash and syncs the directory, or drops it when
+//! that blob already exists (identical bytes are stored once). A temporary
+//! file is deleted whenever the upload does not finish: size overflow,
+//! unknown type, body error, client disconnect (the future is dropped) or a
+//! staged blob that is never committed.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use signet_common::digest::Sha256;
+use tokio::io::AsyncWriteExt as _;
+
+use super::detect::{self, Detected, HEAD_LEN, MAX_TEMPLATE_BYTES};
+use crate::identity::new_id;
+
+/// Why an upload or a blob operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The body is larger than the limit.
+    #[error("the upload is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The bytes are none of the accepted types.
+    #[error("the bytes are not a known media type or a JSON template")]
+    Unsupported,
+    /// The body ended with an error (truncated, client gone).
+    #[error("the upload did not complete: {0}")]
+    Body(String),
+    /// The hub's disk failed.
+    #[error("content store: {0}")]
+    Io(String),
+}
+
+fn io(what: &str, path: &Path, e: &std::io::Error) -> BlobError {
+    BlobError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+/// The blob directory of a data directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    /// `<data>/content`.
+    dir: PathBuf,
+}
+
+/// Deletes a temporary file when dropped, unless disarmed.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take()
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "temporary upload not removed");
+        }
+    }
+}
+
+/// A complete, synced upload in `tmp/`, not yet in the store; deleted when
+/// dropped uncommitted.
+pub struct StagedBlob {
+    /// The temporary file.
+    temp: TempFile,
+    /// The SHA-256 of its bytes.
+    pub sha256: Sha256,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What the bytes are.
+    pub detected: Detected,
+}
+
+impl StagedBlob {
+    /// The temporary file (for probing it before it is committed).
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.temp.0.as_deref()
+    }
+}
+
+impl BlobStore {
+    /// The blob store of the data directory `data`.
+    #[must_use]
+    pub fn new(data: &Path) -> Self {
+        Self {
+            dir: data.join("content"),
+        }
+    }
+
+    /// Where the blob with `sha256` lives (whether or not it exists).
+    #[must_use]
+    pub fn path_of(&self, sha256: &Sha256) -> PathBuf {
+        self.dir.join(sha256.to_string())
+    }
+
+    /// The temporary directory of unfinished uploads.
+    #[must_use]
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    /// Streams `body` into a temporary file, hashing as it goes, refusing
+    /// more than `limit` bytes and bytes of no known type; the file is
+    /// synced before this returns.
+    ///
+    /// # Errors
+    /// [`BlobError`]; the temporary file is gone then.
+    pub async fn stage<S, E>(&self, body: S, limit: u64) -> Result<StagedBlob, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let tmp = self.tmp_dir();
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .map_err(|e| io("create", &tmp, &e))?;
+        let path = tmp.join(new_id("upload-"));
+        let mut file = tokio::fs::File::create_new(&path)
+            .await
+            .map_err(|e| io("create", &path, &e))?;
+        let temp = TempFile(Some(path.clone()));
+        let mut hasher = Sha256::hasher();
+        let mut size: u64 = 0;
+        let mut head: Vec<u8> = Vec::with_capacity(HEAD_LEN);
+        // Kept only for a body that opens like a JSON object (a template).
+        let mut json: Option<Vec<u8>> = None;
+        let mut magic: Option<Detected> = None;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| BlobError::Body(e.to_string()))?;
+            size = size.saturating_add(chunk.len() as u64);
+            if size > limit {
+                return Err(BlobError::TooLarge { limit });
+            }
+            let mut rest: &[u8] = &chunk;
+            if head.len() < HEAD_LEN {
+                let take = (HEAD_LEN - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+                rest = &chunk[take..];
+                if head.len() == HEAD_LEN {
+                    magic = detect::detect_magic(&head);
+                    if magic.is_none() {
+                        if !detect::looks_like_json(&head) {
+                            return Err(BlobError::Unsupported);
+                        }
+                        json = Some(head.clone());
+                    }
+                }
+            }
+            if let Some(kept) = json.as_mut() {
+                if kept.len() + rest.len() > MAX_TEMPLATE_BYTES {
+                    return Err(BlobError::Unsupported);
+                }
+                kept.extend_from_slice(rest);
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| io("write", &path, &e))?;
+        }
+        // Bodies shorter than the head are judged when they end.
+        let detected = match (magic, json) {
+            (Some(found), _) => Some(found),
+            (None, Some(kept)) => detect::is_template(&kept),
+            (None, None) if head.len() < HEAD_LEN => {
+                detect::detect_magic(&head).or_else(|| detect::is_template(&head))
+            }
+            (None, None) => None,
+        }
+        .ok_or(BlobError::Unsupported)?;
+        file.flush().await.map_err(|e| io("write", &path, &e))?;
+        file.sync_all().await.map_err(|e| io("sync", &path, &e))?;
+        drop(file);
+        Ok(StagedBlob {
+            temp,
+            sha256: hasher.finish(),
+            size,
+            detected,
+        })
+    }
+
+    /// Moves a staged upload into the store under its hash (or drops it when
+    /// that blob exists already) and makes the move durable. Call it under
+    /// the store's write lock, so a concurrent delete cannot remove the blob
+    /// between this and the record that uses it.
+    ///
+    /// # Errors
+    /// [`BlobError::Io`]; the temporary file is gone then.
+    pub async fn commit(&self, mut staged: StagedBlob) -> Result<(), BlobError> {
+        let Some(temp) = staged.temp.0.take() else {
+            return Err(BlobError::Io("staged blob without a file".into()));
+        };
+        let target = self.path_of(&staged.sha256);
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = TempFile(Some(temp.clone()));
+            if target.exists() {
+                return Ok(()); // identical bytes: the guard deletes the copy
+            }
+            std::fs::rename(&temp, &target).map_err(|e| io("rename", &temp, &e))?;
+            guard.0 = None;
+            crate::keys::sync_dir(&dir).map_err(|e| BlobError::Io(e.to_string()))
+        })
+        .await
+        .map_err(|e| BlobError::Io(format!("commit task failed: {e}")))?
+    }
+
+    /// Deletes the blob with `sha256` (absent is fine) and syncs the
+    /// directory. Call it under the store's write lock after checking that
+    /// no record uses the hash.
+    ///
+    /// # Errors
+    /// [`BlobError::Io`].
+    pub async fn remove(&self, sha256: &Sha256) -> Result<(), BlobError> {
+        let target = self.path_of(sha256);
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            match std::fs::remove_file(&target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io("remove", &target, &e)),
+            }
+            crate::keys::sync_dir(&dir).map_err(|e| BlobError::Io(e.to_string()))
+        })
+        .await
+        .map_err(|e| BlobError::Io(format!("remove task failed: {e}")))?
+    }
+}

@@ -1,0 +1,148 @@
+//! Content items (T2, D2, A8, S7): the content-addressed blob store, the item
+//! records that name blobs, and who may fetch a blob.
+//!
+//! Owns: the `content` and `content_by_hash` trees, the blob files under
+//! `<data>/content/` ([`blobs`]), type detection from the bytes ([`detect`]),
+//! media metadata ([`media`]),
+//! `Range` decisions ([`range`]) and [`device_may_fetch`]. Must not: decide
+//! which operator may change an item — the API does that — or hold a whole
+//! upload or download in memory.
+
+pub mod blobs;
+pub mod detect;
+pub mod media;
+pub mod range;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use signet_common::digest::Sha256;
+use signet_common::documents::ItemKind;
+use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
+
+use crate::access_groups::{self, MemberRef};
+use crate::store::{Store, StoreError};
+use crate::tenancy::{NODE_DEVICES, load_tree};
+
+pub use blobs::{BlobError, BlobStore, StagedBlob};
+
+/// Tree of content items by id.
+pub const CONTENT: &str = "content";
+/// Index of items by blob, keyed `{sha256}/{item}` (value: the item id):
+/// which records use a blob.
+pub const CONTENT_BY_HASH: &str = "content_by_hash";
+/// The longest item name, in bytes.
+pub const MAX_ITEM_NAME_LEN: usize = 256;
+
+/// A content item: a named use of one blob at one node (T2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentItem {
+    /// Stable id (`c-…`), the id access groups and playlists refer to.
+    pub id: ItemId,
+    /// The node it belongs to; usable there and below (T2).
+    pub node: NodeId,
+    /// Display name.
+    pub name: String,
+    /// What the bytes are, detected from them.
+    pub kind: ItemKind,
+    /// The SHA-256 of the bytes: the blob's name (D2, A8).
+    pub sha256: Sha256,
+    /// Size in bytes.
+    pub size: u64,
+    /// The detected media type, e.g. `video/mp4`.
+    pub media_type: String,
+    /// Who uploaded it.
+    pub created_by: UserId,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
+    /// Playing time, for media that have one.
+    pub duration_ms: Option<u64>,
+    /// Width in pixels, for images and video.
+    pub width: Option<u32>,
+    /// Height in pixels, for images and video.
+    pub height: Option<u32>,
+}
+
+/// The key of an item's hash-index record.
+#[must_use]
+pub fn hash_key(sha256: &Sha256, item: &ItemId) -> String {
+    format!("{sha256}/{item}")
+}
+
+/// The items whose bytes are the blob `sha256`.
+///
+/// # Errors
+/// When the store fails.
+pub fn items_with_hash(store: &Store, sha256: &Sha256) -> Result<Vec<ContentItem>, StoreError> {
+    let ids: Vec<ItemId> = store.scan(CONTENT_BY_HASH, &format!("{sha256}/"))?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(item) = store.get::<ContentItem>(CONTENT, id.as_str())? {
+            items.push(item);
+        }
+    }
+    Ok(items)
+}
+
+/// The node `device` is attached to (the `node_devices` tree, keyed
+/// `{node}/{device}`, filled by pairing), if any.
+///
+/// # Errors
+/// When the store fails.
+pub fn node_of_device(store: &Store, device: &DeviceId) -> Result<Option<NodeId>, StoreError> {
+    let suffix = format!("/{device}");
+    Ok(store
+        .scan_keys(NODE_DEVICES, "")?
+        .into_iter()
+        .find_map(|key| key.strip_suffix(&suffix).map(NodeId::from)))
+}
+
+/// Whether the hub may serve the blob `sha256` to `device` at `now` (S7:
+/// the hub serves content only to devices entitled to it). True iff some
+/// item with those bytes is
+/// - in one or more access groups, and the device holds a valid
+///   entitlement at `now` in one of them (L2, L4, L5:
+///   [`access_groups::entitled_to_item`] with the device as member); or
+/// - in no access group, and belongs to the node the device is attached to
+///   or one of its ancestors (T2).
+///
+/// Licensed content (in an access group) never reaches a device through the
+/// node half. The sync issue calls this from the device content route once
+/// devices have credentials; it may narrow the node half to items actually
+/// placed (scheduled) on the device's node chain.
+///
+/// # Errors
+/// When the store fails.
+pub fn device_may_fetch(
+    store: &Store,
+    device: &DeviceId,
+    sha256: &Sha256,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let items = items_with_hash(store, sha256)?;
+    if items.is_empty() {
+        return Ok(false);
+    }
+    let member = MemberRef::Device {
+        device_id: device.clone(),
+    };
+    let mut node_chain: Option<Option<(signet_common::permissions::NodeTree, NodeId)>> = None;
+    for item in &items {
+        if access_groups::groups_holding(store, &item.id)?.is_empty() {
+            if node_chain.is_none() {
+                let attached = match node_of_device(store, device)? {
+                    Some(node) => Some((load_tree(store)?.0, node)),
+                    None => None,
+                };
+                node_chain = Some(attached);
+            }
+            if let Some(Some((tree, node))) = &node_chain
+                && tree.is_within(node, &item.node)
+            {
+                return Ok(true);
+            }
+        } else if access_groups::entitled_to_item(store, &member, &item.id, None, now)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
