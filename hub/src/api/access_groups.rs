@@ -669,6 +669,31 @@ fn put_member(batch: &mut WriteBatch, member: &Member) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `who`'s current membership of `group`, or a new one made by `join`
+/// (refused with 409 when the group is full) and added to `batch`. Returns
+/// the membership and whether it was already current.
+fn keep_or_join(
+    state: &AppState,
+    batch: &mut WriteBatch,
+    group: &AccessGroup,
+    who: MemberRef,
+    join: impl FnOnce(MemberRef) -> Member,
+) -> Result<(Member, bool), ApiError> {
+    let existing = crate::access_groups::member_of(&state.store, &group.id, &who)?;
+    if let Some(member) = existing.filter(Member::is_current) {
+        return Ok((member, true));
+    }
+    if current_member_count(state, &group.id)? >= MAX_MEMBERS {
+        return Err(ApiError::conflict(
+            "group_full",
+            format!("a group holds at most {MAX_MEMBERS} members"),
+        ));
+    }
+    let member = join(who);
+    put_member(batch, &member)?;
+    Ok((member, false))
+}
+
 /// A fresh membership of `member` in `group` from `now`.
 fn joined(
     group: &AccessGroup,
@@ -1493,19 +1518,13 @@ pub async fn accept_invite(
             (user, true, set)
         }
     };
-    let who = MemberRef::user(&user.id);
-    let existing = crate::access_groups::member_of(&state.store, &group.id, &who)?;
-    let already_member = existing.as_ref().is_some_and(Member::is_current);
-    let member = match existing {
-        Some(member) if already_member => member,
-        _ => {
-            if current_member_count(&state, &group.id)? >= MAX_MEMBERS {
-                return Err(ApiError::conflict(
-                    "group_full",
-                    format!("a group holds at most {MAX_MEMBERS} members"),
-                ));
-            }
-            let member = joined(
+    let (member, already_member) = keep_or_join(
+        &state,
+        &mut batch,
+        &group,
+        MemberRef::user(&user.id),
+        |who| {
+            joined(
                 &group,
                 who,
                 now,
@@ -1514,11 +1533,9 @@ pub async fn accept_invite(
                 MemberSource::Invite {
                     invite_id: invite.id.clone(),
                 },
-            );
-            put_member(&mut batch, &member)?;
-            member
-        }
-    };
+            )
+        },
+    )?;
     invite.used_at = Some(now);
     invite.used_by = Some(user.id.clone());
     batch.put(INVITES, &key, &invite)?;
@@ -1714,30 +1731,22 @@ pub async fn confirm_signup(
             (user, true)
         }
     };
-    let who = MemberRef::user(&user.id);
-    let existing = crate::access_groups::member_of(&state.store, &group.id, &who)?;
-    let already_member = existing.as_ref().is_some_and(Member::is_current);
-    let member = match existing {
-        Some(member) if already_member => member,
-        _ => {
-            if current_member_count(&state, &group.id)? >= MAX_MEMBERS {
-                return Err(ApiError::conflict(
-                    "group_full",
-                    format!("a group holds at most {MAX_MEMBERS} members"),
-                ));
-            }
-            let member = joined(
+    let (member, already_member) = keep_or_join(
+        &state,
+        &mut batch,
+        &group,
+        MemberRef::user(&user.id),
+        |who| {
+            joined(
                 &group,
                 who,
                 now,
                 None,
                 signup.display_name.clone(),
                 MemberSource::SelfSignup,
-            );
-            put_member(&mut batch, &member)?;
-            member
-        }
-    };
+            )
+        },
+    )?;
     batch.delete(SIGNUPS, &key);
     batch.delete(SIGNUP_TOKENS, &token_hash);
     anonymous_audit(
