@@ -225,10 +225,16 @@ fn smtp_to(addr: SocketAddr) -> SmtpConfig {
     }
 }
 
-/// A loopback address nothing listens on (bound, then released).
-async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+/// A loopback port nothing listens on, reserved for the test: the socket
+/// is bound, so no other test running in parallel can take the port, but it
+/// never listens, so connections to it are refused. Drop it before
+/// listening on the port. (Binding and releasing a port instead let another
+/// test's listener take the number, and the "down" server answered.)
+fn closed_port() -> (SocketAddr, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (addr, socket)
 }
 
 fn fast() -> SenderOptions {
@@ -326,7 +332,7 @@ async fn a5_l6_queued_mail_is_delivered_over_smtp_and_marked_sent() {
 
 #[tokio::test]
 async fn s9_unreachable_server_backs_off_then_delivers_when_it_comes_up() {
-    let addr = closed_port().await;
+    let (addr, reserved) = closed_port();
     let hub = TestHub::start_with(|c| c.smtp = Some(smtp_to(addr))).await;
     let queued_at = hub.clock.now();
     let id = queue(&hub.state, mail("ops@example.test", "Device offline", "d1")).await;
@@ -358,6 +364,7 @@ async fn s9_unreachable_server_backs_off_then_delivers_when_it_comes_up() {
         "second retry after {delay}"
     );
 
+    drop(reserved);
     let sink = SmtpSink::start_on(addr).await;
     hub.clock.advance(TimeDelta::seconds(60));
     eventually("delivery once the server is up", || {
@@ -531,7 +538,7 @@ async fn a5_header_injection_and_bad_recipients_fail_permanently_without_blockin
 
 #[tokio::test]
 async fn s9_gives_up_after_max_attempts_and_keeps_the_entry_listed() {
-    let addr = closed_port().await;
+    let (addr, _reserved) = closed_port();
     let hub = TestHub::start_with(|c| c.smtp = Some(smtp_to(addr))).await;
     let id = queue(&hub.state, mail("ops@example.test", "s", "b")).await;
     let options = SenderOptions {
@@ -620,7 +627,7 @@ async fn s9_mail_queued_before_a_restart_is_delivered_after_it() {
     let now = Utc::now();
     signet_hub::init::init(&data, now).await.unwrap();
     let clock = Arc::new(StepClock(Mutex::new(now)));
-    let down = closed_port().await;
+    let (down, _reserved) = closed_port();
     let mut config = Config {
         data,
         smtp: Some(smtp_to(down)),
