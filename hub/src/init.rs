@@ -70,6 +70,7 @@ pub async fn init(data: &Path, now: DateTime<Utc>) -> Result<Initialized, InitEr
         created_at: now,
         content_manager_email: None,
         strict_feeds: false,
+        created_at_root_level: true,
     };
     let admin_password = new_password();
     let password = admin_password.clone();

@@ -16,6 +16,7 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod content;
+pub mod groups;
 pub mod identity;
 pub mod init;
 pub mod keys;

@@ -124,8 +124,9 @@ async fn d2_a8_upload_is_hashed_typed_and_readable() {
     let (_, list) = hub.get(&hub.admin, "/api/v1/content").await;
     assert_eq!(list, json!([item]));
 
-    // A template: a JSON object, whatever it is called.
-    let (status, template) = upload(
+    // A template (a JSON object, whatever it is called) is refused here: it
+    // is validated and versioned at /api/v1/templates (D6). Nothing is kept.
+    let (status, refused) = upload(
         &hub,
         &hub.admin,
         &hub.root,
@@ -133,9 +134,16 @@ async fn d2_a8_upload_is_hashed_typed_and_readable() {
         br#"{"layout": "full"}"#.to_vec(),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{template}");
-    assert_eq!(template["kind"], "template");
-    assert_eq!(template["media_type"], "application/json");
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/templates")
+    );
+    assert_eq!(blobs(&hub), vec![sha.clone()]);
+    assert_eq!(temp_files(&hub), 0);
+    assert_eq!(records(&hub).len(), 1);
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use signet_common::approval::{ApprovalProfile, ItemApproval};
 use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
 use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
@@ -219,6 +220,13 @@ pub async fn upload_content(
         .stage(body.into_data_stream(), limit)
         .await
         .map_err(blob_error)?;
+    if staged.detected.kind == ItemKind::Template {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "templates are created and edited at /api/v1/templates, where they are validated (D6)",
+        ));
+    }
     let media = match staged.path() {
         Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
         None => MediaInfo::default(),
@@ -231,6 +239,7 @@ pub async fn upload_content(
     {
         return Err(ApiError::not_found("node"));
     }
+    let now = state.clock.now();
     let item = ContentItem {
         id: ItemId::new(new_id("c-")),
         node: query.node,
@@ -240,10 +249,21 @@ pub async fn upload_content(
         size: staged.size,
         media_type: staged.detected.media_type.to_owned(),
         created_by: caller.user.id.clone(),
-        created_at: state.clock.now(),
+        created_at: now,
         duration_ms: media.duration_ms,
         width: media.width,
         height: media.height,
+        approval: ItemApproval::created(
+            ApprovalProfile {
+                requires_approval: caller.user.requires_approval,
+            },
+            staged.sha256,
+        ),
+        approval_hash: staged.sha256,
+        revision: 1,
+        source: None,
+        updated_at: now,
+        updated_by: caller.user.id.clone(),
     };
     blobs.commit(staged).await.map_err(blob_error)?;
     let mut batch = WriteBatch::new();

@@ -172,6 +172,7 @@ pub async fn create_node(
         created_at: state.clock.now(),
         content_manager_email: request.content_manager_email,
         strict_feeds: request.strict_feeds,
+        created_at_root_level: caller.is_root_level(),
     };
     let mut batch = WriteBatch::new();
     batch.put(NODES, node.id.as_str(), &node)?;

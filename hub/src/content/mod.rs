@@ -15,6 +15,7 @@ pub mod range;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use signet_common::approval::ItemApproval;
 use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
 use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
@@ -60,6 +61,31 @@ pub struct ContentItem {
     pub width: Option<u32>,
     /// Height in pixels, for images and video.
     pub height: Option<u32>,
+    /// Its approval record (A3): whether it may play, and which version.
+    pub approval: ItemApproval,
+    /// The hash approval is about (A8): the SHA-256 of the bytes for media;
+    /// [`signet_common::approval::Template::content_hash`] for templates,
+    /// which leaves data feeds out.
+    pub approval_hash: Sha256,
+    /// Counts saves, from 1; a copy names the revision it was made from (A2).
+    pub revision: u64,
+    /// Where it was copied from, if it is a copy (A2).
+    pub source: Option<CopySource>,
+    /// When it was last saved.
+    pub updated_at: DateTime<Utc>,
+    /// Who last saved it.
+    pub updated_by: UserId,
+}
+
+/// The item and revision a copy was made from (A2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopySource {
+    /// The source item.
+    #[schema(value_type = String)]
+    pub item: ItemId,
+    /// Its revision when copied.
+    pub revision: u64,
 }
 
 /// The key of an item's hash-index record.

@@ -404,6 +404,7 @@ mod tests {
             created_at: DateTime::<Utc>::UNIX_EPOCH,
             content_manager_email: None,
             strict_feeds: false,
+            created_at_root_level: false,
         };
         batch.put(crate::tenancy::NODES, "n-root", &root).unwrap();
         for r in records {

@@ -12,6 +12,8 @@ use signet_common::permissions::NodeTree;
 
 use crate::store::{Store, StoreError};
 
+pub mod restricted;
+
 /// Tree of nodes by id.
 pub const NODES: &str = "nodes";
 /// Tree of the devices attached to each node, keyed `{node}/{device}`
@@ -39,6 +41,11 @@ pub struct Node {
     pub content_manager_email: Option<String>,
     /// Strict mode: a feed-URL change deactivates a template too (A4).
     pub strict_feeds: bool,
+    /// Whether its creator was a root-level user when they created it: a
+    /// restricted node created from the root is changed only from the root
+    /// (A1).
+    #[serde(default)]
+    pub created_at_root_level: bool,
 }
 
 /// Loads every node and builds the tree.
