@@ -22,6 +22,7 @@ pub mod init;
 pub mod keys;
 pub mod mail;
 pub mod permission_groups;
+pub mod schedules;
 pub mod serve;
 pub mod store;
 pub mod tenancy;

