@@ -19,7 +19,10 @@ use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signet_common::approval::ItemApproval;
+use signet_hub::content::{CONTENT, ContentItem};
 use signet_hub::mail::{OUTBOX, OutboxEntry};
+use signet_hub::store::WriteBatch;
 use support::{PASSWORD, TestHub};
 
 /// Roles in order: the columns of `own` and `other`.
@@ -51,6 +54,12 @@ enum Fresh {
     ShopKey,
     /// A new content item at the tenant's node (`{content}`).
     Content,
+    /// A new template at the tenant's node showing `{content}` (`{template}`).
+    Template,
+    /// A new template (`{template}`) and image (`{content}`), both inactive.
+    Inactive,
+    /// A new template (`{template}`) and image (`{content}`), both pending approval.
+    Pending,
 }
 
 /// Who calls.
@@ -92,8 +101,8 @@ const NO: [u16; 5] = [404, 404, 404, 404, 404];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Content, Invite, Member, Nothing, PermissionGroup, PermissionMembers, ShopKey,
-        Signup, Site, User,
+        AccessGroup, Content, Inactive, Invite, Member, Nothing, Pending, PermissionGroup,
+        PermissionMembers, ShopKey, Signup, Site, Template, User,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -287,7 +296,7 @@ fn rows() -> Vec<Row> {
         ),
         // Content (T2, T4, S7): Contributor+ uploads and deletes inside its
         // domain; everyone reads; another tenant's item or node is 404. The
-        // upload body is raw bytes (a JSON template), not a JSON request.
+        // upload body is raw bytes (a GIF header), not a JSON request.
         row(
             Method::GET,
             "/api/v1/content",
@@ -303,7 +312,7 @@ fn rows() -> Vec<Row> {
             Method::POST,
             "/api/v1/content",
             "/api/v1/content?node={node}&name={unique}",
-            Some(Value::String(r#"{"layout": "{unique}"}"#.into())),
+            Some(Value::String("GIF89a {unique}".into())),
             Nothing,
             Roles {
                 own: [403, 201, 201, 201, 201],
@@ -330,6 +339,154 @@ fn rows() -> Vec<Row> {
             Roles {
                 own: [403, 204, 204, 204, 204],
                 other: [403, 404, 404, 404, 404],
+            },
+        ),
+        // Copy-down (A2): Contributor+ copy a restricted node's master into a
+        // node below it; another tenant's master is 404.
+        row(
+            Method::POST,
+            "/api/v1/content/{id}/copy",
+            "/api/v1/content/{master}/copy",
+            Some(json!({"node": "{copy_site}"})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        // Approval (A5, A6): Contributor+ request; approve_content (Moderator
+        // and above by default) approves and rejects.
+        row(
+            Method::POST,
+            "/api/v1/content/{id}/request-approval",
+            "/api/v1/content/{content}/request-approval",
+            None,
+            Inactive,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/content/{id}/approve",
+            "/api/v1/content/{content}/approve",
+            Some(json!({})),
+            Pending,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: NO,
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/content/{id}/reject",
+            "/api/v1/content/{content}/reject",
+            Some(json!({"reason": "not yet"})),
+            Pending,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: NO,
+            },
+        ),
+        // Templates (D6, A1–A6): as content, plus saves.
+        row(
+            Method::GET,
+            "/api/v1/templates",
+            "/api/v1/templates",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/templates",
+            "/api/v1/templates",
+            Some(json!({"node": "{node}", "name": "{unique}", "template": "{layout}"})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/templates/{id}",
+            "/api/v1/templates/{template}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/templates/{id}",
+            "/api/v1/templates/{template}",
+            Some(json!({"name": "{unique}", "template": "{layout}"})),
+            Template,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/templates/{id}",
+            "/api/v1/templates/{template}",
+            None,
+            Template,
+            Roles {
+                own: [403, 204, 204, 204, 204],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/templates/{id}/copy",
+            "/api/v1/templates/{master_template}/copy",
+            Some(json!({"node": "{copy_site}"})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/templates/{id}/request-approval",
+            "/api/v1/templates/{template}/request-approval",
+            None,
+            Inactive,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/templates/{id}/approve",
+            "/api/v1/templates/{template}/approve",
+            Some(json!({})),
+            Pending,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: NO,
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/templates/{id}/reject",
+            "/api/v1/templates/{template}/reject",
+            Some(json!({"reason": "not yet"})),
+            Pending,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: NO,
             },
         ),
         // Devices have no credentials until pairing (sync issue): refused.
@@ -928,6 +1085,17 @@ struct Tenant {
     invite: String,
     /// A content item at its node, and its SHA-256.
     content: (String, String),
+    /// A template at its node showing `content`.
+    template: String,
+    /// A node restricted by the root admin below the tenant node, holding
+    /// `master` and `master_template`, with `copy_site` below it (A1, A2).
+    masters: String,
+    /// A non-restricted node below `masters`.
+    copy_site: String,
+    /// An approved image at `masters`.
+    master: String,
+    /// An approved template at `masters`.
+    master_template: String,
 }
 
 struct Fixture {
@@ -948,20 +1116,56 @@ async fn made(hub: &TestHub, method: Method, path: &str, body: Option<Value>) ->
     answer
 }
 
-/// Uploads a template at `node` as the root admin; returns (id, sha256).
+/// Uploads an image at `node` as the root admin; returns (id, sha256).
 async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String) {
     let response = hub
         .client
         .post(format!("{}/api/v1/content", hub.base))
         .query(&[("node", node), ("name", name)])
         .bearer_auth(&hub.admin)
-        .body(format!(r#"{{"template": "{name}"}}"#))
+        .body(format!("GIF89a {name}"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let answer: Value = response.json().await.unwrap();
     (id(&answer), answer["sha256"].as_str().unwrap().to_owned())
+}
+
+/// A template layout showing the image `image`.
+fn layout(image: &str) -> Value {
+    json!({"canvas": {"width": 1280, "height": 720},
+        "zones": [{"id": "main", "kind": "image",
+            "rect": {"x": 0, "y": 0, "width": 1280, "height": 720}, "source": image}]})
+}
+
+/// Makes a template at `node` showing `image` as the root admin; its id.
+async fn make_template(hub: &TestHub, node: &str, image: &str) -> String {
+    id(&made(
+        hub,
+        Method::POST,
+        "/api/v1/templates",
+        Some(json!({"node": node, "name": format!("layout {image}"), "template": layout(image)})),
+    )
+    .await)
+}
+
+/// Sets the approval record of the item `item` directly, as a requester
+/// and the workflow would have.
+async fn set_approval(hub: &TestHub, item: &str, pending: bool) {
+    let mut record: ContentItem = hub.state.store.get(CONTENT, item).unwrap().unwrap();
+    record.approval = if pending {
+        ItemApproval::Pending {
+            requested_hash: record.approval_hash,
+        }
+    } else {
+        ItemApproval::Inactive {
+            rejection_reason: None,
+        }
+    };
+    let mut batch = WriteBatch::new();
+    batch.put(CONTENT, item, &record).unwrap();
+    hub.state.store.apply(batch).await.unwrap();
 }
 
 /// The id in a creation's answer.
@@ -1042,6 +1246,28 @@ impl Fixture {
             )
             .await;
             let content = upload(&hub, &node, &format!("{name} content")).await;
+            made(
+                &hub,
+                Method::PATCH,
+                &format!("/api/v1/nodes/{node}"),
+                Some(json!({"content_manager_email": format!("cm@tenant-{name}.example.test")})),
+            )
+            .await;
+            let template = make_template(&hub, &node, &content.0).await;
+            let masters = id(&made(
+                &hub,
+                Method::POST,
+                "/api/v1/nodes",
+                Some(
+                    json!({"parent": node, "name": format!("{name} masters"), "restricted": true}),
+                ),
+            )
+            .await);
+            let copy_site = hub
+                .node(&hub.admin, &masters, &format!("{name} copies"))
+                .await;
+            let master = upload(&hub, &masters, &format!("{name} master")).await.0;
+            let master_template = make_template(&hub, &masters, &master).await;
             tenants.push(Tenant {
                 node,
                 site,
@@ -1054,6 +1280,11 @@ impl Fixture {
                 member,
                 invite,
                 content,
+                template,
+                masters,
+                copy_site,
+                master,
+                master_template,
             });
         }
         // The root admin sees both tenants: tenant A's user in a tenant-B
@@ -1109,6 +1340,7 @@ impl Fixture {
         let mut signup_token = String::new();
         let mut shop_key = String::new();
         let mut content = tenant.content.0.clone();
+        let mut template = tenant.template.clone();
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -1201,6 +1433,14 @@ impl Fixture {
                 shop_key = answer["shop_key"].as_str().unwrap().to_owned();
             }
             Fresh::Content => content = upload(hub, &tenant.node, &self.unique()).await.0,
+            Fresh::Template => template = make_template(hub, &tenant.node, &content).await,
+            Fresh::Inactive | Fresh::Pending => {
+                content = upload(hub, &tenant.node, &self.unique()).await.0;
+                template = make_template(hub, &tenant.node, &content).await;
+                for item in [&content, &template] {
+                    set_approval(hub, item, fresh == Fresh::Pending).await;
+                }
+            }
         }
         vec![
             ("{node}", tenant.node.clone()),
@@ -1213,8 +1453,14 @@ impl Fixture {
             ("{signup_domain}", tenant.signup_domain.clone()),
             ("{member}", tenant.member.clone()),
             ("{invite}", invite),
-            ("{content}", content),
             ("{content_sha}", tenant.content.1.clone()),
+            ("{layout}", layout(&content).to_string()),
+            ("{content}", content),
+            ("{template}", template),
+            ("{masters}", tenant.masters.clone()),
+            ("{copy_site}", tenant.copy_site.clone()),
+            ("{master}", tenant.master.clone()),
+            ("{master_template}", tenant.master_template.clone()),
             ("{invite_token}", invite_token),
             ("{signup_token}", signup_token),
             ("{shop_key}", shop_key),
@@ -1255,9 +1501,16 @@ fn substitute(text: &str, vars: &[(&str, String)]) -> String {
         .fold(text.to_owned(), |acc, (k, v)| acc.replace(k, v))
 }
 
+/// Fills placeholders in every string of `value`; a string that is exactly
+/// a placeholder whose value is a JSON object becomes that object.
 fn substitute_json(value: &Value, vars: &[(&str, String)]) -> Value {
     match value {
-        Value::String(s) => Value::String(substitute(s, vars)),
+        Value::String(s) => vars
+            .iter()
+            .find(|(k, _)| k == s)
+            .and_then(|(_, v)| serde_json::from_str::<Value>(v).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| Value::String(substitute(s, vars))),
         Value::Array(items) => {
             Value::Array(items.iter().map(|v| substitute_json(v, vars)).collect())
         }

@@ -24,7 +24,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use signet_common::approval::{ApprovalProfile, ItemApproval};
+use signet_common::approval::{ApprovalProfile, ApprovalState, ItemApproval};
 use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
 use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
@@ -33,15 +33,18 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiQuery, AppState, Caller};
+use super::approval::{self, ApproveRequest, CopyRequest, Items, RejectRequest};
+use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
 use crate::content::media::{self, MediaInfo};
 use crate::content::range::{self, RangeAnswer};
+use crate::content::templates::{APPROVAL_REQUESTS, TEMPLATES};
 use crate::content::{
-    BlobError, BlobStore, CONTENT, CONTENT_BY_HASH, ContentItem, MAX_ITEM_NAME_LEN,
+    BlobError, BlobStore, CONTENT, CONTENT_BY_HASH, ContentItem, CopySource, MAX_ITEM_NAME_LEN,
     device_may_fetch, hash_key, items_with_hash,
 };
 use crate::identity::new_id;
 use crate::store::WriteBatch;
+use crate::tenancy::restricted::{self, ItemChange};
 use crate::tenancy::{NODES, Node};
 
 /// The content routes.
@@ -49,6 +52,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_content, upload_content))
         .routes(routes!(get_content, delete_content))
+        .routes(routes!(copy_content))
+        .routes(routes!(request_content_approval))
+        .routes(routes!(approve_content))
+        .routes(routes!(reject_content))
         .routes(routes!(device_content))
 }
 
@@ -95,6 +102,27 @@ pub struct ContentView {
     pub width: Option<u32>,
     /// Height in pixels, when known.
     pub height: Option<u32>,
+    /// `active`, `inactive` or `pending` (A3); only active items play (A7).
+    #[schema(value_type = String)]
+    pub approval_state: ApprovalState,
+    /// The approved version's hash, when active (A8).
+    #[schema(value_type = Option<String>)]
+    pub approved_hash: Option<Sha256>,
+    /// Why the last approval request was rejected, while the item is inactive.
+    pub rejection_reason: Option<String>,
+    /// The hash approval is about: the bytes' SHA-256 for media, the layout
+    /// hash (feeds left out) for templates.
+    #[schema(value_type = String)]
+    pub approval_hash: Sha256,
+    /// Counts saves, from 1.
+    pub revision: u64,
+    /// The item and revision this one was copied from (A2).
+    pub source: Option<CopySource>,
+    /// Last save.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Who saved it last.
+    #[schema(value_type = String)]
+    pub updated_by: UserId,
 }
 
 impl From<ContentItem> for ContentView {
@@ -112,13 +140,24 @@ impl From<ContentItem> for ContentView {
             duration_ms: item.duration_ms,
             width: item.width,
             height: item.height,
+            approval_state: item.approval.state(),
+            approved_hash: item.approval.approved_hash().copied(),
+            rejection_reason: match &item.approval {
+                ItemApproval::Inactive { rejection_reason } => rejection_reason.clone(),
+                _ => None,
+            },
+            approval_hash: item.approval_hash,
+            revision: item.revision,
+            source: item.source,
+            updated_at: item.updated_at,
+            updated_by: item.updated_by,
         }
     }
 }
 
 /// Whether the caller sees `item`: its node is inside the caller's domain,
 /// or above it, where the item is usable in the domain (T2).
-fn visible(caller: &Caller, item: &ContentItem) -> bool {
+pub(super) fn visible(caller: &Caller, item: &ContentItem) -> bool {
     caller.sees(&item.node)
         || caller
             .user
@@ -127,7 +166,11 @@ fn visible(caller: &Caller, item: &ContentItem) -> bool {
             .any(|root| caller.tree.is_within(root, &item.node))
 }
 
-fn load_visible(state: &AppState, caller: &Caller, id: &str) -> Result<ContentItem, ApiError> {
+pub(super) fn load_visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<ContentItem, ApiError> {
     state
         .store
         .get::<ContentItem>(CONTENT, id)?
@@ -135,7 +178,7 @@ fn load_visible(state: &AppState, caller: &Caller, id: &str) -> Result<ContentIt
         .ok_or_else(|| ApiError::not_found("content item"))
 }
 
-fn blob_error(e: BlobError) -> ApiError {
+pub(super) fn blob_error(e: BlobError) -> ApiError {
     match e {
         BlobError::TooLarge { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -152,7 +195,23 @@ fn blob_error(e: BlobError) -> ApiError {
     }
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+/// A1: refuses (403) a change the restricted node does not allow.
+pub(super) fn check_restriction(
+    caller: &Caller,
+    node: &Node,
+    change: ItemChange,
+) -> Result<(), ApiError> {
+    restricted::check_item_change(
+        &caller.tree,
+        node,
+        &caller.user.id,
+        &caller.domain(),
+        change,
+    )
+    .map_err(|e| ApiError::forbidden(e.to_string()))
+}
+
+pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty()
         || name.len() > MAX_ITEM_NAME_LEN
         || name.chars().any(char::is_control)
@@ -232,13 +291,11 @@ pub async fn upload_content(
         None => MediaInfo::default(),
     };
     let _write = state.store.write_lock().await;
-    if state
+    let node = state
         .store
         .get::<Node>(NODES, query.node.as_str())?
-        .is_none()
-    {
-        return Err(ApiError::not_found("node"));
-    }
+        .ok_or_else(|| ApiError::not_found("node"))?;
+    check_restriction(&caller, &node, ItemChange::Add)?;
     let now = state.clock.now();
     let item = ContentItem {
         id: ItemId::new(new_id("c-")),
@@ -310,20 +367,38 @@ pub async fn delete_content(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    delete_item(&state, &caller, &id).await
+}
+
+/// Deletes the item `id` (media or template) for `caller`: Contributor+,
+/// inside the caller's domain, allowed by A1; the blob goes when no other
+/// item uses it.
+pub(super) async fn delete_item(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
     caller.require(Role::Contributor)?;
     let _write = state.store.write_lock().await;
-    let item = load_visible(&state, &caller, &id)?;
+    let item = load_visible(state, caller, id)?;
     if !caller.sees(&item.node) {
         return Err(ApiError::forbidden(
             "an item above the caller's domain can only be deleted from there (T2)",
         ));
     }
+    let node = state
+        .store
+        .get::<Node>(NODES, item.node.as_str())?
+        .ok_or_else(|| ApiError::not_found("node"))?;
+    check_restriction(caller, &node, ItemChange::Delete)?;
     let mut batch = WriteBatch::new();
     batch.delete(CONTENT, item.id.as_str());
     batch.delete(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id));
+    batch.delete(TEMPLATES, item.id.as_str());
+    batch.delete(APPROVAL_REQUESTS, item.id.as_str());
     caller
         .audit(
-            &state,
+            state,
             "content.delete",
             item.id.as_str(),
             Some(item.node.clone()),
@@ -338,6 +413,79 @@ pub async fn delete_content(
             .map_err(blob_error)?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Copies an item of a restricted node into a non-restricted node below it
+/// (A2); the copy is active and names its source and revision.
+#[utoipa::path(post, path = "/api/v1/content/{id}/copy", tag = "content", request_body = CopyRequest,
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 201, description = "Copied", body = ContentView),
+        (status = 400, description = "Destination restricted or not below the source", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Below Contributor", body = super::ErrorBody),
+        (status = 404, description = "Item or destination absent or not visible", body = super::ErrorBody),
+        (status = 409, description = "Source not in a restricted node, or not approved", body = super::ErrorBody)))]
+pub async fn copy_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<CopyRequest>,
+) -> Result<(StatusCode, Json<ContentView>), ApiError> {
+    approval::copy(&state, &caller, &id, Items::Any, request).await
+}
+
+/// Requests approval of the item's current version (A5): one e-mail to the
+/// node's content manager; asking again re-sends the same request.
+#[utoipa::path(post, path = "/api/v1/content/{id}/request-approval", tag = "content",
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "Pending", body = ContentView),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Below Contributor or above the caller's domain", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
+        (status = 409, description = "Already active, or no content-manager address", body = super::ErrorBody)))]
+pub async fn request_content_approval(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ContentView>, ApiError> {
+    approval::request_approval(&state, &caller, &id, Items::Any).await
+}
+
+/// Approves the pending version (A6: `approve_content` on the node or above).
+#[utoipa::path(post, path = "/api/v1/content/{id}/approve", tag = "content",
+    request_body = ApproveRequest,
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "Active", body = ContentView),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Without approve_content here", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
+        (status = 409, description = "Not pending, or another version", body = super::ErrorBody)))]
+pub async fn approve_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<ApproveRequest>,
+) -> Result<Json<ContentView>, ApiError> {
+    approval::approve(&state, &caller, &id, Items::Any, request).await
+}
+
+/// Rejects the pending version with a reason (A6).
+#[utoipa::path(post, path = "/api/v1/content/{id}/reject", tag = "content",
+    request_body = RejectRequest,
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "Inactive, with the reason", body = ContentView),
+        (status = 400, description = "Blank or overlong reason", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Without approve_content here", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
+        (status = 409, description = "Not pending", body = super::ErrorBody)))]
+pub async fn reject_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<RejectRequest>,
+) -> Result<Json<ContentView>, ApiError> {
+    approval::reject(&state, &caller, &id, Items::Any, request).await
 }
 
 /// The device a device-route request comes from. Devices get credentials

@@ -6,6 +6,7 @@
 //! `signet-common` (permissions, licenses) — handlers call them.
 
 mod access_groups;
+mod approval;
 mod audit_log;
 mod content;
 mod error;
@@ -15,6 +16,7 @@ mod mail_outbox;
 mod nodes;
 mod permission_groups;
 mod session;
+mod templates;
 mod users;
 
 use std::sync::Arc;
@@ -109,6 +111,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(access_groups::routes())
         .merge(mail_outbox::routes())
         .merge(content::routes())
+        .merge(templates::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

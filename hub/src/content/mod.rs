@@ -4,7 +4,8 @@
 //! Owns: the `content` and `content_by_hash` trees, the blob files under
 //! `<data>/content/` ([`blobs`]), type detection from the bytes ([`detect`]),
 //! media metadata ([`media`]),
-//! `Range` decisions ([`range`]) and [`device_may_fetch`]. Must not: decide
+//! `Range` decisions ([`range`]), template documents and approval requests
+//! ([`templates`]) and [`device_may_fetch`]. Must not: decide
 //! which operator may change an item — the API does that — or hold a whole
 //! upload or download in memory.
 
@@ -12,6 +13,7 @@ pub mod blobs;
 pub mod detect;
 pub mod media;
 pub mod range;
+pub mod templates;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -94,8 +96,9 @@ pub struct CopySource {
 /// # Errors
 /// When the store fails.
 pub fn template_sources(store: &Store, item: &ItemId) -> Result<Vec<ItemId>, StoreError> {
-    let _ = (store, item);
-    Ok(Vec::new())
+    Ok(templates::load_template(store, item)?
+        .map(|template| templates::sources_of(&template))
+        .unwrap_or_default())
 }
 
 /// The key of an item's hash-index record.
