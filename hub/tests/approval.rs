@@ -534,7 +534,7 @@ async fn a4_strict_mode_makes_a_feed_url_change_deactivate() {
 
 /// D6: a template is validated on every write with a precise error, and
 /// nothing is stored when it is refused; zone sources must be usable at
-/// the template's node (T2).
+/// the template's node (T2), and are not deleted while a template shows them.
 #[tokio::test]
 async fn d6_invalid_templates_are_refused_precisely_and_change_nothing() {
     let hub = TestHub::start().await;
@@ -599,6 +599,31 @@ async fn d6_invalid_templates_are_refused_precisely_and_change_nothing() {
     let (_, after) = hub.get(&hub.admin, &path).await;
     assert_eq!(after["revision"], 1);
     assert_eq!(after["sha256"], created["sha256"]);
+    // The image a template shows is not deleted from under it; once the
+    // template is gone, it is.
+    let refused = hub
+        .delete(&hub.admin, &format!("/api/v1/content/{image_a}"))
+        .await;
+    assert_error(&refused, StatusCode::CONFLICT, "item_in_use");
+    assert!(
+        refused.1["message"]
+            .as_str()
+            .unwrap()
+            .contains(&id(&created))
+    );
+    let (status, _) = hub.delete(&hub.admin, &path).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        hub.state
+            .store
+            .scan::<Template>(TEMPLATES, "")
+            .unwrap()
+            .is_empty()
+    );
+    let (status, _) = hub
+        .delete(&hub.admin, &format!("/api/v1/content/{image_a}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     // A media item is not a template at the template routes.
     let r = hub
         .get(&hub.admin, &format!("/api/v1/templates/{image_a}"))
@@ -809,4 +834,75 @@ async fn a1_restricted_node_rules_table() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+async fn replace(hub: &TestHub, token: &str, item: &str, seed: u8) -> (StatusCode, Value) {
+    let response = hub
+        .client
+        .put(format!("{}/api/v1/content/{item}", hub.base))
+        .bearer_auth(token)
+        .body(png(seed))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A3 for media: new bytes are a content change (inactive for a user whose
+/// profile requires approval, active with the new hash otherwise), the same
+/// bytes change nothing, and a rename keeps the state. The old blob goes
+/// when nothing uses it.
+#[tokio::test]
+async fn a3_replacing_media_bytes_is_a_content_change() {
+    let hub = TestHub::start().await;
+    let site = hub.node(&hub.admin, &hub.root, "Site").await;
+    let (editor, token) = hub.user("editor", "contributor", &[&site]).await;
+    let (_, item) = upload(&hub, &token, &site, "Poster", 1).await;
+    assert_eq!(item["approval_state"], "active");
+    let item_id = id(&item);
+    let blobs = BlobStore::new(&hub.state.config.data);
+
+    let (status, same) = replace(&hub, &token, &item_id, 1).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(same["revision"], 1, "same bytes: nothing changed");
+
+    let (status, replaced) = replace(&hub, &token, &item_id, 2).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["approval_state"], "active");
+    assert_eq!(replaced["approved_hash"], Sha256::of(&png(2)).to_string());
+    assert_eq!(replaced["revision"], 2);
+    let old: Sha256 = item["sha256"].as_str().unwrap().parse().unwrap();
+    assert!(!blobs.path_of(&old).exists(), "the unused old blob is gone");
+
+    set_requires_approval(&hub, &editor).await;
+    let (_, replaced) = replace(&hub, &token, &item_id, 3).await;
+    assert_eq!(replaced["approval_state"], "inactive");
+    assert_eq!(replaced["approved_hash"], Value::Null);
+    assert_eq!(replaced["sha256"], Sha256::of(&png(3)).to_string());
+
+    let (status, renamed) = hub
+        .patch(
+            &token,
+            &format!("/api/v1/content/{item_id}"),
+            json!({"name": "Poster v3"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["name"], "Poster v3");
+    assert_eq!(renamed["approval_state"], "inactive");
+    assert_eq!(renamed["revision"], 3);
+
+    // A template's bytes are not replaced here.
+    let (_, tpl) = template(&hub, &hub.admin, &site, "Board", &item_id).await;
+    let r = replace(&hub, &token, &id(&tpl), 4).await;
+    assert_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
 }

@@ -331,6 +331,28 @@ fn rows() -> Vec<Row> {
             },
         ),
         row(
+            Method::PUT,
+            "/api/v1/content/{id}",
+            "/api/v1/content/{content}",
+            Some(Value::String("GIF89a {unique}".into())),
+            Content,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/content/{id}",
+            "/api/v1/content/{content}",
+            Some(json!({"name": "{unique}"})),
+            Content,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
             Method::DELETE,
             "/api/v1/content/{id}",
             "/api/v1/content/{content}",

@@ -623,3 +623,49 @@ async fn media_metadata_comes_from_the_discoverer() {
     assert_eq!(status, StatusCode::CREATED, "{item}");
     assert!(item["duration_ms"].is_null() && item["width"].is_null());
 }
+
+/// L3, T2: an item an access group holds is not deleted from under it
+/// (409, nothing changes); once the group lets it go, it is.
+#[tokio::test]
+async fn l3_an_item_in_an_access_group_is_not_deleted() {
+    let hub = TestHub::start().await;
+    let (_, item) = upload(&hub, &hub.admin, &hub.root, "Licensed", png(5_000, 9)).await;
+    let item_id = item["id"].as_str().unwrap();
+    let (status, group) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/access-groups",
+            json!({"node": hub.root, "name": "Members",
+                "license": {"allow_offline": false, "offline_grace_secs": 0, "allow_export": false}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let items = format!(
+        "/api/v1/access-groups/{}/items",
+        group["id"].as_str().unwrap()
+    );
+    let put = |body: Value| hub.call(Method::PUT, &items, Some(&hub.admin), Some(body));
+    assert_eq!(
+        put(json!({"items": [{"id": item_id}]})).await.0,
+        StatusCode::OK
+    );
+
+    let path = format!("/api/v1/content/{item_id}");
+    let refused = hub.delete(&hub.admin, &path).await;
+    assert_error(&refused, StatusCode::CONFLICT, "item_in_use");
+    assert!(
+        refused.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("access group")
+    );
+    assert_eq!(records(&hub).len(), 1);
+    assert_eq!(blobs(&hub).len(), 1);
+
+    assert_eq!(put(json!({"items": []})).await.0, StatusCode::OK);
+    assert_eq!(
+        hub.delete(&hub.admin, &path).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_nothing_left(&hub);
+}

@@ -123,7 +123,7 @@ pub(super) fn profile(caller: &Caller) -> ApprovalProfile {
 }
 
 /// Maps a refused approval event to 409 (or 400 for a bad reason).
-pub(super) fn approval_error(e: &ApprovalError) -> ApiError {
+pub(crate) fn approval_error(e: &ApprovalError) -> ApiError {
     match e {
         ApprovalError::EmptyRejectionReason | ApprovalError::RejectionReasonTooLong { .. } => {
             ApiError::bad_request("invalid_reason", e.to_string())

@@ -12,7 +12,13 @@
 //!   domain; callers see items inside their domain and items at the nodes
 //!   above it, which are usable there (T2) but changed only from above;
 //!   anything else is 404 (T4);
+//! - replacing an item's bytes (`PUT`) is a content change for approval
+//!   (A3); a rename (`PATCH`) is not; every write to an item obeys the
+//!   restricted-node rule (A1); templates are written at `/api/v1/templates`;
+//! - an item a template shows or an access group holds is not deleted (409);
 //! - a deleted item's blob goes when no other item uses it;
+//! - copy-down and the approval actions (`copy`, `request-approval`,
+//!   `approve`, `reject`) follow [`super::approval`];
 //! - the device route serves a blob, whole or one `Range` (206, 416), only
 //!   to a device [`device_may_fetch`] allows; until devices have
 //!   credentials (sync issue) [`DeviceAuth`] refuses every request (401).
@@ -24,7 +30,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use signet_common::approval::{ApprovalProfile, ApprovalState, ItemApproval};
+use signet_common::approval::{
+    ApprovalEvent, ApprovalProfile, ApprovalState, Change, ItemApproval,
+};
 use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
 use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
@@ -40,7 +48,7 @@ use crate::content::range::{self, RangeAnswer};
 use crate::content::templates::{APPROVAL_REQUESTS, TEMPLATES};
 use crate::content::{
     BlobError, BlobStore, CONTENT, CONTENT_BY_HASH, ContentItem, CopySource, MAX_ITEM_NAME_LEN,
-    device_may_fetch, hash_key, items_with_hash,
+    device_may_fetch, hash_key, items_with_hash, users_of,
 };
 use crate::identity::new_id;
 use crate::store::WriteBatch;
@@ -51,7 +59,12 @@ use crate::tenancy::{NODES, Node};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_content, upload_content))
-        .routes(routes!(get_content, delete_content))
+        .routes(routes!(
+            get_content,
+            replace_content,
+            rename_content,
+            delete_content
+        ))
         .routes(routes!(copy_content))
         .routes(routes!(request_content_approval))
         .routes(routes!(approve_content))
@@ -340,6 +353,189 @@ pub async fn upload_content(
     Ok((StatusCode::CREATED, Json(item.into())))
 }
 
+/// A new name for an item.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameContent {
+    /// Display name (1 to 256 bytes).
+    pub name: String,
+}
+
+/// Replaces an item's bytes (Contributor+, inside the caller's domain, A1):
+/// the raw body, streamed like an upload. New bytes are a content change
+/// (A3): the item becomes inactive if the caller's profile requires
+/// approval, else active with the new hash. The same bytes change nothing.
+#[utoipa::path(put, path = "/api/v1/content/{id}", tag = "content",
+    params(("id" = String, Path, description = "Item id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The new bytes; the type is detected from them"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Saved (or unchanged)", body = ContentView),
+        (status = 400, description = "Incomplete body", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
+        (status = 413, description = "Larger than max_upload_bytes", body = super::ErrorBody),
+        (status = 415, description = "Not a known media type, or a template", body = super::ErrorBody)))]
+pub async fn replace_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ContentView>, ApiError> {
+    caller.require(Role::Contributor)?;
+    {
+        let item = load_visible(&state, &caller, &id)?;
+        if item.kind == ItemKind::Template {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "templates are saved at /api/v1/templates/{id}, where they are validated (D6)",
+            ));
+        }
+    }
+    let limit = state.config.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(blob_error(BlobError::TooLarge { limit }));
+    }
+    let blobs = BlobStore::new(&state.config.data);
+    let staged = blobs
+        .stage(body.into_data_stream(), limit)
+        .await
+        .map_err(blob_error)?;
+    if staged.detected.kind == ItemKind::Template {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a media item's bytes cannot become a template; create one at /api/v1/templates",
+        ));
+    }
+    let media = match staged.path() {
+        Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
+        None => MediaInfo::default(),
+    };
+    let _write = state.store.write_lock().await;
+    let mut item = load_visible(&state, &caller, &id)?;
+    if !caller.sees(&item.node) {
+        return Err(ApiError::forbidden(
+            "an item above the caller's domain is changed from there (T2)",
+        ));
+    }
+    let node = state
+        .store
+        .get::<Node>(NODES, item.node.as_str())?
+        .ok_or_else(|| ApiError::not_found("node"))?;
+    check_restriction(&caller, &node, ItemChange::Edit)?;
+    if staged.sha256 == item.sha256 {
+        return Ok(Json(item.into()));
+    }
+    let transition = item
+        .approval
+        .apply(
+            &ApprovalEvent::Saved {
+                change: Change::Content,
+                content_hash: staged.sha256,
+                strict_mode: node.strict_feeds,
+            },
+            ApprovalProfile {
+                requires_approval: caller.user.requires_approval,
+            },
+        )
+        .map_err(|e| approval::approval_error(&e))?;
+    let old_sha = item.sha256;
+    let from = transition.from;
+    item.approval = transition.approval;
+    item.kind = staged.detected.kind;
+    item.media_type = staged.detected.media_type.to_owned();
+    item.sha256 = staged.sha256;
+    item.approval_hash = staged.sha256;
+    item.size = staged.size;
+    item.duration_ms = media.duration_ms;
+    item.width = media.width;
+    item.height = media.height;
+    item.revision = item.revision.saturating_add(1);
+    item.updated_at = state.clock.now();
+    item.updated_by = caller.user.id.clone();
+    blobs.commit(staged).await.map_err(blob_error)?;
+    let mut batch = WriteBatch::new();
+    batch.put(CONTENT, item.id.as_str(), &item)?;
+    batch.delete(CONTENT_BY_HASH, &hash_key(&old_sha, &item.id));
+    batch.put(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id), &item.id)?;
+    batch.delete(APPROVAL_REQUESTS, item.id.as_str());
+    caller
+        .audit(
+            &state,
+            "content.replace",
+            item.id.as_str(),
+            Some(item.node.clone()),
+            serde_json::json!({"sha256": {"from": old_sha, "to": item.sha256},
+                "size": item.size, "media_type": item.media_type, "revision": item.revision,
+                "approval": {"from": from, "to": item.approval.state()}}),
+        )
+        .record(&mut batch)?;
+    state.store.apply(batch).await?;
+    if items_with_hash(&state.store, &old_sha)?.is_empty() {
+        blobs.remove(&old_sha).await.map_err(blob_error)?;
+    }
+    Ok(Json(item.into()))
+}
+
+/// Renames an item (Contributor+, inside the caller's domain, A1). A name
+/// is not content: the approval state stays.
+#[utoipa::path(patch, path = "/api/v1/content/{id}", tag = "content", request_body = RenameContent,
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "Renamed", body = ContentView),
+        (status = 400, description = "Invalid name", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+pub async fn rename_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<RenameContent>,
+) -> Result<Json<ContentView>, ApiError> {
+    caller.require(Role::Contributor)?;
+    check_name(&request.name)?;
+    let _write = state.store.write_lock().await;
+    let mut item = load_visible(&state, &caller, &id)?;
+    if !caller.sees(&item.node) {
+        return Err(ApiError::forbidden(
+            "an item above the caller's domain is changed from there (T2)",
+        ));
+    }
+    let node = state
+        .store
+        .get::<Node>(NODES, item.node.as_str())?
+        .ok_or_else(|| ApiError::not_found("node"))?;
+    check_restriction(&caller, &node, ItemChange::Edit)?;
+    let name = request.name.trim().to_owned();
+    if name == item.name {
+        return Ok(Json(item.into()));
+    }
+    let old = std::mem::replace(&mut item.name, name);
+    item.updated_at = state.clock.now();
+    item.updated_by = caller.user.id.clone();
+    let mut batch = WriteBatch::new();
+    batch.put(CONTENT, item.id.as_str(), &item)?;
+    caller
+        .audit(
+            &state,
+            "content.rename",
+            item.id.as_str(),
+            Some(item.node.clone()),
+            serde_json::json!({"name": {"from": old, "to": item.name}}),
+        )
+        .record(&mut batch)?;
+    state.store.apply(batch).await?;
+    Ok(Json(item.into()))
+}
+
 /// One content item the caller sees.
 #[utoipa::path(get, path = "/api/v1/content/{id}", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
@@ -361,7 +557,8 @@ pub async fn get_content(
     responses((status = 204, description = "Deleted"),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Below Contributor, or above the caller's domain", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
+        (status = 409, description = "Still used by a template, access group or playlist", body = super::ErrorBody)))]
 pub async fn delete_content(
     State(state): State<AppState>,
     caller: Caller,
@@ -391,6 +588,17 @@ pub(super) async fn delete_item(
         .get::<Node>(NODES, item.node.as_str())?
         .ok_or_else(|| ApiError::not_found("node"))?;
     check_restriction(caller, &node, ItemChange::Delete)?;
+    let users = users_of(&state.store, &item.id)?;
+    if !users.is_empty() {
+        return Err(ApiError::conflict(
+            "item_in_use",
+            format!(
+                "{} is still used by {}: remove it there first",
+                item.id,
+                users.join(", ")
+            ),
+        ));
+    }
     let mut batch = WriteBatch::new();
     batch.delete(CONTENT, item.id.as_str());
     batch.delete(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id));

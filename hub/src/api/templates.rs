@@ -410,7 +410,8 @@ pub async fn save_template(
     responses((status = 204, description = "Deleted"),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
-        (status = 404, description = "Absent, not a template, or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "Absent, not a template, or not visible", body = super::ErrorBody),
+        (status = 409, description = "Still used by a template, access group or playlist", body = super::ErrorBody)))]
 pub async fn delete_template(
     State(state): State<AppState>,
     caller: Caller,

@@ -101,6 +101,27 @@ pub fn template_sources(store: &Store, item: &ItemId) -> Result<Vec<ItemId>, Sto
         .unwrap_or_default())
 }
 
+/// What still refers to `item`, as `kind id` strings: templates that show
+/// it in a zone and access groups that hold it. An item in use is not
+/// deleted, so nothing is left pointing at a missing item.
+///
+/// # Errors
+/// When the store fails.
+pub fn users_of(store: &Store, item: &ItemId) -> Result<Vec<String>, StoreError> {
+    let mut users = Vec::new();
+    for (template_id, template) in
+        store.scan_keyed::<signet_common::approval::Template>(templates::TEMPLATES, "")?
+    {
+        if template_id != item.as_str() && templates::sources_of(&template).contains(item) {
+            users.push(format!("template {template_id}"));
+        }
+    }
+    for group in access_groups::groups_holding(store, item)? {
+        users.push(format!("access group {group}"));
+    }
+    Ok(users)
+}
+
 /// The key of an item's hash-index record.
 #[must_use]
 pub fn hash_key(sha256: &Sha256, item: &ItemId) -> String {

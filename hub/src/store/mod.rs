@@ -193,6 +193,26 @@ impl Store {
             .collect()
     }
 
+    /// Every record in `tree` whose key starts with `prefix`, with its key,
+    /// in key order.
+    ///
+    /// # Errors
+    /// When the engine fails or a record does not decode.
+    pub fn scan_keyed<T: DeserializeOwned>(
+        &self,
+        tree: &'static str,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.storage
+            .scan(tree, prefix.as_bytes())?
+            .into_iter()
+            .map(|(key, bytes)| {
+                let value = decode(tree, &key, &bytes)?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), value))
+            })
+            .collect()
+    }
+
     /// Every key in `tree` that starts with `prefix`, in key order (for
     /// index trees whose keys carry the facts, e.g. `{node}/{device}`).
     ///
