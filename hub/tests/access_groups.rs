@@ -448,6 +448,22 @@ async fn l2_l4_member_windows_earliest_limit_wins_and_removal_ends_access() {
     );
 }
 
+/// Uploads a small GIF at `node` as the admin; returns its item id.
+async fn upload_gif(hub: &TestHub, node: &str, name: &str) -> String {
+    let response = hub
+        .client
+        .post(format!("{}/api/v1/content", hub.base))
+        .query(&[("node", node), ("name", name)])
+        .bearer_auth(&hub.admin)
+        .body(format!("GIF89a {name}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let answer: Value = response.json().await.unwrap();
+    answer["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn l1_items_with_categories_are_bounded_and_indexed() {
     let hub = TestHub::start().await;
@@ -460,12 +476,30 @@ async fn l1_items_with_categories_are_bounded_and_indexed() {
         .await;
     let id = r.1["id"].as_str().unwrap().to_owned();
     let items = format!("{GROUPS}/{id}/items");
+    let i1 = upload_gif(&hub, &hub.root, "one").await;
+    let i2 = upload_gif(&hub, &hub.root, "two").await;
+    // Only content items usable at the group's node (T2) are held.
+    let elsewhere = hub.node(&hub.admin, &hub.root, "Elsewhere").await;
+    let below = upload_gif(&hub, &elsewhere, "below").await;
+    for missing in ["c-missing", below.as_str()] {
+        assert_error(
+            &hub.call(
+                Method::PUT,
+                &items,
+                Some(&hub.admin),
+                Some(json!({"items": [{"id": missing}]})),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_item",
+        );
+    }
     assert_error(
         &hub.call(
             Method::PUT,
             &items,
             Some(&hub.admin),
-            Some(json!({"items": [{"id": "i-1", "categories": ["sports"]}]})),
+            Some(json!({"items": [{"id": i1, "categories": ["sports"]}]})),
         )
         .await,
         StatusCode::BAD_REQUEST,
@@ -487,13 +521,13 @@ async fn l1_items_with_categories_are_bounded_and_indexed() {
             Method::PUT,
             &items,
             Some(&hub.admin),
-            Some(json!({"items": [{"id": "i-1", "categories": ["news"]}, {"id": "i-2"}]})),
+            Some(json!({"items": [{"id": i1, "categories": ["news"]}, {"id": i2}]})),
         )
         .await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     assert_eq!(r.1["items"].as_array().unwrap().len(), 2);
     assert_eq!(
-        ag::groups_holding(&hub.state.store, &ItemId::from("i-1")).unwrap(),
+        ag::groups_holding(&hub.state.store, &ItemId::from(i1.as_str())).unwrap(),
         [AccessGroupId::new(id.clone())]
     );
     // A category an item carries cannot be dropped.
@@ -512,16 +546,16 @@ async fn l1_items_with_categories_are_bounded_and_indexed() {
             Method::PUT,
             &items,
             Some(&hub.admin),
-            Some(json!({"items": [{"id": "i-2"}]})),
+            Some(json!({"items": [{"id": i2}]})),
         )
         .await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     assert!(
-        ag::groups_holding(&hub.state.store, &ItemId::from("i-1"))
+        ag::groups_holding(&hub.state.store, &ItemId::from(i1.as_str()))
             .unwrap()
             .is_empty()
     );
-    assert_eq!(hub.get(&hub.admin, &items).await.1["items"][0]["id"], "i-2");
+    assert_eq!(hub.get(&hub.admin, &items).await.1["items"][0]["id"], i2);
 }
 
 #[tokio::test]

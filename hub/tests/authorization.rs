@@ -847,7 +847,7 @@ fn rows() -> Vec<Row> {
             Method::PUT,
             "/api/v1/access-groups/{id}/items",
             "/api/v1/access-groups/{agroup}/items",
-            Some(json!({"items": [{"id": "matrix-item", "categories": []}]})),
+            Some(json!({"items": [{"id": "{content}", "categories": []}]})),
             Nothing,
             Roles {
                 own: [403, 403, 403, 200, 200],

@@ -49,6 +49,7 @@ use crate::access_groups::{
     window,
 };
 use crate::audit::AuditEntry;
+use crate::content::{CONTENT, ContentItem};
 use crate::identity::{
     MAX_NAME_LEN, USER_NAMES, USERS, User, name_key, new_id, new_token, token_key,
 };
@@ -1194,12 +1195,12 @@ pub async fn list_items(
     }))
 }
 
-/// Replaces a group's item list (Manager+). Ids are checked for form and
-/// count; that each item exists is checked once content items exist.
+/// Replaces a group's item list (Manager+). Every item must be a content
+/// item usable at the group's node (T2: stored there or above).
 #[utoipa::path(put, path = "/api/v1/access-groups/{id}/items", tag = "access-groups", request_body = ItemList,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 200, description = "The new list", body = ItemList),
-        (status = 400, description = "Invalid id, category or count", body = super::ErrorBody),
+        (status = 400, description = "Invalid id, category or count, or an item not usable at the group's node", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Below Manager", body = super::ErrorBody),
         (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
@@ -1246,6 +1247,19 @@ pub async fn set_items(
     let _write = state.store.write_lock().await;
     let group = load_group(&state, &caller, &id)?;
     for item in &request.items {
+        let usable = state
+            .store
+            .get::<ContentItem>(CONTENT, item.id.as_str())?
+            .is_some_and(|content| caller.tree.is_within(&group.node, &content.node));
+        if !usable {
+            return Err(ApiError::bad_request(
+                "invalid_item",
+                format!(
+                    "item {} is not a content item usable at the group's node {} (T2)",
+                    item.id, group.node
+                ),
+            ));
+        }
         if let Some(category) = item
             .categories
             .iter()
