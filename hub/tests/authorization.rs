@@ -287,7 +287,7 @@ fn rows() -> Vec<Row> {
         ),
         // Content (T2, T4, S7): Contributor+ uploads and deletes inside its
         // domain; everyone reads; another tenant's item or node is 404. The
-        // upload body is raw bytes (a JSON template), not a JSON request.
+        // upload body is raw bytes (a GIF-looking image), not a JSON request.
         row(
             Method::GET,
             "/api/v1/content",
@@ -303,7 +303,7 @@ fn rows() -> Vec<Row> {
             Method::POST,
             "/api/v1/content",
             "/api/v1/content?node={node}&name={unique}",
-            Some(Value::String(r#"{"layout": "{unique}"}"#.into())),
+            Some(Value::String("GIF89a {unique}".into())),
             Nothing,
             Roles {
                 own: [403, 201, 201, 201, 201],
@@ -948,14 +948,14 @@ async fn made(hub: &TestHub, method: Method, path: &str, body: Option<Value>) ->
     answer
 }
 
-/// Uploads a template at `node` as the root admin; returns (id, sha256).
+/// Uploads a (GIF-looking) image at `node` as the root admin; returns (id, sha256).
 async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String) {
     let response = hub
         .client
         .post(format!("{}/api/v1/content", hub.base))
         .query(&[("node", node), ("name", name)])
         .bearer_auth(&hub.admin)
-        .body(format!(r#"{{"template": "{name}"}}"#))
+        .body(format!("GIF89a {name}"))
         .send()
         .await
         .unwrap();
