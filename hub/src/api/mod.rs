@@ -14,6 +14,7 @@ mod health;
 mod mail_outbox;
 mod nodes;
 mod permission_groups;
+mod schedules;
 mod session;
 mod users;
 
@@ -109,6 +110,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(access_groups::routes())
         .merge(mail_outbox::routes())
         .merge(content::routes())
+        .merge(schedules::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.
