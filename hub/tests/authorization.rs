@@ -51,6 +51,10 @@ enum Fresh {
     ShopKey,
     /// A new content item at the tenant's node (`{content}`).
     Content,
+    /// A new playlist at the tenant's node (`{playlist}`).
+    Playlist,
+    /// A new leaf node with a schedule (`{site}`, `{schedule}`).
+    Schedule,
 }
 
 /// Who calls.
@@ -92,8 +96,8 @@ const NO: [u16; 5] = [404, 404, 404, 404, 404];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Content, Invite, Member, Nothing, PermissionGroup, PermissionMembers, ShopKey,
-        Signup, Site, User,
+        AccessGroup, Content, Invite, Member, Nothing, PermissionGroup, PermissionMembers,
+        Playlist, Schedule, ShopKey, Signup, Site, User,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -340,6 +344,131 @@ fn rows() -> Vec<Row> {
             None,
             Nothing,
             Anonymous(401),
+        ),
+        // Playlists and schedules (D5, T2, T4): Contributor+ writes inside
+        // its domain; everyone reads; another tenant's are 404.
+        row(
+            Method::GET,
+            "/api/v1/playlists",
+            "/api/v1/playlists",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/playlists",
+            "/api/v1/playlists",
+            Some(json!({"node": "{node}", "name": "{unique}",
+                "items": [{"item": "{content}", "duration_ms": 1000}]})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/playlists/{id}",
+            "/api/v1/playlists/{playlist}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/playlists/{id}",
+            "/api/v1/playlists/{playlist}",
+            Some(json!({"name": "{unique}"})),
+            Nothing,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/playlists/{id}",
+            "/api/v1/playlists/{playlist}",
+            None,
+            Playlist,
+            Roles {
+                own: [403, 204, 204, 204, 204],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/schedules",
+            "/api/v1/schedules",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/schedules",
+            "/api/v1/schedules",
+            Some(json!({"target": {"kind": "node", "id": "{site}"},
+                "entries": [{"id": "all-day", "playlist": "{playlist}", "priority": 0}]})),
+            Site,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/schedules/{id}",
+            "/api/v1/schedules/{schedule}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/schedules/{id}",
+            "/api/v1/schedules/{schedule}",
+            Some(json!({"entries": [{"id": "{unique}", "playlist": "{playlist}", "priority": 1}]})),
+            Nothing,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/schedules/{id}",
+            "/api/v1/schedules/{schedule}",
+            None,
+            Schedule,
+            Roles {
+                own: [403, 204, 204, 204, 204],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/schedules/{id}/preview",
+            "/api/v1/schedules/{schedule}/preview?at=2026-01-15T09:00:00Z&tz=Europe/Berlin",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
         ),
         // The mail outbox is for root-level admins only: every tenant role is refused.
         row(
@@ -928,6 +1057,10 @@ struct Tenant {
     invite: String,
     /// A content item at its node, and its SHA-256.
     content: (String, String),
+    /// A playlist at its node, playing `content`.
+    playlist: String,
+    /// The schedule of `site`, playing `playlist`.
+    schedule: String,
 }
 
 struct Fixture {
@@ -962,6 +1095,31 @@ async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String) {
     assert_eq!(response.status(), StatusCode::CREATED);
     let answer: Value = response.json().await.unwrap();
     (id(&answer), answer["sha256"].as_str().unwrap().to_owned())
+}
+
+/// Makes a playlist at `node` playing `item`, as the root admin; returns its id.
+async fn new_playlist(hub: &TestHub, node: &str, item: &str) -> String {
+    id(&made(
+        hub,
+        Method::POST,
+        "/api/v1/playlists",
+        Some(json!({"node": node, "name": "matrix playlist",
+            "items": [{"item": item, "duration_ms": 1000}]})),
+    )
+    .await)
+}
+
+/// Attaches a schedule playing `playlist` to node `node`, as the root admin;
+/// returns its id.
+async fn new_schedule(hub: &TestHub, node: &str, playlist: &str) -> String {
+    id(&made(
+        hub,
+        Method::POST,
+        "/api/v1/schedules",
+        Some(json!({"target": {"kind": "node", "id": node},
+            "entries": [{"id": "all-day", "playlist": playlist, "priority": 0}]})),
+    )
+    .await)
 }
 
 /// The id in a creation's answer.
@@ -1042,6 +1200,8 @@ impl Fixture {
             )
             .await;
             let content = upload(&hub, &node, &format!("{name} content")).await;
+            let playlist = new_playlist(&hub, &node, &content.0).await;
+            let schedule = new_schedule(&hub, &site, &playlist).await;
             tenants.push(Tenant {
                 node,
                 site,
@@ -1054,6 +1214,8 @@ impl Fixture {
                 member,
                 invite,
                 content,
+                playlist,
+                schedule,
             });
         }
         // The root admin sees both tenants: tenant A's user in a tenant-B
@@ -1109,6 +1271,8 @@ impl Fixture {
         let mut signup_token = String::new();
         let mut shop_key = String::new();
         let mut content = tenant.content.0.clone();
+        let mut playlist = tenant.playlist.clone();
+        let mut schedule = tenant.schedule.clone();
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -1201,6 +1365,11 @@ impl Fixture {
                 shop_key = answer["shop_key"].as_str().unwrap().to_owned();
             }
             Fresh::Content => content = upload(hub, &tenant.node, &self.unique()).await.0,
+            Fresh::Playlist => playlist = new_playlist(hub, &tenant.node, &content).await,
+            Fresh::Schedule => {
+                site = hub.node(&hub.admin, &tenant.node, &self.unique()).await;
+                schedule = new_schedule(hub, &site, &tenant.playlist).await;
+            }
         }
         vec![
             ("{node}", tenant.node.clone()),
@@ -1215,6 +1384,8 @@ impl Fixture {
             ("{invite}", invite),
             ("{content}", content),
             ("{content_sha}", tenant.content.1.clone()),
+            ("{playlist}", playlist),
+            ("{schedule}", schedule),
             ("{invite_token}", invite_token),
             ("{signup_token}", signup_token),
             ("{shop_key}", shop_key),
@@ -1243,6 +1414,8 @@ impl Fixture {
             &b.invite,
             &b.content.0,
             &b.content.1,
+            &b.playlist,
+            &b.schedule,
         ]
         .into_iter()
         .map(String::as_str)
