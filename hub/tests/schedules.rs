@@ -1084,3 +1084,105 @@ async fn d5_preview_shows_what_plays_and_the_next_change() {
         .await;
     assert_error(&result, StatusCode::BAD_REQUEST, "invalid_tz");
 }
+
+/// D5: resolution leaves out items deleted since the playlist was saved (a
+/// manifest cannot list them) and gives an item whose media duration is no
+/// longer known 0 ms, which evaluation never plays.
+#[tokio::test]
+async fn d5_resolution_drops_deleted_items_and_zeroes_unknown_durations() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let kept = item(&hub, &tenant, "kept").await;
+    let gone = item(&hub, &tenant, "gone").await;
+    let video = item(&hub, &tenant, "video").await;
+    set_media_duration(&hub, &video, 5_000).await;
+    let list = playlist(
+        &hub,
+        &hub.admin,
+        &tenant,
+        json!([{"item": kept, "duration_ms": 1000}, {"item": gone, "duration_ms": 2000},
+            {"item": video}]),
+    )
+    .await;
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/schedules",
+            simple_schedule(&tenant, &list),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut stored: ContentItem = hub.state.store.get(CONTENT, &video).unwrap().unwrap();
+    stored.duration_ms = None;
+    let mut batch = WriteBatch::new();
+    batch.delete(CONTENT, &gone);
+    batch.put(CONTENT, &video, &stored).unwrap();
+    hub.state.store.apply(batch).await.unwrap();
+
+    let resolved = group_schedule(&hub.state.store, &GroupRef::Node(NodeId::new(tenant)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        resolved.entries[0].items,
+        [
+            PlaylistItem {
+                item: ItemId::new(kept),
+                duration_ms: 1000
+            },
+            PlaylistItem {
+                item: ItemId::new(video),
+                duration_ms: 0
+            }
+        ]
+    );
+    resolved.validate().unwrap();
+}
+
+/// Bounds (DESIGN §7): a resolved schedule holds at most
+/// `MAX_SCHEDULED_ITEMS` playlist items, so its manifest stays small; a
+/// schedule over it is refused (400), and so is a playlist change that
+/// would push a schedule using it over it (409). Neither changes anything.
+#[tokio::test]
+async fn d5_scheduled_items_are_bounded_on_schedule_and_playlist_writes() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let image = item(&hub, &tenant, "image").await;
+    let half = signet_hub::schedules::MAX_SCHEDULED_ITEMS / 2;
+    let items = |n: usize| -> Value {
+        Value::Array(
+            (0..n)
+                .map(|_| json!({"item": image, "duration_ms": 1000}))
+                .collect(),
+        )
+    };
+    let list = playlist(&hub, &hub.admin, &tenant, items(half)).await;
+    let entry = |id: &str| json!({"id": id, "playlist": list, "priority": 0});
+    let target = json!({"kind": "node", "id": tenant});
+    let result = hub
+        .post(
+            &hub.admin,
+            "/api/v1/schedules",
+            json!({"target": target, "entries": [entry("a"), entry("b"), entry("c")]}),
+        )
+        .await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "schedule_too_large");
+    assert!(hub.state.store.scan_keys(SCHEDULES, "").unwrap().is_empty());
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/schedules",
+            json!({"target": target, "entries": [entry("a"), entry("b")]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let result = hub
+        .patch(
+            &hub.admin,
+            &format!("/api/v1/playlists/{list}"),
+            json!({"items": items(half + 1)}),
+        )
+        .await;
+    assert_error(&result, StatusCode::CONFLICT, "schedule_too_large");
+    let stored: Playlist = hub.state.store.get(PLAYLISTS, &list).unwrap().unwrap();
+    assert_eq!(stored.items.len(), half);
+}
