@@ -60,6 +60,10 @@ enum Fresh {
     Inactive,
     /// A new template (`{template}`) and image (`{content}`), both pending approval.
     Pending,
+    /// A new playlist at the tenant's node (`{playlist}`).
+    Playlist,
+    /// A new leaf node with a schedule (`{site}`, `{schedule}`).
+    Schedule,
 }
 
 /// Who calls.
@@ -102,7 +106,7 @@ fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
         AccessGroup, Content, Inactive, Invite, Member, Nothing, Pending, PermissionGroup,
-        PermissionMembers, ShopKey, Signup, Site, Template, User,
+        PermissionMembers, Playlist, Schedule, ShopKey, Signup, Site, Template, User,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -519,6 +523,131 @@ fn rows() -> Vec<Row> {
             None,
             Nothing,
             Anonymous(401),
+        ),
+        // Playlists and schedules (D5, T2, T4): Contributor+ writes inside
+        // its domain; everyone reads; another tenant's are 404.
+        row(
+            Method::GET,
+            "/api/v1/playlists",
+            "/api/v1/playlists",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/playlists",
+            "/api/v1/playlists",
+            Some(json!({"node": "{node}", "name": "{unique}",
+                "items": [{"item": "{content}", "duration_ms": 1000}]})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/playlists/{id}",
+            "/api/v1/playlists/{playlist}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/playlists/{id}",
+            "/api/v1/playlists/{playlist}",
+            Some(json!({"name": "{unique}"})),
+            Nothing,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/playlists/{id}",
+            "/api/v1/playlists/{playlist}",
+            None,
+            Playlist,
+            Roles {
+                own: [403, 204, 204, 204, 204],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/schedules",
+            "/api/v1/schedules",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/schedules",
+            "/api/v1/schedules",
+            Some(json!({"target": {"kind": "node", "id": "{site}"},
+                "entries": [{"id": "all-day", "playlist": "{playlist}", "priority": 0}]})),
+            Site,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/schedules/{id}",
+            "/api/v1/schedules/{schedule}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/schedules/{id}",
+            "/api/v1/schedules/{schedule}",
+            Some(json!({"entries": [{"id": "{unique}", "playlist": "{playlist}", "priority": 1}]})),
+            Nothing,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/schedules/{id}",
+            "/api/v1/schedules/{schedule}",
+            None,
+            Schedule,
+            Roles {
+                own: [403, 204, 204, 204, 204],
+                other: [403, 404, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/schedules/{id}/preview",
+            "/api/v1/schedules/{schedule}/preview?at=2026-01-15T09:00:00Z&tz=Europe/Berlin",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
         ),
         // The mail outbox is for root-level admins only: every tenant role is refused.
         row(
@@ -1118,6 +1247,10 @@ struct Tenant {
     master: String,
     /// An approved template at `masters`.
     master_template: String,
+    /// A playlist at its node, playing `content`.
+    playlist: String,
+    /// The schedule of `site`, playing `playlist`.
+    schedule: String,
 }
 
 struct Fixture {
@@ -1154,6 +1287,18 @@ async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String) {
     (id(&answer), answer["sha256"].as_str().unwrap().to_owned())
 }
 
+/// Makes a playlist at `node` playing `item`, as the root admin; returns its id.
+async fn new_playlist(hub: &TestHub, node: &str, item: &str) -> String {
+    id(&made(
+        hub,
+        Method::POST,
+        "/api/v1/playlists",
+        Some(json!({"node": node, "name": "matrix playlist",
+            "items": [{"item": item, "duration_ms": 1000}]})),
+    )
+    .await)
+}
+
 /// A template layout showing the image `image`.
 fn layout(image: &str) -> Value {
     json!({"canvas": {"width": 1280, "height": 720},
@@ -1168,6 +1313,19 @@ async fn make_template(hub: &TestHub, node: &str, image: &str) -> String {
         Method::POST,
         "/api/v1/templates",
         Some(json!({"node": node, "name": format!("layout {image}"), "template": layout(image)})),
+    )
+    .await)
+}
+
+/// Attaches a schedule playing `playlist` to node `node`, as the root admin;
+/// returns its id.
+async fn new_schedule(hub: &TestHub, node: &str, playlist: &str) -> String {
+    id(&made(
+        hub,
+        Method::POST,
+        "/api/v1/schedules",
+        Some(json!({"target": {"kind": "node", "id": node},
+            "entries": [{"id": "all-day", "playlist": playlist, "priority": 0}]})),
     )
     .await)
 }
@@ -1290,6 +1448,8 @@ impl Fixture {
                 .await;
             let master = upload(&hub, &masters, &format!("{name} master")).await.0;
             let master_template = make_template(&hub, &masters, &master).await;
+            let playlist = new_playlist(&hub, &node, &content.0).await;
+            let schedule = new_schedule(&hub, &site, &playlist).await;
             tenants.push(Tenant {
                 node,
                 site,
@@ -1307,6 +1467,8 @@ impl Fixture {
                 copy_site,
                 master,
                 master_template,
+                playlist,
+                schedule,
             });
         }
         // The root admin sees both tenants: tenant A's user in a tenant-B
@@ -1363,6 +1525,8 @@ impl Fixture {
         let mut shop_key = String::new();
         let mut content = tenant.content.0.clone();
         let mut template = tenant.template.clone();
+        let mut playlist = tenant.playlist.clone();
+        let mut schedule = tenant.schedule.clone();
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -1463,6 +1627,11 @@ impl Fixture {
                     set_approval(hub, item, fresh == Fresh::Pending).await;
                 }
             }
+            Fresh::Playlist => playlist = new_playlist(hub, &tenant.node, &content).await,
+            Fresh::Schedule => {
+                site = hub.node(&hub.admin, &tenant.node, &self.unique()).await;
+                schedule = new_schedule(hub, &site, &tenant.playlist).await;
+            }
         }
         vec![
             ("{node}", tenant.node.clone()),
@@ -1483,6 +1652,8 @@ impl Fixture {
             ("{copy_site}", tenant.copy_site.clone()),
             ("{master}", tenant.master.clone()),
             ("{master_template}", tenant.master_template.clone()),
+            ("{playlist}", playlist),
+            ("{schedule}", schedule),
             ("{invite_token}", invite_token),
             ("{signup_token}", signup_token),
             ("{shop_key}", shop_key),
@@ -1511,6 +1682,8 @@ impl Fixture {
             &b.invite,
             &b.content.0,
             &b.content.1,
+            &b.playlist,
+            &b.schedule,
         ]
         .into_iter()
         .map(String::as_str)

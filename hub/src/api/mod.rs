@@ -15,6 +15,7 @@ mod health;
 mod mail_outbox;
 mod nodes;
 mod permission_groups;
+mod schedules;
 mod session;
 mod templates;
 mod users;
@@ -112,6 +113,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(mail_outbox::routes())
         .merge(content::routes())
         .merge(templates::routes())
+        .merge(schedules::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.
