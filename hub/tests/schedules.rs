@@ -1186,3 +1186,128 @@ async fn d5_scheduled_items_are_bounded_on_schedule_and_playlist_writes() {
     let stored: Playlist = hub.state.store.get(PLAYLISTS, &list).unwrap().unwrap();
     assert_eq!(stored.items.len(), half);
 }
+
+/// T2, D5: nothing is deleted from under a playlist or schedule: an item a
+/// playlist plays or a schedule defaults to is refused (409 naming the
+/// user), and so is a node that still holds items, playlists or
+/// schedules. An access group's schedule goes with the group.
+#[tokio::test]
+async fn d5_items_and_nodes_in_use_are_not_deleted() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    let played = item(&hub, &tenant, "played").await;
+    let fallback = item(&hub, &tenant, "fallback").await;
+    let list = playlist(
+        &hub,
+        &hub.admin,
+        &tenant,
+        json!([{"item": played, "duration_ms": 1000}]),
+    )
+    .await;
+    let mut schedule = simple_schedule(&site, &list);
+    schedule["default_item"] = json!({"item": fallback, "duration_ms": 5000});
+    let (status, body) = hub.post(&hub.admin, "/api/v1/schedules", schedule).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let schedule_id = body["id"].as_str().unwrap().to_owned();
+
+    let r = hub
+        .delete(&hub.admin, &format!("/api/v1/content/{played}"))
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "item_in_use");
+    assert!(r.1["message"].as_str().unwrap().contains(&list), "{}", r.1);
+    let r = hub
+        .delete(&hub.admin, &format!("/api/v1/content/{fallback}"))
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "item_in_use");
+    assert!(
+        r.1["message"].as_str().unwrap().contains(&schedule_id),
+        "{}",
+        r.1
+    );
+    let r = hub
+        .delete(&hub.admin, &format!("/api/v1/nodes/{site}"))
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "node_in_use");
+    assert_eq!(
+        hub.get(&hub.admin, &format!("/api/v1/schedules/{schedule_id}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // Once the schedule and playlist are gone, so can the rest be.
+    let path = format!("/api/v1/schedules/{schedule_id}");
+    assert_eq!(
+        hub.delete(&hub.admin, &path).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        hub.delete(&hub.admin, &format!("/api/v1/nodes/{site}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let path = format!("/api/v1/playlists/{list}");
+    assert_eq!(
+        hub.delete(&hub.admin, &path).await.0,
+        StatusCode::NO_CONTENT
+    );
+    for item in [&played, &fallback] {
+        let path = format!("/api/v1/content/{item}");
+        assert_eq!(
+            hub.delete(&hub.admin, &path).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+
+    // An access group's schedule is deleted with the group.
+    let (status, group) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/access-groups",
+            json!({"node": tenant, "name": "Members",
+                "license": {"allow_offline": false, "offline_grace_secs": 0, "allow_export": false}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    let shown = item(&hub, &tenant, "shown").await;
+    let list = playlist(
+        &hub,
+        &hub.admin,
+        &tenant,
+        json!([{"item": shown, "duration_ms": 1000}]),
+    )
+    .await;
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/schedules",
+            json!({"target": {"kind": "access_group", "id": group_id},
+                "entries": [{"id": "all-day", "playlist": list, "priority": 0}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let group_ref = GroupRef::AccessGroup(signet_common::ids::AccessGroupId::new(group_id.clone()));
+    assert!(
+        group_schedule(&hub.state.store, &group_ref)
+            .unwrap()
+            .is_some()
+    );
+    let path = format!("/api/v1/access-groups/{group_id}");
+    assert_eq!(
+        hub.delete(&hub.admin, &path).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        group_schedule(&hub.state.store, &group_ref)
+            .unwrap()
+            .is_none()
+    );
+    let path = format!("/api/v1/playlists/{list}");
+    assert_eq!(
+        hub.delete(&hub.admin, &path).await.0,
+        StatusCode::NO_CONTENT
+    );
+}

@@ -50,6 +50,7 @@ use crate::access_groups::{
 };
 use crate::audit::AuditEntry;
 use crate::content::{CONTENT, ContentItem};
+use crate::groups::GroupRef;
 use crate::identity::{
     MAX_NAME_LEN, USER_NAMES, USERS, User, name_key, new_id, new_token, token_key,
 };
@@ -951,6 +952,12 @@ pub async fn delete_group(
     for order in state.store.scan::<ShopOrder>(SHOP_ORDERS, &prefix)? {
         batch.delete(SHOP_ORDERS, &format!("{prefix}{}", order.order_id));
     }
+    // The group's schedule belongs to it and goes with it.
+    let schedule =
+        crate::schedules::schedule_of(&state.store, &GroupRef::AccessGroup(group.id.clone()))?;
+    if let Some(schedule) = &schedule {
+        crate::schedules::delete_schedule(&mut batch, schedule);
+    }
     batch.delete(GROUPS, group.id.as_str());
     caller
         .audit(
@@ -958,7 +965,8 @@ pub async fn delete_group(
             "access_group.delete",
             group.id.as_str(),
             Some(group.node.clone()),
-            serde_json::json!({"name": group.name, "members": members.len()}),
+            serde_json::json!({"name": group.name, "members": members.len(),
+                "schedule": schedule.as_ref().map(|s| s.id.to_string())}),
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;

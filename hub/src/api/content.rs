@@ -171,12 +171,7 @@ impl From<ContentItem> for ContentView {
 /// Whether the caller sees `item`: its node is inside the caller's domain,
 /// or above it, where the item is usable in the domain (T2).
 pub(super) fn visible(caller: &Caller, item: &ContentItem) -> bool {
-    caller.sees(&item.node)
-        || caller
-            .user
-            .domain
-            .iter()
-            .any(|root| caller.tree.is_within(root, &item.node))
+    caller.sees_at_or_above(&item.node)
 }
 
 pub(super) fn load_visible(

@@ -137,6 +137,18 @@ impl Caller {
         self.domain().contains(&self.tree, node)
     }
 
+    /// Whether things stored at `node` are visible to the caller: `node` is
+    /// inside the caller's domain, or above it, where what is stored is
+    /// usable inside the domain (T2) though changed only from there.
+    pub fn sees_at_or_above(&self, node: &NodeId) -> bool {
+        self.sees(node)
+            || self
+                .user
+                .domain
+                .iter()
+                .any(|top| self.tree.is_within(top, node))
+    }
+
     /// Whether the caller's domain includes the root (sees the whole tree).
     pub fn is_root_level(&self) -> bool {
         self.domain().is_root_level(&self.tree)

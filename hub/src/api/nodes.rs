@@ -301,6 +301,17 @@ pub async fn delete_node(
             "permission or access groups live at the node: delete or move them first",
         ));
     }
+    let held = crate::content::items_at(&state.store, &node.id)?.len()
+        + crate::schedules::playlists_at(&state.store, &node.id)?.len()
+        + crate::schedules::schedules_at(&state.store, &node.id)?.len();
+    if held > 0 {
+        return Err(ApiError::conflict(
+            "node_in_use",
+            format!(
+                "{held} content items, templates, playlists or schedules live at the node: delete or copy them first"
+            ),
+        ));
+    }
     let users: Vec<User> = state.store.scan(USERS, "")?;
     if let Some(user) = users.iter().find(|u| u.domain.contains(&node.id)) {
         return Err(ApiError::conflict(

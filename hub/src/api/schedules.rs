@@ -240,18 +240,6 @@ fn invalid_schedule(e: &ScheduleError) -> ApiError {
     ApiError::bad_request("invalid_schedule", e.to_string())
 }
 
-/// Whether the caller sees things at `node`: inside its domain, or above
-/// it, where they are usable in the domain (T2) — the rule content items
-/// follow too.
-fn visible_at(caller: &Caller, node: &NodeId) -> bool {
-    caller.sees(node)
-        || caller
-            .user
-            .domain
-            .iter()
-            .any(|top| caller.tree.is_within(top, node))
-}
-
 /// Every planned item exists, is visible to the caller, is usable at `node`
 /// (T2) and has a duration: its own or its media's. Inactive and pending
 /// items pass (A7).
@@ -269,7 +257,7 @@ fn check_items(
                 let item = state
                     .store
                     .get::<ContentItem>(CONTENT, planned.item.as_str())?
-                    .filter(|item| visible_at(caller, &item.node))
+                    .filter(|item| caller.sees_at_or_above(&item.node))
                     .ok_or_else(|| {
                         ApiError::not_found(&format!("content item {}", planned.item))
                     })?;
@@ -314,7 +302,7 @@ fn check_playlists(
         let playlist = state
             .store
             .get::<Playlist>(PLAYLISTS, entry.playlist.as_str())?
-            .filter(|p| visible_at(caller, &p.node))
+            .filter(|p| caller.sees_at_or_above(&p.node))
             .ok_or_else(|| ApiError::not_found(&format!("playlist {}", entry.playlist)))?;
         if !caller.tree.is_within(node, &playlist.node) {
             return Err(ApiError::bad_request(
@@ -393,7 +381,7 @@ fn load_playlist(state: &AppState, caller: &Caller, id: &str) -> Result<Playlist
     state
         .store
         .get::<Playlist>(PLAYLISTS, id)?
-        .filter(|p| visible_at(caller, &p.node))
+        .filter(|p| caller.sees_at_or_above(&p.node))
         .ok_or_else(|| ApiError::not_found("playlist"))
 }
 
@@ -401,7 +389,7 @@ fn load_schedule(state: &AppState, caller: &Caller, id: &str) -> Result<GroupSch
     state
         .store
         .get::<GroupSchedule>(SCHEDULES, id)?
-        .filter(|s| visible_at(caller, &s.node))
+        .filter(|s| caller.sees_at_or_above(&s.node))
         .ok_or_else(|| ApiError::not_found("schedule"))
 }
 
@@ -431,7 +419,7 @@ pub async fn list_playlists(
     Ok(Json(
         playlists
             .into_iter()
-            .filter(|p| visible_at(&caller, &p.node))
+            .filter(|p| caller.sees_at_or_above(&p.node))
             .collect(),
     ))
 }
@@ -622,7 +610,7 @@ pub async fn list_schedules(
     Ok(Json(
         schedules
             .into_iter()
-            .filter(|s| visible_at(&caller, &s.node))
+            .filter(|s| caller.sees_at_or_above(&s.node))
             .collect(),
     ))
 }

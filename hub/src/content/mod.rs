@@ -102,7 +102,8 @@ pub fn template_sources(store: &Store, item: &ItemId) -> Result<Vec<ItemId>, Sto
 }
 
 /// What still refers to `item`, as `kind id` strings: templates that show
-/// it in a zone and access groups that hold it. An item in use is not
+/// it in a zone, access groups that hold it, playlists that play it and
+/// schedules whose default item it is. An item in use is not
 /// deleted, so nothing is left pointing at a missing item.
 ///
 /// # Errors
@@ -119,7 +120,26 @@ pub fn users_of(store: &Store, item: &ItemId) -> Result<Vec<String>, StoreError>
     for group in access_groups::groups_holding(store, item)? {
         users.push(format!("access group {group}"));
     }
+    for playlist in crate::schedules::playlists_using_item(store, item)? {
+        users.push(format!("playlist {}", playlist.id));
+    }
+    for schedule in crate::schedules::schedules_defaulting_to(store, item)? {
+        users.push(format!("schedule {schedule} (default item)"));
+    }
     Ok(users)
+}
+
+/// The ids of the items stored at `node`.
+///
+/// # Errors
+/// When the store fails.
+pub fn items_at(store: &Store, node: &NodeId) -> Result<Vec<ItemId>, StoreError> {
+    Ok(store
+        .scan::<ContentItem>(CONTENT, "")?
+        .into_iter()
+        .filter(|item| &item.node == node)
+        .map(|item| item.id)
+        .collect())
 }
 
 /// The key of an item's hash-index record.
