@@ -51,6 +51,8 @@ enum Fresh {
     ShopKey,
     /// A new content item at the tenant's node (`{content}`).
     Content,
+    /// A new pending deferred publication of the tenant's node (`{job}`).
+    Job,
 }
 
 /// Who calls.
@@ -92,8 +94,8 @@ const NO: [u16; 5] = [404, 404, 404, 404, 404];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Content, Invite, Member, Nothing, PermissionGroup, PermissionMembers, ShopKey,
-        Signup, Site, User,
+        AccessGroup, Content, Invite, Job, Member, Nothing, PermissionGroup, PermissionMembers,
+        ShopKey, Signup, Site, User,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -895,6 +897,42 @@ fn rows() -> Vec<Row> {
             ShopKey,
             Key("{shop_key}", 409),
         ),
+        // Publishing (U5) needs the publish permission (P7: Moderator and
+        // above by default), checked before visibility; another tenant's
+        // scope or job is 404. Everyone reads their own tenant's record.
+        row(
+            Method::POST,
+            "/api/v1/publish",
+            "/api/v1/publish",
+            Some(json!({"scope": {"kind": "node", "id": "{node}"}})),
+            Nothing,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: [403, 403, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/publications",
+            "/api/v1/publications",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/publications/{id}",
+            "/api/v1/publications/{job}",
+            None,
+            Job,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: [403, 403, 404, 404, 404],
+            },
+        ),
     ]
 }
 
@@ -1109,6 +1147,8 @@ impl Fixture {
         let mut signup_token = String::new();
         let mut shop_key = String::new();
         let mut content = tenant.content.0.clone();
+        // Without a fresh job the path still names one (for the 401 check).
+        let mut job = "pj-none".to_owned();
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -1201,6 +1241,16 @@ impl Fixture {
                 shop_key = answer["shop_key"].as_str().unwrap().to_owned();
             }
             Fresh::Content => content = upload(hub, &tenant.node, &self.unique()).await.0,
+            Fresh::Job => {
+                job = id(&made(
+                    hub,
+                    Method::POST,
+                    "/api/v1/publish",
+                    Some(json!({"scope": {"kind": "node", "id": tenant.node},
+                        "when": {"type": "at", "at": "2999-01-01T00:00:00Z"}})),
+                )
+                .await);
+            }
         }
         vec![
             ("{node}", tenant.node.clone()),
@@ -1214,6 +1264,7 @@ impl Fixture {
             ("{member}", tenant.member.clone()),
             ("{invite}", invite),
             ("{content}", content),
+            ("{job}", job),
             ("{content_sha}", tenant.content.1.clone()),
             ("{invite_token}", invite_token),
             ("{signup_token}", signup_token),

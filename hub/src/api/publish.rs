@@ -94,6 +94,7 @@ fn publish_error(e: PublishError) -> ApiError {
             ApiError::conflict("assignment_invalid", e.to_string())
         }
         PublishError::TooLarge { .. } => ApiError::conflict("document_too_large", e.to_string()),
+        PublishError::NotAuthorized(_) => ApiError::forbidden(e.to_string()),
     }
 }
 

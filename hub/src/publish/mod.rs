@@ -122,6 +122,9 @@ pub enum PublishError {
         /// Its size.
         size: usize,
     },
+    /// The user a job publishes as may no longer publish its scope.
+    #[error("not published: {0}")]
+    NotAuthorized(String),
     /// Encoding a payload failed (never for the hub's own types).
     #[error("signing failed: {0}")]
     Sign(String),
@@ -729,26 +732,25 @@ pub async fn deliver(
     failed
 }
 
-/// Publishes `targets` now: builds and signs what changed, stores it with
-/// the run's record, its audit record and `extra` writes in one batch, then
-/// delivers the new documents. Takes the write lock.
+/// Publishes what `targets` picks from the store now: builds and signs what
+/// changed, stores it with the run's record and its audit record in one
+/// batch, then delivers the new documents. Takes the write lock.
 async fn run_targets(
     state: &AppState,
-    targets: &Targets,
+    targets: impl FnOnce(&Store) -> Result<Targets, PublishError>,
     scope: Option<GroupRef>,
     actor: Actor,
     trigger: Trigger,
-    extra: WriteBatch,
 ) -> Result<Published, PublishError> {
     let signed;
     let run;
     {
         let _write = state.store.write_lock().await;
         let now = state.clock.now();
-        let prepared = prepare(state, targets, scope, actor, trigger, now)?;
+        let targets = targets(&state.store)?;
+        let prepared = prepare(state, &targets, scope, actor, trigger, now)?;
         let mut batch = prepared.batch;
         audit_of(&prepared.run).record(&mut batch)?;
-        batch.writes.extend(extra.writes);
         state.store.apply(batch).await?;
         signed = prepared.signed;
         run = prepared.run;
@@ -769,14 +771,12 @@ pub async fn publish(
     scope: &GroupRef,
     actor: Actor,
 ) -> Result<Published, PublishError> {
-    let targets = targets_of(&state.store, scope)?;
     run_targets(
         state,
-        &targets,
+        |store| targets_of(store, scope),
         Some(scope.clone()),
         actor,
         Trigger::Immediate,
-        WriteBatch::new(),
     )
     .await
 }
@@ -826,7 +826,7 @@ pub async fn publish_item_change(
         devices: Vec::new(),
     };
     let trigger = Trigger::ItemChange { item: item.clone() };
-    run_targets(state, &targets, None, actor, trigger, WriteBatch::new())
+    run_targets(state, |_| Ok(targets), None, actor, trigger)
         .await
         .map(Some)
 }
@@ -958,10 +958,7 @@ async fn run_job(state: &AppState, id: &str, now: DateTime<Utc>) -> Result<bool,
 /// A job's targets, if its creator may still publish its scope.
 fn job_targets(store: &Store, job: &PublicationJob) -> Result<Targets, PublishError> {
     let targets = targets_of(store, &job.scope)?;
-    let refused = |why: &str| PublishError::InvalidManifest {
-        group: job.scope.id().to_owned(),
-        reason: format!("not published: {why}"),
-    };
+    let refused = |why: &str| PublishError::NotAuthorized(why.to_owned());
     let Some(user) = store.get::<User>(USERS, job.created_by.as_str())? else {
         return Err(refused("the user who scheduled it no longer exists"));
     };
@@ -1003,16 +1000,7 @@ async fn resign_expiring(state: &AppState, now: DateTime<Utc>) -> Result<usize, 
             groups: vec![group.clone()],
             devices: Vec::new(),
         };
-        match run_targets(
-            state,
-            &targets,
-            None,
-            Actor::hub(),
-            Trigger::Resign,
-            WriteBatch::new(),
-        )
-        .await
-        {
+        match run_targets(state, |_| Ok(targets), None, Actor::hub(), Trigger::Resign).await {
             Ok(_) => resigned += 1,
             Err(PublishError::Store(e)) => return Err(PublishError::Store(e)),
             Err(e) => tracing::error!(group = %group, error = %e, "re-signing a manifest failed"),
