@@ -267,11 +267,18 @@ async fn u5_l3_s1_immediate_publish_signs_manifests_every_agent_verifies() {
     let stored = publish::latest(&hub.state.store, DocumentKind::GroupManifest, &group)
         .unwrap()
         .unwrap();
+    let envelope = publish::envelope_of(&hub.state.store, DocumentKind::GroupManifest, &group)
+        .unwrap()
+        .unwrap();
     let sent = messages
         .iter()
         .find(|m| m.topic == manifest_topic(&group))
         .unwrap();
-    assert_eq!(stored.envelope.as_bytes(), sent.payload.as_slice());
+    assert_eq!(envelope.as_bytes(), sent.payload.as_slice());
+    assert_eq!(
+        stored.sha256,
+        signet_common::digest::Sha256::of(&sent.payload)
+    );
 }
 
 #[tokio::test]

@@ -3,8 +3,9 @@
 //! device, stores each signed document durably with its version, then hands
 //! it to a [`Publisher`] as a retained message.
 //!
-//! Owns: the [`SIGNED_DOCUMENTS`] tree (the latest signed envelope per
-//! (kind, subject), which is what gets republished), the per-subject
+//! Owns: the [`SIGNED_DOCUMENTS`] and [`SIGNED_ENVELOPES`] trees (the
+//! latest signed document per (kind, subject) — a small record, and its
+//! envelope byte for byte, which is what gets republished), the per-subject
 //! version counters that live in those records, the [`MANIFEST_ITEMS`]
 //! index (which group manifests list an item), publication jobs
 //! ([`PUBLICATION_JOBS`]) and the record of every run
@@ -36,6 +37,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | [`SIGNED_DOCUMENTS`] | `{kind}/{subject}` | [`SignedDocument`] |
+//! | [`SIGNED_ENVELOPES`] | `{kind}/{subject}` | the envelope (JSON text) |
 //! | [`MANIFEST_ITEMS`] | `{item}/{group id}` | [`GroupRef`] |
 //! | [`PUBLICATION_JOBS`] | job id | [`PublicationJob`] |
 //! | [`PUBLICATION_RUNS`] | time-ordered run id | [`PublicationRun`] |
@@ -69,8 +71,12 @@ use crate::identity::{USERS, User};
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::tenancy::{NODE_DEVICES, load_tree};
 
-/// The latest signed document per `{kind}/{subject}`.
+/// The latest signed document per `{kind}/{subject}`: version, hashes,
+/// expiry (small, scanned by every run and by the re-sign pass).
 pub const SIGNED_DOCUMENTS: &str = "signed_documents";
+/// The envelope of each [`SIGNED_DOCUMENTS`] record, under the same key,
+/// written in the same batch.
+pub const SIGNED_ENVELOPES: &str = "signed_envelopes";
 /// Which group manifests list an item, keyed `{item}/{group id}`.
 pub const MANIFEST_ITEMS: &str = "manifest_items";
 /// Deferred and daily publications, by id.
@@ -160,8 +166,6 @@ pub struct SignedDocument {
     /// The items a manifest lists (for [`MANIFEST_ITEMS`]).
     #[serde(default)]
     pub items: Vec<ItemId>,
-    /// The signed envelope, byte for byte (JSON, UTF-8).
-    pub envelope: String,
 }
 
 impl SignedDocument {
@@ -194,6 +198,19 @@ pub fn latest(
     subject: &str,
 ) -> Result<Option<SignedDocument>, StoreError> {
     store.get(SIGNED_DOCUMENTS, &document_key(kind, subject))
+}
+
+/// The stored envelope of (`kind`, `subject`)'s latest version, byte for
+/// byte as it was signed and published.
+///
+/// # Errors
+/// When the store fails.
+pub fn envelope_of(
+    store: &Store,
+    kind: DocumentKind,
+    subject: &str,
+) -> Result<Option<String>, StoreError> {
+    store.get(SIGNED_ENVELOPES, &document_key(kind, subject))
 }
 
 /// Who started a run.
@@ -483,8 +500,8 @@ pub fn may_publish(store: &Store, user: &User) -> Result<bool, StoreError> {
 struct Prepared {
     /// The run's record (already in `batch`).
     run: PublicationRun,
-    /// The documents this run signed (already in `batch`).
-    signed: Vec<SignedDocument>,
+    /// The documents this run signed (already in `batch`), as messages.
+    signed: Vec<RetainedMessage>,
     /// Everything to write.
     batch: WriteBatch,
 }
@@ -552,17 +569,11 @@ fn prepare(
             content_hash: built.content_hash,
             group: Some(group.clone()),
             items,
-            envelope,
         };
         index_items(&mut batch, group, previous.as_ref(), &record.items)?;
         floors.insert(record.subject.clone(), record.version);
         documents.push(signed_view(&record));
-        batch.put(
-            SIGNED_DOCUMENTS,
-            &document_key(record.kind, &record.subject),
-            &record,
-        )?;
-        signed.push(record);
+        stage(&mut batch, &mut signed, &record, envelope)?;
     }
     if !targets.devices.is_empty() {
         let (tree, nodes) = load_tree(store)?;
@@ -602,15 +613,9 @@ fn prepare(
                 content_hash: built.content_hash,
                 group: None,
                 items: Vec::new(),
-                envelope,
             };
             documents.push(signed_view(&record));
-            batch.put(
-                SIGNED_DOCUMENTS,
-                &document_key(record.kind, &record.subject),
-                &record,
-            )?;
-            signed.push(record);
+            stage(&mut batch, &mut signed, &record, envelope)?;
         }
     }
     let run = PublicationRun {
@@ -626,6 +631,26 @@ fn prepare(
     };
     batch.put(PUBLICATION_RUNS, &run.id, &run)?;
     Ok(Prepared { run, signed, batch })
+}
+
+/// Adds a newly signed document and its envelope to `batch`, and its
+/// retained message to `messages`.
+fn stage(
+    batch: &mut WriteBatch,
+    messages: &mut Vec<RetainedMessage>,
+    record: &SignedDocument,
+    envelope: String,
+) -> Result<(), StoreError> {
+    let key = document_key(record.kind, &record.subject);
+    batch.put(SIGNED_DOCUMENTS, &key, record)?;
+    batch.put(SIGNED_ENVELOPES, &key, &envelope)?;
+    if let Some(topic) = record.topic() {
+        messages.push(RetainedMessage {
+            topic,
+            payload: envelope.into_bytes(),
+        });
+    }
+    Ok(())
 }
 
 fn unchanged(previous: &SignedDocument) -> PublishedDocument {
@@ -710,20 +735,13 @@ pub struct Published {
     pub undelivered: Vec<PublishFailed>,
 }
 
-/// Hands `documents` to `publisher`, in order; returns the failures.
+/// Hands `messages` to `publisher`, in order; returns the failures.
 pub async fn deliver(
     publisher: &dyn Publisher,
-    documents: &[SignedDocument],
+    messages: Vec<RetainedMessage>,
 ) -> Vec<PublishFailed> {
     let mut failed = Vec::new();
-    for document in documents {
-        let Some(topic) = document.topic() else {
-            continue;
-        };
-        let message = RetainedMessage {
-            topic,
-            payload: document.envelope.as_bytes().to_vec(),
-        };
+    for message in messages {
         if let Err(e) = publisher.publish(message).await {
             tracing::warn!(error = %e, "retained message not delivered; it stays stored");
             failed.push(e);
@@ -755,7 +773,7 @@ async fn run_targets(
         signed = prepared.signed;
         run = prepared.run;
     }
-    let undelivered = deliver(state.publisher.as_ref(), &signed).await;
+    let undelivered = deliver(state.publisher.as_ref(), signed).await;
     Ok(Published { run, undelivered })
 }
 
@@ -951,7 +969,7 @@ async fn run_job(state: &AppState, id: &str, now: DateTime<Utc>) -> Result<bool,
     audit_of(&run).record(&mut batch)?;
     store.apply(batch).await?;
     drop(write);
-    deliver(state.publisher.as_ref(), &signed).await;
+    deliver(state.publisher.as_ref(), signed).await;
     Ok(run.error.is_none())
 }
 
@@ -1066,8 +1084,22 @@ pub async fn republish_all(
         }
     }
     let documents: Vec<SignedDocument> = store.scan(SIGNED_DOCUMENTS, "")?;
-    let failed = deliver(publisher, &documents).await.len();
-    report.sent += documents.len().saturating_sub(failed);
+    let mut messages = Vec::with_capacity(documents.len());
+    for document in &documents {
+        let (Some(topic), Some(envelope)) = (
+            document.topic(),
+            envelope_of(store, document.kind, &document.subject)?,
+        ) else {
+            continue;
+        };
+        messages.push(RetainedMessage {
+            topic,
+            payload: envelope.into_bytes(),
+        });
+    }
+    let count = messages.len();
+    let failed = deliver(publisher, messages).await.len();
+    report.sent += count.saturating_sub(failed);
     report.failed += failed;
     Ok(report)
 }
