@@ -71,6 +71,7 @@ pub async fn init(data: &Path, now: DateTime<Utc>) -> Result<Initialized, InitEr
         content_manager_email: None,
         strict_feeds: false,
         created_at_root_level: true,
+        locale: crate::tenancy::NodeLocale::default(),
     };
     let admin_password = new_password();
     let password = admin_password.clone();

@@ -7,7 +7,8 @@
 //!
 //! Modules: [`config`] (TOML + environment), [`keys`] (key files),
 //! [`store`] (sled behind a trait), [`identity`] (users, sessions),
-//! [`tenancy`] (nodes), [`content`] (content items and blobs), [`audit`] (the audit log), [`api`] (HTTP),
+//! [`tenancy`] (nodes), [`content`] (content items and blobs), [`publish`]
+//! (signed manifests and assignments), [`audit`] (the audit log), [`api`] (HTTP),
 //! [`init`] and [`serve`] (the two subcommands).
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod init;
 pub mod keys;
 pub mod mail;
 pub mod permission_groups;
+pub mod publish;
 pub mod schedules;
 pub mod serve;
 pub mod store;

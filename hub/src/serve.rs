@@ -14,9 +14,12 @@ use crate::identity::LoginThrottle;
 use crate::init::store_dir;
 use crate::keys;
 use crate::mail::sender::{MailSender, SenderOptions};
+use crate::publish::{LogPublisher, LoopOptions, PublishLoop};
 use crate::store::{SledStorage, Store};
 
-/// Opens the data directory of `config` and builds the shared state.
+/// Opens the data directory of `config` and builds the shared state, with
+/// [`LogPublisher`] as its publisher until the MQTT sync issue provides a
+/// transport (replace `publisher` in the returned state to use another).
 ///
 /// # Errors
 /// When the keys or the store cannot be opened; the message says which file
@@ -30,7 +33,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
             data.display()
         );
     }
-    keys::load(&data)?;
+    let keys = keys::load(&data)?;
     let store = Store::new(Arc::new(SledStorage::open(&store_dir(&data))?));
     let window = i64::try_from(config.login_lockout_secs)
         .ok()
@@ -43,6 +46,9 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
         throttle,
         clock,
         mail_wake: Arc::new(tokio::sync::Notify::new()),
+        keys: Arc::new(keys),
+        publisher: Arc::new(LogPublisher),
+        publish_wake: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -64,8 +70,10 @@ pub async fn run(
 }
 
 /// `signet-hub serve`: opens the data directory, binds, prints the address
-/// and serves until `shutdown`, with the mail sender running alongside; the
-/// same `shutdown` stops both, and `serve` returns once both have stopped.
+/// and serves until `shutdown`, with the mail sender and the publishing loop
+/// (which first republishes all retained state, S4) running alongside; the
+/// same `shutdown` stops all three, and `serve` returns once all have
+/// stopped.
 ///
 /// # Errors
 /// When opening, binding or serving fails.
@@ -84,14 +92,16 @@ pub async fn serve(
     tracing::info!(%bound, "listening");
     let stop = CancellationToken::new();
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
+    let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
     let stop_sender = stop.clone();
     let served = run(listener, state, async move {
         shutdown.await;
         stop_sender.cancel();
     })
     .await;
-    // Also when serving failed: the sender must not outlive the server.
+    // Also when serving failed: the background loops must not outlive the server.
     stop.cancel();
     sender.stop().await;
+    publishing.stop().await;
     served
 }

@@ -64,6 +64,8 @@ enum Fresh {
     Playlist,
     /// A new leaf node with a schedule (`{site}`, `{schedule}`).
     Schedule,
+    /// A new pending deferred publication of the tenant's node (`{job}`).
+    Job,
 }
 
 /// Who calls.
@@ -105,7 +107,7 @@ const NO: [u16; 5] = [404, 404, 404, 404, 404];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Content, Inactive, Invite, Member, Nothing, Pending, PermissionGroup,
+        AccessGroup, Content, Inactive, Invite, Job, Member, Nothing, Pending, PermissionGroup,
         PermissionMembers, Playlist, Schedule, ShopKey, Signup, Site, Template, User,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
@@ -1203,6 +1205,42 @@ fn rows() -> Vec<Row> {
             ShopKey,
             Key("{shop_key}", 409),
         ),
+        // Publishing (U5) needs the publish permission (P7: Moderator and
+        // above by default), checked before visibility; another tenant's
+        // scope or job is 404. Everyone reads their own tenant's record.
+        row(
+            Method::POST,
+            "/api/v1/publish",
+            "/api/v1/publish",
+            Some(json!({"scope": {"kind": "node", "id": "{node}"}})),
+            Nothing,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: [403, 403, 404, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/publications",
+            "/api/v1/publications",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/publications/{id}",
+            "/api/v1/publications/{job}",
+            None,
+            Job,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: [403, 403, 404, 404, 404],
+            },
+        ),
     ]
 }
 
@@ -1527,6 +1565,8 @@ impl Fixture {
         let mut template = tenant.template.clone();
         let mut playlist = tenant.playlist.clone();
         let mut schedule = tenant.schedule.clone();
+        // Without a fresh job the path still names one (for the 401 check).
+        let mut job = "pj-none".to_owned();
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -1632,6 +1672,16 @@ impl Fixture {
                 site = hub.node(&hub.admin, &tenant.node, &self.unique()).await;
                 schedule = new_schedule(hub, &site, &tenant.playlist).await;
             }
+            Fresh::Job => {
+                job = id(&made(
+                    hub,
+                    Method::POST,
+                    "/api/v1/publish",
+                    Some(json!({"scope": {"kind": "node", "id": tenant.node},
+                        "when": {"type": "at", "at": "2999-01-01T00:00:00Z"}})),
+                )
+                .await);
+            }
         }
         vec![
             ("{node}", tenant.node.clone()),
@@ -1644,6 +1694,7 @@ impl Fixture {
             ("{signup_domain}", tenant.signup_domain.clone()),
             ("{member}", tenant.member.clone()),
             ("{invite}", invite),
+            ("{job}", job),
             ("{content_sha}", tenant.content.1.clone()),
             ("{layout}", layout(&content).to_string()),
             ("{content}", content),

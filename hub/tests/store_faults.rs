@@ -52,6 +52,7 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
         fail: fail.clone(),
     };
     let store = Store::new(Arc::new(storage));
+    let keys = signet_hub::keys::load(&data).unwrap();
     let state = AppState {
         store: store.clone(),
         config: Arc::new(Config {
@@ -61,6 +62,9 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
         throttle: Arc::new(LoginThrottle::new(5, chrono::TimeDelta::minutes(15))),
         clock: Arc::new(SystemClock),
         mail_wake: Arc::new(tokio::sync::Notify::new()),
+        keys: Arc::new(keys),
+        publisher: Arc::new(signet_hub::publish::LogPublisher),
+        publish_wake: Arc::new(tokio::sync::Notify::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

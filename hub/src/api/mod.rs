@@ -15,6 +15,7 @@ mod health;
 mod mail_outbox;
 mod nodes;
 mod permission_groups;
+mod publish;
 mod schedules;
 mod session;
 mod templates;
@@ -36,6 +37,8 @@ pub use extract::{ApiJson, ApiQuery, Caller, ClientAddress};
 
 use crate::config::Config;
 use crate::identity::LoginThrottle;
+use crate::keys::HubKeys;
+use crate::publish::Publisher;
 use crate::store::Store;
 
 /// Where the hub reads the time: the system clock, or a test's.
@@ -67,6 +70,15 @@ pub struct AppState {
     /// Wakes the mail sender: call `notify_one` after a batch that enqueued
     /// mail is applied, so it goes out now rather than at the next poll.
     pub mail_wake: Arc<tokio::sync::Notify>,
+    /// The pinned root, the signing key and its trust document: what
+    /// publishing signs with and republishes (S1, S2).
+    pub keys: Arc<HubKeys>,
+    /// Where signed documents go as retained messages (S4): MQTT once the
+    /// sync issue plugs it in; until then [`crate::publish::LogPublisher`].
+    pub publisher: Arc<dyn Publisher>,
+    /// Wakes the publishing loop: call `notify_one` after a job is stored
+    /// or cancelled, so it is seen before the next poll.
+    pub publish_wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -114,6 +126,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(content::routes())
         .merge(templates::routes())
         .merge(schedules::routes())
+        .merge(publish::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

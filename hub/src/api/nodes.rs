@@ -14,6 +14,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use chrono_tz::Tz;
 use serde::Deserialize;
 use signet_common::ids::NodeId;
 use signet_common::permissions::Role;
@@ -22,7 +23,9 @@ use super::users::check_email;
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::identity::{USERS, User, new_id};
 use crate::store::WriteBatch;
-use crate::tenancy::{MAX_NODE_NAME_LEN, NODES, Node, holds_devices};
+use crate::tenancy::{
+    MAX_NODE_NAME_LEN, MAX_REGION_LEN, NODES, Node, NodeLocale, holds_devices, normalize_country,
+};
 
 /// A new node.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -41,6 +44,16 @@ pub struct CreateNode {
     /// Strict mode: a feed-URL change deactivates a template (A4).
     #[serde(default)]
     pub strict_feeds: bool,
+    /// IANA time zone of devices here and below (e.g. `Europe/Berlin`);
+    /// absent: inherited from the nearest ancestor that sets one, else UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// ISO 3166-1 alpha-2 country of devices here and below; absent: inherited.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Region or state of devices here and below (1 to 128 bytes); absent: inherited.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// Changes to a node; absent fields stay as they are.
@@ -53,6 +66,15 @@ pub struct UpdateNode {
     pub content_manager_email: Option<String>,
     /// New strict mode.
     pub strict_feeds: Option<bool>,
+    /// New IANA time zone; `""` clears it (inherit again).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// New country code; `""` clears it.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// New region; `""` clears it.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// A node as the API shows it.
@@ -77,6 +99,12 @@ pub struct NodeView {
     pub strict_feeds: bool,
     /// Whether the node has no children.
     pub leaf: bool,
+    /// Its own IANA time zone, if it sets one (else inherited).
+    pub time_zone: Option<String>,
+    /// Its own country code, if it sets one (else inherited).
+    pub country: Option<String>,
+    /// Its own region, if it sets one (else inherited).
+    pub region: Option<String>,
 }
 
 fn view(caller: &Caller, node: &Node) -> NodeView {
@@ -89,7 +117,59 @@ fn view(caller: &Caller, node: &Node) -> NodeView {
         content_manager_email: node.content_manager_email.clone(),
         strict_feeds: node.strict_feeds,
         leaf: caller.tree.is_leaf(&node.id),
+        time_zone: node.locale.time_zone.map(|tz| tz.name().to_owned()),
+        country: node.locale.country.clone(),
+        region: node.locale.region.clone(),
     }
+}
+
+/// A time zone as given: an IANA name, or 400.
+fn check_time_zone(name: &str) -> Result<Tz, ApiError> {
+    name.parse::<Tz>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_time_zone",
+            format!("{name:?} is not an IANA time zone name (e.g. Europe/Berlin)"),
+        )
+    })
+}
+
+/// A country as given: two ASCII letters (stored upper case), or 400.
+fn check_country(country: &str) -> Result<String, ApiError> {
+    normalize_country(country).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_country",
+            "country must be an ISO 3166-1 alpha-2 code such as DE",
+        )
+    })
+}
+
+/// A region as given: 1 to 128 bytes of text, or 400.
+fn check_region(region: &str) -> Result<String, ApiError> {
+    let region = region.trim();
+    if region.is_empty() || region.len() > MAX_REGION_LEN || region.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_region",
+            format!("region must be 1 to {MAX_REGION_LEN} bytes of text"),
+        ));
+    }
+    Ok(region.to_owned())
+}
+
+/// A requested locale change: `None` keeps, `Some(None)` clears (`""`),
+/// `Some(Some(v))` sets; refuses bad values before anything changes.
+fn locale_change<T>(
+    value: Option<&str>,
+    check: impl Fn(&str) -> Result<T, ApiError>,
+) -> Result<Option<Option<T>>, ApiError> {
+    value
+        .map(|v| {
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                check(v).map(Some)
+            }
+        })
+        .transpose()
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -152,6 +232,15 @@ pub async fn create_node(
     if let Some(email) = &request.content_manager_email {
         check_email(email)?;
     }
+    let locale = NodeLocale {
+        time_zone: request
+            .time_zone
+            .as_deref()
+            .map(check_time_zone)
+            .transpose()?,
+        country: request.country.as_deref().map(check_country).transpose()?,
+        region: request.region.as_deref().map(check_region).transpose()?,
+    };
     let _write = state.store.write_lock().await;
     let parent = load_visible(&state, &caller, request.parent.as_str())?;
     if holds_devices(&state.store, &parent.id)? {
@@ -173,6 +262,7 @@ pub async fn create_node(
         content_manager_email: request.content_manager_email,
         strict_feeds: request.strict_feeds,
         created_at_root_level: caller.is_root_level(),
+        locale,
     };
     let mut batch = WriteBatch::new();
     batch.put(NODES, node.id.as_str(), &node)?;
@@ -182,7 +272,9 @@ pub async fn create_node(
             "node.create",
             node.id.as_str(),
             Some(node.id.clone()),
-            serde_json::json!({"parent": parent.id, "name": node.name, "restricted": node.restricted}),
+            serde_json::json!({"parent": parent.id, "name": node.name, "restricted": node.restricted,
+                "time_zone": node.locale.time_zone.map(|tz| tz.name()),
+                "country": node.locale.country, "region": node.locale.region}),
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;
@@ -208,7 +300,8 @@ pub async fn get_node(
     Ok(Json(view(&caller, &node)))
 }
 
-/// Renames a node or changes its approval address or strict mode (Manager+).
+/// Renames a node or changes its approval address, strict mode, time zone
+/// or location (Manager+).
 #[utoipa::path(patch, path = "/api/v1/nodes/{id}", tag = "nodes", request_body = UpdateNode,
     params(("id" = String, Path, description = "Node id")), security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = NodeView),
@@ -233,8 +326,20 @@ pub async fn update_node(
     {
         check_email(email)?;
     }
+    let time_zone = locale_change(request.time_zone.as_deref(), check_time_zone)?;
+    let country = locale_change(request.country.as_deref(), check_country)?;
+    let region = locale_change(request.region.as_deref(), check_region)?;
     let _write = state.store.write_lock().await;
     let mut node = load_visible(&state, &caller, &id)?;
+    if let Some(time_zone) = time_zone {
+        node.locale.time_zone = time_zone;
+    }
+    if let Some(country) = country {
+        node.locale.country = country;
+    }
+    if let Some(region) = region {
+        node.locale.region = region;
+    }
     if let Some(name) = request.name {
         node.name = name.trim().to_owned();
     }
@@ -253,7 +358,9 @@ pub async fn update_node(
             node.id.as_str(),
             Some(node.id.clone()),
             serde_json::json!({"name": node.name, "content_manager_email": node.content_manager_email,
-                "strict_feeds": node.strict_feeds}),
+                "strict_feeds": node.strict_feeds,
+                "time_zone": node.locale.time_zone.map(|tz| tz.name()),
+                "country": node.locale.country, "region": node.locale.region}),
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;

@@ -38,6 +38,22 @@ pub struct Config {
     pub login_lockout_secs: u64,
     /// SMTP server for the mail outbox; without it mail waits in the outbox.
     pub smtp: Option<SmtpConfig>,
+    /// The URL devices reach this hub's HTTP API at, e.g.
+    /// `https://signage.example.com` (no trailing slash): signed manifests
+    /// name content as `{public_url}/api/v1/device/content/{sha256}`. When
+    /// unset, `http://{http_listen}` (an unspecified listen address such as
+    /// `0.0.0.0` becomes `127.0.0.1`), which suits one machine only; see
+    /// [`Config::public_base_url`].
+    pub public_url: Option<String>,
+    /// How long a signed group manifest stays valid, in seconds (S3: it
+    /// bounds how long withholding updates can freeze a device).
+    pub manifest_lifetime_secs: u64,
+    /// How long before its expiry the hub re-signs an unchanged manifest, in
+    /// seconds; less than `manifest_lifetime_secs`.
+    pub manifest_resign_before_secs: u64,
+    /// The device-wide offline grace every device assignment carries, in
+    /// seconds (S6); each license's own grace applies too, the smaller wins.
+    pub device_offline_grace_secs: u64,
 }
 
 /// Where mail goes.
@@ -77,9 +93,20 @@ impl Default for Config {
             login_max_failures: 5,
             login_lockout_secs: 15 * 60,
             smtp: None,
+            public_url: None,
+            manifest_lifetime_secs: 7 * 86_400,
+            manifest_resign_before_secs: 2 * 86_400,
+            device_offline_grace_secs: 3 * 86_400,
         }
     }
 }
+
+/// The longest `public_url`, in bytes (it prefixes every manifest URL).
+pub const MAX_PUBLIC_URL_LEN: usize = 512;
+/// The shortest manifest lifetime, in seconds (one hour).
+pub const MIN_MANIFEST_LIFETIME_SECS: u64 = 3600;
+/// The longest manifest lifetime, in seconds (90 days).
+pub const MAX_MANIFEST_LIFETIME_SECS: u64 = 90 * 86_400;
 
 /// Why the configuration was refused; the message names the source and key.
 #[derive(Debug, thiserror::Error)]
@@ -167,8 +194,74 @@ impl Config {
         if self.login_max_failures == 0 {
             return Err("login_max_failures must be at least 1".into());
         }
+        if let Some(url) = &self.public_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|host| host.is_empty() || host.starts_with('/'))
+                || url.len() > MAX_PUBLIC_URL_LEN
+                || url.ends_with('/')
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(format!(
+                    "public_url must be an http:// or https:// URL of at most \
+                     {MAX_PUBLIC_URL_LEN} bytes without a trailing slash"
+                ));
+            }
+        }
+        if !(MIN_MANIFEST_LIFETIME_SECS..=MAX_MANIFEST_LIFETIME_SECS)
+            .contains(&self.manifest_lifetime_secs)
+        {
+            return Err(format!(
+                "manifest_lifetime_secs must be {MIN_MANIFEST_LIFETIME_SECS} to \
+                 {MAX_MANIFEST_LIFETIME_SECS} (90 days)"
+            ));
+        }
+        if self.manifest_resign_before_secs == 0
+            || self.manifest_resign_before_secs >= self.manifest_lifetime_secs
+        {
+            return Err(
+                "manifest_resign_before_secs must be at least 1 and less than \
+                 manifest_lifetime_secs"
+                    .into(),
+            );
+        }
         Ok(())
     }
+
+    /// The base URL devices fetch content from: `public_url`, or one derived
+    /// from `http_listen` (an unspecified address becomes `127.0.0.1`).
+    #[must_use]
+    pub fn public_base_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let mut addr = self.http_listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+        }
+        format!("http://{addr}")
+    }
+
+    /// [`Config::manifest_lifetime_secs`] as a duration.
+    #[must_use]
+    pub fn manifest_lifetime(&self) -> chrono::TimeDelta {
+        secs(self.manifest_lifetime_secs)
+    }
+
+    /// [`Config::manifest_resign_before_secs`] as a duration.
+    #[must_use]
+    pub fn manifest_resign_before(&self) -> chrono::TimeDelta {
+        secs(self.manifest_resign_before_secs)
+    }
+}
+
+/// `secs` seconds, saturating at the largest duration chrono holds.
+fn secs(secs: u64) -> chrono::TimeDelta {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::TimeDelta::try_seconds)
+        .unwrap_or(chrono::TimeDelta::MAX)
 }
 
 /// An environment value as TOML: numbers and booleans as such, anything
@@ -219,6 +312,41 @@ mod tests {
         assert_eq!(config.data, PathBuf::from("./signet-data"));
         assert_eq!(config.http_listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.broker_listen.to_string(), "127.0.0.1:1883");
+        assert_eq!(config.public_base_url(), "http://127.0.0.1:8080");
+        assert_eq!(config.manifest_lifetime(), chrono::TimeDelta::days(7));
+    }
+
+    #[test]
+    fn public_url_overrides_the_derived_base_and_is_checked() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("SIGNET_HUB_HTTP_LISTEN", "0.0.0.0:9000"),
+                ("SIGNET_HUB_MANIFEST_LIFETIME_SECS", "86400"),
+                ("SIGNET_HUB_MANIFEST_RESIGN_BEFORE_SECS", "3600"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.public_base_url(), "http://127.0.0.1:9000");
+        let config = Config::load(
+            None,
+            env(&[("SIGNET_HUB_PUBLIC_URL", "https://signage.example.com")]),
+        )
+        .unwrap();
+        assert_eq!(config.public_base_url(), "https://signage.example.com");
+        for bad in ["ftp://x", "https://x/", "https://", "http://a b"] {
+            let err = Config::load(None, env(&[("SIGNET_HUB_PUBLIC_URL", bad)])).unwrap_err();
+            assert!(err.to_string().contains("public_url"), "{bad}: {err}");
+        }
+        let err = Config::load(
+            None,
+            env(&[("SIGNET_HUB_MANIFEST_RESIGN_BEFORE_SECS", "604800")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("manifest_resign_before_secs"),
+            "{err}"
+        );
     }
 
     #[test]

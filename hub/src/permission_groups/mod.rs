@@ -405,6 +405,7 @@ mod tests {
             content_manager_email: None,
             strict_feeds: false,
             created_at_root_level: false,
+            locale: crate::tenancy::NodeLocale::default(),
         };
         batch.put(crate::tenancy::NODES, "n-root", &root).unwrap();
         for r in records {

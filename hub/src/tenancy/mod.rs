@@ -6,6 +6,7 @@
 //! [`crate::access`].
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{NodeId, UserId};
 use signet_common::permissions::NodeTree;
@@ -46,6 +47,65 @@ pub struct Node {
     /// (A1).
     #[serde(default)]
     pub created_at_root_level: bool,
+    /// Time zone and location of devices at this node and below, each
+    /// field unless a nearer node sets it (D5, L2, U1); stored flat in the
+    /// node record.
+    #[serde(default, flatten)]
+    pub locale: NodeLocale,
+}
+
+/// The longest region name, in bytes.
+pub const MAX_REGION_LEN: usize = 128;
+
+/// Where devices at a node stand and which clock they read, inherited down
+/// the tree: each field from the nearest node on the chain that sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodeLocale {
+    /// The IANA time zone schedules are evaluated in (D5); UTC when no node
+    /// on the chain sets one.
+    #[serde(default)]
+    pub time_zone: Option<Tz>,
+    /// ISO 3166-1 alpha-2 country code, upper case (L2, U1).
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Region or state, free text (U1).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// The locale of devices at the end of `chain` (root first): each field from
+/// the nearest node that sets it. Nodes missing from `nodes` are skipped.
+#[must_use]
+pub fn inherited_locale<'a>(
+    chain: impl DoubleEndedIterator<Item = &'a NodeId>,
+    nodes: &[Node],
+) -> NodeLocale {
+    let mut locale = NodeLocale::default();
+    for id in chain.rev() {
+        let Some(node) = nodes.iter().find(|n| &n.id == id) else {
+            continue;
+        };
+        let own = &node.locale;
+        if locale.time_zone.is_none() {
+            locale.time_zone = own.time_zone;
+        }
+        if locale.country.is_none() {
+            locale.country.clone_from(&own.country);
+        }
+        if locale.region.is_none() {
+            locale.region.clone_from(&own.region);
+        }
+    }
+    locale
+}
+
+/// The country code as stored: two ASCII letters, upper case; `None` when
+/// `country` is not one.
+#[must_use]
+pub fn normalize_country(country: &str) -> Option<String> {
+    let country = country.trim();
+    (country.len() == 2 && country.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| country.to_ascii_uppercase())
 }
 
 /// Loads every node and builds the tree.

@@ -111,6 +111,7 @@ mod tests {
             content_manager_email: None,
             strict_feeds: false,
             created_at_root_level: by_root,
+            locale: crate::tenancy::NodeLocale::default(),
         }
     }
 

@@ -11,12 +11,18 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use signet_hub::api::{AppState, Clock};
 use signet_hub::config::Config;
+use signet_hub::publish::RecordingPublisher;
 use tokio::sync::oneshot;
 
 /// A clock tests move by hand.
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl ManualClock {
+    /// A clock reading `now`.
+    pub fn at(now: DateTime<Utc>) -> Self {
+        Self(Mutex::new(now))
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, by: TimeDelta) {
         let mut now = self.0.lock().unwrap();
@@ -43,6 +49,10 @@ pub struct TestHub {
     pub clock: Arc<ManualClock>,
     /// The admin's token.
     pub admin: String,
+    /// Every retained message the hub published (the state's publisher).
+    pub publisher: Arc<RecordingPublisher>,
+    /// The data directory (keys under `keys/`).
+    pub data: std::path::PathBuf,
     /// The root node's id.
     pub root: String,
     /// HTTP client.
@@ -72,7 +82,10 @@ impl TestHub {
         };
         configure(&mut config);
         let clock = Arc::new(ManualClock(Mutex::new(now)));
-        let state = signet_hub::serve::open(config, clock.clone()).unwrap();
+        let data = config.data.clone();
+        let mut state = signet_hub::serve::open(config, clock.clone()).unwrap();
+        let publisher = Arc::new(RecordingPublisher::new());
+        state.publisher = publisher.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -89,6 +102,8 @@ impl TestHub {
             state,
             clock,
             admin: String::new(),
+            publisher,
+            data,
             root: made.root_node.to_string(),
             client: reqwest::Client::new(),
             _stop: stop,

@@ -1,0 +1,814 @@
+//! Publishing (U5, L3, S1, S3, S4, P7, T4): signed manifests and
+//! assignments, their versions, deferred and daily jobs, the record of who
+//! published what, and republishing. Every emitted document is verified the
+//! way an agent verifies it: with `signet_common::trust::TrustStore` pinned
+//! to `keys/root.pub` after applying `keys/signing.trust`.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::{TimeDelta, Timelike as _};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use signet_common::approval::ApprovalState;
+use signet_common::documents::{DeviceAssignment, GroupManifest};
+use signet_common::envelope::{DocumentKind, PublicKey};
+use signet_common::ids::{AccessGroupId, DeviceId, UserId};
+use signet_common::license::Membership;
+use signet_common::trust::TrustStore;
+use signet_hub::access_groups::{
+    MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
+};
+use signet_hub::api::Clock as _;
+use signet_hub::config::Config;
+use signet_hub::publish::{
+    self, Actor, RecordingPublisher, RetainedMessage, TRUST_TOPIC, manifest_topic, republish_all,
+    run_due,
+};
+use signet_hub::store::WriteBatch;
+use signet_hub::tenancy::NODE_DEVICES;
+use support::{ManualClock, TestHub, assert_error};
+
+/// A PNG-looking body (magic number, then a pattern).
+fn png(len: usize, seed: u8) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let more = len.saturating_sub(bytes.len());
+    bytes.extend((0..more).map(|i| (i as u8).wrapping_mul(31) ^ seed));
+    bytes
+}
+
+/// Uploads an image at `node` as the admin; returns the item's JSON.
+async fn upload(hub: &TestHub, node: &str, name: &str, seed: u8) -> Value {
+    let response = hub
+        .client
+        .post(format!("{}/api/v1/content", hub.base))
+        .query(&[("node", node), ("name", name)])
+        .bearer_auth(&hub.admin)
+        .body(png(2_000, seed))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+/// An access group at `node` with category `news`; returns its id.
+async fn access_group(hub: &TestHub, node: &str) -> String {
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/access-groups",
+            json!({"node": node, "name": format!("AG at {node}"), "categories": ["news"],
+                "license": {"allow_offline": true, "offline_grace_secs": 3600, "allow_export": false}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Sets the items of an access group (all in category `news`).
+async fn set_items(hub: &TestHub, group: &str, items: &[&str]) {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|id| json!({"id": id, "categories": ["news"]}))
+        .collect();
+    let (status, body) = hub
+        .call(
+            Method::PUT,
+            &format!("/api/v1/access-groups/{group}/items"),
+            Some(&hub.admin),
+            Some(json!({"items": items})),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+}
+
+/// The trust store an agent paired with this hub holds: `root.pub` as
+/// pinned (standard base64 of 32 raw bytes), then `signing.trust` applied.
+fn device_trust(data: &std::path::Path) -> TrustStore {
+    let line = std::fs::read_to_string(data.join("keys/root.pub")).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(line.trim())
+        .unwrap();
+    let root = PublicKey::from_bytes(raw.try_into().unwrap());
+    let mut trust = TrustStore::new(root);
+    trust
+        .apply_trust(&std::fs::read(data.join("keys/signing.trust")).unwrap())
+        .unwrap();
+    trust
+}
+
+/// Verifies every message as an agent would and returns the manifests and
+/// assignments by subject; panics on anything else or any failure.
+fn verify_all(
+    trust: &TrustStore,
+    messages: &[RetainedMessage],
+    now: chrono::DateTime<chrono::Utc>,
+) -> (
+    BTreeMap<String, GroupManifest>,
+    BTreeMap<String, DeviceAssignment>,
+) {
+    let mut manifests = BTreeMap::new();
+    let mut assignments = BTreeMap::new();
+    for message in messages {
+        let parts: Vec<&str> = message.topic.split('/').collect();
+        match parts.as_slice() {
+            ["signet", "v1", "groups", group, "manifest"] => {
+                let manifest = trust
+                    .verify::<GroupManifest>(&message.payload, now)
+                    .unwrap()
+                    .into_payload();
+                manifest.validate().unwrap();
+                assert_eq!(&manifest.group_id, group);
+                manifests.insert((*group).to_owned(), manifest);
+            }
+            ["signet", "v1", "devices", device, "assignment"] => {
+                let assignment = trust
+                    .verify::<DeviceAssignment>(&message.payload, now)
+                    .unwrap()
+                    .into_payload();
+                assignment.validate_for(&DeviceId::from(*device)).unwrap();
+                assignments.insert((*device).to_owned(), assignment);
+            }
+            ["signet", "v1", "trust"] => {
+                let mut fresh = TrustStore::new(trust.root());
+                fresh.apply_trust(&message.payload).unwrap();
+            }
+            _ => panic!("not a contract topic: {}", message.topic),
+        }
+    }
+    (manifests, assignments)
+}
+
+/// A hub whose tokens outlive the days these tests move the clock by.
+async fn long_sessions() -> TestHub {
+    TestHub::start_with(|config| config.token_ttl_secs = 30 * 86_400).await
+}
+
+async fn publish_now(hub: &TestHub, token: &str, scope: Value) -> (StatusCode, Value) {
+    hub.post(token, "/api/v1/publish", json!({"scope": scope}))
+        .await
+}
+
+fn version_of(run: &Value, subject: &str) -> (u64, bool) {
+    let document = run["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["subject"] == subject)
+        .unwrap_or_else(|| panic!("{subject} not in {run}"));
+    (
+        document["version"].as_u64().unwrap(),
+        document["signed"].as_bool().unwrap(),
+    )
+}
+
+/// Attaches a device under `node` (as pairing will) and makes it an active
+/// member of `group`.
+async fn attach_device(hub: &TestHub, node: &str, device: &str, group: Option<&str>) {
+    let mut batch = WriteBatch::new();
+    batch
+        .put(NODE_DEVICES, &format!("{node}/{device}"), &json!({}))
+        .unwrap();
+    if let Some(group) = group {
+        let group = AccessGroupId::from(group);
+        let member = MemberRef::Device {
+            device_id: DeviceId::from(device),
+        };
+        let record = Member {
+            group: group.clone(),
+            member: member.clone(),
+            membership: Membership::joined(hub.clock.now() - TimeDelta::hours(1)),
+            display_name: None,
+            source: MemberSource::Operator {
+                by: UserId::from("test"),
+            },
+            active: true,
+        };
+        batch
+            .put(MEMBERS, &member_key(&group, &member), &record)
+            .unwrap();
+        batch
+            .put(MEMBER_GROUPS, &member_index_key(&group, &member), &group)
+            .unwrap();
+    }
+    hub.state.store.apply(batch).await.unwrap();
+}
+
+#[tokio::test]
+async fn u5_l3_s1_immediate_publish_signs_manifests_every_agent_verifies() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    let group = access_group(&hub, &tenant).await;
+    let item = upload(&hub, &tenant, "Poster", 1).await;
+    let item_id = item["id"].as_str().unwrap();
+    set_items(&hub, &group, &[item_id]).await;
+
+    let (status, answer) =
+        publish_now(&hub, &hub.admin, json!({"kind": "node", "id": tenant})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["undelivered"], json!([]));
+    let run = &answer["run"];
+    for subject in [&tenant, &site, &group] {
+        assert_eq!(version_of(run, subject), (1, true));
+    }
+    assert_eq!(run["actor"]["name"], "admin");
+    assert_eq!(run["trigger"]["type"], "immediate");
+
+    // One retained message per group, on the exact contract topic.
+    let messages = hub.publisher.messages();
+    let mut topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+    topics.sort_unstable();
+    let mut expected = vec![
+        format!("signet/v1/groups/{tenant}/manifest"),
+        format!("signet/v1/groups/{site}/manifest"),
+        format!("signet/v1/groups/{group}/manifest"),
+    ];
+    expected.sort();
+    assert_eq!(topics, expected);
+
+    let trust = device_trust(&hub.data);
+    let (manifests, _) = verify_all(&trust, &messages, hub.clock.now());
+    let licensed = &manifests[&group];
+    assert_eq!(licensed.version, 1);
+    assert!(licensed.license.is_some());
+    assert_eq!(licensed.items.len(), 1);
+    let listed = &licensed.items[0];
+    assert_eq!(listed.id.as_str(), item_id);
+    assert_eq!(listed.sha256.to_string(), item["sha256"].as_str().unwrap());
+    assert_eq!(listed.size, item["size"].as_u64().unwrap());
+    assert_eq!(listed.approval, ApprovalState::Active);
+    assert_eq!(listed.approved_hash, Some(listed.sha256));
+    assert_eq!(listed.categories, vec!["news".to_owned()]);
+    assert_eq!(
+        listed.url,
+        format!(
+            "{}/api/v1/device/content/{}",
+            hub.state.config.public_base_url(),
+            listed.sha256
+        )
+    );
+    // S3: it expires, after the configured lifetime.
+    assert_eq!(
+        licensed.expires_at - licensed.issued_at,
+        hub.state.config.manifest_lifetime()
+    );
+    // Nodes carry no license and, with nothing scheduled, no items.
+    assert!(manifests[&tenant].license.is_none());
+    assert!(manifests[&site].items.is_empty());
+
+    // The stored record is what was sent, byte for byte.
+    let stored = publish::latest(&hub.state.store, DocumentKind::GroupManifest, &group)
+        .unwrap()
+        .unwrap();
+    let envelope = publish::envelope_of(&hub.state.store, DocumentKind::GroupManifest, &group)
+        .unwrap()
+        .unwrap();
+    let sent = messages
+        .iter()
+        .find(|m| m.topic == manifest_topic(&group))
+        .unwrap();
+    assert_eq!(envelope.as_bytes(), sent.payload.as_slice());
+    assert_eq!(
+        stored.sha256,
+        signet_common::digest::Sha256::of(&sent.payload)
+    );
+}
+
+#[tokio::test]
+async fn s3_versions_strictly_increase_with_a_change_and_not_without() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let group = access_group(&hub, &tenant).await;
+    let first = upload(&hub, &tenant, "One", 1).await;
+    let first_id = first["id"].as_str().unwrap();
+    set_items(&hub, &group, &[first_id]).await;
+    let scope = json!({"kind": "access_group", "id": group});
+
+    let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    assert_eq!(version_of(&answer["run"], &group), (1, true));
+    assert_eq!(hub.publisher.take().len(), 1);
+
+    // Unchanged: the version stands and nothing is re-sent.
+    let (status, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(version_of(&answer["run"], &group), (1, false));
+    assert!(hub.publisher.take().is_empty());
+
+    // L3: content added to the group reaches the next version.
+    let second = upload(&hub, &tenant, "Two", 2).await;
+    let second_id = second["id"].as_str().unwrap();
+    set_items(&hub, &group, &[first_id, second_id]).await;
+    let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    assert_eq!(version_of(&answer["run"], &group), (2, true));
+    let messages = hub.publisher.take();
+    let (manifests, _) = verify_all(&device_trust(&hub.data), &messages, hub.clock.now());
+    assert_eq!(manifests[&group].version, 2);
+    assert_eq!(manifests[&group].items.len(), 2);
+
+    // L3: content removed is gone from the next version.
+    set_items(&hub, &group, &[second_id]).await;
+    let (_, answer) = publish_now(&hub, &hub.admin, scope).await;
+    assert_eq!(version_of(&answer["run"], &group), (3, true));
+    let (manifests, _) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    let ids: Vec<&str> = manifests[&group]
+        .items
+        .iter()
+        .map(|i| i.id.as_str())
+        .collect();
+    assert_eq!(ids, vec![second_id]);
+}
+
+#[tokio::test]
+async fn u5_deferred_publish_runs_exactly_once_when_due() {
+    let hub = long_sessions().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let at = hub.clock.now() + TimeDelta::hours(1);
+    let (status, job) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": tenant},
+                "when": {"type": "at", "at": at.to_rfc3339()}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["state"], "pending");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+
+    let report = run_due(&hub.state, hub.clock.now()).await.unwrap();
+    assert_eq!(report.jobs_run, 0);
+    hub.clock.advance(TimeDelta::minutes(59));
+    assert_eq!(
+        run_due(&hub.state, hub.clock.now()).await.unwrap().jobs_run,
+        0
+    );
+    assert!(hub.publisher.messages().is_empty());
+
+    hub.clock.advance(TimeDelta::minutes(2));
+    let report = run_due(&hub.state, hub.clock.now()).await.unwrap();
+    assert_eq!((report.jobs_run, report.jobs_failed), (1, 0));
+    let messages = hub.publisher.take();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].topic, manifest_topic(&tenant));
+    verify_all(&device_trust(&hub.data), &messages, hub.clock.now());
+
+    // Never again.
+    hub.clock.advance(TimeDelta::days(1));
+    assert_eq!(
+        run_due(&hub.state, hub.clock.now()).await.unwrap().jobs_run,
+        0
+    );
+
+    // The record: who, when, what.
+    let (status, list) = hub.get(&hub.admin, "/api/v1/publications").await;
+    assert_eq!(status, StatusCode::OK);
+    let runs = list["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{list}");
+    assert_eq!(
+        runs[0]["trigger"],
+        json!({"type": "deferred", "job": job_id})
+    );
+    assert_eq!(runs[0]["actor"]["name"], "admin");
+    assert_eq!(runs[0]["scope"], json!({"kind": "node", "id": tenant}));
+    assert_eq!(runs[0]["documents"][0]["kind"], "group_manifest");
+    assert_eq!(runs[0]["documents"][0]["subject"], tenant.as_str());
+    assert_eq!(runs[0]["documents"][0]["version"], 1);
+    let job = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == job_id.as_str())
+        .unwrap();
+    assert_eq!(job["state"], "done");
+    assert_eq!(job["runs"], 1);
+    // A job that ran cannot be cancelled.
+    assert_error(
+        &hub.delete(&hub.admin, &format!("/api/v1/publications/{job_id}"))
+            .await,
+        StatusCode::CONFLICT,
+        "job_not_pending",
+    );
+}
+
+#[tokio::test]
+async fn u5_daily_publish_runs_once_per_day_until_cancelled() {
+    let hub = long_sessions().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let local = (hub.clock.now() + TimeDelta::hours(2)).with_timezone(&chrono_tz::Asia::Tokyo);
+    let time = format!("{:02}:{:02}", local.hour(), local.minute());
+    let (status, job) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": tenant},
+                "when": {"type": "daily", "time": time, "time_zone": "Asia/Tokyo"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let next: chrono::DateTime<chrono::Utc> = job["next_run"].as_str().unwrap().parse().unwrap();
+    assert!(next > hub.clock.now() && next <= hub.clock.now() + TimeDelta::hours(2));
+
+    let mut runs = 0;
+    for _ in 0..4 {
+        runs += run_due(&hub.state, hub.clock.now()).await.unwrap().jobs_run;
+        hub.clock.advance(TimeDelta::minutes(45));
+    }
+    assert_eq!(runs, 1, "once on the first day");
+    for _ in 0..32 {
+        runs += run_due(&hub.state, hub.clock.now()).await.unwrap().jobs_run;
+        hub.clock.advance(TimeDelta::minutes(45));
+    }
+    assert_eq!(runs, 2, "once more on the next day");
+    let (_, list) = hub.get(&hub.admin, "/api/v1/publications").await;
+    let daily: Vec<&Value> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"]["type"] == "daily" && r["trigger"]["job"] == job_id.as_str())
+        .collect();
+    assert_eq!(daily.len(), 2);
+
+    let (status, cancelled) = hub
+        .delete(&hub.admin, &format!("/api/v1/publications/{job_id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    hub.clock.advance(TimeDelta::days(2));
+    assert_eq!(
+        run_due(&hub.state, hub.clock.now()).await.unwrap().jobs_run,
+        0
+    );
+}
+
+#[tokio::test]
+async fn u5_bad_requests_are_refused_and_change_nothing() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let scope = json!({"kind": "node", "id": tenant});
+    let past = (hub.clock.now() - TimeDelta::minutes(1)).to_rfc3339();
+    for (when, code) in [
+        (json!({"type": "at", "at": past}), "invalid_when"),
+        (
+            json!({"type": "daily", "time": "25:00", "time_zone": "UTC"}),
+            "invalid_when",
+        ),
+        (
+            json!({"type": "daily", "time": "06:00", "time_zone": "Nowhere/City"}),
+            "invalid_when",
+        ),
+        (json!({"type": "weekly"}), "invalid_body"),
+    ] {
+        let answer = hub
+            .post(
+                &hub.admin,
+                "/api/v1/publish",
+                json!({"scope": scope, "when": when}),
+            )
+            .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, code);
+    }
+    assert_error(
+        &publish_now(
+            &hub,
+            &hub.admin,
+            json!({"kind": "access_group", "id": "ag-nope"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, list) = hub.get(&hub.admin, "/api/v1/publications").await;
+    assert_eq!(list, json!({"runs": [], "jobs": []}));
+    assert!(hub.publisher.messages().is_empty());
+}
+
+#[tokio::test]
+async fn p7_t4_publishing_needs_the_permission_and_the_domain() {
+    let hub = TestHub::start().await;
+    let a = hub.node(&hub.admin, &hub.root, "Tenant A").await;
+    let b = hub.node(&hub.admin, &hub.root, "Tenant B").await;
+    let (_, viewer) = hub.user("a-viewer", "viewer", &[&a]).await;
+    let (_, contributor) = hub.user("a-contributor", "contributor", &[&a]).await;
+    let (_, moderator) = hub.user("a-moderator", "moderator", &[&a]).await;
+    let (_, b_moderator) = hub.user("b-moderator", "moderator", &[&b]).await;
+    let own = json!({"kind": "node", "id": a});
+    for token in [&viewer, &contributor] {
+        assert_error(
+            &publish_now(&hub, token, own.clone()).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+    assert_error(
+        &publish_now(&hub, &moderator, json!({"kind": "node", "id": b})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &publish_now(&hub, &moderator, json!({"kind": "node", "id": hub.root})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert!(hub.publisher.messages().is_empty());
+    let (status, answer) = publish_now(&hub, &moderator, own).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Tenant B sees nothing of tenant A's publications; tenant A sees its own.
+    let (_, list) = hub.get(&b_moderator, "/api/v1/publications").await;
+    assert_eq!(list["runs"], json!([]));
+    let (_, list) = hub.get(&viewer, "/api/v1/publications").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(list["runs"][0]["actor"]["name"], "a-moderator");
+}
+
+#[tokio::test]
+async fn s3_device_assignment_floors_are_the_manifest_versions() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    let (status, body) = hub
+        .patch(
+            &hub.admin,
+            &format!("/api/v1/nodes/{tenant}"),
+            json!({"time_zone": "Europe/Berlin", "country": "de"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["time_zone"], "Europe/Berlin");
+    assert_eq!(body["country"], "DE");
+    assert_error(
+        &hub.patch(
+            &hub.admin,
+            &format!("/api/v1/nodes/{site}"),
+            json!({"time_zone": "Berlin"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_time_zone",
+    );
+    let (status, _) = hub
+        .patch(
+            &hub.admin,
+            &format!("/api/v1/nodes/{site}"),
+            json!({"region": "Bavaria"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let group = access_group(&hub, &tenant).await;
+    let item = upload(&hub, &tenant, "Poster", 1).await;
+    set_items(&hub, &group, &[item["id"].as_str().unwrap()]).await;
+    attach_device(&hub, &site, "d-1", Some(&group)).await;
+
+    let scope = json!({"kind": "node", "id": tenant});
+    let (status, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(version_of(&answer["run"], "d-1"), (1, true));
+    let (manifests, assignments) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    let assignment = &assignments["d-1"];
+    let chain: Vec<&str> = assignment.node_chain.iter().map(|n| n.as_str()).collect();
+    assert_eq!(chain, vec![hub.root.as_str(), &tenant, &site]);
+    assert_eq!(assignment.access_groups.len(), 1);
+    assert_eq!(assignment.access_groups[0].group_id.as_str(), group);
+    assert_eq!(assignment.time_zone, chrono_tz::Europe::Berlin);
+    assert_eq!(assignment.location.country.as_deref(), Some("DE"));
+    assert_eq!(assignment.location.region.as_deref(), Some("Bavaria"));
+    assert_eq!(
+        assignment.offline_grace_secs,
+        hub.state.config.device_offline_grace_secs
+    );
+    // The root was never published (outside the scope): no floor for it.
+    let expected: BTreeMap<String, u64> = manifests
+        .iter()
+        .map(|(id, m)| (id.clone(), m.version))
+        .collect();
+    assert_eq!(assignment.min_manifest_versions, expected);
+    assert_eq!(expected.len(), 3);
+
+    // A change raises the group's version and the device's floor with it.
+    let other = upload(&hub, &tenant, "Other", 2).await;
+    set_items(&hub, &group, &[other["id"].as_str().unwrap()]).await;
+    let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    assert_eq!(version_of(&answer["run"], &group), (2, true));
+    assert_eq!(version_of(&answer["run"], &tenant), (1, false));
+    assert_eq!(version_of(&answer["run"], "d-1"), (2, true));
+    let (_, assignments) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    assert_eq!(assignments["d-1"].min_manifest_versions[&group], 2);
+    assert_eq!(assignments["d-1"].version, 2);
+
+    // Unchanged: neither is re-signed.
+    let (_, answer) = publish_now(&hub, &hub.admin, scope).await;
+    assert_eq!(version_of(&answer["run"], "d-1"), (2, false));
+    assert!(hub.publisher.take().is_empty());
+}
+
+#[tokio::test]
+async fn s4_republish_all_resends_trust_and_every_stored_document() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    attach_device(&hub, &site, "d-1", None).await;
+    publish_now(&hub, &hub.admin, json!({"kind": "node", "id": tenant})).await;
+    let first = hub.publisher.take();
+    assert_eq!(first.len(), 3);
+
+    let broker = RecordingPublisher::new();
+    let report = republish_all(&hub.state.store, &hub.state.keys.trust, &broker)
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.failed), (4, 0));
+    let again = broker.messages();
+    assert_eq!(again[0].topic, TRUST_TOPIC);
+    assert_eq!(again[0].payload, hub.state.keys.trust);
+    for message in &first {
+        assert!(again.contains(message), "{} not republished", message.topic);
+    }
+    verify_all(&device_trust(&hub.data), &again, hub.clock.now());
+
+    // A failing transport loses nothing: the documents stay stored.
+    broker.fail_with(Some("broker down"));
+    let report = republish_all(&hub.state.store, &hub.state.keys.trust, &broker)
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.failed), (0, 4));
+}
+
+#[tokio::test]
+async fn s3_manifests_are_resigned_before_expiry_and_versions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let start = chrono::Utc::now();
+    signet_hub::init::init(&data, start).await.unwrap();
+    let open = |clock: Arc<ManualClock>| {
+        let config = Config {
+            data: data.clone(),
+            ..Config::default()
+        };
+        let mut state = signet_hub::serve::open(config, clock).unwrap();
+        let publisher = Arc::new(RecordingPublisher::new());
+        state.publisher = publisher.clone();
+        (state, publisher)
+    };
+    let clock = Arc::new(ManualClock::at(start));
+    let (state, publisher) = open(clock.clone());
+    let (tree, _) = signet_hub::tenancy::load_tree(&state.store).unwrap();
+    let root = signet_hub::groups::GroupRef::Node(tree.root().clone());
+    let published = publish::publish(&state, &root, Actor::hub()).await.unwrap();
+    assert_eq!(published.run.documents[0].version, 1);
+    assert_eq!(publisher.take().len(), 1);
+
+    // Nothing to re-sign until the window before expiry opens (S3).
+    let lifetime = state.config.manifest_lifetime();
+    let window = state.config.manifest_resign_before();
+    clock.advance(lifetime - window - TimeDelta::minutes(1));
+    assert_eq!(run_due(&state, clock.now()).await.unwrap().resigned, 0);
+    clock.advance(TimeDelta::minutes(2));
+    assert_eq!(run_due(&state, clock.now()).await.unwrap().resigned, 1);
+    let messages = publisher.take();
+    let (manifests, _) = verify_all(&device_trust(&data), &messages, clock.now());
+    assert_eq!(manifests[tree.root().as_str()].version, 2);
+    assert!(manifests[tree.root().as_str()].expires_at > clock.now() + window);
+    assert_eq!(run_due(&state, clock.now()).await.unwrap().resigned, 0);
+    drop(state);
+
+    // A real restart: reopen the data directory; the version goes on from 2.
+    let (state, publisher) = open(clock.clone());
+    let report = republish_all(&state.store, &state.keys.trust, publisher.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 2);
+    assert_eq!(publisher.take()[1].payload, messages[0].payload);
+    clock.advance(lifetime);
+    assert_eq!(run_due(&state, clock.now()).await.unwrap().resigned, 1);
+    let (manifests, _) = verify_all(&device_trust(&data), &publisher.take(), clock.now());
+    assert_eq!(manifests[tree.root().as_str()].version, 3);
+}
+
+#[tokio::test]
+async fn u5_p7_a_job_publishes_only_while_its_author_still_may() {
+    let hub = long_sessions().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let (moderator_id, moderator) = hub.user("a-moderator", "moderator", &[&tenant]).await;
+    let at = hub.clock.now() + TimeDelta::hours(1);
+    let (status, job) = hub
+        .post(
+            &moderator,
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": tenant},
+                "when": {"type": "at", "at": at.to_rfc3339()}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let (status, body) = hub
+        .patch(
+            &hub.admin,
+            &format!("/api/v1/users/{moderator_id}"),
+            json!({"role": "viewer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    hub.clock.advance(TimeDelta::hours(2));
+    let report = run_due(&hub.state, hub.clock.now()).await.unwrap();
+    assert_eq!((report.jobs_run, report.jobs_failed), (1, 1));
+    assert!(hub.publisher.messages().is_empty());
+    let (_, list) = hub.get(&hub.admin, "/api/v1/publications").await;
+    let run = &list["runs"][0];
+    assert_eq!(run["documents"], json!([]));
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("publish permission"),
+        "{run}"
+    );
+    assert_eq!(list["jobs"][0]["state"], "failed");
+    assert!(
+        publish::latest(&hub.state.store, DocumentKind::GroupManifest, &tenant)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a8_an_item_change_re_signs_the_groups_listing_it_and_deleted_items_drop_out() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let group = access_group(&hub, &tenant).await;
+    let kept = upload(&hub, &tenant, "Kept", 1).await;
+    let gone = upload(&hub, &tenant, "Gone", 2).await;
+    let kept_id = kept["id"].as_str().unwrap();
+    let gone_id = gone["id"].as_str().unwrap();
+    set_items(&hub, &group, &[kept_id, gone_id]).await;
+    publish_now(
+        &hub,
+        &hub.admin,
+        json!({"kind": "access_group", "id": group}),
+    )
+    .await;
+    hub.publisher.take();
+
+    // The item's record changes (as an approval or a new revision would).
+    let store = &hub.state.store;
+    let mut item: signet_hub::content::ContentItem = store
+        .get(signet_hub::content::CONTENT, kept_id)
+        .unwrap()
+        .unwrap();
+    item.size += 1;
+    let mut batch = WriteBatch::new();
+    batch
+        .put(signet_hub::content::CONTENT, kept_id, &item)
+        .unwrap();
+    // And another disappears while the group still lists it.
+    batch.delete(signet_hub::content::CONTENT, gone_id);
+    store.apply(batch).await.unwrap();
+
+    let published = publish::publish_item_change(
+        &hub.state,
+        &signet_common::ids::ItemId::from(kept_id),
+        Actor::hub(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(published.run.documents.len(), 1);
+    assert_eq!(published.run.documents[0].version, 2);
+    assert_eq!(published.run.dropped_items.len(), 1);
+    assert_eq!(published.run.dropped_items[0].item.as_str(), gone_id);
+    let (manifests, _) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    let items = &manifests[&group].items;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].size, item.size);
+
+    // An item no group lists publishes nothing.
+    let loose = upload(&hub, &tenant, "Loose", 3).await;
+    let none = publish::publish_item_change(
+        &hub.state,
+        &signet_common::ids::ItemId::from(loose["id"].as_str().unwrap()),
+        Actor::hub(),
+    )
+    .await
+    .unwrap();
+    assert!(none.is_none());
+}
