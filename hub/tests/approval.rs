@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use signet_common::approval::Template;
+use signet_common::approval::{ApprovalState, Template};
 use signet_common::digest::Sha256;
+use signet_common::documents::GroupManifest;
+use signet_common::ids::ItemId;
+use signet_hub::api::Clock as _;
 use signet_hub::content::templates::TEMPLATES;
 use signet_hub::content::{BlobStore, CONTENT, ContentItem};
 use signet_hub::mail::sender::{MailSender, SenderOptions};
+use support::signed::{device_trust, verify_all};
 use support::smtp::{SmtpSink, smtp_to};
 use support::{TestHub, assert_error};
 use tokio_util::sync::CancellationToken;
@@ -152,8 +156,10 @@ async fn received(sink: &SmtpSink, n: usize) -> Vec<support::smtp::Received> {
 /// The approval scenario of the issue, end to end over HTTP (A2–A6, A8):
 /// copy from a restricted node → active; edit layout → inactive; edit only
 /// a feed → unchanged state and an audit entry; request approval → exactly
-/// one e-mail with the four fields; approve → active with the approved
-/// hash; edit again → inactive.
+/// one e-mail with the four fields; approve → the next signed manifest
+/// carries the approved hash; edit again → inactive, and the manifest marks
+/// it so. Manifests are verified against the hub's `root.pub` as an agent
+/// does.
 #[tokio::test]
 async fn a2_a3_a4_a5_a6_approval_scenario() {
     let sink = SmtpSink::start().await;
@@ -207,6 +213,26 @@ async fn a2_a3_a4_a5_a6_approval_scenario() {
             60
         ))
     );
+
+    // The store plays it (A7: whatever its state; the device decides).
+    let (status, playlist) = hub
+        .post(
+            &editor_token,
+            "/api/v1/playlists",
+            json!({"node": store, "name": "Menu loop",
+                "items": [{"item": copy_id, "duration_ms": 10_000}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{playlist}");
+    let (status, schedule) = hub
+        .post(
+            &editor_token,
+            "/api/v1/schedules",
+            json!({"target": {"kind": "node", "id": store},
+                "entries": [{"id": "all-day", "playlist": playlist["id"], "priority": 0}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{schedule}");
 
     // Edit the layout → inactive.
     let (status, saved) = put(
@@ -300,6 +326,19 @@ async fn a2_a3_a4_a5_a6_approval_scenario() {
     assert_eq!(approved["approval_state"], "active");
     assert_eq!(approved["approved_hash"], edited_hash);
 
+    // The next signed manifest carries the approved hash (A8), and the
+    // bytes it names hash to it once parsed, feeds left out.
+    let manifest = publish_store(&hub, &approver_token, &store).await;
+    let listed = manifest.item(&ItemId::new(copy_id.clone())).unwrap();
+    assert_eq!(listed.approval, ApprovalState::Active);
+    assert_eq!(
+        listed.approved_hash.map(|h| h.to_string()),
+        edited_hash.as_str().map(str::to_owned)
+    );
+    assert_eq!(listed.sha256, item.sha256);
+    assert_eq!(listed.check_approved(&served.content_hash()), Ok(()));
+    assert_eq!(manifest.schedule.entries[0].items[0].item.as_str(), copy_id);
+
     // Edit again → inactive.
     let (status, saved) = put(
         &hub,
@@ -312,6 +351,32 @@ async fn a2_a3_a4_a5_a6_approval_scenario() {
     assert_eq!(saved["approval_state"], "inactive");
     assert_eq!(saved["approved_hash"], Value::Null);
     assert_eq!(sink.received().len(), 1, "no mail without a request");
+    // ... and the next manifest marks it so: the device skips it (A7).
+    let manifest = publish_store(&hub, &approver_token, &store).await;
+    let listed = manifest.item(&ItemId::new(copy_id.clone())).unwrap();
+    assert_eq!(listed.approval, ApprovalState::Inactive);
+    assert_eq!(listed.approved_hash, None);
+    assert!(listed.check_approved(&served.content_hash()).is_err());
+}
+
+/// Publishes the node `store` now and returns its signed manifest, as an
+/// agent verifies it against the hub's `root.pub`.
+async fn publish_store(hub: &TestHub, token: &str, store: &str) -> GroupManifest {
+    hub.publisher.take();
+    let (status, run) = hub
+        .post(
+            token,
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": store}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    let (manifests, _) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    manifests.get(store).cloned().unwrap()
 }
 
 /// A5: asking again for the same version re-sends the same request (same

@@ -11,27 +11,24 @@ mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use chrono::{TimeDelta, Timelike as _};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use signet_common::approval::ApprovalState;
-use signet_common::documents::{DeviceAssignment, GroupManifest};
-use signet_common::envelope::{DocumentKind, PublicKey};
+use signet_common::envelope::DocumentKind;
 use signet_common::ids::{AccessGroupId, DeviceId, UserId};
 use signet_common::license::Membership;
-use signet_common::trust::TrustStore;
 use signet_hub::access_groups::{
     MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
 };
 use signet_hub::api::Clock as _;
 use signet_hub::config::Config;
 use signet_hub::publish::{
-    self, Actor, RecordingPublisher, RetainedMessage, TRUST_TOPIC, manifest_topic, republish_all,
-    run_due,
+    self, Actor, RecordingPublisher, TRUST_TOPIC, manifest_topic, republish_all, run_due,
 };
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
+use support::signed::{device_trust, verify_all};
 use support::{ManualClock, TestHub, assert_error};
 
 /// A PNG-looking body (magic number, then a pattern).
@@ -86,63 +83,6 @@ async fn set_items(hub: &TestHub, group: &str, items: &[&str]) {
         )
         .await;
     assert!(status.is_success(), "{status} {body}");
-}
-
-/// The trust store an agent paired with this hub holds: `root.pub` as
-/// pinned (standard base64 of 32 raw bytes), then `signing.trust` applied.
-fn device_trust(data: &std::path::Path) -> TrustStore {
-    let line = std::fs::read_to_string(data.join("keys/root.pub")).unwrap();
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(line.trim())
-        .unwrap();
-    let root = PublicKey::from_bytes(raw.try_into().unwrap());
-    let mut trust = TrustStore::new(root);
-    trust
-        .apply_trust(&std::fs::read(data.join("keys/signing.trust")).unwrap())
-        .unwrap();
-    trust
-}
-
-/// Verifies every message as an agent would and returns the manifests and
-/// assignments by subject; panics on anything else or any failure.
-fn verify_all(
-    trust: &TrustStore,
-    messages: &[RetainedMessage],
-    now: chrono::DateTime<chrono::Utc>,
-) -> (
-    BTreeMap<String, GroupManifest>,
-    BTreeMap<String, DeviceAssignment>,
-) {
-    let mut manifests = BTreeMap::new();
-    let mut assignments = BTreeMap::new();
-    for message in messages {
-        let parts: Vec<&str> = message.topic.split('/').collect();
-        match parts.as_slice() {
-            ["signet", "v1", "groups", group, "manifest"] => {
-                let manifest = trust
-                    .verify::<GroupManifest>(&message.payload, now)
-                    .unwrap()
-                    .into_payload();
-                manifest.validate().unwrap();
-                assert_eq!(&manifest.group_id, group);
-                manifests.insert((*group).to_owned(), manifest);
-            }
-            ["signet", "v1", "devices", device, "assignment"] => {
-                let assignment = trust
-                    .verify::<DeviceAssignment>(&message.payload, now)
-                    .unwrap()
-                    .into_payload();
-                assignment.validate_for(&DeviceId::from(*device)).unwrap();
-                assignments.insert((*device).to_owned(), assignment);
-            }
-            ["signet", "v1", "trust"] => {
-                let mut fresh = TrustStore::new(trust.root());
-                fresh.apply_trust(&message.payload).unwrap();
-            }
-            _ => panic!("not a contract topic: {}", message.topic),
-        }
-    }
-    (manifests, assignments)
 }
 
 /// A hub whose tokens outlive the days these tests move the clock by.
@@ -215,9 +155,11 @@ async fn u5_l3_s1_immediate_publish_signs_manifests_every_agent_verifies() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["undelivered"], json!([]));
     let run = &answer["run"];
-    for subject in [&tenant, &site, &group] {
+    for subject in [&tenant, &site] {
         assert_eq!(version_of(run, subject), (1, true));
     }
+    // Setting the group's items published it already (L3).
+    assert_eq!(version_of(run, &group), (1, false));
     assert_eq!(run["actor"]["name"], "admin");
     assert_eq!(run["trigger"]["type"], "immediate");
 
@@ -288,7 +230,6 @@ async fn s3_versions_strictly_increase_with_a_change_and_not_without() {
     let group = access_group(&hub, &tenant).await;
     let first = upload(&hub, &tenant, "One", 1).await;
     let first_id = first["id"].as_str().unwrap();
-    set_items(&hub, &group, &[first_id]).await;
     let scope = json!({"kind": "access_group", "id": group});
 
     let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
@@ -301,32 +242,50 @@ async fn s3_versions_strictly_increase_with_a_change_and_not_without() {
     assert_eq!(version_of(&answer["run"], &group), (1, false));
     assert!(hub.publisher.take().is_empty());
 
-    // L3: content added to the group reaches the next version.
-    let second = upload(&hub, &tenant, "Two", 2).await;
-    let second_id = second["id"].as_str().unwrap();
-    set_items(&hub, &group, &[first_id, second_id]).await;
-    let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
-    assert_eq!(version_of(&answer["run"], &group), (2, true));
-    let messages = hub.publisher.take();
-    let (manifests, _) = verify_all(&device_trust(&hub.data), &messages, hub.clock.now());
+    // L3: content added to the group is published with the next version
+    // at once.
+    set_items(&hub, &group, &[first_id]).await;
+    let (manifests, _) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
     assert_eq!(manifests[&group].version, 2);
-    assert_eq!(manifests[&group].items.len(), 2);
+    assert_eq!(manifests[&group].items.len(), 1);
 
-    // L3: content removed is gone from the next version.
-    set_items(&hub, &group, &[second_id]).await;
-    let (_, answer) = publish_now(&hub, &hub.admin, scope).await;
+    // New bytes of a listed item wait for the next publication (U5), which
+    // signs the next version with them.
+    let response = hub
+        .client
+        .put(format!("{}/api/v1/content/{first_id}", hub.base))
+        .bearer_auth(&hub.admin)
+        .body(png(4000, 9))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(hub.publisher.take().is_empty());
+    let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
     assert_eq!(version_of(&answer["run"], &group), (3, true));
     let (manifests, _) = verify_all(
         &device_trust(&hub.data),
         &hub.publisher.take(),
         hub.clock.now(),
     );
-    let ids: Vec<&str> = manifests[&group]
-        .items
-        .iter()
-        .map(|i| i.id.as_str())
-        .collect();
-    assert_eq!(ids, vec![second_id]);
+    assert_eq!(
+        manifests[&group].items[0].sha256,
+        signet_common::digest::Sha256::of(&png(4000, 9))
+    );
+
+    // L3: content removed is gone from the next version.
+    set_items(&hub, &group, &[]).await;
+    let (manifests, _) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    assert_eq!(manifests[&group].version, 4);
+    assert!(manifests[&group].items.is_empty());
 }
 
 #[tokio::test]
@@ -599,13 +558,15 @@ async fn s3_device_assignment_floors_are_the_manifest_versions() {
     assert_eq!(assignment.min_manifest_versions, expected);
     assert_eq!(expected.len(), 3);
 
-    // A change raises the group's version and the device's floor with it.
+    // A change raises the group's version and the device's floor with it:
+    // setting the items publishes both at once (L3), so a publication
+    // right after finds nothing to sign.
     let other = upload(&hub, &tenant, "Other", 2).await;
     set_items(&hub, &group, &[other["id"].as_str().unwrap()]).await;
     let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
-    assert_eq!(version_of(&answer["run"], &group), (2, true));
+    assert_eq!(version_of(&answer["run"], &group), (2, false));
     assert_eq!(version_of(&answer["run"], &tenant), (1, false));
-    assert_eq!(version_of(&answer["run"], "d-1"), (2, true));
+    assert_eq!(version_of(&answer["run"], "d-1"), (2, false));
     let (_, assignments) = verify_all(
         &device_trust(&hub.data),
         &hub.publisher.take(),
@@ -747,68 +708,75 @@ async fn u5_p7_a_job_publishes_only_while_its_author_still_may() {
     );
 }
 
+/// L3: changing an access group's items publishes the group at once (the
+/// change reaches member devices at their next sync): the new manifest
+/// lists what was added and not what was removed. Items deleted since they
+/// were scheduled drop out of the manifest, listed in the run, rather than
+/// blocking every other change.
 #[tokio::test]
-async fn a8_an_item_change_re_signs_the_groups_listing_it_and_deleted_items_drop_out() {
+async fn l3_group_item_changes_publish_at_once_and_deleted_items_drop_out() {
     let hub = TestHub::start().await;
     let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
     let group = access_group(&hub, &tenant).await;
     let kept = upload(&hub, &tenant, "Kept", 1).await;
-    let gone = upload(&hub, &tenant, "Gone", 2).await;
+    let added = upload(&hub, &tenant, "Added", 2).await;
     let kept_id = kept["id"].as_str().unwrap();
-    let gone_id = gone["id"].as_str().unwrap();
-    set_items(&hub, &group, &[kept_id, gone_id]).await;
-    publish_now(
+    let added_id = added["id"].as_str().unwrap();
+    let trust = device_trust(&hub.data);
+
+    set_items(&hub, &group, &[kept_id]).await;
+    let (manifests, _) = verify_all(&trust, &hub.publisher.take(), hub.clock.now());
+    let first = &manifests[&group];
+    assert_eq!(first.version, 1);
+    assert_eq!(first.items.len(), 1);
+    assert_eq!(first.items[0].id.as_str(), kept_id);
+
+    set_items(&hub, &group, &[added_id]).await;
+    let (manifests, _) = verify_all(&trust, &hub.publisher.take(), hub.clock.now());
+    let second = &manifests[&group];
+    assert_eq!(second.version, 2);
+    let ids: Vec<&str> = second.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, [added_id], "removed content is no longer listed");
+    let (_, list) = hub.get(&hub.admin, "/api/v1/publications").await;
+    assert_eq!(list["runs"][0]["trigger"]["type"], "group_items");
+    assert_eq!(list["runs"][0]["actor"]["name"], "admin");
+
+    // Items deleted behind the API's back (the API refuses to delete items
+    // in use) drop out: a held one is listed in the run, a scheduled one
+    // leaves its entry empty.
+    let (status, playlist) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/playlists",
+            json!({"node": tenant, "name": "Loop",
+                "items": [{"item": kept_id, "duration_ms": 1000}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{playlist}");
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/schedules",
+            json!({"target": {"kind": "access_group", "id": group},
+                "entries": [{"id": "all-day", "playlist": playlist["id"], "priority": 0}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut batch = WriteBatch::new();
+    batch.delete(signet_hub::content::CONTENT, kept_id);
+    batch.delete(signet_hub::content::CONTENT, added_id);
+    hub.state.store.apply(batch).await.unwrap();
+    let (status, run) = publish_now(
         &hub,
         &hub.admin,
         json!({"kind": "access_group", "id": group}),
     )
     .await;
-    hub.publisher.take();
-
-    // The item's record changes (as an approval or a new revision would).
-    let store = &hub.state.store;
-    let mut item: signet_hub::content::ContentItem = store
-        .get(signet_hub::content::CONTENT, kept_id)
-        .unwrap()
-        .unwrap();
-    item.size += 1;
-    let mut batch = WriteBatch::new();
-    batch
-        .put(signet_hub::content::CONTENT, kept_id, &item)
-        .unwrap();
-    // And another disappears while the group still lists it.
-    batch.delete(signet_hub::content::CONTENT, gone_id);
-    store.apply(batch).await.unwrap();
-
-    let published = publish::publish_item_change(
-        &hub.state,
-        &signet_common::ids::ItemId::from(kept_id),
-        Actor::hub(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(published.run.documents.len(), 1);
-    assert_eq!(published.run.documents[0].version, 2);
-    assert_eq!(published.run.dropped_items.len(), 1);
-    assert_eq!(published.run.dropped_items[0].item.as_str(), gone_id);
-    let (manifests, _) = verify_all(
-        &device_trust(&hub.data),
-        &hub.publisher.take(),
-        hub.clock.now(),
-    );
-    let items = &manifests[&group].items;
-    assert_eq!(items.len(), 1);
-    assert_eq!(items[0].size, item.size);
-
-    // An item no group lists publishes nothing.
-    let loose = upload(&hub, &tenant, "Loose", 3).await;
-    let none = publish::publish_item_change(
-        &hub.state,
-        &signet_common::ids::ItemId::from(loose["id"].as_str().unwrap()),
-        Actor::hub(),
-    )
-    .await
-    .unwrap();
-    assert!(none.is_none());
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["run"]["dropped_items"][0]["item"], added_id, "{run}");
+    let (manifests, _) = verify_all(&trust, &hub.publisher.take(), hub.clock.now());
+    let third = &manifests[&group];
+    assert!(third.version > second.version);
+    assert!(third.items.is_empty());
+    assert!(third.schedule.entries[0].items.is_empty());
 }

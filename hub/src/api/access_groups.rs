@@ -55,6 +55,7 @@ use crate::identity::{
     MAX_NAME_LEN, USER_NAMES, USERS, User, name_key, new_id, new_token, token_key,
 };
 use crate::mail::{self, Mail};
+use crate::publish::{self, Actor, PublicationRun};
 use crate::store::WriteBatch;
 
 /// This concern's routes.
@@ -268,6 +269,19 @@ where
 pub struct ItemList {
     /// The items (at most 10 000, ids unique).
     pub items: Vec<GroupItem>,
+}
+
+/// A group's new item list and the publication it caused (L3).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ItemsSaved {
+    /// The items now held.
+    pub items: Vec<GroupItem>,
+    /// The run that re-signed the group's manifest and its member devices'
+    /// assignments, when it succeeded.
+    pub publication: Option<PublicationRun>,
+    /// Why that publication failed, when it did: the list is saved and goes
+    /// out with the next publication of the group.
+    pub publication_error: Option<String>,
 }
 
 /// A new invite (L6).
@@ -1204,10 +1218,12 @@ pub async fn list_items(
 }
 
 /// Replaces a group's item list (Manager+). Every item must be a content
-/// item usable at the group's node (T2: stored there or above).
+/// item usable at the group's node (T2: stored there or above). Once the
+/// list is durable, the group is published (L3): its manifest and its
+/// member devices' assignments are re-signed and sent.
 #[utoipa::path(put, path = "/api/v1/access-groups/{id}/items", tag = "access-groups", request_body = ItemList,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
-    responses((status = 200, description = "The new list", body = ItemList),
+    responses((status = 200, description = "The new list and its publication", body = ItemsSaved),
         (status = 400, description = "Invalid id, category or count, or an item not usable at the group's node", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Below Manager", body = super::ErrorBody),
@@ -1217,7 +1233,7 @@ pub async fn set_items(
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ItemList>,
-) -> Result<Json<ItemList>, ApiError> {
+) -> Result<Json<ItemsSaved>, ApiError> {
     caller.require(Role::Manager)?;
     if request.items.len() > MAX_ITEMS {
         return Err(ApiError::bad_request(
@@ -1252,7 +1268,7 @@ pub async fn set_items(
             ));
         }
     }
-    let _write = state.store.write_lock().await;
+    let write = state.store.write_lock().await;
     let group = load_group(&state, &caller, &id)?;
     for item in &request.items {
         let usable = state
@@ -1310,8 +1326,24 @@ pub async fn set_items(
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;
-    Ok(Json(ItemList {
+    drop(write);
+    // L3: the change reaches member devices at their next sync.
+    let actor = Actor::user(&caller.user, &caller.from);
+    let (publication, publication_error) = match publish::publish_group_items(
+        &state, &group.id, actor,
+    )
+    .await
+    {
+        Ok(published) => (Some(published.run), None),
+        Err(e) => {
+            tracing::warn!(group = %group.id, error = %e, "publishing the group's new items failed");
+            (None, Some(e.to_string()))
+        }
+    };
+    Ok(Json(ItemsSaved {
         items: items_of(&state.store, &group.id)?,
+        publication,
+        publication_error,
     }))
 }
 

@@ -6,8 +6,7 @@
 //! Owns: the [`SIGNED_DOCUMENTS`] and [`SIGNED_ENVELOPES`] trees (the
 //! latest signed document per (kind, subject) — a small record, and its
 //! envelope byte for byte, which is what gets republished), the per-subject
-//! version counters that live in those records, the [`MANIFEST_ITEMS`]
-//! index (which group manifests list an item), publication jobs
+//! version counters that live in those records, publication jobs
 //! ([`PUBLICATION_JOBS`]) and the record of every run
 //! ([`PUBLICATION_RUNS`]). May call: the store, [`crate::schedules`],
 //! [`crate::content`], [`crate::access_groups`], [`crate::tenancy`] and
@@ -38,7 +37,6 @@
 //! |---|---|---|
 //! | [`SIGNED_DOCUMENTS`] | `{kind}/{subject}` | [`SignedDocument`] |
 //! | [`SIGNED_ENVELOPES`] | `{kind}/{subject}` | the envelope (JSON text) |
-//! | [`MANIFEST_ITEMS`] | `{item}/{group id}` | [`GroupRef`] |
 //! | [`PUBLICATION_JOBS`] | job id | [`PublicationJob`] |
 //! | [`PUBLICATION_RUNS`] | time-ordered run id | [`PublicationRun`] |
 
@@ -47,13 +45,13 @@ pub mod jobs;
 mod publisher;
 mod runner;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::digest::Sha256;
 use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES, sign_document};
-use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
+use signet_common::ids::{AccessGroupId, DeviceId, ItemId, NodeId, UserId};
 use signet_common::permissions::{Domain, NodeTree, Permission};
 
 pub use jobs::{JobSchedule, When, WhenError};
@@ -77,8 +75,6 @@ pub const SIGNED_DOCUMENTS: &str = "signed_documents";
 /// The envelope of each [`SIGNED_DOCUMENTS`] record, under the same key,
 /// written in the same batch.
 pub const SIGNED_ENVELOPES: &str = "signed_envelopes";
-/// Which group manifests list an item, keyed `{item}/{group id}`.
-pub const MANIFEST_ITEMS: &str = "manifest_items";
 /// Deferred and daily publications, by id.
 pub const PUBLICATION_JOBS: &str = "publication_jobs";
 /// Every publication run, keyed by a time-ordered id.
@@ -163,9 +159,6 @@ pub struct SignedDocument {
     pub content_hash: Sha256,
     /// The group, for manifests.
     pub group: Option<GroupRef>,
-    /// The items a manifest lists (for [`MANIFEST_ITEMS`]).
-    #[serde(default)]
-    pub items: Vec<ItemId>,
 }
 
 impl SignedDocument {
@@ -265,13 +258,9 @@ pub enum Trigger {
     },
     /// The hub re-signed a manifest before it expired (S3).
     Resign,
-    /// A content item changed (e.g. its approval) and the groups listing it
-    /// were re-signed ([`publish_item_change`]).
-    ItemChange {
-        /// The item.
-        #[schema(value_type = String)]
-        item: ItemId,
-    },
+    /// An access group's item list changed: its content reaches member
+    /// devices at once (L3).
+    GroupItems,
 }
 
 /// One document of a run.
@@ -558,7 +547,6 @@ fn prepare(
                 reason: e.to_string(),
             })?;
         let envelope = sign(&manifest, state, group.id())?;
-        let items: Vec<ItemId> = manifest.items.iter().map(|i| i.id.clone()).collect();
         let record = SignedDocument {
             kind: DocumentKind::GroupManifest,
             subject: group.id().to_owned(),
@@ -568,9 +556,7 @@ fn prepare(
             sha256: Sha256::of(envelope.as_bytes()),
             content_hash: built.content_hash,
             group: Some(group.clone()),
-            items,
         };
-        index_items(&mut batch, group, previous.as_ref(), &record.items)?;
         floors.insert(record.subject.clone(), record.version);
         documents.push(signed_view(&record));
         stage(&mut batch, &mut signed, &record, envelope)?;
@@ -612,7 +598,6 @@ fn prepare(
                 sha256: Sha256::of(envelope.as_bytes()),
                 content_hash: built.content_hash,
                 group: None,
-                items: Vec::new(),
             };
             documents.push(signed_view(&record));
             stage(&mut batch, &mut signed, &record, envelope)?;
@@ -685,25 +670,6 @@ where
         });
     }
     String::from_utf8(bytes).map_err(|e| PublishError::Sign(e.to_string()))
-}
-
-/// Keeps [`MANIFEST_ITEMS`] in step with a group's newest manifest.
-fn index_items(
-    batch: &mut WriteBatch,
-    group: &GroupRef,
-    previous: Option<&SignedDocument>,
-    items: &[ItemId],
-) -> Result<(), StoreError> {
-    let now: BTreeSet<&ItemId> = items.iter().collect();
-    for old in previous.map(|p| p.items.as_slice()).unwrap_or_default() {
-        if !now.contains(old) {
-            batch.delete(MANIFEST_ITEMS, &format!("{old}/{}", group.id()));
-        }
-    }
-    for item in items {
-        batch.put(MANIFEST_ITEMS, &format!("{item}/{}", group.id()), group)?;
-    }
-    Ok(())
 }
 
 /// The audit record of a run.
@@ -799,54 +765,29 @@ pub async fn publish(
     .await
 }
 
-/// Re-signs and publishes the manifest of every group that lists `item` or
-/// holds it (an access group), as `actor`: what the approval and template
-/// work calls after an item's approval state, approved hash or bytes
-/// changed, so devices see it at their next sync. Assignments are not
-/// re-issued (their floors stay valid: a newer manifest is above them).
-/// Returns `None` when no group lists the item. The caller decides who may
-/// change the item; this does not check `publish`.
+/// Publishes an access group after its item list changed (L3: content
+/// added to a group appears on every member device at its next sync,
+/// content removed stops being playable): the group's manifest and its
+/// member devices' assignments, as `actor`, recorded with the
+/// [`Trigger::GroupItems`] trigger. The caller has authorized the change;
+/// this does not check `publish`.
 ///
 /// # Errors
 /// [`PublishError`]; then nothing was stored or published.
-pub async fn publish_item_change(
+pub async fn publish_group_items(
     state: &AppState,
-    item: &ItemId,
+    group: &AccessGroupId,
     actor: Actor,
-) -> Result<Option<Published>, PublishError> {
-    let store = &state.store;
-    let mut groups: BTreeSet<GroupRef> = store
-        .scan::<GroupRef>(MANIFEST_ITEMS, &format!("{item}/"))?
-        .into_iter()
-        .collect();
-    groups.extend(
-        access_groups::groups_holding(store, item)?
-            .into_iter()
-            .map(GroupRef::AccessGroup),
-    );
-    let mut existing = Vec::new();
-    for group in groups {
-        if build::node_of_group(store, &group)?.is_some() {
-            existing.push(group);
-        }
-    }
-    if existing.is_empty() {
-        return Ok(None);
-    }
-    let scope_node =
-        match store.get::<crate::content::ContentItem>(crate::content::CONTENT, item.as_str())? {
-            Some(content) => content.node,
-            None => load_tree(store)?.0.root().clone(),
-        };
-    let targets = Targets {
-        scope_node,
-        groups: existing,
-        devices: Vec::new(),
-    };
-    let trigger = Trigger::ItemChange { item: item.clone() };
-    run_targets(state, |_| Ok(targets), None, actor, trigger)
-        .await
-        .map(Some)
+) -> Result<Published, PublishError> {
+    let scope = GroupRef::AccessGroup(group.clone());
+    run_targets(
+        state,
+        |store| targets_of(store, &scope),
+        Some(scope.clone()),
+        actor,
+        Trigger::GroupItems,
+    )
+    .await
 }
 
 /// What one [`run_due`] pass did.
