@@ -338,6 +338,10 @@ async fn a2_a3_a4_a5_a6_approval_scenario() {
     assert_eq!(listed.sha256, item.sha256);
     assert_eq!(listed.check_approved(&served.content_hash()), Ok(()));
     assert_eq!(manifest.schedule.entries[0].items[0].item.as_str(), copy_id);
+    // The image the template shows travels with it (D6).
+    let shown = manifest.item(&ItemId::new(image.clone())).unwrap();
+    assert_eq!(shown.approval, ApprovalState::Active);
+    assert_eq!(shown.approved_hash, Some(shown.sha256));
 
     // Edit again → inactive.
     let (status, saved) = put(
