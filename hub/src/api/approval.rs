@@ -352,38 +352,21 @@ pub(super) async fn approve(
     items: Items,
     request: ApproveRequest,
 ) -> Result<Json<ContentView>, ApiError> {
-    let _write = state.store.write_lock().await;
-    let mut item = load_item(state, caller, id, items)?;
-    require_approver(state, caller, &item)?;
-    let reviewed = match (request.content_hash, &item.approval) {
-        (Some(hash), _) => hash,
-        (None, ItemApproval::Pending { requested_hash }) => *requested_hash,
-        (None, _) => item.approval_hash,
-    };
-    let transition = item
-        .approval
-        .apply(
-            &ApprovalEvent::Approve {
+    decide(state, caller, id, items, |item| {
+        let reviewed = match (request.content_hash, &item.approval) {
+            (Some(hash), _) => hash,
+            (None, ItemApproval::Pending { requested_hash }) => *requested_hash,
+            (None, _) => item.approval_hash,
+        };
+        (
+            ApprovalEvent::Approve {
                 approved_hash: reviewed,
             },
-            profile(caller),
-        )
-        .map_err(|e| approval_error(&e))?;
-    item.approval = transition.approval;
-    let mut batch = WriteBatch::new();
-    batch.put(CONTENT, item.id.as_str(), &item)?;
-    batch.delete(APPROVAL_REQUESTS, item.id.as_str());
-    caller
-        .audit(
-            state,
             "content.approve",
-            item.id.as_str(),
-            Some(item.node.clone()),
             serde_json::json!({"approved_hash": reviewed}),
         )
-        .record(&mut batch)?;
-    state.store.apply(batch).await?;
-    Ok(Json(item.into()))
+    })
+    .await
 }
 
 /// A6: rejects the pending version of an item, with a reason.
@@ -394,33 +377,47 @@ pub(super) async fn reject(
     items: Items,
     request: RejectRequest,
 ) -> Result<Json<ContentView>, ApiError> {
+    decide(state, caller, id, items, |_| {
+        let detail = serde_json::json!({"reason": request.reason.trim()});
+        (
+            ApprovalEvent::Reject {
+                reason: request.reason,
+            },
+            "content.reject",
+            detail,
+        )
+    })
+    .await
+}
+
+/// An approver's decision on the item `id` (A6): `decision` names the event,
+/// the audit action and its detail; the open request is closed.
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    items: Items,
+    decision: impl FnOnce(&ContentItem) -> (ApprovalEvent, &'static str, serde_json::Value),
+) -> Result<Json<ContentView>, ApiError> {
     let _write = state.store.write_lock().await;
     let mut item = load_item(state, caller, id, items)?;
     require_approver(state, caller, &item)?;
+    let (event, action, detail) = decision(&item);
     let transition = item
         .approval
-        .apply(
-            &ApprovalEvent::Reject {
-                reason: request.reason,
-            },
-            profile(caller),
-        )
+        .apply(&event, profile(caller))
         .map_err(|e| approval_error(&e))?;
     item.approval = transition.approval;
-    let reason = match &item.approval {
-        ItemApproval::Inactive { rejection_reason } => rejection_reason.clone(),
-        _ => None,
-    };
     let mut batch = WriteBatch::new();
     batch.put(CONTENT, item.id.as_str(), &item)?;
     batch.delete(APPROVAL_REQUESTS, item.id.as_str());
     caller
         .audit(
             state,
-            "content.reject",
+            action,
             item.id.as_str(),
             Some(item.node.clone()),
-            serde_json::json!({"reason": reason}),
+            detail,
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;

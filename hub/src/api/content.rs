@@ -48,7 +48,7 @@ use crate::content::range::{self, RangeAnswer};
 use crate::content::templates::{APPROVAL_REQUESTS, TEMPLATES};
 use crate::content::{
     BlobError, BlobStore, CONTENT, CONTENT_BY_HASH, ContentItem, CopySource, MAX_ITEM_NAME_LEN,
-    device_may_fetch, hash_key, items_with_hash, users_of,
+    StagedBlob, device_may_fetch, hash_key, items_with_hash, users_of,
 };
 use crate::identity::new_id;
 use crate::store::WriteBatch;
@@ -274,30 +274,8 @@ pub async fn upload_content(
     if !caller.sees(&query.node) {
         return Err(ApiError::not_found("node"));
     }
-    let limit = state.config.max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(blob_error(BlobError::TooLarge { limit }));
-    }
     let blobs = BlobStore::new(&state.config.data);
-    let staged = blobs
-        .stage(body.into_data_stream(), limit)
-        .await
-        .map_err(blob_error)?;
-    if staged.detected.kind == ItemKind::Template {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "templates are created and edited at /api/v1/templates, where they are validated (D6)",
-        ));
-    }
-    let media = match staged.path() {
-        Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
-        None => MediaInfo::default(),
-    };
+    let (staged, media) = stage_media(&state, &blobs, &headers, body).await?;
     let _write = state.store.write_lock().await;
     let node = state
         .store
@@ -348,6 +326,44 @@ pub async fn upload_content(
     Ok((StatusCode::CREATED, Json(item.into())))
 }
 
+/// Streams a media body into a staged blob (D2): refused early when its
+/// declared length is over `max_upload_bytes` (413), cut off there when it
+/// lies, refused when it is no known media type or a template (415: those
+/// are written at `/api/v1/templates`, where they are validated, D6); then
+/// its duration and resolution are read where the type has them. A refusal
+/// leaves no file.
+async fn stage_media(
+    state: &AppState,
+    blobs: &BlobStore,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StagedBlob, MediaInfo), ApiError> {
+    let limit = state.config.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(blob_error(BlobError::TooLarge { limit }));
+    }
+    let staged = blobs
+        .stage(body.into_data_stream(), limit)
+        .await
+        .map_err(blob_error)?;
+    if staged.detected.kind == ItemKind::Template {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "templates are created and saved at /api/v1/templates, where they are validated (D6)",
+        ));
+    }
+    let media = match staged.path() {
+        Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
+        None => MediaInfo::default(),
+    };
+    Ok((staged, media))
+}
+
 /// A new name for an item.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -390,30 +406,8 @@ pub async fn replace_content(
             ));
         }
     }
-    let limit = state.config.max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(blob_error(BlobError::TooLarge { limit }));
-    }
     let blobs = BlobStore::new(&state.config.data);
-    let staged = blobs
-        .stage(body.into_data_stream(), limit)
-        .await
-        .map_err(blob_error)?;
-    if staged.detected.kind == ItemKind::Template {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "a media item's bytes cannot become a template; create one at /api/v1/templates",
-        ));
-    }
-    let media = match staged.path() {
-        Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
-        None => MediaInfo::default(),
-    };
+    let (staged, media) = stage_media(&state, &blobs, &headers, body).await?;
     let _write = state.store.write_lock().await;
     let mut item = load_visible(&state, &caller, &id)?;
     if !caller.sees(&item.node) {
