@@ -21,4 +21,5 @@ pub mod license;
 pub mod permissions;
 pub mod rollback;
 pub mod schedule;
+pub mod sync;
 pub mod trust;
