@@ -49,6 +49,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
         keys: Arc::new(keys),
         publisher: Arc::new(LogPublisher),
         publish_wake: Arc::new(tokio::sync::Notify::new()),
+        broker_admin: Arc::new(crate::mqtt::admin::StoreAuthenticated),
     })
 }
 

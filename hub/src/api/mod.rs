@@ -79,6 +79,9 @@ pub struct AppState {
     /// Wakes the publishing loop: call `notify_one` after a job is stored
     /// or cancelled, so it is seen before the next poll.
     pub publish_wake: Arc<tokio::sync::Notify>,
+    /// Device access on the broker (S7): [`crate::mqtt::admin::StoreAuthenticated`]
+    /// for the embedded broker; mosquitto's dynamic security for an external one.
+    pub broker_admin: Arc<dyn crate::mqtt::admin::BrokerAdmin>,
 }
 
 #[derive(utoipa::OpenApi)]

@@ -1,0 +1,51 @@
+//! Device access on the broker (S7): who may connect, and which topics each
+//! device may read and write.
+//!
+//! Owns: the [`BrokerAdmin`] seam. The embedded broker authenticates
+//! devices from the hub's store ([`crate::devices::broker_login`]) and needs
+//! no administration ([`StoreAuthenticated`]); an external mosquitto is
+//! administered through its dynamic-security plugin.
+
+use futures_util::future::BoxFuture;
+use signet_common::ids::DeviceId;
+
+/// Why the broker refused an administrative change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("broker administration failed: {0}")]
+pub struct BrokerAdminError(pub String);
+
+/// Manages device credentials and topic access on the broker.
+pub trait BrokerAdmin: Send + Sync + 'static {
+    /// Lets `device` connect (with `password` when given; `None` keeps the
+    /// current one) and read exactly its own device topics, `hub/time`,
+    /// `trust` and the manifests of `groups`; write only its own state and
+    /// events.
+    fn grant(
+        &self,
+        device: &DeviceId,
+        password: Option<&str>,
+        groups: &[String],
+    ) -> BoxFuture<'_, Result<(), BrokerAdminError>>;
+
+    /// Removes `device`'s credentials and access.
+    fn revoke(&self, device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>>;
+}
+
+/// For a broker that authenticates devices from the hub's store (the
+/// embedded one): nothing to administer.
+pub struct StoreAuthenticated;
+
+impl BrokerAdmin for StoreAuthenticated {
+    fn grant(
+        &self,
+        _device: &DeviceId,
+        _password: Option<&str>,
+        _groups: &[String],
+    ) -> BoxFuture<'_, Result<(), BrokerAdminError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn revoke(&self, _device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
