@@ -51,7 +51,9 @@ purity:
 	@if grep -rnE 'Utc::now|Local::now|SystemTime|Instant::now|std::(fs|net|thread|process|env)\b' common/src; then \
 		echo "signet-common must not read clocks or do I/O (see above)"; exit 1; fi
 
+# The end-to-end tests in tests/ run the real binaries: build them first.
 unit:
+	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
 
 bench: deps
