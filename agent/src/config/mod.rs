@@ -360,7 +360,10 @@ mod tests {
                 tls: false
             }
         );
-        assert_eq!(BrokerUrl::parse("mqtts://broker.example").unwrap().port, 8883);
+        assert_eq!(
+            BrokerUrl::parse("mqtts://broker.example").unwrap().port,
+            8883
+        );
         assert_eq!(BrokerUrl::parse("mqtt://[::1]:9").unwrap().host, "::1");
         assert!(BrokerUrl::parse("mqtt://host:0").is_err());
         assert!(BrokerUrl::parse("tcp://host").is_err());

@@ -67,7 +67,10 @@ pub fn status(dir: &Path) -> Result<String, String> {
         now.to_rfc3339(),
         held.clock.offset(&reading).num_milliseconds()
     );
-    let grace = held.assignment.as_ref().map(DeviceAssignment::offline_grace);
+    let grace = held
+        .assignment
+        .as_ref()
+        .map(DeviceAssignment::offline_grace);
     let _ = match (held.clock.last_hub_contact(), grace) {
         (None, _) => writeln!(
             out,
@@ -148,7 +151,11 @@ fn snapshot_status(dir: &Path) -> Result<String, String> {
     }
     let _ = writeln!(out, "applied:");
     for (key, doc) in &state.applied {
-        let _ = writeln!(out, "  {key}  version {}  sha256 {}", doc.version, doc.sha256);
+        let _ = writeln!(
+            out,
+            "  {key}  version {}  sha256 {}",
+            doc.version, doc.sha256
+        );
     }
     Ok(out)
 }
@@ -237,9 +244,10 @@ pub fn verify(
             doc.validate().map_err(|e| e.to_string())?;
             describe(&doc, opened.key_id())
         }
-        DocumentKind::DeviceAssignment => {
-            describe(&typed::<DeviceAssignment>(&store, &bytes, now)?, opened.key_id())
-        }
+        DocumentKind::DeviceAssignment => describe(
+            &typed::<DeviceAssignment>(&store, &bytes, now)?,
+            opened.key_id(),
+        ),
         DocumentKind::Command => describe(&typed::<Command>(&store, &bytes, now)?, opened.key_id()),
         DocumentKind::HubTime => describe(&typed::<HubTime>(&store, &bytes, now)?, opened.key_id()),
         DocumentKind::Trust => Err("unreachable: trust handled above".to_owned()),

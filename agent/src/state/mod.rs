@@ -348,7 +348,10 @@ impl Store {
                 reason: format!("over {MAX_SECRET_BYTES} bytes"),
             });
         }
-        Ok(std::fs::read_to_string(&path).map_err(io)?.trim().to_owned())
+        Ok(std::fs::read_to_string(&path)
+            .map_err(io)?
+            .trim()
+            .to_owned())
     }
 
     /// The device's own key, generated once on first use (PKCS#8, 0600).
@@ -454,7 +457,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let key = store.device_key().unwrap();
-        assert_eq!(store.device_key().unwrap().key_id(), key.key_id(), "generated once");
+        assert_eq!(
+            store.device_key().unwrap().key_id(),
+            key.key_id(),
+            "generated once"
+        );
         let clock = TrustedClock::new(&signet_common::clock::ClockReading {
             wall: Utc::now(),
             boot_id: "b".into(),

@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use signet_common::clock::{ClockReading, TrustedClock};
 use signet_common::digest::Sha256;
-use signet_common::documents::{
-    Command, CommandAction, DeviceAssignment, GroupManifest, HubTime,
-};
+use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest, HubTime};
 use signet_common::envelope::{self, Document, DocumentKind};
 use signet_common::ids::DeviceId;
 use signet_common::rollback::{Acceptance, Offer, RollbackGuard};
@@ -286,7 +284,9 @@ type Step = Result<Option<Plan>, String>;
 
 fn trust(held: &Held, bytes: &[u8]) -> Step {
     let mut trust = held.trust.clone();
-    let update = trust.apply_trust(bytes).map_err(|e| format!("trust: {e}"))?;
+    let update = trust
+        .apply_trust(bytes)
+        .map_err(|e| format!("trust: {e}"))?;
     let TrustUpdate::Updated {
         version,
         new_root,
@@ -391,7 +391,10 @@ fn assignment(held: &Held, bytes: &[u8], now: DateTime<Utc>) -> Step {
         if stale.is_empty() {
             String::new()
         } else {
-            format!("; held manifests now below their floor: {}", stale.join(", "))
+            format!(
+                "; held manifests now below their floor: {}",
+                stale.join(", ")
+            )
         }
     ));
     for group in held.groups() {

@@ -86,7 +86,10 @@ pub async fn drive(
         let overloaded = match event {
             Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                 failures = 0;
-                tracing::info!(session_present = ack.session_present, "connected to the broker");
+                tracing::info!(
+                    session_present = ack.session_present,
+                    "connected to the broker"
+                );
                 match queue.try_send(Inbound::Connected {
                     session_present: ack.session_present,
                 }) {

@@ -85,20 +85,16 @@ pub fn load_held(store: &Store, clock: &DeviceClock) -> Result<Held, SyncError> 
         .unwrap_or_else(|| TrustedClock::new(&clock.read()));
     let mut documents = std::collections::BTreeMap::new();
     let mut assignment = None;
-    let assignment_key = apply::document_key(
-        DocumentKind::DeviceAssignment,
-        identity.device_id.as_str(),
-    );
+    let assignment_key =
+        apply::document_key(DocumentKind::DeviceAssignment, identity.device_id.as_str());
     for (key, bytes) in store.documents()? {
         if key == assignment_key {
-            assignment = Some(
-                apply::stored_payload::<DeviceAssignment>(&bytes).map_err(|reason| {
-                    SyncError::Corrupt {
-                        key: key.clone(),
-                        reason,
-                    }
-                })?,
-            );
+            assignment = Some(apply::stored_payload::<DeviceAssignment>(&bytes).map_err(
+                |reason| SyncError::Corrupt {
+                    key: key.clone(),
+                    reason,
+                },
+            )?);
         }
         documents.insert(key, signet_common::digest::Sha256::of(&bytes));
     }
@@ -200,8 +196,17 @@ pub async fn run(
             Duration::from_secs(config.clock_persist_secs),
         )
         .await;
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    // Let the event loop send the offline state and the DISCONNECT (it
+    // ends by itself once the DISCONNECT is out); stop it only if the
+    // broker is unreachable.
+    let mut connection = connection;
+    if tokio::time::timeout(Duration::from_secs(5), &mut connection)
+        .await
+        .is_err()
+    {
+        let _ = stop_tx.send(true);
+        let _ = connection.await;
+    }
     result
 }
 
@@ -335,7 +340,11 @@ impl Verifier {
 
     /// Verifies, persists, acknowledges. Returns whether the reported state
     /// changed.
-    async fn handle_message(&mut self, route: &Route, publish: &Publish) -> Result<bool, SyncError> {
+    async fn handle_message(
+        &mut self,
+        route: &Route,
+        publish: &Publish,
+    ) -> Result<bool, SyncError> {
         let reading = self.device_clock.read();
         let now = self.held.clock.tick(&reading);
         let store = self.store.clone();
@@ -386,7 +395,9 @@ impl Verifier {
         match follow_up {
             FollowUp::Nothing => {}
             FollowUp::Resubscribe => {
-                tracing::info!("trust changed: subscribing again to receive every retained document");
+                tracing::info!(
+                    "trust changed: subscribing again to receive every retained document"
+                );
                 self.subscribe_all().await?;
             }
             FollowUp::UpdateGroups => self.update_groups().await?,
