@@ -247,7 +247,7 @@ impl Plan {
 #[derive(Debug)]
 pub enum Decision {
     /// Accepted: persist the plan, then acknowledge.
-    Apply(Plan),
+    Apply(Box<Plan>),
     /// Already held (a re-delivery): acknowledge, nothing changes.
     Unchanged(String),
     /// Refused with a reason: acknowledge, nothing changes.
@@ -274,7 +274,7 @@ pub fn decide(
         Route::Unknown => Err("not a topic this device follows".to_owned()),
     };
     match result {
-        Ok(Some(plan)) => Decision::Apply(plan),
+        Ok(Some(plan)) => Decision::Apply(Box::new(plan)),
         Ok(None) => Decision::Unchanged(format!("{route:?}: already held")),
         Err(reason) => Decision::Refused(reason),
     }

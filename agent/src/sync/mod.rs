@@ -11,6 +11,12 @@
 //! [`crate::state`], [`crate::clock`], `signet-common`'s rules. Must not:
 //! play, download or cache content (the player and cache issues do).
 //!
+//! The last will is fixed when the connection is made (MQTT 3.1.1), so it
+//! carries the device state as of the last (re)connection with
+//! `online: false`; the retained state published after every change is the
+//! up-to-date one, and the hub should keep the last online `applied` map of a
+//! device whose will fired.
+//!
 //! Two tasks: [`connection::drive`] owns the rumqttc event loop and never
 //! waits on anything but the network; the verifier owns everything else and
 //! is fed through a bounded queue.
@@ -358,7 +364,7 @@ impl Verifier {
             &nonce_seen,
         );
         let plan = match decision {
-            Decision::Apply(plan) => plan,
+            Decision::Apply(plan) => *plan,
             Decision::Unchanged(what) => {
                 tracing::debug!(topic = %publish.topic, %what, "re-delivery; nothing changes");
                 self.ack(publish).await?;
