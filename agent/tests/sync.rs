@@ -80,6 +80,17 @@ async fn s4_u4_s1_s3_retained_state_is_verified_applied_reported_and_rollback_re
         .await;
     assert_eq!(version(&state, SITE), Some(3));
 
+    // `status` while the agent holds the database: its last snapshot.
+    let out = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
+        .arg("status")
+        .env("SIGNET_AGENT_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("the agent is running"), "{text}");
+    assert!(text.contains(&format!("{SITE}  version 3")), "{text}");
+
     // A newer manifest is applied.
     hub.publish_manifest("n-site", keys.manifest("n-site", 4))
         .await;
