@@ -3,7 +3,21 @@
 //! Owns sync, the offline cache, enforcement, the player and reporting (each
 //! arrives in its own module as the issues land). Calls `signet-common` for
 //! every rule; never depends on `signet-hub`.
+//!
+//! - [`config`]: the TOML configuration and its environment overrides.
+//! - [`state`]: the durable state (sled) and the device's secret files.
+//! - [`clock`]: reading the device clocks for the trusted clock.
+//! - [`pairing`]: `signet-agent pair`.
+//! - [`sync`]: `signet-agent run` — MQTT, verification, durability, state.
+//! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
 #![deny(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod inspect;
+pub mod pairing;
+pub mod state;
+pub mod sync;
 
 /// The agent's version, as reported by `signet-agent --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,21 +1,132 @@
-//! The `signet-agent` binary. Only `--version` exists yet; every other
-//! invocation says so and exits with status 2 rather than pretend to run.
+//! The `signet-agent` binary (DESIGN §6): `run`, `pair`, `status`, `verify`.
+//! Errors reach the user as one line on stderr and a non-zero exit status.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+use signet_agent::config::AgentConfig;
+use signet_agent::state::Store;
+
+/// Signet's daemon on every screen.
+#[derive(Debug, Parser)]
+#[command(name = "signet-agent", version)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent: sync signed state from the broker.
+    Run {
+        /// The TOML config file (every key also as SIGNET_AGENT_<KEY>).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Pair this device: show a code and wait for an operator to approve it.
+    Pair {
+        /// The hub's base URL, e.g. http://hub.example:8080.
+        #[arg(long)]
+        hub: String,
+        /// The TOML config file (for the data dir).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show what is applied, the trusted time and the offline grace.
+    Status {
+        /// The TOML config file (for the data dir).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Verify a signed document offline.
+    Verify {
+        /// The root public key: base64 of 32 bytes, or a root.pub file.
+        #[arg(long)]
+        root: String,
+        /// The root-signed trust document certifying the signing key
+        /// (needed for every kind but `trust`).
+        #[arg(long)]
+        trust: Option<PathBuf>,
+        /// The signed document (envelope JSON).
+        file: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        Some("--version" | "-V") => {
-            println!("signet-agent {}", signet_agent::VERSION);
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("signet-agent: {error:#}");
+            ExitCode::FAILURE
         }
-        other => {
-            let asked = other.map_or_else(|| "no subcommand".to_owned(), |arg| format!("{arg:?}"));
-            eprintln!(
-                "signet-agent {}: only --version exists yet, got {asked} (run, pair, status and verify arrive with the agent issues)",
-                signet_agent::VERSION,
-            );
-            ExitCode::from(2)
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Verify { root, trust, file } => {
+            let report =
+                signet_agent::inspect::verify(&root, trust.as_deref(), &file, chrono::Utc::now())
+                    .map_err(anyhow::Error::msg)?;
+            print!("{report}");
+            Ok(())
         }
+        Command::Status { config } => {
+            let config = AgentConfig::load(config.as_deref())?;
+            let report =
+                signet_agent::inspect::status(&config.data_dir).map_err(anyhow::Error::msg)?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Pair { hub, config } => {
+            let config = AgentConfig::load(config.as_deref())?;
+            let store = Store::open(&config.data_dir)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let os = signet_agent::sync::report::os_name();
+            let mut stdout = std::io::stdout();
+            runtime.block_on(signet_agent::pairing::pair(&store, &hub, &os, &mut stdout))?;
+            Ok(())
+        }
+        Command::Run { config } => {
+            let config = AgentConfig::load(config.as_deref())?;
+            let store = Store::open(&config.data_dir)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(signet_agent::sync::run(&config, store, shutdown_signal()))?;
+            Ok(())
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM (systemd's stop).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

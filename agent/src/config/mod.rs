@@ -1,0 +1,371 @@
+//! The agent's configuration (O1): one TOML file, every key also settable as
+//! `SIGNET_AGENT_<KEY>` in the environment (the environment wins).
+//!
+//! Owns: the [`AgentConfig`] shape, its defaults and its validation. Must
+//! not: open the state, the network or anything else — callers get a checked
+//! value and act on it. A typo in the file is an error at start
+//! (`deny_unknown_fields`), never a silent default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The file size a config may have; anything larger is not a config.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than any config.
+    #[error("config {0} is over {MAX_CONFIG_BYTES} bytes")]
+    TooLarge(PathBuf),
+    /// The file is not the expected TOML.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said (line, column, unknown key …).
+        message: String,
+    },
+    /// An environment override is not a valid value for its key.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of its range.
+    #[error("config key {key}: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The agent's settings. Every field has a default, so an empty file (or no
+/// file) is a valid configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Where the agent keeps its state (sled), keys and secrets.
+    pub data_dir: PathBuf,
+    /// The hub's base URL; overrides the one learnt at pairing (for a hub
+    /// that moved). `signet-agent pair --hub URL` takes its own.
+    pub hub_url: Option<String>,
+    /// The broker URL (`mqtt://host:port` or `mqtts://host:port`);
+    /// overrides the one learnt at pairing (O3: an external broker).
+    pub broker_url: Option<String>,
+    /// The first reconnect delay, in milliseconds (S5).
+    pub reconnect_base_ms: u64,
+    /// The longest reconnect delay, in seconds (S5: the backoff cap).
+    pub reconnect_cap_secs: u64,
+    /// The MQTT keep-alive, in seconds.
+    pub keep_alive_secs: u64,
+    /// How many received messages may wait for verification (S5: a bounded
+    /// queue between the MQTT event loop and the verifier).
+    pub queue_capacity: usize,
+    /// How long to let the broker's backlog arrive after a reconnect before
+    /// applying it, in milliseconds, so several queued versions of one
+    /// retained document collapse into the newest.
+    pub settle_ms: u64,
+    /// How often the trusted clock's high-water mark is persisted, in
+    /// seconds (S6).
+    pub clock_persist_secs: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./signet-agent-data"),
+            hub_url: None,
+            broker_url: None,
+            reconnect_base_ms: 500,
+            reconnect_cap_secs: 60,
+            keep_alive_secs: 30,
+            queue_capacity: 256,
+            settle_ms: 300,
+            clock_persist_secs: 60,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Loads `path` (or the defaults when `None`), applies the
+    /// `SIGNET_AGENT_*` environment overrides and validates the result.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, variable or key at fault.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, |var| std::env::var(var).ok())
+    }
+
+    /// As [`Self::load`], with the environment given as a lookup (tests).
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read)?.len();
+        if len > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge(path.to_owned()));
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn number<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                var: var.to_owned(),
+                message: e.to_string(),
+            })
+        }
+        let var = |key: &str| {
+            let name = format!("SIGNET_AGENT_{key}");
+            env(&name).map(|value| (name, value))
+        };
+        if let Some((_, v)) = var("DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some((_, v)) = var("HUB_URL") {
+            self.hub_url = Some(v);
+        }
+        if let Some((_, v)) = var("BROKER_URL") {
+            self.broker_url = Some(v);
+        }
+        if let Some((n, v)) = var("RECONNECT_BASE_MS") {
+            self.reconnect_base_ms = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("RECONNECT_CAP_SECS") {
+            self.reconnect_cap_secs = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("KEEP_ALIVE_SECS") {
+            self.keep_alive_secs = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("QUEUE_CAPACITY") {
+            self.queue_capacity = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("SETTLE_MS") {
+            self.settle_ms = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("CLOCK_PERSIST_SECS") {
+            self.clock_persist_secs = number(&n, &v)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if let Some(url) = &self.hub_url {
+            check_http_url(url).map_err(|m| invalid("hub_url", &m))?;
+        }
+        if let Some(url) = &self.broker_url {
+            BrokerUrl::parse(url).map_err(|m| invalid("broker_url", &m))?;
+        }
+        if !(10..=60_000).contains(&self.reconnect_base_ms) {
+            return Err(invalid("reconnect_base_ms", "must be 10 to 60000"));
+        }
+        if !(1..=3_600).contains(&self.reconnect_cap_secs) {
+            return Err(invalid("reconnect_cap_secs", "must be 1 to 3600"));
+        }
+        if !(5..=3_600).contains(&self.keep_alive_secs) {
+            return Err(invalid("keep_alive_secs", "must be 5 to 3600"));
+        }
+        if !(32..=10_000).contains(&self.queue_capacity) {
+            return Err(invalid("queue_capacity", "must be 32 to 10000"));
+        }
+        if self.settle_ms > 10_000 {
+            return Err(invalid("settle_ms", "must be at most 10000"));
+        }
+        if !(1..=3_600).contains(&self.clock_persist_secs) {
+            return Err(invalid("clock_persist_secs", "must be 1 to 3600"));
+        }
+        Ok(())
+    }
+
+    /// The first reconnect delay.
+    #[must_use]
+    pub fn reconnect_base(&self) -> Duration {
+        Duration::from_millis(self.reconnect_base_ms)
+    }
+
+    /// The reconnect delay cap.
+    #[must_use]
+    pub fn reconnect_cap(&self) -> Duration {
+        Duration::from_secs(self.reconnect_cap_secs)
+    }
+}
+
+/// Checks that `url` is an `http://` or `https://` URL with a host.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with('/') || url.len() > 2048 {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
+/// A parsed broker URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// The host name or address (without brackets for IPv6).
+    pub host: String,
+    /// The port (1883 for `mqtt://`, 8883 for `mqtts://` by default).
+    pub port: u16,
+    /// Whether the connection uses TLS (`mqtts://`).
+    pub tls: bool,
+}
+
+impl BrokerUrl {
+    /// Parses `mqtt://host[:port]` or `mqtts://host[:port]`.
+    ///
+    /// # Errors
+    /// A message saying what is wrong.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return Err(format!("{url:?} is not an mqtt:// or mqtts:// URL"));
+        };
+        let rest = rest.trim_end_matches('/');
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: unclosed [ in the host"))?;
+            let port = match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None if after.is_empty() => None,
+                None => return Err(format!("{url:?}: unexpected text after the host")),
+            };
+            (host, port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err(format!("{url:?}: no host, or a path after it"));
+        }
+        let port = match port {
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{url:?}: port must be 1 to 65535"))?,
+            None => default_port,
+        };
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            tls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// O1: an unknown key is an error naming it, not a silent default.
+    #[test]
+    fn o1_unknown_keys_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "data_dir = \"/x\"\nreconect_cap_secs = 3\n").unwrap();
+        let err = AgentConfig::load_with_env(Some(&path), |_| None).unwrap_err();
+        assert!(err.to_string().contains("reconect_cap_secs"), "{err}");
+    }
+
+    /// O1: values are range-checked and the environment overrides the file.
+    #[test]
+    fn o1_env_overrides_and_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "reconnect_cap_secs = 5\n").unwrap();
+        let config = AgentConfig::load_with_env(Some(&path), |var| {
+            (var == "SIGNET_AGENT_RECONNECT_CAP_SECS").then(|| "7".to_owned())
+        })
+        .unwrap();
+        assert_eq!(config.reconnect_cap_secs, 7);
+        let err = AgentConfig::load_with_env(Some(&path), |var| {
+            (var == "SIGNET_AGENT_RECONNECT_CAP_SECS").then(|| "0".to_owned())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("reconnect_cap_secs"), "{err}");
+        let err = AgentConfig::load_with_env(None, |var| {
+            (var == "SIGNET_AGENT_BROKER_URL").then(|| "http://x".to_owned())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("broker_url"), "{err}");
+    }
+
+    #[test]
+    fn broker_urls_parse() {
+        assert_eq!(
+            BrokerUrl::parse("mqtt://127.0.0.1:1884").unwrap(),
+            BrokerUrl {
+                host: "127.0.0.1".into(),
+                port: 1884,
+                tls: false
+            }
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtts://broker.example").unwrap().port,
+            8883
+        );
+        assert_eq!(BrokerUrl::parse("mqtt://[::1]:9").unwrap().host, "::1");
+        assert!(BrokerUrl::parse("mqtt://host:0").is_err());
+        assert!(BrokerUrl::parse("tcp://host").is_err());
+    }
+}

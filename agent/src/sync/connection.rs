@@ -1,0 +1,173 @@
+//! The MQTT event loop task (S5): polls rumqttc, hands every received
+//! message to the verifier through a bounded queue, and reconnects with
+//! exponential backoff and full jitter up to a cap.
+//!
+//! Owns: the [`rumqttc::EventLoop`] and the reconnect policy. Must not:
+//! block on anything but the network — it never waits for the verifier
+//! (`try_send` only), never touches the state, never acknowledges. When the
+//! queue is full it drops the connection instead of the message: the message
+//! is not acknowledged, so the broker delivers it again on the next session.
+
+use std::time::Duration;
+
+use rumqttc::{Event, EventLoop, Incoming, LastWill, Outgoing, Publish, QoS};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::random_u64;
+
+/// What the event loop hands the verifier.
+#[derive(Debug)]
+pub enum Inbound {
+    /// The broker accepted the connection.
+    Connected {
+        /// Whether the broker kept the session (subscriptions and queued
+        /// messages); when false, everything must be subscribed again.
+        session_present: bool,
+    },
+    /// A message to verify, persist and then acknowledge.
+    Message(Publish),
+}
+
+/// Exponential backoff with full jitter: the n-th consecutive failure waits
+/// a uniformly random time in `[0, min(cap, base · 2^(n-1))]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The first ceiling.
+    pub base: Duration,
+    /// The largest ceiling.
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The ceiling of the delay after `failures` consecutive failures.
+    #[must_use]
+    pub fn ceiling(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(30);
+        self.base
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.cap)
+            .min(self.cap)
+    }
+
+    /// A random delay up to [`Self::ceiling`].
+    #[must_use]
+    pub fn delay(&self, failures: u32) -> Duration {
+        let ceiling = u64::try_from(self.ceiling(failures).as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(random_u64() % ceiling.saturating_add(1))
+    }
+}
+
+/// Where the last will goes and what it says: the verifier keeps the
+/// payload current (the device's offline state), the loop installs it
+/// before each reconnect.
+#[derive(Debug)]
+pub struct Will {
+    /// The device's state topic.
+    pub topic: String,
+    /// The current offline-state payload.
+    pub payload: watch::Receiver<Vec<u8>>,
+}
+
+/// Runs the event loop until `stop` turns true, the verifier goes away, or
+/// a clean disconnect was sent.
+pub async fn drive(
+    mut eventloop: EventLoop,
+    queue: mpsc::Sender<Inbound>,
+    will: Will,
+    backoff: Backoff,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    loop {
+        let event = tokio::select! {
+            event = eventloop.poll() => event,
+            _ = stop.changed() => return,
+        };
+        let overloaded = match event {
+            Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                failures = 0;
+                tracing::info!(
+                    session_present = ack.session_present,
+                    "connected to the broker"
+                );
+                match queue.try_send(Inbound::Connected {
+                    session_present: ack.session_present,
+                }) {
+                    Ok(()) => false,
+                    Err(mpsc::error::TrySendError::Full(_)) => true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+            Ok(Event::Incoming(Incoming::Publish(publish))) => {
+                match queue.try_send(Inbound::Message(publish)) {
+                    Ok(()) => false,
+                    Err(mpsc::error::TrySendError::Full(_)) => true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                tracing::info!("disconnected from the broker");
+                return;
+            }
+            Ok(_) => false,
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let delay = backoff.delay(failures);
+                tracing::warn!(%error, ?delay, failures, "broker connection failed; reconnecting");
+                install_will(&mut eventloop, &will);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return,
+                }
+                false
+            }
+        };
+        if overloaded {
+            failures = failures.saturating_add(1);
+            let delay = backoff.delay(failures);
+            tracing::warn!(
+                ?delay,
+                "verification queue full: dropping the connection so the broker delivers the unacknowledged messages again"
+            );
+            eventloop.clean();
+            install_will(&mut eventloop, &will);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+fn install_will(eventloop: &mut EventLoop, will: &Will) {
+    let payload = will.payload.borrow().clone();
+    eventloop.mqtt_options.set_last_will(LastWill::new(
+        will.topic.clone(),
+        payload,
+        QoS::AtLeastOnce,
+        true,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// S5: the delay ceiling doubles from the base and stops at the cap;
+    /// the jittered delay never exceeds it.
+    #[test]
+    fn s5_backoff_doubles_up_to_the_cap_with_jitter_below() {
+        let backoff = Backoff {
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(10),
+        };
+        assert_eq!(backoff.ceiling(1), Duration::from_millis(500));
+        assert_eq!(backoff.ceiling(2), Duration::from_secs(1));
+        assert_eq!(backoff.ceiling(5), Duration::from_secs(8));
+        assert_eq!(backoff.ceiling(6), Duration::from_secs(10));
+        assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(10));
+        for failures in 1..50 {
+            assert!(backoff.delay(failures) <= backoff.ceiling(failures));
+        }
+    }
+}
