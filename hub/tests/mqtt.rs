@@ -30,7 +30,7 @@ use signet_hub::groups::GroupRef;
 use signet_hub::mqtt::broker::EmbeddedBroker;
 use signet_hub::mqtt::reports::{DeviceReports, FleetReports};
 use signet_hub::mqtt::{BrokerConnection, HubLink, LinkOptions, RunningLink};
-use signet_hub::publish::{self, Actor, TRUST_TOPIC, manifest_topic};
+use signet_hub::publish::{self, Actor, Publisher as _, TRUST_TOPIC, manifest_topic};
 use signet_hub::store::StoreError;
 use support::signed::device_trust;
 use tokio_util::sync::CancellationToken;
@@ -515,4 +515,162 @@ fn verify_manifest(trust: &TrustStore, payload: &[u8], root: &str) {
         .unwrap()
         .into_payload();
     assert_eq!(manifest.group_id, root);
+}
+
+#[tokio::test]
+async fn s5_publishing_never_waits_a_full_queue_is_an_error() {
+    // Nothing polls this link's event loop: its queue of 2 fills up.
+    let link = HubLink::new(
+        &external(free_port()),
+        LinkOptions {
+            queue_capacity: 2,
+            ..fast()
+        },
+    );
+    let publisher = link.publisher();
+    let message = |n: u8| publish::RetainedMessage {
+        topic: format!("signet/v1/groups/g-{n}/manifest"),
+        payload: vec![n],
+    };
+    for n in 0..2 {
+        publisher.publish(message(n)).await.unwrap();
+    }
+    let refused = tokio::time::timeout(Duration::from_secs(1), publisher.publish(message(2)))
+        .await
+        .expect("publish waited for the queue");
+    assert_eq!(refused.unwrap_err().topic, "signet/v1/groups/g-2/manifest");
+}
+
+#[tokio::test]
+async fn s6_hub_time_versions_are_stored_and_strictly_increase() {
+    let hub = hub().await;
+    let trust = device_trust(&hub.data);
+    let mut last = 0;
+    for _ in 0..3 {
+        let envelope = signet_hub::mqtt::hub_time::sign_next(&hub.state)
+            .await
+            .unwrap();
+        let time = trust
+            .verify::<HubTime>(&envelope, Utc::now())
+            .unwrap()
+            .into_payload();
+        assert!(time.version > last, "{} after {last}", time.version);
+        last = time.version;
+        let stored: signet_hub::mqtt::hub_time::LastHubTime = hub
+            .state
+            .store
+            .get(
+                signet_hub::mqtt::hub_time::HUB_TIME,
+                signet_hub::mqtt::hub_time::LAST_KEY,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.version, last);
+    }
+}
+
+#[tokio::test]
+async fn s5_commands_go_out_not_retained_with_qos_1() {
+    let mut hub = hub().await;
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), accept_device()).unwrap();
+    let (running, _cancel) = link(&mut hub, &broker.hub_connection("signet-hub"), None);
+    connected(&running, 1).await;
+    let commands = format!("signet/v1/devices/{DEVICE}/commands");
+    let (device, mut eventloop) = AsyncClient::new(
+        device_options(broker.addr().port(), "d-1", DEVICE, DEVICE_SECRET),
+        16,
+    );
+    device.subscribe(&commands, QoS::AtLeastOnce).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut sent = false;
+    loop {
+        assert!(Instant::now() < deadline, "the command never arrived");
+        match tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) if !sent => {
+                hub.state
+                    .publisher
+                    .send(publish::TransientMessage {
+                        topic: commands.clone(),
+                        payload: b"signed command".to_vec(),
+                    })
+                    .await
+                    .unwrap();
+                sent = true;
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                assert_eq!(p.topic, commands);
+                assert!(!p.retain);
+                assert_eq!(p.qos, QoS::AtLeastOnce);
+                assert_eq!(&p.payload[..], b"signed command");
+                break;
+            }
+            _ => {}
+        }
+    }
+    running.stop().await;
+}
+
+/// A store that always fails.
+#[derive(Default)]
+struct Failing {
+    calls: Mutex<usize>,
+}
+
+impl DeviceReports for Failing {
+    fn state(&self, _: DeviceId, _: DeviceState) -> BoxFuture<'_, Result<(), StoreError>> {
+        *self.calls.lock().unwrap() += 1;
+        Box::pin(async { Err(StoreError::Storage("disk full".into())) })
+    }
+
+    fn events(&self, _: DeviceId, _: EventBatch) -> BoxFuture<'_, Result<Ingested, StoreError>> {
+        *self.calls.lock().unwrap() += 1;
+        Box::pin(async { Err(StoreError::Storage("disk full".into())) })
+    }
+}
+
+#[tokio::test]
+async fn s9_a_report_the_store_refused_is_not_acknowledged_and_comes_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _mosquitto = Mosquitto::start(dir.path(), port);
+    let mut hub = hub().await;
+    let failing = Arc::new(Failing::default());
+    let (first, _cancel) = link(&mut hub, &external(port), Some(failing.clone()));
+    connected(&first, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (device, mut eventloop) =
+        AsyncClient::new(device_options(port, "d-1", DEVICE, DEVICE_SECRET), 16);
+    // Not retained: only redelivery of the unacknowledged message can bring
+    // it to the hub again.
+    device
+        .publish(
+            format!("signet/v1/devices/{DEVICE}/state"),
+            QoS::AtLeastOnce,
+            false,
+            device_state(DEVICE).to_string(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while *failing.calls.lock().unwrap() < 3 {
+        assert!(Instant::now() < deadline, "the hub never tried to store it");
+        let _ = tokio::time::timeout(Duration::from_millis(100), eventloop.poll()).await;
+    }
+    first.stop().await;
+    // The same client id resumes the persistent session (S5).
+    let recorded = Arc::new(Recorded::default());
+    let (second, _cancel) = link(&mut hub, &external(port), Some(recorded.clone()));
+    let deadline = Instant::now() + WAIT;
+    while recorded.states.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the unacknowledged report never came again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        recorded.states.lock().unwrap()[0].1.device_id,
+        DeviceId::new(DEVICE)
+    );
+    second.stop().await;
 }

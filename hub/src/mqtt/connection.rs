@@ -171,7 +171,7 @@ pub struct LinkOptions {
 impl Default for LinkOptions {
     fn default() -> Self {
         Self {
-            queue_capacity: 4096,
+            queue_capacity: 1024,
             inbox_capacity: 1024,
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
