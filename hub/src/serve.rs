@@ -14,12 +14,14 @@ use crate::identity::LoginThrottle;
 use crate::init::store_dir;
 use crate::keys;
 use crate::mail::sender::{MailSender, SenderOptions};
+use crate::mqtt::reports::FleetReports;
+use crate::mqtt::{BrokerConnection, HubLink, LinkOptions, MqttError, RunningLink};
 use crate::publish::{LogPublisher, LoopOptions, PublishLoop};
 use crate::store::{SledStorage, Store};
 
 /// Opens the data directory of `config` and builds the shared state, with
-/// [`LogPublisher`] as its publisher until the MQTT sync issue provides a
-/// transport (replace `publisher` in the returned state to use another).
+/// [`LogPublisher`] as its publisher ([`start_mqtt`] replaces it with the
+/// MQTT one; tests install a recording one).
 ///
 /// # Errors
 /// When the keys or the store cannot be opened; the message says which file
@@ -70,11 +72,66 @@ pub async fn run(
     Ok(())
 }
 
+/// Starts the embedded broker when `mqtt.embedded` is on, and the hub's
+/// MQTT link (to it, or to the external `mqtt.url`); installs the link's
+/// publisher in `state` and hands device reports to [`crate::fleet`]. An
+/// unreachable broker is not an error: the link keeps retrying with
+/// back-off while the hub serves HTTP.
+///
+/// # Errors
+/// When the embedded broker cannot listen, or a TLS file cannot be read.
+pub fn start_mqtt(
+    state: &mut AppState,
+    cancel: CancellationToken,
+) -> Result<RunningLink, MqttError> {
+    let connection = if state.config.mqtt.embedded {
+        embedded_broker(state)?
+    } else {
+        BrokerConnection::external(&state.config.mqtt)?
+    };
+    tracing::info!(?connection, "MQTT broker");
+    let link = HubLink::new(&connection, LinkOptions::default());
+    state.publisher = Arc::new(link.publisher());
+    let reports = Arc::new(FleetReports {
+        state: state.clone(),
+    });
+    Ok(link.spawn(state.clone(), reports, cancel))
+}
+
+/// Starts the embedded broker; devices log in with
+/// [`crate::devices::broker_login`].
+#[cfg(feature = "embedded-broker")]
+fn embedded_broker(state: &mut AppState) -> Result<BrokerConnection, MqttError> {
+    let store = state.store.clone();
+    let devices: crate::mqtt::broker::DeviceLogin = Arc::new(move |user: &str, password: &str| {
+        crate::devices::broker_login(&store, user, password).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "broker login check failed; refusing the device");
+            false
+        })
+    });
+    let broker = crate::mqtt::broker::EmbeddedBroker::start(state.config.broker_listen, devices)?;
+    if broker.addr() != state.config.broker_listen {
+        // Port 0 became a free port: devices must be told the real one.
+        let mut config = (*state.config).clone();
+        config.broker_listen = broker.addr();
+        state.config = Arc::new(config);
+    }
+    Ok(broker.hub_connection(&state.config.mqtt.client_id))
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn embedded_broker(_state: &mut AppState) -> Result<BrokerConnection, MqttError> {
+    Err(MqttError::Config(
+        "this signet-hub was built without the embedded-broker feature".into(),
+    ))
+}
+
 /// `signet-hub serve`: opens the data directory, binds, prints the address
-/// and serves until `shutdown`, with the mail sender and the publishing loop
-/// (which first republishes all retained state, S4) running alongside; the
-/// same `shutdown` stops all three, and `serve` returns once all have
-/// stopped.
+/// and serves until `shutdown`, with the MQTT side ([`start_mqtt`]), the
+/// mail sender and the publishing loop (which first republishes all
+/// retained state, S4) running alongside; the same `shutdown` stops them
+/// all, and `serve` returns once all have stopped (the embedded broker's
+/// threads end with the process).
 ///
 /// # Errors
 /// When opening, binding or serving fails.
@@ -83,7 +140,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listen = config.http_listen;
-    let state = open(config, Arc::new(SystemClock))?;
+    let mut state = open(config, Arc::new(SystemClock))?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
@@ -92,6 +149,7 @@ pub async fn serve(
     println!("signet-hub listening on http://{bound}");
     tracing::info!(%bound, "listening");
     let stop = CancellationToken::new();
+    let mqtt = start_mqtt(&mut state, stop.child_token())?;
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
     let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
     let stop_sender = stop.clone();
@@ -104,5 +162,6 @@ pub async fn serve(
     stop.cancel();
     sender.stop().await;
     publishing.stop().await;
+    mqtt.stop().await;
     served
 }

@@ -47,6 +47,7 @@ impl Hub {
             .arg("serve")
             .env("SIGNET_HUB_DATA", data)
             .env("SIGNET_HUB_HTTP_LISTEN", "127.0.0.1:0")
+            .env("SIGNET_HUB_BROKER_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

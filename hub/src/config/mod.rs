@@ -23,8 +23,12 @@ pub struct Config {
     pub data: PathBuf,
     /// The operator and device HTTP API's listen address.
     pub http_listen: SocketAddr,
-    /// The embedded MQTT broker's listen address (the sync issue starts it).
+    /// The embedded MQTT broker's listen address (loopback by default; used
+    /// when [`MqttConfig::embedded`] is on).
     pub broker_listen: SocketAddr,
+    /// The MQTT broker the hub publishes to and devices connect to
+    /// (DESIGN §5, O3).
+    pub mqtt: MqttConfig,
     /// The largest request body the API reads, in bytes.
     pub max_body_bytes: usize,
     /// The largest content upload, in bytes (streamed to disk, never held
@@ -81,12 +85,214 @@ fn yes() -> bool {
     true
 }
 
+/// The `[mqtt]` section: which broker, and how to reach it.
+///
+/// With `embedded = true` (the default when signet-hub is built with its
+/// `embedded-broker` feature) `serve` starts a broker on
+/// [`Config::broker_listen`] and the hub connects to it with a credential it
+/// makes at start; `url`, `username`, `password` and the TLS files are then
+/// refused, because they describe an external broker (O3), which
+/// `embedded = false` selects.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Start the embedded broker.
+    pub embedded: bool,
+    /// The external broker, `mqtt://host:port` or `mqtts://host:port`
+    /// (port defaults: 1883, 8883). Required when `embedded` is off.
+    pub url: Option<String>,
+    /// The hub's user name on the external broker.
+    pub username: Option<String>,
+    /// The hub's password on the external broker (needs `username`).
+    pub password: Option<String>,
+    /// PEM file of the CA(s) that sign the broker's certificate
+    /// (`mqtts://`); when unset, the system bundle
+    /// [`SYSTEM_CA_BUNDLE`].
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for `mqtts://` (needs `client_key_file`).
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file` (PKCS#8, PKCS#1 or SEC1).
+    pub client_key_file: Option<PathBuf>,
+    /// The broker URL devices are told at pairing. Default: with the
+    /// embedded broker `mqtt://{broker_listen}` (an unspecified address
+    /// becomes `127.0.0.1`), else `url`.
+    pub device_url: Option<String>,
+    /// The hub's MQTT client id: stable, so its persistent session (S5)
+    /// survives restarts. Two hubs on one broker need different ids.
+    pub client_id: String,
+}
+
+/// The CA bundle `mqtts://` uses when `ca_file` is unset (Debian and
+/// Raspberry Pi OS, O1).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The longest broker URL, in bytes.
+pub const MAX_BROKER_URL_LEN: usize = 512;
+/// The longest MQTT client id, user name or password, in bytes.
+pub const MAX_MQTT_FIELD_LEN: usize = 256;
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            embedded: cfg!(feature = "embedded-broker"),
+            url: None,
+            username: None,
+            password: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            device_url: None,
+            client_id: "signet-hub".to_owned(),
+        }
+    }
+}
+
+/// A parsed broker URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// `mqtts://`.
+    pub tls: bool,
+    /// Host name or IP address (without IPv6 brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    /// Parses `mqtt://host[:port]` or `mqtts://host[:port]` (IPv6 hosts in
+    /// brackets; no user info, path or query).
+    ///
+    /// # Errors
+    /// A message saying what is wrong.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let shape = "must be mqtt://host:port or mqtts://host:port";
+        if url.len() > MAX_BROKER_URL_LEN {
+            return Err(format!("{shape} of at most {MAX_BROKER_URL_LEN} bytes"));
+        }
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return Err(shape.to_owned());
+        };
+        if rest.is_empty()
+            || rest
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "/@?#".contains(c))
+        {
+            return Err(format!("{shape} (no user, path or query)"));
+        }
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+            let (host, after) = bracketed.split_once(']').ok_or(shape)?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or(shape)?)),
+            }
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') => (host, Some(port)),
+                Some(_) => return Err(format!("{shape} (IPv6 hosts in brackets)")),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{shape} (the host is missing)"));
+        }
+        let port = match port {
+            None => default_port,
+            Some(port) => match port.parse::<u16>() {
+                Ok(port) if port > 0 => port,
+                _ => return Err(format!("{shape} (the port must be 1 to 65535)")),
+            },
+        };
+        Ok(Self {
+            tls,
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl MqttConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !cfg!(feature = "embedded-broker") && self.embedded {
+            return Err("mqtt.embedded: this signet-hub was built without the \
+                 embedded-broker feature; set mqtt.embedded = false and mqtt.url"
+                .into());
+        }
+        if self.client_id.is_empty()
+            || self.client_id.len() > MAX_MQTT_FIELD_LEN
+            || self
+                .client_id
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "mqtt.client_id must be 1 to {MAX_MQTT_FIELD_LEN} bytes without spaces"
+            ));
+        }
+        if self.embedded {
+            let external = [
+                ("url", self.url.is_some()),
+                ("username", self.username.is_some()),
+                ("password", self.password.is_some()),
+                ("ca_file", self.ca_file.is_some()),
+                ("client_cert_file", self.client_cert_file.is_some()),
+                ("client_key_file", self.client_key_file.is_some()),
+            ];
+            if let Some((key, _)) = external.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "mqtt.{key} describes an external broker: set mqtt.embedded = false \
+                     to use one (the hub authenticates itself to the embedded broker)"
+                ));
+            }
+        } else {
+            let Some(url) = &self.url else {
+                return Err(
+                    "mqtt.url is required when mqtt.embedded is false (the hub needs a broker)"
+                        .into(),
+                );
+            };
+            let parsed = BrokerUrl::parse(url).map_err(|e| format!("mqtt.url {e}"))?;
+            if !parsed.tls
+                && (self.ca_file.is_some()
+                    || self.client_cert_file.is_some()
+                    || self.client_key_file.is_some())
+            {
+                return Err(
+                    "mqtt.ca_file, client_cert_file and client_key_file need an mqtts:// url"
+                        .into(),
+                );
+            }
+            if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+                return Err("mqtt.client_cert_file and mqtt.client_key_file go together".into());
+            }
+            if self.password.is_some() && self.username.is_none() {
+                return Err("mqtt.password needs mqtt.username".into());
+            }
+            for (key, value) in [("username", &self.username), ("password", &self.password)] {
+                if value.as_ref().is_some_and(|v| v.len() > MAX_MQTT_FIELD_LEN) {
+                    return Err(format!(
+                        "mqtt.{key} must be at most {MAX_MQTT_FIELD_LEN} bytes"
+                    ));
+                }
+            }
+        }
+        if let Some(url) = &self.device_url {
+            BrokerUrl::parse(url).map_err(|e| format!("mqtt.device_url {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             data: PathBuf::from("./signet-data"),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             broker_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            mqtt: MqttConfig::default(),
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
             token_ttl_secs: 12 * 3600,
@@ -226,7 +432,22 @@ impl Config {
                     .into(),
             );
         }
+        self.mqtt.validate()?;
         Ok(())
+    }
+
+    /// The broker URL devices are told at pairing: `mqtt.device_url`, or
+    /// `mqtt://{broker_listen}` with the embedded broker (an unspecified
+    /// address becomes `127.0.0.1`), or `mqtt.url`.
+    #[must_use]
+    pub fn device_broker_url(&self) -> String {
+        if let Some(url) = &self.mqtt.device_url {
+            return url.clone();
+        }
+        match (&self.mqtt.url, self.mqtt.embedded) {
+            (Some(url), false) => url.clone(),
+            _ => format!("mqtt://{}", loopback_if_unspecified(self.broker_listen)),
+        }
     }
 
     /// The base URL devices fetch content from: `public_url`, or one derived
@@ -236,11 +457,7 @@ impl Config {
         if let Some(url) = &self.public_url {
             return url.clone();
         }
-        let mut addr = self.http_listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
-        }
-        format!("http://{addr}")
+        format!("http://{}", loopback_if_unspecified(self.http_listen))
     }
 
     /// [`Config::manifest_lifetime_secs`] as a duration.
@@ -254,6 +471,15 @@ impl Config {
     pub fn manifest_resign_before(&self) -> chrono::TimeDelta {
         secs(self.manifest_resign_before_secs)
     }
+}
+
+/// `addr`, with an unspecified IP (`0.0.0.0`, `::`) replaced by `127.0.0.1`.
+#[must_use]
+pub fn loopback_if_unspecified(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+    }
+    addr
 }
 
 /// `secs` seconds, saturating at the largest duration chrono holds.
@@ -396,6 +622,98 @@ mod tests {
             err.contains("SIGNET_HUB_TOKEN_TTL") && err.contains("token_ttl"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn o3_mqtt_section_external_broker_and_its_checks() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config.mqtt.embedded, cfg!(feature = "embedded-broker"));
+        if config.mqtt.embedded {
+            assert_eq!(config.device_broker_url(), "mqtt://127.0.0.1:1883");
+        }
+        let config = Config::load(
+            None,
+            env(&[
+                ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
+                ("SIGNET_HUB_MQTT__URL", "mqtts://broker.example.com"),
+                ("SIGNET_HUB_MQTT__USERNAME", "hub"),
+                ("SIGNET_HUB_MQTT__PASSWORD", "secret"),
+                ("SIGNET_HUB_MQTT__CA_FILE", "/etc/signet/ca.pem"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.device_broker_url(), "mqtts://broker.example.com");
+        let url = BrokerUrl::parse(config.mqtt.url.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (url.tls, url.host.as_str(), url.port),
+            (true, "broker.example.com", 8883)
+        );
+        let url = BrokerUrl::parse("mqtt://[::1]:1884").unwrap();
+        assert_eq!((url.tls, url.host.as_str(), url.port), (false, "::1", 1884));
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://h:0",
+            "mqtt://h:99999",
+            "mqtt://u@h",
+            "mqtt://h/path",
+            "mqtt://::1",
+        ] {
+            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
+        }
+        let refused: &[(&[(&str, &str)], &str)] = &[
+            (&[("SIGNET_HUB_MQTT__EMBEDDED", "false")], "mqtt.url"),
+            (
+                &[
+                    ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
+                    ("SIGNET_HUB_MQTT__URL", "tcp://h"),
+                ],
+                "mqtt.url",
+            ),
+            (
+                &[
+                    ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
+                    ("SIGNET_HUB_MQTT__URL", "mqtt://h"),
+                    ("SIGNET_HUB_MQTT__CA_FILE", "/ca.pem"),
+                ],
+                "mqtts://",
+            ),
+            (
+                &[
+                    ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
+                    ("SIGNET_HUB_MQTT__URL", "mqtts://h"),
+                    ("SIGNET_HUB_MQTT__CLIENT_CERT_FILE", "/c.pem"),
+                ],
+                "client_key_file",
+            ),
+            (
+                &[
+                    ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
+                    ("SIGNET_HUB_MQTT__URL", "mqtt://h"),
+                    ("SIGNET_HUB_MQTT__PASSWORD", "p"),
+                ],
+                "mqtt.username",
+            ),
+            (
+                &[("SIGNET_HUB_MQTT__DEVICE_URL", "h:1883")],
+                "mqtt.device_url",
+            ),
+            (&[("SIGNET_HUB_MQTT__CLIENT_ID", "")], "mqtt.client_id"),
+            (&[("SIGNET_HUB_MQTT__PORT", "1")], "port"),
+        ];
+        for (vars, key) in refused {
+            let err = Config::load(None, env(vars)).unwrap_err().to_string();
+            assert!(err.contains(key), "{vars:?}: {err}");
+        }
+        if cfg!(feature = "embedded-broker") {
+            let err = Config::load(None, env(&[("SIGNET_HUB_MQTT__URL", "mqtt://h")]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("mqtt.url") && err.contains("embedded"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,49 @@
 //! MQTT (DESIGN §5, S4, S5, S7): the hub's broker connection, the embedded
-//! broker, and managing device access on the broker.
+//! broker, signed hub time, the subscriber for what devices report, and
+//! managing device access on the broker.
+//!
+//! Owns:
+//! - [`HubLink`] — the hub's one MQTT client (rumqttc): a stable client id
+//!   with a persistent session (`clean_session = false`), QoS 1, `mqtt://`
+//!   or `mqtts://` (rustls) with user name and password or a client
+//!   certificate. Its event loop runs in its own task and never blocks: it
+//!   only forwards what arrives; reconnects back off exponentially with
+//!   jitter up to a cap (S5). On every (re)connect a session task
+//!   subscribes, publishes `trust` and a fresh `hub_time`, and republishes
+//!   every stored signed document ([`crate::publish::republish_all`]), so a
+//!   broker that lost its store converges (S4).
+//! - [`MqttPublisher`] — the [`crate::publish::Publisher`] `serve` installs
+//!   in [`crate::api::AppState::publisher`]: it queues without waiting
+//!   (`try_publish`); a full queue is [`crate::publish::PublishFailed`].
+//! - [`hub_time`] — the signed `hub_time` document on `signet/v1/hub/time`
+//!   every minute, its version persisted (see that module).
+//! - [`reports`] — the subscriber side: `signet/v1/devices/+/state` and
+//!   `+/events`, checked and handed to [`crate::fleet`], acknowledged only
+//!   after the store call returned (S9).
+//! - [`broker`] (feature `embedded-broker`, on by default) — the embedded
+//!   rumqttd broker and its authentication.
+//! - [`admin`] — the [`admin::BrokerAdmin`] seam (device credentials and
+//!   topic access on an external broker).
+//!
+//! May call: [`crate::publish`] (republish, the publisher seam),
+//! [`crate::fleet::record_state`] and [`crate::fleet::ingest_events`],
+//! [`crate::devices::broker_login`], the store (its own `hub_time` tree
+//! only), and `signet-common` for topics, wire types and signing. Must not:
+//! decide what a document says (publishing does), or acknowledge a device
+//! message before its effect is stored.
 
 pub mod admin;
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
+mod connection;
+pub mod hub_time;
+pub mod reports;
+
+pub use connection::{
+    BrokerConnection, HubLink, LinkOptions, MqttError, MqttPublisher, RunningLink,
+};
+
+/// The user name the hub's own client uses on the embedded broker. The
+/// embedded broker accepts it only with the hub credential made at start,
+/// never through device login.
+pub const HUB_USERNAME: &str = "signet-hub";

@@ -57,7 +57,7 @@ use signet_common::permissions::{Domain, NodeTree, Permission};
 pub use jobs::{JobSchedule, When, WhenError};
 pub use publisher::{
     LogPublisher, PublishFailed, Publisher, RecordingPublisher, RetainedMessage, TRUST_TOPIC,
-    assignment_topic, manifest_topic,
+    TransientMessage, assignment_topic, manifest_topic,
 };
 pub use runner::{LoopOptions, PublishLoop};
 

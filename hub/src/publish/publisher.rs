@@ -1,8 +1,9 @@
 //! The seam between publishing and the MQTT transport (S4, DESIGN §5).
 //!
 //! Owns: the [`Publisher`] trait, the contract topic names, and two
-//! implementations: [`LogPublisher`] (what `serve` uses until the sync issue
-//! plugs MQTT in) and [`RecordingPublisher`] (tests). Must not: decide what
+//! implementations: [`LogPublisher`] (no transport) and
+//! [`RecordingPublisher`] (tests); the MQTT one is
+//! [`crate::mqtt::MqttPublisher`]. Must not: decide what
 //! to publish or sign anything — [`super`] does that and stores every signed
 //! document durably before it calls a publisher.
 
@@ -34,6 +35,17 @@ pub struct RetainedMessage {
     pub payload: Vec<u8>,
 }
 
+/// One message that is not retained: QoS 1, on `topic` (commands on
+/// `signet/v1/devices/{id}/commands`, DESIGN §5). A device that is offline
+/// gets it from its persistent session when it reconnects, or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransientMessage {
+    /// The contract topic.
+    pub topic: String,
+    /// The signed envelope.
+    pub payload: Vec<u8>,
+}
+
 /// Why a message was not handed to the transport. The document stays
 /// stored: the next publish of its subject or [`super::republish_all`] (run
 /// at every start) sends it again.
@@ -46,11 +58,12 @@ pub struct PublishFailed {
     pub reason: String,
 }
 
-/// Puts retained state on the broker. The MQTT sync issue implements this
-/// over its client: `publish` hands the message to the client's queue as a
-/// retained QoS 1 publish and returns without waiting for the broker (the
-/// event loop must never block, S5). Implementations must be cheap to call
-/// for every document of a run and must not reorder messages of one topic.
+/// Puts retained state and commands on the broker. The MQTT implementation
+/// ([`crate::mqtt::MqttPublisher`]) hands each message to the client's
+/// bounded queue and returns without waiting for the broker (the event loop
+/// must never block, S5); a full queue is [`PublishFailed`]. Implementations
+/// must be cheap to call for every document of a run and must not reorder
+/// messages of one topic.
 pub trait Publisher: Send + Sync + 'static {
     /// Publishes `message` retained with QoS 1.
     ///
@@ -58,10 +71,16 @@ pub trait Publisher: Send + Sync + 'static {
     /// [`PublishFailed`] when the transport refused it (queue full, not
     /// connected and not buffering).
     fn publish(&self, message: RetainedMessage) -> BoxFuture<'_, Result<(), PublishFailed>>;
+
+    /// Sends `message` with QoS 1, not retained.
+    ///
+    /// # Errors
+    /// [`PublishFailed`] when the transport refused it.
+    fn send(&self, message: TransientMessage) -> BoxFuture<'_, Result<(), PublishFailed>>;
 }
 
-/// The publisher `serve` uses until MQTT exists: it logs each message and
-/// delivers nothing. Documents are still signed and stored, and
+/// A publisher without a transport: it logs each message and delivers
+/// nothing. Documents are still signed and stored, and
 /// [`super::republish_all`] sends all of them once a real transport is
 /// plugged in.
 #[derive(Debug, Default)]
@@ -72,7 +91,16 @@ impl Publisher for LogPublisher {
         tracing::info!(
             topic = %message.topic,
             bytes = message.payload.len(),
-            "retained message (no MQTT transport yet: stored, not delivered)"
+            "retained message (no MQTT transport: stored, not delivered)"
+        );
+        Box::pin(async { Ok(()) })
+    }
+
+    fn send(&self, message: TransientMessage) -> BoxFuture<'_, Result<(), PublishFailed>> {
+        tracing::info!(
+            topic = %message.topic,
+            bytes = message.payload.len(),
+            "message not delivered (no MQTT transport)"
         );
         Box::pin(async { Ok(()) })
     }
@@ -83,6 +111,8 @@ impl Publisher for LogPublisher {
 pub struct RecordingPublisher {
     /// What was published, oldest first.
     messages: Mutex<Vec<RetainedMessage>>,
+    /// What was sent not retained, oldest first.
+    sent: Mutex<Vec<TransientMessage>>,
     /// When set, every publish fails with this reason.
     failing: Mutex<Option<String>>,
 }
@@ -98,6 +128,15 @@ impl RecordingPublisher {
     #[must_use]
     pub fn messages(&self) -> Vec<RetainedMessage> {
         self.messages
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Every message sent not retained so far, oldest first.
+    #[must_use]
+    pub fn sent(&self) -> Vec<TransientMessage> {
+        self.sent
             .lock()
             .map(|m| m.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
@@ -130,6 +169,24 @@ impl Publisher for RecordingPublisher {
             }),
             None => {
                 match self.messages.lock() {
+                    Ok(mut m) => m.push(message),
+                    Err(poisoned) => poisoned.into_inner().push(message),
+                }
+                Ok(())
+            }
+        };
+        Box::pin(async move { result })
+    }
+
+    fn send(&self, message: TransientMessage) -> BoxFuture<'_, Result<(), PublishFailed>> {
+        let failing = self.failing.lock().ok().and_then(|f| f.clone());
+        let result = match failing {
+            Some(reason) => Err(PublishFailed {
+                topic: message.topic,
+                reason,
+            }),
+            None => {
+                match self.sent.lock() {
                     Ok(mut m) => m.push(message),
                     Err(poisoned) => poisoned.into_inner().push(message),
                 }

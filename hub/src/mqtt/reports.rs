@@ -1,0 +1,185 @@
+//! What devices report over MQTT (U2, U4, S9): the retained state on
+//! `signet/v1/devices/{id}/state` and proof-of-play batches on
+//! `signet/v1/devices/{id}/events`.
+//!
+//! Owns: checking a message against its topic and handing it to a
+//! [`DeviceReports`] sink — [`FleetReports`] in `serve`, which calls
+//! [`crate::fleet`]. The caller acknowledges the message only after
+//! [`handle`] says [`Verdict::Stored`] or [`Verdict::Refused`]. Must not:
+//! store anything itself.
+
+use futures_util::future::BoxFuture;
+use signet_common::ids::{DeviceId, MAX_ID_LEN};
+use signet_common::sync::{DeviceState, EventBatch, TOPIC_PREFIX, parse};
+
+use crate::api::AppState;
+use crate::fleet::Ingested;
+use crate::store::StoreError;
+
+/// The filters the hub subscribes to (QoS 1), under `signet/v1/`.
+pub const SUBSCRIPTIONS: [&str; 2] = ["devices/+/state", "devices/+/events"];
+
+/// Where checked device reports go.
+pub trait DeviceReports: Send + Sync + 'static {
+    /// Stores the state `device` reported, durably, before returning.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn state(
+        &self,
+        device: DeviceId,
+        reported: DeviceState,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Stores each event of `batch` exactly once by id, durably, before
+    /// returning.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn events(
+        &self,
+        device: DeviceId,
+        batch: EventBatch,
+    ) -> BoxFuture<'_, Result<Ingested, StoreError>>;
+}
+
+/// The sink `serve` uses: [`crate::fleet::record_state`] and
+/// [`crate::fleet::ingest_events`].
+pub struct FleetReports {
+    /// The hub's state.
+    pub state: AppState,
+}
+
+impl DeviceReports for FleetReports {
+    fn state(
+        &self,
+        device: DeviceId,
+        reported: DeviceState,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { crate::fleet::record_state(&self.state, &device, reported).await })
+    }
+
+    fn events(
+        &self,
+        device: DeviceId,
+        batch: EventBatch,
+    ) -> BoxFuture<'_, Result<Ingested, StoreError>> {
+        Box::pin(async move { crate::fleet::ingest_events(&self.state, &device, batch).await })
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its effect is stored: acknowledge it.
+    Stored,
+    /// It is bad and never will be good: acknowledge (drop) it; the reason
+    /// is logged.
+    Refused(String),
+    /// The store failed: do not acknowledge it, so it comes again.
+    Failed(String),
+}
+
+/// Which report a topic carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportTopic {
+    /// `signet/v1/devices/{id}/state`.
+    State(DeviceId),
+    /// `signet/v1/devices/{id}/events`.
+    Events(DeviceId),
+}
+
+/// Parses a device report topic.
+///
+/// # Errors
+/// Why it is not one.
+pub fn report_topic(topic: &str) -> Result<ReportTopic, String> {
+    let rest = topic
+        .strip_prefix(TOPIC_PREFIX)
+        .and_then(|t| t.strip_prefix("/devices/"))
+        .ok_or_else(|| format!("{topic:?} is not a device report topic"))?;
+    let (device, kind) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("{topic:?} is not a device report topic"))?;
+    if device.is_empty() || device.len() > MAX_ID_LEN || device.contains(['+', '#']) {
+        return Err(format!("{topic:?} names no valid device id"));
+    }
+    let device = DeviceId::new(device);
+    match kind {
+        "state" => Ok(ReportTopic::State(device)),
+        "events" => Ok(ReportTopic::Events(device)),
+        _ => Err(format!("{topic:?} is not a device report topic")),
+    }
+}
+
+/// Checks one message from `topic` and hands it to `reports`.
+pub async fn handle(reports: &dyn DeviceReports, topic: &str, payload: &[u8]) -> Verdict {
+    let kind = match report_topic(topic) {
+        Ok(kind) => kind,
+        Err(reason) => return Verdict::Refused(reason),
+    };
+    match kind {
+        ReportTopic::State(device) => {
+            if payload.is_empty() {
+                // A cleared retained state (device removed): nothing to record.
+                return Verdict::Refused("empty state message (retained state cleared)".into());
+            }
+            let reported = match parse::<DeviceState>(payload) {
+                Ok(reported) => reported,
+                Err(e) => return Verdict::Refused(format!("bad state from {device}: {e}")),
+            };
+            if reported.device_id != device {
+                return Verdict::Refused(format!(
+                    "state on {device}'s topic names device {}",
+                    reported.device_id
+                ));
+            }
+            match reports.state(device, reported).await {
+                Ok(()) => Verdict::Stored,
+                Err(e) => Verdict::Failed(e.to_string()),
+            }
+        }
+        ReportTopic::Events(device) => {
+            let batch = match parse::<EventBatch>(payload) {
+                Ok(batch) => batch,
+                Err(e) => return Verdict::Refused(format!("bad events from {device}: {e}")),
+            };
+            if let Some(other) = batch.events.iter().find(|e| e.device_id != device) {
+                return Verdict::Refused(format!(
+                    "events on {device}'s topic name device {}",
+                    other.device_id
+                ));
+            }
+            match reports.events(device, batch).await {
+                Ok(_) => Verdict::Stored,
+                Err(e) => Verdict::Failed(e.to_string()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u4_report_topics() {
+        assert_eq!(
+            report_topic("signet/v1/devices/d-1/state"),
+            Ok(ReportTopic::State(DeviceId::new("d-1")))
+        );
+        assert_eq!(
+            report_topic("signet/v1/devices/d-1/events"),
+            Ok(ReportTopic::Events(DeviceId::new("d-1")))
+        );
+        for bad in [
+            "signet/v1/devices//state",
+            "signet/v1/devices/d-1/assignment",
+            "signet/v1/devices/d-1/state/x",
+            "signet/v1/groups/g/manifest",
+            "signet/v2/devices/d-1/state",
+        ] {
+            assert!(report_topic(bad).is_err(), "{bad}");
+        }
+    }
+}
