@@ -2,3 +2,4 @@
 //! broker, and managing device access on the broker.
 
 pub mod admin;
+pub mod dynsec;
