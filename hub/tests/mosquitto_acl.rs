@@ -8,15 +8,22 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
     Packet, QoS, SubscribeReasonCode,
 };
-use signet_common::ids::DeviceId;
+use signet_common::envelope::DocumentKind;
+use signet_common::ids::{DeviceId, NodeId};
+use signet_hub::groups::GroupRef;
 use signet_hub::mqtt::admin::BrokerAdmin;
 use signet_hub::mqtt::dynsec::{DynsecAdmin, device_acls, device_role};
+use signet_hub::publish::{self, Actor};
+use signet_hub::store::WriteBatch;
+use signet_hub::tenancy::NODE_DEVICES;
+use support::TestHub;
 use support::mosquitto::Mosquitto;
 use tokio::sync::mpsc;
 
@@ -526,7 +533,9 @@ async fn s7_admin_survives_a_broker_restart_and_reports_a_bad_login() {
         .await
         .unwrap_err();
     assert!(
-        down.0.contains("not connected") || down.0.contains("no answer"),
+        ["not connected", "no answer", "closed before it answered"]
+            .iter()
+            .any(|why| down.0.contains(why)),
         "{down}"
     );
 
@@ -547,6 +556,123 @@ async fn s7_admin_survives_a_broker_restart_and_reports_a_bad_login() {
     let wrong = DynsecAdmin::connect(settings).unwrap();
     let err = wrong.bootstrap(HUB_USER, None).await.unwrap_err();
     assert!(err.0.contains("not connected"), "{err}");
+}
+
+/// The hub may publish as the admin user itself: bootstrap gives that
+/// user the hub's role without touching its password.
+#[tokio::test]
+async fn s7_the_admin_user_can_be_the_hubs_publishing_user() {
+    let broker = Mosquitto::start().await;
+    let admin = DynsecAdmin::connect(broker.admin_settings()).unwrap();
+    let admin_user = support::mosquitto::ADMIN_USER;
+    admin.bootstrap(admin_user, Some("ignored")).await.unwrap();
+    admin.bootstrap(admin_user, None).await.unwrap();
+    admin
+        .grant(&DeviceId::from("d-a"), Some("secret a"), &groups(&["g1"]))
+        .await
+        .unwrap();
+    let mut hub = connect(&broker, admin_user, &broker.admin_password)
+        .await
+        .unwrap();
+    hub.publish(&topic("groups/g1/manifest"), true, "manifest of g1")
+        .await;
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    a.subscribe_granted(&topic("groups/g1/manifest")).await;
+    assert_eq!(
+        a.messages(QUIET).await,
+        vec![(topic("groups/g1/manifest"), "manifest of g1".to_owned())]
+    );
+}
+
+/// Publishing a new `device_assignment` moves the device's broker access
+/// with it (S7): after a node publish, the device may read the manifests of
+/// its node chain; with the broker down the documents are still signed,
+/// stored and handed to the publisher, and the run says which device's
+/// access did not follow.
+#[tokio::test]
+async fn s7_publishing_an_assignment_moves_the_devices_broker_access() {
+    let mut broker = Mosquitto::start().await;
+    let hub = TestHub::start().await;
+    let admin = Arc::new(DynsecAdmin::connect(broker.admin_settings()).unwrap());
+    admin.bootstrap(HUB_USER, Some(HUB_PASSWORD)).await.unwrap();
+    let device = DeviceId::from("d-h");
+    admin.grant(&device, Some("secret h"), &[]).await.unwrap();
+    let mut state = hub.state.clone();
+    state.broker_admin = admin.clone();
+
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    let mut batch = WriteBatch::new();
+    batch
+        .put(
+            NODE_DEVICES,
+            &format!("{site}/{device}"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    hub.state.store.apply(batch).await.unwrap();
+
+    let scope = GroupRef::Node(NodeId::from(tenant.as_str()));
+    let published = publish::publish(&state, &scope, Actor::hub())
+        .await
+        .unwrap();
+    assert!(
+        published.broker_refused.is_empty(),
+        "{:?}",
+        published.broker_refused
+    );
+    let readable: BTreeSet<String> = saved_acls(&broker, &device_role(&device))
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "publishClientReceive")
+        .map(|(_, topic, _)| topic)
+        .collect();
+    for node in [&tenant, &site] {
+        assert!(
+            readable.contains(&topic(&format!("groups/{node}/manifest"))),
+            "{readable:?}"
+        );
+    }
+    let mut d = connect(&broker, "d-h", "secret h").await.unwrap();
+    d.subscribe_granted(&topic(&format!("groups/{site}/manifest")))
+        .await;
+
+    // The broker is down: the next assignment is signed and stored all the
+    // same, and the run reports the device whose access did not follow.
+    broker.kill();
+    hub.publisher.take();
+    let moved = hub.node(&hub.admin, &hub.root, "Other tenant").await;
+    let mut batch = WriteBatch::new();
+    batch.delete(NODE_DEVICES, &format!("{site}/{device}"));
+    batch
+        .put(
+            NODE_DEVICES,
+            &format!("{moved}/{device}"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    hub.state.store.apply(batch).await.unwrap();
+    let scope = GroupRef::Node(NodeId::from(moved.as_str()));
+    let published = publish::publish(&state, &scope, Actor::hub())
+        .await
+        .unwrap();
+    assert_eq!(
+        published.broker_refused.len(),
+        1,
+        "{:?}",
+        published.broker_refused
+    );
+    assert!(published.broker_refused[0].starts_with("d-h: "));
+    let stored = publish::latest(&hub.state.store, DocumentKind::DeviceAssignment, "d-h")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.version, 2);
+    assert!(
+        hub.publisher
+            .take()
+            .iter()
+            .any(|m| m.topic == topic("devices/d-h/assignment")),
+        "the signed assignment still reached the publisher"
+    );
 }
 
 /// The ACLs of `role` in the plugin's saved store, as (type, topic, allow).

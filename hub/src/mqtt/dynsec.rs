@@ -297,6 +297,14 @@ impl Shared {
         }
     }
 
+    /// Fails every waiting command: the connection they were sent on is
+    /// gone, and with it their answers.
+    fn fail_pending(&self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.clear();
+        }
+    }
+
     fn forget(&self, ids: &[String]) {
         if let Ok(mut pending) = self.pending.lock() {
             for id in ids {
@@ -481,7 +489,12 @@ impl DynsecAdmin {
             let answer = tokio::time::timeout_at(deadline, waiter)
                 .await
                 .map_err(|_| late())?
-                .map_err(|_| late())?;
+                .map_err(|_| {
+                    BrokerAdminError(format!(
+                        "the connection to the broker at {} closed before it answered",
+                        self.url
+                    ))
+                })?;
             answers.push(answer);
         }
         Ok(answers)
@@ -590,19 +603,32 @@ impl DynsecAdmin {
             created.ok()?;
             return Ok(());
         }
-        let current = current.ok()?;
-        let has_role = current
-            .data
-            .as_ref()
-            .and_then(|d| d.pointer("/client/roles"))
-            .and_then(Value::as_array)
-            .is_some_and(|roles| {
-                roles
-                    .iter()
-                    .any(|r| r.get("rolename").and_then(Value::as_str) == Some(role))
-            });
+        let holds_role = has_role(&current.ok()?, role);
+        if !holds_role && user == self.admin_user {
+            // Mosquitto disconnects a client whose roles change: for our own
+            // user that is this very session, and the answer may be lost
+            // with it. Look again once reconnected.
+            let added = self
+                .execute(vec![json!({"command": "addClientRole", "username": user,
+                    "rolename": role, "priority": 0})])
+                .await;
+            if let Ok(answers) = added {
+                for answer in answers {
+                    answer.ok()?;
+                }
+            }
+            let [again] = self
+                .execute_n([json!({"command": "getClient", "username": user})])
+                .await?;
+            if !has_role(&again.ok()?, role) {
+                return Err(BrokerAdminError(format!(
+                    "the broker did not give {user} the role {role}"
+                )));
+            }
+            return Ok(());
+        }
         let mut changes = Vec::new();
-        if !has_role {
+        if !holds_role {
             changes.push(json!({"command": "addClientRole", "username": user,
                 "rolename": role, "priority": 0}));
         }
@@ -695,6 +721,20 @@ impl BrokerAdmin for DynsecAdmin {
     }
 }
 
+/// Whether a `getClient` answer lists `role`.
+fn has_role(client: &Response, role: &str) -> bool {
+    client
+        .data
+        .as_ref()
+        .and_then(|d| d.pointer("/client/roles"))
+        .and_then(Value::as_array)
+        .is_some_and(|roles| {
+            roles
+                .iter()
+                .any(|r| r.get("rolename").and_then(Value::as_str) == Some(role))
+        })
+}
+
 /// `(tls, host, port)` of `mqtt://host[:port]` or `mqtts://host[:port]`.
 fn parse_url(url: &str) -> Result<(bool, String, u16), BrokerAdminError> {
     let bad = || {
@@ -773,6 +813,7 @@ async fn drive(mut eventloop: EventLoop, client: AsyncClient, shared: Arc<Shared
                 let why = e.to_string();
                 tracing::warn!(error = %why, "broker admin connection down; retrying");
                 shared.link.send_replace(Link::Down(Some(why)));
+                shared.fail_pending();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF.1);
             }
