@@ -36,6 +36,7 @@ pub mod admin;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 mod connection;
+pub mod dynsec;
 pub mod hub_time;
 pub mod reports;
 

@@ -491,6 +491,9 @@ struct Prepared {
     run: PublicationRun,
     /// The documents this run signed (already in `batch`), as messages.
     signed: Vec<RetainedMessage>,
+    /// Each device whose assignment this run signed, with the groups it now
+    /// follows: the broker's ACLs follow ([`follow_assignments`]).
+    assigned: Vec<(DeviceId, Vec<String>)>,
     /// Everything to write.
     batch: WriteBatch,
 }
@@ -520,6 +523,7 @@ fn prepare(
     let mut batch = WriteBatch::new();
     let mut documents = Vec::new();
     let mut signed = Vec::new();
+    let mut assigned = Vec::new();
     let mut dropped_items = Vec::new();
     for group in &targets.groups {
         let built = build::manifest(store, &base_url, group)?;
@@ -601,6 +605,10 @@ fn prepare(
             };
             documents.push(signed_view(&record));
             stage(&mut batch, &mut signed, &record, envelope)?;
+            assigned.push((
+                device.clone(),
+                assignment.group_ids().map(str::to_owned).collect(),
+            ));
         }
     }
     let run = PublicationRun {
@@ -615,7 +623,12 @@ fn prepare(
         error: None,
     };
     batch.put(PUBLICATION_RUNS, &run.id, &run)?;
-    Ok(Prepared { run, signed, batch })
+    Ok(Prepared {
+        run,
+        signed,
+        assigned,
+        batch,
+    })
 }
 
 /// Adds a newly signed document and its envelope to `batch`, and its
@@ -699,6 +712,10 @@ pub struct Published {
     /// Signed and stored, but not handed to the transport; they go out with
     /// the next publish of their subject or [`republish_all`].
     pub undelivered: Vec<PublishFailed>,
+    /// Devices whose broker access could not follow their new assignment
+    /// (`device: reason`); their signed documents are stored and sent all
+    /// the same.
+    pub broker_refused: Vec<String>,
 }
 
 /// Hands `messages` to `publisher`, in order; returns the failures.
@@ -716,6 +733,32 @@ pub async fn deliver(
     failed
 }
 
+/// Makes the broker's ACLs follow newly signed assignments (S7): each
+/// device may read the manifests of exactly the groups its assignment
+/// lists. Runs after the documents are durable and before they are
+/// delivered, so a device never sees an assignment naming a group it may
+/// not yet read. Never fails the run: a refusal is logged and returned as
+/// `device: reason`; after the first one the rest are skipped (an
+/// unreachable broker would otherwise cost one timeout per device) and
+/// reported as such.
+async fn follow_assignments(
+    state: &AppState,
+    assigned: Vec<(DeviceId, Vec<String>)>,
+) -> Vec<String> {
+    let mut refused = Vec::new();
+    for (device, groups) in assigned {
+        if !refused.is_empty() {
+            refused.push(format!("{device}: skipped after an earlier broker failure"));
+            continue;
+        }
+        if let Err(e) = state.broker_admin.grant(&device, None, &groups).await {
+            tracing::warn!(%device, error = %e, "broker access does not follow the new assignment");
+            refused.push(format!("{device}: {e}"));
+        }
+    }
+    refused
+}
+
 /// Publishes what `targets` picks from the store now: builds and signs what
 /// changed, stores it with the run's record and its audit record in one
 /// batch, then delivers the new documents. Takes the write lock.
@@ -728,6 +771,7 @@ async fn run_targets(
 ) -> Result<Published, PublishError> {
     let signed;
     let run;
+    let assigned;
     {
         let _write = state.store.write_lock().await;
         let now = state.clock.now();
@@ -737,10 +781,16 @@ async fn run_targets(
         audit_of(&prepared.run).record(&mut batch)?;
         state.store.apply(batch).await?;
         signed = prepared.signed;
+        assigned = prepared.assigned;
         run = prepared.run;
     }
+    let broker_refused = follow_assignments(state, assigned).await;
     let undelivered = deliver(state.publisher.as_ref(), signed).await;
-    Ok(Published { run, undelivered })
+    Ok(Published {
+        run,
+        undelivered,
+        broker_refused,
+    })
 }
 
 /// Publishes `scope` now on behalf of `actor` (U5 immediate): every
@@ -869,13 +919,18 @@ async fn run_job(state: &AppState, id: &str, now: DateTime<Utc>) -> Result<bool,
     });
     job.runs = job.runs.saturating_add(1);
     job.next_run = job.schedule.next_after(now);
-    let (mut batch, run, signed) = match outcome {
+    let (mut batch, run, signed, assigned) = match outcome {
         Ok(prepared) => {
             job.last_error = None;
             if matches!(job.schedule, JobSchedule::At { .. }) {
                 job.state = JobState::Done;
             }
-            (prepared.batch, prepared.run, prepared.signed)
+            (
+                prepared.batch,
+                prepared.run,
+                prepared.signed,
+                prepared.assigned,
+            )
         }
         Err(PublishError::Store(e)) => return Err(PublishError::Store(e)),
         Err(e) => {
@@ -898,7 +953,7 @@ async fn run_job(state: &AppState, id: &str, now: DateTime<Utc>) -> Result<bool,
             };
             let mut batch = WriteBatch::new();
             batch.put(PUBLICATION_RUNS, &run.id, &run)?;
-            (batch, run, Vec::new())
+            (batch, run, Vec::new(), Vec::new())
         }
     };
     if job.state == JobState::Pending && job.next_run.is_none() {
@@ -910,6 +965,8 @@ async fn run_job(state: &AppState, id: &str, now: DateTime<Utc>) -> Result<bool,
     audit_of(&run).record(&mut batch)?;
     store.apply(batch).await?;
     drop(write);
+    // Broker ACLs follow the new assignments (S7); failures are logged.
+    follow_assignments(state, assigned).await;
     deliver(state.publisher.as_ref(), signed).await;
     Ok(run.error.is_none())
 }

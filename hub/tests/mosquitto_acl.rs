@@ -1,0 +1,707 @@
+//! S7 (and O3) against a real mosquitto with the dynamic-security plugin:
+//! the hub's [`DynsecAdmin`] gives each device its own credentials and
+//! exactly its own topics; a device reads nothing of another device or of a
+//! group it does not follow, writes nothing but its own state and events, and
+//! loses access the moment it is revoked or moved.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
+    Packet, QoS, SubscribeReasonCode,
+};
+use signet_common::envelope::DocumentKind;
+use signet_common::ids::{DeviceId, NodeId};
+use signet_hub::groups::GroupRef;
+use signet_hub::mqtt::admin::BrokerAdmin;
+use signet_hub::mqtt::dynsec::{DynsecAdmin, device_acls, device_role};
+use signet_hub::publish::{self, Actor};
+use signet_hub::store::WriteBatch;
+use signet_hub::tenancy::NODE_DEVICES;
+use support::TestHub;
+use support::mosquitto::Mosquitto;
+use tokio::sync::mpsc;
+
+const HUB_USER: &str = "signet-hub";
+const HUB_PASSWORD: &str = "hub password";
+/// How long a test waits for something that must not arrive.
+const QUIET: Duration = Duration::from_millis(700);
+/// How long a test waits for something that must arrive.
+const WITHIN: Duration = Duration::from_secs(5);
+
+fn topic(rest: &str) -> String {
+    format!("signet/v1/{rest}")
+}
+
+fn groups(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|g| (*g).to_owned()).collect()
+}
+
+/// What one MQTT session saw.
+#[derive(Debug)]
+enum Seen {
+    Message { topic: String, payload: Vec<u8> },
+    SubAck(Vec<SubscribeReasonCode>),
+    PubAck,
+    Down(String),
+}
+
+/// An MQTT client session (a device or the hub) driven by a background task.
+struct Session {
+    client: AsyncClient,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    /// Messages that arrived while waiting for an acknowledgement.
+    early: Vec<(String, String)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connects as `user`; the broker's refusal as an error.
+async fn connect(
+    broker: &Mosquitto,
+    user: &str,
+    password: &str,
+) -> Result<Session, ConnectionError> {
+    let id = format!("{user}-{}", rand_suffix());
+    let mut options = MqttOptions::new(id, "127.0.0.1", broker.addr.port());
+    options
+        .set_credentials(user, password)
+        .set_clean_session(true)
+        .set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    tokio::time::timeout(WITHIN, wait_connack(&mut eventloop))
+        .await
+        .expect("CONNACK within the bound")?;
+    let (tx, seen) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            let seen = match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => Seen::Message {
+                    topic: p.topic,
+                    payload: p.payload.to_vec(),
+                },
+                Ok(Event::Incoming(Packet::SubAck(ack))) => Seen::SubAck(ack.return_codes),
+                Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = tx.send(Seen::Down(e.to_string()));
+                    return;
+                }
+            };
+            if tx.send(seen).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Session {
+        client,
+        seen,
+        early: Vec::new(),
+        task,
+    })
+}
+
+async fn wait_connack(eventloop: &mut EventLoop) -> Result<(), ConnectionError> {
+    loop {
+        match eventloop.poll().await? {
+            Event::Incoming(Packet::ConnAck(_)) => return Ok(()),
+            Event::Outgoing(Outgoing::Disconnect) => {
+                return Err(ConnectionError::RequestsDone);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    signet_hub::identity::new_id("")
+}
+
+impl Session {
+    /// Subscribes to one filter and returns the broker's verdict.
+    async fn subscribe(&mut self, filter: &str) -> SubscribeReasonCode {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        loop {
+            match self.next(WITHIN).await.expect("SUBACK within the bound") {
+                Seen::SubAck(codes) => return codes[0],
+                Seen::Down(why) => panic!("connection lost while subscribing: {why}"),
+                Seen::Message { topic, payload } => self.keep(topic, payload),
+                Seen::PubAck => {}
+            }
+        }
+    }
+
+    /// Subscribes and asserts the broker granted it.
+    async fn subscribe_granted(&mut self, filter: &str) {
+        let code = self.subscribe(filter).await;
+        assert!(
+            matches!(code, SubscribeReasonCode::Success(_)),
+            "subscription to {filter} refused: {code:?}"
+        );
+    }
+
+    /// Publishes (QoS 1) and waits for the broker's PUBACK. Mosquitto acks
+    /// a publish it drops for ACL reasons too (MQTT 3.1.1 has no way to say
+    /// no), so this proves only that the broker processed it.
+    async fn publish(&mut self, topic: &str, retain: bool, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+        loop {
+            match self.next(WITHIN).await.expect("PUBACK within the bound") {
+                Seen::PubAck => return,
+                Seen::Down(why) => panic!("connection lost while publishing: {why}"),
+                Seen::Message { topic, payload } => self.keep(topic, payload),
+                Seen::SubAck(codes) => panic!("unexpected SUBACK {codes:?}"),
+            }
+        }
+    }
+
+    fn keep(&mut self, topic: String, payload: Vec<u8>) {
+        self.early
+            .push((topic, String::from_utf8(payload).unwrap()));
+    }
+
+    async fn next(&mut self, within: Duration) -> Option<Seen> {
+        tokio::time::timeout(within, self.seen.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Every message arriving within `within` after the last one (bounded
+    /// by the quiet period), as (topic, payload).
+    async fn messages(&mut self, within: Duration) -> Vec<(String, String)> {
+        let mut messages = std::mem::take(&mut self.early);
+        while let Some(seen) = self.next(within).await {
+            if let Seen::Message { topic, payload } = seen {
+                messages.push((topic, String::from_utf8(payload).unwrap()));
+            }
+        }
+        messages
+    }
+
+    /// Waits for a message on `topic`, returning everything seen before it
+    /// (and it).
+    async fn until_message_on(&mut self, topic: &str) -> Vec<(String, String)> {
+        let mut messages = std::mem::take(&mut self.early);
+        if messages.iter().any(|(t, _)| t == topic) {
+            return messages;
+        }
+        loop {
+            match self.next(WITHIN).await {
+                Some(Seen::Message { topic: t, payload }) => {
+                    let done = t == topic;
+                    messages.push((t, String::from_utf8(payload).unwrap()));
+                    if done {
+                        return messages;
+                    }
+                }
+                Some(Seen::Down(why)) => panic!("connection lost waiting for {topic}: {why}"),
+                Some(_) => {}
+                None => panic!("nothing on {topic} within {WITHIN:?}; saw {messages:?}"),
+            }
+        }
+    }
+
+    /// Waits until the broker closes this session.
+    async fn closed_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(Seen::Down(_)) => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    }
+}
+
+fn refused_as_bad_login(outcome: Result<Session, ConnectionError>) -> bool {
+    matches!(
+        outcome,
+        Err(ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized
+        ))
+    )
+}
+
+/// A broker with the hub's rights set up, device `d-a` following `g1` and
+/// device `d-b` following `g2`.
+async fn fleet() -> (Mosquitto, DynsecAdmin) {
+    let broker = Mosquitto::start().await;
+    let admin = DynsecAdmin::connect(broker.admin_settings()).unwrap();
+    admin.bootstrap(HUB_USER, Some(HUB_PASSWORD)).await.unwrap();
+    admin
+        .grant(&DeviceId::from("d-a"), Some("secret a"), &groups(&["g1"]))
+        .await
+        .unwrap();
+    admin
+        .grant(&DeviceId::from("d-b"), Some("secret b"), &groups(&["g2"]))
+        .await
+        .unwrap();
+    (broker, admin)
+}
+
+/// The hub publishes every retained document of both devices.
+async fn publish_documents(broker: &Mosquitto) -> Session {
+    let mut hub = connect(broker, HUB_USER, HUB_PASSWORD).await.unwrap();
+    for (rest, body) in [
+        ("devices/d-a/assignment", "assignment of a"),
+        ("devices/d-b/assignment", "assignment of b"),
+        ("groups/g1/manifest", "manifest of g1"),
+        ("groups/g2/manifest", "manifest of g2"),
+        ("hub/time", "time"),
+        ("trust", "trust"),
+    ] {
+        hub.publish(&topic(rest), true, body).await;
+    }
+    hub
+}
+
+#[tokio::test]
+async fn s7_a_device_reads_its_own_documents_and_its_groups_only() {
+    let (broker, _admin) = fleet().await;
+    let _hub = publish_documents(&broker).await;
+
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    // Wildcards are refused outright: a device subscribes to exact topics.
+    for filter in [topic("#"), "#".to_owned(), topic("devices/+/assignment")] {
+        assert_eq!(
+            a.subscribe(&filter).await,
+            SubscribeReasonCode::Failure,
+            "{filter}"
+        );
+    }
+    // Another device's topics and a group it does not follow: refused.
+    for rest in [
+        "devices/d-b/assignment",
+        "devices/d-b/commands",
+        "devices/d-b/state",
+        "groups/g2/manifest",
+        "devices/d-a/state",
+    ] {
+        assert_eq!(
+            a.subscribe(&topic(rest)).await,
+            SubscribeReasonCode::Failure,
+            "{rest}"
+        );
+    }
+    for rest in [
+        "devices/d-a/assignment",
+        "devices/d-a/commands",
+        "groups/g1/manifest",
+        "hub/time",
+        "trust",
+    ] {
+        a.subscribe_granted(&topic(rest)).await;
+    }
+    let got: BTreeSet<(String, String)> = a.messages(QUIET).await.into_iter().collect();
+    let expected: BTreeSet<(String, String)> = [
+        (topic("devices/d-a/assignment"), "assignment of a"),
+        (topic("groups/g1/manifest"), "manifest of g1"),
+        (topic("hub/time"), "time"),
+        (topic("trust"), "trust"),
+    ]
+    .into_iter()
+    .map(|(t, b)| (t, b.to_owned()))
+    .collect();
+    assert_eq!(
+        got, expected,
+        "device a sees exactly its own retained documents"
+    );
+
+    // Device b, symmetrically, sees its own and g2, nothing of a or g1.
+    let mut b = connect(&broker, "d-b", "secret b").await.unwrap();
+    b.subscribe_granted(&topic("devices/d-b/assignment")).await;
+    b.subscribe_granted(&topic("groups/g2/manifest")).await;
+    assert_eq!(
+        b.subscribe(&topic("groups/g1/manifest")).await,
+        SubscribeReasonCode::Failure
+    );
+    let got: BTreeSet<String> = b.messages(QUIET).await.into_iter().map(|m| m.0).collect();
+    assert_eq!(
+        got,
+        [topic("devices/d-b/assignment"), topic("groups/g2/manifest")].into()
+    );
+}
+
+#[tokio::test]
+async fn s7_a_device_writes_only_its_own_state_and_events() {
+    let (broker, _admin) = fleet().await;
+    let mut hub = publish_documents(&broker).await;
+    hub.subscribe_granted(&topic("devices/+/state")).await;
+    hub.subscribe_granted(&topic("devices/+/events")).await;
+    // The hub reads device state, not documents.
+    assert_eq!(
+        hub.subscribe(&topic("groups/g1/manifest")).await,
+        SubscribeReasonCode::Failure
+    );
+
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    a.subscribe_granted(&topic("devices/d-a/assignment")).await;
+    a.subscribe_granted(&topic("groups/g1/manifest")).await;
+    assert_eq!(a.messages(QUIET).await.len(), 2);
+
+    // Forgeries first, then a's own state: messages of one session arrive in
+    // order, so once a's own state is seen a forgery would have been too.
+    a.publish(&topic("devices/d-b/state"), true, "forged state of b")
+        .await;
+    a.publish(&topic("devices/d-b/events"), false, "forged events of b")
+        .await;
+    a.publish(&topic("devices/d-a/assignment"), true, "forged assignment")
+        .await;
+    a.publish(&topic("groups/g1/manifest"), true, "forged manifest")
+        .await;
+    a.publish(&topic("trust"), true, "forged trust").await;
+    a.publish(&topic("devices/d-a/events"), false, "events of a")
+        .await;
+    a.publish(&topic("devices/d-a/state"), true, "state of a")
+        .await;
+
+    let seen = hub.until_message_on(&topic("devices/d-a/state")).await;
+    assert_eq!(
+        seen,
+        vec![
+            (topic("devices/d-a/events"), "events of a".to_owned()),
+            (topic("devices/d-a/state"), "state of a".to_owned()),
+        ],
+        "the hub sees a's own state and events and nothing a forged for b"
+    );
+    assert!(
+        a.messages(QUIET).await.is_empty(),
+        "a's forged documents were dropped"
+    );
+
+    // The retained documents are still the hub's.
+    let mut fresh = connect(&broker, "d-a", "secret a").await.unwrap();
+    fresh
+        .subscribe_granted(&topic("devices/d-a/assignment"))
+        .await;
+    fresh.subscribe_granted(&topic("groups/g1/manifest")).await;
+    let got: BTreeSet<String> = fresh
+        .messages(QUIET)
+        .await
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(
+        got,
+        ["assignment of a".to_owned(), "manifest of g1".to_owned()].into()
+    );
+    let mut b = connect(&broker, "d-b", "secret b").await.unwrap();
+    b.subscribe_granted(&topic("devices/d-b/assignment")).await;
+    assert_eq!(
+        b.messages(QUIET).await,
+        vec![(
+            topic("devices/d-b/assignment"),
+            "assignment of b".to_owned()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn s7_wrong_passwords_are_refused_and_revoke_locks_a_device_out() {
+    let (broker, admin) = fleet().await;
+    assert!(refused_as_bad_login(
+        connect(&broker, "d-a", "secret b").await
+    ));
+    assert!(refused_as_bad_login(connect(&broker, "d-a", "").await));
+    assert!(refused_as_bad_login(
+        connect(&broker, "d-unknown", "secret a").await
+    ));
+    assert!(refused_as_bad_login(connect(&broker, "anyone", "").await));
+
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    a.subscribe_granted(&topic("trust")).await;
+    admin.revoke(&DeviceId::from("d-a")).await.unwrap();
+    assert!(
+        a.closed_within(WITHIN).await,
+        "revoking a device disconnects its session"
+    );
+    assert!(refused_as_bad_login(
+        connect(&broker, "d-a", "secret a").await
+    ));
+    // Revoking twice is not an error; b is untouched.
+    admin.revoke(&DeviceId::from("d-a")).await.unwrap();
+    connect(&broker, "d-b", "secret b").await.unwrap();
+
+    // A new password replaces the old one; `None` keeps it.
+    let b = DeviceId::from("d-b");
+    admin
+        .grant(&b, Some("new secret b"), &groups(&["g2"]))
+        .await
+        .unwrap();
+    assert!(refused_as_bad_login(
+        connect(&broker, "d-b", "secret b").await
+    ));
+    admin.grant(&b, None, &groups(&["g2"])).await.unwrap();
+    connect(&broker, "d-b", "new secret b").await.unwrap();
+}
+
+#[tokio::test]
+async fn s7_regranting_moves_a_device_to_its_new_groups_at_once() {
+    let (broker, admin) = fleet().await;
+    let mut hub = publish_documents(&broker).await;
+    let a_id = DeviceId::from("d-a");
+
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    a.subscribe_granted(&topic("groups/g1/manifest")).await;
+    assert_eq!(a.messages(QUIET).await.len(), 1);
+
+    // a moves from g1 to g2 and g3.
+    admin
+        .grant(&a_id, None, &groups(&["g2", "g3"]))
+        .await
+        .unwrap();
+    // The live subscription to g1 no longer delivers.
+    hub.publish(&topic("groups/g1/manifest"), true, "manifest of g1, v2")
+        .await;
+    assert!(a.messages(QUIET).await.is_empty(), "g1 is no longer a's");
+    assert_eq!(
+        a.subscribe(&topic("groups/g1/manifest")).await,
+        SubscribeReasonCode::Failure
+    );
+    a.subscribe_granted(&topic("groups/g2/manifest")).await;
+    assert_eq!(
+        a.messages(QUIET).await,
+        vec![(topic("groups/g2/manifest"), "manifest of g2".to_owned())]
+    );
+    a.subscribe_granted(&topic("groups/g3/manifest")).await;
+
+    // Granting the same again changes nothing and fails nothing; the
+    // role holds exactly the device's ACLs, as the plugin saved them.
+    admin
+        .grant(&a_id, None, &groups(&["g2", "g3"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        saved_acls(&broker, &device_role(&a_id)),
+        expected_acls(&a_id, &["g2", "g3"])
+    );
+    admin.grant(&a_id, None, &[]).await.unwrap();
+    assert_eq!(
+        saved_acls(&broker, &device_role(&a_id)),
+        expected_acls(&a_id, &[])
+    );
+    // The password was kept throughout.
+    connect(&broker, "d-a", "secret a").await.unwrap();
+}
+
+#[tokio::test]
+async fn s7_bad_ids_are_refused_before_anything_reaches_the_broker() {
+    let (broker, admin) = fleet().await;
+    let a_id = DeviceId::from("d-a");
+    for bad in ["#", "g/+", "", "$SYS"] {
+        let err = admin.grant(&a_id, None, &groups(&[bad])).await.unwrap_err();
+        assert!(err.0.contains("group id"), "{err}");
+    }
+    let err = admin
+        .grant(&DeviceId::from("d-+"), Some("pw"), &[])
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("device id"), "{err}");
+    assert!(admin.grant(&a_id, Some(""), &[]).await.is_err());
+    // a's rights are unchanged.
+    assert_eq!(
+        saved_acls(&broker, &device_role(&a_id)),
+        expected_acls(&a_id, &["g1"])
+    );
+}
+
+#[tokio::test]
+async fn s7_admin_survives_a_broker_restart_and_reports_a_bad_login() {
+    let (mut broker, admin) = fleet().await;
+    broker.kill();
+    let down = admin
+        .grant(&DeviceId::from("d-c"), Some("secret c"), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        ["not connected", "no answer", "closed before it answered"]
+            .iter()
+            .any(|why| down.0.contains(why)),
+        "{down}"
+    );
+
+    broker.restart().await;
+    // The plugin saved its store: grants made before the crash hold.
+    connect(&broker, "d-a", "secret a").await.unwrap();
+    // The admin reconnects by itself (bounded by its timeout).
+    admin
+        .grant(&DeviceId::from("d-c"), Some("secret c"), &groups(&["g1"]))
+        .await
+        .unwrap();
+    let mut c = connect(&broker, "d-c", "secret c").await.unwrap();
+    c.subscribe_granted(&topic("groups/g1/manifest")).await;
+
+    let mut settings = broker.admin_settings();
+    settings.password = "not the admin password".to_owned();
+    settings.timeout = Duration::from_secs(1);
+    let wrong = DynsecAdmin::connect(settings).unwrap();
+    let err = wrong.bootstrap(HUB_USER, None).await.unwrap_err();
+    assert!(err.0.contains("not connected"), "{err}");
+}
+
+/// The hub may publish as the admin user itself: bootstrap gives that
+/// user the hub's role without touching its password.
+#[tokio::test]
+async fn s7_the_admin_user_can_be_the_hubs_publishing_user() {
+    let broker = Mosquitto::start().await;
+    let admin = DynsecAdmin::connect(broker.admin_settings()).unwrap();
+    let admin_user = support::mosquitto::ADMIN_USER;
+    admin.bootstrap(admin_user, Some("ignored")).await.unwrap();
+    admin.bootstrap(admin_user, None).await.unwrap();
+    admin
+        .grant(&DeviceId::from("d-a"), Some("secret a"), &groups(&["g1"]))
+        .await
+        .unwrap();
+    let mut hub = connect(&broker, admin_user, &broker.admin_password)
+        .await
+        .unwrap();
+    hub.publish(&topic("groups/g1/manifest"), true, "manifest of g1")
+        .await;
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    a.subscribe_granted(&topic("groups/g1/manifest")).await;
+    assert_eq!(
+        a.messages(QUIET).await,
+        vec![(topic("groups/g1/manifest"), "manifest of g1".to_owned())]
+    );
+}
+
+/// Publishing a new `device_assignment` moves the device's broker access
+/// with it (S7): after a node publish, the device may read the manifests of
+/// its node chain; with the broker down the documents are still signed,
+/// stored and handed to the publisher, and the run says which device's
+/// access did not follow.
+#[tokio::test]
+async fn s7_publishing_an_assignment_moves_the_devices_broker_access() {
+    let mut broker = Mosquitto::start().await;
+    let hub = TestHub::start().await;
+    let admin = Arc::new(DynsecAdmin::connect(broker.admin_settings()).unwrap());
+    admin.bootstrap(HUB_USER, Some(HUB_PASSWORD)).await.unwrap();
+    let device = DeviceId::from("d-h");
+    admin.grant(&device, Some("secret h"), &[]).await.unwrap();
+    let mut state = hub.state.clone();
+    state.broker_admin = admin.clone();
+
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    let mut batch = WriteBatch::new();
+    batch
+        .put(
+            NODE_DEVICES,
+            &format!("{site}/{device}"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    hub.state.store.apply(batch).await.unwrap();
+
+    let scope = GroupRef::Node(NodeId::from(tenant.as_str()));
+    let published = publish::publish(&state, &scope, Actor::hub())
+        .await
+        .unwrap();
+    assert!(
+        published.broker_refused.is_empty(),
+        "{:?}",
+        published.broker_refused
+    );
+    let readable: BTreeSet<String> = saved_acls(&broker, &device_role(&device))
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "publishClientReceive")
+        .map(|(_, topic, _)| topic)
+        .collect();
+    for node in [&tenant, &site] {
+        assert!(
+            readable.contains(&topic(&format!("groups/{node}/manifest"))),
+            "{readable:?}"
+        );
+    }
+    let mut d = connect(&broker, "d-h", "secret h").await.unwrap();
+    d.subscribe_granted(&topic(&format!("groups/{site}/manifest")))
+        .await;
+
+    // The broker is down: the next assignment is signed and stored all the
+    // same, and the run reports the device whose access did not follow.
+    broker.kill();
+    hub.publisher.take();
+    let moved = hub.node(&hub.admin, &hub.root, "Other tenant").await;
+    let mut batch = WriteBatch::new();
+    batch.delete(NODE_DEVICES, &format!("{site}/{device}"));
+    batch
+        .put(
+            NODE_DEVICES,
+            &format!("{moved}/{device}"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    hub.state.store.apply(batch).await.unwrap();
+    let scope = GroupRef::Node(NodeId::from(moved.as_str()));
+    let published = publish::publish(&state, &scope, Actor::hub())
+        .await
+        .unwrap();
+    assert_eq!(
+        published.broker_refused.len(),
+        1,
+        "{:?}",
+        published.broker_refused
+    );
+    assert!(published.broker_refused[0].starts_with("d-h: "));
+    let stored = publish::latest(&hub.state.store, DocumentKind::DeviceAssignment, "d-h")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.version, 2);
+    assert!(
+        hub.publisher
+            .take()
+            .iter()
+            .any(|m| m.topic == topic("devices/d-h/assignment")),
+        "the signed assignment still reached the publisher"
+    );
+}
+
+/// The ACLs of `role` in the plugin's saved store, as (type, topic, allow).
+fn saved_acls(broker: &Mosquitto, role: &str) -> BTreeSet<(String, String, bool)> {
+    let store: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(broker.store()).unwrap()).unwrap();
+    let role = store["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rolename"] == role)
+        .unwrap();
+    role["acls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|acl| {
+            (
+                acl["acltype"].as_str().unwrap().to_owned(),
+                acl["topic"].as_str().unwrap().to_owned(),
+                acl["allow"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn expected_acls(device: &DeviceId, groups_of: &[&str]) -> BTreeSet<(String, String, bool)> {
+    device_acls(device, &groups(groups_of))
+        .into_iter()
+        .map(|acl| (acl.acl_type.to_owned(), acl.topic, true))
+        .collect()
+}
