@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Clock, SystemClock};
 use crate::config::Config;
+use crate::fleet::alerts::{AlertLoop, AlertOptions};
 use crate::identity::LoginThrottle;
 use crate::init::store_dir;
 use crate::keys;
@@ -94,6 +95,7 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
     let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
+    let alerting = AlertLoop::spawn(state.clone(), AlertOptions::from_config(&state.config), stop.child_token());
     let stop_sender = stop.clone();
     let served = run(listener, state, async move {
         shutdown.await;
@@ -104,5 +106,6 @@ pub async fn serve(
     stop.cancel();
     sender.stop().await;
     publishing.stop().await;
+    alerting.stop().await;
     served
 }
