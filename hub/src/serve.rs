@@ -95,7 +95,11 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
     let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
-    let alerting = AlertLoop::spawn(state.clone(), AlertOptions::from_config(&state.config), stop.child_token());
+    let alerting = AlertLoop::spawn(
+        state.clone(),
+        AlertOptions::from_config(&state.config),
+        stop.child_token(),
+    );
     let stop_sender = stop.clone();
     let served = run(listener, state, async move {
         shutdown.await;

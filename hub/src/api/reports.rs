@@ -351,14 +351,19 @@ pub async fn usage_report(
                 .clamp(1, MAX_JSON_PAGE);
             let mut rows: Vec<(String, UsageRow)> = Vec::new();
             let mut more = false;
-            selection.visit(&state, filter.after.as_deref(), usize::MAX, |key, stored| {
-                if rows.len() == limit {
-                    more = true;
-                    return false;
-                }
-                rows.push((key.to_owned(), UsageRow::from(stored)));
-                true
-            })?;
+            selection.visit(
+                &state,
+                filter.after.as_deref(),
+                usize::MAX,
+                |key, stored| {
+                    if rows.len() == limit {
+                        more = true;
+                        return false;
+                    }
+                    rows.push((key.to_owned(), UsageRow::from(stored)));
+                    true
+                },
+            )?;
             let next = if more {
                 rows.last().map(|(key, _)| key.clone())
             } else {
@@ -401,7 +406,11 @@ pub async fn usage_report(
 }
 
 /// `rows` as a CSV download with a header row.
-fn csv_response(rows: &[UsageRow], from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Response, ApiError> {
+fn csv_response(
+    rows: &[UsageRow],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Response, ApiError> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::new());

@@ -461,6 +461,38 @@ mod tests {
         );
     }
 
+    /// U4: alert keys are bounded and checked at start.
+    #[test]
+    fn alert_keys_are_checked() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("SIGNET_HUB_ALERT_EMAIL", "ops@example.test"),
+                (
+                    "SIGNET_HUB_ALERT_WEBHOOK_URL",
+                    "https://hooks.example.test/signet",
+                ),
+                ("SIGNET_HUB_ALERT_OFFLINE_SECS", "300"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.alert_offline_secs, 300);
+        assert_eq!(config.alert_email.as_deref(), Some("ops@example.test"));
+        for (key, bad) in [
+            ("SIGNET_HUB_ALERT_EMAIL", "not an address"),
+            ("SIGNET_HUB_ALERT_WEBHOOK_URL", "ftp://x"),
+            ("SIGNET_HUB_ALERT_POLL_SECS", "0"),
+            ("SIGNET_HUB_ALERT_OUT_OF_SYNC_SECS", "0"),
+            ("SIGNET_HUB_USAGE_RETENTION_DAYS", "0"),
+        ] {
+            let name = key.trim_start_matches(ENV_PREFIX).to_ascii_lowercase();
+            let err = Config::load(None, env(&[(key, bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&name), "{key}={bad}: {err}");
+        }
+    }
+
     #[test]
     fn bad_values_are_errors() {
         let err = Config::load(None, env(&[("SIGNET_HUB_HTTP_LISTEN", "nowhere")])).unwrap_err();

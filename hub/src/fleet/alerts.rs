@@ -143,7 +143,11 @@ fn secs(secs: u64) -> TimeDelta {
 }
 
 /// A condition holding now for a device, with since when.
-fn conditions(view: &FleetDevice, config: &Config, now: DateTime<Utc>) -> Vec<(AlertKind, DateTime<Utc>)> {
+fn conditions(
+    view: &FleetDevice,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Vec<(AlertKind, DateTime<Utc>)> {
     let mut found = Vec::new();
     if view.connection == Connection::Offline
         && let Some(since) = view.since

@@ -310,8 +310,8 @@ pub fn desired_documents(
     };
     let envelope = publish::envelope_of(store, kind, device.as_str())?
         .ok_or_else(|| corrupt("the envelope of a signed document is missing".into()))?;
-    let opened = signet_common::envelope::open(envelope.as_bytes())
-        .map_err(|e| corrupt(e.to_string()))?;
+    let opened =
+        signet_common::envelope::open(envelope.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
     let assignment: DeviceAssignment =
         serde_json::from_slice(opened.payload()).map_err(|e| corrupt(e.to_string()))?;
     let mut desired = vec![record];
