@@ -72,10 +72,10 @@ pub async fn run(
 }
 
 /// `signet-hub serve`: opens the data directory, binds, prints the address
-/// and serves until `shutdown`, with the mail sender and the publishing loop
-/// (which first republishes all retained state, S4) running alongside; the
-/// same `shutdown` stops all three, and `serve` returns once all have
-/// stopped.
+/// and serves until `shutdown`, with the mail sender, the publishing loop
+/// (which first republishes all retained state, S4) and the fleet alert
+/// loop (U4) running alongside; the same `shutdown` stops them all, and
+/// `serve` returns once all have stopped.
 ///
 /// # Errors
 /// When opening, binding or serving fails.

@@ -1014,3 +1014,43 @@ async fn u4_the_alert_loop_raises_alerts_on_its_own() {
     running.stop().await;
     assert!(cancel.is_cancelled());
 }
+
+/// U3: events older than `usage_retention_days` are pruned, oldest hours
+/// first, with their id index; newer ones stay.
+#[tokio::test]
+async fn u3_old_events_are_pruned_after_the_retention() {
+    let hub = hub().await;
+    let site = hub.node(&hub.admin, &hub.root, "Site").await;
+    attach(&hub, &site, "d-1", None).await;
+    let now = hub.clock.now();
+    let old = now - TimeDelta::days(800);
+    let ancient = vec![
+        event("d-1", "c-1", None, old, None),
+        event("d-1", "c-1", None, old + TimeDelta::hours(1), None),
+    ];
+    let recent = event("d-1", "c-1", None, now - TimeDelta::hours(1), None);
+    let mut all = ancient.clone();
+    all.push(recent.clone());
+    assert_eq!(ingest(&hub.state, "d-1", all).await.stored, 3);
+    let pruned = fleet::events::prune(&hub.state, now, TimeDelta::days(730))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    for gone in &ancient {
+        let index: Option<String> = hub
+            .state
+            .store
+            .get(fleet::events::PLAY_EVENT_IDS, &gone.id)
+            .unwrap();
+        assert!(index.is_none());
+    }
+    let (_, page) = hub.get(&hub.admin, "/api/v1/reports/usage").await;
+    assert_eq!(page["events"][0]["id"], recent.id.as_str());
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        fleet::events::prune(&hub.state, now, TimeDelta::days(730))
+            .await
+            .unwrap(),
+        0
+    );
+}
