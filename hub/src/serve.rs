@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Clock, SystemClock};
 use crate::config::Config;
+use crate::fleet::alerts::{AlertLoop, AlertOptions};
 use crate::identity::LoginThrottle;
 use crate::init::store_dir;
 use crate::keys;
@@ -128,10 +129,10 @@ fn embedded_broker(_state: &mut AppState) -> Result<BrokerConnection, MqttError>
 
 /// `signet-hub serve`: opens the data directory, binds, prints the address
 /// and serves until `shutdown`, with the MQTT side ([`start_mqtt`]), the
-/// mail sender and the publishing loop (which first republishes all
-/// retained state, S4) running alongside; the same `shutdown` stops them
-/// all, and `serve` returns once all have stopped (the embedded broker's
-/// threads end with the process).
+/// mail sender, the publishing loop (which first republishes all retained
+/// state, S4) and the fleet alert loop (U4) running alongside; the same
+/// `shutdown` stops them all, and `serve` returns once all have stopped
+/// (the embedded broker's threads end with the process).
 ///
 /// # Errors
 /// When opening, binding or serving fails.
@@ -152,6 +153,11 @@ pub async fn serve(
     let mqtt = start_mqtt(&mut state, stop.child_token())?;
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
     let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
+    let alerting = AlertLoop::spawn(
+        state.clone(),
+        AlertOptions::from_config(&state.config),
+        stop.child_token(),
+    );
     let stop_sender = stop.clone();
     let served = run(listener, state, async move {
         shutdown.await;
@@ -163,5 +169,6 @@ pub async fn serve(
     sender.stop().await;
     publishing.stop().await;
     mqtt.stop().await;
+    alerting.stop().await;
     served
 }

@@ -23,6 +23,7 @@ use signet_common::approval::ItemApproval;
 use signet_hub::content::{CONTENT, ContentItem};
 use signet_hub::mail::{OUTBOX, OutboxEntry};
 use signet_hub::store::WriteBatch;
+use signet_hub::tenancy::NODE_DEVICES;
 use support::{PASSWORD, TestHub};
 
 /// Roles in order: the columns of `own` and `other`.
@@ -525,6 +526,71 @@ fn rows() -> Vec<Row> {
             None,
             Nothing,
             Anonymous(401),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/device/events",
+            "/api/v1/device/events",
+            Some(json!({"events": []})),
+            Nothing,
+            Anonymous(401),
+        ),
+        // Fleet status, alerts and usage reports (U3, U4, L8): every role
+        // reads its own tenant's; another tenant's device or group is 404.
+        row(
+            Method::GET,
+            "/api/v1/fleet",
+            "/api/v1/fleet",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/fleet/{device}",
+            "/api/v1/fleet/screen-{site}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/fleet/alerts",
+            "/api/v1/fleet/alerts",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/reports/usage",
+            "/api/v1/reports/usage",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/reports/usage/access-groups/{id}",
+            "/api/v1/reports/usage/access-groups/{agroup}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
         ),
         // Playlists and schedules (D5, T2, T4): Contributor+ writes inside
         // its domain; everyone reads; another tenant's are 404.
@@ -1529,6 +1595,13 @@ impl Fixture {
             callers.push(caller);
         }
         let [a, b]: [Tenant; 2] = tenants.try_into().ok().unwrap();
+        // Fleet rows (U4): one attached device per tenant, named after its site.
+        let mut batch = WriteBatch::new();
+        for tenant in [&a, &b] {
+            let key = format!("{}/screen-{}", tenant.site, tenant.site);
+            batch.put(NODE_DEVICES, &key, &json!({})).unwrap();
+        }
+        hub.state.store.apply(batch).await.unwrap();
         Self {
             hub,
             tenants: [a, b],

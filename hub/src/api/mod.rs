@@ -11,11 +11,13 @@ mod audit_log;
 mod content;
 mod error;
 mod extract;
+mod fleet;
 mod health;
 mod mail_outbox;
 mod nodes;
 mod permission_groups;
 mod publish;
+mod reports;
 mod schedules;
 mod session;
 mod templates;
@@ -130,6 +132,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(publish::routes())
+        .merge(fleet::routes())
+        .merge(reports::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

@@ -58,6 +58,21 @@ pub struct Config {
     /// The device-wide offline grace every device assignment carries, in
     /// seconds (S6); each license's own grace applies too, the smaller wins.
     pub device_offline_grace_secs: u64,
+    // --- Fleet alerts and proof-of-play retention (U2, U3, U4) ---
+    /// How often the fleet alert loop looks at every device, in seconds.
+    pub alert_poll_secs: u64,
+    /// A device offline (MQTT last will) longer than this raises an alert,
+    /// in seconds (U4).
+    pub alert_offline_secs: u64,
+    /// An online device out of sync longer than this raises an alert, in
+    /// seconds (U4).
+    pub alert_out_of_sync_secs: u64,
+    /// Where alert and recovery mail goes (through the outbox); none: no mail.
+    pub alert_email: Option<String>,
+    /// Where alerts and recoveries are POSTed as JSON; none: no webhook.
+    pub alert_webhook_url: Option<String>,
+    /// How long proof-of-play events are kept, in days (U3).
+    pub usage_retention_days: u64,
 }
 
 /// Where mail goes.
@@ -303,6 +318,12 @@ impl Default for Config {
             manifest_lifetime_secs: 7 * 86_400,
             manifest_resign_before_secs: 2 * 86_400,
             device_offline_grace_secs: 3 * 86_400,
+            alert_poll_secs: 30,
+            alert_offline_secs: 10 * 60,
+            alert_out_of_sync_secs: 30 * 60,
+            alert_email: None,
+            alert_webhook_url: None,
+            usage_retention_days: 2 * 366,
         }
     }
 }
@@ -433,6 +454,48 @@ impl Config {
             );
         }
         self.mqtt.validate()?;
+        self.validate_alerts()
+    }
+
+    /// The fleet alert and retention keys (U3, U4).
+    fn validate_alerts(&self) -> Result<(), String> {
+        if !(1..=3600).contains(&self.alert_poll_secs) {
+            return Err("alert_poll_secs must be 1 to 3600".into());
+        }
+        for (key, value) in [
+            ("alert_offline_secs", self.alert_offline_secs),
+            ("alert_out_of_sync_secs", self.alert_out_of_sync_secs),
+        ] {
+            if !(1..=30 * 86_400).contains(&value) {
+                return Err(format!("{key} must be 1 to 2592000 (30 days)"));
+            }
+        }
+        if let Some(to) = &self.alert_email {
+            let mail = crate::mail::Mail {
+                to: to.clone(),
+                subject: "check".into(),
+                body: String::new(),
+            };
+            mail.check()
+                .map_err(|e| format!("alert_email is not usable: {e}"))?;
+        }
+        if let Some(url) = &self.alert_webhook_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|host| host.is_empty() || host.starts_with('/'))
+                || url.len() > MAX_PUBLIC_URL_LEN
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(format!(
+                    "alert_webhook_url must be an http:// or https:// URL of at most \
+                     {MAX_PUBLIC_URL_LEN} bytes"
+                ));
+            }
+        }
+        if !(1..=3660).contains(&self.usage_retention_days) {
+            return Err("usage_retention_days must be 1 to 3660 (10 years)".into());
+        }
         Ok(())
     }
 
@@ -622,6 +685,38 @@ mod tests {
             err.contains("SIGNET_HUB_TOKEN_TTL") && err.contains("token_ttl"),
             "{err}"
         );
+    }
+
+    /// U4: alert keys are bounded and checked at start.
+    #[test]
+    fn alert_keys_are_checked() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("SIGNET_HUB_ALERT_EMAIL", "ops@example.test"),
+                (
+                    "SIGNET_HUB_ALERT_WEBHOOK_URL",
+                    "https://hooks.example.test/signet",
+                ),
+                ("SIGNET_HUB_ALERT_OFFLINE_SECS", "300"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.alert_offline_secs, 300);
+        assert_eq!(config.alert_email.as_deref(), Some("ops@example.test"));
+        for (key, bad) in [
+            ("SIGNET_HUB_ALERT_EMAIL", "not an address"),
+            ("SIGNET_HUB_ALERT_WEBHOOK_URL", "ftp://x"),
+            ("SIGNET_HUB_ALERT_POLL_SECS", "0"),
+            ("SIGNET_HUB_ALERT_OUT_OF_SYNC_SECS", "0"),
+            ("SIGNET_HUB_USAGE_RETENTION_DAYS", "0"),
+        ] {
+            let name = key.trim_start_matches(ENV_PREFIX).to_ascii_lowercase();
+            let err = Config::load(None, env(&[(key, bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&name), "{key}={bad}: {err}");
+        }
     }
 
     #[test]

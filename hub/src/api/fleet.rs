@@ -1,0 +1,213 @@
+//! `/api/v1/fleet` (U4) and `/api/v1/device/events` (U2): fleet status,
+//! alerts, and the HTTP upload of proof-of-play events.
+//!
+//! Who may do what: any role reads the fleet and its alerts, for devices
+//! attached inside its domain only (T4: others are 404 or absent from
+//! lists). Event upload is for devices (device credentials), each only
+//! about itself. Must not: compute status itself — [`crate::fleet`] does.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use signet_common::ids::{DeviceId, NodeId};
+use signet_common::sync::{EventBatch, parse};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, ApiQuery, AppState, Caller, DeviceAuth};
+use crate::fleet::alerts::{ALERTS, Alert, AlertKind};
+use crate::fleet::events::check_event;
+use crate::fleet::{self, FleetDevice};
+
+/// The most devices one list answers.
+pub const MAX_FLEET_PAGE: usize = 1000;
+/// The most alerts one list answers.
+pub const MAX_ALERTS_PAGE: usize = 1000;
+/// The longest id looked up.
+const MAX_ID_LEN: usize = 128;
+
+/// This concern's routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_fleet))
+        .routes(routes!(list_alerts))
+        .routes(routes!(get_fleet_device))
+        .routes(routes!(upload_events))
+}
+
+/// Fleet list filter.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFilter {
+    /// Only devices at this node or below.
+    pub node: Option<String>,
+    /// Only online (true) or not online (false) devices.
+    pub online: Option<bool>,
+    /// Only devices in sync (true) or not (false).
+    pub in_sync: Option<bool>,
+    /// Only devices whose id sorts after this (paging).
+    pub after: Option<String>,
+    /// At most this many (default and maximum 1000).
+    pub limit: Option<usize>,
+}
+
+/// Devices inside the caller's domain, by id, with their status and
+/// applied vs desired documents (U4).
+#[utoipa::path(get, path = "/api/v1/fleet", tag = "fleet", params(FleetFilter), security(("bearer" = [])),
+    responses((status = 200, description = "Devices by id", body = Vec<FleetDevice>),
+        (status = 400, description = "Invalid filter", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 404, description = "The node filter names no visible node", body = super::ErrorBody)))]
+pub async fn list_fleet(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(filter): ApiQuery<FleetFilter>,
+) -> Result<Json<Vec<FleetDevice>>, ApiError> {
+    let under = match &filter.node {
+        Some(node) => {
+            let node = NodeId::from(node.as_str());
+            if !caller.sees(&node) {
+                return Err(ApiError::not_found("node"));
+            }
+            Some(node)
+        }
+        None => None,
+    };
+    let limit = filter
+        .limit
+        .unwrap_or(MAX_FLEET_PAGE)
+        .clamp(1, MAX_FLEET_PAGE);
+    let mut out = Vec::new();
+    for (device, node) in fleet::attached_devices(&state.store)? {
+        if out.len() >= limit {
+            break;
+        }
+        if filter
+            .after
+            .as_deref()
+            .is_some_and(|after| device.as_str() <= after)
+            || !caller.sees(&node)
+            || under
+                .as_ref()
+                .is_some_and(|top| !caller.tree.is_within(&node, top))
+        {
+            continue;
+        }
+        let view = fleet::device_view(&state.store, &device, &node)?;
+        if filter.online.is_some_and(|o| o != view.online)
+            || filter.in_sync.is_some_and(|s| s != view.in_sync)
+        {
+            continue;
+        }
+        out.push(view);
+    }
+    Ok(Json(out))
+}
+
+/// One device's status and applied vs desired documents (U4).
+#[utoipa::path(get, path = "/api/v1/fleet/{device}", tag = "fleet",
+    params(("device" = String, Path, description = "Device id")), security(("bearer" = [])),
+    responses((status = 200, description = "The device", body = FleetDevice),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 404, description = "Not attached inside the caller's domain", body = super::ErrorBody)))]
+pub async fn get_fleet_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(device): Path<String>,
+) -> Result<Json<FleetDevice>, ApiError> {
+    if device.is_empty() || device.len() > MAX_ID_LEN {
+        return Err(ApiError::not_found("device"));
+    }
+    let device = DeviceId::from(device.as_str());
+    let node = fleet::node_of(&state.store, &device)?
+        .filter(|node| caller.sees(node))
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    Ok(Json(fleet::device_view(&state.store, &device, &node)?))
+}
+
+/// Alert list filter.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlertFilter {
+    /// Only open (true) or cleared (false) alerts.
+    pub open: Option<bool>,
+    /// Only alerts about this device.
+    pub device: Option<String>,
+    /// Only `offline` or `out_of_sync` alerts.
+    #[param(value_type = Option<String>)]
+    pub kind: Option<AlertKind>,
+    /// At most this many of the newest matches (default and maximum 1000).
+    pub limit: Option<usize>,
+}
+
+/// Alerts about devices inside the caller's domain, oldest first: the
+/// newest `limit` that match (U4).
+#[utoipa::path(get, path = "/api/v1/fleet/alerts", tag = "fleet", params(AlertFilter), security(("bearer" = [])),
+    responses((status = 200, description = "Matching alerts, oldest first", body = Vec<Alert>),
+        (status = 400, description = "Invalid filter", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody)))]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(filter): ApiQuery<AlertFilter>,
+) -> Result<Json<Vec<Alert>>, ApiError> {
+    let limit = filter
+        .limit
+        .unwrap_or(MAX_ALERTS_PAGE)
+        .clamp(1, MAX_ALERTS_PAGE);
+    let mut matching: Vec<Alert> = state
+        .store
+        .scan::<Alert>(ALERTS, "")?
+        .into_iter()
+        .filter(|a| {
+            caller.sees(&a.node)
+                && filter.open.is_none_or(|open| a.is_open() == open)
+                && filter.kind.is_none_or(|kind| a.kind == kind)
+                && filter
+                    .device
+                    .as_deref()
+                    .is_none_or(|d| a.device.as_str() == d)
+        })
+        .collect();
+    let skip = matching.len().saturating_sub(limit);
+    matching.drain(..skip);
+    Ok(Json(matching))
+}
+
+/// What an event upload did.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IngestAnswer {
+    /// Events stored for the first time.
+    pub stored: usize,
+    /// Events the hub already held (same id), ignored (U2).
+    pub duplicates: usize,
+}
+
+/// Uploads a batch of proof-of-play events (U1, U2): each is stored once
+/// by its id, durably before the answer (S9); a batch sent again answers
+/// with its events as duplicates. A batch with any event about another
+/// device, or out of bounds, is refused whole (400) and nothing is stored.
+#[utoipa::path(post, path = "/api/v1/device/events", tag = "device",
+    request_body(content = Object, description = "An EventBatch: {\"events\": [PlayEvent, …]}"),
+    responses((status = 200, description = "Stored", body = IngestAnswer),
+        (status = 400, description = "Malformed, out of bounds or about another device", body = super::ErrorBody),
+        (status = 401, description = "No device credentials", body = super::ErrorBody),
+        (status = 413, description = "Body too large", body = super::ErrorBody)))]
+pub async fn upload_events(
+    State(state): State<AppState>,
+    device: DeviceAuth,
+    body: Bytes,
+) -> Result<Json<IngestAnswer>, ApiError> {
+    let batch: EventBatch =
+        parse(&body).map_err(|e| ApiError::bad_request("invalid_events", e.to_string()))?;
+    for event in &batch.events {
+        check_event(&device.device, event)
+            .map_err(|reason| ApiError::bad_request("invalid_events", reason))?;
+    }
+    let ingested = fleet::ingest_events(&state, &device.device, batch).await?;
+    Ok(Json(IngestAnswer {
+        stored: ingested.stored,
+        duplicates: ingested.duplicates,
+    }))
+}

@@ -1,0 +1,228 @@
+//! Proof of play (U1, U2, U3, L8): each event stored exactly once by its
+//! id, in time order, so reports read only the hours they cover.
+//!
+//! Owns: the [`PLAY_EVENTS`], [`PLAY_EVENT_IDS`] and [`PLAY_EVENT_HOURS`]
+//! trees and their retention. Must not: decide who may read what (the API
+//! filters by the node each event is stored with).
+//!
+//! # Storage
+//! | tree | key | value |
+//! |---|---|---|
+//! | [`PLAY_EVENTS`] | `{start, RFC 3339 with microseconds}/{id}` | [`StoredEvent`] |
+//! | [`PLAY_EVENT_IDS`] | event id | its [`PLAY_EVENTS`] key (dedupe, U2) |
+//! | [`PLAY_EVENT_HOURS`] | `YYYY-MM-DDTHH` | events stored in that hour (u64) |
+//!
+//! The storage engine scans by prefix, so a time range is read hour by
+//! hour: [`PLAY_EVENT_HOURS`] says which hours hold events, and each is one
+//! prefix scan of [`PLAY_EVENTS`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike as _, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use signet_common::ids::{DeviceId, NodeId};
+use signet_common::sync::{Checked as _, EventBatch, MAX_EVENTS_PER_BATCH, PlayEvent};
+
+use crate::api::AppState;
+use crate::store::{Store, StoreError, WriteBatch};
+
+/// Events by `{start}/{id}`.
+pub const PLAY_EVENTS: &str = "play_events";
+/// Event id → its key in [`PLAY_EVENTS`].
+pub const PLAY_EVENT_IDS: &str = "play_event_ids";
+/// Hour bucket → how many events it holds.
+pub const PLAY_EVENT_HOURS: &str = "play_event_hours";
+/// The most events one retention pass deletes.
+pub const PRUNE_EVENTS: usize = 5000;
+
+/// What [`ingest`] did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ingested {
+    /// Events stored for the first time.
+    pub stored: usize,
+    /// Events already stored (same id): ignored (U2).
+    pub duplicates: usize,
+    /// Events refused: naming another device, out of bounds, starting
+    /// outside the years 2000–9999, or beyond the batch limit. Logged.
+    pub refused: usize,
+}
+
+/// One stored event, with where its device was attached when it arrived
+/// (what tenant scoping and node filters read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// The event as the device sent it.
+    pub event: PlayEvent,
+    /// The device's node when the event arrived; `None` when it was not
+    /// attached (then only root-level users see the event).
+    pub node: Option<NodeId>,
+    /// When the hub stored it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// The hour bucket of `at`: `YYYY-MM-DDTHH`.
+#[must_use]
+pub fn hour_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H").to_string()
+}
+
+/// The key of an event: its start (sortable text) and its id.
+#[must_use]
+pub fn event_key(event: &PlayEvent) -> String {
+    format!(
+        "{}/{}",
+        event.start.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        event.id
+    )
+}
+
+/// Whether `device` may store `event`: it names `device`, passes its own
+/// checks and starts within the years 2000–9999.
+///
+/// # Errors
+/// Why not, for a human.
+pub fn check_event(device: &DeviceId, event: &PlayEvent) -> Result<(), String> {
+    if &event.device_id != device {
+        return Err(format!(
+            "event {} names device {}, not the sending device",
+            event.id, event.device_id
+        ));
+    }
+    event
+        .check()
+        .map_err(|e| format!("event {}: {e}", event.id))?;
+    if !(2000..=9999).contains(&event.start.year()) {
+        return Err(format!(
+            "event {}: start is outside the years 2000 to 9999",
+            event.id
+        ));
+    }
+    Ok(())
+}
+
+/// Stores each event of `batch` from `device` exactly once by id (U2), in
+/// one durable batch under the store's write lock; see
+/// [`crate::fleet::ingest_events`].
+///
+/// # Errors
+/// When the store fails; then nothing was stored.
+pub async fn ingest(
+    state: &AppState,
+    device: &DeviceId,
+    batch: EventBatch,
+) -> Result<Ingested, StoreError> {
+    let store = &state.store;
+    let mut report = Ingested::default();
+    let node = super::node_of(store, device)?;
+    let _write = store.write_lock().await;
+    let now = state.clock.now();
+    let mut writes = WriteBatch::new();
+    let mut seen = BTreeSet::new();
+    let mut hours: BTreeMap<String, u64> = BTreeMap::new();
+    for (index, event) in batch.events.into_iter().enumerate() {
+        if index >= MAX_EVENTS_PER_BATCH {
+            report.refused += 1;
+            continue;
+        }
+        if let Err(reason) = check_event(device, &event) {
+            tracing::warn!(%device, id = %event.id, %reason, "refused a play event");
+            report.refused += 1;
+            continue;
+        }
+        if !seen.insert(event.id.clone())
+            || store.get::<String>(PLAY_EVENT_IDS, &event.id)?.is_some()
+        {
+            report.duplicates += 1;
+            continue;
+        }
+        let key = event_key(&event);
+        *hours.entry(hour_of(event.start)).or_default() += 1;
+        writes.put(PLAY_EVENT_IDS, &event.id, &key)?;
+        let stored = StoredEvent {
+            event,
+            node: node.clone(),
+            received_at: now,
+        };
+        writes.put(PLAY_EVENTS, &key, &stored)?;
+        report.stored += 1;
+    }
+    for (hour, added) in hours {
+        let count = store.get::<u64>(PLAY_EVENT_HOURS, &hour)?.unwrap_or(0);
+        writes.put(PLAY_EVENT_HOURS, &hour, &count.saturating_add(added))?;
+    }
+    store.apply(writes).await?;
+    Ok(report)
+}
+
+/// The hour buckets holding events that may start in `[from, to)`, oldest
+/// first.
+///
+/// # Errors
+/// When the store fails.
+pub fn hours_between(
+    store: &Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let first = hour_of(from);
+    let last = hour_of(to);
+    Ok(store
+        .scan_keys(PLAY_EVENT_HOURS, "")?
+        .into_iter()
+        .filter(|hour| hour.as_str() >= first.as_str() && hour.as_str() <= last.as_str())
+        .collect())
+}
+
+/// The events of one hour bucket with their keys, in key (time) order.
+///
+/// # Errors
+/// When the store fails or a record does not decode.
+pub fn events_in_hour(store: &Store, hour: &str) -> Result<Vec<(String, StoredEvent)>, StoreError> {
+    store.scan_keyed(PLAY_EVENTS, &format!("{hour}:"))
+}
+
+/// Deletes events that started before `now - retention`, at most
+/// [`PRUNE_EVENTS`] per call, oldest hours first; returns how many.
+///
+/// # Errors
+/// When the store fails.
+pub async fn prune(
+    state: &AppState,
+    now: DateTime<Utc>,
+    retention: TimeDelta,
+) -> Result<usize, StoreError> {
+    let store = &state.store;
+    let cutoff = hour_of(now - retention);
+    let old: Vec<String> = store
+        .scan_keys(PLAY_EVENT_HOURS, "")?
+        .into_iter()
+        .take_while(|hour| hour.as_str() < cutoff.as_str())
+        .collect();
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let _write = store.write_lock().await;
+    let mut batch = WriteBatch::new();
+    let mut deleted = 0;
+    for hour in old {
+        let events = store.scan_keys(PLAY_EVENTS, &format!("{hour}:"))?;
+        let room = PRUNE_EVENTS - deleted;
+        for key in events.iter().take(room) {
+            batch.delete(PLAY_EVENTS, key);
+            if let Some((_, id)) = key.rsplit_once('/') {
+                batch.delete(PLAY_EVENT_IDS, id);
+            }
+        }
+        let taken = events.len().min(room);
+        deleted += taken;
+        if taken == events.len() {
+            batch.delete(PLAY_EVENT_HOURS, &hour);
+        } else {
+            let left = u64::try_from(events.len() - taken).unwrap_or(u64::MAX);
+            batch.put(PLAY_EVENT_HOURS, &hour, &left)?;
+            break;
+        }
+    }
+    store.apply(batch).await?;
+    Ok(deleted)
+}
