@@ -9,6 +9,7 @@ mod access_groups;
 mod approval;
 mod audit_log;
 mod content;
+mod devices;
 mod error;
 mod extract;
 mod health;
@@ -130,6 +131,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(publish::routes())
+        .merge(devices::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

@@ -633,6 +633,7 @@ fn stage(
         messages.push(RetainedMessage {
             topic,
             payload: envelope.into_bytes(),
+            retained: true,
         });
     }
     Ok(())
@@ -1016,6 +1017,7 @@ pub async fn republish_all(
     let trust = RetainedMessage {
         topic: TRUST_TOPIC.to_owned(),
         payload: trust.to_vec(),
+        retained: true,
     };
     match publisher.publish(trust).await {
         Ok(()) => report.sent += 1,
@@ -1036,6 +1038,7 @@ pub async fn republish_all(
         messages.push(RetainedMessage {
             topic,
             payload: envelope.into_bytes(),
+            retained: true,
         });
     }
     let count = messages.len();

@@ -25,13 +25,17 @@ pub fn assignment_topic(device_id: &str) -> String {
 /// The topic of the root-signed trust document (contract, DESIGN §5).
 pub const TRUST_TOPIC: &str = "signet/v1/trust";
 
-/// One retained message: QoS 1, retained, on `topic`.
+/// One message: QoS 1 on `topic`, retained unless `retained` is false
+/// (commands, DESIGN §5, are the one non-retained kind the hub sends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetainedMessage {
     /// The contract topic.
     pub topic: String,
     /// The signed envelope, byte for byte as stored.
     pub payload: Vec<u8>,
+    /// Whether the broker keeps it for later subscribers: true for state
+    /// (manifests, assignments, trust, hub time), false for commands.
+    pub retained: bool,
 }
 
 /// Why a message was not handed to the transport. The document stays
@@ -52,7 +56,7 @@ pub struct PublishFailed {
 /// event loop must never block, S5). Implementations must be cheap to call
 /// for every document of a run and must not reorder messages of one topic.
 pub trait Publisher: Send + Sync + 'static {
-    /// Publishes `message` retained with QoS 1.
+    /// Publishes `message` with QoS 1, retained when `message.retained`.
     ///
     /// # Errors
     /// [`PublishFailed`] when the transport refused it (queue full, not
@@ -72,7 +76,8 @@ impl Publisher for LogPublisher {
         tracing::info!(
             topic = %message.topic,
             bytes = message.payload.len(),
-            "retained message (no MQTT transport yet: stored, not delivered)"
+            retained = message.retained,
+            "message (no MQTT transport yet: stored, not delivered)"
         );
         Box::pin(async { Ok(()) })
     }
