@@ -45,9 +45,9 @@ use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::access_groups::{self, AccessGroup, MemberRef};
 use crate::audit::AuditEntry;
 use crate::devices::{
-    self, COLLECT_TTL_SECS, COMMAND_TTL_SECS, DEVICE_COMMANDS, DEVICES, Device,
-    MAX_COMMANDS_KEPT, MAX_DEVICE_NAME_LEN, MAX_OPEN_PAIRINGS, MAX_OPEN_PAIRINGS_PER_ADDRESS,
-    PAIRING_CODES, PAIRING_TTL_SECS, PAIRINGS, POLL_SECS, Pairing, PairingState, StoredCommand,
+    self, COLLECT_TTL_SECS, COMMAND_TTL_SECS, DEVICE_COMMANDS, DEVICES, Device, MAX_COMMANDS_KEPT,
+    MAX_DEVICE_NAME_LEN, MAX_OPEN_PAIRINGS, MAX_OPEN_PAIRINGS_PER_ADDRESS, PAIRING_CODES,
+    PAIRING_TTL_SECS, PAIRINGS, POLL_SECS, Pairing, PairingState, StoredCommand,
 };
 use crate::groups::GroupRef;
 use crate::identity::{new_id, new_token, token_key};
@@ -661,7 +661,9 @@ pub async fn get_device(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    Ok(Json(DeviceView::from(&visible_device(&state, &caller, &id)?)))
+    Ok(Json(DeviceView::from(&visible_device(
+        &state, &caller, &id,
+    )?)))
 }
 
 /// Renames a device or moves it to another leaf node inside the caller's
@@ -803,8 +805,12 @@ pub async fn delete_device(
     // The groups it left re-sign without it (L4); its node's documents stand.
     let actor = Actor::user(&caller.user, &caller.from);
     for group in groups {
-        if let Err(e) =
-            publish::publish(&state, &GroupRef::AccessGroup(group.id.clone()), actor.clone()).await
+        if let Err(e) = publish::publish(
+            &state,
+            &GroupRef::AccessGroup(group.id.clone()),
+            actor.clone(),
+        )
+        .await
         {
             tracing::warn!(group = %group.id, error = %e, "publishing after an unpair failed");
         }
@@ -847,8 +853,7 @@ pub async fn send_command(
     };
     let envelope =
         sign_document(&command, &state.keys.signing).map_err(|e| ApiError::internal(&e))?;
-    let envelope =
-        String::from_utf8(envelope).map_err(|e| ApiError::internal(&e))?;
+    let envelope = String::from_utf8(envelope).map_err(|e| ApiError::internal(&e))?;
     device.last_command_version = version;
     let mut batch = WriteBatch::new();
     batch.put(DEVICES, device.id.as_str(), &device)?;

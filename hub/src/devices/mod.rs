@@ -225,7 +225,9 @@ pub fn new_code() -> String {
         random_fill(&mut bytes);
         for b in bytes {
             if b < limit && code.len() < len {
-                code.push(char::from(CODE_ALPHABET[usize::from(b) % CODE_ALPHABET.len()]));
+                code.push(char::from(
+                    CODE_ALPHABET[usize::from(b) % CODE_ALPHABET.len()],
+                ));
             }
         }
     }
@@ -406,7 +408,11 @@ pub fn prune_pairings(
 ///
 /// # Errors
 /// When the store fails.
-pub fn drop_code(store: &Store, batch: &mut WriteBatch, pairing: &Pairing) -> Result<(), StoreError> {
+pub fn drop_code(
+    store: &Store,
+    batch: &mut WriteBatch,
+    pairing: &Pairing,
+) -> Result<(), StoreError> {
     if store
         .get::<String>(PAIRING_CODES, &pairing.code)?
         .is_some_and(|hash| hash == pairing.ticket_hash)
