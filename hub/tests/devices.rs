@@ -277,6 +277,74 @@ async fn s7_codes_expire_rejections_close_and_bad_input_is_refused() {
     );
 }
 
+/// S7: approved credentials wait a bounded time for their agent, and a
+/// device unpaired before collection hands out nothing; either way the
+/// plain secret leaves the store.
+#[tokio::test]
+async fn s7_uncollected_credentials_expire_and_unpaired_devices_hand_out_nothing() {
+    let hub = TestHub::start().await;
+    let site = hub.node(&hub.admin, &hub.root, "Site").await;
+    let secrets_stored = |hub: &TestHub| {
+        hub.state
+            .store
+            .scan::<Pairing>(PAIRINGS, "")
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                matches!(
+                    &p.state,
+                    devices::PairingState::Approved {
+                        secret: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let (late, code) = request_pairing(&hub, 7).await;
+    let (status, _) = hub
+        .post(
+            &hub.admin,
+            &format!("/api/v1/devices/pairings/{code}/approve"),
+            json!({"node": site, "name": "Late"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (gone, code) = request_pairing(&hub, 8).await;
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            &format!("/api/v1/devices/pairings/{code}/approve"),
+            json!({"node": site, "name": "Gone"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(secrets_stored(&hub), 2);
+    let device = body["device"]["id"].as_str().unwrap();
+    let (status, _) = hub
+        .delete(&hub.admin, &format!("/api/v1/devices/{device}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, answer) = poll(&hub, &gone).await;
+    assert_eq!(answer["status"], "closed", "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains("unpaired"));
+    assert_eq!(secrets_stored(&hub), 1);
+
+    hub.clock.advance(TimeDelta::minutes(16));
+    let (_, answer) = poll(&hub, &late).await;
+    assert_eq!(answer["status"], "closed", "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains("in time"));
+    assert_eq!(secrets_stored(&hub), 0);
+    // Closed pairings are deleted after their retention.
+    hub.clock.advance(TimeDelta::hours(2));
+    request_pairing(&hub, 9).await;
+    assert_eq!(
+        hub.state.store.scan::<Pairing>(PAIRINGS, "").unwrap().len(),
+        1
+    );
+    assert_error(&poll(&hub, &late).await, StatusCode::NOT_FOUND, "not_found");
+}
+
 /// S7: one client address holds a bounded number of open pairings (429).
 #[tokio::test]
 async fn s7_open_pairings_per_address_are_bounded() {

@@ -421,17 +421,29 @@ pub async fn poll_pairing(
             collected_at,
             ..
         } => {
-            let Some(plain) = secret.take().filter(|_| now < *collect_by) else {
-                return closed("the credentials were not collected in time; pair again");
-            };
-            *collected_at = Some(now);
-            (device.clone(), plain)
+            let plain = secret.take();
+            if now < *collect_by {
+                *collected_at = Some(now);
+            }
+            (device.clone(), plain.filter(|_| now < *collect_by))
         }
     };
+    let mut batch = WriteBatch::new();
+    let Some(secret) = secret else {
+        // Too late: the plain secret is dropped now, not at the next prune.
+        batch.put(PAIRINGS, &key, &pairing)?;
+        state.store.apply(batch).await?;
+        return closed("the credentials were not collected in time; pair again");
+    };
     if devices::device(&state.store, device_id.as_str())?.is_none() {
+        // Nothing to hand out: drop the secret of the unpaired device.
+        if let PairingState::Approved { collected_at, .. } = &mut pairing.state {
+            *collected_at = None;
+        }
+        batch.put(PAIRINGS, &key, &pairing)?;
+        state.store.apply(batch).await?;
         return closed("the device was unpaired before its credentials were collected");
     }
-    let mut batch = WriteBatch::new();
     batch.put(PAIRINGS, &key, &pairing)?;
     AuditEntry {
         from: "device".to_owned(),
