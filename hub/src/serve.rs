@@ -15,6 +15,7 @@ use crate::identity::LoginThrottle;
 use crate::init::store_dir;
 use crate::keys;
 use crate::mail::sender::{MailSender, SenderOptions};
+use crate::mqtt::dynsec::{self, DynsecAdmin, DynsecSettings};
 use crate::mqtt::reports::FleetReports;
 use crate::mqtt::{BrokerConnection, HubLink, LinkOptions, MqttError, RunningLink};
 use crate::publish::{LogPublisher, LoopOptions, PublishLoop};
@@ -70,6 +71,71 @@ pub async fn run(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    Ok(())
+}
+
+/// With `mqtt.dynsec`, connects the dynamic-security administrator of the
+/// external mosquitto, installs it as `state.broker_admin`, and in the
+/// background (retrying with back-off until the broker answers) bootstraps
+/// the ACL defaults and the hub's role, then re-grants every paired device
+/// its current access, so a broker that lost or missed changes converges
+/// (S4, S7). Without it, the store-authenticated default stays.
+///
+/// # Errors
+/// When the administrator cannot be set up (a bad URL or CA file).
+pub fn start_broker_admin(state: &mut AppState, cancel: CancellationToken) -> anyhow::Result<()> {
+    let mqtt = &state.config.mqtt;
+    if !mqtt.dynsec {
+        return Ok(());
+    }
+    let (Some(url), Some(username), Some(password)) = (&mqtt.url, &mqtt.username, &mqtt.password)
+    else {
+        anyhow::bail!("mqtt.dynsec needs mqtt.url, mqtt.username and mqtt.password");
+    };
+    let ca_pem = match &mqtt.ca_file {
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let admin = Arc::new(DynsecAdmin::connect(DynsecSettings {
+        url: url.clone(),
+        username: username.clone(),
+        password: password.clone(),
+        ca_pem,
+        timeout: dynsec::DEFAULT_TIMEOUT,
+    })?);
+    state.broker_admin = admin.clone();
+    let state = state.clone();
+    let hub_user = username.clone();
+    tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_secs(1);
+        loop {
+            let attempt = async {
+                admin.bootstrap(&hub_user, None).await?;
+                let failed = crate::devices::reconcile_broker_access(&state)
+                    .await
+                    .map_err(|e| crate::mqtt::admin::BrokerAdminError(e.to_string()))?;
+                Ok::<usize, crate::mqtt::admin::BrokerAdminError>(failed)
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                result = attempt => match result {
+                    Ok(0) => {
+                        tracing::info!("broker access bootstrapped and reconciled");
+                        return;
+                    }
+                    Ok(failed) => tracing::warn!(failed, "some devices' broker access not reconciled; retrying"),
+                    Err(e) => tracing::warn!(error = %e, "broker administration not ready; retrying"),
+                },
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(std::time::Duration::from_secs(60));
+        }
+    });
     Ok(())
 }
 
@@ -150,6 +216,7 @@ pub async fn serve(
     println!("signet-hub listening on http://{bound}");
     tracing::info!(%bound, "listening");
     let stop = CancellationToken::new();
+    start_broker_admin(&mut state, stop.child_token())?;
     let mqtt = start_mqtt(&mut state, stop.child_token())?;
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
     let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());

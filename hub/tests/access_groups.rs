@@ -395,7 +395,7 @@ async fn l2_l4_member_windows_earliest_limit_wins_and_removal_ends_access() {
     assert_eq!(r.1["end_date"], Value::Null);
     assert_eq!(r.1["window"]["ended_by"], "fixed_end");
 
-    // Devices are not members yet.
+    // Only paired devices join (tests/devices.rs covers device members).
     assert_error(
         &hub.post(
             &hub.admin,
@@ -403,8 +403,8 @@ async fn l2_l4_member_windows_earliest_limit_wins_and_removal_ends_access() {
             json!({"member": {"type": "device", "device_id": "d-1"}}),
         )
         .await,
-        StatusCode::BAD_REQUEST,
-        "device_members_unsupported",
+        StatusCode::NOT_FOUND,
+        "not_found",
     );
 
     // The entitlement other modules ask about.

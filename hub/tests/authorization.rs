@@ -67,6 +67,12 @@ enum Fresh {
     Schedule,
     /// A new pending deferred publication of the tenant's node (`{job}`).
     Job,
+    /// A new leaf (`{site}`) and a new pairing (`{ticket}`, `{code}`): open
+    /// for tenant A; for tenant B already approved into its new leaf (a
+    /// code another tenant claimed is no open pairing).
+    Pairing,
+    /// A new leaf (`{site}`) with a newly paired device (`{device}`).
+    Device,
 }
 
 /// Who calls.
@@ -108,8 +114,9 @@ const NO: [u16; 5] = [404, 404, 404, 404, 404];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Content, Inactive, Invite, Job, Member, Nothing, Pending, PermissionGroup,
-        PermissionMembers, Playlist, Schedule, ShopKey, Signup, Site, Template, User,
+        AccessGroup, Content, Device, Inactive, Invite, Job, Member, Nothing, Pairing, Pending,
+        PermissionGroup, PermissionMembers, Playlist, Schedule, ShopKey, Signup, Site, Template,
+        User,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -518,7 +525,7 @@ fn rows() -> Vec<Row> {
                 other: NO,
             },
         ),
-        // Devices have no credentials until pairing (sync issue): refused.
+        // Without device credentials (HTTP Basic, tests/devices.rs): refused.
         row(
             Method::GET,
             "/api/v1/device/content/{sha256}",
@@ -1307,7 +1314,177 @@ fn rows() -> Vec<Row> {
                 other: [403, 403, 404, 404, 404],
             },
         ),
+        // Devices (S7, T1, T4): agents pair without a login; pairing,
+        // changing and commanding devices need manage_devices (P7: Manager
+        // and above), checked before visibility; everyone reads the devices
+        // inside their domain. Open codes are listed to root-level callers
+        // only, so tenant callers get an empty list.
+        row(
+            Method::POST,
+            "/api/v1/device/pairings",
+            "/api/v1/device/pairings",
+            Some(json!({"public_key": AGENT_KEY, "agent_version": "1.0", "os": "matrix"})),
+            Nothing,
+            Anonymous(201),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/device/pairings",
+            "/api/v1/device/pairings",
+            Some(json!({"public_key": "not a key", "agent_version": "1.0", "os": "matrix"})),
+            Nothing,
+            Anonymous(400),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/device/pairings/{ticket}",
+            "/api/v1/device/pairings/{ticket}",
+            None,
+            Pairing,
+            Anonymous(200),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/device/pairings/{ticket}",
+            "/api/v1/device/pairings/not-a-ticket",
+            None,
+            Nothing,
+            Anonymous(404),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/devices/pairings",
+            "/api/v1/devices/pairings",
+            None,
+            Nothing,
+            Roles {
+                own: [403, 403, 403, 200, 200],
+                other: [403, 403, 403, 200, 200],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/devices/pairings/{code}/approve",
+            "/api/v1/devices/pairings/{code}/approve",
+            Some(json!({"node": "{site}", "name": "matrix screen"})),
+            Pairing,
+            Roles {
+                own: [403, 403, 403, 201, 201],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/devices/pairings/{code}/reject",
+            "/api/v1/devices/pairings/{code}/reject",
+            None,
+            Pairing,
+            Roles {
+                own: [403, 403, 403, 204, 204],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/devices",
+            "/api/v1/devices",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/devices/{id}",
+            "/api/v1/devices/{device}",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/devices/{id}",
+            "/api/v1/devices/{device}",
+            Some(json!({"name": "{unique}"})),
+            Nothing,
+            Roles {
+                own: [403, 403, 403, 200, 200],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/devices/{id}",
+            "/api/v1/devices/{device}",
+            None,
+            Device,
+            Roles {
+                own: [403, 403, 403, 204, 204],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/devices/{id}/commands",
+            "/api/v1/devices/{device}/commands",
+            Some(json!({"action": "resync"})),
+            Nothing,
+            Roles {
+                own: [403, 403, 403, 202, 202],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        // A paired device joins an access group of its tenant (L1, L5).
+        row(
+            Method::POST,
+            "/api/v1/access-groups/{id}/members",
+            "/api/v1/access-groups/{agroup}/members",
+            Some(json!({"member": {"type": "device", "device_id": "{device}"}})),
+            Device,
+            Roles {
+                own: [403, 403, 403, 201, 201],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
     ]
+}
+
+/// An agent's public key in pairing requests (32 bytes, standard base64).
+const AGENT_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+/// Asks to pair as an agent; returns (ticket, code).
+async fn open_pairing(hub: &TestHub) -> (String, String) {
+    let (status, answer) = hub
+        .call(
+            Method::POST,
+            "/api/v1/device/pairings",
+            None,
+            Some(json!({"public_key": AGENT_KEY, "agent_version": "1.0", "os": "matrix"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "pairing request: {answer}");
+    (
+        answer["ticket"].as_str().unwrap().to_owned(),
+        answer["code"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Pairs a device into the leaf `node` as the root admin; returns its id.
+async fn pair_device(hub: &TestHub, node: &str) -> String {
+    let (_, code) = open_pairing(hub).await;
+    let answer = made(
+        hub,
+        Method::POST,
+        &format!("/api/v1/devices/pairings/{code}/approve"),
+        Some(json!({"node": node, "name": "matrix screen"})),
+    )
+    .await;
+    answer["device"]["id"].as_str().unwrap().to_owned()
 }
 
 /// The license of every access group the matrix makes: plain, valid terms.
@@ -1355,6 +1532,10 @@ struct Tenant {
     playlist: String,
     /// The schedule of `site`, playing `playlist`.
     schedule: String,
+    /// A leaf below the tenant node holding `device`.
+    screens: String,
+    /// A paired device at `screens`.
+    device: String,
 }
 
 struct Fixture {
@@ -1554,6 +1735,10 @@ impl Fixture {
             let master_template = make_template(&hub, &masters, &master).await;
             let playlist = new_playlist(&hub, &node, &content.0).await;
             let schedule = new_schedule(&hub, &site, &playlist).await;
+            let screens = hub
+                .node(&hub.admin, &node, &format!("{name} screens"))
+                .await;
+            let device = pair_device(&hub, &screens).await;
             tenants.push(Tenant {
                 node,
                 site,
@@ -1573,6 +1758,8 @@ impl Fixture {
                 master_template,
                 playlist,
                 schedule,
+                screens,
+                device,
             });
         }
         // The root admin sees both tenants: tenant A's user in a tenant-B
@@ -1640,6 +1827,9 @@ impl Fixture {
         let mut schedule = tenant.schedule.clone();
         // Without a fresh job the path still names one (for the 401 check).
         let mut job = "pj-none".to_owned();
+        let mut ticket = "no-ticket".to_owned();
+        let mut code = "NOCODE22".to_owned();
+        let mut device = tenant.device.clone();
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -1745,6 +1935,23 @@ impl Fixture {
                 site = hub.node(&hub.admin, &tenant.node, &self.unique()).await;
                 schedule = new_schedule(hub, &site, &tenant.playlist).await;
             }
+            Fresh::Pairing => {
+                site = hub.node(&hub.admin, &tenant.node, &self.unique()).await;
+                (ticket, code) = open_pairing(hub).await;
+                if index == 1 {
+                    made(
+                        hub,
+                        Method::POST,
+                        &format!("/api/v1/devices/pairings/{code}/approve"),
+                        Some(json!({"node": site, "name": "claimed by B"})),
+                    )
+                    .await;
+                }
+            }
+            Fresh::Device => {
+                site = hub.node(&hub.admin, &tenant.node, &self.unique()).await;
+                device = pair_device(hub, &site).await;
+            }
             Fresh::Job => {
                 job = id(&made(
                     hub,
@@ -1768,6 +1975,9 @@ impl Fixture {
             ("{member}", tenant.member.clone()),
             ("{invite}", invite),
             ("{job}", job),
+            ("{ticket}", ticket),
+            ("{code}", code),
+            ("{device}", device),
             ("{content_sha}", tenant.content.1.clone()),
             ("{layout}", layout(&content).to_string()),
             ("{content}", content),
@@ -1808,6 +2018,8 @@ impl Fixture {
             &b.content.1,
             &b.playlist,
             &b.schedule,
+            &b.screens,
+            &b.device,
         ]
         .into_iter()
         .map(String::as_str)

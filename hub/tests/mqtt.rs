@@ -217,6 +217,7 @@ impl DeviceReports for Recorded {
             Ok(Ingested {
                 stored,
                 duplicates: 0,
+                refused: 0,
             })
         })
     }

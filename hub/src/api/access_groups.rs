@@ -228,8 +228,9 @@ pub struct UpdateGroup {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
-    /// Who: `{"type": "user", "user_id": …}`. Device members arrive with
-    /// device pairing and are refused until then.
+    /// Who: `{"type": "user", "user_id": …}` or `{"type": "device",
+    /// "device_id": …}` (a paired device attached inside the caller's domain
+    /// and below the group's node; it is activated, L5).
     #[schema(value_type = Object)]
     pub member: MemberRef,
     /// When it joins; default now.
@@ -252,6 +253,9 @@ pub struct UpdateMember {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
+    /// Devices only: take (true) or give up (false) an active-device slot
+    /// of the license (L5); an inactive device loses access.
+    pub active: Option<bool>,
 }
 
 /// A field that is present (maybe `null`) becomes `Some`; absent stays `None`.
@@ -751,6 +755,38 @@ fn anonymous_audit(
     }
 }
 
+/// Refuses (409 `too_many_devices`) when `device` may not take one of
+/// `group`'s active-device slots (L5).
+fn activate_device(
+    state: &AppState,
+    group: &AccessGroup,
+    device: &DeviceId,
+) -> Result<(), ApiError> {
+    crate::access_groups::check_device_activation(&state.store, group, device)?
+        .map_err(|e| ApiError::conflict("too_many_devices", e.to_string()))
+}
+
+/// After a device member changed (added, activated, deactivated, removed,
+/// new end date): its broker access follows its groups (S7) and the group
+/// is published, so the device's assignment changes at once (L4, L5).
+/// Failures are logged: the change is stored, and the group's next
+/// publication sends it.
+async fn device_member_changed(
+    state: &AppState,
+    caller: &Caller,
+    group: &AccessGroupId,
+    member: &MemberRef,
+) {
+    let MemberRef::Device { device_id } = member else {
+        return;
+    };
+    let _ = crate::devices::refresh_broker_access(state, device_id).await;
+    let actor = Actor::user(&caller.user, &caller.from);
+    if let Err(e) = publish::publish(state, &GroupRef::AccessGroup(group.clone()), actor).await {
+        tracing::warn!(%group, device = %device_id, error = %e, "publishing after a device member change failed");
+    }
+}
+
 fn member_ref(kind: &str, id: &str) -> Result<MemberRef, ApiError> {
     match kind {
         "user" => Ok(MemberRef::User {
@@ -1014,16 +1050,19 @@ pub async fn list_members(
     ))
 }
 
-/// Adds a user member (Manager+). The user must be one the caller manages.
-/// Device members are refused until device pairing exists.
+/// Adds a user or device member (Manager+). A user must be one the caller
+/// manages; a device must be paired, attached inside the caller's domain
+/// and below the group's node, and is activated (L5: 409 when the license's
+/// active devices are all taken). A device member's group is published at
+/// once, so its assignment changes (L4).
 #[utoipa::path(post, path = "/api/v1/access-groups/{id}/members", tag = "access-groups", request_body = AddMember,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 201, description = "Added", body = MemberView),
-        (status = 400, description = "Invalid field, or a device member", body = super::ErrorBody),
+        (status = 400, description = "Invalid field, or a device not below the group's node", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Group or user absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Already a member, or the group is full", body = super::ErrorBody)))]
+        (status = 404, description = "Group, user or device absent or not visible", body = super::ErrorBody),
+        (status = 409, description = "Already a member, the group is full, or no active-device slot is free", body = super::ErrorBody)))]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -1031,29 +1070,46 @@ pub async fn add_member(
     ApiJson(request): ApiJson<AddMember>,
 ) -> Result<(StatusCode, Json<MemberView>), ApiError> {
     caller.require(Role::Manager)?;
-    let MemberRef::User { user_id } = &request.member else {
-        return Err(ApiError::bad_request(
-            "device_members_unsupported",
-            "device members arrive with device pairing; add users for now",
-        ));
-    };
     check_display_name(request.display_name.as_deref())?;
     let now = state.clock.now();
     let joined_at = request.joined_at.unwrap_or(now);
     check_end_date(joined_at, request.end_date)?;
-    let _write = state.store.write_lock().await;
+    let write = state.store.write_lock().await;
     let group = load_group(&state, &caller, &id)?;
-    let user = state
-        .store
-        .get::<User>(USERS, user_id.as_str())?
-        .filter(|u| sees_user(&caller, u))
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut users = HashMap::new();
+    let label = match &request.member {
+        MemberRef::User { user_id } => {
+            let user = state
+                .store
+                .get::<User>(USERS, user_id.as_str())?
+                .filter(|u| sees_user(&caller, u))
+                .ok_or_else(|| ApiError::not_found("user"))?;
+            let label = format!("user {}", user.name);
+            users.insert(user.id.clone(), user);
+            label
+        }
+        MemberRef::Device { device_id } => {
+            let device = crate::devices::device(&state.store, device_id.as_str())?
+                .filter(|d| caller.sees(&d.node))
+                .ok_or_else(|| ApiError::not_found("device"))?;
+            if !crate::access_groups::usable_at(&caller.tree, &group.node, &device.node) {
+                return Err(ApiError::bad_request(
+                    "device_outside_group",
+                    format!(
+                        "device {} is attached at {}, which is not below the group's node {}",
+                        device.id, device.node, group.node
+                    ),
+                ));
+            }
+            format!("device {}", device.id)
+        }
+    };
     if crate::access_groups::member_of(&state.store, &group.id, &request.member)?
         .is_some_and(|m| m.is_current())
     {
         return Err(ApiError::conflict(
             "already_member",
-            format!("user {} is already a member", user.name),
+            format!("{label} is already a member"),
         ));
     }
     if current_member_count(&state, &group.id)? >= MAX_MEMBERS {
@@ -1062,7 +1118,7 @@ pub async fn add_member(
             format!("a group holds at most {MAX_MEMBERS} members"),
         ));
     }
-    let member = joined(
+    let mut member = joined(
         &group,
         request.member,
         joined_at,
@@ -1072,6 +1128,10 @@ pub async fn add_member(
             by: caller.user.id.clone(),
         },
     );
+    if let MemberRef::Device { device_id } = &member.member {
+        activate_device(&state, &group, device_id)?;
+        member.active = true;
+    }
     let mut batch = WriteBatch::new();
     put_member(&mut batch, &member)?;
     caller
@@ -1081,11 +1141,12 @@ pub async fn add_member(
             group.id.as_str(),
             Some(group.node.clone()),
             serde_json::json!({"member": member.member, "joined_at": joined_at,
-                "end_date": member.membership.end_date}),
+                "end_date": member.membership.end_date, "active": member.active}),
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;
-    let users = HashMap::from([(user.id.clone(), user)]);
+    drop(write);
+    device_member_changed(&state, &caller, &group.id, &member.member).await;
     Ok((
         StatusCode::CREATED,
         Json(member_view(&group, &member, &users, now)),
@@ -1116,7 +1177,13 @@ pub async fn update_member(
         check_display_name(Some(name))?;
     }
     let who = member_ref(&kind, &member_id)?;
-    let _write = state.store.write_lock().await;
+    if request.active.is_some() && !matches!(who, MemberRef::Device { .. }) {
+        return Err(ApiError::bad_request(
+            "not_a_device",
+            "only device members hold active-device slots",
+        ));
+    }
+    let write = state.store.write_lock().await;
     let group = load_group(&state, &caller, &id)?;
     let mut member = crate::access_groups::member_of(&state.store, &group.id, &who)?
         .ok_or_else(|| ApiError::not_found("member"))?;
@@ -1125,6 +1192,12 @@ pub async fn update_member(
             "member_removed",
             "the member was removed; add it again instead",
         ));
+    }
+    if let (Some(active), MemberRef::Device { device_id }) = (request.active, &member.member) {
+        if active {
+            activate_device(&state, &group, device_id)?;
+        }
+        member.active = active;
     }
     if let Some(end_date) = request.end_date {
         check_end_date(member.membership.joined_at, end_date)?;
@@ -1142,10 +1215,12 @@ pub async fn update_member(
             group.id.as_str(),
             Some(group.node.clone()),
             serde_json::json!({"member": member.member, "end_date": member.membership.end_date,
-                "display_name": member.display_name}),
+                "display_name": member.display_name, "active": member.active}),
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;
+    drop(write);
+    device_member_changed(&state, &caller, &group.id, &member.member).await;
     let users = all_users(&state)?;
     Ok(Json(member_view(
         &group,
@@ -1173,7 +1248,7 @@ pub async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Manager)?;
     let who = member_ref(&kind, &member_id)?;
-    let _write = state.store.write_lock().await;
+    let write = state.store.write_lock().await;
     let group = load_group(&state, &caller, &id)?;
     let mut member = crate::access_groups::member_of(&state.store, &group.id, &who)?
         .ok_or_else(|| ApiError::not_found("member"))?;
@@ -1195,6 +1270,8 @@ pub async fn remove_member(
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;
+    drop(write);
+    device_member_changed(&state, &caller, &group.id, &member.member).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

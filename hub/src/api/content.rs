@@ -20,8 +20,8 @@
 //! - copy-down and the approval actions (`copy`, `request-approval`,
 //!   `approve`, `reject`) follow [`super::approval`];
 //! - the device route serves a blob, whole or one `Range` (206, 416), only
-//!   to a device [`device_may_fetch`] allows; until devices have
-//!   credentials (sync issue) [`DeviceAuth`] refuses every request (401).
+//!   to a device [`device_may_fetch`] allows, authenticated by its pairing
+//!   credentials ([`DeviceAuth`], 401 otherwise).
 
 use axum::Json;
 use axum::body::Body;
@@ -685,23 +685,55 @@ pub async fn reject_content(
     approval::reject(&state, &caller, &id, Items::Any, request).await
 }
 
-/// The device a device-route request comes from. Devices get credentials
-/// with the sync issue (S7); until then no request proves a device, so this
-/// refuses every request (401 `device_credentials_required`).
+/// The device a device-route request comes from (S7):
+/// `Authorization: Basic base64(device_id:secret)` with the secret the
+/// device collected at pairing, checked like its broker login
+/// ([`crate::devices::broker_login`]). Anything else is 401
+/// `device_credentials_required`.
 pub struct DeviceAuth {
     /// The authenticated device.
     pub device: DeviceId,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for DeviceAuth {
+/// The longest `Authorization` header a device may send, in bytes.
+const MAX_DEVICE_AUTH_LEN: usize = 512;
+
+impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "device_credentials_required",
-            "device credentials are required (they arrive with pairing)",
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use base64::Engine as _;
+        let refused = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "device_credentials_required",
+                "expected 'Authorization: Basic base64(device_id:secret)' of a paired device",
+            )
+        };
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= MAX_DEVICE_AUTH_LEN)
+            .ok_or_else(refused)?;
+        let encoded = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+            .ok_or_else(refused)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| refused())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| refused())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(refused)?;
+        if !crate::devices::broker_login(&state.store, id, secret)? {
+            return Err(refused());
+        }
+        Ok(Self {
+            device: DeviceId::from(id),
+        })
     }
 }
 

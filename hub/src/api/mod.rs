@@ -9,6 +9,7 @@ mod access_groups;
 mod approval;
 mod audit_log;
 mod content;
+mod devices;
 mod error;
 mod extract;
 mod fleet;
@@ -134,6 +135,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(publish::routes())
         .merge(fleet::routes())
         .merge(reports::routes())
+        .merge(devices::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

@@ -135,6 +135,12 @@ pub struct MqttConfig {
     /// The hub's MQTT client id: stable, so its persistent session (S5)
     /// survives restarts. Two hubs on one broker need different ids.
     pub client_id: String,
+    /// Administer device credentials and per-device ACLs (S7) on the
+    /// external broker through mosquitto's dynamic-security plugin, as
+    /// `username`, which must hold the plugin's admin role (see
+    /// [`crate::mqtt::dynsec`]). Off: devices are authenticated by the
+    /// broker's own means (the embedded broker asks the hub's store).
+    pub dynsec: bool,
 }
 
 /// The CA bundle `mqtts://` uses when `ca_file` is unset (Debian and
@@ -157,6 +163,7 @@ impl Default for MqttConfig {
             client_key_file: None,
             device_url: None,
             client_id: "signet-hub".to_owned(),
+            dynsec: false,
         }
     }
 }
@@ -231,6 +238,10 @@ impl BrokerUrl {
 
 impl MqttConfig {
     fn validate(&self) -> Result<(), String> {
+        if self.dynsec && (self.embedded || self.username.is_none() || self.password.is_none()) {
+            return Err("mqtt.dynsec administers an external mosquitto: it needs                  mqtt.embedded = false, mqtt.url, and the admin's mqtt.username and mqtt.password"
+                .into());
+        }
         if !cfg!(feature = "embedded-broker") && self.embedded {
             return Err("mqtt.embedded: this signet-hub was built without the \
                  embedded-broker feature; set mqtt.embedded = false and mqtt.url"

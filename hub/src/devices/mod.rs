@@ -1,15 +1,502 @@
-//! Devices (S7): pairing, device records and their credentials.
+//! Devices (S7): pairing, device records, their credentials and the signed
+//! commands sent to them (DESIGN §5).
 //!
-//! Interface for the broker and the device routes: [`broker_login`].
+//! Owns: the device records, open and recent pairings with their code
+//! index, the per-device command log, and the facts the broker and the
+//! device routes ask ("are these a device's credentials?", "which group
+//! manifests may this device read?"). May call: the store,
+//! [`crate::tenancy`] and [`crate::access_groups`] to read, the
+//! [`crate::mqtt::admin::BrokerAdmin`] seam. Must not: decide who may pair,
+//! move or unpair a device — the API does, with `manage_devices` (P7) and
+//! the caller's domain (T3, T4).
+//!
+//! # Secrets
+//! The pairing ticket and the device secret are 32 random bytes each
+//! ([`crate::identity::new_token`]); only their SHA-256 is stored, so a copy
+//! of the store can neither collect a pairing nor log in as a device. One
+//! window is deliberate: the device secret is made when an operator
+//! approves, and its plain text waits in the pairing record until the agent
+//! collects it at its next poll (seconds later); collection deletes it in
+//! the same durable write that answers the poll, and an uncollected secret
+//! is deleted [`COLLECT_TTL_SECS`] after approval (then the operator unpairs
+//! and pairs again). The plain text is never logged or listed.
+//!
+//! # Storage
+//! | tree | key | value |
+//! |---|---|---|
+//! | [`DEVICES`] | device id | [`Device`] |
+//! | [`PAIRINGS`] | SHA-256 of the ticket | [`Pairing`] |
+//! | [`PAIRING_CODES`] | code | SHA-256 of the ticket (open pairings only) |
+//! | [`DEVICE_COMMANDS`] | `{device}/{version:020}` | [`StoredCommand`] |
+//! | [`crate::tenancy::NODE_DEVICES`] | `{node}/{device}` | `{"device": id}` |
 
-use crate::store::{Store, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use ring::rand::{SecureRandom as _, SystemRandom};
+use serde::{Deserialize, Serialize};
+use signet_common::documents::CommandAction;
+use signet_common::ids::{DeviceId, NodeId, UserId};
+
+use crate::access_groups::{self, MemberRef};
+use crate::api::AppState;
+use crate::identity::token_key;
+use crate::store::{Store, StoreError, WriteBatch};
+use crate::tenancy::{NODE_DEVICES, load_tree};
+
+/// Tree of paired devices by id.
+pub const DEVICES: &str = "devices";
+/// Tree of pairings by the SHA-256 of their ticket.
+pub const PAIRINGS: &str = "pairings";
+/// Tree of open pairings' ticket hashes by code.
+pub const PAIRING_CODES: &str = "pairing_codes";
+/// Tree of signed commands, keyed `{device}/{version:020}`.
+pub const DEVICE_COMMANDS: &str = "device_commands";
+
+/// How long a pairing code may be approved, in seconds.
+pub const PAIRING_TTL_SECS: i64 = 15 * 60;
+/// How long an approved pairing's credentials wait for the agent, in seconds.
+pub const COLLECT_TTL_SECS: i64 = 15 * 60;
+/// How long a closed pairing (expired, rejected, collected) still answers
+/// its agent's poll with the reason before it is deleted, in seconds.
+pub const CLOSED_RETENTION_SECS: i64 = 60 * 60;
+/// How long an agent waits between polls, in seconds.
+pub const POLL_SECS: u32 = 5;
+/// The most open (pending, unexpired) pairings the hub holds.
+pub const MAX_OPEN_PAIRINGS: usize = 1000;
+/// The most open pairings requested from one client address: a site
+/// behind one NAT address may pair this many screens at once.
+pub const MAX_OPEN_PAIRINGS_PER_ADDRESS: usize = 32;
+/// The alphabet of pairing codes: digits and upper-case letters without
+/// the look-alikes 0/O, 1/I/L.
+pub const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// The longest device name, in bytes.
+pub const MAX_DEVICE_NAME_LEN: usize = 128;
+/// How long a command may still run after it was signed, in seconds.
+pub const COMMAND_TTL_SECS: i64 = 5 * 60;
+/// The most commands kept per device (older ones are pruned).
+pub const MAX_COMMANDS_KEPT: usize = 50;
+
+/// A paired screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Stable id (`d-…`), also its MQTT user name.
+    pub id: DeviceId,
+    /// Display name.
+    pub name: String,
+    /// The leaf node it is attached to (T1).
+    pub node: NodeId,
+    /// The agent's own Ed25519 public key (standard base64), from pairing.
+    pub public_key: String,
+    /// Operating system, as the agent reported at pairing.
+    pub os: String,
+    /// Agent version, as reported at pairing.
+    pub agent_version: String,
+    /// When it was approved.
+    pub paired_at: DateTime<Utc>,
+    /// Who approved it.
+    pub paired_by: UserId,
+    /// SHA-256 (hex) of its secret: broker password and HTTP credential.
+    pub secret_hash: String,
+    /// The version of the newest command signed for it (S3: strictly
+    /// increasing per device).
+    #[serde(default)]
+    pub last_command_version: u64,
+}
+
+/// Where a pairing stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PairingState {
+    /// Waiting for an operator until the pairing's `expires_at`.
+    Pending,
+    /// Approved: the device exists; its secret waits for collection.
+    Approved {
+        /// The device made.
+        device: DeviceId,
+        /// The plain secret until the agent collects it (see the module
+        /// doc); `None` once collected or expired.
+        secret: Option<String>,
+        /// When it was approved.
+        approved_at: DateTime<Utc>,
+        /// Who approved it.
+        approved_by: UserId,
+        /// Until when the agent may collect the credentials.
+        collect_by: DateTime<Utc>,
+        /// When the agent collected them.
+        collected_at: Option<DateTime<Utc>>,
+    },
+    /// Refused by an operator.
+    Rejected {
+        /// When.
+        at: DateTime<Utc>,
+        /// Who.
+        by: UserId,
+    },
+}
+
+/// One pairing request of an agent (S7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pairing {
+    /// SHA-256 (hex) of the ticket: also the key.
+    pub ticket_hash: String,
+    /// The code shown on the screen.
+    pub code: String,
+    /// The agent's public key (standard base64).
+    pub public_key: String,
+    /// The agent's version.
+    pub agent_version: String,
+    /// The device's operating system.
+    pub os: String,
+    /// The client address it came from (per-address bound).
+    pub from: String,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+    /// Until when the code may be approved.
+    pub expires_at: DateTime<Utc>,
+    /// Where it stands.
+    pub state: PairingState,
+}
+
+impl Pairing {
+    /// Whether an operator may still approve or reject it at `now`.
+    #[must_use]
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        matches!(self.state, PairingState::Pending) && now < self.expires_at
+    }
+
+    /// When it stopped being useful to anyone: expiry, collection (or the
+    /// end of the collection window) or rejection; `None` while still in use.
+    #[must_use]
+    pub fn closed_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.state {
+            PairingState::Pending => (now >= self.expires_at).then_some(self.expires_at),
+            PairingState::Approved {
+                collect_by,
+                collected_at,
+                ..
+            } => collected_at.or_else(|| (now >= *collect_by).then_some(*collect_by)),
+            PairingState::Rejected { at, .. } => Some(*at),
+        }
+    }
+}
+
+/// A signed command as stored (Deliver 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCommand {
+    /// The device.
+    pub device: DeviceId,
+    /// Its version (per device).
+    pub version: u64,
+    /// What it asks.
+    pub action: CommandAction,
+    /// Its nonce.
+    pub nonce: String,
+    /// When it was signed.
+    pub issued_at: DateTime<Utc>,
+    /// When it stops being valid.
+    pub expires_at: DateTime<Utc>,
+    /// Who asked.
+    pub issued_by: UserId,
+    /// The signed envelope, byte for byte as published.
+    pub envelope: String,
+}
+
+/// The key of a command record.
+#[must_use]
+pub fn command_key(device: &DeviceId, version: u64) -> String {
+    format!("{device}/{version:020}")
+}
+
+/// The key of a device's [`NODE_DEVICES`] entry.
+#[must_use]
+pub fn node_device_key(node: &NodeId, device: &DeviceId) -> String {
+    format!("{node}/{device}")
+}
+
+/// A fresh pairing code: [`signet_common::sync::PAIRING_CODE_LEN`]
+/// characters of [`CODE_ALPHABET`], uniformly drawn (rejection sampling).
+#[must_use]
+pub fn new_code() -> String {
+    let len = signet_common::sync::PAIRING_CODE_LEN;
+    let mut code = String::with_capacity(len);
+    // 31 symbols: accept bytes below 248 (8 × 31) so every symbol is equally likely.
+    let limit = u8::try_from(256 / CODE_ALPHABET.len() * CODE_ALPHABET.len()).unwrap_or(248);
+    while code.len() < len {
+        let mut bytes = [0u8; 16];
+        random_fill(&mut bytes);
+        for b in bytes {
+            if b < limit && code.len() < len {
+                code.push(char::from(
+                    CODE_ALPHABET[usize::from(b) % CODE_ALPHABET.len()],
+                ));
+            }
+        }
+    }
+    code
+}
+
+/// A fresh random hex nonce (16 bytes).
+#[must_use]
+pub fn new_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    random_fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_fill(bytes: &mut [u8]) {
+    #[allow(clippy::expect_used)] // no safe fallback exists for a broken OS RNG
+    SystemRandom::new()
+        .fill(bytes)
+        .expect("the operating system's random source failed");
+}
+
+/// A code as an operator typed it, normalized: trimmed, upper case, dashes
+/// and spaces dropped; `None` when it cannot be a code.
+#[must_use]
+pub fn normalize_code(code: &str) -> Option<String> {
+    let code: String = code
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == signet_common::sync::PAIRING_CODE_LEN
+        && code.bytes().all(|b| CODE_ALPHABET.contains(&b)))
+    .then_some(code)
+}
+
+/// Whether two equal-length byte strings are equal, in time that does not
+/// depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// Whether `username` / `password` are a paired device's broker
-/// credentials (the device id and its secret).
+/// credentials (the device id and its secret): one store read and one
+/// SHA-256, compared in constant time.
 ///
 /// # Errors
 /// When the store fails.
 pub fn broker_login(store: &Store, username: &str, password: &str) -> Result<bool, StoreError> {
-    let _ = (store, username, password);
-    Ok(false)
+    if username.is_empty()
+        || username.len() > signet_common::ids::MAX_ID_LEN
+        || password.is_empty()
+        || password.len() > 256
+    {
+        return Ok(false);
+    }
+    let Some(device) = store.get::<Device>(DEVICES, username)? else {
+        return Ok(false);
+    };
+    let offered = token_key(password);
+    Ok(constant_time_eq(
+        offered.as_bytes(),
+        device.secret_hash.as_bytes(),
+    ))
+}
+
+/// The device `id`, if paired.
+///
+/// # Errors
+/// When the store fails.
+pub fn device(store: &Store, id: &str) -> Result<Option<Device>, StoreError> {
+    if id.is_empty() || id.len() > signet_common::ids::MAX_ID_LEN {
+        return Ok(None);
+    }
+    store.get(DEVICES, id)
+}
+
+/// The group ids whose manifests `device` may read on the broker (S7): the
+/// node chain root → its node, and the access groups it is a current,
+/// active member of — what its assignment lists.
+///
+/// # Errors
+/// When the store fails.
+pub fn broker_groups(store: &Store, device: &Device) -> Result<Vec<String>, StoreError> {
+    let (tree, _) = load_tree(store)?;
+    let mut groups: Vec<String> = tree
+        .path_to_root(&device.node)
+        .into_iter()
+        .map(ToString::to_string)
+        .collect();
+    let member = MemberRef::Device {
+        device_id: device.id.clone(),
+    };
+    groups.extend(
+        access_groups::memberships_of(store, &member)?
+            .into_iter()
+            .filter(|(_, record)| record.is_current() && record.active)
+            .map(|(group, _)| group.id.to_string()),
+    );
+    groups.sort();
+    groups.dedup();
+    Ok(groups)
+}
+
+/// Gives `device`'s broker access its current group list (password
+/// unchanged). A failure is logged and returned; [`reconcile_broker_access`]
+/// (run it at start) repairs it later.
+///
+/// # Errors
+/// The broker's or the store's failure, as text.
+pub async fn refresh_broker_access(state: &AppState, device: &DeviceId) -> Result<(), String> {
+    let record = match self::device(&state.store, device.as_str()) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let groups = broker_groups(&state.store, &record).map_err(|e| e.to_string())?;
+    state
+        .broker_admin
+        .grant(device, None, &groups)
+        .await
+        .map_err(|e| {
+            tracing::warn!(%device, error = %e, "broker access not updated");
+            e.to_string()
+        })
+}
+
+/// Grants every paired device its current group list on the broker
+/// (passwords unchanged): for the hub's start, after the broker lost or
+/// missed changes. Returns how many grants failed.
+///
+/// # Errors
+/// When the store fails.
+pub async fn reconcile_broker_access(state: &AppState) -> Result<usize, StoreError> {
+    let devices: Vec<Device> = state.store.scan(DEVICES, "")?;
+    let mut failed = 0;
+    for device in &devices {
+        let groups = broker_groups(&state.store, device)?;
+        if let Err(e) = state.broker_admin.grant(&device.id, None, &groups).await {
+            tracing::warn!(device = %device.id, error = %e, "broker access not reconciled");
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
+/// Adds to `batch` the deletion of pairings closed for longer than
+/// [`CLOSED_RETENTION_SECS`] (and their code entries), and drops the plain
+/// secret of approved pairings whose collection window passed.
+///
+/// # Errors
+/// When the store fails.
+pub fn prune_pairings(
+    store: &Store,
+    batch: &mut WriteBatch,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let retention = TimeDelta::seconds(CLOSED_RETENTION_SECS);
+    for mut pairing in store.scan::<Pairing>(PAIRINGS, "")? {
+        let Some(closed) = pairing.closed_at(now) else {
+            continue;
+        };
+        if matches!(pairing.state, PairingState::Pending) {
+            drop_code(store, batch, &pairing)?;
+        }
+        if now >= closed + retention {
+            batch.delete(PAIRINGS, &pairing.ticket_hash);
+        } else if let PairingState::Approved { secret, .. } = &mut pairing.state
+            && secret.is_some()
+        {
+            *secret = None;
+            batch.put(PAIRINGS, &pairing.ticket_hash.clone(), &pairing)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes `pairing`'s code entry if it still points at it.
+///
+/// # Errors
+/// When the store fails.
+pub fn drop_code(
+    store: &Store,
+    batch: &mut WriteBatch,
+    pairing: &Pairing,
+) -> Result<(), StoreError> {
+    if store
+        .get::<String>(PAIRING_CODES, &pairing.code)?
+        .is_some_and(|hash| hash == pairing.ticket_hash)
+    {
+        batch.delete(PAIRING_CODES, &pairing.code);
+    }
+    Ok(())
+}
+
+/// The open pairing with `code` at `now`, if any.
+///
+/// # Errors
+/// When the store fails.
+pub fn open_pairing_by_code(
+    store: &Store,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Pairing>, StoreError> {
+    let Some(hash) = store.get::<String>(PAIRING_CODES, code)? else {
+        return Ok(None);
+    };
+    Ok(store
+        .get::<Pairing>(PAIRINGS, &hash)?
+        .filter(|p| p.is_open(now)))
+}
+
+/// Adds to `batch` everything unpairing `device` changes: its record, its
+/// [`NODE_DEVICES`] entry, its command log, and its access-group
+/// memberships, which end now (L4; the records stay for usage reports, L8).
+///
+/// # Errors
+/// When the store fails.
+pub fn unpair(
+    store: &Store,
+    batch: &mut WriteBatch,
+    device: &Device,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    batch.delete(DEVICES, device.id.as_str());
+    batch.delete(NODE_DEVICES, &node_device_key(&device.node, &device.id));
+    for key in store.scan_keys(DEVICE_COMMANDS, &format!("{}/", device.id))? {
+        batch.delete(DEVICE_COMMANDS, &key);
+    }
+    let member = MemberRef::Device {
+        device_id: device.id.clone(),
+    };
+    let mut ended = 0;
+    for (group, mut record) in access_groups::memberships_of(store, &member)? {
+        if record.is_current() {
+            record.membership.removed_at = Some(now);
+            record.active = false;
+            batch.put(
+                access_groups::MEMBERS,
+                &access_groups::member_key(&group.id, &member),
+                &record,
+            )?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s7_codes_use_the_unambiguous_alphabet() {
+        for _ in 0..200 {
+            let code = new_code();
+            assert_eq!(code.len(), signet_common::sync::PAIRING_CODE_LEN);
+            assert!(code.bytes().all(|b| CODE_ALPHABET.contains(&b)), "{code}");
+            assert!(!code.contains(['0', 'O', '1', 'I', 'L']), "{code}");
+            assert_eq!(normalize_code(&code.to_lowercase()), Some(code.clone()));
+        }
+        assert_eq!(normalize_code("abcd-efgh"), Some("ABCDEFGH".into()));
+        assert_eq!(normalize_code("ABCDEFG0"), None);
+        assert_eq!(normalize_code("ABC"), None);
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_strings() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
 }
