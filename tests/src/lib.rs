@@ -212,3 +212,271 @@ impl Drop for Process {
         self.kill();
     }
 }
+
+/// A running `signet-hub serve` on loopback (embedded broker unless the
+/// environment says otherwise), with its admin logged in.
+pub struct Hub {
+    /// The process.
+    pub process: Process,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The admin's bearer token.
+    pub token: String,
+    /// The data directory.
+    pub data: PathBuf,
+    /// HTTP client.
+    pub client: reqwest::Client,
+}
+
+impl Hub {
+    /// Initializes `dir/data` and starts the hub on free loopback ports,
+    /// with `env` added (e.g. `SIGNET_HUB_MQTT__EMBEDDED=false`).
+    ///
+    /// # Panics
+    /// When init, start or login fail.
+    pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let data = dir.join("hub-data");
+        let init = Command::new(binary("signet-hub"))
+            .args(["init", "--data"])
+            .arg(&data)
+            .output()
+            .expect("run signet-hub init");
+        let stdout = String::from_utf8_lossy(&init.stdout).into_owned();
+        assert!(
+            init.status.success(),
+            "init failed: {stdout}{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let password = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("admin password: "))
+            .expect("init prints the admin password")
+            .to_owned();
+        Self::serve(&data, &password, env).await
+    }
+
+    /// Starts `serve` on an initialized data directory and logs in.
+    ///
+    /// # Panics
+    /// When the hub does not start or the login fails.
+    pub async fn serve(data: &Path, password: &str, env: &[(&str, &str)]) -> Self {
+        let data_text = data.display().to_string();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("SIGNET_HUB_DATA", &data_text),
+            ("SIGNET_HUB_HTTP_LISTEN", "127.0.0.1:0"),
+            ("SIGNET_HUB_BROKER_LISTEN", "127.0.0.1:0"),
+        ];
+        all.extend_from_slice(env);
+        let process = Process::start("hub", &binary("signet-hub"), &["serve"], &all);
+        let line = process
+            .line_containing("signet-hub listening on http://", Duration::from_secs(30))
+            .await;
+        let base = line
+            .split("listening on ")
+            .nth(1)
+            .expect("the line names the address")
+            .trim()
+            .to_owned();
+        let client = reqwest::Client::new();
+        let mut hub = Self {
+            process,
+            base,
+            token: String::new(),
+            data: data.to_path_buf(),
+            client,
+        };
+        let (status, session) = hub
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/session",
+                Some(serde_json::json!({"name": "admin", "password": password})),
+            )
+            .await;
+        assert!(status.is_success(), "login: {status} {session}");
+        hub.token = session["token"]
+            .as_str()
+            .expect("the session answer has a token")
+            .to_owned();
+        hub
+    }
+
+    /// Sends a request as the admin; returns the status and JSON body.
+    ///
+    /// # Panics
+    /// When the request cannot be sent.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send a request to the hub");
+        let status = response.status();
+        let bytes = response.bytes().await.expect("read the hub's answer");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// POSTs `body` and expects success; returns the answer.
+    ///
+    /// # Panics
+    /// When the hub refuses.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, answer) = self.call(reqwest::Method::POST, path, Some(body)).await;
+        assert!(status.is_success(), "POST {path}: {status} {answer}");
+        answer
+    }
+
+    /// Creates a node under `parent`; returns its id.
+    pub async fn node(&self, parent: &str, name: &str) -> String {
+        let answer = self
+            .post(
+                "/api/v1/nodes",
+                serde_json::json!({"parent": parent, "name": name}),
+            )
+            .await;
+        answer["id"].as_str().expect("a node id").to_owned()
+    }
+
+    /// The root node's id.
+    ///
+    /// # Panics
+    /// When the node list has no root.
+    pub async fn root(&self) -> String {
+        let (_, nodes) = self.call(reqwest::Method::GET, "/api/v1/nodes", None).await;
+        nodes
+            .as_array()
+            .and_then(|all| all.iter().find(|n| n["parent"].is_null()))
+            .and_then(|n| n["id"].as_str())
+            .expect("a root node")
+            .to_owned()
+    }
+
+    /// Uploads `bytes` as a content item at `node`; returns the item's JSON.
+    ///
+    /// # Panics
+    /// When the upload is refused.
+    pub async fn upload(&self, node: &str, name: &str, bytes: Vec<u8>) -> serde_json::Value {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/content", self.base))
+            .query(&[("node", node), ("name", name)])
+            .bearer_auth(&self.token)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        let status = response.status();
+        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+        assert!(status.is_success(), "upload: {status} {answer}");
+        answer
+    }
+
+    /// The fleet view of every device.
+    pub async fn fleet(&self) -> Vec<serde_json::Value> {
+        let (_, fleet) = self.call(reqwest::Method::GET, "/api/v1/fleet", None).await;
+        fleet.as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// A `signet-agent` with its own data directory and config file.
+pub struct Agent {
+    /// A name for messages.
+    pub name: String,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// Its device id once paired.
+    pub device: String,
+    /// The running `signet-agent run`, if started.
+    pub process: Option<Process>,
+}
+
+impl Agent {
+    /// Pairs a new agent with `hub` into `node` (the operator approves the
+    /// code the agent prints), then waits for `pair` to finish.
+    ///
+    /// # Panics
+    /// When pairing fails.
+    pub async fn pair(hub: &Hub, dir: &Path, name: &str, node: &str, extra_config: &str) -> Self {
+        let data = dir.join(format!("{name}-data"));
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\nhub_url = {:?}\nreconnect_cap_secs = 2\n{extra_config}",
+                data.display().to_string(),
+                hub.base
+            ),
+        )
+        .expect("write the agent config");
+        let config_text = config.display().to_string();
+        let mut pairing = Process::start(
+            &format!("{name}-pair"),
+            &binary("signet-agent"),
+            &["pair", "--hub", &hub.base, "--config", &config_text],
+            &[],
+        );
+        let line = pairing
+            .line_containing("pairing code: ", Duration::from_secs(30))
+            .await;
+        let code = line
+            .split("pairing code: ")
+            .nth(1)
+            .expect("the line has the code")
+            .trim()
+            .to_owned();
+        let answer = hub
+            .post(
+                &format!("/api/v1/devices/pairings/{code}/approve"),
+                serde_json::json!({"node": node, "name": name}),
+            )
+            .await;
+        let device = answer["device"]["id"]
+            .as_str()
+            .expect("the approval names the device")
+            .to_owned();
+        let code = pairing.exit_code(Duration::from_secs(30)).await;
+        assert_eq!(
+            code,
+            Some(0),
+            "pair output:\n{}",
+            pairing.output().join("\n")
+        );
+        Self {
+            name: name.to_owned(),
+            config,
+            data,
+            device,
+            process: None,
+        }
+    }
+
+    /// Starts `signet-agent run`.
+    pub fn run(&mut self) {
+        let config = self.config.display().to_string();
+        self.process = Some(Process::start(
+            &self.name,
+            &binary("signet-agent"),
+            &["run", "--config", &config],
+            &[("RUST_LOG", "info")],
+        ));
+    }
+
+    /// Kills the running agent with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+}
