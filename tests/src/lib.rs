@@ -480,3 +480,126 @@ impl Agent {
         }
     }
 }
+
+/// A real mosquitto 2.x with the dynamic-security plugin on a free
+/// loopback port, as an operator would run an external broker (O3): its
+/// config, plugin store and log in a temp dir; no persistence of messages,
+/// so a restart loses every retained message (the harshest case for S4).
+/// Killed by its pid when dropped.
+pub struct Mosquitto {
+    /// Where it listens (the same across restarts).
+    pub addr: SocketAddr,
+    /// The dynamic-security admin's user name.
+    pub admin_user: String,
+    /// Its password.
+    pub admin_password: String,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts a broker whose plugin store holds only the admin client.
+    ///
+    /// # Panics
+    /// When mosquitto or `mosquitto_ctrl` fail.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let admin_user = "signet-admin".to_owned();
+        let admin_password = format!("admin-{}", std::process::id());
+        let store = dir.path().join("dynamic-security.json");
+        let init = Command::new("/usr/bin/mosquitto_ctrl")
+            .args(["dynsec", "init"])
+            .arg(&store)
+            .args([&admin_user, &admin_password])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mosquitto_ctrl");
+        assert!(
+            init.status.success() && store.exists(),
+            "mosquitto_ctrl dynsec init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let (addr, reserved) = free_port();
+        drop(reserved);
+        let mut broker = Self {
+            addr,
+            admin_user,
+            admin_password,
+            child: None,
+            dir,
+        };
+        broker.run().await;
+        broker
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.addr)
+    }
+
+    /// Its log so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs it (by pid) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same plugin store.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.run().await;
+    }
+
+    async fn run(&mut self) {
+        let dir = self.dir.path();
+        let config = dir.join("mosquitto.conf");
+        // `user root`: as root, mosquitto would drop to the `mosquitto` user
+        // and could not write its plugin store in the temp dir.
+        std::fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\nuser root\n\
+                 persistence false\nlog_dest file {log}\nlog_type all\n\
+                 plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\n\
+                 plugin_opt_config_file {store}\n",
+                port = self.addr.port(),
+                log = dir.join("mosquitto.log").display(),
+                store = dir.join("dynamic-security.json").display(),
+            ),
+        )
+        .expect("write the mosquitto config");
+        let child = Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(self.addr).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen on {}:\n{}",
+                self.addr,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,14 +1,22 @@
-//! End to end over the real binaries (issue 5): a hub with its embedded
-//! broker and three paired agents. A change in the hub reaches every agent,
-//! and the fleet API says when each has applied it (S4, S5, S7, L3, L4, U4).
+//! End to end over the real binaries (issue 5): a hub and three paired
+//! agents, first with the hub's embedded broker, then with an external
+//! mosquitto that administers per-device access (dynamic security) and is
+//! killed in the middle of changes. A change in the hub reaches every
+//! agent, and the fleet API says when each has applied it (S4, S5, S7, L3,
+//! L4, U4, O3).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use signet_tests::{Agent, Hub};
+use signet_tests::{Agent, Hub, Mosquitto};
+
+/// How long any convergence may take before the test fails (generous: the
+/// machine is shared; the latency itself is measured by the bench).
+const CONVERGE: Duration = Duration::from_secs(90);
 
 /// A small GIF-looking image (the hub detects the type from its bytes).
 fn image(seed: u8) -> Vec<u8> {
@@ -31,9 +39,24 @@ fn applied(fleet: &[Value], device: &str, group: &str) -> Option<u64> {
         .as_u64()
 }
 
-/// Whether every listed device is in sync and holds `group` at `version`
-/// or above.
-fn all_in_sync(fleet: &[Value], devices: &[String], group: &str, version: u64) -> bool {
+/// Polls the fleet until `done` holds; returns the fleet then.
+async fn fleet_until(hub: &Hub, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let fleet = hub.fleet().await;
+        if done(&fleet) {
+            return fleet;
+        }
+        assert!(
+            started.elapsed() < CONVERGE,
+            "timed out waiting for {what}: {fleet:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every device in sync, holding `group` at `version` or above.
+fn in_sync_with(fleet: &[Value], devices: &[String], group: &str, version: u64) -> bool {
     devices.iter().all(|device| {
         entry(fleet, device).is_some_and(|d| d["in_sync"] == true)
             && applied(fleet, device, group).is_some_and(|v| v >= version)
@@ -54,49 +77,31 @@ async fn group_version(hub: &Hub, group: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Issue 5, the main scenario: pair three agents, put them in an access
-/// group, add content → every agent applies the new manifest and the fleet
-/// API says in sync; remove one member → its assignment drops the group,
-/// and it is in sync again without it (S4, S5, S7, L3, L4, U4).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path(), &[]).await;
+/// A tenant with a leaf site, three agents paired into it and running, all
+/// reported in sync; returns (tenant, agents, device ids).
+async fn three_paired_agents(hub: &Hub, dir: &Path) -> (String, Vec<Agent>, Vec<String>) {
     let root = hub.root().await;
     let tenant = hub.node(&root, "Acme").await;
     let site = hub.node(&tenant, "Store 12").await;
-
     let mut agents = Vec::new();
     for n in 1..=3 {
-        let mut agent = Agent::pair(&hub, dir.path(), &format!("screen-{n}"), &site, "").await;
+        let mut agent = Agent::pair(hub, dir, &format!("screen-{n}"), &site, "").await;
         agent.run();
         agents.push(agent);
     }
     let devices: Vec<String> = agents.iter().map(|a| a.device.clone()).collect();
-
-    // Paired and running: each reports and applies its node manifests.
-    let fleet_limit = Duration::from_secs(60);
-    let mut fleet = Vec::new();
-    for device in &devices {
-        let f = &mut fleet;
-        let mut last = Vec::new();
-        let started = Instant::now();
-        while started.elapsed() < fleet_limit {
-            last = hub.fleet().await;
-            if entry(&last, device).is_some_and(|d| d["in_sync"] == true) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            entry(&last, device).is_some_and(|d| d["in_sync"] == true),
-            "{device} never in sync: {last:#?}"
-        );
-        *f = last;
-    }
+    let fleet = fleet_until(hub, "three paired agents in sync", |fleet| {
+        devices
+            .iter()
+            .all(|d| entry(fleet, d).is_some_and(|e| e["in_sync"] == true))
+    })
+    .await;
     assert_eq!(fleet.len(), 3, "{fleet:#?}");
+    (tenant, agents, devices)
+}
 
-    // An access group with the three screens as members.
+/// An access group at `tenant` with `devices` as members; its id.
+async fn access_group(hub: &Hub, tenant: &str, devices: &[String]) -> String {
     let group = hub
         .post(
             "/api/v1/access-groups",
@@ -107,47 +112,35 @@ async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
         .as_str()
         .unwrap()
         .to_owned();
-    for device in &devices {
+    for device in devices {
         hub.post(
             &format!("/api/v1/access-groups/{group}/members"),
             json!({"member": {"type": "device", "device_id": device}}),
         )
         .await;
     }
+    group
+}
 
-    // Content added to the group: published at once (L3).
-    let item = hub.upload(&tenant, "Lunch menu", image(1)).await;
+/// Sets `group`'s items (published at once, L3); returns the group's new
+/// manifest version.
+async fn set_items(hub: &Hub, group: &str, items: &[&Value]) -> u64 {
+    let items: Vec<Value> = items.iter().map(|i| json!({"id": i["id"]})).collect();
     let (status, saved) = hub
         .call(
             Method::PUT,
             &format!("/api/v1/access-groups/{group}/items"),
-            Some(json!({"items": [{"id": item["id"]}]})),
+            Some(json!({"items": items})),
         )
         .await;
     assert!(status.is_success(), "{saved}");
     assert!(saved["publication_error"].is_null(), "{saved}");
-    let version = group_version(&hub, &group).await;
-    assert!(version >= 1);
-    let started = Instant::now();
-    let fleet = loop {
-        let fleet = hub.fleet().await;
-        if all_in_sync(&fleet, &devices, &group, version) {
-            break fleet;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "agents did not apply {group} v{version}: {fleet:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    for device in &devices {
-        assert_eq!(applied(&fleet, device, &group), Some(version));
-        assert_eq!(entry(&fleet, device).unwrap()["online"], true);
-    }
+    group_version(hub, group).await
+}
 
-    // Remove one member: its assignment drops the group (L4), the others
-    // keep it.
-    let removed = &devices[2];
+/// Removes `removed` from `group`: its assignment drops the group and it is
+/// in sync without it, while `kept` keep the group at `version` (L4).
+async fn remove_member(hub: &Hub, group: &str, removed: &str, kept: &[String], version: u64) {
     let (status, answer) = hub
         .call(
             Method::DELETE,
@@ -156,29 +149,90 @@ async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
         )
         .await;
     assert!(status.is_success(), "remove member: {status} {answer}");
-    // Its desired documents no longer include the group; once it applied
-    // the new assignment it is in sync without it. The others keep it.
-    let started = Instant::now();
-    loop {
-        let fleet = hub.fleet().await;
-        let gone = entry(&fleet, removed).is_some_and(|d| {
+    fleet_until(hub, "the removed member to drop the group", |fleet| {
+        let gone = entry(fleet, removed).is_some_and(|d| {
             d["in_sync"] == true
                 && !d["documents"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .any(|doc| doc["subject"] == group.as_str())
+                    .any(|doc| doc["subject"] == group)
         });
-        let kept = devices[..2]
+        gone && kept
             .iter()
-            .all(|d| applied(&fleet, d, &group) == Some(version));
-        if gone && kept {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{removed} did not drop {group}: {fleet:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+            .all(|d| applied(fleet, d, group) == Some(version))
+    })
+    .await;
+}
+
+/// Issue 5, the main scenario with the embedded broker: pair three agents,
+/// put them in an access group, add content → every agent applies the new
+/// manifest and the fleet API says in sync; remove one member → its
+/// assignment drops the group (S4, S5, S7, L3, L4, U4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), &[]).await;
+    let (tenant, _agents, devices) = three_paired_agents(&hub, dir.path()).await;
+    let group = access_group(&hub, &tenant, &devices).await;
+
+    let item = hub.upload(&tenant, "Lunch menu", image(1)).await;
+    let version = set_items(&hub, &group, &[&item]).await;
+    let fleet = fleet_until(&hub, "every agent on the new manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, version)
+    })
+    .await;
+    for device in &devices {
+        assert_eq!(applied(&fleet, device, &group), Some(version));
+        assert_eq!(entry(&fleet, device).unwrap()["online"], true);
     }
+
+    remove_member(&hub, &group, &devices[2], &devices[..2], version).await;
+}
+
+/// The same against an external mosquitto whose per-device access the hub
+/// administers (O3, S7), and the broker SIGKILLed while a change is made
+/// and restarted empty (no persistence): the hub republishes its retained
+/// state and every agent converges to the newest version (S4, S5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn o3_s4_s5_s7_mosquitto_killed_mid_change_and_everyone_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start().await;
+    let url = broker.url();
+    let hub = Hub::start(
+        dir.path(),
+        &[
+            ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
+            ("SIGNET_HUB_MQTT__URL", &url),
+            ("SIGNET_HUB_MQTT__USERNAME", &broker.admin_user),
+            ("SIGNET_HUB_MQTT__PASSWORD", &broker.admin_password),
+            ("SIGNET_HUB_MQTT__DYNSEC", "true"),
+        ],
+    )
+    .await;
+    let (tenant, _agents, devices) = three_paired_agents(&hub, dir.path()).await;
+    let group = access_group(&hub, &tenant, &devices).await;
+    let first = hub.upload(&tenant, "Lunch menu", image(1)).await;
+    let version = set_items(&hub, &group, &[&first]).await;
+    fleet_until(&hub, "every agent on the first manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, version)
+    })
+    .await;
+
+    // The broker dies; a change is made while it is down; it comes back
+    // with no retained messages and no sessions.
+    broker.kill();
+    let second = hub.upload(&tenant, "Dinner menu", image(2)).await;
+    let newest = set_items(&hub, &group, &[&first, &second]).await;
+    assert!(newest > version);
+    broker.restart().await;
+    let fleet = fleet_until(&hub, "every agent on the newest manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, newest)
+    })
+    .await;
+    for device in &devices {
+        assert_eq!(applied(&fleet, device, &group), Some(newest));
+    }
+
+    remove_member(&hub, &group, &devices[2], &devices[..2], newest).await;
 }
