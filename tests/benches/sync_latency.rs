@@ -1,0 +1,111 @@
+//! Issue 5 acceptance figure: how long a content change takes to reach
+//! three paired agents and show "in sync" in the fleet API, with the hub's
+//! embedded broker, on this machine. A measurement, not a test: it prints
+//! each run and the median; run with `cargo bench -p signet-tests --bench
+//! sync_latency` after `cargo build --workspace --bins`.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed measurement
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use signet_tests::{Agent, Hub};
+
+const RUNS: u8 = 7;
+
+fn image(seed: u8) -> Vec<u8> {
+    let mut bytes = b"GIF89a".to_vec();
+    bytes.extend((0..4096u32).map(|i| (i as u8).wrapping_mul(13) ^ seed));
+    bytes
+}
+
+fn synced(fleet: &[Value], devices: &[String], group: &str, version: u64) -> bool {
+    devices.iter().all(|device| {
+        fleet.iter().any(|d| {
+            d["device_id"] == device.as_str()
+                && d["in_sync"] == true
+                && d["documents"].as_array().is_some_and(|docs| {
+                    docs.iter().any(|doc| {
+                        doc["subject"] == group && doc["applied_version"].as_u64() == Some(version)
+                    })
+                })
+        })
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), &[]).await;
+    let root = hub.root().await;
+    let tenant = hub.node(&root, "Bench").await;
+    let site = hub.node(&tenant, "Site").await;
+    let mut agents = Vec::new();
+    for n in 1..=3 {
+        let mut agent = Agent::pair(&hub, dir.path(), &format!("bench-{n}"), &site, "").await;
+        agent.run();
+        agents.push(agent);
+    }
+    let devices: Vec<String> = agents.iter().map(|a| a.device.clone()).collect();
+    let group = hub
+        .post(
+            "/api/v1/access-groups",
+            json!({"node": tenant, "name": "Bench",
+                "license": {"allow_offline": false, "offline_grace_secs": 0, "allow_export": false}}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for device in &devices {
+        hub.post(
+            &format!("/api/v1/access-groups/{group}/members"),
+            json!({"member": {"type": "device", "device_id": device}}),
+        )
+        .await;
+    }
+    // Let the agents settle on their assignments first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut samples = Vec::new();
+    for run in 0..RUNS {
+        let item = hub
+            .upload(&tenant, &format!("item {run}"), image(run))
+            .await;
+        let started = Instant::now();
+        let (status, saved) = hub
+            .call(
+                Method::PUT,
+                &format!("/api/v1/access-groups/{group}/items"),
+                Some(json!({"items": [{"id": item["id"]}]})),
+            )
+            .await;
+        assert!(status.is_success(), "{saved}");
+        let version = saved["publication"]["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["subject"] == group.as_str())
+            .and_then(|d| d["version"].as_u64())
+            .unwrap();
+        loop {
+            if synced(&hub.fleet().await, &devices, &group, version) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no convergence"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let took = started.elapsed();
+        println!("run {run}: content change → 3 agents in sync in {took:?}");
+        samples.push(took);
+    }
+    samples.sort();
+    println!(
+        "median {:?}, max {:?} over {RUNS} runs (3 agents, embedded broker)",
+        samples[samples.len() / 2],
+        samples[samples.len() - 1]
+    );
+}
