@@ -236,3 +236,62 @@ async fn o3_s4_s5_s7_mosquitto_killed_mid_change_and_everyone_converges() {
 
     remove_member(&hub, &group, &devices[2], &devices[..2], newest).await;
 }
+
+/// An agent offline (SIGKILLed) while three changes happen: on restart it
+/// converges to the newest version and never applies an intermediate or
+/// older one, while the agents that stayed online followed every change
+/// (S3, S5, L3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_s5_an_agent_offline_during_three_changes_applies_only_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), &[]).await;
+    let (tenant, mut agents, devices) = three_paired_agents(&hub, dir.path()).await;
+    let group = access_group(&hub, &tenant, &devices).await;
+    let first = hub.upload(&tenant, "Menu 1", image(1)).await;
+    let before = set_items(&hub, &group, &[&first]).await;
+    fleet_until(&hub, "every agent on the first manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, before)
+    })
+    .await;
+
+    let offline = devices[0].clone();
+    agents[0].kill();
+    fleet_until(
+        &hub,
+        "the killed agent marked offline by its last will",
+        |fleet| entry(fleet, &offline).is_some_and(|d| d["online"] == false),
+    )
+    .await;
+    let mut items = vec![first];
+    let mut versions = Vec::new();
+    for n in 2..=4u8 {
+        items.push(hub.upload(&tenant, &format!("Menu {n}"), image(n)).await);
+        let refs: Vec<&Value> = items.iter().collect();
+        versions.push(set_items(&hub, &group, &refs).await);
+    }
+    let newest = *versions.last().unwrap();
+    fleet_until(&hub, "the online agents on the newest manifest", |fleet| {
+        in_sync_with(fleet, &devices[1..], &group, newest)
+    })
+    .await;
+
+    agents[0].run();
+    let fleet = fleet_until(
+        &hub,
+        "the restarted agent on the newest manifest",
+        |fleet| in_sync_with(fleet, &devices, &group, newest),
+    )
+    .await;
+    assert_eq!(applied(&fleet, &offline, &group), Some(newest));
+    let log = agents[0].process.as_ref().unwrap().output().join("\n");
+    for older in &versions[..versions.len() - 1] {
+        assert!(
+            !log.contains(&format!("group_manifest {group} version {older} (")),
+            "the restarted agent applied intermediate version {older}:\n{log}"
+        );
+    }
+    assert!(
+        log.contains(&format!("group_manifest {group} version {newest} (")),
+        "{log}"
+    );
+}
