@@ -603,3 +603,74 @@ impl Drop for Mosquitto {
         self.kill();
     }
 }
+
+/// A plain MQTT client for tests that play a misbehaving party on the
+/// broker (replaying captured messages, publishing forged documents).
+pub struct MqttProbe {
+    /// The client.
+    pub client: rumqttc::AsyncClient,
+    received: Arc<Mutex<Vec<rumqttc::Publish>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MqttProbe {
+    /// Connects to `addr` as `username`/`password` with a fresh client id.
+    #[must_use]
+    pub fn connect(addr: SocketAddr, client_id: &str, username: &str, password: &str) -> Self {
+        let mut options = rumqttc::MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+        options.set_credentials(username, password);
+        options.set_keep_alive(Duration::from_secs(5));
+        options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
+        let (client, mut events) = rumqttc::AsyncClient::new(options, 64);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&received);
+        let task = tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish))) => {
+                        if let Ok(mut all) = sink.lock() {
+                            all.push(publish);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Self {
+            client,
+            received,
+            task,
+        }
+    }
+
+    /// Waits (bounded) for a message on `topic`; returns its payload.
+    ///
+    /// # Panics
+    /// When none comes within `limit`.
+    pub async fn message_on(&self, topic: &str, limit: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let found = self.received.lock().ok().and_then(|all| {
+                all.iter()
+                    .rev()
+                    .find(|p| p.topic == topic)
+                    .map(|p| p.payload.to_vec())
+            });
+            if let Some(payload) = found {
+                return payload;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no message on {topic} within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for MqttProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -295,3 +295,138 @@ async fn s3_s5_an_agent_offline_during_three_changes_applies_only_the_newest() {
         "{log}"
     );
 }
+
+/// The agent's log so far.
+fn log_of(agent: &Agent) -> String {
+    agent.process.as_ref().unwrap().output().join("\n")
+}
+
+/// Waits (bounded) until `agent` logged a line containing `needle`.
+async fn logged(agent: &Agent, needle: &str) {
+    agent
+        .process
+        .as_ref()
+        .unwrap()
+        .line_containing(needle, CONVERGE)
+        .await;
+}
+
+/// A replayed older retained manifest, a manifest signed by a key the trust
+/// document does not certify, and a replayed command are refused and
+/// logged; the agent keeps its last good state and stays in sync (S1, S3).
+/// The misbehaving party uses a device's own broker login: the embedded
+/// broker checks logins, not topics, so a leaked device secret lets it
+/// publish — exactly why the agent verifies everything itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
+    use signet_common::documents::GroupManifest;
+    use signet_common::envelope::{SigningKey, sign_document};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, reserved) = signet_tests::free_port();
+    drop(reserved);
+    let listen = broker.to_string();
+    let hub = Hub::start(dir.path(), &[("SIGNET_HUB_BROKER_LISTEN", &listen)]).await;
+    let (tenant, agents, devices) = three_paired_agents(&hub, dir.path()).await;
+    let group = access_group(&hub, &tenant, &devices).await;
+    let first = hub.upload(&tenant, "Menu 1", image(1)).await;
+    let old = set_items(&hub, &group, &[&first]).await;
+    fleet_until(&hub, "every agent on the first manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, old)
+    })
+    .await;
+
+    // Capture the current manifest and the device's commands with the
+    // device's own credentials.
+    let device = &devices[0];
+    let secret = std::fs::read_to_string(agents[0].data.join("device.secret")).unwrap();
+    let probe = signet_tests::MqttProbe::connect(broker, "probe", device, secret.trim());
+    let manifest_topic = format!("signet/v1/groups/{group}/manifest");
+    let commands_topic = format!("signet/v1/devices/{device}/commands");
+    for topic in [&manifest_topic, &commands_topic] {
+        probe
+            .client
+            .subscribe(topic.as_str(), rumqttc::QoS::AtLeastOnce)
+            .await
+            .unwrap();
+    }
+    let captured = probe.message_on(&manifest_topic, CONVERGE).await;
+
+    // A newer version everywhere.
+    let second = hub.upload(&tenant, "Menu 2", image(2)).await;
+    let newest = set_items(&hub, &group, &[&first, &second]).await;
+    fleet_until(&hub, "every agent on the newest manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, newest)
+    })
+    .await;
+
+    // 1. The older manifest replayed, retained.
+    probe
+        .client
+        .publish(
+            manifest_topic.as_str(),
+            rumqttc::QoS::AtLeastOnce,
+            true,
+            captured.clone(),
+        )
+        .await
+        .unwrap();
+    // Refused as below the assignment's floor or older than the held one.
+    logged(
+        &agents[0],
+        &format!("reason=group_manifest {group}: version {old} is"),
+    )
+    .await;
+
+    // 2. A manifest for the group signed by an uncertified key.
+    let opened = signet_common::envelope::open(&captured).unwrap();
+    let mut forged: GroupManifest = serde_json::from_slice(opened.payload()).unwrap();
+    forged.version = newest + 100;
+    let key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+    let forged = sign_document(&forged, &key).unwrap();
+    probe
+        .client
+        .publish(
+            manifest_topic.as_str(),
+            rumqttc::QoS::AtLeastOnce,
+            true,
+            forged,
+        )
+        .await
+        .unwrap();
+    logged(&agents[0], "is not certified by the trust document").await;
+
+    // 3. A command carried out, then replayed.
+    hub.post(
+        &format!("/api/v1/devices/{device}/commands"),
+        json!({"action": "resync"}),
+    )
+    .await;
+    let command = probe.message_on(&commands_topic, CONVERGE).await;
+    logged(&agents[0], "resync").await;
+    probe
+        .client
+        .publish(
+            commands_topic.as_str(),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            command,
+        )
+        .await
+        .unwrap();
+    logged(&agents[0], "replayed").await;
+
+    // The last good state stands: every agent still in sync on the newest.
+    let fleet = fleet_until(&hub, "the agents still on the newest manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, newest)
+    })
+    .await;
+    for device in &devices {
+        assert_eq!(
+            applied(&fleet, device, &group),
+            Some(newest),
+            "{}",
+            log_of(&agents[0])
+        );
+    }
+}
