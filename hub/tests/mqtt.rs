@@ -675,3 +675,170 @@ async fn s9_a_report_the_store_refused_is_not_acknowledged_and_comes_again() {
     );
     second.stop().await;
 }
+
+/// A CA and a server certificate for `127.0.0.1` / `localhost`, made with
+/// the openssl command line in `dir`; returns (ca.pem, cert.pem, key.pem).
+fn tls_files(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = dir.join(format!("{name}-ca.key"));
+    let ca = dir.join(format!("{name}-ca.pem"));
+    let key = dir.join(format!("{name}-server.key"));
+    let csr = dir.join(format!("{name}-server.csr"));
+    let cert = dir.join(format!("{name}-server.pem"));
+    let ext = dir.join(format!("{name}-san.ext"));
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p = |path: &PathBuf| path.display().to_string();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN=Signet test CA {name}"),
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
+    ]);
+    (ca, cert, key)
+}
+
+/// O3: the hub reaches an external broker over `mqtts://`, trusting the CA
+/// given in `ca_file`, and publishes its retained state there; a broker
+/// whose certificate another CA signed is never trusted.
+#[tokio::test]
+async fn o3_mqtts_with_a_private_ca_carries_retained_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(dir.path(), "broker");
+    let (other_ca, _, _) = tls_files(dir.path(), "other");
+    let tls_port = free_port();
+    let plain_port = free_port();
+    let passwords = dir.path().join("passwords");
+    for (i, (user, password)) in [("signet-hub", HUB_PASSWORD), (DEVICE, DEVICE_SECRET)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut command = Command::new("mosquitto_passwd");
+        command.arg("-b");
+        if i == 0 {
+            command.arg("-c");
+        }
+        assert!(
+            command
+                .arg(&passwords)
+                .args([user, password])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let conf = dir.path().join("mosquitto.conf");
+    // `user root`: as root, mosquitto would drop to its own user and could
+    // not read the 0600 key openssl wrote; as any other user it is ignored.
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings false\nallow_anonymous false\npassword_file {pw}\n\
+             persistence false\nuser root\n\
+             listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+             listener {plain_port} 127.0.0.1\n",
+            pw = passwords.display(),
+            ca = ca.display(),
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    let mut broker = Command::new("/usr/sbin/mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(("127.0.0.1", tls_port)).is_err()
+        || TcpStream::connect(("127.0.0.1", plain_port)).is_err()
+    {
+        assert!(Instant::now() < deadline, "mosquitto did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tls = |ca: &PathBuf| {
+        BrokerConnection::external(&MqttConfig {
+            embedded: false,
+            url: Some(format!("mqtts://127.0.0.1:{tls_port}")),
+            username: Some("signet-hub".into()),
+            password: Some(HUB_PASSWORD.into()),
+            ca_file: Some(ca.clone()),
+            ..MqttConfig::default()
+        })
+        .unwrap()
+    };
+
+    // Trusting another CA: the link never connects.
+    let mut untrusting = hub().await;
+    let (refused, _cancel) = link(&mut untrusting, &tls(&other_ca), None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        *refused.connections().borrow(),
+        0,
+        "connected to an untrusted broker"
+    );
+    refused.stop().await;
+
+    let mut hub = hub().await;
+    let (running, _cancel) = link(&mut hub, &tls(&ca), None);
+    connected(&running, 1).await;
+    let topic = publish_root(&hub).await;
+    let got = receive(
+        plain_port,
+        DEVICE,
+        DEVICE_SECRET,
+        &["signet/v1/#"],
+        &[&topic, HUB_TIME_TOPIC, TRUST_TOPIC],
+    )
+    .await;
+    verify(&device_trust(&hub.data), &got, &hub.root);
+    running.stop().await;
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
