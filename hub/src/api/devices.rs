@@ -441,6 +441,11 @@ pub async fn poll_pairing(
         return closed("the device was unpaired before its credentials were collected");
     }
     batch.put(PAIRINGS, &key, &pairing)?;
+    // Read before the secret is spent: a failure leaves it for the next poll.
+    let ca_pem = state
+        .config
+        .device_ca_pem()
+        .map_err(|e| ApiError::internal(&format!("mqtt.device_ca_file: {e}")))?;
     AuditEntry {
         from: "device".to_owned(),
         detail: serde_json::json!({"code": pairing.code}),
@@ -453,7 +458,7 @@ pub async fn poll_pairing(
             url: broker_url(&state),
             username: device_id.to_string(),
             password: secret,
-            ca_pem: None,
+            ca_pem,
         },
         device_id,
         root_public_key: state.keys.root.to_base64(),

@@ -132,6 +132,10 @@ pub struct MqttConfig {
     /// embedded broker `mqtt://{broker_listen}` (an unspecified address
     /// becomes `127.0.0.1`), else `url`.
     pub device_url: Option<String>,
+    /// PEM of the CA devices must trust for an `mqtts://` device URL, handed
+    /// to each device at pairing (S7). Default: `ca_file` when the devices
+    /// use the hub's own broker URL; unset: devices use their system roots.
+    pub device_ca_file: Option<PathBuf>,
     /// The hub's MQTT client id: stable, so its persistent session (S5)
     /// survives restarts. Two hubs on one broker need different ids.
     pub client_id: String,
@@ -162,6 +166,7 @@ impl Default for MqttConfig {
             client_cert_file: None,
             client_key_file: None,
             device_url: None,
+            device_ca_file: None,
             client_id: "signet-hub".to_owned(),
             dynsec: false,
         }
@@ -524,6 +529,36 @@ impl Config {
         }
     }
 
+    /// The CA PEM devices are handed at pairing for an `mqtts://` device
+    /// URL: `mqtt.device_ca_file`, else `mqtt.ca_file` when devices use the
+    /// hub's own broker URL; `None` for `mqtt://` or to use system roots.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is larger than 1 MiB.
+    pub fn device_ca_pem(&self) -> Result<Option<String>, String> {
+        let url = self.device_broker_url();
+        if !url.starts_with("mqtts://") {
+            return Ok(None);
+        }
+        let file = match (&self.mqtt.device_ca_file, &self.mqtt.device_url) {
+            (Some(file), _) => file,
+            (None, None) => match &self.mqtt.ca_file {
+                Some(file) => file,
+                None => return Ok(None),
+            },
+            (None, Some(_)) => return Ok(None),
+        };
+        let size = std::fs::metadata(file)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .len();
+        if size > 1024 * 1024 {
+            return Err(format!("{} is larger than 1 MiB", file.display()));
+        }
+        std::fs::read_to_string(file)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", file.display()))
+    }
+
     /// The base URL devices fetch content from: `public_url`, or one derived
     /// from `http_listen` (an unspecified address becomes `127.0.0.1`).
     #[must_use]
@@ -828,5 +863,34 @@ mod tests {
         assert!(err.to_string().contains("SIGNET_HUB_HTTP_LISTEN"), "{err}");
         let err = Config::load(None, env(&[("SIGNET_HUB_TOKEN_TTL_SECS", "0")])).unwrap_err();
         assert!(err.to_string().contains("token_ttl_secs"), "{err}");
+    }
+
+    /// S7, O3: a device told an `mqtts://` broker URL is handed the CA it
+    /// must trust; for `mqtt://` none; an unreadable file is an error.
+    #[test]
+    fn s7_devices_get_the_ca_of_an_mqtts_device_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.mqtt.embedded = false;
+        config.mqtt.url = Some("mqtt://broker.example:1883".into());
+        assert_eq!(config.device_ca_pem(), Ok(None));
+        config.mqtt.url = Some("mqtts://broker.example:8883".into());
+        config.mqtt.ca_file = Some(ca.clone());
+        let pem = config.device_ca_pem().unwrap().unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        config.mqtt.device_url = Some("mqtts://devices.example:8883".into());
+        assert_eq!(
+            config.device_ca_pem(),
+            Ok(None),
+            "another URL: system roots"
+        );
+        config.mqtt.device_ca_file = Some(dir.path().join("missing.pem"));
+        assert!(config.device_ca_pem().is_err());
     }
 }
