@@ -194,9 +194,9 @@ fn embedded_broker(_state: &mut AppState) -> Result<BrokerConnection, MqttError>
 }
 
 /// `signet-hub serve`: opens the data directory, binds, prints the address
-/// and serves until `shutdown`, with the MQTT side ([`start_mqtt`]), the
-/// mail sender, the publishing loop (which first republishes all retained
-/// state, S4) and the fleet alert loop (U4) running alongside; the same
+/// and serves until `shutdown`, with the MQTT side ([`start_mqtt`], which
+/// republishes all retained state on every connect, S4), the mail sender,
+/// the publishing loop and the fleet alert loop (U4) running alongside; the same
 /// `shutdown` stops them all, and `serve` returns once all have stopped
 /// (the embedded broker's threads end with the process).
 ///

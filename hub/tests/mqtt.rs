@@ -364,6 +364,12 @@ struct Mosquitto {
 
 impl Mosquitto {
     fn start(dir: &Path, port: u16) -> Self {
+        Self::start_with(dir, port, "", &[])
+    }
+
+    /// Starts it with `extra` config lines (e.g. another listener) and
+    /// waits until `port` and every port of `also` accept connections.
+    fn start_with(dir: &Path, port: u16, extra: &str, also: &[u16]) -> Self {
         let passwords = dir.join("passwords");
         if !passwords.exists() {
             for (i, (user, password)) in [("signet-hub", HUB_PASSWORD), (DEVICE, DEVICE_SECRET)]
@@ -386,9 +392,12 @@ impl Mosquitto {
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
+            // `user root`: as root, mosquitto would drop to its own user and
+            // could not read 0600 files in the temp dir (TLS keys); as any
+            // other user the line is ignored.
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
-                 persistence false\n",
+                 persistence false\nuser root\n{extra}",
                 passwords.display()
             ),
         )
@@ -401,9 +410,11 @@ impl Mosquitto {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        for port in std::iter::once(port).chain(also.iter().copied()) {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "mosquitto did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Self { child }
     }
@@ -752,56 +763,17 @@ async fn o3_mqtts_with_a_private_ca_carries_retained_state() {
     let (other_ca, _, _) = tls_files(dir.path(), "other");
     let tls_port = free_port();
     let plain_port = free_port();
-    let passwords = dir.path().join("passwords");
-    for (i, (user, password)) in [("signet-hub", HUB_PASSWORD), (DEVICE, DEVICE_SECRET)]
-        .into_iter()
-        .enumerate()
-    {
-        let mut command = Command::new("mosquitto_passwd");
-        command.arg("-b");
-        if i == 0 {
-            command.arg("-c");
-        }
-        assert!(
-            command
-                .arg(&passwords)
-                .args([user, password])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-    let conf = dir.path().join("mosquitto.conf");
-    // `user root`: as root, mosquitto would drop to its own user and could
-    // not read the 0600 key openssl wrote; as any other user it is ignored.
-    std::fs::write(
-        &conf,
-        format!(
-            "per_listener_settings false\nallow_anonymous false\npassword_file {pw}\n\
-             persistence false\nuser root\n\
-             listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
-             listener {plain_port} 127.0.0.1\n",
-            pw = passwords.display(),
-            ca = ca.display(),
-            cert = cert.display(),
-            key = key.display(),
+    let _broker = Mosquitto::start_with(
+        dir.path(),
+        plain_port,
+        &format!(
+            "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+            ca.display(),
+            cert.display(),
+            key.display()
         ),
-    )
-    .unwrap();
-    let mut broker = Command::new("/usr/sbin/mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", tls_port)).is_err()
-        || TcpStream::connect(("127.0.0.1", plain_port)).is_err()
-    {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        &[tls_port],
+    );
     let tls = |ca: &PathBuf| {
         BrokerConnection::external(&MqttConfig {
             embedded: false,
@@ -839,6 +811,4 @@ async fn o3_mqtts_with_a_private_ca_carries_retained_state() {
     .await;
     verify(&device_trust(&hub.data), &got, &hub.root);
     running.stop().await;
-    let _ = broker.kill();
-    let _ = broker.wait();
 }

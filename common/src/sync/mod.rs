@@ -440,6 +440,22 @@ mod tests {
         assert_eq!(parse::<EventBatch>(&bytes).unwrap(), batch);
     }
 
+    /// DESIGN §5: the contract topic names, spelled out.
+    #[test]
+    fn s4_contract_topics() {
+        let device = DeviceId::new("d-1");
+        assert_eq!(manifest_topic("n-1"), "signet/v1/groups/n-1/manifest");
+        assert_eq!(
+            assignment_topic(&device),
+            "signet/v1/devices/d-1/assignment"
+        );
+        assert_eq!(commands_topic(&device), "signet/v1/devices/d-1/commands");
+        assert_eq!(state_topic(&device), "signet/v1/devices/d-1/state");
+        assert_eq!(events_topic(&device), "signet/v1/devices/d-1/events");
+        assert_eq!(HUB_TIME_TOPIC, "signet/v1/hub/time");
+        assert_eq!(TRUST_TOPIC, "signet/v1/trust");
+    }
+
     /// DESIGN §7: bad or oversized messages are refused with a reason.
     #[test]
     fn bad_messages_are_refused_with_a_reason() {

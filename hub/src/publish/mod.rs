@@ -56,10 +56,11 @@ use signet_common::permissions::{Domain, NodeTree, Permission};
 
 pub use jobs::{JobSchedule, When, WhenError};
 pub use publisher::{
-    LogPublisher, PublishFailed, Publisher, RecordingPublisher, RetainedMessage, TRUST_TOPIC,
-    TransientMessage, assignment_topic, manifest_topic,
+    LogPublisher, PublishFailed, Publisher, RecordingPublisher, RetainedMessage, TransientMessage,
 };
 pub use runner::{LoopOptions, PublishLoop};
+/// The contract topics (DESIGN §5), defined once in `signet-common`.
+pub use signet_common::sync::{TRUST_TOPIC, assignment_topic, manifest_topic};
 
 use crate::access_groups::{self, AccessGroup, GROUPS, MemberRef};
 use crate::api::AppState;
@@ -168,7 +169,9 @@ impl SignedDocument {
     pub fn topic(&self) -> Option<String> {
         match self.kind {
             DocumentKind::GroupManifest => Some(manifest_topic(&self.subject)),
-            DocumentKind::DeviceAssignment => Some(assignment_topic(&self.subject)),
+            DocumentKind::DeviceAssignment => {
+                Some(assignment_topic(&DeviceId::new(self.subject.clone())))
+            }
             DocumentKind::Trust => Some(TRUST_TOPIC.to_owned()),
             DocumentKind::Command | DocumentKind::HubTime => None,
         }
@@ -1059,8 +1062,8 @@ pub struct RepublishReport {
 }
 
 /// Sends the trust document and every stored latest signed document again
-/// (S4: the hub republishes all retained state on start, so a broker that
-/// lost its store converges). `trust` is `keys/signing.trust`.
+/// (S4: the MQTT link calls it on every connect, so a broker that lost its
+/// store converges). `trust` is `keys/signing.trust`.
 ///
 /// # Errors
 /// When the store fails.

@@ -1,6 +1,6 @@
 //! The seam between publishing and the MQTT transport (S4, DESIGN §5).
 //!
-//! Owns: the [`Publisher`] trait, the contract topic names, and two
+//! Owns: the [`Publisher`] trait and two
 //! implementations: [`LogPublisher`] (no transport) and
 //! [`RecordingPublisher`] (tests); the MQTT one is
 //! [`crate::mqtt::MqttPublisher`]. Must not: decide what
@@ -10,21 +10,6 @@
 use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
-
-/// The topic of a group's signed manifest (contract, DESIGN §5).
-#[must_use]
-pub fn manifest_topic(group_id: &str) -> String {
-    format!("signet/v1/groups/{group_id}/manifest")
-}
-
-/// The topic of a device's signed assignment (contract, DESIGN §5).
-#[must_use]
-pub fn assignment_topic(device_id: &str) -> String {
-    format!("signet/v1/devices/{device_id}/assignment")
-}
-
-/// The topic of the root-signed trust document (contract, DESIGN §5).
-pub const TRUST_TOPIC: &str = "signet/v1/trust";
 
 /// One retained message: QoS 1, retained, on `topic`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,17 +179,5 @@ impl Publisher for RecordingPublisher {
             }
         };
         Box::pin(async move { result })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn s4_contract_topics() {
-        assert_eq!(manifest_topic("n-1"), "signet/v1/groups/n-1/manifest");
-        assert_eq!(assignment_topic("d-1"), "signet/v1/devices/d-1/assignment");
-        assert_eq!(TRUST_TOPIC, "signet/v1/trust");
     }
 }

@@ -1,6 +1,7 @@
-//! The publishing loop (S3, S4, U5): on start it republishes all retained
-//! state, then it runs due jobs and re-signs expiring manifests
-//! ([`super::run_due`]) every poll interval, or sooner when woken.
+//! The publishing loop (S3, U5): it runs due jobs and re-signs expiring
+//! manifests ([`super::run_due`]) every poll interval, or sooner when
+//! woken. Republishing all retained state (S4) is the MQTT link's job, on
+//! every connect ([`crate::mqtt::HubLink`]), so a start is covered too.
 //!
 //! Owns: pacing and back-off. Must not: decide anything `run_due` decides.
 
@@ -60,16 +61,6 @@ impl PublishLoop {
 }
 
 async fn run(state: AppState, options: LoopOptions, cancel: CancellationToken, wake: Arc<Notify>) {
-    // S4: a broker that lost its store converges from this.
-    tokio::select! {
-        () = cancel.cancelled() => return,
-        result = super::republish_all(&state.store, &state.keys.trust, state.publisher.as_ref()) => {
-            match result {
-                Ok(report) => tracing::info!(sent = report.sent, failed = report.failed, "republished retained state"),
-                Err(e) => tracing::error!(error = %e, "republishing retained state failed"),
-            }
-        }
-    }
     let mut failures: u32 = 0;
     loop {
         let wait = tokio::select! {
