@@ -10,11 +10,13 @@
 //! - [`pairing`]: `signet-agent pair`.
 //! - [`sync`]: `signet-agent run` — MQTT, verification, durability, state.
 //! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
+//! - [`killpoint`]: named points where fault-injection tests stop the agent.
 #![deny(missing_docs)]
 
 pub mod clock;
 pub mod config;
 pub mod inspect;
+pub mod killpoint;
 pub mod pairing;
 pub mod state;
 pub mod sync;

@@ -123,6 +123,7 @@ fn report(hub: &TestHub, device: &str, online: bool) -> DeviceState {
             since: hub.clock.now(),
         }),
         cache_bytes: 52_428_800,
+        cache: None,
         disk_free_bytes: Some(8_000_000_000),
         temperature_c: Some(51.5),
         clock_offset_ms: -120,

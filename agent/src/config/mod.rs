@@ -83,6 +83,16 @@ pub struct AgentConfig {
     /// How often the trusted clock's high-water mark is persisted, in
     /// seconds (S6).
     pub clock_persist_secs: u64,
+    /// The most disk the content cache may use, in MiB (D10).
+    pub cache_limit_mb: u64,
+    /// How many files are downloaded at once (D2).
+    pub download_concurrency: usize,
+    /// The download bandwidth limit in KiB/s over all downloads; 0 means
+    /// no limit (D2).
+    pub download_rate_kib: u64,
+    /// How often queued proof-of-play events are offered to the hub, in
+    /// seconds (U2); new events are also sent as soon as they are recorded.
+    pub event_upload_secs: u64,
 }
 
 impl Default for AgentConfig {
@@ -97,6 +107,10 @@ impl Default for AgentConfig {
             queue_capacity: 256,
             settle_ms: 300,
             clock_persist_secs: 60,
+            cache_limit_mb: 2048,
+            download_concurrency: 2,
+            download_rate_kib: 0,
+            event_upload_secs: 30,
         }
     }
 }
@@ -185,6 +199,18 @@ impl AgentConfig {
         if let Some((n, v)) = var("CLOCK_PERSIST_SECS") {
             self.clock_persist_secs = number(&n, &v)?;
         }
+        if let Some((n, v)) = var("CACHE_LIMIT_MB") {
+            self.cache_limit_mb = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("DOWNLOAD_CONCURRENCY") {
+            self.download_concurrency = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("DOWNLOAD_RATE_KIB") {
+            self.download_rate_kib = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("EVENT_UPLOAD_SECS") {
+            self.event_upload_secs = number(&n, &v)?;
+        }
         Ok(())
     }
 
@@ -220,6 +246,21 @@ impl AgentConfig {
         if !(1..=3_600).contains(&self.clock_persist_secs) {
             return Err(invalid("clock_persist_secs", "must be 1 to 3600"));
         }
+        if !(1..=16 * 1024 * 1024).contains(&self.cache_limit_mb) {
+            return Err(invalid("cache_limit_mb", "must be 1 to 16777216 (16 TiB)"));
+        }
+        if !(1..=16).contains(&self.download_concurrency) {
+            return Err(invalid("download_concurrency", "must be 1 to 16"));
+        }
+        if self.download_rate_kib > 10 * 1024 * 1024 {
+            return Err(invalid(
+                "download_rate_kib",
+                "must be at most 10485760 (10 GiB/s); 0 is no limit",
+            ));
+        }
+        if !(1..=3_600).contains(&self.event_upload_secs) {
+            return Err(invalid("event_upload_secs", "must be 1 to 3600"));
+        }
         Ok(())
     }
 
@@ -233,6 +274,18 @@ impl AgentConfig {
     #[must_use]
     pub fn reconnect_cap(&self) -> Duration {
         Duration::from_secs(self.reconnect_cap_secs)
+    }
+
+    /// The cache limit in bytes.
+    #[must_use]
+    pub fn cache_limit_bytes(&self) -> u64 {
+        self.cache_limit_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// The download rate limit in bytes per second, if any.
+    #[must_use]
+    pub fn download_rate_bytes(&self) -> Option<u64> {
+        (self.download_rate_kib > 0).then(|| self.download_rate_kib.saturating_mul(1024))
     }
 }
 

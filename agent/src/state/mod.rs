@@ -236,6 +236,24 @@ impl Store {
             .map(|v| v.to_vec()))
     }
 
+    /// A named sled tree of the same database, for a subsystem that keeps
+    /// its own records (the cache index, the event queue). Writes to it
+    /// are durable after [`Self::flush`].
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StateError> {
+        self.db.open_tree(name).map_err(|e| self.db_error(e))
+    }
+
+    /// Flushes every tree of the database to disk (blocking).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.db_error(e))
+    }
+
     /// Whether a command nonce was seen before.
     ///
     /// # Errors

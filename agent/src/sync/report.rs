@@ -62,6 +62,7 @@ pub fn device_state(
         applied: applied(held),
         now_playing: None,
         cache_bytes: 0,
+        cache: None,
         disk_free_bytes: None,
         temperature_c: None,
         clock_offset_ms: held.clock.offset(reading).num_milliseconds(),

@@ -240,6 +240,31 @@ pub struct NowPlaying {
     pub since: DateTime<Utc>,
 }
 
+/// How far the device got with the content its newest manifests need (D2,
+/// D3, D10).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheProgress {
+    /// Items the newest accepted manifests need.
+    pub items_needed: u64,
+    /// Of those, items present and verified in the cache.
+    pub items_cached: u64,
+    /// Bytes the needed items take.
+    pub bytes_needed: u64,
+    /// Of those, bytes present (verified files plus partial downloads).
+    pub bytes_cached: u64,
+    /// The cache limit in bytes (D10).
+    pub limit_bytes: u64,
+    /// Groups whose newest manifest is accepted but not playing yet,
+    /// because its content is not all present (D3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_groups: Vec<String>,
+    /// Why the cache refuses what the manifests need (D10: more than the
+    /// limit), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
 /// The retained state of a device on `signet/v1/devices/{id}/state` (U4).
 /// The last will publishes the same shape with `online: false`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,6 +290,9 @@ pub struct DeviceState {
     /// Bytes in the content cache.
     #[serde(default)]
     pub cache_bytes: u64,
+    /// Download and cache progress towards the newest manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheProgress>,
     /// Free bytes on the cache's file system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_free_bytes: Option<u64>,
@@ -292,6 +320,20 @@ impl Checked for DeviceState {
         }
         if let Some(error) = &self.last_error {
             check_text("last_error", error)?;
+        }
+        if let Some(cache) = &self.cache {
+            if cache.waiting_groups.len() > MAX_APPLIED {
+                return Err(field(
+                    "cache.waiting_groups",
+                    format!("at most {MAX_APPLIED} groups"),
+                ));
+            }
+            for group in &cache.waiting_groups {
+                check_id("cache.waiting_groups", group)?;
+            }
+            if let Some(refusal) = &cache.refusal {
+                check_text("cache.refusal", refusal)?;
+            }
         }
         if self.temperature_c.is_some_and(|t| !t.is_finite()) {
             return Err(field("temperature_c", "must be a finite number"));

@@ -267,6 +267,10 @@ pub struct FleetDevice {
     pub now_playing: Option<NowPlaying>,
     /// Bytes in the content cache.
     pub cache_bytes: Option<u64>,
+    /// Download progress towards the newest manifests, and the cache's
+    /// refusal when they need more than its limit (D2, D3, D10).
+    #[schema(value_type = Option<Object>)]
+    pub cache: Option<signet_common::sync::CacheProgress>,
     /// Free bytes on the cache's file system.
     pub disk_free_bytes: Option<u64>,
     /// Processor temperature in °C.
@@ -388,6 +392,7 @@ pub fn device_view(
             .filter(|_| status.as_ref().is_some_and(|s| s.online))
             .and_then(|r| r.now_playing.clone()),
         cache_bytes: report.map(|r| r.cache_bytes),
+        cache: report.and_then(|r| r.cache.clone()),
         disk_free_bytes: report.and_then(|r| r.disk_free_bytes),
         temperature_c: report.and_then(|r| r.temperature_c),
         clock_offset_ms: report.map(|r| r.clock_offset_ms),
@@ -413,6 +418,7 @@ mod tests {
             applied: BTreeMap::new(),
             now_playing: None,
             cache_bytes: if online { 10 } else { 1 },
+            cache: None,
             disk_free_bytes: None,
             temperature_c: None,
             clock_offset_ms: 0,
