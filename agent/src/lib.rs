@@ -8,16 +8,22 @@
 //! - [`state`]: the durable state (sled) and the device's secret files.
 //! - [`clock`]: reading the device clocks for the trusted clock.
 //! - [`pairing`]: `signet-agent pair`.
-//! - [`sync`]: `signet-agent run` — MQTT, verification, durability, state.
+//! - [`sync`]: the MQTT session — verification, durability, state.
+//! - [`activate`]: downloads and the atomic switch of playing manifests.
+//! - [`player`]: playback, the play decision and proof of play.
+//! - [`daemon`]: `signet-agent run` — the tasks and their wiring.
 //! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
 //! - [`killpoint`]: named points where fault-injection tests stop the agent.
 #![deny(missing_docs)]
 
+pub mod activate;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod inspect;
 pub mod killpoint;
 pub mod pairing;
+pub mod player;
 pub mod state;
 pub mod sync;
 

@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the agent: sync signed state from the broker.
+    /// Run the agent: sync signed state, fetch content, play, report.
     Run {
         /// The TOML config file (every key also as SIGNET_AGENT_<KEY>).
         #[arg(long)]
@@ -99,10 +99,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { config } => {
-            let config = AgentConfig::load(config.as_deref())?;
-            let store = Store::open(&config.data_dir)?;
+            let loaded = AgentConfig::load(config.as_deref())?;
+            let store = Store::open(&loaded.data_dir)?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(signet_agent::sync::run(&config, store, shutdown_signal()))?;
+            runtime.block_on(signet_agent::daemon::run(
+                loaded,
+                config,
+                store,
+                shutdown_signal(),
+            ))?;
             Ok(())
         }
     }

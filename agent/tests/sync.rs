@@ -80,16 +80,26 @@ async fn s4_u4_s1_s3_retained_state_is_verified_applied_reported_and_rollback_re
         .await;
     assert_eq!(version(&state, SITE), Some(3));
 
-    // `status` while the agent holds the database: its last snapshot.
-    let out = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
-        .arg("status")
-        .env("SIGNET_AGENT_DATA_DIR", data.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("the agent is running"), "{text}");
-    assert!(text.contains(&format!("{SITE}  version 3")), "{text}");
+    // `status` while the agent holds the database: the report it keeps.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
+            .arg("status")
+            .env("SIGNET_AGENT_DATA_DIR", data.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("the agent is running"), "{text}");
+        if text.contains("n-site: version 3") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never showed the playing manifest:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     // A newer manifest is applied.
     hub.publish_manifest("n-site", keys.manifest("n-site", 4))

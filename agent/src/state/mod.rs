@@ -4,7 +4,8 @@
 //! Owns: the on-disk layout — the device identity (device id, hub and broker
 //! addresses, the pinned root key), the trust store, the rollback guard, the
 //! trusted clock, the accepted signed documents (envelope bytes per
-//! `{kind}/{subject}`), the seen command nonces, the device's own Ed25519 key
+//! `{kind}/{subject}`), the playing manifest of each group (`active/{group}`,
+//! D3), the seen command nonces, the device's own Ed25519 key
 //! (`device.key`, PKCS#8, 0600) and its broker secret (`device.secret`,
 //! 0600). Every [`Commit`] is one atomic sled batch followed by a flush, so a
 //! caller that acknowledges after [`Store::commit`] returns acknowledges only
@@ -38,6 +39,7 @@ const ROLLBACK: &str = "rollback";
 const CLOCK: &str = "clock";
 const DOC_PREFIX: &str = "doc/";
 const NONCE_PREFIX: &str = "nonce/";
+const ACTIVE_PREFIX: &str = "active/";
 
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,10 @@ pub struct Commit {
     pub add_nonces: Vec<(String, DateTime<Utc>)>,
     /// Nonces to forget (their commands expired long ago).
     pub remove_nonces: Vec<String>,
+    /// Manifests that become the playing ones (D3), envelope bytes by group.
+    pub put_active: Vec<(String, Vec<u8>)>,
+    /// Groups whose playing manifest stops (left the assignment, L4).
+    pub remove_active: Vec<String>,
 }
 
 /// The open state of one agent.
@@ -254,6 +260,21 @@ impl Store {
         self.db.flush().map(|_| ()).map_err(|e| self.db_error(e))
     }
 
+    /// The playing manifests' envelope bytes, by group (D3): each became
+    /// playing only once all the content it needs was present and verified.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn active_manifests(&self) -> Result<BTreeMap<String, Vec<u8>>, StateError> {
+        let mut out = BTreeMap::new();
+        for entry in self.db.scan_prefix(ACTIVE_PREFIX) {
+            let (key, value) = entry.map_err(|e| self.db_error(e))?;
+            let key = String::from_utf8_lossy(&key[ACTIVE_PREFIX.len()..]).into_owned();
+            out.insert(key, value.to_vec());
+        }
+        Ok(out)
+    }
+
     /// Whether a command nonce was seen before.
     ///
     /// # Errors
@@ -316,6 +337,12 @@ impl Store {
         }
         for nonce in &commit.remove_nonces {
             batch.remove(format!("{NONCE_PREFIX}{nonce}").as_bytes());
+        }
+        for (group, bytes) in &commit.put_active {
+            batch.insert(format!("{ACTIVE_PREFIX}{group}").as_bytes(), bytes.as_slice());
+        }
+        for group in &commit.remove_active {
+            batch.remove(format!("{ACTIVE_PREFIX}{group}").as_bytes());
         }
         self.db.apply_batch(batch).map_err(|e| self.db_error(e))?;
         self.db.flush().map_err(|e| self.db_error(e))?;

@@ -182,6 +182,8 @@ pub struct Plan {
     pub remove: Vec<String>,
     /// Command nonces to remember, with their expiry.
     pub nonces: Vec<(String, DateTime<Utc>)>,
+    /// Groups whose playing manifest stops at once (L4).
+    pub deactivate: Vec<String>,
     /// What to do once it is durable.
     pub follow_up: FollowUp,
     /// One line for the log: what was applied.
@@ -198,6 +200,7 @@ impl Plan {
             put: Vec::new(),
             remove: Vec::new(),
             nonces: Vec::new(),
+            deactivate: Vec::new(),
             follow_up: FollowUp::Nothing,
             summary,
         }
@@ -215,6 +218,8 @@ impl Plan {
             remove_documents: self.remove.clone(),
             add_nonces: self.nonces.clone(),
             remove_nonces: expired_nonces,
+            put_active: Vec::new(),
+            remove_active: self.deactivate.clone(),
         }
     }
 
@@ -304,6 +309,9 @@ fn trust(held: &Held, bytes: &[u8]) -> Step {
         for (kind, subject) in guard.forget_keys(&removed_keys) {
             if kind == DocumentKind::DeviceAssignment {
                 plan.assignment = AssignmentChange::Clear;
+            }
+            if kind == DocumentKind::GroupManifest {
+                plan.deactivate.push(subject.clone());
             }
             plan.remove.push(document_key(kind, &subject));
         }
@@ -401,6 +409,7 @@ fn assignment(held: &Held, bytes: &[u8], now: DateTime<Utc>) -> Step {
         if !new_groups.contains(group.as_str()) {
             plan.remove
                 .push(document_key(DocumentKind::GroupManifest, &group));
+            plan.deactivate.push(group);
         }
     }
     plan.put.push((key, bytes.to_vec()));

@@ -9,7 +9,9 @@
 //! its effect durable ([`crate::state::Store::commit`], flushed), only then
 //! acknowledges it, and publishes the device's retained state. May call:
 //! [`crate::state`], [`crate::clock`], `signet-common`'s rules. Must not:
-//! play, download or cache content (the player and cache issues do).
+//! play, download or cache content: it tells the content task and the
+//! player through [`Links`] that documents changed, and reports what they
+//! report.
 //!
 //! The last will is fixed when the connection is made (MQTT 3.1.1), so it
 //! carries the device state as of the last (re)connection with
@@ -37,6 +39,7 @@ use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES};
 use signet_common::sync::{
     HUB_TIME_TOPIC, TRUST_TOPIC, assignment_topic, commands_topic, manifest_topic, state_topic,
 };
+use signet_common::sync::{CacheProgress, NowPlaying};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::DeviceClock;
@@ -76,6 +79,37 @@ pub enum SyncError {
     /// A blocking task panicked or was cancelled.
     #[error("background task: {0}")]
     Task(String),
+}
+
+/// How often the state is published even when nothing changed (the hub's
+/// heartbeat, U4).
+const HEARTBEAT: Duration = Duration::from_secs(60);
+/// The shortest spacing of state messages caused by what plays and by
+/// download progress.
+const STATE_SPACING: Duration = Duration::from_secs(1);
+
+/// What the other tasks report for the state message (U4).
+#[derive(Debug, Clone, Default)]
+pub struct LocalReport {
+    /// What plays now.
+    pub now_playing: Option<NowPlaying>,
+    /// Bytes in the content cache.
+    pub cache_bytes: u64,
+    /// Download progress and the cache's refusal.
+    pub cache: Option<CacheProgress>,
+}
+
+/// The verifier's links to the rest of the agent.
+#[derive(Debug)]
+pub struct Links {
+    /// Bumped after every durable change of the accepted documents.
+    pub documents: watch::Sender<u64>,
+    /// The trusted clock as held, sent after every change.
+    pub clock: watch::Sender<TrustedClock>,
+    /// What the player and the content task report.
+    pub local: watch::Receiver<LocalReport>,
+    /// `purge_cache` commands for the content task.
+    pub purge: mpsc::Sender<()>,
 }
 
 /// Loads the held state of a paired device from its store.
@@ -124,12 +158,13 @@ pub fn load_held(store: &Store, clock: &DeviceClock) -> Result<Held, SyncError> 
 pub async fn run(
     config: &AgentConfig,
     store: Store,
+    held: Held,
+    links: Links,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SyncError> {
     let identity = store.require_identity()?;
     let secret = store.secret()?;
     let device_clock = DeviceClock::new();
-    let held = load_held(&store, &device_clock)?;
     let broker_url = config
         .broker_url
         .clone()
@@ -152,7 +187,14 @@ pub async fn run(
     }
     let topic = state_topic(&held.device);
     let reading = device_clock.read();
-    let offline = report::device_state(&held, &reading, &os, false, None);
+    let offline = report::device_state(
+        &held,
+        &reading,
+        &os,
+        false,
+        None,
+        &links.local.borrow().clone(),
+    );
     options.set_last_will(LastWill::new(
         topic.clone(),
         offline.clone(),
@@ -194,6 +236,8 @@ pub async fn run(
         last_error: None,
         settle: Duration::from_millis(config.settle_ms),
         queue_capacity: config.queue_capacity,
+        links,
+        state_dirty: false,
     };
     let result = verifier
         .run(
@@ -240,6 +284,10 @@ struct Verifier {
     settle: Duration,
     /// The most messages taken as one batch.
     queue_capacity: usize,
+    /// The links to the content task and the player.
+    links: Links,
+    /// Whether the local report changed since the last state message.
+    state_dirty: bool,
 }
 
 impl Verifier {
@@ -252,10 +300,21 @@ impl Verifier {
         tokio::pin!(shutdown);
         let mut persist = tokio::time::interval(clock_persist);
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut spacing = tokio::time::interval(STATE_SPACING);
+        spacing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = persist.tick() => self.persist_clock().await,
+                _ = heartbeat.tick() => self.publish_state().await,
+                changed = self.links.local.changed() => {
+                    if changed.is_ok() {
+                        self.state_dirty = true;
+                    }
+                }
+                _ = spacing.tick(), if self.state_dirty => self.publish_state().await,
                 item = queue.recv() => {
                     let Some(first) = item else { break };
                     let mut batch = vec![first];
@@ -397,6 +456,8 @@ impl Verifier {
         let follow_up = plan.follow_up.clone();
         tracing::info!(topic = %publish.topic, applied = %plan.summary, "applied");
         plan.adopt(&mut self.held);
+        self.links.documents.send_modify(|generation| *generation += 1);
+        self.links.clock.send_replace(self.held.clock.clone());
         self.ack(publish).await?;
         match follow_up {
             FollowUp::Nothing => {}
@@ -429,9 +490,12 @@ impl Verifier {
             CommandAction::RestartPlayer => tracing::warn!(
                 "command restart_player accepted, but this agent has no player yet: it arrives with the player issue"
             ),
-            CommandAction::PurgeCache => tracing::warn!(
-                "command purge_cache accepted, but this agent has no content cache yet: it arrives with the cache issue (D10)"
-            ),
+            CommandAction::PurgeCache => {
+                tracing::info!("command purge_cache: the content task purges what nothing needs");
+                if self.links.purge.try_send(()).is_err() {
+                    tracing::info!("a purge is already queued");
+                }
+            }
         }
         Ok(())
     }
@@ -478,6 +542,7 @@ impl Verifier {
     async fn persist_clock(&mut self) {
         let reading = self.device_clock.read();
         self.held.clock.tick(&reading);
+        self.links.clock.send_replace(self.held.clock.clone());
         let commit = crate::state::Commit {
             clock: Some(self.held.clock.clone()),
             ..Default::default()
@@ -493,13 +558,16 @@ impl Verifier {
     /// Publishes the retained state (online) and refreshes the last will
     /// and the status snapshot.
     async fn publish_state(&mut self) {
+        self.state_dirty = false;
         let reading = self.device_clock.read();
+        let local = self.links.local.borrow_and_update().clone();
         let online = report::device_state(
             &self.held,
             &reading,
             &self.os,
             true,
             self.last_error.as_deref(),
+            &local,
         );
         let offline = report::device_state(
             &self.held,
@@ -507,9 +575,9 @@ impl Verifier {
             &self.os,
             false,
             self.last_error.as_deref(),
+            &local,
         );
         let _ = self.will.send(offline);
-        report::write_snapshot(self.store.dir(), &online).await;
         if let Err(error) = self
             .client
             .publish(self.state_topic.clone(), QoS::AtLeastOnce, true, online)
@@ -522,12 +590,14 @@ impl Verifier {
     async fn go_offline(&mut self) {
         self.persist_clock().await;
         let reading = self.device_clock.read();
+        let local = self.links.local.borrow().clone();
         let offline = report::device_state(
             &self.held,
             &reading,
             &self.os,
             false,
             self.last_error.as_deref(),
+            &local,
         );
         let _ = self
             .client

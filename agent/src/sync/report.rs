@@ -2,12 +2,11 @@
 //!
 //! Owns: building the [`DeviceState`] from what is held (applied documents
 //! with version and envelope hash, agent version, OS, clock offset, last
-//! error) and the status snapshot file `status.json` that
-//! `signet-agent status` reads while the agent holds the database. Must not:
-//! publish (the verifier does) or change any state.
+//! error) and what the player and content task report (now playing, cache
+//! use and progress). Must not: publish (the verifier does) or change any
+//! state.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::str::FromStr as _;
 
 use signet_common::clock::ClockReading;
@@ -15,9 +14,6 @@ use signet_common::envelope::DocumentKind;
 use signet_common::sync::{AppliedDocument, Checked as _, DeviceState, MAX_APPLIED, MAX_TEXT_LEN};
 
 use super::apply::Held;
-
-/// The status snapshot's file name in the data dir.
-pub const SNAPSHOT_FILE: &str = "status.json";
 
 /// The applied documents, `{kind}/{subject}` → version and envelope hash.
 #[must_use]
@@ -52,6 +48,7 @@ pub fn device_state(
     os: &str,
     online: bool,
     last_error: Option<&str>,
+    local: &super::LocalReport,
 ) -> Vec<u8> {
     let state = DeviceState {
         device_id: held.device.clone(),
@@ -60,9 +57,9 @@ pub fn device_state(
         agent_version: crate::VERSION.to_owned(),
         os: os.to_owned(),
         applied: applied(held),
-        now_playing: None,
-        cache_bytes: 0,
-        cache: None,
+        now_playing: local.now_playing.clone(),
+        cache_bytes: local.cache_bytes,
+        cache: local.cache.clone(),
         disk_free_bytes: None,
         temperature_c: None,
         clock_offset_ms: held.clock.offset(reading).num_milliseconds(),
@@ -91,25 +88,4 @@ pub fn os_name() -> String {
         .take(MAX_TEXT_LEN / 4)
         .collect();
     name
-}
-
-/// Writes the status snapshot (write, sync, rename); failures are logged,
-/// never fatal — the snapshot is informational.
-pub async fn write_snapshot(dir: &Path, state: &[u8]) {
-    let path = dir.join(SNAPSHOT_FILE);
-    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    let bytes = state.to_vec();
-    let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        use std::io::Write as _;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })
-    .await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "could not write the status snapshot"),
-        Err(error) => tracing::warn!(%error, "status snapshot task failed"),
-    }
 }

@@ -15,9 +15,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use signet_agent::state::{Identity, Store};
 use signet_common::clock::{ClockReading, TrustedClock};
+use signet_common::approval::ApprovalState;
+use signet_common::digest::Sha256;
 use signet_common::documents::{
-    Command as SignedCommand, CommandAction, DeviceAssignment, GroupKind, GroupManifest, HubTime,
+    AccessMembership, Command as SignedCommand, CommandAction, DeviceAssignment, GroupKind,
+    GroupManifest, HubTime, ItemKind, ManifestItem,
 };
+use signet_common::ids::{AccessGroupId, EntryId, ItemId};
+use signet_common::license::{AccessWindow, LicenseTerms};
+use signet_common::schedule::{Layer, PlaylistItem, ScheduleEntry};
 use signet_common::envelope::{self, SigningKey};
 use signet_common::ids::{DeviceId, NodeId};
 use signet_common::schedule::{MergeMode, Schedule};
@@ -241,19 +247,32 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    /// As [`Self::start`], with more environment (config keys, kill point).
+    pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Self {
         let log = data.join(format!("agent-{}.log", free_port()));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_signet-agent"));
+        command
             .arg("run")
             .env("SIGNET_AGENT_DATA_DIR", data)
             .env("SIGNET_AGENT_RECONNECT_BASE_MS", "100")
             .env("SIGNET_AGENT_RECONNECT_CAP_SECS", "1")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
+            .stderr(file);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
         Self { child, log }
+    }
+
+    /// The process id, for a test that kills by pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no clean shutdown, no offline message from the agent itself.
@@ -416,4 +435,273 @@ pub async fn publish_world(hub: &mut Hub, keys: &Keys, version: u64) {
         .await;
     hub.publish_manifest("n-site", keys.manifest("n-site", version))
         .await;
+}
+
+// ------------------------------------------------------------------ content
+
+/// One blob served by the [`ContentServer`], with what was asked of it.
+#[derive(Debug, Default, Clone)]
+pub struct Served {
+    /// Requests for it.
+    pub requests: u64,
+    /// Σ (size − range start) over its requests: the bytes the agent asked
+    /// for, so re-requested bytes = this − size once it is complete.
+    pub requested_bytes: u64,
+    /// The range start of each request.
+    pub starts: Vec<u64>,
+}
+
+#[derive(Default)]
+struct ContentState {
+    blobs: std::collections::HashMap<String, Vec<u8>>,
+    served: std::collections::HashMap<String, Served>,
+    /// Blobs answered with 503 for now.
+    unavailable: std::collections::HashSet<String>,
+}
+
+/// A real HTTP content mirror on 127.0.0.1 (axum) answering
+/// `GET /blobs/{sha256}` whole or from a `Range: bytes=N-`, counting what it
+/// was asked for.
+pub struct ContentServer {
+    pub base: String,
+    state: std::sync::Arc<std::sync::Mutex<ContentState>>,
+}
+
+impl ContentServer {
+    pub async fn start() -> Self {
+        use axum::extract::{Path as AxPath, State};
+        use axum::http::{HeaderMap, StatusCode, header};
+        use axum::response::IntoResponse;
+        type Shared = std::sync::Arc<std::sync::Mutex<ContentState>>;
+        async fn blob(
+            State(state): State<Shared>,
+            AxPath(sha): AxPath<String>,
+            headers: HeaderMap,
+        ) -> axum::response::Response {
+            let mut state = state.lock().unwrap();
+            if state.unavailable.contains(&sha) {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            let Some(bytes) = state.blobs.get(&sha).cloned() else {
+                return StatusCode::NOT_FOUND.into_response();
+            };
+            let start = headers
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes="))
+                .and_then(|v| v.strip_suffix('-'))
+                .and_then(|v| v.parse::<u64>().ok());
+            let size = bytes.len() as u64;
+            let served = state.served.entry(sha).or_default();
+            served.requests += 1;
+            served.starts.push(start.unwrap_or(0));
+            match start {
+                None => {
+                    served.requested_bytes += size;
+                    (StatusCode::OK, bytes).into_response()
+                }
+                Some(start) if start >= size => (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+                )
+                    .into_response(),
+                Some(start) => {
+                    served.requested_bytes += size - start;
+                    (
+                        StatusCode::PARTIAL_CONTENT,
+                        [(
+                            header::CONTENT_RANGE,
+                            format!("bytes {start}-{}/{size}", size - 1),
+                        )],
+                        bytes[start as usize..].to_vec(),
+                    )
+                        .into_response()
+                }
+            }
+        }
+        let state: Shared = Default::default();
+        let app = axum::Router::new()
+            .route("/blobs/{sha}", axum::routing::get(blob))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { base, state }
+    }
+
+    /// Serves `bytes`; returns their SHA-256 and URL.
+    pub fn add(&self, bytes: Vec<u8>) -> (Sha256, String) {
+        let sha = Sha256::of(&bytes);
+        self.state
+            .lock()
+            .unwrap()
+            .blobs
+            .insert(sha.to_string(), bytes);
+        (sha, format!("{}/blobs/{sha}", self.base))
+    }
+
+    /// What was asked of `sha`.
+    pub fn served(&self, sha: &Sha256) -> Served {
+        self.state
+            .lock()
+            .unwrap()
+            .served
+            .get(&sha.to_string())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Answers 503 for `sha` while `down`.
+    pub fn set_unavailable(&self, sha: &Sha256, down: bool) {
+        let mut state = self.state.lock().unwrap();
+        if down {
+            state.unavailable.insert(sha.to_string());
+        } else {
+            state.unavailable.remove(&sha.to_string());
+        }
+    }
+}
+
+/// `len` pseudo-random bytes from `seed` (distinct seeds, distinct hashes).
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// An approved image item of `size` bytes at `url`.
+pub fn image(id: &str, sha: Sha256, size: u64, url: &str) -> ManifestItem {
+    ManifestItem {
+        id: ItemId::from(id),
+        kind: ItemKind::Image,
+        sha256: sha,
+        size,
+        url: url.to_owned(),
+        approval: ApprovalState::Active,
+        approved_hash: Some(sha),
+        categories: vec![],
+    }
+}
+
+/// An always-active schedule entry playing `items` for `ms` each.
+pub fn entry(id: &str, items: &[&str], ms: u64, priority: i32) -> ScheduleEntry {
+    ScheduleEntry {
+        id: EntryId::from(id),
+        items: items
+            .iter()
+            .map(|i| PlaylistItem {
+                item: ItemId::from(*i),
+                duration_ms: ms,
+            })
+            .collect(),
+        dayparts: vec![],
+        weekdays: vec![],
+        dates: None,
+        priority,
+        layer: Layer::Main,
+    }
+}
+
+impl Keys {
+    /// A manifest of `group` with `items` and `entries`; `license` makes it
+    /// an access group's.
+    pub fn manifest_with(
+        &self,
+        group: &str,
+        version: u64,
+        items: Vec<ManifestItem>,
+        entries: Vec<ScheduleEntry>,
+        license: Option<LicenseTerms>,
+    ) -> Vec<u8> {
+        let now = Utc::now();
+        let doc = GroupManifest {
+            version,
+            issued_at: now,
+            expires_at: now + TimeDelta::days(7),
+            group_id: group.to_owned(),
+            group_kind: if license.is_some() {
+                GroupKind::AccessGroup
+            } else {
+                GroupKind::Node
+            },
+            items,
+            schedule: Schedule {
+                entries,
+                merge: MergeMode::Sequence,
+                default_item: None,
+            },
+            license,
+        };
+        doc.validate().unwrap();
+        envelope::sign_document(&doc, &self.signing).unwrap()
+    }
+
+    /// An assignment of [`DEVICE`] to `nodes` and the access groups
+    /// `access` (each with its window), with `grace_secs` offline grace.
+    pub fn assignment_with(
+        &self,
+        version: u64,
+        nodes: &[&str],
+        access: &[(&str, AccessWindow)],
+        grace_secs: u64,
+    ) -> Vec<u8> {
+        let doc = DeviceAssignment {
+            version,
+            issued_at: Utc::now(),
+            device_id: device(),
+            node_chain: nodes.iter().map(|g| NodeId::from(*g)).collect(),
+            access_groups: access
+                .iter()
+                .map(|(g, window)| AccessMembership {
+                    group_id: AccessGroupId::from(*g),
+                    window: *window,
+                })
+                .collect(),
+            min_manifest_versions: BTreeMap::new(),
+            time_zone: chrono_tz::UTC,
+            location: Default::default(),
+            offline_grace_secs: grace_secs,
+        };
+        envelope::sign_document(&doc, &self.signing).unwrap()
+    }
+}
+
+/// The playing manifest versions in a stopped agent's state dir, by group.
+pub fn playing_versions(data: &Path) -> BTreeMap<String, (u64, Vec<ManifestItem>)> {
+    let store = Store::open(data).unwrap();
+    store
+        .active_manifests()
+        .unwrap()
+        .into_iter()
+        .map(|(group, bytes)| {
+            let m: GroupManifest =
+                signet_agent::sync::apply::stored_payload(&bytes).unwrap();
+            (group, (m.version, m.items))
+        })
+        .collect()
+}
+
+/// Every file in the cache's blobs dir with the SHA-256 of its bytes.
+pub fn blobs_on_disk(data: &Path) -> Vec<(String, Sha256)> {
+    let dir = data.join("cache").join("blobs");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return vec![];
+    };
+    let mut out: Vec<(String, Sha256)> = entries
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), Sha256::of(&bytes))
+        })
+        .collect();
+    out.sort();
+    out
 }

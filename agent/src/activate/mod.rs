@@ -1,0 +1,548 @@
+//! Bringing accepted manifests into play (D2, D3, D10, L3, L4).
+//!
+//! Owns: deciding which content the device needs, asking the cache for room
+//! and the downloader for the bytes, and the atomic switch: a group's newest
+//! accepted manifest becomes its *playing* manifest (`active/{group}` in the
+//! state) in one durable write, and only once every item it needs is present
+//! and verified; until then the previous one keeps playing. It also purges
+//! content no held manifest lists (L3), reports progress for the device
+//! state, and carries out the `purge_cache` command. May call:
+//! [`crate::cache`], [`crate::state`], `signet-common`'s rules. Must not:
+//! accept documents (the sync verifier does) or decide what plays now (the
+//! player does).
+//!
+//! *Needed* items of a manifest: its active (approved) items, and for an
+//! access group only while this device's access window is open at trusted
+//! time — the hub serves content only to entitled devices, so content of a
+//! window not yet open is fetched when it opens. Pending and inactive items
+//! (A7) are never needed and never fetched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use signet_common::approval::ApprovalState;
+use signet_common::clock::TrustedClock;
+use signet_common::digest::Sha256;
+use signet_common::documents::{DeviceAssignment, GroupKind, GroupManifest, ManifestItem};
+use signet_common::envelope::DocumentKind;
+use signet_common::sync::CacheProgress;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::cache::download::{Downloader, Wanted};
+use crate::cache::{Cache, CacheFull};
+use crate::clock::DeviceClock;
+use crate::killpoint;
+use crate::state::{Commit, StateError, Store};
+use crate::sync::apply::{document_key, stored_payload};
+use crate::sync::connection::Backoff;
+
+/// One group's manifest as held: the parsed payload and its envelope bytes.
+#[derive(Debug, Clone)]
+pub struct HeldManifest {
+    /// The verified payload.
+    pub manifest: GroupManifest,
+    /// The envelope bytes as accepted (what the switch stores).
+    pub envelope: Vec<u8>,
+}
+
+/// The documents the content task and the player act on, read from the
+/// state.
+#[derive(Debug, Clone, Default)]
+pub struct Documents {
+    /// The device assignment, if one was accepted.
+    pub assignment: Option<DeviceAssignment>,
+    /// The newest accepted manifest of each group.
+    pub accepted: BTreeMap<String, HeldManifest>,
+    /// The playing manifest of each group (D3).
+    pub playing: BTreeMap<String, HeldManifest>,
+}
+
+impl Documents {
+    /// Reads the documents of `device` from `store`. A stored document that
+    /// no longer parses is left out with an error log (it was verified when
+    /// accepted; only disk corruption gets here).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn load(store: &Store, device: &str) -> Result<Self, StateError> {
+        let mut out = Self::default();
+        let assignment_key = document_key(DocumentKind::DeviceAssignment, device);
+        let manifest_prefix = format!("{}/", DocumentKind::GroupManifest);
+        for (key, bytes) in store.documents()? {
+            if key == assignment_key {
+                match stored_payload::<DeviceAssignment>(&bytes) {
+                    Ok(assignment) => out.assignment = Some(assignment),
+                    Err(reason) => tracing::error!(%key, %reason, "stored assignment unreadable"),
+                }
+            } else if let Some(group) = key.strip_prefix(&manifest_prefix) {
+                if let Some(held) = parse_held(&key, bytes) {
+                    out.accepted.insert(group.to_owned(), held);
+                }
+            }
+        }
+        for (group, bytes) in store.active_manifests()? {
+            if let Some(held) = parse_held(&format!("active/{group}"), bytes) {
+                out.playing.insert(group, held);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The assigned groups in view order: node chain root → leaf, then the
+    /// access groups in assignment order.
+    #[must_use]
+    pub fn group_order(&self) -> Vec<String> {
+        let Some(assignment) = &self.assignment else {
+            return Vec::new();
+        };
+        let mut seen = BTreeSet::new();
+        assignment
+            .node_chain
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .chain(
+                assignment
+                    .access_groups
+                    .iter()
+                    .map(|m| m.group_id.as_str().to_owned()),
+            )
+            .filter(|g| seen.insert(g.clone()))
+            .collect()
+    }
+
+    /// The playing manifests of the assigned groups, in view order.
+    #[must_use]
+    pub fn playing_in_order(&self) -> Vec<&GroupManifest> {
+        self.group_order()
+            .iter()
+            .filter_map(|g| self.playing.get(g).map(|h| &h.manifest))
+            .collect()
+    }
+}
+
+fn parse_held(key: &str, envelope: Vec<u8>) -> Option<HeldManifest> {
+    match stored_payload::<GroupManifest>(&envelope) {
+        Ok(manifest) => Some(HeldManifest { manifest, envelope }),
+        Err(reason) => {
+            tracing::error!(%key, %reason, "stored manifest unreadable; left out");
+            None
+        }
+    }
+}
+
+/// The items of `manifest` the device needs at trusted time `now` (see the
+/// module doc).
+#[must_use]
+pub fn needed_items<'a>(
+    manifest: &'a GroupManifest,
+    assignment: &DeviceAssignment,
+    now: DateTime<Utc>,
+) -> Vec<&'a ManifestItem> {
+    if manifest.group_kind == GroupKind::AccessGroup {
+        let open = assignment
+            .access_groups
+            .iter()
+            .find(|m| m.group_id.as_str() == manifest.group_id)
+            .is_some_and(|m| m.window.contains(now));
+        if !open {
+            return Vec::new();
+        }
+    }
+    manifest
+        .items
+        .iter()
+        .filter(|item| item.approval == ApprovalState::Active)
+        .collect()
+}
+
+/// What one pass decided, for tests and the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pass {
+    /// Groups switched to a new playing manifest, with its version.
+    pub switched: Vec<(String, u64)>,
+    /// Groups whose newest manifest waits for content.
+    pub waiting: Vec<String>,
+    /// Downloads that failed, with why.
+    pub failures: Vec<(Sha256, String)>,
+    /// The cache's refusal, if the needed content exceeds the limit.
+    pub refusal: Option<String>,
+}
+
+/// The content task's links to the rest of the agent.
+#[derive(Debug)]
+pub struct Links {
+    /// Bumped by the verifier after every durable document change.
+    pub documents: watch::Receiver<u64>,
+    /// The trusted clock as the verifier holds it.
+    pub clock: watch::Receiver<TrustedClock>,
+    /// Bumped here after every switch or deactivation of a playing manifest.
+    pub playing: watch::Sender<u64>,
+    /// Progress and refusal, for the device state.
+    pub progress: watch::Sender<Option<CacheProgress>>,
+    /// Woken when the cache changed under us (a quarantined file) or the
+    /// configuration changed.
+    pub wake: Arc<Notify>,
+    /// `purge_cache` commands from the verifier.
+    pub purge: mpsc::Receiver<()>,
+}
+
+/// The content task.
+pub struct Activator {
+    /// The durable state.
+    store: Store,
+    /// This device's id.
+    device: String,
+    /// The content cache.
+    cache: Cache,
+    /// The downloader.
+    downloader: Downloader,
+    /// The device clocks, for trusted time.
+    device_clock: DeviceClock,
+    /// The pause between passes while downloads keep failing.
+    retry: Backoff,
+}
+
+impl Activator {
+    /// A content task over `store`, `cache` and `downloader`.
+    #[must_use]
+    pub fn new(
+        store: Store,
+        device: String,
+        cache: Cache,
+        downloader: Downloader,
+        retry: Backoff,
+    ) -> Self {
+        Self {
+            store,
+            device,
+            cache,
+            downloader,
+            device_clock: DeviceClock::new(),
+            retry,
+        }
+    }
+
+    /// Runs passes until `shutdown`: at start, after every document change,
+    /// on a wake, after a failed pass (with backoff) and every minute (an
+    /// access window may have opened).
+    pub async fn run(mut self, mut links: Links, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut failures = 0u32;
+        loop {
+            let now = links.clock.borrow().peek(&self.device_clock.read());
+            let pass = self.pass(now, &links).await;
+            let delay = if pass.failures.is_empty() && pass.waiting.is_empty() {
+                failures = 0;
+                Duration::from_secs(60)
+            } else {
+                failures = failures.saturating_add(1);
+                self.retry.delay(failures).max(Duration::from_millis(200))
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                changed = links.documents.changed() => if changed.is_err() { return },
+                () = links.wake.notified() => {}
+                purge = links.purge.recv() => {
+                    if purge.is_some() {
+                        let now = links.clock.borrow().peek(&self.device_clock.read());
+                        self.purge_command(now).await;
+                    }
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// One pass: deactivate groups that left the assignment, make room,
+    /// download what is missing, switch what is complete, purge what no
+    /// manifest lists.
+    pub async fn pass(&mut self, now: DateTime<Utc>, links: &Links) -> Pass {
+        let mut pass = Pass::default();
+        let documents = match self.load().await {
+            Ok(documents) => documents,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the held documents");
+                pass.failures.push((Sha256::of(b""), error.to_string()));
+                return pass;
+            }
+        };
+        let Some(assignment) = documents.assignment.clone() else {
+            return pass;
+        };
+        let groups = documents.group_order();
+        let stale: Vec<String> = documents
+            .playing
+            .keys()
+            .filter(|g| !groups.contains(g))
+            .cloned()
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(?stale, "groups left the assignment: they stop playing");
+            self.commit(Commit {
+                remove_active: stale,
+                ..Commit::default()
+            })
+            .await;
+            links.playing.send_modify(|g| *g += 1);
+        }
+
+        // What the device needs: the playing manifests' content (a file may
+        // have been quarantined) and the content of every newer manifest.
+        let mut needed: BTreeMap<Sha256, u64> = BTreeMap::new();
+        let mut wanted: BTreeMap<Sha256, Wanted> = BTreeMap::new();
+        let mut pending: Vec<&HeldManifest> = Vec::new();
+        for group in &groups {
+            let playing = documents.playing.get(group);
+            let accepted = documents.accepted.get(group);
+            let newer = accepted.filter(|a| {
+                playing.is_none_or(|p| a.manifest.version > p.manifest.version)
+            });
+            for held in playing.into_iter().chain(newer) {
+                for item in needed_items(&held.manifest, &assignment, now) {
+                    needed.insert(item.sha256, item.size);
+                    wanted.entry(item.sha256).or_insert_with(|| Wanted {
+                        sha256: item.sha256,
+                        size: item.size,
+                        url: item.url.clone(),
+                    });
+                }
+            }
+            if let Some(newer) = newer {
+                pending.push(newer);
+            }
+        }
+
+        if let Err(full) = self.make_room(&needed, now).await {
+            let refusal = refusal_text(&full);
+            tracing::error!(%refusal, "the cache refuses the newest manifests; the playing ones stay (D10)");
+            pass.refusal = Some(refusal);
+            // Keep what plays complete (a quarantined file is fetched
+            // again), and nothing more.
+            needed = documents
+                .playing
+                .values()
+                .filter(|h| groups.contains(&h.manifest.group_id))
+                .flat_map(|h| needed_items(&h.manifest, &assignment, now))
+                .map(|i| (i.sha256, i.size))
+                .collect();
+            wanted.retain(|sha, _| needed.contains_key(sha));
+            if let Err(full) = self.make_room(&needed, now).await {
+                tracing::error!(error = %refusal_text(&full), "even the playing content is over the cache limit");
+                wanted.clear();
+            }
+        }
+
+        let missing: Vec<Wanted> = wanted
+            .into_values()
+            .filter(|w| !self.cache.contains(&w.sha256))
+            .collect();
+        if !missing.is_empty() {
+            tracing::info!(count = missing.len(), "downloading missing content");
+            pass.failures = self.download(missing, &needed, links).await;
+        }
+
+        // The switch (D3): a newer manifest plays once all it needs is here.
+        for held in pending {
+            let group = held.manifest.group_id.clone();
+            let complete = pass.refusal.is_none()
+                && needed_items(&held.manifest, &assignment, now)
+                    .iter()
+                    .all(|item| self.cache.contains(&item.sha256));
+            if !complete {
+                pass.waiting.push(group);
+                continue;
+            }
+            killpoint::reach("apply.before_switch");
+            let written = self
+                .commit(Commit {
+                    put_active: vec![(group.clone(), held.envelope.clone())],
+                    ..Commit::default()
+                })
+                .await;
+            if written {
+                killpoint::reach("apply.after_switch");
+                tracing::info!(
+                    %group,
+                    version = held.manifest.version,
+                    "now playing manifest version {} of group {group}",
+                    held.manifest.version
+                );
+                pass.switched.push((group, held.manifest.version));
+            }
+        }
+        if !pass.switched.is_empty() {
+            links.playing.send_modify(|g| *g += 1);
+        }
+
+        // L3: content no held manifest lists goes.
+        if pass.refusal.is_none() {
+            let listed: BTreeSet<Sha256> = groups
+                .iter()
+                .flat_map(|g| {
+                    documents
+                        .playing
+                        .get(g)
+                        .into_iter()
+                        .chain(documents.accepted.get(g))
+                })
+                .flat_map(|h| h.manifest.items.iter().map(|i| i.sha256))
+                .collect();
+            let cache = self.cache.clone();
+            match tokio::task::spawn_blocking(move || cache.purge_unneeded(&listed)).await {
+                Ok(Ok(purged)) if !purged.is_empty() => {
+                    tracing::info!(count = purged.len(), "purged content no manifest lists (L3)");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!(%error, "purging the cache failed"),
+                Err(error) => tracing::error!(%error, "cache task failed"),
+            }
+        }
+        let progress = self.progress(&needed, &pass);
+        links.progress.send_replace(Some(progress));
+        pass
+    }
+
+    /// Downloads `missing`, refreshing the progress every second.
+    async fn download(
+        &self,
+        missing: Vec<Wanted>,
+        needed: &BTreeMap<Sha256, u64>,
+        links: &Links,
+    ) -> Vec<(Sha256, String)> {
+        let downloader = self.downloader.clone();
+        let mut task = tokio::spawn(async move { downloader.fetch_all(missing).await });
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let results = loop {
+            tokio::select! {
+                done = &mut task => break done,
+                _ = tick.tick() => {
+                    let progress = self.progress(needed, &Pass::default());
+                    links.progress.send_replace(Some(progress));
+                }
+            }
+        };
+        match results {
+            Ok(results) => results
+                .into_iter()
+                .filter_map(|(sha, result)| result.err().map(|e| (sha, e.to_string())))
+                .collect(),
+            Err(error) => vec![(Sha256::of(b""), format!("download task: {error}"))],
+        }
+    }
+
+    fn progress(&self, needed: &BTreeMap<Sha256, u64>, pass: &Pass) -> CacheProgress {
+        let mut progress = CacheProgress {
+            items_needed: needed.len() as u64,
+            limit_bytes: self.cache.limit(),
+            waiting_groups: pass.waiting.clone(),
+            refusal: pass.refusal.clone(),
+            ..CacheProgress::default()
+        };
+        for (sha, size) in needed {
+            progress.bytes_needed = progress.bytes_needed.saturating_add(*size);
+            if self.cache.contains(sha) {
+                progress.items_cached += 1;
+                progress.bytes_cached = progress.bytes_cached.saturating_add(*size);
+            } else {
+                let partial = self.cache.partial_len(sha).min(*size);
+                progress.bytes_cached = progress.bytes_cached.saturating_add(partial);
+            }
+        }
+        progress
+    }
+
+    /// `purge_cache`: drop everything the playing and newest manifests do
+    /// not need now; what they need is fetched again on the next pass.
+    async fn purge_command(&mut self, now: DateTime<Utc>) {
+        let documents = match self.load().await {
+            Ok(documents) => documents,
+            Err(error) => {
+                tracing::error!(%error, "purge_cache: cannot read the held documents");
+                return;
+            }
+        };
+        let keep: BTreeSet<Sha256> = documents
+            .assignment
+            .as_ref()
+            .map(|assignment| {
+                documents
+                    .playing
+                    .values()
+                    .chain(documents.accepted.values())
+                    .flat_map(|h| needed_items(&h.manifest, assignment, now))
+                    .map(|i| i.sha256)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cache = self.cache.clone();
+        match tokio::task::spawn_blocking(move || cache.purge_unneeded(&keep)).await {
+            Ok(Ok(purged)) => tracing::info!(count = purged.len(), "purge_cache: purged"),
+            Ok(Err(error)) => tracing::error!(%error, "purge_cache failed"),
+            Err(error) => tracing::error!(%error, "purge_cache task failed"),
+        }
+    }
+
+    /// Asks the cache for room for `needed` (evicting what is not needed).
+    async fn make_room(
+        &self,
+        needed: &BTreeMap<Sha256, u64>,
+        now: DateTime<Utc>,
+    ) -> Result<(), CacheFull> {
+        let cache = self.cache.clone();
+        let room_for = needed.clone();
+        match tokio::task::spawn_blocking(move || cache.make_room(&room_for, now)).await {
+            Ok(Ok(evicted)) => {
+                if !evicted.is_empty() {
+                    tracing::info!(
+                        count = evicted.len(),
+                        "evicted content no manifest needs now (D10)"
+                    );
+                }
+                Ok(())
+            }
+            Ok(Err(full)) => Err(full),
+            Err(error) => {
+                tracing::error!(%error, "cache task failed");
+                Ok(())
+            }
+        }
+    }
+
+    async fn load(&self) -> Result<Documents, StateError> {
+        let store = self.store.clone();
+        let device = self.device.clone();
+        tokio::task::spawn_blocking(move || Documents::load(&store, &device))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StateError::Corrupt {
+                    key: "documents".into(),
+                    reason: e.to_string(),
+                })
+            })
+    }
+
+    /// Writes `commit` durably; false (logged) when it fails.
+    async fn commit(&self, commit: Commit) -> bool {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.commit(&commit)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "could not write the playing manifests");
+                false
+            }
+            Err(error) => {
+                tracing::error!(%error, "state task failed");
+                false
+            }
+        }
+    }
+}
+
+fn refusal_text(full: &CacheFull) -> String {
+    format!(
+        "the newest manifests need {} bytes of content, over the cache limit of {} bytes",
+        full.needed_bytes, full.limit_bytes
+    )
+}

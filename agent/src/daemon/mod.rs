@@ -1,0 +1,382 @@
+//! `signet-agent run`: the tasks of a running agent and their wiring.
+//!
+//! Owns: starting, linking and stopping the tasks — the sync verifier
+//! ([`crate::sync`]), the content task ([`crate::activate`]), the playback
+//! loop ([`crate::player`]), the event uploader ([`crate::events`]) and the
+//! file watcher ([`crate::watch`]) with what its changes mean: a changed
+//! cached file is verified again (and quarantined and fetched again if it no
+//! longer matches, D9); a changed config file is validated and applied where
+//! that can be done live, or rejected with a logged reason. Must not: hold
+//! any rule of its own.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_common::clock::TrustedClock;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::activate::{self, Activator};
+use crate::cache::download::{DownloadSettings, Downloader, HubCredentials};
+use crate::cache::{Cache, Reverified};
+use crate::clock::DeviceClock;
+use crate::config::AgentConfig;
+use crate::events::EventLog;
+use crate::events::upload::{self, Uploader};
+use crate::player::{self, NullPlayer, Playback, Player};
+use crate::state::Store;
+use crate::sync::connection::Backoff;
+use crate::sync::{self, LocalReport, SyncError};
+use crate::watch::{Change, Watcher};
+
+/// How many download attempts one pass makes per file before the content
+/// task tries again later.
+const DOWNLOAD_ATTEMPTS: u32 = 4;
+/// A download request that receives nothing for this long is retried.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The sync core failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The cache could not be opened.
+    #[error("content cache: {0}")]
+    Cache(String),
+    /// The event queue could not be opened.
+    #[error("event queue: {0}")]
+    Events(String),
+    /// The file watcher could not start.
+    #[error("file watcher: {0}")]
+    Watch(String),
+}
+
+/// Runs the agent until `shutdown` completes; then stops every task
+/// cleanly (the playback loop records what was on screen, the verifier
+/// publishes the offline state).
+///
+/// # Errors
+/// [`DaemonError`] when a part cannot start.
+pub async fn run(
+    config: AgentConfig,
+    config_path: Option<PathBuf>,
+    store: Store,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    run_with_player(config, config_path, store, Box::new(NullPlayer), shutdown).await
+}
+
+/// As [`run`], showing through `player`.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_player(
+    config: AgentConfig,
+    config_path: Option<PathBuf>,
+    store: Store,
+    player: Box<dyn Player>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let identity = store.require_identity().map_err(SyncError::from)?;
+    let secret = store.secret().map_err(SyncError::from)?;
+    let device = identity.device_id.as_str().to_owned();
+    let hub_url = config
+        .hub_url
+        .clone()
+        .unwrap_or_else(|| identity.hub_url.clone());
+    let device_clock = DeviceClock::new();
+    let held = sync::load_held(&store, &device_clock)?;
+
+    let cache = {
+        let (store, dir, limit) = (
+            store.clone(),
+            store.dir().to_owned(),
+            config.cache_limit_bytes(),
+        );
+        tokio::task::spawn_blocking(move || Cache::open(&dir, &store, limit))
+            .await
+            .map_err(|e| DaemonError::Cache(e.to_string()))?
+            .map_err(|e| DaemonError::Cache(e.to_string()))?
+    };
+    let backoff = Backoff {
+        base: config.reconnect_base(),
+        cap: config.reconnect_cap(),
+    };
+    let downloader = Downloader::new(
+        cache.clone(),
+        DownloadSettings {
+            concurrency: config.download_concurrency,
+            rate_bytes_per_sec: config.download_rate_bytes(),
+            backoff,
+            attempts: DOWNLOAD_ATTEMPTS,
+            credentials: Some(HubCredentials {
+                base_url: hub_url.clone(),
+                device_id: device.clone(),
+                secret: secret.clone(),
+            }),
+            timeout: DOWNLOAD_TIMEOUT,
+        },
+    )
+    .map_err(|e| DaemonError::Cache(e.to_string()))?;
+    let events = EventLog::open(&store).map_err(|e| DaemonError::Events(e.to_string()))?;
+    let uploader = Uploader::new(&hub_url, &device, &secret)
+        .map_err(|e| DaemonError::Events(e.to_string()))?;
+
+    let (documents_tx, documents_rx) = watch::channel(0u64);
+    let (clock_tx, clock_rx) = watch::channel::<TrustedClock>(held.clock.clone());
+    let (playing_tx, playing_rx) = watch::channel(0u64);
+    let (progress_tx, mut progress_rx) = watch::channel(None);
+    let (now_playing_tx, mut now_playing_rx) = watch::channel(None);
+    let (local_tx, local_rx) = watch::channel(LocalReport::default());
+    let (purge_tx, purge_rx) = mpsc::channel(1);
+    let content_wake = Arc::new(Notify::new());
+    let cache_changed = Arc::new(Notify::new());
+    let upload_wake = Arc::new(Notify::new());
+    let stop = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let (change_tx, change_rx) = mpsc::channel(256);
+    let watcher = Watcher::start(&cache.blobs_dir(), config_path.as_deref(), change_tx)
+        .map_err(|e| DaemonError::Watch(e.to_string()))?;
+
+    tasks.spawn(
+        Activator::new(
+            store.clone(),
+            device.clone(),
+            cache.clone(),
+            downloader.clone(),
+            backoff,
+        )
+        .run(
+            activate::Links {
+                documents: documents_rx.clone(),
+                clock: clock_rx.clone(),
+                playing: playing_tx,
+                progress: progress_tx,
+                wake: content_wake.clone(),
+                purge: purge_rx,
+            },
+            stop.clone().cancelled_owned(),
+        ),
+    );
+    tasks.spawn(
+        Playback::new(
+            store.clone(),
+            device.clone(),
+            cache.clone(),
+            player,
+            events.clone(),
+            sync::report::os_name(),
+        )
+        .run(
+            player::Links {
+                playing: playing_rx,
+                documents: documents_rx,
+                clock: clock_rx,
+                cache_changed: cache_changed.clone(),
+                now_playing: now_playing_tx,
+                upload: upload_wake.clone(),
+            },
+            stop.clone().cancelled_owned(),
+        ),
+    );
+    tasks.spawn(upload::run(
+        events,
+        uploader,
+        upload_wake,
+        Duration::from_secs(config.event_upload_secs),
+        backoff,
+        stop.clone().cancelled_owned(),
+    ));
+    // The state message carries what the player and the content task say.
+    {
+        let stop = stop.clone();
+        let cache = cache.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    changed = progress_rx.changed() => if changed.is_err() { return },
+                    changed = now_playing_rx.changed() => if changed.is_err() { return },
+                }
+                let report = LocalReport {
+                    now_playing: now_playing_rx.borrow_and_update().clone(),
+                    cache_bytes: cache.used_bytes(),
+                    cache: progress_rx.borrow_and_update().clone(),
+                };
+                local_tx.send_replace(report);
+            }
+        });
+    }
+    let startup = config.clone();
+    tasks.spawn(
+        Changes {
+            cache,
+            downloader,
+            config,
+            config_path,
+            content_wake,
+            cache_changed,
+        }
+        .run(change_rx, stop.clone().cancelled_owned()),
+    );
+
+    // The MQTT session keeps the configuration it started with; a live
+    // change of its keys takes effect at the next start.
+    let result = sync::run(
+        &startup,
+        store,
+        held,
+        sync::Links {
+            documents: documents_tx,
+            clock: clock_tx,
+            local: local_rx,
+            purge: purge_tx,
+        },
+        shutdown,
+    )
+    .await;
+    stop.cancel();
+    while tasks.join_next().await.is_some() {}
+    drop(watcher);
+    result.map_err(DaemonError::from)
+}
+
+/// What file-system changes mean (D9).
+struct Changes {
+    /// The cache, to verify changed files again.
+    cache: Cache,
+    /// The downloader, whose rate a config change may set.
+    downloader: Downloader,
+    /// The configuration in force.
+    config: AgentConfig,
+    /// The config file, if the agent was started with one.
+    config_path: Option<PathBuf>,
+    /// Wakes the content task (to fetch a quarantined file again).
+    content_wake: Arc<Notify>,
+    /// Tells the player that cached content changed.
+    cache_changed: Arc<Notify>,
+}
+
+impl Changes {
+    async fn run(mut self, mut changes: mpsc::Receiver<Change>, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let change = tokio::select! {
+                () = &mut stop => return,
+                change = changes.recv() => match change {
+                    Some(change) => change,
+                    None => return,
+                },
+            };
+            match change {
+                Change::Blob(path) => self.blob_changed(path).await,
+                Change::Config => self.config_changed(),
+                Change::Overflow => self.verify_all().await,
+            }
+        }
+    }
+
+    async fn blob_changed(&self, path: PathBuf) {
+        let cache = self.cache.clone();
+        let shown = path.display().to_string();
+        match tokio::task::spawn_blocking(move || cache.reverify_path(&path)).await {
+            Ok(Ok(Some((sha256, Reverified::Quarantined)))) => {
+                tracing::warn!(
+                    %sha256,
+                    "cached file changed on disk and no longer matches its hash: quarantined, not played, fetching it again (D9)"
+                );
+                self.cache_changed.notify_one();
+                self.content_wake.notify_one();
+            }
+            Ok(Ok(Some((sha256, Reverified::Absent)))) => {
+                tracing::warn!(%sha256, "cached file disappeared: fetching it again (D9)");
+                self.cache_changed.notify_one();
+                self.content_wake.notify_one();
+            }
+            Ok(Ok(Some((_, Reverified::Intact)))) => self.cache_changed.notify_one(),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::error!(path = %shown, %error, "could not verify a changed cache file"),
+            Err(error) => tracing::error!(%error, "cache task failed"),
+        }
+    }
+
+    async fn verify_all(&self) {
+        tracing::warn!("too many file changes at once: verifying the whole cache again");
+        let cache = self.cache.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            cache
+                .entries()
+                .into_iter()
+                .filter(|blob| {
+                    matches!(
+                        cache.reverify(&blob.sha256),
+                        Ok(Reverified::Quarantined | Reverified::Absent)
+                    )
+                })
+                .count()
+        })
+        .await;
+        if let Ok(bad) = result
+            && bad > 0
+        {
+            tracing::warn!(bad, "cached files quarantined after the full check (D9)");
+        }
+        self.cache_changed.notify_one();
+        self.content_wake.notify_one();
+    }
+
+    fn config_changed(&mut self) {
+        let Some(path) = &self.config_path else {
+            return;
+        };
+        let new = match AgentConfig::load(Some(path)) {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    "config change rejected; the running configuration stays (D9)"
+                );
+                return;
+            }
+        };
+        if new == self.config {
+            return;
+        }
+        let old = std::mem::replace(&mut self.config, new);
+        let new = &self.config;
+        let mut applied = Vec::new();
+        if new.cache_limit_mb != old.cache_limit_mb {
+            self.cache.set_limit(new.cache_limit_bytes());
+            applied.push("cache_limit_mb");
+            self.content_wake.notify_one();
+        }
+        if new.download_rate_kib != old.download_rate_kib {
+            self.downloader.set_rate(new.download_rate_bytes());
+            applied.push("download_rate_kib");
+        }
+        let at_restart: Vec<&str> = [
+            ("data_dir", new.data_dir != old.data_dir),
+            ("hub_url", new.hub_url != old.hub_url),
+            ("broker_url", new.broker_url != old.broker_url),
+            ("reconnect_base_ms", new.reconnect_base_ms != old.reconnect_base_ms),
+            ("reconnect_cap_secs", new.reconnect_cap_secs != old.reconnect_cap_secs),
+            ("keep_alive_secs", new.keep_alive_secs != old.keep_alive_secs),
+            ("queue_capacity", new.queue_capacity != old.queue_capacity),
+            ("settle_ms", new.settle_ms != old.settle_ms),
+            ("clock_persist_secs", new.clock_persist_secs != old.clock_persist_secs),
+            ("download_concurrency", new.download_concurrency != old.download_concurrency),
+            ("event_upload_secs", new.event_upload_secs != old.event_upload_secs),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect();
+        tracing::info!(
+            applied = ?applied,
+            at_next_start = ?at_restart,
+            "config change validated and applied (D9)"
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! The device's answer to "what may play now, and why not" (D4), over the
+//! playing manifests, the trusted clock and the cache.
+//!
+//! Owns: what the cache tells the shared rule ([`signet_common::play::Cached`]:
+//! for media the verified bytes' hash, for templates the parsed template's
+//! content hash and sources, A8) and the outlook of one instant — what plays
+//! on each layer, with its permit, and which due slots are skipped and why.
+//! Must not: change anything; the rule itself is
+//! [`signet_common::play::may_play`].
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use signet_common::approval::Template;
+use signet_common::clock::TrustedClock;
+use signet_common::digest::Sha256;
+use signet_common::documents::{ItemKind, ManifestItem};
+use signet_common::envelope::MAX_DOCUMENT_BYTES;
+use signet_common::ids::ItemId;
+use signet_common::play::{Cached, DeviceView, Permit, SkipReason, combine, may_play};
+use signet_common::schedule::{Slot, evaluate};
+
+use crate::activate::Documents;
+use crate::cache::Cache;
+
+/// Where verified content is, as far as the decision is concerned.
+pub trait ContentView: Send {
+    /// The verified file holding `item`'s bytes, if present.
+    fn present(&self, item: &ManifestItem) -> Option<PathBuf>;
+}
+
+impl ContentView for Cache {
+    fn present(&self, item: &ManifestItem) -> Option<PathBuf> {
+        self.contains(&item.sha256)
+            .then(|| self.blob_path(&item.sha256))
+    }
+}
+
+/// The cache as seen from outside a running agent (`signet-agent status`):
+/// a file of the declared size in the blobs directory counts as present.
+/// It is not hashed again here; the agent verifies every file when it
+/// starts and whenever it changes.
+#[derive(Debug, Clone)]
+pub struct DiskView {
+    /// `{data dir}/cache/blobs`.
+    pub blobs: PathBuf,
+}
+
+impl ContentView for DiskView {
+    fn present(&self, item: &ManifestItem) -> Option<PathBuf> {
+        let path = self.blobs.join(item.sha256.to_string());
+        let len = std::fs::metadata(&path).ok()?.len();
+        (len == item.size).then_some(path)
+    }
+}
+
+/// What plays at one instant and what is skipped.
+#[derive(Debug, Clone)]
+pub struct Outlook {
+    /// The main layer's slot and why it may play.
+    pub main: Option<(Slot, Permit)>,
+    /// The overlays' slots and why they may play.
+    pub overlays: Vec<(Slot, Permit)>,
+    /// Due slots (by the schedule alone) whose item may not play, and why.
+    pub skipped: Vec<(Slot, SkipReason)>,
+    /// When the answer may change next.
+    pub next_change: DateTime<Utc>,
+}
+
+/// Decisions over one content view, with parsed templates remembered.
+pub struct Decider {
+    /// Where the content is.
+    content: Box<dyn ContentView>,
+    /// Parsed templates by the hash of their bytes.
+    templates: RefCell<HashMap<Sha256, Cached>>,
+}
+
+impl Decider {
+    /// A decider over `content`.
+    #[must_use]
+    pub fn new(content: impl ContentView + 'static) -> Self {
+        Self {
+            content: Box::new(content),
+            templates: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets parsed templates (after the cache changed).
+    pub fn forget_templates(&mut self) {
+        self.templates.get_mut().clear();
+    }
+
+    /// What the cache says about `item` (A8 input).
+    pub fn cached(&self, item: &ManifestItem) -> Cached {
+        let Some(path) = self.content.present(item) else {
+            return Cached::Missing;
+        };
+        if item.kind != ItemKind::Template {
+            return Cached::Present {
+                approval_hash: item.sha256,
+                sources: Vec::new(),
+            };
+        }
+        if let Some(known) = self.templates.borrow().get(&item.sha256) {
+            return known.clone();
+        }
+        let parsed = parse_template(&path);
+        self.templates
+            .borrow_mut()
+            .insert(item.sha256, parsed.clone());
+        parsed
+    }
+
+    /// The view of `documents` at `now`, if the device has an assignment.
+    fn view<'a>(
+        documents: &'a Documents,
+        clock: &TrustedClock,
+        now: DateTime<Utc>,
+    ) -> Option<DeviceView<'a>> {
+        Some(DeviceView {
+            assignment: documents.assignment.as_ref()?,
+            manifests: documents.playing_in_order(),
+            now,
+            last_hub_contact: clock.last_hub_contact(),
+        })
+    }
+
+    /// D4 for one item at `now`.
+    ///
+    /// # Errors
+    /// Why it may not play.
+    pub fn decide(
+        &self,
+        documents: &Documents,
+        clock: &TrustedClock,
+        now: DateTime<Utc>,
+        item: &ItemId,
+    ) -> Result<Permit, SkipReason> {
+        let Some(view) = Self::view(documents, clock, now) else {
+            return Err(SkipReason::NotListed);
+        };
+        may_play(&view, item, &|i| self.cached(i))
+    }
+
+    /// What plays at `now` on every layer, and what due slot is skipped;
+    /// `None` without an assignment.
+    pub fn outlook(
+        &self,
+        documents: &Documents,
+        clock: &TrustedClock,
+        now: DateTime<Utc>,
+    ) -> Option<Outlook> {
+        let view = Self::view(documents, clock, now)?;
+        let combined = combine(&view.manifests);
+        let decisions: RefCell<BTreeMap<ItemId, Result<Permit, SkipReason>>> =
+            RefCell::new(BTreeMap::new());
+        let decide = |item: &ItemId| -> Result<Permit, SkipReason> {
+            if let Some(known) = decisions.borrow().get(item) {
+                return known.clone();
+            }
+            let answer = may_play(&view, item, &|i| self.cached(i));
+            decisions.borrow_mut().insert(item.clone(), answer.clone());
+            answer
+        };
+        let tz = view.assignment.time_zone;
+        let playing = evaluate(&combined.schedule, tz, now, &|item| decide(item).is_ok());
+        let due = evaluate(&combined.schedule, tz, now, &|_| true);
+        let skipped = due
+            .main
+            .iter()
+            .chain(&due.overlays)
+            .filter_map(|slot| decide(&slot.item).err().map(|r| (slot.clone(), r)))
+            .collect();
+        let with_permit = |slot: Slot| decide(&slot.item).ok().map(|permit| (slot, permit));
+        Some(Outlook {
+            main: playing.main.and_then(with_permit),
+            overlays: playing.overlays.into_iter().filter_map(with_permit).collect(),
+            skipped,
+            next_change: playing.next_change.min(due.next_change),
+        })
+    }
+}
+
+/// Reads and checks a cached template (A8): its content hash and sources.
+fn parse_template(path: &Path) -> Cached {
+    let bytes = match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_DOCUMENT_BYTES as u64 => {
+            return Cached::Unusable(format!(
+                "template of {} bytes is over {MAX_DOCUMENT_BYTES}",
+                meta.len()
+            ));
+        }
+        Ok(_) => match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => return Cached::Unusable(format!("template unreadable: {e}")),
+        },
+        Err(e) => return Cached::Unusable(format!("template unreadable: {e}")),
+    };
+    let template: Template = match serde_json::from_slice(&bytes) {
+        Ok(template) => template,
+        Err(e) => return Cached::Unusable(format!("template does not parse: {e}")),
+    };
+    if let Err(e) = template.validate() {
+        return Cached::Unusable(format!("template is invalid: {e}"));
+    }
+    Cached::Present {
+        approval_hash: template.content_hash(),
+        sources: template
+            .zones
+            .iter()
+            .filter_map(|z| z.source.clone())
+            .collect(),
+    }
+}

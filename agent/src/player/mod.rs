@@ -1,0 +1,477 @@
+//! Playback and proof of play (D1, D4, A7, A8, U1).
+//!
+//! Owns: the playback loop — it combines the playing manifests' schedules,
+//! asks [`signet_common::play::may_play`] about every due item at trusted
+//! time, shows what may play through a [`Player`], and records every play
+//! (when it ends, with its real duration) and every skip (with its reason)
+//! durably in the [`EventLog`] before anything else learns of it; then it
+//! wakes the uploader. It also keeps the status report file current. May
+//! call: [`crate::cache`] (read only), [`crate::events`], `signet-common`'s
+//! rules. Must not: download, accept documents or talk to the network.
+//!
+//! Plays come only from the local cache (D1): losing the hub or the broker
+//! changes nothing here but the offline grace of licensed content.
+
+pub mod decide;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use signet_common::clock::TrustedClock;
+use signet_common::documents::ManifestItem;
+use signet_common::ids::{EntryId, ItemId};
+use signet_common::play::{Permit, SkipReason};
+use signet_common::schedule::Slot;
+use signet_common::sync::{MAX_TEXT_LEN, NowPlaying, Outcome, PlayEvent};
+use tokio::sync::{Notify, watch};
+
+use crate::activate::Documents;
+use crate::cache::Cache;
+use crate::clock::DeviceClock;
+use crate::events::{EventLog, new_event_id};
+use crate::state::Store;
+use decide::Decider;
+
+/// How often the loop looks again even when nothing announced a change.
+const IDLE_WAKE: Duration = Duration::from_secs(5);
+/// How many recent skips are remembered, so one due slot is reported once.
+const RECENT_SKIPS: usize = 512;
+/// The status report file in the data dir, for `signet-agent status` while
+/// the agent runs.
+pub const STATUS_FILE: &str = "status.txt";
+
+/// Shows content on the screen. The GStreamer player and the headless null
+/// player implement it; tests may record.
+pub trait Player: Send {
+    /// Shows `item` from the verified file `path` until the next call.
+    ///
+    /// # Errors
+    /// Why the item could not be shown; it is then reported as skipped.
+    fn show(&mut self, item: &ManifestItem, path: &Path) -> Result<(), String>;
+    /// Shows nothing (a blank screen): nothing may play.
+    fn clear(&mut self);
+}
+
+/// The headless player: shows nothing, logs what it would show.
+#[derive(Debug, Default)]
+pub struct NullPlayer;
+
+impl Player for NullPlayer {
+    fn show(&mut self, item: &ManifestItem, path: &Path) -> Result<(), String> {
+        tracing::info!(item = %item.id, path = %path.display(), "showing (headless)");
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        tracing::info!("nothing may play: screen cleared (headless)");
+    }
+}
+
+/// The playback loop's links to the rest of the agent.
+#[derive(Debug)]
+pub struct Links {
+    /// Bumped when a playing manifest switched or stopped.
+    pub playing: watch::Receiver<u64>,
+    /// Bumped when the accepted documents changed (the assignment).
+    pub documents: watch::Receiver<u64>,
+    /// The trusted clock as the verifier holds it.
+    pub clock: watch::Receiver<TrustedClock>,
+    /// Notified when a cached file was quarantined or added.
+    pub cache_changed: Arc<Notify>,
+    /// What plays now, for the device state.
+    pub now_playing: watch::Sender<Option<NowPlaying>>,
+    /// Woken after events were recorded.
+    pub upload: Arc<Notify>,
+}
+
+/// One slot on screen.
+#[derive(Debug, Clone)]
+struct Showing {
+    /// The slot as the schedule gave it.
+    slot: Slot,
+    /// Why it may play.
+    permit: Permit,
+    /// When it started showing (trusted time).
+    since: DateTime<Utc>,
+}
+
+/// The playback loop's state.
+pub struct Playback {
+    /// The durable state (documents).
+    store: Store,
+    /// This device.
+    device: String,
+    /// The verified content.
+    cache: Cache,
+    /// The screen.
+    player: Box<dyn Player>,
+    /// The durable event queue.
+    events: EventLog,
+    /// The device clocks.
+    device_clock: DeviceClock,
+    /// The OS name for events.
+    os: String,
+    /// Where the status report goes.
+    status_path: PathBuf,
+    /// Item decisions and the parsed templates they need.
+    decider: Decider,
+    /// The main layer's slot on screen.
+    main: Option<Showing>,
+    /// The overlays on screen, by combined entry id.
+    overlays: BTreeMap<EntryId, Showing>,
+    /// Due slots already reported as skipped: (item, slot start).
+    recent_skips: VecDeque<(ItemId, DateTime<Utc>)>,
+}
+
+impl Playback {
+    /// A playback loop showing through `player`.
+    #[must_use]
+    pub fn new(
+        store: Store,
+        device: String,
+        cache: Cache,
+        player: Box<dyn Player>,
+        events: EventLog,
+        os: String,
+    ) -> Self {
+        let status_path = store.dir().join(STATUS_FILE);
+        Self {
+            decider: Decider::new(cache.clone()),
+            store,
+            device,
+            cache,
+            player,
+            events,
+            device_clock: DeviceClock::new(),
+            os,
+            status_path,
+            main: None,
+            overlays: BTreeMap::new(),
+            recent_skips: VecDeque::new(),
+        }
+    }
+
+    /// Runs until `shutdown`; then records the plays on screen up to now.
+    pub async fn run(mut self, mut links: Links, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut documents = self.load().await;
+        let mut last_status = std::time::Instant::now();
+        let mut status_due = true;
+        loop {
+            let clock = links.clock.borrow().clone();
+            let now = clock.peek(&self.device_clock.read());
+            let (wake_at, events) = self.step(&documents, &clock, now, &links);
+            self.record(events, &links).await;
+            if status_due || last_status.elapsed() >= Duration::from_secs(2) {
+                status_due = false;
+                last_status = std::time::Instant::now();
+                self.write_status(&documents, &clock).await;
+            }
+            let sleep = (wake_at - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(20), IDLE_WAKE);
+            tokio::select! {
+                () = &mut shutdown => break,
+                changed = links.playing.changed() => {
+                    if changed.is_err() { break }
+                    documents = self.load().await;
+                    status_due = true;
+                }
+                changed = links.documents.changed() => {
+                    if changed.is_err() { break }
+                    documents = self.load().await;
+                    status_due = true;
+                }
+                () = links.cache_changed.notified() => self.decider.forget_templates(),
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+        let clock = links.clock.borrow().clone();
+        let now = clock.peek(&self.device_clock.read());
+        let mut events = Vec::new();
+        if let Some(showing) = self.main.take() {
+            events.extend(self.played(&documents, &showing, now));
+        }
+        for showing in std::mem::take(&mut self.overlays).into_values() {
+            events.extend(self.played(&documents, &showing, now));
+        }
+        self.record(events, &links).await;
+        self.write_status(&documents, &clock).await;
+    }
+
+    /// One look at the schedule at `now`: changes what is on screen and
+    /// returns when to look again and the events to record.
+    fn step(
+        &mut self,
+        documents: &Documents,
+        clock: &TrustedClock,
+        now: DateTime<Utc>,
+        links: &Links,
+    ) -> (DateTime<Utc>, Vec<PlayEvent>) {
+        let mut events = Vec::new();
+        let Some(outlook) = self.decider.outlook(documents, clock, now) else {
+            // No assignment yet: nothing may play.
+            if let Some(showing) = self.main.take() {
+                events.extend(self.played(documents, &showing, now));
+                self.player.clear();
+            }
+            links.now_playing.send_replace(None);
+            return (now + TimeDelta::seconds(5), events);
+        };
+
+        // Skips: every due slot whose item may not play, once per slot.
+        for (slot, reason) in &outlook.skipped {
+            let key = (slot.item.clone(), slot.started_at);
+            if self.recent_skips.contains(&key) {
+                continue;
+            }
+            if self.recent_skips.len() >= RECENT_SKIPS {
+                self.recent_skips.pop_front();
+            }
+            self.recent_skips.push_back(key);
+            tracing::info!(item = %slot.item, %reason, "skipped");
+            events.push(self.event(
+                documents,
+                &slot.item,
+                None,
+                slot.started_at.max(now - TimeDelta::seconds(1)).min(now),
+                0,
+                Some(reason.to_string()),
+            ));
+        }
+
+        // The main layer.
+        let same = match (&self.main, &outlook.main) {
+            (Some(showing), Some((slot, _))) => {
+                showing.slot.item == slot.item && showing.slot.started_at == slot.started_at
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            if let Some(showing) = self.main.take() {
+                events.extend(self.played(documents, &showing, now));
+            }
+            match &outlook.main {
+                Some((slot, permit)) => {
+                    match self.show(documents, slot) {
+                        Ok(()) => {
+                            self.main = Some(Showing {
+                                slot: slot.clone(),
+                                permit: permit.clone(),
+                                since: now,
+                            });
+                        }
+                        Err(reason) => {
+                            tracing::warn!(item = %slot.item, %reason, "the player could not show it");
+                            events.push(self.event(
+                                documents,
+                                &slot.item,
+                                None,
+                                now,
+                                0,
+                                Some(format!("player: {reason}")),
+                            ));
+                            self.player.clear();
+                        }
+                    }
+                }
+                None => self.player.clear(),
+            }
+        }
+        links.now_playing.send_replace(self.main.as_ref().map(|s| NowPlaying {
+            item: s.slot.item.clone(),
+            entry: s.slot.entry.clone(),
+            since: s.since,
+        }));
+
+        // Overlays: tracked for proof of play; drawn by players that can.
+        let wanted: BTreeMap<EntryId, (Slot, Permit)> = outlook
+            .overlays
+            .iter()
+            .filter_map(|(slot, permit)| {
+                slot.entry
+                    .clone()
+                    .map(|e| (e, (slot.clone(), permit.clone())))
+            })
+            .collect();
+        let ended: Vec<EntryId> = self
+            .overlays
+            .iter()
+            .filter(|(entry, showing)| {
+                wanted.get(*entry).is_none_or(|(slot, _)| {
+                    slot.item != showing.slot.item || slot.started_at != showing.slot.started_at
+                })
+            })
+            .map(|(entry, _)| entry.clone())
+            .collect();
+        for entry in ended {
+            if let Some(showing) = self.overlays.remove(&entry) {
+                events.extend(self.played(documents, &showing, now));
+            }
+        }
+        for (entry, (slot, permit)) in wanted {
+            self.overlays.entry(entry).or_insert(Showing {
+                slot,
+                permit,
+                since: now,
+            });
+        }
+
+        let mut wake = outlook.next_change;
+        for showing in self.main.iter().chain(self.overlays.values()) {
+            if let Some(until) = showing.permit.until {
+                wake = wake.min(until);
+            }
+        }
+        (wake, events)
+    }
+
+    fn show(&mut self, documents: &Documents, slot: &Slot) -> Result<(), String> {
+        let item = documents
+            .playing_in_order()
+            .into_iter()
+            .find_map(|m| m.item(&slot.item).cloned())
+            .ok_or_else(|| "no playing manifest lists it".to_owned())?;
+        let path = self.cache.blob_path(&item.sha256);
+        self.player.show(&item, &path)
+    }
+
+    /// The play event of `showing`, ended at `now`; none for a zero-length
+    /// showing.
+    fn played(
+        &self,
+        documents: &Documents,
+        showing: &Showing,
+        now: DateTime<Utc>,
+    ) -> Option<PlayEvent> {
+        let duration = (now - showing.since).num_milliseconds();
+        let duration = u64::try_from(duration).ok().filter(|d| *d > 0)?;
+        Some(self.event(
+            documents,
+            &showing.slot.item,
+            Some(&showing.permit),
+            showing.since,
+            duration,
+            None,
+        ))
+    }
+
+    fn event(
+        &self,
+        documents: &Documents,
+        item: &ItemId,
+        permit: Option<&Permit>,
+        start: DateTime<Utc>,
+        duration_ms: u64,
+        skip_reason: Option<String>,
+    ) -> PlayEvent {
+        let location = documents
+            .assignment
+            .as_ref()
+            .map(|a| a.location.clone())
+            .unwrap_or_default();
+        PlayEvent {
+            id: new_event_id(),
+            device_id: self.device.as_str().into(),
+            item: item.clone(),
+            access_group: permit.and_then(|p| p.access_group.clone()),
+            license_version: permit.and_then(|p| p.license_version),
+            start,
+            duration_ms,
+            outcome: if skip_reason.is_some() {
+                Outcome::Skipped
+            } else {
+                Outcome::Played
+            },
+            skip_reason: skip_reason.map(|r| clip(&r)),
+            country: location.country,
+            region: location.region,
+            os: self.os.clone(),
+            agent_version: crate::VERSION.to_owned(),
+        }
+    }
+
+    /// Records `events` durably, then wakes the uploader.
+    async fn record(&self, events: Vec<PlayEvent>, links: &Links) {
+        if events.is_empty() {
+            return;
+        }
+        let log = self.events.clone();
+        let count = events.len();
+        match tokio::task::spawn_blocking(move || log.record(&events)).await {
+            Ok(Ok(())) => {
+                tracing::debug!(count, "events recorded");
+                links.upload.notify_one();
+            }
+            Ok(Err(error)) => tracing::error!(%error, count, "could not record play events"),
+            Err(error) => tracing::error!(%error, "event task failed"),
+        }
+    }
+
+    async fn load(&self) -> Documents {
+        let store = self.store.clone();
+        let device = self.device.clone();
+        match tokio::task::spawn_blocking(move || Documents::load(&store, &device)).await {
+            Ok(Ok(documents)) => documents,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "cannot read the playing manifests");
+                Documents::default()
+            }
+            Err(error) => {
+                tracing::error!(%error, "state task failed");
+                Documents::default()
+            }
+        }
+    }
+
+    async fn write_status(&mut self, documents: &Documents, clock: &TrustedClock) {
+        let reading = self.device_clock.read();
+        let text = crate::inspect::report(
+            &self.device,
+            documents,
+            clock,
+            &reading,
+            &mut self.decider,
+            self.main.as_ref().map(|s| (&s.slot.item, s.since)),
+        );
+        let path = self.status_path.clone();
+        let result = tokio::task::spawn_blocking(move || write_replace(&path, text.as_bytes()))
+            .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not write the status report"),
+            Err(error) => tracing::warn!(%error, "status task failed"),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn clip(text: &str) -> String {
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    if clean.len() <= MAX_TEXT_LEN {
+        return clean;
+    }
+    let mut end = MAX_TEXT_LEN;
+    while !clean.is_char_boundary(end) {
+        end -= 1;
+    }
+    clean[..end].to_owned()
+}
+
+/// Formats a skip reason for the log and reports (re-exported for the
+/// status report).
+#[must_use]
+pub fn reason_text(reason: &SkipReason) -> String {
+    clip(&reason.to_string())
+}

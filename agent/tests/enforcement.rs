@@ -1,0 +1,298 @@
+//! Enforcement on the real agent process (D1, D4, D9, L4, S1, S3, S6):
+//! tampered cache files, bad documents, and offline play with licenses.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use signet_common::license::{AccessWindow, LicenseTerms};
+use support::{
+    Agent, Broker, ContentServer, Hub, Keys, blobs_on_disk, entry, image, paired_dir,
+    playing_versions, random_bytes,
+};
+
+/// `signet-agent status` for `data` (the running agent's report).
+fn status(data: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
+        .arg("status")
+        .env("SIGNET_AGENT_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `status` until `pred` holds.
+async fn wait_status(data: &Path, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = status(data);
+        if pred(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "status never showed {what}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn world(hub: &mut Hub, keys: &Keys, assignment: Vec<u8>) {
+    hub.publish(signet_common::sync::TRUST_TOPIC, keys.trust(1), true)
+        .await;
+    hub.publish(signet_common::sync::HUB_TIME_TOPIC, keys.hub_time(1), true)
+        .await;
+    hub.publish(
+        &signet_common::sync::assignment_topic(&support::device()),
+        assignment,
+        true,
+    )
+    .await;
+}
+
+/// D9, D4: a cached file changed on disk is detected within 2 seconds,
+/// quarantined, not played while it is missing, and fetched again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d9_d4_a_tampered_cache_file_is_quarantined_within_2s_not_played_and_fetched_again() {
+    let server = ContentServer::start().await;
+    let broker = Broker::start();
+    let keys = Keys::new();
+    let mut hub = Hub::connect(&broker).await;
+    world(&mut hub, &keys, keys.assignment_with(1, &["n-1"], &[], 86_400)).await;
+    let bytes = random_bytes(1, 200_000);
+    let (sha, url) = server.add(bytes.clone());
+    let item = image("c-1", sha, bytes.len() as u64, &url);
+    hub.publish_manifest(
+        "n-1",
+        keys.manifest_with("n-1", 1, vec![item], vec![entry("e", &["c-1"], 3_000, 0)], None),
+    )
+    .await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start(data.path());
+    agent
+        .wait_log("now playing manifest version 1 of group n-1")
+        .await;
+    wait_status(data.path(), "c-1 playing", |t| t.contains("now playing: c-1")).await;
+
+    server.set_unavailable(&sha, true);
+    let path = data.path().join("cache").join("blobs").join(sha.to_string());
+    let mut tampered = bytes.clone();
+    tampered[1000] ^= 0xff;
+    let changed_at = Instant::now();
+    std::fs::write(&path, &tampered).unwrap();
+    let deadline = changed_at + Duration::from_secs(5);
+    while !agent.log_text().contains("quarantined") {
+        assert!(Instant::now() < deadline, "never quarantined:\n{}", agent.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let detected = changed_at.elapsed();
+    assert!(detected < Duration::from_secs(2), "detected after {detected:?}");
+    let quarantine = std::fs::read_dir(data.path().join("cache").join("quarantine"))
+        .unwrap()
+        .count();
+    assert_eq!(quarantine, 1, "the changed file is kept aside");
+
+    let text = wait_status(data.path(), "c-1 skipped", |t| {
+        t.contains("now playing: nothing") && t.contains("c-1 [n-1]: SKIPPED")
+    })
+    .await;
+    assert!(text.to_lowercase().contains("not cached"), "{text}");
+
+    let requests = server.served(&sha).requests;
+    server.set_unavailable(&sha, false);
+    wait_status(data.path(), "c-1 again", |t| t.contains("now playing: c-1")).await;
+    assert!(server.served(&sha).requests > requests, "fetched again");
+    agent.kill();
+    assert!(
+        blobs_on_disk(data.path())
+            .iter()
+            .any(|(name, actual)| *name == sha.to_string() && *actual == sha),
+        "the right bytes are back"
+    );
+}
+
+/// S1, S3, D2, D3: truncated, oversized, wrongly signed, tampered, older
+/// and wrong-content-hash documents change nothing and are logged with
+/// their reason; the playing manifest stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s1_s3_bad_documents_change_nothing_and_are_logged_with_their_reason() {
+    let server = ContentServer::start().await;
+    let broker = Broker::start();
+    let keys = Keys::new();
+    let mut hub = Hub::connect(&broker).await;
+    world(&mut hub, &keys, keys.assignment_with(1, &["n-1"], &[], 86_400)).await;
+    let (sha, url) = server.add(random_bytes(2, 50_000));
+    let good = image("c-1", sha, 50_000, &url);
+    let manifest = |version: u64, items| {
+        keys.manifest_with("n-1", version, items, vec![entry("e", &["c-1"], 3_000, 0)], None)
+    };
+    hub.publish_manifest("n-1", manifest(2, vec![good.clone()]))
+        .await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start(data.path());
+    agent
+        .wait_log("now playing manifest version 2 of group n-1")
+        .await;
+
+    // Truncated.
+    let v3 = manifest(3, vec![good.clone()]);
+    let mark = agent.log_text().len();
+    hub.publish_manifest("n-1", v3[..v3.len() / 2].to_vec()).await;
+    refused(&agent, mark, "malformed envelope").await;
+    // Oversized (over 1 MiB, under the MQTT packet limit).
+    let mut big = manifest(3, vec![good.clone()]);
+    big.extend(std::iter::repeat_n(b' ', 1024 * 1024));
+    let mark = agent.log_text().len();
+    hub.publish_manifest("n-1", big).await;
+    refused(&agent, mark, "-byte limit").await;
+    // Signed by a key the trust document does not certify.
+    let stranger = support::new_key();
+    let mark = agent.log_text().len();
+    hub.publish_manifest("n-1", keys.manifest_by(&stranger, "n-1", 3))
+        .await;
+    refused(&agent, mark, "is not certified by the trust document").await;
+    // A payload byte changed after signing.
+    let text = String::from_utf8(manifest(3, vec![good.clone()])).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let payload = value["payload"].as_str().unwrap();
+    let mut bad_payload = payload.as_bytes().to_vec();
+    bad_payload[10] = if bad_payload[10] == b'A' { b'B' } else { b'A' };
+    let forged = text.replace(payload, std::str::from_utf8(&bad_payload).unwrap());
+    let mark = agent.log_text().len();
+    hub.publish_manifest("n-1", forged.into_bytes()).await;
+    refused(&agent, mark, "bad signature").await;
+    // An older version.
+    let mark = agent.log_text().len();
+    hub.publish_manifest("n-1", manifest(1, vec![good.clone()]))
+        .await;
+    refused(&agent, mark, "version 1 is older than the held version 2").await;
+    // A manifest whose item's bytes do not hash to the declared SHA-256:
+    // accepted (it is well signed), but never played.
+    let (_, other_url) = server.add(random_bytes(3, 50_000));
+    let declared = random_sha();
+    let wrong = image("c-1", declared, 50_000, &other_url);
+    let mark = agent.log_text().len();
+    hub.publish_manifest("n-1", manifest(4, vec![wrong])).await;
+    wait_new_log(&agent, mark, &declared.to_string()).await;
+    let text = agent.log_text();
+    assert!(
+        text[mark..].to_lowercase().contains("mismatch"),
+        "{}",
+        &text[mark..]
+    );
+    wait_status(data.path(), "v4 waiting", |t| {
+        t.contains("n-1: version 2 (version 4 accepted, waiting for its content)")
+    })
+    .await;
+    agent.kill();
+    assert_eq!(playing_versions(data.path())["n-1"].0, 2, "v2 still plays");
+    for (name, actual) in blobs_on_disk(data.path()) {
+        assert_eq!(name, actual.to_string(), "no wrong bytes were cached");
+    }
+}
+
+/// Waits until the log after byte `mark` contains `needle`.
+async fn wait_new_log(agent: &Agent, mark: usize, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = agent.log_text();
+        if text.get(mark..).is_some_and(|t| t.contains(needle)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "log never said {needle:?} after {mark}:\n{}",
+            text.get(mark..).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for a refusal with `reason` after byte `mark` of the log.
+async fn refused(agent: &Agent, mark: usize, reason: &str) {
+    wait_new_log(agent, mark, "refused a document; keeping the last good state").await;
+    wait_new_log(agent, mark, reason).await;
+}
+
+fn random_sha() -> signet_common::digest::Sha256 {
+    signet_common::digest::Sha256::of(&random_bytes(99, 64))
+}
+
+/// D1, L4, S6: with the hub and broker gone, licensed content stops when
+/// the offline grace ends (±1 minute of trusted time) and unlicensed
+/// approved content keeps playing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d1_l4_s6_offline_licensed_content_stops_at_the_grace_end_unlicensed_keeps_playing() {
+    let server = ContentServer::start().await;
+    let broker = Broker::start();
+    let keys = Keys::new();
+    let mut hub = Hub::connect(&broker).await;
+    let window = AccessWindow {
+        starts_at: Utc::now() - TimeDelta::days(1),
+        ends_at: Some(Utc::now() + TimeDelta::days(30)),
+        ended_by: Some(signet_common::license::Limit::FixedEnd),
+    };
+    // The shortest grace the agent honours is the contact tolerance.
+    let grace = signet_common::play::CONTACT_TOLERANCE_SECS;
+    world(
+        &mut hub,
+        &keys,
+        keys.assignment_with(1, &["n-1"], &[("ag-1", window)], 1),
+    )
+    .await;
+    let (free_sha, free_url) = server.add(random_bytes(4, 30_000));
+    let (paid_sha, paid_url) = server.add(random_bytes(5, 30_000));
+    hub.publish_manifest(
+        "n-1",
+        keys.manifest_with(
+            "n-1",
+            1,
+            vec![image("free", free_sha, 30_000, &free_url)],
+            vec![entry("e", &["free"], 2_000, 0)],
+            None,
+        ),
+    )
+    .await;
+    hub.publish_manifest(
+        "ag-1",
+        keys.manifest_with(
+            "ag-1",
+            1,
+            vec![image("paid", paid_sha, 30_000, &paid_url)],
+            vec![entry("e", &["paid"], 2_000, 10)],
+            Some(LicenseTerms {
+                allow_offline: true,
+                offline_grace_secs: 1,
+                ..LicenseTerms::default()
+            }),
+        ),
+    )
+    .await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start(data.path());
+    wait_status(data.path(), "paid playing", |t| t.contains("now playing: paid")).await;
+    let contact = Utc::now();
+
+    drop(hub);
+    drop(broker);
+    let deadline = Instant::now() + Duration::from_secs(u64::try_from(grace).unwrap() + 90);
+    let stopped_at = loop {
+        let text = status(data.path());
+        if text.contains("now playing: free") {
+            break Utc::now();
+        }
+        assert!(Instant::now() < deadline, "licensed content never stopped:\n{text}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let offline = (stopped_at - contact).num_seconds();
+    assert!(
+        (offline - grace).abs() <= 60,
+        "stopped after {offline} s offline; grace {grace} s"
+    );
+    let text = status(data.path());
+    assert!(text.contains("paid [ag-1]: SKIPPED"), "{text}");
+    assert!(text.contains("free [n-1]: may play"), "{text}");
+    agent.kill();
+}
