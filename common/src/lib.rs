@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod ids;
 pub mod license;
 pub mod permissions;
+pub mod play;
 pub mod rollback;
 pub mod schedule;
 pub mod sync;

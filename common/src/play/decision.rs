@@ -1,0 +1,235 @@
+//! The rules of [`may_play`] (D4, A7, A8, L2, L4, S3, S6); documented on
+//! [`super`].
+//!
+//! Owns: the per-manifest checks and their order. Must not: read a clock or
+//! the cache itself.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{CONTACT_TOLERANCE_SECS, Cached, DeviceView, Permit, SkipReason};
+use crate::documents::{
+    DeviceAssignment, GroupKind, GroupManifest, ItemKind, ManifestItem, Unapproved,
+};
+use crate::ids::{AccessGroupId, ItemId};
+use crate::license::{AccessWindow, Denied, LicenseTerms, Limit};
+
+/// D4: may `item` play at `view.now`, and if not, why. `cached` answers what
+/// the cache holds for an item; it is never asked about an item that is not
+/// approved (A7).
+///
+/// # Errors
+/// The [`SkipReason`] of the first manifest, in view order, that lists the
+/// item, when no manifest allows it; [`SkipReason::NotListed`] when none
+/// lists it.
+pub fn may_play(
+    view: &DeviceView<'_>,
+    item: &ItemId,
+    cached: &dyn Fn(&ManifestItem) -> Cached,
+) -> Result<Permit, SkipReason> {
+    let mut first_refusal = None;
+    for manifest in &view.manifests {
+        let Some(listed) = manifest.item(item) else {
+            continue;
+        };
+        match allowed_by(view, manifest, listed, cached) {
+            Ok(permit) => return Ok(permit),
+            Err(reason) => {
+                first_refusal.get_or_insert(reason);
+            }
+        }
+    }
+    Err(first_refusal.unwrap_or(SkipReason::NotListed))
+}
+
+/// The offline grace that applies to an access group's content:
+/// min(assignment's grace, the license's grace), but never below
+/// [`CONTACT_TOLERANCE_SECS`] (S6).
+#[must_use]
+pub fn offline_grace(assignment: &DeviceAssignment, terms: &LicenseTerms) -> TimeDelta {
+    assignment
+        .offline_grace()
+        .min(terms.offline_grace())
+        .max(TimeDelta::seconds(CONTACT_TOLERANCE_SECS))
+}
+
+/// Whether `manifest` allows `item`, which it lists.
+fn allowed_by(
+    view: &DeviceView<'_>,
+    manifest: &GroupManifest,
+    item: &ManifestItem,
+    cached: &dyn Fn(&ManifestItem) -> Cached,
+) -> Result<Permit, SkipReason> {
+    let group = &manifest.group_id;
+    // (1) S3: fresh and not below the floor.
+    if view.now >= manifest.expires_at {
+        return Err(SkipReason::ManifestExpired {
+            group: group.clone(),
+            expired_at: manifest.expires_at,
+        });
+    }
+    if let Some(&floor) = view.assignment.min_manifest_versions.get(group)
+        && manifest.version < floor
+    {
+        return Err(SkipReason::BelowFloor {
+            group: group.clone(),
+            version: manifest.version,
+            floor,
+        });
+    }
+    // (2) A7/A8: approved, then cached as the approved version.
+    let sources = approved_and_cached(item, cached)?;
+    // (3) A template's sources: same manifest, approved and cached, no nesting.
+    for source in &sources {
+        source_allowed(manifest, source, cached).map_err(|reason| SkipReason::Source {
+            source: source.clone(),
+            reason: Box::new(reason),
+        })?;
+    }
+    // (4) L2/L4/S6: an access group's license.
+    match manifest.group_kind {
+        GroupKind::Node => Ok(Permit {
+            group: group.clone(),
+            access_group: None,
+            license_version: None,
+            until: Some(manifest.expires_at),
+        }),
+        GroupKind::AccessGroup => {
+            let until = licensed_until(view, manifest)?;
+            Ok(Permit {
+                group: group.clone(),
+                access_group: Some(AccessGroupId::new(group.clone())),
+                license_version: Some(manifest.version),
+                until: Some(until.map_or(manifest.expires_at, |u| u.min(manifest.expires_at))),
+            })
+        }
+    }
+}
+
+/// A7/A8 for one item: refused before the cache is asked unless active;
+/// then the cached approval hash must be the approved one. Returns the
+/// template's sources (empty for media).
+fn approved_and_cached(
+    item: &ManifestItem,
+    cached: &dyn Fn(&ManifestItem) -> Cached,
+) -> Result<Vec<ItemId>, SkipReason> {
+    // Checking the approved hash against itself leaves only the state check:
+    // one rule (`check_approved`), applied before any download is needed.
+    let Some(approved) = item.approved_hash else {
+        return Err(SkipReason::Unapproved(Unapproved::NotActive(item.approval)));
+    };
+    item.check_approved(&approved)
+        .map_err(SkipReason::Unapproved)?;
+    match cached(item) {
+        Cached::Present {
+            approval_hash,
+            sources,
+        } => {
+            item.check_approved(&approval_hash)
+                .map_err(SkipReason::Unapproved)?;
+            Ok(sources)
+        }
+        Cached::Missing => Err(SkipReason::NotCached),
+        Cached::Unusable(why) => Err(SkipReason::Unusable(why)),
+    }
+}
+
+/// Step (3) for one source of a template listed in `manifest`.
+fn source_allowed(
+    manifest: &GroupManifest,
+    source: &ItemId,
+    cached: &dyn Fn(&ManifestItem) -> Cached,
+) -> Result<(), SkipReason> {
+    let item = manifest.item(source).ok_or(SkipReason::NotListed)?;
+    if item.kind == ItemKind::Template {
+        return Err(SkipReason::Unusable(
+            "a template cannot show another template".to_owned(),
+        ));
+    }
+    approved_and_cached(item, cached).map(drop)
+}
+
+/// Step (4): the license of an access group's manifest covers the device at
+/// `view.now`. Returns the earliest end of the window and the offline grace.
+fn licensed_until(
+    view: &DeviceView<'_>,
+    manifest: &GroupManifest,
+) -> Result<Option<DateTime<Utc>>, SkipReason> {
+    let group = &manifest.group_id;
+    let license = |denied| SkipReason::License {
+        group: group.clone(),
+        denied,
+    };
+    let membership = view
+        .assignment
+        .access_groups
+        .iter()
+        .find(|m| m.group_id.as_str() == group)
+        .ok_or_else(|| SkipReason::NotAMember {
+            group: group.clone(),
+        })?;
+    let terms = manifest
+        .license
+        .as_ref()
+        .ok_or_else(|| SkipReason::NoLicenseTerms {
+            group: group.clone(),
+        })?;
+    terms
+        .validate()
+        .map_err(|error| license(Denied::InvalidTerms(error)))?;
+    check_window(&membership.window, view.now).map_err(license)?;
+    let country = view.assignment.location.country.as_deref();
+    if !terms.allows_country(country) {
+        return Err(license(match country {
+            None => Denied::CountryUnknown,
+            Some(country) => Denied::CountryNotAllowed {
+                country: country.chars().take(16).collect(),
+            },
+        }));
+    }
+    let grace = offline_grace(view.assignment, terms);
+    let grace_end = match view.last_hub_contact {
+        None => None,
+        Some(contact) => match contact.checked_add_signed(grace) {
+            // No representable end: the grace never runs out.
+            None => return Ok(membership.window.ends_at),
+            Some(end) if view.now < end => Some(end),
+            Some(_) => None,
+        },
+    };
+    let Some(grace_end) = grace_end else {
+        return Err(SkipReason::OfflineGraceExceeded {
+            group: group.clone(),
+            last_contact: view.last_hub_contact,
+            offline_for_secs: view
+                .last_hub_contact
+                .map(|contact| (view.now - contact).num_seconds()),
+            grace_secs: grace.num_seconds(),
+        });
+    };
+    Ok(Some(
+        membership
+            .window
+            .ends_at
+            .map_or(grace_end, |end| end.min(grace_end)),
+    ))
+}
+
+/// Whether the device's window holds `now`, in the order of
+/// [`crate::license::check_access`]: ended (an empty window counts as ended),
+/// then not yet started. An end the hub did not attribute to a limit is named
+/// the member's end date: the window is this member's own.
+fn check_window(window: &AccessWindow, now: DateTime<Utc>) -> Result<(), Denied> {
+    if let Some(end) = window.ends_at
+        && (now >= end || end <= window.starts_at)
+    {
+        return Err(Denied::Ended(
+            window.ended_by.unwrap_or(Limit::MemberEndDate),
+        ));
+    }
+    if now < window.starts_at {
+        return Err(Denied::NotYetStarted {
+            starts_at: window.starts_at,
+        });
+    }
+    Ok(())
+}
