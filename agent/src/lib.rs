@@ -9,10 +9,12 @@
 //! - [`clock`]: reading the device clocks for the trusted clock.
 //! - [`pairing`]: `signet-agent pair`.
 //! - [`sync`]: `signet-agent run` — MQTT, verification, durability, state.
+//! - [`cache`]: the content-addressed cache and its resumable downloads.
 //! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
 //! - [`killpoint`]: named points where fault-injection tests stop the agent.
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod inspect;
