@@ -450,8 +450,8 @@ impl Cache {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(None);
         };
-        let in_blobs = parent == blobs_dir
-            || fs::canonicalize(parent).is_ok_and(|p| p == blobs_dir);
+        let in_blobs =
+            parent == blobs_dir || fs::canonicalize(parent).is_ok_and(|p| p == blobs_dir);
         if !in_blobs {
             return Ok(None);
         }
@@ -565,7 +565,12 @@ impl Cache {
         }
         self.flush_logged();
         if !evicted.is_empty() {
-            tracing::info!(count = evicted.len(), used, limit, "cache: evicted unneeded blobs (D10)");
+            tracing::info!(
+                count = evicted.len(),
+                used,
+                limit,
+                "cache: evicted unneeded blobs (D10)"
+            );
         }
         Ok(evicted)
     }
@@ -608,7 +613,11 @@ impl Cache {
     /// hashes its bytes on disk, and only if they are `size` bytes hashing
     /// to `sha256` renames it into `blobs/`, fsyncs the directory, records
     /// it in the index (flushed) and the set. Otherwise deletes it.
-    pub(crate) fn admit_partial(&self, sha256: &Sha256, size: u64) -> Result<Admission, CacheError> {
+    pub(crate) fn admit_partial(
+        &self,
+        sha256: &Sha256,
+        size: u64,
+    ) -> Result<Admission, CacheError> {
         let partial = self.partial_path(sha256);
         File::open(&partial)
             .and_then(|f| f.sync_all())
@@ -1009,7 +1018,9 @@ mod tests {
         let c = put(&cache, &[b'c'; 30]);
         // a was needed at 1:00, b at 3:00, c at 2:00.
         for (sha, hour) in [(a, 1), (b, 3), (c, 2)] {
-            cache.make_room(&BTreeMap::from([(sha, 30)]), at(hour)).unwrap();
+            cache
+                .make_room(&BTreeMap::from([(sha, 30)]), at(hour))
+                .unwrap();
         }
         let wanted = Sha256::of(b"new");
         // 90 used + 40 missing > 100: evict 30 (a, the oldest) → 60 + 40.
@@ -1058,7 +1069,10 @@ mod tests {
         assert_eq!(cache.partial_len(&partial), 3);
         // A raised limit (config reload) lets the same set in.
         cache.set_limit(200);
-        assert_eq!(cache.make_room(&needed, at(1)).unwrap(), Vec::<Sha256>::new());
+        assert_eq!(
+            cache.make_room(&needed, at(1)).unwrap(),
+            Vec::<Sha256>::new()
+        );
         // Unneeded partials go even when no blob must.
         assert_eq!(cache.partial_len(&partial), 0);
     }
