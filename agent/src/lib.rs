@@ -9,12 +9,14 @@
 //! - [`clock`]: reading the device clocks for the trusted clock.
 //! - [`pairing`]: `signet-agent pair`.
 //! - [`sync`]: `signet-agent run` — MQTT, verification, durability, state.
+//! - [`events`]: the durable proof-of-play queue and its upload to the hub.
 //! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
 //! - [`killpoint`]: named points where fault-injection tests stop the agent.
 #![deny(missing_docs)]
 
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod inspect;
 pub mod killpoint;
 pub mod pairing;
