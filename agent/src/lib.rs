@@ -10,6 +10,7 @@
 //! - [`pairing`]: `signet-agent pair`.
 //! - [`sync`]: `signet-agent run` — MQTT, verification, durability, state.
 //! - [`events`]: the durable proof-of-play queue and its upload to the hub.
+//! - [`watch`]: file-system notifications for the cache and the config.
 //! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
 //! - [`killpoint`]: named points where fault-injection tests stop the agent.
 #![deny(missing_docs)]
@@ -22,6 +23,7 @@ pub mod killpoint;
 pub mod pairing;
 pub mod state;
 pub mod sync;
+pub mod watch;
 
 /// The agent's version, as reported by `signet-agent --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
