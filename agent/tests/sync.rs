@@ -269,7 +269,7 @@ async fn s1_s3_commands_replays_and_expired_are_refused() {
     )
     .await;
     agent
-        .wait_log("purge_cache accepted, but this agent has no content cache yet")
+        .wait_log("command purge_cache: the content task purges what nothing needs")
         .await;
 
     // Across a restart the replay is still refused (persisted).

@@ -176,7 +176,11 @@ async fn u2_s9_ten_thousand_offline_events_arrive_exactly_once_across_a_sigkill(
         if rows.len() >= 10_000 {
             break rows;
         }
-        assert!(started.elapsed() < CONVERGE, "{} of 10 000 arrived", rows.len());
+        assert!(
+            started.elapsed() < CONVERGE,
+            "{} of 10 000 arrived",
+            rows.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let ids: BTreeSet<String> = rows
@@ -187,5 +191,8 @@ async fn u2_s9_ten_thousand_offline_events_arrive_exactly_once_across_a_sigkill(
     assert_eq!(ids, queued, "exactly the queued events");
     agent.kill();
     let store = Store::open(&agent.data).unwrap();
-    assert!(EventLog::open(&store).unwrap().is_empty(), "the queue is empty");
+    assert!(
+        EventLog::open(&store).unwrap().is_empty(),
+        "the queue is empty"
+    );
 }

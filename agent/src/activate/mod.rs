@@ -76,10 +76,10 @@ impl Documents {
                     Ok(assignment) => out.assignment = Some(assignment),
                     Err(reason) => tracing::error!(%key, %reason, "stored assignment unreadable"),
                 }
-            } else if let Some(group) = key.strip_prefix(&manifest_prefix) {
-                if let Some(held) = parse_held(&key, bytes) {
-                    out.accepted.insert(group.to_owned(), held);
-                }
+            } else if let Some(group) = key.strip_prefix(&manifest_prefix)
+                && let Some(held) = parse_held(&key, bytes)
+            {
+                out.accepted.insert(group.to_owned(), held);
             }
         }
         for (group, bytes) in store.active_manifests()? {
@@ -296,9 +296,8 @@ impl Activator {
         for group in &groups {
             let playing = documents.playing.get(group);
             let accepted = documents.accepted.get(group);
-            let newer = accepted.filter(|a| {
-                playing.is_none_or(|p| a.manifest.version > p.manifest.version)
-            });
+            let newer = accepted
+                .filter(|a| playing.is_none_or(|p| a.manifest.version > p.manifest.version));
             for held in playing.into_iter().chain(newer) {
                 for item in needed_items(&held.manifest, &assignment, now) {
                     needed.insert(item.sha256, item.size);
@@ -392,7 +391,10 @@ impl Activator {
             let cache = self.cache.clone();
             match tokio::task::spawn_blocking(move || cache.purge_unneeded(&listed)).await {
                 Ok(Ok(purged)) if !purged.is_empty() => {
-                    tracing::info!(count = purged.len(), "purged content no manifest lists (L3)");
+                    tracing::info!(
+                        count = purged.len(),
+                        "purged content no manifest lists (L3)"
+                    );
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => tracing::error!(%error, "purging the cache failed"),

@@ -298,7 +298,9 @@ impl Changes {
             }
             Ok(Ok(Some((_, Reverified::Intact)))) => self.cache_changed.notify_one(),
             Ok(Ok(None)) => {}
-            Ok(Err(error)) => tracing::error!(path = %shown, %error, "could not verify a changed cache file"),
+            Ok(Err(error)) => {
+                tracing::error!(path = %shown, %error, "could not verify a changed cache file")
+            }
             Err(error) => tracing::error!(%error, "cache task failed"),
         }
     }
@@ -361,14 +363,32 @@ impl Changes {
             ("data_dir", new.data_dir != old.data_dir),
             ("hub_url", new.hub_url != old.hub_url),
             ("broker_url", new.broker_url != old.broker_url),
-            ("reconnect_base_ms", new.reconnect_base_ms != old.reconnect_base_ms),
-            ("reconnect_cap_secs", new.reconnect_cap_secs != old.reconnect_cap_secs),
-            ("keep_alive_secs", new.keep_alive_secs != old.keep_alive_secs),
+            (
+                "reconnect_base_ms",
+                new.reconnect_base_ms != old.reconnect_base_ms,
+            ),
+            (
+                "reconnect_cap_secs",
+                new.reconnect_cap_secs != old.reconnect_cap_secs,
+            ),
+            (
+                "keep_alive_secs",
+                new.keep_alive_secs != old.keep_alive_secs,
+            ),
             ("queue_capacity", new.queue_capacity != old.queue_capacity),
             ("settle_ms", new.settle_ms != old.settle_ms),
-            ("clock_persist_secs", new.clock_persist_secs != old.clock_persist_secs),
-            ("download_concurrency", new.download_concurrency != old.download_concurrency),
-            ("event_upload_secs", new.event_upload_secs != old.event_upload_secs),
+            (
+                "clock_persist_secs",
+                new.clock_persist_secs != old.clock_persist_secs,
+            ),
+            (
+                "download_concurrency",
+                new.download_concurrency != old.download_concurrency,
+            ),
+            (
+                "event_upload_secs",
+                new.event_upload_secs != old.event_upload_secs,
+            ),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))

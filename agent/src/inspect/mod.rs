@@ -49,7 +49,9 @@ pub fn status(dir: &Path) -> Result<String, String> {
         Ok(store) => store,
         Err(open_error) => {
             return running_status(dir).map_err(|snapshot_error| {
-                format!("{open_error}; and no status report from the running agent: {snapshot_error}")
+                format!(
+                    "{open_error}; and no status report from the running agent: {snapshot_error}"
+                )
             });
         }
     };
@@ -133,13 +135,15 @@ pub fn report(
             let verdict = match &documents.assignment {
                 None => String::new(),
                 Some(a) => {
-                    let grace = TimeDelta::seconds(
-                        i64::try_from(a.offline_grace_secs).unwrap_or(i64::MAX),
-                    );
+                    let grace =
+                        TimeDelta::seconds(i64::try_from(a.offline_grace_secs).unwrap_or(i64::MAX));
                     if clock.within_grace(now, grace) {
                         format!("; within the offline grace of {} s", grace.num_seconds())
                     } else {
-                        format!("; the offline grace of {} s is EXCEEDED", grace.num_seconds())
+                        format!(
+                            "; the offline grace of {} s is EXCEEDED",
+                            grace.num_seconds()
+                        )
                     }
                 }
             };
@@ -169,7 +173,11 @@ pub fn report(
                 "version {} (version {} accepted, waiting for its content)",
                 p.version, a.version
             ),
-            (Some(p), _) => format!("version {}, expires {}", p.version, p.expires_at.to_rfc3339()),
+            (Some(p), _) => format!(
+                "version {}, expires {}",
+                p.version,
+                p.expires_at.to_rfc3339()
+            ),
             (None, Some(a)) => format!(
                 "none yet (version {} accepted, waiting for its content)",
                 a.version

@@ -176,7 +176,11 @@ impl Decider {
         let with_permit = |slot: Slot| decide(&slot.item).ok().map(|permit| (slot, permit));
         Some(Outlook {
             main: playing.main.and_then(with_permit),
-            overlays: playing.overlays.into_iter().filter_map(with_permit).collect(),
+            overlays: playing
+                .overlays
+                .into_iter()
+                .filter_map(with_permit)
+                .collect(),
             skipped,
             next_change: playing.next_change.min(due.next_change),
         })

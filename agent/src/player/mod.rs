@@ -257,37 +257,37 @@ impl Playback {
                 events.extend(self.played(documents, &showing, now));
             }
             match &outlook.main {
-                Some((slot, permit)) => {
-                    match self.show(documents, slot) {
-                        Ok(()) => {
-                            self.main = Some(Showing {
-                                slot: slot.clone(),
-                                permit: permit.clone(),
-                                since: now,
-                            });
-                        }
-                        Err(reason) => {
-                            tracing::warn!(item = %slot.item, %reason, "the player could not show it");
-                            events.push(self.event(
-                                documents,
-                                &slot.item,
-                                None,
-                                now,
-                                0,
-                                Some(format!("player: {reason}")),
-                            ));
-                            self.player.clear();
-                        }
+                Some((slot, permit)) => match self.show(documents, slot) {
+                    Ok(()) => {
+                        self.main = Some(Showing {
+                            slot: slot.clone(),
+                            permit: permit.clone(),
+                            since: now,
+                        });
                     }
-                }
+                    Err(reason) => {
+                        tracing::warn!(item = %slot.item, %reason, "the player could not show it");
+                        events.push(self.event(
+                            documents,
+                            &slot.item,
+                            None,
+                            now,
+                            0,
+                            Some(format!("player: {reason}")),
+                        ));
+                        self.player.clear();
+                    }
+                },
                 None => self.player.clear(),
             }
         }
-        links.now_playing.send_replace(self.main.as_ref().map(|s| NowPlaying {
-            item: s.slot.item.clone(),
-            entry: s.slot.entry.clone(),
-            since: s.since,
-        }));
+        links
+            .now_playing
+            .send_replace(self.main.as_ref().map(|s| NowPlaying {
+                item: s.slot.item.clone(),
+                entry: s.slot.entry.clone(),
+                since: s.since,
+            }));
 
         // Overlays: tracked for proof of play; drawn by players that can.
         let wanted: BTreeMap<EntryId, (Slot, Permit)> = outlook
@@ -397,7 +397,7 @@ impl Playback {
     }
 
     /// Records `events` durably, then wakes the uploader.
-    async fn record(&self, events: Vec<PlayEvent>, links: &Links) {
+    async fn record(&mut self, events: Vec<PlayEvent>, links: &Links) {
         if events.is_empty() {
             return;
         }
@@ -413,7 +413,7 @@ impl Playback {
         }
     }
 
-    async fn load(&self) -> Documents {
+    async fn load(&mut self) -> Documents {
         let store = self.store.clone();
         let device = self.device.clone();
         match tokio::task::spawn_blocking(move || Documents::load(&store, &device)).await {
@@ -440,8 +440,8 @@ impl Playback {
             self.main.as_ref().map(|s| (&s.slot.item, s.since)),
         );
         let path = self.status_path.clone();
-        let result = tokio::task::spawn_blocking(move || write_replace(&path, text.as_bytes()))
-            .await;
+        let result =
+            tokio::task::spawn_blocking(move || write_replace(&path, text.as_bytes())).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "could not write the status report"),

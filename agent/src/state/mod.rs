@@ -339,7 +339,10 @@ impl Store {
             batch.remove(format!("{NONCE_PREFIX}{nonce}").as_bytes());
         }
         for (group, bytes) in &commit.put_active {
-            batch.insert(format!("{ACTIVE_PREFIX}{group}").as_bytes(), bytes.as_slice());
+            batch.insert(
+                format!("{ACTIVE_PREFIX}{group}").as_bytes(),
+                bytes.as_slice(),
+            );
         }
         for group in &commit.remove_active {
             batch.remove(format!("{ACTIVE_PREFIX}{group}").as_bytes());

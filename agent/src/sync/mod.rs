@@ -36,10 +36,10 @@ use rumqttc::{AsyncClient, LastWill, MqttOptions, Publish, QoS, SubscribeFilter,
 use signet_common::clock::TrustedClock;
 use signet_common::documents::{CommandAction, DeviceAssignment};
 use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES};
+use signet_common::sync::{CacheProgress, NowPlaying};
 use signet_common::sync::{
     HUB_TIME_TOPIC, TRUST_TOPIC, assignment_topic, commands_topic, manifest_topic, state_topic,
 };
-use signet_common::sync::{CacheProgress, NowPlaying};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::DeviceClock;
@@ -456,7 +456,9 @@ impl Verifier {
         let follow_up = plan.follow_up.clone();
         tracing::info!(topic = %publish.topic, applied = %plan.summary, "applied");
         plan.adopt(&mut self.held);
-        self.links.documents.send_modify(|generation| *generation += 1);
+        self.links
+            .documents
+            .send_modify(|generation| *generation += 1);
         self.links.clock.send_replace(self.held.clock.clone());
         self.ack(publish).await?;
         match follow_up {

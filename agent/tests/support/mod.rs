@@ -14,18 +14,18 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use signet_agent::state::{Identity, Store};
-use signet_common::clock::{ClockReading, TrustedClock};
 use signet_common::approval::ApprovalState;
+use signet_common::clock::{ClockReading, TrustedClock};
 use signet_common::digest::Sha256;
 use signet_common::documents::{
     AccessMembership, Command as SignedCommand, CommandAction, DeviceAssignment, GroupKind,
     GroupManifest, HubTime, ItemKind, ManifestItem,
 };
+use signet_common::envelope::{self, SigningKey};
 use signet_common::ids::{AccessGroupId, EntryId, ItemId};
+use signet_common::ids::{DeviceId, NodeId};
 use signet_common::license::{AccessWindow, LicenseTerms};
 use signet_common::schedule::{Layer, PlaylistItem, ScheduleEntry};
-use signet_common::envelope::{self, SigningKey};
-use signet_common::ids::{DeviceId, NodeId};
 use signet_common::schedule::{MergeMode, Schedule};
 use signet_common::sync::{DeviceState, manifest_topic, state_topic};
 use signet_common::trust::{CertifiedKey, TrustDocument};
@@ -682,8 +682,7 @@ pub fn playing_versions(data: &Path) -> BTreeMap<String, (u64, Vec<ManifestItem>
         .unwrap()
         .into_iter()
         .map(|(group, bytes)| {
-            let m: GroupManifest =
-                signet_agent::sync::apply::stored_payload(&bytes).unwrap();
+            let m: GroupManifest = signet_agent::sync::apply::stored_payload(&bytes).unwrap();
             (group, (m.version, m.items))
         })
         .collect()
@@ -699,7 +698,10 @@ pub fn blobs_on_disk(data: &Path) -> Vec<(String, Sha256)> {
         .map(|e| {
             let e = e.unwrap();
             let bytes = std::fs::read(e.path()).unwrap();
-            (e.file_name().to_string_lossy().into_owned(), Sha256::of(&bytes))
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                Sha256::of(&bytes),
+            )
         })
         .collect();
     out.sort();
