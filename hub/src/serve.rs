@@ -212,6 +212,13 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
     let bound = listener.local_addr()?;
+    if bound != listen {
+        // Port 0 became a free port: manifests name content at the real
+        // address (unless `public_url` says otherwise), and so does pairing.
+        let mut config = (*state.config).clone();
+        config.http_listen = bound;
+        state.config = Arc::new(config);
+    }
     // One line on stdout that scripts and tests can read.
     println!("signet-hub listening on http://{bound}");
     tracing::info!(%bound, "listening");

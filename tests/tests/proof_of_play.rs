@@ -90,19 +90,33 @@ async fn u1_u2_d2_scheduled_content_is_fetched_from_the_hub_played_and_reported(
             .iter()
             .filter(|r| r["item"] == item_id.as_str() && r["outcome"] == "played")
             .count();
-        if played >= 2 {
+        if played >= 3 {
             break rows;
         }
-        assert!(started.elapsed() < CONVERGE, "no plays reported: {rows:#?}");
+        assert!(
+            started.elapsed() < CONVERGE,
+            "no plays reported: {rows:#?}\nagent:\n{}",
+            agent.process.as_ref().unwrap().output().join("\n")
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let play = rows
+    // One event per pass of the one-second loop: the first may be partial
+    // (the agent joins the loop where the clock says), later ones whole.
+    let plays: Vec<&Value> = rows
         .iter()
-        .find(|r| r["item"] == item_id.as_str() && r["outcome"] == "played")
-        .unwrap();
-    assert_eq!(play["device"], agent.device.as_str());
-    let duration = play["duration_ms"].as_u64().unwrap();
-    assert!((900..=1_500).contains(&duration), "{play}");
+        .filter(|r| r["item"] == item_id.as_str() && r["outcome"] == "played")
+        .collect();
+    for play in &plays {
+        assert_eq!(play["device"], agent.device.as_str());
+        assert_eq!(play["node"], site.as_str());
+        assert!(play["duration_ms"].as_u64().unwrap() <= 1_300, "{play}");
+    }
+    assert!(
+        plays
+            .iter()
+            .any(|p| (800..=1_300).contains(&p["duration_ms"].as_u64().unwrap())),
+        "a whole pass: {plays:#?}"
+    );
     let blob = agent
         .data
         .join("cache")
