@@ -100,7 +100,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { config } => {
             let loaded = AgentConfig::load(config.as_deref())?;
-            let store = Store::open(&loaded.data_dir)?;
+            let store =
+                Store::open_patiently(&loaded.data_dir, std::time::Duration::from_secs(10))?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(signet_agent::daemon::run(
                 loaded,

@@ -351,3 +351,220 @@ async fn d1_l4_s6_offline_licensed_content_stops_at_the_grace_end_unlicensed_kee
     assert!(text.contains("free [n-1]: may play"), "{text}");
     agent.kill();
 }
+
+/// D10, L3: a manifest needing more than the cache limit is refused and the
+/// refusal is reported in the device state while the playing manifest
+/// stays; a manifest that fits plays, and content no manifest lists any
+/// more is purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d10_l3_over_the_limit_is_refused_and_reported_unlisted_content_is_purged() {
+    let server = ContentServer::start().await;
+    let broker = Broker::start();
+    let keys = Keys::new();
+    let mut hub = Hub::connect(&broker).await;
+    world(
+        &mut hub,
+        &keys,
+        keys.assignment_with(1, &["n-1"], &[], 86_400),
+    )
+    .await;
+    let add = |seed: u64, id: &str| {
+        let (sha, url) = server.add(random_bytes(seed, 400_000));
+        image(id, sha, 400_000, &url)
+    };
+    let (a, b, c, d) = (add(11, "a"), add(12, "b"), add(13, "c"), add(14, "d"));
+    let publish = |version: u64, items: Vec<signet_common::documents::ManifestItem>| {
+        let ids: Vec<String> = items.iter().map(|i| i.id.as_str().to_owned()).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        keys.manifest_with(
+            "n-1",
+            version,
+            items.clone(),
+            vec![entry("e", &ids, 2_000, 0)],
+            None,
+        )
+    };
+    hub.publish_manifest("n-1", publish(1, vec![a.clone()]))
+        .await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start_with(data.path(), &[("SIGNET_AGENT_CACHE_LIMIT_MB", "1")]);
+    let state = hub
+        .wait_state("v1 content cached", |s| {
+            s.cache
+                .as_ref()
+                .is_some_and(|c| c.items_needed == 1 && c.items_cached == 1)
+        })
+        .await;
+    assert_eq!(state.cache.unwrap().limit_bytes, 1024 * 1024);
+
+    // 3 × 400 kB is over 1 MiB: refused, reported, v1 keeps playing.
+    hub.publish_manifest("n-1", publish(2, vec![a.clone(), b.clone(), c.clone()]))
+        .await;
+    let state = hub
+        .wait_state("the refusal", |s| {
+            s.cache.as_ref().is_some_and(|c| c.refusal.is_some())
+        })
+        .await;
+    let progress = state.cache.unwrap();
+    assert!(
+        progress
+            .refusal
+            .as_deref()
+            .unwrap()
+            .contains("over the cache limit"),
+        "{progress:?}"
+    );
+    assert_eq!(progress.waiting_groups, vec!["n-1".to_owned()]);
+    wait_status(data.path(), "v1 still playing", |t| {
+        t.contains("n-1: version 1 (version 2 accepted, waiting for its content)")
+    })
+    .await;
+
+    // Two items fit; `a` is listed no more, so it goes.
+    hub.publish_manifest("n-1", publish(3, vec![b.clone(), d.clone()]))
+        .await;
+    agent
+        .wait_log("now playing manifest version 3 of group n-1")
+        .await;
+    hub.wait_state("no refusal", |s| {
+        s.cache
+            .as_ref()
+            .is_some_and(|c| c.refusal.is_none() && c.items_cached == 2)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let names: Vec<String> = blobs_on_disk(data.path())
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if !names.contains(&a.sha256.to_string()) {
+            assert!(names.contains(&b.sha256.to_string()) && names.contains(&d.sha256.to_string()));
+            break;
+        }
+        assert!(Instant::now() < deadline, "a was never purged: {names:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    agent.kill();
+}
+
+/// A7, U1: a pending item in the playlist never plays; each of its turns is
+/// recorded as a skip with the reason, the approved item's plays as plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a7_u1_pending_items_are_skipped_with_their_reason_and_never_played() {
+    let server = ContentServer::start().await;
+    let broker = Broker::start();
+    let keys = Keys::new();
+    let mut hub = Hub::connect(&broker).await;
+    world(
+        &mut hub,
+        &keys,
+        keys.assignment_with(1, &["n-1"], &[], 86_400),
+    )
+    .await;
+    let (sha, url) = server.add(random_bytes(21, 10_000));
+    let (pending_sha, pending_url) = server.add(random_bytes(22, 10_000));
+    let mut pending = image("pending", pending_sha, 10_000, &pending_url);
+    pending.approval = signet_common::approval::ApprovalState::Pending;
+    pending.approved_hash = None;
+    hub.publish_manifest(
+        "n-1",
+        keys.manifest_with(
+            "n-1",
+            1,
+            vec![image("ok", sha, 10_000, &url), pending],
+            vec![entry("e", &["ok", "pending"], 500, 0)],
+            None,
+        ),
+    )
+    .await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start(data.path());
+    let text = wait_status(data.path(), "the pending item skipped", |t| {
+        t.contains("pending [n-1]: SKIPPED")
+    })
+    .await;
+    assert!(text.contains("ok [n-1]: may play"), "{text}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    agent.kill();
+    assert_eq!(
+        server.served(&pending_sha).requests,
+        0,
+        "a pending item is never fetched"
+    );
+
+    let store = signet_agent::state::Store::open(data.path()).unwrap();
+    let events = signet_agent::events::EventLog::open(&store).unwrap();
+    let events: Vec<_> = events
+        .oldest(1000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    let played: Vec<_> = events
+        .iter()
+        .filter(|e| e.outcome == signet_common::sync::Outcome::Played)
+        .collect();
+    let skipped: Vec<_> = events
+        .iter()
+        .filter(|e| e.outcome == signet_common::sync::Outcome::Skipped)
+        .collect();
+    assert!(!played.is_empty() && !skipped.is_empty(), "{events:#?}");
+    assert!(
+        played.iter().all(|e| e.item.as_str() == "ok"),
+        "{played:#?}"
+    );
+    for skip in &skipped {
+        assert_eq!(skip.item.as_str(), "pending");
+        assert_eq!(skip.duration_ms, 0);
+        assert!(
+            skip.skip_reason.as_deref().unwrap().contains("pending"),
+            "{skip:?}"
+        );
+    }
+    let ids: std::collections::BTreeSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), events.len(), "every event has its own id");
+}
+
+/// D9: a changed config file is validated and applied live; a bad one is
+/// rejected with its reason and the running configuration stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d9_config_changes_are_validated_then_applied_or_rejected_with_the_reason() {
+    let broker = Broker::start();
+    let keys = Keys::new();
+    let mut hub = Hub::connect(&broker).await;
+    world(
+        &mut hub,
+        &keys,
+        keys.assignment_with(1, &["n-1"], &[], 86_400),
+    )
+    .await;
+    let data = paired_dir(&keys, &broker.url());
+    let config = data.path().join("agent.toml");
+    let base = format!(
+        "data_dir = {:?}\nreconnect_base_ms = 100\nreconnect_cap_secs = 1\n",
+        data.path().display().to_string()
+    );
+    std::fs::write(&config, format!("{base}cache_limit_mb = 100\n")).unwrap();
+    let agent = Agent::start_config(data.path(), &config);
+    agent.wait_log("sync starting").await;
+
+    // A typo: rejected, named, nothing changes.
+    let mark = agent.log_text().len();
+    let tmp = data.path().join("agent.toml.new");
+    std::fs::write(&tmp, format!("{base}cache_limt_mb = 5\n")).unwrap();
+    std::fs::rename(&tmp, &config).unwrap();
+    wait_new_log(&agent, mark, "config change rejected").await;
+    wait_new_log(&agent, mark, "cache_limt_mb").await;
+
+    // A valid change: applied live.
+    let mark = agent.log_text().len();
+    std::fs::write(
+        &config,
+        format!("{base}cache_limit_mb = 100\ndownload_rate_kib = 512\n"),
+    )
+    .unwrap();
+    wait_new_log(&agent, mark, "config change validated and applied").await;
+    wait_new_log(&agent, mark, "download_rate_kib").await;
+    agent.kill();
+}

@@ -290,7 +290,11 @@ impl Activator {
 
         // What the device needs: the playing manifests' content (a file may
         // have been quarantined) and the content of every newer manifest.
-        let mut needed: BTreeMap<Sha256, u64> = BTreeMap::new();
+        // Three sets: what the playing manifests need (`current`), what the
+        // device needs once every newer manifest plays (`target`), and
+        // the union, held while a switch is prepared.
+        let mut current: BTreeMap<Sha256, u64> = BTreeMap::new();
+        let mut target: BTreeMap<Sha256, u64> = BTreeMap::new();
         let mut wanted: BTreeMap<Sha256, Wanted> = BTreeMap::new();
         let mut pending: Vec<&HeldManifest> = Vec::new();
         for group in &groups {
@@ -298,9 +302,18 @@ impl Activator {
             let accepted = documents.accepted.get(group);
             let newer = accepted
                 .filter(|a| playing.is_none_or(|p| a.manifest.version > p.manifest.version));
+            if let Some(playing) = playing {
+                for item in needed_items(&playing.manifest, &assignment, now) {
+                    current.insert(item.sha256, item.size);
+                }
+            }
+            if let Some(goal) = newer.or(playing) {
+                for item in needed_items(&goal.manifest, &assignment, now) {
+                    target.insert(item.sha256, item.size);
+                }
+            }
             for held in playing.into_iter().chain(newer) {
                 for item in needed_items(&held.manifest, &assignment, now) {
-                    needed.insert(item.sha256, item.size);
                     wanted.entry(item.sha256).or_insert_with(|| Wanted {
                         sha256: item.sha256,
                         size: item.size,
@@ -312,25 +325,33 @@ impl Activator {
                 pending.push(newer);
             }
         }
+        let mut needed = current.clone();
+        needed.extend(target.iter().map(|(k, v)| (*k, *v)));
 
-        if let Err(full) = self.make_room(&needed, now).await {
-            let refusal = refusal_text(&full);
-            tracing::error!(%refusal, "the cache refuses the newest manifests; the playing ones stay (D10)");
-            pass.refusal = Some(refusal);
-            // Keep what plays complete (a quarantined file is fetched
-            // again), and nothing more.
-            needed = documents
-                .playing
-                .values()
-                .filter(|h| groups.contains(&h.manifest.group_id))
-                .flat_map(|h| needed_items(&h.manifest, &assignment, now))
-                .map(|i| (i.sha256, i.size))
-                .collect();
-            wanted.retain(|sha, _| needed.contains_key(sha));
-            if let Err(full) = self.make_room(&needed, now).await {
-                tracing::error!(error = %refusal_text(&full), "even the playing content is over the cache limit");
-                wanted.clear();
+        // D10: room for old and new while switching; if both do not fit
+        // but the new alone does, content only the old needs makes way
+        // (the old playlist may thin out until the switch); if the new
+        // alone is over the limit, it is refused and the old stays whole.
+        if self.make_room(&needed, now).await.is_err() {
+            match self.make_room(&target, now).await {
+                Ok(()) => {
+                    tracing::warn!(
+                        "old and new content together are over the cache limit: content only the playing manifests need makes way for the newest (D10)"
+                    );
+                    needed = target;
+                }
+                Err(full) => {
+                    let refusal = refusal_text(&full);
+                    tracing::error!(%refusal, "the cache refuses the newest manifests; the playing ones stay (D10)");
+                    pass.refusal = Some(refusal);
+                    needed = current;
+                    if let Err(full) = self.make_room(&needed, now).await {
+                        tracing::error!(error = %refusal_text(&full), "even the playing content is over the cache limit");
+                        needed.clear();
+                    }
+                }
             }
+            wanted.retain(|sha, _| needed.contains_key(sha));
         }
 
         let missing: Vec<Wanted> = wanted

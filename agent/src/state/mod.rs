@@ -151,6 +151,29 @@ impl Store {
         })
     }
 
+    /// As [`Self::open`], but waits up to `patience` while another process
+    /// holds the database briefly (`signet-agent status` reading it as the
+    /// service starts).
+    ///
+    /// # Errors
+    /// As [`Self::open`], once `patience` has passed.
+    pub fn open_patiently(dir: &Path, patience: std::time::Duration) -> Result<Self, StateError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match Self::open(dir) {
+                Err(StateError::Db {
+                    source: sled::Error::Io(e),
+                    ..
+                }) if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The data dir.
     #[must_use]
     pub fn dir(&self) -> &Path {

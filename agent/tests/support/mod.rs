@@ -252,11 +252,23 @@ impl Agent {
 
     /// As [`Self::start`], with more environment (config keys, kill point).
     pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_full(data, None, env)
+    }
+
+    /// As [`Self::start`], with a config file (which the agent watches).
+    pub fn start_config(data: &Path, config: &Path) -> Self {
+        Self::start_full(data, Some(config), &[])
+    }
+
+    fn start_full(data: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Self {
         let log = data.join(format!("agent-{}.log", free_port()));
         let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_signet-agent"));
+        command.arg("run");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
         command
-            .arg("run")
             .env("SIGNET_AGENT_DATA_DIR", data)
             .env("SIGNET_AGENT_RECONNECT_BASE_MS", "100")
             .env("SIGNET_AGENT_RECONNECT_CAP_SECS", "1")
