@@ -342,6 +342,7 @@ async fn d1_l4_s6_offline_licensed_content_stops_at_the_grace_end_unlicensed_kee
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let offline = (stopped_at - contact).num_seconds();
+    eprintln!("licensed content stopped after {offline} s offline; grace {grace} s");
     assert!(
         (offline - grace).abs() <= 60,
         "stopped after {offline} s offline; grace {grace} s"
