@@ -17,7 +17,7 @@ use signet_common::digest::Sha256;
 use signet_common::documents::ManifestItem;
 use support::{
     Agent, Broker, ContentServer, Hub, Keys, blobs_on_disk, entry, image, paired_dir,
-    playing_versions, random_bytes,
+    playing_versions, publish_basics, random_bytes,
 };
 
 const GROUP: &str = "n-1";
@@ -46,19 +46,6 @@ async fn publish(hub: &mut Hub, keys: &Keys, version: u64, items: &[ManifestItem
             vec![entry("e-1", &ids, 5_000, 0)],
             None,
         ),
-    )
-    .await;
-}
-
-async fn world(hub: &mut Hub, keys: &Keys) {
-    hub.publish(signet_common::sync::TRUST_TOPIC, keys.trust(1), true)
-        .await;
-    hub.publish(signet_common::sync::HUB_TIME_TOPIC, keys.hub_time(1), true)
-        .await;
-    hub.publish(
-        &signet_common::sync::assignment_topic(&support::device()),
-        keys.assignment_with(1, &[GROUP], &[], 86_400),
-        true,
     )
     .await;
 }
@@ -143,7 +130,12 @@ async fn d2_d3_sigkill_at_every_named_point_leaves_old_or_new_never_a_mix() {
         let broker = Broker::start();
         let keys = Keys::new();
         let mut hub = Hub::connect(&broker).await;
-        world(&mut hub, &keys).await;
+        publish_basics(
+            &mut hub,
+            &keys,
+            keys.assignment_with(1, &[GROUP], &[], 86_400),
+        )
+        .await;
         let base = 100 * n as u64;
         let v1 = items(&server, &[(base + 1, 100_000)]);
         let mut v2 = v1.clone();
@@ -202,7 +194,12 @@ async fn d2_d3_fifty_random_sigkills_never_leave_a_bad_file_or_a_mix() {
     let broker = Broker::start();
     let keys = Keys::new();
     let mut hub = Hub::connect(&broker).await;
-    world(&mut hub, &keys).await;
+    publish_basics(
+        &mut hub,
+        &keys,
+        keys.assignment_with(1, &[GROUP], &[], 86_400),
+    )
+    .await;
     let data = paired_dir(&keys, &broker.url());
 
     let mut current = items(&server, &[(10_001, 300_000)]);

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use chrono::{TimeDelta, Utc};
 use signet_common::license::{AccessWindow, LicenseTerms};
 use support::{
-    Agent, Broker, ContentServer, Hub, Keys, blobs_on_disk, entry, image, paired_dir,
-    playing_versions, random_bytes,
+    Agent, Broker, ContentServer, Hub, Keys, blobs_on_disk, content_world, entry, image,
+    paired_dir, playing_versions, publish_basics, random_bytes,
 };
 
 /// `signet-agent status` for `data` (the running agent's report); the
@@ -46,33 +46,11 @@ async fn wait_status(data: &Path, what: &str, pred: impl Fn(&str) -> bool) -> St
     }
 }
 
-async fn world(hub: &mut Hub, keys: &Keys, assignment: Vec<u8>) {
-    hub.publish(signet_common::sync::TRUST_TOPIC, keys.trust(1), true)
-        .await;
-    hub.publish(signet_common::sync::HUB_TIME_TOPIC, keys.hub_time(1), true)
-        .await;
-    hub.publish(
-        &signet_common::sync::assignment_topic(&support::device()),
-        assignment,
-        true,
-    )
-    .await;
-}
-
 /// D9, D4: a cached file changed on disk is detected within 2 seconds,
 /// quarantined, not played while it is missing, and fetched again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d9_d4_a_tampered_cache_file_is_quarantined_within_2s_not_played_and_fetched_again() {
-    let server = ContentServer::start().await;
-    let broker = Broker::start();
-    let keys = Keys::new();
-    let mut hub = Hub::connect(&broker).await;
-    world(
-        &mut hub,
-        &keys,
-        keys.assignment_with(1, &["n-1"], &[], 86_400),
-    )
-    .await;
+    let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
     let bytes = random_bytes(1, 200_000);
     let (sha, url) = server.add(bytes.clone());
     let item = image("c-1", sha, bytes.len() as u64, &url);
@@ -150,16 +128,7 @@ async fn d9_d4_a_tampered_cache_file_is_quarantined_within_2s_not_played_and_fet
 /// their reason; the playing manifest stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s1_s3_bad_documents_change_nothing_and_are_logged_with_their_reason() {
-    let server = ContentServer::start().await;
-    let broker = Broker::start();
-    let keys = Keys::new();
-    let mut hub = Hub::connect(&broker).await;
-    world(
-        &mut hub,
-        &keys,
-        keys.assignment_with(1, &["n-1"], &[], 86_400),
-    )
-    .await;
+    let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
     let (sha, url) = server.add(random_bytes(2, 50_000));
     let good = image("c-1", sha, 50_000, &url);
     let manifest = |version: u64, items| {
@@ -285,7 +254,7 @@ async fn d1_l4_s6_offline_licensed_content_stops_at_the_grace_end_unlicensed_kee
     };
     // The shortest grace the agent honours is the contact tolerance.
     let grace = signet_common::play::CONTACT_TOLERANCE_SECS;
-    world(
+    publish_basics(
         &mut hub,
         &keys,
         keys.assignment_with(1, &["n-1"], &[("ag-1", window)], 1),
@@ -359,16 +328,7 @@ async fn d1_l4_s6_offline_licensed_content_stops_at_the_grace_end_unlicensed_kee
 /// more is purged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d10_l3_over_the_limit_is_refused_and_reported_unlisted_content_is_purged() {
-    let server = ContentServer::start().await;
-    let broker = Broker::start();
-    let keys = Keys::new();
-    let mut hub = Hub::connect(&broker).await;
-    world(
-        &mut hub,
-        &keys,
-        keys.assignment_with(1, &["n-1"], &[], 86_400),
-    )
-    .await;
+    let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
     let add = |seed: u64, id: &str| {
         let (sha, url) = server.add(random_bytes(seed, 400_000));
         image(id, sha, 400_000, &url)
@@ -453,16 +413,7 @@ async fn d10_l3_over_the_limit_is_refused_and_reported_unlisted_content_is_purge
 /// recorded as a skip with the reason, the approved item's plays as plays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a7_u1_pending_items_are_skipped_with_their_reason_and_never_played() {
-    let server = ContentServer::start().await;
-    let broker = Broker::start();
-    let keys = Keys::new();
-    let mut hub = Hub::connect(&broker).await;
-    world(
-        &mut hub,
-        &keys,
-        keys.assignment_with(1, &["n-1"], &[], 86_400),
-    )
-    .await;
+    let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
     let (sha, url) = server.add(random_bytes(21, 10_000));
     let (pending_sha, pending_url) = server.add(random_bytes(22, 10_000));
     let mut pending = image("pending", pending_sha, 10_000, &pending_url);
@@ -534,7 +485,7 @@ async fn d9_config_changes_are_validated_then_applied_or_rejected_with_the_reaso
     let broker = Broker::start();
     let keys = Keys::new();
     let mut hub = Hub::connect(&broker).await;
-    world(
+    publish_basics(
         &mut hub,
         &keys,
         keys.assignment_with(1, &["n-1"], &[], 86_400),

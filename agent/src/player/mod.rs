@@ -23,9 +23,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use signet_common::clock::TrustedClock;
 use signet_common::documents::ManifestItem;
 use signet_common::ids::{EntryId, ItemId};
-use signet_common::play::{Permit, SkipReason};
+use signet_common::play::Permit;
 use signet_common::schedule::Slot;
-use signet_common::sync::{MAX_TEXT_LEN, NowPlaying, Outcome, PlayEvent};
+use signet_common::sync::{NowPlaying, Outcome, PlayEvent, clip_text};
 use tokio::sync::{Notify, watch};
 
 use crate::activate::Documents;
@@ -388,7 +388,7 @@ impl Playback {
             } else {
                 Outcome::Played
             },
-            skip_reason: skip_reason.map(|r| clip(&r)),
+            skip_reason: skip_reason.map(|r| clip_text(&r)),
             country: location.country,
             region: location.region,
             os: self.os.clone(),
@@ -455,23 +455,4 @@ fn write_replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
-}
-
-fn clip(text: &str) -> String {
-    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    if clean.len() <= MAX_TEXT_LEN {
-        return clean;
-    }
-    let mut end = MAX_TEXT_LEN;
-    while !clean.is_char_boundary(end) {
-        end -= 1;
-    }
-    clean[..end].to_owned()
-}
-
-/// Formats a skip reason for the log and reports (re-exported for the
-/// status report).
-#[must_use]
-pub fn reason_text(reason: &SkipReason) -> String {
-    clip(&reason.to_string())
 }

@@ -431,7 +431,10 @@ impl Verifier {
             }
             Decision::Refused(reason) => {
                 tracing::warn!(topic = %publish.topic, %reason, "refused a document; keeping the last good state");
-                self.last_error = Some(truncate(&format!("refused {}: {reason}", publish.topic)));
+                self.last_error = Some(signet_common::sync::clip_text(&format!(
+                    "refused {}: {reason}",
+                    publish.topic
+                )));
                 self.ack(publish).await?;
                 return Ok(true);
             }
@@ -450,7 +453,9 @@ impl Verifier {
             // Not durable, so not acknowledged: the broker delivers it
             // again on the next session.
             tracing::error!(topic = %publish.topic, %error, "could not persist; not acknowledging");
-            self.last_error = Some(truncate(&format!("state write failed: {error}")));
+            self.last_error = Some(signet_common::sync::clip_text(&format!(
+                "state write failed: {error}"
+            )));
             return Ok(true);
         }
         let follow_up = plan.follow_up.clone();
@@ -608,17 +613,4 @@ impl Verifier {
         let _ = self.client.disconnect().await;
         tracing::info!("sync stopped");
     }
-}
-
-fn truncate(text: &str) -> String {
-    let max = signet_common::sync::MAX_TEXT_LEN;
-    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    if clean.len() <= max {
-        return clean;
-    }
-    let mut end = max;
-    while !clean.is_char_boundary(end) {
-        end -= 1;
-    }
-    clean[..end].to_owned()
 }

@@ -166,25 +166,9 @@ impl Keys {
         envelope::sign_document(&doc, &self.signing).unwrap()
     }
 
-    /// A node manifest of `group` at `version`, signed by `key`.
+    /// An empty node manifest of `group` at `version`, signed by `key`.
     pub fn manifest_by(&self, key: &SigningKey, group: &str, version: u64) -> Vec<u8> {
-        let now = Utc::now();
-        let doc = GroupManifest {
-            version,
-            issued_at: now,
-            expires_at: now + TimeDelta::days(7),
-            group_id: group.to_owned(),
-            group_kind: GroupKind::Node,
-            items: vec![],
-            schedule: Schedule {
-                entries: vec![],
-                merge: MergeMode::Sequence,
-                default_item: None,
-            },
-            license: None,
-        };
-        doc.validate().unwrap();
-        envelope::sign_document(&doc, key).unwrap()
+        envelope::sign_document(&manifest_doc(group, version, vec![], vec![], None), key).unwrap()
     }
 
     pub fn manifest(&self, group: &str, version: u64) -> Vec<u8> {
@@ -208,6 +192,38 @@ impl Keys {
         };
         envelope::sign_document(&doc, &self.signing).unwrap()
     }
+}
+
+/// A valid manifest, issued now, expiring in a week; `license` makes it an
+/// access group's.
+fn manifest_doc(
+    group: &str,
+    version: u64,
+    items: Vec<ManifestItem>,
+    entries: Vec<ScheduleEntry>,
+    license: Option<LicenseTerms>,
+) -> GroupManifest {
+    let now = Utc::now();
+    let doc = GroupManifest {
+        version,
+        issued_at: now,
+        expires_at: now + TimeDelta::days(7),
+        group_id: group.to_owned(),
+        group_kind: if license.is_some() {
+            GroupKind::AccessGroup
+        } else {
+            GroupKind::Node
+        },
+        items,
+        schedule: Schedule {
+            entries,
+            merge: MergeMode::Sequence,
+            default_item: None,
+        },
+        license,
+    };
+    doc.validate().unwrap();
+    doc
 }
 
 /// A data dir set up as if [`DEVICE`] had paired with `broker_url` and
@@ -633,26 +649,7 @@ impl Keys {
         entries: Vec<ScheduleEntry>,
         license: Option<LicenseTerms>,
     ) -> Vec<u8> {
-        let now = Utc::now();
-        let doc = GroupManifest {
-            version,
-            issued_at: now,
-            expires_at: now + TimeDelta::days(7),
-            group_id: group.to_owned(),
-            group_kind: if license.is_some() {
-                GroupKind::AccessGroup
-            } else {
-                GroupKind::Node
-            },
-            items,
-            schedule: Schedule {
-                entries,
-                merge: MergeMode::Sequence,
-                default_item: None,
-            },
-            license,
-        };
-        doc.validate().unwrap();
+        let doc = manifest_doc(group, version, items, entries, license);
         envelope::sign_document(&doc, &self.signing).unwrap()
     }
 
@@ -718,4 +715,31 @@ pub fn blobs_on_disk(data: &Path) -> Vec<(String, Sha256)> {
         .collect();
     out.sort();
     out
+}
+
+/// The retained world of a content test: trust v1, hub time v1 and
+/// `assignment`.
+pub async fn publish_basics(hub: &mut Hub, keys: &Keys, assignment: Vec<u8>) {
+    hub.publish(signet_common::sync::TRUST_TOPIC, keys.trust(1), true)
+        .await;
+    hub.publish(signet_common::sync::HUB_TIME_TOPIC, keys.hub_time(1), true)
+        .await;
+    hub.publish(
+        &signet_common::sync::assignment_topic(&device()),
+        assignment,
+        true,
+    )
+    .await;
+}
+
+/// A content mirror, a broker, keys and a hub client, with the device
+/// assigned to the node chain `nodes` (one day of offline grace).
+pub async fn content_world(nodes: &[&str]) -> (ContentServer, Broker, Keys, Hub) {
+    let server = ContentServer::start().await;
+    let broker = Broker::start();
+    let keys = Keys::new();
+    let mut hub = Hub::connect(&broker).await;
+    let assignment = keys.assignment_with(1, nodes, &[], 86_400);
+    publish_basics(&mut hub, &keys, assignment).await;
+    (server, broker, keys, hub)
 }

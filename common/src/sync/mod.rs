@@ -90,6 +90,21 @@ fn field(field: &'static str, reason: impl Into<String>) -> WireError {
     }
 }
 
+/// `text` without control characters, cut to at most [`MAX_TEXT_LEN`]
+/// bytes on a character boundary: a free-text field every check accepts.
+#[must_use]
+pub fn clip_text(text: &str) -> String {
+    let mut clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    if clean.len() > MAX_TEXT_LEN {
+        let mut end = MAX_TEXT_LEN;
+        while !clean.is_char_boundary(end) {
+            end -= 1;
+        }
+        clean.truncate(end);
+    }
+    clean
+}
+
 fn check_text(name: &'static str, text: &str) -> Result<(), WireError> {
     if text.len() > MAX_TEXT_LEN || text.chars().any(char::is_control) {
         return Err(field(
@@ -467,6 +482,17 @@ mod tests {
             os: "Debian 12".into(),
             agent_version: "0.1.0".into(),
         }
+    }
+
+    /// Clipped text always passes the text check, and short text is kept.
+    #[test]
+    fn clip_text_fits_every_text_field() {
+        let long = "é".repeat(MAX_TEXT_LEN);
+        let clipped = clip_text(&format!("a\nb{long}"));
+        assert!(clipped.starts_with("abé"));
+        assert!(clipped.len() <= MAX_TEXT_LEN);
+        assert!(check_text("x", &clipped).is_ok());
+        assert_eq!(clip_text("fine"), "fine");
     }
 
     /// U1, U2: an event travels as flat JSON and back unchanged.
