@@ -238,7 +238,7 @@ impl Playback {
                 documents,
                 &slot.item,
                 None,
-                slot.started_at.max(now - TimeDelta::seconds(1)).min(now),
+                slot.started_at.min(now),
                 0,
                 Some(reason.to_string()),
             ));

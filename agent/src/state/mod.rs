@@ -161,10 +161,11 @@ impl Store {
         let deadline = std::time::Instant::now() + patience;
         loop {
             match Self::open(dir) {
+                // sled reports a held lock as an `Other` I/O error.
                 Err(StateError::Db {
                     source: sled::Error::Io(e),
                     ..
-                }) if e.kind() == std::io::ErrorKind::WouldBlock
+                }) if e.to_string().contains("could not acquire lock")
                     && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(100));

@@ -304,14 +304,16 @@ impl Verifier {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut spacing = tokio::time::interval(STATE_SPACING);
         spacing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut local_open = true;
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = persist.tick() => self.persist_clock().await,
                 _ = heartbeat.tick() => self.publish_state().await,
-                changed = self.links.local.changed() => {
-                    if changed.is_ok() {
-                        self.state_dirty = true;
+                changed = self.links.local.changed(), if local_open => {
+                    match changed {
+                        Ok(()) => self.state_dirty = true,
+                        Err(_) => local_open = false,
                     }
                 }
                 _ = spacing.tick(), if self.state_dirty => self.publish_state().await,
@@ -585,12 +587,14 @@ impl Verifier {
             &local,
         );
         let _ = self.will.send(offline);
-        if let Err(error) = self
-            .client
-            .publish(self.state_topic.clone(), QoS::AtLeastOnce, true, online)
-            .await
+        // Never wait for the event loop: offline, its queue fills, and a
+        // state message that cannot be queued is replaced by the next one
+        // (the state is retained: only the newest counts).
+        if let Err(error) =
+            self.client
+                .try_publish(self.state_topic.clone(), QoS::AtLeastOnce, true, online)
         {
-            tracing::warn!(%error, "could not queue the state message");
+            tracing::debug!(%error, "state message not queued; the next one carries it");
         }
     }
 
@@ -608,9 +612,8 @@ impl Verifier {
         );
         let _ = self
             .client
-            .publish(self.state_topic.clone(), QoS::AtLeastOnce, true, offline)
-            .await;
-        let _ = self.client.disconnect().await;
+            .try_publish(self.state_topic.clone(), QoS::AtLeastOnce, true, offline);
+        let _ = self.client.try_disconnect();
         tracing::info!("sync stopped");
     }
 }
