@@ -95,6 +95,7 @@ async fn d9_d4_a_tampered_cache_file_is_quarantined_within_2s_not_played_and_fet
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let detected = changed_at.elapsed();
+    eprintln!("tampered file quarantined {detected:?} after the write");
     assert!(
         detected < Duration::from_secs(2),
         "detected after {detected:?}"
