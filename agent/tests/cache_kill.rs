@@ -23,6 +23,8 @@ use support::{
 const GROUP: &str = "n-1";
 /// Slow enough to be killed mid-file, fast enough for a short test.
 const RATE: (&str, &str) = ("SIGNET_AGENT_DOWNLOAD_RATE_KIB", "2048");
+/// Slower for the random kills, so that most of them land mid-file.
+const SLOW: (&str, &str) = ("SIGNET_AGENT_DOWNLOAD_RATE_KIB", "512");
 
 fn items(server: &ContentServer, seeds: &[(u64, usize)]) -> Vec<ManifestItem> {
     seeds
@@ -223,7 +225,7 @@ async fn d2_d3_fifty_random_sigkills_never_leave_a_bad_file_or_a_mix() {
             version += 1;
             publish(&mut hub, &keys, version, &current).await;
         }
-        let agent = Agent::start_with(data.path(), &[RATE]);
+        let agent = Agent::start_with(data.path(), &[SLOW]);
         let pause = support::random_bytes(run + 7, 2);
         let pause = 100 + (u64::from(pause[0]) << 2 | u64::from(pause[1]) & 3) % 1_100;
         tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -240,7 +242,7 @@ async fn d2_d3_fifty_random_sigkills_never_leave_a_bad_file_or_a_mix() {
         last_playing = playing.or(last_playing);
     }
     if last_playing != Some(version) {
-        let agent = Agent::start_with(data.path(), &[RATE]);
+        let agent = Agent::start_with(data.path(), &[SLOW]);
         agent
             .wait_log(&format!(
                 "now playing manifest version {version} of group {GROUP}"
