@@ -93,6 +93,47 @@ pub struct AgentConfig {
     /// How often queued proof-of-play events are offered to the hub, in
     /// seconds (U2); new events are also sent as soon as they are recorded.
     pub event_upload_secs: u64,
+    /// Where video goes (D7): `kms` (a bare Pi), `wayland`, `x`, `auto`
+    /// (GStreamer picks), `none` (headless: frames are composed, and
+    /// screenshots work, but nothing is displayed).
+    pub video_sink: VideoSink,
+    /// The output width in pixels.
+    pub screen_width: u32,
+    /// The output height in pixels.
+    pub screen_height: u32,
+}
+
+/// Where the player sends video (D7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoSink {
+    /// `kmssink`: straight to the display, no desktop (a bare Pi).
+    Kms,
+    /// `waylandsink`: a Wayland kiosk session.
+    Wayland,
+    /// `ximagesink`: an X session.
+    X,
+    /// `autovideosink`: GStreamer picks.
+    Auto,
+    /// No display: headless (tests, screenshots only).
+    None,
+}
+
+impl std::str::FromStr for VideoSink {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "kms" => Ok(Self::Kms),
+            "wayland" => Ok(Self::Wayland),
+            "x" => Ok(Self::X),
+            "auto" => Ok(Self::Auto),
+            "none" => Ok(Self::None),
+            other => Err(format!(
+                "{other:?} is not one of kms, wayland, x, auto, none"
+            )),
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -111,6 +152,9 @@ impl Default for AgentConfig {
             download_concurrency: 2,
             download_rate_kib: 0,
             event_upload_secs: 30,
+            video_sink: VideoSink::Auto,
+            screen_width: 1920,
+            screen_height: 1080,
         }
     }
 }
@@ -211,6 +255,17 @@ impl AgentConfig {
         if let Some((n, v)) = var("EVENT_UPLOAD_SECS") {
             self.event_upload_secs = number(&n, &v)?;
         }
+        if let Some((n, v)) = var("VIDEO_SINK") {
+            self.video_sink = v
+                .parse()
+                .map_err(|message| ConfigError::Env { var: n, message })?;
+        }
+        if let Some((n, v)) = var("SCREEN_WIDTH") {
+            self.screen_width = number(&n, &v)?;
+        }
+        if let Some((n, v)) = var("SCREEN_HEIGHT") {
+            self.screen_height = number(&n, &v)?;
+        }
         Ok(())
     }
 
@@ -260,6 +315,12 @@ impl AgentConfig {
         }
         if !(1..=3_600).contains(&self.event_upload_secs) {
             return Err(invalid("event_upload_secs", "must be 1 to 3600"));
+        }
+        if !(16..=7_680).contains(&self.screen_width) {
+            return Err(invalid("screen_width", "must be 16 to 7680"));
+        }
+        if !(16..=4_320).contains(&self.screen_height) {
+            return Err(invalid("screen_height", "must be 16 to 4320"));
         }
         Ok(())
     }

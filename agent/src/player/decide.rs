@@ -75,6 +75,9 @@ pub struct Decider {
     content: Box<dyn ContentView>,
     /// Parsed templates by the hash of their bytes.
     templates: RefCell<HashMap<Sha256, Cached>>,
+    /// Files the player could not decode, with its message: unusable until
+    /// the cache changes.
+    broken: HashMap<Sha256, String>,
 }
 
 impl Decider {
@@ -84,12 +87,19 @@ impl Decider {
         Self {
             content: Box::new(content),
             templates: RefCell::new(HashMap::new()),
+            broken: HashMap::new(),
         }
     }
 
-    /// Forgets parsed templates (after the cache changed).
+    /// Forgets parsed templates and broken files (after the cache changed).
     pub fn forget_templates(&mut self) {
         self.templates.get_mut().clear();
+        self.broken.clear();
+    }
+
+    /// Marks the file `sha256` as one the player cannot decode.
+    pub fn mark_broken(&mut self, sha256: Sha256, message: String) {
+        self.broken.insert(sha256, message);
     }
 
     /// What the cache says about `item` (A8 input).
@@ -97,6 +107,9 @@ impl Decider {
         let Some(path) = self.content.present(item) else {
             return Cached::Missing;
         };
+        if let Some(message) = self.broken.get(&item.sha256) {
+            return Cached::Unusable(format!("does not play: {message}"));
+        }
         if item.kind != ItemKind::Template {
             return Cached::Present {
                 approval_hash: item.sha256,
@@ -111,6 +124,18 @@ impl Decider {
             .borrow_mut()
             .insert(item.sha256, parsed.clone());
         parsed
+    }
+
+    /// The parsed template of a cached template item.
+    ///
+    /// # Errors
+    /// When it is not cached, unreadable or invalid.
+    pub fn template(&self, item: &ManifestItem) -> Result<Template, String> {
+        let path = self
+            .content
+            .present(item)
+            .ok_or_else(|| "template not cached".to_owned())?;
+        read_template(&path)
     }
 
     /// The view of `documents` at `now`, if the device has an assignment.
@@ -187,28 +212,31 @@ impl Decider {
     }
 }
 
+/// Reads a cached template file: bounded, parsed, validated.
+fn read_template(path: &Path) -> Result<Template, String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("template unreadable: {e}"))?
+        .len();
+    if len > MAX_DOCUMENT_BYTES as u64 {
+        return Err(format!(
+            "template of {len} bytes is over {MAX_DOCUMENT_BYTES}"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("template unreadable: {e}"))?;
+    let template: Template =
+        serde_json::from_slice(&bytes).map_err(|e| format!("template does not parse: {e}"))?;
+    template
+        .validate()
+        .map_err(|e| format!("template is invalid: {e}"))?;
+    Ok(template)
+}
+
 /// Reads and checks a cached template (A8): its content hash and sources.
 fn parse_template(path: &Path) -> Cached {
-    let bytes = match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_DOCUMENT_BYTES as u64 => {
-            return Cached::Unusable(format!(
-                "template of {} bytes is over {MAX_DOCUMENT_BYTES}",
-                meta.len()
-            ));
-        }
-        Ok(_) => match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) => return Cached::Unusable(format!("template unreadable: {e}")),
-        },
-        Err(e) => return Cached::Unusable(format!("template unreadable: {e}")),
-    };
-    let template: Template = match serde_json::from_slice(&bytes) {
+    let template = match read_template(path) {
         Ok(template) => template,
-        Err(e) => return Cached::Unusable(format!("template does not parse: {e}")),
+        Err(reason) => return Cached::Unusable(reason),
     };
-    if let Err(e) = template.validate() {
-        return Cached::Unusable(format!("template is invalid: {e}"));
-    }
     Cached::Present {
         approval_hash: template.content_hash(),
         sources: template

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use signet_common::approval::Template;
 use signet_common::clock::TrustedClock;
-use signet_common::documents::ManifestItem;
+use signet_common::documents::{ItemKind, ManifestItem};
 use signet_common::ids::{EntryId, ItemId};
 use signet_common::play::Permit;
 use signet_common::schedule::Slot;
@@ -43,16 +44,91 @@ const RECENT_SKIPS: usize = 512;
 /// the agent runs.
 pub const STATUS_FILE: &str = "status.txt";
 
+/// A file the player reads: a verified cached item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// What the bytes are (video, image, audio).
+    pub kind: ItemKind,
+    /// The verified file in the cache.
+    pub path: PathBuf,
+}
+
+/// What the player is asked to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Showable {
+    /// A video, image or audio item, full screen.
+    Media {
+        /// The item as the manifest lists it.
+        item: ManifestItem,
+        /// Its verified file.
+        source: Source,
+    },
+    /// A template: zones composed on its canvas (D6).
+    Template {
+        /// The template item as the manifest lists it.
+        item: ManifestItem,
+        /// The parsed, validated, approved layout.
+        template: Template,
+        /// The verified files of the items its video and image zones show.
+        sources: BTreeMap<ItemId, Source>,
+        /// The text each text or ticker zone shows now, by zone id: the
+        /// feed's last good value, else the zone's static text.
+        texts: BTreeMap<String, String>,
+    },
+}
+
+impl Showable {
+    /// The item shown.
+    #[must_use]
+    pub fn item(&self) -> &ManifestItem {
+        match self {
+            Self::Media { item, .. } | Self::Template { item, .. } => item,
+        }
+    }
+}
+
+/// A failure the player found after it started showing something (a file
+/// that does not decode): the scheduler reports it as a skip and moves on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybackError {
+    /// The item that failed.
+    pub item: ItemId,
+    /// The player's message (GStreamer's error).
+    pub message: String,
+}
+
 /// Shows content on the screen. The GStreamer player and the headless null
-/// player implement it; tests may record.
+/// player implement it; tests may record. Methods never block for long:
+/// the scheduler calls them from its loop.
 pub trait Player: Send {
-    /// Shows `item` from the verified file `path` until the next call.
+    /// Shows `what` until the next call, seamlessly after what was shown.
     ///
     /// # Errors
-    /// Why the item could not be shown; it is then reported as skipped.
-    fn show(&mut self, item: &ManifestItem, path: &Path) -> Result<(), String>;
+    /// Why it could not be shown; it is then reported as skipped.
+    fn show(&mut self, what: &Showable) -> Result<(), String>;
+    /// Prepares `next` so that a later [`Self::show`] of it starts without
+    /// a gap. Optional.
+    fn preroll(&mut self, next: &Showable) {
+        let _ = next;
+    }
+    /// Updates the text zones of the template on screen (new feed values).
+    fn set_texts(&mut self, texts: &BTreeMap<String, String>) {
+        let _ = texts;
+    }
     /// Shows nothing (a blank screen): nothing may play.
     fn clear(&mut self);
+    /// A PNG of the composed frame on screen now (D8).
+    ///
+    /// # Errors
+    /// Why there is none (nothing shown yet, no pixels in this player).
+    fn screenshot(&mut self) -> Result<Vec<u8>, String>;
+    /// Failures found since the last call.
+    fn take_errors(&mut self) -> Vec<PlaybackError>;
+    /// Gives the player a way to wake the scheduler when it has errors
+    /// (or anything else) to report. Optional.
+    fn attach(&mut self, wake: Arc<Notify>) {
+        let _ = wake;
+    }
 }
 
 /// The headless player: shows nothing, logs what it would show.
@@ -60,13 +136,21 @@ pub trait Player: Send {
 pub struct NullPlayer;
 
 impl Player for NullPlayer {
-    fn show(&mut self, item: &ManifestItem, path: &Path) -> Result<(), String> {
-        tracing::info!(item = %item.id, path = %path.display(), "showing (headless)");
+    fn show(&mut self, what: &Showable) -> Result<(), String> {
+        tracing::info!(item = %what.item().id, "showing (headless)");
         Ok(())
     }
 
     fn clear(&mut self) {
         tracing::info!("nothing may play: screen cleared (headless)");
+    }
+
+    fn screenshot(&mut self) -> Result<Vec<u8>, String> {
+        Err("the headless null player has no pixels".to_owned())
+    }
+
+    fn take_errors(&mut self) -> Vec<PlaybackError> {
+        Vec::new()
     }
 }
 
@@ -124,6 +208,8 @@ pub struct Playback {
     overlays: BTreeMap<EntryId, Showing>,
     /// Due slots already reported as skipped: (item, slot start).
     recent_skips: VecDeque<(ItemId, DateTime<Utc>)>,
+    /// Notified by the player when it has something to report.
+    player_wake: Arc<Notify>,
 }
 
 impl Playback {
@@ -138,6 +224,9 @@ impl Playback {
         os: String,
     ) -> Self {
         let status_path = store.dir().join(STATUS_FILE);
+        let mut player = player;
+        let player_wake = Arc::new(Notify::new());
+        player.attach(player_wake.clone());
         Self {
             decider: Decider::new(cache.clone()),
             store,
@@ -151,6 +240,7 @@ impl Playback {
             main: None,
             overlays: BTreeMap::new(),
             recent_skips: VecDeque::new(),
+            player_wake,
         }
     }
 
@@ -160,6 +250,7 @@ impl Playback {
         let mut documents = self.load().await;
         let mut last_status = std::time::Instant::now();
         let mut status_due = true;
+        let player_wake = self.player_wake.clone();
         loop {
             let clock = links.clock.borrow().clone();
             let now = clock.peek(&self.device_clock.read());
@@ -187,6 +278,7 @@ impl Playback {
                     status_due = true;
                 }
                 () = links.cache_changed.notified() => self.decider.forget_templates(),
+                () = player_wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
             }
         }
@@ -213,6 +305,34 @@ impl Playback {
         links: &Links,
     ) -> (DateTime<Utc>, Vec<PlayEvent>) {
         let mut events = Vec::new();
+        // Files the player could not decode: skipped with the player's
+        // message, and unusable from now on, so the next item plays.
+        for error in self.player.take_errors() {
+            tracing::warn!(item = %error.item, message = %error.message, "the player could not play it; skipping it");
+            let listed = documents
+                .playing_in_order()
+                .into_iter()
+                .find_map(|m| m.item(&error.item).cloned());
+            if let Some(listed) = listed {
+                self.decider
+                    .mark_broken(listed.sha256, error.message.clone());
+            }
+            if self
+                .main
+                .as_ref()
+                .is_some_and(|s| s.slot.item == error.item)
+            {
+                self.main = None;
+            }
+            events.push(self.event(
+                documents,
+                &error.item,
+                None,
+                now,
+                0,
+                Some(format!("player: {}", error.message)),
+            ));
+        }
         let Some(outlook) = self.decider.outlook(documents, clock, now) else {
             // No assignment yet: nothing may play.
             if let Some(showing) = self.main.take() {
@@ -332,13 +452,53 @@ impl Playback {
     }
 
     fn show(&mut self, documents: &Documents, slot: &Slot) -> Result<(), String> {
-        let item = documents
+        let showable = self.showable(documents, &slot.item)?;
+        self.player.show(&showable)
+    }
+
+    /// What the player needs to show `item`: its file, or for a template
+    /// the layout, its sources' files and the zones' texts.
+    fn showable(&self, documents: &Documents, item: &ItemId) -> Result<Showable, String> {
+        let manifest = documents
             .playing_in_order()
             .into_iter()
-            .find_map(|m| m.item(&slot.item).cloned())
+            .find(|m| m.item(item).is_some())
             .ok_or_else(|| "no playing manifest lists it".to_owned())?;
-        let path = self.cache.blob_path(&item.sha256);
-        self.player.show(&item, &path)
+        let listed = manifest
+            .item(item)
+            .cloned()
+            .ok_or_else(|| "no playing manifest lists it".to_owned())?;
+        let source = |item: &ManifestItem| Source {
+            kind: item.kind,
+            path: self.cache.blob_path(&item.sha256),
+        };
+        if listed.kind != ItemKind::Template {
+            return Ok(Showable::Media {
+                source: source(&listed),
+                item: listed,
+            });
+        }
+        let template = self.decider.template(&listed)?;
+        let mut sources = BTreeMap::new();
+        for zone in &template.zones {
+            if let Some(id) = &zone.source {
+                let zone_item = manifest
+                    .item(id)
+                    .ok_or_else(|| format!("zone {} shows {id}, which is not listed", zone.id))?;
+                sources.insert(id.clone(), source(zone_item));
+            }
+        }
+        let texts = template
+            .zones
+            .iter()
+            .filter_map(|zone| zone.text.clone().map(|text| (zone.id.clone(), text)))
+            .collect();
+        Ok(Showable::Template {
+            item: listed,
+            template,
+            sources,
+            texts,
+        })
     }
 
     /// The play event of `showing`, ended at `now`; none for a zero-length
