@@ -389,6 +389,9 @@ impl Changes {
                 "event_upload_secs",
                 new.event_upload_secs != old.event_upload_secs,
             ),
+            ("video_sink", new.video_sink != old.video_sink),
+            ("screen_width", new.screen_width != old.screen_width),
+            ("screen_height", new.screen_height != old.screen_height),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))
