@@ -13,6 +13,7 @@
 //! changes nothing here but the offline grace of licensed content.
 
 pub mod decide;
+pub mod gst;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
