@@ -297,9 +297,11 @@ impl ScreenshotStore {
             let mut guard = TempFile(Some(from.clone()));
             std::fs::rename(&from, &target).map_err(|e| io("rename", &from, &e))?;
             guard.0 = None;
-            std::fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io("sync", &dir, &e))
+            crate::keys::sync_dir(&dir).map_err(|e| ScreenshotError::Io {
+                what: "sync",
+                path: dir.clone(),
+                reason: e.to_string(),
+            })
         })
         .await
         .map_err(|e| ScreenshotError::Task(e.to_string()))??;
