@@ -29,6 +29,7 @@ pub mod inspect;
 pub mod killpoint;
 pub mod pairing;
 pub mod player;
+pub mod screenshot;
 pub mod state;
 pub mod sync;
 pub mod watch;

@@ -28,6 +28,7 @@ pub mod mqtt;
 pub mod permission_groups;
 pub mod publish;
 pub mod schedules;
+pub mod screenshots;
 pub mod serve;
 pub mod store;
 pub mod tenancy;

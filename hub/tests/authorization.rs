@@ -542,6 +542,14 @@ fn rows() -> Vec<Row> {
             Nothing,
             Anonymous(401),
         ),
+        row(
+            Method::POST,
+            "/api/v1/device/screenshot",
+            "/api/v1/device/screenshot",
+            None,
+            Nothing,
+            Anonymous(401),
+        ),
         // Fleet status, alerts and usage reports (U3, U4, L8): every role
         // reads its own tenant's; another tenant's device or group is 404.
         row(
@@ -1405,6 +1413,16 @@ fn rows() -> Vec<Row> {
                 own: [200; 5],
                 other: NO,
             },
+        ),
+        // No screenshot uploaded yet: 404 for every role (the upload and
+        // a visible device's 200 are in tests/screenshots.rs).
+        row(
+            Method::GET,
+            "/api/v1/devices/{id}/screenshot",
+            "/api/v1/devices/{device}/screenshot",
+            None,
+            Nothing,
+            Roles { own: NO, other: NO },
         ),
         row(
             Method::PATCH,

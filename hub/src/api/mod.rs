@@ -20,6 +20,7 @@ mod permission_groups;
 mod publish;
 mod reports;
 mod schedules;
+mod screenshots;
 mod session;
 mod templates;
 mod users;
@@ -136,6 +137,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(fleet::routes())
         .merge(reports::routes())
         .merge(devices::routes())
+        .merge(screenshots::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

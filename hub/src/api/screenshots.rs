@@ -1,0 +1,156 @@
+//! Screenshots over HTTP (D8): `POST /api/v1/device/screenshot` for a
+//! device to upload what its screen shows, `GET /api/v1/devices/{id}/screenshot`
+//! for operators to look at it.
+//!
+//! Who may do what: a device uploads only its own screenshot (device
+//! credentials, [`DeviceAuth`], 401 otherwise); any operator who sees the
+//! device (the rule of `GET /api/v1/devices/{id}`, T4) reads its latest one,
+//! anyone else gets 404. Must not: store files itself — [`crate::screenshots`]
+//! does, durably before the answer (S9).
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, AppState, Caller, DeviceAuth};
+use crate::screenshots::{
+    MAX_SCREENSHOT_BYTES, Screenshot, ScreenshotError, ScreenshotStore, check_png,
+};
+
+/// The header naming when the screenshot reached the hub (RFC 3339).
+pub const TAKEN_AT_HEADER: &str = "x-signet-taken-at";
+
+/// This concern's routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_screenshot))
+        .routes(routes!(get_screenshot))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "upload_too_large",
+        format!("a screenshot is at most {MAX_SCREENSHOT_BYTES} bytes"),
+    )
+}
+
+fn stored_error(e: &ScreenshotError) -> ApiError {
+    ApiError::internal(e)
+}
+
+/// Reads `body` whole, refusing (413) a declared or actual length over
+/// [`MAX_SCREENSHOT_BYTES`] as soon as it is known.
+async fn read_bounded(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_SCREENSHOT_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("upload_incomplete", e.to_string()))?;
+        if bytes.len() + chunk.len() > MAX_SCREENSHOT_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Uploads the calling device's screenshot (D8): a PNG of at most 8 MiB,
+/// 1 to 8192 pixels on each side. It replaces the device's previous one and
+/// is durable (file synced, metadata stored) before the answer: 201 for the
+/// device's first screenshot, 200 when it replaced one. A body that is not
+/// such a PNG is refused (400 `invalid_png`, 413, 415) and nothing changes.
+#[utoipa::path(post, path = "/api/v1/device/screenshot", tag = "device",
+    request_body(content = Vec<u8>, content_type = "image/png", description = "The PNG bytes"),
+    responses((status = 200, description = "Stored, replacing the previous one", body = Screenshot),
+        (status = 201, description = "Stored, the device's first", body = Screenshot),
+        (status = 400, description = "Not a PNG of sane size, or an incomplete body", body = super::ErrorBody),
+        (status = 401, description = "No device credentials", body = super::ErrorBody),
+        (status = 413, description = "Larger than 8 MiB", body = super::ErrorBody),
+        (status = 415, description = "A Content-Type other than image/png", body = super::ErrorBody)))]
+pub async fn upload_screenshot(
+    State(state): State<AppState>,
+    device: DeviceAuth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Screenshot>), ApiError> {
+    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
+        let kind = kind.to_str().unwrap_or_default();
+        let essence = kind.split(';').next().unwrap_or_default().trim();
+        if !essence.eq_ignore_ascii_case("image/png") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "a screenshot is sent as Content-Type: image/png",
+            ));
+        }
+    }
+    let png = read_bounded(&headers, body).await?;
+    let size = check_png(&png).map_err(|e| ApiError::bad_request("invalid_png", e.to_string()))?;
+    let shots = ScreenshotStore::new(&state.config.data);
+    let staged = shots
+        .stage(&device.device, png, size, state.clock.now())
+        .await
+        .map_err(|e| stored_error(&e))?;
+    let screenshot = staged.screenshot.clone();
+    let previous = shots
+        .commit(&state.store, staged)
+        .await
+        .map_err(|e| stored_error(&e))?;
+    let status = if previous.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(screenshot)))
+}
+
+/// The latest screenshot of a device the caller sees (D8, T4), as
+/// `image/png`, with `X-Signet-Taken-At` (when the hub received it, RFC
+/// 3339) and `ETag` (the SHA-256 of the bytes, quoted).
+#[utoipa::path(get, path = "/api/v1/devices/{id}/screenshot", tag = "devices",
+    params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
+    responses((status = 200, description = "The PNG", content_type = "image/png"),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 404, description = "No screenshot yet, or the device is absent or not visible", body = super::ErrorBody)))]
+pub async fn get_screenshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let device = crate::devices::device(&state.store, &id)?
+        .filter(|d| caller.sees(&d.node))
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    let shots = ScreenshotStore::new(&state.config.data);
+    let (screenshot, bytes) = shots
+        .latest(&state.store, &device.id)
+        .await
+        .map_err(|e| stored_error(&e))?
+        .ok_or_else(|| ApiError::not_found("screenshot"))?;
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let taken_at = screenshot
+        .taken_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for (name, value) in [
+        (HeaderName::from_static(TAKEN_AT_HEADER), taken_at),
+        (header::ETAG, format!("\"{}\"", screenshot.sha256)),
+    ] {
+        let value = HeaderValue::from_str(&value).map_err(|e| ApiError::internal(&e))?;
+        headers.insert(name, value);
+    }
+    Ok(response)
+}
