@@ -13,6 +13,7 @@
 //!   manifests.
 //! - [`player`]: playback, the play decision and proof of play.
 //! - [`events`]: the durable proof-of-play queue and its upload.
+//! - [`feeds`]: data feeds of text zones and their last good values.
 //! - [`watch`]: file-system notifications on the cache and the config.
 //! - [`daemon`]: `signet-agent run` — the tasks and their wiring.
 //! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod events;
+pub mod feeds;
 pub mod inspect;
 pub mod killpoint;
 pub mod pairing;

@@ -87,6 +87,7 @@ fn documents(t0: DateTime<Utc>, end: DateTime<Utc>) -> Documents {
         time_zone: chrono_tz::UTC,
         location: Default::default(),
         offline_grace_secs: 30 * 86_400,
+        variables: Default::default(),
     };
     let held = HeldManifest {
         manifest,

@@ -96,6 +96,7 @@ fn assignment() -> DeviceAssignment {
             region: Some("Berlin".into()),
         },
         offline_grace_secs: 48 * 3600,
+        variables: Default::default(),
     }
 }
 

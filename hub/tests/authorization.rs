@@ -1447,6 +1447,17 @@ fn rows() -> Vec<Row> {
             },
         ),
         row(
+            Method::PUT,
+            "/api/v1/devices/{id}/variables",
+            "/api/v1/devices/{device}/variables",
+            Some(json!({"variables": {"1": "{unique}"}})),
+            Nothing,
+            Roles {
+                own: [403, 403, 403, 200, 200],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        row(
             Method::POST,
             "/api/v1/devices/{id}/commands",
             "/api/v1/devices/{device}/commands",

@@ -162,6 +162,7 @@ impl Keys {
             time_zone: chrono_tz::UTC,
             location: Default::default(),
             offline_grace_secs: 86_400,
+            variables: Default::default(),
         };
         envelope::sign_document(&doc, &self.signing).unwrap()
     }
@@ -678,6 +679,7 @@ impl Keys {
             time_zone: chrono_tz::UTC,
             location: Default::default(),
             offline_grace_secs: grace_secs,
+            variables: Default::default(),
         };
         envelope::sign_document(&doc, &self.signing).unwrap()
     }

@@ -7,6 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::approval::MAX_FEED_VARIABLE;
 use crate::envelope::{Document, DocumentKind};
 use crate::ids::{AccessGroupId, DeviceId, MAX_ID_LEN, NodeId};
 use crate::license::AccessWindow;
@@ -15,6 +16,8 @@ use crate::license::AccessWindow;
 pub const MAX_NODE_CHAIN: usize = 64;
 /// The most access groups one device may be a member of.
 pub const MAX_MEMBERSHIPS: usize = 1_000;
+/// The longest value of one per-device feed variable, in bytes (D6).
+pub const MAX_VARIABLE_VALUE_LEN: usize = 256;
 
 /// Where the device stands, for proof of play (U1) and license countries (L2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +68,10 @@ pub struct DeviceAssignment {
     /// contact, in trusted seconds (S6); each license's own grace applies
     /// too, and the smaller wins.
     pub offline_grace_secs: u64,
+    /// The device's values for the feed-URL variables `[1]`…`[25]` (D6),
+    /// by number; absent from documents of devices without any.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<u8, String>,
 }
 
 /// Why an assignment is refused although its signature is good.
@@ -85,6 +92,35 @@ pub enum AssignmentError {
     /// The country is not two ASCII letters.
     #[error("country must be an ISO 3166-1 alpha-2 code")]
     BadCountry,
+    /// A feed variable number outside 1 to [`MAX_FEED_VARIABLE`].
+    #[error("feed variable [{0}] is outside [1]..=[{MAX_FEED_VARIABLE}]")]
+    BadVariableNumber(u8),
+    /// A feed variable value longer than [`MAX_VARIABLE_VALUE_LEN`] bytes or
+    /// holding a control character.
+    #[error(
+        "feed variable [{0}] must be at most {MAX_VARIABLE_VALUE_LEN} bytes without control characters"
+    )]
+    BadVariableValue(u8),
+}
+
+/// Checks per-device feed variables (D6): numbers 1 to
+/// [`MAX_FEED_VARIABLE`], values of at most [`MAX_VARIABLE_VALUE_LEN`] bytes
+/// without control characters. The hub checks an operator's input with it,
+/// the agent a signed assignment.
+///
+/// # Errors
+/// The first [`AssignmentError::BadVariableNumber`] or
+/// [`AssignmentError::BadVariableValue`] found.
+pub fn validate_variables(variables: &BTreeMap<u8, String>) -> Result<(), AssignmentError> {
+    for (number, value) in variables {
+        if !(1..=MAX_FEED_VARIABLE).contains(number) {
+            return Err(AssignmentError::BadVariableNumber(*number));
+        }
+        if value.len() > MAX_VARIABLE_VALUE_LEN || value.chars().any(char::is_control) {
+            return Err(AssignmentError::BadVariableValue(*number));
+        }
+    }
+    Ok(())
 }
 
 impl DeviceAssignment {
@@ -127,7 +163,7 @@ impl DeviceAssignment {
         {
             return Err(AssignmentError::BadCountry);
         }
-        Ok(())
+        validate_variables(&self.variables)
     }
 
     /// The group ids whose manifests this device follows: its node chain,
@@ -166,5 +202,79 @@ impl Document for DeviceAssignment {
 
     fn subject(&self) -> Cow<'_, str> {
         Cow::Borrowed(self.device_id.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn assignment(variables: BTreeMap<u8, String>) -> DeviceAssignment {
+        DeviceAssignment {
+            version: 1,
+            issued_at: DateTime::<Utc>::UNIX_EPOCH,
+            device_id: DeviceId::from("d-1"),
+            node_chain: vec![NodeId::from("root")],
+            access_groups: vec![],
+            min_manifest_versions: BTreeMap::new(),
+            time_zone: chrono_tz::UTC,
+            location: Location::default(),
+            offline_grace_secs: 60,
+            variables,
+        }
+    }
+
+    /// D6: variables 1 to 25 with short printable values are accepted and
+    /// travel as a JSON object keyed by number.
+    #[test]
+    fn d6_variables_valid_round_trip() {
+        let variables: BTreeMap<u8, String> = [(1, "store-12".to_owned()), (25, "x".repeat(256))]
+            .into_iter()
+            .collect();
+        let a = assignment(variables.clone());
+        a.validate_for(&DeviceId::from("d-1")).unwrap();
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["variables"]["1"], "store-12");
+        let back: DeviceAssignment = serde_json::from_value(json).unwrap();
+        assert_eq!(back.variables, variables);
+    }
+
+    /// D6: documents without variables do not carry the field, and documents
+    /// signed before it existed still parse.
+    #[test]
+    fn d6_no_variables_no_field() {
+        let json = serde_json::to_value(assignment(BTreeMap::new())).unwrap();
+        assert!(json.get("variables").is_none(), "{json}");
+        let back: DeviceAssignment = serde_json::from_value(json).unwrap();
+        assert!(back.variables.is_empty());
+    }
+
+    /// D6: numbers outside 1..=25, values over 256 bytes or with control
+    /// characters are refused, naming the variable.
+    #[test]
+    fn d6_bad_variables_refused() {
+        let me = DeviceId::from("d-1");
+        for (number, value, expected) in [
+            (0, "a".to_owned(), AssignmentError::BadVariableNumber(0)),
+            (26, "a".to_owned(), AssignmentError::BadVariableNumber(26)),
+            (3, "x".repeat(257), AssignmentError::BadVariableValue(3)),
+            (4, "a\nb".to_owned(), AssignmentError::BadVariableValue(4)),
+            (
+                5,
+                "a\u{7f}".to_owned(),
+                AssignmentError::BadVariableValue(5),
+            ),
+        ] {
+            let a = assignment([(number, value)].into_iter().collect());
+            assert_eq!(a.validate_for(&me), Err(expected));
+        }
+        // 256 bytes of multi-byte characters count as bytes, not characters.
+        let a = assignment([(1, "é".repeat(129))].into_iter().collect());
+        assert_eq!(
+            a.validate_for(&me),
+            Err(AssignmentError::BadVariableValue(1))
+        );
     }
 }

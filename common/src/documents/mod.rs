@@ -17,6 +17,7 @@ mod manifest;
 
 pub use assignment::{
     AccessMembership, AssignmentError, DeviceAssignment, Location, MAX_MEMBERSHIPS, MAX_NODE_CHAIN,
+    MAX_VARIABLE_VALUE_LEN, validate_variables,
 };
 pub use command::{Command, CommandAction, CommandError, MAX_NONCE_LEN};
 pub use hub_time::HubTime;

@@ -157,6 +157,7 @@ fn assignment(memberships: Vec<AccessMembership>) -> DeviceAssignment {
             region: None,
         },
         offline_grace_secs: 7 * 24 * 3_600,
+        variables: BTreeMap::new(),
     }
 }
 

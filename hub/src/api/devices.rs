@@ -10,20 +10,24 @@
 //!   credentials, exactly once) or closed with a reason.
 //!
 //! Operator routes: any logged-in user reads the devices attached inside
-//! their domain; pairing, moving, unpairing and commands need the
-//! `manage_devices` permission (P7, Manager and above by default, or a
-//! permission group) — 403 without it, checked first — and the nodes and
-//! devices involved inside the caller's domain (404 otherwise, T4).
+//! their domain; pairing, moving, unpairing, setting feed variables (D6)
+//! and commands need the `manage_devices` permission (P7, Manager and
+//! above by default, or a permission group) — 403 without it, checked
+//! first — and the nodes and devices involved inside the caller's domain
+//! (404 otherwise, T4).
 //! Open pairings belong to no tenant yet: only root-level callers list
 //! them; everyone else approves by typing the code from the screen, the
 //! proof of standing in front of it (listing codes to every tenant would let
 //! one tenant claim another's screen).
 //!
 //! Every change is one [`WriteBatch`] with its audit record, durable before
-//! the answer (S8, S9). After a device is approved or moved its node is
-//! published, so it gets its signed assignment at once; broker access is
-//! granted before an approval is stored (a broker failure is 502 and changes
-//! nothing) and revoked before an unpair is stored.
+//! the answer (S8, S9). After a device is approved, moved or given new
+//! feed variables its node is published, so it gets its signed assignment
+//! at once; broker access is granted before an approval is stored (a
+//! broker failure is 502 and changes nothing) and revoked before an unpair
+//! is stored.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -31,7 +35,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use signet_common::documents::{Command, CommandAction};
+use signet_common::documents::{Command, CommandAction, validate_variables};
 use signet_common::envelope::sign_document;
 use signet_common::ids::{DeviceId, NodeId, UserId};
 use signet_common::permissions::Permission;
@@ -66,6 +70,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_devices))
         .routes(routes!(get_device, update_device, delete_device))
         .routes(routes!(send_command))
+        .routes(routes!(set_variables))
 }
 
 // ---------------------------------------------------------------- views
@@ -92,6 +97,10 @@ pub struct DeviceView {
     /// Who approved it.
     #[schema(value_type = String)]
     pub paired_by: UserId,
+    /// Its feed-URL variable values by number (D6); empty when none are set.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub variables: BTreeMap<u8, String>,
 }
 
 impl From<&Device> for DeviceView {
@@ -105,6 +114,7 @@ impl From<&Device> for DeviceView {
             agent_version: d.agent_version.clone(),
             paired_at: d.paired_at,
             paired_by: d.paired_by.clone(),
+            variables: d.variables.clone(),
         }
     }
 }
@@ -181,6 +191,16 @@ pub struct UpdateDevice {
     /// Another leaf node inside the caller's domain to move it to.
     #[schema(value_type = Option<String>)]
     pub node: Option<NodeId>,
+}
+
+/// A device's feed variables (D6), replacing the ones it had.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetVariables {
+    /// Values by variable number (`"1"` to `"25"`), each at most 256 bytes
+    /// without control characters; `{}` clears them all.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub variables: BTreeMap<u8, String>,
 }
 
 /// A command for a device.
@@ -541,6 +561,7 @@ pub async fn approve_pairing(
         paired_by: caller.user.id.clone(),
         secret_hash,
         last_command_version: 0,
+        variables: BTreeMap::new(),
     };
     pairing.state = PairingState::Approved {
         device: device.id.clone(),
@@ -830,6 +851,50 @@ pub async fn delete_device(
     }
     let _ = publish_node(&state, &caller, &device.node).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces a device's feed variables `[1]`…`[25]` (manage_devices, D6):
+/// stored with an audit record, then its node is published so the device's
+/// signed assignment carries them at once. A bad number or value is 400 and
+/// changes nothing.
+#[utoipa::path(put, path = "/api/v1/devices/{id}/variables", tag = "devices", request_body = SetVariables,
+    params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
+    responses((status = 200, description = "Stored and published", body = DeviceChanged),
+        (status = 400, description = "A variable number outside 1 to 25, or a bad value", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "No manage_devices permission", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+pub async fn set_variables(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<SetVariables>,
+) -> Result<Json<DeviceChanged>, ApiError> {
+    require_manage_devices(&state, &caller)?;
+    validate_variables(&request.variables)
+        .map_err(|e| ApiError::bad_request("invalid_variables", e.to_string()))?;
+    let write = state.store.write_lock().await;
+    let mut device = visible_device(&state, &caller, &id)?;
+    let previous = std::mem::replace(&mut device.variables, request.variables);
+    let mut batch = WriteBatch::new();
+    batch.put(DEVICES, device.id.as_str(), &device)?;
+    device_audit(
+        &state,
+        &caller,
+        "device.variables",
+        &device,
+        serde_json::json!({"variables": device.variables, "previous": previous}),
+    )
+    .record(&mut batch)?;
+    state.store.apply(batch).await?;
+    drop(write);
+    let (publication, publication_error) = publish_node(&state, &caller, &device.node).await;
+    Ok(Json(DeviceChanged {
+        device: DeviceView::from(&device),
+        publication,
+        publication_error,
+        broker_error: None,
+    }))
 }
 
 // ------------------------------------------------------------- commands

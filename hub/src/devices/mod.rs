@@ -30,6 +30,8 @@
 //! | [`DEVICE_COMMANDS`] | `{device}/{version:020}` | [`StoredCommand`] |
 //! | [`crate::tenancy::NODE_DEVICES`] | `{node}/{device}` | `{"device": id}` |
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::{Deserialize, Serialize};
@@ -100,6 +102,10 @@ pub struct Device {
     /// increasing per device).
     #[serde(default)]
     pub last_command_version: u64,
+    /// Its values for the feed-URL variables `[1]`…`[25]` (D6), carried in
+    /// its signed assignment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<u8, String>,
 }
 
 /// Where a pairing stands.

@@ -206,7 +206,8 @@ pub struct AssignmentInputs<'a> {
 /// its current access-group memberships with their windows (removed or
 /// deactivated memberships are absent: L4, L5), the latest manifest version
 /// of each of those groups as its floor (S3), and the time zone and
-/// location inherited down the chain (UTC when none is set).
+/// location inherited down the chain (UTC when none is set), and the
+/// device's feed variables (D6).
 ///
 /// # Errors
 /// [`PublishError::InvalidAssignment`] when the node is not in the tree, or
@@ -248,6 +249,9 @@ pub fn assignment(
         .chain(access.iter().map(|m| m.group_id.as_str()))
         .filter_map(|id| inputs.floors.get(id).map(|v| (id.to_owned(), *v)))
         .collect();
+    let variables = crate::devices::device(store, device.as_str())?
+        .map(|d| d.variables)
+        .unwrap_or_default();
     let locale = inherited_locale(node_chain.iter(), inputs.nodes);
     let document = DeviceAssignment {
         version: 0,
@@ -262,6 +266,7 @@ pub fn assignment(
             region: locale.region,
         },
         offline_grace_secs: inputs.offline_grace_secs,
+        variables,
     };
     let content_hash = hash_of(&document)?;
     Ok(Built {
