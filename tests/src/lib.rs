@@ -469,7 +469,7 @@ impl Agent {
             &self.name,
             &binary("signet-agent"),
             &["run", "--config", &config],
-            &[("RUST_LOG", "info")],
+            &[("RUST_LOG", "info"), ("SIGNET_AGENT_VIDEO_SINK", "none")],
         ));
     }
 

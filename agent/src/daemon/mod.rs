@@ -9,6 +9,7 @@
 //! that can be done live, or rejected with a logged reason. Must not: hold
 //! any rule of its own.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +23,12 @@ use crate::cache::download::{DownloadSettings, Downloader, HubCredentials};
 use crate::cache::{Cache, Reverified};
 use crate::clock::DeviceClock;
 use crate::config::AgentConfig;
+use crate::config::VideoSink;
 use crate::events::EventLog;
 use crate::events::upload::{self, Uploader};
-use crate::player::{self, NullPlayer, Playback, Player};
+use crate::feeds::Feeds;
+use crate::player::gst::GstPlayer;
+use crate::player::{self, Playback, Player, PlayerFactory, UnavailablePlayer};
 use crate::state::Store;
 use crate::sync::connection::Backoff;
 use crate::sync::{self, LocalReport, SyncError};
@@ -65,10 +69,28 @@ pub async fn run(
     store: Store,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    run_with_player(config, config_path, store, Box::new(NullPlayer), shutdown).await
+    let (sink, width, height) = (config.video_sink, config.screen_width, config.screen_height);
+    let factory: PlayerFactory = Box::new(move || gstreamer_player(sink, width, height));
+    run_with_player(config, config_path, store, factory, shutdown).await
 }
 
-/// As [`run`], showing through `player`.
+/// The GStreamer player for `sink`; when GStreamer cannot start, a player
+/// that refuses every item with the reason, so nothing is reported as
+/// played that was not shown, and sync and reporting go on (D7).
+fn gstreamer_player(sink: VideoSink, width: u32, height: u32) -> Box<dyn Player> {
+    match GstPlayer::new(sink, width, height) {
+        Ok(player) => Box::new(player),
+        Err(error) => {
+            tracing::error!(%error, ?sink, "the GStreamer player cannot start; every item is skipped");
+            Box::new(UnavailablePlayer {
+                reason: error.to_string(),
+            })
+        }
+    }
+}
+
+/// As [`run`], showing through the players `factory` makes (one at start,
+/// another for each `restart_player` command).
 ///
 /// # Errors
 /// As [`run`].
@@ -76,7 +98,7 @@ pub async fn run_with_player(
     config: AgentConfig,
     config_path: Option<PathBuf>,
     store: Store,
-    player: Box<dyn Player>,
+    factory: PlayerFactory,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let identity = store.require_identity().map_err(SyncError::from)?;
@@ -131,6 +153,12 @@ pub async fn run_with_player(
     let (now_playing_tx, mut now_playing_rx) = watch::channel(None);
     let (local_tx, local_rx) = watch::channel(LocalReport::default());
     let (purge_tx, purge_rx) = mpsc::channel(1);
+    let (player_tx, player_rx) = mpsc::channel(4);
+    let (shots_tx, mut shots_rx) = mpsc::channel::<Vec<u8>>(1);
+    let (feed_wanted_tx, feed_wanted_rx) = watch::channel(Vec::new());
+    let (feed_variables_tx, feed_variables_rx) = watch::channel(BTreeMap::new());
+    let (feed_texts_tx, feed_texts_rx) = watch::channel(BTreeMap::new());
+    let feeds = Feeds::new(&store).map_err(|e| DaemonError::Events(e.to_string()))?;
     let content_wake = Arc::new(Notify::new());
     let cache_changed = Arc::new(Notify::new());
     let upload_wake = Arc::new(Notify::new());
@@ -166,10 +194,11 @@ pub async fn run_with_player(
             store.clone(),
             device.clone(),
             cache.clone(),
-            player,
+            factory(),
             events.clone(),
             sync::report::os_name(),
         )
+        .with_factory(factory)
         .run(
             player::Links {
                 playing: playing_rx,
@@ -178,10 +207,43 @@ pub async fn run_with_player(
                 cache_changed: cache_changed.clone(),
                 now_playing: now_playing_tx,
                 upload: upload_wake.clone(),
+                commands: player_rx,
+                screenshots: shots_tx,
+                feed_wanted: feed_wanted_tx,
+                feed_variables: feed_variables_tx,
+                feed_texts: feed_texts_rx,
             },
             stop.clone().cancelled_owned(),
         ),
     );
+    tasks.spawn(crate::feeds::run(
+        feeds,
+        feed_wanted_rx,
+        feed_variables_rx,
+        feed_texts_tx,
+        stop.clone().cancelled_owned(),
+    ));
+    // Screenshots go to the hub over HTTP (D8; bulk bytes never go over MQTT).
+    {
+        let stop = stop.clone();
+        let (hub_url, device, secret) = (hub_url.clone(), device.clone(), secret.clone());
+        tasks.spawn(async move {
+            loop {
+                let png = tokio::select! {
+                    () = stop.cancelled() => return,
+                    png = shots_rx.recv() => match png {
+                        Some(png) => png,
+                        None => return,
+                    },
+                };
+                let bytes = png.len();
+                match crate::screenshot::upload(&hub_url, &device, &secret, png).await {
+                    Ok(()) => tracing::info!(bytes, "screenshot uploaded"),
+                    Err(error) => tracing::warn!(%error, "screenshot upload failed"),
+                }
+            }
+        });
+    }
     tasks.spawn(upload::run(
         events,
         uploader,
@@ -234,6 +296,7 @@ pub async fn run_with_player(
             clock: clock_tx,
             local: local_rx,
             purge: purge_tx,
+            player: player_tx,
         },
         shutdown,
     )

@@ -67,6 +67,9 @@ pub struct Outlook {
     pub skipped: Vec<(Slot, SkipReason)>,
     /// When the answer may change next.
     pub next_change: DateTime<Utc>,
+    /// What the main layer plays from `next_change` on, if that is another
+    /// slot: the player prepares it so the switch has no gap (D7).
+    pub upcoming: Option<Slot>,
 }
 
 /// Decisions over one content view, with parsed templates remembered.
@@ -199,6 +202,11 @@ impl Decider {
             .filter_map(|slot| decide(&slot.item).err().map(|r| (slot.clone(), r)))
             .collect();
         let with_permit = |slot: Slot| decide(&slot.item).ok().map(|permit| (slot, permit));
+        let upcoming = evaluate(&combined.schedule, tz, playing.next_change, &|item| {
+            decide(item).is_ok()
+        })
+        .main
+        .filter(|next| playing.main.as_ref() != Some(next));
         Some(Outlook {
             main: playing.main.and_then(with_permit),
             overlays: playing
@@ -208,6 +216,7 @@ impl Decider {
                 .collect(),
             skipped,
             next_change: playing.next_change.min(due.next_change),
+            upcoming,
         })
     }
 }

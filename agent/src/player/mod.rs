@@ -21,14 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use signet_common::approval::FeedBinding;
 use signet_common::approval::Template;
 use signet_common::clock::TrustedClock;
+use signet_common::documents::CommandAction;
 use signet_common::documents::{ItemKind, ManifestItem};
 use signet_common::ids::{EntryId, ItemId};
 use signet_common::play::Permit;
 use signet_common::schedule::Slot;
 use signet_common::sync::{NowPlaying, Outcome, PlayEvent, clip_text};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::activate::Documents;
 use crate::cache::Cache;
@@ -155,6 +157,30 @@ impl Player for NullPlayer {
     }
 }
 
+/// The player used when the real one cannot start: it shows nothing and
+/// refuses every item with the reason, so each is reported as skipped.
+#[derive(Debug)]
+pub struct UnavailablePlayer {
+    /// Why the real player could not start.
+    pub reason: String,
+}
+
+impl Player for UnavailablePlayer {
+    fn show(&mut self, _what: &Showable) -> Result<(), String> {
+        Err(format!("the player is unavailable: {}", self.reason))
+    }
+
+    fn clear(&mut self) {}
+
+    fn screenshot(&mut self) -> Result<Vec<u8>, String> {
+        Err(format!("the player is unavailable: {}", self.reason))
+    }
+
+    fn take_errors(&mut self) -> Vec<PlaybackError> {
+        Vec::new()
+    }
+}
+
 /// The playback loop's links to the rest of the agent.
 #[derive(Debug)]
 pub struct Links {
@@ -170,7 +196,20 @@ pub struct Links {
     pub now_playing: watch::Sender<Option<NowPlaying>>,
     /// Woken after events were recorded.
     pub upload: Arc<Notify>,
+    /// `screenshot` and `restart_player` commands from the verifier.
+    pub commands: mpsc::Receiver<CommandAction>,
+    /// Screenshots (PNG) to upload to the hub (D8).
+    pub screenshots: mpsc::Sender<Vec<u8>>,
+    /// The feed bindings of the template on screen, by zone id (D6).
+    pub feed_wanted: watch::Sender<Vec<(String, FeedBinding)>>,
+    /// This device's feed variables `[1]`…`[25]`, from its assignment.
+    pub feed_variables: watch::Sender<BTreeMap<u8, String>>,
+    /// The bound zones' current texts, from the feed task.
+    pub feed_texts: watch::Receiver<BTreeMap<String, String>>,
 }
+
+/// Makes a new player (for `restart_player`).
+pub type PlayerFactory = Box<dyn Fn() -> Box<dyn Player> + Send>;
 
 /// One slot on screen.
 #[derive(Debug, Clone)]
@@ -211,6 +250,11 @@ pub struct Playback {
     recent_skips: VecDeque<(ItemId, DateTime<Utc>)>,
     /// Notified by the player when it has something to report.
     player_wake: Arc<Notify>,
+    /// The upcoming slot last prepared: (item, slot start).
+    prerolled: Option<(ItemId, DateTime<Utc>)>,
+    /// Makes a fresh player for `restart_player`, if the player can be
+    /// restarted.
+    factory: Option<PlayerFactory>,
 }
 
 impl Playback {
@@ -242,7 +286,16 @@ impl Playback {
             overlays: BTreeMap::new(),
             recent_skips: VecDeque::new(),
             player_wake,
+            prerolled: None,
+            factory: None,
         }
+    }
+
+    /// Lets `restart_player` replace the player with a fresh one.
+    #[must_use]
+    pub fn with_factory(mut self, factory: PlayerFactory) -> Self {
+        self.factory = Some(factory);
+        self
     }
 
     /// Runs until `shutdown`; then records the plays on screen up to now.
@@ -280,6 +333,17 @@ impl Playback {
                 }
                 () = links.cache_changed.notified() => self.decider.forget_templates(),
                 () = player_wake.notified() => {}
+                command = links.commands.recv() => {
+                    if let Some(command) = command {
+                        self.command(command, &links);
+                    }
+                }
+                changed = links.feed_texts.changed() => {
+                    if changed.is_ok() {
+                        let texts = links.feed_texts.borrow_and_update().clone();
+                        self.player.set_texts(&texts);
+                    }
+                }
                 () = tokio::time::sleep(sleep) => {}
             }
         }
@@ -346,14 +410,9 @@ impl Playback {
 
         // Skips: every due slot whose item may not play, once per slot.
         for (slot, reason) in &outlook.skipped {
-            let key = (slot.item.clone(), slot.started_at);
-            if self.recent_skips.contains(&key) {
+            if !self.remember_skip(&slot.item, slot.started_at) {
                 continue;
             }
-            if self.recent_skips.len() >= RECENT_SKIPS {
-                self.recent_skips.pop_front();
-            }
-            self.recent_skips.push_back(key);
             tracing::info!(item = %slot.item, %reason, "skipped");
             events.push(self.event(
                 documents,
@@ -378,7 +437,7 @@ impl Playback {
                 events.extend(self.played(documents, &showing, now));
             }
             match &outlook.main {
-                Some((slot, permit)) => match self.show(documents, slot) {
+                Some((slot, permit)) => match self.show(documents, slot, links) {
                     Ok(()) => {
                         self.main = Some(Showing {
                             slot: slot.clone(),
@@ -387,15 +446,18 @@ impl Playback {
                         });
                     }
                     Err(reason) => {
-                        tracing::warn!(item = %slot.item, %reason, "the player could not show it");
-                        events.push(self.event(
-                            documents,
-                            &slot.item,
-                            None,
-                            now,
-                            0,
-                            Some(format!("player: {reason}")),
-                        ));
+                        // Once per slot, however often the loop looks.
+                        if self.remember_skip(&slot.item, slot.started_at) {
+                            tracing::warn!(item = %slot.item, %reason, "the player could not show it");
+                            events.push(self.event(
+                                documents,
+                                &slot.item,
+                                None,
+                                now,
+                                0,
+                                Some(format!("player: {reason}")),
+                            ));
+                        }
                         self.player.clear();
                     }
                 },
@@ -443,6 +505,17 @@ impl Playback {
             });
         }
 
+        // Prepare what comes next, once per slot (D7: no gap between items).
+        if let Some(next) = &outlook.upcoming {
+            let key = (next.item.clone(), next.started_at);
+            if self.prerolled.as_ref() != Some(&key) {
+                self.prerolled = Some(key);
+                if let Ok(showable) = self.showable(documents, &next.item) {
+                    self.player.preroll(&showable);
+                }
+            }
+        }
+
         let mut wake = outlook.next_change;
         for showing in self.main.iter().chain(self.overlays.values()) {
             if let Some(until) = showing.permit.until {
@@ -452,9 +525,79 @@ impl Playback {
         (wake, events)
     }
 
-    fn show(&mut self, documents: &Documents, slot: &Slot) -> Result<(), String> {
-        let showable = self.showable(documents, &slot.item)?;
+    fn show(&mut self, documents: &Documents, slot: &Slot, links: &Links) -> Result<(), String> {
+        let mut showable = self.showable(documents, &slot.item)?;
+        let bindings = match &mut showable {
+            Showable::Template {
+                template, texts, ..
+            } => {
+                let current = links.feed_texts.borrow();
+                let bindings: Vec<(String, FeedBinding)> = template
+                    .zones
+                    .iter()
+                    .filter_map(|zone| zone.feed.clone().map(|feed| (zone.id.clone(), feed)))
+                    .collect();
+                for (zone, feed) in &bindings {
+                    if let Some(text) = current.get(zone).or(feed.last_value.as_ref()) {
+                        texts.insert(zone.clone(), text.clone());
+                    }
+                }
+                bindings
+            }
+            Showable::Media { .. } => Vec::new(),
+        };
+        if let Some(assignment) = &documents.assignment {
+            links
+                .feed_variables
+                .send_if_modified(|v| replace_if_changed(v, &assignment.variables));
+        }
+        links
+            .feed_wanted
+            .send_if_modified(|w| replace_if_changed(w, &bindings));
         self.player.show(&showable)
+    }
+
+    /// Remembers a skip of `item`'s slot starting at `start`; false when it
+    /// was reported already.
+    fn remember_skip(&mut self, item: &ItemId, start: DateTime<Utc>) -> bool {
+        let key = (item.clone(), start);
+        if self.recent_skips.contains(&key) {
+            return false;
+        }
+        if self.recent_skips.len() >= RECENT_SKIPS {
+            self.recent_skips.pop_front();
+        }
+        self.recent_skips.push_back(key);
+        true
+    }
+
+    /// Carries out a player command from the hub.
+    fn command(&mut self, command: CommandAction, links: &Links) {
+        match command {
+            CommandAction::Screenshot => match self.player.screenshot() {
+                Ok(png) => {
+                    if links.screenshots.try_send(png).is_err() {
+                        tracing::warn!(
+                            "a screenshot upload is already waiting; this one is dropped"
+                        );
+                    }
+                }
+                Err(reason) => tracing::warn!(%reason, "no screenshot"),
+            },
+            CommandAction::RestartPlayer => match &self.factory {
+                Some(factory) => {
+                    tracing::info!("restarting the player");
+                    self.player.clear();
+                    self.player = factory();
+                    self.player.attach(self.player_wake.clone());
+                    // What was on screen is shown again by the next step;
+                    // its play so far stays unrecorded (a restart is a cut).
+                    self.main = None;
+                }
+                None => tracing::warn!("this player cannot be restarted"),
+            },
+            other => tracing::debug!(?other, "not a player command"),
+        }
     }
 
     /// What the player needs to show `item`: its file, or for a template
@@ -609,6 +752,15 @@ impl Playback {
             Err(error) => tracing::warn!(%error, "status task failed"),
         }
     }
+}
+
+/// Replaces `current` with `new` if they differ; whether it did.
+fn replace_if_changed<T: Clone + PartialEq>(current: &mut T, new: &T) -> bool {
+    if current == new {
+        return false;
+    }
+    new.clone_into(current);
+    true
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.

@@ -110,6 +110,8 @@ pub struct Links {
     pub local: watch::Receiver<LocalReport>,
     /// `purge_cache` commands for the content task.
     pub purge: mpsc::Sender<()>,
+    /// `screenshot` and `restart_player` commands for the player.
+    pub player: mpsc::Sender<CommandAction>,
 }
 
 /// Loads the held state of a paired device from its store.
@@ -493,12 +495,15 @@ impl Verifier {
                 tracing::info!("command resync: subscribing again to every topic");
                 self.subscribe_all().await?;
             }
-            CommandAction::Screenshot => tracing::warn!(
-                "command screenshot accepted, but this agent has no player yet: screenshots arrive with the player issue (D8)"
-            ),
-            CommandAction::RestartPlayer => tracing::warn!(
-                "command restart_player accepted, but this agent has no player yet: it arrives with the player issue"
-            ),
+            CommandAction::Screenshot | CommandAction::RestartPlayer => {
+                tracing::info!(?action, "command for the player");
+                if self.links.player.try_send(action).is_err() {
+                    tracing::warn!(
+                        ?action,
+                        "the player has commands waiting; this one is dropped"
+                    );
+                }
+            }
             CommandAction::PurgeCache => {
                 tracing::info!("command purge_cache: the content task purges what nothing needs");
                 if self.links.purge.try_send(()).is_err() {

@@ -290,6 +290,7 @@ impl Agent {
             .env("SIGNET_AGENT_RECONNECT_BASE_MS", "100")
             .env("SIGNET_AGENT_RECONNECT_CAP_SECS", "1")
             .env("RUST_LOG", "info")
+            .env("SIGNET_AGENT_VIDEO_SINK", "none")
             .stdout(Stdio::null())
             .stderr(file);
         for (key, value) in env {
