@@ -51,7 +51,7 @@ async fn wait_status(data: &Path, what: &str, pred: impl Fn(&str) -> bool) -> St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d9_d4_a_tampered_cache_file_is_quarantined_within_2s_not_played_and_fetched_again() {
     let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
-    let bytes = random_bytes(1, 200_000);
+    let bytes = support::noise_png(256);
     let (sha, url) = server.add(bytes.clone());
     let item = image("c-1", sha, bytes.len() as u64, &url);
     hub.publish_manifest(
@@ -261,14 +261,16 @@ async fn d1_l4_s6_offline_licensed_content_stops_at_the_grace_end_unlicensed_kee
         keys.assignment_with(1, &["n-1"], &[("ag-1", window)], 1),
     )
     .await;
-    let (free_sha, free_url) = server.add(random_bytes(4, 30_000));
-    let (paid_sha, paid_url) = server.add(random_bytes(5, 30_000));
+    let (free, paid) = (support::noise_png(64), support::noise_png(64));
+    let (free_len, paid_len) = (free.len() as u64, paid.len() as u64);
+    let (free_sha, free_url) = server.add(free);
+    let (paid_sha, paid_url) = server.add(paid);
     hub.publish_manifest(
         "n-1",
         keys.manifest_with(
             "n-1",
             1,
-            vec![image("free", free_sha, 30_000, &free_url)],
+            vec![image("free", free_sha, free_len, &free_url)],
             vec![entry("e", &["free"], 2_000, 0)],
             None,
         ),
@@ -279,7 +281,7 @@ async fn d1_l4_s6_offline_licensed_content_stops_at_the_grace_end_unlicensed_kee
         keys.manifest_with(
             "ag-1",
             1,
-            vec![image("paid", paid_sha, 30_000, &paid_url)],
+            vec![image("paid", paid_sha, paid_len, &paid_url)],
             vec![entry("e", &["paid"], 2_000, 10)],
             Some(LicenseTerms {
                 allow_offline: true,
@@ -415,7 +417,9 @@ async fn d10_l3_over_the_limit_is_refused_and_reported_unlisted_content_is_purge
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a7_u1_pending_items_are_skipped_with_their_reason_and_never_played() {
     let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
-    let (sha, url) = server.add(random_bytes(21, 10_000));
+    let ok = support::noise_png(48);
+    let ok_len = ok.len() as u64;
+    let (sha, url) = server.add(ok);
     let (pending_sha, pending_url) = server.add(random_bytes(22, 10_000));
     let mut pending = image("pending", pending_sha, 10_000, &pending_url);
     pending.approval = signet_common::approval::ApprovalState::Pending;
@@ -425,7 +429,7 @@ async fn a7_u1_pending_items_are_skipped_with_their_reason_and_never_played() {
         keys.manifest_with(
             "n-1",
             1,
-            vec![image("ok", sha, 10_000, &url), pending],
+            vec![image("ok", sha, ok_len, &url), pending],
             vec![entry("e", &["ok", "pending"], 500, 0)],
             None,
         ),

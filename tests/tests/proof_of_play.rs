@@ -20,11 +20,29 @@ use signet_tests::{Agent, Hub};
 
 const CONVERGE: Duration = Duration::from_secs(90);
 
-/// A small GIF-looking image (the hub detects the type from its bytes).
-fn image(seed: u8) -> Vec<u8> {
-    let mut bytes = b"GIF89a".to_vec();
-    bytes.extend((0..40_000u32).map(|i| (i as u8).wrapping_mul(7) ^ seed));
-    bytes
+/// A small solid PNG made by GStreamer's own encoder (the agent's player
+/// decodes it; the hub detects its type from the bytes).
+fn image(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("menu.png");
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "pattern=solid-color",
+            "foreground-color=0xff336699",
+            "num-buffers=1",
+            "!",
+            "video/x-raw,width=64,height=36",
+            "!",
+            "pngenc",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", path.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(path).unwrap()
 }
 
 /// Every usage row of `device` (all pages).
@@ -55,7 +73,8 @@ async fn u1_u2_d2_scheduled_content_is_fetched_from_the_hub_played_and_reported(
     let hub = Hub::start(dir.path(), &[]).await;
     let root = hub.root().await;
     let site = hub.node(&root, "Store 7").await;
-    let item = hub.upload(&site, "Lunch menu", image(3)).await;
+    let menu = image(dir.path());
+    let item = hub.upload(&site, "Lunch menu", menu.clone()).await;
     let item_id = item["id"].as_str().unwrap().to_owned();
     let (status, playlist) = hub
         .call(
@@ -122,7 +141,7 @@ async fn u1_u2_d2_scheduled_content_is_fetched_from_the_hub_played_and_reported(
         .join("cache")
         .join("blobs")
         .join(item["sha256"].as_str().unwrap());
-    assert_eq!(std::fs::read(blob).unwrap(), image(3), "the cached bytes");
+    assert_eq!(std::fs::read(blob).unwrap(), menu, "the cached bytes");
     let ids: BTreeSet<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), rows.len(), "each event once");
     agent.kill();

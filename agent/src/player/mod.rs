@@ -341,6 +341,7 @@ impl Playback {
                 changed = links.feed_texts.changed() => {
                     if changed.is_ok() {
                         let texts = links.feed_texts.borrow_and_update().clone();
+                        tracing::info!(?texts, "template texts updated from feeds");
                         self.player.set_texts(&texts);
                     }
                 }

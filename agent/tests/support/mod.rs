@@ -746,3 +746,19 @@ pub async fn content_world(nodes: &[&str]) -> (ContentServer, Broker, Keys, Hub)
     publish_basics(&mut hub, &keys, assignment).await;
     (server, broker, keys, hub)
 }
+
+/// A PNG of `side`×`side` random pixels made by GStreamer's own encoder: a
+/// real image the player decodes, about 3·side² bytes, new bytes each call.
+pub fn noise_png(side: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noise.png");
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "pattern=snow", "num-buffers=1", "!"])
+        .arg(format!("video/x-raw,width={side},height={side}"))
+        .args(["!", "pngenc", "!", "filesink"])
+        .arg(format!("location={}", path.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "gst-launch-1.0 made no PNG");
+    std::fs::read(path).unwrap()
+}

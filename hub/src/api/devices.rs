@@ -791,7 +791,8 @@ pub async fn update_device(
 }
 
 /// Unpairs a device (manage_devices): revokes it on the broker, then
-/// deletes its record, its node entry and its commands, and ends its
+/// deletes its record, its node entry, its commands and its last
+/// screenshot, and ends its
 /// access-group memberships (L4). Its credentials stop working at once.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
@@ -811,6 +812,7 @@ pub async fn delete_device(
     let now = state.clock.now();
     let mut batch = WriteBatch::new();
     let ended = devices::unpair(&state.store, &mut batch, &device, now)?;
+    batch.delete(crate::screenshots::SCREENSHOTS, device.id.as_str());
     let member = MemberRef::Device {
         device_id: device.id.clone(),
     };
@@ -836,6 +838,14 @@ pub async fn delete_device(
     })?;
     state.store.apply(batch).await?;
     drop(write);
+    // Its last screenshot goes with it (the record went in the batch).
+    if let Ok(path) =
+        crate::screenshots::ScreenshotStore::new(&state.config.data).path_of(&device.id)
+        && let Err(e) = tokio::fs::remove_file(&path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(device = %device.id, error = %e, "could not remove the unpaired device's screenshot");
+    }
     // The groups it left re-sign without it (L4); its node's documents stand.
     let actor = Actor::user(&caller.user, &caller.from);
     for group in groups {
