@@ -58,3 +58,4 @@ unit:
 
 bench: deps
 	$(CARGO) bench -p signet-common --bench envelope
+	$(CARGO) bench -p signet-agent --bench player_resources
