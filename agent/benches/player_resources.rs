@@ -67,7 +67,7 @@ fn main() {
 }
 
 /// Encodes a moving 1080p test pattern.
-fn encode(path: &PathBuf) {
+fn encode(path: &Path) {
     let status = Command::new("gst-launch-1.0")
         .args([
             "-q",
