@@ -450,14 +450,7 @@ async fn a7_u1_pending_items_are_skipped_with_their_reason_and_never_played() {
         "a pending item is never fetched"
     );
 
-    let store = signet_agent::state::Store::open(data.path()).unwrap();
-    let events = signet_agent::events::EventLog::open(&store).unwrap();
-    let events: Vec<_> = events
-        .oldest(1000)
-        .unwrap()
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events = support::queued_events(data.path());
     let played: Vec<_> = events
         .iter()
         .filter(|e| e.outcome == signet_common::sync::Outcome::Played)

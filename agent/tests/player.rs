@@ -7,8 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use signet_agent::events::EventLog;
-use signet_agent::state::Store;
 use signet_common::sync::Outcome;
 use support::{Agent, content_world, entry, image, noise_png, paired_dir, random_bytes};
 
@@ -48,14 +46,7 @@ async fn d7_u1_a_file_that_does_not_decode_is_skipped_and_the_next_item_plays() 
     tokio::time::sleep(Duration::from_secs(2)).await;
     agent.kill();
 
-    let store = Store::open(data.path()).unwrap();
-    let events: Vec<_> = EventLog::open(&store)
-        .unwrap()
-        .oldest(1000)
-        .unwrap()
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events = support::queued_events(data.path());
     let broken: Vec<_> = events
         .iter()
         .filter(|e| e.item.as_str() == "broken")

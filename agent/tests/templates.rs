@@ -7,8 +7,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use signet_agent::events::EventLog;
-use signet_agent::state::Store;
 use signet_common::approval::{ApprovalState, Template};
 use signet_common::digest::Sha256;
 use signet_common::documents::{ItemKind, ManifestItem};
@@ -115,14 +113,7 @@ async fn a7_a8_u1_an_unapproved_template_is_skipped_and_never_shown() {
         "the edited template was never on screen"
     );
 
-    let store = Store::open(data.path()).unwrap();
-    let events: Vec<_> = EventLog::open(&store)
-        .unwrap()
-        .oldest(1000)
-        .unwrap()
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events = support::queued_events(data.path());
     let edited: Vec<_> = events
         .iter()
         .filter(|e| e.item.as_str() == "menu-edited")

@@ -674,3 +674,33 @@ impl Drop for MqttProbe {
         self.task.abort();
     }
 }
+
+/// A solid PNG of `rgb` (0xRRGGBB), `width`×`height`, made by GStreamer's
+/// own encoder in `dir` (the agent's player decodes it; the hub detects its
+/// type from the bytes).
+///
+/// # Panics
+/// When `gst-launch-1.0` fails.
+#[must_use]
+pub fn solid_png(dir: &Path, name: &str, rgb: u32, width: u32, height: u32) -> Vec<u8> {
+    let path = dir.join(name);
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "pattern=solid-color",
+            &format!("foreground-color={:#010x}", 0xff00_0000u32 | rgb),
+            "num-buffers=1",
+            "!",
+            &format!("video/x-raw,width={width},height={height}"),
+            "!",
+            "pngenc",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", path.display()))
+        .status()
+        .expect("run gst-launch-1.0");
+    assert!(status.success(), "gst-launch-1.0 made no PNG");
+    std::fs::read(path).expect("read the PNG")
+}

@@ -20,31 +20,6 @@ use signet_tests::{Agent, Hub};
 
 const CONVERGE: Duration = Duration::from_secs(90);
 
-/// A small solid PNG made by GStreamer's own encoder (the agent's player
-/// decodes it; the hub detects its type from the bytes).
-fn image(dir: &std::path::Path) -> Vec<u8> {
-    let path = dir.join("menu.png");
-    let status = std::process::Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "pattern=solid-color",
-            "foreground-color=0xff336699",
-            "num-buffers=1",
-            "!",
-            "video/x-raw,width=64,height=36",
-            "!",
-            "pngenc",
-            "!",
-            "filesink",
-        ])
-        .arg(format!("location={}", path.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(path).unwrap()
-}
-
 /// Every usage row of `device` (all pages).
 async fn usage(hub: &Hub, device: &str) -> Vec<Value> {
     let mut rows = Vec::new();
@@ -73,7 +48,7 @@ async fn u1_u2_d2_scheduled_content_is_fetched_from_the_hub_played_and_reported(
     let hub = Hub::start(dir.path(), &[]).await;
     let root = hub.root().await;
     let site = hub.node(&root, "Store 7").await;
-    let menu = image(dir.path());
+    let menu = signet_tests::solid_png(dir.path(), "menu.png", 0x33_6699, 64, 36);
     let item = hub.upload(&site, "Lunch menu", menu.clone()).await;
     let item_id = item["id"].as_str().unwrap().to_owned();
     let (status, playlist) = hub

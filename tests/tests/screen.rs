@@ -18,30 +18,6 @@ const CONVERGE: Duration = Duration::from_secs(90);
 const WIDTH: usize = 320;
 const HEIGHT: usize = 180;
 
-/// A solid PNG of `rgb` (0xRRGGBB), made by GStreamer's own encoder.
-fn solid_png(dir: &Path, name: &str, rgb: u32) -> Vec<u8> {
-    let path = dir.join(name);
-    let status = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "pattern=solid-color",
-            &format!("foreground-color={:#010x}", 0xff00_0000u32 | rgb),
-            "num-buffers=1",
-            "!",
-            "video/x-raw,width=64,height=36",
-            "!",
-            "pngenc",
-            "!",
-            "filesink",
-        ])
-        .arg(format!("location={}", path.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(path).unwrap()
-}
-
 /// The RGB pixels of a PNG, decoded by GStreamer.
 fn pixels(dir: &Path, png: &[u8]) -> Vec<u8> {
     let input = dir.join("shot.png");
@@ -93,7 +69,11 @@ async fn d6_d7_d8_a_template_with_a_feed_is_composed_and_its_screenshot_reaches_
     });
 
     let green = hub
-        .upload(&site, "Green", solid_png(dir.path(), "green.png", 0x00ff00))
+        .upload(
+            &site,
+            "Green",
+            signet_tests::solid_png(dir.path(), "green.png", 0x00_ff00, 64, 36),
+        )
         .await;
     let (status, template) = hub
         .call(

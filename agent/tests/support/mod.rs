@@ -762,3 +762,16 @@ pub fn noise_png(side: u32) -> Vec<u8> {
     assert!(status.success(), "gst-launch-1.0 made no PNG");
     std::fs::read(path).unwrap()
 }
+
+/// The proof-of-play events queued in a stopped agent's state dir, oldest
+/// first (at most 10 000).
+pub fn queued_events(data: &Path) -> Vec<signet_common::sync::PlayEvent> {
+    let store = Store::open(data).unwrap();
+    signet_agent::events::EventLog::open(&store)
+        .unwrap()
+        .oldest(10_000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect()
+}

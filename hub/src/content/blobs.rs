@@ -50,8 +50,9 @@ pub struct BlobStore {
     dir: PathBuf,
 }
 
-/// Deletes a temporary file when dropped, unless disarmed.
-struct TempFile(Option<PathBuf>);
+/// Deletes a temporary file when dropped, unless disarmed (its path taken
+/// out). The content store and the screenshot store stage through it.
+pub(crate) struct TempFile(pub(crate) Option<PathBuf>);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -59,7 +60,7 @@ impl Drop for TempFile {
             && let Err(e) = std::fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!(path = %path.display(), error = %e, "temporary upload not removed");
+            tracing::warn!(path = %path.display(), error = %e, "temporary file not removed");
         }
     }
 }

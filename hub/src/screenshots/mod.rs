@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use signet_common::digest::Sha256;
 use signet_common::ids::DeviceId;
 
+use crate::content::blobs::TempFile;
 use crate::identity::new_id;
 use crate::store::{Store, StoreError, WriteBatch};
 
@@ -170,20 +171,6 @@ fn crc32(bytes: &[u8]) -> u32 {
 pub struct ScreenshotStore {
     /// `<data>/screenshots`.
     dir: PathBuf,
-}
-
-/// Deletes a temporary file when dropped, unless disarmed.
-struct TempFile(Option<PathBuf>);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take()
-            && let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %path.display(), error = %e, "temporary screenshot not removed");
-        }
-    }
 }
 
 /// A screenshot written and synced to a temporary file, not yet in place;
