@@ -9,7 +9,7 @@
 //! The output pipeline runs from [`GstPlayer::new`] until the player is
 //! dropped: `compositor` (black background, live, driven by a tiny live
 //! source so it outputs frames at [`FRAME_RATE`] whatever is shown) →
-//! screen-sized `BGRx` caps → `tee` → the display sink of the configured
+//! screen-sized `I420` caps → `tee` → the display sink of the configured
 //! [`VideoSink`] (a real-time `fakesink` when headless) and an `appsink`
 //! holding the latest composed frame for [`Player::screenshot`].
 //!
@@ -283,7 +283,7 @@ impl GstPlayer {
         let pulse = build::make("videotestsrc")?;
         pulse.set_property("is-live", true);
         pulse.set_property_from_str("pattern", "black");
-        let pulse_caps = build::raw_caps(16, 16, Some("BGRx"), true)?;
+        let pulse_caps = build::raw_caps(16, 16, Some("I420"), true)?;
         // Live whatever the items' upstream answers to latency queries (a
         // bin that failed to typefind answers none).
         let compositor = gst::ElementFactory::make("compositor")
@@ -294,7 +294,7 @@ impl GstPlayer {
                 message: e.to_string(),
             })?;
         compositor.set_property_from_str("background", "black");
-        let out_caps = build::raw_caps(out.width, out.height, Some("BGRx"), true)?;
+        let out_caps = build::raw_caps(out.width, out.height, Some("I420"), true)?;
         let tee = build::make("tee")?;
         let display_queue = build::make("queue")?;
         let display_convert = build::make("videoconvert")?;
@@ -496,10 +496,32 @@ impl GstPlayer {
                 return gst::PadProbeReturn::Ok;
             };
             let rt = running_time(pad, buffer).map_or(0, gst::ClockTime::mseconds);
-            if let Ok(map) = buffer.map_readable() {
-                let at = (height / 2 * width + width / 2) * 4;
-                if let Some(px) = map.as_slice().get(at..at + 3) {
-                    lock(&sink).push((rt, [px[2], px[1], px[0]]));
+            let info = pad
+                .current_caps()
+                .and_then(|caps| gstreamer_video::VideoInfo::from_caps(&caps).ok());
+            if let (Ok(map), Some(info)) = (buffer.map_readable(), info) {
+                let (x, y) = (width / 2, height / 2);
+                let plane = |i: usize, px: usize, row: usize| -> Option<f32> {
+                    let offset =
+                        info.offset()[i] + row * usize::try_from(info.stride()[i]).ok()? + px;
+                    map.as_slice().get(offset).map(|v| f32::from(*v))
+                };
+                // I420: full-size Y, quarter-size U and V (BT.601).
+                if let (Some(luma), Some(u), Some(v)) = (
+                    plane(0, x, y),
+                    plane(1, x / 2, y / 2),
+                    plane(2, x / 2, y / 2),
+                ) {
+                    let (c, d, e) = (1.164 * (luma - 16.0), u - 128.0, v - 128.0);
+                    let clamp = |f: f32| f.round().clamp(0.0, 255.0) as u8;
+                    lock(&sink).push((
+                        rt,
+                        [
+                            clamp(c + 1.596 * e),
+                            clamp(c - 0.392 * d - 0.813 * e),
+                            clamp(c + 2.017 * d),
+                        ],
+                    ));
                 }
             }
             gst::PadProbeReturn::Ok
