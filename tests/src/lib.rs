@@ -469,7 +469,13 @@ impl Agent {
             &self.name,
             &binary("signet-agent"),
             &["run", "--config", &config],
-            &[("RUST_LOG", "info"), ("SIGNET_AGENT_VIDEO_SINK", "none")],
+            // Headless at a small size: many agents share the test machine.
+            &[
+                ("RUST_LOG", "info"),
+                ("SIGNET_AGENT_VIDEO_SINK", "none"),
+                ("SIGNET_AGENT_SCREEN_WIDTH", "320"),
+                ("SIGNET_AGENT_SCREEN_HEIGHT", "180"),
+            ],
         ));
     }
 

@@ -2,8 +2,11 @@
 //!
 //! Owns: starting, linking and stopping the tasks — the sync verifier
 //! ([`crate::sync`]), the content task ([`crate::activate`]), the playback
-//! loop ([`crate::player`]), the event uploader ([`crate::events`]) and the
-//! file watcher ([`crate::watch`]) with what its changes mean: a changed
+//! loop ([`crate::player`]) with its player (GStreamer, or one that skips
+//! everything with the reason when GStreamer cannot start), the data feeds
+//! ([`crate::feeds`]), the screenshot upload ([`crate::screenshot`]), the
+//! event uploader ([`crate::events`]) and the file watcher
+//! ([`crate::watch`]) with what its changes mean: a changed
 //! cached file is verified again (and quarantined and fetched again if it no
 //! longer matches, D9); a changed config file is validated and applied where
 //! that can be done live, or rejected with a logged reason. Must not: hold
@@ -55,6 +58,9 @@ pub enum DaemonError {
     /// The file watcher could not start.
     #[error("file watcher: {0}")]
     Watch(String),
+    /// The feed store could not be opened.
+    #[error("data feeds: {0}")]
+    Feeds(String),
 }
 
 /// Runs the agent until `shutdown` completes; then stops every task
@@ -158,7 +164,7 @@ pub async fn run_with_player(
     let (feed_wanted_tx, feed_wanted_rx) = watch::channel(Vec::new());
     let (feed_variables_tx, feed_variables_rx) = watch::channel(BTreeMap::new());
     let (feed_texts_tx, feed_texts_rx) = watch::channel(BTreeMap::new());
-    let feeds = Feeds::new(&store).map_err(|e| DaemonError::Events(e.to_string()))?;
+    let feeds = Feeds::new(&store).map_err(|e| DaemonError::Feeds(e.to_string()))?;
     let content_wake = Arc::new(Notify::new());
     let cache_changed = Arc::new(Notify::new());
     let upload_wake = Arc::new(Notify::new());

@@ -291,6 +291,8 @@ impl Agent {
             .env("SIGNET_AGENT_RECONNECT_CAP_SECS", "1")
             .env("RUST_LOG", "info")
             .env("SIGNET_AGENT_VIDEO_SINK", "none")
+            .env("SIGNET_AGENT_SCREEN_WIDTH", "320")
+            .env("SIGNET_AGENT_SCREEN_HEIGHT", "180")
             .stdout(Stdio::null())
             .stderr(file);
         for (key, value) in env {
