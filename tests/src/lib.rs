@@ -347,6 +347,27 @@ impl Hub {
         answer["id"].as_str().expect("a node id").to_owned()
     }
 
+    /// Schedules `item` all day at `node` (one playlist, one entry) showing
+    /// it for `duration_ms` per pass.
+    ///
+    /// # Panics
+    /// When the hub refuses.
+    pub async fn schedule_all_day(&self, node: &str, item: &str, duration_ms: u64) {
+        let playlist = self
+            .post(
+                "/api/v1/playlists",
+                serde_json::json!({"node": node, "name": format!("All day: {item}"),
+                    "items": [{"item": item, "duration_ms": duration_ms}]}),
+            )
+            .await;
+        self.post(
+            "/api/v1/schedules",
+            serde_json::json!({"target": {"kind": "node", "id": node},
+                "entries": [{"id": "all-day", "playlist": playlist["id"], "priority": 0}]}),
+        )
+        .await;
+    }
+
     /// The root node's id.
     ///
     /// # Panics

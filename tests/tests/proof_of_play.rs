@@ -51,24 +51,7 @@ async fn u1_u2_d2_scheduled_content_is_fetched_from_the_hub_played_and_reported(
     let menu = signet_tests::solid_png(dir.path(), "menu.png", 0x33_6699, 64, 36);
     let item = hub.upload(&site, "Lunch menu", menu.clone()).await;
     let item_id = item["id"].as_str().unwrap().to_owned();
-    let (status, playlist) = hub
-        .call(
-            Method::POST,
-            "/api/v1/playlists",
-            Some(json!({"node": site, "name": "Loop",
-                "items": [{"item": item_id, "duration_ms": 1_000}]})),
-        )
-        .await;
-    assert!(status.is_success(), "{playlist}");
-    let (status, schedule) = hub
-        .call(
-            Method::POST,
-            "/api/v1/schedules",
-            Some(json!({"target": {"kind": "node", "id": site},
-                "entries": [{"id": "all-day", "playlist": playlist["id"], "priority": 0}]})),
-        )
-        .await;
-    assert!(status.is_success(), "{schedule}");
+    hub.schedule_all_day(&site, &item_id, 1_000).await;
     let mut agent = Agent::pair(&hub, dir.path(), "screen", &site, "event_upload_secs = 1\n").await;
     agent.run();
     hub.post(

@@ -92,24 +92,8 @@ async fn d6_d7_d8_a_template_with_a_feed_is_composed_and_its_screenshot_reaches_
         )
         .await;
     assert!(status.is_success(), "{template}");
-    let (status, playlist) = hub
-        .call(
-            Method::POST,
-            "/api/v1/playlists",
-            Some(json!({"node": site, "name": "Board",
-                "items": [{"item": template["id"], "duration_ms": 60_000}]})),
-        )
+    hub.schedule_all_day(&site, template["id"].as_str().unwrap(), 60_000)
         .await;
-    assert!(status.is_success(), "{playlist}");
-    let (status, schedule) = hub
-        .call(
-            Method::POST,
-            "/api/v1/schedules",
-            Some(json!({"target": {"kind": "node", "id": site},
-                "entries": [{"id": "all-day", "playlist": playlist["id"], "priority": 0}]})),
-        )
-        .await;
-    assert!(status.is_success(), "{schedule}");
 
     let mut agent = Agent::pair(
         &hub,

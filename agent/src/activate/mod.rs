@@ -90,6 +90,21 @@ impl Documents {
         Ok(out)
     }
 
+    /// [`Self::load`] off the async threads (sled reads block).
+    ///
+    /// # Errors
+    /// As [`Self::load`]; a failed task is reported as a corrupt read.
+    pub async fn load_blocking(store: Store, device: String) -> Result<Self, StateError> {
+        tokio::task::spawn_blocking(move || Self::load(&store, &device))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StateError::Corrupt {
+                    key: "documents".into(),
+                    reason: e.to_string(),
+                })
+            })
+    }
+
     /// The assigned groups in view order: node chain root → leaf, then the
     /// access groups in assignment order.
     #[must_use]
@@ -534,16 +549,7 @@ impl Activator {
     }
 
     async fn load(&self) -> Result<Documents, StateError> {
-        let store = self.store.clone();
-        let device = self.device.clone();
-        tokio::task::spawn_blocking(move || Documents::load(&store, &device))
-            .await
-            .unwrap_or_else(|e| {
-                Err(StateError::Corrupt {
-                    key: "documents".into(),
-                    reason: e.to_string(),
-                })
-            })
+        Documents::load_blocking(self.store.clone(), self.device.clone()).await
     }
 
     /// Writes `commit` durably; false (logged) when it fails.

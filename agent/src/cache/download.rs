@@ -311,15 +311,6 @@ pub struct Downloader {
     inner: Arc<Inner>,
 }
 
-/// The hub's content URL of a blob: `{base}/api/v1/device/content/{sha256}`.
-#[must_use]
-pub fn hub_content_url(base_url: &str, sha256: &Sha256) -> String {
-    format!(
-        "{}/api/v1/device/content/{sha256}",
-        base_url.trim_end_matches('/')
-    )
-}
-
 /// Whether `url` is under `base` (same scheme, host and port, and a path
 /// inside the base path) — the only URLs that get the hub credentials.
 fn is_under(base: &Url, url: &Url) -> bool {
@@ -1273,13 +1264,6 @@ mod tests {
             &root,
             &Url::parse("http://127.0.0.1:8080/c/d").unwrap()
         ));
-        assert_eq!(
-            hub_content_url("https://hub.example/", &Sha256::of(b"")),
-            format!(
-                "https://hub.example/api/v1/device/content/{}",
-                Sha256::of(b"")
-            )
-        );
     }
 
     /// At most `concurrency` downloads run at once.

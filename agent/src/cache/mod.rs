@@ -45,6 +45,14 @@ const PARTIAL_DIR: &str = "partial";
 const QUARANTINE_DIR: &str = "quarantine";
 /// The sled tree of the index.
 const INDEX_TREE: &str = "cache";
+
+/// The verified files' directory of the cache in `data_dir` (for readers
+/// that do not open the cache, such as `signet-agent status`).
+#[must_use]
+pub fn blobs_dir_in(data_dir: &Path) -> PathBuf {
+    data_dir.join(CACHE_DIR).join(BLOBS_DIR)
+}
+
 /// How many quarantined files are kept (the newest); older ones are
 /// deleted so quarantine cannot fill the disk (D10).
 pub const QUARANTINE_KEEP: usize = 4;

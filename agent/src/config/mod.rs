@@ -365,6 +365,20 @@ pub fn check_http_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The URL of the hub route `path` (e.g. `/api/v1/device/events`) under
+/// the hub's base URL `hub_url`, which must be `http://` or `https://`.
+///
+/// # Errors
+/// A message saying what is wrong with `hub_url`.
+pub fn hub_route(hub_url: &str, path: &str) -> Result<reqwest::Url, String> {
+    let base = reqwest::Url::parse(hub_url).map_err(|e| e.to_string())?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err("must be http:// or https://".to_owned());
+    }
+    reqwest::Url::parse(&format!("{}{path}", base.as_str().trim_end_matches('/')))
+        .map_err(|e| e.to_string())
+}
+
 /// A parsed broker URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrl {

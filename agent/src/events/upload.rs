@@ -91,19 +91,12 @@ impl Uploader {
     /// # Errors
     /// [`UploadError::BadUrl`] or [`UploadError::Client`].
     pub fn new(hub_url: &str, device_id: &str, secret: &str) -> Result<Self, UploadError> {
-        let bad = |reason: String| UploadError::BadUrl {
-            url: hub_url.to_owned(),
-            reason,
-        };
-        let base = reqwest::Url::parse(hub_url).map_err(|e| bad(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad("must be http:// or https://".into()));
-        }
-        let url = reqwest::Url::parse(&format!(
-            "{}{EVENTS_PATH}",
-            base.as_str().trim_end_matches('/')
-        ))
-        .map_err(|e| bad(e.to_string()))?;
+        let url = crate::config::hub_route(hub_url, EVENTS_PATH).map_err(|reason| {
+            UploadError::BadUrl {
+                url: hub_url.to_owned(),
+                reason,
+            }
+        })?;
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)

@@ -61,7 +61,7 @@ pub fn status(dir: &Path) -> Result<String, String> {
     let documents =
         Documents::load(&store, identity.device_id.as_str()).map_err(|e| e.to_string())?;
     let mut decider = Decider::new(DiskView {
-        blobs: dir.join("cache").join("blobs"),
+        blobs: crate::cache::blobs_dir_in(dir),
     });
     let mut out = String::new();
     let _ = writeln!(out, "the agent is not running; its state:");

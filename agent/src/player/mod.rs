@@ -719,19 +719,12 @@ impl Playback {
     }
 
     async fn load(&mut self) -> Documents {
-        let store = self.store.clone();
-        let device = self.device.clone();
-        match tokio::task::spawn_blocking(move || Documents::load(&store, &device)).await {
-            Ok(Ok(documents)) => documents,
-            Ok(Err(error)) => {
+        Documents::load_blocking(self.store.clone(), self.device.clone())
+            .await
+            .unwrap_or_else(|error| {
                 tracing::error!(%error, "cannot read the playing manifests");
                 Documents::default()
-            }
-            Err(error) => {
-                tracing::error!(%error, "state task failed");
-                Documents::default()
-            }
-        }
+            })
     }
 
     async fn write_status(&mut self, documents: &Documents, clock: &TrustedClock) {

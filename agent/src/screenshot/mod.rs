@@ -156,19 +156,10 @@ async fn upload_within(
 
 /// `{hub_url}/api/v1/device/screenshot`, for an `http` or `https` base.
 fn upload_url(hub_url: &str) -> Result<reqwest::Url, ScreenshotError> {
-    let bad = |reason: String| ScreenshotError::BadUrl {
+    crate::config::hub_route(hub_url, SCREENSHOT_PATH).map_err(|reason| ScreenshotError::BadUrl {
         url: hub_url.to_owned(),
         reason,
-    };
-    let base = reqwest::Url::parse(hub_url).map_err(|e| bad(e.to_string()))?;
-    if !matches!(base.scheme(), "http" | "https") {
-        return Err(bad("must be http:// or https://".into()));
-    }
-    reqwest::Url::parse(&format!(
-        "{}{SCREENSHOT_PATH}",
-        base.as_str().trim_end_matches('/')
-    ))
-    .map_err(|e| bad(e.to_string()))
+    })
 }
 
 #[cfg(test)]
