@@ -3,11 +3,17 @@
 //! same run. Prints each one's peak RSS and CPU time and the two ratios
 //! (goal: RSS ≤ 1.2×, CPU ≤ 1.1×).
 //!
-//! `cargo bench -p signet-agent --bench player_resources`. The file is made
-//! by GStreamer's own VP8 encoder; both processes play it in real time to a
-//! synchronised fakesink. Each is measured from outside by polling its
-//! `/proc/{pid}` (VmHWM: peak resident set; utime + stime: CPU), the same
-//! way for both.
+//! `cargo bench -p signet-agent --bench player_resources`. Two files, made
+//! by GStreamer's own VP8 encoder:
+//! - a ball on black, which costs the decoder almost nothing, so what the
+//!   player adds per frame (the compositor's copy of each 1080p frame, which
+//!   makes seamless switching possible) is as large a share as it can be;
+//! - a scrolling SMPTE pattern at 6 Mbit/s, where every macroblock changes,
+//!   as in real footage.
+//!
+//! Both processes play each file in real time to a synchronised fakesink.
+//! Each is measured from outside by polling its `/proc/{pid}` (VmHWM: peak
+//! resident set; utime + stime: CPU), the same way for both.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::path::{Path, PathBuf};
@@ -35,15 +41,30 @@ fn main() {
     }
     // `cargo bench` passes `--bench`; nothing else to parse.
     let dir = tempfile::tempdir().unwrap();
-    let video = dir.path().join("1080p.webm");
-    let made = Instant::now();
-    encode(&video);
-    println!(
-        "made a {SECONDS} s 1080p VP8 file ({} bytes) in {:.1} s",
-        std::fs::metadata(&video).unwrap().len(),
-        made.elapsed().as_secs_f64()
-    );
-    let agent = measure(Command::new(std::env::current_exe().unwrap()).env(CHILD, &video));
+    let clips: [(&str, &[&str]); 2] = [
+        ("ball on black", &["pattern=ball"]),
+        (
+            "scrolling SMPTE, 6 Mbit/s",
+            &["pattern=smpte", "horizontal-speed=8"],
+        ),
+    ];
+    for (index, (name, pattern)) in clips.into_iter().enumerate() {
+        let video = dir.path().join(format!("1080p-{index}.webm"));
+        let made = Instant::now();
+        encode(&video, pattern);
+        println!(
+            "{name}: a {SECONDS} s 1080p VP8 file ({} bytes), made in {:.1} s",
+            std::fs::metadata(&video).unwrap().len(),
+            made.elapsed().as_secs_f64()
+        );
+        compare(&video);
+    }
+}
+
+/// Plays `video` with the agent's player and with playbin, and prints both
+/// measurements and their ratios.
+fn compare(video: &Path) {
+    let agent = measure(Command::new(std::env::current_exe().unwrap()).env(CHILD, video));
     let baseline = measure(Command::new("gst-launch-1.0").args([
         "-q",
         "playbin",
@@ -66,13 +87,13 @@ fn main() {
     );
 }
 
-/// Encodes a moving 1080p test pattern.
-fn encode(path: &Path) {
+/// Encodes a moving 1080p test pattern made with `pattern` (videotestsrc
+/// properties).
+fn encode(path: &Path, pattern: &[&str]) {
     let status = Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc"])
+        .args(pattern)
         .args([
-            "-q",
-            "videotestsrc",
-            "pattern=ball",
             &format!("num-buffers={}", SECONDS * FPS),
             "!",
             &format!("video/x-raw,width=1920,height=1080,framerate={FPS}/1"),
@@ -80,6 +101,7 @@ fn encode(path: &Path) {
             "vp8enc",
             "deadline=1",
             "cpu-used=16",
+            "target-bitrate=6000000",
             "!",
             "webmmux",
             "!",

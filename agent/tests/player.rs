@@ -69,3 +69,130 @@ async fn d7_u1_a_file_that_does_not_decode_is_skipped_and_the_next_item_plays() 
         "{events:#?}"
     );
 }
+
+/// D5, D7, U1: the scheduler, on its own timers, drives the player through a
+/// three-item playlist in order, each item shown for its 1 s slot within
+/// ±100 ms, with each next item prerolled before it is shown, and one play
+/// event of about 1 s per item. The agent syncs and caches the content for
+/// real; then its playback loop runs in-process on the same data dir with
+/// the recording null player, so the timing is the scheduler's, not a test's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d5_d7_scheduler_timers_drive_a_playlist_in_order() {
+    use signet_agent::cache::Cache;
+    use signet_agent::events::EventLog;
+    use signet_agent::player::{Links, NullPlayer, Playback, PlayerCall};
+    use signet_agent::state::Store;
+    use tokio::sync::{Notify, mpsc, watch};
+
+    let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
+    let mut items = Vec::new();
+    for id in ["a", "b", "c"] {
+        let png = noise_png(24);
+        let len = png.len() as u64;
+        let (sha, url) = server.add(png);
+        items.push(image(id, sha, len, &url));
+    }
+    hub.publish_manifest(
+        "n-1",
+        keys.manifest_with(
+            "n-1",
+            1,
+            items,
+            vec![entry("e", &["a", "b", "c"], 1000, 0)],
+            None,
+        ),
+    )
+    .await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start(data.path());
+    hub.wait_state("the playlist on screen", |s| s.now_playing.is_some())
+        .await;
+    assert!(agent.stop().success());
+
+    let store = Store::open(data.path()).unwrap();
+    let clock = store
+        .clock()
+        .unwrap()
+        .expect("the agent kept a trusted clock");
+    let cache = Cache::open(data.path(), &store, 1 << 30).unwrap();
+    let events = EventLog::open(&store).unwrap();
+    let before = events.oldest(10_000).unwrap().len();
+    let null = NullPlayer::default();
+    let (_playing_tx, playing) = watch::channel(0u64);
+    let (_documents_tx, documents) = watch::channel(0u64);
+    let (_clock_tx, clock) = watch::channel(clock);
+    let (now_playing, _now_playing_rx) = watch::channel(None);
+    let (_commands_tx, commands) = mpsc::channel(1);
+    let (screenshots, _screenshots_rx) = mpsc::channel(1);
+    let (feed_wanted, _feed_wanted_rx) = watch::channel(Vec::new());
+    let (feed_variables, _feed_variables_rx) = watch::channel(Default::default());
+    let (_feed_texts_tx, feed_texts) = watch::channel(Default::default());
+    let links = Links {
+        playing,
+        documents,
+        clock,
+        cache_changed: std::sync::Arc::new(Notify::new()),
+        now_playing,
+        upload: std::sync::Arc::new(Notify::new()),
+        commands,
+        screenshots,
+        feed_wanted,
+        feed_variables,
+        feed_texts,
+    };
+    Playback::new(
+        store.clone(),
+        support::device().as_str().to_owned(),
+        cache,
+        Box::new(null.clone()),
+        events.clone(),
+        "test".to_owned(),
+    )
+    .run(links, tokio::time::sleep(Duration::from_millis(5_500)))
+    .await;
+
+    let calls = null.calls();
+    let shows: Vec<_> = calls
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (at, call))| match call {
+            PlayerCall::Show(item) => Some((i, *at, item.as_str().to_owned())),
+            _ => None,
+        })
+        .collect();
+    assert!(shows.len() >= 5, "{calls:#?}");
+    for pair in shows.windows(2) {
+        let ((i, at, item), (j, next_at, next)) = (&pair[0], &pair[1]);
+        let order = ["a", "b", "c"];
+        let k = order.iter().position(|o| o == item).unwrap();
+        assert_eq!(next, order[(k + 1) % 3], "out of order: {calls:#?}");
+        if *i != shows[0].0 {
+            // The first show starts mid-slot; every later one fills a slot.
+            let ms = next_at.duration_since(*at).as_millis();
+            eprintln!("{item} on screen for {ms} ms, then {next}");
+            assert!((900..=1100).contains(&ms), "{item} showed {ms} ms");
+        }
+        assert!(
+            calls[i + 1..*j]
+                .iter()
+                .any(|(_, c)| *c == PlayerCall::Preroll(next.as_str().into())),
+            "{next} was not prerolled before it was shown: {calls:#?}"
+        );
+    }
+    let plays: Vec<_> = events.oldest(10_000).unwrap()[before..]
+        .iter()
+        .map(|(_, e)| e.clone())
+        .filter(|e| e.outcome == Outcome::Played)
+        .collect();
+    // Every play but the first (mid-slot) and the last (cut by the stop).
+    assert!(plays.len() >= 4, "{plays:#?}");
+    for play in &plays[1..plays.len() - 1] {
+        eprintln!("play event: {} for {} ms", play.item, play.duration_ms);
+        assert!(
+            (900..=1100).contains(&play.duration_ms),
+            "{} played {} ms",
+            play.item,
+            play.duration_ms
+        );
+    }
+}

@@ -134,22 +134,71 @@ pub trait Player: Send {
     }
 }
 
-/// The headless player: shows nothing, logs what it would show.
-#[derive(Debug, Default)]
-pub struct NullPlayer;
+/// The most calls a [`NullPlayer`] remembers (the oldest are dropped).
+const MAX_RECORDED_CALLS: usize = 10_000;
+
+/// One thing a [`NullPlayer`] was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayerCall {
+    /// `show` of this item.
+    Show(ItemId),
+    /// `preroll` of this item.
+    Preroll(ItemId),
+    /// `clear`.
+    Clear,
+}
+
+/// The null player: no pixels. It logs what it would show and records every
+/// call with the moment it came (the last [`MAX_RECORDED_CALLS`]), for tests
+/// that check the scheduler, not the screen. Clones share the record.
+#[derive(Debug, Default, Clone)]
+pub struct NullPlayer {
+    /// The calls so far, oldest first.
+    calls: Arc<std::sync::Mutex<VecDeque<(std::time::Instant, PlayerCall)>>>,
+}
+
+impl NullPlayer {
+    /// The calls recorded so far, oldest first.
+    #[must_use]
+    pub fn calls(&self) -> Vec<(std::time::Instant, PlayerCall)> {
+        self.lock().iter().cloned().collect()
+    }
+
+    /// The record, even if a holder panicked.
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(std::time::Instant, PlayerCall)>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records `call` now.
+    fn record(&self, call: PlayerCall) {
+        let mut calls = self.lock();
+        if calls.len() >= MAX_RECORDED_CALLS {
+            calls.pop_front();
+        }
+        calls.push_back((std::time::Instant::now(), call));
+    }
+}
 
 impl Player for NullPlayer {
     fn show(&mut self, what: &Showable) -> Result<(), String> {
-        tracing::info!(item = %what.item().id, "showing (headless)");
+        tracing::info!(item = %what.item().id, "showing (no pixels)");
+        self.record(PlayerCall::Show(what.item().id.clone()));
         Ok(())
     }
 
+    fn preroll(&mut self, next: &Showable) {
+        self.record(PlayerCall::Preroll(next.item().id.clone()));
+    }
+
     fn clear(&mut self) {
-        tracing::info!("nothing may play: screen cleared (headless)");
+        tracing::info!("nothing may play: screen cleared (no pixels)");
+        self.record(PlayerCall::Clear);
     }
 
     fn screenshot(&mut self) -> Result<Vec<u8>, String> {
-        Err("the headless null player has no pixels".to_owned())
+        Err("the null player has no pixels".to_owned())
     }
 
     fn take_errors(&mut self) -> Vec<PlaybackError> {

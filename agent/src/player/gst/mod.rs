@@ -9,9 +9,11 @@
 //! The output pipeline runs from [`GstPlayer::new`] until the player is
 //! dropped: `compositor` (black background, live, driven by a tiny live
 //! source so it outputs frames at [`FRAME_RATE`] whatever is shown) →
-//! screen-sized `I420` caps → `tee` → the display sink of the configured
-//! [`VideoSink`] (a real-time `fakesink` when headless) and an `appsink`
-//! holding the latest composed frame for [`Player::screenshot`].
+//! screen-sized `I420` caps → the display sink of the configured
+//! [`VideoSink`] (a real-time `fakesink` when headless). Nothing else runs
+//! per frame: [`Player::screenshot`] asks the probe that already watches the
+//! compositor's output for the next composed frame and encodes that one, so
+//! screenshots cost nothing while nobody asks for them.
 //!
 //! Transitions (D7): `show` builds the next item's bin on a new compositor
 //! pad above everything else, with its first buffer held back by a blocking
@@ -43,7 +45,6 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use signet_common::ids::ItemId;
 use tokio::sync::Notify;
@@ -63,6 +64,8 @@ const BIN_PREFIX: &str = "signet-item-";
 /// The application message a composed frame posts when it first contains
 /// the incoming item.
 const COMPOSED: &str = "signet-composed";
+/// The longest `screenshot` waits for the next composed frame.
+const SHOT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The application message that stops the bus thread.
 const STOP: &str = "signet-stop";
 /// The most errors kept for `take_errors` between two calls.
@@ -184,14 +187,25 @@ struct Stage {
     wake: Option<Arc<Notify>>,
 }
 
+/// A composed frame asked for by `screenshot`, taken by the output probe.
+#[derive(Default)]
+struct ShotSlot {
+    /// A screenshot waits for the next composed frame.
+    wanted: AtomicBool,
+    /// The frame taken for it.
+    frame: Mutex<Option<gst::Sample>>,
+    /// Woken when `frame` is filled.
+    taken: Condvar,
+}
+
 /// Everything the player and its bus thread share.
 struct Shared {
     /// The output pipeline.
     pipeline: gst::Pipeline,
     /// The output compositor.
     compositor: gst::Element,
-    /// Holds the latest composed frame.
-    shots: gst_app::AppSink,
+    /// Where the output probe leaves a frame for `screenshot`.
+    shot: Arc<ShotSlot>,
     /// The items and errors.
     stage: Mutex<Stage>,
     /// The incoming item the compositor's output is watched for.
@@ -278,14 +292,10 @@ impl GstPlayer {
             headless: sink == VideoSink::None,
         };
         let pipeline = gst::Pipeline::with_name("signet-output");
-        // The tiny live source makes the compositor live: it outputs a frame
-        // every 1/FRAME_RATE s whether or not items have data.
-        let pulse = build::make("videotestsrc")?;
-        pulse.set_property("is-live", true);
-        pulse.set_property_from_str("pattern", "black");
-        let pulse_caps = build::raw_caps(16, 16, Some("I420"), true)?;
         // Live whatever the items' upstream answers to latency queries (a
-        // bin that failed to typefind answers none).
+        // bin that failed to typefind answers none), and with no item at all:
+        // it outputs a frame every 1/FRAME_RATE s whether or not items have
+        // data.
         let compositor = gst::ElementFactory::make("compositor")
             .property("force-live", true)
             .build()
@@ -295,8 +305,6 @@ impl GstPlayer {
             })?;
         compositor.set_property_from_str("background", "black");
         let out_caps = build::raw_caps(out.width, out.height, Some("I420"), true)?;
-        let tee = build::make("tee")?;
-        let display_queue = build::make("queue")?;
         let display_convert = build::make("videoconvert")?;
         let display = match sink {
             VideoSink::Kms => build::make("kmssink")?,
@@ -309,54 +317,21 @@ impl GstPlayer {
                 sink
             }
         };
-        let shot_queue = build::make("queue")?;
-        shot_queue.set_property_from_str("leaky", "downstream");
-        shot_queue.set_property("max-size-buffers", 1u32);
-        let shots = gst_app::AppSink::builder()
-            .drop(true)
-            .max_buffers(1)
-            .sync(false)
-            .build();
-        let elements = [
-            &pulse,
-            &pulse_caps,
-            &compositor,
-            &out_caps,
-            &tee,
-            &display_queue,
-            &display_convert,
-            &display,
-            &shot_queue,
-            shots.upcast_ref(),
-        ];
+        let elements = [&compositor, &out_caps, &display_convert, &display];
         pipeline
             .add_many(elements)
             .map_err(|e| PlayerError::Link(e.to_string()))?;
-        gst::Element::link_many([&compositor, &out_caps, &tee])
-            .and_then(|()| {
-                gst::Element::link_many([&tee, &display_queue, &display_convert, &display])
-            })
-            .and_then(|()| gst::Element::link_many([&tee, &shot_queue, shots.upcast_ref()]))
-            .and_then(|()| gst::Element::link_many([&pulse, &pulse_caps]))
-            .map_err(|e| PlayerError::Link(e.to_string()))?;
-        let pulse_pad = compositor
-            .request_pad_simple("sink_%u")
-            .ok_or_else(|| PlayerError::Link("no compositor pad".to_owned()))?;
-        pulse_pad.set_property("alpha", 0.0f64);
-        pulse_pad.set_property("zorder", 0u32);
-        pulse_caps
-            .static_pad("src")
-            .ok_or_else(|| PlayerError::Link("no capsfilter pad".to_owned()))?
-            .link(&pulse_pad)
+        gst::Element::link_many([&compositor, &out_caps, &display_convert, &display])
             .map_err(|e| PlayerError::Link(e.to_string()))?;
 
         let awaiting: Arc<Mutex<Option<Awaiting>>> = Arc::new(Mutex::new(None));
-        watch_composed(&compositor, awaiting.clone())?;
+        let shot = Arc::new(ShotSlot::default());
+        watch_composed(&compositor, awaiting.clone(), shot.clone())?;
 
         let shared = Arc::new(Shared {
             pipeline: pipeline.clone(),
             compositor,
-            shots,
+            shot,
             stage: Mutex::new(Stage::default()),
             awaiting,
         });
@@ -544,10 +519,12 @@ impl GstPlayer {
 
 /// Watches the compositor's output: once a frame was composed after the
 /// incoming item's first buffer arrived and covers its time, it posts
-/// [`COMPOSED`] so the bus thread retires the item below.
+/// [`COMPOSED`] so the bus thread retires the item below. It also hands
+/// the next frame to a waiting [`Player::screenshot`].
 fn watch_composed(
     compositor: &gst::Element,
     awaiting: Arc<Mutex<Option<Awaiting>>>,
+    shot: Arc<ShotSlot>,
 ) -> Result<(), PlayerError> {
     let src = compositor
         .static_pad("src")
@@ -557,6 +534,14 @@ fn watch_composed(
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
+        if shot.wanted.swap(false, Ordering::SeqCst) {
+            let sample = gst::Sample::builder()
+                .buffer(buffer)
+                .caps_if_some(pad.current_caps().as_ref())
+                .build();
+            *lock(&shot.frame) = Some(sample);
+            shot.taken.notify_all();
+        }
         let end = running_time(pad, buffer)
             .map(|rt| rt + buffer.duration().unwrap_or(gst::ClockTime::ZERO));
         let Some(end) = end else {
@@ -821,11 +806,30 @@ impl Player for GstPlayer {
     }
 
     fn screenshot(&mut self) -> Result<Vec<u8>, String> {
-        let sample = self
-            .shared
-            .shots
-            .property::<Option<gst::Sample>>("last-sample")
-            .ok_or_else(|| "no frame has been composed yet".to_owned())?;
+        let slot = &self.shared.shot;
+        let mut frame = lock(&slot.frame);
+        *frame = None;
+        slot.wanted.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + SHOT_TIMEOUT;
+        while frame.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                slot.wanted.store(false, Ordering::SeqCst);
+                return Err(format!(
+                    "no frame was composed within {} s",
+                    SHOT_TIMEOUT.as_secs()
+                ));
+            }
+            frame = slot
+                .taken
+                .wait_timeout(frame, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        let Some(sample) = frame.take() else {
+            return Err("no frame was composed".to_owned());
+        };
+        drop(frame);
         let png = gst_video::convert_sample(
             &sample,
             &gst::Caps::builder("image/png").build(),
