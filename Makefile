@@ -5,9 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Debian packages the workspace builds and tests against (GStreamer 1.22 on
-# bookworm; mosquitto for the external-broker tests).
+# bookworm; mosquitto for the external-broker tests; Xvfb for the player's
+# X sink test).
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
-	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools mosquitto
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools mosquitto xvfb
 
 # Crates signet-common must never depend on (it is the pure core).
 IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify

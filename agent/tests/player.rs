@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use signet_common::sync::Outcome;
-use support::{Agent, content_world, entry, image, noise_png, paired_dir, random_bytes};
+use support::{
+    Agent, content_world, entry, image, noise_png, paired_dir, pattern_png, random_bytes,
+};
 
 /// D7, U1: the corrupt item is reported as skipped with the player's
 /// message and never as played; the good item after it plays.
@@ -195,4 +197,133 @@ async fn d5_d7_scheduler_timers_drive_a_playlist_in_order() {
             play.duration_ms
         );
     }
+}
+
+/// A virtual X display (Xvfb) for the lifetime of the value; killed by pid.
+struct XDisplay {
+    /// The Xvfb process.
+    server: std::process::Child,
+    /// Its display name, `:N`.
+    name: String,
+}
+
+impl XDisplay {
+    /// Starts Xvfb at `width`×`height` on a free display number.
+    fn start(width: u32, height: u32) -> Self {
+        for _ in 0..20 {
+            let number = 100 + support::free_port() % 800;
+            if std::path::Path::new(&format!("/tmp/.X{number}-lock")).exists() {
+                continue;
+            }
+            let name = format!(":{number}");
+            let mut server = std::process::Command::new("Xvfb")
+                .args([&name, "-screen", "0", &format!("{width}x{height}x24")])
+                .args(["-nolisten", "tcp"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("Xvfb (Debian package xvfb; `make test` installs it)");
+            let socket = format!("/tmp/.X11-unix/X{number}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if std::path::Path::new(&socket).exists() {
+                    return Self { server, name };
+                }
+                if server.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        panic!("no Xvfb display could be started");
+    }
+
+    /// The screen's pixels as RGB rows, grabbed by GStreamer's `ximagesrc`.
+    fn grab(&self) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("screen.rgb");
+        let status = std::process::Command::new("gst-launch-1.0")
+            .args(["-q", "ximagesrc"])
+            .arg(format!("display-name={}", self.name))
+            .args([
+                "use-damage=false",
+                "num-buffers=1",
+                "!",
+                "videoconvert",
+                "!",
+            ])
+            .args(["video/x-raw,format=RGB", "!", "filesink"])
+            .arg(format!("location={}", raw.display()))
+            .status()
+            .unwrap();
+        assert!(status.success(), "ximagesrc could not grab the screen");
+        std::fs::read(raw).unwrap()
+    }
+}
+
+impl Drop for XDisplay {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// D7: with `video_sink = "x"` the agent's player really draws on an X
+/// display: a red image scheduled on the node fills the (virtual) screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d7_the_x_sink_shows_the_item_on_an_x_display() {
+    let (width, height) = (320u32, 180u32);
+    let display = XDisplay::start(width, height);
+    let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
+    let red = pattern_png("red", 64, 36);
+    let len = red.len() as u64;
+    let (sha, url) = server.add(red);
+    hub.publish_manifest(
+        "n-1",
+        keys.manifest_with(
+            "n-1",
+            1,
+            vec![image("red", sha, len, &url)],
+            vec![entry("e", &["red"], 5_000, 0)],
+            None,
+        ),
+    )
+    .await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start_with(
+        data.path(),
+        &[
+            ("SIGNET_AGENT_VIDEO_SINK", "x"),
+            ("DISPLAY", display.name.as_str()),
+        ],
+    );
+    hub.wait_state("the red image on screen", |s| {
+        s.now_playing
+            .as_ref()
+            .is_some_and(|n| n.item.as_str() == "red")
+    })
+    .await;
+    // The image is on screen once a frame has been drawn; look a few times.
+    let mut red_share = 0.0;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let pixels = display.grab();
+        assert_eq!(pixels.len(), (width * height * 3) as usize);
+        let red = pixels
+            .chunks_exact(3)
+            .filter(|p| p[0] > 200 && p[1] < 60 && p[2] < 60)
+            .count();
+        red_share = red as f64 / f64::from(width * height);
+        if red_share > 0.95 {
+            break;
+        }
+    }
+    assert!(agent.stop().success());
+    assert!(
+        red_share > 0.95,
+        "only {:.0}% of the X screen is red",
+        red_share * 100.0
+    );
 }

@@ -752,11 +752,23 @@ pub async fn content_world(nodes: &[&str]) -> (ContentServer, Broker, Keys, Hub)
 /// A PNG of `side`×`side` random pixels made by GStreamer's own encoder: a
 /// real image the player decodes, about 3·side² bytes, new bytes each call.
 pub fn noise_png(side: u32) -> Vec<u8> {
+    pattern_png("snow", side, side)
+}
+
+/// A PNG of videotestsrc's `pattern` (`snow`, `red`, …) at
+/// `width`×`height`, made by GStreamer's own encoder.
+pub fn pattern_png(pattern: &str, width: u32, height: u32) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("noise.png");
+    let path = dir.path().join("pattern.png");
     let status = Command::new("gst-launch-1.0")
-        .args(["-q", "videotestsrc", "pattern=snow", "num-buffers=1", "!"])
-        .arg(format!("video/x-raw,width={side},height={side}"))
+        .args([
+            "-q",
+            "videotestsrc",
+            &format!("pattern={pattern}"),
+            "num-buffers=1",
+            "!",
+        ])
+        .arg(format!("video/x-raw,width={width},height={height}"))
         .args(["!", "pngenc", "!", "filesink"])
         .arg(format!("location={}", path.display()))
         .status()
