@@ -198,7 +198,9 @@ pub async fn run(
         failed = start_and_watch(&options, &mut started) => Err(failed),
         () = shutdown => Ok(()),
     };
-    println!("stopping the demo");
+    if started.dir.is_some() {
+        println!("stopping the demo");
+    }
     let stopped = started.stop(options.keep).await;
     outcome.and(stopped)
 }
