@@ -9,7 +9,7 @@
 //! [`store`] (sled behind a trait), [`identity`] (users, sessions),
 //! [`tenancy`] (nodes), [`content`] (content items and blobs), [`publish`]
 //! (signed manifests and assignments), [`audit`] (the audit log), [`api`] (HTTP),
-//! [`init`] and [`serve`] (the two subcommands).
+//! [`init`], [`serve`] and [`demo`] (the subcommands).
 #![deny(missing_docs)]
 
 pub mod access_groups;
@@ -17,6 +17,7 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod content;
+pub mod demo;
 pub mod devices;
 pub mod fleet;
 pub mod groups;

@@ -1,5 +1,6 @@
-//! The `signet-hub` binary: `init` and `serve` (DESIGN §6).
+//! The `signet-hub` binary: `init`, `serve` and `demo` (DESIGN §6).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,14 +29,40 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Start a demo on a temporary data dir: the hub with its embedded
+    /// broker, sample content, headless agents, and a live status until
+    /// Ctrl-C.
+    Demo {
+        /// How many headless agents to start.
+        #[arg(long, default_value_t = 3,
+              value_parser = clap::value_parser!(u8).range(1..=i64::from(signet_hub::demo::MAX_AGENTS)))]
+        agents: u8,
+        /// The hub's HTTP address [default: 127.0.0.1:8080, or a free port
+        /// when that one is taken].
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Keep the temporary directory (data, logs) after stopping.
+        #[arg(long)]
+        keep: bool,
+        /// The signet-agent binary [default: next to this signet-hub].
+        #[arg(long, env = "SIGNET_AGENT_BIN")]
+        agent_bin: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo's terminal shows its status: the hub logs only warnings, and
+    // the embedded broker (which logs every ordinary disconnect as an
+    // error) nothing; SIGNET_LOG overrides both.
+    let default_log = match cli.command {
+        Command::Demo { .. } => "warn,rumqttd=off",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -50,6 +77,22 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Init { data } => init(&data).await,
             Command::Serve { config } => serve(config).await,
+            Command::Demo {
+                agents,
+                http,
+                keep,
+                agent_bin,
+            } => {
+                let options = signet_hub::demo::DemoOptions {
+                    agents,
+                    http,
+                    keep,
+                    agent_binary: agent_bin.unwrap_or_else(signet_hub::demo::default_agent_binary),
+                };
+                signet_hub::demo::run(options, shutdown_signal())
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
         }
     });
     match result {

@@ -207,12 +207,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listen = config.http_listen;
-    let mut state = open(config, Arc::new(SystemClock))?;
+    let state = open(config, Arc::new(SystemClock))?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
+    serve_on(listener, state, shutdown).await
+}
+
+/// [`serve`] on a listener the caller bound (`signet-hub demo` binds its
+/// own, to fall back to a free port) with `state` from [`open`].
+///
+/// # Errors
+/// When starting the MQTT side or serving fails.
+pub async fn serve_on(
+    listener: TcpListener,
+    mut state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
-    if bound != listen {
+    if bound != state.config.http_listen {
         // Port 0 became a free port: manifests name content at the real
         // address (unless `public_url` says otherwise), and so does pairing.
         let mut config = (*state.config).clone();
