@@ -9,7 +9,8 @@
 //! [`store`] (sled behind a trait), [`identity`] (users, sessions),
 //! [`tenancy`] (nodes), [`content`] (content items and blobs), [`publish`]
 //! (signed manifests and assignments), [`audit`] (the audit log), [`api`] (HTTP),
-//! [`init`] and [`serve`] (the two subcommands).
+//! [`metrics`] (what `/metrics` shows), [`init`] and [`serve`] (the two
+//! subcommands).
 #![deny(missing_docs)]
 
 pub mod access_groups;
@@ -24,6 +25,7 @@ pub mod identity;
 pub mod init;
 pub mod keys;
 pub mod mail;
+pub mod metrics;
 pub mod mqtt;
 pub mod permission_groups;
 pub mod publish;
