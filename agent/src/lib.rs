@@ -14,6 +14,7 @@
 //! - [`player`]: playback, the play decision and proof of play.
 //! - [`events`]: the durable proof-of-play queue and its upload.
 //! - [`feeds`]: data feeds of text zones and their last good values.
+//! - [`sensors`]: free disk and processor temperature for the state message.
 //! - [`watch`]: file-system notifications on the cache and the config.
 //! - [`daemon`]: `signet-agent run` — the tasks and their wiring.
 //! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
@@ -32,6 +33,7 @@ pub mod killpoint;
 pub mod pairing;
 pub mod player;
 pub mod screenshot;
+pub mod sensors;
 pub mod state;
 pub mod sync;
 pub mod watch;

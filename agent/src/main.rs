@@ -1,12 +1,14 @@
 //! The `signet-agent` binary (DESIGN §6): `run`, `pair`, `status`, `verify`.
 //! Errors reach the user as one line on stderr and a non-zero exit status.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use signet_agent::config::AgentConfig;
 use signet_agent::state::Store;
+use signet_common::log_style::{JOURNAL_STREAM_VAR, LOG_FORMAT_VAR, LogStyle};
 
 /// Signet's daemon on every screen.
 #[derive(Debug, Parser)]
@@ -56,14 +58,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if let Err(error) = init_logging(filter) {
+        eprintln!("signet-agent: {error}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -71,6 +71,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr through `filter` in the style `SIGNET_LOG_FORMAT` and
+/// systemd's `JOURNAL_STREAM` select ([`LogStyle::choose`]).
+fn init_logging(filter: tracing_subscriber::EnvFilter) -> Result<(), String> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let format = std::env::var(LOG_FORMAT_VAR).ok();
+    let under_journal = std::env::var_os(JOURNAL_STREAM_VAR).is_some();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match LogStyle::choose(format.as_deref(), under_journal)? {
+        LogStyle::Json => layer.json().boxed(),
+        LogStyle::Journald => layer.with_ansi(false).without_time().boxed(),
+        LogStyle::Text => layer.with_ansi(std::io::stderr().is_terminal()).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .init();
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -41,6 +41,38 @@ fn o1_bad_config_fails_with_the_key_name() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("data_dirr"));
 }
 
+/// O1: a wrong type in the file, or a bad value in an environment
+/// override, stops `run` with one line naming the file or the variable, the
+/// key and what is wrong.
+#[test]
+fn o1_bad_config_names_the_file_or_variable_the_key_and_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("agent.toml");
+    let run = |text: &str, env: &[(&str, &str)]| {
+        std::fs::write(&config, text).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run signet-agent");
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).trim_end().to_owned()
+    };
+    assert_eq!(
+        run("cache_limit_mb = \"ten\"\n", &[]),
+        format!(
+            "signet-agent: {}: key \"cache_limit_mb\": invalid type: string \"ten\", expected u64",
+            config.display()
+        )
+    );
+    assert_eq!(
+        run("", &[("SIGNET_AGENT_CACHE_LIMIT_MB", "0")]),
+        "signet-agent: environment variable SIGNET_AGENT_CACHE_LIMIT_MB: \
+         key \"cache_limit_mb\": must be 1 to 16777216 (16 TiB)"
+    );
+}
+
 #[test]
 fn status_of_an_unpaired_device_says_to_pair() {
     let dir = tempfile::tempdir().expect("tempdir");

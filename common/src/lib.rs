@@ -18,6 +18,7 @@ pub mod documents;
 pub mod envelope;
 pub mod ids;
 pub mod license;
+pub mod log_style;
 pub mod permissions;
 pub mod play;
 pub mod rollback;

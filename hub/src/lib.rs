@@ -9,7 +9,8 @@
 //! [`store`] (sled behind a trait), [`identity`] (users, sessions),
 //! [`tenancy`] (nodes), [`content`] (content items and blobs), [`publish`]
 //! (signed manifests and assignments), [`audit`] (the audit log), [`api`] (HTTP),
-//! [`init`], [`serve`] and [`demo`] (the subcommands).
+//! [`metrics`] (what `/metrics` shows), [`init`], [`serve`] and [`demo`]
+//! (the subcommands).
 #![deny(missing_docs)]
 
 pub mod access_groups;
@@ -25,6 +26,7 @@ pub mod identity;
 pub mod init;
 pub mod keys;
 pub mod mail;
+pub mod metrics;
 pub mod mqtt;
 pub mod permission_groups;
 pub mod publish;

@@ -1,10 +1,12 @@
 //! The `signet-hub` binary: `init`, `serve` and `demo` (DESIGN §6).
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use signet_common::log_style::{JOURNAL_STREAM_VAR, LOG_FORMAT_VAR, LogStyle};
 
 /// Signet hub: tenancy, identity, content, publishing.
 #[derive(Parser)]
@@ -59,13 +61,12 @@ fn main() -> ExitCode {
         Command::Demo { .. } => "warn,rumqttd=off",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    if let Err(e) = init_logging(filter) {
+        eprintln!("signet-hub: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -102,6 +103,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr through `filter` in the style `SIGNET_LOG_FORMAT` and
+/// systemd's `JOURNAL_STREAM` select ([`LogStyle::choose`]).
+fn init_logging(filter: tracing_subscriber::EnvFilter) -> Result<(), String> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let format = std::env::var(LOG_FORMAT_VAR).ok();
+    let under_journal = std::env::var_os(JOURNAL_STREAM_VAR).is_some();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match LogStyle::choose(format.as_deref(), under_journal)? {
+        LogStyle::Json => layer.json().boxed(),
+        LogStyle::Journald => layer.with_ansi(false).without_time().boxed(),
+        LogStyle::Text => layer.with_ansi(std::io::stderr().is_terminal()).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .init();
+    Ok(())
 }
 
 async fn init(data: &std::path::Path) -> anyhow::Result<()> {

@@ -54,6 +54,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
         publisher: Arc::new(LogPublisher),
         publish_wake: Arc::new(tokio::sync::Notify::new()),
         broker_admin: Arc::new(crate::mqtt::admin::StoreAuthenticated),
+        metrics: Arc::new(crate::metrics::Metrics::default()),
     })
 }
 
@@ -157,7 +158,7 @@ pub fn start_mqtt(
         BrokerConnection::external(&state.config.mqtt)?
     };
     tracing::info!(?connection, "MQTT broker");
-    let link = HubLink::new(&connection, LinkOptions::default());
+    let link = HubLink::new(&connection, LinkOptions::default(), state.metrics.clone());
     state.publisher = Arc::new(link.publisher());
     let reports = Arc::new(FleetReports {
         state: state.clone(),

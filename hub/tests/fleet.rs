@@ -34,7 +34,7 @@ use signet_hub::publish;
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
 use support::smtp::{SmtpSink, smtp_to};
-use support::{TestHub, assert_error};
+use support::{TestHub, applied_all, assert_error};
 use tokio_util::sync::CancellationToken;
 
 // ------------------------------------------------------------- helpers
@@ -129,24 +129,6 @@ fn report(hub: &TestHub, device: &str, online: bool) -> DeviceState {
         clock_offset_ms: -120,
         last_error: None,
     }
-}
-
-/// What the device would report after applying every desired document.
-fn applied_all(hub: &TestHub, device: &str) -> BTreeMap<String, AppliedDocument> {
-    fleet::desired_documents(&hub.state.store, &DeviceId::from(device))
-        .unwrap()
-        .unwrap()
-        .into_iter()
-        .map(|d| {
-            (
-                publish::document_key(d.kind, &d.subject),
-                AppliedDocument {
-                    version: d.version,
-                    sha256: d.sha256,
-                },
-            )
-        })
-        .collect()
 }
 
 static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

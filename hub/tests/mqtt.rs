@@ -84,7 +84,7 @@ fn link(
     connection: &BrokerConnection,
     reports: Option<Arc<dyn DeviceReports>>,
 ) -> (RunningLink, CancellationToken) {
-    let link = HubLink::new(connection, fast());
+    let link = HubLink::new(connection, fast(), hub.state.metrics.clone());
     hub.state.publisher = Arc::new(link.publisher());
     let reports = reports.unwrap_or_else(|| {
         Arc::new(FleetReports {
@@ -538,6 +538,7 @@ async fn s5_publishing_never_waits_a_full_queue_is_an_error() {
             queue_capacity: 2,
             ..fast()
         },
+        Arc::default(),
     );
     let publisher = link.publisher();
     let message = |n: u8| publish::RetainedMessage {

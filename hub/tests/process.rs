@@ -261,3 +261,41 @@ async fn sigterm_shuts_down_cleanly() {
     };
     assert!(exit.success(), "{exit:?}");
 }
+
+/// O1: `serve` with a bad config stops at once with one line naming the
+/// file or the environment variable, the key and what is wrong.
+#[test]
+fn o1_serve_with_a_bad_config_names_the_file_or_variable_the_key_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    let serve = |text: &str, env: &[(&str, &str)]| {
+        std::fs::write(&config, text).unwrap();
+        let out = hub()
+            .args(["serve", "--config"])
+            .arg(&config)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).trim_end().to_owned()
+    };
+    let shown = config.display();
+    assert_eq!(
+        serve("token_ttl_secs = \"ten\"\n", &[]),
+        format!(
+            "signet-hub: {shown}: key \"token_ttl_secs\": invalid type: string \"ten\", expected u64"
+        )
+    );
+    let unknown = serve("[mqtt]\nurll = \"mqtt://broker\"\n", &[]);
+    assert!(
+        unknown.starts_with(&format!(
+            "signet-hub: {shown}: key \"mqtt.urll\": unknown key, expected one of"
+        )),
+        "{unknown}"
+    );
+    assert_eq!(
+        serve("", &[("SIGNET_HUB_ALERT_POLL_SECS", "0")]),
+        "signet-hub: environment variable SIGNET_HUB_ALERT_POLL_SECS: \
+         key \"alert_poll_secs\": must be 1 to 3600"
+    );
+}

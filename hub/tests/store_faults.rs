@@ -66,6 +66,7 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
         publisher: Arc::new(signet_hub::publish::LogPublisher),
         publish_wake: Arc::new(tokio::sync::Notify::new()),
         broker_admin: Arc::new(signet_hub::mqtt::admin::StoreAuthenticated),
+        metrics: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

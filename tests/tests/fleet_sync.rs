@@ -184,7 +184,22 @@ async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
     .await;
     for device in &devices {
         assert_eq!(applied(&fleet, device, &group), Some(version));
-        assert_eq!(entry(&fleet, device).unwrap()["online"], true);
+        let entry = entry(&fleet, device).unwrap();
+        assert_eq!(entry["online"], true);
+        // U4: each agent reports its data dir's free disk, and a plausible
+        // temperature where the machine has a thermal zone (none here is null).
+        assert!(
+            entry["disk_free_bytes"].as_u64().is_some_and(|b| b > 0),
+            "{entry}"
+        );
+        let temperature = &entry["temperature_c"];
+        assert!(
+            temperature.is_null()
+                || temperature
+                    .as_f64()
+                    .is_some_and(|t| (-60.0..=150.0).contains(&t)),
+            "{entry}"
+        );
     }
 
     remove_member(&hub, &group, &devices[2], &devices[..2], version).await;

@@ -6,6 +6,7 @@
 //! value and act on it. A typo in the file is an error at start
 //! (`deny_unknown_fields`), never a silent default.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,30 +29,57 @@ pub enum ConfigError {
     /// The file is larger than any config.
     #[error("config {0} is over {MAX_CONFIG_BYTES} bytes")]
     TooLarge(PathBuf),
-    /// The file is not the expected TOML.
-    #[error("config {path}: {message}")]
-    Parse {
+    /// The file is not TOML.
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax {
         /// The file.
         path: PathBuf,
-        /// What the TOML parser said (line, column, unknown key …).
+        /// What the TOML parser said (line and column first).
         message: String,
     },
-    /// An environment override is not a valid value for its key.
-    #[error("environment variable {var}: {message}")]
-    Env {
-        /// The variable.
-        var: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A value is out of its range.
-    #[error("config key {key}: {message}")]
+    /// A key is unknown, or its value has the wrong type or is out of its
+    /// range, e.g. `/etc/signet/agent.toml: key "cache_limit_mb": invalid
+    /// type: string "ten", expected u64`.
+    #[error("{source_name}: key \"{key}\": {message}")]
     Invalid {
+        /// Where the value came from: the file, `environment variable
+        /// SIGNET_AGENT_…`, or `defaults`.
+        source_name: String,
         /// The key.
-        key: &'static str,
+        key: String,
         /// What is wrong.
         message: String,
     },
+}
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "SIGNET_AGENT_";
+
+/// One environment override: its key, variable and value.
+struct EnvValue {
+    /// The config key.
+    key: &'static str,
+    /// The variable's name.
+    var: String,
+    /// Its value.
+    value: String,
+}
+
+impl EnvValue {
+    /// The value parsed for its key, or an error naming the variable and key.
+    fn parse<T: std::str::FromStr>(&self) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.value
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                source_name: format!("environment variable {}", self.var),
+                key: self.key.to_owned(),
+                message: format!("{:?} is not a valid value: {e}", self.value),
+            })
+    }
 }
 
 /// The agent's settings. Every field has a default, so an empty file (or no
@@ -181,8 +209,19 @@ impl AgentConfig {
             Some(path) => Self::from_file(path)?,
             None => Self::default(),
         };
-        config.apply_env(env)?;
-        config.validate()?;
+        let from_env = config.apply_env(env)?;
+        config.validate().map_err(|(key, message)| {
+            let source_name = match (from_env.get(key), path) {
+                (Some(var), _) => format!("environment variable {var}"),
+                (None, Some(path)) => path.display().to_string(),
+                (None, None) => "defaults".to_owned(),
+            };
+            ConfigError::Invalid {
+                source_name,
+                key: key.to_owned(),
+                message,
+            }
+        })?;
         Ok(config)
     }
 
@@ -196,84 +235,95 @@ impl AgentConfig {
             return Err(ConfigError::TooLarge(path.to_owned()));
         }
         let text = std::fs::read_to_string(path).map_err(read)?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        serde_path_to_error::deserialize(table).map_err(|e| {
+            // The path names the value at fault, or the unknown key.
+            let message = e.inner().message();
+            let message = match message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+            {
+                Some((_, rest)) => format!("unknown key{rest}"),
+                None => message.to_owned(),
+            };
+            ConfigError::Invalid {
+                source_name: path.display().to_string(),
+                key: e.path().to_string(),
+                message,
+            }
         })
     }
 
-    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn number<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
-                var: var.to_owned(),
-                message: e.to_string(),
-            })
-        }
-        let var = |key: &str| {
-            let name = format!("SIGNET_AGENT_{key}");
-            env(&name).map(|value| (name, value))
+    /// Applies every `SIGNET_AGENT_<KEY>` that is set; returns which keys
+    /// it set, and from which variable.
+    fn apply_env(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<&'static str, String>, ConfigError> {
+        let mut set = BTreeMap::new();
+        let mut var = |key: &'static str| {
+            let var = format!("{ENV_PREFIX}{}", key.to_ascii_uppercase());
+            let value = env(&var)?;
+            set.insert(key, var.clone());
+            Some(EnvValue { key, var, value })
         };
-        if let Some((_, v)) = var("DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
+        if let Some(v) = var("data_dir") {
+            self.data_dir = PathBuf::from(v.value);
         }
-        if let Some((_, v)) = var("HUB_URL") {
-            self.hub_url = Some(v);
+        if let Some(v) = var("hub_url") {
+            self.hub_url = Some(v.value);
         }
-        if let Some((_, v)) = var("BROKER_URL") {
-            self.broker_url = Some(v);
+        if let Some(v) = var("broker_url") {
+            self.broker_url = Some(v.value);
         }
-        if let Some((n, v)) = var("RECONNECT_BASE_MS") {
-            self.reconnect_base_ms = number(&n, &v)?;
+        if let Some(v) = var("reconnect_base_ms") {
+            self.reconnect_base_ms = v.parse()?;
         }
-        if let Some((n, v)) = var("RECONNECT_CAP_SECS") {
-            self.reconnect_cap_secs = number(&n, &v)?;
+        if let Some(v) = var("reconnect_cap_secs") {
+            self.reconnect_cap_secs = v.parse()?;
         }
-        if let Some((n, v)) = var("KEEP_ALIVE_SECS") {
-            self.keep_alive_secs = number(&n, &v)?;
+        if let Some(v) = var("keep_alive_secs") {
+            self.keep_alive_secs = v.parse()?;
         }
-        if let Some((n, v)) = var("QUEUE_CAPACITY") {
-            self.queue_capacity = number(&n, &v)?;
+        if let Some(v) = var("queue_capacity") {
+            self.queue_capacity = v.parse()?;
         }
-        if let Some((n, v)) = var("SETTLE_MS") {
-            self.settle_ms = number(&n, &v)?;
+        if let Some(v) = var("settle_ms") {
+            self.settle_ms = v.parse()?;
         }
-        if let Some((n, v)) = var("CLOCK_PERSIST_SECS") {
-            self.clock_persist_secs = number(&n, &v)?;
+        if let Some(v) = var("clock_persist_secs") {
+            self.clock_persist_secs = v.parse()?;
         }
-        if let Some((n, v)) = var("CACHE_LIMIT_MB") {
-            self.cache_limit_mb = number(&n, &v)?;
+        if let Some(v) = var("cache_limit_mb") {
+            self.cache_limit_mb = v.parse()?;
         }
-        if let Some((n, v)) = var("DOWNLOAD_CONCURRENCY") {
-            self.download_concurrency = number(&n, &v)?;
+        if let Some(v) = var("download_concurrency") {
+            self.download_concurrency = v.parse()?;
         }
-        if let Some((n, v)) = var("DOWNLOAD_RATE_KIB") {
-            self.download_rate_kib = number(&n, &v)?;
+        if let Some(v) = var("download_rate_kib") {
+            self.download_rate_kib = v.parse()?;
         }
-        if let Some((n, v)) = var("EVENT_UPLOAD_SECS") {
-            self.event_upload_secs = number(&n, &v)?;
+        if let Some(v) = var("event_upload_secs") {
+            self.event_upload_secs = v.parse()?;
         }
-        if let Some((n, v)) = var("VIDEO_SINK") {
-            self.video_sink = v
-                .parse()
-                .map_err(|message| ConfigError::Env { var: n, message })?;
+        if let Some(v) = var("video_sink") {
+            self.video_sink = v.parse()?;
         }
-        if let Some((n, v)) = var("SCREEN_WIDTH") {
-            self.screen_width = number(&n, &v)?;
+        if let Some(v) = var("screen_width") {
+            self.screen_width = v.parse()?;
         }
-        if let Some((n, v)) = var("SCREEN_HEIGHT") {
-            self.screen_height = number(&n, &v)?;
+        if let Some(v) = var("screen_height") {
+            self.screen_height = v.parse()?;
         }
-        Ok(())
+        Ok(set)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: &str| ConfigError::Invalid {
-            key,
-            message: message.to_owned(),
-        };
+    /// Checks every range; a refusal is the key and what is wrong.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let invalid = |key, message: &str| (key, message.to_owned());
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
@@ -476,6 +526,70 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("broker_url"), "{err}");
+    }
+
+    /// O1: every kind of config error names where the value came from (the
+    /// file or the environment variable), the key, and what is wrong.
+    #[test]
+    fn o1_errors_name_the_source_the_key_and_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let shown = path.display();
+        let load = |text: &str, var: &str, value: &str| {
+            std::fs::write(&path, text).unwrap();
+            AgentConfig::load_with_env(Some(&path), |v| (v == var).then(|| value.to_owned()))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            load("cache_limit_mb = \"ten\"\n", "", ""),
+            format!("{shown}: key \"cache_limit_mb\": invalid type: string \"ten\", expected u64")
+        );
+        assert_eq!(
+            load("cache_limit_mb = 0\n", "", ""),
+            format!("{shown}: key \"cache_limit_mb\": must be 1 to 16777216 (16 TiB)")
+        );
+        let unknown = load("cache_limit_mbb = 10\n", "", "");
+        assert!(
+            unknown.starts_with(&format!(
+                "{shown}: key \"cache_limit_mbb\": unknown key, expected one of"
+            )),
+            "{unknown}"
+        );
+        let syntax = load("cache_limit_mb = \n", "", "");
+        assert!(
+            syntax.starts_with(&format!("{shown}: not valid TOML: ")) && syntax.contains("line 1"),
+            "{syntax}"
+        );
+        assert_eq!(
+            load(
+                "cache_limit_mb = 10\n",
+                "SIGNET_AGENT_CACHE_LIMIT_MB",
+                "ten"
+            ),
+            "environment variable SIGNET_AGENT_CACHE_LIMIT_MB: key \"cache_limit_mb\": \
+             \"ten\" is not a valid value: invalid digit found in string"
+        );
+        assert_eq!(
+            load("cache_limit_mb = 10\n", "SIGNET_AGENT_CACHE_LIMIT_MB", "0"),
+            "environment variable SIGNET_AGENT_CACHE_LIMIT_MB: key \"cache_limit_mb\": \
+             must be 1 to 16777216 (16 TiB)"
+        );
+        let sink = load("", "SIGNET_AGENT_VIDEO_SINK", "vga");
+        assert!(
+            sink.starts_with("environment variable SIGNET_AGENT_VIDEO_SINK: key \"video_sink\":"),
+            "{sink}"
+        );
+        let none = AgentConfig::load_with_env(None, |v| {
+            (v == "SIGNET_AGENT_SCREEN_WIDTH").then(|| "8".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            none,
+            "environment variable SIGNET_AGENT_SCREEN_WIDTH: key \"screen_width\": \
+             must be 16 to 7680"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! any rule of its own.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use crate::events::upload::{self, Uploader};
 use crate::feeds::Feeds;
 use crate::player::gst::GstPlayer;
 use crate::player::{self, Playback, Player, PlayerFactory, UnavailablePlayer};
+use crate::sensors::{self, Readings};
 use crate::state::Store;
 use crate::sync::connection::Backoff;
 use crate::sync::{self, LocalReport, SyncError};
@@ -42,6 +43,8 @@ use crate::watch::{Change, Watcher};
 const DOWNLOAD_ATTEMPTS: u32 = 4;
 /// A download request that receives nothing for this long is retried.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often free disk and temperature are read for the state message (U4).
+const READINGS_EVERY: Duration = Duration::from_secs(30);
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -258,21 +261,38 @@ pub async fn run_with_player(
         backoff,
         stop.clone().cancelled_owned(),
     ));
-    // The state message carries what the player and the content task say.
+    // The state message carries what the player and the content task say,
+    // and the device's readings (U4), refreshed every READINGS_EVERY
+    // without waking the verifier: its next message carries them.
     {
         let stop = stop.clone();
         let cache = cache.clone();
+        let data_dir = store.dir().to_owned();
         tasks.spawn(async move {
+            let read = move || Readings::take(&data_dir, Path::new(sensors::SYSFS));
+            let mut refresh = tokio::time::interval(READINGS_EVERY);
             loop {
-                tokio::select! {
+                let changed = tokio::select! {
                     () = stop.cancelled() => return,
-                    changed = progress_rx.changed() => if changed.is_err() { return },
-                    changed = now_playing_rx.changed() => if changed.is_err() { return },
+                    changed = progress_rx.changed() => changed.is_ok(),
+                    changed = now_playing_rx.changed() => changed.is_ok(),
+                    _ = refresh.tick() => {
+                        let readings = read();
+                        local_tx.send_if_modified(|report| {
+                            report.readings = readings;
+                            false
+                        });
+                        continue;
+                    }
+                };
+                if !changed {
+                    return;
                 }
                 let report = LocalReport {
                     now_playing: now_playing_rx.borrow_and_update().clone(),
                     cache_bytes: cache.used_bytes(),
                     cache: progress_rx.borrow_and_update().clone(),
+                    readings: read(),
                 };
                 local_tx.send_replace(report);
             }

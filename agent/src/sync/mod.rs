@@ -97,6 +97,8 @@ pub struct LocalReport {
     pub cache_bytes: u64,
     /// Download progress and the cache's refusal.
     pub cache: Option<CacheProgress>,
+    /// Free disk and temperature, as last read.
+    pub readings: crate::sensors::Readings,
 }
 
 /// The verifier's links to the rest of the agent.

@@ -2,9 +2,9 @@
 //!
 //! Owns: building the [`DeviceState`] from what is held (applied documents
 //! with version and envelope hash, agent version, OS, clock offset, last
-//! error) and what the player and content task report (now playing, cache
-//! use and progress). Must not: publish (the verifier does) or change any
-//! state.
+//! error), what the player and content task report (now playing, cache
+//! use and progress) and the device's readings (free disk, temperature).
+//! Must not: publish (the verifier does) or change any state.
 
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
@@ -60,8 +60,8 @@ pub fn device_state(
         now_playing: local.now_playing.clone(),
         cache_bytes: local.cache_bytes,
         cache: local.cache.clone(),
-        disk_free_bytes: None,
-        temperature_c: None,
+        disk_free_bytes: local.readings.disk_free_bytes,
+        temperature_c: local.readings.temperature_c,
         clock_offset_ms: held.clock.offset(reading).num_milliseconds(),
         last_error: last_error.map(str::to_owned),
     };

@@ -280,6 +280,11 @@ pub struct CacheProgress {
     pub refusal: Option<String>,
 }
 
+/// The lowest temperature a device may report, in °C (U4).
+pub const MIN_TEMPERATURE_C: f32 = -100.0;
+/// The highest temperature a device may report, in °C (U4).
+pub const MAX_TEMPERATURE_C: f32 = 200.0;
+
 /// The retained state of a device on `signet/v1/devices/{id}/state` (U4).
 /// The last will publishes the same shape with `online: false`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -350,8 +355,14 @@ impl Checked for DeviceState {
                 check_text("cache.refusal", refusal)?;
             }
         }
-        if self.temperature_c.is_some_and(|t| !t.is_finite()) {
-            return Err(field("temperature_c", "must be a finite number"));
+        if self
+            .temperature_c
+            .is_some_and(|t| !(MIN_TEMPERATURE_C..=MAX_TEMPERATURE_C).contains(&t))
+        {
+            return Err(field(
+                "temperature_c",
+                format!("must be a number from {MIN_TEMPERATURE_C} to {MAX_TEMPERATURE_C}"),
+            ));
         }
         Ok(())
     }
@@ -522,6 +533,35 @@ mod tests {
         assert_eq!(events_topic(&device), "signet/v1/devices/d-1/events");
         assert_eq!(HUB_TIME_TOPIC, "signet/v1/hub/time");
         assert_eq!(TRUST_TOPIC, "signet/v1/trust");
+    }
+
+    /// U4: free disk and temperature are optional on the wire (an older
+    /// agent's state still parses), and a temperature out of its bounds is
+    /// refused with the field named.
+    #[test]
+    fn u4_readings_are_optional_and_bounded() {
+        let older = br#"{"device_id": "d-1", "online": true, "at": "2026-11-23T10:00:00Z",
+            "agent_version": "0.1.0", "os": "Debian 12"}"#;
+        let state = parse::<DeviceState>(older).unwrap();
+        assert_eq!((state.disk_free_bytes, state.temperature_c), (None, None));
+        let with = |temperature: f32| {
+            let mut json: serde_json::Value = serde_json::from_slice(older).unwrap();
+            json["disk_free_bytes"] = 8_000_000_000_u64.into();
+            json["temperature_c"] = temperature.into();
+            parse::<DeviceState>(&serde_json::to_vec(&json).unwrap())
+        };
+        let state = with(51.5).unwrap();
+        assert_eq!(state.disk_free_bytes, Some(8_000_000_000));
+        assert_eq!(state.temperature_c, Some(51.5));
+        for bad in [MAX_TEMPERATURE_C + 1.0, MIN_TEMPERATURE_C - 1.0] {
+            assert!(matches!(
+                with(bad),
+                Err(WireError::Field {
+                    field: "temperature_c",
+                    ..
+                })
+            ));
+        }
     }
 
     /// DESIGN §7: bad or oversized messages are refused with a reason.

@@ -15,6 +15,7 @@ mod extract;
 mod fleet;
 mod health;
 mod mail_outbox;
+mod metrics;
 mod nodes;
 mod permission_groups;
 mod publish;
@@ -86,6 +87,8 @@ pub struct AppState {
     /// Device access on the broker (S7): [`crate::mqtt::admin::StoreAuthenticated`]
     /// for the embedded broker; mosquitto's dynamic security for an external one.
     pub broker_admin: Arc<dyn crate::mqtt::admin::BrokerAdmin>,
+    /// The counters and histogram `/metrics` shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -111,6 +114,7 @@ impl utoipa::Modify for BearerAuth {
 fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(health::openapi_document))
         .routes(routes!(session::login, session::logout, session::whoami))
         .routes(routes!(users::list_users, users::create_user))
@@ -146,12 +150,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes().into_openapi()
 }
 
-/// The API router with `state`, its body limit and the OpenAPI route.
+/// The API router with `state`, its body limit, the OpenAPI route and the
+/// request counting of `/metrics`.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let (router, document) = documented_routes().split_for_parts();
     let document = Arc::new(document);
     router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
         .layer(axum::Extension(document))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

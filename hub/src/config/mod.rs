@@ -4,9 +4,11 @@
 //!
 //! Owns: the [`Config`] struct, its defaults and its validation. Must not:
 //! start anything. Unknown keys — in the file or in the environment — are
-//! errors that name the key, so a typo fails at start instead of silently
-//! falling back to a default.
+//! errors, so a typo fails at start instead of silently falling back to a
+//! default. Every error names where the value came from (the file, or the
+//! `SIGNET_HUB_…` variable), the dotted key and what is wrong (O1).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,8 @@ use serde::Deserialize;
 
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "SIGNET_HUB_";
+/// The largest config file read, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 
 /// Everything `signet-hub serve` can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -242,15 +246,20 @@ impl BrokerUrl {
 }
 
 impl MqttConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Refusal> {
         if self.dynsec && (self.embedded || self.username.is_none() || self.password.is_none()) {
-            return Err("mqtt.dynsec administers an external mosquitto: it needs                  mqtt.embedded = false, mqtt.url, and the admin's mqtt.username and mqtt.password"
-                .into());
+            return Err(refuse(
+                "mqtt.dynsec",
+                "administers an external mosquitto: it needs mqtt.embedded = false, \
+                 mqtt.url, and the admin's mqtt.username and mqtt.password",
+            ));
         }
         if !cfg!(feature = "embedded-broker") && self.embedded {
-            return Err("mqtt.embedded: this signet-hub was built without the \
-                 embedded-broker feature; set mqtt.embedded = false and mqtt.url"
-                .into());
+            return Err(refuse(
+                "mqtt.embedded",
+                "this signet-hub was built without the embedded-broker feature; \
+                 set mqtt.embedded = false and mqtt.url",
+            ));
         }
         if self.client_id.is_empty()
             || self.client_id.len() > MAX_MQTT_FIELD_LEN
@@ -259,8 +268,9 @@ impl MqttConfig {
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(format!(
-                "mqtt.client_id must be 1 to {MAX_MQTT_FIELD_LEN} bytes without spaces"
+            return Err(refuse(
+                "mqtt.client_id",
+                format!("must be 1 to {MAX_MQTT_FIELD_LEN} bytes without spaces"),
             ));
         }
         if self.embedded {
@@ -273,45 +283,55 @@ impl MqttConfig {
                 ("client_key_file", self.client_key_file.is_some()),
             ];
             if let Some((key, _)) = external.iter().find(|(_, set)| *set) {
-                return Err(format!(
-                    "mqtt.{key} describes an external broker: set mqtt.embedded = false \
-                     to use one (the hub authenticates itself to the embedded broker)"
+                return Err(refuse(
+                    format!("mqtt.{key}"),
+                    "describes an external broker: set mqtt.embedded = false \
+                     to use one (the hub authenticates itself to the embedded broker)",
                 ));
             }
         } else {
             let Some(url) = &self.url else {
-                return Err(
-                    "mqtt.url is required when mqtt.embedded is false (the hub needs a broker)"
-                        .into(),
-                );
+                return Err(refuse(
+                    "mqtt.url",
+                    "is required when mqtt.embedded is false (the hub needs a broker)",
+                ));
             };
-            let parsed = BrokerUrl::parse(url).map_err(|e| format!("mqtt.url {e}"))?;
-            if !parsed.tls
-                && (self.ca_file.is_some()
-                    || self.client_cert_file.is_some()
-                    || self.client_key_file.is_some())
-            {
-                return Err(
-                    "mqtt.ca_file, client_cert_file and client_key_file need an mqtts:// url"
-                        .into(),
-                );
+            let parsed = BrokerUrl::parse(url).map_err(|e| refuse("mqtt.url", e))?;
+            if !parsed.tls {
+                let tls_file = [
+                    ("ca_file", self.ca_file.is_some()),
+                    ("client_cert_file", self.client_cert_file.is_some()),
+                    ("client_key_file", self.client_key_file.is_some()),
+                ];
+                if let Some((key, _)) = tls_file.iter().find(|(_, set)| *set) {
+                    return Err(refuse(format!("mqtt.{key}"), "needs an mqtts:// mqtt.url"));
+                }
             }
             if self.client_cert_file.is_some() != self.client_key_file.is_some() {
-                return Err("mqtt.client_cert_file and mqtt.client_key_file go together".into());
+                let missing = if self.client_cert_file.is_some() {
+                    "mqtt.client_key_file"
+                } else {
+                    "mqtt.client_cert_file"
+                };
+                return Err(refuse(
+                    missing,
+                    "is missing: mqtt.client_cert_file and mqtt.client_key_file go together",
+                ));
             }
             if self.password.is_some() && self.username.is_none() {
-                return Err("mqtt.password needs mqtt.username".into());
+                return Err(refuse("mqtt.password", "needs mqtt.username"));
             }
             for (key, value) in [("username", &self.username), ("password", &self.password)] {
                 if value.as_ref().is_some_and(|v| v.len() > MAX_MQTT_FIELD_LEN) {
-                    return Err(format!(
-                        "mqtt.{key} must be at most {MAX_MQTT_FIELD_LEN} bytes"
+                    return Err(refuse(
+                        format!("mqtt.{key}"),
+                        format!("must be at most {MAX_MQTT_FIELD_LEN} bytes"),
                     ));
                 }
             }
         }
         if let Some(url) = &self.device_url {
-            BrokerUrl::parse(url).map_err(|e| format!("mqtt.device_url {e}"))?;
+            BrokerUrl::parse(url).map_err(|e| refuse("mqtt.device_url", e))?;
         }
         Ok(())
     }
@@ -351,7 +371,10 @@ pub const MIN_MANIFEST_LIFETIME_SECS: u64 = 3600;
 /// The longest manifest lifetime, in seconds (90 days).
 pub const MAX_MANIFEST_LIFETIME_SECS: u64 = 90 * 86_400;
 
-/// Why the configuration was refused; the message names the source and key.
+/// Why the configuration was refused; the message names where the bad
+/// value came from (the file or the environment variable), the key and what
+/// is wrong, e.g. `/etc/signet/hub.toml: key "token_ttl_secs": invalid
+/// type: string "ten", expected u64`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
@@ -362,14 +385,80 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
-    /// The file, or the file with the environment overrides, is invalid.
-    #[error("{source_name}: {reason}")]
-    Invalid {
-        /// Where the bad value came from (the file, or "environment").
-        source_name: String,
-        /// What is wrong, naming the key.
+    /// The file is not TOML.
+    #[error("{file}: not valid TOML: {reason}")]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// What the TOML parser said (line and column first).
         reason: String,
     },
+    /// A key is unknown, or its value has the wrong type or is out of its
+    /// bounds.
+    #[error("{source_name}: key \"{key}\": {reason}")]
+    Invalid {
+        /// Where the value came from: the file, `environment variable
+        /// SIGNET_HUB_…`, or `defaults`.
+        source_name: String,
+        /// The key, dotted for sections (`mqtt.url`).
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A refused key and why, before the source is known.
+#[derive(Debug)]
+struct Refusal {
+    /// The dotted key.
+    key: String,
+    /// What is wrong.
+    reason: String,
+}
+
+fn refuse(key: impl Into<String>, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Where each key's value came from.
+struct Sources<'a> {
+    /// The config file, if any.
+    file: Option<&'a Path>,
+    /// Dotted key → the environment variable that set it.
+    env: BTreeMap<String, String>,
+}
+
+impl Sources<'_> {
+    /// `refusal` as an error naming the variable or file its key came from.
+    fn error(&self, refusal: Refusal) -> ConfigError {
+        let source_name = match (self.env.get(&refusal.key), self.file) {
+            (Some(var), _) => format!("environment variable {var}"),
+            (None, Some(file)) => file.display().to_string(),
+            (None, None) => "defaults".to_owned(),
+        };
+        ConfigError::Invalid {
+            source_name,
+            key: refusal.key,
+            reason: refusal.reason,
+        }
+    }
+}
+
+/// The key and reason of a deserialization error (the path of the value
+/// at fault; for an unknown key, that key).
+fn deserialize_refusal(error: &serde_path_to_error::Error<toml::de::Error>) -> Refusal {
+    let message = error.inner().message();
+    let reason = match message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((_, rest)) => format!("unknown key{rest}"),
+        None => message.to_owned(),
+    };
+    refuse(error.path().to_string(), reason)
 }
 
 impl Config {
@@ -382,60 +471,60 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let (mut table, source_name) = match file {
+        let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                let read = |reason: String| ConfigError::Read {
                     file: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                let table: toml::Table =
-                    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-                        source_name: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
-                (table, path.display().to_string())
+                    reason,
+                };
+                let size = std::fs::metadata(path)
+                    .map_err(|e| read(e.to_string()))?
+                    .len();
+                if size > MAX_CONFIG_BYTES {
+                    return Err(read(format!(
+                        "over {MAX_CONFIG_BYTES} bytes: not a config file"
+                    )));
+                }
+                let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Syntax {
+                    file: path.to_owned(),
+                    reason: e.to_string().trim_end().to_owned(),
+                })?
             }
-            None => (toml::Table::new(), "defaults".to_owned()),
+            None => toml::Table::new(),
         };
-        let mut overridden = Vec::new();
+        let mut sources = Sources {
+            file,
+            env: BTreeMap::new(),
+        };
         for (name, value) in env {
             let Some(key) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
             let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
             set_path(&mut table, &path, parse_env_value(&value));
-            overridden.push(name);
+            sources.env.insert(path.join("."), name);
         }
-        let config: Config =
-            table
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    source_name: if overridden.is_empty() {
-                        source_name.clone()
-                    } else {
-                        format!("{source_name} with {}", overridden.join(", "))
-                    },
-                    reason: e.message().to_owned(),
-                })?;
-        config.validate().map_err(|reason| ConfigError::Invalid {
-            source_name,
-            reason,
-        })?;
+        let config: Config = serde_path_to_error::deserialize(table)
+            .map_err(|e| sources.error(deserialize_refusal(&e)))?;
+        config
+            .validate()
+            .map_err(|refusal| sources.error(refusal))?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Refusal> {
         if self.max_body_bytes < 1024 {
-            return Err("max_body_bytes must be at least 1024".into());
+            return Err(refuse("max_body_bytes", "must be at least 1024"));
         }
         if self.max_upload_bytes < 1024 {
-            return Err("max_upload_bytes must be at least 1024".into());
+            return Err(refuse("max_upload_bytes", "must be at least 1024"));
         }
         if self.token_ttl_secs == 0 || self.token_ttl_secs > 30 * 86_400 {
-            return Err("token_ttl_secs must be 1 to 2592000 (30 days)".into());
+            return Err(refuse("token_ttl_secs", "must be 1 to 2592000 (30 days)"));
         }
         if self.login_max_failures == 0 {
-            return Err("login_max_failures must be at least 1".into());
+            return Err(refuse("login_max_failures", "must be at least 1"));
         }
         if let Some(url) = &self.public_url {
             let rest = url
@@ -446,44 +535,49 @@ impl Config {
                 || url.ends_with('/')
                 || url.chars().any(|c| c.is_whitespace() || c.is_control())
             {
-                return Err(format!(
-                    "public_url must be an http:// or https:// URL of at most \
-                     {MAX_PUBLIC_URL_LEN} bytes without a trailing slash"
+                return Err(refuse(
+                    "public_url",
+                    format!(
+                        "must be an http:// or https:// URL of at most \
+                         {MAX_PUBLIC_URL_LEN} bytes without a trailing slash"
+                    ),
                 ));
             }
         }
         if !(MIN_MANIFEST_LIFETIME_SECS..=MAX_MANIFEST_LIFETIME_SECS)
             .contains(&self.manifest_lifetime_secs)
         {
-            return Err(format!(
-                "manifest_lifetime_secs must be {MIN_MANIFEST_LIFETIME_SECS} to \
-                 {MAX_MANIFEST_LIFETIME_SECS} (90 days)"
+            return Err(refuse(
+                "manifest_lifetime_secs",
+                format!(
+                    "must be {MIN_MANIFEST_LIFETIME_SECS} to \
+                     {MAX_MANIFEST_LIFETIME_SECS} (90 days)"
+                ),
             ));
         }
         if self.manifest_resign_before_secs == 0
             || self.manifest_resign_before_secs >= self.manifest_lifetime_secs
         {
-            return Err(
-                "manifest_resign_before_secs must be at least 1 and less than \
-                 manifest_lifetime_secs"
-                    .into(),
-            );
+            return Err(refuse(
+                "manifest_resign_before_secs",
+                "must be at least 1 and less than manifest_lifetime_secs",
+            ));
         }
         self.mqtt.validate()?;
         self.validate_alerts()
     }
 
     /// The fleet alert and retention keys (U3, U4).
-    fn validate_alerts(&self) -> Result<(), String> {
+    fn validate_alerts(&self) -> Result<(), Refusal> {
         if !(1..=3600).contains(&self.alert_poll_secs) {
-            return Err("alert_poll_secs must be 1 to 3600".into());
+            return Err(refuse("alert_poll_secs", "must be 1 to 3600"));
         }
         for (key, value) in [
             ("alert_offline_secs", self.alert_offline_secs),
             ("alert_out_of_sync_secs", self.alert_out_of_sync_secs),
         ] {
             if !(1..=30 * 86_400).contains(&value) {
-                return Err(format!("{key} must be 1 to 2592000 (30 days)"));
+                return Err(refuse(key, "must be 1 to 2592000 (30 days)"));
             }
         }
         if let Some(to) = &self.alert_email {
@@ -493,7 +587,7 @@ impl Config {
                 body: String::new(),
             };
             mail.check()
-                .map_err(|e| format!("alert_email is not usable: {e}"))?;
+                .map_err(|e| refuse("alert_email", format!("is not usable: {e}")))?;
         }
         if let Some(url) = &self.alert_webhook_url {
             let rest = url
@@ -503,14 +597,20 @@ impl Config {
                 || url.len() > MAX_PUBLIC_URL_LEN
                 || url.chars().any(|c| c.is_whitespace() || c.is_control())
             {
-                return Err(format!(
-                    "alert_webhook_url must be an http:// or https:// URL of at most \
-                     {MAX_PUBLIC_URL_LEN} bytes"
+                return Err(refuse(
+                    "alert_webhook_url",
+                    format!(
+                        "must be an http:// or https:// URL of at most \
+                         {MAX_PUBLIC_URL_LEN} bytes"
+                    ),
                 ));
             }
         }
         if !(1..=3660).contains(&self.usage_retention_days) {
-            return Err("usage_retention_days must be 1 to 3660 (10 years)".into());
+            return Err(refuse(
+                "usage_retention_days",
+                "must be 1 to 3660 (10 years)",
+            ));
         }
         Ok(())
     }
@@ -855,6 +955,78 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// O1: every config error names where the value came from (the file or
+    /// the environment variable), the key, and what is wrong.
+    #[test]
+    fn o1_config_errors_name_the_source_the_key_and_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        let load = |text: &str, vars: &[(&str, &str)]| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), env(vars))
+                .unwrap_err()
+                .to_string()
+        };
+        let shown = file.display();
+        assert_eq!(
+            load("token_ttl_secs = \"ten\"\n", &[]),
+            format!("{shown}: key \"token_ttl_secs\": invalid type: string \"ten\", expected u64")
+        );
+        assert_eq!(
+            load("token_ttl_secs = 0\n", &[]),
+            format!("{shown}: key \"token_ttl_secs\": must be 1 to 2592000 (30 days)")
+        );
+        let unknown = load("[mqtt]\nclient_idd = \"x\"\n", &[]);
+        assert!(
+            unknown.starts_with(&format!(
+                "{shown}: key \"mqtt.client_idd\": unknown key, expected one of"
+            )),
+            "{unknown}"
+        );
+        let unknown = load("htp_listen = \"127.0.0.1:9000\"\n", &[]);
+        assert!(
+            unknown.starts_with(&format!("{shown}: key \"htp_listen\": unknown key")),
+            "{unknown}"
+        );
+        let syntax = load("token_ttl_secs = \n", &[]);
+        assert!(
+            syntax.starts_with(&format!("{shown}: not valid TOML: ")) && syntax.contains("line 1"),
+            "{syntax}"
+        );
+        // The environment wins over the file, and is named when its value is bad.
+        assert_eq!(
+            load(
+                "token_ttl_secs = 60\n",
+                &[("SIGNET_HUB_TOKEN_TTL_SECS", "ten")]
+            ),
+            "environment variable SIGNET_HUB_TOKEN_TTL_SECS: key \"token_ttl_secs\": \
+             invalid type: string \"ten\", expected u64"
+        );
+        assert_eq!(
+            load("", &[("SIGNET_HUB_TOKEN_TTL_SECS", "0")]),
+            "environment variable SIGNET_HUB_TOKEN_TTL_SECS: key \"token_ttl_secs\": \
+             must be 1 to 2592000 (30 days)"
+        );
+        let unknown = load("", &[("SIGNET_HUB_SMTP__HOSTNAME", "mail")]);
+        assert!(
+            unknown.starts_with(
+                "environment variable SIGNET_HUB_SMTP__HOSTNAME: key \"smtp.hostname\": \
+                 unknown key"
+            ),
+            "{unknown}"
+        );
+        let listen = load("", &[("SIGNET_HUB_HTTP_LISTEN", "nowhere")]);
+        assert!(
+            listen
+                .starts_with("environment variable SIGNET_HUB_HTTP_LISTEN: key \"http_listen\": "),
+            "{listen}"
+        );
+        let missing = Config::load(Some(&dir.path().join("missing.toml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("missing.toml"), "{missing}");
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //!
 //! Owns: the latest state of every device ([`DEVICE_STATES`]), the
 //! proof-of-play events ([`events`]), the fleet view with applied versus
-//! desired documents ([`device_view`]) and alerts ([`alerts`]). May call: the
-//! store, [`crate::publish`] to read the latest signed documents,
-//! [`crate::tenancy`] for where devices are attached. Must not: change any
+//! desired documents ([`device_view`]) and its totals ([`counts`]), and
+//! alerts ([`alerts`]). May call: the store, [`crate::publish`] to read
+//! the latest signed documents, [`crate::tenancy`] for where devices are
+//! attached. Must not: change any
 //! record it does not own, or trust a report about another device.
 //!
 //! Interface for the MQTT subscriber and the event upload route:
@@ -402,6 +403,34 @@ pub fn device_view(
         sync_note,
         out_of_sync_since,
     })
+}
+
+/// How many attached devices there are, are online and are in sync (U4):
+/// the fleet gauges of `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FleetCounts {
+    /// Devices attached to a leaf node.
+    pub attached: u64,
+    /// Of those, whose latest message said online.
+    pub online: u64,
+    /// Of those, in sync as [`device_view`] decides, online or not.
+    pub in_sync: u64,
+}
+
+/// Counts the attached devices, online and in sync, each through
+/// [`device_view`] (the fleet view's own rule).
+///
+/// # Errors
+/// When the store fails.
+pub fn counts(store: &Store) -> Result<FleetCounts, StoreError> {
+    let mut counts = FleetCounts::default();
+    for (device, node) in attached_devices(store)? {
+        let view = device_view(store, &device, &node)?;
+        counts.attached += 1;
+        counts.online += u64::from(view.online);
+        counts.in_sync += u64::from(view.in_sync);
+    }
+    Ok(counts)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use super::hub_time;
 use super::reports::{self, DeviceReports, Verdict};
 use crate::api::AppState;
 use crate::config::{BrokerUrl, MqttConfig, SYSTEM_CA_BUNDLE};
+use crate::metrics::{Direction, Metrics};
 use crate::publish::{PublishFailed, Publisher, RetainedMessage, TransientMessage};
 
 /// The largest packet the hub sends: a signed document (≤ 1 MiB) plus the
@@ -187,6 +188,8 @@ impl Default for LinkOptions {
 pub struct MqttPublisher {
     /// The client's request queue.
     client: AsyncClient,
+    /// Counts what is queued.
+    metrics: Arc<Metrics>,
 }
 
 impl MqttPublisher {
@@ -194,9 +197,11 @@ impl MqttPublisher {
         self.client
             .try_publish(topic.clone(), QoS::AtLeastOnce, retain, payload)
             .map_err(|e| PublishFailed {
-                topic,
+                topic: topic.clone(),
                 reason: format!("MQTT queue refused it: {e}"),
-            })
+            })?;
+        self.metrics.count_mqtt(Direction::Published, &topic);
+        Ok(())
     }
 }
 
@@ -220,31 +225,36 @@ struct WaitingPublisher {
     client: AsyncClient,
     /// Stops a wait when the hub shuts down.
     cancel: CancellationToken,
+    /// Counts what is queued.
+    metrics: Arc<Metrics>,
+}
+
+impl WaitingPublisher {
+    /// Queues `payload` on `topic` once the client has room.
+    async fn queue(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), PublishFailed> {
+        tokio::select! {
+            () = self.cancel.cancelled() => Err(PublishFailed { topic, reason: "shutting down".into() }),
+            r = self.client.publish(topic.clone(), QoS::AtLeastOnce, retain, payload) => {
+                r.map_err(|e| PublishFailed { topic: topic.clone(), reason: e.to_string() })?;
+                self.metrics.count_mqtt(Direction::Published, &topic);
+                Ok(())
+            }
+        }
+    }
 }
 
 impl Publisher for WaitingPublisher {
     fn publish(&self, message: RetainedMessage) -> BoxFuture<'_, Result<(), PublishFailed>> {
-        Box::pin(async move {
-            let topic = message.topic.clone();
-            tokio::select! {
-                () = self.cancel.cancelled() => Err(PublishFailed { topic, reason: "shutting down".into() }),
-                r = self.client.publish(message.topic, QoS::AtLeastOnce, true, message.payload) => {
-                    r.map_err(|e| PublishFailed { topic, reason: e.to_string() })
-                }
-            }
-        })
+        Box::pin(self.queue(message.topic, message.payload, true))
     }
 
     fn send(&self, message: TransientMessage) -> BoxFuture<'_, Result<(), PublishFailed>> {
-        Box::pin(async move {
-            let topic = message.topic.clone();
-            tokio::select! {
-                () = self.cancel.cancelled() => Err(PublishFailed { topic, reason: "shutting down".into() }),
-                r = self.client.publish(message.topic, QoS::AtLeastOnce, false, message.payload) => {
-                    r.map_err(|e| PublishFailed { topic, reason: e.to_string() })
-                }
-            }
-        })
+        Box::pin(self.queue(message.topic, message.payload, false))
     }
 }
 
@@ -257,12 +267,15 @@ pub struct HubLink {
     eventloop: EventLoop,
     /// Pacing and bounds.
     options: LinkOptions,
+    /// Counts the messages published and received.
+    metrics: Arc<Metrics>,
 }
 
 impl HubLink {
-    /// A client for `connection`; nothing connects until [`HubLink::spawn`].
+    /// A client for `connection` counting its messages in `metrics`;
+    /// nothing connects until [`HubLink::spawn`].
     #[must_use]
-    pub fn new(connection: &BrokerConnection, options: LinkOptions) -> Self {
+    pub fn new(connection: &BrokerConnection, options: LinkOptions, metrics: Arc<Metrics>) -> Self {
         let mut mqtt = MqttOptions::new(
             connection.client_id.clone(),
             connection.host.clone(),
@@ -283,6 +296,7 @@ impl HubLink {
             client,
             eventloop,
             options,
+            metrics,
         }
     }
 
@@ -291,6 +305,7 @@ impl HubLink {
     pub fn publisher(&self) -> MqttPublisher {
         MqttPublisher {
             client: self.client.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -313,10 +328,15 @@ impl HubLink {
             self.options.clone(),
             connected_tx,
             inbox_tx,
+            self.metrics.clone(),
             cancel.clone(),
         ));
         tracker.spawn(session(
-            self.client.clone(),
+            WaitingPublisher {
+                client: self.client.clone(),
+                cancel: cancel.clone(),
+                metrics: self.metrics,
+            },
             state,
             self.options.hub_time_interval,
             connected_rx.clone(),
@@ -384,6 +404,7 @@ async fn event_loop(
     options: LinkOptions,
     connected: watch::Sender<u64>,
     inbox: mpsc::Sender<Publish>,
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
     let mut failures: u32 = 0;
@@ -402,6 +423,7 @@ async fn event_loop(
                 connected.send_modify(|n| *n = n.wrapping_add(1));
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
+                metrics.count_mqtt(Direction::Received, &publish.topic);
                 if let Err(e) = inbox.try_send(publish) {
                     // Left unacknowledged: the broker redelivers it when the
                     // session resumes (QoS 1, persistent session).
@@ -427,16 +449,12 @@ async fn event_loop(
 /// `hub_time`, and republish `trust` and every stored document (S4). Every
 /// `interval`: a fresh `hub_time`.
 async fn session(
-    client: AsyncClient,
+    waiting: WaitingPublisher,
     state: AppState,
     interval: Duration,
     mut connected: watch::Receiver<u64>,
     cancel: CancellationToken,
 ) {
-    let waiting = WaitingPublisher {
-        client: client.clone(),
-        cancel: cancel.clone(),
-    };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -446,18 +464,18 @@ async fn session(
                 if changed.is_err() {
                     break;
                 }
-                on_connect(&client, &state, &waiting).await;
+                on_connect(&state, &waiting).await;
             }
             _ = ticker.tick() => publish_hub_time(&state, &waiting).await,
         }
     }
 }
 
-async fn on_connect(client: &AsyncClient, state: &AppState, waiting: &WaitingPublisher) {
+async fn on_connect(state: &AppState, waiting: &WaitingPublisher) {
     for filter in reports::SUBSCRIPTIONS {
         let subscribed = tokio::select! {
             () = waiting.cancel.cancelled() => return,
-            r = client.subscribe(format!("{TOPIC_PREFIX}/{filter}"), QoS::AtLeastOnce) => r,
+            r = waiting.client.subscribe(format!("{TOPIC_PREFIX}/{filter}"), QoS::AtLeastOnce) => r,
         };
         if let Err(e) = subscribed {
             tracing::error!(error = %e, filter, "subscribing failed");

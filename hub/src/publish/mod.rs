@@ -762,6 +762,26 @@ async fn follow_assignments(
     refused
 }
 
+/// Sends what a run signed, once it is durable: broker access follows the
+/// new assignments ([`follow_assignments`]), then the documents are
+/// delivered; when the run signed anything, the time since `started` is the
+/// publish latency `/metrics` shows. Returns the broker refusals and the
+/// undelivered documents.
+async fn send_run(
+    state: &AppState,
+    started: std::time::Instant,
+    assigned: Vec<(DeviceId, Vec<String>)>,
+    signed: Vec<RetainedMessage>,
+) -> (Vec<String>, Vec<PublishFailed>) {
+    let any = !signed.is_empty();
+    let broker_refused = follow_assignments(state, assigned).await;
+    let undelivered = deliver(state.publisher.as_ref(), signed).await;
+    if any {
+        state.metrics.observe_publish(started.elapsed());
+    }
+    (broker_refused, undelivered)
+}
+
 /// Publishes what `targets` picks from the store now: builds and signs what
 /// changed, stores it with the run's record and its audit record in one
 /// batch, then delivers the new documents. Takes the write lock.
@@ -772,6 +792,7 @@ async fn run_targets(
     actor: Actor,
     trigger: Trigger,
 ) -> Result<Published, PublishError> {
+    let started = std::time::Instant::now();
     let signed;
     let run;
     let assigned;
@@ -787,8 +808,7 @@ async fn run_targets(
         assigned = prepared.assigned;
         run = prepared.run;
     }
-    let broker_refused = follow_assignments(state, assigned).await;
-    let undelivered = deliver(state.publisher.as_ref(), signed).await;
+    let (broker_refused, undelivered) = send_run(state, started, assigned, signed).await;
     Ok(Published {
         run,
         undelivered,
@@ -888,6 +908,7 @@ fn is_due(job: &PublicationJob, now: DateTime<Utc>) -> bool {
 
 /// Runs one due job; `Ok(false)` when its run failed (recorded).
 async fn run_job(state: &AppState, id: &str, now: DateTime<Utc>) -> Result<bool, PublishError> {
+    let started = std::time::Instant::now();
     let store = &state.store;
     let write = store.write_lock().await;
     // Re-read under the lock: another pass or a cancel may have got here first.
@@ -969,8 +990,7 @@ async fn run_job(state: &AppState, id: &str, now: DateTime<Utc>) -> Result<bool,
     store.apply(batch).await?;
     drop(write);
     // Broker ACLs follow the new assignments (S7); failures are logged.
-    follow_assignments(state, assigned).await;
-    deliver(state.publisher.as_ref(), signed).await;
+    send_run(state, started, assigned, signed).await;
     Ok(run.error.is_none())
 }
 

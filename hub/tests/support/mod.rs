@@ -38,6 +38,31 @@ impl Clock for ManualClock {
     }
 }
 
+/// What `device` would report after applying every document it should
+/// have (U4: in sync).
+pub fn applied_all(
+    hub: &TestHub,
+    device: &str,
+) -> std::collections::BTreeMap<String, signet_common::sync::AppliedDocument> {
+    signet_hub::fleet::desired_documents(
+        &hub.state.store,
+        &signet_common::ids::DeviceId::from(device),
+    )
+    .unwrap()
+    .unwrap()
+    .into_iter()
+    .map(|d| {
+        (
+            signet_hub::publish::document_key(d.kind, &d.subject),
+            signet_common::sync::AppliedDocument {
+                version: d.version,
+                sha256: d.sha256,
+            },
+        )
+    })
+    .collect()
+}
+
 /// The password every user made by [`TestHub::user`] gets.
 pub const PASSWORD: &str = "a long test password";
 
