@@ -9,7 +9,8 @@
 //! [`store`] (sled behind a trait), [`identity`] (users, sessions),
 //! [`tenancy`] (nodes), [`content`] (content items and blobs), [`publish`]
 //! (signed manifests and assignments), [`audit`] (the audit log), [`api`] (HTTP),
-//! [`init`] and [`serve`] (the two subcommands).
+//! [`init`] and [`serve`] (the two subcommands), [`systemd`] (readiness and
+//! watchdog notifications).
 #![deny(missing_docs)]
 
 pub mod access_groups;
@@ -31,6 +32,7 @@ pub mod schedules;
 pub mod screenshots;
 pub mod serve;
 pub mod store;
+pub mod systemd;
 pub mod tenancy;
 
 /// The hub's version, as reported by `signet-hub --version`.
