@@ -5,16 +5,18 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Debian packages the workspace builds and tests against (GStreamer 1.22 on
-# bookworm; mosquitto for the external-broker tests).
+# bookworm; mosquitto for the external-broker tests; systemd for
+# systemd-analyze, which checks the units).
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
-	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools mosquitto
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools mosquitto \
+	systemd
 
 # Crates signet-common must never depend on (it is the pure core).
 IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
 
-.PHONY: test deps fmt-check clippy unit purity bench
+.PHONY: test deps fmt-check clippy unit purity bench units-check deb deb-check
 
-test: deps fmt-check clippy purity unit
+test: deps fmt-check clippy purity unit units-check
 
 deps:
 	@missing=""; \
@@ -59,3 +61,30 @@ unit:
 bench: deps
 	$(CARGO) bench -p signet-common --bench envelope
 	$(CARGO) bench -p signet-agent --bench player_resources
+
+# The systemd units (O1) pass `systemd-analyze verify`, run against the
+# built binaries (see packaging/units-check.sh).
+units-check: deps
+	$(CARGO) build --workspace --bins --locked
+	packaging/units-check.sh target/debug
+
+# Debian packages of the hub and the agent for this machine's architecture
+# (amd64 here), with cargo-deb; `deb-check` inspects them (and runs lintian
+# when it is installed). The cross targets package their builds with
+# `cargo deb --target <triple> --no-build` from the same metadata.
+DEB_FILES = $(wildcard target/debian/signet-hub_*.deb target/debian/signet-agent_*.deb)
+
+deb: deps
+	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+	@command -v lintian >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; } || \
+		echo "lintian not installed (sudo apt-get install lintian): the packages are checked without it"
+	rm -f target/debian/signet-hub_*.deb target/debian/signet-agent_*.deb
+	$(CARGO) build --release --locked -p signet-hub -p signet-agent --bins
+	$(CARGO) deb --no-build -p signet-hub
+	$(CARGO) deb --no-build -p signet-agent
+	$(MAKE) deb-check
+
+deb-check:
+	@debs="$(DEB_FILES)"; [ -n "$$debs" ] || { echo "no packages in target/debian: run make deb"; exit 1; }; \
+	packaging/deb-check.sh $$debs
