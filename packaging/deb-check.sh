@@ -28,10 +28,13 @@ for deb in "$@"; do
 	done
 
 	contents=$(dpkg-deb -c "$deb")
-	for path in "./usr/bin/$package" "./etc/signet/$role.toml" "./lib/systemd/system/$package.service"; do
+	for path in "./usr/bin/$package" "./etc/signet/$role.toml"; do
 		grep -qE " $path\$" <<<"$contents" || fail "does not install $path"
 	done
-	grep -qE '^-rwxr-xr-x root/root .* \./usr/bin/'"$package"'$' <<<"$contents" || fail "/usr/bin/$package is not root-owned 0755"
+	# cargo-deb puts units under /usr/lib (merged /usr, bookworm) or /lib.
+	unit=$(grep -oE "\./(usr/)?lib/systemd/system/$package\.service\$" <<<"$contents") ||
+		fail "does not install the unit $package.service"
+	grep -qE '^-rwxr-xr-x (root/root|0/0) .* \./usr/bin/'"$package"'$' <<<"$contents" || fail "/usr/bin/$package is not root-owned 0755"
 
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
@@ -39,8 +42,8 @@ for deb in "$@"; do
 	dpkg-deb -e "$deb" "$work/control"
 	grep -qx "/etc/signet/$role.toml" "$work/control/conffiles" || fail "/etc/signet/$role.toml is not a conffile"
 	cmp -s "$work/fs/etc/signet/$role.toml" "$root/packaging/$role.toml" || fail "etc/signet/$role.toml differs from packaging/$role.toml"
-	cmp -s "$work/fs/lib/systemd/system/$package.service" "$root/systemd/$package.service" || fail "the unit differs from systemd/$package.service"
-	grep -q "^ExecStart=/usr/bin/$package $verb --config /etc/signet/$role.toml\$" "$work/fs/lib/systemd/system/$package.service" || fail "ExecStart is not /usr/bin/$package $verb --config /etc/signet/$role.toml"
+	cmp -s "$work/fs/$unit" "$root/systemd/$package.service" || fail "the unit differs from systemd/$package.service"
+	grep -q "^ExecStart=/usr/bin/$package $verb --config /etc/signet/$role.toml\$" "$work/fs/$unit" || fail "ExecStart is not /usr/bin/$package $verb --config /etc/signet/$role.toml"
 	cmp -s -n 4 <(printf '\177ELF') "$work/fs/usr/bin/$package" || fail "usr/bin/$package is not an ELF binary"
 	grep -q "deb-systemd-helper" "$work/control/postinst" || fail "postinst does not register the unit"
 	if [ "$role" = agent ]; then
