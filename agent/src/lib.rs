@@ -18,6 +18,7 @@
 //! - [`watch`]: file-system notifications on the cache and the config.
 //! - [`daemon`]: `signet-agent run` — the tasks and their wiring.
 //! - [`inspect`]: `signet-agent status` and `signet-agent verify`.
+//! - [`systemd`]: readiness, status and stopping notifications to systemd.
 //! - [`killpoint`]: named points where fault-injection tests stop the agent.
 #![deny(missing_docs)]
 
@@ -36,6 +37,7 @@ pub mod screenshot;
 pub mod sensors;
 pub mod state;
 pub mod sync;
+pub mod systemd;
 pub mod watch;
 
 /// The agent's version, as reported by `signet-agent --version`.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use signet_agent::config::AgentConfig;
-use signet_agent::state::Store;
+use signet_agent::state::{StateError, Store};
 use signet_common::log_style::{JOURNAL_STREAM_VAR, LOG_FORMAT_VAR, LogStyle};
 
 /// Signet's daemon on every screen.
@@ -64,11 +64,29 @@ fn main() -> ExitCode {
         eprintln!("signet-agent: {error}");
         return ExitCode::FAILURE;
     }
+    let run_config = match &cli.command {
+        Command::Run { config } => Some(config.clone()),
+        _ => None,
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("signet-agent: {error:#}");
-            ExitCode::FAILURE
+            let not_paired = matches!(
+                error.downcast_ref::<StateError>(),
+                Some(StateError::NotPaired)
+            );
+            if not_paired
+                && let Some(config) = run_config
+                && let Some(hint) = systemd_pairing_hint(config.as_deref())
+            {
+                eprintln!("{hint}");
+            }
+            if not_paired || error.is::<signet_agent::config::ConfigError>() {
+                ExitCode::from(EXIT_NOT_CONFIGURED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -92,6 +110,12 @@ fn init_logging(filter: tracing_subscriber::EnvFilter) -> Result<(), String> {
         .init();
     Ok(())
 }
+
+/// The exit status of a start that cannot succeed until an operator acts
+/// (a bad config, an unpaired device): sysexits' EX_CONFIG, which the
+/// unit's `RestartPreventExitStatus=` names so systemd does not restart in a
+/// loop.
+const EXIT_NOT_CONFIGURED: u8 = 78;
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -122,6 +146,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = AgentConfig::load(config.as_deref())?;
             let store =
                 Store::open_patiently(&loaded.data_dir, std::time::Duration::from_secs(10))?;
+            if store.identity()?.is_none() {
+                return Err(StateError::NotPaired.into());
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(signet_agent::daemon::run(
                 loaded,
@@ -132,6 +159,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Under systemd (`INVOCATION_ID` is set), the commands that pair this
+/// device as the service's user (`USER`, which systemd sets from `User=`),
+/// so the state files are the service's.
+fn systemd_pairing_hint(config: Option<&std::path::Path>) -> Option<String> {
+    std::env::var_os("INVOCATION_ID")?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "signet".to_owned());
+    let config = config
+        .map(|path| format!(" --config {}", path.display()))
+        .unwrap_or_default();
+    Some(format!(
+        "signet-agent: under systemd, pair it as the service's user, then start again:\n  \
+         sudo -u {user} signet-agent pair --hub URL{config}\n  \
+         sudo systemctl restart signet-agent"
+    ))
 }
 
 /// Completes on Ctrl-C or SIGTERM (systemd's stop).

@@ -10,7 +10,7 @@
 //! [`tenancy`] (nodes), [`content`] (content items and blobs), [`publish`]
 //! (signed manifests and assignments), [`audit`] (the audit log), [`api`] (HTTP),
 //! [`metrics`] (what `/metrics` shows), [`init`], [`serve`] and [`demo`]
-//! (the subcommands).
+//! (the subcommands), [`systemd`] (readiness and watchdog notifications).
 #![deny(missing_docs)]
 
 pub mod access_groups;
@@ -34,6 +34,7 @@ pub mod schedules;
 pub mod screenshots;
 pub mod serve;
 pub mod store;
+pub mod systemd;
 pub mod tenancy;
 
 /// The hub's version, as reported by `signet-hub --version`.

@@ -100,7 +100,16 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("signet-hub: {e:#}");
-            ExitCode::FAILURE
+            if let Some(hint) = systemd_hint(&e) {
+                eprintln!("{hint}");
+            }
+            if e.is::<signet_hub::config::ConfigError>()
+                || e.is::<signet_hub::serve::NotInitialized>()
+            {
+                ExitCode::from(EXIT_NOT_CONFIGURED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -123,6 +132,25 @@ fn init_logging(filter: tracing_subscriber::EnvFilter) -> Result<(), String> {
         .with(layer.with_filter(filter))
         .init();
     Ok(())
+}
+
+/// The exit status of a start that cannot succeed until an operator acts
+/// (a bad config, an uninitialized data dir): sysexits' EX_CONFIG, which the
+/// unit's `RestartPreventExitStatus=` names so systemd does not restart in a
+/// loop.
+const EXIT_NOT_CONFIGURED: u8 = 78;
+
+/// Under systemd (`INVOCATION_ID` is set), how to initialize the data dir
+/// as the service's own dynamic user, so the files are the service's.
+fn systemd_hint(error: &anyhow::Error) -> Option<String> {
+    let missing = error.downcast_ref::<signet_hub::serve::NotInitialized>()?;
+    std::env::var_os("INVOCATION_ID")?;
+    let data = missing.data.display();
+    Some(format!(
+        "signet-hub: under systemd, initialize it as the service's user (this prints the admin password once, on your terminal), then start again:\n  \
+         sudo systemd-run --pty --wait --collect -p DynamicUser=yes -p User=signet-hub -p StateDirectory=signet-hub /usr/bin/signet-hub init --data {data}\n  \
+         sudo systemctl restart signet-hub"
+    ))
 }
 
 async fn init(data: &std::path::Path) -> anyhow::Result<()> {

@@ -3,8 +3,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::TimeDelta;
+use sd_notify::NotifyState;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +22,19 @@ use crate::mqtt::reports::FleetReports;
 use crate::mqtt::{BrokerConnection, HubLink, LinkOptions, MqttError, RunningLink};
 use crate::publish::{LogPublisher, LoopOptions, PublishLoop};
 use crate::store::{SledStorage, Store};
+use crate::systemd::{self, Essential, Health};
+
+/// `serve` was pointed at a data directory `init` never made.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} is not a Signet data directory: run `signet-hub init --data {}` first",
+    data.display(),
+    data.display()
+)]
+pub struct NotInitialized {
+    /// The directory.
+    pub data: std::path::PathBuf,
+}
 
 /// Opens the data directory of `config` and builds the shared state, with
 /// [`LogPublisher`] as its publisher ([`start_mqtt`] replaces it with the
@@ -31,11 +46,7 @@ use crate::store::{SledStorage, Store};
 pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     let data = config.data.clone();
     if !store_dir(&data).exists() {
-        anyhow::bail!(
-            "{} is not a Signet data directory: run `signet-hub init --data {}` first",
-            data.display(),
-            data.display()
-        );
+        return Err(NotInitialized { data }.into());
     }
     let keys = keys::load(&data)?;
     let store = Store::new(Arc::new(SledStorage::open(&store_dir(&data))?));
@@ -246,12 +257,55 @@ pub async fn serve_on(
         AlertOptions::from_config(&state.config),
         stop.child_token(),
     );
+    let broker = if state.config.mqtt.embedded {
+        format!("embedded on {}", state.config.broker_listen)
+    } else {
+        state.config.mqtt.url.clone().unwrap_or_default()
+    };
+    let health = Health::new(
+        bound,
+        state
+            .config
+            .mqtt
+            .embedded
+            .then_some(state.config.broker_listen),
+        vec![
+            Essential {
+                name: "MQTT link",
+                running: Box::new(|| mqtt.is_running()),
+            },
+            Essential {
+                name: "mail sender",
+                running: Box::new(|| sender.is_running()),
+            },
+            Essential {
+                name: "publishing loop",
+                running: Box::new(|| publishing.is_running()),
+            },
+            Essential {
+                name: "alert loop",
+                running: Box::new(|| alerting.is_running()),
+            },
+        ],
+    )?;
+    let connections = mqtt.connections();
     let stop_sender = stop.clone();
-    let served = run(listener, state, async move {
+    let server = run(listener, state, async move {
         shutdown.await;
+        systemd::notify(&[
+            NotifyState::Stopping,
+            NotifyState::Status("stopping: finishing the requests in flight"),
+        ]);
         stop_sender.cancel();
-    })
-    .await;
+    });
+    tokio::pin!(server);
+    // The supervision runs in this task, beside the server: a wedged
+    // runtime stops the health tick too.
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = supervise(&health, connections, bound, &broker) => server.await,
+    };
+    drop(health);
     // Also when serving failed: the background loops must not outlive the server.
     stop.cancel();
     sender.stop().await;
@@ -259,4 +313,42 @@ pub async fn serve_on(
     mqtt.stop().await;
     alerting.stop().await;
     served
+}
+
+/// How long readiness waits for the first broker connection; an external
+/// broker that is down then does not hold the hub's start, the link keeps
+/// retrying (O3) and `STATUS=` says so.
+pub const BROKER_READY_WAIT: Duration = Duration::from_secs(10);
+
+/// Tells systemd `READY=1` once the HTTP server answers `/healthz` and the
+/// MQTT link has connected (at most [`BROKER_READY_WAIT`]), then runs the
+/// watchdog's health tick when systemd asked for one (O1).
+async fn supervise(
+    health: &Health<'_>,
+    mut connections: tokio::sync::watch::Receiver<u64>,
+    bound: SocketAddr,
+    broker: &str,
+) {
+    let mut waited = 0_u32;
+    while let Err(reason) = health.http_answers().await {
+        waited += 1;
+        if waited == 50 {
+            tracing::warn!(%reason, "the HTTP server does not answer yet; not ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let connected = tokio::time::timeout(BROKER_READY_WAIT, connections.wait_for(|n| *n > 0))
+        .await
+        .is_ok_and(|seen| seen.is_ok());
+    let status = if connected {
+        format!("serving http://{bound}; MQTT broker {broker} connected")
+    } else {
+        tracing::warn!(%broker, "MQTT broker not reachable yet: ready anyway, the link keeps retrying");
+        format!("serving http://{bound}; MQTT broker {broker} not reachable yet, retrying")
+    };
+    systemd::notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    tracing::info!(%status, "ready");
+    if let Some(period) = systemd::watchdog_period() {
+        systemd::watchdog(period, || health.check(), &status, systemd::notify).await;
+    }
 }

@@ -180,6 +180,18 @@ impl Process {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// Sends it SIGTERM (by its pid), as systemd's stop does.
+    ///
+    /// # Panics
+    /// When `kill` cannot be run or refuses.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
     /// Kills it with SIGKILL (by pid) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -485,18 +497,26 @@ impl Agent {
 
     /// Starts `signet-agent run`.
     pub fn run(&mut self) {
+        self.run_with(&[]);
+    }
+
+    /// Starts `signet-agent run` with `env` added (e.g. systemd's
+    /// `NOTIFY_SOCKET`).
+    pub fn run_with(&mut self, env: &[(&str, &str)]) {
         let config = self.config.display().to_string();
+        // Headless at a small size: many agents share the test machine.
+        let mut all = vec![
+            ("RUST_LOG", "info"),
+            ("SIGNET_AGENT_VIDEO_SINK", "none"),
+            ("SIGNET_AGENT_SCREEN_WIDTH", "320"),
+            ("SIGNET_AGENT_SCREEN_HEIGHT", "180"),
+        ];
+        all.extend_from_slice(env);
         self.process = Some(Process::start(
             &self.name,
             &binary("signet-agent"),
             &["run", "--config", &config],
-            // Headless at a small size: many agents share the test machine.
-            &[
-                ("RUST_LOG", "info"),
-                ("SIGNET_AGENT_VIDEO_SINK", "none"),
-                ("SIGNET_AGENT_SCREEN_WIDTH", "320"),
-                ("SIGNET_AGENT_SCREEN_HEIGHT", "180"),
-            ],
+            &all,
         ));
     }
 

@@ -9,8 +9,9 @@
 //! ([`crate::watch`]) with what its changes mean: a changed
 //! cached file is verified again (and quarantined and fetched again if it no
 //! longer matches, D9); a changed config file is validated and applied where
-//! that can be done live, or rejected with a logged reason. Must not: hold
-//! any rule of its own.
+//! that can be done live, or rejected with a logged reason; and the link to
+//! systemd: readiness once all runs, a health tick that pings the watchdog
+//! while every essential task runs (O1). Must not: hold any rule of its own.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,11 @@ use crate::sensors::{self, Readings};
 use crate::state::Store;
 use crate::sync::connection::Backoff;
 use crate::sync::{self, LocalReport, SyncError};
+use crate::systemd::{self, NotifyState};
 use crate::watch::{Change, Watcher};
+
+mod tasks;
+use tasks::EssentialTasks;
 
 /// How many download attempts one pass makes per file before the content
 /// task tries again later.
@@ -172,13 +177,14 @@ pub async fn run_with_player(
     let cache_changed = Arc::new(Notify::new());
     let upload_wake = Arc::new(Notify::new());
     let stop = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = EssentialTasks::new();
 
     let (change_tx, change_rx) = mpsc::channel(256);
     let watcher = Watcher::start(&cache.blobs_dir(), config_path.as_deref(), change_tx)
         .map_err(|e| DaemonError::Watch(e.to_string()))?;
 
     tasks.spawn(
+        "content",
         Activator::new(
             store.clone(),
             device.clone(),
@@ -199,6 +205,7 @@ pub async fn run_with_player(
         ),
     );
     tasks.spawn(
+        "player",
         Playback::new(
             store.clone(),
             device.clone(),
@@ -225,18 +232,21 @@ pub async fn run_with_player(
             stop.clone().cancelled_owned(),
         ),
     );
-    tasks.spawn(crate::feeds::run(
-        feeds,
-        feed_wanted_rx,
-        feed_variables_rx,
-        feed_texts_tx,
-        stop.clone().cancelled_owned(),
-    ));
+    tasks.spawn(
+        "data feeds",
+        crate::feeds::run(
+            feeds,
+            feed_wanted_rx,
+            feed_variables_rx,
+            feed_texts_tx,
+            stop.clone().cancelled_owned(),
+        ),
+    );
     // Screenshots go to the hub over HTTP (D8; bulk bytes never go over MQTT).
     {
         let stop = stop.clone();
         let (hub_url, device, secret) = (hub_url.clone(), device.clone(), secret.clone());
-        tasks.spawn(async move {
+        tasks.spawn("screenshot upload", async move {
             loop {
                 let png = tokio::select! {
                     () = stop.cancelled() => return,
@@ -253,14 +263,17 @@ pub async fn run_with_player(
             }
         });
     }
-    tasks.spawn(upload::run(
-        events,
-        uploader,
-        upload_wake,
-        Duration::from_secs(config.event_upload_secs),
-        backoff,
-        stop.clone().cancelled_owned(),
-    ));
+    tasks.spawn(
+        "event upload",
+        upload::run(
+            events,
+            uploader,
+            upload_wake,
+            Duration::from_secs(config.event_upload_secs),
+            backoff,
+            stop.clone().cancelled_owned(),
+        ),
+    );
     // The state message carries what the player and the content task say,
     // and the device's readings (U4), refreshed every READINGS_EVERY
     // without waking the verifier: its next message carries them.
@@ -268,7 +281,7 @@ pub async fn run_with_player(
         let stop = stop.clone();
         let cache = cache.clone();
         let data_dir = store.dir().to_owned();
-        tasks.spawn(async move {
+        tasks.spawn("local report", async move {
             let read = move || Readings::take(&data_dir, Path::new(sensors::SYSFS));
             let mut refresh = tokio::time::interval(READINGS_EVERY);
             loop {
@@ -300,6 +313,7 @@ pub async fn run_with_player(
     }
     let startup = config.clone();
     tasks.spawn(
+        "file changes",
         Changes {
             cache,
             downloader,
@@ -311,9 +325,17 @@ pub async fn run_with_player(
         .run(change_rx, stop.clone().cancelled_owned()),
     );
 
+    let local_status = local_rx.clone();
+    let shutdown = async {
+        shutdown.await;
+        systemd::notify(&[
+            NotifyState::Stopping,
+            NotifyState::Status("stopping: recording what was on screen, going offline"),
+        ]);
+    };
     // The MQTT session keeps the configuration it started with; a live
     // change of its keys takes effect at the next start.
-    let result = sync::run(
+    let sync = sync::run(
         &startup,
         store,
         held,
@@ -325,12 +347,76 @@ pub async fn run_with_player(
             player: player_tx,
         },
         shutdown,
-    )
-    .await;
+    );
+    tokio::pin!(sync);
+    // The supervision runs in this task, beside the sync loop: a wedged
+    // loop stops the health tick too.
+    let result = tokio::select! {
+        result = &mut sync => result,
+        () = supervise(&mut tasks, &device, local_status) => sync.await,
+    };
     stop.cancel();
-    while tasks.join_next().await.is_some() {}
+    tasks.join_all().await;
     drop(watcher);
     result.map_err(DaemonError::from)
+}
+
+/// Tells systemd `READY=1` (the state is open and every task runs), keeps
+/// the `STATUS=` line up to date with what plays, and, when systemd set a
+/// watchdog, pings it from a health tick at half its period while every
+/// essential task still runs; once one has ended the pings stop, so systemd
+/// restarts the agent (O1). Runs until dropped.
+async fn supervise(
+    tasks: &mut EssentialTasks,
+    device: &str,
+    mut local: watch::Receiver<LocalReport>,
+) {
+    let mut status = systemd::status_line(device, &local.borrow_and_update());
+    systemd::notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    tracing::info!(%status, "ready");
+    let mut tick = systemd::watchdog_period().map(|period| {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    });
+    let mut local_open = true;
+    let mut failing = false;
+    loop {
+        let next_tick = async {
+            match &mut tick {
+                Some(tick) => {
+                    tick.tick().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = local.changed(), if local_open => {
+                if changed.is_err() {
+                    local_open = false;
+                    continue;
+                }
+                let line = systemd::status_line(device, &local.borrow_and_update());
+                if !failing && line != status {
+                    status = line;
+                    systemd::notify(&[NotifyState::Status(&status)]);
+                }
+            }
+            () = next_tick => match tasks.check() {
+                Ok(()) => systemd::notify(&[NotifyState::Watchdog]),
+                Err(reason) => {
+                    if !failing {
+                        tracing::error!(
+                            %reason,
+                            "health check failed: withholding the watchdog ping so systemd restarts the agent"
+                        );
+                        systemd::notify(&[NotifyState::Status(&format!("unhealthy: {reason}"))]);
+                    }
+                    failing = true;
+                }
+            },
+        }
+    }
 }
 
 /// What file-system changes mean (D9).

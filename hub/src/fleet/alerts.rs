@@ -568,6 +568,14 @@ impl AlertLoop {
         Self { cancel, task }
     }
 
+    /// Whether the loop still runs: it ends only when stopped, so a
+    /// finished task before that is a dead loop (the systemd health tick
+    /// withholds its watchdog ping then, O1).
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
     /// Stops the loop and waits until it and its webhook deliveries have
     /// stopped (a delivery in flight is abandoned).
     pub async fn stop(self) {

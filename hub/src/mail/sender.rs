@@ -123,6 +123,14 @@ impl MailSender {
         self.wake.notify_one();
     }
 
+    /// Whether the sender still runs: it ends only when stopped, so a
+    /// finished task before that is a dead sender (the systemd health tick
+    /// withholds its watchdog ping then, O1).
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
     /// Stops the loop and waits until it has stopped. A send in flight is
     /// abandoned; its entry stays queued and is sent by the next start.
     pub async fn stop(self) {

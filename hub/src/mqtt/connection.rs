@@ -346,6 +346,7 @@ impl HubLink {
         tracker.close();
         RunningLink {
             cancel,
+            spawned: tracker.len(),
             tracker,
             connected: connected_rx,
         }
@@ -361,6 +362,8 @@ pub struct RunningLink {
     tracker: TaskTracker,
     /// How many times the link has connected (a ConnAck arrived).
     connected: watch::Receiver<u64>,
+    /// How many tasks [`HubLink::spawn`] started; all run until cancelled.
+    spawned: usize,
 }
 
 impl RunningLink {
@@ -369,6 +372,13 @@ impl RunningLink {
     #[must_use]
     pub fn connections(&self) -> watch::Receiver<u64> {
         self.connected.clone()
+    }
+
+    /// Whether all of the link's tasks still run (they end only when
+    /// cancelled; the systemd health tick checks this, O1).
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.tracker.len() == self.spawned
     }
 
     /// Stops the tasks and waits until they have stopped.

@@ -50,6 +50,14 @@ impl PublishLoop {
         Self { cancel, task }
     }
 
+    /// Whether the loop still runs: it ends only when stopped, so a
+    /// finished task before that is a dead loop (the systemd health tick
+    /// withholds its watchdog ping then, O1).
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
     /// Stops the loop and waits until it has stopped. A pass in flight is
     /// abandoned between store writes; what it had applied stays applied.
     pub async fn stop(self) {
