@@ -190,9 +190,21 @@ cargo-deb:
 
 # The packages take the binaries built above as they are (--no-build); the
 # package metadata is [package.metadata.deb] in agent/ and hub/Cargo.toml.
+# dpkg-shlibdeps cannot see the target's libraries (they are in the private
+# sysroot, not installed), so `depends = "$auto"` would give an empty
+# Depends silently: the metadata must name the runtime packages, and
+# $(call deb_package,PACKAGE,TRIPLE) refuses a package whose Depends does not
+# name GStreamer.
+define deb_package
+	@deb=$$($(CARGO) deb -p $(1) --target $(2) --no-build | tail -n 1) || exit 1; \
+	depends=$$(dpkg-deb -f "$$deb" Depends); \
+	grep -q 'libgstreamer1.0-0' <<<"$$depends" || { echo "$$deb: Depends ($$depends) does not name libgstreamer1.0-0: set depends in [package.metadata.deb] of $(1)"; rm -f "$$deb"; exit 1; }; \
+	echo "$$deb ($$(dpkg-deb -f "$$deb" Architecture); Depends: $$depends)"
+endef
+
 deb-arm64: cross-aarch64 cross-aarch64-hub cargo-deb
-	$(CARGO) deb -p signet-agent --target aarch64-unknown-linux-gnu --no-build
-	$(CARGO) deb -p signet-hub --target aarch64-unknown-linux-gnu --no-build
+	$(call deb_package,signet-agent,aarch64-unknown-linux-gnu)
+	$(call deb_package,signet-hub,aarch64-unknown-linux-gnu)
 
 deb-armhf: cross-armv7 cargo-deb
-	$(CARGO) deb -p signet-agent --target armv7-unknown-linux-gnueabihf --no-build
+	$(call deb_package,signet-agent,armv7-unknown-linux-gnueabihf)
