@@ -21,7 +21,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: demo test deps fmt-check clippy unit purity bench units-check deb deb-check
 
-test: deps fmt-check clippy purity unit units-check
+test: deps fmt-check clippy purity tls-purity unit units-check
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -90,8 +90,7 @@ units-check: deps
 # `cargo deb --target <triple> --no-build` from the same metadata.
 DEB_FILES = $(wildcard target/debian/signet-hub_*.deb target/debian/signet-agent_*.deb)
 
-deb: deps
-	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+deb: deps cargo-deb
 	@command -v lintian >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; } || \
 		echo "lintian not installed (sudo apt-get install lintian): the packages are checked without it"
@@ -104,3 +103,153 @@ deb: deps
 deb-check:
 	@debs="$(DEB_FILES)"; [ -n "$$debs" ] || { echo "no packages in target/debian: run make deb"; exit 1; }; \
 	packaging/deb-check.sh $$debs
+
+# ---------------------------------------------------------------------------
+# Raspberry Pi builds (O1)
+#
+# Docker-less cross builds on a plain Debian bookworm machine. The host gets
+# only co-installable tools from apt (the target's gcc, pkg-config,
+# mmdebstrap); the target's libc and GStreamer 1.22 -dev files go into a
+# private sysroot, target/sysroot-<arch>, extracted from Debian bookworm by
+# mmdebstrap. The host's dpkg state is never changed: multiarch
+# libgstreamer-plugins-base1.0-dev:<arch> is not co-installable with the
+# host's own and would displace it. Linker, C compiler and pkg-config point
+# at the sysroot from the one cargo command line, never from a global
+# ~/.cargo/config (a RUSTFLAGS in the environment overrides the target's
+# link flags: unset it). cross.toml is the Docker/Podman alternative
+# (cross-rs) and builds its image with the same recipe.
+#
+#   make cross-aarch64      signet-agent for 64-bit Raspberry Pi OS (Pi 3/4/5, Zero 2)
+#   make cross-aarch64-hub  signet-hub for arm64
+#   make cross-armv7        signet-agent for 32-bit Raspberry Pi OS on ARMv7 (Pi 2/3/4)
+#   make deb-arm64          .deb packages of the agent and the hub for arm64
+#   make deb-armhf          .deb package of the agent for armhf (ARMv7)
+#
+# The ARMv6 Pis (Zero/Zero W/1, target arm-unknown-linux-gnueabihf) have no
+# Docker-less target: Debian's armhf is ARMv7 (Thumb-2) and so is its cross
+# gcc's libgcc and crt files, which end up in the binary. See cross.toml.
+# ---------------------------------------------------------------------------
+
+# Per Rust target: Debian architecture, multiarch tuple (= the gcc prefix).
+DEB_ARCH_aarch64-unknown-linux-gnu := arm64
+MULTIARCH_aarch64-unknown-linux-gnu := aarch64-linux-gnu
+DEB_ARCH_armv7-unknown-linux-gnueabihf := armhf
+MULTIARCH_armv7-unknown-linux-gnueabihf := arm-linux-gnueabihf
+
+# Where the target sysroots come from, and what they hold.
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+SYSROOT_PACKAGES := libc6-dev,libgstreamer1.0-dev,libgstreamer-plugins-base1.0-dev
+cross_sysroot = $(CURDIR)/target/sysroot-$(DEB_ARCH_$(1))
+
+# Crates whose presence in a normal dependency tree means OpenSSL or aws-lc is
+# linked (openssl-probe, which only looks for CA files, is pure Rust and fine).
+FORBIDDEN_TLS_CRATES := openssl-sys openssl native-tls aws-lc-sys aws-lc-rs
+# The targets the no-OpenSSL check looks at (cargo tree needs no target std).
+TLS_CHECK_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu \
+	armv7-unknown-linux-gnueabihf arm-unknown-linux-gnueabihf
+
+# $(call cross_env,TRIPLE): the environment of a cargo build for TRIPLE: the
+# target's gcc as linker and C compiler (ring builds C and assembly), both on
+# the sysroot, and pkg-config reading only the sysroot's .pc files.
+cross_upper = $(shell echo '$(1)' | tr 'a-z-' 'A-Z_')
+cross_env = CARGO_TARGET_$(call cross_upper,$(1))_LINKER=$(MULTIARCH_$(1))-gcc \
+	CARGO_TARGET_$(call cross_upper,$(1))_RUSTFLAGS='-C link-arg=--sysroot=$(call cross_sysroot,$(1))' \
+	CC_$(subst -,_,$(1))=$(MULTIARCH_$(1))-gcc \
+	CFLAGS_$(subst -,_,$(1))=--sysroot=$(call cross_sysroot,$(1)) \
+	AR_$(subst -,_,$(1))=$(MULTIARCH_$(1))-ar \
+	PKG_CONFIG_ALLOW_CROSS=1 \
+	PKG_CONFIG_SYSROOT_DIR=$(call cross_sysroot,$(1)) \
+	PKG_CONFIG_PATH= \
+	PKG_CONFIG_LIBDIR=$(call cross_sysroot,$(1))/usr/lib/$(MULTIARCH_$(1))/pkgconfig:$(call cross_sysroot,$(1))/usr/share/pkgconfig
+
+# $(call cross_deps,TRIPLE): what a cross build for TRIPLE needs, each only
+# when missing: the host tools (installed as root, named otherwise), the
+# target sysroot (mmdebstrap's extract variant: it unpacks the packages and
+# their dependencies and runs nothing, so no emulator and no dpkg database
+# are involved), rustup's target.
+define cross_deps
+	@tools="pkg-config mmdebstrap gcc-$(MULTIARCH_$(1))"; missing=""; \
+	for p in $$tools; do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+		else \
+			echo "missing Debian packages:$$missing"; \
+			echo "install them with: sudo apt-get install$$missing"; \
+			exit 1; \
+		fi; \
+	fi
+	@sysroot='$(call cross_sysroot,$(1))'; \
+	if [ ! -e "$$sysroot/usr/lib/$(MULTIARCH_$(1))/pkgconfig/gstreamer-video-1.0.pc" ]; then \
+		echo "extracting the $(DEB_ARCH_$(1)) sysroot $$sysroot (Debian bookworm: $(SYSROOT_PACKAGES) and their dependencies)"; \
+		rm -rf "$$sysroot" "$$sysroot.tmp" && mkdir -p "$$(dirname "$$sysroot")" && \
+		mmdebstrap --quiet --mode=chrootless --variant=extract --architectures=$(DEB_ARCH_$(1)) \
+			--include=$(SYSROOT_PACKAGES) bookworm "$$sysroot.tmp" "deb $(DEBIAN_MIRROR) bookworm main" && \
+		mv "$$sysroot.tmp" "$$sysroot" || { rm -rf "$$sysroot.tmp"; exit 1; }; \
+	fi
+	@command -v rustup >/dev/null || { echo "rustup missing: the $(1) standard library comes from 'rustup target add $(1)'"; exit 1; }
+	@rustup target list --installed | grep -qx '$(1)' || { echo "adding the Rust target: rustup target add $(1)"; rustup target add '$(1)'; }
+endef
+
+# $(call cross_build,TRIPLE,PACKAGE): a release build of PACKAGE for TRIPLE,
+# then the no-OpenSSL check of its tree and what `file` says of the binary.
+define cross_build
+	$(call cross_deps,$(1))
+	$(call cross_env,$(1)) $(CARGO) build --release --locked --target $(1) -p $(2)
+	@$(MAKE) --no-print-directory tls-purity TLS_CHECK_TARGETS=$(1)
+	@file target/$(1)/release/$(2)
+endef
+
+.PHONY: cross-aarch64 cross-aarch64-hub cross-armv7 deb-arm64 deb-armhf tls-purity cargo-deb
+
+cross-aarch64:
+	$(call cross_build,aarch64-unknown-linux-gnu,signet-agent)
+
+cross-aarch64-hub:
+	$(call cross_build,aarch64-unknown-linux-gnu,signet-hub)
+
+cross-armv7:
+	$(call cross_build,armv7-unknown-linux-gnueabihf,signet-agent)
+
+# No OpenSSL and no aws-lc in the agent or the hub, on the host and on every Pi
+# target (O1): TLS is rustls with the ring provider. Part of `make test`.
+tls-purity:
+	@targets="$(addprefix --target ,$(TLS_CHECK_TARGETS))"; \
+	tree=$$($(CARGO) tree -p signet-agent -p signet-hub $$targets --edges normal --prefix none --locked) || exit 1; \
+	for c in $(FORBIDDEN_TLS_CRATES); do \
+		if grep -qE "^$$c v" <<<"$$tree"; then \
+			echo "$$c is in the dependency tree of signet-agent or signet-hub; it comes from:"; \
+			$(CARGO) tree -p signet-agent -p signet-hub $$targets --edges normal --locked -i $$c; \
+			exit 1; \
+		fi; \
+	done; \
+	echo "no $(FORBIDDEN_TLS_CRATES) in signet-agent or signet-hub for $(TLS_CHECK_TARGETS)"
+
+cargo-deb:
+	@$(CARGO) deb --version >/dev/null 2>&1 || { echo "installing cargo-deb: cargo install cargo-deb --locked"; $(CARGO) install cargo-deb --locked; }
+
+# The packages take the binaries built above as they are (--no-build); the
+# package metadata is [package.metadata.deb] in agent/ and hub/Cargo.toml.
+# dpkg-shlibdeps cannot see the target's libraries (they are in the private
+# sysroot, not installed), so `depends = "$auto"` would give an empty
+# Depends silently: the metadata must name the runtime packages, and
+# $(call deb_package,PACKAGE,TRIPLE) refuses a package whose Depends does not
+# name GStreamer.
+define deb_package
+	@deb=$$($(CARGO) deb -p $(1) --target $(2) --no-build | tail -n 1) || exit 1; \
+	depends=$$(dpkg-deb -f "$$deb" Depends); \
+	grep -q 'libgstreamer1.0-0' <<<"$$depends" || { echo "$$deb: Depends ($$depends) does not name libgstreamer1.0-0: set depends in [package.metadata.deb] of $(1)"; rm -f "$$deb"; exit 1; }; \
+	echo "$$deb ($$(dpkg-deb -f "$$deb" Architecture); Depends: $$depends)"; \
+	packaging/deb-check.sh "$$deb"
+endef
+
+deb-arm64: cross-aarch64 cross-aarch64-hub cargo-deb
+	$(call deb_package,signet-agent,aarch64-unknown-linux-gnu)
+	$(call deb_package,signet-hub,aarch64-unknown-linux-gnu)
+
+deb-armhf: cross-armv7 cargo-deb
+	$(call deb_package,signet-agent,armv7-unknown-linux-gnueabihf)

@@ -84,3 +84,44 @@ fn status_of_an_unpaired_device_says_to_pair() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("signet-agent pair"));
 }
+
+/// O1: the agent speaks TLS with rustls and the ring provider (no OpenSSL,
+/// no aws-lc, see `make tls-purity`): `pair --hub https://…` against a
+/// server that answers no TLS sends a real ClientHello and then fails with
+/// a clear error instead of panicking for lack of a crypto provider.
+#[test]
+fn o1_https_to_the_hub_sends_a_tls_client_hello_and_fails_cleanly() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("read timeout");
+        let mut first = [0u8; 6];
+        stream
+            .read_exact(&mut first)
+            .expect("read the client's first bytes");
+        first
+        // dropping the stream closes the connection mid-handshake
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_signet-agent"))
+        .args(["pair", "--hub", &format!("https://127.0.0.1:{port}")])
+        .env("SIGNET_AGENT_DATA_DIR", dir.path())
+        .output()
+        .expect("run signet-agent");
+    let first = server.join().expect("server thread");
+    // A TLS record header: handshake (22), version 3.x, then a ClientHello (1).
+    assert_eq!(first[0], 22, "not a TLS handshake record: {first:?}");
+    assert_eq!(first[1], 3);
+    assert_eq!(first[5], 1, "not a ClientHello: {first:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!("hub request https://127.0.0.1:{port}")),
+        "stderr: {stderr}"
+    );
+}
