@@ -34,22 +34,28 @@ demo: deps
 	$(CARGO) build --bins --locked
 	$(TARGET_DIR)/debug/signet-hub demo
 
-deps:
+# $(call apt_ensure,PACKAGES): installs the Debian PACKAGES that are missing
+# (as root; otherwise names them and fails).
+define apt_ensure
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(1); do \
 		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \
 			export DEBIAN_FRONTEND=noninteractive; \
-			apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
 		else \
 			echo "missing Debian packages:$$missing"; \
 			echo "install them with: sudo apt-get install$$missing"; \
 			exit 1; \
 		fi; \
 	fi
+endef
+
+deps:
+	$(call apt_ensure,$(DEB_PACKAGES))
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy"; exit 1; }
 
@@ -168,21 +174,7 @@ cross_env = CARGO_TARGET_$(call cross_upper,$(1))_LINKER=$(MULTIARCH_$(1))-gcc \
 # their dependencies and runs nothing, so no emulator and no dpkg database
 # are involved), rustup's target.
 define cross_deps
-	@tools="pkg-config mmdebstrap gcc-$(MULTIARCH_$(1))"; missing=""; \
-	for p in $$tools; do \
-		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing:$$missing"; \
-			export DEBIAN_FRONTEND=noninteractive; \
-			apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
-		else \
-			echo "missing Debian packages:$$missing"; \
-			echo "install them with: sudo apt-get install$$missing"; \
-			exit 1; \
-		fi; \
-	fi
+	$(call apt_ensure,pkg-config mmdebstrap gcc-$(MULTIARCH_$(1)))
 	@sysroot='$(call cross_sysroot,$(1))'; \
 	if [ ! -e "$$sysroot/usr/lib/$(MULTIARCH_$(1))/pkgconfig/gstreamer-video-1.0.pc" ]; then \
 		echo "extracting the $(DEB_ARCH_$(1)) sysroot $$sysroot (Debian bookworm: $(SYSROOT_PACKAGES) and their dependencies)"; \

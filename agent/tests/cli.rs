@@ -56,7 +56,8 @@ fn o1_bad_config_names_the_file_or_variable_the_key_and_the_reason() {
             .envs(env.iter().copied())
             .output()
             .expect("run signet-agent");
-        assert_eq!(out.status.code(), Some(1));
+        // 78 (EX_CONFIG): systemd does not restart a start that cannot succeed.
+        assert_eq!(out.status.code(), Some(78));
         String::from_utf8_lossy(&out.stderr).trim_end().to_owned()
     };
     assert_eq!(
