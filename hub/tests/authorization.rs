@@ -135,6 +135,15 @@ fn rows() -> Vec<Row> {
             Nothing,
             Anonymous(200),
         ),
+        // Counts only, like /healthz; see hub/src/metrics.
+        row(
+            Method::GET,
+            "/metrics",
+            "/metrics",
+            None,
+            Nothing,
+            Anonymous(200),
+        ),
         row(
             Method::GET,
             "/api/v1/openapi.json",

@@ -178,8 +178,13 @@ async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
 
     let item = hub.upload(&tenant, "Lunch menu", image(1)).await;
     let version = set_items(&hub, &group, &[&item]).await;
-    let fleet = fleet_until(&hub, "every agent on the new manifest", |fleet| {
+    // Online too: on a loaded machine an agent's connection can be replaced
+    // (its last will, then its new state) while the manifest arrives.
+    let fleet = fleet_until(&hub, "every agent online on the new manifest", |fleet| {
         in_sync_with(fleet, &devices, &group, version)
+            && devices
+                .iter()
+                .all(|d| entry(fleet, d).is_some_and(|e| e["online"] == true))
     })
     .await;
     for device in &devices {
