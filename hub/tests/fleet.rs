@@ -117,6 +117,9 @@ fn report(hub: &TestHub, device: &str, online: bool) -> DeviceState {
         agent_version: "0.1.0".into(),
         os: "Raspberry Pi OS 12 (aarch64)".into(),
         applied: BTreeMap::new(),
+        activated: Default::default(),
+        pending: Default::default(),
+        refused: Default::default(),
         now_playing: Some(NowPlaying {
             item: ItemId::from("c-poster"),
             entry: None,

@@ -280,6 +280,43 @@ pub struct CacheProgress {
     pub refusal: Option<String>,
 }
 
+/// Why a group's newest accepted manifest is not the one in use yet (D3,
+/// U4): its content is still on its way, or the device refuses to fetch it.
+/// Until it is activated, the previously activated manifest keeps playing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingActivation {
+    /// The accepted version that waits.
+    pub version: u64,
+    /// Items it needs.
+    pub items_needed: u64,
+    /// Of those, items present and verified.
+    pub items_cached: u64,
+    /// Bytes its needed items take.
+    pub bytes_needed: u64,
+    /// Of those, bytes present (verified files plus partial downloads).
+    pub bytes_cached: u64,
+    /// Why it will not activate without a change (e.g. "refused: cache
+    /// limit …"); absent while it is merely downloading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+/// A document the device received and refused (S1, U4): it keeps its last
+/// good state, and the fleet view shows why the newest is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefusedDocument {
+    /// The version it claimed, when its payload could be read at all (an
+    /// envelope with a bad signature is never parsed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Why it was refused ("bad signature", "version 3 is below …").
+    pub reason: String,
+    /// When (the device's trusted time).
+    pub at: DateTime<Utc>,
+}
+
 /// The lowest temperature a device may report, in °C (U4).
 pub const MIN_TEMPERATURE_C: f32 = -100.0;
 /// The highest temperature a device may report, in °C (U4).
@@ -300,10 +337,24 @@ pub struct DeviceState {
     pub agent_version: String,
     /// Operating system.
     pub os: String,
-    /// Applied documents, keyed `{kind}/{subject}` (e.g.
-    /// `group_manifest/n-1`, `device_assignment/d-1`).
+    /// Accepted documents (verified, passed the rollback guard and durable),
+    /// keyed `{kind}/{subject}` (e.g. `group_manifest/n-1`,
+    /// `device_assignment/d-1`).
     #[serde(default)]
     pub applied: BTreeMap<String, AppliedDocument>,
+    /// The group manifests in use (D3: every item present and verified, and
+    /// switched to atomically), keyed `group_manifest/{group}`. Documents of
+    /// other kinds are in use as soon as they are accepted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub activated: BTreeMap<String, AppliedDocument>,
+    /// Accepted group manifests not activated yet, and why, keyed
+    /// `group_manifest/{group}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, PendingActivation>,
+    /// The latest refusal per document key, until a version of that
+    /// document is accepted again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused: BTreeMap<String, RefusedDocument>,
     /// What plays now, if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now_playing: Option<NowPlaying>,
@@ -337,6 +388,31 @@ impl Checked for DeviceState {
         }
         for key in self.applied.keys() {
             check_text("applied", key)?;
+        }
+        for (name, count) in [
+            ("activated", self.activated.len()),
+            ("pending", self.pending.len()),
+            ("refused", self.refused.len()),
+        ] {
+            if count > MAX_APPLIED {
+                return Err(field(name, format!("at most {MAX_APPLIED} documents")));
+            }
+        }
+        for key in self
+            .activated
+            .keys()
+            .chain(self.pending.keys())
+            .chain(self.refused.keys())
+        {
+            check_text("document key", key)?;
+        }
+        for pending in self.pending.values() {
+            if let Some(refusal) = &pending.refusal {
+                check_text("pending.refusal", refusal)?;
+            }
+        }
+        for refused in self.refused.values() {
+            check_text("refused.reason", &refused.reason)?;
         }
         if let Some(error) = &self.last_error {
             check_text("last_error", error)?;
