@@ -27,7 +27,7 @@ use signet_common::clock::TrustedClock;
 use signet_common::digest::Sha256;
 use signet_common::documents::{DeviceAssignment, GroupKind, GroupManifest, ManifestItem};
 use signet_common::envelope::DocumentKind;
-use signet_common::sync::CacheProgress;
+use signet_common::sync::{AppliedDocument, CacheProgress, PendingActivation};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::cache::download::{Downloader, Wanted};
@@ -135,6 +135,24 @@ impl Documents {
             .filter_map(|g| self.playing.get(g).map(|h| &h.manifest))
             .collect()
     }
+
+    /// The accepted manifests newer than the playing one of their group
+    /// (waiting for their content), in view order: what they withdraw
+    /// applies before they are activated (D3, see
+    /// [`signet_common::play`]).
+    #[must_use]
+    pub fn successors_in_order(&self) -> Vec<&GroupManifest> {
+        self.group_order()
+            .iter()
+            .filter_map(|g| {
+                let playing = self.playing.get(g)?;
+                self.accepted
+                    .get(g)
+                    .filter(|a| a.manifest.version > playing.manifest.version)
+                    .map(|a| &a.manifest)
+            })
+            .collect()
+    }
 }
 
 fn parse_held(key: &str, envelope: Vec<u8>) -> Option<HeldManifest> {
@@ -185,6 +203,29 @@ pub struct Pass {
     pub refusal: Option<String>,
 }
 
+/// What the content task reports for the device state (D3, D10, U4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentReport {
+    /// Download progress towards everything needed, and the cache's refusal.
+    pub cache: CacheProgress,
+    /// The playing manifest of each group, keyed `group_manifest/{group}`.
+    pub activated: BTreeMap<String, AppliedDocument>,
+    /// Each group's newer accepted manifest that is not playing yet, with
+    /// its own progress and the refusal that holds it back, if any.
+    pub pending: BTreeMap<String, PendingActivation>,
+}
+
+/// The content one waiting manifest needs: its version and items.
+#[derive(Debug, Clone)]
+struct Waiting {
+    /// Its group.
+    group: String,
+    /// Its version.
+    version: u64,
+    /// What it needs, by hash, with sizes.
+    needs: BTreeMap<Sha256, u64>,
+}
+
 /// The content task's links to the rest of the agent.
 #[derive(Debug)]
 pub struct Links {
@@ -194,8 +235,8 @@ pub struct Links {
     pub clock: watch::Receiver<TrustedClock>,
     /// Bumped here after every switch or deactivation of a playing manifest.
     pub playing: watch::Sender<u64>,
-    /// Progress and refusal, for the device state.
-    pub progress: watch::Sender<Option<CacheProgress>>,
+    /// Progress, activation and refusal, for the device state.
+    pub progress: watch::Sender<Option<ContentReport>>,
     /// Woken when the cache changed under us (a quarantined file) or the
     /// configuration changed.
     pub wake: Arc<Notify>,
@@ -340,6 +381,23 @@ impl Activator {
                 pending.push(newer);
             }
         }
+        let mut activated: BTreeMap<String, AppliedDocument> = documents
+            .playing
+            .iter()
+            .filter(|(group, _)| groups.contains(group))
+            .map(|(group, held)| (group.clone(), applied_of(held)))
+            .collect();
+        let mut waiting: Vec<Waiting> = pending
+            .iter()
+            .map(|held| Waiting {
+                group: held.manifest.group_id.clone(),
+                version: held.manifest.version,
+                needs: needed_items(&held.manifest, &assignment, now)
+                    .into_iter()
+                    .map(|item| (item.sha256, item.size))
+                    .collect(),
+            })
+            .collect();
         let mut needed = current.clone();
         needed.extend(target.iter().map(|(k, v)| (*k, *v)));
 
@@ -375,7 +433,13 @@ impl Activator {
             .collect();
         if !missing.is_empty() {
             tracing::info!(count = missing.len(), "downloading missing content");
-            pass.failures = self.download(missing, &needed, links).await;
+            let shown = Shown {
+                needed: &needed,
+                activated: &activated,
+                waiting: &waiting,
+                refusal: pass.refusal.as_deref(),
+            };
+            pass.failures = self.download(missing, &shown, links).await;
         }
 
         // The switch (D3): a newer manifest plays once all it needs is here.
@@ -404,6 +468,8 @@ impl Activator {
                     "now playing manifest version {} of group {group}",
                     held.manifest.version
                 );
+                activated.insert(group.clone(), applied_of(held));
+                waiting.retain(|w| w.group != group);
                 pass.switched.push((group, held.manifest.version));
             }
         }
@@ -437,8 +503,15 @@ impl Activator {
                 Err(error) => tracing::error!(%error, "cache task failed"),
             }
         }
-        let progress = self.progress(&needed, &pass);
-        links.progress.send_replace(Some(progress));
+        let shown = Shown {
+            needed: &needed,
+            activated: &activated,
+            waiting: &waiting,
+            refusal: pass.refusal.as_deref(),
+        };
+        links
+            .progress
+            .send_replace(Some(self.report(&shown, &pass.waiting)));
         pass
     }
 
@@ -446,18 +519,18 @@ impl Activator {
     async fn download(
         &self,
         missing: Vec<Wanted>,
-        needed: &BTreeMap<Sha256, u64>,
+        shown: &Shown<'_>,
         links: &Links,
     ) -> Vec<(Sha256, String)> {
         let downloader = self.downloader.clone();
         let mut task = tokio::spawn(async move { downloader.fetch_all(missing).await });
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let waiting: Vec<String> = shown.waiting.iter().map(|w| w.group.clone()).collect();
         let results = loop {
             tokio::select! {
                 done = &mut task => break done,
                 _ = tick.tick() => {
-                    let progress = self.progress(needed, &Pass::default());
-                    links.progress.send_replace(Some(progress));
+                    links.progress.send_replace(Some(self.report(shown, &waiting)));
                 }
             }
         };
@@ -470,25 +543,63 @@ impl Activator {
         }
     }
 
-    fn progress(&self, needed: &BTreeMap<Sha256, u64>, pass: &Pass) -> CacheProgress {
-        let mut progress = CacheProgress {
-            items_needed: needed.len() as u64,
+    /// The report of where the content stands: overall progress, what
+    /// plays, and each waiting manifest's own progress and refusal.
+    fn report(&self, shown: &Shown<'_>, waiting_groups: &[String]) -> ContentReport {
+        let overall = self.tally(shown.needed);
+        let cache = CacheProgress {
+            items_needed: overall.items_needed,
+            items_cached: overall.items_cached,
+            bytes_needed: overall.bytes_needed,
+            bytes_cached: overall.bytes_cached,
             limit_bytes: self.cache.limit(),
-            waiting_groups: pass.waiting.clone(),
-            refusal: pass.refusal.clone(),
-            ..CacheProgress::default()
+            waiting_groups: waiting_groups.to_vec(),
+            refusal: shown.refusal.map(str::to_owned),
+        };
+        let key = |group: &str| document_key(DocumentKind::GroupManifest, group);
+        ContentReport {
+            cache,
+            activated: shown
+                .activated
+                .iter()
+                .map(|(group, applied)| (key(group), applied.clone()))
+                .collect(),
+            pending: shown
+                .waiting
+                .iter()
+                .map(|w| {
+                    let tally = self.tally(&w.needs);
+                    (
+                        key(&w.group),
+                        PendingActivation {
+                            version: w.version,
+                            refusal: shown.refusal.map(str::to_owned),
+                            ..tally
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// How much of `needed` the cache holds (verified files, plus partial
+    /// downloads for the bytes).
+    fn tally(&self, needed: &BTreeMap<Sha256, u64>) -> PendingActivation {
+        let mut tally = PendingActivation {
+            items_needed: needed.len() as u64,
+            ..PendingActivation::default()
         };
         for (sha, size) in needed {
-            progress.bytes_needed = progress.bytes_needed.saturating_add(*size);
+            tally.bytes_needed = tally.bytes_needed.saturating_add(*size);
             if self.cache.contains(sha) {
-                progress.items_cached += 1;
-                progress.bytes_cached = progress.bytes_cached.saturating_add(*size);
+                tally.items_cached += 1;
+                tally.bytes_cached = tally.bytes_cached.saturating_add(*size);
             } else {
                 let partial = self.cache.partial_len(sha).min(*size);
-                progress.bytes_cached = progress.bytes_cached.saturating_add(partial);
+                tally.bytes_cached = tally.bytes_cached.saturating_add(partial);
             }
         }
-        progress
+        tally
     }
 
     /// `purge_cache`: drop everything the playing and newest manifests do
@@ -566,6 +677,26 @@ impl Activator {
                 false
             }
         }
+    }
+}
+
+/// What one pass shows in its reports while it works.
+struct Shown<'a> {
+    /// Every needed item, by hash, with sizes.
+    needed: &'a BTreeMap<Sha256, u64>,
+    /// The playing manifest of each group.
+    activated: &'a BTreeMap<String, AppliedDocument>,
+    /// The manifests waiting for their content.
+    waiting: &'a [Waiting],
+    /// The cache's refusal of the newest manifests, if it refuses them.
+    refusal: Option<&'a str>,
+}
+
+/// A held manifest as a reported document: version and envelope hash.
+fn applied_of(held: &HeldManifest) -> AppliedDocument {
+    AppliedDocument {
+        version: held.manifest.version,
+        sha256: Sha256::of(&held.envelope),
     }
 }
 

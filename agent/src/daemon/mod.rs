@@ -301,10 +301,17 @@ pub async fn run_with_player(
                 if !changed {
                     return;
                 }
+                let content = progress_rx.borrow_and_update().clone();
+                let (progress, activated, pending) = match content {
+                    Some(c) => (Some(c.cache), c.activated, c.pending),
+                    None => Default::default(),
+                };
                 let report = LocalReport {
                     now_playing: now_playing_rx.borrow_and_update().clone(),
                     cache_bytes: cache.used_bytes(),
-                    cache: progress_rx.borrow_and_update().clone(),
+                    cache: progress,
+                    activated,
+                    pending,
                     readings: read(),
                 };
                 local_tx.send_replace(report);

@@ -267,7 +267,9 @@ fn freshness_text(freshness: Freshness) -> String {
             format!("  (EXPIRED at {})", expires_at.to_rfc3339())
         }
         Freshness::BelowFloor { held, floor } => {
-            format!("  (version {held} is BELOW the assigned floor {floor})")
+            format!(
+                "  (version {held} is below the assigned floor {floor}: a newer version is due; what plays changes only when it is activated)"
+            )
         }
     }
 }

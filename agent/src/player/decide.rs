@@ -150,6 +150,7 @@ impl Decider {
         Some(DeviceView {
             assignment: documents.assignment.as_ref()?,
             manifests: documents.playing_in_order(),
+            successors: documents.successors_in_order(),
             now,
             last_hub_contact: clock.last_hub_contact(),
         })

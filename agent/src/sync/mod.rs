@@ -28,7 +28,7 @@ pub mod connection;
 pub mod report;
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use rumqttc::{AsyncClient, LastWill, MqttOptions, Publish, QoS, SubscribeFilter,
 use signet_common::clock::TrustedClock;
 use signet_common::documents::{CommandAction, DeviceAssignment};
 use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES};
-use signet_common::sync::{CacheProgress, NowPlaying};
+use signet_common::sync::{AppliedDocument, CacheProgress, NowPlaying, PendingActivation};
 use signet_common::sync::{
     HUB_TIME_TOPIC, TRUST_TOPIC, assignment_topic, commands_topic, manifest_topic, state_topic,
 };
@@ -97,6 +97,10 @@ pub struct LocalReport {
     pub cache_bytes: u64,
     /// Download progress and the cache's refusal.
     pub cache: Option<CacheProgress>,
+    /// The playing manifests, keyed `group_manifest/{group}` (D3).
+    pub activated: BTreeMap<String, AppliedDocument>,
+    /// Accepted manifests waiting for their content, and why (D3, U4).
+    pub pending: BTreeMap<String, PendingActivation>,
     /// Free disk and temperature, as last read.
     pub readings: crate::sensors::Readings,
 }

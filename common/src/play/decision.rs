@@ -7,6 +7,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{CONTACT_TOLERANCE_SECS, Cached, DeviceView, Permit, SkipReason};
+use crate::approval::ApprovalState;
 use crate::documents::{
     DeviceAssignment, GroupKind, GroupManifest, ItemKind, ManifestItem, Unapproved,
 };
@@ -60,21 +61,24 @@ fn allowed_by(
     cached: &dyn Fn(&ManifestItem) -> Cached,
 ) -> Result<Permit, SkipReason> {
     let group = &manifest.group_id;
-    // (1) S3: fresh and not below the floor.
+    // (1) S3: fresh. The floor limits acceptance, never what plays (D3).
     if view.now >= manifest.expires_at {
         return Err(SkipReason::ManifestExpired {
             group: group.clone(),
             expired_at: manifest.expires_at,
         });
     }
-    if let Some(&floor) = view.assignment.min_manifest_versions.get(group)
-        && manifest.version < floor
+    // A waiting successor's withdrawals apply at once (D3, A7).
+    let successor = view
+        .successors
+        .iter()
+        .find(|s| s.group_id == *group && s.version > manifest.version);
+    if let Some(listed) = successor.and_then(|s| s.item(&item.id))
+        && listed.approval != ApprovalState::Active
     {
-        return Err(SkipReason::BelowFloor {
-            group: group.clone(),
-            version: manifest.version,
-            floor,
-        });
+        return Err(SkipReason::Unapproved(Unapproved::NotActive(
+            listed.approval,
+        )));
     }
     // (2) A7/A8: approved, then cached as the approved version.
     let sources = approved_and_cached(item, cached)?;
@@ -94,7 +98,15 @@ fn allowed_by(
             until: Some(manifest.expires_at),
         }),
         GroupKind::AccessGroup => {
-            let until = licensed_until(view, manifest)?;
+            let mut until = licensed_until(view, manifest)?;
+            // A waiting successor's license terms must cover the device too.
+            if let Some(successor) = successor {
+                let next = licensed_until(view, successor)?;
+                until = match (until, next) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
             Ok(Permit {
                 group: group.clone(),
                 access_group: Some(AccessGroupId::new(group.clone())),

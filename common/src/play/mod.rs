@@ -20,8 +20,10 @@
 //! an item when, in this order:
 //!
 //! 1. **The manifest is fresh (S3).** `now < expires_at` (the expiry instant
-//!    itself is refused), and its version is at least the floor the
-//!    assignment sets for that group, if it sets one.
+//!    itself is refused). The assignment's version floor is *not* checked
+//!    here (D3, DESIGN §4): a floor limits which versions the agent may
+//!    *accept*; the manifest that plays keeps playing until its successor is
+//!    activated, however far the floor has moved.
 //! 2. **The item is approved and cached (A7, A8).** An item that is not
 //!    active (inactive or pending) is refused *before* the cache is asked, so
 //!    it never needs to be downloaded. Otherwise the cache must hold bytes
@@ -46,6 +48,15 @@
 //!    minutely signed time keeps arriving. Node content needs no license and
 //!    ignores the grace: approved, unlicensed content keeps playing offline
 //!    (D1).
+//!
+//! **A successor's restrictions apply at once (D3, A7, L2).** While a newer
+//! accepted manifest of the same group waits for its content
+//! ([`DeviceView::successors`]), the playing one keeps playing *except* what
+//! the successor already takes away without needing any byte: an item the
+//! successor lists as not active (its approval was withdrawn) is refused
+//! as the successor refuses it, and an access group's content plays only
+//! while the successor's license terms cover the device too. What the
+//! successor adds, or merely stops listing, changes at activation only.
 //!
 //! A permit holds until the earliest of: the manifest's expiry, and for an
 //! access group the window's end and the end of the offline grace. `until`
@@ -99,6 +110,10 @@ pub struct DeviceView<'a> {
     /// The playing manifests, in following order: node chain root → leaf,
     /// then access groups in assignment order.
     pub manifests: Vec<&'a GroupManifest>,
+    /// Accepted manifests newer than the playing one of their group, not
+    /// activated yet (D3): only their restrictions apply (see the module
+    /// doc). At most one per group.
+    pub successors: Vec<&'a GroupManifest>,
     /// Trusted time (S6).
     pub now: DateTime<Utc>,
     /// The trusted time of the last verified `hub_time`, if any.

@@ -25,16 +25,6 @@ pub enum SkipReason {
         /// Its expiry.
         expired_at: DateTime<Utc>,
     },
-    /// The manifest is older than the assignment's floor for its group (S3).
-    #[error("manifest of {group} is version {version}, below the floor {floor}")]
-    BelowFloor {
-        /// The group whose manifest it is.
-        group: String,
-        /// The manifest's version.
-        version: u64,
-        /// The lowest version the assignment accepts.
-        floor: u64,
-    },
     /// The item is not approved, or the cached bytes are not the approved
     /// version (A7, A8).
     #[error("{}", unapproved_text(.0))]

@@ -175,6 +175,7 @@ fn view<'a>(
     DeviceView {
         assignment,
         manifests: manifests.to_vec(),
+        successors: Vec::new(),
         now,
         last_hub_contact,
     }
@@ -258,21 +259,104 @@ fn s3_an_expired_manifest_plays_nothing_from_its_expiry_instant_on() {
     );
 }
 
+/// D3, S3: the assignment's floor limits what the agent may accept, never
+/// what plays: a playing manifest below a raised floor keeps playing while
+/// its successor downloads.
 #[test]
-fn s3_a_manifest_below_the_assignment_floor_plays_nothing() {
+fn d3_a_playing_manifest_below_the_floor_keeps_playing() {
     let site = node("site", vec![media("m", ApprovalState::Active)]);
     let mut a = assignment(Vec::new());
     a.min_manifest_versions.insert("site".to_owned(), 6);
+    assert!(may_play(&view(&a, &[&site], t0(), None), &id("m"), &all_cached).is_ok());
+}
+
+/// D3, A7: while a successor waits for its content, what it adds or drops
+/// changes nothing yet, but an approval it withdraws applies at once.
+#[test]
+fn d3_a_waiting_successor_withdraws_approval_at_once_and_adds_nothing() {
+    let playing = node(
+        "site",
+        vec![
+            media("kept", ApprovalState::Active),
+            media("dropped", ApprovalState::Active),
+            media("withdrawn", ApprovalState::Active),
+        ],
+    );
+    let mut successor = node(
+        "site",
+        vec![
+            media("kept", ApprovalState::Active),
+            media("withdrawn", ApprovalState::Inactive),
+            media("added", ApprovalState::Active),
+        ],
+    );
+    successor.version = playing.version + 1;
+    let a = assignment(Vec::new());
+    let mut v = view(&a, &[&playing], t0(), None);
+    v.successors = vec![&successor];
+    let decide = |item: &str| may_play(&v, &id(item), &all_cached);
+    assert!(decide("kept").is_ok());
+    assert!(decide("dropped").is_ok(), "dropped only at activation");
     assert_eq!(
-        may_play(&view(&a, &[&site], t0(), None), &id("m"), &all_cached),
-        Err(SkipReason::BelowFloor {
-            group: "site".to_owned(),
-            version: 5,
-            floor: 6,
+        decide("added"),
+        Err(SkipReason::NotListed),
+        "added only at activation"
+    );
+    assert_eq!(
+        decide("withdrawn"),
+        Err(SkipReason::Unapproved(Unapproved::NotActive(
+            ApprovalState::Inactive
+        )))
+    );
+    // An older accepted manifest is no successor.
+    let mut older = successor.clone();
+    older.version = playing.version - 1;
+    let mut v = view(&a, &[&playing], t0(), None);
+    v.successors = vec![&older];
+    assert!(may_play(&v, &id("withdrawn"), &all_cached).is_ok());
+}
+
+/// D3, L2: while a successor waits, an access group's content plays only
+/// while the successor's license terms cover the device too: narrower
+/// terms apply at once, and the permit ends at the earlier of both.
+#[test]
+fn d3_a_waiting_successors_license_terms_apply_at_once() {
+    let playing = access(
+        "ag",
+        vec![media("m", ApprovalState::Active)],
+        offline_terms(),
+    );
+    let narrower = |terms: LicenseTerms| {
+        let mut next = access("ag", vec![media("m", ApprovalState::Active)], terms);
+        next.version = playing.version + 1;
+        next
+    };
+    let a = assignment(vec![open_member("ag")]);
+    let decide = |successor: &GroupManifest| {
+        let mut v = view(&a, &[&playing], t0(), Some(t0()));
+        v.successors = vec![successor];
+        may_play(&v, &id("m"), &all_cached)
+    };
+    let elsewhere = narrower(LicenseTerms {
+        allowed_countries: Some(vec!["AT".to_owned()]),
+        ..offline_terms()
+    });
+    assert_eq!(
+        decide(&elsewhere),
+        Err(SkipReason::License {
+            group: "ag".to_owned(),
+            denied: Denied::CountryNotAllowed {
+                country: "DE".to_owned()
+            },
         })
     );
-    a.min_manifest_versions.insert("site".to_owned(), 5);
-    assert!(may_play(&view(&a, &[&site], t0(), None), &id("m"), &all_cached).is_ok());
+    let shorter = narrower(LicenseTerms {
+        offline_grace_secs: 3_600,
+        ..offline_terms()
+    });
+    let permit = decide(&shorter).unwrap();
+    assert_eq!(permit.until, Some(t0() + TimeDelta::hours(1)));
+    assert_eq!(permit.license_version, Some(playing.version));
 }
 
 // ---- A7 / A8 -----------------------------------------------------------
@@ -947,14 +1031,6 @@ fn skip_reason_texts_are_short_and_precise() {
             "not approved (inactive)",
         ),
         (SkipReason::NotCached, "not cached yet"),
-        (
-            SkipReason::BelowFloor {
-                group: "site".to_owned(),
-                version: 3,
-                floor: 4,
-            },
-            "manifest of site is version 3, below the floor 4",
-        ),
         (
             SkipReason::ManifestExpired {
                 group: "site".to_owned(),
