@@ -48,6 +48,7 @@ for deb in "$@"; do
 	grep -q "deb-systemd-helper" "$work/control/postinst" || fail "postinst does not register the unit"
 	if [ "$role" = agent ]; then
 		grep -q "adduser --system --group" "$work/control/postinst" || fail "postinst does not make the signet user"
+		grep -q 'rm -rf "${DPKG_ROOT:-}/var/lib/signet-agent"' "$work/control/postrm" 2>/dev/null || fail "postrm does not remove the agent's data on purge"
 	fi
 	rm -rf "$work"
 	trap - EXIT
