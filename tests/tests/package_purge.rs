@@ -61,6 +61,10 @@ fn o1_remove_and_upgrade_keep_the_pairing() {
     for action in ["remove", "upgrade"] {
         run(root.path(), action);
         assert!(root.path().join("var/lib/signet-agent/device.key").exists());
-        assert!(root.path().join("var/cache/signet-agent/registry.bin").exists());
+        assert!(
+            root.path()
+                .join("var/cache/signet-agent/registry.bin")
+                .exists()
+        );
     }
 }

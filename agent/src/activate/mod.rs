@@ -402,16 +402,20 @@ impl Activator {
         needed.extend(target.iter().map(|(k, v)| (*k, *v)));
 
         // D10: room for old and new while switching; if both do not fit
-        // but the new alone does, content only the old needs makes way
-        // (the old playlist may thin out until the switch); if the new
-        // alone is over the limit, it is refused and the old stays whole.
+        // but the new alone does, as much of what only the old needs as
+        // fits beside it stays, smallest first, so the old playlist thins
+        // out as little as it can until the switch (D3); if the new alone is
+        // over the limit, it is refused and the old stays whole.
         if self.make_room(&needed, now).await.is_err() {
-            match self.make_room(&target, now).await {
+            let kept = keep_what_fits(&target, &current, self.cache.limit());
+            match self.make_room(&kept, now).await {
                 Ok(()) => {
                     tracing::warn!(
+                        kept = kept.len() - target.len(),
+                        dropped = needed.len() - kept.len(),
                         "old and new content together are over the cache limit: content only the playing manifests need makes way for the newest (D10)"
                     );
-                    needed = target;
+                    needed = kept;
                 }
                 Err(full) => {
                     let refusal = refusal_text(&full);
@@ -692,6 +696,34 @@ struct Shown<'a> {
     refusal: Option<&'a str>,
 }
 
+/// `target`, plus as many of the items only `current` needs as fit beside
+/// it within `limit` bytes, smallest first (more items kept means more of
+/// the old playlist keeps playing until the switch).
+fn keep_what_fits(
+    target: &BTreeMap<Sha256, u64>,
+    current: &BTreeMap<Sha256, u64>,
+    limit: u64,
+) -> BTreeMap<Sha256, u64> {
+    let mut kept = target.clone();
+    let mut used = target.values().fold(0u64, |sum, s| sum.saturating_add(*s));
+    let mut only_old: Vec<(u64, Sha256)> = current
+        .iter()
+        .filter(|(sha, _)| !target.contains_key(sha))
+        .map(|(sha, size)| (*size, *sha))
+        .collect();
+    only_old.sort_unstable();
+    for (size, sha) in only_old {
+        match used.checked_add(size) {
+            Some(total) if total <= limit => {
+                used = total;
+                kept.insert(sha, size);
+            }
+            _ => break,
+        }
+    }
+    kept
+}
+
 /// A held manifest as a reported document: version and envelope hash.
 fn applied_of(held: &HeldManifest) -> AppliedDocument {
     AppliedDocument {
@@ -705,4 +737,30 @@ fn refusal_text(full: &CacheFull) -> String {
         "the newest manifests need {} bytes of content, over the cache limit of {} bytes",
         full.needed_bytes, full.limit_bytes
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(items: &[(&[u8], u64)]) -> BTreeMap<Sha256, u64> {
+        items.iter().map(|(b, s)| (Sha256::of(b), *s)).collect()
+    }
+
+    /// D3, D10: when old and new do not fit together, the new content and
+    /// as many of the old-only items as fit stay, smallest first.
+    #[test]
+    fn d3_d10_old_content_that_fits_beside_the_new_is_kept_smallest_first() {
+        let target = sizes(&[(b"new", 60), (b"shared", 10)]);
+        let current = sizes(&[(b"shared", 10), (b"a", 5), (b"b", 20), (b"c", 40)]);
+        let kept = keep_what_fits(&target, &current, 100);
+        assert_eq!(
+            kept,
+            sizes(&[(b"new", 60), (b"shared", 10), (b"a", 5), (b"b", 20)])
+        );
+        // Nothing fits beside a target at the limit; a target over it is
+        // returned whole (the cache then refuses it).
+        assert_eq!(keep_what_fits(&target, &current, 70), target);
+        assert_eq!(keep_what_fits(&target, &current, 50), target);
+    }
 }
