@@ -69,7 +69,7 @@ async fn usage(hub: &Hub, device: &str) -> Vec<Value> {
             None => break,
         }
     }
-    rows.sort_by_key(|r| start_of(r));
+    rows.sort_by_key(start_of);
     rows
 }
 
