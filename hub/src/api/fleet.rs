@@ -52,8 +52,9 @@ pub struct FleetFilter {
     pub limit: Option<usize>,
 }
 
-/// Devices inside the caller's domain, by id, with their status and
-/// applied vs desired documents (U4).
+/// Devices inside the caller's domain, by id, with their status (online
+/// from the last heartbeat) and desired against accepted and activated
+/// documents (U4).
 #[utoipa::path(get, path = "/api/v1/fleet", tag = "fleet", params(FleetFilter), security(("bearer" = [])),
     responses((status = 200, description = "Devices by id", body = Vec<FleetDevice>),
         (status = 400, description = "Invalid filter", body = super::ErrorBody),
@@ -78,6 +79,7 @@ pub async fn list_fleet(
         .limit
         .unwrap_or(MAX_FLEET_PAGE)
         .clamp(1, MAX_FLEET_PAGE);
+    let liveness = fleet::Liveness::of(&state);
     let mut out = Vec::new();
     for (device, node) in fleet::attached_devices(&state.store)? {
         if out.len() >= limit {
@@ -94,7 +96,7 @@ pub async fn list_fleet(
         {
             continue;
         }
-        let view = fleet::device_view(&state.store, &device, &node)?;
+        let view = fleet::device_view(&state.store, &device, &node, liveness)?;
         if filter.online.is_some_and(|o| o != view.online)
             || filter.in_sync.is_some_and(|s| s != view.in_sync)
         {
@@ -105,7 +107,8 @@ pub async fn list_fleet(
     Ok(Json(out))
 }
 
-/// One device's status and applied vs desired documents (U4).
+/// One device's status and desired against accepted and activated
+/// documents, with why they differ (U4).
 #[utoipa::path(get, path = "/api/v1/fleet/{device}", tag = "fleet",
     params(("device" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 200, description = "The device", body = FleetDevice),
@@ -123,7 +126,12 @@ pub async fn get_fleet_device(
     let node = fleet::node_of(&state.store, &device)?
         .filter(|node| caller.sees(node))
         .ok_or_else(|| ApiError::not_found("device"))?;
-    Ok(Json(fleet::device_view(&state.store, &device, &node)?))
+    Ok(Json(fleet::device_view(
+        &state.store,
+        &device,
+        &node,
+        fleet::Liveness::of(&state),
+    )?))
 }
 
 /// Alert list filter.
