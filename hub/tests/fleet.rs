@@ -606,6 +606,12 @@ async fn u4_d3_in_sync_means_activated_and_the_view_says_why_not() {
         view["last_error"].is_null(),
         "downloading is no error: {view}"
     );
+    let (_, summary) = hub.get(&hub.admin, "/api/v1/fleet/summary").await;
+    assert_eq!(
+        summary,
+        json!({"attached": 1, "online": 1, "offline": 0, "in_sync": 0, "out_of_sync": 1,
+            "playing": 1, "with_errors": 0})
+    );
     let (_, listed) = hub.get(&hub.admin, "/api/v1/fleet?in_sync=false").await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
@@ -623,6 +629,10 @@ async fn u4_d3_in_sync_means_activated_and_the_view_says_why_not() {
     assert_eq!(doc["reason"], refusal);
     assert!(doc["progress"].is_object(), "{doc}");
     assert_eq!(view["last_error"], refusal, "{view}");
+    let (_, summary) = hub
+        .get(&hub.admin, &format!("/api/v1/fleet/summary?node={site}"))
+        .await;
+    assert_eq!(summary["with_errors"], 1, "{summary}");
     let since: DateTime<Utc> = serde_json::from_value(view["out_of_sync_since"].clone()).unwrap();
     assert_eq!(
         since, v2.issued_at,

@@ -632,15 +632,20 @@ pub fn device_view(
     })
 }
 
-/// The fleet's totals (U4): the gauges of `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The fleet's totals (U4): the gauges of `/metrics` and the console's
+/// summary (`GET /api/v1/fleet/summary`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FleetCounts {
     /// Devices attached to a leaf node.
     pub attached: u64,
     /// Of those, online as [`DeviceStatus::connection_at`] decides.
     pub online: u64,
+    /// Of those, not online (offline, or never reported).
+    pub offline: u64,
     /// Of those, in sync as [`device_view`] decides, online or not.
     pub in_sync: u64,
+    /// Of those, not in sync.
+    pub out_of_sync: u64,
     /// Of those, online and reporting something playing.
     pub playing: u64,
     /// Of those, showing a last error (the agent's, or a refusal).
@@ -652,7 +657,9 @@ impl FleetCounts {
     pub fn add(&mut self, view: &FleetDevice) {
         self.attached += 1;
         self.online += u64::from(view.online);
+        self.offline += u64::from(!view.online);
         self.in_sync += u64::from(view.in_sync);
+        self.out_of_sync += u64::from(!view.in_sync);
         self.playing += u64::from(view.online && view.now_playing.is_some());
         self.with_errors += u64::from(view.last_error.is_some());
     }
