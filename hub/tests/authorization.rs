@@ -585,6 +585,17 @@ fn rows() -> Vec<Row> {
         ),
         row(
             Method::GET,
+            "/api/v1/fleet/summary",
+            "/api/v1/fleet/summary",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::GET,
             "/api/v1/fleet/alerts",
             "/api/v1/fleet/alerts",
             None,

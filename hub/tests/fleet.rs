@@ -20,21 +20,23 @@ use signet_common::digest::Sha256;
 use signet_common::ids::{AccessGroupId, DeviceId, ItemId, UserId};
 use signet_common::license::Membership;
 use signet_common::sync::{
-    AppliedDocument, DeviceState, EventBatch, NowPlaying, Outcome, PlayEvent,
+    AppliedDocument, DeviceState, EventBatch, NowPlaying, Outcome, PendingActivation, PlayEvent,
+    RefusedDocument,
 };
 use signet_hub::access_groups::{
     MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
 };
 use signet_hub::api::{AppState, Clock as _};
+use signet_hub::config::Config;
 use signet_hub::fleet::alerts::{self, AlertLoop, AlertOptions, Webhook, WebhookOptions};
-use signet_hub::fleet::{self, Ingested};
+use signet_hub::fleet::{self, Ingested, Liveness};
 use signet_hub::mail::sender::{MailSender, SenderOptions};
 use signet_hub::mail::{OUTBOX, OutboxEntry};
 use signet_hub::publish;
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
 use support::smtp::{SmtpSink, smtp_to};
-use support::{TestHub, applied_all, assert_error};
+use support::{ManualClock, TestHub, assert_error, report_all_in_use};
 use tokio_util::sync::CancellationToken;
 
 // ------------------------------------------------------------- helpers
@@ -108,12 +110,34 @@ async fn publish_node(hub: &TestHub, node: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Moves the hub's clock on by `by` while the device keeps reporting
+/// `state` every minute — heartbeats well within the default 180 s
+/// `heartbeat_timeout_secs` — so it stays online (U4).
+async fn heartbeating(hub: &TestHub, state: &mut DeviceState, by: TimeDelta) {
+    let device = state.device_id.clone();
+    let mut left = by;
+    while left > TimeDelta::zero() {
+        let step = left.min(TimeDelta::minutes(1));
+        hub.clock.advance(step);
+        left -= step;
+        state.at = hub.clock.now();
+        fleet::record_state(&hub.state, &device, state.clone())
+            .await
+            .unwrap();
+    }
+}
+
 /// A realistic state report of `device` at the hub's now.
 fn report(hub: &TestHub, device: &str, online: bool) -> DeviceState {
+    report_at(device, online, hub.clock.now())
+}
+
+/// A realistic state report of `device` written at `at`.
+fn report_at(device: &str, online: bool, at: DateTime<Utc>) -> DeviceState {
     DeviceState {
         device_id: DeviceId::from(device),
         online,
-        at: hub.clock.now(),
+        at,
         agent_version: "0.1.0".into(),
         os: "Raspberry Pi OS 12 (aarch64)".into(),
         applied: BTreeMap::new(),
@@ -123,7 +147,7 @@ fn report(hub: &TestHub, device: &str, online: bool) -> DeviceState {
         now_playing: Some(NowPlaying {
             item: ItemId::from("c-poster"),
             entry: None,
-            since: hub.clock.now(),
+            since: at,
         }),
         cache_bytes: 52_428_800,
         cache: None,
@@ -355,18 +379,17 @@ async fn u4_in_sync_only_when_every_desired_version_is_applied() {
     // The root was never published (above the scope): nothing to apply.
     assert_eq!(subjects, expected);
 
-    // Applied everything but the access group's manifest at an older version.
+    // Everything in use but the access group's manifest, at an older version.
     let mut state = report(&hub, "d-1", true);
-    state.applied = applied_all(&hub, "d-1");
+    report_all_in_use(&hub, &mut state);
     let key = format!("group_manifest/{group}");
     let desired_version = state.applied[&key].version;
-    state.applied.insert(
-        key.clone(),
-        AppliedDocument {
-            version: desired_version - 1,
-            sha256: Sha256::of(b"older"),
-        },
-    );
+    let older = AppliedDocument {
+        version: desired_version - 1,
+        sha256: Sha256::of(b"older"),
+    };
+    state.applied.insert(key.clone(), older.clone());
+    state.activated.insert(key.clone(), older);
     fleet::record_state(&hub.state, &device, state.clone())
         .await
         .unwrap();
@@ -381,13 +404,15 @@ async fn u4_in_sync_only_when_every_desired_version_is_applied() {
     assert_eq!(lagging.len(), 1, "{view}");
     assert_eq!(lagging[0]["subject"], group.as_str());
     assert_eq!(lagging[0]["desired_version"], desired_version);
-    assert_eq!(lagging[0]["applied_version"], desired_version - 1);
+    assert_eq!(lagging[0]["accepted_version"], desired_version - 1);
+    assert_eq!(lagging[0]["activated_version"], desired_version - 1);
+    assert_eq!(lagging[0]["status"], "not_received");
     assert!(view["out_of_sync_since"].is_string());
     let (_, listed) = hub.get(&hub.admin, "/api/v1/fleet?in_sync=false").await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
     // It catches up: in sync.
-    state.applied = applied_all(&hub, "d-1");
+    report_all_in_use(&hub, &mut state);
     fleet::record_state(&hub.state, &device, state.clone())
         .await
         .unwrap();
@@ -410,12 +435,384 @@ async fn u4_in_sync_only_when_every_desired_version_is_applied() {
     assert!(due.resigned >= 3, "{due:?}");
     let (_, view) = hub.get(&hub.admin, "/api/v1/fleet/d-1").await;
     assert_eq!(view["in_sync"], false, "{view}");
-    state.applied = applied_all(&hub, "d-1");
+    report_all_in_use(&hub, &mut state);
     fleet::record_state(&hub.state, &device, state)
         .await
         .unwrap();
     let (_, view) = hub.get(&hub.admin, "/api/v1/fleet/d-1").await;
     assert_eq!(view["in_sync"], true, "{view}");
+}
+
+/// The fleet entry of `device` over the API.
+async fn fleet_view(hub: &TestHub, device: &str) -> Value {
+    let (status, view) = hub
+        .get(&hub.admin, &format!("/api/v1/fleet/{device}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    view
+}
+
+/// The `documents` entry about `key` (`{kind}/{subject}`) of a fleet view.
+fn document<'a>(view: &'a Value, key: &str) -> &'a Value {
+    view["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap(),
+                d["subject"].as_str().unwrap()
+            ) == key
+        })
+        .unwrap_or_else(|| panic!("no document {key} in {view}"))
+}
+
+/// U4, D3 (issue 14, defect 6): a new manifest version accepted but still
+/// downloading — while the previous version plays — is not in sync: the
+/// view shows desired, accepted and activated versions, "downloading" with
+/// its progress; refused by the cache it is "refused", the refusal becomes
+/// the last error (unless the agent reports its own) and raises the
+/// out-of-sync alert after its threshold; a refusal by verification is
+/// shown with its reason; activation brings the device in sync and clears
+/// the alert. An agent that reports no activation at all is "waiting".
+#[tokio::test]
+async fn u4_d3_in_sync_means_activated_and_the_view_says_why_not() {
+    let hub = TestHub::start_with(|c| {
+        c.token_ttl_secs = 30 * 86_400;
+        c.alert_out_of_sync_secs = 600;
+    })
+    .await;
+    let site = hub.node(&hub.admin, &hub.root, "Site").await;
+    attach(&hub, &site, "d-1", None).await;
+    publish_node(&hub, &site).await;
+    let device = DeviceId::from("d-1");
+    let key = format!("group_manifest/{site}");
+    let mut state = report(&hub, "d-1", true);
+    report_all_in_use(&hub, &mut state);
+    fleet::record_state(&hub.state, &device, state.clone())
+        .await
+        .unwrap();
+    // The OpenAPI document (what the console's types are made from)
+    // describes the same shape.
+    let (status, api) = hub
+        .call(reqwest::Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let schemas = &api["components"]["schemas"];
+    let properties = schemas["DocumentSync"]["properties"].as_object().unwrap();
+    for field in [
+        "desired_version",
+        "accepted_version",
+        "accepted_sha256",
+        "activated_version",
+        "status",
+        "reason",
+        "progress",
+        "in_sync",
+    ] {
+        assert!(properties.contains_key(field), "{field}: {properties:?}");
+    }
+    assert!(!properties.contains_key("applied_version"));
+    assert_eq!(
+        schemas["DocumentStatus"]["enum"],
+        json!([
+            "in_sync",
+            "not_received",
+            "downloading",
+            "refused",
+            "waiting"
+        ]),
+        "{schemas}"
+    );
+    assert!(schemas["ActivationProgress"]["properties"]["bytes_cached"].is_object());
+
+    let view = fleet_view(&hub, "d-1").await;
+    assert_eq!(view["in_sync"], true, "{view}");
+    for doc in view["documents"].as_array().unwrap() {
+        assert_eq!(doc["status"], "in_sync", "{view}");
+        assert!(
+            doc["reason"].is_null() && doc["progress"].is_null(),
+            "{view}"
+        );
+        assert_eq!(doc["activated_version"], doc["desired_version"], "{view}");
+    }
+    let v1 = state.activated[&key].clone();
+
+    // Version 2 is signed (the hub re-signs before expiry, S3); the device
+    // has not received it.
+    hub.clock
+        .advance(TimeDelta::days(5) + TimeDelta::seconds(1));
+    publish::run_due(&hub.state, hub.clock.now()).await.unwrap();
+    let v2 = fleet::desired_documents(&hub.state.store, &device)
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .find(|d| publish::document_key(d.kind, &d.subject) == key)
+        .unwrap();
+    assert!(v2.version > v1.version);
+    state.at = hub.clock.now();
+    fleet::record_state(&hub.state, &device, state.clone())
+        .await
+        .unwrap();
+    let view = fleet_view(&hub, "d-1").await;
+    assert_eq!(view["in_sync"], false, "{view}");
+    assert_eq!(document(&view, &key)["status"], "not_received", "{view}");
+
+    // Accepted, downloading: version 1 keeps playing, not in sync.
+    let accepted = AppliedDocument {
+        version: v2.version,
+        sha256: v2.sha256,
+    };
+    state.applied.insert(key.clone(), accepted.clone());
+    state.pending.insert(
+        key.clone(),
+        PendingActivation {
+            version: v2.version,
+            items_needed: 2,
+            items_cached: 1,
+            bytes_needed: 80 * 1024 * 1024,
+            bytes_cached: 8 * 1024 * 1024,
+            refusal: None,
+        },
+    );
+    state.at = hub.clock.now();
+    fleet::record_state(&hub.state, &device, state.clone())
+        .await
+        .unwrap();
+    let view = fleet_view(&hub, "d-1").await;
+    assert_eq!(view["in_sync"], false, "{view}");
+    assert_eq!(
+        view["now_playing"]["item"], "c-poster",
+        "version 1 plays on"
+    );
+    let doc = document(&view, &key);
+    assert_eq!(doc["status"], "downloading", "{view}");
+    assert_eq!(doc["desired_version"], v2.version);
+    assert_eq!(doc["accepted_version"], v2.version);
+    assert_eq!(doc["accepted_sha256"], v2.sha256.to_string());
+    assert_eq!(doc["activated_version"], v1.version);
+    assert_eq!(doc["in_sync"], false);
+    assert_eq!(
+        doc["progress"],
+        json!({"items_needed": 2, "items_cached": 1,
+            "bytes_needed": 80 * 1024 * 1024, "bytes_cached": 8 * 1024 * 1024})
+    );
+    assert!(
+        doc["reason"].as_str().unwrap().contains("downloading"),
+        "{doc}"
+    );
+    assert!(
+        view["last_error"].is_null(),
+        "downloading is no error: {view}"
+    );
+    let (_, summary) = hub.get(&hub.admin, "/api/v1/fleet/summary").await;
+    assert_eq!(
+        summary,
+        json!({"attached": 1, "online": 1, "offline": 0, "in_sync": 0, "out_of_sync": 1,
+            "playing": 1, "with_errors": 0})
+    );
+    let (_, listed) = hub.get(&hub.admin, "/api/v1/fleet?in_sync=false").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // Refused by the cache limit: refused, the last error, and after the
+    // threshold an out-of-sync alert.
+    let refusal = "refused: cache limit of 64 MiB is below the 80 MiB version 2 needs";
+    state.pending.get_mut(&key).unwrap().refusal = Some(refusal.into());
+    state.at = hub.clock.now();
+    fleet::record_state(&hub.state, &device, state.clone())
+        .await
+        .unwrap();
+    let view = fleet_view(&hub, "d-1").await;
+    let doc = document(&view, &key);
+    assert_eq!(doc["status"], "refused", "{view}");
+    assert_eq!(doc["reason"], refusal);
+    assert!(doc["progress"].is_object(), "{doc}");
+    assert_eq!(view["last_error"], refusal, "{view}");
+    let (_, summary) = hub
+        .get(&hub.admin, &format!("/api/v1/fleet/summary?node={site}"))
+        .await;
+    assert_eq!(summary["with_errors"], 1, "{summary}");
+    let since: DateTime<Utc> = serde_json::from_value(view["out_of_sync_since"].clone()).unwrap();
+    assert_eq!(
+        since, v2.issued_at,
+        "out of sync since version 2 was signed"
+    );
+    let mut own = state.clone();
+    own.last_error = Some("player: pipeline restarted".into());
+    fleet::record_state(&hub.state, &device, own).await.unwrap();
+    let view = fleet_view(&hub, "d-1").await;
+    assert_eq!(
+        view["last_error"], "player: pipeline restarted",
+        "the agent's own error first"
+    );
+    state.at = hub.clock.now();
+    fleet::record_state(&hub.state, &device, state.clone())
+        .await
+        .unwrap();
+    heartbeating(&hub, &mut state, TimeDelta::seconds(600)).await;
+    let check = || alerts::check(&hub.state, hub.clock.now(), None);
+    assert_eq!(
+        check().await.unwrap().raised,
+        0,
+        "not past the threshold yet"
+    );
+    heartbeating(&hub, &mut state, TimeDelta::seconds(1)).await;
+    assert_eq!(check().await.unwrap().raised, 1);
+    let (_, open) = hub
+        .get(
+            &hub.admin,
+            "/api/v1/fleet/alerts?open=true&kind=out_of_sync",
+        )
+        .await;
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+
+    // An agent that reports neither activation nor progress: waiting.
+    state.pending.clear();
+    state.at = hub.clock.now();
+    fleet::record_state(&hub.state, &device, state.clone())
+        .await
+        .unwrap();
+    let view = fleet_view(&hub, "d-1").await;
+    assert_eq!(document(&view, &key)["status"], "waiting", "{view}");
+    assert_eq!(view["in_sync"], false);
+
+    // Activated: in sync, the alert cleared.
+    state.activated.insert(key.clone(), accepted);
+    state.at = hub.clock.now();
+    fleet::record_state(&hub.state, &device, state.clone())
+        .await
+        .unwrap();
+    let view = fleet_view(&hub, "d-1").await;
+    assert_eq!(view["in_sync"], true, "{view}");
+    assert!(view["last_error"].is_null(), "{view}");
+    assert_eq!(check().await.unwrap().cleared, 1);
+
+    // Version 3 refused by verification: refused with the agent's reason.
+    hub.clock
+        .advance(TimeDelta::days(5) + TimeDelta::seconds(1));
+    publish::run_due(&hub.state, hub.clock.now()).await.unwrap();
+    let v3 = v2.version + 1;
+    state.refused.insert(
+        key.clone(),
+        RefusedDocument {
+            version: Some(v3),
+            reason: "signed by a key the trust document does not certify".into(),
+            at: hub.clock.now(),
+        },
+    );
+    state.at = hub.clock.now();
+    fleet::record_state(&hub.state, &device, state)
+        .await
+        .unwrap();
+    let view = fleet_view(&hub, "d-1").await;
+    let doc = document(&view, &key);
+    assert_eq!(doc["desired_version"], v3, "{view}");
+    assert_eq!(doc["status"], "refused", "{view}");
+    assert_eq!(doc["accepted_version"], v2.version);
+    assert!(
+        doc["reason"].as_str().unwrap().contains("does not certify"),
+        "{doc}"
+    );
+    assert_eq!(view["last_error"], doc["reason"], "{view}");
+}
+
+/// U4 (issue 14, defect 7): online is derived from the last heartbeat when
+/// the view is read, and the last heartbeat is durable. A device that went
+/// silent without a last will (frozen, or its network dropped) while the
+/// hub was down is offline after the hub restarts — since its last
+/// heartbeat plus `heartbeat_timeout_secs` — in the view, the counts and
+/// the alerts (the same offline alert as a last will, past its
+/// threshold); its next heartbeat brings it back and clears the alert.
+#[tokio::test]
+async fn u4_a_silent_device_is_offline_after_the_heartbeat_timeout_across_a_hub_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let start = Utc::now();
+    let made = signet_hub::init::init(&data, start).await.unwrap();
+    let open = |clock: Arc<ManualClock>| {
+        let config = Config {
+            data: data.clone(),
+            heartbeat_timeout_secs: 180,
+            alert_offline_secs: 600,
+            ..Config::default()
+        };
+        signet_hub::serve::open(config, clock).unwrap()
+    };
+    let device = DeviceId::from("d-1");
+    let node = made.root_node.clone();
+    let clock = Arc::new(ManualClock::at(start));
+    let state = open(clock.clone());
+    let mut batch = WriteBatch::new();
+    batch
+        .put(NODE_DEVICES, &format!("{node}/{device}"), &json!({}))
+        .unwrap();
+    state.store.apply(batch).await.unwrap();
+    fleet::record_state(&state, &device, report_at("d-1", true, start))
+        .await
+        .unwrap();
+    let view = |state: &AppState| {
+        fleet::device_view(&state.store, &device, &node, Liveness::of(state)).unwrap()
+    };
+    assert!(view(&state).online);
+    clock.advance(TimeDelta::seconds(180));
+    assert!(view(&state).online, "online up to the timeout");
+    drop(state);
+
+    // The hub is down for ten minutes; the device froze meanwhile.
+    clock.advance(TimeDelta::minutes(7));
+    let state = open(clock.clone());
+    let offline_since = start + TimeDelta::seconds(180);
+    let seen = view(&state);
+    assert!(!seen.online);
+    assert_eq!(seen.connection, fleet::Connection::Offline);
+    assert_eq!(seen.since, Some(offline_since));
+    assert_eq!(seen.last_heartbeat, Some(start));
+    assert!(seen.now_playing.is_none(), "nothing is known to play");
+    let counts = fleet::counts(&state.store, Liveness::of(&state)).unwrap();
+    assert_eq!((counts.attached, counts.online, counts.playing), (1, 0, 0));
+
+    // Offline 7 minutes: below the threshold. Past it: the offline alert,
+    // since the timeout.
+    assert_eq!(
+        alerts::check(&state, clock.now(), None)
+            .await
+            .unwrap()
+            .raised,
+        0
+    );
+    clock.advance(TimeDelta::minutes(3) + TimeDelta::seconds(1));
+    assert_eq!(
+        alerts::check(&state, clock.now(), None)
+            .await
+            .unwrap()
+            .raised,
+        1
+    );
+    let alert: alerts::Alert = state
+        .store
+        .scan::<alerts::Alert>(alerts::ALERTS, "")
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(alert.kind, alerts::AlertKind::Offline);
+    assert_eq!(alert.since, offline_since);
+
+    // It heartbeats again: online since now, and the alert clears.
+    let back = clock.now();
+    fleet::record_state(&state, &device, report_at("d-1", true, back))
+        .await
+        .unwrap();
+    let seen = view(&state);
+    assert!(seen.online);
+    assert_eq!(seen.since, Some(back));
+    assert_eq!(
+        alerts::check(&state, clock.now(), None)
+            .await
+            .unwrap()
+            .cleared,
+        1
+    );
 }
 
 /// U2, S9: each event is stored exactly once by its id, however often it
@@ -864,7 +1261,7 @@ async fn u4_alerts_raised_once_mailed_posted_and_cleared_on_recovery() {
     publish_node(&hub, &site).await;
     let device = DeviceId::from("d-1");
     let mut state = report(&hub, "d-1", true);
-    state.applied = applied_all(&hub, "d-1");
+    report_all_in_use(&hub, &mut state);
     fleet::record_state(&hub.state, &device, state.clone())
         .await
         .unwrap();
@@ -935,16 +1332,13 @@ async fn u4_alerts_raised_once_mailed_posted_and_cleared_on_recovery() {
         .await
         .unwrap();
     publish::run_due(&hub.state, hub.clock.now()).await.unwrap();
-    hub.clock.advance(TimeDelta::seconds(1800));
-    fleet::record_state(&hub.state, &device, state.clone())
-        .await
-        .unwrap();
+    heartbeating(&hub, &mut state, TimeDelta::seconds(1800)).await;
     assert_eq!(
         check().await.unwrap().raised,
         0,
         "not longer than the threshold yet"
     );
-    hub.clock.advance(TimeDelta::seconds(1));
+    heartbeating(&hub, &mut state, TimeDelta::seconds(1)).await;
     assert_eq!(check().await.unwrap().raised, 1);
     assert_eq!(check().await.unwrap().raised, 0);
     let (_, open) = hub
@@ -954,7 +1348,7 @@ async fn u4_alerts_raised_once_mailed_posted_and_cleared_on_recovery() {
         )
         .await;
     assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
-    state.applied = applied_all(&hub, "d-1");
+    report_all_in_use(&hub, &mut state);
     fleet::record_state(&hub.state, &device, state)
         .await
         .unwrap();

@@ -20,7 +20,7 @@ use signet_hub::mqtt::reports::FleetReports;
 use signet_hub::mqtt::{HubLink, LinkOptions};
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
-use support::{TestHub, applied_all};
+use support::{TestHub, activated_all, applied_all};
 use tokio_util::sync::CancellationToken;
 
 const DEVICE: &str = "d-metrics";
@@ -302,7 +302,7 @@ async fn u4_u5_metrics_count_requests_messages_publishes_and_the_fleet() {
         agent_version: "0.1.0".into(),
         os: "Debian GNU/Linux 12 (bookworm) (x86_64)".into(),
         applied: applied_all(&hub, DEVICE),
-        activated: Default::default(),
+        activated: activated_all(&hub, DEVICE),
         pending: Default::default(),
         refused: Default::default(),
         now_playing: None,

@@ -27,7 +27,8 @@ fn synced(fleet: &[Value], devices: &[String], group: &str, version: u64) -> boo
                 && d["in_sync"] == true
                 && d["documents"].as_array().is_some_and(|docs| {
                     docs.iter().any(|doc| {
-                        doc["subject"] == group && doc["applied_version"].as_u64() == Some(version)
+                        doc["subject"] == group
+                            && doc["activated_version"].as_u64() == Some(version)
                     })
                 })
         })

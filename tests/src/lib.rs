@@ -185,11 +185,20 @@ impl Process {
     /// # Panics
     /// When `kill` cannot be run or refuses.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends it the signal named `name` (`STOP`, `CONT`, `TERM`, …) by its
+    /// pid with `kill -NAME PID`.
+    ///
+    /// # Panics
+    /// When `kill` cannot be run or refuses.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([format!("-{name}"), self.pid().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
     }
 
     /// Kills it with SIGKILL (by pid) and reaps it.

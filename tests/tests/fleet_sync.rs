@@ -2,7 +2,7 @@
 //! agents, first with the hub's embedded broker, then with an external
 //! mosquitto that administers per-device access (dynamic security) and is
 //! killed in the middle of changes. A change in the hub reaches every
-//! agent, and the fleet API says when each has applied it (S4, S5, S7, L3,
+//! agent, and the fleet API says when each has activated it (S4, S5, S7, L3,
 //! L4, U4, O3).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -30,12 +30,13 @@ fn entry<'a>(fleet: &'a [Value], device: &str) -> Option<&'a Value> {
     fleet.iter().find(|d| d["device_id"] == device)
 }
 
-/// The version of `group`'s manifest `device` has applied, per the fleet.
-fn applied(fleet: &[Value], device: &str, group: &str) -> Option<u64> {
+/// The version of `group`'s manifest `device` has activated (in use), per
+/// the fleet.
+fn activated(fleet: &[Value], device: &str, group: &str) -> Option<u64> {
     entry(fleet, device)?["documents"]
         .as_array()?
         .iter()
-        .find(|d| d["kind"] == "group_manifest" && d["subject"] == group)?["applied_version"]
+        .find(|d| d["kind"] == "group_manifest" && d["subject"] == group)?["activated_version"]
         .as_u64()
 }
 
@@ -59,7 +60,7 @@ async fn fleet_until(hub: &Hub, what: &str, done: impl Fn(&[Value]) -> bool) -> 
 fn in_sync_with(fleet: &[Value], devices: &[String], group: &str, version: u64) -> bool {
     devices.iter().all(|device| {
         entry(fleet, device).is_some_and(|d| d["in_sync"] == true)
-            && applied(fleet, device, group).is_some_and(|v| v >= version)
+            && activated(fleet, device, group).is_some_and(|v| v >= version)
     })
 }
 
@@ -160,7 +161,7 @@ async fn remove_member(hub: &Hub, group: &str, removed: &str, kept: &[String], v
         });
         gone && kept
             .iter()
-            .all(|d| applied(fleet, d, group) == Some(version))
+            .all(|d| activated(fleet, d, group) == Some(version))
     })
     .await;
 }
@@ -188,7 +189,7 @@ async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
     })
     .await;
     for device in &devices {
-        assert_eq!(applied(&fleet, device, &group), Some(version));
+        assert_eq!(activated(&fleet, device, &group), Some(version));
         let entry = entry(&fleet, device).unwrap();
         assert_eq!(entry["online"], true);
         // U4: each agent reports its data dir's free disk, and a plausible
@@ -251,7 +252,7 @@ async fn o3_s4_s5_s7_mosquitto_killed_mid_change_and_everyone_converges() {
     })
     .await;
     for device in &devices {
-        assert_eq!(applied(&fleet, device, &group), Some(newest));
+        assert_eq!(activated(&fleet, device, &group), Some(newest));
     }
 
     remove_member(&hub, &group, &devices[2], &devices[..2], newest).await;
@@ -302,7 +303,7 @@ async fn s3_s5_an_agent_offline_during_three_changes_applies_only_the_newest() {
         |fleet| in_sync_with(fleet, &devices, &group, newest),
     )
     .await;
-    assert_eq!(applied(&fleet, &offline, &group), Some(newest));
+    assert_eq!(activated(&fleet, &offline, &group), Some(newest));
     let log = agents[0].process.as_ref().unwrap().output().join("\n");
     for older in &versions[..versions.len() - 1] {
         assert!(
@@ -443,7 +444,7 @@ async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
     .await;
     for device in &devices {
         assert_eq!(
-            applied(&fleet, device, &group),
+            activated(&fleet, device, &group),
             Some(newest),
             "{}",
             log_of(&agents[0])

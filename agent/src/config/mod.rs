@@ -101,6 +101,10 @@ pub struct AgentConfig {
     pub reconnect_cap_secs: u64,
     /// The MQTT keep-alive, in seconds.
     pub keep_alive_secs: u64,
+    /// How often the state is published even when nothing changed, in
+    /// seconds: the hub's heartbeat (U4). The hub's
+    /// `heartbeat_timeout_secs` should be about 3 × this.
+    pub heartbeat_secs: u64,
     /// How many received messages may wait for verification (S5: a bounded
     /// queue between the MQTT event loop and the verifier).
     pub queue_capacity: usize,
@@ -173,6 +177,7 @@ impl Default for AgentConfig {
             reconnect_base_ms: 500,
             reconnect_cap_secs: 60,
             keep_alive_secs: 30,
+            heartbeat_secs: 60,
             queue_capacity: 256,
             settle_ms: 300,
             clock_persist_secs: 60,
@@ -288,6 +293,9 @@ impl AgentConfig {
         if let Some(v) = var("keep_alive_secs") {
             self.keep_alive_secs = v.parse()?;
         }
+        if let Some(v) = var("heartbeat_secs") {
+            self.heartbeat_secs = v.parse()?;
+        }
         if let Some(v) = var("queue_capacity") {
             self.queue_capacity = v.parse()?;
         }
@@ -342,6 +350,9 @@ impl AgentConfig {
         if !(5..=3_600).contains(&self.keep_alive_secs) {
             return Err(invalid("keep_alive_secs", "must be 5 to 3600"));
         }
+        if !(1..=3_600).contains(&self.heartbeat_secs) {
+            return Err(invalid("heartbeat_secs", "must be 1 to 3600"));
+        }
         if !(32..=10_000).contains(&self.queue_capacity) {
             return Err(invalid("queue_capacity", "must be 32 to 10000"));
         }
@@ -385,6 +396,12 @@ impl AgentConfig {
     #[must_use]
     pub fn reconnect_cap(&self) -> Duration {
         Duration::from_secs(self.reconnect_cap_secs)
+    }
+
+    /// How often the state is published when nothing changed.
+    #[must_use]
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
     }
 
     /// The cache limit in bytes.
@@ -526,6 +543,25 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("broker_url"), "{err}");
+    }
+
+    /// U4: the heartbeat is a key (default 60 s), set by file or
+    /// environment and range-checked.
+    #[test]
+    fn u4_heartbeat_secs_is_configurable_and_bounded() {
+        assert_eq!(AgentConfig::default().heartbeat(), Duration::from_secs(60));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "heartbeat_secs = 2\n").unwrap();
+        let config = AgentConfig::load_with_env(Some(&path), |_| None).unwrap();
+        assert_eq!(config.heartbeat(), Duration::from_secs(2));
+        for bad in ["0", "3601"] {
+            let err = AgentConfig::load_with_env(None, |var| {
+                (var == "SIGNET_AGENT_HEARTBEAT_SECS").then(|| bad.to_owned())
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains("heartbeat_secs"), "{bad}: {err}");
+        }
     }
 
     /// O1: every kind of config error names where the value came from (the

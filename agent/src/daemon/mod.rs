@@ -557,6 +557,7 @@ impl Changes {
                 "keep_alive_secs",
                 new.keep_alive_secs != old.keep_alive_secs,
             ),
+            ("heartbeat_secs", new.heartbeat_secs != old.heartbeat_secs),
             ("queue_capacity", new.queue_capacity != old.queue_capacity),
             ("settle_ms", new.settle_ms != old.settle_ms),
             (

@@ -81,9 +81,6 @@ pub enum SyncError {
     Task(String),
 }
 
-/// How often the state is published even when nothing changed (the hub's
-/// heartbeat, U4).
-const HEARTBEAT: Duration = Duration::from_secs(60);
 /// The shortest spacing of state messages caused by what plays and by
 /// download progress.
 const STATE_SPACING: Duration = Duration::from_secs(1);
@@ -252,6 +249,7 @@ pub async fn run(
             queue_rx,
             shutdown,
             Duration::from_secs(config.clock_persist_secs),
+            config.heartbeat(),
         )
         .await;
     // Let the event loop send the offline state and the DISCONNECT (it
@@ -304,11 +302,12 @@ impl Verifier {
         mut queue: mpsc::Receiver<Inbound>,
         shutdown: impl Future<Output = ()>,
         clock_persist: Duration,
+        heartbeat_every: Duration,
     ) -> Result<(), SyncError> {
         tokio::pin!(shutdown);
         let mut persist = tokio::time::interval(clock_persist);
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut heartbeat = tokio::time::interval(heartbeat_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut spacing = tokio::time::interval(STATE_SPACING);
         spacing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::{ApiError, ApiQuery, AppState, Caller, DeviceAuth};
 use crate::fleet::alerts::{ALERTS, Alert, AlertKind};
 use crate::fleet::events::check_event;
-use crate::fleet::{self, FleetDevice};
+use crate::fleet::{self, FleetCounts, FleetDevice};
 
 /// The most devices one list answers.
 pub const MAX_FLEET_PAGE: usize = 1000;
@@ -31,9 +31,40 @@ const MAX_ID_LEN: usize = 128;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_fleet))
+        .routes(routes!(fleet_summary))
         .routes(routes!(list_alerts))
         .routes(routes!(get_fleet_device))
         .routes(routes!(upload_events))
+}
+
+/// Which attached devices a fleet read covers: those inside the caller's
+/// domain, and under the `node` filter when there is one.
+struct Scope<'a> {
+    /// Who reads.
+    caller: &'a Caller,
+    /// The node filter, checked visible.
+    under: Option<NodeId>,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of `caller` under `node`; 404 when the caller does not
+    /// see that node.
+    fn of(caller: &'a Caller, node: Option<&str>) -> Result<Self, ApiError> {
+        let under = node.map(NodeId::from);
+        if under.as_ref().is_some_and(|node| !caller.sees(node)) {
+            return Err(ApiError::not_found("node"));
+        }
+        Ok(Self { caller, under })
+    }
+
+    /// Whether a device attached at `node` is covered.
+    fn holds(&self, node: &NodeId) -> bool {
+        self.caller.sees(node)
+            && self
+                .under
+                .as_ref()
+                .is_none_or(|top| self.caller.tree.is_within(node, top))
+    }
 }
 
 /// Fleet list filter.
@@ -52,8 +83,9 @@ pub struct FleetFilter {
     pub limit: Option<usize>,
 }
 
-/// Devices inside the caller's domain, by id, with their status and
-/// applied vs desired documents (U4).
+/// Devices inside the caller's domain, by id, with their status (online
+/// from the last heartbeat) and desired against accepted and activated
+/// documents (U4).
 #[utoipa::path(get, path = "/api/v1/fleet", tag = "fleet", params(FleetFilter), security(("bearer" = [])),
     responses((status = 200, description = "Devices by id", body = Vec<FleetDevice>),
         (status = 400, description = "Invalid filter", body = super::ErrorBody),
@@ -64,20 +96,12 @@ pub async fn list_fleet(
     caller: Caller,
     ApiQuery(filter): ApiQuery<FleetFilter>,
 ) -> Result<Json<Vec<FleetDevice>>, ApiError> {
-    let under = match &filter.node {
-        Some(node) => {
-            let node = NodeId::from(node.as_str());
-            if !caller.sees(&node) {
-                return Err(ApiError::not_found("node"));
-            }
-            Some(node)
-        }
-        None => None,
-    };
+    let scope = Scope::of(&caller, filter.node.as_deref())?;
     let limit = filter
         .limit
         .unwrap_or(MAX_FLEET_PAGE)
         .clamp(1, MAX_FLEET_PAGE);
+    let liveness = fleet::Liveness::of(&state);
     let mut out = Vec::new();
     for (device, node) in fleet::attached_devices(&state.store)? {
         if out.len() >= limit {
@@ -87,14 +111,11 @@ pub async fn list_fleet(
             .after
             .as_deref()
             .is_some_and(|after| device.as_str() <= after)
-            || !caller.sees(&node)
-            || under
-                .as_ref()
-                .is_some_and(|top| !caller.tree.is_within(&node, top))
+            || !scope.holds(&node)
         {
             continue;
         }
-        let view = fleet::device_view(&state.store, &device, &node)?;
+        let view = fleet::device_view(&state.store, &device, &node, liveness)?;
         if filter.online.is_some_and(|o| o != view.online)
             || filter.in_sync.is_some_and(|s| s != view.in_sync)
         {
@@ -105,7 +126,41 @@ pub async fn list_fleet(
     Ok(Json(out))
 }
 
-/// One device's status and applied vs desired documents (U4).
+/// Summary filter.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryFilter {
+    /// Only devices at this node or below.
+    pub node: Option<String>,
+}
+
+/// How many devices inside the caller's domain (or under `node`) are
+/// attached, online, offline, in sync, out of sync, playing and showing an
+/// error, by the fleet view's own rules (U4).
+#[utoipa::path(get, path = "/api/v1/fleet/summary", tag = "fleet", params(SummaryFilter), security(("bearer" = [])),
+    responses((status = 200, description = "The counts", body = FleetCounts),
+        (status = 400, description = "Invalid filter", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 404, description = "The node filter names no visible node", body = super::ErrorBody)))]
+pub async fn fleet_summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(filter): ApiQuery<SummaryFilter>,
+) -> Result<Json<FleetCounts>, ApiError> {
+    let scope = Scope::of(&caller, filter.node.as_deref())?;
+    let liveness = fleet::Liveness::of(&state);
+    let mut counts = FleetCounts::default();
+    for (device, node) in fleet::attached_devices(&state.store)? {
+        if !scope.holds(&node) {
+            continue;
+        }
+        counts.add(&fleet::device_view(&state.store, &device, &node, liveness)?);
+    }
+    Ok(Json(counts))
+}
+
+/// One device's status and desired against accepted and activated
+/// documents, with why they differ (U4).
 #[utoipa::path(get, path = "/api/v1/fleet/{device}", tag = "fleet",
     params(("device" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 200, description = "The device", body = FleetDevice),
@@ -123,7 +178,12 @@ pub async fn get_fleet_device(
     let node = fleet::node_of(&state.store, &device)?
         .filter(|node| caller.sees(node))
         .ok_or_else(|| ApiError::not_found("device"))?;
-    Ok(Json(fleet::device_view(&state.store, &device, &node)?))
+    Ok(Json(fleet::device_view(
+        &state.store,
+        &device,
+        &node,
+        fleet::Liveness::of(&state),
+    )?))
 }
 
 /// Alert list filter.

@@ -30,7 +30,8 @@ use crate::metrics::CONTENT_TYPE;
         (status = 500, description = "The store failed", body = super::ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let fleet = tokio::task::spawn_blocking(move || crate::fleet::counts(&store))
+    let liveness = crate::fleet::Liveness::of(&state);
+    let fleet = tokio::task::spawn_blocking(move || crate::fleet::counts(&store, liveness))
         .await
         .map_err(|e| ApiError::internal(&e))??;
     let text = state.metrics.render(&fleet);

@@ -62,11 +62,17 @@ pub struct Config {
     /// The device-wide offline grace every device assignment carries, in
     /// seconds (S6); each license's own grace applies too, the smaller wins.
     pub device_offline_grace_secs: u64,
-    // --- Fleet alerts and proof-of-play retention (U2, U3, U4) ---
+    // --- Fleet status, alerts and proof-of-play retention (U2, U3, U4) ---
+    /// A device that said online but sent no state for longer than this is
+    /// offline (U4: a frozen agent or a silently dropped network sends no
+    /// last will), in seconds. Default: 3 × the agent's `heartbeat_secs`
+    /// default of 60.
+    pub heartbeat_timeout_secs: u64,
     /// How often the fleet alert loop looks at every device, in seconds.
     pub alert_poll_secs: u64,
-    /// A device offline (MQTT last will) longer than this raises an alert,
-    /// in seconds (U4).
+    /// A device offline (MQTT last will, or no heartbeat for
+    /// `heartbeat_timeout_secs`) longer than this raises an alert, in
+    /// seconds (U4).
     pub alert_offline_secs: u64,
     /// An online device out of sync longer than this raises an alert, in
     /// seconds (U4).
@@ -354,6 +360,7 @@ impl Default for Config {
             manifest_lifetime_secs: 7 * 86_400,
             manifest_resign_before_secs: 2 * 86_400,
             device_offline_grace_secs: 3 * 86_400,
+            heartbeat_timeout_secs: 180,
             alert_poll_secs: 30,
             alert_offline_secs: 10 * 60,
             alert_out_of_sync_secs: 30 * 60,
@@ -569,6 +576,12 @@ impl Config {
 
     /// The fleet alert and retention keys (U3, U4).
     fn validate_alerts(&self) -> Result<(), Refusal> {
+        if !(1..=86_400).contains(&self.heartbeat_timeout_secs) {
+            return Err(refuse(
+                "heartbeat_timeout_secs",
+                "must be 1 to 86400 (1 day)",
+            ));
+        }
         if !(1..=3600).contains(&self.alert_poll_secs) {
             return Err(refuse("alert_poll_secs", "must be 1 to 3600"));
         }
@@ -673,6 +686,12 @@ impl Config {
     #[must_use]
     pub fn manifest_lifetime(&self) -> chrono::TimeDelta {
         secs(self.manifest_lifetime_secs)
+    }
+
+    /// [`Config::heartbeat_timeout_secs`] as a duration.
+    #[must_use]
+    pub fn heartbeat_timeout(&self) -> chrono::TimeDelta {
+        secs(self.heartbeat_timeout_secs)
     }
 
     /// [`Config::manifest_resign_before_secs`] as a duration.
@@ -845,15 +864,19 @@ mod tests {
                     "https://hooks.example.test/signet",
                 ),
                 ("SIGNET_HUB_ALERT_OFFLINE_SECS", "300"),
+                ("SIGNET_HUB_HEARTBEAT_TIMEOUT_SECS", "6"),
             ]),
         )
         .unwrap();
         assert_eq!(config.alert_offline_secs, 300);
+        assert_eq!(config.heartbeat_timeout(), chrono::TimeDelta::seconds(6));
+        assert_eq!(Config::default().heartbeat_timeout_secs, 180);
         assert_eq!(config.alert_email.as_deref(), Some("ops@example.test"));
         for (key, bad) in [
             ("SIGNET_HUB_ALERT_EMAIL", "not an address"),
             ("SIGNET_HUB_ALERT_WEBHOOK_URL", "ftp://x"),
             ("SIGNET_HUB_ALERT_POLL_SECS", "0"),
+            ("SIGNET_HUB_HEARTBEAT_TIMEOUT_SECS", "0"),
             ("SIGNET_HUB_ALERT_OUT_OF_SYNC_SECS", "0"),
             ("SIGNET_HUB_USAGE_RETENTION_DAYS", "0"),
         ] {

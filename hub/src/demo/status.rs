@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 
-use crate::fleet::FleetDevice;
+use crate::fleet::{DocumentSync, FleetDevice};
 
 /// The widest status line drawn on a terminal, in characters.
 const TERMINAL_COLUMNS: usize = 79;
@@ -55,10 +55,16 @@ pub fn device_line(
     let sync = if view.in_sync {
         "in sync".to_owned()
     } else {
-        let pending = view.documents.iter().filter(|d| !d.in_sync).count();
-        match &view.sync_note {
-            Some(note) => format!("not in sync ({note})"),
-            None => format!("not in sync ({pending} documents to apply)"),
+        let behind: Vec<&DocumentSync> = view.documents.iter().filter(|d| !d.in_sync).collect();
+        match (&view.sync_note, behind.first()) {
+            (Some(note), _) => format!("not in sync ({note})"),
+            (None, Some(first)) => format!(
+                "not in sync ({} of {} documents; {})",
+                behind.len(),
+                view.documents.len(),
+                first.status.label()
+            ),
+            (None, None) => "not in sync".to_owned(),
         }
     };
     let playing = match &view.now_playing {

@@ -1,6 +1,10 @@
 //! Fleet alerts (U4): a device offline, or online but out of sync, for
 //! longer than its threshold raises one alert per incident; it is cleared
 //! when the device recovers (or is detached), with a recovery notice.
+//! Offline and in sync are the fleet view's own ([`device_view`] as of the
+//! pass's time): a device whose heartbeats stopped is offline since its
+//! last heartbeat plus `heartbeat_timeout_secs`, exactly as after a last
+//! will; a refused or unfinished document keeps a device out of sync.
 //!
 //! Owns: the [`ALERTS`] and [`OPEN_ALERTS`] trees, the alert loop
 //! ([`AlertLoop`]) and webhook delivery ([`Webhook`]). Notices go out by
@@ -27,7 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Connection, FleetDevice, attached_devices, device_view, events};
+use super::{Connection, FleetDevice, Liveness, attached_devices, device_view, events};
 use crate::api::AppState;
 use crate::audit::audit_id;
 use crate::config::Config;
@@ -51,7 +55,8 @@ const MAX_ERROR_LEN: usize = 500;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
-    /// Offline (MQTT last will) longer than `alert_offline_secs`.
+    /// Offline (MQTT last will, or no heartbeat for
+    /// `heartbeat_timeout_secs`) longer than `alert_offline_secs`.
     Offline,
     /// Online but out of sync longer than `alert_out_of_sync_secs`.
     OutOfSync,
@@ -199,9 +204,13 @@ pub async fn check(
 ) -> Result<AlertReport, StoreError> {
     let store = &state.store;
     let config = &state.config;
+    let liveness = Liveness {
+        now,
+        heartbeat_timeout: config.heartbeat_timeout(),
+    };
     let mut views: BTreeMap<DeviceId, FleetDevice> = BTreeMap::new();
     for (device, node) in attached_devices(store)? {
-        let view = device_view(store, &device, &node)?;
+        let view = device_view(store, &device, &node, liveness)?;
         views.insert(device, view);
     }
     let mut report = AlertReport::default();
@@ -223,7 +232,9 @@ pub async fn check(
                 None => "the device is no longer attached".to_owned(),
                 Some(view) if recovered(view, alert.kind) => match alert.kind {
                     AlertKind::Offline => "the device is online again".to_owned(),
-                    AlertKind::OutOfSync => "the device applied every desired document".to_owned(),
+                    AlertKind::OutOfSync => {
+                        "the device activated every desired document".to_owned()
+                    }
                 },
                 Some(_) => continue,
             };

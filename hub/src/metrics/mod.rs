@@ -10,7 +10,7 @@
 //! their contract kind), or block: every update is a short lock on a small
 //! map.
 //!
-//! Written by hand rather than with the `prometheus-client` crate: seven
+//! Written by hand rather than with the `prometheus-client` crate: eight
 //! families, one histogram, and the exact 0.0.4 text that Prometheus'
 //! scrapers expect (the crate writes OpenMetrics, whose `_total` naming and
 //! `# EOF` differ), at no dependency cost.
@@ -21,8 +21,9 @@
 //! |---|---|---|
 //! | `signet_build_info{version}` | gauge | always 1; the hub's version |
 //! | `signet_devices` | gauge | devices attached to a leaf node |
-//! | `signet_devices_online` | gauge | of those, whose latest message said online |
-//! | `signet_devices_in_sync` | gauge | of those, that applied every desired document |
+//! | `signet_devices_online` | gauge | of those, online: latest message said online, last heartbeat within `heartbeat_timeout_secs` |
+//! | `signet_devices_in_sync` | gauge | of those, that activated every desired document |
+//! | `signet_devices_playing` | gauge | of those, online and reporting something playing |
 //! | `signet_publish_duration_seconds` | histogram | publish run start → its last retained message queued to MQTT |
 //! | `signet_mqtt_messages_total{direction,kind}` | counter | MQTT messages the hub published or received |
 //! | `signet_http_requests_total{method,route,status}` | counter | HTTP requests answered |
@@ -213,13 +214,18 @@ impl Metrics {
             ),
             (
                 "signet_devices_online",
-                "Attached devices whose latest message said online (the MQTT last will says offline).",
+                "Attached devices whose latest message said online (the MQTT last will says offline) and whose last heartbeat is within heartbeat_timeout_secs.",
                 fleet.online,
             ),
             (
                 "signet_devices_in_sync",
-                "Attached devices that applied the newest signed version of every document they should have (U4), online or not.",
+                "Attached devices that activated the newest signed version of every document they should have (U4), online or not.",
                 fleet.in_sync,
+            ),
+            (
+                "signet_devices_playing",
+                "Attached devices online and reporting something playing.",
+                fleet.playing,
             ),
         ] {
             family(&mut out, name, "gauge", help);

@@ -38,8 +38,8 @@ impl Clock for ManualClock {
     }
 }
 
-/// What `device` would report after applying every document it should
-/// have (U4: in sync).
+/// What `device` would report accepted after accepting every document it
+/// should have (with [`activated_all`]: in sync, U4).
 pub fn applied_all(
     hub: &TestHub,
     device: &str,
@@ -61,6 +61,29 @@ pub fn applied_all(
         )
     })
     .collect()
+}
+
+/// What `device` would report activated with every desired group manifest
+/// in use: the group manifests of [`applied_all`] (other kinds are in use
+/// once accepted and are not listed as activated).
+pub fn activated_all(
+    hub: &TestHub,
+    device: &str,
+) -> std::collections::BTreeMap<String, signet_common::sync::AppliedDocument> {
+    applied_all(hub, device)
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("group_manifest/"))
+        .collect()
+}
+
+/// Sets `state` to every desired document accepted and every desired group
+/// manifest activated, nothing pending or refused (U4, D3: in sync).
+pub fn report_all_in_use(hub: &TestHub, state: &mut signet_common::sync::DeviceState) {
+    let device = state.device_id.to_string();
+    state.applied = applied_all(hub, &device);
+    state.activated = activated_all(hub, &device);
+    state.pending.clear();
+    state.refused.clear();
 }
 
 /// The password every user made by [`TestHub::user`] gets.
