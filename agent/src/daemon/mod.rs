@@ -8,7 +8,8 @@
 //! event uploader ([`crate::events`]) and the file watcher
 //! ([`crate::watch`]) with what its changes mean: a changed
 //! cached file is verified again (and quarantined and fetched again if it no
-//! longer matches, D9); a changed config file is validated and applied where
+//! longer matches, D9), and between changes every cached file found at the
+//! start is hashed before it may play (A8); a changed config file is validated and applied where
 //! that can be done live, or rejected with a logged reason; and the link to
 //! systemd: readiness once all runs, a health tick that pings the watchdog
 //! while every essential task runs (O1). Must not: hold any rule of its own.
@@ -436,16 +437,38 @@ struct Changes {
 }
 
 impl Changes {
+    /// Handles file changes and, between them, hashes the cached files that
+    /// wait for verification (all of them after a start, A8), one at a
+    /// time, so a change is never kept waiting behind the whole cache.
     async fn run(mut self, mut changes: mpsc::Receiver<Change>, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
+        let mut verifying = false;
         loop {
-            let change = tokio::select! {
-                () = &mut stop => return,
-                change = changes.recv() => match change {
-                    Some(change) => change,
-                    None => return,
-                },
+            let waiting = self.cache.unverified_count() > 0;
+            if verifying && !waiting {
+                verifying = false;
+                tracing::info!("cache: every cached file hashed to its name (A8)");
+                self.content_wake.notify_one();
+            }
+            let change = if waiting {
+                verifying = true;
+                tokio::select! {
+                    biased;
+                    () = &mut stop => return,
+                    change = changes.recv() => change,
+                    () = std::future::ready(()) => {
+                        self.verify_next().await;
+                        continue;
+                    }
+                }
+            } else {
+                tokio::select! {
+                    () = &mut stop => return,
+                    change = changes.recv() => change,
+                    () = self.cache.unverified_added() => continue,
+                }
             };
+            let Some(change) = change else { return };
             match change {
                 Change::Blob(path) => self.blob_changed(path).await,
                 Change::Config => self.config_changed(),
@@ -475,6 +498,28 @@ impl Changes {
             Ok(Ok(None)) => {}
             Ok(Err(error)) => {
                 tracing::error!(path = %shown, %error, "could not verify a changed cache file")
+            }
+            Err(error) => tracing::error!(%error, "cache task failed"),
+        }
+    }
+
+    /// Hashes the next cached file waiting for verification (A8, D9).
+    async fn verify_next(&self) {
+        let cache = self.cache.clone();
+        match tokio::task::spawn_blocking(move || cache.verify_next()).await {
+            Ok(Ok(Some((_, Reverified::Intact)))) => self.cache_changed.notify_one(),
+            Ok(Ok(Some((sha256, Reverified::Quarantined | Reverified::Absent)))) => {
+                tracing::warn!(
+                    %sha256,
+                    "cached file did not hash to its name: not played, fetching it again (A8, D9)"
+                );
+                self.cache_changed.notify_one();
+                self.content_wake.notify_one();
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "could not verify a cached file; it is not played and is fetched again");
+                self.content_wake.notify_one();
             }
             Err(error) => tracing::error!(%error, "cache task failed"),
         }

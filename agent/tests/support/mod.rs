@@ -481,6 +481,8 @@ pub struct Served {
     pub requested_bytes: u64,
     /// The range start of each request.
     pub starts: Vec<u64>,
+    /// When each request arrived (wall clock).
+    pub at: Vec<DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -527,6 +529,7 @@ impl ContentServer {
             let served = state.served.entry(sha).or_default();
             served.requests += 1;
             served.starts.push(start.unwrap_or(0));
+            served.at.push(Utc::now());
             match start {
                 None => {
                     served.requested_bytes += size;
