@@ -85,18 +85,36 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let (sink, width, height) = (config.video_sink, config.screen_width, config.screen_height);
-    let factory: PlayerFactory = Box::new(move || gstreamer_player(sink, width, height));
-    run_with_player(config, config_path, store, factory, shutdown).await
+    let (problem_tx, problem_rx) = watch::channel(None);
+    let factory: PlayerFactory =
+        Box::new(move || gstreamer_player(sink, width, height, &problem_tx));
+    run_with_player(config, config_path, store, factory, problem_rx, shutdown).await
 }
 
-/// The GStreamer player for `sink`; when GStreamer cannot start, a player
-/// that refuses every item with the reason, so nothing is reported as
-/// played that was not shown, and sync and reporting go on (D7).
-fn gstreamer_player(sink: VideoSink, width: u32, height: u32) -> Box<dyn Player> {
-    match GstPlayer::new(sink, width, height) {
-        Ok(player) => Box::new(player),
+/// The GStreamer player for `sink` (for `auto`, the first usable display,
+/// else headless); when GStreamer cannot start, a player that refuses every
+/// item with the reason, so nothing is reported as played that was not
+/// shown, and sync and reporting go on (D7). Why it does not show as
+/// configured goes to `problem`, for the device state (U4).
+fn gstreamer_player(
+    sink: VideoSink,
+    width: u32,
+    height: u32,
+    problem: &watch::Sender<Option<String>>,
+) -> Box<dyn Player> {
+    let started = if sink == VideoSink::Auto {
+        GstPlayer::auto(width, height)
+    } else {
+        GstPlayer::new(sink, width, height).map(|player| (player, None))
+    };
+    match started {
+        Ok((player, trouble)) => {
+            problem.send_replace(trouble);
+            Box::new(player)
+        }
         Err(error) => {
             tracing::error!(%error, ?sink, "the GStreamer player cannot start; every item is skipped");
+            problem.send_replace(Some(format!("the player cannot start: {error}")));
             Box::new(UnavailablePlayer {
                 reason: error.to_string(),
             })
@@ -105,7 +123,8 @@ fn gstreamer_player(sink: VideoSink, width: u32, height: u32) -> Box<dyn Player>
 }
 
 /// As [`run`], showing through the players `factory` makes (one at start,
-/// another for each `restart_player` command).
+/// another for each `restart_player` command); `player_problem` says why
+/// the player does not show as configured, for the device state.
 ///
 /// # Errors
 /// As [`run`].
@@ -114,6 +133,7 @@ pub async fn run_with_player(
     config_path: Option<PathBuf>,
     store: Store,
     factory: PlayerFactory,
+    mut player_problem: watch::Receiver<Option<String>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let identity = store.require_identity().map_err(SyncError::from)?;
@@ -290,6 +310,7 @@ pub async fn run_with_player(
                     () = stop.cancelled() => return,
                     changed = progress_rx.changed() => changed.is_ok(),
                     changed = now_playing_rx.changed() => changed.is_ok(),
+                    changed = player_problem.changed() => changed.is_ok(),
                     _ = refresh.tick() => {
                         let readings = read();
                         local_tx.send_if_modified(|report| {
@@ -307,6 +328,7 @@ pub async fn run_with_player(
                     cache_bytes: cache.used_bytes(),
                     cache: progress_rx.borrow_and_update().clone(),
                     readings: read(),
+                    player_problem: player_problem.borrow_and_update().clone(),
                 };
                 local_tx.send_replace(report);
             }
