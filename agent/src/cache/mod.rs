@@ -612,34 +612,46 @@ impl Cache {
     /// As [`Self::reverify`]; the blob then stops waiting and is dropped
     /// from the index (it is not played, and fetched again when needed).
     pub fn verify_next(&self) -> Result<Option<(Sha256, Reverified)>, CacheError> {
-        let next = {
-            let contents = self.read_contents();
-            contents
-                .urgent
-                .iter()
-                .find(|sha| contents.unverified.contains_key(sha))
-                .copied()
-                .or_else(|| {
-                    contents
-                        .unverified
-                        .iter()
-                        .max_by_key(|(sha, u)| (u.record.last_needed, std::cmp::Reverse(**sha)))
-                        .map(|(sha, _)| *sha)
-                })
-        };
-        let Some(sha) = next else {
-            return Ok(None);
-        };
-        match self.verify_waiting(&sha) {
-            Ok(Some(outcome)) => Ok(Some((sha, outcome))),
-            // Another thread hashed it meanwhile.
-            Ok(None) => self.verify_next(),
-            Err(error) => {
-                let _files = self.lock_files();
-                if let Err(e) = self.forget(&sha) {
-                    tracing::warn!(%sha, "cache: dropping an unverifiable blob: {e}");
+        loop {
+            let next = {
+                let contents = self.read_contents();
+                let hashing = self
+                    .inner
+                    .hashing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // One another thread hashes now is left to it, unless it
+                // is the last one waiting.
+                let free = |sha: &Sha256| !hashing.contains(sha);
+                contents
+                    .urgent
+                    .iter()
+                    .find(|sha| contents.unverified.contains_key(sha) && free(sha))
+                    .or_else(|| {
+                        contents
+                            .unverified
+                            .iter()
+                            .filter(|(sha, _)| free(sha))
+                            .max_by_key(|(sha, u)| (u.record.last_needed, std::cmp::Reverse(**sha)))
+                            .map(|(sha, _)| sha)
+                    })
+                    .or_else(|| contents.unverified.keys().next())
+                    .copied()
+            };
+            let Some(sha) = next else {
+                return Ok(None);
+            };
+            match self.verify_waiting(&sha) {
+                Ok(Some(outcome)) => return Ok(Some((sha, outcome))),
+                // Another thread hashed it meanwhile.
+                Ok(None) => {}
+                Err(error) => {
+                    let _files = self.lock_files();
+                    if let Err(e) = self.forget(&sha) {
+                        tracing::warn!(%sha, "cache: dropping an unverifiable blob: {e}");
+                    }
+                    return Err(error);
                 }
-                Err(error)
             }
         }
     }
