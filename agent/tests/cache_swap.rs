@@ -107,6 +107,10 @@ async fn a8_d9_a_cached_file_swapped_while_stopped_is_quarantined_refetched_and_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let refetched_at = server.served(&sha).at[1];
+    eprintln!(
+        "fetched again {} ms after the restart",
+        (refetched_at - restarted_at).num_milliseconds()
+    );
     hub.wait_state("red on screen again", |s| {
         s.at > refetched_at
             && s.now_playing
