@@ -131,10 +131,7 @@ fn play_with_agent(file: &Path) {
     player
         .show(&Showable::Media {
             item,
-            source: Source {
-                kind: ItemKind::Video,
-                path: file.to_owned(),
-            },
+            source: Source::open(ItemKind::Video, file.to_owned()).unwrap(),
         })
         .unwrap();
     std::thread::sleep(Duration::from_secs(SECONDS));

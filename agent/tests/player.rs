@@ -117,6 +117,9 @@ async fn d5_d7_scheduler_timers_drive_a_playlist_in_order() {
         .unwrap()
         .expect("the agent kept a trusted clock");
     let cache = Cache::open(data.path(), &store, 1 << 30).unwrap();
+    // Nothing opened is trusted before it hashed to its name (A8); the
+    // agent's file task does this in the background.
+    while cache.verify_next().unwrap().is_some() {}
     let events = EventLog::open(&store).unwrap();
     let before = events.oldest(10_000).unwrap().len();
     let null = NullPlayer::default();
@@ -321,6 +324,69 @@ async fn d7_the_x_sink_shows_the_item_on_an_x_display() {
         }
     }
     assert!(agent.stop().success());
+    assert!(
+        red_share > 0.95,
+        "only {:.0}% of the X screen is red",
+        red_share * 100.0
+    );
+}
+
+/// D7: with `video_sink = "auto"` and DISPLAY pointing at an X server (and
+/// no Wayland compositor, no DRM device), the agent picks the X sink itself:
+/// a red image fills the (virtual) screen, the log names the choice and the
+/// state reports no display problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d7_auto_picks_the_x_display_when_display_points_at_an_x_server() {
+    let (width, height) = (320u32, 180u32);
+    let display = XDisplay::start(width, height);
+    let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
+    let red = pattern_png("red", 64, 36);
+    let len = red.len() as u64;
+    let (sha, url) = server.add(red);
+    hub.publish_manifest(
+        "n-1",
+        keys.manifest_with(
+            "n-1",
+            1,
+            vec![image("red", sha, len, &url)],
+            vec![entry("e", &["red"], 5_000, 0)],
+            None,
+        ),
+    )
+    .await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start_without(
+        data.path(),
+        &[
+            ("SIGNET_AGENT_VIDEO_SINK", "auto"),
+            ("DISPLAY", display.name.as_str()),
+        ],
+        &["WAYLAND_DISPLAY"],
+    );
+    let state = hub
+        .wait_state("the red image on screen", |s| {
+            s.now_playing
+                .as_ref()
+                .is_some_and(|n| n.item.as_str() == "red")
+        })
+        .await;
+    assert_eq!(state.last_error, None);
+    let mut red_share = 0.0;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let pixels = display.grab();
+        let red = pixels
+            .chunks_exact(3)
+            .filter(|p| p[0] > 200 && p[1] < 60 && p[2] < 60)
+            .count();
+        red_share = red as f64 / f64::from(width * height);
+        if red_share > 0.95 {
+            break;
+        }
+    }
+    let log = agent.log_text();
+    assert!(agent.stop().success());
+    assert!(log.contains("video_sink auto: showing on x"), "{log}");
     assert!(
         red_share > 0.95,
         "only {:.0}% of the X screen is red",

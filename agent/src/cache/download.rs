@@ -25,7 +25,7 @@ use signet_common::digest::Sha256;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::{Admission, CHUNK_BYTES, Cache, CacheError, CacheFull};
+use super::{Admission, CHUNK_BYTES, Cache, CacheError, CacheFull, Reverified};
 use crate::killpoint;
 use crate::sync::connection::Backoff;
 
@@ -457,6 +457,15 @@ impl Downloader {
         let _guard = lock.lock().await;
         if self.inner.cache.contains(&wanted.sha256) {
             return Ok(cached);
+        }
+        // On disk but not hashed since the agent started: hash it now
+        // rather than fetch it again; fetched only if it does not match.
+        if self.inner.cache.awaits_verification(&wanted.sha256) {
+            let (cache, sha256) = (self.inner.cache.clone(), wanted.sha256);
+            let outcome = blocking(move || cache.verify_waiting(&sha256)).await?;
+            if outcome == Some(Reverified::Intact) || self.inner.cache.contains(&wanted.sha256) {
+                return Ok(cached);
+            }
         }
         if wanted.size == 0 && wanted.sha256 != Sha256::of(b"") {
             return Err(DownloadError::Permanent {

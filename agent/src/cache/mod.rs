@@ -1,15 +1,22 @@
-//! The content-addressed cache (D2, D9, D10).
+//! The content-addressed cache (D2, D9, D10, A8).
 //!
-//! Owns: the files under `{data_dir}/cache/` — `blobs/{sha256}` (verified
-//! files only), `partial/{sha256}` (downloads in progress, kept for resuming)
-//! and `quarantine/{sha256}.{unix millis}` (files that stopped matching their
-//! hash) — and their index, the sled tree `cache` (key: the hex digest;
-//! value: `{size, mtime_ns, last_needed}` recorded when a file is admitted).
-//! A blob is admitted only after its bytes on disk hash to its name; the
-//! in-memory set behind [`Cache::contains`] holds only admitted blobs.
-//! [`Cache::open`] makes the cache trustworthy again after a crash or after
-//! tampering while the agent was down. Must not: decide what is needed —
-//! callers pass the needed set (from the current manifests) to
+//! Owns: the files under `{data_dir}/cache/` — `blobs/{sha256}`, `partial/{sha256}`
+//! (downloads in progress, kept for resuming) and
+//! `quarantine/{sha256}.{unix millis}` (files that stopped matching their
+//! hash, bounded by [`QUARANTINE_KEEP`] and [`QUARANTINE_MAX_BYTES`]) —
+//! and their index, the sled tree `cache` (key: the hex digest; value:
+//! `{size, mtime_ns, last_needed}` recorded when a file is admitted).
+//!
+//! A blob is *verified* only once its bytes on disk hashed to its name in
+//! this run of the agent: after a download ([`download`]), or after
+//! [`Cache::open`] found it on disk and [`Cache::verify_next`] hashed it
+//! again — nothing on disk is trusted across a stop, since anyone may have
+//! replaced a file and restored its size and mtime while the agent was down
+//! (A8). Only verified blobs are in [`Cache::contains`], and the player reads
+//! one only through [`Cache::open_verified`], which hands out an open file
+//! whose inode, size, mtime and ctime are still those that were hashed; any
+//! other state sends the blob back to verification. Must not: decide what is
+//! needed — callers pass the needed set (from the current manifests) to
 //! [`Cache::make_room`] and [`Cache::purge_unneeded`]; must not touch the
 //! network ([`download`] does). Every method blocks (file I/O, hashing, sled
 //! flush): async callers use `spawn_blocking`.
@@ -19,9 +26,10 @@ pub mod download;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -56,6 +64,12 @@ pub fn blobs_dir_in(data_dir: &Path) -> PathBuf {
 /// How many quarantined files are kept (the newest); older ones are
 /// deleted so quarantine cannot fill the disk (D10).
 pub const QUARANTINE_KEEP: usize = 4;
+/// The most bytes the quarantine keeps: the newest files that fit stay; a
+/// file larger than this on its own is deleted rather than kept (D10).
+pub const QUARANTINE_MAX_BYTES: u64 = 512 * 1024 * 1024;
+/// How often [`Cache::reverify`] hashes a file again when it changed while
+/// it was being hashed, before it gives up on it and quarantines it.
+const REVERIFY_TRIES: usize = 3;
 /// The read buffer for hashing a file.
 const HASH_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -126,15 +140,110 @@ pub enum CacheError {
     Index(#[from] sled::Error),
 }
 
-/// One index record, stored as JSON under the hex digest.
+/// One index record, stored as JSON under the hex digest. The file's
+/// identity ([`Stamp`]) is what it was when last hashed; only the
+/// in-memory copy of a blob verified in this run is trusted (A8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct IndexRecord {
     /// The file's size when admitted.
     size: u64,
     /// The file's modification time when admitted, in ns since the epoch.
     mtime_ns: u64,
+    /// The file's status change time when hashed, in ns since the epoch
+    /// (not settable by `touch`).
+    #[serde(default)]
+    ctime_ns: u64,
+    /// The file's inode when hashed.
+    #[serde(default)]
+    ino: u64,
+    /// The file system's device number when hashed.
+    #[serde(default)]
+    dev: u64,
     /// When a manifest last needed it.
     last_needed: Option<DateTime<Utc>>,
+}
+
+impl IndexRecord {
+    /// A record of a file with `stamp`, needed last at `last_needed`.
+    fn new(stamp: Stamp, last_needed: Option<DateTime<Utc>>) -> Self {
+        Self {
+            size: stamp.size,
+            mtime_ns: stamp.mtime_ns,
+            ctime_ns: stamp.ctime_ns,
+            ino: stamp.ino,
+            dev: stamp.dev,
+            last_needed,
+        }
+    }
+
+    /// The file identity recorded.
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
+            ino: self.ino,
+            dev: self.dev,
+        }
+    }
+}
+
+/// A regular file's identity: any write, replacement (rename, copy over,
+/// hard link) or metadata change gives another stamp, even when the size
+/// and mtime are restored (`touch -r`), since the ctime then moves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    /// Its size in bytes.
+    size: u64,
+    /// Its modification time in ns since the epoch.
+    mtime_ns: u64,
+    /// Its status change time in ns since the epoch.
+    ctime_ns: u64,
+    /// Its inode.
+    ino: u64,
+    /// Its file system's device number.
+    dev: u64,
+}
+
+impl Stamp {
+    /// The stamp of `meta`.
+    fn of(meta: &fs::Metadata) -> Self {
+        let ns = |secs: i64, nsec: i64| {
+            u64::try_from(secs)
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::try_from(nsec).unwrap_or(0))
+        };
+        Self {
+            size: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+}
+
+/// What is at a blob's path (symlinks are not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnDisk {
+    /// Nothing.
+    Missing,
+    /// Something other than a regular file (a directory, a symlink).
+    NotAFile,
+    /// A regular file.
+    File(Stamp),
+}
+
+/// A blob found on disk and not yet hashed in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unverified {
+    /// Its record (from the index, with the size on disk).
+    record: IndexRecord,
+    /// Whether the index listed it: a listed file that does not match is
+    /// quarantined; an unlisted one (a crash between the rename and the
+    /// index write, or a stranger's file) is deleted.
+    indexed: bool,
 }
 
 /// What admitting a finished partial download found.
@@ -155,8 +264,13 @@ pub(crate) enum Admission {
 /// The in-memory view, guarded together.
 #[derive(Debug, Default)]
 struct Contents {
-    /// Admitted blobs and their index records.
+    /// Blobs verified in this run and their records (with the stamp they
+    /// had when hashed).
     blobs: BTreeMap<Sha256, IndexRecord>,
+    /// Blobs on disk waiting to be hashed before they may play.
+    unverified: BTreeMap<Sha256, Unverified>,
+    /// Unverified blobs the player is waiting for: hashed first.
+    urgent: BTreeSet<Sha256>,
     /// `last_needed` marks of needed blobs not yet present, applied when
     /// they are admitted.
     pending_marks: BTreeMap<Sha256, DateTime<Utc>>,
@@ -178,6 +292,32 @@ struct Inner {
     /// Serializes every change to the files (admission, re-verification,
     /// eviction), so a re-hash never races a rename of the same name.
     files: Mutex<()>,
+    /// Notified when a blob is sent (back) to verification.
+    unverified_added: tokio::sync::Notify,
+    /// The blobs being hashed now, so one file is never hashed twice at
+    /// once (the verification task and a download may both want it).
+    hashing: Mutex<BTreeSet<Sha256>>,
+    /// Notified when a blob leaves `hashing`.
+    hashed: Condvar,
+}
+
+/// The claim on hashing one blob; released when dropped.
+struct HashClaim<'a> {
+    /// The cache.
+    inner: &'a Inner,
+    /// The blob claimed.
+    sha256: Sha256,
+}
+
+impl Drop for HashClaim<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .hashing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.sha256);
+        self.inner.hashed.notify_all();
+    }
 }
 
 /// The content cache; cheap to clone, thread-safe, blocking.
@@ -197,12 +337,12 @@ fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 
 impl Cache {
     /// Opens the cache in `data_dir`, repairing it after a crash or tampering
-    /// while the agent was down (D2, D9): a blob whose size or mtime differs
-    /// from its index record is re-hashed and quarantined if wrong; a blob
-    /// without a record is admitted only if it hashes to its name (else
-    /// removed); records without a file are dropped; anything in `blobs/` or
-    /// `partial/` not named by a digest is removed, as is a partial of a
-    /// blob already present.
+    /// while the agent was down (D2, D9, A8): every regular file in `blobs/`
+    /// named by a digest waits for verification ([`Self::verify_next`]) —
+    /// none is trusted because its size and mtime look unchanged; anything
+    /// else in `blobs/` or `partial/` not named by a digest is removed, as
+    /// is a partial of a blob present, and index records without a file are
+    /// dropped.
     ///
     /// # Errors
     /// On a file, index or flush failure.
@@ -226,6 +366,9 @@ impl Cache {
                 limit: AtomicU64::new(limit_bytes),
                 contents: RwLock::new(Contents::default()),
                 files: Mutex::new(()),
+                unverified_added: tokio::sync::Notify::new(),
+                hashing: Mutex::new(BTreeSet::new()),
+                hashed: Condvar::new(),
             }),
         };
         cache.recover()?;
@@ -256,44 +399,24 @@ impl Cache {
             }
         }
 
-        let mut admitted = BTreeMap::new();
+        let mut found = BTreeMap::new();
         let blobs_dir = self.blobs_dir();
-        for (name, path, is_file) in list_dir(&blobs_dir)? {
-            let sha = name.parse::<Sha256>().ok().filter(|_| is_file);
-            let Some(sha) = sha else {
+        for (name, path, _) in list_dir(&blobs_dir)? {
+            let sha = name.parse::<Sha256>().ok();
+            let on_disk = on_disk(&path)?;
+            let (Some(sha), OnDisk::File(stamp)) = (sha, on_disk) else {
                 tracing::warn!(path = %path.display(), "removing a stray file from the cache");
                 remove_any(&path)?;
                 continue;
             };
-            let (size, mtime_ns) = file_stamp(&path)?;
             let record = records.remove(&sha);
-            if let Some(record) = record
-                && record.size == size
-                && record.mtime_ns == mtime_ns
-            {
-                admitted.insert(sha, record);
-                continue;
-            }
-            let (actual, len) = hash_file(&path)?;
-            if actual == sha {
-                let record = IndexRecord {
-                    size: len,
-                    mtime_ns,
-                    last_needed: record.and_then(|r| r.last_needed),
-                };
-                self.inner
-                    .index
-                    .insert(sha.to_string(), encode_record(&record))?;
-                tracing::info!(%sha, size = len, "cache: admitted a verified blob found on disk");
-                admitted.insert(sha, record);
-            } else if record.is_some() {
-                tracing::warn!(%sha, %actual, "cache: a blob changed while the agent was down");
-                self.quarantine_file(&sha, &path)?;
-                self.inner.index.remove(sha.to_string())?;
-            } else {
-                tracing::warn!(%sha, %actual, "cache: removing an unindexed file that does not match its name");
-                remove_any(&path)?;
-            }
+            found.insert(
+                sha,
+                Unverified {
+                    record: IndexRecord::new(stamp, record.and_then(|r| r.last_needed)),
+                    indexed: record.is_some(),
+                },
+            );
         }
         for sha in records.keys() {
             tracing::warn!(%sha, "cache: dropping the index record of a missing blob");
@@ -305,7 +428,7 @@ impl Cache {
             let keep = is_file
                 && name
                     .parse::<Sha256>()
-                    .is_ok_and(|sha| !admitted.contains_key(&sha));
+                    .is_ok_and(|sha| !found.contains_key(&sha));
             if !keep {
                 tracing::info!(path = %path.display(), "cache: removing a leftover partial file");
                 remove_any(&path)?;
@@ -314,7 +437,15 @@ impl Cache {
 
         sync_dir(&blobs_dir)?;
         self.inner.store.flush()?;
-        self.write_contents().blobs = admitted;
+        if !found.is_empty() {
+            let bytes: u64 = found.values().map(|u| u.record.size).sum();
+            tracing::info!(
+                count = found.len(),
+                bytes,
+                "cache: every cached file is hashed again before it may play (A8, D9)"
+            );
+        }
+        self.write_contents().unverified = found;
         Ok(())
     }
 
@@ -355,16 +486,59 @@ impl Cache {
         self.partial_dir().join(sha256.to_string())
     }
 
-    /// Whether the blob is present and verified (in memory, no disk I/O).
+    /// Whether the blob is present and verified in this run (in memory, no
+    /// disk I/O).
     #[must_use]
     pub fn contains(&self, sha256: &Sha256) -> bool {
         self.read_contents().blobs.contains_key(sha256)
     }
 
-    /// The bytes used: verified blobs plus partial downloads.
+    /// Whether the blob is on disk but waits to be hashed before it may
+    /// play (after a start, or after it changed since it was hashed).
+    #[must_use]
+    pub fn awaits_verification(&self, sha256: &Sha256) -> bool {
+        self.read_contents().unverified.contains_key(sha256)
+    }
+
+    /// How many blobs wait to be hashed.
+    #[must_use]
+    pub fn unverified_count(&self) -> usize {
+        self.read_contents().unverified.len()
+    }
+
+    /// Waits until a blob waits to be hashed (returns at once if one does).
+    pub async fn unverified_added(&self) {
+        loop {
+            let notified = self.inner.unverified_added.notified();
+            if self.unverified_count() > 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Asks for `sha256` to be hashed before other waiting blobs (the
+    /// player waits for it); nothing if it does not wait.
+    pub fn prioritize(&self, sha256: &Sha256) {
+        let mut contents = self.write_contents();
+        if contents.unverified.contains_key(sha256) {
+            contents.urgent.insert(*sha256);
+        }
+    }
+
+    /// The bytes used: blobs (verified or waiting to be) plus partial
+    /// downloads.
     #[must_use]
     pub fn used_bytes(&self) -> u64 {
-        let blobs: u64 = self.read_contents().blobs.values().map(|r| r.size).sum();
+        let blobs: u64 = {
+            let contents = self.read_contents();
+            contents.blobs.values().map(|r| r.size).sum::<u64>()
+                + contents
+                    .unverified
+                    .values()
+                    .map(|u| u.record.size)
+                    .sum::<u64>()
+        };
         blobs.saturating_add(self.partials().values().sum())
     }
 
@@ -374,76 +548,245 @@ impl Cache {
         fs::metadata(self.partial_path(sha256)).map_or(0, |m| m.len())
     }
 
-    /// Every verified blob.
+    /// Every blob on disk: verified, or waiting to be.
     #[must_use]
     pub fn entries(&self) -> Vec<CachedBlob> {
-        self.read_contents()
+        let contents = self.read_contents();
+        let mut entries: Vec<CachedBlob> = contents
             .blobs
             .iter()
+            .chain(contents.unverified.iter().map(|(sha, u)| (sha, &u.record)))
             .map(|(sha, record)| CachedBlob {
                 sha256: *sha,
                 size: record.size,
                 last_needed: record.last_needed,
             })
-            .collect()
+            .collect();
+        entries.sort_by_key(|e| e.sha256);
+        entries
     }
 
-    /// Re-hashes the blob of `sha256` (D9). Matching: it stays (or becomes)
-    /// admitted. Not matching: it is moved to quarantine and dropped from
-    /// the index and the set, durably, so it is fetched again. Missing: its
-    /// record is dropped.
+    /// Opens the verified blob of `sha256` for playing (A8): `Some` only if
+    /// it was verified in this run and the file at its path is still the
+    /// one hashed (same inode, size, mtime and ctime). Reading through the
+    /// returned handle reads that file even if the path is replaced later.
+    /// A blob that changed since it was hashed goes back to verification
+    /// (and is not played until it hashed to its name again).
+    #[must_use]
+    pub fn open_verified(&self, sha256: &Sha256) -> Option<File> {
+        let record = *self.read_contents().blobs.get(sha256)?;
+        let path = self.blob_path(sha256);
+        if let Ok(file) = File::open(&path)
+            && let Ok(meta) = file.metadata()
+            && meta.is_file()
+            && Stamp::of(&meta) == record.stamp()
+        {
+            return Some(file);
+        }
+        tracing::warn!(
+            %sha256,
+            "cache: the file changed since it was hashed; it is hashed again before it may play (A8, D9)"
+        );
+        let _files = self.lock_files();
+        let mut contents = self.write_contents();
+        if let Some(record) = contents.blobs.remove(sha256) {
+            contents.unverified.insert(
+                *sha256,
+                Unverified {
+                    record,
+                    indexed: true,
+                },
+            );
+            contents.urgent.insert(*sha256);
+            self.inner.unverified_added.notify_one();
+        }
+        None
+    }
+
+    /// Hashes the next blob waiting for verification: first those the
+    /// player waits for ([`Self::prioritize`]), then the most recently
+    /// needed (the current manifests mark what they need, D10). `None`
+    /// when none waits.
+    ///
+    /// # Errors
+    /// As [`Self::reverify`]; the blob then stops waiting and is dropped
+    /// from the index (it is not played, and fetched again when needed).
+    pub fn verify_next(&self) -> Result<Option<(Sha256, Reverified)>, CacheError> {
+        loop {
+            let next = {
+                let contents = self.read_contents();
+                let hashing = self
+                    .inner
+                    .hashing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // One another thread hashes now is left to it, unless it
+                // is the last one waiting.
+                let free = |sha: &Sha256| !hashing.contains(sha);
+                contents
+                    .urgent
+                    .iter()
+                    .find(|sha| contents.unverified.contains_key(sha) && free(sha))
+                    .or_else(|| {
+                        contents
+                            .unverified
+                            .iter()
+                            .filter(|(sha, _)| free(sha))
+                            .max_by_key(|(sha, u)| (u.record.last_needed, std::cmp::Reverse(**sha)))
+                            .map(|(sha, _)| sha)
+                    })
+                    .or_else(|| contents.unverified.keys().next())
+                    .copied()
+            };
+            let Some(sha) = next else {
+                return Ok(None);
+            };
+            match self.verify_waiting(&sha) {
+                Ok(Some(outcome)) => return Ok(Some((sha, outcome))),
+                // Another thread hashed it meanwhile.
+                Ok(None) => {}
+                Err(error) => {
+                    let _files = self.lock_files();
+                    if let Err(e) = self.forget(&sha) {
+                        tracing::warn!(%sha, "cache: dropping an unverifiable blob: {e}");
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Hashes `sha256` if it waits for verification (waiting for another
+    /// thread hashing it first); `None` when it no longer waits.
+    ///
+    /// # Errors
+    /// As [`Self::reverify`].
+    pub fn verify_waiting(&self, sha256: &Sha256) -> Result<Option<Reverified>, CacheError> {
+        let _claim = self.claim(sha256);
+        if !self.awaits_verification(sha256) {
+            return Ok(None);
+        }
+        self.reverify_claimed(sha256).map(Some)
+    }
+
+    /// Claims the hashing of `sha256`, waiting while another thread holds
+    /// the claim.
+    fn claim(&self, sha256: &Sha256) -> HashClaim<'_> {
+        let mut hashing = self
+            .inner
+            .hashing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while hashing.contains(sha256) {
+            hashing = self
+                .inner
+                .hashed
+                .wait(hashing)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        hashing.insert(*sha256);
+        HashClaim {
+            inner: &self.inner,
+            sha256: *sha256,
+        }
+    }
+
+    /// Re-hashes the blob of `sha256` (D9, A8). Matching: it is (or stays)
+    /// verified, with the file's current stamp. Not matching: a file the
+    /// index listed is moved to quarantine, an unlisted one is deleted, and
+    /// it is dropped from the index and the sets, durably, so it is fetched
+    /// again. Missing: its record is dropped. A file that changes while it
+    /// is hashed is hashed again; one that keeps changing is quarantined.
     ///
     /// # Errors
     /// On a file, index or flush failure.
     pub fn reverify(&self, sha256: &Sha256) -> Result<Reverified, CacheError> {
-        let _files = self.lock_files();
+        let _claim = self.claim(sha256);
+        self.reverify_claimed(sha256)
+    }
+
+    /// [`Self::reverify`] under the claim on `sha256`.
+    fn reverify_claimed(&self, sha256: &Sha256) -> Result<Reverified, CacheError> {
         let path = self.blob_path(sha256);
-        let stamp = match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => file_stamp(&path)?,
-            Ok(_) => {
-                tracing::warn!(path = %path.display(), "cache: removing a non-file in place of a blob");
-                remove_any(&path)?;
-                self.forget(sha256)?;
-                return Ok(Reverified::Absent);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.forget(sha256)?;
-                return Ok(Reverified::Absent);
-            }
-            Err(source) => {
-                return Err(CacheError::Io {
-                    what: "reading",
-                    path,
-                    source,
-                });
-            }
-        };
-        let (actual, len) = match hash_file(&path) {
-            Ok(hashed) => hashed,
-            Err(CacheError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                self.forget(sha256)?;
-                return Ok(Reverified::Absent);
-            }
-            Err(e) => return Err(e),
-        };
-        if actual == *sha256 {
-            let last_needed = self
-                .read_contents()
-                .blobs
-                .get(sha256)
-                .and_then(|r| r.last_needed);
-            let record = IndexRecord {
-                size: len,
-                mtime_ns: stamp.1,
-                last_needed,
+        for _ in 0..REVERIFY_TRIES {
+            let before = on_disk(&path)?;
+            let hashed = match before {
+                OnDisk::File(_) => Some(hash_file(&path)),
+                OnDisk::Missing | OnDisk::NotAFile => None,
             };
-            self.record(sha256, record)?;
-            return Ok(Reverified::Intact);
+            let _files = self.lock_files();
+            let now = on_disk(&path)?;
+            if now != before {
+                continue;
+            }
+            let stamp = match now {
+                OnDisk::Missing => {
+                    self.forget(sha256)?;
+                    return Ok(Reverified::Absent);
+                }
+                OnDisk::NotAFile => {
+                    tracing::warn!(path = %path.display(), "cache: removing a non-file in place of a blob");
+                    remove_any(&path)?;
+                    self.forget(sha256)?;
+                    return Ok(Reverified::Absent);
+                }
+                OnDisk::File(stamp) => stamp,
+            };
+            let (actual, len) = match hashed {
+                Some(Ok(hashed)) => hashed,
+                Some(Err(CacheError::Io { source, .. }))
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
+                Some(Err(e)) => return Err(e),
+                None => continue,
+            };
+            if actual == *sha256 && len == stamp.size {
+                let last_needed = {
+                    let contents = self.read_contents();
+                    contents
+                        .blobs
+                        .get(sha256)
+                        .or_else(|| contents.unverified.get(sha256).map(|u| &u.record))
+                        .and_then(|r| r.last_needed)
+                };
+                self.record(sha256, IndexRecord::new(stamp, last_needed))?;
+                return Ok(Reverified::Intact);
+            }
+            self.reject(sha256, &path, &format!("it hashes to {actual}"))?;
+            return Ok(Reverified::Quarantined);
         }
-        tracing::warn!(%sha256, %actual, "cache: a blob no longer matches its hash; quarantined (D9)");
-        self.quarantine_file(sha256, &path)?;
-        self.forget(sha256)?;
+        let _files = self.lock_files();
+        self.reject(sha256, &path, "it kept changing while it was hashed")?;
         Ok(Reverified::Quarantined)
+    }
+
+    /// Takes a blob that does not match out of play, under the files lock:
+    /// quarantined if the index listed it, else deleted; forgotten.
+    fn reject(&self, sha256: &Sha256, path: &Path, why: &str) -> Result<(), CacheError> {
+        let listed = self
+            .read_contents()
+            .unverified
+            .get(sha256)
+            .is_none_or(|u| u.indexed);
+        if listed {
+            match self.quarantine_file(sha256, path)? {
+                Some(kept) => tracing::warn!(
+                    %sha256,
+                    kept = %kept.display(),
+                    "cache: a cached file no longer matches its hash ({why}); not played, kept in quarantine, fetched again (A8, D9)"
+                ),
+                None => tracing::warn!(
+                    %sha256,
+                    "cache: a cached file no longer matches its hash ({why}); not played, deleted (over the quarantine bound), fetched again (A8, D9)"
+                ),
+            }
+        } else {
+            tracing::warn!(%sha256, "cache: removing an unindexed file that does not match its name ({why})");
+            remove_any(path)?;
+        }
+        self.forget(sha256)
     }
 
     /// Handles a file-watcher event on `path` (D9): a blob's path is
@@ -498,8 +841,13 @@ impl Cache {
         {
             let mut contents = self.write_contents();
             contents.pending_marks.clear();
+            let contents = &mut *contents;
             for sha in needed.keys() {
-                if let Some(record) = contents.blobs.get_mut(sha) {
+                let record = contents
+                    .blobs
+                    .get_mut(sha)
+                    .or_else(|| contents.unverified.get_mut(sha).map(|u| &mut u.record));
+                if let Some(record) = record {
                     record.last_needed = Some(now);
                     marked.push((*sha, *record));
                 } else {
@@ -538,21 +886,26 @@ impl Cache {
                 }
             }
         });
-        let (mut used, mut candidates) = {
+        let (mut used, mut candidates, on_disk) = {
             let contents = self.read_contents();
-            let used: u64 = contents.blobs.values().map(|r| r.size).sum();
-            let candidates: Vec<(Option<DateTime<Utc>>, Sha256, u64)> = contents
-                .blobs
-                .iter()
+            let all = || {
+                contents
+                    .blobs
+                    .iter()
+                    .chain(contents.unverified.iter().map(|(sha, u)| (sha, &u.record)))
+            };
+            let used: u64 = all().map(|(_, r)| r.size).sum();
+            let candidates: Vec<(Option<DateTime<Utc>>, Sha256, u64)> = all()
                 .filter(|(sha, _)| !needed.contains_key(sha))
                 .map(|(sha, r)| (r.last_needed, *sha, r.size))
                 .collect();
-            (used, candidates)
+            let on_disk: BTreeSet<Sha256> = all().map(|(sha, _)| *sha).collect();
+            (used, candidates, on_disk)
         };
         used = used.saturating_add(partials.values().sum());
         let missing: u64 = needed
             .iter()
-            .filter(|(sha, _)| !self.contains(sha))
+            .filter(|(sha, _)| !on_disk.contains(sha))
             .map(|(sha, size)| size.saturating_sub(partials.get(sha).copied().unwrap_or(0)))
             .fold(0, u64::saturating_add);
         // Never-needed (None) sorts first, then the oldest mark.
@@ -583,8 +936,8 @@ impl Cache {
         Ok(evicted)
     }
 
-    /// Removes every blob and partial download not in `needed`, and the
-    /// quarantine (the `purge_cache` command; L3 when licenses end).
+    /// Removes every blob, partial download and quarantined file not of an
+    /// item in `needed` (the `purge_cache` command; L3 when licenses end).
     /// Returns the blobs removed.
     ///
     /// # Errors
@@ -592,13 +945,16 @@ impl Cache {
     /// removed).
     pub fn purge_unneeded(&self, needed: &BTreeSet<Sha256>) -> Result<Vec<Sha256>, CacheError> {
         let _files = self.lock_files();
-        let unneeded: Vec<Sha256> = self
-            .read_contents()
-            .blobs
-            .keys()
-            .filter(|sha| !needed.contains(sha))
-            .copied()
-            .collect();
+        let unneeded: Vec<Sha256> = {
+            let contents = self.read_contents();
+            contents
+                .blobs
+                .keys()
+                .chain(contents.unverified.keys())
+                .filter(|sha| !needed.contains(sha))
+                .copied()
+                .collect()
+        };
         let mut removed = Vec::new();
         for sha in unneeded {
             self.remove_blob(&sha)?;
@@ -609,8 +965,16 @@ impl Cache {
                 remove_any(&self.partial_path(sha))?;
             }
         }
-        for (_, path, _) in list_dir(&self.quarantine_dir())? {
-            remove_any(&path)?;
+        // Quarantined copies of needed items stay for the operator (D9);
+        // those of anything else go with it.
+        for (name, path, _) in list_dir(&self.quarantine_dir())? {
+            let of_needed = name
+                .split_once('.')
+                .and_then(|(sha, _)| sha.parse::<Sha256>().ok())
+                .is_some_and(|sha| needed.contains(&sha));
+            if !of_needed {
+                remove_any(&path)?;
+            }
         }
         self.inner.store.flush()?;
         tracing::info!(count = removed.len(), "cache: purged unneeded blobs");
@@ -641,32 +1005,34 @@ impl Cache {
         fs::rename(&partial, &blob).map_err(io_error("renaming into place", &partial))?;
         killpoint::reach("download.after_rename");
         sync_dir(&self.blobs_dir())?;
-        let (_, mtime_ns) = file_stamp(&blob)?;
+        let OnDisk::File(stamp) = on_disk(&blob)? else {
+            return Err(CacheError::Io {
+                what: "admitting",
+                path: blob,
+                source: io::Error::new(io::ErrorKind::NotFound, "the renamed file is gone"),
+            });
+        };
         let last_needed = self.write_contents().pending_marks.remove(sha256);
-        self.record(
-            sha256,
-            IndexRecord {
-                size: len,
-                mtime_ns,
-                last_needed,
-            },
-        )?;
+        self.record(sha256, IndexRecord::new(stamp, last_needed))?;
         Ok(Admission::Admitted)
     }
 
-    /// Writes `record` to the index (flushed), then the set.
+    /// Writes `record` to the index (flushed), then makes the blob verified.
     fn record(&self, sha256: &Sha256, record: IndexRecord) -> Result<(), CacheError> {
         self.inner
             .index
             .insert(sha256.to_string(), encode_record(&record))?;
         self.inner.store.flush()?;
-        self.write_contents().blobs.insert(*sha256, record);
+        let mut contents = self.write_contents();
+        contents.unverified.remove(sha256);
+        contents.urgent.remove(sha256);
+        contents.blobs.insert(*sha256, record);
         Ok(())
     }
 
-    /// Drops `sha256` from the set and the index (flushed).
+    /// Drops `sha256` from the sets, then the index (flushed).
     fn forget(&self, sha256: &Sha256) -> Result<(), CacheError> {
-        self.write_contents().blobs.remove(sha256);
+        self.drop_from_sets(sha256);
         if self.inner.index.remove(sha256.to_string())?.is_some() {
             self.inner.store.flush()?;
         }
@@ -677,15 +1043,25 @@ impl Cache {
     /// then the file, then the index record (unflushed: a record without a
     /// file is dropped at the next open).
     fn remove_blob(&self, sha256: &Sha256) -> Result<(), CacheError> {
-        self.write_contents().blobs.remove(sha256);
+        self.drop_from_sets(sha256);
         remove_any(&self.blob_path(sha256))?;
         self.inner.index.remove(sha256.to_string())?;
         Ok(())
     }
 
+    /// Drops `sha256` from the verified and the waiting sets.
+    fn drop_from_sets(&self, sha256: &Sha256) {
+        let mut contents = self.write_contents();
+        contents.blobs.remove(sha256);
+        contents.unverified.remove(sha256);
+        contents.urgent.remove(sha256);
+    }
+
     /// Moves `path` to `quarantine/{sha}.{unix millis}` (durably) and keeps
-    /// only the newest [`QUARANTINE_KEEP`] quarantined files.
-    fn quarantine_file(&self, sha256: &Sha256, path: &Path) -> Result<(), CacheError> {
+    /// only the newest quarantined files: at most [`QUARANTINE_KEEP`] of
+    /// them and [`QUARANTINE_MAX_BYTES`] in all. Returns where the file is
+    /// kept, or `None` when it was deleted for the bound.
+    fn quarantine_file(&self, sha256: &Sha256, path: &Path) -> Result<Option<PathBuf>, CacheError> {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -694,22 +1070,38 @@ impl Cache {
         fs::rename(path, &target).map_err(io_error("quarantining", path))?;
         sync_dir(&dir)?;
         sync_dir(&self.blobs_dir())?;
-        let mut kept = list_dir(&dir)?
+        let mut files = list_dir(&dir)?
             .into_iter()
             .map(|(name, path, _)| {
                 let millis = name
                     .rsplit_once('.')
                     .and_then(|(_, m)| m.parse::<u128>().ok())
                     .unwrap_or(0);
-                (millis, path)
+                let len = fs::symlink_metadata(&path).map_or(0, |m| m.len());
+                (millis, path, len)
             })
             .collect::<Vec<_>>();
-        kept.sort();
-        let excess = kept.len().saturating_sub(QUARANTINE_KEEP);
-        for (_, old) in kept.into_iter().take(excess) {
-            remove_any(&old)?;
+        // Newest first; the new file sorts first among equal millis.
+        files.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| (b.1 == target).cmp(&(a.1 == target)))
+        });
+        let mut count = 0usize;
+        let mut bytes = 0u64;
+        let mut kept = None;
+        for (_, file, len) in files {
+            bytes = bytes.saturating_add(len);
+            count += 1;
+            if count > QUARANTINE_KEEP || bytes > QUARANTINE_MAX_BYTES {
+                remove_any(&file)?;
+                bytes = bytes.saturating_sub(len);
+                count -= 1;
+            } else if file == target {
+                kept = Some(file);
+            }
         }
-        Ok(())
+        sync_dir(&dir)?;
+        Ok(kept)
     }
 
     /// The partial downloads and their lengths.
@@ -784,15 +1176,18 @@ pub(crate) fn hash_file(path: &Path) -> Result<(Sha256, u64), CacheError> {
     Ok((hasher.finish(), len))
 }
 
-/// A file's size and modification time (ns since the epoch).
-fn file_stamp(path: &Path) -> Result<(u64, u64), CacheError> {
-    let meta = fs::metadata(path).map_err(io_error("reading", path))?;
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    Ok((meta.len(), mtime_ns))
+/// What is at `path`, without following a symlink.
+fn on_disk(path: &Path) -> Result<OnDisk, CacheError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(OnDisk::File(Stamp::of(&meta))),
+        Ok(_) => Ok(OnDisk::NotAFile),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(OnDisk::Missing),
+        Err(source) => Err(CacheError::Io {
+            what: "reading",
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// The entries of a directory: name (lossy), path, whether a regular file.
@@ -927,6 +1322,7 @@ mod tests {
         // The sled index survives a reopen without the quarantined blob.
         drop(cache);
         let cache = Cache::open(store.dir(), &store, 1 << 20).unwrap();
+        verify_all(&cache);
         assert!(cache.contains(&good));
         assert!(!cache.contains(&bad));
     }
@@ -952,10 +1348,150 @@ mod tests {
         assert!(elsewhere.exists());
     }
 
+    /// Hashes every blob waiting for verification.
+    fn verify_all(cache: &Cache) -> Vec<(Sha256, Reverified)> {
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = cache.verify_next().unwrap() {
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// Overwrites `path` with `bytes` in place and restores its mtime, as
+    /// `cp other path && touch -r saved path` does.
+    fn swap_keeping_mtime(path: &Path, bytes: &[u8]) {
+        let mtime = fs::metadata(path).unwrap().modified().unwrap();
+        let len = fs::metadata(path).unwrap().len();
+        assert_eq!(bytes.len() as u64, len, "a substitute of the same size");
+        fs::write(path, bytes).unwrap();
+        let file = fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_modified(mtime).unwrap();
+        drop(file);
+        assert_eq!(fs::metadata(path).unwrap().modified().unwrap(), mtime);
+    }
+
+    /// A8, D9: a blob swapped for other bytes of the same size with its
+    /// mtime restored while the agent was down is not trusted at `open`:
+    /// it waits for verification, is hashed, quarantined with the
+    /// substitute's bytes and dropped from the index; the intact one is
+    /// verified. Nothing is present before it hashed.
+    #[test]
+    fn a8_d9_a_blob_swapped_while_stopped_with_its_mtime_restored_is_quarantined() {
+        let (dir, store, cache) = setup(1 << 20);
+        let intact = put(&cache, b"intact bytes");
+        let swapped = put(&cache, b"the original");
+        let path = cache.blob_path(&swapped);
+        drop(cache);
+        swap_keeping_mtime(&path, b"a substitute");
+
+        let cache = Cache::open(dir.path(), &store, 1 << 20).unwrap();
+        assert!(!cache.contains(&swapped) && !cache.contains(&intact));
+        assert!(cache.awaits_verification(&swapped));
+        assert!(cache.open_verified(&swapped).is_none());
+        assert_eq!(cache.used_bytes(), 24, "waiting blobs still count");
+        let outcomes: BTreeMap<Sha256, Reverified> = verify_all(&cache).into_iter().collect();
+        assert_eq!(
+            outcomes,
+            BTreeMap::from([
+                (intact, Reverified::Intact),
+                (swapped, Reverified::Quarantined)
+            ])
+        );
+        assert!(cache.contains(&intact) && !cache.contains(&swapped));
+        assert!(!cache.awaits_verification(&swapped));
+        assert!(!indexed(&store, &swapped));
+        assert!(cache.open_verified(&intact).is_some());
+        let names = quarantined(&cache);
+        assert_eq!(names.len(), 1);
+        assert!(names[0].starts_with(&format!("{swapped}.")));
+        assert_eq!(
+            fs::read(cache.quarantine_dir().join(&names[0])).unwrap(),
+            b"a substitute"
+        );
+    }
+
+    /// A8, D9: a verified blob replaced in place after it was hashed (same
+    /// size, mtime restored, no watcher running) is not handed to the
+    /// player: `open_verified` sees the other stamp, sends it back to
+    /// verification, and the next hash quarantines it. A handle opened
+    /// before a replacement by rename keeps reading the verified file.
+    #[test]
+    fn a8_d9_a_blob_replaced_after_verification_is_not_opened_for_playing() {
+        let (_dir, _store, cache) = setup(1 << 20);
+        let sha = put(&cache, b"verified bytes");
+        let path = cache.blob_path(&sha);
+        let held = cache.open_verified(&sha).unwrap();
+        // Replaced by a rename: the held handle still reads the original.
+        let other = path.with_extension("tmp");
+        fs::write(&other, b"renamed bytes!").unwrap();
+        let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        fs::rename(&other, &path).unwrap();
+        let mut read = Vec::new();
+        (&held).read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"verified bytes");
+
+        assert!(cache.open_verified(&sha).is_none());
+        assert!(!cache.contains(&sha) && cache.awaits_verification(&sha));
+        assert_eq!(verify_all(&cache), vec![(sha, Reverified::Quarantined)]);
+        assert!(cache.open_verified(&sha).is_none());
+
+        // In place, same size, mtime restored.
+        let sha = put(&cache, b"second original");
+        assert!(cache.open_verified(&sha).is_some());
+        swap_keeping_mtime(&cache.blob_path(&sha), b"second imposter");
+        assert!(cache.open_verified(&sha).is_none());
+        assert_eq!(verify_all(&cache), vec![(sha, Reverified::Quarantined)]);
+    }
+
+    /// A8: waiting blobs are hashed in order — what the player waits for
+    /// first, then the most recently needed, never-needed last.
+    #[test]
+    fn a8_verification_order_is_urgent_then_most_recently_needed() {
+        let (dir, store, cache) = setup(1 << 20);
+        let old = put(&cache, b"needed at 1");
+        let new = put(&cache, b"needed at 3");
+        let never = put(&cache, b"never needed");
+        let urgent = put(&cache, b"the player waits");
+        for (sha, hour) in [(old, 1), (new, 3), (urgent, 2)] {
+            cache
+                .make_room(&BTreeMap::from([(sha, 11)]), at(hour))
+                .unwrap();
+        }
+        drop(cache);
+        let cache = Cache::open(dir.path(), &store, 1 << 20).unwrap();
+        cache.prioritize(&urgent);
+        cache.prioritize(&Sha256::of(b"not waiting"));
+        let order: Vec<Sha256> = verify_all(&cache).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(order, vec![urgent, new, old, never]);
+    }
+
+    /// D10: the quarantine keeps at most its byte bound; a file over it on
+    /// its own is deleted, not kept.
+    #[test]
+    fn quarantine_is_bounded_in_bytes() {
+        let (_dir, _store, cache) = setup(QUARANTINE_MAX_BYTES * 2);
+        let sha = Sha256::of(b"big");
+        let path = cache.blob_path(&sha);
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(QUARANTINE_MAX_BYTES + 1).unwrap();
+        drop(file);
+        assert_eq!(cache.quarantine_file(&sha, &path).unwrap(), None);
+        assert!(quarantined(&cache).is_empty());
+        fs::write(&path, b"small").unwrap();
+        let kept = cache.quarantine_file(&sha, &path).unwrap().unwrap();
+        assert_eq!(fs::read(kept).unwrap(), b"small");
+    }
+
     /// D9/D2: tampering while the agent was down — a modified blob, a stray
     /// file, an unindexed file with a wrong name, a deleted blob, a blob
     /// that landed before its index record, leftover partials — leaves only
-    /// intact verified blobs after `open`.
+    /// intact verified blobs after `open` and verification.
     #[test]
     fn d9_d2_open_after_tampering_keeps_only_intact_blobs() {
         let (dir, store, cache) = setup(1 << 20);
@@ -989,6 +1525,8 @@ mod tests {
         fs::write(partial_dir.join("junk.tmp"), b"junk").unwrap();
 
         let cache = Cache::open(dir.path(), &store, 1 << 20).unwrap();
+        assert!(cache.entries().iter().all(|e| !cache.contains(&e.sha256)));
+        verify_all(&cache);
         let mut present: Vec<Sha256> = cache.entries().iter().map(|e| e.sha256).collect();
         present.sort();
         let mut expected = vec![intact, renamed];
@@ -1085,7 +1623,8 @@ mod tests {
         assert_eq!(cache.partial_len(&partial), 0);
     }
 
-    /// The purge command: every blob and partial not needed goes.
+    /// The purge command: every blob, partial and quarantined file not of a
+    /// needed item goes.
     #[test]
     fn purge_unneeded_removes_everything_not_needed() {
         let (_dir, store, cache) = setup(1 << 20);
@@ -1095,6 +1634,10 @@ mod tests {
         let drop_partial = Sha256::of(b"drop partial");
         fs::write(cache.partial_path(&keep_partial), b"kee").unwrap();
         fs::write(cache.partial_path(&drop_partial), b"dro").unwrap();
+        let quarantine = cache.quarantine_dir();
+        fs::write(quarantine.join(format!("{keep}.1")), b"bad keep").unwrap();
+        fs::write(quarantine.join(format!("{drop_me}.2")), b"bad drop").unwrap();
+        fs::write(quarantine.join("junk"), b"junk").unwrap();
         let removed = cache
             .purge_unneeded(&BTreeSet::from([keep, keep_partial]))
             .unwrap();
@@ -1105,6 +1648,8 @@ mod tests {
         assert_eq!(cache.partial_len(&keep_partial), 3);
         assert_eq!(cache.partial_len(&drop_partial), 0);
         assert_eq!(cache.used_bytes(), 4 + 3);
+        // The quarantined copy of a needed item stays (D9); the rest go.
+        assert_eq!(quarantined(&cache), vec![format!("{keep}.1")]);
     }
 
     /// Quarantine is bounded: only the newest files stay (D10).

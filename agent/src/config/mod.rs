@@ -145,7 +145,9 @@ pub enum VideoSink {
     Wayland,
     /// `ximagesink`: an X session.
     X,
-    /// `autovideosink`: GStreamer picks.
+    /// The agent picks: the first usable of KMS, Wayland and X, else
+    /// headless with the reason in the device state (never
+    /// `autovideosink`, which can crash without a display).
     Auto,
     /// No display: headless (tests, screenshots only).
     None,

@@ -8,7 +8,8 @@
 //! event uploader ([`crate::events`]) and the file watcher
 //! ([`crate::watch`]) with what its changes mean: a changed
 //! cached file is verified again (and quarantined and fetched again if it no
-//! longer matches, D9); a changed config file is validated and applied where
+//! longer matches, D9), and between changes every cached file found at the
+//! start is hashed before it may play (A8); a changed config file is validated and applied where
 //! that can be done live, or rejected with a logged reason; and the link to
 //! systemd: readiness once all runs, a health tick that pings the watchdog
 //! while every essential task runs (O1). Must not: hold any rule of its own.
@@ -84,18 +85,36 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let (sink, width, height) = (config.video_sink, config.screen_width, config.screen_height);
-    let factory: PlayerFactory = Box::new(move || gstreamer_player(sink, width, height));
-    run_with_player(config, config_path, store, factory, shutdown).await
+    let (problem_tx, problem_rx) = watch::channel(None);
+    let factory: PlayerFactory =
+        Box::new(move || gstreamer_player(sink, width, height, &problem_tx));
+    run_with_player(config, config_path, store, factory, problem_rx, shutdown).await
 }
 
-/// The GStreamer player for `sink`; when GStreamer cannot start, a player
-/// that refuses every item with the reason, so nothing is reported as
-/// played that was not shown, and sync and reporting go on (D7).
-fn gstreamer_player(sink: VideoSink, width: u32, height: u32) -> Box<dyn Player> {
-    match GstPlayer::new(sink, width, height) {
-        Ok(player) => Box::new(player),
+/// The GStreamer player for `sink` (for `auto`, the first usable display,
+/// else headless); when GStreamer cannot start, a player that refuses every
+/// item with the reason, so nothing is reported as played that was not
+/// shown, and sync and reporting go on (D7). Why it does not show as
+/// configured goes to `problem`, for the device state (U4).
+fn gstreamer_player(
+    sink: VideoSink,
+    width: u32,
+    height: u32,
+    problem: &watch::Sender<Option<String>>,
+) -> Box<dyn Player> {
+    let started = if sink == VideoSink::Auto {
+        GstPlayer::auto(width, height)
+    } else {
+        GstPlayer::new(sink, width, height).map(|player| (player, None))
+    };
+    match started {
+        Ok((player, trouble)) => {
+            problem.send_replace(trouble);
+            Box::new(player)
+        }
         Err(error) => {
             tracing::error!(%error, ?sink, "the GStreamer player cannot start; every item is skipped");
+            problem.send_replace(Some(format!("the player cannot start: {error}")));
             Box::new(UnavailablePlayer {
                 reason: error.to_string(),
             })
@@ -104,7 +123,8 @@ fn gstreamer_player(sink: VideoSink, width: u32, height: u32) -> Box<dyn Player>
 }
 
 /// As [`run`], showing through the players `factory` makes (one at start,
-/// another for each `restart_player` command).
+/// another for each `restart_player` command); `player_problem` says why
+/// the player does not show as configured, for the device state.
 ///
 /// # Errors
 /// As [`run`].
@@ -113,6 +133,7 @@ pub async fn run_with_player(
     config_path: Option<PathBuf>,
     store: Store,
     factory: PlayerFactory,
+    mut player_problem: watch::Receiver<Option<String>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let identity = store.require_identity().map_err(SyncError::from)?;
@@ -289,6 +310,7 @@ pub async fn run_with_player(
                     () = stop.cancelled() => return,
                     changed = progress_rx.changed() => changed.is_ok(),
                     changed = now_playing_rx.changed() => changed.is_ok(),
+                    changed = player_problem.changed() => changed.is_ok(),
                     _ = refresh.tick() => {
                         let readings = read();
                         local_tx.send_if_modified(|report| {
@@ -313,6 +335,7 @@ pub async fn run_with_player(
                     activated,
                     pending,
                     readings: read(),
+                    player_problem: player_problem.borrow_and_update().clone(),
                 };
                 local_tx.send_replace(report);
             }
@@ -443,16 +466,38 @@ struct Changes {
 }
 
 impl Changes {
+    /// Handles file changes and, between them, hashes the cached files that
+    /// wait for verification (all of them after a start, A8), one at a
+    /// time, so a change is never kept waiting behind the whole cache.
     async fn run(mut self, mut changes: mpsc::Receiver<Change>, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
+        let mut verifying = false;
         loop {
-            let change = tokio::select! {
-                () = &mut stop => return,
-                change = changes.recv() => match change {
-                    Some(change) => change,
-                    None => return,
-                },
+            let waiting = self.cache.unverified_count() > 0;
+            if verifying && !waiting {
+                verifying = false;
+                tracing::info!("cache: every cached file hashed to its name (A8)");
+                self.content_wake.notify_one();
+            }
+            let change = if waiting {
+                verifying = true;
+                tokio::select! {
+                    biased;
+                    () = &mut stop => return,
+                    change = changes.recv() => change,
+                    () = std::future::ready(()) => {
+                        self.verify_next().await;
+                        continue;
+                    }
+                }
+            } else {
+                tokio::select! {
+                    () = &mut stop => return,
+                    change = changes.recv() => change,
+                    () = self.cache.unverified_added() => continue,
+                }
             };
+            let Some(change) = change else { return };
             match change {
                 Change::Blob(path) => self.blob_changed(path).await,
                 Change::Config => self.config_changed(),
@@ -482,6 +527,28 @@ impl Changes {
             Ok(Ok(None)) => {}
             Ok(Err(error)) => {
                 tracing::error!(path = %shown, %error, "could not verify a changed cache file")
+            }
+            Err(error) => tracing::error!(%error, "cache task failed"),
+        }
+    }
+
+    /// Hashes the next cached file waiting for verification (A8, D9).
+    async fn verify_next(&self) {
+        let cache = self.cache.clone();
+        match tokio::task::spawn_blocking(move || cache.verify_next()).await {
+            Ok(Ok(Some((_, Reverified::Intact)))) => self.cache_changed.notify_one(),
+            Ok(Ok(Some((sha256, Reverified::Quarantined | Reverified::Absent)))) => {
+                tracing::warn!(
+                    %sha256,
+                    "cached file did not hash to its name: not played, fetching it again (A8, D9)"
+                );
+                self.cache_changed.notify_one();
+                self.content_wake.notify_one();
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "could not verify a cached file; it is not played and is fetched again");
+                self.content_wake.notify_one();
             }
             Err(error) => tracing::error!(%error, "cache task failed"),
         }

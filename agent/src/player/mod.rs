@@ -27,7 +27,7 @@ use signet_common::clock::TrustedClock;
 use signet_common::documents::CommandAction;
 use signet_common::documents::{ItemKind, ManifestItem};
 use signet_common::ids::{EntryId, ItemId};
-use signet_common::play::Permit;
+use signet_common::play::{Permit, SkipReason};
 use signet_common::schedule::Slot;
 use signet_common::sync::{NowPlaying, Outcome, PlayEvent, clip_text};
 use tokio::sync::{Notify, mpsc, watch};
@@ -47,13 +47,50 @@ const RECENT_SKIPS: usize = 512;
 /// the agent runs.
 pub const STATUS_FILE: &str = "status.txt";
 
-/// A file the player reads: a verified cached item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A file the player reads: a verified cached item, held open (A8).
+#[derive(Debug, Clone)]
 pub struct Source {
     /// What the bytes are (video, image, audio).
     pub kind: ItemKind,
-    /// The verified file in the cache.
+    /// The file's path in the cache (for messages).
     pub path: PathBuf,
+    /// The file as opened when it was checked: the player reads through
+    /// this handle ([`Self::location`]), never through `path`, so a file
+    /// put at `path` after the check is never read.
+    pub file: Arc<std::fs::File>,
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.path == other.path && Arc::ptr_eq(&self.file, &other.file)
+    }
+}
+
+impl Eq for Source {}
+
+impl Source {
+    /// A source reading the file at `path` as it is now (for files that
+    /// are not in the cache: tests, tools).
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn open(kind: ItemKind, path: PathBuf) -> std::io::Result<Self> {
+        let file = std::fs::File::open(&path)?;
+        Ok(Self {
+            kind,
+            path,
+            file: Arc::new(file),
+        })
+    }
+
+    /// Where a reader that needs a path (GStreamer's `filesrc`) opens the
+    /// held file: `/proc/self/fd/{fd}`, which opens the very file held
+    /// even if `path` now names another one.
+    #[must_use]
+    pub fn location(&self) -> PathBuf {
+        use std::os::fd::AsRawFd as _;
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
 }
 
 /// What the player is asked to show.
@@ -458,8 +495,15 @@ impl Playback {
             return (now + TimeDelta::seconds(5), events);
         };
 
-        // Skips: every due slot whose item may not play, once per slot.
+        // Skips: every due slot whose item may not play, once per slot;
+        // not while its file on disk waits to be hashed (after a start):
+        // that is asked for first and decides.
         for (slot, reason) in &outlook.skipped {
+            if matches!(reason, SkipReason::NotCached)
+                && self.awaits_verification(documents, &slot.item)
+            {
+                continue;
+            }
             if !self.remember_skip(&slot.item, slot.started_at) {
                 continue;
             }
@@ -607,6 +651,20 @@ impl Playback {
         self.player.show(&showable)
     }
 
+    /// Whether `item`'s file is on disk but not yet hashed; if so, it is
+    /// hashed next (A8).
+    fn awaits_verification(&self, documents: &Documents, item: &ItemId) -> bool {
+        let Some(sha256) = documents
+            .playing_in_order()
+            .into_iter()
+            .find_map(|m| m.item(item).map(|i| i.sha256))
+        else {
+            return false;
+        };
+        self.cache.prioritize(&sha256);
+        self.cache.awaits_verification(&sha256)
+    }
+
     /// Remembers a skip of `item`'s slot starting at `start`; false when it
     /// was reported already.
     fn remember_skip(&mut self, item: &ItemId, start: DateTime<Utc>) -> bool {
@@ -662,13 +720,23 @@ impl Playback {
             .item(item)
             .cloned()
             .ok_or_else(|| "no playing manifest lists it".to_owned())?;
-        let source = |item: &ManifestItem| Source {
-            kind: item.kind,
-            path: self.cache.blob_path(&item.sha256),
+        // Only a file still as it was hashed is handed to the player (A8).
+        let source = |item: &ManifestItem| -> Result<Source, String> {
+            let file = self.cache.open_verified(&item.sha256).ok_or_else(|| {
+                format!(
+                    "the cached file of {} changed since it was verified; verifying it again",
+                    item.id
+                )
+            })?;
+            Ok(Source {
+                kind: item.kind,
+                path: self.cache.blob_path(&item.sha256),
+                file: Arc::new(file),
+            })
         };
         if listed.kind != ItemKind::Template {
             return Ok(Showable::Media {
-                source: source(&listed),
+                source: source(&listed)?,
                 item: listed,
             });
         }
@@ -679,7 +747,7 @@ impl Playback {
                 let zone_item = manifest
                     .item(id)
                     .ok_or_else(|| format!("zone {} shows {id}, which is not listed", zone.id))?;
-                sources.insert(id.clone(), source(zone_item));
+                sources.insert(id.clone(), source(zone_item)?);
             }
         }
         let texts = template

@@ -100,6 +100,9 @@ pub struct LocalReport {
     pub pending: BTreeMap<String, PendingActivation>,
     /// Free disk and temperature, as last read.
     pub readings: crate::sensors::Readings,
+    /// Why the player does not show as configured (no usable display for
+    /// `video_sink = "auto"`, GStreamer cannot start), if it does not.
+    pub player_problem: Option<String>,
 }
 
 /// The verifier's links to the rest of the agent.

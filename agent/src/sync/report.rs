@@ -66,7 +66,13 @@ pub fn device_state(
         disk_free_bytes: local.readings.disk_free_bytes,
         temperature_c: local.readings.temperature_c,
         clock_offset_ms: held.clock.offset(reading).num_milliseconds(),
-        last_error: last_error.map(str::to_owned),
+        last_error: match (last_error, local.player_problem.as_deref()) {
+            (None, None) => None,
+            (Some(one), None) | (None, Some(one)) => Some(signet_common::sync::clip_text(one)),
+            (Some(sync), Some(player)) => {
+                Some(signet_common::sync::clip_text(&format!("{sync}; {player}")))
+            }
+        },
     };
     if let Err(error) = state.check() {
         tracing::error!(%error, "the device state is out of its bounds");

@@ -269,15 +269,26 @@ impl Agent {
 
     /// As [`Self::start`], with more environment (config keys, kill point).
     pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Self {
-        Self::start_full(data, None, env)
+        Self::start_full(data, None, env, &[])
+    }
+
+    /// As [`Self::start_with`], with the variables `unset` removed from the
+    /// environment the agent inherits (`DISPLAY`, `WAYLAND_DISPLAY`).
+    pub fn start_without(data: &Path, env: &[(&str, &str)], unset: &[&str]) -> Self {
+        Self::start_full(data, None, env, unset)
     }
 
     /// As [`Self::start`], with a config file (which the agent watches).
     pub fn start_config(data: &Path, config: &Path) -> Self {
-        Self::start_full(data, Some(config), &[])
+        Self::start_full(data, Some(config), &[], &[])
     }
 
-    fn start_full(data: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Self {
+    fn start_full(
+        data: &Path,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+        unset: &[&str],
+    ) -> Self {
         let log = data.join(format!("agent-{}.log", free_port()));
         let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_signet-agent"));
@@ -297,6 +308,9 @@ impl Agent {
             .stderr(file);
         for (key, value) in env {
             command.env(key, value);
+        }
+        for key in unset {
+            command.env_remove(key);
         }
         let child = command.spawn().unwrap();
         Self { child, log }
@@ -481,6 +495,8 @@ pub struct Served {
     pub requested_bytes: u64,
     /// The range start of each request.
     pub starts: Vec<u64>,
+    /// When each request arrived (wall clock).
+    pub at: Vec<DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -527,6 +543,7 @@ impl ContentServer {
             let served = state.served.entry(sha).or_default();
             served.requests += 1;
             served.starts.push(start.unwrap_or(0));
+            served.at.push(Utc::now());
             match start {
                 None => {
                     served.requested_bytes += size;

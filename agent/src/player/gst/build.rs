@@ -186,7 +186,7 @@ fn decoded_video(
     width: u32,
     height: u32,
 ) -> Result<gst::Element, PlayerError> {
-    let file = file_source(&source.path)?;
+    let file = file_source(&source.location())?;
     let decode = make("decodebin")?;
     let convert = make("videoconvert")?;
     let scale = make("videoscale")?;
@@ -245,7 +245,8 @@ fn discard(bin: &gst::Bin, pad: &gst::Pad) {
     }
 }
 
-/// A `filesrc` reading `path`.
+/// A `filesrc` reading `path` (a [`Source::location`]: the verified file
+/// held open, A8).
 fn file_source(path: &Path) -> Result<gst::Element, PlayerError> {
     let file = make("filesrc")?;
     file.set_property("location", path.to_string_lossy().as_ref());
@@ -255,7 +256,7 @@ fn file_source(path: &Path) -> Result<gst::Element, PlayerError> {
 /// An audio item: decoded, converted and played by the audio sink; it
 /// shows no pixels (the screen is black).
 fn audio_bin(bin: gst::Bin, source: &Source, out: &VideoOut) -> Result<ItemBin, PlayerError> {
-    let file = file_source(&source.path)?;
+    let file = file_source(&source.location())?;
     let decode = make("decodebin")?;
     let convert = make("audioconvert")?;
     let resample = make("audioresample")?;

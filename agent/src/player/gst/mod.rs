@@ -10,7 +10,9 @@
 //! dropped: `compositor` (black background, live, driven by a tiny live
 //! source so it outputs frames at [`FRAME_RATE`] whatever is shown) →
 //! screen-sized `I420` caps → the display sink of the configured
-//! [`VideoSink`] (a real-time `fakesink` when headless). Nothing else runs
+//! [`VideoSink`] (a real-time `fakesink` when headless; for `auto` the first
+//! usable display of KMS, Wayland and X, see [`display`], else headless).
+//! Nothing else runs
 //! per frame: [`Player::screenshot`] asks the probe that already watches the
 //! compositor's output for the next composed frame and encodes that one, so
 //! screenshots cost nothing while nobody asks for them.
@@ -34,6 +36,7 @@
 //! whose file was not given).
 
 mod build;
+pub mod display;
 #[cfg(test)]
 mod tests;
 
@@ -279,12 +282,15 @@ fn bounded(message: String) -> String {
 
 impl GstPlayer {
     /// Starts the output pipeline on `sink` at `width`×`height`; the screen
-    /// is black until something is shown.
+    /// is black until something is shown. `auto` is [`Self::auto`].
     ///
     /// # Errors
     /// GStreamer does not start, an element is missing (the sink of `sink`
     /// among them), or the pipeline refuses to play.
     pub fn new(sink: VideoSink, width: u32, height: u32) -> Result<GstPlayer, PlayerError> {
+        if sink == VideoSink::Auto {
+            return Self::auto(width, height).map(|(player, _)| player);
+        }
         gst::init().map_err(|e| PlayerError::Init(e.to_string()))?;
         let out = VideoOut {
             width: width.max(1),
@@ -306,12 +312,9 @@ impl GstPlayer {
         compositor.set_property_from_str("background", "black");
         let out_caps = build::raw_caps(out.width, out.height, Some("I420"), true)?;
         let display_convert = build::make("videoconvert")?;
-        let display = match sink {
-            VideoSink::Kms => build::make("kmssink")?,
-            VideoSink::Wayland => build::make("waylandsink")?,
-            VideoSink::X => build::make("ximagesink")?,
-            VideoSink::Auto => build::make("autovideosink")?,
-            VideoSink::None => {
+        let display = match display::factory(sink) {
+            Some(factory) => build::make(factory)?,
+            None => {
                 let sink = build::make("fakesink")?;
                 sink.set_property("sync", true);
                 sink
@@ -353,6 +356,42 @@ impl GstPlayer {
             .set_state(gst::State::Playing)
             .map_err(|e| PlayerError::State(e.to_string()))?;
         Ok(player)
+    }
+
+    /// The player for `video_sink = "auto"` (D7): the first display of
+    /// [`display::ORDER`] that is usable and starts; without one, headless
+    /// (as `none`), with one error line in the log and the reason returned
+    /// for the device state. Never `autovideosink`: it falls through to
+    /// sinks that crash the process without a display.
+    ///
+    /// # Errors
+    /// As [`Self::new`] for the headless player.
+    pub fn auto(width: u32, height: u32) -> Result<(GstPlayer, Option<String>), PlayerError> {
+        gst::init().map_err(|e| PlayerError::Init(e.to_string()))?;
+        let env = |key: &str| std::env::var(key).ok();
+        let mut reasons = Vec::new();
+        for sink in display::ORDER {
+            let name = display::name(sink);
+            let started = display::usable(sink, &env)
+                .and_then(|()| GstPlayer::new(sink, width, height).map_err(|e| e.to_string()));
+            match started {
+                Ok(player) => {
+                    tracing::info!(sink = name, "video_sink auto: showing on {name}");
+                    return Ok((player, None));
+                }
+                Err(reason) => {
+                    tracing::debug!(sink = name, %reason, "video_sink auto: not usable");
+                    reasons.push(format!("{name}: {reason}"));
+                }
+            }
+        }
+        let problem = format!(
+            "video_sink auto: no usable display ({}); playing headless, nothing is shown",
+            reasons.join("; ")
+        );
+        tracing::error!("{problem}");
+        let player = GstPlayer::new(VideoSink::None, width, height)?;
+        Ok((player, Some(problem)))
     }
 
     /// Builds `what`'s bin on the pipeline, held at its first buffer.

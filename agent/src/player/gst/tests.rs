@@ -76,7 +76,7 @@ fn item(id: &str, kind: ItemKind) -> ManifestItem {
 fn media(id: &str, kind: ItemKind, path: PathBuf) -> Showable {
     Showable::Media {
         item: item(id, kind),
-        source: Source { kind, path },
+        source: Source::open(kind, path).unwrap(),
     }
 }
 
@@ -283,17 +283,11 @@ fn d6_d8_template_zones_and_screenshot() {
     let sources = BTreeMap::from([
         (
             ItemId::from("red"),
-            Source {
-                kind: ItemKind::Image,
-                path: red,
-            },
+            Source::open(ItemKind::Image, red).unwrap(),
         ),
         (
             ItemId::from("blue"),
-            Source {
-                kind: ItemKind::Image,
-                path: blue,
-            },
+            Source::open(ItemKind::Image, blue).unwrap(),
         ),
     ]);
     let texts = BTreeMap::from([("headline".to_owned(), "Hello".to_owned())]);
