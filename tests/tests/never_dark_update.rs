@@ -98,12 +98,23 @@ fn dark_ms(rows: &[Value], from: DateTime<Utc>, to: DateTime<Utc>) -> (i64, usiz
         }
         let gap = (start - covered_until).num_milliseconds();
         if gap > SEAM_MS {
+            eprintln!("dark from {covered_until} to {start} ({gap} ms) before {row}");
             dark += gap;
         }
         covered_until = covered_until.max(end);
     }
     let tail = (to - covered_until).num_milliseconds();
     if tail > SEAM_MS {
+        eprintln!("dark from {covered_until} to the end of the span {to} ({tail} ms)");
+        for row in rows {
+            let start = start_of(row);
+            if (start - to).num_seconds().abs() <= 3 {
+                eprintln!(
+                    "  {} {} {} {}",
+                    row["start"], row["duration_ms"], row["outcome"], row["item"]
+                );
+            }
+        }
         dark += tail;
     }
     (dark, skipped)
@@ -311,14 +322,19 @@ async fn d3_u4_the_old_version_plays_through_a_slow_download_until_the_switch() 
     );
     assert!(saw_progress, "the fleet view never showed partial progress");
 
-    // Version 2 plays: the poster shows up in the proof of play.
+    // Version 2 plays: the poster shows up in the proof of play, and the
+    // plays reported reach past the switch (a play is reported when it
+    // ends, so the one on screen at the switch may still be going).
     let started = Instant::now();
     let rows = loop {
         let rows = usage(&scene.hub, &scene.agent.device).await;
-        if rows
+        let poster_played = rows
             .iter()
-            .any(|r| r["item"] == big.as_str() && r["outcome"] == "played")
-        {
+            .any(|r| r["item"] == big.as_str() && r["outcome"] == "played");
+        let past_the_switch = rows
+            .iter()
+            .any(|r| r["outcome"] == "played" && start_of(r) > switched_at);
+        if poster_played && past_the_switch {
             break rows;
         }
         assert!(
