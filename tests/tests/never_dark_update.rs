@@ -399,8 +399,24 @@ async fn d3_d10_u4_a_manifest_refused_for_the_cache_limit_leaves_the_old_playing
         scene.small.as_str(),
         "{view:#}"
     );
-    let until = Utc::now() - chrono::TimeDelta::seconds(2);
-    let rows = usage(&scene.hub, &scene.agent.device).await;
+    let until = Utc::now();
+    let started = Instant::now();
+    let rows = loop {
+        // A play is reported when it ends: wait until the reports reach
+        // past `until`.
+        let rows = usage(&scene.hub, &scene.agent.device).await;
+        if rows
+            .iter()
+            .any(|r| r["outcome"] == "played" && start_of(r) > until)
+        {
+            break rows;
+        }
+        assert!(
+            started.elapsed() < CONVERGE,
+            "no plays reported after {until}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert!(
         !rows.iter().any(|r| r["item"] == big.as_str()),
         "the refused poster is never due: {rows:#?}"
