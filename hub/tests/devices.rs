@@ -935,6 +935,11 @@ async fn s4_s7_device_documents_route_serves_only_the_callers_signed_documents()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // S13: the route is in the OpenAPI document, under the device tag.
+    let (_, openapi) = hub.get(&hub.admin, "/api/v1/openapi.json").await;
+    let route = &openapi["paths"]["/api/v1/device/documents"]["get"];
+    assert_eq!(route["tags"][0], "device", "{route}");
+    assert!(route["responses"]["401"].is_object(), "{route}");
 
     let trust = support::signed::device_trust(&hub.data);
     let now = hub.clock_now();

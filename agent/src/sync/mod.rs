@@ -277,6 +277,7 @@ pub async fn run(
             fetcher,
             schedule: FetchSchedule::new(backoff, tokio::time::Instant::now()),
             results: fetched_tx,
+            unavailable: BTreeSet::new(),
         },
     };
     let result = verifier
@@ -347,6 +348,11 @@ struct Fetching {
     schedule: FetchSchedule,
     /// Where the fetch task hands its result.
     results: mpsc::Sender<Result<DeviceDocuments, FetchError>>,
+    /// Groups whose manifest the last fetch did not bring (the hub has
+    /// none, or it was refused): not fetched for again until a refusal or
+    /// the anti-entropy check, so such a group does not cost a fetch every
+    /// back-off period.
+    unavailable: BTreeSet<String>,
 }
 
 /// What became of one document offered to the verifier.
@@ -458,16 +464,30 @@ impl Verifier {
         Ok(())
     }
 
-    /// Whether a document the device needs is missing: its assignment, or
-    /// the manifest of a group the assignment names.
-    fn documents_missing(&self) -> bool {
-        self.held.assignment.is_none()
-            || self.held.groups().iter().any(|group| {
+    /// The groups of the assignment whose manifest is not held.
+    fn groups_without_manifest(&self) -> BTreeSet<String> {
+        self.held
+            .groups()
+            .into_iter()
+            .filter(|group| {
                 !self
                     .held
                     .documents
                     .contains_key(&apply::document_key(DocumentKind::GroupManifest, group))
             })
+            .collect()
+    }
+
+    /// Whether a document the device needs is missing: its assignment, or
+    /// the manifest of a group the assignment names that the last fetch
+    /// did not already find unavailable.
+    fn documents_missing(&self) -> bool {
+        self.held.assignment.is_none()
+            || self
+                .groups_without_manifest()
+                .difference(&self.fetch.unavailable)
+                .next()
+                .is_some()
     }
 
     /// The schedule says a fetch (or a check) is due: starts the fetch in a
@@ -526,6 +546,10 @@ impl Verifier {
                     self.follow_up(follow_up).await?;
                 }
             }
+        }
+        self.fetch.unavailable = self.groups_without_manifest();
+        if !self.fetch.unavailable.is_empty() {
+            tracing::info!(groups = ?self.fetch.unavailable, "the hub has no acceptable manifest for these groups now");
         }
         let missing = self.documents_missing();
         tracing::info!(applied, missing, "documents fetched from the hub");
