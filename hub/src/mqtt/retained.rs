@@ -189,6 +189,22 @@ struct History {
     last: Instant,
 }
 
+/// When a topic that deviated at `now` is restored, given its `previous`
+/// restores: [`DEBOUNCE`] later, or — after [`FREE_RESTORES`] restores in
+/// a row, each within [`FIGHT_MEMORY`] of the previous — no sooner than an
+/// exponentially growing spacing (up to [`MAX_SPACING`]) after the last.
+fn restore_at(previous: Option<&History>, now: Instant) -> Instant {
+    let earliest = now + DEBOUNCE;
+    match previous {
+        Some(h) if now.saturating_duration_since(h.last) < FIGHT_MEMORY => {
+            let doublings = h.restores.saturating_sub(FREE_RESTORES - 1).min(6);
+            let spacing = DEBOUNCE.saturating_mul(1_u32 << doublings).min(MAX_SPACING);
+            earliest.max(h.last + spacing)
+        }
+        _ => earliest,
+    }
+}
+
 /// The watch task's state.
 struct Watch {
     /// The hub's state (store, keys, metrics).
@@ -302,15 +318,7 @@ impl Watch {
 
     /// When a restore of `topic` may happen, given its recent restores.
     fn next_restore(&self, topic: &str, now: Instant) -> Instant {
-        let earliest = now + DEBOUNCE;
-        match self.history.get(topic) {
-            Some(h) if now.saturating_duration_since(h.last) < FIGHT_MEMORY => {
-                let doublings = h.restores.saturating_sub(FREE_RESTORES - 1).min(6);
-                let spacing = DEBOUNCE.saturating_mul(1_u32 << doublings).min(MAX_SPACING);
-                earliest.max(h.last + spacing)
-            }
-            _ => earliest,
-        }
+        restore_at(self.history.get(topic), now)
     }
 
     /// Restores every topic due at `now` (at most [`RESTORES_PER_PASS`]).
@@ -413,6 +421,37 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// S4: a burst waits one debounce; a party that keeps changing a topic
+    /// gets restores spaced ever wider up to the cap; a topic left alone
+    /// for a while starts afresh.
+    #[test]
+    fn s4_restores_of_a_fought_topic_are_spaced_out() {
+        let start = Instant::now();
+        assert_eq!(restore_at(None, start), start + DEBOUNCE);
+        let mut history = History {
+            restores: 0,
+            last: start,
+        };
+        let mut gaps = Vec::new();
+        let mut now = start;
+        for _ in 0..12 {
+            // The other party changes the topic right after each restore.
+            let at = restore_at(Some(&history).filter(|h| h.restores > 0), now);
+            gaps.push(at.saturating_duration_since(history.last).as_secs());
+            history = History {
+                restores: history.restores + 1,
+                last: at,
+            };
+            now = at;
+        }
+        assert_eq!(&gaps[..3], &[1, 1, 1], "{gaps:?}");
+        assert_eq!(&gaps[3..7], &[2, 4, 8, 16], "{gaps:?}");
+        assert!(gaps.iter().all(|g| *g <= MAX_SPACING.as_secs()), "{gaps:?}");
+        assert_eq!(*gaps.last().unwrap(), MAX_SPACING.as_secs());
+        let quiet = now + FIGHT_MEMORY;
+        assert_eq!(restore_at(Some(&history), quiet), quiet + DEBOUNCE);
+    }
 
     #[test]
     fn s4_owned_topics() {
