@@ -55,6 +55,10 @@ async fn s4_u4_s1_s3_retained_state_is_verified_applied_reported_and_rollback_re
         .await;
     assert_eq!(version(&state, SITE), Some(3));
     assert_eq!(state.applied[SITE].sha256, site_hash);
+    // U4: the refusal is kept by document key, with the version it claimed.
+    let refused = &state.refused[SITE];
+    assert_eq!(refused.version, Some(2), "{refused:?}");
+    assert!(refused.reason.contains("older"), "{refused:?}");
 
     // S1: a manifest signed by an uncertified key is refused.
     let rogue = new_key();
@@ -68,6 +72,8 @@ async fn s4_u4_s1_s3_retained_state_is_verified_applied_reported_and_rollback_re
         })
         .await;
     assert_eq!(version(&state, SITE), Some(3));
+    // What does not verify claims no version.
+    assert_eq!(state.refused[SITE].version, None);
 
     // S1: garbage is refused with a reason and changes nothing.
     hub.publish_manifest("n-site", b"{not json".to_vec()).await;
@@ -104,8 +110,11 @@ async fn s4_u4_s1_s3_retained_state_is_verified_applied_reported_and_rollback_re
     // A newer manifest is applied.
     hub.publish_manifest("n-site", keys.manifest("n-site", 4))
         .await;
-    hub.wait_state("n-site at v4", |s| version(s, SITE) == Some(4))
+    let state = hub
+        .wait_state("n-site at v4", |s| version(s, SITE) == Some(4))
         .await;
+    // Accepted again: its refusal is gone.
+    assert!(!state.refused.contains_key(SITE), "{:?}", state.refused);
     agent
         .wait_log("refused a document; keeping the last good state")
         .await;

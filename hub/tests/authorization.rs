@@ -552,6 +552,14 @@ fn rows() -> Vec<Row> {
             Anonymous(401),
         ),
         row(
+            Method::GET,
+            "/api/v1/device/documents",
+            "/api/v1/device/documents",
+            None,
+            Nothing,
+            Anonymous(401),
+        ),
+        row(
             Method::POST,
             "/api/v1/device/screenshot",
             "/api/v1/device/screenshot",

@@ -866,3 +866,136 @@ impl ClockNow for TestHub {
         self.clock.now()
     }
 }
+
+/// GETs the device documents route with optional Basic credentials.
+async fn documents(hub: &TestHub, credentials: Option<(&str, &str)>) -> (StatusCode, Value) {
+    let mut request = hub
+        .client
+        .get(format!("{}/api/v1/device/documents", hub.base));
+    if let Some((user, password)) = credentials {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// S4 (DESIGN §1: the broker is an accelerator, never the only path), S7:
+/// `GET /api/v1/device/documents` serves the calling device — and only it,
+/// with its own credentials — its current signed documents byte for byte as
+/// stored: trust, hub time, its assignment and the manifests of the groups
+/// that assignment names; each verifies as an agent verifies it.
+#[tokio::test]
+async fn s4_s7_device_documents_route_serves_only_the_callers_signed_documents() {
+    use signet_common::documents::{GroupManifest, HubTime};
+    use signet_common::envelope::DocumentKind;
+    use signet_common::sync::documents::parse_documents;
+
+    let hub = TestHub::start().await;
+    let a = hub.node(&hub.admin, &hub.root, "Tenant A").await;
+    let a_site = hub.node(&hub.admin, &a, "A site").await;
+    let b = hub.node(&hub.admin, &hub.root, "Tenant B").await;
+    let b_site = hub.node(&hub.admin, &b, "B site").await;
+    let (device, secret) = pair(&hub, &hub.admin, &a_site, "Screen A").await;
+    let (other, other_secret) = pair(&hub, &hub.admin, &b_site, "Screen BB").await;
+    let (status, run) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": hub.root}}),
+        )
+        .await;
+    assert!(status.is_success(), "{run}");
+
+    // No credentials, wrong ones, or an operator's token: 401.
+    assert_error(
+        &documents(&hub, None).await,
+        StatusCode::UNAUTHORIZED,
+        "device_credentials_required",
+    );
+    for (user, password) in [
+        (device.as_str(), "wrong secret"),
+        (device.as_str(), other_secret.as_str()),
+        ("d-unknown", secret.as_str()),
+    ] {
+        assert_eq!(
+            documents(&hub, Some((user, password))).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let response = hub
+        .client
+        .get(format!("{}/api/v1/device/documents", hub.base))
+        .bearer_auth(&hub.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // S13: the route is in the OpenAPI document, under the device tag.
+    let (_, openapi) = hub.get(&hub.admin, "/api/v1/openapi.json").await;
+    let route = &openapi["paths"]["/api/v1/device/documents"]["get"];
+    assert_eq!(route["tags"][0], "device", "{route}");
+    assert!(route["responses"]["401"].is_object(), "{route}");
+
+    let trust = support::signed::device_trust(&hub.data);
+    let now = hub.clock_now();
+    let store = &hub.state.store;
+    for (id, secret, site, foreign_site) in [
+        (&device, &secret, &a_site, &b_site),
+        (&other, &other_secret, &b_site, &a_site),
+    ] {
+        let (status, body) = documents(&hub, Some((id, secret))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let answer = parse_documents(body.to_string().as_bytes()).unwrap();
+        let mut fresh = signet_common::trust::TrustStore::new(trust.root());
+        fresh
+            .apply_trust(answer.trust.as_ref().unwrap().as_bytes())
+            .unwrap();
+        trust
+            .verify::<HubTime>(answer.hub_time.as_ref().unwrap().as_bytes(), now)
+            .unwrap();
+        let assignment_bytes = answer.assignment.as_ref().unwrap();
+        let assignment = trust
+            .verify::<DeviceAssignment>(assignment_bytes.as_bytes(), now)
+            .unwrap()
+            .into_payload();
+        assert_eq!(assignment.device_id.as_str(), id.as_str());
+        assert_eq!(
+            Some(assignment_bytes.clone()),
+            signet_hub::publish::envelope_of(store, DocumentKind::DeviceAssignment, id).unwrap()
+        );
+        let groups: Vec<&str> = assignment.group_ids().collect();
+        assert!(groups.contains(&site.as_str()), "{groups:?}");
+        assert!(!groups.contains(&foreign_site.as_str()));
+        assert_eq!(
+            answer
+                .manifests
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            {
+                let mut sorted = groups.clone();
+                sorted.sort_unstable();
+                sorted
+            }
+        );
+        for (group, envelope) in &answer.manifests {
+            let manifest = trust
+                .verify::<GroupManifest>(envelope.as_bytes(), now)
+                .unwrap()
+                .into_payload();
+            assert_eq!(&manifest.group_id, group);
+            assert_eq!(
+                Some(envelope.clone()),
+                signet_hub::publish::envelope_of(store, DocumentKind::GroupManifest, group)
+                    .unwrap()
+            );
+        }
+        assert!(!answer.manifests.contains_key(foreign_site.as_str()));
+        assert!(answer.omitted.is_empty());
+    }
+}

@@ -347,11 +347,17 @@ async fn s7_a_device_writes_only_its_own_state_and_events() {
     let mut hub = publish_documents(&broker).await;
     hub.subscribe_granted(&topic("devices/+/state")).await;
     hub.subscribe_granted(&topic("devices/+/events")).await;
-    // The hub reads device state, not documents.
+    // The hub reads device state and, for its retained-state watch (S4),
+    // its own retained topics; not what is sent to devices.
     assert_eq!(
-        hub.subscribe(&topic("groups/g1/manifest")).await,
+        hub.subscribe(&topic("devices/d-a/commands")).await,
         SubscribeReasonCode::Failure
     );
+    let mut watch = connect(&broker, HUB_USER, HUB_PASSWORD).await.unwrap();
+    for filter in signet_hub::mqtt::retained::WATCHED {
+        watch.subscribe_granted(&topic(filter)).await;
+    }
+    drop(watch);
 
     let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
     a.subscribe_granted(&topic("devices/d-a/assignment")).await;

@@ -163,10 +163,13 @@ async fn u5_l3_s1_immediate_publish_signs_manifests_every_agent_verifies() {
     assert_eq!(run["actor"]["name"], "admin");
     assert_eq!(run["trigger"]["type"], "immediate");
 
-    // One retained message per group, on the exact contract topic.
+    // Retained messages for every group, on the exact contract topics (the
+    // group's unchanged manifest, published when its items were set, is
+    // sent again byte for byte by the publish: S4).
     let messages = hub.publisher.messages();
     let mut topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
     topics.sort_unstable();
+    topics.dedup();
     let mut expected = vec![
         format!("signet/v1/groups/{tenant}/manifest"),
         format!("signet/v1/groups/{site}/manifest"),
@@ -234,13 +237,16 @@ async fn s3_versions_strictly_increase_with_a_change_and_not_without() {
 
     let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
     assert_eq!(version_of(&answer["run"], &group), (1, true));
-    assert_eq!(hub.publisher.take().len(), 1);
+    let first = hub.publisher.take();
+    assert_eq!(first.len(), 1);
 
-    // Unchanged: the version stands and nothing is re-sent.
+    // Unchanged: the version stands, and the stored document is sent again
+    // byte for byte (S4: a publish puts back what someone else replaced or
+    // cleared on the broker).
     let (status, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(version_of(&answer["run"], &group), (1, false));
-    assert!(hub.publisher.take().is_empty());
+    assert_eq!(hub.publisher.take(), first);
 
     // L3: content added to the group is published with the next version
     // at once.
@@ -575,10 +581,16 @@ async fn s3_device_assignment_floors_are_the_manifest_versions() {
     assert_eq!(assignments["d-1"].min_manifest_versions[&group], 2);
     assert_eq!(assignments["d-1"].version, 2);
 
-    // Unchanged: neither is re-signed.
+    // Unchanged: neither is re-signed; both are sent again as stored (S4).
     let (_, answer) = publish_now(&hub, &hub.admin, scope).await;
     assert_eq!(version_of(&answer["run"], "d-1"), (2, false));
-    assert!(hub.publisher.take().is_empty());
+    let (manifests, assignments) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    assert_eq!(assignments["d-1"].version, 2);
+    assert_eq!(manifests[&group].version, 2);
 }
 
 #[tokio::test]

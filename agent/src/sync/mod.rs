@@ -22,9 +22,19 @@
 //! Two tasks: [`connection::drive`] owns the rumqttc event loop and never
 //! waits on anything but the network; the verifier owns everything else and
 //! is fed through a bounded queue.
+//!
+//! The broker is an accelerator, never the only path (S4, DESIGN §1): when
+//! a needed document is missing or a retained one is refused (poisoned or
+//! cleared on the broker), or the broker is down, the verifier fetches the
+//! current signed documents from the hub over HTTP(S) ([`fetch`], in a task
+//! of its own) and takes each through the same path as an MQTT message
+//! ([`Verifier::apply_document`]: verify → rollback guard → durable commit),
+//! only without an acknowledgement. Each refusal is kept by document key
+//! until that document is accepted, and reported (U4).
 
 pub mod apply;
 pub mod connection;
+pub mod fetch;
 pub mod report;
 
 use std::cmp::Reverse;
@@ -34,9 +44,13 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, LastWill, MqttOptions, Publish, QoS, SubscribeFilter, Transport};
 use signet_common::clock::TrustedClock;
-use signet_common::documents::{CommandAction, DeviceAssignment};
-use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES};
-use signet_common::sync::{AppliedDocument, CacheProgress, NowPlaying, PendingActivation};
+use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest, HubTime};
+use signet_common::envelope::{Document, DocumentKind, MAX_DOCUMENT_BYTES};
+use signet_common::ids::DeviceId;
+use signet_common::sync::documents::DeviceDocuments;
+use signet_common::sync::{
+    AppliedDocument, CacheProgress, MAX_APPLIED, NowPlaying, PendingActivation, RefusedDocument,
+};
 use signet_common::sync::{
     HUB_TIME_TOPIC, TRUST_TOPIC, assignment_topic, commands_topic, manifest_topic, state_topic,
 };
@@ -47,6 +61,7 @@ use crate::config::{AgentConfig, BrokerUrl};
 use crate::state::{StateError, Store};
 use apply::{Decision, FollowUp, Held, Route};
 use connection::{Backoff, Inbound, Will};
+use fetch::{DocumentFetcher, FetchError, FetchSchedule};
 
 /// The largest MQTT packet read: a maximal document plus the topic and
 /// header. Larger packets end the connection (rumqttc's limit).
@@ -55,6 +70,9 @@ pub const MAX_INCOMING_PACKET: usize = MAX_DOCUMENT_BYTES + 64 * 1024;
 const MAX_OUTGOING_PACKET: usize = 512 * 1024;
 /// Requests (acks, subscriptions, state) waiting for the event loop.
 const REQUEST_CAPACITY: usize = 64;
+/// How long the verifier waits to queue a subscription change; when the
+/// event loop cannot take it (no broker), it is made at the next connect.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
 /// Why the sync core could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +220,7 @@ pub async fn run(
         false,
         None,
         &links.local.borrow().clone(),
+        &BTreeMap::new(),
     );
     options.set_last_will(LastWill::new(
         topic.clone(),
@@ -217,6 +236,18 @@ pub async fn run(
         base: config.reconnect_base(),
         cap: config.reconnect_cap(),
     };
+    let hub_url = config
+        .hub_url
+        .clone()
+        .unwrap_or_else(|| identity.hub_url.clone());
+    let fetcher = match DocumentFetcher::new(&hub_url, identity.device_id.as_str(), &secret) {
+        Ok(fetcher) => Some(fetcher),
+        Err(error) => {
+            tracing::error!(%error, "no HTTP path to the hub's documents; only the broker brings them");
+            None
+        }
+    };
+    let (fetched_tx, fetched_rx) = mpsc::channel(1);
     let connection = tokio::spawn(connection::drive(
         eventloop,
         queue_tx,
@@ -246,10 +277,19 @@ pub async fn run(
         queue_capacity: config.queue_capacity,
         links,
         state_dirty: false,
+        refused: BTreeMap::new(),
+        resubscribe_on_connect: false,
+        fetch: Fetching {
+            fetcher,
+            schedule: FetchSchedule::new(backoff, tokio::time::Instant::now()),
+            results: fetched_tx,
+            unavailable: BTreeSet::new(),
+        },
     };
     let result = verifier
         .run(
             queue_rx,
+            fetched_rx,
             shutdown,
             Duration::from_secs(config.clock_persist_secs),
             config.heartbeat(),
@@ -297,12 +337,90 @@ struct Verifier {
     links: Links,
     /// Whether the local report changed since the last state message.
     state_dirty: bool,
+    /// The latest refusal per document key, until that key is accepted
+    /// (U4).
+    refused: BTreeMap<String, RefusedDocument>,
+    /// Whether a subscription change could not be queued (no broker): made
+    /// in full at the next connect.
+    resubscribe_on_connect: bool,
+    /// The HTTP path to the hub's documents.
+    fetch: Fetching,
+}
+
+/// The verifier's HTTP path to the hub's documents (S4).
+struct Fetching {
+    /// Fetches them; `None` when the hub URL is unusable.
+    fetcher: Option<DocumentFetcher>,
+    /// When to fetch.
+    schedule: FetchSchedule,
+    /// Where the fetch task hands its result.
+    results: mpsc::Sender<Result<DeviceDocuments, FetchError>>,
+    /// Groups whose manifest the last fetch did not bring (the hub has
+    /// none, or it was refused): not fetched for again until a refusal or
+    /// the anti-entropy check, so such a group does not cost a fetch every
+    /// back-off period.
+    unavailable: BTreeSet<String>,
+}
+
+/// What became of one document offered to the verifier.
+#[derive(Debug)]
+enum Applied {
+    /// Already held: nothing changes.
+    Unchanged,
+    /// Refused with a reason: nothing changes but the report.
+    Refused,
+    /// Accepted and durable; what to do next.
+    Committed(FollowUp),
+    /// Accepted but the write failed: not durable, so not acknowledged.
+    NotDurable,
+}
+
+/// The `{kind}/{subject}` key of the document a route carries for
+/// `device`, as the state's `applied` and `refused` maps name it.
+fn route_key(route: &Route, device: &DeviceId) -> Option<String> {
+    let key = match route {
+        Route::Trust => apply::document_key(DocumentKind::Trust, "trust"),
+        Route::HubTime => apply::document_key(DocumentKind::HubTime, "hub"),
+        Route::Assignment => apply::document_key(DocumentKind::DeviceAssignment, device.as_str()),
+        Route::Manifest(group) => apply::document_key(DocumentKind::GroupManifest, group),
+        Route::Commands => apply::document_key(DocumentKind::Command, device.as_str()),
+        Route::Unknown => return None,
+    };
+    Some(key)
+}
+
+/// The version a refused document claims, when it verifies at all (an
+/// envelope that does not is never parsed).
+fn claimed_version(
+    held: &Held,
+    route: &Route,
+    bytes: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<u64> {
+    fn version<D: Document>(
+        held: &Held,
+        bytes: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<u64> {
+        held.trust
+            .verify::<D>(bytes, now)
+            .ok()
+            .map(|v| v.payload().version())
+    }
+    match route {
+        Route::HubTime => version::<HubTime>(held, bytes, now),
+        Route::Assignment => version::<DeviceAssignment>(held, bytes, now),
+        Route::Manifest(_) => version::<GroupManifest>(held, bytes, now),
+        Route::Commands => version::<Command>(held, bytes, now),
+        Route::Trust | Route::Unknown => None,
+    }
 }
 
 impl Verifier {
     async fn run(
         &mut self,
         mut queue: mpsc::Receiver<Inbound>,
+        mut fetched: mpsc::Receiver<Result<DeviceDocuments, FetchError>>,
         shutdown: impl Future<Output = ()>,
         clock_persist: Duration,
         heartbeat_every: Duration,
@@ -314,10 +432,25 @@ impl Verifier {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut spacing = tokio::time::interval(STATE_SPACING);
         spacing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut anti_entropy = tokio::time::interval_at(
+            tokio::time::Instant::now() + fetch::ANTI_ENTROPY,
+            fetch::ANTI_ENTROPY,
+        );
+        anti_entropy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut local_open = true;
         loop {
+            let fetch_due = self.fetch.schedule.due();
             tokio::select! {
                 () = &mut shutdown => break,
+                () = sleep_until(fetch_due), if fetch_due.is_some() => self.fetch_due(),
+                result = fetched.recv() => {
+                    if let Some(result) = result {
+                        self.apply_fetched(result).await?;
+                    }
+                }
+                _ = anti_entropy.tick() => {
+                    self.fetch.schedule.want(tokio::time::Instant::now(), true);
+                }
                 _ = persist.tick() => self.persist_clock().await,
                 _ = heartbeat.tick() => self.publish_state().await,
                 changed = self.links.local.changed(), if local_open => {
@@ -336,6 +469,104 @@ impl Verifier {
             }
         }
         self.go_offline().await;
+        Ok(())
+    }
+
+    /// The groups of the assignment whose manifest is not held.
+    fn groups_without_manifest(&self) -> BTreeSet<String> {
+        self.held
+            .groups()
+            .into_iter()
+            .filter(|group| {
+                !self
+                    .held
+                    .documents
+                    .contains_key(&apply::document_key(DocumentKind::GroupManifest, group))
+            })
+            .collect()
+    }
+
+    /// Whether a document the device needs is missing: its assignment, or
+    /// the manifest of a group the assignment names that the last fetch
+    /// did not already find unavailable.
+    fn documents_missing(&self) -> bool {
+        self.held.assignment.is_none()
+            || self
+                .groups_without_manifest()
+                .difference(&self.fetch.unavailable)
+                .next()
+                .is_some()
+    }
+
+    /// The schedule says a fetch (or a check) is due: starts the fetch in a
+    /// task of its own when it is forced or something is missing.
+    fn fetch_due(&mut self) {
+        let Some(fetcher) = self.fetch.fetcher.clone() else {
+            self.fetch.schedule.skip();
+            return;
+        };
+        if !self.fetch.schedule.forced() && !self.documents_missing() {
+            self.fetch.schedule.skip();
+            return;
+        }
+        self.fetch.schedule.started(tokio::time::Instant::now());
+        tracing::info!("fetching the current signed documents from the hub over HTTP");
+        let results = self.fetch.results.clone();
+        tokio::spawn(async move {
+            let _ = results.send(fetcher.fetch().await).await;
+        });
+    }
+
+    /// Applies what a fetch brought, in dependency order, through the same
+    /// path as MQTT messages (nothing to acknowledge).
+    async fn apply_fetched(
+        &mut self,
+        result: Result<DeviceDocuments, FetchError>,
+    ) -> Result<(), SyncError> {
+        let documents = match result {
+            Ok(documents) => documents,
+            Err(error) => {
+                tracing::warn!(%error, "could not fetch the documents from the hub; retrying later");
+                self.fetch.schedule.finished(
+                    tokio::time::Instant::now(),
+                    true,
+                    self.documents_missing(),
+                );
+                return Ok(());
+            }
+        };
+        if !documents.omitted.is_empty() {
+            tracing::warn!(
+                omitted = documents.omitted.len(),
+                "the hub left manifests out of its answer; the broker brings them"
+            );
+        }
+        let mut changed = false;
+        let mut applied = 0_usize;
+        for (route, bytes) in fetch::in_order(documents) {
+            let source = format!("{route:?} from the hub over HTTP");
+            match self.apply_document(&route, &bytes, &source).await? {
+                Applied::Unchanged => {}
+                Applied::Refused | Applied::NotDurable => changed = true,
+                Applied::Committed(follow_up) => {
+                    changed = true;
+                    applied += 1;
+                    self.follow_up(follow_up).await?;
+                }
+            }
+        }
+        self.fetch.unavailable = self.groups_without_manifest();
+        if !self.fetch.unavailable.is_empty() {
+            tracing::info!(groups = ?self.fetch.unavailable, "the hub has no acceptable manifest for these groups now");
+        }
+        let missing = self.documents_missing();
+        tracing::info!(applied, missing, "documents fetched from the hub");
+        self.fetch
+            .schedule
+            .finished(tokio::time::Instant::now(), false, missing);
+        if changed {
+            self.publish_state().await;
+        }
         Ok(())
     }
 
@@ -359,8 +590,10 @@ impl Verifier {
             match item {
                 Inbound::Connected { session_present } => {
                     connected = true;
-                    if !session_present {
-                        tracing::info!("the broker holds no session: subscribing to everything");
+                    if !session_present || self.resubscribe_on_connect {
+                        tracing::info!(
+                            "subscribing to everything (no session on the broker, or changes to make)"
+                        );
                         self.subscribe_all().await?;
                     }
                     self.publish_state().await;
@@ -377,13 +610,16 @@ impl Verifier {
             for item in more {
                 match item {
                     Inbound::Connected { session_present } => {
-                        if !session_present {
+                        if !session_present || self.resubscribe_on_connect {
                             self.subscribe_all().await?;
                         }
                     }
                     Inbound::Message(publish) => messages.push(publish),
                 }
             }
+            // Connected and settled: what the broker did not bring comes
+            // over HTTP (S4).
+            self.fetch.schedule.want(tokio::time::Instant::now(), false);
         }
         if messages.is_empty() {
             return Ok(());
@@ -416,39 +652,81 @@ impl Verifier {
     }
 
     /// Verifies, persists, acknowledges. Returns whether the reported state
-    /// changed.
+    /// changed. A refused document on a retained topic makes the hub's own
+    /// copy be fetched over HTTP (S4).
     async fn handle_message(
         &mut self,
         route: &Route,
         publish: &Publish,
     ) -> Result<bool, SyncError> {
+        let applied = self
+            .apply_document(route, &publish.payload, &publish.topic)
+            .await?;
+        if !matches!(applied, Applied::NotDurable) {
+            // Not durable, so not acknowledged: the broker delivers it
+            // again on the next session.
+            self.ack(publish).await?;
+        }
+        match applied {
+            Applied::Unchanged => Ok(false),
+            Applied::NotDurable => Ok(true),
+            Applied::Refused => {
+                if route.is_retained_state() {
+                    self.fetch.schedule.want(tokio::time::Instant::now(), true);
+                }
+                Ok(true)
+            }
+            Applied::Committed(follow_up) => {
+                self.follow_up(follow_up).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Takes one document (from `source`: a topic, or the hub over HTTP)
+    /// through [`apply::decide`] and, when accepted, makes its effect
+    /// durable and adopts it. Records each refusal by document key and
+    /// forgets it once that document is held (U4). Acknowledges nothing.
+    async fn apply_document(
+        &mut self,
+        route: &Route,
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<Applied, SyncError> {
         let reading = self.device_clock.read();
         let now = self.held.clock.tick(&reading);
         let store = self.store.clone();
         let nonce_seen = move |nonce: &str| store.nonce_seen(nonce).map_err(|e| e.to_string());
-        let decision = apply::decide(
-            &self.held,
-            route,
-            &publish.payload,
-            now,
-            &reading,
-            &nonce_seen,
-        );
+        let decision = apply::decide(&self.held, route, bytes, now, &reading, &nonce_seen);
+        let key = route_key(route, &self.held.device);
         let plan = match decision {
             Decision::Apply(plan) => *plan,
             Decision::Unchanged(what) => {
-                tracing::debug!(topic = %publish.topic, %what, "re-delivery; nothing changes");
-                self.ack(publish).await?;
-                return Ok(false);
+                tracing::debug!(%source, %what, "re-delivery; nothing changes");
+                if let Some(key) = key {
+                    self.refused.remove(&key);
+                }
+                return Ok(Applied::Unchanged);
             }
             Decision::Refused(reason) => {
-                tracing::warn!(topic = %publish.topic, %reason, "refused a document; keeping the last good state");
+                tracing::warn!(%source, %reason, "refused a document; keeping the last good state");
                 self.last_error = Some(signet_common::sync::clip_text(&format!(
-                    "refused {}: {reason}",
-                    publish.topic
+                    "refused {source}: {reason}"
                 )));
-                self.ack(publish).await?;
-                return Ok(true);
+                if let Some(key) = key
+                    && (self.refused.len() < MAX_APPLIED || self.refused.contains_key(&key))
+                {
+                    let version = claimed_version(&self.held, route, bytes, now);
+                    self.refused.insert(
+                        key,
+                        RefusedDocument {
+                            version,
+                            reason: signet_common::sync::clip_text(&reason),
+                            at: now,
+                        },
+                    );
+                }
+                return Ok(Applied::Refused);
             }
         };
         let expired_nonces = if matches!(route, Route::Commands) {
@@ -462,22 +740,34 @@ impl Verifier {
             .await
             .map_err(|e| SyncError::Task(e.to_string()))?;
         if let Err(error) = written {
-            // Not durable, so not acknowledged: the broker delivers it
-            // again on the next session.
-            tracing::error!(topic = %publish.topic, %error, "could not persist; not acknowledging");
+            tracing::error!(%source, %error, "could not persist; not acknowledging");
             self.last_error = Some(signet_common::sync::clip_text(&format!(
                 "state write failed: {error}"
             )));
-            return Ok(true);
+            return Ok(Applied::NotDurable);
         }
         let follow_up = plan.follow_up.clone();
-        tracing::info!(topic = %publish.topic, applied = %plan.summary, "applied");
+        tracing::info!(%source, applied = %plan.summary, "applied");
         plan.adopt(&mut self.held);
+        if let Some(key) = key {
+            self.refused.remove(&key);
+        }
+        // Refusals of documents this device no longer follows go.
+        let groups = self.held.groups();
+        self.refused.retain(|key, _| {
+            key.strip_prefix("group_manifest/")
+                .is_none_or(|group| groups.contains(group))
+        });
         self.links
             .documents
             .send_modify(|generation| *generation += 1);
         self.links.clock.send_replace(self.held.clock.clone());
-        self.ack(publish).await?;
+        Ok(Applied::Committed(follow_up))
+    }
+
+    /// What an accepted document asks for once it is durable (and, for an
+    /// MQTT message, acknowledged).
+    async fn follow_up(&mut self, follow_up: FollowUp) -> Result<(), SyncError> {
         match follow_up {
             FollowUp::Nothing => {}
             FollowUp::Resubscribe => {
@@ -489,7 +779,7 @@ impl Verifier {
             FollowUp::UpdateGroups => self.update_groups().await?,
             FollowUp::Command(action) => self.carry_out(action).await?,
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn ack(&self, publish: &Publish) -> Result<(), SyncError> {
@@ -538,9 +828,35 @@ impl Verifier {
                 .iter()
                 .map(|g| SubscribeFilter::new(manifest_topic(g), QoS::AtLeastOnce)),
         );
-        self.client.subscribe_many(filters).await?;
-        self.subscribed_groups = groups;
+        let client = self.client.clone();
+        if self.queue_request(client.subscribe_many(filters)).await? {
+            self.subscribed_groups = groups;
+            self.resubscribe_on_connect = false;
+        }
         Ok(())
+    }
+
+    /// Queues a subscription request, waiting at most [`SUBSCRIBE_WAIT`]
+    /// (without a broker the event loop takes none): `false` when it could
+    /// not be queued, and then everything is subscribed at the next
+    /// connect.
+    async fn queue_request(
+        &mut self,
+        request: impl Future<Output = Result<(), rumqttc::ClientError>>,
+    ) -> Result<bool, SyncError> {
+        match tokio::time::timeout(SUBSCRIBE_WAIT, request).await {
+            Ok(result) => {
+                result?;
+                Ok(true)
+            }
+            Err(_) => {
+                tracing::info!(
+                    "the broker connection takes no requests now; subscribing at the next connect"
+                );
+                self.resubscribe_on_connect = true;
+                Ok(false)
+            }
+        }
     }
 
     async fn update_groups(&mut self) -> Result<(), SyncError> {
@@ -549,13 +865,27 @@ impl Verifier {
             .difference(&self.subscribed_groups)
             .map(|g| SubscribeFilter::new(manifest_topic(g), QoS::AtLeastOnce))
             .collect();
-        for gone in self.subscribed_groups.difference(&wanted) {
+        let gone: Vec<String> = self
+            .subscribed_groups
+            .difference(&wanted)
+            .cloned()
+            .collect();
+        for gone in gone {
             tracing::info!(group = %gone, "no longer assigned: unsubscribing");
-            self.client.unsubscribe(manifest_topic(gone)).await?;
+            let client = self.client.clone();
+            if !self
+                .queue_request(client.unsubscribe(manifest_topic(&gone)))
+                .await?
+            {
+                return Ok(());
+            }
         }
         if !added.is_empty() {
             tracing::info!(count = added.len(), "newly assigned groups: subscribing");
-            self.client.subscribe_many(added).await?;
+            let client = self.client.clone();
+            if !self.queue_request(client.subscribe_many(added)).await? {
+                return Ok(());
+            }
         }
         self.subscribed_groups = wanted;
         Ok(())
@@ -590,6 +920,7 @@ impl Verifier {
             true,
             self.last_error.as_deref(),
             &local,
+            &self.refused,
         );
         let offline = report::device_state(
             &self.held,
@@ -598,6 +929,7 @@ impl Verifier {
             false,
             self.last_error.as_deref(),
             &local,
+            &self.refused,
         );
         let _ = self.will.send(offline);
         // Never wait for the event loop: offline, its queue fills, and a
@@ -622,11 +954,20 @@ impl Verifier {
             false,
             self.last_error.as_deref(),
             &local,
+            &self.refused,
         );
         let _ = self
             .client
             .try_publish(self.state_topic.clone(), QoS::AtLeastOnce, true, offline);
         let _ = self.client.try_disconnect();
         tracing::info!("sync stopped");
+    }
+}
+
+/// Waits until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

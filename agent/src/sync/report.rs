@@ -11,7 +11,9 @@ use std::str::FromStr as _;
 
 use signet_common::clock::ClockReading;
 use signet_common::envelope::DocumentKind;
-use signet_common::sync::{AppliedDocument, Checked as _, DeviceState, MAX_APPLIED, MAX_TEXT_LEN};
+use signet_common::sync::{
+    AppliedDocument, Checked as _, DeviceState, MAX_APPLIED, MAX_TEXT_LEN, RefusedDocument,
+};
 
 use super::apply::Held;
 
@@ -40,7 +42,8 @@ pub fn applied(held: &Held) -> BTreeMap<String, AppliedDocument> {
         .collect()
 }
 
-/// The state message's JSON bytes.
+/// The state message's JSON bytes; `refused` is the latest refusal per
+/// document key (kept by the verifier until that document is accepted).
 #[must_use]
 pub fn device_state(
     held: &Held,
@@ -49,6 +52,7 @@ pub fn device_state(
     online: bool,
     last_error: Option<&str>,
     local: &super::LocalReport,
+    refused: &BTreeMap<String, RefusedDocument>,
 ) -> Vec<u8> {
     let state = DeviceState {
         device_id: held.device.clone(),
@@ -59,7 +63,7 @@ pub fn device_state(
         applied: applied(held),
         activated: local.activated.clone(),
         pending: local.pending.clone(),
-        refused: Default::default(),
+        refused: refused.clone(),
         now_playing: local.now_playing.clone(),
         cache_bytes: local.cache_bytes,
         cache: local.cache.clone(),

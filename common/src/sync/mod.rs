@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Sha256;
 use crate::ids::{AccessGroupId, DeviceId, EntryId, ItemId, MAX_ID_LEN};
 
+pub mod documents;
+
 /// The topic prefix every Signet topic lives under (DESIGN §5, contract).
 pub const TOPIC_PREFIX: &str = "signet/v1";
 /// The largest state or event message, in bytes.

@@ -9,6 +9,7 @@ mod access_groups;
 mod approval;
 mod audit_log;
 mod content;
+mod device_documents;
 mod devices;
 mod error;
 mod extract;
@@ -141,6 +142,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(fleet::routes())
         .merge(reports::routes())
         .merge(devices::routes())
+        .merge(device_documents::routes())
         .merge(screenshots::routes())
 }
 

@@ -27,6 +27,7 @@
 //! | `signet_publish_duration_seconds` | histogram | publish run start → its last retained message queued to MQTT |
 //! | `signet_mqtt_messages_total{direction,kind}` | counter | MQTT messages the hub published or received |
 //! | `signet_http_requests_total{method,route,status}` | counter | HTTP requests answered |
+//! | `signet_retained_restored_total{kind}` | counter | retained messages on hub topics someone else changed, restored (or cleared) by the hub (S4) |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -140,6 +141,8 @@ pub struct Metrics {
     mqtt: Mutex<BTreeMap<(Direction, &'static str), u64>>,
     /// Publish-run latency.
     publish: Mutex<Histogram>,
+    /// Retained messages restored by the watch, by topic kind.
+    restored: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// The guarded value, also after a panic elsewhere poisoned the lock (a
@@ -172,6 +175,18 @@ impl Metrics {
         *lock(&self.mqtt)
             .entry((direction, topic_kind(topic)))
             .or_default() += 1;
+    }
+
+    /// Counts one retained message on `topic` the hub restored or cleared
+    /// after someone else changed it (S4; labelled by its kind only).
+    pub fn count_restored(&self, topic: &str) {
+        *lock(&self.restored).entry(topic_kind(topic)).or_default() += 1;
+    }
+
+    /// How many retained messages of topic kind `kind` the hub restored.
+    #[must_use]
+    pub fn restored(&self, kind: &str) -> u64 {
+        lock(&self.restored).get(kind).copied().unwrap_or(0)
     }
 
     /// Records the latency of one publish run that signed documents.
@@ -243,6 +258,20 @@ impl Metrics {
                 &mut out,
                 "signet_mqtt_messages_total",
                 &[("direction", direction.label()), ("kind", kind)],
+                &count.to_string(),
+            );
+        }
+        family(
+            &mut out,
+            "signet_retained_restored_total",
+            "counter",
+            "Retained messages on the hub's own topics that someone else replaced or cleared, restored (or, with no document of the hub's, cleared) by the hub, by topic kind (S4).",
+        );
+        for (kind, count) in lock(&self.restored).iter() {
+            sample(
+                &mut out,
+                "signet_retained_restored_total",
+                &[("kind", kind)],
                 &count.to_string(),
             );
         }

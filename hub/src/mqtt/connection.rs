@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::hub_time;
 use super::reports::{self, DeviceReports, Verdict};
+use super::retained::{self, WatchInbox};
 use crate::api::AppState;
 use crate::config::{BrokerUrl, MqttConfig, SYSTEM_CA_BUNDLE};
 use crate::metrics::{Direction, Metrics};
@@ -323,12 +324,24 @@ impl HubLink {
         let tracker = TaskTracker::new();
         let (connected_tx, connected_rx) = watch::channel(0_u64);
         let (inbox_tx, inbox_rx) = mpsc::channel(self.options.inbox_capacity.max(1));
+        let (watch_tx, watch_rx) = retained::channel();
+        let restorer = Arc::new(self.publisher());
         tracker.spawn(event_loop(
             self.eventloop,
             self.options.clone(),
             connected_tx,
-            inbox_tx,
+            Inboxes {
+                reports: inbox_tx,
+                retained: watch_tx,
+            },
             self.metrics.clone(),
+            cancel.clone(),
+        ));
+        tracker.spawn(retained::run(
+            state.clone(),
+            restorer,
+            self.client.clone(),
+            watch_rx,
             cancel.clone(),
         ));
         tracker.spawn(session(
@@ -407,13 +420,22 @@ pub fn backoff(options: &LinkOptions, failures: u32) -> Duration {
     full.mul_f64(0.5 + 0.5 * fraction)
 }
 
-/// Polls the connection: forwards ConnAcks to the session task and device
-/// messages to the inbox, never waiting on either (S5).
+/// Where the event loop hands received messages.
+struct Inboxes {
+    /// Device reports, for the store (acknowledged once stored).
+    reports: mpsc::Sender<Publish>,
+    /// Messages on the hub's own retained topics, for the watch.
+    retained: WatchInbox,
+}
+
+/// Polls the connection: forwards ConnAcks to the session task, device
+/// messages to the inbox and messages on the hub's retained topics to the
+/// watch, never waiting on any of them (S5).
 async fn event_loop(
     mut eventloop: EventLoop,
     options: LinkOptions,
     connected: watch::Sender<u64>,
-    inbox: mpsc::Sender<Publish>,
+    inboxes: Inboxes,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
@@ -434,7 +456,9 @@ async fn event_loop(
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 metrics.count_mqtt(Direction::Received, &publish.topic);
-                if let Err(e) = inbox.try_send(publish) {
+                if retained::owned_topic(&publish.topic).is_some() {
+                    inboxes.retained.offer(publish);
+                } else if let Err(e) = inboxes.reports.try_send(publish) {
                     // Left unacknowledged: the broker redelivers it when the
                     // session resumes (QoS 1, persistent session).
                     tracing::error!(error = %e, "device message inbox full; message left for redelivery");
@@ -455,9 +479,10 @@ async fn event_loop(
     tracing::info!("MQTT event loop stopped");
 }
 
-/// On every connect: subscribe to device reports, publish a fresh
-/// `hub_time`, and republish `trust` and every stored document (S4). Every
-/// `interval`: a fresh `hub_time`.
+/// On every connect: subscribe to device reports and (QoS 0) to the hub's
+/// own retained topics for the watch, publish a fresh `hub_time`, and
+/// republish `trust` and every stored document (S4). Every `interval`: a
+/// fresh `hub_time`.
 async fn session(
     waiting: WaitingPublisher,
     state: AppState,
@@ -489,6 +514,15 @@ async fn on_connect(state: &AppState, waiting: &WaitingPublisher) {
         };
         if let Err(e) = subscribed {
             tracing::error!(error = %e, filter, "subscribing failed");
+        }
+    }
+    for filter in retained::WATCHED {
+        let subscribed = tokio::select! {
+            () = waiting.cancel.cancelled() => return,
+            r = waiting.client.subscribe(format!("{TOPIC_PREFIX}/{filter}"), QoS::AtMostOnce) => r,
+        };
+        if let Err(e) = subscribed {
+            tracing::error!(error = %e, filter, "subscribing to a retained hub topic failed");
         }
     }
     publish_hub_time(state, waiting).await;

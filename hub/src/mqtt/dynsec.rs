@@ -20,7 +20,8 @@
 //!   client can do only what one of its roles allows.
 //! - Role [`HUB_ROLE`], given to the hub's own MQTT user: publish anywhere
 //!   under `signet/v1/`, subscribe to and receive `signet/v1/devices/+/state`
-//!   and `signet/v1/devices/+/events`.
+//!   and `signet/v1/devices/+/events`, and the hub's own retained topics
+//!   (manifests, assignments, `trust`, `hub/time`) for the watch (S4).
 //! - Per device: client `{device_id}` (the MQTT user name is the device id,
 //!   as [`signet_common::sync::BrokerAccess`] says) with the single role
 //!   [`device_role`] = `signet-device-{device_id}` whose ACLs are exactly
@@ -161,16 +162,20 @@ pub fn device_acls(device: &DeviceId, groups: &[String]) -> BTreeSet<Acl> {
 }
 
 /// What the hub's own user may do: publish every Signet topic (manifests,
-/// assignments, commands, hub time, trust — retained or not), and subscribe
-/// to and receive every device's state and events.
+/// assignments, commands, hub time, trust — retained or not), subscribe to
+/// and receive every device's state and events, and the hub's own retained
+/// topics ([`super::retained::WATCHED`]: the watch restores what someone
+/// else changed there, S4).
 #[must_use]
 pub fn hub_acls() -> BTreeSet<Acl> {
     let mut acls = BTreeSet::new();
     acls.insert(Acl::new("publishClientSend", format!("{TOPIC_PREFIX}/#")));
-    for filter in [
+    let reports = [
         format!("{TOPIC_PREFIX}/devices/+/state"),
         format!("{TOPIC_PREFIX}/devices/+/events"),
-    ] {
+    ];
+    let watched = super::retained::WATCHED.map(|f| format!("{TOPIC_PREFIX}/{f}"));
+    for filter in reports.into_iter().chain(watched) {
         acls.insert(Acl::new("subscribePattern", filter.clone()));
         acls.insert(Acl::new("unsubscribePattern", filter.clone()));
         acls.insert(Acl::new("publishClientReceive", filter));

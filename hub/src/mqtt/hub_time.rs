@@ -2,7 +2,9 @@
 //! publishes retained on `signet/v1/hub/time` at every connect and every
 //! minute, which raises each device's trusted clock.
 //!
-//! Owns: the [`HUB_TIME`] tree (one record: the last version signed).
+//! Owns: the [`HUB_TIME`] tree (one record: the last version signed and
+//! its envelope, which the retained-state watch restores and the device
+//! documents route serves).
 //!
 //! # Versions
 //! A device refuses a `hub_time` whose version is not above the one it
@@ -33,6 +35,10 @@ pub struct LastHubTime {
     pub version: u64,
     /// When it was issued.
     pub issued_at: DateTime<Utc>,
+    /// The signed envelope, byte for byte as published (absent in records
+    /// written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<String>,
 }
 
 /// Why no `hub_time` was signed.
@@ -72,6 +78,7 @@ pub async fn sign_next(state: &AppState) -> Result<Vec<u8>, HubTimeError> {
     };
     let envelope = sign_document(&document, &state.keys.signing)
         .map_err(|e| HubTimeError::Sign(e.to_string()))?;
+    let text = String::from_utf8(envelope).map_err(|e| HubTimeError::Sign(e.to_string()))?;
     let mut batch = WriteBatch::new();
     batch.put(
         HUB_TIME,
@@ -79,10 +86,34 @@ pub async fn sign_next(state: &AppState) -> Result<Vec<u8>, HubTimeError> {
         &LastHubTime {
             version,
             issued_at: now,
+            envelope: Some(text.clone()),
         },
     )?;
     state.store.apply(batch).await?;
-    Ok(envelope)
+    Ok(text.into_bytes())
+}
+
+/// The envelope of the last `hub_time` signed, if the hub kept one.
+///
+/// # Errors
+/// When the store fails.
+pub fn latest_envelope(store: &crate::store::Store) -> Result<Option<String>, StoreError> {
+    Ok(store
+        .get::<LastHubTime>(HUB_TIME, LAST_KEY)?
+        .and_then(|last| last.envelope))
+}
+
+/// The latest `hub_time` envelope: the one last signed, or a new one when
+/// none was kept yet.
+///
+/// # Errors
+/// [`HubTimeError`] when the store fails or signing fails.
+pub async fn latest_or_sign(state: &AppState) -> Result<String, HubTimeError> {
+    if let Some(envelope) = latest_envelope(&state.store)? {
+        return Ok(envelope);
+    }
+    let bytes = sign_next(state).await?;
+    String::from_utf8(bytes).map_err(|e| HubTimeError::Sign(e.to_string()))
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@
 //! - [`reports`] — the subscriber side: `signet/v1/devices/+/state` and
 //!   `+/events`, checked and handed to [`crate::fleet`], acknowledged only
 //!   after the store call returned (S9).
+//! - [`retained`] — the watch over the hub's own retained topics: what
+//!   someone else replaced or cleared is restored within seconds (S4).
 //! - [`broker`] (feature `embedded-broker`, on by default) — the embedded
 //!   rumqttd broker and its authentication.
 //! - [`admin`] — the [`admin::BrokerAdmin`] seam (device credentials and
@@ -39,6 +41,7 @@ mod connection;
 pub mod dynsec;
 pub mod hub_time;
 pub mod reports;
+pub mod retained;
 
 pub use connection::{
     BrokerConnection, HubLink, LinkOptions, MqttError, MqttPublisher, RunningLink,

@@ -167,14 +167,19 @@ impl SignedDocument {
     /// does not store.
     #[must_use]
     pub fn topic(&self) -> Option<String> {
-        match self.kind {
-            DocumentKind::GroupManifest => Some(manifest_topic(&self.subject)),
-            DocumentKind::DeviceAssignment => {
-                Some(assignment_topic(&DeviceId::new(self.subject.clone())))
-            }
-            DocumentKind::Trust => Some(TRUST_TOPIC.to_owned()),
-            DocumentKind::Command | DocumentKind::HubTime => None,
-        }
+        topic_of(self.kind, &self.subject)
+    }
+}
+
+/// The contract topic a stored document of (`kind`, `subject`) is published
+/// on; `None` for kinds publishing does not store.
+#[must_use]
+pub fn topic_of(kind: DocumentKind, subject: &str) -> Option<String> {
+    match kind {
+        DocumentKind::GroupManifest => Some(manifest_topic(subject)),
+        DocumentKind::DeviceAssignment => Some(assignment_topic(&DeviceId::new(subject))),
+        DocumentKind::Trust => Some(TRUST_TOPIC.to_owned()),
+        DocumentKind::Command | DocumentKind::HubTime => None,
     }
 }
 
@@ -793,9 +798,11 @@ async fn run_targets(
     trigger: Trigger,
 ) -> Result<Published, PublishError> {
     let started = std::time::Instant::now();
+    let resend_unchanged = trigger == Trigger::Immediate;
     let signed;
     let run;
     let assigned;
+    let resent;
     {
         let _write = state.store.write_lock().await;
         let now = state.clock.now();
@@ -807,8 +814,14 @@ async fn run_targets(
         signed = prepared.signed;
         assigned = prepared.assigned;
         run = prepared.run;
+        resent = if resend_unchanged {
+            stored_messages(&state.store, run.documents.iter().filter(|d| !d.signed))?
+        } else {
+            Vec::new()
+        };
     }
-    let (broker_refused, undelivered) = send_run(state, started, assigned, signed).await;
+    let (broker_refused, mut undelivered) = send_run(state, started, assigned, signed).await;
+    undelivered.extend(deliver(state.publisher.as_ref(), resent).await);
     Ok(Published {
         run,
         undelivered,
@@ -816,10 +829,34 @@ async fn run_targets(
     })
 }
 
+/// The stored envelopes of `documents` as retained messages, byte for byte
+/// as they were signed.
+fn stored_messages<'a>(
+    store: &Store,
+    documents: impl Iterator<Item = &'a PublishedDocument>,
+) -> Result<Vec<RetainedMessage>, StoreError> {
+    let mut messages = Vec::new();
+    for document in documents {
+        if let (Some(topic), Some(envelope)) = (
+            topic_of(document.kind, &document.subject),
+            envelope_of(store, document.kind, &document.subject)?,
+        ) {
+            messages.push(RetainedMessage {
+                topic,
+                payload: envelope.into_bytes(),
+            });
+        }
+    }
+    Ok(messages)
+}
+
 /// Publishes `scope` now on behalf of `actor` (U5 immediate): every
 /// affected manifest and assignment is built, the changed ones signed with
 /// the next version, stored with the run's record and audit entry, and
-/// then published. The caller checks authorization ([`authorize`]).
+/// then published; the unchanged ones are sent again as stored, so an
+/// operator's publish always leaves the broker holding the hub's documents
+/// (S4: a retained message someone else replaced or cleared is restored).
+/// The caller checks authorization ([`authorize`]).
 ///
 /// # Errors
 /// [`PublishError`]; then nothing was stored or published.
