@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use signet_common::clock::{ClockReading, TrustedClock};
 use signet_common::digest::Sha256;
-use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest, HubTime};
+use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest};
 use signet_common::envelope::{self, Document, DocumentKind};
 use signet_common::ids::DeviceId;
 use signet_common::rollback::{Acceptance, Offer, RollbackGuard};
@@ -146,8 +146,8 @@ pub enum FollowUp {
     /// Nothing more.
     Nothing,
     /// Subscribe to every topic again, so the broker re-sends all retained
-    /// state (after a trust change: documents refused for an unknown key
-    /// may verify now).
+    /// state (after a trust change or a step of trusted time: documents
+    /// refused for an unknown key or at a wrong time may verify now).
     Resubscribe,
     /// The assignment changed: bring the group subscriptions in line.
     UpdateGroups,
