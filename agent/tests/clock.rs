@@ -218,8 +218,7 @@ fn hub_time(signing: &SigningKey, version: u64, time: DateTime<Utc>) -> Vec<u8> 
 /// Takes `bytes` on the hub time topic at `at`, as the verifier does.
 fn offer(held: &mut Held, bytes: &[u8], at: &ClockReading) -> Decision {
     let now = held.clock.tick(at);
-    let decision = apply::decide(held, &Route::HubTime, bytes, now, at, &|_| Ok(false));
-    decision
+    apply::decide(held, &Route::HubTime, bytes, now, at, &|_| Ok(false))
 }
 
 /// S6 (issue 14, defect 2b): a device whose trusted time is a year ahead —

@@ -806,7 +806,7 @@ fn s6_a_license_grace_below_the_contact_tolerance_is_honoured_not_raised() {
     ));
 }
 
-/// S6: the hub signs no license whose offline grace is below three hub_time
+/// S6: the hub signs no license whose offline grace is below three `hub_time`
 /// intervals; the device's own check accepts it (and honours it).
 #[test]
 fn s6_the_hub_refuses_to_issue_a_grace_below_the_minimum() {
