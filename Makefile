@@ -11,7 +11,7 @@ CARGO ?= cargo
 # units).
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-x gstreamer1.0-tools \
-	mosquitto xvfb systemd
+	mosquitto xvfb systemd faketime
 
 # Crates signet-common must never depend on (it is the pure core).
 IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify

@@ -159,3 +159,125 @@ fn s6_l4_wall_clock_set_back_a_year_does_not_extend_a_license() {
     let refused = decide(&documents, &rebooted, &at_end).unwrap_err();
     assert!(refused.contains("fixed end"), "{refused}");
 }
+
+// ---- hub_time through the verifier's decision (S3, S6) --------------------
+
+use signet_agent::sync::apply::{self, Decision, FollowUp, Held, Route};
+use signet_common::documents::HubTime;
+use signet_common::envelope::{self, SigningKey};
+use signet_common::rollback::RollbackGuard;
+use signet_common::trust::{CertifiedKey, TrustDocument, TrustStore};
+
+fn new_key() -> SigningKey {
+    SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap()
+}
+
+/// A device paired to a hub whose trust document was issued a day before
+/// `real` and certifies `signing` from then for 30 days; its trusted clock
+/// starts from `wall`.
+fn held(real: DateTime<Utc>, signing: &SigningKey, wall: &ClockReading) -> Held {
+    let root = new_key();
+    let trust = TrustDocument {
+        version: 1,
+        issued_at: real - TimeDelta::days(1),
+        root_key_id: root.key_id(),
+        root_public_key: None,
+        signing_keys: vec![CertifiedKey {
+            key_id: signing.key_id(),
+            public_key: signing.public_key(),
+            not_before: real - TimeDelta::days(1),
+            not_after: real + TimeDelta::days(30),
+        }],
+    };
+    let mut store = TrustStore::new(root.public_key());
+    store
+        .apply_trust(&envelope::sign_document(&trust, &root).unwrap())
+        .unwrap();
+    Held {
+        device: DeviceId::from("dev-1"),
+        trust: store,
+        guard: RollbackGuard::default(),
+        clock: TrustedClock::new(wall),
+        assignment: None,
+        documents: BTreeMap::new(),
+    }
+}
+
+fn hub_time(signing: &SigningKey, version: u64, time: DateTime<Utc>) -> Vec<u8> {
+    envelope::sign_document(
+        &HubTime {
+            version,
+            issued_at: time,
+            time,
+        },
+        signing,
+    )
+    .unwrap()
+}
+
+/// Takes `bytes` on the hub time topic at `at`, as the verifier does.
+fn offer(held: &mut Held, bytes: &[u8], at: &ClockReading) -> Decision {
+    let now = held.clock.tick(at);
+    apply::decide(held, &Route::HubTime, bytes, now, at, &|_| Ok(false))
+}
+
+/// S6 (issue 14, defect 2b): a device whose trusted time is a year ahead —
+/// its hub's signing key looks expired there — or ten days behind (the key
+/// looks not yet valid) takes the `hub_time` that corrects it, and
+/// subscribes again so documents refused at the wrong time come back.
+#[test]
+fn s6_a_device_a_year_ahead_or_ten_days_behind_takes_the_correcting_hub_time() {
+    let real: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+    let signing = new_key();
+    for wall in [real + TimeDelta::days(365), real - TimeDelta::days(10)] {
+        let at = reading(wall, "boot-a", TimeDelta::minutes(1));
+        let mut held = held(real, &signing, &at);
+        let Decision::Apply(plan) = offer(&mut held, &hub_time(&signing, 7, real), &at) else {
+            panic!("the correcting hub_time was not applied (wall {wall})");
+        };
+        assert_eq!(plan.follow_up, FollowUp::Resubscribe);
+        let clock = plan.clock.clone().unwrap();
+        assert_eq!(clock.peek(&at), real);
+        let later = reading(wall, "boot-a", TimeDelta::minutes(2));
+        assert_eq!(clock.peek(&later), real + TimeDelta::minutes(1));
+    }
+}
+
+/// S3, S6: a replayed `hub_time` (same version) changes nothing, an older
+/// one (lower version) is refused and moves nothing, and a `hub_time` close
+/// to trusted time needs no new subscription.
+#[test]
+fn s3_s6_a_replayed_or_older_hub_time_moves_nothing() {
+    let real: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+    let signing = new_key();
+    let at = reading(real, "boot-a", TimeDelta::minutes(1));
+    let mut held = held(real, &signing, &at);
+    let current = hub_time(&signing, 7, real + TimeDelta::seconds(2));
+    let Decision::Apply(plan) = offer(&mut held, &current, &at) else {
+        panic!("hub_time not applied");
+    };
+    assert_eq!(plan.follow_up, FollowUp::Nothing);
+    plan.adopt(&mut held);
+    let held_clock = held.clock.clone();
+    let later = reading(real, "boot-a", TimeDelta::minutes(2));
+    assert!(matches!(
+        offer(&mut held, &current, &later),
+        Decision::Unchanged(_)
+    ));
+    let old = hub_time(&signing, 6, real - TimeDelta::hours(12));
+    assert!(matches!(
+        offer(&mut held, &old, &later),
+        Decision::Refused(_)
+    ));
+    let forged_same_version = hub_time(&signing, 7, real - TimeDelta::hours(12));
+    assert!(matches!(
+        offer(&mut held, &forged_same_version, &later),
+        Decision::Refused(_)
+    ));
+    assert_eq!(
+        held.clock.peek(&later),
+        held_clock.peek(&later),
+        "nothing moved the clock"
+    );
+    assert_eq!(held.clock.peek(&later), real + TimeDelta::seconds(62));
+}

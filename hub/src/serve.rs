@@ -169,7 +169,11 @@ pub fn start_mqtt(
         BrokerConnection::external(&state.config.mqtt)?
     };
     tracing::info!(?connection, "MQTT broker");
-    let link = HubLink::new(&connection, LinkOptions::default(), state.metrics.clone());
+    let options = LinkOptions {
+        hub_time_interval: std::time::Duration::from_secs(state.config.hub_time_interval_secs),
+        ..LinkOptions::default()
+    };
+    let link = HubLink::new(&connection, options, state.metrics.clone());
     state.publisher = Arc::new(link.publisher());
     let reports = Arc::new(FleetReports {
         state: state.clone(),

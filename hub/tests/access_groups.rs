@@ -231,6 +231,52 @@ fn open_license() -> Value {
     json!({"allow_offline": false, "offline_grace_secs": 0, "allow_export": false})
 }
 
+/// S6 (issue 14, defect 8): an offline grace below three hub_time
+/// intervals is refused with a JSON 400 naming the field and the minimum,
+/// at create and at update, and nothing changes; the minimum itself and a
+/// license without offline play are accepted.
+#[tokio::test]
+async fn s6_a_license_offline_grace_below_the_minimum_is_refused_never_raised() {
+    let hub = TestHub::start().await;
+    let short = json!({"allow_offline": true, "offline_grace_secs": 60, "allow_export": false});
+    let r = hub
+        .post(
+            &hub.admin,
+            GROUPS,
+            json!({"node": hub.root, "name": "short", "license": short}),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "offline_grace_too_short");
+    let message = r.1["message"].as_str().unwrap();
+    assert!(
+        message.contains("license.offline_grace_secs") && message.contains("at least 180"),
+        "{message}"
+    );
+    assert!(stored_groups(&hub).is_empty());
+
+    let minimum = json!({"allow_offline": true, "offline_grace_secs": 180, "allow_export": false});
+    let id = group(&hub, &hub.admin, &hub.root, minimum).await;
+    let r = hub
+        .patch(
+            &hub.admin,
+            &format!("{GROUPS}/{id}"),
+            json!({"license": short}),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "offline_grace_too_short");
+    assert_eq!(stored_groups(&hub)[0].license.offline_grace_secs, 180);
+    let online_only =
+        json!({"allow_offline": false, "offline_grace_secs": 0, "allow_export": false});
+    let r = hub
+        .patch(
+            &hub.admin,
+            &format!("{GROUPS}/{id}"),
+            json!({"license": online_only}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+}
+
 #[tokio::test]
 async fn t2_t4_a_tenant_manager_cannot_see_or_change_another_tenants_groups() {
     let hub = TestHub::start().await;

@@ -9,15 +9,35 @@
 //! clock, which counts suspend). Elsewhere, or if `/proc` is unreadable, the
 //! process is its own "boot": a random id and the time since the process
 //! started, which is safe (a restart loses the monotonic link, never more).
+//!
+//! # Seams for tests
+//! - In the process: [`DeviceClock::from_source`] takes any
+//!   [`ClockSource`] (readings a test makes up).
+//! - For the real `signet-agent` process: the wall clock is read only
+//!   through the C library's `clock_gettime(CLOCK_REALTIME)`
+//!   ([`chrono::Utc::now`]), which an `LD_PRELOAD` shim such as libfaketime
+//!   shifts (`FAKETIME_TIMESTAMP_FILE`, re-read on every call with
+//!   `FAKETIME_NO_CACHE=1`), while the boot-time clock comes from
+//!   `/proc/uptime`, which no such shim touches, and tokio's timers use
+//!   `CLOCK_MONOTONIC` (left alone with `DONT_FAKE_MONOTONIC=1`). So a test
+//!   moves the agent's wall clock — behind, ahead, set right — and nothing
+//!   else, exactly as a Pi without a real-time clock sees it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
 use signet_common::clock::ClockReading;
 
-/// The source of [`ClockReading`]s for this device.
-#[derive(Debug, Clone)]
-pub struct DeviceClock {
+/// Where [`ClockReading`]s come from.
+pub trait ClockSource: Send + Sync + std::fmt::Debug {
+    /// Reads the clocks now.
+    fn read(&self) -> ClockReading;
+}
+
+/// The device's own clocks.
+#[derive(Debug)]
+struct SystemClocks {
     /// The boot id (or a per-process id where there is none).
     boot_id: String,
     /// Whether `/proc/uptime` is used for the time since boot.
@@ -26,10 +46,9 @@ pub struct DeviceClock {
     started: Instant,
 }
 
-impl DeviceClock {
+impl SystemClocks {
     /// Finds the device's boot id and uptime source.
-    #[must_use]
-    pub fn new() -> Self {
+    fn new() -> Self {
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .ok()
             .map(|id| id.trim().to_owned())
@@ -45,10 +64,10 @@ impl DeviceClock {
             started: Instant::now(),
         }
     }
+}
 
-    /// Reads the clocks now.
-    #[must_use]
-    pub fn read(&self) -> ClockReading {
+impl ClockSource for SystemClocks {
+    fn read(&self) -> ClockReading {
         let since_boot_ms = if self.proc_uptime {
             read_uptime_ms()
         } else {
@@ -60,6 +79,33 @@ impl DeviceClock {
             boot_id: self.boot_id.clone(),
             since_boot_ms,
         }
+    }
+}
+
+/// The source of [`ClockReading`]s for this device. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DeviceClock {
+    /// The clocks read.
+    source: Arc<dyn ClockSource>,
+}
+
+impl DeviceClock {
+    /// The device's own clocks.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::from_source(Arc::new(SystemClocks::new()))
+    }
+
+    /// Readings from `source` (a test's clocks).
+    #[must_use]
+    pub fn from_source(source: Arc<dyn ClockSource>) -> Self {
+        Self { source }
+    }
+
+    /// Reads the clocks now.
+    #[must_use]
+    pub fn read(&self) -> ClockReading {
+        self.source.read()
     }
 }
 
@@ -88,4 +134,38 @@ pub fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
     u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A clock a test sets.
+    #[derive(Debug)]
+    struct Fixed(ClockReading);
+
+    impl ClockSource for Fixed {
+        fn read(&self) -> ClockReading {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn s6_a_device_clock_reads_its_source() {
+        let reading = ClockReading {
+            wall: "2026-01-01T00:00:00Z".parse().unwrap_or_default(),
+            boot_id: "boot-a".into(),
+            since_boot_ms: 42,
+        };
+        let clock = DeviceClock::from_source(Arc::new(Fixed(reading.clone())));
+        assert_eq!(clock.clone().read(), reading);
+    }
+
+    #[test]
+    fn s6_the_system_clock_counts_monotonic_time_within_one_boot() {
+        let clock = DeviceClock::new();
+        let (a, b) = (clock.read(), clock.read());
+        assert_eq!(a.boot_id, b.boot_id);
+        assert!(b.since_boot_ms >= a.since_boot_ms);
+    }
 }

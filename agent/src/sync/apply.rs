@@ -1,7 +1,8 @@
 //! Deciding what one received message changes (S1, S3, S6).
 //!
 //! Owns: the verification chain every message goes through — the trust
-//! store's signature check at trusted time, the rollback guard, the
+//! store's signature check at trusted time (a `hub_time`'s at the time it
+//! states, since it is what corrects trusted time, S6), the rollback guard, the
 //! document's own validation — and the resulting [`Plan`]: what to persist
 //! and what to do next. Pure given its inputs: it reads the held state and
 //! returns a plan or a refusal, and changes nothing itself, so a refused
@@ -9,10 +10,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use signet_common::clock::{ClockReading, TrustedClock};
 use signet_common::digest::Sha256;
-use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest, HubTime};
+use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest};
 use signet_common::envelope::{self, Document, DocumentKind};
 use signet_common::ids::DeviceId;
 use signet_common::rollback::{Acceptance, Offer, RollbackGuard};
@@ -145,8 +146,8 @@ pub enum FollowUp {
     /// Nothing more.
     Nothing,
     /// Subscribe to every topic again, so the broker re-sends all retained
-    /// state (after a trust change: documents refused for an unknown key
-    /// may verify now).
+    /// state (after a trust change or a step of trusted time: documents
+    /// refused for an unknown key or at a wrong time may verify now).
     Resubscribe,
     /// The assignment changed: bring the group subscriptions in line.
     UpdateGroups,
@@ -344,18 +345,46 @@ fn verify_and_accept<D: Document>(
     }
 }
 
+/// A step of trusted time larger than this, made by a `hub_time`, makes the
+/// agent subscribe again: documents refused while the clock was wrong (a
+/// manifest "expired" a year ahead, a key "not yet valid" days behind) were
+/// acknowledged and are only sent again on a new subscription (S6).
+pub const CLOCK_STEP_RESUBSCRIBE: TimeDelta = TimeDelta::seconds(60);
+
+/// S6: a verified `hub_time` with a version above the held one sets trusted
+/// time, in either direction. Its key is checked at the time it states, not
+/// at `now` — `now` is what it corrects ([`signet_common::clock`] says why
+/// that is safe); a replayed or older one (equal or lower version) is
+/// refused by the rollback guard and moves nothing.
 fn hub_time(held: &Held, bytes: &[u8], now: DateTime<Utc>, reading: &ClockReading) -> Step {
-    let Some((doc, guard, key)) = verify_and_accept::<HubTime>(held, bytes, now)? else {
+    let verified = held
+        .trust
+        .verify_hub_time(bytes)
+        .map_err(|e| format!("hub_time: {e}"))?;
+    let mut guard = held.guard.clone();
+    let offer = Offer::of(&verified);
+    let key = document_key(DocumentKind::HubTime, &offer.subject);
+    if guard.accept(&offer).map_err(|e| format!("hub_time: {e}"))? == Acceptance::AlreadyHeld {
         return Ok(None);
-    };
+    }
+    let doc = verified.into_payload();
     let mut clock = held.clock.clone();
     let trusted = clock.observe_hub_time(reading, doc.time);
+    let step = trusted - now;
     let mut plan = Plan::new(format!(
-        "hub_time version {} ({}), trusted time now {}",
+        "hub_time version {} ({}), trusted time now {}{}",
         doc.version,
         doc.time.to_rfc3339(),
-        trusted.to_rfc3339()
+        trusted.to_rfc3339(),
+        if step.abs() > CLOCK_STEP_RESUBSCRIBE {
+            format!(", set by {} s", step.num_seconds())
+        } else {
+            String::new()
+        }
     ));
+    if step.abs() > CLOCK_STEP_RESUBSCRIBE {
+        plan.follow_up = FollowUp::Resubscribe;
+    }
     plan.clock = Some(clock);
     plan.guard = Some(guard);
     plan.put.push((key, bytes.to_vec()));

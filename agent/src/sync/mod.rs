@@ -772,7 +772,7 @@ impl Verifier {
             FollowUp::Nothing => {}
             FollowUp::Resubscribe => {
                 tracing::info!(
-                    "trust changed: subscribing again to receive every retained document"
+                    "trust or trusted time changed: subscribing again to receive every retained document"
                 );
                 self.subscribe_all().await?;
             }

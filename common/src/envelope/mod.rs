@@ -156,6 +156,15 @@ pub enum VerifyError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A `hub_time` stating a time before the issue time of the held trust
+    /// document: the root vouches that real time is past that (S6).
+    #[error("hub_time states {time}, before the trust document issued at {trust_issued_at}")]
+    HubTimeBeforeTrust {
+        /// The time the `hub_time` states.
+        time: DateTime<Utc>,
+        /// When the held trust document was issued.
+        trust_issued_at: DateTime<Utc>,
+    },
     /// The document's `expires_at` has passed.
     #[error("document expired at {expires_at}")]
     Expired {

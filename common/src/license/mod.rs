@@ -25,6 +25,13 @@ use serde::{Deserialize, Serialize};
 pub const MAX_DURATION_SECS: u64 = 100 * 366 * 24 * 60 * 60;
 /// The most countries a license may list (there are 249 ISO 3166-1 codes).
 pub const MAX_ALLOWED_COUNTRIES: usize = 249;
+/// The shortest offline grace a hub signs, in seconds (S6): three of the
+/// longest `hub_time` intervals
+/// ([`crate::sync::MAX_HUB_TIME_INTERVAL_SECS`]), so a device that is online
+/// never runs out of grace between two `hub_time`s, one of them lost or late.
+/// A device honours whatever grace is signed; the hub refuses a shorter one
+/// ([`LicenseTerms::check_issuable`]).
+pub const MIN_OFFLINE_GRACE_SECS: u64 = 3 * crate::sync::MAX_HUB_TIME_INTERVAL_SECS;
 
 /// The terms of an access group's one license (L1, L2).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -80,6 +87,18 @@ pub enum LicenseError {
     /// Offline play allowed with no grace, which would allow nothing.
     #[error("offline play is allowed but the offline grace is zero")]
     ZeroOfflineGrace,
+    /// An offline grace shorter than [`MIN_OFFLINE_GRACE_SECS`], which the
+    /// hub does not sign (a device would go dark between two `hub_time`s).
+    #[error(
+        "offline_grace_secs is {secs}; it must be at least {min} \
+         (three hub_time intervals), or allow_offline false"
+    )]
+    OfflineGraceTooShort {
+        /// The grace given, in seconds.
+        secs: u64,
+        /// The shortest allowed, in seconds.
+        min: u64,
+    },
     /// `max_active_devices` of zero, which would allow no device.
     #[error("max_active_devices is zero")]
     ZeroMaxActiveDevices,
@@ -169,6 +188,24 @@ impl LicenseTerms {
                     code: bad.chars().take(16).collect(),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// [`Self::validate`], and the rules for terms a hub signs: an offline
+    /// grace of at least [`MIN_OFFLINE_GRACE_SECS`] when offline play is
+    /// allowed. A device checks only [`Self::validate`] and honours the
+    /// signed grace as it is.
+    ///
+    /// # Errors
+    /// The first problem found, as a [`LicenseError`].
+    pub fn check_issuable(&self) -> Result<(), LicenseError> {
+        self.validate()?;
+        if self.allow_offline && self.offline_grace_secs < MIN_OFFLINE_GRACE_SECS {
+            return Err(LicenseError::OfflineGraceTooShort {
+                secs: self.offline_grace_secs,
+                min: MIN_OFFLINE_GRACE_SECS,
+            });
         }
         Ok(())
     }

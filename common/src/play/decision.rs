@@ -42,15 +42,20 @@ pub fn may_play(
     Err(first_refusal.unwrap_or(SkipReason::NotListed))
 }
 
-/// The offline grace that applies to an access group's content:
-/// min(assignment's grace, the license's grace), but never below
-/// [`CONTACT_TOLERANCE_SECS`] (S6).
+/// The offline grace that applies to an access group's content (S6): the
+/// smaller of the assignment's and the license's, exactly as signed. A
+/// license that does not allow offline play contributes
+/// [`CONTACT_TOLERANCE_SECS`]: the device must be *in contact*, i.e. have a
+/// verified `hub_time` that recent. A signed grace is never raised (the hub
+/// refuses to sign one below [`crate::license::MIN_OFFLINE_GRACE_SECS`]).
 #[must_use]
 pub fn offline_grace(assignment: &DeviceAssignment, terms: &LicenseTerms) -> TimeDelta {
-    assignment
-        .offline_grace()
-        .min(terms.offline_grace())
-        .max(TimeDelta::seconds(CONTACT_TOLERANCE_SECS))
+    let license = if terms.allow_offline {
+        terms.offline_grace()
+    } else {
+        TimeDelta::seconds(CONTACT_TOLERANCE_SECS)
+    };
+    assignment.offline_grace().min(license)
 }
 
 /// Whether `manifest` allows `item`, which it lists.

@@ -42,10 +42,10 @@
 //!    when the terms list countries); and the device must be in contact:
 //!    `now < last_hub_contact + offline_grace` — the instant contact + grace
 //!    is the first one refused, and a device never in contact is refused.
-//!    The grace is the smaller of the assignment's and the license's
-//!    ([`offline_grace`]), but never less than [`CONTACT_TOLERANCE_SECS`],
-//!    so a license that disallows offline play still plays while the hub's
-//!    minutely signed time keeps arriving. Node content needs no license and
+//!    The grace is the smaller of the assignment's and the license's, as
+//!    signed — never raised ([`offline_grace`]); a license that disallows
+//!    offline play counts as [`CONTACT_TOLERANCE_SECS`], so it plays while
+//!    the hub's signed time keeps arriving. Node content needs no license and
 //!    ignores the grace: approved, unlicensed content keeps playing offline
 //!    (D1).
 //!
@@ -98,8 +98,10 @@ pub use reason::SkipReason;
 pub use schedule::{DeviceSchedule, combine, scheduled_items};
 
 /// A device counts as in contact with the hub for this long after its last
-/// signed hub time (the hub signs one every minute), whatever the license's
-/// own grace.
+/// signed hub time: three of the longest `hub_time` intervals
+/// ([`crate::sync::MAX_HUB_TIME_INTERVAL_SECS`]). It is the grace of a
+/// license that does not allow offline play, and equals
+/// [`crate::license::MIN_OFFLINE_GRACE_SECS`].
 pub const CONTACT_TOLERANCE_SECS: i64 = 180;
 
 /// Everything the decision looks at on one device at one instant.

@@ -853,8 +853,73 @@ fn s6_the_smaller_of_the_device_and_license_grace_applies() {
     assert_eq!(offline_grace(&a, &terms), secs(2 * HOUR));
     a.offline_grace_secs = u64::MAX;
     assert_eq!(offline_grace(&a, &terms), secs(2 * HOUR));
+    // A signed grace below the contact tolerance is honoured, not raised.
+    a.offline_grace_secs = 60;
+    assert_eq!(offline_grace(&a, &terms), secs(60));
     a.offline_grace_secs = 0;
-    assert_eq!(offline_grace(&a, &terms), secs(CONTACT_TOLERANCE_SECS));
+    assert_eq!(offline_grace(&a, &terms), TimeDelta::zero());
+}
+
+/// S6 (issue 14, defect 8): a license grace of 60 s is honoured as signed:
+/// the content stops 60 s after the last hub time, not 180 s.
+#[test]
+fn s6_a_license_grace_below_the_contact_tolerance_is_honoured_not_raised() {
+    let terms = LicenseTerms {
+        allow_offline: true,
+        offline_grace_secs: 60,
+        ..LicenseTerms::default()
+    };
+    let group = access("ag", vec![media("m", ApprovalState::Active)], terms.clone());
+    let a = assignment(vec![open_member("ag")]);
+    assert_eq!(offline_grace(&a, &terms), secs(60));
+    let contact = t0();
+    let at = |now| {
+        may_play(
+            &view(&a, &[&group], now, Some(contact)),
+            &id("m"),
+            &all_cached,
+        )
+    };
+    assert_eq!(
+        at(contact + secs(59)).unwrap().until,
+        Some(contact + secs(60))
+    );
+    assert!(matches!(
+        at(contact + secs(60)),
+        Err(SkipReason::OfflineGraceExceeded { grace_secs: 60, .. })
+    ));
+}
+
+/// S6: the hub signs no license whose offline grace is below three `hub_time`
+/// intervals; the device's own check accepts it (and honours it).
+#[test]
+fn s6_the_hub_refuses_to_issue_a_grace_below_the_minimum() {
+    use crate::license::{LicenseError, MIN_OFFLINE_GRACE_SECS};
+    assert_eq!(MIN_OFFLINE_GRACE_SECS, 180);
+    assert_eq!(
+        i64::try_from(MIN_OFFLINE_GRACE_SECS).unwrap(),
+        CONTACT_TOLERANCE_SECS
+    );
+    let short = LicenseTerms {
+        allow_offline: true,
+        offline_grace_secs: MIN_OFFLINE_GRACE_SECS - 1,
+        ..LicenseTerms::default()
+    };
+    assert_eq!(short.validate(), Ok(()));
+    assert_eq!(
+        short.check_issuable(),
+        Err(LicenseError::OfflineGraceTooShort {
+            secs: MIN_OFFLINE_GRACE_SECS - 1,
+            min: MIN_OFFLINE_GRACE_SECS
+        })
+    );
+    let enough = LicenseTerms {
+        offline_grace_secs: MIN_OFFLINE_GRACE_SECS,
+        ..short
+    };
+    assert_eq!(enough.check_issuable(), Ok(()));
+    // No offline play: the grace field is not used.
+    assert_eq!(LicenseTerms::default().check_issuable(), Ok(()));
 }
 
 #[test]

@@ -63,6 +63,10 @@ pub fn events_topic(device: &DeviceId) -> String {
 
 /// `signet/v1/hub/time` (retained, hub → agents).
 pub const HUB_TIME_TOPIC: &str = "signet/v1/hub/time";
+/// The longest time between two signed `hub_time` publishes a hub may be
+/// configured with, in seconds (S6): device contact tolerance and the
+/// shortest offline grace are counted in these intervals.
+pub const MAX_HUB_TIME_INTERVAL_SECS: u64 = 60;
 /// `signet/v1/trust` (retained, hub → agents).
 pub const TRUST_TOPIC: &str = "signet/v1/trust";
 

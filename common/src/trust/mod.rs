@@ -17,6 +17,10 @@
 //!   exactly version N+1. From then on only the new root is accepted.
 //! - Versions never go back: an older `trust` document, or the same version
 //!   with other content, is refused.
+//! - A key's window is checked at the device's trusted time for every
+//!   document but `hub_time`, whose key is checked at the time it states
+//!   ([`TrustStore::verify_hub_time`], S6): the `hub_time` is what corrects a
+//!   trusted time that is wrong.
 
 use std::borrow::Cow;
 
@@ -24,6 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256;
+use crate::documents::HubTime;
 use crate::envelope::{
     self, Document, DocumentKind, KeyId, Opened, PublicKey, Verified, VerifyError,
 };
@@ -107,6 +112,10 @@ struct HeldTrust {
     hash: Sha256,
     /// Its signing keys.
     keys: Vec<CertifiedKey>,
+    /// When the root signed it: real time is at least this (S6). Absent in
+    /// state written before it was kept.
+    #[serde(default)]
+    issued_at: Option<DateTime<Utc>>,
 }
 
 /// What a device trusts: the pinned root and the newest trust document it
@@ -187,6 +196,7 @@ impl TrustStore {
             version: doc.version,
             hash,
             keys: doc.signing_keys,
+            issued_at: Some(doc.issued_at),
         });
         Ok(TrustUpdate::Updated {
             version: doc.version,
@@ -261,6 +271,39 @@ impl TrustStore {
         Ok(verified)
     }
 
+    /// Verifies a `hub_time` (S6). As [`Self::verify`], except that the
+    /// signing key's validity window is checked at the time the `hub_time`
+    /// itself states, not at the device's trusted time, which is what a
+    /// `hub_time` corrects and may be wrong by any amount; and that stated
+    /// time must not be before the issue time of the held trust document
+    /// (the root vouches that real time is past it). Whether its version is
+    /// new is the rollback guard's check, which the caller makes before using
+    /// it; see [`crate::clock`] for why this opens no hole.
+    ///
+    /// # Errors
+    /// The [`VerifyError`] of the first check that fails: envelope, kind,
+    /// key and signature, payload, then [`VerifyError::KeyNotYetValid`] or
+    /// [`VerifyError::KeyExpired`] at the stated time, then
+    /// [`VerifyError::HubTimeBeforeTrust`].
+    pub fn verify_hub_time(&self, bytes: &[u8]) -> Result<Verified<HubTime>, VerifyError> {
+        let opened = envelope::open(bytes)?;
+        expect_kind(&opened, DocumentKind::HubTime)?;
+        self.check_signature(&opened, None)?;
+        let key_id = opened.key_id();
+        let verified = opened.into_verified::<HubTime>()?;
+        let time = verified.payload().time;
+        self.check_window(key_id, time)?;
+        if let Some(trust_issued_at) = self.held.as_ref().and_then(|h| h.issued_at)
+            && time < trust_issued_at
+        {
+            return Err(VerifyError::HubTimeBeforeTrust {
+                time,
+                trust_issued_at,
+            });
+        }
+        Ok(verified)
+    }
+
     /// Verifies the envelope and signature of a document of any kind, for
     /// tools that inspect documents (`signet-agent verify`). Returns the
     /// opened envelope; its payload is authentic but not parsed.
@@ -294,25 +337,9 @@ impl TrustStore {
             }
             self.root
         } else {
-            let held = self.held.as_ref().ok_or(VerifyError::NoTrust)?;
-            let cert = held
-                .keys
-                .iter()
-                .find(|k| k.key_id == key_id)
-                .ok_or(VerifyError::UnknownKey(key_id))?;
+            let cert = self.certificate(key_id)?;
             if let Some(now) = now {
-                if now < cert.not_before {
-                    return Err(VerifyError::KeyNotYetValid {
-                        key_id,
-                        not_before: cert.not_before,
-                    });
-                }
-                if now >= cert.not_after {
-                    return Err(VerifyError::KeyExpired {
-                        key_id,
-                        not_after: cert.not_after,
-                    });
-                }
+                self.check_window(key_id, now)?;
             }
             cert.public_key
         };
@@ -321,6 +348,33 @@ impl TrustStore {
         } else {
             Err(VerifyError::BadSignature)
         }
+    }
+
+    /// The held certificate of signing key `key_id`.
+    fn certificate(&self, key_id: KeyId) -> Result<&CertifiedKey, VerifyError> {
+        let held = self.held.as_ref().ok_or(VerifyError::NoTrust)?;
+        held.keys
+            .iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or(VerifyError::UnknownKey(key_id))
+    }
+
+    /// Whether signing key `key_id` is certified at `at`.
+    fn check_window(&self, key_id: KeyId, at: DateTime<Utc>) -> Result<(), VerifyError> {
+        let cert = self.certificate(key_id)?;
+        if at < cert.not_before {
+            return Err(VerifyError::KeyNotYetValid {
+                key_id,
+                not_before: cert.not_before,
+            });
+        }
+        if at >= cert.not_after {
+            return Err(VerifyError::KeyExpired {
+                key_id,
+                not_after: cert.not_after,
+            });
+        }
+        Ok(())
     }
 }
 

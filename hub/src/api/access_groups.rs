@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use signet_common::ids::{AccessGroupId, DeviceId, NodeId, UserId};
-use signet_common::license::{AccessWindow, LicenseTerms, Membership};
+use signet_common::license::{AccessWindow, LicenseError, LicenseTerms, Membership};
 use signet_common::permissions::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -484,10 +484,20 @@ fn check_group_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The terms are coherent and the hub may sign them (S6: no offline grace
+/// below [`signet_common::license::MIN_OFFLINE_GRACE_SECS`], which a device
+/// would honour and go dark between two `hub_time`s).
 fn check_license(license: &LicenseTerms) -> Result<(), ApiError> {
-    license
-        .validate()
-        .map_err(|e| ApiError::bad_request("invalid_license", e.to_string()))
+    license.check_issuable().map_err(|e| match e {
+        LicenseError::OfflineGraceTooShort { secs, min } => ApiError::bad_request(
+            "offline_grace_too_short",
+            format!(
+                "license.offline_grace_secs is {secs}: it must be at least {min} seconds \
+                 (three hub_time intervals) when license.allow_offline is true"
+            ),
+        ),
+        e => ApiError::bad_request("invalid_license", e.to_string()),
+    })
 }
 
 fn check_categories(categories: &[String]) -> Result<Vec<String>, ApiError> {

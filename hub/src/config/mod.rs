@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use signet_common::license::{MAX_DURATION_SECS, MIN_OFFLINE_GRACE_SECS};
+use signet_common::sync::MAX_HUB_TIME_INTERVAL_SECS;
 
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "SIGNET_HUB_";
@@ -61,7 +63,13 @@ pub struct Config {
     pub manifest_resign_before_secs: u64,
     /// The device-wide offline grace every device assignment carries, in
     /// seconds (S6); each license's own grace applies too, the smaller wins.
+    /// At least [`signet_common::license::MIN_OFFLINE_GRACE_SECS`].
     pub device_offline_grace_secs: u64,
+    /// Time between two signed `hub_time` publishes, in seconds (S6): a
+    /// device whose clock was wrong is right again within one interval of
+    /// reaching the hub. 1 to
+    /// [`signet_common::sync::MAX_HUB_TIME_INTERVAL_SECS`].
+    pub hub_time_interval_secs: u64,
     // --- Fleet status, alerts and proof-of-play retention (U2, U3, U4) ---
     /// A device that said online but sent no state for longer than this is
     /// offline (U4: a frozen agent or a silently dropped network sends no
@@ -361,6 +369,7 @@ impl Default for Config {
             manifest_resign_before_secs: 2 * 86_400,
             device_offline_grace_secs: 3 * 86_400,
             heartbeat_timeout_secs: 180,
+            hub_time_interval_secs: signet_common::sync::MAX_HUB_TIME_INTERVAL_SECS,
             alert_poll_secs: 30,
             alert_offline_secs: 10 * 60,
             alert_out_of_sync_secs: 30 * 60,
@@ -570,8 +579,37 @@ impl Config {
                 "must be at least 1 and less than manifest_lifetime_secs",
             ));
         }
+        self.validate_clock()?;
         self.mqtt.validate()?;
         self.validate_alerts()
+    }
+
+    /// The trusted-clock keys (S6): a `hub_time` at least every
+    /// [`MAX_HUB_TIME_INTERVAL_SECS`], and no device grace a device would
+    /// run out of between two of them.
+    fn validate_clock(&self) -> Result<(), Refusal> {
+        if !(1..=MAX_HUB_TIME_INTERVAL_SECS).contains(&self.hub_time_interval_secs) {
+            return Err(refuse(
+                "hub_time_interval_secs",
+                format!("must be 1 to {MAX_HUB_TIME_INTERVAL_SECS}"),
+            ));
+        }
+        if self.device_offline_grace_secs < MIN_OFFLINE_GRACE_SECS {
+            return Err(refuse(
+                "device_offline_grace_secs",
+                format!(
+                    "must be at least {MIN_OFFLINE_GRACE_SECS} \
+                     (three hub_time intervals of at most {MAX_HUB_TIME_INTERVAL_SECS} s)"
+                ),
+            ));
+        }
+        if self.device_offline_grace_secs > MAX_DURATION_SECS {
+            return Err(refuse(
+                "device_offline_grace_secs",
+                format!("must be at most {MAX_DURATION_SECS} (100 years)"),
+            ));
+        }
+        Ok(())
     }
 
     /// The fleet alert and retention keys (U3, U4).
@@ -848,6 +886,42 @@ mod tests {
             .to_string();
         assert!(
             err.contains("SIGNET_HUB_TOKEN_TTL") && err.contains("token_ttl"),
+            "{err}"
+        );
+    }
+
+    /// S6: the hub_time interval is bounded, and no device grace shorter
+    /// than three intervals is accepted (never raised silently later).
+    #[test]
+    fn s6_hub_time_interval_and_device_grace_are_checked() {
+        let config =
+            Config::load(None, env(&[("SIGNET_HUB_HUB_TIME_INTERVAL_SECS", "2")])).unwrap();
+        assert_eq!(config.hub_time_interval_secs, 2);
+        assert_eq!(Config::default().hub_time_interval_secs, 60);
+        for bad in ["0", "61"] {
+            let err = Config::load(None, env(&[("SIGNET_HUB_HUB_TIME_INTERVAL_SECS", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("SIGNET_HUB_HUB_TIME_INTERVAL_SECS")
+                    && err.contains("hub_time_interval_secs")
+                    && err.contains("1 to 60"),
+                "{bad}: {err}"
+            );
+        }
+        let ok = Config::load(
+            None,
+            env(&[("SIGNET_HUB_DEVICE_OFFLINE_GRACE_SECS", "180")]),
+        );
+        assert_eq!(ok.unwrap().device_offline_grace_secs, 180);
+        let err = Config::load(
+            None,
+            env(&[("SIGNET_HUB_DEVICE_OFFLINE_GRACE_SECS", "179")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("device_offline_grace_secs") && err.contains("at least 180"),
             "{err}"
         );
     }
