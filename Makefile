@@ -88,7 +88,7 @@ bench: deps
 # openapi-spec-validator, and schemathesis, run against that hub as its
 # logged-in admin, finds no server error, no undocumented status and no
 # answer outside its schema. Bounded: API_FUZZ_EXAMPLES examples per
-# operation (default 3) and API_FUZZ_SECONDS for the whole run (default 150).
+# operation (default 3) and API_FUZZ_SECONDS for the whole run (default 120).
 # The tools live in a project-local venv, pinned by
 # hub/api-contract/requirements.txt (all of their dependencies too, so every
 # machine gets the same), with Debian's python3.

@@ -17,7 +17,7 @@ mode=$3
 
 # schemathesis bounds: examples per operation, and the whole run's budget.
 MAX_EXAMPLES=${API_FUZZ_EXAMPLES:-3}
-MAX_TIME=${API_FUZZ_SECONDS:-150}
+MAX_TIME=${API_FUZZ_SECONDS:-120}
 SEED=${API_FUZZ_SEED:-15}
 
 dir=$(mktemp -d)

@@ -154,8 +154,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     document
 }
 
-/// Documents the error answers the extractors give on every route they
-/// guard, so no handler annotation can forget one (issue 15): 401 where a
+/// Makes the document say what the extractors do, so no handler annotation
+/// can get it wrong (issue 15): query parameters are `in: query`; and the
+/// error answers the extractors give on every route they guard: 401 where a
 /// bearer token is required ([`Caller`]), 400 where a JSON body or a query
 /// string is decoded ([`ApiJson`], [`ApiQuery`]), 413 where a body is read
 /// (the body limit), 415 where a JSON body is expected. All are the JSON
@@ -176,7 +177,7 @@ fn document_rejections(document: &mut utoipa::openapi::OpenApi) {
             )
             .build()
     };
-    for item in document.paths.paths.values_mut() {
+    for (path, item) in &mut document.paths.paths {
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -185,6 +186,18 @@ fn document_rejections(document: &mut utoipa::openapi::OpenApi) {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
+            // An `IntoParams` struct without `#[into_params(parameter_in =
+            // Query)]` comes out as path parameters; in this API every such
+            // struct is a query string, so a parameter its path template
+            // does not name is a query parameter (hub/tests/openapi.rs
+            // checks the result against the templates).
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.parameter_in == ParameterIn::Path
+                    && !path.contains(&format!("{{{}}}", parameter.name))
+                {
+                    parameter.parameter_in = ParameterIn::Query;
+                }
+            }
             let json_body = operation
                 .request_body
                 .as_ref()
