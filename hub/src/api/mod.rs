@@ -261,3 +261,60 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn, PathItemBuilder};
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{HttpMethod, OpenApiBuilder, PathsBuilder};
+
+    use super::document_rejections;
+
+    /// Issue 15: a filter struct that forgets `parameter_in = Query` still
+    /// gives query parameters, and the extractors' 400 and 401 are named.
+    #[test]
+    fn i15_unnamed_path_parameters_become_query_parameters() {
+        let operation = OperationBuilder::new()
+            .parameter(
+                ParameterBuilder::new()
+                    .name("id")
+                    .parameter_in(ParameterIn::Path),
+            )
+            .parameter(
+                ParameterBuilder::new()
+                    .name("limit")
+                    .parameter_in(ParameterIn::Path),
+            )
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .build();
+        let mut document = OpenApiBuilder::new()
+            .paths(
+                PathsBuilder::new().path(
+                    "/api/v1/things/{id}",
+                    PathItemBuilder::new()
+                        .operation(HttpMethod::Get, operation)
+                        .build(),
+                ),
+            )
+            .build();
+        document_rejections(&mut document);
+        let operation = document.paths.paths["/api/v1/things/{id}"]
+            .get
+            .as_ref()
+            .expect("the operation stays");
+        let in_query: Vec<(&str, bool)> = operation
+            .parameters
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_str(), p.parameter_in == ParameterIn::Query))
+            .collect();
+        assert_eq!(in_query, [("id", false), ("limit", true)]);
+        let statuses: Vec<&str> = operation
+            .responses
+            .responses
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(statuses, ["400", "401"]);
+    }
+}
