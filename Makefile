@@ -8,10 +8,11 @@ CARGO ?= cargo
 # bookworm; mosquitto for the external-broker tests; gstreamer1.0-x has the
 # text and clock overlays of template zones, only recommended by -good; Xvfb
 # for the player's X sink test; systemd for systemd-analyze, which checks the
-# units).
+# units; faketime for the trusted-clock tests; python3 and its venv for the
+# OpenAPI validator and schemathesis).
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-x gstreamer1.0-tools \
-	mosquitto xvfb systemd faketime
+	mosquitto xvfb systemd faketime python3 python3-venv
 
 # Crates signet-common must never depend on (it is the pure core).
 IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
@@ -19,9 +20,9 @@ IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test deps fmt-check clippy unit purity bench units-check deb deb-check
+.PHONY: demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv
 
-test: deps fmt-check clippy purity tls-purity unit units-check
+test: deps fmt-check clippy purity tls-purity unit units-check api-validate api-fuzz
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -83,6 +84,34 @@ unit:
 bench: deps
 	$(CARGO) bench -p signet-common --bench envelope
 	$(CARGO) bench -p signet-agent --bench player_resources
+
+# The API contract (issue 15): the OpenAPI document a real hub serves passes
+# openapi-spec-validator, and schemathesis, run against that hub as its
+# logged-in admin, finds no server error, no undocumented status and no
+# answer outside its schema. Bounded: API_FUZZ_EXAMPLES examples per
+# operation (default 3) and API_FUZZ_SECONDS for the whole run (default 120).
+# The tools live in a project-local venv, pinned by
+# hub/api-contract/requirements.txt (all of their dependencies too, so every
+# machine gets the same), with Debian's python3.
+PYTHON ?= /usr/bin/python3
+PYENV := $(TARGET_DIR)/pyenv
+API_REQUIREMENTS := hub/api-contract/requirements.txt
+
+pyenv: $(PYENV)/.installed
+
+$(PYENV)/.installed: $(API_REQUIREMENTS)
+	$(call apt_ensure,python3 python3-venv)
+	$(PYTHON) -m venv --clear $(PYENV)
+	$(PYENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $(API_REQUIREMENTS)
+	@touch $@
+
+api-validate: deps pyenv
+	$(CARGO) build -p signet-hub --bin signet-hub --locked
+	hub/api-contract/check.sh $(TARGET_DIR)/debug/signet-hub $(PYENV) validate
+
+api-fuzz: deps pyenv
+	$(CARGO) build -p signet-hub --bin signet-hub --locked
+	hub/api-contract/check.sh $(TARGET_DIR)/debug/signet-hub $(PYENV) fuzz
 
 # The systemd units (O1) pass `systemd-analyze verify`, run against the
 # built binaries (see packaging/units-check.sh).

@@ -111,6 +111,10 @@ struct Row {
 
 const NO: [u16; 5] = [404, 404, 404, 404, 404];
 
+/// Routes the hub serves that the OpenAPI document does not describe: the
+/// interactive docs of that document (issue 15).
+const SERVED_OUTSIDE_DOCUMENT: &[(&str, &str)] = &[("GET", "/api/docs")];
+
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
@@ -148,6 +152,16 @@ fn rows() -> Vec<Row> {
             Method::GET,
             "/api/v1/openapi.json",
             "/api/v1/openapi.json",
+            None,
+            Nothing,
+            Anonymous(200),
+        ),
+        // The interactive API docs (Swagger UI, self-hosted): public like
+        // the document they show; served beside the API, not described in it.
+        row(
+            Method::GET,
+            "/api/docs",
+            "/api/docs",
             None,
             Nothing,
             Anonymous(200),
@@ -2177,6 +2191,11 @@ async fn s8_t4_every_route_every_role_own_and_other_tenant() {
                 .keys()
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
+        .chain(
+            SERVED_OUTSIDE_DOCUMENT
+                .iter()
+                .map(|(m, p)| ((*m).to_owned(), (*p).to_owned())),
+        )
         .collect();
     let tabled: BTreeSet<(String, String)> = rows
         .iter()

@@ -14,6 +14,7 @@ pub const MAX_AUDIT_PAGE: usize = 1000;
 
 /// Filters; all optional, combined with "and".
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     /// Only actions of this user id.

@@ -74,6 +74,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Where an upload goes and what it is called.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// The node (inside the caller's domain).
@@ -252,7 +253,7 @@ pub async fn list_content(
 
 /// Uploads a content item: the raw body, streamed (Contributor+).
 #[utoipa::path(post, path = "/api/v1/content", tag = "content", params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = super::schemas::Binary, content_type = "application/octet-stream",
         description = "The item's bytes; the type is detected from them"),
     security(("bearer" = [])),
     responses((status = 201, description = "Stored", body = ContentView),
@@ -378,7 +379,7 @@ pub struct RenameContent {
 /// approval, else active with the new hash. The same bytes change nothing.
 #[utoipa::path(put, path = "/api/v1/content/{id}", tag = "content",
     params(("id" = String, Path, description = "Item id")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = super::schemas::Binary, content_type = "application/octet-stream",
         description = "The new bytes; the type is detected from them"),
     security(("bearer" = [])),
     responses((status = 200, description = "Saved (or unchanged)", body = ContentView),
@@ -741,8 +742,8 @@ impl FromRequestParts<AppState> for DeviceAuth {
 /// entitled to an item with those bytes (S7).
 #[utoipa::path(get, path = "/api/v1/device/content/{sha256}", tag = "device",
     params(("sha256" = String, Path, description = "SHA-256 of the bytes, lowercase hex")),
-    responses((status = 200, description = "The whole blob", content_type = "application/octet-stream"),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream"),
+    responses((status = 200, description = "The whole blob", body = super::schemas::Binary, content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range", body = super::schemas::Binary, content_type = "application/octet-stream"),
         (status = 400, description = "Not a SHA-256", body = super::ErrorBody),
         (status = 401, description = "No device credentials", body = super::ErrorBody),
         (status = 404, description = "Absent or not entitled", body = super::ErrorBody),

@@ -301,8 +301,8 @@ fn device_audit(
 /// An agent asks to pair (S7): answers the code to show and the secret
 /// ticket to poll with.
 #[utoipa::path(post, path = "/api/v1/device/pairings", tag = "device",
-    request_body(content = Object, description = "A `PairingRequest`: public_key, agent_version, os"),
-    responses((status = 201, description = "The code and the ticket", body = Object),
+    request_body(content = super::schemas::PairingRequestSchema, description = "The agent's key, version and OS"),
+    responses((status = 201, description = "The code and the ticket", body = super::schemas::PairingTicketSchema),
         (status = 400, description = "Not a valid pairing request", body = super::ErrorBody),
         (status = 429, description = "Too many open pairings from this address", body = super::ErrorBody),
         (status = 503, description = "Too many open pairings", body = super::ErrorBody)))]
@@ -397,7 +397,7 @@ pub async fn request_pairing(
 /// write); or closed with a reason (rejected, expired, collected).
 #[utoipa::path(get, path = "/api/v1/device/pairings/{ticket}", tag = "device",
     params(("ticket" = String, Path, description = "The secret ticket")),
-    responses((status = 200, description = "A `PairingStatus`", body = Object),
+    responses((status = 200, description = "Pending, approved (once, with credentials) or closed", body = super::schemas::PairingStatusSchema),
         (status = 404, description = "No such ticket", body = super::ErrorBody)))]
 pub async fn poll_pairing(
     State(state): State<AppState>,

@@ -69,6 +69,7 @@ impl<'a> Scope<'a> {
 
 /// Fleet list filter.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FleetFilter {
     /// Only devices at this node or below.
@@ -128,6 +129,7 @@ pub async fn list_fleet(
 
 /// Summary filter.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryFilter {
     /// Only devices at this node or below.
@@ -188,6 +190,7 @@ pub async fn get_fleet_device(
 
 /// Alert list filter.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertFilter {
     /// Only open (true) or cleared (false) alerts.
@@ -249,7 +252,7 @@ pub struct IngestAnswer {
 /// with its events as duplicates. A batch with any event about another
 /// device, or out of bounds, is refused whole (400) and nothing is stored.
 #[utoipa::path(post, path = "/api/v1/device/events", tag = "device",
-    request_body(content = Object, description = "An EventBatch: {\"events\": [PlayEvent, …]}"),
+    request_body(content = super::schemas::EventBatchSchema, description = "A batch of proof-of-play events"),
     responses((status = 200, description = "Stored", body = IngestAnswer),
         (status = 400, description = "Malformed, out of bounds or about another device", body = super::ErrorBody),
         (status = 401, description = "No device credentials", body = super::ErrorBody),

@@ -13,7 +13,7 @@ pub async fn healthz() -> &'static str {
 
 /// The OpenAPI document describing every route.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+    responses((status = 200, description = "OpenAPI 3.1 document", body = super::schemas::OpenApiDocument)))]
 pub async fn openapi_document(
     Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>,
 ) -> Json<utoipa::openapi::OpenApi> {

@@ -50,6 +50,7 @@ impl From<OutboxEntry> for OutboxView {
 
 /// List filter.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxFilter {
     /// Only entries in this state: `queued`, `sent` or `failed`.

@@ -1,5 +1,6 @@
 //! The operator HTTP API (DESIGN §6): axum under `/api/v1`, JSON, bearer
-//! tokens, an OpenAPI document generated from the handlers.
+//! tokens, an OpenAPI document generated from the handlers, and
+//! interactive docs of it at `/api/docs`.
 //!
 //! Owns: routing, request extraction, error mapping and the authorization
 //! checks of each route. Must not: hold business rules that belong to
@@ -22,6 +23,7 @@ mod permission_groups;
 mod publish;
 mod reports;
 mod schedules;
+mod schemas;
 mod screenshots;
 mod session;
 mod templates;
@@ -149,16 +151,110 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of every route the hub serves.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().into_openapi()
+    let mut document = documented_routes().into_openapi();
+    document_rejections(&mut document);
+    document
 }
+
+/// Makes the document say what the extractors do, so no handler annotation
+/// can get it wrong (issue 15): query parameters are `in: query`; and the
+/// error answers the extractors give on every route they guard: 401 where a
+/// bearer token is required ([`Caller`]), 400 where a JSON body or a query
+/// string is decoded ([`ApiJson`], [`ApiQuery`]), 413 where a body is read
+/// (the body limit), 415 where a JSON body is expected. All are the JSON
+/// error contract ([`ErrorBody`]); a status an annotation already names
+/// keeps its own description.
+fn document_rejections(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in &mut document.paths.paths {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            // An `IntoParams` struct without `#[into_params(parameter_in =
+            // Query)]` comes out as path parameters; in this API every such
+            // struct is a query string, so a parameter its path template
+            // does not name is a query parameter (hub/tests/openapi.rs
+            // checks the result against the templates).
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.parameter_in == ParameterIn::Path
+                    && !path.contains(&format!("{{{}}}", parameter.name))
+                {
+                    parameter.parameter_in = ParameterIn::Query;
+                }
+            }
+            let json_body = operation
+                .request_body
+                .as_ref()
+                .is_some_and(|b| b.content.contains_key("application/json"));
+            let any_body = operation.request_body.is_some();
+            let query = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == ParameterIn::Query);
+            let bearer = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let mut add = |status: &str, description: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            };
+            if bearer {
+                add("401", "No valid token");
+            }
+            if json_body || query {
+                add("400", "Malformed JSON body or query string, or a bad value");
+            }
+            if any_body {
+                add("413", "Body larger than the hub accepts");
+            }
+            if json_body {
+                add("415", "Not sent as application/json");
+            }
+        }
+    }
+}
+
+/// Interactive API docs (Swagger UI) at `/api/docs`, for anyone like
+/// `/healthz`: the page and its assets are compiled into the binary (no
+/// CDN) and read the document from `/api/v1/openapi.json`.
+fn api_docs<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    utoipa_swagger_ui::SwaggerUi::new(API_DOCS_PATH)
+        .config(utoipa_swagger_ui::Config::new(["/api/v1/openapi.json"]))
+        .into()
+}
+
+/// Where the interactive API docs are served.
+pub const API_DOCS_PATH: &str = "/api/docs";
 
 /// The API router with `state`, its body limit, the OpenAPI route and the
 /// request counting of `/metrics`.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    let (router, document) = documented_routes().split_for_parts();
+    let (router, mut document) = documented_routes().split_for_parts();
+    document_rejections(&mut document);
     let document = Arc::new(document);
     router
+        .merge(api_docs())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_requests,
@@ -166,4 +262,61 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(document))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn, PathItemBuilder};
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{HttpMethod, OpenApiBuilder, PathsBuilder};
+
+    use super::document_rejections;
+
+    /// Issue 15: a filter struct that forgets `parameter_in = Query` still
+    /// gives query parameters, and the extractors' 400 and 401 are named.
+    #[test]
+    fn i15_unnamed_path_parameters_become_query_parameters() {
+        let operation = OperationBuilder::new()
+            .parameter(
+                ParameterBuilder::new()
+                    .name("id")
+                    .parameter_in(ParameterIn::Path),
+            )
+            .parameter(
+                ParameterBuilder::new()
+                    .name("limit")
+                    .parameter_in(ParameterIn::Path),
+            )
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .build();
+        let mut document = OpenApiBuilder::new()
+            .paths(
+                PathsBuilder::new().path(
+                    "/api/v1/things/{id}",
+                    PathItemBuilder::new()
+                        .operation(HttpMethod::Get, operation)
+                        .build(),
+                ),
+            )
+            .build();
+        document_rejections(&mut document);
+        let operation = document.paths.paths["/api/v1/things/{id}"]
+            .get
+            .as_ref()
+            .expect("the operation stays");
+        let in_query: Vec<(&str, bool)> = operation
+            .parameters
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_str(), p.parameter_in == ParameterIn::Query))
+            .collect();
+        assert_eq!(in_query, [("id", false), ("limit", true)]);
+        let statuses: Vec<&str> = operation
+            .responses
+            .responses
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(statuses, ["400", "401"]);
+    }
 }

@@ -145,6 +145,7 @@ pub struct UpdatePermissionGroup {
 
 /// List filter.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionGroupFilter {
     /// Case-insensitive substring of the name or e-mail (P8).
@@ -513,7 +514,7 @@ fn group_id(id: String) -> PermissionGroupId {
 }
 
 /// Permission groups the caller sees, optionally filtered by name or e-mail.
-#[utoipa::path(get, path = "/api/v1/permission-groups", tag = "permission-groups",
+#[utoipa::path(get, path = "/api/v1/permission-groups", operation_id = "list_permission_groups", tag = "permission-groups",
     params(PermissionGroupFilter), security(("bearer" = [])),
     responses((status = 200, description = "Visible groups", body = Vec<PermissionGroupView>),
         (status = 400, description = "Invalid filter", body = super::ErrorBody),
@@ -540,7 +541,7 @@ pub async fn list_groups(
 }
 
 /// Creates a permission group at a node inside the caller's domain.
-#[utoipa::path(post, path = "/api/v1/permission-groups", tag = "permission-groups",
+#[utoipa::path(post, path = "/api/v1/permission-groups", operation_id = "create_permission_group", tag = "permission-groups",
     request_body = CreatePermissionGroup, security(("bearer" = [])),
     responses((status = 201, description = "Created", body = PermissionGroupView),
         (status = 400, description = "Invalid field or unknown permission", body = super::ErrorBody),
@@ -608,7 +609,7 @@ pub async fn create_group(
 }
 
 /// One permission group the caller sees.
-#[utoipa::path(get, path = "/api/v1/permission-groups/{id}", tag = "permission-groups",
+#[utoipa::path(get, path = "/api/v1/permission-groups/{id}", operation_id = "get_permission_group", tag = "permission-groups",
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 200, description = "The group", body = PermissionGroupView),
         (status = 401, description = "No valid token", body = super::ErrorBody),
@@ -627,7 +628,7 @@ pub async fn get_group(
 
 /// Renames a group, changes its e-mail or description, or replaces the
 /// permissions it grants; members stay (P8).
-#[utoipa::path(patch, path = "/api/v1/permission-groups/{id}", tag = "permission-groups",
+#[utoipa::path(patch, path = "/api/v1/permission-groups/{id}", operation_id = "update_permission_group", tag = "permission-groups",
     request_body = UpdatePermissionGroup,
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = PermissionGroupView),
@@ -685,7 +686,7 @@ pub async fn update_group(
 
 /// Deletes a group and removes it from every group it was a member of, in
 /// one write: its grants end at once (P8).
-#[utoipa::path(delete, path = "/api/v1/permission-groups/{id}", tag = "permission-groups",
+#[utoipa::path(delete, path = "/api/v1/permission-groups/{id}", operation_id = "delete_permission_group", tag = "permission-groups",
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
         (status = 401, description = "No valid token", body = super::ErrorBody),
@@ -723,7 +724,7 @@ pub async fn delete_group(
 }
 
 /// A group's direct members.
-#[utoipa::path(get, path = "/api/v1/permission-groups/{id}/members", tag = "permission-groups",
+#[utoipa::path(get, path = "/api/v1/permission-groups/{id}/members", operation_id = "list_permission_group_members", tag = "permission-groups",
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 200, description = "Direct members", body = MembersView),
         (status = 401, description = "No valid token", body = super::ErrorBody),

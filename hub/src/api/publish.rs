@@ -76,6 +76,7 @@ pub struct Publications {
 
 /// The listing's query.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// The most runs to return (1 to 1000, default 100).

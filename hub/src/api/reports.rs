@@ -67,6 +67,7 @@ pub enum ReportFormat {
 /// Usage report filter (U3). Times are RFC 3339; the range is
 /// `[from, to)`, by default the 7 days before now.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageFilter {
     /// Only events licensed through this access group.
@@ -442,6 +443,7 @@ fn csv_response(
 
 /// Summary range.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryRange {
     /// Events starting at or after this time (default: 7 days before `to`).

@@ -131,6 +131,7 @@ pub struct ReplaceSchedule {
 
 /// When and where to preview a schedule.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewQuery {
     /// The instant (RFC 3339); default now.

@@ -72,7 +72,7 @@ async fn read_bounded(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError
 /// device's first screenshot, 200 when it replaced one. A body that is not
 /// such a PNG is refused (400 `invalid_png`, 413, 415) and nothing changes.
 #[utoipa::path(post, path = "/api/v1/device/screenshot", tag = "device",
-    request_body(content = Vec<u8>, content_type = "image/png", description = "The PNG bytes"),
+    request_body(content = super::schemas::Binary, content_type = "image/png", description = "The PNG bytes"),
     responses((status = 200, description = "Stored, replacing the previous one", body = Screenshot),
         (status = 201, description = "Stored, the device's first", body = Screenshot),
         (status = 400, description = "Not a PNG of sane size, or an incomplete body", body = super::ErrorBody),
@@ -121,7 +121,7 @@ pub async fn upload_screenshot(
 /// 3339) and `ETag` (the SHA-256 of the bytes, quoted).
 #[utoipa::path(get, path = "/api/v1/devices/{id}/screenshot", tag = "devices",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
-    responses((status = 200, description = "The PNG", content_type = "image/png"),
+    responses((status = 200, description = "The PNG", body = super::schemas::Binary, content_type = "image/png"),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 404, description = "No screenshot yet, or the device is absent or not visible", body = super::ErrorBody)))]
 pub async fn get_screenshot(

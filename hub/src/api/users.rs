@@ -109,6 +109,7 @@ pub struct UpdateUser {
 
 /// List filter.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserFilter {
     /// Case-insensitive substring of the name or email.

@@ -36,8 +36,8 @@ pub struct AuditEntry {
     pub scope: Option<NodeId>,
     /// The client address the request came from.
     pub from: String,
-    /// What changed, for a human.
-    #[schema(value_type = Object)]
+    /// What changed, for a human (`null` when there is nothing to add).
+    #[schema(value_type = Option<Object>)]
     pub detail: serde_json::Value,
 }
 
