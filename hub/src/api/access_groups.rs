@@ -44,9 +44,9 @@ use crate::access_groups::{
     MAX_IMPORT_ROWS, MAX_INVITE_TTL_SECS, MAX_ITEM_CATEGORIES, MAX_ITEMS, MAX_MEMBERS,
     MAX_OPEN_INVITES, MAX_ORDER_ID_LEN, MAX_PENDING_SIGNUPS, MAX_SIGNUP_DOMAINS, MEMBER_GROUPS,
     MEMBERS, MIN_INVITE_TTL_SECS, Member, MemberRef, MemberSource, NO_PASSWORD, PendingSignup,
-    SHOP_ORDERS, SIGNUP_TOKENS, SIGNUP_TTL_SECS, SIGNUPS, ShopOrder, email_domain_allowed,
-    email_key, group_prefix, is_valid_id, items_of, member_index_key, member_key, normalize_domain,
-    window,
+    SHOP_ORDERS, SIGNUP_MAIL_INTERVAL_SECS, SIGNUP_MAILS, SIGNUP_TOKENS, SIGNUP_TTL_SECS, SIGNUPS,
+    ShopOrder, email_domain_allowed, email_key, group_prefix, is_valid_id, items_of,
+    member_index_key, member_key, normalize_domain, window,
 };
 use crate::audit::AuditEntry;
 use crate::content::{CONTENT, ContentItem};
@@ -648,7 +648,7 @@ fn new_member_user(
     now: DateTime<Utc>,
     created_by: Option<UserId>,
 ) -> Result<User, ApiError> {
-    let name = email_key(email);
+    let name = super::users::check_name(&email_key(email))?;
     if state
         .store
         .get::<UserId>(USER_NAMES, &name_key(&name))?
@@ -659,6 +659,7 @@ fn new_member_user(
             format!("the login name {name:?} is taken by another account"),
         ));
     }
+    super::users::check_unlike_others(state, &name)?;
     Ok(User {
         id: UserId::new(new_id("u-")),
         name,
@@ -1596,7 +1597,7 @@ pub async fn accept_invite(
     let password_hash = match request.password {
         Some(password) => {
             check_password(&password)?;
-            Some(hash(password).await?)
+            Some(hash(&state, password).await?)
         }
         None => None,
     };
@@ -1705,7 +1706,9 @@ pub async fn accept_invite(
         (status = 400, description = "Invalid field", body = super::ErrorBody),
         (status = 403, description = "The e-mail domain is not allowed", body = super::ErrorBody),
         (status = 404, description = "No such group with self-signup", body = super::ErrorBody),
-        (status = 409, description = "Too many pending signups", body = super::ErrorBody)))]
+        (status = 409, description = "Too many pending signups", body = super::ErrorBody),
+        (status = 429, description = "A confirmation went to this address less than an hour ago, or too many requests from this source", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn request_signup(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
@@ -1728,9 +1731,13 @@ pub async fn request_signup(
             "this group does not allow self-signup from that e-mail domain",
         ));
     }
-    let password_hash = hash(request.password).await?;
+    // S12: one mail per address per hour, checked before the costly hash
+    // and again under the write lock.
+    check_signup_mail_interval(&state, request.email.trim(), state.clock.now())?;
+    let password_hash = hash(&state, request.password).await?;
     let _write = state.store.write_lock().await;
     let now = state.clock.now();
+    check_signup_mail_interval(&state, request.email.trim(), now)?;
     let group = state
         .store
         .get::<AccessGroup>(GROUPS, &id)?
@@ -1768,6 +1775,7 @@ pub async fn request_signup(
     };
     batch.put(SIGNUPS, &key, &signup)?;
     batch.put(SIGNUP_TOKENS, &signup.token_hash, &key)?;
+    batch.put(SIGNUP_MAILS, &email_key(&email), &now)?;
     mail::enqueue(
         &mut batch,
         Mail {
@@ -1804,6 +1812,37 @@ pub async fn request_signup(
             expires_at: signup.expires_at,
         }),
     ))
+}
+
+/// Refuses (429 with `Retry-After`) a signup for `email` when a
+/// confirmation mail went to it less than [`SIGNUP_MAIL_INTERVAL_SECS`]
+/// ago (S12): the earlier mail's token stays the one that works.
+fn check_signup_mail_interval(
+    state: &AppState,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let Some(sent) = state
+        .store
+        .get::<DateTime<Utc>>(SIGNUP_MAILS, &email_key(email))?
+    else {
+        return Ok(());
+    };
+    let next = sent + TimeDelta::seconds(SIGNUP_MAIL_INTERVAL_SECS);
+    if now >= next {
+        return Ok(());
+    }
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "signup_mail_recently_sent",
+        format!(
+            "a confirmation was mailed to this address at {}; use it, or ask again after {}",
+            sent.to_rfc3339(),
+            next.to_rfc3339()
+        ),
+    );
+    error.retry_after = u64::try_from((next - now).num_seconds().max(1)).ok();
+    Err(error)
 }
 
 /// Confirms a self-signup (no login; the mailed token is the credential,
