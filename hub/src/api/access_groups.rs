@@ -1587,7 +1587,9 @@ pub async fn revoke_invite(
         (status = 400, description = "Malformed request or weak password", body = super::ErrorBody),
         (status = 404, description = "Unknown token", body = super::ErrorBody),
         (status = 409, description = "Already used, or the login name is taken", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody)))]
+        (status = 410, description = "Expired", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn accept_invite(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
@@ -1852,7 +1854,8 @@ fn check_signup_mail_interval(
         (status = 400, description = "Malformed request", body = super::ErrorBody),
         (status = 404, description = "Unknown or already used token", body = super::ErrorBody),
         (status = 409, description = "Self-signup closed meanwhile, or the login name is taken", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody)))]
+        (status = 410, description = "Expired", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
 pub async fn confirm_signup(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,

@@ -236,7 +236,8 @@ pub async fn list_users(
         (status = 400, description = "Invalid field", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Not allowed", body = super::ErrorBody),
-        (status = 409, description = "Name taken", body = super::ErrorBody)))]
+        (status = 409, description = "Name taken, or confusable with an existing name", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -310,7 +311,8 @@ pub async fn get_user(
         (status = 400, description = "Invalid field", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Not allowed", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,

@@ -1145,6 +1145,48 @@ mod tests {
         assert!(missing.contains("missing.toml"), "{missing}");
     }
 
+    /// S12, S13: the limit keys, from the file or the environment, are
+    /// bounded; trusted proxies are a list (comma-separated in the
+    /// environment).
+    #[test]
+    fn s12_limit_keys_are_checked() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("SIGNET_HUB_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+                ("SIGNET_HUB_MAX_IMAGE_PIXELS", "1000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert_eq!(config.max_image_pixels, 1000);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.1\"]\n").unwrap();
+        let config = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            config.trusted_proxies,
+            vec![std::net::IpAddr::from([10, 0, 0, 1])]
+        );
+        for (key, bad) in [
+            ("SIGNET_HUB_TRUSTED_PROXIES", "proxy.example"),
+            ("SIGNET_HUB_PASSWORD_HASH_CONCURRENCY", "0"),
+            ("SIGNET_HUB_PASSWORD_HASH_WAIT_MS", "600000"),
+            ("SIGNET_HUB_RATE_LIMIT_PER_MINUTE", "0"),
+            ("SIGNET_HUB_RATE_LIMIT_BURST", "0"),
+            ("SIGNET_HUB_MAX_IMAGE_PIXELS", "0"),
+            ("SIGNET_HUB_HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("SIGNET_HUB_HTTP_BODY_IDLE_SECS", "0"),
+            ("SIGNET_HUB_HTTP_MAX_CONNECTIONS", "1"),
+        ] {
+            let name = key.trim_start_matches(ENV_PREFIX).to_ascii_lowercase();
+            let err = Config::load(None, env(&[(key, bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&name), "{key}={bad}: {err}");
+        }
+    }
+
     #[test]
     fn bad_values_are_errors() {
         let err = Config::load(None, env(&[("SIGNET_HUB_HTTP_LISTEN", "nowhere")])).unwrap_err();

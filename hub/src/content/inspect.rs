@@ -344,8 +344,9 @@ fn vint(walk: &mut Walk) -> Result<(u64, bool), Fault> {
     if extra > 7 {
         return Err("an invalid element size".into());
     }
-    let mut value = u64::from(first) & (0xff >> (extra + 1));
-    let mut all_ones = value == u64::from(0xff_u8 >> (extra + 1));
+    let mask = 0xff_u64 >> (extra + 1);
+    let mut value = u64::from(first) & mask;
+    let mut all_ones = value == mask;
     for _ in 0..extra {
         let byte = walk.byte()?;
         all_ones &= byte == 0xff;
@@ -390,6 +391,58 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, bytes).unwrap();
         inspect(&path, media_type, 64_000_000)
+    }
+
+    /// S13, DESIGN §7: no panic on any input: every prefix of whole files
+    /// and pseudo-random bytes behind each magic number, for every type.
+    #[test]
+    fn s13_never_panics_on_input() {
+        let types = [
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "audio/wav",
+            "video/mp4",
+            "audio/mp4",
+            "video/webm",
+            "video/x-matroska",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed.to_le_bytes()[0]
+                })
+                .collect()
+        };
+        let mut inputs = vec![png(64, 36)];
+        for magic in [
+            &b"\x89PNG\r\n\x1a\n"[..],
+            b"\xff\xd8\xff",
+            b"GIF89a",
+            b"RIFF\0\0\0\0WEBP",
+            b"\0\0\0\x10ftyp",
+            b"\x1a\x45\xdf\xa3",
+        ] {
+            for len in [0, 1, 7, 40, 300] {
+                inputs.push([magic, &random(len)[..]].concat());
+            }
+        }
+        inputs.push([&b"\x1a\x45\xdf\xa3\x01"[..], &[0xff; 12]].concat());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for input in &inputs {
+            for cut in 0..=input.len().min(64) {
+                std::fs::write(&path, &input[..cut]).unwrap();
+                for media_type in types {
+                    let _ = inspect(&path, media_type, 64_000_000);
+                }
+            }
+        }
     }
 
     #[test]

@@ -105,6 +105,10 @@ impl TestHub {
         let mut config = Config {
             data,
             http_listen: "127.0.0.1:0".parse().unwrap(),
+            // Every request of a test comes from 127.0.0.1: the per-source
+            // limits (S12) are tested where a test sets them lower.
+            rate_limit_per_minute: 100_000,
+            rate_limit_burst: 100_000,
             ..Config::default()
         };
         configure(&mut config);
