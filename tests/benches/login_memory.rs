@@ -2,7 +2,11 @@
 //! resident memory after 4,000 failed logins sent 50 at a time, and how
 //! fast `/healthz` answers meanwhile. A measurement, not a test: it prints
 //! the figures (acceptance: RSS ≤ 256 MB). Run with
-//! `cargo build -p signet-hub --bins && cargo bench -p signet-tests --bench login_memory`.
+//! `cargo build -p signet-hub --bins && cargo bench --profile dev -p
+//! signet-tests --bench login_memory` (the hub binary of the bench's own
+//! profile is the one started; argon2 is optimized in dev builds too), or
+//! `cargo build --release -p signet-hub --bins && cargo bench -p
+//! signet-tests --bench login_memory`.
 //!
 //! Every login names an unknown user (the hub verifies a decoy hash, the
 //! same work as for a known one), from 50 loopback sources (127.0.0.10–59)
