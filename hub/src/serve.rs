@@ -55,9 +55,14 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
         .and_then(TimeDelta::try_seconds)
         .unwrap_or(TimeDelta::minutes(15));
     let throttle = Arc::new(LoginThrottle::new(config.login_max_failures, window));
+    let hashing = Arc::new(crate::identity::PasswordHashing::new(
+        config.password_hash_concurrency,
+        Duration::from_millis(config.password_hash_wait_ms),
+    ));
     Ok(AppState {
         store,
         config: Arc::new(config),
+        hashing,
         throttle,
         clock,
         mail_wake: Arc::new(tokio::sync::Notify::new()),
@@ -72,6 +77,12 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
 /// Serves the API on `listener` until `shutdown` completes, then finishes
 /// the requests in flight.
 ///
+/// Connection hygiene (S12): at most `http_max_connections` connections
+/// are served at once (further clients wait in the listen backlog); a
+/// client that has not sent a request's headers within
+/// `http_header_timeout_secs` is disconnected by hyper's header-read timer;
+/// a body that stalls or crawls is cut off by [`api::router`]'s body guard.
+///
 /// # Errors
 /// When the server fails.
 pub async fn run(
@@ -79,10 +90,68 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+    let header_timeout = Duration::from_secs(state.config.http_header_timeout_secs);
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.config.http_max_connections,
+    ));
+    let app = api::router(state);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(header_timeout)
+        .keep_alive_timeout(header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut failures = 0_u32;
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot?,
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => {
+                    failures = 0;
+                    accepted
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off
+                    // instead of spinning (mini-redis).
+                    failures = failures.saturating_add(1);
+                    let wait = Duration::from_millis(10 << failures.min(7));
+                    tracing::warn!(error = %e, ?wait, "accepting a connection failed");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower_http::add_extension::AddExtension::new(
+                app.clone(),
+                axum::extract::ConnectInfo(peer),
+            ),
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     Ok(())
 }
 

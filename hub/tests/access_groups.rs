@@ -501,7 +501,7 @@ async fn upload_gif(hub: &TestHub, node: &str, name: &str) -> String {
         .post(format!("{}/api/v1/content", hub.base))
         .query(&[("node", node), ("name", name)])
         .bearer_auth(&hub.admin)
-        .body(format!("GIF89a {name}"))
+        .body(support::gif(name))
         .send()
         .await
         .unwrap();

@@ -22,12 +22,9 @@ use support::smtp::{SmtpSink, smtp_to};
 use support::{TestHub, assert_error};
 use tokio_util::sync::CancellationToken;
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-
+/// A structurally whole PNG (S13: uploads are checked).
 fn png(seed: u8) -> Vec<u8> {
-    let mut bytes = PNG.to_vec();
-    bytes.extend((0..2000u32).map(|i| (i as u8).wrapping_mul(31) ^ seed));
-    bytes
+    support::png(2013, seed)
 }
 
 async fn upload(

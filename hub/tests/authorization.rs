@@ -349,7 +349,7 @@ fn rows() -> Vec<Row> {
             Method::POST,
             "/api/v1/content",
             "/api/v1/content?node={node}&name={unique}",
-            Some(Value::String("GIF89a {unique}".into())),
+            Some(Value::String("GIF {unique}".into())),
             Nothing,
             Roles {
                 own: [403, 201, 201, 201, 201],
@@ -371,7 +371,7 @@ fn rows() -> Vec<Row> {
             Method::PUT,
             "/api/v1/content/{id}",
             "/api/v1/content/{content}",
-            Some(Value::String("GIF89a {unique}".into())),
+            Some(Value::String("GIF {unique}".into())),
             Content,
             Roles {
                 own: [403, 200, 200, 200, 200],
@@ -1634,7 +1634,7 @@ async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String) {
         .post(format!("{}/api/v1/content", hub.base))
         .query(&[("node", node), ("name", name)])
         .bearer_auth(&hub.admin)
-        .body(format!("GIF89a {name}"))
+        .body(support::gif(name))
         .send()
         .await
         .unwrap();
@@ -2142,6 +2142,10 @@ async fn send(
     }
     request = match row.body.as_ref().map(|b| substitute_json(b, vars)) {
         None => request,
+        // "GIF tag": a whole GIF image carrying the tag (S13: uploads are checked).
+        Some(Value::String(text)) if text.starts_with("GIF ") => {
+            request.body(support::gif(&text[4..]))
+        }
         Some(Value::String(csv)) => request.header("content-type", "text/csv").body(csv),
         Some(json) => request.json(&json),
     };

@@ -29,14 +29,27 @@ async fn upload_of_200_mb_holds_memory_flat() {
     let hub = TestHub::start().await;
     // One chunk shared by every piece of the body: the body itself costs
     // no memory on the sending side.
-    let mut first = b"\x89PNG\r\n\x1a\n".to_vec();
+    // A whole PNG (S13: uploads are checked): signature, a 1×1 IHDR, one
+    // IDAT chunk of the pattern, and IEND at the very end.
+    let mut first =
+        b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\0\0\0\0".to_vec();
+    first.extend(u32::try_from(SIZE - 57).unwrap().to_be_bytes());
+    first.extend(b"IDAT");
     first.resize(CHUNK, 0x5a);
     let first = Bytes::from(first);
     let rest = Bytes::from(vec![0x5au8; CHUNK]);
+    let mut last = vec![0x5au8; CHUNK - 12];
+    last.extend(b"\0\0\0\0IEND\xae\x42\x60\x82");
+    let last = Bytes::from(last);
+    let pieces = SIZE / CHUNK;
+    let piece = move |i: usize| match i {
+        0 => first.clone(),
+        i if i == pieces - 1 => last.clone(),
+        _ => rest.clone(),
+    };
     let mut hasher = Sha256::hasher();
-    hasher.update(&first);
-    for _ in 1..SIZE / CHUNK {
-        hasher.update(&rest);
+    for i in 0..pieces {
+        hasher.update(&piece(i));
     }
     let expected = hasher.finish();
 
@@ -45,9 +58,7 @@ async fn upload_of_200_mb_holds_memory_flat() {
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let before = status_kib("VmHWM:");
     let body =
-        futures_util::stream::iter((0..SIZE / CHUNK).map(move |i| {
-            Ok::<_, std::io::Error>(if i == 0 { first.clone() } else { rest.clone() })
-        }));
+        futures_util::stream::iter((0..pieces).map(move |i| Ok::<_, std::io::Error>(piece(i))));
     let response = hub
         .client
         .post(format!("{}/api/v1/content", hub.base))

@@ -95,7 +95,7 @@ async fn fetch(
 
 /// Uploads an image at `node` as the admin; returns (id, sha256, bytes).
 async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String, Vec<u8>) {
-    let bytes = format!("GIF89a {name} image bytes").into_bytes();
+    let bytes = support::gif(&format!("{name} image bytes"));
     let response = hub
         .client
         .post(format!("{}/api/v1/content", hub.base))

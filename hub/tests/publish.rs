@@ -31,12 +31,9 @@ use signet_hub::tenancy::NODE_DEVICES;
 use support::signed::{device_trust, verify_all};
 use support::{ManualClock, TestHub, assert_error};
 
-/// A PNG-looking body (magic number, then a pattern).
+/// A structurally whole PNG of `len` bytes (S13: uploads are checked).
 fn png(len: usize, seed: u8) -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    let more = len.saturating_sub(bytes.len());
-    bytes.extend((0..more).map(|i| (i as u8).wrapping_mul(31) ^ seed));
-    bytes
+    support::png(len, seed)
 }
 
 /// Uploads an image at `node` as the admin; returns the item's JSON.

@@ -22,14 +22,9 @@ use signet_hub::schedules::{
 use signet_hub::store::WriteBatch;
 use support::{PASSWORD, TestHub, assert_error};
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-
-/// A PNG-looking body of `len` bytes (magic number, then a pattern).
+/// A structurally whole PNG of `len` bytes (S13: uploads are checked).
 fn png(len: usize, seed: u8) -> Vec<u8> {
-    let mut bytes = PNG.to_vec();
-    bytes.extend((0..len.saturating_sub(PNG.len())).map(|i| (i as u8).wrapping_mul(31) ^ seed));
-    bytes.truncate(len);
-    bytes
+    support::png(len, seed)
 }
 
 async fn upload(

@@ -60,6 +60,10 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
             ..Config::default()
         }),
         throttle: Arc::new(LoginThrottle::new(5, chrono::TimeDelta::minutes(15))),
+        hashing: Arc::new(signet_hub::identity::PasswordHashing::new(
+            2,
+            std::time::Duration::from_secs(2),
+        )),
         clock: Arc::new(SystemClock),
         mail_wake: Arc::new(tokio::sync::Notify::new()),
         keys: Arc::new(keys),

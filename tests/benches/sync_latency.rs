@@ -15,9 +15,10 @@ use signet_tests::{Agent, Hub};
 const RUNS: u8 = 7;
 
 fn image(seed: u8) -> Vec<u8> {
-    let mut bytes = b"GIF89a".to_vec();
-    bytes.extend((0..4096u32).map(|i| (i as u8).wrapping_mul(13) ^ seed));
-    bytes
+    let pattern: Vec<u8> = (0..4096u32)
+        .map(|i| (i as u8).wrapping_mul(13) ^ seed)
+        .collect();
+    signet_tests::gif(&pattern)
 }
 
 fn synced(fleet: &[Value], devices: &[String], group: &str, version: u64) -> bool {

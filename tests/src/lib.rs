@@ -760,3 +760,20 @@ pub fn solid_png(dir: &Path, name: &str, rgb: u32, width: u32, height: u32) -> V
     assert!(status.success(), "gst-launch-1.0 made no PNG");
     std::fs::read(path).expect("read the PNG")
 }
+
+/// A structurally whole 1×1 GIF carrying `tag` in a comment (the hub checks
+/// uploads, S13), so distinct tags make distinct bytes.
+///
+/// # Panics
+/// Never: comment blocks are cut to 255 bytes.
+#[must_use]
+pub fn gif(tag: &[u8]) -> Vec<u8> {
+    let mut gif = b"GIF89a\x01\0\x01\0\0\0\0".to_vec();
+    for block in tag.chunks(255) {
+        gif.extend([0x21, 0xfe, u8::try_from(block.len()).expect("at most 255")]);
+        gif.extend(block);
+        gif.push(0);
+    }
+    gif.extend(b"\x2c\0\0\0\0\x01\0\x01\0\0\x02\x02\x4c\x01\0\x3b");
+    gif
+}

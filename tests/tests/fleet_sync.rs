@@ -20,9 +20,10 @@ const CONVERGE: Duration = Duration::from_secs(90);
 
 /// A small GIF-looking image (the hub detects the type from its bytes).
 fn image(seed: u8) -> Vec<u8> {
-    let mut bytes = b"GIF89a".to_vec();
-    bytes.extend((0..512u32).map(|i| (i as u8).wrapping_mul(7) ^ seed));
-    bytes
+    let pattern: Vec<u8> = (0..512u32)
+        .map(|i| (i as u8).wrapping_mul(7) ^ seed)
+        .collect();
+    signet_tests::gif(&pattern)
 }
 
 /// The fleet entry of `device`, if listed.

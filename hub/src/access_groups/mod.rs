@@ -59,6 +59,11 @@ pub const INVITE_TOKENS: &str = "access_group_invite_tokens";
 pub const SIGNUPS: &str = "access_group_signups";
 /// Pending signup keys by the SHA-256 of their confirmation token.
 pub const SIGNUP_TOKENS: &str = "access_group_signup_tokens";
+/// When the last signup confirmation mail went to an address, keyed by
+/// [`email_key`] (S12: at most one per [`SIGNUP_MAIL_INTERVAL_SECS`]).
+pub const SIGNUP_MAILS: &str = "access_group_signup_mails";
+/// The shortest time between two signup mails to one address, in seconds.
+pub const SIGNUP_MAIL_INTERVAL_SECS: i64 = 3600;
 /// Shop orders already handled, keyed `{group}/{order id}` (L9 idempotence).
 pub const SHOP_ORDERS: &str = "access_group_shop_orders";
 

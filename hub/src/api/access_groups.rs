@@ -44,9 +44,9 @@ use crate::access_groups::{
     MAX_IMPORT_ROWS, MAX_INVITE_TTL_SECS, MAX_ITEM_CATEGORIES, MAX_ITEMS, MAX_MEMBERS,
     MAX_OPEN_INVITES, MAX_ORDER_ID_LEN, MAX_PENDING_SIGNUPS, MAX_SIGNUP_DOMAINS, MEMBER_GROUPS,
     MEMBERS, MIN_INVITE_TTL_SECS, Member, MemberRef, MemberSource, NO_PASSWORD, PendingSignup,
-    SHOP_ORDERS, SIGNUP_TOKENS, SIGNUP_TTL_SECS, SIGNUPS, ShopOrder, email_domain_allowed,
-    email_key, group_prefix, is_valid_id, items_of, member_index_key, member_key, normalize_domain,
-    window,
+    SHOP_ORDERS, SIGNUP_MAIL_INTERVAL_SECS, SIGNUP_MAILS, SIGNUP_TOKENS, SIGNUP_TTL_SECS, SIGNUPS,
+    ShopOrder, email_domain_allowed, email_key, group_prefix, is_valid_id, items_of,
+    member_index_key, member_key, normalize_domain, window,
 };
 use crate::audit::AuditEntry;
 use crate::content::{CONTENT, ContentItem};
@@ -658,7 +658,7 @@ fn new_member_user(
     now: DateTime<Utc>,
     created_by: Option<UserId>,
 ) -> Result<User, ApiError> {
-    let name = email_key(email);
+    let name = super::users::check_name(&email_key(email))?;
     if state
         .store
         .get::<UserId>(USER_NAMES, &name_key(&name))?
@@ -669,6 +669,7 @@ fn new_member_user(
             format!("the login name {name:?} is taken by another account"),
         ));
     }
+    super::users::check_unlike_others(state, &name)?;
     Ok(User {
         id: UserId::new(new_id("u-")),
         name,
@@ -1596,7 +1597,9 @@ pub async fn revoke_invite(
         (status = 400, description = "Malformed request or weak password", body = super::ErrorBody),
         (status = 404, description = "Unknown token", body = super::ErrorBody),
         (status = 409, description = "Already used, or the login name is taken", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody)))]
+        (status = 410, description = "Expired", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn accept_invite(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
@@ -1606,7 +1609,7 @@ pub async fn accept_invite(
     let password_hash = match request.password {
         Some(password) => {
             check_password(&password)?;
-            Some(hash(password).await?)
+            Some(hash(&state, password).await?)
         }
         None => None,
     };
@@ -1715,7 +1718,9 @@ pub async fn accept_invite(
         (status = 400, description = "Invalid field", body = super::ErrorBody),
         (status = 403, description = "The e-mail domain is not allowed", body = super::ErrorBody),
         (status = 404, description = "No such group with self-signup", body = super::ErrorBody),
-        (status = 409, description = "Too many pending signups", body = super::ErrorBody)))]
+        (status = 409, description = "Too many pending signups", body = super::ErrorBody),
+        (status = 429, description = "A confirmation went to this address less than an hour ago, or too many requests from this source", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn request_signup(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
@@ -1738,9 +1743,13 @@ pub async fn request_signup(
             "this group does not allow self-signup from that e-mail domain",
         ));
     }
-    let password_hash = hash(request.password).await?;
+    // S12: one mail per address per hour, checked before the costly hash
+    // and again under the write lock.
+    check_signup_mail_interval(&state, request.email.trim(), state.clock.now())?;
+    let password_hash = hash(&state, request.password).await?;
     let _write = state.store.write_lock().await;
     let now = state.clock.now();
+    check_signup_mail_interval(&state, request.email.trim(), now)?;
     let group = state
         .store
         .get::<AccessGroup>(GROUPS, &id)?
@@ -1778,6 +1787,7 @@ pub async fn request_signup(
     };
     batch.put(SIGNUPS, &key, &signup)?;
     batch.put(SIGNUP_TOKENS, &signup.token_hash, &key)?;
+    batch.put(SIGNUP_MAILS, &email_key(&email), &now)?;
     mail::enqueue(
         &mut batch,
         Mail {
@@ -1816,6 +1826,37 @@ pub async fn request_signup(
     ))
 }
 
+/// Refuses (429 with `Retry-After`) a signup for `email` when a
+/// confirmation mail went to it less than [`SIGNUP_MAIL_INTERVAL_SECS`]
+/// ago (S12): the earlier mail's token stays the one that works.
+fn check_signup_mail_interval(
+    state: &AppState,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let Some(sent) = state
+        .store
+        .get::<DateTime<Utc>>(SIGNUP_MAILS, &email_key(email))?
+    else {
+        return Ok(());
+    };
+    let next = sent + TimeDelta::seconds(SIGNUP_MAIL_INTERVAL_SECS);
+    if now >= next {
+        return Ok(());
+    }
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "signup_mail_recently_sent",
+        format!(
+            "a confirmation was mailed to this address at {}; use it, or ask again after {}",
+            sent.to_rfc3339(),
+            next.to_rfc3339()
+        ),
+    );
+    error.retry_after = u64::try_from((next - now).num_seconds().max(1)).ok();
+    Err(error)
+}
+
 /// Confirms a self-signup (no login; the mailed token is the credential,
 /// L6): makes the account if the address has none, and the membership.
 #[utoipa::path(post, path = "/api/v1/access-groups/signup/confirm", tag = "access-groups", request_body = ConfirmSignup,
@@ -1823,7 +1864,8 @@ pub async fn request_signup(
         (status = 400, description = "Malformed request", body = super::ErrorBody),
         (status = 404, description = "Unknown or already used token", body = super::ErrorBody),
         (status = 409, description = "Self-signup closed meanwhile, or the login name is taken", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody)))]
+        (status = 410, description = "Expired", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
 pub async fn confirm_signup(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,

@@ -43,6 +43,7 @@ use utoipa_axum::routes;
 
 use super::approval::{self, ApproveRequest, CopyRequest, Items, RejectRequest};
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use crate::content::inspect::{InspectError, inspect};
 use crate::content::media::{self, MediaInfo};
 use crate::content::range::{self, RangeAnswer};
 use crate::content::templates::{APPROVAL_REQUESTS, TEMPLATES};
@@ -204,6 +205,18 @@ pub(super) fn blob_error(e: BlobError) -> ApiError {
     }
 }
 
+/// The answer to an upload [`inspect`] refused: 400 `image_too_large` or
+/// `unreadable_media`.
+fn inspect_error(e: &InspectError) -> ApiError {
+    match e {
+        InspectError::TooManyPixels { .. } => {
+            ApiError::bad_request("image_too_large", e.to_string())
+        }
+        InspectError::Unreadable { .. } => ApiError::bad_request("unreadable_media", e.to_string()),
+        InspectError::Io(_) => ApiError::internal(e),
+    }
+}
+
 /// A1: refuses (403) a change the restricted node does not allow.
 pub(super) fn check_restriction(
     caller: &Caller,
@@ -257,7 +270,7 @@ pub async fn list_content(
         description = "The item's bytes; the type is detected from them"),
     security(("bearer" = [])),
     responses((status = 201, description = "Stored", body = ContentView),
-        (status = 400, description = "Invalid name or incomplete body", body = super::ErrorBody),
+        (status = 400, description = "Invalid name, incomplete body, an image over max_image_pixels or media that cannot be read", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Below Contributor", body = super::ErrorBody),
         (status = 404, description = "Node absent or not visible", body = super::ErrorBody),
@@ -358,6 +371,16 @@ async fn stage_media(
             "templates are created and saved at /api/v1/templates, where they are validated (D6)",
         ));
     }
+    // S13: the pixel count from the header and the container structure,
+    // before the discoverer decodes anything.
+    if let Some(path) = staged.path() {
+        let (path, media_type) = (path.to_owned(), staged.detected.media_type);
+        let max_pixels = state.config.max_image_pixels;
+        tokio::task::spawn_blocking(move || inspect(&path, media_type, max_pixels))
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .map_err(|e| inspect_error(&e))?;
+    }
     let media = match staged.path() {
         Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
         None => MediaInfo::default(),
@@ -383,7 +406,7 @@ pub struct RenameContent {
         description = "The new bytes; the type is detected from them"),
     security(("bearer" = [])),
     responses((status = 200, description = "Saved (or unchanged)", body = ContentView),
-        (status = 400, description = "Incomplete body", body = super::ErrorBody),
+        (status = 400, description = "Incomplete body, an image over max_image_pixels or media that cannot be read", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
         (status = 404, description = "Absent or not visible", body = super::ErrorBody),

@@ -61,8 +61,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The client address, for the audit log.
+/// The client address, for the audit log and the login throttle: the
+/// request's [`super::limits::Source`] (the peer, or what a trusted proxy
+/// reports), else the peer.
 pub fn client_address(parts: &Parts) -> String {
+    if let Some(super::limits::Source(source)) = parts.extensions.get() {
+        return source.to_string();
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

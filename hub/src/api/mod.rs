@@ -16,6 +16,7 @@ mod error;
 mod extract;
 mod fleet;
 mod health;
+pub mod limits;
 mod mail_outbox;
 mod metrics;
 mod nodes;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Failed-login counts.
     pub throttle: Arc<LoginThrottle>,
+    /// Password hashing, bounded in concurrency and memory (S12).
+    pub hashing: Arc<crate::identity::PasswordHashing>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
     /// Wakes the mail sender: call `notify_one` after a batch that enqueued
@@ -246,14 +249,21 @@ fn api_docs<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// Where the interactive API docs are served.
 pub const API_DOCS_PATH: &str = "/api/docs";
 
-/// The API router with `state`, its body limit, the OpenAPI route and the
-/// request counting of `/metrics`.
+/// The API router with `state`, its body limit, the OpenAPI route, the
+/// request counting of `/metrics`, the per-source limits of the routes
+/// without a login and the body guard (S12), and the JSON error contract
+/// on every answer, unknown routes included (S13).
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
+    let rate_limits = Arc::new(limits::RateLimits::new(&state.config));
     let (router, mut document) = documented_routes().split_for_parts();
     document_rejections(&mut document);
     let document = Arc::new(document);
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            rate_limits,
+            limits::limit_unauthenticated,
+        ))
         .merge(api_docs())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -261,6 +271,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::Extension(document))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::resolve_source,
+        ))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

@@ -1,7 +1,5 @@
 //! `/api/v1/session`: log in (S8), log out, who am I.
 
-use std::sync::OnceLock;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,8 +11,7 @@ use super::users::UserView;
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::audit::AuditEntry;
 use crate::identity::{
-    MAX_PASSWORD_LEN, SESSIONS, Session, USER_NAMES, USERS, User, hash_password, name_key,
-    new_token, verify_password,
+    MAX_PASSWORD_LEN, SESSIONS, Session, USER_NAMES, USERS, User, name_key, new_token,
 };
 use crate::store::WriteBatch;
 
@@ -43,21 +40,18 @@ pub struct LoginResponse {
     pub user: UserView,
 }
 
-/// A hash no password matches, verified for unknown names so a login takes
-/// as long whether or not the name exists.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash_password("signet decoy password").unwrap_or_default())
-}
-
-/// Logs in with name and password; repeated failures for one name are
-/// refused for a while (429 with `Retry-After`).
+/// Logs in with name and password (S8, S12). One source that fails
+/// repeatedly for one name is refused for a while (429 with
+/// `Retry-After`); other sources are not, but every attempt at a name under
+/// attack is delayed. An unknown name costs the same hash as a known one.
+/// When every password-hash slot stays busy: 503 with `Retry-After`.
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed request", body = super::ErrorBody),
         (status = 401, description = "Wrong name or password", body = super::ErrorBody),
-        (status = 429, description = "Too many failed logins", body = super::ErrorBody)))]
+        (status = 429, description = "Too many failed logins or requests from this source", body = super::ErrorBody),
+        (status = 503, description = "Too many password checks running; retry", body = super::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
@@ -70,42 +64,41 @@ pub async fn login(
     }
     let name = name_key(&request.name);
     let now = state.clock.now();
-    if let Some(until) = state.throttle.locked_until(&name, now) {
+    if let Some(until) = state.throttle.locked_until(&name, &from, now) {
         let mut error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "login_throttled",
-            format!("too many failed logins for this name; retry after {until}"),
+            format!("too many failed logins for this name from this address; retry after {until}"),
         );
         error.retry_after = u64::try_from((until - now).num_seconds().max(1)).ok();
         return Err(error);
+    }
+    let delay = state.throttle.delay(&name, now);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let user: Option<User> = match state.store.get::<UserId>(USER_NAMES, &name)? {
         Some(id) => state.store.get(USERS, id.as_str())?,
         None => None,
     };
-    let hash = user
-        .as_ref()
-        .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    let password = request.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = state
+        .hashing
+        .verify(request.password, hash)
         .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|e| super::users::hash_error(&e))?;
     let user = match user {
         Some(user) if matches && !user.disabled => user,
         _ => {
-            state.throttle.record_failure(&name, now);
-            let mut batch = WriteBatch::new();
-            AuditEntry {
-                actor_name: Some(name.clone()),
-                from,
-                ..AuditEntry::new(now, "session.login_failed", &name)
-            }
-            .record(&mut batch)?;
-            state.store.apply(batch).await?;
+            state.throttle.record_failure(&name, &from, now);
+            state
+                .throttle
+                .audit_failure(&state.store, &name, &from, now)
+                .await?;
             return Err(ApiError::unauthorized("wrong name or password"));
         }
     };
-    state.throttle.record_success(&name);
+    state.throttle.record_success(&name, &from);
     let (token, key) = new_token();
     let ttl = i64::try_from(state.config.token_ttl_secs)
         .ok()

@@ -18,9 +18,10 @@ use signet_common::permissions::Role;
 
 use super::session::revoke_all;
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use crate::identity::names::{self, check_login_name};
 use crate::identity::{
-    MAX_NAME_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, USER_NAMES, USERS, User, hash_password,
-    name_key, new_id,
+    HashError, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, USER_NAMES, USERS, User,
+    check_name_unlike_others, name_key, new_id,
 };
 use crate::store::WriteBatch;
 
@@ -116,34 +117,22 @@ pub struct UserFilter {
     pub q: Option<String>,
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty()
-        || name.len() > MAX_NAME_LEN
-        || name.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("name must be 1 to {MAX_NAME_LEN} bytes without spaces"),
-        ));
-    }
-    Ok(())
+/// A login name (S13): NFC, the safe alphabet, one script; returns it
+/// normalized.
+pub(super) fn check_name(name: &str) -> Result<String, ApiError> {
+    check_login_name(name).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))
 }
 
-/// A plausible address: one `@` with text on both sides, no spaces.
+/// Refuses (409 `name_confusable`) a login name that looks like an existing
+/// one (S13, UTS 39 skeletons). Call it under the store's write lock.
+pub(super) fn check_unlike_others(state: &AppState, name: &str) -> Result<(), ApiError> {
+    check_name_unlike_others(&state.store, name)?
+        .map_err(|e| ApiError::conflict("name_confusable", e.to_string()))
+}
+
+/// An e-mail address, parsed (S13).
 pub fn check_email(email: &str) -> Result<(), ApiError> {
-    let ok = email.len() <= MAX_NAME_LEN
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, host)| {
-            !local.is_empty() && host.contains('.') && !host.contains('@')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_email",
-            format!("{email:?} is not an e-mail address"),
-        ))
-    }
+    names::check_email(email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))
 }
 
 pub(super) fn check_password(password: &str) -> Result<(), ApiError> {
@@ -195,12 +184,23 @@ fn load_visible(state: &AppState, caller: &Caller, id: &str) -> Result<User, Api
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
-/// Hashes a password off the async runtime.
-pub(super) async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
+/// Hashes a password off the async runtime, within the hub's bound on
+/// concurrent hashes (S12: 503 with `Retry-After` when it stays busy).
+pub(super) async fn hash(state: &AppState, password: String) -> Result<String, ApiError> {
+    state
+        .hashing
+        .hash(password)
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::internal(&e))
+        .map_err(|e| hash_error(&e))
+}
+
+/// The answer to a hash that did not happen: 503 `busy` with `Retry-After`
+/// when every slot stayed taken, else 500.
+pub(super) fn hash_error(e: &HashError) -> ApiError {
+    match e {
+        HashError::Busy => ApiError::busy("busy", e.to_string(), 1),
+        HashError::Failed(cause) => ApiError::internal(cause),
+    }
 }
 
 /// Users the caller may see.
@@ -237,32 +237,34 @@ pub async fn list_users(
         (status = 400, description = "Invalid field", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Not allowed", body = super::ErrorBody),
-        (status = 409, description = "Name taken", body = super::ErrorBody)))]
+        (status = 409, description = "Name taken, or confusable with an existing name", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(request): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     caller.require(Role::Manager)?;
-    check_name(&request.name)?;
+    let name = check_name(&request.name)?;
     check_email(&request.email)?;
     check_password(&request.password)?;
     check_domain(&caller, &request.domain)?;
     if request.role > caller.user.role {
         return Err(ApiError::forbidden("cannot grant a role above your own"));
     }
-    let password_hash = hash(request.password).await?;
+    let password_hash = hash(&state, request.password).await?;
     let _write = state.store.write_lock().await;
-    let key = name_key(&request.name);
+    let key = name_key(&name);
     if state.store.get::<UserId>(USER_NAMES, &key)?.is_some() {
         return Err(ApiError::conflict(
             "name_taken",
-            format!("the name {:?} is taken", request.name),
+            format!("the name {name:?} is taken"),
         ));
     }
+    check_unlike_others(&state, &name)?;
     let user = User {
         id: UserId::new(new_id("u-")),
-        name: request.name.trim().to_owned(),
+        name,
         email: request.email,
         role: request.role,
         domain: request.domain,
@@ -310,7 +312,8 @@ pub async fn get_user(
         (status = 400, description = "Invalid field", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Not allowed", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -323,7 +326,7 @@ pub async fn update_user(
     let password_hash = match request.password {
         Some(password) => {
             check_password(&password)?;
-            Some(hash(password).await?)
+            Some(hash(&state, password).await?)
         }
         None => None,
     };

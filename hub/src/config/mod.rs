@@ -42,10 +42,49 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// How long a login token lasts, in seconds.
     pub token_ttl_secs: u64,
-    /// Failed logins per user name before further attempts are refused.
+    /// Failed logins for one user name from one source before further
+    /// attempts from that source are refused (S12: a stranger locks out
+    /// only themselves); past it, every attempt at the name from anywhere is
+    /// also delayed, more the more it fails.
     pub login_max_failures: u32,
-    /// How long the refusal lasts, in seconds.
+    /// How long failures count and the refusal lasts, in seconds.
     pub login_lockout_secs: u64,
+    // --- Unauthenticated work and connections (S12, S13) ---
+    /// How many password hashes (login, signup, invites, password changes)
+    /// run at once; each holds about 19 MiB for its duration (S12).
+    pub password_hash_concurrency: usize,
+    /// How long a request waits for a free hash slot before it is refused
+    /// with 503 and `Retry-After`, in milliseconds.
+    pub password_hash_wait_ms: u64,
+    /// Requests per minute one source may make to the routes that check a
+    /// credential or send mail without a login (log in, self-signup and its
+    /// confirmation, invite acceptance, device pairing); every other route
+    /// without a login gets ten times as many (S12).
+    pub rate_limit_per_minute: u32,
+    /// How many of those requests one source may make at once before the
+    /// per-minute rate applies (the bucket size; ten times as many for the
+    /// other routes without a login).
+    pub rate_limit_burst: u32,
+    /// Reverse proxies in front of the hub: a request from one of these
+    /// addresses is attributed to the last address in its
+    /// `X-Forwarded-For` header that is not itself a trusted proxy. Empty
+    /// (the default): the peer address is the source. In the environment,
+    /// a comma-separated list.
+    #[serde(deserialize_with = "ip_list")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The most pixels (width × height, read from the header before any
+    /// decoding) an uploaded image may have (S13).
+    pub max_image_pixels: u64,
+    /// How long a client has to send a request's headers, in seconds; a
+    /// connection that has not sent them by then is closed (S12).
+    pub http_header_timeout_secs: u64,
+    /// How long a request body may stall (no bytes), in seconds; past it,
+    /// and when a body arrives slower than 1 KiB/s on average after that
+    /// long, the request fails and its connection is closed (S12).
+    pub http_body_idle_secs: u64,
+    /// The most HTTP connections open at once; further clients wait in the
+    /// listen backlog (S12).
+    pub http_max_connections: usize,
     /// SMTP server for the mail outbox; without it mail waits in the outbox.
     pub smtp: Option<SmtpConfig>,
     /// The URL devices reach this hub's HTTP API at, e.g.
@@ -363,6 +402,15 @@ impl Default for Config {
             token_ttl_secs: 12 * 3600,
             login_max_failures: 5,
             login_lockout_secs: 15 * 60,
+            password_hash_concurrency: 2,
+            password_hash_wait_ms: 2000,
+            rate_limit_per_minute: 60,
+            rate_limit_burst: 30,
+            trusted_proxies: Vec::new(),
+            max_image_pixels: 64_000_000,
+            http_header_timeout_secs: 10,
+            http_body_idle_secs: 10,
+            http_max_connections: 1024,
             smtp: None,
             public_url: None,
             manifest_lifetime_secs: 7 * 86_400,
@@ -377,6 +425,34 @@ impl Default for Config {
             alert_webhook_url: None,
             usage_retention_days: 2 * 366,
         }
+    }
+}
+
+/// The largest `max_image_pixels` (1 gigapixel).
+pub const MAX_IMAGE_PIXELS: u64 = 1_000_000_000;
+
+/// A list of IP addresses: a TOML array, or (from the environment) one
+/// string of comma-separated addresses.
+fn ip_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<std::net::IpAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Listed {
+        List(Vec<std::net::IpAddr>),
+        Text(String),
+    }
+    match Listed::deserialize(deserializer)? {
+        Listed::List(list) => Ok(list),
+        Listed::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address")))
+            })
+            .collect(),
     }
 }
 
@@ -542,6 +618,7 @@ impl Config {
         if self.login_max_failures == 0 {
             return Err(refuse("login_max_failures", "must be at least 1"));
         }
+        self.validate_limits()?;
         if let Some(url) = &self.public_url {
             let rest = url
                 .strip_prefix("https://")
@@ -608,6 +685,45 @@ impl Config {
                 "device_offline_grace_secs",
                 format!("must be at most {MAX_DURATION_SECS} (100 years)"),
             ));
+        }
+        Ok(())
+    }
+
+    /// The keys bounding unauthenticated work and connections (S12, S13).
+    fn validate_limits(&self) -> Result<(), Refusal> {
+        if !(1..=64).contains(&self.password_hash_concurrency) {
+            return Err(refuse("password_hash_concurrency", "must be 1 to 64"));
+        }
+        if self.password_hash_wait_ms > 60_000 {
+            return Err(refuse("password_hash_wait_ms", "must be 0 to 60000"));
+        }
+        for (key, value) in [
+            ("rate_limit_per_minute", self.rate_limit_per_minute),
+            ("rate_limit_burst", self.rate_limit_burst),
+        ] {
+            if !(1..=100_000).contains(&value) {
+                return Err(refuse(key, "must be 1 to 100000"));
+            }
+        }
+        if self.trusted_proxies.len() > 64 {
+            return Err(refuse("trusted_proxies", "must list at most 64 addresses"));
+        }
+        if !(1..=MAX_IMAGE_PIXELS).contains(&self.max_image_pixels) {
+            return Err(refuse(
+                "max_image_pixels",
+                format!("must be 1 to {MAX_IMAGE_PIXELS}"),
+            ));
+        }
+        for (key, value) in [
+            ("http_header_timeout_secs", self.http_header_timeout_secs),
+            ("http_body_idle_secs", self.http_body_idle_secs),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(refuse(key, "must be 1 to 3600"));
+            }
+        }
+        if !(16..=1_000_000).contains(&self.http_max_connections) {
+            return Err(refuse("http_max_connections", "must be 16 to 1000000"));
         }
         Ok(())
     }
@@ -1124,6 +1240,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(missing.contains("missing.toml"), "{missing}");
+    }
+
+    /// S12, S13: the limit keys, from the file or the environment, are
+    /// bounded; trusted proxies are a list (comma-separated in the
+    /// environment).
+    #[test]
+    fn s12_limit_keys_are_checked() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("SIGNET_HUB_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+                ("SIGNET_HUB_MAX_IMAGE_PIXELS", "1000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert_eq!(config.max_image_pixels, 1000);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.1\"]\n").unwrap();
+        let config = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            config.trusted_proxies,
+            vec![std::net::IpAddr::from([10, 0, 0, 1])]
+        );
+        for (key, bad) in [
+            ("SIGNET_HUB_TRUSTED_PROXIES", "proxy.example"),
+            ("SIGNET_HUB_PASSWORD_HASH_CONCURRENCY", "0"),
+            ("SIGNET_HUB_PASSWORD_HASH_WAIT_MS", "600000"),
+            ("SIGNET_HUB_RATE_LIMIT_PER_MINUTE", "0"),
+            ("SIGNET_HUB_RATE_LIMIT_BURST", "0"),
+            ("SIGNET_HUB_MAX_IMAGE_PIXELS", "0"),
+            ("SIGNET_HUB_HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("SIGNET_HUB_HTTP_BODY_IDLE_SECS", "0"),
+            ("SIGNET_HUB_HTTP_MAX_CONNECTIONS", "1"),
+        ] {
+            let name = key.trim_start_matches(ENV_PREFIX).to_ascii_lowercase();
+            let err = Config::load(None, env(&[(key, bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&name), "{key}={bad}: {err}");
+        }
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //! Owns: the `content` and `content_by_hash` trees, the blob files under
 //! `<data>/content/` ([`blobs`]), type detection from the bytes ([`detect`]),
 //! media metadata ([`media`]),
-//! `Range` decisions ([`range`]), template documents and approval requests
+//! upload checks before decoding ([`inspect`]), `Range` decisions ([`range`]), template documents and approval requests
 //! ([`templates`]) and [`device_may_fetch`]. Must not: decide
 //! which operator may change an item — the API does that — or hold a whole
 //! upload or download in memory.
 
 pub mod blobs;
 pub mod detect;
+pub mod inspect;
 pub mod media;
 pub mod range;
 pub mod templates;

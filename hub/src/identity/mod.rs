@@ -6,8 +6,9 @@
 //! [`crate::access`] does that, from the user record read fresh on every
 //! request so a role or domain change applies to the next request (T3).
 
+pub mod names;
 mod password;
-mod throttle;
+pub mod throttle;
 
 use chrono::{DateTime, Utc};
 use ring::rand::{SecureRandom as _, SystemRandom};
@@ -16,7 +17,7 @@ use signet_common::digest::Sha256;
 use signet_common::ids::{NodeId, UserId};
 use signet_common::permissions::Role;
 
-pub use password::{PasswordError, hash_password, verify_password};
+pub use password::{HashError, PasswordError, PasswordHashing, hash_password, verify_password};
 pub use throttle::LoginThrottle;
 
 /// Tree of users by id.
@@ -117,8 +118,25 @@ fn random_fill(bytes: &mut [u8]) {
         .expect("the operating system's random source failed");
 }
 
-/// The login-name index key.
+/// The login-name index key: trimmed, NFC-normalized, lowercase (S13: the
+/// NFC and NFD spellings of `josé` are one name).
 #[must_use]
 pub fn name_key(name: &str) -> String {
-    name.trim().to_lowercase()
+    names::normalize(name).to_lowercase()
+}
+
+/// Refuses `name` (already checked by [`names::check_login_name`]) when it
+/// looks like the name of a user in `store` ([`names::skeleton`]).
+///
+/// # Errors
+/// [`names::NameError::Confusable`], or the store's error.
+pub fn check_name_unlike_others(
+    store: &crate::store::Store,
+    name: &str,
+) -> Result<Result<(), names::NameError>, crate::store::StoreError> {
+    let users: Vec<User> = store.scan(USERS, "")?;
+    Ok(names::check_not_confusable(
+        name,
+        users.iter().map(|u| u.name.as_str()),
+    ))
 }

@@ -128,6 +128,10 @@ impl TestHub {
         let mut config = Config {
             data,
             http_listen: "127.0.0.1:0".parse().unwrap(),
+            // Every request of a test comes from 127.0.0.1: the per-source
+            // limits (S12) are tested where a test sets them lower.
+            rate_limit_per_minute: 100_000,
+            rate_limit_burst: 100_000,
             ..Config::default()
         };
         configure(&mut config);
@@ -258,4 +262,33 @@ pub fn assert_error(result: &(StatusCode, Value), status: StatusCode, code: &str
     assert_eq!(result.0, status, "body: {}", result.1);
     assert_eq!(result.1["error"], code, "body: {}", result.1);
     assert!(result.1["message"].is_string(), "body: {}", result.1);
+}
+
+/// A structurally whole PNG of exactly `len` bytes (at least 57): a 1×1
+/// header, one IDAT chunk filled with a pattern that `seed` varies (never
+/// decoded by the hub's upload checks), IEND. Distinct seeds or lengths make
+/// distinct bytes.
+pub fn png(len: usize, seed: u8) -> Vec<u8> {
+    let data = len.checked_sub(57).expect("a PNG has at least 57 bytes");
+    let mut png =
+        b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\0\0\0\0".to_vec();
+    png.extend(u32::try_from(data).unwrap().to_be_bytes());
+    png.extend(b"IDAT");
+    png.extend((0..data).map(|i| (i as u8).wrapping_mul(31) ^ seed));
+    png.extend(b"\0\0\0\0\0\0\0\0IEND\xae\x42\x60\x82");
+    assert_eq!(png.len(), len);
+    png
+}
+
+/// A structurally whole 1×1 GIF carrying `tag` in a comment, so distinct
+/// tags make distinct bytes.
+pub fn gif(tag: &str) -> Vec<u8> {
+    let mut gif = b"GIF89a\x01\0\x01\0\0\0\0".to_vec();
+    for block in tag.as_bytes().chunks(255) {
+        gif.extend([0x21, 0xfe, u8::try_from(block.len()).unwrap()]);
+        gif.extend(block);
+        gif.push(0);
+    }
+    gif.extend(b"\x2c\0\0\0\0\x01\0\x01\0\0\x02\x02\x4c\x01\0\x3b");
+    gif
 }
