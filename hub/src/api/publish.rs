@@ -132,7 +132,7 @@ pub async fn publish_scope(
     let schedule = schedule_of(&request.when, now)
         .map_err(|e| ApiError::bad_request("invalid_when", e.to_string()))?;
     let Some(schedule) = schedule else {
-        let published = publish::publish(
+        let published = publish::publish_requested(
             &state,
             &request.scope,
             Actor::user(&caller.user, &caller.from),

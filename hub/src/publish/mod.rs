@@ -796,9 +796,9 @@ async fn run_targets(
     scope: Option<GroupRef>,
     actor: Actor,
     trigger: Trigger,
+    resend_unchanged: bool,
 ) -> Result<Published, PublishError> {
     let started = std::time::Instant::now();
-    let resend_unchanged = trigger == Trigger::Immediate;
     let signed;
     let run;
     let assigned;
@@ -853,9 +853,8 @@ fn stored_messages<'a>(
 /// Publishes `scope` now on behalf of `actor` (U5 immediate): every
 /// affected manifest and assignment is built, the changed ones signed with
 /// the next version, stored with the run's record and audit entry, and
-/// then published; the unchanged ones are sent again as stored, so an
-/// operator's publish always leaves the broker holding the hub's documents
-/// (S4: a retained message someone else replaced or cleared is restored).
+/// then published; unchanged ones are not sent again (a change made by the
+/// hub itself, e.g. a device's variables, reaches only what it changed).
 /// The caller checks authorization ([`authorize`]).
 ///
 /// # Errors
@@ -871,6 +870,31 @@ pub async fn publish(
         Some(scope.clone()),
         actor,
         Trigger::Immediate,
+        false,
+    )
+    .await
+}
+
+/// An operator's `POST /api/v1/publish` with `when: immediate`: as
+/// [`publish`], and the unchanged documents are sent again as stored, so
+/// an operator's publish always leaves the broker holding the hub's
+/// documents (S4: a retained message someone else replaced or cleared is
+/// restored).
+///
+/// # Errors
+/// [`PublishError`]; then nothing was stored or published.
+pub async fn publish_requested(
+    state: &AppState,
+    scope: &GroupRef,
+    actor: Actor,
+) -> Result<Published, PublishError> {
+    run_targets(
+        state,
+        |store| targets_of(store, scope),
+        Some(scope.clone()),
+        actor,
+        Trigger::Immediate,
+        true,
     )
     .await
 }
@@ -896,6 +920,7 @@ pub async fn publish_group_items(
         Some(scope.clone()),
         actor,
         Trigger::GroupItems,
+        false,
     )
     .await
 }
@@ -1076,7 +1101,16 @@ async fn resign_expiring(state: &AppState, now: DateTime<Utc>) -> Result<usize, 
             groups: vec![group.clone()],
             devices: Vec::new(),
         };
-        match run_targets(state, |_| Ok(targets), None, Actor::hub(), Trigger::Resign).await {
+        match run_targets(
+            state,
+            |_| Ok(targets),
+            None,
+            Actor::hub(),
+            Trigger::Resign,
+            false,
+        )
+        .await
+        {
             Ok(_) => resigned += 1,
             Err(PublishError::Store(e)) => return Err(PublishError::Store(e)),
             Err(e) => tracing::error!(group = %group, error = %e, "re-signing a manifest failed"),
