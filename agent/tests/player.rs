@@ -14,8 +14,14 @@ use support::{
 
 /// D7, U1: the corrupt item is reported as skipped with the player's
 /// message and never as played; the good item after it plays.
+/// The tests here run real players and time the scheduler's slots: one at a
+/// time, so the X display tests' decoding does not eat into the timing
+/// test's slots on a two-core machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d7_u1_a_file_that_does_not_decode_is_skipped_and_the_next_item_plays() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
     let corrupt = random_bytes(31, 20_000);
     let good = noise_png(40);
@@ -80,6 +86,7 @@ async fn d7_u1_a_file_that_does_not_decode_is_skipped_and_the_next_item_plays() 
 /// the recording null player, so the timing is the scheduler's, not a test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d5_d7_scheduler_timers_drive_a_playlist_in_order() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     use signet_agent::cache::Cache;
     use signet_agent::events::EventLog;
     use signet_agent::player::{Links, NullPlayer, Playback, PlayerCall};
@@ -277,6 +284,7 @@ impl Drop for XDisplay {
 /// display: a red image scheduled on the node fills the (virtual) screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d7_the_x_sink_shows_the_item_on_an_x_display() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (width, height) = (320u32, 180u32);
     let display = XDisplay::start(width, height);
     let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
@@ -337,6 +345,7 @@ async fn d7_the_x_sink_shows_the_item_on_an_x_display() {
 /// state reports no display problem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d7_auto_picks_the_x_display_when_display_points_at_an_x_server() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (width, height) = (320u32, 180u32);
     let display = XDisplay::start(width, height);
     let (server, broker, keys, mut hub) = content_world(&["n-1"]).await;
