@@ -9,9 +9,11 @@ use std::process::Command;
 
 use chrono::{TimeDelta, Utc};
 use signet_common::documents::CommandAction;
-use signet_common::sync::{assignment_topic, commands_topic};
+use signet_common::sync::signed::verify_report;
+use signet_common::sync::{DeviceState, assignment_topic, commands_topic};
 use support::{
-    Agent, Broker, DEVICE, Hub, Keys, device, new_key, paired_dir, publish_world, version,
+    Agent, Broker, DEVICE, Hub, Keys, device, device_public_key, new_key, paired_dir,
+    publish_world, version,
 };
 
 const SITE: &str = "group_manifest/n-site";
@@ -120,9 +122,11 @@ async fn s4_u4_s1_s3_retained_state_is_verified_applied_reported_and_rollback_re
         .await;
 }
 
-/// S5, S9, U4: killing the agent with SIGKILL loses nothing it acknowledged
-/// (the state on disk keeps the accepted versions), the broker's last will
-/// marks it offline, and a restarted agent reports the same state online.
+/// S5, S9, U4, S11: killing the agent with SIGKILL loses nothing it
+/// acknowledged (the state on disk keeps the accepted versions), the
+/// broker's last will marks it offline, and a restarted agent reports the
+/// same state online; every state message, the will included, is signed by
+/// the device key.
 #[tokio::test]
 async fn s5_s9_u4_sigkill_keeps_accepted_state_and_the_last_will_marks_offline() {
     let broker = Broker::start();
@@ -158,6 +162,17 @@ async fn s5_s9_u4_sigkill_keeps_accepted_state_and_the_last_will_marks_offline()
     let _agent = Agent::start(data.path());
     let state = hub.wait_state("online again", |s| s.online).await;
     assert_eq!(version(&state, SITE), Some(6));
+
+    // S11: every state message, the last will included, is signed by the
+    // device key the agent registered at pairing, and by nothing else.
+    let key = device_public_key(data.path());
+    assert!(hub.seen_signed.len() >= 4);
+    for signed in &hub.seen_signed {
+        let verified: DeviceState = verify_report(signed, &device(), &key).unwrap();
+        assert_eq!(verified.device_id, device());
+        let stranger = new_key().public_key();
+        assert!(verify_report::<DeviceState>(signed, &device(), &stranger).is_err());
+    }
 }
 
 /// S3, S4, S5: while the agent is offline, three manifest versions are

@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 use signet_common::ids::DeviceId;
+use signet_common::sync::signed::sign_report;
 use signet_common::sync::{DeviceState, state_topic};
 use signet_hub::mqtt::broker::EmbeddedBroker;
 use signet_hub::mqtt::reports::FleetReports;
 use signet_hub::mqtt::{HubLink, LinkOptions};
-use signet_hub::store::WriteBatch;
-use signet_hub::tenancy::NODE_DEVICES;
-use support::{TestHub, activated_all, applied_all};
+use support::{TestHub, activated_all, applied_all, register_device};
 use tokio_util::sync::CancellationToken;
 
 const DEVICE: &str = "d-metrics";
@@ -235,11 +234,7 @@ async fn scrape(hub: &TestHub) -> (String, Exposition) {
 async fn u4_u5_metrics_count_requests_messages_publishes_and_the_fleet() {
     let hub = TestHub::start().await;
     let site = hub.node(&hub.admin, &hub.root, "Site").await;
-    let mut batch = WriteBatch::new();
-    batch
-        .put(NODE_DEVICES, &format!("{site}/{DEVICE}"), &json!({}))
-        .unwrap();
-    hub.state.store.apply(batch).await.unwrap();
+    let key = register_device(&hub, &site, DEVICE, DEVICE_SECRET).await;
 
     // Real requests: matched, matched with an id in the path, unmatched.
     for _ in 0..2 {
@@ -318,7 +313,7 @@ async fn u4_u5_metrics_count_requests_messages_publishes_and_the_fleet() {
             state_topic(&DeviceId::from(DEVICE)),
             rumqttc::QoS::AtLeastOnce,
             true,
-            serde_json::to_vec(&state).unwrap(),
+            sign_report(&state, &key).unwrap(),
         )
         .await
         .unwrap();

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -20,7 +20,9 @@ use futures_util::future::BoxFuture;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 use signet_common::documents::{GroupManifest, HubTime};
+use signet_common::envelope::{self, DocumentKind, PublicKey, SigningKey};
 use signet_common::ids::DeviceId;
+use signet_common::sync::signed::sign_report;
 use signet_common::sync::{DeviceState, EventBatch, HUB_TIME_TOPIC};
 use signet_common::trust::TrustStore;
 use signet_hub::api::{AppState, SystemClock};
@@ -40,6 +42,13 @@ const DEVICE_SECRET: &str = "the device's own secret";
 const HUB_PASSWORD: &str = "the hub's broker password";
 /// The longest any test waits for the broker.
 const WAIT: Duration = Duration::from_secs(20);
+/// The device key [`DEVICE`] registered at pairing (S11).
+static DEVICE_KEY: LazyLock<SigningKey> = LazyLock::new(support::device_key);
+
+/// The key the test sinks hold for `device`: [`DEVICE_KEY`] for [`DEVICE`].
+fn test_key(device: &DeviceId) -> Option<PublicKey> {
+    (device.as_str() == DEVICE).then(|| DEVICE_KEY.public_key())
+}
 
 /// A fresh data directory with keys and a root node, and the hub's state
 /// over it (its publisher is replaced by the MQTT link's).
@@ -197,6 +206,10 @@ struct Recorded {
 }
 
 impl DeviceReports for Recorded {
+    fn registered_key(&self, device: &DeviceId) -> Result<Option<PublicKey>, StoreError> {
+        Ok(test_key(device))
+    }
+
     fn state(
         &self,
         device: DeviceId,
@@ -286,6 +299,12 @@ fn device_state(device: &str) -> serde_json::Value {
         "agent_version": "0.1.0", "os": "test os", "cache_bytes": 42})
 }
 
+/// `device_state(device)` signed by [`DEVICE`]'s key (S11).
+fn signed_state(device: &str) -> Vec<u8> {
+    let state: DeviceState = serde_json::from_value(device_state(device)).unwrap();
+    sign_report(&state, &DEVICE_KEY).unwrap()
+}
+
 #[tokio::test]
 async fn u4_s9_hub_subscriber_stores_device_reports_and_drops_bad_ones() {
     let mut hub = hub().await;
@@ -304,13 +323,19 @@ async fn u4_s9_hub_subscriber_stores_device_reports_and_drops_bad_ones() {
         AsyncClient::new(device_options(port, "d-1", DEVICE, DEVICE_SECRET), 16);
     let state_topic = format!("signet/v1/devices/{DEVICE}/state");
     let events_topic = format!("signet/v1/devices/{DEVICE}/events");
-    let bad: [(&str, Vec<u8>); 3] = [
-        // Another device's id on d-1's topic.
-        (&state_topic, device_state("d-2").to_string().into_bytes()),
+    let bad: [(&str, Vec<u8>); 4] = [
+        // Signed by d-1, but naming another device on d-1's topic.
+        (&state_topic, signed_state("d-2")),
         (&state_topic, b"{not json".to_vec()),
+        // A good state, but unsigned (S11).
+        (&state_topic, device_state(DEVICE).to_string().into_bytes()),
         (
             &events_topic,
-            json!({"events": [{"id": "x"}]}).to_string().into_bytes(),
+            envelope::sign(
+                DocumentKind::DeviceEvents,
+                json!({"events": [{"id": "x"}]}).to_string().as_bytes(),
+                &DEVICE_KEY,
+            ),
         ),
     ];
     for (topic, payload) in bad {
@@ -320,23 +345,19 @@ async fn u4_s9_hub_subscriber_stores_device_reports_and_drops_bad_ones() {
             .unwrap();
     }
     device
-        .publish(
-            &state_topic,
-            QoS::AtLeastOnce,
-            true,
-            device_state(DEVICE).to_string(),
-        )
+        .publish(&state_topic, QoS::AtLeastOnce, true, signed_state(DEVICE))
         .await
         .unwrap();
     let event = json!({"id": "0123456789abcdef0123456789abcdef", "device_id": DEVICE,
         "item": "c-1", "start": Utc::now(), "duration_ms": 1000, "outcome": "played",
         "os": "test os", "agent_version": "0.1.0"});
+    let batch: EventBatch = serde_json::from_value(json!({"events": [event]})).unwrap();
     device
         .publish(
             &events_topic,
             QoS::AtLeastOnce,
             false,
-            json!({"events": [event]}).to_string(),
+            sign_report(&batch, &DEVICE_KEY).unwrap(),
         )
         .await
         .unwrap();
@@ -353,6 +374,15 @@ async fn u4_s9_hub_subscriber_stores_device_reports_and_drops_bad_ones() {
     let batches = recorded.batches.lock().unwrap().clone();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].1.events.len(), 1);
+    // Each refusal is counted by its reason (S11); the inbox takes
+    // messages in order, so all four were judged before the batch.
+    for reason in ["other_device", "malformed", "unsigned", "bad_payload"] {
+        assert_eq!(
+            hub.state.metrics.refused_reports(reason),
+            1,
+            "refusals for {reason}"
+        );
+    }
     running.stop().await;
 }
 
@@ -630,6 +660,10 @@ struct Failing {
 }
 
 impl DeviceReports for Failing {
+    fn registered_key(&self, device: &DeviceId) -> Result<Option<PublicKey>, StoreError> {
+        Ok(test_key(device))
+    }
+
     fn state(&self, _: DeviceId, _: DeviceState) -> BoxFuture<'_, Result<(), StoreError>> {
         *self.calls.lock().unwrap() += 1;
         Box::pin(async { Err(StoreError::Storage("disk full".into())) })
@@ -660,7 +694,7 @@ async fn s9_a_report_the_store_refused_is_not_acknowledged_and_comes_again() {
             format!("signet/v1/devices/{DEVICE}/state"),
             QoS::AtLeastOnce,
             false,
-            device_state(DEVICE).to_string(),
+            signed_state(DEVICE),
         )
         .await
         .unwrap();

@@ -192,7 +192,12 @@ impl StateWatch {
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if let Ok(state) = serde_json::from_slice::<Value>(&p.payload) {
+                        // A signed `device_state` envelope (S11): only its
+                        // payload matters here.
+                        let state = signet_common::envelope::open(&p.payload)
+                            .ok()
+                            .and_then(|o| serde_json::from_slice::<Value>(o.payload()).ok());
+                        if let Some(state) = state {
                             sink.lock().unwrap().push(state);
                         }
                     }

@@ -178,7 +178,8 @@ pub async fn run_with_player(
     )
     .map_err(|e| DaemonError::Cache(e.to_string()))?;
     let events = EventLog::open(&store).map_err(|e| DaemonError::Events(e.to_string()))?;
-    let uploader = Uploader::new(&hub_url, &device, &secret)
+    let device_key = Arc::new(store.device_key().map_err(SyncError::from)?);
+    let uploader = Uploader::new(&hub_url, &device, &secret, device_key)
         .map_err(|e| DaemonError::Events(e.to_string()))?;
 
     let (documents_tx, documents_rx) = watch::channel(0u64);

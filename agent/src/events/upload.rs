@@ -1,7 +1,10 @@
 //! Uploading the proof-of-play queue to the hub (U2, S9).
 //!
-//! Owns: `POST {hub}/api/v1/device/events` with the device's credentials,
-//! and the loop that drains the [`EventLog`] through it. An event leaves the
+//! Owns: `POST {hub}/api/v1/device/events` with the device's credentials
+//! and each batch signed by the device key (S11, the same signed
+//! `device_events` envelope the MQTT events topic carries: proof of play is
+//! attributable to the key that never left the device, whichever way it
+//! travels), and the loop that drains the [`EventLog`] through it. An event leaves the
 //! queue only after the hub answered 200 for the batch holding it (the hub
 //! answers only once the events are durable); a crash between the answer
 //! and the removal sends the batch again and the hub, storing by event id,
@@ -16,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use signet_common::envelope::SigningKey;
+use signet_common::sync::signed::{ReportError, sign_report};
 use signet_common::sync::{EventBatch, MAX_EVENTS_PER_BATCH, MAX_MESSAGE_BYTES, PlayEvent};
 use tokio::sync::Notify;
 
@@ -48,16 +53,20 @@ pub enum UploadError {
     #[error("HTTP client: {0}")]
     Client(reqwest::Error),
     /// Worth retrying later: no connection, a timeout, a 5xx, a 401 (the
-    /// hub may be restarting), or an answer that does not parse.
+    /// hub may be restarting), a 403 (the hub does not take the device
+    /// key's signature: the events stay queued until it does), or an
+    /// answer that does not parse.
     #[error("event upload failed, will retry: {0}")]
     Transient(String),
-    /// The hub refused the batch (400 or 413); sending it again will not
-    /// help.
+    /// The hub refused the batch (400 or 413), or it could not be signed;
+    /// sending it again will not help.
     #[error("hub refused the event batch ({status}): {body}")]
     Refused {
-        /// The HTTP status.
+        /// The HTTP status; 0 when the batch was never sent because it could
+        /// not be signed (over the report size bound).
         status: u16,
-        /// The hub's answer body (at most 4 KiB of it).
+        /// The hub's answer body (at most 4 KiB of it), or why it could not
+        /// be signed.
         body: String,
     },
 }
@@ -82,15 +91,22 @@ pub struct Uploader {
     device_id: String,
     /// The device secret, the Basic auth password.
     secret: String,
+    /// The device key from pairing, which signs every batch (S11).
+    key: Arc<SigningKey>,
 }
 
 impl Uploader {
     /// An uploader to the hub at `hub_url` (its base URL, as given at
-    /// pairing) with the device's credentials.
+    /// pairing) with the device's credentials and its device key.
     ///
     /// # Errors
     /// [`UploadError::BadUrl`] or [`UploadError::Client`].
-    pub fn new(hub_url: &str, device_id: &str, secret: &str) -> Result<Self, UploadError> {
+    pub fn new(
+        hub_url: &str,
+        device_id: &str,
+        secret: &str,
+        key: Arc<SigningKey>,
+    ) -> Result<Self, UploadError> {
         let url = crate::config::hub_route(hub_url, EVENTS_PATH).map_err(|reason| {
             UploadError::BadUrl {
                 url: hub_url.to_owned(),
@@ -107,21 +123,30 @@ impl Uploader {
             url,
             device_id: device_id.to_owned(),
             secret: secret.to_owned(),
+            key,
         })
     }
 
-    /// Sends one batch (at most [`MAX_EVENTS_PER_BATCH`] events).
+    /// Signs one batch (at most [`MAX_EVENTS_PER_BATCH`] events) with the
+    /// device key and sends it.
     ///
     /// # Errors
-    /// [`UploadError::Refused`] on 400 or 413; [`UploadError::Transient`]
-    /// on anything else that is not a 200 with the hub's counts.
+    /// [`UploadError::Refused`] on 400 or 413, or when the batch cannot be
+    /// signed; [`UploadError::Transient`] on anything else that is not a
+    /// 200 with the hub's counts.
     pub async fn send(&self, batch: &EventBatch) -> Result<IngestAnswer, UploadError> {
         let transient = |e: reqwest::Error| UploadError::Transient(e.to_string());
+        let signed =
+            sign_report(batch, &self.key).map_err(|e: ReportError| UploadError::Refused {
+                status: 0,
+                body: e.to_string(),
+            })?;
         let mut response = self
             .client
             .post(self.url.clone())
             .basic_auth(&self.device_id, Some(&self.secret))
-            .json(batch)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(signed)
             .send()
             .await
             .map_err(transient)?;
@@ -292,10 +317,13 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+    use std::sync::LazyLock;
+
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::{IntoResponse, Response};
-    use signet_common::sync::parse;
+    use signet_common::ids::DeviceId;
+    use signet_common::sync::signed::verify_report;
 
     use super::*;
     use crate::events::tests::events;
@@ -323,6 +351,17 @@ mod tests {
         largest: AtomicU64,
     }
 
+    /// The device key the test hub registered for `d-1`.
+    static DEVICE_KEY: LazyLock<Arc<SigningKey>> = LazyLock::new(|| Arc::new(new_key()));
+
+    fn new_key() -> SigningKey {
+        SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap()
+    }
+
+    fn uploader(url: &str) -> Uploader {
+        Uploader::new(url, "d-1", "s3cret", Arc::clone(&DEVICE_KEY)).unwrap()
+    }
+
     fn take_one(counter: &AtomicU32) -> bool {
         counter
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -344,10 +383,16 @@ mod tests {
         if take_one(&hub.fail_before) {
             return (StatusCode::SERVICE_UNAVAILABLE, "restarting").into_response();
         }
-        let batch: EventBatch = match parse(&body) {
-            Ok(batch) => batch,
-            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-        };
+        // As the hub does (S11): only a batch signed by the device's
+        // registered key counts; a signature problem is a 403.
+        let batch: EventBatch =
+            match verify_report(&body, &DeviceId::new("d-1"), &DEVICE_KEY.public_key()) {
+                Ok(batch) => batch,
+                Err(e) if matches!(e.reason(), "unsigned" | "wrong_key" | "bad_signature") => {
+                    return (StatusCode::FORBIDDEN, e.to_string()).into_response();
+                }
+                Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+            };
         hub.largest
             .fetch_max(batch.events.len() as u64, Ordering::SeqCst);
         if let Some(poison) = hub.poison.lock().unwrap().as_ref()
@@ -398,7 +443,7 @@ mod tests {
         let log = EventLog::open(&store).unwrap();
         let wake = Arc::new(Notify::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let uploader = Uploader::new(url, "d-1", "s3cret").unwrap();
+        let uploader = uploader(url);
         let backoff = Backoff {
             base: Duration::from_millis(2),
             cap: Duration::from_millis(20),
@@ -582,7 +627,7 @@ mod tests {
     async fn u2_send_classifies_the_hubs_answers() {
         let hub = Arc::new(TestHub::default());
         let url = start_hub(Arc::clone(&hub)).await;
-        let uploader = Uploader::new(&url, "d-1", "s3cret").unwrap();
+        let uploader = uploader(&url);
         let batch = EventBatch { events: events(2) };
         assert_eq!(
             uploader.send(&batch).await.unwrap(),
@@ -608,14 +653,22 @@ mod tests {
             uploader.send(&batch).await,
             Err(UploadError::Refused { status: 400, .. })
         ));
+        // S11: signed by a key the hub does not hold for the device: a 403,
+        // retried later (the events stay queued), nothing stored.
+        let stored = hub.stored.lock().unwrap().len();
+        let stranger = Uploader::new(&url, "d-1", "s3cret", Arc::new(new_key())).unwrap();
+        let fresh = EventBatch { events: events(3) };
         assert!(matches!(
-            Uploader::new("ftp://hub", "d-1", "s"),
-            Err(UploadError::BadUrl { .. })
+            stranger.send(&fresh).await,
+            Err(UploadError::Transient(reason)) if reason.contains("403")
         ));
-        assert!(matches!(
-            Uploader::new("not a url", "d-1", "s"),
-            Err(UploadError::BadUrl { .. })
-        ));
+        assert_eq!(hub.stored.lock().unwrap().len(), stored);
+        for bad in ["ftp://hub", "not a url"] {
+            assert!(matches!(
+                Uploader::new(bad, "d-1", "s", Arc::clone(&DEVICE_KEY)),
+                Err(UploadError::BadUrl { .. })
+            ));
+        }
     }
 
     /// A batch never exceeds the hub's message limit, whatever the events

@@ -356,6 +356,17 @@ pub fn verify(
                 .join(", ")
         ));
     }
+    if matches!(
+        opened.kind(),
+        DocumentKind::DeviceState | DocumentKind::DeviceEvents
+    ) {
+        return Err(format!(
+            "a {} document is a device's report, signed by that device's own key {} (S11), \
+             not by the hub; the hub verifies it against the key registered at pairing",
+            opened.kind(),
+            opened.key_id()
+        ));
+    }
     let trust = trust.ok_or_else(|| {
         format!(
             "a {} document is signed by a signing key: give the trust document that certifies it with --trust FILE",
@@ -377,7 +388,9 @@ pub fn verify(
         ),
         DocumentKind::Command => describe(&typed::<Command>(&store, &bytes, now)?, opened.key_id()),
         DocumentKind::HubTime => describe(&typed::<HubTime>(&store, &bytes, now)?, opened.key_id()),
-        DocumentKind::Trust => Err("unreachable: trust handled above".to_owned()),
+        DocumentKind::Trust | DocumentKind::DeviceState | DocumentKind::DeviceEvents => {
+            Err("unreachable: trust and device reports handled above".to_owned())
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! and the manifest of every group of the current assignment); and the
 //! verifier task that takes each message through [`apply::decide`], makes
 //! its effect durable ([`crate::state::Store::commit`], flushed), only then
-//! acknowledges it, and publishes the device's retained state. May call:
+//! acknowledges it, and publishes the device's retained state, signed
+//! with the device key from pairing (S11; the last will too). May call:
 //! [`crate::state`], [`crate::clock`], `signet-common`'s rules. Must not:
 //! play, download or cache content: it tells the content task and the
 //! player through [`Links`] that documents changed, and reports what they
@@ -45,7 +46,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, LastWill, MqttOptions, Publish, QoS, SubscribeFilter, Transport};
 use signet_common::clock::TrustedClock;
 use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest, HubTime};
-use signet_common::envelope::{Document, DocumentKind, MAX_DOCUMENT_BYTES};
+use signet_common::envelope::{Document, DocumentKind, MAX_DOCUMENT_BYTES, SigningKey};
 use signet_common::ids::DeviceId;
 use signet_common::sync::documents::DeviceDocuments;
 use signet_common::sync::{
@@ -197,6 +198,7 @@ pub async fn run(
         .unwrap_or_else(|| identity.broker_url.clone());
     let broker = BrokerUrl::parse(&broker_url).map_err(SyncError::BadBrokerUrl)?;
     let os = report::os_name();
+    let key = store.device_key()?;
 
     let mut options = MqttOptions::new(identity.device_id.as_str(), &broker.host, broker.port);
     options
@@ -214,9 +216,9 @@ pub async fn run(
     let topic = state_topic(&held.device);
     let reading = device_clock.read();
     let offline = report::device_state(
+        report::Reporter { key: &key, os: &os },
         &held,
         &reading,
-        &os,
         false,
         None,
         &links.local.borrow().clone(),
@@ -261,6 +263,7 @@ pub async fn run(
     tracing::info!(
         device = %held.device,
         broker = %broker_url,
+        device_key = %key.key_id(),
         "sync starting"
     );
     let mut verifier = Verifier {
@@ -269,6 +272,7 @@ pub async fn run(
         held,
         device_clock,
         os,
+        key,
         state_topic: topic,
         will: will_tx,
         subscribed_groups: BTreeSet::new(),
@@ -321,6 +325,8 @@ struct Verifier {
     device_clock: DeviceClock,
     /// The OS name reported in the state.
     os: String,
+    /// The device key from pairing: signs every state message (S11).
+    key: SigningKey,
     /// `signet/v1/devices/{id}/state`.
     state_topic: String,
     /// The current last-will payload, for the event loop's reconnects.
@@ -914,18 +920,24 @@ impl Verifier {
         let reading = self.device_clock.read();
         let local = self.links.local.borrow_and_update().clone();
         let online = report::device_state(
+            report::Reporter {
+                key: &self.key,
+                os: &self.os,
+            },
             &self.held,
             &reading,
-            &self.os,
             true,
             self.last_error.as_deref(),
             &local,
             &self.refused,
         );
         let offline = report::device_state(
+            report::Reporter {
+                key: &self.key,
+                os: &self.os,
+            },
             &self.held,
             &reading,
-            &self.os,
             false,
             self.last_error.as_deref(),
             &local,
@@ -948,9 +960,12 @@ impl Verifier {
         let reading = self.device_clock.read();
         let local = self.links.local.borrow().clone();
         let offline = report::device_state(
+            report::Reporter {
+                key: &self.key,
+                os: &self.os,
+            },
             &self.held,
             &reading,
-            &self.os,
             false,
             self.last_error.as_deref(),
             &local,

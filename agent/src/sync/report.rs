@@ -3,16 +3,20 @@
 //! Owns: building the [`DeviceState`] from what is held (applied documents
 //! with version and envelope hash, agent version, OS, clock offset, last
 //! error), what the player and content task report (now playing, cache
-//! use and progress) and the device's readings (free disk, temperature).
-//! Must not: publish (the verifier does) or change any state.
+//! use and progress) and the device's readings (free disk, temperature),
+//! and signing it with the device key (S11: the hub accepts only a state
+//! signed by the key registered at pairing). Must not: publish (the
+//! verifier does) or change any state.
 
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
 use signet_common::clock::ClockReading;
-use signet_common::envelope::DocumentKind;
+use signet_common::envelope::{DocumentKind, SigningKey};
+use signet_common::sync::signed::sign_report;
 use signet_common::sync::{
     AppliedDocument, Checked as _, DeviceState, MAX_APPLIED, MAX_TEXT_LEN, RefusedDocument,
+    clip_text,
 };
 
 use super::apply::Held;
@@ -42,13 +46,26 @@ pub fn applied(held: &Held) -> BTreeMap<String, AppliedDocument> {
         .collect()
 }
 
-/// The state message's JSON bytes; `refused` is the latest refusal per
-/// document key (kept by the verifier until that document is accepted).
+/// What the device reports about itself: the state message, signed with
+/// the device key.
+#[derive(Clone, Copy)]
+pub struct Reporter<'a> {
+    /// The device key from pairing (`device.key`).
+    pub key: &'a SigningKey,
+    /// The operating system named in every state.
+    pub os: &'a str,
+}
+
+/// The state message: a signed `device_state` envelope (S11) of the
+/// device's state; `refused` is the latest refusal per document key (kept
+/// by the verifier until that document is accepted). A state too large to
+/// sign whole is sent without its per-document maps and says so in
+/// `last_error`.
 #[must_use]
 pub fn device_state(
+    reporter: Reporter<'_>,
     held: &Held,
     reading: &ClockReading,
-    os: &str,
     online: bool,
     last_error: Option<&str>,
     local: &super::LocalReport,
@@ -59,7 +76,7 @@ pub fn device_state(
         online,
         at: held.clock.peek(reading),
         agent_version: crate::VERSION.to_owned(),
-        os: os.to_owned(),
+        os: reporter.os.to_owned(),
         applied: applied(held),
         activated: local.activated.clone(),
         pending: local.pending.clone(),
@@ -72,16 +89,30 @@ pub fn device_state(
         clock_offset_ms: held.clock.offset(reading).num_milliseconds(),
         last_error: match (last_error, local.player_problem.as_deref()) {
             (None, None) => None,
-            (Some(one), None) | (None, Some(one)) => Some(signet_common::sync::clip_text(one)),
-            (Some(sync), Some(player)) => {
-                Some(signet_common::sync::clip_text(&format!("{sync}; {player}")))
-            }
+            (Some(one), None) | (None, Some(one)) => Some(clip_text(one)),
+            (Some(sync), Some(player)) => Some(clip_text(&format!("{sync}; {player}"))),
         },
     };
     if let Err(error) = state.check() {
         tracing::error!(%error, "the device state is out of its bounds");
     }
-    serde_json::to_vec(&state).unwrap_or_default()
+    match sign_report(&state, reporter.key) {
+        Ok(signed) => signed,
+        Err(error) => {
+            tracing::error!(%error, "the device state is too large to report whole");
+            let slim = DeviceState {
+                applied: BTreeMap::new(),
+                activated: BTreeMap::new(),
+                pending: BTreeMap::new(),
+                refused: BTreeMap::new(),
+                last_error: Some(clip_text(&format!("state too large to report: {error}"))),
+                ..state
+            };
+            // Without the maps the state is a few hundred bytes: it signs.
+            // An empty message would be ignored by the hub, never misread.
+            sign_report(&slim, reporter.key).unwrap_or_default()
+        }
+    }
 }
 
 /// The operating system, e.g. `Debian GNU/Linux 12 (bookworm) (x86_64)`.

@@ -377,9 +377,20 @@ impl Drop for Agent {
 pub struct Hub {
     client: AsyncClient,
     acks: mpsc::UnboundedReceiver<()>,
-    pub states: mpsc::UnboundedReceiver<DeviceState>,
+    /// Each state message's payload, and the signed message as sent.
+    pub states: mpsc::UnboundedReceiver<(DeviceState, Vec<u8>)>,
     /// Every state message seen, in order.
     pub seen: Vec<DeviceState>,
+    /// Every state message seen, as sent (signed `device_state`
+    /// envelopes, S11), in order.
+    pub seen_signed: Vec<Vec<u8>>,
+}
+
+/// The public key of the device key in the agent data dir `data` (read
+/// from the key file, so it works while the agent holds its store).
+pub fn device_public_key(data: &Path) -> signet_common::envelope::PublicKey {
+    let pkcs8 = std::fs::read(data.join(signet_agent::state::DEVICE_KEY_FILE)).unwrap();
+    SigningKey::from_pkcs8(&pkcs8).unwrap().public_key()
 }
 
 impl Hub {
@@ -400,8 +411,15 @@ impl Hub {
                         let _ = ack_tx.send(());
                     }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        if let Ok(state) = serde_json::from_slice::<DeviceState>(&p.payload) {
-                            let _ = state_tx.send(state);
+                        // A signed `device_state` envelope (S11): its
+                        // payload is read here; tests that know the device
+                        // key verify `seen_signed`.
+                        let state = envelope::open(&p.payload)
+                            .ok()
+                            .filter(|o| o.kind() == envelope::DocumentKind::DeviceState)
+                            .and_then(|o| serde_json::from_slice::<DeviceState>(o.payload()).ok());
+                        if let Some(state) = state {
+                            let _ = state_tx.send((state, p.payload.to_vec()));
                         }
                     }
                     Ok(_) => {}
@@ -418,6 +436,7 @@ impl Hub {
             acks,
             states,
             seen: Vec::new(),
+            seen_signed: Vec::new(),
         }
     }
 
@@ -445,13 +464,14 @@ impl Hub {
     ) -> DeviceState {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let state = tokio::time::timeout_at(deadline, self.states.recv())
+            let (state, signed) = tokio::time::timeout_at(deadline, self.states.recv())
                 .await
                 .unwrap_or_else(|_| {
                     panic!("no state where {what}; last seen: {:#?}", self.seen.last())
                 })
                 .unwrap();
             self.seen.push(state.clone());
+            self.seen_signed.push(signed);
             if pred(&state) {
                 return state;
             }

@@ -7,7 +7,11 @@
 //! way to get a [`Verified`] document.
 //!
 //! The signature covers `kind || 0x00 || payload bytes`, so a payload signed
-//! as one kind can never be replayed as another.
+//! as one kind can never be replayed as another. The hub signs five kinds
+//! with certified signing keys; a device signs its reports (`device_state`,
+//! `device_events`) with its own device key ([`crate::sync::signed`]), which
+//! no trust document certifies, so an agent never accepts one as a hub
+//! document and the hub never takes a hub document as a report.
 
 mod keys;
 
@@ -42,16 +46,25 @@ pub enum DocumentKind {
     Command,
     /// The hub's clock, republished every minute.
     HubTime,
+    /// A device's state report on its state topic, signed by the device key
+    /// registered at pairing (S11; [`crate::sync::signed`]).
+    DeviceState,
+    /// A device's batch of proof-of-play events, signed by its device key
+    /// (S11; [`crate::sync::signed`]).
+    DeviceEvents,
 }
 
 impl DocumentKind {
-    /// Every kind, in contract order.
-    pub const ALL: [Self; 5] = [
+    /// Every kind, in contract order: the hub's five, then the two a
+    /// device signs.
+    pub const ALL: [Self; 7] = [
         Self::Trust,
         Self::GroupManifest,
         Self::DeviceAssignment,
         Self::Command,
         Self::HubTime,
+        Self::DeviceState,
+        Self::DeviceEvents,
     ];
 
     /// The contract name, as it appears in the envelope's `kind`.
@@ -63,6 +76,8 @@ impl DocumentKind {
             Self::DeviceAssignment => "device_assignment",
             Self::Command => "command",
             Self::HubTime => "hub_time",
+            Self::DeviceState => "device_state",
+            Self::DeviceEvents => "device_events",
         }
     }
 

@@ -1,7 +1,9 @@
-//! The unsigned wire types between agent and hub (DESIGN §5, §6): pairing
-//! over HTTP (S7), the device state on `signet/v1/devices/{id}/state` (U4)
-//! and proof-of-play event batches on `signet/v1/devices/{id}/events` or the
-//! HTTP event upload (U1, U2), plus the topic names.
+//! The wire types between agent and hub (DESIGN §5, §6): pairing over HTTP
+//! (S7), the device state on `signet/v1/devices/{id}/state` (U4) and
+//! proof-of-play event batches on `signet/v1/devices/{id}/events` or the
+//! HTTP event upload (U1, U2), plus the topic names. State and event
+//! batches travel signed by the device key ([`signed`], S11); the types
+//! here are their payloads.
 //!
 //! Owns: the shapes, their bounds and their checks. Must not: do I/O. The
 //! agent writes these, the hub reads them; both call [`check`](DeviceState::check)
@@ -16,6 +18,7 @@ use crate::digest::Sha256;
 use crate::ids::{AccessGroupId, DeviceId, EntryId, ItemId, MAX_ID_LEN};
 
 pub mod documents;
+pub mod signed;
 
 /// The topic prefix every Signet topic lives under (DESIGN §5, contract).
 pub const TOPIC_PREFIX: &str = "signet/v1";

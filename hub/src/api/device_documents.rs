@@ -72,7 +72,11 @@ pub async fn device_documents(
                     documents.omitted.push(record.subject);
                 }
             }
-            DocumentKind::Trust | DocumentKind::Command | DocumentKind::HubTime => {}
+            DocumentKind::Trust
+            | DocumentKind::Command
+            | DocumentKind::HubTime
+            | DocumentKind::DeviceState
+            | DocumentKind::DeviceEvents => {}
         }
     }
     if !documents.omitted.is_empty() {

@@ -4,14 +4,17 @@
 //! Who may do what: any role reads the fleet and its alerts, for devices
 //! attached inside its domain only (T4: others are 404 or absent from
 //! lists). Event upload is for devices (device credentials), each only
-//! about itself. Must not: compute status itself — [`crate::fleet`] does.
+//! about itself and signed by its own device key (S11). Must not: compute
+//! status itself — [`crate::fleet`] does.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{DeviceId, NodeId};
-use signet_common::sync::{EventBatch, parse};
+use signet_common::sync::EventBatch;
+use signet_common::sync::signed::{ReportError, verify_report};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -247,23 +250,44 @@ pub struct IngestAnswer {
     pub duplicates: usize,
 }
 
-/// Uploads a batch of proof-of-play events (U1, U2): each is stored once
-/// by its id, durably before the answer (S9); a batch sent again answers
-/// with its events as duplicates. A batch with any event about another
-/// device, or out of bounds, is refused whole (400) and nothing is stored.
+/// Uploads a batch of proof-of-play events (U1, U2), signed by the device
+/// (S11): the body is a `device_events` envelope signed with the key the
+/// device registered at pairing, exactly as on its MQTT events topic. Each
+/// event is stored once by its id, durably before the answer (S9); a batch
+/// sent again answers with its events as duplicates. A batch not signed by
+/// the device's key is refused (403, counted in
+/// `signet_device_reports_refused_total`) and nothing is stored; so is one
+/// with any event about another device, or out of bounds (400).
 #[utoipa::path(post, path = "/api/v1/device/events", tag = "device",
-    request_body(content = super::schemas::EventBatchSchema, description = "A batch of proof-of-play events"),
+    request_body(content = super::schemas::SignedReportSchema, description = "A batch of proof-of-play events (EventBatch), signed by the device key"),
     responses((status = 200, description = "Stored", body = IngestAnswer),
         (status = 400, description = "Malformed, out of bounds or about another device", body = super::ErrorBody),
         (status = 401, description = "No device credentials", body = super::ErrorBody),
+        (status = 403, description = "Not signed by the key the device registered at pairing", body = super::ErrorBody),
         (status = 413, description = "Body too large", body = super::ErrorBody)))]
 pub async fn upload_events(
     State(state): State<AppState>,
     device: DeviceAuth,
     body: Bytes,
 ) -> Result<Json<IngestAnswer>, ApiError> {
-    let batch: EventBatch =
-        parse(&body).map_err(|e| ApiError::bad_request("invalid_events", e.to_string()))?;
+    let refused = |reason: &'static str, detail: &dyn std::fmt::Display| {
+        state
+            .metrics
+            .count_refused_report(reason, "http", device.device.as_str(), detail);
+    };
+    let Some(key) = crate::devices::registered_key(&state.store, &device.device)? else {
+        let detail = "no usable key is registered for this device";
+        refused("unknown_device", &detail);
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "report_not_signed_by_device",
+            detail,
+        ));
+    };
+    let batch: EventBatch = verify_report(&body, &device.device, &key).map_err(|e| {
+        refused(e.reason(), &e);
+        report_refusal(&e)
+    })?;
     for event in &batch.events {
         check_event(&device.device, event)
             .map_err(|reason| ApiError::bad_request("invalid_events", reason))?;
@@ -273,4 +297,25 @@ pub async fn upload_events(
         stored: ingested.stored,
         duplicates: ingested.duplicates,
     }))
+}
+
+/// The answer to a refused signed report (S11): 403 when it is not signed
+/// by the device's key (an agent keeps such events queued and retries), 413
+/// when it is too large, 400 otherwise.
+fn report_refusal(error: &ReportError) -> ApiError {
+    match error {
+        ReportError::Unsigned | ReportError::WrongKey { .. } | ReportError::BadSignature => {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "report_not_signed_by_device",
+                error.to_string(),
+            )
+        }
+        ReportError::Oversized { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "report_too_large",
+            error.to_string(),
+        ),
+        _ => ApiError::bad_request("invalid_events", error.to_string()),
+    }
 }

@@ -125,57 +125,23 @@ pub enum PairingStatusSchema {
     },
 }
 
-/// `signet_common::sync::Outcome`: whether a due item played.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[schema(as = Outcome)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // schema only
-pub enum OutcomeSchema {
-    /// It played for the event's duration.
-    Played,
-    /// It was due but did not play; `skip_reason` says why.
-    Skipped,
-}
-
-/// `signet_common::sync::PlayEvent`: one proof-of-play record (U1).
+/// `signet_common::sync::signed`: a report signed by the device key
+/// registered at pairing (S11) — the signed envelope of DESIGN §4.
 #[derive(utoipa::ToSchema)]
-#[schema(as = PlayEvent)]
+#[schema(as = SignedReport)]
 #[allow(dead_code)] // schema only
-pub struct PlayEventSchema {
-    /// Unique id (32 hex digits).
-    #[schema(pattern = "^[0-9a-fA-F]{32}$")]
-    id: String,
-    /// The device.
-    device_id: String,
-    /// The item.
-    item: String,
-    /// The access group whose license covered it, if licensed.
-    access_group: Option<String>,
-    /// The version of the license terms that covered it.
-    license_version: Option<u64>,
-    /// When it started (trusted time).
-    start: chrono::DateTime<chrono::Utc>,
-    /// How long it showed, in milliseconds (0 when skipped).
-    duration_ms: u64,
-    /// Played or skipped.
-    outcome: OutcomeSchema,
-    /// Why it was skipped; only and always on skipped events.
-    skip_reason: Option<String>,
-    /// Country (ISO 3166-1 alpha-2) of the device's node, if set.
-    country: Option<String>,
-    /// Region of the device's node, if set.
-    region: Option<String>,
-    /// Operating system.
-    os: String,
-    /// Agent version.
-    agent_version: String,
-}
-
-/// `signet_common::sync::EventBatch`: a batch of proof-of-play events.
-#[derive(utoipa::ToSchema)]
-#[schema(as = EventBatch)]
-#[allow(dead_code)] // schema only
-pub struct EventBatchSchema {
-    /// At most `MAX_EVENTS_PER_BATCH` events.
-    events: Vec<PlayEventSchema>,
+pub struct SignedReportSchema {
+    /// `device_events` (an `EventBatch`) or `device_state` (a device state).
+    #[schema(pattern = "^device_(events|state)$")]
+    kind: String,
+    /// The device key's id: the first 16 hex digits of SHA-256 of its 32
+    /// raw public-key bytes.
+    #[schema(pattern = "^[0-9a-f]{16}$")]
+    key_id: String,
+    /// Standard base64 of the report's JSON (for `device_events`, an
+    /// `EventBatch`).
+    payload: String,
+    /// Standard base64 of the 64-byte Ed25519 signature over
+    /// `kind || 0x00 || payload bytes`.
+    sig: String,
 }

@@ -4,7 +4,8 @@
 //! Owns: the device records, open and recent pairings with their code
 //! index, the per-device command log, and the facts the broker and the
 //! device routes ask ("are these a device's credentials?", "which group
-//! manifests may this device read?"). May call: the store,
+//! manifests may this device read?", "which key signs this device's
+//! reports?"). May call: the store,
 //! [`crate::tenancy`] and [`crate::access_groups`] to read, the
 //! [`crate::mqtt::admin::BrokerAdmin`] seam. Must not: decide who may pair,
 //! move or unpair a device — the API does, with `manage_devices` (P7) and
@@ -36,6 +37,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::{Deserialize, Serialize};
 use signet_common::documents::CommandAction;
+use signet_common::envelope::PublicKey;
 use signet_common::ids::{DeviceId, NodeId, UserId};
 
 use crate::access_groups::{self, MemberRef};
@@ -308,6 +310,26 @@ pub fn device(store: &Store, id: &str) -> Result<Option<Device>, StoreError> {
         return Ok(None);
     }
     store.get(DEVICES, id)
+}
+
+/// The public key registered for device `id` at pairing: the only key its
+/// reports may be signed with (S11). `None` when no such device is paired,
+/// or when its stored key does not parse (logged: the record was written
+/// from a checked pairing request, so that is corruption).
+///
+/// # Errors
+/// When the store fails.
+pub fn registered_key(store: &Store, id: &DeviceId) -> Result<Option<PublicKey>, StoreError> {
+    let Some(record) = device(store, id.as_str())? else {
+        return Ok(None);
+    };
+    match PublicKey::from_base64(&record.public_key) {
+        Ok(key) => Ok(Some(key)),
+        Err(error) => {
+            tracing::error!(device = %id, %error, "the device's registered public key is unusable");
+            Ok(None)
+        }
+    }
 }
 
 /// The group ids whose manifests `device` may read on the broker (S7): the

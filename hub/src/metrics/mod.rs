@@ -28,11 +28,16 @@
 //! | `signet_mqtt_messages_total{direction,kind}` | counter | MQTT messages the hub published or received |
 //! | `signet_http_requests_total{method,route,status}` | counter | HTTP requests answered |
 //! | `signet_retained_restored_total{kind}` | counter | retained messages on hub topics someone else changed, restored (or cleared) by the hub (S4) |
+//! | `signet_device_reports_refused_total{reason}` | counter | device reports (state, events; MQTT or HTTP) refused because they are not signed by the key registered for the device they are about, or are malformed (S11) |
+//!
+//! A refused device report is also logged, at most once per reason every
+//! [`REFUSAL_LOG_INTERVAL`] (with how many went unlogged meanwhile), so a
+//! flood of forgeries cannot flood the log.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use signet_common::sync::TOPIC_PREFIX;
 
@@ -46,6 +51,24 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 pub const PUBLISH_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// The shortest time between two log lines about refused device reports
+/// of one reason (S11).
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The most characters of a refused report's topic that are logged.
+const MAX_LOGGED_SOURCE_CHARS: usize = 160;
+
+/// Refused device reports of one reason, and the pacing of their log lines.
+#[derive(Debug, Default)]
+struct RefusalTally {
+    /// Refused so far.
+    count: u64,
+    /// When the last line about this reason was logged.
+    logged_at: Option<Instant>,
+    /// Refused since that line without a line of their own.
+    unlogged: u64,
+}
 
 /// Which way an MQTT message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -143,6 +166,8 @@ pub struct Metrics {
     publish: Mutex<Histogram>,
     /// Retained messages restored by the watch, by topic kind.
     restored: Mutex<BTreeMap<&'static str, u64>>,
+    /// Device reports refused (S11), by reason.
+    refused_reports: Mutex<BTreeMap<&'static str, RefusalTally>>,
 }
 
 /// The guarded value, also after a panic elsewhere poisoned the lock (a
@@ -187,6 +212,52 @@ impl Metrics {
     #[must_use]
     pub fn restored(&self, kind: &str) -> u64 {
         lock(&self.restored).get(kind).copied().unwrap_or(0)
+    }
+
+    /// Counts one device report refused for `reason` (a bounded label, S11)
+    /// and logs it — `via` is `mqtt` or `http`, `from` the topic or the
+    /// authenticated device id, `detail` why — unless a line about this
+    /// reason went out less than [`REFUSAL_LOG_INTERVAL`] ago.
+    pub fn count_refused_report(
+        &self,
+        reason: &'static str,
+        via: &'static str,
+        from: &str,
+        detail: &dyn std::fmt::Display,
+    ) {
+        let now = Instant::now();
+        let unlogged = {
+            let mut refused = lock(&self.refused_reports);
+            let tally = refused.entry(reason).or_default();
+            tally.count += 1;
+            let due = tally
+                .logged_at
+                .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_INTERVAL);
+            if !due {
+                tally.unlogged += 1;
+                return;
+            }
+            tally.logged_at = Some(now);
+            std::mem::take(&mut tally.unlogged)
+        };
+        // A topic is the sender's text, up to 64 KiB: log its start only.
+        let from: String = from.chars().take(MAX_LOGGED_SOURCE_CHARS).collect();
+        tracing::warn!(
+            reason,
+            via,
+            from,
+            %detail,
+            unlogged,
+            "device report refused, without effect (S11; `unlogged` more of this reason since the last line)"
+        );
+    }
+
+    /// How many device reports were refused for `reason`.
+    #[must_use]
+    pub fn refused_reports(&self, reason: &str) -> u64 {
+        lock(&self.refused_reports)
+            .get(reason)
+            .map_or(0, |tally| tally.count)
     }
 
     /// Records the latency of one publish run that signed documents.
@@ -273,6 +344,20 @@ impl Metrics {
                 "signet_retained_restored_total",
                 &[("kind", kind)],
                 &count.to_string(),
+            );
+        }
+        family(
+            &mut out,
+            "signet_device_reports_refused_total",
+            "counter",
+            "Device reports (state, events; over MQTT or HTTP) refused without effect, by reason: not signed by the key registered at pairing for the device their topic or HTTP identity names, about another device, or malformed (S11).",
+        );
+        for (reason, tally) in lock(&self.refused_reports).iter() {
+            sample(
+                &mut out,
+                "signet_device_reports_refused_total",
+                &[("reason", reason)],
+                &tally.count.to_string(),
             );
         }
         family(

@@ -348,14 +348,20 @@ impl HubLink {
             WaitingPublisher {
                 client: self.client.clone(),
                 cancel: cancel.clone(),
-                metrics: self.metrics,
+                metrics: self.metrics.clone(),
             },
             state,
             self.options.hub_time_interval,
             connected_rx.clone(),
             cancel.clone(),
         ));
-        tracker.spawn(inbox(self.client, reports, inbox_rx, cancel.clone()));
+        tracker.spawn(inbox(
+            self.client,
+            reports,
+            self.metrics,
+            inbox_rx,
+            cancel.clone(),
+        ));
         tracker.close();
         RunningLink {
             cancel,
@@ -556,6 +562,7 @@ async fn publish_hub_time(state: &AppState, waiting: &WaitingPublisher) {
 async fn inbox(
     client: AsyncClient,
     reports: Arc<dyn DeviceReports>,
+    metrics: Arc<Metrics>,
     mut messages: mpsc::Receiver<Publish>,
     cancel: CancellationToken,
 ) {
@@ -573,8 +580,12 @@ async fn inbox(
             attempt += 1;
             match reports::handle(reports.as_ref(), &topic, &publish.payload).await {
                 Verdict::Stored => break true,
-                Verdict::Refused(reason) => {
-                    tracing::warn!(%topic, %reason, bytes = publish.payload.len(), "device message refused; dropped");
+                Verdict::Refused { reason, detail } => {
+                    metrics.count_refused_report(reason, "mqtt", &topic, &detail);
+                    break true;
+                }
+                Verdict::Ignored(detail) => {
+                    tracing::debug!(%topic, %detail, "device message ignored");
                     break true;
                 }
                 Verdict::Failed(reason) if attempt < STORE_ATTEMPTS => {

@@ -2,15 +2,24 @@
 //! `signet/v1/devices/{id}/state` and proof-of-play batches on
 //! `signet/v1/devices/{id}/events`.
 //!
-//! Owns: checking a message against its topic and handing it to a
-//! [`DeviceReports`] sink — [`FleetReports`] in `serve`, which calls
-//! [`crate::fleet`]. The caller acknowledges the message only after
-//! [`handle`] says [`Verdict::Stored`] or [`Verdict::Refused`]. Must not:
-//! store anything itself.
+//! Owns: checking a message against its topic — it must be a report signed
+//! by the key registered at pairing for the device the topic names (S11,
+//! [`signet_common::sync::signed`]), about that device alone — and handing
+//! it to a [`DeviceReports`] sink — [`FleetReports`] in `serve`, which
+//! calls [`crate::fleet`]. The caller acknowledges the message only after
+//! [`handle`] says [`Verdict::Stored`], [`Verdict::Refused`] or
+//! [`Verdict::Ignored`], and counts each refusal. Must not: store anything
+//! itself.
+//!
+//! So a report reaches the fleet view or the usage reports only when the
+//! device its topic names signed it, on any broker, whatever the broker's
+//! access rules let others publish.
 
 use futures_util::future::BoxFuture;
+use signet_common::envelope::PublicKey;
 use signet_common::ids::{DeviceId, MAX_ID_LEN};
-use signet_common::sync::{DeviceState, EventBatch, TOPIC_PREFIX, parse};
+use signet_common::sync::signed::{Report, verify_report};
+use signet_common::sync::{DeviceState, EventBatch, TOPIC_PREFIX};
 
 use crate::api::AppState;
 use crate::fleet::Ingested;
@@ -19,8 +28,16 @@ use crate::store::StoreError;
 /// The filters the hub subscribes to (QoS 1), under `signet/v1/`.
 pub const SUBSCRIPTIONS: [&str; 2] = ["devices/+/state", "devices/+/events"];
 
-/// Where checked device reports go.
+/// Where checked device reports go, and the device keys they are checked
+/// against.
 pub trait DeviceReports: Send + Sync + 'static {
+    /// The public key registered for `device` at pairing (S11); `None`
+    /// when no such device is paired.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn registered_key(&self, device: &DeviceId) -> Result<Option<PublicKey>, StoreError>;
+
     /// Stores the state `device` reported, durably, before returning.
     ///
     /// # Errors
@@ -51,6 +68,10 @@ pub struct FleetReports {
 }
 
 impl DeviceReports for FleetReports {
+    fn registered_key(&self, device: &DeviceId) -> Result<Option<PublicKey>, StoreError> {
+        crate::devices::registered_key(&self.state.store, device)
+    }
+
     fn state(
         &self,
         device: DeviceId,
@@ -73,9 +94,18 @@ impl DeviceReports for FleetReports {
 pub enum Verdict {
     /// Its effect is stored: acknowledge it.
     Stored,
-    /// It is bad and never will be good: acknowledge (drop) it; the reason
-    /// is logged.
-    Refused(String),
+    /// It is bad and never will be good — unsigned, signed by another key,
+    /// about another device, malformed: acknowledge (drop) it without
+    /// effect; the caller counts and logs it.
+    Refused {
+        /// A bounded label for the metric (`unsigned`, `wrong_key`, …).
+        reason: &'static str,
+        /// What was wrong, for the log.
+        detail: String,
+    },
+    /// Nothing to do (a retained state cleared with an empty message, as
+    /// the hub does when a device is removed): acknowledge it.
+    Ignored(String),
     /// The store failed: do not acknowledge it, so it comes again.
     Failed(String),
 }
@@ -116,46 +146,62 @@ pub fn report_topic(topic: &str) -> Result<ReportTopic, String> {
 pub async fn handle(reports: &dyn DeviceReports, topic: &str, payload: &[u8]) -> Verdict {
     let kind = match report_topic(topic) {
         Ok(kind) => kind,
-        Err(reason) => return Verdict::Refused(reason),
+        Err(detail) => {
+            return Verdict::Refused {
+                reason: "bad_topic",
+                detail,
+            };
+        }
     };
     match kind {
         ReportTopic::State(device) => {
             if payload.is_empty() {
                 // A cleared retained state (device removed): nothing to record.
-                return Verdict::Refused("empty state message (retained state cleared)".into());
+                return Verdict::Ignored("empty state message (retained state cleared)".into());
             }
-            let reported = match parse::<DeviceState>(payload) {
+            let reported = match verified::<DeviceState>(reports, &device, payload) {
                 Ok(reported) => reported,
-                Err(e) => return Verdict::Refused(format!("bad state from {device}: {e}")),
+                Err(verdict) => return verdict,
             };
-            if reported.device_id != device {
-                return Verdict::Refused(format!(
-                    "state on {device}'s topic names device {}",
-                    reported.device_id
-                ));
-            }
             match reports.state(device, reported).await {
                 Ok(()) => Verdict::Stored,
                 Err(e) => Verdict::Failed(e.to_string()),
             }
         }
         ReportTopic::Events(device) => {
-            let batch = match parse::<EventBatch>(payload) {
+            let batch = match verified::<EventBatch>(reports, &device, payload) {
                 Ok(batch) => batch,
-                Err(e) => return Verdict::Refused(format!("bad events from {device}: {e}")),
+                Err(verdict) => return verdict,
             };
-            if let Some(other) = batch.events.iter().find(|e| e.device_id != device) {
-                return Verdict::Refused(format!(
-                    "events on {device}'s topic name device {}",
-                    other.device_id
-                ));
-            }
             match reports.events(device, batch).await {
                 Ok(_) => Verdict::Stored,
                 Err(e) => Verdict::Failed(e.to_string()),
             }
         }
     }
+}
+
+/// The report in `payload`, verified against the key registered for
+/// `device` (S11); otherwise the verdict to give.
+fn verified<R: Report>(
+    reports: &dyn DeviceReports,
+    device: &DeviceId,
+    payload: &[u8],
+) -> Result<R, Verdict> {
+    let key = match reports.registered_key(device) {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return Err(Verdict::Refused {
+                reason: "unknown_device",
+                detail: format!("no device {device} is paired"),
+            });
+        }
+        Err(e) => return Err(Verdict::Failed(e.to_string())),
+    };
+    verify_report(payload, device, &key).map_err(|e| Verdict::Refused {
+        reason: e.reason(),
+        detail: format!("{} report on {device}'s topic: {e}", R::KIND),
+    })
 }
 
 #[cfg(test)]

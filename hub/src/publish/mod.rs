@@ -179,7 +179,10 @@ pub fn topic_of(kind: DocumentKind, subject: &str) -> Option<String> {
         DocumentKind::GroupManifest => Some(manifest_topic(subject)),
         DocumentKind::DeviceAssignment => Some(assignment_topic(&DeviceId::new(subject))),
         DocumentKind::Trust => Some(TRUST_TOPIC.to_owned()),
-        DocumentKind::Command | DocumentKind::HubTime => None,
+        DocumentKind::Command
+        | DocumentKind::HubTime
+        | DocumentKind::DeviceState
+        | DocumentKind::DeviceEvents => None,
     }
 }
 

@@ -292,3 +292,48 @@ pub fn gif(tag: &str) -> Vec<u8> {
     gif.extend(b"\x2c\0\0\0\0\x01\0\x01\0\0\x02\x02\x4c\x01\0\x3b");
     gif
 }
+
+/// A fresh Ed25519 device key, as an agent makes at its first start.
+pub fn device_key() -> signet_common::envelope::SigningKey {
+    use signet_common::envelope::SigningKey;
+    SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap()
+}
+
+/// Records `device` as paired at leaf `node` with the broker and HTTP
+/// secret `secret` — its device record and its place in the tree, as
+/// approving its pairing writes them — and returns the device key it
+/// registered, the only key its reports may be signed with (S11).
+pub async fn register_device(
+    hub: &TestHub,
+    node: &str,
+    device: &str,
+    secret: &str,
+) -> signet_common::envelope::SigningKey {
+    use signet_common::ids::{DeviceId, NodeId, UserId};
+    use signet_hub::devices::{DEVICES, Device, node_device_key};
+    let key = device_key();
+    let record = Device {
+        id: DeviceId::from(device),
+        name: format!("screen {device}"),
+        node: NodeId::from(node),
+        public_key: key.public_key().to_base64(),
+        os: "test os".into(),
+        agent_version: "0.1.0".into(),
+        paired_at: Utc::now(),
+        paired_by: UserId::from("test"),
+        secret_hash: signet_hub::identity::token_key(secret),
+        last_command_version: 0,
+        variables: std::collections::BTreeMap::new(),
+    };
+    let mut batch = signet_hub::store::WriteBatch::new();
+    batch.put(DEVICES, device, &record).unwrap();
+    batch
+        .put(
+            signet_hub::tenancy::NODE_DEVICES,
+            &node_device_key(&record.node, &record.id),
+            &json!({"device": device}),
+        )
+        .unwrap();
+    hub.state.store.apply(batch).await.unwrap();
+    key
+}
