@@ -469,6 +469,32 @@ mod tests {
         }
     }
 
+    /// S11: refused device reports are counted by reason, and a flood of
+    /// them is logged once per reason per interval, not once each.
+    #[test]
+    fn s11_refused_reports_are_counted_and_their_log_lines_paced() {
+        let metrics = Metrics::default();
+        for _ in 0..1000 {
+            metrics.count_refused_report("unsigned", "mqtt", "signet/v1/devices/d-1/state", &"x");
+        }
+        metrics.count_refused_report("wrong_key", "http", "d-1", &"y");
+        assert_eq!(metrics.refused_reports("unsigned"), 1000);
+        assert_eq!(metrics.refused_reports("wrong_key"), 1);
+        assert_eq!(metrics.refused_reports("bad_signature"), 0);
+        {
+            let tallies = lock(&metrics.refused_reports);
+            assert_eq!(
+                tallies["unsigned"].unlogged, 999,
+                "one line for 1000 refusals"
+            );
+            assert_eq!(tallies["wrong_key"].unlogged, 0);
+        }
+        let text = metrics.render(&FleetCounts::default());
+        assert!(text.contains("# TYPE signet_device_reports_refused_total counter\n"));
+        assert!(text.contains("signet_device_reports_refused_total{reason=\"unsigned\"} 1000\n"));
+        assert!(text.contains("signet_device_reports_refused_total{reason=\"wrong_key\"} 1\n"));
+    }
+
     #[test]
     fn histogram_buckets_are_cumulative_and_labels_escaped() {
         let metrics = Metrics::default();

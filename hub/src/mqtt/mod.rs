@@ -18,8 +18,10 @@
 //! - [`hub_time`] — the signed `hub_time` document on `signet/v1/hub/time`
 //!   every minute, its version persisted (see that module).
 //! - [`reports`] — the subscriber side: `signet/v1/devices/+/state` and
-//!   `+/events`, checked and handed to [`crate::fleet`], acknowledged only
-//!   after the store call returned (S9).
+//!   `+/events`, verified against the key the device registered at pairing
+//!   (S11) and handed to [`crate::fleet`], acknowledged only after the
+//!   store call returned (S9); refusals are acknowledged without effect and
+//!   counted.
 //! - [`retained`] — the watch over the hub's own retained topics: what
 //!   someone else replaced or cleared is restored within seconds (S4).
 //! - [`broker`] (feature `embedded-broker`, on by default) — the embedded
