@@ -69,6 +69,9 @@ use fetch::{DocumentFetcher, FetchError, FetchSchedule};
 pub const MAX_INCOMING_PACKET: usize = MAX_DOCUMENT_BYTES + 64 * 1024;
 /// The largest packet the agent sends (its state message).
 const MAX_OUTGOING_PACKET: usize = 512 * 1024;
+// A signed state message, its topic and the MQTT header always fit.
+const _: () =
+    assert!(signet_common::sync::signed::MAX_SIGNED_REPORT_BYTES + 1024 <= MAX_OUTGOING_PACKET);
 /// Requests (acks, subscriptions, state) waiting for the event loop.
 const REQUEST_CAPACITY: usize = 64;
 /// How long the verifier waits to queue a subscription change; when the
