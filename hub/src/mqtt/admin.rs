@@ -1,10 +1,11 @@
 //! Device access on the broker (S7): who may connect, and which topics each
 //! device may read and write.
 //!
-//! Owns: the [`BrokerAdmin`] seam. The embedded broker authenticates
-//! devices from the hub's store ([`crate::devices::broker_login`]) and needs
-//! no administration ([`StoreAuthenticated`]); an external mosquitto is
-//! administered through its dynamic-security plugin.
+//! Owns: the [`BrokerAdmin`] seam. The hub-managed broker and an external
+//! mosquitto with `mqtt.dynsec` are administered through mosquitto's
+//! dynamic-security plugin ([`super::dynsec::DynsecAdmin`]); an external
+//! broker the hub does not administer gets [`StoreAuthenticated`], which
+//! changes nothing (that broker's operator authenticates devices).
 
 use futures_util::future::BoxFuture;
 use signet_common::ids::DeviceId;
@@ -31,8 +32,8 @@ pub trait BrokerAdmin: Send + Sync + 'static {
     fn revoke(&self, device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>>;
 }
 
-/// For a broker that authenticates devices from the hub's store (the
-/// embedded one): nothing to administer.
+/// For a broker the hub does not administer (an external one without
+/// `mqtt.dynsec`), and for tests without a broker: nothing to change.
 pub struct StoreAuthenticated;
 
 impl BrokerAdmin for StoreAuthenticated {

@@ -1,5 +1,7 @@
-//! Device access on an external mosquitto (S7, O3), administered through
-//! its dynamic-security plugin.
+//! Device access on mosquitto (S7, S10, O3), administered through its
+//! dynamic-security plugin: on an external mosquitto, and on the one the
+//! hub runs itself ([`super::broker`]) — the same rules on every broker
+//! Signet manages.
 //!
 //! Owns: [`DynsecAdmin`], the hub's [`BrokerAdmin`] for mosquitto 2.x, and
 //! the exact topic rights of a device and of the hub ([`device_acls`],
@@ -23,7 +25,10 @@
 //!   and `signet/v1/devices/+/events`, and the hub's own retained topics
 //!   (manifests, assignments, `trust`, `hub/time`) for the watch (S4).
 //! - Per device: client `{device_id}` (the MQTT user name is the device id,
-//!   as [`signet_common::sync::BrokerAccess`] says) with the single role
+//!   as [`signet_common::sync::BrokerAccess`] says), pinned to the client
+//!   id `{device_id}` (the plugin's `clientid`: that credential connects
+//!   with no other client id, and no other pinned credential can take it
+//!   over; mosquitto checks this before any session takeover), with the single role
 //!   [`device_role`] = `signet-device-{device_id}` whose ACLs are exactly
 //!   [`device_acls`]: subscribe to (literally, no wildcards) and receive its
 //!   own `assignment` and `commands`, `hub/time`, `trust` and the manifest of
@@ -434,7 +439,7 @@ impl DynsecAdmin {
         .try_for_each(|r| r.ok().map(drop))?;
         self.ensure_role(HUB_ROLE, &hub_acls()).await?;
         let password = hub_password.filter(|_| hub_user != self.admin_user);
-        self.ensure_client(hub_user, password, HUB_ROLE).await
+        self.ensure_client(hub_user, password, HUB_ROLE, None).await
     }
 
     /// Sends `commands` in one control message and waits for every answer.
@@ -588,12 +593,16 @@ impl DynsecAdmin {
         Ok(())
     }
 
-    /// Makes client `user` exist with `role` (and `password` when given).
+    /// Makes client `user` exist with `role` (and `password` when given),
+    /// pinned to `clientid` when given (S10: the broker then refuses that
+    /// credential with any other client id, and that client id with any
+    /// other credential is refused by the other client's own pin).
     async fn ensure_client(
         &self,
         user: &str,
         password: Option<&str>,
         role: &str,
+        clientid: Option<&str>,
     ) -> Result<(), BrokerAdminError> {
         let [current] = self
             .execute_n([json!({"command": "getClient", "username": user})])
@@ -601,14 +610,25 @@ impl DynsecAdmin {
         if current.not_found() {
             let mut create = json!({"command": "createClient", "username": user,
                 "roles": [{"rolename": role, "priority": 0}]});
-            if let (Some(password), Value::Object(fields)) = (password, &mut create) {
-                fields.insert("password".to_owned(), json!(password));
+            if let Value::Object(fields) = &mut create {
+                if let Some(password) = password {
+                    fields.insert("password".to_owned(), json!(password));
+                }
+                if let Some(clientid) = clientid {
+                    fields.insert("clientid".to_owned(), json!(clientid));
+                }
             }
             let [created] = self.execute_n([create]).await?;
             created.ok()?;
             return Ok(());
         }
-        let holds_role = has_role(&current.ok()?, role);
+        let current = current.ok()?;
+        let holds_role = has_role(&current, role);
+        let pinned = current
+            .data
+            .as_ref()
+            .and_then(|d| d.pointer("/client/clientid"))
+            .and_then(Value::as_str);
         if !holds_role && user == self.admin_user {
             // Mosquitto disconnects a client whose roles change: for our own
             // user that is this very session, and the answer may be lost
@@ -640,6 +660,10 @@ impl DynsecAdmin {
         if let Some(password) = password {
             changes.push(json!({"command": "setClientPassword", "username": user,
                 "password": password}));
+        }
+        if let Some(clientid) = clientid.filter(|id| pinned != Some(*id)) {
+            changes.push(json!({"command": "setClientId", "username": user,
+                "clientid": clientid}));
         }
         if changes.is_empty() {
             return Ok(());
@@ -685,7 +709,8 @@ impl DynsecAdmin {
         // The role first: the client gets its rights the moment it exists.
         self.ensure_role(&role, &device_acls(device, groups))
             .await?;
-        self.ensure_client(device.as_str(), password, &role).await
+        self.ensure_client(device.as_str(), password, &role, Some(device.as_str()))
+            .await
     }
 
     async fn revoke_now(&self, device: &DeviceId) -> Result<(), BrokerAdminError> {

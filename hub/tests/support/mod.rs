@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod mosquitto;
+pub mod session;
 pub mod signed;
 pub mod smtp;
 
