@@ -294,14 +294,16 @@ async fn s4_hub_restores_poisoned_or_cleared_retained_state_on_the_managed_broke
     let port = broker.port();
     let admin = broker.broker.admin_settings();
     let rogue = ("rogue-publisher", "rogue password");
-    add_client(
-        port,
-        (&admin.username, &admin.password),
-        rogue.0,
-        rogue.1,
-        signet_hub::mqtt::dynsec::HUB_ROLE,
-    )
-    .await;
+    assert!(
+        add_client(
+            port,
+            (&admin.username, &admin.password),
+            rogue.0,
+            rogue.1,
+            signet_hub::mqtt::dynsec::HUB_ROLE,
+        )
+        .await
+    );
     let mut hub = hub(&broker.broker.hub_connection()).await;
     let poisoner = Client::connect(port, "poisoner", rogue.0, rogue.1).await;
     poison_and_clear_every_kind(&hub, port, &poisoner, rogue).await;
