@@ -183,3 +183,45 @@ fn o1_a_missing_binary_or_plugin_is_a_clear_error() {
         .to_string();
     assert!(error.contains("mqtt.dynsec_plugin"), "{error}");
 }
+
+/// S7, S10: at start the hub revokes the broker access of a device the
+/// store no longer knows (e.g. unpaired while the broker was down) and
+/// re-grants the paired ones.
+#[tokio::test]
+async fn s10_reconcile_revokes_devices_no_longer_paired() {
+    let managed = Managed::start();
+    let admin = std::sync::Arc::new(managed.admin());
+    admin
+        .grant(&DeviceId::from("d-gone"), Some("secret gone"), &[])
+        .await
+        .unwrap();
+    let port = managed.port();
+    Session::connect(port, "d-gone", Some(("d-gone", "secret gone")))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    signet_hub::init::init(&data, chrono::Utc::now())
+        .await
+        .unwrap();
+    let config = signet_hub::config::Config {
+        data,
+        ..signet_hub::config::Config::default()
+    };
+    let mut state =
+        signet_hub::serve::open(config, std::sync::Arc::new(signet_hub::api::SystemClock)).unwrap();
+    state.broker_admin = admin.clone();
+    let failed = signet_hub::devices::reconcile_broker_access(&state)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0);
+    assert!(refused_as_bad_login(
+        Session::connect(port, "d-gone", Some(("d-gone", "secret gone"))).await
+    ));
+    assert!(
+        signet_hub::mqtt::admin::BrokerAdmin::granted(admin.as_ref())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -30,6 +30,10 @@ pub trait BrokerAdmin: Send + Sync + 'static {
 
     /// Removes `device`'s credentials and access.
     fn revoke(&self, device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>>;
+
+    /// Every device the broker holds a grant for (to revoke those the
+    /// store no longer knows, e.g. unpaired while the broker was down).
+    fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>>;
 }
 
 /// For a broker the hub does not administer (an external one without
@@ -48,5 +52,9 @@ impl BrokerAdmin for StoreAuthenticated {
 
     fn revoke(&self, _device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 }

@@ -80,6 +80,8 @@ pub const MAX_GROUPS: usize = 1024;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 /// The largest control response the hub reads (a role's ACL list).
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// How many clients one `listClients` page holds.
+const LIST_PAGE: usize = 500;
 /// The default time one control message waits for its answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -713,6 +715,40 @@ impl DynsecAdmin {
             .await
     }
 
+    /// The clients that hold their own device role ([`device_role`]), read
+    /// a page of [`LIST_PAGE`] at a time.
+    async fn granted_now(&self) -> Result<Vec<DeviceId>, BrokerAdminError> {
+        let mut devices = Vec::new();
+        let mut offset = 0_usize;
+        loop {
+            let [page] = self
+                .execute_n([json!({"command": "listClients", "verbose": true,
+                    "count": LIST_PAGE, "offset": offset})])
+                .await?;
+            let page = page.ok()?;
+            let clients = page
+                .data
+                .as_ref()
+                .and_then(|d| d.get("clients"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for client in &clients {
+                let Some(user) = client.get("username").and_then(Value::as_str) else {
+                    continue;
+                };
+                let device = DeviceId::from(user);
+                if client_has_role(client, &device_role(&device)) {
+                    devices.push(device);
+                }
+            }
+            if clients.len() < LIST_PAGE {
+                return Ok(devices);
+            }
+            offset += LIST_PAGE;
+        }
+    }
+
     async fn revoke_now(&self, device: &DeviceId) -> Result<(), BrokerAdminError> {
         check_id("device id", device.as_str())?;
         let _change = self.changes.lock().await;
@@ -749,6 +785,10 @@ impl BrokerAdmin for DynsecAdmin {
         let device = device.clone();
         Box::pin(async move { self.revoke_now(&device).await })
     }
+
+    fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>> {
+        Box::pin(self.granted_now())
+    }
 }
 
 /// Whether a `getClient` answer lists `role`.
@@ -756,7 +796,15 @@ fn has_role(client: &Response, role: &str) -> bool {
     client
         .data
         .as_ref()
-        .and_then(|d| d.pointer("/client/roles"))
+        .and_then(|d| d.get("client"))
+        .is_some_and(|c| client_has_role(c, role))
+}
+
+/// Whether a client object (as `getClient` and `listClients` give it)
+/// lists `role`.
+fn client_has_role(client: &Value, role: &str) -> bool {
+    client
+        .get("roles")
         .and_then(Value::as_array)
         .is_some_and(|roles| {
             roles
