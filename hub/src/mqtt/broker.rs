@@ -467,6 +467,17 @@ impl Run {
             );
             Command::new(&self.mosquitto)
         };
+        // The hub's systemd notifications are the hub's: mosquitto (built
+        // with systemd support) would otherwise send its own READY=1 there.
+        for var in [
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+        ] {
+            command.env_remove(var);
+        }
         let mut child = command
             .arg("-c")
             .arg(&self.config)
