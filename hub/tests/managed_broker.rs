@@ -165,8 +165,8 @@ async fn s7_devices_survive_a_hub_restart_and_a_stale_broker_is_killed() {
         .unwrap();
 }
 
-/// O1: without its binary or plugin the broker does not start, and the
-/// error names the config key to set.
+/// O1: without its binary or plugin, or on an address in use, the broker
+/// does not start, and the error names the config key to set.
 #[test]
 fn o1_a_missing_binary_or_plugin_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,6 +182,11 @@ fn o1_a_missing_binary_or_plugin_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("mqtt.dynsec_plugin"), "{error}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut in_use = settings(dir.path());
+    in_use.listen = taken.local_addr().unwrap();
+    let error = ManagedBroker::start(&in_use).unwrap_err().to_string();
+    assert!(error.contains("broker_listen"), "{error}");
 }
 
 /// S7, S10: at start the hub revokes the broker access of a device the

@@ -264,8 +264,17 @@ impl ManagedBroker {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| fail(&dir.display().to_string(), &e))?;
         // Port 0 must become a concrete port before mosquitto's config names it.
-        let probe = TcpListener::bind(settings.listen)
-            .map_err(|e| fail(&format!("cannot listen on {}", settings.listen), &e))?;
+        // An address in use is a clear error here, not a broker that keeps dying.
+        let in_use = |e: std::io::Error| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another broker? Debian's mosquitto service listens on 127.0.0.1:1883: \
+                 `systemctl disable --now mosquitto`, or set broker_listen)"
+            } else {
+                ""
+            };
+            MqttError::Broker(format!("cannot listen on {}: {e}{hint}", settings.listen))
+        };
+        let probe = TcpListener::bind(settings.listen).map_err(in_use)?;
         let addr = probe
             .local_addr()
             .map_err(|e| fail(&format!("cannot listen on {}", settings.listen), &e))?;
