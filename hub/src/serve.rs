@@ -268,12 +268,27 @@ pub async fn start_managed_broker(
         config.broker_listen = broker.addr();
         state.config = Arc::new(config);
     }
-    administer(
+    let admin = administer(
         state,
         broker.admin_settings(),
         crate::mqtt::HUB_USERNAME.to_owned(),
         cancel,
     )?;
+    // Devices paired before the broker held credentials (under the
+    // embedded broker of before) get theirs at their next HTTP request.
+    let paired: Vec<crate::devices::Device> = state.store.scan(crate::devices::DEVICES, "")?;
+    let missing: Vec<_> = paired
+        .into_iter()
+        .map(|d| d.id)
+        .filter(|id| !broker.users_with_password().contains(id.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(
+            devices = missing.len(),
+            "paired devices without a broker password: each gets it at its next HTTP request"
+        );
+    }
+    admin.expect_missing_passwords(missing);
     Ok(Some(broker))
 }
 

@@ -230,3 +230,73 @@ async fn s10_reconcile_revokes_devices_no_longer_paired() {
             .is_empty()
     );
 }
+
+/// Upgrade path: a device paired before the broker held credentials (under
+/// the embedded broker of before, the hub kept only a hash of its secret)
+/// cannot log in to the managed broker until it proves its secret over
+/// HTTP; then it can, with its own access (S7, S10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s7_a_device_paired_before_the_managed_broker_gets_its_password_at_its_next_request() {
+    // Paired with no broker administration at all (the old default).
+    let hub = support::TestHub::start_with(|config| {
+        config.broker_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    })
+    .await;
+    let (device, secret) = hub.pair_device(&hub.root, 7).await;
+    // The same store, now with the managed broker, served on a second port.
+    let mut state = hub.state.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let broker = signet_hub::serve::start_managed_broker(&mut state, stop.child_token())
+        .await
+        .unwrap()
+        .unwrap();
+    let port = broker.addr().port();
+    assert!(refused_as_bad_login(
+        Session::connect(port, &device, Some((&device, &secret))).await
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server_stop = stop.clone();
+    let server = tokio::spawn(signet_hub::serve::run(listener, state, async move {
+        server_stop.cancelled().await;
+    }));
+    // Its periodic document fetch, with its own credentials.
+    let response = reqwest::Client::new()
+        .get(format!("{base}/api/v1/device/documents"))
+        .basic_auth(&device, Some(&secret))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let mut session = Session::connect(port, &device, Some((&device, &secret)))
+        .await
+        .unwrap();
+    // Its access: given by the start's reconciliation, which may still be
+    // running (a role change ends the session: log in again).
+    let manifest = signet_common::sync::manifest_topic(&hub.root);
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while !matches!(
+        session.subscribe(&manifest).await,
+        rumqttc::SubscribeReasonCode::Success(_)
+    ) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the device never got its access"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        session = Session::connect(port, &device, Some((&device, &secret)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        session.subscribe("#").await,
+        rumqttc::SubscribeReasonCode::Failure
+    );
+    // Another device's secret does not work for it.
+    assert!(refused_as_bad_login(
+        Session::connect(port, &device, Some((&device, "not its secret"))).await
+    ));
+    stop.cancel();
+    server.await.unwrap().unwrap();
+    drop(broker);
+}

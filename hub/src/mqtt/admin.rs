@@ -34,6 +34,19 @@ pub trait BrokerAdmin: Send + Sync + 'static {
     /// Every device the broker holds a grant for (to revoke those the
     /// store no longer knows, e.g. unpaired while the broker was down).
     fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>>;
+
+    /// `device` just proved `password` (its secret) over HTTP: if the
+    /// broker is known to lack its password — a device paired before the
+    /// broker held credentials (under the embedded broker before issue 15;
+    /// the hub keeps only a hash of each secret) — set it now. Does nothing
+    /// otherwise; cheap to call on every device request.
+    fn adopt<'a>(
+        &'a self,
+        _device: &'a DeviceId,
+        _password: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// For a broker the hub does not administer (an external one without

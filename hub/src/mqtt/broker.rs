@@ -197,6 +197,8 @@ pub struct ManagedBroker {
     hub_password: String,
     /// The plugin admin's password (memory only).
     admin_password: String,
+    /// The users the plugin's store held a password for at start.
+    with_password: std::collections::HashSet<String>,
     /// Shared with the supervisor.
     shared: Arc<Shared>,
     /// The supervisor thread.
@@ -283,6 +285,7 @@ impl ManagedBroker {
         let hub_password = crate::identity::new_token().0;
         let store_path = dir.join("dynamic-security.json");
         let existing = read_store(&store_path)?;
+        let with_password = users_with_password(existing.as_ref());
         let store = prepare_store(
             existing,
             &admin_password,
@@ -327,6 +330,7 @@ impl ManagedBroker {
             hub_client_id: settings.hub_client_id.clone(),
             hub_password,
             admin_password,
+            with_password,
             shared,
             supervisor: Some(supervisor),
         })
@@ -363,6 +367,14 @@ impl ManagedBroker {
             credentials: Some((HUB_USERNAME.to_owned(), self.hub_password.clone())),
             client_id: self.hub_client_id.clone(),
         }
+    }
+
+    /// The users the plugin's store held a password for when it started:
+    /// a paired device not among them cannot log in until it gets one
+    /// ([`super::admin::BrokerAdmin::adopt`]).
+    #[must_use]
+    pub fn users_with_password(&self) -> &std::collections::HashSet<String> {
+        &self.with_password
     }
 
     /// How [`dynsec::DynsecAdmin`] reaches the broker as its plugin admin.
@@ -609,6 +621,22 @@ fn read_store(path: &Path) -> Result<Option<Value>, MqttError> {
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| fail(&e))
+}
+
+/// The users of `store`'s clients that have a password.
+fn users_with_password(store: Option<&Value>) -> std::collections::HashSet<String> {
+    store
+        .and_then(|s| s.get("clients"))
+        .and_then(Value::as_array)
+        .map(|clients| {
+            clients
+                .iter()
+                .filter(|c| c.get("password").is_some_and(|p| !p.is_null()))
+                .filter_map(|c| c.get("username").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The plugin's store for this start: `existing` (device clients and roles

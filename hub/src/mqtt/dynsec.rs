@@ -347,6 +347,9 @@ pub struct DynsecAdmin {
     next_id: AtomicU64,
     /// Serializes read-modify-write changes (grant, revoke, bootstrap).
     changes: tokio::sync::Mutex<()>,
+    /// Paired devices the broker holds no password for, set by
+    /// [`Self::expect_missing_passwords`]; [`BrokerAdmin::adopt`] fills them in.
+    missing_passwords: Mutex<std::collections::HashSet<DeviceId>>,
     /// The connection task, aborted on drop.
     task: JoinHandle<()>,
 }
@@ -401,6 +404,7 @@ impl DynsecAdmin {
             admin_user: settings.username,
             next_id: AtomicU64::new(1),
             changes: tokio::sync::Mutex::new(()),
+            missing_passwords: Mutex::new(std::collections::HashSet::new()),
             task,
         })
     }
@@ -715,6 +719,78 @@ impl DynsecAdmin {
             .await
     }
 
+    /// Records devices the broker is known to hold no password for (the
+    /// managed broker reads its store at start): the next time one proves
+    /// its secret over HTTP, [`BrokerAdmin::adopt`] sets it on the broker.
+    pub fn expect_missing_passwords(&self, devices: impl IntoIterator<Item = DeviceId>) {
+        if let Ok(mut missing) = self.missing_passwords.lock() {
+            missing.extend(devices);
+        }
+    }
+
+    async fn adopt_now(&self, device: &DeviceId, password: &str) -> Result<(), BrokerAdminError> {
+        let expected = self
+            .missing_passwords
+            .lock()
+            .map(|mut missing| missing.remove(device))
+            .unwrap_or(false);
+        if !expected {
+            return Ok(());
+        }
+        check_id("device id", device.as_str())?;
+        check_password(password)?;
+        let outcome = {
+            let _change = self.changes.lock().await;
+            self.set_password(device, password).await
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!(%device, "broker password set from the device's own login");
+                Ok(())
+            }
+            Err(e) => {
+                // Try again at its next request.
+                self.expect_missing_passwords([device.clone()]);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives client `device` `password` (pinned to its own client id),
+    /// creating it without roles if the start's reconciliation has not yet
+    /// made it (which then adds its role; until then it may do nothing).
+    async fn set_password(
+        &self,
+        device: &DeviceId,
+        password: &str,
+    ) -> Result<(), BrokerAdminError> {
+        let user = device.as_str();
+        let [current] = self
+            .execute_n([json!({"command": "getClient", "username": user})])
+            .await?;
+        let changes = if current.not_found() {
+            vec![json!({"command": "createClient", "username": user,
+                "password": password, "clientid": user})]
+        } else {
+            let current = current.ok()?;
+            let pinned = current
+                .data
+                .as_ref()
+                .and_then(|d| d.pointer("/client/clientid"))
+                .and_then(Value::as_str);
+            let mut changes = vec![json!({"command": "setClientPassword", "username": user,
+                "password": password})];
+            if pinned != Some(user) {
+                changes.push(json!({"command": "setClientId", "username": user, "clientid": user}));
+            }
+            changes
+        };
+        for answer in self.execute(changes).await? {
+            answer.ok()?;
+        }
+        Ok(())
+    }
+
     /// The clients that hold their own device role ([`device_role`]), read
     /// a page of [`LIST_PAGE`] at a time.
     async fn granted_now(&self) -> Result<Vec<DeviceId>, BrokerAdminError> {
@@ -788,6 +864,14 @@ impl BrokerAdmin for DynsecAdmin {
 
     fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>> {
         Box::pin(self.granted_now())
+    }
+
+    fn adopt<'a>(
+        &'a self,
+        device: &'a DeviceId,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
+        Box::pin(self.adopt_now(device, password))
     }
 }
 
