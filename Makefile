@@ -15,7 +15,7 @@ DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 	mosquitto xvfb systemd faketime python3 python3-venv
 
 # Crates signet-common must never depend on (it is the pure core).
-IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
+IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify
 
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)

@@ -18,7 +18,7 @@ for deb in "$@"; do
 	arch=$(dpkg-deb -f "$deb" Architecture)
 	depends=$(dpkg-deb -f "$deb" Depends)
 	case "$package" in
-	signet-hub) role=hub; verb=serve; needs="libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good" ;;
+	signet-hub) role=hub; verb=serve; needs="libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good mosquitto" ;;
 	signet-agent) role=agent; verb=run; needs="libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-alsa gstreamer1.0-x adduser" ;;
 	*) fail "unexpected package $package" ;;
 	esac

@@ -54,11 +54,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo's terminal shows its status: the hub logs only warnings, and
-    // the embedded broker (which logs every ordinary disconnect as an
-    // error) nothing; SIGNET_LOG overrides both.
+    // The demo's terminal shows its status: the hub logs only warnings (the
+    // managed broker's own lines are info); SIGNET_LOG overrides it.
     let default_log = match cli.command {
-        Command::Demo { .. } => "warn,rumqttd=off",
+        Command::Demo { .. } => "warn",
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")

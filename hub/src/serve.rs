@@ -17,6 +17,7 @@ use crate::identity::LoginThrottle;
 use crate::init::store_dir;
 use crate::keys;
 use crate::mail::sender::{MailSender, SenderOptions};
+use crate::mqtt::broker::{BrokerSettings, ManagedBroker};
 use crate::mqtt::dynsec::{self, DynsecAdmin, DynsecSettings};
 use crate::mqtt::reports::FleetReports;
 use crate::mqtt::{BrokerConnection, HubLink, LinkOptions, MqttError, RunningLink};
@@ -179,17 +180,38 @@ pub fn start_broker_admin(state: &mut AppState, cancel: CancellationToken) -> an
         ),
         None => None,
     };
-    let admin = Arc::new(DynsecAdmin::connect(DynsecSettings {
+    let settings = DynsecSettings {
         url: url.clone(),
         username: username.clone(),
         password: password.clone(),
         ca_pem,
         timeout: dynsec::DEFAULT_TIMEOUT,
-    })?);
+    };
+    let hub_user = username.clone();
+    administer(state, settings, hub_user, cancel)?;
+    Ok(())
+}
+
+/// Connects a [`DynsecAdmin`] with `settings`, installs it as
+/// `state.broker_admin`, and in the background (retrying with back-off
+/// until the broker answers) bootstraps the ACL defaults and `hub_user`'s
+/// role, then grants every paired device its current access from the store
+/// (its groups; revoked devices have no record and so no access), so a
+/// broker that lost or missed changes converges (S4, S7, S10). Later
+/// changes reach the broker through `state.broker_admin` at once (pairing,
+/// unpairing, moves and access-group changes).
+fn administer(
+    state: &mut AppState,
+    settings: DynsecSettings,
+    hub_user: String,
+    cancel: CancellationToken,
+) -> anyhow::Result<Arc<DynsecAdmin>> {
+    let admin = Arc::new(DynsecAdmin::connect(settings)?);
     state.broker_admin = admin.clone();
     let state = state.clone();
-    let hub_user = username.clone();
+    let background = Arc::clone(&admin);
     tokio::spawn(async move {
+        let admin = background;
         let mut wait = std::time::Duration::from_secs(1);
         loop {
             let attempt = async {
@@ -217,25 +239,75 @@ pub fn start_broker_admin(state: &mut AppState, cancel: CancellationToken) -> an
             wait = (wait * 2).min(std::time::Duration::from_secs(60));
         }
     });
-    Ok(())
+    Ok(admin)
 }
 
-/// Starts the embedded broker when `mqtt.embedded` is on, and the hub's
-/// MQTT link (to it, or to the external `mqtt.url`); installs the link's
-/// publisher in `state` and hands device reports to [`crate::fleet`]. An
+/// With `mqtt.embedded` (the default), starts the hub-managed mosquitto
+/// ([`ManagedBroker`]: config and plugin store under `{data}/broker`,
+/// supervised, killed when the returned handle is dropped), records its
+/// real address in `state.config.broker_listen` (port 0 becomes a free
+/// port), and administers it like an external mosquitto ([`administer`]).
+/// `None` with an external broker.
+///
+/// # Errors
+/// When the broker cannot start (binary or plugin missing, address in use).
+pub async fn start_managed_broker(
+    state: &mut AppState,
+    cancel: CancellationToken,
+) -> anyhow::Result<Option<ManagedBroker>> {
+    if !state.config.mqtt.embedded {
+        return Ok(None);
+    }
+    let settings = BrokerSettings::from_config(&state.config);
+    // Blocks up to seconds (writing its store, waiting for the listener);
+    // the broker process is spawned by the supervisor thread it makes.
+    let broker = tokio::task::spawn_blocking(move || ManagedBroker::start(&settings)).await??;
+    if broker.addr() != state.config.broker_listen {
+        // Port 0 became a free port: devices must be told the real one.
+        let mut config = (*state.config).clone();
+        config.broker_listen = broker.addr();
+        state.config = Arc::new(config);
+    }
+    let admin = administer(
+        state,
+        broker.admin_settings(),
+        crate::mqtt::HUB_USERNAME.to_owned(),
+        cancel,
+    )?;
+    // Devices paired before the broker held credentials (under the
+    // embedded broker of before) get theirs at their next HTTP request.
+    let paired: Vec<crate::devices::Device> = state.store.scan(crate::devices::DEVICES, "")?;
+    let missing: Vec<_> = paired
+        .into_iter()
+        .map(|d| d.id)
+        .filter(|id| !broker.users_with_password().contains(id.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(
+            devices = missing.len(),
+            "paired devices without a broker password: each gets it at its next HTTP request"
+        );
+    }
+    admin.expect_missing_passwords(missing);
+    Ok(Some(broker))
+}
+
+/// Starts the hub's MQTT link — to the managed broker when `managed` is
+/// given, else to the external `mqtt.url` — installs the link's publisher
+/// in `state` and hands device reports to [`crate::fleet`]. An
 /// unreachable broker is not an error: the link keeps retrying with
 /// back-off while the hub serves HTTP.
 ///
 /// # Errors
-/// When the embedded broker cannot listen, or a TLS file cannot be read.
+/// When a TLS file cannot be read or the external broker is misconfigured.
 pub fn start_mqtt(
     state: &mut AppState,
+    managed: Option<&ManagedBroker>,
     cancel: CancellationToken,
 ) -> Result<RunningLink, MqttError> {
-    let connection = if state.config.mqtt.embedded {
-        embedded_broker(state)?
-    } else {
-        BrokerConnection::external(&state.config.mqtt)?
+    let connection = match managed {
+        Some(broker) => broker.hub_connection(),
+        None => BrokerConnection::external(&state.config.mqtt)?,
     };
     tracing::info!(?connection, "MQTT broker");
     let options = LinkOptions {
@@ -250,40 +322,13 @@ pub fn start_mqtt(
     Ok(link.spawn(state.clone(), reports, cancel))
 }
 
-/// Starts the embedded broker; devices log in with
-/// [`crate::devices::broker_login`].
-#[cfg(feature = "embedded-broker")]
-fn embedded_broker(state: &mut AppState) -> Result<BrokerConnection, MqttError> {
-    let store = state.store.clone();
-    let devices: crate::mqtt::broker::DeviceLogin = Arc::new(move |user: &str, password: &str| {
-        crate::devices::broker_login(&store, user, password).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "broker login check failed; refusing the device");
-            false
-        })
-    });
-    let broker = crate::mqtt::broker::EmbeddedBroker::start(state.config.broker_listen, devices)?;
-    if broker.addr() != state.config.broker_listen {
-        // Port 0 became a free port: devices must be told the real one.
-        let mut config = (*state.config).clone();
-        config.broker_listen = broker.addr();
-        state.config = Arc::new(config);
-    }
-    Ok(broker.hub_connection(&state.config.mqtt.client_id))
-}
-
-#[cfg(not(feature = "embedded-broker"))]
-fn embedded_broker(_state: &mut AppState) -> Result<BrokerConnection, MqttError> {
-    Err(MqttError::Config(
-        "this signet-hub was built without the embedded-broker feature".into(),
-    ))
-}
-
 /// `signet-hub serve`: opens the data directory, binds, prints the address
 /// and serves until `shutdown`, with the MQTT side ([`start_mqtt`], which
 /// republishes all retained state on every connect, S4), the mail sender,
-/// the publishing loop and the fleet alert loop (U4) running alongside; the same
+/// the publishing loop and the fleet alert loop (U4) running alongside, and
+/// by default the managed broker ([`start_managed_broker`]); the same
 /// `shutdown` stops them all, and `serve` returns once all have stopped
-/// (the embedded broker's threads end with the process).
+/// (the managed broker is killed last).
 ///
 /// # Errors
 /// When opening, binding or serving fails.
@@ -321,8 +366,9 @@ pub async fn serve_on(
     println!("signet-hub listening on http://{bound}");
     tracing::info!(%bound, "listening");
     let stop = CancellationToken::new();
+    let managed = start_managed_broker(&mut state, stop.child_token()).await?;
     start_broker_admin(&mut state, stop.child_token())?;
-    let mqtt = start_mqtt(&mut state, stop.child_token())?;
+    let mqtt = start_mqtt(&mut state, managed.as_ref(), stop.child_token())?;
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
     let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
     let alerting = AlertLoop::spawn(
@@ -331,7 +377,7 @@ pub async fn serve_on(
         stop.child_token(),
     );
     let broker = if state.config.mqtt.embedded {
-        format!("embedded on {}", state.config.broker_listen)
+        format!("managed on {}", state.config.broker_listen)
     } else {
         state.config.mqtt.url.clone().unwrap_or_default()
     };
@@ -385,6 +431,8 @@ pub async fn serve_on(
     publishing.stop().await;
     mqtt.stop().await;
     alerting.stop().await;
+    // Last: the link above said goodbye to it; dropping kills the broker.
+    drop(managed);
     served
 }
 

@@ -16,9 +16,10 @@ use serde_json::json;
 use signet_common::ids::DeviceId;
 use signet_common::sync::signed::sign_report;
 use signet_common::sync::{DeviceState, state_topic};
-use signet_hub::mqtt::broker::EmbeddedBroker;
+use signet_hub::mqtt::admin::BrokerAdmin as _;
 use signet_hub::mqtt::reports::FleetReports;
 use signet_hub::mqtt::{HubLink, LinkOptions};
+use support::mosquitto::Managed;
 use support::{TestHub, activated_all, applied_all, register_device};
 use tokio_util::sync::CancellationToken;
 
@@ -257,16 +258,17 @@ async fn u4_u5_metrics_count_requests_messages_publishes_and_the_fleet() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // The hub's MQTT link on the embedded broker: on connect it publishes
+    // The hub's MQTT link on the managed broker: on connect it publishes
     // trust, hub time and every stored document; device reports reach the
     // fleet through it.
-    let broker = EmbeddedBroker::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(|user: &str, password: &str| user == DEVICE && password == DEVICE_SECRET),
-    )
-    .unwrap();
+    let broker = Managed::start();
+    broker
+        .admin()
+        .grant(&DeviceId::from(DEVICE), Some(DEVICE_SECRET), &[])
+        .await
+        .unwrap();
     let link = HubLink::new(
-        &broker.hub_connection("signet-hub"),
+        &broker.broker.hub_connection(),
         LinkOptions::default(),
         hub.state.metrics.clone(),
     );
@@ -284,7 +286,7 @@ async fn u4_u5_metrics_count_requests_messages_publishes_and_the_fleet() {
         .unwrap();
 
     // The device reports itself online with every desired document applied.
-    let mut options = rumqttc::MqttOptions::new(DEVICE, "127.0.0.1", broker.addr().port());
+    let mut options = rumqttc::MqttOptions::new(DEVICE, "127.0.0.1", broker.port());
     options
         .set_credentials(DEVICE, DEVICE_SECRET)
         .set_keep_alive(Duration::from_secs(5));

@@ -11,10 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
-    Packet, QoS, SubscribeReasonCode,
-};
+use rumqttc::{ConnectionError, SubscribeReasonCode};
 use signet_common::envelope::DocumentKind;
 use signet_common::ids::{DeviceId, NodeId};
 use signet_hub::groups::GroupRef;
@@ -25,7 +22,7 @@ use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
 use support::TestHub;
 use support::mosquitto::Mosquitto;
-use tokio::sync::mpsc;
+use support::session::{Session, refused_as_bad_login};
 
 const HUB_USER: &str = "signet-hub";
 const HUB_PASSWORD: &str = "hub password";
@@ -42,203 +39,19 @@ fn groups(ids: &[&str]) -> Vec<String> {
     ids.iter().map(|g| (*g).to_owned()).collect()
 }
 
-/// What one MQTT session saw.
-#[derive(Debug)]
-enum Seen {
-    Message { topic: String, payload: Vec<u8> },
-    SubAck(Vec<SubscribeReasonCode>),
-    PubAck,
-    Down(String),
-}
-
-/// An MQTT client session (a device or the hub) driven by a background task.
-struct Session {
-    client: AsyncClient,
-    seen: mpsc::UnboundedReceiver<Seen>,
-    /// Messages that arrived while waiting for an acknowledgement.
-    early: Vec<(String, String)>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Connects as `user`; the broker's refusal as an error.
+/// Connects as `user`; the broker's refusal as an error. A device
+/// connects with its own id as client id (S10: the broker pins it).
 async fn connect(
     broker: &Mosquitto,
     user: &str,
     password: &str,
 ) -> Result<Session, ConnectionError> {
-    let id = format!("{user}-{}", rand_suffix());
-    let mut options = MqttOptions::new(id, "127.0.0.1", broker.addr.port());
-    options
-        .set_credentials(user, password)
-        .set_clean_session(true)
-        .set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    tokio::time::timeout(WITHIN, wait_connack(&mut eventloop))
-        .await
-        .expect("CONNACK within the bound")?;
-    let (tx, seen) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        loop {
-            let seen = match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => Seen::Message {
-                    topic: p.topic,
-                    payload: p.payload.to_vec(),
-                },
-                Ok(Event::Incoming(Packet::SubAck(ack))) => Seen::SubAck(ack.return_codes),
-                Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
-                Ok(_) => continue,
-                Err(e) => {
-                    let _ = tx.send(Seen::Down(e.to_string()));
-                    return;
-                }
-            };
-            if tx.send(seen).is_err() {
-                return;
-            }
-        }
-    });
-    Ok(Session {
-        client,
-        seen,
-        early: Vec::new(),
-        task,
-    })
-}
-
-async fn wait_connack(eventloop: &mut EventLoop) -> Result<(), ConnectionError> {
-    loop {
-        match eventloop.poll().await? {
-            Event::Incoming(Packet::ConnAck(_)) => return Ok(()),
-            Event::Outgoing(Outgoing::Disconnect) => {
-                return Err(ConnectionError::RequestsDone);
-            }
-            _ => {}
-        }
-    }
-}
-
-fn rand_suffix() -> String {
-    signet_hub::identity::new_id("")
-}
-
-impl Session {
-    /// Subscribes to one filter and returns the broker's verdict.
-    async fn subscribe(&mut self, filter: &str) -> SubscribeReasonCode {
-        self.client
-            .subscribe(filter, QoS::AtLeastOnce)
-            .await
-            .unwrap();
-        loop {
-            match self.next(WITHIN).await.expect("SUBACK within the bound") {
-                Seen::SubAck(codes) => return codes[0],
-                Seen::Down(why) => panic!("connection lost while subscribing: {why}"),
-                Seen::Message { topic, payload } => self.keep(topic, payload),
-                Seen::PubAck => {}
-            }
-        }
-    }
-
-    /// Subscribes and asserts the broker granted it.
-    async fn subscribe_granted(&mut self, filter: &str) {
-        let code = self.subscribe(filter).await;
-        assert!(
-            matches!(code, SubscribeReasonCode::Success(_)),
-            "subscription to {filter} refused: {code:?}"
-        );
-    }
-
-    /// Publishes (QoS 1) and waits for the broker's PUBACK. Mosquitto acks
-    /// a publish it drops for ACL reasons too (MQTT 3.1.1 has no way to say
-    /// no), so this proves only that the broker processed it.
-    async fn publish(&mut self, topic: &str, retain: bool, payload: &str) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload.as_bytes().to_vec())
-            .await
-            .unwrap();
-        loop {
-            match self.next(WITHIN).await.expect("PUBACK within the bound") {
-                Seen::PubAck => return,
-                Seen::Down(why) => panic!("connection lost while publishing: {why}"),
-                Seen::Message { topic, payload } => self.keep(topic, payload),
-                Seen::SubAck(codes) => panic!("unexpected SUBACK {codes:?}"),
-            }
-        }
-    }
-
-    fn keep(&mut self, topic: String, payload: Vec<u8>) {
-        self.early
-            .push((topic, String::from_utf8(payload).unwrap()));
-    }
-
-    async fn next(&mut self, within: Duration) -> Option<Seen> {
-        tokio::time::timeout(within, self.seen.recv())
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// Every message arriving within `within` after the last one (bounded
-    /// by the quiet period), as (topic, payload).
-    async fn messages(&mut self, within: Duration) -> Vec<(String, String)> {
-        let mut messages = std::mem::take(&mut self.early);
-        while let Some(seen) = self.next(within).await {
-            if let Seen::Message { topic, payload } = seen {
-                messages.push((topic, String::from_utf8(payload).unwrap()));
-            }
-        }
-        messages
-    }
-
-    /// Waits for a message on `topic`, returning everything seen before it
-    /// (and it).
-    async fn until_message_on(&mut self, topic: &str) -> Vec<(String, String)> {
-        let mut messages = std::mem::take(&mut self.early);
-        if messages.iter().any(|(t, _)| t == topic) {
-            return messages;
-        }
-        loop {
-            match self.next(WITHIN).await {
-                Some(Seen::Message { topic: t, payload }) => {
-                    let done = t == topic;
-                    messages.push((t, String::from_utf8(payload).unwrap()));
-                    if done {
-                        return messages;
-                    }
-                }
-                Some(Seen::Down(why)) => panic!("connection lost waiting for {topic}: {why}"),
-                Some(_) => {}
-                None => panic!("nothing on {topic} within {WITHIN:?}; saw {messages:?}"),
-            }
-        }
-    }
-
-    /// Waits until the broker closes this session.
-    async fn closed_within(&mut self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next(left).await {
-                Some(Seen::Down(_)) => return true,
-                Some(_) => {}
-                None => return false,
-            }
-        }
-    }
-}
-
-fn refused_as_bad_login(outcome: Result<Session, ConnectionError>) -> bool {
-    matches!(
-        outcome,
-        Err(ConnectionError::ConnectionRefused(
-            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized
-        ))
-    )
+    let id = if user.starts_with("d-") {
+        user.to_owned()
+    } else {
+        format!("{user}-{}", signet_hub::identity::new_id(""))
+    };
+    Session::connect(broker.addr.port(), &id, Some((user, password))).await
 }
 
 /// A broker with the hub's rights set up, device `d-a` following `g1` and

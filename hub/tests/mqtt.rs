@@ -1,6 +1,6 @@
-//! The hub's MQTT side against real brokers (S4, S5, S7, S9, U4, O3): the
-//! embedded rumqttd broker and a real mosquitto started here on random
-//! loopback ports. A plain rumqttc client plays the device; every payload
+//! The hub's MQTT side against real brokers (S4, S5, S7, S9, S10, U4, O3):
+//! the hub-managed mosquitto (`serve`'s default) and a plain mosquitto
+//! started here on random loopback ports. A plain rumqttc client plays the device; every payload
 //! it receives is verified the way an agent verifies it
 //! (`support::signed::device_trust`).
 
@@ -29,11 +29,12 @@ use signet_hub::api::{AppState, SystemClock};
 use signet_hub::config::{Config, MqttConfig};
 use signet_hub::fleet::Ingested;
 use signet_hub::groups::GroupRef;
-use signet_hub::mqtt::broker::EmbeddedBroker;
+use signet_hub::mqtt::admin::BrokerAdmin as _;
 use signet_hub::mqtt::reports::{DeviceReports, FleetReports};
 use signet_hub::mqtt::{BrokerConnection, HubLink, LinkOptions, RunningLink};
 use signet_hub::publish::{self, Actor, Publisher as _, TRUST_TOPIC, manifest_topic};
 use signet_hub::store::StoreError;
+use support::mosquitto::Managed;
 use support::signed::device_trust;
 use tokio_util::sync::CancellationToken;
 
@@ -143,8 +144,9 @@ fn device_options(port: u16, client: &str, user: &str, password: &str) -> MqttOp
     options
 }
 
-/// Subscribes as a device to `filters` and collects the last payload per
-/// topic until every topic of `want` has one.
+/// Subscribes as a device (its user name as client id: the managed broker
+/// pins it, S10) to `filters` and collects the last payload per topic until
+/// every topic of `want` has one.
 async fn receive(
     port: u16,
     user: &str,
@@ -152,8 +154,7 @@ async fn receive(
     filters: &[&str],
     want: &[&str],
 ) -> BTreeMap<String, Vec<u8>> {
-    let (client, mut eventloop) =
-        AsyncClient::new(device_options(port, "device-reader", user, password), 64);
+    let (client, mut eventloop) = AsyncClient::new(device_options(port, user, user, password), 64);
     for filter in filters {
         client.subscribe(*filter, QoS::AtLeastOnce).await.unwrap();
     }
@@ -236,17 +237,24 @@ impl DeviceReports for Recorded {
     }
 }
 
-fn accept_device() -> signet_hub::mqtt::broker::DeviceLogin {
-    Arc::new(|user: &str, password: &str| user == DEVICE && password == DEVICE_SECRET)
+/// The hub-managed broker with [`DEVICE`] granted its secret and `groups`.
+async fn managed(groups: &[String]) -> Managed {
+    let managed = Managed::start();
+    managed
+        .admin()
+        .grant(&DeviceId::from(DEVICE), Some(DEVICE_SECRET), groups)
+        .await
+        .unwrap();
+    managed
 }
 
 #[tokio::test]
-async fn s4_s7_embedded_broker_serves_signed_retained_state_to_an_authenticated_device() {
+async fn s4_s7_managed_broker_serves_signed_retained_state_to_an_authenticated_device() {
     let mut hub = hub().await;
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), accept_device()).unwrap();
-    let port = broker.addr().port();
+    let broker = managed(std::slice::from_ref(&hub.root)).await;
+    let port = broker.port();
     assert_ne!(port, 0);
-    let (running, _cancel) = link(&mut hub, &broker.hub_connection("signet-hub"), None);
+    let (running, _cancel) = link(&mut hub, &broker.broker.hub_connection(), None);
     connected(&running, 1).await;
     let topic = publish_root(&hub).await;
     let got = receive(
@@ -276,9 +284,9 @@ async fn connects(options: MqttOptions) -> Result<(), ConnectionError> {
 }
 
 #[tokio::test]
-async fn s7_embedded_broker_refuses_a_wrong_password_and_the_hub_name() {
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), accept_device()).unwrap();
-    let port = broker.addr().port();
+async fn s7_s10_managed_broker_refuses_a_wrong_password_and_the_hub_name() {
+    let broker = managed(&[]).await;
+    let port = broker.port();
     let wrong = connects(device_options(port, "d-1", DEVICE, "not the secret")).await;
     assert!(wrong.is_err(), "a wrong password was accepted");
     // The hub's user name is reserved for the hub credential.
@@ -308,17 +316,17 @@ fn signed_state(device: &str) -> Vec<u8> {
 #[tokio::test]
 async fn u4_s9_hub_subscriber_stores_device_reports_and_drops_bad_ones() {
     let mut hub = hub().await;
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), accept_device()).unwrap();
+    let broker = managed(&[]).await;
     let recorded = Arc::new(Recorded::default());
     let (running, _cancel) = link(
         &mut hub,
-        &broker.hub_connection("signet-hub"),
+        &broker.broker.hub_connection(),
         Some(recorded.clone()),
     );
     connected(&running, 1).await;
     // Let the hub's subscriptions reach the broker.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let port = broker.addr().port();
+    let port = broker.port();
     let (device, mut eventloop) =
         AsyncClient::new(device_options(port, "d-1", DEVICE, DEVICE_SECRET), 16);
     let state_topic = format!("signet/v1/devices/{DEVICE}/state");
@@ -615,12 +623,12 @@ async fn s6_hub_time_versions_are_stored_and_strictly_increase() {
 #[tokio::test]
 async fn s5_commands_go_out_not_retained_with_qos_1() {
     let mut hub = hub().await;
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), accept_device()).unwrap();
-    let (running, _cancel) = link(&mut hub, &broker.hub_connection("signet-hub"), None);
+    let broker = managed(&[]).await;
+    let (running, _cancel) = link(&mut hub, &broker.broker.hub_connection(), None);
     connected(&running, 1).await;
     let commands = format!("signet/v1/devices/{DEVICE}/commands");
     let (device, mut eventloop) = AsyncClient::new(
-        device_options(broker.addr().port(), "d-1", DEVICE, DEVICE_SECRET),
+        device_options(broker.port(), "d-1", DEVICE, DEVICE_SECRET),
         16,
     );
     device.subscribe(&commands, QoS::AtLeastOnce).await.unwrap();

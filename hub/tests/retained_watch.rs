@@ -2,10 +2,10 @@
 //! `signet/v1/groups/+/manifest`, `signet/v1/devices/+/assignment`,
 //! `signet/v1/trust`, `signet/v1/hub/time` — and puts its own latest signed
 //! document back within 5 s when any other client replaces or clears it;
-//! junk on a topic it has no document for is cleared. Against the embedded
-//! broker (where any authenticated client may publish there) and a real
-//! mosquitto with dynamic security driven by the hub (whose own role must
-//! let it subscribe to those topics). A plain rumqttc client plays the
+//! junk on a topic it has no document for is cleared. Against the
+//! hub-managed mosquitto and an external one with dynamic security driven
+//! by the hub (whose own role must let it subscribe to those topics); the
+//! poisoner is a client with publish rights there other than the hub. A plain rumqttc client plays the
 //! poisoner and another one the observer.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -24,7 +24,6 @@ use signet_common::sync::{HUB_TIME_TOPIC, TRUST_TOPIC, assignment_topic, manifes
 use signet_hub::api::{AppState, SystemClock};
 use signet_hub::config::{Config, MqttConfig};
 use signet_hub::groups::GroupRef;
-use signet_hub::mqtt::broker::EmbeddedBroker;
 use signet_hub::mqtt::dynsec::DynsecAdmin;
 use signet_hub::mqtt::reports::FleetReports;
 use signet_hub::mqtt::retained::{expected, owned_topic};
@@ -32,11 +31,10 @@ use signet_hub::mqtt::{BrokerConnection, HubLink, LinkOptions, RunningLink};
 use signet_hub::publish::{self, Actor};
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
-use support::mosquitto::Mosquitto;
+use support::mosquitto::{Managed, Mosquitto, add_client};
 use tokio_util::sync::CancellationToken;
 
 const DEVICE: &str = "d-1";
-const DEVICE_SECRET: &str = "the device's own secret";
 const HUB_USER: &str = "signet-hub";
 const HUB_PASSWORD: &str = "the hub's broker password";
 /// The bound S4 sets on a restore.
@@ -286,18 +284,29 @@ async fn poison_and_clear_every_kind(hub: &Hub, port: u16, poisoner: &Client, fr
     );
 }
 
-/// S4 on the embedded broker: an authenticated client (there, any device)
-/// replaces or clears each retained hub topic; the hub restores each within
-/// 5 s and clears junk on an unknown group.
+/// S4 on the hub-managed broker: a client with the hub's publish rights
+/// other than the hub (a test-only party; devices cannot publish there,
+/// S10) replaces or clears each retained hub topic; the hub restores each
+/// within 5 s and clears junk on an unknown group.
 #[tokio::test]
-async fn s4_hub_restores_poisoned_or_cleared_retained_state_on_the_embedded_broker() {
-    let login: signet_hub::mqtt::broker::DeviceLogin =
-        Arc::new(|user: &str, password: &str| user == DEVICE && password == DEVICE_SECRET);
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), login).unwrap();
-    let port = broker.addr().port();
-    let mut hub = hub(&broker.hub_connection("signet-hub")).await;
-    let poisoner = Client::connect(port, "poisoner", DEVICE, DEVICE_SECRET).await;
-    poison_and_clear_every_kind(&hub, port, &poisoner, (DEVICE, DEVICE_SECRET)).await;
+async fn s4_hub_restores_poisoned_or_cleared_retained_state_on_the_managed_broker() {
+    let broker = Managed::start();
+    let port = broker.port();
+    let admin = broker.broker.admin_settings();
+    let rogue = ("rogue-publisher", "rogue password");
+    assert!(
+        add_client(
+            port,
+            (&admin.username, &admin.password),
+            rogue.0,
+            rogue.1,
+            signet_hub::mqtt::dynsec::HUB_ROLE,
+        )
+        .await
+    );
+    let mut hub = hub(&broker.broker.hub_connection()).await;
+    let poisoner = Client::connect(port, "poisoner", rogue.0, rogue.1).await;
+    poison_and_clear_every_kind(&hub, port, &poisoner, rogue).await;
     hub.running.take().unwrap().stop().await;
 }
 

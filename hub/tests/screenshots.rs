@@ -10,10 +10,9 @@ mod support;
 
 use std::path::PathBuf;
 
-use base64::Engine as _;
 use chrono::TimeDelta;
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::Value;
 use signet_common::digest::Sha256;
 use signet_common::ids::DeviceId;
 use signet_hub::api::Clock as _;
@@ -48,41 +47,8 @@ struct Device {
 
 /// Pairs a device into `node` as the admin through the real flow.
 async fn pair(hub: &TestHub, node: &str, seed: u8) -> Device {
-    let key = base64::engine::general_purpose::STANDARD.encode([seed; 32]);
-    let (status, body) = hub
-        .call(
-            Method::POST,
-            "/api/v1/device/pairings",
-            None,
-            Some(json!({"public_key": key, "agent_version": "0.1.0", "os": "Linux"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (ticket, code) = (
-        body["ticket"].as_str().unwrap(),
-        body["code"].as_str().unwrap(),
-    );
-    let (status, body) = hub
-        .post(
-            &hub.admin,
-            &format!("/api/v1/devices/pairings/{code}/approve"),
-            json!({"node": node, "name": format!("screen {seed}")}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, answer) = hub
-        .call(
-            Method::GET,
-            &format!("/api/v1/device/pairings/{ticket}"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    Device {
-        id: answer["device_id"].as_str().unwrap().to_owned(),
-        secret: answer["broker"]["password"].as_str().unwrap().to_owned(),
-    }
+    let (id, secret) = hub.pair_device(node, seed).await;
+    Device { id, secret }
 }
 
 /// POSTs `body` to the screenshot route with optional credentials.

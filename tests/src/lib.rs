@@ -549,11 +549,34 @@ pub struct Mosquitto {
     pub admin_user: String,
     /// Its password.
     pub admin_password: String,
+    /// Whether it runs the dynamic-security plugin ([`Mosquitto::open`]: no).
+    managed: bool,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
+    /// Starts a broker with no plugin that lets any client in, anonymous
+    /// or with any credentials, and lets it read and write every topic: an
+    /// unmanaged broker, for tests of what an agent defends by itself.
+    ///
+    /// # Panics
+    /// When mosquitto fails.
+    pub async fn open() -> Self {
+        let (addr, reserved) = free_port();
+        drop(reserved);
+        let mut broker = Self {
+            addr,
+            admin_user: String::new(),
+            admin_password: String::new(),
+            managed: false,
+            child: None,
+            dir: tempfile::tempdir().expect("a temp dir"),
+        };
+        broker.run().await;
+        broker
+    }
+
     /// Starts a broker whose plugin store holds only the admin client.
     ///
     /// # Panics
@@ -581,6 +604,7 @@ impl Mosquitto {
             addr,
             admin_user,
             admin_password,
+            managed: true,
             child: None,
             dir,
         };
@@ -619,16 +643,23 @@ impl Mosquitto {
         let config = dir.join("mosquitto.conf");
         // `user root`: as root, mosquitto would drop to the `mosquitto` user
         // and could not write its plugin store in the temp dir.
+        let security = if self.managed {
+            format!(
+                "allow_anonymous false\n\
+                 plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\n\
+                 plugin_opt_config_file {store}\n",
+                store = dir.join("dynamic-security.json").display(),
+            )
+        } else {
+            "allow_anonymous true\n".to_owned()
+        };
         std::fs::write(
             &config,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous false\nuser root\n\
-                 persistence false\nlog_dest file {log}\nlog_type all\n\
-                 plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\n\
-                 plugin_opt_config_file {store}\n",
+                "listener {port} 127.0.0.1\nuser root\n\
+                 persistence false\nlog_dest file {log}\nlog_type all\n{security}",
                 port = self.addr.port(),
                 log = dir.join("mosquitto.log").display(),
-                store = dir.join("dynamic-security.json").display(),
             ),
         )
         .expect("write the mosquitto config");

@@ -336,19 +336,29 @@ async fn logged(agent: &Agent, needle: &str) {
 /// A replayed older retained manifest, a manifest signed by a key the trust
 /// document does not certify, and a replayed command are refused and
 /// logged; the agent keeps its last good state and stays in sync (S1, S3).
-/// The misbehaving party uses a device's own broker login: the embedded
-/// broker checks logins, not topics, so a leaked device secret lets it
-/// publish — exactly why the agent verifies everything itself.
+/// The misbehaving party publishes on a broker without ACLs (the hub's own
+/// brokers would refuse it, S10; a misconfigured external one may not) —
+/// exactly why the agent verifies everything itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
     use signet_common::documents::GroupManifest;
     use signet_common::envelope::{SigningKey, sign_document};
 
     let dir = tempfile::tempdir().unwrap();
-    let (broker, reserved) = signet_tests::free_port();
-    drop(reserved);
-    let listen = broker.to_string();
-    let hub = Hub::start(dir.path(), &[("SIGNET_HUB_BROKER_LISTEN", &listen)]).await;
+    // A broker without ACLs, where anyone may replay and forge retained
+    // documents (the hub's own brokers refuse that, S10): the agents' own
+    // checks are what is tested here (S1, S3 hold on any broker).
+    let open = signet_tests::Mosquitto::open().await;
+    let url = open.url();
+    let broker = open.addr;
+    let hub = Hub::start(
+        dir.path(),
+        &[
+            ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
+            ("SIGNET_HUB_MQTT__URL", &url),
+        ],
+    )
+    .await;
     let (tenant, agents, devices) = three_paired_agents(&hub, dir.path()).await;
     let group = access_group(&hub, &tenant, &devices).await;
     let first = hub.upload(&tenant, "Menu 1", image(1)).await;

@@ -9,7 +9,8 @@
 //! to tokio and GStreamer, and `/proc/uptime`, the agent's boot-time clock,
 //! is never faked), as a Raspberry Pi without a real-time clock sees it.
 //!
-//! The broker is mosquitto, not the embedded rumqttd: rumqttd drops a
+//! The broker is an external mosquitto (the hub's default broker is a
+//! mosquitto too since issue 15); the embedded rumqttd of before dropped a
 //! connection whose acknowledgements arrive out of order ("out of order
 //! ack"), which the agent's batching by kind (trust, time, assignment,
 //! manifests) produces whenever a `hub_time` lands in the same batch as

@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
-use signet_hub::mqtt::broker::EmbeddedBroker;
 use signet_tests::{Agent, Hub, Mosquitto};
 
 /// The bound the acceptance sets: a new screen plays within 15 s.
@@ -231,17 +230,9 @@ async fn s4_d1_an_agent_whose_broker_keeps_a_poisoned_manifest_fetches_over_http
     let hub = Hub::start(dir.path(), &[]).await;
     let site = site_with_content(&hub, dir.path()).await;
     // A broker the hub never connects to; any client may log in.
-    let isolated = EmbeddedBroker::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(|_: &str, _: &str| true),
-    )
-    .unwrap();
-    let port = isolated.addr().port();
-    let (user, password) = isolated
-        .hub_connection("poisoner")
-        .credentials
-        .clone()
-        .unwrap();
+    let isolated = Mosquitto::open().await;
+    let port = isolated.addr.port();
+    let (user, password) = ("poisoner".to_owned(), "any".to_owned());
     let topic = format!("signet/v1/groups/{site}/manifest");
     publish_retained(
         port,

@@ -102,7 +102,7 @@ async fn o1_hub_notifies_ready_watchdog_and_stopping() {
     assert!(before.is_empty(), "nothing before READY=1: {before:?}");
     assert!(
         ready.contains(&format!(
-            "STATUS=serving http://{http}; MQTT broker embedded on"
+            "STATUS=serving http://{http}; MQTT broker managed on"
         )) && ready.contains(" connected"),
         "{ready}"
     );

@@ -755,9 +755,12 @@ impl FromRequestParts<AppState> for DeviceAuth {
         if !crate::devices::broker_login(&state.store, id, secret)? {
             return Err(refused());
         }
-        Ok(Self {
-            device: DeviceId::from(id),
-        })
+        let device = DeviceId::from(id);
+        // A device paired before the broker held its password gets it now.
+        if let Err(e) = state.broker_admin.adopt(&device, secret).await {
+            tracing::warn!(%device, error = %e, "broker password not set; retrying at its next request");
+        }
+        Ok(Self { device })
     }
 }
 

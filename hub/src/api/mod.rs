@@ -90,8 +90,8 @@ pub struct AppState {
     /// Wakes the publishing loop: call `notify_one` after a job is stored
     /// or cancelled, so it is seen before the next poll.
     pub publish_wake: Arc<tokio::sync::Notify>,
-    /// Device access on the broker (S7): [`crate::mqtt::admin::StoreAuthenticated`]
-    /// for the embedded broker; mosquitto's dynamic security for an external one.
+    /// Device access on the broker (S7, S10): mosquitto's dynamic security on
+    /// the managed broker and with `mqtt.dynsec`; else [`crate::mqtt::admin::StoreAuthenticated`].
     pub broker_admin: Arc<dyn crate::mqtt::admin::BrokerAdmin>,
     /// The counters and histogram `/metrics` shows.
     pub metrics: Arc<crate::metrics::Metrics>,

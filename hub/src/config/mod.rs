@@ -159,17 +159,22 @@ fn yes() -> bool {
 
 /// The `[mqtt]` section: which broker, and how to reach it.
 ///
-/// With `embedded = true` (the default when signet-hub is built with its
-/// `embedded-broker` feature) `serve` starts a broker on
-/// [`Config::broker_listen`] and the hub connects to it with a credential it
-/// makes at start; `url`, `username`, `password` and the TLS files are then
+/// With `embedded = true` (the default) `serve` starts and supervises a
+/// local mosquitto on [`Config::broker_listen`] ([`crate::mqtt::broker`]),
+/// administers it through its dynamic-security plugin, and connects to it
+/// with a credential it makes at start; `url`, `username`, `password` and the TLS files are then
 /// refused, because they describe an external broker (O3), which
 /// `embedded = false` selects.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
-    /// Start the embedded broker.
+    /// Start the hub-managed broker (mosquitto with dynamic security).
     pub embedded: bool,
+    /// The mosquitto binary the managed broker runs.
+    pub mosquitto: PathBuf,
+    /// The dynamic-security plugin the managed broker loads; unset: found
+    /// in `/usr/lib/<multiarch>/` and the other usual places.
+    pub dynsec_plugin: Option<PathBuf>,
     /// The external broker, `mqtt://host:port` or `mqtts://host:port`
     /// (port defaults: 1883, 8883). Required when `embedded` is off.
     pub url: Option<String>,
@@ -200,7 +205,8 @@ pub struct MqttConfig {
     /// external broker through mosquitto's dynamic-security plugin, as
     /// `username`, which must hold the plugin's admin role (see
     /// [`crate::mqtt::dynsec`]). Off: devices are authenticated by the
-    /// broker's own means (the embedded broker asks the hub's store).
+    /// external broker's own means. (The managed broker is always
+    /// administered so.)
     pub dynsec: bool,
 }
 
@@ -215,7 +221,9 @@ pub const MAX_MQTT_FIELD_LEN: usize = 256;
 impl Default for MqttConfig {
     fn default() -> Self {
         Self {
-            embedded: cfg!(feature = "embedded-broker"),
+            embedded: true,
+            mosquitto: PathBuf::from(crate::mqtt::broker::DEFAULT_MOSQUITTO),
+            dynsec_plugin: None,
             url: None,
             username: None,
             password: None,
@@ -305,13 +313,6 @@ impl MqttConfig {
                 "mqtt.dynsec",
                 "administers an external mosquitto: it needs mqtt.embedded = false, \
                  mqtt.url, and the admin's mqtt.username and mqtt.password",
-            ));
-        }
-        if !cfg!(feature = "embedded-broker") && self.embedded {
-            return Err(refuse(
-                "mqtt.embedded",
-                "this signet-hub was built without the embedded-broker feature; \
-                 set mqtt.embedded = false and mqtt.url",
             ));
         }
         if self.client_id.is_empty()
@@ -1081,10 +1082,10 @@ mod tests {
     #[test]
     fn o3_mqtt_section_external_broker_and_its_checks() {
         let config = Config::load(None, env(&[])).unwrap();
-        assert_eq!(config.mqtt.embedded, cfg!(feature = "embedded-broker"));
-        if config.mqtt.embedded {
-            assert_eq!(config.device_broker_url(), "mqtt://127.0.0.1:1883");
-        }
+        assert!(config.mqtt.embedded);
+        assert_eq!(config.device_broker_url(), "mqtt://127.0.0.1:1883");
+        assert_eq!(config.mqtt.mosquitto, PathBuf::from("/usr/sbin/mosquitto"));
+        assert_eq!(config.mqtt.dynsec_plugin, None);
         let config = Config::load(
             None,
             env(&[
@@ -1159,15 +1160,13 @@ mod tests {
             let err = Config::load(None, env(vars)).unwrap_err().to_string();
             assert!(err.contains(key), "{vars:?}: {err}");
         }
-        if cfg!(feature = "embedded-broker") {
-            let err = Config::load(None, env(&[("SIGNET_HUB_MQTT__URL", "mqtt://h")]))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains("mqtt.url") && err.contains("embedded"),
-                "{err}"
-            );
-        }
+        let err = Config::load(None, env(&[("SIGNET_HUB_MQTT__URL", "mqtt://h")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mqtt.url") && err.contains("embedded"),
+            "{err}"
+        );
     }
 
     /// O1: every config error names where the value came from (the file or

@@ -383,14 +383,34 @@ pub async fn refresh_broker_access(state: &AppState, device: &DeviceId) -> Resul
 }
 
 /// Grants every paired device its current group list on the broker
-/// (passwords unchanged): for the hub's start, after the broker lost or
-/// missed changes. Returns how many grants failed.
+/// (passwords unchanged), and revokes every device the broker holds a grant
+/// for that is no longer paired: for the hub's start, after the broker lost
+/// or missed changes (S7, S10). Returns how many grants or revocations
+/// failed.
 ///
 /// # Errors
 /// When the store fails.
 pub async fn reconcile_broker_access(state: &AppState) -> Result<usize, StoreError> {
     let devices: Vec<Device> = state.store.scan(DEVICES, "")?;
     let mut failed = 0;
+    match state.broker_admin.granted().await {
+        Ok(granted) => {
+            for stale in granted {
+                if devices.iter().any(|d| d.id == stale) {
+                    continue;
+                }
+                tracing::info!(device = %stale, "revoking the broker access of a device no longer paired");
+                if let Err(e) = state.broker_admin.revoke(&stale).await {
+                    tracing::warn!(device = %stale, error = %e, "stale broker access not revoked");
+                    failed += 1;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the broker's grants not listed");
+            failed += 1;
+        }
+    }
     for device in &devices {
         let groups = broker_groups(&state.store, device)?;
         if let Err(e) = state.broker_admin.grant(&device.id, None, &groups).await {

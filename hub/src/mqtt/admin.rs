@@ -1,10 +1,11 @@
 //! Device access on the broker (S7): who may connect, and which topics each
 //! device may read and write.
 //!
-//! Owns: the [`BrokerAdmin`] seam. The embedded broker authenticates
-//! devices from the hub's store ([`crate::devices::broker_login`]) and needs
-//! no administration ([`StoreAuthenticated`]); an external mosquitto is
-//! administered through its dynamic-security plugin.
+//! Owns: the [`BrokerAdmin`] seam. The hub-managed broker and an external
+//! mosquitto with `mqtt.dynsec` are administered through mosquitto's
+//! dynamic-security plugin ([`super::dynsec::DynsecAdmin`]); an external
+//! broker the hub does not administer gets [`StoreAuthenticated`], which
+//! changes nothing (that broker's operator authenticates devices).
 
 use futures_util::future::BoxFuture;
 use signet_common::ids::DeviceId;
@@ -29,10 +30,27 @@ pub trait BrokerAdmin: Send + Sync + 'static {
 
     /// Removes `device`'s credentials and access.
     fn revoke(&self, device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>>;
+
+    /// Every device the broker holds a grant for (to revoke those the
+    /// store no longer knows, e.g. unpaired while the broker was down).
+    fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>>;
+
+    /// `device` just proved `password` (its secret) over HTTP: if the
+    /// broker is known to lack its password — a device paired before the
+    /// broker held credentials (under the embedded broker before issue 15;
+    /// the hub keeps only a hash of each secret) — set it now. Does nothing
+    /// otherwise; cheap to call on every device request.
+    fn adopt<'a>(
+        &'a self,
+        _device: &'a DeviceId,
+        _password: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
-/// For a broker that authenticates devices from the hub's store (the
-/// embedded one): nothing to administer.
+/// For a broker the hub does not administer (an external one without
+/// `mqtt.dynsec`), and for tests without a broker: nothing to change.
 pub struct StoreAuthenticated;
 
 impl BrokerAdmin for StoreAuthenticated {
@@ -47,5 +65,9 @@ impl BrokerAdmin for StoreAuthenticated {
 
     fn revoke(&self, _device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 }

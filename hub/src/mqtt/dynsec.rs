@@ -1,5 +1,7 @@
-//! Device access on an external mosquitto (S7, O3), administered through
-//! its dynamic-security plugin.
+//! Device access on mosquitto (S7, S10, O3), administered through its
+//! dynamic-security plugin: on an external mosquitto, and on the one the
+//! hub runs itself ([`super::broker`]) — the same rules on every broker
+//! Signet manages.
 //!
 //! Owns: [`DynsecAdmin`], the hub's [`BrokerAdmin`] for mosquitto 2.x, and
 //! the exact topic rights of a device and of the hub ([`device_acls`],
@@ -23,7 +25,10 @@
 //!   and `signet/v1/devices/+/events`, and the hub's own retained topics
 //!   (manifests, assignments, `trust`, `hub/time`) for the watch (S4).
 //! - Per device: client `{device_id}` (the MQTT user name is the device id,
-//!   as [`signet_common::sync::BrokerAccess`] says) with the single role
+//!   as [`signet_common::sync::BrokerAccess`] says), pinned to the client
+//!   id `{device_id}` (the plugin's `clientid`: that credential connects
+//!   with no other client id, and no other pinned credential can take it
+//!   over; mosquitto checks this before any session takeover), with the single role
 //!   [`device_role`] = `signet-device-{device_id}` whose ACLs are exactly
 //!   [`device_acls`]: subscribe to (literally, no wildcards) and receive its
 //!   own `assignment` and `commands`, `hub/time`, `trust` and the manifest of
@@ -75,6 +80,8 @@ pub const MAX_GROUPS: usize = 1024;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 /// The largest control response the hub reads (a role's ACL list).
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// How many clients one `listClients` page holds.
+const LIST_PAGE: usize = 500;
 /// The default time one control message waits for its answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -340,6 +347,9 @@ pub struct DynsecAdmin {
     next_id: AtomicU64,
     /// Serializes read-modify-write changes (grant, revoke, bootstrap).
     changes: tokio::sync::Mutex<()>,
+    /// Paired devices the broker holds no password for, set by
+    /// [`Self::expect_missing_passwords`]; [`BrokerAdmin::adopt`] fills them in.
+    missing_passwords: Mutex<std::collections::HashSet<DeviceId>>,
     /// The connection task, aborted on drop.
     task: JoinHandle<()>,
 }
@@ -394,6 +404,7 @@ impl DynsecAdmin {
             admin_user: settings.username,
             next_id: AtomicU64::new(1),
             changes: tokio::sync::Mutex::new(()),
+            missing_passwords: Mutex::new(std::collections::HashSet::new()),
             task,
         })
     }
@@ -434,7 +445,7 @@ impl DynsecAdmin {
         .try_for_each(|r| r.ok().map(drop))?;
         self.ensure_role(HUB_ROLE, &hub_acls()).await?;
         let password = hub_password.filter(|_| hub_user != self.admin_user);
-        self.ensure_client(hub_user, password, HUB_ROLE).await
+        self.ensure_client(hub_user, password, HUB_ROLE, None).await
     }
 
     /// Sends `commands` in one control message and waits for every answer.
@@ -588,12 +599,16 @@ impl DynsecAdmin {
         Ok(())
     }
 
-    /// Makes client `user` exist with `role` (and `password` when given).
+    /// Makes client `user` exist with `role` (and `password` when given),
+    /// pinned to `clientid` when given (S10: the broker then refuses that
+    /// credential with any other client id, and that client id with any
+    /// other credential is refused by the other client's own pin).
     async fn ensure_client(
         &self,
         user: &str,
         password: Option<&str>,
         role: &str,
+        clientid: Option<&str>,
     ) -> Result<(), BrokerAdminError> {
         let [current] = self
             .execute_n([json!({"command": "getClient", "username": user})])
@@ -601,14 +616,25 @@ impl DynsecAdmin {
         if current.not_found() {
             let mut create = json!({"command": "createClient", "username": user,
                 "roles": [{"rolename": role, "priority": 0}]});
-            if let (Some(password), Value::Object(fields)) = (password, &mut create) {
-                fields.insert("password".to_owned(), json!(password));
+            if let Value::Object(fields) = &mut create {
+                if let Some(password) = password {
+                    fields.insert("password".to_owned(), json!(password));
+                }
+                if let Some(clientid) = clientid {
+                    fields.insert("clientid".to_owned(), json!(clientid));
+                }
             }
             let [created] = self.execute_n([create]).await?;
             created.ok()?;
             return Ok(());
         }
-        let holds_role = has_role(&current.ok()?, role);
+        let current = current.ok()?;
+        let holds_role = has_role(&current, role);
+        let pinned = current
+            .data
+            .as_ref()
+            .and_then(|d| d.pointer("/client/clientid"))
+            .and_then(Value::as_str);
         if !holds_role && user == self.admin_user {
             // Mosquitto disconnects a client whose roles change: for our own
             // user that is this very session, and the answer may be lost
@@ -640,6 +666,10 @@ impl DynsecAdmin {
         if let Some(password) = password {
             changes.push(json!({"command": "setClientPassword", "username": user,
                 "password": password}));
+        }
+        if let Some(clientid) = clientid.filter(|id| pinned != Some(*id)) {
+            changes.push(json!({"command": "setClientId", "username": user,
+                "clientid": clientid}));
         }
         if changes.is_empty() {
             return Ok(());
@@ -685,7 +715,114 @@ impl DynsecAdmin {
         // The role first: the client gets its rights the moment it exists.
         self.ensure_role(&role, &device_acls(device, groups))
             .await?;
-        self.ensure_client(device.as_str(), password, &role).await
+        self.ensure_client(device.as_str(), password, &role, Some(device.as_str()))
+            .await
+    }
+
+    /// Records devices the broker is known to hold no password for (the
+    /// managed broker reads its store at start): the next time one proves
+    /// its secret over HTTP, [`BrokerAdmin::adopt`] sets it on the broker.
+    pub fn expect_missing_passwords(&self, devices: impl IntoIterator<Item = DeviceId>) {
+        if let Ok(mut missing) = self.missing_passwords.lock() {
+            missing.extend(devices);
+        }
+    }
+
+    async fn adopt_now(&self, device: &DeviceId, password: &str) -> Result<(), BrokerAdminError> {
+        let expected = self
+            .missing_passwords
+            .lock()
+            .map(|mut missing| missing.remove(device))
+            .unwrap_or(false);
+        if !expected {
+            return Ok(());
+        }
+        check_id("device id", device.as_str())?;
+        check_password(password)?;
+        let outcome = {
+            let _change = self.changes.lock().await;
+            self.set_password(device, password).await
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!(%device, "broker password set from the device's own login");
+                Ok(())
+            }
+            Err(e) => {
+                // Try again at its next request.
+                self.expect_missing_passwords([device.clone()]);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives client `device` `password` (pinned to its own client id),
+    /// creating it without roles if the start's reconciliation has not yet
+    /// made it (which then adds its role; until then it may do nothing).
+    async fn set_password(
+        &self,
+        device: &DeviceId,
+        password: &str,
+    ) -> Result<(), BrokerAdminError> {
+        let user = device.as_str();
+        let [current] = self
+            .execute_n([json!({"command": "getClient", "username": user})])
+            .await?;
+        let changes = if current.not_found() {
+            vec![json!({"command": "createClient", "username": user,
+                "password": password, "clientid": user})]
+        } else {
+            let current = current.ok()?;
+            let pinned = current
+                .data
+                .as_ref()
+                .and_then(|d| d.pointer("/client/clientid"))
+                .and_then(Value::as_str);
+            let mut changes = vec![json!({"command": "setClientPassword", "username": user,
+                "password": password})];
+            if pinned != Some(user) {
+                changes.push(json!({"command": "setClientId", "username": user, "clientid": user}));
+            }
+            changes
+        };
+        for answer in self.execute(changes).await? {
+            answer.ok()?;
+        }
+        Ok(())
+    }
+
+    /// The clients that hold their own device role ([`device_role`]), read
+    /// a page of [`LIST_PAGE`] at a time.
+    async fn granted_now(&self) -> Result<Vec<DeviceId>, BrokerAdminError> {
+        let mut devices = Vec::new();
+        let mut offset = 0_usize;
+        loop {
+            let [page] = self
+                .execute_n([json!({"command": "listClients", "verbose": true,
+                    "count": LIST_PAGE, "offset": offset})])
+                .await?;
+            let page = page.ok()?;
+            let clients = page
+                .data
+                .as_ref()
+                .and_then(|d| d.get("clients"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for client in &clients {
+                let Some(user) = client.get("username").and_then(Value::as_str) else {
+                    continue;
+                };
+                let device = DeviceId::from(user);
+                if client_has_role(client, &device_role(&device)) {
+                    devices.push(device);
+                }
+            }
+            if clients.len() < LIST_PAGE {
+                return Ok(devices);
+            }
+            offset += LIST_PAGE;
+        }
     }
 
     async fn revoke_now(&self, device: &DeviceId) -> Result<(), BrokerAdminError> {
@@ -724,6 +861,18 @@ impl BrokerAdmin for DynsecAdmin {
         let device = device.clone();
         Box::pin(async move { self.revoke_now(&device).await })
     }
+
+    fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>> {
+        Box::pin(self.granted_now())
+    }
+
+    fn adopt<'a>(
+        &'a self,
+        device: &'a DeviceId,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
+        Box::pin(self.adopt_now(device, password))
+    }
 }
 
 /// Whether a `getClient` answer lists `role`.
@@ -731,7 +880,15 @@ fn has_role(client: &Response, role: &str) -> bool {
     client
         .data
         .as_ref()
-        .and_then(|d| d.pointer("/client/roles"))
+        .and_then(|d| d.get("client"))
+        .is_some_and(|c| client_has_role(c, role))
+}
+
+/// Whether a client object (as `getClient` and `listClients` give it)
+/// lists `role`.
+fn client_has_role(client: &Value, role: &str) -> bool {
+    client
+        .get("roles")
         .and_then(Value::as_array)
         .is_some_and(|roles| {
             roles

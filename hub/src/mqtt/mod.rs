@@ -1,5 +1,5 @@
-//! MQTT (DESIGN §5, S4, S5, S7): the hub's broker connection, the embedded
-//! broker, signed hub time, the subscriber for what devices report, and
+//! MQTT (DESIGN §5, S4, S5, S7, S10): the hub's broker connection, the
+//! broker the hub manages, signed hub time, the subscriber for what devices report, and
 //! managing device access on the broker.
 //!
 //! Owns:
@@ -24,20 +24,20 @@
 //!   counted.
 //! - [`retained`] — the watch over the hub's own retained topics: what
 //!   someone else replaced or cleared is restored within seconds (S4).
-//! - [`broker`] (feature `embedded-broker`, on by default) — the embedded
-//!   rumqttd broker and its authentication.
+//! - [`broker`] — the default broker: a local mosquitto the hub writes the
+//!   config of, starts, supervises and administers like an external one.
 //! - [`admin`] — the [`admin::BrokerAdmin`] seam (device credentials and
-//!   topic access on an external broker).
+//!   topic access on the broker), and [`dynsec`], its implementation for
+//!   mosquitto's dynamic-security plugin.
 //!
 //! May call: [`crate::publish`] (republish, the publisher seam),
 //! [`crate::fleet::record_state`] and [`crate::fleet::ingest_events`],
-//! [`crate::devices::broker_login`], the store (its own `hub_time` tree
+//! the store (its own `hub_time` tree
 //! only), and `signet-common` for topics, wire types and signing. Must not:
 //! decide what a document says (publishing does), or acknowledge a device
 //! message before its effect is stored.
 
 pub mod admin;
-#[cfg(feature = "embedded-broker")]
 pub mod broker;
 mod connection;
 pub mod dynsec;
@@ -49,7 +49,7 @@ pub use connection::{
     BrokerConnection, HubLink, LinkOptions, MqttError, MqttPublisher, RunningLink,
 };
 
-/// The user name the hub's own client uses on the embedded broker. The
-/// embedded broker accepts it only with the hub credential made at start,
-/// never through device login.
+/// The user name the hub's own client uses on the managed broker, which
+/// accepts it only with the password the hub made at start and only with
+/// the hub's client id (`mqtt.client_id`).
 pub const HUB_USERNAME: &str = "signet-hub";

@@ -32,11 +32,11 @@
 //! - Subscriptions are QoS 0: nothing to acknowledge, nothing queued for
 //!   the hub while it is away (it republishes everything on every connect).
 //!
-//! # Limits of the brokers
-//! The embedded rumqttd hands a new subscriber at most its outgoing packet
-//! count (200) of the retained messages matching a wildcard, so junk that
-//! was retained on unknown topics before the hub connected may stay until
-//! it changes; every hub topic is republished on connect all the same.
+//! # Who can poison
+//! On the brokers Signet manages (the managed mosquitto, an external one
+//! with `mqtt.dynsec`) no device may publish on these topics (S10); the
+//! watch guards against anything else with publish rights there (another
+//! hub, a stale or compromised operator account, a broker without ACLs).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

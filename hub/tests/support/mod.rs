@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod mosquitto;
+pub mod session;
 pub mod signed;
 pub mod smtp;
 
@@ -211,6 +212,47 @@ impl TestHub {
     /// DELETE with a token.
     pub async fn delete(&self, token: &str, path: &str) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Pairs a device into `node` as the admin through the real flow
+    /// (its public key: 32 bytes of `seed`); its id and secret.
+    pub async fn pair_device(&self, node: &str, seed: u8) -> (String, String) {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD.encode([seed; 32]);
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/device/pairings",
+                None,
+                Some(json!({"public_key": key, "agent_version": "0.1.0", "os": "Linux"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (ticket, code) = (
+            body["ticket"].as_str().unwrap(),
+            body["code"].as_str().unwrap(),
+        );
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &format!("/api/v1/devices/pairings/{code}/approve"),
+                json!({"node": node, "name": format!("screen {seed}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, answer) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/device/pairings/{ticket}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        (
+            answer["device_id"].as_str().unwrap().to_owned(),
+            answer["broker"]["password"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Logs in and returns the token; panics unless it succeeds.

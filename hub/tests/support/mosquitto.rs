@@ -173,3 +173,74 @@ fn config_text(port: u16, dir: &Path) -> String {
         store = dir.join("dynamic-security.json").display(),
     )
 }
+
+/// The hub-managed broker (what `serve` starts by default, S10) in its own
+/// temp dir; killed when dropped.
+pub struct Managed {
+    /// The broker (dropped first: it is killed before its dir goes).
+    pub broker: signet_hub::mqtt::broker::ManagedBroker,
+    /// Its directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Managed {
+    /// Starts it on a free loopback port, the hub's client id `signet-hub`.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = signet_hub::mqtt::broker::ManagedBroker::start(
+            &signet_hub::mqtt::broker::BrokerSettings {
+                dir: dir.path().join("broker"),
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                hub_client_id: "signet-hub".to_owned(),
+                mosquitto: MOSQUITTO.into(),
+                plugin: None,
+            },
+        )
+        .unwrap();
+        Self { broker, dir }
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.broker.addr().port()
+    }
+
+    /// Its plugin admin, connecting.
+    pub fn admin(&self) -> signet_hub::mqtt::dynsec::DynsecAdmin {
+        signet_hub::mqtt::dynsec::DynsecAdmin::connect(self.broker.admin_settings()).unwrap()
+    }
+}
+
+/// Creates client `user` with `password` holding `role` on the broker at
+/// `port`, through the plugin admin `admin` (user, password) — a test-only
+/// party the hub's own admin never makes (e.g. an observer with the hub's
+/// role, to see what the broker lets through). `false` when the broker
+/// refused (e.g. `role` does not exist yet).
+pub async fn add_client(
+    port: u16,
+    admin: (&str, &str),
+    user: &str,
+    password: &str,
+    role: &str,
+) -> bool {
+    use super::session::Session;
+    let id = format!("test-admin-{}", signet_hub::identity::new_id(""));
+    let mut session = Session::connect(port, &id, Some(admin)).await.unwrap();
+    session
+        .subscribe_granted(signet_hub::mqtt::dynsec::RESPONSE_TOPIC)
+        .await;
+    let command = serde_json::json!({"commands": [{"command": "createClient",
+        "username": user, "password": password, "roles": [{"rolename": role}]}]});
+    session
+        .publish(
+            signet_hub::mqtt::dynsec::CONTROL_TOPIC,
+            false,
+            &command.to_string(),
+        )
+        .await;
+    let answer = session
+        .until_message_on(signet_hub::mqtt::dynsec::RESPONSE_TOPIC)
+        .await;
+    let (_, body) = answer.last().unwrap();
+    !body.contains("\"error\"")
+}
