@@ -139,10 +139,10 @@ fuzz-smoke:
 # cargo-afl at the pinned version, and AFL++ built by it for this rustc
 # (from the source shipped in the crate: make and a C compiler).
 cargo-afl:
+	$(call apt_ensure,make gcc)
 	@$(CARGO) afl --version 2>/dev/null | grep -q '^cargo-afl $(CARGO_AFL_VERSION)' || { \
 		echo "installing cargo-afl $(CARGO_AFL_VERSION)"; \
 		$(CARGO) install cargo-afl --version $(CARGO_AFL_VERSION) --locked; }
-	$(call apt_ensure,make gcc)
 	@out=$$($(CARGO) afl config --build 2>&1) || grep -q 'already built' <<<"$$out" || { echo "$$out"; exit 1; }
 
 fuzz: cargo-afl
