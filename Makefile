@@ -20,9 +20,10 @@ IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv
+.PHONY: demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
+	fuzz fuzz-smoke cargo-afl
 
-test: deps fmt-check clippy purity tls-purity unit units-check api-validate api-fuzz
+test: deps fmt-check clippy purity tls-purity unit fuzz-smoke units-check api-validate api-fuzz
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -79,7 +80,7 @@ purity:
 # The end-to-end tests in tests/ run the real binaries: build them first.
 unit:
 	$(CARGO) build --workspace --bins --locked
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked --exclude signet-fuzz
 
 bench: deps
 	$(CARGO) bench -p signet-common --bench envelope
@@ -112,6 +113,57 @@ api-validate: deps pyenv
 api-fuzz: deps pyenv
 	$(CARGO) build -p signet-hub --bin signet-hub --locked
 	hub/api-contract/check.sh $(TARGET_DIR)/debug/signet-hub $(PYENV) fuzz
+
+# Fuzzing (issue 15; S1, S11, S13). The targets are in fuzz/src/lib.rs: the
+# signed envelope, the signed documents, the device reports, the member CSV,
+# the template and the schedule. `fuzz-smoke` (part of `make test`) replays
+# each target's seed corpus (fuzz/corpus/<target>/) and kept regression cases
+# (fuzz/regressions/<target>/) and runs FUZZ_SMOKE_RUNS seeded mutations per
+# target, in the normal test build. `make fuzz` runs each target
+# coverage-guided under AFL++ (cargo-afl, stable Rust) for FUZZ_SECONDS
+# (default 60) in its own instrumented target dir; a crash fails the run and
+# is copied to fuzz/regressions/<target>/ to be kept (commit it with the
+# fix). FUZZ_TARGETS picks targets; FUZZ_OUT keeps AFL++'s queues between
+# runs.
+CARGO_AFL_VERSION := 0.18.2
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_RUNS ?= 3000
+FUZZ_TARGETS ?= envelope group_manifest device_assignment command device_state event_batch \
+	device_documents member_csv template schedule
+FUZZ_OUT ?= $(TARGET_DIR)/fuzz-out
+FUZZ_BIN := $(TARGET_DIR)/afl/debug/signet-fuzz-afl
+
+fuzz-smoke:
+	SIGNET_FUZZ_SMOKE_RUNS=$(FUZZ_SMOKE_RUNS) $(CARGO) test -p signet-fuzz --locked
+
+# cargo-afl at the pinned version, and AFL++ built by it for this rustc
+# (from the source shipped in the crate: make and a C compiler).
+cargo-afl:
+	$(call apt_ensure,make gcc)
+	@$(CARGO) afl --version 2>/dev/null | grep -q '^cargo-afl $(CARGO_AFL_VERSION)' || { \
+		echo "installing cargo-afl $(CARGO_AFL_VERSION)"; \
+		$(CARGO) install cargo-afl --version $(CARGO_AFL_VERSION) --locked; }
+	@out=$$($(CARGO) afl config --build 2>&1) || grep -q 'already built' <<<"$$out" || { echo "$$out"; exit 1; }
+
+fuzz: cargo-afl
+	CARGO_TARGET_DIR=$(TARGET_DIR)/afl $(CARGO) afl build -p signet-fuzz --features afl --bin signet-fuzz-afl --locked
+	@mkdir -p $(FUZZ_OUT); failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+		echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+		AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_QUIET=1 \
+		AFL_NO_AFFINITY=1 AFL_AUTORESUME=1 AFL_BENCH_UNTIL_CRASH=1 \
+		$(CARGO) afl fuzz -V $(FUZZ_SECONDS) -x fuzz/dict/json.dict -i fuzz/corpus/$$t -o $(FUZZ_OUT)/$$t \
+			-- $(FUZZ_BIN) $$t >$(FUZZ_OUT)/$$t.log 2>&1 || { tail -n 20 $(FUZZ_OUT)/$$t.log; failed="$$failed $$t"; continue; }; \
+		grep -E 'execs_done|corpus_count|saved_crashes|saved_hangs' $(FUZZ_OUT)/$$t/default/fuzzer_stats | tr -s ' ' | paste -sd' '; \
+		crashes=$$(find $(FUZZ_OUT)/$$t/default/crashes -type f -name 'id:*' 2>/dev/null); \
+		if [ -n "$$crashes" ]; then \
+			mkdir -p fuzz/regressions/$$t; \
+			for c in $$crashes; do cp "$$c" "fuzz/regressions/$$t/crash-$$(sha256sum "$$c" | cut -c1-16)"; done; \
+			echo "$$t: crashes kept in fuzz/regressions/$$t/"; failed="$$failed $$t"; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzzing found failures in:$$failed"; exit 1; fi; \
+	echo "fuzzing found no crash in: $(FUZZ_TARGETS)"
 
 # The systemd units (O1) pass `systemd-analyze verify`, run against the
 # built binaries (see packaging/units-check.sh).

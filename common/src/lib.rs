@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod ids;
 pub mod license;
 pub mod log_style;
+pub mod members_csv;
 pub mod permissions;
 pub mod play;
 pub mod rollback;

@@ -97,10 +97,8 @@ pub const MAX_INVITE_TTL_SECS: u64 = 30 * 24 * 3600;
 pub const SIGNUP_TTL_SECS: u64 = 24 * 3600;
 /// The longest shop order id, in bytes.
 pub const MAX_ORDER_ID_LEN: usize = 128;
-/// The largest CSV import file, in bytes.
-pub const MAX_IMPORT_BYTES: usize = 1024 * 1024;
-/// The most data rows one CSV import may hold.
-pub const MAX_IMPORT_ROWS: usize = 5000;
+/// The largest CSV import file in bytes, and the most data rows it may hold.
+pub use signet_common::members_csv::{MAX_IMPORT_BYTES, MAX_IMPORT_ROWS};
 /// The password hash of an account made without a password (invite, CSV
 /// import, shop): it is not a PHC string, so no password ever matches it.
 /// Accepting an invite may set a real password on such an account.

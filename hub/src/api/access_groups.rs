@@ -28,10 +28,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use signet_common::ids::{AccessGroupId, DeviceId, NodeId, UserId};
 use signet_common::license::{AccessWindow, LicenseError, LicenseTerms, Membership};
+use signet_common::members_csv::{self, ImportError};
 use signet_common::permissions::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -40,13 +41,13 @@ use super::users::{check_email, check_password, hash, sees_user};
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::access_groups::{
     AccessGroup, DEFAULT_INVITE_TTL_SECS, GROUPS, GroupItem, INVITE_TOKENS, INVITES, ITEM_GROUPS,
-    ITEMS, Invite, MAX_CATEGORIES, MAX_CATEGORY_LEN, MAX_GROUP_NAME_LEN, MAX_IMPORT_BYTES,
-    MAX_IMPORT_ROWS, MAX_INVITE_TTL_SECS, MAX_ITEM_CATEGORIES, MAX_ITEMS, MAX_MEMBERS,
-    MAX_OPEN_INVITES, MAX_ORDER_ID_LEN, MAX_PENDING_SIGNUPS, MAX_SIGNUP_DOMAINS, MEMBER_GROUPS,
-    MEMBERS, MIN_INVITE_TTL_SECS, Member, MemberRef, MemberSource, NO_PASSWORD, PendingSignup,
-    SHOP_ORDERS, SIGNUP_MAIL_INTERVAL_SECS, SIGNUP_MAILS, SIGNUP_TOKENS, SIGNUP_TTL_SECS, SIGNUPS,
-    ShopOrder, email_domain_allowed, email_key, group_prefix, is_valid_id, items_of,
-    member_index_key, member_key, normalize_domain, window,
+    ITEMS, Invite, MAX_CATEGORIES, MAX_CATEGORY_LEN, MAX_GROUP_NAME_LEN, MAX_INVITE_TTL_SECS,
+    MAX_ITEM_CATEGORIES, MAX_ITEMS, MAX_MEMBERS, MAX_OPEN_INVITES, MAX_ORDER_ID_LEN,
+    MAX_PENDING_SIGNUPS, MAX_SIGNUP_DOMAINS, MEMBER_GROUPS, MEMBERS, MIN_INVITE_TTL_SECS, Member,
+    MemberRef, MemberSource, NO_PASSWORD, PendingSignup, SHOP_ORDERS, SIGNUP_MAIL_INTERVAL_SECS,
+    SIGNUP_MAILS, SIGNUP_TOKENS, SIGNUP_TTL_SECS, SIGNUPS, ShopOrder, email_domain_allowed,
+    email_key, group_prefix, is_valid_id, items_of, member_index_key, member_key, normalize_domain,
+    window,
 };
 use crate::audit::AuditEntry;
 use crate::content::{CONTENT, ContentItem};
@@ -1957,76 +1958,6 @@ pub async fn confirm_signup(
 
 // ----------------------------------------------------------- CSV import
 
-/// A parsed end-date cell: empty is none; `YYYY-MM-DD` means through the
-/// end of that day (access ends at the next midnight UTC); otherwise RFC 3339.
-fn parse_end_date(cell: &str) -> Result<Option<DateTime<Utc>>, String> {
-    let cell = cell.trim();
-    if cell.is_empty() {
-        return Ok(None);
-    }
-    if let Ok(date) = NaiveDate::parse_from_str(cell, "%Y-%m-%d") {
-        return date
-            .succ_opt()
-            .and_then(|next| next.and_hms_opt(0, 0, 0))
-            .map(|t| Some(t.and_utc()))
-            .ok_or_else(|| format!("end date {cell:?} is out of range"));
-    }
-    DateTime::parse_from_rfc3339(cell)
-        .map(|t| Some(t.with_timezone(&Utc)))
-        .map_err(|_| {
-            format!(
-                "end date {:?} is neither YYYY-MM-DD nor RFC 3339",
-                cell.chars().take(40).collect::<String>()
-            )
-        })
-}
-
-/// Which column holds which field.
-struct Columns {
-    /// The e-mail column.
-    email: usize,
-    /// The name column.
-    name: Option<usize>,
-    /// The end-date column.
-    end_date: Option<usize>,
-}
-
-fn header_columns(header: &csv::StringRecord) -> Result<Columns, ApiError> {
-    let mut email = None;
-    let mut name = None;
-    let mut end_date = None;
-    for (index, cell) in header.iter().enumerate() {
-        let normalized = cell.trim().to_ascii_lowercase().replace([' ', '-'], "_");
-        let slot = match normalized.as_str() {
-            "email" | "e_mail" => &mut email,
-            "name" => &mut name,
-            "end_date" | "enddate" => &mut end_date,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_csv",
-                    format!(
-                        "unknown column {:?}; the columns are email, name, end_date",
-                        cell.chars().take(40).collect::<String>()
-                    ),
-                ));
-            }
-        };
-        if slot.replace(index).is_some() {
-            return Err(ApiError::bad_request(
-                "invalid_csv",
-                format!("column {normalized} appears twice"),
-            ));
-        }
-    }
-    let email =
-        email.ok_or_else(|| ApiError::bad_request("invalid_csv", "the header has no email"))?;
-    Ok(Columns {
-        email,
-        name,
-        end_date,
-    })
-}
-
 /// One row that passed the checks and what it will do.
 enum Planned {
     /// A new user (maybe) and a new membership.
@@ -2072,57 +2003,15 @@ pub async fn import_members(
         ));
     }
     let body = body.map_err(|e| ApiError::new(e.status(), "body_too_large", e.body_text()))?;
-    if body.len() > MAX_IMPORT_BYTES {
-        return Err(ApiError::new(
+    let records = members_csv::parse(&body).map_err(|e| match e {
+        ImportError::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("an import file is at most {MAX_IMPORT_BYTES} bytes"),
-        ));
-    }
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("invalid_csv", "the file is not UTF-8 text"))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let mut records = Vec::new();
-    for record in reader.records() {
-        let record =
-            record.map_err(|e| ApiError::bad_request("invalid_csv", format!("not CSV: {e}")))?;
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        records.push(record);
-        if records.len() > MAX_IMPORT_ROWS + 1 {
-            return Err(ApiError::bad_request(
-                "too_many_rows",
-                format!("an import holds at most {MAX_IMPORT_ROWS} rows"),
-            ));
-        }
-    }
-    let has_header = records.first().and_then(|r| r.get(0)).is_some_and(|cell| {
-        let cell = cell.to_ascii_lowercase();
-        cell == "email" || cell == "e-mail" || cell == "e_mail"
-    });
-    let columns = if has_header {
-        let header = records.remove(0);
-        header_columns(&header)?
-    } else {
-        Columns {
-            email: 0,
-            name: Some(1),
-            end_date: Some(2),
-        }
-    };
-    if records.len() > MAX_IMPORT_ROWS {
-        return Err(ApiError::bad_request(
-            "too_many_rows",
-            format!("an import holds at most {MAX_IMPORT_ROWS} rows"),
-        ));
-    }
-    let width = if has_header { None } else { Some(3) };
+            e.to_string(),
+        ),
+        ImportError::TooManyRows => ApiError::bad_request("too_many_rows", e.to_string()),
+        _ => ApiError::bad_request("invalid_csv", e.to_string()),
+    })?;
 
     let _write = state.store.write_lock().await;
     let group = load_group(&state, &caller, &id)?;
@@ -2137,10 +2026,9 @@ pub async fn import_members(
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut rows = Vec::with_capacity(records.len());
     let mut planned = Vec::new();
-    for record in &records {
-        let line = record.position().map_or(0, csv::Position::line);
-        let cell = |index: Option<usize>| index.and_then(|i| record.get(i)).unwrap_or("");
-        let email = cell(Some(columns.email)).to_owned();
+    for record in records {
+        let line = record.line;
+        let email = record.email;
         let refuse = |reason: String| ImportRow {
             row: line,
             email: email.chars().take(MAX_NAME_LEN).collect(),
@@ -2148,23 +2036,20 @@ pub async fn import_members(
             reason: Some(reason),
             user_id: None,
         };
-        if width.is_some_and(|w| record.len() > w) {
-            rows.push(refuse(format!(
-                "{} columns; expected email, name, end date",
-                record.len()
-            )));
+        if let Err(reason) = record.shape {
+            rows.push(refuse(reason));
             continue;
         }
         if let Err(e) = check_email(&email) {
             rows.push(refuse(e.message));
             continue;
         }
-        let name = Some(cell(columns.name)).filter(|n| !n.is_empty());
-        if let Err(e) = check_display_name(name) {
+        let name = record.name;
+        if let Err(e) = check_display_name(name.as_deref()) {
             rows.push(refuse(e.message));
             continue;
         }
-        let end_date = match parse_end_date(cell(columns.end_date)) {
+        let end_date = match record.end_date {
             Ok(end) => end,
             Err(reason) => {
                 rows.push(refuse(reason));
@@ -2177,7 +2062,6 @@ pub async fn import_members(
             continue;
         }
         seen.insert(key.clone(), line);
-        let name = name.map(str::to_owned);
         let existing_user = by_email.get(&key).copied();
         if let Some(user) = existing_user
             && !sees_user(&caller, user)

@@ -44,7 +44,7 @@ use utoipa_axum::routes;
 use super::approval::{self, ApproveRequest, CopyRequest, Items, RejectRequest};
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
 use crate::content::inspect::{InspectError, inspect};
-use crate::content::media::{self, MediaInfo};
+use crate::content::media::{self, MediaInfo, ProbeError};
 use crate::content::range::{self, RangeAnswer};
 use crate::content::templates::{APPROVAL_REQUESTS, TEMPLATES};
 use crate::content::{
@@ -217,6 +217,13 @@ fn inspect_error(e: &InspectError) -> ApiError {
     }
 }
 
+fn probe_error(e: &ProbeError) -> ApiError {
+    match e {
+        ProbeError::Unreadable { .. } => ApiError::bad_request("unreadable_media", e.to_string()),
+        ProbeError::Failed(_) => ApiError::internal(e),
+    }
+}
+
 /// A1: refuses (403) a change the restricted node does not allow.
 pub(super) fn check_restriction(
     caller: &Caller,
@@ -381,8 +388,11 @@ async fn stage_media(
             .map_err(|e| ApiError::internal(&e))?
             .map_err(|e| inspect_error(&e))?;
     }
+    // S13: video and audio the discoverer cannot read are refused.
     let media = match staged.path() {
-        Some(path) => media::probe(path, staged.detected.kind, staged.size).await,
+        Some(path) => media::probe(path, staged.detected.kind, staged.size)
+            .await
+            .map_err(|e| probe_error(&e))?,
         None => MediaInfo::default(),
     };
     Ok((staged, media))

@@ -3,7 +3,7 @@
 //!
 //! Owns: the `content` and `content_by_hash` trees, the blob files under
 //! `<data>/content/` ([`blobs`]), type detection from the bytes ([`detect`]),
-//! media metadata ([`media`]),
+//! media metadata and whether video and audio can be read at all ([`media`]),
 //! upload checks before decoding ([`inspect`]), `Range` decisions ([`range`]), template documents and approval requests
 //! ([`templates`]) and [`device_may_fetch`]. Must not: decide
 //! which operator may change an item — the API does that — or hold a whole
