@@ -128,7 +128,7 @@ api-fuzz: deps pyenv
 CARGO_AFL_VERSION := 0.18.2
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_RUNS ?= 3000
-FUZZ_TARGETS ?= envelope group_manifest device_assignment command device_state event_batch \
+FUZZ_TARGETS ?= envelope group_manifest device_assignment command device_state event_batch signed_state signed_events \
 	device_documents member_csv template schedule
 FUZZ_OUT ?= $(TARGET_DIR)/fuzz-out
 FUZZ_BIN := $(TARGET_DIR)/afl/debug/signet-fuzz-afl

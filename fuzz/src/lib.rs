@@ -14,8 +14,7 @@
 //! Two drivers call the targets: `src/bin/afl.rs` under AFL++ (`make fuzz`,
 //! coverage-guided) and `tests/smoke.rs` in `cargo test`, which replays the
 //! seed corpus and every kept regression case and runs a fixed number of
-//! seeded mutations. A device-signed report decoder (S11) is one more entry
-//! in [`TARGETS`] built on [`signed_document`] or [`wire_message`].
+//! seeded mutations.
 
 use std::fmt::Debug;
 use std::sync::OnceLock;
@@ -31,13 +30,19 @@ use signet_common::documents::{
 };
 use signet_common::envelope::{self, Document, DocumentKind, MAX_DOCUMENT_BYTES, SigningKey};
 use signet_common::envelope::{PublicKey, VerifyError};
+use signet_common::ids::DeviceId;
 use signet_common::members_csv::{self, ImportError, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS};
 use signet_common::schedule::{self, MAX_ENTRIES, Schedule};
 use signet_common::sync::documents::{MAX_DOCUMENTS_ANSWER_BYTES, parse_documents};
+use signet_common::sync::signed::{MAX_SIGNED_REPORT_BYTES, Report, ReportError, verify_report};
 use signet_common::sync::{
     self, Checked, DeviceState, EventBatch, MAX_EVENTS_PER_BATCH, MAX_MESSAGE_BYTES, WireError,
 };
 use signet_common::trust::{CertifiedKey, TrustDocument, TrustStore};
+
+/// The device the signed-report targets receive reports from; the corpus
+/// reports name it.
+pub const REPORT_DEVICE: &str = "fuzz-device";
 
 /// The largest input a target looks at: nothing outside reaches a parser
 /// with more (the API's body limit, the document bound, the AFL++ default).
@@ -82,6 +87,14 @@ pub const TARGETS: &[Target] = &[
         run: event_batch,
     },
     Target {
+        name: "signed_state",
+        run: signed_state,
+    },
+    Target {
+        name: "signed_events",
+        run: signed_events,
+    },
+    Target {
         name: "device_documents",
         run: device_documents,
     },
@@ -113,6 +126,8 @@ struct Fixture {
     signing: SigningKey,
     /// The public half of a key nobody certified.
     stranger: PublicKey,
+    /// A key that signs reports as someone other than the device.
+    forger: SigningKey,
     /// Pins the root and holds the trust document certifying `signing`.
     store: TrustStore,
     /// The trusted time of every verification.
@@ -127,7 +142,7 @@ fn fixture() -> &'static Fixture {
                 .and_then(|pkcs8| SigningKey::from_pkcs8(&pkcs8))
                 .expect("the system's random source makes a key")
         };
-        let (root, signing, stranger) = (key(), key(), key());
+        let (root, signing, stranger, forger) = (key(), key(), key(), key());
         let now = DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
             .expect("a valid time")
             .to_utc();
@@ -151,6 +166,7 @@ fn fixture() -> &'static Fixture {
         Fixture {
             signing,
             stranger: stranger.public_key(),
+            forger,
             store,
             now,
         }
@@ -319,6 +335,65 @@ pub fn event_batch(data: &[u8]) -> bool {
         assert!(batch.events.len() <= MAX_EVENTS_PER_BATCH);
     }
     accepted
+}
+
+/// A device-signed report (S11) as the hub receives it for device
+/// [`REPORT_DEVICE`]: arbitrary bytes never verify against the device's
+/// registered key (nor does an envelope signed by another key); the same
+/// bytes signed as this report's kind by the device key verify exactly when
+/// they are a valid report naming that device, and what verifies is what
+/// the plain wire parser reads. True when the signed bytes verified.
+pub fn signed_report<R>(data: &[u8]) -> bool
+where
+    R: Report + PartialEq + Debug,
+{
+    let fixture = fixture();
+    let device = DeviceId::from(REPORT_DEVICE);
+    let registered = fixture.signing.public_key();
+    match verify_report::<R>(data, &device, &registered) {
+        Err(ReportError::Oversized { size, max }) => {
+            assert!(size == data.len() && size > max && max == MAX_SIGNED_REPORT_BYTES);
+        }
+        Err(_) => {}
+        Ok(_) => panic!("arbitrary bytes verified as a device report"),
+    }
+    if data.len() > MAX_MESSAGE_BYTES {
+        return false;
+    }
+    let by_device = envelope::sign(R::KIND, data, &fixture.signing);
+    assert!(by_device.len() <= MAX_SIGNED_REPORT_BYTES);
+    let forged = envelope::sign(R::KIND, data, &fixture.forger);
+    assert!(matches!(
+        verify_report::<R>(&forged, &device, &registered),
+        Err(ReportError::WrongKey { .. })
+    ));
+    let plain = sync::parse::<R>(data);
+    match verify_report::<R>(&by_device, &device, &registered) {
+        Ok(report) => {
+            assert_eq!(Some(&report), plain.as_ref().ok(), "verified ≠ parsed");
+            assert!(report.other_device(&device).is_none());
+            true
+        }
+        Err(ReportError::Payload(_)) => {
+            assert!(plain.is_err(), "a valid payload was refused");
+            false
+        }
+        Err(ReportError::OtherDevice { named, .. }) => {
+            assert_ne!(named, device);
+            false
+        }
+        Err(other) => panic!("the device's own signature was refused: {other}"),
+    }
+}
+
+/// A signed state report (S11, U4).
+pub fn signed_state(data: &[u8]) -> bool {
+    signed_report::<DeviceState>(data)
+}
+
+/// A signed proof-of-play batch (S11, U1).
+pub fn signed_events(data: &[u8]) -> bool {
+    signed_report::<EventBatch>(data)
 }
 
 /// The hub's answer of current signed documents to a device (S4), fetched
