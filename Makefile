@@ -20,9 +20,9 @@ IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv
+.PHONY: console node-deps demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv
 
-test: deps fmt-check clippy purity tls-purity unit units-check api-validate api-fuzz
+test: deps console fmt-check clippy purity tls-purity unit units-check api-validate api-fuzz
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -31,9 +31,21 @@ test: deps fmt-check clippy purity tls-purity unit units-check api-validate api-
 # units), and the demo does not need optimized Rust — the heavy work (video
 # decoding, compositing) is GStreamer's C code, and the hashing crates are
 # optimized even in dev builds (see Cargo.toml).
-demo: deps
+demo: deps console
 	$(CARGO) build --bins --locked
 	$(TARGET_DIR)/debug/signet-hub demo
+
+# The operator console (C1, DESIGN §8): the Svelte single-page application in
+# console/, built into console/dist/, which the hub embeds (release builds) or
+# reads (debug builds) and serves at `/`. `npm ci` installs exactly the
+# committed lockfile. The machine's Node.js and npm run it; where there is
+# none, Debian's nodejs and npm are installed.
+console:
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory node-deps
+	cd console && npm ci && npm run build
+
+node-deps:
+	$(call apt_ensure,nodejs npm)
 
 # $(call apt_ensure,PACKAGES): installs the Debian PACKAGES that are missing
 # (as root; otherwise names them and fails).
@@ -125,7 +137,7 @@ units-check: deps
 # `cargo deb --target <triple> --no-build` from the same metadata.
 DEB_FILES = $(wildcard target/debian/signet-hub_*.deb target/debian/signet-agent_*.deb)
 
-deb: deps cargo-deb
+deb: deps console cargo-deb
 	@command -v lintian >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; } || \
 		echo "lintian not installed (sudo apt-get install lintian): the packages are checked without it"
