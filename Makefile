@@ -20,9 +20,9 @@ IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: console node-deps demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv
+.PHONY: console node-deps console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv
 
-test: deps console fmt-check clippy purity tls-purity unit units-check api-validate api-fuzz
+test: deps console fmt-check clippy purity tls-purity unit units-check api-validate api-fuzz console-spec-check
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -46,6 +46,26 @@ console:
 
 node-deps:
 	$(call apt_ensure,nodejs npm)
+
+# The console's API types are generated from console/openapi.json, a
+# committed copy of the hub's OpenAPI document (`signet-hub openapi`, C1):
+# `console-spec-check` (part of `make test`) fails when the copy differs from
+# what the hub serves; `console-spec` rewrites the copy (then run
+# `npm run gen:api` in console/ and commit both).
+CONSOLE_SPEC := console/openapi.json
+
+console-spec:
+	$(CARGO) build -p signet-hub --bin signet-hub --locked
+	$(TARGET_DIR)/debug/signet-hub openapi >$(CONSOLE_SPEC).tmp && mv $(CONSOLE_SPEC).tmp $(CONSOLE_SPEC)
+
+console-spec-check:
+	$(CARGO) build -p signet-hub --bin signet-hub --locked
+	@[ -f $(CONSOLE_SPEC) ] || { echo "$(CONSOLE_SPEC) is missing: make console-spec writes it"; exit 1; }
+	@$(TARGET_DIR)/debug/signet-hub openapi | diff -u $(CONSOLE_SPEC) - >$(TARGET_DIR)/console-spec.diff || { \
+		echo "$(CONSOLE_SPEC) differs from the hub's OpenAPI document (signet-hub openapi):"; \
+		head -n 60 $(TARGET_DIR)/console-spec.diff; \
+		echo "run make console-spec, then npm run gen:api in console/, and commit both"; exit 1; }
+	@echo "$(CONSOLE_SPEC) matches the hub's OpenAPI document"
 
 # $(call apt_ensure,PACKAGES): installs the Debian PACKAGES that are missing
 # (as root; otherwise names them and fails).

@@ -200,3 +200,35 @@ async fn c1_built_in_console_or_placeholder() {
         Err(_) => assert!(body.contains("make console"), "{body}"),
     }
 }
+
+/// C1: `signet-hub openapi` prints exactly the document the hub serves at
+/// `/api/v1/openapi.json` (the console's types are generated from a copy
+/// of it, which `make console-spec-check` compares with this output).
+#[tokio::test]
+async fn c1_openapi_command_prints_the_served_document() {
+    let hub = TestHub::start().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_signet-hub"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        output.stdout.ends_with(b"}\n"),
+        "pretty JSON, one final newline"
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (status, served) = hub
+        .call(reqwest::Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(printed, served);
+    // The session cookie is documented beside the bearer token (C2).
+    assert_eq!(
+        printed["components"]["securitySchemes"]["session_cookie"]["in"],
+        "cookie"
+    );
+    assert_eq!(
+        printed["paths"]["/api/v1/nodes"]["post"]["security"],
+        serde_json::json!([{"bearer": []}, {"session_cookie": []}])
+    );
+}
