@@ -190,7 +190,6 @@ fn finish_document(document: &mut utoipa::openapi::OpenApi) {
 /// cookie ([`Caller`] accepts either, C2); a write by cookie may answer
 /// 403 `csrf_failed`.
 fn document_cookie_sessions(document: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     for item in document.paths.paths.values_mut() {
         let operations = [
             (&mut item.get, false),
@@ -217,22 +216,28 @@ fn document_cookie_sessions(document: &mut utoipa::openapi::OpenApi) {
                     .responses
                     .entry("403".to_owned())
                     .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description(
-                                "Not allowed, or a session-cookie request without its X-CSRF-Token",
-                            )
-                            .content(
-                                "application/json",
-                                ContentBuilder::new()
-                                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                                    .build(),
-                            )
-                            .build()
-                            .into()
+                        error_response(
+                            "Not allowed, or a session-cookie request without its X-CSRF-Token",
+                        )
+                        .into()
                     });
             }
         }
     }
+}
+
+/// A documented error answer: `description`, the JSON error contract.
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }
 
 /// Makes the document say what the extractors do, so no handler annotation
@@ -245,19 +250,8 @@ fn document_cookie_sessions(document: &mut utoipa::openapi::OpenApi) {
 /// keeps its own description.
 fn document_rejections(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
-    let error = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-            .build()
-    };
+    let error = error_response;
     for (path, item) in &mut document.paths.paths {
         let operations = [
             &mut item.get,
