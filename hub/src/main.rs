@@ -1,4 +1,6 @@
-//! The `signet-hub` binary: `init`, `serve` and `demo` (DESIGN §6).
+//! The `signet-hub` binary: `init`, `serve`, `demo` (DESIGN §6),
+//! `openapi` (the API's document, for the console's types, C1) and the
+//! hidden `dev-seed-fleet` (a fake fleet for the console's bench, C3).
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -50,6 +52,20 @@ enum Command {
         #[arg(long, env = "SIGNET_AGENT_BIN")]
         agent_bin: Option<PathBuf>,
     },
+    /// Print the hub's OpenAPI document (the one served at
+    /// /api/v1/openapi.json) as JSON; `console/openapi.json` is a copy.
+    Openapi,
+    /// Development only: seed N fake devices into a test data directory
+    /// (refused when it holds a real device), for the console's fleet bench.
+    #[command(name = "dev-seed-fleet", hide = true)]
+    DevSeedFleet {
+        /// How many fake devices.
+        #[arg(long)]
+        devices: usize,
+        /// A data directory `init` made, holding no real device.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +92,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Init { data } => init(&data).await,
+            Command::Openapi => print_openapi(),
+            Command::DevSeedFleet { devices, data_dir } => seed_fleet(&data_dir, devices).await,
             Command::Serve { config } => serve(config).await,
             Command::Demo {
                 agents,
@@ -161,6 +179,44 @@ async fn init(data: &std::path::Path) -> anyhow::Result<()> {
     println!(
         "move {} offline: the hub needs only root.pub to run",
         signet_hub::keys::key_dir(data).join("root.key").display()
+    );
+    Ok(())
+}
+
+/// `signet-hub openapi`: the document, pretty-printed, with a final newline
+/// (what `make console-spec-check` compares `console/openapi.json` with).
+fn print_openapi() -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let json = serde_json::to_string_pretty(&signet_hub::api::openapi())?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(json.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// `signet-hub dev-seed-fleet`: [`signet_hub::fleet::fixture::seed`] on
+/// the store of `data` (which the hub must not have open).
+async fn seed_fleet(data: &std::path::Path, devices: usize) -> anyhow::Result<()> {
+    let store_dir = signet_hub::init::store_dir(data);
+    if !store_dir.exists() {
+        return Err(signet_hub::serve::NotInitialized {
+            data: data.to_owned(),
+        }
+        .into());
+    }
+    let storage = signet_hub::store::SledStorage::open(&store_dir)?;
+    let store = signet_hub::store::Store::new(std::sync::Arc::new(storage));
+    let now = chrono::Utc::now();
+    let seeded = signet_hub::fleet::fixture::seed(&store, devices, now).await?;
+    println!(
+        "seeded {} fake devices at {} sites under {} regions in {}: {} online (until heartbeat_timeout_secs from now), {} never reported",
+        seeded.devices,
+        seeded.sites,
+        seeded.regions,
+        data.display(),
+        seeded.online,
+        seeded.never_reported
     );
     Ok(())
 }

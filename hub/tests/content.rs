@@ -23,7 +23,7 @@ use signet_hub::access_groups::{
 use signet_hub::content::{BlobStore, CONTENT, ContentItem, device_may_fetch};
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
-use support::{TestHub, assert_error};
+use support::{TestHub, assert_error, gst_file};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A structurally whole PNG of `len` bytes (S13: uploads are checked).
@@ -38,21 +38,7 @@ async fn upload(
     name: &str,
     body: Vec<u8>,
 ) -> (StatusCode, Value) {
-    let response = hub
-        .client
-        .post(format!("{}/api/v1/content", hub.base))
-        .query(&[("node", node), ("name", name)])
-        .bearer_auth(token)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    hub.upload(token, node, name, body).await
 }
 
 fn content_dir(hub: &TestHub) -> PathBuf {
@@ -543,24 +529,6 @@ async fn responses_stream_from_the_file() {
     let mut file = tokio::fs::File::open(store.path_of(&sha)).await.unwrap();
     file.read_to_end(&mut body).await.unwrap();
     assert_eq!(body, bytes);
-}
-
-/// Makes a media file with `gst-launch-1.0` (installed with GStreamer).
-fn gst_file(dir: &std::path::Path, name: &str, pipeline: &str) -> Vec<u8> {
-    let path = dir.join(name);
-    let mut args: Vec<String> = vec!["-q".into()];
-    args.extend(pipeline.split_whitespace().map(str::to_owned));
-    args.extend([
-        "!".into(),
-        "filesink".into(),
-        format!("location={}", path.display()),
-    ]);
-    let status = std::process::Command::new("gst-launch-1.0")
-        .args(&args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "gst-launch-1.0 {pipeline}");
-    std::fs::read(path).unwrap()
 }
 
 #[tokio::test]

@@ -34,21 +34,7 @@ async fn upload(
     name: &str,
     body: Vec<u8>,
 ) -> (StatusCode, Value) {
-    let response = hub
-        .client
-        .post(format!("{}/api/v1/content", hub.base))
-        .query(&[("node", node), ("name", name)])
-        .bearer_auth(token)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    hub.upload(token, node, name, body).await
 }
 
 /// Uploads an image at `node` as `token`; returns its id.
