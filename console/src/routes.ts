@@ -4,6 +4,9 @@ import type { Component } from 'svelte';
 import { match } from './lib/router.svelte';
 import Fleet from './pages/Fleet.svelte';
 import NotFound from './pages/NotFound.svelte';
+import Device from './pages/Device.svelte';
+import Pair from './pages/Pair.svelte';
+import Content from './pages/Content.svelte';
 
 /** A page and the path pattern it answers. */
 export interface Route {
@@ -16,7 +19,12 @@ export interface Route {
 }
 
 /** Every page. */
-export const ROUTES: Route[] = [{ pattern: '/fleet', page: Fleet, title: 'Fleet' }];
+export const ROUTES: Route[] = [
+  { pattern: '/fleet', page: Fleet, title: 'Fleet' },
+  { pattern: '/devices/:id', page: Device, title: 'Device' },
+  { pattern: '/pair', page: Pair, title: 'Pair a screen' },
+  { pattern: '/content', page: Content, title: 'Content' },
+];
 
 /** Where `/` and `/login` lead once logged in. */
 export const HOME = '/fleet';

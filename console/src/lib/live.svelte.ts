@@ -34,7 +34,6 @@ class LiveFleet {
 /** The one live fleet of this page. */
 export const fleet = new LiveFleet();
 
-let source: EventSource | null = null;
 let users = 0;
 let pending = new Map<string, FleetDevice>();
 let frame: number | null = null;
@@ -128,38 +127,81 @@ function parse<T>(e: MessageEvent): T | null {
   }
 }
 
-function connect(): void {
-  source = new EventSource('/api/v1/fleet/stream', { withCredentials: true });
-  source.onopen = () => {
-    fleet.live = true;
+/** What a stream's events are handed to. */
+export interface StreamHandlers {
+  /** A `device` event: one device's fleet view. */
+  device?(d: FleetDevice): void;
+  /** A `summary` event: the counts. */
+  summary?(s: FleetCounts): void;
+  /** A `resync` event, or a reconnection: refetch. */
+  resync(): void;
+  /** Connected (true) or not (false). */
+  live?(on: boolean): void;
+}
+
+/**
+ * Opens the hub's fleet event stream (cookie-authenticated). EventSource
+ * reconnects by itself after a dropped connection; when the hub refused
+ * it, the session is asked and, while it holds, the stream is opened again
+ * after 3 s. Answers a function that closes it.
+ */
+export function openStream(h: StreamHandlers): () => void {
+  let es: EventSource | null = null;
+  let closed = false;
+  let retry: ReturnType<typeof setTimeout> | null = null;
+  let opened = false;
+  const connectNow = () => {
+    if (closed || typeof EventSource === 'undefined') return;
+    es = new EventSource('/api/v1/fleet/stream', { withCredentials: true });
+    es.onopen = () => {
+      h.live?.(true);
+      // Anything may have changed while disconnected.
+      if (opened) h.resync();
+      opened = true;
+    };
+    es.addEventListener('device', (e) => {
+      const d = parse<FleetDevice>(e as MessageEvent);
+      if (d && typeof d.device_id === 'string') h.device?.(d);
+    });
+    es.addEventListener('summary', (e) => {
+      const s = parse<FleetCounts>(e as MessageEvent);
+      if (s) h.summary?.(s);
+    });
+    es.addEventListener('resync', () => h.resync());
+    es.onerror = () => {
+      h.live?.(false);
+      if (es?.readyState === EventSource.CLOSED) {
+        es = null;
+        void restore().then(() => {
+          if (session.status !== 'active') return expire();
+          if (!closed) retry = setTimeout(connectNow, 3000);
+        });
+      }
+    };
   };
-  source.addEventListener('device', (e) => {
-    const d = parse<FleetDevice>(e as MessageEvent);
-    if (d && typeof d.device_id === 'string') onDevice(d);
-  });
-  source.addEventListener('summary', (e) => {
-    const s = parse<FleetCounts>(e as MessageEvent);
-    if (s) fleet.summary = s;
-    fleet.lastEvent = Date.now();
-  });
-  source.addEventListener('resync', () => void reload());
-  source.onerror = () => {
-    fleet.live = false;
-    // EventSource reconnects by itself after a dropped connection; when the
-    // hub refused it (closed), the session may have ended: ask.
-    if (source?.readyState === EventSource.CLOSED) {
-      source = null;
-      void restore().then(() => {
-        if (session.status === 'active' && users > 0) setTimeout(() => users > 0 && !source && start(), 3000);
-        else expire();
-      });
-    }
+  connectNow();
+  return () => {
+    closed = true;
+    if (retry) clearTimeout(retry);
+    es?.close();
+    es = null;
+    h.live?.(false);
   };
 }
 
+let close: (() => void) | null = null;
+
 function start(): void {
   void reload();
-  if (typeof EventSource !== 'undefined') connect();
+  close = openStream({
+    device: onDevice,
+    summary: (s) => {
+      fleet.summary = s;
+      fleet.lastEvent = Date.now();
+    },
+    resync: () => void reload(),
+    live: (on) => (fleet.live = on),
+  });
 }
 
 /** Starts the live fleet for one page; call the answer to stop. */
@@ -169,9 +211,8 @@ export function follow(): () => void {
   return () => {
     users--;
     if (users === 0) {
-      source?.close();
-      source = null;
-      fleet.live = false;
+      close?.();
+      close = null;
     }
   };
 }
