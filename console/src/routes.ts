@@ -7,6 +7,8 @@ import NotFound from './pages/NotFound.svelte';
 import Device from './pages/Device.svelte';
 import Pair from './pages/Pair.svelte';
 import Content from './pages/Content.svelte';
+import Approvals from './pages/Approvals.svelte';
+import Publishing from './pages/Publishing.svelte';
 
 /** A page and the path pattern it answers. */
 export interface Route {
@@ -24,6 +26,8 @@ export const ROUTES: Route[] = [
   { pattern: '/devices/:id', page: Device, title: 'Device' },
   { pattern: '/pair', page: Pair, title: 'Pair a screen' },
   { pattern: '/content', page: Content, title: 'Content' },
+  { pattern: '/approvals', page: Approvals, title: 'Approvals' },
+  { pattern: '/publishing', page: Publishing, title: 'Publishing' },
 ];
 
 /** Where `/` and `/login` lead once logged in. */
