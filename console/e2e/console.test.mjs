@@ -48,7 +48,7 @@ describe('console', () => {
     try {
       await login(page, FIXTURE.admin);
       await until('3 devices', async () => (await count(page, 'attached')) === '3');
-      const rows = page.locator('[role=rowgroup] [role=row]');
+      const rows = page.locator('[role=rowgroup][aria-label^="Devices:"] [role=row]');
       await page.getByLabel('Search').fill('lobby');
       await until('2 lobby rows', async () => (await rows.count()) === 2);
       await page.getByLabel('Search').fill('');
@@ -177,7 +177,7 @@ describe('console', () => {
       const chooser = page.waitForEvent('filechooser');
       await page.getByRole('button', { name: 'Choose files…' }).click();
       await (await chooser).setFiles([
-        FIXTURE.upload,
+        { name: 'upload.png', mimeType: 'image/png', buffer: readFileSync(FIXTURE.upload) },
         { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') },
       ]);
       const uploads = page.getByRole('list', { name: 'Uploads' });

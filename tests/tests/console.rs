@@ -71,8 +71,6 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         let png = signet_tests::solid_png(dir.path(), &format!("{site}.png"), colour, 160, 90);
         let item = hub.upload(site, "Welcome board", png).await;
         let id = item["id"].as_str().unwrap().to_owned();
-        hub.post(&format!("/api/v1/content/{id}/approve"), json!({}))
-            .await;
         hub.schedule_all_day(site, &id, 2_000).await;
     }
     let mut agents = Vec::new();
