@@ -48,7 +48,7 @@ describe('console', () => {
     try {
       await login(page, FIXTURE.admin);
       await until('3 devices', async () => (await count(page, 'attached')) === '3');
-      const rows = page.locator('[role=rowgroup][aria-label^="Devices:"] [role=row]');
+      const rows = page.locator('[role=rowgroup][aria-label^="Devices:"] [role=row].vt-row');
       await page.getByLabel('Search').fill('lobby');
       await until('2 lobby rows', async () => (await rows.count()) === 2);
       await page.getByLabel('Search').fill('');
@@ -232,10 +232,25 @@ describe('console', () => {
     const { context, page } = await open(browser);
     try {
       await login(page, FIXTURE.admin);
+      // A change to publish: the image uploaded above joins the Lobby's
+      // playlist (through the API, with the session cookie and CSRF token).
+      const changed = await page.evaluate(async (site) => {
+        const csrf = decodeURIComponent(document.cookie.split('; ').find((c) => c.startsWith('signet_csrf='))?.slice(12) ?? '');
+        const headers = { 'content-type': 'application/json', 'x-csrf-token': csrf };
+        const items = await (await fetch('/api/v1/content')).json();
+        const added = items.find((i) => i.node === site && i.name === 'upload');
+        const lists = await (await fetch('/api/v1/playlists')).json();
+        const list = lists.find((l) => l.node === site);
+        if (!added || !list) return `nothing to change (item ${!!added}, playlist ${!!list})`;
+        const body = JSON.stringify({ items: [...list.items, { item: added.id, duration_ms: 2000 }] });
+        const r = await fetch(`/api/v1/playlists/${list.id}`, { method: 'PATCH', headers, body });
+        return r.ok ? 'ok' : `${r.status} ${await r.text()}`;
+      }, FIXTURE.tenants.acme.site);
+      assert.equal(changed, 'ok');
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Publishing' }).click();
       await page.getByLabel('Node', { exact: true }).selectOption(FIXTURE.tenants.acme.site);
       await page.getByRole('button', { name: 'Publish now' }).click();
-      await page.getByText(/^Published /).waitFor();
+      await page.getByText(/^Published .*: [1-9]\d* document\(s\) signed/).waitFor();
       const run = page.getByRole('listitem').filter({ has: page.getByRole('button', { name: 'Hide devices' }) });
       for (const d of acmeDevices) await run.getByRole('link', { name: d.name }).waitFor();
       await until('each device activated', async () => {
