@@ -322,4 +322,51 @@ describe('console', () => {
       await context.close();
     }
   });
+  it('C2: a revoked session sends the user back to the login form, saying why', async () => {
+    const viewer = await open(browser);
+    const admin = await open(browser);
+    try {
+      await login(viewer.page, FIXTURE.viewer);
+      await login(admin.page, FIXTURE.admin);
+      const status = await admin.page.evaluate(async (id) => {
+        const csrf = decodeURIComponent(document.cookie.split('; ').find((c) => c.startsWith('signet_csrf='))?.slice(12) ?? '');
+        const r = await fetch(`/api/v1/users/${id}/revoke-sessions`, { method: 'POST', headers: { 'x-csrf-token': csrf } });
+        return r.status;
+      }, FIXTURE.viewer.id);
+      assert.ok(status < 300, `revoke-sessions answered ${status}`);
+      await viewer.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Content' }).click();
+      await viewer.page.getByText('Your session has ended. Log in again to continue.').waitFor();
+      await viewer.page.getByRole('button', { name: 'Log in' }).waitFor();
+      await axe(viewer.page, 'the login page after expiry');
+      noProblems(viewer.page);
+      await screenshot(viewer.page, 'session-ended');
+    } finally {
+      await viewer.context.close();
+      await admin.context.close();
+    }
+  });
+
+  it('C4: pairs a new screen by the code it shows, at a leaf node', async () => {
+    const { context, page } = await open(browser);
+    try {
+      await login(page, FIXTURE.tenant_admin);
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Pair a screen' }).click();
+      await page.getByRole('heading', { name: 'Pair a screen' }).waitFor();
+      await axe(page, 'the pairing page');
+      await page.getByLabel('Pairing code').fill(FIXTURE.pairing.code);
+      await page.getByLabel('Name of the screen').fill('Lobby kiosk');
+      await page.getByLabel('Node', { exact: true }).selectOption(FIXTURE.tenants.acme.site);
+      await page.getByRole('button', { name: 'Pair', exact: true }).click();
+      await page.getByRole('heading', { name: 'Lobby kiosk', level: 1 }).waitFor();
+      assert.match(page.url(), /\/devices\/d-/);
+      await screenshot(page, 'paired');
+      await page.goto(`${BASE}/no/such/page`);
+      await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+      await axe(page, 'the not-found page');
+      noProblems(page);
+      await screenshot(page, 'not-found');
+    } finally {
+      await context.close();
+    }
+  });
 });

@@ -128,6 +128,39 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         )
         .await;
     assert!(status.is_success(), "{answer}");
+    // A fourth screen waits with a pairing code; the suite pairs it (C4).
+    let kiosk_config = dir.path().join("kiosk.toml");
+    std::fs::write(
+        &kiosk_config,
+        format!(
+            "data_dir = {:?}\nhub_url = {:?}\n",
+            dir.path().join("kiosk-data").display().to_string(),
+            hub.base
+        ),
+    )
+    .unwrap();
+    let mut kiosk = Process::start(
+        "kiosk-pair",
+        &signet_tests::binary("signet-agent"),
+        &[
+            "pair",
+            "--hub",
+            &hub.base,
+            "--config",
+            &kiosk_config.display().to_string(),
+        ],
+        &[],
+    );
+    let line = kiosk
+        .line_containing("pairing code: ", Duration::from_secs(30))
+        .await;
+    let code = line
+        .split("pairing code: ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+
     let upload = signet_tests::solid_png(dir.path(), "upload.png", 0xf5_9e0b, 640, 360);
     let upload_path = dir.path().join("upload.png");
     std::fs::write(&upload_path, &upload).unwrap();
@@ -142,6 +175,7 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
                     "globex": {"id": globex, "name": "Globex", "site": store}},
         "devices": agents.iter().map(|(name, node, agent)| json!({"id": agent.device, "name": name, "node": node})).collect::<Vec<_>>(),
         "upload": upload_path,
+        "pairing": {"code": code},
     });
     let fixture_path = dir.path().join("fixture.json");
     std::fs::write(&fixture_path, fixture.to_string()).unwrap();
@@ -184,5 +218,12 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
     assert!(
         screens.join("fleet.png").exists(),
         "the suite saved no fleet screenshot"
+    );
+    // The screen paired in the browser got its credentials.
+    assert_eq!(
+        kiosk.exit_code(Duration::from_secs(60)).await,
+        Some(0),
+        "the paired agent did not finish pairing:\n{}",
+        kiosk.output().join("\n")
     );
 }
