@@ -33,6 +33,8 @@ describe('console', () => {
         const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: d.name, exact: true }) });
         await row.getByText('Playing', { exact: true }).waitFor();
         await row.getByText('Welcome board').waitFor();
+        const shot = row.getByRole('img', { name: `Screenshot of ${d.name}` });
+        await until(`the screenshot of ${d.name}`, () => shot.evaluate((img) => img.complete && img.naturalWidth > 0));
       }
       await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
       await axe(page, 'the fleet page');

@@ -114,6 +114,35 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    // Each screen sends a screenshot (D8), for the fleet list's thumbnails.
+    for (_, _, agent) in &agents {
+        hub.post(
+            &format!("/api/v1/devices/{}/commands", agent.device),
+            json!({"action": "screenshot"}),
+        )
+        .await;
+    }
+    for (name, _, agent) in &agents {
+        let started = Instant::now();
+        loop {
+            let response = hub
+                .client
+                .get(format!(
+                    "{}/api/v1/devices/{}/screenshot",
+                    hub.base, agent.device
+                ))
+                .bearer_auth(&hub.token)
+                .send()
+                .await
+                .unwrap();
+            if response.status().is_success() {
+                break;
+            }
+            assert!(started.elapsed() < CONVERGE, "{name} sent no screenshot");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     let admin = user(&hub, "console-admin", "admin", &root, false).await;
     let viewer = user(&hub, "acme-viewer", "viewer", &acme, false).await;
     let contributor = user(&hub, "acme-editor", "contributor", &acme, true).await;
