@@ -40,6 +40,9 @@ try {
   // Scroll through the whole list and back: 2 × 120 steps, each waiting
   // for two animation frames so every step renders.
   const scrolled = await page.evaluate(async () => {
+    const events = { device: 0, summary: 0, resync: 0 };
+    const es = new EventSource('/api/v1/fleet/stream');
+    for (const k of Object.keys(events)) es.addEventListener(k, () => (events[k] += 1));
     const el = /** @type {HTMLElement} */ (document.querySelector('[role=rowgroup][aria-label^="Devices:"]'));
     const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
     const steps = 120;
@@ -51,7 +54,8 @@ try {
         await frame();
       }
     }
-    return { ms: performance.now() - t0, frames: steps * 2, height: el.scrollHeight };
+    es.close();
+    return { ms: performance.now() - t0, frames: steps * 2, height: el.scrollHeight, events };
   });
   const scroll = await page.evaluate(() => /** @type {any} */ (window).__longTasks.splice(0));
   const max = (l) => l.reduce((m, t) => Math.max(m, t.duration), 0);
@@ -60,7 +64,8 @@ try {
   console.log(
     `fleet bench: scroll: ${scrolled.frames} steps over ${(scrolled.height / 1e6).toFixed(2)} Mpx in ${scrolled.ms.toFixed(0)} ms ` +
       `(${(scrolled.ms / scrolled.frames).toFixed(1)} ms per step); ${scroll.length} long tasks, longest ${max(scroll).toFixed(0)} ms, ` +
-      `${scroll.filter((t) => t.duration > 200).length} over 200 ms`,
+      `${scroll.filter((t) => t.duration > 200).length} over 200 ms; meanwhile the stream sent ` +
+      `${scrolled.events.device} device, ${scrolled.events.summary} summary and ${scrolled.events.resync} resync events`,
   );
 } finally {
   await browser.close();
