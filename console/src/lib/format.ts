@@ -42,3 +42,10 @@ export const DOC_STATUS: Record<string, { label: string; tone: 'ok' | 'warn' | '
 export function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** Human names of approval states (A3), with a badge tone. */
+export const APPROVAL_STATE: Record<string, { label: string; tone: 'ok' | 'warn' | 'idle' }> = {
+  active: { label: 'Approved', tone: 'ok' },
+  pending: { label: 'Pending approval', tone: 'warn' },
+  inactive: { label: 'Not approved', tone: 'idle' },
+};
