@@ -9,10 +9,11 @@ CARGO ?= cargo
 # text and clock overlays of template zones, only recommended by -good; Xvfb
 # for the player's X sink test; systemd for systemd-analyze, which checks the
 # units; faketime for the trusted-clock tests; python3 and its venv for the
-# OpenAPI validator and schemathesis).
+# OpenAPI validator and schemathesis; chromium for the console's browser
+# suite, driven by playwright-core without a browser download).
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-x gstreamer1.0-tools \
-	mosquitto xvfb systemd faketime python3 python3-venv
+	mosquitto xvfb systemd faketime python3 python3-venv chromium
 
 # Crates signet-common must never depend on (it is the pure core).
 IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify
@@ -20,10 +21,10 @@ IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: console node-deps console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
+.PHONY: console console-check node-deps console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
 	fuzz fuzz-smoke cargo-afl
 
-test: deps console fmt-check clippy purity tls-purity unit fuzz-smoke units-check api-validate api-fuzz console-spec-check
+test: deps console console-check fmt-check clippy purity tls-purity unit fuzz-smoke units-check api-validate api-fuzz console-spec-check
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -65,8 +66,14 @@ console-spec-check:
 	@$(TARGET_DIR)/debug/signet-hub openapi | diff -u $(CONSOLE_SPEC) - >$(TARGET_DIR)/console-spec.diff || { \
 		echo "$(CONSOLE_SPEC) differs from the hub's OpenAPI document (signet-hub openapi):"; \
 		head -n 60 $(TARGET_DIR)/console-spec.diff; \
-		echo "run make console-spec, then npm run gen:api in console/, and commit both"; exit 1; }
+		echo "run make console-spec, then npm run check in console/, and commit"; exit 1; }
 	@echo "$(CONSOLE_SPEC) matches the hub's OpenAPI document"
+
+# The console's own checks (part of make test): eslint, svelte-check and
+# tsc, Vitest, and the 350 KB gzipped JavaScript budget. Its browser suite
+# runs in `unit`, as tests/tests/console.rs, against a real hub and agents.
+console-check: console
+	cd console && npm run lint && npm run check && npm test && npm run size
 
 # $(call apt_ensure,PACKAGES): installs the Debian PACKAGES that are missing
 # (as root; otherwise names them and fails).

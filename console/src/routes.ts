@@ -1,0 +1,43 @@
+// The console's pages by path (DESIGN §8 names /devices/{id} and
+// /content/{id} as public page paths used in mails).
+import type { Component } from 'svelte';
+import { match } from './lib/router.svelte';
+import Fleet from './pages/Fleet.svelte';
+import NotFound from './pages/NotFound.svelte';
+import Device from './pages/Device.svelte';
+import Pair from './pages/Pair.svelte';
+import Content from './pages/Content.svelte';
+import Approvals from './pages/Approvals.svelte';
+import Publishing from './pages/Publishing.svelte';
+
+/** A page and the path pattern it answers. */
+export interface Route {
+  /** Path pattern, `:name` for a parameter. */
+  pattern: string;
+  /** The page; it receives the parameters as `params`. */
+  page: Component<{ params: Record<string, string> }>;
+  /** Document title. */
+  title: string;
+}
+
+/** Every page. */
+export const ROUTES: Route[] = [
+  { pattern: '/fleet', page: Fleet, title: 'Fleet' },
+  { pattern: '/devices/:id', page: Device, title: 'Device' },
+  { pattern: '/pair', page: Pair, title: 'Pair a screen' },
+  { pattern: '/content', page: Content, title: 'Content' },
+  { pattern: '/approvals', page: Approvals, title: 'Approvals' },
+  { pattern: '/publishing', page: Publishing, title: 'Publishing' },
+];
+
+/** Where `/` and `/login` lead once logged in. */
+export const HOME = '/fleet';
+
+/** The page for `path`, with its parameters; NotFound when none matches. */
+export function resolve(path: string): { route: Route; params: Record<string, string> } {
+  for (const route of ROUTES) {
+    const params = match(route.pattern, path);
+    if (params) return { route, params };
+  }
+  return { route: { pattern: '*', page: NotFound, title: 'Not found' }, params: {} };
+}

@@ -1,0 +1,258 @@
+//! The operator console end to end (issue 16; C1–C5, C8, U4, T4): a real
+//! hub serving the built console, three real headless agents paired into
+//! two tenants and playing, and the console's browser suite
+//! (`console/e2e/*.test.mjs`, node's test runner driving Debian's Chromium
+//! with playwright-core) run against it. The suite logs in through the
+//! form, watches the screens online and playing, opens a device page,
+//! uploads an image and sees its thumbnail, publishes and watches each
+//! device reach activated, has a contributor request approval and a tenant
+//! admin approve, checks that a Viewer sees no write controls and that a
+//! tenant admin sees nothing of the other tenant, runs axe-core on every page and saves each test's final page
+//! under `target/console-screens/`.
+//!
+//! Needs the console built (`make console`: `console/dist` and
+//! `console/node_modules`) before the hub binary is built, and Chromium
+//! (`/usr/bin/chromium`, or `CHROMIUM`). With `SIGNET_CONSOLE_DOCS_SCREENSHOT=1`
+//! the fleet page is also saved as `docs/console-fleet.png` (the README's).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use signet_tests::{Agent, Hub, Process};
+
+/// How long the screens may take to come online and play.
+const CONVERGE: Duration = Duration::from_secs(120);
+/// The most the browser suite may take.
+const SUITE: Duration = Duration::from_secs(600);
+
+/// The workspace root (`tests/..`).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Creates a user (whose saves need approval when `requires_approval`);
+/// returns `{name, password, id}` for the fixture.
+async fn user(hub: &Hub, name: &str, role: &str, domain: &str, requires_approval: bool) -> Value {
+    let password = format!("{name}-console-pw-1");
+    let answer = hub
+        .post(
+            "/api/v1/users",
+            json!({"name": name, "email": format!("{name}@example.com"), "password": password,
+                "role": role, "domain": [domain], "requires_approval": requires_approval}),
+        )
+        .await;
+    json!({"name": name, "password": password, "id": answer["id"]})
+}
+
+/// C1–C5, C8, U4, T4: the console in Chromium against a real hub and three
+/// real agents; the browser suite passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
+    let console = workspace().join("console");
+    assert!(
+        console.join("dist/index.html").exists() && console.join("node_modules").exists(),
+        "the console is not built: run `make console` (npm ci && npm run build in console/)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), &[]).await;
+    let root = hub.root().await;
+    let acme = hub.node(&root, "Acme").await;
+    let lobby = hub.node(&acme, "Lobby").await;
+    let globex = hub.node(&root, "Globex").await;
+    let store = hub.node(&globex, "Store").await;
+
+    for (site, colour) in [(&lobby, 0x1d_4ed8), (&store, 0x16_6534)] {
+        let png = signet_tests::solid_png(dir.path(), &format!("{site}.png"), colour, 160, 90);
+        let item = hub.upload(site, "Welcome board", png).await;
+        let id = item["id"].as_str().unwrap().to_owned();
+        hub.schedule_all_day(site, &id, 2_000).await;
+    }
+    let mut agents = Vec::new();
+    for (name, node) in [
+        ("Lobby left", &lobby),
+        ("Lobby right", &lobby),
+        ("Store window", &store),
+    ] {
+        let file = name.replace(' ', "-").to_lowercase();
+        let mut agent = Agent::pair(&hub, dir.path(), &file, node, "").await;
+        hub.call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/devices/{}", agent.device),
+            Some(json!({"name": name})),
+        )
+        .await;
+        agent.run();
+        agents.push((name, node.clone(), agent));
+    }
+    for site in [&lobby, &store] {
+        hub.post(
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": site}}),
+        )
+        .await;
+    }
+    let started = Instant::now();
+    loop {
+        let fleet = hub.fleet().await;
+        let playing = fleet
+            .iter()
+            .filter(|d| d["online"] == true && !d["now_playing"].is_null())
+            .count();
+        if playing == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < CONVERGE,
+            "the three screens did not come online and play: {fleet:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Each screen sends a screenshot (D8), for the fleet list's thumbnails.
+    for (_, _, agent) in &agents {
+        hub.post(
+            &format!("/api/v1/devices/{}/commands", agent.device),
+            json!({"action": "screenshot"}),
+        )
+        .await;
+    }
+    for (name, _, agent) in &agents {
+        let started = Instant::now();
+        loop {
+            let response = hub
+                .client
+                .get(format!(
+                    "{}/api/v1/devices/{}/screenshot",
+                    hub.base, agent.device
+                ))
+                .bearer_auth(&hub.token)
+                .send()
+                .await
+                .unwrap();
+            if response.status().is_success() {
+                break;
+            }
+            assert!(started.elapsed() < CONVERGE, "{name} sent no screenshot");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    let admin = user(&hub, "console-admin", "admin", &root, false).await;
+    let viewer = user(&hub, "acme-viewer", "viewer", &acme, false).await;
+    let contributor = user(&hub, "acme-editor", "contributor", &acme, true).await;
+    let tenant_admin = user(&hub, "acme-admin", "admin", &acme, false).await;
+    let globex_admin = user(&hub, "globex-admin", "admin", &globex, false).await;
+    // Approval requests at Acme go to its content manager (A5).
+    let (status, answer) = hub
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/nodes/{acme}"),
+            Some(json!({"content_manager_email": "content@acme.example"})),
+        )
+        .await;
+    assert!(status.is_success(), "{answer}");
+    // A fourth screen waits with a pairing code; the suite pairs it (C4).
+    let kiosk_config = dir.path().join("kiosk.toml");
+    std::fs::write(
+        &kiosk_config,
+        format!(
+            "data_dir = {:?}\nhub_url = {:?}\n",
+            dir.path().join("kiosk-data").display().to_string(),
+            hub.base
+        ),
+    )
+    .unwrap();
+    let mut kiosk = Process::start(
+        "kiosk-pair",
+        &signet_tests::binary("signet-agent"),
+        &[
+            "pair",
+            "--hub",
+            &hub.base,
+            "--config",
+            &kiosk_config.display().to_string(),
+        ],
+        &[],
+    );
+    let line = kiosk
+        .line_containing("pairing code: ", Duration::from_secs(30))
+        .await;
+    let code = line
+        .split("pairing code: ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let upload = signet_tests::solid_png(dir.path(), "upload.png", 0xf5_9e0b, 640, 360);
+    let upload_path = dir.path().join("upload.png");
+    std::fs::write(&upload_path, &upload).unwrap();
+
+    let fixture = json!({
+        "admin": admin,
+        "viewer": viewer,
+        "contributor": contributor,
+        "tenant_admin": tenant_admin,
+        "other_tenant_admin": globex_admin,
+        "tenants": {"acme": {"id": acme, "name": "Acme", "site": lobby},
+                    "globex": {"id": globex, "name": "Globex", "site": store}},
+        "devices": agents.iter().map(|(name, node, agent)| json!({"id": agent.device, "name": name, "node": node})).collect::<Vec<_>>(),
+        "upload": upload_path,
+        "pairing": {"code": code},
+    });
+    let fixture_path = dir.path().join("fixture.json");
+    std::fs::write(&fixture_path, fixture.to_string()).unwrap();
+
+    let screens = signet_tests::target_dir()
+        .parent()
+        .unwrap()
+        .join("console-screens");
+    let docs_png = workspace().join("docs/console-fleet.png");
+    let mut env = vec![
+        ("SIGNET_E2E_URL", hub.base.clone()),
+        ("SIGNET_E2E_FIXTURE", fixture_path.display().to_string()),
+        ("SIGNET_E2E_SCREENS", screens.display().to_string()),
+    ];
+    if std::env::var_os("SIGNET_CONSOLE_DOCS_SCREENSHOT").is_some() {
+        env.push(("SIGNET_E2E_FLEET_PNG", docs_png.display().to_string()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let tests = console.join("e2e").display().to_string();
+    let mut suite = Process::start(
+        "console-e2e",
+        Path::new("node"),
+        &[
+            "--test",
+            "--test-concurrency=1",
+            "--test-reporter=spec",
+            &tests,
+        ],
+        &env,
+    );
+    let code = suite.exit_code(SUITE).await;
+    let output = suite.output().join("\n");
+    println!("{output}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the console's browser suite failed:\n{output}\nhub log:\n{}",
+        hub.process.output().join("\n")
+    );
+    assert!(
+        screens.join("fleet.png").exists(),
+        "the suite saved no fleet screenshot"
+    );
+    // The screen paired in the browser got its credentials.
+    assert_eq!(
+        kiosk.exit_code(Duration::from_secs(60)).await,
+        Some(0),
+        "the paired agent did not finish pairing:\n{}",
+        kiosk.output().join("\n")
+    );
+}
