@@ -9,10 +9,11 @@ CARGO ?= cargo
 # text and clock overlays of template zones, only recommended by -good; Xvfb
 # for the player's X sink test; systemd for systemd-analyze, which checks the
 # units; faketime for the trusted-clock tests; python3 and its venv for the
-# OpenAPI validator and schemathesis).
+# OpenAPI validator and schemathesis; chromium for the console's browser
+# suite, driven by playwright-core without a browser download).
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-x gstreamer1.0-tools \
-	mosquitto xvfb systemd faketime python3 python3-venv
+	mosquitto xvfb systemd faketime python3 python3-venv chromium
 
 # Crates signet-common must never depend on (it is the pure core).
 IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
@@ -20,9 +21,9 @@ IMPURE_CRATES := tokio sled reqwest rumqttc rumqttd gstreamer axum notify
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv
+.PHONY: console console-check node-deps console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv
 
-test: deps fmt-check clippy purity tls-purity unit units-check api-validate api-fuzz
+test: deps console console-check fmt-check clippy purity tls-purity unit units-check api-validate api-fuzz console-spec-check
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -31,9 +32,47 @@ test: deps fmt-check clippy purity tls-purity unit units-check api-validate api-
 # units), and the demo does not need optimized Rust — the heavy work (video
 # decoding, compositing) is GStreamer's C code, and the hashing crates are
 # optimized even in dev builds (see Cargo.toml).
-demo: deps
+demo: deps console
 	$(CARGO) build --bins --locked
 	$(TARGET_DIR)/debug/signet-hub demo
+
+# The operator console (C1, DESIGN §8): the Svelte single-page application in
+# console/, built into console/dist/, which the hub embeds (release builds) or
+# reads (debug builds) and serves at `/`. `npm ci` installs exactly the
+# committed lockfile. The machine's Node.js and npm run it; where there is
+# none, Debian's nodejs and npm are installed.
+console:
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory node-deps
+	cd console && npm ci && npm run build
+
+node-deps:
+	$(call apt_ensure,nodejs npm)
+
+# The console's API types are generated from console/openapi.json, a
+# committed copy of the hub's OpenAPI document (`signet-hub openapi`, C1):
+# `console-spec-check` (part of `make test`) fails when the copy differs from
+# what the hub serves; `console-spec` rewrites the copy (then run
+# `npm run gen:api` in console/ and commit both).
+CONSOLE_SPEC := console/openapi.json
+
+console-spec:
+	$(CARGO) build -p signet-hub --bin signet-hub --locked
+	$(TARGET_DIR)/debug/signet-hub openapi >$(CONSOLE_SPEC).tmp && mv $(CONSOLE_SPEC).tmp $(CONSOLE_SPEC)
+
+console-spec-check:
+	$(CARGO) build -p signet-hub --bin signet-hub --locked
+	@[ -f $(CONSOLE_SPEC) ] || { echo "$(CONSOLE_SPEC) is missing: make console-spec writes it"; exit 1; }
+	@$(TARGET_DIR)/debug/signet-hub openapi | diff -u $(CONSOLE_SPEC) - >$(TARGET_DIR)/console-spec.diff || { \
+		echo "$(CONSOLE_SPEC) differs from the hub's OpenAPI document (signet-hub openapi):"; \
+		head -n 60 $(TARGET_DIR)/console-spec.diff; \
+		echo "run make console-spec, then npm run check in console/, and commit"; exit 1; }
+	@echo "$(CONSOLE_SPEC) matches the hub's OpenAPI document"
+
+# The console's own checks (part of make test): eslint, svelte-check and
+# tsc, Vitest, and the 350 KB gzipped JavaScript budget. Its browser suite
+# runs in `unit`, as tests/tests/console.rs, against a real hub and agents.
+console-check: console
+	cd console && npm run lint && npm run check && npm test && npm run size
 
 # $(call apt_ensure,PACKAGES): installs the Debian PACKAGES that are missing
 # (as root; otherwise names them and fails).
@@ -125,7 +164,7 @@ units-check: deps
 # `cargo deb --target <triple> --no-build` from the same metadata.
 DEB_FILES = $(wildcard target/debian/signet-hub_*.deb target/debian/signet-agent_*.deb)
 
-deb: deps cargo-deb
+deb: deps console cargo-deb
 	@command -v lintian >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; } || \
 		echo "lintian not installed (sudo apt-get install lintian): the packages are checked without it"

@@ -4,6 +4,7 @@
 // SIGNET_E2E_SCREENS.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { BASE, FIXTURE, axe, count, launch, login, noProblems, open, screenshot, until } from './support.mjs';
 
 let browser;
@@ -47,7 +48,7 @@ describe('console', () => {
     try {
       await login(page, FIXTURE.admin);
       await until('3 devices', async () => (await count(page, 'attached')) === '3');
-      const rows = page.locator('[role=rowgroup] [role=row]');
+      const rows = page.locator('[role=rowgroup][aria-label^="Devices:"] [role=row]');
       await page.getByLabel('Search').fill('lobby');
       await until('2 lobby rows', async () => (await rows.count()) === 2);
       await page.getByLabel('Search').fill('');
@@ -111,6 +112,180 @@ describe('console', () => {
       await screenshot(page, 'tenant-isolation');
     } finally {
       await context.close();
+    }
+  });
+
+  it('C4: the device page shows documents activated, proof of play and a screenshot on request', async () => {
+    const { context, page } = await open(browser);
+    const d = acmeDevices[0];
+    try {
+      await login(page, FIXTURE.admin);
+      await page.getByRole('link', { name: d.name, exact: true }).click();
+      await page.waitForURL(`${BASE}/devices/${encodeURIComponent(d.id)}`);
+      await page.getByRole('heading', { name: d.name, level: 1 }).waitFor();
+      const docs = page.getByRole('region', { name: 'Documents' });
+      await docs.getByText('Group manifest').first().waitFor();
+      await until('every document activated', async () => {
+        const states = await docs.locator('tbody .badge').allTextContents();
+        return states.length > 0 && states.every((s) => s === 'Activated');
+      });
+      await page.getByRole('region', { name: 'Recent proof of play' }).getByRole('cell', { name: 'Welcome board' }).first().waitFor();
+      await page.getByRole('button', { name: 'Take a screenshot' }).click();
+      await page.getByRole('img', { name: `Latest screenshot of ${d.name}` }).waitFor();
+      await until('the screenshot loaded', () =>
+        page.getByRole('img', { name: `Latest screenshot of ${d.name}` }).evaluate((img) => img.complete && img.naturalWidth > 0),
+      );
+      await page.getByRole('button', { name: 'Resync' }).click();
+      await page.getByText('Resync: sent').waitFor();
+      await axe(page, 'the device page');
+      noProblems(page);
+      await screenshot(page, 'device');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('C4: renames a device and sees the new name in the fleet', async () => {
+    const { context, page } = await open(browser);
+    const d = acmeDevices[1];
+    try {
+      await login(page, FIXTURE.admin, `/devices/${encodeURIComponent(d.id)}`);
+      await page.getByRole('heading', { name: d.name, level: 1 }).waitFor();
+      await page.getByLabel('Name', { exact: true }).fill(`${d.name} (renamed)`);
+      await page.getByRole('button', { name: 'Rename' }).click();
+      await page.getByText('Renamed.').waitFor();
+      await page.getByLabel('Name', { exact: true }).fill(d.name);
+      await page.getByRole('button', { name: 'Rename' }).click();
+      await page.getByText('Renamed.').waitFor();
+      await page.getByRole('link', { name: 'Fleet', exact: true }).first().click();
+      await page.getByRole('link', { name: d.name, exact: true }).waitFor();
+      noProblems(page);
+      await screenshot(page, 'device-renamed');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('C5: uploads an image by choosing a file and sees its thumbnail; refuses a non-media file in words', async () => {
+    const { context, page } = await open(browser);
+    try {
+      await login(page, FIXTURE.admin);
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Content' }).click();
+      await page.getByRole('heading', { name: 'Content', level: 1 }).waitFor();
+      await axe(page, 'the content page');
+      await page.getByLabel('Upload to node').selectOption(FIXTURE.tenants.acme.site);
+      const chooser = page.waitForEvent('filechooser');
+      await page.getByRole('button', { name: 'Choose files…' }).click();
+      await (await chooser).setFiles([
+        { name: 'upload.png', mimeType: 'image/png', buffer: readFileSync(FIXTURE.upload) },
+        { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') },
+      ]);
+      const uploads = page.getByRole('list', { name: 'Uploads' });
+      await uploads.getByText('Uploaded').waitFor();
+      await uploads.getByText('Refused').waitFor();
+      const item = page.getByRole('list', { name: 'Content items' }).getByRole('listitem').filter({ hasText: 'upload' }).first();
+      await item.getByText('640×360').waitFor();
+      const thumb = item.getByRole('img', { name: 'Thumbnail of upload' });
+      await until('the thumbnail loaded', () => thumb.evaluate((img) => img.complete && img.naturalWidth > 0));
+      assert.ok((await thumb.evaluate((img) => img.naturalWidth)) <= 320, 'thumbnails are at most 320 px wide');
+      await axe(page, 'the content page after uploads');
+      noProblems(page);
+      await screenshot(page, 'content-upload');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('P1: a Viewer sees no write controls', async () => {
+    const { context, page } = await open(browser);
+    const d = acmeDevices[0];
+    try {
+      await login(page, FIXTURE.viewer);
+      await page.getByRole('link', { name: d.name, exact: true }).waitFor();
+      const nav = page.getByRole('navigation', { name: 'Main' });
+      assert.equal(await nav.getByRole('link', { name: 'Pair a screen' }).count(), 0);
+      await page.getByRole('link', { name: d.name, exact: true }).click();
+      await page.getByRole('heading', { name: d.name, level: 1 }).waitFor();
+      await page.getByRole('region', { name: 'Documents' }).waitFor();
+      for (const name of ['Take a screenshot', 'Resync', 'Restart player', 'Purge cache', 'Rename', 'Move', 'Unpair…']) {
+        assert.equal(await page.getByRole('button', { name, exact: true }).count(), 0, `a Viewer sees ${name}`);
+      }
+      await axe(page, 'the device page as a Viewer');
+      await nav.getByRole('link', { name: 'Content' }).click();
+      await page.getByRole('heading', { name: 'Content', level: 1 }).waitFor();
+      await page.getByRole('list', { name: 'Content items' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Choose files…' }).count(), 0);
+      assert.equal(await page.getByRole('region', { name: 'Drop files here to upload' }).count(), 0);
+      assert.equal(await page.getByRole('button', { name: /Request approval|Copy down/ }).count(), 0);
+      await nav.getByRole('link', { name: 'Publishing' }).click();
+      await page.getByRole('heading', { name: 'History' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: /Publish now|Schedule|Cancel/ }).count(), 0);
+      await axe(page, 'the publishing page as a Viewer');
+      noProblems(page);
+      await screenshot(page, 'viewer');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('C8: publishes a node and watches each device reach activated', async () => {
+    const { context, page } = await open(browser);
+    try {
+      await login(page, FIXTURE.admin);
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Publishing' }).click();
+      await page.getByLabel('Node', { exact: true }).selectOption(FIXTURE.tenants.acme.site);
+      await page.getByRole('button', { name: 'Publish now' }).click();
+      await page.getByText(/^Published /).waitFor();
+      const run = page.getByRole('listitem').filter({ has: page.getByRole('button', { name: 'Hide devices' }) });
+      for (const d of acmeDevices) await run.getByRole('link', { name: d.name }).waitFor();
+      await until('each device activated', async () => {
+        const states = await run.locator('tbody .badge').allTextContents();
+        return states.length === acmeDevices.length && states.every((s) => s === 'Activated');
+      });
+      await axe(page, 'the publishing page');
+      noProblems(page);
+      await screenshot(page, 'publishing');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('C8, A5, A6: a contributor requests approval and a tenant admin approves', async () => {
+    const editor = await open(browser);
+    const approver = await open(browser);
+    try {
+      // The contributor's upload needs approval (requires_approval).
+      await login(editor.page, FIXTURE.contributor, '/content');
+      const chooser = editor.page.waitForEvent('filechooser');
+      await editor.page.getByRole('button', { name: 'Choose files…' }).click();
+      await (await chooser).setFiles([{ name: 'Spring offer.png', mimeType: 'image/png', buffer: readFileSync(FIXTURE.upload) }]);
+      await editor.page.getByRole('list', { name: 'Uploads' }).getByText('Uploaded').waitFor();
+      const nav = editor.page.getByRole('navigation', { name: 'Main' });
+      await nav.getByRole('link', { name: 'Approvals' }).click();
+      const mine = editor.page.getByRole('region', { name: 'My items' });
+      const row = mine.getByRole('row').filter({ hasText: 'Spring offer' });
+      await row.getByText('Not approved').waitFor();
+      await row.getByRole('button', { name: 'Request approval' }).click();
+      await row.getByText('Pending approval').waitFor();
+      await axe(editor.page, 'the approval page of a contributor');
+
+      await login(approver.page, FIXTURE.tenant_admin, '/approvals');
+      const inbox = approver.page.getByRole('region', { name: /Waiting for your review/ });
+      const card = inbox.getByRole('listitem').filter({ hasText: 'Spring offer' });
+      await card.waitFor();
+      await axe(approver.page, 'the approval inbox');
+      await card.getByRole('button', { name: 'Approve' }).click();
+      await approver.page.getByText('Approved “Spring offer”.').waitFor();
+      await screenshot(approver.page, 'approvals-approver');
+
+      await editor.page.reload();
+      await editor.page.getByRole('region', { name: 'My items' }).getByRole('row').filter({ hasText: 'Spring offer' }).getByText('Approved').waitFor();
+      noProblems(editor.page);
+      noProblems(approver.page);
+      await screenshot(editor.page, 'approvals-requester');
+    } finally {
+      await editor.context.close();
+      await approver.context.close();
     }
   });
 

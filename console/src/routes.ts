@@ -13,6 +13,8 @@ import Playlists from './pages/Playlists.svelte';
 import PlaylistEditor from './pages/PlaylistEditor.svelte';
 import Schedules from './pages/Schedules.svelte';
 import ScheduleEditor from './pages/ScheduleEditor.svelte';
+import Approvals from './pages/Approvals.svelte';
+import Publishing from './pages/Publishing.svelte';
 
 /** A page and the path pattern it answers. */
 export interface Route {
@@ -36,6 +38,8 @@ export const ROUTES: Route[] = [
   { pattern: '/playlists/:id', page: PlaylistEditor, title: 'Playlist' },
   { pattern: '/schedules', page: Schedules, title: 'Schedules' },
   { pattern: '/schedules/:id', page: ScheduleEditor, title: 'Schedule' },
+  { pattern: '/approvals', page: Approvals, title: 'Approvals' },
+  { pattern: '/publishing', page: Publishing, title: 'Publishing' },
 ];
 
 /** Where `/` and `/login` lead once logged in. */

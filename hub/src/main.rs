@@ -1,4 +1,5 @@
-//! The `signet-hub` binary: `init`, `serve` and `demo` (DESIGN §6).
+//! The `signet-hub` binary: `init`, `serve`, `demo` (DESIGN §6) and
+//! `openapi` (the API's document, for the console's types, C1).
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -50,6 +51,9 @@ enum Command {
         #[arg(long, env = "SIGNET_AGENT_BIN")]
         agent_bin: Option<PathBuf>,
     },
+    /// Print the hub's OpenAPI document (the one served at
+    /// /api/v1/openapi.json) as JSON; `console/openapi.json` is a copy.
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Init { data } => init(&data).await,
+            Command::Openapi => print_openapi(),
             Command::Serve { config } => serve(config).await,
             Command::Demo {
                 agents,
@@ -163,6 +168,18 @@ async fn init(data: &std::path::Path) -> anyhow::Result<()> {
         "move {} offline: the hub needs only root.pub to run",
         signet_hub::keys::key_dir(data).join("root.key").display()
     );
+    Ok(())
+}
+
+/// `signet-hub openapi`: the document, pretty-printed, with a final newline
+/// (what `make console-spec-check` compares `console/openapi.json` with).
+fn print_openapi() -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let json = serde_json::to_string_pretty(&signet_hub::api::openapi())?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(json.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
     Ok(())
 }
 

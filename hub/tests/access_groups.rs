@@ -653,7 +653,10 @@ async fn l6_invite_accept_works_once_and_its_mail_is_in_the_outbox() {
     assert_eq!(r.1["login_name"], "guest@example.org");
     // The new viewer can log in with the password the accept carried.
     let guest = hub.login("guest@example.org", PASSWORD).await;
-    assert_eq!(hub.get(&guest, "/api/v1/session").await.1["role"], "viewer");
+    assert_eq!(
+        hub.get(&guest, "/api/v1/session").await.1["user"]["role"],
+        "viewer"
+    );
     assert_eq!(stored_members(&hub).len(), 1);
 
     // Reuse is refused and changes nothing.

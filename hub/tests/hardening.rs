@@ -73,7 +73,7 @@ async fn login_from(
 /// to a known one through the API.
 async fn admin_password(hub: &TestHub) -> &'static str {
     let (_, me) = hub.get(&hub.admin, "/api/v1/session").await;
-    let id = me["id"].as_str().unwrap();
+    let id = me["user"]["id"].as_str().unwrap();
     let (status, body) = hub
         .patch(
             &hub.admin,
@@ -624,7 +624,8 @@ async fn raw(hub: &TestHub, request: &str) -> (u16, String, Value) {
 
 /// S13, DESIGN §7: every 4xx is the `{"error", "message"}` JSON contract
 /// with `application/json`: unknown routes, wrong methods, undecodable path
-/// ids, bad JSON, bodies too large.
+/// ids, bad JSON, bodies too large. (An unknown path outside `/api/` is the
+/// console's: a history route, answered with its page, C1.)
 #[tokio::test]
 async fn s13_every_error_is_the_json_contract() {
     let hub = TestHub::start_with(|c| c.max_body_bytes = 2048).await;
@@ -633,7 +634,7 @@ async fn s13_every_error_is_the_json_contract() {
     let big = "x".repeat(4096);
     let cases = [
         (
-            "GET /no/such/route HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".to_owned(),
+            "GET /api/v1/no/such/route HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".to_owned(),
             404,
             "not_found",
         ),

@@ -249,7 +249,7 @@ async fn u4_u5_metrics_count_requests_messages_publishes_and_the_fleet() {
     let (status, _) = hub.get(&hub.admin, "/api/v1/fleet/no-such-device-42").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = hub
-        .call(reqwest::Method::GET, "/no/such/route-42", None, None)
+        .call(reqwest::Method::GET, "/api/v1/no/such/route-42", None, None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // A real publish: it signs the manifests and the device's assignment.

@@ -187,7 +187,7 @@ async fn p1_s8_delegation_never_exceeds_the_delegators_role_or_domain() {
     let r = hub
         .patch(
             &viewer,
-            &format!("/api/v1/users/{}", me["id"].as_str().unwrap()),
+            &format!("/api/v1/users/{}", me["user"]["id"].as_str().unwrap()),
             json!({"password": "another long password"}),
         )
         .await;

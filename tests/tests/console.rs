@@ -4,9 +4,10 @@
 //! (`console/e2e/*.test.mjs`, node's test runner driving Debian's Chromium
 //! with playwright-core) run against it. The suite logs in through the
 //! form, watches the screens online and playing, opens a device page,
-//! uploads an image and sees its thumbnail, checks that a Viewer sees no
-//! write controls and that a tenant admin sees nothing of the other
-//! tenant, runs axe-core on every page and saves each test's final page
+//! uploads an image and sees its thumbnail, publishes and watches each
+//! device reach activated, has a contributor request approval and a tenant
+//! admin approve, checks that a Viewer sees no write controls and that a
+//! tenant admin sees nothing of the other tenant, runs axe-core on every page and saves each test's final page
 //! under `target/console-screens/`.
 //!
 //! Needs the console built (`make console`: `console/dist` and
@@ -35,14 +36,15 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Creates a user; returns `{name, password, id}` for the fixture.
-async fn user(hub: &Hub, name: &str, role: &str, domain: &str) -> Value {
+/// Creates a user (whose saves need approval when `requires_approval`);
+/// returns `{name, password, id}` for the fixture.
+async fn user(hub: &Hub, name: &str, role: &str, domain: &str, requires_approval: bool) -> Value {
     let password = format!("{name}-console-pw-1");
     let answer = hub
         .post(
             "/api/v1/users",
             json!({"name": name, "email": format!("{name}@example.com"), "password": password,
-                "role": role, "domain": [domain]}),
+                "role": role, "domain": [domain], "requires_approval": requires_approval}),
         )
         .await;
     json!({"name": name, "password": password, "id": answer["id"]})
@@ -69,8 +71,6 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         let png = signet_tests::solid_png(dir.path(), &format!("{site}.png"), colour, 160, 90);
         let item = hub.upload(site, "Welcome board", png).await;
         let id = item["id"].as_str().unwrap().to_owned();
-        hub.post(&format!("/api/v1/content/{id}/approve"), json!({}))
-            .await;
         hub.schedule_all_day(site, &id, 2_000).await;
     }
     let mut agents = Vec::new();
@@ -114,10 +114,20 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let admin = user(&hub, "console-admin", "admin", &root).await;
-    let viewer = user(&hub, "acme-viewer", "viewer", &acme).await;
-    let tenant_admin = user(&hub, "acme-admin", "admin", &acme).await;
-    let globex_admin = user(&hub, "globex-admin", "admin", &globex).await;
+    let admin = user(&hub, "console-admin", "admin", &root, false).await;
+    let viewer = user(&hub, "acme-viewer", "viewer", &acme, false).await;
+    let contributor = user(&hub, "acme-editor", "contributor", &acme, true).await;
+    let tenant_admin = user(&hub, "acme-admin", "admin", &acme, false).await;
+    let globex_admin = user(&hub, "globex-admin", "admin", &globex, false).await;
+    // Approval requests at Acme go to its content manager (A5).
+    let (status, answer) = hub
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/nodes/{acme}"),
+            Some(json!({"content_manager_email": "content@acme.example"})),
+        )
+        .await;
+    assert!(status.is_success(), "{answer}");
     let upload = signet_tests::solid_png(dir.path(), "upload.png", 0xf5_9e0b, 640, 360);
     let upload_path = dir.path().join("upload.png");
     std::fs::write(&upload_path, &upload).unwrap();
@@ -125,6 +135,7 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
     let fixture = json!({
         "admin": admin,
         "viewer": viewer,
+        "contributor": contributor,
         "tenant_admin": tenant_admin,
         "other_tenant_admin": globex_admin,
         "tenants": {"acme": {"id": acme, "name": "Acme", "site": lobby},

@@ -1,5 +1,5 @@
 //! Request extractors: JSON bodies with JSON errors, and the authenticated
-//! caller.
+//! caller (bearer token or session cookie with CSRF, C2, S8).
 
 use std::net::SocketAddr;
 
@@ -13,7 +13,7 @@ use signet_common::permissions::{Domain, NodeTree, Role};
 
 use super::{ApiError, AppState};
 use crate::audit::AuditEntry;
-use crate::identity::{SESSIONS, Session, USERS, User, token_key};
+use crate::identity::{SESSIONS, Session, USERS, User, csrf_matches, csrf_token, token_key};
 use crate::tenancy::load_tree;
 
 /// A JSON body; malformed JSON, unknown fields, a wrong content type and an
@@ -77,13 +77,87 @@ pub fn client_address(parts: &Parts) -> String {
         )
 }
 
+/// The session cookie (C2): the bearer token, `HttpOnly`, so scripts in
+/// the console's pages cannot read it.
+pub const SESSION_COOKIE: &str = "signet_session";
+/// The CSRF cookie (C2): the session's CSRF token, readable by the
+/// console's scripts, which repeat it in [`CSRF_HEADER`].
+pub const CSRF_COOKIE: &str = "signet_csrf";
+/// The header a cookie-authenticated write repeats the CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The longest token accepted, bearer or cookie.
+const MAX_TOKEN_LEN: usize = 128;
+
+/// How a request proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer <token>`: no CSRF check (a browser never
+    /// adds it by itself).
+    Bearer,
+    /// The [`SESSION_COOKIE`]: writes need [`CSRF_HEADER`].
+    Cookie,
+}
+
+/// The token a request carries and how: the `Authorization` header when
+/// there is one (a malformed one is refused, never passed over for a
+/// cookie), else the session cookie.
+fn presented_token(parts: &Parts) -> Result<(&str, Credential), ApiError> {
+    if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
+            .ok_or_else(|| ApiError::unauthorized("expected 'Authorization: Bearer <token>'"))?;
+        return Ok((token, Credential::Bearer));
+    }
+    cookie(parts, SESSION_COOKIE)
+        .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
+        .map(|token| (token, Credential::Cookie))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "log in first: send 'Authorization: Bearer <token>' or the session cookie",
+            )
+        })
+}
+
+/// The value of the cookie `name` in the request's `Cookie` headers, if any.
+fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(key, value)| (key == name).then(|| value.trim_matches('"')))
+}
+
+/// Whether a method changes nothing (no CSRF token needed).
+fn is_safe(method: &axum::http::Method) -> bool {
+    use axum::http::Method;
+    [Method::GET, Method::HEAD, Method::OPTIONS].contains(method)
+}
+
 /// The authenticated user of a request, read fresh from the store (T3: a
 /// role or domain change applies to the next request), with the tenancy tree.
+///
+/// The request proves who it is with a bearer token or with the session
+/// cookie (C2); a cookie-authenticated request with any method but `GET`,
+/// `HEAD` or `OPTIONS` must also send the session's CSRF token in
+/// [`CSRF_HEADER`], else 403 `csrf_failed` and nothing happens. No valid
+/// session: 401 `unauthorized`.
 pub struct Caller {
     /// The user, as stored now.
     pub user: User,
     /// The key of the session this request used.
     pub session_key: String,
+    /// When that session ends.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// That session's CSRF token.
+    pub csrf_token: String,
+    /// How the request proved who it is.
+    pub credential: Credential,
     /// The tenancy tree, as stored now.
     pub tree: NodeTree,
     /// The client address.
@@ -97,15 +171,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .filter(|t| !t.is_empty() && t.len() <= 128)
-            .ok_or_else(|| ApiError::unauthorized("expected 'Authorization: Bearer <token>'"))?;
+        let (token, credential) = presented_token(parts)?;
         let session_key = token_key(token);
         let session: Session = state
             .store
@@ -121,10 +187,31 @@ impl FromRequestParts<AppState> for Caller {
         if user.disabled {
             return Err(ApiError::unauthorized("account disabled"));
         }
+        if credential == Credential::Cookie && !is_safe(&parts.method) {
+            let presented = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !csrf_matches(token, presented) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf_failed",
+                    format!(
+                        "a request authenticated by the session cookie must send the session's \
+                         CSRF token (the {CSRF_COOKIE} cookie) in the X-CSRF-Token header"
+                    ),
+                ));
+            }
+        }
+        let csrf_token = csrf_token(token);
         let (tree, _) = load_tree(&state.store)?;
         Ok(Self {
             user,
             session_key,
+            expires_at: session.expires_at,
+            csrf_token,
+            credential,
             tree,
             from: client_address(parts),
         })

@@ -9,6 +9,7 @@
 mod access_groups;
 mod approval;
 mod audit_log;
+pub mod console;
 mod content;
 mod device_documents;
 mod devices;
@@ -36,7 +37,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use chrono::{DateTime, Utc};
 use utoipa::OpenApi as _;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -113,8 +116,21 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            SESSION_COOKIE_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                extract::SESSION_COOKIE,
+                "The session cookie a login sets (the console's credential, C2). A request \
+                 it authenticates with a method other than GET, HEAD or OPTIONS must send \
+                 the session's CSRF token (the signet_csrf cookie, also in the login and \
+                 session answers) as X-CSRF-Token, else 403 csrf_failed.",
+            ))),
+        );
     }
 }
+
+/// The OpenAPI name of the session-cookie security scheme.
+const SESSION_COOKIE_SCHEME: &str = "session_cookie";
 
 /// Every route with its OpenAPI description.
 fn documented_routes() -> OpenApiRouter<AppState> {
@@ -155,8 +171,64 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = documented_routes().into_openapi();
-    document_rejections(&mut document);
+    finish_document(&mut document);
     document
+}
+
+/// What every operation's annotations leave to the router: the
+/// extractors' rejections and the session cookie beside the bearer token.
+fn finish_document(document: &mut utoipa::openapi::OpenApi) {
+    document_rejections(document);
+    document_cookie_sessions(document);
+}
+
+/// Every operation that takes a bearer token also takes the session
+/// cookie ([`Caller`] accepts either, C2); a write by cookie may answer
+/// 403 `csrf_failed`.
+fn document_cookie_sessions(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            (&mut item.get, false),
+            (&mut item.put, true),
+            (&mut item.post, true),
+            (&mut item.delete, true),
+            (&mut item.patch, true),
+        ];
+        for (operation, write) in operations {
+            let Some(operation) = operation else { continue };
+            let Some(security) = operation.security.as_mut() else {
+                continue;
+            };
+            if security.is_empty() {
+                continue;
+            }
+            security.push(SecurityRequirement::new(
+                SESSION_COOKIE_SCHEME,
+                Vec::<String>::new(),
+            ));
+            if write {
+                operation
+                    .responses
+                    .responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(
+                                "Not allowed, or a session-cookie request without its X-CSRF-Token",
+                            )
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
 }
 
 /// Makes the document say what the extractors do, so no handler annotation
@@ -250,6 +322,7 @@ fn api_docs<S: Clone + Send + Sync + 'static>() -> Router<S> {
 pub const API_DOCS_PATH: &str = "/api/docs";
 
 /// The API router with `state`, its body limit, the OpenAPI route, the
+/// operator console at `/` for every other `GET` outside `/api/` (C1), the
 /// request counting of `/metrics`, the per-source limits of the routes
 /// without a login and the body guard (S12), and the JSON error contract
 /// on every answer, unknown routes included (S13).
@@ -257,7 +330,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let rate_limits = Arc::new(limits::RateLimits::new(&state.config));
     let (router, mut document) = documented_routes().split_for_parts();
-    document_rejections(&mut document);
+    finish_document(&mut document);
     let document = Arc::new(document);
     router
         .route_layer(axum::middleware::from_fn_with_state(
@@ -265,6 +338,7 @@ pub fn router(state: AppState) -> Router {
             limits::limit_unauthenticated,
         ))
         .merge(api_docs())
+        .fallback(console::serve_console)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_requests,

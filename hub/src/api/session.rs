@@ -1,17 +1,28 @@
-//! `/api/v1/session`: log in (S8), log out, who am I.
+//! `/api/v1/session`: log in (S8), log out, the current session (C2).
+//!
+//! A login answers the bearer token and sets two cookies for the console:
+//! [`SESSION_COOKIE`] (the same token, `HttpOnly; SameSite=Strict`, out of
+//! reach of scripts) and [`CSRF_COOKIE`] (the session's CSRF token, which
+//! the console's scripts read and repeat in `X-CSRF-Token` on writes; see
+//! [`Caller`]). Both are `Secure` when `public_url` is `https://` (the hub
+//! is reached over TLS) and expire with the session. Logging out revokes
+//! the session and clears both cookies.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::AppendHeaders;
 use chrono::{DateTime, TimeDelta};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::UserId;
 
+use super::extract::{CSRF_COOKIE, SESSION_COOKIE};
 use super::users::UserView;
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::audit::AuditEntry;
+use crate::config::Config;
 use crate::identity::{
-    MAX_PASSWORD_LEN, SESSIONS, Session, USER_NAMES, USERS, User, name_key, new_token,
+    MAX_PASSWORD_LEN, SESSIONS, Session, USER_NAMES, USERS, User, csrf_token, name_key, new_token,
 };
 use crate::store::WriteBatch;
 
@@ -32,12 +43,56 @@ pub struct LoginRequest {
 /// A new session.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
-    /// The bearer token: send it as `Authorization: Bearer <token>`.
+    /// The bearer token: send it as `Authorization: Bearer <token>` (or
+    /// rely on the session cookie set with this answer).
     pub token: String,
     /// When it stops working.
     pub expires_at: DateTime<chrono::Utc>,
     /// Who logged in.
     pub user: UserView,
+    /// The session's CSRF token (also in the `signet_csrf` cookie): send it
+    /// as `X-CSRF-Token` with every write authenticated by the session
+    /// cookie.
+    pub csrf_token: String,
+}
+
+/// The current session (C2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// Who is logged in.
+    pub user: UserView,
+    /// When the session ends.
+    pub expires_at: DateTime<chrono::Utc>,
+    /// The session's CSRF token, for writes authenticated by the cookie.
+    pub csrf_token: String,
+}
+
+/// The two `Set-Cookie` headers a login or logout answers with.
+type SessionCookies = AppendHeaders<[(header::HeaderName, HeaderValue); 2]>;
+
+/// `Set-Cookie` for the session and CSRF cookies: `values` with `max_age`
+/// seconds to live (0 clears them); `Secure` when `config` says the hub is
+/// reached over TLS.
+fn session_cookies(config: &Config, values: [&str; 2], max_age: i64) -> SessionCookies {
+    let secure = config
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"));
+    let cookie = |name: &str, value: &str, http_only: bool| {
+        let mut cookie = format!("{name}={value}; Path=/; SameSite=Strict; Max-Age={max_age}");
+        if http_only {
+            cookie.push_str("; HttpOnly");
+        }
+        if secure {
+            cookie.push_str("; Secure");
+        }
+        // Tokens are URL-safe base64: always a valid header value.
+        HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+    };
+    AppendHeaders([
+        (header::SET_COOKIE, cookie(SESSION_COOKIE, values[0], true)),
+        (header::SET_COOKIE, cookie(CSRF_COOKIE, values[1], false)),
+    ])
 }
 
 /// Logs in with name and password (S8, S12). One source that fails
@@ -45,9 +100,12 @@ pub struct LoginResponse {
 /// `Retry-After`); other sources are not, but every attempt at a name under
 /// attack is delayed. An unknown name costs the same hash as a known one.
 /// When every password-hash slot stays busy: 503 with `Retry-After`.
+/// Sets the session cookie (`signet_session`, HttpOnly) and the CSRF
+/// cookie (`signet_csrf`) for the console (C2).
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 200, description = "Logged in; sets the signet_session and signet_csrf cookies", body = LoginResponse,
+            headers(("Set-Cookie" = String, description = "signet_session (HttpOnly) and signet_csrf"))),
         (status = 400, description = "Malformed request", body = super::ErrorBody),
         (status = 401, description = "Wrong name or password", body = super::ErrorBody),
         (status = 429, description = "Too many failed logins or requests from this source", body = super::ErrorBody),
@@ -56,7 +114,7 @@ pub async fn login(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
-) -> Result<Json<LoginResponse>, ApiError> {
+) -> Result<(SessionCookies, Json<LoginResponse>), ApiError> {
     if request.password.len() > MAX_PASSWORD_LEN
         || request.name.len() > crate::identity::MAX_NAME_LEN
     {
@@ -120,18 +178,30 @@ pub async fn login(
     }
     .record(&mut batch)?;
     state.store.apply(batch).await?;
-    Ok(Json(LoginResponse {
-        token,
-        expires_at: session.expires_at,
-        user: UserView::from(&user),
-    }))
+    let csrf = csrf_token(&token);
+    let cookies = session_cookies(&state.config, [&token, &csrf], ttl.num_seconds());
+    Ok((
+        cookies,
+        Json(LoginResponse {
+            token,
+            expires_at: session.expires_at,
+            user: UserView::from(&user),
+            csrf_token: csrf,
+        }),
+    ))
 }
 
-/// Revokes the token this request carries.
+/// Revokes the session this request carries (token or cookie) and clears
+/// the session and CSRF cookies.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session", security(("bearer" = [])),
-    responses((status = 204, description = "Logged out"),
-        (status = 401, description = "No valid token", body = super::ErrorBody)))]
-pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    responses((status = 204, description = "Logged out; both cookies cleared",
+            headers(("Set-Cookie" = String, description = "signet_session and signet_csrf, expired"))),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Cookie session without its X-CSRF-Token", body = super::ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, SessionCookies), ApiError> {
     let mut batch = WriteBatch::new();
     batch.delete(SESSIONS, &caller.session_key);
     batch.delete(
@@ -148,15 +218,22 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Sta
         )
         .record(&mut batch)?;
     state.store.apply(batch).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((
+        StatusCode::NO_CONTENT,
+        session_cookies(&state.config, ["", ""], 0),
+    ))
 }
 
-/// The logged-in user.
+/// The current session: who, until when, and its CSRF token (C2).
 #[utoipa::path(get, path = "/api/v1/session", tag = "session", security(("bearer" = [])),
-    responses((status = 200, description = "The caller", body = UserView),
-        (status = 401, description = "No valid token", body = super::ErrorBody)))]
-pub async fn whoami(caller: Caller) -> Json<UserView> {
-    Json(UserView::from(&caller.user))
+    responses((status = 200, description = "The session", body = SessionView),
+        (status = 401, description = "No valid session", body = super::ErrorBody)))]
+pub async fn whoami(caller: Caller) -> Json<SessionView> {
+    Json(SessionView {
+        user: UserView::from(&caller.user),
+        expires_at: caller.expires_at,
+        csrf_token: caller.csrf_token,
+    })
 }
 
 /// Adds the deletion of every session of `user` to `batch`.

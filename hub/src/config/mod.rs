@@ -94,6 +94,9 @@ pub struct Config {
     /// `0.0.0.0` becomes `127.0.0.1`), which suits one machine only; see
     /// [`Config::public_base_url`].
     pub public_url: Option<String>,
+    /// Serve the operator console from this directory (a console build,
+    /// e.g. `console/dist`) instead of the one built into the binary (C1).
+    pub console_dir: Option<PathBuf>,
     /// How long a signed group manifest stays valid, in seconds (S3: it
     /// bounds how long withholding updates can freeze a device).
     pub manifest_lifetime_secs: u64,
@@ -413,6 +416,7 @@ impl Default for Config {
             http_max_connections: 1024,
             smtp: None,
             public_url: None,
+            console_dir: None,
             manifest_lifetime_secs: 7 * 86_400,
             manifest_resign_before_secs: 2 * 86_400,
             device_offline_grace_secs: 3 * 86_400,

@@ -2,7 +2,8 @@
 //!
 //! Owns: the user and session records, argon2id password hashing, bearer
 //! tokens (only their SHA-256 is stored, so a copy of the store cannot log
-//! in), and the failed-login throttle. Must not: decide what a user may do —
+//! in), the sessions' CSRF tokens ([`csrf_token`], C2), and the failed-login
+//! throttle. Must not: decide what a user may do —
 //! [`crate::access`] does that, from the user record read fresh on every
 //! request so a role or domain change applies to the next request (T3).
 
@@ -100,6 +101,34 @@ pub fn new_token() -> (String, String) {
 #[must_use]
 pub fn token_key(token: &str) -> String {
     Sha256::of(token.as_bytes()).to_string()
+}
+
+/// The CSRF token of the session whose bearer token is `token` (C2): what
+/// a request authenticated by the session cookie must repeat in
+/// `X-CSRF-Token` to change anything. Derived from the token (SHA-256 with
+/// its own label, URL-safe base64), so it needs no storage, differs from
+/// the key the session is stored under, and tells nothing about the token
+/// (scripts may read it; they cannot read the HttpOnly token).
+#[must_use]
+pub fn csrf_token(token: &str) -> String {
+    use base64::Engine as _;
+    let mut hasher = Sha256::hasher();
+    hasher.update(b"signet-csrf\0");
+    hasher.update(token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finish().as_bytes())
+}
+
+/// Whether `presented` is the CSRF token of the session of `token`,
+/// compared in constant time (C2).
+#[must_use]
+pub fn csrf_matches(token: &str, presented: &str) -> bool {
+    let expected = csrf_token(token);
+    expected.len() == presented.len()
+        && expected
+            .bytes()
+            .zip(presented.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
 }
 
 /// A random password for the first admin (24 URL-safe characters).
