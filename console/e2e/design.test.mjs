@@ -18,7 +18,7 @@ const lobby = FIXTURE.tenants.acme.site;
 
 /** The x, y, width, height a zone's accessible name states. */
 async function geometry(zone) {
-  const label = await zone.getAttribute('aria-label');
+  const label = await zone.locator('[data-geometry]').textContent();
   const m = /, (\d+)×(\d+) at (\d+),(\d+),/.exec(label ?? '');
   assert.ok(m, `zone label without geometry: ${label}`);
   return { width: Number(m[1]), height: Number(m[2]), x: Number(m[3]), y: Number(m[4]) };
@@ -26,6 +26,7 @@ async function geometry(zone) {
 
 /** Drags from the centre of `locator` by (dx, dy) screen pixels with the mouse. */
 async function dragBy(page, locator, dx, dy) {
+  await locator.scrollIntoViewIfNeeded();
   const box = await locator.boundingBox();
   assert.ok(box, 'the element is on screen');
   const x = box.x + box.width / 2;
@@ -55,7 +56,7 @@ describe('design pages', () => {
       await page.getByLabel('Resolution').selectOption('1920x1080');
       await page.getByRole('button', { name: 'Create and design' }).click();
       await page.getByRole('heading', { name: 'Design “Lobby board”' }).waitFor();
-      const id = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
+      const id = decodeURIComponent(new URL(page.url()).pathname.split('/').pop() ?? '');
 
       // A clock zone, dragged (snapping to the 20 px grid), moved by keyboard, resized by its handle.
       await page.getByRole('button', { name: 'Add clock zone' }).click();
@@ -143,7 +144,7 @@ describe('design pages', () => {
       await page.getByLabel('Node', { exact: true }).selectOption(lobby);
       await page.getByRole('button', { name: 'Create and edit' }).click();
       await page.getByRole('heading', { name: 'Playlist “Morning loop”' }).waitFor();
-      const playlistId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
+      const playlistId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop() ?? '');
 
       // One item by button, one dragged from the library onto the list.
       await page.getByRole('button', { name: 'Add Welcome board' }).click();
@@ -186,10 +187,10 @@ describe('design pages', () => {
       await entry.getByLabel('Priority').fill('5');
       await entry.getByLabel('Priority').press('Tab');
       const monday = page.getByRole('group', { name: /^Mon / }).locator('[data-entry="entry-2"]');
-      assert.match(await monday.getAttribute('aria-label'), /Morning loop, Interrupt priority 5, Mon 08:00–12:00/);
+      assert.match((await monday.locator('[data-label]').textContent()) ?? '', /Morning loop, Interrupt priority 5, Mon 08:00–12:00/);
       // One hour down = 26 px.
       await dragBy(page, monday, 0, 26);
-      await until('the window moved to 09:00', async () => /Mon 09:00–13:00/.test((await monday.getAttribute('aria-label')) ?? ''));
+      await until('the window moved to 09:00', async () => /Mon 09:00–13:00/.test((await monday.locator('[data-label]').textContent()) ?? ''));
       await monday.focus();
       await page.keyboard.press('Shift+ArrowDown');
       await page.keyboard.press('ArrowRight');
