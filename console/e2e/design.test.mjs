@@ -127,6 +127,7 @@ describe('design pages', () => {
 
       await axe(page, 'the template designer after saving');
       noProblems(page);
+      await page.getByRole('heading', { name: /^Canvas/ }).scrollIntoViewIfNeeded();
       await screenshot(page, 'template-designer');
     } finally {
       await context.close();
@@ -219,6 +220,7 @@ describe('design pages', () => {
       assert.match(await answer.innerText(), /Welcome board/);
       await axe(page, 'the schedule editor');
       noProblems(page);
+      await page.getByRole('heading', { name: /^Week of/ }).scrollIntoViewIfNeeded();
       await screenshot(page, 'schedule-week');
     } finally {
       await context.close();

@@ -103,7 +103,7 @@ export function newZone(kind: ZoneKind, rect: Rect, zones: readonly Zone[]): Zon
   const used = new Set(zones.map((z) => z.id));
   let n = 1;
   while (used.has(`${kind}-${n}`)) n += 1;
-  const fontSize = Math.max(12, Math.min(LIMITS.maxFontSize, Math.round(rect.height / 2)));
+  const fontSize = Math.max(12, Math.min(LIMITS.maxFontSize, Math.round(rect.height / (kind === 'clock' ? 2 : 4))));
   return {
     id: `${kind}-${n}`,
     kind,
