@@ -218,6 +218,18 @@ describe('design pages', () => {
       await page.getByRole('button', { name: 'Show what plays' }).click();
       await answer.getByText(/from entry all-day/).waitFor();
       assert.match(await answer.innerText(), /Welcome board/);
+      // A click on an empty spot of the calendar asks about that moment (Tuesday 14:00, after the interrupt).
+      const tuesday = page.getByRole('group', { name: /^Tue / });
+      await tuesday.scrollIntoViewIfNeeded();
+      const tue = await tuesday.boundingBox();
+      assert.ok(tue);
+      await tuesday.click({ position: { x: tue.width - 4, y: 14 * 26 + 4 } });
+      const picked = await until('the When field follows the click', async () => {
+        const v = await page.getByLabel(/^When/).inputValue();
+        return v.endsWith('T14:00') ? v : false;
+      });
+      await answer.getByText(`${picked.slice(0, 10)} 14:00:00`).waitFor();
+      await answer.getByText(/from entry all-day/).waitFor();
       await axe(page, 'the schedule editor');
       noProblems(page);
       await page.getByRole('heading', { name: /^Week of/ }).scrollIntoViewIfNeeded();
