@@ -33,6 +33,8 @@ describe('console', () => {
         const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: d.name, exact: true }) });
         await row.getByText('Playing', { exact: true }).waitFor();
         await row.getByText('Welcome board').waitFor();
+        const shot = row.getByRole('img', { name: `Screenshot of ${d.name}` });
+        await until(`the screenshot of ${d.name}`, () => shot.evaluate((img) => img.complete && img.naturalWidth > 0));
       }
       await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
       await axe(page, 'the fleet page');
@@ -48,7 +50,7 @@ describe('console', () => {
     try {
       await login(page, FIXTURE.admin);
       await until('3 devices', async () => (await count(page, 'attached')) === '3');
-      const rows = page.locator('[role=rowgroup][aria-label^="Devices:"] [role=row]');
+      const rows = page.locator('[role=rowgroup][aria-label^="Devices:"] [role=row].vt-row');
       await page.getByLabel('Search').fill('lobby');
       await until('2 lobby rows', async () => (await rows.count()) === 2);
       await page.getByLabel('Search').fill('');
@@ -232,10 +234,25 @@ describe('console', () => {
     const { context, page } = await open(browser);
     try {
       await login(page, FIXTURE.admin);
+      // A change to publish: the image uploaded above joins the Lobby's
+      // playlist (through the API, with the session cookie and CSRF token).
+      const changed = await page.evaluate(async (site) => {
+        const csrf = decodeURIComponent(document.cookie.split('; ').find((c) => c.startsWith('signet_csrf='))?.slice(12) ?? '');
+        const headers = { 'content-type': 'application/json', 'x-csrf-token': csrf };
+        const items = await (await fetch('/api/v1/content')).json();
+        const added = items.find((i) => i.node === site && i.name === 'upload');
+        const lists = await (await fetch('/api/v1/playlists')).json();
+        const list = lists.find((l) => l.node === site);
+        if (!added || !list) return `nothing to change (item ${!!added}, playlist ${!!list})`;
+        const body = JSON.stringify({ items: [...list.items, { item: added.id, duration_ms: 2000 }] });
+        const r = await fetch(`/api/v1/playlists/${list.id}`, { method: 'PATCH', headers, body });
+        return r.ok ? 'ok' : `${r.status} ${await r.text()}`;
+      }, FIXTURE.tenants.acme.site);
+      assert.equal(changed, 'ok');
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Publishing' }).click();
       await page.getByLabel('Node', { exact: true }).selectOption(FIXTURE.tenants.acme.site);
       await page.getByRole('button', { name: 'Publish now' }).click();
-      await page.getByText(/^Published /).waitFor();
+      await page.getByText(/^Published .*: [1-9]\d* document\(s\) signed/).waitFor();
       const run = page.getByRole('listitem').filter({ has: page.getByRole('button', { name: 'Hide devices' }) });
       for (const d of acmeDevices) await run.getByRole('link', { name: d.name }).waitFor();
       await until('each device activated', async () => {
@@ -303,6 +320,53 @@ describe('console', () => {
       await axe(page, 'the fleet page on a phone');
       noProblems(page);
       await screenshot(page, 'fleet-phone');
+    } finally {
+      await context.close();
+    }
+  });
+  it('C2: a revoked session sends the user back to the login form, saying why', async () => {
+    const viewer = await open(browser);
+    const admin = await open(browser);
+    try {
+      await login(viewer.page, FIXTURE.viewer);
+      await login(admin.page, FIXTURE.admin);
+      const status = await admin.page.evaluate(async (id) => {
+        const csrf = decodeURIComponent(document.cookie.split('; ').find((c) => c.startsWith('signet_csrf='))?.slice(12) ?? '');
+        const r = await fetch(`/api/v1/users/${id}/revoke-sessions`, { method: 'POST', headers: { 'x-csrf-token': csrf } });
+        return r.status;
+      }, FIXTURE.viewer.id);
+      assert.ok(status < 300, `revoke-sessions answered ${status}`);
+      await viewer.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Content' }).click();
+      await viewer.page.getByText('Your session has ended. Log in again to continue.').waitFor();
+      await viewer.page.getByRole('button', { name: 'Log in' }).waitFor();
+      await axe(viewer.page, 'the login page after expiry');
+      noProblems(viewer.page);
+      await screenshot(viewer.page, 'session-ended');
+    } finally {
+      await viewer.context.close();
+      await admin.context.close();
+    }
+  });
+
+  it('C4: pairs a new screen by the code it shows, at a leaf node', async () => {
+    const { context, page } = await open(browser);
+    try {
+      await login(page, FIXTURE.tenant_admin);
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Pair a screen' }).click();
+      await page.getByRole('heading', { name: 'Pair a screen' }).waitFor();
+      await axe(page, 'the pairing page');
+      await page.getByLabel('Pairing code').fill(FIXTURE.pairing.code);
+      await page.getByLabel('Name of the screen').fill('Lobby kiosk');
+      await page.getByLabel('Node', { exact: true }).selectOption(FIXTURE.tenants.acme.site);
+      await page.getByRole('button', { name: 'Pair', exact: true }).click();
+      await page.getByRole('heading', { name: 'Lobby kiosk', level: 1 }).waitFor();
+      assert.match(page.url(), /\/devices\/d-/);
+      await screenshot(page, 'paired');
+      await page.goto(`${BASE}/no/such/page`);
+      await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+      await axe(page, 'the not-found page');
+      noProblems(page);
+      await screenshot(page, 'not-found');
     } finally {
       await context.close();
     }

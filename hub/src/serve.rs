@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState, Clock, SystemClock};
 use crate::config::Config;
 use crate::fleet::alerts::{AlertLoop, AlertOptions};
+use crate::fleet::stream::FleetFeed;
 use crate::identity::LoginThrottle;
 use crate::init::store_dir;
 use crate::keys;
@@ -59,6 +60,8 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
         config.password_hash_concurrency,
         Duration::from_millis(config.password_hash_wait_ms),
     ));
+    // Live fleet streams hold a connection each: at most a quarter of them.
+    let fleet_feed = Arc::new(FleetFeed::new(config.http_max_connections / 4));
     Ok(AppState {
         store,
         config: Arc::new(config),
@@ -71,6 +74,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
         publish_wake: Arc::new(tokio::sync::Notify::new()),
         broker_admin: Arc::new(crate::mqtt::admin::StoreAuthenticated),
         metrics: Arc::new(crate::metrics::Metrics::default()),
+        fleet_feed,
     })
 }
 
@@ -96,6 +100,7 @@ pub async fn run(
     let slots = Arc::new(tokio::sync::Semaphore::new(
         state.config.http_max_connections,
     ));
+    let fleet_feed = state.fleet_feed.clone();
     let app = api::router(state);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -151,6 +156,9 @@ pub async fn run(
         });
     }
     drop(listener);
+    // Live streams never end by themselves: end them, so the connections
+    // finish.
+    fleet_feed.close();
     graceful.shutdown().await;
     Ok(())
 }

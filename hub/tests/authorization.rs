@@ -616,6 +616,19 @@ fn rows() -> Vec<Row> {
                 other: [200; 5],
             },
         ),
+        // The live stream (C3): every role, its own domain's devices only
+        // (the first event, the domain's totals, is the answer checked).
+        row(
+            Method::GET,
+            "/api/v1/fleet/stream",
+            "/api/v1/fleet/stream",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
         row(
             Method::GET,
             "/api/v1/fleet/alerts",
@@ -2149,8 +2162,32 @@ async fn send(
         Some(Value::String(csv)) => request.header("content-type", "text/csv").body(csv),
         Some(json) => request.json(&json),
     };
-    let response = request.send().await.unwrap();
+    let mut response = request.send().await.unwrap();
     let status = response.status();
+    let streamed = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if streamed {
+        // A live stream never ends: its first event's data is the answer.
+        let mut text = String::new();
+        while !text.contains("\n\n") {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        let data = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data:"))
+            .unwrap_or_default();
+        return (
+            status,
+            serde_json::from_str(data.trim()).unwrap_or(Value::Null),
+        );
+    }
     let bytes = response.bytes().await.unwrap();
     (
         status,

@@ -114,6 +114,35 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    // Each screen sends a screenshot (D8), for the fleet list's thumbnails.
+    for (_, _, agent) in &agents {
+        hub.post(
+            &format!("/api/v1/devices/{}/commands", agent.device),
+            json!({"action": "screenshot"}),
+        )
+        .await;
+    }
+    for (name, _, agent) in &agents {
+        let started = Instant::now();
+        loop {
+            let response = hub
+                .client
+                .get(format!(
+                    "{}/api/v1/devices/{}/screenshot",
+                    hub.base, agent.device
+                ))
+                .bearer_auth(&hub.token)
+                .send()
+                .await
+                .unwrap();
+            if response.status().is_success() {
+                break;
+            }
+            assert!(started.elapsed() < CONVERGE, "{name} sent no screenshot");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     let admin = user(&hub, "console-admin", "admin", &root, false).await;
     let viewer = user(&hub, "acme-viewer", "viewer", &acme, false).await;
     let contributor = user(&hub, "acme-editor", "contributor", &acme, true).await;
@@ -128,6 +157,39 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         )
         .await;
     assert!(status.is_success(), "{answer}");
+    // A fourth screen waits with a pairing code; the suite pairs it (C4).
+    let kiosk_config = dir.path().join("kiosk.toml");
+    std::fs::write(
+        &kiosk_config,
+        format!(
+            "data_dir = {:?}\nhub_url = {:?}\n",
+            dir.path().join("kiosk-data").display().to_string(),
+            hub.base
+        ),
+    )
+    .unwrap();
+    let mut kiosk = Process::start(
+        "kiosk-pair",
+        &signet_tests::binary("signet-agent"),
+        &[
+            "pair",
+            "--hub",
+            &hub.base,
+            "--config",
+            &kiosk_config.display().to_string(),
+        ],
+        &[],
+    );
+    let line = kiosk
+        .line_containing("pairing code: ", Duration::from_secs(30))
+        .await;
+    let code = line
+        .split("pairing code: ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+
     let upload = signet_tests::solid_png(dir.path(), "upload.png", 0xf5_9e0b, 640, 360);
     let upload_path = dir.path().join("upload.png");
     std::fs::write(&upload_path, &upload).unwrap();
@@ -142,6 +204,7 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
                     "globex": {"id": globex, "name": "Globex", "site": store}},
         "devices": agents.iter().map(|(name, node, agent)| json!({"id": agent.device, "name": name, "node": node})).collect::<Vec<_>>(),
         "upload": upload_path,
+        "pairing": {"code": code},
     });
     let fixture_path = dir.path().join("fixture.json");
     std::fs::write(&fixture_path, fixture.to_string()).unwrap();
@@ -184,5 +247,12 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
     assert!(
         screens.join("fleet.png").exists(),
         "the suite saved no fleet screenshot"
+    );
+    // The screen paired in the browser got its credentials.
+    assert_eq!(
+        kiosk.exit_code(Duration::from_secs(60)).await,
+        Some(0),
+        "the paired agent did not finish pairing:\n{}",
+        kiosk.output().join("\n")
     );
 }

@@ -79,6 +79,9 @@ export function nowPlaying(d: FleetDevice): NowPlaying | null {
   return n && typeof n.item === 'string' ? (n as NowPlaying) : null;
 }
 
+/** Name order for the list: numeric-aware, case-insensitive; one collator (localeCompare makes one per call). */
+const byName = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
 /** One row of the fleet list. */
 export interface FleetRow {
   /** The device id. */
@@ -136,7 +139,7 @@ export function fleetRows(
     }
     rows.push({ id: d.device_id, name, path, status: statusOf(d), playing, device: d });
   }
-  rows.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  rows.sort((a, b) => byName.compare(a.name, b.name) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return rows;
 }
 

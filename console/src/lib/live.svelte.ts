@@ -3,12 +3,14 @@
 // (`GET /api/v1/fleet/stream`: `device`, `summary`, `resync`).
 //
 // Owns: the first load (paged), the event stream and its reconnection,
-// batching updates to one render per animation frame. Must not: compute
+// batching updates to one re-render per 400 ms. Must not: compute
 // status itself — the hub's fleet view does (statuses come from it).
 import { api, ok } from './api/client';
 import { expire, restore, session } from './session.svelte';
 import type { FleetCounts, FleetDevice } from './fleet';
 
+/** How long device events are gathered before the list re-renders. */
+const FLUSH_MS = 400;
 /** The most devices one fleet page answers (the hub's MAX_FLEET_PAGE). */
 const PAGE = 1000;
 
@@ -107,16 +109,13 @@ function flush(): void {
   }
 }
 
-/** Folds one `device` event in (batched to the next frame). */
+/** Folds one `device` event in (batched: one re-render per FLUSH_MS). */
 export function onDevice(d: FleetDevice): void {
   pending.set(d.device_id, d);
   fleet.lastEvent = Date.now();
-  if (frame === null) {
-    frame =
-      typeof requestAnimationFrame === 'function'
-        ? requestAnimationFrame(flush)
-        : (setTimeout(flush, 16) as unknown as number);
-  }
+  // One re-render per FLUSH_MS at most: a 10,000-device list re-filters
+  // and re-sorts on every change, and a busy fleet sends many events.
+  if (frame === null) frame = setTimeout(flush, FLUSH_MS) as unknown as number;
 }
 
 function parse<T>(e: MessageEvent): T | null {

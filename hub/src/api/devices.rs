@@ -614,6 +614,7 @@ pub async fn approve_pairing(
         return Err(e.into());
     }
     drop(write);
+    state.fleet_feed.device_changed(&state, &device.id);
     let (publication, publication_error) = publish_node(&state, &caller, &device.node).await;
     Ok((
         StatusCode::CREATED,
@@ -775,6 +776,7 @@ pub async fn update_device(
     .record(&mut batch)?;
     state.store.apply(batch).await?;
     drop(write);
+    state.fleet_feed.device_changed(&state, &device.id);
     let (mut publication, mut publication_error, mut broker_error) = (None, None, None);
     if moved {
         broker_error = devices::refresh_broker_access(&state, &device.id)
@@ -838,6 +840,7 @@ pub async fn delete_device(
     })?;
     state.store.apply(batch).await?;
     drop(write);
+    state.fleet_feed.device_changed(&state, &device.id);
     // Its last screenshot goes with it (the record went in the batch).
     if let Ok(path) =
         crate::screenshots::ScreenshotStore::new(&state.config.data).path_of(&device.id)

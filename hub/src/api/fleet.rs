@@ -1,14 +1,20 @@
-//! `/api/v1/fleet` (U4) and `/api/v1/device/events` (U2): fleet status,
-//! alerts, and the HTTP upload of proof-of-play events.
+//! `/api/v1/fleet` (U4, C3) and `/api/v1/device/events` (U2): fleet status,
+//! its live stream, alerts, and the HTTP upload of proof-of-play events.
 //!
 //! Who may do what: any role reads the fleet and its alerts, for devices
 //! attached inside its domain only (T4: others are 404 or absent from
 //! lists). Event upload is for devices (device credentials), each only
 //! about itself. Must not: compute status itself — [`crate::fleet`] does.
 
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{DeviceId, NodeId};
 use signet_common::sync::{EventBatch, parse};
@@ -18,6 +24,7 @@ use utoipa_axum::routes;
 use super::{ApiError, ApiQuery, AppState, Caller, DeviceAuth};
 use crate::fleet::alerts::{ALERTS, Alert, AlertKind};
 use crate::fleet::events::check_event;
+use crate::fleet::stream::{FleetEvent, StreamError};
 use crate::fleet::{self, FleetCounts, FleetDevice};
 
 /// The most devices one list answers.
@@ -32,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_fleet))
         .routes(routes!(fleet_summary))
+        .routes(routes!(fleet_stream))
         .routes(routes!(list_alerts))
         .routes(routes!(get_fleet_device))
         .routes(routes!(upload_events))
@@ -159,6 +167,55 @@ pub async fn fleet_summary(
         counts.add(&fleet::device_view(&state.store, &device, &node, liveness)?);
     }
     Ok(Json(counts))
+}
+
+/// Live fleet changes as server-sent events (C3, U4), for devices attached
+/// inside the caller's domain only (T4): first a `summary`; then `device`
+/// (the device's view, as `GET /api/v1/fleet/{device}`) whenever a device
+/// reports or turns offline by its heartbeat deadline, and `summary` (as
+/// `GET /api/v1/fleet/summary`) when the totals changed, at most once a
+/// second while changes keep coming; `resync` (data `{}`) when the client
+/// fell behind or a device left its domain: refetch. A comment every 15 s
+/// keeps the connection alive. The stream ends when the session does.
+#[utoipa::path(get, path = "/api/v1/fleet/stream", tag = "fleet", security(("bearer" = [])),
+    responses((status = 200, description = "text/event-stream of `summary`, `device` and `resync` events",
+            body = String, content_type = "text/event-stream"),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 503, description = "Too many live streams open; retry", body = super::ErrorBody)))]
+pub async fn fleet_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    let feed = state.fleet_feed.clone();
+    let stream = feed
+        .subscribe(&state, caller.session_key, caller.user.id)
+        .await
+        .map_err(|e| match e {
+            StreamError::Busy => ApiError::busy("too_many_streams", e.to_string(), 5),
+            StreamError::SessionEnded => ApiError::unauthorized("the session ended"),
+            StreamError::Store(e) => ApiError::from(e),
+        })?;
+    let events = futures_util::stream::unfold(stream, |mut stream| async move {
+        stream.next().await.map(|event| (event, stream))
+    })
+    .filter_map(|event| async move { sse_event(&event).map(Ok::<Event, Infallible>) });
+    Ok((
+        [("x-accel-buffering", "no")],
+        Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
+    ))
+}
+
+/// The server-sent event of `event`; `None` (logged) if it cannot be
+/// encoded.
+fn sse_event(event: &FleetEvent) -> Option<Event> {
+    let encoded = match event {
+        FleetEvent::Device(view) => Event::default().event("device").json_data(view),
+        FleetEvent::Summary(counts) => Event::default().event("summary").json_data(counts),
+        FleetEvent::Resync => Ok(Event::default().event("resync").data("{}")),
+    };
+    encoded
+        .map_err(|e| tracing::warn!(error = %e, "a fleet event was not encoded"))
+        .ok()
 }
 
 /// One device's status and desired against accepted and activated

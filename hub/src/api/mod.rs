@@ -98,6 +98,10 @@ pub struct AppState {
     pub broker_admin: Arc<dyn crate::mqtt::admin::BrokerAdmin>,
     /// The counters and histogram `/metrics` shows.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Live fleet changes for the console's stream (C3): call
+    /// [`crate::fleet::stream::FleetFeed::device_changed`] after a change
+    /// to a device's fleet view is stored.
+    pub fleet_feed: Arc<crate::fleet::stream::FleetFeed>,
 }
 
 #[derive(utoipa::OpenApi)]

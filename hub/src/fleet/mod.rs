@@ -4,9 +4,11 @@
 //! Owns: the latest state of every device ([`DEVICE_STATES`]), the
 //! proof-of-play events ([`events`]), the fleet view with desired against
 //! accepted and activated documents ([`device_view`]) and its totals
-//! ([`counts`]), and alerts ([`alerts`]). May call: the store,
+//! ([`counts`]), alerts ([`alerts`]) and the live feed of changes for the
+//! console ([`stream`]). May call: the store,
 //! [`crate::publish`] to read the latest signed documents,
-//! [`crate::tenancy`] for where devices are attached. Must not: change any
+//! [`crate::tenancy`] for where devices are attached, the device records
+//! ([`crate::devices`]) to read a device's node. Must not: change any
 //! record it does not own, or trust a report about another device.
 //!
 //! Interface for the MQTT subscriber and the event upload route:
@@ -53,6 +55,7 @@
 
 pub mod alerts;
 pub mod events;
+pub mod stream;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -213,7 +216,10 @@ pub async fn record_state(
     let status = next_status(previous, reported, Liveness::of(state));
     let mut batch = WriteBatch::new();
     batch.put(DEVICE_STATES, device.as_str(), &status)?;
-    state.store.apply(batch).await
+    state.store.apply(batch).await?;
+    state.fleet_feed.heartbeat(state, device, &status);
+    state.fleet_feed.device_changed(state, device);
+    Ok(())
 }
 
 /// Stores each event of `batch` from `device` exactly once by id (U2),
@@ -653,6 +659,36 @@ pub struct FleetCounts {
 }
 
 impl FleetCounts {
+    /// The counts of one device's view.
+    #[must_use]
+    pub fn of(view: &FleetDevice) -> Self {
+        let mut one = Self::default();
+        one.add(view);
+        one
+    }
+
+    /// Adds other counts.
+    pub fn merge(&mut self, other: &Self) {
+        self.attached += other.attached;
+        self.online += other.online;
+        self.offline += other.offline;
+        self.in_sync += other.in_sync;
+        self.out_of_sync += other.out_of_sync;
+        self.playing += other.playing;
+        self.with_errors += other.with_errors;
+    }
+
+    /// Takes away counts [`FleetCounts::merge`] added.
+    pub fn remove(&mut self, other: &Self) {
+        self.attached = self.attached.saturating_sub(other.attached);
+        self.online = self.online.saturating_sub(other.online);
+        self.offline = self.offline.saturating_sub(other.offline);
+        self.in_sync = self.in_sync.saturating_sub(other.in_sync);
+        self.out_of_sync = self.out_of_sync.saturating_sub(other.out_of_sync);
+        self.playing = self.playing.saturating_sub(other.playing);
+        self.with_errors = self.with_errors.saturating_sub(other.with_errors);
+    }
+
     /// Adds one device's view.
     pub fn add(&mut self, view: &FleetDevice) {
         self.attached += 1;

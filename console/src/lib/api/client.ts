@@ -64,7 +64,12 @@ function origin(): string {
 }
 
 /** The typed API client. */
-export const api = createClient<paths>({ baseUrl: origin(), credentials: 'same-origin' });
+export const api = createClient<paths>({
+  baseUrl: origin(),
+  credentials: 'same-origin',
+  // Looked up at each call (not once at load), so tests can stand in for it.
+  fetch: (request: Request) => globalThis.fetch(request),
+});
 api.use(session);
 
 /** An error answer of the hub (`{"error","message"}`) or a network failure. */
