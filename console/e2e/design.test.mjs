@@ -66,7 +66,7 @@ describe('design pages', () => {
       await dragBy(page, clock, 120, 60);
       const dragged = await geometry(clock);
       assert.ok(dragged.x > placed.x && dragged.y > placed.y, `the drag moved the zone: ${JSON.stringify([placed, dragged])}`);
-      await clock.focus();
+      // The drag left the zone focused: the keys act on it.
       await page.keyboard.press('ArrowRight');
       const nudged = await geometry(clock);
       assert.equal(nudged.x, Math.min(dragged.x + 20, 1920 - dragged.width), 'ArrowRight moves one grid step');
