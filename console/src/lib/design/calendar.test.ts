@@ -41,6 +41,14 @@ describe('layout', () => {
     ]);
   });
 
+  it('a window with start == end lasts 24 hours, into the next day', () => {
+    const e = entry({ weekdays: ['Mon'], dayparts: [{ start: '06:00:00', end: '06:00:00' }] });
+    expect(layout([e], MONDAY).map((b) => [b.day, b.from, b.to, b.carried])).toEqual([
+      [0, 360, 1440, false],
+      [1, 0, 360, true],
+    ]);
+  });
+
   it('overlapping blocks get lanes; separate ones share lane 0', () => {
     const a = entry({ id: 'a', dayparts: [{ start: '08:00', end: '12:00' }], weekdays: ['Mon'] });
     const b = entry({ id: 'b', dayparts: [{ start: '10:00', end: '14:00' }], weekdays: ['Mon'], layer: 'interrupt', priority: 5 });

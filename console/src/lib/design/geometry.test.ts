@@ -30,6 +30,15 @@ describe('snapping', () => {
     expect(m.gx).toBe(960);
   });
 
+  it('a moved zone snaps its left edge to a guide, else to the grid', () => {
+    const start = { x: 100, y: 100, width: 300, height: 200 };
+    const m = move(start, 855, 3, canvas, snap());
+    expect(m.rect.x).toBe(960);
+    expect(m.gx).toBe(960);
+    expect(m.rect.y).toBe(100);
+    expect(m.gy).toBeNull();
+  });
+
   it('a moved zone never leaves the canvas', () => {
     const m = move({ x: 100, y: 100, width: 300, height: 200 }, 5000, -5000, canvas, snap());
     expect(m.rect).toEqual({ x: 1620, y: 0, width: 300, height: 200 });
