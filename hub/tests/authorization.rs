@@ -367,6 +367,18 @@ fn rows() -> Vec<Row> {
                 other: NO,
             },
         ),
+        // Thumbnails (C5): as reading the item (the fixture's GIF has one).
+        row(
+            Method::GET,
+            "/api/v1/content/{id}/thumbnail",
+            "/api/v1/content/{content}/thumbnail",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
         row(
             Method::PUT,
             "/api/v1/content/{id}",

@@ -5,7 +5,7 @@
 //
 // Owns: log in, log out, restore on load, expiry (at `expires_at`, or on
 // any 401). Must not: write any token to localStorage or sessionStorage.
-import { api, ok, connectSession, readCookie, type Schemas } from './api/client';
+import { api, ok, connectSession, readCookie, ApiFailure, type Schemas } from './api/client';
 
 /** A user as the hub shows it. */
 export type User = Schemas['UserView'];
@@ -65,12 +65,16 @@ function clear(status: SessionStatus): void {
   session.status = status;
 }
 
-/** Asks the hub for the current session (after a page load). */
+/** Asks the hub for the current session (after a page load, or when the event stream was refused). */
 export async function restore(): Promise<void> {
   try {
     const s = await ok(api.GET('/api/v1/session'));
     begin(s.user, s.expires_at, s.csrf_token);
-  } catch {
+  } catch (e) {
+    // The hub unreachable for a moment ends nothing; a 401 has already
+    // marked an active session expired (the client's 401 hook); on a page
+    // load there simply is none.
+    if (e instanceof ApiFailure && e.status === 0 && session.status === 'active') return;
     if (session.status !== 'expired') clear('anonymous');
   }
 }

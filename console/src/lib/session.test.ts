@@ -77,6 +77,27 @@ describe('session', () => {
     expect(session.status).toBe('expired');
   });
 
+  it('an active session the hub no longer knows ends as expired when asked again', async () => {
+    const expires = new Date(Date.now() + 3600_000).toISOString();
+    calls.answers['GET /api/v1/session'] = json({ user, expires_at: expires, csrf_token: 'c' });
+    await restore();
+    expect(session.status).toBe('active');
+    calls.answers['GET /api/v1/session'] = json({ error: 'unauthorized', message: 'unknown or revoked token' }, 401);
+    await restore();
+    expect(session.status).toBe('expired');
+  });
+
+  it('a hub out of reach for a moment ends no session', async () => {
+    const expires = new Date(Date.now() + 3600_000).toISOString();
+    calls.answers['GET /api/v1/session'] = json({ user, expires_at: expires, csrf_token: 'c' });
+    await restore();
+    calls.answers['GET /api/v1/session'] = () => {
+      throw new TypeError('fetch failed');
+    };
+    await restore();
+    expect(session.status).toBe('active');
+  });
+
   it('expires by itself at expires_at', async () => {
     vi.useFakeTimers();
     try {

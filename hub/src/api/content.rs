@@ -47,6 +47,7 @@ use crate::content::inspect::{InspectError, inspect};
 use crate::content::media::{self, MediaInfo};
 use crate::content::range::{self, RangeAnswer};
 use crate::content::templates::{APPROVAL_REQUESTS, TEMPLATES};
+use crate::content::thumbnail;
 use crate::content::{
     BlobError, BlobStore, CONTENT, CONTENT_BY_HASH, ContentItem, CopySource, MAX_ITEM_NAME_LEN,
     StagedBlob, device_may_fetch, hash_key, items_with_hash, users_of,
@@ -70,6 +71,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(request_content_approval))
         .routes(routes!(approve_content))
         .routes(routes!(reject_content))
+        .routes(routes!(content_thumbnail))
         .routes(routes!(device_content))
 }
 
@@ -138,6 +140,8 @@ pub struct ContentView {
     /// Who saved it last.
     #[schema(value_type = String)]
     pub updated_by: UserId,
+    /// Whether `GET /api/v1/content/{id}/thumbnail` answers an image (C5).
+    pub thumbnail: bool,
 }
 
 impl From<ContentItem> for ContentView {
@@ -166,6 +170,7 @@ impl From<ContentItem> for ContentView {
             source: item.source,
             updated_at: item.updated_at,
             updated_by: item.updated_by,
+            thumbnail: item.thumbnail,
         }
     }
 }
@@ -290,6 +295,7 @@ pub async fn upload_content(
     }
     let blobs = BlobStore::new(&state.config.data);
     let (staged, media) = stage_media(&state, &blobs, &headers, body).await?;
+    let thumbnail = render_thumbnail(&state, &staged, &media).await;
     let _write = state.store.write_lock().await;
     let node = state
         .store
@@ -321,8 +327,13 @@ pub async fn upload_content(
         source: None,
         updated_at: now,
         updated_by: caller.user.id.clone(),
+        thumbnail: false,
     };
     blobs.commit(staged).await.map_err(blob_error)?;
+    let item = ContentItem {
+        thumbnail: thumbnail::store(&state.config.data, &item.sha256, thumbnail).await,
+        ..item
+    };
     let mut batch = WriteBatch::new();
     batch.put(CONTENT, item.id.as_str(), &item)?;
     batch.put(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id), &item.id)?;
@@ -388,6 +399,26 @@ async fn stage_media(
     Ok((staged, media))
 }
 
+/// The thumbnail of a staged upload (C5), rendered before the store's
+/// write lock is taken (it may take seconds); `None` when there is none.
+async fn render_thumbnail(
+    state: &AppState,
+    staged: &StagedBlob,
+    media: &MediaInfo,
+) -> Option<thumbnail::Thumbnail> {
+    let path = staged.path()?;
+    thumbnail::render(
+        &state.config.data,
+        &staged.sha256,
+        path,
+        staged.size,
+        staged.detected.kind,
+        staged.detected.media_type,
+        media,
+    )
+    .await
+}
+
 /// A new name for an item.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -432,6 +463,7 @@ pub async fn replace_content(
     }
     let blobs = BlobStore::new(&state.config.data);
     let (staged, media) = stage_media(&state, &blobs, &headers, body).await?;
+    let thumbnail = render_thumbnail(&state, &staged, &media).await;
     let _write = state.store.write_lock().await;
     let mut item = load_visible(&state, &caller, &id)?;
     if !caller.sees(&item.node) {
@@ -475,6 +507,7 @@ pub async fn replace_content(
     item.updated_at = state.clock.now();
     item.updated_by = caller.user.id.clone();
     blobs.commit(staged).await.map_err(blob_error)?;
+    item.thumbnail = thumbnail::store(&state.config.data, &item.sha256, thumbnail).await;
     let mut batch = WriteBatch::new();
     batch.put(CONTENT, item.id.as_str(), &item)?;
     batch.delete(CONTENT_BY_HASH, &hash_key(&old_sha, &item.id));
@@ -561,6 +594,46 @@ pub async fn get_content(
     Path(id): Path<String>,
 ) -> Result<Json<ContentView>, ApiError> {
     Ok(Json(load_visible(&state, &caller, &id)?.into()))
+}
+
+/// The thumbnail of a content item the caller sees (C5): JPEG or PNG, at
+/// most 320 pixels wide; 404 when the item has none (audio, templates,
+/// media GStreamer could not render) or is not visible (T4).
+#[utoipa::path(get, path = "/api/v1/content/{id}/thumbnail", tag = "content",
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "The thumbnail",
+            content((super::schemas::Binary = "image/jpeg"), (super::schemas::Binary = "image/png"))),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 404, description = "No thumbnail, or the item is absent or not visible", body = super::ErrorBody)))]
+pub async fn content_thumbnail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let item = load_visible(&state, &caller, &id)?;
+    let found = if item.thumbnail {
+        thumbnail::find(&state.config.data, &item.sha256).await
+    } else {
+        None
+    };
+    let (path, format) = found.ok_or_else(|| ApiError::not_found("thumbnail"))?;
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found("thumbnail"));
+        }
+        Err(e) => return Err(ApiError::internal(&e)),
+    };
+    let mut response = (StatusCode::OK, bytes).into_response();
+    insert(&mut response, header::CONTENT_TYPE, format.media_type());
+    insert(
+        &mut response,
+        header::CACHE_CONTROL,
+        "private, max-age=3600",
+    );
+    insert(&mut response, header::ETAG, &format!("\"{}\"", item.sha256));
+    insert(&mut response, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    Ok(response)
 }
 
 /// Deletes a content item inside the caller's domain (Contributor+); its

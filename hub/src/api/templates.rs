@@ -240,6 +240,7 @@ pub async fn create_template(
         source: None,
         updated_at: now,
         updated_by: caller.user.id.clone(),
+        thumbnail: false,
     };
     let mut batch = WriteBatch::new();
     batch.put(CONTENT, item.id.as_str(), &item)?;

@@ -213,8 +213,8 @@ impl BlobStore {
         .map_err(|e| BlobError::Io(format!("commit task failed: {e}")))?
     }
 
-    /// Deletes the blob with `sha256` (absent is fine) and syncs the
-    /// directory. Call it under the store's write lock after checking that
+    /// Deletes the blob with `sha256` (absent is fine) and its thumbnail
+    /// ([`super::thumbnail`]), and syncs the directory. Call it under the store's write lock after checking that
     /// no record uses the hash.
     ///
     /// # Errors
@@ -222,6 +222,18 @@ impl BlobStore {
     pub async fn remove(&self, sha256: &Sha256) -> Result<(), BlobError> {
         let target = self.path_of(sha256);
         let dir = self.dir.clone();
+        // Its thumbnail goes with it (derived data: no sync needed).
+        if let Some(data) = self.dir.parent() {
+            let thumbnails = super::thumbnail::dir(data);
+            for format in super::thumbnail::Format::ALL {
+                let path = super::thumbnail::path_of(&thumbnails, sha256, format);
+                if let Err(e) = tokio::fs::remove_file(&path).await
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %path.display(), error = %e, "thumbnail not removed");
+                }
+            }
+        }
         tokio::task::spawn_blocking(move || {
             match std::fs::remove_file(&target) {
                 Ok(()) => {}

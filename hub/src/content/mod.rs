@@ -3,7 +3,7 @@
 //!
 //! Owns: the `content` and `content_by_hash` trees, the blob files under
 //! `<data>/content/` ([`blobs`]), type detection from the bytes ([`detect`]),
-//! media metadata ([`media`]),
+//! media metadata ([`media`]), thumbnails ([`thumbnail`]),
 //! upload checks before decoding ([`inspect`]), `Range` decisions ([`range`]), template documents and approval requests
 //! ([`templates`]) and [`device_may_fetch`]. Must not: decide
 //! which operator may change an item — the API does that — or hold a whole
@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod media;
 pub mod range;
 pub mod templates;
+pub mod thumbnail;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,9 @@ pub struct ContentItem {
     pub updated_at: DateTime<Utc>,
     /// Who last saved it.
     pub updated_by: UserId,
+    /// Whether its bytes have a thumbnail ([`thumbnail`], C5).
+    #[serde(default)]
+    pub thumbnail: bool,
 }
 
 /// The item and revision a copy was made from (A2).

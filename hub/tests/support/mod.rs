@@ -280,15 +280,63 @@ pub fn png(len: usize, seed: u8) -> Vec<u8> {
     png
 }
 
-/// A structurally whole 1×1 GIF carrying `tag` in a comment, so distinct
-/// tags make distinct bytes.
+/// A whole 1×1 GIF (a two-colour palette, one black pixel) carrying `tag`
+/// in a comment, so distinct tags make distinct bytes; decodable (C5
+/// thumbnails).
 pub fn gif(tag: &str) -> Vec<u8> {
-    let mut gif = b"GIF89a\x01\0\x01\0\0\0\0".to_vec();
+    let mut gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff".to_vec();
     for block in tag.as_bytes().chunks(255) {
         gif.extend([0x21, 0xfe, u8::try_from(block.len()).unwrap()]);
         gif.extend(block);
         gif.push(0);
     }
-    gif.extend(b"\x2c\0\0\0\0\x01\0\x01\0\0\x02\x02\x4c\x01\0\x3b");
+    gif.extend(b"\x2c\0\0\0\0\x01\0\x01\0\0\x02\x02\x44\x01\0\x3b");
     gif
+}
+
+impl TestHub {
+    /// Uploads `body` as a content item named `name` at `node` with
+    /// `token`; returns the status and the JSON answer.
+    pub async fn upload(
+        &self,
+        token: &str,
+        node: &str,
+        name: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/content", self.base))
+            .query(&[("node", node), ("name", name)])
+            .bearer_auth(token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// Makes a media file in `dir` with `gst-launch-1.0 PIPELINE ! filesink`
+/// (installed with GStreamer) and returns its bytes.
+pub fn gst_file(dir: &std::path::Path, name: &str, pipeline: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    let mut args: Vec<String> = vec!["-q".into()];
+    args.extend(pipeline.split_whitespace().map(str::to_owned));
+    args.extend([
+        "!".into(),
+        "filesink".into(),
+        format!("location={}", path.display()),
+    ]);
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args(&args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gst-launch-1.0 {pipeline}");
+    std::fs::read(path).unwrap()
 }
