@@ -1,5 +1,6 @@
-//! The `signet-hub` binary: `init`, `serve`, `demo` (DESIGN §6) and
-//! `openapi` (the API's document, for the console's types, C1).
+//! The `signet-hub` binary: `init`, `serve`, `demo` (DESIGN §6),
+//! `openapi` (the API's document, for the console's types, C1) and the
+//! hidden `dev-seed-fleet` (a fake fleet for the console's bench, C3).
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -54,6 +55,17 @@ enum Command {
     /// Print the hub's OpenAPI document (the one served at
     /// /api/v1/openapi.json) as JSON; `console/openapi.json` is a copy.
     Openapi,
+    /// Development only: seed N fake devices into a test data directory
+    /// (refused when it holds a real device), for the console's fleet bench.
+    #[command(name = "dev-seed-fleet", hide = true)]
+    DevSeedFleet {
+        /// How many fake devices.
+        #[arg(long)]
+        devices: usize,
+        /// A data directory `init` made, holding no real device.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +94,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Init { data } => init(&data).await,
             Command::Openapi => print_openapi(),
+            Command::DevSeedFleet { devices, data_dir } => seed_fleet(&data_dir, devices).await,
             Command::Serve { config } => serve(config).await,
             Command::Demo {
                 agents,
@@ -180,6 +193,32 @@ fn print_openapi() -> anyhow::Result<()> {
     stdout.write_all(json.as_bytes())?;
     stdout.write_all(b"\n")?;
     stdout.flush()?;
+    Ok(())
+}
+
+/// `signet-hub dev-seed-fleet`: [`signet_hub::fleet::fixture::seed`] on
+/// the store of `data` (which the hub must not have open).
+async fn seed_fleet(data: &std::path::Path, devices: usize) -> anyhow::Result<()> {
+    let store_dir = signet_hub::init::store_dir(data);
+    if !store_dir.exists() {
+        return Err(signet_hub::serve::NotInitialized {
+            data: data.to_owned(),
+        }
+        .into());
+    }
+    let storage = signet_hub::store::SledStorage::open(&store_dir)?;
+    let store = signet_hub::store::Store::new(std::sync::Arc::new(storage));
+    let now = chrono::Utc::now();
+    let seeded = signet_hub::fleet::fixture::seed(&store, devices, now).await?;
+    println!(
+        "seeded {} fake devices at {} sites under {} regions in {}: {} online (until heartbeat_timeout_secs from now), {} never reported",
+        seeded.devices,
+        seeded.sites,
+        seeded.regions,
+        data.display(),
+        seeded.online,
+        seeded.never_reported
+    );
     Ok(())
 }
 

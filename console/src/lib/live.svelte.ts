@@ -29,8 +29,6 @@ class LiveFleet {
   live = $state(false);
   /** Why loading failed, if it did. */
   error = $state<string | null>(null);
-  /** When the last event arrived (ms since epoch). */
-  lastEvent = $state(0);
 }
 
 /** The one live fleet of this page. */
@@ -112,7 +110,6 @@ function flush(): void {
 /** Folds one `device` event in (batched: one re-render per FLUSH_MS). */
 export function onDevice(d: FleetDevice): void {
   pending.set(d.device_id, d);
-  fleet.lastEvent = Date.now();
   // One re-render per FLUSH_MS at most: a 10,000-device list re-filters
   // and re-sorts on every change, and a busy fleet sends many events.
   if (frame === null) frame = setTimeout(flush, FLUSH_MS) as unknown as number;
@@ -196,8 +193,7 @@ function start(): void {
     device: onDevice,
     summary: (s) => {
       fleet.summary = s;
-      fleet.lastEvent = Date.now();
-    },
+        },
     resync: () => void reload(),
     live: (on) => (fleet.live = on),
   });

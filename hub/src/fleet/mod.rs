@@ -55,6 +55,7 @@
 
 pub mod alerts;
 pub mod events;
+pub mod fixture;
 pub mod stream;
 
 use chrono::{DateTime, TimeDelta, Utc};
