@@ -7,6 +7,12 @@ import NotFound from './pages/NotFound.svelte';
 import Device from './pages/Device.svelte';
 import Pair from './pages/Pair.svelte';
 import Content from './pages/Content.svelte';
+import Templates from './pages/Templates.svelte';
+import TemplateDesigner from './pages/TemplateDesigner.svelte';
+import Playlists from './pages/Playlists.svelte';
+import PlaylistEditor from './pages/PlaylistEditor.svelte';
+import Schedules from './pages/Schedules.svelte';
+import ScheduleEditor from './pages/ScheduleEditor.svelte';
 import Approvals from './pages/Approvals.svelte';
 import Publishing from './pages/Publishing.svelte';
 
@@ -26,6 +32,12 @@ export const ROUTES: Route[] = [
   { pattern: '/devices/:id', page: Device, title: 'Device' },
   { pattern: '/pair', page: Pair, title: 'Pair a screen' },
   { pattern: '/content', page: Content, title: 'Content' },
+  { pattern: '/templates', page: Templates, title: 'Templates' },
+  { pattern: '/templates/:id', page: TemplateDesigner, title: 'Template designer' },
+  { pattern: '/playlists', page: Playlists, title: 'Playlists' },
+  { pattern: '/playlists/:id', page: PlaylistEditor, title: 'Playlist' },
+  { pattern: '/schedules', page: Schedules, title: 'Schedules' },
+  { pattern: '/schedules/:id', page: ScheduleEditor, title: 'Schedule' },
   { pattern: '/approvals', page: Approvals, title: 'Approvals' },
   { pattern: '/publishing', page: Publishing, title: 'Publishing' },
 ];
