@@ -48,12 +48,32 @@ async fn o2_u4_the_demo_gets_three_agents_playing_and_ctrl_c_stops_everything() 
         .await;
 
     // The printed URL and login work, as a newcomer would use them.
+    // C1: the printed console URL is the hub's root and answers the
+    // console's page (or, in a hub built without it, how to build it).
     let console = printed(&demo, "console: ");
-    let api = console.split_whitespace().next().unwrap().to_owned();
+    let root = console.split_whitespace().next().unwrap().to_owned();
     assert!(
-        api.starts_with("http://127.0.0.1:") && api.ends_with("/api/v1"),
+        root.starts_with("http://127.0.0.1:") && root.ends_with('/'),
         "{console}"
     );
+    let page = reqwest::get(&root).await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    assert!(
+        page.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        page.headers()
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Signet console") || html.contains("make console"),
+        "{html}"
+    );
+    let printed_api = printed(&demo, "api: ");
+    let api = printed_api.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(api, format!("{root}api/v1"), "{printed_api}");
     let login = printed(&demo, "admin login: ");
     let password = printed(&demo, "admin password: ");
     let client = reqwest::Client::new();

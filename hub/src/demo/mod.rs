@@ -349,8 +349,9 @@ async fn start(options: &DemoOptions, started: &mut Started) -> Result<Running, 
     println!("published to {SITE_NAME}");
     println!();
     println!("Signet demo is running. Ctrl-C stops it.");
+    println!("console: {base}/ (open it in a browser and log in with the admin below)");
     println!(
-        "console: {base}/api/v1 (the HTTP API; OpenAPI document at {base}/api/v1/openapi.json)"
+        "api: {base}/api/v1 (OpenAPI document at {base}/api/v1/openapi.json, interactive docs at {base}/api/docs)"
     );
     println!("admin login: {}", crate::init::ADMIN_NAME);
     println!("admin password: {}", initialized.admin_password);
