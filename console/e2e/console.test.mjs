@@ -168,7 +168,7 @@ describe('console', () => {
     }
   });
 
-  it('C5: uploads an image by choosing a file and sees its thumbnail; refuses a non-media file in words', async () => {
+  it('C5: uploads an image and a video by choosing files and sees their thumbnails; refuses a non-media file in words', async () => {
     const { context, page } = await open(browser);
     try {
       await login(page, FIXTURE.admin);
@@ -181,10 +181,16 @@ describe('console', () => {
       await (await chooser).setFiles([
         { name: 'upload.png', mimeType: 'image/png', buffer: readFileSync(FIXTURE.upload) },
         { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') },
+        { name: 'clip.webm', mimeType: 'video/webm', buffer: readFileSync(FIXTURE.video) },
       ]);
       const uploads = page.getByRole('list', { name: 'Uploads' });
-      await uploads.getByText('Uploaded').waitFor();
+      await until('both media files uploaded', async () => (await uploads.getByText('Uploaded').count()) === 2);
       await uploads.getByText('Refused').waitFor();
+      const clip = page.getByRole('list', { name: 'Content items' }).getByRole('listitem').filter({ hasText: 'clip' }).first();
+      await clip.getByText('320×240').waitFor();
+      const clipThumb = clip.getByRole('img', { name: 'Thumbnail of clip' });
+      await until('the video thumbnail loaded', () => clipThumb.evaluate((img) => img.complete && img.naturalWidth > 0));
+      assert.ok((await clipThumb.evaluate((img) => img.naturalWidth)) <= 320, 'video thumbnails are at most 320 px wide');
       const item = page.getByRole('list', { name: 'Content items' }).getByRole('listitem').filter({ hasText: 'upload' }).first();
       await item.getByText('640×360').waitFor();
       const thumb = item.getByRole('img', { name: 'Thumbnail of upload' });

@@ -193,6 +193,27 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
     let upload = signet_tests::solid_png(dir.path(), "upload.png", 0xf5_9e0b, 640, 360);
     let upload_path = dir.path().join("upload.png");
     std::fs::write(&upload_path, &upload).unwrap();
+    // A real 2 s VP8/WebM video, 320×240, for the thumbnail of a video (C5).
+    let video_path = dir.path().join("clip.webm");
+    let made = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=30",
+            "pattern=ball",
+            "!",
+            "video/x-raw,width=320,height=240,framerate=15/1",
+            "!",
+            "vp8enc",
+            "!",
+            "webmmux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", video_path.display()))
+        .status()
+        .unwrap();
+    assert!(made.success(), "gst-launch-1.0 made no video");
 
     let fixture = json!({
         "admin": admin,
@@ -204,6 +225,7 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
                     "globex": {"id": globex, "name": "Globex", "site": store}},
         "devices": agents.iter().map(|(name, node, agent)| json!({"id": agent.device, "name": name, "node": node})).collect::<Vec<_>>(),
         "upload": upload_path,
+        "video": video_path,
         "pairing": {"code": code},
     });
     let fixture_path = dir.path().join("fixture.json");

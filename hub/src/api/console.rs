@@ -70,9 +70,19 @@ pub enum ConsoleAssets {
 impl ConsoleAssets {
     /// The source `console_dir` selects: that directory, else the build
     /// inside the binary.
+    ///
+    /// Debug builds without `console_dir` read the source tree's
+    /// `console/dist/` at run time: rust-embed's debug mode finds files only
+    /// when that directory existed when the hub was compiled, and a hub
+    /// compiled before `make console` must still serve the console built
+    /// after it.
     #[must_use]
     pub fn configured(console_dir: Option<&Path>) -> Self {
-        console_dir.map_or(Self::Built, |dir| Self::Directory(dir.to_owned()))
+        match console_dir {
+            Some(dir) => Self::Directory(dir.to_owned()),
+            None if cfg!(debug_assertions) => Self::Directory(source_dist()),
+            None => Self::Built,
+        }
     }
 
     /// The bytes of the file at `path` (relative, `/`-separated, already
@@ -105,6 +115,11 @@ impl ConsoleAssets {
             }
         }
     }
+}
+
+/// The source tree's console build, `console/dist/` beside the hub crate.
+fn source_dist() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../console/dist")
 }
 
 /// `path` (the URI path without its leading `/`) as a file path inside the
@@ -284,7 +299,7 @@ fn add_security_headers(response: &mut Response) {
 
 #[cfg(test)]
 mod tests {
-    use super::{media_type, safe_relative};
+    use super::{ConsoleAssets, media_type, safe_relative};
 
     /// C1: no console path leaves the build directory or names a hidden file.
     #[test]
@@ -310,5 +325,26 @@ mod tests {
         assert_eq!(media_type("assets/x.JS"), "text/javascript; charset=utf-8");
         assert_eq!(media_type("index.html"), "text/html; charset=utf-8");
         assert_eq!(media_type("blob"), "application/octet-stream");
+    }
+
+    /// C1: a debug hub reads the source tree's console build at run time,
+    /// whether or not it existed when the hub was compiled; `console_dir`
+    /// wins over it.
+    #[test]
+    fn c1_debug_builds_serve_the_console_built_after_them() {
+        let expected = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../console/dist");
+        assert_eq!(
+            ConsoleAssets::configured(None),
+            if cfg!(debug_assertions) {
+                ConsoleAssets::Directory(expected)
+            } else {
+                ConsoleAssets::Built
+            }
+        );
+        let chosen = std::path::Path::new("/srv/console");
+        assert_eq!(
+            ConsoleAssets::configured(Some(chosen)),
+            ConsoleAssets::Directory(chosen.to_owned())
+        );
     }
 }
