@@ -15,6 +15,7 @@
 
 pub mod access_groups;
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod config;
 pub mod content;
@@ -36,6 +37,7 @@ pub mod serve;
 pub mod store;
 pub mod systemd;
 pub mod tenancy;
+pub mod values;
 
 /// The hub's version, as reported by `signet-hub --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

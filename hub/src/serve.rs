@@ -10,7 +10,8 @@ use sd_notify::NotifyState;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState, Clock, SystemClock};
+use crate::api;
+use crate::app::{Clock, Hub, SystemClock};
 use crate::config::Config;
 use crate::fleet::alerts::{AlertLoop, AlertOptions};
 use crate::fleet::stream::FleetFeed;
@@ -45,7 +46,7 @@ pub struct NotInitialized {
 /// # Errors
 /// When the keys or the store cannot be opened; the message says which file
 /// and suggests `init` when the directory was never initialized.
-pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
     let data = config.data.clone();
     if !store_dir(&data).exists() {
         return Err(NotInitialized { data }.into());
@@ -63,7 +64,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     ));
     // Live fleet streams hold a connection each: at most a quarter of them.
     let fleet_feed = Arc::new(FleetFeed::new(config.http_max_connections / 4));
-    Ok(AppState {
+    Ok(Hub {
         store,
         config: Arc::new(config),
         hashing,
@@ -92,7 +93,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
 /// When the server fails.
 pub async fn run(
     listener: TcpListener,
-    state: AppState,
+    state: Hub,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -173,7 +174,7 @@ pub async fn run(
 ///
 /// # Errors
 /// When the administrator cannot be set up (a bad URL or CA file).
-pub fn start_broker_admin(state: &mut AppState, cancel: CancellationToken) -> anyhow::Result<()> {
+pub fn start_broker_admin(state: &mut Hub, cancel: CancellationToken) -> anyhow::Result<()> {
     let mqtt = &state.config.mqtt;
     if !mqtt.dynsec {
         return Ok(());
@@ -209,7 +210,7 @@ pub fn start_broker_admin(state: &mut AppState, cancel: CancellationToken) -> an
 /// changes reach the broker through `state.broker_admin` at once (pairing,
 /// unpairing, moves and access-group changes).
 fn administer(
-    state: &mut AppState,
+    state: &mut Hub,
     settings: DynsecSettings,
     hub_user: String,
     cancel: CancellationToken,
@@ -260,7 +261,7 @@ fn administer(
 /// # Errors
 /// When the broker cannot start (binary or plugin missing, address in use).
 pub async fn start_managed_broker(
-    state: &mut AppState,
+    state: &mut Hub,
     cancel: CancellationToken,
 ) -> anyhow::Result<Option<ManagedBroker>> {
     if !state.config.mqtt.embedded {
@@ -309,7 +310,7 @@ pub async fn start_managed_broker(
 /// # Errors
 /// When a TLS file cannot be read or the external broker is misconfigured.
 pub fn start_mqtt(
-    state: &mut AppState,
+    state: &mut Hub,
     managed: Option<&ManagedBroker>,
     cancel: CancellationToken,
 ) -> Result<RunningLink, MqttError> {
@@ -359,7 +360,7 @@ pub async fn serve(
 /// When starting the MQTT side or serving fails.
 pub async fn serve_on(
     listener: TcpListener,
-    mut state: AppState,
+    mut state: Hub,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;

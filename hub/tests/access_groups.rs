@@ -17,7 +17,7 @@ use support::{PASSWORD, TestHub, assert_error};
 const GROUPS: &str = "/api/v1/access-groups";
 
 fn now(hub: &TestHub) -> DateTime<Utc> {
-    use signet_hub::api::Clock as _;
+    use signet_hub::app::Clock as _;
     hub.clock.now()
 }
 

@@ -13,7 +13,7 @@ use signet_common::approval::{ApprovalState, Template};
 use signet_common::digest::Sha256;
 use signet_common::documents::GroupManifest;
 use signet_common::ids::ItemId;
-use signet_hub::api::Clock as _;
+use signet_hub::app::Clock as _;
 use signet_hub::content::templates::TEMPLATES;
 use signet_hub::content::{BlobStore, CONTENT, ContentItem};
 use signet_hub::mail::sender::{MailSender, SenderOptions};

@@ -32,7 +32,7 @@ use signet_common::sync::{
     HUB_TIME_TOPIC, TRUST_TOPIC, assignment_topic, commands_topic, events_topic, manifest_topic,
     state_topic,
 };
-use signet_hub::api::{AppState, SystemClock};
+use signet_hub::app::{Hub, SystemClock};
 use signet_hub::config::{Config, MqttConfig};
 use signet_hub::mqtt::RunningLink;
 use signet_hub::mqtt::broker::ManagedBroker;
@@ -121,7 +121,7 @@ impl World {
             mqtt,
             ..Config::default()
         };
-        let mut state: AppState = signet_hub::serve::open(config, Arc::new(SystemClock)).unwrap();
+        let mut state: Hub = signet_hub::serve::open(config, Arc::new(SystemClock)).unwrap();
         let stop = CancellationToken::new();
         // The same calls as `serve_on`.
         let managed = signet_hub::serve::start_managed_broker(&mut state, stop.child_token())

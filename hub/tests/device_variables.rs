@@ -12,7 +12,7 @@ use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use signet_common::documents::DeviceAssignment;
-use signet_hub::api::Clock as _;
+use signet_hub::app::Clock as _;
 use signet_hub::devices::{self, Device};
 use support::{TestHub, assert_error};
 

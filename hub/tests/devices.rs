@@ -862,7 +862,7 @@ trait ClockNow {
 
 impl ClockNow for TestHub {
     fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
-        use signet_hub::api::Clock as _;
+        use signet_hub::app::Clock as _;
         self.clock.now()
     }
 }

@@ -26,7 +26,7 @@ use signet_common::sync::{
 use signet_hub::access_groups::{
     MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
 };
-use signet_hub::api::{AppState, Clock as _};
+use signet_hub::app::{Clock as _, Hub};
 use signet_hub::config::Config;
 use signet_hub::fleet::alerts::{self, AlertLoop, AlertOptions, Webhook, WebhookOptions};
 use signet_hub::fleet::{self, Ingested, Liveness};
@@ -190,7 +190,7 @@ fn event(
     }
 }
 
-async fn ingest(state: &AppState, device: &str, events: Vec<PlayEvent>) -> Ingested {
+async fn ingest(state: &Hub, device: &str, events: Vec<PlayEvent>) -> Ingested {
     fleet::ingest_events(state, &DeviceId::from(device), EventBatch { events })
         .await
         .unwrap()
@@ -751,7 +751,7 @@ async fn u4_a_silent_device_is_offline_after_the_heartbeat_timeout_across_a_hub_
     fleet::record_state(&state, &device, report_at("d-1", true, start))
         .await
         .unwrap();
-    let view = |state: &AppState| {
+    let view = |state: &Hub| {
         fleet::device_view(&state.store, &device, &node, Liveness::of(state)).unwrap()
     };
     assert!(view(&state).online);

@@ -31,7 +31,7 @@ async fn summary(hub: &TestHub) -> Value {
 #[tokio::test]
 async fn c3_fixture_seeds_a_fleet_and_refuses_real_devices() {
     let hub = TestHub::start().await;
-    let now = signet_hub::api::Clock::now(&*hub.clock);
+    let now = signet_hub::app::Clock::now(&*hub.clock);
     let seeded = seed(&hub.state.store, 250, now).await.unwrap();
     assert_eq!((seeded.devices, seeded.sites, seeded.regions), (250, 3, 1));
 
@@ -137,7 +137,7 @@ async fn c3_dev_seed_fleet_makes_10000_devices_a_hub_serves() {
         http_listen: "127.0.0.1:0".parse().unwrap(),
         ..signet_hub::config::Config::default()
     };
-    let state = signet_hub::serve::open(config, Arc::new(signet_hub::api::SystemClock)).unwrap();
+    let state = signet_hub::serve::open(config, Arc::new(signet_hub::app::SystemClock)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -138,7 +138,7 @@ async fn report(hub: &TestHub, device: &str, online: bool) {
     let state = DeviceState {
         device_id: DeviceId::from(device),
         online,
-        at: signet_hub::api::Clock::now(&*hub.clock),
+        at: signet_hub::app::Clock::now(&*hub.clock),
         agent_version: "0.1.0".into(),
         os: "Debian 12".into(),
         applied: BTreeMap::new(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use signet_hub::api::{AppState, Clock};
+use signet_hub::app::{Clock, Hub};
 use signet_hub::config::Config;
 use signet_hub::mail::sender::{MailSender, SenderOptions};
 use signet_hub::mail::{MAX_BODY_LEN, Mail, OUTBOX, OutboxEntry, OutboxStatus, enqueue};
@@ -53,14 +53,14 @@ fn mail(to: &str, subject: &str, body: &str) -> Mail {
 }
 
 /// Enqueues `mail` durably, the way a handler does; returns its id.
-async fn queue(state: &AppState, mail: Mail) -> String {
+async fn queue(state: &Hub, mail: Mail) -> String {
     let mut batch = WriteBatch::new();
     let id = enqueue(&mut batch, mail, state.clock.now()).unwrap();
     state.store.apply(batch).await.unwrap();
     id
 }
 
-fn entry(state: &AppState, id: &str) -> OutboxEntry {
+fn entry(state: &Hub, id: &str) -> OutboxEntry {
     state.store.get(OUTBOX, id).unwrap().unwrap()
 }
 
@@ -76,7 +76,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn spawn_sender(state: &AppState) -> MailSender {
+fn spawn_sender(state: &Hub) -> MailSender {
     MailSender::spawn(state.clone(), fast(), CancellationToken::new())
 }
 
@@ -406,7 +406,7 @@ impl Clock for StepClock {
 
 /// Opens the data directory, retrying while the previous instance's store
 /// is still being released.
-async fn reopen(config: &Config, clock: Arc<StepClock>) -> AppState {
+async fn reopen(config: &Config, clock: Arc<StepClock>) -> Hub {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match signet_hub::serve::open(config.clone(), clock.clone()) {

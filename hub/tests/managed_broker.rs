@@ -214,7 +214,7 @@ async fn s10_reconcile_revokes_devices_no_longer_paired() {
         ..signet_hub::config::Config::default()
     };
     let mut state =
-        signet_hub::serve::open(config, std::sync::Arc::new(signet_hub::api::SystemClock)).unwrap();
+        signet_hub::serve::open(config, std::sync::Arc::new(signet_hub::app::SystemClock)).unwrap();
     state.broker_admin = admin.clone();
     let failed = signet_hub::devices::reconcile_broker_access(&state)
         .await

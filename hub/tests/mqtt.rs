@@ -25,7 +25,7 @@ use signet_common::ids::DeviceId;
 use signet_common::sync::signed::sign_report;
 use signet_common::sync::{DeviceState, EventBatch, HUB_TIME_TOPIC};
 use signet_common::trust::TrustStore;
-use signet_hub::api::{AppState, SystemClock};
+use signet_hub::app::SystemClock;
 use signet_hub::config::{Config, MqttConfig};
 use signet_hub::fleet::Ingested;
 use signet_hub::groups::GroupRef;
@@ -54,7 +54,7 @@ fn test_key(device: &DeviceId) -> Option<PublicKey> {
 /// A fresh data directory with keys and a root node, and the hub's state
 /// over it (its publisher is replaced by the MQTT link's).
 struct Hub {
-    state: AppState,
+    state: signet_hub::app::Hub,
     data: PathBuf,
     root: String,
     _dir: tempfile::TempDir,

@@ -21,7 +21,7 @@ use signet_common::license::Membership;
 use signet_hub::access_groups::{
     MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
 };
-use signet_hub::api::Clock as _;
+use signet_hub::app::Clock as _;
 use signet_hub::config::Config;
 use signet_hub::publish::{
     self, Actor, RecordingPublisher, TRUST_TOPIC, manifest_topic, republish_all, run_due,

@@ -21,7 +21,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 use signet_common::ids::DeviceId;
 use signet_common::sync::{HUB_TIME_TOPIC, TRUST_TOPIC, assignment_topic, manifest_topic};
-use signet_hub::api::{AppState, SystemClock};
+use signet_hub::app::SystemClock;
 use signet_hub::config::{Config, MqttConfig};
 use signet_hub::groups::GroupRef;
 use signet_hub::mqtt::dynsec::DynsecAdmin;
@@ -45,7 +45,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// A hub with a root node holding one device, its documents signed and
 /// stored, connected to a broker by its real link.
 struct Hub {
-    state: AppState,
+    state: signet_hub::app::Hub,
     root: String,
     running: Option<RunningLink>,
     _cancel: CancellationToken,

@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use signet_common::digest::Sha256;
 use signet_common::ids::DeviceId;
-use signet_hub::api::Clock as _;
+use signet_hub::app::Clock as _;
 use signet_hub::screenshots::{MAX_SCREENSHOT_BYTES, SCREENSHOTS, Screenshot};
 use support::{TestHub, assert_error};
 

@@ -31,7 +31,7 @@ use signet_common::envelope::{self, DocumentKind, SigningKey};
 use signet_common::ids::{DeviceId, ItemId};
 use signet_common::sync::signed::sign_report;
 use signet_common::sync::{DeviceState, EventBatch, Outcome, PlayEvent, events_topic, state_topic};
-use signet_hub::api::Clock as _;
+use signet_hub::app::Clock as _;
 use signet_hub::config::MqttConfig;
 use signet_hub::mqtt::reports::FleetReports;
 use signet_hub::mqtt::{BrokerConnection, HubLink, LinkOptions, RunningLink};

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use signet_hub::api::{AppState, SystemClock};
+use signet_hub::app::{Hub, SystemClock};
 use signet_hub::config::Config;
 use signet_hub::identity::LoginThrottle;
-use signet_hub::store::{Entry, SledStorage, Storage, Store, StoreError, WriteBatch};
+use signet_hub::store::{Check, Entry, SledStorage, Storage, Store, StoreError, WriteBatch};
 use signet_hub::tenancy::{NODES, Node};
 
-/// Sled, except that `apply` fails while `fail` is set (a full disk).
+/// Sled, except that commits fail while `fail` is set (a full disk).
 struct FailingWrites {
     inner: SledStorage,
     fail: Arc<AtomicBool>,
@@ -29,13 +29,13 @@ impl Storage for FailingWrites {
         self.inner.scan(tree, prefix)
     }
 
-    fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    fn commit(&self, checks: &[Check], batch: &WriteBatch) -> Result<(), StoreError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Storage(
                 "No space left on device (injected)".into(),
             ));
         }
-        self.inner.apply(batch)
+        self.inner.commit(checks, batch)
     }
 }
 
@@ -53,7 +53,7 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
     };
     let store = Store::new(Arc::new(storage));
     let keys = signet_hub::keys::load(&data).unwrap();
-    let state = AppState {
+    let state = Hub {
         store: store.clone(),
         config: Arc::new(Config {
             data,

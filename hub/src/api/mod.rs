@@ -35,7 +35,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use chrono::{DateTime, Utc};
 use utoipa::OpenApi as _;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -47,61 +46,41 @@ pub use content::{ContentView, DeviceAuth, blob_response};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Caller, ClientAddress};
 
-use crate::config::Config;
-use crate::identity::LoginThrottle;
-use crate::keys::HubKeys;
-use crate::publish::Publisher;
-use crate::store::Store;
+use crate::app::Hub;
 
-/// Where the hub reads the time: the system clock, or a test's.
-pub trait Clock: Send + Sync + 'static {
-    /// Now.
-    fn now(&self) -> DateTime<Utc>;
+/// What every handler shares: the application core, which the services,
+/// the loops and the demo use too.
+#[derive(Clone)]
+pub struct AppState {
+    hub: Hub,
 }
 
-/// The system clock.
-pub struct SystemClock;
+impl AppState {
+    /// The state of a router over `hub`.
+    #[must_use]
+    pub fn new(hub: Hub) -> Self {
+        Self { hub }
+    }
 
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+    /// The application core.
+    #[must_use]
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 }
 
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The durable store.
-    pub store: Store,
-    /// The configuration the hub started with.
-    pub config: Arc<Config>,
-    /// Failed-login counts.
-    pub throttle: Arc<LoginThrottle>,
-    /// Password hashing, bounded in concurrency and memory (S12).
-    pub hashing: Arc<crate::identity::PasswordHashing>,
-    /// The time source.
-    pub clock: Arc<dyn Clock>,
-    /// Wakes the mail sender: call `notify_one` after a batch that enqueued
-    /// mail is applied, so it goes out now rather than at the next poll.
-    pub mail_wake: Arc<tokio::sync::Notify>,
-    /// The pinned root, the signing key and its trust document: what
-    /// publishing signs with and republishes (S1, S2).
-    pub keys: Arc<HubKeys>,
-    /// Where signed documents go as retained messages (S4): MQTT once the
-    /// sync issue plugs it in; until then [`crate::publish::LogPublisher`].
-    pub publisher: Arc<dyn Publisher>,
-    /// Wakes the publishing loop: call `notify_one` after a job is stored
-    /// or cancelled, so it is seen before the next poll.
-    pub publish_wake: Arc<tokio::sync::Notify>,
-    /// Device access on the broker (S7, S10): mosquitto's dynamic security on
-    /// the managed broker and with `mqtt.dynsec`; else [`crate::mqtt::admin::StoreAuthenticated`].
-    pub broker_admin: Arc<dyn crate::mqtt::admin::BrokerAdmin>,
-    /// The counters and histogram `/metrics` shows.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Live fleet changes for the console's stream (C3): call
-    /// [`crate::fleet::stream::FleetFeed::device_changed`] after a change
-    /// to a device's fleet view is stored.
-    pub fleet_feed: Arc<crate::fleet::stream::FleetFeed>,
+impl From<Hub> for AppState {
+    fn from(hub: Hub) -> Self {
+        Self::new(hub)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Hub;
+
+    fn deref(&self) -> &Hub {
+        &self.hub
+    }
 }
 
 #[derive(utoipa::OpenApi)]
@@ -324,7 +303,8 @@ pub const API_DOCS_PATH: &str = "/api/docs";
 /// request counting of `/metrics`, the per-source limits of the routes
 /// without a login and the body guard (S12), and the JSON error contract
 /// on every answer, unknown routes included (S13).
-pub fn router(state: AppState) -> Router {
+pub fn router(hub: Hub) -> Router {
+    let state = AppState::new(hub);
     let limit = state.config.max_body_bytes;
     let rate_limits = Arc::new(limits::RateLimits::new(&state.config));
     let (router, mut document) = documented_routes().split_for_parts();

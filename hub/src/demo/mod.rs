@@ -39,7 +39,8 @@ use self::feed::FeedServer;
 use self::media::{MediaError, SAMPLES, SampleKind};
 use self::operator::{Operator, OperatorError};
 use self::status::{AgentSummary, StatusBoard};
-use crate::api::{ContentView, SystemClock};
+use crate::api::ContentView;
+use crate::app::SystemClock;
 use crate::config::Config;
 
 /// Where the hub listens when `--http` is not given (DESIGN §6's default).

@@ -41,7 +41,7 @@ use signet_common::envelope::PublicKey;
 use signet_common::ids::{DeviceId, NodeId, UserId};
 
 use crate::access_groups::{self, MemberRef};
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::identity::token_key;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::tenancy::{NODE_DEVICES, load_tree};
@@ -365,7 +365,7 @@ pub fn broker_groups(store: &Store, device: &Device) -> Result<Vec<String>, Stor
 ///
 /// # Errors
 /// The broker's or the store's failure, as text.
-pub async fn refresh_broker_access(state: &AppState, device: &DeviceId) -> Result<(), String> {
+pub async fn refresh_broker_access(state: &Hub, device: &DeviceId) -> Result<(), String> {
     let record = match self::device(&state.store, device.as_str()) {
         Ok(Some(record)) => record,
         Ok(None) => return Ok(()),
@@ -390,7 +390,7 @@ pub async fn refresh_broker_access(state: &AppState, device: &DeviceId) -> Resul
 ///
 /// # Errors
 /// When the store fails.
-pub async fn reconcile_broker_access(state: &AppState) -> Result<usize, StoreError> {
+pub async fn reconcile_broker_access(state: &Hub) -> Result<usize, StoreError> {
     let devices: Vec<Device> = state.store.scan(DEVICES, "")?;
     let mut failed = 0;
     match state.broker_admin.granted().await {

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Connection, FleetDevice, Liveness, attached_devices, device_view, events};
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::audit::audit_id;
 use crate::config::Config;
 use crate::mail::{self, Mail};
@@ -198,7 +198,7 @@ pub struct AlertReport {
 /// # Errors
 /// When the store fails; then nothing was written.
 pub async fn check(
-    state: &AppState,
+    state: &Hub,
     now: DateTime<Utc>,
     webhook: Option<&Webhook>,
 ) -> Result<AlertReport, StoreError> {
@@ -334,7 +334,7 @@ pub async fn check(
 ///
 /// # Errors
 /// When the store fails.
-pub async fn prune(state: &AppState, now: DateTime<Utc>) -> Result<usize, StoreError> {
+pub async fn prune(state: &Hub, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let cutoff = audit_id(now - CLEARED_RETENTION);
     let old: Vec<(String, Alert)> = state
         .store
@@ -438,7 +438,7 @@ impl Webhook {
 
     /// Starts delivering `notice` of `alert` in the background; its outcome
     /// is recorded on the alert.
-    pub fn dispatch(&self, state: AppState, notice: Notice, alert: Alert) {
+    pub fn dispatch(&self, state: Hub, notice: Notice, alert: Alert) {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             tracing::warn!(alert = %alert.id, "too many webhook deliveries in flight; notice dropped");
             let outcome = WebhookOutcome {
@@ -520,7 +520,7 @@ fn bounded(mut text: String) -> String {
 }
 
 /// Writes a webhook outcome onto the alert, as stored now.
-async fn record_outcome(state: &AppState, id: &str, outcome: WebhookOutcome) {
+async fn record_outcome(state: &Hub, id: &str, outcome: WebhookOutcome) {
     let result = async {
         let _write = state.store.write_lock().await;
         let Some(mut alert) = state.store.get::<Alert>(ALERTS, id)? else {
@@ -574,7 +574,7 @@ pub struct AlertLoop {
 
 impl AlertLoop {
     /// Starts the loop on the runtime.
-    pub fn spawn(state: AppState, options: AlertOptions, cancel: CancellationToken) -> Self {
+    pub fn spawn(state: Hub, options: AlertOptions, cancel: CancellationToken) -> Self {
         let task = tokio::spawn(run(state, options, cancel.clone()));
         Self { cancel, task }
     }
@@ -597,7 +597,7 @@ impl AlertLoop {
     }
 }
 
-async fn run(state: AppState, options: AlertOptions, cancel: CancellationToken) {
+async fn run(state: Hub, options: AlertOptions, cancel: CancellationToken) {
     let webhook = state.config.alert_webhook_url.as_deref().and_then(|url| {
         Webhook::new(url, options.webhook.clone(), cancel.child_token())
             .map_err(|e| tracing::error!(error = %e, "alert webhook disabled"))

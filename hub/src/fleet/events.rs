@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use signet_common::ids::{DeviceId, NodeId};
 use signet_common::sync::{Checked as _, EventBatch, MAX_EVENTS_PER_BATCH, PlayEvent};
 
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::store::{Store, StoreError, WriteBatch};
 
 /// Events by `{start}/{id}`.
@@ -107,7 +107,7 @@ pub fn check_event(device: &DeviceId, event: &PlayEvent) -> Result<(), String> {
 /// # Errors
 /// When the store fails; then nothing was stored.
 pub async fn ingest(
-    state: &AppState,
+    state: &Hub,
     device: &DeviceId,
     batch: EventBatch,
 ) -> Result<Ingested, StoreError> {
@@ -187,7 +187,7 @@ pub fn events_in_hour(store: &Store, hour: &str) -> Result<Vec<(String, StoredEv
 /// # Errors
 /// When the store fails.
 pub async fn prune(
-    state: &AppState,
+    state: &Hub,
     now: DateTime<Utc>,
     retention: TimeDelta,
 ) -> Result<usize, StoreError> {

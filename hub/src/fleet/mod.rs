@@ -68,7 +68,7 @@ use signet_common::sync::{
     AppliedDocument, Checked as _, DeviceState, EventBatch, NowPlaying, PendingActivation,
 };
 
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::publish::{self, SignedDocument};
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::tenancy::NODE_DEVICES;
@@ -111,7 +111,7 @@ pub struct Liveness {
 impl Liveness {
     /// Now on the hub's clock, with the configured heartbeat timeout.
     #[must_use]
-    pub fn of(state: &AppState) -> Self {
+    pub fn of(state: &Hub) -> Self {
         Self {
             now: state.clock.now(),
             heartbeat_timeout: state.config.heartbeat_timeout(),
@@ -199,7 +199,7 @@ fn next_status(
 /// # Errors
 /// When the store fails.
 pub async fn record_state(
-    state: &AppState,
+    state: &Hub,
     device: &DeviceId,
     reported: DeviceState,
 ) -> Result<(), StoreError> {
@@ -231,7 +231,7 @@ pub async fn record_state(
 /// # Errors
 /// When the store fails; then nothing was stored.
 pub async fn ingest_events(
-    state: &AppState,
+    state: &Hub,
     device: &DeviceId,
     batch: EventBatch,
 ) -> Result<Ingested, StoreError> {

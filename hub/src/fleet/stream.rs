@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     DEVICE_STATES, DeviceStatus, FleetCounts, FleetDevice, Liveness, attached_devices, device_view,
 };
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::devices::{DEVICES, Device};
 use crate::identity::{SESSIONS, Session, USERS, User};
 use crate::store::{Store, StoreError};
@@ -139,7 +139,7 @@ fn deadline_of(
 }
 
 /// The hub's broadcast of fleet changes (see the module doc). One per hub,
-/// in [`AppState`].
+/// in [`Hub`].
 pub struct FleetFeed {
     /// Changes, to every subscriber.
     changes: broadcast::Sender<FleetChange>,
@@ -197,7 +197,7 @@ impl FleetFeed {
 
     /// Keeps `device`'s heartbeat deadline from its stored `status` (U4):
     /// call after a state report is stored.
-    pub fn heartbeat(&self, state: &AppState, device: &DeviceId, status: &DeviceStatus) {
+    pub fn heartbeat(&self, state: &Hub, device: &DeviceId, status: &DeviceStatus) {
         let deadline = deadline_of(status, state.config.heartbeat_timeout());
         self.deadlines().set(device, deadline);
     }
@@ -205,7 +205,7 @@ impl FleetFeed {
     /// Tells subscribers that `device`'s fleet view may have changed (a
     /// report, a heartbeat deadline, pairing, a move, an unpair): call after
     /// the change is stored. Its node is read from the device record.
-    pub fn device_changed(&self, state: &AppState, device: &DeviceId) {
+    pub fn device_changed(&self, state: &Hub, device: &DeviceId) {
         if self.changes.receiver_count() == 0 {
             return;
         }
@@ -235,7 +235,7 @@ impl FleetFeed {
     /// [`StreamError::Busy`] when every slot is taken; the store's error.
     pub async fn subscribe(
         self: &Arc<Self>,
-        state: &AppState,
+        state: &Hub,
         session_key: String,
         user: UserId,
     ) -> Result<FleetStream, StreamError> {
@@ -276,7 +276,7 @@ impl FleetFeed {
     /// Watches the heartbeat deadlines on the hub's clock: a device whose
     /// deadline passed is offline now (U4), which its subscribers hear as a
     /// change. Seeded from every stored status.
-    fn spawn_watcher(self: &Arc<Self>, state: AppState) {
+    fn spawn_watcher(self: &Arc<Self>, state: Hub) {
         let feed = self.clone();
         tokio::spawn(async move {
             let store = state.store.clone();
@@ -362,7 +362,7 @@ fn read_scope(
 /// until it answers `None`.
 pub struct FleetStream {
     /// The hub.
-    state: AppState,
+    state: Hub,
     /// The feed it listens to.
     feed: Arc<FleetFeed>,
     /// The session it runs under (re-read every [`REVALIDATE_EVERY`]).

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Mail, OUTBOX, OutboxEntry, entries};
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::config::SmtpConfig;
 use crate::store::{StoreError, WriteBatch};
 
@@ -112,7 +112,7 @@ pub struct MailSender {
 impl MailSender {
     /// Starts the sender on the runtime. It stops when `cancel` is
     /// cancelled (or [`MailSender::stop`] is called).
-    pub fn spawn(state: AppState, options: SenderOptions, cancel: CancellationToken) -> Self {
+    pub fn spawn(state: Hub, options: SenderOptions, cancel: CancellationToken) -> Self {
         let wake = Arc::clone(&state.mail_wake);
         let task = tokio::spawn(run(state, options, cancel.clone(), Arc::clone(&wake)));
         Self { cancel, wake, task }
@@ -198,12 +198,7 @@ enum Outcome {
     Permanent(String),
 }
 
-async fn run(
-    state: AppState,
-    options: SenderOptions,
-    cancel: CancellationToken,
-    wake: Arc<Notify>,
-) {
+async fn run(state: Hub, options: SenderOptions, cancel: CancellationToken, wake: Arc<Notify>) {
     let Some(config) = state.config.smtp.clone() else {
         tracing::info!("no smtp configured: mail waits in the outbox");
         cancel.cancelled().await;
@@ -251,7 +246,7 @@ async fn run(
 /// One pass: prune old entries, then attempt up to `batch_size` due ones,
 /// oldest first. Returns how many were attempted.
 async fn pass(
-    state: &AppState,
+    state: &Hub,
     smtp: &Smtp,
     options: &SenderOptions,
     cancel: &CancellationToken,
@@ -285,7 +280,7 @@ async fn pass(
 
 /// Writes the outcome of one attempt to the entry, as stored now.
 async fn record(
-    state: &AppState,
+    state: &Hub,
     options: &SenderOptions,
     id: &str,
     outcome: Outcome,
@@ -335,7 +330,7 @@ async fn record(
 /// Deletes delivered and failed entries older than their retention, at most
 /// `prune_batch` per pass, re-checking each under the write lock.
 async fn prune(
-    state: &AppState,
+    state: &Hub,
     options: &SenderOptions,
     all: &[OutboxEntry],
     now: DateTime<Utc>,

@@ -155,7 +155,7 @@ struct Histogram {
 }
 
 /// The hub's counters and histogram, shared by the router, the MQTT link
-/// and publishing through [`crate::api::AppState::metrics`].
+/// and publishing through [`crate::app::Hub::metrics`].
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// HTTP requests answered, by labels.

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::hub_time;
 use super::reports::{self, DeviceReports, Verdict};
 use super::retained::{self, WatchInbox};
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::config::{BrokerUrl, MqttConfig, SYSTEM_CA_BUNDLE};
 use crate::metrics::{Direction, Metrics};
 use crate::publish::{PublishFailed, Publisher, RetainedMessage, TransientMessage};
@@ -301,7 +301,7 @@ impl HubLink {
         }
     }
 
-    /// The publisher to install as [`AppState::publisher`].
+    /// The publisher to install as [`Hub::publisher`].
     #[must_use]
     pub fn publisher(&self) -> MqttPublisher {
         MqttPublisher {
@@ -317,7 +317,7 @@ impl HubLink {
     #[must_use]
     pub fn spawn(
         self,
-        state: AppState,
+        state: Hub,
         reports: Arc<dyn DeviceReports>,
         cancel: CancellationToken,
     ) -> RunningLink {
@@ -491,7 +491,7 @@ async fn event_loop(
 /// fresh `hub_time`.
 async fn session(
     waiting: WaitingPublisher,
-    state: AppState,
+    state: Hub,
     interval: Duration,
     mut connected: watch::Receiver<u64>,
     cancel: CancellationToken,
@@ -512,7 +512,7 @@ async fn session(
     }
 }
 
-async fn on_connect(state: &AppState, waiting: &WaitingPublisher) {
+async fn on_connect(state: &Hub, waiting: &WaitingPublisher) {
     for filter in reports::SUBSCRIPTIONS {
         let subscribed = tokio::select! {
             () = waiting.cancel.cancelled() => return,
@@ -542,7 +542,7 @@ async fn on_connect(state: &AppState, waiting: &WaitingPublisher) {
     }
 }
 
-async fn publish_hub_time(state: &AppState, waiting: &WaitingPublisher) {
+async fn publish_hub_time(state: &Hub, waiting: &WaitingPublisher) {
     match hub_time::sign_next(state).await {
         Ok(envelope) => {
             let message = RetainedMessage {

@@ -44,7 +44,7 @@
 //! per-command timeout. Then [`DynsecAdmin::connect`] (spawns the
 //! connection task on the current tokio runtime), [`DynsecAdmin::bootstrap`]
 //! with the hub's publishing user (which may be the admin user itself), and
-//! store the admin as `AppState.broker_admin`.
+//! store the admin as `Hub.broker_admin`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

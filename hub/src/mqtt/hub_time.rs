@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use signet_common::documents::HubTime;
 use signet_common::envelope::sign_document;
 
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::store::{StoreError, WriteBatch};
 
 /// The last `hub_time` version signed, under [`LAST_KEY`].
@@ -66,7 +66,7 @@ pub fn next_version(last: Option<u64>, now: DateTime<Utc>) -> u64 {
 ///
 /// # Errors
 /// [`HubTimeError`]; then nothing is published.
-pub async fn sign_next(state: &AppState) -> Result<Vec<u8>, HubTimeError> {
+pub async fn sign_next(state: &Hub) -> Result<Vec<u8>, HubTimeError> {
     let _writer = state.store.write_lock().await;
     let now = state.clock.now();
     let last: Option<LastHubTime> = state.store.get(HUB_TIME, LAST_KEY)?;
@@ -108,7 +108,7 @@ pub fn latest_envelope(store: &crate::store::Store) -> Result<Option<String>, St
 ///
 /// # Errors
 /// [`HubTimeError`] when the store fails or signing fails.
-pub async fn latest_or_sign(state: &AppState) -> Result<String, HubTimeError> {
+pub async fn latest_or_sign(state: &Hub) -> Result<String, HubTimeError> {
     if let Some(envelope) = latest_envelope(&state.store)? {
         return Ok(envelope);
     }

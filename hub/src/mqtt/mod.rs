@@ -13,7 +13,7 @@
 //!   every stored signed document ([`crate::publish::republish_all`]), so a
 //!   broker that lost its store converges (S4).
 //! - [`MqttPublisher`] — the [`crate::publish::Publisher`] `serve` installs
-//!   in [`crate::api::AppState::publisher`]: it queues without waiting
+//!   in [`crate::app::Hub::publisher`]: it queues without waiting
 //!   (`try_publish`); a full queue is [`crate::publish::PublishFailed`].
 //! - [`hub_time`] — the signed `hub_time` document on `signet/v1/hub/time`
 //!   every minute, its version persisted (see that module).

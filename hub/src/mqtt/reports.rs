@@ -21,7 +21,7 @@ use signet_common::ids::{DeviceId, MAX_ID_LEN};
 use signet_common::sync::signed::{Report, verify_report};
 use signet_common::sync::{DeviceState, EventBatch, TOPIC_PREFIX};
 
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::fleet::Ingested;
 use crate::store::StoreError;
 
@@ -64,7 +64,7 @@ pub trait DeviceReports: Send + Sync + 'static {
 /// [`crate::fleet::ingest_events`].
 pub struct FleetReports {
     /// The hub's state.
-    pub state: AppState,
+    pub state: Hub,
 }
 
 impl DeviceReports for FleetReports {

@@ -51,7 +51,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::publish::{Publisher, RetainedMessage};
 use crate::store::StoreError;
 
@@ -124,7 +124,7 @@ pub fn owned_topic(topic: &str) -> Option<OwnedTopic> {
 ///
 /// # Errors
 /// When the store fails.
-pub fn expected(state: &AppState, topic: &OwnedTopic) -> Result<Option<Vec<u8>>, StoreError> {
+pub fn expected(state: &Hub, topic: &OwnedTopic) -> Result<Option<Vec<u8>>, StoreError> {
     let store = &state.store;
     let stored = match topic {
         OwnedTopic::Trust => return Ok(Some(state.keys.trust.clone())),
@@ -208,7 +208,7 @@ fn restore_at(previous: Option<&History>, now: Instant) -> Instant {
 /// The watch task's state.
 struct Watch {
     /// The hub's state (store, keys, metrics).
-    state: AppState,
+    state: Hub,
     /// Where restores go (the link's own publisher: queues, never waits).
     publisher: Arc<dyn Publisher>,
     /// The topics waiting for a restore, with when it is due.
@@ -228,7 +228,7 @@ struct Watch {
 /// `client` acknowledges a message that arrived with QoS 1 (the hub
 /// subscribes with QoS 0; a broker may still send more).
 pub async fn run(
-    state: AppState,
+    state: Hub,
     publisher: Arc<dyn Publisher>,
     client: AsyncClient,
     queue: WatchQueue,

@@ -63,7 +63,7 @@ pub use runner::{LoopOptions, PublishLoop};
 pub use signet_common::sync::{TRUST_TOPIC, assignment_topic, manifest_topic};
 
 use crate::access_groups::{self, AccessGroup, GROUPS, MemberRef};
-use crate::api::AppState;
+use crate::app::Hub;
 use crate::audit::{AuditEntry, audit_id};
 use crate::groups::GroupRef;
 use crate::identity::{USERS, User};
@@ -513,7 +513,7 @@ struct Prepared {
 /// Nothing is written; the caller holds the write lock, adds its own
 /// records to the batch and applies it.
 fn prepare(
-    state: &AppState,
+    state: &Hub,
     targets: &Targets,
     scope: Option<GroupRef>,
     actor: Actor,
@@ -680,7 +680,7 @@ fn signed_view(record: &SignedDocument) -> PublishedDocument {
 }
 
 /// Signs `document` with the hub's signing key and checks the size bound.
-fn sign<D>(document: &D, state: &AppState, subject: &str) -> Result<String, PublishError>
+fn sign<D>(document: &D, state: &Hub, subject: &str) -> Result<String, PublishError>
 where
     D: signet_common::envelope::Document + Serialize,
 {
@@ -752,10 +752,7 @@ pub async fn deliver(
 /// `device: reason`; after the first one the rest are skipped (an
 /// unreachable broker would otherwise cost one timeout per device) and
 /// reported as such.
-async fn follow_assignments(
-    state: &AppState,
-    assigned: Vec<(DeviceId, Vec<String>)>,
-) -> Vec<String> {
+async fn follow_assignments(state: &Hub, assigned: Vec<(DeviceId, Vec<String>)>) -> Vec<String> {
     let mut refused = Vec::new();
     for (device, groups) in assigned {
         if !refused.is_empty() {
@@ -776,7 +773,7 @@ async fn follow_assignments(
 /// publish latency `/metrics` shows. Returns the broker refusals and the
 /// undelivered documents.
 async fn send_run(
-    state: &AppState,
+    state: &Hub,
     started: std::time::Instant,
     assigned: Vec<(DeviceId, Vec<String>)>,
     signed: Vec<RetainedMessage>,
@@ -794,7 +791,7 @@ async fn send_run(
 /// changed, stores it with the run's record and its audit record in one
 /// batch, then delivers the new documents. Takes the write lock.
 async fn run_targets(
-    state: &AppState,
+    state: &Hub,
     targets: impl FnOnce(&Store) -> Result<Targets, PublishError>,
     scope: Option<GroupRef>,
     actor: Actor,
@@ -863,7 +860,7 @@ fn stored_messages<'a>(
 /// # Errors
 /// [`PublishError`]; then nothing was stored or published.
 pub async fn publish(
-    state: &AppState,
+    state: &Hub,
     scope: &GroupRef,
     actor: Actor,
 ) -> Result<Published, PublishError> {
@@ -887,7 +884,7 @@ pub async fn publish(
 /// # Errors
 /// [`PublishError`]; then nothing was stored or published.
 pub async fn publish_requested(
-    state: &AppState,
+    state: &Hub,
     scope: &GroupRef,
     actor: Actor,
 ) -> Result<Published, PublishError> {
@@ -912,7 +909,7 @@ pub async fn publish_requested(
 /// # Errors
 /// [`PublishError`]; then nothing was stored or published.
 pub async fn publish_group_items(
-    state: &AppState,
+    state: &Hub,
     group: &AccessGroupId,
     actor: Actor,
 ) -> Result<Published, PublishError> {
@@ -951,7 +948,7 @@ pub struct DueReport {
 ///
 /// # Errors
 /// When the store fails (a job's own failure is recorded, not returned).
-pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> Result<DueReport, PublishError> {
+pub async fn run_due(state: &Hub, now: DateTime<Utc>) -> Result<DueReport, PublishError> {
     let mut report = DueReport::default();
     let jobs: Vec<PublicationJob> = state.store.scan(PUBLICATION_JOBS, "")?;
     for job in jobs {
@@ -972,7 +969,7 @@ fn is_due(job: &PublicationJob, now: DateTime<Utc>) -> bool {
 }
 
 /// Runs one due job; `Ok(false)` when its run failed (recorded).
-async fn run_job(state: &AppState, id: &str, now: DateTime<Utc>) -> Result<bool, PublishError> {
+async fn run_job(state: &Hub, id: &str, now: DateTime<Utc>) -> Result<bool, PublishError> {
     let started = std::time::Instant::now();
     let store = &state.store;
     let write = store.write_lock().await;
@@ -1080,7 +1077,7 @@ fn job_targets(store: &Store, job: &PublicationJob) -> Result<Targets, PublishEr
 
 /// Re-signs every stored manifest within the re-sign window of its expiry
 /// whose group still exists; returns how many.
-async fn resign_expiring(state: &AppState, now: DateTime<Utc>) -> Result<usize, PublishError> {
+async fn resign_expiring(state: &Hub, now: DateTime<Utc>) -> Result<usize, PublishError> {
     let window = state.config.manifest_resign_before();
     let due: Vec<SignedDocument> = state
         .store
@@ -1124,7 +1121,7 @@ async fn resign_expiring(state: &AppState, now: DateTime<Utc>) -> Result<usize, 
 
 /// Deletes run records older than [`RUN_RETENTION`], at most
 /// [`PRUNE_BATCH`] per pass.
-async fn prune_runs(state: &AppState, now: DateTime<Utc>) -> Result<usize, StoreError> {
+async fn prune_runs(state: &Hub, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let cutoff = audit_id(now - RUN_RETENTION);
     // Keys are time-ordered: the oldest come first.
     let old: Vec<String> = state

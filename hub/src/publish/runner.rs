@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
+use crate::app::Hub;
 
 /// How the loop paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct PublishLoop {
 
 impl PublishLoop {
     /// Starts the loop on the runtime.
-    pub fn spawn(state: AppState, options: LoopOptions, cancel: CancellationToken) -> Self {
+    pub fn spawn(state: Hub, options: LoopOptions, cancel: CancellationToken) -> Self {
         let wake = Arc::clone(&state.publish_wake);
         let task = tokio::spawn(run(state, options, cancel.clone(), wake));
         Self { cancel, task }
@@ -68,7 +68,7 @@ impl PublishLoop {
     }
 }
 
-async fn run(state: AppState, options: LoopOptions, cancel: CancellationToken, wake: Arc<Notify>) {
+async fn run(state: Hub, options: LoopOptions, cancel: CancellationToken, wake: Arc<Notify>) {
     let mut failures: u32 = 0;
     loop {
         let wait = tokio::select! {

@@ -11,6 +11,7 @@
 //! process, so this is simple and makes every check-then-write atomic.
 
 mod sled_storage;
+mod tx;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use sled_storage::SledStorage;
+pub use tx::{Check, Digest, Tx, digest_range, digest_record, holds};
 
 /// Why the store failed. Callers answer 500 and change nothing.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,10 @@ pub enum StoreError {
         /// Why it does not decode.
         reason: String,
     },
+    /// What a transaction read changed before it could commit (see
+    /// [`Store::transact`], which runs it again).
+    #[error("the records a write rested on kept changing; try again")]
+    Conflict,
 }
 
 /// A stored (key, value) pair, as [`Storage::scan`] returns them.
@@ -130,12 +136,23 @@ pub trait Storage: Send + Sync + 'static {
     /// [`StoreError::Storage`] when the engine fails.
     fn scan(&self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
 
+    /// If every check of `checks` still holds ([`holds`]), applies every
+    /// write of `batch`; both atomically, as one step no other commit
+    /// interleaves with. Makes the writes durable before returning.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a check no longer holds, and
+    /// [`StoreError::Storage`] when the engine fails; then nothing changed.
+    fn commit(&self, checks: &[Check], batch: &WriteBatch) -> Result<(), StoreError>;
+
     /// Applies every write of `batch` atomically and makes it durable before
     /// returning.
     ///
     /// # Errors
     /// [`StoreError::Storage`] when the engine fails; then nothing changed.
-    fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.commit(&[], batch)
+    }
 }
 
 /// The hub's store: typed access to a [`Storage`], and the write lock.

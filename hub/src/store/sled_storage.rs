@@ -7,12 +7,17 @@ use std::path::Path;
 use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{Entry, Storage, StoreError, Write, WriteBatch};
+use super::{Check, Entry, Storage, StoreError, Write, WriteBatch, holds};
 
 /// The sled-backed engine.
 pub struct SledStorage {
     /// The open database.
     db: sled::Db,
+    /// Makes a commit's checks and its writes one step. Held only while
+    /// they run in memory; the flush that makes a commit durable runs
+    /// after it is released, so commits waiting for the disk share one
+    /// flush (group commit) rather than queueing behind each other.
+    commit_lock: std::sync::Mutex<()>,
 }
 
 impl SledStorage {
@@ -30,7 +35,12 @@ impl SledStorage {
         let mut attempt = 0;
         loop {
             match sled::Config::new().path(dir).open() {
-                Ok(db) => return Ok(Self { db }),
+                Ok(db) => {
+                    return Ok(Self {
+                        db,
+                        commit_lock: std::sync::Mutex::new(()),
+                    });
+                }
                 Err(sled::Error::Io(e)) if is_lock_held(&e) && attempt < ATTEMPTS => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -86,7 +96,27 @@ impl Storage for SledStorage {
             .collect()
     }
 
-    fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    fn commit(&self, checks: &[Check], batch: &WriteBatch) -> Result<(), StoreError> {
+        {
+            let _commit = self
+                .commit_lock
+                .lock()
+                .map_err(|_| StoreError::Storage("a commit panicked".into()))?;
+            for check in checks {
+                if !holds(self, check)? {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            self.write(batch)?;
+        }
+        self.db.flush().map_err(storage_error)?;
+        Ok(())
+    }
+}
+
+impl SledStorage {
+    /// Applies `batch` as one sled transaction over the trees it touches.
+    fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let mut names: BTreeMap<&'static str, usize> = BTreeMap::new();
         for write in &batch.writes {
             let (Write::Put { tree, .. } | Write::Delete { tree, .. }) = write;
@@ -116,7 +146,6 @@ impl Storage for SledStorage {
             .map_err(|e: TransactionError<()>| {
                 StoreError::Storage(format!("transaction: {e:?}"))
             })?;
-        self.db.flush().map_err(storage_error)?;
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use signet_hub::api::{AppState, Clock};
+use signet_hub::app::{Clock, Hub};
 use signet_hub::config::Config;
 use signet_hub::publish::RecordingPublisher;
 use tokio::sync::oneshot;
@@ -95,7 +95,7 @@ pub struct TestHub {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// The hub's shared state (store access for setup and checks).
-    pub state: AppState,
+    pub state: Hub,
     /// The hub's clock.
     pub clock: Arc<ManualClock>,
     /// The admin's token.
