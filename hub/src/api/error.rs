@@ -6,7 +6,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::identity::RoleTooLow;
 use crate::store::StoreError;
+use crate::values::InvalidName;
 
 /// An error answer: HTTP status, a stable machine code, a human message.
 #[derive(Debug)]
@@ -91,7 +93,22 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::internal(&e)
+        match e {
+            StoreError::Conflict => Self::busy("busy", e.to_string(), 1),
+            e => Self::internal(&e),
+        }
+    }
+}
+
+impl From<RoleTooLow> for ApiError {
+    fn from(e: RoleTooLow) -> Self {
+        Self::forbidden(e.to_string())
+    }
+}
+
+impl From<InvalidName> for ApiError {
+    fn from(e: InvalidName) -> Self {
+        Self::bad_request("invalid_name", e.to_string())
     }
 }
 

@@ -13,7 +13,7 @@ use signet_common::permissions::{Domain, NodeTree, Role};
 
 use super::{ApiError, AppState};
 use crate::audit::AuditEntry;
-use crate::identity::{SESSIONS, Session, USERS, User, csrf_matches, csrf_token, token_key};
+use crate::identity::{Actor, SESSIONS, Session, USERS, User, csrf_matches, csrf_token, token_key};
 use crate::tenancy::load_tree;
 
 /// A JSON body; malformed JSON, unknown fields, a wrong content type and an
@@ -219,6 +219,14 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// The caller as the services see it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.user.clone(),
+            from: self.from.clone(),
+        }
+    }
+
     /// The caller's domain (T3).
     pub fn domain(&self) -> Domain {
         Domain::new(self.user.domain.iter().cloned())

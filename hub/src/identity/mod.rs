@@ -7,6 +7,7 @@
 //! [`crate::access`] does that, from the user record read fresh on every
 //! request so a role or domain change applies to the next request (T3).
 
+mod actor;
 pub mod names;
 mod password;
 pub mod throttle;
@@ -18,6 +19,7 @@ use signet_common::digest::Sha256;
 use signet_common::ids::{NodeId, UserId};
 use signet_common::permissions::Role;
 
+pub use actor::{Actor, RoleTooLow};
 pub use password::{HashError, PasswordError, PasswordHashing, hash_password, verify_password};
 pub use throttle::LoginThrottle;
 

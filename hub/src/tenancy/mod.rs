@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use signet_common::ids::{NodeId, UserId};
 use signet_common::permissions::NodeTree;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 
 pub mod restricted;
 
@@ -114,6 +114,21 @@ pub fn normalize_country(country: &str) -> Option<String> {
 /// When the store fails or the stored nodes do not form one tree.
 pub fn load_tree(store: &Store) -> Result<(NodeTree, Vec<Node>), StoreError> {
     let nodes: Vec<Node> = store.scan(NODES, "")?;
+    build_tree(nodes)
+}
+
+/// [`load_tree`] inside a transaction: a decision that rests on the tree
+/// (who sees what, where a node hangs) commits only if the tree is
+/// unchanged when it does.
+///
+/// # Errors
+/// When the store fails or the stored nodes do not form one tree.
+pub fn load_tree_in(tx: &mut Tx) -> Result<(NodeTree, Vec<Node>), StoreError> {
+    let nodes: Vec<Node> = tx.scan(NODES, "")?;
+    build_tree(nodes)
+}
+
+fn build_tree(nodes: Vec<Node>) -> Result<(NodeTree, Vec<Node>), StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         tree: NODES,
         key: String::new(),
