@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::{Admission, CHUNK_BYTES, Cache, CacheError, CacheFull, Reverified};
 use crate::killpoint;
-use crate::sync::connection::Backoff;
+use crate::retry::Backoff;
 
 /// How many received bytes are buffered before they are written out.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;

@@ -59,9 +59,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::clock::DeviceClock;
 use crate::config::{AgentConfig, BrokerUrl};
+use crate::retry::Backoff;
 use crate::state::{StateError, Store};
 use apply::{Decision, FollowUp, Held, Route};
-use connection::{Backoff, Inbound, Will};
+use connection::{Inbound, Will};
 use fetch::{DocumentFetcher, FetchError, FetchSchedule};
 
 /// The largest MQTT packet read: a maximal document plus the topic and
