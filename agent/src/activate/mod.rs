@@ -10,7 +10,7 @@
 //! [`crate::cache`], [`crate::state`] (the accepted documents through its
 //! typed [`Documents`] view), `signet-common`'s rules. Must not:
 //! accept documents (the sync verifier does) or decide what plays now (the
-//! player does).
+//! `decide` module does, for the player).
 //!
 //! *Needed* items of a manifest: its active (approved) items, and for an
 //! access group only while this device's access window is open at trusted

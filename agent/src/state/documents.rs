@@ -189,3 +189,53 @@ fn parse_held(key: &str, envelope: Vec<u8>) -> Option<HeldManifest> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::state::Commit;
+
+    /// S9, D3: the typed accessors read back exactly the documents a commit
+    /// stored under their kind and subject, and nothing of another kind.
+    #[test]
+    fn s9_accepted_documents_are_read_back_by_kind_and_subject() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let manifest = |group: &str| document_key(DocumentKind::GroupManifest, group);
+        store
+            .commit(&Commit {
+                put_documents: vec![
+                    (manifest("node-1"), b"m1".to_vec()),
+                    (manifest("ag-2"), b"m2".to_vec()),
+                    (
+                        document_key(DocumentKind::DeviceAssignment, "dev-1"),
+                        b"a".to_vec(),
+                    ),
+                ],
+                ..Commit::default()
+            })
+            .unwrap();
+        let manifests = store.accepted_of_kind(DocumentKind::GroupManifest).unwrap();
+        assert_eq!(
+            manifests.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("ag-2".to_owned(), b"m2".to_vec()),
+                ("node-1".to_owned(), b"m1".to_vec())
+            ]
+        );
+        assert_eq!(
+            store
+                .accepted(DocumentKind::DeviceAssignment, "dev-1")
+                .unwrap(),
+            Some(b"a".to_vec())
+        );
+        assert_eq!(
+            store
+                .accepted(DocumentKind::DeviceAssignment, "dev-2")
+                .unwrap(),
+            None
+        );
+    }
+}
