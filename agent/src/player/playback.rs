@@ -257,6 +257,9 @@ impl Playback {
         }
     }
 
+    /// Shows `slot`'s item: builds what the player needs, hands the feed
+    /// task the template's bindings and the device's feed variables (D6),
+    /// and asks the player; why not when it cannot.
     fn show(&mut self, documents: &Documents, slot: &Slot, links: &Links) -> Result<(), String> {
         let mut showable = self.showable(documents, &slot.item)?;
         let bindings = match &mut showable {
