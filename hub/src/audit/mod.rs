@@ -1,16 +1,18 @@
 //! The audit log (S8): who did what, when, from where.
 //!
-//! Owns: audit records and their keys. Every write handler adds its audit
-//! record to the same [`WriteBatch`] as the change itself, so a change and
-//! its record are durable together or not at all. Must not: decide who may
-//! read the log (the API does, by role and domain).
+//! Owns: audit records and their keys, and who may read them ([`query`]:
+//! Admins, entries scoped inside their domain). Every service adds its
+//! audit record to the same transaction or [`WriteBatch`] as the change
+//! itself, so a change and its record are durable together or not at all.
+//! Must not: know HTTP.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{NodeId, UserId};
 
-use crate::identity::new_id;
-use crate::store::{StoreError, WriteBatch};
+use crate::identity::{Actor, RoleTooLow, new_id};
+use crate::store::{Store, StoreError, Tx, WriteBatch};
+use crate::tenancy::load_tree;
 
 /// Tree of audit records, keyed by time so a scan is chronological.
 pub const AUDIT: &str = "audit";
@@ -69,6 +71,95 @@ impl AuditEntry {
         batch.put(AUDIT, &key, &self)?;
         Ok(())
     }
+
+    /// Adds this entry to the transaction `tx`.
+    ///
+    /// # Errors
+    /// Never in practice (the entry always encodes).
+    pub fn put(self, tx: &mut Tx) -> Result<(), StoreError> {
+        tx.put(AUDIT, &self.id.clone(), &self)
+    }
+}
+
+/// The most entries one query returns.
+pub const MAX_AUDIT_PAGE: usize = 1000;
+
+/// Filters; all optional, combined with "and".
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    /// Only actions of this user id.
+    pub actor: Option<String>,
+    /// Only this action (e.g. `node.create`), or actions starting with it
+    /// when it ends in `.` (e.g. `user.`).
+    pub action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many of the newest matches (default and maximum 1000).
+    pub limit: Option<usize>,
+}
+
+impl AuditFilter {
+    fn matches(&self, e: &AuditEntry) -> bool {
+        self.actor
+            .as_deref()
+            .is_none_or(|a| e.actor.as_ref().is_some_and(|x| x.as_str() == a))
+            && self.action.as_deref().is_none_or(|a| {
+                if a.ends_with('.') {
+                    e.action.starts_with(a)
+                } else {
+                    e.action == a
+                }
+            })
+            && self.since.is_none_or(|t| e.at >= t)
+            && self.until.is_none_or(|t| e.at < t)
+    }
+}
+
+/// Why the audit log could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Only Admins read the log (403).
+    #[error(transparent)]
+    RoleTooLow(#[from] RoleTooLow),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The entries `actor` may read that match `filter`, oldest first: the
+/// newest `limit` of them. Admin role; entries scoped inside the actor's
+/// domain (root-level admins also see unscoped entries: logins) (S8).
+///
+/// # Errors
+/// [`AuditError`].
+pub fn query(
+    store: &Store,
+    actor: &Actor,
+    filter: &AuditFilter,
+) -> Result<Vec<AuditEntry>, AuditError> {
+    actor.require(signet_common::permissions::Role::Admin)?;
+    let limit = filter
+        .limit
+        .unwrap_or(MAX_AUDIT_PAGE)
+        .clamp(1, MAX_AUDIT_PAGE);
+    let (tree, _) = load_tree(store)?;
+    let root_level = actor.is_root_level(&tree);
+    let entries: Vec<AuditEntry> = store.scan(AUDIT, "")?;
+    let mut matching: Vec<AuditEntry> = entries
+        .into_iter()
+        .filter(|e| match &e.scope {
+            Some(node) => actor.sees(&tree, node),
+            None => root_level,
+        })
+        .filter(|e| filter.matches(e))
+        .collect();
+    let skip = matching.len().saturating_sub(limit);
+    matching.drain(..skip);
+    Ok(matching)
 }
 
 /// A time-ordered audit id: zero-padded microseconds, then randomness.

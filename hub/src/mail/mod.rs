@@ -5,8 +5,10 @@
 //! that sends mail adds it to the same [`WriteBatch`] as the change that
 //! causes it ([`enqueue`]), so the mail is durable exactly when the change
 //! is. Must not: send inline from a handler; delivery happens in the
-//! background, with retries.
+//! background, with retries. The [`outbox`] service lets root-level
+//! admins read and retry it.
 
+pub mod outbox;
 pub mod sender;
 
 use chrono::{DateTime, Utc};
