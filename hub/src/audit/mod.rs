@@ -167,3 +167,57 @@ pub fn query(
 pub fn audit_id(at: DateTime<Utc>) -> String {
     format!("{:020}-{}", at.timestamp_micros().max(0), new_id(""))
 }
+
+#[cfg(test)]
+mod tests {
+    use signet_common::permissions::Role;
+
+    use super::*;
+    use crate::identity::testing::fixture;
+
+    #[tokio::test]
+    async fn s8_admins_read_the_entries_of_their_domain_only() {
+        let f = fixture().await;
+        let a = f.node("n-a", &f.root).await;
+        let b = f.node("n-b", &f.root).await;
+        let now = f.hub.now();
+        f.hub
+            .store
+            .transact(|tx| {
+                let entries = [("x", Some(&a)), ("y", Some(&b)), ("z", None)];
+                for (at, (target, scope)) in (0..).zip(entries) {
+                    let at = now + chrono::TimeDelta::seconds(at);
+                    let detail = serde_json::Value::Null;
+                    let scope = scope.cloned();
+                    f.admin
+                        .audit(at, "node.update", target, scope, detail)
+                        .put(tx)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let targets = |entries: Vec<AuditEntry>| -> Vec<String> {
+            entries.into_iter().map(|e| e.target).collect()
+        };
+        let all = query(&f.hub.store, &f.admin, &AuditFilter::default()).unwrap();
+        assert_eq!(targets(all), ["x", "y", "z"]);
+        let tenant = f.user("ada", Role::Admin, &[&a]).await;
+        let own = query(&f.hub.store, &tenant, &AuditFilter::default()).unwrap();
+        assert_eq!(targets(own), ["x"]);
+        let newest = AuditFilter {
+            action: Some("node.".into()),
+            limit: Some(1),
+            ..AuditFilter::default()
+        };
+        assert_eq!(
+            targets(query(&f.hub.store, &f.admin, &newest).unwrap()),
+            ["z"]
+        );
+        let manager = f.user("mia", Role::Manager, &[&f.root]).await;
+        assert!(matches!(
+            query(&f.hub.store, &manager, &AuditFilter::default()),
+            Err(AuditError::RoleTooLow(_))
+        ));
+    }
+}

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::audit_id;
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, StoreError, Tx, WriteBatch};
 
 /// Tree of outbox entries, keyed by time-ordered id.
 pub const OUTBOX: &str = "mail_outbox";
@@ -201,6 +201,19 @@ pub fn enqueue(
         failed_at: None,
     };
     batch.put(OUTBOX, &id, &entry)?;
+    Ok(id)
+}
+
+/// [`enqueue`] inside a transaction: the mail is durable exactly when the
+/// change that causes it commits. Wake the sender (`Hub::mail_wake`) after
+/// the commit.
+///
+/// # Errors
+/// Never in practice (the entry always encodes).
+pub fn enqueue_in(tx: &mut Tx, mail: Mail, now: DateTime<Utc>) -> Result<String, StoreError> {
+    let mut batch = WriteBatch::new();
+    let id = enqueue(&mut batch, mail, now)?;
+    tx.include(batch);
     Ok(id)
 }
 

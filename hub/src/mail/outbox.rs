@@ -141,3 +141,60 @@ pub async fn retry(hub: &Hub, actor: &Actor, id: &str) -> Result<OutboxView, Mai
     hub.mail_wake.notify_one();
     Ok(OutboxView::from(entry))
 }
+
+#[cfg(test)]
+mod tests {
+    use signet_common::permissions::Role;
+
+    use super::*;
+    use crate::identity::testing::fixture;
+    use crate::mail::{Mail, enqueue_in};
+
+    #[tokio::test]
+    async fn l6_only_root_admins_retry_and_a_sent_message_stays_sent() {
+        let f = fixture().await;
+        let mail = Mail {
+            to: "a@example.com".into(),
+            subject: "s".into(),
+            body: "b".into(),
+        };
+        let now = f.hub.now();
+        let id = f
+            .hub
+            .store
+            .transact(|tx| enqueue_in(tx, mail.clone(), now))
+            .await
+            .unwrap();
+        let a = f.node("n-a", &f.root).await;
+        let tenant_admin = f.user("ada", Role::Admin, &[&a]).await;
+        assert!(matches!(
+            retry(&f.hub, &tenant_admin, &id).await,
+            Err(MailError::NotRootLevel)
+        ));
+        let manager = f.user("mia", Role::Manager, &[&f.root]).await;
+        assert!(matches!(
+            list_outbox(&f.hub, &manager, &OutboxFilter::default()),
+            Err(MailError::RoleTooLow(_))
+        ));
+        let retried = retry(&f.hub, &f.admin, &id).await.unwrap();
+        assert_eq!(retried.status, OutboxStatus::Queued);
+        let mut entry: OutboxEntry = f.hub.store.get(OUTBOX, &id).unwrap().unwrap();
+        entry.sent_at = Some(now);
+        f.hub
+            .store
+            .transact(|tx| tx.put(OUTBOX, &id, &entry))
+            .await
+            .unwrap();
+        assert!(matches!(
+            retry(&f.hub, &f.admin, &id).await,
+            Err(MailError::AlreadySent)
+        ));
+        assert!(matches!(
+            retry(&f.hub, &f.admin, "nope").await,
+            Err(MailError::NotFound)
+        ));
+        let listed = list_outbox(&f.hub, &f.admin, &OutboxFilter::default()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, OutboxStatus::Sent);
+    }
+}
