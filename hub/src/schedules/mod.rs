@@ -5,9 +5,10 @@
 //! [`Schedule`] a signed manifest carries ([`group_schedule`]). Must not:
 //! decide what plays at an instant (that is
 //! [`signet_common::schedule::evaluate`]), judge approval (A7: inactive and
-//! pending items stay in playlists; the device skips them), nor decide who
-//! may change a playlist or schedule (the API does, with the caller's role,
-//! domain and [`crate::tenancy::restricted`]).
+//! pending items stay in playlists; the device skips them). Who may change
+//! a playlist or schedule, and the rules of a write, are [`service`]'s
+//! (with the checks of `rules`); [`Read`] lets resolution read from the store
+//! or inside a write's transaction.
 //!
 //! # Storage
 //! | tree | key | value |

@@ -189,12 +189,7 @@ pub struct Preview {
 /// # Errors
 /// When the store fails.
 pub fn playlists(hub: &Hub, actor: &Actor) -> Result<Vec<Playlist>, SchedulesError> {
-    let (tree, _) = load_tree(&hub.store)?;
-    let all: Vec<Playlist> = hub.store.scan(PLAYLISTS, "")?;
-    Ok(all
-        .into_iter()
-        .filter(|p| actor.sees_at_or_above(&tree, &p.node))
-        .collect())
+    all_visible(hub, actor)
 }
 
 /// One playlist the actor sees.
@@ -202,8 +197,7 @@ pub fn playlists(hub: &Hub, actor: &Actor) -> Result<Vec<Playlist>, SchedulesErr
 /// # Errors
 /// [`SchedulesError::NotFound`]; store failures.
 pub fn playlist(hub: &Hub, actor: &Actor, id: &str) -> Result<Playlist, SchedulesError> {
-    let (tree, _) = load_tree(&hub.store)?;
-    visible_playlist(&mut &hub.store, &tree, actor, id)
+    one_visible(hub, actor, id)
 }
 
 /// Schedules the actor sees: their group's node is inside its domain or
@@ -212,12 +206,7 @@ pub fn playlist(hub: &Hub, actor: &Actor, id: &str) -> Result<Playlist, Schedule
 /// # Errors
 /// When the store fails.
 pub fn schedules(hub: &Hub, actor: &Actor) -> Result<Vec<GroupSchedule>, SchedulesError> {
-    let (tree, _) = load_tree(&hub.store)?;
-    let all: Vec<GroupSchedule> = hub.store.scan(SCHEDULES, "")?;
-    Ok(all
-        .into_iter()
-        .filter(|s| actor.sees_at_or_above(&tree, &s.node))
-        .collect())
+    all_visible(hub, actor)
 }
 
 /// One schedule the actor sees, as written (entries name playlists).
@@ -225,8 +214,7 @@ pub fn schedules(hub: &Hub, actor: &Actor) -> Result<Vec<GroupSchedule>, Schedul
 /// # Errors
 /// [`SchedulesError::NotFound`]; store failures.
 pub fn schedule(hub: &Hub, actor: &Actor, id: &str) -> Result<GroupSchedule, SchedulesError> {
-    let (tree, _) = load_tree(&hub.store)?;
-    visible_schedule(&mut &hub.store, &tree, actor, id)
+    one_visible(hub, actor, id)
 }
 
 /// What a schedule plays at an instant in a time zone, by common's
@@ -339,35 +327,31 @@ pub async fn update_playlist(
         check_item_shapes(items)?;
     }
     let now = hub.now();
-    hub.store
-        .transact(|tx| {
-            let (tree, _) = load_tree_in(tx)?;
-            let old = visible_playlist(tx, &tree, actor, id)?;
-            require_inside(&tree, actor, &old.node, "playlist")?;
-            check_restricted(tx, &tree, actor, &old.node, ItemChange::Edit)?;
-            let mut playlist = old.clone();
-            if let Some(name) = &name {
-                playlist.name = name.as_str().trim().to_owned();
-            }
-            if let Some(items) = &request.items {
-                check_items(tx, &tree, actor, &playlist.node, items)?;
-                playlist.items.clone_from(items);
-                check_users_fit(tx, &playlist)?;
-            }
-            playlist.updated_at = now;
-            playlist.updated_by = actor.user.id.clone();
-            let detail = serde_json::json!({"name": playlist.name, "items": playlist.items.len()});
-            let audit = actor.audit(
-                now,
-                "playlist.update",
-                id,
-                Some(playlist.node.clone()),
-                detail,
-            );
-            save_playlist(tx, &playlist, Some(&old), audit)?;
-            Ok(playlist)
-        })
-        .await
+    change(hub, actor, id, |tx, tree, old: Playlist| {
+        check_restricted(tx, tree, actor, &old.node, ItemChange::Edit)?;
+        let mut playlist = old.clone();
+        if let Some(name) = &name {
+            playlist.name = name.as_str().trim().to_owned();
+        }
+        if let Some(items) = &request.items {
+            check_items(tx, tree, actor, &playlist.node, items)?;
+            playlist.items.clone_from(items);
+            check_users_fit(tx, &playlist)?;
+        }
+        playlist.updated_at = now;
+        playlist.updated_by = actor.user.id.clone();
+        let detail = serde_json::json!({"name": playlist.name, "items": playlist.items.len()});
+        let audit = actor.audit(
+            now,
+            "playlist.update",
+            id,
+            Some(playlist.node.clone()),
+            detail,
+        );
+        save_playlist(tx, &playlist, Some(&old), audit)?;
+        Ok(playlist)
+    })
+    .await
 }
 
 /// Deletes a playlist no schedule uses (Contributor+, inside the actor's
@@ -378,39 +362,32 @@ pub async fn update_playlist(
 pub async fn delete_playlist(hub: &Hub, actor: &Actor, id: &str) -> Result<(), SchedulesError> {
     actor.require(Role::Contributor)?;
     let now = hub.now();
-    hub.store
-        .transact(|tx| {
-            let (tree, _) = load_tree_in(tx)?;
-            let playlist = visible_playlist(tx, &tree, actor, id)?;
-            require_inside(&tree, actor, &playlist.node, "playlist")?;
-            check_restricted(tx, &tree, actor, &playlist.node, ItemChange::Delete)?;
-            let users = schedules_using_playlist(&mut *tx, &playlist.id)?;
-            if !users.is_empty() {
-                let names: Vec<&str> = users.iter().map(ScheduleId::as_str).collect();
-                return Err(SchedulesError::Conflict {
-                    code: "playlist_in_use",
-                    message: format!(
-                        "playlist {} is used by schedule {}",
-                        playlist.id,
-                        names.join(", ")
-                    ),
-                });
-            }
-            let mut batch = WriteBatch::new();
-            remove_playlist(&mut batch, &playlist);
-            actor
-                .audit(
-                    now,
-                    "playlist.delete",
-                    id,
-                    Some(playlist.node.clone()),
-                    serde_json::json!({"name": playlist.name}),
-                )
-                .record(&mut batch)?;
-            tx.include(batch);
-            Ok(())
-        })
-        .await
+    change(hub, actor, id, |tx, tree, playlist: Playlist| {
+        check_restricted(tx, tree, actor, &playlist.node, ItemChange::Delete)?;
+        let users = schedules_using_playlist(&mut *tx, &playlist.id)?;
+        if !users.is_empty() {
+            let names: Vec<&str> = users.iter().map(ScheduleId::as_str).collect();
+            return Err(SchedulesError::Conflict {
+                code: "playlist_in_use",
+                message: format!(
+                    "playlist {} is used by schedule {}",
+                    playlist.id,
+                    names.join(", ")
+                ),
+            });
+        }
+        let mut batch = WriteBatch::new();
+        remove_playlist(&mut batch, &playlist);
+        let detail = serde_json::json!({"name": playlist.name});
+        let node = Some(playlist.node.clone());
+        commit(
+            tx,
+            batch,
+            actor.audit(now, "playlist.delete", id, node, detail),
+        )?;
+        Ok(())
+    })
+    .await
 }
 
 // ------------------------------------------------------------ schedules
@@ -479,23 +456,19 @@ pub async fn replace_schedule(
     actor.require(Role::Contributor)?;
     check_schedule_shape(&request.entries, request.default_item.as_ref())?;
     let now = hub.now();
-    hub.store
-        .transact(|tx| {
-            let (tree, _) = load_tree_in(tx)?;
-            let old = visible_schedule(tx, &tree, actor, id)?;
-            require_inside(&tree, actor, &old.node, "schedule")?;
-            let schedule = GroupSchedule {
-                entries: request.entries.clone(),
-                merge: request.merge,
-                default_item: request.default_item.clone(),
-                updated_at: now,
-                updated_by: actor.user.id.clone(),
-                ..old.clone()
-            };
-            save_schedule(tx, &tree, actor, &schedule, Some(&old), "schedule.update")?;
-            Ok(schedule)
-        })
-        .await
+    change(hub, actor, id, |tx, tree, old: GroupSchedule| {
+        let schedule = GroupSchedule {
+            entries: request.entries.clone(),
+            merge: request.merge,
+            default_item: request.default_item.clone(),
+            updated_at: now,
+            updated_by: actor.user.id.clone(),
+            ..old.clone()
+        };
+        save_schedule(tx, tree, actor, &schedule, Some(&old), "schedule.update")?;
+        Ok(schedule)
+    })
+    .await
 }
 
 /// Detaches and deletes a schedule (Contributor+, inside the actor's
@@ -506,26 +479,19 @@ pub async fn replace_schedule(
 pub async fn delete_schedule(hub: &Hub, actor: &Actor, id: &str) -> Result<(), SchedulesError> {
     actor.require(Role::Contributor)?;
     let now = hub.now();
-    hub.store
-        .transact(|tx| {
-            let (tree, _) = load_tree_in(tx)?;
-            let schedule = visible_schedule(tx, &tree, actor, id)?;
-            require_inside(&tree, actor, &schedule.node, "schedule")?;
-            let mut batch = WriteBatch::new();
-            remove_schedule(&mut batch, &schedule);
-            actor
-                .audit(
-                    now,
-                    "schedule.delete",
-                    id,
-                    Some(schedule.node.clone()),
-                    serde_json::json!({"target": schedule.target}),
-                )
-                .record(&mut batch)?;
-            tx.include(batch);
-            Ok(())
-        })
-        .await
+    change(hub, actor, id, |tx, _, schedule: GroupSchedule| {
+        let mut batch = WriteBatch::new();
+        remove_schedule(&mut batch, &schedule);
+        let detail = serde_json::json!({"target": schedule.target});
+        let node = Some(schedule.node.clone());
+        commit(
+            tx,
+            batch,
+            actor.audit(now, "schedule.delete", id, node, detail),
+        )?;
+        Ok(())
+    })
+    .await
 }
 
 // -------------------------------------------------------------- writing
@@ -539,9 +505,7 @@ fn save_playlist(
 ) -> Result<(), StoreError> {
     let mut batch = WriteBatch::new();
     put_playlist(&mut batch, playlist, old)?;
-    audit.record(&mut batch)?;
-    tx.include(batch);
-    Ok(())
+    commit(tx, batch, audit)
 }
 
 /// Checks `schedule` ([`check_schedule`]) and writes it with its group
@@ -560,41 +524,90 @@ fn save_schedule(
         "default_item": schedule.default_item});
     let mut batch = WriteBatch::new();
     put_schedule(&mut batch, schedule, old)?;
-    actor
-        .audit(
-            schedule.updated_at,
-            action,
-            schedule.id.as_str(),
-            Some(schedule.node.clone()),
-            detail,
-        )
-        .record(&mut batch)?;
+    let (at, node) = (schedule.updated_at, Some(schedule.node.clone()));
+    let audit = actor.audit(at, action, schedule.id.as_str(), node, detail);
+    Ok(commit(tx, batch, audit)?)
+}
+
+/// Adds `batch` and `audit` to `tx`.
+fn commit(tx: &mut Tx, mut batch: WriteBatch, audit: AuditEntry) -> Result<(), StoreError> {
+    audit.record(&mut batch)?;
     tx.include(batch);
     Ok(())
 }
 
 // -------------------------------------------------------------- loading
 
-fn visible_playlist(
-    store: &mut impl super::Read,
-    tree: &NodeTree,
-    actor: &Actor,
-    id: &str,
-) -> Result<Playlist, SchedulesError> {
-    store
-        .get::<Playlist>(PLAYLISTS, id)?
-        .filter(|p| actor.sees_at_or_above(tree, &p.node))
-        .ok_or_else(|| not_found("playlist"))
+/// A record stored at a node: a playlist or a schedule.
+trait Placed: serde::de::DeserializeOwned {
+    /// Its tree.
+    const TREE: &'static str;
+    /// What it is called in errors.
+    const WHAT: &'static str;
+    /// The node it belongs to.
+    fn node(&self) -> &NodeId;
 }
 
-fn visible_schedule(
+impl Placed for Playlist {
+    const TREE: &'static str = PLAYLISTS;
+    const WHAT: &'static str = "playlist";
+    fn node(&self) -> &NodeId {
+        &self.node
+    }
+}
+
+impl Placed for GroupSchedule {
+    const TREE: &'static str = SCHEDULES;
+    const WHAT: &'static str = "schedule";
+    fn node(&self) -> &NodeId {
+        &self.node
+    }
+}
+
+/// Every record of `T` the actor sees (inside its domain or above, T2).
+fn all_visible<T: Placed>(hub: &Hub, actor: &Actor) -> Result<Vec<T>, SchedulesError> {
+    let (tree, _) = load_tree(&hub.store)?;
+    let all: Vec<T> = hub.store.scan(T::TREE, "")?;
+    Ok(all
+        .into_iter()
+        .filter(|record| actor.sees_at_or_above(&tree, record.node()))
+        .collect())
+}
+
+/// Record `id` of `T` from the store, if the actor sees it.
+fn one_visible<T: Placed>(hub: &Hub, actor: &Actor, id: &str) -> Result<T, SchedulesError> {
+    let (tree, _) = load_tree(&hub.store)?;
+    visible(&mut &hub.store, &tree, actor, id)
+}
+
+/// Record `id` if the actor sees it: inside its domain or above (T2).
+fn visible<T: Placed>(
     store: &mut impl super::Read,
     tree: &NodeTree,
     actor: &Actor,
     id: &str,
-) -> Result<GroupSchedule, SchedulesError> {
+) -> Result<T, SchedulesError> {
     store
-        .get::<GroupSchedule>(SCHEDULES, id)?
-        .filter(|s| actor.sees_at_or_above(tree, &s.node))
-        .ok_or_else(|| not_found("schedule"))
+        .get::<T>(T::TREE, id)?
+        .filter(|record| actor.sees_at_or_above(tree, record.node()))
+        .ok_or_else(|| not_found(T::WHAT))
+}
+
+/// Runs `write` in one transaction on record `id`, which the actor sees
+/// and may change (inside its domain, T2), both read inside it with the
+/// tree; `write` gets the tree and the stored record.
+async fn change<T: Placed, R>(
+    hub: &Hub,
+    actor: &Actor,
+    id: &str,
+    mut write: impl FnMut(&mut Tx, &NodeTree, T) -> Result<R, SchedulesError>,
+) -> Result<R, SchedulesError> {
+    hub.store
+        .transact(|tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            let old: T = visible(tx, &tree, actor, id)?;
+            require_inside(&tree, actor, old.node(), T::WHAT)?;
+            write(tx, &tree, old)
+        })
+        .await
 }
