@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 
 use super::{CONTROL_TOPIC, DynsecAdmin, DynsecSettings, MAX_RESPONSE_BYTES, RESPONSE_TOPIC};
+use crate::config::BrokerUrl;
 use crate::mqtt::admin::BrokerAdminError;
 
 /// The longest pause between reconnection attempts.
@@ -293,40 +294,12 @@ impl DynsecAdmin {
     }
 }
 
-/// `(tls, host, port)` of `mqtt://host[:port]` or `mqtts://host[:port]`.
+/// `(tls, host, port)` of `mqtt://host[:port]` or `mqtts://host[:port]`,
+/// as [`BrokerUrl::parse`] reads it.
 pub(super) fn parse_url(url: &str) -> Result<(bool, String, u16), BrokerAdminError> {
-    let bad = || {
-        BrokerAdminError(format!(
-            "broker URL {url:?} is not mqtt://host[:port] or mqtts://host[:port]"
-        ))
-    };
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtt://") {
-        (false, rest)
-    } else if let Some(rest) = url.strip_prefix("mqtts://") {
-        (true, rest)
-    } else {
-        return Err(bad());
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let default_port = if tls { 8883 } else { 1883 };
-    let parse_port = |port: &str| port.parse::<u16>().map_err(|_| bad());
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
-        let port = match after {
-            "" => default_port,
-            after => parse_port(after.strip_prefix(':').ok_or_else(bad)?)?,
-        };
-        (host, port)
-    } else {
-        match rest.split_once(':') {
-            Some((host, port)) => (host, parse_port(port)?),
-            None => (rest, default_port),
-        }
-    };
-    if host.is_empty() || host.contains(['/', '@', '?', '#']) || port == 0 {
-        return Err(bad());
-    }
-    Ok((tls, host.to_owned(), port))
+    let parsed =
+        BrokerUrl::parse(url).map_err(|e| BrokerAdminError(format!("broker URL {url:?} {e}")))?;
+    Ok((parsed.tls, parsed.host, parsed.port))
 }
 
 /// Keeps the admin connection up: subscribes to [`RESPONSE_TOPIC`] after
