@@ -49,12 +49,10 @@ impl DynsecAdmin {
             "unsubscribe",
         ]
         .map(|acl| json!({"acltype": acl, "allow": false}));
-        self.execute(vec![
+        self.apply(vec![
             json!({"command": "setDefaultACLAccess", "acls": defaults}),
         ])
-        .await?
-        .into_iter()
-        .try_for_each(|r| r.ok().map(drop))?;
+        .await?;
         self.ensure_role(HUB_ROLE, &hub_acls()).await?;
         let password = hub_password.filter(|_| hub_user != self.admin_user);
         self.ensure_client(hub_user, password, HUB_ROLE, None).await
@@ -115,13 +113,7 @@ impl DynsecAdmin {
             }
             changes.push(add);
         }
-        if changes.is_empty() {
-            return Ok(());
-        }
-        for answer in self.execute(changes).await? {
-            answer.ok()?;
-        }
-        Ok(())
+        self.apply(changes).await
     }
 
     /// Makes client `user` exist with `role` (and `password` when given),
@@ -196,13 +188,7 @@ impl DynsecAdmin {
             changes.push(json!({"command": "setClientId", "username": user,
                 "clientid": clientid}));
         }
-        if changes.is_empty() {
-            return Ok(());
-        }
-        for answer in self.execute(changes).await? {
-            answer.ok()?;
-        }
-        Ok(())
+        self.apply(changes).await
     }
 
     async fn grant_now(
@@ -299,10 +285,7 @@ impl DynsecAdmin {
             }
             changes
         };
-        for answer in self.execute(changes).await? {
-            answer.ok()?;
-        }
-        Ok(())
+        self.apply(changes).await
     }
 
     /// The clients that hold their own device role ([`device_role`]), read

@@ -282,6 +282,18 @@ impl DynsecAdmin {
         )))
     }
 
+    /// Sends `changes` in one control message (none: nothing); `Err` with
+    /// the first one the broker refused.
+    pub(super) async fn apply(&self, changes: Vec<Value>) -> Result<(), BrokerAdminError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        for answer in self.execute(changes).await? {
+            answer.ok()?;
+        }
+        Ok(())
+    }
+
     /// [`Self::execute`] for a fixed number of commands.
     pub(super) async fn execute_n<const N: usize>(
         &self,
