@@ -14,7 +14,8 @@ use super::validate::{Refusal, refuse};
 /// The `[mqtt]` section: which broker, and how to reach it.
 ///
 /// With `embedded = true` (the default) `serve` starts and supervises a
-/// local mosquitto on [`Config::broker_listen`] ([`crate::mqtt::broker`]),
+/// local mosquitto on [`Config::broker_listen`](super::Config::broker_listen)
+/// ([`crate::mqtt::broker`]),
 /// administers it through its dynamic-security plugin, and connects to it
 /// with a credential it makes at start; `url`, `username`, `password` and the TLS files are then
 /// refused, because they describe an external broker (O3), which
