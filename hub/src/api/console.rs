@@ -11,11 +11,8 @@
 //! the JSON API, which does.
 //!
 //! # Where the files come from
-//! [`ConsoleAssets::Built`]: `console/dist/` embedded into the binary by
-//! `rust-embed` at build time (release builds; debug builds read the same
-//! directory from disk, so a rebuilt console needs no rebuilt hub), or
-//! [`ConsoleAssets::Directory`]: the directory `console_dir` names (a
-//! console developer's fresh build, tests).
+//! [`ConsoleAssets`]: `console/dist/` built into the binary (release
+//! builds), or read from a directory (`console_dir`; debug builds).
 //!
 //! # Headers
 //! Hashed files under `/assets/` are cached for a year, immutable;
@@ -91,25 +88,17 @@ impl ConsoleAssets {
         match self {
             Self::Built => Ok(Built::get(path).map(|file| file.data)),
             Self::Directory(dir) => {
-                let full = dir.join(path);
-                let file = match tokio::fs::File::open(&full).await {
-                    Ok(file) => file,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-                        ) =>
-                    {
-                        return Ok(None);
-                    }
-                    Err(e) => return Err(e),
+                use std::io::ErrorKind::{NotADirectory, NotFound};
+                use tokio::io::AsyncReadExt as _;
+                let file = match tokio::fs::File::open(dir.join(path)).await {
+                    Err(e) if matches!(e.kind(), NotFound | NotADirectory) => return Ok(None),
+                    file => file?,
                 };
                 let meta = file.metadata().await?;
                 if !meta.is_file() || meta.len() > MAX_ASSET_BYTES {
                     return Ok(None);
                 }
                 let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-                use tokio::io::AsyncReadExt as _;
                 file.take(MAX_ASSET_BYTES).read_to_end(&mut bytes).await?;
                 Ok(Some(Cow::Owned(bytes)))
             }
@@ -126,7 +115,8 @@ fn source_dist() -> PathBuf {
 /// build, or `None` when it could leave it or name a hidden file: empty,
 /// `.` or `..` segments, segments starting with `.`, backslashes and NULs
 /// are refused.
-fn safe_relative(path: &str) -> Option<&str> {
+#[must_use]
+pub fn safe_relative(path: &str) -> Option<&str> {
     if path.is_empty() || path.len() > 1024 || path.contains(['\\', '\0']) {
         return None;
     }
@@ -136,7 +126,8 @@ fn safe_relative(path: &str) -> Option<&str> {
 }
 
 /// The media type of a console file, by its extension.
-fn media_type(path: &str) -> &'static str {
+#[must_use]
+pub fn media_type(path: &str) -> &'static str {
     let extension = path.rsplit_once('.').map_or("", |(_, e)| e);
     match extension.to_ascii_lowercase().as_str() {
         "html" => "text/html; charset=utf-8",
@@ -162,36 +153,18 @@ fn media_type(path: &str) -> &'static str {
 const IMMUTABLE_PREFIX: &str = "assets/";
 
 /// The page served in place of the console when the hub has no build.
-const PLACEHOLDER: &str = "<!doctype html>
-<html lang=\"en\">
-<head><meta charset=\"utf-8\"><title>Signet hub: console not built</title></head>
-<body>
-<h1>Signet hub</h1>
-<p>This hub was built without its operator console.</p>
-<p>Build it from the source tree with <code>make console</code>
-(<code>cd console &amp;&amp; npm ci &amp;&amp; npm run build</code>, output in
-<code>console/dist/</code>), then build the hub again; or point the hub's
-<code>console_dir</code> setting at a console build.</p>
-<p>The HTTP API answers under <a href=\"/api/v1/openapi.json\">/api/v1</a>;
-its interactive documentation is at <a href=\"/api/docs/\">/api/docs</a>.</p>
-</body>
-</html>
-";
+const PLACEHOLDER: &str = include_str!("console_placeholder.html");
+
+/// The `Cache-Control` of hashed build output.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The router's fallback: the console for `GET`/`HEAD` outside `/api/`,
 /// the JSON 404 (or 405) for anything else.
 pub async fn serve_console(State(state): State<AppState>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
-    if path == "/api" || path.starts_with("/api/") {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no such route: {method} {path}"),
-        )
-        .into_response();
-    }
-    if method != Method::GET && method != Method::HEAD {
+    let api = path == "/api" || path.starts_with("/api/");
+    if api || (method != Method::GET && method != Method::HEAD) {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -200,25 +173,16 @@ pub async fn serve_console(State(state): State<AppState>, request: Request) -> R
         .into_response();
     }
     let assets = ConsoleAssets::configured(state.config.console_dir.as_deref());
-    let answer = match answer(&assets, &path).await {
-        Ok(answer) => answer,
-        Err(e) => return ApiError::internal(&format!("console file {path}: {e}")).into_response(),
-    };
-    let mut response = match answer {
-        Answer::File { bytes, path } => {
-            let cache = if path.starts_with(IMMUTABLE_PREFIX) {
-                "public, max-age=31536000, immutable"
-            } else {
-                "no-cache"
-            };
-            file_response(bytes, media_type(&path), cache)
+    let mut response = match answer(&assets, &path).await {
+        Ok(Some((bytes, media_type, cache))) => {
+            let mut response = (StatusCode::OK, Body::from(bytes)).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            response
         }
-        Answer::Missing => ApiError::not_found("console file").into_response(),
-        Answer::Placeholder => file_response(
-            Cow::Borrowed(PLACEHOLDER.as_bytes()),
-            "text/html; charset=utf-8",
-            "no-cache",
-        ),
+        Ok(None) => ApiError::not_found("console file").into_response(),
+        Err(e) => return ApiError::internal(&format!("console file {path}: {e}")).into_response(),
     };
     add_security_headers(&mut response);
     if method == Method::HEAD {
@@ -227,124 +191,46 @@ pub async fn serve_console(State(state): State<AppState>, request: Request) -> R
     response
 }
 
-/// What a console path answers.
-enum Answer {
-    /// A file of the build (`path` relative to it).
-    File {
-        /// Its bytes.
-        bytes: Cow<'static, [u8]>,
-        /// Its path inside the build.
-        path: String,
-    },
-    /// A hashed asset the build does not have: 404, never `index.html`
-    /// (the browser would take HTML for a script or style sheet).
-    Missing,
-    /// No console build at all.
-    Placeholder,
-}
+/// A console answer: its bytes, media type and `Cache-Control`.
+type ConsoleFile = (Cow<'static, [u8]>, &'static str, &'static str);
 
 /// The file for `path`, else `index.html` (history routes), else the
-/// placeholder.
-async fn answer(assets: &ConsoleAssets, path: &str) -> Result<Answer, std::io::Error> {
+/// placeholder; `None` for a hashed asset the build does not have (404,
+/// never `index.html`: the browser would take HTML for a script or style
+/// sheet).
+async fn answer(assets: &ConsoleAssets, path: &str) -> Result<Option<ConsoleFile>, std::io::Error> {
     let relative = path.trim_start_matches('/');
     if let Some(file) = safe_relative(relative)
         && let Some(bytes) = assets.read(file).await?
     {
-        return Ok(Answer::File {
-            bytes,
-            path: file.to_owned(),
-        });
+        let cache = if file.starts_with(IMMUTABLE_PREFIX) {
+            IMMUTABLE
+        } else {
+            "no-cache"
+        };
+        return Ok(Some((bytes, media_type(file), cache)));
     }
     if relative.starts_with(IMMUTABLE_PREFIX) {
-        return Ok(Answer::Missing);
+        return Ok(None);
     }
-    Ok(match assets.read("index.html").await? {
-        Some(bytes) => Answer::File {
-            bytes,
-            path: "index.html".to_owned(),
-        },
-        None => Answer::Placeholder,
-    })
-}
-
-fn file_response(
-    bytes: Cow<'static, [u8]>,
-    media_type: &'static str,
-    cache: &'static str,
-) -> Response {
-    let mut response = (StatusCode::OK, Body::from(bytes)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    response
+    let index = assets.read("index.html").await?;
+    let bytes = index.unwrap_or(Cow::Borrowed(PLACEHOLDER.as_bytes()));
+    Ok(Some((bytes, "text/html; charset=utf-8", "no-cache")))
 }
 
 /// The console's security headers (see the module doc).
+const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
+    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+];
+
+/// Adds [`SECURITY_HEADERS`] to `response`.
 fn add_security_headers(response: &mut Response) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{ConsoleAssets, media_type, safe_relative};
-
-    /// C1: no console path leaves the build directory or names a hidden file.
-    #[test]
-    fn c1_paths_stay_inside_the_build() {
-        for bad in [
-            "",
-            "..",
-            "../etc/passwd",
-            "assets/../../x",
-            "a//b",
-            ".env",
-            "assets/.hidden",
-            "a\\b",
-            "a\0b",
-        ] {
-            assert_eq!(safe_relative(bad), None, "{bad:?}");
-        }
-        assert_eq!(
-            safe_relative("assets/index-abc.js"),
-            Some("assets/index-abc.js")
-        );
-        assert_eq!(safe_relative("favicon.svg"), Some("favicon.svg"));
-        assert_eq!(media_type("assets/x.JS"), "text/javascript; charset=utf-8");
-        assert_eq!(media_type("index.html"), "text/html; charset=utf-8");
-        assert_eq!(media_type("blob"), "application/octet-stream");
-    }
-
-    /// C1: a debug hub reads the source tree's console build at run time,
-    /// whether or not it existed when the hub was compiled; `console_dir`
-    /// wins over it.
-    #[test]
-    fn c1_debug_builds_serve_the_console_built_after_them() {
-        let expected = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../console/dist");
-        assert_eq!(
-            ConsoleAssets::configured(None),
-            if cfg!(debug_assertions) {
-                ConsoleAssets::Directory(expected)
-            } else {
-                ConsoleAssets::Built
-            }
-        );
-        let chosen = std::path::Path::new("/srv/console");
-        assert_eq!(
-            ConsoleAssets::configured(Some(chosen)),
-            ConsoleAssets::Directory(chosen.to_owned())
-        );
+    for (name, value) in SECURITY_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
     }
 }

@@ -7,13 +7,14 @@
 //! compute fleet status ([`crate::fleet::counts`] does), label anything
 //! with a raw URL or topic (device and group ids would make the label sets
 //! unbounded: routes are axum's matched templates, topics are reduced to
-//! their contract kind), or block: every update is a short lock on a small
-//! map.
+//! their contract kind), or block: every update is an atomic add on a
+//! series of a `prometheus-client` family.
 //!
-//! Written by hand rather than with the `prometheus-client` crate: eight
-//! families, one histogram, and the exact 0.0.4 text that Prometheus'
-//! scrapers expect (the crate writes OpenMetrics, whose `_total` naming and
-//! `# EOF` differ), at no dependency cost.
+//! The families, their samples and the text are the `prometheus-client`
+//! crate's (the Prometheus project's Rust client): its registry holds them
+//! and its `prometheus_text` encoder writes the 0.0.4 text scrapers read
+//! (counters named `…_total` in `HELP`, `TYPE` and samples alike, no
+//! OpenMetrics `# EOF`). The crate appends the full stop to each help text.
 //!
 //! Metric names are stable (operators' dashboards and alerts use them):
 //!
@@ -34,17 +35,27 @@
 //! [`REFUSAL_LOG_INTERVAL`] (with how many went unlogged meanwhile), so a
 //! flood of forgeries cannot flood the log.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 use signet_common::sync::TOPIC_PREFIX;
 
 use crate::fleet::FleetCounts;
 
+#[cfg(test)]
+mod tests;
+
 /// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 /// The `route` label of a request no route matched.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// The upper bounds of the publish latency buckets, in seconds.
@@ -59,11 +70,10 @@ pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(30);
 /// The most characters of a refused report's topic that are logged.
 const MAX_LOGGED_SOURCE_CHARS: usize = 160;
 
-/// Refused device reports of one reason, and the pacing of their log lines.
+/// The pacing of the log lines about refused device reports of one reason
+/// (their count is [`Metrics::refused`]).
 #[derive(Debug, Default)]
 struct RefusalTally {
-    /// Refused so far.
-    count: u64,
     /// When the last line about this reason was logged.
     logged_at: Option<Instant>,
     /// Refused since that line without a line of their own.
@@ -131,51 +141,119 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// One HTTP counter's labels.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// The labels of `signet_http_requests_total`, in their text order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HttpLabels {
+    /// The method label ([`method_label`]).
+    method: &'static str,
     /// The matched route template, or [`UNMATCHED_ROUTE`].
     route: String,
-    /// The method label.
-    method: &'static str,
     /// The status code.
     status: u16,
 }
 
-/// A histogram's running state.
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Observations per bucket of [`PUBLISH_BUCKETS`] (not cumulative); the
-    /// last slot counts those above every bound.
-    buckets: [u64; PUBLISH_BUCKETS.len() + 1],
-    /// The sum of every observation, in seconds.
-    sum: f64,
-    /// How many observations.
-    count: u64,
+/// The labels of `signet_mqtt_messages_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MqttLabels {
+    /// [`Direction::label`].
+    direction: &'static str,
+    /// [`topic_kind`].
+    kind: &'static str,
+}
+
+/// The labels of `signet_retained_restored_total` (a [`topic_kind`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    /// The topic kind.
+    kind: Cow<'static, str>,
+}
+
+/// The labels of `signet_device_reports_refused_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    /// Why the report was refused (a bounded set, S11).
+    reason: Cow<'static, str>,
 }
 
 /// The hub's counters and histogram, shared by the router, the MQTT link
 /// and publishing through [`crate::app::Hub::metrics`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    /// HTTP requests answered, by labels.
-    http: Mutex<BTreeMap<HttpLabels, u64>>,
+    /// Every family below, in the order `/metrics` lists them (after the
+    /// build and fleet gauges).
+    registry: Registry,
+    /// HTTP requests answered.
+    http: Family<HttpLabels, Counter>,
     /// MQTT messages, by direction and topic kind.
-    mqtt: Mutex<BTreeMap<(Direction, &'static str), u64>>,
+    mqtt: Family<MqttLabels, Counter>,
     /// Publish-run latency.
-    publish: Mutex<Histogram>,
+    publish: Histogram,
     /// Retained messages restored by the watch, by topic kind.
-    restored: Mutex<BTreeMap<&'static str, u64>>,
+    restored: Family<KindLabel, Counter>,
     /// Device reports refused (S11), by reason.
+    refused: Family<ReasonLabel, Counter>,
+    /// The pacing of the log lines about refused reports, by reason.
     refused_reports: Mutex<BTreeMap<&'static str, RefusalTally>>,
 }
 
 /// The guarded value, also after a panic elsewhere poisoned the lock (a
-/// counter is never left half-written).
+/// tally is never left half-written).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let http = Family::default();
+        let mqtt = Family::default();
+        let publish = Histogram::new(PUBLISH_BUCKETS);
+        let restored = Family::default();
+        let refused = Family::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "signet_publish_duration_seconds",
+            "Seconds from the start of a publish run that signed documents (build, sign, store \
+             durably, broker access) until its last retained message was queued to the MQTT \
+             client; the hub does not wait for the broker's acknowledgement (S5)",
+            publish.clone(),
+        );
+        registry.register(
+            "signet_mqtt_messages",
+            "MQTT messages the hub handed to its client (published) or received from the broker, \
+             by topic kind",
+            mqtt.clone(),
+        );
+        registry.register(
+            "signet_retained_restored",
+            "Retained messages on the hub's own topics that someone else replaced or cleared, \
+             restored (or, with no document of the hub's, cleared) by the hub, by topic kind (S4)",
+            restored.clone(),
+        );
+        registry.register(
+            "signet_device_reports_refused",
+            "Device reports (state, events; over MQTT or HTTP) refused without effect, by reason: \
+             not signed by the key registered at pairing for the device their topic or HTTP \
+             identity names, about another device, or malformed (S11)",
+            refused.clone(),
+        );
+        registry.register(
+            "signet_http_requests",
+            "HTTP requests answered, by method, matched route template (\"unmatched\" when none) \
+             and status",
+            http.clone(),
+        );
+        Self {
+            registry,
+            http,
+            mqtt,
+            publish,
+            restored,
+            refused,
+            refused_reports: Mutex::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -188,30 +266,40 @@ impl Metrics {
         status: axum::http::StatusCode,
     ) {
         let labels = HttpLabels {
-            route: route.unwrap_or(UNMATCHED_ROUTE).to_owned(),
             method: method_label(method),
+            route: route.unwrap_or(UNMATCHED_ROUTE).to_owned(),
             status: status.as_u16(),
         };
-        *lock(&self.http).entry(labels).or_default() += 1;
+        self.http.get_or_create(&labels).inc();
     }
 
     /// Counts one MQTT message on `topic` (labelled by its kind only).
     pub fn count_mqtt(&self, direction: Direction, topic: &str) {
-        *lock(&self.mqtt)
-            .entry((direction, topic_kind(topic)))
-            .or_default() += 1;
+        let labels = MqttLabels {
+            direction: direction.label(),
+            kind: topic_kind(topic),
+        };
+        self.mqtt.get_or_create(&labels).inc();
     }
 
     /// Counts one retained message on `topic` the hub restored or cleared
     /// after someone else changed it (S4; labelled by its kind only).
     pub fn count_restored(&self, topic: &str) {
-        *lock(&self.restored).entry(topic_kind(topic)).or_default() += 1;
+        let labels = KindLabel {
+            kind: Cow::Borrowed(topic_kind(topic)),
+        };
+        self.restored.get_or_create(&labels).inc();
     }
 
     /// How many retained messages of topic kind `kind` the hub restored.
     #[must_use]
     pub fn restored(&self, kind: &str) -> u64 {
-        lock(&self.restored).get(kind).copied().unwrap_or(0)
+        let labels = KindLabel {
+            kind: Cow::Owned(kind.to_owned()),
+        };
+        self.restored
+            .get(&labels)
+            .map_or(0, |counter| counter.get())
     }
 
     /// Counts one device report refused for `reason` (a bounded label, S11)
@@ -225,11 +313,15 @@ impl Metrics {
         from: &str,
         detail: &dyn std::fmt::Display,
     ) {
+        self.refused
+            .get_or_create(&ReasonLabel {
+                reason: Cow::Borrowed(reason),
+            })
+            .inc();
         let now = Instant::now();
         let unlogged = {
             let mut refused = lock(&self.refused_reports);
             let tally = refused.entry(reason).or_default();
-            tally.count += 1;
             let due = tally
                 .logged_at
                 .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_INTERVAL);
@@ -255,263 +347,58 @@ impl Metrics {
     /// How many device reports were refused for `reason`.
     #[must_use]
     pub fn refused_reports(&self, reason: &str) -> u64 {
-        lock(&self.refused_reports)
-            .get(reason)
-            .map_or(0, |tally| tally.count)
+        let labels = ReasonLabel {
+            reason: Cow::Owned(reason.to_owned()),
+        };
+        self.refused.get(&labels).map_or(0, |counter| counter.get())
     }
 
     /// Records the latency of one publish run that signed documents.
     pub fn observe_publish(&self, latency: Duration) {
-        let seconds = latency.as_secs_f64();
-        let slot = PUBLISH_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(PUBLISH_BUCKETS.len());
-        let mut histogram = lock(&self.publish);
-        if let Some(bucket) = histogram.buckets.get_mut(slot) {
-            *bucket += 1;
-        }
-        histogram.sum += seconds;
-        histogram.count += 1;
+        self.publish.observe(latency.as_secs_f64());
     }
 
-    /// Every metric in the Prometheus text exposition format 0.0.4, with
-    /// the fleet gauges from `fleet`.
+    /// Every metric in the Prometheus text exposition format 0.0.4: the
+    /// build gauge and the fleet gauges from `fleet` (a registry of this
+    /// scrape's values), then the hub's counters and histogram.
     #[must_use]
     pub fn render(&self, fleet: &FleetCounts) -> String {
-        let mut out = String::new();
-        family(
-            &mut out,
-            "signet_build_info",
-            "gauge",
-            "Always 1; the version label is the hub's version.",
-        );
-        sample(
-            &mut out,
-            "signet_build_info",
-            &[("version", crate::VERSION)],
-            "1",
+        let mut gauges = Registry::default();
+        gauges.register(
+            "signet_build",
+            "Always 1; the version label is the hub's version",
+            Info::new([("version", crate::VERSION)]),
         );
         for (name, help, value) in [
             (
                 "signet_devices",
-                "Devices attached to a leaf node.",
+                "Devices attached to a leaf node",
                 fleet.attached,
             ),
             (
                 "signet_devices_online",
-                "Attached devices whose latest message said online (the MQTT last will says offline) and whose last heartbeat is within heartbeat_timeout_secs.",
+                "Attached devices whose latest message said online (the MQTT last will says \
+                 offline) and whose last heartbeat is within heartbeat_timeout_secs",
                 fleet.online,
             ),
             (
                 "signet_devices_in_sync",
-                "Attached devices that activated the newest signed version of every document they should have (U4), online or not.",
+                "Attached devices that activated the newest signed version of every document they \
+                 should have (U4), online or not",
                 fleet.in_sync,
             ),
             (
                 "signet_devices_playing",
-                "Attached devices online and reporting something playing.",
+                "Attached devices online and reporting something playing",
                 fleet.playing,
             ),
         ] {
-            family(&mut out, name, "gauge", help);
-            sample(&mut out, name, &[], &value.to_string());
+            gauges.register(name, help, ConstGauge::new(value));
         }
-        self.render_publish(&mut out);
-        family(
-            &mut out,
-            "signet_mqtt_messages_total",
-            "counter",
-            "MQTT messages the hub handed to its client (published) or received from the broker, by topic kind.",
-        );
-        for ((direction, kind), count) in lock(&self.mqtt).iter() {
-            sample(
-                &mut out,
-                "signet_mqtt_messages_total",
-                &[("direction", direction.label()), ("kind", kind)],
-                &count.to_string(),
-            );
-        }
-        family(
-            &mut out,
-            "signet_retained_restored_total",
-            "counter",
-            "Retained messages on the hub's own topics that someone else replaced or cleared, restored (or, with no document of the hub's, cleared) by the hub, by topic kind (S4).",
-        );
-        for (kind, count) in lock(&self.restored).iter() {
-            sample(
-                &mut out,
-                "signet_retained_restored_total",
-                &[("kind", kind)],
-                &count.to_string(),
-            );
-        }
-        family(
-            &mut out,
-            "signet_device_reports_refused_total",
-            "counter",
-            "Device reports (state, events; over MQTT or HTTP) refused without effect, by reason: not signed by the key registered at pairing for the device their topic or HTTP identity names, about another device, or malformed (S11).",
-        );
-        for (reason, tally) in lock(&self.refused_reports).iter() {
-            sample(
-                &mut out,
-                "signet_device_reports_refused_total",
-                &[("reason", reason)],
-                &tally.count.to_string(),
-            );
-        }
-        family(
-            &mut out,
-            "signet_http_requests_total",
-            "counter",
-            "HTTP requests answered, by method, matched route template (\"unmatched\" when none) and status.",
-        );
-        for (labels, count) in lock(&self.http).iter() {
-            sample(
-                &mut out,
-                "signet_http_requests_total",
-                &[
-                    ("method", labels.method),
-                    ("route", &labels.route),
-                    ("status", &labels.status.to_string()),
-                ],
-                &count.to_string(),
-            );
-        }
+        let mut out = String::new();
+        // Writing into a String cannot fail, nor can these label sets.
+        let _ = prometheus_text::encode(&mut out, &gauges);
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
-    }
-
-    fn render_publish(&self, out: &mut String) {
-        let name = "signet_publish_duration_seconds";
-        family(
-            out,
-            name,
-            "histogram",
-            "Seconds from the start of a publish run that signed documents (build, sign, store durably, \
-             broker access) until its last retained message was queued to the MQTT client; the hub \
-             does not wait for the broker's acknowledgement (S5).",
-        );
-        let histogram = lock(&self.publish);
-        let bucket = format!("{name}_bucket");
-        let mut cumulative = 0_u64;
-        for (bound, count) in PUBLISH_BUCKETS.iter().zip(histogram.buckets.iter()) {
-            cumulative += count;
-            sample(
-                out,
-                &bucket,
-                &[("le", &bound.to_string())],
-                &cumulative.to_string(),
-            );
-        }
-        sample(
-            out,
-            &bucket,
-            &[("le", "+Inf")],
-            &histogram.count.to_string(),
-        );
-        sample(out, &format!("{name}_sum"), &[], &histogram.sum.to_string());
-        sample(
-            out,
-            &format!("{name}_count"),
-            &[],
-            &histogram.count.to_string(),
-        );
-    }
-}
-
-/// The `# HELP` and `# TYPE` lines of a family.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// One sample line.
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: &str) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (label, text)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = write!(out, "{label}=\"{escaped}\"");
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topics_become_bounded_kinds() {
-        for (topic, kind) in [
-            ("signet/v1/trust", "trust"),
-            ("signet/v1/hub/time", "hub_time"),
-            ("signet/v1/groups/n-1/manifest", "group_manifest"),
-            ("signet/v1/devices/d-1/assignment", "device_assignment"),
-            ("signet/v1/devices/d-1/commands", "command"),
-            ("signet/v1/devices/d-1/state", "device_state"),
-            ("signet/v1/devices/d-1/events", "device_events"),
-            ("signet/v1/devices//state", "other"),
-            ("signet/v1/devices/d-1/state/x", "other"),
-            ("signet/v2/trust", "other"),
-            ("$SYS/broker", "other"),
-        ] {
-            assert_eq!(topic_kind(topic), kind, "{topic}");
-        }
-    }
-
-    /// S11: refused device reports are counted by reason, and a flood of
-    /// them is logged once per reason per interval, not once each.
-    #[test]
-    fn s11_refused_reports_are_counted_and_their_log_lines_paced() {
-        let metrics = Metrics::default();
-        for _ in 0..1000 {
-            metrics.count_refused_report("unsigned", "mqtt", "signet/v1/devices/d-1/state", &"x");
-        }
-        metrics.count_refused_report("wrong_key", "http", "d-1", &"y");
-        assert_eq!(metrics.refused_reports("unsigned"), 1000);
-        assert_eq!(metrics.refused_reports("wrong_key"), 1);
-        assert_eq!(metrics.refused_reports("bad_signature"), 0);
-        {
-            let tallies = lock(&metrics.refused_reports);
-            assert_eq!(
-                tallies["unsigned"].unlogged, 999,
-                "one line for 1000 refusals"
-            );
-            assert_eq!(tallies["wrong_key"].unlogged, 0);
-        }
-        let text = metrics.render(&FleetCounts::default());
-        assert!(text.contains("# TYPE signet_device_reports_refused_total counter\n"));
-        assert!(text.contains("signet_device_reports_refused_total{reason=\"unsigned\"} 1000\n"));
-        assert!(text.contains("signet_device_reports_refused_total{reason=\"wrong_key\"} 1\n"));
-    }
-
-    #[test]
-    fn histogram_buckets_are_cumulative_and_labels_escaped() {
-        let metrics = Metrics::default();
-        metrics.observe_publish(Duration::from_millis(3));
-        metrics.observe_publish(Duration::from_millis(70));
-        metrics.observe_publish(Duration::from_secs(60));
-        metrics.count_http(
-            &axum::http::Method::GET,
-            Some("/a\"b"),
-            axum::http::StatusCode::OK,
-        );
-        let text = metrics.render(&FleetCounts::default());
-        assert!(text.contains("signet_publish_duration_seconds_bucket{le=\"0.005\"} 1\n"));
-        assert!(text.contains("signet_publish_duration_seconds_bucket{le=\"0.1\"} 2\n"));
-        assert!(text.contains("signet_publish_duration_seconds_bucket{le=\"30\"} 2\n"));
-        assert!(text.contains("signet_publish_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
-        assert!(text.contains("signet_publish_duration_seconds_count 3\n"));
-        assert!(text.contains("route=\"/a\\\"b\""), "{text}");
     }
 }

@@ -1,0 +1,127 @@
+//! The rights Signet gives on a mosquitto it administers (S7, S10): the
+//! ACLs of a device's role and of the hub's role, and the checks that keep
+//! an id or a password from widening them.
+//!
+//! Owns: [`device_role`], [`Acl`], [`device_acls`], [`hub_acls`],
+//! [`check_id`]. Must not: talk to a broker ([`super::DynsecAdmin`] does).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use signet_common::ids::{DeviceId, MAX_ID_LEN};
+use signet_common::sync::{
+    HUB_TIME_TOPIC, TOPIC_PREFIX, TRUST_TOPIC, assignment_topic, commands_topic, events_topic,
+    manifest_topic, state_topic,
+};
+
+use super::MAX_PASSWORD_LEN;
+use crate::mqtt::admin::BrokerAdminError;
+
+/// The role holding `device`'s ACLs.
+#[must_use]
+pub fn device_role(device: &DeviceId) -> String {
+    format!("signet-device-{device}")
+}
+
+/// One ACL entry of a role (all of Signet's are `allow`, priority 0: the
+/// default access denies everything else).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Acl {
+    /// `publishClientSend`, `publishClientReceive`, `subscribeLiteral`,
+    /// `subscribePattern`, `unsubscribeLiteral` or `unsubscribePattern`.
+    pub acl_type: &'static str,
+    /// The topic or topic filter.
+    pub topic: String,
+}
+
+impl Acl {
+    fn new(acl_type: &'static str, topic: impl Into<String>) -> Self {
+        Self {
+            acl_type,
+            topic: topic.into(),
+        }
+    }
+
+    /// The entry as the plugin's commands and its store write it.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({"acltype": self.acl_type, "topic": self.topic, "allow": true, "priority": 0})
+    }
+}
+
+/// Exactly what `device` may do (S7): read its own assignment and commands,
+/// the hub time, the trust document and the manifests of `groups`; write
+/// its own state and events. The ids must be valid ([`check_id`]).
+#[must_use]
+pub fn device_acls(device: &DeviceId, groups: &[String]) -> BTreeSet<Acl> {
+    let mut read = vec![
+        assignment_topic(device),
+        commands_topic(device),
+        HUB_TIME_TOPIC.to_owned(),
+        TRUST_TOPIC.to_owned(),
+    ];
+    read.extend(groups.iter().map(|g| manifest_topic(g)));
+    let mut acls = BTreeSet::new();
+    for topic in read {
+        acls.insert(Acl::new("subscribeLiteral", topic.clone()));
+        acls.insert(Acl::new("unsubscribeLiteral", topic.clone()));
+        acls.insert(Acl::new("publishClientReceive", topic));
+    }
+    acls.insert(Acl::new("publishClientSend", state_topic(device)));
+    acls.insert(Acl::new("publishClientSend", events_topic(device)));
+    acls
+}
+
+/// What the hub's own user may do: publish every Signet topic (manifests,
+/// assignments, commands, hub time, trust — retained or not), subscribe to
+/// and receive every device's state and events, and the hub's own retained
+/// topics ([`crate::mqtt::retained::WATCHED`]: the watch restores what someone
+/// else changed there, S4).
+#[must_use]
+pub fn hub_acls() -> BTreeSet<Acl> {
+    let mut acls = BTreeSet::new();
+    acls.insert(Acl::new("publishClientSend", format!("{TOPIC_PREFIX}/#")));
+    let reports = [
+        format!("{TOPIC_PREFIX}/devices/+/state"),
+        format!("{TOPIC_PREFIX}/devices/+/events"),
+    ];
+    let watched = crate::mqtt::retained::WATCHED.map(|f| format!("{TOPIC_PREFIX}/{f}"));
+    for filter in reports.into_iter().chain(watched) {
+        acls.insert(Acl::new("subscribePattern", filter.clone()));
+        acls.insert(Acl::new("unsubscribePattern", filter.clone()));
+        acls.insert(Acl::new("publishClientReceive", filter));
+    }
+    acls
+}
+
+/// Whether `id` may stand in a topic level and a broker user or role name:
+/// 1 to [`MAX_ID_LEN`] bytes, no topic separators or wildcards, no control
+/// characters, not starting with `$`.
+///
+/// # Errors
+/// Says which rule `id` breaks.
+pub fn check_id(what: &str, id: &str) -> Result<(), BrokerAdminError> {
+    let refuse = |why: &str| Err(BrokerAdminError(format!("{what} {id:?} {why}")));
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return refuse(&format!("must be 1 to {MAX_ID_LEN} bytes"));
+    }
+    if id.starts_with('$')
+        || id
+            .chars()
+            .any(|c| matches!(c, '/' | '+' | '#') || c.is_control())
+    {
+        return refuse("must not contain '/', '+', '#' or control characters, or start with '$'");
+    }
+    Ok(())
+}
+
+/// Whether `password` is one the hub may set on the broker: 1 to
+/// [`MAX_PASSWORD_LEN`] bytes.
+pub(super) fn check_password(password: &str) -> Result<(), BrokerAdminError> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
+        return Err(BrokerAdminError(format!(
+            "a broker password must be 1 to {MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! What the hub asks of the dynamic-security plugin (S7, S10, O3):
+//! bootstrap the broker for Signet, grant a device exactly its rights,
+//! revoke them, list who holds them, and give a device whose broker
+//! password was lost its own again — each as the fewest control messages
+//! that make the broker hold what Signet wants.
+//!
+//! Owns: [`DynsecAdmin::bootstrap`], the [`BrokerAdmin`] implementation and
+//! the read-modify-write of roles and clients. Must not: hold the
+//! connection (`super::link` does) or decide which rights a device has
+//! ([`super::acl`] does).
+
+use std::collections::BTreeSet;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+use signet_common::ids::DeviceId;
+
+use super::acl::{Acl, check_id, check_password, device_acls, device_role, hub_acls};
+use super::link::Response;
+use super::{DynsecAdmin, HUB_ROLE, LIST_PAGE, MAX_GROUPS};
+use crate::mqtt::admin::{BrokerAdmin, BrokerAdminError};
+
+impl DynsecAdmin {
+    /// Prepares the broker for Signet: default ACL access denies publish,
+    /// receive, subscribe and unsubscribe to every client (a client may do
+    /// only what its roles allow); role [`HUB_ROLE`] holds exactly
+    /// [`hub_acls`]; client `hub_user` exists and holds that role. When
+    /// `hub_user` does not exist yet it is created with `hub_password`; when
+    /// it exists a given password replaces its own (never the admin
+    /// user's: the admin's session would be kicked). Idempotent.
+    ///
+    /// # Errors
+    /// When the broker refuses a change, cannot be reached within the
+    /// timeout, or `hub_user` is new and no password is given.
+    pub async fn bootstrap(
+        &self,
+        hub_user: &str,
+        hub_password: Option<&str>,
+    ) -> Result<(), BrokerAdminError> {
+        check_id("hub user", hub_user)?;
+        if let Some(password) = hub_password {
+            check_password(password)?;
+        }
+        let _change = self.changes.lock().await;
+        let defaults = [
+            "publishClientSend",
+            "publishClientReceive",
+            "subscribe",
+            "unsubscribe",
+        ]
+        .map(|acl| json!({"acltype": acl, "allow": false}));
+        self.apply(vec![
+            json!({"command": "setDefaultACLAccess", "acls": defaults}),
+        ])
+        .await?;
+        self.ensure_role(HUB_ROLE, &hub_acls()).await?;
+        let password = hub_password.filter(|_| hub_user != self.admin_user);
+        self.ensure_client(hub_user, password, HUB_ROLE, None).await
+    }
+
+    /// Makes role `name` hold exactly `wanted`: creates it, or removes what
+    /// it holds beyond `wanted` and adds what it lacks, in one message.
+    async fn ensure_role(
+        &self,
+        name: &str,
+        wanted: &BTreeSet<Acl>,
+    ) -> Result<(), BrokerAdminError> {
+        let [current] = self
+            .execute_n([json!({"command": "getRole", "rolename": name})])
+            .await?;
+        if current.not_found() {
+            let acls: Vec<Value> = wanted.iter().map(Acl::to_json).collect();
+            let [created] = self
+                .execute_n([json!({"command": "createRole", "rolename": name, "acls": acls})])
+                .await?;
+            created.ok()?;
+            return Ok(());
+        }
+        let current = current.ok()?;
+        let held = current
+            .data
+            .as_ref()
+            .and_then(|d| d.pointer("/role/acls"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut changes = Vec::new();
+        let mut kept = BTreeSet::new();
+        for acl in &held {
+            let (Some(acl_type), Some(topic)) = (
+                acl.get("acltype").and_then(Value::as_str),
+                acl.get("topic").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let allow = acl.get("allow").and_then(Value::as_bool).unwrap_or(false);
+            let matching = wanted
+                .iter()
+                .find(|w| w.acl_type == acl_type && w.topic == topic);
+            match matching {
+                Some(w) if allow => {
+                    kept.insert(w.clone());
+                }
+                _ => changes.push(json!({"command": "removeRoleACL", "rolename": name,
+                    "acltype": acl_type, "topic": topic})),
+            }
+        }
+        for acl in wanted.difference(&kept) {
+            let mut add = acl.to_json();
+            if let Value::Object(fields) = &mut add {
+                fields.insert("command".to_owned(), json!("addRoleACL"));
+                fields.insert("rolename".to_owned(), json!(name));
+            }
+            changes.push(add);
+        }
+        self.apply(changes).await
+    }
+
+    /// Makes client `user` exist with `role` (and `password` when given),
+    /// pinned to `clientid` when given (S10: the broker then refuses that
+    /// credential with any other client id, and that client id with any
+    /// other credential is refused by the other client's own pin).
+    async fn ensure_client(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        role: &str,
+        clientid: Option<&str>,
+    ) -> Result<(), BrokerAdminError> {
+        let [current] = self
+            .execute_n([json!({"command": "getClient", "username": user})])
+            .await?;
+        if current.not_found() {
+            let mut create = json!({"command": "createClient", "username": user,
+                "roles": [{"rolename": role, "priority": 0}]});
+            if let Value::Object(fields) = &mut create {
+                if let Some(password) = password {
+                    fields.insert("password".to_owned(), json!(password));
+                }
+                if let Some(clientid) = clientid {
+                    fields.insert("clientid".to_owned(), json!(clientid));
+                }
+            }
+            let [created] = self.execute_n([create]).await?;
+            created.ok()?;
+            return Ok(());
+        }
+        let current = current.ok()?;
+        let holds_role = has_role(&current, role);
+        let pinned = current
+            .data
+            .as_ref()
+            .and_then(|d| d.pointer("/client/clientid"))
+            .and_then(Value::as_str);
+        if !holds_role && user == self.admin_user {
+            // Mosquitto disconnects a client whose roles change: for our own
+            // user that is this very session, and the answer may be lost
+            // with it. Look again once reconnected.
+            let added = self
+                .execute(vec![json!({"command": "addClientRole", "username": user,
+                    "rolename": role, "priority": 0})])
+                .await;
+            if let Ok(answers) = added {
+                for answer in answers {
+                    answer.ok()?;
+                }
+            }
+            let [again] = self
+                .execute_n([json!({"command": "getClient", "username": user})])
+                .await?;
+            if !has_role(&again.ok()?, role) {
+                return Err(BrokerAdminError(format!(
+                    "the broker did not give {user} the role {role}"
+                )));
+            }
+            return Ok(());
+        }
+        let mut changes = Vec::new();
+        if !holds_role {
+            changes.push(json!({"command": "addClientRole", "username": user,
+                "rolename": role, "priority": 0}));
+        }
+        if let Some(password) = password {
+            changes.push(json!({"command": "setClientPassword", "username": user,
+                "password": password}));
+        }
+        if let Some(clientid) = clientid.filter(|id| pinned != Some(*id)) {
+            changes.push(json!({"command": "setClientId", "username": user,
+                "clientid": clientid}));
+        }
+        self.apply(changes).await
+    }
+
+    async fn grant_now(
+        &self,
+        device: &DeviceId,
+        password: Option<&str>,
+        groups: &[String],
+    ) -> Result<(), BrokerAdminError> {
+        check_id("device id", device.as_str())?;
+        if groups.len() > MAX_GROUPS {
+            return Err(BrokerAdminError(format!(
+                "device {device} follows {} groups, over the limit of {MAX_GROUPS}",
+                groups.len()
+            )));
+        }
+        for group in groups {
+            check_id("group id", group)?;
+        }
+        if let Some(password) = password {
+            check_password(password)?;
+        }
+        let _change = self.changes.lock().await;
+        let role = device_role(device);
+        // The role first: the client gets its rights the moment it exists.
+        self.ensure_role(&role, &device_acls(device, groups))
+            .await?;
+        self.ensure_client(device.as_str(), password, &role, Some(device.as_str()))
+            .await
+    }
+
+    /// Records devices the broker is known to hold no password for (the
+    /// managed broker reads its store at start): the next time one proves
+    /// its secret over HTTP, [`BrokerAdmin::adopt`] sets it on the broker.
+    pub fn expect_missing_passwords(&self, devices: impl IntoIterator<Item = DeviceId>) {
+        if let Ok(mut missing) = self.missing_passwords.lock() {
+            missing.extend(devices);
+        }
+    }
+
+    async fn adopt_now(&self, device: &DeviceId, password: &str) -> Result<(), BrokerAdminError> {
+        let expected = self
+            .missing_passwords
+            .lock()
+            .map(|mut missing| missing.remove(device))
+            .unwrap_or(false);
+        if !expected {
+            return Ok(());
+        }
+        check_id("device id", device.as_str())?;
+        check_password(password)?;
+        let outcome = {
+            let _change = self.changes.lock().await;
+            self.set_password(device, password).await
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!(%device, "broker password set from the device's own login");
+                Ok(())
+            }
+            Err(e) => {
+                // Try again at its next request.
+                self.expect_missing_passwords([device.clone()]);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives client `device` `password` (pinned to its own client id),
+    /// creating it without roles if the start's reconciliation has not yet
+    /// made it (which then adds its role; until then it may do nothing).
+    async fn set_password(
+        &self,
+        device: &DeviceId,
+        password: &str,
+    ) -> Result<(), BrokerAdminError> {
+        let user = device.as_str();
+        let [current] = self
+            .execute_n([json!({"command": "getClient", "username": user})])
+            .await?;
+        let changes = if current.not_found() {
+            vec![json!({"command": "createClient", "username": user,
+                "password": password, "clientid": user})]
+        } else {
+            let current = current.ok()?;
+            let pinned = current
+                .data
+                .as_ref()
+                .and_then(|d| d.pointer("/client/clientid"))
+                .and_then(Value::as_str);
+            let mut changes = vec![json!({"command": "setClientPassword", "username": user,
+                "password": password})];
+            if pinned != Some(user) {
+                changes.push(json!({"command": "setClientId", "username": user, "clientid": user}));
+            }
+            changes
+        };
+        self.apply(changes).await
+    }
+
+    /// The clients that hold their own device role ([`device_role`]), read
+    /// a page of [`LIST_PAGE`] at a time.
+    async fn granted_now(&self) -> Result<Vec<DeviceId>, BrokerAdminError> {
+        let mut devices = Vec::new();
+        let mut offset = 0_usize;
+        loop {
+            let [page] = self
+                .execute_n([json!({"command": "listClients", "verbose": true,
+                    "count": LIST_PAGE, "offset": offset})])
+                .await?;
+            let page = page.ok()?;
+            let clients = page
+                .data
+                .as_ref()
+                .and_then(|d| d.get("clients"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for client in &clients {
+                let Some(user) = client.get("username").and_then(Value::as_str) else {
+                    continue;
+                };
+                let device = DeviceId::from(user);
+                if client_has_role(client, &device_role(&device)) {
+                    devices.push(device);
+                }
+            }
+            if clients.len() < LIST_PAGE {
+                return Ok(devices);
+            }
+            offset += LIST_PAGE;
+        }
+    }
+
+    async fn revoke_now(&self, device: &DeviceId) -> Result<(), BrokerAdminError> {
+        check_id("device id", device.as_str())?;
+        let _change = self.changes.lock().await;
+        // Deleting the client also disconnects its sessions.
+        let answers = self
+            .execute(vec![
+                json!({"command": "deleteClient", "username": device.as_str()}),
+                json!({"command": "deleteRole", "rolename": device_role(device)}),
+            ])
+            .await?;
+        for answer in answers {
+            if !answer.not_found() {
+                answer.ok()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BrokerAdmin for DynsecAdmin {
+    fn grant(
+        &self,
+        device: &DeviceId,
+        password: Option<&str>,
+        groups: &[String],
+    ) -> BoxFuture<'_, Result<(), BrokerAdminError>> {
+        let device = device.clone();
+        let password = password.map(str::to_owned);
+        let groups = groups.to_vec();
+        Box::pin(async move { self.grant_now(&device, password.as_deref(), &groups).await })
+    }
+
+    fn revoke(&self, device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>> {
+        let device = device.clone();
+        Box::pin(async move { self.revoke_now(&device).await })
+    }
+
+    fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>> {
+        Box::pin(self.granted_now())
+    }
+
+    fn adopt<'a>(
+        &'a self,
+        device: &'a DeviceId,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
+        Box::pin(self.adopt_now(device, password))
+    }
+}
+
+/// Whether a `getClient` answer lists `role`.
+fn has_role(client: &Response, role: &str) -> bool {
+    client
+        .data
+        .as_ref()
+        .and_then(|d| d.get("client"))
+        .is_some_and(|c| client_has_role(c, role))
+}
+
+/// Whether a client object (as `getClient` and `listClients` give it)
+/// lists `role`.
+fn client_has_role(client: &Value, role: &str) -> bool {
+    client
+        .get("roles")
+        .and_then(Value::as_array)
+        .is_some_and(|roles| {
+            roles
+                .iter()
+                .any(|r| r.get("rolename").and_then(Value::as_str) == Some(role))
+        })
+}
