@@ -41,6 +41,16 @@ use signet_common::permissions::NodeTree;
 
 use crate::store::{Store, StoreError};
 
+pub mod checks;
+pub mod error;
+pub mod import;
+pub mod joining;
+pub mod repo;
+pub mod service;
+pub mod types;
+
+pub use error::AccessGroupError;
+
 /// Tree of access groups by id.
 pub const GROUPS: &str = "access_groups";
 /// Tree of members, keyed `{group}/{kind}:{member id}`.
@@ -421,6 +431,20 @@ pub fn check_device_activation(
     device: &DeviceId,
 ) -> Result<Result<(), LicenseError>, StoreError> {
     let members: Vec<Member> = store.scan(MEMBERS, &group_prefix(&group.id))?;
+    Ok(device_slot(group, &members, device))
+}
+
+/// The device-slot rule (L5) over `members`, the group's member records:
+/// `device` may hold an active slot when it already does, or when fewer
+/// current devices than the license's `max_active_devices` are active.
+///
+/// # Errors
+/// [`LicenseError::TooManyDevices`] when every slot is taken.
+pub fn device_slot(
+    group: &AccessGroup,
+    members: &[Member],
+    device: &DeviceId,
+) -> Result<(), LicenseError> {
     let is_active_device =
         |m: &&Member| m.active && m.is_current() && matches!(m.member, MemberRef::Device { .. });
     let active = members.iter().filter(is_active_device).count();
@@ -428,7 +452,7 @@ pub fn check_device_activation(
         .iter()
         .filter(is_active_device)
         .any(|m| matches!(&m.member, MemberRef::Device { device_id } if device_id == device));
-    Ok(check_activation(&group.license, active, already))
+    check_activation(&group.license, active, already)
 }
 
 /// The groups that hold `item` (P6: an item in access groups is viewable
