@@ -18,7 +18,7 @@ use signet_common::permissions::{NodeTree, Role};
 use super::checks;
 use super::error::AccessGroupError;
 use super::joining::Accounts;
-use super::repo::{self, group_audit};
+use super::repo;
 use super::service::{joined, sees_user};
 use super::types::{ImportReport, ImportRow};
 use super::{AccessGroup, MAX_MEMBERS, Member, MemberRef, MemberSource, email_key};
@@ -217,9 +217,12 @@ pub async fn import_members(
             let detail = serde_json::json!({"rows": report.rows.len(), "created": report.created,
                 "updated": report.updated, "unchanged": report.unchanged,
                 "refused": report.refused});
-            repo::record(
+            repo::audit(
                 tx,
-                group_audit(actor, hub.now(), "access_group.import", &group, detail),
+                (actor, hub.now()),
+                "access_group.import",
+                &group,
+                detail,
             )?;
             Ok(report)
         })

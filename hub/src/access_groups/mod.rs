@@ -44,9 +44,12 @@ use crate::store::{Store, StoreError};
 pub mod checks;
 pub mod error;
 pub mod import;
+pub mod invites;
 pub mod joining;
 pub mod repo;
 pub mod service;
+pub mod shop;
+pub mod signup;
 pub mod types;
 
 pub use error::AccessGroupError;

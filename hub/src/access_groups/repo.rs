@@ -289,6 +289,20 @@ pub fn anonymous_audit(
     }
 }
 
+/// Records `action` by `actor` at `at` on `group` in the transaction.
+///
+/// # Errors
+/// Never in practice (the entry always encodes).
+pub fn audit(
+    tx: &mut Tx,
+    (actor, at): (&Actor, chrono::DateTime<chrono::Utc>),
+    action: &str,
+    group: &AccessGroup,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    record(tx, group_audit(actor, at, action, group, detail))
+}
+
 /// The audit entry of `action` by `actor` on `group`.
 #[must_use]
 pub fn group_audit(

@@ -21,7 +21,7 @@ use signet_common::permissions::{NodeTree, Role};
 
 use super::checks;
 use super::error::AccessGroupError;
-use super::repo::{self, group_audit};
+use super::repo;
 use super::types::{
     AddMember, CreateGroup, ItemList, ItemsSaved, MemberView, UpdateGroup, UpdateMember,
 };
@@ -93,9 +93,12 @@ pub async fn create_group(
             }
             repo::put_group(tx, &group)?;
             let detail = settings_detail(&group);
-            repo::record(
+            repo::audit(
                 tx,
-                group_audit(actor, hub.now(), "access_group.create", &group, detail),
+                (actor, hub.now()),
+                "access_group.create",
+                &group,
+                detail,
             )?;
             Ok(())
         })
@@ -162,9 +165,12 @@ pub async fn update_group(
             checks::signup_settings(group.self_signup, &group.signup_domains)?;
             repo::put_group(tx, &group)?;
             let detail = settings_detail(&group);
-            repo::record(
+            repo::audit(
                 tx,
-                group_audit(actor, hub.now(), "access_group.update", &group, detail),
+                (actor, hub.now()),
+                "access_group.update",
+                &group,
+                detail,
             )?;
             Ok(group)
         })
@@ -204,9 +210,12 @@ pub async fn delete_group(hub: &Hub, actor: &Actor, id: &str) -> Result<(), Acce
             let (members, schedule) = repo::delete_group(tx, &group.id)?;
             let detail = serde_json::json!({"name": group.name, "members": members,
                 "schedule": schedule});
-            repo::record(
+            repo::audit(
                 tx,
-                group_audit(actor, hub.now(), "access_group.delete", &group, detail),
+                (actor, hub.now()),
+                "access_group.delete",
+                &group,
+                detail,
             )?;
             Ok(())
         })
@@ -363,10 +372,7 @@ pub async fn add_member(
             repo::put_member(tx, &member)?;
             let detail = serde_json::json!({"member": member.member, "joined_at": joined_at,
                 "end_date": member.membership.end_date, "active": member.active});
-            repo::record(
-                tx,
-                group_audit(actor, now, "access_group.member_add", &group, detail),
-            )?;
+            repo::audit(tx, (actor, now), "access_group.member_add", &group, detail)?;
             Ok((group, member, user))
         })
         .await?;
@@ -422,34 +428,17 @@ pub async fn update_member(
                     "the member was removed; add it again instead",
                 ));
             }
-            if let (Some(active), MemberRef::Device { device_id }) =
-                (request.active, &member.member)
-            {
-                if active {
-                    take_device_slot(tx, &group, device_id)?;
-                }
-                member.active = active;
-            }
-            if let Some(end_date) = request.end_date {
-                checks::end_date(member.membership.joined_at, end_date)?;
-                member.membership.end_date = end_date;
-            }
-            if let Some(name) = &request.display_name {
-                member.display_name.clone_from(name);
-            }
+            apply_member_update(tx, &group, &mut member, &request)?;
             repo::put_member(tx, &member)?;
             let detail = serde_json::json!({"member": member.member,
                 "end_date": member.membership.end_date, "display_name": member.display_name,
                 "active": member.active});
-            repo::record(
+            repo::audit(
                 tx,
-                group_audit(
-                    actor,
-                    hub.now(),
-                    "access_group.member_update",
-                    &group,
-                    detail,
-                ),
+                (actor, hub.now()),
+                "access_group.member_update",
+                &group,
+                detail,
             )?;
             Ok((group, member))
         })
@@ -457,6 +446,30 @@ pub async fn update_member(
     device_member_changed(hub, actor, &group.id, &member.member).await;
     let users = repo::users_by_id(&hub.store)?;
     Ok(MemberView::new(&group, &member, &users, hub.now()))
+}
+
+/// Applies `request` to a current `member` of `group`: the device-slot rule
+/// when a device is activated (L5), the end-date rule (L2).
+fn apply_member_update(
+    tx: &mut Tx,
+    group: &AccessGroup,
+    member: &mut Member,
+    request: &UpdateMember,
+) -> Result<(), AccessGroupError> {
+    if let (Some(active), MemberRef::Device { device_id }) = (request.active, &member.member) {
+        if active {
+            take_device_slot(tx, group, device_id)?;
+        }
+        member.active = active;
+    }
+    if let Some(end_date) = request.end_date {
+        checks::end_date(member.membership.joined_at, end_date)?;
+        member.membership.end_date = end_date;
+    }
+    if let Some(name) = &request.display_name {
+        member.display_name.clone_from(name);
+    }
+    Ok(())
 }
 
 /// Removes a member: its access ends at once (L4). The record stays, with
@@ -485,9 +498,12 @@ pub async fn remove_member(
             member.active = false;
             repo::put_member(tx, &member)?;
             let detail = serde_json::json!({"member": member.member});
-            repo::record(
+            repo::audit(
                 tx,
-                group_audit(actor, now, "access_group.member_remove", &group, detail),
+                (actor, now),
+                "access_group.member_remove",
+                &group,
+                detail,
             )?;
             Ok(Some(group.id))
         })
@@ -606,9 +622,12 @@ pub async fn set_items(
             }
             let detail = serde_json::json!({"items": request.items.len(), "added": added,
                 "removed": gone.len()});
-            repo::record(
+            repo::audit(
                 tx,
-                group_audit(actor, hub.now(), "access_group.items_set", &group, detail),
+                (actor, hub.now()),
+                "access_group.items_set",
+                &group,
+                detail,
             )?;
             Ok::<_, AccessGroupError>(group)
         })

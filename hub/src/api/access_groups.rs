@@ -5,7 +5,8 @@
 //! answers, and the OpenAPI description of the routes. Must not: decide
 //! anything — who may do what, every rule, every write, audit entry and
 //! after-commit effect is the access-group service's
-//! ([`crate::access_groups::service`], [`crate::access_groups::joining`],
+//! ([`crate::access_groups::service`], [`crate::access_groups::invites`], [`crate::access_groups::signup`],
+//! [`crate::access_groups::shop`],
 //! [`crate::access_groups::import`]).
 //!
 //! Who may do what (enforced there): a group belongs to a node; callers
@@ -31,7 +32,7 @@ use crate::access_groups::types::{
     InviteView, ItemList, ItemsSaved, Joined, MemberView, ShopKey, ShopOrderRequest, ShopResult,
     SignupPending, SignupRequest, UpdateGroup, UpdateMember,
 };
-use crate::access_groups::{AccessGroupError, import, joining, service};
+use crate::access_groups::{AccessGroupError, import, invites, service, shop, signup};
 
 /// This concern's routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -302,7 +303,7 @@ pub async fn list_invites(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<InviteView>>, ApiError> {
-    Ok(Json(joining::invites(&state, &caller.actor(), &id).await?))
+    Ok(Json(invites::invites(&state, &caller.actor(), &id).await?))
 }
 
 /// Invites an address (Manager+, L6): mails a one-click, single-use token
@@ -322,7 +323,7 @@ pub async fn create_invite(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<CreateInvite>,
 ) -> Result<(StatusCode, Json<InviteView>), ApiError> {
-    let view = joining::create_invite(&state, &caller.actor(), &id, request).await?;
+    let view = invites::create_invite(&state, &caller.actor(), &id, request).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -340,7 +341,7 @@ pub async fn revoke_invite(
     caller: Caller,
     Path((id, invite_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    joining::revoke_invite(&state, &caller.actor(), &id, &invite_id).await?;
+    invites::revoke_invite(&state, &caller.actor(), &id, &invite_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -363,7 +364,7 @@ pub async fn accept_invite(
     if let Some(password) = &request.password {
         check_password(password)?;
     }
-    Ok(Json(joining::accept_invite(&state, &from, request).await?))
+    Ok(Json(invites::accept_invite(&state, &from, request).await?))
 }
 
 /// Asks to join a group by self-signup (no login, L6). The group must
@@ -386,7 +387,7 @@ pub async fn request_signup(
     ApiJson(request): ApiJson<SignupRequest>,
 ) -> Result<(StatusCode, Json<SignupPending>), ApiError> {
     check_password(&request.password)?;
-    let pending = joining::request_signup(&state, &from, &id, request).await?;
+    let pending = signup::request_signup(&state, &from, &id, request).await?;
     Ok((StatusCode::ACCEPTED, Json(pending)))
 }
 
@@ -404,7 +405,7 @@ pub async fn confirm_signup(
     ClientAddress(from): ClientAddress,
     ApiJson(request): ApiJson<ConfirmSignup>,
 ) -> Result<Json<Joined>, ApiError> {
-    Ok(Json(joining::confirm_signup(&state, &from, request).await?))
+    Ok(Json(signup::confirm_signup(&state, &from, request).await?))
 }
 
 /// Imports members from CSV (Manager+, L7): `text/csv` with columns email,
@@ -463,7 +464,7 @@ pub async fn create_shop_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<ShopKey>), ApiError> {
-    let shop_key = joining::create_shop_key(&state, &caller.actor(), &id).await?;
+    let shop_key = shop::create_shop_key(&state, &caller.actor(), &id).await?;
     Ok((StatusCode::CREATED, Json(ShopKey { shop_key })))
 }
 
@@ -479,7 +480,7 @@ pub async fn delete_shop_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    joining::delete_shop_key(&state, &caller.actor(), &id).await?;
+    shop::delete_shop_key(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -507,7 +508,7 @@ pub async fn shop_member(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let result = joining::shop_member(&state, &from, &id, key, request).await?;
+    let result = shop::shop_member(&state, &from, &id, key, request).await?;
     let status = if result.replayed {
         StatusCode::OK
     } else {
