@@ -19,22 +19,18 @@ use super::{
 };
 use crate::identity::MAX_NAME_LEN;
 use crate::identity::names;
+use crate::values::{InvalidName, Name};
 
-/// A group name: 1 to [`MAX_GROUP_NAME_LEN`] bytes of text; returned trimmed.
+/// A group name ([`Name`], at most [`MAX_GROUP_NAME_LEN`] bytes); returned
+/// trimmed.
 ///
 /// # Errors
-/// `invalid_name`.
-pub fn group_name(name: &str) -> Result<String, AccessGroupError> {
-    if name.trim().is_empty()
-        || name.len() > MAX_GROUP_NAME_LEN
-        || name.chars().any(char::is_control)
-    {
-        return Err(AccessGroupError::invalid(
-            "invalid_name",
-            format!("name must be 1 to {MAX_GROUP_NAME_LEN} bytes of text"),
-        ));
-    }
-    Ok(name.trim().to_owned())
+/// [`InvalidName`] (`invalid_name`).
+pub fn group_name(name: &str) -> Result<String, InvalidName> {
+    Ok(Name::parse(name, MAX_GROUP_NAME_LEN)?
+        .as_str()
+        .trim()
+        .to_owned())
 }
 
 /// The terms are coherent and the hub may sign them (S6: no offline grace

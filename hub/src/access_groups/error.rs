@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::identity::{HashError, RoleTooLow};
 use crate::store::StoreError;
+use crate::values::InvalidName;
 
 /// Why an access-group operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,9 @@ pub enum AccessGroupError {
         /// Seconds until then (at least 1).
         retry_after: u64,
     },
+    /// A display name is not one (400 `invalid_name`).
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
     /// The CSV file could not be read as a member list (L7).
     #[error(transparent)]
     Csv(#[from] signet_common::members_csv::ImportError),

@@ -217,13 +217,8 @@ pub async fn import_members(
             let detail = serde_json::json!({"rows": report.rows.len(), "created": report.created,
                 "updated": report.updated, "unchanged": report.unchanged,
                 "refused": report.refused});
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.import",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.import", &group, detail)?;
             Ok(report)
         })
         .await

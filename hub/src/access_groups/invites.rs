@@ -140,13 +140,8 @@ pub async fn revoke_invite(
                 .ok_or(AccessGroupError::NotFound("invite"))?;
             repo::delete_invite(tx, &invite);
             let detail = serde_json::json!({"invite": invite.id, "email": invite.email});
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.invite_revoke",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.invite_revoke", &group, detail)?;
             Ok(())
         })
         .await

@@ -1,12 +1,23 @@
 //! Access groups (L1–L2, L4–L7, L9): one license, content items and members.
 //!
 //! Owns: the access-group records and their stored indexes — groups, members
-//! (users now, devices once pairing lands), item lists, invites, pending
-//! self-signups and shop orders — their bounds and input checks, and the
-//! questions other modules ask ("is this member entitled to group G at t?",
-//! "which groups hold item X?"). Must not: compute a license window itself —
-//! every window comes from [`signet_common::license`] — nor decide who may
-//! change a group (the API does, with the caller's role and domain).
+//! (users and devices), item lists, invites, pending self-signups and shop
+//! orders — their bounds and input checks, who may change them and every
+//! rule of a change (the service modules below), and the questions other
+//! modules ask ("is this member entitled to group G at t?", "which groups
+//! hold item X?"). Must not: compute a license window itself — every window
+//! comes from [`signet_common::license`] — nor know HTTP (`api::access_groups`
+//! maps [`AccessGroupError`] to answers).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`service`] | groups, members, items: who may, the rules, after-commit publication and broker access |
+//! | [`invites`], [`signup`], [`shop`] | joining without an operator (L6, L9) |
+//! | [`import`] | CSV import rows (L7) |
+//! | [`joining`] | member accounts and the join they share |
+//! | [`repo`] | each record written with its indexes, in one place, inside a transaction |
+//! | [`checks`] | input checks and the group-full rule |
+//! | [`types`] | requests, results and views (OpenAPI schemas) |
 //!
 //! # Storage
 //! | tree | key | value |

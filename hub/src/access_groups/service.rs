@@ -93,13 +93,8 @@ pub async fn create_group(
             }
             repo::put_group(tx, &group)?;
             let detail = settings_detail(&group);
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.create",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.create", &group, detail)?;
             Ok(())
         })
         .await?;
@@ -165,13 +160,8 @@ pub async fn update_group(
             checks::signup_settings(group.self_signup, &group.signup_domains)?;
             repo::put_group(tx, &group)?;
             let detail = settings_detail(&group);
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.update",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.update", &group, detail)?;
             Ok(group)
         })
         .await
@@ -210,13 +200,8 @@ pub async fn delete_group(hub: &Hub, actor: &Actor, id: &str) -> Result<(), Acce
             let (members, schedule) = repo::delete_group(tx, &group.id)?;
             let detail = serde_json::json!({"name": group.name, "members": members,
                 "schedule": schedule});
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.delete",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.delete", &group, detail)?;
             Ok(())
         })
         .await
@@ -433,13 +418,8 @@ pub async fn update_member(
             let detail = serde_json::json!({"member": member.member,
                 "end_date": member.membership.end_date, "display_name": member.display_name,
                 "active": member.active});
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.member_update",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.member_update", &group, detail)?;
             Ok((group, member))
         })
         .await?;
@@ -622,13 +602,8 @@ pub async fn set_items(
             }
             let detail = serde_json::json!({"items": request.items.len(), "added": added,
                 "removed": gone.len()});
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.items_set",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.items_set", &group, detail)?;
             Ok::<_, AccessGroupError>(group)
         })
         .await?;

@@ -41,13 +41,8 @@ pub async fn create_shop_key(
             let replaced = group.shop_key_hash.replace(key_hash.clone()).is_some();
             repo::put_group(tx, &group)?;
             let detail = serde_json::json!({"replaced": replaced});
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.shop_key_create",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.shop_key_create", &group, detail)?;
             Ok::<_, AccessGroupError>(())
         })
         .await?;
@@ -68,13 +63,8 @@ pub async fn delete_shop_key(hub: &Hub, actor: &Actor, id: &str) -> Result<(), A
             }
             repo::put_group(tx, &group)?;
             let detail = serde_json::Value::Null;
-            repo::audit(
-                tx,
-                (actor, hub.now()),
-                "access_group.shop_key_delete",
-                &group,
-                detail,
-            )?;
+            let by = (actor, hub.now());
+            repo::audit(tx, by, "access_group.shop_key_delete", &group, detail)?;
             Ok(())
         })
         .await

@@ -83,6 +83,7 @@ impl From<AccessGroupError> for ApiError {
                 Self::bad_request("too_many_rows", message)
             }
             AccessGroupError::Csv(_) => Self::bad_request("invalid_csv", message),
+            AccessGroupError::InvalidName(e) => e.into(),
             AccessGroupError::RoleTooLow(e) => e.into(),
             AccessGroupError::Hashing(e) => hash_error(&e),
             AccessGroupError::Store(e) => e.into(),
