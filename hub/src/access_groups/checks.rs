@@ -217,11 +217,11 @@ pub fn order_id(order_id: &str) -> Result<String, AccessGroupError> {
 }
 
 /// The shape of a new item list: at most [`MAX_ITEMS`], valid ids, none
-/// twice, at most [`MAX_ITEM_CATEGORIES`] categories each. Returns the ids.
+/// twice, at most [`MAX_ITEM_CATEGORIES`] categories each.
 ///
 /// # Errors
 /// `too_many_items` or `invalid_item`.
-pub fn item_list(items: &[GroupItem]) -> Result<BTreeSet<String>, AccessGroupError> {
+pub fn item_list(items: &[GroupItem]) -> Result<(), AccessGroupError> {
     if items.len() > MAX_ITEMS {
         return Err(AccessGroupError::invalid(
             "too_many_items",
@@ -245,7 +245,7 @@ pub fn item_list(items: &[GroupItem]) -> Result<BTreeSet<String>, AccessGroupErr
             )));
         }
     }
-    Ok(seen)
+    Ok(())
 }
 
 /// The group-full rule (L1 bounds): a group with `current` current members

@@ -24,6 +24,7 @@ use super::types::{ImportReport, ImportRow};
 use super::{AccessGroup, MAX_MEMBERS, Member, MemberRef, MemberSource, email_key};
 use crate::app::Hub;
 use crate::identity::{Actor, MAX_NAME_LEN, User};
+use crate::store::{StoreError, Tx};
 
 /// One row that passed the checks and what it will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,17 +204,7 @@ pub async fn import_members(
             if !report.applied {
                 return Ok(report);
             }
-            for change in &planned {
-                match change {
-                    Planned::Create(user, member) => {
-                        if let Some(user) = user {
-                            repo::put_user(tx, user)?;
-                        }
-                        repo::put_member(tx, member)?;
-                    }
-                    Planned::Update(member) => repo::put_member(tx, member)?,
-                }
-            }
+            store(tx, &planned)?;
             let detail = serde_json::json!({"rows": report.rows.len(), "created": report.created,
                 "updated": report.updated, "unchanged": report.unchanged,
                 "refused": report.refused});
@@ -222,6 +213,23 @@ pub async fn import_members(
             Ok(report)
         })
         .await
+}
+
+/// Stores the planned changes: each new account and membership, each
+/// changed membership.
+fn store(tx: &mut Tx, planned: &[Planned]) -> Result<(), StoreError> {
+    for change in planned {
+        match change {
+            Planned::Create(user, member) => {
+                if let Some(user) = user {
+                    repo::put_user(tx, user)?;
+                }
+                repo::put_member(tx, member)?;
+            }
+            Planned::Update(member) => repo::put_member(tx, member)?,
+        }
+    }
+    Ok(())
 }
 
 impl ImportReport {

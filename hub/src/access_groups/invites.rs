@@ -68,17 +68,7 @@ pub async fn create_invite(
         .store
         .transact(|tx| {
             let (group, _) = repo::visible_group(tx, actor, id)?;
-            let open = tx
-                .scan::<Invite>(INVITES, &group_prefix(&group.id))?
-                .iter()
-                .filter(|i| i.used_at.is_none() && now < i.expires_at)
-                .count();
-            if open >= MAX_OPEN_INVITES {
-                return Err(AccessGroupError::conflict(
-                    "too_many_invites",
-                    format!("a group may have at most {MAX_OPEN_INVITES} open invites"),
-                ));
-            }
+            check_open_invites(tx, &group, now)?;
             let invite = Invite {
                 id: new_id("inv-"),
                 group: group.id.clone(),
@@ -96,11 +86,32 @@ pub async fn create_invite(
             let detail = serde_json::json!({"invite": invite.id, "email": invite.email,
                 "expires_at": invite.expires_at, "end_date": invite.end_date});
             repo::audit(tx, (actor, now), "access_group.invite", &group, detail)?;
-            Ok(invite)
+            Ok::<_, AccessGroupError>(invite)
         })
         .await?;
     hub.mail_wake.notify_one();
     Ok(InviteView::new(&invite, now))
+}
+
+/// Refuses (409 `too_many_invites`) one more open invite when `group` has
+/// [`MAX_OPEN_INVITES`] unused, unexpired ones at `now`.
+fn check_open_invites(
+    tx: &mut Tx,
+    group: &AccessGroup,
+    now: DateTime<Utc>,
+) -> Result<(), AccessGroupError> {
+    let open = tx
+        .scan::<Invite>(INVITES, &group_prefix(&group.id))?
+        .iter()
+        .filter(|i| i.used_at.is_none() && now < i.expires_at)
+        .count();
+    if open >= MAX_OPEN_INVITES {
+        return Err(AccessGroupError::conflict(
+            "too_many_invites",
+            format!("a group may have at most {MAX_OPEN_INVITES} open invites"),
+        ));
+    }
+    Ok(())
 }
 
 /// The invitation mail, carrying the token.

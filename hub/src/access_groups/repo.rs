@@ -7,7 +7,7 @@
 //! records the service adds. Must not: decide anything — the service
 //! decides and calls these.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use signet_common::ids::{AccessGroupId, ItemId, NodeId, UserId};
 use signet_common::permissions::NodeTree;
@@ -113,6 +113,30 @@ pub fn put_item(tx: &mut Tx, group: &AccessGroupId, item: &GroupItem) -> Result<
 pub fn delete_item(tx: &mut Tx, group: &AccessGroupId, item: &ItemId) {
     tx.delete(ITEMS, &format!("{}{item}", group_prefix(group)));
     tx.delete(ITEM_GROUPS, &format!("{item}/{group}"));
+}
+
+/// Replaces `group`'s item list with `items` (ids unique), indexes
+/// included. Returns how many items were added and removed.
+///
+/// # Errors
+/// When the store fails.
+pub fn replace_items(
+    tx: &mut Tx,
+    group: &AccessGroupId,
+    items: &[GroupItem],
+) -> Result<(usize, usize), StoreError> {
+    let old = self::items(tx, group)?;
+    let new: BTreeSet<&ItemId> = items.iter().map(|i| &i.id).collect();
+    let held: BTreeSet<&ItemId> = old.iter().map(|i| &i.id).collect();
+    let gone: Vec<&ItemId> = held.difference(&new).copied().collect();
+    for item in &gone {
+        delete_item(tx, group, item);
+    }
+    let added = new.difference(&held).count();
+    for item in items {
+        put_item(tx, group, item)?;
+    }
+    Ok((added, gone.len()))
 }
 
 /// The key of an invite record.

@@ -120,44 +120,11 @@ pub async fn update_group(
     request: UpdateGroup,
 ) -> Result<AccessGroup, AccessGroupError> {
     actor.require(Role::Manager)?;
-    let name = request
-        .name
-        .as_deref()
-        .map(checks::group_name)
-        .transpose()?;
-    if let Some(license) = &request.license {
-        checks::license(license)?;
-    }
-    let categories = request
-        .categories
-        .as_deref()
-        .map(checks::categories)
-        .transpose()?;
-    let domains = request
-        .signup_domains
-        .as_deref()
-        .map(checks::signup_domains)
-        .transpose()?;
+    let update = CheckedUpdate::check(request)?;
     hub.store
         .transact(|tx| {
             let (mut group, _) = repo::visible_group(tx, actor, id)?;
-            if let Some(categories) = &categories {
-                check_categories_kept(&repo::items(tx, &group.id)?, categories)?;
-                group.categories.clone_from(categories);
-            }
-            if let Some(name) = &name {
-                group.name.clone_from(name);
-            }
-            if let Some(license) = &request.license {
-                group.license = license.clone();
-            }
-            if let Some(domains) = &domains {
-                group.signup_domains.clone_from(domains);
-            }
-            if let Some(open) = request.self_signup {
-                group.self_signup = open;
-            }
-            checks::signup_settings(group.self_signup, &group.signup_domains)?;
+            update.apply(tx, &mut group)?;
             repo::put_group(tx, &group)?;
             let detail = settings_detail(&group);
             let by = (actor, hub.now());
@@ -165,6 +132,65 @@ pub async fn update_group(
             Ok(group)
         })
         .await
+}
+
+/// A group update whose fields passed their checks.
+struct CheckedUpdate {
+    /// The new name, trimmed.
+    name: Option<String>,
+    /// The new license terms.
+    license: Option<signet_common::license::LicenseTerms>,
+    /// The new categories.
+    categories: Option<Vec<String>>,
+    /// The new self-signup domains, normalized.
+    domains: Option<Vec<String>>,
+    /// Open or close self-signup.
+    self_signup: Option<bool>,
+}
+
+impl CheckedUpdate {
+    /// Checks every field given.
+    fn check(request: UpdateGroup) -> Result<Self, AccessGroupError> {
+        let name = request.name.as_deref().map(checks::group_name);
+        let name = name.transpose()?;
+        if let Some(license) = &request.license {
+            checks::license(license)?;
+        }
+        let categories = request.categories.as_deref().map(checks::categories);
+        let domains = request
+            .signup_domains
+            .as_deref()
+            .map(checks::signup_domains);
+        Ok(Self {
+            name,
+            license: request.license,
+            categories: categories.transpose()?,
+            domains: domains.transpose()?,
+            self_signup: request.self_signup,
+        })
+    }
+
+    /// Applies the update to `group`: a category an item carries must stay
+    /// (409), and self-signup needs a domain (L6).
+    fn apply(&self, tx: &mut Tx, group: &mut AccessGroup) -> Result<(), AccessGroupError> {
+        if let Some(categories) = &self.categories {
+            check_categories_kept(&repo::items(tx, &group.id)?, categories)?;
+            group.categories.clone_from(categories);
+        }
+        if let Some(name) = &self.name {
+            group.name.clone_from(name);
+        }
+        if let Some(license) = &self.license {
+            group.license = license.clone();
+        }
+        if let Some(domains) = &self.domains {
+            group.signup_domains.clone_from(domains);
+        }
+        if let Some(open) = self.self_signup {
+            group.self_signup = open;
+        }
+        checks::signup_settings(group.self_signup, &group.signup_domains)
+    }
 }
 
 /// Refuses (409 `category_in_use`) new categories that drop one an item carries.
@@ -576,7 +602,7 @@ pub async fn set_items(
     request: ItemList,
 ) -> Result<ItemsSaved, AccessGroupError> {
     actor.require(Role::Manager)?;
-    let ids = checks::item_list(&request.items)?;
+    checks::item_list(&request.items)?;
     let group = hub
         .store
         .transact(|tx| {
@@ -584,45 +610,38 @@ pub async fn set_items(
             for item in &request.items {
                 check_item(tx, &tree, &group, item)?;
             }
-            let old = repo::items(tx, &group.id)?;
-            let gone: Vec<_> = old
-                .iter()
-                .filter(|i| !ids.contains(i.id.as_str()))
-                .collect();
-            for item in &gone {
-                repo::delete_item(tx, &group.id, &item.id);
-            }
-            let added = request
-                .items
-                .iter()
-                .filter(|i| !old.iter().any(|o| o.id == i.id))
-                .count();
-            for item in &request.items {
-                repo::put_item(tx, &group.id, item)?;
-            }
+            let (added, removed) = repo::replace_items(tx, &group.id, &request.items)?;
             let detail = serde_json::json!({"items": request.items.len(), "added": added,
-                "removed": gone.len()});
+                "removed": removed});
             let by = (actor, hub.now());
             repo::audit(tx, by, "access_group.items_set", &group, detail)?;
             Ok::<_, AccessGroupError>(group)
         })
         .await?;
     // L3: the change reaches member devices at their next sync.
-    let by = publish::Actor::user(&actor.user, &actor.from);
-    let (publication, publication_error) = match publish::publish_group_items(hub, &group.id, by)
-        .await
-    {
-        Ok(published) => (Some(published.run), None),
-        Err(e) => {
-            tracing::warn!(group = %group.id, error = %e, "publishing the group's new items failed");
-            (None, Some(e.to_string()))
-        }
-    };
+    let (publication, publication_error) = publish_items(hub, actor, &group.id).await;
     Ok(ItemsSaved {
         items: super::items_of(&hub.store, &group.id)?,
         publication,
         publication_error,
     })
+}
+
+/// Publishes `group`'s items (L3): the run, or why it failed (logged; the
+/// list is stored and goes out with the group's next publication).
+async fn publish_items(
+    hub: &Hub,
+    actor: &Actor,
+    group: &AccessGroupId,
+) -> (Option<publish::PublicationRun>, Option<String>) {
+    let by = publish::Actor::user(&actor.user, &actor.from);
+    match publish::publish_group_items(hub, group, by).await {
+        Ok(published) => (Some(published.run), None),
+        Err(e) => {
+            tracing::warn!(%group, error = %e, "publishing the group's new items failed");
+            (None, Some(e.to_string()))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -153,6 +153,31 @@ fn replayed_order(
     })
 }
 
+/// The buyer's account: the one with the address — refused (409
+/// `account_outside_tenant`) unless it lies wholly inside the group's node
+/// (T4) — or a new member account. Returns it and whether it was made.
+fn buyer(
+    tx: &mut Tx,
+    group: &AccessGroup,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(User, bool), AccessGroupError> {
+    let accounts = Accounts::load(tx)?;
+    if let Some(user) = accounts.by_email(email) {
+        let (tree, _) = crate::tenancy::load_tree_in(tx)?;
+        if !within_group_node(&tree, user, group) {
+            return Err(AccessGroupError::conflict(
+                "account_outside_tenant",
+                "the address belongs to an account outside this group's node",
+            ));
+        }
+        return Ok((user.clone(), false));
+    }
+    let user = accounts.new_member_user(group, email, None, (now, None))?;
+    repo::put_user(tx, &user)?;
+    Ok((user, true))
+}
+
 /// Applies a new shop order: finds or makes the buyer's account, starts a
 /// membership (a renewal for a current member), stores the order.
 fn shop_order(
@@ -163,24 +188,7 @@ fn shop_order(
     (name, end_date): (Option<String>, Option<DateTime<Utc>>),
 ) -> Result<ShopResult, AccessGroupError> {
     let now = order.at;
-    let accounts = Accounts::load(tx)?;
-    let (user, user_created) = match accounts.by_email(&order.email) {
-        Some(user) => {
-            let (tree, _) = crate::tenancy::load_tree_in(tx)?;
-            if !within_group_node(&tree, user, group) {
-                return Err(AccessGroupError::conflict(
-                    "account_outside_tenant",
-                    "the address belongs to an account outside this group's node",
-                ));
-            }
-            (user.clone(), false)
-        }
-        None => {
-            let user = accounts.new_member_user(group, &order.email, None, (now, None))?;
-            repo::put_user(tx, &user)?;
-            (user, true)
-        }
-    };
+    let (user, user_created) = buyer(tx, group, &order.email, now)?;
     let who = MemberRef::user(&user.id);
     let renewal = repo::member(tx, &group.id, &who)?.is_some_and(|m| m.is_current());
     if !renewal {
