@@ -1,12 +1,23 @@
 //! Access groups (L1–L2, L4–L7, L9): one license, content items and members.
 //!
 //! Owns: the access-group records and their stored indexes — groups, members
-//! (users now, devices once pairing lands), item lists, invites, pending
-//! self-signups and shop orders — their bounds and input checks, and the
-//! questions other modules ask ("is this member entitled to group G at t?",
-//! "which groups hold item X?"). Must not: compute a license window itself —
-//! every window comes from [`signet_common::license`] — nor decide who may
-//! change a group (the API does, with the caller's role and domain).
+//! (users and devices), item lists, invites, pending self-signups and shop
+//! orders — their bounds and input checks, who may change them and every
+//! rule of a change (the service modules below), and the questions other
+//! modules ask ("is this member entitled to group G at t?", "which groups
+//! hold item X?"). Must not: compute a license window itself — every window
+//! comes from [`signet_common::license`] — nor know HTTP (`api::access_groups`
+//! maps [`AccessGroupError`] to answers).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`service`] | groups, members, items: who may, the rules, after-commit publication and broker access |
+//! | [`invites`], [`signup`], [`shop`] | joining without an operator (L6, L9) |
+//! | [`import`] | CSV import rows (L7) |
+//! | [`joining`] | member accounts and the join they share |
+//! | [`repo`] | each record written with its indexes, in one place, inside a transaction |
+//! | [`checks`] | input checks and the group-full rule |
+//! | [`types`] | requests, results and views (OpenAPI schemas) |
 //!
 //! # Storage
 //! | tree | key | value |
@@ -40,6 +51,19 @@ use signet_common::license::{
 use signet_common::permissions::NodeTree;
 
 use crate::store::{Store, StoreError};
+
+pub mod checks;
+pub mod error;
+pub mod import;
+pub mod invites;
+pub mod joining;
+pub mod repo;
+pub mod service;
+pub mod shop;
+pub mod signup;
+pub mod types;
+
+pub use error::AccessGroupError;
 
 /// Tree of access groups by id.
 pub const GROUPS: &str = "access_groups";
@@ -421,6 +445,20 @@ pub fn check_device_activation(
     device: &DeviceId,
 ) -> Result<Result<(), LicenseError>, StoreError> {
     let members: Vec<Member> = store.scan(MEMBERS, &group_prefix(&group.id))?;
+    Ok(device_slot(group, &members, device))
+}
+
+/// The device-slot rule (L5) over `members`, the group's member records:
+/// `device` may hold an active slot when it already does, or when fewer
+/// current devices than the license's `max_active_devices` are active.
+///
+/// # Errors
+/// [`LicenseError::TooManyDevices`] when every slot is taken.
+pub fn device_slot(
+    group: &AccessGroup,
+    members: &[Member],
+    device: &DeviceId,
+) -> Result<(), LicenseError> {
     let is_active_device =
         |m: &&Member| m.active && m.is_current() && matches!(m.member, MemberRef::Device { .. });
     let active = members.iter().filter(is_active_device).count();
@@ -428,7 +466,7 @@ pub fn check_device_activation(
         .iter()
         .filter(is_active_device)
         .any(|m| matches!(&m.member, MemberRef::Device { device_id } if device_id == device));
-    Ok(check_activation(&group.license, active, already))
+    check_activation(&group.license, active, already)
 }
 
 /// The groups that hold `item` (P6: an item in access groups is viewable
