@@ -36,8 +36,30 @@ BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 CRATE_PATH = re.compile(r"\bcrate::(\{[^;]*?\}|[a-z_][a-z0-9_]*)")
 
 
+TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*(pub(\([a-z]+\))?\s+)?mod\s+[a-z_0-9]+\s*\{")
+# Files that hold only unit tests or their fixtures (declared under
+# #[cfg(test)]): what tests import is not a dependency of the module.
+TEST_FILES = {"tests.rs", "testing.rs"}
+
+
 def strip_comments(text):
     return LINE_COMMENT.sub("", BLOCK_COMMENT.sub("", text))
+
+
+def strip_test_modules(text):
+    """Removes inline `#[cfg(test)] mod … { … }` blocks."""
+    while (m := TEST_MODULE.search(text)) is not None:
+        depth, end = 0, len(text)
+        for i in range(m.end() - 1, len(text)):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    end = i + 1
+                    break
+        text = text[: m.start()] + text[end:]
+    return text
 
 
 def first_segments(group):
@@ -76,9 +98,9 @@ def graph(src):
     edges = {m: {} for m in modules}
     for path in sorted(src.rglob("*.rs")):
         module = module_of(src, path)
-        if module not in modules:
+        if module not in modules or path.name in TEST_FILES or "tests" in path.parts:
             continue
-        text = strip_comments(path.read_text())
+        text = strip_test_modules(strip_comments(path.read_text()))
         for match in CRATE_PATH.finditer(text):
             for target in first_segments(match.group(1)):
                 if target in modules and target != module:

@@ -25,7 +25,7 @@ use signet_common::members_csv::ImportError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::users::{check_password, hash_error};
+use super::users::check_password;
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::access_groups::types::{
     AcceptInvite, AddMember, ConfirmSignup, CreateGroup, CreateInvite, GroupView, ImportReport,
@@ -85,7 +85,7 @@ impl From<AccessGroupError> for ApiError {
             AccessGroupError::Csv(_) => Self::bad_request("invalid_csv", message),
             AccessGroupError::InvalidName(e) => e.into(),
             AccessGroupError::RoleTooLow(e) => e.into(),
-            AccessGroupError::Hashing(e) => hash_error(&e),
+            AccessGroupError::Hashing(e) => crate::identity::IdentityError::Hash(e).into(),
             AccessGroupError::Store(e) => e.into(),
         }
     }

@@ -36,15 +36,8 @@ impl From<IdentityError> for ApiError {
     }
 }
 
-// What other API files still call (until they move to the identity service).
-pub(super) use crate::identity::users::{
-    check_password, check_unlike_others, hash, login_name as check_name,
-};
-
-/// An e-mail address, parsed (S13).
-pub fn check_email(email: &str) -> Result<(), ApiError> {
-    Ok(service::email(email)?)
-}
+// What the access-groups API still calls.
+pub(super) use crate::identity::users::check_password;
 
 /// Whether the caller may see `target` ([`crate::identity::Actor::sees_user`]).
 pub(super) fn sees_user(caller: &Caller, target: &User) -> bool {
