@@ -52,6 +52,9 @@ pub mod repo;
 pub mod service;
 pub mod views;
 
+#[cfg(test)]
+mod testing;
+
 pub use outbox::reconcile_broker_access;
 pub use service::DeviceError;
 

@@ -16,6 +16,9 @@
 //! store for this device", not what to grant: whoever applies it reads the
 //! device's record *then* and grants its current groups
 //! ([`super::broker_groups`]), or revokes it when it is no longer paired.
+//! (An entry a publication wrote also carries the groups of the assignment
+//! it signed, [`enqueue_assignment_in`]: granted to a device that has a
+//! node entry but no device record, as publishing itself treats it.)
 //! So entries never go stale, a newer change simply replaces the entry,
 //! and applying one twice is harmless. Only the approval's plain secret
 //! travels in the entry (the broker needs it to create the client); it is
@@ -95,6 +98,11 @@ pub struct OutboxEntry {
     /// The plain secret to set as its broker password (approval only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// The groups of the assignment that was signed for it, when a
+    /// publication wrote the entry: what a device known only by its node
+    /// entry (no device record) is granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
     /// When the change was written.
     pub queued_at: DateTime<Utc>,
     /// Failed applications since then.
@@ -142,6 +150,30 @@ pub fn enqueue_in(
     password: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    write_entry(tx, device, password, None, now)
+}
+
+/// As [`enqueue_in`], for a publication that signed `device` an assignment
+/// naming `groups`.
+///
+/// # Errors
+/// When the store fails.
+pub fn enqueue_assignment_in(
+    tx: &mut Tx,
+    device: &DeviceId,
+    groups: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    write_entry(tx, device, None, Some(groups.to_vec()), now)
+}
+
+fn write_entry(
+    tx: &mut Tx,
+    device: &DeviceId,
+    password: Option<&str>,
+    groups: Option<Vec<String>>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let previous: Option<OutboxEntry> = tx.get(BROKER_OUTBOX, device.as_str())?;
     let entry = OutboxEntry {
         device: device.clone(),
@@ -149,6 +181,7 @@ pub fn enqueue_in(
         password: password
             .map(str::to_owned)
             .or_else(|| previous.as_ref().and_then(|p| p.password.clone())),
+        groups,
         queued_at: now,
         attempts: 0,
         last_error: None,
@@ -208,9 +241,15 @@ async fn apply_one(
         Ok(entry) => entry,
         Err(outcome) => return Ok(outcome),
     };
-    let result = match device(&hub.store, device_id.as_str())? {
-        Some(record) => {
-            let groups = broker_groups(&hub.store, &record)?;
+    let groups = match device(&hub.store, device_id.as_str())? {
+        Some(record) => Some(broker_groups(&hub.store, &record)?),
+        None => match &entry.groups {
+            Some(groups) if attached(hub, device_id)? => Some(groups.clone()),
+            _ => None,
+        },
+    };
+    let result = match groups {
+        Some(groups) => {
             hub.broker_admin
                 .grant(device_id, entry.password.as_deref(), &groups)
                 .await
@@ -246,6 +285,17 @@ async fn apply_one(
         }
         None => Applied::Done,
     })
+}
+
+/// Whether `device` has a [`crate::tenancy::NODE_DEVICES`] entry (a device
+/// publishing knows of without a device record).
+fn attached(hub: &Hub, device: &DeviceId) -> Result<bool, StoreError> {
+    let suffix = format!("/{device}");
+    Ok(hub
+        .store
+        .scan_keys(crate::tenancy::NODE_DEVICES, "")?
+        .iter()
+        .any(|key| key.ends_with(&suffix)))
 }
 
 /// Applies the entries of `devices` now (after the commit that wrote
@@ -363,12 +413,14 @@ pub fn spawn_worker(hub: Hub, cancel: CancellationToken) -> tokio::task::JoinHan
 /// # Errors
 /// When the store fails.
 pub async fn reconcile_broker_access(hub: &Hub) -> Result<usize, StoreError> {
-    let mut failed = drain(hub).await?;
+    // Devices with an entry get their access from it (now, or from the
+    // worker when the broker refuses it): not granted twice here.
     let pending: BTreeSet<String> = hub
         .store
         .scan_keys(BROKER_OUTBOX, "")?
         .into_iter()
         .collect();
+    let mut failed = drain(hub).await?;
     let devices: Vec<Device> = hub.store.scan(DEVICES, "")?;
     match hub.broker_admin.granted().await {
         Ok(granted) => {

@@ -760,16 +760,16 @@ async fn follow_assignments(state: &Hub, assigned: Vec<(DeviceId, Vec<String>)>)
     if assigned.is_empty() {
         return Vec::new();
     }
-    let devices: Vec<DeviceId> = assigned.into_iter().map(|(device, _)| device).collect();
     let now = state.now();
     let queued = state
         .store
         .transact(|tx| {
-            devices
-                .iter()
-                .try_for_each(|device| outbox::enqueue_in(tx, device, None, now))
+            assigned.iter().try_for_each(|(device, groups)| {
+                outbox::enqueue_assignment_in(tx, device, groups, now)
+            })
         })
         .await;
+    let devices: Vec<DeviceId> = assigned.into_iter().map(|(device, _)| device).collect();
     if let Err(e) = queued {
         tracing::warn!(error = %e, "broker access changes not queued");
         return devices.iter().map(|d| format!("{d}: {e}")).collect();
