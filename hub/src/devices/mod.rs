@@ -2,14 +2,18 @@
 //! commands sent to them (DESIGN §5).
 //!
 //! Owns: the device records, open and recent pairings with their code
-//! index, the per-device command log, and the facts the broker and the
-//! device routes ask ("are these a device's credentials?", "which group
-//! manifests may this device read?", "which key signs this device's
-//! reports?"). May call: the store,
-//! [`crate::tenancy`] and [`crate::access_groups`] to read, the
-//! [`crate::mqtt::admin::BrokerAdmin`] seam. Must not: decide who may pair,
-//! move or unpair a device — the API does, with `manage_devices` (P7) and
-//! the caller's domain (T3, T4).
+//! index, the per-device command log, the broker outbox, and the facts the
+//! broker and the device routes ask ("are these a device's credentials?",
+//! "which group manifests may this device read?", "which key signs this
+//! device's reports?"). [`service`] holds the rules of pairing, moving,
+//! unpairing, feed variables and commands (who may: `manage_devices`, P7,
+//! and the actor's domain, T3, T4), each change one transaction; [`repo`]
+//! writes each record with its indexes; [`outbox`] makes the broker follow
+//! (S7, S10) without a transaction held across a broker call. May call: the
+//! store, [`crate::tenancy`] and [`crate::access_groups`] to read (and to
+//! end a device's memberships when it is unpaired, L4), the
+//! [`crate::mqtt::admin::BrokerAdmin`] seam. Must not: publish (publishing
+//! reads devices; the API publishes after a change) or import `crate::api`.
 //!
 //! # Secrets
 //! The pairing ticket and the device secret are 32 random bytes each
@@ -30,6 +34,7 @@
 //! | [`PAIRING_CODES`] | code | SHA-256 of the ticket (open pairings only) |
 //! | [`DEVICE_COMMANDS`] | `{device}/{version:020}` | [`StoredCommand`] |
 //! | [`crate::tenancy::NODE_DEVICES`] | `{node}/{device}` | `{"device": id}` |
+//! | [`outbox::BROKER_OUTBOX`] | device id | [`outbox::OutboxEntry`] |
 
 use std::collections::BTreeMap;
 
