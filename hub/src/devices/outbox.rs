@@ -258,24 +258,7 @@ async fn apply_one(
     };
     let error = result.err().map(|e| e.to_string());
     hub.store
-        .transact(|tx| {
-            let Some(mut current) = tx.get::<OutboxEntry>(BROKER_OUTBOX, device_id.as_str())?
-            else {
-                return Ok(());
-            };
-            if current.nonce == entry.nonce && error.is_none() {
-                tx.delete(BROKER_OUTBOX, device_id.as_str());
-                return Ok(());
-            }
-            if current.lease.as_ref().is_some_and(|l| l.token == token) {
-                current.lease = None;
-            }
-            if let Some(error) = &error {
-                current.attempts = current.attempts.saturating_add(1);
-                current.last_error = Some(error.clone());
-            }
-            tx.put(BROKER_OUTBOX, device_id.as_str(), &current)
-        })
+        .transact(|tx| finish(tx, &entry, &token, error.as_deref()))
         .await?;
     SETTLED.notify_waiters();
     Ok(match error {
@@ -285,6 +268,32 @@ async fn apply_one(
         }
         None => Applied::Done,
     })
+}
+
+/// Ends an application of `applied` under the claim `token`: deletes the
+/// entry when the broker confirmed it and no newer change replaced it;
+/// else releases the claim and, with `error`, records the refusal.
+fn finish(
+    tx: &mut Tx,
+    applied: &OutboxEntry,
+    token: &str,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(mut current) = tx.get::<OutboxEntry>(BROKER_OUTBOX, applied.device.as_str())? else {
+        return Ok(());
+    };
+    if current.nonce == applied.nonce && error.is_none() {
+        tx.delete(BROKER_OUTBOX, applied.device.as_str());
+        return Ok(());
+    }
+    if current.lease.as_ref().is_some_and(|l| l.token == token) {
+        current.lease = None;
+    }
+    if let Some(error) = error {
+        current.attempts = current.attempts.saturating_add(1);
+        current.last_error = Some(error.to_owned());
+    }
+    tx.put(BROKER_OUTBOX, applied.device.as_str(), &current)
 }
 
 /// Whether `device` has a [`crate::tenancy::NODE_DEVICES`] entry (a device

@@ -204,6 +204,25 @@ async fn settle_one(hub: &Hub, device: &DeviceId) -> Option<String> {
 
 // -------------------------------------------------------- device-facing
 
+/// Refuses another pairing when `open` holds [`MAX_OPEN_PAIRINGS`], or
+/// [`MAX_OPEN_PAIRINGS_PER_ADDRESS`] from `from` (then the answer says when
+/// its first one expires).
+fn check_open_bounds(open: &[Pairing], from: &str, now: DateTime<Utc>) -> Result<(), DeviceError> {
+    if open.len() >= MAX_OPEN_PAIRINGS {
+        return Err(DeviceError::TooManyPairings);
+    }
+    let mine: Vec<&Pairing> = open.iter().filter(|p| p.from == from).collect();
+    if let Some(first) = mine.iter().map(|p| p.expires_at).min()
+        && mine.len() >= MAX_OPEN_PAIRINGS_PER_ADDRESS
+    {
+        let secs = u64::try_from((first - now).num_seconds()).unwrap_or(0);
+        return Err(DeviceError::TooManyFromAddress {
+            retry_after: secs.max(1),
+        });
+    }
+    Ok(())
+}
+
 /// An agent asks to pair (S7) from address `from` with the pairing request
 /// `body`: a code to show and the secret ticket to poll with. Prunes closed
 /// pairings on the way.
@@ -231,19 +250,7 @@ pub async fn request_pairing(
         .store
         .transact(|tx| {
             repo::prune_pairings(tx, now)?;
-            let open = repo::open_pairings(tx, now)?;
-            if open.len() >= MAX_OPEN_PAIRINGS {
-                return Err(DeviceError::TooManyPairings);
-            }
-            let mine: Vec<&Pairing> = open.iter().filter(|p| p.from == from).collect();
-            if let Some(first) = mine.iter().map(|p| p.expires_at).min()
-                && mine.len() >= MAX_OPEN_PAIRINGS_PER_ADDRESS
-            {
-                let secs = u64::try_from((first - now).num_seconds()).unwrap_or(0);
-                return Err(DeviceError::TooManyFromAddress {
-                    retry_after: secs.max(1),
-                });
-            }
+            check_open_bounds(&repo::open_pairings(tx, now)?, from, now)?;
             // A code unique among open pairings (31^8 codes).
             let mut code = None;
             for candidate in &candidates {
@@ -277,7 +284,7 @@ pub async fn request_pairing(
                     ..AuditEntry::new(now, "device.pairing_request", &code)
                 },
             )?;
-            Ok(code)
+            Ok::<_, DeviceError>(code)
         })
         .await?;
     Ok(PairingTicket {
@@ -300,6 +307,73 @@ fn closed(reason: &str) -> Result<Poll, DeviceError> {
     }))
 }
 
+/// One poll of the pairing whose ticket hashes to `key`, in `tx`: the
+/// answer, or the credentials collected now (the plain secret deleted in
+/// the same write). With `ca_error`, nothing is collected (the secret
+/// waits for the next poll).
+fn collect(
+    tx: &mut Tx,
+    key: &str,
+    now: DateTime<Utc>,
+    ca_error: Option<&str>,
+) -> Result<Poll, DeviceError> {
+    let mut pairing = repo::pairing(tx, key)?.ok_or(DeviceError::NotFound("pairing"))?;
+    let (device_id, secret) = match &mut pairing.state {
+        PairingState::Pending if now < pairing.expires_at => {
+            return Ok(Poll::Answer(PairingStatus::Pending {
+                expires_at: pairing.expires_at,
+            }));
+        }
+        PairingState::Pending => {
+            return closed("expired: nobody approved the code in time");
+        }
+        PairingState::Rejected { .. } => return closed("rejected by an operator"),
+        PairingState::Approved {
+            collected_at: Some(_),
+            ..
+        } => return closed("the credentials were already collected"),
+        PairingState::Approved {
+            device,
+            secret,
+            collect_by,
+            collected_at,
+            ..
+        } => {
+            let plain = secret.take();
+            if now < *collect_by {
+                *collected_at = Some(now);
+            }
+            (device.clone(), plain.filter(|_| now < *collect_by))
+        }
+    };
+    let Some(secret) = secret else {
+        // Too late: the plain secret is dropped now, not at the next prune.
+        repo::put_pairing(tx, &pairing)?;
+        return closed("the credentials were not collected in time; pair again");
+    };
+    if repo::device(tx, device_id.as_str())?.is_none() {
+        // Nothing to hand out: drop the secret of the unpaired device.
+        if let PairingState::Approved { collected_at, .. } = &mut pairing.state {
+            *collected_at = None;
+        }
+        repo::put_pairing(tx, &pairing)?;
+        return closed("the device was unpaired before its credentials were collected");
+    }
+    if let Some(error) = ca_error {
+        return Err(DeviceError::Internal(error.to_owned()));
+    }
+    repo::put_pairing(tx, &pairing)?;
+    record(
+        tx,
+        AuditEntry {
+            from: "device".to_owned(),
+            detail: serde_json::json!({"code": pairing.code}),
+            ..AuditEntry::new(now, "device.credentials_collected", device_id.as_str())
+        },
+    )?;
+    Ok(Poll::Collected(device_id, secret))
+}
+
 /// An agent polls its pairing: pending; approved with its credentials,
 /// answered exactly once (the plain secret is deleted in the same durable
 /// write); or closed with a reason (rejected, expired, collected).
@@ -317,65 +391,10 @@ pub async fn poll_pairing(hub: &Hub, ticket: &str) -> Result<PairingStatus, Devi
         .device_ca_pem()
         .map_err(|e| DeviceError::Internal(format!("mqtt.device_ca_file: {e}")));
     let now = hub.now();
+    let ca_error = ca_pem.as_ref().err().map(ToString::to_string);
     let polled = hub
         .store
-        .transact(|tx| {
-            let mut pairing = repo::pairing(tx, &key)?.ok_or(DeviceError::NotFound("pairing"))?;
-            let (device_id, secret) = match &mut pairing.state {
-                PairingState::Pending if now < pairing.expires_at => {
-                    return Ok(Poll::Answer(PairingStatus::Pending {
-                        expires_at: pairing.expires_at,
-                    }));
-                }
-                PairingState::Pending => {
-                    return closed("expired: nobody approved the code in time");
-                }
-                PairingState::Rejected { .. } => return closed("rejected by an operator"),
-                PairingState::Approved {
-                    collected_at: Some(_),
-                    ..
-                } => return closed("the credentials were already collected"),
-                PairingState::Approved {
-                    device,
-                    secret,
-                    collect_by,
-                    collected_at,
-                    ..
-                } => {
-                    let plain = secret.take();
-                    if now < *collect_by {
-                        *collected_at = Some(now);
-                    }
-                    (device.clone(), plain.filter(|_| now < *collect_by))
-                }
-            };
-            let Some(secret) = secret else {
-                // Too late: the plain secret is dropped now, not at the next prune.
-                repo::put_pairing(tx, &pairing)?;
-                return closed("the credentials were not collected in time; pair again");
-            };
-            if repo::device(tx, device_id.as_str())?.is_none() {
-                // Nothing to hand out: drop the secret of the unpaired device.
-                if let PairingState::Approved { collected_at, .. } = &mut pairing.state {
-                    *collected_at = None;
-                }
-                repo::put_pairing(tx, &pairing)?;
-                return closed("the device was unpaired before its credentials were collected");
-            }
-            ca_pem
-                .as_ref()
-                .map_err(|e| DeviceError::Internal(e.to_string()))?;
-            repo::put_pairing(tx, &pairing)?;
-            record(
-                tx,
-                AuditEntry {
-                    from: "device".to_owned(),
-                    detail: serde_json::json!({"code": pairing.code}),
-                    ..AuditEntry::new(now, "device.credentials_collected", device_id.as_str())
-                },
-            )?;
-            Ok(Poll::Collected(device_id, secret))
-        })
+        .transact(|tx| collect(tx, &key, now, ca_error.as_deref()))
         .await?;
     match polled {
         Poll::Answer(status) => Ok(status),
