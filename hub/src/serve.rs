@@ -207,8 +207,9 @@ pub fn start_broker_admin(state: &mut Hub, cancel: CancellationToken) -> anyhow:
 /// role, then grants every paired device its current access from the store
 /// (its groups; revoked devices have no record and so no access), so a
 /// broker that lost or missed changes converges (S4, S7, S10). Later
-/// changes reach the broker through `state.broker_admin` at once (pairing,
-/// unpairing, moves and access-group changes).
+/// changes reach the broker through the durable outbox
+/// ([`crate::devices::outbox`]: pairing, unpairing, moves, access-group
+/// changes and new assignments).
 fn administer(
     state: &mut Hub,
     settings: DynsecSettings,
@@ -378,6 +379,9 @@ pub async fn serve_on(
     let managed = start_managed_broker(&mut state, stop.child_token()).await?;
     start_broker_admin(&mut state, stop.child_token())?;
     let mqtt = start_mqtt(&mut state, managed.as_ref(), stop.child_token())?;
+    // Broker grants and revocations left pending (before a restart, or
+    // refused by the broker) are applied in the background (S7, S10).
+    crate::devices::outbox::spawn_worker(state.clone(), stop.child_token());
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
     let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
     let alerting = AlertLoop::spawn(

@@ -2,14 +2,18 @@
 //! commands sent to them (DESIGN §5).
 //!
 //! Owns: the device records, open and recent pairings with their code
-//! index, the per-device command log, and the facts the broker and the
-//! device routes ask ("are these a device's credentials?", "which group
-//! manifests may this device read?", "which key signs this device's
-//! reports?"). May call: the store,
-//! [`crate::tenancy`] and [`crate::access_groups`] to read, the
-//! [`crate::mqtt::admin::BrokerAdmin`] seam. Must not: decide who may pair,
-//! move or unpair a device — the API does, with `manage_devices` (P7) and
-//! the caller's domain (T3, T4).
+//! index, the per-device command log, the broker outbox, and the facts the
+//! broker and the device routes ask ("are these a device's credentials?",
+//! "which group manifests may this device read?", "which key signs this
+//! device's reports?"). [`service`] holds the rules of pairing, moving,
+//! unpairing, feed variables and commands (who may: `manage_devices`, P7,
+//! and the actor's domain, T3, T4), each change one transaction; [`repo`]
+//! writes each record with its indexes; [`outbox`] makes the broker follow
+//! (S7, S10) without a transaction held across a broker call. May call: the
+//! store, [`crate::tenancy`] and [`crate::access_groups`] to read (and to
+//! end a device's memberships when it is unpaired, L4), the
+//! [`crate::mqtt::admin::BrokerAdmin`] seam. Must not: publish (publishing
+//! reads devices; the API publishes after a change) or import `crate::api`.
 //!
 //! # Secrets
 //! The pairing ticket and the device secret are 32 random bytes each
@@ -30,10 +34,11 @@
 //! | [`PAIRING_CODES`] | code | SHA-256 of the ticket (open pairings only) |
 //! | [`DEVICE_COMMANDS`] | `{device}/{version:020}` | [`StoredCommand`] |
 //! | [`crate::tenancy::NODE_DEVICES`] | `{node}/{device}` | `{"device": id}` |
+//! | [`outbox::BROKER_OUTBOX`] | device id | [`outbox::OutboxEntry`] |
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::{Deserialize, Serialize};
 use signet_common::documents::CommandAction;
@@ -43,8 +48,20 @@ use signet_common::ids::{DeviceId, NodeId, UserId};
 use crate::access_groups::{self, MemberRef};
 use crate::app::Hub;
 use crate::identity::token_key;
-use crate::store::{Store, StoreError, WriteBatch};
-use crate::tenancy::{NODE_DEVICES, load_tree};
+use crate::store::{Store, StoreError};
+use crate::tenancy::load_tree;
+
+pub mod documents;
+pub mod outbox;
+pub mod repo;
+pub mod service;
+pub mod views;
+
+#[cfg(test)]
+mod testing;
+
+pub use outbox::reconcile_broker_access;
+pub use service::DeviceError;
 
 /// Tree of paired devices by id.
 pub const DEVICES: &str = "devices";
@@ -214,7 +231,7 @@ pub fn command_key(device: &DeviceId, version: u64) -> String {
     format!("{device}/{version:020}")
 }
 
-/// The key of a device's [`NODE_DEVICES`] entry.
+/// The key of a device's [`crate::tenancy::NODE_DEVICES`] entry.
 #[must_use]
 pub fn node_device_key(node: &NodeId, device: &DeviceId) -> String {
     format!("{node}/{device}")
@@ -359,168 +376,28 @@ pub fn broker_groups(store: &Store, device: &Device) -> Result<Vec<String>, Stor
     Ok(groups)
 }
 
-/// Gives `device`'s broker access its current group list (password
-/// unchanged). A failure is logged and returned; [`reconcile_broker_access`]
-/// (run it at start) repairs it later.
+/// Makes `device`'s broker access follow the store (its current group
+/// list, password unchanged) through the outbox: one transaction writes
+/// the entry, then it is applied ([`outbox::settle`]); what the broker
+/// refuses stays in the outbox, which retries.
 ///
 /// # Errors
-/// The broker's or the store's failure, as text.
+/// The store's failure or the broker's refusal, as text.
 pub async fn refresh_broker_access(state: &Hub, device: &DeviceId) -> Result<(), String> {
-    let record = match self::device(&state.store, device.as_str()) {
-        Ok(Some(record)) => record,
-        Ok(None) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let groups = broker_groups(&state.store, &record).map_err(|e| e.to_string())?;
+    let now = state.now();
     state
-        .broker_admin
-        .grant(device, None, &groups)
+        .store
+        .transact(|tx| outbox::enqueue_in(tx, device, None, now))
         .await
-        .map_err(|e| {
-            tracing::warn!(%device, error = %e, "broker access not updated");
-            e.to_string()
-        })
-}
-
-/// Grants every paired device its current group list on the broker
-/// (passwords unchanged), and revokes every device the broker holds a grant
-/// for that is no longer paired: for the hub's start, after the broker lost
-/// or missed changes (S7, S10). Returns how many grants or revocations
-/// failed.
-///
-/// # Errors
-/// When the store fails.
-pub async fn reconcile_broker_access(state: &Hub) -> Result<usize, StoreError> {
-    let devices: Vec<Device> = state.store.scan(DEVICES, "")?;
-    let mut failed = 0;
-    match state.broker_admin.granted().await {
-        Ok(granted) => {
-            for stale in granted {
-                if devices.iter().any(|d| d.id == stale) {
-                    continue;
-                }
-                tracing::info!(device = %stale, "revoking the broker access of a device no longer paired");
-                if let Err(e) = state.broker_admin.revoke(&stale).await {
-                    tracing::warn!(device = %stale, error = %e, "stale broker access not revoked");
-                    failed += 1;
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "the broker's grants not listed");
-            failed += 1;
-        }
-    }
-    for device in &devices {
-        let groups = broker_groups(&state.store, device)?;
-        if let Err(e) = state.broker_admin.grant(&device.id, None, &groups).await {
-            tracing::warn!(device = %device.id, error = %e, "broker access not reconciled");
-            failed += 1;
-        }
-    }
-    Ok(failed)
-}
-
-/// Adds to `batch` the deletion of pairings closed for longer than
-/// [`CLOSED_RETENTION_SECS`] (and their code entries), and drops the plain
-/// secret of approved pairings whose collection window passed.
-///
-/// # Errors
-/// When the store fails.
-pub fn prune_pairings(
-    store: &Store,
-    batch: &mut WriteBatch,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let retention = TimeDelta::seconds(CLOSED_RETENTION_SECS);
-    for mut pairing in store.scan::<Pairing>(PAIRINGS, "")? {
-        let Some(closed) = pairing.closed_at(now) else {
-            continue;
-        };
-        if matches!(pairing.state, PairingState::Pending) {
-            drop_code(store, batch, &pairing)?;
-        }
-        if now >= closed + retention {
-            batch.delete(PAIRINGS, &pairing.ticket_hash);
-        } else if let PairingState::Approved { secret, .. } = &mut pairing.state
-            && secret.is_some()
-        {
-            *secret = None;
-            batch.put(PAIRINGS, &pairing.ticket_hash.clone(), &pairing)?;
-        }
-    }
-    Ok(())
-}
-
-/// Deletes `pairing`'s code entry if it still points at it.
-///
-/// # Errors
-/// When the store fails.
-pub fn drop_code(
-    store: &Store,
-    batch: &mut WriteBatch,
-    pairing: &Pairing,
-) -> Result<(), StoreError> {
-    if store
-        .get::<String>(PAIRING_CODES, &pairing.code)?
-        .is_some_and(|hash| hash == pairing.ticket_hash)
+        .map_err(|e| e.to_string())?;
+    match outbox::settle(state, std::slice::from_ref(device), outbox::PUBLISH_WAIT)
+        .await
+        .into_iter()
+        .next()
     {
-        batch.delete(PAIRING_CODES, &pairing.code);
+        Some(error) => Err(error),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// The open pairing with `code` at `now`, if any.
-///
-/// # Errors
-/// When the store fails.
-pub fn open_pairing_by_code(
-    store: &Store,
-    code: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Pairing>, StoreError> {
-    let Some(hash) = store.get::<String>(PAIRING_CODES, code)? else {
-        return Ok(None);
-    };
-    Ok(store
-        .get::<Pairing>(PAIRINGS, &hash)?
-        .filter(|p| p.is_open(now)))
-}
-
-/// Adds to `batch` everything unpairing `device` changes: its record, its
-/// [`NODE_DEVICES`] entry, its command log, and its access-group
-/// memberships, which end now (L4; the records stay for usage reports, L8).
-///
-/// # Errors
-/// When the store fails.
-pub fn unpair(
-    store: &Store,
-    batch: &mut WriteBatch,
-    device: &Device,
-    now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    batch.delete(DEVICES, device.id.as_str());
-    batch.delete(NODE_DEVICES, &node_device_key(&device.node, &device.id));
-    for key in store.scan_keys(DEVICE_COMMANDS, &format!("{}/", device.id))? {
-        batch.delete(DEVICE_COMMANDS, &key);
-    }
-    let member = MemberRef::Device {
-        device_id: device.id.clone(),
-    };
-    let mut ended = 0;
-    for (group, mut record) in access_groups::memberships_of(store, &member)? {
-        if record.is_current() {
-            record.membership.removed_at = Some(now);
-            record.active = false;
-            batch.put(
-                access_groups::MEMBERS,
-                &access_groups::member_key(&group.id, &member),
-                &record,
-            )?;
-            ended += 1;
-        }
-    }
-    Ok(ended)
 }
 
 #[cfg(test)]

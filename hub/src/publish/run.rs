@@ -187,25 +187,35 @@ pub async fn deliver(
 
 /// Makes the broker's ACLs follow newly signed assignments (S7): each
 /// device may read the manifests of exactly the groups its assignment
-/// lists. Runs after the documents are durable and before they are
-/// delivered, so a device never sees an assignment naming a group it may
-/// not yet read. Never fails the run: a refusal is logged and returned as
-/// `device: reason`; after the first one the rest are skipped (an
-/// unreachable broker would otherwise cost one timeout per device) and
-/// reported as such.
+/// lists (the same rule as [`crate::devices::broker_groups`]). Writes one
+/// broker-outbox entry per device ([`crate::devices::outbox`]) and applies
+/// them, waiting at most [`crate::devices::outbox::PUBLISH_WAIT`]. Runs
+/// after the documents are durable and before they are delivered, so a
+/// device never sees an assignment naming a group it may not yet read.
+/// Never fails the run: a refusal is logged and returned as
+/// `device: reason`; after the first one the rest are left to the outbox
+/// worker (an unreachable broker would otherwise cost one timeout per
+/// device) and reported as skipped.
 async fn follow_assignments(state: &Hub, assigned: Vec<(DeviceId, Vec<String>)>) -> Vec<String> {
-    let mut refused = Vec::new();
-    for (device, groups) in assigned {
-        if !refused.is_empty() {
-            refused.push(format!("{device}: skipped after an earlier broker failure"));
-            continue;
-        }
-        if let Err(e) = state.broker_admin.grant(&device, None, &groups).await {
-            tracing::warn!(%device, error = %e, "broker access does not follow the new assignment");
-            refused.push(format!("{device}: {e}"));
-        }
+    use crate::devices::outbox;
+    if assigned.is_empty() {
+        return Vec::new();
     }
-    refused
+    let now = state.now();
+    let queued = state
+        .store
+        .transact(|tx| {
+            assigned.iter().try_for_each(|(device, groups)| {
+                outbox::enqueue_assignment_in(tx, device, groups, now)
+            })
+        })
+        .await;
+    let devices: Vec<DeviceId> = assigned.into_iter().map(|(device, _)| device).collect();
+    if let Err(e) = queued {
+        tracing::warn!(error = %e, "broker access changes not queued");
+        return devices.iter().map(|d| format!("{d}: {e}")).collect();
+    }
+    outbox::settle(state, &devices, outbox::PUBLISH_WAIT).await
 }
 
 /// Sends what a run signed, once it is durable: broker access follows the

@@ -1,0 +1,463 @@
+//! The durable broker outbox (S7, S10, issue 17 point 3): how device access
+//! on the broker follows the store without a lock or a transaction held
+//! across a broker call.
+//!
+//! Owns: the [`BROKER_OUTBOX`] tree, the worker that applies it, the
+//! inline application after a commit ([`settle`]) and the reconciliation
+//! at start ([`reconcile_broker_access`]). Must not: decide who may pair,
+//! move or unpair (the devices service does), or hold a transaction across
+//! a [`crate::mqtt::admin::BrokerAdmin`] call.
+//!
+//! # How it works
+//! A state change that alters a device's broker access (pairing approval,
+//! a move, an unpair, an access-group change, a new signed assignment)
+//! writes, in the same transaction as the change, an [`OutboxEntry`] keyed
+//! by the device ([`enqueue_in`]). The entry says "make the broker match the
+//! store for this device", not what to grant: whoever applies it reads the
+//! device's record *then* and grants its current groups
+//! ([`super::broker_groups`]), or revokes it when it is no longer paired.
+//! (An entry a publication wrote also carries the groups of the assignment
+//! it signed, [`enqueue_assignment_in`]: granted to a device that has a
+//! node entry but no device record, as publishing itself treats it.)
+//! So entries never go stale, a newer change simply replaces the entry,
+//! and applying one twice is harmless. Only the approval's plain secret
+//! travels in the entry (the broker needs it to create the client); it is
+//! kept until the broker confirmed, like the pairing record keeps it until
+//! the agent collects it (see the module doc of [`super`]).
+//!
+//! After the commit, the caller applies its own entries at once
+//! ([`settle`]: same latency as the direct call it replaces), and the
+//! worker ([`spawn_worker`], woken through [`wake`]) applies whatever is
+//! left, retrying with back-off while the broker refuses. An entry is
+//! deleted only after the broker confirmed, and only if no newer change
+//! replaced it meanwhile. Two appliers never call the broker for the same
+//! device at once: one claims the entry with a short lease first.
+//!
+//! # Ordering: a device never reads an assignment naming a group it may not read yet
+//! Publishing signs assignments, stores them, enqueues an entry for every
+//! device whose assignment it signed, and then waits — bounded by
+//! [`PUBLISH_WAIT`] — until those entries are applied before it delivers
+//! the documents (`crate::publish`'s `follow_assignments`). A broker that
+//! refuses ends the wait at its first refusal, as the direct grant did: the
+//! documents go out all the same and the refusal is reported, while the
+//! entry stays for the worker. Since the entry is applied from the store
+//! as it is at that moment, the grant covers at least the groups of the
+//! assignment that was signed before it.
+//!
+//! # Start
+//! [`reconcile_broker_access`] applies the pending entries first (so
+//! approvals' passwords reach the broker), then revokes what the broker
+//! holds for devices no longer paired and grants every other paired device
+//! its current groups.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use signet_common::ids::DeviceId;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{DEVICES, Device, broker_groups, device, new_nonce};
+use crate::app::Hub;
+use crate::store::{StoreError, Tx};
+
+/// Tree of pending broker changes, keyed by device id.
+pub const BROKER_OUTBOX: &str = "broker_outbox";
+/// How long publishing waits for its devices' broker access before it
+/// delivers their new assignments all the same.
+pub const PUBLISH_WAIT: Duration = Duration::from_secs(15);
+/// How long a claim on an entry holds: longer than a broker call may take.
+const LEASE: Duration = Duration::from_secs(30);
+/// The worker's first back-off after a refusal; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// The worker's longest back-off.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often the worker looks at the outbox when nothing woke it.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// Wakes the workers: an entry was written.
+static WAKE: Notify = Notify::const_new();
+/// Wakes those waiting for an entry: an application finished.
+static SETTLED: Notify = Notify::const_new();
+/// This process's id in leases: a lease of another process (one that
+/// stopped) holds nothing.
+static INSTANCE: LazyLock<String> = LazyLock::new(new_nonce);
+
+/// A pending broker change for one device: make the broker's access for it
+/// match the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The device.
+    pub device: DeviceId,
+    /// Changes with every write: an applier deletes the entry only if it
+    /// is still the one it applied.
+    pub nonce: String,
+    /// The plain secret to set as its broker password (approval only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The groups of the assignment that was signed for it, when a
+    /// publication wrote the entry: what a device known only by its node
+    /// entry (no device record) is granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// When the change was written.
+    pub queued_at: DateTime<Utc>,
+    /// Failed applications since then.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The broker's last refusal since then.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Who is applying it now.
+    #[serde(default)]
+    pub lease: Option<Lease>,
+}
+
+/// A claim on an entry while its change is sent to the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The claiming process.
+    pub instance: String,
+    /// The claiming application.
+    pub token: String,
+    /// Until when it holds (milliseconds since the Unix epoch, system clock).
+    pub until_ms: i64,
+}
+
+impl Lease {
+    fn live(&self, now_ms: i64) -> bool {
+        self.instance == *INSTANCE && now_ms < self.until_ms
+    }
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// Records, in `tx`, that `device`'s broker access must follow the state
+/// `tx` writes; `password` (the approval's secret) is kept with the entry
+/// until applied, also when a later change replaces it. Call [`wake`] (or
+/// [`settle`]) after the commit.
+///
+/// # Errors
+/// When the store fails.
+pub fn enqueue_in(
+    tx: &mut Tx,
+    device: &DeviceId,
+    password: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    write_entry(tx, device, password, None, now)
+}
+
+/// As [`enqueue_in`], for a publication that signed `device` an assignment
+/// naming `groups`.
+///
+/// # Errors
+/// When the store fails.
+pub fn enqueue_assignment_in(
+    tx: &mut Tx,
+    device: &DeviceId,
+    groups: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    write_entry(tx, device, None, Some(groups.to_vec()), now)
+}
+
+fn write_entry(
+    tx: &mut Tx,
+    device: &DeviceId,
+    password: Option<&str>,
+    groups: Option<Vec<String>>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let previous: Option<OutboxEntry> = tx.get(BROKER_OUTBOX, device.as_str())?;
+    let entry = OutboxEntry {
+        device: device.clone(),
+        nonce: new_nonce(),
+        password: password
+            .map(str::to_owned)
+            .or_else(|| previous.as_ref().and_then(|p| p.password.clone())),
+        groups,
+        queued_at: now,
+        attempts: 0,
+        last_error: None,
+        lease: previous.and_then(|p| p.lease),
+    };
+    tx.put(BROKER_OUTBOX, device.as_str(), &entry)
+}
+
+/// Wakes the outbox workers (after a commit that wrote entries).
+pub fn wake() {
+    WAKE.notify_waiters();
+}
+
+/// What one application of an entry came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Applied {
+    /// No entry left (applied now or by someone else).
+    Done,
+    /// The broker refused: why.
+    Failed(String),
+    /// Someone else is applying it now.
+    Busy,
+}
+
+/// Claims `device`'s entry, sends its change to the broker and deletes it
+/// once confirmed. With `respect_failure`, an entry whose last
+/// application failed is left to the worker's back-off.
+async fn apply_one(
+    hub: &Hub,
+    device_id: &DeviceId,
+    respect_failure: bool,
+) -> Result<Applied, StoreError> {
+    let token = new_nonce();
+    let claimed_at = now_ms();
+    let claimed = hub
+        .store
+        .transact(|tx| {
+            let Some(mut entry) = tx.get::<OutboxEntry>(BROKER_OUTBOX, device_id.as_str())? else {
+                return Ok(Err(Applied::Done));
+            };
+            if entry.lease.as_ref().is_some_and(|l| l.live(claimed_at)) {
+                return Ok(Err(Applied::Busy));
+            }
+            if respect_failure && let Some(error) = &entry.last_error {
+                return Ok(Err(Applied::Failed(error.clone())));
+            }
+            entry.lease = Some(Lease {
+                instance: INSTANCE.clone(),
+                token: token.clone(),
+                until_ms: claimed_at.saturating_add(LEASE.as_millis() as i64),
+            });
+            tx.put(BROKER_OUTBOX, device_id.as_str(), &entry)?;
+            Ok::<_, StoreError>(Ok(entry))
+        })
+        .await?;
+    let entry = match claimed {
+        Ok(entry) => entry,
+        Err(outcome) => return Ok(outcome),
+    };
+    let groups = match device(&hub.store, device_id.as_str())? {
+        Some(record) => Some(broker_groups(&hub.store, &record)?),
+        None => match &entry.groups {
+            Some(groups) if attached(hub, device_id)? => Some(groups.clone()),
+            _ => None,
+        },
+    };
+    let result = match groups {
+        Some(groups) => {
+            hub.broker_admin
+                .grant(device_id, entry.password.as_deref(), &groups)
+                .await
+        }
+        None => hub.broker_admin.revoke(device_id).await,
+    };
+    let error = result.err().map(|e| e.to_string());
+    hub.store
+        .transact(|tx| finish(tx, &entry, &token, error.as_deref()))
+        .await?;
+    SETTLED.notify_waiters();
+    Ok(match error {
+        Some(error) => {
+            tracing::warn!(device = %device_id, %error, "broker access not updated; the outbox retries");
+            Applied::Failed(error)
+        }
+        None => Applied::Done,
+    })
+}
+
+/// Ends an application of `applied` under the claim `token`: deletes the
+/// entry when the broker confirmed it and no newer change replaced it;
+/// else releases the claim and, with `error`, records the refusal.
+fn finish(
+    tx: &mut Tx,
+    applied: &OutboxEntry,
+    token: &str,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(mut current) = tx.get::<OutboxEntry>(BROKER_OUTBOX, applied.device.as_str())? else {
+        return Ok(());
+    };
+    if current.nonce == applied.nonce && error.is_none() {
+        tx.delete(BROKER_OUTBOX, applied.device.as_str());
+        return Ok(());
+    }
+    if current.lease.as_ref().is_some_and(|l| l.token == token) {
+        current.lease = None;
+    }
+    if let Some(error) = error {
+        current.attempts = current.attempts.saturating_add(1);
+        current.last_error = Some(error.to_owned());
+    }
+    tx.put(BROKER_OUTBOX, applied.device.as_str(), &current)
+}
+
+/// Whether `device` has a [`crate::tenancy::NODE_DEVICES`] entry (a device
+/// publishing knows of without a device record).
+fn attached(hub: &Hub, device: &DeviceId) -> Result<bool, StoreError> {
+    let suffix = format!("/{device}");
+    Ok(hub
+        .store
+        .scan_keys(crate::tenancy::NODE_DEVICES, "")?
+        .iter()
+        .any(|key| key.ends_with(&suffix)))
+}
+
+/// Applies the entries of `devices` now (after the commit that wrote
+/// them), waiting for another applier that holds one, at most `bound` in
+/// all. Returns the refusals as `device: reason`; after the first one the
+/// rest are left to the worker (an unreachable broker would otherwise cost
+/// one timeout per device) and reported as skipped. Never fails: what is
+/// not applied stays in the outbox.
+pub async fn settle(hub: &Hub, devices: &[DeviceId], bound: Duration) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut refused = Vec::new();
+    for device in devices {
+        if !refused.is_empty() {
+            refused.push(format!("{device}: skipped after an earlier broker failure"));
+            continue;
+        }
+        loop {
+            let settled = SETTLED.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match apply_one(hub, device, true).await {
+                Ok(Applied::Done) => break,
+                Ok(Applied::Failed(error)) => {
+                    refused.push(format!("{device}: {error}"));
+                    break;
+                }
+                Err(error) => {
+                    refused.push(format!("{device}: {error}"));
+                    break;
+                }
+                Ok(Applied::Busy) => {}
+            }
+            let poll = tokio::time::sleep(Duration::from_millis(100));
+            tokio::select! {
+                () = settled => {}
+                () = poll => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    refused.push(format!("{device}: broker access not confirmed within {bound:?}"));
+                    break;
+                }
+            }
+        }
+    }
+    if !refused.is_empty() {
+        wake();
+    }
+    refused
+}
+
+/// One pass over the outbox: applies every entry not claimed by another
+/// applier, stopping at the first refusal. Returns how many entries are
+/// left (refused, skipped or claimed).
+///
+/// # Errors
+/// When the store fails.
+pub async fn drain(hub: &Hub) -> Result<usize, StoreError> {
+    let pending = hub.store.scan_keys(BROKER_OUTBOX, "")?;
+    let mut left = 0;
+    let mut refused = false;
+    for key in pending {
+        if refused {
+            left += usize::from(hub.store.get::<OutboxEntry>(BROKER_OUTBOX, &key)?.is_some());
+            continue;
+        }
+        match apply_one(hub, &DeviceId::from(key.as_str()), false).await? {
+            Applied::Done => {}
+            Applied::Busy => left += 1,
+            Applied::Failed(_) => {
+                left += 1;
+                refused = true;
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// Starts the worker that applies what [`settle`] left: woken by [`wake`],
+/// and every minute regardless; after a refusal it tries again after a
+/// back-off that doubles from half a second up to 30 seconds. Stops with
+/// `cancel`.
+pub fn spawn_worker(hub: Hub, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let woken = WAKE.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let left = drain(&hub).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "broker outbox not read");
+                1
+            });
+            let wait = if left == 0 {
+                backoff = MIN_BACKOFF;
+                IDLE
+            } else {
+                let wait = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = woken => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    })
+}
+
+/// Makes the broker match the store, for the hub's start or after the
+/// broker lost or missed changes (S7, S10): applies the pending outbox
+/// entries, revokes every device the broker holds a grant for that is no
+/// longer paired, and grants every other paired device its current groups
+/// (passwords unchanged). Returns how many changes failed or are left.
+///
+/// # Errors
+/// When the store fails.
+pub async fn reconcile_broker_access(hub: &Hub) -> Result<usize, StoreError> {
+    // Devices with an entry get their access from it (now, or from the
+    // worker when the broker refuses it): not granted twice here.
+    let pending: BTreeSet<String> = hub
+        .store
+        .scan_keys(BROKER_OUTBOX, "")?
+        .into_iter()
+        .collect();
+    let mut failed = drain(hub).await?;
+    let devices: Vec<Device> = hub.store.scan(DEVICES, "")?;
+    match hub.broker_admin.granted().await {
+        Ok(granted) => {
+            for stale in granted {
+                if pending.contains(stale.as_str()) || devices.iter().any(|d| d.id == stale) {
+                    continue;
+                }
+                tracing::info!(device = %stale, "revoking the broker access of a device no longer paired");
+                if let Err(e) = hub.broker_admin.revoke(&stale).await {
+                    tracing::warn!(device = %stale, error = %e, "stale broker access not revoked");
+                    failed += 1;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the broker's grants not listed");
+            failed += 1;
+        }
+    }
+    for device in devices.iter().filter(|d| !pending.contains(d.id.as_str())) {
+        let groups = broker_groups(&hub.store, device)?;
+        if let Err(e) = hub.broker_admin.grant(&device.id, None, &groups).await {
+            tracing::warn!(device = %device.id, error = %e, "broker access not reconciled");
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
+#[cfg(test)]
+mod tests;
