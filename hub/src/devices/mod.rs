@@ -52,6 +52,7 @@ use crate::store::{Store, StoreError};
 use crate::tenancy::load_tree;
 
 pub mod documents;
+mod error;
 pub mod outbox;
 pub mod repo;
 pub mod service;
