@@ -8,7 +8,7 @@ use signet_common::envelope::KeyId;
 use signet_common::ids::{NodeId, UserId};
 use signet_common::permissions::Role;
 
-use crate::identity::{USER_NAMES, USERS, User, hash_password, name_key, new_id, new_password};
+use crate::identity::{User, hash_password, new_id, new_password};
 use crate::keys;
 use crate::store::{SledStorage, Store, WriteBatch};
 use crate::tenancy::{NODES, Node};
@@ -93,8 +93,7 @@ pub async fn init(data: &Path, now: DateTime<Utc>) -> Result<Initialized, InitEr
     };
     let mut batch = WriteBatch::new();
     batch.put(NODES, root.id.as_str(), &root)?;
-    batch.put(USERS, admin.id.as_str(), &admin)?;
-    batch.put(USER_NAMES, &name_key(&admin.name), &admin.id)?;
+    crate::identity::users::put_user_batch(&mut batch, &admin)?;
     store.apply(batch).await?;
     Ok(Initialized {
         admin_password,

@@ -222,7 +222,7 @@ fn store(tx: &mut Tx, planned: &[Planned]) -> Result<(), StoreError> {
         match change {
             Planned::Create(user, member) => {
                 if let Some(user) = user {
-                    repo::put_user(tx, user)?;
+                    crate::identity::users::put_user(tx, user)?;
                 }
                 repo::put_member(tx, member)?;
             }

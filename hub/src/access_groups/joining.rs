@@ -156,7 +156,7 @@ impl Joiner {
                 existing_too && password_hash.is_some() && user.password_hash == NO_PASSWORD;
             if let (true, Some(hash)) = (password_set, password_hash) {
                 user.password_hash.clone_from(hash);
-                repo::put_user(tx, &user)?;
+                crate::identity::users::put_user(tx, &user)?;
             }
             return Ok(Self {
                 user,
@@ -165,7 +165,7 @@ impl Joiner {
             });
         }
         let user = accounts.new_member_user(group, email, password_hash.cloned(), (now, None))?;
-        repo::put_user(tx, &user)?;
+        crate::identity::users::put_user(tx, &user)?;
         Ok(Self {
             user,
             created: true,

@@ -19,7 +19,7 @@ use super::{
     ShopOrder, email_key, group_prefix, member_index_key, member_key,
 };
 use crate::audit::AuditEntry;
-use crate::identity::{Actor, USER_NAMES, USERS, User, name_key};
+use crate::identity::{Actor, USERS, User};
 use crate::store::{StoreError, Tx, WriteBatch};
 
 /// The group `id` and the tenancy tree, when the actor sees the group's
@@ -268,17 +268,6 @@ pub fn user_by_email(tx: &mut Tx, email: &str) -> Result<Option<User>, StoreErro
     let wanted = email_key(email);
     let users: Vec<User> = tx.scan(USERS, "")?;
     Ok(users.into_iter().find(|u| email_key(&u.email) == wanted))
-}
-
-/// Stores a user with its login-name index. Accounts made here are new
-/// ones; see the report of issue 17 for moving this to identity's
-/// repository once it has one.
-///
-/// # Errors
-/// When it does not encode.
-pub fn put_user(tx: &mut Tx, user: &User) -> Result<(), StoreError> {
-    tx.put(USERS, user.id.as_str(), user)?;
-    tx.put(USER_NAMES, &name_key(&user.name), &user.id)
 }
 
 /// Adds `entry` to the transaction.

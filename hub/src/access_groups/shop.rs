@@ -174,7 +174,7 @@ fn buyer(
         return Ok((user.clone(), false));
     }
     let user = accounts.new_member_user(group, email, None, (now, None))?;
-    repo::put_user(tx, &user)?;
+    crate::identity::users::put_user(tx, &user)?;
     Ok((user, true))
 }
 
