@@ -9,26 +9,21 @@ use crate::content::approval::ApprovalError;
 
 impl From<ApprovalError> for ApiError {
     fn from(e: ApprovalError) -> Self {
+        use {ApprovalError as E, TransitionError as T};
         let message = e.to_string();
         match e {
-            ApprovalError::NotFound(what) => Self::not_found(what),
-            ApprovalError::Forbidden(_) => Self::forbidden(message),
-            ApprovalError::RoleTooLow(e) => e.into(),
-            ApprovalError::Transition(
-                TransitionError::EmptyRejectionReason
-                | TransitionError::RejectionReasonTooLong { .. },
-            ) => Self::bad_request("invalid_reason", message),
-            ApprovalError::Transition(TransitionError::InvalidTransition { .. }) => {
+            E::NotFound(what) => Self::not_found(what),
+            E::Forbidden(_) | E::RoleTooLow(_) => Self::forbidden(message),
+            E::Transition(T::EmptyRejectionReason | T::RejectionReasonTooLong { .. }) => {
+                Self::bad_request("invalid_reason", message)
+            }
+            E::Transition(T::InvalidTransition { .. }) => {
                 Self::conflict("invalid_transition", message)
             }
-            ApprovalError::Transition(TransitionError::VersionMismatch { .. }) => {
-                Self::conflict("version_mismatch", message)
-            }
-            ApprovalError::NoContentManager(_) => Self::conflict("no_content_manager", message),
-            ApprovalError::InvalidContentManager(_) => {
-                Self::conflict("invalid_content_manager", message)
-            }
-            ApprovalError::Store(e) => e.into(),
+            E::Transition(T::VersionMismatch { .. }) => Self::conflict("version_mismatch", message),
+            E::NoContentManager(_) => Self::conflict("no_content_manager", message),
+            E::InvalidContentManager(_) => Self::conflict("invalid_content_manager", message),
+            E::Store(e) => e.into(),
         }
     }
 }

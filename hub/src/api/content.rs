@@ -7,26 +7,28 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use signet_common::digest::Sha256;
-use signet_common::ids::{DeviceId, NodeId};
+use signet_common::digest::{BadDigest, Sha256};
 use tokio::io::AsyncReadExt as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
-use crate::content::approval::{self, Decision};
+use crate::content::approval;
 use crate::content::inspect::InspectError;
 use crate::content::media::ProbeError;
-use crate::content::service::{self, BlobSlice, ContentError, Upload};
-use crate::content::view::{ApproveRequest, CopyRequest, RejectRequest, RenameContent};
-use crate::content::{BlobError, BlobStore, Items, device_may_fetch};
+use crate::content::service::{self, BlobSlice, ContentError};
+use crate::content::view::{
+    ApproveRequest, CopyRequest, RejectRequest, RenameContent, UploadQuery,
+};
+use crate::content::{BlobError, BlobStore, Items, copy, device_may_fetch};
 
 pub use crate::content::ContentView;
+pub use device_auth::DeviceAuth;
+
+mod device_auth;
 
 /// The content routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -48,57 +50,31 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl From<ContentError> for ApiError {
     fn from(e: ContentError) -> Self {
+        use {BlobError as B, ContentError as E, InspectError as I, StatusCode as S};
         let message = e.to_string();
-        match e {
-            ContentError::NotFound(what) => Self::not_found(what),
-            ContentError::Forbidden(_) | ContentError::Restricted(_) => Self::forbidden(message),
-            ContentError::RoleTooLow(e) => e.into(),
-            ContentError::InvalidName(e) => e.into(),
-            ContentError::Invalid { code, .. } => Self::bad_request(code, message),
-            ContentError::Conflict { code, .. } => Self::conflict(code, message),
-            ContentError::TemplateNotMedia(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                message,
-            ),
-            ContentError::Blob(BlobError::TooLarge { .. }) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", message)
+        let (status, code) = match e {
+            E::NotFound(what) => return Self::not_found(what),
+            E::Approval(e) => return e.into(),
+            E::Store(e) => return e.into(),
+            E::Forbidden(_) | E::Restricted(_) | E::RoleTooLow(_) => (S::FORBIDDEN, "forbidden"),
+            E::InvalidName(_) => (S::BAD_REQUEST, "invalid_name"),
+            E::Invalid { code, .. } => (S::BAD_REQUEST, code),
+            E::Conflict { code, .. } => (S::CONFLICT, code),
+            E::TemplateNotMedia(_) => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            E::Blob(B::TooLarge { .. }) => (S::PAYLOAD_TOO_LARGE, "upload_too_large"),
+            E::Blob(B::Unsupported) => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type"),
+            E::Blob(B::Body(_)) => (S::BAD_REQUEST, "upload_incomplete"),
+            E::Inspect(I::TooManyPixels { .. }) => (S::BAD_REQUEST, "image_too_large"),
+            E::Inspect(I::Unreadable { .. }) | E::Probe(ProbeError::Unreadable { .. }) => {
+                (S::BAD_REQUEST, "unreadable_media")
             }
-            ContentError::Blob(BlobError::Unsupported) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_content_type",
-                message,
-            ),
-            ContentError::Blob(BlobError::Body(_)) => {
-                Self::bad_request("upload_incomplete", message)
+            E::Blob(B::Io(_)) | E::Inspect(I::Io(_)) | E::Probe(ProbeError::Failed(_)) => {
+                return Self::internal(&message);
             }
-            ContentError::Inspect(InspectError::TooManyPixels { .. }) => {
-                Self::bad_request("image_too_large", message)
-            }
-            ContentError::Inspect(InspectError::Unreadable { .. })
-            | ContentError::Probe(ProbeError::Unreadable { .. }) => {
-                Self::bad_request("unreadable_media", message)
-            }
-            ContentError::Approval(e) => e.into(),
-            ContentError::Store(e) => e.into(),
-            ContentError::Blob(BlobError::Io(_))
-            | ContentError::Inspect(InspectError::Io(_))
-            | ContentError::Probe(ProbeError::Failed(_))
-            | ContentError::Internal(_) => Self::internal(&message),
-        }
+            E::Internal(_) => return Self::internal(&message),
+        };
+        Self::new(status, code, message)
     }
-}
-
-/// Where an upload goes and what it is called.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct UploadQuery {
-    /// The node (inside the caller's domain).
-    #[param(value_type = String)]
-    pub node: NodeId,
-    /// Display name (1 to 256 bytes).
-    pub name: String,
 }
 
 /// The length a request declares, if any.
@@ -140,13 +116,8 @@ pub async fn upload_content(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ContentView>), ApiError> {
-    let upload = Upload {
-        node: query.node,
-        name: query.name,
-        declared_len: declared_len(&headers),
-    };
-    let body = body.into_data_stream();
-    let item = service::upload(&state, &caller.actor(), upload, body).await?;
+    let (declared, body) = (declared_len(&headers), body.into_data_stream());
+    let item = service::upload(&state, &caller.actor(), query, declared, body).await?;
     Ok((StatusCode::CREATED, Json(item.into())))
 }
 
@@ -227,20 +198,13 @@ pub async fn content_thumbnail(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let thumbnail = service::thumbnail(&state, &caller.actor(), &id).await?;
-    let mut response = (StatusCode::OK, thumbnail.bytes).into_response();
-    insert(&mut response, header::CONTENT_TYPE, thumbnail.media_type);
-    insert(
-        &mut response,
-        header::CACHE_CONTROL,
-        "private, max-age=3600",
-    );
-    insert(
-        &mut response,
-        header::ETAG,
-        &format!("\"{}\"", thumbnail.sha256),
-    );
-    insert(&mut response, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    Ok(response)
+    let headers = [
+        (header::CONTENT_TYPE, thumbnail.media_type.to_owned()),
+        (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+        (header::ETAG, format!("\"{}\"", thumbnail.sha256)),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
+    Ok((headers, thumbnail.bytes).into_response())
 }
 
 /// Deletes a content item inside the caller's domain (Contributor+); its
@@ -277,7 +241,7 @@ pub async fn copy_content(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<CopyRequest>,
 ) -> Result<(StatusCode, Json<ContentView>), ApiError> {
-    let copy = service::copy(&state, &caller.actor(), &id, Items::Any, request).await?;
+    let copy = copy::copy(&state, &caller.actor(), &id, Items::Any, request).await?;
     Ok((StatusCode::CREATED, Json(copy.into())))
 }
 
@@ -314,10 +278,7 @@ pub async fn approve_content(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ApproveRequest>,
 ) -> Result<Json<ContentView>, ApiError> {
-    let decision = Decision::Approve {
-        content_hash: request.content_hash,
-    };
-    let item = approval::decide(&state, &caller.actor(), &id, Items::Any, decision).await?;
+    let item = approval::decide(&state, &caller.actor(), &id, Items::Any, request.into()).await?;
     Ok(Json(item.into()))
 }
 
@@ -337,66 +298,8 @@ pub async fn reject_content(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<RejectRequest>,
 ) -> Result<Json<ContentView>, ApiError> {
-    let decision = Decision::Reject {
-        reason: request.reason,
-    };
-    let item = approval::decide(&state, &caller.actor(), &id, Items::Any, decision).await?;
+    let item = approval::decide(&state, &caller.actor(), &id, Items::Any, request.into()).await?;
     Ok(Json(item.into()))
-}
-
-/// The device a device-route request comes from (S7):
-/// `Authorization: Basic base64(device_id:secret)` with the secret the
-/// device collected at pairing, checked like its broker login
-/// ([`crate::devices::broker_login`]). Anything else is 401
-/// `device_credentials_required`.
-pub struct DeviceAuth {
-    /// The authenticated device.
-    pub device: DeviceId,
-}
-
-/// The longest `Authorization` header a device may send, in bytes.
-const MAX_DEVICE_AUTH_LEN: usize = 512;
-
-impl FromRequestParts<AppState> for DeviceAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        use base64::Engine as _;
-        let refused = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "device_credentials_required",
-                "expected 'Authorization: Basic base64(device_id:secret)' of a paired device",
-            )
-        };
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| v.len() <= MAX_DEVICE_AUTH_LEN)
-            .ok_or_else(refused)?;
-        let encoded = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))
-            .ok_or_else(refused)?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| refused())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| refused())?;
-        let (id, secret) = decoded.split_once(':').ok_or_else(refused)?;
-        if !crate::devices::broker_login(&state.store, id, secret)? {
-            return Err(refused());
-        }
-        let device = DeviceId::from(id);
-        // A device paired before the broker held its password gets it now.
-        if let Err(e) = state.broker_admin.adopt(&device, secret).await {
-            tracing::warn!(%device, error = %e, "broker password not set; retrying at its next request");
-        }
-        Ok(Self { device })
-    }
 }
 
 /// A blob for a device, whole or one `Range` (D2), only if the device is
@@ -415,11 +318,8 @@ pub async fn device_content(
     Path(sha256): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let sha256: Sha256 = sha256
-        .parse()
-        .map_err(|e: signet_common::digest::BadDigest| {
-            ApiError::bad_request("invalid_sha256", e.to_string())
-        })?;
+    let sha256: Sha256 = (sha256.parse())
+        .map_err(|e: BadDigest| ApiError::bad_request("invalid_sha256", e.to_string()))?;
     if !device_may_fetch(&state.store, &device.device, &sha256, state.clock.now())? {
         return Err(ApiError::not_found("content"));
     }
@@ -439,55 +339,28 @@ pub async fn blob_response(
     sha256: &Sha256,
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let (file, start, len, size, partial) = match service::open_blob(blobs, sha256, range).await? {
-        BlobSlice::Bytes {
-            file,
-            start,
-            len,
-            size,
-            partial,
-        } => (file, start, len, size, partial),
+    let blob = match service::open_blob(blobs, sha256, range).await? {
+        BlobSlice::Bytes(blob) => blob,
         BlobSlice::Unsatisfiable { size } => {
             let message = format!("the blob has {size} bytes");
-            let code = "range_not_satisfiable";
-            let mut response =
-                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, code, message).into_response();
-            insert(
-                &mut response,
-                header::CONTENT_RANGE,
-                &format!("bytes */{size}"),
-            );
-            return Ok(response);
+            let status = StatusCode::RANGE_NOT_SATISFIABLE;
+            let error = ApiError::new(status, "range_not_satisfiable", message);
+            let range = [(header::CONTENT_RANGE, format!("bytes */{size}"))];
+            return Ok((range, error).into_response());
         }
     };
-    let status = if partial {
+    let status = if blob.partial {
         StatusCode::PARTIAL_CONTENT
     } else {
         StatusCode::OK
     };
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)));
-    let mut response = (status, body).into_response();
-    insert(&mut response, header::CONTENT_LENGTH, &len.to_string());
-    insert(
-        &mut response,
-        header::CONTENT_TYPE,
-        "application/octet-stream",
-    );
-    insert(&mut response, header::ACCEPT_RANGES, "bytes");
-    insert(&mut response, header::ETAG, &format!("\"{sha256}\""));
-    if partial {
-        let last = start + len - 1;
-        insert(
-            &mut response,
-            header::CONTENT_RANGE,
-            &format!("bytes {start}-{last}/{size}"),
-        );
-    }
-    Ok(response)
-}
-
-fn insert(response: &mut Response, name: header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        response.headers_mut().insert(name, value);
-    }
+    let headers = [
+        (header::CONTENT_LENGTH, blob.len.to_string()),
+        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+        (header::ACCEPT_RANGES, "bytes".to_owned()),
+        (header::ETAG, format!("\"{sha256}\"")),
+    ];
+    let range = blob.content_range().map(|r| [(header::CONTENT_RANGE, r)]);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(blob.file.take(blob.len)));
+    Ok((status, headers, range, body).into_response())
 }

@@ -17,7 +17,7 @@ use crate::content::view::{
     ApproveRequest, ContentView, CopyRequest, CreateTemplate, RejectRequest, SaveTemplate,
     TemplateView,
 };
-use crate::content::{Items, service};
+use crate::content::{Items, copy, service};
 
 /// The template routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -79,9 +79,8 @@ pub async fn get_template(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TemplateView>, ApiError> {
-    Ok(Json(
-        template_service::get(&state, &caller.actor(), &id).await?,
-    ))
+    let view = template_service::get(&state, &caller.actor(), &id).await?;
+    Ok(Json(view))
 }
 
 /// Saves a new version of a template (Contributor+, inside the caller's
@@ -99,9 +98,8 @@ pub async fn save_template(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<SaveTemplate>,
 ) -> Result<Json<TemplateView>, ApiError> {
-    Ok(Json(
-        template_service::save(&state, &caller.actor(), &id, request).await?,
-    ))
+    let view = template_service::save(&state, &caller.actor(), &id, request).await?;
+    Ok(Json(view))
 }
 
 /// Deletes a template inside the caller's domain (Contributor+, A1).
@@ -137,7 +135,7 @@ pub async fn copy_template(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<CopyRequest>,
 ) -> Result<(StatusCode, Json<ContentView>), ApiError> {
-    let copy = service::copy(&state, &caller.actor(), &id, Items::Templates, request).await?;
+    let copy = copy::copy(&state, &caller.actor(), &id, Items::Templates, request).await?;
     Ok((StatusCode::CREATED, Json(copy.into())))
 }
 
@@ -174,10 +172,8 @@ pub async fn approve_template(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ApproveRequest>,
 ) -> Result<Json<ContentView>, ApiError> {
-    let decision = Decision::Approve {
-        content_hash: request.content_hash,
-    };
-    let item = approval::decide(&state, &caller.actor(), &id, Items::Templates, decision).await?;
+    let (actor, decision) = (caller.actor(), Decision::from(request));
+    let item = approval::decide(&state, &actor, &id, Items::Templates, decision).await?;
     Ok(Json(item.into()))
 }
 
@@ -197,9 +193,7 @@ pub async fn reject_template(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<RejectRequest>,
 ) -> Result<Json<ContentView>, ApiError> {
-    let decision = Decision::Reject {
-        reason: request.reason,
-    };
-    let item = approval::decide(&state, &caller.actor(), &id, Items::Templates, decision).await?;
+    let (actor, decision) = (caller.actor(), Decision::from(request));
+    let item = approval::decide(&state, &actor, &id, Items::Templates, decision).await?;
     Ok(Json(item.into()))
 }

@@ -7,13 +7,14 @@
 //! and audio can be read at all ([`media`]), thumbnails ([`thumbnail`]),
 //! upload checks before decoding ([`inspect`]), `Range` decisions
 //! ([`range`]), template documents and approval requests ([`templates`]),
-//! the content, approval and template services ([`service`], [`approval`],
-//! [`template_service`]) with the data the API shows ([`view`]), and
+//! the content, copy-down, approval and template services ([`service`],
+//! [`copy`], [`approval`], [`template_service`]) with the data the API shows ([`view`]), and
 //! [`device_may_fetch`]. Must not: know HTTP, or hold a whole upload or
 //! download in memory.
 
 pub mod approval;
 pub mod blobs;
+pub mod copy;
 pub mod detect;
 pub mod inspect;
 pub mod media;

@@ -40,10 +40,9 @@ use super::inspect::{InspectError, inspect};
 use super::media::{self, MediaInfo, ProbeError};
 use super::range::{self, RangeAnswer};
 use super::repo::{self, Items};
-use super::view::CopyRequest;
+use super::view::UploadQuery;
 use super::{
-    BlobError, BlobStore, ContentItem, CopySource, MAX_ITEM_NAME_LEN, StagedBlob, items_with_hash,
-    thumbnail,
+    BlobError, BlobStore, ContentItem, MAX_ITEM_NAME_LEN, StagedBlob, items_with_hash, thumbnail,
 };
 use crate::app::Hub;
 use crate::identity::{Actor, RoleTooLow, new_id};
@@ -109,17 +108,6 @@ pub enum ContentError {
     Store(#[from] StoreError),
 }
 
-/// Where an upload goes and what it is called.
-#[derive(Debug, Clone)]
-pub struct Upload {
-    /// The node (inside the actor's domain).
-    pub node: NodeId,
-    /// The display name, as typed.
-    pub name: String,
-    /// The length the client declared, if any.
-    pub declared_len: Option<u64>,
-}
-
 /// A thumbnail to answer (C5).
 #[derive(Debug)]
 pub struct ThumbnailFile {
@@ -134,25 +122,38 @@ pub struct ThumbnailFile {
 /// What to answer for a blob request (D2).
 #[derive(Debug)]
 pub enum BlobSlice {
-    /// `len` bytes from `start` of the file of `size` bytes; `partial` when
-    /// a `Range` asked for them (206).
-    Bytes {
-        /// The open file, positioned at `start`.
-        file: tokio::fs::File,
-        /// The first byte.
-        start: u64,
-        /// How many bytes.
-        len: u64,
-        /// The blob's size.
-        size: u64,
-        /// Whether this answers a `Range`.
-        partial: bool,
-    },
+    /// The bytes to send.
+    Bytes(BlobBytes),
     /// The `Range` lies outside the blob of `size` bytes (416).
     Unsatisfiable {
         /// The blob's size.
         size: u64,
     },
+}
+
+/// `len` bytes from `start` of a blob of `size` bytes, from an open file.
+#[derive(Debug)]
+pub struct BlobBytes {
+    /// The open file, positioned at `start`.
+    pub file: tokio::fs::File,
+    /// The first byte.
+    pub start: u64,
+    /// How many bytes.
+    pub len: u64,
+    /// The blob's size.
+    pub size: u64,
+    /// Whether this answers a `Range` (206).
+    pub partial: bool,
+}
+
+impl BlobBytes {
+    /// The `Content-Range` of a partial answer.
+    #[must_use]
+    pub fn content_range(&self) -> Option<String> {
+        let last = (self.start + self.len).saturating_sub(1);
+        let (start, size) = (self.start, self.size);
+        self.partial.then(|| format!("bytes {start}-{last}/{size}"))
+    }
 }
 
 /// The items `actor` sees: inside its domain and above it (T2).
@@ -234,7 +235,7 @@ pub fn add_target_in(
 }
 
 /// A1: refuses a change the restricted node does not allow.
-fn check_restriction(
+pub(super) fn check_restriction(
     tree: &NodeTree,
     actor: &Actor,
     node: &Node,
@@ -262,7 +263,8 @@ pub fn item_name(raw: &str) -> Result<String, InvalidName> {
 pub async fn upload<S, E>(
     hub: &Hub,
     actor: &Actor,
-    upload: Upload,
+    upload: UploadQuery,
+    declared_len: Option<u64>,
     body: S,
 ) -> Result<ContentItem, ContentError>
 where
@@ -279,7 +281,7 @@ where
         return Err(ContentError::NotFound("node"));
     }
     let blobs = BlobStore::new(&hub.config.data);
-    let (staged, media) = stage_media(hub, &blobs, upload.declared_len, body).await?;
+    let (staged, media) = stage_media(hub, &blobs, declared_len, body).await?;
     let thumbnail = render_thumbnail(hub, &staged, &media).await;
     let add_target = |tx: &mut Tx| {
         let (tree, _) = load_tree_in(tx)?;
@@ -623,135 +625,6 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<
     drop_unused_blob(hub, &sha256).await
 }
 
-/// A2: copies item `id` (of `items`) into `request.node`: see the module
-/// rules. The copy is active and names its source and revision.
-///
-/// # Errors
-/// [`ContentError`]; nothing changed then.
-pub async fn copy(
-    hub: &Hub,
-    actor: &Actor,
-    id: &str,
-    items: Items,
-    request: CopyRequest,
-) -> Result<ContentItem, ContentError> {
-    actor.require(Role::Contributor)?;
-    let name = request.name.as_deref().map(item_name).transpose()?;
-    let (copy_id, now) = (ItemId::new(new_id("c-")), hub.now());
-    hub.store
-        .transact(|tx| {
-            let (tree, _) = load_tree_in(tx)?;
-            let source = repo::visible_item_in(tx, &tree, actor, id, items)?
-                .ok_or(ContentError::NotFound(items.what()))?;
-            let source_node =
-                repo::node_in(tx, &source.node)?.ok_or(ContentError::NotFound("node"))?;
-            check_copy_source(&source, &source_node)?;
-            let destination = copy_destination_in(tx, &tree, actor, &request.node, &source_node)?;
-            let template = match source.kind {
-                ItemKind::Template => {
-                    Some(repo::template_in(tx, &source.id)?.ok_or_else(|| {
-                        ContentError::Internal(format!("template {} has no document", source.id))
-                    })?)
-                }
-                _ => None,
-            };
-            let copy = ContentItem {
-                id: copy_id.clone(),
-                node: destination.id.clone(),
-                name: name.clone().unwrap_or_else(|| source.name.clone()),
-                created_by: actor.user.id.clone(),
-                created_at: now,
-                approval: ItemApproval::copied(source.approval_hash),
-                revision: 1,
-                source: Some(CopySource {
-                    item: source.id.clone(),
-                    revision: source.revision,
-                }),
-                updated_at: now,
-                updated_by: actor.user.id.clone(),
-                ..source.clone()
-            };
-            repo::put_item(tx, &copy, None)?;
-            if let Some(template) = &template {
-                repo::put_template(tx, &copy.id, template)?;
-            }
-            let detail = serde_json::json!({"source": source.id,
-                "source_revision": source.revision, "source_node": source.node,
-                "name": copy.name});
-            let entry = actor.audit(
-                now,
-                "content.copy",
-                copy.id.as_str(),
-                Some(copy.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
-            Ok(copy)
-        })
-        .await
-}
-
-/// A2: only approved masters of restricted nodes are copied (a copy starts
-/// active, so anything else would launder unapproved content).
-fn check_copy_source(source: &ContentItem, node: &Node) -> Result<(), ContentError> {
-    let not_approved = |message: String| ContentError::Conflict {
-        code: "source_not_approved",
-        message,
-    };
-    if !node.restricted {
-        return Err(ContentError::Conflict {
-            code: "source_not_restricted",
-            message: "only items of restricted nodes are copied (A2); a copy starts approved"
-                .into(),
-        });
-    }
-    let Some(approved) = source.approval.approved_hash() else {
-        return Err(not_approved(format!(
-            "{} is {:?}: only approved masters are copied (A2, A3)",
-            source.id,
-            source.approval.state()
-        )));
-    };
-    if *approved != source.approval_hash {
-        return Err(not_approved(format!(
-            "{}'s current version is not the approved one",
-            source.id
-        )));
-    }
-    Ok(())
-}
-
-/// A2: the destination of a copy — a non-restricted node strictly below the
-/// source's node, inside the actor's domain, allowed by A1.
-fn copy_destination_in(
-    tx: &mut Tx,
-    tree: &NodeTree,
-    actor: &Actor,
-    id: &NodeId,
-    source_node: &Node,
-) -> Result<Node, ContentError> {
-    let destination = repo::node_in(tx, id)?
-        .filter(|node| actor.sees(tree, &node.id))
-        .ok_or(ContentError::NotFound("destination node"))?;
-    if destination.restricted {
-        return Err(ContentError::Invalid {
-            code: "destination_restricted",
-            message: "copies go into a non-restricted node (A2)".into(),
-        });
-    }
-    if destination.id == source_node.id || !tree.is_within(&destination.id, &source_node.id) {
-        return Err(ContentError::Invalid {
-            code: "destination_not_below",
-            message: format!(
-                "copies go into a node below the restricted node {} (A2)",
-                source_node.id
-            ),
-        });
-    }
-    check_restriction(tree, actor, &destination, ItemChange::Add)?;
-    Ok(destination)
-}
-
 /// The thumbnail of item `id` that `actor` sees (C5).
 ///
 /// # Errors
@@ -808,11 +681,11 @@ pub async fn open_blob(
             .await
             .map_err(internal)?;
     }
-    Ok(BlobSlice::Bytes {
+    Ok(BlobSlice::Bytes(BlobBytes {
         file,
         start,
         len,
         size,
         partial,
-    })
+    }))
 }

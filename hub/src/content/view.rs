@@ -11,6 +11,7 @@ use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
 use signet_common::ids::{ItemId, NodeId, UserId};
 
+use super::approval::Decision;
 use super::{ContentItem, CopySource};
 
 /// A content item as the API shows it.
@@ -182,6 +183,34 @@ impl TemplateView {
         Self {
             item: item.into(),
             template,
+        }
+    }
+}
+
+/// Where an upload goes and what it is called.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// The node (inside the caller's domain).
+    #[param(value_type = String)]
+    pub node: NodeId,
+    /// Display name (1 to 256 bytes).
+    pub name: String,
+}
+
+impl From<ApproveRequest> for Decision {
+    fn from(request: ApproveRequest) -> Self {
+        Decision::Approve {
+            content_hash: request.content_hash,
+        }
+    }
+}
+
+impl From<RejectRequest> for Decision {
+    fn from(request: RejectRequest) -> Self {
+        Decision::Reject {
+            reason: request.reason,
         }
     }
 }
