@@ -310,6 +310,7 @@ where
         updated_by: actor.user.id.clone(),
         thumbnail: false,
     };
+    let pin = blobs.pin(&sha256);
     blobs.commit(staged).await?;
     let item = ContentItem {
         thumbnail: thumbnail::store(&hub.config.data, &sha256, thumbnail).await,
@@ -334,6 +335,7 @@ where
             Ok::<_, ContentError>(())
         })
         .await;
+    drop(pin); // the record names the blob now, or never will
     if let Err(e) = written {
         drop_unused_blob(hub, &sha256).await?;
         return Err(e);
@@ -409,10 +411,11 @@ async fn render_thumbnail(
 /// # Errors
 /// When the store or the disk fails.
 pub async fn drop_unused_blob(hub: &Hub, sha256: &Sha256) -> Result<(), ContentError> {
-    if items_with_hash(&hub.store, sha256)?.is_empty() {
-        BlobStore::new(&hub.config.data).remove(sha256).await?;
-    }
-    Ok(())
+    let (store, hash) = (hub.store.clone(), *sha256);
+    let unused = move || Ok::<_, ContentError>(items_with_hash(&store, &hash)?.is_empty());
+    BlobStore::new(&hub.config.data)
+        .remove_unused(sha256, unused)
+        .await
 }
 
 /// The 403 message for changing an item from below its node (T2).
@@ -466,6 +469,7 @@ where
         staged.detected.media_type,
         staged.size,
     );
+    let pin = blobs.pin(&sha256);
     blobs.commit(staged).await?;
     let has_thumbnail = thumbnail::store(&hub.config.data, &sha256, thumbnail).await;
     let now = hub.now();
@@ -519,6 +523,7 @@ where
             Ok::<_, ContentError>((item, Some(old.sha256)))
         })
         .await;
+    drop(pin); // the record names the blob now, or never will
     match written {
         Ok((item, replaced)) => {
             if let Some(old) = replaced {

@@ -29,6 +29,7 @@ use signet_common::ids::{ItemId, NodeId};
 use signet_common::permissions::{NodeTree, Role};
 
 use super::approval::{self, ApprovalError};
+use super::blobs::Pin;
 use super::detect::MAX_TEMPLATE_BYTES;
 use super::repo::{self, Items};
 use super::service::{ContentError, add_target_in, changeable_in, drop_unused_blob, item_name};
@@ -156,7 +157,8 @@ fn check_template_in(
 }
 
 /// Stores the template's bytes as a blob; returns their hash and size.
-async fn store_bytes(hub: &Hub, template: &Template) -> Result<(Sha256, u64), TemplateError> {
+/// The returned [`Pin`] keeps the blob until the record naming it is written.
+async fn store_bytes(hub: &Hub, template: &Template) -> Result<(Sha256, u64, Pin), TemplateError> {
     let bytes = template_bytes(template).map_err(|e| ContentError::Internal(e.to_string()))?;
     if bytes.len() > MAX_TEMPLATE_BYTES {
         return Err(TemplateError::Invalid(format!(
@@ -170,7 +172,7 @@ async fn store_bytes(hub: &Hub, template: &Template) -> Result<(Sha256, u64), Te
         .stage(body, MAX_TEMPLATE_BYTES as u64)
         .await
         .map_err(ContentError::from)?;
-    let stored = (staged.sha256, staged.size);
+    let stored = (staged.sha256, staged.size, blobs.pin(&staged.sha256));
     blobs.commit(staged).await.map_err(ContentError::from)?;
     Ok(stored)
 }
@@ -193,7 +195,7 @@ pub async fn create(
         check_template_in(tx, &tree, actor, &node.id, &request.template)
     };
     hub.store.transact(checks).await?;
-    let (sha256, size) = store_bytes(hub, &request.template).await?;
+    let (sha256, size, pin) = store_bytes(hub, &request.template).await?;
     let approval_hash = request.template.content_hash();
     let (id, now) = (ItemId::new(new_id("c-")), hub.now());
     let item = ContentItem {
@@ -236,6 +238,7 @@ pub async fn create(
             Ok::<_, TemplateError>(())
         })
         .await;
+    drop(pin); // the record names the blob now, or never will
     if let Err(e) = written {
         drop_unused_blob(hub, &sha256).await?;
         return Err(e);
@@ -287,7 +290,7 @@ pub async fn save(
     if change == Change::None && name.as_ref().is_none_or(|name| *name == item.name) {
         return Ok(TemplateView::new(item, old));
     }
-    let (sha256, size) = store_bytes(hub, &request.template).await?;
+    let (sha256, size, pin) = store_bytes(hub, &request.template).await?;
     let now = hub.now();
     let written = hub
         .store
@@ -341,6 +344,7 @@ pub async fn save(
             Ok::<_, TemplateError>((item, old_item.sha256))
         })
         .await;
+    drop(pin); // the record names the blob now, or never will
     match written {
         Ok((item, old_sha)) => {
             if item.sha256 != old_sha {
