@@ -22,9 +22,9 @@ IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: console console-check node-deps console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
-	fuzz fuzz-smoke cargo-afl
+	fuzz fuzz-smoke cargo-afl layers
 
-test: deps console console-check fmt-check clippy purity tls-purity unit fuzz-smoke units-check api-validate api-fuzz console-spec-check
+test: deps console console-check fmt-check clippy purity layers tls-purity unit fuzz-smoke units-check api-validate api-fuzz console-spec-check
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -115,6 +115,13 @@ purity:
 	echo "signet-common is pure: none of $(IMPURE_CRATES)"
 	@if grep -rnE 'Utc::now|Local::now|SystemTime|Instant::now|std::(fs|net|thread|process|env)\b' common/src; then \
 		echo "signet-common must not read clocks or do I/O (see above)"; exit 1; fi
+
+# The hub's and the agent's layers (DESIGN §9): no import cycle between
+# modules, nothing outside the hub's api/ imports it, bounded file, API and
+# handler sizes (tools/check_layers.py; tools/layers-known.txt lists what is
+# left and may only shrink).
+layers:
+	python3 tools/check_layers.py
 
 # The end-to-end tests in tests/ run the real binaries: build them first.
 unit:

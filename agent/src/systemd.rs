@@ -2,7 +2,7 @@
 //! state is open and the tasks run, `STATUS=` lines an operator sees in
 //! `systemctl status signet-agent` (what plays, how the cache is), and
 //! `STOPPING=1` on shutdown; the `WATCHDOG=1` pings come from the daemon's
-//! health tick ([`crate::daemon`]), at [`watchdog_period`].
+//! health tick, at [`watchdog_period`].
 //!
 //! Owns: the wording of the status line and the sending. Must not: decide
 //! health or stop anything. Without `NOTIFY_SOCKET` (not started by systemd)

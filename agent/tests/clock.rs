@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use signet_agent::activate::{Documents, HeldManifest};
-use signet_agent::player::decide::{ContentView, Decider};
+use signet_agent::decide::{ContentView, Decider};
+use signet_agent::state::{Documents, HeldManifest};
 use signet_common::approval::ApprovalState;
 use signet_common::clock::{ClockReading, TrustedClock};
 use signet_common::digest::Sha256;

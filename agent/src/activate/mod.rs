@@ -7,9 +7,10 @@
 //! and verified; until then the previous one keeps playing. It also purges
 //! content no held manifest lists (L3), reports progress for the device
 //! state, and carries out the `purge_cache` command. May call:
-//! [`crate::cache`], [`crate::state`], `signet-common`'s rules. Must not:
+//! [`crate::cache`], [`crate::state`] (the accepted documents through its
+//! typed [`Documents`] view), `signet-common`'s rules. Must not:
 //! accept documents (the sync verifier does) or decide what plays now (the
-//! player does).
+//! `decide` module does, for the player).
 //!
 //! *Needed* items of a manifest: its active (approved) items, and for an
 //! access group only while this device's access window is open at trusted
@@ -34,136 +35,8 @@ use crate::cache::download::{Downloader, Wanted};
 use crate::cache::{Cache, CacheFull};
 use crate::clock::DeviceClock;
 use crate::killpoint;
-use crate::state::{Commit, StateError, Store};
-use crate::sync::apply::{document_key, stored_payload};
-use crate::sync::connection::Backoff;
-
-/// One group's manifest as held: the parsed payload and its envelope bytes.
-#[derive(Debug, Clone)]
-pub struct HeldManifest {
-    /// The verified payload.
-    pub manifest: GroupManifest,
-    /// The envelope bytes as accepted (what the switch stores).
-    pub envelope: Vec<u8>,
-}
-
-/// The documents the content task and the player act on, read from the
-/// state.
-#[derive(Debug, Clone, Default)]
-pub struct Documents {
-    /// The device assignment, if one was accepted.
-    pub assignment: Option<DeviceAssignment>,
-    /// The newest accepted manifest of each group.
-    pub accepted: BTreeMap<String, HeldManifest>,
-    /// The playing manifest of each group (D3).
-    pub playing: BTreeMap<String, HeldManifest>,
-}
-
-impl Documents {
-    /// Reads the documents of `device` from `store`. A stored document that
-    /// no longer parses is left out with an error log (it was verified when
-    /// accepted; only disk corruption gets here).
-    ///
-    /// # Errors
-    /// On a database failure.
-    pub fn load(store: &Store, device: &str) -> Result<Self, StateError> {
-        let mut out = Self::default();
-        let assignment_key = document_key(DocumentKind::DeviceAssignment, device);
-        let manifest_prefix = format!("{}/", DocumentKind::GroupManifest);
-        for (key, bytes) in store.documents()? {
-            if key == assignment_key {
-                match stored_payload::<DeviceAssignment>(&bytes) {
-                    Ok(assignment) => out.assignment = Some(assignment),
-                    Err(reason) => tracing::error!(%key, %reason, "stored assignment unreadable"),
-                }
-            } else if let Some(group) = key.strip_prefix(&manifest_prefix)
-                && let Some(held) = parse_held(&key, bytes)
-            {
-                out.accepted.insert(group.to_owned(), held);
-            }
-        }
-        for (group, bytes) in store.active_manifests()? {
-            if let Some(held) = parse_held(&format!("active/{group}"), bytes) {
-                out.playing.insert(group, held);
-            }
-        }
-        Ok(out)
-    }
-
-    /// [`Self::load`] off the async threads (sled reads block).
-    ///
-    /// # Errors
-    /// As [`Self::load`]; a failed task is reported as a corrupt read.
-    pub async fn load_blocking(store: Store, device: String) -> Result<Self, StateError> {
-        tokio::task::spawn_blocking(move || Self::load(&store, &device))
-            .await
-            .unwrap_or_else(|e| {
-                Err(StateError::Corrupt {
-                    key: "documents".into(),
-                    reason: e.to_string(),
-                })
-            })
-    }
-
-    /// The assigned groups in view order: node chain root → leaf, then the
-    /// access groups in assignment order.
-    #[must_use]
-    pub fn group_order(&self) -> Vec<String> {
-        let Some(assignment) = &self.assignment else {
-            return Vec::new();
-        };
-        let mut seen = BTreeSet::new();
-        assignment
-            .node_chain
-            .iter()
-            .map(|n| n.as_str().to_owned())
-            .chain(
-                assignment
-                    .access_groups
-                    .iter()
-                    .map(|m| m.group_id.as_str().to_owned()),
-            )
-            .filter(|g| seen.insert(g.clone()))
-            .collect()
-    }
-
-    /// The playing manifests of the assigned groups, in view order.
-    #[must_use]
-    pub fn playing_in_order(&self) -> Vec<&GroupManifest> {
-        self.group_order()
-            .iter()
-            .filter_map(|g| self.playing.get(g).map(|h| &h.manifest))
-            .collect()
-    }
-
-    /// The accepted manifests newer than the playing one of their group
-    /// (waiting for their content), in view order: what they withdraw
-    /// applies before they are activated (D3, see
-    /// [`signet_common::play`]).
-    #[must_use]
-    pub fn successors_in_order(&self) -> Vec<&GroupManifest> {
-        self.group_order()
-            .iter()
-            .filter_map(|g| {
-                let playing = self.playing.get(g)?;
-                self.accepted
-                    .get(g)
-                    .filter(|a| a.manifest.version > playing.manifest.version)
-                    .map(|a| &a.manifest)
-            })
-            .collect()
-    }
-}
-
-fn parse_held(key: &str, envelope: Vec<u8>) -> Option<HeldManifest> {
-    match stored_payload::<GroupManifest>(&envelope) {
-        Ok(manifest) => Some(HeldManifest { manifest, envelope }),
-        Err(reason) => {
-            tracing::error!(%key, %reason, "stored manifest unreadable; left out");
-            None
-        }
-    }
-}
+use crate::retry::Backoff;
+use crate::state::{Commit, Documents, HeldManifest, StateError, Store, document_key};
 
 /// The items of `manifest` the device needs at trusted time `now` (see the
 /// module doc).

@@ -25,7 +25,7 @@ use signet_common::sync::{EventBatch, MAX_EVENTS_PER_BATCH, MAX_MESSAGE_BYTES, P
 use tokio::sync::Notify;
 
 use super::{EventError, EventLog};
-use crate::sync::connection::Backoff;
+use crate::retry::Backoff;
 
 /// The hub's route for event uploads.
 const EVENTS_PATH: &str = "/api/v1/device/events";

@@ -4,7 +4,8 @@
 //! Owns: reading the state dir without a broker and reporting what is
 //! applied, the trusted time and the offline grace; verifying one signed
 //! document file against a root key (and a trust document). May call:
-//! [`crate::state`], [`crate::sync::load_held`] and `signet-common`'s rules.
+//! [`crate::state`], [`crate::sync::load_held`], [`crate::decide`],
+//! [`crate::status`] (the report text) and `signet-common`'s rules.
 //! Must not: change the state or the network.
 //!
 //! While the agent runs it holds the database lock; `status` then prints the
@@ -14,20 +15,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::str::FromStr as _;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use signet_common::documents::{Command, DeviceAssignment, GroupManifest, HubTime};
 use signet_common::envelope::{self, Document, DocumentKind, MAX_DOCUMENT_BYTES, PublicKey};
 use signet_common::rollback::Freshness;
 use signet_common::trust::TrustStore;
 
-use signet_common::clock::{ClockReading, TrustedClock};
-use signet_common::ids::ItemId;
-use signet_common::play::Cached;
-
-use crate::activate::Documents;
 use crate::clock::DeviceClock;
-use crate::player::decide::{Decider, DiskView};
-use crate::state::Store;
+use crate::decide::{Decider, DiskView};
+use crate::state::{Documents, Store};
+use crate::status;
 use crate::sync::{load_held, report};
 
 /// `signet-agent status`: what is cached, which licenses hold until when,
@@ -48,7 +45,7 @@ pub fn status(dir: &Path) -> Result<String, String> {
     let store = match Store::open(dir) {
         Ok(store) => store,
         Err(open_error) => {
-            return running_status(dir).map_err(|snapshot_error| {
+            return status::read_running(dir).map_err(|snapshot_error| {
                 format!(
                     "{open_error}; and no status report from the running agent: {snapshot_error}"
                 )
@@ -75,7 +72,7 @@ pub fn status(dir: &Path) -> Result<String, String> {
             .version()
             .map_or_else(|| "none yet".to_owned(), |v| v.to_string())
     );
-    out.push_str(&report(
+    out.push_str(&status::report(
         identity.device_id.as_str(),
         &documents,
         &held.clock,
@@ -104,161 +101,6 @@ pub fn status(dir: &Path) -> Result<String, String> {
     Ok(out)
 }
 
-/// The status report (shared by `signet-agent status` and the running
-/// agent's `status.txt`): trusted time and offline grace, the playing
-/// manifests, the licenses and until when they hold, the cache, what plays
-/// now, and for every scheduled item whether it may play now and if not
-/// why (D4).
-pub fn report(
-    device: &str,
-    documents: &Documents,
-    clock: &TrustedClock,
-    reading: &ClockReading,
-    decider: &mut Decider,
-    now_playing: Option<(&ItemId, DateTime<Utc>)>,
-) -> String {
-    let now = clock.peek(reading);
-    let mut out = String::new();
-    let _ = writeln!(out, "device: {device}");
-    let _ = writeln!(
-        out,
-        "trusted time: {} (wall clock offset {} ms)",
-        now.to_rfc3339(),
-        clock.offset(reading).num_milliseconds()
-    );
-    let _ = match clock.last_hub_contact() {
-        None => writeln!(
-            out,
-            "last hub time: never (licensed content may not play until a signed hub time arrives)"
-        ),
-        Some(contact) => {
-            let verdict = match &documents.assignment {
-                None => String::new(),
-                Some(a) => {
-                    let grace =
-                        TimeDelta::seconds(i64::try_from(a.offline_grace_secs).unwrap_or(i64::MAX));
-                    if clock.within_grace(now, grace) {
-                        format!("; within the offline grace of {} s", grace.num_seconds())
-                    } else {
-                        format!(
-                            "; the offline grace of {} s is EXCEEDED",
-                            grace.num_seconds()
-                        )
-                    }
-                }
-            };
-            writeln!(
-                out,
-                "last hub time: {} ({} s ago{verdict})",
-                contact.to_rfc3339(),
-                (now - contact).num_seconds()
-            )
-        }
-    };
-    let Some(assignment) = &documents.assignment else {
-        let _ = writeln!(out, "assignment: none yet, so nothing may play");
-        return out;
-    };
-    let _ = writeln!(
-        out,
-        "assignment: version {}, time zone {}, offline grace {} s",
-        assignment.version, assignment.time_zone, assignment.offline_grace_secs
-    );
-    let _ = writeln!(out, "playing manifests:");
-    for group in documents.group_order() {
-        let playing = documents.playing.get(&group).map(|h| &h.manifest);
-        let accepted = documents.accepted.get(&group).map(|h| &h.manifest);
-        let line = match (playing, accepted) {
-            (Some(p), Some(a)) if a.version > p.version => format!(
-                "version {} (version {} accepted, waiting for its content)",
-                p.version, a.version
-            ),
-            (Some(p), _) => format!(
-                "version {}, expires {}",
-                p.version,
-                p.expires_at.to_rfc3339()
-            ),
-            (None, Some(a)) => format!(
-                "none yet (version {} accepted, waiting for its content)",
-                a.version
-            ),
-            (None, None) => "none received yet".to_owned(),
-        };
-        let _ = writeln!(out, "  {group}: {line}");
-    }
-    let licensed: Vec<_> = documents
-        .playing_in_order()
-        .into_iter()
-        .filter_map(|m| m.license.as_ref().map(|terms| (m, terms)))
-        .collect();
-    if !licensed.is_empty() {
-        let _ = writeln!(out, "licenses:");
-    }
-    for (manifest, terms) in licensed {
-        let window = assignment
-            .access_groups
-            .iter()
-            .find(|m| m.group_id.as_str() == manifest.group_id)
-            .map(|m| m.window);
-        let grace = signet_common::play::offline_grace(assignment, terms);
-        let text = match window {
-            None => "this device is not a member".to_owned(),
-            Some(window) => format!(
-                "from {} until {}{}; offline grace {} s",
-                window.starts_at.to_rfc3339(),
-                window
-                    .ends_at
-                    .map_or_else(|| "no end".to_owned(), |e| e.to_rfc3339()),
-                window
-                    .ended_by
-                    .map_or_else(String::new, |l| format!(" (ended by {l})")),
-                grace.num_seconds()
-            ),
-        };
-        let _ = writeln!(out, "  {}: {text}", manifest.group_id);
-    }
-    let mut cached = 0u64;
-    let mut cached_bytes = 0u64;
-    let mut listed = 0u64;
-    for manifest in documents.playing_in_order() {
-        for item in &manifest.items {
-            listed += 1;
-            if !matches!(decider.cached(item), Cached::Missing) {
-                cached += 1;
-                cached_bytes = cached_bytes.saturating_add(item.size);
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "cache: {cached} of the {listed} listed items present ({cached_bytes} bytes)"
-    );
-    let _ = match now_playing {
-        Some((item, since)) => writeln!(out, "now playing: {item} since {}", since.to_rfc3339()),
-        None => writeln!(out, "now playing: nothing"),
-    };
-    let scheduled = signet_common::play::scheduled_items(&documents.playing_in_order());
-    if scheduled.is_empty() {
-        let _ = writeln!(out, "scheduled items: none");
-    } else {
-        let _ = writeln!(out, "scheduled items:");
-    }
-    for (item, groups) in scheduled {
-        let answer = match decider.decide(documents, clock, now, &item) {
-            Ok(permit) => format!(
-                "may play (group {}{})",
-                permit.group,
-                permit
-                    .until
-                    .map_or_else(String::new, |u| format!(", until {}", u.to_rfc3339()))
-            ),
-            Err(reason) => format!("SKIPPED: {reason}"),
-        };
-        let _ = writeln!(out, "  {item} [{}]: {answer}", groups.join(", "));
-    }
-    out
-}
-
 fn freshness_text(freshness: Freshness) -> String {
     match freshness {
         Freshness::Fresh => "  (fresh)".to_owned(),
@@ -272,19 +114,6 @@ fn freshness_text(freshness: Freshness) -> String {
             )
         }
     }
-}
-
-fn running_status(dir: &Path) -> Result<String, String> {
-    let path = dir.join(crate::player::STATUS_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let age = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .map_or_else(String::new, |age| format!(" ({} s ago)", age.as_secs()));
-    Ok(format!(
-        "the agent is running and holds the state; its latest report{age}:\n{text}"
-    ))
 }
 
 /// Reads a root public key: standard base64 of 32 bytes, given inline or

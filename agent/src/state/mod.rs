@@ -12,6 +12,8 @@
 //! what a power cut cannot take back. Must not: decide what to accept — the
 //! sync module decides, this module only records.
 
+pub mod documents;
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ use signet_common::envelope::{PublicKey, SigningKey};
 use signet_common::ids::DeviceId;
 use signet_common::rollback::RollbackGuard;
 use signet_common::trust::TrustStore;
+
+pub use documents::{Documents, HeldManifest, document_key, stored_payload};
 
 /// The sled database's directory inside the data dir.
 const DB_DIR: &str = "state";

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use signet_common::clock::{ClockReading, TrustedClock};
 use signet_common::digest::Sha256;
 use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest};
-use signet_common::envelope::{self, Document, DocumentKind};
+use signet_common::envelope::{Document, DocumentKind};
 use signet_common::ids::DeviceId;
 use signet_common::rollback::{Acceptance, Offer, RollbackGuard};
 use signet_common::sync::{
@@ -23,6 +23,7 @@ use signet_common::sync::{
 use signet_common::trust::{TrustStore, TrustUpdate};
 
 use crate::state::Commit;
+pub use crate::state::{document_key, stored_payload};
 
 /// What a topic carries, from this device's point of view.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,12 +99,6 @@ pub fn is_topic_segment(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= signet_common::ids::MAX_ID_LEN
         && !id.contains(['/', '+', '#', '\0'])
-}
-
-/// The `{kind}/{subject}` key of an accepted document.
-#[must_use]
-pub fn document_key(kind: DocumentKind, subject: &str) -> String {
-    format!("{kind}/{subject}")
 }
 
 /// Everything the agent holds in memory; the durable copy is in
@@ -524,13 +519,4 @@ fn command(
     plan.guard = Some(guard);
     plan.put.push((key, bytes.to_vec()));
     Ok(Some(plan))
-}
-
-/// Reads the payload of a document this agent stored after verifying it.
-///
-/// # Errors
-/// When the stored bytes do not open or parse (a corrupt state).
-pub fn stored_payload<D: Document>(bytes: &[u8]) -> Result<D, String> {
-    let opened = envelope::open(bytes).map_err(|e| e.to_string())?;
-    serde_json::from_slice(opened.payload()).map_err(|e| e.to_string())
 }

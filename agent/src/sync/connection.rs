@@ -8,12 +8,10 @@
 //! queue is full it drops the connection instead of the message: the message
 //! is not acknowledged, so the broker delivers it again on the next session.
 
-use std::time::Duration;
-
 use rumqttc::{Event, EventLoop, Incoming, LastWill, Outgoing, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 
-use crate::clock::random_u64;
+use crate::retry::Backoff;
 
 /// What the event loop hands the verifier.
 #[derive(Debug)]
@@ -26,35 +24,6 @@ pub enum Inbound {
     },
     /// A message to verify, persist and then acknowledge.
     Message(Publish),
-}
-
-/// Exponential backoff with full jitter: the n-th consecutive failure waits
-/// a uniformly random time in `[0, min(cap, base · 2^(n-1))]`.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    /// The first ceiling.
-    pub base: Duration,
-    /// The largest ceiling.
-    pub cap: Duration,
-}
-
-impl Backoff {
-    /// The ceiling of the delay after `failures` consecutive failures.
-    #[must_use]
-    pub fn ceiling(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(30);
-        self.base
-            .checked_mul(1u32 << doublings)
-            .unwrap_or(self.cap)
-            .min(self.cap)
-    }
-
-    /// A random delay up to [`Self::ceiling`].
-    #[must_use]
-    pub fn delay(&self, failures: u32) -> Duration {
-        let ceiling = u64::try_from(self.ceiling(failures).as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(random_u64() % ceiling.saturating_add(1))
-    }
 }
 
 /// Where the last will goes and what it says: the verifier keeps the
@@ -147,27 +116,4 @@ fn install_will(eventloop: &mut EventLoop, will: &Will) {
         QoS::AtLeastOnce,
         true,
     ));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// S5: the delay ceiling doubles from the base and stops at the cap;
-    /// the jittered delay never exceeds it.
-    #[test]
-    fn s5_backoff_doubles_up_to_the_cap_with_jitter_below() {
-        let backoff = Backoff {
-            base: Duration::from_millis(500),
-            cap: Duration::from_secs(10),
-        };
-        assert_eq!(backoff.ceiling(1), Duration::from_millis(500));
-        assert_eq!(backoff.ceiling(2), Duration::from_secs(1));
-        assert_eq!(backoff.ceiling(5), Duration::from_secs(8));
-        assert_eq!(backoff.ceiling(6), Duration::from_secs(10));
-        assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(10));
-        for failures in 1..50 {
-            assert!(backoff.delay(failures) <= backoff.ceiling(failures));
-        }
-    }
 }

@@ -23,7 +23,7 @@ use signet_common::sync::documents::{
 use tokio::time::Instant;
 
 use super::apply::Route;
-use super::connection::Backoff;
+use crate::retry::Backoff;
 
 /// How long connecting to the hub may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,33 +1,19 @@
 //! `/api/v1/audit` (S8): the audit log, for admins, within their domain.
+//! The rules are [`crate::audit::query`]'s.
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use signet_common::permissions::Role;
 
 use super::{ApiError, ApiQuery, AppState, Caller};
-use crate::audit::{AUDIT, AuditEntry};
+use crate::audit::{AuditEntry, AuditError, AuditFilter};
 
-/// The most entries one request returns.
-pub const MAX_AUDIT_PAGE: usize = 1000;
-
-/// Filters; all optional, combined with "and".
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct AuditFilter {
-    /// Only actions of this user id.
-    pub actor: Option<String>,
-    /// Only this action (e.g. `node.create`), or actions starting with it
-    /// when it ends in `.` (e.g. `user.`).
-    pub action: Option<String>,
-    /// Only entries at or after this time (RFC 3339).
-    pub since: Option<DateTime<Utc>>,
-    /// Only entries before this time (RFC 3339).
-    pub until: Option<DateTime<Utc>>,
-    /// At most this many of the newest matches (default and maximum 1000).
-    pub limit: Option<usize>,
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::RoleTooLow(e) => e.into(),
+            AuditError::Store(e) => e.into(),
+        }
+    }
 }
 
 /// Audit entries the caller may read: Admin role; entries scoped inside the
@@ -41,38 +27,9 @@ pub async fn list_audit(
     caller: Caller,
     ApiQuery(filter): ApiQuery<AuditFilter>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    caller.require(Role::Admin)?;
-    let limit = filter
-        .limit
-        .unwrap_or(MAX_AUDIT_PAGE)
-        .clamp(1, MAX_AUDIT_PAGE);
-    let root_level = caller.is_root_level();
-    let entries: Vec<AuditEntry> = state.store.scan(AUDIT, "")?;
-    let mut matching: Vec<AuditEntry> = entries
-        .into_iter()
-        .filter(|e| match &e.scope {
-            Some(node) => caller.sees(node),
-            None => root_level,
-        })
-        .filter(|e| {
-            filter
-                .actor
-                .as_deref()
-                .is_none_or(|a| e.actor.as_ref().is_some_and(|x| x.as_str() == a))
-        })
-        .filter(|e| {
-            filter.action.as_deref().is_none_or(|a| {
-                if a.ends_with('.') {
-                    e.action.starts_with(a)
-                } else {
-                    e.action == a
-                }
-            })
-        })
-        .filter(|e| filter.since.is_none_or(|t| e.at >= t))
-        .filter(|e| filter.until.is_none_or(|t| e.at < t))
-        .collect();
-    let skip = matching.len().saturating_sub(limit);
-    matching.drain(..skip);
-    Ok(Json(matching))
+    Ok(Json(crate::audit::query(
+        &state.store,
+        &caller.actor(),
+        &filter,
+    )?))
 }

@@ -1,26 +1,16 @@
 //! `/api/v1/mail/outbox` (A5, L6): the mail outbox, for root-level admins.
 //!
 //! Without SMTP configured, mail stays here and this is where an operator
-//! reads it. Who may do what: only an Admin whose domain includes the root
-//! lists entries (bodies included: they may carry invite links) and retries
-//! one; a retry is audited. Must not: send mail itself — the sender does.
+//! reads it. The rules are [`crate::mail::outbox`]'s; this file extracts,
+//! calls and maps.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
-use signet_common::permissions::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiQuery, AppState, Caller};
-use crate::mail::{OUTBOX, OutboxEntry, OutboxStatus, entries};
-use crate::store::WriteBatch;
-
-/// The most entries one request returns.
-pub const MAX_OUTBOX_PAGE: usize = 1000;
-
-/// The longest id looked up.
-const MAX_ID_LEN: usize = 128;
+use crate::mail::outbox::{self, MailError, OutboxFilter, OutboxView};
 
 /// This concern's routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -29,47 +19,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_mail))
 }
 
-/// An outbox entry as the API shows it: the record and where it stands.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct OutboxView {
-    /// Queued, sent or failed.
-    pub status: OutboxStatus,
-    /// The stored record.
-    #[serde(flatten)]
-    pub entry: OutboxEntry,
-}
-
-impl From<OutboxEntry> for OutboxView {
-    fn from(entry: OutboxEntry) -> Self {
-        Self {
-            status: entry.status(),
-            entry,
+impl From<MailError> for ApiError {
+    fn from(e: MailError) -> Self {
+        match e {
+            MailError::RoleTooLow(e) => e.into(),
+            MailError::NotRootLevel => ApiError::forbidden(e.to_string()),
+            MailError::NotFound => ApiError::not_found("message"),
+            MailError::AlreadySent => ApiError::conflict("already_sent", e.to_string()),
+            MailError::Store(e) => e.into(),
         }
-    }
-}
-
-/// List filter.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct OutboxFilter {
-    /// Only entries in this state: `queued`, `sent` or `failed`.
-    #[param(value_type = Option<String>)]
-    pub status: Option<OutboxStatus>,
-    /// At most this many of the newest matches (default and maximum 1000).
-    pub limit: Option<usize>,
-}
-
-/// Refuses (403) unless the caller is an Admin whose domain includes the root:
-/// the outbox holds mail of every tenant.
-fn require_root_admin(caller: &Caller) -> Result<(), ApiError> {
-    caller.require(Role::Admin)?;
-    if caller.is_root_level() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "needs an Admin whose domain includes the root",
-        ))
     }
 }
 
@@ -84,18 +42,7 @@ pub async fn list_outbox(
     caller: Caller,
     ApiQuery(filter): ApiQuery<OutboxFilter>,
 ) -> Result<Json<Vec<OutboxView>>, ApiError> {
-    require_root_admin(&caller)?;
-    let limit = filter
-        .limit
-        .unwrap_or(MAX_OUTBOX_PAGE)
-        .clamp(1, MAX_OUTBOX_PAGE);
-    let mut matching: Vec<OutboxEntry> = entries(&state.store)?
-        .into_iter()
-        .filter(|e| filter.status.is_none_or(|s| e.status() == s))
-        .collect();
-    let skip = matching.len().saturating_sub(limit);
-    matching.drain(..skip);
-    Ok(Json(matching.into_iter().map(OutboxView::from).collect()))
+    Ok(Json(outbox::list_outbox(&state, &caller.actor(), &filter)?))
 }
 
 /// Makes a queued or failed message due now, with a fresh count of
@@ -112,33 +59,5 @@ pub async fn retry_mail(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OutboxView>, ApiError> {
-    require_root_admin(&caller)?;
-    if id.len() > MAX_ID_LEN {
-        return Err(ApiError::not_found("message"));
-    }
-    let _write = state.store.write_lock().await;
-    let mut entry: OutboxEntry = state
-        .store
-        .get(OUTBOX, &id)?
-        .ok_or_else(|| ApiError::not_found("message"))?;
-    let previous = entry.status();
-    if previous == OutboxStatus::Sent {
-        return Err(ApiError::conflict(
-            "already_sent",
-            "the message was already delivered",
-        ));
-    }
-    let detail = serde_json::json!({"to": entry.mail.to, "previous_status": previous,
-        "previous_attempts": entry.attempts, "last_error": entry.last_error});
-    entry.attempts = 0;
-    entry.failed_at = None;
-    entry.next_attempt_at = state.clock.now();
-    let mut batch = WriteBatch::new();
-    batch.put(OUTBOX, &entry.id, &entry)?;
-    caller
-        .audit(&state, "mail.retry", &entry.id, None, detail)
-        .record(&mut batch)?;
-    state.store.apply(batch).await?;
-    state.mail_wake.notify_one();
-    Ok(Json(OutboxView::from(entry)))
+    Ok(Json(outbox::retry(&state, &caller.actor(), &id).await?))
 }

@@ -6,29 +6,20 @@
 //! the console's scripts read and repeat in `X-CSRF-Token` on writes; see
 //! [`Caller`]). Both are `Secure` when `public_url` is `https://` (the hub
 //! is reached over TLS) and expire with the session. Logging out revokes
-//! the session and clears both cookies.
+//! the session and clears both cookies. The login rules are
+//! [`crate::identity::sessions`]'s; errors map as in `users.rs`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::AppendHeaders;
-use chrono::{DateTime, TimeDelta};
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use signet_common::ids::UserId;
 
 use super::extract::{CSRF_COOKIE, SESSION_COOKIE};
-use super::users::UserView;
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
-use crate::audit::AuditEntry;
 use crate::config::Config;
-use crate::identity::{
-    MAX_PASSWORD_LEN, SESSIONS, Session, USER_NAMES, USERS, User, csrf_token, name_key, new_token,
-};
-use crate::store::WriteBatch;
-
-/// Tree of a user's sessions, keyed `{user}/{session key}`, so all of them
-/// can be revoked at once.
-pub const USER_SESSIONS: &str = "user_sessions";
+use crate::identity::{UserView, csrf_token, sessions};
 
 /// Login request.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -115,77 +106,19 @@ pub async fn login(
     ClientAddress(from): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<(SessionCookies, Json<LoginResponse>), ApiError> {
-    if request.password.len() > MAX_PASSWORD_LEN
-        || request.name.len() > crate::identity::MAX_NAME_LEN
-    {
-        return Err(ApiError::unauthorized("wrong name or password"));
-    }
-    let name = name_key(&request.name);
-    let now = state.clock.now();
-    if let Some(until) = state.throttle.locked_until(&name, &from, now) {
-        let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "login_throttled",
-            format!("too many failed logins for this name from this address; retry after {until}"),
-        );
-        error.retry_after = u64::try_from((until - now).num_seconds().max(1)).ok();
-        return Err(error);
-    }
-    let delay = state.throttle.delay(&name, now);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let user: Option<User> = match state.store.get::<UserId>(USER_NAMES, &name)? {
-        Some(id) => state.store.get(USERS, id.as_str())?,
-        None => None,
-    };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = state
-        .hashing
-        .verify(request.password, hash)
-        .await
-        .map_err(|e| super::users::hash_error(&e))?;
-    let user = match user {
-        Some(user) if matches && !user.disabled => user,
-        _ => {
-            state.throttle.record_failure(&name, &from, now);
-            state
-                .throttle
-                .audit_failure(&state.store, &name, &from, now)
-                .await?;
-            return Err(ApiError::unauthorized("wrong name or password"));
-        }
-    };
-    state.throttle.record_success(&name, &from);
-    let (token, key) = new_token();
-    let ttl = i64::try_from(state.config.token_ttl_secs)
-        .ok()
-        .and_then(TimeDelta::try_seconds)
-        .unwrap_or(TimeDelta::hours(12));
-    let session = Session {
-        user_id: user.id.clone(),
-        created_at: now,
-        expires_at: now + ttl,
-    };
-    let mut batch = WriteBatch::new();
-    batch.put(SESSIONS, &key, &session)?;
-    batch.put(USER_SESSIONS, &format!("{}/{key}", user.id), &key)?;
-    AuditEntry {
-        actor: Some(user.id.clone()),
-        actor_name: Some(user.name.clone()),
-        from,
-        ..AuditEntry::new(now, "session.login", user.id.as_str())
-    }
-    .record(&mut batch)?;
-    state.store.apply(batch).await?;
-    let csrf = csrf_token(&token);
-    let cookies = session_cookies(&state.config, [&token, &csrf], ttl.num_seconds());
+    let login = sessions::login(&state, &request.name, request.password, &from).await?;
+    let csrf = csrf_token(&login.token);
+    let cookies = session_cookies(
+        &state.config,
+        [&login.token, &csrf],
+        login.ttl.num_seconds(),
+    );
     Ok((
         cookies,
         Json(LoginResponse {
-            token,
-            expires_at: session.expires_at,
-            user: UserView::from(&user),
+            token: login.token,
+            expires_at: login.expires_at,
+            user: UserView::from(&login.user),
             csrf_token: csrf,
         }),
     ))
@@ -202,26 +135,9 @@ pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<(StatusCode, SessionCookies), ApiError> {
-    let mut batch = WriteBatch::new();
-    batch.delete(SESSIONS, &caller.session_key);
-    batch.delete(
-        USER_SESSIONS,
-        &format!("{}/{}", caller.user.id, caller.session_key),
-    );
-    caller
-        .audit(
-            &state,
-            "session.logout",
-            caller.user.id.as_str(),
-            None,
-            serde_json::Value::Null,
-        )
-        .record(&mut batch)?;
-    state.store.apply(batch).await?;
-    Ok((
-        StatusCode::NO_CONTENT,
-        session_cookies(&state.config, ["", ""], 0),
-    ))
+    sessions::logout(&state, &caller.actor(), &caller.session_key).await?;
+    let cookies = session_cookies(&state.config, ["", ""], 0);
+    Ok((StatusCode::NO_CONTENT, cookies))
 }
 
 /// The current session: who, until when, and its CSRF token (C2).
@@ -234,21 +150,4 @@ pub async fn whoami(caller: Caller) -> Json<SessionView> {
         expires_at: caller.expires_at,
         csrf_token: caller.csrf_token,
     })
-}
-
-/// Adds the deletion of every session of `user` to `batch`.
-///
-/// # Errors
-/// When the store fails.
-pub fn revoke_all(
-    state: &AppState,
-    user: &UserId,
-    batch: &mut WriteBatch,
-) -> Result<usize, ApiError> {
-    let keys: Vec<String> = state.store.scan(USER_SESSIONS, &format!("{user}/"))?;
-    for key in &keys {
-        batch.delete(SESSIONS, key);
-        batch.delete(USER_SESSIONS, &format!("{user}/{key}"));
-    }
-    Ok(keys.len())
 }

@@ -1,16 +1,18 @@
 //! The audit log (S8): who did what, when, from where.
 //!
-//! Owns: audit records and their keys. Every write handler adds its audit
-//! record to the same [`WriteBatch`] as the change itself, so a change and
-//! its record are durable together or not at all. Must not: decide who may
-//! read the log (the API does, by role and domain).
+//! Owns: audit records and their keys, and who may read them ([`query`]:
+//! Admins, entries scoped inside their domain). Every service adds its
+//! audit record to the same transaction or [`WriteBatch`] as the change
+//! itself, so a change and its record are durable together or not at all.
+//! Must not: know HTTP.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{NodeId, UserId};
 
-use crate::identity::new_id;
-use crate::store::{StoreError, WriteBatch};
+use crate::identity::{Actor, RoleTooLow, new_id};
+use crate::store::{Store, StoreError, Tx, WriteBatch};
+use crate::tenancy::load_tree;
 
 /// Tree of audit records, keyed by time so a scan is chronological.
 pub const AUDIT: &str = "audit";
@@ -69,10 +71,153 @@ impl AuditEntry {
         batch.put(AUDIT, &key, &self)?;
         Ok(())
     }
+
+    /// Adds this entry to the transaction `tx`.
+    ///
+    /// # Errors
+    /// Never in practice (the entry always encodes).
+    pub fn put(self, tx: &mut Tx) -> Result<(), StoreError> {
+        tx.put(AUDIT, &self.id.clone(), &self)
+    }
+}
+
+/// The most entries one query returns.
+pub const MAX_AUDIT_PAGE: usize = 1000;
+
+/// Filters; all optional, combined with "and".
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    /// Only actions of this user id.
+    pub actor: Option<String>,
+    /// Only this action (e.g. `node.create`), or actions starting with it
+    /// when it ends in `.` (e.g. `user.`).
+    pub action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many of the newest matches (default and maximum 1000).
+    pub limit: Option<usize>,
+}
+
+impl AuditFilter {
+    fn matches(&self, e: &AuditEntry) -> bool {
+        self.actor
+            .as_deref()
+            .is_none_or(|a| e.actor.as_ref().is_some_and(|x| x.as_str() == a))
+            && self.action.as_deref().is_none_or(|a| {
+                if a.ends_with('.') {
+                    e.action.starts_with(a)
+                } else {
+                    e.action == a
+                }
+            })
+            && self.since.is_none_or(|t| e.at >= t)
+            && self.until.is_none_or(|t| e.at < t)
+    }
+}
+
+/// Why the audit log could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Only Admins read the log (403).
+    #[error(transparent)]
+    RoleTooLow(#[from] RoleTooLow),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The entries `actor` may read that match `filter`, oldest first: the
+/// newest `limit` of them. Admin role; entries scoped inside the actor's
+/// domain (root-level admins also see unscoped entries: logins) (S8).
+///
+/// # Errors
+/// [`AuditError`].
+pub fn query(
+    store: &Store,
+    actor: &Actor,
+    filter: &AuditFilter,
+) -> Result<Vec<AuditEntry>, AuditError> {
+    actor.require(signet_common::permissions::Role::Admin)?;
+    let limit = filter
+        .limit
+        .unwrap_or(MAX_AUDIT_PAGE)
+        .clamp(1, MAX_AUDIT_PAGE);
+    let (tree, _) = load_tree(store)?;
+    let root_level = actor.is_root_level(&tree);
+    let entries: Vec<AuditEntry> = store.scan(AUDIT, "")?;
+    let mut matching: Vec<AuditEntry> = entries
+        .into_iter()
+        .filter(|e| match &e.scope {
+            Some(node) => actor.sees(&tree, node),
+            None => root_level,
+        })
+        .filter(|e| filter.matches(e))
+        .collect();
+    let skip = matching.len().saturating_sub(limit);
+    matching.drain(..skip);
+    Ok(matching)
 }
 
 /// A time-ordered audit id: zero-padded microseconds, then randomness.
 #[must_use]
 pub fn audit_id(at: DateTime<Utc>) -> String {
     format!("{:020}-{}", at.timestamp_micros().max(0), new_id(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use signet_common::permissions::Role;
+
+    use super::*;
+    use crate::identity::testing::fixture;
+
+    #[tokio::test]
+    async fn s8_admins_read_the_entries_of_their_domain_only() {
+        let f = fixture().await;
+        let a = f.node("n-a", &f.root).await;
+        let b = f.node("n-b", &f.root).await;
+        let now = f.hub.now();
+        f.hub
+            .store
+            .transact(|tx| {
+                let entries = [("x", Some(&a)), ("y", Some(&b)), ("z", None)];
+                for (at, (target, scope)) in (0..).zip(entries) {
+                    let at = now + chrono::TimeDelta::seconds(at);
+                    let detail = serde_json::Value::Null;
+                    let scope = scope.cloned();
+                    f.admin
+                        .audit(at, "node.update", target, scope, detail)
+                        .put(tx)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let targets = |entries: Vec<AuditEntry>| -> Vec<String> {
+            entries.into_iter().map(|e| e.target).collect()
+        };
+        let all = query(&f.hub.store, &f.admin, &AuditFilter::default()).unwrap();
+        assert_eq!(targets(all), ["x", "y", "z"]);
+        let tenant = f.user("ada", Role::Admin, &[&a]).await;
+        let own = query(&f.hub.store, &tenant, &AuditFilter::default()).unwrap();
+        assert_eq!(targets(own), ["x"]);
+        let newest = AuditFilter {
+            action: Some("node.".into()),
+            limit: Some(1),
+            ..AuditFilter::default()
+        };
+        assert_eq!(
+            targets(query(&f.hub.store, &f.admin, &newest).unwrap()),
+            ["z"]
+        );
+        let manager = f.user("mia", Role::Manager, &[&f.root]).await;
+        assert!(matches!(
+            query(&f.hub.store, &manager, &AuditFilter::default()),
+            Err(AuditError::RoleTooLow(_))
+        ));
+    }
 }

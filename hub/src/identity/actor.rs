@@ -51,6 +51,17 @@ impl Actor {
         self.sees(tree, node) || self.user.domain.iter().any(|top| tree.is_within(top, node))
     }
 
+    /// Whether the actor may see `target`: themselves, or (Manager+) a user
+    /// whose whole domain lies inside the actor's. The one rule for every
+    /// operation that reaches a user.
+    #[must_use]
+    pub fn sees_user(&self, tree: &NodeTree, target: &User) -> bool {
+        target.id == self.user.id
+            || (self.user.role >= Role::Manager
+                && !target.domain.is_empty()
+                && target.domain.iter().all(|n| self.sees(tree, n)))
+    }
+
     /// Whether the actor's domain includes the root (sees the whole tree).
     #[must_use]
     pub fn is_root_level(&self, tree: &NodeTree) -> bool {

@@ -3,14 +3,21 @@
 //! Owns: the user and session records, argon2id password hashing, bearer
 //! tokens (only their SHA-256 is stored, so a copy of the store cannot log
 //! in), the sessions' CSRF tokens ([`csrf_token`], C2), and the failed-login
-//! throttle. Must not: decide what a user may do —
-//! [`crate::access`] does that, from the user record read fresh on every
-//! request so a role or domain change applies to the next request (T3).
+//! throttle; the [`users`] and [`sessions`] services (who may change which
+//! user, logging in and out) with their repositories. Must not: know HTTP;
+//! the user record is read fresh on every request so a role or domain
+//! change applies to the next request (T3).
 
 mod actor;
+mod error;
 pub mod names;
 mod password;
+pub mod sessions;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod throttle;
+pub mod users;
+pub mod views;
 
 use chrono::{DateTime, Utc};
 use ring::rand::{SecureRandom as _, SystemRandom};
@@ -20,8 +27,11 @@ use signet_common::ids::{NodeId, UserId};
 use signet_common::permissions::Role;
 
 pub use actor::{Actor, RoleTooLow};
+pub use error::IdentityError;
 pub use password::{HashError, PasswordError, PasswordHashing, hash_password, verify_password};
 pub use throttle::LoginThrottle;
+pub use users::{insert_user, put_user, users_in};
+pub use views::{CreateUser, UpdateUser, UserFilter, UserView};
 
 /// Tree of users by id.
 pub const USERS: &str = "users";
@@ -154,20 +164,4 @@ fn random_fill(bytes: &mut [u8]) {
 #[must_use]
 pub fn name_key(name: &str) -> String {
     names::normalize(name).to_lowercase()
-}
-
-/// Refuses `name` (already checked by [`names::check_login_name`]) when it
-/// looks like the name of a user in `store` ([`names::skeleton`]).
-///
-/// # Errors
-/// [`names::NameError::Confusable`], or the store's error.
-pub fn check_name_unlike_others(
-    store: &crate::store::Store,
-    name: &str,
-) -> Result<Result<(), names::NameError>, crate::store::StoreError> {
-    let users: Vec<User> = store.scan(USERS, "")?;
-    Ok(names::check_not_confusable(
-        name,
-        users.iter().map(|u| u.name.as_str()),
-    ))
 }

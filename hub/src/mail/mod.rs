@@ -5,15 +5,17 @@
 //! that sends mail adds it to the same [`WriteBatch`] as the change that
 //! causes it ([`enqueue`]), so the mail is durable exactly when the change
 //! is. Must not: send inline from a handler; delivery happens in the
-//! background, with retries.
+//! background, with retries. The [`outbox`] service lets root-level
+//! admins read and retry it.
 
+pub mod outbox;
 pub mod sender;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::audit_id;
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, StoreError, Tx, WriteBatch};
 
 /// Tree of outbox entries, keyed by time-ordered id.
 pub const OUTBOX: &str = "mail_outbox";
@@ -199,6 +201,19 @@ pub fn enqueue(
         failed_at: None,
     };
     batch.put(OUTBOX, &id, &entry)?;
+    Ok(id)
+}
+
+/// [`enqueue`] inside a transaction: the mail is durable exactly when the
+/// change that causes it commits. Wake the sender (`Hub::mail_wake`) after
+/// the commit.
+///
+/// # Errors
+/// Never in practice (the entry always encodes).
+pub fn enqueue_in(tx: &mut Tx, mail: Mail, now: DateTime<Utc>) -> Result<String, StoreError> {
+    let mut batch = WriteBatch::new();
+    let id = enqueue(&mut batch, mail, now)?;
+    tx.include(batch);
     Ok(id)
 }
 

@@ -3,9 +3,8 @@
 //!
 //! Owns: the delivery loop, the retry policy ([`SenderOptions`], [`backoff`])
 //! and pruning of old entries. Must not: lose or duplicate state — every
-//! outcome is one [`WriteBatch`] per entry, written under the store's write
-//! lock after re-reading the entry, so an admin's retry is never overwritten
-//! with a stale copy. Delivery is at-least-once: a crash between the
+//! outcome is one transaction per entry that re-reads the entry, so an
+//! admin's retry is never overwritten with a stale copy. Delivery is at-least-once: a crash between the
 //! server's acceptance and the durable `sent_at` sends the message again.
 //!
 //! Without `smtp` in the configuration the task does nothing: mail waits in
@@ -27,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Mail, OUTBOX, OutboxEntry, entries};
 use crate::app::Hub;
 use crate::config::SmtpConfig;
-use crate::store::{StoreError, WriteBatch};
+use crate::store::StoreError;
 
 /// The longest `last_error` kept, in bytes.
 pub const MAX_ERROR_LEN: usize = 1000;
@@ -285,50 +284,65 @@ async fn record(
     id: &str,
     outcome: Outcome,
 ) -> Result<(), StoreError> {
-    let _write = state.store.write_lock().await;
-    let Some(mut entry) = state.store.get::<OutboxEntry>(OUTBOX, id)? else {
-        return Ok(());
-    };
-    if entry.sent_at.is_some() {
-        return Ok(());
-    }
     let now = state.clock.now();
+    let jitter = random_jitter();
+    state
+        .store
+        .transact(|tx| {
+            let Some(mut entry) = tx.get::<OutboxEntry>(OUTBOX, id)? else {
+                return Ok(());
+            };
+            if entry.sent_at.is_some() {
+                return Ok(());
+            }
+            apply_outcome(&mut entry, options, &outcome, now, jitter);
+            tx.put(OUTBOX, id, &entry)
+        })
+        .await?;
+    match &outcome {
+        Outcome::Delivered => tracing::info!(id, "mail delivered"),
+        Outcome::Permanent(reason) => tracing::warn!(id, %reason, "mail failed permanently"),
+        Outcome::Transient(reason) => tracing::info!(id, %reason, "mail not delivered"),
+    }
+    Ok(())
+}
+
+/// The entry after one more attempt with `outcome` at `now`.
+fn apply_outcome(
+    entry: &mut OutboxEntry,
+    options: &SenderOptions,
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+    jitter: u16,
+) {
     entry.attempts = entry.attempts.saturating_add(1);
     match outcome {
         Outcome::Delivered => {
             entry.sent_at = Some(now);
             entry.failed_at = None;
             entry.last_error = None;
-            tracing::info!(id, attempts = entry.attempts, "mail delivered");
         }
         Outcome::Permanent(reason) => {
-            tracing::warn!(id, %reason, "mail failed permanently");
-            entry.last_error = Some(bounded(reason));
+            entry.last_error = Some(bounded(reason.clone()));
             entry.failed_at = Some(now);
         }
         Outcome::Transient(reason) => {
             if entry.attempts >= options.max_attempts {
-                tracing::warn!(id, %reason, attempts = entry.attempts, "mail failed: out of attempts");
                 entry.last_error = Some(bounded(format!(
                     "gave up after {} attempts; last: {reason}",
                     entry.attempts
                 )));
                 entry.failed_at = Some(now);
             } else {
-                let delay = backoff(options, entry.attempts, random_jitter());
-                tracing::info!(id, %reason, attempts = entry.attempts, retry_in_secs = delay.num_seconds(), "mail not delivered; will retry");
-                entry.last_error = Some(bounded(reason));
-                entry.next_attempt_at = now + delay;
+                entry.last_error = Some(bounded(reason.clone()));
+                entry.next_attempt_at = now + backoff(options, entry.attempts, jitter);
             }
         }
     }
-    let mut batch = WriteBatch::new();
-    batch.put(OUTBOX, id, &entry)?;
-    state.store.apply(batch).await
 }
 
 /// Deletes delivered and failed entries older than their retention, at most
-/// `prune_batch` per pass, re-checking each under the write lock.
+/// `prune_batch` per pass, re-checking each inside the transaction that deletes it.
 async fn prune(
     state: &Hub,
     options: &SenderOptions,
@@ -350,19 +364,22 @@ async fn prune(
     if candidates.is_empty() {
         return Ok(());
     }
-    let _write = state.store.write_lock().await;
-    let mut batch = WriteBatch::new();
-    for id in candidates {
-        if state
-            .store
-            .get::<OutboxEntry>(OUTBOX, id)?
-            .is_some_and(|e| expired(&e))
-        {
-            batch.delete(OUTBOX, id);
-        }
-    }
-    let pruned = batch.writes.len();
-    state.store.apply(batch).await?;
+    let pruned = state
+        .store
+        .transact(|tx| {
+            let mut pruned = 0;
+            for id in &candidates {
+                if tx
+                    .get::<OutboxEntry>(OUTBOX, id)?
+                    .is_some_and(|e| expired(&e))
+                {
+                    tx.delete(OUTBOX, id);
+                    pruned += 1;
+                }
+            }
+            Ok::<_, StoreError>(pruned)
+        })
+        .await?;
     if pruned > 0 {
         tracing::info!(pruned, "pruned old outbox entries");
     }

@@ -3,13 +3,14 @@
 //!
 //! Owns: the group records (one per group, in [`PERMISSION_GROUPS`]), loading
 //! them into the [`PermissionGroups`] graph of `signet-common`, writing changed
-//! groups back into a [`WriteBatch`], and the queries the rest of the hub asks
-//! for P5/P6 decisions ([`effective_permissions_of`], [`groups_of`],
-//! [`principal_of`]). Must not: re-implement graph rules (cycle refusal,
-//! transitive membership, E(u)) — the graph in `signet-common` decides those —
-//! nor decide who may change a group (the API does, by role and domain).
+//! groups back in a transaction ([`LoadedGroups::put`], their one writer), the
+//! queries the rest of the hub asks for P5/P6 decisions
+//! ([`effective_permissions_of`], [`groups_of`], [`principal_of`]), and the
+//! [`service`] that decides who may change a group. Must not: re-implement
+//! graph rules (cycle refusal, transitive membership, E(u)) — the graph in
+//! `signet-common` decides those — nor know HTTP.
 //!
-//! Tolerance: deleting a user (in the users API) leaves its id in the member
+//! Tolerance: deleting a user (in the users service) leaves its id in the member
 //! lists of groups. Such ids are harmless — no login can ever hold them, so
 //! they grant nothing — and they are dropped from a group the next time that
 //! group is written ([`LoadedGroups::put`]) and never shown by
@@ -27,8 +28,13 @@ use signet_common::permissions::{
 };
 
 use crate::identity::{USERS, User};
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, StoreError, Tx};
 use crate::tenancy::load_tree;
+
+pub mod service;
+pub mod views;
+
+pub use service::PermissionGroupError;
 
 /// Tree of permission groups by id: one [`PlacedGroup`] each.
 pub const PERMISSION_GROUPS: &str = "permission_groups";
@@ -164,18 +170,14 @@ impl LoadedGroups {
         })
     }
 
-    /// Adds the record of `id` to `batch`, first dropping member users that no
-    /// longer exist (deleted users leave their ids behind).
+    /// Writes the record of `id` in `tx`, first dropping member users that no
+    /// longer exist (deleted users leave their ids behind): the one writer of
+    /// group records.
     ///
     /// # Errors
     /// When the store fails, or `id` is not loaded (a caller bug, reported as
     /// a store error so the request fails and nothing is written).
-    pub fn put(
-        &mut self,
-        store: &Store,
-        batch: &mut WriteBatch,
-        id: &PermissionGroupId,
-    ) -> Result<(), StoreError> {
+    pub fn put(&mut self, tx: &mut Tx, id: &PermissionGroupId) -> Result<(), StoreError> {
         let missing = |reason: &str| StoreError::Corrupt {
             tree: PERMISSION_GROUPS,
             key: id.to_string(),
@@ -190,15 +192,14 @@ impl LoadedGroups {
             .cloned()
             .collect();
         for user in members {
-            if store.get::<User>(USERS, user.as_str())?.is_none() {
+            if !tx.contains(USERS, user.as_str())? {
                 self.graph
                     .remove_member_user(id, &user)
                     .map_err(|e| missing(&e.to_string()))?;
             }
         }
         let record = self.record(id).ok_or_else(|| missing("group not loaded"))?;
-        batch.put(PERMISSION_GROUPS, id.as_str(), &record)?;
-        Ok(())
+        tx.put(PERMISSION_GROUPS, id.as_str(), &record)
     }
 
     /// The direct member users of `id` that still exist, with their records.
@@ -229,7 +230,19 @@ impl LoadedGroups {
 /// When the store fails, a record does not decode or is invalid, or the
 /// stored memberships form a cycle (which the API never writes).
 pub fn load_groups(store: &Store) -> Result<LoadedGroups, StoreError> {
-    let records: Vec<PlacedGroup> = store.scan(PERMISSION_GROUPS, "")?;
+    from_records(store.scan(PERMISSION_GROUPS, "")?)
+}
+
+/// [`load_groups`] inside a transaction: a decision on the graph commits
+/// only if no group changed meanwhile.
+///
+/// # Errors
+/// As [`load_groups`].
+pub fn load_groups_in(tx: &mut Tx) -> Result<LoadedGroups, StoreError> {
+    from_records(tx.scan(PERMISSION_GROUPS, "")?)
+}
+
+fn from_records(records: Vec<PlacedGroup>) -> Result<LoadedGroups, StoreError> {
     let corrupt = |id: &PermissionGroupId, e: &PermissionError| StoreError::Corrupt {
         tree: PERMISSION_GROUPS,
         key: id.to_string(),
@@ -354,12 +367,23 @@ pub fn principal_of(
 /// # Errors
 /// When the store fails or a record does not decode.
 pub fn groups_at(store: &Store, node: &NodeId) -> Result<Vec<PermissionGroupId>, StoreError> {
-    let records: Vec<PlacedGroup> = store.scan(PERMISSION_GROUPS, "")?;
-    Ok(records
+    Ok(placed_at(store.scan(PERMISSION_GROUPS, "")?, node))
+}
+
+/// [`groups_at`] inside a transaction.
+///
+/// # Errors
+/// When the store fails or a record does not decode.
+pub fn groups_at_in(tx: &mut Tx, node: &NodeId) -> Result<Vec<PermissionGroupId>, StoreError> {
+    Ok(placed_at(tx.scan(PERMISSION_GROUPS, "")?, node))
+}
+
+fn placed_at(records: Vec<PlacedGroup>, node: &NodeId) -> Vec<PermissionGroupId> {
+    records
         .into_iter()
         .filter(|record| record.placement.node == *node)
         .map(|record| record.id)
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -369,7 +393,7 @@ mod tests {
     use signet_common::permissions::{GroupDetails, Permission, Role};
 
     use super::*;
-    use crate::store::SledStorage;
+    use crate::store::{SledStorage, WriteBatch};
 
     fn store(dir: &tempfile::TempDir) -> Store {
         Store::new(Arc::new(SledStorage::open(dir.path()).unwrap()))

@@ -59,20 +59,6 @@ pub fn content_url(base: &str, sha256: &Sha256) -> String {
     format!("{base}/api/v1/device/content/{sha256}")
 }
 
-/// The node a group belongs to: itself for a node, its node for an access
-/// group. `None` when the group does not exist.
-///
-/// # Errors
-/// When the store fails.
-pub fn node_of_group(store: &Store, group: &GroupRef) -> Result<Option<NodeId>, PublishError> {
-    Ok(match group {
-        GroupRef::Node(id) => store.get::<Node>(NODES, id.as_str())?.map(|n| n.id),
-        GroupRef::AccessGroup(id) => store
-            .get::<AccessGroup>(GROUPS, id.as_str())?
-            .map(|g| g.node),
-    })
-}
-
 /// `group`'s manifest as the store says now: the items its schedule names
 /// and, for an access group, its own items (L3), each with the media its
 /// templates show; its schedule (or an empty one); and its license terms.

@@ -5,9 +5,10 @@
 //! [`Schedule`] a signed manifest carries ([`group_schedule`]). Must not:
 //! decide what plays at an instant (that is
 //! [`signet_common::schedule::evaluate`]), judge approval (A7: inactive and
-//! pending items stay in playlists; the device skips them), nor decide who
-//! may change a playlist or schedule (the API does, with the caller's role,
-//! domain and [`crate::tenancy::restricted`]).
+//! pending items stay in playlists; the device skips them). Who may change
+//! a playlist or schedule, and the rules of a write, are [`service`]'s
+//! (with the checks of `rules`); [`Read`] lets resolution read from the store
+//! or inside a write's transaction.
 //!
 //! # Storage
 //! | tree | key | value |
@@ -44,6 +45,18 @@ use crate::content::{CONTENT, ContentItem};
 use crate::groups::GroupRef;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::tenancy::{NODES, Node};
+
+mod read;
+mod rules;
+pub mod service;
+#[cfg(test)]
+mod tests;
+
+pub use read::Read;
+pub use service::{
+    CreatePlaylist, CreateSchedule, Preview, PreviewQuery, ReplaceSchedule, SchedulesError,
+    UpdatePlaylist,
+};
 
 /// Tree of playlists by id.
 pub const PLAYLISTS: &str = "playlists";
@@ -332,7 +345,7 @@ fn delete_schedule_indexes(batch: &mut WriteBatch, schedule: &GroupSchedule) {
 ///
 /// # Errors
 /// When the store fails.
-pub fn node_of_group(store: &Store, group: &GroupRef) -> Result<Option<NodeId>, StoreError> {
+pub fn node_of_group(mut store: impl Read, group: &GroupRef) -> Result<Option<NodeId>, StoreError> {
     Ok(match group {
         GroupRef::Node(id) => store.get::<Node>(NODES, id.as_str())?.map(|node| node.id),
         GroupRef::AccessGroup(id) => store
@@ -345,7 +358,10 @@ pub fn node_of_group(store: &Store, group: &GroupRef) -> Result<Option<NodeId>, 
 ///
 /// # Errors
 /// When the store fails.
-pub fn schedule_of(store: &Store, group: &GroupRef) -> Result<Option<GroupSchedule>, StoreError> {
+pub fn schedule_of(
+    mut store: impl Read,
+    group: &GroupRef,
+) -> Result<Option<GroupSchedule>, StoreError> {
     let Some(id) = store.get::<ScheduleId>(GROUP_SCHEDULES, group.id())? else {
         return Ok(None);
     };
@@ -357,9 +373,12 @@ pub fn schedule_of(store: &Store, group: &GroupRef) -> Result<Option<GroupSchedu
 ///
 /// # Errors
 /// When the store fails.
-pub fn group_schedule(store: &Store, group: &GroupRef) -> Result<Option<Schedule>, StoreError> {
-    match schedule_of(store, group)? {
-        Some(schedule) => resolve(store, &schedule).map(Some),
+pub fn group_schedule(
+    mut store: impl Read,
+    group: &GroupRef,
+) -> Result<Option<Schedule>, StoreError> {
+    match schedule_of(&mut store, group)? {
+        Some(schedule) => resolve(&mut store, &schedule).map(Some),
         None => Ok(None),
     }
 }
@@ -369,12 +388,12 @@ pub fn group_schedule(store: &Store, group: &GroupRef) -> Result<Option<Schedule
 ///
 /// # Errors
 /// When the store fails.
-pub fn resolve(store: &Store, schedule: &GroupSchedule) -> Result<Schedule, StoreError> {
-    let mut items = ItemDurations::new(store);
+pub fn resolve(mut store: impl Read, schedule: &GroupSchedule) -> Result<Schedule, StoreError> {
+    let mut items = ItemDurations::default();
     let mut playlists: BTreeMap<&PlaylistId, Vec<PlaylistItem>> = BTreeMap::new();
     for id in schedule.playlists() {
         let resolved = match store.get::<Playlist>(PLAYLISTS, id.as_str())? {
-            Some(playlist) => items.resolve_all(&playlist.items)?,
+            Some(playlist) => items.resolve_all(&mut store, &playlist.items)?,
             None => Vec::new(),
         };
         playlists.insert(id, resolved);
@@ -393,7 +412,7 @@ pub fn resolve(store: &Store, schedule: &GroupSchedule) -> Result<Schedule, Stor
         })
         .collect();
     let default_item = match &schedule.default_item {
-        Some(planned) => items.resolve(planned)?,
+        Some(planned) => items.resolve(&mut store, planned)?,
         None => None,
     };
     Ok(Schedule {
@@ -404,28 +423,23 @@ pub fn resolve(store: &Store, schedule: &GroupSchedule) -> Result<Schedule, Stor
 }
 
 /// Resolves planned items against the content store, reading each item once.
-struct ItemDurations<'a> {
-    /// Where the items live.
-    store: &'a Store,
+#[derive(Default)]
+struct ItemDurations {
     /// Each item's media duration, or `None` when the item is gone.
     known: BTreeMap<ItemId, Option<Option<u64>>>,
 }
 
-impl<'a> ItemDurations<'a> {
-    fn new(store: &'a Store) -> Self {
-        Self {
-            store,
-            known: BTreeMap::new(),
-        }
-    }
-
+impl ItemDurations {
     /// The playlist item `planned` becomes; `None` when its item is gone.
-    fn resolve(&mut self, planned: &PlannedItem) -> Result<Option<PlaylistItem>, StoreError> {
+    fn resolve(
+        &mut self,
+        store: &mut impl Read,
+        planned: &PlannedItem,
+    ) -> Result<Option<PlaylistItem>, StoreError> {
         let media = match self.known.get(&planned.item) {
             Some(media) => *media,
             None => {
-                let media = self
-                    .store
+                let media = store
                     .get::<ContentItem>(CONTENT, planned.item.as_str())?
                     .map(|item| item.duration_ms);
                 self.known.insert(planned.item.clone(), media);
@@ -438,10 +452,14 @@ impl<'a> ItemDurations<'a> {
         }))
     }
 
-    fn resolve_all(&mut self, planned: &[PlannedItem]) -> Result<Vec<PlaylistItem>, StoreError> {
+    fn resolve_all(
+        &mut self,
+        store: &mut impl Read,
+        planned: &[PlannedItem],
+    ) -> Result<Vec<PlaylistItem>, StoreError> {
         let mut items = Vec::with_capacity(planned.len());
         for planned in planned {
-            if let Some(item) = self.resolve(planned)? {
+            if let Some(item) = self.resolve(store, planned)? {
                 items.push(item);
             }
         }
@@ -482,7 +500,7 @@ pub fn schedules_defaulting_to(
 /// # Errors
 /// When the store fails.
 pub fn schedules_using_playlist(
-    store: &Store,
+    mut store: impl Read,
     playlist: &PlaylistId,
 ) -> Result<Vec<ScheduleId>, StoreError> {
     store.scan(PLAYLIST_SCHEDULES, &format!("{playlist}/"))
@@ -523,7 +541,7 @@ pub fn schedules_at(store: &Store, node: &NodeId) -> Result<Vec<ScheduleId>, Sto
 /// # Errors
 /// When the store fails.
 pub fn scheduled_item_count(
-    store: &Store,
+    mut store: impl Read,
     schedule: &GroupSchedule,
     replaced: Option<&Playlist>,
 ) -> Result<usize, StoreError> {

@@ -1,9 +1,9 @@
 //! The tenancy tree (T1–T4): node records and the tree they form.
 //!
-//! Owns: node records, building the [`NodeTree`] from them, and the facts
-//! the T1 rules need (does a node hold devices, is it anyone's domain).
-//! Must not: decide who may change a node — the API does that with
-//! [`crate::access`].
+//! Owns: node records (written only by [`put_node`]), building the
+//! [`NodeTree`] from them, the facts the T1 rules need (does a node hold
+//! devices), and the [`service`] that changes nodes by the T1–T4 rules.
+//! Must not: know HTTP.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -14,6 +14,11 @@ use signet_common::permissions::NodeTree;
 use crate::store::{Store, StoreError, Tx};
 
 pub mod restricted;
+pub mod service;
+pub mod views;
+
+pub use service::TenancyError;
+pub use views::{CreateNode, NodeView, UpdateNode};
 
 /// Tree of nodes by id.
 pub const NODES: &str = "nodes";
@@ -169,4 +174,20 @@ pub fn holds_devices(store: &Store, node: &NodeId) -> Result<bool, StoreError> {
     Ok(!store
         .scan::<serde_json::Value>(NODE_DEVICES, &prefix)?
         .is_empty())
+}
+
+/// [`holds_devices`] inside a transaction.
+///
+/// # Errors
+/// When the store fails.
+pub fn holds_devices_in(tx: &mut Tx, node: &NodeId) -> Result<bool, StoreError> {
+    Ok(!tx.scan_keys(NODE_DEVICES, &format!("{node}/"))?.is_empty())
+}
+
+/// Stores `node`: the one writer of node records.
+///
+/// # Errors
+/// Never in practice (a node always encodes).
+pub fn put_node(tx: &mut Tx, node: &Node) -> Result<(), StoreError> {
+    tx.put(NODES, node.id.as_str(), node)
 }

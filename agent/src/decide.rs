@@ -1,5 +1,9 @@
 //! The device's answer to "what may play now, and why not" (D4), over the
-//! playing manifests, the trusted clock and the cache.
+//! playing manifests ([`crate::state::Documents`]), the trusted clock and
+//! the cache: the step between the cache and the player in the agent's data
+//! flow (sync → verify → state → cache → decide → play → report). The
+//! player acts on its [`Outlook`]; `signet-agent status` and the running
+//! agent's status report (the `status` module) explain it.
 //!
 //! Owns: what the cache tells the shared rule ([`signet_common::play::Cached`]:
 //! for media the verified bytes' hash, for templates the parsed template's
@@ -22,8 +26,8 @@ use signet_common::ids::ItemId;
 use signet_common::play::{Cached, DeviceView, Permit, SkipReason, combine, may_play};
 use signet_common::schedule::{Slot, evaluate};
 
-use crate::activate::Documents;
 use crate::cache::Cache;
+use crate::state::Documents;
 
 /// Where verified content is, as far as the decision is concerned.
 pub trait ContentView: Send {

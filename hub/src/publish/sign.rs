@@ -1,0 +1,307 @@
+//! Versioning and signing a run's documents (U5, S1, S3): what
+//! [`super::build`] made becomes a new signed version only when its content
+//! changed or a manifest nears expiry, inside the run's transaction.
+//!
+//! Owns: the version rule (the latest record of each subject is read in
+//! the transaction, so concurrent runs never sign one version twice), the
+//! size bound, the records a run writes and its audit entry. Must not:
+//! deliver anything (see [`super::run`]).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use signet_common::digest::Sha256;
+use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES, sign_document};
+use signet_common::ids::DeviceId;
+
+use super::targets::Targets;
+use super::{
+    Actor, DroppedItem, PUBLICATION_RUNS, PublicationRun, PublishError, PublishedDocument,
+    RetainedMessage, SIGNED_DOCUMENTS, SIGNED_ENVELOPES, SignedDocument, Trigger, build,
+    document_key,
+};
+use crate::app::Hub;
+use crate::audit::{AuditEntry, audit_id};
+use crate::groups::GroupRef;
+use crate::store::{StoreError, Tx, WriteBatch};
+use crate::tenancy::load_tree_in;
+
+/// A run ready to apply: its record, the new signed documents and the batch
+/// that stores both.
+pub(super) struct Prepared {
+    /// The run's record (written by [`Prepared::write`]).
+    pub(super) run: PublicationRun,
+    /// The documents this run signed (already in `batch`), as messages.
+    pub(super) signed: Vec<RetainedMessage>,
+    /// Each device whose assignment this run signed, with the groups it now
+    /// follows: the broker's ACLs follow (`super::run::follow_assignments`).
+    pub(super) assigned: Vec<(DeviceId, Vec<String>)>,
+    /// Everything to write.
+    pub(super) batch: WriteBatch,
+}
+
+impl Prepared {
+    /// A run that signed nothing, e.g. a job's failed run.
+    pub(super) fn nothing_signed(run: PublicationRun) -> Self {
+        Self {
+            run,
+            signed: Vec::new(),
+            assigned: Vec::new(),
+            batch: WriteBatch::new(),
+        }
+    }
+
+    /// Adds the run's writes, its record and its audit entry to `tx`;
+    /// returns what is sent once it commits.
+    pub(super) fn write(self, tx: &mut Tx) -> Result<ToSend, StoreError> {
+        let Self {
+            run,
+            signed,
+            assigned,
+            mut batch,
+        } = self;
+        batch.put(PUBLICATION_RUNS, &run.id, &run)?;
+        audit_of(&run).record(&mut batch)?;
+        tx.include(batch);
+        Ok(ToSend {
+            run,
+            signed,
+            assigned,
+        })
+    }
+}
+
+/// What a committed run sends: its record, the signed documents and the
+/// assignments broker access follows.
+pub(super) struct ToSend {
+    /// The run's record.
+    pub(super) run: PublicationRun,
+    /// The documents it signed, as messages.
+    pub(super) signed: Vec<RetainedMessage>,
+    /// Each device whose assignment it signed, with the groups it follows.
+    pub(super) assigned: Vec<(DeviceId, Vec<String>)>,
+}
+
+/// Builds, validates and signs every changed document of `targets`. The
+/// latest version of each document is read through `tx` (the decision to
+/// sign version + 1 rests on it); the payloads are built from the store as
+/// it is (a change committed meanwhile publishes again). Nothing is
+/// written; the caller adds its own records to the batch and includes it
+/// in `tx`.
+pub(super) fn prepare(
+    state: &Hub,
+    tx: &mut Tx,
+    targets: &Targets,
+    scope: Option<GroupRef>,
+    actor: Actor,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+) -> Result<Prepared, PublishError> {
+    let store = &state.store;
+    let config = &state.config;
+    let base_url = config.public_base_url();
+    // Floors are lower bounds: the versions committed now serve, unchecked.
+    let mut floors: BTreeMap<String, u64> = if targets.devices.is_empty() {
+        BTreeMap::new()
+    } else {
+        store
+            .scan::<SignedDocument>(
+                SIGNED_DOCUMENTS,
+                &format!("{}/", DocumentKind::GroupManifest.as_str()),
+            )?
+            .into_iter()
+            .map(|d| (d.subject, d.version))
+            .collect()
+    };
+    let mut batch = WriteBatch::new();
+    let mut documents = Vec::new();
+    let mut signed = Vec::new();
+    let mut assigned = Vec::new();
+    let mut dropped_items = Vec::new();
+    for group in &targets.groups {
+        let built = build::manifest(store, &base_url, group)?;
+        dropped_items.extend(built.dropped.iter().map(|item| DroppedItem {
+            group: group.id().to_owned(),
+            item: item.clone(),
+        }));
+        let previous = latest_in(tx, DocumentKind::GroupManifest, group.id())?;
+        if let Some(previous) = previous.as_ref().filter(|p| {
+            p.content_hash == built.content_hash
+                && p.expires_at
+                    .is_some_and(|e| e - config.manifest_resign_before() > now)
+        }) {
+            documents.push(unchanged(previous));
+            continue;
+        }
+        let mut manifest = built.document;
+        manifest.version = previous.as_ref().map_or(1, |p| p.version + 1);
+        manifest.issued_at = now;
+        manifest.expires_at = now + config.manifest_lifetime();
+        manifest
+            .validate()
+            .map_err(|e| PublishError::InvalidManifest {
+                group: group.id().to_owned(),
+                reason: e.to_string(),
+            })?;
+        let envelope = sign(&manifest, state, group.id())?;
+        let record = SignedDocument {
+            kind: DocumentKind::GroupManifest,
+            subject: group.id().to_owned(),
+            version: manifest.version,
+            issued_at: now,
+            expires_at: Some(manifest.expires_at),
+            sha256: Sha256::of(envelope.as_bytes()),
+            content_hash: built.content_hash,
+            group: Some(group.clone()),
+        };
+        floors.insert(record.subject.clone(), record.version);
+        documents.push(signed_view(&record));
+        stage(&mut batch, &mut signed, &record, envelope)?;
+    }
+    if !targets.devices.is_empty() {
+        let (tree, nodes) = load_tree_in(tx)?;
+        let inputs = build::AssignmentInputs {
+            tree: &tree,
+            nodes: &nodes,
+            floors: &floors,
+            offline_grace_secs: config.device_offline_grace_secs,
+        };
+        for (device, node) in &targets.devices {
+            let built = build::assignment(store, &inputs, device, node)?;
+            let previous = latest_in(tx, DocumentKind::DeviceAssignment, device.as_str())?;
+            if let Some(previous) = previous
+                .as_ref()
+                .filter(|p| p.content_hash == built.content_hash)
+            {
+                documents.push(unchanged(previous));
+                continue;
+            }
+            let mut assignment = built.document;
+            assignment.version = previous.as_ref().map_or(1, |p| p.version + 1);
+            assignment.issued_at = now;
+            assignment
+                .validate_for(device)
+                .map_err(|e| PublishError::InvalidAssignment {
+                    device: device.to_string(),
+                    reason: e.to_string(),
+                })?;
+            let envelope = sign(&assignment, state, device.as_str())?;
+            let record = SignedDocument {
+                kind: DocumentKind::DeviceAssignment,
+                subject: device.to_string(),
+                version: assignment.version,
+                issued_at: now,
+                expires_at: None,
+                sha256: Sha256::of(envelope.as_bytes()),
+                content_hash: built.content_hash,
+                group: None,
+            };
+            documents.push(signed_view(&record));
+            stage(&mut batch, &mut signed, &record, envelope)?;
+            assigned.push((
+                device.clone(),
+                assignment.group_ids().map(str::to_owned).collect(),
+            ));
+        }
+    }
+    let run = PublicationRun {
+        id: audit_id(now),
+        at: now,
+        actor,
+        trigger,
+        scope,
+        scope_node: targets.scope_node.clone(),
+        documents,
+        dropped_items,
+        error: None,
+    };
+    Ok(Prepared {
+        run,
+        signed,
+        assigned,
+        batch,
+    })
+}
+
+/// Adds a newly signed document and its envelope to `batch`, and its
+/// retained message to `messages`.
+pub(super) fn stage(
+    batch: &mut WriteBatch,
+    messages: &mut Vec<RetainedMessage>,
+    record: &SignedDocument,
+    envelope: String,
+) -> Result<(), StoreError> {
+    let key = document_key(record.kind, &record.subject);
+    batch.put(SIGNED_DOCUMENTS, &key, record)?;
+    batch.put(SIGNED_ENVELOPES, &key, &envelope)?;
+    if let Some(topic) = record.topic() {
+        messages.push(RetainedMessage {
+            topic,
+            payload: envelope.into_bytes(),
+        });
+    }
+    Ok(())
+}
+
+fn unchanged(previous: &SignedDocument) -> PublishedDocument {
+    PublishedDocument {
+        signed: false,
+        ..signed_view(previous)
+    }
+}
+
+fn signed_view(record: &SignedDocument) -> PublishedDocument {
+    PublishedDocument {
+        kind: record.kind,
+        subject: record.subject.clone(),
+        version: record.version,
+        sha256: record.sha256,
+        signed: true,
+    }
+}
+
+/// Signs `document` with the hub's signing key and checks the size bound.
+fn sign<D>(document: &D, state: &Hub, subject: &str) -> Result<String, PublishError>
+where
+    D: signet_common::envelope::Document + Serialize,
+{
+    let bytes = sign_document(document, &state.keys.signing)
+        .map_err(|e| PublishError::Sign(e.to_string()))?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(PublishError::TooLarge {
+            kind: D::KIND,
+            subject: subject.to_owned(),
+            size: bytes.len(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| PublishError::Sign(e.to_string()))
+}
+
+/// The audit record of a run.
+pub(super) fn audit_of(run: &PublicationRun) -> AuditEntry {
+    let documents: Vec<serde_json::Value> = run
+        .documents
+        .iter()
+        .filter(|d| d.signed)
+        .map(|d| serde_json::json!({"kind": d.kind, "subject": d.subject, "version": d.version}))
+        .collect();
+    AuditEntry {
+        actor: run.actor.user.clone(),
+        actor_name: run.actor.name.clone(),
+        scope: Some(run.scope_node.clone()),
+        from: run.actor.from.clone(),
+        detail: serde_json::json!({"trigger": run.trigger, "scope": run.scope,
+            "signed": documents, "error": run.error}),
+        ..AuditEntry::new(run.at, "publish.run", &run.id)
+    }
+}
+
+/// The latest signed document of (`kind`, `subject`) as `tx` reads it.
+fn latest_in(
+    tx: &mut Tx,
+    kind: DocumentKind,
+    subject: &str,
+) -> Result<Option<SignedDocument>, StoreError> {
+    tx.get(SIGNED_DOCUMENTS, &document_key(kind, subject))
+}

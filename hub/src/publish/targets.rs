@@ -1,0 +1,145 @@
+//! What a run touches (U5, L3, L4, P7, T4): the groups and devices of a
+//! scope, read inside the run's transaction, and who may publish it.
+//!
+//! Owns: the scope rules of the module doc of [`super`] and the publish
+//! permission check. Must not: build, sign or store documents.
+
+use signet_common::ids::{DeviceId, NodeId};
+use signet_common::permissions::{Domain, NodeTree, Permission};
+
+use super::PublishError;
+use crate::access_groups::{AccessGroup, GROUPS, MEMBERS, Member, MemberRef, member_key};
+use crate::groups::GroupRef;
+use crate::identity::User;
+use crate::store::{Store, StoreError, Tx};
+use crate::tenancy::NODE_DEVICES;
+
+/// What a run touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    /// The node whose subtree holds all of it.
+    pub scope_node: NodeId,
+    /// The groups whose manifests are built.
+    pub groups: Vec<GroupRef>,
+    /// The devices whose assignments are built, with their nodes.
+    pub devices: Vec<(DeviceId, NodeId)>,
+}
+
+/// What `scope` touches (see the module doc of [`super`]) in `tree`, as
+/// `store` reads it: the run's decision rests on these reads.
+///
+/// # Errors
+/// [`PublishError::UnknownGroup`] when the scope does not exist; store errors.
+pub fn targets_of(
+    store: &mut Tx,
+    tree: &NodeTree,
+    nodes: &[crate::tenancy::Node],
+    scope: &GroupRef,
+) -> Result<Targets, PublishError> {
+    let attached = attached_devices(store)?;
+    match scope {
+        GroupRef::Node(node) => {
+            if !tree.contains(node) {
+                return Err(PublishError::UnknownGroup(scope.clone()));
+            }
+            let mut groups: Vec<GroupRef> = nodes
+                .iter()
+                .filter(|n| tree.is_within(&n.id, node))
+                .map(|n| GroupRef::Node(n.id.clone()))
+                .collect();
+            let access: Vec<AccessGroup> = store.scan(GROUPS, "")?;
+            groups.extend(
+                access
+                    .into_iter()
+                    .filter(|g| tree.is_within(&g.node, node))
+                    .map(|g| GroupRef::AccessGroup(g.id)),
+            );
+            groups.sort();
+            let devices = attached
+                .into_iter()
+                .filter(|(_, at)| tree.is_within(at, node))
+                .collect();
+            Ok(Targets {
+                scope_node: node.clone(),
+                groups,
+                devices,
+            })
+        }
+        GroupRef::AccessGroup(id) => {
+            let group: AccessGroup = store
+                .get(GROUPS, id.as_str())?
+                .ok_or_else(|| PublishError::UnknownGroup(scope.clone()))?;
+            let mut devices = Vec::new();
+            for (device, at) in attached {
+                let member = MemberRef::Device {
+                    device_id: device.clone(),
+                };
+                if tree.is_within(&at, &group.node)
+                    && store
+                        .get::<Member>(MEMBERS, &member_key(id, &member))?
+                        .is_some()
+                {
+                    devices.push((device, at));
+                }
+            }
+            Ok(Targets {
+                scope_node: group.node,
+                groups: vec![scope.clone()],
+                devices,
+            })
+        }
+    }
+}
+
+/// Every attached device with its node (`NODE_DEVICES`), by device id.
+fn attached_devices(store: &mut Tx) -> Result<Vec<(DeviceId, NodeId)>, StoreError> {
+    let mut devices: Vec<(DeviceId, NodeId)> = store
+        .scan_keys(NODE_DEVICES, "")?
+        .into_iter()
+        .filter_map(|key| {
+            key.split_once('/')
+                .map(|(node, device)| (DeviceId::from(device), NodeId::from(node)))
+        })
+        .collect();
+    devices.sort();
+    Ok(devices)
+}
+
+/// Why a user may not publish a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// They lack the `publish` permission (P7): 403.
+    NoPermission,
+    /// The scope lies outside their domain (T4): 404.
+    OutsideDomain,
+}
+
+/// Whether `user` may publish a scope living at `scope_node`: `publish` in
+/// their effective permissions (P7) and the node inside their domain.
+///
+/// # Errors
+/// When the store fails.
+pub fn authorize(
+    store: &Store,
+    user: &User,
+    tree: &NodeTree,
+    scope_node: &NodeId,
+) -> Result<Result<(), Refused>, StoreError> {
+    if !may_publish(store, user)? {
+        return Ok(Err(Refused::NoPermission));
+    }
+    if !Domain::new(user.domain.iter().cloned()).contains(tree, scope_node) {
+        return Ok(Err(Refused::OutsideDomain));
+    }
+    Ok(Ok(()))
+}
+
+/// Whether `user` holds `publish` (P7) and is enabled.
+///
+/// # Errors
+/// When the store fails.
+pub fn may_publish(store: &Store, user: &User) -> Result<bool, StoreError> {
+    Ok(!user.disabled
+        && crate::permission_groups::effective_permissions_of(store, user)?
+            .contains(Permission::Publish))
+}
