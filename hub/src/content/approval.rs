@@ -37,7 +37,7 @@ use super::templates::{ApprovalRequest, request_mail};
 use crate::app::Hub;
 use crate::identity::{Actor, RoleTooLow};
 use crate::permission_groups::effective_permissions_of;
-use crate::store::{Store, StoreError, Tx, WriteBatch};
+use crate::store::{Store, StoreError, Tx};
 use crate::tenancy::{Node, load_tree_in};
 
 /// Why an approval action was refused; nothing changed.
@@ -217,9 +217,7 @@ pub async fn request_in_store(
             item.approval = transition.approval;
             repo::put_item(tx, &item, None)?;
             repo::put_request(tx, &item.id, &request)?;
-            let mut outbox = WriteBatch::new();
-            crate::mail::enqueue(&mut outbox, mail, now)?;
-            tx.include(outbox);
+            crate::mail::enqueue_in(tx, mail, now)?;
             let detail = serde_json::json!({"content_hash": request.content_hash,
                 "to": request.to, "resend": request.sent > 1});
             let entry = actor.audit(

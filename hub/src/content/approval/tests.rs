@@ -12,7 +12,7 @@ use super::*;
 use crate::content::templates::APPROVAL_REQUESTS;
 use crate::content::{CONTENT, ContentItem};
 use crate::identity::User;
-use crate::store::SledStorage;
+use crate::store::{SledStorage, WriteBatch};
 use crate::tenancy::NODES;
 
 const ROOT: &str = "n-root";
