@@ -1,61 +1,34 @@
-//! `/api/v1/content` (T2, D2, A8) and `/api/v1/device/content/{sha256}`
-//! (S7, D2).
-//!
-//! Rules:
-//! - an upload is the raw request body, streamed to disk and hashed as it
-//!   arrives (never held in memory), cut off at `max_upload_bytes` (413);
-//!   its type comes from the bytes, not a name (415 for unknown types); a
-//!   refused or broken upload leaves no file and no record; duration and
-//!   resolution come from GStreamer's discoverer where the media has them;
-//! - identical bytes are stored once; each upload still gets its own item;
-//! - Contributor and above upload and delete items at nodes inside their
-//!   domain; callers see items inside their domain and items at the nodes
-//!   above it, which are usable there (T2) but changed only from above;
-//!   anything else is 404 (T4);
-//! - replacing an item's bytes (`PUT`) is a content change for approval
-//!   (A3); a rename (`PATCH`) is not; every write to an item obeys the
-//!   restricted-node rule (A1); templates are written at `/api/v1/templates`;
-//! - an item a template shows or an access group holds is not deleted (409);
-//! - a deleted item's blob goes when no other item uses it;
-//! - copy-down and the approval actions (`copy`, `request-approval`,
-//!   `approve`, `reject`) follow [`super::approval`];
-//! - the device route serves a blob, whole or one `Range` (206, 416), only
-//!   to a device [`device_may_fetch`] allows, authenticated by its pairing
-//!   credentials ([`DeviceAuth`], 401 otherwise).
+//! `/api/v1/content` (T2, D2, A1–A8) and `/api/v1/device/content/{sha256}`
+//! (S7, D2): extraction, views and the mapping of [`ContentError`]; the
+//! rules are [`crate::content::service`]'s and [`crate::content::approval`]'s.
+//! The device route serves a blob, whole or one `Range` (206, 416), only to
+//! a device [`device_may_fetch`] allows, authenticated by its pairing
+//! credentials ([`DeviceAuth`], 401 otherwise).
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use signet_common::approval::{
-    ApprovalEvent, ApprovalProfile, ApprovalState, Change, ItemApproval,
-};
-use signet_common::digest::Sha256;
-use signet_common::documents::ItemKind;
-use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
-use signet_common::permissions::Role;
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use signet_common::digest::{BadDigest, Sha256};
+use tokio::io::AsyncReadExt as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::approval::{self, ApproveRequest, CopyRequest, Items, RejectRequest};
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
-use crate::content::inspect::{InspectError, inspect};
-use crate::content::media::{self, MediaInfo, ProbeError};
-use crate::content::range::{self, RangeAnswer};
-use crate::content::templates::{APPROVAL_REQUESTS, TEMPLATES};
-use crate::content::thumbnail;
-use crate::content::{
-    BlobError, BlobStore, CONTENT, CONTENT_BY_HASH, ContentItem, CopySource, MAX_ITEM_NAME_LEN,
-    StagedBlob, device_may_fetch, hash_key, items_with_hash, users_of,
+use crate::content::approval;
+use crate::content::inspect::InspectError;
+use crate::content::media::ProbeError;
+use crate::content::service::{self, BlobSlice, ContentError};
+use crate::content::view::{
+    ApproveRequest, CopyRequest, RejectRequest, RenameContent, UploadQuery,
 };
-use crate::identity::new_id;
-use crate::store::WriteBatch;
-use crate::tenancy::restricted::{self, ItemChange};
-use crate::tenancy::{NODES, Node};
+use crate::content::{BlobError, BlobStore, Items, copy, device_may_fetch};
+
+pub use crate::content::ContentView;
+pub use device_auth::DeviceAuth;
+
+mod device_auth;
 
 /// The content routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -75,187 +48,41 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(device_content))
 }
 
-/// Where an upload goes and what it is called.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct UploadQuery {
-    /// The node (inside the caller's domain).
-    #[param(value_type = String)]
-    pub node: NodeId,
-    /// Display name (1 to 256 bytes).
-    pub name: String,
-}
-
-/// A content item as the API shows it.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ContentView {
-    /// Stable id.
-    #[schema(value_type = String)]
-    pub id: ItemId,
-    /// The node it belongs to.
-    #[schema(value_type = String)]
-    pub node: NodeId,
-    /// Display name.
-    pub name: String,
-    /// `video`, `image`, `audio` or `template`.
-    #[schema(value_type = String)]
-    pub kind: ItemKind,
-    /// SHA-256 of the bytes, lowercase hex.
-    #[schema(value_type = String)]
-    pub sha256: Sha256,
-    /// Size in bytes.
-    pub size: u64,
-    /// Detected media type.
-    pub media_type: String,
-    /// Uploader's user id.
-    #[schema(value_type = String)]
-    pub created_by: UserId,
-    /// Upload time.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// Playing time in milliseconds, when known.
-    pub duration_ms: Option<u64>,
-    /// Width in pixels, when known.
-    pub width: Option<u32>,
-    /// Height in pixels, when known.
-    pub height: Option<u32>,
-    /// `active`, `inactive` or `pending` (A3); only active items play (A7).
-    #[schema(value_type = String)]
-    pub approval_state: ApprovalState,
-    /// The approved version's hash, when active (A8).
-    #[schema(value_type = Option<String>)]
-    pub approved_hash: Option<Sha256>,
-    /// Why the last approval request was rejected, while the item is inactive.
-    pub rejection_reason: Option<String>,
-    /// The hash approval is about: the bytes' SHA-256 for media, the layout
-    /// hash (feeds left out) for templates.
-    #[schema(value_type = String)]
-    pub approval_hash: Sha256,
-    /// Counts saves, from 1.
-    pub revision: u64,
-    /// The item and revision this one was copied from (A2).
-    pub source: Option<CopySource>,
-    /// Last save.
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    /// Who saved it last.
-    #[schema(value_type = String)]
-    pub updated_by: UserId,
-    /// Whether `GET /api/v1/content/{id}/thumbnail` answers an image (C5).
-    pub thumbnail: bool,
-}
-
-impl From<ContentItem> for ContentView {
-    fn from(item: ContentItem) -> Self {
-        Self {
-            id: item.id,
-            node: item.node,
-            name: item.name,
-            kind: item.kind,
-            sha256: item.sha256,
-            size: item.size,
-            media_type: item.media_type,
-            created_by: item.created_by,
-            created_at: item.created_at,
-            duration_ms: item.duration_ms,
-            width: item.width,
-            height: item.height,
-            approval_state: item.approval.state(),
-            approved_hash: item.approval.approved_hash().copied(),
-            rejection_reason: match &item.approval {
-                ItemApproval::Inactive { rejection_reason } => rejection_reason.clone(),
-                _ => None,
-            },
-            approval_hash: item.approval_hash,
-            revision: item.revision,
-            source: item.source,
-            updated_at: item.updated_at,
-            updated_by: item.updated_by,
-            thumbnail: item.thumbnail,
-        }
+impl From<ContentError> for ApiError {
+    fn from(e: ContentError) -> Self {
+        use {BlobError as B, ContentError as E, InspectError as I, StatusCode as S};
+        let message = e.to_string();
+        let (status, code) = match e {
+            E::NotFound(what) => return Self::not_found(what),
+            E::Approval(e) => return e.into(),
+            E::Store(e) => return e.into(),
+            E::Forbidden(_) | E::Restricted(_) | E::RoleTooLow(_) => (S::FORBIDDEN, "forbidden"),
+            E::InvalidName(_) => (S::BAD_REQUEST, "invalid_name"),
+            E::Invalid { code, .. } => (S::BAD_REQUEST, code),
+            E::Conflict { code, .. } => (S::CONFLICT, code),
+            E::TemplateNotMedia(_) => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            E::Blob(B::TooLarge { .. }) => (S::PAYLOAD_TOO_LARGE, "upload_too_large"),
+            E::Blob(B::Unsupported) => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type"),
+            E::Blob(B::Body(_)) => (S::BAD_REQUEST, "upload_incomplete"),
+            E::Inspect(I::TooManyPixels { .. }) => (S::BAD_REQUEST, "image_too_large"),
+            E::Inspect(I::Unreadable { .. }) | E::Probe(ProbeError::Unreadable { .. }) => {
+                (S::BAD_REQUEST, "unreadable_media")
+            }
+            E::Blob(B::Io(_)) | E::Inspect(I::Io(_)) | E::Probe(ProbeError::Failed(_)) => {
+                return Self::internal(&message);
+            }
+            E::Internal(_) => return Self::internal(&message),
+        };
+        Self::new(status, code, message)
     }
 }
 
-/// Whether the caller sees `item`: its node is inside the caller's domain,
-/// or above it, where the item is usable in the domain (T2).
-pub(super) fn visible(caller: &Caller, item: &ContentItem) -> bool {
-    caller.sees_at_or_above(&item.node)
-}
-
-pub(super) fn load_visible(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<ContentItem, ApiError> {
-    state
-        .store
-        .get::<ContentItem>(CONTENT, id)?
-        .filter(|item| visible(caller, item))
-        .ok_or_else(|| ApiError::not_found("content item"))
-}
-
-pub(super) fn blob_error(e: BlobError) -> ApiError {
-    match e {
-        BlobError::TooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "upload_too_large",
-            e.to_string(),
-        ),
-        BlobError::Unsupported => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_content_type",
-            e.to_string(),
-        ),
-        BlobError::Body(_) => ApiError::bad_request("upload_incomplete", e.to_string()),
-        BlobError::Io(_) => ApiError::internal(&e),
-    }
-}
-
-/// The answer to an upload [`inspect`] refused: 400 `image_too_large` or
-/// `unreadable_media`.
-fn inspect_error(e: &InspectError) -> ApiError {
-    match e {
-        InspectError::TooManyPixels { .. } => {
-            ApiError::bad_request("image_too_large", e.to_string())
-        }
-        InspectError::Unreadable { .. } => ApiError::bad_request("unreadable_media", e.to_string()),
-        InspectError::Io(_) => ApiError::internal(e),
-    }
-}
-
-fn probe_error(e: &ProbeError) -> ApiError {
-    match e {
-        ProbeError::Unreadable { .. } => ApiError::bad_request("unreadable_media", e.to_string()),
-        ProbeError::Failed(_) => ApiError::internal(e),
-    }
-}
-
-/// A1: refuses (403) a change the restricted node does not allow.
-pub(super) fn check_restriction(
-    caller: &Caller,
-    node: &Node,
-    change: ItemChange,
-) -> Result<(), ApiError> {
-    restricted::check_item_change(
-        &caller.tree,
-        node,
-        &caller.user.id,
-        &caller.domain(),
-        change,
-    )
-    .map_err(|e| ApiError::forbidden(e.to_string()))
-}
-
-pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty()
-        || name.len() > MAX_ITEM_NAME_LEN
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("name must be 1 to {MAX_ITEM_NAME_LEN} bytes of text"),
-        ));
-    }
-    Ok(())
+/// The length a request declares, if any.
+fn declared_len(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Content items the caller sees: inside its domain and above it (T2).
@@ -266,14 +93,8 @@ pub async fn list_content(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<ContentView>>, ApiError> {
-    let items: Vec<ContentItem> = state.store.scan(CONTENT, "")?;
-    Ok(Json(
-        items
-            .into_iter()
-            .filter(|item| visible(&caller, item))
-            .map(ContentView::from)
-            .collect(),
-    ))
+    let items = service::list(&state, &caller.actor(), Items::Any).await?;
+    Ok(Json(items.into_iter().map(ContentView::from).collect()))
 }
 
 /// Uploads a content item: the raw body, streamed (Contributor+).
@@ -295,146 +116,9 @@ pub async fn upload_content(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ContentView>), ApiError> {
-    caller.require(Role::Contributor)?;
-    check_name(&query.name)?;
-    if !caller.sees(&query.node) {
-        return Err(ApiError::not_found("node"));
-    }
-    let blobs = BlobStore::new(&state.config.data);
-    let (staged, media) = stage_media(&state, &blobs, &headers, body).await?;
-    let thumbnail = render_thumbnail(&state, &staged, &media).await;
-    let _write = state.store.write_lock().await;
-    let node = state
-        .store
-        .get::<Node>(NODES, query.node.as_str())?
-        .ok_or_else(|| ApiError::not_found("node"))?;
-    check_restriction(&caller, &node, ItemChange::Add)?;
-    let now = state.clock.now();
-    let item = ContentItem {
-        id: ItemId::new(new_id("c-")),
-        node: query.node,
-        name: query.name.trim().to_owned(),
-        kind: staged.detected.kind,
-        sha256: staged.sha256,
-        size: staged.size,
-        media_type: staged.detected.media_type.to_owned(),
-        created_by: caller.user.id.clone(),
-        created_at: now,
-        duration_ms: media.duration_ms,
-        width: media.width,
-        height: media.height,
-        approval: ItemApproval::created(
-            ApprovalProfile {
-                requires_approval: caller.user.requires_approval,
-            },
-            staged.sha256,
-        ),
-        approval_hash: staged.sha256,
-        revision: 1,
-        source: None,
-        updated_at: now,
-        updated_by: caller.user.id.clone(),
-        thumbnail: false,
-    };
-    blobs.commit(staged).await.map_err(blob_error)?;
-    let item = ContentItem {
-        thumbnail: thumbnail::store(&state.config.data, &item.sha256, thumbnail).await,
-        ..item
-    };
-    let mut batch = WriteBatch::new();
-    batch.put(CONTENT, item.id.as_str(), &item)?;
-    batch.put(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id), &item.id)?;
-    caller
-        .audit(
-            &state,
-            "content.upload",
-            item.id.as_str(),
-            Some(item.node.clone()),
-            serde_json::json!({"name": item.name, "sha256": item.sha256, "size": item.size,
-                "media_type": item.media_type}),
-        )
-        .record(&mut batch)?;
-    state.store.apply(batch).await?;
+    let (declared, body) = (declared_len(&headers), body.into_data_stream());
+    let item = service::upload(&state, &caller.actor(), query, declared, body).await?;
     Ok((StatusCode::CREATED, Json(item.into())))
-}
-
-/// Streams a media body into a staged blob (D2): refused early when its
-/// declared length is over `max_upload_bytes` (413), cut off there when it
-/// lies, refused when it is no known media type or a template (415: those
-/// are written at `/api/v1/templates`, where they are validated, D6); then
-/// its duration and resolution are read where the type has them. A refusal
-/// leaves no file.
-async fn stage_media(
-    state: &AppState,
-    blobs: &BlobStore,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(StagedBlob, MediaInfo), ApiError> {
-    let limit = state.config.max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(blob_error(BlobError::TooLarge { limit }));
-    }
-    let staged = blobs
-        .stage(body.into_data_stream(), limit)
-        .await
-        .map_err(blob_error)?;
-    if staged.detected.kind == ItemKind::Template {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "templates are created and saved at /api/v1/templates, where they are validated (D6)",
-        ));
-    }
-    // S13: the pixel count from the header and the container structure,
-    // before the discoverer decodes anything.
-    if let Some(path) = staged.path() {
-        let (path, media_type) = (path.to_owned(), staged.detected.media_type);
-        let max_pixels = state.config.max_image_pixels;
-        tokio::task::spawn_blocking(move || inspect(&path, media_type, max_pixels))
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-            .map_err(|e| inspect_error(&e))?;
-    }
-    // S13: video and audio the discoverer cannot read are refused.
-    let media = match staged.path() {
-        Some(path) => media::probe(path, staged.detected.kind, staged.size)
-            .await
-            .map_err(|e| probe_error(&e))?,
-        None => MediaInfo::default(),
-    };
-    Ok((staged, media))
-}
-
-/// The thumbnail of a staged upload (C5), rendered before the store's
-/// write lock is taken (it may take seconds); `None` when there is none.
-async fn render_thumbnail(
-    state: &AppState,
-    staged: &StagedBlob,
-    media: &MediaInfo,
-) -> Option<thumbnail::Thumbnail> {
-    let path = staged.path()?;
-    thumbnail::render(
-        &state.config.data,
-        &staged.sha256,
-        path,
-        staged.size,
-        staged.detected.kind,
-        staged.detected.media_type,
-        media,
-    )
-    .await
-}
-
-/// A new name for an item.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RenameContent {
-    /// Display name (1 to 256 bytes).
-    pub name: String,
 }
 
 /// Replaces an item's bytes (Contributor+, inside the caller's domain, A1):
@@ -460,84 +144,8 @@ pub async fn replace_content(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ContentView>, ApiError> {
-    caller.require(Role::Contributor)?;
-    {
-        let item = load_visible(&state, &caller, &id)?;
-        if item.kind == ItemKind::Template {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "templates are saved at /api/v1/templates/{id}, where they are validated (D6)",
-            ));
-        }
-    }
-    let blobs = BlobStore::new(&state.config.data);
-    let (staged, media) = stage_media(&state, &blobs, &headers, body).await?;
-    let thumbnail = render_thumbnail(&state, &staged, &media).await;
-    let _write = state.store.write_lock().await;
-    let mut item = load_visible(&state, &caller, &id)?;
-    if !caller.sees(&item.node) {
-        return Err(ApiError::forbidden(
-            "an item above the caller's domain is changed from there (T2)",
-        ));
-    }
-    let node = state
-        .store
-        .get::<Node>(NODES, item.node.as_str())?
-        .ok_or_else(|| ApiError::not_found("node"))?;
-    check_restriction(&caller, &node, ItemChange::Edit)?;
-    if staged.sha256 == item.sha256 {
-        return Ok(Json(item.into()));
-    }
-    let transition = item
-        .approval
-        .apply(
-            &ApprovalEvent::Saved {
-                change: Change::Content,
-                content_hash: staged.sha256,
-                strict_mode: node.strict_feeds,
-            },
-            ApprovalProfile {
-                requires_approval: caller.user.requires_approval,
-            },
-        )
-        .map_err(|e| approval::approval_error(&e))?;
-    let old_sha = item.sha256;
-    let from = transition.from;
-    item.approval = transition.approval;
-    item.kind = staged.detected.kind;
-    item.media_type = staged.detected.media_type.to_owned();
-    item.sha256 = staged.sha256;
-    item.approval_hash = staged.sha256;
-    item.size = staged.size;
-    item.duration_ms = media.duration_ms;
-    item.width = media.width;
-    item.height = media.height;
-    item.revision = item.revision.saturating_add(1);
-    item.updated_at = state.clock.now();
-    item.updated_by = caller.user.id.clone();
-    blobs.commit(staged).await.map_err(blob_error)?;
-    item.thumbnail = thumbnail::store(&state.config.data, &item.sha256, thumbnail).await;
-    let mut batch = WriteBatch::new();
-    batch.put(CONTENT, item.id.as_str(), &item)?;
-    batch.delete(CONTENT_BY_HASH, &hash_key(&old_sha, &item.id));
-    batch.put(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id), &item.id)?;
-    batch.delete(APPROVAL_REQUESTS, item.id.as_str());
-    caller
-        .audit(
-            &state,
-            "content.replace",
-            item.id.as_str(),
-            Some(item.node.clone()),
-            serde_json::json!({"sha256": {"from": old_sha, "to": item.sha256},
-                "size": item.size, "media_type": item.media_type, "revision": item.revision,
-                "approval": {"from": from, "to": item.approval.state()}}),
-        )
-        .record(&mut batch)?;
-    state.store.apply(batch).await?;
-    if items_with_hash(&state.store, &old_sha)?.is_empty() {
-        blobs.remove(&old_sha).await.map_err(blob_error)?;
-    }
+    let (declared, body) = (declared_len(&headers), body.into_data_stream());
+    let item = service::replace(&state, &caller.actor(), &id, declared, body).await?;
     Ok(Json(item.into()))
 }
 
@@ -556,39 +164,7 @@ pub async fn rename_content(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<RenameContent>,
 ) -> Result<Json<ContentView>, ApiError> {
-    caller.require(Role::Contributor)?;
-    check_name(&request.name)?;
-    let _write = state.store.write_lock().await;
-    let mut item = load_visible(&state, &caller, &id)?;
-    if !caller.sees(&item.node) {
-        return Err(ApiError::forbidden(
-            "an item above the caller's domain is changed from there (T2)",
-        ));
-    }
-    let node = state
-        .store
-        .get::<Node>(NODES, item.node.as_str())?
-        .ok_or_else(|| ApiError::not_found("node"))?;
-    check_restriction(&caller, &node, ItemChange::Edit)?;
-    let name = request.name.trim().to_owned();
-    if name == item.name {
-        return Ok(Json(item.into()));
-    }
-    let old = std::mem::replace(&mut item.name, name);
-    item.updated_at = state.clock.now();
-    item.updated_by = caller.user.id.clone();
-    let mut batch = WriteBatch::new();
-    batch.put(CONTENT, item.id.as_str(), &item)?;
-    caller
-        .audit(
-            &state,
-            "content.rename",
-            item.id.as_str(),
-            Some(item.node.clone()),
-            serde_json::json!({"name": {"from": old, "to": item.name}}),
-        )
-        .record(&mut batch)?;
-    state.store.apply(batch).await?;
+    let item = service::rename(&state, &caller.actor(), &id, &request.name).await?;
     Ok(Json(item.into()))
 }
 
@@ -603,7 +179,8 @@ pub async fn get_content(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ContentView>, ApiError> {
-    Ok(Json(load_visible(&state, &caller, &id)?.into()))
+    let item = service::get(&state, &caller.actor(), &id, Items::Any).await?;
+    Ok(Json(item.into()))
 }
 
 /// The thumbnail of a content item the caller sees (C5): JPEG or PNG, at
@@ -620,30 +197,14 @@ pub async fn content_thumbnail(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let item = load_visible(&state, &caller, &id)?;
-    let found = if item.thumbnail {
-        thumbnail::find(&state.config.data, &item.sha256).await
-    } else {
-        None
-    };
-    let (path, format) = found.ok_or_else(|| ApiError::not_found("thumbnail"))?;
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::not_found("thumbnail"));
-        }
-        Err(e) => return Err(ApiError::internal(&e)),
-    };
-    let mut response = (StatusCode::OK, bytes).into_response();
-    insert(&mut response, header::CONTENT_TYPE, format.media_type());
-    insert(
-        &mut response,
-        header::CACHE_CONTROL,
-        "private, max-age=3600",
-    );
-    insert(&mut response, header::ETAG, &format!("\"{}\"", item.sha256));
-    insert(&mut response, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    Ok(response)
+    let thumbnail = service::thumbnail(&state, &caller.actor(), &id).await?;
+    let headers = [
+        (header::CONTENT_TYPE, thumbnail.media_type.to_owned()),
+        (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+        (header::ETAG, format!("\"{}\"", thumbnail.sha256)),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
+    Ok((headers, thumbnail.bytes).into_response())
 }
 
 /// Deletes a content item inside the caller's domain (Contributor+); its
@@ -660,62 +221,7 @@ pub async fn delete_content(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    delete_item(&state, &caller, &id).await
-}
-
-/// Deletes the item `id` (media or template) for `caller`: Contributor+,
-/// inside the caller's domain, allowed by A1; the blob goes when no other
-/// item uses it.
-pub(super) async fn delete_item(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Contributor)?;
-    let _write = state.store.write_lock().await;
-    let item = load_visible(state, caller, id)?;
-    if !caller.sees(&item.node) {
-        return Err(ApiError::forbidden(
-            "an item above the caller's domain can only be deleted from there (T2)",
-        ));
-    }
-    let node = state
-        .store
-        .get::<Node>(NODES, item.node.as_str())?
-        .ok_or_else(|| ApiError::not_found("node"))?;
-    check_restriction(caller, &node, ItemChange::Delete)?;
-    let users = users_of(&state.store, &item.id)?;
-    if !users.is_empty() {
-        return Err(ApiError::conflict(
-            "item_in_use",
-            format!(
-                "{} is still used by {}: remove it there first",
-                item.id,
-                users.join(", ")
-            ),
-        ));
-    }
-    let mut batch = WriteBatch::new();
-    batch.delete(CONTENT, item.id.as_str());
-    batch.delete(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id));
-    batch.delete(TEMPLATES, item.id.as_str());
-    batch.delete(APPROVAL_REQUESTS, item.id.as_str());
-    caller
-        .audit(
-            state,
-            "content.delete",
-            item.id.as_str(),
-            Some(item.node.clone()),
-            serde_json::json!({"name": item.name, "sha256": item.sha256}),
-        )
-        .record(&mut batch)?;
-    state.store.apply(batch).await?;
-    if items_with_hash(&state.store, &item.sha256)?.is_empty() {
-        BlobStore::new(&state.config.data)
-            .remove(&item.sha256)
-            .await
-            .map_err(blob_error)?;
-    }
+    service::delete(&state, &caller.actor(), &id, Items::Any).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -735,7 +241,8 @@ pub async fn copy_content(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<CopyRequest>,
 ) -> Result<(StatusCode, Json<ContentView>), ApiError> {
-    approval::copy(&state, &caller, &id, Items::Any, request).await
+    let copy = copy::copy(&state, &caller.actor(), &id, Items::Any, request).await?;
+    Ok((StatusCode::CREATED, Json(copy.into())))
 }
 
 /// Requests approval of the item's current version (A5): one e-mail to the
@@ -752,7 +259,8 @@ pub async fn request_content_approval(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ContentView>, ApiError> {
-    approval::request_approval(&state, &caller, &id, Items::Any).await
+    let item = approval::request_approval(&state, &caller.actor(), &id, Items::Any).await?;
+    Ok(Json(item.into()))
 }
 
 /// Approves the pending version (A6: `approve_content` on the node or above).
@@ -770,7 +278,8 @@ pub async fn approve_content(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ApproveRequest>,
 ) -> Result<Json<ContentView>, ApiError> {
-    approval::approve(&state, &caller, &id, Items::Any, request).await
+    let item = approval::decide(&state, &caller.actor(), &id, Items::Any, request.into()).await?;
+    Ok(Json(item.into()))
 }
 
 /// Rejects the pending version with a reason (A6).
@@ -789,62 +298,8 @@ pub async fn reject_content(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<RejectRequest>,
 ) -> Result<Json<ContentView>, ApiError> {
-    approval::reject(&state, &caller, &id, Items::Any, request).await
-}
-
-/// The device a device-route request comes from (S7):
-/// `Authorization: Basic base64(device_id:secret)` with the secret the
-/// device collected at pairing, checked like its broker login
-/// ([`crate::devices::broker_login`]). Anything else is 401
-/// `device_credentials_required`.
-pub struct DeviceAuth {
-    /// The authenticated device.
-    pub device: DeviceId,
-}
-
-/// The longest `Authorization` header a device may send, in bytes.
-const MAX_DEVICE_AUTH_LEN: usize = 512;
-
-impl FromRequestParts<AppState> for DeviceAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        use base64::Engine as _;
-        let refused = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "device_credentials_required",
-                "expected 'Authorization: Basic base64(device_id:secret)' of a paired device",
-            )
-        };
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| v.len() <= MAX_DEVICE_AUTH_LEN)
-            .ok_or_else(refused)?;
-        let encoded = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))
-            .ok_or_else(refused)?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| refused())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| refused())?;
-        let (id, secret) = decoded.split_once(':').ok_or_else(refused)?;
-        if !crate::devices::broker_login(&state.store, id, secret)? {
-            return Err(refused());
-        }
-        let device = DeviceId::from(id);
-        // A device paired before the broker held its password gets it now.
-        if let Err(e) = state.broker_admin.adopt(&device, secret).await {
-            tracing::warn!(%device, error = %e, "broker password not set; retrying at its next request");
-        }
-        Ok(Self { device })
-    }
+    let item = approval::decide(&state, &caller.actor(), &id, Items::Any, request.into()).await?;
+    Ok(Json(item.into()))
 }
 
 /// A blob for a device, whole or one `Range` (D2), only if the device is
@@ -863,11 +318,8 @@ pub async fn device_content(
     Path(sha256): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let sha256: Sha256 = sha256
-        .parse()
-        .map_err(|e: signet_common::digest::BadDigest| {
-            ApiError::bad_request("invalid_sha256", e.to_string())
-        })?;
+    let sha256: Sha256 = (sha256.parse())
+        .map_err(|e: BadDigest| ApiError::bad_request("invalid_sha256", e.to_string()))?;
     if !device_may_fetch(&state.store, &device.device, &sha256, state.clock.now())? {
         return Err(ApiError::not_found("content"));
     }
@@ -887,67 +339,28 @@ pub async fn blob_response(
     sha256: &Sha256,
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let path = blobs.path_of(sha256);
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::not_found("content"));
-        }
-        Err(e) => return Err(ApiError::internal(&e)),
-    };
-    let size = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .len();
-    let (status, start, len) = match range::answer(range, size) {
-        RangeAnswer::Full => (StatusCode::OK, 0, size),
-        RangeAnswer::Partial { start, end } => {
-            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-        }
-        RangeAnswer::Unsatisfiable => {
-            let mut response = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                format!("the blob has {size} bytes"),
-            )
-            .into_response();
-            insert(
-                &mut response,
-                header::CONTENT_RANGE,
-                &format!("bytes */{size}"),
-            );
-            return Ok(response);
+    let blob = match service::open_blob(blobs, sha256, range).await? {
+        BlobSlice::Bytes(blob) => blob,
+        BlobSlice::Unsatisfiable { size } => {
+            let message = format!("the blob has {size} bytes");
+            let status = StatusCode::RANGE_NOT_SATISFIABLE;
+            let error = ApiError::new(status, "range_not_satisfiable", message);
+            let range = [(header::CONTENT_RANGE, format!("bytes */{size}"))];
+            return Ok((range, error).into_response());
         }
     };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-    }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)));
-    let mut response = (status, body).into_response();
-    insert(&mut response, header::CONTENT_LENGTH, &len.to_string());
-    insert(
-        &mut response,
-        header::CONTENT_TYPE,
-        "application/octet-stream",
-    );
-    insert(&mut response, header::ACCEPT_RANGES, "bytes");
-    insert(&mut response, header::ETAG, &format!("\"{sha256}\""));
-    if status == StatusCode::PARTIAL_CONTENT {
-        let last = start + len - 1;
-        insert(
-            &mut response,
-            header::CONTENT_RANGE,
-            &format!("bytes {start}-{last}/{size}"),
-        );
-    }
-    Ok(response)
-}
-
-fn insert(response: &mut Response, name: header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        response.headers_mut().insert(name, value);
-    }
+    let status = if blob.partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let headers = [
+        (header::CONTENT_LENGTH, blob.len.to_string()),
+        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+        (header::ACCEPT_RANGES, "bytes".to_owned()),
+        (header::ETAG, format!("\"{sha256}\"")),
+    ];
+    let range = blob.content_range().map(|r| [(header::CONTENT_RANGE, r)]);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(blob.file.take(blob.len)));
+    Ok((status, headers, range, body).into_response())
 }

@@ -8,8 +8,16 @@
 //! file is deleted whenever the upload does not finish: size overflow,
 //! unknown type, body error, client disconnect (the future is dropped) or a
 //! staged blob that is never committed.
+//!
+//! Blobs are written before the record that names them, outside any store
+//! transaction; an upload holds a [`Pin`] on its blob from before the commit
+//! until its record is written or refused, and [`BlobStore::remove_unused`]
+//! leaves pinned blobs alone, so a concurrent deletion of the last item
+//! with the same bytes cannot take the blob from under the new record.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt as _};
@@ -187,10 +195,20 @@ impl BlobStore {
         })
     }
 
+    /// Pins the blob `sha256` until the returned guard is dropped. Hold it
+    /// from before [`Self::commit`] until the record that names the blob is
+    /// written or refused (see the module doc).
+    #[must_use]
+    pub fn pin(&self, sha256: &Sha256) -> Pin {
+        let path = self.path_of(sha256);
+        let mut pinned = PINNED.lock().unwrap_or_else(PoisonError::into_inner);
+        *pinned.entry(path.clone()).or_default() += 1;
+        Pin(path)
+    }
+
     /// Moves a staged upload into the store under its hash (or drops it when
-    /// that blob exists already) and makes the move durable. Call it under
-    /// the store's write lock, so a concurrent delete cannot remove the blob
-    /// between this and the record that uses it.
+    /// that blob exists already) and makes the move durable. Hold a [`Pin`]
+    /// on the hash until the record that uses it is written.
     ///
     /// # Errors
     /// [`BlobError::Io`]; the temporary file is gone then.
@@ -214,16 +232,41 @@ impl BlobStore {
     }
 
     /// Deletes the blob with `sha256` (absent is fine) and its thumbnail
-    /// ([`super::thumbnail`]), and syncs the directory. Call it under the store's write lock after checking that
-    /// no record uses the hash.
+    /// ([`super::thumbnail`]) when no upload holds a [`Pin`] on it and
+    /// `unused` (which reads the records) says no record names it; the
+    /// check and the removal are one step against pins. Syncs the
+    /// directory.
     ///
     /// # Errors
-    /// [`BlobError::Io`].
-    pub async fn remove(&self, sha256: &Sha256) -> Result<(), BlobError> {
+    /// `unused`'s error, or [`BlobError::Io`].
+    pub async fn remove_unused<E>(
+        &self,
+        sha256: &Sha256,
+        unused: impl FnOnce() -> Result<bool, E> + Send + 'static,
+    ) -> Result<(), E>
+    where
+        E: From<BlobError> + Send + 'static,
+    {
         let target = self.path_of(sha256);
         let dir = self.dir.clone();
+        let removed = tokio::task::spawn_blocking(move || -> Result<bool, E> {
+            let pinned = PINNED.lock().unwrap_or_else(PoisonError::into_inner);
+            if pinned.contains_key(&target) || !unused()? {
+                return Ok(false);
+            }
+            match std::fs::remove_file(&target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(io("remove", &target, &e).into()),
+            }
+            drop(pinned);
+            crate::keys::sync_dir(&dir).map_err(|e| BlobError::Io(e.to_string()))?;
+            Ok(true)
+        })
+        .await
+        .map_err(|e| BlobError::Io(format!("remove task failed: {e}")))??;
         // Its thumbnail goes with it (derived data: no sync needed).
-        if let Some(data) = self.dir.parent() {
+        if removed && let Some(data) = self.dir.parent() {
             let thumbnails = super::thumbnail::dir(data);
             for format in super::thumbnail::Format::ALL {
                 let path = super::thumbnail::path_of(&thumbnails, sha256, format);
@@ -234,15 +277,62 @@ impl BlobStore {
                 }
             }
         }
-        tokio::task::spawn_blocking(move || {
-            match std::fs::remove_file(&target) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(io("remove", &target, &e)),
+        Ok(())
+    }
+}
+
+/// The blobs uploads hold a [`Pin`] on, by path, with how many pins each.
+static PINNED: LazyLock<Mutex<HashMap<PathBuf, usize>>> = LazyLock::new(Default::default);
+
+/// A blob an upload is about to name in a record ([`BlobStore::pin`]):
+/// [`BlobStore::remove_unused`] leaves it until this guard is dropped.
+#[derive(Debug)]
+pub struct Pin(PathBuf);
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut pinned = PINNED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = pinned.get_mut(&self.0) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                pinned.remove(&self.0);
             }
-            crate::keys::sync_dir(&dir).map_err(|e| BlobError::Io(e.to_string()))
-        })
-        .await
-        .map_err(|e| BlobError::Io(format!("remove task failed: {e}")))?
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    /// S9, D2: an upload's pinned blob survives the removal of an unused
+    /// blob with the same bytes; unpinned, it goes.
+    #[tokio::test]
+    async fn s9_a_pinned_blob_is_not_removed_until_its_pin_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let body = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(Bytes::from_static(b"{\"canvas\": {}}"))
+        });
+        let staged = blobs.stage(body, 1024).await.unwrap();
+        let sha256 = staged.sha256;
+        let pin = blobs.pin(&sha256);
+        blobs.commit(staged).await.unwrap();
+        let unused = || Ok::<_, BlobError>(true);
+        blobs.remove_unused(&sha256, unused).await.unwrap();
+        assert!(blobs.path_of(&sha256).exists(), "pinned: kept");
+        drop(pin);
+        blobs
+            .remove_unused(&sha256, || Ok::<_, BlobError>(false))
+            .await
+            .unwrap();
+        assert!(blobs.path_of(&sha256).exists(), "named by a record: kept");
+        blobs.remove_unused(&sha256, unused).await.unwrap();
+        assert!(
+            !blobs.path_of(&sha256).exists(),
+            "unpinned and unused: removed"
+        );
     }
 }

@@ -1,22 +1,30 @@
-//! Content items (T2, D2, A8, S7): the content-addressed blob store, the item
-//! records that name blobs, and who may fetch a blob.
+//! Content items (T2, D2, A1–A8, S7): the content-addressed blob store, the
+//! item records that name blobs, their services, and who may fetch a blob.
 //!
-//! Owns: the `content` and `content_by_hash` trees, the blob files under
-//! `<data>/content/` ([`blobs`]), type detection from the bytes ([`detect`]),
-//! media metadata and whether video and audio can be read at all ([`media`]),
-//! thumbnails ([`thumbnail`]),
-//! upload checks before decoding ([`inspect`]), `Range` decisions ([`range`]), template documents and approval requests
-//! ([`templates`]) and [`device_may_fetch`]. Must not: decide
-//! which operator may change an item — the API does that — or hold a whole
-//! upload or download in memory.
+//! Owns: the `content` and `content_by_hash` trees (written only by
+//! [`repo`]), the blob files under `<data>/content/` ([`blobs`]), type
+//! detection from the bytes ([`detect`]), media metadata and whether video
+//! and audio can be read at all ([`media`]), thumbnails ([`thumbnail`]),
+//! upload checks before decoding ([`inspect`]), `Range` decisions
+//! ([`range`]), template documents and approval requests ([`templates`]),
+//! the content, copy-down, approval and template services ([`service`],
+//! [`copy`], [`approval`], [`template_service`]) with the data the API shows ([`view`]), and
+//! [`device_may_fetch`]. Must not: know HTTP, or hold a whole upload or
+//! download in memory.
 
+pub mod approval;
 pub mod blobs;
+pub mod copy;
 pub mod detect;
 pub mod inspect;
 pub mod media;
 pub mod range;
+pub mod repo;
+pub mod service;
+pub mod template_service;
 pub mod templates;
 pub mod thumbnail;
+pub mod view;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,6 +38,8 @@ use crate::store::{Store, StoreError};
 use crate::tenancy::{NODE_DEVICES, load_tree};
 
 pub use blobs::{BlobError, BlobStore, StagedBlob};
+pub use repo::Items;
+pub use view::{ContentView, TemplateView};
 
 /// Tree of content items by id.
 pub const CONTENT: &str = "content";
@@ -105,34 +115,6 @@ pub fn template_sources(store: &Store, item: &ItemId) -> Result<Vec<ItemId>, Sto
     Ok(templates::load_template(store, item)?
         .map(|template| templates::sources_of(&template))
         .unwrap_or_default())
-}
-
-/// What still refers to `item`, as `kind id` strings: templates that show
-/// it in a zone, access groups that hold it, playlists that play it and
-/// schedules whose default item it is. An item in use is not
-/// deleted, so nothing is left pointing at a missing item.
-///
-/// # Errors
-/// When the store fails.
-pub fn users_of(store: &Store, item: &ItemId) -> Result<Vec<String>, StoreError> {
-    let mut users = Vec::new();
-    for (template_id, template) in
-        store.scan_keyed::<signet_common::approval::Template>(templates::TEMPLATES, "")?
-    {
-        if template_id != item.as_str() && templates::sources_of(&template).contains(item) {
-            users.push(format!("template {template_id}"));
-        }
-    }
-    for group in access_groups::groups_holding(store, item)? {
-        users.push(format!("access group {group}"));
-    }
-    for playlist in crate::schedules::playlists_using_item(store, item)? {
-        users.push(format!("playlist {}", playlist.id));
-    }
-    for schedule in crate::schedules::schedules_defaulting_to(store, item)? {
-        users.push(format!("schedule {schedule} (default item)"));
-    }
-    Ok(users)
 }
 
 /// The ids of the items stored at `node`.
