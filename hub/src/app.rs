@@ -1,7 +1,8 @@
 //! The application core: [`Hub`], what every part of the hub shares.
 //!
 //! Owns: the store, the clock, the keys, the publisher, the broker admin,
-//! the mailer's wake-up, the metrics and the live fleet feed. The HTTP API
+//! the mailer's wake-up, the metrics, the live fleet feed and the fleet
+//! ingest queue. The HTTP API
 //! (`api::AppState` wraps a [`Hub`]), the MQTT subscriber, the
 //! background loops and the demo are all built on it. Must not: know about
 //! HTTP; nothing here imports `crate::api`.
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::fleet::FleetIngest;
 use crate::fleet::stream::FleetFeed;
 use crate::identity::{LoginThrottle, PasswordHashing};
 use crate::keys::HubKeys;
@@ -69,6 +71,10 @@ pub struct Hub {
     /// [`FleetFeed::device_changed`] after a change to a device's fleet
     /// view is stored.
     pub fleet_feed: Arc<FleetFeed>,
+    /// Device states and event batches on their way into the store, many
+    /// to a commit (U2, U4, S9): [`crate::fleet::record_state`] and
+    /// [`crate::fleet::ingest_events`] go through it.
+    pub fleet_ingest: Arc<FleetIngest>,
 }
 
 impl Hub {

@@ -77,6 +77,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
         broker_admin: Arc::new(crate::mqtt::admin::StoreAuthenticated),
         metrics: Arc::new(crate::metrics::Metrics::default()),
         fleet_feed,
+        fleet_ingest: Arc::default(),
     })
 }
 

@@ -220,13 +220,14 @@ async fn shown(hub: &Hub, device: &DeviceId) -> Option<u64> {
 async fn main() {
     let count = env_number("SIGNET_BENCH_DEVICES", 1000);
     let rounds = env_number("SIGNET_BENCH_ROUNDS", 5);
+    let hub_log = std::env::var("SIGNET_BENCH_HUB_LOG").ok();
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(
         dir.path(),
         &[
             ("SIGNET_HUB_RATE_LIMIT_PER_MINUTE", "100000"),
             ("SIGNET_HUB_RATE_LIMIT_BURST", "10000"),
-            ("RUST_LOG", "warn"),
+            ("SIGNET_LOG", hub_log.as_deref().unwrap_or("warn")),
         ],
     )
     .await;
@@ -323,6 +324,9 @@ async fn main() {
             "{} shows {view}",
             device.id
         );
+    }
+    if hub_log.is_some() {
+        println!("{}", hub.process.output().join("\n"));
     }
     #[allow(clippy::cast_precision_loss)] // a figure to print
     let rate = messages as f64 / took.as_secs_f64();
