@@ -20,7 +20,12 @@
 //! last report, or the run fails.
 //!
 //! `cargo build --workspace --bins && cargo bench --profile dev -p signet-tests --bench fleet_ingest`
-//! (`SIGNET_BENCH_DEVICES` and `SIGNET_BENCH_ROUNDS` change the size).
+//! (`SIGNET_BENCH_DEVICES` and `SIGNET_BENCH_ROUNDS` change the size;
+//! `SIGNET_BENCH_HUB_LOG` sets the hub's `SIGNET_LOG` and prints its log).
+//!
+//! Figures on the 2-core shared dev machine, dev profile, one run each:
+//! before batched ingest 349 msgs/s (5010 in 14.37 s); after 810 msgs/s
+//! (5010 in 6.18 s).
 
 #![allow(clippy::unwrap_used)] // bench code: a failed unwrap is a failed run
 
