@@ -1,23 +1,27 @@
 //! The application core: [`Hub`], what every part of the hub shares.
 //!
 //! Owns: the store, the clock, the keys, the publisher, the broker admin,
-//! the mailer's wake-up, the metrics and the live fleet feed. The HTTP API
+//! the mailer's wake-up, the metrics, the live fleet feed and the fleet
+//! ingest queue. The HTTP API
 //! (`api::AppState` wraps a [`Hub`]), the MQTT subscriber, the
 //! background loops and the demo are all built on it. Must not: know about
 //! HTTP; nothing here imports `crate::api`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Config;
+use crate::fleet::FleetIngest;
 use crate::fleet::stream::FleetFeed;
 use crate::identity::{LoginThrottle, PasswordHashing};
-use crate::keys::HubKeys;
+use crate::init::store_dir;
+use crate::keys::{self, HubKeys};
 use crate::metrics::Metrics;
 use crate::mqtt::admin::BrokerAdmin;
-use crate::publish::Publisher;
-use crate::store::Store;
+use crate::publish::{LogPublisher, Publisher};
+use crate::store::{SledStorage, Store};
 
 /// Where the hub reads the time: the system clock, or a test's.
 pub trait Clock: Send + Sync + 'static {
@@ -69,9 +73,67 @@ pub struct Hub {
     /// [`FleetFeed::device_changed`] after a change to a device's fleet
     /// view is stored.
     pub fleet_feed: Arc<FleetFeed>,
+    /// Device states and event batches on their way into the store, many
+    /// to a commit (U2, U4, S9): [`crate::fleet::record_state`] and
+    /// [`crate::fleet::ingest_events`] go through it.
+    pub fleet_ingest: Arc<FleetIngest>,
+}
+
+/// The hub was pointed at a data directory `init` never made.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} is not a Signet data directory: run `signet-hub init --data {}` first",
+    data.display(),
+    data.display()
+)]
+pub struct NotInitialized {
+    /// The directory.
+    pub data: std::path::PathBuf,
 }
 
 impl Hub {
+    /// Opens the data directory of `config` and builds the shared state, with
+    /// [`crate::publish::LogPublisher`] as its publisher (`serve` replaces it with the
+    /// MQTT one; tests install a recording one).
+    ///
+    /// # Errors
+    /// When the keys or the store cannot be opened; the message says which file
+    /// and suggests `init` when the directory was never initialized.
+    pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let data = config.data.clone();
+        if !store_dir(&data).exists() {
+            return Err(NotInitialized { data }.into());
+        }
+        let keys = keys::load(&data)?;
+        let store = Store::new(Arc::new(SledStorage::open(&store_dir(&data))?));
+        let window = i64::try_from(config.login_lockout_secs)
+            .ok()
+            .and_then(TimeDelta::try_seconds)
+            .unwrap_or(TimeDelta::minutes(15));
+        let throttle = Arc::new(LoginThrottle::new(config.login_max_failures, window));
+        let hashing = Arc::new(crate::identity::PasswordHashing::new(
+            config.password_hash_concurrency,
+            Duration::from_millis(config.password_hash_wait_ms),
+        ));
+        // Live fleet streams hold a connection each: at most a quarter of them.
+        let fleet_feed = Arc::new(FleetFeed::new(config.http_max_connections / 4));
+        Ok(Self {
+            store,
+            config: Arc::new(config),
+            hashing,
+            throttle,
+            clock,
+            mail_wake: Arc::new(tokio::sync::Notify::new()),
+            keys: Arc::new(keys),
+            publisher: Arc::new(LogPublisher),
+            publish_wake: Arc::new(tokio::sync::Notify::new()),
+            broker_admin: Arc::new(crate::mqtt::admin::StoreAuthenticated),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
+            fleet_feed,
+            fleet_ingest: Arc::default(),
+        })
+    }
+
     /// Now, by the hub's clock.
     #[must_use]
     pub fn now(&self) -> DateTime<Utc> {

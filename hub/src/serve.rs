@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::TimeDelta;
 use sd_notify::NotifyState;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,70 +13,22 @@ use crate::api;
 use crate::app::{Clock, Hub, SystemClock};
 use crate::config::Config;
 use crate::fleet::alerts::{AlertLoop, AlertOptions};
-use crate::fleet::stream::FleetFeed;
-use crate::identity::LoginThrottle;
-use crate::init::store_dir;
-use crate::keys;
 use crate::mail::sender::{MailSender, SenderOptions};
 use crate::mqtt::broker::{BrokerSettings, ManagedBroker};
 use crate::mqtt::dynsec::{self, DynsecAdmin, DynsecSettings};
 use crate::mqtt::reports::FleetReports;
 use crate::mqtt::{BrokerConnection, HubLink, LinkOptions, MqttError, RunningLink};
-use crate::publish::{LogPublisher, LoopOptions, PublishLoop};
-use crate::store::{SledStorage, Store};
+use crate::publish::{LoopOptions, PublishLoop};
 use crate::systemd::{self, Essential, Health};
 
-/// `serve` was pointed at a data directory `init` never made.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "{} is not a Signet data directory: run `signet-hub init --data {}` first",
-    data.display(),
-    data.display()
-)]
-pub struct NotInitialized {
-    /// The directory.
-    pub data: std::path::PathBuf,
-}
+pub use crate::app::NotInitialized;
 
-/// Opens the data directory of `config` and builds the shared state, with
-/// [`LogPublisher`] as its publisher ([`start_mqtt`] replaces it with the
-/// MQTT one; tests install a recording one).
+/// Opens the data directory of `config` and builds the hub ([`Hub::open`]).
 ///
 /// # Errors
-/// When the keys or the store cannot be opened; the message says which file
-/// and suggests `init` when the directory was never initialized.
+/// As [`Hub::open`].
 pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
-    let data = config.data.clone();
-    if !store_dir(&data).exists() {
-        return Err(NotInitialized { data }.into());
-    }
-    let keys = keys::load(&data)?;
-    let store = Store::new(Arc::new(SledStorage::open(&store_dir(&data))?));
-    let window = i64::try_from(config.login_lockout_secs)
-        .ok()
-        .and_then(TimeDelta::try_seconds)
-        .unwrap_or(TimeDelta::minutes(15));
-    let throttle = Arc::new(LoginThrottle::new(config.login_max_failures, window));
-    let hashing = Arc::new(crate::identity::PasswordHashing::new(
-        config.password_hash_concurrency,
-        Duration::from_millis(config.password_hash_wait_ms),
-    ));
-    // Live fleet streams hold a connection each: at most a quarter of them.
-    let fleet_feed = Arc::new(FleetFeed::new(config.http_max_connections / 4));
-    Ok(Hub {
-        store,
-        config: Arc::new(config),
-        hashing,
-        throttle,
-        clock,
-        mail_wake: Arc::new(tokio::sync::Notify::new()),
-        keys: Arc::new(keys),
-        publisher: Arc::new(LogPublisher),
-        publish_wake: Arc::new(tokio::sync::Notify::new()),
-        broker_admin: Arc::new(crate::mqtt::admin::StoreAuthenticated),
-        metrics: Arc::new(crate::metrics::Metrics::default()),
-        fleet_feed,
-    })
+    Hub::open(config, clock)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes

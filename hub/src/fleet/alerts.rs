@@ -213,110 +213,47 @@ pub async fn check(
         let view = device_view(store, &device, &node, liveness)?;
         views.insert(device, view);
     }
-    let mut report = AlertReport::default();
-    let mut notices: Vec<(Notice, Alert)> = Vec::new();
-    let mut batch = WriteBatch::new();
-    let mut mailed = false;
-    {
-        let _write = store.write_lock().await;
-        let open: BTreeMap<String, String> = store
-            .scan_keyed::<String>(OPEN_ALERTS, "")?
-            .into_iter()
-            .collect();
-        for (key, id) in &open {
-            let Some(mut alert) = store.get::<Alert>(ALERTS, id)? else {
-                batch.delete(OPEN_ALERTS, key);
-                continue;
-            };
-            let because = match views.get(&alert.device) {
-                None => "the device is no longer attached".to_owned(),
-                Some(view) if recovered(view, alert.kind) => match alert.kind {
-                    AlertKind::Offline => "the device is online again".to_owned(),
-                    AlertKind::OutOfSync => {
-                        "the device activated every desired document".to_owned()
-                    }
-                },
-                Some(_) => continue,
-            };
-            alert.cleared_at = Some(now);
-            alert.cleared_because = Some(because.clone());
-            if let Some(to) = &config.alert_email {
-                let mail = Mail {
-                    to: to.clone(),
-                    subject: format!(
-                        "Signet: device {} recovered ({})",
-                        alert.device,
-                        alert.kind.as_str()
-                    ),
-                    body: format!(
-                        "Device {} at node {}: {because} at {}.\nThe alert \"{}\" raised at {} is cleared.\n",
-                        alert.device,
-                        alert.node,
-                        now.to_rfc3339(),
-                        alert.message,
-                        alert.raised_at.to_rfc3339()
-                    ),
-                };
-                alert.mail.push(mail::enqueue(&mut batch, mail, now)?);
-                mailed = true;
-            }
-            batch.delete(OPEN_ALERTS, key);
-            batch.put(ALERTS, &alert.id, &alert)?;
-            report.cleared += 1;
-            notices.push((Notice::Cleared, alert));
-        }
-        for (device, view) in &views {
-            for (kind, since) in conditions(view, config, now) {
-                let key = open_key(device, kind);
-                if open.contains_key(&key) {
+    // The views are this pass's snapshot (the next pass judges again); the
+    // open-alert index and the alerts it names are read inside the
+    // transaction, so an incident is raised or cleared exactly once.
+    let (report, notices, mailed) = store
+        .transact(|tx| {
+            let mut batch = WriteBatch::new();
+            let mut report = AlertReport::default();
+            let mut notices: Vec<(Notice, Alert)> = Vec::new();
+            let open: BTreeMap<String, String> = tx
+                .scan_keyed::<String>(OPEN_ALERTS, "")?
+                .into_iter()
+                .collect();
+            for (key, id) in &open {
+                let Some(alert) = tx.get::<Alert>(ALERTS, id)? else {
+                    batch.delete(OPEN_ALERTS, key);
                     continue;
-                }
-                let message = match kind {
-                    AlertKind::Offline => format!(
-                        "device {device} has been offline for {} minutes (since {})",
-                        minutes(now - since),
-                        since.to_rfc3339()
-                    ),
-                    AlertKind::OutOfSync => format!(
-                        "device {device} has been out of sync for {} minutes (since {})",
-                        minutes(now - since),
-                        since.to_rfc3339()
-                    ),
                 };
-                let mut alert = Alert {
-                    id: audit_id(now),
-                    device: device.clone(),
-                    node: view.node.clone(),
-                    kind,
-                    since,
-                    raised_at: now,
-                    cleared_at: None,
-                    cleared_because: None,
-                    message: message.clone(),
-                    mail: Vec::new(),
-                    webhook: None,
-                };
-                if let Some(to) = &config.alert_email {
-                    let mail = Mail {
-                        to: to.clone(),
-                        subject: format!("Signet alert: device {device} {}", kind.as_str()),
-                        body: format!(
-                            "{message}.\nNode: {}\nRaised at: {}\nA recovery notice follows when it recovers.\n",
-                            view.node,
-                            now.to_rfc3339()
-                        ),
-                    };
-                    alert.mail.push(mail::enqueue(&mut batch, mail, now)?);
-                    mailed = true;
+                let view = views.get(&alert.device);
+                if let Some(cleared) = clear(alert, view, config, now, &mut batch)? {
+                    batch.delete(OPEN_ALERTS, key);
+                    report.cleared += 1;
+                    notices.push((Notice::Cleared, cleared));
                 }
-                batch.put(OPEN_ALERTS, &key, &alert.id)?;
-                batch.put(ALERTS, &alert.id, &alert)?;
-                report.raised += 1;
-                notices.push((Notice::Raised, alert));
             }
-        }
-        store.apply(batch).await?;
-    }
+            for (device, view) in &views {
+                for (kind, since) in conditions(view, config, now) {
+                    let key = open_key(device, kind);
+                    if open.contains_key(&key) {
+                        continue;
+                    }
+                    let alert = raise(device, view, (kind, since), config, now, &mut batch)?;
+                    batch.put(OPEN_ALERTS, &key, &alert.id)?;
+                    report.raised += 1;
+                    notices.push((Notice::Raised, alert));
+                }
+            }
+            let mailed = config.alert_email.is_some() && !notices.is_empty();
+            tx.include(batch);
+            Ok::<_, StoreError>((report, notices, mailed))
+        })
+        .await?;
     if mailed {
         state.mail_wake.notify_one();
     }
@@ -327,6 +264,100 @@ pub async fn check(
         }
     }
     Ok(report)
+}
+
+/// Clears `alert` into `batch` when its device recovered or is no longer
+/// attached (`view` is `None`), with a recovery mail when `alert_email` is
+/// set; returns it cleared, or `None` while the condition holds.
+fn clear(
+    mut alert: Alert,
+    view: Option<&FleetDevice>,
+    config: &Config,
+    now: DateTime<Utc>,
+    batch: &mut WriteBatch,
+) -> Result<Option<Alert>, StoreError> {
+    let because = match view {
+        None => "the device is no longer attached".to_owned(),
+        Some(view) if recovered(view, alert.kind) => match alert.kind {
+            AlertKind::Offline => "the device is online again".to_owned(),
+            AlertKind::OutOfSync => "the device activated every desired document".to_owned(),
+        },
+        Some(_) => return Ok(None),
+    };
+    alert.cleared_at = Some(now);
+    alert.cleared_because = Some(because.clone());
+    if let Some(to) = &config.alert_email {
+        let mail = Mail {
+            to: to.clone(),
+            subject: format!(
+                "Signet: device {} recovered ({})",
+                alert.device,
+                alert.kind.as_str()
+            ),
+            body: format!(
+                "Device {} at node {}: {because} at {}.\nThe alert \"{}\" raised at {} is cleared.\n",
+                alert.device,
+                alert.node,
+                now.to_rfc3339(),
+                alert.message,
+                alert.raised_at.to_rfc3339()
+            ),
+        };
+        alert.mail.push(mail::enqueue(batch, mail, now)?);
+    }
+    batch.put(ALERTS, &alert.id, &alert)?;
+    Ok(Some(alert))
+}
+
+/// Raises an alert of `kind` about `device` (condition holding since
+/// `since`) into `batch`, with a mail when `alert_email` is set.
+fn raise(
+    device: &DeviceId,
+    view: &FleetDevice,
+    (kind, since): (AlertKind, DateTime<Utc>),
+    config: &Config,
+    now: DateTime<Utc>,
+    batch: &mut WriteBatch,
+) -> Result<Alert, StoreError> {
+    let message = match kind {
+        AlertKind::Offline => format!(
+            "device {device} has been offline for {} minutes (since {})",
+            minutes(now - since),
+            since.to_rfc3339()
+        ),
+        AlertKind::OutOfSync => format!(
+            "device {device} has been out of sync for {} minutes (since {})",
+            minutes(now - since),
+            since.to_rfc3339()
+        ),
+    };
+    let mut alert = Alert {
+        id: audit_id(now),
+        device: device.clone(),
+        node: view.node.clone(),
+        kind,
+        since,
+        raised_at: now,
+        cleared_at: None,
+        cleared_because: None,
+        message: message.clone(),
+        mail: Vec::new(),
+        webhook: None,
+    };
+    if let Some(to) = &config.alert_email {
+        let mail = Mail {
+            to: to.clone(),
+            subject: format!("Signet alert: device {device} {}", kind.as_str()),
+            body: format!(
+                "{message}.\nNode: {}\nRaised at: {}\nA recovery notice follows when it recovers.\n",
+                view.node,
+                now.to_rfc3339()
+            ),
+        };
+        alert.mail.push(mail::enqueue(batch, mail, now)?);
+    }
+    batch.put(ALERTS, &alert.id, &alert)?;
+    Ok(alert)
 }
 
 /// Deletes cleared alerts older than [`CLEARED_RETENTION`], at most
@@ -347,12 +378,15 @@ pub async fn prune(state: &Hub, now: DateTime<Utc>) -> Result<usize, StoreError>
     if old.is_empty() {
         return Ok(0);
     }
-    let _write = state.store.write_lock().await;
-    let mut batch = WriteBatch::new();
-    for (key, _) in &old {
-        batch.delete(ALERTS, key);
-    }
-    state.store.apply(batch).await?;
+    state
+        .store
+        .transact(|tx| {
+            for (key, _) in &old {
+                tx.delete(ALERTS, key);
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
     Ok(old.len())
 }
 
@@ -521,17 +555,16 @@ fn bounded(mut text: String) -> String {
 
 /// Writes a webhook outcome onto the alert, as stored now.
 async fn record_outcome(state: &Hub, id: &str, outcome: WebhookOutcome) {
-    let result = async {
-        let _write = state.store.write_lock().await;
-        let Some(mut alert) = state.store.get::<Alert>(ALERTS, id)? else {
-            return Ok(());
-        };
-        alert.webhook = Some(outcome);
-        let mut batch = WriteBatch::new();
-        batch.put(ALERTS, id, &alert)?;
-        state.store.apply(batch).await
-    }
-    .await;
+    let result = state
+        .store
+        .transact(|tx| {
+            let Some(mut alert) = tx.get::<Alert>(ALERTS, id)? else {
+                return Ok(());
+            };
+            alert.webhook = Some(outcome.clone());
+            tx.put(ALERTS, id, &alert)
+        })
+        .await;
     if let Err(e) = result {
         tracing::error!(alert = id, error = %e, "recording a webhook outcome failed");
     }

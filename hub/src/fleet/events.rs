@@ -2,7 +2,9 @@
 //! id, in time order, so reports read only the hours they cover.
 //!
 //! Owns: the [`PLAY_EVENTS`], [`PLAY_EVENT_IDS`] and [`PLAY_EVENT_HOURS`]
-//! trees and their retention. Must not: decide who may read what (the API
+//! trees, their keys and their retention; what one event must be to be
+//! stored ([`check_event`]). Events are written by [`super::ingest`], many
+//! batches to a commit. Must not: decide who may read what (the API
 //! filters by the node each event is stored with).
 //!
 //! # Storage
@@ -16,15 +18,13 @@
 //! hour: [`PLAY_EVENT_HOURS`] says which hours hold events, and each is one
 //! prefix scan of [`PLAY_EVENTS`].
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use chrono::{DateTime, Datelike as _, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{DeviceId, NodeId};
-use signet_common::sync::{Checked as _, EventBatch, MAX_EVENTS_PER_BATCH, PlayEvent};
+use signet_common::sync::{Checked as _, PlayEvent};
 
 use crate::app::Hub;
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, StoreError};
 
 /// Events by `{start}/{id}`.
 pub const PLAY_EVENTS: &str = "play_events";
@@ -35,7 +35,7 @@ pub const PLAY_EVENT_HOURS: &str = "play_event_hours";
 /// The most events one retention pass deletes.
 pub const PRUNE_EVENTS: usize = 5000;
 
-/// What [`ingest`] did with a batch.
+/// What [`super::ingest_events`] did with a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ingested {
     /// Events stored for the first time.
@@ -100,60 +100,6 @@ pub fn check_event(device: &DeviceId, event: &PlayEvent) -> Result<(), String> {
     Ok(())
 }
 
-/// Stores each event of `batch` from `device` exactly once by id (U2), in
-/// one durable batch under the store's write lock; see
-/// [`crate::fleet::ingest_events`].
-///
-/// # Errors
-/// When the store fails; then nothing was stored.
-pub async fn ingest(
-    state: &Hub,
-    device: &DeviceId,
-    batch: EventBatch,
-) -> Result<Ingested, StoreError> {
-    let store = &state.store;
-    let mut report = Ingested::default();
-    let node = super::node_of(store, device)?;
-    let _write = store.write_lock().await;
-    let now = state.clock.now();
-    let mut writes = WriteBatch::new();
-    let mut seen = BTreeSet::new();
-    let mut hours: BTreeMap<String, u64> = BTreeMap::new();
-    for (index, event) in batch.events.into_iter().enumerate() {
-        if index >= MAX_EVENTS_PER_BATCH {
-            report.refused += 1;
-            continue;
-        }
-        if let Err(reason) = check_event(device, &event) {
-            tracing::warn!(%device, id = %event.id, %reason, "refused a play event");
-            report.refused += 1;
-            continue;
-        }
-        if !seen.insert(event.id.clone())
-            || store.get::<String>(PLAY_EVENT_IDS, &event.id)?.is_some()
-        {
-            report.duplicates += 1;
-            continue;
-        }
-        let key = event_key(&event);
-        *hours.entry(hour_of(event.start)).or_default() += 1;
-        writes.put(PLAY_EVENT_IDS, &event.id, &key)?;
-        let stored = StoredEvent {
-            event,
-            node: node.clone(),
-            received_at: now,
-        };
-        writes.put(PLAY_EVENTS, &key, &stored)?;
-        report.stored += 1;
-    }
-    for (hour, added) in hours {
-        let count = store.get::<u64>(PLAY_EVENT_HOURS, &hour)?.unwrap_or(0);
-        writes.put(PLAY_EVENT_HOURS, &hour, &count.saturating_add(added))?;
-    }
-    store.apply(writes).await?;
-    Ok(report)
-}
-
 /// The hour buckets holding events that may start in `[from, to)`, oldest
 /// first.
 ///
@@ -201,28 +147,32 @@ pub async fn prune(
     if old.is_empty() {
         return Ok(0);
     }
-    let _write = store.write_lock().await;
-    let mut batch = WriteBatch::new();
-    let mut deleted = 0;
-    for hour in old {
-        let events = store.scan_keys(PLAY_EVENTS, &format!("{hour}:"))?;
-        let room = PRUNE_EVENTS - deleted;
-        for key in events.iter().take(room) {
-            batch.delete(PLAY_EVENTS, key);
-            if let Some((_, id)) = key.rsplit_once('/') {
-                batch.delete(PLAY_EVENT_IDS, id);
+    // The old hours were listed outside; inside, each one's events and
+    // count are read again, so an event arriving late into an old hour
+    // makes the pass run again rather than leave a wrong count.
+    store
+        .transact(|tx| {
+            let mut deleted = 0;
+            for hour in &old {
+                let events = tx.scan_keys(PLAY_EVENTS, &format!("{hour}:"))?;
+                let room = PRUNE_EVENTS - deleted;
+                for key in events.iter().take(room) {
+                    tx.delete(PLAY_EVENTS, key);
+                    if let Some((_, id)) = key.rsplit_once('/') {
+                        tx.delete(PLAY_EVENT_IDS, id);
+                    }
+                }
+                let taken = events.len().min(room);
+                deleted += taken;
+                if taken == events.len() {
+                    tx.delete(PLAY_EVENT_HOURS, hour);
+                } else {
+                    let left = u64::try_from(events.len() - taken).unwrap_or(u64::MAX);
+                    tx.put(PLAY_EVENT_HOURS, hour, &left)?;
+                    break;
+                }
             }
-        }
-        let taken = events.len().min(room);
-        deleted += taken;
-        if taken == events.len() {
-            batch.delete(PLAY_EVENT_HOURS, &hour);
-        } else {
-            let left = u64::try_from(events.len() - taken).unwrap_or(u64::MAX);
-            batch.put(PLAY_EVENT_HOURS, &hour, &left)?;
-            break;
-        }
-    }
-    store.apply(batch).await?;
-    Ok(deleted)
+            Ok(deleted)
+        })
+        .await
 }

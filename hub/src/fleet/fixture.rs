@@ -20,7 +20,7 @@ use signet_common::sync::{DeviceState, NowPlaying};
 use super::{DEVICE_STATES, DeviceStatus};
 use crate::devices::{DEVICES, Device, node_device_key};
 use crate::store::{Store, StoreError, WriteBatch};
-use crate::tenancy::{NODE_DEVICES, NODES, Node, load_tree};
+use crate::tenancy::{NODE_DEVICES, NODES, Node, load_tree_in};
 
 /// Every fixture device's id starts with this; any other device is real.
 pub const FIXTURE_DEVICE_PREFIX: &str = "d-fixture-";
@@ -131,107 +131,111 @@ pub async fn seed(
     if devices == 0 || devices > MAX_FIXTURE_DEVICES {
         return Err(FixtureError::Count);
     }
-    let _write = store.write_lock().await;
-    let existing = store.scan_keys(DEVICES, "")?;
-    let real: Vec<&String> = existing
-        .iter()
-        .filter(|id| !id.starts_with(FIXTURE_DEVICE_PREFIX))
-        .collect();
-    if let Some(example) = real.first() {
-        return Err(FixtureError::RealDevices {
-            count: real.len(),
-            example: (*example).clone(),
-        });
-    }
-    let (tree, _) = load_tree(store)?;
-    let root = tree.root().clone();
-    let mut batch = WriteBatch::new();
-    // The previous fixture's devices go (its nodes are reused by id).
-    for id in &existing {
-        if let Some(old) = store.get::<Device>(DEVICES, id)? {
-            batch.delete(NODE_DEVICES, &node_device_key(&old.node, &old.id));
-        }
-        batch.delete(DEVICES, id);
-        batch.delete(DEVICE_STATES, id);
-    }
-    let sites = devices.div_ceil(DEVICES_PER_SITE);
-    let regions = sites.div_ceil(SITES_PER_REGION);
-    let node = |id: String, parent: &NodeId, name: String| Node {
-        id: NodeId::from(id.as_str()),
-        parent: Some(parent.clone()),
-        name,
-        restricted: false,
-        created_by: None,
-        created_at: now,
-        content_manager_email: None,
-        strict_feeds: false,
-        created_at_root_level: true,
-        locale: Default::default(),
-    };
-    for r in 0..regions {
-        let region = node(
-            format!("{FIXTURE_NODE_PREFIX}r{r:03}"),
-            &root,
-            format!("Fixture region {}", r + 1),
-        );
-        batch.put(NODES, region.id.as_str(), &region)?;
-    }
-    let mut seeded = Seeded {
-        devices,
-        sites,
-        regions,
-        online: 0,
-        never_reported: 0,
-    };
-    for i in 0..devices {
-        let (site, region) = (
-            i / DEVICES_PER_SITE,
-            i / DEVICES_PER_SITE / SITES_PER_REGION,
-        );
-        let site_id =
-            NodeId::from(format!("{FIXTURE_NODE_PREFIX}r{region:03}-s{site:04}").as_str());
-        if i.is_multiple_of(DEVICES_PER_SITE) {
-            let parent = NodeId::from(format!("{FIXTURE_NODE_PREFIX}r{region:03}").as_str());
-            let site_node = node(
-                site_id.to_string(),
-                &parent,
-                format!(
-                    "Fixture site {}.{}",
-                    region + 1,
-                    site % SITES_PER_REGION + 1
-                ),
-            );
-            batch.put(NODES, site_id.as_str(), &site_node)?;
-        }
-        let id = DeviceId::from(format!("{FIXTURE_DEVICE_PREFIX}{i:06}").as_str());
-        let device = Device {
-            id: id.clone(),
-            name: format!("Screen {:05}", i + 1),
-            node: site_id.clone(),
-            public_key: String::new(),
-            os: "fixture".into(),
-            agent_version: "0.1.0".into(),
-            paired_at: now - TimeDelta::days(30),
-            paired_by: UserId::from("fixture"),
-            // The hash of nothing any device could send: no login.
-            secret_hash: String::new(),
-            last_command_version: 0,
-            variables: Default::default(),
-        };
-        batch.put(DEVICES, id.as_str(), &device)?;
-        batch.put(
-            NODE_DEVICES,
-            &node_device_key(&site_id, &id),
-            &serde_json::json!({"device": id}),
-        )?;
-        match fake_status(i, &id, now) {
-            Some(status) => {
-                seeded.online += usize::from(status.online);
-                batch.put(DEVICE_STATES, id.as_str(), &status)?;
+    store
+        .transact(|tx| {
+            let existing = tx.scan_keys(DEVICES, "")?;
+            let real: Vec<&String> = existing
+                .iter()
+                .filter(|id| !id.starts_with(FIXTURE_DEVICE_PREFIX))
+                .collect();
+            if let Some(example) = real.first() {
+                return Err(FixtureError::RealDevices {
+                    count: real.len(),
+                    example: (*example).clone(),
+                });
             }
-            None => seeded.never_reported += 1,
-        }
-    }
-    store.apply(batch).await?;
-    Ok(seeded)
+            let (tree, _) = load_tree_in(tx)?;
+            let root = tree.root().clone();
+            let mut batch = WriteBatch::new();
+            // The previous fixture's devices go (its nodes are reused by id).
+            for id in &existing {
+                if let Some(old) = tx.get::<Device>(DEVICES, id)? {
+                    batch.delete(NODE_DEVICES, &node_device_key(&old.node, &old.id));
+                }
+                batch.delete(DEVICES, id);
+                batch.delete(DEVICE_STATES, id);
+            }
+            let sites = devices.div_ceil(DEVICES_PER_SITE);
+            let regions = sites.div_ceil(SITES_PER_REGION);
+            let node = |id: String, parent: &NodeId, name: String| Node {
+                id: NodeId::from(id.as_str()),
+                parent: Some(parent.clone()),
+                name,
+                restricted: false,
+                created_by: None,
+                created_at: now,
+                content_manager_email: None,
+                strict_feeds: false,
+                created_at_root_level: true,
+                locale: Default::default(),
+            };
+            for r in 0..regions {
+                let region = node(
+                    format!("{FIXTURE_NODE_PREFIX}r{r:03}"),
+                    &root,
+                    format!("Fixture region {}", r + 1),
+                );
+                batch.put(NODES, region.id.as_str(), &region)?;
+            }
+            let mut seeded = Seeded {
+                devices,
+                sites,
+                regions,
+                online: 0,
+                never_reported: 0,
+            };
+            for i in 0..devices {
+                let (site, region) = (
+                    i / DEVICES_PER_SITE,
+                    i / DEVICES_PER_SITE / SITES_PER_REGION,
+                );
+                let site_id =
+                    NodeId::from(format!("{FIXTURE_NODE_PREFIX}r{region:03}-s{site:04}").as_str());
+                if i.is_multiple_of(DEVICES_PER_SITE) {
+                    let parent =
+                        NodeId::from(format!("{FIXTURE_NODE_PREFIX}r{region:03}").as_str());
+                    let site_node = node(
+                        site_id.to_string(),
+                        &parent,
+                        format!(
+                            "Fixture site {}.{}",
+                            region + 1,
+                            site % SITES_PER_REGION + 1
+                        ),
+                    );
+                    batch.put(NODES, site_id.as_str(), &site_node)?;
+                }
+                let id = DeviceId::from(format!("{FIXTURE_DEVICE_PREFIX}{i:06}").as_str());
+                let device = Device {
+                    id: id.clone(),
+                    name: format!("Screen {:05}", i + 1),
+                    node: site_id.clone(),
+                    public_key: String::new(),
+                    os: "fixture".into(),
+                    agent_version: "0.1.0".into(),
+                    paired_at: now - TimeDelta::days(30),
+                    paired_by: UserId::from("fixture"),
+                    // The hash of nothing any device could send: no login.
+                    secret_hash: String::new(),
+                    last_command_version: 0,
+                    variables: Default::default(),
+                };
+                batch.put(DEVICES, id.as_str(), &device)?;
+                batch.put(
+                    NODE_DEVICES,
+                    &node_device_key(&site_id, &id),
+                    &serde_json::json!({"device": id}),
+                )?;
+                match fake_status(i, &id, now) {
+                    Some(status) => {
+                        seeded.online += usize::from(status.online);
+                        batch.put(DEVICE_STATES, id.as_str(), &status)?;
+                    }
+                    None => seeded.never_reported += 1,
+                }
+            }
+            tx.include(batch);
+            Ok(seeded)
+        })
+        .await
 }

@@ -56,24 +56,27 @@
 pub mod alerts;
 pub mod events;
 pub mod fixture;
+pub mod ingest;
+
 pub mod stream;
+
+mod view;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use signet_common::digest::Sha256;
-use signet_common::documents::DeviceAssignment;
-use signet_common::envelope::DocumentKind;
 use signet_common::ids::{DeviceId, NodeId};
-use signet_common::sync::{
-    AppliedDocument, Checked as _, DeviceState, EventBatch, NowPlaying, PendingActivation,
-};
+use signet_common::sync::{Checked as _, DeviceState, EventBatch};
 
 use crate::app::Hub;
-use crate::publish::{self, SignedDocument};
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, StoreError};
 use crate::tenancy::NODE_DEVICES;
 
 pub use events::Ingested;
+pub use ingest::FleetIngest;
+pub use view::{
+    ActivationProgress, Connection, DocumentStatus, DocumentSync, FleetCounts, FleetDevice, counts,
+    desired_documents, device_view, document_sync,
+};
 
 /// The latest reported state per device id.
 pub const DEVICE_STATES: &str = "device_states";
@@ -149,7 +152,7 @@ impl DeviceStatus {
 /// moment: a device back after its heartbeats had timed out is online
 /// since now, and a last will arriving after the timeout keeps the
 /// timeout's `since`.
-fn next_status(
+pub(crate) fn next_status(
     previous: Option<DeviceStatus>,
     reported: DeviceState,
     liveness: Liveness,
@@ -193,8 +196,10 @@ fn next_status(
 /// Records the state `device` reported on its state topic (U4), durably
 /// before returning: the report, the hub's receive time as the last
 /// heartbeat, online or offline (the last will says `online: false`) and
-/// when that last changed (judged by [`DeviceStatus::connection_at`]). A report naming another device, or out of its
-/// bounds, is refused: logged, nothing stored.
+/// when that last changed (judged by [`DeviceStatus::connection_at`]). It
+/// goes into the next batch of [`FleetIngest`] (one commit for many
+/// reports, never behind an operator's write). A report naming another
+/// device, or out of its bounds, is refused: logged, nothing stored.
 ///
 /// # Errors
 /// When the store fails.
@@ -212,21 +217,21 @@ pub async fn record_state(
         tracing::warn!(%device, error = %e, "refused a device state out of bounds");
         return Ok(());
     }
-    let _write = state.store.write_lock().await;
-    let previous: Option<DeviceStatus> = state.store.get(DEVICE_STATES, device.as_str())?;
-    let status = next_status(previous, reported, Liveness::of(state));
-    let mut batch = WriteBatch::new();
-    batch.put(DEVICE_STATES, device.as_str(), &status)?;
-    state.store.apply(batch).await?;
-    state.fleet_feed.heartbeat(state, device, &status);
-    state.fleet_feed.device_changed(state, device);
+    let report = ingest::Report::State(Box::new(reported));
+    if let ingest::Outcome::State(status) = state.fleet_ingest.submit(state, device, report).await?
+    {
+        state.fleet_feed.heartbeat(state, device, &status);
+        state.fleet_feed.device_changed(state, device);
+    }
     Ok(())
 }
 
 /// Stores each event of `batch` from `device` exactly once by id (U2),
-/// durably, in one batch, before returning. Events naming another device,
-/// out of bounds, or beyond [`signet_common::sync::MAX_EVENTS_PER_BATCH`]
-/// are refused (counted in [`Ingested::refused`]); see [`events::ingest`].
+/// durably, before returning, in the next batch of [`FleetIngest`]. Events
+/// naming another device, out of bounds, or beyond
+/// [`signet_common::sync::MAX_EVENTS_PER_BATCH`] are refused (counted in
+/// [`Ingested::refused`]). Each event is stored with the node the device is
+/// attached at now.
 ///
 /// # Errors
 /// When the store fails; then nothing was stored.
@@ -235,7 +240,12 @@ pub async fn ingest_events(
     device: &DeviceId,
     batch: EventBatch,
 ) -> Result<Ingested, StoreError> {
-    events::ingest(state, device, batch).await
+    let node = node_of(&state.store, device)?;
+    let report = ingest::Report::Events { batch, node };
+    match state.fleet_ingest.submit(state, device, report).await? {
+        ingest::Outcome::Events(ingested) => Ok(ingested),
+        ingest::Outcome::State(_) => Ok(Ingested::default()),
+    }
 }
 
 /// The stored status of `device`, if it ever reported.
@@ -280,447 +290,16 @@ pub fn node_of(store: &Store, device: &DeviceId) -> Result<Option<NodeId>, Store
         }))
 }
 
-/// How the device is connected, as far as the hub knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Connection {
-    /// Its latest message said online and its last heartbeat is recent.
-    Online,
-    /// Its latest message said offline (MQTT last will or clean shutdown),
-    /// or its heartbeats stopped for longer than `heartbeat_timeout_secs`.
-    Offline,
-    /// It never reported.
-    NeverReported,
-}
-
-/// Where one desired document stands on the device (U4, D3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DocumentStatus {
-    /// The desired version is in use (activated).
-    InSync,
-    /// Nothing, or only an older version, accepted; no refusal known.
-    NotReceived,
-    /// The desired version is accepted and its content on its way; the
-    /// previously activated version keeps playing.
-    Downloading,
-    /// Refused: by verification (signature, rollback guard, floor, …) or
-    /// by the cache (more than its limit).
-    Refused,
-    /// Accepted at the desired version, but neither activated nor reported
-    /// as pending (e.g. an agent too old to report activation).
-    Waiting,
-}
-
-impl DocumentStatus {
-    /// The status in words, for status lines.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::InSync => "in sync",
-            Self::NotReceived => "not received",
-            Self::Downloading => "downloading",
-            Self::Refused => "refused",
-            Self::Waiting => "waiting",
-        }
-    }
-}
-
-/// How far the content of an accepted, not yet activated manifest is (D3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ActivationProgress {
-    /// Items it needs.
-    pub items_needed: u64,
-    /// Of those, items present and verified.
-    pub items_cached: u64,
-    /// Bytes its needed items take.
-    pub bytes_needed: u64,
-    /// Of those, bytes present.
-    pub bytes_cached: u64,
-}
-
-impl From<&PendingActivation> for ActivationProgress {
-    fn from(pending: &PendingActivation) -> Self {
-        Self {
-            items_needed: pending.items_needed,
-            items_cached: pending.items_cached,
-            bytes_needed: pending.bytes_needed,
-            bytes_cached: pending.bytes_cached,
-        }
-    }
-}
-
-/// One desired document against what the device accepted and activated
-/// (U4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DocumentSync {
-    /// `device_assignment` or `group_manifest`.
-    #[schema(value_type = String)]
-    pub kind: DocumentKind,
-    /// The device id or group id.
-    pub subject: String,
-    /// The latest signed version.
-    pub desired_version: u64,
-    /// SHA-256 of the latest signed envelope.
-    #[schema(value_type = String)]
-    pub desired_sha256: Sha256,
-    /// When the latest version was signed.
-    pub issued_at: DateTime<Utc>,
-    /// The version the device accepted (verified and durable), if any.
-    pub accepted_version: Option<u64>,
-    /// The hash the device reported with it.
-    #[schema(value_type = Option<String>)]
-    pub accepted_sha256: Option<Sha256>,
-    /// The version in use: for a group manifest the one activated (every
-    /// item present and verified), for other kinds the one accepted.
-    pub activated_version: Option<u64>,
-    /// Where it stands.
-    pub status: DocumentStatus,
-    /// Why it is not in sync, for a human; `None` when in sync.
-    pub reason: Option<String>,
-    /// Content progress of the accepted version while it is not activated.
-    pub progress: Option<ActivationProgress>,
-    /// The desired version is activated.
-    pub in_sync: bool,
-}
-
-/// Megabytes with one decimal, for reasons.
-fn mib(bytes: u64) -> String {
-    // Display only: the precision lost above 2^52 bytes does not matter.
-    #[allow(clippy::cast_precision_loss)]
-    let mib = bytes as f64 / (1024.0 * 1024.0);
-    format!("{mib:.1} MiB")
-}
-
-/// Where `desired` stands on a device whose latest report is `report`
-/// (see the module doc).
-#[must_use]
-pub fn document_sync(desired: &SignedDocument, report: Option<&DeviceState>) -> DocumentSync {
-    let key = publish::document_key(desired.kind, &desired.subject);
-    let version = desired.version;
-    let accepted: Option<&AppliedDocument> = report.and_then(|r| r.applied.get(&key));
-    let activated = if desired.kind == DocumentKind::GroupManifest {
-        report
-            .and_then(|r| r.activated.get(&key))
-            .map(|a| a.version)
-    } else {
-        accepted.map(|a| a.version)
-    };
-    let pending = report.and_then(|r| r.pending.get(&key));
-    let refused = report
-        .and_then(|r| r.refused.get(&key))
-        .filter(|r| r.version.is_none_or(|v| v >= version));
-    let in_sync = activated == Some(version);
-    let mut progress = None;
-    let (status, reason) = if in_sync {
-        (DocumentStatus::InSync, None)
-    } else if accepted.is_some_and(|a| a.version == version) {
-        match pending {
-            Some(pending) => {
-                progress = Some(ActivationProgress::from(pending));
-                match &pending.refusal {
-                    Some(refusal) => (DocumentStatus::Refused, Some(refusal.clone())),
-                    None => (
-                        DocumentStatus::Downloading,
-                        Some(format!(
-                            "downloading version {}: {} of {} items, {} of {}",
-                            pending.version,
-                            pending.items_cached,
-                            pending.items_needed,
-                            mib(pending.bytes_cached),
-                            mib(pending.bytes_needed)
-                        )),
-                    ),
-                }
-            }
-            None => (
-                DocumentStatus::Waiting,
-                Some(format!(
-                    "version {version} accepted but not in use, and the device reports no progress towards it"
-                )),
-            ),
-        }
-    } else if let Some(refused) = refused {
-        let reason = match refused.version {
-            Some(v) => format!("version {v} refused: {}", refused.reason),
-            None => format!("refused: {}", refused.reason),
-        };
-        (DocumentStatus::Refused, Some(reason))
-    } else {
-        let reason = match accepted {
-            Some(a) => format!(
-                "has version {}; version {version} not received yet",
-                a.version
-            ),
-            None => format!("version {version} not received yet"),
-        };
-        (DocumentStatus::NotReceived, Some(reason))
-    };
-    DocumentSync {
-        kind: desired.kind,
-        subject: desired.subject.clone(),
-        desired_version: version,
-        desired_sha256: desired.sha256,
-        issued_at: desired.issued_at,
-        accepted_version: accepted.map(|a| a.version),
-        accepted_sha256: accepted.map(|a| a.sha256),
-        activated_version: activated,
-        status,
-        reason,
-        progress,
-        in_sync,
-    }
-}
-
-/// A device as the fleet view shows it (U4).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FleetDevice {
-    /// The device.
-    #[schema(value_type = String)]
-    pub device_id: DeviceId,
-    /// The leaf node it is attached at.
-    #[schema(value_type = String)]
-    pub node: NodeId,
-    /// Online, offline or never reported.
-    pub connection: Connection,
-    /// Online now: its latest message said online and its last heartbeat
-    /// is at most `heartbeat_timeout_secs` old.
-    pub online: bool,
-    /// Since when it is online or offline (hub time); for a device whose
-    /// heartbeats stopped, its last heartbeat plus the timeout.
-    pub since: Option<DateTime<Utc>>,
-    /// When the hub received its latest online report.
-    pub last_heartbeat: Option<DateTime<Utc>>,
-    /// When the device wrote its latest report (its trusted time).
-    pub reported_at: Option<DateTime<Utc>>,
-    /// Agent version.
-    pub agent_version: Option<String>,
-    /// Operating system.
-    pub os: Option<String>,
-    /// What plays now (only while online).
-    #[schema(value_type = Option<Object>)]
-    pub now_playing: Option<NowPlaying>,
-    /// Bytes in the content cache.
-    pub cache_bytes: Option<u64>,
-    /// Download progress towards the newest manifests, and the cache's
-    /// refusal when they need more than its limit (D2, D3, D10).
-    #[schema(value_type = Option<Object>)]
-    pub cache: Option<signet_common::sync::CacheProgress>,
-    /// Free bytes on the cache's file system.
-    pub disk_free_bytes: Option<u64>,
-    /// Processor temperature in °C.
-    pub temperature_c: Option<f32>,
-    /// Trusted time minus wall clock, in milliseconds (S6).
-    pub clock_offset_ms: Option<i64>,
-    /// The last error the agent reported; when it reported none, the reason
-    /// of the first refused desired document.
-    pub last_error: Option<String>,
-    /// Every desired document against what the device accepted and
-    /// activated.
-    pub documents: Vec<DocumentSync>,
-    /// Every desired document activated at exactly the desired version (U4).
-    pub in_sync: bool,
-    /// Why it cannot be in sync when that is not about one document (no
-    /// assignment signed yet, never reported).
-    pub sync_note: Option<String>,
-    /// Since when an online device has been out of sync: the later of when
-    /// the oldest desired version not in use was signed and when it came
-    /// online. What out-of-sync alerts measure from.
-    pub out_of_sync_since: Option<DateTime<Utc>>,
-}
-
-/// The documents `device` should have applied: its latest signed
-/// assignment and the latest signed manifest of every group that
-/// assignment names (see the module doc). `None` when no assignment was
-/// signed for it.
-///
-/// # Errors
-/// When the store fails, or the stored assignment does not decode.
-pub fn desired_documents(
-    store: &Store,
-    device: &DeviceId,
-) -> Result<Option<Vec<SignedDocument>>, StoreError> {
-    let kind = DocumentKind::DeviceAssignment;
-    let Some(record) = publish::latest(store, kind, device.as_str())? else {
-        return Ok(None);
-    };
-    let corrupt = |reason: String| StoreError::Corrupt {
-        tree: publish::SIGNED_ENVELOPES,
-        key: publish::document_key(kind, device.as_str()),
-        reason,
-    };
-    let envelope = publish::envelope_of(store, kind, device.as_str())?
-        .ok_or_else(|| corrupt("the envelope of a signed document is missing".into()))?;
-    let opened =
-        signet_common::envelope::open(envelope.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
-    let assignment: DeviceAssignment =
-        serde_json::from_slice(opened.payload()).map_err(|e| corrupt(e.to_string()))?;
-    let mut desired = vec![record];
-    for group in assignment.group_ids() {
-        if let Some(manifest) = publish::latest(store, DocumentKind::GroupManifest, group)? {
-            desired.push(manifest);
-        }
-    }
-    Ok(Some(desired))
-}
-
-/// The fleet view of `device`, attached at `node`, as of `liveness` (U4).
-///
-/// # Errors
-/// When the store fails.
-pub fn device_view(
-    store: &Store,
-    device: &DeviceId,
-    node: &NodeId,
-    liveness: Liveness,
-) -> Result<FleetDevice, StoreError> {
-    let status = status_of(store, device)?;
-    let desired = desired_documents(store, device)?;
-    let report = status.as_ref().map(|s| &s.state);
-    let documents: Vec<DocumentSync> = desired
-        .iter()
-        .flatten()
-        .map(|d| document_sync(d, report))
-        .collect();
-    let sync_note = match (&status, &desired) {
-        (None, _) => Some("the device never reported its state".to_owned()),
-        (_, None) => Some("no assignment has been signed for the device yet".to_owned()),
-        _ => None,
-    };
-    let in_sync = sync_note.is_none() && documents.iter().all(|d| d.in_sync);
-    let connected = status.as_ref().map(|s| s.connection_at(liveness));
-    let online = connected.is_some_and(|(online, _)| online);
-    let out_of_sync_since = match connected {
-        Some((true, since)) if !in_sync && desired.is_some() => documents
-            .iter()
-            .filter(|d| !d.in_sync)
-            .map(|d| d.issued_at)
-            .min()
-            .map(|oldest| oldest.max(since)),
-        _ => None,
-    };
-    let connection = match connected {
-        None => Connection::NeverReported,
-        Some((true, _)) => Connection::Online,
-        Some((false, _)) => Connection::Offline,
-    };
-    let last_error = report
-        .and_then(|r| r.last_error.clone())
-        .filter(|e| !e.trim().is_empty())
-        .or_else(|| {
-            documents
-                .iter()
-                .find(|d| d.status == DocumentStatus::Refused)
-                .and_then(|d| d.reason.clone())
-        });
-    Ok(FleetDevice {
-        device_id: device.clone(),
-        node: node.clone(),
-        connection,
-        online,
-        since: connected.map(|(_, since)| since),
-        last_heartbeat: status.as_ref().and_then(|s| s.last_heartbeat),
-        reported_at: report.map(|r| r.at),
-        agent_version: report.map(|r| r.agent_version.clone()),
-        os: report.map(|r| r.os.clone()),
-        now_playing: report
-            .filter(|_| online)
-            .and_then(|r| r.now_playing.clone()),
-        cache_bytes: report.map(|r| r.cache_bytes),
-        cache: report.and_then(|r| r.cache.clone()),
-        disk_free_bytes: report.and_then(|r| r.disk_free_bytes),
-        temperature_c: report.and_then(|r| r.temperature_c),
-        clock_offset_ms: report.map(|r| r.clock_offset_ms),
-        last_error,
-        documents,
-        in_sync,
-        sync_note,
-        out_of_sync_since,
-    })
-}
-
-/// The fleet's totals (U4): the gauges of `/metrics` and the console's
-/// summary (`GET /api/v1/fleet/summary`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FleetCounts {
-    /// Devices attached to a leaf node.
-    pub attached: u64,
-    /// Of those, online as [`DeviceStatus::connection_at`] decides.
-    pub online: u64,
-    /// Of those, not online (offline, or never reported).
-    pub offline: u64,
-    /// Of those, in sync as [`device_view`] decides, online or not.
-    pub in_sync: u64,
-    /// Of those, not in sync.
-    pub out_of_sync: u64,
-    /// Of those, online and reporting something playing.
-    pub playing: u64,
-    /// Of those, showing a last error (the agent's, or a refusal).
-    pub with_errors: u64,
-}
-
-impl FleetCounts {
-    /// The counts of one device's view.
-    #[must_use]
-    pub fn of(view: &FleetDevice) -> Self {
-        let mut one = Self::default();
-        one.add(view);
-        one
-    }
-
-    /// Adds other counts.
-    pub fn merge(&mut self, other: &Self) {
-        self.attached += other.attached;
-        self.online += other.online;
-        self.offline += other.offline;
-        self.in_sync += other.in_sync;
-        self.out_of_sync += other.out_of_sync;
-        self.playing += other.playing;
-        self.with_errors += other.with_errors;
-    }
-
-    /// Takes away counts [`FleetCounts::merge`] added.
-    pub fn remove(&mut self, other: &Self) {
-        self.attached = self.attached.saturating_sub(other.attached);
-        self.online = self.online.saturating_sub(other.online);
-        self.offline = self.offline.saturating_sub(other.offline);
-        self.in_sync = self.in_sync.saturating_sub(other.in_sync);
-        self.out_of_sync = self.out_of_sync.saturating_sub(other.out_of_sync);
-        self.playing = self.playing.saturating_sub(other.playing);
-        self.with_errors = self.with_errors.saturating_sub(other.with_errors);
-    }
-
-    /// Adds one device's view.
-    pub fn add(&mut self, view: &FleetDevice) {
-        self.attached += 1;
-        self.online += u64::from(view.online);
-        self.offline += u64::from(!view.online);
-        self.in_sync += u64::from(view.in_sync);
-        self.out_of_sync += u64::from(!view.in_sync);
-        self.playing += u64::from(view.online && view.now_playing.is_some());
-        self.with_errors += u64::from(view.last_error.is_some());
-    }
-}
-
-/// Counts the attached devices, online, in sync, playing and with errors,
-/// each through [`device_view`] (the fleet view's own rule) as of
-/// `liveness`.
-///
-/// # Errors
-/// When the store fails.
-pub fn counts(store: &Store, liveness: Liveness) -> Result<FleetCounts, StoreError> {
-    let mut counts = FleetCounts::default();
-    for (device, node) in attached_devices(store)? {
-        counts.add(&device_view(store, &device, &node, liveness)?);
-    }
-    Ok(counts)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
+    use signet_common::digest::Sha256;
+    use signet_common::envelope::DocumentKind;
+    use signet_common::sync::{AppliedDocument, PendingActivation};
+
     use super::*;
+    use crate::publish::SignedDocument;
 
     fn report(online: bool, at: &str) -> DeviceState {
         DeviceState {

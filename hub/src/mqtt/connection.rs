@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::hub_time;
-use super::reports::{self, DeviceReports, Verdict};
+use super::reports::{self, DeviceReports};
 use super::retained::{self, WatchInbox};
 use crate::app::Hub;
 use crate::config::{BrokerUrl, MqttConfig, SYSTEM_CA_BUNDLE};
@@ -30,9 +30,6 @@ pub const MAX_OUTGOING_PACKET: usize = MAX_DOCUMENT_BYTES + 64 * 1024;
 /// ([`signet_common::sync::MAX_MESSAGE_BYTES`]) so an oversized one is read, refused with a
 /// logged reason and acknowledged instead of breaking the connection.
 pub const MAX_INCOMING_PACKET: usize = 2 * MAX_DOCUMENT_BYTES;
-/// How many times a failing store call is tried before the message is left
-/// unacknowledged (the broker redelivers it when the session resumes).
-const STORE_ATTEMPTS: u32 = 3;
 
 /// Why the MQTT side could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -355,7 +352,7 @@ impl HubLink {
             connected_rx.clone(),
             cancel.clone(),
         ));
-        tracker.spawn(inbox(
+        tracker.spawn(reports::inbox(
             self.client,
             reports,
             self.metrics,
@@ -554,61 +551,5 @@ async fn publish_hub_time(state: &Hub, waiting: &WaitingPublisher) {
             }
         }
         Err(e) => tracing::error!(error = %e, "signing hub_time failed"),
-    }
-}
-
-/// Hands each device message to `reports` in arrival order and
-/// acknowledges it once its effect is stored or it was refused (S9).
-async fn inbox(
-    client: AsyncClient,
-    reports: Arc<dyn DeviceReports>,
-    metrics: Arc<Metrics>,
-    mut messages: mpsc::Receiver<Publish>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let publish = tokio::select! {
-            () = cancel.cancelled() => break,
-            next = messages.recv() => match next {
-                Some(publish) => publish,
-                None => break,
-            },
-        };
-        let topic = publish.topic.clone();
-        let mut attempt = 0;
-        let acknowledge = loop {
-            attempt += 1;
-            match reports::handle(reports.as_ref(), &topic, &publish.payload).await {
-                Verdict::Stored => break true,
-                Verdict::Refused { reason, detail } => {
-                    metrics.count_refused_report(reason, "mqtt", &topic, &detail);
-                    break true;
-                }
-                Verdict::Ignored(detail) => {
-                    tracing::debug!(%topic, %detail, "device message ignored");
-                    break true;
-                }
-                Verdict::Failed(reason) if attempt < STORE_ATTEMPTS => {
-                    tracing::warn!(%topic, %reason, attempt, "storing a device message failed; retrying");
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_millis(200 << attempt)) => {}
-                    }
-                }
-                Verdict::Failed(reason) => {
-                    tracing::error!(%topic, %reason, "storing a device message failed; left unacknowledged for redelivery");
-                    break false;
-                }
-            }
-        };
-        if acknowledge {
-            let acked = tokio::select! {
-                () = cancel.cancelled() => return,
-                r = client.ack(&publish) => r,
-            };
-            if let Err(e) = acked {
-                tracing::error!(error = %e, %topic, "acknowledging failed");
-            }
-        }
     }
 }

@@ -6,27 +6,49 @@
 //! by the key registered at pairing for the device the topic names (S11,
 //! [`signet_common::sync::signed`]), about that device alone — and handing
 //! it to a [`DeviceReports`] sink — [`FleetReports`] in `serve`, which
-//! calls [`crate::fleet`]. The caller acknowledges the message only after
+//! calls [`crate::fleet`]; and the [`inbox`] that does so for every message
+//! the hub's link receives. The inbox acknowledges a message only after
 //! [`handle`] says [`Verdict::Stored`], [`Verdict::Refused`] or
-//! [`Verdict::Ignored`], and counts each refusal. Must not: store anything
-//! itself.
+//! [`Verdict::Ignored`] (S9), and counts each refusal. Must not: store
+//! anything itself.
+//!
+//! # Many messages in flight
+//! The inbox hands up to [`IN_FLIGHT`] messages to the sink at once, so the
+//! fleet's ingest stores them many to a commit ([`crate::fleet::ingest`]),
+//! and acknowledges them in the order they arrived, each once its own
+//! effect is stored.
 //!
 //! So a report reaches the fleet view or the usage reports only when the
 //! device its topic names signed it, on any broker, whatever the broker's
 //! access rules let others publish.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use rumqttc::{AsyncClient, Publish};
 use signet_common::envelope::PublicKey;
 use signet_common::ids::{DeviceId, MAX_ID_LEN};
 use signet_common::sync::signed::{Report, verify_report};
 use signet_common::sync::{DeviceState, EventBatch, TOPIC_PREFIX};
 
 use crate::app::Hub;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
 use crate::fleet::Ingested;
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 
 /// The filters the hub subscribes to (QoS 1), under `signet/v1/`.
 pub const SUBSCRIPTIONS: [&str; 2] = ["devices/+/state", "devices/+/events"];
+/// The most device messages the inbox has in the sink's hands at once.
+pub const IN_FLIGHT: usize = 1024;
+/// How many times a failing store call is tried before the message is left
+/// unacknowledged (the broker redelivers it when the session resumes).
+const STORE_ATTEMPTS: u32 = 3;
 
 /// Where checked device reports go, and the device keys they are checked
 /// against.
@@ -179,6 +201,85 @@ pub async fn handle(reports: &dyn DeviceReports, topic: &str, payload: &[u8]) ->
             }
         }
     }
+}
+
+/// Hands each device message from `messages` to `reports` — up to
+/// [`IN_FLIGHT`] at once — and acknowledges each, in arrival order, once
+/// its effect is stored or it was refused (S9); a message whose store call
+/// keeps failing is left unacknowledged for redelivery.
+pub async fn inbox(
+    client: AsyncClient,
+    reports: Arc<dyn DeviceReports>,
+    metrics: Arc<Metrics>,
+    mut messages: mpsc::Receiver<Publish>,
+    cancel: CancellationToken,
+) {
+    let mut pending = FuturesOrdered::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            next = messages.recv(), if open && pending.len() < IN_FLIGHT => match next {
+                Some(publish) => pending.push_back(settle(
+                    Arc::clone(&reports),
+                    Arc::clone(&metrics),
+                    publish,
+                    cancel.clone(),
+                )),
+                None => open = false,
+            },
+            Some((publish, acknowledge)) = pending.next(), if !pending.is_empty() => {
+                if !acknowledge {
+                    continue;
+                }
+                let acked = tokio::select! {
+                    () = cancel.cancelled() => break,
+                    r = client.ack(&publish) => r,
+                };
+                if let Err(e) = acked {
+                    tracing::error!(error = %e, topic = %publish.topic, "acknowledging failed");
+                }
+            }
+        }
+    }
+}
+
+/// Hands one message to `reports`, trying a failing store call
+/// [`STORE_ATTEMPTS`] times; returns it with whether to acknowledge it.
+async fn settle(
+    reports: Arc<dyn DeviceReports>,
+    metrics: Arc<Metrics>,
+    publish: Publish,
+    cancel: CancellationToken,
+) -> (Publish, bool) {
+    let topic = publish.topic.clone();
+    let mut attempt = 0;
+    let acknowledge = loop {
+        attempt += 1;
+        match handle(reports.as_ref(), &topic, &publish.payload).await {
+            Verdict::Stored => break true,
+            Verdict::Refused { reason, detail } => {
+                metrics.count_refused_report(reason, "mqtt", &topic, &detail);
+                break true;
+            }
+            Verdict::Ignored(detail) => {
+                tracing::debug!(%topic, %detail, "device message ignored");
+                break true;
+            }
+            Verdict::Failed(reason) if attempt < STORE_ATTEMPTS => {
+                tracing::warn!(%topic, %reason, attempt, "storing a device message failed; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => break false,
+                    () = tokio::time::sleep(Duration::from_millis(200 << attempt)) => {}
+                }
+            }
+            Verdict::Failed(reason) => {
+                tracing::error!(%topic, %reason, "storing a device message failed; left unacknowledged for redelivery");
+                break false;
+            }
+        }
+    };
+    (publish, acknowledge)
 }
 
 /// The report in `payload`, verified against the key registered for

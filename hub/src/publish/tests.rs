@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use signet_common::ids::NodeId;
@@ -16,35 +15,20 @@ use super::{PublishError, Trigger, When, run_due};
 use crate::app::{Hub, SystemClock};
 use crate::config::Config;
 use crate::groups::GroupRef;
-use crate::identity::{Actor, LoginThrottle, PasswordHashing, USERS, User};
-use crate::store::{SledStorage, Store};
-use tokio::sync::Notify;
+use crate::identity::{Actor, USERS, User};
 
 /// A hub on a fresh data directory (kept alive by the returned guard), its
-/// admin as an actor and its root node. Built here rather than by
-/// `serve::open`, which would make this module import the API's.
+/// admin as an actor and its root node.
 pub(crate) async fn test_hub() -> (tempfile::TempDir, Hub, Actor, NodeId) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let made = crate::init::init(&data, Utc::now()).await.unwrap();
-    let storage = SledStorage::open(&crate::init::store_dir(&data)).unwrap();
-    let hub = Hub {
-        store: Store::new(Arc::new(storage)),
-        keys: Arc::new(crate::keys::load(&data).unwrap()),
-        config: Arc::new(Config {
-            data,
-            ..Config::default()
-        }),
-        throttle: Arc::new(LoginThrottle::new(5, TimeDelta::minutes(15))),
-        hashing: Arc::new(PasswordHashing::new(1, Duration::from_secs(5))),
-        clock: Arc::new(SystemClock),
-        mail_wake: Arc::new(Notify::new()),
-        publisher: Arc::new(super::RecordingPublisher::new()),
-        publish_wake: Arc::new(Notify::new()),
-        broker_admin: Arc::new(crate::mqtt::admin::StoreAuthenticated),
-        metrics: Arc::new(crate::metrics::Metrics::default()),
-        fleet_feed: Arc::new(crate::fleet::stream::FleetFeed::new(4)),
+    let config = Config {
+        data,
+        ..Config::default()
     };
+    let mut hub = Hub::open(config, Arc::new(SystemClock)).unwrap();
+    hub.publisher = Arc::new(super::RecordingPublisher::new());
     let admin = hub
         .store
         .scan::<User>(USERS, "")

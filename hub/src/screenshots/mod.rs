@@ -19,7 +19,7 @@ use signet_common::ids::DeviceId;
 
 use crate::content::blobs::TempFile;
 use crate::identity::new_id;
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, StoreError};
 
 /// The store tree of screenshot metadata, keyed by device id.
 pub const SCREENSHOTS: &str = "screenshots";
@@ -28,6 +28,11 @@ pub const SCREENSHOTS: &str = "screenshots";
 pub const MAX_SCREENSHOT_BYTES: usize = 8 * 1024 * 1024;
 /// The widest and tallest screenshot accepted, in pixels.
 pub const MAX_SCREENSHOT_SIDE: u32 = 8192;
+
+/// Placing a screenshot file and recording it take turns with other
+/// placements (and nothing else): the rename and the record of one upload
+/// are never interleaved with another's.
+static PLACING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The eight bytes every PNG starts with.
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
@@ -252,9 +257,10 @@ impl ScreenshotStore {
     }
 
     /// Puts a staged screenshot in place of the device's previous one
-    /// (rename, then directory fsync) and records its metadata durably.
-    /// Holds the store's write lock throughout, so concurrent
-    /// uploads of one device leave the file and the record of the same one.
+    /// (rename, then directory fsync) and records its metadata durably in a
+    /// transaction. Screenshot placements take turns ([`PLACING`], which
+    /// no other write waits for), so concurrent uploads of one device leave
+    /// the file and the record of the same one.
     /// Returns the screenshot it replaced, if any.
     ///
     /// # Errors
@@ -278,8 +284,7 @@ impl ScreenshotStore {
         };
         let target = self.path_of(&device)?;
         let dir = self.dir.clone();
-        let _write = store.write_lock().await;
-        let previous = store.get::<Screenshot>(SCREENSHOTS, device.as_str())?;
+        let _placing = PLACING.lock().await;
         tokio::task::spawn_blocking(move || {
             let mut guard = TempFile(Some(from.clone()));
             std::fs::rename(&from, &target).map_err(|e| io("rename", &from, &e))?;
@@ -292,9 +297,13 @@ impl ScreenshotStore {
         })
         .await
         .map_err(|e| ScreenshotError::Task(e.to_string()))??;
-        let mut batch = WriteBatch::new();
-        batch.put(SCREENSHOTS, device.as_str(), &screenshot)?;
-        store.apply(batch).await?;
+        let previous = store
+            .transact(|tx| {
+                let previous = tx.get::<Screenshot>(SCREENSHOTS, device.as_str())?;
+                tx.put(SCREENSHOTS, device.as_str(), &screenshot)?;
+                Ok::<_, StoreError>(previous)
+            })
+            .await?;
         Ok(previous)
     }
 

@@ -192,6 +192,9 @@ pub(super) fn config_text(addr: SocketAddr, dir: &Path, plugin: &Path) -> String
          allow_anonymous false\n\
          listener {port} {ip}\n\
          max_packet_size {max_packet}\n\
+         # Device reports to the hub in flight at once (the default is 20):\n\
+         # the hub stores many to a commit and acknowledges after it (S9).\n\
+         max_inflight_messages 1000\n\
          persistence true\n\
          persistence_location {dir}/\n\
          persistence_file mosquitto.db\n\
