@@ -19,7 +19,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The calling device's `trust`, latest `hub_time`, `device_assignment` and
 /// the manifests it names, byte for byte as signed; manifests past the
-/// answer's bounds are listed in `omitted` ([`crate::devices::documents`]).
+/// answer's bounds (16 MiB, 64 manifests) are listed in `omitted`.
 #[utoipa::path(get, path = "/api/v1/device/documents", tag = "device",
     responses((status = 200, description = "A DeviceDocuments object: {\"trust\", \"hub_time\", \"assignment\": envelope strings, \"manifests\": {group id: envelope}, \"omitted\": [group id]}", body = Object),
         (status = 401, description = "No device credentials", body = super::ErrorBody)))]
