@@ -12,7 +12,6 @@ use signet_common::ids::NodeId;
 use signet_common::permissions::{Domain, NodeTree, Role};
 
 use super::{ApiError, AppState};
-use crate::audit::AuditEntry;
 use crate::identity::{Actor, SESSIONS, Session, USERS, User, csrf_matches, csrf_token, token_key};
 use crate::tenancy::load_tree;
 
@@ -259,32 +258,7 @@ impl Caller {
     /// # Errors
     /// 403 naming the role needed.
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.user.role >= role {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "needs the {role:?} role or above"
-            )))
-        }
-    }
-
-    /// An audit entry for an action of this caller.
-    pub fn audit(
-        &self,
-        state: &AppState,
-        action: &str,
-        target: &str,
-        scope: Option<NodeId>,
-        detail: serde_json::Value,
-    ) -> AuditEntry {
-        AuditEntry {
-            actor: Some(self.user.id.clone()),
-            actor_name: Some(self.user.name.clone()),
-            scope,
-            from: self.from.clone(),
-            detail,
-            ..AuditEntry::new(state.clock.now(), action, target)
-        }
+        Ok(self.actor().require(role)?)
     }
 }
 

@@ -21,7 +21,7 @@ use signet_common::documents::HubTime;
 use signet_common::envelope::sign_document;
 
 use crate::app::Hub;
-use crate::store::{StoreError, WriteBatch};
+use crate::store::StoreError;
 
 /// The last `hub_time` version signed, under [`LAST_KEY`].
 pub const HUB_TIME: &str = "hub_time";
@@ -67,29 +67,30 @@ pub fn next_version(last: Option<u64>, now: DateTime<Utc>) -> u64 {
 /// # Errors
 /// [`HubTimeError`]; then nothing is published.
 pub async fn sign_next(state: &Hub) -> Result<Vec<u8>, HubTimeError> {
-    let _writer = state.store.write_lock().await;
     let now = state.clock.now();
-    let last: Option<LastHubTime> = state.store.get(HUB_TIME, LAST_KEY)?;
-    let version = next_version(last.map(|l| l.version), now);
-    let document = HubTime {
-        version,
-        issued_at: now,
-        time: now,
-    };
-    let envelope = sign_document(&document, &state.keys.signing)
-        .map_err(|e| HubTimeError::Sign(e.to_string()))?;
-    let text = String::from_utf8(envelope).map_err(|e| HubTimeError::Sign(e.to_string()))?;
-    let mut batch = WriteBatch::new();
-    batch.put(
-        HUB_TIME,
-        LAST_KEY,
-        &LastHubTime {
-            version,
-            issued_at: now,
-            envelope: Some(text.clone()),
-        },
-    )?;
-    state.store.apply(batch).await?;
+    let text = state
+        .store
+        .transact(|tx| {
+            let last: Option<LastHubTime> = tx.get(HUB_TIME, LAST_KEY)?;
+            let version = next_version(last.map(|l| l.version), now);
+            let document = HubTime {
+                version,
+                issued_at: now,
+                time: now,
+            };
+            let envelope = sign_document(&document, &state.keys.signing)
+                .map_err(|e| HubTimeError::Sign(e.to_string()))?;
+            let text =
+                String::from_utf8(envelope).map_err(|e| HubTimeError::Sign(e.to_string()))?;
+            let record = LastHubTime {
+                version,
+                issued_at: now,
+                envelope: Some(text.clone()),
+            };
+            tx.put(HUB_TIME, LAST_KEY, &record)?;
+            Ok::<_, HubTimeError>(text)
+        })
+        .await?;
     Ok(text.into_bytes())
 }
 

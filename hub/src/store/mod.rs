@@ -1,14 +1,16 @@
 //! The hub's durable store (S9): sled behind the [`Storage`] trait.
 //!
-//! Owns: named trees of JSON records, atomic multi-tree write batches, and
-//! durability — [`Storage::apply`] returns only after the batch is flushed
-//! to disk, so a handler that answers success after it has made the write
-//! durable (S9). Must not: know what the records mean; the domain modules
-//! decide that and call it through [`Store`].
+//! Owns: named trees of JSON records, atomic multi-tree commits, and
+//! durability — [`Storage::commit`] returns only after the writes are
+//! flushed to disk, so a service that answers success after it has made the
+//! write durable (S9). Must not: know what the records mean; the domain
+//! modules decide that and call it through [`Store`].
 //!
-//! Writes are serialized by [`Store::write_lock`]: a handler takes the lock,
-//! reads what it needs, decides, and applies one batch. The hub is one
-//! process, so this is simple and makes every check-then-write atomic.
+//! Every check-then-write is a transaction ([`Store::transact`], see
+//! [`tx`]): the reads a decision rests on are checked again when its writes
+//! commit, so no lock is held while a decision is made, and none can be
+//! held across network I/O. The seam a second engine implements is the
+//! three calls of [`Storage`].
 
 mod sled_storage;
 mod tx;
@@ -17,7 +19,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{Mutex, MutexGuard};
 
 pub use sled_storage::SledStorage;
 pub use tx::{Check, Digest, Tx, digest_range, digest_record, holds};
@@ -155,28 +156,17 @@ pub trait Storage: Send + Sync + 'static {
     }
 }
 
-/// The hub's store: typed access to a [`Storage`], and the write lock.
+/// The hub's store: typed access to a [`Storage`], and its transactions.
 #[derive(Clone)]
 pub struct Store {
     /// The engine.
     storage: Arc<dyn Storage>,
-    /// Serializes check-then-write sequences (see the module doc).
-    writer: Arc<Mutex<()>>,
 }
 
 impl Store {
     /// A store over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self {
-            storage,
-            writer: Arc::new(Mutex::new(())),
-        }
-    }
-
-    /// Takes the write lock; hold it from the first read a decision rests
-    /// on until [`Store::apply`] returns.
-    pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().await
+        Self { storage }
     }
 
     /// The record under `key` in `tree`.
