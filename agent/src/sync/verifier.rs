@@ -633,36 +633,36 @@ impl Verifier {
         }
     }
 
+    /// The signed state message as of `reading` and `local`, saying
+    /// `online` (the retained state) or not (the last will, going offline).
+    fn state_message(
+        &self,
+        reading: &signet_common::clock::ClockReading,
+        local: &super::LocalReport,
+        online: bool,
+    ) -> Vec<u8> {
+        report::device_state(
+            report::Reporter {
+                key: &self.key,
+                os: &self.os,
+            },
+            &self.held,
+            reading,
+            online,
+            self.last_error.as_deref(),
+            local,
+            &self.refused,
+        )
+    }
+
     /// Publishes the retained state (online) and refreshes the last will
     /// and the status snapshot.
     async fn publish_state(&mut self) {
         self.state_dirty = false;
         let reading = self.device_clock.read();
         let local = self.links.local.borrow_and_update().clone();
-        let online = report::device_state(
-            report::Reporter {
-                key: &self.key,
-                os: &self.os,
-            },
-            &self.held,
-            &reading,
-            true,
-            self.last_error.as_deref(),
-            &local,
-            &self.refused,
-        );
-        let offline = report::device_state(
-            report::Reporter {
-                key: &self.key,
-                os: &self.os,
-            },
-            &self.held,
-            &reading,
-            false,
-            self.last_error.as_deref(),
-            &local,
-            &self.refused,
-        );
+        let online = self.state_message(&reading, &local, true);
+        let offline = self.state_message(&reading, &local, false);
         let _ = self.will.send(offline);
         // Never wait for the event loop: offline, its queue fills, and a
         // state message that cannot be queued is replaced by the next one
@@ -679,18 +679,7 @@ impl Verifier {
         self.persist_clock().await;
         let reading = self.device_clock.read();
         let local = self.links.local.borrow().clone();
-        let offline = report::device_state(
-            report::Reporter {
-                key: &self.key,
-                os: &self.os,
-            },
-            &self.held,
-            &reading,
-            false,
-            self.last_error.as_deref(),
-            &local,
-            &self.refused,
-        );
+        let offline = self.state_message(&reading, &local, false);
         let _ = self
             .client
             .try_publish(self.state_topic.clone(), QoS::AtLeastOnce, true, offline);
