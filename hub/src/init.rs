@@ -41,11 +41,9 @@ pub enum InitError {
     Io(String),
 }
 
-/// The store directory inside a data directory.
-#[must_use]
-pub fn store_dir(data: &Path) -> std::path::PathBuf {
-    data.join("store")
-}
+// Where the store lives is the store's; re-exported so
+// `init::store_dir` keeps working.
+pub use crate::store::store_dir;
 
 /// Creates `data` with keys, store, root node and admin.
 ///

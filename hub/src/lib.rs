@@ -26,6 +26,7 @@ pub mod groups;
 pub mod identity;
 pub mod init;
 pub mod keys;
+pub mod login;
 pub mod mail;
 pub mod metrics;
 pub mod mqtt;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api;
 use crate::app::{Clock, Hub, SystemClock};
 use crate::config::Config;
+use crate::fleet::FleetIngest;
 use crate::fleet::alerts::{AlertLoop, AlertOptions};
 use crate::mail::sender::{MailSender, SenderOptions};
 use crate::mqtt::broker::{BrokerSettings, ManagedBroker};
@@ -23,12 +24,13 @@ use crate::systemd::{self, Essential, Health};
 
 pub use crate::app::NotInitialized;
 
-/// Opens the data directory of `config` and builds the hub ([`Hub::open`]).
+/// Opens the data directory of `config` and builds the hub ([`Hub::open`])
+/// with the fleet's ingest queue ([`FleetIngest`]).
 ///
 /// # Errors
 /// As [`Hub::open`].
 pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
-    Hub::open(config, clock)
+    Hub::open(config, clock, Arc::new(FleetIngest::default()))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes

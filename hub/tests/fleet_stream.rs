@@ -16,7 +16,7 @@ use signet_common::ids::{DeviceId, NodeId, UserId};
 use signet_common::sync::DeviceState;
 use signet_hub::devices::{DEVICES, Device};
 use signet_hub::fleet;
-use signet_hub::fleet::stream::{CHANNEL_CAPACITY, FleetEvent};
+use signet_hub::fleet::stream::{self, CHANNEL_CAPACITY, FleetEvent};
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
 use support::TestHub;
@@ -328,20 +328,18 @@ async fn c3_a_lagging_subscriber_is_told_to_resync() {
         let id = UserId::from(me["user"]["id"].as_str().unwrap());
         (signet_hub::identity::token_key(&viewer), id)
     };
-    let feed = hub.state.fleet_feed.clone();
-    let mut stream = feed
-        .subscribe(&hub.state, session_key.0, session_key.1)
+    let mut stream = stream::subscribe(&hub.state, session_key.0, session_key.1)
         .await
         .unwrap();
     assert!(matches!(stream.next().await, Some(FleetEvent::Summary(_))));
     let device = DeviceId::from("d-a");
     for _ in 0..CHANNEL_CAPACITY + 10 {
-        feed.device_changed(&hub.state, &device);
+        stream::device_changed(&hub.state, &device);
     }
     assert_eq!(stream.next().await, Some(FleetEvent::Resync));
     assert!(matches!(stream.next().await, Some(FleetEvent::Summary(c)) if c.attached == 1));
     // Afterwards it follows again.
-    feed.device_changed(&hub.state, &device);
+    stream::device_changed(&hub.state, &device);
     assert!(matches!(stream.next().await, Some(FleetEvent::Device(d)) if d.device_id == device));
 }
 

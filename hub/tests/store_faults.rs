@@ -72,7 +72,7 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
         broker_admin: Arc::new(signet_hub::mqtt::admin::StoreAuthenticated),
         metrics: Arc::default(),
         fleet_feed: Arc::new(signet_hub::fleet::stream::FleetFeed::new(16)),
-        fleet_ingest: Arc::default(),
+        fleet_ingest: Arc::new(signet_hub::fleet::FleetIngest::default()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -27,9 +27,11 @@ pub async fn list_audit(
     caller: Caller,
     ApiQuery(filter): ApiQuery<AuditFilter>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let actor = caller.actor();
     Ok(Json(crate::audit::query(
         &state.store,
-        &caller.actor(),
+        actor.user.role,
+        &actor.domain(),
         &filter,
     )?))
 }

@@ -189,9 +189,7 @@ pub async fn fleet_stream(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    let feed = state.fleet_feed.clone();
-    let stream = feed
-        .subscribe(&state, caller.session_key, caller.user.id)
+    let stream = fleet::stream::subscribe(&state, caller.session_key, caller.user.id)
         .await
         .map_err(|e| match e {
             StreamError::Busy => ApiError::busy("too_many_streams", e.to_string(), 5),

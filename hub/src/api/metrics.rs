@@ -20,7 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::metrics::CONTENT_TYPE;
+use crate::metrics::{CONTENT_TYPE, FleetGauges};
 
 /// The hub's metrics: the fleet gauges, publish latency, MQTT messages and
 /// HTTP requests (see [`crate::metrics`] for every name).
@@ -34,7 +34,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     let fleet = tokio::task::spawn_blocking(move || crate::fleet::counts(&store, liveness))
         .await
         .map_err(|e| ApiError::internal(&e))??;
-    let text = state.metrics.render(&fleet);
+    let text = state.metrics.render(&FleetGauges {
+        attached: fleet.attached,
+        online: fleet.online,
+        in_sync: fleet.in_sync,
+        playing: fleet.playing,
+    });
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
 

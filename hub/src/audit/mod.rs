@@ -9,10 +9,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{NodeId, UserId};
+use signet_common::permissions::{Domain, Role};
 
-use crate::identity::{Actor, RoleTooLow, new_id};
 use crate::store::{Store, StoreError, Tx, WriteBatch};
 use crate::tenancy::load_tree;
+use crate::values::RoleTooLow;
+
+/// A time-ordered audit id: zero-padded microseconds, then randomness.
+pub use crate::values::ordered_id as audit_id;
 
 /// Tree of audit records, keyed by time so a scan is chronological.
 pub const AUDIT: &str = "audit";
@@ -130,29 +134,31 @@ pub enum AuditError {
     Store(#[from] StoreError),
 }
 
-/// The entries `actor` may read that match `filter`, oldest first: the
-/// newest `limit` of them. Admin role; entries scoped inside the actor's
-/// domain (root-level admins also see unscoped entries: logins) (S8).
+/// The entries a reader with `role` over `domain` may read that match
+/// `filter`, oldest first: the newest `limit` of them. Admin role; entries
+/// scoped inside the reader's domain (root-level admins also see unscoped
+/// entries: logins) (S8).
 ///
 /// # Errors
 /// [`AuditError`].
 pub fn query(
     store: &Store,
-    actor: &Actor,
+    role: Role,
+    domain: &Domain,
     filter: &AuditFilter,
 ) -> Result<Vec<AuditEntry>, AuditError> {
-    actor.require(signet_common::permissions::Role::Admin)?;
+    RoleTooLow::check(role, Role::Admin)?;
     let limit = filter
         .limit
         .unwrap_or(MAX_AUDIT_PAGE)
         .clamp(1, MAX_AUDIT_PAGE);
     let (tree, _) = load_tree(store)?;
-    let root_level = actor.is_root_level(&tree);
+    let root_level = domain.is_root_level(&tree);
     let entries: Vec<AuditEntry> = store.scan(AUDIT, "")?;
     let mut matching: Vec<AuditEntry> = entries
         .into_iter()
         .filter(|e| match &e.scope {
-            Some(node) => actor.sees(&tree, node),
+            Some(node) => domain.contains(&tree, node),
             None => root_level,
         })
         .filter(|e| filter.matches(e))
@@ -162,16 +168,8 @@ pub fn query(
     Ok(matching)
 }
 
-/// A time-ordered audit id: zero-padded microseconds, then randomness.
-#[must_use]
-pub fn audit_id(at: DateTime<Utc>) -> String {
-    format!("{:020}-{}", at.timestamp_micros().max(0), new_id(""))
-}
-
 #[cfg(test)]
 mod tests {
-    use signet_common::permissions::Role;
-
     use super::*;
     use crate::identity::testing::fixture;
 
@@ -200,10 +198,22 @@ mod tests {
         let targets = |entries: Vec<AuditEntry>| -> Vec<String> {
             entries.into_iter().map(|e| e.target).collect()
         };
-        let all = query(&f.hub.store, &f.admin, &AuditFilter::default()).unwrap();
+        let all = query(
+            &f.hub.store,
+            f.admin.user.role,
+            &f.admin.domain(),
+            &AuditFilter::default(),
+        )
+        .unwrap();
         assert_eq!(targets(all), ["x", "y", "z"]);
         let tenant = f.user("ada", Role::Admin, &[&a]).await;
-        let own = query(&f.hub.store, &tenant, &AuditFilter::default()).unwrap();
+        let own = query(
+            &f.hub.store,
+            tenant.user.role,
+            &tenant.domain(),
+            &AuditFilter::default(),
+        )
+        .unwrap();
         assert_eq!(targets(own), ["x"]);
         let newest = AuditFilter {
             action: Some("node.".into()),
@@ -211,12 +221,17 @@ mod tests {
             ..AuditFilter::default()
         };
         assert_eq!(
-            targets(query(&f.hub.store, &f.admin, &newest).unwrap()),
+            targets(query(&f.hub.store, f.admin.user.role, &f.admin.domain(), &newest).unwrap()),
             ["z"]
         );
         let manager = f.user("mia", Role::Manager, &[&f.root]).await;
         assert!(matches!(
-            query(&f.hub.store, &manager, &AuditFilter::default()),
+            query(
+                &f.hub.store,
+                manager.user.role,
+                &manager.domain(),
+                &AuditFilter::default()
+            ),
             Err(AuditError::RoleTooLow(_))
         ));
     }

@@ -27,7 +27,10 @@ mod tests;
 mod validate;
 
 pub use load::ConfigError;
-pub use mqtt::{BrokerUrl, MAX_BROKER_URL_LEN, MAX_MQTT_FIELD_LEN, MqttConfig, SYSTEM_CA_BUNDLE};
+pub use mqtt::{
+    BrokerUrl, DEFAULT_MOSQUITTO, MAX_BROKER_URL_LEN, MAX_MQTT_FIELD_LEN, MqttConfig,
+    SYSTEM_CA_BUNDLE,
+};
 
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "SIGNET_HUB_";

@@ -68,6 +68,8 @@ pub struct MqttConfig {
 /// The CA bundle `mqtts://` uses when `ca_file` is unset (Debian and
 /// Raspberry Pi OS, O1).
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The broker binary Debian installs.
+pub const DEFAULT_MOSQUITTO: &str = "/usr/sbin/mosquitto";
 /// The longest broker URL, in bytes.
 pub const MAX_BROKER_URL_LEN: usize = 512;
 /// The longest MQTT client id, user name or password, in bytes.
@@ -77,7 +79,7 @@ impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             embedded: true,
-            mosquitto: PathBuf::from(crate::mqtt::broker::DEFAULT_MOSQUITTO),
+            mosquitto: PathBuf::from(DEFAULT_MOSQUITTO),
             dynsec_plugin: None,
             url: None,
             username: None,

@@ -168,7 +168,7 @@ impl Config {
             }
         }
         if let Some(to) = &self.alert_email {
-            let mail = crate::mail::Mail {
+            let mail = crate::values::mail::Mail {
                 to: to.clone(),
                 subject: "check".into(),
                 body: String::new(),

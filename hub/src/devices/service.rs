@@ -450,7 +450,7 @@ pub async fn approve(
             Ok::<_, DeviceError>(device)
         })
         .await?;
-    hub.fleet_feed.device_changed(hub, &device.id);
+    hub.fleet_feed.changed(&device.id, Some(&device.node));
     let broker_error = settle_one(hub, &device.id).await;
     Ok(Changed {
         device,
@@ -559,7 +559,7 @@ pub async fn update(
             Ok::<_, DeviceError>((device, target.is_some()))
         })
         .await?;
-    hub.fleet_feed.device_changed(hub, &device.id);
+    hub.fleet_feed.changed(&device.id, Some(&device.node));
     let broker_error = if moved {
         settle_one(hub, &device.id).await
     } else {
@@ -629,7 +629,7 @@ pub async fn unpair(hub: &Hub, actor: &Actor, id: &str) -> Result<Unpaired, Devi
             Ok::<_, DeviceError>((device, groups))
         })
         .await?;
-    hub.fleet_feed.device_changed(hub, &device.id);
+    hub.fleet_feed.changed(&device.id, None);
     if let Some(error) = settle_one(hub, &device.id).await {
         tracing::warn!(device = %device.id, %error, "unpaired device not revoked on the broker yet; the outbox retries");
     }

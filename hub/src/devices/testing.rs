@@ -135,7 +135,7 @@ fn open(data: &std::path::Path, broker: Arc<FlakyBroker>) -> Hub {
         data: data.to_path_buf(),
         ..crate::config::Config::default()
     };
-    let mut hub = Hub::open(config, Arc::new(SystemClock)).unwrap();
+    let mut hub = crate::serve::open(config, Arc::new(SystemClock)).unwrap();
     hub.broker_admin = broker;
     hub
 }

@@ -35,17 +35,9 @@ pub const PLAY_EVENT_HOURS: &str = "play_event_hours";
 /// The most events one retention pass deletes.
 pub const PRUNE_EVENTS: usize = 5000;
 
-/// What [`super::ingest_events`] did with a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ingested {
-    /// Events stored for the first time.
-    pub stored: usize,
-    /// Events already stored (same id): ignored (U2).
-    pub duplicates: usize,
-    /// Events refused: naming another device, out of bounds, starting
-    /// outside the years 2000–9999, or beyond the batch limit. Logged.
-    pub refused: usize,
-}
+// What an event batch came to is the ingest port's answer (the application
+// core's); re-exported so `fleet::events::Ingested` keeps working.
+pub use crate::app::ingest::Ingested;
 
 /// One stored event, with where its device was attached when it arrived
 /// (what tenant scoping and node filters read).

@@ -63,11 +63,13 @@ pub mod stream;
 mod view;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{DeviceId, NodeId};
 use signet_common::sync::{Checked as _, DeviceState, EventBatch};
 
 use crate::app::Hub;
+use crate::app::ingest::ReportIngest;
 use crate::store::{Store, StoreError};
 use crate::tenancy::NODE_DEVICES;
 
@@ -217,13 +219,7 @@ pub async fn record_state(
         tracing::warn!(%device, error = %e, "refused a device state out of bounds");
         return Ok(());
     }
-    let report = ingest::Report::State(Box::new(reported));
-    if let ingest::Outcome::State(status) = state.fleet_ingest.submit(state, device, report).await?
-    {
-        state.fleet_feed.heartbeat(state, device, &status);
-        state.fleet_feed.device_changed(state, device);
-    }
-    Ok(())
+    state.fleet_ingest.state(state, device, reported).await
 }
 
 /// Stores each event of `batch` from `device` exactly once by id (U2),
@@ -240,11 +236,42 @@ pub async fn ingest_events(
     device: &DeviceId,
     batch: EventBatch,
 ) -> Result<Ingested, StoreError> {
-    let node = node_of(&state.store, device)?;
-    let report = ingest::Report::Events { batch, node };
-    match state.fleet_ingest.submit(state, device, report).await? {
-        ingest::Outcome::Events(ingested) => Ok(ingested),
-        ingest::Outcome::State(_) => Ok(Ingested::default()),
+    state.fleet_ingest.events(state, device, batch).await
+}
+
+/// The hub's [`ReportIngest`] is the fleet's queue: [`FleetIngest`] stores
+/// the reports, then the feed hears of a new state.
+impl ReportIngest for FleetIngest {
+    fn state<'a>(
+        &'a self,
+        hub: &'a Hub,
+        device: &'a DeviceId,
+        reported: DeviceState,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let report = ingest::Report::State(Box::new(reported));
+            if let ingest::Outcome::State(status) = self.submit(hub, device, report).await? {
+                stream::heartbeat(hub, device, &status);
+                stream::device_changed(hub, device);
+            }
+            Ok(())
+        })
+    }
+
+    fn events<'a>(
+        &'a self,
+        hub: &'a Hub,
+        device: &'a DeviceId,
+        batch: EventBatch,
+    ) -> BoxFuture<'a, Result<Ingested, StoreError>> {
+        Box::pin(async move {
+            let node = node_of(&hub.store, device)?;
+            let report = ingest::Report::Events { batch, node };
+            match self.submit(hub, device, report).await? {
+                ingest::Outcome::Events(ingested) => Ok(ingested),
+                ingest::Outcome::State(_) => Ok(Ingested::default()),
+            }
+        })
     }
 }
 

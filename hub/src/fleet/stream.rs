@@ -1,11 +1,13 @@
 //! Live fleet changes for the console (C3, U4): what `GET
 //! /api/v1/fleet/stream` sends as server-sent events.
 //!
-//! Owns: the [`FleetFeed`] — a broadcast of which device's fleet view may
-//! have changed ([`FleetChange`]), published after a device state is stored
+//! Owns: what goes into the hub's [`FleetFeed`] (a leaf broadcast in the
+//! application core) — which device's fleet view may have changed
+//! ([`device_changed`]), after a device state is stored
 //! ([`super::record_state`]) and when a device's heartbeat deadline passes
-//! (it turns offline by the clock, with no message: [`Deadlines`]) — and
-//! each subscriber's stream ([`FleetStream`]): the changed devices' views
+//! (it turns offline by the clock, with no message: [`heartbeat`] and the
+//! deadline watcher) — and each subscriber's stream ([`subscribe`],
+//! [`FleetStream`]): the changed devices' views
 //! inside the subscriber's domain, the domain's totals kept up to date
 //! from them, and `resync` when the subscriber fell behind the broadcast
 //! (its bounded buffer overflowed) or a device left its domain. Must not:
@@ -23,29 +25,27 @@
 //! expired session, or a disabled user, ends it; a changed domain rebuilds
 //! it (`resync`).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use signet_common::ids::{DeviceId, NodeId, UserId};
 use signet_common::permissions::{Domain, NodeTree};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::{
     DEVICE_STATES, DeviceStatus, FleetCounts, FleetDevice, Liveness, attached_devices, device_view,
 };
 use crate::app::Hub;
+// The broadcast is the application core's; re-exported so
+// `fleet::stream::{FleetFeed, FleetChange, CHANNEL_CAPACITY}` keep working.
+pub use crate::app::fleet_feed::{CHANNEL_CAPACITY, FleetChange, FleetFeed};
 use crate::devices::{DEVICES, Device};
 use crate::identity::{SESSIONS, Session, USERS, User};
 use crate::store::{Store, StoreError};
 use crate::tenancy::load_tree;
 
-/// How many changes the broadcast holds for a subscriber that is behind.
-pub const CHANNEL_CAPACITY: usize = 1024;
 /// The shortest time between two totals of one stream while changes keep
 /// coming.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(1);
@@ -53,15 +53,6 @@ pub const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 pub const REVALIDATE_EVERY: Duration = Duration::from_secs(15);
 /// How often the deadline watcher looks at the hub's clock.
 pub const DEADLINE_TICK: Duration = Duration::from_secs(1);
-
-/// The fleet view of `device` may have changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FleetChange {
-    /// The device.
-    pub device: DeviceId,
-    /// The node it is attached at now; `None` when it is not (unpaired).
-    pub node: Option<NodeId>,
-}
 
 /// What a stream sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,44 +79,6 @@ pub enum StreamError {
     Store(#[from] StoreError),
 }
 
-/// When each device that said online turns offline unless it reports
-/// again: its last heartbeat plus the heartbeat timeout (U4).
-#[derive(Debug, Default)]
-pub struct Deadlines {
-    /// Deadlines in time order.
-    by_time: BTreeSet<(DateTime<Utc>, DeviceId)>,
-    /// Each device's deadline.
-    by_device: HashMap<DeviceId, DateTime<Utc>>,
-}
-
-impl Deadlines {
-    /// Sets (or, with `None`, clears) `device`'s deadline.
-    fn set(&mut self, device: &DeviceId, deadline: Option<DateTime<Utc>>) {
-        if let Some(old) = self.by_device.remove(device) {
-            self.by_time.remove(&(old, device.clone()));
-        }
-        if let Some(deadline) = deadline {
-            self.by_device.insert(device.clone(), deadline);
-            self.by_time.insert((deadline, device.clone()));
-        }
-    }
-
-    /// Removes and returns the devices whose deadline is before `now`.
-    fn passed(&mut self, now: DateTime<Utc>) -> Vec<DeviceId> {
-        let mut passed = Vec::new();
-        while let Some((deadline, _)) = self.by_time.first() {
-            if *deadline >= now {
-                break;
-            }
-            if let Some((_, device)) = self.by_time.pop_first() {
-                self.by_device.remove(&device);
-                passed.push(device);
-            }
-        }
-        passed
-    }
-}
-
 /// The deadline of a device with `status`, under `heartbeat_timeout`.
 fn deadline_of(
     status: &DeviceStatus,
@@ -138,181 +91,102 @@ fn deadline_of(
         .and_then(|beat| beat.checked_add_signed(heartbeat_timeout))
 }
 
-/// The hub's broadcast of fleet changes (see the module doc). One per hub,
-/// in [`Hub`].
-pub struct FleetFeed {
-    /// Changes, to every subscriber.
-    changes: broadcast::Sender<FleetChange>,
-    /// Heartbeat deadlines of the devices that said online.
-    deadlines: Mutex<Deadlines>,
-    /// Whether the deadline watcher runs (started by the first subscriber).
-    watching: AtomicBool,
-    /// Stream slots.
-    slots: Arc<Semaphore>,
-    /// How many slots there are.
-    max_streams: usize,
-    /// Cancelled when the hub stops: every stream ends.
-    closed: CancellationToken,
+/// Keeps `device`'s heartbeat deadline from its stored `status` (U4):
+/// call after a state report is stored.
+pub fn heartbeat(state: &Hub, device: &DeviceId, status: &DeviceStatus) {
+    let deadline = deadline_of(status, state.config.heartbeat_timeout());
+    state.fleet_feed.set_deadline(device, deadline);
 }
 
-impl std::fmt::Debug for FleetFeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FleetFeed")
-            .field("max_streams", &self.max_streams)
-            .finish_non_exhaustive()
+/// Tells subscribers that `device`'s fleet view may have changed (a
+/// report, a heartbeat deadline): call after the change is stored. Its
+/// node is read from the device record.
+pub fn device_changed(state: &Hub, device: &DeviceId) {
+    if !state.fleet_feed.has_subscribers() {
+        return;
+    }
+    match state.store.get::<Device>(DEVICES, device.as_str()) {
+        Ok(record) => state
+            .fleet_feed
+            .changed(device, record.map(|d| d.node).as_ref()),
+        Err(e) => tracing::warn!(%device, error = %e, "fleet change not sent: the store failed"),
     }
 }
 
-impl FleetFeed {
-    /// A feed allowing `max_streams` streams at once (at least one).
-    #[must_use]
-    pub fn new(max_streams: usize) -> Self {
-        let max_streams = max_streams.max(1);
-        Self {
-            changes: broadcast::channel(CHANNEL_CAPACITY).0,
-            deadlines: Mutex::new(Deadlines::default()),
-            watching: AtomicBool::new(false),
-            slots: Arc::new(Semaphore::new(max_streams)),
-            max_streams,
-            closed: CancellationToken::new(),
-        }
+/// Opens a stream for the session `session_key` of `user` (T4: only
+/// devices attached inside the user's domain, read fresh), starting
+/// with the domain's totals. Starts the deadline watcher on first use.
+///
+/// # Errors
+/// [`StreamError::Busy`] when every slot is taken; the store's error.
+pub async fn subscribe(
+    state: &Hub,
+    session_key: String,
+    user: UserId,
+) -> Result<FleetStream, StreamError> {
+    let (permit, receiver) = state.fleet_feed.open().map_err(|_| StreamError::Busy)?;
+    if state.fleet_feed.start_watching() {
+        spawn_watcher(state.clone());
     }
+    let scope = read_scope(&state.store, &session_key, state.clock.now())?
+        .ok_or(StreamError::SessionEnded)?;
+    let mut stream = FleetStream {
+        state: state.clone(),
+        session_key,
+        user,
+        scope,
+        receiver,
+        views: HashMap::new(),
+        counts: FleetCounts::default(),
+        queue: std::collections::VecDeque::new(),
+        summary_due: false,
+        last_summary: Instant::now(),
+        revalidate: tokio::time::interval_at(Instant::now() + REVALIDATE_EVERY, REVALIDATE_EVERY),
+        _permit: permit,
+    };
+    stream.rebuild().await?;
+    stream.queue.push_back(FleetEvent::Summary(stream.counts));
+    Ok(stream)
+}
 
-    /// How many streams may be open at once.
-    #[must_use]
-    pub fn max_streams(&self) -> usize {
-        self.max_streams
-    }
-
-    /// Ends every stream and the deadline watcher (the hub is stopping).
-    pub fn close(&self) {
-        self.closed.cancel();
-    }
-
-    fn deadlines(&self) -> std::sync::MutexGuard<'_, Deadlines> {
-        self.deadlines
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Keeps `device`'s heartbeat deadline from its stored `status` (U4):
-    /// call after a state report is stored.
-    pub fn heartbeat(&self, state: &Hub, device: &DeviceId, status: &DeviceStatus) {
-        let deadline = deadline_of(status, state.config.heartbeat_timeout());
-        self.deadlines().set(device, deadline);
-    }
-
-    /// Tells subscribers that `device`'s fleet view may have changed (a
-    /// report, a heartbeat deadline, pairing, a move, an unpair): call after
-    /// the change is stored. Its node is read from the device record.
-    pub fn device_changed(&self, state: &Hub, device: &DeviceId) {
-        if self.changes.receiver_count() == 0 {
-            return;
-        }
-        let node = match state.store.get::<Device>(DEVICES, device.as_str()) {
-            Ok(record) => record.map(|d| d.node),
-            Err(e) => {
-                tracing::warn!(%device, error = %e, "fleet change not sent: the store failed");
-                return;
+/// Watches the heartbeat deadlines on the hub's clock: a device whose
+/// deadline passed is offline now (U4), which its subscribers hear as a
+/// change. Seeded from every stored status.
+fn spawn_watcher(state: Hub) {
+    tokio::spawn(async move {
+        let store = state.store.clone();
+        let timeout = state.config.heartbeat_timeout();
+        let seeded = tokio::task::spawn_blocking(move || {
+            store.scan_keyed::<DeviceStatus>(DEVICE_STATES, "")
+        })
+        .await;
+        match seeded {
+            Ok(Ok(statuses)) => {
+                state
+                    .fleet_feed
+                    .seed_deadlines(statuses.into_iter().map(|(device, status)| {
+                        (
+                            DeviceId::from(device.as_str()),
+                            deadline_of(&status, timeout),
+                        )
+                    }))
             }
-        };
-        self.send(FleetChange {
-            device: device.clone(),
-            node,
-        });
-    }
-
-    fn send(&self, change: FleetChange) {
-        // No receiver is not an error: nobody is watching.
-        let _ = self.changes.send(change);
-    }
-
-    /// Opens a stream for the session `session_key` of `user` (T4: only
-    /// devices attached inside the user's domain, read fresh), starting
-    /// with the domain's totals. Starts the deadline watcher on first use.
-    ///
-    /// # Errors
-    /// [`StreamError::Busy`] when every slot is taken; the store's error.
-    pub async fn subscribe(
-        self: &Arc<Self>,
-        state: &Hub,
-        session_key: String,
-        user: UserId,
-    ) -> Result<FleetStream, StreamError> {
-        let permit = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| StreamError::Busy)?;
-        if !self.watching.swap(true, Ordering::SeqCst) {
-            self.spawn_watcher(state.clone());
+            Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat deadlines not read"),
+            Err(e) => tracing::warn!(error = %e, "heartbeat deadlines not read"),
         }
-        let receiver = self.changes.subscribe();
-        let scope = read_scope(&state.store, &session_key, state.clock.now())?
-            .ok_or(StreamError::SessionEnded)?;
-        let mut stream = FleetStream {
-            state: state.clone(),
-            feed: self.clone(),
-            session_key,
-            user,
-            scope,
-            receiver,
-            views: HashMap::new(),
-            counts: FleetCounts::default(),
-            queue: std::collections::VecDeque::new(),
-            summary_due: false,
-            last_summary: Instant::now(),
-            revalidate: tokio::time::interval_at(
-                Instant::now() + REVALIDATE_EVERY,
-                REVALIDATE_EVERY,
-            ),
-            _permit: permit,
-        };
-        stream.rebuild().await?;
-        stream.queue.push_back(FleetEvent::Summary(stream.counts));
-        Ok(stream)
-    }
-
-    /// Watches the heartbeat deadlines on the hub's clock: a device whose
-    /// deadline passed is offline now (U4), which its subscribers hear as a
-    /// change. Seeded from every stored status.
-    fn spawn_watcher(self: &Arc<Self>, state: Hub) {
-        let feed = self.clone();
-        tokio::spawn(async move {
-            let store = state.store.clone();
-            let timeout = state.config.heartbeat_timeout();
-            let seeded = tokio::task::spawn_blocking(move || {
-                store.scan_keyed::<DeviceStatus>(DEVICE_STATES, "")
-            })
-            .await;
-            match seeded {
-                Ok(Ok(statuses)) => {
-                    let mut deadlines = feed.deadlines();
-                    for (device, status) in statuses {
-                        let device = DeviceId::from(device.as_str());
-                        if !deadlines.by_device.contains_key(&device) {
-                            let deadline = deadline_of(&status, timeout);
-                            deadlines.set(&device, deadline);
-                        }
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat deadlines not read"),
-                Err(e) => tracing::warn!(error = %e, "heartbeat deadlines not read"),
+        let mut tick = tokio::time::interval(DEADLINE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = state.fleet_feed.closed().cancelled() => return,
+                _ = tick.tick() => {}
             }
-            let mut tick = tokio::time::interval(DEADLINE_TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = feed.closed.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let passed = feed.deadlines().passed(state.clock.now());
-                for device in passed {
-                    feed.device_changed(&state, &device);
-                }
+            let passed = state.fleet_feed.passed_deadlines(state.clock.now());
+            for device in passed {
+                device_changed(&state, &device);
             }
-        });
-    }
+        }
+    });
 }
 
 /// What a subscriber may see now.
@@ -361,10 +235,8 @@ fn read_scope(
 /// One subscriber's stream (see the module doc): [`FleetStream::next`]
 /// until it answers `None`.
 pub struct FleetStream {
-    /// The hub.
+    /// The hub (its feed is what the stream listens to).
     state: Hub,
-    /// The feed it listens to.
-    feed: Arc<FleetFeed>,
     /// The session it runs under (re-read every [`REVALIDATE_EVERY`]).
     session_key: String,
     /// The session's user.
@@ -415,7 +287,7 @@ impl FleetStream {
             }
             let summary_at = self.last_summary + SUMMARY_EVERY;
             let step = tokio::select! {
-                () = self.feed.closed.cancelled() => return None,
+                () = self.state.fleet_feed.closed().cancelled() => return None,
                 _ = self.revalidate.tick() => self.revalidate().await,
                 () = tokio::time::sleep_until(summary_at), if self.summary_due => Ok(true),
                 received = self.receiver.recv() => self.receive(received).await,
@@ -543,36 +415,5 @@ impl FleetStream {
         self.views = views;
         self.counts = counts;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// U4, C3: deadlines come out in time order, only once passed, and a
-    /// new heartbeat moves a device's deadline.
-    #[test]
-    fn u4_deadlines_pass_in_order_and_move_with_heartbeats() {
-        let t0: DateTime<Utc> = "2026-01-01T10:00:00Z".parse().unwrap();
-        let s = chrono::TimeDelta::seconds;
-        let (a, b) = (DeviceId::from("d-a"), DeviceId::from("d-b"));
-        let mut deadlines = Deadlines::default();
-        deadlines.set(&a, Some(t0 + s(10)));
-        deadlines.set(&b, Some(t0 + s(5)));
-        assert!(
-            deadlines.passed(t0 + s(5)).is_empty(),
-            "at the deadline: still online"
-        );
-        assert_eq!(deadlines.passed(t0 + s(6)), vec![b.clone()]);
-        deadlines.set(&a, Some(t0 + s(20)));
-        assert!(
-            deadlines.passed(t0 + s(11)).is_empty(),
-            "moved by a heartbeat"
-        );
-        deadlines.set(&b, Some(t0 + s(12)));
-        deadlines.set(&b, None);
-        assert_eq!(deadlines.passed(t0 + s(30)), vec![a]);
-        assert!(deadlines.by_device.is_empty() && deadlines.by_time.is_empty());
     }
 }

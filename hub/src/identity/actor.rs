@@ -12,6 +12,7 @@ use signet_common::permissions::{Domain, NodeTree, Role};
 
 use super::User;
 use crate::audit::AuditEntry;
+use crate::values::RoleTooLow;
 
 /// An authenticated user acting from a client address.
 #[derive(Debug, Clone)]
@@ -20,14 +21,6 @@ pub struct Actor {
     pub user: User,
     /// The client address.
     pub from: String,
-}
-
-/// The actor's role is below what the action needs (403).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("needs the {needs:?} role or above")]
-pub struct RoleTooLow {
-    /// The role the action needs.
-    pub needs: Role,
 }
 
 impl Actor {
@@ -73,11 +66,7 @@ impl Actor {
     /// # Errors
     /// [`RoleTooLow`] naming the role needed.
     pub fn require(&self, role: Role) -> Result<(), RoleTooLow> {
-        if self.user.role >= role {
-            Ok(())
-        } else {
-            Err(RoleTooLow { needs: role })
-        }
+        RoleTooLow::check(self.user.role, role)
     }
 
     /// The audit entry of `action` on `target` by this actor at `at`.

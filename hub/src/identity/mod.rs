@@ -1,9 +1,10 @@
 //! Identity (S8, T3): users, passwords, login tokens and login throttling.
 //!
-//! Owns: the user and session records, argon2id password hashing, bearer
-//! tokens (only their SHA-256 is stored, so a copy of the store cannot log
-//! in), the sessions' CSRF tokens ([`csrf_token`], C2), and the failed-login
-//! throttle; the [`users`] and [`sessions`] services (who may change which
+//! Owns: the user and session records, bearer tokens (only their SHA-256
+//! is stored, so a copy of the store cannot log in), the sessions' CSRF
+//! tokens ([`csrf_token`], C2), and the failed-login audit entries (the
+//! hashing and the throttle's counts are [`crate::login`]'s, below the
+//! domains); the [`users`] and [`sessions`] services (who may change which
 //! user, logging in and out) with their repositories. Must not: know HTTP;
 //! the user record is read fresh on every request so a role or domain
 //! change applies to the next request (T3).
@@ -11,25 +12,29 @@
 mod actor;
 mod error;
 pub mod names;
-mod password;
 pub mod sessions;
 #[cfg(test)]
 pub(crate) mod testing;
-pub mod throttle;
 pub mod users;
 pub mod views;
 
 use chrono::{DateTime, Utc};
-use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::{Deserialize, Serialize};
 use signet_common::digest::Sha256;
 use signet_common::ids::{NodeId, UserId};
 use signet_common::permissions::Role;
 
-pub use actor::{Actor, RoleTooLow};
+pub use actor::Actor;
 pub use error::IdentityError;
-pub use password::{HashError, PasswordError, PasswordHashing, hash_password, verify_password};
-pub use throttle::LoginThrottle;
+// Moved below the domains (ids to `values`, hashing and the throttle to the
+// `login` leaf, which `app::Hub` holds); re-exported so `crate::identity::…`
+// paths keep working.
+pub use crate::login::{
+    HashError, LoginThrottle, PasswordError, PasswordHashing, hash_password, new_password,
+    verify_password,
+};
+use crate::values::random_fill;
+pub use crate::values::{RoleTooLow, new_id};
 pub use users::{insert_user, put_user, users_in};
 pub use views::{CreateUser, UpdateUser, UserFilter, UserView};
 
@@ -83,20 +88,6 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A fresh random id with a kind prefix (`u-`, `n-`, …): 16 hex digits of
-/// randomness, so ids of different kinds never collide.
-///
-/// # Panics
-/// Never in practice: only if the operating system's random source fails,
-/// which leaves nothing safe to do.
-#[must_use]
-pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 8];
-    random_fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
-}
-
 /// A fresh bearer token (32 random bytes, URL-safe base64) and the key its
 /// session is stored under.
 #[must_use]
@@ -141,22 +132,6 @@ pub fn csrf_matches(token: &str, presented: &str) -> bool {
             .zip(presented.bytes())
             .fold(0u8, |differ, (a, b)| differ | (a ^ b))
             == 0
-}
-
-/// A random password for the first admin (24 URL-safe characters).
-#[must_use]
-pub fn new_password() -> String {
-    use base64::Engine as _;
-    let mut bytes = [0u8; 18];
-    random_fill(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn random_fill(bytes: &mut [u8]) {
-    #[allow(clippy::expect_used)] // no safe fallback exists for a broken OS RNG
-    SystemRandom::new()
-        .fill(bytes)
-        .expect("the operating system's random source failed");
 }
 
 /// The login-name index key: trimmed, NFC-normalized, lowercase (S13: the

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::app::Hub;
 use crate::audit::AuditEntry;
-use crate::store::{StoreError, Tx};
+use crate::store::{StoreError, Tx, WriteBatch};
 
 /// Tree of a user's sessions, keyed `{user}/{session key}`, so all of them
 /// can be revoked at once.
@@ -50,6 +50,42 @@ pub fn revoke_all_in(tx: &mut Tx, user: &UserId) -> Result<usize, StoreError> {
         delete_session(tx, user, key);
     }
     Ok(keys.len())
+}
+
+/// The audit action of aggregated failed logins.
+pub const LOGIN_FAILED: &str = "session.login_failed";
+
+/// Audits a failed login for `name` from `from` at `now`: one entry per
+/// source per minute, rewritten with the count and the names tried as
+/// failures come ([`crate::login::LoginThrottle::failed_logins`]).
+///
+/// # Errors
+/// When the store fails.
+async fn audit_failed_login(
+    hub: &Hub,
+    name: &str,
+    from: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let failures = hub.throttle.failed_logins(name, from, now).await;
+    let first_name = failures.names.first().cloned().unwrap_or_default();
+    let entry = AuditEntry {
+        id: failures.id.clone(),
+        actor_name: Some(first_name.clone()),
+        from: from.to_owned(),
+        detail: serde_json::json!({
+            "failures": failures.count,
+            "names": failures.names,
+            "first_at": failures.first,
+            "last_at": now,
+        }),
+        ..AuditEntry::new(failures.first, LOGIN_FAILED, &first_name)
+    };
+    let mut batch = WriteBatch::new();
+    entry.record(&mut batch)?;
+    // Written while `failures` holds the throttle's lock: updates of one
+    // entry land in order.
+    hub.store.apply(batch).await
 }
 
 /// A new login: the bearer token, its session and who logged in.
@@ -97,9 +133,7 @@ pub async fn login(
         Some(user) if matches && !user.disabled => user,
         _ => {
             hub.throttle.record_failure(&name, from, now);
-            hub.throttle
-                .audit_failure(&hub.store, &name, from, now)
-                .await?;
+            audit_failed_login(hub, &name, from, now).await?;
             return Err(IdentityError::WrongCredentials);
         }
     };

@@ -32,7 +32,7 @@ pub async fn fixture() -> Fixture {
         data,
         ..Config::default()
     };
-    let hub = Hub::open(config, Arc::new(SystemClock)).unwrap();
+    let hub = crate::serve::open(config, Arc::new(SystemClock)).unwrap();
     let admin = user_by_name(&hub.store, "admin").unwrap().unwrap();
     Fixture {
         _dir: dir,

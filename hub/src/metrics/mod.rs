@@ -49,10 +49,21 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use signet_common::sync::TOPIC_PREFIX;
 
-use crate::fleet::FleetCounts;
-
 #[cfg(test)]
 mod tests;
+
+/// The fleet's totals one scrape shows (the fleet counts them: U4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FleetGauges {
+    /// Devices attached to a leaf node.
+    pub attached: u64,
+    /// Of those, online.
+    pub online: u64,
+    /// Of those, in sync, online or not.
+    pub in_sync: u64,
+    /// Of those, online and reporting something playing.
+    pub playing: u64,
+}
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -362,7 +373,7 @@ impl Metrics {
     /// build gauge and the fleet gauges from `fleet` (a registry of this
     /// scrape's values), then the hub's counters and histogram.
     #[must_use]
-    pub fn render(&self, fleet: &FleetCounts) -> String {
+    pub fn render(&self, fleet: &FleetGauges) -> String {
         let mut gauges = Registry::default();
         gauges.register(
             "signet_build",

@@ -42,7 +42,7 @@ fn s11_refused_reports_are_counted_and_their_log_lines_paced() {
         );
         assert_eq!(tallies["wrong_key"].unlogged, 0);
     }
-    let text = metrics.render(&FleetCounts::default());
+    let text = metrics.render(&FleetGauges::default());
     assert!(text.contains("# TYPE signet_device_reports_refused_total counter\n"));
     assert!(text.contains("signet_device_reports_refused_total{reason=\"unsigned\"} 1000\n"));
     assert!(text.contains("signet_device_reports_refused_total{reason=\"wrong_key\"} 1\n"));
@@ -59,7 +59,7 @@ fn histogram_buckets_are_cumulative_and_labels_escaped() {
         Some("/a\"b"),
         axum::http::StatusCode::OK,
     );
-    let text = metrics.render(&FleetCounts::default());
+    let text = metrics.render(&FleetGauges::default());
     assert!(text.contains("signet_publish_duration_seconds_bucket{le=\"0.005\"} 1\n"));
     assert!(text.contains("signet_publish_duration_seconds_bucket{le=\"0.1\"} 2\n"));
     assert!(text.contains("signet_publish_duration_seconds_bucket{le=\"30\"} 2\n"));
@@ -84,5 +84,5 @@ fn u5_exposition_is_the_text_dashboards_read() {
         axum::http::StatusCode::OK,
     );
     let expected = include_str!("golden.prom").replace("{VERSION}", crate::VERSION);
-    assert_eq!(metrics.render(&FleetCounts::default()), expected);
+    assert_eq!(metrics.render(&FleetGauges::default()), expected);
 }

@@ -92,8 +92,9 @@ use supervise::{Run, kill_stale};
 
 /// The plugin admin's user name (and role) on the managed broker.
 pub const ADMIN_USER: &str = "signet-broker-admin";
-/// The broker binary Debian installs.
-pub const DEFAULT_MOSQUITTO: &str = "/usr/sbin/mosquitto";
+/// The broker binary Debian installs (its home is the configuration, below
+/// the domains); re-exported so `mqtt::broker::DEFAULT_MOSQUITTO` keeps working.
+pub use crate::config::DEFAULT_MOSQUITTO;
 /// The plugin's file name.
 pub const PLUGIN_FILE: &str = "mosquitto_dynamic_security.so";
 /// The broker directory's name under the data directory.

@@ -26,9 +26,10 @@
 //!   someone else replaced or cleared is restored within seconds (S4).
 //! - [`broker`] — the default broker: a local mosquitto the hub writes the
 //!   config of, starts, supervises and administers like an external one.
-//! - [`admin`] — the [`admin::BrokerAdmin`] seam (device credentials and
-//!   topic access on the broker), and [`dynsec`], its implementation for
-//!   mosquitto's dynamic-security plugin.
+//! - [`dynsec`] — the implementation of the [`admin::BrokerAdmin`] port
+//!   (device credentials and topic access on the broker; the port itself
+//!   is the application core's, `app::broker_admin`) for mosquitto's
+//!   dynamic-security plugin.
 //!
 //! May call: [`crate::publish`] (republish, the publisher seam),
 //! [`crate::fleet::record_state`] and [`crate::fleet::ingest_events`],
@@ -37,7 +38,9 @@
 //! decide what a document says (publishing does), or acknowledge a device
 //! message before its effect is stored.
 
-pub mod admin;
+// The broker-admin port lives in the application core (below the domains);
+// re-exported so `crate::mqtt::admin::…` keeps working.
+pub use crate::app::broker_admin as admin;
 pub mod broker;
 mod connection;
 pub mod dynsec;

@@ -51,7 +51,6 @@
 pub mod build;
 mod due;
 pub mod jobs;
-mod publisher;
 pub mod run;
 mod runner;
 pub mod service;
@@ -68,7 +67,9 @@ use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
 
 pub use due::{DueReport, run_due};
 pub use jobs::{JobSchedule, When, WhenError};
-pub use publisher::{
+// The publisher port lives in the application core (below the domains);
+// re-exported here so `crate::publish::Publisher` keeps working.
+pub use crate::app::publisher::{
     LogPublisher, PublishFailed, Publisher, RecordingPublisher, RetainedMessage, TransientMessage,
 };
 pub use run::{

@@ -27,7 +27,7 @@ pub(crate) async fn test_hub() -> (tempfile::TempDir, Hub, Actor, NodeId) {
         data,
         ..Config::default()
     };
-    let mut hub = Hub::open(config, Arc::new(SystemClock)).unwrap();
+    let mut hub = crate::serve::open(config, Arc::new(SystemClock)).unwrap();
     hub.publisher = Arc::new(super::RecordingPublisher::new());
     let admin = hub
         .store

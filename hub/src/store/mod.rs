@@ -23,6 +23,12 @@ use serde::de::DeserializeOwned;
 pub use sled_storage::SledStorage;
 pub use tx::{Check, Digest, Tx, digest_range, digest_record, holds};
 
+/// The store directory inside a data directory.
+#[must_use]
+pub fn store_dir(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("store")
+}
+
 /// Why the store failed. Callers answer 500 and change nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

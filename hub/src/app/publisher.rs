@@ -3,9 +3,9 @@
 //! Owns: the [`Publisher`] trait and two
 //! implementations: [`LogPublisher`] (no transport) and
 //! [`RecordingPublisher`] (tests); the MQTT one is
-//! [`crate::mqtt::MqttPublisher`]. Must not: decide what
-//! to publish or sign anything — [`super`] does that and stores every signed
-//! document durably before it calls a publisher.
+//! `mqtt::MqttPublisher`. Must not: decide what to publish or sign
+//! anything — `publish` does that and stores every signed document durably
+//! before it calls a publisher.
 
 use std::sync::Mutex;
 
@@ -32,7 +32,7 @@ pub struct TransientMessage {
 }
 
 /// Why a message was not handed to the transport. The document stays
-/// stored: the next publish of its subject or [`super::republish_all`] (run
+/// stored: the next publish of its subject or [`crate::publish::republish_all`] (run
 /// at every start) sends it again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("publishing on {topic} failed: {reason}")]
@@ -66,7 +66,7 @@ pub trait Publisher: Send + Sync + 'static {
 
 /// A publisher without a transport: it logs each message and delivers
 /// nothing. Documents are still signed and stored, and
-/// [`super::republish_all`] sends all of them once a real transport is
+/// [`crate::publish::republish_all`] sends all of them once a real transport is
 /// plugged in.
 #[derive(Debug, Default)]
 pub struct LogPublisher;

@@ -8,11 +8,13 @@
 //!   at the name is *delayed* (not refused), doubling per failure up to
 //!   [`MAX_NAME_DELAY`], which slows a spray spread over many sources.
 //! - Failed logins are audited as one entry per source per minute, updated
-//!   as failures come (count and the names tried), not one per attempt.
+//!   as failures come (count and the names tried), not one per attempt:
+//!   [`LoginThrottle::failed_logins`] aggregates them, identity writes the
+//!   entry.
 //!
 //! Everything is in memory and bounded ([`MAX_TRACKED`] entries per table;
 //! a restart forgets the counts). Must not: check passwords (the session
-//! route does, through [`super::PasswordHashing`]).
+//! route does, through [`super::PasswordHashing`]); write the store.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,8 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::audit::{AuditEntry, audit_id};
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::values::ordered_id;
 
 /// The most names, name–source pairs or audited sources tracked at once;
 /// beyond it the oldest are dropped.
@@ -32,8 +33,6 @@ pub const NAME_DELAY_BASE: Duration = Duration::from_millis(125);
 pub const MAX_NAME_DELAY: Duration = Duration::from_secs(4);
 /// The most distinct names one aggregated audit entry lists.
 pub const MAX_AUDITED_NAMES: usize = 16;
-/// The audit action of aggregated failed logins.
-pub const LOGIN_FAILED: &str = "session.login_failed";
 
 /// Failures in the current window.
 #[derive(Debug, Clone, Copy)]
@@ -189,19 +188,19 @@ impl LoginThrottle {
             .remove(name);
     }
 
-    /// Audits a failed login for `name` from `source` at `now`: the first
-    /// failure of a source in a minute writes an entry, later ones in the
-    /// same minute rewrite it with the new count and names.
-    ///
-    /// # Errors
-    /// When the store fails.
-    pub async fn audit_failure(
+    /// Counts a failed login for `name` from `source` at `now` into the
+    /// source's aggregate of this minute, for its one audit entry: the
+    /// first failure of a source in a minute starts an entry (a fresh id),
+    /// later ones in the same minute update it with the new count and
+    /// names. The aggregate holds the lock that orders these updates: write
+    /// the entry before dropping it, so a later count never loses to an
+    /// earlier one.
+    pub async fn failed_logins(
         &self,
-        store: &Store,
         name: &str,
         source: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> FailedLogins<'_> {
         let minute = now.timestamp().div_euclid(60);
         let mut buckets = self.audit.lock().await;
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(source) {
@@ -219,7 +218,7 @@ impl LoginThrottle {
             .entry(source.to_owned())
             .or_insert_with(|| AuditBucket {
                 minute,
-                id: audit_id(now),
+                id: ordered_id(now),
                 first: now,
                 count: 0,
                 names: Vec::new(),
@@ -227,7 +226,7 @@ impl LoginThrottle {
         if bucket.minute != minute {
             *bucket = AuditBucket {
                 minute,
-                id: audit_id(now),
+                id: ordered_id(now),
                 first: now,
                 count: 0,
                 names: Vec::new(),
@@ -237,24 +236,31 @@ impl LoginThrottle {
         if bucket.names.len() < MAX_AUDITED_NAMES && !bucket.names.iter().any(|n| n == name) {
             bucket.names.push(name.to_owned());
         }
-        let first_name = bucket.names.first().cloned().unwrap_or_default();
-        let entry = AuditEntry {
-            id: bucket.id.clone(),
-            actor_name: Some(first_name.clone()),
-            from: source.to_owned(),
-            detail: serde_json::json!({
-                "failures": bucket.count,
-                "names": bucket.names,
-                "first_at": bucket.first,
-                "last_at": now,
-            }),
-            ..AuditEntry::new(bucket.first, LOGIN_FAILED, &first_name)
-        };
-        let mut batch = WriteBatch::new();
-        entry.record(&mut batch)?;
-        // Written under the lock: updates of one entry land in order.
-        store.apply(batch).await
+        let bucket = bucket.clone();
+        FailedLogins {
+            id: bucket.id,
+            first: bucket.first,
+            count: bucket.count,
+            names: bucket.names,
+            _order: buckets,
+        }
     }
+}
+
+/// One source's failed logins in one minute, as its audit entry says them
+/// ([`LoginThrottle::failed_logins`]). Holds the lock that orders the
+/// entry's writes while it lives.
+pub struct FailedLogins<'a> {
+    /// The entry's id (and key): the same for every update of the minute.
+    pub id: String,
+    /// When the first failure of the minute happened.
+    pub first: DateTime<Utc>,
+    /// Failures so far.
+    pub count: u32,
+    /// The distinct names tried, at most [`MAX_AUDITED_NAMES`].
+    pub names: Vec<String>,
+    /// The aggregates' lock.
+    _order: tokio::sync::MutexGuard<'a, HashMap<String, AuditBucket>>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Device access on the broker (S7): who may connect, and which topics each
 //! device may read and write.
 //!
-//! Owns: the [`BrokerAdmin`] seam. The hub-managed broker and an external
+//! Owns: the [`BrokerAdmin`] port. The hub-managed broker and an external
 //! mosquitto with `mqtt.dynsec` are administered through mosquitto's
-//! dynamic-security plugin ([`super::dynsec::DynsecAdmin`]); an external
+//! dynamic-security plugin (`mqtt::dynsec::DynsecAdmin`, above the core);
+//! an external
 //! broker the hub does not administer gets [`StoreAuthenticated`], which
 //! changes nothing (that broker's operator authenticates devices).
 

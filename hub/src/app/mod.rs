@@ -1,27 +1,38 @@
 //! The application core: [`Hub`], what every part of the hub shares.
 //!
-//! Owns: the store, the clock, the keys, the publisher, the broker admin,
-//! the mailer's wake-up, the metrics, the live fleet feed and the fleet
-//! ingest queue. The HTTP API
-//! (`api::AppState` wraps a [`Hub`]), the MQTT subscriber, the
-//! background loops and the demo are all built on it. Must not: know about
-//! HTTP; nothing here imports `crate::api`.
+//! Owns: the store, the clock, the keys, the mailer's wake-up, the
+//! metrics, the login throttle and password hashing, and the ports the
+//! domains reach the outside through: the [`publisher`] (signed documents
+//! out as retained messages), the [`broker_admin`] (device access on the
+//! broker), the [`fleet_feed`] (the live fleet broadcast) and the fleet's
+//! report [`ingest`]. The HTTP API (`api::AppState` wraps a [`Hub`]), the
+//! MQTT subscriber, the background loops and the demo are all built on it.
+//!
+//! Must not: import a domain or an adapter — only the leaves below it
+//! (`store`, `config`, `keys`, `metrics`, `login`, `values`); the ports'
+//! real implementations (MQTT, mosquitto's dynamic security, the fleet's
+//! ingest) live above and are installed by whoever opens the hub. Nothing
+//! here knows HTTP.
+
+pub mod broker_admin;
+pub mod fleet_feed;
+pub mod ingest;
+pub mod publisher;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use self::broker_admin::{BrokerAdmin, StoreAuthenticated};
+use self::fleet_feed::FleetFeed;
+use self::ingest::ReportIngest;
+use self::publisher::{LogPublisher, Publisher};
 use crate::config::Config;
-use crate::fleet::FleetIngest;
-use crate::fleet::stream::FleetFeed;
-use crate::identity::{LoginThrottle, PasswordHashing};
-use crate::init::store_dir;
 use crate::keys::{self, HubKeys};
+use crate::login::{LoginThrottle, PasswordHashing};
 use crate::metrics::Metrics;
-use crate::mqtt::admin::BrokerAdmin;
-use crate::publish::{LogPublisher, Publisher};
-use crate::store::{SledStorage, Store};
+use crate::store::{SledStorage, Store, store_dir};
 
 /// Where the hub reads the time: the system clock, or a test's.
 pub trait Clock: Send + Sync + 'static {
@@ -58,25 +69,25 @@ pub struct Hub {
     /// publishing signs with and republishes (S1, S2).
     pub keys: Arc<HubKeys>,
     /// Where signed documents go as retained messages (S4): MQTT once the
-    /// hub's link is up, [`crate::publish::LogPublisher`] before.
+    /// hub's link is up, [`LogPublisher`] before.
     pub publisher: Arc<dyn Publisher>,
     /// Wakes the publishing loop: call `notify_one` after a job is stored
     /// or cancelled, so it is seen before the next poll.
     pub publish_wake: Arc<tokio::sync::Notify>,
     /// Device access on the broker (S7, S10): mosquitto's dynamic security on
     /// the managed broker and with `mqtt.dynsec`; else
-    /// [`crate::mqtt::admin::StoreAuthenticated`].
+    /// [`StoreAuthenticated`].
     pub broker_admin: Arc<dyn BrokerAdmin>,
     /// The counters and histogram `/metrics` shows.
     pub metrics: Arc<Metrics>,
     /// Live fleet changes for the console's stream (C3): call
-    /// [`FleetFeed::device_changed`] after a change to a device's fleet
-    /// view is stored.
+    /// [`FleetFeed::changed`] after a change to a device's fleet view is
+    /// stored.
     pub fleet_feed: Arc<FleetFeed>,
     /// Device states and event batches on their way into the store, many
-    /// to a commit (U2, U4, S9): [`crate::fleet::record_state`] and
-    /// [`crate::fleet::ingest_events`] go through it.
-    pub fleet_ingest: Arc<FleetIngest>,
+    /// to a commit (U2, U4, S9): `fleet::record_state` and
+    /// `fleet::ingest_events` go through it.
+    pub fleet_ingest: Arc<dyn ReportIngest>,
 }
 
 /// The hub was pointed at a data directory `init` never made.
@@ -92,14 +103,20 @@ pub struct NotInitialized {
 }
 
 impl Hub {
-    /// Opens the data directory of `config` and builds the shared state, with
-    /// [`crate::publish::LogPublisher`] as its publisher (`serve` replaces it with the
-    /// MQTT one; tests install a recording one).
+    /// Opens the data directory of `config` and builds the shared state,
+    /// with `fleet_ingest` (the fleet's queue: `serve::open` passes it),
+    /// [`LogPublisher`] as its publisher (`serve` replaces it with the MQTT
+    /// one; tests install a recording one) and [`StoreAuthenticated`] as its
+    /// broker admin.
     ///
     /// # Errors
     /// When the keys or the store cannot be opened; the message says which file
     /// and suggests `init` when the directory was never initialized.
-    pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub fn open(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        fleet_ingest: Arc<dyn ReportIngest>,
+    ) -> anyhow::Result<Self> {
         let data = config.data.clone();
         if !store_dir(&data).exists() {
             return Err(NotInitialized { data }.into());
@@ -111,7 +128,7 @@ impl Hub {
             .and_then(TimeDelta::try_seconds)
             .unwrap_or(TimeDelta::minutes(15));
         let throttle = Arc::new(LoginThrottle::new(config.login_max_failures, window));
-        let hashing = Arc::new(crate::identity::PasswordHashing::new(
+        let hashing = Arc::new(PasswordHashing::new(
             config.password_hash_concurrency,
             Duration::from_millis(config.password_hash_wait_ms),
         ));
@@ -127,10 +144,10 @@ impl Hub {
             keys: Arc::new(keys),
             publisher: Arc::new(LogPublisher),
             publish_wake: Arc::new(tokio::sync::Notify::new()),
-            broker_admin: Arc::new(crate::mqtt::admin::StoreAuthenticated),
-            metrics: Arc::new(crate::metrics::Metrics::default()),
+            broker_admin: Arc::new(StoreAuthenticated),
+            metrics: Arc::new(Metrics::default()),
             fleet_feed,
-            fleet_ingest: Arc::default(),
+            fleet_ingest,
         })
     }
 
