@@ -29,6 +29,7 @@ pub mod keys;
 pub mod mail;
 pub mod metrics;
 pub mod mqtt;
+pub mod nodes;
 pub mod permission_groups;
 pub mod publish;
 pub mod schedules;
