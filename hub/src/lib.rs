@@ -30,6 +30,7 @@ pub mod login;
 pub mod mail;
 pub mod metrics;
 pub mod mqtt;
+pub mod nodes;
 pub mod permission_groups;
 pub mod publish;
 pub mod schedules;

@@ -17,10 +17,11 @@ use serde_json::{Value, json};
 use signet_common::digest::Sha256;
 use signet_common::ids::{AccessGroupId, DeviceId};
 use signet_common::license::Membership;
+use signet_hub::access_groups::device_may_fetch;
 use signet_hub::access_groups::{
     MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
 };
-use signet_hub::content::{BlobStore, CONTENT, ContentItem, device_may_fetch};
+use signet_hub::content::{BlobStore, CONTENT, ContentItem};
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
 use support::{TestHub, assert_error, gst_file};

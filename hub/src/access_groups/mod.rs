@@ -26,7 +26,7 @@
 //! | [`MEMBERS`] | `{group}/{kind}:{member id}` | [`Member`] |
 //! | [`MEMBER_GROUPS`] | `{kind}:{member id}/{group}` | group id (reverse index) |
 //! | [`ITEMS`] | `{group}/{item}` | [`GroupItem`] |
-//! | [`ITEM_GROUPS`] | `{item}/{group}` | group id (reverse index) |
+//! | [`crate::content::refs`] (`access_group_item_index`) | `{item}/{group}` | group id (reverse index, content's) |
 //! | [`INVITES`] | `{group}/{invite id}` | [`Invite`] |
 //! | [`INVITE_TOKENS`] | SHA-256 of the invite token | `{group}/{invite id}` |
 //! | [`SIGNUPS`] | `{group}/{lowercase e-mail}` | [`PendingSignup`] |
@@ -44,13 +44,15 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use signet_common::digest::Sha256;
 use signet_common::ids::{AccessGroupId, DeviceId, ItemId, MAX_ID_LEN, NodeId, UserId};
 use signet_common::license::{
     AccessWindow, Denied, LicenseError, LicenseTerms, Membership, check_access, check_activation,
 };
 use signet_common::permissions::NodeTree;
 
-use crate::store::{Store, StoreError};
+use crate::content::refs::{self, Referrer};
+use crate::store::{Store, StoreError, Tx};
 
 pub mod checks;
 pub mod error;
@@ -73,8 +75,6 @@ pub const MEMBERS: &str = "access_group_members";
 pub const MEMBER_GROUPS: &str = "access_group_member_index";
 /// Tree of a group's content items, keyed `{group}/{item}`.
 pub const ITEMS: &str = "access_group_items";
-/// Reverse index of items, keyed `{item}/{group}`.
-pub const ITEM_GROUPS: &str = "access_group_item_index";
 /// Tree of invites, keyed `{group}/{invite id}`.
 pub const INVITES: &str = "access_group_invites";
 /// Invite keys by the SHA-256 of their token.
@@ -336,13 +336,13 @@ pub fn group_prefix(group: &AccessGroupId) -> String {
     format!("{group}/")
 }
 
-/// The access groups that live at `node` (a node holding any cannot be
-/// deleted: T2).
+/// The access groups that live at `node`, read in `tx` (a node holding
+/// any cannot be deleted: T2).
 ///
 /// # Errors
 /// When the store fails.
-pub fn groups_at(store: &Store, node: &NodeId) -> Result<Vec<AccessGroupId>, StoreError> {
-    let groups: Vec<AccessGroup> = store.scan(GROUPS, "")?;
+pub fn groups_at_in(tx: &mut Tx, node: &NodeId) -> Result<Vec<AccessGroupId>, StoreError> {
+    let groups: Vec<AccessGroup> = tx.scan(GROUPS, "")?;
     Ok(groups
         .into_iter()
         .filter(|g| &g.node == node)
@@ -475,7 +475,58 @@ pub fn device_slot(
 /// # Errors
 /// When the store fails.
 pub fn groups_holding(store: &Store, item: &ItemId) -> Result<Vec<AccessGroupId>, StoreError> {
-    store.scan(ITEM_GROUPS, &format!("{item}/"))
+    refs::referrers(store, Referrer::AccessGroup, item)
+}
+
+/// Whether the hub may serve the blob `sha256` to `device` at `now` (S7:
+/// the hub serves content only to devices entitled to it). True iff some
+/// item with those bytes is
+/// - in one or more access groups, and the device holds a valid
+///   entitlement at `now` in one of them (L2, L4, L5:
+///   [`entitled_to_item`] with the device as member); or
+/// - in no access group, and belongs to the node the device is attached to
+///   or one of its ancestors (T2).
+///
+/// Licensed content (in an access group) never reaches a device through the
+/// node half. The sync issue calls this from the device content route once
+/// devices have credentials; it may narrow the node half to items actually
+/// placed (scheduled) on the device's node chain.
+///
+/// # Errors
+/// When the store fails.
+pub fn device_may_fetch(
+    store: &Store,
+    device: &DeviceId,
+    sha256: &Sha256,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let items = crate::content::items_with_hash(store, sha256)?;
+    if items.is_empty() {
+        return Ok(false);
+    }
+    let member = MemberRef::Device {
+        device_id: device.clone(),
+    };
+    let mut node_chain: Option<Option<(signet_common::permissions::NodeTree, NodeId)>> = None;
+    for item in &items {
+        if groups_holding(store, &item.id)?.is_empty() {
+            if node_chain.is_none() {
+                let attached = match crate::tenancy::node_of_device(store, device)? {
+                    Some(node) => Some((crate::tenancy::load_tree(store)?.0, node)),
+                    None => None,
+                };
+                node_chain = Some(attached);
+            }
+            if let Some(Some((tree, node))) = &node_chain
+                && tree.is_within(node, &item.node)
+            {
+                return Ok(true);
+            }
+        } else if entitled_to_item(store, &member, &item.id, None, now)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether `member` holds a valid entitlement at `at` in one of the groups

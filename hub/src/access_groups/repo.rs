@@ -14,11 +14,12 @@ use signet_common::permissions::NodeTree;
 
 use super::error::AccessGroupError;
 use super::{
-    AccessGroup, GROUPS, GroupItem, INVITE_TOKENS, INVITES, ITEM_GROUPS, ITEMS, Invite,
-    MEMBER_GROUPS, MEMBERS, Member, MemberRef, PendingSignup, SHOP_ORDERS, SIGNUP_TOKENS, SIGNUPS,
-    ShopOrder, email_key, group_prefix, member_index_key, member_key,
+    AccessGroup, GROUPS, GroupItem, INVITE_TOKENS, INVITES, ITEMS, Invite, MEMBER_GROUPS, MEMBERS,
+    Member, MemberRef, PendingSignup, SHOP_ORDERS, SIGNUP_TOKENS, SIGNUPS, ShopOrder, email_key,
+    group_prefix, member_index_key, member_key,
 };
 use crate::audit::AuditEntry;
+use crate::content::refs::{self, Referrer};
 use crate::identity::{Actor, USERS, User};
 use crate::store::{StoreError, Tx, WriteBatch};
 
@@ -100,19 +101,25 @@ pub fn items(tx: &mut Tx, group: &AccessGroupId) -> Result<Vec<GroupItem>, Store
     tx.scan(ITEMS, &group_prefix(group))
 }
 
-/// Stores `item` in `group` with its reverse index.
+/// Stores `item` in `group` with its reference in content's
+/// item-references index ([`refs`]).
 ///
 /// # Errors
 /// When it does not encode.
 pub fn put_item(tx: &mut Tx, group: &AccessGroupId, item: &GroupItem) -> Result<(), StoreError> {
-    tx.put(ITEMS, &format!("{}{}", group_prefix(group), item.id), item)?;
-    tx.put(ITEM_GROUPS, &format!("{}/{group}", item.id), group)
+    let mut batch = WriteBatch::new();
+    batch.put(ITEMS, &format!("{}{}", group_prefix(group), item.id), item)?;
+    refs::add(&mut batch, Referrer::AccessGroup, &item.id, group.as_str())?;
+    tx.include(batch);
+    Ok(())
 }
 
-/// Removes `item` from `group` with its reverse index.
+/// Removes `item` from `group` with its reference in [`refs`].
 pub fn delete_item(tx: &mut Tx, group: &AccessGroupId, item: &ItemId) {
-    tx.delete(ITEMS, &format!("{}{item}", group_prefix(group)));
-    tx.delete(ITEM_GROUPS, &format!("{item}/{group}"));
+    let mut batch = WriteBatch::new();
+    batch.delete(ITEMS, &format!("{}{item}", group_prefix(group)));
+    refs::remove(&mut batch, Referrer::AccessGroup, item, group.as_str());
+    tx.include(batch);
 }
 
 /// Replaces `group`'s item list with `items` (ids unique), indexes
@@ -201,16 +208,14 @@ pub fn put_order(tx: &mut Tx, order: &ShopOrder) -> Result<(), StoreError> {
     )
 }
 
-/// Deletes `group` with every record that hangs on it — members, items,
-/// invites, signups, orders, each with its indexes, and its schedule.
-/// Returns how many member records it had and the schedule's id, if any.
+/// Deletes `group` with every record of this module that hangs on it —
+/// members, items, invites, signups, orders, each with its indexes (its
+/// schedule is the schedules module's: the service has it removed in the
+/// same transaction). Returns how many member records it had.
 ///
 /// # Errors
 /// When the store fails.
-pub fn delete_group(
-    tx: &mut Tx,
-    group: &AccessGroupId,
-) -> Result<(usize, Option<String>), StoreError> {
+pub fn delete_group(tx: &mut Tx, group: &AccessGroupId) -> Result<usize, StoreError> {
     let prefix = group_prefix(group);
     let members = members(tx, group)?;
     for member in &members {
@@ -229,26 +234,8 @@ pub fn delete_group(
     for order in tx.scan::<ShopOrder>(SHOP_ORDERS, &prefix)? {
         tx.delete(SHOP_ORDERS, &order_key(group, &order.order_id));
     }
-    let schedule = delete_schedule(tx, group)?;
     tx.delete(GROUPS, group.as_str());
-    Ok((members.len(), schedule))
-}
-
-/// The group's schedule belongs to it and goes with it: removed through
-/// [`crate::schedules::delete_schedule`], which owns its indexes.
-fn delete_schedule(tx: &mut Tx, group: &AccessGroupId) -> Result<Option<String>, StoreError> {
-    use crate::schedules::{GROUP_SCHEDULES, GroupSchedule, SCHEDULES};
-    let target = crate::groups::GroupRef::AccessGroup(group.clone());
-    let Some(id) = tx.get::<crate::schedules::ScheduleId>(GROUP_SCHEDULES, target.id())? else {
-        return Ok(None);
-    };
-    let Some(schedule) = tx.get::<GroupSchedule>(SCHEDULES, id.as_str())? else {
-        return Ok(None);
-    };
-    let mut batch = WriteBatch::new();
-    crate::schedules::delete_schedule(&mut batch, &schedule);
-    tx.include(batch);
-    Ok(Some(schedule.id.to_string()))
+    Ok(members.len())
 }
 
 /// Every user by id (for member views).

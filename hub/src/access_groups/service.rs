@@ -4,12 +4,14 @@
 //! Owns: who may change a group (Manager+, inside the actor's domain,
 //! T2–T4), the rules of a change — licence terms the hub may sign, the
 //! group-full rule, the device-slot rule (L5), items usable at the group's
-//! node (T2) — its audit entry, and what follows the commit: broker access
-//! and publication after a device member changes (L4, L5, S7), publication
-//! after the item list changes (L3). Every write is one [`Tx`] holding the
-//! reads its decision rests on. Must not: hold a transaction across network
-//! I/O (publishing, the broker) — that happens after the commit; nor know
-//! HTTP. Invites, self-signup and the shop are in [`super::joining`], CSV
+//! node (T2) — and its audit entry. Every write is one [`Tx`] holding the
+//! reads its decision rests on. What follows the commit — broker access and
+//! publication after a device member changes (L4, L5, S7), publication
+//! after the item list changes (L3) — is returned ([`DeviceMemberChanged`],
+//! the group of [`set_items`]) for the caller above devices and publishing
+//! to do ([`crate::publish::after`]). Must not: import devices or
+//! publishing (they read access groups), hold a transaction across network
+//! I/O, or know HTTP. Invites, self-signup and the shop are in [`super::joining`], CSV
 //! import in [`super::import`].
 
 use std::collections::HashMap;
@@ -22,17 +24,12 @@ use signet_common::permissions::{NodeTree, Role};
 use super::checks;
 use super::error::AccessGroupError;
 use super::repo;
-use super::types::{
-    AddMember, CreateGroup, ItemList, ItemsSaved, MemberView, UpdateGroup, UpdateMember,
-};
+use super::types::{AddMember, CreateGroup, ItemList, MemberView, UpdateGroup, UpdateMember};
 use super::{AccessGroup, GROUPS, GroupItem, Member, MemberRef, MemberSource, device_slot};
 use crate::app::Hub;
 use crate::content::{CONTENT, ContentItem};
-use crate::devices::{DEVICES, Device};
-use crate::groups::GroupRef;
 use crate::identity::{Actor, USERS, User, new_id};
-use crate::publish;
-use crate::store::Tx;
+use crate::store::{StoreError, Tx};
 
 /// Access groups whose node is inside the actor's domain.
 ///
@@ -213,17 +210,30 @@ fn check_categories_kept(
     }
 }
 
+/// What hangs on an access group in a module above this one (its
+/// schedule), removed by that module inside the group's delete
+/// transaction; returns the id of what it removed, if anything. The caller
+/// passes [`crate::schedules::delete_group_schedule_in`].
+pub type Dependents = fn(&mut Tx, &AccessGroupId) -> Result<Option<String>, StoreError>;
+
 /// Deletes a group with its members, items, invites, signups, orders and
-/// schedule (Manager+). Every member loses access at once (L4).
+/// (through `dependents`) its schedule (Manager+). Every member loses
+/// access at once (L4).
 ///
 /// # Errors
 /// `RoleTooLow`, `NotFound`, or the store's error.
-pub async fn delete_group(hub: &Hub, actor: &Actor, id: &str) -> Result<(), AccessGroupError> {
+pub async fn delete_group(
+    hub: &Hub,
+    actor: &Actor,
+    id: &str,
+    dependents: Dependents,
+) -> Result<(), AccessGroupError> {
     actor.require(Role::Manager)?;
     hub.store
         .transact(|tx| {
             let (group, _) = repo::visible_group(tx, actor, id)?;
-            let (members, schedule) = repo::delete_group(tx, &group.id)?;
+            let members = repo::delete_group(tx, &group.id)?;
+            let schedule = dependents(tx, &group.id)?;
             let detail = serde_json::json!({"name": group.name, "members": members,
                 "schedule": schedule});
             let by = (actor, hub.now());
@@ -321,27 +331,52 @@ fn check_new_member(
             Ok((format!("user {}", user.name), Some(user)))
         }
         MemberRef::Device { device_id } => {
-            let device = tx
-                .get::<Device>(DEVICES, device_id.as_str())?
-                .filter(|d| actor.sees(tree, &d.node))
+            let node = crate::tenancy::node_of_device_in(tx, device_id)?
+                .filter(|node| actor.sees(tree, node))
                 .ok_or(AccessGroupError::NotFound("device"))?;
-            if !super::usable_at(tree, &group.node, &device.node) {
+            if !super::usable_at(tree, &group.node, &node) {
                 return Err(AccessGroupError::invalid(
                     "device_outside_group",
                     format!(
-                        "device {} is attached at {}, which is not below the group's node {}",
-                        device.id, device.node, group.node
+                        "device {device_id} is attached at {node}, which is not below the group's node {}",
+                        group.node
                     ),
                 ));
             }
-            Ok((format!("device {}", device.id), None))
+            Ok((format!("device {device_id}"), None))
+        }
+    }
+}
+
+/// A committed change of a device member (added, activated, deactivated,
+/// removed, new end date): its broker access must follow its groups (S7)
+/// and the group be published, so the device's assignment changes at once
+/// (L4, L5) — [`crate::publish::after::device_member_changed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMemberChanged {
+    /// The group whose member changed.
+    pub group: AccessGroupId,
+    /// The device.
+    pub device: DeviceId,
+}
+
+impl DeviceMemberChanged {
+    /// The change to follow when `member` of `group` changed: `None` for a user.
+    fn of(group: &AccessGroupId, member: &MemberRef) -> Option<Self> {
+        match member {
+            MemberRef::Device { device_id } => Some(Self {
+                group: group.clone(),
+                device: device_id.clone(),
+            }),
+            MemberRef::User { .. } => None,
         }
     }
 }
 
 /// Adds a user or device member (Manager+). A device is activated (L5:
 /// 409 `too_many_devices` when every slot is taken); after the commit its
-/// broker access follows and the group is published (L4).
+/// broker access must follow and the group be published (L4): the
+/// returned change, for the caller.
 ///
 /// # Errors
 /// `RoleTooLow`, `Invalid`, `NotFound`, `Conflict` (`already_member`,
@@ -351,7 +386,7 @@ pub async fn add_member(
     actor: &Actor,
     id: &str,
     request: AddMember,
-) -> Result<MemberView, AccessGroupError> {
+) -> Result<(MemberView, Option<DeviceMemberChanged>), AccessGroupError> {
     actor.require(Role::Manager)?;
     checks::display_name(request.display_name.as_deref())?;
     let now = hub.now();
@@ -387,9 +422,9 @@ pub async fn add_member(
             Ok((group, member, user))
         })
         .await?;
-    device_member_changed(hub, actor, &group.id, &member.member).await;
     let users: HashMap<UserId, User> = user.map(|u| (u.id.clone(), u)).into_iter().collect();
-    Ok(MemberView::new(&group, &member, &users, now))
+    let change = DeviceMemberChanged::of(&group.id, &member.member);
+    Ok((MemberView::new(&group, &member, &users, now), change))
 }
 
 /// `user` or `device` and an id as a member reference; any other kind is 404.
@@ -406,7 +441,8 @@ fn member_ref(kind: &str, id: &str) -> Result<MemberRef, AccessGroupError> {
 }
 
 /// Changes a member's end date, display name or (devices) active slot
-/// (Manager+, L5). A removed member is 409 `member_removed`.
+/// (Manager+, L5). A removed member is 409 `member_removed`. Returns the
+/// change to follow after the commit, as [`add_member`].
 ///
 /// # Errors
 /// `RoleTooLow`, `Invalid`, `NotFound`, `Conflict`, or the store's error.
@@ -415,7 +451,7 @@ pub async fn update_member(
     actor: &Actor,
     (id, kind, member_id): (&str, &str, &str),
     request: UpdateMember,
-) -> Result<MemberView, AccessGroupError> {
+) -> Result<(MemberView, Option<DeviceMemberChanged>), AccessGroupError> {
     actor.require(Role::Manager)?;
     if let Some(Some(name)) = &request.display_name {
         checks::display_name(Some(name))?;
@@ -449,9 +485,9 @@ pub async fn update_member(
             Ok((group, member))
         })
         .await?;
-    device_member_changed(hub, actor, &group.id, &member.member).await;
     let users = repo::users_by_id(&hub.store)?;
-    Ok(MemberView::new(&group, &member, &users, hub.now()))
+    let change = DeviceMemberChanged::of(&group.id, &member.member);
+    Ok((MemberView::new(&group, &member, &users, hub.now()), change))
 }
 
 /// Applies `request` to a current `member` of `group`: the device-slot rule
@@ -480,6 +516,7 @@ fn apply_member_update(
 
 /// Removes a member: its access ends at once (L4). The record stays, with
 /// `removed_at`, for usage reports; removing again changes nothing.
+/// Returns the change to follow after the commit, as [`add_member`].
 ///
 /// # Errors
 /// `RoleTooLow`, `NotFound`, or the store's error.
@@ -487,7 +524,7 @@ pub async fn remove_member(
     hub: &Hub,
     actor: &Actor,
     (id, kind, member_id): (&str, &str, &str),
-) -> Result<(), AccessGroupError> {
+) -> Result<Option<DeviceMemberChanged>, AccessGroupError> {
     actor.require(Role::Manager)?;
     let who = member_ref(kind, member_id)?;
     let removed = hub
@@ -514,31 +551,7 @@ pub async fn remove_member(
             Ok(Some(group.id))
         })
         .await?;
-    if let Some(group) = removed {
-        device_member_changed(hub, actor, &group, &who).await;
-    }
-    Ok(())
-}
-
-/// After a device member changed (added, activated, deactivated, removed,
-/// new end date): its broker access follows its groups (S7) and the group
-/// is published, so the device's assignment changes at once (L4, L5).
-/// Failures are logged: the change is stored, and the group's next
-/// publication sends it.
-async fn device_member_changed(
-    hub: &Hub,
-    actor: &Actor,
-    group: &AccessGroupId,
-    member: &MemberRef,
-) {
-    let MemberRef::Device { device_id } = member else {
-        return;
-    };
-    let _ = crate::devices::refresh_broker_access(hub, device_id).await;
-    let by = publish::Actor::user(&actor.user, &actor.from);
-    if let Err(e) = publish::publish(hub, &GroupRef::AccessGroup(group.clone()), by).await {
-        tracing::warn!(%group, device = %device_id, error = %e, "publishing after a device member change failed");
-    }
+    Ok(removed.and_then(|group| DeviceMemberChanged::of(&group, &who)))
 }
 
 /// A group's items with their categories.
@@ -590,8 +603,9 @@ fn check_item(
     Ok(())
 }
 
-/// Replaces a group's item list (Manager+). Once the list is durable the
-/// group is published (L3): a failed publication is reported, not an error.
+/// Replaces a group's item list (Manager+). Returns the group: once the
+/// list is durable the caller publishes it (L3,
+/// [`crate::publish::after::group_items_set`]).
 ///
 /// # Errors
 /// `RoleTooLow`, `Invalid`, `NotFound`, or the store's error.
@@ -600,11 +614,10 @@ pub async fn set_items(
     actor: &Actor,
     id: &str,
     request: ItemList,
-) -> Result<ItemsSaved, AccessGroupError> {
+) -> Result<AccessGroupId, AccessGroupError> {
     actor.require(Role::Manager)?;
     checks::item_list(&request.items)?;
-    let group = hub
-        .store
+    hub.store
         .transact(|tx| {
             let (group, tree) = repo::visible_group(tx, actor, id)?;
             for item in &request.items {
@@ -615,33 +628,9 @@ pub async fn set_items(
                 "removed": removed});
             let by = (actor, hub.now());
             repo::audit(tx, by, "access_group.items_set", &group, detail)?;
-            Ok::<_, AccessGroupError>(group)
+            Ok::<_, AccessGroupError>(group.id)
         })
-        .await?;
-    // L3: the change reaches member devices at their next sync.
-    let (publication, publication_error) = publish_items(hub, actor, &group.id).await;
-    Ok(ItemsSaved {
-        items: super::items_of(&hub.store, &group.id)?,
-        publication,
-        publication_error,
-    })
-}
-
-/// Publishes `group`'s items (L3): the run, or why it failed (logged; the
-/// list is stored and goes out with the group's next publication).
-async fn publish_items(
-    hub: &Hub,
-    actor: &Actor,
-    group: &AccessGroupId,
-) -> (Option<publish::PublicationRun>, Option<String>) {
-    let by = publish::Actor::user(&actor.user, &actor.from);
-    match publish::publish_group_items(hub, group, by).await {
-        Ok(published) => (Some(published.run), None),
-        Err(e) => {
-            tracing::warn!(%group, error = %e, "publishing the group's new items failed");
-            (None, Some(e.to_string()))
-        }
-    }
+        .await
 }
 
 #[cfg(test)]

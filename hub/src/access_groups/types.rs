@@ -14,7 +14,6 @@ use signet_common::license::{AccessWindow, LicenseTerms};
 
 use super::{AccessGroup, GroupItem, Invite, Member, MemberRef, MemberSource, window};
 use crate::identity::User;
-use crate::publish::PublicationRun;
 
 /// An access group as the API shows it (never the shop key).
 #[derive(Serialize, utoipa::ToSchema)]
@@ -216,19 +215,6 @@ where
 pub struct ItemList {
     /// The items (at most 10 000, ids unique).
     pub items: Vec<GroupItem>,
-}
-
-/// A group's new item list and the publication it caused (L3).
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ItemsSaved {
-    /// The items now held.
-    pub items: Vec<GroupItem>,
-    /// The run that re-signed the group's manifest and its member devices'
-    /// assignments, when it succeeded.
-    pub publication: Option<PublicationRun>,
-    /// Why that publication failed, when it did: the list is saved and goes
-    /// out with the next publication of the group.
-    pub publication_error: Option<String>,
 }
 
 /// A new invite (L6).

@@ -29,10 +29,11 @@ use super::users::check_password;
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::access_groups::types::{
     AcceptInvite, AddMember, ConfirmSignup, CreateGroup, CreateInvite, GroupView, ImportReport,
-    InviteView, ItemList, ItemsSaved, Joined, MemberView, ShopKey, ShopOrderRequest, ShopResult,
-    SignupPending, SignupRequest, UpdateGroup, UpdateMember,
+    InviteView, ItemList, Joined, MemberView, ShopKey, ShopOrderRequest, ShopResult, SignupPending,
+    SignupRequest, UpdateGroup, UpdateMember,
 };
 use crate::access_groups::{AccessGroupError, import, invites, service, shop, signup};
+use crate::publish::{self, after::ItemsSaved};
 
 /// This concern's routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -167,7 +168,8 @@ pub async fn delete_group(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::delete_group(&state, &caller.actor(), &id).await?;
+    let schedule = crate::schedules::delete_group_schedule_in;
+    service::delete_group(&state, &caller.actor(), &id, schedule).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -205,7 +207,9 @@ pub async fn add_member(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<AddMember>,
 ) -> Result<(StatusCode, Json<MemberView>), ApiError> {
-    let view = service::add_member(&state, &caller.actor(), &id, request).await?;
+    let actor = caller.actor();
+    let (view, change) = service::add_member(&state, &actor, &id, request).await?;
+    publish::after::device_member_changed(&state, &actor, change).await;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -228,10 +232,13 @@ pub async fn update_member(
     Path((id, kind, member_id)): Path<(String, String, String)>,
     ApiJson(request): ApiJson<UpdateMember>,
 ) -> Result<Json<MemberView>, ApiError> {
-    let member = (id.as_str(), kind.as_str(), member_id.as_str());
-    Ok(Json(
-        service::update_member(&state, &caller.actor(), member, request).await?,
-    ))
+    let (actor, member) = (
+        caller.actor(),
+        (id.as_str(), kind.as_str(), member_id.as_str()),
+    );
+    let (view, change) = service::update_member(&state, &actor, member, request).await?;
+    publish::after::device_member_changed(&state, &actor, change).await;
+    Ok(Json(view))
 }
 
 /// Removes a member: its access ends at once (L4). The record stays, with
@@ -250,8 +257,12 @@ pub async fn remove_member(
     caller: Caller,
     Path((id, kind, member_id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let member = (id.as_str(), kind.as_str(), member_id.as_str());
-    service::remove_member(&state, &caller.actor(), member).await?;
+    let (actor, member) = (
+        caller.actor(),
+        (id.as_str(), kind.as_str(), member_id.as_str()),
+    );
+    let change = service::remove_member(&state, &actor, member).await?;
+    publish::after::device_member_changed(&state, &actor, change).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -287,8 +298,10 @@ pub async fn set_items(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ItemList>,
 ) -> Result<Json<ItemsSaved>, ApiError> {
+    let actor = caller.actor();
+    let group = service::set_items(&state, &actor, &id, request).await?;
     Ok(Json(
-        service::set_items(&state, &caller.actor(), &id, request).await?,
+        publish::after::group_items_set(&state, &actor, &group).await?,
     ))
 }
 

@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use crate::access_groups::device_may_fetch;
 use crate::content::approval;
 use crate::content::inspect::InspectError;
 use crate::content::media::ProbeError;
@@ -23,7 +24,7 @@ use crate::content::service::{self, BlobSlice, ContentError};
 use crate::content::view::{
     ApproveRequest, CopyRequest, RejectRequest, RenameContent, UploadQuery,
 };
-use crate::content::{BlobError, BlobStore, Items, copy, device_may_fetch};
+use crate::content::{BlobError, BlobStore, Items, copy};
 
 pub use crate::content::ContentView;
 pub use device_auth::DeviceAuth;

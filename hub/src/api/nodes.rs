@@ -1,23 +1,24 @@
 //! `/api/v1/nodes` (T1–T4): the tenancy tree. The rules are
-//! [`crate::tenancy::service`]'s; this file extracts, calls and maps.
+//! [`crate::nodes`]'s; this file extracts, calls and maps.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::tenancy::{CreateNode, NodeView, TenancyError, UpdateNode, service};
+use crate::nodes::{self as service, NodeError};
+use crate::tenancy::{CreateNode, NodeView, UpdateNode};
 
-impl From<TenancyError> for ApiError {
-    fn from(e: TenancyError) -> Self {
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
         match e {
-            TenancyError::NotFound => ApiError::not_found("node"),
-            TenancyError::RoleTooLow(e) => e.into(),
-            TenancyError::InvalidName(e) => e.into(),
-            TenancyError::Invalid { code, message } => ApiError::bad_request(code, message),
-            TenancyError::Forbidden(message) => ApiError::forbidden(message),
-            TenancyError::Conflict { code, message } => ApiError::conflict(code, message),
-            TenancyError::Store(e) => e.into(),
+            NodeError::NotFound => ApiError::not_found("node"),
+            NodeError::RoleTooLow(e) => e.into(),
+            NodeError::InvalidName(e) => e.into(),
+            NodeError::Invalid { code, message } => ApiError::bad_request(code, message),
+            NodeError::Forbidden(message) => ApiError::forbidden(message),
+            NodeError::Conflict { code, message } => ApiError::conflict(code, message),
+            NodeError::Store(e) => e.into(),
         }
     }
 }

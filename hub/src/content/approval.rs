@@ -36,7 +36,7 @@ use super::repo::{self, Items};
 use super::templates::{ApprovalRequest, request_mail};
 use crate::app::Hub;
 use crate::identity::{Actor, RoleTooLow};
-use crate::permission_groups::effective_permissions_of;
+use crate::permission_groups::effective_permissions_of_in;
 use crate::store::{Store, StoreError, Tx};
 use crate::tenancy::{Node, load_tree_in};
 
@@ -245,7 +245,8 @@ fn content_manager_in(tx: &mut Tx, tree: &NodeTree, node: &Node) -> Result<Strin
 }
 
 /// A6: an approver's decision on the pending version of the item `id`; the
-/// open request is closed.
+/// open request is closed. Whether the actor holds `approve_content` is
+/// read in the decision's transaction.
 ///
 /// # Errors
 /// [`ApprovalError`]; nothing changed then.
@@ -256,9 +257,18 @@ pub async fn decide(
     items: Items,
     decision: Decision,
 ) -> Result<ContentItem, ApprovalError> {
-    let approves =
-        effective_permissions_of(&hub.store, &actor.user)?.contains(Permission::ApproveContent);
-    decide_in_store(&hub.store, actor, hub.now(), id, items, decision, approves).await
+    let approves = |tx: &mut Tx| {
+        Ok(effective_permissions_of_in(tx, &actor.user)?.contains(Permission::ApproveContent))
+    };
+    decide_in(
+        &hub.store,
+        actor,
+        hub.now(),
+        (id, items),
+        decision,
+        approves,
+    )
+    .await
 }
 
 /// [`decide`] on `store` at `now`, for an actor who holds
@@ -275,12 +285,25 @@ pub async fn decide_in_store(
     decision: Decision,
     approves: bool,
 ) -> Result<ContentItem, ApprovalError> {
+    decide_in(store, actor, now, (id, items), decision, |_| Ok(approves)).await
+}
+
+/// [`decide`], with `approves` telling inside the transaction whether the
+/// actor holds `approve_content`.
+async fn decide_in(
+    store: &Store,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    (id, items): (&str, Items),
+    decision: Decision,
+    approves: impl Fn(&mut Tx) -> Result<bool, StoreError>,
+) -> Result<ContentItem, ApprovalError> {
     store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
             let mut item = repo::visible_item_in(tx, &tree, actor, id, items)?
                 .ok_or(ApprovalError::NotFound(items.what()))?;
-            may_decide(actor, &tree, &item, approves)?;
+            may_decide(actor, &tree, &item, approves(tx)?)?;
             let (event, action, detail) = match &decision {
                 Decision::Approve { content_hash } => {
                     let reviewed = match (content_hash, &item.approval) {

@@ -9,8 +9,11 @@
 //! ([`range`]), template documents and approval requests ([`templates`]),
 //! the content, copy-down, approval and template services ([`service`],
 //! [`copy`], [`approval`], [`template_service`]) with the data the API shows ([`view`]), and
-//! [`device_may_fetch`]. Must not: know HTTP, or hold a whole upload or
-//! download in memory.
+//! the item-references index the modules above write when they refer to an
+//! item ([`refs`]). Must not: know HTTP, import the modules that refer to
+//! items (access groups, schedules: they write [`refs`]), or hold a whole
+//! upload or download in memory. Whether a device may fetch a blob is
+//! [`crate::access_groups::device_may_fetch`]'s (it rests on entitlements).
 
 pub mod approval;
 pub mod blobs;
@@ -19,6 +22,7 @@ pub mod detect;
 pub mod inspect;
 pub mod media;
 pub mod range;
+pub mod refs;
 pub mod repo;
 pub mod service;
 pub mod template_service;
@@ -31,11 +35,9 @@ use serde::{Deserialize, Serialize};
 use signet_common::approval::ItemApproval;
 use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
-use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
+use signet_common::ids::{ItemId, NodeId, UserId};
 
-use crate::access_groups::{self, MemberRef};
-use crate::store::{Store, StoreError};
-use crate::tenancy::{NODE_DEVICES, load_tree};
+use crate::store::{Store, StoreError, Tx};
 
 pub use blobs::{BlobError, BlobStore, StagedBlob};
 pub use repo::Items;
@@ -117,12 +119,13 @@ pub fn template_sources(store: &Store, item: &ItemId) -> Result<Vec<ItemId>, Sto
         .unwrap_or_default())
 }
 
-/// The ids of the items stored at `node`.
+/// The ids of the items stored at `node`, read in `tx` (a node holding
+/// any is not deleted: T2).
 ///
 /// # Errors
 /// When the store fails.
-pub fn items_at(store: &Store, node: &NodeId) -> Result<Vec<ItemId>, StoreError> {
-    Ok(store
+pub fn items_at_in(tx: &mut Tx, node: &NodeId) -> Result<Vec<ItemId>, StoreError> {
+    Ok(tx
         .scan::<ContentItem>(CONTENT, "")?
         .into_iter()
         .filter(|item| &item.node == node)
@@ -149,68 +152,4 @@ pub fn items_with_hash(store: &Store, sha256: &Sha256) -> Result<Vec<ContentItem
         }
     }
     Ok(items)
-}
-
-/// The node `device` is attached to (the `node_devices` tree, keyed
-/// `{node}/{device}`, filled by pairing), if any.
-///
-/// # Errors
-/// When the store fails.
-pub fn node_of_device(store: &Store, device: &DeviceId) -> Result<Option<NodeId>, StoreError> {
-    let suffix = format!("/{device}");
-    Ok(store
-        .scan_keys(NODE_DEVICES, "")?
-        .into_iter()
-        .find_map(|key| key.strip_suffix(&suffix).map(NodeId::from)))
-}
-
-/// Whether the hub may serve the blob `sha256` to `device` at `now` (S7:
-/// the hub serves content only to devices entitled to it). True iff some
-/// item with those bytes is
-/// - in one or more access groups, and the device holds a valid
-///   entitlement at `now` in one of them (L2, L4, L5:
-///   [`access_groups::entitled_to_item`] with the device as member); or
-/// - in no access group, and belongs to the node the device is attached to
-///   or one of its ancestors (T2).
-///
-/// Licensed content (in an access group) never reaches a device through the
-/// node half. The sync issue calls this from the device content route once
-/// devices have credentials; it may narrow the node half to items actually
-/// placed (scheduled) on the device's node chain.
-///
-/// # Errors
-/// When the store fails.
-pub fn device_may_fetch(
-    store: &Store,
-    device: &DeviceId,
-    sha256: &Sha256,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let items = items_with_hash(store, sha256)?;
-    if items.is_empty() {
-        return Ok(false);
-    }
-    let member = MemberRef::Device {
-        device_id: device.clone(),
-    };
-    let mut node_chain: Option<Option<(signet_common::permissions::NodeTree, NodeId)>> = None;
-    for item in &items {
-        if access_groups::groups_holding(store, &item.id)?.is_empty() {
-            if node_chain.is_none() {
-                let attached = match node_of_device(store, device)? {
-                    Some(node) => Some((load_tree(store)?.0, node)),
-                    None => None,
-                };
-                node_chain = Some(attached);
-            }
-            if let Some(Some((tree, node))) = &node_chain
-                && tree.is_within(node, &item.node)
-            {
-                return Ok(true);
-            }
-        } else if access_groups::entitled_to_item(store, &member, &item.id, None, now)? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }

@@ -5,20 +5,20 @@
 //! `approval_requests` trees — an item record and its hash index are
 //! written together by [`put_item`] and removed together by
 //! [`remove_item`] — and the transactional reads the content services'
-//! decisions rest on ([`visible_item_in`], [`node_in`], [`users_of_in`]).
+//! decisions rest on ([`visible_item_in`], [`node_in`], [`users_of_in`],
+//! which reads only content's own trees and its [`super::refs`] index).
 //! Must not: decide who may write (the services do) or touch blob files.
 
 use signet_common::approval::Template;
 use signet_common::documents::ItemKind;
-use signet_common::ids::{AccessGroupId, ItemId, NodeId};
+use signet_common::ids::{ItemId, NodeId};
 use signet_common::permissions::NodeTree;
 
+use super::refs::{self, Referrer};
 use super::templates::{APPROVAL_REQUESTS, ApprovalRequest, TEMPLATES};
 use super::{CONTENT, CONTENT_BY_HASH, ContentItem, hash_key};
-use crate::access_groups::ITEM_GROUPS;
 use crate::audit::AuditEntry;
 use crate::identity::Actor;
-use crate::schedules::{ITEM_PLAYLISTS, ITEM_SCHEDULES, PlaylistId, ScheduleId};
 use crate::store::{StoreError, Tx, WriteBatch};
 use crate::tenancy::{NODES, Node};
 
@@ -143,8 +143,9 @@ pub fn remove_item(tx: &mut Tx, item: &ContentItem) {
 }
 
 /// What still refers to `item`, as `kind id` strings, read in `tx`:
-/// templates that show it in a zone, access groups that hold it, playlists
-/// that play it and schedules whose default item it is. An item in use is
+/// templates that show it in a zone, and every referrer in the
+/// item-references index ([`refs`]: access groups that hold it, playlists
+/// that play it, schedules whose default item it is). An item in use is
 /// not deleted, so nothing is left pointing at a missing item.
 ///
 /// # Errors
@@ -156,15 +157,10 @@ pub fn users_of_in(tx: &mut Tx, item: &ItemId) -> Result<Vec<String>, StoreError
             users.push(format!("template {template_id}"));
         }
     }
-    let prefix = format!("{item}/");
-    for group in tx.scan::<AccessGroupId>(ITEM_GROUPS, &prefix)? {
-        users.push(format!("access group {group}"));
-    }
-    for playlist in tx.scan::<PlaylistId>(ITEM_PLAYLISTS, &prefix)? {
-        users.push(format!("playlist {playlist}"));
-    }
-    for schedule in tx.scan::<ScheduleId>(ITEM_SCHEDULES, &prefix)? {
-        users.push(format!("schedule {schedule} (default item)"));
+    for referrer in Referrer::ALL {
+        for id in refs::referrers_in::<String>(tx, referrer, item)? {
+            users.push(referrer.describe(&id));
+        }
     }
     Ok(users)
 }

@@ -76,10 +76,22 @@ pub struct Unpaired {
     pub groups: Vec<AccessGroupId>,
 }
 
+/// Refuses (403) an actor without `manage_devices` (P7), before anything
+/// is parsed; each change checks again with [`require_manage_devices_in`].
 fn require_manage_devices(hub: &Hub, actor: &Actor) -> Result<(), DeviceError> {
-    if crate::permission_groups::effective_permissions_of(&hub.store, &actor.user)?
-        .contains(Permission::ManageDevices)
-    {
+    let permissions = crate::permission_groups::effective_permissions_of(&hub.store, &actor.user)?;
+    manages_devices(permissions.contains(Permission::ManageDevices))
+}
+
+/// [`require_manage_devices`] read in the change's transaction, so the
+/// change commits only if the permission it rests on still holds (P8).
+fn require_manage_devices_in(tx: &mut Tx, actor: &Actor) -> Result<(), DeviceError> {
+    let permissions = crate::permission_groups::effective_permissions_of_in(tx, &actor.user)?;
+    manages_devices(permissions.contains(Permission::ManageDevices))
+}
+
+fn manages_devices(holds: bool) -> Result<(), DeviceError> {
+    if holds {
         Ok(())
     } else {
         Err(DeviceError::Forbidden)
@@ -416,6 +428,7 @@ pub async fn approve(
     let device = hub
         .store
         .transact(|tx| {
+            require_manage_devices_in(tx, actor)?;
             let mut pairing = repo::open_pairing_by_code(tx, &code, now)?
                 .ok_or(DeviceError::NotFound("pairing"))?;
             let (tree, _) = load_tree_in(tx)?;
@@ -470,6 +483,7 @@ pub async fn reject(hub: &Hub, actor: &Actor, code: &str) -> Result<(), DeviceEr
     let now = hub.now();
     hub.store
         .transact(|tx| {
+            require_manage_devices_in(tx, actor)?;
             let mut pairing = repo::open_pairing_by_code(tx, &code, now)?
                 .ok_or(DeviceError::NotFound("pairing"))?;
             pairing.state = PairingState::Rejected {
@@ -534,6 +548,7 @@ pub async fn update(
     let (device, moved) = hub
         .store
         .transact(|tx| {
+            require_manage_devices_in(tx, actor)?;
             let (tree, _) = load_tree_in(tx)?;
             let mut device = visible_in(tx, actor, &tree, id)?;
             let before = device.clone();
@@ -613,6 +628,7 @@ pub async fn unpair(hub: &Hub, actor: &Actor, id: &str) -> Result<Unpaired, Devi
     let (device, groups) = hub
         .store
         .transact(|tx| {
+            require_manage_devices_in(tx, actor)?;
             let (tree, _) = load_tree_in(tx)?;
             let device = visible_in(tx, actor, &tree, id)?;
             repo::delete_device(tx, &device)?;
@@ -664,6 +680,7 @@ pub async fn set_variables(
     let device = hub
         .store
         .transact(|tx| {
+            require_manage_devices_in(tx, actor)?;
             let (tree, _) = load_tree_in(tx)?;
             let mut device = visible_in(tx, actor, &tree, id)?;
             let previous = std::mem::replace(&mut device.variables, request.variables.clone());
@@ -702,6 +719,7 @@ pub async fn send_command(
     let (device_id, command, envelope) = hub
         .store
         .transact(|tx| {
+            require_manage_devices_in(tx, actor)?;
             let (tree, _) = load_tree_in(tx)?;
             let mut device = visible_in(tx, actor, &tree, id)?;
             let version = device.last_command_version.saturating_add(1);

@@ -29,7 +29,7 @@ use signet_common::permissions::{
 
 use crate::identity::{USERS, User};
 use crate::store::{Store, StoreError, Tx};
-use crate::tenancy::load_tree;
+use crate::tenancy::{load_tree, load_tree_in};
 
 pub mod service;
 pub mod views;
@@ -333,8 +333,24 @@ pub fn counted_groups(
 pub fn effective_permissions_of(store: &Store, user: &User) -> Result<PermissionSet, StoreError> {
     let loaded = load_groups(store)?;
     let (tree, _) = load_tree(store)?;
-    let groups = counted_groups(&loaded, &tree, user);
-    Ok(effective_permissions(user.role, &groups, &loaded.graph))
+    Ok(effective_of(&loaded, &tree, user))
+}
+
+/// [`effective_permissions_of`] read in `tx`: a decision that rests on a
+/// permission (approving content, managing devices) commits only if no
+/// group, membership or node it was derived from changed meanwhile (P8).
+///
+/// # Errors
+/// As [`groups_of`].
+pub fn effective_permissions_of_in(tx: &mut Tx, user: &User) -> Result<PermissionSet, StoreError> {
+    let loaded = load_groups_in(tx)?;
+    let (tree, _) = load_tree_in(tx)?;
+    Ok(effective_of(&loaded, &tree, user))
+}
+
+fn effective_of(loaded: &LoadedGroups, tree: &NodeTree, user: &User) -> PermissionSet {
+    let groups = counted_groups(loaded, tree, user);
+    effective_permissions(user.role, &groups, &loaded.graph)
 }
 
 /// `user` resolved for one request's P5/P6 decisions: role, domain,

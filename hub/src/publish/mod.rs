@@ -28,7 +28,7 @@
 //! # Layout
 //! [`build`] makes the unsigned payloads, [`sign`] versions and signs them,
 //! [`targets`] picks what a scope touches, [`run`] runs a publication and
-//! delivers it, [`due`] is one pass of the loop (jobs, re-signing,
+//! delivers it, [`after`] follows a committed access-group change, [`due`] is one pass of the loop (jobs, re-signing,
 //! pruning), [`jobs`] is a job's timing and [`service`] the operators'
 //! requests (publish now or later, list, cancel).
 //!
@@ -48,6 +48,7 @@
 //! | [`PUBLICATION_JOBS`] | job id | [`PublicationJob`] |
 //! | [`PUBLICATION_RUNS`] | time-ordered run id | [`PublicationRun`] |
 
+pub mod after;
 pub mod build;
 mod due;
 pub mod jobs;

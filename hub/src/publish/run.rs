@@ -187,11 +187,12 @@ pub async fn deliver(
 
 /// Makes the broker's ACLs follow newly signed assignments (S7): each
 /// device may read the manifests of exactly the groups its assignment
-/// lists (the same rule as [`crate::devices::broker_groups`]). Writes one
-/// broker-outbox entry per device ([`crate::devices::outbox`]) and applies
-/// them, waiting at most [`crate::devices::outbox::PUBLISH_WAIT`]. Runs
-/// after the documents are durable and before they are delivered, so a
-/// device never sees an assignment naming a group it may not yet read.
+/// lists (the same rule as [`crate::devices::broker_groups`]). The run's
+/// own transaction wrote one broker-outbox entry per device
+/// ([`crate::devices::outbox`], by `super::sign::Prepared::write`); this
+/// applies them, waiting at most [`crate::devices::outbox::PUBLISH_WAIT`].
+/// Runs after the documents are durable and before they are delivered, so
+/// a device never sees an assignment naming a group it may not yet read.
 /// Never fails the run: a refusal is logged and returned as
 /// `device: reason`; after the first one the rest are left to the outbox
 /// worker (an unreachable broker would otherwise cost one timeout per
@@ -201,20 +202,7 @@ async fn follow_assignments(state: &Hub, assigned: Vec<(DeviceId, Vec<String>)>)
     if assigned.is_empty() {
         return Vec::new();
     }
-    let now = state.now();
-    let queued = state
-        .store
-        .transact(|tx| {
-            assigned.iter().try_for_each(|(device, groups)| {
-                outbox::enqueue_assignment_in(tx, device, groups, now)
-            })
-        })
-        .await;
     let devices: Vec<DeviceId> = assigned.into_iter().map(|(device, _)| device).collect();
-    if let Err(e) = queued {
-        tracing::warn!(error = %e, "broker access changes not queued");
-        return devices.iter().map(|d| format!("{d}: {e}")).collect();
-    }
     outbox::settle(state, &devices, outbox::PUBLISH_WAIT).await
 }
 

@@ -52,8 +52,11 @@ impl Prepared {
         }
     }
 
-    /// Adds the run's writes, its record and its audit entry to `tx`;
-    /// returns what is sent once it commits.
+    /// Adds the run's writes, its record, its audit entry and one
+    /// broker-outbox entry per newly assigned device
+    /// ([`crate::devices::outbox`]) to `tx`, so the documents and the
+    /// broker access they need commit together (S7); returns what is sent
+    /// once it commits.
     pub(super) fn write(self, tx: &mut Tx) -> Result<ToSend, StoreError> {
         let Self {
             run,
@@ -64,6 +67,9 @@ impl Prepared {
         batch.put(PUBLICATION_RUNS, &run.id, &run)?;
         audit_of(&run).record(&mut batch)?;
         tx.include(batch);
+        for (device, groups) in &assigned {
+            crate::devices::outbox::enqueue_assignment_in(tx, device, groups, run.at)?;
+        }
         Ok(ToSend {
             run,
             signed,

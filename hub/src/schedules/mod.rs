@@ -14,11 +14,11 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | [`PLAYLISTS`] | playlist id | [`Playlist`] |
-//! | [`ITEM_PLAYLISTS`] | `{item}/{playlist}` | playlist id (reverse index) |
+//! | [`crate::content::refs`] (`playlist_item_index`) | `{item}/{playlist}` | playlist id (reverse index, content's) |
 //! | [`SCHEDULES`] | schedule id | [`GroupSchedule`] |
 //! | [`GROUP_SCHEDULES`] | group id | schedule id (one schedule per group) |
 //! | [`PLAYLIST_SCHEDULES`] | `{playlist}/{schedule}` | schedule id (reverse index) |
-//! | [`ITEM_SCHEDULES`] | `{item}/{schedule}` | schedule id (default items) |
+//! | [`crate::content::refs`] (`schedule_item_index`) | `{item}/{schedule}` | schedule id (default items, content's) |
 //!
 //! Node and access-group ids never collide (`n-…`, `ag-…`), so
 //! [`GROUP_SCHEDULES`] is keyed by [`GroupRef::id`] alone.
@@ -35,15 +35,16 @@ use std::fmt;
 
 use chrono::{DateTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
-use signet_common::ids::{EntryId, ItemId, NodeId, UserId};
+use signet_common::ids::{AccessGroupId, EntryId, ItemId, NodeId, UserId};
 use signet_common::schedule::{
     DateRange, Daypart, Layer, MergeMode, PlaylistItem, Schedule, ScheduleEntry,
 };
 
 use crate::access_groups::{self, AccessGroup};
+use crate::content::refs::{self, Referrer};
 use crate::content::{CONTENT, ContentItem};
 use crate::groups::GroupRef;
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, StoreError, Tx, WriteBatch};
 use crate::tenancy::{NODES, Node};
 
 mod read;
@@ -60,16 +61,12 @@ pub use service::{
 
 /// Tree of playlists by id.
 pub const PLAYLISTS: &str = "playlists";
-/// Reverse index of playlist items, keyed `{item}/{playlist}`.
-pub const ITEM_PLAYLISTS: &str = "playlist_item_index";
 /// Tree of schedules by id.
 pub const SCHEDULES: &str = "schedules";
 /// The schedule of each group, keyed by group id (at most one per group).
 pub const GROUP_SCHEDULES: &str = "group_schedules";
 /// Reverse index of the playlists schedules use, keyed `{playlist}/{schedule}`.
 pub const PLAYLIST_SCHEDULES: &str = "schedule_playlist_index";
-/// Reverse index of schedules' default items, keyed `{item}/{schedule}`.
-pub const ITEM_SCHEDULES: &str = "schedule_item_index";
 
 /// The longest playlist name, in bytes.
 pub const MAX_PLAYLIST_NAME_LEN: usize = 128;
@@ -229,22 +226,10 @@ impl GroupSchedule {
     }
 }
 
-/// The key of an item's playlist-index record.
-#[must_use]
-pub fn item_playlist_key(item: &ItemId, playlist: &PlaylistId) -> String {
-    format!("{item}/{playlist}")
-}
-
 /// The key of a playlist's schedule-index record.
 #[must_use]
 pub fn playlist_schedule_key(playlist: &PlaylistId, schedule: &ScheduleId) -> String {
     format!("{playlist}/{schedule}")
-}
-
-/// The key of a default item's schedule-index record.
-#[must_use]
-pub fn item_schedule_key(item: &ItemId, schedule: &ScheduleId) -> String {
-    format!("{item}/{schedule}")
 }
 
 /// Adds `playlist` and its item index to `batch`, replacing `old`'s index
@@ -260,15 +245,16 @@ pub fn put_playlist(
     if let Some(old) = old {
         for planned in &old.items {
             if !playlist.items.iter().any(|p| p.item == planned.item) {
-                batch.delete(ITEM_PLAYLISTS, &item_playlist_key(&planned.item, &old.id));
+                refs::remove(batch, Referrer::Playlist, &planned.item, old.id.as_str());
             }
         }
     }
     for planned in &playlist.items {
-        batch.put(
-            ITEM_PLAYLISTS,
-            &item_playlist_key(&planned.item, &playlist.id),
-            &playlist.id,
+        refs::add(
+            batch,
+            Referrer::Playlist,
+            &planned.item,
+            playlist.id.as_str(),
         )?;
     }
     batch.put(PLAYLISTS, playlist.id.as_str(), playlist)?;
@@ -278,9 +264,11 @@ pub fn put_playlist(
 /// Adds the removal of `playlist` and its item index to `batch`.
 pub fn delete_playlist(batch: &mut WriteBatch, playlist: &Playlist) {
     for planned in &playlist.items {
-        batch.delete(
-            ITEM_PLAYLISTS,
-            &item_playlist_key(&planned.item, &playlist.id),
+        refs::remove(
+            batch,
+            Referrer::Playlist,
+            &planned.item,
+            playlist.id.as_str(),
         );
     }
     batch.delete(PLAYLISTS, playlist.id.as_str());
@@ -307,15 +295,40 @@ pub fn put_schedule(
         )?;
     }
     if let Some(default) = &schedule.default_item {
-        batch.put(
-            ITEM_SCHEDULES,
-            &item_schedule_key(&default.item, &schedule.id),
-            &schedule.id,
+        refs::add(
+            batch,
+            Referrer::ScheduleDefault,
+            &default.item,
+            schedule.id.as_str(),
         )?;
     }
     batch.put(GROUP_SCHEDULES, schedule.target.id(), &schedule.id)?;
     batch.put(SCHEDULES, schedule.id.as_str(), schedule)?;
     Ok(())
+}
+
+/// Removes the schedule of the access group `group`, if it has one, in
+/// `tx` (the group is being deleted: its schedule goes with it). Returns
+/// the schedule's id. The access-group service calls it through its
+/// [`crate::access_groups::service::Dependents`] port.
+///
+/// # Errors
+/// When the store fails.
+pub fn delete_group_schedule_in(
+    tx: &mut Tx,
+    group: &AccessGroupId,
+) -> Result<Option<String>, StoreError> {
+    let target = GroupRef::AccessGroup(group.clone());
+    let Some(id) = tx.get::<ScheduleId>(GROUP_SCHEDULES, target.id())? else {
+        return Ok(None);
+    };
+    let Some(schedule) = tx.get::<GroupSchedule>(SCHEDULES, id.as_str())? else {
+        return Ok(None);
+    };
+    let mut batch = WriteBatch::new();
+    delete_schedule(&mut batch, &schedule);
+    tx.include(batch);
+    Ok(Some(schedule.id.to_string()))
 }
 
 /// Adds the removal of `schedule`, its group record and its indexes to `batch`.
@@ -333,9 +346,11 @@ fn delete_schedule_indexes(batch: &mut WriteBatch, schedule: &GroupSchedule) {
         );
     }
     if let Some(default) = &schedule.default_item {
-        batch.delete(
-            ITEM_SCHEDULES,
-            &item_schedule_key(&default.item, &schedule.id),
+        refs::remove(
+            batch,
+            Referrer::ScheduleDefault,
+            &default.item,
+            schedule.id.as_str(),
         );
     }
 }
@@ -473,7 +488,7 @@ impl ItemDurations {
 /// # Errors
 /// When the store fails.
 pub fn playlists_using_item(store: &Store, item: &ItemId) -> Result<Vec<Playlist>, StoreError> {
-    let ids: Vec<PlaylistId> = store.scan(ITEM_PLAYLISTS, &format!("{item}/"))?;
+    let ids: Vec<PlaylistId> = refs::referrers(store, Referrer::Playlist, item)?;
     let mut playlists = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(playlist) = store.get::<Playlist>(PLAYLISTS, id.as_str())? {
@@ -492,7 +507,7 @@ pub fn schedules_defaulting_to(
     store: &Store,
     item: &ItemId,
 ) -> Result<Vec<ScheduleId>, StoreError> {
-    store.scan(ITEM_SCHEDULES, &format!("{item}/"))
+    refs::referrers(store, Referrer::ScheduleDefault, item)
 }
 
 /// The schedules with an entry that plays `playlist`.
@@ -506,13 +521,13 @@ pub fn schedules_using_playlist(
     store.scan(PLAYLIST_SCHEDULES, &format!("{playlist}/"))
 }
 
-/// The playlists that belong to `node` (a node holding any must not be
-/// deleted: T2).
+/// The playlists that belong to `node`, read in `tx` (a node holding any
+/// must not be deleted: T2).
 ///
 /// # Errors
 /// When the store fails.
-pub fn playlists_at(store: &Store, node: &NodeId) -> Result<Vec<PlaylistId>, StoreError> {
-    let playlists: Vec<Playlist> = store.scan(PLAYLISTS, "")?;
+pub fn playlists_at_in(tx: &mut Tx, node: &NodeId) -> Result<Vec<PlaylistId>, StoreError> {
+    let playlists: Vec<Playlist> = tx.scan(PLAYLISTS, "")?;
     Ok(playlists
         .into_iter()
         .filter(|p| &p.node == node)
@@ -521,12 +536,12 @@ pub fn playlists_at(store: &Store, node: &NodeId) -> Result<Vec<PlaylistId>, Sto
 }
 
 /// The schedules whose target belongs to `node` (the node's own schedule
-/// and those of its access groups).
+/// and those of its access groups), read in `tx`.
 ///
 /// # Errors
 /// When the store fails.
-pub fn schedules_at(store: &Store, node: &NodeId) -> Result<Vec<ScheduleId>, StoreError> {
-    let schedules: Vec<GroupSchedule> = store.scan(SCHEDULES, "")?;
+pub fn schedules_at_in(tx: &mut Tx, node: &NodeId) -> Result<Vec<ScheduleId>, StoreError> {
+    let schedules: Vec<GroupSchedule> = tx.scan(SCHEDULES, "")?;
     Ok(schedules
         .into_iter()
         .filter(|s| &s.node == node)

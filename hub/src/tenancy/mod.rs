@@ -2,22 +2,21 @@
 //!
 //! Owns: node records (written only by [`put_node`]), building the
 //! [`NodeTree`] from them, the facts the T1 rules need (does a node hold
-//! devices), and the [`service`] that changes nodes by the T1–T4 rules.
-//! Must not: know HTTP.
+//! devices) and the node views. The service that changes nodes by the
+//! T1–T4 rules is [`crate::nodes`], above the domains it asks. Must not:
+//! know HTTP, or import the domains above it (identity included).
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use signet_common::ids::{NodeId, UserId};
+use signet_common::ids::{DeviceId, NodeId, UserId};
 use signet_common::permissions::NodeTree;
 
 use crate::store::{Store, StoreError, Tx};
 
 pub mod restricted;
-pub mod service;
 pub mod views;
 
-pub use service::TenancyError;
 pub use views::{CreateNode, NodeView, UpdateNode};
 
 /// Tree of nodes by id.
@@ -182,6 +181,31 @@ pub fn holds_devices(store: &Store, node: &NodeId) -> Result<bool, StoreError> {
 /// When the store fails.
 pub fn holds_devices_in(tx: &mut Tx, node: &NodeId) -> Result<bool, StoreError> {
     Ok(!tx.scan_keys(NODE_DEVICES, &format!("{node}/"))?.is_empty())
+}
+
+/// The node `device` is attached to ([`NODE_DEVICES`], keyed
+/// `{node}/{device}`, filled by pairing), if any.
+///
+/// # Errors
+/// When the store fails.
+pub fn node_of_device(store: &Store, device: &DeviceId) -> Result<Option<NodeId>, StoreError> {
+    let suffix = format!("/{device}");
+    Ok(store
+        .scan_keys(NODE_DEVICES, "")?
+        .into_iter()
+        .find_map(|key| key.strip_suffix(&suffix).map(NodeId::from)))
+}
+
+/// [`node_of_device`] read in `tx`.
+///
+/// # Errors
+/// When the store fails.
+pub fn node_of_device_in(tx: &mut Tx, device: &DeviceId) -> Result<Option<NodeId>, StoreError> {
+    let suffix = format!("/{device}");
+    Ok(tx
+        .scan_keys(NODE_DEVICES, "")?
+        .into_iter()
+        .find_map(|key| key.strip_suffix(&suffix).map(NodeId::from)))
 }
 
 /// Stores `node`: the one writer of node records.

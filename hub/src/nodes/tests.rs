@@ -1,4 +1,4 @@
-//! The tenancy rules, without HTTP (T1–T4).
+//! The node administration rules, without HTTP (T1–T4).
 
 use signet_common::permissions::Role;
 
@@ -20,9 +20,9 @@ fn request(parent: &NodeId, name: &str) -> CreateNode {
     }
 }
 
-fn code(e: &TenancyError) -> Option<&'static str> {
+fn code(e: &NodeError) -> Option<&'static str> {
     match e {
-        TenancyError::Invalid { code, .. } | TenancyError::Conflict { code, .. } => Some(code),
+        NodeError::Invalid { code, .. } | NodeError::Conflict { code, .. } => Some(code),
         _ => None,
     }
 }
@@ -63,7 +63,7 @@ async fn t1_only_an_empty_leaf_is_deleted_and_the_root_never() {
     assert_eq!(code(&refused), Some("node_not_empty"));
     assert!(matches!(
         delete_node(&f.hub, &f.admin, f.root.as_str()).await,
-        Err(TenancyError::Forbidden(_))
+        Err(NodeError::Forbidden(_))
     ));
     f.user("bob", Role::Viewer, &[&b]).await;
     let refused = delete_node(&f.hub, &f.admin, b.as_str()).await.unwrap_err();
@@ -72,7 +72,7 @@ async fn t1_only_an_empty_leaf_is_deleted_and_the_root_never() {
     delete_node(&f.hub, &f.admin, c.as_str()).await.unwrap();
     assert!(matches!(
         get_node(&f.hub, &f.admin, c.as_str()),
-        Err(TenancyError::NotFound)
+        Err(NodeError::NotFound)
     ));
 }
 
@@ -90,24 +90,24 @@ async fn t4_nodes_outside_the_domain_are_not_found_and_a_domain_root_is_deleted_
     assert_eq!(seen, vec![a.clone()]);
     assert!(matches!(
         get_node(&f.hub, &manager, b.as_str()),
-        Err(TenancyError::NotFound)
+        Err(NodeError::NotFound)
     ));
     assert!(matches!(
         create_node(&f.hub, &manager, request(&b, "x")).await,
-        Err(TenancyError::NotFound)
+        Err(NodeError::NotFound)
     ));
     assert!(matches!(
         update_node(&f.hub, &manager, b.as_str(), UpdateNode::default()).await,
-        Err(TenancyError::NotFound)
+        Err(NodeError::NotFound)
     ));
     assert!(matches!(
         delete_node(&f.hub, &manager, a.as_str()).await,
-        Err(TenancyError::Forbidden(_))
+        Err(NodeError::Forbidden(_))
     ));
     let viewer = f.user("vic", Role::Viewer, &[&a]).await;
     assert!(matches!(
         create_node(&f.hub, &viewer, request(&a, "x")).await,
-        Err(TenancyError::RoleTooLow(_))
+        Err(NodeError::RoleTooLow(_))
     ));
 }
 
@@ -175,6 +175,66 @@ async fn t2_locale_fields_are_parsed_set_and_cleared() {
             }
         )
         .await,
-        Err(TenancyError::InvalidName(_))
+        Err(NodeError::InvalidName(_))
     ));
+}
+
+/// What `delete_node` of `id` answers: its refusal code and message.
+async fn delete_refusal(f: &crate::identity::testing::Fixture, id: &NodeId) -> (String, String) {
+    match delete_node(&f.hub, &f.admin, id.as_str()).await {
+        Err(NodeError::Conflict { code, message }) => (code.to_owned(), message),
+        other => panic!("not a conflict: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn t2_a_node_holding_content_groups_or_schedules_is_not_deleted() {
+    let f = fixture().await;
+    let shop = f.node("n-shop", &f.root).await;
+    // Content: each domain answers for its own records, read in the delete's transaction.
+    let item = crate::content::refs::tests::item(&f.hub, &f.admin, &shop, "c-menu").await;
+    let (code, message) = delete_refusal(&f, &shop).await;
+    assert_eq!(code, "node_in_use");
+    assert!(message.contains("1 content items"), "{message}");
+    crate::content::service::delete(&f.hub, &f.admin, item.as_str(), crate::content::Items::Any)
+        .await
+        .unwrap();
+
+    // An access group.
+    let request = crate::access_groups::types::CreateGroup {
+        node: shop.clone(),
+        name: "Members".into(),
+        license: signet_common::license::LicenseTerms::default(),
+        categories: Vec::new(),
+        self_signup: false,
+        signup_domains: Vec::new(),
+    };
+    let group = crate::access_groups::service::create_group(&f.hub, &f.admin, request)
+        .await
+        .unwrap();
+    let (code, message) = delete_refusal(&f, &shop).await;
+    assert_eq!(code, "node_in_use");
+    assert!(message.contains("access groups"), "{message}");
+    let schedule = crate::schedules::delete_group_schedule_in;
+    crate::access_groups::service::delete_group(&f.hub, &f.admin, group.id.as_str(), schedule)
+        .await
+        .unwrap();
+
+    // A playlist.
+    let request = crate::schedules::CreatePlaylist {
+        node: shop.clone(),
+        name: "Morning".into(),
+        items: Vec::new(),
+    };
+    let playlist = crate::schedules::service::create_playlist(&f.hub, &f.admin, request)
+        .await
+        .unwrap();
+    let (code, message) = delete_refusal(&f, &shop).await;
+    assert_eq!(code, "node_in_use");
+    assert!(message.contains("playlists"), "{message}");
+    crate::schedules::service::delete_playlist(&f.hub, &f.admin, playlist.id.as_str())
+        .await
+        .unwrap();
+
+    delete_node(&f.hub, &f.admin, shop.as_str()).await.unwrap();
 }

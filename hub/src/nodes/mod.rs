@@ -1,5 +1,10 @@
-//! The tenancy service (T1–T4): listing, creating, changing and deleting
-//! the nodes of the tree.
+//! Node administration (T1–T4): listing, creating, changing and deleting
+//! the nodes of the tenancy tree. It sits above the domains whose records
+//! hang on a node (identity, permission and access groups, content,
+//! schedules), because deleting a node asks each of them, through its own
+//! repository function inside the delete's transaction, whether anything
+//! of theirs lives there; [`crate::tenancy`] keeps the tree model below
+//! them all.
 //!
 //! Owns: the rules of node changes — Manager and above, inside the actor's
 //! domain (anything outside is "not found", T4); never a child under a node
@@ -12,19 +17,19 @@ use chrono_tz::Tz;
 use signet_common::ids::NodeId;
 use signet_common::permissions::{NodeTree, Role};
 
-use super::views::{CreateNode, NodeView, UpdateNode};
-use super::{
-    MAX_NODE_NAME_LEN, MAX_REGION_LEN, NODES, Node, NodeLocale, holds_devices_in, load_tree,
-    load_tree_in, normalize_country, put_node,
-};
 use crate::app::Hub;
 use crate::identity::{Actor, RoleTooLow, names, new_id};
 use crate::store::{StoreError, Tx};
+use crate::tenancy::views::{CreateNode, NodeView, UpdateNode};
+use crate::tenancy::{
+    MAX_NODE_NAME_LEN, MAX_REGION_LEN, NODES, Node, NodeLocale, holds_devices_in, load_tree,
+    load_tree_in, normalize_country, put_node,
+};
 use crate::values::{InvalidName, Name};
 
-/// Why a tenancy operation was refused.
+/// Why a node operation was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum TenancyError {
+pub enum NodeError {
     /// Absent, or outside the actor's domain (404, T4).
     #[error("node not found")]
     NotFound,
@@ -58,22 +63,22 @@ pub enum TenancyError {
     Store(#[from] StoreError),
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> TenancyError {
-    TenancyError::Invalid {
+fn invalid(code: &'static str, message: impl Into<String>) -> NodeError {
+    NodeError::Invalid {
         code,
         message: message.into(),
     }
 }
 
-fn conflict(code: &'static str, message: impl Into<String>) -> TenancyError {
-    TenancyError::Conflict {
+fn conflict(code: &'static str, message: impl Into<String>) -> NodeError {
+    NodeError::Conflict {
         code,
         message: message.into(),
     }
 }
 
 /// A time zone as given: an IANA name.
-fn check_time_zone(name: &str) -> Result<Tz, TenancyError> {
+fn check_time_zone(name: &str) -> Result<Tz, NodeError> {
     name.parse::<Tz>().map_err(|_| {
         invalid(
             "invalid_time_zone",
@@ -83,7 +88,7 @@ fn check_time_zone(name: &str) -> Result<Tz, TenancyError> {
 }
 
 /// A country as given: two ASCII letters (stored upper case).
-fn check_country(country: &str) -> Result<String, TenancyError> {
+fn check_country(country: &str) -> Result<String, NodeError> {
     normalize_country(country).ok_or_else(|| {
         invalid(
             "invalid_country",
@@ -93,7 +98,7 @@ fn check_country(country: &str) -> Result<String, TenancyError> {
 }
 
 /// A region as given: 1 to 128 bytes of text.
-fn check_region(region: &str) -> Result<String, TenancyError> {
+fn check_region(region: &str) -> Result<String, NodeError> {
     let region = region.trim();
     if region.is_empty() || region.len() > MAX_REGION_LEN || region.chars().any(char::is_control) {
         return Err(invalid(
@@ -105,12 +110,12 @@ fn check_region(region: &str) -> Result<String, TenancyError> {
 }
 
 /// An approval address as given (S13).
-fn check_email(email: &str) -> Result<(), TenancyError> {
+fn check_email(email: &str) -> Result<(), NodeError> {
     names::check_email(email).map_err(|e| invalid("invalid_email", e.to_string()))
 }
 
 /// A node name as stored: a [`Name`], trimmed.
-fn node_name(raw: &str) -> Result<String, TenancyError> {
+fn node_name(raw: &str) -> Result<String, NodeError> {
     Ok(Name::parse(raw, MAX_NODE_NAME_LEN)?
         .as_str()
         .trim()
@@ -121,8 +126,8 @@ fn node_name(raw: &str) -> Result<String, TenancyError> {
 /// `Some(Some(v))` sets; refuses bad values before anything changes.
 fn locale_change<T>(
     value: Option<&str>,
-    check: impl Fn(&str) -> Result<T, TenancyError>,
-) -> Result<Option<Option<T>>, TenancyError> {
+    check: impl Fn(&str) -> Result<T, NodeError>,
+) -> Result<Option<Option<T>>, NodeError> {
     value
         .map(|v| {
             if v.is_empty() {
@@ -135,23 +140,18 @@ fn locale_change<T>(
 }
 
 /// The node `id` if the actor sees it in `tree`, read in `tx`.
-fn visible_in(
-    tx: &mut Tx,
-    actor: &Actor,
-    tree: &NodeTree,
-    id: &NodeId,
-) -> Result<Node, TenancyError> {
+fn visible_in(tx: &mut Tx, actor: &Actor, tree: &NodeTree, id: &NodeId) -> Result<Node, NodeError> {
     if !actor.sees(tree, id) {
-        return Err(TenancyError::NotFound);
+        return Err(NodeError::NotFound);
     }
-    tx.get(NODES, id.as_str())?.ok_or(TenancyError::NotFound)
+    tx.get(NODES, id.as_str())?.ok_or(NodeError::NotFound)
 }
 
 /// Nodes inside the actor's domain.
 ///
 /// # Errors
 /// When the store fails.
-pub fn list_nodes(hub: &Hub, actor: &Actor) -> Result<Vec<NodeView>, TenancyError> {
+pub fn list_nodes(hub: &Hub, actor: &Actor) -> Result<Vec<NodeView>, NodeError> {
     let (tree, nodes) = load_tree(&hub.store)?;
     Ok(nodes
         .iter()
@@ -163,26 +163,26 @@ pub fn list_nodes(hub: &Hub, actor: &Actor) -> Result<Vec<NodeView>, TenancyErro
 /// One node inside the actor's domain.
 ///
 /// # Errors
-/// [`TenancyError::NotFound`] when absent or not visible.
-pub fn get_node(hub: &Hub, actor: &Actor, id: &str) -> Result<NodeView, TenancyError> {
+/// [`NodeError::NotFound`] when absent or not visible.
+pub fn get_node(hub: &Hub, actor: &Actor, id: &str) -> Result<NodeView, NodeError> {
     let (tree, nodes) = load_tree(&hub.store)?;
     nodes
         .iter()
         .find(|n| n.id.as_str() == id && actor.sees(&tree, &n.id))
         .map(|n| NodeView::of(n, tree.is_leaf(&n.id)))
-        .ok_or(TenancyError::NotFound)
+        .ok_or(NodeError::NotFound)
 }
 
 /// Creates a node under a parent inside the actor's domain (Manager+);
 /// never under a node that holds devices (T1).
 ///
 /// # Errors
-/// [`TenancyError`] saying why not.
+/// [`NodeError`] saying why not.
 pub async fn create_node(
     hub: &Hub,
     actor: &Actor,
     request: CreateNode,
-) -> Result<NodeView, TenancyError> {
+) -> Result<NodeView, NodeError> {
     actor.require(Role::Manager)?;
     let name = node_name(&request.name)?;
     if let Some(email) = &request.content_manager_email {
@@ -240,13 +240,13 @@ pub async fn create_node(
 /// or location (Manager+).
 ///
 /// # Errors
-/// [`TenancyError`] saying why not.
+/// [`NodeError`] saying why not.
 pub async fn update_node(
     hub: &Hub,
     actor: &Actor,
     id: &str,
     request: UpdateNode,
-) -> Result<NodeView, TenancyError> {
+) -> Result<NodeView, NodeError> {
     actor.require(Role::Manager)?;
     let name = request.name.as_deref().map(node_name).transpose()?;
     if let Some(email) = request
@@ -300,8 +300,8 @@ pub async fn update_node(
 /// or schedules (Manager+; a domain root only from above it).
 ///
 /// # Errors
-/// [`TenancyError`] saying why not.
-pub async fn delete_node(hub: &Hub, actor: &Actor, id: &str) -> Result<(), TenancyError> {
+/// [`NodeError`] saying why not.
+pub async fn delete_node(hub: &Hub, actor: &Actor, id: &str) -> Result<(), NodeError> {
     actor.require(Role::Manager)?;
     let id = NodeId::from(id);
     let now = hub.now();
@@ -309,7 +309,7 @@ pub async fn delete_node(hub: &Hub, actor: &Actor, id: &str) -> Result<(), Tenan
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
             let node = visible_in(tx, actor, &tree, &id)?;
-            refuse_delete(hub, tx, actor, &tree, &node)?;
+            refuse_delete(tx, actor, &tree, &node)?;
             tx.delete(NODES, node.id.as_str());
             actor
                 .audit(
@@ -325,19 +325,17 @@ pub async fn delete_node(hub: &Hub, actor: &Actor, id: &str) -> Result<(), Tenan
         .await
 }
 
-/// Why `node` cannot be deleted, if it cannot. Content, schedules and
-/// access groups are read through their modules' store queries (they have
-/// no transaction reads yet); the tree, devices, permission groups and
-/// users are read in `tx`.
+/// Why `node` cannot be deleted, if it cannot. Every fact is read in
+/// `tx`, each through the repository of the module that owns it, so the
+/// refusal and the delete rest on the same state.
 fn refuse_delete(
-    hub: &Hub,
     tx: &mut Tx,
     actor: &Actor,
     tree: &NodeTree,
     node: &Node,
-) -> Result<(), TenancyError> {
+) -> Result<(), NodeError> {
     if node.parent.is_none() || actor.user.domain.contains(&node.id) {
-        return Err(TenancyError::Forbidden(
+        return Err(NodeError::Forbidden(
             "a domain root can only be deleted from above it",
         ));
     }
@@ -348,16 +346,16 @@ fn refuse_delete(
         return Err(conflict("node_not_empty", "the node holds devices"));
     }
     if !crate::permission_groups::groups_at_in(tx, &node.id)?.is_empty()
-        || !crate::access_groups::groups_at(&hub.store, &node.id)?.is_empty()
+        || !crate::access_groups::groups_at_in(tx, &node.id)?.is_empty()
     {
         return Err(conflict(
             "node_in_use",
             "permission or access groups live at the node: delete or move them first",
         ));
     }
-    let held = crate::content::items_at(&hub.store, &node.id)?.len()
-        + crate::schedules::playlists_at(&hub.store, &node.id)?.len()
-        + crate::schedules::schedules_at(&hub.store, &node.id)?.len();
+    let held = crate::content::items_at_in(tx, &node.id)?.len()
+        + crate::schedules::playlists_at_in(tx, &node.id)?.len()
+        + crate::schedules::schedules_at_in(tx, &node.id)?.len();
     if held > 0 {
         return Err(conflict(
             "node_in_use",
