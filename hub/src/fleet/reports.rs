@@ -39,8 +39,8 @@ pub const MAX_JSON_PAGE: usize = 1000;
 pub const MAX_SUMMARY_EVENTS: usize = 2_000_000;
 /// The default range: this many days before `to`.
 const DEFAULT_RANGE_DAYS: i64 = 7;
-/// The longest filter value (ids).
-pub const MAX_FILTER_LEN: usize = 128;
+/// The longest filter value: an id.
+pub const MAX_FILTER_LEN: usize = signet_common::ids::MAX_ID_LEN;
 /// The longest paging cursor (an event key: its start and its id).
 const MAX_CURSOR_LEN: usize = 512;
 

@@ -433,3 +433,100 @@ pub async fn latest_screenshot(
         .await?
         .ok_or(FleetError::NotFound("screenshot"))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use signet_common::ids::ItemId;
+    use signet_common::permissions::Role;
+    use signet_common::sync::{Outcome, PlayEvent};
+
+    use super::*;
+    use crate::identity::testing::fixture;
+    use crate::tenancy::load_tree;
+
+    fn stored(node: Option<&NodeId>) -> StoredEvent {
+        let event = PlayEvent {
+            id: "0".repeat(32),
+            device_id: DeviceId::from("d-1"),
+            item: ItemId::from("i-1"),
+            access_group: None,
+            license_version: None,
+            start: Utc::now(),
+            duration_ms: 1,
+            outcome: Outcome::Played,
+            skip_reason: None,
+            country: None,
+            region: None,
+            os: "Debian 12".into(),
+            agent_version: "0.1.0".into(),
+        };
+        StoredEvent {
+            event,
+            node: node.cloned(),
+            received_at: Utc::now(),
+        }
+    }
+
+    /// T4, U3, U4: a viewer sees devices, alerts and events inside its
+    /// domain; events of unattached devices only at root level; a node
+    /// filter outside the domain is 404, an empty or oversized one 400.
+    #[tokio::test]
+    async fn t4_viewer_sees_its_domain_and_filters_are_bounded() {
+        let f = fixture().await;
+        let north = f.node("n-north", &f.root).await;
+        let south = f.node("n-south", &f.root).await;
+        let (tree, _) = load_tree(&f.hub.store).unwrap();
+        let admin = Viewer::new(f.admin.clone(), tree.clone());
+        let northerner = f.user("north", Role::Viewer, &[&north]).await;
+        let northern = Viewer::new(northerner, tree);
+        assert!(northern.sees_event(&stored(Some(&north))));
+        assert!(!northern.sees_event(&stored(Some(&south))));
+        assert!(
+            !northern.sees_event(&stored(None)),
+            "unattached: root level only"
+        );
+        assert!(admin.sees_event(&stored(None)));
+        let scope = admin.under(Some(north.clone())).unwrap();
+        assert!(scope.holds(&north) && !scope.holds(&south));
+        assert!(matches!(
+            northern.under(Some(south.clone())),
+            Err(FleetError::NotFound("node"))
+        ));
+        let list = |node: Option<String>| {
+            let filter = FleetFilter {
+                node,
+                ..FleetFilter::default()
+            };
+            list(&f.hub, &northern, filter)
+        };
+        assert!(list(None).unwrap().is_empty());
+        assert!(matches!(
+            list(Some(String::new())),
+            Err(FleetError::InvalidQuery(_))
+        ));
+        assert!(matches!(
+            list(Some("n".repeat(129))),
+            Err(FleetError::InvalidQuery(_))
+        ));
+        assert!(matches!(
+            device(&f.hub, &northern, "d-none"),
+            Err(FleetError::NotFound("device"))
+        ));
+    }
+
+    /// D8: a screenshot is declared as `image/png` (parameters and case
+    /// aside) or not at all.
+    #[test]
+    fn d8_screenshot_media_type() {
+        for ok in [None, Some(&b"image/png"[..]), Some(b"IMAGE/PNG; q=1")] {
+            assert!(check_screenshot_type(ok).is_ok());
+        }
+        for bad in [&b"image/jpeg"[..], b"text/plain", b"", b"\xff"] {
+            assert!(matches!(
+                check_screenshot_type(Some(bad)),
+                Err(FleetError::NotPngType)
+            ));
+        }
+    }
+}
