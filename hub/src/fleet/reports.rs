@@ -656,4 +656,4 @@ pub fn group_usage(
 
 #[cfg(test)]
 #[path = "reports_tests.rs"]
-mod tests;
+pub(crate) mod tests;

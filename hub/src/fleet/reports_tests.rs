@@ -16,8 +16,14 @@ fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-/// An event `n` of `device` showing `item` at `start`.
-fn event(n: u8, device: &str, item: &str, start: DateTime<Utc>, group: Option<&str>) -> PlayEvent {
+/// An event `n` of `device` showing `item` at `start`, played for 10 s.
+pub(crate) fn event(
+    n: u8,
+    device: &str,
+    item: &str,
+    start: DateTime<Utc>,
+    group: Option<&str>,
+) -> PlayEvent {
     PlayEvent {
         id: format!("{n:032x}"),
         device_id: DeviceId::from(device),

@@ -437,32 +437,16 @@ pub async fn latest_screenshot(
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use signet_common::ids::ItemId;
     use signet_common::permissions::Role;
-    use signet_common::sync::{Outcome, PlayEvent};
 
     use super::*;
+    use crate::fleet::reports::tests::event;
     use crate::identity::testing::fixture;
     use crate::tenancy::load_tree;
 
     fn stored(node: Option<&NodeId>) -> StoredEvent {
-        let event = PlayEvent {
-            id: "0".repeat(32),
-            device_id: DeviceId::from("d-1"),
-            item: ItemId::from("i-1"),
-            access_group: None,
-            license_version: None,
-            start: Utc::now(),
-            duration_ms: 1,
-            outcome: Outcome::Played,
-            skip_reason: None,
-            country: None,
-            region: None,
-            os: "Debian 12".into(),
-            agent_version: "0.1.0".into(),
-        };
         StoredEvent {
-            event,
+            event: event(1, "d-1", "i-1", Utc::now(), None),
             node: node.cloned(),
             received_at: Utc::now(),
         }
