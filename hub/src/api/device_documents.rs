@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// the manifests it names, byte for byte as signed; manifests past the
 /// answer's bounds (16 MiB, 64 manifests) are listed in `omitted`.
 #[utoipa::path(get, path = "/api/v1/device/documents", tag = "device",
+    description = "`device_assignment` once one was signed, and the latest manifest of every group it names, each envelope a JSON string byte for byte as signed (S4). Manifests that would take the answer over 16 MiB (or past 64) are listed in `omitted` instead.",
     responses((status = 200, description = "A DeviceDocuments object: {\"trust\", \"hub_time\", \"assignment\": envelope strings, \"manifests\": {group id: envelope}, \"omitted\": [group id]}", body = Object),
         (status = 401, description = "No device credentials", body = super::ErrorBody)))]
 pub async fn device_documents(

@@ -104,6 +104,7 @@ async fn changed(state: &AppState, caller: &Caller, c: Changed, always: bool) ->
 
 /// An agent asks to pair (S7): the code to show and the ticket to poll with.
 #[utoipa::path(post, path = "/api/v1/device/pairings", tag = "device",
+    description = "Answers the code to show on the screen and the secret ticket to poll with.",
     request_body(content = schemas::PairingRequestSchema, description = "The agent's key, version and OS"),
     responses((status = 201, description = "The code and the ticket", body = schemas::PairingTicketSchema),
         (status = 400, description = "Not a valid pairing request", body = ErrorBody), (status = 429, description = "Too many open pairings from this address", body = ErrorBody),
@@ -119,6 +120,7 @@ pub async fn request_pairing(
 
 /// An agent polls its pairing: pending, approved (credentials once) or closed.
 #[utoipa::path(get, path = "/api/v1/device/pairings/{ticket}", tag = "device",
+    description = "Pending; approved with the device's credentials, answered exactly once (the plain secret is deleted in the same durable write); or closed with a reason (rejected, expired, collected).",
     params(("ticket" = String, Path, description = "The secret ticket")),
     responses((status = 200, description = "Pending, approved (once, with credentials) or closed", body = schemas::PairingStatusSchema),
         (status = 404, description = "No such ticket", body = ErrorBody)))]
@@ -128,6 +130,7 @@ pub async fn poll_pairing(State(state): Ctx, Path(ticket): Id) -> Answer<Pairing
 
 /// Open pairings (manage_devices; root-level callers only).
 #[utoipa::path(get, path = "/api/v1/devices/pairings", tag = "devices", security(("bearer" = [])),
+    description = "Oldest first. Callers whose domain is not root-level get an empty list and approve by the code on the screen.",
     responses((status = 200, description = "Open pairings", body = Vec<PairingView>),
         (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "No manage_devices permission", body = ErrorBody)))]
 pub async fn list_pairings(State(state): Ctx, caller: Caller) -> Answer<Vec<PairingView>> {
@@ -136,6 +139,7 @@ pub async fn list_pairings(State(state): Ctx, caller: Caller) -> Answer<Vec<Pair
 
 /// Approves a pairing (manage_devices), then publishes the device's node.
 #[utoipa::path(post, path = "/api/v1/devices/pairings/{code}/approve", tag = "devices",
+    description = "Makes the device at a leaf node inside the caller's domain, stored with the outbox entry granting it on the broker, then publishes the node so it gets its assignment at once. A broker that is down delays the grant (retried; `broker_error` says why), not the approval.",
     request_body = ApprovePairing,
     params(("code" = String, Path, description = "The code on the screen")), security(("bearer" = [])),
     responses((status = 201, description = "Paired", body = DeviceChanged),
@@ -155,6 +159,7 @@ pub async fn approve_pairing(
 
 /// Rejects the pairing with `code` (manage_devices).
 #[utoipa::path(post, path = "/api/v1/devices/pairings/{code}/reject", tag = "devices",
+    description = "Its agent's next poll is closed.",
     params(("code" = String, Path, description = "The code on the screen")), security(("bearer" = [])),
     responses((status = 204, description = "Rejected"),
         (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "No manage_devices permission", body = ErrorBody),
@@ -184,6 +189,7 @@ pub async fn get_device(State(state): Ctx, caller: Caller, Path(id): Id) -> Answ
 
 /// Renames or moves a device (manage_devices); a move publishes the new node.
 #[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", request_body = UpdateDevice,
+    description = "A move goes to a leaf node inside the caller's domain; a member of access groups not usable there must leave them first (409). A move updates the broker access (durable outbox) and publishes the new node (the assignment changes).",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = DeviceChanged),
         (status = 400, description = "Invalid name", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody),
@@ -201,6 +207,7 @@ pub async fn update_device(
 
 /// Unpairs a device (manage_devices), then re-signs the groups it left (L4), its node.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
+    description = "Deletes its record, node entry, commands and last screenshot, ends its access-group memberships (L4) and revokes it on the broker (durable outbox), in one transaction. Its credentials stop working over HTTP at once, on the broker once it confirms.",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 204, description = "Unpaired"),
         (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "No manage_devices permission", body = ErrorBody),
@@ -216,6 +223,7 @@ pub async fn delete_device(State(state): Ctx, caller: Caller, Path(id): Id) -> D
 
 /// Replaces a device's feed variables (manage_devices, D6), then publishes its node.
 #[utoipa::path(put, path = "/api/v1/devices/{id}/variables", tag = "devices", request_body = SetVariables,
+    description = "Variables `[1]`…`[25]`, stored with an audit record; then the node is published so the device's signed assignment carries them at once. A bad number or value is 400 and changes nothing.",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 200, description = "Stored and published", body = DeviceChanged),
         (status = 400, description = "A variable number outside 1 to 25, or a bad value", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody),
@@ -232,6 +240,7 @@ pub async fn set_variables(
 
 /// Signs and stores a command (manage_devices, Deliver 7), then sends it not retained.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/commands", tag = "devices", request_body = CommandRequest,
+    description = "Version strictly increasing per device, a random nonce, valid for five minutes; stored, then published not retained with QoS 1 on `signet/v1/devices/{id}/commands`.",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 202, description = "Signed, stored and handed to the broker connection", body = CommandAccepted),
         (status = 400, description = "Unknown action", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody),

@@ -5,8 +5,9 @@
 //! Who may do what: a device uploads only its own screenshot (device
 //! credentials, [`DeviceAuth`], 401 otherwise); any operator who sees the
 //! device (the rule of `GET /api/v1/devices/{id}`, T4) reads its latest one,
-//! anyone else gets 404. Must not: store files itself — [`crate::screenshots`]
-//! does, durably before the answer (S9).
+//! anyone else gets 404. Must not: decide what a screenshot must be or who sees it —
+//! [`crate::fleet::service`] does; [`crate::screenshots`] stores it durably
+//! before the answer (S9).
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -17,10 +18,10 @@ use futures_util::StreamExt as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::fleet::viewer;
 use super::{ApiError, AppState, Caller, DeviceAuth};
-use crate::screenshots::{
-    MAX_SCREENSHOT_BYTES, Screenshot, ScreenshotError, ScreenshotStore, check_png,
-};
+use crate::fleet::service::{self, FleetError};
+use crate::screenshots::{MAX_SCREENSHOT_BYTES, Screenshot};
 
 /// The header naming when the screenshot reached the hub (RFC 3339).
 pub const TAKEN_AT_HEADER: &str = "x-signet-taken-at";
@@ -32,34 +33,22 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_screenshot))
 }
 
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "upload_too_large",
-        format!("a screenshot is at most {MAX_SCREENSHOT_BYTES} bytes"),
-    )
-}
-
-fn stored_error(e: &ScreenshotError) -> ApiError {
-    ApiError::internal(e)
-}
-
 /// Reads `body` whole, refusing (413) a declared or actual length over
 /// [`MAX_SCREENSHOT_BYTES`] as soon as it is known.
-async fn read_bounded(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+async fn read_bounded(headers: &HeaderMap, body: Body) -> Result<Bytes, FleetError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_SCREENSHOT_BYTES as u64) {
-        return Err(too_large());
+        return Err(FleetError::UploadTooLarge);
     }
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("upload_incomplete", e.to_string()))?;
+        let chunk = chunk.map_err(|e| FleetError::UploadIncomplete(e.to_string()))?;
         if bytes.len() + chunk.len() > MAX_SCREENSHOT_BYTES {
-            return Err(too_large());
+            return Err(FleetError::UploadTooLarge);
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -85,33 +74,13 @@ pub async fn upload_screenshot(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Screenshot>), ApiError> {
-    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
-        let kind = kind.to_str().unwrap_or_default();
-        let essence = kind.split(';').next().unwrap_or_default().trim();
-        if !essence.eq_ignore_ascii_case("image/png") {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "a screenshot is sent as Content-Type: image/png",
-            ));
-        }
-    }
+    service::check_screenshot_type(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))?;
     let png = read_bounded(&headers, body).await?;
-    let size = check_png(&png).map_err(|e| ApiError::bad_request("invalid_png", e.to_string()))?;
-    let shots = ScreenshotStore::new(&state.config.data);
-    let staged = shots
-        .stage(&device.device, png, size, state.clock.now())
-        .await
-        .map_err(|e| stored_error(&e))?;
-    let screenshot = staged.screenshot.clone();
-    let previous = shots
-        .commit(&state.store, staged)
-        .await
-        .map_err(|e| stored_error(&e))?;
-    let status = if previous.is_some() {
-        StatusCode::OK
-    } else {
+    let (screenshot, first) = service::store_screenshot(&state, &device.device, png).await?;
+    let status = if first {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     Ok((status, Json(screenshot)))
 }
@@ -129,15 +98,7 @@ pub async fn get_screenshot(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let device = crate::devices::device(&state.store, &id)?
-        .filter(|d| caller.sees(&d.node))
-        .ok_or_else(|| ApiError::not_found("device"))?;
-    let shots = ScreenshotStore::new(&state.config.data);
-    let (screenshot, bytes) = shots
-        .latest(&state.store, &device.id)
-        .await
-        .map_err(|e| stored_error(&e))?
-        .ok_or_else(|| ApiError::not_found("screenshot"))?;
+    let (screenshot, bytes) = service::latest_screenshot(&state, &viewer(&caller), &id).await?;
     let mut response = (StatusCode::OK, bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));

@@ -8,9 +8,7 @@ use axum::http::StatusCode;
 
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
 use crate::identity::users as service;
-use crate::identity::{
-    CreateUser, HashError, IdentityError, UpdateUser, User, UserFilter, UserView,
-};
+use crate::identity::{CreateUser, HashError, IdentityError, UpdateUser, UserFilter, UserView};
 
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
@@ -38,11 +36,6 @@ impl From<IdentityError> for ApiError {
 
 // What the access-groups API still calls.
 pub(super) use crate::identity::users::check_password;
-
-/// Whether the caller may see `target` ([`crate::identity::Actor::sees_user`]).
-pub(super) fn sees_user(caller: &Caller, target: &User) -> bool {
-    caller.actor().sees_user(&caller.tree, target)
-}
 
 /// Users the caller may see.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter), security(("bearer" = [])),

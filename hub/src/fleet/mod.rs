@@ -12,7 +12,9 @@
 //! record it does not own, or trust a report about another device.
 //!
 //! Interface for the MQTT subscriber and the event upload route:
-//! [`record_state`] and [`ingest_events`].
+//! [`record_state`] and [`ingest_events`]. The operations the API calls
+//! (fleet list, alerts, uploads, screenshots) are [`service`], the usage
+//! reports [`reports`].
 //!
 //! # Online
 //! Online is decided when the view is read, never stored as a fact that
@@ -58,6 +60,8 @@ pub mod events;
 pub mod fixture;
 pub mod ingest;
 
+pub mod reports;
+pub mod service;
 pub mod stream;
 
 mod view;
