@@ -67,6 +67,8 @@ enum Fresh {
     Schedule,
     /// A new pending deferred publication of the tenant's node (`{job}`).
     Job,
+    /// A new run publishing the tenant's node now (`{run}`).
+    Run,
     /// A new leaf (`{site}`) and a new pairing (`{ticket}`, `{code}`): open
     /// for tenant A; for tenant B already approved into its new leaf (a
     /// code another tenant claimed is no open pairing).
@@ -119,8 +121,8 @@ fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
         AccessGroup, Content, Device, Inactive, Invite, Job, Member, Nothing, Pairing, Pending,
-        PermissionGroup, PermissionMembers, Playlist, Schedule, ShopKey, Signup, Site, Template,
-        User,
+        PermissionGroup, PermissionMembers, Playlist, Run, Schedule, ShopKey, Signup, Site,
+        Template, User,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -1378,6 +1380,18 @@ fn rows() -> Vec<Row> {
                 other: [200; 5],
             },
         ),
+        // One run with per-device progress: read by everyone in its tenant.
+        row(
+            Method::GET,
+            "/api/v1/publications/{id}",
+            "/api/v1/publications/{run}",
+            None,
+            Run,
+            Roles {
+                own: [200; 5],
+                other: [404; 5],
+            },
+        ),
         row(
             Method::DELETE,
             "/api/v1/publications/{id}",
@@ -1923,6 +1937,7 @@ impl Fixture {
         let mut schedule = tenant.schedule.clone();
         // Without a fresh job the path still names one (for the 401 check).
         let mut job = "pj-none".to_owned();
+        let mut run = "no-run".to_owned();
         let mut ticket = "no-ticket".to_owned();
         let mut code = "NOCODE22".to_owned();
         let mut device = tenant.device.clone();
@@ -2058,6 +2073,16 @@ impl Fixture {
                 )
                 .await);
             }
+            Fresh::Run => {
+                let answer = made(
+                    hub,
+                    Method::POST,
+                    "/api/v1/publish",
+                    Some(json!({"scope": {"kind": "node", "id": tenant.node}})),
+                )
+                .await;
+                run = answer["run"]["id"].as_str().unwrap().to_owned();
+            }
         }
         vec![
             ("{node}", tenant.node.clone()),
@@ -2071,6 +2096,7 @@ impl Fixture {
             ("{member}", tenant.member.clone()),
             ("{invite}", invite),
             ("{job}", job),
+            ("{run}", run),
             ("{ticket}", ticket),
             ("{code}", code),
             ("{device}", device),

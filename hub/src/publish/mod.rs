@@ -47,10 +47,13 @@
 //! | [`SIGNED_ENVELOPES`] | `{kind}/{subject}` | the envelope (JSON text) |
 //! | [`PUBLICATION_JOBS`] | job id | [`PublicationJob`] |
 //! | [`PUBLICATION_RUNS`] | time-ordered run id | [`PublicationRun`] |
+//!
+//! Each run's targets and how far each got are [`publications`]'s.
 
 pub mod build;
 mod due;
 pub mod jobs;
+pub mod publications;
 mod publisher;
 pub mod run;
 mod runner;
@@ -66,7 +69,7 @@ use signet_common::digest::Sha256;
 use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES};
 use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
 
-pub use due::{DueReport, run_due};
+pub use due::{DueReport, next_due, run_due};
 pub use jobs::{JobSchedule, When, WhenError};
 pub use publisher::{
     LogPublisher, PublishFailed, Publisher, RecordingPublisher, RetainedMessage, TransientMessage,
