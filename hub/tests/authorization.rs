@@ -69,6 +69,9 @@ enum Fresh {
     Job,
     /// A new run publishing the tenant's node now (`{run}`).
     Run,
+    /// A new member of `{agroup}` made by CSV import: its welcome mail's
+    /// set-password token (`{password_token}`).
+    Welcome,
     /// A new leaf (`{site}`) and a new pairing (`{ticket}`, `{code}`): open
     /// for tenant A; for tenant B already approved into its new leaf (a
     /// code another tenant claimed is no open pairing).
@@ -122,7 +125,7 @@ fn rows() -> Vec<Row> {
     use Fresh::{
         AccessGroup, Content, Device, Inactive, Invite, Job, Member, Nothing, Pairing, Pending,
         PermissionGroup, PermissionMembers, Playlist, Run, Schedule, ShopKey, Signup, Site,
-        Template, User,
+        Template, User, Welcome,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -1206,6 +1209,32 @@ fn rows() -> Vec<Row> {
             Nothing,
             Key("{admin_token}", 404),
         ),
+        // Setting a password with a welcome mail's token (M5): the token is
+        // the credential, once; a login is no substitute for it.
+        row(
+            Method::POST,
+            "/api/v1/password/set",
+            "/api/v1/password/set",
+            Some(json!({"token": "{password_token}", "password": PASSWORD})),
+            Welcome,
+            Anonymous(200),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/password/set",
+            "/api/v1/password/set",
+            Some(json!({"token": "not-a-password-token", "password": PASSWORD})),
+            Nothing,
+            Anonymous(404),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/password/set",
+            "/api/v1/password/set",
+            Some(json!({"token": "not-a-password-token", "password": PASSWORD})),
+            Nothing,
+            Key("{admin_token}", 404),
+        ),
         // Self-signup: only groups that enable it, only from an allowed domain.
         row(
             Method::POST,
@@ -1930,6 +1959,7 @@ impl Fixture {
         let mut invite = tenant.invite.clone();
         let mut invite_token = String::new();
         let mut signup_token = String::new();
+        let mut password_token = String::new();
         let mut shop_key = String::new();
         let mut content = tenant.content.0.clone();
         let mut template = tenant.template.clone();
@@ -2073,6 +2103,23 @@ impl Fixture {
                 )
                 .await);
             }
+            Fresh::Welcome => {
+                let email = format!("{}@welcome.test", self.unique());
+                let response = hub
+                    .client
+                    .post(format!(
+                        "{}/api/v1/access-groups/{agroup}/members/import",
+                        hub.base
+                    ))
+                    .bearer_auth(&hub.admin)
+                    .header("content-type", "text/csv")
+                    .body(format!("email,name,end_date\n{email},,\n"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "import for a welcome");
+                password_token = mailed_token(hub, &email);
+            }
             Fresh::Run => {
                 let answer = made(
                     hub,
@@ -2112,6 +2159,7 @@ impl Fixture {
             ("{schedule}", schedule),
             ("{invite_token}", invite_token),
             ("{signup_token}", signup_token),
+            ("{password_token}", password_token),
             ("{shop_key}", shop_key),
             ("{other_user}", other.user.clone()),
             ("{other_user_email}", other.user_email.clone()),

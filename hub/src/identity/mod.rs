@@ -3,7 +3,7 @@
 //! Owns: the user and session records, argon2id password hashing, bearer
 //! tokens (only their SHA-256 is stored, so a copy of the store cannot log
 //! in), the sessions' CSRF tokens ([`csrf_token`], C2), and the failed-login
-//! throttle; the [`users`] and [`sessions`] services (who may change which
+//! throttle; set-password tokens ([`password_tokens`], M5); the [`users`] and [`sessions`] services (who may change which
 //! user, logging in and out) with their repositories. Must not: know HTTP;
 //! the user record is read fresh on every request so a role or domain
 //! change applies to the next request (T3).
@@ -12,6 +12,7 @@ mod actor;
 mod error;
 pub mod names;
 mod password;
+pub mod password_tokens;
 pub mod sessions;
 #[cfg(test)]
 pub(crate) mod testing;
