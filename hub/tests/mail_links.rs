@@ -202,6 +202,13 @@ async fn m5_l7_l9_imported_and_shop_members_get_a_single_use_set_password_link()
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["login_name"], "ann@example.org");
     hub.login("ann@example.org", PASSWORD).await;
+    let (_, audit) = hub
+        .get(&hub.admin, "/api/v1/audit?action=user.password_set")
+        .await;
+    assert!(
+        audit.to_string().contains("user.password_set"),
+        "the change is audited: {audit}"
+    );
     // Once only: the second use is refused and says why.
     let again = anonymous(&hub, "/api/v1/password/set", set).await;
     assert_error(&again, StatusCode::CONFLICT, "token_used");

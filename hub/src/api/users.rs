@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ClientAddress};
 use crate::identity::password_tokens::{self, PasswordSet, SetPassword};
 use crate::identity::users as service;
 use crate::identity::{
@@ -162,7 +162,10 @@ pub async fn revoke_sessions(
         (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn set_password(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     ApiJson(request): ApiJson<SetPassword>,
 ) -> Result<Json<PasswordSet>, ApiError> {
-    Ok(Json(password_tokens::set_password(&state, request).await?))
+    Ok(Json(
+        password_tokens::set_password(&state, &from, request).await?,
+    ))
 }

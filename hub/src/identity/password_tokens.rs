@@ -15,7 +15,8 @@ use signet_common::ids::UserId;
 use super::users::{check_password, put_user};
 use super::{IdentityError, MAX_NAME_LEN, USERS, User, new_token, token_key};
 use crate::app::Hub;
-use crate::store::{StoreError, Tx};
+use crate::audit::AuditEntry;
+use crate::store::{StoreError, Tx, WriteBatch};
 
 /// Tree of set-password tokens by the SHA-256 of the token.
 pub const PASSWORD_TOKENS: &str = "password_tokens";
@@ -76,11 +77,16 @@ pub fn issue_in(tx: &mut Tx, user: &UserId, now: DateTime<Utc>) -> Result<String
 /// Sets the password of the account a mailed token names (no login): the
 /// token works once (409 `token_used` after), before it expires (410
 /// `token_expired`); an unknown token is 404 `token_not_found`. The
-/// password is checked and hashed before the transaction.
+/// password is checked and hashed before the transaction. The change is
+/// audited as `user.password_set`, by the user, from `from`.
 ///
 /// # Errors
 /// As above; `Invalid` for a bad token or password; `Hash`; the store's.
-pub async fn set_password(hub: &Hub, request: SetPassword) -> Result<PasswordSet, IdentityError> {
+pub async fn set_password(
+    hub: &Hub,
+    from: &str,
+    request: SetPassword,
+) -> Result<PasswordSet, IdentityError> {
     if request.token.is_empty() || request.token.len() > MAX_NAME_LEN {
         return Err(IdentityError::invalid("invalid_token", "malformed token"));
     }
@@ -106,6 +112,17 @@ pub async fn set_password(hub: &Hub, request: SetPassword) -> Result<PasswordSet
             put_user(tx, &user)?;
             token.used_at = Some(now);
             tx.put(PASSWORD_TOKENS, &key, &token)?;
+            let entry = AuditEntry {
+                actor: Some(user.id.clone()),
+                actor_name: Some(user.name.clone()),
+                scope: user.domain.first().cloned(),
+                from: from.to_owned(),
+                detail: serde_json::json!({"with": "set-password token"}),
+                ..AuditEntry::new(now, "user.password_set", user.id.as_str())
+            };
+            let mut batch = WriteBatch::new();
+            entry.record(&mut batch)?;
+            tx.include(batch);
             Ok(PasswordSet {
                 user_id: user.id,
                 login_name: user.name,
