@@ -67,6 +67,11 @@ enum Fresh {
     Schedule,
     /// A new pending deferred publication of the tenant's node (`{job}`).
     Job,
+    /// A new run publishing the tenant's node now (`{run}`).
+    Run,
+    /// A new member of `{agroup}` made by CSV import: its welcome mail's
+    /// set-password token (`{password_token}`).
+    Welcome,
     /// A new leaf (`{site}`) and a new pairing (`{ticket}`, `{code}`): open
     /// for tenant A; for tenant B already approved into its new leaf (a
     /// code another tenant claimed is no open pairing).
@@ -119,8 +124,8 @@ fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
         AccessGroup, Content, Device, Inactive, Invite, Job, Member, Nothing, Pairing, Pending,
-        PermissionGroup, PermissionMembers, Playlist, Schedule, ShopKey, Signup, Site, Template,
-        User,
+        PermissionGroup, PermissionMembers, Playlist, Run, Schedule, ShopKey, Signup, Site,
+        Template, User, Welcome,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -1204,6 +1209,32 @@ fn rows() -> Vec<Row> {
             Nothing,
             Key("{admin_token}", 404),
         ),
+        // Setting a password with a welcome mail's token (M5): the token is
+        // the credential, once; a login is no substitute for it.
+        row(
+            Method::POST,
+            "/api/v1/password/set",
+            "/api/v1/password/set",
+            Some(json!({"token": "{password_token}", "password": PASSWORD})),
+            Welcome,
+            Anonymous(200),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/password/set",
+            "/api/v1/password/set",
+            Some(json!({"token": "not-a-password-token", "password": PASSWORD})),
+            Nothing,
+            Anonymous(404),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/password/set",
+            "/api/v1/password/set",
+            Some(json!({"token": "not-a-password-token", "password": PASSWORD})),
+            Nothing,
+            Key("{admin_token}", 404),
+        ),
         // Self-signup: only groups that enable it, only from an allowed domain.
         row(
             Method::POST,
@@ -1376,6 +1407,18 @@ fn rows() -> Vec<Row> {
             Roles {
                 own: [200; 5],
                 other: [200; 5],
+            },
+        ),
+        // One run with per-device progress: read by everyone in its tenant.
+        row(
+            Method::GET,
+            "/api/v1/publications/{id}",
+            "/api/v1/publications/{run}",
+            None,
+            Run,
+            Roles {
+                own: [200; 5],
+                other: [404; 5],
             },
         ),
         row(
@@ -1916,6 +1959,7 @@ impl Fixture {
         let mut invite = tenant.invite.clone();
         let mut invite_token = String::new();
         let mut signup_token = String::new();
+        let mut password_token = String::new();
         let mut shop_key = String::new();
         let mut content = tenant.content.0.clone();
         let mut template = tenant.template.clone();
@@ -1923,6 +1967,7 @@ impl Fixture {
         let mut schedule = tenant.schedule.clone();
         // Without a fresh job the path still names one (for the 401 check).
         let mut job = "pj-none".to_owned();
+        let mut run = "no-run".to_owned();
         let mut ticket = "no-ticket".to_owned();
         let mut code = "NOCODE22".to_owned();
         let mut device = tenant.device.clone();
@@ -2058,6 +2103,33 @@ impl Fixture {
                 )
                 .await);
             }
+            Fresh::Welcome => {
+                let email = format!("{}@welcome.test", self.unique());
+                let response = hub
+                    .client
+                    .post(format!(
+                        "{}/api/v1/access-groups/{agroup}/members/import",
+                        hub.base
+                    ))
+                    .bearer_auth(&hub.admin)
+                    .header("content-type", "text/csv")
+                    .body(format!("email,name,end_date\n{email},,\n"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "import for a welcome");
+                password_token = mailed_token(hub, &email);
+            }
+            Fresh::Run => {
+                let answer = made(
+                    hub,
+                    Method::POST,
+                    "/api/v1/publish",
+                    Some(json!({"scope": {"kind": "node", "id": tenant.node}})),
+                )
+                .await;
+                run = answer["run"]["id"].as_str().unwrap().to_owned();
+            }
         }
         vec![
             ("{node}", tenant.node.clone()),
@@ -2071,6 +2143,7 @@ impl Fixture {
             ("{member}", tenant.member.clone()),
             ("{invite}", invite),
             ("{job}", job),
+            ("{run}", run),
             ("{ticket}", ticket),
             ("{code}", code),
             ("{device}", device),
@@ -2086,6 +2159,7 @@ impl Fixture {
             ("{schedule}", schedule),
             ("{invite_token}", invite_token),
             ("{signup_token}", signup_token),
+            ("{password_token}", password_token),
             ("{shop_key}", shop_key),
             ("{other_user}", other.user.clone()),
             ("{other_user_email}", other.user_email.clone()),

@@ -452,7 +452,7 @@ async fn u5_bad_requests_are_refused_and_change_nothing() {
         "not_found",
     );
     let (_, list) = hub.get(&hub.admin, "/api/v1/publications").await;
-    assert_eq!(list, json!({"runs": [], "jobs": []}));
+    assert_eq!(list, json!({"runs": [], "progress": {}, "jobs": []}));
     assert!(hub.publisher.messages().is_empty());
 }
 

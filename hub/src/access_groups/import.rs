@@ -205,6 +205,7 @@ pub async fn import_members(
                 return Ok(report);
             }
             store(tx, &planned)?;
+            super::welcome::welcome_imported_in(tx, &hub.config, &group, &planned, hub.now())?;
             let detail = serde_json::json!({"rows": report.rows.len(), "created": report.created,
                 "updated": report.updated, "unchanged": report.unchanged,
                 "refused": report.refused});
@@ -213,6 +214,7 @@ pub async fn import_members(
             Ok(report)
         })
         .await
+        .inspect(|_| hub.mail_wake.notify_one())
 }
 
 /// Stores the planned changes: each new account and membership, each

@@ -20,8 +20,10 @@ use super::{
     MemberSource, group_prefix,
 };
 use crate::app::Hub;
+use crate::config::Config;
 use crate::identity::{Actor, new_id, new_token, token_key};
 use crate::mail::Mail;
+use crate::mail::links::{INVITE_PAGE, action};
 use crate::store::Tx;
 
 /// A group's invites, open, used and expired (Manager+).
@@ -82,7 +84,8 @@ pub async fn create_invite(
                 used_by: None,
             };
             repo::put_invite(tx, &invite)?;
-            enqueue(tx, invite_mail(actor, &group, &invite, &token), now)?;
+            let mail = invite_mail(&hub.config, actor, &group, &invite, &token);
+            enqueue(tx, mail, now)?;
             let detail = serde_json::json!({"invite": invite.id, "email": invite.email,
                 "expires_at": invite.expires_at, "end_date": invite.end_date});
             repo::audit(tx, (actor, now), "access_group.invite", &group, detail)?;
@@ -114,20 +117,35 @@ fn check_open_invites(
     Ok(())
 }
 
-/// The invitation mail, carrying the token.
-fn invite_mail(actor: &Actor, group: &AccessGroup, invite: &Invite, token: &str) -> Mail {
+/// The invitation mail: one link to the console's accept page under
+/// `public_url` (M5), or how to accept through the API without it.
+fn invite_mail(
+    config: &Config,
+    actor: &Actor,
+    group: &AccessGroup,
+    invite: &Invite,
+    token: &str,
+) -> Mail {
+    let fallback = format!(
+        "POST /api/v1/access-groups/invites/accept with the JSON body \
+         {{\"token\": \"{token}\"}} (add \"password\" to set one for a new account).\n\n\
+         token: {token}\n"
+    );
     Mail {
         to: invite.email.clone(),
         subject: format!("Invitation to {}", group.name),
         body: format!(
             "{} invites you to the access group \"{}\".\n\n\
-             To join, accept the invitation before {} (it works once):\n\
-             POST /api/v1/access-groups/invites/accept with the JSON body \
-             {{\"token\": \"{token}\"}} (add \"password\" to set one for a new account).\n\n\
-             token: {token}\n",
+             To join, accept the invitation before {} (it works once).\n\n{}",
             actor.user.name,
             group.name,
             invite.expires_at.to_rfc3339(),
+            action(
+                config,
+                "Accept the invitation",
+                (INVITE_PAGE, token),
+                fallback
+            ),
         ),
     }
 }

@@ -64,6 +64,7 @@ pub mod service;
 pub mod shop;
 pub mod signup;
 pub mod types;
+mod welcome;
 
 pub use error::AccessGroupError;
 

@@ -20,6 +20,7 @@ use super::{
     AccessGroup, GROUPS, MemberRef, MemberSource, SHOP_ORDERS, ShopOrder, email_key, window,
 };
 use crate::app::Hub;
+use crate::config::Config;
 use crate::identity::{Actor, User, new_token, token_key};
 use crate::store::Tx;
 
@@ -124,9 +125,16 @@ pub async fn shop_member(
                 at: now,
             };
             let name = request.name.as_deref().map(|n| n.trim().to_owned());
-            shop_order(tx, from, &group, order, (name, request.end_date))
+            shop_order(
+                tx,
+                (from, &hub.config),
+                &group,
+                order,
+                (name, request.end_date),
+            )
         })
         .await
+        .inspect(|_| hub.mail_wake.notify_one())
 }
 
 /// The answer to an order already handled: its member's window, or 409
@@ -182,7 +190,7 @@ fn buyer(
 /// membership (a renewal for a current member), stores the order.
 fn shop_order(
     tx: &mut Tx,
-    from: &str,
+    (from, config): (&str, &Config),
     group: &AccessGroup,
     mut order: ShopOrder,
     (name, end_date): (Option<String>, Option<DateTime<Utc>>),
@@ -199,6 +207,9 @@ fn shop_order(
     };
     let member = joined(group, who, now, end_date, name, source);
     repo::put_member(tx, &member)?;
+    if user_created {
+        super::welcome::welcome_in(tx, config, group, &user, now)?;
+    }
     order.user_id = user.id.clone();
     repo::put_order(tx, &order)?;
     let detail = serde_json::json!({"order_id": order.order_id, "user": user.id,

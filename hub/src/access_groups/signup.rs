@@ -20,8 +20,10 @@ use super::{
     email_domain_allowed, email_key, group_prefix,
 };
 use crate::app::Hub;
+use crate::config::Config;
 use crate::identity::{new_token, token_key};
 use crate::mail::Mail;
+use crate::mail::links::{SIGNUP_CONFIRM_PAGE, action};
 use crate::store::Tx;
 
 /// The group `id` when it takes self-signups from `email` (L6): else 404
@@ -107,7 +109,7 @@ pub async fn request_signup(
             };
             repo::put_signup(tx, &signup)?;
             tx.put(SIGNUP_MAILS, &email_key(&email), &now)?;
-            enqueue(tx, signup_mail(&group, &signup, &token), now)?;
+            enqueue(tx, signup_mail(&hub.config, &group, &signup, &token), now)?;
             let detail = serde_json::json!({"email": email});
             let entry = anonymous_audit(
                 now,
@@ -154,18 +156,25 @@ fn clear_signups(
 }
 
 /// The confirmation mail, carrying the token.
-fn signup_mail(group: &AccessGroup, signup: &PendingSignup, token: &str) -> Mail {
+fn signup_mail(config: &Config, group: &AccessGroup, signup: &PendingSignup, token: &str) -> Mail {
+    let fallback = format!(
+        "POST /api/v1/access-groups/signup/confirm with the JSON body \
+         {{\"token\": \"{token}\"}}\n\ntoken: {token}\n"
+    );
     Mail {
         to: signup.email.clone(),
         subject: format!("Confirm your signup to {}", group.name),
         body: format!(
             "Someone (we hope you) asked to join the access group \"{}\" with this address.\n\n\
-             To confirm, before {}:\n\
-             POST /api/v1/access-groups/signup/confirm with the JSON body \
-             {{\"token\": \"{token}\"}}\n\n\
-             If it was not you, ignore this mail.\n\ntoken: {token}\n",
+             To confirm, before {} (if it was not you, ignore this mail):\n\n{}",
             group.name,
             signup.expires_at.to_rfc3339(),
+            action(
+                config,
+                "Confirm your signup",
+                (SIGNUP_CONFIRM_PAGE, token),
+                fallback
+            ),
         ),
     }
 }

@@ -41,6 +41,7 @@ pub const UNAUTHENTICATED_ROUTES: &[(&str, &str, RouteClass)] = &[
     ("POST", "/api/v1/access-groups/{id}/signup", Credential),
     ("POST", "/api/v1/access-groups/signup/confirm", Credential),
     ("POST", "/api/v1/access-groups/invites/accept", Credential),
+    ("POST", "/api/v1/password/set", Credential),
     ("POST", "/api/v1/device/pairings", Credential),
     ("GET", "/healthz", Open),
     ("GET", "/metrics", Open),

@@ -129,6 +129,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             users::delete_user
         ))
         .routes(routes!(users::revoke_sessions))
+        .routes(routes!(users::set_password))
         .routes(routes!(nodes::list_nodes, nodes::create_node))
         .routes(routes!(
             nodes::get_node,

@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ErrorBody};
+use crate::publish::publications::Publication;
 use crate::publish::service::{
     self, ListQuery, Publications, PublishAnswer, PublishRequest, Requested,
 };
@@ -21,7 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(publish_scope))
         .routes(routes!(list_publications))
-        .routes(routes!(cancel_job))
+        .routes(routes!(cancel_job, get_publication))
 }
 
 impl From<PublicationError> for ApiError {
@@ -105,4 +106,20 @@ pub async fn cancel_job(
     Path(id): Path<String>,
 ) -> Result<Json<PublicationJob>, ApiError> {
     Ok(Json(service::cancel(&state, &caller.actor(), &id).await?))
+}
+
+/// One run: its record, its target devices and when each accepted and
+/// activated the run's documents (U5); a job id gives its latest run.
+#[utoipa::path(get, path = "/api/v1/publications/{id}", tag = "publish",
+    params(("id" = String, Path, description = "Run id, or job id for its latest run")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The run with per-device progress", body = Publication),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn get_publication(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Publication>, ApiError> {
+    Ok(Json(service::publication(&state, &caller.actor(), &id)?))
 }

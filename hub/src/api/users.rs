@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ClientAddress};
+use crate::identity::password_tokens::{self, PasswordSet, SetPassword};
 use crate::identity::users as service;
 use crate::identity::{CreateUser, HashError, IdentityError, UpdateUser, UserFilter, UserView};
 
@@ -28,6 +29,13 @@ impl From<IdentityError> for ApiError {
                 let mut error = ApiError::new(status, "login_throttled", message);
                 error.retry_after = Some(retry_after);
                 error
+            }
+            IdentityError::TokenUnknown => {
+                ApiError::new(StatusCode::NOT_FOUND, "token_not_found", message)
+            }
+            IdentityError::TokenUsed(_) => ApiError::conflict("token_used", message),
+            IdentityError::TokenExpired(_) => {
+                ApiError::new(StatusCode::GONE, "token_expired", message)
             }
             IdentityError::Store(e) => e.into(),
         }
@@ -134,4 +142,23 @@ pub async fn revoke_sessions(
 ) -> Result<StatusCode, ApiError> {
     service::revoke_sessions(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets a password with the token a welcome mail links to (M5; no login).
+/// Works once, before the token expires; then log in with the login name.
+#[utoipa::path(post, path = "/api/v1/password/set", tag = "users", request_body = SetPassword,
+    responses((status = 200, description = "Password set", body = PasswordSet),
+        (status = 400, description = "Malformed token or weak password", body = super::ErrorBody),
+        (status = 404, description = "Unknown token", body = super::ErrorBody),
+        (status = 409, description = "Already used", body = super::ErrorBody),
+        (status = 410, description = "Expired", body = super::ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
+    ApiJson(request): ApiJson<SetPassword>,
+) -> Result<Json<PasswordSet>, ApiError> {
+    Ok(Json(
+        password_tokens::set_password(&state, &from, request).await?,
+    ))
 }

@@ -108,7 +108,12 @@ pub struct Config {
     /// name content as `{public_url}/api/v1/device/content/{sha256}`. When
     /// unset, `http://{http_listen}` (an unspecified listen address such as
     /// `0.0.0.0` becomes `127.0.0.1`), which suits one machine only; see
-    /// [`Config::public_base_url`].
+    /// [`Config::public_base_url`]. It is also where people open the
+    /// console from mail (M5): every mail that asks for an action carries
+    /// one link under it — `/invite/{token}`, `/signup/confirm/{token}`,
+    /// `/password/set/{token}`, `/content/{id}` (DESIGN §8,
+    /// [`crate::mail::links`]); unset, those mails say which API call to
+    /// make instead.
     pub public_url: Option<String>,
     /// Serve the operator console from this directory (a console build,
     /// e.g. `console/dist`) instead of the one built into the binary (C1).

@@ -35,10 +35,12 @@ use super::ContentItem;
 use super::repo::{self, Items};
 use super::templates::{ApprovalRequest, request_mail};
 use crate::app::Hub;
+use crate::config::Config;
 use crate::identity::{Actor, RoleTooLow};
 use crate::permission_groups::effective_permissions_of_in;
 use crate::store::{Store, StoreError, Tx};
-use crate::tenancy::{Node, load_tree_in};
+use crate::tenancy::{Node, inherited_locale, load_tree_in};
+use chrono_tz::Tz;
 
 /// Why an approval action was refused; nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -165,17 +167,18 @@ pub async fn request_approval(
     id: &str,
     items: Items,
 ) -> Result<ContentItem, ApprovalError> {
-    let item = request_in_store(&hub.store, actor, hub.now(), id, items).await?;
+    let item = request_in_store((&hub.store, &hub.config), actor, hub.now(), id, items).await?;
     hub.mail_wake.notify_one();
     Ok(item)
 }
 
-/// [`request_approval`] on `store` at `now`, without waking the sender.
+/// [`request_approval`] on `store` at `now`, without waking the sender;
+/// the mail's link is under `config`'s `public_url` (M5).
 ///
 /// # Errors
 /// As [`request_approval`].
 pub async fn request_in_store(
-    store: &Store,
+    (store, config): (&Store, &Config),
     actor: &Actor,
     now: DateTime<Utc>,
     id: &str,
@@ -184,10 +187,12 @@ pub async fn request_in_store(
     actor.require(Role::Contributor)?;
     store
         .transact(|tx| {
-            let (tree, _) = load_tree_in(tx)?;
+            let (tree, nodes) = load_tree_in(tx)?;
             let mut item = repo::visible_item_in(tx, &tree, actor, id, items)?
                 .ok_or(ApprovalError::NotFound(items.what()))?;
             may_request(actor, &tree, &item)?;
+            let chain = tree.path_to_root(&item.node).into_iter().rev();
+            let zone = inherited_locale(chain, &nodes).time_zone.unwrap_or(Tz::UTC);
             let node = repo::node_in(tx, &item.node)?.ok_or(ApprovalError::NotFound("node"))?;
             let event = ApprovalEvent::RequestApproval {
                 content_hash: item.approval_hash,
@@ -211,7 +216,8 @@ pub async fn request_in_store(
                     sent: 1,
                 },
             };
-            let mail = request_mail(&request, &item.name, &node.name);
+            let about = (item.id.as_str(), item.name.as_str());
+            let mail = request_mail(&request, about, (&node.name, zone), config);
             mail.check()
                 .map_err(|e| ApprovalError::InvalidContentManager(e.to_string()))?;
             item.approval = transition.approval;

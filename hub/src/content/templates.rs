@@ -8,12 +8,15 @@
 //! request mail. Must not: decide who may save, request or approve — the API
 //! does that.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use signet_common::approval::{ContentHash, Template};
 use signet_common::ids::{ItemId, UserId};
 
+use crate::config::Config;
 use crate::mail::Mail;
+use crate::mail::links::{CONTENT_PAGE, action, zoned_and_utc};
 use crate::store::{Store, StoreError};
 
 /// Tree of template documents by item id.
@@ -70,13 +73,24 @@ pub struct ApprovalRequest {
 }
 
 /// The A5 request mail: the item's name, the node's name, the requesting
-/// user and the date and time sent (ISO-8601 with offset). A re-send is the
-/// same mail: same fields, same time.
+/// user and the date and time sent — in the node's time zone with its
+/// offset, and in UTC — and one link to the item's console page under
+/// `public_url` (M5), where it is approved. A re-send is the same mail:
+/// same fields, same time.
 #[must_use]
-pub fn request_mail(request: &ApprovalRequest, item_name: &str, node_name: &str) -> Mail {
-    let sent = request
-        .requested_at
-        .to_rfc3339_opts(SecondsFormat::Secs, false);
+pub fn request_mail(
+    request: &ApprovalRequest,
+    (item_id, item_name): (&str, &str),
+    (node_name, zone): (&str, Tz),
+    config: &Config,
+) -> Mail {
+    let sent = zoned_and_utc(request.requested_at, zone);
+    let open = action(
+        config,
+        "Review it, then approve or reject it",
+        (CONTENT_PAGE, item_id),
+        "Review it, then approve or reject it in Signet.\n".to_owned(),
+    );
     Mail {
         to: request.to.clone(),
         subject: format!("Approval requested: {item_name}"),
@@ -86,8 +100,7 @@ pub fn request_mail(request: &ApprovalRequest, item_name: &str, node_name: &str)
              Node: {node_name}\n\
              Requested by: {requester}\n\
              Sent: {sent}\n\
-             Version: {hash}\n\n\
-             Review it, then approve or reject it in Signet.\n",
+             Version: {hash}\n\n{open}",
             requester = request.requested_by_name,
             hash = request.content_hash,
         ),
@@ -110,12 +123,30 @@ mod tests {
             to: "cm@example.com".into(),
             sent: 1,
         };
-        let mail = request_mail(&request, "Lobby menu", "Store 12");
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let config = Config {
+            public_url: Some("https://signage.example.com".into()),
+            ..Config::default()
+        };
+        let about = ("c-7", "Lobby menu");
+        let mail = request_mail(&request, about, ("Store 12", berlin), &config);
         assert_eq!(mail.to, "cm@example.com");
         assert!(mail.body.contains("Item: Lobby menu\n"));
         assert!(mail.body.contains("Node: Store 12\n"));
         assert!(mail.body.contains("Requested by: editor\n"));
-        assert!(mail.body.contains("Sent: 2026-11-23T10:15:00+00:00\n"));
+        assert!(
+            mail.body.contains(
+                "Sent: 2026-11-23T11:15:00+01:00 (Europe/Berlin), 2026-11-23T10:15:00Z (UTC)\n"
+            ),
+            "{}",
+            mail.body
+        );
+        // M5: one link, to the item's page under public_url.
+        assert_eq!(mail.body.matches("https://").count(), 1, "{}", mail.body);
+        assert!(
+            mail.body
+                .contains("https://signage.example.com/content/c-7\n")
+        );
         assert!(mail.check().is_ok());
     }
 }

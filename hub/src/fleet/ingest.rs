@@ -187,6 +187,7 @@ fn decide(
             let previous: Option<DeviceStatus> = tx.get(DEVICE_STATES, device.as_str())?;
             let status = next_status(previous, DeviceState::clone(reported), liveness);
             tx.put(DEVICE_STATES, device.as_str(), &status)?;
+            crate::publish::publications::note_device_state_in(tx, device, reported)?;
             Ok(Outcome::State(Box::new(status)))
         }
         Report::Events { batch, node } => {

@@ -47,6 +47,15 @@ pub enum IdentityError {
         /// Seconds until then (at least 1).
         retry_after: u64,
     },
+    /// A set-password token that was never issued (404 `token_not_found`).
+    #[error("unknown set-password token")]
+    TokenUnknown,
+    /// A set-password token already used (409 `token_used`): it works once.
+    #[error("this set-password link was already used at {0}; ask for a new one")]
+    TokenUsed(DateTime<Utc>),
+    /// A set-password token past its time (410 `token_expired`).
+    #[error("this set-password link expired at {0}; ask for a new one")]
+    TokenExpired(DateTime<Utc>),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

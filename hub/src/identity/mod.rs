@@ -4,7 +4,7 @@
 //! is stored, so a copy of the store cannot log in), the sessions' CSRF
 //! tokens ([`csrf_token`], C2), and the failed-login audit entries (the
 //! hashing and the throttle's counts are [`crate::login`]'s, below the
-//! domains); the [`users`] and [`sessions`] services (who may change which
+//! domains); set-password tokens ([`password_tokens`], M5); the [`users`] and [`sessions`] services (who may change which
 //! user, logging in and out) with their repositories. Must not: know HTTP;
 //! the user record is read fresh on every request so a role or domain
 //! change applies to the next request (T3).
@@ -12,6 +12,7 @@
 mod actor;
 mod error;
 pub mod names;
+pub mod password_tokens;
 pub mod sessions;
 #[cfg(test)]
 pub(crate) mod testing;

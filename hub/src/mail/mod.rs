@@ -8,6 +8,7 @@
 //! background, with retries. The [`outbox`] service lets root-level
 //! admins read and retry it.
 
+pub mod links;
 pub mod outbox;
 pub mod sender;
 

@@ -61,6 +61,21 @@ pub async fn run_due(state: &Hub, now: DateTime<Utc>) -> Result<DueReport, Publi
     Ok(report)
 }
 
+/// The earliest time a pending job is due, if any: the loop sleeps until
+/// then (or until woken), so a job starts within moments of its time.
+///
+/// # Errors
+/// When the store fails.
+pub fn next_due(state: &Hub) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(state
+        .store
+        .scan::<PublicationJob>(PUBLICATION_JOBS, "")?
+        .into_iter()
+        .filter(|job| job.state == JobState::Pending)
+        .filter_map(|job| job.next_run)
+        .min())
+}
+
 fn is_due(job: &PublicationJob, now: DateTime<Utc>) -> bool {
     job.state == JobState::Pending && job.next_run.is_some_and(|t| t <= now)
 }
@@ -231,8 +246,8 @@ async fn resign_expiring(state: &Hub, now: DateTime<Utc>) -> Result<usize, Publi
     Ok(resigned)
 }
 
-/// Deletes run records older than [`RUN_RETENTION`], at most
-/// [`PRUNE_BATCH`] per pass. Which records are old needs no check: a key
+/// Deletes run records older than [`RUN_RETENTION`] with their targets'
+/// progress records, at most [`PRUNE_BATCH`] runs per pass. Which records are old needs no check: a key
 /// older than the cutoff stays older.
 async fn prune_runs(state: &Hub, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let cutoff = audit_id(now - RUN_RETENTION);
@@ -252,6 +267,7 @@ async fn prune_runs(state: &Hub, now: DateTime<Utc>) -> Result<usize, StoreError
         .transact(|tx| {
             for key in &old {
                 tx.delete(PUBLICATION_RUNS, key);
+                super::publications::forget_in(tx, key)?;
             }
             Ok::<_, StoreError>(())
         })

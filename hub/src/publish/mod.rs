@@ -47,11 +47,14 @@
 //! | [`SIGNED_ENVELOPES`] | `{kind}/{subject}` | the envelope (JSON text) |
 //! | [`PUBLICATION_JOBS`] | job id | [`PublicationJob`] |
 //! | [`PUBLICATION_RUNS`] | time-ordered run id | [`PublicationRun`] |
+//!
+//! Each run's targets and how far each got are [`publications`]'s.
 
 pub mod after;
 pub mod build;
 mod due;
 pub mod jobs;
+pub mod publications;
 pub mod run;
 mod runner;
 pub mod service;
@@ -66,7 +69,7 @@ use signet_common::digest::Sha256;
 use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES};
 use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
 
-pub use due::{DueReport, run_due};
+pub use due::{DueReport, next_due, run_due};
 pub use jobs::{JobSchedule, When, WhenError};
 // The publisher port lives in the application core (below the domains);
 // re-exported here so `crate::publish::Publisher` keeps working.

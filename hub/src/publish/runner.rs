@@ -1,6 +1,9 @@
 //! The publishing loop (S3, U5): it runs due jobs and re-signs expiring
-//! manifests ([`super::run_due`]) every poll interval, or sooner when
-//! woken. Republishing all retained state (S4) is the MQTT link's job, on
+//! manifests ([`super::run_due`]), then sleeps until the earliest pending
+//! job is due ([`super::next_due`], by the hub's clock) or at most the poll
+//! interval, or until woken ([`Hub::publish_wake`], when a job is stored or
+//! cancelled): a deferred or daily job starts within moments of its time,
+//! not at the next poll. Republishing all retained state (S4) is the MQTT link's job, on
 //! every connect ([`crate::mqtt::HubLink`]), so a start is covered too.
 //!
 //! Owns: pacing and back-off. Must not: decide anything `run_due` decides.
@@ -17,8 +20,9 @@ use crate::app::Hub;
 /// How the loop paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopOptions {
-    /// Real time between passes when nothing wakes the loop. A job runs at
-    /// most this late; manifests are re-signed days before expiry.
+    /// The longest sleep between passes when no job is due sooner and
+    /// nothing wakes the loop: how often re-signing and pruning are
+    /// checked (manifests are re-signed days before expiry).
     pub poll_interval: Duration,
     /// The longest wait after repeated store failures.
     pub max_backoff: Duration,
@@ -80,7 +84,7 @@ async fn run(state: Hub, options: LoopOptions, cancel: CancellationToken, wake: 
                         tracing::info!(jobs = report.jobs_run, failed = report.jobs_failed,
                             resigned = report.resigned, "publishing pass");
                     }
-                    options.poll_interval
+                    until_next_job(&state, options.poll_interval)
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
@@ -99,4 +103,19 @@ async fn run(state: Hub, options: LoopOptions, cancel: CancellationToken, wake: 
         }
     }
     tracing::info!("publish loop stopped");
+}
+
+/// How long to sleep: until the earliest pending job is due by the hub's
+/// clock (no time at all when one is due already), at most `longest`.
+fn until_next_job(state: &Hub, longest: Duration) -> Duration {
+    match super::next_due(state) {
+        Ok(Some(due)) => (due - state.clock.now())
+            .to_std()
+            .map_or(Duration::ZERO, |wait| wait.min(longest)),
+        Ok(None) => longest,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the next publication job failed");
+            longest
+        }
+    }
 }

@@ -15,10 +15,13 @@
 //! - anyone logged in lists the runs and jobs whose scope node is inside
 //!   their domain.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::jobs::schedule_of;
+use super::publications::{self, Progress, Publication};
 use super::{
     Actor, JobSchedule, JobState, MAX_PENDING_JOBS, PUBLICATION_JOBS, PUBLICATION_RUNS,
     PublicationJob, PublicationRun, PublishError, Publishing, Trigger, When, WhenError,
@@ -92,6 +95,9 @@ pub struct PublishAnswer {
 pub struct Publications {
     /// Runs, newest first.
     pub runs: Vec<PublicationRun>,
+    /// How far each run got, by run id: devices targeted, accepted,
+    /// activated ("312 of 320 screens have it").
+    pub progress: BTreeMap<String, Progress>,
     /// Jobs (pending, done, failed, cancelled), newest first.
     pub jobs: Vec<PublicationJob>,
 }
@@ -218,12 +224,17 @@ pub fn publications(
     }
     let (tree, _) = load_tree(&hub.store)?;
     let runs: Vec<PublicationRun> = hub.store.scan(PUBLICATION_RUNS, "")?;
-    let runs = runs
+    let runs: Vec<PublicationRun> = runs
         .into_iter()
         .rev()
         .filter(|r| actor.sees(&tree, &r.scope_node))
         .take(limit)
         .collect();
+    let mut progress = BTreeMap::new();
+    for run in &runs {
+        let devices = publications::devices_of(hub, &run.id)?;
+        progress.insert(run.id.clone(), publications::progress_of(&devices));
+    }
     let mut jobs: Vec<PublicationJob> = hub
         .store
         .scan::<PublicationJob>(PUBLICATION_JOBS, "")?
@@ -231,7 +242,25 @@ pub fn publications(
         .filter(|j| actor.sees(&tree, &j.scope_node))
         .collect();
     jobs.sort_by_key(|j| std::cmp::Reverse(j.created_at));
-    Ok(Publications { runs, jobs })
+    Ok(Publications {
+        runs,
+        progress,
+        jobs,
+    })
+}
+
+/// One run with its target devices and when each accepted and activated
+/// its documents (U5); `id` is a run id or a job id (its latest run).
+///
+/// # Errors
+/// [`PublicationError::NotFound`] when absent or outside the actor's
+/// domain (T4); store failures.
+pub fn publication(
+    hub: &Hub,
+    actor: &identity::Actor,
+    id: &str,
+) -> Result<Publication, PublicationError> {
+    publications::publication(hub, actor, id)?.ok_or(PublicationError::NotFound("publication"))
 }
 
 /// Cancels a pending deferred or daily publication.

@@ -37,6 +37,9 @@ pub(super) struct Prepared {
     /// Each device whose assignment this run signed, with the groups it now
     /// follows: the broker's ACLs follow (`super::run::follow_assignments`).
     pub(super) assigned: Vec<(DeviceId, Vec<String>)>,
+    /// Every target device, with the groups its assignment follows: the
+    /// run's progress records ([`super::publications`]).
+    pub(super) reach: Vec<(DeviceId, Vec<String>)>,
     /// Everything to write.
     pub(super) batch: WriteBatch,
 }
@@ -48,11 +51,13 @@ impl Prepared {
             run,
             signed: Vec::new(),
             assigned: Vec::new(),
+            reach: Vec::new(),
             batch: WriteBatch::new(),
         }
     }
 
-    /// Adds the run's writes, its record, its audit entry and one
+    /// Adds the run's writes, its record, its targets' progress records
+    /// ([`super::publications`]), its audit entry and one
     /// broker-outbox entry per newly assigned device
     /// ([`crate::devices::outbox`]) to `tx`, so the documents and the
     /// broker access they need commit together (S7); returns what is sent
@@ -62,6 +67,7 @@ impl Prepared {
             run,
             signed,
             assigned,
+            reach,
             mut batch,
         } = self;
         batch.put(PUBLICATION_RUNS, &run.id, &run)?;
@@ -70,6 +76,7 @@ impl Prepared {
         for (device, groups) in &assigned {
             crate::devices::outbox::enqueue_assignment_in(tx, device, groups, run.at)?;
         }
+        super::publications::record_in(tx, &run, &reach)?;
         Ok(ToSend {
             run,
             signed,
@@ -124,6 +131,7 @@ pub(super) fn prepare(
     let mut documents = Vec::new();
     let mut signed = Vec::new();
     let mut assigned = Vec::new();
+    let mut reach = Vec::new();
     let mut dropped_items = Vec::new();
     for group in &targets.groups {
         let built = build::manifest(store, &base_url, group)?;
@@ -175,6 +183,10 @@ pub(super) fn prepare(
         };
         for (device, node) in &targets.devices {
             let built = build::assignment(store, &inputs, device, node)?;
+            reach.push((
+                device.clone(),
+                built.document.group_ids().map(str::to_owned).collect(),
+            ));
             let previous = latest_in(tx, DocumentKind::DeviceAssignment, device.as_str())?;
             if let Some(previous) = previous
                 .as_ref()
@@ -226,6 +238,7 @@ pub(super) fn prepare(
         run,
         signed,
         assigned,
+        reach,
         batch,
     })
 }

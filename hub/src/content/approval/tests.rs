@@ -101,7 +101,14 @@ async fn store_with_item(manager: Option<&str>) -> (tempfile::TempDir, Store, It
 }
 
 async fn request(store: &Store, who: &Actor, minute: u32) -> Result<ContentItem, ApprovalError> {
-    request_in_store(store, who, at(minute), "c-1", Items::Any).await
+    request_in_store(
+        (store, &crate::config::Config::default()),
+        who,
+        at(minute),
+        "c-1",
+        Items::Any,
+    )
+    .await
 }
 
 async fn approve(
@@ -212,7 +219,14 @@ async fn a5_only_contributors_inside_the_items_domain_request_approval() {
 #[tokio::test]
 async fn a5_the_templates_routes_see_no_media_item() {
     let (_dir, store, _id) = store_with_item(Some("cm@example.com")).await;
-    let refused = request_in_store(&store, &editor(), at(1), "c-1", Items::Templates).await;
+    let refused = request_in_store(
+        (&store, &crate::config::Config::default()),
+        &editor(),
+        at(1),
+        "c-1",
+        Items::Templates,
+    )
+    .await;
     assert!(matches!(refused, Err(ApprovalError::NotFound("template"))));
 }
 
