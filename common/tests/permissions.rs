@@ -61,6 +61,7 @@ fn open_media(node: &str, owner: &str) -> MediaAccess {
             allow_download: true,
             allow_share: true,
             allow_comments: true,
+            allow_rating: true,
         },
     }
 }
@@ -141,7 +142,7 @@ fn p7_permission_set_serializes_as_names_in_catalogue_order() {
 }
 
 #[test]
-fn p5_publish_gated_permissions_are_share_download_and_comments() {
+fn p5_m2_publish_gated_permissions_are_share_download_comments_and_rate() {
     let gated: Vec<Permission> = Permission::ALL
         .into_iter()
         .filter(|p| p.publish_gate().is_some())
@@ -150,6 +151,7 @@ fn p5_publish_gated_permissions_are_share_download_and_comments() {
         gated,
         [
             Permission::Download,
+            Permission::Rate,
             Permission::Share,
             Permission::CommentView,
             Permission::CommentAdd,
@@ -686,10 +688,14 @@ fn t4_sibling_tenants_never_see_each_other() {
     for permission in Permission::ALL {
         assert!(!can(&globex_admin, permission, &acme_media, &tree));
     }
-    // Content at a tenant's node is not visible from the root's other children, nor above.
+    // Content at a tenant's node is not visible from the root's other
+    // children; it is visible below it, where it is usable (T2), but not
+    // above the tenant from a sibling's subtree.
     let tenant_level = open_media("acme", "a");
-    let store_user = principal("s", Role::Admin, &["acme-store-1"], &graph);
-    assert!(!view(&store_user, &tenant_level, &tree));
+    let store_user = principal("s", Role::Viewer, &["acme-store-1"], &graph);
+    assert!(view(&store_user, &tenant_level, &tree));
+    let globex_user = principal("gh", Role::Admin, &["globex-hq"], &graph);
+    assert!(!view(&globex_user, &tenant_level, &tree));
 }
 
 // ---- P5, P6, P9 media access -------------------------------------------
@@ -706,7 +712,8 @@ fn p6_view_needs_domain_group_and_entitlement() {
     media.open_to_all = false;
     media.allowed_groups = BTreeSet::from([gid("outer")]);
     let member = principal("u", Role::Viewer, &["acme"], &graph);
-    let stranger = principal("s", Role::Admin, &["acme"], &graph);
+    let stranger = principal("s", Role::Contributor, &["acme"], &graph);
+    let moderator = principal("m", Role::Moderator, &["acme"], &graph);
     assert!(
         view(&member, &media, &tree),
         "transitive member of an allowed group"
@@ -714,6 +721,10 @@ fn p6_view_needs_domain_group_and_entitlement() {
     assert_eq!(
         view_access(&stranger, &media, &tree),
         Access::Denied(Denial::NotInAllowedGroup)
+    );
+    assert!(
+        view(&moderator, &media, &tree),
+        "M1: Moderator+ view all in domain"
     );
 
     media.access_groups =
@@ -738,10 +749,19 @@ fn p6_view_needs_domain_group_and_entitlement() {
         BTreeSet::from([AccessGroupId::new("lic-9")]),
     );
     assert!(!view(&entitled_elsewhere, &media, &tree));
+    assert!(
+        view(&moderator, &media, &tree),
+        "M1: Moderator+ need no entitlement"
+    );
+    let other_tenant = principal("g", Role::Admin, &["globex"], &graph);
+    assert_eq!(
+        view_access(&other_tenant, &media, &tree),
+        Access::Denied(Denial::OutsideDomain)
+    );
 }
 
 #[test]
-fn p5_publish_settings_gate_share_download_and_comments() {
+fn p5_m2_publish_settings_gate_share_download_comments_and_rating() {
     let tree = tree();
     let graph = PermissionGroups::new();
     let admin = principal("a", Role::Admin, &["root"], &graph);
@@ -769,6 +789,9 @@ fn p5_publish_settings_gate_share_download_and_comments() {
     assert!(can(&admin, Permission::Share, &media, &tree));
     media.publish.allow_comments = true;
     assert!(can(&admin, Permission::CommentDeleteOthers, &media, &tree));
+    assert!(!can(&admin, Permission::Rate, &media, &tree));
+    media.publish.allow_rating = true;
+    assert!(can(&admin, Permission::Rate, &media, &tree));
 }
 
 #[test]
@@ -869,7 +892,7 @@ proptest! {
         access_groups in prop::collection::btree_set(0..3usize, 0..3),
         entitled in prop::collection::btree_set(0..3usize, 0..3),
         owner_is_user in any::<bool>(),
-        publish in any::<(bool, bool, bool)>(),
+        publish in any::<(bool, bool, bool, bool)>(),
         grants in prop::collection::vec(0..Permission::ALL.len(), 0..5),
     ) {
         let tree = tree();
@@ -894,7 +917,7 @@ proptest! {
             open_to_all,
             allowed_groups: allowed.iter().map(|i| gid(&format!("g{i}"))).collect(),
             access_groups: access_groups.iter().map(|i| AccessGroupId::new(format!("ag{i}"))).collect(),
-            publish: PublishSettings { allow_download: publish.0, allow_share: publish.1, allow_comments: publish.2 },
+            publish: PublishSettings { allow_download: publish.0, allow_share: publish.1, allow_comments: publish.2, allow_rating: publish.3 },
         };
         let viewable = view(&principal, &media, &tree);
         for permission in Permission::ALL {

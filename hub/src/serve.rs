@@ -9,8 +9,9 @@ use sd_notify::NotifyState;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access_groups::Entitled;
 use crate::api;
-use crate::app::{Clock, Hub, SystemClock};
+use crate::app::{Clock, Hub, Installed, SystemClock};
 use crate::config::Config;
 use crate::fleet::FleetIngest;
 use crate::fleet::alerts::{AlertLoop, AlertOptions};
@@ -25,12 +26,17 @@ use crate::systemd::{self, Essential, Health};
 pub use crate::app::NotInitialized;
 
 /// Opens the data directory of `config` and builds the hub ([`Hub::open`])
-/// with the fleet's ingest queue ([`FleetIngest`]).
+/// with the fleet's ingest queue ([`FleetIngest`]) and the access groups'
+/// entitlements ([`Entitled`]).
 ///
 /// # Errors
 /// As [`Hub::open`].
 pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
-    Hub::open(config, clock, Arc::new(FleetIngest::default()))
+    let installed = Installed {
+        fleet_ingest: Arc::new(FleetIngest::default()),
+        entitlements: Arc::new(Entitled),
+    };
+    Hub::open(config, clock, installed)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes

@@ -384,6 +384,19 @@ fn rows() -> Vec<Row> {
                 other: NO,
             },
         ),
+        // Download (M3, P5, M2): the fixture's items allow downloads; a
+        // Viewer does not hold `download` (P1).
+        row(
+            Method::GET,
+            "/api/v1/content/{id}/download",
+            "/api/v1/content/{content}/download",
+            None,
+            Nothing,
+            Roles {
+                own: [403, 200, 200, 200, 200],
+                other: NO,
+            },
+        ),
         row(
             Method::PUT,
             "/api/v1/content/{id}",
@@ -1695,12 +1708,13 @@ async fn made(hub: &TestHub, method: Method, path: &str, body: Option<Value>) ->
     answer
 }
 
-/// Uploads an image at `node` as the root admin; returns (id, sha256).
+/// Uploads an image at `node` as the root admin, downloads allowed (M2);
+/// returns (id, sha256).
 async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String) {
     let response = hub
         .client
         .post(format!("{}/api/v1/content", hub.base))
-        .query(&[("node", node), ("name", name)])
+        .query(&[("node", node), ("name", name), ("allow_download", "true")])
         .bearer_auth(&hub.admin)
         .body(support::gif(name))
         .send()

@@ -16,6 +16,7 @@ use super::{
 use crate::ids::{AccessGroupId, NodeId, PermissionGroupId, UserId};
 
 /// A media item's publish settings: what its owner lets viewers do with it.
+#[allow(clippy::struct_excessive_bools)] // four independent switches (M2), not a state machine
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishSettings {
@@ -25,6 +26,8 @@ pub struct PublishSettings {
     pub allow_share: bool,
     /// Whether comments are enabled (gates every `comment.*`).
     pub allow_comments: bool,
+    /// Whether likes and dislikes are enabled (gates `rate`, M2).
+    pub allow_rating: bool,
 }
 
 impl PublishSettings {
@@ -37,6 +40,7 @@ impl PublishSettings {
             Some(PublishGate::Download) => self.allow_download,
             Some(PublishGate::Share) => self.allow_share,
             Some(PublishGate::Comments) => self.allow_comments,
+            Some(PublishGate::Rating) => self.allow_rating,
         }
     }
 }
@@ -195,14 +199,19 @@ impl Access {
     }
 }
 
-/// Whether `principal` may view `media`, and if not why (P6): the media's node
-/// is in the domain, the media is open to all or the user is (transitively) in
-/// one of its allowed groups, and if it belongs to access groups the user is
-/// entitled in one of them. Checked in that order.
+/// Whether `principal` may view `media`, and if not why (P6, M1): the
+/// media's node is reached by the domain (inside it, or above it where it is
+/// usable, T2); then Moderator and above view it (M1, P2); below them the
+/// media is open to all or the user is (transitively) in one of its allowed
+/// groups, and if it belongs to access groups the user is entitled in one of
+/// them. Checked in that order.
 #[must_use]
 pub fn view_access(principal: &Principal, media: &MediaAccess, tree: &NodeTree) -> Access {
-    if !principal.domain.contains(tree, &media.node) {
+    if !principal.domain.reaches(tree, &media.node) {
         return Access::Denied(Denial::OutsideDomain);
+    }
+    if principal.role >= Role::Moderator {
+        return Access::Granted;
     }
     if !media.open_to_all && media.allowed_groups.is_disjoint(&principal.groups) {
         return Access::Denied(Denial::NotInAllowedGroup);

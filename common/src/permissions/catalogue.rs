@@ -76,6 +76,8 @@ pub enum PublishGate {
     Share,
     /// The media's `allow_comments` setting.
     Comments,
+    /// The media's `allow_rating` setting (M2).
+    Rating,
 }
 
 impl Permission {
@@ -166,8 +168,9 @@ impl Permission {
         )
     }
 
-    /// The publish setting that must also allow this permission (P5): share,
-    /// download and every `comment.*`; `None` for every other permission.
+    /// The publish setting that must also allow this permission (P5, M2):
+    /// share, download, every `comment.*` and rate; `None` for every other
+    /// permission.
     #[must_use]
     pub const fn publish_gate(self) -> Option<PublishGate> {
         match self {
@@ -178,6 +181,7 @@ impl Permission {
             | Permission::CommentEditOwn
             | Permission::CommentDeleteOwn
             | Permission::CommentDeleteOthers => Some(PublishGate::Comments),
+            Permission::Rate => Some(PublishGate::Rating),
             _ => None,
         }
     }

@@ -209,6 +209,14 @@ impl Domain {
             .any(|on_path| self.nodes.contains(on_path))
     }
 
+    /// Whether what is stored at `node` is reached from the domain: `node`
+    /// lies inside it, or above one of its nodes, where what is stored is
+    /// usable inside the domain (T2) though changed only from there.
+    #[must_use]
+    pub fn reaches(&self, tree: &NodeTree, node: &NodeId) -> bool {
+        self.contains(tree, node) || self.nodes.iter().any(|top| tree.is_within(top, node))
+    }
+
     /// Whether the domain covers the whole tree (it holds the root).
     #[must_use]
     pub fn is_root_level(&self, tree: &NodeTree) -> bool {

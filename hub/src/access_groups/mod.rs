@@ -42,6 +42,8 @@
 //! remains for usage reports (L8). Adding the member again starts a new
 //! membership.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::digest::Sha256;
@@ -552,6 +554,43 @@ pub fn entitled_to_item(
         }
     }
     Ok(false)
+}
+
+/// The access groups in which `user` holds a valid entitlement at `at`
+/// (L4, P6): what [`crate::content::visibility`] needs to decide who views
+/// an item held by access groups. Users carry no country, as for
+/// [`entitled_to_item`].
+///
+/// # Errors
+/// When the store fails.
+pub fn entitled_groups(
+    store: &Store,
+    user: &UserId,
+    at: DateTime<Utc>,
+) -> Result<BTreeSet<AccessGroupId>, StoreError> {
+    let member = MemberRef::user(user);
+    let mut entitled = BTreeSet::new();
+    for (group, _) in memberships_of(store, &member)? {
+        if entitlement(store, &group.id, &member, None, at)?.is_ok() {
+            entitled.insert(group.id);
+        }
+    }
+    Ok(entitled)
+}
+
+/// [`entitled_groups`] as the hub's entitlements port, which content's
+/// view rule asks (P6, M1).
+pub struct Entitled;
+
+impl crate::app::entitlements::Entitlements for Entitled {
+    fn entitled(
+        &self,
+        store: &Store,
+        user: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<BTreeSet<AccessGroupId>, StoreError> {
+        entitled_groups(store, user, at)
+    }
 }
 
 /// A group's items, in id order.

@@ -22,9 +22,9 @@ use crate::content::inspect::InspectError;
 use crate::content::media::ProbeError;
 use crate::content::service::{self, BlobSlice, ContentError};
 use crate::content::view::{
-    ApproveRequest, CopyRequest, RejectRequest, RenameContent, UploadQuery,
+    ApproveRequest, CopyRequest, RejectRequest, UpdateContent, UploadQuery,
 };
-use crate::content::{BlobError, BlobStore, Items, copy};
+use crate::content::{BlobError, BlobStore, Items, copy, settings};
 
 pub use crate::content::ContentView;
 pub use device_auth::DeviceAuth;
@@ -38,7 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(
             get_content,
             replace_content,
-            rename_content,
+            update_content,
             delete_content
         ))
         .routes(routes!(copy_content))
@@ -46,6 +46,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(approve_content))
         .routes(routes!(reject_content))
         .routes(routes!(content_thumbnail))
+        .routes(routes!(download_content))
         .routes(routes!(device_content))
 }
 
@@ -61,6 +62,7 @@ impl From<ContentError> for ApiError {
             E::InvalidName(_) => (S::BAD_REQUEST, "invalid_name"),
             E::Invalid { code, .. } => (S::BAD_REQUEST, code),
             E::Conflict { code, .. } => (S::CONFLICT, code),
+            E::NotAllowed { code, .. } => (S::FORBIDDEN, code),
             E::TemplateNotMedia(_) => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             E::Blob(B::TooLarge { .. }) => (S::PAYLOAD_TOO_LARGE, "upload_too_large"),
             E::Blob(B::Unsupported) => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type"),
@@ -150,22 +152,23 @@ pub async fn replace_content(
     Ok(Json(item.into()))
 }
 
-/// Renames an item (Contributor+, inside the caller's domain, A1). A name
-/// is not content: the approval state stays.
-#[utoipa::path(patch, path = "/api/v1/content/{id}", tag = "content", request_body = RenameContent,
+/// Changes an item's name, allowed groups (M1) or publish settings (M2)
+/// (Contributor+, inside the caller's domain, A1). None is content: the
+/// approval state stays.
+#[utoipa::path(patch, path = "/api/v1/content/{id}", tag = "content", request_body = UpdateContent,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "Renamed", body = ContentView),
-        (status = 400, description = "Invalid name", body = super::ErrorBody),
+    responses((status = 200, description = "Changed (or unchanged)", body = ContentView),
+        (status = 400, description = "Invalid name; a group not usable at the item's node, too many groups, or a change hiding the item from the caller", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn rename_content(
+        (status = 404, description = "Absent or not visible, or a permission group absent or of another tenant", body = super::ErrorBody)))]
+pub async fn update_content(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiJson(request): ApiJson<RenameContent>,
+    ApiJson(request): ApiJson<UpdateContent>,
 ) -> Result<Json<ContentView>, ApiError> {
-    let item = service::rename(&state, &caller.actor(), &id, &request.name).await?;
+    let item = settings::update(&state, &caller.actor(), &id, &request).await?;
     Ok(Json(item.into()))
 }
 
@@ -206,6 +209,26 @@ pub async fn content_thumbnail(
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
     ];
     Ok((headers, thumbnail.bytes).into_response())
+}
+
+/// Downloads the original bytes of an item the caller views (M3), whole or
+/// one `Range`: needs `download` and the item's `allow_download` (P5, M2).
+#[utoipa::path(get, path = "/api/v1/content/{id}/download", tag = "content",
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "The bytes", body = super::schemas::Binary, content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range", body = super::schemas::Binary, content_type = "application/octet-stream"),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
+        (status = 416, description = "Range outside the bytes", body = super::ErrorBody)))]
+pub async fn download_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let sha256 = settings::download(&state, &caller.actor(), &id).await?;
+    blob_answer(&state, &sha256, &headers).await
 }
 
 /// Deletes a content item inside the caller's domain (Contributor+); its
@@ -324,8 +347,17 @@ pub async fn device_content(
     if !device_may_fetch(&state.store, &device.device, &sha256, state.clock.now())? {
         return Err(ApiError::not_found("content"));
     }
+    blob_answer(&state, &sha256, &headers).await
+}
+
+/// [`blob_response`] for the blob `sha256` and the request's `Range`.
+async fn blob_answer(
+    state: &AppState,
+    sha256: &Sha256,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    blob_response(&BlobStore::new(&state.config.data), &sha256, range).await
+    blob_response(&BlobStore::new(&state.config.data), sha256, range).await
 }
 
 /// The answer for blob `sha256` and an optional `Range` header value: 200

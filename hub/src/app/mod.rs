@@ -4,8 +4,8 @@
 //! metrics, the login throttle and password hashing, and the ports the
 //! domains reach the outside through: the [`publisher`] (signed documents
 //! out as retained messages), the [`broker_admin`] (device access on the
-//! broker), the [`fleet_feed`] (the live fleet broadcast) and the fleet's
-//! report [`ingest`]. The HTTP API (`api::AppState` wraps a [`Hub`]), the
+//! broker), the [`fleet_feed`] (the live fleet broadcast), the fleet's
+//! report [`ingest`] and the access groups' [`entitlements`]. The HTTP API (`api::AppState` wraps a [`Hub`]), the
 //! MQTT subscriber, the background loops and the demo are all built on it.
 //!
 //! Must not: import a domain or an adapter — only the leaves below it
@@ -15,6 +15,7 @@
 //! here knows HTTP.
 
 pub mod broker_admin;
+pub mod entitlements;
 pub mod fleet_feed;
 pub mod ingest;
 pub mod publisher;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use self::broker_admin::{BrokerAdmin, StoreAuthenticated};
+use self::entitlements::Entitlements;
 use self::fleet_feed::FleetFeed;
 use self::ingest::ReportIngest;
 use self::publisher::{LogPublisher, Publisher};
@@ -88,6 +90,18 @@ pub struct Hub {
     /// to a commit (U2, U4, S9): `fleet::record_state` and
     /// `fleet::ingest_events` go through it.
     pub fleet_ingest: Arc<dyn ReportIngest>,
+    /// Which access groups entitle a user now (P6, M1): content's view rule
+    /// asks it; access groups answer it.
+    pub entitlements: Arc<dyn Entitlements>,
+}
+
+/// The ports the domains above the core implement, handed to
+/// [`Hub::open`] by whoever opens the hub (`serve::open`).
+pub struct Installed {
+    /// The fleet's report queue.
+    pub fleet_ingest: Arc<dyn ReportIngest>,
+    /// The access groups' entitlements.
+    pub entitlements: Arc<dyn Entitlements>,
 }
 
 /// The hub was pointed at a data directory `init` never made.
@@ -104,7 +118,8 @@ pub struct NotInitialized {
 
 impl Hub {
     /// Opens the data directory of `config` and builds the shared state,
-    /// with `fleet_ingest` (the fleet's queue: `serve::open` passes it),
+    /// with the ports the domains above install (`serve::open` passes
+    /// them),
     /// [`LogPublisher`] as its publisher (`serve` replaces it with the MQTT
     /// one; tests install a recording one) and [`StoreAuthenticated`] as its
     /// broker admin.
@@ -115,8 +130,12 @@ impl Hub {
     pub fn open(
         config: Config,
         clock: Arc<dyn Clock>,
-        fleet_ingest: Arc<dyn ReportIngest>,
+        installed: Installed,
     ) -> anyhow::Result<Self> {
+        let Installed {
+            fleet_ingest,
+            entitlements,
+        } = installed;
         let data = config.data.clone();
         if !store_dir(&data).exists() {
             return Err(NotInitialized { data }.into());
@@ -148,6 +167,7 @@ impl Hub {
             metrics: Arc::new(Metrics::default()),
             fleet_feed,
             fleet_ingest,
+            entitlements,
         })
     }
 

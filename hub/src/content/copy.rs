@@ -17,6 +17,7 @@ use signet_common::permissions::{NodeTree, Role};
 use super::repo::{self, Items};
 use super::service::{ContentError, check_restriction, item_name};
 use super::view::CopyRequest;
+use super::visibility::Viewer;
 use super::{ContentItem, CopySource};
 use crate::app::Hub;
 use crate::identity::{Actor, new_id};
@@ -39,10 +40,12 @@ pub async fn copy(
     actor.require(Role::Contributor)?;
     let name = request.name.as_deref().map(item_name).transpose()?;
     let (copy_id, now) = (ItemId::new(new_id("c-")), hub.now());
+    let viewer = Viewer::load(hub, actor)?;
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let source = repo::visible_item_in(tx, &tree, actor, id, items)?
+            let (source, _) = viewer
+                .item_in(tx, &tree, id, items)?
                 .ok_or(ContentError::NotFound(items.what()))?;
             let source_node =
                 repo::node_in(tx, &source.node)?.ok_or(ContentError::NotFound("node"))?;

@@ -8,7 +8,8 @@
 //! upload checks before decoding ([`inspect`]), `Range` decisions
 //! ([`range`]), template documents and approval requests ([`templates`]),
 //! the content, copy-down, approval and template services ([`service`],
-//! [`copy`], [`approval`], [`template_service`]) with the data the API shows ([`view`]), and
+//! [`copy`], [`approval`], [`template_service`]) with the data the API shows ([`view`]),
+//! who views an item and may act on it ([`visibility`], P5, P6, M1, M2), and
 //! the item-references index the modules above write when they refer to an
 //! item ([`refs`]). Must not: know HTTP, import the modules that refer to
 //! items (access groups, schedules: they write [`refs`]), or hold a whole
@@ -25,17 +26,21 @@ pub mod range;
 pub mod refs;
 pub mod repo;
 pub mod service;
+pub mod settings;
 pub mod template_service;
 pub mod templates;
 pub mod thumbnail;
 pub mod view;
+pub mod visibility;
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::approval::ItemApproval;
 use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
-use signet_common::ids::{ItemId, NodeId, UserId};
+use signet_common::ids::{ItemId, NodeId, PermissionGroupId, UserId};
 
 use crate::store::{Store, StoreError, Tx};
 
@@ -95,6 +100,14 @@ pub struct ContentItem {
     /// Whether its bytes have a thumbnail ([`thumbnail`], C5).
     #[serde(default)]
     pub thumbnail: bool,
+    /// Who below Moderator may view it (M1, P6): empty (and for items
+    /// stored before this existed) means everyone at its node; otherwise the
+    /// members, transitively, of these permission groups.
+    #[serde(default)]
+    pub allowed_groups: BTreeSet<PermissionGroupId>,
+    /// Its publish settings (M2, P5); defaults for items stored before.
+    #[serde(default)]
+    pub settings: visibility::Settings,
 }
 
 /// The item and revision a copy was made from (A2).

@@ -109,5 +109,17 @@ pub fn referrers_in<T: DeserializeOwned>(
     tx.scan(referrer.tree(), &format!("{item}/"))
 }
 
+/// Every reference of `referrer`'s kind, as (`{item}/{id}` key, id),
+/// read in `tx`.
+///
+/// # Errors
+/// When the store fails.
+pub fn all_in<T: DeserializeOwned>(
+    tx: &mut Tx,
+    referrer: Referrer,
+) -> Result<Vec<(String, T)>, StoreError> {
+    tx.scan_keyed(referrer.tree(), "")
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

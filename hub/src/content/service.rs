@@ -41,6 +41,7 @@ use super::media::{self, MediaInfo, ProbeError};
 use super::range::{self, RangeAnswer};
 use super::repo::{self, Items};
 use super::view::UploadQuery;
+use super::visibility::{Audience, GroupsRefused, Holders, Viewer, check_groups_in};
 use super::{
     BlobError, BlobStore, ContentItem, MAX_ITEM_NAME_LEN, StagedBlob, items_with_hash, thumbnail,
 };
@@ -100,12 +101,35 @@ pub enum ContentError {
     /// An approval transition was refused (A3).
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+    /// An action the caller may not take on an item it views (403, with
+    /// its code: `permission_not_held`, `disabled_by_publish_settings`).
+    #[error("{message}")]
+    NotAllowed {
+        /// The stable code.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
     /// The hub failed in a way the client cannot fix (500).
     #[error("{0}")]
     Internal(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<GroupsRefused> for ContentError {
+    fn from(e: GroupsRefused) -> Self {
+        let message = e.to_string();
+        let invalid = |code| ContentError::Invalid { code, message };
+        match e {
+            GroupsRefused::NotFound(_) => ContentError::NotFound("permission group"),
+            GroupsRefused::NotUsable { .. } => invalid("group_not_usable"),
+            GroupsRefused::TooMany => invalid("too_many_groups"),
+            GroupsRefused::WouldHide => invalid("would_hide_item"),
+            GroupsRefused::Store(e) => ContentError::Store(e),
+        }
+    }
 }
 
 /// A thumbnail to answer (C5).
@@ -156,24 +180,22 @@ impl BlobBytes {
     }
 }
 
-/// The items `actor` sees: inside its domain and above it (T2).
+/// The items `actor` may view: inside its domain and above it (T2), as
+/// [`super::visibility`] allows (M1, P6).
 ///
 /// # Errors
 /// When the store fails.
 pub async fn list(hub: &Hub, actor: &Actor, items: Items) -> Result<Vec<ContentItem>, StoreError> {
+    let viewer = Viewer::load(hub, actor)?;
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let all: Vec<ContentItem> = tx.scan(super::CONTENT, "")?;
-            Ok(all
-                .into_iter()
-                .filter(|item| items.holds(item) && actor.sees_at_or_above(&tree, &item.node))
-                .collect())
+            viewer.items_in(tx, &tree, items)
         })
         .await
 }
 
-/// The item `id` if `actor` sees it.
+/// The item `id` if `actor` may view it ([`super::visibility`]).
 ///
 /// # Errors
 /// [`ContentError::NotFound`] naming `items`, or a store failure.
@@ -183,30 +205,35 @@ pub async fn get(
     id: &str,
     items: Items,
 ) -> Result<ContentItem, ContentError> {
+    let viewer = Viewer::load(hub, actor)?;
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            repo::visible_item_in(tx, &tree, actor, id, items)?
+            let found = viewer.item_in(tx, &tree, id, items)?;
+            found
+                .map(|(item, _)| item)
                 .ok_or(ContentError::NotFound(items.what()))
         })
         .await
 }
 
-/// The item `id` and its node, for a `change` by `actor`: visible (404),
-/// at a node inside the actor's domain (403 `above`), allowed by A1.
+/// The item `id` and its node, for a `change` by `actor` (resolved as
+/// `viewer`): viewable (404, M1), at a node inside the actor's domain (403
+/// `above`), allowed by A1.
 ///
 /// # Errors
 /// [`ContentError`] saying which of these fails.
 pub fn changeable_in(
     tx: &mut Tx,
     tree: &NodeTree,
-    actor: &Actor,
+    (actor, viewer): (&Actor, &Viewer),
     id: &str,
     items: Items,
     change: ItemChange,
     above: &'static str,
 ) -> Result<(ContentItem, Node), ContentError> {
-    let item = repo::visible_item_in(tx, tree, actor, id, items)?
+    let (item, _) = viewer
+        .item_in(tx, tree, id, items)?
         .ok_or(ContentError::NotFound(items.what()))?;
     if !actor.sees(tree, &item.node) {
         return Err(ContentError::Forbidden(above));
@@ -273,13 +300,23 @@ where
 {
     actor.require(Role::Contributor)?;
     let name = item_name(&upload.name)?;
+    let (wanted, settings) = upload.audience()?;
+    let viewer = Viewer::load(hub, actor)?;
     let sees = |tx: &mut Tx| {
         let (tree, _) = load_tree_in(tx)?;
-        Ok::<_, StoreError>(actor.sees(&tree, &upload.node))
+        if !actor.sees(&tree, &upload.node) {
+            return Err(ContentError::NotFound("node"));
+        }
+        let allowed_groups = check_groups_in(tx, &tree, actor, &upload.node, &wanted)?;
+        let audience = Audience {
+            node: &upload.node,
+            owner: &actor.user.id,
+            allowed_groups: &allowed_groups,
+        };
+        viewer.keeps_sight(&tree, &audience, &Holders::new())?;
+        Ok(allowed_groups)
     };
-    if !hub.store.transact(sees).await? {
-        return Err(ContentError::NotFound("node"));
-    }
+    let allowed_groups = hub.store.transact(sees).await?;
     let blobs = BlobStore::new(&hub.config.data);
     let (staged, media) = stage_media(hub, &blobs, declared_len, body).await?;
     let thumbnail = render_thumbnail(hub, &staged, &media).await;
@@ -309,6 +346,8 @@ where
         updated_at: now,
         updated_by: actor.user.id.clone(),
         thumbnail: false,
+        allowed_groups,
+        settings,
     };
     let pin = blobs.pin(&sha256);
     blobs.commit(staged).await?;
@@ -321,6 +360,7 @@ where
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
             add_target_in(tx, &tree, actor, &item.node)?;
+            check_groups_in(tx, &tree, actor, &item.node, &wanted)?;
             repo::put_item(tx, &item, None)?;
             let detail = serde_json::json!({"name": item.name, "sha256": item.sha256,
                 "size": item.size, "media_type": item.media_type});
@@ -419,7 +459,8 @@ pub async fn drop_unused_blob(hub: &Hub, sha256: &Sha256) -> Result<(), ContentE
 }
 
 /// The 403 message for changing an item from below its node (T2).
-const CHANGED_FROM_ABOVE: &str = "an item above the caller's domain is changed from there (T2)";
+pub(super) const CHANGED_FROM_ABOVE: &str =
+    "an item above the caller's domain is changed from there (T2)";
 
 /// Replaces the bytes of media item `id` (Contributor+, inside the
 /// actor's domain, A1), streamed like an upload. New bytes are a content
@@ -444,6 +485,7 @@ where
             "templates are saved at /api/v1/templates/{id}, where they are validated (D6)",
         ));
     }
+    let viewer = Viewer::load(hub, actor)?;
     let blobs = BlobStore::new(&hub.config.data);
     let (staged, media) = stage_media(hub, &blobs, declared_len, body).await?;
     let thumbnail = render_thumbnail(hub, &staged, &media).await;
@@ -452,7 +494,7 @@ where
         changeable_in(
             tx,
             &tree,
-            actor,
+            (actor, &viewer),
             id,
             Items::Any,
             ItemChange::Edit,
@@ -480,7 +522,7 @@ where
             let (old, node) = changeable_in(
                 tx,
                 &tree,
-                actor,
+                (actor, &viewer),
                 id,
                 Items::Any,
                 ItemChange::Edit,
@@ -538,56 +580,6 @@ where
     }
 }
 
-/// Renames item `id` (Contributor+, inside the actor's domain, A1). A name
-/// is not content: the approval state stays.
-///
-/// # Errors
-/// [`ContentError`]; the item is unchanged then.
-pub async fn rename(
-    hub: &Hub,
-    actor: &Actor,
-    id: &str,
-    name: &str,
-) -> Result<ContentItem, ContentError> {
-    actor.require(Role::Contributor)?;
-    let name = item_name(name)?;
-    let now = hub.now();
-    hub.store
-        .transact(|tx| {
-            let (tree, _) = load_tree_in(tx)?;
-            let (old, _) = changeable_in(
-                tx,
-                &tree,
-                actor,
-                id,
-                Items::Any,
-                ItemChange::Edit,
-                CHANGED_FROM_ABOVE,
-            )?;
-            if name == old.name {
-                return Ok(old);
-            }
-            let item = ContentItem {
-                name: name.clone(),
-                updated_at: now,
-                updated_by: actor.user.id.clone(),
-                ..old.clone()
-            };
-            repo::put_item(tx, &item, Some(&old))?;
-            let detail = serde_json::json!({"name": {"from": old.name, "to": item.name}});
-            let entry = actor.audit(
-                now,
-                "content.rename",
-                item.id.as_str(),
-                Some(item.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
-            Ok(item)
-        })
-        .await
-}
-
 /// Deletes item `id` (media or template, as `items` says) for `actor`:
 /// Contributor+, inside the actor's domain, allowed by A1, used by nothing
 /// (409); the blob goes when no other item uses it.
@@ -596,13 +588,14 @@ pub async fn rename(
 /// [`ContentError`]; nothing changed then.
 pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<(), ContentError> {
     actor.require(Role::Contributor)?;
-    let now = hub.now();
+    let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     let above = "an item above the caller's domain can only be deleted from there (T2)";
     let sha256 = hub
         .store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let (item, _) = changeable_in(tx, &tree, actor, id, items, ItemChange::Delete, above)?;
+            let who = (actor, &viewer);
+            let (item, _) = changeable_in(tx, &tree, who, id, items, ItemChange::Delete, above)?;
             let users = repo::users_of_in(tx, &item.id)?;
             if !users.is_empty() {
                 return Err(ContentError::Conflict {

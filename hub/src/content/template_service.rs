@@ -35,7 +35,8 @@ use super::repo::{self, Items};
 use super::service::{ContentError, add_target_in, changeable_in, drop_unused_blob, item_name};
 use super::templates::{sources_of, template_bytes};
 use super::view::{CreateTemplate, SaveTemplate, TemplateView};
-use super::{BlobStore, CONTENT, ContentItem};
+use super::visibility::{Audience, Holders, Viewer, check_groups_in};
+use super::{BlobStore, ContentItem};
 use crate::app::Hub;
 use crate::identity::{Actor, RoleTooLow, new_id};
 use crate::store::{StoreError, Tx};
@@ -86,16 +87,14 @@ const CHANGED_FROM_ABOVE: &str = "a template above the caller's domain is change
 /// # Errors
 /// When the store fails or a template has no document.
 pub async fn list(hub: &Hub, actor: &Actor) -> Result<Vec<TemplateView>, TemplateError> {
+    let viewer = Viewer::load(hub, actor)?;
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let all: Vec<ContentItem> = tx.scan(CONTENT, "")?;
             let mut views = Vec::new();
-            for item in all {
-                if Items::Templates.holds(&item) && actor.sees_at_or_above(&tree, &item.node) {
-                    let template = document_in(tx, &item)?;
-                    views.push(TemplateView::new(item, template));
-                }
+            for item in viewer.items_in(tx, &tree, Items::Templates)? {
+                let template = document_in(tx, &item)?;
+                views.push(TemplateView::new(item, template));
             }
             Ok(views)
         })
@@ -107,10 +106,12 @@ pub async fn list(hub: &Hub, actor: &Actor) -> Result<Vec<TemplateView>, Templat
 /// # Errors
 /// [`ContentError::NotFound`] when absent or not visible.
 pub async fn get(hub: &Hub, actor: &Actor, id: &str) -> Result<TemplateView, TemplateError> {
+    let viewer = Viewer::load(hub, actor)?;
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let item = repo::visible_item_in(tx, &tree, actor, id, Items::Templates)?
+            let (item, _) = viewer
+                .item_in(tx, &tree, id, Items::Templates)?
                 .ok_or(ContentError::NotFound(Items::Templates.what()))?;
             let template = document_in(tx, &item)?;
             Ok(TemplateView::new(item, template))
@@ -189,12 +190,22 @@ pub async fn create(
 ) -> Result<TemplateView, TemplateError> {
     actor.require(Role::Contributor)?;
     let name = item_name(&request.name)?;
+    let viewer = Viewer::load(hub, actor)?;
     let checks = |tx: &mut Tx| {
         let (tree, _) = load_tree_in(tx)?;
         let node = add_target_in(tx, &tree, actor, &request.node)?;
-        check_template_in(tx, &tree, actor, &node.id, &request.template)
+        check_template_in(tx, &tree, actor, &node.id, &request.template)?;
+        let allowed_groups = check_groups_in(tx, &tree, actor, &node.id, &request.allowed_groups)
+            .map_err(ContentError::from)?;
+        let audience = Audience {
+            node: &node.id,
+            owner: &actor.user.id,
+            allowed_groups: &allowed_groups,
+        };
+        (viewer.keeps_sight(&tree, &audience, &Holders::new())).map_err(ContentError::from)?;
+        Ok::<_, TemplateError>(allowed_groups)
     };
-    hub.store.transact(checks).await?;
+    let allowed_groups = hub.store.transact(checks).await?;
     let (sha256, size, pin) = store_bytes(hub, &request.template).await?;
     let approval_hash = request.template.content_hash();
     let (id, now) = (ItemId::new(new_id("c-")), hub.now());
@@ -218,6 +229,8 @@ pub async fn create(
         updated_at: now,
         updated_by: actor.user.id.clone(),
         thumbnail: false,
+        allowed_groups,
+        settings: request.settings,
     };
     let written = hub
         .store
@@ -250,7 +263,7 @@ pub async fn create(
 /// classified change (A3, A4).
 fn classify_in(
     tx: &mut Tx,
-    actor: &Actor,
+    (actor, viewer): (&Actor, &Viewer),
     id: &str,
     request: &SaveTemplate,
 ) -> Result<(ContentItem, bool, Template, Change), TemplateError> {
@@ -258,7 +271,7 @@ fn classify_in(
     let (item, node) = changeable_in(
         tx,
         &tree,
-        actor,
+        (actor, viewer),
         id,
         Items::Templates,
         ItemChange::Edit,
@@ -283,9 +296,10 @@ pub async fn save(
 ) -> Result<TemplateView, TemplateError> {
     actor.require(Role::Contributor)?;
     let name = request.name.as_deref().map(item_name).transpose()?;
+    let viewer = Viewer::load(hub, actor)?;
     let (item, _, old, change) = hub
         .store
-        .transact(|tx| classify_in(tx, actor, id, &request))
+        .transact(|tx| classify_in(tx, (actor, &viewer), id, &request))
         .await?;
     if change == Change::None && name.as_ref().is_none_or(|name| *name == item.name) {
         return Ok(TemplateView::new(item, old));
@@ -295,7 +309,7 @@ pub async fn save(
     let written = hub
         .store
         .transact(|tx| {
-            let (old_item, strict, old, change) = classify_in(tx, actor, id, &request)?;
+            let (old_item, strict, old, change) = classify_in(tx, (actor, &viewer), id, &request)?;
             let approval_hash = request.template.content_hash();
             let transition = approval::saved(&old_item, actor, change, approval_hash, strict)?;
             let mut item = ContentItem {

@@ -5,13 +5,16 @@
 //! Owns: these types and their OpenAPI schemas (names are part of the API).
 //! Must not: decide anything.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use signet_common::approval::{ApprovalState, ItemApproval, Template};
 use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
-use signet_common::ids::{ItemId, NodeId, UserId};
+use signet_common::ids::{ItemId, NodeId, PermissionGroupId, UserId};
 
 use super::approval::Decision;
+use super::visibility::{MAX_ALLOWED_GROUPS, Settings, SettingsChange};
 use super::{ContentItem, CopySource};
 
 /// A content item as the API shows it.
@@ -69,6 +72,12 @@ pub struct ContentView {
     pub updated_by: UserId,
     /// Whether `GET /api/v1/content/{id}/thumbnail` answers an image (C5).
     pub thumbnail: bool,
+    /// Empty: open to everyone at its node. Otherwise only these permission
+    /// groups' members (transitively) below Moderator view it (M1, P6).
+    #[schema(value_type = Vec<String>)]
+    pub allowed_groups: BTreeSet<PermissionGroupId>,
+    /// What viewers may do with it (M2, P5).
+    pub settings: Settings,
 }
 
 impl From<ContentItem> for ContentView {
@@ -98,6 +107,8 @@ impl From<ContentItem> for ContentView {
             updated_at: item.updated_at,
             updated_by: item.updated_by,
             thumbnail: item.thumbnail,
+            allowed_groups: item.allowed_groups,
+            settings: item.settings,
         }
     }
 }
@@ -144,6 +155,13 @@ pub struct CreateTemplate {
     /// The layout: `{canvas: {width, height}, zones: [...]}`.
     #[schema(value_type = Object)]
     pub template: Template,
+    /// The permission groups it is restricted to (M1); absent or empty: open.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub allowed_groups: Vec<PermissionGroupId>,
+    /// Its publish settings (M2); absent fields take the defaults.
+    #[serde(default)]
+    pub settings: Settings,
 }
 
 /// A save of a template.
@@ -168,12 +186,19 @@ pub struct TemplateView {
     pub template: Template,
 }
 
-/// A new name for an item.
-#[derive(Deserialize, utoipa::ToSchema)]
+/// Changes to an item (media or template); absent fields stay as they are.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RenameContent {
+pub struct UpdateContent {
     /// Display name (1 to 256 bytes).
-    pub name: String,
+    pub name: Option<String>,
+    /// The permission groups it is restricted to (M1), replacing the old
+    /// list; `[]` opens it to everyone at its node. Each group must exist in
+    /// the caller's tenant, above or below the item's node.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_groups: Option<Vec<PermissionGroupId>>,
+    /// Publish settings to change (M2).
+    pub settings: Option<SettingsChange>,
 }
 
 impl TemplateView {
@@ -197,6 +222,46 @@ pub struct UploadQuery {
     pub node: NodeId,
     /// Display name (1 to 256 bytes).
     pub name: String,
+    /// Comma-separated permission groups it is restricted to (M1); absent: open.
+    pub allowed_groups: Option<String>,
+    /// Publish setting `allow_download` (M2); default false.
+    pub allow_download: Option<bool>,
+    /// Publish setting `allow_share`; default false.
+    pub allow_share: Option<bool>,
+    /// Publish setting `allow_comments`; default true.
+    pub allow_comments: Option<bool>,
+    /// Publish setting `allow_rating`; default true.
+    pub allow_rating: Option<bool>,
+}
+
+impl UploadQuery {
+    /// The groups asked for and the settings (M1, M2), before the groups
+    /// are checked against the store.
+    ///
+    /// # Errors
+    /// [`super::visibility::GroupsRefused::TooMany`] beyond the bound.
+    pub fn audience(
+        &self,
+    ) -> Result<(Vec<PermissionGroupId>, Settings), super::visibility::GroupsRefused> {
+        let raw = self.allowed_groups.as_deref().unwrap_or_default();
+        let groups: Vec<PermissionGroupId> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .take(MAX_ALLOWED_GROUPS + 1)
+            .map(PermissionGroupId::from)
+            .collect();
+        if groups.len() > MAX_ALLOWED_GROUPS {
+            return Err(super::visibility::GroupsRefused::TooMany);
+        }
+        let change = SettingsChange {
+            allow_download: self.allow_download,
+            allow_share: self.allow_share,
+            allow_comments: self.allow_comments,
+            allow_rating: self.allow_rating,
+        };
+        Ok((groups, Settings::default().with(&change)))
+    }
 }
 
 impl From<ApproveRequest> for Decision {

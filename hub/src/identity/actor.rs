@@ -41,7 +41,7 @@ impl Actor {
     /// usable inside the domain (T2) though changed only from there.
     #[must_use]
     pub fn sees_at_or_above(&self, tree: &NodeTree, node: &NodeId) -> bool {
-        self.sees(tree, node) || self.user.domain.iter().any(|top| tree.is_within(top, node))
+        self.domain().reaches(tree, node)
     }
 
     /// Whether the actor may see `target`: themselves, or (Manager+) a user

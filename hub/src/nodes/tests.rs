@@ -225,6 +225,7 @@ async fn t2_a_node_holding_content_groups_or_schedules_is_not_deleted() {
         node: shop.clone(),
         name: "Morning".into(),
         items: Vec::new(),
+        allowed_groups: Default::default(),
     };
     let playlist = crate::schedules::service::create_playlist(&f.hub, &f.admin, request)
         .await

@@ -30,18 +30,19 @@
 //! since the playlist was saved are left out (a manifest cannot list them);
 //! an entry whose playlist is gone has no items and never plays.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
-use signet_common::ids::{AccessGroupId, EntryId, ItemId, NodeId, UserId};
+use signet_common::ids::{AccessGroupId, EntryId, ItemId, NodeId, PermissionGroupId, UserId};
 use signet_common::schedule::{
     DateRange, Daypart, Layer, MergeMode, PlaylistItem, Schedule, ScheduleEntry,
 };
 
 use crate::access_groups::{self, AccessGroup};
 use crate::content::refs::{self, Referrer};
+use crate::content::visibility::{Settings, Viewable};
 use crate::content::{CONTENT, ContentItem};
 use crate::groups::GroupRef;
 use crate::store::{Store, StoreError, Tx, WriteBatch};
@@ -151,6 +152,29 @@ pub struct Playlist {
     /// Who last changed it.
     #[schema(value_type = String)]
     pub updated_by: UserId,
+    /// Empty: open to everyone at its node. Otherwise only these permission
+    /// groups' members (transitively) below Moderator view it (M1, P6).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub allowed_groups: BTreeSet<PermissionGroupId>,
+}
+
+impl Viewable for Playlist {
+    fn node(&self) -> &NodeId {
+        &self.node
+    }
+    fn owner(&self) -> &UserId {
+        &self.created_by
+    }
+    fn allowed_groups(&self) -> &BTreeSet<PermissionGroupId> {
+        &self.allowed_groups
+    }
+    fn settings(&self) -> Settings {
+        Settings::default()
+    }
+    fn held_as(&self) -> Option<&ItemId> {
+        None
+    }
 }
 
 /// One entry of a stored schedule: a playlist and when it may play. The

@@ -30,7 +30,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use signet_common::ids::NodeId;
+use signet_common::ids::{NodeId, PermissionGroupId};
 use signet_common::permissions::{NodeTree, Role};
 use signet_common::schedule::{Evaluation, MergeMode, Slot, evaluate};
 
@@ -47,6 +47,7 @@ use super::{
 use crate::access_groups::is_valid_id;
 use crate::app::Hub;
 use crate::audit::AuditEntry;
+use crate::content::visibility::{GroupsRefused, Holders, Viewer, check_groups_in};
 use crate::groups::GroupRef;
 use crate::identity::{Actor, RoleTooLow, new_id};
 use crate::store::{StoreError, Tx, WriteBatch};
@@ -105,6 +106,10 @@ pub struct CreatePlaylist {
     /// out for items with a media duration.
     #[serde(default)]
     pub items: Vec<PlannedItem>,
+    /// The permission groups it is restricted to (M1); absent or empty: open.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub allowed_groups: Vec<PermissionGroupId>,
 }
 
 /// Changes to a playlist; absent fields stay as they are.
@@ -115,6 +120,10 @@ pub struct UpdatePlaylist {
     pub name: Option<String>,
     /// New items (replace the old list whole).
     pub items: Option<Vec<PlannedItem>>,
+    /// New permission groups it is restricted to (M1), replacing the old
+    /// list; `[]` opens it to everyone at its node.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_groups: Option<Vec<PermissionGroupId>>,
 }
 
 /// A new schedule.
@@ -184,20 +193,54 @@ pub struct Preview {
 
 // ---------------------------------------------------------------- views
 
-/// Playlists the actor sees: inside its domain and above it (T2).
+/// Playlists the actor may view: inside its domain and above it (T2), as
+/// [`crate::content::visibility`] allows (M1).
 ///
 /// # Errors
 /// When the store fails.
 pub fn playlists(hub: &Hub, actor: &Actor) -> Result<Vec<Playlist>, SchedulesError> {
-    all_visible(hub, actor)
+    let (viewer, (tree, _)) = (Viewer::load(hub, actor)?, load_tree(&hub.store)?);
+    let all: Vec<Playlist> = all_visible(hub, actor)?;
+    Ok(all
+        .into_iter()
+        .filter(|playlist| viewer.may_view(&tree, playlist, &Holders::new()))
+        .collect())
 }
 
-/// One playlist the actor sees.
+/// One playlist the actor may view (M1).
 ///
 /// # Errors
 /// [`SchedulesError::NotFound`]; store failures.
 pub fn playlist(hub: &Hub, actor: &Actor, id: &str) -> Result<Playlist, SchedulesError> {
-    one_visible(hub, actor, id)
+    let (viewer, (tree, _)) = (Viewer::load(hub, actor)?, load_tree(&hub.store)?);
+    let playlist: Playlist = one_visible(hub, actor, id)?;
+    viewable(&viewer, &tree, playlist)
+}
+
+/// `playlist` if `viewer` may view it (M1); not found otherwise (T4).
+fn viewable(
+    viewer: &Viewer,
+    tree: &NodeTree,
+    playlist: Playlist,
+) -> Result<Playlist, SchedulesError> {
+    if viewer.may_view(tree, &playlist, &Holders::new()) {
+        Ok(playlist)
+    } else {
+        Err(not_found("playlist"))
+    }
+}
+
+impl From<GroupsRefused> for SchedulesError {
+    fn from(e: GroupsRefused) -> Self {
+        let message = e.to_string();
+        match e {
+            GroupsRefused::NotFound(id) => Self::NotFound(format!("permission group {id}")),
+            GroupsRefused::NotUsable { .. } => invalid("group_not_usable", message),
+            GroupsRefused::TooMany => invalid("too_many_groups", message),
+            GroupsRefused::WouldHide => invalid("would_hide_item", message),
+            GroupsRefused::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 /// Schedules the actor sees: their group's node is inside its domain or
@@ -271,7 +314,7 @@ pub async fn create_playlist(
     let name = Name::parse(&request.name, MAX_PLAYLIST_NAME_LEN)?;
     check_item_shapes(&request.items)?;
     let id = PlaylistId::new(new_id("pl-"));
-    let now = hub.now();
+    let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
@@ -280,6 +323,8 @@ pub async fn create_playlist(
             }
             check_restricted(tx, &tree, actor, &request.node, ItemChange::Add)?;
             check_items(tx, &tree, actor, &request.node, &request.items)?;
+            let groups = &request.allowed_groups;
+            let allowed_groups = check_groups_in(tx, &tree, actor, &request.node, groups)?;
             let playlist = Playlist {
                 id: id.clone(),
                 node: request.node.clone(),
@@ -289,8 +334,11 @@ pub async fn create_playlist(
                 created_by: actor.user.id.clone(),
                 updated_at: now,
                 updated_by: actor.user.id.clone(),
+                allowed_groups,
             };
-            let detail = serde_json::json!({"name": playlist.name, "items": playlist.items.len()});
+            viewer.keeps_sight(&tree, &playlist, &Holders::new())?;
+            let detail = serde_json::json!({"name": playlist.name, "items": playlist.items.len(),
+                "allowed_groups": playlist.allowed_groups});
             let audit = actor.audit(
                 now,
                 "playlist.create",
@@ -326,10 +374,15 @@ pub async fn update_playlist(
     if let Some(items) = &request.items {
         check_item_shapes(items)?;
     }
-    let now = hub.now();
+    let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     change(hub, actor, id, |tx, tree, old: Playlist| {
+        let old = viewable(&viewer, tree, old)?;
         check_restricted(tx, tree, actor, &old.node, ItemChange::Edit)?;
         let mut playlist = old.clone();
+        if let Some(groups) = &request.allowed_groups {
+            playlist.allowed_groups = check_groups_in(tx, tree, actor, &old.node, groups)?;
+            viewer.keeps_sight(tree, &playlist, &Holders::new())?;
+        }
         if let Some(name) = &name {
             playlist.name = name.as_str().trim().to_owned();
         }
@@ -340,7 +393,8 @@ pub async fn update_playlist(
         }
         playlist.updated_at = now;
         playlist.updated_by = actor.user.id.clone();
-        let detail = serde_json::json!({"name": playlist.name, "items": playlist.items.len()});
+        let detail = serde_json::json!({"name": playlist.name, "items": playlist.items.len(),
+            "allowed_groups": playlist.allowed_groups});
         let audit = actor.audit(
             now,
             "playlist.update",
@@ -361,8 +415,9 @@ pub async fn update_playlist(
 /// See the module doc; store failures.
 pub async fn delete_playlist(hub: &Hub, actor: &Actor, id: &str) -> Result<(), SchedulesError> {
     actor.require(Role::Contributor)?;
-    let now = hub.now();
+    let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     change(hub, actor, id, |tx, tree, playlist: Playlist| {
+        let playlist = viewable(&viewer, tree, playlist)?;
         check_restricted(tx, tree, actor, &playlist.node, ItemChange::Delete)?;
         let users = schedules_using_playlist(&mut *tx, &playlist.id)?;
         if !users.is_empty() {

@@ -32,6 +32,7 @@ async fn playlist(hub: &Hub, actor: &Actor, node: &NodeId) -> Playlist {
         node: node.clone(),
         name: " Morning ".to_owned(),
         items: Vec::new(),
+        allowed_groups: Vec::new(),
     };
     service::create_playlist(hub, actor, request).await.unwrap()
 }
@@ -168,6 +169,7 @@ async fn d5_s13_only_contributors_write_and_names_are_names() {
         node: root.clone(),
         name: "Lobby".to_owned(),
         items: Vec::new(),
+        allowed_groups: Vec::new(),
     };
     assert!(matches!(
         service::create_playlist(&hub, &viewer, request()).await,

@@ -89,6 +89,8 @@ async fn store_with_item(manager: Option<&str>) -> (tempfile::TempDir, Store, It
         updated_at: at(0),
         updated_by: editor().user.id,
         thumbnail: false,
+        allowed_groups: std::collections::BTreeSet::new(),
+        settings: crate::content::visibility::Settings::default(),
     };
     let mut batch = WriteBatch::new();
     batch.put(NODES, ROOT, &node(ROOT, None, manager)).unwrap();

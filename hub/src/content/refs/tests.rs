@@ -48,6 +48,8 @@ pub(crate) async fn item(hub: &Hub, actor: &Actor, node: &NodeId, id: &str) -> I
         source: None,
         updated_at: now,
         updated_by: actor.user.id.clone(),
+        allowed_groups: std::collections::BTreeSet::new(),
+        settings: crate::content::visibility::Settings::default(),
         thumbnail: false,
     };
     hub.store
@@ -118,6 +120,7 @@ async fn t2_an_item_held_by_an_access_group_a_playlist_or_a_schedule_is_not_dele
             node: root.clone(),
             name: "Morning".into(),
             items: vec![planned(&held)],
+            allowed_groups: Default::default(),
         },
     )
     .await
