@@ -14,6 +14,8 @@
 //! | [`service`] | groups, members, items: who may, the rules, after-commit publication and broker access |
 //! | [`invites`], [`signup`], [`shop`] | joining without an operator (L6, L9) |
 //! | [`import`] | CSV import rows (L7) |
+//! | [`first_use`] | a member's first play starts the duration from first use (L2) |
+//! | [`delivery`] | which licensed content a device is refused, and why (L2, U4) |
 //! | [`joining`] | member accounts and the join they share |
 //! | [`repo`] | each record written with its indexes, in one place, inside a transaction |
 //! | [`checks`] | input checks and the group-full rule |
@@ -32,6 +34,7 @@
 //! | [`SIGNUPS`] | `{group}/{lowercase e-mail}` | [`PendingSignup`] |
 //! | [`SIGNUP_TOKENS`] | SHA-256 of the confirmation token | `{group}/{e-mail}` |
 //! | [`SHOP_ORDERS`] | `{group}/{order id}` | [`ShopOrder`] |
+//! | [`first_use::REPUBLISH`] | group id | when a first use last shortened a window there |
 //!
 //! Tokens and the shop key are stored only as their SHA-256
 //! ([`crate::identity::token_key`]), so a copy of the store cannot accept an
@@ -53,7 +56,9 @@ use signet_common::permissions::NodeTree;
 use crate::store::{Store, StoreError};
 
 pub mod checks;
+pub mod delivery;
 pub mod error;
+pub mod first_use;
 pub mod import;
 pub mod invites;
 pub mod joining;

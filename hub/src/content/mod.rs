@@ -169,14 +169,14 @@ pub fn node_of_device(store: &Store, device: &DeviceId) -> Result<Option<NodeId>
 /// item with those bytes is
 /// - in one or more access groups, and the device holds a valid
 ///   entitlement at `now` in one of them (L2, L4, L5:
-///   [`access_groups::entitled_to_item`] with the device as member); or
+///   [`access_groups::entitled_to_item`] with the device as member), judged
+///   in the country of the node it is attached to, inherited down the tree
+///   ([`crate::tenancy::locale_at`], as its assignment states it); or
 /// - in no access group, and belongs to the node the device is attached to
 ///   or one of its ancestors (T2).
 ///
 /// Licensed content (in an access group) never reaches a device through the
-/// node half. The sync issue calls this from the device content route once
-/// devices have credentials; it may narrow the node half to items actually
-/// placed (scheduled) on the device's node chain.
+/// node half.
 ///
 /// # Errors
 /// When the store fails.
@@ -193,22 +193,16 @@ pub fn device_may_fetch(
     let member = MemberRef::Device {
         device_id: device.clone(),
     };
-    let mut node_chain: Option<Option<(signet_common::permissions::NodeTree, NodeId)>> = None;
+    let node = node_of_device(store, device)?;
+    let (tree, nodes) = load_tree(store)?;
+    let country = (node.as_ref()).and_then(|n| crate::tenancy::locale_at(&tree, &nodes, n).country);
     for item in &items {
-        if access_groups::groups_holding(store, &item.id)?.is_empty() {
-            if node_chain.is_none() {
-                let attached = match node_of_device(store, device)? {
-                    Some(node) => Some((load_tree(store)?.0, node)),
-                    None => None,
-                };
-                node_chain = Some(attached);
-            }
-            if let Some(Some((tree, node))) = &node_chain
-                && tree.is_within(node, &item.node)
-            {
-                return Ok(true);
-            }
-        } else if access_groups::entitled_to_item(store, &member, &item.id, None, now)? {
+        let allowed = if access_groups::groups_holding(store, &item.id)?.is_empty() {
+            node.as_ref().is_some_and(|n| tree.is_within(n, &item.node))
+        } else {
+            access_groups::entitled_to_item(store, &member, &item.id, country.as_deref(), now)?
+        };
+        if allowed {
             return Ok(true);
         }
     }

@@ -50,6 +50,7 @@
 
 pub mod build;
 mod due;
+mod first_use;
 pub mod jobs;
 mod publisher;
 pub mod run;
@@ -67,6 +68,7 @@ use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES};
 use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
 
 pub use due::{DueReport, run_due};
+pub use first_use::after_first_use;
 pub use jobs::{JobSchedule, When, WhenError};
 pub use publisher::{
     LogPublisher, PublishFailed, Publisher, RecordingPublisher, RetainedMessage, TransientMessage,
