@@ -551,3 +551,66 @@ proptest! {
         }
     }
 }
+
+// ---- L2 first use and countries (issue 18 point 5) ----------------------
+
+proptest! {
+    /// L2: recording a first use only ever shortens the window: its end
+    /// becomes the earlier of the end before and first use + the duration
+    /// from first use, and nothing else about the window changes.
+    #[test]
+    fn l2_first_use_shortens_the_window_to_min_of_existing_end_and_first_use_plus_duration(
+        (terms, membership) in case(),
+        used_after_join in 0..400 * 86_400i64,
+    ) {
+        let mut before = membership.clone();
+        before.first_used_at = None;
+        let old = access_window(&terms, &before);
+        let mut after = before.clone();
+        let used = before.joined_at + TimeDelta::seconds(used_after_join);
+        prop_assert!(record_first_use(&mut after, used));
+        let new = access_window(&terms, &after);
+        let by_first_use = terms
+            .duration_from_first_use_secs
+            .map(|d| used + TimeDelta::seconds(i64::try_from(d).unwrap()));
+        let expected = match (old.ends_at, by_first_use) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        prop_assert_eq!(new.ends_at, expected);
+        prop_assert_eq!(new.starts_at, old.starts_at);
+        if let (Some(old_end), Some(new_end)) = (old.ends_at, new.ends_at) {
+            prop_assert!(new_end <= old_end);
+        }
+        // Recorded once: a later play does not move it.
+        prop_assert!(!record_first_use(&mut after, used + days(1)));
+        prop_assert_eq!(access_window(&terms, &after), new);
+    }
+
+    /// L2: the country rule ignores case and surrounding blanks on both
+    /// sides, and refuses every other code, and an unknown country, when
+    /// the license lists countries.
+    #[test]
+    fn l2_country_rule_ignores_case_and_blanks(
+        listed in "[a-zA-Z]{2}",
+        other in "[a-zA-Z]{2}",
+        pad in " {0,2}",
+    ) {
+        let terms = LicenseTerms {
+            allowed_countries: Some(vec![listed.clone()]),
+            ..LicenseTerms::default()
+        };
+        let asked = format!("{pad}{}{pad}", listed.to_ascii_lowercase());
+        prop_assert_eq!(terms.check_country(Some(&asked)), Ok(()));
+        prop_assert_eq!(terms.check_country(Some(&listed.to_ascii_uppercase())), Ok(()));
+        if !other.eq_ignore_ascii_case(&listed) {
+            prop_assert_eq!(
+                terms.check_country(Some(&other)),
+                Err(Denied::CountryNotAllowed { country: other.clone() })
+            );
+        }
+        prop_assert_eq!(terms.check_country(None), Err(Denied::CountryUnknown));
+        prop_assert_eq!(terms.check_country(Some(&pad)), Err(Denied::CountryUnknown));
+        prop_assert!(LicenseTerms::default().check_country(None).is_ok());
+    }
+}

@@ -1275,3 +1275,100 @@ async fn l6_csv_with_a_byte_order_mark_and_an_invite_whose_end_date_passed() {
     );
     assert_eq!(stored_members(&hub).len(), 1);
 }
+
+/// L7 (issue 18 point 5): a row with an extra or a missing column is
+/// refused on its own with the reason in the per-row report, under a header
+/// and without one; the other rows apply and nothing else changes. A
+/// misspelt header refuses the file. Before the fix a row with an extra
+/// column was imported as if it were valid.
+#[tokio::test]
+async fn l7_rows_with_extra_or_missing_columns_are_refused_with_reasons() {
+    let hub = TestHub::start().await;
+    let id = group(&hub, &hub.admin, &hub.root, open_license()).await;
+    let csv = "email,name,end_date\n\
+               ann@example.org,Ann,\n\
+               extra@example.org,Extra,2099-01-01,surplus\n\
+               missing@example.org,Missing\n\
+               bob@example.org,Bob,2099-12-31\n";
+    let r = import(&hub, &hub.admin, &id, csv).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let rows = r.1["rows"].as_array().unwrap();
+    let statuses: Vec<(u64, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_u64().unwrap(),
+                r["email"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (2, "ann@example.org", "created"),
+            (3, "extra@example.org", "refused"),
+            (4, "missing@example.org", "refused"),
+            (5, "bob@example.org", "created"),
+        ]
+    );
+    let reason = |row: usize| rows[row]["reason"].as_str().unwrap().to_owned();
+    assert!(reason(1).contains("extra column"), "{}", reason(1));
+    assert!(reason(2).contains("missing column"), "{}", reason(2));
+    assert_eq!((&r.1["created"], &r.1["refused"]), (&json!(2), &json!(2)));
+    let emails: Vec<String> = hub
+        .state
+        .store
+        .scan::<Value>("users", "")
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["email"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !emails
+            .iter()
+            .any(|e| e.starts_with("extra") || e.starts_with("missing")),
+        "{emails:?}"
+    );
+    assert_eq!(stored_members(&hub).len(), 2);
+
+    // Without a header: three columns, no more, no fewer.
+    let r = import(
+        &hub,
+        &hub.admin,
+        &id,
+        "cy@example.org,Cy,\ndi@example.org\neve@example.org,Eve,,x\n",
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let rows = r.1["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["status"], "created");
+    assert!(
+        rows[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing column"),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[2]["reason"].as_str().unwrap().contains("extra column"),
+        "{}",
+        rows[2]
+    );
+    assert_eq!(stored_members(&hub).len(), 3);
+
+    // The header is validated: a misspelt column refuses the file.
+    assert_error(
+        &import(
+            &hub,
+            &hub.admin,
+            &id,
+            "emial,name,end_date\nzed@example.org,Zed,\n",
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_csv",
+    );
+    assert_eq!(stored_members(&hub).len(), 3);
+}

@@ -14,7 +14,7 @@
 //!
 //! *Needed* items of a manifest: its active (approved) items, and for an
 //! access group only while this device's access window is open at trusted
-//! time — the hub serves content only to entitled devices, so content of a
+//! time and its license allows the device's country (L2) — the hub serves content only to entitled devices, so content of a
 //! window not yet open is fetched when it opens. Pending and inactive items
 //! (A7) are never needed and never fetched.
 
@@ -52,7 +52,11 @@ pub fn needed_items<'a>(
             .iter()
             .find(|m| m.group_id.as_str() == manifest.group_id)
             .is_some_and(|m| m.window.contains(now));
-        if !open {
+        // L2: nor content whose license refuses the device's country (the
+        // hub would refuse it too); the player then says why it skips.
+        let country = assignment.location.country.as_deref();
+        let here = (manifest.license.as_ref()).is_some_and(|t| t.check_country(country).is_ok());
+        if !(open && here) {
             return Vec::new();
         }
     }

@@ -221,20 +221,41 @@ impl LicenseTerms {
         }
     }
 
-    /// Whether content may play in `country` (ISO 3166-1 alpha-2, any case).
-    /// With no country list every country is allowed, an unknown country
-    /// included; with a list, an unknown country is not.
+    /// Whether content may play in `country` (ISO 3166-1 alpha-2, any case,
+    /// surrounding blanks ignored). With no country list every country is
+    /// allowed, an unknown country included; with a list, an unknown country
+    /// is not.
     #[must_use]
     pub fn allows_country(&self, country: Option<&str>) -> bool {
-        match (&self.allowed_countries, country) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(allowed), Some(country)) => {
-                is_country_code(country)
-                    && allowed
-                        .iter()
-                        .any(|code| code.eq_ignore_ascii_case(country))
-            }
+        self.check_country(country).is_ok()
+    }
+
+    /// [`Self::allows_country`] with the reason (L2): the one country rule
+    /// the hub (content route, fleet view) and the device (fetching,
+    /// playing) apply.
+    ///
+    /// # Errors
+    /// [`Denied::CountryUnknown`] when the terms list countries and
+    /// `country` is absent or blank; [`Denied::CountryNotAllowed`] when it
+    /// is not in the list.
+    pub fn check_country(&self, country: Option<&str>) -> Result<(), Denied> {
+        let Some(allowed) = &self.allowed_countries else {
+            return Ok(());
+        };
+        let country = country.map(str::trim).filter(|c| !c.is_empty());
+        let Some(country) = country else {
+            return Err(Denied::CountryUnknown);
+        };
+        let listed = is_country_code(country)
+            && allowed
+                .iter()
+                .any(|code| code.trim().eq_ignore_ascii_case(country));
+        if listed {
+            Ok(())
+        } else {
+            Err(Denied::CountryNotAllowed {
+                country: country.chars().take(16).collect(),
+            })
         }
     }
 }
@@ -425,14 +446,7 @@ pub fn check_access(
             starts_at: window.starts_at,
         });
     }
-    if !terms.allows_country(country) {
-        return Err(match country {
-            None => Denied::CountryUnknown,
-            Some(country) => Denied::CountryNotAllowed {
-                country: country.chars().take(16).collect(),
-            },
-        });
-    }
+    terms.check_country(country)?;
     Ok(window)
 }
 

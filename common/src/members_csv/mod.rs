@@ -9,8 +9,12 @@
 //!
 //! The format: UTF-8 text (a byte-order mark is skipped), comma-separated,
 //! cells trimmed, blank lines skipped; columns `email`, `name`, `end_date`
-//! in that order, or in any order under a header line whose first cell is
-//! `email` (also `e-mail`, `e_mail`). An end date is empty (none),
+//! in that order, or in any order under a header line (a first line with no
+//! address in it that names a column: `email` — also `e-mail`, `e_mail` —,
+//! `name`, `end_date`; every cell of it must name one, once, and `email`
+//! must be there). Every data row has exactly as many cells as the file has
+//! columns (three without a header): a row with an extra or a missing cell
+//! is refused on its own, with why. An end date is empty (none),
 //! `YYYY-MM-DD` (through the end of that day: access ends at the next
 //! midnight UTC) or RFC 3339.
 
@@ -62,8 +66,8 @@ pub struct ImportRow {
     pub name: Option<String>,
     /// The end date, or why its cell is not one.
     pub end_date: Result<Option<DateTime<Utc>>, String>,
-    /// Why the row has the wrong number of cells (more than
-    /// [`COLUMNS_WITHOUT_HEADER`] in a file without a header): checked
+    /// Why the row has the wrong number of cells (not as many as the
+    /// header names, or [`COLUMNS_WITHOUT_HEADER`] without one): checked
     /// before anything else of the row.
     pub shape: Result<(), String>,
 }
@@ -113,21 +117,17 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
             return Err(ImportError::TooManyRows);
         }
     }
-    let has_header = records
-        .first()
-        .and_then(|(_, r)| r.get(0))
-        .is_some_and(|cell| {
-            let cell = cell.to_ascii_lowercase();
-            cell == "email" || cell == "e-mail" || cell == "e_mail"
-        });
-    let columns = if has_header {
-        header_columns(&records.remove(0).1)?
+    let has_header = records.first().is_some_and(|(_, r)| is_header(r));
+    let (columns, width) = if has_header {
+        let header = records.remove(0).1;
+        (header_columns(&header)?, header.len())
     } else {
-        Columns {
+        let columns = Columns {
             email: 0,
             name: Some(1),
             end_date: Some(2),
-        }
+        };
+        (columns, COLUMNS_WITHOUT_HEADER)
     };
     if records.len() > MAX_IMPORT_ROWS {
         return Err(ImportError::TooManyRows);
@@ -136,14 +136,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
         .iter()
         .map(|(line, record)| {
             let cell = |index: Option<usize>| index.and_then(|i| record.get(i)).unwrap_or("");
-            let shape = if !has_header && record.len() > COLUMNS_WITHOUT_HEADER {
-                Err(format!(
-                    "{} columns; expected email, name, end date",
-                    record.len()
-                ))
-            } else {
-                Ok(())
-            };
+            let shape = row_shape(record.len(), width, has_header);
             ImportRow {
                 line: *line,
                 email: cell(Some(columns.email)).to_owned(),
@@ -155,6 +148,43 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
             }
         })
         .collect())
+}
+
+/// Whether `record` is a header line: no cell holds an address, and one
+/// names a column (so a misspelt header is refused as one, not imported
+/// as a row).
+fn is_header(record: &csv::StringRecord) -> bool {
+    !record.iter().any(|cell| cell.contains('@'))
+        && record.iter().any(|cell| column_of(cell).is_some())
+}
+
+/// The column a header cell names, if it names one.
+fn column_of(cell: &str) -> Option<&'static str> {
+    let normalized = cell.trim().to_ascii_lowercase().replace([' ', '-'], "_");
+    match normalized.as_str() {
+        "email" | "e_mail" => Some("email"),
+        "name" => Some("name"),
+        "end_date" | "enddate" => Some("end_date"),
+        _ => None,
+    }
+}
+
+/// A data row of `cells` cells in a file of `width` columns: exactly
+/// `width` cells, or why not (L7: a row with an extra or a missing column
+/// is refused on its own).
+fn row_shape(cells: usize, width: usize, has_header: bool) -> Result<(), String> {
+    if cells == width {
+        return Ok(());
+    }
+    let which = if cells > width { "extra" } else { "missing" };
+    let expected = if has_header {
+        format!("{width} as in the header")
+    } else {
+        format!("{width}: email, name, end_date (or a header line naming the columns)")
+    };
+    Err(format!(
+        "{cells} columns ({which} column); expected {expected}"
+    ))
 }
 
 /// Line numbers of record starts, counted as the file is read. The csv
@@ -234,15 +264,14 @@ fn header_columns(header: &csv::StringRecord) -> Result<Columns, ImportError> {
     let mut name = None;
     let mut end_date = None;
     for (index, cell) in header.iter().enumerate() {
-        let normalized = cell.trim().to_ascii_lowercase().replace([' ', '-'], "_");
-        let slot = match normalized.as_str() {
-            "email" | "e_mail" => &mut email,
+        let column = column_of(cell).ok_or_else(|| ImportError::UnknownColumn(quoted(cell)))?;
+        let slot = match column {
+            "email" => &mut email,
             "name" => &mut name,
-            "end_date" | "enddate" => &mut end_date,
-            _ => return Err(ImportError::UnknownColumn(quoted(cell))),
+            _ => &mut end_date,
         };
         if slot.replace(index).is_some() {
-            return Err(ImportError::DuplicateColumn(normalized));
+            return Err(ImportError::DuplicateColumn(column.to_owned()));
         }
     }
     Ok(Columns {
@@ -273,6 +302,8 @@ mod tests {
         );
         assert_eq!((rows[1].line, rows[1].name.as_deref()), (3, None));
         assert_eq!(rows[1].end_date, Ok(None));
+        assert!(rows[0].shape.is_ok());
+        assert!(rows[1].shape.is_err(), "one cell of three");
     }
 
     /// L7: the report's row numbers are the lines the rows start on, with
@@ -309,6 +340,105 @@ mod tests {
         assert!(rows[1].end_date.as_ref().unwrap_err().contains("tomorrow"));
     }
 
+    /// L7: every row has exactly the file's columns — the header's, or
+    /// three without one; a row with an extra or a missing cell is refused
+    /// on its own with why, the others are untouched. Before the fix a row
+    /// with an extra column under a header was read as valid.
+    #[test]
+    fn l7_rows_with_extra_or_missing_columns_are_refused_alone() {
+        let rows = parse(
+            b"email,name,end_date
+a@x.io,A,
+b@x.io,B,,surplus
+c@x.io,C
+d@x.io,D,2030-01-01
+",
+        )
+        .unwrap();
+        let shapes: Vec<_> = rows.iter().map(|r| r.shape.clone()).collect();
+        assert!(shapes[0].is_ok() && shapes[3].is_ok(), "{shapes:?}");
+        let extra = shapes[1].clone().unwrap_err();
+        assert!(extra.contains("4 columns (extra column)"), "{extra}");
+        assert!(extra.contains("3 as in the header"), "{extra}");
+        let missing = shapes[2].clone().unwrap_err();
+        assert!(missing.contains("2 columns (missing column)"), "{missing}");
+        assert_eq!((rows[1].line, rows[2].line), (3, 4));
+
+        let rows = parse(
+            b"a@x.io,A,
+b@x.io
+c@x.io,C,,
+",
+        )
+        .unwrap();
+        assert!(rows[0].shape.is_ok());
+        assert!(
+            rows[1]
+                .shape
+                .as_ref()
+                .unwrap_err()
+                .contains("1 columns (missing column)")
+        );
+        assert!(
+            rows[2]
+                .shape
+                .as_ref()
+                .unwrap_err()
+                .contains("4 columns (extra column)")
+        );
+
+        let rows = parse(
+            b"name,email
+Ann,a@x.io
+Bob,b@x.io,2030-01-01
+",
+        )
+        .unwrap();
+        assert_eq!(rows[0].email, "a@x.io");
+        assert_eq!(rows[0].name.as_deref(), Some("Ann"));
+        assert!(rows[0].shape.is_ok());
+        assert!(rows[1].shape.is_err());
+    }
+
+    /// L7: the header is validated: a misspelt or empty column name, a
+    /// column named twice or no e-mail column refuses the file, rather than
+    /// importing the header as a row.
+    #[test]
+    fn l7_the_header_is_validated() {
+        let refused = |bytes: &[u8]| parse(bytes).unwrap_err();
+        assert_eq!(
+            refused(
+                b"emial,name,end_date
+a@x.io,A,
+"
+            ),
+            ImportError::UnknownColumn("emial".into())
+        );
+        assert_eq!(
+            refused(
+                b"email,name,
+a@x.io,A,
+"
+            ),
+            ImportError::UnknownColumn(String::new())
+        );
+        assert_eq!(
+            refused(
+                b"name,end date
+A,
+"
+            ),
+            ImportError::NoEmailColumn
+        );
+        assert_eq!(
+            refused(
+                b"Email,NAME,name
+"
+            ),
+            ImportError::DuplicateColumn("name".into())
+        );
+    }
+
     /// L7, S13: files refused whole, each with its reason.
     #[test]
     fn l7_files_refused_whole() {
@@ -324,7 +454,7 @@ mod tests {
         );
         assert_eq!(
             refused(b"email,e-mail\n"),
-            ImportError::DuplicateColumn("e_mail".into())
+            ImportError::DuplicateColumn("email".into())
         );
         let many = "a@example.com\n".repeat(MAX_IMPORT_ROWS + 1);
         assert_eq!(refused(many.as_bytes()), ImportError::TooManyRows);

@@ -85,23 +85,12 @@ fn allowed_by(
             listed.approval,
         )));
     }
-    // (2) A7/A8: approved, then cached as the approved version.
-    let sources = approved_and_cached(item, cached)?;
-    // (3) A template's sources: same manifest, approved and cached, no nesting.
-    for source in &sources {
-        source_allowed(manifest, source, cached).map_err(|reason| SkipReason::Source {
-            source: source.clone(),
-            reason: Box::new(reason),
-        })?;
-    }
-    // (4) L2/L4/S6: an access group's license.
-    match manifest.group_kind {
-        GroupKind::Node => Ok(Permit {
-            group: group.clone(),
-            access_group: None,
-            license_version: None,
-            until: Some(manifest.expires_at),
-        }),
+    // (2) L2/L4/S6: an access group's license covers the device. Checked
+    // before the cache: a device does not fetch what its license refuses
+    // (a country not allowed, a window not open), so "not cached" would
+    // hide the reason.
+    let licensed = match manifest.group_kind {
+        GroupKind::Node => None,
         GroupKind::AccessGroup => {
             let mut until = licensed_until(view, manifest)?;
             // A waiting successor's license terms must cover the device too.
@@ -112,14 +101,32 @@ fn allowed_by(
                     (a, b) => a.or(b),
                 };
             }
-            Ok(Permit {
-                group: group.clone(),
-                access_group: Some(AccessGroupId::new(group.clone())),
-                license_version: Some(manifest.version),
-                until: Some(until.map_or(manifest.expires_at, |u| u.min(manifest.expires_at))),
-            })
+            Some(until)
         }
+    };
+    // (3) A7/A8: approved, then cached as the approved version.
+    let sources = approved_and_cached(item, cached)?;
+    // (4) A template's sources: same manifest, approved and cached, no nesting.
+    for source in &sources {
+        source_allowed(manifest, source, cached).map_err(|reason| SkipReason::Source {
+            source: source.clone(),
+            reason: Box::new(reason),
+        })?;
     }
+    Ok(match licensed {
+        None => Permit {
+            group: group.clone(),
+            access_group: None,
+            license_version: None,
+            until: Some(manifest.expires_at),
+        },
+        Some(until) => Permit {
+            group: group.clone(),
+            access_group: Some(AccessGroupId::new(group.clone())),
+            license_version: Some(manifest.version),
+            until: Some(until.map_or(manifest.expires_at, |u| u.min(manifest.expires_at))),
+        },
+    })
 }
 
 /// A7/A8 for one item: refused before the cache is asked unless active;
@@ -150,7 +157,7 @@ fn approved_and_cached(
     }
 }
 
-/// Step (3) for one source of a template listed in `manifest`.
+/// Step (4) for one source of a template listed in `manifest`.
 fn source_allowed(
     manifest: &GroupManifest,
     source: &ItemId,
@@ -165,7 +172,7 @@ fn source_allowed(
     approved_and_cached(item, cached).map(drop)
 }
 
-/// Step (4): the license of an access group's manifest covers the device at
+/// Step (2): the license of an access group's manifest covers the device at
 /// `view.now`. Returns the earliest end of the window and the offline grace.
 fn licensed_until(
     view: &DeviceView<'_>,
@@ -194,15 +201,9 @@ fn licensed_until(
         .validate()
         .map_err(|error| license(Denied::InvalidTerms(error)))?;
     check_window(&membership.window, view.now).map_err(license)?;
-    let country = view.assignment.location.country.as_deref();
-    if !terms.allows_country(country) {
-        return Err(license(match country {
-            None => Denied::CountryUnknown,
-            Some(country) => Denied::CountryNotAllowed {
-                country: country.chars().take(16).collect(),
-            },
-        }));
-    }
+    terms
+        .check_country(view.assignment.location.country.as_deref())
+        .map_err(license)?;
     let grace = offline_grace(view.assignment, terms);
     let grace_end = match view.last_hub_contact {
         None => None,

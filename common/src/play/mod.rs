@@ -24,17 +24,7 @@
 //!    here (D3, DESIGN §4): a floor limits which versions the agent may
 //!    *accept*; the manifest that plays keeps playing until its successor is
 //!    activated, however far the floor has moved.
-//! 2. **The item is approved and cached (A7, A8).** An item that is not
-//!    active (inactive or pending) is refused *before* the cache is asked, so
-//!    it never needs to be downloaded. Otherwise the cache must hold bytes
-//!    whose approval hash — the bytes' SHA-256 for media,
-//!    [`crate::approval::Template::content_hash`] for a template — is the
-//!    approved hash; missing bytes are "not cached", unusable bytes (a
-//!    template that does not parse) say why.
-//! 3. **A template's sources pass too.** Every item a template shows must be
-//!    listed in the *same* manifest and pass step 2 itself; a source that is
-//!    itself a template is unusable (templates do not nest).
-//! 4. **An access group's license covers the device (L2, L4, S6).** The
+//! 2. **An access group's license covers the device (L2, L4, S6).** The
 //!    assignment must hold a membership for the group (removal is absence);
 //!    the manifest must carry valid license terms; the membership's window must contain `now` (its end excluded; an empty
 //!    window counts as ended, as in [`crate::license::check_access`]); the
@@ -48,6 +38,18 @@
 //!    the hub's signed time keeps arriving. Node content needs no license and
 //!    ignores the grace: approved, unlicensed content keeps playing offline
 //!    (D1).
+//!    The license comes before the cache: a device does not fetch what its
+//!    license refuses, so "not cached" would hide the reason (L2).
+//! 3. **The item is approved and cached (A7, A8).** An item that is not
+//!    active (inactive or pending) is refused *before* the cache is asked, so
+//!    it never needs to be downloaded. Otherwise the cache must hold bytes
+//!    whose approval hash — the bytes' SHA-256 for media,
+//!    [`crate::approval::Template::content_hash`] for a template — is the
+//!    approved hash; missing bytes are "not cached", unusable bytes (a
+//!    template that does not parse) say why.
+//! 4. **A template's sources pass too.** Every item a template shows must be
+//!    listed in the *same* manifest and pass step 3 itself; a source that is
+//!    itself a template is unusable (templates do not nest).
 //!
 //! **A successor's restrictions apply at once (D3, A7, L2).** While a newer
 //! accepted manifest of the same group waits for its content

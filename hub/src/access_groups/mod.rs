@@ -14,6 +14,8 @@
 //! | [`service`] | groups, members, items: who may, the rules, after-commit publication and broker access |
 //! | [`invites`], [`signup`], [`shop`] | joining without an operator (L6, L9) |
 //! | [`import`] | CSV import rows (L7) |
+//! | [`first_use`] | a member's first play starts the duration from first use (L2) |
+//! | [`delivery`] | which licensed content a device is refused, and why (L2, U4) |
 //! | [`joining`] | member accounts and the join they share |
 //! | [`repo`] | each record written with its indexes, in one place, inside a transaction |
 //! | [`checks`] | input checks and the group-full rule |
@@ -32,6 +34,7 @@
 //! | [`SIGNUPS`] | `{group}/{lowercase e-mail}` | [`PendingSignup`] |
 //! | [`SIGNUP_TOKENS`] | SHA-256 of the confirmation token | `{group}/{e-mail}` |
 //! | [`SHOP_ORDERS`] | `{group}/{order id}` | [`ShopOrder`] |
+//! | [`first_use::REPUBLISH`] | group id | when a first use last shortened a window there |
 //!
 //! Tokens and the shop key are stored only as their SHA-256
 //! ([`crate::identity::token_key`]), so a copy of the store cannot accept an
@@ -57,7 +60,9 @@ use crate::content::refs::{self, Referrer};
 use crate::store::{Store, StoreError, Tx};
 
 pub mod checks;
+pub mod delivery;
 pub mod error;
+pub mod first_use;
 pub mod import;
 pub mod invites;
 pub mod joining;
@@ -486,7 +491,9 @@ pub fn groups_holding(store: &Store, item: &ItemId) -> Result<Vec<AccessGroupId>
 /// item with those bytes is
 /// - in one or more access groups, and the device holds a valid
 ///   entitlement at `now` in one of them (L2, L4, L5:
-///   [`entitled_to_item`] with the device as member); or
+///   [`entitled_to_item`] with the device as member), judged in the
+///   country of the node it is attached to, inherited down the tree
+///   ([`crate::tenancy::locale_at`], as its assignment states it); or
 /// - in no access group, and belongs to the node the device is attached to
 ///   or one of its ancestors (T2).
 ///
@@ -510,22 +517,18 @@ pub fn device_may_fetch(
     let member = MemberRef::Device {
         device_id: device.clone(),
     };
-    let mut node_chain: Option<Option<(signet_common::permissions::NodeTree, NodeId)>> = None;
+    let node = crate::tenancy::node_of_device(store, device)?;
+    let (tree, nodes) = crate::tenancy::load_tree(store)?;
+    let country = node
+        .as_ref()
+        .and_then(|n| crate::tenancy::locale_at(&tree, &nodes, n).country);
     for item in &items {
-        if groups_holding(store, &item.id)?.is_empty() {
-            if node_chain.is_none() {
-                let attached = match crate::tenancy::node_of_device(store, device)? {
-                    Some(node) => Some((crate::tenancy::load_tree(store)?.0, node)),
-                    None => None,
-                };
-                node_chain = Some(attached);
-            }
-            if let Some(Some((tree, node))) = &node_chain
-                && tree.is_within(node, &item.node)
-            {
-                return Ok(true);
-            }
-        } else if entitled_to_item(store, &member, &item.id, None, now)? {
+        let allowed = if groups_holding(store, &item.id)?.is_empty() {
+            node.as_ref().is_some_and(|n| tree.is_within(n, &item.node))
+        } else {
+            entitled_to_item(store, &member, &item.id, country.as_deref(), now)?
+        };
+        if allowed {
             return Ok(true);
         }
     }

@@ -176,6 +176,7 @@ mod tests {
             clock_offset_ms: None,
             last_error: None,
             documents: Vec::new(),
+            licence_refusals: Vec::new(),
             in_sync,
             sync_note: None,
             out_of_sync_since: None,

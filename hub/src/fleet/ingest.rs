@@ -231,6 +231,7 @@ fn events_into(
             received_at: liveness.now,
         };
         tx.put(PLAY_EVENTS, &key, &stored)?;
+        crate::access_groups::first_use::note_play(tx, device, event, liveness.now)?;
         report.stored += 1;
     }
     for (hour, added) in hours {

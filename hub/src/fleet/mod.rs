@@ -227,7 +227,9 @@ pub async fn record_state(
 }
 
 /// Stores each event of `batch` from `device` exactly once by id (U2),
-/// durably, before returning, in the next batch of [`FleetIngest`]. Events
+/// durably, before returning, in the next batch of [`FleetIngest`]; a
+/// member's first play under a license is recorded with it and the group's
+/// documents signed again after (L2, [`crate::publish::after_first_use`]). Events
 /// naming another device, out of bounds, or beyond
 /// [`signet_common::sync::MAX_EVENTS_PER_BATCH`] are refused (counted in
 /// [`Ingested::refused`]). Each event is stored with the node the device is
@@ -271,7 +273,10 @@ impl ReportIngest for FleetIngest {
         Box::pin(async move {
             let node = node_of(&hub.store, device)?;
             let report = ingest::Report::Events { batch, node };
-            match self.submit(hub, device, report).await? {
+            let outcome = self.submit(hub, device, report).await?;
+            // L2: a first use the batch recorded shortened a window: sign it again.
+            crate::publish::after_first_use(hub).await;
+            match outcome {
                 ingest::Outcome::Events(ingested) => Ok(ingested),
                 ingest::Outcome::State(_) => Ok(Ingested::default()),
             }

@@ -257,7 +257,13 @@ pub struct FleetDevice {
     /// Every desired document against what the device accepted and
     /// activated.
     pub documents: Vec<DocumentSync>,
-    /// Every desired document activated at exactly the desired version (U4).
+    /// Access groups whose content the device is a member for but may not
+    /// play, with why (L2): e.g. `licence_country`. One that sends content
+    /// the device may never play (country, invalid terms) keeps it from
+    /// being in sync.
+    pub licence_refusals: Vec<crate::access_groups::delivery::LicenceRefusal>,
+    /// Every desired document activated at exactly the desired version (U4),
+    /// and no licence refusal that is a misdelivery (L2).
     pub in_sync: bool,
     /// Why it cannot be in sync when that is not about one document (no
     /// assignment signed yet, never reported).
@@ -326,7 +332,11 @@ pub fn device_view(
         (_, None) => Some("no assignment has been signed for the device yet".to_owned()),
         _ => None,
     };
-    let in_sync = sync_note.is_none() && documents.iter().all(|d| d.in_sync);
+    let licence_refusals =
+        crate::access_groups::delivery::refusals(store, device, node, liveness.now)?;
+    let in_sync = sync_note.is_none()
+        && documents.iter().all(|d| d.in_sync)
+        && !licence_refusals.iter().any(|r| r.is_misdelivery());
     let connected = status.as_ref().map(|s| s.connection_at(liveness));
     let online = connected.is_some_and(|(online, _)| online);
     let out_of_sync_since = match connected {
@@ -372,6 +382,7 @@ pub fn device_view(
         clock_offset_ms: report.map(|r| r.clock_offset_ms),
         last_error,
         documents,
+        licence_refusals,
         in_sync,
         sync_note,
         out_of_sync_since,

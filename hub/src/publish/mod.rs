@@ -53,6 +53,7 @@
 pub mod after;
 pub mod build;
 mod due;
+mod first_use;
 pub mod jobs;
 pub mod publications;
 pub mod run;
@@ -70,6 +71,7 @@ use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES};
 use signet_common::ids::{DeviceId, ItemId, NodeId, UserId};
 
 pub use due::{DueReport, next_due, run_due};
+pub use first_use::after_first_use;
 pub use jobs::{JobSchedule, When, WhenError};
 // The publisher port lives in the application core (below the domains);
 // re-exported here so `crate::publish::Publisher` keeps working.

@@ -103,6 +103,26 @@ pub fn inherited_locale<'a>(
     locale
 }
 
+/// The locale of devices attached at `node` (L2, U1): [`inherited_locale`]
+/// over its chain from the root; the default when `node` is not in `tree`.
+/// What the content route and the fleet view judge a device's country by,
+/// as its assignment states it.
+#[must_use]
+pub fn locale_at(tree: &NodeTree, nodes: &[Node], node: &NodeId) -> NodeLocale {
+    // Leaf first; `inherited_locale` takes the chain root first.
+    let chain = tree.path_to_root(node);
+    inherited_locale(chain.into_iter().rev(), nodes)
+}
+
+/// [`locale_at`] as the store says now.
+///
+/// # Errors
+/// When the store fails or the stored nodes do not form one tree.
+pub fn locale_of(store: &Store, node: &NodeId) -> Result<NodeLocale, StoreError> {
+    let (tree, nodes) = load_tree(store)?;
+    Ok(locale_at(&tree, &nodes, node))
+}
+
 /// The country code as stored: two ASCII letters, upper case; `None` when
 /// `country` is not one.
 #[must_use]

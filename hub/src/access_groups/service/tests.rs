@@ -403,3 +403,99 @@ fn l7_s13_a_taken_login_name_refuses_the_row() {
     assert!(report[0].reason.as_deref().unwrap().contains("taken"));
     assert!(planned.is_empty());
 }
+
+/// L2: a device's first play under the group's license sets its
+/// `first_used_at` once (clamped to its join and the hub's time), shortens
+/// its window to first use + the duration, and marks the group for
+/// re-signing in the same transaction; plays that are not under the
+/// license, skips and a second play change nothing.
+#[tokio::test]
+async fn l2_first_play_sets_first_use_once_and_marks_the_group_for_resigning() {
+    use crate::access_groups::first_use::{self, note_play};
+    use signet_common::sync::{Outcome, PlayEvent};
+
+    let (_dir, store) = store();
+    let group = group(LicenseTerms {
+        duration_from_first_use_secs: Some(3600),
+        duration_from_join_secs: Some(10 * 3600),
+        ..LicenseTerms::default()
+    });
+    let screen = device(&group, "d-1", true);
+    store
+        .transact(|tx| {
+            repo::put_group(tx, &group)?;
+            repo::put_member(tx, &screen)
+        })
+        .await
+        .unwrap();
+    let device_id = DeviceId::from("d-1");
+    let play = |start: DateTime<Utc>, outcome: Outcome, access_group: Option<&str>| PlayEvent {
+        id: format!("{:032x}", start.timestamp()),
+        device_id: device_id.clone(),
+        item: signet_common::ids::ItemId::from("c-1"),
+        access_group: access_group.map(AccessGroupId::from),
+        license_version: Some(1),
+        start,
+        duration_ms: 1000,
+        outcome,
+        skip_reason: (outcome == Outcome::Skipped).then(|| "not cached yet".to_owned()),
+        country: None,
+        region: None,
+        os: "test".into(),
+        agent_version: "0".into(),
+    };
+    let note = |event: PlayEvent, now: DateTime<Utc>| {
+        let store = store.clone();
+        let device_id = device_id.clone();
+        async move {
+            store
+                .transact(|tx| note_play(tx, &device_id, &event, now))
+                .await
+                .unwrap()
+        }
+    };
+    let first_use = || {
+        crate::access_groups::member_of(&store, &group.id, &screen.member)
+            .unwrap()
+            .unwrap()
+            .membership
+            .first_used_at
+    };
+    // Not under the license, or not a play: no first use.
+    assert_eq!(note(play(at(2), Outcome::Played, None), at(2)).await, None);
+    assert_eq!(
+        note(play(at(2), Outcome::Skipped, Some("ag-1")), at(2)).await,
+        None
+    );
+    assert_eq!(first_use(), None);
+    assert!(first_use::pending(&store).unwrap().is_empty());
+    // The first play: set (a start in the future is clamped to now).
+    let noted = note(play(at(5), Outcome::Played, Some("ag-1")), at(3)).await;
+    assert_eq!(noted, Some(group.id.clone()));
+    assert_eq!(first_use(), Some(at(3)));
+    let member = crate::access_groups::member_of(&store, &group.id, &screen.member)
+        .unwrap()
+        .unwrap();
+    let shortened = window(&group, &member);
+    assert_eq!(shortened.ends_at, Some(at(4)));
+    assert_eq!(shortened.ended_by, Some(Limit::DurationFromFirstUse));
+    let marks = first_use::pending(&store).unwrap();
+    assert_eq!(marks, vec![(group.id.clone(), at(3))]);
+    // Once: a later play does not move it.
+    assert_eq!(
+        note(play(at(3), Outcome::Played, Some("ag-1")), at(3)).await,
+        None
+    );
+    assert_eq!(first_use(), Some(at(3)));
+    // The mark is cleared only if it is still the one published.
+    store
+        .transact(|tx| first_use::clear(tx, &group.id, at(2)))
+        .await
+        .unwrap();
+    assert_eq!(first_use::pending(&store).unwrap().len(), 1);
+    store
+        .transact(|tx| first_use::clear(tx, &group.id, at(3)))
+        .await
+        .unwrap();
+    assert!(first_use::pending(&store).unwrap().is_empty());
+}
