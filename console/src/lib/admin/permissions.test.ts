@@ -9,6 +9,8 @@ describe('permissions', () => {
     expect(new Set(names).size).toBe(24);
     expect(permissionLabel('comment.add')).toBe('Comments: Add');
     expect(permissionLabel('publish')).toBe('Publish');
+    expect(permissionLabel('update_custom_attributes')).toBe('Update custom attributes');
+    expect(permissionLabel('annotation.edit_others')).toBe('Annotations: Edit others’');
   });
 
   it('names the role default and each group that grants a permission', () => {

@@ -7,58 +7,23 @@
 // a user holds (the hub's `effective` list is the truth).
 import type { Schemas } from '../api/client';
 
-/** The catalogue (P7) in groups, in catalogue order. */
-export const CATALOGUE: { group: string; entries: { name: string; label: string }[] }[] = [
-  {
-    group: 'Media',
-    entries: [
-      { name: 'download', label: 'Download' },
-      { name: 'rate', label: 'Rate' },
-      { name: 'feedback', label: 'Feedback' },
-      { name: 'favorite', label: 'Favourite' },
-      { name: 'share', label: 'Share' },
-      { name: 'update_custom_attributes', label: 'Update custom attributes' },
-      { name: 'process_media', label: 'Process media' },
-    ],
-  },
-  {
-    group: 'Annotations',
-    entries: [
-      { name: 'annotation.view_own', label: 'View own' },
-      { name: 'annotation.view_all', label: 'View all' },
-      { name: 'annotation.edit_own', label: 'Edit own' },
-      { name: 'annotation.edit_others', label: 'Edit others’' },
-      { name: 'annotation.delete_own', label: 'Delete own' },
-      { name: 'annotation.delete_others', label: 'Delete others’' },
-    ],
-  },
-  {
-    group: 'Comments',
-    entries: [
-      { name: 'comment.view', label: 'View' },
-      { name: 'comment.add', label: 'Add' },
-      { name: 'comment.edit_own', label: 'Edit own' },
-      { name: 'comment.delete_own', label: 'Delete own' },
-      { name: 'comment.delete_others', label: 'Delete others’' },
-    ],
-  },
-  {
-    group: 'Collections',
-    entries: [
-      { name: 'learning_plans', label: 'Learning plans' },
-      { name: 'private_playlists', label: 'Private playlists' },
-      { name: 'private_collections', label: 'Private collections' },
-    ],
-  },
-  {
-    group: 'Screens',
-    entries: [
-      { name: 'approve_content', label: 'Approve content' },
-      { name: 'publish', label: 'Publish' },
-      { name: 'manage_devices', label: 'Manage devices' },
-    ],
-  },
+/** The catalogue (P7) in groups, in catalogue order: `name:Label` entries. */
+const GROUPS: [string, string][] = [
+  ['Media', 'download:Download rate:Rate feedback:Feedback favorite:Favourite share:Share update_custom_attributes:Update_custom_attributes process_media:Process_media'],
+  ['Annotations', 'annotation.view_own:View_own annotation.view_all:View_all annotation.edit_own:Edit_own annotation.edit_others:Edit_others’ annotation.delete_own:Delete_own annotation.delete_others:Delete_others’'],
+  ['Comments', 'comment.view:View comment.add:Add comment.edit_own:Edit_own comment.delete_own:Delete_own comment.delete_others:Delete_others’'],
+  ['Collections', 'learning_plans:Learning_plans private_playlists:Private_playlists private_collections:Private_collections'],
+  ['Screens', 'approve_content:Approve_content publish:Publish manage_devices:Manage_devices'],
 ];
+
+/** The catalogue (P7) in groups, in catalogue order. */
+export const CATALOGUE: { group: string; entries: { name: string; label: string }[] }[] = GROUPS.map(([group, list]) => ({
+  group,
+  entries: list.split(' ').map((e) => {
+    const [name = '', label = ''] = e.split(':');
+    return { name, label: label.replace(/_/g, ' ') };
+  }),
+}));
 
 /** A permission's label with its group, e.g. `Comments: Add`. */
 export function permissionLabel(name: string): string {

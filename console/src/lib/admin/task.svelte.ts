@@ -6,6 +6,7 @@
 // list with its error. Must not: retry or swallow a refusal.
 import { ApiFailure } from '../api/client';
 import { message } from '../format';
+import { navigate } from '../router.svelte';
 
 /** What the last action said. */
 export interface Note {
@@ -69,4 +70,20 @@ export class Loaded<T> {
       this.error = message(e);
     }
   }
+}
+
+/** A list the hub answers oldest first, newest first. */
+export function newestFirst<T>(list: T[]): T[] {
+  return list.slice().reverse();
+}
+
+/** The `q` query of a list the hub filters by name and e-mail; none when blank. */
+export function search(q: string): { q?: string } {
+  return q.trim() ? { q: q.trim() } : {};
+}
+
+/** Runs `make` (a creation that answers the new entry) as a task, then opens the entry's page. */
+export async function createAndOpen(task: Task, make: () => Promise<{ id: string }>, page: (id: string) => string): Promise<void> {
+  let id = '';
+  if (await task.run(async () => (id = (await make()).id))) navigate(page(encodeURIComponent(id)));
 }
