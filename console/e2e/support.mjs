@@ -125,3 +125,20 @@ export async function until(what, check, limit = WAIT) {
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/**
+ * Runs `steps(page)` in a fresh context (a phone's when `phone`) logged in
+ * as `user` at `path`; then fails on script errors or CSP violations and
+ * saves the page as `name`. The context is closed whatever happens.
+ */
+export async function as(browser, user, { path = '/fleet', phone = false, name }, steps) {
+  const { context, page } = await open(browser, { phone });
+  try {
+    await login(page, user, path);
+    await steps(page);
+    noProblems(page);
+    await screenshot(page, name);
+  } finally {
+    await context.close();
+  }
+}

@@ -15,6 +15,18 @@ import Schedules from './pages/Schedules.svelte';
 import ScheduleEditor from './pages/ScheduleEditor.svelte';
 import Approvals from './pages/Approvals.svelte';
 import Publishing from './pages/Publishing.svelte';
+import Profile from './pages/Profile.svelte';
+import Tree from './pages/admin/Tree.svelte';
+import Users from './pages/admin/Users.svelte';
+import User from './pages/admin/User.svelte';
+import PermissionGroups from './pages/admin/PermissionGroups.svelte';
+import PermissionGroup from './pages/admin/PermissionGroup.svelte';
+import AccessGroups from './pages/access/AccessGroups.svelte';
+import AccessGroup from './pages/access/AccessGroup.svelte';
+import Reports from './pages/reports/Reports.svelte';
+import Audit from './pages/reports/Audit.svelte';
+import Alerts from './pages/reports/Alerts.svelte';
+import MailOutbox from './pages/reports/MailOutbox.svelte';
 
 /** A page and the path pattern it answers. */
 export interface Route {
@@ -40,6 +52,18 @@ export const ROUTES: Route[] = [
   { pattern: '/schedules/:id', page: ScheduleEditor, title: 'Schedule' },
   { pattern: '/approvals', page: Approvals, title: 'Approvals' },
   { pattern: '/publishing', page: Publishing, title: 'Publishing' },
+  { pattern: '/profile', page: Profile, title: 'My profile' },
+  { pattern: '/admin/tree', page: Tree, title: 'Tenancy tree' },
+  { pattern: '/admin/users', page: Users, title: 'Users' },
+  { pattern: '/admin/users/:id', page: User, title: 'User' },
+  { pattern: '/admin/permission-groups', page: PermissionGroups, title: 'Permission groups' },
+  { pattern: '/admin/permission-groups/:id', page: PermissionGroup, title: 'Permission group' },
+  { pattern: '/access-groups', page: AccessGroups, title: 'Access groups' },
+  { pattern: '/access-groups/:id', page: AccessGroup, title: 'Access group' },
+  { pattern: '/reports', page: Reports, title: 'Reports' },
+  { pattern: '/audit', page: Audit, title: 'Audit log' },
+  { pattern: '/alerts', page: Alerts, title: 'Alerts' },
+  { pattern: '/mail', page: MailOutbox, title: 'Mail outbox' },
 ];
 
 /** Where `/` and `/login` lead once logged in. */

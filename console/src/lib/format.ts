@@ -49,3 +49,19 @@ export const APPROVAL_STATE: Record<string, { label: string; tone: 'ok' | 'warn'
   pending: { label: 'Pending approval', tone: 'warn' },
   inactive: { label: 'Not approved', tone: 'idle' },
 };
+
+/** An instant as a `datetime-local` value in the browser's zone (`YYYY-MM-DDTHH:MM`), or ''. */
+export function toLocalInput(iso: string | null | undefined): string {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** A `datetime-local` value read in the browser's zone, as an RFC 3339 instant; null when empty or invalid. */
+export function fromLocalInput(value: string): string | null {
+  if (!value) return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
