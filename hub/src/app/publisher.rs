@@ -135,6 +135,23 @@ impl RecordingPublisher {
         }
     }
 
+    /// Appends `message` to `list`, or fails as [`Self::fail_with`] says.
+    fn record<M>(
+        &self,
+        list: &Mutex<Vec<M>>,
+        topic: String,
+        message: M,
+    ) -> Result<(), PublishFailed> {
+        if let Some(reason) = self.failing.lock().ok().and_then(|f| f.clone()) {
+            return Err(PublishFailed { topic, reason });
+        }
+        match list.lock() {
+            Ok(mut m) => m.push(message),
+            Err(poisoned) => poisoned.into_inner().push(message),
+        }
+        Ok(())
+    }
+
     /// Makes every later publish fail with `reason` (`None`: succeed again).
     pub fn fail_with(&self, reason: Option<&str>) {
         match self.failing.lock() {
@@ -146,38 +163,14 @@ impl RecordingPublisher {
 
 impl Publisher for RecordingPublisher {
     fn publish(&self, message: RetainedMessage) -> BoxFuture<'_, Result<(), PublishFailed>> {
-        let failing = self.failing.lock().ok().and_then(|f| f.clone());
-        let result = match failing {
-            Some(reason) => Err(PublishFailed {
-                topic: message.topic,
-                reason,
-            }),
-            None => {
-                match self.messages.lock() {
-                    Ok(mut m) => m.push(message),
-                    Err(poisoned) => poisoned.into_inner().push(message),
-                }
-                Ok(())
-            }
-        };
+        let topic = message.topic.clone();
+        let result = self.record(&self.messages, topic, message);
         Box::pin(async move { result })
     }
 
     fn send(&self, message: TransientMessage) -> BoxFuture<'_, Result<(), PublishFailed>> {
-        let failing = self.failing.lock().ok().and_then(|f| f.clone());
-        let result = match failing {
-            Some(reason) => Err(PublishFailed {
-                topic: message.topic,
-                reason,
-            }),
-            None => {
-                match self.sent.lock() {
-                    Ok(mut m) => m.push(message),
-                    Err(poisoned) => poisoned.into_inner().push(message),
-                }
-                Ok(())
-            }
-        };
+        let topic = message.topic.clone();
+        let result = self.record(&self.sent, topic, message);
         Box::pin(async move { result })
     }
 }
