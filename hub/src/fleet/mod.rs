@@ -274,8 +274,11 @@ impl ReportIngest for FleetIngest {
             let node = node_of(&hub.store, device)?;
             let report = ingest::Report::Events { batch, node };
             let outcome = self.submit(hub, device, report).await?;
-            // L2: a first use the batch recorded shortened a window: sign it again.
-            crate::publish::after_first_use(hub).await;
+            // L2: a first use the batch recorded shortened a window: sign it
+            // again, off the ingest path (the answer and the MQTT ack never
+            // wait for a publish run or the broker).
+            let after = hub.clone();
+            tokio::spawn(async move { crate::publish::after_first_use(&after).await });
             match outcome {
                 ingest::Outcome::Events(ingested) => Ok(ingested),
                 ingest::Outcome::State(_) => Ok(Ingested::default()),
