@@ -152,6 +152,7 @@ pub async fn revoke_sessions(
         (status = 404, description = "Unknown token", body = super::ErrorBody),
         (status = 409, description = "Already used", body = super::ErrorBody),
         (status = 410, description = "Expired", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody),
         (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
 pub async fn set_password(
     State(state): State<AppState>,
