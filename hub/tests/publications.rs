@@ -45,14 +45,7 @@ async fn u5_deferred_publishes_start_on_time_not_at_the_next_poll() {
     let mut jobs = Vec::new();
     for i in 0..RUNS {
         let at = first + TimeDelta::milliseconds(350 * i64::try_from(i).unwrap());
-        let (status, job) = hub
-            .post(
-                &hub.admin,
-                "/api/v1/publish",
-                json!({"scope": {"kind": "node", "id": tenant},
-                    "when": {"type": "at", "at": at.to_rfc3339()}}),
-            )
-            .await;
+        let (status, job) = hub.publish_node_at(&hub.admin, &tenant, at).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{job}");
         jobs.push((job["id"].as_str().unwrap().to_owned(), at));
     }

@@ -296,14 +296,7 @@ async fn u5_deferred_publish_runs_exactly_once_when_due() {
     let hub = long_sessions().await;
     let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
     let at = hub.clock.now() + TimeDelta::hours(1);
-    let (status, job) = hub
-        .post(
-            &hub.admin,
-            "/api/v1/publish",
-            json!({"scope": {"kind": "node", "id": tenant},
-                "when": {"type": "at", "at": at.to_rfc3339()}}),
-        )
-        .await;
+    let (status, job) = hub.publish_node_at(&hub.admin, &tenant, at).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     assert_eq!(job["state"], "pending");
     let job_id = job["id"].as_str().unwrap().to_owned();
@@ -678,14 +671,7 @@ async fn u5_p7_a_job_publishes_only_while_its_author_still_may() {
     let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
     let (moderator_id, moderator) = hub.user("a-moderator", "moderator", &[&tenant]).await;
     let at = hub.clock.now() + TimeDelta::hours(1);
-    let (status, job) = hub
-        .post(
-            &moderator,
-            "/api/v1/publish",
-            json!({"scope": {"kind": "node", "id": tenant},
-                "when": {"type": "at", "at": at.to_rfc3339()}}),
-        )
-        .await;
+    let (status, job) = hub.publish_node_at(&moderator, &tenant, at).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     let (status, body) = hub
         .patch(

@@ -389,6 +389,37 @@ impl Hub {
         .await;
     }
 
+    /// Creates an access group at `node` with `license` and adds `devices`
+    /// as its device members; returns the group's id.
+    ///
+    /// # Panics
+    /// When the hub refuses.
+    pub async fn access_group<D: AsRef<str>>(
+        &self,
+        node: &str,
+        name: &str,
+        license: serde_json::Value,
+        devices: &[D],
+    ) -> String {
+        let group = self
+            .post(
+                "/api/v1/access-groups",
+                serde_json::json!({"node": node, "name": name, "license": license}),
+            )
+            .await["id"]
+            .as_str()
+            .expect("an access group id")
+            .to_owned();
+        for device in devices {
+            self.post(
+                &format!("/api/v1/access-groups/{group}/members"),
+                serde_json::json!({"member": {"type": "device", "device_id": device.as_ref()}}),
+            )
+            .await;
+        }
+        group
+    }
+
     /// The root node's id.
     ///
     /// # Panics

@@ -104,24 +104,10 @@ async fn three_paired_agents(hub: &Hub, dir: &Path) -> (String, Vec<Agent>, Vec<
 
 /// An access group at `tenant` with `devices` as members; its id.
 async fn access_group(hub: &Hub, tenant: &str, devices: &[String]) -> String {
-    let group = hub
-        .post(
-            "/api/v1/access-groups",
-            json!({"node": tenant, "name": "Menu boards",
-                "license": {"allow_offline": true, "offline_grace_secs": 86_400, "allow_export": false}}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for device in devices {
-        hub.post(
-            &format!("/api/v1/access-groups/{group}/members"),
-            json!({"member": {"type": "device", "device_id": device}}),
-        )
-        .await;
-    }
-    group
+    let license =
+        json!({"allow_offline": true, "offline_grace_secs": 86_400, "allow_export": false});
+    hub.access_group(tenant, "Menu boards", license, devices)
+        .await
 }
 
 /// Sets `group`'s items (published at once, L3); returns the group's new

@@ -53,22 +53,7 @@ async fn node(hub: &Hub, parent: &str, name: &str, country: Option<&str>) -> Str
 /// `item` as its content, scheduled all day (one-second slots) and
 /// published; its id.
 async fn licensed(hub: &Hub, node: &str, license: Value, devices: &[&str], item: &str) -> String {
-    let group = hub
-        .post(
-            "/api/v1/access-groups",
-            json!({"node": node, "name": "Licensed", "license": license}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for device in devices {
-        hub.post(
-            &format!("/api/v1/access-groups/{group}/members"),
-            json!({"member": {"type": "device", "device_id": device}}),
-        )
-        .await;
-    }
+    let group = hub.access_group(node, "Licensed", license, devices).await;
     let (status, saved) = hub
         .call(
             Method::PUT,

@@ -76,9 +76,11 @@ pub fn issue_in(tx: &mut Tx, user: &UserId, now: DateTime<Utc>) -> Result<String
 
 /// Sets the password of the account a mailed token names (no login): the
 /// token works once (409 `token_used` after), before it expires (410
-/// `token_expired`); an unknown token is 404 `token_not_found`. The
-/// password is checked and hashed before the transaction. The change is
-/// audited as `user.password_set`, by the user, from `from`.
+/// `token_expired`); an unknown token is 404 `token_not_found`. The token
+/// and the password are checked before the password is hashed (a costly
+/// step no unusable token may trigger), and the token again inside the
+/// transaction that uses it. The change is audited as
+/// `user.password_set`, by the user, from `from`.
 ///
 /// # Errors
 /// As above; `Invalid` for a bad token or password; `Hash`; the store's.
@@ -92,19 +94,15 @@ pub async fn set_password(
     }
     check_password(&request.password)?;
     let key = token_key(&request.token);
+    usable(
+        hub.store.get::<PasswordToken>(PASSWORD_TOKENS, &key)?,
+        hub.now(),
+    )?;
     let hash = hub.hashing.hash(request.password).await?;
     hub.store
         .transact(|tx| {
             let now = hub.now();
-            let mut token = tx
-                .get::<PasswordToken>(PASSWORD_TOKENS, &key)?
-                .ok_or(IdentityError::TokenUnknown)?;
-            if let Some(at) = token.used_at {
-                return Err(IdentityError::TokenUsed(at));
-            }
-            if now >= token.expires_at {
-                return Err(IdentityError::TokenExpired(token.expires_at));
-            }
+            let mut token = usable(tx.get::<PasswordToken>(PASSWORD_TOKENS, &key)?, now)?;
             let mut user = tx
                 .get::<User>(USERS, token.user.as_str())?
                 .ok_or(IdentityError::TokenUnknown)?;
@@ -129,4 +127,19 @@ pub async fn set_password(
             })
         })
         .await
+}
+
+/// The token, when it can still be used at `now`.
+fn usable(
+    token: Option<PasswordToken>,
+    now: DateTime<Utc>,
+) -> Result<PasswordToken, IdentityError> {
+    let token = token.ok_or(IdentityError::TokenUnknown)?;
+    if let Some(at) = token.used_at {
+        return Err(IdentityError::TokenUsed(at));
+    }
+    if now >= token.expires_at {
+        return Err(IdentityError::TokenExpired(token.expires_at));
+    }
+    Ok(token)
 }

@@ -282,6 +282,23 @@ impl TestHub {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Defers a publish of node `node` to `at` as `token`; returns the
+    /// answer (202 and the pending job when accepted).
+    pub async fn publish_node_at(
+        &self,
+        token: &str,
+        node: &str,
+        at: DateTime<Utc>,
+    ) -> (StatusCode, Value) {
+        self.post(
+            token,
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": node},
+                "when": {"type": "at", "at": at.to_rfc3339()}}),
+        )
+        .await
+    }
+
     /// Creates a user (as the admin) with `role` and `domain`, logs them in,
     /// and returns (user id, token).
     pub async fn user(&self, name: &str, role: &str, domain: &[&str]) -> (String, String) {
