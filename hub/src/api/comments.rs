@@ -29,9 +29,11 @@ impl From<CommentError> for ApiError {
             CommentError::PermissionNotHeld(_) => {
                 Self::new(StatusCode::FORBIDDEN, "permission_not_held", message)
             }
-            CommentError::Disabled => {
-                Self::new(StatusCode::FORBIDDEN, "disabled_by_publish_settings", message)
-            }
+            CommentError::Disabled => Self::new(
+                StatusCode::FORBIDDEN,
+                "disabled_by_publish_settings",
+                message,
+            ),
             CommentError::NotOwn => Self::new(StatusCode::FORBIDDEN, "not_own_comment", message),
             CommentError::Invalid(_) => Self::bad_request("invalid_comment", message),
             CommentError::InvalidQuery(_) => Self::bad_request("invalid_query", message),
@@ -57,7 +59,9 @@ pub async fn list_comments(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<CommentPageQuery>,
 ) -> Result<Json<CommentPage>, ApiError> {
-    Ok(Json(service::list(&state, &caller.actor(), &id, &query).await?))
+    Ok(Json(
+        service::list(&state, &caller.actor(), &id, &query).await?,
+    ))
 }
 
 /// Adds a comment to an item the caller views (`comment.add`, and the
@@ -100,7 +104,9 @@ pub async fn edit_comment(
     ApiJson(request): ApiJson<CommentBody>,
 ) -> Result<Json<Comment>, ApiError> {
     let which = (id.as_str(), comment.as_str());
-    Ok(Json(service::edit(&state, &caller.actor(), which, &request.body).await?))
+    Ok(Json(
+        service::edit(&state, &caller.actor(), which, &request.body).await?,
+    ))
 }
 
 /// Deletes a comment: the caller's own (`comment.delete_own`) or another's

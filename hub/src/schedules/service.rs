@@ -502,7 +502,14 @@ pub async fn create_schedule(
                 updated_at: now,
                 updated_by: actor.user.id.clone(),
             };
-            save_schedule(tx, &tree, (actor, &viewer), &schedule, None, "schedule.create")?;
+            save_schedule(
+                tx,
+                &tree,
+                (actor, &viewer),
+                &schedule,
+                None,
+                "schedule.create",
+            )?;
             Ok(schedule)
         })
         .await

@@ -33,12 +33,17 @@ pub fn all_in(tx: &mut Tx, item: &ItemId) -> Result<Vec<Comment>, StoreError> {
     tx.scan(COMMENTS, &prefix(item))
 }
 
-/// How many comments `item` has, read in `tx`.
+/// How many comments `item` has and the id of its newest, read in `tx`.
 ///
 /// # Errors
 /// When the store fails.
-pub fn count_in(tx: &mut Tx, item: &ItemId) -> Result<usize, StoreError> {
-    Ok(tx.scan_keys(COMMENTS, &prefix(item))?.len())
+pub fn count_in(tx: &mut Tx, item: &ItemId) -> Result<(usize, Option<String>), StoreError> {
+    let keys = tx.scan_keys(COMMENTS, &prefix(item))?;
+    let newest = keys
+        .last()
+        .and_then(|key| key.rsplit_once('/'))
+        .map(|(_, id)| id.to_owned());
+    Ok((keys.len(), newest))
 }
 
 /// Writes `comment`.

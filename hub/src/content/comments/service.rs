@@ -18,6 +18,7 @@
 //!
 //! Owns: these decisions and their audit entries. Must not: know HTTP.
 
+use chrono::{DateTime, Utc};
 use signet_common::ids::{ItemId, MAX_ID_LEN};
 use signet_common::permissions::{Access, Denial, NodeTree, Permission};
 
@@ -26,13 +27,13 @@ use super::{
     MAX_COMMENTS_PER_ITEM, repo,
 };
 use crate::app::Hub;
+use crate::content::ContentItem;
 use crate::content::repo::{self as items, Items};
 use crate::content::visibility::Viewer;
-use crate::content::ContentItem;
 use crate::identity::Actor;
 use crate::store::{StoreError, Tx};
 use crate::tenancy::load_tree_in;
-use crate::values::ordered_id;
+use crate::values::new_id;
 
 /// Why a comment action was refused; nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,18 @@ pub fn comment_body(raw: &str) -> Result<String, CommentError> {
     Ok(body.to_owned())
 }
 
+/// A new comment's id, `cm-{microseconds:020}-{random}`: after `newest`
+/// (the item's newest comment id) even when the clock reads the same or
+/// less, so an item's comments sort by when they were added.
+fn comment_id(now: DateTime<Utc>, newest: Option<&str>) -> String {
+    let micros = now.timestamp_micros().max(0);
+    let after = newest
+        .and_then(|id| id.get(3..23))
+        .and_then(|digits| digits.parse::<i64>().ok())
+        .map_or(0, |last| last.saturating_add(1));
+    format!("cm-{:020}-{}", micros.max(after), new_id(""))
+}
+
 /// The item `id` if `viewer` may use `action` on it, read in `tx`.
 fn item_for(
     tx: &mut Tx,
@@ -105,9 +118,9 @@ fn item_for(
     match viewer.may_act(tree, &item, &holders, action) {
         Access::Granted => Ok(item),
         Access::Denied(Denial::BlockedByPublishSettings) => Err(CommentError::Disabled),
-        Access::Denied(Denial::OutsideDomain | Denial::NotInAllowedGroup | Denial::NoEntitlement) => {
-            Err(CommentError::NotFound(Items::Any.what()))
-        }
+        Access::Denied(
+            Denial::OutsideDomain | Denial::NotInAllowedGroup | Denial::NoEntitlement,
+        ) => Err(CommentError::NotFound(Items::Any.what())),
         Access::Denied(_) => Err(CommentError::PermissionNotHeld(action)),
     }
 }
@@ -130,7 +143,11 @@ pub async fn list(
     id: &str,
     query: &CommentPageQuery,
 ) -> Result<CommentPage, CommentError> {
-    if query.before.as_ref().is_some_and(|b| b.is_empty() || b.len() > MAX_ID_LEN) {
+    if query
+        .before
+        .as_ref()
+        .is_some_and(|b| b.is_empty() || b.len() > MAX_ID_LEN)
+    {
         return Err(CommentError::InvalidQuery(format!(
             "before must be 1 to {MAX_ID_LEN} bytes"
         )));
@@ -159,9 +176,7 @@ pub async fn list(
         .rev()
         .filter(|c| before.is_none_or(|b| c.id.as_str() < b));
     let comments: Vec<Comment> = older.by_ref().take(limit).collect();
-    let next = older
-        .next()
-        .and(comments.last().map(|c| c.id.clone()));
+    let next = older.next().and(comments.last().map(|c| c.id.clone()));
     Ok(CommentPage { comments, next })
 }
 
@@ -172,16 +187,16 @@ pub async fn list(
 pub async fn add(hub: &Hub, actor: &Actor, id: &str, body: &str) -> Result<Comment, CommentError> {
     let body = comment_body(body)?;
     let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
-    let comment_id = format!("cm-{}", ordered_id(now));
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
             let item = item_for(tx, &tree, &viewer, id, Permission::CommentAdd)?;
-            if repo::count_in(tx, &item.id)? >= MAX_COMMENTS_PER_ITEM {
+            let (count, newest) = repo::count_in(tx, &item.id)?;
+            if count >= MAX_COMMENTS_PER_ITEM {
                 return Err(CommentError::TooMany);
             }
             let comment = Comment {
-                id: comment_id.clone(),
+                id: comment_id(now, newest.as_deref()),
                 item: item.id.clone(),
                 author: actor.user.id.clone(),
                 author_name: actor.user.name.clone(),
@@ -253,22 +268,23 @@ pub async fn delete(
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
             let others = Permission::CommentDeleteOthers;
-            let (item, comment) = match item_for(tx, &tree, &viewer, id, Permission::CommentDeleteOwn) {
-                Ok(item) => {
-                    let found = comment_in(tx, &item.id, comment)?;
-                    if found.author == actor.user.id {
-                        (item, found)
-                    } else {
-                        (item_for(tx, &tree, &viewer, id, others)?, found)
+            let (item, comment) =
+                match item_for(tx, &tree, &viewer, id, Permission::CommentDeleteOwn) {
+                    Ok(item) => {
+                        let found = comment_in(tx, &item.id, comment)?;
+                        if found.author == actor.user.id {
+                            (item, found)
+                        } else {
+                            (item_for(tx, &tree, &viewer, id, others)?, found)
+                        }
                     }
-                }
-                Err(CommentError::PermissionNotHeld(_)) => {
-                    let item = item_for(tx, &tree, &viewer, id, others)?;
-                    let found = comment_in(tx, &item.id, comment)?;
-                    (item, found)
-                }
-                Err(e) => return Err(e),
-            };
+                    Err(CommentError::PermissionNotHeld(_)) => {
+                        let item = item_for(tx, &tree, &viewer, id, others)?;
+                        let found = comment_in(tx, &item.id, comment)?;
+                        (item, found)
+                    }
+                    Err(e) => return Err(e),
+                };
             repo::remove_in(tx, &comment);
             let detail = serde_json::json!({"item": item.id, "author": comment.author,
                 "author_name": comment.author_name, "body": comment.body});
