@@ -15,12 +15,14 @@
 //!   and delete playlists at nodes inside their domain; a playlist above it
 //!   is changed only from there (forbidden). Restricted nodes follow A1
 //!   ([`check_item_change`], forbidden);
-//! - every item of a playlist must exist, be visible to the actor and be
-//!   usable at the playlist's node (its node is that node or above, T2).
-//!   Inactive and pending items are allowed (A7: the device skips them);
+//! - every item of a playlist must exist, be one the actor may view (M1:
+//!   else not found, naming it) and be usable at the playlist's node (its
+//!   node is that node or above, T2). Inactive and pending items are
+//!   allowed (A7: the device skips them);
 //! - a schedule is attached to one group (a node or an access group), at
 //!   most one per group (conflict). Its playlists and default item must be
-//!   usable at the group's node (T2). It is seen like a playlist, by its
+//!   ones the actor may view (M1, else not found) and usable at the
+//!   group's node (T2). It is seen like a playlist, by its
 //!   group's node, and written by Contributor and above inside their domain;
 //! - every schedule write is checked by resolving it and calling
 //!   [`Schedule::validate`](signet_common::schedule::Schedule::validate)
