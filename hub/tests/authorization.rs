@@ -55,6 +55,8 @@ enum Fresh {
     ShopKey,
     /// A new content item at the tenant's node (`{content}`).
     Content,
+    /// A new comment by the root admin on `{content}` (`{comment}`).
+    Comment,
     /// A new template at the tenant's node showing `{content}` (`{template}`).
     Template,
     /// A new template (`{template}`) and image (`{content}`), both inactive.
@@ -123,9 +125,9 @@ const SERVED_OUTSIDE_DOCUMENT: &[(&str, &str)] = &[("GET", "/api/docs")];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Content, Device, Inactive, Invite, Job, Member, Nothing, Pairing, Pending,
-        PermissionGroup, PermissionMembers, Playlist, Run, Schedule, ShopKey, Signup, Site,
-        Template, User, Welcome,
+        AccessGroup, Comment, Content, Device, Inactive, Invite, Job, Member, Nothing, Pairing,
+        Pending, PermissionGroup, PermissionMembers, Playlist, Run, Schedule, ShopKey, Signup,
+        Site, Template, User, Welcome,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -394,6 +396,53 @@ fn rows() -> Vec<Row> {
             Nothing,
             Roles {
                 own: [403, 200, 200, 200, 200],
+                other: NO,
+            },
+        ),
+        // Comments (M4, P7): every role views; Contributor+ add; nobody
+        // edits another's comment (the fresh one is the admin's); Moderator+
+        // delete others' (comment.delete_others).
+        row(
+            Method::GET,
+            "/api/v1/content/{id}/comments",
+            "/api/v1/content/{content}/comments",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/content/{id}/comments",
+            "/api/v1/content/{content}/comments",
+            Some(json!({"body": "{unique}"})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/content/{id}/comments/{comment}",
+            "/api/v1/content/{content}/comments/{comment}",
+            Some(json!({"body": "{unique}"})),
+            Comment,
+            Roles {
+                own: [403; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/content/{id}/comments/{comment}",
+            "/api/v1/content/{content}/comments/{comment}",
+            None,
+            Comment,
+            Roles {
+                own: [403, 403, 204, 204, 204],
                 other: NO,
             },
         ),
@@ -1985,6 +2034,7 @@ impl Fixture {
         let mut ticket = "no-ticket".to_owned();
         let mut code = "NOCODE22".to_owned();
         let mut device = tenant.device.clone();
+        let mut comment = "cm-none".to_owned();
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -2077,6 +2127,15 @@ impl Fixture {
                 shop_key = answer["shop_key"].as_str().unwrap().to_owned();
             }
             Fresh::Content => content = upload(hub, &tenant.node, &self.unique()).await.0,
+            Fresh::Comment => {
+                comment = id(&made(
+                    hub,
+                    Method::POST,
+                    &format!("/api/v1/content/{content}/comments"),
+                    Some(json!({"body": self.unique()})),
+                )
+                .await);
+            }
             Fresh::Template => template = make_template(hub, &tenant.node, &content).await,
             Fresh::Inactive | Fresh::Pending => {
                 content = upload(hub, &tenant.node, &self.unique()).await.0;
@@ -2163,6 +2222,7 @@ impl Fixture {
             ("{device}", device),
             ("{content_sha}", tenant.content.1.clone()),
             ("{layout}", layout(&content).to_string()),
+            ("{comment}", comment),
             ("{content}", content),
             ("{template}", template),
             ("{masters}", tenant.masters.clone()),

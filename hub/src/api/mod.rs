@@ -9,6 +9,7 @@
 mod access_groups;
 mod approval;
 mod audit_log;
+mod comments;
 pub mod console;
 mod content;
 mod device_documents;
@@ -141,6 +142,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(access_groups::routes())
         .merge(mail_outbox::routes())
         .merge(content::routes())
+        .merge(comments::routes())
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(publish::routes())

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::fleet::viewer;
 use super::{ApiError, ApiQuery, AppState, Caller};
 use crate::fleet::reports::{
-    self, GroupUsage, SummaryRange, UsageFilter, UsagePage, UsageQuery, UsageReport,
+    self, GroupUsage, ItemSight, SummaryRange, UsageFilter, UsagePage, UsageQuery, UsageReport,
 };
 
 /// This concern's routes.
@@ -22,7 +22,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(group_usage))
 }
 
-/// Proof-of-play events (U1, U3) inside the caller's domain, filtered by
+/// Proof-of-play events (U1, U3) inside the caller's domain, of items the
+/// caller may view (M1: others are left out), filtered by
 /// access group, user, device, node, item and time; a JSON page or a CSV
 /// download (`format=csv`, `text/csv` with a header row).
 #[utoipa::path(get, path = "/api/v1/reports/usage", tag = "reports", params(UsageFilter), security(("bearer" = [])),
@@ -30,14 +31,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "A JSON page, or with format=csv a text/csv download", body = UsagePage),
         (status = 400, description = "Invalid filter or range, or a CSV over the row limit", body = super::ErrorBody),
         (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "A filter names a node, group or user the caller cannot see", body = super::ErrorBody)))]
+        (status = 404, description = "A filter names a node, group, user or item the caller cannot see", body = super::ErrorBody)))]
 pub async fn usage_report(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(filter): ApiQuery<UsageFilter>,
 ) -> Result<Response, ApiError> {
     let query = UsageQuery::parse(filter, state.now())?;
-    match reports::usage_report(&state, &viewer(&caller), &query)? {
+    let sight = ItemSight::load(&state, &caller.actor()).await?;
+    match reports::usage_report(&state, (&viewer(&caller), &sight), &query)? {
         UsageReport::Page(page) => Ok(Json(page).into_response()),
         UsageReport::Csv { bytes, filename } => {
             let mut response = bytes.into_response();
@@ -56,7 +58,8 @@ pub async fn usage_report(
 }
 
 /// Usage of one access group (L8): plays, skips and time played per item,
-/// over events of devices inside the caller's domain.
+/// over events of devices inside the caller's domain, of items the caller
+/// may view (M1).
 #[utoipa::path(get, path = "/api/v1/reports/usage/access-groups/{id}", tag = "reports",
     params(("id" = String, Path, description = "Access group id"), SummaryRange), security(("bearer" = [])),
     responses((status = 200, description = "The summary", body = GroupUsage),
@@ -69,10 +72,7 @@ pub async fn group_usage(
     Path(id): Path<String>,
     ApiQuery(range): ApiQuery<SummaryRange>,
 ) -> Result<Json<GroupUsage>, ApiError> {
-    Ok(Json(reports::group_usage(
-        &state,
-        &viewer(&caller),
-        &id,
-        &range,
-    )?))
+    let sight = ItemSight::load(&state, &caller.actor()).await?;
+    let who = (&viewer(&caller), &sight);
+    Ok(Json(reports::group_usage(&state, who, &id, &range)?))
 }

@@ -17,6 +17,9 @@
 //! - **save** (A3, A4): [`saved`], fired by the content and template
 //!   services when an item's bytes or layout change.
 //!
+//! Every route answers 404 for an item the actor may not view (M1), as
+//! for other tenants.
+//!
 //! Owns: these decisions, their audit entries, the request mail (queued in
 //! the same transaction) and waking the mail sender after commit. Must not:
 //! write item records other than through [`super::repo`], or refuse
@@ -34,6 +37,7 @@ use signet_common::permissions::{NodeTree, Permission, Role};
 use super::ContentItem;
 use super::repo::{self, Items};
 use super::templates::{ApprovalRequest, request_mail};
+use super::visibility::Viewer;
 use crate::app::Hub;
 use crate::config::Config;
 use crate::identity::{Actor, RoleTooLow};
@@ -167,19 +171,22 @@ pub async fn request_approval(
     id: &str,
     items: Items,
 ) -> Result<ContentItem, ApprovalError> {
-    let item = request_in_store((&hub.store, &hub.config), actor, hub.now(), id, items).await?;
+    let viewer = Viewer::load(hub, actor)?;
+    let at = (&hub.store, &*hub.config);
+    let item = request_in_store(at, (actor, &viewer), hub.now(), id, items).await?;
     hub.mail_wake.notify_one();
     Ok(item)
 }
 
-/// [`request_approval`] on `store` at `now`, without waking the sender;
-/// the mail's link is under `config`'s `public_url` (M5).
+/// [`request_approval`] on `store` at `now` by `actor` resolved as
+/// `viewer`, without waking the sender; the mail's link is under
+/// `config`'s `public_url` (M5).
 ///
 /// # Errors
 /// As [`request_approval`].
 pub async fn request_in_store(
     (store, config): (&Store, &Config),
-    actor: &Actor,
+    (actor, viewer): (&Actor, &Viewer),
     now: DateTime<Utc>,
     id: &str,
     items: Items,
@@ -188,7 +195,8 @@ pub async fn request_in_store(
     store
         .transact(|tx| {
             let (tree, nodes) = load_tree_in(tx)?;
-            let mut item = repo::visible_item_in(tx, &tree, actor, id, items)?
+            let (mut item, _) = viewer
+                .item_in(tx, &tree, id, items)?
                 .ok_or(ApprovalError::NotFound(items.what()))?;
             may_request(actor, &tree, &item)?;
             let chain = tree.path_to_root(&item.node).into_iter().rev();
@@ -266,9 +274,10 @@ pub async fn decide(
     let approves = |tx: &mut Tx| {
         Ok(effective_permissions_of_in(tx, &actor.user)?.contains(Permission::ApproveContent))
     };
+    let viewer = Viewer::load(hub, actor)?;
     decide_in(
         &hub.store,
-        actor,
+        (actor, &viewer),
         hub.now(),
         (id, items),
         decision,
@@ -277,28 +286,28 @@ pub async fn decide(
     .await
 }
 
-/// [`decide`] on `store` at `now`, for an actor who holds
-/// `approve_content` (`approves`) or not.
+/// [`decide`] on `store` at `now`, for an actor (resolved as `viewer`)
+/// who holds `approve_content` (`approves`) or not.
 ///
 /// # Errors
 /// As [`decide`].
 pub async fn decide_in_store(
     store: &Store,
-    actor: &Actor,
+    who: (&Actor, &Viewer),
     now: DateTime<Utc>,
     id: &str,
     items: Items,
     decision: Decision,
     approves: bool,
 ) -> Result<ContentItem, ApprovalError> {
-    decide_in(store, actor, now, (id, items), decision, |_| Ok(approves)).await
+    decide_in(store, who, now, (id, items), decision, |_| Ok(approves)).await
 }
 
 /// [`decide`], with `approves` telling inside the transaction whether the
 /// actor holds `approve_content`.
 async fn decide_in(
     store: &Store,
-    actor: &Actor,
+    (actor, viewer): (&Actor, &Viewer),
     now: DateTime<Utc>,
     (id, items): (&str, Items),
     decision: Decision,
@@ -307,7 +316,8 @@ async fn decide_in(
     store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let mut item = repo::visible_item_in(tx, &tree, actor, id, items)?
+            let (mut item, _) = viewer
+                .item_in(tx, &tree, id, items)?
                 .ok_or(ApprovalError::NotFound(items.what()))?;
             may_decide(actor, &tree, &item, approves(tx)?)?;
             let (event, action, detail) = match &decision {

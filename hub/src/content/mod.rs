@@ -9,7 +9,8 @@
 //! ([`range`]), template documents and approval requests ([`templates`]),
 //! the content, copy-down, approval and template services ([`service`],
 //! [`copy`], [`approval`], [`template_service`]) with the data the API shows ([`view`]),
-//! who views an item and may act on it ([`visibility`], P5, P6, M1, M2), and
+//! who views an item and may act on it ([`visibility`], P5, P6, M1, M2),
+//! comments on items ([`comments`], M4), and
 //! the item-references index the modules above write when they refer to an
 //! item ([`refs`]). Must not: know HTTP, import the modules that refer to
 //! items (access groups, schedules: they write [`refs`]), or hold a whole
@@ -18,6 +19,7 @@
 
 pub mod approval;
 pub mod blobs;
+pub mod comments;
 pub mod copy;
 pub mod detect;
 pub mod inspect;

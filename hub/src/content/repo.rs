@@ -3,22 +3,21 @@
 //!
 //! Owns: writes to the `content`, `content_by_hash`, `templates` and
 //! `approval_requests` trees — an item record and its hash index are
-//! written together by [`put_item`] and removed together by
-//! [`remove_item`] — and the transactional reads the content services'
-//! decisions rest on ([`visible_item_in`], [`node_in`], [`users_of_in`],
-//! which reads only content's own trees and its [`super::refs`] index).
+//! written together by [`put_item`] and removed together (with its
+//! comments) by [`remove_item`] — and the transactional reads the
+//! content services' decisions rest on ([`node_in`], [`users_of_in`],
+//! which reads only content's own trees and its [`super::refs`] index;
+//! which items a caller views is [`super::visibility`]'s).
 //! Must not: decide who may write (the services do) or touch blob files.
 
 use signet_common::approval::Template;
 use signet_common::documents::ItemKind;
 use signet_common::ids::{ItemId, NodeId};
-use signet_common::permissions::NodeTree;
 
 use super::refs::{self, Referrer};
 use super::templates::{APPROVAL_REQUESTS, ApprovalRequest, TEMPLATES};
 use super::{CONTENT, CONTENT_BY_HASH, ContentItem, hash_key};
 use crate::audit::AuditEntry;
-use crate::identity::Actor;
 use crate::store::{StoreError, Tx, WriteBatch};
 use crate::tenancy::{NODES, Node};
 
@@ -46,23 +45,6 @@ impl Items {
     pub fn holds(self, item: &ContentItem) -> bool {
         self == Items::Any || item.kind == ItemKind::Template
     }
-}
-
-/// The item `id`, if it is one of `items` and `actor` sees it: at a node
-/// inside the actor's domain or above it, where it is usable (T2).
-///
-/// # Errors
-/// When the store fails.
-pub fn visible_item_in(
-    tx: &mut Tx,
-    tree: &NodeTree,
-    actor: &Actor,
-    id: &str,
-    items: Items,
-) -> Result<Option<ContentItem>, StoreError> {
-    Ok(tx
-        .get::<ContentItem>(CONTENT, id)?
-        .filter(|item| items.holds(item) && actor.sees_at_or_above(tree, &item.node)))
 }
 
 /// The node `id`, if it exists.
@@ -133,13 +115,17 @@ pub fn close_request(tx: &mut Tx, item: &ItemId) {
     tx.delete(APPROVAL_REQUESTS, item.as_str());
 }
 
-/// Removes `item` with its hash index, its template document and its open
-/// approval request.
-pub fn remove_item(tx: &mut Tx, item: &ContentItem) {
+/// Removes `item` with its hash index, its template document, its open
+/// approval request and its comments (M4).
+///
+/// # Errors
+/// When the store fails.
+pub fn remove_item(tx: &mut Tx, item: &ContentItem) -> Result<(), StoreError> {
     tx.delete(CONTENT, item.id.as_str());
     tx.delete(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id));
     tx.delete(TEMPLATES, item.id.as_str());
     close_request(tx, &item.id);
+    super::comments::repo::remove_all_in(tx, &item.id)
 }
 
 /// What still refers to `item`, as `kind id` strings, read in `tx`:

@@ -5,7 +5,7 @@
 //! - a template is a content item of kind `template`; its document is
 //!   validated on every write ([`Template::validate`], `invalid_template`
 //!   with the exact reason), and every zone `source` must name a media item
-//!   the actor sees that is usable at the template's node (T2);
+//!   the actor may view (M1) that is usable at the template's node (T2);
 //! - Contributor+ create and save templates at nodes inside their domain,
 //!   subject to the restricted-node rule (A1);
 //! - a save classifies the change (A3, A4): layout or content → the
@@ -126,11 +126,11 @@ fn document_in(tx: &mut Tx, item: &ContentItem) -> Result<Template, TemplateErro
 }
 
 /// Validates `template` for the node `node`: its own rules, and every zone
-/// source a media item `actor` sees, usable at `node` (T2).
+/// source a media item `viewer` may view (M1), usable at `node` (T2).
 fn check_template_in(
     tx: &mut Tx,
     tree: &NodeTree,
-    actor: &Actor,
+    viewer: &Viewer,
     node: &NodeId,
     template: &Template,
 ) -> Result<(), TemplateError> {
@@ -138,7 +138,9 @@ fn check_template_in(
         .validate()
         .map_err(|e| TemplateError::Invalid(e.to_string()))?;
     for source in sources_of(template) {
-        let usable = repo::visible_item_in(tx, tree, actor, source.as_str(), Items::Any)?
+        let usable = viewer
+            .item_in(tx, tree, source.as_str(), Items::Any)?
+            .map(|(item, _)| item)
             .filter(|item| tree.is_within(node, &item.node));
         match usable {
             None => {
@@ -194,7 +196,7 @@ pub async fn create(
     let checks = |tx: &mut Tx| {
         let (tree, _) = load_tree_in(tx)?;
         let node = add_target_in(tx, &tree, actor, &request.node)?;
-        check_template_in(tx, &tree, actor, &node.id, &request.template)?;
+        check_template_in(tx, &tree, &viewer, &node.id, &request.template)?;
         let allowed_groups = check_groups_in(tx, &tree, actor, &node.id, &request.allowed_groups)
             .map_err(ContentError::from)?;
         let audience = Audience {
@@ -277,7 +279,7 @@ fn classify_in(
         ItemChange::Edit,
         CHANGED_FROM_ABOVE,
     )?;
-    check_template_in(tx, &tree, actor, &item.node, &request.template)?;
+    check_template_in(tx, &tree, viewer, &item.node, &request.template)?;
     let old = document_in(tx, &item)?;
     let change = classify_change(&old, &request.template);
     Ok((item, node.strict_feeds, old, change))

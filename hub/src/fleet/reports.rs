@@ -5,7 +5,19 @@
 //! [`TimeRange`]); which stored events a report reads ([`Selection`]); JSON
 //! paging, the CSV columns and their encoding, and the per-item tally of a
 //! group. Who sees which event is [`Viewer::sees_event`]'s rule, nowhere
-//! else. Must not: write anything, or know HTTP (the API sets the headers).
+//! else; which items a report may name is [`ItemSight`]'s (M1). Must not:
+//! write anything, or know HTTP (the API sets the headers).
+//!
+//! Items the caller cannot view (M1: restricted to permission groups they
+//! are not in, or held by access groups they hold no valid entitlement
+//! in) are left out of every report: their events are not listed, not in
+//! the CSV and not counted in a group's summary, and an `item` filter
+//! naming one is not found (404), as for other tenants. Left out rather
+//! than aggregated under a blank name: a count of plays of "something you
+//! cannot see" at a site would still tell a Viewer the item exists, and
+//! Moderators and above, who answer for the numbers, view every item in
+//! their domain (M1) and so see every event their domain holds. Events of
+//! items no longer stored name only an id, and stay.
 //!
 //! Every report covers at most [`MAX_RANGE_DAYS`] days; a CSV download holds
 //! at most [`MAX_CSV_ROWS`] rows (a larger one is refused, so a download is
@@ -25,8 +37,11 @@ use super::events::{StoredEvent, events_in_hour, hours_between};
 use super::service::{FleetError, Viewer};
 use crate::access_groups::{self, AccessGroup, GROUPS, MemberRef};
 use crate::app::Hub;
-use crate::identity::{USERS, User};
-use crate::store::Store;
+use crate::content::visibility::Viewer as ItemViewer;
+use crate::content::{CONTENT, ContentItem};
+use crate::identity::{Actor, USERS, User};
+use crate::store::{Store, StoreError};
+use crate::tenancy::load_tree_in;
 
 /// The longest time range of one report, in days.
 pub const MAX_RANGE_DAYS: i64 = 366;
@@ -313,6 +328,51 @@ pub enum UsageReport {
     },
 }
 
+/// Which items a report may name (M1): all but the stored items the caller
+/// cannot view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemSight {
+    /// The stored items the caller cannot view.
+    hidden: BTreeSet<ItemId>,
+}
+
+impl ItemSight {
+    /// Every item may be named (for callers resolved elsewhere).
+    #[must_use]
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// What `actor` may name, by content's view rule, now.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn load(hub: &Hub, actor: &Actor) -> Result<Self, FleetError> {
+        let viewer = ItemViewer::load(hub, actor)?;
+        let hidden = hub
+            .store
+            .transact(|tx| {
+                let (tree, _) = load_tree_in(tx)?;
+                let holders = viewer.holders_in(tx)?;
+                let all: Vec<ContentItem> = tx.scan(CONTENT, "")?;
+                Ok::<_, StoreError>(
+                    all.into_iter()
+                        .filter(|item| !viewer.may_view(&tree, item, &holders))
+                        .map(|item| item.id)
+                        .collect(),
+                )
+            })
+            .await?;
+        Ok(Self { hidden })
+    }
+
+    /// Whether a report may name `item`.
+    #[must_use]
+    pub fn names(&self, item: &ItemId) -> bool {
+        !self.hidden.contains(item)
+    }
+}
+
 /// Which events a report reads: the filters, resolved; who reads is the
 /// [`Viewer`] passed to [`Selection::visit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,6 +387,8 @@ pub struct Selection {
     pub item: Option<ItemId>,
     /// Licensed through one of these groups.
     pub groups: Option<BTreeSet<AccessGroupId>>,
+    /// The items the reader may name (M1).
+    pub sight: ItemSight,
 }
 
 impl Selection {
@@ -339,15 +401,17 @@ impl Selection {
             device: None,
             item: None,
             groups: None,
+            sight: ItemSight::all(),
         }
     }
 
-    /// Whether `viewer` sees `stored` and it matches the filters. An event
-    /// stored without a node matches no node filter.
+    /// Whether `viewer` sees `stored`, may name its item, and it matches
+    /// the filters. An event stored without a node matches no node filter.
     #[must_use]
     pub fn matches(&self, viewer: &Viewer, stored: &StoredEvent) -> bool {
         let e = &stored.event;
         viewer.sees_event(stored)
+            && self.sight.names(&e.item)
             && self.node.as_ref().is_none_or(|top| {
                 stored
                     .node
@@ -408,11 +472,18 @@ fn visible_group(store: &Store, viewer: &Viewer, id: &str) -> Result<AccessGroup
         .ok_or(FleetError::NotFound("access group"))
 }
 
-/// The selection of `query`: the node checked visible, the access-group
-/// and user filters resolved to the groups they allow.
-fn select(store: &Store, viewer: &Viewer, query: &UsageQuery) -> Result<Selection, FleetError> {
+/// The selection of `query`: the node and item checked visible, the
+/// access-group and user filters resolved to the groups they allow.
+fn select(
+    store: &Store,
+    (viewer, sight): (&Viewer, &ItemSight),
+    query: &UsageQuery,
+) -> Result<Selection, FleetError> {
     if query.node.as_ref().is_some_and(|n| !viewer.sees_node(n)) {
         return Err(FleetError::NotFound("node"));
+    }
+    if query.item.as_ref().is_some_and(|i| !sight.names(i)) {
+        return Err(FleetError::NotFound("content item"));
     }
     let mut groups: Option<BTreeSet<AccessGroupId>> = None;
     if let Some(id) = &query.access_group {
@@ -438,23 +509,25 @@ fn select(store: &Store, viewer: &Viewer, query: &UsageQuery) -> Result<Selectio
         device: query.device.clone(),
         item: query.item.clone(),
         groups,
+        sight: sight.clone(),
         ..Selection::of(query.range)
     })
 }
 
-/// Proof-of-play events (U1, U3) `viewer` sees that match `query`: a JSON
-/// page, or the whole range as CSV (refused over [`MAX_CSV_ROWS`] rows).
+/// Proof-of-play events (U1, U3) `viewer` sees, of items `sight` names,
+/// that match `query`: a JSON page, or the whole range as CSV (refused
+/// over [`MAX_CSV_ROWS`] rows).
 ///
 /// # Errors
-/// 404 for a node, group or user the viewer cannot see;
+/// 404 for a node, group, user or item the viewer cannot see;
 /// [`FleetError::ReportTooLarge`]; the store.
 pub fn usage_report(
     hub: &Hub,
-    viewer: &Viewer,
+    (viewer, sight): (&Viewer, &ItemSight),
     query: &UsageQuery,
 ) -> Result<UsageReport, FleetError> {
     let store = &hub.store;
-    let selection = select(store, viewer, query)?;
+    let selection = select(store, (viewer, sight), query)?;
     match &query.output {
         UsageOutput::Page { after, limit } => {
             let mut rows: Vec<(String, UsageRow)> = Vec::new();
@@ -624,15 +697,15 @@ impl Tally {
 }
 
 /// Usage of the access group `id` (L8) over `range`: plays, skips and time
-/// played per item, over the events `viewer` sees, reading at most
-/// [`MAX_SUMMARY_EVENTS`] events.
+/// played per item, over the events `viewer` sees of items `sight` names,
+/// reading at most [`MAX_SUMMARY_EVENTS`] events.
 ///
 /// # Errors
 /// [`FleetError::NotFound`] for a group the viewer cannot see (before the
 /// range is checked); 400 for the range; the store.
 pub fn group_usage(
     hub: &Hub,
-    viewer: &Viewer,
+    (viewer, sight): (&Viewer, &ItemSight),
     id: &str,
     range: &SummaryRange,
 ) -> Result<GroupUsage, FleetError> {
@@ -644,6 +717,7 @@ pub fn group_usage(
     let range = TimeRange::parse(range.from, range.to, hub.now())?;
     let selection = Selection {
         groups: Some(BTreeSet::from([group.id.clone()])),
+        sight: sight.clone(),
         ..Selection::of(range)
     };
     let mut tally = Tally::default();

@@ -222,7 +222,9 @@ async fn u3_t4_report_filters_by_domain_node_device_item_group_and_time() {
     .await;
     let range = TimeRange::parse(Some(t0), Some(at(24 * 60)), t0).unwrap();
     let admin = viewer(&f, &f.admin);
-    let report = |viewer: &Viewer, q: UsageQuery| ids(usage_report(&f.hub, viewer, &q).unwrap());
+    let report = |viewer: &Viewer, q: UsageQuery| {
+        ids(usage_report(&f.hub, (viewer, &ItemSight::all()), &q).unwrap())
+    };
 
     assert_eq!(report(&admin, query(range)), [id(1), id(3), id(4), id(2)]);
     let northerner = f.user("north", Role::Viewer, &[&north]).await;
@@ -238,7 +240,7 @@ async fn u3_t4_report_filters_by_domain_node_device_item_group_and_time() {
         "no unattached events"
     );
     assert!(matches!(
-        usage_report(&f.hub, &northern, &node(&south)),
+        usage_report(&f.hub, (&northern, &ItemSight::all()), &node(&south)),
         Err(FleetError::NotFound("node"))
     ));
     let device = UsageQuery {
@@ -270,7 +272,7 @@ async fn u3_t4_report_filters_by_domain_node_device_item_group_and_time() {
         ..query(range)
     };
     assert!(matches!(
-        usage_report(&f.hub, &admin, &missing),
+        usage_report(&f.hub, (&admin, &ItemSight::all()), &missing),
         Err(FleetError::NotFound("access group"))
     ));
 }
@@ -304,7 +306,9 @@ async fn u3_json_pages_follow_the_cursor() {
             output: UsageOutput::Page { after, limit: 2 },
             ..query(range)
         };
-        let UsageReport::Page(page) = usage_report(&f.hub, &admin, &q).unwrap() else {
+        let UsageReport::Page(page) =
+            usage_report(&f.hub, (&admin, &ItemSight::all()), &q).unwrap()
+        else {
             panic!("expected a page");
         };
         assert!(page.events.len() <= 2);
@@ -367,7 +371,7 @@ async fn l8_group_usage_of_an_unseen_group_is_not_found() {
     };
     for id in ["g-none", ""] {
         assert!(matches!(
-            group_usage(&f.hub, &admin, id, &reversed),
+            group_usage(&f.hub, (&admin, &ItemSight::all()), id, &reversed),
             Err(FleetError::NotFound("access group"))
         ));
     }

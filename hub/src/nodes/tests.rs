@@ -226,6 +226,7 @@ async fn t2_a_node_holding_content_groups_or_schedules_is_not_deleted() {
         name: "Morning".into(),
         items: Vec::new(),
         allowed_groups: Default::default(),
+        settings: Default::default(),
     };
     let playlist = crate::schedules::service::create_playlist(&f.hub, &f.admin, request)
         .await

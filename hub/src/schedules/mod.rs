@@ -157,6 +157,9 @@ pub struct Playlist {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub allowed_groups: BTreeSet<PermissionGroupId>,
+    /// Its publish settings (M2); defaults for playlists stored before.
+    #[serde(default)]
+    pub settings: Settings,
 }
 
 impl Viewable for Playlist {
@@ -170,7 +173,7 @@ impl Viewable for Playlist {
         &self.allowed_groups
     }
     fn settings(&self) -> Settings {
-        Settings::default()
+        self.settings
     }
     fn held_as(&self) -> Option<&ItemId> {
         None

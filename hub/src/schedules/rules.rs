@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::content::ContentItem;
+
 use signet_common::ids::{ItemId, MAX_ID_LEN, NodeId};
 use signet_common::permissions::NodeTree;
 use signet_common::schedule::{MAX_ENTRIES, MAX_ITEMS_PER_ENTRY, ScheduleError};
@@ -17,7 +19,8 @@ use super::{
     schedules_using_playlist,
 };
 use crate::access_groups::is_valid_id;
-use crate::content::{CONTENT, ContentItem};
+use crate::content::Items;
+use crate::content::visibility::{Holders, Viewer};
 use crate::identity::Actor;
 use crate::store::Tx;
 use crate::tenancy::restricted::{ItemChange, check_item_change};
@@ -99,13 +102,13 @@ pub(super) fn invalid_schedule(e: &ScheduleError) -> SchedulesError {
     invalid("invalid_schedule", e.to_string())
 }
 
-/// Every planned item exists, is visible to the actor, is usable at `node`
-/// (T2) and has a duration: its own or its media's. Inactive and pending
-/// items pass (A7).
+/// Every planned item exists, is one the actor may view (M1: else not
+/// found, naming it), is usable at `node` (T2) and has a duration: its own
+/// or its media's. Inactive and pending items pass (A7).
 pub(super) fn check_items(
     tx: &mut Tx,
     tree: &NodeTree,
-    actor: &Actor,
+    viewer: &Viewer,
     node: &NodeId,
     items: &[PlannedItem],
 ) -> Result<(), SchedulesError> {
@@ -114,9 +117,8 @@ pub(super) fn check_items(
         let item = match seen.get(&planned.item) {
             Some(item) => item,
             None => {
-                let item = tx
-                    .get::<ContentItem>(CONTENT, planned.item.as_str())?
-                    .filter(|item| actor.sees_at_or_above(tree, &item.node))
+                let (item, _) = viewer
+                    .item_in(tx, tree, planned.item.as_str(), Items::Any)?
                     .ok_or_else(|| not_found(&format!("content item {}", planned.item)))?;
                 seen.entry(&planned.item).or_insert(item)
             }
@@ -143,12 +145,12 @@ pub(super) fn check_items(
     Ok(())
 }
 
-/// Every playlist the entries name exists, is visible to the actor and is
-/// usable at `node` (T2).
+/// Every playlist the entries name exists, is one the actor may view (M1:
+/// else not found, naming it) and is usable at `node` (T2).
 pub(super) fn check_playlists(
     tx: &mut Tx,
     tree: &NodeTree,
-    actor: &Actor,
+    viewer: &Viewer,
     node: &NodeId,
     entries: &[ScheduledPlaylist],
 ) -> Result<(), SchedulesError> {
@@ -159,7 +161,7 @@ pub(super) fn check_playlists(
         }
         let playlist = tx
             .get::<Playlist>(PLAYLISTS, entry.playlist.as_str())?
-            .filter(|p| actor.sees_at_or_above(tree, &p.node))
+            .filter(|p| viewer.may_view(tree, p, &Holders::new()))
             .ok_or_else(|| not_found(&format!("playlist {}", entry.playlist)))?;
         if !tree.is_within(node, &playlist.node) {
             return Err(invalid(
@@ -176,16 +178,17 @@ pub(super) fn check_playlists(
 }
 
 /// Checks a schedule about to be stored: its playlists and default item
-/// (T2), its size, and common's rules on its resolved form.
+/// (viewable by the actor, M1, and usable at its node, T2), its size, and
+/// common's rules on its resolved form.
 pub(super) fn check_schedule(
     tx: &mut Tx,
     tree: &NodeTree,
-    actor: &Actor,
+    viewer: &Viewer,
     schedule: &GroupSchedule,
 ) -> Result<(), SchedulesError> {
-    check_playlists(tx, tree, actor, &schedule.node, &schedule.entries)?;
+    check_playlists(tx, tree, viewer, &schedule.node, &schedule.entries)?;
     let default_item = schedule.default_item.as_slice();
-    check_items(tx, tree, actor, &schedule.node, default_item)?;
+    check_items(tx, tree, viewer, &schedule.node, default_item)?;
     let count = scheduled_item_count(&mut *tx, schedule, None)?;
     check_size(count, schedule).map_err(|message| invalid("schedule_too_large", message))?;
     resolve(&mut *tx, schedule)?

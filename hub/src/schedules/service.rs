@@ -15,12 +15,14 @@
 //!   and delete playlists at nodes inside their domain; a playlist above it
 //!   is changed only from there (forbidden). Restricted nodes follow A1
 //!   ([`check_item_change`], forbidden);
-//! - every item of a playlist must exist, be visible to the actor and be
-//!   usable at the playlist's node (its node is that node or above, T2).
-//!   Inactive and pending items are allowed (A7: the device skips them);
+//! - every item of a playlist must exist, be one the actor may view (M1:
+//!   else not found, naming it) and be usable at the playlist's node (its
+//!   node is that node or above, T2). Inactive and pending items are
+//!   allowed (A7: the device skips them);
 //! - a schedule is attached to one group (a node or an access group), at
 //!   most one per group (conflict). Its playlists and default item must be
-//!   usable at the group's node (T2). It is seen like a playlist, by its
+//!   ones the actor may view (M1, else not found) and usable at the
+//!   group's node (T2). It is seen like a playlist, by its
 //!   group's node, and written by Contributor and above inside their domain;
 //! - every schedule write is checked by resolving it and calling
 //!   [`Schedule::validate`](signet_common::schedule::Schedule::validate)
@@ -47,7 +49,9 @@ use super::{
 use crate::access_groups::is_valid_id;
 use crate::app::Hub;
 use crate::audit::AuditEntry;
-use crate::content::visibility::{GroupsRefused, Holders, Viewer, check_groups_in};
+use crate::content::visibility::{
+    GroupsRefused, Holders, Settings, SettingsChange, Viewer, check_groups_in,
+};
 use crate::groups::GroupRef;
 use crate::identity::{Actor, RoleTooLow, new_id};
 use crate::store::{StoreError, Tx, WriteBatch};
@@ -110,6 +114,9 @@ pub struct CreatePlaylist {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub allowed_groups: Vec<PermissionGroupId>,
+    /// Its publish settings (M2); absent fields take the defaults.
+    #[serde(default)]
+    pub settings: Settings,
 }
 
 /// Changes to a playlist; absent fields stay as they are.
@@ -124,6 +131,8 @@ pub struct UpdatePlaylist {
     /// list; `[]` opens it to everyone at its node.
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_groups: Option<Vec<PermissionGroupId>>,
+    /// Publish-settings changes (M2); absent fields stay.
+    pub settings: Option<SettingsChange>,
 }
 
 /// A new schedule.
@@ -322,7 +331,7 @@ pub async fn create_playlist(
                 return Err(not_found("node"));
             }
             check_restricted(tx, &tree, actor, &request.node, ItemChange::Add)?;
-            check_items(tx, &tree, actor, &request.node, &request.items)?;
+            check_items(tx, &tree, &viewer, &request.node, &request.items)?;
             let groups = &request.allowed_groups;
             let allowed_groups = check_groups_in(tx, &tree, actor, &request.node, groups)?;
             let playlist = Playlist {
@@ -335,6 +344,7 @@ pub async fn create_playlist(
                 updated_at: now,
                 updated_by: actor.user.id.clone(),
                 allowed_groups,
+                settings: request.settings,
             };
             viewer.keeps_sight(&tree, &playlist, &Holders::new())?;
             let detail = serde_json::json!({"name": playlist.name, "items": playlist.items.len(),
@@ -383,18 +393,21 @@ pub async fn update_playlist(
             playlist.allowed_groups = check_groups_in(tx, tree, actor, &old.node, groups)?;
             viewer.keeps_sight(tree, &playlist, &Holders::new())?;
         }
+        if let Some(change) = &request.settings {
+            playlist.settings = playlist.settings.with(change);
+        }
         if let Some(name) = &name {
             playlist.name = name.as_str().trim().to_owned();
         }
         if let Some(items) = &request.items {
-            check_items(tx, tree, actor, &playlist.node, items)?;
+            check_items(tx, tree, &viewer, &playlist.node, items)?;
             playlist.items.clone_from(items);
             check_users_fit(tx, &playlist)?;
         }
         playlist.updated_at = now;
         playlist.updated_by = actor.user.id.clone();
         let detail = serde_json::json!({"name": playlist.name, "items": playlist.items.len(),
-            "allowed_groups": playlist.allowed_groups});
+            "allowed_groups": playlist.allowed_groups, "settings": playlist.settings});
         let audit = actor.audit(
             now,
             "playlist.update",
@@ -463,7 +476,7 @@ pub async fn create_schedule(
         return Err(not_found("group"));
     }
     let id = ScheduleId::new(new_id("sc-"));
-    let now = hub.now();
+    let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
@@ -491,7 +504,14 @@ pub async fn create_schedule(
                 updated_at: now,
                 updated_by: actor.user.id.clone(),
             };
-            save_schedule(tx, &tree, actor, &schedule, None, "schedule.create")?;
+            save_schedule(
+                tx,
+                &tree,
+                (actor, &viewer),
+                &schedule,
+                None,
+                "schedule.create",
+            )?;
             Ok(schedule)
         })
         .await
@@ -510,7 +530,7 @@ pub async fn replace_schedule(
 ) -> Result<GroupSchedule, SchedulesError> {
     actor.require(Role::Contributor)?;
     check_schedule_shape(&request.entries, request.default_item.as_ref())?;
-    let now = hub.now();
+    let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     change(hub, actor, id, |tx, tree, old: GroupSchedule| {
         let schedule = GroupSchedule {
             entries: request.entries.clone(),
@@ -520,7 +540,8 @@ pub async fn replace_schedule(
             updated_by: actor.user.id.clone(),
             ..old.clone()
         };
-        save_schedule(tx, tree, actor, &schedule, Some(&old), "schedule.update")?;
+        let who = (actor, &viewer);
+        save_schedule(tx, tree, who, &schedule, Some(&old), "schedule.update")?;
         Ok(schedule)
     })
     .await
@@ -568,12 +589,12 @@ fn save_playlist(
 fn save_schedule(
     tx: &mut Tx,
     tree: &NodeTree,
-    actor: &Actor,
+    (actor, viewer): (&Actor, &Viewer),
     schedule: &GroupSchedule,
     old: Option<&GroupSchedule>,
     action: &str,
 ) -> Result<(), SchedulesError> {
-    check_schedule(tx, tree, actor, schedule)?;
+    check_schedule(tx, tree, viewer, schedule)?;
     let detail = serde_json::json!({"target": schedule.target, "entries": schedule.entries.len(),
         "playlists": schedule.playlists(), "merge": schedule.merge,
         "default_item": schedule.default_item});

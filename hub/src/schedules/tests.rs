@@ -33,6 +33,7 @@ async fn playlist(hub: &Hub, actor: &Actor, node: &NodeId) -> Playlist {
         name: " Morning ".to_owned(),
         items: Vec::new(),
         allowed_groups: Vec::new(),
+        settings: Default::default(),
     };
     service::create_playlist(hub, actor, request).await.unwrap()
 }
@@ -170,6 +171,7 @@ async fn d5_s13_only_contributors_write_and_names_are_names() {
         name: "Lobby".to_owned(),
         items: Vec::new(),
         allowed_groups: Vec::new(),
+        settings: Default::default(),
     };
     assert!(matches!(
         service::create_playlist(&hub, &viewer, request()).await,

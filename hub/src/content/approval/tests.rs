@@ -102,10 +102,16 @@ async fn store_with_item(manager: Option<&str>) -> (tempfile::TempDir, Store, It
     (dir, store, item.id)
 }
 
+/// `who` resolved as a viewer on `store` (no access-group entitlements).
+fn viewer(store: &Store, who: &Actor) -> Viewer {
+    let principal = crate::permission_groups::principal_of(store, &who.user, Default::default());
+    Viewer::new(principal.unwrap())
+}
+
 async fn request(store: &Store, who: &Actor, minute: u32) -> Result<ContentItem, ApprovalError> {
     request_in_store(
         (store, &crate::config::Config::default()),
-        who,
+        (who, &viewer(store, who)),
         at(minute),
         "c-1",
         Items::Any,
@@ -119,6 +125,7 @@ async fn approve(
     hash: Option<Sha256>,
 ) -> Result<ContentItem, ApprovalError> {
     let decision = Decision::Approve { content_hash: hash };
+    let who = (who, &viewer(store, who));
     decide_in_store(store, who, at(9), "c-1", Items::Any, decision, true).await
 }
 
@@ -128,6 +135,7 @@ async fn decide_as(
     decision: Decision,
     approves: bool,
 ) -> Result<ContentItem, ApprovalError> {
+    let who = (who, &viewer(store, who));
     decide_in_store(store, who, at(9), "c-1", Items::Any, decision, approves).await
 }
 
@@ -223,7 +231,7 @@ async fn a5_the_templates_routes_see_no_media_item() {
     let (_dir, store, _id) = store_with_item(Some("cm@example.com")).await;
     let refused = request_in_store(
         (&store, &crate::config::Config::default()),
-        &editor(),
+        (&editor(), &viewer(&store, &editor())),
         at(1),
         "c-1",
         Items::Templates,

@@ -121,6 +121,7 @@ async fn t2_an_item_held_by_an_access_group_a_playlist_or_a_schedule_is_not_dele
             name: "Morning".into(),
             items: vec![planned(&held)],
             allowed_groups: Default::default(),
+            settings: Default::default(),
         },
     )
     .await

@@ -1,0 +1,129 @@
+//! `/api/v1/content/{id}/comments` (M4, P5, M1, M2): an item's comments,
+//! newest first, and adding, editing and deleting them. Handlers extract,
+//! call [`crate::content::comments::service`] and map its
+//! [`CommentError`]; who may do what is the service's.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ErrorBody};
+use crate::content::comments::{
+    Comment, CommentBody, CommentError, CommentPage, CommentPageQuery, service,
+};
+
+/// This concern's routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_comments, add_comment))
+        .routes(routes!(edit_comment, delete_comment))
+}
+
+impl From<CommentError> for ApiError {
+    fn from(e: CommentError) -> Self {
+        let message = e.to_string();
+        match e {
+            CommentError::NotFound(what) => Self::not_found(what),
+            CommentError::PermissionNotHeld(_) => {
+                Self::new(StatusCode::FORBIDDEN, "permission_not_held", message)
+            }
+            CommentError::Disabled => Self::new(
+                StatusCode::FORBIDDEN,
+                "disabled_by_publish_settings",
+                message,
+            ),
+            CommentError::NotOwn => Self::new(StatusCode::FORBIDDEN, "not_own_comment", message),
+            CommentError::Invalid(_) => Self::bad_request("invalid_comment", message),
+            CommentError::InvalidQuery(_) => Self::bad_request("invalid_query", message),
+            CommentError::TooMany => Self::conflict("too_many_comments", message),
+            CommentError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The comments of an item the caller views, newest first, paged
+/// (`comment.view`, and the item's `allow_comments`, M2).
+#[utoipa::path(get, path = "/api/v1/content/{id}/comments", tag = "comments",
+    params(("id" = String, Path, description = "Item id"), CommentPageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of comments, newest first", body = CommentPage),
+        (status = 400, description = "Invalid before or limit", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
+        (status = 404, description = "Item absent or not visible", body = ErrorBody)))]
+pub async fn list_comments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<CommentPageQuery>,
+) -> Result<Json<CommentPage>, ApiError> {
+    Ok(Json(
+        service::list(&state, &caller.actor(), &id, &query).await?,
+    ))
+}
+
+/// Adds a comment to an item the caller views (`comment.add`, and the
+/// item's `allow_comments`); audited.
+#[utoipa::path(post, path = "/api/v1/content/{id}/comments", tag = "comments",
+    request_body = CommentBody,
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 201, description = "Added", body = Comment),
+        (status = 400, description = "Empty, overlong or with control characters", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
+        (status = 404, description = "Item absent or not visible", body = ErrorBody),
+        (status = 409, description = "The item holds the most comments it may", body = ErrorBody)))]
+pub async fn add_comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<CommentBody>,
+) -> Result<(StatusCode, Json<Comment>), ApiError> {
+    let comment = service::add(&state, &caller.actor(), &id, &request.body).await?;
+    Ok((StatusCode::CREATED, Json(comment)))
+}
+
+/// Edits the caller's own comment (`comment.edit_own`, and the item's
+/// `allow_comments`); nobody edits another's. Audited.
+#[utoipa::path(patch, path = "/api/v1/content/{id}/comments/{comment}", tag = "comments",
+    request_body = CommentBody,
+    params(("id" = String, Path, description = "Item id"),
+        ("comment" = String, Path, description = "Comment id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Edited (or unchanged)", body = Comment),
+        (status = 400, description = "Empty, overlong or with control characters", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "permission_not_held, disabled_by_publish_settings, or not_own_comment", body = ErrorBody),
+        (status = 404, description = "Item absent or not visible, or no such comment", body = ErrorBody)))]
+pub async fn edit_comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, comment)): Path<(String, String)>,
+    ApiJson(request): ApiJson<CommentBody>,
+) -> Result<Json<Comment>, ApiError> {
+    let which = (id.as_str(), comment.as_str());
+    Ok(Json(
+        service::edit(&state, &caller.actor(), which, &request.body).await?,
+    ))
+}
+
+/// Deletes a comment: the caller's own (`comment.delete_own`) or another's
+/// (`comment.delete_others`), with the item's `allow_comments`. Audited.
+#[utoipa::path(delete, path = "/api/v1/content/{id}/comments/{comment}", tag = "comments",
+    params(("id" = String, Path, description = "Item id"),
+        ("comment" = String, Path, description = "Comment id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
+        (status = 404, description = "Item absent or not visible, or no such comment", body = ErrorBody)))]
+pub async fn delete_comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, comment)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    service::delete(&state, &caller.actor(), (&id, &comment)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
