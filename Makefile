@@ -22,7 +22,7 @@ IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: console console-check node-deps console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
-	fuzz fuzz-smoke cargo-afl layers
+	fuzz fuzz-smoke cargo-afl layers bench-fleet
 
 test: deps console console-check fmt-check clippy purity layers tls-purity unit fuzz-smoke units-check api-validate api-fuzz console-spec-check
 
@@ -131,6 +131,19 @@ unit:
 bench: deps
 	$(CARGO) bench -p signet-common --bench envelope
 	$(CARGO) bench -p signet-agent --bench player_resources
+
+# Fleet scale (issue 20, X1-X3): N simulated screens (tests/src/sim) on a
+# real hub, with the managed broker and with an external mosquitto; prints
+# change -> applied against the limit measured in the same run, the hub's
+# ingest cost and the operator API under load. Long (up to ~15 min per N
+# and broker), so not part of `make test`. SIM_SCREENS is a comma list;
+# SIM_BROKERS is managed,mosquitto or one of them.
+SIM_SCREENS ?= 1000,10000
+SIM_BROKERS ?= managed,mosquitto
+bench-fleet: deps
+	$(CARGO) build --workspace --bins --locked
+	SIGNET_SIM_SCREENS=$(SIM_SCREENS) SIGNET_SIM_BROKERS=$(SIM_BROKERS) \
+		$(CARGO) bench --profile dev --locked -p signet-tests --bench fleet_sim
 
 # The API contract (issue 15): the OpenAPI document a real hub serves passes
 # openapi-spec-validator, and schemathesis, run against that hub as its

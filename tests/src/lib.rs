@@ -16,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod sim;
+
 /// The directory holding the workspace's built binaries (`target/debug`),
 /// found from the running test executable (`target/debug/deps/…`).
 ///
@@ -256,6 +258,17 @@ impl Hub {
     /// # Panics
     /// When init, start or login fail.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let (data, password) = Self::init(dir);
+        Self::serve(&data, &password, env).await
+    }
+
+    /// Runs `signet-hub init` on `dir/hub-data`; returns the data dir and
+    /// the admin password.
+    ///
+    /// # Panics
+    /// When init fails.
+    #[must_use]
+    pub fn init(dir: &Path) -> (PathBuf, String) {
         let data = dir.join("hub-data");
         let init = Command::new(binary("signet-hub"))
             .args(["init", "--data"])
@@ -273,7 +286,7 @@ impl Hub {
             .find_map(|l| l.strip_prefix("admin password: "))
             .expect("init prints the admin password")
             .to_owned();
-        Self::serve(&data, &password, env).await
+        (data, password)
     }
 
     /// Starts `serve` on an initialized data directory and logs in.

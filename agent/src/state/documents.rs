@@ -53,7 +53,7 @@ impl Store {
     ) -> Result<BTreeMap<String, Vec<u8>>, StateError> {
         let prefix = format!("{DOC_PREFIX}{}", document_key(kind, ""));
         let mut out = BTreeMap::new();
-        for entry in self.db.scan_prefix(&prefix) {
+        for entry in self.records.scan_prefix(&prefix) {
             let (key, value) = entry.map_err(|e| self.db_error(e))?;
             let subject = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             out.insert(subject, value.to_vec());

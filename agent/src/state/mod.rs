@@ -132,8 +132,15 @@ pub struct Commit {
 pub struct Store {
     /// The data dir.
     dir: PathBuf,
-    /// The sled database (cheap to clone: an `Arc` inside).
+    /// The sled database (cheap to clone: an `Arc` inside); its flush
+    /// makes every tree durable.
     db: sled::Db,
+    /// The tree holding this agent's records: the database's default tree,
+    /// or this agent's own tree of a database shared by simulated screens
+    /// ([`Self::open_in`]).
+    records: sled::Tree,
+    /// Put before the names of this agent's other trees ([`Self::tree`]).
+    prefix: String,
 }
 
 impl Store {
@@ -149,10 +156,34 @@ impl Store {
             .path(&path)
             .open()
             .map_err(|source| StateError::Db { path, source })?;
+        let records = sled::Tree::clone(&db);
         Ok(Self {
             dir: dir.to_owned(),
             db,
+            records,
+            prefix: String::new(),
         })
+    }
+
+    /// The state of one agent kept in trees named `{name}/…` of `db`, a
+    /// database several agents share (X1: the fleet simulator runs
+    /// thousands of screens in one process, one tree each, where one
+    /// database per screen would cost a flusher thread and a log each).
+    /// Its secret files live in `dir`. Each commit is still one atomic
+    /// batch, flushed before [`Self::commit`] returns.
+    ///
+    /// # Errors
+    /// [`StateError::Io`] or [`StateError::Db`].
+    pub fn open_in(db: &sled::Db, dir: &Path, name: &str) -> Result<Self, StateError> {
+        create_private_dir(dir)?;
+        let store = Self {
+            dir: dir.to_owned(),
+            db: db.clone(),
+            records: sled::Tree::clone(db),
+            prefix: format!("{name}/"),
+        };
+        let records = store.tree("state")?;
+        Ok(Self { records, ..store })
     }
 
     /// As [`Self::open`], but waits up to `patience` while another process
@@ -193,7 +224,7 @@ impl Store {
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
-        let Some(bytes) = self.db.get(key).map_err(|e| self.db_error(e))? else {
+        let Some(bytes) = self.records.get(key).map_err(|e| self.db_error(e))? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -250,7 +281,7 @@ impl Store {
     /// On a database failure.
     pub fn documents(&self) -> Result<BTreeMap<String, Vec<u8>>, StateError> {
         let mut out = BTreeMap::new();
-        for entry in self.db.scan_prefix(DOC_PREFIX) {
+        for entry in self.records.scan_prefix(DOC_PREFIX) {
             let (key, value) = entry.map_err(|e| self.db_error(e))?;
             let key = String::from_utf8_lossy(&key[DOC_PREFIX.len()..]).into_owned();
             out.insert(key, value.to_vec());
@@ -264,7 +295,7 @@ impl Store {
     /// On a database failure.
     pub fn document(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self
-            .db
+            .records
             .get(format!("{DOC_PREFIX}{key}"))
             .map_err(|e| self.db_error(e))?
             .map(|v| v.to_vec()))
@@ -277,7 +308,9 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn tree(&self, name: &str) -> Result<sled::Tree, StateError> {
-        self.db.open_tree(name).map_err(|e| self.db_error(e))
+        self.db
+            .open_tree(format!("{}{name}", self.prefix))
+            .map_err(|e| self.db_error(e))
     }
 
     /// Flushes every tree of the database to disk (blocking).
@@ -295,7 +328,7 @@ impl Store {
     /// On a database failure.
     pub fn active_manifests(&self) -> Result<BTreeMap<String, Vec<u8>>, StateError> {
         let mut out = BTreeMap::new();
-        for entry in self.db.scan_prefix(ACTIVE_PREFIX) {
+        for entry in self.records.scan_prefix(ACTIVE_PREFIX) {
             let (key, value) = entry.map_err(|e| self.db_error(e))?;
             let key = String::from_utf8_lossy(&key[ACTIVE_PREFIX.len()..]).into_owned();
             out.insert(key, value.to_vec());
@@ -308,7 +341,7 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn nonce_seen(&self, nonce: &str) -> Result<bool, StateError> {
-        self.db
+        self.records
             .contains_key(format!("{NONCE_PREFIX}{nonce}"))
             .map_err(|e| self.db_error(e))
     }
@@ -319,7 +352,7 @@ impl Store {
     /// On a database failure.
     pub fn nonces_expired_before(&self, before: DateTime<Utc>) -> Result<Vec<String>, StateError> {
         let mut out = Vec::new();
-        for entry in self.db.scan_prefix(NONCE_PREFIX) {
+        for entry in self.records.scan_prefix(NONCE_PREFIX) {
             let (key, value) = entry.map_err(|e| self.db_error(e))?;
             let expired = std::str::from_utf8(&value)
                 .ok()
@@ -375,7 +408,9 @@ impl Store {
         for group in &commit.remove_active {
             batch.remove(format!("{ACTIVE_PREFIX}{group}").as_bytes());
         }
-        self.db.apply_batch(batch).map_err(|e| self.db_error(e))?;
+        self.records
+            .apply_batch(batch)
+            .map_err(|e| self.db_error(e))?;
         self.db.flush().map_err(|e| self.db_error(e))?;
         Ok(())
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use signet_common::clock::{ClockReading, TrustedClock};
 use signet_common::digest::Sha256;
 use signet_common::documents::{Command, CommandAction, DeviceAssignment, GroupManifest};
-use signet_common::envelope::{Document, DocumentKind};
+use signet_common::envelope::{Document, DocumentKind, Verified};
 use signet_common::ids::DeviceId;
 use signet_common::rollback::{Acceptance, Offer, RollbackGuard};
 use signet_common::sync::{
@@ -320,17 +320,14 @@ fn trust(held: &Held, bytes: &[u8]) -> Step {
     Ok(Some(plan))
 }
 
-/// Verifies `bytes` as `D` and offers it to the guard; `None` when held.
-fn verify_and_accept<D: Document>(
+/// Offers a verified `D` to the guard; `None` when held. The caller
+/// verified it once (signature, key chain, parse) and checked what it
+/// must; it is not verified again.
+fn accept_verified<D: Document>(
     held: &Held,
-    bytes: &[u8],
-    now: DateTime<Utc>,
+    verified: Verified<D>,
 ) -> Result<Option<(D, RollbackGuard, String)>, String> {
     let kind = D::KIND;
-    let verified = held
-        .trust
-        .verify::<D>(bytes, now)
-        .map_err(|e| format!("{kind}: {e}"))?;
     let mut guard = held.guard.clone();
     let offer = Offer::of(&verified);
     let key = document_key(kind, &offer.subject);
@@ -406,8 +403,7 @@ fn assignment(held: &Held, bytes: &[u8], now: DateTime<Utc>) -> Step {
             "device_assignment: group id {bad:?} cannot be a topic level"
         ));
     }
-    let Some((doc, mut guard, key)) = verify_and_accept::<DeviceAssignment>(held, bytes, now)?
-    else {
+    let Some((doc, mut guard, key)) = accept_verified(held, verified)? else {
         return Ok(None);
     };
     let stale = guard.set_floors(
@@ -463,7 +459,7 @@ fn manifest(held: &Held, group: &str, bytes: &[u8], now: DateTime<Utc>) -> Step 
             verified.payload().group_id
         ));
     }
-    let Some((doc, guard, key)) = verify_and_accept::<GroupManifest>(held, bytes, now)? else {
+    let Some((doc, guard, key)) = accept_verified(held, verified)? else {
         return Ok(None);
     };
     let mut plan = Plan::new(format!(
