@@ -11,6 +11,7 @@ mod approval;
 mod audit_log;
 pub mod console;
 mod content;
+mod content_actions;
 mod device_documents;
 mod devices;
 mod error;
@@ -141,6 +142,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(access_groups::routes())
         .merge(mail_outbox::routes())
         .merge(content::routes())
+        .merge(content_actions::routes())
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(publish::routes())

@@ -133,13 +133,18 @@ pub fn close_request(tx: &mut Tx, item: &ItemId) {
     tx.delete(APPROVAL_REQUESTS, item.as_str());
 }
 
-/// Removes `item` with its hash index, its template document and its open
-/// approval request.
-pub fn remove_item(tx: &mut Tx, item: &ContentItem) {
+/// Removes `item` with its hash index, its template document, its open
+/// approval request and what the media actions hold about it (ratings,
+/// favorites, attribute values, share links, open reports: M3).
+///
+/// # Errors
+/// When the store fails.
+pub fn remove_item(tx: &mut Tx, item: &ContentItem) -> Result<(), StoreError> {
     tx.delete(CONTENT, item.id.as_str());
     tx.delete(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id));
     tx.delete(TEMPLATES, item.id.as_str());
     close_request(tx, &item.id);
+    super::actions::repo::remove_of_item_in(tx, &item.id)
 }
 
 /// What still refers to `item`, as `kind id` strings, read in `tx`:

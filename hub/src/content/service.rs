@@ -607,7 +607,7 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<
                     ),
                 });
             }
-            repo::remove_item(tx, &item);
+            repo::remove_item(tx, &item)?;
             let detail = serde_json::json!({"name": item.name, "sha256": item.sha256});
             let entry = actor.audit(
                 now,
