@@ -176,6 +176,7 @@ pub enum FeedbackStatus {
 #[serde(deny_unknown_fields)]
 pub struct FeedbackQuery {
     /// `open` (default), `resolved` or `all`.
+    #[param(inline)]
     pub status: Option<FeedbackStatus>,
     /// At most this many, newest first: 1 to 1000, default 200.
     pub limit: Option<usize>,
