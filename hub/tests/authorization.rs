@@ -488,6 +488,17 @@ fn rows() -> Vec<Row> {
         // and rating. A Viewer holds rate, favorite and feedback; share from
         // Contributor; update_custom_attributes from Moderator (P1, P2).
         row(
+            Method::GET,
+            "/api/v1/content/{id}/actions",
+            "/api/v1/content/{content}/actions",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
             Method::POST,
             "/api/v1/content/{id}/share",
             "/api/v1/content/{content}/share",

@@ -204,9 +204,9 @@ async fn m2_each_action_refused_when_its_publish_setting_is_off_even_with_the_pe
         let r = hub.delete(token, &format!("{base}/rating")).await;
         assert_error(&r, StatusCode::FORBIDDEN, "disabled_by_publish_settings");
     }
-    // The item page says so: neither share nor rate is offered.
-    let (_, view) = hub.get(&hub.admin, &base).await;
-    let allowed = view["actions"]["allowed"].as_array().unwrap();
+    // The item's actions say so: neither share nor rate is offered.
+    let (_, view) = hub.get(&hub.admin, &format!("{base}/actions")).await;
+    let allowed = view["allowed"].as_array().unwrap();
     assert!(!allowed.contains(&json!("share")) && !allowed.contains(&json!("rate")));
     assert!(allowed.contains(&json!("favorite")), "{view}");
 
@@ -358,7 +358,7 @@ async fn m2_share_link_refused_once_sharing_was_turned_off_since() {
 }
 
 #[tokio::test]
-async fn m3_one_rating_per_user_and_the_item_view_shows_counts_and_ones_own() {
+async fn m3_one_rating_per_user_and_the_item_shows_counts_and_ones_own() {
     let w = world().await;
     let hub = &w.hub;
     let id = item(hub, &w.acme, "rated", json!({}), &[&w.club]).await;
@@ -386,12 +386,12 @@ async fn m3_one_rating_per_user_and_the_item_view_shows_counts_and_ones_own() {
         (json!(1), json!(1))
     );
 
-    let (_, view) = hub.get(&w.member, &base).await;
-    assert_eq!(view["actions"]["likes"], 1);
-    assert_eq!(view["actions"]["dislikes"], 1);
-    assert_eq!(view["actions"]["my_rating"], "dislike");
-    let (_, view) = hub.get(&w.moderator, &base).await;
-    assert_eq!(view["actions"]["my_rating"], Value::Null);
+    let (_, view) = hub.get(&w.member, &format!("{base}/actions")).await;
+    assert_eq!(view["likes"], 1);
+    assert_eq!(view["dislikes"], 1);
+    assert_eq!(view["my_rating"], "dislike");
+    let (_, view) = hub.get(&w.moderator, &format!("{base}/actions")).await;
+    assert_eq!(view["my_rating"], Value::Null);
 
     let r = hub.delete(&w.member, &rating).await;
     assert_eq!(

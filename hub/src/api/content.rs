@@ -24,7 +24,7 @@ use crate::content::service::{self, BlobSlice, ContentError};
 use crate::content::view::{
     ApproveRequest, CopyRequest, RejectRequest, UpdateContent, UploadQuery,
 };
-use crate::content::{BlobError, BlobStore, Items, actions, copy, settings};
+use crate::content::{BlobError, BlobStore, Items, copy, settings};
 
 pub use crate::content::ContentView;
 pub use device_auth::DeviceAuth;
@@ -172,11 +172,10 @@ pub async fn update_content(
     Ok(Json(item.into()))
 }
 
-/// One content item the caller sees, with its ratings, the caller's own
-/// rating and favorite, and the actions the caller may take (`actions`, M3).
+/// One content item the caller sees.
 #[utoipa::path(get, path = "/api/v1/content/{id}", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "The item, with `actions`", body = ContentView),
+    responses((status = 200, description = "The item", body = ContentView),
         (status = 401, description = "No valid token", body = super::ErrorBody),
         (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
 pub async fn get_content(
@@ -184,10 +183,8 @@ pub async fn get_content(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ContentView>, ApiError> {
-    let (item, actions) = actions::service::detail(&state, &caller.actor(), &id).await?;
-    let mut view = ContentView::from(item);
-    view.actions = Some(actions);
-    Ok(Json(view))
+    let item = service::get(&state, &caller.actor(), &id, Items::Any).await?;
+    Ok(Json(item.into()))
 }
 
 /// The thumbnail of a content item the caller sees (C5): JPEG or PNG, at

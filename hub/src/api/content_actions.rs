@@ -22,6 +22,7 @@ use crate::content::actions::{ActionError, attributes, feedback, service, share}
 /// The media-action routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(content_actions))
         .routes(routes!(share_content))
         .routes(routes!(play_shared))
         .routes(routes!(rate_content, unrate_content))
@@ -48,6 +49,21 @@ impl From<ActionError> for ApiError {
             ActionError::Store(e) => e.into(),
         }
     }
+}
+
+/// What the caller sees of the actions on an item (M3): likes and
+/// dislikes, the caller's own rating and favorite, and the actions the
+/// caller may take on it now (P5).
+#[utoipa::path(get, path = "/api/v1/content/{id}/actions", tag = "content",
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "Counts, the caller's own, what the caller may do", body = ItemActions),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+pub async fn content_actions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ItemActions>, ApiError> {
+    Ok(Json(service::detail(&state, &caller.actor(), &id).await?.1))
 }
 
 /// Makes a signed playback link to a media item (`share` and the item's

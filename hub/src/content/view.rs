@@ -78,10 +78,6 @@ pub struct ContentView {
     pub allowed_groups: BTreeSet<PermissionGroupId>,
     /// What viewers may do with it (M2, P5).
     pub settings: Settings,
-    /// Ratings, the caller's own rating and favorite, and the actions the
-    /// caller may take (M3): only in the answer of `GET /api/v1/content/{id}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actions: Option<super::actions::view::ItemActions>,
 }
 
 impl From<ContentItem> for ContentView {
@@ -113,7 +109,6 @@ impl From<ContentItem> for ContentView {
             thumbnail: item.thumbnail,
             allowed_groups: item.allowed_groups,
             settings: item.settings,
-            actions: None,
         }
     }
 }

@@ -42,7 +42,8 @@ pub struct Favorite {
 
 /// What the caller may do with an item and what others did (M3): the
 /// counts, the caller's own rating and favorite, and the actions the
-/// caller may take now (P5: permission held, publish settings allow).
+/// caller may take now (P5: permission held, publish settings allow);
+/// `GET /api/v1/content/{id}/actions` and every rating and favorite answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemActions {
     /// How many users like it.
