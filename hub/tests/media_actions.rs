@@ -431,7 +431,7 @@ async fn m1_m3_favorites_list_only_what_the_caller_can_still_view() {
     let (_, list) = hub.get(&w.member, "/api/v1/me/favorites").await;
     assert_eq!(
         ids(&list),
-        [open.clone(), restricted.clone()],
+        [open.as_str(), restricted.as_str()],
         "newest first"
     );
     let (_, others) = hub.get(&w.contributor, "/api/v1/me/favorites").await;
@@ -444,7 +444,7 @@ async fn m1_m3_favorites_list_only_what_the_caller_can_still_view() {
     );
     assert!(hub.delete(&hub.admin, &path).await.0.is_success());
     let (_, list) = hub.get(&w.member, "/api/v1/me/favorites").await;
-    assert_eq!(ids(&list), [open.clone()]);
+    assert_eq!(ids(&list), [open.as_str()]);
 
     let r = hub
         .delete(&w.member, &format!("/api/v1/content/{open}/favorite"))

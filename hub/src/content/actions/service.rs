@@ -202,7 +202,7 @@ pub async fn favorites(hub: &Hub, actor: &Actor) -> Result<Vec<FavoriteView>, Ac
                     });
                 }
             }
-            shown.sort_by(|a, b| b.favorited_at.cmp(&a.favorited_at));
+            shown.sort_by_key(|f| std::cmp::Reverse(f.favorited_at));
             Ok::<_, ActionError>(shown)
         })
         .await
