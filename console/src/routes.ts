@@ -27,6 +27,7 @@ import Reports from './pages/reports/Reports.svelte';
 import Audit from './pages/reports/Audit.svelte';
 import Alerts from './pages/reports/Alerts.svelte';
 import MailOutbox from './pages/reports/MailOutbox.svelte';
+import Feedback from './pages/admin/Feedback.svelte';
 
 /** A page and the path pattern it answers. */
 export interface Route {
@@ -64,6 +65,7 @@ export const ROUTES: Route[] = [
   { pattern: '/audit', page: Audit, title: 'Audit log' },
   { pattern: '/alerts', page: Alerts, title: 'Alerts' },
   { pattern: '/mail', page: MailOutbox, title: 'Mail outbox' },
+  { pattern: '/feedback', page: Feedback, title: 'Feedback' },
 ];
 
 /** Where `/` and `/login` lead once logged in. */

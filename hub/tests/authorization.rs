@@ -80,6 +80,12 @@ enum Fresh {
     Pairing,
     /// A new leaf (`{site}`) with a newly paired device (`{device}`).
     Device,
+    /// A new share link to `{content}` (`{share_token}`).
+    Share,
+    /// A new image (`{content}`) with an open report on it (`{feedback}`).
+    Feedback,
+    /// A new custom attribute defined at the tenant's node (`{attribute}`).
+    Attribute,
 }
 
 /// Who calls.
@@ -125,9 +131,9 @@ const SERVED_OUTSIDE_DOCUMENT: &[(&str, &str)] = &[("GET", "/api/docs")];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Comment, Content, Device, Inactive, Invite, Job, Member, Nothing, Pairing,
-        Pending, PermissionGroup, PermissionMembers, Playlist, Run, Schedule, ShopKey, Signup,
-        Site, Template, User, Welcome,
+        AccessGroup, Attribute, Comment, Content, Device, Feedback, Inactive, Invite, Job, Member, Nothing,
+        Pairing, Pending, PermissionGroup, PermissionMembers, Playlist, Run, Schedule, Share,
+        ShopKey, Signup, Site, Template, User, Welcome,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -522,6 +528,186 @@ fn rows() -> Vec<Row> {
             "/api/v1/content/{content}/reject",
             Some(json!({"reason": "not yet"})),
             Pending,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: NO,
+            },
+        ),
+        // Media actions (M3, P5, M2, M1): the fixture's items allow sharing
+        // and rating. A Viewer holds rate, favorite and feedback; share from
+        // Contributor; update_custom_attributes from Moderator (P1, P2).
+        row(
+            Method::GET,
+            "/api/v1/content/{id}/actions",
+            "/api/v1/content/{content}/actions",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/content/{id}/share",
+            "/api/v1/content/{content}/share",
+            Some(json!({"expires_in_secs": 600})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: NO,
+            },
+        ),
+        // The link itself plays without a login (M3).
+        row(
+            Method::GET,
+            "/api/v1/shared/{token}",
+            "/api/v1/shared/{share_token}",
+            None,
+            Share,
+            Anonymous(200),
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/content/{id}/rating",
+            "/api/v1/content/{content}/rating",
+            Some(json!({"value": "like"})),
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/content/{id}/rating",
+            "/api/v1/content/{content}/rating",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/content/{id}/favorite",
+            "/api/v1/content/{content}/favorite",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/content/{id}/favorite",
+            "/api/v1/content/{content}/favorite",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/me/favorites",
+            "/api/v1/me/favorites",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/content/{id}/feedback",
+            "/api/v1/content/{content}/feedback",
+            Some(json!({"reason": "question", "comment": "why?"})),
+            Content,
+            Roles {
+                own: [201; 5],
+                other: NO,
+            },
+        ),
+        // The moderators' queue: Moderator and above, their domain only.
+        row(
+            Method::GET,
+            "/api/v1/feedback",
+            "/api/v1/feedback",
+            None,
+            Nothing,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: [403, 403, 200, 200, 200],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/feedback/{id}/resolve",
+            "/api/v1/feedback/{feedback}/resolve",
+            Some(json!({"note": "done"})),
+            Feedback,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: [403, 403, 404, 404, 404],
+            },
+        ),
+        // Custom attributes: defined by Manager+ per node, read by anyone
+        // who sees the node or the item.
+        row(
+            Method::GET,
+            "/api/v1/nodes/{id}/attributes",
+            "/api/v1/nodes/{node}/attributes",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/nodes/{id}/attributes/{key}",
+            "/api/v1/nodes/{node}/attributes/{unique}",
+            Some(json!({"label": "Size", "type": "number"})),
+            Nothing,
+            Roles {
+                own: [403, 403, 403, 201, 201],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/nodes/{id}/attributes/{key}",
+            "/api/v1/nodes/{node}/attributes/{attribute}",
+            None,
+            Attribute,
+            Roles {
+                own: [403, 403, 403, 204, 204],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/content/{id}/attributes",
+            "/api/v1/content/{content}/attributes",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/content/{id}/attributes",
+            "/api/v1/content/{content}/attributes",
+            Some(json!({"values": {}})),
+            Nothing,
             Roles {
                 own: [403, 403, 200, 200, 200],
                 other: NO,
@@ -1757,13 +1943,18 @@ async fn made(hub: &TestHub, method: Method, path: &str, body: Option<Value>) ->
     answer
 }
 
-/// Uploads an image at `node` as the root admin, downloads allowed (M2);
-/// returns (id, sha256).
+/// Uploads an image at `node` as the root admin, downloads and sharing
+/// allowed (M2); returns (id, sha256).
 async fn upload(hub: &TestHub, node: &str, name: &str) -> (String, String) {
     let response = hub
         .client
         .post(format!("{}/api/v1/content", hub.base))
-        .query(&[("node", node), ("name", name), ("allow_download", "true")])
+        .query(&[
+            ("node", node),
+            ("name", name),
+            ("allow_download", "true"),
+            ("allow_share", "true"),
+        ])
         .bearer_auth(&hub.admin)
         .body(support::gif(name))
         .send()
@@ -2035,6 +2226,11 @@ impl Fixture {
         let mut code = "NOCODE22".to_owned();
         let mut device = tenant.device.clone();
         let mut comment = "cm-none".to_owned();
+        let (mut share_token, mut feedback, mut attribute) = (
+            "no-share".to_owned(),
+            "no-feedback".to_owned(),
+            "none".to_owned(),
+        );
         match fresh {
             Fresh::Nothing => {}
             Fresh::Site => site = hub.node(&hub.admin, &tenant.node, &self.unique()).await,
@@ -2193,6 +2389,23 @@ impl Fixture {
                 assert_eq!(response.status(), StatusCode::OK, "import for a welcome");
                 password_token = mailed_token(hub, &email);
             }
+            Fresh::Share => {
+                let path = format!("/api/v1/content/{content}/share");
+                let answer = made(hub, Method::POST, &path, Some(json!({}))).await;
+                share_token = answer["token"].as_str().unwrap().to_owned();
+            }
+            Fresh::Feedback => {
+                content = upload(hub, &tenant.node, &self.unique()).await.0;
+                let path = format!("/api/v1/content/{content}/feedback");
+                let body = json!({"reason": "other", "comment": "please check"});
+                feedback = id(&made(hub, Method::POST, &path, Some(body)).await);
+            }
+            Fresh::Attribute => {
+                attribute = self.unique();
+                let path = format!("/api/v1/nodes/{}/attributes/{attribute}", tenant.node);
+                let body = json!({"label": "Size", "type": "number"});
+                made(hub, Method::PUT, &path, Some(body)).await;
+            }
             Fresh::Run => {
                 let answer = made(
                     hub,
@@ -2242,6 +2455,9 @@ impl Fixture {
             ("{other_invite}", other.invite.clone()),
             ("{admin_token}", hub.admin.clone()),
             ("{unique}", self.unique()),
+            ("{share_token}", share_token),
+            ("{feedback}", feedback),
+            ("{attribute}", attribute),
         ]
     }
 

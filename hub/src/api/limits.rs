@@ -48,6 +48,7 @@ pub const UNAUTHENTICATED_ROUTES: &[(&str, &str, RouteClass)] = &[
     ("GET", "/api/v1/openapi.json", Open),
     ("GET", "/api/v1/device/pairings/{ticket}", Open),
     ("POST", "/api/v1/access-groups/{id}/members/shop", Open),
+    ("GET", "/api/v1/shared/{token}", Open),
 ];
 
 /// How many keys a limiter holds before it forgets the idle ones.

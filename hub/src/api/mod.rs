@@ -12,6 +12,7 @@ mod audit_log;
 mod comments;
 pub mod console;
 mod content;
+mod content_actions;
 mod device_documents;
 mod devices;
 mod error;
@@ -143,6 +144,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(mail_outbox::routes())
         .merge(content::routes())
         .merge(comments::routes())
+        .merge(content_actions::routes())
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(publish::routes())

@@ -10,13 +10,15 @@
 //! the content, copy-down, approval and template services ([`service`],
 //! [`copy`], [`approval`], [`template_service`]) with the data the API shows ([`view`]),
 //! who views an item and may act on it ([`visibility`], P5, P6, M1, M2),
-//! comments on items ([`comments`], M4), and
+//! comments on items ([`comments`], M4), the media actions on it — share,
+//! rate, favorite, feedback, custom attributes ([`actions`], M3) — and
 //! the item-references index the modules above write when they refer to an
 //! item ([`refs`]). Must not: know HTTP, import the modules that refer to
 //! items (access groups, schedules: they write [`refs`]), or hold a whole
 //! upload or download in memory. Whether a device may fetch a blob is
 //! [`crate::access_groups::device_may_fetch`]'s (it rests on entitlements).
 
+pub mod actions;
 pub mod approval;
 pub mod blobs;
 pub mod comments;

@@ -116,7 +116,9 @@ pub fn close_request(tx: &mut Tx, item: &ItemId) {
 }
 
 /// Removes `item` with its hash index, its template document, its open
-/// approval request and its comments (M4).
+/// approval request, its comments (M4) and what the media actions hold
+/// about it (ratings, favorites, attribute values, share links, open
+/// reports: M3).
 ///
 /// # Errors
 /// When the store fails.
@@ -125,7 +127,8 @@ pub fn remove_item(tx: &mut Tx, item: &ContentItem) -> Result<(), StoreError> {
     tx.delete(CONTENT_BY_HASH, &hash_key(&item.sha256, &item.id));
     tx.delete(TEMPLATES, item.id.as_str());
     close_request(tx, &item.id);
-    super::comments::repo::remove_all_in(tx, &item.id)
+    super::comments::repo::remove_all_in(tx, &item.id)?;
+    super::actions::repo::remove_of_item_in(tx, &item.id)
 }
 
 /// What still refers to `item`, as `kind id` strings, read in `tx`:

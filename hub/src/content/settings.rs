@@ -1,6 +1,7 @@
 //! Changing an item's name, audience and publish settings (T2, A1, M1, M2),
-//! and the media actions' one check ([`act`]): the download route uses it
-//! now, the share, rate and comment routes (M3, M4) the same way.
+//! and the media actions' one check ([`act`], [`act_in`]): the download
+//! route and every action of [`super::actions`] use it. Turning sharing off
+//! removes the item's share links (M2).
 //!
 //! Rules: Contributor and above change items inside their domain (A1
 //! applies: a name, an audience or a setting is an edit); the groups are
@@ -12,15 +13,16 @@
 //! Owns: these decisions. Must not: know HTTP.
 
 use signet_common::digest::Sha256;
-use signet_common::permissions::{Access, Denial, Permission, Role};
+use signet_common::permissions::{Access, Denial, NodeTree, Permission, Role};
 
 use super::ContentItem;
 use super::repo::{self, Items};
 use super::service::{CHANGED_FROM_ABOVE, ContentError, changeable_in, item_name};
 use super::view::UpdateContent;
-use super::visibility::{Viewer, check_groups_in};
+use super::visibility::{Holders, Viewer, check_groups_in};
 use crate::app::Hub;
 use crate::identity::Actor;
+use crate::store::Tx;
 use crate::tenancy::load_tree_in;
 use crate::tenancy::restricted::ItemChange;
 
@@ -70,6 +72,10 @@ pub async fn update(
             item.updated_at = now;
             item.updated_by = actor.user.id.clone();
             repo::put_item(tx, &item, Some(&old))?;
+            if old.settings.allow_share && !item.settings.allow_share {
+                // M2: links shared before stop working, and stay so.
+                super::actions::repo::remove_shares_in(tx, &item.id, |_| true)?;
+            }
             let detail = serde_json::json!({
                 "name": {"from": old.name, "to": item.name},
                 "allowed_groups": {"from": old.allowed_groups, "to": item.allowed_groups},
@@ -99,25 +105,40 @@ pub async fn act(
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let (item, holders) = viewer
-                .item_in(tx, &tree, id, Items::Any)?
-                .ok_or(ContentError::NotFound(Items::Any.what()))?;
-            match viewer.may_act(&tree, &item, &holders, action) {
-                Access::Granted => Ok(item),
-                Access::Denied(Denial::BlockedByPublishSettings) => Err(ContentError::NotAllowed {
-                    code: "disabled_by_publish_settings",
-                    message: format!("the item's publish settings do not allow {action} (M2)"),
-                }),
-                Access::Denied(
-                    Denial::OutsideDomain | Denial::NotInAllowedGroup | Denial::NoEntitlement,
-                ) => Err(ContentError::NotFound(Items::Any.what())),
-                Access::Denied(denial) => Err(ContentError::NotAllowed {
-                    code: "permission_not_held",
-                    message: format!("{action} is not allowed here ({denial:?})"),
-                }),
-            }
+            Ok(act_in(tx, &tree, &viewer, id, action)?.0)
         })
         .await
+}
+
+/// [`act`] inside `tx`, for an action that writes with the check: the item
+/// and the access groups holding it.
+///
+/// # Errors
+/// As [`act`].
+pub fn act_in(
+    tx: &mut Tx,
+    tree: &NodeTree,
+    viewer: &Viewer,
+    id: &str,
+    action: Permission,
+) -> Result<(ContentItem, Holders), ContentError> {
+    let (item, holders) = viewer
+        .item_in(tx, tree, id, Items::Any)?
+        .ok_or(ContentError::NotFound(Items::Any.what()))?;
+    match viewer.may_act(tree, &item, &holders, action) {
+        Access::Granted => Ok((item, holders)),
+        Access::Denied(Denial::BlockedByPublishSettings) => Err(ContentError::NotAllowed {
+            code: "disabled_by_publish_settings",
+            message: format!("the item's publish settings do not allow {action} (M2)"),
+        }),
+        Access::Denied(
+            Denial::OutsideDomain | Denial::NotInAllowedGroup | Denial::NoEntitlement,
+        ) => Err(ContentError::NotFound(Items::Any.what())),
+        Access::Denied(denial) => Err(ContentError::NotAllowed {
+            code: "permission_not_held",
+            message: format!("{action} is not allowed here ({denial:?})"),
+        }),
+    }
 }
 
 /// The bytes' hash of item `id` for a download by `actor` ([`act`] with
