@@ -23,6 +23,7 @@ mod metrics;
 mod nodes;
 mod permission_groups;
 mod publish;
+mod renditions;
 mod reports;
 mod schedules;
 mod schemas;
@@ -141,6 +142,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(access_groups::routes())
         .merge(mail_outbox::routes())
         .merge(content::routes())
+        .merge(renditions::routes())
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(publish::routes())
