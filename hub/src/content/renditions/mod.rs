@@ -95,6 +95,7 @@ pub const PI: Profile = Profile {
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RenditionJobState)]
 pub enum JobState {
     /// Waiting for the worker.
     Queued,

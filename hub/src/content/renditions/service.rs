@@ -44,6 +44,7 @@ pub enum RenditionError {
 
 /// A job as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RenditionJobView)]
 pub struct JobView {
     /// The job.
     #[serde(flatten)]
