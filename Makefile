@@ -12,7 +12,8 @@ CARGO ?= cargo
 # OpenAPI validator and schemathesis; chromium for the console's browser
 # suite, driven by playwright-core without a browser download).
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
-	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-x gstreamer1.0-tools \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
+	gstreamer1.0-x gstreamer1.0-tools \
 	mosquitto xvfb systemd faketime python3 python3-venv chromium
 
 # Crates signet-common must never depend on (it is the pure core).

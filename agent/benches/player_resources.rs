@@ -126,6 +126,7 @@ fn play_with_agent(file: &Path) {
         approval: ApprovalState::Active,
         approved_hash: Some(bytes_hash),
         categories: vec![],
+        renditions: Vec::new(),
     };
     let mut player = GstPlayer::new(VideoSink::None, 1920, 1080).unwrap();
     player

@@ -128,8 +128,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { config } => {
             let config = AgentConfig::load(config.as_deref())?;
-            let report =
-                signet_agent::inspect::status(&config.data_dir).map_err(anyhow::Error::msg)?;
+            let report = signet_agent::inspect::status(
+                &config.data_dir,
+                config
+                    .max_decode
+                    .resolve(signet_agent::sensors::is_raspberry_pi())
+                    .as_ref(),
+            )
+            .map_err(anyhow::Error::msg)?;
             print!("{report}");
             Ok(())
         }

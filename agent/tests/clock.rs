@@ -56,6 +56,7 @@ fn documents(t0: DateTime<Utc>, end: DateTime<Utc>) -> Documents {
             approval: ApprovalState::Active,
             approved_hash: Some(sha),
             categories: vec![],
+            renditions: Vec::new(),
         }],
         schedule: Schedule {
             entries: vec![],

@@ -42,6 +42,7 @@ fn template_item(id: &str, bytes: &[u8], url: &str, approved: Sha256) -> Manifes
         approval: ApprovalState::Active,
         approved_hash: Some(approved),
         categories: vec![],
+        renditions: Vec::new(),
     }
 }
 

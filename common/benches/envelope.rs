@@ -79,6 +79,7 @@ fn setup() -> Setup {
                     approval: ApprovalState::Active,
                     approved_hash: Some(sha256),
                     categories: Vec::new(),
+                    renditions: Vec::new(),
                 }
             })
             .collect();

@@ -34,6 +34,7 @@ fn media(id: &str, bytes: &[u8]) -> ManifestItem {
         approval: ApprovalState::Active,
         approved_hash: Some(sha256),
         categories: vec!["promo".into()],
+        renditions: Vec::new(),
     }
 }
 

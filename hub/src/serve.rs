@@ -343,6 +343,8 @@ pub async fn serve_on(
     crate::devices::outbox::spawn_worker(state.clone(), stop.child_token());
     let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
     let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
+    // Rendition jobs (M3); one left running by a stop is redone.
+    let renditions = crate::content::renditions::worker::spawn(state.clone(), stop.child_token());
     let alerting = AlertLoop::spawn(
         state.clone(),
         AlertOptions::from_config(&state.config),
@@ -401,6 +403,7 @@ pub async fn serve_on(
     stop.cancel();
     sender.stop().await;
     publishing.stop().await;
+    let _ = renditions.await;
     mqtt.stop().await;
     alerting.stop().await;
     // Last: the link above said goodbye to it; dropping kills the broker.

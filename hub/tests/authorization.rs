@@ -405,6 +405,31 @@ fn rows() -> Vec<Row> {
                 other: NO,
             },
         ),
+        // Process media (M3, P5): Moderator+ hold `process_media` (P2); the
+        // fixture's item is a GIF, so they get 400 `not_video`; its jobs are
+        // read by whoever views the item.
+        row(
+            Method::POST,
+            "/api/v1/content/{id}/process",
+            "/api/v1/content/{content}/process",
+            None,
+            Nothing,
+            Roles {
+                own: [403, 403, 400, 400, 400],
+                other: NO,
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/content/{id}/renditions",
+            "/api/v1/content/{content}/renditions",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
         // Comments (M4, P7): every role views; Contributor+ add; nobody
         // edits another's comment (the fresh one is the admin's); Moderator+
         // delete others' (comment.delete_others).

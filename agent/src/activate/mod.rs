@@ -26,7 +26,9 @@ use chrono::{DateTime, Utc};
 use signet_common::approval::ApprovalState;
 use signet_common::clock::TrustedClock;
 use signet_common::digest::Sha256;
-use signet_common::documents::{DeviceAssignment, GroupKind, GroupManifest, ManifestItem};
+use signet_common::documents::{
+    DecodeLimit, DeviceAssignment, GroupKind, GroupManifest, ManifestItem,
+};
 use signet_common::envelope::DocumentKind;
 use signet_common::sync::{AppliedDocument, CacheProgress, PendingActivation};
 use tokio::sync::{Notify, mpsc, watch};
@@ -135,6 +137,8 @@ pub struct Activator {
     device_clock: DeviceClock,
     /// The pause between passes while downloads keep failing.
     retry: Backoff,
+    /// What video this device decodes (M3): which rendition it fetches.
+    decode: Option<DecodeLimit>,
 }
 
 impl Activator {
@@ -154,7 +158,15 @@ impl Activator {
             downloader,
             device_clock: DeviceClock::new(),
             retry,
+            decode: None,
         }
+    }
+
+    /// Fetches the renditions that fit `decode` instead of originals (M3).
+    #[must_use]
+    pub fn with_decode(mut self, decode: Option<DecodeLimit>) -> Self {
+        self.decode = decode;
+        self
     }
 
     /// Runs passes until `shutdown`: at start, after every document change,
@@ -541,7 +553,9 @@ impl Activator {
     }
 
     async fn load(&self) -> Result<Documents, StateError> {
-        Documents::load_blocking(self.store.clone(), self.device.clone()).await
+        Documents::load_blocking(self.store.clone(), self.device.clone())
+            .await
+            .map(|documents| documents.for_device(self.decode.as_ref()))
     }
 
     /// Writes `commit` durably; false (logged) when it fails.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use signet_common::documents::DecodeLimit;
 
 /// The file size a config may have; anything larger is not a config.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
@@ -133,6 +134,61 @@ pub struct AgentConfig {
     pub screen_width: u32,
     /// The output height in pixels.
     pub screen_height: u32,
+    /// What video this screen decodes smoothly (M3): where the hub made a
+    /// rendition that fits, the agent plays it instead of the original.
+    /// `auto` (default): `1080p30-h264` on a Raspberry Pi, no limit
+    /// elsewhere; `none`: always the original; or `{height}p{fps}-{codec}`.
+    pub max_decode: MaxDecode,
+}
+
+/// The `max_decode` setting (M3).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum MaxDecode {
+    /// [`PI_DECODE`] on a Raspberry Pi, else no limit.
+    Auto,
+    /// No limit: always the original.
+    Unlimited,
+    /// This limit.
+    Limit(DecodeLimit),
+}
+
+/// What a Raspberry Pi (3, 4, 5) decodes smoothly: H.264 up to 1080p30.
+pub const PI_DECODE: &str = "1080p30-h264";
+
+impl MaxDecode {
+    /// The limit on a device that `is_pi` (a Raspberry Pi) or not.
+    #[must_use]
+    pub fn resolve(&self, is_pi: bool) -> Option<DecodeLimit> {
+        match self {
+            Self::Auto if is_pi => PI_DECODE.parse().ok(),
+            Self::Auto | Self::Unlimited => None,
+            Self::Limit(limit) => Some(limit.clone()),
+        }
+    }
+}
+
+impl std::str::FromStr for MaxDecode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "auto" => Ok(Self::Auto),
+            "none" => Ok(Self::Unlimited),
+            other => other
+                .parse()
+                .map(Self::Limit)
+                .map_err(|e| format!("{e}, \"auto\" or \"none\"")),
+        }
+    }
+}
+
+impl TryFrom<String> for MaxDecode {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
 }
 
 /// Where the player sends video (D7).
@@ -190,6 +246,7 @@ impl Default for AgentConfig {
             video_sink: VideoSink::Auto,
             screen_width: 1920,
             screen_height: 1080,
+            max_decode: MaxDecode::Auto,
         }
     }
 }
@@ -327,6 +384,9 @@ impl AgentConfig {
         }
         if let Some(v) = var("screen_height") {
             self.screen_height = v.parse()?;
+        }
+        if let Some(v) = var("max_decode") {
+            self.max_decode = v.parse()?;
         }
         Ok(set)
     }
@@ -647,5 +707,35 @@ mod tests {
         assert_eq!(BrokerUrl::parse("mqtt://[::1]:9").unwrap().host, "::1");
         assert!(BrokerUrl::parse("mqtt://host:0").is_err());
         assert!(BrokerUrl::parse("tcp://host").is_err());
+    }
+
+    /// M3: `max_decode` is `auto` by default (a Pi's limit on a Pi, none
+    /// elsewhere), `none`, or a limit; nonsense is refused with the key.
+    #[test]
+    fn m3_max_decode_defaults_to_auto_and_parses_limits() {
+        let config = AgentConfig::load_with_env(None, |_| None).unwrap();
+        assert_eq!(config.max_decode, MaxDecode::Auto);
+        assert_eq!(config.max_decode.resolve(false), None);
+        assert_eq!(
+            config.max_decode.resolve(true),
+            Some(PI_DECODE.parse().unwrap())
+        );
+        let set = |value: &'static str| {
+            AgentConfig::load_with_env(None, move |v| {
+                (v == "SIGNET_AGENT_MAX_DECODE").then(|| value.to_owned())
+            })
+        };
+        assert_eq!(set("none").unwrap().max_decode.resolve(true), None);
+        let limit = set("720p25-h264")
+            .unwrap()
+            .max_decode
+            .resolve(true)
+            .unwrap();
+        assert_eq!(
+            (limit.height, limit.fps, limit.codec.as_str()),
+            (720, 25, "h264")
+        );
+        let err = set("fast").unwrap_err().to_string();
+        assert!(err.contains("max_decode"), "{err}");
     }
 }

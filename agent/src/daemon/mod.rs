@@ -205,6 +205,11 @@ pub async fn run_with_player(
     let watcher = Watcher::start(&cache.blobs_dir(), config_path.as_deref(), change_tx)
         .map_err(|e| DaemonError::Watch(e.to_string()))?;
 
+    // M3: which renditions this screen fetches and plays.
+    let decode = config.max_decode.resolve(crate::sensors::is_raspberry_pi());
+    if let Some(limit) = &decode {
+        tracing::info!(%limit, "videos play as renditions within this decode limit where the hub made one");
+    }
     tasks.spawn(
         "content",
         Activator::new(
@@ -214,6 +219,7 @@ pub async fn run_with_player(
             downloader.clone(),
             backoff,
         )
+        .with_decode(decode.clone())
         .run(
             activate::Links {
                 documents: documents_rx.clone(),
@@ -237,6 +243,7 @@ pub async fn run_with_player(
             sync::report::os_name(),
         )
         .with_factory(factory)
+        .with_decode(decode)
         .run(
             player::Links {
                 playing: playing_rx,

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::str::FromStr as _;
 
 use chrono::{DateTime, Utc};
-use signet_common::documents::{Command, DeviceAssignment, GroupManifest, HubTime};
+use signet_common::documents::{Command, DecodeLimit, DeviceAssignment, GroupManifest, HubTime};
 use signet_common::envelope::{self, Document, DocumentKind, MAX_DOCUMENT_BYTES, PublicKey};
 use signet_common::rollback::Freshness;
 use signet_common::trust::TrustStore;
@@ -35,7 +35,7 @@ use crate::sync::{load_held, report};
 ///
 /// # Errors
 /// A message saying why the state cannot be read.
-pub fn status(dir: &Path) -> Result<String, String> {
+pub fn status(dir: &Path, decode: Option<&DecodeLimit>) -> Result<String, String> {
     if !dir.join("state").exists() {
         return Err(format!(
             "no agent state in {}: pair the device first (`signet-agent pair --hub URL`)",
@@ -55,8 +55,9 @@ pub fn status(dir: &Path) -> Result<String, String> {
     let clock = DeviceClock::new();
     let identity = store.require_identity().map_err(|e| e.to_string())?;
     let held = load_held(&store, &clock).map_err(|e| e.to_string())?;
-    let documents =
-        Documents::load(&store, identity.device_id.as_str()).map_err(|e| e.to_string())?;
+    let documents = Documents::load(&store, identity.device_id.as_str())
+        .map_err(|e| e.to_string())?
+        .for_device(decode);
     let mut decider = Decider::new(DiskView {
         blobs: crate::cache::blobs_dir_in(dir),
     });

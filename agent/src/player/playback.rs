@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use signet_common::approval::FeedBinding;
 use signet_common::clock::TrustedClock;
-use signet_common::documents::{CommandAction, ItemKind, ManifestItem};
+use signet_common::documents::{CommandAction, DecodeLimit, ItemKind, ManifestItem};
 use signet_common::ids::ItemId;
 use signet_common::play::SkipReason;
 use signet_common::schedule::Slot;
@@ -93,6 +93,8 @@ pub struct Playback {
     /// Makes a fresh player for `restart_player`, if the player can be
     /// restarted.
     factory: Option<PlayerFactory>,
+    /// What video this device decodes (M3): which rendition it plays.
+    decode: Option<DecodeLimit>,
 }
 
 impl Playback {
@@ -122,6 +124,7 @@ impl Playback {
             status_path,
             player_wake,
             factory: None,
+            decode: None,
         }
     }
 
@@ -129,6 +132,13 @@ impl Playback {
     #[must_use]
     pub fn with_factory(mut self, factory: PlayerFactory) -> Self {
         self.factory = Some(factory);
+        self
+    }
+
+    /// Plays the renditions that fit `decode` instead of originals (M3).
+    #[must_use]
+    pub fn with_decode(mut self, decode: Option<DecodeLimit>) -> Self {
+        self.decode = decode;
         self
     }
 
@@ -410,6 +420,7 @@ impl Playback {
     async fn load(&mut self) -> Documents {
         Documents::load_blocking(self.store.clone(), self.device.clone())
             .await
+            .map(|documents| documents.for_device(self.decode.as_ref()))
             .unwrap_or_else(|error| {
                 tracing::error!(%error, "cannot read the playing manifests");
                 Documents::default()

@@ -76,6 +76,16 @@ pub fn temperature_c(sysfs: &Path) -> Option<f32> {
     })
 }
 
+/// Whether this device is a Raspberry Pi (its device tree says so): the
+/// default decode limit follows (M3). `false` when unreadable.
+#[must_use]
+pub fn is_raspberry_pi() -> bool {
+    let mut model = String::new();
+    std::fs::File::open("/proc/device-tree/model")
+        .and_then(|file| file.take(256).read_to_string(&mut model))
+        .is_ok_and(|_| model.contains("Raspberry Pi"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

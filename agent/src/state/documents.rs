@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use signet_common::documents::{DeviceAssignment, GroupManifest};
+use signet_common::documents::{DecodeLimit, DeviceAssignment, GroupManifest};
 use signet_common::envelope::{self, Document, DocumentKind};
 
 use super::{DOC_PREFIX, StateError, Store};
@@ -113,6 +113,25 @@ impl Documents {
             }
         }
         Ok(out)
+    }
+
+    /// These documents as a device that decodes `limit` acts on them (M3):
+    /// each manifest item that has a fitting rendition names the
+    /// rendition's bytes instead of the original's
+    /// ([`signet_common::documents::ManifestItem::for_device`]), so the
+    /// cache fetches and verifies, and the player plays, exactly that file.
+    /// The stored envelopes are untouched.
+    #[must_use]
+    pub fn for_device(mut self, limit: Option<&DecodeLimit>) -> Self {
+        if limit.is_none() {
+            return self;
+        }
+        for held in self.accepted.values_mut().chain(self.playing.values_mut()) {
+            for item in &mut held.manifest.items {
+                *item = item.for_device(limit);
+            }
+        }
+        self
     }
 
     /// [`Self::load`] off the async threads (sled reads block).
@@ -237,5 +256,87 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    /// M3, D2, A8: a device with a decode limit fetches, verifies and plays
+    /// the fitting rendition of an approved video in place of the original
+    /// (its hash, size and URL); without a limit, or for an item that is
+    /// not approved as it is, the original stays.
+    #[test]
+    fn m3_a_decode_limit_makes_the_fitting_rendition_the_file_to_play() {
+        use signet_common::approval::ApprovalState;
+        use signet_common::digest::Sha256;
+        use signet_common::documents::{GroupKind, ItemKind, ManifestItem, Rendition};
+        use signet_common::ids::ItemId;
+
+        let original = Sha256::of(b"original 4k");
+        let rendition = Rendition {
+            sha256: Sha256::of(b"rendition"),
+            size: 7,
+            url: "http://hub/api/v1/device/content/r".into(),
+            codec: "h264".into(),
+            width: 1920,
+            height: 1080,
+            fps: 30,
+        };
+        let item = |id: &str, approval| ManifestItem {
+            id: ItemId::from(id),
+            kind: ItemKind::Video,
+            sha256: original,
+            size: 100,
+            url: "http://hub/api/v1/device/content/o".into(),
+            approval,
+            approved_hash: Some(original),
+            categories: Vec::new(),
+            renditions: vec![rendition.clone()],
+        };
+        let manifest = GroupManifest {
+            version: 1,
+            issued_at: chrono::DateTime::UNIX_EPOCH,
+            expires_at: chrono::DateTime::UNIX_EPOCH,
+            group_id: "node-1".into(),
+            group_kind: GroupKind::Node,
+            items: vec![
+                item("c-approved", ApprovalState::Active),
+                item("c-pending", ApprovalState::Pending),
+            ],
+            schedule: signet_common::schedule::Schedule {
+                entries: Vec::new(),
+                merge: signet_common::schedule::MergeMode::default(),
+                default_item: None,
+            },
+            license: None,
+        };
+        let held = HeldManifest {
+            manifest,
+            envelope: b"as stored".to_vec(),
+        };
+        let mut documents = Documents::default();
+        documents.playing.insert("node-1".into(), held.clone());
+        documents.accepted.insert("node-1".into(), held);
+
+        let unlimited = documents.clone().for_device(None);
+        assert_eq!(
+            unlimited.playing["node-1"].manifest.items[0].sha256,
+            original
+        );
+
+        let pi: DecodeLimit = "1080p30-h264".parse().unwrap();
+        let resolved = documents.for_device(Some(&pi));
+        for held in [&resolved.playing["node-1"], &resolved.accepted["node-1"]] {
+            let [approved, pending] = &held.manifest.items[..] else {
+                panic!("two items");
+            };
+            assert_eq!(
+                (approved.sha256, approved.size, approved.url.as_str()),
+                (rendition.sha256, rendition.size, rendition.url.as_str())
+            );
+            assert_eq!(approved.check_approved(&rendition.sha256), Ok(()));
+            assert_eq!(pending.sha256, original, "not approved: the original");
+            assert_eq!(
+                held.envelope, b"as stored",
+                "the stored envelope is untouched"
+            );
+        }
     }
 }

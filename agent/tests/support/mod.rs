@@ -657,6 +657,7 @@ pub fn image(id: &str, sha: Sha256, size: u64, url: &str) -> ManifestItem {
         approval: ApprovalState::Active,
         approved_hash: Some(sha),
         categories: vec![],
+        renditions: Vec::new(),
     }
 }
 

@@ -12,6 +12,8 @@ use crate::ids::{ItemId, MAX_ID_LEN};
 use crate::license::{LicenseError, LicenseTerms};
 use crate::schedule::{Schedule, ScheduleError};
 
+use super::rendition::{MAX_RENDITIONS, Rendition};
+
 /// The most items one manifest may list.
 pub const MAX_MANIFEST_ITEMS: usize = 10_000;
 /// The longest download URL, in bytes.
@@ -70,6 +72,11 @@ pub struct ManifestItem {
     /// Categories, for players that group content (L1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,
+    /// Re-encoded copies of the original the hub made (M3), for devices
+    /// that cannot decode it smoothly ([`super::rendition`]); absent when
+    /// there are none, so manifests without any are unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renditions: Vec<Rendition>,
 }
 
 /// Why an item may not play although it is scheduled (A7, A8).
@@ -161,6 +168,12 @@ pub enum ManifestError {
     /// An item has too many or too long categories.
     #[error("item {0}: at most {MAX_CATEGORIES} categories of at most {MAX_CATEGORY_LEN} bytes")]
     BadCategories(ItemId),
+    /// An item lists too many renditions, or one out of bounds, or a
+    /// template lists any (M3).
+    #[error(
+        "item {0}: at most {MAX_RENDITIONS} renditions of media, each with a url and codec in bounds and a picture size"
+    )]
+    BadRenditions(ItemId),
     /// An active media item whose approved hash is not its bytes' hash (A8).
     #[error("item {0}: an active media item's approved hash must be its sha256")]
     ApprovedHashMismatch(ItemId),
@@ -249,6 +262,12 @@ fn validate_item(item: &ManifestItem) -> Result<(), ManifestError> {
             .any(|c| c.is_empty() || c.len() > MAX_CATEGORY_LEN)
     {
         return Err(ManifestError::BadCategories(item.id.clone()));
+    }
+    if item.renditions.len() > MAX_RENDITIONS
+        || (item.kind == ItemKind::Template && !item.renditions.is_empty())
+        || item.renditions.iter().any(|r| !r.is_valid())
+    {
+        return Err(ManifestError::BadRenditions(item.id.clone()));
     }
     if item.approval == ApprovalState::Active {
         match item.approved_hash {

@@ -55,6 +55,7 @@ fn media(item: &str, approval: ApprovalState) -> ManifestItem {
         // state alone must refuse it (A7).
         approved_hash: Some(bytes_hash(item)),
         categories: Vec::new(),
+        renditions: Vec::new(),
     }
 }
 

@@ -25,6 +25,7 @@ mod metrics;
 mod nodes;
 mod permission_groups;
 mod publish;
+mod renditions;
 mod reports;
 mod schedules;
 mod schemas;
@@ -145,6 +146,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(content::routes())
         .merge(comments::routes())
         .merge(content_actions::routes())
+        .merge(renditions::routes())
         .merge(templates::routes())
         .merge(schedules::routes())
         .merge(publish::routes())

@@ -13,7 +13,8 @@
 //! comments on items ([`comments`], M4), the media actions on it — share,
 //! rate, favorite, feedback, custom attributes ([`actions`], M3) — and
 //! the item-references index the modules above write when they refer to an
-//! item ([`refs`]). Must not: know HTTP, import the modules that refer to
+//! item ([`refs`]), and renditions of video made by a background job
+//! ([`renditions`], M3). Must not: know HTTP, import the modules that refer to
 //! items (access groups, schedules: they write [`refs`]), or hold a whole
 //! upload or download in memory. Whether a device may fetch a blob is
 //! [`crate::access_groups::device_may_fetch`]'s (it rests on entitlements).
@@ -28,6 +29,7 @@ pub mod inspect;
 pub mod media;
 pub mod range;
 pub mod refs;
+pub mod renditions;
 pub mod repo;
 pub mod service;
 pub mod settings;

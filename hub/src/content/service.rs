@@ -582,7 +582,8 @@ where
 
 /// Deletes item `id` (media or template, as `items` says) for `actor`:
 /// Contributor+, inside the actor's domain, allowed by A1, used by nothing
-/// (409); the blob goes when no other item uses it.
+/// (409); the blob goes when no other item uses it, and so do its
+/// renditions ([`super::renditions`]).
 ///
 /// # Errors
 /// [`ContentError`]; nothing changed then.
@@ -590,7 +591,7 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<
     actor.require(Role::Contributor)?;
     let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     let above = "an item above the caller's domain can only be deleted from there (T2)";
-    let sha256 = hub
+    let (sha256, renditions) = hub
         .store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
@@ -608,6 +609,7 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<
                 });
             }
             repo::remove_item(tx, &item)?;
+            let renditions = super::renditions::repo::remove_of_item_in(tx, &item.id)?;
             let detail = serde_json::json!({"name": item.name, "sha256": item.sha256});
             let entry = actor.audit(
                 now,
@@ -617,9 +619,12 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<
                 detail,
             );
             repo::record(tx, entry)?;
-            Ok(item.sha256)
+            Ok((item.sha256, renditions))
         })
         .await?;
+    for rendition in &renditions {
+        drop_unused_blob(hub, rendition).await?;
+    }
     drop_unused_blob(hub, &sha256).await
 }
 

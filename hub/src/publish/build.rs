@@ -137,9 +137,9 @@ pub fn manifest(
             schedule.default_item = None;
         }
     }
-    let items: Vec<ManifestItem> = found
-        .values()
-        .map(|item| ManifestItem {
+    let mut items: Vec<ManifestItem> = Vec::with_capacity(found.len());
+    for item in found.values() {
+        items.push(ManifestItem {
             id: item.id.clone(),
             kind: item.kind,
             sha256: item.sha256,
@@ -148,8 +148,12 @@ pub fn manifest(
             approval: item.approval.state(),
             approved_hash: item.approval.approved_hash().copied(),
             categories: wanted.get(&item.id).cloned().unwrap_or_default(),
-        })
-        .collect();
+            // M3: renditions of the current original, signed with it.
+            renditions: content::renditions::manifest_entries(store, item, |sha256| {
+                content_url(base_url, sha256)
+            })?,
+        });
+    }
     let document = GroupManifest {
         version: 0,
         issued_at: DateTime::<Utc>::UNIX_EPOCH,

@@ -70,6 +70,7 @@ fn item(id: &str, kind: ItemKind) -> ManifestItem {
         approval: ApprovalState::Active,
         approved_hash: Some(sha),
         categories: vec![],
+        renditions: Vec::new(),
     }
 }
 
