@@ -27,6 +27,8 @@ import Reports from './pages/reports/Reports.svelte';
 import Audit from './pages/reports/Audit.svelte';
 import Alerts from './pages/reports/Alerts.svelte';
 import MailOutbox from './pages/reports/MailOutbox.svelte';
+import My from './pages/my/My.svelte';
+import { PUBLIC_ROUTES, type PublicRoute } from './pages/public/routes';
 
 /** A page and the path pattern it answers. */
 export interface Route {
@@ -64,6 +66,7 @@ export const ROUTES: Route[] = [
   { pattern: '/audit', page: Audit, title: 'Audit log' },
   { pattern: '/alerts', page: Alerts, title: 'Alerts' },
   { pattern: '/mail', page: MailOutbox, title: 'Mail outbox' },
+  { pattern: '/my', page: My, title: 'My content' },
 ];
 
 /** Where `/` and `/login` lead once logged in. */
@@ -76,4 +79,13 @@ export function resolve(path: string): { route: Route; params: Record<string, st
     if (params) return { route, params };
   }
   return { route: { pattern: '*', page: NotFound, title: 'Not found' }, params: {} };
+}
+
+/** The public page (no login) for `path`, with its parameters, or null. */
+export function resolvePublic(path: string): { route: PublicRoute; params: Record<string, string> } | null {
+  for (const route of PUBLIC_ROUTES) {
+    const params = match(route.pattern, path);
+    if (params) return { route, params };
+  }
+  return null;
 }

@@ -19,6 +19,7 @@ mod fleet;
 mod health;
 pub mod limits;
 mod mail_outbox;
+mod member;
 mod metrics;
 mod nodes;
 mod permission_groups;
@@ -42,7 +43,7 @@ use utoipa::openapi::security::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use content::{ContentView, DeviceAuth, blob_response};
+pub use content::{ContentView, DeviceAuth, blob_response, typed_blob_response};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Caller, ClientAddress};
 
@@ -130,6 +131,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(users::revoke_sessions))
         .routes(routes!(users::set_password))
+        .routes(routes!(users::describe_password_token))
         .routes(routes!(nodes::list_nodes, nodes::create_node))
         .routes(routes!(
             nodes::get_node,
@@ -149,6 +151,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(devices::routes())
         .merge(device_documents::routes())
         .merge(screenshots::routes())
+        .merge(member::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.
