@@ -222,7 +222,7 @@ describe('public pages and the member player', () => {
     await fresh('public-usage-report', async (page) => {
       await login(page, FIXTURE.admin, '/reports');
       await page.getByRole('heading', { level: 1, name: 'Reports' }).waitFor();
-      await page.getByLabel('User', { exact: true }).selectOption(made.member);
+      await page.getByRole('combobox', { name: /^User/ }).selectOption(made.member);
       await page.getByRole('button', { name: 'Show report' }).click();
       const rows = page.getByRole('table', { name: /Proof of play/ }).locator('tbody tr');
       await rows.filter({ hasText: play.device }).filter({ hasText: 'Ball clip' }).first().waitFor();
@@ -239,7 +239,15 @@ describe('public pages and the member player', () => {
     assert.equal(other.headers.get('x-frame-options'), 'DENY', 'other pages may not be framed');
     const email = 'sam@members.example';
     await fresh('public-signup-embedded', async (page) => {
-      await page.setContent(`<main><h1>A member site</h1><iframe title="Sign up" src="${form}" width="600" height="640"></iframe></main>`);
+      // Another site (an origin of its own) embeds the form.
+      const site = 'http://members-site.test/';
+      await page.route(site, (route) =>
+        route.fulfill({
+          contentType: 'text/html',
+          body: `<!doctype html><title>Members</title><main><h1>A member site</h1><iframe title="Sign up" src="${form}" width="600" height="640"></iframe></main>`,
+        }),
+      );
+      await page.goto(site);
       const frame = page.frameLocator('iframe');
       await frame.getByRole('heading', { level: 1, name: 'Sign up for Film club' }).waitFor();
       await frame.getByText('@members.example').waitFor();
