@@ -28,6 +28,8 @@ import Audit from './pages/reports/Audit.svelte';
 import Alerts from './pages/reports/Alerts.svelte';
 import MailOutbox from './pages/reports/MailOutbox.svelte';
 import Feedback from './pages/admin/Feedback.svelte';
+import My from './pages/my/My.svelte';
+import { PUBLIC_ROUTES, type PublicRoute } from './pages/public/routes';
 
 /** A page and the path pattern it answers. */
 export interface Route {
@@ -66,6 +68,7 @@ export const ROUTES: Route[] = [
   { pattern: '/alerts', page: Alerts, title: 'Alerts' },
   { pattern: '/mail', page: MailOutbox, title: 'Mail outbox' },
   { pattern: '/feedback', page: Feedback, title: 'Feedback' },
+  { pattern: '/my', page: My, title: 'My content' },
 ];
 
 /** Where `/` and `/login` lead once logged in. */
@@ -78,4 +81,13 @@ export function resolve(path: string): { route: Route; params: Record<string, st
     if (params) return { route, params };
   }
   return { route: { pattern: '*', page: NotFound, title: 'Not found' }, params: {} };
+}
+
+/** The public page (no login) for `path`, with its parameters, or null. */
+export function resolvePublic(path: string): { route: PublicRoute; params: Record<string, string> } | null {
+  for (const route of PUBLIC_ROUTES) {
+    const params = match(route.pattern, path);
+    if (params) return { route, params };
+  }
+  return null;
 }

@@ -28,6 +28,7 @@ pub mod init;
 pub mod keys;
 pub mod login;
 pub mod mail;
+pub mod member;
 pub mod metrics;
 pub mod mqtt;
 pub mod nodes;

@@ -1863,6 +1863,123 @@ fn rows() -> Vec<Row> {
                 other: [403, 403, 403, 404, 404],
             },
         ),
+        // What the public pages read before they act (M5, C11): the token
+        // or the group's self-signup is the credential; nothing changes.
+        row(
+            Method::GET,
+            "/api/v1/access-groups/invites/{token}",
+            "/api/v1/access-groups/invites/{invite_token}",
+            None,
+            Invite,
+            Anonymous(200),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/access-groups/invites/{token}",
+            "/api/v1/access-groups/invites/not-an-invite-token",
+            None,
+            Nothing,
+            Anonymous(404),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/access-groups/{id}/signup",
+            "/api/v1/access-groups/{agroup}/signup",
+            None,
+            Nothing,
+            Anonymous(200),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/access-groups/{id}/signup",
+            "/api/v1/access-groups/{agroup}/signup",
+            None,
+            AccessGroup,
+            Anonymous(404),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/password/tokens/{token}",
+            "/api/v1/password/tokens/{password_token}",
+            None,
+            Welcome,
+            Anonymous(200),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/password/tokens/{token}",
+            "/api/v1/password/tokens/not-a-password-token",
+            None,
+            Nothing,
+            Anonymous(404),
+        ),
+        // The member player (M6): every role reads and changes only its
+        // own browsers and playbacks; nothing of a tenant is named.
+        row(
+            Method::GET,
+            "/api/v1/my/content",
+            "/api/v1/my/content",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/my/devices",
+            "/api/v1/my/devices",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/my/devices",
+            "/api/v1/my/devices",
+            Some(json!({"name": "Browser"})),
+            Nothing,
+            Roles {
+                own: [201; 5],
+                other: [201; 5],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/my/devices/{id}",
+            "/api/v1/my/devices/web-not-a-browser",
+            None,
+            Nothing,
+            Roles { own: NO, other: NO },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/my/items/{id}/play",
+            "/api/v1/my/items/{content}/play",
+            Some(json!({"device_token": "not-a-device-token"})),
+            Nothing,
+            Roles { own: NO, other: NO },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/my/plays/{id}",
+            "/api/v1/my/plays/0123456789abcdef0123456789abcdef",
+            Some(json!({"played_ms": 1})),
+            Nothing,
+            Roles { own: NO, other: NO },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/my/media/{play}",
+            "/api/v1/my/media/0123456789abcdef0123456789abcdef?expires=1&signature=00",
+            None,
+            Nothing,
+            Anonymous(403),
+        ),
     ]
 }
 
@@ -2605,11 +2722,22 @@ fn names_one<'a>(answer: &Value, ids: &[&'a str]) -> Option<&'a str> {
 /// Whether a row's request names a tenant object (a placeholder in its path
 /// or body), so that against tenant B it is a cross-tenant request.
 fn names_an_object(row: &Row) -> bool {
-    row.path.contains('{')
+    has_placeholder(row.path)
         || row
             .body
             .as_ref()
-            .is_some_and(|b| b.to_string().contains('{'))
+            .is_some_and(|b| has_placeholder(&b.to_string()))
+}
+
+/// Whether `text` holds a placeholder such as `{agroup}` (a JSON body's own
+/// braces are none: a body naming nothing, like a browser's name, is no
+/// cross-tenant write).
+fn has_placeholder(text: &str) -> bool {
+    text.split('{').skip(1).any(|rest| {
+        rest.split_once('}').is_some_and(|(name, _)| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+    })
 }
 
 #[tokio::test]

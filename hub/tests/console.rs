@@ -232,3 +232,46 @@ async fn c1_openapi_command_prints_the_served_document() {
         serde_json::json!([{"bearer": []}, {"session_cookie": []}])
     );
 }
+
+/// C11, L6, DESIGN §8: the public page paths answer the console
+/// (history routes); only the self-signup page of a group that takes
+/// self-signups may be framed by other sites (no `X-Frame-Options`,
+/// `frame-ancestors *`) — a closed group's, the confirmation page and
+/// every other page keep `DENY`.
+#[tokio::test]
+async fn c11_l6_only_the_signup_page_of_an_open_group_may_be_framed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dist = test_build(dir.path());
+    let hub = TestHub::start_with(|c| c.console_dir = Some(dist)).await;
+    let license = serde_json::json!({"allow_offline": false, "offline_grace_secs": 0,
+        "allow_export": false});
+    let mut groups = Vec::new();
+    for open in [true, false] {
+        let body = serde_json::json!({"node": hub.root, "name": format!("open {open}"),
+            "license": license, "self_signup": open, "signup_domains": ["example.test"]});
+        let (status, group) = hub.post(&hub.admin, "/api/v1/access-groups", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{group}");
+        groups.push(group["id"].as_str().unwrap().to_owned());
+    }
+    let open = format!("/signup/{}", groups[0]);
+    let (status, headers, body) = get(&hub, &format!("{open}?embed=1")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, INDEX));
+    assert!(headers.get("x-frame-options").is_none(), "{headers:?}");
+    let csp = header(&headers, "content-security-policy");
+    assert!(csp.ends_with("frame-ancestors *"), "{csp}");
+    assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"));
+
+    let closed = format!("/signup/{}", groups[1]);
+    for path in [
+        closed.as_str(),
+        "/signup/no-such-group",
+        "/signup/confirm/t0ken",
+        "/invite/t0ken",
+        "/password/set/t0ken",
+        "/my",
+    ] {
+        let (status, headers, body) = get(&hub, path).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, INDEX), "{path}");
+        assert_security_headers(&headers);
+    }
+}

@@ -8,7 +8,9 @@
 //! device reach activated, has a contributor request approval and a tenant
 //! admin approve, checks that a Viewer sees no write controls and that a
 //! tenant admin sees nothing of the other tenant, runs axe-core on every page and saves each test's final page
-//! under `target/console-screens/`.
+//! under `target/console-screens/`. The hub's mail goes to a real SMTP
+//! listener; the suite reads it (`SIGNET_E2E_MAIL_DIR`) to follow the
+//! mailed links of the public pages (M5, C11).
 //!
 //! Needs the console built (`make console`: `console/dist` and
 //! `console/node_modules`) before the hub binary is built, and Chromium
@@ -22,6 +24,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use signet_tests::{Agent, Hub, Process};
+
+/// The real SMTP listener the hub tests use (A5, L6, M5): the mails the
+/// hub sends reach it, and the browser suite reads them from files.
+#[path = "../../hub/tests/support/smtp.rs"]
+mod smtp;
 
 /// How long the screens may take to come online and play.
 const CONVERGE: Duration = Duration::from_secs(120);
@@ -60,7 +67,30 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         "the console is not built: run `make console` (npm ci && npm run build in console/)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path(), &[]).await;
+    // Mail goes to a real SMTP listener; each message it accepts is written
+    // to SIGNET_E2E_MAIL_DIR for the suite, whose links are under the hub's
+    // own address (public_url, M5).
+    let sink = std::sync::Arc::new(smtp::SmtpSink::start().await);
+    let mail_dir = dir.path().join("mail");
+    std::fs::create_dir_all(&mail_dir).unwrap();
+    tokio::spawn(write_mails(std::sync::Arc::clone(&sink), mail_dir.clone()));
+    let (listen, listener) = signet_tests::free_port();
+    drop(listener);
+    let (listen, public_url) = (listen.to_string(), format!("http://{listen}"));
+    let smtp_port = sink.addr.port().to_string();
+    let hub = Hub::start(
+        dir.path(),
+        &[
+            ("SIGNET_HUB_HTTP_LISTEN", &listen),
+            ("SIGNET_HUB_PUBLIC_URL", &public_url),
+            ("SIGNET_HUB_SMTP__HOST", "127.0.0.1"),
+            ("SIGNET_HUB_SMTP__PORT", &smtp_port),
+            ("SIGNET_HUB_SMTP__FROM", "Signet <hub@example.test>"),
+            ("SIGNET_HUB_SMTP__STARTTLS", "false"),
+        ],
+    )
+    .await;
+    assert_eq!(hub.base, public_url, "links in mail lead to this hub");
     let root = hub.root().await;
     let acme = hub.node(&root, "Acme").await;
     let lobby = hub.node(&acme, "Lobby").await;
@@ -240,6 +270,7 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         ("SIGNET_E2E_URL", hub.base.clone()),
         ("SIGNET_E2E_FIXTURE", fixture_path.display().to_string()),
         ("SIGNET_E2E_SCREENS", screens.display().to_string()),
+        ("SIGNET_E2E_MAIL_DIR", mail_dir.display().to_string()),
     ];
     if std::env::var_os("SIGNET_CONSOLE_DOCS_SCREENSHOT").is_some() {
         env.push(("SIGNET_E2E_FLEET_PNG", docs_png.display().to_string()));
@@ -277,4 +308,20 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         "the paired agent did not finish pairing:\n{}",
         kiosk.output().join("\n")
     );
+}
+
+/// Writes each message `sink` accepts to `dir` as `{n}.eml` (its DATA), in
+/// the order received, until the test ends.
+async fn write_mails(sink: std::sync::Arc<smtp::SmtpSink>, dir: PathBuf) {
+    let mut written = 0;
+    loop {
+        let received = sink.received();
+        for (n, mail) in received.iter().enumerate().skip(written) {
+            let part = dir.join(format!("{n}.part"));
+            std::fs::write(&part, &mail.data).unwrap();
+            std::fs::rename(&part, dir.join(format!("{n}.eml"))).unwrap();
+        }
+        written = received.len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -230,8 +230,8 @@ pub async fn accept_invite(
 }
 
 /// The invite whose token hashes to `token_hash`, when it may still be
-/// accepted at `now`.
-fn usable_invite(
+/// accepted at `now` (also what [`super::public::describe_invite`] shows).
+pub(super) fn usable_invite(
     tx: &mut Tx,
     token_hash: &str,
     now: DateTime<Utc>,

@@ -13,6 +13,7 @@
 //! |---|---|
 //! | [`service`] | groups, members, items: who may, the rules, after-commit publication and broker access |
 //! | [`invites`], [`signup`], [`shop`] | joining without an operator (L6, L9) |
+//! | [`public`] | what the public pages show before they act: an invite, a signup form, whether it may be framed (M5, C11) |
 //! | [`import`] | CSV import rows (L7) |
 //! | [`first_use`] | a member's first play starts the duration from first use (L2) |
 //! | [`delivery`] | which licensed content a device is refused, and why (L2, U4) |
@@ -66,6 +67,7 @@ pub mod first_use;
 pub mod import;
 pub mod invites;
 pub mod joining;
+pub mod public;
 pub mod repo;
 pub mod service;
 pub mod shop;

@@ -27,6 +27,7 @@ use utoipa_axum::routes;
 
 use super::users::check_password;
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
+use crate::access_groups::public::{self, InviteInfo, SignupForm};
 use crate::access_groups::types::{
     AcceptInvite, AddMember, ConfirmSignup, CreateGroup, CreateInvite, GroupView, ImportReport,
     InviteView, ItemList, Joined, MemberView, ShopKey, ShopOrderRequest, ShopResult, SignupPending,
@@ -47,7 +48,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_invites, create_invite))
         .routes(routes!(revoke_invite))
         .routes(routes!(accept_invite))
-        .routes(routes!(request_signup))
+        .routes(routes!(describe_invite))
+        .routes(routes!(signup_form, request_signup))
         .routes(routes!(confirm_signup))
         .routes(routes!(create_shop_key, delete_shop_key))
         .routes(routes!(shop_member))
@@ -379,6 +381,38 @@ pub async fn accept_invite(
         check_password(password)?;
     }
     Ok(Json(invites::accept_invite(&state, &from, request).await?))
+}
+
+/// The invite a mailed token names, before accepting it (M5, C11; no
+/// login, nothing changes): the group's name, the address, and whether
+/// accepting makes an account. The same refusals as accepting.
+#[utoipa::path(get, path = "/api/v1/access-groups/invites/{token}", tag = "access-groups",
+    params(("token" = String, Path, description = "The token from the invite mail")),
+    responses((status = 200, description = "The open invite", body = InviteInfo),
+        (status = 400, description = "Malformed token", body = super::ErrorBody),
+        (status = 404, description = "Unknown token", body = super::ErrorBody),
+        (status = 409, description = "Already used", body = super::ErrorBody),
+        (status = 410, description = "Expired", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
+pub async fn describe_invite(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<InviteInfo>, ApiError> {
+    Ok(Json(public::describe_invite(&state, &token).await?))
+}
+
+/// A group's self-signup form (L6, C11; no login): its name and the
+/// e-mail domains that may sign up. 404 unless the group takes self-signups.
+#[utoipa::path(get, path = "/api/v1/access-groups/{id}/signup", tag = "access-groups",
+    params(("id" = String, Path, description = "Group id")),
+    responses((status = 200, description = "The form", body = SignupForm),
+        (status = 404, description = "No such group with self-signup", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
+pub async fn signup_form(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SignupForm>, ApiError> {
+    Ok(Json(public::signup_form(&state, &id)?))
 }
 
 /// Asks to join a group by self-signup (no login, L6). The group must

@@ -20,7 +20,9 @@
 //! serves its new console at once. Every console answer carries
 //! [`CONTENT_SECURITY_POLICY`] (same origin only: no CDN, no inline
 //! script), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
-//! same-origin` and `X-Frame-Options: DENY`.
+//! same-origin` and `X-Frame-Options: DENY` — except the self-signup page
+//! of a group that takes self-signups, which any site may frame
+//! ([`EMBEDDABLE_CONTENT_SECURITY_POLICY`], L6).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,19 @@ use super::{ApiError, AppState};
 #[allow_missing = true]
 struct Built;
 
+/// The console's policy with `frame-ancestors` set to `$ancestors`.
+macro_rules! csp {
+    ($ancestors:literal) => {
+        concat!(
+            "default-src 'self'; script-src 'self'; \
+             style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; \
+             font-src 'self' data:; connect-src 'self'; media-src 'self' blob:; object-src 'none'; \
+             base-uri 'self'; form-action 'self'; frame-ancestors ",
+            $ancestors
+        )
+    };
+}
+
 /// The console's Content-Security-Policy: scripts, styles, images, fonts
 /// and connections (the API, server-sent events) from the hub's own origin
 /// only; no plugins, no framing, no `<base>` rewriting. Inline `style`
@@ -46,10 +61,13 @@ struct Built;
 /// virtualized fleet list position elements with them); inline `<style>`
 /// and `<script>` elements are not. `data:` and `blob:` images are the
 /// console's own (icons, upload previews).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; \
-     font-src 'self' data:; connect-src 'self'; media-src 'self' blob:; object-src 'none'; \
-     base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = csp!("'none'");
+
+/// [`CONTENT_SECURITY_POLICY`] for the one page other sites may frame: the
+/// self-signup form of a group that takes self-signups (`/signup/{id}`,
+/// L6; the Flickrocket seed embeds it "on any page"), served without
+/// `X-Frame-Options`. Every other page keeps `frame-ancestors 'none'`.
+pub const EMBEDDABLE_CONTENT_SECURITY_POLICY: &str = csp!("*");
 
 /// The largest file served from a [`ConsoleAssets::Directory`], in bytes
 /// (the build's files are far smaller; anything larger is not the console).
@@ -185,6 +203,11 @@ pub async fn serve_console(State(state): State<AppState>, request: Request) -> R
         Err(e) => return ApiError::internal(&format!("console file {path}: {e}")).into_response(),
     };
     add_security_headers(&mut response);
+    match embeddable(&state, &path) {
+        Ok(true) => allow_framing(&mut response),
+        Ok(false) => {}
+        Err(e) => return ApiError::from(e).into_response(),
+    }
     if method == Method::HEAD {
         *response.body_mut() = Body::empty();
     }
@@ -233,4 +256,26 @@ fn add_security_headers(response: &mut Response) {
             .headers_mut()
             .insert(name, HeaderValue::from_static(value));
     }
+}
+
+/// Whether `path` is the self-signup page of a group that takes
+/// self-signups (`/signup/{id}`, not `/signup/confirm/…`): the one page
+/// other sites may frame.
+fn embeddable(state: &AppState, path: &str) -> Result<bool, crate::store::StoreError> {
+    match path.strip_prefix("/signup/") {
+        Some(id) if !id.contains('/') && id != "confirm" => {
+            crate::access_groups::public::frames_allowed(&state.store, id)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Lets other sites frame `response` ([`EMBEDDABLE_CONTENT_SECURITY_POLICY`]).
+fn allow_framing(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.remove(header::X_FRAME_OPTIONS);
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(EMBEDDABLE_CONTENT_SECURITY_POLICY),
+    );
 }

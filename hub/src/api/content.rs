@@ -372,6 +372,20 @@ pub async fn blob_response(
     sha256: &Sha256,
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
+    typed_blob_response(blobs, sha256, range, "application/octet-stream").await
+}
+
+/// [`blob_response`] with `media_type` as its `Content-Type` (a browser's
+/// media element plays it, M6).
+///
+/// # Errors
+/// As [`blob_response`].
+pub async fn typed_blob_response(
+    blobs: &BlobStore,
+    sha256: &Sha256,
+    range: Option<&str>,
+    media_type: &str,
+) -> Result<Response, ApiError> {
     let blob = match service::open_blob(blobs, sha256, range).await? {
         BlobSlice::Bytes(blob) => blob,
         BlobSlice::Unsatisfiable { size } => {
@@ -389,7 +403,7 @@ pub async fn blob_response(
     };
     let headers = [
         (header::CONTENT_LENGTH, blob.len.to_string()),
-        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+        (header::CONTENT_TYPE, media_type.to_owned()),
         (header::ACCEPT_RANGES, "bytes".to_owned()),
         (header::ETAG, format!("\"{sha256}\"")),
     ];

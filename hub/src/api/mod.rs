@@ -21,6 +21,7 @@ mod fleet;
 mod health;
 pub mod limits;
 mod mail_outbox;
+mod member;
 mod metrics;
 mod nodes;
 mod permission_groups;
@@ -45,7 +46,7 @@ use utoipa::openapi::security::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use content::{ContentView, DeviceAuth, blob_response};
+pub use content::{ContentView, DeviceAuth, blob_response, typed_blob_response};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Caller, ClientAddress};
 
@@ -133,6 +134,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(users::revoke_sessions))
         .routes(routes!(users::set_password))
+        .routes(routes!(users::describe_password_token))
         .routes(routes!(nodes::list_nodes, nodes::create_node))
         .routes(routes!(
             nodes::get_node,
@@ -155,6 +157,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(devices::routes())
         .merge(device_documents::routes())
         .merge(screenshots::routes())
+        .merge(member::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ClientAddress};
-use crate::identity::password_tokens::{self, PasswordSet, SetPassword};
+use crate::identity::password_tokens::{self, PasswordSet, PasswordTokenInfo, SetPassword};
 use crate::identity::users as service;
 use crate::identity::{CreateUser, HashError, IdentityError, UpdateUser, UserFilter, UserView};
 
@@ -162,4 +162,22 @@ pub async fn set_password(
     Ok(Json(
         password_tokens::set_password(&state, &from, request).await?,
     ))
+}
+
+/// The account a set-password token names, before it is used (M5, C11;
+/// no login, nothing changes): what the public page shows. The same
+/// refusals as setting the password.
+#[utoipa::path(get, path = "/api/v1/password/tokens/{token}", tag = "users",
+    params(("token" = String, Path, description = "The token from the welcome mail")),
+    responses((status = 200, description = "The account", body = PasswordTokenInfo),
+        (status = 400, description = "Malformed token", body = super::ErrorBody),
+        (status = 404, description = "Unknown token", body = super::ErrorBody),
+        (status = 409, description = "Already used", body = super::ErrorBody),
+        (status = 410, description = "Expired", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
+pub async fn describe_password_token(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<PasswordTokenInfo>, ApiError> {
+    Ok(Json(password_tokens::describe(&state, &token).await?))
 }

@@ -20,11 +20,11 @@
 
 use chrono::{DateTime, Datelike as _, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use signet_common::ids::{DeviceId, NodeId};
+use signet_common::ids::{DeviceId, NodeId, UserId};
 use signet_common::sync::{Checked as _, PlayEvent};
 
 use crate::app::Hub;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 
 /// Events by `{start}/{id}`.
 pub const PLAY_EVENTS: &str = "play_events";
@@ -50,6 +50,10 @@ pub struct StoredEvent {
     pub node: Option<NodeId>,
     /// When the hub stored it.
     pub received_at: DateTime<Utc>,
+    /// The user who played it in a browser (M6; the event's device is the
+    /// browser); `None` for a screen's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
 }
 
 /// The hour bucket of `at`: `YYYY-MM-DDTHH`.
@@ -66,6 +70,45 @@ pub fn event_key(event: &PlayEvent) -> String {
         event.start.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
         event.id
     )
+}
+
+/// Stores `stored` in `tx` unless an event with its id is stored (U2);
+/// answers whether it was stored. For events that arrive one at a time (a
+/// browser playback, M6); fleet ingest stores device batches itself.
+///
+/// # Errors
+/// When the store fails.
+pub fn insert_in(tx: &mut Tx, stored: &StoredEvent) -> Result<bool, StoreError> {
+    let event = &stored.event;
+    if tx.contains(PLAY_EVENT_IDS, &event.id)? {
+        return Ok(false);
+    }
+    let key = event_key(event);
+    tx.put(PLAY_EVENT_IDS, &event.id, &key)?;
+    tx.put(PLAY_EVENTS, &key, stored)?;
+    let hour = hour_of(event.start);
+    let count = tx.get::<u64>(PLAY_EVENT_HOURS, &hour)?.unwrap_or(0);
+    tx.put(PLAY_EVENT_HOURS, &hour, &count.saturating_add(1))?;
+    Ok(true)
+}
+
+/// Sets how long the stored event `id` played (a browser playback reports
+/// how far it got, M6); answers whether the event is stored.
+///
+/// # Errors
+/// When the store fails.
+pub fn set_duration_in(tx: &mut Tx, id: &str, duration_ms: u64) -> Result<bool, StoreError> {
+    let Some(key) = tx.get::<String>(PLAY_EVENT_IDS, id)? else {
+        return Ok(false);
+    };
+    let Some(mut stored) = tx.get::<StoredEvent>(PLAY_EVENTS, &key)? else {
+        return Ok(false);
+    };
+    if stored.event.duration_ms != duration_ms {
+        stored.event.duration_ms = duration_ms;
+        tx.put(PLAY_EVENTS, &key, &stored)?;
+    }
+    Ok(true)
 }
 
 /// Whether `device` may store `event`: it names `device`, passes its own

@@ -229,6 +229,7 @@ fn events_into(
             event: event.clone(),
             node: node.cloned(),
             received_at: liveness.now,
+            user: None,
         };
         tx.put(PLAY_EVENTS, &key, &stored)?;
         crate::access_groups::first_use::note_play(tx, device, event, liveness.now)?;

@@ -22,15 +22,16 @@
 //! Every report covers at most [`MAX_RANGE_DAYS`] days; a CSV download holds
 //! at most [`MAX_CSV_ROWS`] rows (a larger one is refused, so a download is
 //! never silently cut); JSON is paged. The `user` filter: events carry no
-//! user (devices play, not people), so `user=U` means usage under U's
+//! user when a screen played them, so `user=U` means usage under U's
 //! licenses — events whose access group is one U has (or had) a membership
-//! in. The user must be one the caller may see.
+//! in — less other users' browser playbacks (M6: those carry their user).
+//! The user must be one the caller may see.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use signet_common::ids::{AccessGroupId, DeviceId, ItemId, NodeId};
+use signet_common::ids::{AccessGroupId, DeviceId, ItemId, NodeId, UserId};
 use signet_common::sync::{Outcome, PlayEvent};
 
 use super::events::{StoredEvent, events_in_hour, hours_between};
@@ -259,10 +260,12 @@ pub struct UsageRow {
     pub os: String,
     /// Agent version.
     pub agent_version: String,
+    /// The user who played it in a browser (M6); empty for a screen.
+    pub user: Option<String>,
 }
 
 /// The CSV header: [`UsageRow`]'s fields, in order.
-pub const CSV_HEADER: [&str; 14] = [
+pub const CSV_HEADER: [&str; 15] = [
     "id",
     "start",
     "device",
@@ -277,6 +280,7 @@ pub const CSV_HEADER: [&str; 14] = [
     "region",
     "os",
     "agent_version",
+    "user",
 ];
 
 impl From<&StoredEvent> for UsageRow {
@@ -301,6 +305,7 @@ impl From<&StoredEvent> for UsageRow {
             region: e.region.clone(),
             os: e.os.clone(),
             agent_version: e.agent_version.clone(),
+            user: stored.user.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -389,6 +394,9 @@ pub struct Selection {
     pub groups: Option<BTreeSet<AccessGroupId>>,
     /// The items the reader may name (M1).
     pub sight: ItemSight,
+    /// Played by this user in a browser, or by a screen (M6): a browser
+    /// playback of another user does not match.
+    pub user: Option<UserId>,
 }
 
 impl Selection {
@@ -402,6 +410,7 @@ impl Selection {
             item: None,
             groups: None,
             sight: ItemSight::all(),
+            user: None,
         }
     }
 
@@ -426,6 +435,10 @@ impl Selection {
                     .as_ref()
                     .is_some_and(|group| groups.contains(group))
             })
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|user| stored.user.as_ref().is_none_or(|u| u == user))
     }
 
     /// Visits matching events after the key `after`, in time order, until
@@ -510,6 +523,7 @@ fn select(
         item: query.item.clone(),
         groups,
         sight: sight.clone(),
+        user: query.user.as_deref().map(UserId::from),
         ..Selection::of(query.range)
     })
 }

@@ -49,6 +49,7 @@ async fn store_events(f: &Fixture, events: &[(PlayEvent, Option<&NodeId>)]) {
             event: event.clone(),
             node: node.cloned(),
             received_at: event.start,
+            user: None,
         })
         .collect();
     f.hub
@@ -393,6 +394,7 @@ fn u3_csv_export_escapes_commas_quotes_and_line_breaks() {
         },
         node: None,
         received_at: t0,
+        user: None,
     };
     let bytes = csv_bytes(&[UsageRow::from(&stored)]).unwrap();
     let text = String::from_utf8(bytes.clone()).unwrap();

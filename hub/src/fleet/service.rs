@@ -449,6 +449,7 @@ mod tests {
             event: event(1, "d-1", "i-1", Utc::now(), None),
             node: node.cloned(),
             received_at: Utc::now(),
+            user: None,
         }
     }
 

@@ -74,6 +74,58 @@ pub fn issue_in(tx: &mut Tx, user: &UserId, now: DateTime<Utc>) -> Result<String
     Ok(token)
 }
 
+/// The account a set-password token names, before it is used (no login;
+/// nothing changes): what the public page shows. The same refusals as
+/// [`set_password`].
+///
+/// # Errors
+/// `Invalid` (`invalid_token`), `TokenUnknown`, `TokenUsed`,
+/// `TokenExpired`, the store's.
+pub async fn describe(hub: &Hub, token: &str) -> Result<PasswordTokenInfo, IdentityError> {
+    check_token(token)?;
+    let key = token_key(token);
+    hub.store
+        .transact(|tx| {
+            let (token, user) = usable_in(tx, &key, hub.now())?;
+            Ok(PasswordTokenInfo {
+                login_name: user.name,
+                expires_at: token.expires_at,
+            })
+        })
+        .await
+}
+
+/// What [`describe`] answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PasswordTokenInfo {
+    /// The login name of the account whose password the token sets.
+    pub login_name: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A token's length bounds (400 `invalid_token`).
+fn check_token(token: &str) -> Result<(), IdentityError> {
+    if token.is_empty() || token.len() > MAX_NAME_LEN {
+        return Err(IdentityError::invalid("invalid_token", "malformed token"));
+    }
+    Ok(())
+}
+
+/// The token stored under `key` and its account, when it may still be used
+/// at `now`.
+fn usable_in(
+    tx: &mut Tx,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<(PasswordToken, User), IdentityError> {
+    let token = usable(tx.get::<PasswordToken>(PASSWORD_TOKENS, key)?, now)?;
+    let user = tx
+        .get::<User>(USERS, token.user.as_str())?
+        .ok_or(IdentityError::TokenUnknown)?;
+    Ok((token, user))
+}
+
 /// Sets the password of the account a mailed token names (no login): the
 /// token works once (409 `token_used` after), before it expires (410
 /// `token_expired`); an unknown token is 404 `token_not_found`. The token
@@ -89,9 +141,7 @@ pub async fn set_password(
     from: &str,
     request: SetPassword,
 ) -> Result<PasswordSet, IdentityError> {
-    if request.token.is_empty() || request.token.len() > MAX_NAME_LEN {
-        return Err(IdentityError::invalid("invalid_token", "malformed token"));
-    }
+    check_token(&request.token)?;
     check_password(&request.password)?;
     let key = token_key(&request.token);
     usable(
@@ -102,10 +152,7 @@ pub async fn set_password(
     hub.store
         .transact(|tx| {
             let now = hub.now();
-            let mut token = usable(tx.get::<PasswordToken>(PASSWORD_TOKENS, &key)?, now)?;
-            let mut user = tx
-                .get::<User>(USERS, token.user.as_str())?
-                .ok_or(IdentityError::TokenUnknown)?;
+            let (mut token, mut user) = usable_in(tx, &key, now)?;
             user.password_hash.clone_from(&hash);
             put_user(tx, &user)?;
             token.used_at = Some(now);
