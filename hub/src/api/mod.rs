@@ -7,6 +7,7 @@
 //! `signet-common` (permissions, licenses) — handlers call them.
 
 mod access_groups;
+mod alert_settings;
 mod approval;
 mod audit_log;
 pub mod console;
@@ -122,6 +123,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(health::openapi_document))
         .routes(routes!(session::login, session::logout, session::whoami))
+        .routes(routes!(session::own_sessions))
+        .routes(routes!(session::revoke_own_session))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(
             users::get_user,
@@ -129,6 +132,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             users::delete_user
         ))
         .routes(routes!(users::revoke_sessions))
+        .routes(routes!(users::reset_password))
         .routes(routes!(users::set_password))
         .routes(routes!(nodes::list_nodes, nodes::create_node))
         .routes(routes!(
@@ -140,6 +144,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(permission_groups::routes())
         .merge(access_groups::routes())
         .merge(mail_outbox::routes())
+        .merge(alert_settings::routes())
         .merge(content::routes())
         .merge(templates::routes())
         .merge(schedules::routes())
