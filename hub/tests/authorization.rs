@@ -278,6 +278,79 @@ fn rows() -> Vec<Row> {
                 other: NO,
             },
         ),
+        // One's own sessions (C2, S8): every role lists them; a session id
+        // that is not one's own is 404.
+        row(
+            Method::GET,
+            "/api/v1/me/sessions",
+            "/api/v1/me/sessions",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/me/sessions/{id}",
+            "/api/v1/me/sessions/0123456789abcdef",
+            None,
+            Nothing,
+            Roles {
+                own: [404; 5],
+                other: [404; 5],
+            },
+        ),
+        // A set-password mail (S8, M5): Manager+ over users they see; below
+        // Manager the role is checked first.
+        row(
+            Method::POST,
+            "/api/v1/users/{id}/password-reset",
+            "/api/v1/users/{user}/password-reset",
+            None,
+            Nothing,
+            Roles {
+                own: [403, 403, 403, 204, 204],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
+        // The permission catalogue (P7): every logged-in user.
+        row(
+            Method::GET,
+            "/api/v1/permissions",
+            "/api/v1/permissions",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        // Alert thresholds (U4): every role reads; Manager+ sets them at a
+        // node of their domain.
+        row(
+            Method::GET,
+            "/api/v1/alert-settings",
+            "/api/v1/alert-settings",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/alert-settings/{node}",
+            "/api/v1/alert-settings/{site}",
+            Some(json!({"offline_secs": 600})),
+            Nothing,
+            Roles {
+                own: [403, 403, 403, 200, 200],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
         row(
             Method::GET,
             "/api/v1/nodes",

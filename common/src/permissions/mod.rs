@@ -18,6 +18,7 @@
 
 mod access;
 mod catalogue;
+mod describe;
 mod groups;
 mod role;
 mod tenancy;

@@ -69,6 +69,7 @@ pub mod invites;
 pub mod joining;
 pub mod public;
 pub mod repo;
+mod schemas;
 pub mod service;
 pub mod shop;
 pub mod signup;
@@ -165,18 +166,20 @@ pub struct AccessGroup {
 }
 
 /// Who a member is: a user or a device (L1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum MemberRef {
     /// A user account.
     User {
         /// The user.
+        #[schema(value_type = String)]
         user_id: UserId,
     },
     /// A paired screen (added by the sync issue; counts toward
     /// `max_active_devices`, L5).
     Device {
         /// The device.
+        #[schema(value_type = String)]
         device_id: DeviceId,
     },
 }

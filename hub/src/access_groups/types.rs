@@ -27,7 +27,7 @@ pub struct GroupView {
     /// Display name.
     pub name: String,
     /// The license terms (L2).
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schemas::LicenseTermsSchema)]
     pub license: LicenseTerms,
     /// Categories its items may carry.
     pub categories: Vec<String>,
@@ -65,7 +65,6 @@ impl From<&AccessGroup> for GroupView {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     /// Who: `{"type": "user", "user_id": …}` or `{"type": "device", "device_id": …}`.
-    #[schema(value_type = Object)]
     pub member: MemberRef,
     /// The user's login name (users only).
     pub name: Option<String>,
@@ -86,7 +85,7 @@ pub struct MemberView {
     /// Devices: holds an active-device slot (L5).
     pub active: bool,
     /// The access window under the group's license: the earliest limit wins (L2).
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schemas::AccessWindowSchema)]
     pub window: AccessWindow,
     /// Whether the hub's current time lies inside the window.
     pub in_window_now: bool,
@@ -136,7 +135,7 @@ pub struct CreateGroup {
     /// Display name (1 to 128 bytes).
     pub name: String,
     /// The one license (L1, L2).
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schemas::LicenseTermsSchema)]
     pub license: LicenseTerms,
     /// Categories (at most 64, each 1 to 64 bytes).
     #[serde(default)]
@@ -156,7 +155,7 @@ pub struct UpdateGroup {
     /// New name.
     pub name: Option<String>,
     /// New license terms (replace the old ones whole).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<super::schemas::LicenseTermsSchema>)]
     pub license: Option<LicenseTerms>,
     /// New categories; each one an item carries must stay (409 otherwise).
     pub categories: Option<Vec<String>>,
@@ -173,7 +172,6 @@ pub struct AddMember {
     /// Who: `{"type": "user", "user_id": …}` or `{"type": "device",
     /// "device_id": …}` (a paired device attached inside the caller's domain
     /// and below the group's node; it is activated, L5).
-    #[schema(value_type = Object)]
     pub member: MemberRef,
     /// When it joins; default now.
     pub joined_at: Option<DateTime<Utc>>,
@@ -299,7 +297,7 @@ pub struct Joined {
     /// Whether the user already was a member (nothing about it changed).
     pub already_member: bool,
     /// The member's access window (L2).
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schemas::AccessWindowSchema)]
     pub window: AccessWindow,
 }
 
@@ -365,7 +363,7 @@ pub struct ShopResult {
     /// Whether this order was already handled (nothing changed now).
     pub replayed: bool,
     /// The member's access window (L2).
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schemas::AccessWindowSchema)]
     pub window: AccessWindow,
 }
 

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::identity::User;
 use crate::identity::password_tokens::{PASSWORD_TOKEN_TTL, issue_in};
 use crate::mail::Mail;
-use crate::mail::links::{PASSWORD_SET_PAGE, action};
+use crate::mail::links::set_password_action;
 
 /// Inside `tx`: issues a set-password token for `user`, who just became a
 /// member of `group` with an account made for them, and queues the
@@ -65,10 +65,6 @@ fn welcome_mail(
     expires_at: DateTime<Utc>,
 ) -> Mail {
     let expires = expires_at.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let fallback = format!(
-        "To set it: POST /api/v1/password/set with the JSON body \
-         {{\"token\": \"{token}\", \"password\": \"…\"}}\n\ntoken: {token}\n"
-    );
     Mail {
         to: user.email.clone(),
         subject: format!("Welcome to {}: set your password", group.name),
@@ -78,12 +74,7 @@ fn welcome_mail(
              this works once, until {expires}.\n\n{}",
             group.name,
             user.name,
-            action(
-                config,
-                "Set your password",
-                (PASSWORD_SET_PAGE, token),
-                fallback
-            ),
+            set_password_action(config, "Set your password", token),
         ),
     }
 }

@@ -7,6 +7,7 @@
 //! `signet-common` (permissions, licenses) — handlers call them.
 
 mod access_groups;
+mod alert_settings;
 mod approval;
 mod audit_log;
 mod comments;
@@ -126,6 +127,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(health::openapi_document))
         .routes(routes!(session::login, session::logout, session::whoami))
+        .routes(routes!(session::own_sessions))
+        .routes(routes!(session::revoke_own_session))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(
             users::get_user,
@@ -133,6 +136,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             users::delete_user
         ))
         .routes(routes!(users::revoke_sessions))
+        .routes(routes!(users::reset_password))
         .routes(routes!(users::set_password))
         .routes(routes!(users::describe_password_token))
         .routes(routes!(nodes::list_nodes, nodes::create_node))
@@ -145,6 +149,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(permission_groups::routes())
         .merge(access_groups::routes())
         .merge(mail_outbox::routes())
+        .merge(alert_settings::routes())
         .merge(content::routes())
         .merge(comments::routes())
         .merge(content_actions::routes())

@@ -14,8 +14,8 @@ use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
 use crate::permission_groups::PermissionGroupError;
 use crate::permission_groups::service::{self, Member};
 use crate::permission_groups::views::{
-    AddMemberGroup, AddMemberUser, CreatePermissionGroup, EffectivePermissionsView, MembersView,
-    PermissionGroupFilter, PermissionGroupView, UpdatePermissionGroup,
+    AddMemberGroup, AddMemberUser, CatalogueEntry, CreatePermissionGroup, EffectivePermissionsView,
+    MembersView, PermissionGroupFilter, PermissionGroupView, UpdatePermissionGroup,
 };
 
 /// This concern's routes.
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(add_member_group))
         .routes(routes!(remove_member_group))
         .routes(routes!(user_permissions))
+        .routes(routes!(permission_catalogue))
 }
 
 impl From<PermissionGroupError> for ApiError {
@@ -242,4 +243,13 @@ pub async fn user_permissions(
 ) -> Result<Json<EffectivePermissionsView>, ApiError> {
     let view = service::user_permissions(&state, &caller.actor(), &id)?;
     Ok(Json(view))
+}
+
+/// The permission catalogue (P7): every permission a group may grant, with
+/// its family, what it lets a user do, and the lowest role holding it by
+/// default (P1). Any logged-in user.
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "permission-groups", security(("bearer" = [])),
+    responses((status = 200, description = "The catalogue, in order", body = Vec<CatalogueEntry>)))]
+pub async fn permission_catalogue(_caller: Caller) -> Json<Vec<CatalogueEntry>> {
+    Json(crate::permission_groups::views::catalogue())
 }

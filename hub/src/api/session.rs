@@ -10,7 +10,7 @@
 //! [`crate::identity::sessions`]'s; errors map as in `users.rs`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::AppendHeaders;
 use chrono::DateTime;
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{CSRF_COOKIE, SESSION_COOKIE};
 use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::config::Config;
+use crate::identity::sessions::OwnSession;
 use crate::identity::{UserView, csrf_token, sessions};
 
 /// Login request.
@@ -150,4 +151,30 @@ pub async fn whoami(caller: Caller) -> Json<SessionView> {
         expires_at: caller.expires_at,
         csrf_token: caller.csrf_token,
     })
+}
+
+/// The caller's own unexpired sessions, newest first; the one of this
+/// request is marked `current` (C2, S8).
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "session", security(("bearer" = [])),
+    responses((status = 200, description = "Own sessions", body = Vec<OwnSession>)))]
+pub async fn own_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<OwnSession>>, ApiError> {
+    let list = sessions::own_sessions(&state, &caller.actor(), &caller.session_key)?;
+    Ok(Json(list))
+}
+
+/// Revokes one of the caller's own sessions: it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "session",
+    params(("id" = String, Path, description = "Session id, as listed")), security(("bearer" = [])),
+    responses((status = 204, description = "Revoked"),
+        (status = 404, description = "Not a session of the caller", body = super::ErrorBody)))]
+pub async fn revoke_own_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    sessions::revoke_own_session(&state, &caller.actor(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

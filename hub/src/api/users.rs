@@ -16,6 +16,7 @@ impl From<IdentityError> for ApiError {
         let message = e.to_string();
         match e {
             IdentityError::NotFound => ApiError::not_found("user"),
+            IdentityError::SessionNotFound => ApiError::not_found("session"),
             IdentityError::RoleTooLow(e) => e.into(),
             IdentityError::Invalid { code, message } => ApiError::bad_request(code, message),
             IdentityError::Forbidden(message) => ApiError::forbidden(message),
@@ -141,6 +142,23 @@ pub async fn revoke_sessions(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     service::revoke_sessions(&state, &caller.actor(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mails a user a set-password link (S8, M5): Manager+ over a user they
+/// see whose role is not above theirs, not oneself. The link works once,
+/// for 7 days; the old password works until it is used.
+#[utoipa::path(post, path = "/api/v1/users/{id}/password-reset", tag = "users",
+    params(("id" = String, Path, description = "User id")), security(("bearer" = [])),
+    responses((status = 204, description = "The mail is in the outbox"),
+        (status = 403, description = "Below Manager, oneself, or a role above the caller's", body = super::ErrorBody),
+        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    crate::mail::password_reset::send(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,5 +1,5 @@
 //! Fleet alerts (U4): a device offline, or online but out of sync, for
-//! longer than its threshold raises one alert per incident; it is cleared
+//! longer than its threshold (its node's, [`super::alert_settings`]) raises one alert per incident; it is cleared
 //! when the device recovers (or is detached), with a recovery notice.
 //! Offline and in sync are the fleet view's own ([`device_view`] as of the
 //! pass's time): a device whose heartbeats stopped is offline since its
@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::alert_settings::Thresholds;
 use super::{Connection, FleetDevice, Liveness, attached_devices, device_view, events};
 use crate::app::Hub;
 use crate::audit::audit_id;
@@ -147,21 +148,22 @@ fn secs(secs: u64) -> TimeDelta {
         .unwrap_or(TimeDelta::MAX)
 }
 
-/// A condition holding now for a device, with since when.
+/// A condition holding now for a device past its `(offline,
+/// out_of_sync)` thresholds in seconds, with since when.
 fn conditions(
     view: &FleetDevice,
-    config: &Config,
+    (offline, out_of_sync): (u64, u64),
     now: DateTime<Utc>,
 ) -> Vec<(AlertKind, DateTime<Utc>)> {
     let mut found = Vec::new();
     if view.connection == Connection::Offline
         && let Some(since) = view.since
-        && now - since > secs(config.alert_offline_secs)
+        && now - since > secs(offline)
     {
         found.push((AlertKind::Offline, since));
     }
     if let Some(since) = view.out_of_sync_since
-        && now - since > secs(config.alert_out_of_sync_secs)
+        && now - since > secs(out_of_sync)
     {
         found.push((AlertKind::OutOfSync, since));
     }
@@ -208,6 +210,7 @@ pub async fn check(
         now,
         heartbeat_timeout: config.heartbeat_timeout(),
     };
+    let thresholds = Thresholds::load(store, config)?;
     let mut views: BTreeMap<DeviceId, FleetDevice> = BTreeMap::new();
     for (device, node) in attached_devices(store)? {
         let view = device_view(store, &device, &node, liveness)?;
@@ -238,7 +241,7 @@ pub async fn check(
                 }
             }
             for (device, view) in &views {
-                for (kind, since) in conditions(view, config, now) {
+                for (kind, since) in conditions(view, thresholds.at(&view.node), now) {
                     let key = open_key(device, kind);
                     if open.contains_key(&key) {
                         continue;

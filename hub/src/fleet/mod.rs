@@ -55,6 +55,7 @@
 //! | see [`events`] | | proof of play |
 //! | see [`alerts`] | | alerts |
 
+pub mod alert_settings;
 pub mod alerts;
 pub mod events;
 pub mod fixture;

@@ -12,6 +12,9 @@ pub enum IdentityError {
     /// Absent, or not visible to the actor (404).
     #[error("user not found")]
     NotFound,
+    /// Not a current session of the actor (404).
+    #[error("session not found")]
+    SessionNotFound,
     /// The actor's role is too low (403).
     #[error(transparent)]
     RoleTooLow(#[from] RoleTooLow),

@@ -87,6 +87,10 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+    /// The client address it logged in from (absent in sessions stored
+    /// before it was recorded).
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 /// A fresh bearer token (32 random bytes, URL-safe base64) and the key its

@@ -5,11 +5,14 @@
 //! written only here; the login rules — a name under attack from one source
 //! is refused for a while (429), every attempt at it is delayed, an unknown
 //! name costs the same hash as a known one, a disabled account cannot log
-//! in — and the login and logout audit entries. The password check (slow,
+//! in — and the login and logout audit entries; a user's own sessions,
+//! listed and revoked one by one ([`own_sessions`], [`revoke_own_session`]). The password check (slow,
 //! bounded) happens before the transaction that stores the session. Must
 //! not: know HTTP (cookies are the API's).
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use signet_common::digest::Sha256;
 use signet_common::ids::UserId;
 
 use super::users::user_by_name;
@@ -147,6 +150,7 @@ pub async fn login(
         user_id: user.id.clone(),
         created_at: now,
         expires_at: now + ttl,
+        from: Some(from.to_owned()),
     };
     hub.store
         .transact(|tx| {
@@ -189,4 +193,88 @@ pub async fn logout(hub: &Hub, actor: &Actor, session_key: &str) -> Result<(), I
         })
         .await?;
     Ok(())
+}
+
+/// One of the caller's own sessions (C2, S8).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OwnSession {
+    /// Its public id (derived from the stored key; never the token).
+    pub id: String,
+    /// When it logged in.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The client address it logged in from, when recorded.
+    pub from: Option<String>,
+    /// Whether it is the session of this request.
+    pub current: bool,
+}
+
+/// The public id of the session stored under `key`: 16 hex digits of a
+/// labelled SHA-256 of the key, so it names the session without being the
+/// key a bearer token hashes to.
+#[must_use]
+pub fn session_id(key: &str) -> String {
+    let mut hasher = Sha256::hasher();
+    hasher.update(b"signet-session-id\0");
+    hasher.update(key.as_bytes());
+    hasher.finish().to_string()[..16].to_owned()
+}
+
+/// The actor's unexpired sessions, newest first; `current_key` marks the
+/// one of this request.
+///
+/// # Errors
+/// When the store fails.
+pub fn own_sessions(
+    hub: &Hub,
+    actor: &Actor,
+    current_key: &str,
+) -> Result<Vec<OwnSession>, IdentityError> {
+    let now = hub.now();
+    let keys: Vec<String> = hub
+        .store
+        .scan(USER_SESSIONS, &format!("{}/", actor.user.id))?;
+    let mut sessions = Vec::new();
+    for key in keys {
+        let Some(session) = hub.store.get::<Session>(SESSIONS, &key)? else {
+            continue;
+        };
+        if session.expires_at <= now {
+            continue;
+        }
+        sessions.push(OwnSession {
+            id: session_id(&key),
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+            from: session.from,
+            current: key == current_key,
+        });
+    }
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(sessions)
+}
+
+/// Revokes the actor's own session `id` (as [`own_sessions`] names it): it
+/// stops working at once, for the next request made with it.
+///
+/// # Errors
+/// [`IdentityError::SessionNotFound`] when it is not a session of the actor.
+pub async fn revoke_own_session(hub: &Hub, actor: &Actor, id: &str) -> Result<(), IdentityError> {
+    let now = hub.now();
+    hub.store
+        .transact(|tx| {
+            let keys: Vec<String> = tx.scan(USER_SESSIONS, &format!("{}/", actor.user.id))?;
+            let key = keys
+                .into_iter()
+                .find(|key| session_id(key) == id)
+                .ok_or(IdentityError::SessionNotFound)?;
+            delete_session(tx, &actor.user.id, &key);
+            let detail = serde_json::json!({"session": id});
+            actor
+                .audit(now, "session.revoke", actor.user.id.as_str(), None, detail)
+                .put(tx)?;
+            Ok(())
+        })
+        .await
 }

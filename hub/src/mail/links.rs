@@ -41,6 +41,18 @@ pub fn action(config: &Config, ask: &str, (page, rest): (&str, &str), fallback: 
     }
 }
 
+/// The set-password part of a mail (M5): `ask` and the link to the
+/// set-password page with `token`, or without `public_url`, how to set it
+/// through the API.
+#[must_use]
+pub fn set_password_action(config: &Config, ask: &str, token: &str) -> String {
+    let fallback = format!(
+        "To set it: POST /api/v1/password/set with the JSON body \
+         {{\"token\": \"{token}\", \"password\": \"…\"}}\n\ntoken: {token}\n"
+    );
+    action(config, ask, (PASSWORD_SET_PAGE, token), fallback)
+}
+
 /// `at` in `zone` with its offset, and in UTC, e.g.
 /// `2026-11-23T11:15:00+01:00 (Europe/Berlin), 2026-11-23T10:15:00Z (UTC)`.
 #[must_use]

@@ -10,6 +10,7 @@
 
 pub mod links;
 pub mod outbox;
+pub mod password_reset;
 pub mod sender;
 
 use chrono::{DateTime, Utc};

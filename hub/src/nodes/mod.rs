@@ -27,6 +27,8 @@ use crate::tenancy::{
 };
 use crate::values::{InvalidName, Name};
 
+mod moving;
+
 /// Why a node operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -237,7 +239,8 @@ pub async fn create_node(
 }
 
 /// Renames a node or changes its approval address, strict mode, time zone
-/// or location (Manager+).
+/// or location; moves it under another parent or marks it restricted or
+/// not ([`moving`]'s rules) (Manager+).
 ///
 /// # Errors
 /// [`NodeError`] saying why not.
@@ -265,6 +268,16 @@ pub async fn update_node(
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
             let mut node = visible_in(tx, actor, &tree, &id)?;
+            let from = node.parent.clone();
+            if let Some(parent) = request.parent.as_ref().filter(|p| node.parent.as_ref() != Some(*p)) {
+                let parent = visible_in(tx, actor, &tree, parent)?;
+                moving::check_move(tx, actor, &tree, &node, &parent)?;
+                node.parent = Some(parent.id);
+            }
+            if let Some(restricted) = request.restricted.filter(|r| *r != node.restricted) {
+                moving::check_restricted_change(actor, &tree, &node)?;
+                node.restricted = restricted;
+            }
             if let Some(time_zone) = time_zone {
                 node.locale.time_zone = time_zone;
             }
@@ -284,7 +297,8 @@ pub async fn update_node(
                 node.strict_feeds = strict;
             }
             put_node(tx, &node)?;
-            let detail = serde_json::json!({"name": node.name,
+            let detail = serde_json::json!({"name": node.name, "parent": {"from": from, "to": node.parent},
+                "restricted": node.restricted,
                 "content_manager_email": node.content_manager_email, "strict_feeds": node.strict_feeds,
                 "time_zone": node.locale.time_zone.map(|tz| tz.name()),
                 "country": node.locale.country, "region": node.locale.region});

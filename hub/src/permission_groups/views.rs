@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{NodeId, PermissionGroupId, UserId};
-use signet_common::permissions::{PermissionSet, Role};
+use signet_common::permissions::{Permission, PermissionSet, Role, role_defaults};
 
 use super::PlacedGroup;
 
@@ -187,4 +187,36 @@ pub struct EffectivePermissionsView {
     /// E(u): the role defaults united with every group's permissions.
     #[schema(value_type = Vec<String>)]
     pub effective: PermissionSet,
+}
+
+/// One entry of the permission catalogue (P7), as the console lists it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CatalogueEntry {
+    /// The catalogue name, as granted (e.g. `comment.add`).
+    pub name: String,
+    /// The family it is listed under (`Media`, `Annotations`, `Comments`,
+    /// `Collections`, `Screens`).
+    pub family: String,
+    /// What it lets a user do.
+    pub description: String,
+    /// The lowest role whose defaults hold it (P1); absent when only
+    /// groups grant it.
+    #[schema(value_type = Option<String>)]
+    pub default_from: Option<Role>,
+}
+
+/// The whole catalogue, in catalogue order.
+#[must_use]
+pub fn catalogue() -> Vec<CatalogueEntry> {
+    Permission::ALL
+        .into_iter()
+        .map(|p| CatalogueEntry {
+            name: p.as_str().to_owned(),
+            family: p.family().to_owned(),
+            description: p.description().to_owned(),
+            default_from: Role::ALL
+                .into_iter()
+                .find(|role| role_defaults(*role).contains(p)),
+        })
+        .collect()
 }

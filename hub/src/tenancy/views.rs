@@ -54,6 +54,16 @@ pub struct UpdateNode {
     /// New region; `""` clears it.
     #[serde(default)]
     pub region: Option<String>,
+    /// Move the node (with its subtree) under this parent, inside the
+    /// caller's domain; never below itself, under a node holding devices
+    /// (T1), or away from nodes holding what its subtree may use (T2).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub parent: Option<NodeId>,
+    /// Mark the node restricted or not (A1): a node made by a root-level
+    /// user only from the root; otherwise by its owner or from above it.
+    #[serde(default)]
+    pub restricted: Option<bool>,
 }
 
 /// A node as the API shows it.

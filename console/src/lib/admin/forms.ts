@@ -2,6 +2,7 @@
 // starts from, whether it creates, whether an action runs, the label of its
 // button, and what to do with the values; and the values of each form.
 import type { LicenceTerms } from './licence';
+import type { Schemas } from '../api/client';
 
 /** The props of a form over values of type `T`. */
 export interface FormProps<T> {
@@ -54,4 +55,14 @@ export interface AccessGroupFields {
   name: string;
   categories: string[];
   license: LicenceTerms;
+}
+
+/** The props of the visibility editor (M1, M2) and its button: which item, and what to do once saved. */
+export interface VisibilityProps {
+  kind: 'content' | 'playlist';
+  id: string;
+  name: string;
+  allowed: string[];
+  settings?: Schemas['Settings'];
+  onsaved?: (allowed: string[], settings: Schemas['Settings']) => void;
 }

@@ -79,9 +79,9 @@ describe('licence', () => {
 
   it('names a member’s state and window', () => {
     const now = new Date('2027-01-10T00:00:00Z');
-    const user = { type: 'user', user_id: 'u-1' };
-    const device = { type: 'device', device_id: 'd-1' };
-    const win = { starts_at: '2027-01-01T00:00:00Z', ends_at: '2027-02-01T00:00:00Z', ended_by: 'member_end_date' };
+    const user = { type: 'user', user_id: 'u-1' } as const;
+    const device = { type: 'device', device_id: 'd-1' } as const;
+    const win = { starts_at: '2027-01-01T00:00:00Z', ends_at: '2027-02-01T00:00:00Z', ended_by: 'member_end_date' } as const;
     expect(memberState({ member: user, window: win, in_window_now: true, active: true }, now).label).toBe('Has access');
     expect(memberState({ member: device, window: win, in_window_now: true, active: false }, now).label).toBe('Inactive device');
     expect(memberState({ member: user, window: win, in_window_now: false, active: true, removed_at: '2027-01-05T00:00:00Z' }, now).label).toBe('Removed');

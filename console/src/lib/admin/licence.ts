@@ -3,23 +3,14 @@
 // ("each member may play until …"), and a member's state from the window
 // the hub computed.
 //
-// Owns: the shape of the terms (the hub sends them as an untyped object),
-// turning durations into seconds and back, the summary text, member state
+// Owns: turning durations into seconds and back, the summary text, member state
 // labels. Must not: compute access windows (the hub does, `MemberView.window`)
 // or decide what is valid beyond helping the form (the hub refuses bad terms).
 
-/** The terms of a licence, as the hub stores them (common::license::LicenseTerms). */
-export interface LicenceTerms {
-  duration_from_join_secs?: number | null;
-  duration_from_first_use_secs?: number | null;
-  fixed_start?: string | null;
-  fixed_end?: string | null;
-  max_active_devices?: number | null;
-  allow_offline: boolean;
-  offline_grace_secs: number;
-  allow_export: boolean;
-  allowed_countries?: string[] | null;
-}
+import type { Schemas } from '../api/client';
+
+/** The terms of a licence, as the hub's OpenAPI document types them (common::license::LicenseTerms). */
+export type LicenceTerms = Schemas['LicenseTerms'];
 
 /** The shortest offline grace the hub signs: three hub_time intervals (S6). */
 export const MIN_OFFLINE_GRACE_SECS = 180;
@@ -39,10 +30,9 @@ export function defaultTerms(): LicenceTerms {
   };
 }
 
-/** The terms in a group's untyped `license` field, with defaults for what is missing. */
-export function termsOf(raw: unknown): LicenceTerms {
-  const t = (raw ?? {}) as Partial<LicenceTerms>;
-  return { ...defaultTerms(), ...t };
+/** The terms of a group's `license`, with defaults for what is missing. */
+export function termsOf(raw: Partial<LicenceTerms> | null | undefined): LicenceTerms {
+  return { ...defaultTerms(), ...(raw ?? {}) };
 }
 
 const MINUTE = 60;
@@ -162,11 +152,7 @@ export const ENDED_BY: Record<string, string> = {
 };
 
 /** A member's access window as the hub computed it (common::license::AccessWindow). */
-export interface AccessWindow {
-  starts_at: string;
-  ends_at?: string | null;
-  ended_by?: string | null;
-}
+export type AccessWindow = Schemas['AccessWindow'];
 
 /** What a member's state is, for a badge. */
 export interface MemberState {
@@ -176,23 +162,22 @@ export interface MemberState {
 
 /** A member's state from what the hub says about it (L2, L4, L5). */
 export function memberState(
-  m: { removed_at?: string | null; in_window_now: boolean; active: boolean; member: unknown; window: unknown },
+  m: { removed_at?: string | null; in_window_now: boolean; active: boolean; member: Schemas['MemberRef']; window: AccessWindow },
   now: Date,
 ): MemberState {
   if (m.removed_at) return { label: 'Removed', tone: 'idle' };
-  const isDevice = (m.member as { type?: string })?.type === 'device';
+  const isDevice = m.member.type === 'device';
   if (m.in_window_now) {
     if (isDevice && !m.active) return { label: 'Inactive device', tone: 'warn' };
     return { label: 'Has access', tone: 'ok' };
   }
-  const w = m.window as AccessWindow;
-  if (w?.starts_at && new Date(w.starts_at) > now) return { label: 'Not started', tone: 'warn' };
+  const w = m.window;
+  if (w.starts_at && new Date(w.starts_at) > now) return { label: 'Not started', tone: 'warn' };
   return { label: 'Ended', tone: 'bad' };
 }
 
 /** A window in words: `from … until … (the member’s end date)`. */
-export function windowWords(raw: unknown, words: DateWords = localWords): string {
-  const w = raw as AccessWindow;
+export function windowWords(w: AccessWindow, words: DateWords = localWords): string {
   if (!w?.starts_at) return '—';
   const until = w.ends_at ? `until ${words(w.ends_at)}${w.ended_by ? ` (${ENDED_BY[w.ended_by] ?? w.ended_by})` : ''}` : 'with no end yet';
   return `from ${words(w.starts_at)} ${until}`;

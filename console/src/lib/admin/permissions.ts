@@ -25,6 +25,25 @@ export const CATALOGUE: { group: string; entries: { name: string; label: string 
   }),
 }));
 
+/** A catalogue entry's label from its name: `comment.delete_others` → `Delete others`. */
+export function labelOf(name: string): string {
+  const last = name.split('.').pop() ?? name;
+  const words = last.replace(/_/g, ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** The catalogue as the hub lists it (`GET /api/v1/permissions`), grouped by family for checkboxes, in order. */
+export function grouped(entries: readonly Schemas['CatalogueEntry'][]): { group: string; entries: { name: string; label: string; hint: string }[] }[] {
+  const out: { group: string; entries: { name: string; label: string; hint: string }[] }[] = [];
+  for (const e of entries) {
+    let g = out.find((x) => x.group === e.family);
+    if (!g) out.push((g = { group: e.family, entries: [] }));
+    const from = e.default_from ? ` Role default from ${e.default_from} up.` : '';
+    g.entries.push({ name: e.name, label: labelOf(e.name), hint: `${e.description}${from}` });
+  }
+  return out;
+}
+
 /** A permission's label with its group, e.g. `Comments: Add`. */
 export function permissionLabel(name: string): string {
   for (const g of CATALOGUE) {

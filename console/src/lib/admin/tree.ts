@@ -52,3 +52,22 @@ export function deviceCounts(devices: readonly { node: string }[]): Map<string, 
   for (const d of devices) out.set(d.node, (out.get(d.node) ?? 0) + 1);
   return out;
 }
+
+/**
+ * Where `id` may move (T1, T4): visible nodes outside its own subtree, other
+ * than its parent, that hold no devices. The hub also refuses a move away
+ * from a node holding what the subtree uses (T2), and says which.
+ */
+export function moveTargets(nodes: Map<string, Node>, id: string, counts: Map<string, number>): Node[] {
+  const n = nodes.get(id);
+  if (!n?.parent) return [];
+  const below = (x: string): boolean => {
+    const seen = new Set<string>();
+    for (let at: string | null | undefined = x; at && !seen.has(at); at = nodes.get(at)?.parent) {
+      if (at === id) return true;
+      seen.add(at);
+    }
+    return false;
+  };
+  return [...nodes.values()].filter((x) => x.id !== n.parent && !below(x.id) && !(counts.get(x.id) ?? 0));
+}

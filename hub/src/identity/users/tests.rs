@@ -31,6 +31,7 @@ async fn session(f: &Fixture, user: &UserId, key: &str) {
         user_id: user.clone(),
         created_at: Utc::now(),
         expires_at: Utc::now() + chrono::TimeDelta::hours(1),
+        from: None,
     };
     f.hub
         .store
