@@ -33,7 +33,9 @@
 //! (5010 in 6.18 s). With 8 sessions building at once (load 15–18), on
 //! 2026-12-03: the hub of 1db1fd0 149 msgs/s (5010 in 33.5 s; pairing 1,000
 //! devices took 1,492 s); this branch (checks off the inbox task, the
-//! fleet's device look-up by point reads): see the branch's report.
+//! fleet's device look-up by point reads) 619 msgs/s (5010 in 8.1 s;
+//! pairing 771 s), run right after it at load 6–10: 4.2× that figure, not
+//! the 10× issue 17 asks, and the two runs did not share the same load.
 //!
 //! Where the time goes (perf, this branch's parent at 1,000 devices): the
 //! Ed25519 check (ring at opt-level 0 in the dev profile) ~22 % of the
