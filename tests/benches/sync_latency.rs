@@ -2,7 +2,8 @@
 //! three paired agents and show "in sync" in the fleet API, with the hub's
 //! embedded broker, on this machine. A measurement, not a test: it prints
 //! each run and the median; run with `cargo bench -p signet-tests --bench
-//! sync_latency` after `cargo build --workspace --bins`.
+//! sync_latency` after `cargo build --workspace --bins`;
+//! `SIGNET_BENCH_HUB_BIN` runs another build of the hub (`signet_tests::hub_binary`).
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed measurement
 

@@ -49,6 +49,28 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The hub binary the harness runs: the one `SIGNET_BENCH_HUB_BIN` names
+/// when set (a bench measuring another build of the hub against this one),
+/// else the workspace's `signet-hub`.
+///
+/// # Panics
+/// When that binary does not exist.
+#[must_use]
+pub fn hub_binary() -> PathBuf {
+    match std::env::var_os("SIGNET_BENCH_HUB_BIN") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.exists(),
+                "SIGNET_BENCH_HUB_BIN names {}, which does not exist",
+                path.display()
+            );
+            path
+        }
+        None => binary("signet-hub"),
+    }
+}
+
 /// A free loopback port, reserved until the returned listener is dropped.
 ///
 /// # Panics
@@ -270,7 +292,7 @@ impl Hub {
     #[must_use]
     pub fn init(dir: &Path) -> (PathBuf, String) {
         let data = dir.join("hub-data");
-        let init = Command::new(binary("signet-hub"))
+        let init = Command::new(hub_binary())
             .args(["init", "--data"])
             .arg(&data)
             .output()
@@ -301,7 +323,7 @@ impl Hub {
             ("SIGNET_HUB_BROKER_LISTEN", "127.0.0.1:0"),
         ];
         all.extend_from_slice(env);
-        let process = Process::start("hub", &binary("signet-hub"), &["serve"], &all);
+        let process = Process::start("hub", &hub_binary(), &["serve"], &all);
         let line = process
             .line_containing("signet-hub listening on http://", Duration::from_secs(30))
             .await;

@@ -314,20 +314,24 @@ pub fn attached_devices(store: &Store) -> Result<Vec<(DeviceId, NodeId)>, StoreE
     Ok(devices)
 }
 
-/// The node `device` is attached at, if it is.
+/// The node `device` is attached at, if it is: the node its record names,
+/// when [`NODE_DEVICES`] holds it there (two point reads, whatever the
+/// fleet's size; the device record and its index entry are written
+/// together by [`crate::devices`]).
 ///
 /// # Errors
 /// When the store fails.
 pub fn node_of(store: &Store, device: &DeviceId) -> Result<Option<NodeId>, StoreError> {
-    let suffix = format!("/{device}");
-    Ok(store
-        .scan_keys(NODE_DEVICES, "")?
-        .into_iter()
-        .find_map(|key| {
-            key.strip_suffix(&suffix)
-                .filter(|node| !node.is_empty() && !node.contains('/'))
-                .map(NodeId::from)
-        }))
+    let Some(record) = crate::devices::device(store, device.as_str())? else {
+        return Ok(None);
+    };
+    let key = crate::devices::node_device_key(&record.node, device);
+    let attached = !record.node.as_str().is_empty()
+        && !record.node.as_str().contains('/')
+        && store
+            .get::<serde::de::IgnoredAny>(NODE_DEVICES, &key)?
+            .is_some();
+    Ok(attached.then_some(record.node))
 }
 
 #[cfg(test)]

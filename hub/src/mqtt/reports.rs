@@ -16,7 +16,9 @@
 //! The inbox hands up to [`IN_FLIGHT`] messages to the sink at once, so the
 //! fleet's ingest stores them many to a commit ([`crate::fleet::ingest`]),
 //! and acknowledges them in the order they arrived, each once its own
-//! effect is stored.
+//! effect is stored. The checks ([`check`]: signature, decoding — most of
+//! a message's CPU) run on the blocking pool, one per core at once, and
+//! their results reach the sink in arrival order ([`inbox`]).
 //!
 //! So a report reaches the fleet view or the usage reports only when the
 //! device its topic names signed it, on any broker, whatever the broker's
@@ -35,7 +37,7 @@ use signet_common::sync::signed::{Report, verify_report};
 use signet_common::sync::{DeviceState, EventBatch, TOPIC_PREFIX};
 
 use crate::app::Hub;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::Ingested;
@@ -164,49 +166,83 @@ pub fn report_topic(topic: &str) -> Result<ReportTopic, String> {
     }
 }
 
-/// Checks one message from `topic` and hands it to `reports`.
-pub async fn handle(reports: &dyn DeviceReports, topic: &str, payload: &[u8]) -> Verdict {
+/// A message once checked: the report to store, or already its verdict.
+#[derive(Debug)]
+pub enum Checked {
+    /// A verified state report about `0`.
+    State(DeviceId, Box<DeviceState>),
+    /// A verified event batch from `0`.
+    Events(DeviceId, EventBatch),
+    /// Nothing to store: the verdict.
+    Done(Verdict),
+}
+
+/// Checks one message from `topic` (S11): pure work on the message and one
+/// key look-up, so the inbox runs many at once off its own task.
+pub fn check(reports: &dyn DeviceReports, topic: &str, payload: &[u8]) -> Checked {
     let kind = match report_topic(topic) {
         Ok(kind) => kind,
         Err(detail) => {
-            return Verdict::Refused {
+            return Checked::Done(Verdict::Refused {
                 reason: "bad_topic",
                 detail,
-            };
+            });
         }
     };
     match kind {
         ReportTopic::State(device) => {
             if payload.is_empty() {
                 // A cleared retained state (device removed): nothing to record.
-                return Verdict::Ignored("empty state message (retained state cleared)".into());
+                return Checked::Done(Verdict::Ignored(
+                    "empty state message (retained state cleared)".into(),
+                ));
             }
-            let reported = match verified::<DeviceState>(reports, &device, payload) {
-                Ok(reported) => reported,
-                Err(verdict) => return verdict,
-            };
-            match reports.state(device, reported).await {
-                Ok(()) => Verdict::Stored,
-                Err(e) => Verdict::Failed(e.to_string()),
+            match verified::<DeviceState>(reports, &device, payload) {
+                Ok(reported) => Checked::State(device, Box::new(reported)),
+                Err(verdict) => Checked::Done(verdict),
             }
         }
-        ReportTopic::Events(device) => {
-            let batch = match verified::<EventBatch>(reports, &device, payload) {
-                Ok(batch) => batch,
-                Err(verdict) => return verdict,
-            };
-            match reports.events(device, batch).await {
-                Ok(_) => Verdict::Stored,
-                Err(e) => Verdict::Failed(e.to_string()),
-            }
-        }
+        ReportTopic::Events(device) => match verified::<EventBatch>(reports, &device, payload) {
+            Ok(batch) => Checked::Events(device, batch),
+            Err(verdict) => Checked::Done(verdict),
+        },
     }
+}
+
+/// Hands a checked message to `reports`; its verdict once stored.
+pub async fn store(reports: &dyn DeviceReports, checked: &Checked) -> Verdict {
+    let stored = match checked {
+        Checked::State(device, reported) => {
+            reports
+                .state(device.clone(), DeviceState::clone(reported))
+                .await
+        }
+        Checked::Events(device, batch) => reports
+            .events(device.clone(), batch.clone())
+            .await
+            .map(|_| ()),
+        Checked::Done(verdict) => return verdict.clone(),
+    };
+    match stored {
+        Ok(()) => Verdict::Stored,
+        Err(e) => Verdict::Failed(e.to_string()),
+    }
+}
+
+/// Checks one message from `topic` and hands it to `reports`.
+pub async fn handle(reports: &dyn DeviceReports, topic: &str, payload: &[u8]) -> Verdict {
+    store(reports, &check(reports, topic, payload)).await
 }
 
 /// Hands each device message from `messages` to `reports` — up to
 /// [`IN_FLIGHT`] at once — and acknowledges each, in arrival order, once
 /// its effect is stored or it was refused (S9); a message whose store call
 /// keeps failing is left unacknowledged for redelivery.
+///
+/// Two stages: the checks (signature, decoding) run on the blocking pool,
+/// as many at once as there are cores; their results are handed to the
+/// store in arrival order, so the fleet's ingest still sees a device's
+/// reports in the order the broker delivered them.
 pub async fn inbox(
     client: AsyncClient,
     reports: Arc<dyn DeviceReports>,
@@ -214,20 +250,32 @@ pub async fn inbox(
     mut messages: mpsc::Receiver<Publish>,
     cancel: CancellationToken,
 ) {
+    let checkers = Arc::new(Semaphore::new(
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+    ));
+    let mut checks = FuturesOrdered::new();
     let mut pending = FuturesOrdered::new();
     let mut open = true;
-    while open || !pending.is_empty() {
+    while open || !checks.is_empty() || !pending.is_empty() {
         tokio::select! {
             () = cancel.cancelled() => break,
-            next = messages.recv(), if open && pending.len() < IN_FLIGHT => match next {
-                Some(publish) => pending.push_back(settle(
+            next = messages.recv(), if open && checks.len() + pending.len() < IN_FLIGHT => match next {
+                Some(publish) => checks.push_back(checked(
                     Arc::clone(&reports),
-                    Arc::clone(&metrics),
+                    Arc::clone(&checkers),
                     publish,
-                    cancel.clone(),
                 )),
                 None => open = false,
             },
+            Some((publish, checked)) = checks.next(), if !checks.is_empty() => {
+                pending.push_back(settle(
+                    Arc::clone(&reports),
+                    Arc::clone(&metrics),
+                    publish,
+                    checked,
+                    cancel.clone(),
+                ));
+            }
             Some((publish, acknowledge)) = pending.next(), if !pending.is_empty() => {
                 if !acknowledge {
                     continue;
@@ -244,19 +292,37 @@ pub async fn inbox(
     }
 }
 
-/// Hands one message to `reports`, trying a failing store call
+/// [`check`]s `publish` on the blocking pool once one of `checkers` is free.
+async fn checked(
+    reports: Arc<dyn DeviceReports>,
+    checkers: Arc<Semaphore>,
+    publish: Publish,
+) -> (Publish, Checked) {
+    let (topic, payload) = (publish.topic.clone(), publish.payload.clone());
+    let run = async move {
+        let _slot = checkers.acquire_owned().await.ok();
+        tokio::task::spawn_blocking(move || check(reports.as_ref(), &topic, &payload)).await
+    };
+    let checked = run
+        .await
+        .unwrap_or_else(|e| Checked::Done(Verdict::Failed(format!("the check failed: {e}"))));
+    (publish, checked)
+}
+
+/// Hands one checked message to `reports`, trying a failing store call
 /// [`STORE_ATTEMPTS`] times; returns it with whether to acknowledge it.
 async fn settle(
     reports: Arc<dyn DeviceReports>,
     metrics: Arc<Metrics>,
     publish: Publish,
+    checked: Checked,
     cancel: CancellationToken,
 ) -> (Publish, bool) {
     let topic = publish.topic.clone();
     let mut attempt = 0;
     let acknowledge = loop {
         attempt += 1;
-        match handle(reports.as_ref(), &topic, &publish.payload).await {
+        match store(reports.as_ref(), &checked).await {
             Verdict::Stored => break true,
             Verdict::Refused { reason, detail } => {
                 metrics.count_refused_report(reason, "mqtt", &topic, &detail);
