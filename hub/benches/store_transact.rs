@@ -59,9 +59,14 @@ fn main() {
     runtime.block_on(async {
         let sled = transacts_per_second(Arc::new(SledStorage::open(dir.path()).unwrap())).await;
         let pg = transacts_per_second(Arc::new(PgStorage::connect(&url).unwrap())).await;
+        let db = url.rsplit('/').next().unwrap();
+        let rolled_back = server.sql(
+            db,
+            "SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()",
+        );
         println!(
             "store transact ({TASKS} tasks x {ROUNDS}): sled {sled:.0}/s, postgres {pg:.0}/s, \
-             ratio postgres/sled {:.2}",
+             ratio postgres/sled {:.2} (postgres rolled back {rolled_back} commit attempts)",
             pg / sled
         );
     });

@@ -621,7 +621,10 @@ fn x4_migrate_copies_every_tree_idempotently_and_checks_counts() {
     let nothing = dir.path().join("nothing");
     let (ok, _, stderr) = migrate(&["--from", nothing.to_str().unwrap(), "--to", &url]);
     assert!(!ok);
-    assert!(stderr.contains("neither a Signet data directory"), "{stderr}");
+    assert!(
+        stderr.contains("neither a Signet data directory"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = migrate(&["--from", data_arg, "--to", "/tmp/x"]);
     assert!(!ok);
     assert!(stderr.contains("--to must be a postgres://"), "{stderr}");
