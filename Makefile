@@ -10,11 +10,13 @@ CARGO ?= cargo
 # for the player's X sink test; systemd for systemd-analyze, which checks the
 # units; faketime for the trusted-clock tests; python3 and its venv for the
 # OpenAPI validator and schemathesis; chromium for the console's browser
-# suite, driven by playwright-core without a browser download).
+# suite, driven by playwright-core without a browser download; postgresql
+# for the store's conformance suite, which runs its own server as the
+# package's postgres user when the tests run as root, X4).
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
 	gstreamer1.0-x gstreamer1.0-tools \
-	mosquitto xvfb systemd faketime python3 python3-venv chromium
+	mosquitto xvfb systemd faketime python3 python3-venv chromium postgresql
 
 # Crates signet-common must never depend on (it is the pure core).
 IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify

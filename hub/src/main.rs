@@ -1,6 +1,6 @@
 //! The `signet-hub` binary: `init`, `serve`, `demo` (DESIGN §6),
-//! `openapi` (the API's document, for the console's types, C1) and the
-//! hidden `dev-seed-fleet` (a fake fleet for the console's bench, C3).
+//! `migrate` (a sled store into PostgreSQL, X4), `openapi` (the API's
+//! document, for the console's types, C1) and the hidden `dev-seed-fleet` (a fake fleet for the console's bench, C3).
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -52,6 +52,17 @@ enum Command {
         #[arg(long, env = "SIGNET_AGENT_BIN")]
         agent_bin: Option<PathBuf>,
     },
+    /// Copy a sled store into PostgreSQL (X4): every tree; running it again
+    /// finishes or repeats a copy; each tree's count is checked. Stop the
+    /// hub first; then set `store` to the URL in hub.toml.
+    Migrate {
+        /// The sled store: a data directory `init` made, or its `store/`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database, `postgres://user:password@host/db`.
+        #[arg(long)]
+        to: String,
+    },
     /// Print the hub's OpenAPI document (the one served at
     /// /api/v1/openapi.json) as JSON; `console/openapi.json` is a copy.
     Openapi,
@@ -93,6 +104,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Init { data } => init(&data).await,
             Command::Openapi => print_openapi(),
+            Command::Migrate { from, to } => migrate(from, to).await,
             Command::DevSeedFleet { devices, data_dir } => seed_fleet(&data_dir, devices).await,
             Command::Serve { config } => serve(config).await,
             Command::Demo {
@@ -179,6 +191,26 @@ async fn init(data: &std::path::Path) -> anyhow::Result<()> {
     println!(
         "move {} offline: the hub needs only root.pub to run",
         signet_hub::keys::key_dir(data).join("root.key").display()
+    );
+    Ok(())
+}
+
+/// `signet-hub migrate`: [`signet_hub::store::migrate::sled_to_postgres`].
+async fn migrate(from: PathBuf, to: String) -> anyhow::Result<()> {
+    if !signet_hub::store::is_postgres(&to) {
+        anyhow::bail!("--to must be a postgres:// or postgresql:// URL");
+    }
+    let copied = tokio::task::spawn_blocking(move || {
+        signet_hub::store::migrate::sled_to_postgres(&from, &to)
+    })
+    .await??;
+    for (tree, records) in &copied.trees {
+        println!("{tree}: {records} records");
+    }
+    println!(
+        "copied {} records in {} trees; set store to the PostgreSQL URL in hub.toml",
+        copied.records(),
+        copied.trees.len()
     );
     Ok(())
 }

@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::keys::{self, HubKeys};
 use crate::login::{LoginThrottle, PasswordHashing};
 use crate::metrics::Metrics;
-use crate::store::{SledStorage, Store, store_dir};
+use crate::store::{Store, store_dir};
 
 /// Where the hub reads the time: the system clock, or a test's.
 pub trait Clock: Send + Sync + 'static {
@@ -137,11 +137,18 @@ impl Hub {
             entitlements,
         } = installed;
         let data = config.data.clone();
-        if !store_dir(&data).exists() {
+        // With sled the store is in the data directory `init` made; with
+        // PostgreSQL (X4) only the keys and content are.
+        let initialized = if crate::store::is_postgres(&config.store) {
+            keys::key_dir(&data).exists()
+        } else {
+            store_dir(&data).exists()
+        };
+        if !initialized {
             return Err(NotInitialized { data }.into());
         }
         let keys = keys::load(&data)?;
-        let store = Store::new(Arc::new(SledStorage::open(&store_dir(&data))?));
+        let store = Store::new(crate::store::open(&config.store, &data)?);
         let window = i64::try_from(config.login_lockout_secs)
             .ok()
             .and_then(TimeDelta::try_seconds)

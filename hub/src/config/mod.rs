@@ -43,6 +43,11 @@ pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 pub struct Config {
     /// Where the store, keys and content live.
     pub data: PathBuf,
+    /// The store's engine (X4): `"sled"` (the default: `store/` in
+    /// `data`), or a PostgreSQL URL, `postgres://user:password@host/db`,
+    /// whose schema the hub migrates at start (keys and content stay in
+    /// `data`). `signet-hub migrate` copies a sled store into one.
+    pub store: String,
     /// The operator and device HTTP API's listen address.
     pub http_listen: SocketAddr,
     /// The embedded MQTT broker's listen address (loopback by default; used
@@ -185,6 +190,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data: PathBuf::from("./signet-data"),
+            store: SLED.to_owned(),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             broker_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtt: MqttConfig::default(),
@@ -219,6 +225,11 @@ impl Default for Config {
         }
     }
 }
+
+/// The default [`Config::store`]: sled in the data directory.
+pub const SLED: &str = "sled";
+/// The longest [`Config::store`] URL, in bytes.
+pub const MAX_STORE_URL_LEN: usize = 2048;
 
 /// The largest `max_image_pixels` (1 gigapixel).
 pub const MAX_IMAGE_PIXELS: u64 = 1_000_000_000;

@@ -411,3 +411,23 @@ fn s7_devices_get_the_ca_of_an_mqtts_device_url() {
     config.mqtt.device_ca_file = Some(dir.path().join("missing.pem"));
     assert!(config.device_ca_pem().is_err());
 }
+
+#[test]
+fn x4_store_is_sled_or_a_postgres_url_and_a_refusal_hides_the_url() {
+    let config = Config::load(None, env(&[])).unwrap();
+    assert_eq!(config.store, SLED);
+    let url = "postgres://hub:pw@db.example:5432/signet";
+    let config = Config::load(None, env(&[("SIGNET_HUB_STORE", url)])).unwrap();
+    assert_eq!(config.store, url);
+    for bad in [
+        "mysql://x",
+        "",
+        "postgres://hub:secret@db:notaport/x",
+        &format!("postgres://{}", "x".repeat(MAX_STORE_URL_LEN)),
+    ] {
+        let err = Config::load(None, env(&[("SIGNET_HUB_STORE", bad)])).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("store"), "{bad}: {message}");
+        assert!(!message.contains("secret"), "{bad}: {message}");
+    }
+}

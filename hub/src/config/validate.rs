@@ -9,8 +9,8 @@ use signet_common::license::{MAX_DURATION_SECS, MIN_OFFLINE_GRACE_SECS};
 use signet_common::sync::MAX_HUB_TIME_INTERVAL_SECS;
 
 use super::{
-    Config, MAX_IMAGE_PIXELS, MAX_MANIFEST_LIFETIME_SECS, MAX_PUBLIC_URL_LEN,
-    MIN_MANIFEST_LIFETIME_SECS,
+    Config, MAX_IMAGE_PIXELS, MAX_MANIFEST_LIFETIME_SECS, MAX_PUBLIC_URL_LEN, MAX_STORE_URL_LEN,
+    MIN_MANIFEST_LIFETIME_SECS, SLED,
 };
 
 /// A refused key and why, before the source is known.
@@ -31,6 +31,28 @@ pub(super) fn refuse(key: impl Into<String>, reason: impl Into<String>) -> Refus
 }
 
 impl Config {
+    /// `store`: sled, or a PostgreSQL URL that parses (the reason never
+    /// repeats the URL: it may hold a password).
+    fn validate_store(&self) -> Result<(), Refusal> {
+        if self.store == SLED {
+            return Ok(());
+        }
+        let postgres =
+            self.store.starts_with("postgres://") || self.store.starts_with("postgresql://");
+        if !postgres || self.store.len() > MAX_STORE_URL_LEN {
+            return Err(refuse(
+                "store",
+                format!(
+                    "must be \"sled\" or a postgres:// URL of at most {MAX_STORE_URL_LEN} bytes"
+                ),
+            ));
+        }
+        self.store
+            .parse::<tokio_postgres::Config>()
+            .map(|_| ())
+            .map_err(|e| refuse("store", format!("is not a PostgreSQL URL: {e}")))
+    }
+
     /// Every key's bounds, and the keys that must agree.
     pub(super) fn validate(&self) -> Result<(), Refusal> {
         if self.max_body_bytes < 1024 {
@@ -46,6 +68,7 @@ impl Config {
             return Err(refuse("login_max_failures", "must be at least 1"));
         }
         self.validate_limits()?;
+        self.validate_store()?;
         if let Some(url) = &self.public_url
             && (!is_http_url(url) || url.ends_with('/'))
         {

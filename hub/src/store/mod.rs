@@ -1,4 +1,6 @@
-//! The hub's durable store (S9): sled behind the [`Storage`] trait.
+//! The hub's durable store (S9): sled (the one-box default) or PostgreSQL
+//! (X4, [`PgStorage`]) behind the [`Storage`] trait; [`open`] picks the
+//! engine the configuration's `store` names.
 //!
 //! Owns: named trees of JSON records, atomic multi-tree commits, and
 //! durability — [`Storage::commit`] returns only after the writes are
@@ -12,6 +14,8 @@
 //! held across network I/O. The seam a second engine implements is the
 //! three calls of [`Storage`].
 
+pub mod migrate;
+mod postgres;
 mod sled_storage;
 mod tx;
 
@@ -20,6 +24,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use postgres::{PgStorage, successor};
 pub use sled_storage::SledStorage;
 pub use tx::{Check, Digest, Tx, digest_range, digest_record, holds};
 
@@ -27,6 +32,26 @@ pub use tx::{Check, Digest, Tx, digest_range, digest_record, holds};
 #[must_use]
 pub fn store_dir(data: &std::path::Path) -> std::path::PathBuf {
     data.join("store")
+}
+
+/// Whether `store` (the configuration's `store` key) names a PostgreSQL
+/// database rather than sled.
+#[must_use]
+pub fn is_postgres(store: &str) -> bool {
+    store.starts_with("postgres://") || store.starts_with("postgresql://")
+}
+
+/// Opens the engine `store` names: a `postgres://` URL, or (anything else,
+/// `"sled"` by default) sled in [`store_dir`] of `data`.
+///
+/// # Errors
+/// When the engine cannot be opened or reached.
+pub fn open(store: &str, data: &std::path::Path) -> Result<Arc<dyn Storage>, StoreError> {
+    Ok(if is_postgres(store) {
+        Arc::new(PgStorage::connect(store)?)
+    } else {
+        Arc::new(SledStorage::open(&store_dir(data))?)
+    })
 }
 
 /// Why the store failed. Callers answer 500 and change nothing.

@@ -12,7 +12,7 @@ use super::{Check, Entry, Storage, StoreError, Write, WriteBatch, holds};
 /// The sled-backed engine.
 pub struct SledStorage {
     /// The open database.
-    db: sled::Db,
+    pub(super) db: sled::Db,
     /// Makes a commit's checks and its writes one step. Held only while
     /// they run in memory; the flush that makes a commit durable runs
     /// after it is released, so commits waiting for the disk share one

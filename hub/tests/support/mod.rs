@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod mosquitto;
+pub mod postgres;
 pub mod session;
 pub mod signed;
 pub mod smtp;
@@ -112,6 +113,26 @@ pub struct TestHub {
     _stop: oneshot::Sender<()>,
     /// The data directory, deleted when dropped.
     _dir: tempfile::TempDir,
+    /// The PostgreSQL server the store is in (`SIGNET_TEST_STORE=postgres`).
+    _postgres: Option<Arc<postgres::PgServer>>,
+}
+
+/// With `SIGNET_TEST_STORE=postgres`, moves the store `init` made in `data`
+/// into a new database of the shared test server (X4) and points `config`
+/// at it; the server, to keep while the hub runs.
+async fn store_from_env(config: &mut Config) -> Option<Arc<postgres::PgServer>> {
+    if std::env::var("SIGNET_TEST_STORE").ok()?.as_str() != "postgres" {
+        return None;
+    }
+    let server = postgres::PgServer::shared();
+    let url = server.database();
+    let (from, to) = (config.data.clone(), url.clone());
+    tokio::task::spawn_blocking(move || signet_hub::store::migrate::sled_to_postgres(&from, &to))
+        .await
+        .unwrap()
+        .unwrap();
+    config.store = url;
+    Some(server)
 }
 
 impl TestHub {
@@ -136,6 +157,7 @@ impl TestHub {
             ..Config::default()
         };
         configure(&mut config);
+        let postgres = store_from_env(&mut config).await;
         let clock = Arc::new(ManualClock(Mutex::new(now)));
         let data = config.data.clone();
         let mut state = signet_hub::serve::open(config, clock.clone()).unwrap();
@@ -163,6 +185,7 @@ impl TestHub {
             client: reqwest::Client::new(),
             _stop: stop,
             _dir: dir,
+            _postgres: postgres,
         };
         hub.admin = hub.login("admin", &made.admin_password).await;
         hub
