@@ -131,9 +131,9 @@ const SERVED_OUTSIDE_DOCUMENT: &[(&str, &str)] = &[("GET", "/api/docs")];
 fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
-        AccessGroup, Attribute, Comment, Content, Device, Feedback, Inactive, Invite, Job, Member, Nothing,
-        Pairing, Pending, PermissionGroup, PermissionMembers, Playlist, Run, Schedule, Share,
-        ShopKey, Signup, Site, Template, User, Welcome,
+        AccessGroup, Attribute, Comment, Content, Device, Feedback, Inactive, Invite, Job, Member,
+        Nothing, Pairing, Pending, PermissionGroup, PermissionMembers, Playlist, Run, Schedule,
+        Share, ShopKey, Signup, Site, Template, User, Welcome,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
