@@ -23,7 +23,6 @@ use signet_common::approval::ItemApproval;
 use signet_hub::content::{CONTENT, ContentItem};
 use signet_hub::mail::{OUTBOX, OutboxEntry};
 use signet_hub::store::WriteBatch;
-use signet_hub::tenancy::NODE_DEVICES;
 use support::{PASSWORD, TestHub};
 
 /// Roles in order: the columns of `own` and `other`.
@@ -2390,13 +2389,12 @@ impl Fixture {
             callers.push(caller);
         }
         let [a, b]: [Tenant; 2] = tenants.try_into().ok().unwrap();
-        // Fleet rows (U4): one attached device per tenant, named after its site.
-        let mut batch = WriteBatch::new();
+        // Fleet rows (U4): one attached device per tenant, named after its
+        // site, recorded as approving its pairing records it.
         for tenant in [&a, &b] {
-            let key = format!("{}/screen-{}", tenant.site, tenant.site);
-            batch.put(NODE_DEVICES, &key, &json!({})).unwrap();
+            let device = format!("screen-{}", tenant.site);
+            support::register_device(&hub, &tenant.site, &device, "fleet-row-secret").await;
         }
-        hub.state.store.apply(batch).await.unwrap();
         Self {
             hub,
             tenants: [a, b],
