@@ -34,7 +34,6 @@ use signet_hub::mail::sender::{MailSender, SenderOptions};
 use signet_hub::mail::{OUTBOX, OutboxEntry};
 use signet_hub::publish;
 use signet_hub::store::WriteBatch;
-use signet_hub::tenancy::NODE_DEVICES;
 use support::smtp::{SmtpSink, smtp_to};
 use support::{ManualClock, TestHub, assert_error, report_all_in_use};
 use tokio_util::sync::CancellationToken;
@@ -63,9 +62,7 @@ async fn access_group(hub: &TestHub, node: &str) -> String {
 /// it an active member of that access group.
 async fn attach(hub: &TestHub, node: &str, device: &str, group: Option<&str>) {
     let mut batch = WriteBatch::new();
-    batch
-        .put(NODE_DEVICES, &format!("{node}/{device}"), &json!({}))
-        .unwrap();
+    support::paired_in(&mut batch, node, device, "fleet-secret");
     if let Some(group) = group {
         add_member(
             &mut batch,
@@ -744,9 +741,7 @@ async fn u4_a_silent_device_is_offline_after_the_heartbeat_timeout_across_a_hub_
     let clock = Arc::new(ManualClock::at(start));
     let state = open(clock.clone());
     let mut batch = WriteBatch::new();
-    batch
-        .put(NODE_DEVICES, &format!("{node}/{device}"), &json!({}))
-        .unwrap();
+    support::paired_in(&mut batch, node.as_str(), device.as_str(), "fleet-secret");
     state.store.apply(batch).await.unwrap();
     fleet::record_state(&state, &device, report_at("d-1", true, start))
         .await

@@ -392,6 +392,21 @@ pub async fn register_device(
     device: &str,
     secret: &str,
 ) -> signet_common::envelope::SigningKey {
+    let mut batch = signet_hub::store::WriteBatch::new();
+    let key = paired_in(&mut batch, node, device, secret);
+    hub.state.store.apply(batch).await.unwrap();
+    key
+}
+
+/// Adds to `batch` what approving the pairing of `device` at leaf `node`
+/// writes (its device record and its place in the tree); returns the
+/// device key it registered.
+pub fn paired_in(
+    batch: &mut signet_hub::store::WriteBatch,
+    node: &str,
+    device: &str,
+    secret: &str,
+) -> signet_common::envelope::SigningKey {
     use signet_common::ids::{DeviceId, NodeId, UserId};
     use signet_hub::devices::{DEVICES, Device, node_device_key};
     let key = device_key();
@@ -408,7 +423,6 @@ pub async fn register_device(
         last_command_version: 0,
         variables: std::collections::BTreeMap::new(),
     };
-    let mut batch = signet_hub::store::WriteBatch::new();
     batch.put(DEVICES, device, &record).unwrap();
     batch
         .put(
@@ -417,7 +431,6 @@ pub async fn register_device(
             &json!({"device": device}),
         )
         .unwrap();
-    hub.state.store.apply(batch).await.unwrap();
     key
 }
 
