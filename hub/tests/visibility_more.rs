@@ -15,8 +15,6 @@ use signet_common::ids::{AccessGroupId, DeviceId, ItemId};
 use signet_common::sync::{EventBatch, Outcome, PlayEvent};
 use signet_hub::app::Clock as _;
 use signet_hub::fleet;
-use signet_hub::store::WriteBatch;
-use signet_hub::tenancy::NODE_DEVICES;
 use support::{TestHub, assert_error, gif};
 
 /// Acme with a permission group `insiders` holding a Contributor, an
@@ -118,11 +116,7 @@ async fn m1_reports_leave_out_items_the_caller_cannot_view() {
     let w = world().await;
     let hub = &w.hub;
     let site = hub.node(&hub.admin, &w.acme, "Site").await;
-    let mut batch = WriteBatch::new();
-    batch
-        .put(NODE_DEVICES, &format!("{site}/d-1"), &json!({}))
-        .unwrap();
-    hub.state.store.apply(batch).await.unwrap();
+    support::register_device(hub, &site, "d-1", "report-secret").await;
     let r = hub
         .post(
             &hub.admin,
