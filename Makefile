@@ -24,7 +24,7 @@ IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: console console-check node-deps console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
+.PHONY: console console-check node-deps node-deps-apt console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
 	fuzz fuzz-smoke cargo-afl layers bench-fleet
 
 test: deps console console-check fmt-check clippy purity layers tls-purity unit fuzz-smoke units-check api-validate api-fuzz console-spec-check
@@ -49,7 +49,17 @@ console:
 	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory node-deps
 	cd console && npm ci && npm run build
 
+# Node.js and npm: Debian's packages, unless a node with its own npm is
+# already installed (NodeSource's nodejs bundles npm and conflicts with
+# Debian's npm package).
 node-deps:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		echo "node $$(node --version), npm $$(npm --version)"; \
+	else \
+		$(MAKE) --no-print-directory node-deps-apt; \
+	fi
+
+node-deps-apt:
 	$(call apt_ensure,nodejs npm)
 
 # The console's API types are generated from console/openapi.json, a
