@@ -24,10 +24,10 @@ IMPURE_CRATES := tokio sled reqwest rumqttc gstreamer axum notify
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: console console-check node-deps node-deps-apt console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
+.PHONY: console console-check node-deps node-deps-apt unit-postgres console-spec console-spec-check demo test deps fmt-check clippy unit purity bench units-check deb deb-check api-validate api-fuzz pyenv \
 	fuzz fuzz-smoke cargo-afl layers bench-fleet
 
-test: deps console console-check fmt-check clippy purity layers tls-purity unit fuzz-smoke units-check api-validate api-fuzz console-spec-check
+test: deps console console-check fmt-check clippy purity layers tls-purity unit unit-postgres fuzz-smoke units-check api-validate api-fuzz console-spec-check
 
 # The one-command demo (O2): a hub with its embedded broker on a temporary
 # data dir, sample content, three headless agents and a live status until
@@ -140,6 +140,14 @@ layers:
 unit:
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked --exclude signet-fuzz
+
+# The hub's HTTP scenarios once more with the store in a real PostgreSQL
+# (issue 21, X4): each test's hub moves the store `init` made into its own
+# database of a server the suite starts on a free loopback port
+# (hub/tests/support/postgres.rs). One suite per domain the services own.
+PG_SUITES := tenancy identity permission_groups access_groups approval content publish devices fleet
+unit-postgres:
+	SIGNET_TEST_STORE=postgres $(CARGO) test -p signet-hub --locked $(addprefix --test ,$(PG_SUITES))
 
 bench: deps
 	$(CARGO) bench -p signet-common --bench envelope
