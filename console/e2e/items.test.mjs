@@ -93,7 +93,7 @@ describe('item pages', () => {
       await page.getByLabel('Type').selectOption('enum');
       await page.getByLabel('Allowed values, one a line').fill('staff\nvisitors');
       await page.getByRole('button', { name: 'Save attribute' }).click();
-      await page.getByRole('cell', { name: 'Audience' }).waitFor();
+      await page.getByRole('cell', { name: 'Audience', exact: true }).waitFor();
       await axe(page, 'the custom attributes page');
 
       // Processing first: the rendition is made while the rest goes on.

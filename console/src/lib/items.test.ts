@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   shownActions, commentControls, nextRating, parseAttribute, attributeText, changedValues,
-  isDate, validKey, refusedKey, enumValues, parseEmails, shareLink, anyRunning, jobLabel,
+  isDate, validKey, refusedKey, processed, enumValues, parseEmails, shareLink, anyRunning, jobLabel,
   type Attribute, type RenditionJob,
 } from './items';
 
@@ -97,6 +97,8 @@ describe('m3 share and process', () => {
     const job = (state: string, extra = {}) => ({ state, percent: 40, ...extra }) as unknown as RenditionJob;
     expect(anyRunning([job('done'), job('running')])).toBe(true);
     expect(anyRunning([job('done'), job('failed')])).toBe(false);
+    expect(processed([job('done', { current: false }), job('running', { current: true })])).toBe(false);
+    expect(processed([job('done', { current: true })])).toBe(true);
     expect(jobLabel(job('running'))).toBe('Processing: 40%');
     expect(jobLabel(job('failed', { reason: 'no decoder' }))).toBe('Failed: no decoder');
     expect(jobLabel(job('done', { rendition: { codec: 'h264', width: 1280, height: 720, fps: 30 } }))).toBe('Ready: H264 1280×720 at 30 fps');

@@ -173,6 +173,11 @@ export function anyRunning(jobs: readonly RenditionJob[]): boolean {
   return jobs.some((j) => j.state === 'queued' || j.state === 'running');
 }
 
+/** Whether a rendition of the item's current bytes is ready (asking again would only answer that job). */
+export function processed(jobs: readonly RenditionJob[]): boolean {
+  return jobs.some((j) => j.current && j.state === 'done');
+}
+
 /** A job's state in words. */
 export function jobLabel(j: RenditionJob): string {
   switch (j.state) {
