@@ -29,6 +29,9 @@ import Alerts from './pages/reports/Alerts.svelte';
 import MailOutbox from './pages/reports/MailOutbox.svelte';
 import Feedback from './pages/admin/Feedback.svelte';
 import My from './pages/my/My.svelte';
+import Item from './pages/Item.svelte';
+import Favorites from './pages/Favorites.svelte';
+import AttributeDefs from './pages/AttributeDefs.svelte';
 import { PUBLIC_ROUTES, type PublicRoute } from './pages/public/routes';
 
 /** A page and the path pattern it answers. */
@@ -69,6 +72,9 @@ export const ROUTES: Route[] = [
   { pattern: '/mail', page: MailOutbox, title: 'Mail outbox' },
   { pattern: '/feedback', page: Feedback, title: 'Feedback' },
   { pattern: '/my', page: My, title: 'My content' },
+  { pattern: '/content/:id', page: Item, title: 'Item' },
+  { pattern: '/favorites', page: Favorites, title: 'My favorites' },
+  { pattern: '/attributes', page: AttributeDefs, title: 'Custom attributes' },
 ];
 
 /** Where `/` and `/login` lead once logged in. */

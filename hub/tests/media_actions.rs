@@ -790,3 +790,71 @@ async fn m3_deleting_an_item_removes_its_ratings_favorites_attributes_shares_and
     let (_, list) = hub.get(&w.member, "/api/v1/me/favorites").await;
     assert_eq!(list, json!([]));
 }
+
+/// The `allowed` list of item `id`'s actions as `token` sees it, sorted.
+async fn allowed(hub: &TestHub, token: &str, id: &str) -> Vec<String> {
+    let (status, view) = hub
+        .get(token, &format!("/api/v1/content/{id}/actions"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let mut names: Vec<String> = (view["allowed"].as_array().unwrap().iter())
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The actions an item's page shows (P5, M2, M4): `allowed` names exactly
+/// the permissions the caller holds that the item's settings allow,
+/// `process_media` and every `comment.*` among them, so the console shows
+/// no button that would answer 403.
+#[tokio::test]
+async fn p5_m4_item_actions_name_comment_and_process_permissions_as_held_and_allowed() {
+    let w = world().await;
+    let hub = &w.hub;
+    let on = json!({"allow_share": true, "allow_download": true});
+    let id = item(hub, &w.site, "offered", on, &[]).await;
+    let viewer = ["comment.view", "favorite", "feedback", "rate"];
+    assert_eq!(allowed(hub, &w.outsider, &id).await, viewer);
+    let contributor = [
+        "comment.add",
+        "comment.delete_own",
+        "comment.edit_own",
+        "comment.view",
+        "download",
+        "favorite",
+        "feedback",
+        "rate",
+        "share",
+    ];
+    assert_eq!(allowed(hub, &w.contributor, &id).await, contributor);
+    let moderator = allowed(hub, &w.moderator, &id).await;
+    for p in [
+        "process_media",
+        "comment.delete_others",
+        "update_custom_attributes",
+    ] {
+        assert!(
+            moderator.contains(&p.to_owned()),
+            "{p} not in {moderator:?}"
+        );
+    }
+    // Comments off: no comment.* for anyone, even the Moderator.
+    let off = json!({"settings": {"allow_comments": false}});
+    let r = hub
+        .patch(&hub.admin, &format!("/api/v1/content/{id}"), off)
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    for token in [&w.contributor, &w.moderator] {
+        let names = allowed(hub, token, &id).await;
+        assert!(
+            !names.iter().any(|n| n.starts_with("comment.")),
+            "{names:?}"
+        );
+    }
+    assert!(
+        allowed(hub, &w.moderator, &id)
+            .await
+            .contains(&"process_media".to_owned())
+    );
+}

@@ -24,13 +24,19 @@ use crate::store::Tx;
 use crate::tenancy::load_tree_in;
 
 /// The actions an item's page offers, in this order (`allowed`).
-const OFFERED: [Permission; 6] = [
+const OFFERED: [Permission; 12] = [
     Permission::Download,
     Permission::Share,
     Permission::Rate,
     Permission::Favorite,
     Permission::Feedback,
     Permission::UpdateCustomAttributes,
+    Permission::ProcessMedia,
+    Permission::CommentView,
+    Permission::CommentAdd,
+    Permission::CommentEditOwn,
+    Permission::CommentDeleteOwn,
+    Permission::CommentDeleteOthers,
 ];
 
 /// The item `id` if the viewer may use `action` on it now, read in `tx`

@@ -56,7 +56,9 @@ pub struct ItemActions {
     pub favorite: bool,
     /// The actions the caller may take on it now, by permission name:
     /// any of `download`, `share`, `rate`, `favorite`, `feedback`,
-    /// `update_custom_attributes`.
+    /// `update_custom_attributes`, `process_media`, `comment.view`,
+    /// `comment.add`, `comment.edit_own`, `comment.delete_own`,
+    /// `comment.delete_others` (the console shows only these buttons).
     pub allowed: Vec<String>,
 }
 
