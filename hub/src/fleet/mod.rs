@@ -81,8 +81,8 @@ use crate::tenancy::NODE_DEVICES;
 pub use events::Ingested;
 pub use ingest::FleetIngest;
 pub use view::{
-    ActivationProgress, Connection, DocumentStatus, DocumentSync, FleetCounts, FleetDevice, counts,
-    desired_documents, device_view, document_sync,
+    ActivationProgress, Connection, DocumentStatus, DocumentSync, FleetCounts, FleetDevice,
+    IngestAnswer, SignedReportSchema, counts, desired_documents, device_view, document_sync,
 };
 
 /// The latest reported state per device id.
