@@ -53,33 +53,28 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl From<AccessGroupError> for ApiError {
     fn from(e: AccessGroupError) -> Self {
+        use {AccessGroupError as E, StatusCode as S};
         let message = e.to_string();
         match e {
-            AccessGroupError::NotFound(what) => Self::not_found(what),
-            AccessGroupError::Unknown { code, .. } => {
-                Self::new(StatusCode::NOT_FOUND, code, message)
-            }
-            AccessGroupError::Invalid { code, .. } => Self::bad_request(code, message),
-            AccessGroupError::Conflict { code, .. } => Self::conflict(code, message),
-            AccessGroupError::Gone { code, .. } => Self::gone(code, message),
-            AccessGroupError::Refused { code, .. } => {
-                Self::new(StatusCode::FORBIDDEN, code, message)
-            }
-            AccessGroupError::WrongKey(_) => Self::unauthorized(message),
-            AccessGroupError::MailedRecently { retry_after, .. } => {
+            E::NotFound(what) => Self::not_found(what),
+            E::Unknown { code, .. } => Self::new(S::NOT_FOUND, code, message),
+            E::Invalid { code, .. } => Self::bad_request(code, message),
+            E::Conflict { code, .. } => Self::conflict(code, message),
+            E::Gone { code, .. } => Self::gone(code, message),
+            E::Refused { code, .. } => Self::new(S::FORBIDDEN, code, message),
+            E::WrongKey(_) => Self::unauthorized(message),
+            E::MailedRecently { retry_after, .. } => {
                 Self::too_many("signup_mail_recently_sent", message, retry_after)
             }
-            AccessGroupError::Csv(ImportError::TooLarge) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+            E::Csv(ImportError::TooLarge) => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "body_too_large", message)
             }
-            AccessGroupError::Csv(ImportError::TooManyRows) => {
-                Self::bad_request("too_many_rows", message)
-            }
-            AccessGroupError::Csv(_) => Self::bad_request("invalid_csv", message),
-            AccessGroupError::InvalidName(e) => e.into(),
-            AccessGroupError::RoleTooLow(e) => e.into(),
-            AccessGroupError::Hashing(e) => crate::identity::IdentityError::Hash(e).into(),
-            AccessGroupError::Store(e) => e.into(),
+            E::Csv(ImportError::TooManyRows) => Self::bad_request("too_many_rows", message),
+            E::Csv(_) => Self::bad_request("invalid_csv", message),
+            E::InvalidName(e) => e.into(),
+            E::RoleTooLow(e) => e.into(),
+            E::Hashing(e) => crate::identity::IdentityError::Hash(e).into(),
+            E::Store(e) => e.into(),
         }
     }
 }

@@ -17,22 +17,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl From<CommentError> for ApiError {
     fn from(e: CommentError) -> Self {
+        use {CommentError as E, StatusCode as S};
         let message = e.to_string();
         match e {
-            CommentError::NotFound(what) => Self::not_found(what),
-            CommentError::PermissionNotHeld(_) => {
-                Self::new(StatusCode::FORBIDDEN, "permission_not_held", message)
-            }
-            CommentError::Disabled => Self::new(
-                StatusCode::FORBIDDEN,
-                "disabled_by_publish_settings",
-                message,
-            ),
-            CommentError::NotOwn => Self::new(StatusCode::FORBIDDEN, "not_own_comment", message),
-            CommentError::Invalid(_) => Self::bad_request("invalid_comment", message),
-            CommentError::InvalidQuery(_) => Self::bad_request("invalid_query", message),
-            CommentError::TooMany => Self::conflict("too_many_comments", message),
-            CommentError::Store(e) => e.into(),
+            E::NotFound(what) => Self::not_found(what),
+            E::PermissionNotHeld(_) => Self::new(S::FORBIDDEN, "permission_not_held", message),
+            E::Disabled => Self::new(S::FORBIDDEN, "disabled_by_publish_settings", message),
+            E::NotOwn => Self::new(S::FORBIDDEN, "not_own_comment", message),
+            E::Invalid(_) => Self::bad_request("invalid_comment", message),
+            E::InvalidQuery(_) => Self::bad_request("invalid_query", message),
+            E::TooMany => Self::conflict("too_many_comments", message),
+            E::Store(e) => e.into(),
         }
     }
 }

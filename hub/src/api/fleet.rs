@@ -26,41 +26,31 @@ use crate::fleet::{IngestAnswer, SignedReportSchema};
 
 impl From<FleetError> for ApiError {
     fn from(e: FleetError) -> Self {
+        use {FleetError as E, ReportError as R, StatusCode as S};
         let message = e.to_string();
         match e {
-            FleetError::NotFound(what) => Self::not_found(what),
-            FleetError::InvalidQuery(_) => Self::bad_request("invalid_query", message),
-            FleetError::InvalidRange => Self::bad_request("invalid_range", message),
-            FleetError::RangeTooLong => Self::bad_request("range_too_long", message),
-            FleetError::ReportTooLarge => Self::bad_request("report_too_large", message),
-            FleetError::Stream(StreamError::Busy) => Self::busy("too_many_streams", message, 5),
-            FleetError::Stream(StreamError::SessionEnded) => Self::unauthorized(message),
-            FleetError::Stream(StreamError::Store(e)) | FleetError::Store(e) => e.into(),
-            FleetError::UnknownDevice
-            | FleetError::Report(
-                ReportError::Unsigned | ReportError::WrongKey { .. } | ReportError::BadSignature,
-            ) => Self::new(
-                StatusCode::FORBIDDEN,
-                "report_not_signed_by_device",
-                message,
-            ),
-            FleetError::Report(ReportError::Oversized { .. }) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "report_too_large", message)
+            E::NotFound(what) => Self::not_found(what),
+            E::InvalidQuery(_) => Self::bad_request("invalid_query", message),
+            E::InvalidRange => Self::bad_request("invalid_range", message),
+            E::RangeTooLong => Self::bad_request("range_too_long", message),
+            E::ReportTooLarge => Self::bad_request("report_too_large", message),
+            E::Stream(StreamError::Busy) => Self::busy("too_many_streams", message, 5),
+            E::Stream(StreamError::SessionEnded) => Self::unauthorized(message),
+            E::Stream(StreamError::Store(e)) | E::Store(e) => e.into(),
+            E::UnknownDevice | E::Report(R::Unsigned | R::WrongKey { .. } | R::BadSignature) => {
+                Self::new(S::FORBIDDEN, "report_not_signed_by_device", message)
             }
-            FleetError::Report(_) | FleetError::InvalidEvent(_) => {
-                Self::bad_request("invalid_events", message)
+            E::Report(R::Oversized { .. }) => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "report_too_large", message)
             }
-            FleetError::NotPngType => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                message,
-            ),
-            FleetError::UploadTooLarge => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", message)
+            E::Report(_) | E::InvalidEvent(_) => Self::bad_request("invalid_events", message),
+            E::NotPngType => {
+                Self::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
             }
-            FleetError::UploadIncomplete(_) => Self::bad_request("upload_incomplete", message),
-            FleetError::Png(_) => Self::bad_request("invalid_png", message),
-            FleetError::Csv(_) | FleetError::Screenshot(_) => Self::internal(&message),
+            E::UploadTooLarge => Self::new(S::PAYLOAD_TOO_LARGE, "upload_too_large", message),
+            E::UploadIncomplete(_) => Self::bad_request("upload_incomplete", message),
+            E::Png(_) => Self::bad_request("invalid_png", message),
+            E::Csv(_) | E::Screenshot(_) => Self::internal(&message),
         }
     }
 }

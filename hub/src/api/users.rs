@@ -9,27 +9,26 @@ use crate::identity::{CreateUser, HashError, IdentityError, UpdateUser, UserFilt
 
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
+        use IdentityError as E;
         let message = e.to_string();
         match e {
-            IdentityError::NotFound => ApiError::not_found("user"),
-            IdentityError::SessionNotFound => ApiError::not_found("session"),
-            IdentityError::RoleTooLow(e) => e.into(),
-            IdentityError::Invalid { code, message } => ApiError::bad_request(code, message),
-            IdentityError::Forbidden(message) => ApiError::forbidden(message),
-            IdentityError::NameTaken(_) => ApiError::conflict("name_taken", message),
-            IdentityError::Confusable(_) => ApiError::conflict("name_confusable", message),
-            IdentityError::Hash(HashError::Busy) => ApiError::busy("busy", message, 1),
-            IdentityError::Hash(HashError::Failed(cause)) => ApiError::internal(&cause),
-            IdentityError::WrongCredentials => ApiError::unauthorized(message),
-            IdentityError::Throttled { retry_after, .. } => {
-                ApiError::too_many("login_throttled", message, retry_after)
+            E::NotFound => Self::not_found("user"),
+            E::SessionNotFound => Self::not_found("session"),
+            E::RoleTooLow(e) => e.into(),
+            E::Invalid { code, message } => Self::bad_request(code, message),
+            E::Forbidden(message) => Self::forbidden(message),
+            E::NameTaken(_) => Self::conflict("name_taken", message),
+            E::Confusable(_) => Self::conflict("name_confusable", message),
+            E::Hash(HashError::Busy) => Self::busy("busy", message, 1),
+            E::Hash(HashError::Failed(cause)) => Self::internal(&cause),
+            E::WrongCredentials => Self::unauthorized(message),
+            E::Throttled { retry_after, .. } => {
+                Self::too_many("login_throttled", message, retry_after)
             }
-            IdentityError::TokenUnknown => {
-                ApiError::new(StatusCode::NOT_FOUND, "token_not_found", message)
-            }
-            IdentityError::TokenUsed(_) => ApiError::conflict("token_used", message),
-            IdentityError::TokenExpired(_) => ApiError::gone("token_expired", message),
-            IdentityError::Store(e) => e.into(),
+            E::TokenUnknown => Self::new(StatusCode::NOT_FOUND, "token_not_found", message),
+            E::TokenUsed(_) => Self::conflict("token_used", message),
+            E::TokenExpired(_) => Self::gone("token_expired", message),
+            E::Store(e) => e.into(),
         }
     }
 }
