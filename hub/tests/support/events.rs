@@ -12,7 +12,7 @@ pub fn played(
     n: u64,
     device: &str,
     item: &str,
-    group: Option<(&str, u32)>,
+    group: Option<(&str, u64)>,
     start: DateTime<Utc>,
 ) -> PlayEvent {
     PlayEvent {
