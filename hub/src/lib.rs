@@ -18,6 +18,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod content;
 pub mod demo;
 pub mod devices;

@@ -20,7 +20,7 @@ use signet_common::digest::Sha256;
 use signet_common::ids::{AccessGroupId, DeviceId, ItemId, UserId};
 use signet_common::license::Membership;
 use signet_common::sync::{
-    AppliedDocument, DeviceState, EventBatch, NowPlaying, Outcome, PendingActivation, PlayEvent,
+    AppliedDocument, DeviceState, EventBatch, NowPlaying, PendingActivation, PlayEvent,
     RefusedDocument,
 };
 use signet_hub::access_groups::{
@@ -166,24 +166,13 @@ fn event(
     skipped: Option<&str>,
 ) -> PlayEvent {
     let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    PlayEvent {
-        id: format!("{n:032x}"),
-        device_id: DeviceId::from(device),
-        item: ItemId::from(item),
-        access_group: group.map(AccessGroupId::from),
-        license_version: group.map(|_| 3),
-        start,
-        duration_ms: if skipped.is_some() { 0 } else { 10_000 },
-        outcome: if skipped.is_some() {
-            Outcome::Skipped
-        } else {
-            Outcome::Played
-        },
-        skip_reason: skipped.map(str::to_owned),
-        country: Some("DE".into()),
+    let played = PlayEvent {
         region: Some("Bavaria".into()),
-        os: "Debian 12".into(),
-        agent_version: "0.1.0".into(),
+        ..support::events::played(n, device, item, group.map(|g| (g, 3)), start)
+    };
+    match skipped {
+        Some(reason) => support::events::skipped(played, reason),
+        None => played,
     }
 }
 

@@ -104,6 +104,23 @@ async fn put(hub: &TestHub, token: &str, path: &str, body: Option<Value>) -> (St
     hub.call(Method::PUT, path, Some(token), body).await
 }
 
+/// Defines (or redefines) the custom attribute `key` at `node` as `token`.
+async fn define_as(
+    hub: &TestHub,
+    token: &str,
+    at: (&str, &str),
+    body: Value,
+) -> (StatusCode, Value) {
+    let (node, key) = at;
+    put(
+        hub,
+        token,
+        &format!("/api/v1/nodes/{node}/attributes/{key}"),
+        Some(body),
+    )
+    .await
+}
+
 /// Every action of M3 on item `id` as `token`: (name, answer).
 async fn every_action(hub: &TestHub, token: &str, id: &str) -> Vec<(&'static str, StatusCode)> {
     let base = format!("/api/v1/content/{id}");
@@ -460,21 +477,13 @@ async fn m3_feedback_queue_visible_only_to_moderators_of_that_domain() {
     let hub = &w.hub;
     let id = item(hub, &w.site, "reported", json!({}), &[]).await;
     let report = format!("/api/v1/content/{id}/feedback");
-    let r = hub
-        .post(
-            &w.member,
-            &report,
-            json!({"reason": "offensive", "comment": "   "}),
-        )
-        .await;
+    let file = |reason: &str, comment: &str| {
+        let body = json!({"reason": reason, "comment": comment});
+        hub.post(&w.member, &report, body)
+    };
+    let r = file("offensive", "   ").await;
     assert_error(&r, StatusCode::BAD_REQUEST, "invalid_comment");
-    let r = hub
-        .post(
-            &w.member,
-            &report,
-            json!({"reason": "rude", "comment": "x"}),
-        )
-        .await;
+    let r = file("rude", "x").await;
     assert_eq!(r.0, StatusCode::BAD_REQUEST, "{}", r.1);
     let body = json!({"reason": "offensive", "comment": "Not for the lobby"});
     let r = hub.post(&w.member, &report, body.clone()).await;
@@ -523,13 +532,7 @@ async fn m3_feedback_queue_visible_only_to_moderators_of_that_domain() {
     assert!(listed(&queue(&w.moderator, "?status=all").await));
 
     // Resolved, the member may report again. Both steps are audited.
-    let r = hub
-        .post(
-            &w.member,
-            &report,
-            json!({"reason": "suggestion", "comment": "Shorter?"}),
-        )
-        .await;
+    let r = file("suggestion", "Shorter?").await;
     assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
     let (_, audit) = hub.get(&hub.admin, "/api/v1/audit").await;
     let audit = audit.to_string();
@@ -582,30 +585,14 @@ async fn m3_custom_attributes_are_typed_inherited_and_validated() {
         let r = put(hub, &manager, &define(&w.acme, key), Some(body)).await;
         assert_error(&r, StatusCode::from_u16(status).unwrap(), code);
     }
-    let r = put(
-        hub,
-        &manager,
-        &define(&w.site, "season"),
-        Some(json!({"label": "S", "type": "string"})),
-    )
-    .await;
+    let body = json!({"label": "S", "type": "string"});
+    let r = define_as(hub, &manager, (&w.site, "season"), body).await;
     assert_error(&r, StatusCode::CONFLICT, "attribute_defined_elsewhere");
-    let r = put(
-        hub,
-        &w.moderator,
-        &define(&w.acme, "other"),
-        Some(json!({"label": "O", "type": "bool"})),
-    )
-    .await;
+    let body = json!({"label": "O", "type": "bool"});
+    let r = define_as(hub, &w.moderator, (&w.acme, "other"), body).await;
     assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
-    let globex_node = format!("/api/v1/nodes/{}/attributes/x", w.acme);
-    let r = put(
-        hub,
-        &w.globex_admin,
-        &globex_node,
-        Some(json!({"label": "X", "type": "bool"})),
-    )
-    .await;
+    let body = json!({"label": "X", "type": "bool"});
+    let r = define_as(hub, &w.globex_admin, (&w.acme, "x"), body).await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found");
 
     // Inherited by the site below: an item there has all five, unset.
@@ -671,13 +658,8 @@ async fn m3_custom_attributes_are_typed_inherited_and_validated() {
 
     // A redefinition the stored values do not fit is refused; clearing
     // (null) makes room; removing a definition removes its values.
-    let r = put(
-        hub,
-        &manager,
-        &define(&w.acme, "screen_size"),
-        Some(json!({"label": "Size", "type": "bool"})),
-    )
-    .await;
+    let body = json!({"label": "Size", "type": "bool"});
+    let r = define_as(hub, &manager, (&w.acme, "screen_size"), body).await;
     assert_error(&r, StatusCode::CONFLICT, "attribute_in_use");
     let r = hub
         .patch(
@@ -687,13 +669,8 @@ async fn m3_custom_attributes_are_typed_inherited_and_validated() {
         )
         .await;
     assert_eq!(value_of(&r.1, "screen_size"), Value::Null);
-    let r = put(
-        hub,
-        &manager,
-        &define(&w.acme, "screen_size"),
-        Some(json!({"label": "Size", "type": "bool"})),
-    )
-    .await;
+    let body = json!({"label": "Size", "type": "bool"});
+    let r = define_as(hub, &manager, (&w.acme, "screen_size"), body).await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     let r = hub.delete(&manager, &define(&w.acme, "season")).await;
     assert_eq!(r.0, StatusCode::NO_CONTENT, "{}", r.1);

@@ -41,6 +41,17 @@ fn small_video(dir: &std::path::Path, name: &str) -> Vec<u8> {
     )
 }
 
+/// Uploads a small clip named "Clip" from `file` at the root, as the
+/// admin: its id and the item.
+async fn upload_clip(hub: &TestHub, dir: &std::path::Path, file: &str) -> (String, Value) {
+    let (status, item) = hub
+        .upload(&hub.admin, &hub.root, "Clip", small_video(dir, file))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let id = item["id"].as_str().unwrap().to_owned();
+    (id, item)
+}
+
 /// The item's jobs, polled until none is queued or running (at most
 /// about two minutes: a bound, not a timing assertion).
 async fn settled(hub: &TestHub, token: &str, item: &str) -> Vec<Value> {
@@ -215,16 +226,7 @@ async fn m3_a_job_on_a_corrupt_file_fails_with_a_reason() {
     let _worker =
         signet_hub::content::renditions::worker::spawn(hub.state.clone(), CancellationToken::new());
     let dir = tempfile::tempdir().unwrap();
-    let (status, item) = hub
-        .upload(
-            &hub.admin,
-            &hub.root,
-            "Clip",
-            small_video(dir.path(), "c.webm"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{item}");
-    let id = item["id"].as_str().unwrap().to_owned();
+    let (id, item) = upload_clip(&hub, dir.path(), "c.webm").await;
     // The blob rots on the hub's disk after the upload was checked.
     let blob = hub
         .data
@@ -259,16 +261,7 @@ async fn m3_a_job_on_a_corrupt_file_fails_with_a_reason() {
 async fn m3_a_job_left_running_by_a_stopped_hub_is_redone() {
     let hub = TestHub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (status, item) = hub
-        .upload(
-            &hub.admin,
-            &hub.root,
-            "Clip",
-            small_video(dir.path(), "r.webm"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{item}");
-    let id = item["id"].as_str().unwrap().to_owned();
+    let (id, item) = upload_clip(&hub, dir.path(), "r.webm").await;
     let now = hub.state.now();
     let job = RenditionJob {
         item: ItemId::from(id.as_str()),

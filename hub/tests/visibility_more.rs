@@ -11,8 +11,8 @@ mod support;
 use chrono::TimeDelta;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use signet_common::ids::{AccessGroupId, DeviceId, ItemId};
-use signet_common::sync::{EventBatch, Outcome, PlayEvent};
+use signet_common::ids::DeviceId;
+use signet_common::sync::{EventBatch, PlayEvent};
 use signet_hub::app::Clock as _;
 use signet_hub::fleet;
 use support::{TestHub, assert_error, gif};
@@ -85,21 +85,8 @@ async fn upload(hub: &TestHub, node: &str, name: &str) -> String {
 }
 
 fn play(hub: &TestHub, device: &str, item: &str, group: Option<&str>, n: u32) -> PlayEvent {
-    PlayEvent {
-        id: format!("{n:032x}"),
-        device_id: DeviceId::from(device),
-        item: ItemId::from(item),
-        access_group: group.map(AccessGroupId::from),
-        license_version: group.map(|_| 1),
-        start: hub.clock.now() - TimeDelta::minutes(10),
-        duration_ms: 10_000,
-        outcome: Outcome::Played,
-        skip_reason: None,
-        country: Some("DE".into()),
-        region: None,
-        os: "Debian 12".into(),
-        agent_version: "0.1.0".into(),
-    }
+    let start = hub.clock.now() - TimeDelta::minutes(10);
+    support::events::played(n.into(), device, item, group.map(|g| (g, 1)), start)
 }
 
 fn items_of(page: &Value) -> Vec<&str> {

@@ -16,17 +16,13 @@
 //! routes take no login (accepting an invite, asking for and confirming a
 //! self-signup); the shop hook authenticates with the group's shop key.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use signet_common::members_csv::ImportError;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
+use super::prelude::*;
 use super::users::check_password;
-use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
 use crate::access_groups::public::{self, InviteInfo, SignupForm};
 use crate::access_groups::types::{
     AcceptInvite, AddMember, ConfirmSignup, CreateGroup, CreateInvite, GroupView, ImportReport,
@@ -57,51 +53,36 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl From<AccessGroupError> for ApiError {
     fn from(e: AccessGroupError) -> Self {
+        use {AccessGroupError as E, StatusCode as S};
         let message = e.to_string();
         match e {
-            AccessGroupError::NotFound(what) => Self::not_found(what),
-            AccessGroupError::Unknown { code, .. } => {
-                Self::new(StatusCode::NOT_FOUND, code, message)
+            E::NotFound(what) => Self::not_found(what),
+            E::Unknown { code, .. } => Self::new(S::NOT_FOUND, code, message),
+            E::Invalid { code, .. } => Self::bad_request(code, message),
+            E::Conflict { code, .. } => Self::conflict(code, message),
+            E::Gone { code, .. } => Self::gone(code, message),
+            E::Refused { code, .. } => Self::new(S::FORBIDDEN, code, message),
+            E::WrongKey(_) => Self::unauthorized(message),
+            E::MailedRecently { retry_after, .. } => {
+                Self::too_many("signup_mail_recently_sent", message, retry_after)
             }
-            AccessGroupError::Invalid { code, .. } => Self::bad_request(code, message),
-            AccessGroupError::Conflict { code, .. } => Self::conflict(code, message),
-            AccessGroupError::Gone { code, .. } => Self::new(StatusCode::GONE, code, message),
-            AccessGroupError::Refused { code, .. } => {
-                Self::new(StatusCode::FORBIDDEN, code, message)
+            E::Csv(ImportError::TooLarge) => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "body_too_large", message)
             }
-            AccessGroupError::WrongKey(_) => Self::unauthorized(message),
-            AccessGroupError::MailedRecently { retry_after, .. } => {
-                let mut error = Self::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "signup_mail_recently_sent",
-                    message,
-                );
-                error.retry_after = Some(retry_after);
-                error
-            }
-            AccessGroupError::Csv(ImportError::TooLarge) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
-            }
-            AccessGroupError::Csv(ImportError::TooManyRows) => {
-                Self::bad_request("too_many_rows", message)
-            }
-            AccessGroupError::Csv(_) => Self::bad_request("invalid_csv", message),
-            AccessGroupError::InvalidName(e) => e.into(),
-            AccessGroupError::RoleTooLow(e) => e.into(),
-            AccessGroupError::Hashing(e) => crate::identity::IdentityError::Hash(e).into(),
-            AccessGroupError::Store(e) => e.into(),
+            E::Csv(ImportError::TooManyRows) => Self::bad_request("too_many_rows", message),
+            E::Csv(_) => Self::bad_request("invalid_csv", message),
+            E::InvalidName(e) => e.into(),
+            E::RoleTooLow(e) => e.into(),
+            E::Hashing(e) => crate::identity::IdentityError::Hash(e).into(),
+            E::Store(e) => e.into(),
         }
     }
 }
 
 /// Access groups whose node is inside the caller's domain.
 #[utoipa::path(get, path = "/api/v1/access-groups", tag = "access-groups", security(("bearer" = [])),
-    responses((status = 200, description = "Visible groups", body = Vec<GroupView>),
-        (status = 401, description = "No valid token", body = super::ErrorBody)))]
-pub async fn list_groups(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<GroupView>>, ApiError> {
+    responses((status = 200, description = "Visible groups", body = Vec<GroupView>)))]
+pub async fn list_groups(State(state): Ctx, caller: Caller) -> Answer<Vec<GroupView>> {
     let groups = service::list_groups(&state, &caller.actor()).await?;
     Ok(Json(groups.iter().map(GroupView::from).collect()))
 }
@@ -110,15 +91,13 @@ pub async fn list_groups(
 #[utoipa::path(post, path = "/api/v1/access-groups", tag = "access-groups", request_body = CreateGroup,
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = GroupView),
-        (status = 400, description = "Invalid field or license", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Node absent or not visible", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field or license", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Node absent or not visible", body = ErrorBody)))]
 pub async fn create_group(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiJson(request): ApiJson<CreateGroup>,
-) -> Result<(StatusCode, Json<GroupView>), ApiError> {
+) -> WithStatus<GroupView> {
     let group = service::create_group(&state, &caller.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(GroupView::from(&group))))
 }
@@ -126,14 +105,8 @@ pub async fn create_group(
 /// One access group.
 #[utoipa::path(get, path = "/api/v1/access-groups/{id}", tag = "access-groups",
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
-    responses((status = 200, description = "The group", body = GroupView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn get_group(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<GroupView>, ApiError> {
+    responses((status = 200, description = "The group", body = GroupView), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn get_group(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<GroupView> {
     let group = service::group(&state, &caller.actor(), &id).await?;
     Ok(Json(GroupView::from(&group)))
 }
@@ -142,17 +115,15 @@ pub async fn get_group(
 #[utoipa::path(patch, path = "/api/v1/access-groups/{id}", tag = "access-groups", request_body = UpdateGroup,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = GroupView),
-        (status = 400, description = "Invalid field or license", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "A removed category is in use", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field or license", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 409, description = "A removed category is in use", body = ErrorBody)))]
 pub async fn update_group(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<UpdateGroup>,
-) -> Result<Json<GroupView>, ApiError> {
+) -> Answer<GroupView> {
     let group = service::update_group(&state, &caller.actor(), &id, request).await?;
     Ok(Json(GroupView::from(&group)))
 }
@@ -162,14 +133,8 @@ pub async fn update_group(
 #[utoipa::path(delete, path = "/api/v1/access-groups/{id}", tag = "access-groups",
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn delete_group(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn delete_group(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     let schedule = crate::schedules::delete_group_schedule_in;
     service::delete_group(&state, &caller.actor(), &id, schedule).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -179,14 +144,12 @@ pub async fn delete_group(
 #[utoipa::path(get, path = "/api/v1/access-groups/{id}/members", tag = "access-groups",
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 200, description = "Members", body = Vec<MemberView>),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn list_members(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<MemberView>>, ApiError> {
+    Path(id): Id,
+) -> Answer<Vec<MemberView>> {
     Ok(Json(service::members(&state, &caller.actor(), &id).await?))
 }
 
@@ -198,17 +161,16 @@ pub async fn list_members(
 #[utoipa::path(post, path = "/api/v1/access-groups/{id}/members", tag = "access-groups", request_body = AddMember,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 201, description = "Added", body = MemberView),
-        (status = 400, description = "Invalid field, or a device not below the group's node", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Group, user or device absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Already a member, the group is full, or no active-device slot is free", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field, or a device not below the group's node", body = ErrorBody),
+        (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Group, user or device absent or not visible", body = ErrorBody),
+        (status = 409, description = "Already a member, the group is full, or no active-device slot is free", body = ErrorBody)))]
 pub async fn add_member(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<AddMember>,
-) -> Result<(StatusCode, Json<MemberView>), ApiError> {
+) -> WithStatus<MemberView> {
     let actor = caller.actor();
     let (view, change) = service::add_member(&state, &actor, &id, request).await?;
     publish::after::device_member_changed(&state, &actor, change).await;
@@ -223,17 +185,14 @@ pub async fn add_member(
         ("member_id" = String, Path, description = "User or device id")),
     security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = MemberView),
-        (status = 400, description = "Invalid field", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "The member was removed", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody), (status = 409, description = "The member was removed", body = ErrorBody)))]
 pub async fn update_member(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, kind, member_id)): Path<(String, String, String)>,
     ApiJson(request): ApiJson<UpdateMember>,
-) -> Result<Json<MemberView>, ApiError> {
+) -> Answer<MemberView> {
     let (actor, member) = (
         caller.actor(),
         (id.as_str(), kind.as_str(), member_id.as_str()),
@@ -251,14 +210,12 @@ pub async fn update_member(
         ("member_id" = String, Path, description = "User or device id")),
     security(("bearer" = [])),
     responses((status = 204, description = "Removed"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn remove_member(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, kind, member_id)): Path<(String, String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     let (actor, member) = (
         caller.actor(),
         (id.as_str(), kind.as_str(), member_id.as_str()),
@@ -271,14 +228,8 @@ pub async fn remove_member(
 /// A group's items with their categories.
 #[utoipa::path(get, path = "/api/v1/access-groups/{id}/items", tag = "access-groups",
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
-    responses((status = 200, description = "Items", body = ItemList),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn list_items(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ItemList>, ApiError> {
+    responses((status = 200, description = "Items", body = ItemList), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn list_items(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<ItemList> {
     let items = service::items(&state, &caller.actor(), &id).await?;
     Ok(Json(ItemList { items }))
 }
@@ -290,35 +241,30 @@ pub async fn list_items(
 #[utoipa::path(put, path = "/api/v1/access-groups/{id}/items", tag = "access-groups", request_body = ItemList,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 200, description = "The new list and its publication", body = ItemsSaved),
-        (status = 400, description = "Invalid id, category or count, or an item not usable at the group's node", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid id, category or count, or an item not usable at the group's node", body = ErrorBody),
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn set_items(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<ItemList>,
-) -> Result<Json<ItemsSaved>, ApiError> {
+) -> Answer<ItemsSaved> {
     let actor = caller.actor();
     let group = service::set_items(&state, &actor, &id, request).await?;
-    Ok(Json(
-        publish::after::group_items_set(&state, &actor, &group).await?,
-    ))
+    let answer = publish::after::group_items_set(&state, &actor, &group).await?;
+    Ok(Json(answer))
 }
 
 /// A group's invites, open, used and expired (Manager+).
 #[utoipa::path(get, path = "/api/v1/access-groups/{id}/invites", tag = "access-groups",
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 200, description = "Invites", body = Vec<InviteView>),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn list_invites(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<InviteView>>, ApiError> {
+    Path(id): Id,
+) -> Answer<Vec<InviteView>> {
     Ok(Json(invites::invites(&state, &caller.actor(), &id).await?))
 }
 
@@ -328,17 +274,14 @@ pub async fn list_invites(
 #[utoipa::path(post, path = "/api/v1/access-groups/{id}/invites", tag = "access-groups", request_body = CreateInvite,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 201, description = "Invited; the mail is in the outbox", body = InviteView),
-        (status = 400, description = "Invalid field", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Too many open invites", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody), (status = 409, description = "Too many open invites", body = ErrorBody)))]
 pub async fn create_invite(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<CreateInvite>,
-) -> Result<(StatusCode, Json<InviteView>), ApiError> {
+) -> WithStatus<InviteView> {
     let view = invites::create_invite(&state, &caller.actor(), &id, request).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -349,14 +292,12 @@ pub async fn create_invite(
         ("invite_id" = String, Path, description = "Invite id")),
     security(("bearer" = [])),
     responses((status = 204, description = "Withdrawn"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn revoke_invite(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, invite_id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     invites::revoke_invite(&state, &caller.actor(), &id, &invite_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -366,17 +307,15 @@ pub async fn revoke_invite(
 /// only before it expires; otherwise nothing changes.
 #[utoipa::path(post, path = "/api/v1/access-groups/invites/accept", tag = "access-groups", request_body = AcceptInvite,
     responses((status = 200, description = "Joined", body = Joined),
-        (status = 400, description = "Malformed request or weak password", body = super::ErrorBody),
-        (status = 404, description = "Unknown token", body = super::ErrorBody),
-        (status = 409, description = "Already used, or the login name is taken", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody),
-        (status = 429, description = "Too many requests from this source", body = super::ErrorBody),
-        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
+        (status = 400, description = "Malformed request or weak password", body = ErrorBody), (status = 404, description = "Unknown token", body = ErrorBody),
+        (status = 409, description = "Already used, or the login name is taken", body = ErrorBody), (status = 410, description = "Expired", body = ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = ErrorBody)))]
 pub async fn accept_invite(
-    State(state): State<AppState>,
+    State(state): Ctx,
     ClientAddress(from): ClientAddress,
     ApiJson(request): ApiJson<AcceptInvite>,
-) -> Result<Json<Joined>, ApiError> {
+) -> Answer<Joined> {
     if let Some(password) = &request.password {
         check_password(password)?;
     }
@@ -389,15 +328,10 @@ pub async fn accept_invite(
 #[utoipa::path(get, path = "/api/v1/access-groups/invites/{token}", tag = "access-groups",
     params(("token" = String, Path, description = "The token from the invite mail")),
     responses((status = 200, description = "The open invite", body = InviteInfo),
-        (status = 400, description = "Malformed token", body = super::ErrorBody),
-        (status = 404, description = "Unknown token", body = super::ErrorBody),
-        (status = 409, description = "Already used", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody),
-        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
-pub async fn describe_invite(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-) -> Result<Json<InviteInfo>, ApiError> {
+        (status = 400, description = "Malformed token", body = ErrorBody), (status = 404, description = "Unknown token", body = ErrorBody),
+        (status = 409, description = "Already used", body = ErrorBody), (status = 410, description = "Expired", body = ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = ErrorBody)))]
+pub async fn describe_invite(State(state): Ctx, Path(token): Id) -> Answer<InviteInfo> {
     Ok(Json(public::describe_invite(&state, &token).await?))
 }
 
@@ -405,13 +339,9 @@ pub async fn describe_invite(
 /// e-mail domains that may sign up. 404 unless the group takes self-signups.
 #[utoipa::path(get, path = "/api/v1/access-groups/{id}/signup", tag = "access-groups",
     params(("id" = String, Path, description = "Group id")),
-    responses((status = 200, description = "The form", body = SignupForm),
-        (status = 404, description = "No such group with self-signup", body = super::ErrorBody),
-        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
-pub async fn signup_form(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<SignupForm>, ApiError> {
+    responses((status = 200, description = "The form", body = SignupForm), (status = 404, description = "No such group with self-signup", body = ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = ErrorBody)))]
+pub async fn signup_form(State(state): Ctx, Path(id): Id) -> Answer<SignupForm> {
     Ok(Json(public::signup_form(&state, &id)?))
 }
 
@@ -422,18 +352,17 @@ pub async fn signup_form(
 #[utoipa::path(post, path = "/api/v1/access-groups/{id}/signup", tag = "access-groups", request_body = SignupRequest,
     params(("id" = String, Path, description = "Group id")),
     responses((status = 202, description = "Confirmation mailed", body = SignupPending),
-        (status = 400, description = "Invalid field", body = super::ErrorBody),
-        (status = 403, description = "The e-mail domain is not allowed", body = super::ErrorBody),
-        (status = 404, description = "No such group with self-signup", body = super::ErrorBody),
-        (status = 409, description = "Too many pending signups", body = super::ErrorBody),
-        (status = 429, description = "A confirmation went to this address less than an hour ago, or too many requests from this source", body = super::ErrorBody),
-        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field", body = ErrorBody), (status = 403, description = "The e-mail domain is not allowed", body = ErrorBody),
+        (status = 404, description = "No such group with self-signup", body = ErrorBody),
+        (status = 409, description = "Too many pending signups", body = ErrorBody),
+        (status = 429, description = "A confirmation went to this address less than an hour ago, or too many requests from this source", body = ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = ErrorBody)))]
 pub async fn request_signup(
-    State(state): State<AppState>,
+    State(state): Ctx,
     ClientAddress(from): ClientAddress,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<SignupRequest>,
-) -> Result<(StatusCode, Json<SignupPending>), ApiError> {
+) -> WithStatus<SignupPending> {
     check_password(&request.password)?;
     let pending = signup::request_signup(&state, &from, &id, request).await?;
     Ok((StatusCode::ACCEPTED, Json(pending)))
@@ -443,16 +372,14 @@ pub async fn request_signup(
 /// L6): makes the account if the address has none, and the membership.
 #[utoipa::path(post, path = "/api/v1/access-groups/signup/confirm", tag = "access-groups", request_body = ConfirmSignup,
     responses((status = 200, description = "Joined", body = Joined),
-        (status = 400, description = "Malformed request", body = super::ErrorBody),
-        (status = 404, description = "Unknown or already used token", body = super::ErrorBody),
-        (status = 409, description = "Self-signup closed meanwhile, or the login name is taken", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody),
-        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
+        (status = 400, description = "Malformed request", body = ErrorBody), (status = 404, description = "Unknown or already used token", body = ErrorBody),
+        (status = 409, description = "Self-signup closed meanwhile, or the login name is taken", body = ErrorBody),
+        (status = 410, description = "Expired", body = ErrorBody), (status = 429, description = "Too many requests from this source", body = ErrorBody)))]
 pub async fn confirm_signup(
-    State(state): State<AppState>,
+    State(state): Ctx,
     ClientAddress(from): ClientAddress,
     ApiJson(request): ApiJson<ConfirmSignup>,
-) -> Result<Json<Joined>, ApiError> {
+) -> Answer<Joined> {
     Ok(Json(signup::confirm_signup(&state, &from, request).await?))
 }
 
@@ -466,19 +393,16 @@ pub async fn confirm_signup(
     request_body(content = String, content_type = "text/csv"),
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 200, description = "Per-row report", body = ImportReport),
-        (status = 400, description = "Not CSV, bad header, or too many rows", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 413, description = "File too large", body = super::ErrorBody),
-        (status = 415, description = "Not text/csv", body = super::ErrorBody)))]
+        (status = 400, description = "Not CSV, bad header, or too many rows", body = ErrorBody),
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 413, description = "File too large", body = ErrorBody), (status = 415, description = "Not text/csv", body = ErrorBody)))]
 pub async fn import_members(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<ImportReport>, ApiError> {
+) -> Answer<ImportReport> {
     let actor = caller.actor();
     actor.require(signet_common::permissions::Role::Manager)?;
     let is_csv = headers
@@ -494,9 +418,8 @@ pub async fn import_members(
         ));
     }
     let body = body.map_err(|e| ApiError::new(e.status(), "body_too_large", e.body_text()))?;
-    Ok(Json(
-        import::import_members(&state, &actor, &id, &body).await?,
-    ))
+    let answer = import::import_members(&state, &actor, &id, &body).await?;
+    Ok(Json(answer))
 }
 
 /// Makes a new shop key for a group (Manager+, L9), replacing any earlier
@@ -504,14 +427,12 @@ pub async fn import_members(
 #[utoipa::path(post, path = "/api/v1/access-groups/{id}/shop-key", tag = "access-groups",
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 201, description = "The new key", body = ShopKey),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn create_shop_key(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<(StatusCode, Json<ShopKey>), ApiError> {
+    Path(id): Id,
+) -> WithStatus<ShopKey> {
     let shop_key = shop::create_shop_key(&state, &caller.actor(), &id).await?;
     Ok((StatusCode::CREATED, Json(ShopKey { shop_key })))
 }
@@ -520,14 +441,8 @@ pub async fn create_shop_key(
 #[utoipa::path(delete, path = "/api/v1/access-groups/{id}/shop-key", tag = "access-groups",
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn delete_shop_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn delete_shop_key(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     shop::delete_shop_key(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -541,26 +456,20 @@ pub async fn delete_shop_key(
     request_body = ShopOrderRequest,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 201, description = "Member added", body = ShopResult),
-        (status = 200, description = "Order already handled", body = ShopResult),
-        (status = 400, description = "Invalid field", body = super::ErrorBody),
-        (status = 401, description = "Wrong or missing shop key", body = super::ErrorBody),
-        (status = 409, description = "Order id reused for another address, login name taken, or group full", body = super::ErrorBody)))]
+        (status = 200, description = "Order already handled", body = ShopResult), (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Wrong or missing shop key", body = ErrorBody),
+        (status = 409, description = "Order id reused for another address, login name taken, or group full", body = ErrorBody)))]
 pub async fn shop_member(
-    State(state): State<AppState>,
+    State(state): Ctx,
     ClientAddress(from): ClientAddress,
-    Path(id): Path<String>,
+    Path(id): Id,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ShopOrderRequest>,
-) -> Result<(StatusCode, Json<ShopResult>), ApiError> {
+) -> WithStatus<ShopResult> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let result = shop::shop_member(&state, &from, &id, key, request).await?;
-    let status = if result.replayed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(result)))
+    Ok((super::created_if(!result.replayed), Json(result)))
 }

@@ -2,12 +2,7 @@
 //! rules are [`crate::fleet::alert_settings`]'s; this file extracts, calls
 //! and maps.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use super::{ApiError, ApiJson, AppState, Caller};
+use super::prelude::*;
 use crate::fleet::alert_settings::{
     self as service, AlertSettingsError, AlertSettingsView, AlertThresholds, NodeAlertSettings,
 };
@@ -36,10 +31,7 @@ impl From<AlertSettingsError> for ApiError {
 /// the caller's domain that set their own (U4).
 #[utoipa::path(get, path = "/api/v1/alert-settings", tag = "fleet", security(("bearer" = [])),
     responses((status = 200, description = "Defaults and per-node thresholds", body = AlertSettingsView)))]
-pub async fn alert_settings(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<AlertSettingsView>, ApiError> {
+pub async fn alert_settings(State(state): Ctx, caller: Caller) -> Answer<AlertSettingsView> {
     Ok(Json(service::settings(&state, &caller.actor())?))
 }
 
@@ -49,15 +41,14 @@ pub async fn alert_settings(
 #[utoipa::path(put, path = "/api/v1/alert-settings/{node}", tag = "fleet", request_body = AlertThresholds,
     params(("node" = String, Path, description = "Node id")), security(("bearer" = [])),
     responses((status = 200, description = "Stored", body = NodeAlertSettings),
-        (status = 400, description = "A threshold out of bounds", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Node absent or not visible", body = super::ErrorBody)))]
+        (status = 400, description = "A threshold out of bounds", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Node absent or not visible", body = ErrorBody)))]
 pub async fn set_alert_settings(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(node): Path<String>,
+    Path(node): Id,
     ApiJson(request): ApiJson<AlertThresholds>,
-) -> Result<Json<NodeAlertSettings>, ApiError> {
+) -> Answer<NodeAlertSettings> {
     let stored = service::set(&state, &caller.actor(), &node, request).await?;
     Ok(Json(stored))
 }

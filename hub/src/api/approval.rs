@@ -4,7 +4,7 @@
 
 use signet_common::approval::ApprovalError as TransitionError;
 
-use super::ApiError;
+use super::prelude::*;
 use crate::content::approval::ApprovalError;
 
 impl From<ApprovalError> for ApiError {

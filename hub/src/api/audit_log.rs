@@ -1,10 +1,7 @@
 //! `/api/v1/audit` (S8): the audit log, for admins, within their domain.
 //! The rules are [`crate::audit::query`]'s.
 
-use axum::Json;
-use axum::extract::State;
-
-use super::{ApiError, ApiQuery, AppState, Caller};
+use super::prelude::*;
 use crate::audit::{AuditEntry, AuditError, AuditFilter};
 
 impl From<AuditError> for ApiError {
@@ -20,18 +17,13 @@ impl From<AuditError> for ApiError {
 /// caller's domain (root-level admins also see unscoped entries: logins).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditFilter), security(("bearer" = [])),
     responses((status = 200, description = "Matching entries, oldest first", body = Vec<AuditEntry>),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Not an admin", body = super::ErrorBody)))]
+        (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn list_audit(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(filter): ApiQuery<AuditFilter>,
-) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+) -> Answer<Vec<AuditEntry>> {
     let actor = caller.actor();
-    Ok(Json(crate::audit::query(
-        &state.store,
-        actor.user.role,
-        &actor.domain(),
-        &filter,
-    )?))
+    let entries = crate::audit::query(&state.store, actor.user.role, &actor.domain(), &filter)?;
+    Ok(Json(entries))
 }

@@ -3,13 +3,7 @@
 //! call [`crate::content::comments::service`] and map its
 //! [`CommentError`]; who may do what is the service's.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ErrorBody};
+use super::prelude::*;
 use crate::content::comments::{
     Comment, CommentBody, CommentError, CommentPage, CommentPageQuery, service,
 };
@@ -23,22 +17,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl From<CommentError> for ApiError {
     fn from(e: CommentError) -> Self {
+        use {CommentError as E, StatusCode as S};
         let message = e.to_string();
         match e {
-            CommentError::NotFound(what) => Self::not_found(what),
-            CommentError::PermissionNotHeld(_) => {
-                Self::new(StatusCode::FORBIDDEN, "permission_not_held", message)
-            }
-            CommentError::Disabled => Self::new(
-                StatusCode::FORBIDDEN,
-                "disabled_by_publish_settings",
-                message,
-            ),
-            CommentError::NotOwn => Self::new(StatusCode::FORBIDDEN, "not_own_comment", message),
-            CommentError::Invalid(_) => Self::bad_request("invalid_comment", message),
-            CommentError::InvalidQuery(_) => Self::bad_request("invalid_query", message),
-            CommentError::TooMany => Self::conflict("too_many_comments", message),
-            CommentError::Store(e) => e.into(),
+            E::NotFound(what) => Self::not_found(what),
+            E::PermissionNotHeld(_) => Self::new(S::FORBIDDEN, "permission_not_held", message),
+            E::Disabled => Self::new(S::FORBIDDEN, "disabled_by_publish_settings", message),
+            E::NotOwn => Self::new(S::FORBIDDEN, "not_own_comment", message),
+            E::Invalid(_) => Self::bad_request("invalid_comment", message),
+            E::InvalidQuery(_) => Self::bad_request("invalid_query", message),
+            E::TooMany => Self::conflict("too_many_comments", message),
+            E::Store(e) => e.into(),
         }
     }
 }
@@ -50,18 +39,16 @@ impl From<CommentError> for ApiError {
     security(("bearer" = [])),
     responses((status = 200, description = "A page of comments, newest first", body = CommentPage),
         (status = 400, description = "Invalid before or limit", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
         (status = 404, description = "Item absent or not visible", body = ErrorBody)))]
 pub async fn list_comments(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiQuery(query): ApiQuery<CommentPageQuery>,
-) -> Result<Json<CommentPage>, ApiError> {
-    Ok(Json(
-        service::list(&state, &caller.actor(), &id, &query).await?,
-    ))
+) -> Answer<CommentPage> {
+    let answer = service::list(&state, &caller.actor(), &id, &query).await?;
+    Ok(Json(answer))
 }
 
 /// Adds a comment to an item the caller views (`comment.add`, and the
@@ -71,16 +58,15 @@ pub async fn list_comments(
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 201, description = "Added", body = Comment),
         (status = 400, description = "Empty, overlong or with control characters", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
         (status = 404, description = "Item absent or not visible", body = ErrorBody),
         (status = 409, description = "The item holds the most comments it may", body = ErrorBody)))]
 pub async fn add_comment(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<CommentBody>,
-) -> Result<(StatusCode, Json<Comment>), ApiError> {
+) -> WithStatus<Comment> {
     let comment = service::add(&state, &caller.actor(), &id, &request.body).await?;
     Ok((StatusCode::CREATED, Json(comment)))
 }
@@ -94,19 +80,17 @@ pub async fn add_comment(
     security(("bearer" = [])),
     responses((status = 200, description = "Edited (or unchanged)", body = Comment),
         (status = 400, description = "Empty, overlong or with control characters", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "permission_not_held, disabled_by_publish_settings, or not_own_comment", body = ErrorBody),
         (status = 404, description = "Item absent or not visible, or no such comment", body = ErrorBody)))]
 pub async fn edit_comment(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, comment)): Path<(String, String)>,
     ApiJson(request): ApiJson<CommentBody>,
-) -> Result<Json<Comment>, ApiError> {
+) -> Answer<Comment> {
     let which = (id.as_str(), comment.as_str());
-    Ok(Json(
-        service::edit(&state, &caller.actor(), which, &request.body).await?,
-    ))
+    let answer = service::edit(&state, &caller.actor(), which, &request.body).await?;
+    Ok(Json(answer))
 }
 
 /// Deletes a comment: the caller's own (`comment.delete_own`) or another's
@@ -115,15 +99,13 @@ pub async fn edit_comment(
     params(("id" = String, Path, description = "Item id"),
         ("comment" = String, Path, description = "Comment id")),
     security(("bearer" = [])),
-    responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
         (status = 404, description = "Item absent or not visible, or no such comment", body = ErrorBody)))]
 pub async fn delete_comment(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, comment)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     service::delete(&state, &caller.actor(), (&id, &comment)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,17 +5,13 @@
 //! a device [`device_may_fetch`] allows, authenticated by its pairing
 //! credentials ([`DeviceAuth`], 401 otherwise).
 
-use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use signet_common::digest::{BadDigest, Sha256};
 use tokio::io::AsyncReadExt as _;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use super::prelude::*;
 use crate::access_groups::device_may_fetch;
 use crate::content::approval;
 use crate::content::inspect::InspectError;
@@ -90,12 +86,8 @@ fn declared_len(headers: &HeaderMap) -> Option<u64> {
 
 /// Content items the caller sees: inside its domain and above it (T2).
 #[utoipa::path(get, path = "/api/v1/content", tag = "content", security(("bearer" = [])),
-    responses((status = 200, description = "Visible items", body = Vec<ContentView>),
-        (status = 401, description = "No valid token", body = super::ErrorBody)))]
-pub async fn list_content(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<ContentView>>, ApiError> {
+    responses((status = 200, description = "Visible items", body = Vec<ContentView>)))]
+pub async fn list_content(State(state): Ctx, caller: Caller) -> Answer<Vec<ContentView>> {
     let items = service::list(&state, &caller.actor(), Items::Any).await?;
     Ok(Json(items.into_iter().map(ContentView::from).collect()))
 }
@@ -106,19 +98,17 @@ pub async fn list_content(
         description = "The item's bytes; the type is detected from them"),
     security(("bearer" = [])),
     responses((status = 201, description = "Stored", body = ContentView),
-        (status = 400, description = "Invalid name, incomplete body, an image over max_image_pixels or media that cannot be read", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor", body = super::ErrorBody),
-        (status = 404, description = "Node absent or not visible", body = super::ErrorBody),
-        (status = 413, description = "Larger than max_upload_bytes", body = super::ErrorBody),
-        (status = 415, description = "Not a known media type or template", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid name, incomplete body, an image over max_image_pixels or media that cannot be read", body = ErrorBody),
+        (status = 403, description = "Below Contributor", body = ErrorBody), (status = 404, description = "Node absent or not visible", body = ErrorBody),
+        (status = 413, description = "Larger than max_upload_bytes", body = ErrorBody),
+        (status = 415, description = "Not a known media type or template", body = ErrorBody)))]
 pub async fn upload_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(query): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<ContentView>), ApiError> {
+) -> WithStatus<ContentView> {
     let (declared, body) = (declared_len(&headers), body.into_data_stream());
     let item = service::upload(&state, &caller.actor(), query, declared, body).await?;
     Ok((StatusCode::CREATED, Json(item.into())))
@@ -134,19 +124,17 @@ pub async fn upload_content(
         description = "The new bytes; the type is detected from them"),
     security(("bearer" = [])),
     responses((status = 200, description = "Saved (or unchanged)", body = ContentView),
-        (status = 400, description = "Incomplete body, an image over max_image_pixels or media that cannot be read", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 413, description = "Larger than max_upload_bytes", body = super::ErrorBody),
-        (status = 415, description = "Not a known media type, or a template", body = super::ErrorBody)))]
+        (status = 400, description = "Incomplete body, an image over max_image_pixels or media that cannot be read", body = ErrorBody),
+        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody), (status = 413, description = "Larger than max_upload_bytes", body = ErrorBody),
+        (status = 415, description = "Not a known media type, or a template", body = ErrorBody)))]
 pub async fn replace_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ContentView>, ApiError> {
+) -> Answer<ContentView> {
     let (declared, body) = (declared_len(&headers), body.into_data_stream());
     let item = service::replace(&state, &caller.actor(), &id, declared, body).await?;
     Ok(Json(item.into()))
@@ -158,16 +146,15 @@ pub async fn replace_content(
 #[utoipa::path(patch, path = "/api/v1/content/{id}", tag = "content", request_body = UpdateContent,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Changed (or unchanged)", body = ContentView),
-        (status = 400, description = "Invalid name; a group not usable at the item's node, too many groups, or a change hiding the item from the caller", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible, or a permission group absent or of another tenant", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid name; a group not usable at the item's node, too many groups, or a change hiding the item from the caller", body = ErrorBody),
+        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = ErrorBody),
+        (status = 404, description = "Absent or not visible, or a permission group absent or of another tenant", body = ErrorBody)))]
 pub async fn update_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<UpdateContent>,
-) -> Result<Json<ContentView>, ApiError> {
+) -> Answer<ContentView> {
     let item = settings::update(&state, &caller.actor(), &id, &request).await?;
     Ok(Json(item.into()))
 }
@@ -175,14 +162,8 @@ pub async fn update_content(
 /// One content item the caller sees.
 #[utoipa::path(get, path = "/api/v1/content/{id}", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "The item", body = ContentView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn get_content(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ContentView>, ApiError> {
+    responses((status = 200, description = "The item", body = ContentView), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn get_content(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<ContentView> {
     let item = service::get(&state, &caller.actor(), &id, Items::Any).await?;
     Ok(Json(item.into()))
 }
@@ -194,12 +175,11 @@ pub async fn get_content(
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "The thumbnail",
             content((super::schemas::Binary = "image/jpeg"), (super::schemas::Binary = "image/png"))),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "No thumbnail, or the item is absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "No thumbnail, or the item is absent or not visible", body = ErrorBody)))]
 pub async fn content_thumbnail(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
 ) -> Result<Response, ApiError> {
     let thumbnail = service::thumbnail(&state, &caller.actor(), &id).await?;
     let headers = [
@@ -217,14 +197,12 @@ pub async fn content_thumbnail(
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "The bytes", body = super::schemas::Binary, content_type = "application/octet-stream"),
         (status = 206, description = "The requested range", body = super::schemas::Binary, content_type = "application/octet-stream"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 416, description = "Range outside the bytes", body = super::ErrorBody)))]
+        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody), (status = 416, description = "Range outside the bytes", body = ErrorBody)))]
 pub async fn download_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let sha256 = settings::download(&state, &caller.actor(), &id).await?;
@@ -235,16 +213,10 @@ pub async fn download_content(
 /// blob goes when no other item uses it.
 #[utoipa::path(delete, path = "/api/v1/content/{id}", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor, or above the caller's domain", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Still used by a template, access group or playlist", body = super::ErrorBody)))]
-pub async fn delete_content(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Below Contributor, or above the caller's domain", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 409, description = "Still used by a template, access group or playlist", body = ErrorBody)))]
+pub async fn delete_content(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     service::delete(&state, &caller.actor(), &id, Items::Any).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -254,17 +226,16 @@ pub async fn delete_content(
 #[utoipa::path(post, path = "/api/v1/content/{id}/copy", tag = "content", request_body = CopyRequest,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 201, description = "Copied", body = ContentView),
-        (status = 400, description = "Destination restricted or not below the source", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor", body = super::ErrorBody),
-        (status = 404, description = "Item or destination absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Source not in a restricted node, or not approved", body = super::ErrorBody)))]
+        (status = 400, description = "Destination restricted or not below the source", body = ErrorBody),
+        (status = 403, description = "Below Contributor", body = ErrorBody),
+        (status = 404, description = "Item or destination absent or not visible", body = ErrorBody),
+        (status = 409, description = "Source not in a restricted node, or not approved", body = ErrorBody)))]
 pub async fn copy_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<CopyRequest>,
-) -> Result<(StatusCode, Json<ContentView>), ApiError> {
+) -> WithStatus<ContentView> {
     let copy = copy::copy(&state, &caller.actor(), &id, Items::Any, request).await?;
     Ok((StatusCode::CREATED, Json(copy.into())))
 }
@@ -274,15 +245,14 @@ pub async fn copy_content(
 #[utoipa::path(post, path = "/api/v1/content/{id}/request-approval", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Pending", body = ContentView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor or above the caller's domain", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Already active, or no content-manager address", body = super::ErrorBody)))]
+        (status = 403, description = "Below Contributor or above the caller's domain", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 409, description = "Already active, or no content-manager address", body = ErrorBody)))]
 pub async fn request_content_approval(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ContentView>, ApiError> {
+    Path(id): Id,
+) -> Answer<ContentView> {
     let item = approval::request_approval(&state, &caller.actor(), &id, Items::Any).await?;
     Ok(Json(item.into()))
 }
@@ -292,16 +262,14 @@ pub async fn request_content_approval(
     request_body = ApproveRequest,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Active", body = ContentView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Without approve_content here", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Not pending, or another version", body = super::ErrorBody)))]
+        (status = 403, description = "Without approve_content here", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 409, description = "Not pending, or another version", body = ErrorBody)))]
 pub async fn approve_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<ApproveRequest>,
-) -> Result<Json<ContentView>, ApiError> {
+) -> Answer<ContentView> {
     let item = approval::decide(&state, &caller.actor(), &id, Items::Any, request.into()).await?;
     Ok(Json(item.into()))
 }
@@ -311,17 +279,15 @@ pub async fn approve_content(
     request_body = RejectRequest,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Inactive, with the reason", body = ContentView),
-        (status = 400, description = "Blank or overlong reason", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Without approve_content here", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Not pending", body = super::ErrorBody)))]
+        (status = 400, description = "Blank or overlong reason", body = ErrorBody),
+        (status = 403, description = "Without approve_content here", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 409, description = "Not pending", body = ErrorBody)))]
 pub async fn reject_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<RejectRequest>,
-) -> Result<Json<ContentView>, ApiError> {
+) -> Answer<ContentView> {
     let item = approval::decide(&state, &caller.actor(), &id, Items::Any, request.into()).await?;
     Ok(Json(item.into()))
 }
@@ -332,14 +298,12 @@ pub async fn reject_content(
     params(("sha256" = String, Path, description = "SHA-256 of the bytes, lowercase hex")),
     responses((status = 200, description = "The whole blob", body = super::schemas::Binary, content_type = "application/octet-stream"),
         (status = 206, description = "The requested range", body = super::schemas::Binary, content_type = "application/octet-stream"),
-        (status = 400, description = "Not a SHA-256", body = super::ErrorBody),
-        (status = 401, description = "No device credentials", body = super::ErrorBody),
-        (status = 404, description = "Absent or not entitled", body = super::ErrorBody),
-        (status = 416, description = "Range outside the blob", body = super::ErrorBody)))]
+        (status = 400, description = "Not a SHA-256", body = ErrorBody), (status = 401, description = "No device credentials", body = ErrorBody),
+        (status = 404, description = "Absent or not entitled", body = ErrorBody), (status = 416, description = "Range outside the blob", body = ErrorBody)))]
 pub async fn device_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     device: DeviceAuth,
-    Path(sha256): Path<String>,
+    Path(sha256): Id,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let sha256: Sha256 = (sha256.parse())

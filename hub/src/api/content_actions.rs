@@ -3,14 +3,10 @@
 //! and the mapping of [`ActionError`]; the rules are
 //! [`crate::content::actions`]'s.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use super::prelude::*;
 use crate::content::BlobStore;
 use crate::content::actions::view::{
     AttributeDef, AttributeView, DefineAttribute, FavoriteView, Feedback, FeedbackQuery,
@@ -45,7 +41,7 @@ impl From<ActionError> for ApiError {
             ActionError::RoleTooLow(_) => Self::forbidden(message),
             ActionError::Invalid { code, .. } => Self::bad_request(code, message),
             ActionError::Conflict { code, .. } => Self::conflict(code, message),
-            ActionError::Gone { code, .. } => Self::new(StatusCode::GONE, code, message),
+            ActionError::Gone { code, .. } => Self::gone(code, message),
             ActionError::Store(e) => e.into(),
         }
     }
@@ -57,12 +53,12 @@ impl From<ActionError> for ApiError {
 #[utoipa::path(get, path = "/api/v1/content/{id}/actions", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Counts, the caller's own, what the caller may do", body = ItemActions),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn content_actions(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ItemActions>, ApiError> {
+    Path(id): Id,
+) -> Answer<ItemActions> {
     Ok(Json(service::detail(&state, &caller.actor(), &id).await?.1))
 }
 
@@ -70,17 +66,16 @@ pub async fn content_actions(
 /// `allow_share`, M2), optionally mailed to the given addresses.
 #[utoipa::path(post, path = "/api/v1/content/{id}/share", tag = "content", request_body = ShareRequest,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 201, description = "The link", body = ShareView),
-        (status = 400, description = "Bad expiry, address or message", body = super::ErrorBody),
-        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "not_playable (a template), or public_url_unset (mail asked for)", body = super::ErrorBody)))]
+    responses((status = 201, description = "The link", body = ShareView), (status = 400, description = "Bad expiry, address or message", body = ErrorBody),
+        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 409, description = "not_playable (a template), or public_url_unset (mail asked for)", body = ErrorBody)))]
 pub async fn share_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<ShareRequest>,
-) -> Result<(StatusCode, Json<ShareView>), ApiError> {
+) -> WithStatus<ShareView> {
     let view = share::share(&state, &caller.actor(), &id, &request).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -91,12 +86,12 @@ pub async fn share_content(
     params(("token" = String, Path, description = "The token of a share link")),
     responses((status = 200, description = "The media", body = super::schemas::Binary, content_type = "application/octet-stream"),
         (status = 206, description = "The requested range", body = super::schemas::Binary, content_type = "application/octet-stream"),
-        (status = 404, description = "Unknown, forged or revoked link", body = super::ErrorBody),
-        (status = 410, description = "share_expired, or share_revoked", body = super::ErrorBody),
-        (status = 416, description = "Range outside the bytes", body = super::ErrorBody)))]
+        (status = 404, description = "Unknown, forged or revoked link", body = ErrorBody),
+        (status = 410, description = "share_expired, or share_revoked", body = ErrorBody),
+        (status = 416, description = "Range outside the bytes", body = ErrorBody)))]
 pub async fn play_shared(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
+    State(state): Ctx,
+    Path(token): Id,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let shared = share::play(&state, &token).await?;
@@ -125,30 +120,29 @@ pub async fn play_shared(
 #[utoipa::path(put, path = "/api/v1/content/{id}/rating", tag = "content", request_body = RateRequest,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "The counts after", body = ItemActions),
-        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn rate_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<RateRequest>,
-) -> Result<Json<ItemActions>, ApiError> {
-    Ok(Json(
-        service::rate(&state, &caller.actor(), &id, request.value).await?,
-    ))
+) -> Answer<ItemActions> {
+    let answer = service::rate(&state, &caller.actor(), &id, request.value).await?;
+    Ok(Json(answer))
 }
 
 /// Clears the caller's rating of an item (`rate` and `allow_rating`).
 #[utoipa::path(delete, path = "/api/v1/content/{id}/rating", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "The counts after", body = ItemActions),
-        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn unrate_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ItemActions>, ApiError> {
+    Path(id): Id,
+) -> Answer<ItemActions> {
     Ok(Json(service::unrate(&state, &caller.actor(), &id).await?))
 }
 
@@ -156,41 +150,34 @@ pub async fn unrate_content(
 #[utoipa::path(put, path = "/api/v1/content/{id}/favorite", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Added (or already there)", body = ItemActions),
-        (status = 403, description = "permission_not_held", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "permission_not_held", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn favorite_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ItemActions>, ApiError> {
-    Ok(Json(
-        service::favorite(&state, &caller.actor(), &id, true).await?,
-    ))
+    Path(id): Id,
+) -> Answer<ItemActions> {
+    let answer = service::favorite(&state, &caller.actor(), &id, true).await?;
+    Ok(Json(answer))
 }
 
 /// Removes an item from the caller's favorites (`favorite`).
 #[utoipa::path(delete, path = "/api/v1/content/{id}/favorite", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Removed (or not there)", body = ItemActions),
-        (status = 403, description = "permission_not_held", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "permission_not_held", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn unfavorite_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ItemActions>, ApiError> {
-    Ok(Json(
-        service::favorite(&state, &caller.actor(), &id, false).await?,
-    ))
+    Path(id): Id,
+) -> Answer<ItemActions> {
+    let answer = service::favorite(&state, &caller.actor(), &id, false).await?;
+    Ok(Json(answer))
 }
 
 /// The caller's favorites that they can still view (M1), newest first.
 #[utoipa::path(get, path = "/api/v1/me/favorites", tag = "content", security(("bearer" = [])),
     responses((status = 200, description = "Favorites", body = Vec<FavoriteView>)))]
-pub async fn my_favorites(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<FavoriteView>>, ApiError> {
+pub async fn my_favorites(State(state): Ctx, caller: Caller) -> Answer<Vec<FavoriteView>> {
     Ok(Json(service::favorites(&state, &caller.actor()).await?))
 }
 
@@ -199,16 +186,15 @@ pub async fn my_favorites(
 #[utoipa::path(post, path = "/api/v1/content/{id}/feedback", tag = "content", request_body = FeedbackRequest,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 201, description = "Filed", body = Feedback),
-        (status = 400, description = "Blank or overlong comment", body = super::ErrorBody),
-        (status = 403, description = "permission_not_held", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "feedback_open: the caller's report on it is still open", body = super::ErrorBody)))]
+        (status = 400, description = "Blank or overlong comment", body = ErrorBody), (status = 403, description = "permission_not_held", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 409, description = "feedback_open: the caller's report on it is still open", body = ErrorBody)))]
 pub async fn report_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<FeedbackRequest>,
-) -> Result<(StatusCode, Json<Feedback>), ApiError> {
+) -> WithStatus<Feedback> {
     let filed = feedback::report(&state, &caller.actor(), &id, &request).await?;
     Ok((StatusCode::CREATED, Json(filed)))
 }
@@ -217,31 +203,28 @@ pub async fn report_content(
 /// caller's domain, newest first.
 #[utoipa::path(get, path = "/api/v1/feedback", tag = "content", params(FeedbackQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "Reports", body = Vec<Feedback>),
-        (status = 403, description = "Below Moderator", body = super::ErrorBody)))]
+    responses((status = 200, description = "Reports", body = Vec<Feedback>), (status = 403, description = "Below Moderator", body = ErrorBody)))]
 pub async fn feedback_queue(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(query): ApiQuery<FeedbackQuery>,
-) -> Result<Json<Vec<Feedback>>, ApiError> {
-    Ok(Json(
-        feedback::queue(&state, &caller.actor(), &query).await?,
-    ))
+) -> Answer<Vec<Feedback>> {
+    let answer = feedback::queue(&state, &caller.actor(), &query).await?;
+    Ok(Json(answer))
 }
 
 /// Resolves a report with a note (Moderator+, inside the caller's domain).
 #[utoipa::path(post, path = "/api/v1/feedback/{id}/resolve", tag = "content", request_body = ResolveRequest,
     params(("id" = String, Path, description = "Report id")), security(("bearer" = [])),
-    responses((status = 200, description = "Resolved", body = Feedback),
-        (status = 403, description = "Below Moderator", body = super::ErrorBody),
-        (status = 404, description = "Absent or outside the caller's domain", body = super::ErrorBody),
-        (status = 409, description = "feedback_resolved: already resolved", body = super::ErrorBody)))]
+    responses((status = 200, description = "Resolved", body = Feedback), (status = 403, description = "Below Moderator", body = ErrorBody),
+        (status = 404, description = "Absent or outside the caller's domain", body = ErrorBody),
+        (status = 409, description = "feedback_resolved: already resolved", body = ErrorBody)))]
 pub async fn resolve_feedback(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<ResolveRequest>,
-) -> Result<Json<Feedback>, ApiError> {
+) -> Answer<Feedback> {
     let resolved = feedback::resolve(&state, &caller.actor(), &id, &request.note).await?;
     Ok(Json(resolved))
 }
@@ -250,15 +233,14 @@ pub async fn resolve_feedback(
 #[utoipa::path(get, path = "/api/v1/nodes/{id}/attributes", tag = "nodes",
     params(("id" = String, Path, description = "Node id")), security(("bearer" = [])),
     responses((status = 200, description = "Definitions, by key", body = Vec<AttributeDef>),
-        (status = 404, description = "Node absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "Node absent or not visible", body = ErrorBody)))]
 pub async fn node_attributes(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<AttributeDef>>, ApiError> {
-    Ok(Json(
-        attributes::at_node(&state, &caller.actor(), &id).await?,
-    ))
+    Path(id): Id,
+) -> Answer<Vec<AttributeDef>> {
+    let answer = attributes::at_node(&state, &caller.actor(), &id).await?;
+    Ok(Json(answer))
 }
 
 /// Defines (or redefines) a custom attribute at a node, for the items
@@ -267,24 +249,18 @@ pub async fn node_attributes(
     params(("id" = String, Path, description = "Node id"), ("key" = String, Path, description = "Attribute key")),
     security(("bearer" = [])),
     responses((status = 200, description = "Redefined", body = AttributeDef),
-        (status = 201, description = "Defined", body = AttributeDef),
-        (status = 400, description = "Bad key, label or type", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Node absent or outside the caller's domain", body = super::ErrorBody),
-        (status = 409, description = "attribute_defined_elsewhere, attribute_in_use or too_many_attributes", body = super::ErrorBody)))]
+        (status = 201, description = "Defined", body = AttributeDef), (status = 400, description = "Bad key, label or type", body = ErrorBody),
+        (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Node absent or outside the caller's domain", body = ErrorBody),
+        (status = 409, description = "attribute_defined_elsewhere, attribute_in_use or too_many_attributes", body = ErrorBody)))]
 pub async fn define_attribute(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
     ApiJson(request): ApiJson<DefineAttribute>,
-) -> Result<(StatusCode, Json<AttributeDef>), ApiError> {
+) -> WithStatus<AttributeDef> {
     let (def, new) = attributes::define(&state, &caller.actor(), (&id, &key), &request).await?;
-    let status = if new {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(def)))
+    Ok((super::created_if(new), Json(def)))
 }
 
 /// Removes a custom attribute from a node, with its values on items there
@@ -292,14 +268,13 @@ pub async fn define_attribute(
 #[utoipa::path(delete, path = "/api/v1/nodes/{id}/attributes/{key}", tag = "nodes",
     params(("id" = String, Path, description = "Node id"), ("key" = String, Path, description = "Attribute key")),
     security(("bearer" = [])),
-    responses((status = 204, description = "Removed"),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Node or attribute absent, or outside the caller's domain", body = super::ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Node or attribute absent, or outside the caller's domain", body = ErrorBody)))]
 pub async fn remove_attribute(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     attributes::remove(&state, &caller.actor(), (&id, &key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -309,15 +284,14 @@ pub async fn remove_attribute(
 #[utoipa::path(get, path = "/api/v1/content/{id}/attributes", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Attributes, by key", body = Vec<AttributeView>),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn content_attributes(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<AttributeView>>, ApiError> {
-    Ok(Json(
-        attributes::of_item(&state, &caller.actor(), &id).await?,
-    ))
+    Path(id): Id,
+) -> Answer<Vec<AttributeView>> {
+    let answer = attributes::of_item(&state, &caller.actor(), &id).await?;
+    Ok(Json(answer))
 }
 
 /// Sets or clears (`null`) custom attribute values of an item
@@ -326,16 +300,14 @@ pub async fn content_attributes(
 #[utoipa::path(patch, path = "/api/v1/content/{id}/attributes", tag = "content", request_body = SetAttributes,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Attributes after", body = Vec<AttributeView>),
-        (status = 400, description = "unknown_attribute, or invalid_attribute_value", body = super::ErrorBody),
-        (status = 403, description = "permission_not_held", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 400, description = "unknown_attribute, or invalid_attribute_value", body = ErrorBody),
+        (status = 403, description = "permission_not_held", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn set_content_attributes(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<SetAttributes>,
-) -> Result<Json<Vec<AttributeView>>, ApiError> {
-    Ok(Json(
-        attributes::set(&state, &caller.actor(), &id, &request).await?,
-    ))
+) -> Answer<Vec<AttributeView>> {
+    let answer = attributes::set(&state, &caller.actor(), &id, &request).await?;
+    Ok(Json(answer))
 }

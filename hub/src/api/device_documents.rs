@@ -1,13 +1,10 @@
 //! `GET /api/v1/device/documents` (S4, DESIGN §1): a paired device's own
 //! signed documents over HTTP ([`DeviceAuth`]), so the broker is never the only path.
 
-use axum::Json;
-use axum::extract::State;
 use signet_common::sync::documents::DeviceDocuments;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, AppState, DeviceAuth};
+use super::DeviceAuth;
+use super::prelude::*;
 use crate::devices::documents;
 use crate::mqtt::hub_time;
 use crate::publish;
@@ -23,11 +20,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/device/documents", tag = "device",
     description = "`device_assignment` once one was signed, and the latest manifest of every group it names, each envelope a JSON string byte for byte as signed (S4). Manifests that would take the answer over 16 MiB (or past 64) are listed in `omitted` instead.",
     responses((status = 200, description = "A DeviceDocuments object: {\"trust\", \"hub_time\", \"assignment\": envelope strings, \"manifests\": {group id: envelope}, \"omitted\": [group id]}", body = Object),
-        (status = 401, description = "No device credentials", body = super::ErrorBody)))]
-pub async fn device_documents(
-    State(state): State<AppState>,
-    device: DeviceAuth,
-) -> Result<Json<DeviceDocuments>, ApiError> {
+        (status = 401, description = "No device credentials", body = ErrorBody)))]
+pub async fn device_documents(State(state): Ctx, device: DeviceAuth) -> Answer<DeviceDocuments> {
     let hub_time = hub_time::latest_or_sign(&state)
         .await
         .map_err(|e| ApiError::internal(&e))?;

@@ -1,16 +1,11 @@
 //! Devices and pairing over HTTP (S7, T1, T4, D6, Deliver 4 and 7): routes of
 //! [`crate::devices::service`]; publishing after a change (it sits above devices).
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use signet_common::sync::{PairingStatus, PairingTicket, commands_topic};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, AppState, Caller, ClientAddress, ErrorBody, schemas};
+use super::prelude::*;
 use crate::devices::service::{self, Changed, DeviceError};
 use crate::devices::views::*;
 use crate::groups::GroupRef;
@@ -31,7 +26,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 const UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
-const TOO_MANY: StatusCode = StatusCode::TOO_MANY_REQUESTS;
 
 impl From<DeviceError> for ApiError {
     fn from(e: DeviceError) -> Self {
@@ -42,21 +36,14 @@ impl From<DeviceError> for ApiError {
             DeviceError::Invalid { code, message } => Self::bad_request(code, message),
             DeviceError::Conflict { code, message } => Self::conflict(code, message),
             DeviceError::TooManyPairings => Self::new(UNAVAILABLE, "too_many_pairings", message),
-            DeviceError::TooManyFromAddress { retry_after } => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(TOO_MANY, "too_many_pairings_from_address", message)
-            },
+            DeviceError::TooManyFromAddress { retry_after } => {
+                Self::too_many("too_many_pairings_from_address", message, retry_after)
+            }
             DeviceError::Internal(cause) => Self::internal(&cause),
             DeviceError::Store(e) => e.into(),
         }
     }
 }
-
-/// The handlers' shared state, a path's id and their answers.
-type Ctx = State<AppState>;
-type Id = Path<String>;
-type Answer<T> = Result<Json<T>, ApiError>;
-type Done = Result<StatusCode, ApiError>;
 
 /// A device and the publication that sent it its assignment.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -105,15 +92,15 @@ async fn changed(state: &AppState, caller: &Caller, c: Changed, always: bool) ->
 /// An agent asks to pair (S7): the code to show and the ticket to poll with.
 #[utoipa::path(post, path = "/api/v1/device/pairings", tag = "device",
     description = "Answers the code to show on the screen and the secret ticket to poll with.",
-    request_body(content = schemas::PairingRequestSchema, description = "The agent's key, version and OS"),
-    responses((status = 201, description = "The code and the ticket", body = schemas::PairingTicketSchema),
+    request_body(content = PairingRequestSchema, description = "The agent's key, version and OS"),
+    responses((status = 201, description = "The code and the ticket", body = PairingTicketSchema),
         (status = 400, description = "Not a valid pairing request", body = ErrorBody), (status = 429, description = "Too many open pairings from this address", body = ErrorBody),
         (status = 503, description = "Too many open pairings", body = ErrorBody)))]
 pub async fn request_pairing(
     State(state): Ctx,
     ClientAddress(from): ClientAddress,
     body: Bytes,
-) -> Result<(StatusCode, Json<PairingTicket>), ApiError> {
+) -> WithStatus<PairingTicket> {
     let ticket = service::request_pairing(&state, &body, &from).await?;
     Ok((StatusCode::CREATED, Json(ticket)))
 }
@@ -122,7 +109,7 @@ pub async fn request_pairing(
 #[utoipa::path(get, path = "/api/v1/device/pairings/{ticket}", tag = "device",
     description = "Pending; approved with the device's credentials, answered exactly once (the plain secret is deleted in the same durable write); or closed with a reason (rejected, expired, collected).",
     params(("ticket" = String, Path, description = "The secret ticket")),
-    responses((status = 200, description = "Pending, approved (once, with credentials) or closed", body = schemas::PairingStatusSchema),
+    responses((status = 200, description = "Pending, approved (once, with credentials) or closed", body = PairingStatusSchema),
         (status = 404, description = "No such ticket", body = ErrorBody)))]
 pub async fn poll_pairing(State(state): Ctx, Path(ticket): Id) -> Answer<PairingStatus> {
     Ok(Json(service::poll_pairing(&state, &ticket).await?))
@@ -132,7 +119,7 @@ pub async fn poll_pairing(State(state): Ctx, Path(ticket): Id) -> Answer<Pairing
 #[utoipa::path(get, path = "/api/v1/devices/pairings", tag = "devices", security(("bearer" = [])),
     description = "Oldest first. Callers whose domain is not root-level get an empty list and approve by the code on the screen.",
     responses((status = 200, description = "Open pairings", body = Vec<PairingView>),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "No manage_devices permission", body = ErrorBody)))]
+        (status = 403, description = "No manage_devices permission", body = ErrorBody)))]
 pub async fn list_pairings(State(state): Ctx, caller: Caller) -> Answer<Vec<PairingView>> {
     Ok(Json(service::open_pairings(&state, &caller.actor())?))
 }
@@ -142,8 +129,7 @@ pub async fn list_pairings(State(state): Ctx, caller: Caller) -> Answer<Vec<Pair
     description = "Makes the device at a leaf node inside the caller's domain, stored with the outbox entry granting it on the broker, then publishes the node so it gets its assignment at once. A broker that is down delays the grant (retried; `broker_error` says why), not the approval.",
     request_body = ApprovePairing,
     params(("code" = String, Path, description = "The code on the screen")), security(("bearer" = [])),
-    responses((status = 201, description = "Paired", body = DeviceChanged),
-        (status = 400, description = "Invalid name", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody),
+    responses((status = 201, description = "Paired", body = DeviceChanged), (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 403, description = "No manage_devices permission", body = ErrorBody), (status = 404, description = "No open pairing with this code, or the node is not visible", body = ErrorBody),
         (status = 409, description = "The node has children (T1)", body = ErrorBody)))]
 pub async fn approve_pairing(
@@ -151,7 +137,7 @@ pub async fn approve_pairing(
     caller: Caller,
     Path(code): Id,
     ApiJson(request): ApiJson<ApprovePairing>,
-) -> Result<(StatusCode, Json<DeviceChanged>), ApiError> {
+) -> WithStatus<DeviceChanged> {
     let approved = service::approve(&state, &caller.actor(), &code, &request).await?;
     let answer = changed(&state, &caller, approved, true).await;
     Ok((StatusCode::CREATED, Json(answer)))
@@ -161,8 +147,7 @@ pub async fn approve_pairing(
 #[utoipa::path(post, path = "/api/v1/devices/pairings/{code}/reject", tag = "devices",
     description = "Its agent's next poll is closed.",
     params(("code" = String, Path, description = "The code on the screen")), security(("bearer" = [])),
-    responses((status = 204, description = "Rejected"),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "No manage_devices permission", body = ErrorBody),
+    responses((status = 204, description = "Rejected"), (status = 403, description = "No manage_devices permission", body = ErrorBody),
         (status = 404, description = "No open pairing with this code", body = ErrorBody)))]
 pub async fn reject_pairing(State(state): Ctx, caller: Caller, Path(code): Id) -> Done {
     service::reject(&state, &caller.actor(), &code).await?;
@@ -171,8 +156,7 @@ pub async fn reject_pairing(State(state): Ctx, caller: Caller, Path(code): Id) -
 
 /// Devices attached inside the caller's domain.
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
-    responses((status = 200, description = "Visible devices", body = Vec<DeviceView>),
-        (status = 401, description = "No valid token", body = ErrorBody)))]
+    responses((status = 200, description = "Visible devices", body = Vec<DeviceView>)))]
 pub async fn list_devices(State(state): Ctx, caller: Caller) -> Answer<Vec<DeviceView>> {
     Ok(Json(service::visible_devices(&state, &caller.actor())?))
 }
@@ -180,8 +164,7 @@ pub async fn list_devices(State(state): Ctx, caller: Caller) -> Answer<Vec<Devic
 /// One device attached inside the caller's domain.
 #[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
-    responses((status = 200, description = "The device", body = DeviceView),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+    responses((status = 200, description = "The device", body = DeviceView), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn get_device(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<DeviceView> {
     let device = service::visible_device(&state, &caller.actor(), &id)?;
     Ok(Json(DeviceView::from(&device)))
@@ -191,8 +174,7 @@ pub async fn get_device(State(state): Ctx, caller: Caller, Path(id): Id) -> Answ
 #[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", request_body = UpdateDevice,
     description = "A move goes to a leaf node inside the caller's domain; a member of access groups not usable there must leave them first (409). A move updates the broker access (durable outbox) and publishes the new node (the assignment changes).",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
-    responses((status = 200, description = "Updated", body = DeviceChanged),
-        (status = 400, description = "Invalid name", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody),
+    responses((status = 200, description = "Updated", body = DeviceChanged), (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 403, description = "No manage_devices permission", body = ErrorBody), (status = 404, description = "Device or node absent or not visible", body = ErrorBody),
         (status = 409, description = "The node has children, or access groups do not reach it", body = ErrorBody)))]
 pub async fn update_device(
@@ -209,8 +191,7 @@ pub async fn update_device(
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
     description = "Deletes its record, node entry, commands and last screenshot, ends its access-group memberships (L4) and revokes it on the broker (durable outbox), in one transaction. Its credentials stop working over HTTP at once, on the broker once it confirms.",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
-    responses((status = 204, description = "Unpaired"),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "No manage_devices permission", body = ErrorBody),
+    responses((status = 204, description = "Unpaired"), (status = 403, description = "No manage_devices permission", body = ErrorBody),
         (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn delete_device(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     let unpaired = service::unpair(&state, &caller.actor(), &id).await?;
@@ -226,7 +207,7 @@ pub async fn delete_device(State(state): Ctx, caller: Caller, Path(id): Id) -> D
     description = "Variables `[1]`…`[25]`, stored with an audit record; then the node is published so the device's signed assignment carries them at once. A bad number or value is 400 and changes nothing.",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 200, description = "Stored and published", body = DeviceChanged),
-        (status = 400, description = "A variable number outside 1 to 25, or a bad value", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 400, description = "A variable number outside 1 to 25, or a bad value", body = ErrorBody),
         (status = 403, description = "No manage_devices permission", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn set_variables(
     State(state): Ctx,
@@ -243,14 +224,14 @@ pub async fn set_variables(
     description = "Version strictly increasing per device, a random nonce, valid for five minutes; stored, then published not retained with QoS 1 on `signet/v1/devices/{id}/commands`.",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 202, description = "Signed, stored and handed to the broker connection", body = CommandAccepted),
-        (status = 400, description = "Unknown action", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 400, description = "Unknown action", body = ErrorBody),
         (status = 403, description = "No manage_devices permission", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn send_command(
     State(state): Ctx,
     caller: Caller,
     Path(id): Id,
     ApiJson(request): ApiJson<CommandRequest>,
-) -> Result<(StatusCode, Json<CommandAccepted>), ApiError> {
+) -> WithStatus<CommandAccepted> {
     let signed = service::send_command(&state, &caller.actor(), &id, &request).await?;
     let mut accepted = signed.accepted;
     let message = TransientMessage {

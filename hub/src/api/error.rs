@@ -73,6 +73,18 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// 410: it existed, and is no longer usable (expired, used).
+    pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, code, message)
+    }
+
+    /// 429: too many requests; retry after `seconds`.
+    pub fn too_many(code: &'static str, message: impl Into<String>, seconds: u64) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        error.retry_after = Some(seconds);
+        error
+    }
+
     /// 503: the hub is too busy for this now; retry after `seconds`.
     pub fn busy(code: &'static str, message: impl Into<String>, seconds: u64) -> Self {
         let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message);

@@ -8,8 +8,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use signet_common::ids::NodeId;
-use signet_common::permissions::{Domain, NodeTree, Role};
+use signet_common::permissions::NodeTree;
 
 use super::{ApiError, AppState};
 use crate::identity::{Actor, SESSIONS, Session, USERS, User, csrf_matches, csrf_token, token_key};
@@ -224,41 +223,6 @@ impl Caller {
             user: self.user.clone(),
             from: self.from.clone(),
         }
-    }
-
-    /// The caller's domain (T3).
-    pub fn domain(&self) -> Domain {
-        Domain::new(self.user.domain.iter().cloned())
-    }
-
-    /// Whether `node` is inside the caller's domain.
-    pub fn sees(&self, node: &NodeId) -> bool {
-        self.domain().contains(&self.tree, node)
-    }
-
-    /// Whether things stored at `node` are visible to the caller: `node` is
-    /// inside the caller's domain, or above it, where what is stored is
-    /// usable inside the domain (T2) though changed only from there.
-    pub fn sees_at_or_above(&self, node: &NodeId) -> bool {
-        self.sees(node)
-            || self
-                .user
-                .domain
-                .iter()
-                .any(|top| self.tree.is_within(top, node))
-    }
-
-    /// Whether the caller's domain includes the root (sees the whole tree).
-    pub fn is_root_level(&self) -> bool {
-        self.domain().is_root_level(&self.tree)
-    }
-
-    /// Refuses (403) unless the caller's role is at least `role`.
-    ///
-    /// # Errors
-    /// 403 naming the role needed.
-    pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        Ok(self.actor().require(role)?)
     }
 }
 

@@ -10,61 +10,47 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Serialize};
 use signet_common::sync::signed::ReportError;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, ApiQuery, AppState, Caller, DeviceAuth};
+use super::DeviceAuth;
+use super::prelude::*;
 use crate::fleet::alerts::Alert;
 use crate::fleet::service::{self, AlertFilter, FleetError, FleetFilter, SummaryFilter, Viewer};
 use crate::fleet::stream::{FleetEvent, StreamError};
 use crate::fleet::{FleetCounts, FleetDevice};
+use crate::fleet::{IngestAnswer, SignedReportSchema};
 
 impl From<FleetError> for ApiError {
     fn from(e: FleetError) -> Self {
+        use {FleetError as E, ReportError as R, StatusCode as S};
         let message = e.to_string();
         match e {
-            FleetError::NotFound(what) => Self::not_found(what),
-            FleetError::InvalidQuery(_) => Self::bad_request("invalid_query", message),
-            FleetError::InvalidRange => Self::bad_request("invalid_range", message),
-            FleetError::RangeTooLong => Self::bad_request("range_too_long", message),
-            FleetError::ReportTooLarge => Self::bad_request("report_too_large", message),
-            FleetError::Stream(StreamError::Busy) => Self::busy("too_many_streams", message, 5),
-            FleetError::Stream(StreamError::SessionEnded) => Self::unauthorized(message),
-            FleetError::Stream(StreamError::Store(e)) | FleetError::Store(e) => e.into(),
-            FleetError::UnknownDevice
-            | FleetError::Report(
-                ReportError::Unsigned | ReportError::WrongKey { .. } | ReportError::BadSignature,
-            ) => Self::new(
-                StatusCode::FORBIDDEN,
-                "report_not_signed_by_device",
-                message,
-            ),
-            FleetError::Report(ReportError::Oversized { .. }) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "report_too_large", message)
+            E::NotFound(what) => Self::not_found(what),
+            E::InvalidQuery(_) => Self::bad_request("invalid_query", message),
+            E::InvalidRange => Self::bad_request("invalid_range", message),
+            E::RangeTooLong => Self::bad_request("range_too_long", message),
+            E::ReportTooLarge => Self::bad_request("report_too_large", message),
+            E::Stream(StreamError::Busy) => Self::busy("too_many_streams", message, 5),
+            E::Stream(StreamError::SessionEnded) => Self::unauthorized(message),
+            E::Stream(StreamError::Store(e)) | E::Store(e) => e.into(),
+            E::UnknownDevice | E::Report(R::Unsigned | R::WrongKey { .. } | R::BadSignature) => {
+                Self::new(S::FORBIDDEN, "report_not_signed_by_device", message)
             }
-            FleetError::Report(_) | FleetError::InvalidEvent(_) => {
-                Self::bad_request("invalid_events", message)
+            E::Report(R::Oversized { .. }) => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "report_too_large", message)
             }
-            FleetError::NotPngType => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                message,
-            ),
-            FleetError::UploadTooLarge => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", message)
+            E::Report(_) | E::InvalidEvent(_) => Self::bad_request("invalid_events", message),
+            E::NotPngType => {
+                Self::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
             }
-            FleetError::UploadIncomplete(_) => Self::bad_request("upload_incomplete", message),
-            FleetError::Png(_) => Self::bad_request("invalid_png", message),
-            FleetError::Csv(_) | FleetError::Screenshot(_) => Self::internal(&message),
+            E::UploadTooLarge => Self::new(S::PAYLOAD_TOO_LARGE, "upload_too_large", message),
+            E::UploadIncomplete(_) => Self::bad_request("upload_incomplete", message),
+            E::Png(_) => Self::bad_request("invalid_png", message),
+            E::Csv(_) | E::Screenshot(_) => Self::internal(&message),
         }
     }
 }
@@ -89,30 +75,26 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// from the last heartbeat) and desired against accepted and activated
 /// documents (U4).
 #[utoipa::path(get, path = "/api/v1/fleet", tag = "fleet", params(FleetFilter), security(("bearer" = [])),
-    responses((status = 200, description = "Devices by id", body = Vec<FleetDevice>),
-        (status = 400, description = "Invalid filter", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "The node filter names no visible node", body = super::ErrorBody)))]
+    responses((status = 200, description = "Devices by id", body = Vec<FleetDevice>), (status = 400, description = "Invalid filter", body = ErrorBody),
+        (status = 404, description = "The node filter names no visible node", body = ErrorBody)))]
 pub async fn list_fleet(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(filter): ApiQuery<FleetFilter>,
-) -> Result<Json<Vec<FleetDevice>>, ApiError> {
+) -> Answer<Vec<FleetDevice>> {
     Ok(Json(service::list(&state, &viewer(&caller), filter)?))
 }
 /// How many devices inside the caller's domain (or under `node`) are
 /// attached, online, offline, in sync, out of sync, playing and showing an
 /// error, by the fleet view's own rules (U4).
 #[utoipa::path(get, path = "/api/v1/fleet/summary", tag = "fleet", params(SummaryFilter), security(("bearer" = [])),
-    responses((status = 200, description = "The counts", body = FleetCounts),
-        (status = 400, description = "Invalid filter", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "The node filter names no visible node", body = super::ErrorBody)))]
+    responses((status = 200, description = "The counts", body = FleetCounts), (status = 400, description = "Invalid filter", body = ErrorBody),
+        (status = 404, description = "The node filter names no visible node", body = ErrorBody)))]
 pub async fn fleet_summary(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(filter): ApiQuery<SummaryFilter>,
-) -> Result<Json<FleetCounts>, ApiError> {
+) -> Answer<FleetCounts> {
     Ok(Json(service::summary(&state, &viewer(&caller), filter)?))
 }
 /// Live fleet changes as server-sent events (C3, U4), for devices attached
@@ -126,10 +108,9 @@ pub async fn fleet_summary(
 #[utoipa::path(get, path = "/api/v1/fleet/stream", tag = "fleet", security(("bearer" = [])),
     responses((status = 200, description = "text/event-stream of `summary`, `device` and `resync` events",
             body = String, content_type = "text/event-stream"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 503, description = "Too many live streams open; retry", body = super::ErrorBody)))]
+        (status = 503, description = "Too many live streams open; retry", body = ErrorBody)))]
 pub async fn fleet_stream(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     let stream = crate::fleet::stream::subscribe(&state, caller.session_key, caller.user.id)
@@ -163,39 +144,29 @@ fn sse_event(event: &FleetEvent) -> Option<Event> {
 #[utoipa::path(get, path = "/api/v1/fleet/{device}", tag = "fleet",
     params(("device" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 200, description = "The device", body = FleetDevice),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "Not attached inside the caller's domain", body = super::ErrorBody)))]
+        (status = 404, description = "Not attached inside the caller's domain", body = ErrorBody)))]
 pub async fn get_fleet_device(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(device): Path<String>,
-) -> Result<Json<FleetDevice>, ApiError> {
+    Path(device): Id,
+) -> Answer<FleetDevice> {
     Ok(Json(service::device(&state, &viewer(&caller), &device)?))
 }
 /// Alerts about devices inside the caller's domain, oldest first: the
 /// newest `limit` that match (U4).
 #[utoipa::path(get, path = "/api/v1/fleet/alerts", tag = "fleet", params(AlertFilter), security(("bearer" = [])),
     responses((status = 200, description = "Matching alerts, oldest first", body = Vec<Alert>),
-        (status = 400, description = "Invalid filter", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid filter", body = ErrorBody)))]
 pub async fn list_alerts(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(filter): ApiQuery<AlertFilter>,
-) -> Result<Json<Vec<Alert>>, ApiError> {
+) -> Answer<Vec<Alert>> {
     Ok(Json(service::alerts(
         &state.store,
         &viewer(&caller),
         filter,
     )?))
-}
-/// What an event upload did.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct IngestAnswer {
-    /// Events stored for the first time.
-    pub stored: usize,
-    /// Events the hub already held (same id), ignored (U2).
-    pub duplicates: usize,
 }
 
 /// Uploads a batch of proof-of-play events (U1, U2), signed by the device
@@ -207,20 +178,17 @@ pub struct IngestAnswer {
 /// `signet_device_reports_refused_total`) and nothing is stored; so is one
 /// with any event about another device, or out of bounds (400).
 #[utoipa::path(post, path = "/api/v1/device/events", tag = "device",
-    request_body(content = super::schemas::SignedReportSchema, description = "A batch of proof-of-play events (EventBatch), signed by the device key"),
+    request_body(content = SignedReportSchema, description = "A batch of proof-of-play events (EventBatch), signed by the device key"),
     responses((status = 200, description = "Stored", body = IngestAnswer),
-        (status = 400, description = "Malformed, out of bounds or about another device", body = super::ErrorBody),
-        (status = 401, description = "No device credentials", body = super::ErrorBody),
-        (status = 403, description = "Not signed by the key the device registered at pairing", body = super::ErrorBody),
-        (status = 413, description = "Body too large", body = super::ErrorBody)))]
+        (status = 400, description = "Malformed, out of bounds or about another device", body = ErrorBody),
+        (status = 401, description = "No device credentials", body = ErrorBody),
+        (status = 403, description = "Not signed by the key the device registered at pairing", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)))]
 pub async fn upload_events(
-    State(state): State<AppState>,
+    State(state): Ctx,
     device: DeviceAuth,
     body: Bytes,
-) -> Result<Json<IngestAnswer>, ApiError> {
+) -> Answer<IngestAnswer> {
     let ingested = service::upload_events(&state, &device.device, &body).await?;
-    Ok(Json(IngestAnswer {
-        stored: ingested.stored,
-        duplicates: ingested.duplicates,
-    }))
+    Ok(Json(ingested.into()))
 }

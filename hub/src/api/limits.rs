@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use futures_util::StreamExt as _;
@@ -203,13 +203,8 @@ pub async fn limit_unauthenticated(
         (class, request.extensions().get::<Source>().copied())
         && let Err(wait) = limits.check(class, source)
     {
-        let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many requests from this address; slow down",
-        );
-        error.retry_after = Some(wait.as_secs().max(1));
-        return error.into_response();
+        let message = "too many requests from this address; slow down";
+        return ApiError::too_many("rate_limited", message, wait.as_secs().max(1)).into_response();
     }
     next.run(request).await
 }

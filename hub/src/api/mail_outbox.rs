@@ -4,12 +4,7 @@
 //! reads it. The rules are [`crate::mail::outbox`]'s; this file extracts,
 //! calls and maps.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use super::{ApiError, ApiQuery, AppState, Caller};
+use super::prelude::*;
 use crate::mail::outbox::{self, MailError, OutboxFilter, OutboxView};
 
 /// This concern's routes.
@@ -34,14 +29,12 @@ impl From<MailError> for ApiError {
 /// Outbox entries, oldest first: the newest `limit` that match.
 #[utoipa::path(get, path = "/api/v1/mail/outbox", tag = "mail", params(OutboxFilter), security(("bearer" = [])),
     responses((status = 200, description = "Matching entries, oldest first", body = Vec<OutboxView>),
-        (status = 400, description = "Invalid filter", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Not a root-level admin", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid filter", body = ErrorBody), (status = 403, description = "Not a root-level admin", body = ErrorBody)))]
 pub async fn list_outbox(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(filter): ApiQuery<OutboxFilter>,
-) -> Result<Json<Vec<OutboxView>>, ApiError> {
+) -> Answer<Vec<OutboxView>> {
     Ok(Json(outbox::list_outbox(&state, &caller.actor(), &filter)?))
 }
 
@@ -50,14 +43,8 @@ pub async fn list_outbox(
 #[utoipa::path(post, path = "/api/v1/mail/outbox/{id}/retry", tag = "mail",
     params(("id" = String, Path, description = "Outbox entry id")), security(("bearer" = [])),
     responses((status = 200, description = "Queued again", body = OutboxView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Not a root-level admin", body = super::ErrorBody),
-        (status = 404, description = "No such entry", body = super::ErrorBody),
-        (status = 409, description = "Already sent", body = super::ErrorBody)))]
-pub async fn retry_mail(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<OutboxView>, ApiError> {
+        (status = 403, description = "Not a root-level admin", body = ErrorBody), (status = 404, description = "No such entry", body = ErrorBody),
+        (status = 409, description = "Already sent", body = ErrorBody)))]
+pub async fn retry_mail(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<OutboxView> {
     Ok(Json(outbox::retry(&state, &caller.actor(), &id).await?))
 }

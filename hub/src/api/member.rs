@@ -8,14 +8,10 @@
 //! URL needs a login (any role: the caller's own memberships decide); the
 //! media URL's signature is its credential.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use super::prelude::*;
 use crate::content::BlobStore;
 use crate::member::types::{
     BrowserRegistered, BrowserView, MediaSignature, MyContent, PlayGranted, PlayProgress,
@@ -59,20 +55,14 @@ impl From<MemberError> for ApiError {
 /// with their playable items and categories.
 #[utoipa::path(get, path = "/api/v1/my/content", tag = "member", security(("bearer" = [])),
     responses((status = 200, description = "The caller's groups and items", body = MyContent)))]
-pub async fn my_content(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<MyContent>, ApiError> {
+pub async fn my_content(State(state): Ctx, caller: Caller) -> Answer<MyContent> {
     Ok(Json(playback::my_content(&state, &caller.actor()).await?))
 }
 
 /// The caller's registered browsers (each counts as a device, L5).
 #[utoipa::path(get, path = "/api/v1/my/devices", tag = "member", security(("bearer" = [])),
     responses((status = 200, description = "The caller's browsers", body = Vec<BrowserView>)))]
-pub async fn list_browsers(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<BrowserView>>, ApiError> {
+pub async fn list_browsers(State(state): Ctx, caller: Caller) -> Answer<Vec<BrowserView>> {
     Ok(Json(browsers::list(&state, &caller.actor())?))
 }
 
@@ -83,13 +73,12 @@ pub async fn list_browsers(
 #[utoipa::path(post, path = "/api/v1/my/devices", tag = "member", request_body = RegisterBrowser,
     security(("bearer" = [])),
     responses((status = 201, description = "Registered", body = BrowserRegistered),
-        (status = 400, description = "Invalid name", body = super::ErrorBody),
-        (status = 409, description = "Too many devices or browsers", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid name", body = ErrorBody), (status = 409, description = "Too many devices or browsers", body = ErrorBody)))]
 pub async fn register_browser(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiJson(request): ApiJson<RegisterBrowser>,
-) -> Result<(StatusCode, Json<BrowserRegistered>), ApiError> {
+) -> WithStatus<BrowserRegistered> {
     let registered = browsers::register(&state, &caller.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(registered)))
 }
@@ -98,13 +87,8 @@ pub async fn register_browser(
 /// device slots are free (L5).
 #[utoipa::path(delete, path = "/api/v1/my/devices/{id}", tag = "member",
     params(("id" = String, Path, description = "Browser id")), security(("bearer" = [])),
-    responses((status = 204, description = "Removed"),
-        (status = 404, description = "Not one of the caller's browsers", body = super::ErrorBody)))]
-pub async fn remove_browser(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+    responses((status = 204, description = "Removed"), (status = 404, description = "Not one of the caller's browsers", body = ErrorBody)))]
+pub async fn remove_browser(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     browsers::remove(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -117,15 +101,15 @@ pub async fn remove_browser(
 #[utoipa::path(post, path = "/api/v1/my/items/{id}/play", tag = "member", request_body = StartPlay,
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 200, description = "Playback granted", body = PlayGranted),
-        (status = 403, description = "Outside the licence window", body = super::ErrorBody),
-        (status = 404, description = "Not in the caller's groups, or the browser is not registered", body = super::ErrorBody),
-        (status = 409, description = "Too many devices, or not approved", body = super::ErrorBody)))]
+        (status = 403, description = "Outside the licence window", body = ErrorBody),
+        (status = 404, description = "Not in the caller's groups, or the browser is not registered", body = ErrorBody),
+        (status = 409, description = "Too many devices, or not approved", body = ErrorBody)))]
 pub async fn start_play(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<StartPlay>,
-) -> Result<Json<PlayGranted>, ApiError> {
+) -> Answer<PlayGranted> {
     let started = playback::start(&state, &caller.actor(), &id, request).await?;
     if started.first_use {
         let hub = state.hub().clone();
@@ -138,14 +122,13 @@ pub async fn start_play(
 /// duration, at most the time since it started).
 #[utoipa::path(post, path = "/api/v1/my/plays/{id}", tag = "member", request_body = PlayProgress,
     params(("id" = String, Path, description = "Playback id")), security(("bearer" = [])),
-    responses((status = 204, description = "Recorded"),
-        (status = 404, description = "Not one of the caller's playbacks", body = super::ErrorBody)))]
+    responses((status = 204, description = "Recorded"), (status = 404, description = "Not one of the caller's playbacks", body = ErrorBody)))]
 pub async fn play_progress(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<PlayProgress>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     playback::progress(&state, &caller.actor(), &id, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -156,15 +139,13 @@ pub async fn play_progress(
 #[utoipa::path(get, path = "/api/v1/my/media/{play}", tag = "member",
     params(("play" = String, Path, description = "Playback id"), MediaSignature),
     responses((status = 200, description = "The bytes", content_type = "application/octet-stream"),
-        (status = 206, description = "The requested range"),
-        (status = 403, description = "Bad signature, or outside the licence window", body = super::ErrorBody),
-        (status = 404, description = "Unknown playback, or the browser was removed", body = super::ErrorBody),
-        (status = 410, description = "The link expired", body = super::ErrorBody),
-        (status = 416, description = "Range not satisfiable", body = super::ErrorBody),
-        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
+        (status = 206, description = "The requested range"), (status = 403, description = "Bad signature, or outside the licence window", body = ErrorBody),
+        (status = 404, description = "Unknown playback, or the browser was removed", body = ErrorBody),
+        (status = 410, description = "The link expired", body = ErrorBody), (status = 416, description = "Range not satisfiable", body = ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = ErrorBody)))]
 pub async fn media(
-    State(state): State<AppState>,
-    Path(play): Path<String>,
+    State(state): Ctx,
+    Path(play): Id,
     ApiQuery(signature): ApiQuery<MediaSignature>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -14,12 +14,12 @@
 //! blocks `/metrics` at the reverse proxy or firewall and scrapes from the
 //! host.
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::prelude::*;
 use crate::metrics::{CONTENT_TYPE, FleetGauges};
 
 /// The hub's metrics: the fleet gauges, publish latency, MQTT messages and
@@ -27,8 +27,8 @@ use crate::metrics::{CONTENT_TYPE, FleetGauges};
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format 0.0.4",
         body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
-        (status = 500, description = "The store failed", body = super::ErrorBody)))]
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+        (status = 500, description = "The store failed", body = ErrorBody)))]
+pub async fn metrics(State(state): Ctx) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let liveness = crate::fleet::Liveness::of(&state);
     let fleet = tokio::task::spawn_blocking(move || crate::fleet::counts(&store, liveness))
@@ -46,11 +46,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
 /// Counts each answered request. Applied with `Router::layer`, it runs
 /// inside every route (where axum has put the [`MatchedPath`]) and inside
 /// the fallback (no match: [`crate::metrics::UNMATCHED_ROUTE`]).
-pub async fn count_requests(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn count_requests(State(state): Ctx, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request
         .extensions()

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use utoipa::OpenApi as _;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
@@ -52,6 +53,39 @@ pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Caller, ClientAddress};
 
 use crate::app::Hub;
+
+/// What every route module imports: axum's extractors and answers, the
+/// OpenAPI router, this module's extractors and the handlers' shapes.
+mod prelude {
+    pub(super) use axum::Json;
+    pub(super) use axum::extract::{Path, State};
+    pub(super) use axum::http::StatusCode;
+    pub(super) use utoipa_axum::router::OpenApiRouter;
+    pub(super) use utoipa_axum::routes;
+
+    pub(super) use super::{
+        Answer, ApiError, ApiJson, ApiQuery, AppState, Caller, ClientAddress, Ctx, Done, ErrorBody,
+        Id, WithStatus,
+    };
+}
+
+/// The handlers' shared shapes: the state, a path's id, and their answers
+/// (JSON with 200, JSON with a status of their choosing, a bare status).
+type Ctx = axum::extract::State<AppState>;
+type Id = axum::extract::Path<String>;
+type Answer<T> = Result<axum::Json<T>, ApiError>;
+type WithStatus<T> = Result<(axum::http::StatusCode, axum::Json<T>), ApiError>;
+type Done = Result<axum::http::StatusCode, ApiError>;
+
+/// 201 when the answer's thing is new, else 200.
+fn created_if(new: bool) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
 
 /// What every handler shares: the application core, which the services,
 /// the loops and the demo use too.
@@ -174,17 +208,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// What every operation's annotations leave to the router: the
-/// extractors' rejections and the session cookie beside the bearer token.
+/// extractors' rejections ([`document_rejections`]) and the session cookie
+/// beside the bearer token ([`document_cookie_session`]).
 fn finish_document(document: &mut utoipa::openapi::OpenApi) {
-    document_rejections(document);
-    document_cookie_sessions(document);
-}
-
-/// Every operation that takes a bearer token also takes the session
-/// cookie ([`Caller`] accepts either, C2); a write by cookie may answer
-/// 403 `csrf_failed`.
-fn document_cookie_sessions(document: &mut utoipa::openapi::OpenApi) {
-    for item in document.paths.paths.values_mut() {
+    for (path, item) in &mut document.paths.paths {
         let operations = [
             (&mut item.get, false),
             (&mut item.put, true),
@@ -193,30 +220,30 @@ fn document_cookie_sessions(document: &mut utoipa::openapi::OpenApi) {
             (&mut item.patch, true),
         ];
         for (operation, write) in operations {
-            let Some(operation) = operation else { continue };
-            let Some(security) = operation.security.as_mut() else {
-                continue;
-            };
-            if security.is_empty() {
-                continue;
-            }
-            security.push(SecurityRequirement::new(
-                SESSION_COOKIE_SCHEME,
-                Vec::<String>::new(),
-            ));
-            if write {
-                operation
-                    .responses
-                    .responses
-                    .entry("403".to_owned())
-                    .or_insert_with(|| {
-                        error_response(
-                            "Not allowed, or a session-cookie request without its X-CSRF-Token",
-                        )
-                        .into()
-                    });
+            if let Some(operation) = operation {
+                document_rejections(path, operation);
+                document_cookie_session(operation, write);
             }
         }
+    }
+}
+
+/// An operation that takes a bearer token also takes the session cookie
+/// ([`Caller`] accepts either, C2); a write by cookie may answer 403
+/// `csrf_failed`.
+fn document_cookie_session(operation: &mut Operation, write: bool) {
+    let Some(security) = operation.security.as_mut().filter(|s| !s.is_empty()) else {
+        return;
+    };
+    security.push(SecurityRequirement::new(
+        SESSION_COOKIE_SCHEME,
+        Vec::<String>::new(),
+    ));
+    if write {
+        let description = "Not allowed, or a session-cookie request without its X-CSRF-Token";
+        (operation.responses.responses)
+            .entry("403".to_owned())
+            .or_insert_with(|| error_response(description).into());
     }
 }
 
@@ -234,70 +261,51 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
-/// Makes the document say what the extractors do, so no handler annotation
-/// can get it wrong (issue 15): query parameters are `in: query`; and the
-/// error answers the extractors give on every route they guard: 401 where a
-/// bearer token is required ([`Caller`]), 400 where a JSON body or a query
-/// string is decoded ([`ApiJson`], [`ApiQuery`]), 413 where a body is read
-/// (the body limit), 415 where a JSON body is expected. All are the JSON
-/// error contract ([`ErrorBody`]); a status an annotation already names
-/// keeps its own description.
-fn document_rejections(document: &mut utoipa::openapi::OpenApi) {
+/// Makes the document say what the extractors do on the operation at
+/// `path`, so no handler annotation can get it wrong (issue 15): query
+/// parameters are `in: query`; and the error answers the extractors give on
+/// every route they guard: 401 where a bearer token is required
+/// ([`Caller`]), 400 where a JSON body or a query string is decoded
+/// ([`ApiJson`], [`ApiQuery`]), 413 where a body is read (the body limit),
+/// 415 where a JSON body is expected. All are the JSON error contract
+/// ([`ErrorBody`]); a status an annotation already names keeps its own
+/// description.
+fn document_rejections(path: &str, operation: &mut Operation) {
     use utoipa::openapi::path::ParameterIn;
-
-    let error = error_response;
-    for (path, item) in &mut document.paths.paths {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            // An `IntoParams` struct without `#[into_params(parameter_in =
-            // Query)]` comes out as path parameters; in this API every such
-            // struct is a query string, so a parameter its path template
-            // does not name is a query parameter (hub/tests/openapi.rs
-            // checks the result against the templates).
-            for parameter in operation.parameters.iter_mut().flatten() {
-                if parameter.parameter_in == ParameterIn::Path
-                    && !path.contains(&format!("{{{}}}", parameter.name))
-                {
-                    parameter.parameter_in = ParameterIn::Query;
-                }
-            }
-            let json_body = operation
-                .request_body
-                .as_ref()
-                .is_some_and(|b| b.content.contains_key("application/json"));
-            let any_body = operation.request_body.is_some();
-            let query = operation
-                .parameters
-                .iter()
-                .flatten()
-                .any(|p| p.parameter_in == ParameterIn::Query);
-            let bearer = operation.security.as_ref().is_some_and(|s| !s.is_empty());
-            let mut add = |status: &str, description: &str| {
-                operation
-                    .responses
-                    .responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| error(description).into());
-            };
-            if bearer {
-                add("401", "No valid token");
-            }
-            if json_body || query {
-                add("400", "Malformed JSON body or query string, or a bad value");
-            }
-            if any_body {
-                add("413", "Body larger than the hub accepts");
-            }
-            if json_body {
-                add("415", "Not sent as application/json");
-            }
+    // An `IntoParams` struct without `#[into_params(parameter_in = Query)]`
+    // comes out as path parameters; in this API every such struct is a
+    // query string, so a parameter its path template does not name is a
+    // query parameter (hub/tests/openapi.rs checks the result against the
+    // templates).
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.parameter_in == ParameterIn::Path
+            && !path.contains(&format!("{{{}}}", parameter.name))
+        {
+            parameter.parameter_in = ParameterIn::Query;
         }
+    }
+    let json_body = (operation.request_body.as_ref())
+        .is_some_and(|b| b.content.contains_key("application/json"));
+    let any_body = operation.request_body.is_some();
+    let query =
+        (operation.parameters.iter().flatten()).any(|p| p.parameter_in == ParameterIn::Query);
+    let bearer = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut add = |status: &str, description: &str| {
+        (operation.responses.responses)
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(description).into());
+    };
+    if bearer {
+        add("401", "No valid token");
+    }
+    if json_body || query {
+        add("400", "Malformed JSON body or query string, or a bad value");
+    }
+    if any_body {
+        add("413", "Body larger than the hub accepts");
+    }
+    if json_body {
+        add("415", "Not sent as application/json");
     }
 }
 
@@ -352,7 +360,7 @@ mod tests {
     use utoipa::openapi::security::SecurityRequirement;
     use utoipa::openapi::{HttpMethod, OpenApiBuilder, PathsBuilder};
 
-    use super::document_rejections;
+    use super::finish_document;
 
     /// Issue 15: a filter struct that forgets `parameter_in = Query` still
     /// gives query parameters, and the extractors' 400 and 401 are named.
@@ -381,7 +389,7 @@ mod tests {
                 ),
             )
             .build();
-        document_rejections(&mut document);
+        finish_document(&mut document);
         let operation = document.paths.paths["/api/v1/things/{id}"]
             .get
             .as_ref()

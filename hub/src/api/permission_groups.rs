@@ -3,14 +3,9 @@
 //! permissions. The rules are [`crate::permission_groups::service`]'s; this
 //! file extracts, calls and maps.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use signet_common::ids::{PermissionGroupId, UserId};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use super::prelude::*;
 use crate::permission_groups::PermissionGroupError;
 use crate::permission_groups::service::{self, Member};
 use crate::permission_groups::views::{
@@ -50,14 +45,12 @@ impl From<PermissionGroupError> for ApiError {
 #[utoipa::path(get, path = "/api/v1/permission-groups", operation_id = "list_permission_groups", tag = "permission-groups",
     params(PermissionGroupFilter), security(("bearer" = [])),
     responses((status = 200, description = "Visible groups", body = Vec<PermissionGroupView>),
-        (status = 400, description = "Invalid filter", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid filter", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody)))]
 pub async fn list_groups(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(query): ApiQuery<PermissionGroupFilter>,
-) -> Result<Json<Vec<PermissionGroupView>>, ApiError> {
+) -> Answer<Vec<PermissionGroupView>> {
     let groups = service::list_groups(&state, &caller.actor(), query.q.as_deref())?;
     Ok(Json(groups))
 }
@@ -66,16 +59,14 @@ pub async fn list_groups(
 #[utoipa::path(post, path = "/api/v1/permission-groups", operation_id = "create_permission_group", tag = "permission-groups",
     request_body = CreatePermissionGroup, security(("bearer" = [])),
     responses((status = 201, description = "Created", body = PermissionGroupView),
-        (status = 400, description = "Invalid field or unknown permission", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Node absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Name taken at the node, or too many groups", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field or unknown permission", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Node absent or not visible", body = ErrorBody),
+        (status = 409, description = "Name taken at the node, or too many groups", body = ErrorBody)))]
 pub async fn create_group(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiJson(request): ApiJson<CreatePermissionGroup>,
-) -> Result<(StatusCode, Json<PermissionGroupView>), ApiError> {
+) -> WithStatus<PermissionGroupView> {
     let group = service::create_group(&state, &caller.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
@@ -84,14 +75,12 @@ pub async fn create_group(
 #[utoipa::path(get, path = "/api/v1/permission-groups/{id}", operation_id = "get_permission_group", tag = "permission-groups",
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 200, description = "The group", body = PermissionGroupView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn get_group(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path(id): Path<PermissionGroupId>,
-) -> Result<Json<PermissionGroupView>, ApiError> {
+) -> Answer<PermissionGroupView> {
     Ok(Json(service::get_group(&state, &caller.actor(), &id)?))
 }
 
@@ -101,17 +90,14 @@ pub async fn get_group(
     request_body = UpdatePermissionGroup,
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = PermissionGroupView),
-        (status = 400, description = "Invalid field or unknown permission", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Name taken at the node", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field or unknown permission", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody), (status = 409, description = "Name taken at the node", body = ErrorBody)))]
 pub async fn update_group(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path(id): Path<PermissionGroupId>,
     ApiJson(request): ApiJson<UpdatePermissionGroup>,
-) -> Result<Json<PermissionGroupView>, ApiError> {
+) -> Answer<PermissionGroupView> {
     let group = service::update_group(&state, &caller.actor(), &id, request).await?;
     Ok(Json(group))
 }
@@ -121,14 +107,12 @@ pub async fn update_group(
 #[utoipa::path(delete, path = "/api/v1/permission-groups/{id}", operation_id = "delete_permission_group", tag = "permission-groups",
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn delete_group(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path(id): Path<PermissionGroupId>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     service::delete_group(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -137,14 +121,12 @@ pub async fn delete_group(
 #[utoipa::path(get, path = "/api/v1/permission-groups/{id}/members", operation_id = "list_permission_group_members", tag = "permission-groups",
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 200, description = "Direct members", body = MembersView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn list_members(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path(id): Path<PermissionGroupId>,
-) -> Result<Json<MembersView>, ApiError> {
+) -> Answer<MembersView> {
     Ok(Json(service::members(&state, &caller.actor(), &id)?))
 }
 
@@ -154,17 +136,15 @@ pub async fn list_members(
     request_body = AddMemberUser,
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 204, description = "The user is a direct member"),
-        (status = 400, description = "Malformed body", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Group or user absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Too many members", body = super::ErrorBody)))]
+        (status = 400, description = "Malformed body", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Group or user absent or not visible", body = ErrorBody),
+        (status = 409, description = "Too many members", body = ErrorBody)))]
 pub async fn add_member_user(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path(id): Path<PermissionGroupId>,
     ApiJson(request): ApiJson<AddMemberUser>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     let member = Member::User(request.user);
     service::add_member(&state, &caller.actor(), &id, member).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -174,15 +154,13 @@ pub async fn add_member_user(
 #[utoipa::path(delete, path = "/api/v1/permission-groups/{id}/members/users/{user}", tag = "permission-groups",
     params(("id" = String, Path, description = "Permission group id"),
         ("user" = String, Path, description = "User id")), security(("bearer" = [])),
-    responses((status = 204, description = "Removed"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Group not visible, or the user is not a direct member", body = super::ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Group not visible, or the user is not a direct member", body = ErrorBody)))]
 pub async fn remove_member_user(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, user)): Path<(PermissionGroupId, UserId)>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     let member = Member::User(user);
     service::remove_member(&state, &caller.actor(), &id, member).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -194,17 +172,15 @@ pub async fn remove_member_user(
     request_body = AddMemberGroup,
     params(("id" = String, Path, description = "Permission group id")), security(("bearer" = [])),
     responses((status = 204, description = "The group is a direct member"),
-        (status = 400, description = "Malformed body", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "A group absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Would make a cycle (membership_cycle), or too many members", body = super::ErrorBody)))]
+        (status = 400, description = "Malformed body", body = ErrorBody), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "A group absent or not visible", body = ErrorBody),
+        (status = 409, description = "Would make a cycle (membership_cycle), or too many members", body = ErrorBody)))]
 pub async fn add_member_group(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path(id): Path<PermissionGroupId>,
     ApiJson(request): ApiJson<AddMemberGroup>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     let member = Member::Group(request.group);
     service::add_member(&state, &caller.actor(), &id, member).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -214,15 +190,13 @@ pub async fn add_member_group(
 #[utoipa::path(delete, path = "/api/v1/permission-groups/{id}/members/groups/{group}", tag = "permission-groups",
     params(("id" = String, Path, description = "Permission group id"),
         ("group" = String, Path, description = "Member group id")), security(("bearer" = [])),
-    responses((status = 204, description = "Removed"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody),
-        (status = 404, description = "Group not visible, or not a direct member", body = super::ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 403, description = "Below Manager", body = ErrorBody),
+        (status = 404, description = "Group not visible, or not a direct member", body = ErrorBody)))]
 pub async fn remove_member_group(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     Path((id, child)): Path<(PermissionGroupId, PermissionGroupId)>,
-) -> Result<StatusCode, ApiError> {
+) -> Done {
     let member = Member::Group(child);
     service::remove_member(&state, &caller.actor(), &id, member).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -234,13 +208,12 @@ pub async fn remove_member_group(
 #[utoipa::path(get, path = "/api/v1/users/{id}/permissions", tag = "users",
     params(("id" = String, Path, description = "User id")), security(("bearer" = [])),
     responses((status = 200, description = "Effective permissions", body = EffectivePermissionsView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn user_permissions(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<EffectivePermissionsView>, ApiError> {
+    Path(id): Id,
+) -> Answer<EffectivePermissionsView> {
     let view = service::user_permissions(&state, &caller.actor(), &id)?;
     Ok(Json(view))
 }

@@ -3,14 +3,9 @@
 //! job. The rules live in [`crate::publish::service`]; handlers extract,
 //! call it and map its [`PublicationError`].
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ErrorBody};
+use super::prelude::*;
 use crate::publish::publications::Publication;
 use crate::publish::service::{
     self, ListQuery, Publications, PublishAnswer, PublishRequest, Requested,
@@ -56,12 +51,11 @@ impl From<PublicationError> for ApiError {
     responses((status = 200, description = "Published now: the run with every document and version", body = PublishAnswer),
         (status = 202, description = "Scheduled: the stored job", body = PublicationJob),
         (status = 400, description = "Invalid body, time in the past, bad HH:MM or time zone", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Without the publish permission", body = ErrorBody),
         (status = 404, description = "Scope absent or not visible", body = ErrorBody),
         (status = 409, description = "A document would be invalid or over 1 MiB; too many pending jobs", body = ErrorBody)))]
 pub async fn publish_scope(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiJson(request): ApiJson<PublishRequest>,
 ) -> Result<Response, ApiError> {
@@ -78,33 +72,24 @@ pub async fn publish_scope(
 #[utoipa::path(get, path = "/api/v1/publications", tag = "publish", params(ListQuery),
     security(("bearer" = [])),
     responses((status = 200, description = "Runs and jobs, newest first", body = Publications),
-        (status = 400, description = "Invalid query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody)))]
+        (status = 400, description = "Invalid query", body = ErrorBody)))]
 pub async fn list_publications(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Publications>, ApiError> {
-    Ok(Json(service::publications(
-        &state,
-        &caller.actor(),
-        query.limit,
-    )?))
+) -> Answer<Publications> {
+    let jobs = service::publications(&state, &caller.actor(), query.limit)?;
+    Ok(Json(jobs))
 }
 
 /// Cancels a pending deferred or daily publication.
 #[utoipa::path(delete, path = "/api/v1/publications/{id}", tag = "publish",
     params(("id" = String, Path, description = "Job id")), security(("bearer" = [])),
     responses((status = 200, description = "Cancelled", body = PublicationJob),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Without the publish permission", body = ErrorBody),
         (status = 404, description = "Absent or not visible", body = ErrorBody),
         (status = 409, description = "Not pending (already ran or cancelled)", body = ErrorBody)))]
-pub async fn cancel_job(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<PublicationJob>, ApiError> {
+pub async fn cancel_job(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<PublicationJob> {
     Ok(Json(service::cancel(&state, &caller.actor(), &id).await?))
 }
 
@@ -114,12 +99,11 @@ pub async fn cancel_job(
     params(("id" = String, Path, description = "Run id, or job id for its latest run")),
     security(("bearer" = [])),
     responses((status = 200, description = "The run with per-device progress", body = Publication),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn get_publication(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Publication>, ApiError> {
+    Path(id): Id,
+) -> Answer<Publication> {
     Ok(Json(service::publication(&state, &caller.actor(), &id)?))
 }

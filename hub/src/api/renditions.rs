@@ -2,13 +2,7 @@
 //! (M3): extraction and the mapping of [`RenditionError`]; the rules are
 //! [`crate::content::renditions::service`]'s.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use super::{ApiError, AppState, Caller};
+use super::prelude::*;
 use crate::content::renditions::service::{self, JobView, RenditionError};
 
 /// The rendition routes.
@@ -41,17 +35,14 @@ impl From<RenditionError> for ApiError {
 #[utoipa::path(post, path = "/api/v1/content/{id}/process", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
     responses((status = 202, description = "Queued", body = JobView),
-        (status = 200, description = "A job for these bytes exists", body = JobView),
-        (status = 400, description = "not_video", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "permission_not_held", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 429, description = "queue_full: too many jobs wait", body = super::ErrorBody)))]
+        (status = 200, description = "A job for these bytes exists", body = JobView), (status = 400, description = "not_video", body = ErrorBody),
+        (status = 403, description = "permission_not_held", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 429, description = "queue_full: too many jobs wait", body = ErrorBody)))]
 pub async fn process_content(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    Path(id): Id,
+) -> WithStatus<JobView> {
     let requested = service::process(&state, &caller.actor(), &id).await?;
     let status = if requested.queued {
         StatusCode::ACCEPTED
@@ -65,13 +56,11 @@ pub async fn process_content(
 /// with its percent, done with the rendition, or failed with the reason.
 #[utoipa::path(get, path = "/api/v1/content/{id}/renditions", tag = "content",
     params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "Its jobs", body = Vec<JobView>),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
+    responses((status = 200, description = "Its jobs", body = Vec<JobView>), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn list_renditions(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<JobView>>, ApiError> {
+    Path(id): Id,
+) -> Answer<Vec<JobView>> {
     Ok(Json(service::list(&state, &caller.actor(), &id).await?))
 }

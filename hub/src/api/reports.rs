@@ -2,15 +2,11 @@
 //! or a CSV download, and per-access-group usage summaries. The rules
 //! (range, filters, who sees which event, CSV) are [`crate::fleet::reports`].
 
-use axum::Json;
-use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::fleet::viewer;
-use super::{ApiError, ApiQuery, AppState, Caller};
+use super::prelude::*;
 use crate::fleet::reports::{
     self, GroupUsage, ItemSight, SummaryRange, UsageFilter, UsagePage, UsageQuery, UsageReport,
 };
@@ -29,11 +25,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/reports/usage", tag = "reports", params(UsageFilter), security(("bearer" = [])),
     description = "Range `[from, to)`, default the 7 days before now, at most 366 days. `user=U`: events under an access group U is or was a member of. A CSV holds at most 100,000 rows (more: 400), JSON is paged.",
     responses((status = 200, description = "A JSON page, or with format=csv a text/csv download", body = UsagePage),
-        (status = 400, description = "Invalid filter or range, or a CSV over the row limit", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "A filter names a node, group, user or item the caller cannot see", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid filter or range, or a CSV over the row limit", body = ErrorBody),
+        (status = 404, description = "A filter names a node, group, user or item the caller cannot see", body = ErrorBody)))]
 pub async fn usage_report(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(filter): ApiQuery<UsageFilter>,
 ) -> Result<Response, ApiError> {
@@ -62,16 +57,14 @@ pub async fn usage_report(
 /// may view (M1).
 #[utoipa::path(get, path = "/api/v1/reports/usage/access-groups/{id}", tag = "reports",
     params(("id" = String, Path, description = "Access group id"), SummaryRange), security(("bearer" = [])),
-    responses((status = 200, description = "The summary", body = GroupUsage),
-        (status = 400, description = "Invalid range", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "No such group inside the caller's domain", body = super::ErrorBody)))]
+    responses((status = 200, description = "The summary", body = GroupUsage), (status = 400, description = "Invalid range", body = ErrorBody),
+        (status = 404, description = "No such group inside the caller's domain", body = ErrorBody)))]
 pub async fn group_usage(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiQuery(range): ApiQuery<SummaryRange>,
-) -> Result<Json<GroupUsage>, ApiError> {
+) -> Answer<GroupUsage> {
     let sight = ItemSight::load(&state, &caller.actor()).await?;
     let who = (&viewer(&caller), &sight);
     Ok(Json(reports::group_usage(&state, who, &id, &range)?))

@@ -4,13 +4,7 @@
 //! [`SchedulesError`] (404 not found, 403 forbidden or role too low, 400
 //! invalid, 409 conflict).
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ErrorBody};
+use super::prelude::*;
 use crate::schedules::service::{
     self, CreatePlaylist, CreateSchedule, Preview, PreviewQuery, ReplaceSchedule, UpdatePlaylist,
 };
@@ -42,12 +36,8 @@ impl From<SchedulesError> for ApiError {
 
 /// Playlists the caller sees: inside its domain and above it (T2).
 #[utoipa::path(get, path = "/api/v1/playlists", tag = "playlists", security(("bearer" = [])),
-    responses((status = 200, description = "Visible playlists", body = Vec<Playlist>),
-        (status = 401, description = "No valid token", body = ErrorBody)))]
-pub async fn list_playlists(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<Playlist>>, ApiError> {
+    responses((status = 200, description = "Visible playlists", body = Vec<Playlist>)))]
+pub async fn list_playlists(State(state): Ctx, caller: Caller) -> Answer<Vec<Playlist>> {
     Ok(Json(service::playlists(&state, &caller.actor())?))
 }
 
@@ -56,14 +46,13 @@ pub async fn list_playlists(
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = Playlist),
         (status = 400, description = "Invalid name, item id or duration; too many items; an item not usable at the node (T2)", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Below Contributor, or a restricted node (A1)", body = ErrorBody),
         (status = 404, description = "Node or an item absent or not visible", body = ErrorBody)))]
 pub async fn create_playlist(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiJson(request): ApiJson<CreatePlaylist>,
-) -> Result<(StatusCode, Json<Playlist>), ApiError> {
+) -> WithStatus<Playlist> {
     let playlist = service::create_playlist(&state, &caller.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(playlist)))
 }
@@ -71,14 +60,8 @@ pub async fn create_playlist(
 /// One playlist the caller sees.
 #[utoipa::path(get, path = "/api/v1/playlists/{id}", tag = "playlists",
     params(("id" = String, Path, description = "Playlist id")), security(("bearer" = [])),
-    responses((status = 200, description = "The playlist", body = Playlist),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn get_playlist(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Playlist>, ApiError> {
+    responses((status = 200, description = "The playlist", body = Playlist), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn get_playlist(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<Playlist> {
     Ok(Json(service::playlist(&state, &caller.actor(), &id)?))
 }
 
@@ -90,34 +73,26 @@ pub async fn get_playlist(
     params(("id" = String, Path, description = "Playlist id")), security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = Playlist),
         (status = 400, description = "Invalid name, item id or duration; too many items; an item not usable at the node (T2)", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = ErrorBody),
         (status = 404, description = "Playlist or an item absent or not visible", body = ErrorBody),
         (status = 409, description = "A schedule using it would outgrow its bound", body = ErrorBody)))]
 pub async fn update_playlist(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<UpdatePlaylist>,
-) -> Result<Json<Playlist>, ApiError> {
-    Ok(Json(
-        service::update_playlist(&state, &caller.actor(), &id, request).await?,
-    ))
+) -> Answer<Playlist> {
+    let answer = service::update_playlist(&state, &caller.actor(), &id, request).await?;
+    Ok(Json(answer))
 }
 
 /// Deletes a playlist no schedule uses (Contributor+, inside the caller's domain).
 #[utoipa::path(delete, path = "/api/v1/playlists/{id}", tag = "playlists",
     params(("id" = String, Path, description = "Playlist id")), security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = ErrorBody),
-        (status = 404, description = "Absent or not visible", body = ErrorBody),
-        (status = 409, description = "A schedule uses it", body = ErrorBody)))]
-pub async fn delete_playlist(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+        (status = 404, description = "Absent or not visible", body = ErrorBody), (status = 409, description = "A schedule uses it", body = ErrorBody)))]
+pub async fn delete_playlist(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     service::delete_playlist(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -125,12 +100,8 @@ pub async fn delete_playlist(
 /// Schedules the caller sees: their group's node is inside its domain or
 /// above it (T2).
 #[utoipa::path(get, path = "/api/v1/schedules", tag = "schedules", security(("bearer" = [])),
-    responses((status = 200, description = "Visible schedules", body = Vec<GroupSchedule>),
-        (status = 401, description = "No valid token", body = ErrorBody)))]
-pub async fn list_schedules(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<GroupSchedule>>, ApiError> {
+    responses((status = 200, description = "Visible schedules", body = Vec<GroupSchedule>)))]
+pub async fn list_schedules(State(state): Ctx, caller: Caller) -> Answer<Vec<GroupSchedule>> {
     Ok(Json(service::schedules(&state, &caller.actor())?))
 }
 
@@ -140,15 +111,14 @@ pub async fn list_schedules(
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = GroupSchedule),
         (status = 400, description = "Invalid schedule (common's rules), entry or item id, duration; a playlist or item not usable at the group's node (T2); too large", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Below Contributor", body = ErrorBody),
         (status = 404, description = "Group, a playlist or the default item absent or not visible", body = ErrorBody),
         (status = 409, description = "The group already has a schedule", body = ErrorBody)))]
 pub async fn create_schedule(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiJson(request): ApiJson<CreateSchedule>,
-) -> Result<(StatusCode, Json<GroupSchedule>), ApiError> {
+) -> WithStatus<GroupSchedule> {
     let schedule = service::create_schedule(&state, &caller.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(schedule)))
 }
@@ -156,14 +126,12 @@ pub async fn create_schedule(
 /// One schedule the caller sees, as written (entries name playlists).
 #[utoipa::path(get, path = "/api/v1/schedules/{id}", tag = "schedules",
     params(("id" = String, Path, description = "Schedule id")), security(("bearer" = [])),
-    responses((status = 200, description = "The schedule", body = GroupSchedule),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+    responses((status = 200, description = "The schedule", body = GroupSchedule), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn get_schedule(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<GroupSchedule>, ApiError> {
+    Path(id): Id,
+) -> Answer<GroupSchedule> {
     Ok(Json(service::schedule(&state, &caller.actor(), &id)?))
 }
 
@@ -173,33 +141,25 @@ pub async fn get_schedule(
     params(("id" = String, Path, description = "Schedule id")), security(("bearer" = [])),
     responses((status = 200, description = "Replaced", body = GroupSchedule),
         (status = 400, description = "Invalid schedule (common's rules), entry or item id, duration; a playlist or item not usable at the group's node (T2); too large", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Below Contributor, or above the caller's domain", body = ErrorBody),
         (status = 404, description = "Schedule, a playlist or the default item absent or not visible", body = ErrorBody)))]
 pub async fn replace_schedule(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<ReplaceSchedule>,
-) -> Result<Json<GroupSchedule>, ApiError> {
-    Ok(Json(
-        service::replace_schedule(&state, &caller.actor(), &id, request).await?,
-    ))
+) -> Answer<GroupSchedule> {
+    let answer = service::replace_schedule(&state, &caller.actor(), &id, request).await?;
+    Ok(Json(answer))
 }
 
 /// Detaches and deletes a schedule (Contributor+, inside the caller's
 /// domain); its playlists stay.
 #[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "schedules",
     params(("id" = String, Path, description = "Schedule id")), security(("bearer" = [])),
-    responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "Below Contributor, or above the caller's domain", body = ErrorBody),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Below Contributor, or above the caller's domain", body = ErrorBody),
         (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn delete_schedule(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete_schedule(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     service::delete_schedule(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -212,13 +172,12 @@ pub async fn delete_schedule(
     security(("bearer" = [])),
     responses((status = 200, description = "What plays and until when", body = Preview),
         (status = 400, description = "Unknown time zone or bad instant", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn preview_schedule(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiQuery(query): ApiQuery<PreviewQuery>,
-) -> Result<Json<Preview>, ApiError> {
+) -> Answer<Preview> {
     Ok(Json(service::preview(&state, &caller.actor(), &id, query)?))
 }

@@ -9,17 +9,14 @@
 //! [`crate::fleet::service`] does; [`crate::screenshots`] stores it durably
 //! before the answer (S9).
 
-use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
+use super::DeviceAuth;
 use super::fleet::viewer;
-use super::{ApiError, AppState, Caller, DeviceAuth};
+use super::prelude::*;
 use crate::fleet::service::{self, FleetError};
 use crate::screenshots::{MAX_SCREENSHOT_BYTES, Screenshot};
 
@@ -64,25 +61,19 @@ async fn read_bounded(headers: &HeaderMap, body: Body) -> Result<Bytes, FleetErr
     request_body(content = super::schemas::Binary, content_type = "image/png", description = "The PNG bytes"),
     responses((status = 200, description = "Stored, replacing the previous one", body = Screenshot),
         (status = 201, description = "Stored, the device's first", body = Screenshot),
-        (status = 400, description = "Not a PNG of sane size, or an incomplete body", body = super::ErrorBody),
-        (status = 401, description = "No device credentials", body = super::ErrorBody),
-        (status = 413, description = "Larger than 8 MiB", body = super::ErrorBody),
-        (status = 415, description = "A Content-Type other than image/png", body = super::ErrorBody)))]
+        (status = 400, description = "Not a PNG of sane size, or an incomplete body", body = ErrorBody),
+        (status = 401, description = "No device credentials", body = ErrorBody), (status = 413, description = "Larger than 8 MiB", body = ErrorBody),
+        (status = 415, description = "A Content-Type other than image/png", body = ErrorBody)))]
 pub async fn upload_screenshot(
-    State(state): State<AppState>,
+    State(state): Ctx,
     device: DeviceAuth,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Screenshot>), ApiError> {
+) -> WithStatus<Screenshot> {
     service::check_screenshot_type(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))?;
     let png = read_bounded(&headers, body).await?;
     let (screenshot, first) = service::store_screenshot(&state, &device.device, png).await?;
-    let status = if first {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(screenshot)))
+    Ok((super::created_if(first), Json(screenshot)))
 }
 
 /// The latest screenshot of a device the caller sees (D8, T4), as
@@ -91,12 +82,11 @@ pub async fn upload_screenshot(
 #[utoipa::path(get, path = "/api/v1/devices/{id}/screenshot", tag = "devices",
     params(("id" = String, Path, description = "Device id")), security(("bearer" = [])),
     responses((status = 200, description = "The PNG", body = super::schemas::Binary, content_type = "image/png"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "No screenshot yet, or the device is absent or not visible", body = super::ErrorBody)))]
+        (status = 404, description = "No screenshot yet, or the device is absent or not visible", body = ErrorBody)))]
 pub async fn get_screenshot(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
 ) -> Result<Response, ApiError> {
     let (screenshot, bytes) = service::latest_screenshot(&state, &viewer(&caller), &id).await?;
     let mut response = (StatusCode::OK, bytes).into_response();

@@ -9,55 +9,15 @@
 //! the session and clears both cookies. The login rules are
 //! [`crate::identity::sessions`]'s; errors map as in `users.rs`.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::AppendHeaders;
-use chrono::DateTime;
-use serde::{Deserialize, Serialize};
 
 use super::extract::{CSRF_COOKIE, SESSION_COOKIE};
-use super::{ApiError, ApiJson, AppState, Caller, ClientAddress};
+use super::prelude::*;
 use crate::config::Config;
 use crate::identity::sessions::OwnSession;
+use crate::identity::views::{LoginRequest, LoginResponse, SessionView};
 use crate::identity::{UserView, csrf_token, sessions};
-
-/// Login request.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    /// Login name.
-    pub name: String,
-    /// Password.
-    pub password: String,
-}
-
-/// A new session.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct LoginResponse {
-    /// The bearer token: send it as `Authorization: Bearer <token>` (or
-    /// rely on the session cookie set with this answer).
-    pub token: String,
-    /// When it stops working.
-    pub expires_at: DateTime<chrono::Utc>,
-    /// Who logged in.
-    pub user: UserView,
-    /// The session's CSRF token (also in the `signet_csrf` cookie): send it
-    /// as `X-CSRF-Token` with every write authenticated by the session
-    /// cookie.
-    pub csrf_token: String,
-}
-
-/// The current session (C2).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SessionView {
-    /// Who is logged in.
-    pub user: UserView,
-    /// When the session ends.
-    pub expires_at: DateTime<chrono::Utc>,
-    /// The session's CSRF token, for writes authenticated by the cookie.
-    pub csrf_token: String,
-}
 
 /// The two `Set-Cookie` headers a login or logout answers with.
 type SessionCookies = AppendHeaders<[(header::HeaderName, HeaderValue); 2]>;
@@ -98,12 +58,11 @@ fn session_cookies(config: &Config, values: [&str; 2], max_age: i64) -> SessionC
     responses(
         (status = 200, description = "Logged in; sets the signet_session and signet_csrf cookies", body = LoginResponse,
             headers(("Set-Cookie" = String, description = "signet_session (HttpOnly) and signet_csrf"))),
-        (status = 400, description = "Malformed request", body = super::ErrorBody),
-        (status = 401, description = "Wrong name or password", body = super::ErrorBody),
-        (status = 429, description = "Too many failed logins or requests from this source", body = super::ErrorBody),
-        (status = 503, description = "Too many password checks running; retry", body = super::ErrorBody)))]
+        (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody),
+        (status = 429, description = "Too many failed logins or requests from this source", body = ErrorBody),
+        (status = 503, description = "Too many password checks running; retry", body = ErrorBody)))]
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): Ctx,
     ClientAddress(from): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<(SessionCookies, Json<LoginResponse>), ApiError> {
@@ -130,10 +89,9 @@ pub async fn login(
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session", security(("bearer" = [])),
     responses((status = 204, description = "Logged out; both cookies cleared",
             headers(("Set-Cookie" = String, description = "signet_session and signet_csrf, expired"))),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Cookie session without its X-CSRF-Token", body = super::ErrorBody)))]
+        (status = 403, description = "Cookie session without its X-CSRF-Token", body = ErrorBody)))]
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
 ) -> Result<(StatusCode, SessionCookies), ApiError> {
     sessions::logout(&state, &caller.actor(), &caller.session_key).await?;
@@ -143,8 +101,7 @@ pub async fn logout(
 
 /// The current session: who, until when, and its CSRF token (C2).
 #[utoipa::path(get, path = "/api/v1/session", tag = "session", security(("bearer" = [])),
-    responses((status = 200, description = "The session", body = SessionView),
-        (status = 401, description = "No valid session", body = super::ErrorBody)))]
+    responses((status = 200, description = "The session", body = SessionView), (status = 401, description = "No valid session", body = ErrorBody)))]
 pub async fn whoami(caller: Caller) -> Json<SessionView> {
     Json(SessionView {
         user: UserView::from(&caller.user),
@@ -157,10 +114,7 @@ pub async fn whoami(caller: Caller) -> Json<SessionView> {
 /// request is marked `current` (C2, S8).
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "session", security(("bearer" = [])),
     responses((status = 200, description = "Own sessions", body = Vec<OwnSession>)))]
-pub async fn own_sessions(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<OwnSession>>, ApiError> {
+pub async fn own_sessions(State(state): Ctx, caller: Caller) -> Answer<Vec<OwnSession>> {
     let list = sessions::own_sessions(&state, &caller.actor(), &caller.session_key)?;
     Ok(Json(list))
 }
@@ -168,13 +122,8 @@ pub async fn own_sessions(
 /// Revokes one of the caller's own sessions: it stops working at once.
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "session",
     params(("id" = String, Path, description = "Session id, as listed")), security(("bearer" = [])),
-    responses((status = 204, description = "Revoked"),
-        (status = 404, description = "Not a session of the caller", body = super::ErrorBody)))]
-pub async fn revoke_own_session(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+    responses((status = 204, description = "Revoked"), (status = 404, description = "Not a session of the caller", body = ErrorBody)))]
+pub async fn revoke_own_session(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     sessions::revoke_own_session(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,13 +4,7 @@
 //! deletion and approval are the content and approval services' (as for
 //! `/api/v1/content`).
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use super::{ApiError, ApiJson, AppState, Caller};
+use super::prelude::*;
 use crate::content::approval::{self, Decision};
 use crate::content::template_service::{self, TemplateError};
 use crate::content::view::{
@@ -41,12 +35,8 @@ impl From<TemplateError> for ApiError {
 
 /// Templates the caller sees: inside its domain and above it (T2).
 #[utoipa::path(get, path = "/api/v1/templates", tag = "templates", security(("bearer" = [])),
-    responses((status = 200, description = "Visible templates", body = Vec<TemplateView>),
-        (status = 401, description = "No valid token", body = super::ErrorBody)))]
-pub async fn list_templates(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<TemplateView>>, ApiError> {
+    responses((status = 200, description = "Visible templates", body = Vec<TemplateView>)))]
+pub async fn list_templates(State(state): Ctx, caller: Caller) -> Answer<Vec<TemplateView>> {
     Ok(Json(template_service::list(&state, &caller.actor()).await?))
 }
 
@@ -54,16 +44,14 @@ pub async fn list_templates(
 /// creator's profile (A3).
 #[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = CreateTemplate,
     security(("bearer" = [])),
-    responses((status = 201, description = "Created", body = TemplateView),
-        (status = 400, description = "Invalid name or template", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor, or a restricted node (A1)", body = super::ErrorBody),
-        (status = 404, description = "Node absent or not visible", body = super::ErrorBody)))]
+    responses((status = 201, description = "Created", body = TemplateView), (status = 400, description = "Invalid name or template", body = ErrorBody),
+        (status = 403, description = "Below Contributor, or a restricted node (A1)", body = ErrorBody),
+        (status = 404, description = "Node absent or not visible", body = ErrorBody)))]
 pub async fn create_template(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiJson(request): ApiJson<CreateTemplate>,
-) -> Result<(StatusCode, Json<TemplateView>), ApiError> {
+) -> WithStatus<TemplateView> {
     let view = template_service::create(&state, &caller.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -72,13 +60,8 @@ pub async fn create_template(
 #[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates",
     params(("id" = String, Path, description = "Template item id")), security(("bearer" = [])),
     responses((status = 200, description = "The template", body = TemplateView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "Absent, not a template, or not visible", body = super::ErrorBody)))]
-pub async fn get_template(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<TemplateView>, ApiError> {
+        (status = 404, description = "Absent, not a template, or not visible", body = ErrorBody)))]
+pub async fn get_template(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<TemplateView> {
     let view = template_service::get(&state, &caller.actor(), &id).await?;
     Ok(Json(view))
 }
@@ -88,16 +71,15 @@ pub async fn get_template(
 #[utoipa::path(put, path = "/api/v1/templates/{id}", tag = "templates", request_body = SaveTemplate,
     params(("id" = String, Path, description = "Template item id")), security(("bearer" = [])),
     responses((status = 200, description = "Saved (or unchanged)", body = TemplateView),
-        (status = 400, description = "Invalid name or template", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
-        (status = 404, description = "Absent, not a template, or not visible", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid name or template", body = ErrorBody),
+        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = ErrorBody),
+        (status = 404, description = "Absent, not a template, or not visible", body = ErrorBody)))]
 pub async fn save_template(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<SaveTemplate>,
-) -> Result<Json<TemplateView>, ApiError> {
+) -> Answer<TemplateView> {
     let view = template_service::save(&state, &caller.actor(), &id, request).await?;
     Ok(Json(view))
 }
@@ -106,15 +88,10 @@ pub async fn save_template(
 #[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates",
     params(("id" = String, Path, description = "Template item id")), security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = super::ErrorBody),
-        (status = 404, description = "Absent, not a template, or not visible", body = super::ErrorBody),
-        (status = 409, description = "Still used by a template, access group or playlist", body = super::ErrorBody)))]
-pub async fn delete_template(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+        (status = 403, description = "Below Contributor, above the caller's domain, or a restricted node (A1)", body = ErrorBody),
+        (status = 404, description = "Absent, not a template, or not visible", body = ErrorBody),
+        (status = 409, description = "Still used by a template, access group or playlist", body = ErrorBody)))]
+pub async fn delete_template(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     service::delete(&state, &caller.actor(), &id, Items::Templates).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -124,17 +101,16 @@ pub async fn delete_template(
 #[utoipa::path(post, path = "/api/v1/templates/{id}/copy", tag = "templates", request_body = CopyRequest,
     params(("id" = String, Path, description = "Template item id")), security(("bearer" = [])),
     responses((status = 201, description = "Copied", body = ContentView),
-        (status = 400, description = "Destination restricted or not below the source", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor", body = super::ErrorBody),
-        (status = 404, description = "Template or destination absent or not visible", body = super::ErrorBody),
-        (status = 409, description = "Source not in a restricted node, or not approved", body = super::ErrorBody)))]
+        (status = 400, description = "Destination restricted or not below the source", body = ErrorBody),
+        (status = 403, description = "Below Contributor", body = ErrorBody),
+        (status = 404, description = "Template or destination absent or not visible", body = ErrorBody),
+        (status = 409, description = "Source not in a restricted node, or not approved", body = ErrorBody)))]
 pub async fn copy_template(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<CopyRequest>,
-) -> Result<(StatusCode, Json<ContentView>), ApiError> {
+) -> WithStatus<ContentView> {
     let copy = copy::copy(&state, &caller.actor(), &id, Items::Templates, request).await?;
     Ok((StatusCode::CREATED, Json(copy.into())))
 }
@@ -144,15 +120,14 @@ pub async fn copy_template(
 #[utoipa::path(post, path = "/api/v1/templates/{id}/request-approval", tag = "templates",
     params(("id" = String, Path, description = "Template item id")), security(("bearer" = [])),
     responses((status = 200, description = "Pending", body = ContentView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Contributor or above the caller's domain", body = super::ErrorBody),
-        (status = 404, description = "Absent, not a template, or not visible", body = super::ErrorBody),
-        (status = 409, description = "Already active, or no content-manager address", body = super::ErrorBody)))]
+        (status = 403, description = "Below Contributor or above the caller's domain", body = ErrorBody),
+        (status = 404, description = "Absent, not a template, or not visible", body = ErrorBody),
+        (status = 409, description = "Already active, or no content-manager address", body = ErrorBody)))]
 pub async fn request_template_approval(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ContentView>, ApiError> {
+    Path(id): Id,
+) -> Answer<ContentView> {
     let item = approval::request_approval(&state, &caller.actor(), &id, Items::Templates).await?;
     Ok(Json(item.into()))
 }
@@ -161,17 +136,15 @@ pub async fn request_template_approval(
 #[utoipa::path(post, path = "/api/v1/templates/{id}/approve", tag = "templates",
     request_body = ApproveRequest,
     params(("id" = String, Path, description = "Template item id")), security(("bearer" = [])),
-    responses((status = 200, description = "Active", body = ContentView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Without approve_content here", body = super::ErrorBody),
-        (status = 404, description = "Absent, not a template, or not visible", body = super::ErrorBody),
-        (status = 409, description = "Not pending, or another version", body = super::ErrorBody)))]
+    responses((status = 200, description = "Active", body = ContentView), (status = 403, description = "Without approve_content here", body = ErrorBody),
+        (status = 404, description = "Absent, not a template, or not visible", body = ErrorBody),
+        (status = 409, description = "Not pending, or another version", body = ErrorBody)))]
 pub async fn approve_template(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<ApproveRequest>,
-) -> Result<Json<ContentView>, ApiError> {
+) -> Answer<ContentView> {
     let (actor, decision) = (caller.actor(), Decision::from(request));
     let item = approval::decide(&state, &actor, &id, Items::Templates, decision).await?;
     Ok(Json(item.into()))
@@ -182,17 +155,16 @@ pub async fn approve_template(
     request_body = RejectRequest,
     params(("id" = String, Path, description = "Template item id")), security(("bearer" = [])),
     responses((status = 200, description = "Inactive, with the reason", body = ContentView),
-        (status = 400, description = "Blank or overlong reason", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Without approve_content here", body = super::ErrorBody),
-        (status = 404, description = "Absent, not a template, or not visible", body = super::ErrorBody),
-        (status = 409, description = "Not pending", body = super::ErrorBody)))]
+        (status = 400, description = "Blank or overlong reason", body = ErrorBody),
+        (status = 403, description = "Without approve_content here", body = ErrorBody),
+        (status = 404, description = "Absent, not a template, or not visible", body = ErrorBody),
+        (status = 409, description = "Not pending", body = ErrorBody)))]
 pub async fn reject_template(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<RejectRequest>,
-) -> Result<Json<ContentView>, ApiError> {
+) -> Answer<ContentView> {
     let (actor, decision) = (caller.actor(), Decision::from(request));
     let item = approval::decide(&state, &actor, &id, Items::Templates, decision).await?;
     Ok(Json(item.into()))

@@ -2,43 +2,33 @@
 //! [`crate::identity::users`]'s; this file extracts, calls and maps, and
 //! holds the one `IdentityError` mapping (also for the session routes).
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ClientAddress};
+use super::prelude::*;
 use crate::identity::password_tokens::{self, PasswordSet, PasswordTokenInfo, SetPassword};
 use crate::identity::users as service;
 use crate::identity::{CreateUser, HashError, IdentityError, UpdateUser, UserFilter, UserView};
 
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
+        use IdentityError as E;
         let message = e.to_string();
         match e {
-            IdentityError::NotFound => ApiError::not_found("user"),
-            IdentityError::SessionNotFound => ApiError::not_found("session"),
-            IdentityError::RoleTooLow(e) => e.into(),
-            IdentityError::Invalid { code, message } => ApiError::bad_request(code, message),
-            IdentityError::Forbidden(message) => ApiError::forbidden(message),
-            IdentityError::NameTaken(_) => ApiError::conflict("name_taken", message),
-            IdentityError::Confusable(_) => ApiError::conflict("name_confusable", message),
-            IdentityError::Hash(HashError::Busy) => ApiError::busy("busy", message, 1),
-            IdentityError::Hash(HashError::Failed(cause)) => ApiError::internal(&cause),
-            IdentityError::WrongCredentials => ApiError::unauthorized(message),
-            IdentityError::Throttled { retry_after, .. } => {
-                let status = StatusCode::TOO_MANY_REQUESTS;
-                let mut error = ApiError::new(status, "login_throttled", message);
-                error.retry_after = Some(retry_after);
-                error
+            E::NotFound => Self::not_found("user"),
+            E::SessionNotFound => Self::not_found("session"),
+            E::RoleTooLow(e) => e.into(),
+            E::Invalid { code, message } => Self::bad_request(code, message),
+            E::Forbidden(message) => Self::forbidden(message),
+            E::NameTaken(_) => Self::conflict("name_taken", message),
+            E::Confusable(_) => Self::conflict("name_confusable", message),
+            E::Hash(HashError::Busy) => Self::busy("busy", message, 1),
+            E::Hash(HashError::Failed(cause)) => Self::internal(&cause),
+            E::WrongCredentials => Self::unauthorized(message),
+            E::Throttled { retry_after, .. } => {
+                Self::too_many("login_throttled", message, retry_after)
             }
-            IdentityError::TokenUnknown => {
-                ApiError::new(StatusCode::NOT_FOUND, "token_not_found", message)
-            }
-            IdentityError::TokenUsed(_) => ApiError::conflict("token_used", message),
-            IdentityError::TokenExpired(_) => {
-                ApiError::new(StatusCode::GONE, "token_expired", message)
-            }
-            IdentityError::Store(e) => e.into(),
+            E::TokenUnknown => Self::new(StatusCode::NOT_FOUND, "token_not_found", message),
+            E::TokenUsed(_) => Self::conflict("token_used", message),
+            E::TokenExpired(_) => Self::gone("token_expired", message),
+            E::Store(e) => e.into(),
         }
     }
 }
@@ -48,14 +38,12 @@ pub(super) use crate::identity::users::check_password;
 
 /// Users the caller may see.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter), security(("bearer" = [])),
-    responses((status = 200, description = "Visible users", body = Vec<UserView>),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Below Manager", body = super::ErrorBody)))]
+    responses((status = 200, description = "Visible users", body = Vec<UserView>), (status = 403, description = "Below Manager", body = ErrorBody)))]
 pub async fn list_users(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiQuery(filter): ApiQuery<UserFilter>,
-) -> Result<Json<Vec<UserView>>, ApiError> {
+) -> Answer<Vec<UserView>> {
     let users = service::list_users(&state, &caller.actor(), filter.q.as_deref())?;
     Ok(Json(users.iter().map(UserView::from).collect()))
 }
@@ -64,16 +52,14 @@ pub async fn list_users(
 /// the caller's.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser, security(("bearer" = [])),
     responses((status = 201, description = "Created", body = UserView),
-        (status = 400, description = "Invalid field", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Not allowed", body = super::ErrorBody),
-        (status = 409, description = "Name taken, or confusable with an existing name", body = super::ErrorBody),
-        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 409, description = "Name taken, or confusable with an existing name", body = ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = ErrorBody)))]
 pub async fn create_user(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
     ApiJson(request): ApiJson<CreateUser>,
-) -> Result<(StatusCode, Json<UserView>), ApiError> {
+) -> WithStatus<UserView> {
     let user = service::create_user(&state, &caller.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
@@ -81,14 +67,8 @@ pub async fn create_user(
 /// One user the caller may see.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The user", body = UserView),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn get_user(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<UserView>, ApiError> {
+    responses((status = 200, description = "The user", body = UserView), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn get_user(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<UserView> {
     let user = service::get_user(&state, &caller.actor(), &id)?;
     Ok(Json(UserView::from(&user)))
 }
@@ -98,17 +78,15 @@ pub async fn get_user(
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUser,
     params(("id" = String, Path, description = "User id")), security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = UserView),
-        (status = 400, description = "Invalid field", body = super::ErrorBody),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Not allowed", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody),
-        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
+        (status = 400, description = "Invalid field", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = ErrorBody)))]
 pub async fn update_user(
-    State(state): State<AppState>,
+    State(state): Ctx,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Id,
     ApiJson(request): ApiJson<UpdateUser>,
-) -> Result<Json<UserView>, ApiError> {
+) -> Answer<UserView> {
     let user = service::update_user(&state, &caller.actor(), &id, request).await?;
     Ok(Json(UserView::from(&user)))
 }
@@ -117,14 +95,8 @@ pub async fn update_user(
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
     security(("bearer" = [])),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Not allowed", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn delete_user(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+        (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn delete_user(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     service::delete_user(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -133,14 +105,8 @@ pub async fn delete_user(
 #[utoipa::path(post, path = "/api/v1/users/{id}/revoke-sessions", tag = "users",
     params(("id" = String, Path, description = "User id")), security(("bearer" = [])),
     responses((status = 204, description = "Revoked"),
-        (status = 401, description = "No valid token", body = super::ErrorBody),
-        (status = 403, description = "Not allowed", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn revoke_sessions(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+        (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn revoke_sessions(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     service::revoke_sessions(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -151,13 +117,9 @@ pub async fn revoke_sessions(
 #[utoipa::path(post, path = "/api/v1/users/{id}/password-reset", tag = "users",
     params(("id" = String, Path, description = "User id")), security(("bearer" = [])),
     responses((status = 204, description = "The mail is in the outbox"),
-        (status = 403, description = "Below Manager, oneself, or a role above the caller's", body = super::ErrorBody),
-        (status = 404, description = "Absent or not visible", body = super::ErrorBody)))]
-pub async fn reset_password(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+        (status = 403, description = "Below Manager, oneself, or a role above the caller's", body = ErrorBody),
+        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn reset_password(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     crate::mail::password_reset::send(&state, &caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -166,20 +128,17 @@ pub async fn reset_password(
 /// Works once, before the token expires; then log in with the login name.
 #[utoipa::path(post, path = "/api/v1/password/set", tag = "users", request_body = SetPassword,
     responses((status = 200, description = "Password set", body = PasswordSet),
-        (status = 400, description = "Malformed token or weak password", body = super::ErrorBody),
-        (status = 404, description = "Unknown token", body = super::ErrorBody),
-        (status = 409, description = "Already used", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody),
-        (status = 429, description = "Too many requests from this source", body = super::ErrorBody),
-        (status = 503, description = "Too many password hashes running; retry", body = super::ErrorBody)))]
+        (status = 400, description = "Malformed token or weak password", body = ErrorBody), (status = 404, description = "Unknown token", body = ErrorBody),
+        (status = 409, description = "Already used", body = ErrorBody), (status = 410, description = "Expired", body = ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = ErrorBody),
+        (status = 503, description = "Too many password hashes running; retry", body = ErrorBody)))]
 pub async fn set_password(
-    State(state): State<AppState>,
+    State(state): Ctx,
     ClientAddress(from): ClientAddress,
     ApiJson(request): ApiJson<SetPassword>,
-) -> Result<Json<PasswordSet>, ApiError> {
-    Ok(Json(
-        password_tokens::set_password(&state, &from, request).await?,
-    ))
+) -> Answer<PasswordSet> {
+    let answer = password_tokens::set_password(&state, &from, request).await?;
+    Ok(Json(answer))
 }
 
 /// The account a set-password token names, before it is used (M5, C11;
@@ -188,14 +147,12 @@ pub async fn set_password(
 #[utoipa::path(get, path = "/api/v1/password/tokens/{token}", tag = "users",
     params(("token" = String, Path, description = "The token from the welcome mail")),
     responses((status = 200, description = "The account", body = PasswordTokenInfo),
-        (status = 400, description = "Malformed token", body = super::ErrorBody),
-        (status = 404, description = "Unknown token", body = super::ErrorBody),
-        (status = 409, description = "Already used", body = super::ErrorBody),
-        (status = 410, description = "Expired", body = super::ErrorBody),
-        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
+        (status = 400, description = "Malformed token", body = ErrorBody), (status = 404, description = "Unknown token", body = ErrorBody),
+        (status = 409, description = "Already used", body = ErrorBody), (status = 410, description = "Expired", body = ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = ErrorBody)))]
 pub async fn describe_password_token(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-) -> Result<Json<PasswordTokenInfo>, ApiError> {
+    State(state): Ctx,
+    Path(token): Id,
+) -> Answer<PasswordTokenInfo> {
     Ok(Json(password_tokens::describe(&state, &token).await?))
 }

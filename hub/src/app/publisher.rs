@@ -112,19 +112,13 @@ impl RecordingPublisher {
     /// Every message so far, oldest first.
     #[must_use]
     pub fn messages(&self) -> Vec<RetainedMessage> {
-        self.messages
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        snapshot(&self.messages)
     }
 
     /// Every message sent not retained so far, oldest first.
     #[must_use]
     pub fn sent(&self) -> Vec<TransientMessage> {
-        self.sent
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        snapshot(&self.sent)
     }
 
     /// Takes every message so far, leaving none.
@@ -159,6 +153,13 @@ impl RecordingPublisher {
             Err(poisoned) => *poisoned.into_inner() = reason.map(str::to_owned),
         }
     }
+}
+
+/// A copy of `list`, also after a panic poisoned its lock.
+fn snapshot<M: Clone>(list: &Mutex<Vec<M>>) -> Vec<M> {
+    list.lock()
+        .map(|m| m.clone())
+        .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
 }
 
 impl Publisher for RecordingPublisher {

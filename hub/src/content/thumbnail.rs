@@ -370,26 +370,55 @@ fn render_blocking(
 /// for an empty picture.
 #[must_use]
 pub fn scaled(width: u32, height: u32, par_n: i32, par_d: i32) -> Option<(u32, u32)> {
-    if width == 0 || height == 0 {
-        return None;
-    }
-    let (par_n, par_d) = if par_n > 0 && par_d > 0 {
-        (f64::from(par_n), f64::from(par_d))
-    } else {
-        (1.0, 1.0)
-    };
-    let display_width = f64::from(width) * par_n / par_d;
-    let display_height = f64::from(height);
-    let scale = (f64::from(MAX_WIDTH) / display_width)
-        .min(f64::from(MAX_HEIGHT) / display_height)
-        .min(1.0);
+    let fit = DisplayFit::of(width, height, (par_n, par_d), (MAX_WIDTH, MAX_HEIGHT))?;
     // Bounded by MAX_WIDTH and MAX_HEIGHT: the casts cannot overflow.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let size = |length: f64| ((length * scale).round() as u32).max(1);
+    let size = |length: f64| ((length * fit.scale).round() as u32).max(1);
     Some((
-        size(display_width).min(MAX_WIDTH),
-        size(display_height).min(MAX_HEIGHT),
+        size(fit.width).min(MAX_WIDTH),
+        size(fit.height).min(MAX_HEIGHT),
     ))
+}
+
+/// A picture's display size and the factor that fits it in a box: the one
+/// rule of the thumbnails ([`scaled`]) and the renditions
+/// ([`super::renditions::transcode::fitted`]), which round differently.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DisplayFit {
+    /// The display width: the stored width times the pixel aspect ratio.
+    pub width: f64,
+    /// The display height: the stored height.
+    pub height: f64,
+    /// The factor that fits the display size in the box, at most 1 (never
+    /// enlarged).
+    pub scale: f64,
+}
+
+impl DisplayFit {
+    /// The fit of a `width` × `height` picture with pixel aspect ratio
+    /// `par` (numerator, denominator; square when either is not positive)
+    /// in the box `bounds` (width, height); `None` for an empty picture.
+    #[must_use]
+    pub fn of(width: u32, height: u32, par: (i32, i32), bounds: (u32, u32)) -> Option<Self> {
+        if width == 0 || height == 0 {
+            return None;
+        }
+        let (par_n, par_d) = if par.0 > 0 && par.1 > 0 {
+            (f64::from(par.0), f64::from(par.1))
+        } else {
+            (1.0, 1.0)
+        };
+        let display_width = f64::from(width) * par_n / par_d;
+        let display_height = f64::from(height);
+        let scale = (f64::from(bounds.0) / display_width)
+            .min(f64::from(bounds.1) / display_height)
+            .min(1.0);
+        Some(Self {
+            width: display_width,
+            height: display_height,
+            scale,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -145,3 +145,83 @@ pub struct CommandRequest {
     #[schema(value_type = String)]
     pub action: CommandAction,
 }
+
+// Schema-only mirrors of the `signet-common` pairing wire types (which stay
+// free of `utoipa`), for the OpenAPI document: never used to (de)serialize
+// anything; a field added there must be added here.
+
+/// `signet_common::sync::PairingRequest`: what an unpaired agent sends (S7).
+#[derive(utoipa::ToSchema)]
+#[schema(as = PairingRequest)]
+#[allow(dead_code)] // schema only
+pub struct PairingRequestSchema {
+    /// The agent's own Ed25519 public key, standard base64 of 32 bytes.
+    public_key: String,
+    /// The agent's version.
+    agent_version: String,
+    /// The device's operating system, e.g. `Raspberry Pi OS 12 (aarch64)`.
+    os: String,
+}
+
+/// `signet_common::sync::PairingTicket`: the code to show and the ticket
+/// to poll with.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PairingTicket)]
+#[allow(dead_code)] // schema only
+pub struct PairingTicketSchema {
+    /// Secret: only the agent knows it; it polls
+    /// `GET /api/v1/device/pairings/{ticket}`.
+    ticket: String,
+    /// The short code the agent shows and an operator approves.
+    code: String,
+    /// Until when the code may be approved.
+    expires_at: chrono::DateTime<chrono::Utc>,
+    /// How long to wait between polls, in seconds.
+    poll_secs: u32,
+}
+
+/// `signet_common::sync::BrokerAccess`: where and how a paired device
+/// connects to the broker.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = BrokerAccess)]
+#[allow(dead_code)] // schema only
+pub struct BrokerAccessSchema {
+    /// `mqtt://host:port` or `mqtts://host:port`.
+    url: String,
+    /// The MQTT user name: the device id.
+    username: String,
+    /// The device's own secret (also its HTTP Basic password).
+    password: String,
+    /// PEM of the CA that signs the broker's certificate, for `mqtts://`.
+    ca_pem: Option<String>,
+}
+
+/// `signet_common::sync::PairingStatus`: what a poll of a pairing ticket
+/// answers, tagged by `status`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = PairingStatus)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[allow(dead_code)] // schema only
+pub enum PairingStatusSchema {
+    /// Not approved yet; poll again.
+    Pending {
+        /// Until when the code may be approved.
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Approved: the device's identity and credentials, returned once.
+    Approved {
+        /// The device id.
+        device_id: String,
+        /// The broker and the device's credentials for it.
+        broker: BrokerAccessSchema,
+        /// The root public key to pin (standard base64 of 32 bytes).
+        root_public_key: String,
+        /// The hub's public base URL, for content and event uploads.
+        hub_url: String,
+    },
+    /// Refused by an operator, expired, or already collected.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}

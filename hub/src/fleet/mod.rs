@@ -81,8 +81,8 @@ use crate::tenancy::NODE_DEVICES;
 pub use events::Ingested;
 pub use ingest::FleetIngest;
 pub use view::{
-    ActivationProgress, Connection, DocumentStatus, DocumentSync, FleetCounts, FleetDevice, counts,
-    desired_documents, device_view, document_sync,
+    ActivationProgress, Connection, DocumentStatus, DocumentSync, FleetCounts, FleetDevice,
+    IngestAnswer, SignedReportSchema, counts, desired_documents, device_view, document_sync,
 };
 
 /// The latest reported state per device id.
@@ -296,23 +296,7 @@ pub fn status_of(store: &Store, device: &DeviceId) -> Result<Option<DeviceStatus
     store.get(DEVICE_STATES, device.as_str())
 }
 
-/// Every attached device with its node (`NODE_DEVICES` keys
-/// `{node}/{device}`), by device id.
-///
-/// # Errors
-/// When the store fails.
-pub fn attached_devices(store: &Store) -> Result<Vec<(DeviceId, NodeId)>, StoreError> {
-    let mut devices: Vec<(DeviceId, NodeId)> = store
-        .scan_keys(NODE_DEVICES, "")?
-        .into_iter()
-        .filter_map(|key| {
-            key.split_once('/')
-                .map(|(node, device)| (DeviceId::from(device), NodeId::from(node)))
-        })
-        .collect();
-    devices.sort();
-    Ok(devices)
-}
+pub use crate::tenancy::attached_devices;
 
 /// The node `device` is attached at, if it is: the node its record names,
 /// when [`NODE_DEVICES`] holds it there (two point reads, whatever the

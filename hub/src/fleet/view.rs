@@ -465,3 +465,45 @@ pub fn counts(store: &Store, liveness: Liveness) -> Result<FleetCounts, StoreErr
     }
     Ok(counts)
 }
+
+// Schema only, for the OpenAPI document (signet-common stays free of
+// utoipa): never used to (de)serialize anything.
+
+/// `signet_common::sync::signed`: a report signed by the device key
+/// registered at pairing (S11) — the signed envelope of DESIGN §4.
+#[derive(utoipa::ToSchema)]
+#[schema(as = SignedReport)]
+#[allow(dead_code)] // schema only
+pub struct SignedReportSchema {
+    /// `device_events` (an `EventBatch`) or `device_state` (a device state).
+    #[schema(pattern = "^device_(events|state)$")]
+    kind: String,
+    /// The device key's id: the first 16 hex digits of SHA-256 of its 32
+    /// raw public-key bytes.
+    #[schema(pattern = "^[0-9a-f]{16}$")]
+    key_id: String,
+    /// Standard base64 of the report's JSON (for `device_events`, an
+    /// `EventBatch`).
+    payload: String,
+    /// Standard base64 of the 64-byte Ed25519 signature over
+    /// `kind || 0x00 || payload bytes`.
+    sig: String,
+}
+
+/// What an event upload did.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IngestAnswer {
+    /// Events stored for the first time.
+    pub stored: usize,
+    /// Events the hub already held (same id), ignored (U2).
+    pub duplicates: usize,
+}
+
+impl From<super::events::Ingested> for IngestAnswer {
+    fn from(ingested: super::events::Ingested) -> Self {
+        Self {
+            stored: ingested.stored,
+            duplicates: ingested.duplicates,
+        }
+    }
+}

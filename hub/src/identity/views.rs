@@ -96,3 +96,40 @@ pub struct UserFilter {
     /// Case-insensitive substring of the name or email.
     pub q: Option<String>,
 }
+
+/// Login request.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Login name.
+    pub name: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A new session.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token: send it as `Authorization: Bearer <token>` (or
+    /// rely on the session cookie set with this answer).
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Who logged in.
+    pub user: UserView,
+    /// The session's CSRF token (also in the `signet_csrf` cookie): send it
+    /// as `X-CSRF-Token` with every write authenticated by the session
+    /// cookie.
+    pub csrf_token: String,
+}
+
+/// The current session (C2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// Who is logged in.
+    pub user: UserView,
+    /// When the session ends.
+    pub expires_at: DateTime<Utc>,
+    /// The session's CSRF token, for writes authenticated by the cookie.
+    pub csrf_token: String,
+}

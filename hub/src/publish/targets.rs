@@ -12,7 +12,6 @@ use crate::access_groups::{AccessGroup, GROUPS, MEMBERS, Member, MemberRef, memb
 use crate::groups::GroupRef;
 use crate::identity::User;
 use crate::store::{Store, StoreError, Tx};
-use crate::tenancy::NODE_DEVICES;
 
 /// What a run touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +35,7 @@ pub fn targets_of(
     nodes: &[crate::tenancy::Node],
     scope: &GroupRef,
 ) -> Result<Targets, PublishError> {
-    let attached = attached_devices(store)?;
+    let attached = crate::tenancy::attached_devices_in(store)?;
     match scope {
         GroupRef::Node(node) => {
             if !tree.contains(node) {
@@ -89,20 +88,6 @@ pub fn targets_of(
             })
         }
     }
-}
-
-/// Every attached device with its node (`NODE_DEVICES`), by device id.
-fn attached_devices(store: &mut Tx) -> Result<Vec<(DeviceId, NodeId)>, StoreError> {
-    let mut devices: Vec<(DeviceId, NodeId)> = store
-        .scan_keys(NODE_DEVICES, "")?
-        .into_iter()
-        .filter_map(|key| {
-            key.split_once('/')
-                .map(|(node, device)| (DeviceId::from(device), NodeId::from(node)))
-        })
-        .collect();
-    devices.sort();
-    Ok(devices)
 }
 
 /// Why a user may not publish a scope.

@@ -228,6 +228,35 @@ pub fn node_of_device_in(tx: &mut Tx, device: &DeviceId) -> Result<Option<NodeId
         .find_map(|key| key.strip_suffix(&suffix).map(NodeId::from)))
 }
 
+/// Every attached device with its node ([`NODE_DEVICES`] keys
+/// `{node}/{device}`), by device id.
+///
+/// # Errors
+/// When the store fails.
+pub fn attached_devices(store: &Store) -> Result<Vec<(DeviceId, NodeId)>, StoreError> {
+    Ok(attachments(store.scan_keys(NODE_DEVICES, "")?))
+}
+
+/// [`attached_devices`] read in `tx`.
+///
+/// # Errors
+/// When the store fails.
+pub fn attached_devices_in(tx: &mut Tx) -> Result<Vec<(DeviceId, NodeId)>, StoreError> {
+    Ok(attachments(tx.scan_keys(NODE_DEVICES, "")?))
+}
+
+/// The devices and nodes [`NODE_DEVICES`] keys name, by device id.
+fn attachments(keys: Vec<String>) -> Vec<(DeviceId, NodeId)> {
+    let mut devices: Vec<(DeviceId, NodeId)> = (keys.into_iter())
+        .filter_map(|key| {
+            key.split_once('/')
+                .map(|(node, device)| (DeviceId::from(device), NodeId::from(node)))
+        })
+        .collect();
+    devices.sort();
+    devices
+}
+
 /// Stores `node`: the one writer of node records.
 ///
 /// # Errors

@@ -2,6 +2,7 @@
 //! on a random loopback port, a manual clock, and request helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod events;
 pub mod mosquitto;
 pub mod postgres;
 pub mod session;

@@ -20,6 +20,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::Profile;
+use crate::content::thumbnail::DisplayFit;
 
 /// What was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,25 +42,15 @@ pub fn fitted(
     par_d: i32,
     profile: &Profile,
 ) -> Option<(u32, u32)> {
-    if width == 0 || height == 0 {
-        return None;
-    }
-    let (par_n, par_d) = if par_n > 0 && par_d > 0 {
-        (f64::from(par_n), f64::from(par_d))
-    } else {
-        (1.0, 1.0)
-    };
-    let display_width = f64::from(width) * par_n / par_d;
-    let display_height = f64::from(height);
-    let scale = (f64::from(profile.max_width) / display_width)
-        .min(f64::from(profile.max_height) / display_height)
-        .min(1.0);
+    let bounds = (profile.max_width, profile.max_height);
+    let fit = DisplayFit::of(width, height, (par_n, par_d), bounds)?;
     // Bounded by the profile's box: the casts cannot overflow.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let even = |length: f64, max: u32| (((length * scale / 2.0).round() as u32) * 2).clamp(2, max);
+    let even =
+        |length: f64, max: u32| (((length * fit.scale / 2.0).round() as u32) * 2).clamp(2, max);
     Some((
-        even(display_width, profile.max_width),
-        even(display_height, profile.max_height),
+        even(fit.width, profile.max_width),
+        even(fit.height, profile.max_height),
     ))
 }
 
