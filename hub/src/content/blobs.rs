@@ -1,4 +1,6 @@
-//! The content-addressed blob store under `<data>/content/` (D2, A8, S9).
+//! The content-addressed blob store under `<shared_dir>/content/` (D2, A8, S9;
+//! `shared_dir` is `data` unless configured: a directory every hub replica
+//! mounts, X5, so a blob uploaded through one replica serves from all).
 //!
 //! An upload streams into `tmp/`, hashed with SHA-256 as it arrives and cut
 //! off at the size limit; the bytes are never all in memory. A finished
@@ -54,7 +56,7 @@ fn io(what: &str, path: &Path, e: &std::io::Error) -> BlobError {
 /// The blob directory of a data directory.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    /// `<data>/content`.
+    /// `<shared_dir>/content`.
     dir: PathBuf,
 }
 
