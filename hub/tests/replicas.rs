@@ -776,3 +776,56 @@ async fn x5_s9_no_acknowledged_write_is_lost_over_30_kills() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_c3_a_live_fleet_stream_on_one_replica_hears_a_pairing_on_the_other() {
+    use base64::Engine as _;
+    use futures_util::StreamExt as _;
+    let cluster = Cluster::new(None).await;
+    let (a, b) = cluster.pair().await;
+    let token = cluster.login(&a).await;
+    let root = root_node(&cluster, &a, &token).await;
+    let (_, node) = cluster
+        .call(&b, reqwest::Method::POST, "/api/v1/nodes", Some(&token),
+            Some(json!({"parent": root, "name": "Shop"})))
+        .await
+        .unwrap();
+    let node = node["id"].as_str().unwrap().to_owned();
+    // The console's stream, on the leader.
+    let stream = reqwest::Client::new()
+        .get(format!("{}/api/v1/fleet/stream", a.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut chunks = stream.bytes_stream();
+    // A screen paired through the follower.
+    let key = base64::engine::general_purpose::STANDARD.encode([9_u8; 32]);
+    let (status, pairing) = cluster
+        .call(&b, reqwest::Method::POST, "/api/v1/device/pairings", None,
+            Some(json!({"public_key": key, "agent_version": "0.1.0", "os": "Linux"})))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{pairing}");
+    let code = pairing["code"].as_str().unwrap();
+    let (status, device) = cluster
+        .call(&b, reqwest::Method::POST, &format!("/api/v1/devices/pairings/{code}/approve"),
+            Some(&token), Some(json!({"node": node, "name": "screen 9"})))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{device}");
+    let id = device["device"]["id"].as_str().unwrap().to_owned();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains(&id) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "the stream on hub-a never named {id}: {seen}");
+}

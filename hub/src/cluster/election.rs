@@ -12,11 +12,16 @@ use tokio_postgres::{AsyncMessage, Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Hub;
+use crate::app::fleet_feed::{FleetChange, RELAY_CAPACITY, Relayed};
+use signet_common::ids::{DeviceId, NodeId};
 
 /// The advisory lock the leader holds (next to the store's migration lock).
 pub const LEADER_LOCK: i64 = 0x5349_474e_4554_0002;
 /// The `NOTIFY` channel followers wake the leader's loops on.
 pub const WAKE_CHANNEL: &str = "signet_wake";
+/// The `NOTIFY` channel replicas tell each other about fleet changes on
+/// (the console's live stream, C3).
+pub const FLEET_CHANNEL: &str = "signet_fleet";
 /// How often a follower tries the lock and the leader pings.
 pub const TICK: Duration = Duration::from_millis(500);
 /// How long a ping or a try may take before the replica gives up the
@@ -34,10 +39,12 @@ pub fn spawn(hub: Hub, cancel: CancellationToken) -> JoinHandle<()> {
         hub.replica.set_leader(true);
         return tokio::spawn(async {});
     }
+    let (relay, mut relayed) = mpsc::channel(RELAY_CAPACITY);
+    hub.fleet_feed.relay_to(relay);
     tokio::spawn(async move {
         let mut failures: u32 = 0;
         loop {
-            let outcome = campaign(&hub, &cancel).await;
+            let outcome = campaign(&hub, &mut relayed, &cancel).await;
             hub.replica.set_leader(false);
             match outcome {
                 Ok(()) => return,
@@ -81,19 +88,23 @@ fn session_config(store: &str, replica: &str) -> Result<tokio_postgres::Config, 
 /// One connection's life: tries the lock every [`TICK`] while following,
 /// pings while leading, relays wake-ups. `Ok` when cancelled; `Err` when
 /// the connection failed (the caller ends the leadership).
-async fn campaign(hub: &Hub, cancel: &CancellationToken) -> Result<(), String> {
+async fn campaign(
+    hub: &Hub,
+    relayed: &mut mpsc::Receiver<Relayed>,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
     let config = session_config(&hub.config.store, hub.replica.id())?;
     let (client, mut connection) = tokio::time::timeout(CONNECT_WAIT, config.connect(NoTls))
         .await
         .map_err(|_| "connecting took too long".to_owned())?
         .map_err(|e| format!("connecting: {e}"))?;
-    let (notes_tx, mut notes) = mpsc::unbounded_channel::<String>();
+    let (notes_tx, mut notes) = mpsc::unbounded_channel::<(String, String)>();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(note)) => {
-                    let _ = notes_tx.send(note.payload().to_owned());
+                    let _ = notes_tx.send((note.channel().to_owned(), note.payload().to_owned()));
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -103,7 +114,7 @@ async fn campaign(hub: &Hub, cancel: &CancellationToken) -> Result<(), String> {
             }
         }
     });
-    let result = follow_and_lead(hub, &client, &mut notes, cancel).await;
+    let result = follow_and_lead(hub, &client, &mut notes, relayed, cancel).await;
     driver.abort();
     if result.is_ok() && hub.replica.is_leader() {
         // A clean stop hands the leadership over at once.
@@ -119,10 +130,14 @@ async fn campaign(hub: &Hub, cancel: &CancellationToken) -> Result<(), String> {
 async fn follow_and_lead(
     hub: &Hub,
     client: &Client,
-    notes: &mut mpsc::UnboundedReceiver<String>,
+    notes: &mut mpsc::UnboundedReceiver<(String, String)>,
+    relayed: &mut mpsc::Receiver<Relayed>,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
-    probe(client.batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))).await?;
+    probe(client.batch_execute(&format!(
+        "LISTEN {WAKE_CHANNEL}; LISTEN {FLEET_CHANNEL}"
+    )))
+    .await?;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -146,9 +161,19 @@ async fn follow_and_lead(
             }
             note = notes.recv() => match note {
                 None => return Err("the connection closed".to_owned()),
-                Some(kind) if leading => wake_here(hub, &kind),
+                Some((channel, payload)) if channel == FLEET_CHANNEL => {
+                    if let Some(note) = from_peer(hub.replica.id(), &payload) {
+                        hub.fleet_feed.apply_relayed(note);
+                    }
+                }
+                Some((_, kind)) if leading => wake_here(hub, &kind),
                 Some(_) => {}
             },
+            Some(note) = relayed.recv() => {
+                let payload = to_peers(hub.replica.id(), &note);
+                probe(client.execute("SELECT pg_notify($1, $2)", &[&FLEET_CHANNEL, &payload]))
+                    .await?;
+            }
             () = hub.publish_wake.notified(), if !leading => notify(client, "publish").await?,
             () = hub.mail_wake.notified(), if !leading => notify(client, "mail").await?,
         }
@@ -172,6 +197,52 @@ async fn notify(client: &Client, kind: &str) -> Result<(), String> {
         .map(|_| ())
 }
 
+/// The `NOTIFY` payload telling the other replicas about `note`.
+fn to_peers(replica: &str, note: &Relayed) -> String {
+    let value = match note {
+        Relayed::Changed(change) => serde_json::json!({
+            "from": replica, "kind": "changed", "device": change.device.as_str(),
+            "node": change.node.as_ref().map(NodeId::as_str),
+        }),
+        Relayed::Deadline { device, deadline } => serde_json::json!({
+            "from": replica, "kind": "deadline", "device": device.as_str(),
+            "deadline": deadline,
+        }),
+    };
+    value.to_string()
+}
+
+/// What another replica relayed in `payload`; `None` for this replica's
+/// own notes (PostgreSQL delivers them back) and anything malformed.
+fn from_peer(replica: &str, payload: &str) -> Option<Relayed> {
+    #[derive(serde::Deserialize)]
+    struct Note {
+        from: String,
+        kind: String,
+        device: String,
+        #[serde(default)]
+        node: Option<String>,
+        #[serde(default)]
+        deadline: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    let note: Note = serde_json::from_str(payload).ok()?;
+    if note.from == replica || note.device.is_empty() {
+        return None;
+    }
+    let device = DeviceId::from(note.device.as_str());
+    match note.kind.as_str() {
+        "changed" => Some(Relayed::Changed(FleetChange {
+            device,
+            node: note.node.as_deref().map(NodeId::from),
+        })),
+        "deadline" => Some(Relayed::Deadline {
+            device,
+            deadline: note.deadline,
+        }),
+        _ => None,
+    }
+}
+
 /// Wakes this (leading) replica's loop for `kind`.
 fn wake_here(hub: &Hub, kind: &str) {
     match kind {
@@ -183,7 +254,32 @@ fn wake_here(hub: &Hub, kind: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::session_config;
+    use super::{from_peer, session_config, to_peers};
+    use crate::app::fleet_feed::{FleetChange, Relayed};
+
+    #[test]
+    fn x5_fleet_notes_round_trip_between_replicas_and_own_notes_are_skipped() {
+        let notes = [
+            Relayed::Changed(FleetChange {
+                device: "d-1".into(),
+                node: Some("n-1".into()),
+            }),
+            Relayed::Changed(FleetChange {
+                device: "d-2".into(),
+                node: None,
+            }),
+            Relayed::Deadline {
+                device: "d-3".into(),
+                deadline: "2026-01-01T10:00:00Z".parse().ok(),
+            },
+        ];
+        for note in notes {
+            let payload = to_peers("hub-a", &note);
+            assert_eq!(from_peer("hub-b", &payload), Some(note));
+            assert_eq!(from_peer("hub-a", &payload), None, "own note");
+        }
+        assert_eq!(from_peer("hub-b", "not json"), None);
+    }
 
     #[test]
     fn x5_the_election_connection_keeps_the_urls_options_and_adds_keepalives() {
