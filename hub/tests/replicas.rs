@@ -142,7 +142,11 @@ impl Cluster {
             .arg(&data_a)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         let password = stdout
             .lines()
@@ -156,7 +160,11 @@ impl Cluster {
             .args(["--to", &store])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let keys_b = dir.path().join("data-hub-b").join("keys");
         std::fs::create_dir_all(&keys_b).unwrap();
         for entry in std::fs::read_dir(data_a.join("keys")).unwrap() {
@@ -370,20 +378,38 @@ async fn x5_o3_a_write_or_upload_through_either_replica_is_read_through_both() {
     // Exactly one leads, and both say who they are.
     assert_eq!(cluster.leads(&a).await, Some(true));
     assert_eq!(cluster.leads(&b).await, Some(false));
-    let health = cluster.client.get(format!("{}/healthz", b.base)).send().await.unwrap();
+    let health = cluster
+        .client
+        .get(format!("{}/healthz", b.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.headers()["x-signet-replica"], "hub-b");
     assert_eq!(health.text().await.unwrap(), "ok");
     let text = metrics(&cluster, &a).await;
-    assert_eq!(sample_sum(&text, "signet_replica_leader", &["replica=\"hub-a\""]), 1.0, "{text}");
+    assert_eq!(
+        sample_sum(&text, "signet_replica_leader", &["replica=\"hub-a\""]),
+        1.0,
+        "{text}"
+    );
     let text = metrics(&cluster, &b).await;
-    assert_eq!(sample_sum(&text, "signet_replica_leader", &["replica=\"hub-b\""]), 0.0, "{text}");
+    assert_eq!(
+        sample_sum(&text, "signet_replica_leader", &["replica=\"hub-b\""]),
+        0.0,
+        "{text}"
+    );
 
     // Writes through either are read through both (a session made on b
     // works on a: sessions live in the store).
     for (writer, name) in [(&a, "Through A"), (&b, "Through B")] {
         let (status, node) = cluster
-            .call(writer, reqwest::Method::POST, "/api/v1/nodes", Some(&token),
-                Some(json!({"parent": root, "name": name})))
+            .call(
+                writer,
+                reqwest::Method::POST,
+                "/api/v1/nodes",
+                Some(&token),
+                Some(json!({"parent": root, "name": name})),
+            )
             .await
             .unwrap();
         assert_eq!(status, StatusCode::CREATED, "{node}");
@@ -408,17 +434,35 @@ async fn x5_o3_a_write_or_upload_through_either_replica_is_read_through_both() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let item: Value = response.json().await.unwrap();
     let sha = item["sha256"].as_str().unwrap().to_owned();
-    assert!(cluster.dir.path().join("shared/content").join(&sha).exists());
+    assert!(
+        cluster
+            .dir
+            .path()
+            .join("shared/content")
+            .join(&sha)
+            .exists()
+    );
     assert!(!cluster.data("hub-b").join("content").join(&sha).exists());
     let id = item["id"].as_str().unwrap();
     let (status, patched) = cluster
-        .call(&a, reqwest::Method::PATCH, &format!("/api/v1/content/{id}"), Some(&token),
-            Some(json!({"settings": {"allow_download": true}})))
+        .call(
+            &a,
+            reqwest::Method::PATCH,
+            &format!("/api/v1/content/{id}"),
+            Some(&token),
+            Some(json!({"settings": {"allow_download": true}})),
+        )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{patched}");
     let download = format!("{}/api/v1/content/{id}/download", a.base);
-    let got = cluster.client.get(&download).bearer_auth(&token).send().await.unwrap();
+    let got = cluster
+        .client
+        .get(&download)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status(), StatusCode::OK);
     assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
     let part = cluster
@@ -446,18 +490,27 @@ async fn x5_x6_replicas_split_device_reports_through_a_shared_subscription() {
     let received = |text: &str| sample_sum(text, "signet_mqtt_messages", &["received"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        device.publish("signet/v1/devices/dev-x/state", false, "{}").await;
+        device
+            .publish("signet/v1/devices/dev-x/state", false, "{}")
+            .await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (ta, tb) = (metrics(&cluster, &a).await, metrics(&cluster, &b).await);
         if received(&ta) > 0.0 && received(&tb) > 0.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "both replicas never got a report:\n{ta}\n{tb}");
+        assert!(
+            Instant::now() < deadline,
+            "both replicas never got a report:\n{ta}\n{tb}"
+        );
     }
     let before = received(&metrics(&cluster, &a).await) + received(&metrics(&cluster, &b).await);
     for n in 0..40 {
         device
-            .publish("signet/v1/devices/dev-x/events", false, &format!("{{\"n\":{n}}}"))
+            .publish(
+                "signet/v1/devices/dev-x/events",
+                false,
+                &format!("{{\"n\":{n}}}"),
+            )
             .await;
     }
     // Every report is handled by exactly one replica: 40 in total, not 80.
@@ -466,7 +519,10 @@ async fn x5_x6_replicas_split_device_reports_through_a_shared_subscription() {
     loop {
         (ta, tb) = (metrics(&cluster, &a).await, metrics(&cluster, &b).await);
         let total = received(&ta) + received(&tb) - before;
-        assert!(total <= 40.0, "a report went to both replicas: {total}\n{ta}\n{tb}");
+        assert!(
+            total <= 40.0,
+            "a report went to both replicas: {total}\n{ta}\n{tb}"
+        );
         if total == 40.0 {
             break;
         }
@@ -488,8 +544,13 @@ async fn x5_sigkill_of_the_leader_during_a_deferred_publish_runs_it_once_on_the_
     let token = cluster.login(&b).await;
     let root = root_node(&cluster, &b, &token).await;
     let node = cluster
-        .call(&b, reqwest::Method::POST, "/api/v1/nodes", Some(&token),
-            Some(json!({"parent": root, "name": "Lobby"})))
+        .call(
+            &b,
+            reqwest::Method::POST,
+            "/api/v1/nodes",
+            Some(&token),
+            Some(json!({"parent": root, "name": "Lobby"})),
+        )
         .await
         .unwrap()
         .1["id"]
@@ -499,13 +560,20 @@ async fn x5_sigkill_of_the_leader_during_a_deferred_publish_runs_it_once_on_the_
     let mut watcher = Session::connect(cluster.broker.port, "manifest-watcher", None)
         .await
         .unwrap();
-    watcher.subscribe_granted(&format!("signet/v1/groups/{node}/manifest")).await;
+    watcher
+        .subscribe_granted(&format!("signet/v1/groups/{node}/manifest"))
+        .await;
     // Due in 2 s, scheduled through the follower: the leader runs it.
     let at = chrono::Utc::now() + chrono::TimeDelta::milliseconds(2000);
     let (status, answer) = cluster
-        .call(&b, reqwest::Method::POST, "/api/v1/publish", Some(&token),
+        .call(
+            &b,
+            reqwest::Method::POST,
+            "/api/v1/publish",
+            Some(&token),
             Some(json!({"scope": {"kind": "node", "id": node},
-                "when": {"type": "at", "at": at.to_rfc3339()}})))
+                "when": {"type": "at", "at": at.to_rfc3339()}})),
+        )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
@@ -542,7 +610,9 @@ async fn x5_sigkill_of_the_leader_during_a_deferred_publish_runs_it_once_on_the_
     };
     assert_eq!(runs.len(), 1, "one run: {runs:?}");
     assert!(runs[0]["error"].is_null(), "{runs:?}");
-    let seen = watcher.until_message_on(&format!("signet/v1/groups/{node}/manifest")).await;
+    let seen = watcher
+        .until_message_on(&format!("signet/v1/groups/{node}/manifest"))
+        .await;
     assert!(!seen.is_empty());
     // Nothing runs it again later.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -663,9 +733,16 @@ async fn x5_a5_sigkill_of_the_leader_during_mail_delivery_loses_and_repeats_no_m
     let mut users = Vec::new();
     for n in 0..3 {
         let (status, user) = cluster
-            .call(&b, reqwest::Method::POST, "/api/v1/users", Some(&token),
-                Some(json!({"name": format!("reader{n}"), "email": format!("reader{n}@example.test"),
-                    "password": "a long test password", "role": "viewer", "domain": [root]})))
+            .call(
+                &b,
+                reqwest::Method::POST,
+                "/api/v1/users",
+                Some(&token),
+                Some(
+                    json!({"name": format!("reader{n}"), "email": format!("reader{n}@example.test"),
+                    "password": "a long test password", "role": "viewer", "domain": [root]}),
+                ),
+            )
             .await
             .unwrap();
         assert_eq!(status, StatusCode::CREATED, "{user}");
@@ -673,8 +750,13 @@ async fn x5_a5_sigkill_of_the_leader_during_mail_delivery_loses_and_repeats_no_m
     }
     for user in &users {
         let (status, body) = cluster
-            .call(&b, reqwest::Method::POST, &format!("/api/v1/users/{user}/password-reset"),
-                Some(&token), None)
+            .call(
+                &b,
+                reqwest::Method::POST,
+                &format!("/api/v1/users/{user}/password-reset"),
+                Some(&token),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
@@ -720,8 +802,13 @@ async fn x5_s9_no_acknowledged_write_is_lost_over_30_kills() {
     let stop = tokio_util::sync::CancellationToken::new();
     let mut writers = Vec::new();
     for w in 0..2_usize {
-        let (bases, acked, stop, token, root) =
-            (bases.clone(), acked.clone(), stop.clone(), token.clone(), root.clone());
+        let (bases, acked, stop, token, root) = (
+            bases.clone(),
+            acked.clone(),
+            stop.clone(),
+            token.clone(),
+            root.clone(),
+        );
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -732,11 +819,20 @@ async fn x5_s9_no_acknowledged_write_is_lost_over_30_kills() {
                 n += 1;
                 let base = bases.lock().unwrap()[(w + n as usize) % 2].clone();
                 let name = format!("w{w}-{n}");
-                if let Ok((StatusCode::CREATED, node)) = call(&client, &base,
-                    reqwest::Method::POST, "/api/v1/nodes", Some(&token),
-                    Some(json!({"parent": root, "name": name}))).await
+                if let Ok((StatusCode::CREATED, node)) = call(
+                    &client,
+                    &base,
+                    reqwest::Method::POST,
+                    "/api/v1/nodes",
+                    Some(&token),
+                    Some(json!({"parent": root, "name": name})),
+                )
+                .await
                 {
-                    acked.lock().unwrap().insert(node["id"].as_str().unwrap().to_owned());
+                    acked
+                        .lock()
+                        .unwrap()
+                        .insert(node["id"].as_str().unwrap().to_owned());
                 }
             }
         }));
@@ -755,7 +851,11 @@ async fn x5_s9_no_acknowledged_write_is_lost_over_30_kills() {
         writer.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 30, "writes kept being acknowledged: {}", acked.len());
+    assert!(
+        acked.len() >= 30,
+        "writes kept being acknowledged: {}",
+        acked.len()
+    );
     for replica in replicas.iter().flatten() {
         let nodes = cluster.get(replica, &token, "/api/v1/nodes").await;
         let stored: BTreeSet<String> = nodes
@@ -769,7 +869,9 @@ async fn x5_s9_no_acknowledged_write_is_lost_over_30_kills() {
     }
     println!("{} acknowledged writes over 30 kills, 0 lost", acked.len());
     // One of the two leads at the end.
-    let [Some(a), Some(b)] = &replicas else { unreachable!() };
+    let [Some(a), Some(b)] = &replicas else {
+        unreachable!()
+    };
     let deadline = Instant::now() + TAKEOVER_WITHIN;
     while cluster.leads(a).await != Some(true) && cluster.leads(b).await != Some(true) {
         assert!(Instant::now() < deadline, "no leader after the kills");
@@ -786,8 +888,13 @@ async fn x5_c3_a_live_fleet_stream_on_one_replica_hears_a_pairing_on_the_other()
     let token = cluster.login(&a).await;
     let root = root_node(&cluster, &a, &token).await;
     let (_, node) = cluster
-        .call(&b, reqwest::Method::POST, "/api/v1/nodes", Some(&token),
-            Some(json!({"parent": root, "name": "Shop"})))
+        .call(
+            &b,
+            reqwest::Method::POST,
+            "/api/v1/nodes",
+            Some(&token),
+            Some(json!({"parent": root, "name": "Shop"})),
+        )
         .await
         .unwrap();
     let node = node["id"].as_str().unwrap().to_owned();
@@ -803,15 +910,25 @@ async fn x5_c3_a_live_fleet_stream_on_one_replica_hears_a_pairing_on_the_other()
     // A screen paired through the follower.
     let key = base64::engine::general_purpose::STANDARD.encode([9_u8; 32]);
     let (status, pairing) = cluster
-        .call(&b, reqwest::Method::POST, "/api/v1/device/pairings", None,
-            Some(json!({"public_key": key, "agent_version": "0.1.0", "os": "Linux"})))
+        .call(
+            &b,
+            reqwest::Method::POST,
+            "/api/v1/device/pairings",
+            None,
+            Some(json!({"public_key": key, "agent_version": "0.1.0", "os": "Linux"})),
+        )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::CREATED, "{pairing}");
     let code = pairing["code"].as_str().unwrap();
     let (status, device) = cluster
-        .call(&b, reqwest::Method::POST, &format!("/api/v1/devices/pairings/{code}/approve"),
-            Some(&token), Some(json!({"node": node, "name": "screen 9"})))
+        .call(
+            &b,
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/pairings/{code}/approve"),
+            Some(&token),
+            Some(json!({"node": node, "name": "screen 9"})),
+        )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::CREATED, "{device}");
@@ -827,5 +944,9 @@ async fn x5_c3_a_live_fleet_stream_on_one_replica_hears_a_pairing_on_the_other()
         false
     })
     .await;
-    assert_eq!(found, Ok(true), "the stream on hub-a never named {id}: {seen}");
+    assert_eq!(
+        found,
+        Ok(true),
+        "the stream on hub-a never named {id}: {seen}"
+    );
 }

@@ -80,6 +80,9 @@ mod tests {
         assert!(watch.has_changed().unwrap_or(false));
         assert!(*watch.borrow_and_update());
         replica.set_leader(true);
-        assert!(!watch.has_changed().unwrap_or(true), "no change, no wake-up");
+        assert!(
+            !watch.has_changed().unwrap_or(true),
+            "no change, no wake-up"
+        );
     }
 }

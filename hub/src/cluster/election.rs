@@ -134,10 +134,7 @@ async fn follow_and_lead(
     relayed: &mut mpsc::Receiver<Relayed>,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
-    probe(client.batch_execute(&format!(
-        "LISTEN {WAKE_CHANNEL}; LISTEN {FLEET_CHANNEL}"
-    )))
-    .await?;
+    probe(client.batch_execute(&format!("LISTEN {WAKE_CHANNEL}; LISTEN {FLEET_CHANNEL}"))).await?;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -283,9 +280,11 @@ mod tests {
 
     #[test]
     fn x5_the_election_connection_keeps_the_urls_options_and_adds_keepalives() {
-        let config =
-            session_config("postgres://u@127.0.0.1:5/db?options=-c%20work_mem%3D1MB", "a")
-                .unwrap_or_else(|e| panic!("{e}"));
+        let config = session_config(
+            "postgres://u@127.0.0.1:5/db?options=-c%20work_mem%3D1MB",
+            "a",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let options = config.get_options().unwrap_or_default();
         assert!(options.starts_with("-c work_mem=1MB"), "{options}");
         assert!(options.contains("tcp_keepalives_idle=2"), "{options}");

@@ -147,7 +147,11 @@ mod tests {
             }),
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(started.load(Ordering::SeqCst), 0, "a follower does no leader work");
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            0,
+            "a follower does no leader work"
+        );
         replica.set_leader(true);
         until(|| running.load(Ordering::SeqCst) == 1).await;
         replica.set_leader(false);

@@ -28,8 +28,8 @@ mod validate;
 
 pub use load::ConfigError;
 pub use mqtt::{
-    BrokerUrl, DEFAULT_MOSQUITTO, MAX_BROKER_URL_LEN, MAX_MQTT_FIELD_LEN, MqttConfig,
-    SHARE_GROUP, SYSTEM_CA_BUNDLE,
+    BrokerUrl, DEFAULT_MOSQUITTO, MAX_BROKER_URL_LEN, MAX_MQTT_FIELD_LEN, MqttConfig, SHARE_GROUP,
+    SYSTEM_CA_BUNDLE,
 };
 
 /// The prefix of environment overrides.

@@ -415,7 +415,10 @@ mod tests {
         let staged = blobs.stage(body, 1024).await.unwrap();
         let sha256 = staged.sha256;
         blobs.commit(staged).await.unwrap();
-        let other = dir.path().join("content/pins").join(format!("{sha256}.other-replica"));
+        let other = dir
+            .path()
+            .join("content/pins")
+            .join(format!("{sha256}.other-replica"));
         std::fs::create_dir_all(dir.path().join("content/pins")).unwrap();
         std::fs::write(&other, b"").unwrap();
         let unused = || Ok::<_, BlobError>(true);
@@ -426,9 +429,15 @@ mod tests {
             .remove_unused(&sha256, || Ok::<_, BlobError>(false))
             .await
             .unwrap();
-        assert!(blobs.path_of(&sha256).exists(), "named by a record: put back");
+        assert!(
+            blobs.path_of(&sha256).exists(),
+            "named by a record: put back"
+        );
         blobs.remove_unused(&sha256, unused).await.unwrap();
-        assert!(!blobs.path_of(&sha256).exists(), "unpinned and unused: removed");
+        assert!(
+            !blobs.path_of(&sha256).exists(),
+            "unpinned and unused: removed"
+        );
         let left: Vec<_> = std::fs::read_dir(blobs.tmp_dir()).unwrap().collect();
         assert!(left.is_empty(), "nothing left aside");
     }
