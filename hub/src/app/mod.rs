@@ -95,8 +95,8 @@ pub struct Hub {
     /// Which access groups entitle a user now (P6, M1): content's view rule
     /// asks it; access groups answer it.
     pub entitlements: Arc<dyn Entitlements>,
-    /// This replica's id and whether it leads (X5): always the leader on
-    /// sled; on PostgreSQL `crate::cluster` elects.
+    /// This replica's id and whether it leads (X5): the leader unless an
+    /// election runs (`serve` starts one on PostgreSQL, `crate::cluster`).
     pub replica: Arc<Replica>,
 }
 
@@ -170,7 +170,9 @@ impl Hub {
                 .replica_id
                 .clone()
                 .unwrap_or_else(replica::default_id),
-            !crate::store::is_postgres(&config.store),
+            // One hub leads; `cluster::election` (started by `serve`)
+            // makes it a follower until it wins the election on PostgreSQL.
+            true,
         ));
         Ok(Self {
             store,

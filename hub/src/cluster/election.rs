@@ -39,6 +39,8 @@ pub fn spawn(hub: Hub, cancel: CancellationToken) -> JoinHandle<()> {
         hub.replica.set_leader(true);
         return tokio::spawn(async {});
     }
+    // A follower until it holds the lock (before any leader work starts).
+    hub.replica.set_leader(false);
     let (relay, mut relayed) = mpsc::channel(RELAY_CAPACITY);
     hub.fleet_feed.relay_to(relay);
     tokio::spawn(async move {
