@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access_groups::Entitled;
 use crate::api;
 use crate::app::{Clock, Hub, Installed, SystemClock};
+use crate::cluster::LeaderWork;
 use crate::config::Config;
 use crate::fleet::FleetIngest;
 use crate::fleet::alerts::{AlertLoop, AlertOptions};
@@ -161,14 +162,14 @@ pub fn start_broker_admin(state: &mut Hub, cancel: CancellationToken) -> anyhow:
 }
 
 /// Connects a [`DynsecAdmin`] with `settings`, installs it as
-/// `state.broker_admin`, and in the background (retrying with back-off
-/// until the broker answers) bootstraps the ACL defaults and `hub_user`'s
-/// role, then grants every paired device its current access from the store
-/// (its groups; revoked devices have no record and so no access), so a
-/// broker that lost or missed changes converges (S4, S7, S10). Later
-/// changes reach the broker through the durable outbox
-/// ([`crate::devices::outbox`]: pairing, unpairing, moves, access-group
-/// changes and new assignments).
+/// `state.broker_admin`, and — while this replica leads (X5), retrying
+/// with back-off until the broker answers — bootstraps the ACL defaults
+/// and `hub_user`'s role, then grants every paired device its current
+/// access from the store (its groups; revoked devices have no record and
+/// so no access), so a broker that lost or missed changes converges (S4,
+/// S7, S10); a new leader does it again. Later changes reach the broker
+/// through the durable outbox ([`crate::devices::outbox`]: pairing,
+/// unpairing, moves, access-group changes and new assignments).
 fn administer(
     state: &mut Hub,
     settings: DynsecSettings,
@@ -179,36 +180,58 @@ fn administer(
     state.broker_admin = admin.clone();
     let state = state.clone();
     let background = Arc::clone(&admin);
-    tokio::spawn(async move {
-        let admin = background;
-        let mut wait = std::time::Duration::from_secs(1);
-        loop {
-            let attempt = async {
-                admin.bootstrap(&hub_user, None).await?;
-                let failed = crate::devices::reconcile_broker_access(&state)
-                    .await
-                    .map_err(|e| crate::mqtt::admin::BrokerAdminError(e.to_string()))?;
-                Ok::<usize, crate::mqtt::admin::BrokerAdminError>(failed)
-            };
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                result = attempt => match result {
-                    Ok(0) => {
-                        tracing::info!("broker access bootstrapped and reconciled");
-                        return;
-                    }
-                    Ok(failed) => tracing::warn!(failed, "some devices' broker access not reconciled; retrying"),
-                    Err(e) => tracing::warn!(error = %e, "broker administration not ready; retrying"),
-                },
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(std::time::Duration::from_secs(60));
-        }
-    });
+    // Detached: it ends with `cancel`.
+    let _work = LeaderWork::spawn(
+        "broker reconciliation",
+        state.replica.clone(),
+        cancel,
+        Box::new(move |term| {
+            Box::pin(reconcile_broker(
+                state.clone(),
+                background.clone(),
+                hub_user.clone(),
+                term,
+            ))
+        }),
+    );
     Ok(admin)
+}
+
+/// Bootstraps the broker's ACL defaults and the hub's role, then
+/// reconciles every device's access, retrying with back-off until done or
+/// `cancel`.
+async fn reconcile_broker(
+    state: Hub,
+    admin: Arc<DynsecAdmin>,
+    hub_user: String,
+    cancel: CancellationToken,
+) {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        let attempt = async {
+            admin.bootstrap(&hub_user, None).await?;
+            let failed = crate::devices::reconcile_broker_access(&state)
+                .await
+                .map_err(|e| crate::mqtt::admin::BrokerAdminError(e.to_string()))?;
+            Ok::<usize, crate::mqtt::admin::BrokerAdminError>(failed)
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            result = attempt => match result {
+                Ok(0) => {
+                    tracing::info!("broker access bootstrapped and reconciled");
+                    return;
+                }
+                Ok(failed) => tracing::warn!(failed, "some devices' broker access not reconciled; retrying"),
+                Err(e) => tracing::warn!(error = %e, "broker administration not ready; retrying"),
+            },
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(60));
+    }
 }
 
 /// With `mqtt.embedded` (the default), starts the hub-managed mosquitto
@@ -335,21 +358,46 @@ pub async fn serve_on(
     println!("signet-hub listening on http://{bound}");
     tracing::info!(%bound, "listening");
     let stop = CancellationToken::new();
+    // The leader election first (X5): on sled this hub leads at once.
+    let election = crate::cluster::election::spawn(state.clone(), stop.child_token());
+    if crate::store::is_postgres(&state.config.store) && state.config.mqtt.embedded {
+        tracing::warn!(
+            "PostgreSQL store with the managed broker: fine for one hub; replicas need an \
+             external broker (mqtt.embedded = false, mqtt.shared_subscriptions = true)"
+        );
+    }
     let managed = start_managed_broker(&mut state, stop.child_token()).await?;
     start_broker_admin(&mut state, stop.child_token())?;
     let mqtt = start_mqtt(&mut state, managed.as_ref(), stop.child_token())?;
+    let leader = Leader {
+        state: &state,
+        stop: &stop,
+    };
     // Broker grants and revocations left pending (before a restart, or
     // refused by the broker) are applied in the background (S7, S10).
-    crate::devices::outbox::spawn_worker(state.clone(), stop.child_token());
-    let sender = MailSender::spawn(state.clone(), SenderOptions::default(), stop.child_token());
-    let publishing = PublishLoop::spawn(state.clone(), LoopOptions::default(), stop.child_token());
+    let outbox = leader.run("broker outbox", |state, term| async move {
+        let _ = crate::devices::outbox::spawn_worker(state, term).await;
+    });
+    let sender = leader.run("mail sender", |state, term| async move {
+        let sender = MailSender::spawn(state, SenderOptions::default(), term.clone());
+        term.cancelled().await;
+        sender.stop().await;
+    });
+    let publishing = leader.run("publishing loop", |state, term| async move {
+        let publishing = PublishLoop::spawn(state, LoopOptions::default(), term.clone());
+        term.cancelled().await;
+        publishing.stop().await;
+    });
     // Rendition jobs (M3); one left running by a stop is redone.
-    let renditions = crate::content::renditions::worker::spawn(state.clone(), stop.child_token());
-    let alerting = AlertLoop::spawn(
-        state.clone(),
-        AlertOptions::from_config(&state.config),
-        stop.child_token(),
-    );
+    let renditions = leader.run("rendition worker", |state, term| async move {
+        let _ = crate::content::renditions::worker::spawn(state, term).await;
+    });
+    let alerting = leader.run("alert loop", |state, term| async move {
+        let options = AlertOptions::from_config(&state.config);
+        let alerting = AlertLoop::spawn(state, options, term.clone());
+        term.cancelled().await;
+        alerting.stop().await;
+    });
     let broker = if state.config.mqtt.embedded {
         format!("managed on {}", state.config.broker_listen)
     } else {
@@ -403,12 +451,40 @@ pub async fn serve_on(
     stop.cancel();
     sender.stop().await;
     publishing.stop().await;
-    let _ = renditions.await;
+    renditions.stop().await;
+    outbox.stop().await;
     mqtt.stop().await;
     alerting.stop().await;
+    let _ = election.await;
     // Last: the link above said goodbye to it; dropping kills the broker.
     drop(managed);
     served
+}
+
+/// Starts the leader-only loops of one hub (X5, [`LeaderWork`]).
+struct Leader<'a> {
+    /// The hub.
+    state: &'a Hub,
+    /// Stops them with the hub.
+    stop: &'a CancellationToken,
+}
+
+impl Leader<'_> {
+    /// Runs `work` (given the hub and the term's token; it must end soon
+    /// after the token is cancelled) while this replica leads.
+    fn run<F, Fut>(&self, name: &'static str, work: F) -> LeaderWork
+    where
+        F: Fn(Hub, CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let state = self.state.clone();
+        LeaderWork::spawn(
+            name,
+            self.state.replica.clone(),
+            self.stop.child_token(),
+            Box::new(move |term| Box::pin(work(state.clone(), term))),
+        )
+    }
 }
 
 /// How long readiness waits for the first broker connection; an external

@@ -321,7 +321,7 @@ async fn blob_answer(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    blob_response(&BlobStore::new(&state.config.data), sha256, range).await
+    blob_response(&BlobStore::new(state.config.shared_dir()), sha256, range).await
 }
 
 /// The answer for blob `sha256` and an optional `Range` header value: 200

@@ -96,7 +96,7 @@ pub async fn play_shared(
 ) -> Result<Response, ApiError> {
     let shared = share::play(&state, &token).await?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let blobs = BlobStore::new(&state.config.data);
+    let blobs = BlobStore::new(state.config.shared_dir());
     let mut response = super::blob_response(&blobs, &shared.sha256, range).await?;
     if response.status().is_success()
         && let Ok(media_type) = HeaderValue::from_str(&shared.media_type)

@@ -151,7 +151,7 @@ pub async fn media(
 ) -> Result<Response, ApiError> {
     let play = playback::media(&state, &play, &signature)?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let blobs = BlobStore::new(&state.config.data);
+    let blobs = BlobStore::new(state.config.shared_dir());
     let mut response =
         super::typed_blob_response(&blobs, &play.sha256, range, &play.media_type).await?;
     let headers = response.headers_mut();

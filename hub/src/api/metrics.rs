@@ -20,7 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::prelude::*;
-use crate::metrics::{CONTENT_TYPE, FleetGauges};
+use crate::metrics::{CONTENT_TYPE, FleetGauges, ReplicaGauge};
 
 /// The hub's metrics: the fleet gauges, publish latency, MQTT messages and
 /// HTTP requests (see [`crate::metrics`] for every name).
@@ -39,6 +39,10 @@ pub async fn metrics(State(state): Ctx) -> Result<Response, ApiError> {
         online: fleet.online,
         in_sync: fleet.in_sync,
         playing: fleet.playing,
+        replica: Some(ReplicaGauge {
+            id: state.replica.id().to_owned(),
+            leader: state.replica.is_leader(),
+        }),
     });
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use signet_common::ids::{DeviceId, NodeId};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// How many changes the broadcast holds for a subscriber that is behind.
@@ -28,6 +28,26 @@ pub struct FleetChange {
     /// The node it is attached at now; `None` when it is not (unpaired).
     pub node: Option<NodeId>,
 }
+
+/// What one hub replica tells the others about the fleet (X5), so a
+/// console streaming from any replica hears what another stored: a change
+/// and a heartbeat deadline ([`FleetFeed::relay_to`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relayed {
+    /// [`FleetFeed::changed`] on another replica.
+    Changed(FleetChange),
+    /// [`FleetFeed::set_deadline`] on another replica.
+    Deadline {
+        /// The device.
+        device: DeviceId,
+        /// Its deadline; `None`: cleared.
+        deadline: Option<DateTime<Utc>>,
+    },
+}
+
+/// How many relayed notes wait for the replicas' connection at most; more
+/// are dropped (streams revalidate on their own every few minutes).
+pub const RELAY_CAPACITY: usize = 4096;
 
 /// Every stream slot is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +106,8 @@ pub struct FleetFeed {
     max_streams: usize,
     /// Cancelled when the hub stops: every stream ends.
     closed: CancellationToken,
+    /// Where changes go for the other replicas (X5), once installed.
+    relay: std::sync::OnceLock<mpsc::Sender<Relayed>>,
 }
 
 impl std::fmt::Debug for FleetFeed {
@@ -108,6 +130,7 @@ impl FleetFeed {
             slots: Arc::new(Semaphore::new(max_streams)),
             max_streams,
             closed: CancellationToken::new(),
+            relay: std::sync::OnceLock::new(),
         }
     }
 
@@ -129,10 +152,35 @@ impl FleetFeed {
         &self.closed
     }
 
-    /// Whether anyone listens (a change nobody hears need not be read).
+    /// Whether anyone listens (a change nobody hears need not be read):
+    /// a stream here, or (with a relay) maybe one on another replica.
     #[must_use]
     pub fn has_subscribers(&self) -> bool {
-        self.changes.receiver_count() > 0
+        self.changes.receiver_count() > 0 || self.relay.get().is_some()
+    }
+
+    /// From now on, every change and deadline set here also goes to
+    /// `relay` for the other replicas (X5; the first relay installed stays).
+    pub fn relay_to(&self, relay: mpsc::Sender<Relayed>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Applies what another replica relayed: to this replica's streams and
+    /// deadlines only (not relayed again).
+    pub fn apply_relayed(&self, note: Relayed) {
+        match note {
+            Relayed::Changed(change) => {
+                let _ = self.changes.send(change);
+            }
+            Relayed::Deadline { device, deadline } => self.deadlines().set(&device, deadline),
+        }
+    }
+
+    fn relay(&self, note: Relayed) {
+        if let Some(relay) = self.relay.get() {
+            // Full or closed: dropped (see RELAY_CAPACITY).
+            let _ = relay.try_send(note);
+        }
     }
 
     /// Tells every subscriber that `device`'s fleet view may have changed
@@ -140,11 +188,13 @@ impl FleetFeed {
     /// is where it is attached now (`None`: unpaired). Call after the change
     /// is stored.
     pub fn changed(&self, device: &DeviceId, node: Option<&NodeId>) {
-        // No receiver is not an error: nobody is watching.
-        let _ = self.changes.send(FleetChange {
+        let change = FleetChange {
             device: device.clone(),
             node: node.cloned(),
-        });
+        };
+        // No receiver is not an error: nobody is watching.
+        let _ = self.changes.send(change.clone());
+        self.relay(Relayed::Changed(change));
     }
 
     /// A stream slot and a place in the broadcast, from now on.
@@ -170,6 +220,10 @@ impl FleetFeed {
     /// Sets (or, with `None`, clears) `device`'s heartbeat deadline.
     pub fn set_deadline(&self, device: &DeviceId, deadline: Option<DateTime<Utc>>) {
         self.deadlines().set(device, deadline);
+        self.relay(Relayed::Deadline {
+            device: device.clone(),
+            deadline,
+        });
     }
 
     /// Sets the deadlines of the devices that have none yet (a heartbeat

@@ -19,6 +19,7 @@ pub mod entitlements;
 pub mod fleet_feed;
 pub mod ingest;
 pub mod publisher;
+pub mod replica;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use self::entitlements::Entitlements;
 use self::fleet_feed::FleetFeed;
 use self::ingest::ReportIngest;
 use self::publisher::{LogPublisher, Publisher};
+use self::replica::Replica;
 use crate::config::Config;
 use crate::keys::{self, HubKeys};
 use crate::login::{LoginThrottle, PasswordHashing};
@@ -93,6 +95,9 @@ pub struct Hub {
     /// Which access groups entitle a user now (P6, M1): content's view rule
     /// asks it; access groups answer it.
     pub entitlements: Arc<dyn Entitlements>,
+    /// This replica's id and whether it leads (X5): the leader unless an
+    /// election runs (`serve` starts one on PostgreSQL, `crate::cluster`).
+    pub replica: Arc<Replica>,
 }
 
 /// The ports the domains above the core implement, handed to
@@ -160,6 +165,15 @@ impl Hub {
         ));
         // Live fleet streams hold a connection each: at most a quarter of them.
         let fleet_feed = Arc::new(FleetFeed::new(config.http_max_connections / 4));
+        let replica = Arc::new(Replica::new(
+            config
+                .replica_id
+                .clone()
+                .unwrap_or_else(replica::default_id),
+            // One hub leads; `cluster::election` (started by `serve`)
+            // makes it a follower until it wins the election on PostgreSQL.
+            true,
+        ));
         Ok(Self {
             store,
             config: Arc::new(config),
@@ -175,6 +189,7 @@ impl Hub {
             fleet_feed,
             fleet_ingest,
             entitlements,
+            replica,
         })
     }
 

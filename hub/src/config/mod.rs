@@ -28,7 +28,7 @@ mod validate;
 
 pub use load::ConfigError;
 pub use mqtt::{
-    BrokerUrl, DEFAULT_MOSQUITTO, MAX_BROKER_URL_LEN, MAX_MQTT_FIELD_LEN, MqttConfig,
+    BrokerUrl, DEFAULT_MOSQUITTO, MAX_BROKER_URL_LEN, MAX_MQTT_FIELD_LEN, MqttConfig, SHARE_GROUP,
     SYSTEM_CA_BUNDLE,
 };
 
@@ -159,6 +159,14 @@ pub struct Config {
     pub alert_webhook_url: Option<String>,
     /// How long proof-of-play events are kept, in days (U3).
     pub usage_retention_days: u64,
+    /// This replica's name in `/healthz` and `/metrics` and to the leader
+    /// election (X5); unset: the host name and process id.
+    pub replica_id: Option<String>,
+    /// The directory every replica shares (X5): content blobs, thumbnails
+    /// and screenshots live under it (`content/`, `thumbnails/`,
+    /// `screenshots/`), so what one replica stored the others serve. Unset:
+    /// `data`. Any POSIX file system all replicas mount (NFS, CephFS, …).
+    pub shared_dir: Option<PathBuf>,
 }
 
 /// Where mail goes.
@@ -222,7 +230,18 @@ impl Default for Config {
             alert_email: None,
             alert_webhook_url: None,
             usage_retention_days: 2 * 366,
+            replica_id: None,
+            shared_dir: None,
         }
+    }
+}
+
+impl Config {
+    /// Where content blobs, thumbnails and screenshots live:
+    /// [`Config::shared_dir`], else `data`.
+    #[must_use]
+    pub fn shared_dir(&self) -> &std::path::Path {
+        self.shared_dir.as_deref().unwrap_or(&self.data)
     }
 }
 

@@ -63,7 +63,16 @@ pub struct MqttConfig {
     /// external broker's own means. (The managed broker is always
     /// administered so.)
     pub dynsec: bool,
+    /// Subscribe to device reports through the MQTT shared subscription
+    /// `$share/signet-hub/…` (X5, X6), so hub replicas on one external
+    /// broker (mosquitto 2, EMQX, …) each get a share of the reports
+    /// instead of every report. Needs an external broker (`embedded =
+    /// false`): the managed broker is one hub's own.
+    pub shared_subscriptions: bool,
 }
+
+/// The share group replicas subscribe to device reports in.
+pub const SHARE_GROUP: &str = "signet-hub";
 
 /// The CA bundle `mqtts://` uses when `ca_file` is unset (Debian and
 /// Raspberry Pi OS, O1).
@@ -91,6 +100,7 @@ impl Default for MqttConfig {
             device_ca_file: None,
             client_id: "signet-hub".to_owned(),
             dynsec: false,
+            shared_subscriptions: false,
         }
     }
 }
@@ -172,6 +182,13 @@ impl MqttConfig {
                 "mqtt.dynsec",
                 "administers an external mosquitto: it needs mqtt.embedded = false, \
                  mqtt.url, and the admin's mqtt.username and mqtt.password",
+            ));
+        }
+        if self.shared_subscriptions && self.embedded {
+            return Err(refuse(
+                "mqtt.shared_subscriptions",
+                "is for hub replicas on one external broker: it needs mqtt.embedded = false \
+                 and mqtt.url (the managed broker is one hub's own)",
             ));
         }
         if self.client_id.is_empty()

@@ -100,6 +100,18 @@ impl Config {
             ));
         }
         self.validate_clock()?;
+        if let Some(id) = &self.replica_id
+            && (id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            return Err(refuse(
+                "replica_id",
+                "must be 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
         self.mqtt.validate()?;
         self.validate_alerts()
     }

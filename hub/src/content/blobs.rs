@@ -1,4 +1,6 @@
-//! The content-addressed blob store under `<data>/content/` (D2, A8, S9).
+//! The content-addressed blob store under `<shared_dir>/content/` (D2, A8, S9;
+//! `shared_dir` is `data` unless configured: a directory every hub replica
+//! mounts, X5, so a blob uploaded through one replica serves from all).
 //!
 //! An upload streams into `tmp/`, hashed with SHA-256 as it arrives and cut
 //! off at the size limit; the bytes are never all in memory. A finished
@@ -54,7 +56,7 @@ fn io(what: &str, path: &Path, e: &std::io::Error) -> BlobError {
 /// The blob directory of a data directory.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    /// `<data>/content`.
+    /// `<shared_dir>/content`.
     dir: PathBuf,
 }
 
@@ -197,13 +199,29 @@ impl BlobStore {
 
     /// Pins the blob `sha256` until the returned guard is dropped. Hold it
     /// from before [`Self::commit`] until the record that names the blob is
-    /// written or refused (see the module doc).
+    /// written or refused (see the module doc). The pin is seen by this
+    /// process and, as a file under `pins/`, by every replica sharing the
+    /// directory (X5); a pin file a killed process left behind only keeps
+    /// that blob until the next removal finds it unpinned.
     #[must_use]
     pub fn pin(&self, sha256: &Sha256) -> Pin {
         let path = self.path_of(sha256);
         let mut pinned = PINNED.lock().unwrap_or_else(PoisonError::into_inner);
         *pinned.entry(path.clone()).or_default() += 1;
-        Pin(path)
+        let pins = self.dir.join(PINS);
+        let file = pins.join(format!("{sha256}.{}", new_id("pin-")));
+        let made = std::fs::create_dir_all(&pins).and_then(|()| std::fs::File::create(&file));
+        match made {
+            Ok(_) => Pin {
+                path,
+                file: Some(file),
+            },
+            Err(e) => {
+                tracing::warn!(path = %file.display(), error = %e,
+                    "blob pin file not made: other replicas may remove the blob meanwhile");
+                Pin { path, file: None }
+            }
+        }
     }
 
     /// Moves a staged upload into the store under its hash (or drops it when
@@ -233,9 +251,12 @@ impl BlobStore {
 
     /// Deletes the blob with `sha256` (absent is fine) and its thumbnail
     /// ([`super::thumbnail`]) when no upload holds a [`Pin`] on it and
-    /// `unused` (which reads the records) says no record names it; the
-    /// check and the removal are one step against pins. Syncs the
-    /// directory.
+    /// `unused` (which reads the records) says no record names it. Across
+    /// replicas sharing the directory (X5) the blob is first moved aside,
+    /// then the pins and `unused` are checked, and it is put back when
+    /// either says it is needed: an upload elsewhere either pinned it
+    /// before it found the blob in place (its pin is seen, or its record),
+    /// or found it gone and stored its own copy. Syncs the directory.
     ///
     /// # Errors
     /// `unused`'s error, or [`BlobError::Io`].
@@ -249,16 +270,30 @@ impl BlobStore {
     {
         let target = self.path_of(sha256);
         let dir = self.dir.clone();
+        let sha = sha256.to_string();
         let removed = tokio::task::spawn_blocking(move || -> Result<bool, E> {
             let pinned = PINNED.lock().unwrap_or_else(PoisonError::into_inner);
-            if pinned.contains_key(&target) || !unused()? {
+            if pinned.contains_key(&target) || pinned_elsewhere(&dir, &sha)? {
                 return Ok(false);
             }
-            match std::fs::remove_file(&target) {
+            let aside = dir.join("tmp").join(new_id(&format!("removing-{sha}-")));
+            std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io("create", &dir, &e))?;
+            match std::fs::rename(&target, &aside) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(io("remove", &target, &e).into()),
+                Err(e) => return Err(io("move", &target, &e).into()),
             }
+            let needed = match pinned_elsewhere(&dir, &sha).map_err(E::from) {
+                Ok(true) => Ok(true),
+                Ok(false) => unused().map(|unused| !unused),
+                Err(e) => Err(e),
+            };
+            if !matches!(needed, Ok(false)) {
+                // Back (over an identical copy an upload may have stored).
+                std::fs::rename(&aside, &target).map_err(|e| io("restore", &target, &e))?;
+                return needed.map(|_| false);
+            }
+            std::fs::remove_file(&aside).map_err(|e| io("remove", &aside, &e))?;
             drop(pinned);
             crate::keys::sync_dir(&dir).map_err(|e| BlobError::Io(e.to_string()))?;
             Ok(true)
@@ -284,18 +319,50 @@ impl BlobStore {
 /// The blobs uploads hold a [`Pin`] on, by path, with how many pins each.
 static PINNED: LazyLock<Mutex<HashMap<PathBuf, usize>>> = LazyLock::new(Default::default);
 
+/// Where pin files live under the blob directory: `{sha256}.{unique}`.
+const PINS: &str = "pins";
+
+/// Whether any process holds a pin file on blob `sha` (X5).
+fn pinned_elsewhere(dir: &Path, sha: &str) -> Result<bool, BlobError> {
+    let pins = dir.join(PINS);
+    let entries = match std::fs::read_dir(&pins) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io("read", &pins, &e)),
+    };
+    let prefix = format!("{sha}.");
+    for entry in entries {
+        let entry = entry.map_err(|e| io("read", &pins, &e))?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// A blob an upload is about to name in a record ([`BlobStore::pin`]):
 /// [`BlobStore::remove_unused`] leaves it until this guard is dropped.
 #[derive(Debug)]
-pub struct Pin(PathBuf);
+pub struct Pin {
+    /// The blob.
+    path: PathBuf,
+    /// Its pin file, seen by other replicas.
+    file: Option<PathBuf>,
+}
 
 impl Drop for Pin {
     fn drop(&mut self) {
+        if let Some(file) = self.file.take()
+            && let Err(e) = std::fs::remove_file(&file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %file.display(), error = %e, "blob pin file not removed");
+        }
         let mut pinned = PINNED.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = pinned.get_mut(&self.0) {
+        if let Some(count) = pinned.get_mut(&self.path) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                pinned.remove(&self.0);
+                pinned.remove(&self.path);
             }
         }
     }
@@ -334,5 +401,44 @@ mod tests {
             !blobs.path_of(&sha256).exists(),
             "unpinned and unused: removed"
         );
+    }
+
+    /// X5: a pin another replica holds (its pin file in the shared
+    /// directory) keeps the blob, as does a record written meanwhile.
+    #[tokio::test]
+    async fn x5_a_pin_file_of_another_replica_keeps_the_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let body = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(Bytes::from_static(b"{\"canvas\": {\"w\": 1}}"))
+        });
+        let staged = blobs.stage(body, 1024).await.unwrap();
+        let sha256 = staged.sha256;
+        blobs.commit(staged).await.unwrap();
+        let other = dir
+            .path()
+            .join("content/pins")
+            .join(format!("{sha256}.other-replica"));
+        std::fs::create_dir_all(dir.path().join("content/pins")).unwrap();
+        std::fs::write(&other, b"").unwrap();
+        let unused = || Ok::<_, BlobError>(true);
+        blobs.remove_unused(&sha256, unused).await.unwrap();
+        assert!(blobs.path_of(&sha256).exists(), "pinned elsewhere: kept");
+        std::fs::remove_file(&other).unwrap();
+        blobs
+            .remove_unused(&sha256, || Ok::<_, BlobError>(false))
+            .await
+            .unwrap();
+        assert!(
+            blobs.path_of(&sha256).exists(),
+            "named by a record: put back"
+        );
+        blobs.remove_unused(&sha256, unused).await.unwrap();
+        assert!(
+            !blobs.path_of(&sha256).exists(),
+            "unpinned and unused: removed"
+        );
+        let left: Vec<_> = std::fs::read_dir(blobs.tmp_dir()).unwrap().collect();
+        assert!(left.is_empty(), "nothing left aside");
     }
 }

@@ -317,7 +317,7 @@ where
         Ok(allowed_groups)
     };
     let allowed_groups = hub.store.transact(sees).await?;
-    let blobs = BlobStore::new(&hub.config.data);
+    let blobs = BlobStore::new(hub.config.shared_dir());
     let (staged, media) = stage_media(hub, &blobs, declared_len, body).await?;
     let thumbnail = render_thumbnail(hub, &staged, &media).await;
     let add_target = |tx: &mut Tx| {
@@ -352,7 +352,7 @@ where
     let pin = blobs.pin(&sha256);
     blobs.commit(staged).await?;
     let item = ContentItem {
-        thumbnail: thumbnail::store(&hub.config.data, &sha256, thumbnail).await,
+        thumbnail: thumbnail::store(hub.config.shared_dir(), &sha256, thumbnail).await,
         ..item
     };
     let written = hub
@@ -435,7 +435,7 @@ async fn render_thumbnail(
 ) -> Option<thumbnail::Thumbnail> {
     let path = staged.path()?;
     thumbnail::render(
-        &hub.config.data,
+        hub.config.shared_dir(),
         &staged.sha256,
         path,
         staged.size,
@@ -453,7 +453,7 @@ async fn render_thumbnail(
 pub async fn drop_unused_blob(hub: &Hub, sha256: &Sha256) -> Result<(), ContentError> {
     let (store, hash) = (hub.store.clone(), *sha256);
     let unused = move || Ok::<_, ContentError>(items_with_hash(&store, &hash)?.is_empty());
-    BlobStore::new(&hub.config.data)
+    BlobStore::new(hub.config.shared_dir())
         .remove_unused(sha256, unused)
         .await
 }
@@ -486,7 +486,7 @@ where
         ));
     }
     let viewer = Viewer::load(hub, actor)?;
-    let blobs = BlobStore::new(&hub.config.data);
+    let blobs = BlobStore::new(hub.config.shared_dir());
     let (staged, media) = stage_media(hub, &blobs, declared_len, body).await?;
     let thumbnail = render_thumbnail(hub, &staged, &media).await;
     let changeable = |tx: &mut Tx| {
@@ -513,7 +513,7 @@ where
     );
     let pin = blobs.pin(&sha256);
     blobs.commit(staged).await?;
-    let has_thumbnail = thumbnail::store(&hub.config.data, &sha256, thumbnail).await;
+    let has_thumbnail = thumbnail::store(hub.config.shared_dir(), &sha256, thumbnail).await;
     let now = hub.now();
     let written = hub
         .store
@@ -635,7 +635,7 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<
 pub async fn thumbnail(hub: &Hub, actor: &Actor, id: &str) -> Result<ThumbnailFile, ContentError> {
     let item = get(hub, actor, id, Items::Any).await?;
     let found = if item.thumbnail {
-        thumbnail::find(&hub.config.data, &item.sha256).await
+        thumbnail::find(hub.config.shared_dir(), &item.sha256).await
     } else {
         None
     };

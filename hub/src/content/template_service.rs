@@ -168,7 +168,7 @@ async fn store_bytes(hub: &Hub, template: &Template) -> Result<(Sha256, u64, Pin
             "the template encodes to more than {MAX_TEMPLATE_BYTES} bytes"
         )));
     }
-    let blobs = BlobStore::new(&hub.config.data);
+    let blobs = BlobStore::new(hub.config.shared_dir());
     let body =
         futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(bytes)) });
     let staged = blobs

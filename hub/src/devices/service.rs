@@ -650,7 +650,8 @@ pub async fn unpair(hub: &Hub, actor: &Actor, id: &str) -> Result<Unpaired, Devi
         tracing::warn!(device = %device.id, %error, "unpaired device not revoked on the broker yet; the outbox retries");
     }
     // Its last screenshot goes with it (the record went in the transaction).
-    if let Ok(path) = crate::screenshots::ScreenshotStore::new(&hub.config.data).path_of(&device.id)
+    if let Ok(path) =
+        crate::screenshots::ScreenshotStore::new(hub.config.shared_dir()).path_of(&device.id)
         && let Err(e) = tokio::fs::remove_file(&path).await
         && e.kind() != std::io::ErrorKind::NotFound
     {

@@ -407,7 +407,7 @@ pub async fn store_screenshot(
     png: axum::body::Bytes,
 ) -> Result<(Screenshot, bool), FleetError> {
     let size = check_png(&png)?;
-    let shots = ScreenshotStore::new(&hub.config.data);
+    let shots = ScreenshotStore::new(hub.config.shared_dir());
     let staged = shots.stage(device, png, size, hub.now()).await?;
     let screenshot = staged.screenshot.clone();
     let previous = shots.commit(&hub.store, staged).await?;
@@ -428,7 +428,7 @@ pub async fn latest_screenshot(
     let device = crate::devices::device(&hub.store, id)?
         .filter(|d| viewer.sees_node(&d.node))
         .ok_or(FleetError::NotFound("device"))?;
-    ScreenshotStore::new(&hub.config.data)
+    ScreenshotStore::new(hub.config.shared_dir())
         .latest(&hub.store, &device.id)
         .await?
         .ok_or(FleetError::NotFound("screenshot"))

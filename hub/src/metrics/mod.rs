@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
@@ -53,7 +53,7 @@ use signet_common::sync::TOPIC_PREFIX;
 mod tests;
 
 /// The fleet's totals one scrape shows (the fleet counts them: U4).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetGauges {
     /// Devices attached to a leaf node.
     pub attached: u64,
@@ -63,6 +63,17 @@ pub struct FleetGauges {
     pub in_sync: u64,
     /// Of those, online and reporting something playing.
     pub playing: u64,
+    /// This replica and whether it leads (X5); `None`: not shown.
+    pub replica: Option<ReplicaGauge>,
+}
+
+/// `signet_replica_leader{replica="…"}`: 1 on the leader, else 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaGauge {
+    /// The replica's id.
+    pub id: String,
+    /// Whether it leads.
+    pub leader: bool,
 }
 
 /// The content type of the text exposition format.
@@ -405,6 +416,18 @@ impl Metrics {
             ),
         ] {
             gauges.register(name, help, ConstGauge::new(value));
+        }
+        if let Some(replica) = &fleet.replica {
+            let leader = Family::<Vec<(String, String)>, Gauge>::default();
+            leader
+                .get_or_create(&vec![("replica".to_owned(), replica.id.clone())])
+                .set(i64::from(replica.leader));
+            gauges.register(
+                "signet_replica_leader",
+                "1 when this hub replica leads (runs the once-only work: publishing jobs, \
+                 alerts, mail, hub_time, the retained-state watch), else 0 (X5)",
+                leader,
+            );
         }
         let mut out = String::new();
         // Writing into a String cannot fail, nor can these label sets.

@@ -19,7 +19,8 @@ use super::hub_time;
 use super::reports::{self, DeviceReports};
 use super::retained::{self, WatchInbox};
 use crate::app::Hub;
-use crate::config::{BrokerUrl, MqttConfig, SYSTEM_CA_BUNDLE};
+use crate::app::replica::Replica;
+use crate::config::{BrokerUrl, MqttConfig, SHARE_GROUP, SYSTEM_CA_BUNDLE};
 use crate::metrics::{Direction, Metrics};
 use crate::publish::{PublishFailed, Publisher, RetainedMessage, TransientMessage};
 
@@ -330,6 +331,7 @@ impl HubLink {
             Inboxes {
                 reports: inbox_tx,
                 retained: watch_tx,
+                replica: state.replica.clone(),
             },
             self.metrics.clone(),
             cancel.clone(),
@@ -427,8 +429,11 @@ pub fn backoff(options: &LinkOptions, failures: u32) -> Duration {
 struct Inboxes {
     /// Device reports, for the store (acknowledged once stored).
     reports: mpsc::Sender<Publish>,
-    /// Messages on the hub's own retained topics, for the watch.
+    /// Messages on the hub's own retained topics, for the watch (on the
+    /// leader only, X5: followers drop them).
     retained: WatchInbox,
+    /// Whether this replica leads.
+    replica: Arc<Replica>,
 }
 
 /// Polls the connection: forwards ConnAcks to the session task, device
@@ -460,7 +465,9 @@ async fn event_loop(
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 metrics.count_mqtt(Direction::Received, &publish.topic);
                 if retained::owned_topic(&publish.topic).is_some() {
-                    inboxes.retained.offer(publish);
+                    if inboxes.replica.is_leader() {
+                        inboxes.retained.offer(publish);
+                    }
                 } else if let Err(e) = inboxes.reports.try_send(publish) {
                     // Left unacknowledged: the broker redelivers it when the
                     // session resumes (QoS 1, persistent session).
@@ -482,10 +489,13 @@ async fn event_loop(
     tracing::info!("MQTT event loop stopped");
 }
 
-/// On every connect: subscribe to device reports and (QoS 0) to the hub's
-/// own retained topics for the watch, publish a fresh `hub_time`, and
-/// republish `trust` and every stored document (S4). Every `interval`: a
-/// fresh `hub_time`.
+/// On every connect: subscribe to device reports (through the shared
+/// subscription with `mqtt.shared_subscriptions`, X5) and (QoS 0) to the
+/// hub's own retained topics for the watch; then, on the leader only
+/// (X5), publish a fresh `hub_time` and republish `trust` and every
+/// stored document (S4), which a replica also does when it becomes the
+/// leader (what its predecessor stored but did not send goes out). Every
+/// `interval`, on the leader: a fresh `hub_time`.
 async fn session(
     waiting: WaitingPublisher,
     state: Hub,
@@ -495,6 +505,7 @@ async fn session(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leading = state.replica.watch();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
@@ -502,18 +513,42 @@ async fn session(
                 if changed.is_err() {
                     break;
                 }
-                on_connect(&state, &waiting).await;
+                subscribe(&state, &waiting).await;
+                if state.replica.is_leader() {
+                    on_lead(&state, &waiting).await;
+                }
             }
-            _ = ticker.tick() => publish_hub_time(&state, &waiting).await,
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                if *leading.borrow_and_update() {
+                    on_lead(&state, &waiting).await;
+                }
+            }
+            _ = ticker.tick() => if state.replica.is_leader() {
+                publish_hub_time(&state, &waiting).await;
+            },
         }
     }
 }
 
-async fn on_connect(state: &Hub, waiting: &WaitingPublisher) {
+/// The filter for device reports under `filter`: in the replicas' share
+/// group with `mqtt.shared_subscriptions`, so the broker hands each report
+/// to one replica (X5, X6).
+fn report_filter(state: &Hub, filter: &str) -> String {
+    if state.config.mqtt.shared_subscriptions {
+        format!("$share/{SHARE_GROUP}/{TOPIC_PREFIX}/{filter}")
+    } else {
+        format!("{TOPIC_PREFIX}/{filter}")
+    }
+}
+
+async fn subscribe(state: &Hub, waiting: &WaitingPublisher) {
     for filter in reports::SUBSCRIPTIONS {
         let subscribed = tokio::select! {
             () = waiting.cancel.cancelled() => return,
-            r = waiting.client.subscribe(format!("{TOPIC_PREFIX}/{filter}"), QoS::AtLeastOnce) => r,
+            r = waiting.client.subscribe(report_filter(state, filter), QoS::AtLeastOnce) => r,
         };
         if let Err(e) = subscribed {
             tracing::error!(error = %e, filter, "subscribing failed");
@@ -528,6 +563,10 @@ async fn on_connect(state: &Hub, waiting: &WaitingPublisher) {
             tracing::error!(error = %e, filter, "subscribing to a retained hub topic failed");
         }
     }
+}
+
+/// The leader's part of a connect: `hub_time`, then all retained state.
+async fn on_lead(state: &Hub, waiting: &WaitingPublisher) {
     publish_hub_time(state, waiting).await;
     match crate::publish::republish_all(&state.store, &state.keys.trust, waiting).await {
         Ok(report) => tracing::info!(

@@ -153,7 +153,7 @@ async fn make(
     let item = item
         .filter(|i| i.sha256 == job.source)
         .ok_or("the item was deleted or its bytes replaced")?;
-    let blobs = BlobStore::new(&hub.config.data);
+    let blobs = BlobStore::new(hub.config.shared_dir());
     let source = blobs.path_of(&job.source);
     let tmp = blobs.tmp_dir();
     tokio::fs::create_dir_all(&tmp)
