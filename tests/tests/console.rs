@@ -276,18 +276,18 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         env.push(("SIGNET_E2E_FLEET_PNG", docs_png.display().to_string()));
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let tests = console.join("e2e").display().to_string();
-    let mut suite = Process::start(
-        "console-e2e",
-        Path::new("node"),
-        &[
-            "--test",
-            "--test-concurrency=1",
-            "--test-reporter=spec",
-            &tests,
-        ],
-        &env,
-    );
+    // SIGNET_E2E_ONLY=story.test.mjs,… runs only those files of the suite
+    // (a quicker loop while working on one page); all of them otherwise.
+    let tests: Vec<String> = match std::env::var("SIGNET_E2E_ONLY") {
+        Ok(only) if !only.trim().is_empty() => only
+            .split(',')
+            .map(|f| console.join("e2e").join(f.trim()).display().to_string())
+            .collect(),
+        _ => vec![console.join("e2e").display().to_string()],
+    };
+    let mut args = vec!["--test", "--test-concurrency=1", "--test-reporter=spec"];
+    args.extend(tests.iter().map(String::as_str));
+    let mut suite = Process::start("console-e2e", Path::new("node"), &args, &env);
     let code = suite.exit_code(SUITE).await;
     let output = suite.output().join("\n");
     println!("{output}");
