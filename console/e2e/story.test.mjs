@@ -2,7 +2,8 @@
 // goes to a real SMTP listener (issue 19 tests; started by
 // tests/tests/console.rs). Every operator step goes through the console's
 // pages; only the hub's fixture (the media files) is uploaded over the API.
-//  1. a tenant admin builds a tree with a restricted node (/admin/tree);
+//  1. a tenant admin builds a tree with a restricted node (/admin/tree)
+//     and defines a custom attribute for the items of a node;
 //  2. creates a user who needs approval and a permission group granting
 //     publish, with the user in it;
 //  3. creates an access group with a licence (one device per member), gives
@@ -136,7 +137,7 @@ async function start(page, list, button) {
 const said = (page, text) => page.getByRole('status').filter({ hasText: text }).first().waitFor();
 
 describe('the operator story (issue 19)', () => {
-  it('1. C9, T1, T4, A1: a tenant admin builds a tree with a restricted node', () =>
+  it('1. C9, T1, T4, A1, M3: a tenant admin builds a tree with a restricted node and a custom attribute', () =>
     step('story-1-tree', { user: ADMIN, path: '/admin/tree' }, async (page) => {
       await page.getByRole('heading', { level: 1, name: 'Tenancy tree' }).waitFor();
       const nodes = page.getByRole('navigation', { name: 'Nodes' });
@@ -162,6 +163,20 @@ describe('the operator story (issue 19)', () => {
       const path = await page.locator('section.detail > p').first().innerText();
       assert.match(path, /Acme.*Story region.*Story archive/, 'the restricted node is under the region');
       await axe(page, 'the tree with the new restricted node');
+      // A custom attribute for the items of the region (M3), seen below it.
+      await nodes.getByRole('button', { name: 'Story region', exact: true }).click();
+      await page.getByRole('heading', { level: 2, name: 'Story region' }).waitFor();
+      await page.getByLabel('Attribute label').fill('Age rating');
+      await page.getByLabel('Attribute key').fill('age_rating');
+      await page.getByLabel('Attribute type').selectOption('enum');
+      await page.getByLabel('Values (comma-separated)').fill('all, 12, 18');
+      await page.getByRole('button', { name: 'Define attribute' }).click();
+      await said(page, 'Defined “Age rating”');
+      await page.getByRole('table', { name: 'Custom attributes of items here' }).getByText('all, 12, 18').waitFor();
+      await axe(page, 'a node with a custom attribute');
+      await nodes.getByRole('button', { name: /Story archive/ }).click();
+      const inherited = page.getByRole('table', { name: 'Custom attributes of items here' }).getByRole('row').filter({ hasText: 'Age rating' });
+      await inherited.getByText(/Story region/).waitFor();
     }));
 
   it('2. C9, A3, P2, P4: creates a user who needs approval and a permission group granting publish', () =>
