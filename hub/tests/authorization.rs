@@ -2052,6 +2052,14 @@ fn rows() -> Vec<Row> {
             Nothing,
             Anonymous(403),
         ),
+        row(
+            Method::GET,
+            "/api/v1/my/thumbnails/{item}",
+            "/api/v1/my/thumbnails/c-0123456789abcdef?expires=1&signature=00",
+            None,
+            Nothing,
+            Anonymous(403),
+        ),
     ]
 }
 

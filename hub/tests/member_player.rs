@@ -322,3 +322,57 @@ async fn l2_a_users_first_playback_sets_first_used_at_and_shortens_the_window() 
     let r = play(&hub, &token, &item, device_token).await;
     assert_error(&r, StatusCode::FORBIDDEN, "outside_licence_window");
 }
+
+/// M6, C5: "My content" lists each item with a signed URL of its
+/// thumbnail, which serves the content library's thumbnail without a login
+/// (an `<img>` sends no token), refuses a changed signature (403
+/// `bad_signature`) and stops working within two hours (410
+/// `link_expired`).
+#[tokio::test]
+async fn m6_c5_my_content_lists_each_item_with_a_signed_thumbnail_url() {
+    let (hub, _, item, _, token) = setup().await;
+    let (status, mine) = hub.get(&token, "/api/v1/my/content").await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let url = mine["groups"][0]["items"][0]["thumbnail_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no thumbnail URL: {mine}"))
+        .to_owned();
+    assert!(
+        url.starts_with(&format!("/api/v1/my/thumbnails/{item}?")),
+        "{url}"
+    );
+    let (_, again) = hub.get(&token, "/api/v1/my/content").await;
+    assert_eq!(
+        again["groups"][0]["items"][0]["thumbnail_url"], url,
+        "the URL stays the same within the hour, for the browser's cache"
+    );
+
+    let served = fetch(&hub, &url, None).await;
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.headers()[header::CONTENT_TYPE], "image/png");
+    let bytes = served.bytes().await.unwrap();
+    let library = hub
+        .client
+        .get(format!("{}/api/v1/content/{item}/thumbnail", hub.base))
+        .bearer_auth(&hub.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(library.status(), StatusCode::OK);
+    assert_eq!(bytes, library.bytes().await.unwrap());
+
+    let tampered = url.replace("signature=", "signature=0");
+    let r = fetch(&hub, &tampered, None).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let other = url.replace(&item, "c-0123456789abcdef");
+    assert_eq!(
+        fetch(&hub, &other, None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    hub.clock.advance(TimeDelta::hours(2));
+    let expired = fetch(&hub, &url, None).await;
+    assert_eq!(expired.status(), StatusCode::GONE);
+    let body: Value = expired.json().await.unwrap();
+    assert_eq!(body["error"], "link_expired", "{body}");
+}

@@ -46,6 +46,7 @@ pub const UNAUTHENTICATED_ROUTES: &[(&str, &str, RouteClass)] = &[
     ("GET", "/api/v1/access-groups/invites/{token}", Credential),
     ("GET", "/api/v1/access-groups/{id}/signup", Open),
     ("GET", "/api/v1/my/media/{play}", Open),
+    ("GET", "/api/v1/my/thumbnails/{item}", Open),
     ("POST", "/api/v1/device/pairings", Credential),
     ("GET", "/healthz", Open),
     ("GET", "/metrics", Open),

@@ -9,7 +9,7 @@
 //! media URL's signature is its credential.
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 
 use super::prelude::*;
 use crate::content::BlobStore;
@@ -17,7 +17,7 @@ use crate::member::types::{
     BrowserRegistered, BrowserView, MediaSignature, MyContent, PlayGranted, PlayProgress,
     RegisterBrowser, StartPlay,
 };
-use crate::member::{MemberError, browsers, playback};
+use crate::member::{MemberError, browsers, playback, thumbnails};
 
 /// This concern's routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_play))
         .routes(routes!(play_progress))
         .routes(routes!(media))
+        .routes(routes!(thumbnail))
 }
 
 impl From<MemberError> for ApiError {
@@ -160,4 +161,29 @@ pub async fn media(
         HeaderValue::from_static("private, no-store"),
     );
     Ok(response)
+}
+
+/// The thumbnail of an item "My content" lists (M6, C5), by the signed URL
+/// the listing gave (no login: the signature is the credential).
+#[utoipa::path(get, path = "/api/v1/my/thumbnails/{item}", tag = "member",
+    params(("item" = String, Path, description = "Item id"), MediaSignature),
+    responses((status = 200, description = "The thumbnail",
+            content((super::schemas::Binary = "image/jpeg"), (super::schemas::Binary = "image/png"))),
+        (status = 403, description = "Bad signature", body = super::ErrorBody),
+        (status = 404, description = "No such item, or it has no thumbnail", body = super::ErrorBody),
+        (status = 410, description = "The link expired", body = super::ErrorBody),
+        (status = 429, description = "Too many requests from this source", body = super::ErrorBody)))]
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    Path(item): Path<String>,
+    ApiQuery(signature): ApiQuery<MediaSignature>,
+) -> Result<Response, ApiError> {
+    let file = thumbnails::open(&state, &item, &signature).await?;
+    let headers = [
+        (header::CONTENT_TYPE, file.media_type.to_owned()),
+        (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+        (header::ETAG, format!("\"{}\"", file.sha256)),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
+    Ok((headers, file.bytes).into_response())
 }

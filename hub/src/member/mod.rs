@@ -8,7 +8,8 @@
 //!
 //! Owns: the member's browsers ([`browsers`]: registered once with a name,
 //! each holding a device slot per group), playbacks and their signed media
-//! URLs ([`playback`]), the key they are signed with, and the trees below.
+//! URLs ([`playback`]), the signed thumbnail URLs of the listed items
+//! ([`thumbnails`]), the key they are signed with, and the trees below.
 //! Must not: decide a window itself ([`signet_common::license`] does),
 //! write access-group records other than through
 //! [`crate::access_groups::first_use::note_use`], or know HTTP
@@ -43,6 +44,7 @@ use signet_common::ids::{AccessGroupId, DeviceId, ItemId, UserId};
 pub mod browsers;
 pub mod error;
 pub mod playback;
+pub mod thumbnails;
 pub mod types;
 
 pub use error::MemberError;

@@ -20,7 +20,7 @@ use super::types::{
 };
 use super::{
     BROWSERS, MAX_MEDIA_URL_TTL_SECS, MEDIA_URL_TTL_SECS, MemberError, PLAYS, Play, SIGNING_KEY,
-    browser_key,
+    browser_key, thumbnails,
 };
 use crate::access_groups::{
     self, AccessGroup, GroupItem, ITEMS, MemberRef, first_use, group_prefix, window,
@@ -30,7 +30,7 @@ use crate::content::refs::{Referrer, referrers_in};
 use crate::content::{CONTENT, ContentItem};
 use crate::fleet::events::{StoredEvent, insert_in, set_duration_in};
 use crate::identity::{Actor, new_id, new_token};
-use crate::store::Tx;
+use crate::store::{StoreError, Tx};
 
 /// The one key of [`SIGNING_KEY`].
 const KEY: &str = "hmac";
@@ -43,12 +43,15 @@ const KEY: &str = "hmac";
 pub async fn my_content(hub: &Hub, actor: &Actor) -> Result<MyContent, MemberError> {
     let user = &actor.user.id;
     let now = hub.now();
+    let fresh_key = new_token().0;
+    let expires = thumbnails::expiry(now);
     let mut groups = hub
         .store
         .transact(|tx| {
+            let key = key_in(tx, &fresh_key)?;
             let mut groups = Vec::new();
             for (group, member) in groups_in(tx, user)? {
-                let items = items_in(tx, &group)?;
+                let items = items_in(tx, &group, &key, expires)?;
                 let window = window(&group, &member);
                 groups.push(MyGroup {
                     id: group.id.to_string(),
@@ -68,8 +71,14 @@ pub async fn my_content(hub: &Hub, actor: &Actor) -> Result<MyContent, MemberErr
     Ok(MyContent { groups })
 }
 
-/// `group`'s items a browser can play (video, audio, images), by name.
-fn items_in(tx: &mut Tx, group: &AccessGroup) -> Result<Vec<MyItem>, MemberError> {
+/// `group`'s items a browser can play (video, audio, images), by name,
+/// each with its thumbnail's URL signed under `key` until `expires`.
+fn items_in(
+    tx: &mut Tx,
+    group: &AccessGroup,
+    key: &str,
+    expires: i64,
+) -> Result<Vec<MyItem>, MemberError> {
     let mut items = Vec::new();
     for held in tx.scan::<GroupItem>(ITEMS, &group_prefix(&group.id))? {
         let Some(item) = tx.get::<ContentItem>(CONTENT, held.id.as_str())? else {
@@ -82,6 +91,9 @@ fn items_in(tx: &mut Tx, group: &AccessGroup) -> Result<Vec<MyItem>, MemberError
             ItemKind::Template => continue,
         };
         items.push(MyItem {
+            thumbnail_url: item
+                .thumbnail
+                .then(|| thumbnails::url(key, item.id.as_str(), expires)),
             id: item.id.to_string(),
             name: item.name,
             kind: kind.to_owned(),
@@ -160,13 +172,7 @@ pub async fn start(
             };
             tx.put(PLAYS, &play.id, &play)?;
             insert_in(tx, &play_event(&play, &group))?;
-            let key = match tx.get::<String>(SIGNING_KEY, KEY)? {
-                Some(key) => key,
-                None => {
-                    tx.put(SIGNING_KEY, KEY, &fresh_key)?;
-                    fresh_key.clone()
-                }
-            };
+            let key = key_in(tx, &fresh_key)?;
             Ok((play, key, ends, first))
         })
         .await?;
@@ -299,9 +305,7 @@ pub async fn progress(
 /// `OutsideWindow`, the store's.
 pub fn media(hub: &Hub, id: &str, signature: &MediaSignature) -> Result<Play, MemberError> {
     let store = &hub.store;
-    let key: String = store
-        .get(SIGNING_KEY, KEY)?
-        .ok_or(MemberError::BadSignature)?;
+    let key = signing_key(hub)?.ok_or(MemberError::BadSignature)?;
     if !same(&sign(&key, id, signature.expires), &signature.signature) {
         return Err(MemberError::BadSignature);
     }
@@ -326,14 +330,35 @@ pub fn media(hub: &Hub, id: &str, signature: &MediaSignature) -> Result<Play, Me
     Ok(play)
 }
 
+/// The key URLs are signed with, made (as `fresh`) at its first use, in
+/// `tx`.
+///
+/// # Errors
+/// When the store fails.
+fn key_in(tx: &mut Tx, fresh: &str) -> Result<String, StoreError> {
+    if let Some(key) = tx.get::<String>(SIGNING_KEY, KEY)? {
+        return Ok(key);
+    }
+    tx.put(SIGNING_KEY, KEY, &fresh.to_owned())?;
+    Ok(fresh.to_owned())
+}
+
+/// The key URLs are signed with, if one was made.
+///
+/// # Errors
+/// When the store fails.
+pub(super) fn signing_key(hub: &Hub) -> Result<Option<String>, StoreError> {
+    hub.store.get(SIGNING_KEY, KEY)
+}
+
 /// The hex HMAC-SHA256 under `key` of a media URL for play `id` that
 /// expires at Unix second `expires`.
-fn sign(key: &str, id: &str, expires: i64) -> String {
+pub(super) fn sign(key: &str, id: &str, expires: i64) -> String {
     hmac(key.as_bytes(), format!("{id}\n{expires}").as_bytes()).to_string()
 }
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.
-fn hmac(key: &[u8], message: &[u8]) -> Sha256 {
+pub(super) fn hmac(key: &[u8], message: &[u8]) -> Sha256 {
     const BLOCK: usize = 64;
     let mut block = [0u8; BLOCK];
     if key.len() > BLOCK {
@@ -351,7 +376,7 @@ fn hmac(key: &[u8], message: &[u8]) -> Sha256 {
 }
 
 /// Whether `a` and `b` are equal, in time independent of where they differ.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

@@ -95,6 +95,10 @@ pub struct MyItem {
     pub duration_ms: Option<u64>,
     /// Its categories in this group.
     pub categories: Vec<String>,
+    /// A signed URL (relative to the hub) of its thumbnail, working for one
+    /// to two hours; none when it has no thumbnail (audio, media that could
+    /// not be rendered).
+    pub thumbnail_url: Option<String>,
 }
 
 /// Starting a playback.
