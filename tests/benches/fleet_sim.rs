@@ -325,6 +325,7 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
         };
         let t0 = Instant::now();
         let version = put_items(&hub, &group, &items).await;
+        let answered = t0.elapsed();
         let g = group.clone();
         let applied = fleet
             .applied(
@@ -338,7 +339,8 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
             .activated(&group, version, Duration::from_secs(120))
             .await;
         println!(
-            "[{broker} N={n}] group change {round} (v{version}): applied {} ({} missing); activated {} ({} missing)",
+            "[{broker} N={n}] group change {round} (v{version}, answered in {:.0} ms): applied {} ({} missing); activated {} ({} missing)",
+            ms(answered),
             Spread::of(&applied.since(t0)).text(),
             applied.missing(),
             Spread::of(&active.since(t0)).text(),
