@@ -332,7 +332,7 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
                 DocumentKind::GroupManifest,
                 |_| g.clone(),
                 |_| version,
-                Duration::from_secs(600),
+                Duration::from_secs(120),
             )
             .await;
         let active = fleet
@@ -385,7 +385,7 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
             DocumentKind::DeviceAssignment,
             |d| d.as_str().to_owned(),
             |d| versions.get(d.as_str()).copied().unwrap_or(u64::MAX),
-            Duration::from_secs(600),
+            Duration::from_secs(120),
         )
         .await;
     let assign = Spread::of(&reached.since(t0));
