@@ -248,7 +248,7 @@ enum Decision {
     /// Its content is what the latest version says: that version stands.
     Unchanged(PublishedDocument),
     /// A new version to sign.
-    Sign(NewAssignment),
+    Sign(Box<NewAssignment>),
 }
 
 /// An assignment to sign, with what follows from it.
@@ -298,13 +298,13 @@ fn decide_assignment(
         Some(_) => previous_groups(tx, device)?
             .is_none_or(|held| held != follows.iter().cloned().collect::<BTreeSet<_>>()),
     };
-    Ok(Decision::Sign(NewAssignment {
+    Ok(Decision::Sign(Box::new(NewAssignment {
         device: device.clone(),
         assignment,
         content_hash: built.content_hash,
         follows,
         regrant,
-    }))
+    })))
 }
 
 /// The groups `device`'s latest signed assignment follows, from its stored
@@ -332,7 +332,7 @@ fn sign_all(state: &Hub, decided: &[Decision]) -> Result<Vec<String>, PublishErr
     let pending: Vec<&NewAssignment> = decided
         .iter()
         .filter_map(|d| match d {
-            Decision::Sign(new) => Some(new),
+            Decision::Sign(new) => Some(new.as_ref()),
             Decision::Unchanged(_) => None,
         })
         .collect();
