@@ -1461,6 +1461,18 @@ fn rows() -> Vec<Row> {
                 other: [403, 403, 403, 404, 404],
             },
         ),
+        // Bulk device members: removing a device that is no member changes nothing.
+        row(
+            Method::POST,
+            "/api/v1/access-groups/{id}/members/devices",
+            "/api/v1/access-groups/{agroup}/members/devices",
+            Some(json!({"remove": ["d-matrix-{unique}"]})),
+            Nothing,
+            Roles {
+                own: [403, 403, 403, 200, 200],
+                other: [403, 403, 403, 404, 404],
+            },
+        ),
         row(
             Method::GET,
             "/api/v1/access-groups/{id}/items",

@@ -554,15 +554,35 @@ async fn s3_device_assignment_floors_are_the_manifest_versions() {
     assert_eq!(assignment.min_manifest_versions, expected);
     assert_eq!(expected.len(), 3);
 
-    // A change raises the group's version and the device's floor with it:
-    // setting the items publishes both at once (L3), so a publication
-    // right after finds nothing to sign.
+    // A group change is one signed manifest (DESIGN §4): setting the items
+    // publishes the group's new version alone, and the device's assignment
+    // stands with its floor.
     let other = upload(&hub, &tenant, "Other", 2).await;
     set_items(&hub, &group, &[other["id"].as_str().unwrap()]).await;
+    let (manifests, assignments) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    assert_eq!(manifests[&group].version, 2);
+    assert!(assignments.is_empty(), "{assignments:?}");
     let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
     assert_eq!(version_of(&answer["run"], &group), (2, false));
     assert_eq!(version_of(&answer["run"], &tenant), (1, false));
-    assert_eq!(version_of(&answer["run"], "d-1"), (2, false));
+    assert_eq!(version_of(&answer["run"], "d-1"), (1, false));
+    hub.publisher.take();
+
+    // Re-issued for another reason, the assignment raises its floors.
+    let (status, _) = hub
+        .patch(
+            &hub.admin,
+            &format!("/api/v1/nodes/{site}"),
+            json!({"region": "Upper Bavaria"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    assert_eq!(version_of(&answer["run"], "d-1"), (2, true));
     let (_, assignments) = verify_all(
         &device_trust(&hub.data),
         &hub.publisher.take(),
@@ -774,4 +794,138 @@ async fn l3_group_item_changes_publish_at_once_and_deleted_items_drop_out() {
     assert!(third.version > second.version);
     assert!(third.items.is_empty());
     assert!(third.schedule.entries[0].items.is_empty());
+}
+
+/// POSTs a bulk change of `group`'s device members as the admin.
+async fn device_members(hub: &TestHub, group: &str, body: Value) -> (StatusCode, Value) {
+    hub.post(
+        &hub.admin,
+        &format!("/api/v1/access-groups/{group}/members/devices"),
+        body,
+    )
+    .await
+}
+
+fn device_members_of(hub: &TestHub, group: &str) -> Vec<Member> {
+    hub.state.store.scan(MEMBERS, &format!("{group}/")).unwrap()
+}
+
+#[tokio::test]
+async fn l4_l5_u5_device_members_in_bulk_are_one_change_and_one_publication() {
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    let outside = hub.node(&hub.admin, &hub.root, "Outside").await;
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/access-groups",
+            json!({"node": tenant, "name": "Bulk", "categories": ["news"], "license": {"max_active_devices": 3,
+                "allow_offline": true, "offline_grace_secs": 3600, "allow_export": false}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let group = body["id"].as_str().unwrap().to_owned();
+    for device in ["d-1", "d-2", "d-3", "d-4"] {
+        attach_device(&hub, &site, device, None).await;
+    }
+    attach_device(&hub, &outside, "d-x", None).await;
+
+    // Any refusal refuses the whole request and stores nothing.
+    let refusals = [
+        (
+            json!({"add": ["d-1", "d-2", "d-3", "d-4"]}),
+            StatusCode::CONFLICT,
+            "too_many_devices",
+        ),
+        (
+            json!({"add": ["d-1", "d-x"]}),
+            StatusCode::BAD_REQUEST,
+            "device_outside_group",
+        ),
+        (
+            json!({"add": ["d-1", "nope"]}),
+            StatusCode::NOT_FOUND,
+            "device_not_found",
+        ),
+        (
+            json!({"add": ["d-1"], "remove": ["d-1"]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_devices",
+        ),
+        (json!({}), StatusCode::BAD_REQUEST, "invalid_devices"),
+        (
+            json!({"add": ["d-1"], "extra": 1}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+    ];
+    for (body, status, code) in refusals {
+        assert_error(&device_members(&hub, &group, body).await, status, code);
+    }
+    assert!(device_members_of(&hub, &group).is_empty());
+    assert!(hub.publisher.take().is_empty());
+
+    // Three devices join in one change: one run signs their assignments.
+    let (status, saved) = device_members(&hub, &group, json!({"add": ["d-1", "d-2", "d-3"]})).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["change"]["added"], json!(["d-1", "d-2", "d-3"]));
+    assert_eq!(saved["broker_refused"], json!([]));
+    let (_, assignments) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    assert_eq!(assignments.len(), 3);
+    for assignment in assignments.values() {
+        assert_eq!(assignment.access_groups[0].group_id.as_str(), group);
+    }
+    let members = device_members_of(&hub, &group);
+    assert_eq!(members.len(), 3);
+    assert!(members.iter().all(|m| m.active && m.is_current()));
+    let run = saved["publication"].as_str().unwrap();
+    let (status, publication) = hub
+        .get(&hub.admin, &format!("/api/v1/publications/{run}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{publication}");
+    assert_eq!(publication["progress"]["targets"], 3);
+
+    // Asking again changes nothing and publishes nothing.
+    let (status, saved) =
+        device_members(&hub, &group, json!({"add": ["d-1"], "remove": ["d-4"]})).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["change"]["unchanged"], json!(["d-1", "d-4"]));
+    assert!(saved["publication"].is_null(), "{saved}");
+    assert!(hub.publisher.take().is_empty());
+
+    // A group change is one signed manifest, whatever the number of devices
+    // (DESIGN §4): no assignment is re-signed.
+    let item = upload(&hub, &tenant, "Poster", 1).await;
+    set_items(&hub, &group, &[item["id"].as_str().unwrap()]).await;
+    let messages = hub.publisher.take();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].topic, manifest_topic(&group));
+
+    // Two leave in one change: their assignments no longer name the group.
+    let (status, saved) = device_members(&hub, &group, json!({"remove": ["d-1", "d-2"]})).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["change"]["removed"], json!(["d-1", "d-2"]));
+    let (_, assignments) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    assert_eq!(
+        assignments.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["d-1", "d-2"]
+    );
+    assert!(assignments.values().all(|a| a.access_groups.is_empty()));
+    let current = device_members_of(&hub, &group)
+        .into_iter()
+        .filter(Member::is_current)
+        .count();
+    assert_eq!(current, 1);
+    // A freed slot takes a new device.
+    let (status, saved) = device_members(&hub, &group, json!({"add": ["d-4", "d-1"]})).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
 }

@@ -51,23 +51,8 @@ async fn main() {
         agents.push(agent);
     }
     let devices: Vec<String> = agents.iter().map(|a| a.device.clone()).collect();
-    let group = hub
-        .post(
-            "/api/v1/access-groups",
-            json!({"node": tenant, "name": "Bench",
-                "license": {"allow_offline": false, "offline_grace_secs": 0, "allow_export": false}}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for device in &devices {
-        hub.post(
-            &format!("/api/v1/access-groups/{group}/members"),
-            json!({"member": {"type": "device", "device_id": device}}),
-        )
-        .await;
-    }
+    let license = json!({"allow_offline": false, "offline_grace_secs": 0, "allow_export": false});
+    let group = hub.access_group(&tenant, "Bench", license, &devices).await;
     // Let the agents settle on their assignments first.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut samples = Vec::new();

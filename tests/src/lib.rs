@@ -425,7 +425,8 @@ impl Hub {
     }
 
     /// Creates an access group at `node` with `license` and adds `devices`
-    /// as its device members; returns the group's id.
+    /// as its device members in one request ([`Hub::add_devices`]);
+    /// returns the group's id.
     ///
     /// # Panics
     /// When the hub refuses.
@@ -445,14 +446,28 @@ impl Hub {
             .as_str()
             .expect("an access group id")
             .to_owned();
-        for device in devices {
-            self.post(
-                &format!("/api/v1/access-groups/{group}/members"),
-                serde_json::json!({"member": {"type": "device", "device_id": device.as_ref()}}),
+        self.add_devices(&group, devices).await;
+        group
+    }
+
+    /// Adds `devices` to access group `group` in one request (the bulk
+    /// route: one change, one publication); nothing when there are none.
+    ///
+    /// # Panics
+    /// When the hub refuses.
+    pub async fn add_devices<D: AsRef<str>>(&self, group: &str, devices: &[D]) {
+        if devices.is_empty() {
+            return;
+        }
+        let add: Vec<&str> = devices.iter().map(AsRef::as_ref).collect();
+        let (status, answer) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/access-groups/{group}/members/devices"),
+                Some(serde_json::json!({"add": add})),
             )
             .await;
-        }
-        group
+        assert!(status.is_success(), "adding devices: {status} {answer}");
     }
 
     /// The root node's id.

@@ -25,21 +25,6 @@ async fn x1_twenty_simulated_screens_pair_apply_and_play_a_group_change() {
     let site = hub.node(&root, "Screens").await;
     let a = hub.upload(&root, "A", signet_tests::gif(b"x1 A")).await["id"].clone();
     let b = hub.upload(&root, "B", signet_tests::gif(b"x1 B")).await["id"].clone();
-    let group = hub
-        .post(
-            "/api/v1/access-groups",
-            json!({"node": root, "name": "Sim",
-                "license": {"allow_offline": true, "offline_grace_secs": 3600, "allow_export": false}}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let items = |ids: &[&serde_json::Value]| json!({"items": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
-    let path = format!("/api/v1/access-groups/{group}/items");
-    let (status, _) = hub.call(Method::PUT, &path, Some(items(&[&a, &b]))).await;
-    assert!(status.is_success());
-
     let db = sled::Config::new()
         .path(dir.path().join("screens.db"))
         .open()
@@ -54,13 +39,13 @@ async fn x1_twenty_simulated_screens_pair_apply_and_play_a_group_change() {
         .await
         .unwrap();
     assert_eq!(paired.len(), SCREENS);
-    for screen in &paired {
-        hub.post(
-            &format!("/api/v1/access-groups/{group}/members"),
-            json!({"member": {"type": "device", "device_id": screen.device}}),
-        )
-        .await;
-    }
+    let devices: Vec<&str> = paired.iter().map(|p| p.device.as_str()).collect();
+    let license = json!({"allow_offline": true, "offline_grace_secs": 3600, "allow_export": false});
+    let group = hub.access_group(&root, "Sim", license, &devices).await;
+    let items = |ids: &[&serde_json::Value]| json!({"items": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+    let path = format!("/api/v1/access-groups/{group}/items");
+    let (status, _) = hub.call(Method::PUT, &path, Some(items(&[&a, &b]))).await;
+    assert!(status.is_success());
     let settings = Settings {
         heartbeat_secs: 60,
         events_every: Some(Duration::from_secs(5)),

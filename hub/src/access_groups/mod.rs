@@ -15,6 +15,7 @@
 //! | [`invites`], [`signup`], [`shop`] | joining without an operator (L6, L9) |
 //! | [`public`] | what the public pages show before they act: an invite, a signup form, whether it may be framed (M5, C11) |
 //! | [`import`] | CSV import rows (L7) |
+//! | [`bulk`] | device members added and removed in bulk, one change |
 //! | [`first_use`] | a member's first play starts the duration from first use (L2) |
 //! | [`delivery`] | which licensed content a device is refused, and why (L2, U4) |
 //! | [`joining`] | member accounts and the join they share |
@@ -60,6 +61,7 @@ use signet_common::permissions::NodeTree;
 use crate::content::refs::{self, Referrer};
 use crate::store::{Store, StoreError, Tx};
 
+pub mod bulk;
 pub mod checks;
 pub mod delivery;
 pub mod error;

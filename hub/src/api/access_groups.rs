@@ -23,6 +23,7 @@ use signet_common::members_csv::ImportError;
 
 use super::prelude::*;
 use super::users::check_password;
+use crate::access_groups::bulk::{self, DeviceMembers};
 use crate::access_groups::public::{self, InviteInfo, SignupForm};
 use crate::access_groups::types::{
     AcceptInvite, AddMember, ConfirmSignup, CreateGroup, CreateInvite, GroupView, ImportReport,
@@ -30,7 +31,7 @@ use crate::access_groups::types::{
     SignupRequest, UpdateGroup, UpdateMember,
 };
 use crate::access_groups::{AccessGroupError, import, invites, service, shop, signup};
-use crate::publish::{self, after::ItemsSaved};
+use crate::publish::{self, after::ItemsSaved, after::MembersSaved};
 
 /// This concern's routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -40,6 +41,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_members, add_member))
         .routes(routes!(update_member, remove_member))
         .routes(routes!(import_members))
+        .routes(routes!(change_device_members))
         .routes(routes!(list_items, set_items))
         .routes(routes!(list_invites, create_invite))
         .routes(routes!(revoke_invite))
@@ -223,6 +225,30 @@ pub async fn remove_member(
     let change = service::remove_member(&state, &actor, member).await?;
     publish::after::device_member_changed(&state, &actor, change).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds and removes many device members at once (Manager+), as one change
+/// with the rules of adding one (all refused when any device is); the
+/// group is then published once (L4, L5).
+#[utoipa::path(post, path = "/api/v1/access-groups/{id}/members/devices", tag = "access-groups",
+    request_body = DeviceMembers, params(("id" = String, Path, description = "Group id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "What changed and its publication", body = MembersSaved),
+        (status = 400, description = "No, too many or repeated ids, or a device not below the group's node", body = super::ErrorBody),
+        (status = 401, description = "No valid token", body = super::ErrorBody),
+        (status = 403, description = "Below Manager", body = super::ErrorBody),
+        (status = 404, description = "Group or device absent or not visible", body = super::ErrorBody),
+        (status = 409, description = "The group is full, or no active-device slot is free", body = super::ErrorBody)))]
+pub async fn change_device_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<DeviceMembers>,
+) -> Result<Json<MembersSaved>, ApiError> {
+    let actor = caller.actor();
+    let change = bulk::change_device_members(&state, &actor, &id, request).await?;
+    let saved = publish::after::device_members_changed(&state, &actor, change).await;
+    Ok(Json(saved))
 }
 
 /// A group's items with their categories.

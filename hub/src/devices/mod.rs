@@ -32,6 +32,7 @@
 //! | [`DEVICES`] | device id | [`Device`] |
 //! | [`PAIRINGS`] | SHA-256 of the ticket | [`Pairing`] |
 //! | [`PAIRING_CODES`] | code | SHA-256 of the ticket (open pairings only) |
+//! | [`PAIRING_SLOTS`] | `all/{n:04}`, `from/{address}/{n:02}`, [`PRUNED_AT`] | [`PairingSlot`]; the last prune's time |
 //! | [`DEVICE_COMMANDS`] | `{device}/{version:020}` | [`StoredCommand`] |
 //! | [`crate::tenancy::NODE_DEVICES`] | `{node}/{device}` | `{"device": id}` |
 //! | [`outbox::BROKER_OUTBOX`] | device id | [`outbox::OutboxEntry`] |
@@ -70,6 +71,14 @@ pub const DEVICES: &str = "devices";
 pub const PAIRINGS: &str = "pairings";
 /// Tree of open pairings' ticket hashes by code.
 pub const PAIRING_CODES: &str = "pairing_codes";
+/// Tree of the slots open pairings hold (the S7 bounds): [`MAX_OPEN_PAIRINGS`]
+/// keys `all/{n:04}` and [`MAX_OPEN_PAIRINGS_PER_ADDRESS`] keys
+/// `from/{address}/{n:02}` per client address. A request takes a free slot
+/// of each by point reads, so requests neither scan every pairing nor
+/// conflict unless they probe the same slot.
+pub const PAIRING_SLOTS: &str = "pairing_slots";
+/// The key in [`PAIRING_SLOTS`] of the time closed pairings were last pruned.
+pub const PRUNED_AT: &str = "pruned_at";
 /// Tree of signed commands, keyed `{device}/{version:020}`.
 pub const DEVICE_COMMANDS: &str = "device_commands";
 
@@ -80,6 +89,8 @@ pub const COLLECT_TTL_SECS: i64 = 15 * 60;
 /// How long a closed pairing (expired, rejected, collected) still answers
 /// its agent's poll with the reason before it is deleted, in seconds.
 pub const CLOSED_RETENTION_SECS: i64 = 60 * 60;
+/// How often (at most) a pairing request prunes closed pairings, in seconds.
+pub const PRUNE_INTERVAL_SECS: i64 = 60;
 /// How long an agent waits between polls, in seconds.
 pub const POLL_SECS: u32 = 5;
 /// The most open (pending, unexpired) pairings the hub holds.
@@ -180,6 +191,28 @@ pub struct Pairing {
     pub expires_at: DateTime<Utc>,
     /// Where it stands.
     pub state: PairingState,
+    /// The [`PAIRING_SLOTS`] keys it holds while pending (freed when it
+    /// is approved or rejected, or by time when it expires).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<String>,
+}
+
+/// A slot of [`PAIRING_SLOTS`]: held by the pairing `ticket_hash` until it
+/// leaves pending or `expires_at` passes, whichever comes first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingSlot {
+    /// The pairing holding it.
+    pub ticket_hash: String,
+    /// When it is free again at the latest.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl PairingSlot {
+    /// Whether it still holds a pairing at `now`.
+    #[must_use]
+    pub fn is_held(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
+    }
 }
 
 impl Pairing {
@@ -266,6 +299,14 @@ pub fn new_nonce() -> String {
     let mut bytes = [0u8; 16];
     random_fill(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random index below `n` (`0` when `n` is 0): where a slot probe starts.
+#[must_use]
+pub fn random_below(n: usize) -> usize {
+    let mut bytes = [0u8; 8];
+    random_fill(&mut bytes);
+    usize::try_from(u64::from_le_bytes(bytes) % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0)
 }
 
 fn random_fill(bytes: &mut [u8]) {

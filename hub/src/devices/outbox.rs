@@ -241,22 +241,7 @@ async fn apply_one(
         Ok(entry) => entry,
         Err(outcome) => return Ok(outcome),
     };
-    let groups = match device(&hub.store, device_id.as_str())? {
-        Some(record) => Some(broker_groups(&hub.store, &record)?),
-        None => match &entry.groups {
-            Some(groups) if attached(hub, device_id)? => Some(groups.clone()),
-            _ => None,
-        },
-    };
-    let result = match groups {
-        Some(groups) => {
-            hub.broker_admin
-                .grant(device_id, entry.password.as_deref(), &groups)
-                .await
-        }
-        None => hub.broker_admin.revoke(device_id).await,
-    };
-    let error = result.err().map(|e| e.to_string());
+    let error = grant_entry(hub, &entry).await?;
     hub.store
         .transact(|tx| finish(tx, &entry, &token, error.as_deref()))
         .await?;
@@ -312,46 +297,178 @@ fn attached(hub: &Hub, device: &DeviceId) -> Result<bool, StoreError> {
 /// all. Returns the refusals as `device: reason`; after the first one the
 /// rest are left to the worker (an unreachable broker would otherwise cost
 /// one timeout per device) and reported as skipped. Never fails: what is
-/// not applied stays in the outbox.
+/// not applied stays in the outbox. Many entries are claimed in one
+/// transaction and finished in one ([`settle_batch`]), so a publication
+/// that re-grants 10,000 devices costs two commits, not 20,000.
 pub async fn settle(hub: &Hub, devices: &[DeviceId], bound: Duration) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + bound;
-    let mut refused = Vec::new();
-    for device in devices {
+    let (mut refused, busy) = if devices.len() > 1 {
+        match settle_batch(hub, devices, deadline).await {
+            Ok(outcome) => outcome,
+            Err(error) => (vec![format!("broker outbox: {error}")], Vec::new()),
+        }
+    } else {
+        (Vec::new(), devices.to_vec())
+    };
+    for device in &busy {
         if !refused.is_empty() {
             refused.push(format!("{device}: skipped after an earlier broker failure"));
             continue;
         }
-        loop {
-            let settled = SETTLED.notified();
-            tokio::pin!(settled);
-            settled.as_mut().enable();
-            match apply_one(hub, device, true).await {
-                Ok(Applied::Done) => break,
-                Ok(Applied::Failed(error)) => {
-                    refused.push(format!("{device}: {error}"));
-                    break;
-                }
-                Err(error) => {
-                    refused.push(format!("{device}: {error}"));
-                    break;
-                }
-                Ok(Applied::Busy) => {}
-            }
-            let poll = tokio::time::sleep(Duration::from_millis(100));
-            tokio::select! {
-                () = settled => {}
-                () = poll => {}
-                () = tokio::time::sleep_until(deadline) => {
-                    refused.push(format!("{device}: broker access not confirmed within {bound:?}"));
-                    break;
-                }
-            }
+        if let Some(error) = settle_one(hub, device, deadline, bound).await {
+            refused.push(error);
         }
     }
     if !refused.is_empty() {
         wake();
     }
     refused
+}
+
+/// Applies `device`'s entry, waiting while another applier holds it, until
+/// `deadline`; the refusal as `device: reason`, if any.
+async fn settle_one(
+    hub: &Hub,
+    device: &DeviceId,
+    deadline: tokio::time::Instant,
+    bound: Duration,
+) -> Option<String> {
+    loop {
+        let settled = SETTLED.notified();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
+        match apply_one(hub, device, true).await {
+            Ok(Applied::Done) => return None,
+            Ok(Applied::Failed(error)) => return Some(format!("{device}: {error}")),
+            Err(error) => return Some(format!("{device}: {error}")),
+            Ok(Applied::Busy) => {}
+        }
+        let poll = tokio::time::sleep(Duration::from_millis(100));
+        tokio::select! {
+            () = settled => {}
+            () = poll => {}
+            () = tokio::time::sleep_until(deadline) => {
+                return Some(format!("{device}: broker access not confirmed within {bound:?}"));
+            }
+        }
+    }
+}
+
+/// Claims every free entry of `devices` in one transaction, sends each
+/// change to the broker in turn (until the first refusal or `deadline`),
+/// and finishes them all in one transaction: confirmed ones are deleted
+/// unless a newer change replaced them, refused and skipped ones released.
+/// Returns the refusals (`device: reason`) and the devices whose entries
+/// another applier holds.
+async fn settle_batch(
+    hub: &Hub,
+    devices: &[DeviceId],
+    deadline: tokio::time::Instant,
+) -> Result<(Vec<String>, Vec<DeviceId>), StoreError> {
+    let token = new_nonce();
+    let claimed_at = now_ms();
+    let (claimed, busy, mut refused) = hub
+        .store
+        .transact(|tx| {
+            let (mut claimed, mut busy, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+            for device in devices {
+                let Some(mut entry) = tx.get::<OutboxEntry>(BROKER_OUTBOX, device.as_str())? else {
+                    continue;
+                };
+                if entry.lease.as_ref().is_some_and(|l| l.live(claimed_at)) {
+                    busy.push(device.clone());
+                    continue;
+                }
+                if let Some(error) = &entry.last_error {
+                    refused.push(format!("{device}: {error}"));
+                    continue;
+                }
+                entry.lease = Some(Lease {
+                    instance: INSTANCE.clone(),
+                    token: token.clone(),
+                    until_ms: claimed_at.saturating_add(LEASE.as_millis() as i64),
+                });
+                tx.put(BROKER_OUTBOX, device.as_str(), &entry)?;
+                claimed.push(entry);
+            }
+            Ok::<_, StoreError>((claimed, busy, refused))
+        })
+        .await?;
+    let mut outcomes: Vec<(OutboxEntry, Option<String>, bool)> = Vec::with_capacity(claimed.len());
+    for entry in claimed {
+        let stop = if !refused.is_empty() {
+            Some(format!(
+                "{}: skipped after an earlier broker failure",
+                entry.device
+            ))
+        } else if tokio::time::Instant::now() >= deadline {
+            Some(format!(
+                "{}: broker access not confirmed in time",
+                entry.device
+            ))
+        } else {
+            None
+        };
+        if let Some(stop) = stop {
+            refused.push(stop);
+            outcomes.push((entry, None, false));
+            continue;
+        }
+        let error = grant_entry(hub, &entry).await?;
+        if let Some(error) = &error {
+            tracing::warn!(device = %entry.device, %error, "broker access not updated; the outbox retries");
+            refused.push(format!("{}: {error}", entry.device));
+        }
+        outcomes.push((entry, error, true));
+    }
+    hub.store
+        .transact(|tx| {
+            for (entry, error, sent) in &outcomes {
+                if *sent {
+                    finish(tx, entry, &token, error.as_deref())?;
+                } else {
+                    release(tx, entry, &token)?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    SETTLED.notify_waiters();
+    Ok((refused, busy))
+}
+
+/// Sends `entry`'s change to the broker: its device's current groups (or
+/// a revocation when it is no longer paired); the broker's refusal, if any.
+async fn grant_entry(hub: &Hub, entry: &OutboxEntry) -> Result<Option<String>, StoreError> {
+    let device_id = &entry.device;
+    let groups = match device(&hub.store, device_id.as_str())? {
+        Some(record) => Some(broker_groups(&hub.store, &record)?),
+        None => match &entry.groups {
+            Some(groups) if attached(hub, device_id)? => Some(groups.clone()),
+            _ => None,
+        },
+    };
+    let result = match groups {
+        Some(groups) => {
+            hub.broker_admin
+                .grant(device_id, entry.password.as_deref(), &groups)
+                .await
+        }
+        None => hub.broker_admin.revoke(device_id).await,
+    };
+    Ok(result.err().map(|e| e.to_string()))
+}
+
+/// Releases the claim `token` on `applied`'s entry without applying it.
+fn release(tx: &mut Tx, applied: &OutboxEntry, token: &str) -> Result<(), StoreError> {
+    let Some(mut current) = tx.get::<OutboxEntry>(BROKER_OUTBOX, applied.device.as_str())? else {
+        return Ok(());
+    };
+    if current.lease.as_ref().is_some_and(|l| l.token == token) {
+        current.lease = None;
+        tx.put(BROKER_OUTBOX, applied.device.as_str(), &current)?;
+    }
+    Ok(())
 }
 
 /// One pass over the outbox: applies every entry not claimed by another

@@ -17,7 +17,8 @@
 //! proof of standing in front of it (listing codes to every tenant would let
 //! one tenant claim another's screen). Pairing requests are bounded: at
 //! most [`MAX_OPEN_PAIRINGS`] open ones, and [`MAX_OPEN_PAIRINGS_PER_ADDRESS`]
-//! per client address.
+//! per client address, each counted by the slots a pending pairing holds
+//! ([`super::PAIRING_SLOTS`]) rather than by scanning every pairing.
 
 use std::collections::BTreeMap;
 
@@ -34,8 +35,8 @@ use super::views::{
 };
 use super::{
     COLLECT_TTL_SECS, COMMAND_TTL_SECS, Device, MAX_DEVICE_NAME_LEN, MAX_OPEN_PAIRINGS,
-    MAX_OPEN_PAIRINGS_PER_ADDRESS, PAIRING_TTL_SECS, POLL_SECS, Pairing, PairingState,
-    StoredCommand, new_code, new_nonce, normalize_code, outbox, repo,
+    MAX_OPEN_PAIRINGS_PER_ADDRESS, PAIRING_TTL_SECS, POLL_SECS, PRUNE_INTERVAL_SECS, Pairing,
+    PairingState, StoredCommand, new_code, new_nonce, normalize_code, outbox, random_below, repo,
 };
 use crate::app::Hub;
 use crate::audit::AuditEntry;
@@ -173,28 +174,46 @@ async fn settle_one(hub: &Hub, device: &DeviceId) -> Option<String> {
 
 // -------------------------------------------------------- device-facing
 
-/// Refuses another pairing when `open` holds [`MAX_OPEN_PAIRINGS`], or
-/// [`MAX_OPEN_PAIRINGS_PER_ADDRESS`] from `from` (then the answer says when
-/// its first one expires).
-fn check_open_bounds(open: &[Pairing], from: &str, now: DateTime<Utc>) -> Result<(), DeviceError> {
-    if open.len() >= MAX_OPEN_PAIRINGS {
-        return Err(DeviceError::TooManyPairings);
+/// The refusal for a request that found no slot (see [`repo::take_slots`]).
+fn refusal(no_slot: repo::NoSlot, now: DateTime<Utc>) -> DeviceError {
+    match no_slot {
+        repo::NoSlot::Hub => DeviceError::TooManyPairings,
+        repo::NoSlot::Address(first_free) => {
+            let secs = u64::try_from((first_free - now).num_seconds()).unwrap_or(0);
+            DeviceError::TooManyFromAddress {
+                retry_after: secs.max(1),
+            }
+        }
     }
-    let mine: Vec<&Pairing> = open.iter().filter(|p| p.from == from).collect();
-    if let Some(first) = mine.iter().map(|p| p.expires_at).min()
-        && mine.len() >= MAX_OPEN_PAIRINGS_PER_ADDRESS
-    {
-        let secs = u64::try_from((first - now).num_seconds()).unwrap_or(0);
-        return Err(DeviceError::TooManyFromAddress {
-            retry_after: secs.max(1),
-        });
+}
+
+/// Prunes closed pairings when the last prune is [`PRUNE_INTERVAL_SECS`]
+/// old (or in the future: the clock went back), in a transaction of its
+/// own that reads only the pairings it changes.
+async fn prune_if_due(hub: &Hub, now: DateTime<Utc>) -> Result<(), DeviceError> {
+    let interval = TimeDelta::seconds(PRUNE_INTERVAL_SECS);
+    let recent = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at <= now && now < at + interval);
+    if recent(hub.store.get(super::PAIRING_SLOTS, super::PRUNED_AT)?) {
+        return Ok(());
     }
+    let candidates = repo::prune_candidates(&hub.store, now)?;
+    hub.store
+        .transact(|tx| {
+            if recent(tx.get(super::PAIRING_SLOTS, super::PRUNED_AT)?) {
+                return Ok(());
+            }
+            repo::prune_pairings(tx, &candidates, now)
+        })
+        .await?;
     Ok(())
 }
 
 /// An agent asks to pair (S7) from address `from` with the pairing request
 /// `body`: a code to show and the secret ticket to poll with. Prunes closed
-/// pairings on the way.
+/// pairings on the way (at most every [`PRUNE_INTERVAL_SECS`]). Reads by
+/// point keys only — a slot of each bound, the candidate codes — so the
+/// cost does not grow with the pairings stored and concurrent requests
+/// do not conflict.
 ///
 /// # Errors
 /// [`DeviceError::Invalid`] for a bad request,
@@ -213,13 +232,19 @@ pub async fn request_pairing(
     let (ticket, ticket_hash) = new_token();
     let now = hub.now();
     let expires_at = now + TimeDelta::seconds(PAIRING_TTL_SECS);
-    // Candidates drawn outside the transaction (its closure stays pure).
+    // Candidates and slot probes drawn outside the transaction (its
+    // closure stays pure).
     let candidates: Vec<String> = (0..16).map(|_| new_code()).collect();
+    let starts = (
+        random_below(MAX_OPEN_PAIRINGS),
+        random_below(MAX_OPEN_PAIRINGS_PER_ADDRESS),
+    );
+    prune_if_due(hub, now).await?;
     let code = hub
         .store
         .transact(|tx| {
-            repo::prune_pairings(tx, now)?;
-            check_open_bounds(&repo::open_pairings(tx, now)?, from, now)?;
+            let slots = repo::take_slots(tx, &ticket_hash, from, expires_at, now, starts)?
+                .map_err(|no_slot| refusal(no_slot, now))?;
             // A code unique among open pairings (31^8 codes).
             let mut code = None;
             for candidate in &candidates {
@@ -241,6 +266,7 @@ pub async fn request_pairing(
                 requested_at: now,
                 expires_at,
                 state: PairingState::Pending,
+                slots,
             };
             repo::put_pairing(tx, &pairing)?;
             let detail =

@@ -3,16 +3,23 @@
 //! what changed and the caller above both (the API) calls these once the
 //! change is durable — as it does after a device change.
 //!
-//! Owns: broker access and publication after a device member changed, and
-//! publication after a group's item list changed, with the answer that
-//! reports it ([`ItemsSaved`]). Must not: change access-group records, or
+//! Owns: broker access and publication after a device member changed (one,
+//! or many at once: [`device_members_changed`]), and publication after a
+//! group's item list changed, with the answers that report them
+//! ([`ItemsSaved`], [`MembersSaved`]). Must not: change access-group records, or
 //! fail the change it follows (it is stored; a failed publication is
 //! logged and reported, and goes out with the group's next one).
 
 use serde::{Deserialize, Serialize};
 use signet_common::ids::AccessGroupId;
 
+use std::collections::BTreeSet;
+
+use signet_common::envelope::DocumentKind;
+use signet_common::ids::DeviceId;
+
 use super::{Actor, PublicationRun, publish, publish_group_items};
+use crate::access_groups::bulk::DeviceMembersChanged;
 use crate::access_groups::service::DeviceMemberChanged;
 use crate::access_groups::{GroupItem, items_of};
 use crate::app::Hub;
@@ -77,4 +84,99 @@ pub async fn group_items_set(
         publication,
         publication_error,
     })
+}
+
+/// A bulk change of a group's device members and the one publication it
+/// caused (L4, L5).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MembersSaved {
+    /// What changed.
+    pub change: DeviceMembersChanged,
+    /// The id of the run that re-signed the changed devices' assignments
+    /// (`GET /api/v1/publications/{id}` shows how far it reached), when
+    /// there was one and it succeeded.
+    pub publication: Option<String>,
+    /// How many documents that run signed.
+    pub signed: usize,
+    /// Why that publication failed, when it did: the change is stored and
+    /// goes out with the group's next publication.
+    pub publication_error: Option<String>,
+    /// Devices whose broker access could not follow yet (`device: reason`);
+    /// the outbox keeps trying.
+    pub broker_refused: Vec<String>,
+}
+
+/// After many device members of one group changed at once: the group is
+/// published once (its changed devices' assignments are signed together,
+/// and their broker access follows before they are sent, S7); a changed
+/// device that run did not re-sign (attached outside the group's node
+/// since) has its broker access follow too. Never fails: the change is
+/// stored, and what did not go out goes with the group's next publication.
+pub async fn device_members_changed(
+    hub: &Hub,
+    actor: &identity::Actor,
+    change: DeviceMembersChanged,
+) -> MembersSaved {
+    let mut saved = MembersSaved {
+        publication: None,
+        signed: 0,
+        publication_error: None,
+        broker_refused: Vec::new(),
+        change,
+    };
+    if saved.change.changed().next().is_none() {
+        return saved;
+    }
+    let group = GroupRef::AccessGroup(saved.change.group.clone());
+    let by = Actor::user(&actor.user, &actor.from);
+    let mut reassigned = BTreeSet::new();
+    match publish(hub, &group, by).await {
+        Ok(published) => {
+            let signed = published.run.documents.iter().filter(|d| d.signed);
+            for document in signed.clone() {
+                if document.kind == DocumentKind::DeviceAssignment {
+                    reassigned.insert(document.subject.clone());
+                }
+            }
+            saved.signed = signed.count();
+            saved.publication = Some(published.run.id);
+            saved.broker_refused = published.broker_refused;
+        }
+        Err(e) => {
+            tracing::warn!(%group, error = %e, "publishing after a bulk member change failed");
+            saved.publication_error = Some(e.to_string());
+        }
+    }
+    let rest: Vec<DeviceId> = saved
+        .change
+        .changed()
+        .filter(|device| !reassigned.contains(device.as_str()))
+        .cloned()
+        .collect();
+    saved.broker_refused.extend(follow_broker(hub, &rest).await);
+    saved
+}
+
+/// Makes the broker's access of `devices` follow the store: one outbox
+/// entry each, written together, then applied (S7). Returns the refusals
+/// as `device: reason`.
+async fn follow_broker(hub: &Hub, devices: &[DeviceId]) -> Vec<String> {
+    use crate::devices::outbox;
+    if devices.is_empty() {
+        return Vec::new();
+    }
+    let now = hub.now();
+    let queued = hub
+        .store
+        .transact(|tx| {
+            for device in devices {
+                outbox::enqueue_in(tx, device, None, now)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await;
+    if let Err(e) = queued {
+        return devices.iter().map(|d| format!("{d}: {e}")).collect();
+    }
+    outbox::settle(hub, devices, outbox::PUBLISH_WAIT).await
 }

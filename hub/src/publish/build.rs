@@ -197,7 +197,9 @@ pub struct AssignmentInputs<'a> {
 /// deactivated memberships are absent: L4, L5), the latest manifest version
 /// of each of those groups as its floor (S3), and the time zone and
 /// location inherited down the chain (UTC when none is set), and the
-/// device's feed variables (D6).
+/// device's feed variables (D6). Its content hash leaves the floors out:
+/// they are raised whenever the assignment is re-issued, and a manifest's
+/// new version alone does not re-issue it (DESIGN §4).
 ///
 /// # Errors
 /// [`PublishError::InvalidAssignment`] when the node is not in the tree, or
@@ -258,7 +260,13 @@ pub fn assignment(
         offline_grace_secs: inputs.offline_grace_secs,
         variables,
     };
-    let content_hash = hash_of(&document)?;
+    // The floors are not content (DESIGN §4): a group's new manifest is one
+    // signed document, not a new assignment for every member. An assignment
+    // re-issued for anything else carries the floors of that moment.
+    let content_hash = hash_of(&DeviceAssignment {
+        min_manifest_versions: BTreeMap::new(),
+        ..document.clone()
+    })?;
     Ok(Built {
         document,
         content_hash,

@@ -170,25 +170,50 @@ pub struct Published {
     pub broker_refused: Vec<String>,
 }
 
-/// Hands `messages` to `publisher`, in order; returns the failures.
+/// How long [`deliver`] keeps offering a message the transport refuses
+/// (its queue is full while the broker takes the ones before) before it
+/// reports it, and every later one it refuses, undelivered.
+pub const DELIVERY_STALL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hands `messages` to `publisher`, in order, without waiting for the
+/// broker (the MQTT publisher queues each at once): a run of 10,000
+/// assignments is pipelined through the client's queue. A refused message
+/// is offered again with a short back-off while the queue drains; once
+/// nothing was taken for [`DELIVERY_STALL`], the refused ones are
+/// reported. Returns the failures.
 pub async fn deliver(
     publisher: &dyn Publisher,
     messages: Vec<RetainedMessage>,
 ) -> Vec<PublishFailed> {
     let mut failed = Vec::new();
+    let mut stalled_since: Option<std::time::Instant> = None;
     for message in messages {
-        if let Err(e) = publisher.publish(message).await {
-            tracing::warn!(error = %e, "retained message not delivered; it stays stored");
-            failed.push(e);
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let refused = match publisher.publish(message.clone()).await {
+                Ok(()) => {
+                    stalled_since = None;
+                    break;
+                }
+                Err(e) => e,
+            };
+            let since = *stalled_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= DELIVERY_STALL {
+                tracing::warn!(error = %refused, "retained message not delivered; it stays stored");
+                failed.push(refused);
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
         }
     }
     failed
 }
 
-/// Makes the broker's ACLs follow newly signed assignments (S7): each
-/// device may read the manifests of exactly the groups its assignment
-/// lists (the same rule as [`crate::devices::broker_groups`]). The run's
-/// own transaction wrote one broker-outbox entry per device
+/// Makes the broker's ACLs follow newly signed assignments whose groups
+/// changed (S7): each device may read the manifests of exactly the groups
+/// its assignment lists (the same rule as [`crate::devices::broker_groups`]).
+/// The run's own transaction wrote one broker-outbox entry per such device
 /// ([`crate::devices::outbox`], by `super::sign::Prepared::write`); this
 /// applies them, waiting at most [`crate::devices::outbox::PUBLISH_WAIT`].
 /// Runs after the documents are durable and before they are delivered, so

@@ -1,18 +1,22 @@
 //! Versioning and signing a run's documents (U5, S1, S3): what
 //! [`super::build`] made becomes a new signed version only when its content
 //! changed or a manifest nears expiry, inside the run's transaction.
+//! A group's new manifest is one document whatever the number of its
+//! devices (DESIGN §4: an assignment's floors are not its content); the
+//! assignments a run does re-issue are signed over the cores.
 //!
 //! Owns: the version rule (the latest record of each subject is read in
 //! the transaction, so concurrent runs never sign one version twice), the
 //! size bound, the records a run writes and its audit entry. Must not:
 //! deliver anything (see [`super::run`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use signet_common::digest::Sha256;
-use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES, sign_document};
+use signet_common::documents::DeviceAssignment;
+use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES, open, sign_document};
 use signet_common::ids::DeviceId;
 
 use super::targets::Targets;
@@ -34,8 +38,10 @@ pub(super) struct Prepared {
     pub(super) run: PublicationRun,
     /// The documents this run signed (already in `batch`), as messages.
     pub(super) signed: Vec<RetainedMessage>,
-    /// Each device whose assignment this run signed, with the groups it now
-    /// follows: the broker's ACLs follow (`super::run::follow_assignments`).
+    /// Each device whose assignment this run signed with other groups than
+    /// its previous version, with the groups it now follows: the broker's
+    /// ACLs follow (`super::run::follow_assignments`). An assignment
+    /// re-issued with the same groups needs no broker change.
     pub(super) assigned: Vec<(DeviceId, Vec<String>)>,
     /// Every target device, with the groups its assignment follows: the
     /// run's progress records ([`super::publications`]).
@@ -58,7 +64,7 @@ impl Prepared {
 
     /// Adds the run's writes, its record, its targets' progress records
     /// ([`super::publications`]), its audit entry and one
-    /// broker-outbox entry per newly assigned device
+    /// broker-outbox entry per device whose groups changed
     /// ([`crate::devices::outbox`]) to `tx`, so the documents and the
     /// broker access they need commit together (S7); returns what is sent
     /// once it commits.
@@ -92,7 +98,8 @@ pub(super) struct ToSend {
     pub(super) run: PublicationRun,
     /// The documents it signed, as messages.
     pub(super) signed: Vec<RetainedMessage>,
-    /// Each device whose assignment it signed, with the groups it follows.
+    /// Each device whose assignment it signed with other groups, with the
+    /// groups it follows.
     pub(super) assigned: Vec<(DeviceId, Vec<String>)>,
 }
 
@@ -181,46 +188,39 @@ pub(super) fn prepare(
             floors: &floors,
             offline_grace_secs: config.device_offline_grace_secs,
         };
+        let mut decided = Vec::with_capacity(targets.devices.len());
         for (device, node) in &targets.devices {
             let built = build::assignment(store, &inputs, device, node)?;
-            reach.push((
-                device.clone(),
-                built.document.group_ids().map(str::to_owned).collect(),
-            ));
-            let previous = latest_in(tx, DocumentKind::DeviceAssignment, device.as_str())?;
-            if let Some(previous) = previous
-                .as_ref()
-                .filter(|p| p.content_hash == built.content_hash)
-            {
-                documents.push(unchanged(previous));
+            let follows: Vec<String> = built.document.group_ids().map(str::to_owned).collect();
+            reach.push((device.clone(), follows.clone()));
+            decided.push(decide_assignment(tx, device, built, follows, now)?);
+        }
+        let mut envelopes = sign_all(state, &decided)?.into_iter();
+        for decision in decided {
+            let Decision::Sign(new) = decision else {
+                if let Decision::Unchanged(previous) = decision {
+                    documents.push(previous);
+                }
                 continue;
-            }
-            let mut assignment = built.document;
-            assignment.version = previous.as_ref().map_or(1, |p| p.version + 1);
-            assignment.issued_at = now;
-            assignment
-                .validate_for(device)
-                .map_err(|e| PublishError::InvalidAssignment {
-                    device: device.to_string(),
-                    reason: e.to_string(),
-                })?;
-            let envelope = sign(&assignment, state, device.as_str())?;
+            };
+            let envelope = envelopes
+                .next()
+                .ok_or_else(|| PublishError::Sign("an assignment was left unsigned".to_owned()))?;
             let record = SignedDocument {
                 kind: DocumentKind::DeviceAssignment,
-                subject: device.to_string(),
-                version: assignment.version,
+                subject: new.device.to_string(),
+                version: new.assignment.version,
                 issued_at: now,
                 expires_at: None,
                 sha256: Sha256::of(envelope.as_bytes()),
-                content_hash: built.content_hash,
+                content_hash: new.content_hash,
                 group: None,
             };
             documents.push(signed_view(&record));
             stage(&mut batch, &mut signed, &record, envelope)?;
-            assigned.push((
-                device.clone(),
-                assignment.group_ids().map(str::to_owned).collect(),
-            ));
+            if new.regrant {
+                assigned.push((new.device, new.follows));
+            }
         }
     }
     let run = PublicationRun {
@@ -240,6 +240,123 @@ pub(super) fn prepare(
         assigned,
         reach,
         batch,
+    })
+}
+
+/// What a run does with one device's assignment.
+enum Decision {
+    /// Its content is what the latest version says: that version stands.
+    Unchanged(PublishedDocument),
+    /// A new version to sign.
+    Sign(Box<NewAssignment>),
+}
+
+/// An assignment to sign, with what follows from it.
+struct NewAssignment {
+    /// The device.
+    device: DeviceId,
+    /// The payload, versioned and dated.
+    assignment: DeviceAssignment,
+    /// Its content hash (without the floors).
+    content_hash: Sha256,
+    /// The groups it follows.
+    follows: Vec<String>,
+    /// Whether those differ from the groups of its latest version, so the
+    /// broker's access must follow before it is sent (S7); the same groups
+    /// need no broker change.
+    regrant: bool,
+}
+
+/// Whether `device`'s freshly built assignment needs a new version, as the
+/// latest version `tx` reads says; a new one is versioned, dated and
+/// validated.
+fn decide_assignment(
+    tx: &mut Tx,
+    device: &DeviceId,
+    built: build::Built<DeviceAssignment>,
+    follows: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<Decision, PublishError> {
+    let previous = latest_in(tx, DocumentKind::DeviceAssignment, device.as_str())?;
+    if let Some(previous) = previous
+        .as_ref()
+        .filter(|p| p.content_hash == built.content_hash)
+    {
+        return Ok(Decision::Unchanged(unchanged(previous)));
+    }
+    let mut assignment = built.document;
+    assignment.version = previous.as_ref().map_or(1, |p| p.version + 1);
+    assignment.issued_at = now;
+    assignment
+        .validate_for(device)
+        .map_err(|e| PublishError::InvalidAssignment {
+            device: device.to_string(),
+            reason: e.to_string(),
+        })?;
+    let regrant = match previous {
+        None => true,
+        Some(_) => previous_groups(tx, device)?
+            .is_none_or(|held| held != follows.iter().cloned().collect::<BTreeSet<_>>()),
+    };
+    Ok(Decision::Sign(Box::new(NewAssignment {
+        device: device.clone(),
+        assignment,
+        content_hash: built.content_hash,
+        follows,
+        regrant,
+    })))
+}
+
+/// The groups `device`'s latest signed assignment follows, from its stored
+/// envelope; `None` when there is none or it does not read.
+fn previous_groups(tx: &mut Tx, device: &DeviceId) -> Result<Option<BTreeSet<String>>, StoreError> {
+    let key = document_key(DocumentKind::DeviceAssignment, device.as_str());
+    let Some(envelope) = tx.get::<String>(SIGNED_ENVELOPES, &key)? else {
+        return Ok(None);
+    };
+    let Ok(opened) = open(envelope.as_bytes()) else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<DeviceAssignment>(opened.payload())
+        .ok()
+        .map(|held| held.group_ids().map(str::to_owned).collect()))
+}
+
+/// The fewest assignments worth spreading over the cores.
+const PARALLEL_FROM: usize = 64;
+
+/// Signs the assignments `decided` holds to sign, in order: over the cores
+/// (one scoped thread per core, each a contiguous share) when there are at
+/// least [`PARALLEL_FROM`], else here.
+fn sign_all(state: &Hub, decided: &[Decision]) -> Result<Vec<String>, PublishError> {
+    let pending: Vec<&NewAssignment> = decided
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Sign(new) => Some(new.as_ref()),
+            Decision::Unchanged(_) => None,
+        })
+        .collect();
+    let sign_one = |new: &&NewAssignment| sign(&new.assignment, state, new.device.as_str());
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if pending.len() < PARALLEL_FROM || cores < 2 {
+        return pending.iter().map(sign_one).collect();
+    }
+    let share = pending.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pending
+            .chunks(share)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(sign_one).collect::<Vec<_>>()))
+            .collect();
+        let mut envelopes = Vec::with_capacity(pending.len());
+        for worker in workers {
+            let signed = worker
+                .join()
+                .map_err(|_| PublishError::Sign("a signing thread failed".to_owned()))?;
+            for envelope in signed {
+                envelopes.push(envelope?);
+            }
+        }
+        Ok(envelopes)
     })
 }
 

@@ -4,11 +4,13 @@
 //! Owns: the scope rules of the module doc of [`super`] and the publish
 //! permission check. Must not: build, sign or store documents.
 
+use std::collections::BTreeSet;
+
 use signet_common::ids::{DeviceId, NodeId};
 use signet_common::permissions::{Domain, NodeTree, Permission};
 
 use super::PublishError;
-use crate::access_groups::{AccessGroup, GROUPS, MEMBERS, Member, MemberRef, member_key};
+use crate::access_groups::{AccessGroup, GROUPS, MEMBERS, MemberRef, group_prefix, member_key};
 use crate::groups::GroupRef;
 use crate::identity::User;
 use crate::store::{Store, StoreError, Tx};
@@ -68,19 +70,21 @@ pub fn targets_of(
             let group: AccessGroup = store
                 .get(GROUPS, id.as_str())?
                 .ok_or_else(|| PublishError::UnknownGroup(scope.clone()))?;
-            let mut devices = Vec::new();
-            for (device, at) in attached {
-                let member = MemberRef::Device {
-                    device_id: device.clone(),
-                };
-                if tree.is_within(&at, &group.node)
-                    && store
-                        .get::<Member>(MEMBERS, &member_key(id, &member))?
-                        .is_some()
-                {
-                    devices.push((device, at));
-                }
-            }
+            // One range read of the group's member records (removed ones
+            // included), not one read per attached device.
+            let members: BTreeSet<String> = store
+                .scan_keys(MEMBERS, &group_prefix(id))?
+                .into_iter()
+                .collect();
+            let devices = attached
+                .into_iter()
+                .filter(|(device, at)| {
+                    let member = MemberRef::Device {
+                        device_id: device.clone(),
+                    };
+                    tree.is_within(at, &group.node) && members.contains(&member_key(id, &member))
+                })
+                .collect();
             Ok(Targets {
                 scope_node: group.node,
                 groups: vec![scope.clone()],

@@ -116,3 +116,94 @@ async fn deliver7_command_versions_increase_per_device() {
     let missing = send_command(&f.hub, &admin, "d-missing", &request).await;
     assert!(matches!(missing, Err(DeviceError::NotFound("device"))));
 }
+
+/// S7 bounds without a scan: pairing requests arriving together from many
+/// addresses each take their own slots and all succeed, with distinct
+/// codes; the approvals that follow free the slots they held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s7_concurrent_pairing_requests_do_not_hold_each_other_back() {
+    let f = fixture().await;
+    let admin = f.admin();
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..48_u8 {
+        let hub = f.hub.clone();
+        requests.spawn(async move {
+            let from = format!("10.1.0.{}", i % 6);
+            request_pairing(&hub, &pairing_request(i), &from).await
+        });
+    }
+    let mut codes = Vec::new();
+    while let Some(done) = requests.join_next().await {
+        codes.push(done.unwrap().unwrap().code);
+    }
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), 48);
+    assert_eq!(open_pairings(&f.hub, &admin).unwrap().len(), 48);
+    let held = f
+        .hub
+        .store
+        .scan_keys(crate::devices::PAIRING_SLOTS, "")
+        .unwrap();
+    assert_eq!(held.iter().filter(|k| k.starts_with("all/")).count(), 48);
+    assert_eq!(held.iter().filter(|k| k.starts_with("from/")).count(), 48);
+    for (n, code) in codes.iter().enumerate() {
+        approve(
+            &f.hub,
+            &admin,
+            code,
+            &approval(&f.root, &format!("Screen {n}")),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(
+        f.hub
+            .store
+            .scan_keys(crate::devices::PAIRING_SLOTS, "")
+            .unwrap()
+            .iter()
+            .all(|k| !k.starts_with("all/") && !k.starts_with("from/"))
+    );
+}
+
+/// S7: the hub holds at most `MAX_OPEN_PAIRINGS` open pairings (503), and a
+/// slot frees up once its pairing expires.
+#[tokio::test]
+async fn s7_the_hub_bounds_its_open_pairings() {
+    let f = fixture().await;
+    let held_until = f.hub.now() + TimeDelta::minutes(5);
+    f.hub
+        .store
+        .transact(|tx| {
+            for n in 0..MAX_OPEN_PAIRINGS {
+                let slot = super::super::PairingSlot {
+                    ticket_hash: format!("held-{n}"),
+                    expires_at: held_until,
+                };
+                tx.put(super::super::PAIRING_SLOTS, &format!("all/{n:04}"), &slot)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let refused = request_pairing(&f.hub, &pairing_request(1), "10.0.0.1").await;
+    assert!(
+        matches!(refused, Err(DeviceError::TooManyPairings)),
+        "{refused:?}"
+    );
+    f.hub
+        .store
+        .transact(|tx| {
+            let slot = super::super::PairingSlot {
+                ticket_hash: "held-7".to_owned(),
+                expires_at: f.hub.now() - TimeDelta::seconds(1),
+            };
+            tx.put(super::super::PAIRING_SLOTS, "all/0007", &slot)
+        })
+        .await
+        .unwrap();
+    request_pairing(&f.hub, &pairing_request(1), "10.0.0.1")
+        .await
+        .unwrap();
+}
