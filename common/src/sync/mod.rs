@@ -385,6 +385,12 @@ pub struct DeviceState {
     /// The last error the agent hit, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The optional document fields the agent reads
+    /// ([`crate::documents::DOCUMENT_FEATURES`]): the hub leaves any other
+    /// out of the documents this device receives. Absent from agents
+    /// built before it, which read none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub document_features: Vec<String>,
 }
 
 impl Checked for DeviceState {
@@ -425,6 +431,18 @@ impl Checked for DeviceState {
         }
         if let Some(error) = &self.last_error {
             check_text("last_error", error)?;
+        }
+        if self.document_features.len() > crate::documents::MAX_DOCUMENT_FEATURES {
+            return Err(field(
+                "document_features",
+                format!(
+                    "at most {} features",
+                    crate::documents::MAX_DOCUMENT_FEATURES
+                ),
+            ));
+        }
+        for feature in &self.document_features {
+            check_id("document_features", feature)?;
         }
         if let Some(cache) = &self.cache {
             if cache.waiting_groups.len() > MAX_APPLIED {
