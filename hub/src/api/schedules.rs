@@ -48,7 +48,7 @@ pub async fn list_playlists(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<Playlist>>, ApiError> {
-    Ok(Json(service::playlists(&state, &caller.actor())?))
+    Ok(Json(service::playlists(&state, &caller.actor()).await?))
 }
 
 /// Creates a playlist at a node inside the caller's domain (Contributor+).
@@ -79,7 +79,7 @@ pub async fn get_playlist(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Playlist>, ApiError> {
-    Ok(Json(service::playlist(&state, &caller.actor(), &id)?))
+    Ok(Json(service::playlist(&state, &caller.actor(), &id).await?))
 }
 
 /// Changes a playlist's name or items (Contributor+, inside the caller's
@@ -220,5 +220,7 @@ pub async fn preview_schedule(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PreviewQuery>,
 ) -> Result<Json<Preview>, ApiError> {
-    Ok(Json(service::preview(&state, &caller.actor(), &id, query)?))
+    Ok(Json(
+        service::preview(&state, &caller.actor(), &id, query).await?,
+    ))
 }
