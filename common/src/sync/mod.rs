@@ -622,6 +622,30 @@ mod tests {
         assert_eq!(parse::<EventBatch>(&bytes).unwrap(), batch);
     }
 
+    /// M3 (fleet upgrade): a state from an agent built before
+    /// `document_features` parses and declares nothing; a state declaring
+    /// features round-trips; too many or empty feature names are refused.
+    #[test]
+    fn m3_document_features_are_optional_and_bounded() {
+        let old = br#"{"device_id":"d-1","online":true,"at":"2026-11-23T10:00:00Z",
+            "agent_version":"0.1.0","os":"Raspberry Pi OS"}"#;
+        let state = parse::<DeviceState>(old).unwrap();
+        assert!(state.document_features.is_empty());
+        let mut declared = state.clone();
+        declared.document_features = crate::documents::DOCUMENT_FEATURES
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        let bytes = serde_json::to_vec(&declared).unwrap();
+        assert_eq!(parse::<DeviceState>(&bytes).unwrap(), declared);
+        let mut many = state.clone();
+        many.document_features = vec!["x".into(); crate::documents::MAX_DOCUMENT_FEATURES + 1];
+        assert!(many.check().is_err());
+        let mut empty = state;
+        empty.document_features = vec![String::new()];
+        assert!(empty.check().is_err());
+    }
+
     /// DESIGN §5: the contract topic names, spelled out.
     #[test]
     fn s4_contract_topics() {
