@@ -152,6 +152,7 @@ fn report_at(device: &str, online: bool, at: DateTime<Utc>) -> DeviceState {
         temperature_c: Some(51.5),
         clock_offset_ms: -120,
         last_error: None,
+        document_features: Vec::new(),
     }
 }
 

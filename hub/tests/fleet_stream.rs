@@ -152,6 +152,7 @@ async fn report(hub: &TestHub, device: &str, online: bool) {
         temperature_c: Some(48.0),
         clock_offset_ms: 0,
         last_error: None,
+        document_features: Vec::new(),
     };
     fleet::record_state(&hub.state, &DeviceId::from(device), state)
         .await

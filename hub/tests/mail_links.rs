@@ -311,3 +311,111 @@ async fn m5_a5_the_approval_mail_links_to_the_item_with_zoned_and_utc_times() {
         "the node's offset: {sent}"
     );
 }
+
+/// All mails to `to` so far, once at least `count` arrived (at most 10 s).
+async fn mails_to(sink: &SmtpSink, to: &str, count: usize) -> Vec<Received> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: Vec<Received> = sink
+            .received()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
+            .collect();
+        if got.len() >= count {
+            return got;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {count} mails to {to}",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Imports `csv` into group `id` as the admin.
+async fn import(hub: &TestHub, id: &str, csv: &'static str) -> Value {
+    let response = hub
+        .client
+        .post(format!("{}{GROUPS}/{id}/members/import", hub.base))
+        .bearer_auth(&hub.admin)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// M5, L7: an account that exists without a password (made by an earlier
+/// import, never completed) and joins another group by CSV import gets a
+/// welcome mail with a new set-password link that works; an account with a
+/// password does not, nor a member whose end date the import only changes.
+#[tokio::test]
+async fn m5_l7_an_existing_account_without_a_password_is_welcomed_on_import() {
+    let (hub, sink, _sender) = start().await;
+    let first = group(
+        &hub,
+        json!({"node": hub.root, "name": "First club", "license": license()}),
+    )
+    .await;
+    let second = group(
+        &hub,
+        json!({"node": hub.root, "name": "Second club", "license": license()}),
+    )
+    .await;
+    let (_, _) = hub.user("bob", "viewer", &[&hub.root]).await;
+
+    // The first import makes Ann's account; she never sets a password.
+    import(&hub, &first, "email,name,end_date\nann@example.org,Ann,\n").await;
+    let first_welcome = mail_to(&sink, "ann@example.org").await;
+    assert!(text_of(&first_welcome).contains("First club"));
+
+    // The second group imports Ann (password-less), Bob (has a password)
+    // and Cara (new): Ann and Cara are welcomed, Bob is not.
+    let report = import(
+        &hub,
+        &second,
+        "email,name,end_date\nann@example.org,Ann,\nbob@example.test,Bob,\ncara@example.org,Cara,\n",
+    )
+    .await;
+    assert_eq!(report["created"], 3, "{report}");
+    mails_to(&sink, "cara@example.org", 1).await;
+    let ann = mails_to(&sink, "ann@example.org", 2).await;
+    let welcome = ann
+        .iter()
+        .find(|m| text_of(m).contains("Second club"))
+        .unwrap();
+    assert!(
+        text_of(welcome).contains("ann@example.org"),
+        "names the login"
+    );
+    let token = link_of(welcome, "/password/set/");
+    let (status, body) = anonymous(
+        &hub,
+        "/api/v1/password/set",
+        json!({"token": token, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    hub.login("ann@example.org", PASSWORD).await;
+
+    // Re-importing with a new end date changes the membership only: no
+    // mail. Cara's second mail is the barrier (she is new to the first).
+    import(
+        &hub,
+        &second,
+        "email,name,end_date\nann@example.org,Ann,2031-01-01\n",
+    )
+    .await;
+    import(
+        &hub,
+        &first,
+        "email,name,end_date\ncara@example.org,Cara,\n",
+    )
+    .await;
+    mails_to(&sink, "cara@example.org", 2).await;
+    assert_eq!(mails_to(&sink, "ann@example.org", 0).await.len(), 2);
+    assert!(mails_to(&sink, "bob@example.test", 0).await.is_empty());
+}

@@ -835,3 +835,63 @@ async fn p5_m4_item_actions_name_comment_and_process_permissions_as_held_and_all
             .contains(&"process_media".to_owned())
     );
 }
+
+/// M3, T1: the custom attributes defined at a node are deleted with it, in
+/// the delete's own transaction: the store keeps no definition naming the
+/// deleted node, one defined above it stays, and the audit entry counts
+/// what went.
+#[tokio::test]
+async fn m3_a_deleted_node_takes_its_attribute_definitions_with_it() {
+    let w = world().await;
+    let hub = &w.hub;
+    let branch = hub.node(&hub.admin, &w.acme, "Pop-up").await;
+    for key in ["season", "featured"] {
+        let r = put(
+            hub,
+            &hub.admin,
+            &format!("/api/v1/nodes/{branch}/attributes/{key}"),
+            Some(json!({"label": key, "type": "bool"})),
+        )
+        .await;
+        assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    }
+    // A definition above the node stays.
+    let r = put(
+        hub,
+        &hub.admin,
+        &format!("/api/v1/nodes/{}/attributes/region", w.acme),
+        Some(json!({"label": "Region", "type": "string"})),
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let (_, defined) = hub
+        .get(&hub.admin, &format!("/api/v1/nodes/{branch}/attributes"))
+        .await;
+    assert_eq!(defined.as_array().unwrap().len(), 3, "{defined}");
+
+    let (status, body) = hub
+        .delete(&hub.admin, &format!("/api/v1/nodes/{branch}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let left: Vec<String> = hub
+        .state
+        .store
+        .scan_keys(signet_hub::content::actions::ATTRIBUTE_DEFS, "")
+        .unwrap();
+    assert_eq!(left, [format!("{}/region", w.acme)]);
+    let (status, _) = hub
+        .get(&hub.admin, &format!("/api/v1/nodes/{branch}/attributes"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, audit) = hub
+        .get(&hub.admin, "/api/v1/audit?action=node.delete")
+        .await;
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target"] == branch.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["detail"]["attribute_definitions"], 2, "{entry}");
+}

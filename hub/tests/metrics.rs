@@ -309,6 +309,7 @@ async fn u4_u5_metrics_count_requests_messages_publishes_and_the_fleet() {
         temperature_c: Some(48.0),
         clock_offset_ms: 0,
         last_error: None,
+        document_features: Vec::new(),
     };
     client
         .publish(

@@ -114,6 +114,7 @@ fn report(hub: &TestHub, device: &str) -> DeviceState {
         temperature_c: None,
         clock_offset_ms: 0,
         last_error: None,
+        document_features: Vec::new(),
     }
 }
 

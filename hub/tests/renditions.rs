@@ -365,3 +365,208 @@ async fn m3_process_is_refused_without_the_permission_or_sight_of_the_item() {
         .unwrap();
     assert!(queued.is_empty(), "{queued:?}");
 }
+
+/// A manifest item exactly as agents built before renditions parse it:
+/// the strict shape of that time (every field, unknown ones refused).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct OldItem {
+    id: String,
+    kind: String,
+    sha256: String,
+    size: u64,
+    url: String,
+    approval: String,
+    #[serde(default)]
+    approved_hash: Option<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+}
+
+/// A group manifest as agents built before renditions parse it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct OldManifest {
+    version: u64,
+    issued_at: String,
+    expires_at: String,
+    group_id: String,
+    group_kind: String,
+    items: Vec<OldItem>,
+    schedule: Value,
+    #[serde(default)]
+    license: Option<Value>,
+}
+
+/// A state report of `device` as an agent sends it: without
+/// `document_features` (as every agent built before it), or declaring
+/// `features`.
+async fn report_state(hub: &TestHub, device: &str, features: Option<&[&str]>) {
+    use signet_hub::app::Clock as _;
+    let mut state = json!({"device_id": device, "online": true,
+        "at": hub.clock.now(), "agent_version": "0.1.0", "os": "Raspberry Pi OS"});
+    if let Some(features) = features {
+        state["document_features"] = json!(features);
+    }
+    let state: signet_common::sync::DeviceState = serde_json::from_value(state).unwrap();
+    signet_hub::fleet::record_state(
+        &hub.state,
+        &signet_common::ids::DeviceId::from(device),
+        state,
+    )
+    .await
+    .unwrap();
+}
+
+/// The manifests `device` fetches over `GET /api/v1/device/documents`,
+/// each signature-checked, as raw payload bytes by group.
+async fn fetched_manifests(
+    hub: &TestHub,
+    device: &str,
+    secret: &str,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use signet_hub::app::Clock as _;
+    let response = hub
+        .client
+        .get(format!("{}/api/v1/device/documents", hub.base))
+        .basic_auth(device, Some(secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    let trust = support::signed::device_trust(&hub.data);
+    answer["manifests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(group, envelope)| {
+            let bytes = envelope.as_str().unwrap().as_bytes();
+            trust
+                .verify::<signet_common::documents::GroupManifest>(bytes, hub.clock.now())
+                .unwrap();
+            let opened = signet_common::envelope::open(bytes).unwrap();
+            (group.clone(), opened.payload().to_vec())
+        })
+        .collect()
+}
+
+/// Schedules `item` all day at `node` (a one-item playlist).
+async fn schedule_at(hub: &TestHub, node: &str, item: &str) {
+    let (status, playlist) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/playlists",
+            json!({"node": node, "name": "Loop", "items": [{"item": item, "duration_ms": 1_000}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{playlist}");
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/schedules",
+            json!({"target": {"kind": "node", "id": node},
+                "entries": [{"id": "all-day", "playlist": playlist["id"], "priority": 0}]}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+}
+
+/// Publishes `node`'s subtree now.
+async fn publish_node(hub: &TestHub, node: &str) {
+    let (status, body) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": node}}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+}
+
+/// M3, S3, O1 (a fleet upgraded screen by screen): documents refuse
+/// unknown fields, so an agent built before renditions refuses a manifest
+/// that lists one. Each agent declares in its state the optional fields it
+/// reads; the hub lists a rendition only in manifests whose every receiving
+/// device declared it. A screen whose state has no `document_features` (an
+/// old agent) gets manifests that the old strict item shape parses, with
+/// the original; a screen that declared it gets the rendition in its own
+/// node's manifest, which the old shape refuses (the blackout this
+/// prevents); once the old screen reports as upgraded, its node's next
+/// publication lists the rendition too.
+#[tokio::test]
+async fn m3_an_agent_built_before_renditions_never_gets_a_manifest_it_refuses() {
+    let hub = TestHub::start().await;
+    let _worker =
+        signet_hub::content::renditions::worker::spawn(hub.state.clone(), CancellationToken::new());
+    let dir = tempfile::tempdir().unwrap();
+    let old_shop = hub.node(&hub.admin, &hub.root, "Old shop").await;
+    let new_shop = hub.node(&hub.admin, &hub.root, "New shop").await;
+    let (old, old_secret) = hub.pair_device(&old_shop, 31).await;
+    let (new, new_secret) = hub.pair_device(&new_shop, 32).await;
+    report_state(&hub, &old, None).await;
+    report_state(&hub, &new, Some(&["renditions"])).await;
+
+    let (status, item) = hub
+        .upload(
+            &hub.admin,
+            &hub.root,
+            "Clip",
+            small_video(dir.path(), "u.webm"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let id = item["id"].as_str().unwrap().to_owned();
+    let (status, job) = hub
+        .post(
+            &hub.admin,
+            &format!("/api/v1/content/{id}/process"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let jobs = settled(&hub, &hub.admin, &id).await;
+    assert_eq!(jobs[0]["state"], "done", "{}", jobs[0]);
+    let rendition = jobs[0]["rendition"]["sha256"].as_str().unwrap().to_owned();
+    schedule_at(&hub, &old_shop, &id).await;
+    schedule_at(&hub, &new_shop, &id).await;
+    publish_node(&hub, &hub.root).await;
+
+    // The old screen: every manifest it receives parses as it did before
+    // renditions, and names the original.
+    let received = fetched_manifests(&hub, &old, &old_secret).await;
+    assert!(received.contains_key(&old_shop), "{:?}", received.keys());
+    for (group, payload) in &received {
+        let manifest: OldManifest = serde_json::from_slice(payload)
+            .unwrap_or_else(|e| panic!("the old agent refuses {group}: {e}"));
+        for listed in manifest.items.iter().filter(|i| i.id == id) {
+            assert_eq!(listed.sha256, item["sha256"].as_str().unwrap());
+        }
+    }
+    let old_view: OldManifest = serde_json::from_slice(&received[&old_shop]).unwrap();
+    assert_eq!(old_view.items.len(), 1);
+
+    // The upgraded screen: its node's manifest lists the rendition, which
+    // the old shape would refuse.
+    let received = fetched_manifests(&hub, &new, &new_secret).await;
+    let payload = &received[&new_shop];
+    let manifest: signet_common::documents::GroupManifest =
+        serde_json::from_slice(payload).unwrap();
+    let listed = manifest.item(&ItemId::from(id.as_str())).unwrap();
+    assert_eq!(listed.renditions.len(), 1);
+    assert_eq!(listed.renditions[0].sha256.to_string(), rendition);
+    let refused = serde_json::from_slice::<OldManifest>(payload).unwrap_err();
+    assert!(refused.to_string().contains("renditions"), "{refused}");
+
+    // The old screen is upgraded: its next state declares the field, and
+    // its node's next publication lists the rendition for it too.
+    report_state(&hub, &old, Some(&["renditions"])).await;
+    publish_node(&hub, &old_shop).await;
+    let received = fetched_manifests(&hub, &old, &old_secret).await;
+    let manifest: signet_common::documents::GroupManifest =
+        serde_json::from_slice(&received[&old_shop]).unwrap();
+    let listed = manifest.item(&ItemId::from(id.as_str())).unwrap();
+    assert_eq!(listed.renditions.len(), 1);
+}

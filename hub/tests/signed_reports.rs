@@ -191,6 +191,7 @@ fn state(hub: &TestHub, device: &str, cache_bytes: u64) -> DeviceState {
         temperature_c: None,
         clock_offset_ms: 0,
         last_error: None,
+        document_features: Vec::new(),
     }
 }
 

@@ -111,6 +111,7 @@ fn report(device: &Device, marker: u64) -> Vec<u8> {
         temperature_c: Some(45.0),
         clock_offset_ms: 0,
         last_error: None,
+        document_features: Vec::new(),
     };
     sign_report(&state, &device.key).unwrap()
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
 use signet_common::clock::ClockReading;
+use signet_common::documents::DOCUMENT_FEATURES;
 use signet_common::envelope::{DocumentKind, SigningKey};
 use signet_common::sync::signed::sign_report;
 use signet_common::sync::{
@@ -92,6 +93,9 @@ pub fn device_state(
             (Some(one), None) | (None, Some(one)) => Some(clip_text(one)),
             (Some(sync), Some(player)) => Some(clip_text(&format!("{sync}; {player}"))),
         },
+        // The optional document fields this build reads: the hub includes
+        // them only in documents every receiving device declared them for.
+        document_features: DOCUMENT_FEATURES.iter().map(|f| (*f).to_owned()).collect(),
     };
     if let Err(error) = state.check() {
         tracing::error!(%error, "the device state is out of its bounds");

@@ -385,6 +385,12 @@ pub struct DeviceState {
     /// The last error the agent hit, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The optional document fields the agent reads
+    /// ([`crate::documents::DOCUMENT_FEATURES`]): the hub leaves any other
+    /// out of the documents this device receives. Absent from agents
+    /// built before it, which read none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub document_features: Vec<String>,
 }
 
 impl Checked for DeviceState {
@@ -425,6 +431,18 @@ impl Checked for DeviceState {
         }
         if let Some(error) = &self.last_error {
             check_text("last_error", error)?;
+        }
+        if self.document_features.len() > crate::documents::MAX_DOCUMENT_FEATURES {
+            return Err(field(
+                "document_features",
+                format!(
+                    "at most {} features",
+                    crate::documents::MAX_DOCUMENT_FEATURES
+                ),
+            ));
+        }
+        for feature in &self.document_features {
+            check_id("document_features", feature)?;
         }
         if let Some(cache) = &self.cache {
             if cache.waiting_groups.len() > MAX_APPLIED {
@@ -602,6 +620,30 @@ mod tests {
         assert_eq!(json["events"][0]["outcome"], "skipped");
         assert_eq!(json["events"][0]["skip_reason"], "pending approval");
         assert_eq!(parse::<EventBatch>(&bytes).unwrap(), batch);
+    }
+
+    /// M3 (fleet upgrade): a state from an agent built before
+    /// `document_features` parses and declares nothing; a state declaring
+    /// features round-trips; too many or empty feature names are refused.
+    #[test]
+    fn m3_document_features_are_optional_and_bounded() {
+        let old = br#"{"device_id":"d-1","online":true,"at":"2026-11-23T10:00:00Z",
+            "agent_version":"0.1.0","os":"Raspberry Pi OS"}"#;
+        let state = parse::<DeviceState>(old).unwrap();
+        assert!(state.document_features.is_empty());
+        let mut declared = state.clone();
+        declared.document_features = crate::documents::DOCUMENT_FEATURES
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        let bytes = serde_json::to_vec(&declared).unwrap();
+        assert_eq!(parse::<DeviceState>(&bytes).unwrap(), declared);
+        let mut many = state.clone();
+        many.document_features = vec!["x".into(); crate::documents::MAX_DOCUMENT_FEATURES + 1];
+        assert!(many.check().is_err());
+        let mut empty = state;
+        empty.document_features = vec![String::new()];
+        assert!(empty.check().is_err());
     }
 
     /// DESIGN §5: the contract topic names, spelled out.

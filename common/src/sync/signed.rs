@@ -280,6 +280,7 @@ mod tests {
             temperature_c: None,
             clock_offset_ms: 0,
             last_error: error,
+            document_features: Vec::new(),
         }
     }
 

@@ -205,7 +205,8 @@ pub async fn import_members(
                 return Ok(report);
             }
             store(tx, &planned)?;
-            super::welcome::welcome_imported_in(tx, &hub.config, &group, &planned, hub.now())?;
+            let now = hub.now();
+            super::welcome::welcome_imported_in(tx, &hub.config, &group, &planned, &accounts, now)?;
             let detail = serde_json::json!({"rows": report.rows.len(), "created": report.created,
                 "updated": report.updated, "unchanged": report.unchanged,
                 "refused": report.refused});

@@ -2,17 +2,24 @@
 //! by CSV import or a shop order get a mail with an expiring, single-use
 //! set-password link, so they can log in.
 //!
+//! An existing account without a password that joins by import is
+//! welcomed the same way (else it could never log in).
+//!
 //! Owns: which new accounts are welcomed and the mail's text. Must not:
 //! redeem the token ([`crate::identity::password_tokens`] does), nor send
 //! mail itself (it is queued in the caller's transaction; the caller wakes
 //! the mailer after the commit).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
+use signet_common::ids::UserId;
 
 use super::AccessGroup;
 use super::error::AccessGroupError;
 use super::import::Planned;
-use super::joining::enqueue;
+use super::joining::{Accounts, enqueue};
+use super::{MemberRef, NO_PASSWORD};
 use crate::config::Config;
 use crate::identity::User;
 use crate::identity::password_tokens::{PASSWORD_TOKEN_TTL, issue_in};
@@ -38,7 +45,11 @@ pub(super) fn welcome_in(
 }
 
 /// Inside the import's transaction: [`welcome_in`] for every account the
-/// import made.
+/// import made, and for every existing account without a password
+/// ([`super::NO_PASSWORD`]: made by an earlier import, invite or shop
+/// order and never completed) that the import made a member; `accounts`
+/// as the import read them. Disabled accounts and members whose membership
+/// only changed get no mail.
 ///
 /// # Errors
 /// The store's.
@@ -47,10 +58,25 @@ pub(super) fn welcome_imported_in(
     config: &Config,
     group: &AccessGroup,
     planned: &[Planned],
+    accounts: &Accounts,
     now: DateTime<Utc>,
 ) -> Result<(), AccessGroupError> {
+    let password_less: HashMap<&UserId, &User> = accounts
+        .users
+        .iter()
+        .filter(|u| u.password_hash == NO_PASSWORD && !u.disabled)
+        .map(|u| (&u.id, u))
+        .collect();
     for change in planned {
-        if let Planned::Create(Some(user), _) = change {
+        let Planned::Create(made, member) = change else {
+            continue;
+        };
+        let user = match (made, &member.member) {
+            (Some(user), _) => Some(user),
+            (None, MemberRef::User { user_id }) => password_less.get(user_id).copied(),
+            (None, MemberRef::Device { .. }) => None,
+        };
+        if let Some(user) = user {
             welcome_in(tx, config, group, user, now)?;
         }
     }

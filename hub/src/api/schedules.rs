@@ -38,7 +38,7 @@ impl From<SchedulesError> for ApiError {
 #[utoipa::path(get, path = "/api/v1/playlists", tag = "playlists", security(("bearer" = [])),
     responses((status = 200, description = "Visible playlists", body = Vec<Playlist>)))]
 pub async fn list_playlists(State(state): Ctx, caller: Caller) -> Answer<Vec<Playlist>> {
-    Ok(Json(service::playlists(&state, &caller.actor())?))
+    Ok(Json(service::playlists(&state, &caller.actor()).await?))
 }
 
 /// Creates a playlist at a node inside the caller's domain (Contributor+).
@@ -62,7 +62,7 @@ pub async fn create_playlist(
     params(("id" = String, Path, description = "Playlist id")), security(("bearer" = [])),
     responses((status = 200, description = "The playlist", body = Playlist), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn get_playlist(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<Playlist> {
-    Ok(Json(service::playlist(&state, &caller.actor(), &id)?))
+    Ok(Json(service::playlist(&state, &caller.actor(), &id).await?))
 }
 
 /// Changes a playlist's name or items (Contributor+, inside the caller's
@@ -179,5 +179,5 @@ pub async fn preview_schedule(
     Path(id): Id,
     ApiQuery(query): ApiQuery<PreviewQuery>,
 ) -> Answer<Preview> {
-    Ok(Json(service::preview(&state, &caller.actor(), &id, query)?))
+    Ok(Json(service::preview(&state, &caller.actor(), &id, query).await?))
 }

@@ -107,6 +107,7 @@ fn fake_status(i: usize, device: &DeviceId, now: DateTime<Utc>) -> Option<Device
         temperature_c: Some(temperature),
         clock_offset_ms: i64::try_from(i % 41).unwrap_or(0) - 20,
         last_error: (i % 25 == 11).then(|| "decoder: the video could not be decoded".to_owned()),
+        document_features: Vec::new(),
     };
     Some(DeviceStatus {
         state,

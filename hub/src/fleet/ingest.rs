@@ -188,6 +188,7 @@ fn decide(
             let status = next_status(previous, DeviceState::clone(reported), liveness);
             tx.put(DEVICE_STATES, device.as_str(), &status)?;
             crate::publish::publications::note_device_state_in(tx, device, reported)?;
+            crate::content::renditions::readers::note_state_in(tx, device, reported, liveness.now)?;
             Ok(Outcome::State(Box::new(status)))
         }
         Report::Events { batch, node } => {

@@ -347,6 +347,7 @@ mod tests {
             temperature_c: None,
             clock_offset_ms: 0,
             last_error: None,
+            document_features: Vec::new(),
         }
     }
 

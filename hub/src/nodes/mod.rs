@@ -325,13 +325,16 @@ pub async fn delete_node(hub: &Hub, actor: &Actor, id: &str) -> Result<(), NodeE
             let node = visible_in(tx, actor, &tree, &id)?;
             refuse_delete(tx, actor, &tree, &node)?;
             tx.delete(NODES, node.id.as_str());
+            // M3: the custom attributes defined here go with the node (no
+            // item lives here any more to hold a value of them).
+            let attributes = crate::content::actions::repo::remove_defs_at_in(tx, &node.id)?;
             actor
                 .audit(
                     now,
                     "node.delete",
                     node.id.as_str(),
                     node.parent.clone(),
-                    serde_json::json!({"name": node.name}),
+                    serde_json::json!({"name": node.name, "attribute_definitions": attributes}),
                 )
                 .put(tx)?;
             Ok(())

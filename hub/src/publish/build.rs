@@ -154,6 +154,13 @@ pub fn manifest(
             })?,
         });
     }
+    // Renditions only where every receiving agent reads them (an older
+    // agent refuses a manifest that lists one).
+    if items.iter().any(|i| !i.renditions.is_empty())
+        && !super::receivers::read_renditions(store, group)?
+    {
+        items.iter_mut().for_each(|i| i.renditions.clear());
+    }
     let document = GroupManifest {
         version: 0,
         issued_at: DateTime::<Utc>::UNIX_EPOCH,

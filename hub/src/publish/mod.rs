@@ -56,6 +56,7 @@ mod due;
 mod first_use;
 pub mod jobs;
 pub mod publications;
+pub mod receivers;
 pub mod run;
 mod runner;
 pub mod service;

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::content::ContentItem;
+use crate::content::{CONTENT, ContentItem};
 
 use signet_common::ids::{ItemId, MAX_ID_LEN, NodeId};
 use signet_common::permissions::NodeTree;
@@ -22,7 +22,7 @@ use crate::access_groups::is_valid_id;
 use crate::content::Items;
 use crate::content::visibility::{Holders, Viewer};
 use crate::identity::Actor;
-use crate::store::Tx;
+use crate::store::{StoreError, Tx};
 use crate::tenancy::restricted::{ItemChange, check_item_change};
 use crate::tenancy::{NODES, Node};
 
@@ -252,4 +252,34 @@ pub(super) fn require_inside(
             "a {what} above the caller's domain can only be changed from there (T2)"
         )))
     }
+}
+
+/// What a playlist shows, to a caller who may not view one of its items,
+/// in that item's place (M1): the id is never revealed, the position and
+/// duration are kept, and a save that sends it back is refused (not found)
+/// like any item the caller cannot view, so nothing is dropped unseen.
+pub const HIDDEN_ITEM: &str = "hidden";
+
+/// `playlist` as `viewer` reads it: each item they may not view (or that is
+/// gone) replaced by [`HIDDEN_ITEM`]; `holders` from
+/// [`Viewer::holders_in`].
+///
+/// # Errors
+/// When the store fails.
+pub(super) fn redacted_in(
+    tx: &mut Tx,
+    tree: &NodeTree,
+    viewer: &Viewer,
+    holders: &Holders,
+    mut playlist: Playlist,
+) -> Result<Playlist, StoreError> {
+    for planned in &mut playlist.items {
+        let visible = tx
+            .get::<ContentItem>(CONTENT, planned.item.as_str())?
+            .is_some_and(|item| viewer.may_view(tree, &item, holders));
+        if !visible {
+            planned.item = ItemId::from(HIDDEN_ITEM);
+        }
+    }
+    Ok(playlist)
 }

@@ -32,13 +32,14 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use signet_common::ids::{NodeId, PermissionGroupId};
+use signet_common::ids::{ItemId, NodeId, PermissionGroupId};
 use signet_common::permissions::{NodeTree, Role};
 use signet_common::schedule::{Evaluation, MergeMode, Slot, evaluate};
 
+pub use super::rules::HIDDEN_ITEM;
 use super::rules::{
     check_item_shapes, check_items, check_restricted, check_schedule, check_schedule_shape,
-    check_users_fit, invalid, not_found, require_inside,
+    check_users_fit, invalid, not_found, redacted_in, require_inside,
 };
 use super::{
     GROUP_SCHEDULES, GroupSchedule, MAX_PLAYLIST_NAME_LEN, PLAYLISTS, PlannedItem, Playlist,
@@ -52,6 +53,7 @@ use crate::audit::AuditEntry;
 use crate::content::visibility::{
     GroupsRefused, Holders, Settings, SettingsChange, Viewer, check_groups_in,
 };
+use crate::content::{CONTENT, ContentItem};
 use crate::groups::GroupRef;
 use crate::identity::{Actor, RoleTooLow, new_id};
 use crate::store::{StoreError, Tx, WriteBatch};
@@ -203,27 +205,46 @@ pub struct Preview {
 // ---------------------------------------------------------------- views
 
 /// Playlists the actor may view: inside its domain and above it (T2), as
-/// [`crate::content::visibility`] allows (M1).
+/// [`crate::content::visibility`] allows (M1); each item the actor may not
+/// view shows as [`HIDDEN_ITEM`] (its id is never shown).
 ///
 /// # Errors
 /// When the store fails.
-pub fn playlists(hub: &Hub, actor: &Actor) -> Result<Vec<Playlist>, SchedulesError> {
-    let (viewer, (tree, _)) = (Viewer::load(hub, actor)?, load_tree(&hub.store)?);
-    let all: Vec<Playlist> = all_visible(hub, actor)?;
-    Ok(all
-        .into_iter()
-        .filter(|playlist| viewer.may_view(&tree, playlist, &Holders::new()))
-        .collect())
+pub async fn playlists(hub: &Hub, actor: &Actor) -> Result<Vec<Playlist>, SchedulesError> {
+    let viewer = Viewer::load(hub, actor)?;
+    hub.store
+        .transact(|tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            let holders = viewer.holders_in(tx)?;
+            let all: Vec<Playlist> = tx.scan(PLAYLISTS, "")?;
+            all.into_iter()
+                .filter(|playlist| {
+                    actor.sees_at_or_above(&tree, &playlist.node)
+                        && viewer.may_view(&tree, playlist, &Holders::new())
+                })
+                .map(|playlist| redacted_in(tx, &tree, &viewer, &holders, playlist))
+                .collect::<Result<Vec<_>, StoreError>>()
+                .map_err(SchedulesError::from)
+        })
+        .await
 }
 
-/// One playlist the actor may view (M1).
+/// One playlist the actor may view (M1), its hidden items redacted as in
+/// [`playlists`].
 ///
 /// # Errors
 /// [`SchedulesError::NotFound`]; store failures.
-pub fn playlist(hub: &Hub, actor: &Actor, id: &str) -> Result<Playlist, SchedulesError> {
-    let (viewer, (tree, _)) = (Viewer::load(hub, actor)?, load_tree(&hub.store)?);
-    let playlist: Playlist = one_visible(hub, actor, id)?;
-    viewable(&viewer, &tree, playlist)
+pub async fn playlist(hub: &Hub, actor: &Actor, id: &str) -> Result<Playlist, SchedulesError> {
+    let viewer = Viewer::load(hub, actor)?;
+    hub.store
+        .transact(|tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            let playlist: Playlist = visible(tx, &tree, actor, id)?;
+            let playlist = viewable(&viewer, &tree, playlist)?;
+            let holders = viewer.holders_in(tx)?;
+            Ok(redacted_in(tx, &tree, &viewer, &holders, playlist)?)
+        })
+        .await
 }
 
 /// `playlist` if `viewer` may view it (M1); not found otherwise (T4).
@@ -276,7 +297,7 @@ pub fn schedule(hub: &Hub, actor: &Actor, id: &str) -> Result<GroupSchedule, Sch
 /// # Errors
 /// `invalid_tz` for a zone that is not an IANA name; not found; store
 /// failures.
-pub fn preview(
+pub async fn preview(
     hub: &Hub,
     actor: &Actor,
     id: &str,
@@ -295,10 +316,32 @@ pub fn preview(
     let at = query.at.unwrap_or_else(|| hub.now());
     let schedule = schedule(hub, actor, id)?;
     let Evaluation {
-        main,
-        overlays,
+        mut main,
+        mut overlays,
         next_change,
     } = evaluate(&resolve(&hub.store, &schedule)?, tz, at, &|_| true);
+    // M1: an item the caller may not view shows as hidden, as in playlists.
+    let viewer = Viewer::load(hub, actor)?;
+    let hidden: Vec<bool> = hub
+        .store
+        .transact(|tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            let holders = viewer.holders_in(tx)?;
+            main.iter()
+                .chain(overlays.iter())
+                .map(|slot| {
+                    Ok(!tx
+                        .get::<ContentItem>(CONTENT, slot.item.as_str())?
+                        .is_some_and(|item| viewer.may_view(&tree, &item, &holders)))
+                })
+                .collect::<Result<Vec<bool>, StoreError>>()
+        })
+        .await?;
+    for (slot, hidden) in main.iter_mut().chain(overlays.iter_mut()).zip(hidden) {
+        if hidden {
+            slot.item = ItemId::from(HIDDEN_ITEM);
+        }
+    }
     Ok(Preview {
         at,
         tz: tz.name().to_owned(),

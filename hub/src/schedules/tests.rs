@@ -128,7 +128,7 @@ async fn d5_a_playlist_a_schedule_uses_is_not_deleted() {
         .await
         .unwrap();
     assert!(matches!(
-        service::playlist(&hub, &admin, list.id.as_str()),
+        service::playlist(&hub, &admin, list.id.as_str()).await,
         Err(SchedulesError::NotFound(_))
     ));
 }
@@ -153,7 +153,12 @@ async fn d5_t4_unknown_or_invisible_groups_and_playlists_are_not_found() {
         attach(&hub, &elsewhere, &root, vec![entry("e1", &list.id)]).await,
         Err(SchedulesError::NotFound(what)) if what == "group"
     ));
-    assert!(service::playlists(&hub, &elsewhere).unwrap().is_empty());
+    assert!(
+        service::playlists(&hub, &elsewhere)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -185,5 +190,5 @@ async fn d5_s13_only_contributors_write_and_names_are_names() {
         service::create_playlist(&hub, &admin, unnamed).await,
         Err(SchedulesError::InvalidName(_))
     ));
-    assert!(service::playlists(&hub, &admin).unwrap().is_empty());
+    assert!(service::playlists(&hub, &admin).await.unwrap().is_empty());
 }

@@ -176,6 +176,19 @@ pub fn put_attribute_def(
     }
 }
 
+/// Removes every attribute definition made at `node` (the node is being
+/// deleted, in the same transaction); how many.
+///
+/// # Errors
+/// When the store fails.
+pub fn remove_defs_at_in(tx: &mut Tx, node: &NodeId) -> Result<usize, StoreError> {
+    let keys = tx.scan_keys(ATTRIBUTE_DEFS, &pair(node.as_str(), ""))?;
+    for key in &keys {
+        tx.delete(ATTRIBUTE_DEFS, key);
+    }
+    Ok(keys.len())
+}
+
 /// The attribute values of `item` by key.
 ///
 /// # Errors

@@ -42,11 +42,16 @@
 //! publication of the groups that hold the item (a publish, or the
 //! re-signing before expiry).
 //!
+//! A manifest lists renditions only when every device that receives it
+//! declared it reads them ([`readers`]): agents built before renditions
+//! refuse such a manifest, and never get one.
+//!
 //! Owns: the two trees above, the rendition's hash-index entries, the
 //! transcoding ([`transcode`]) and its bounds. Must not: know HTTP, hold a
 //! transaction across a transcode or a blob write, or import the modules
 //! that publish (the manifest builder reads [`manifest_entries`]).
 
+pub mod readers;
 pub mod repo;
 pub mod service;
 pub mod transcode;
