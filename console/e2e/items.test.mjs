@@ -221,7 +221,7 @@ describe('item pages', () => {
     }));
 
   it('A5, A6: an approver opens the mailed item page of a pending upload and approves it there', async () => {
-    let poster;
+    let poster = { id: '', name: '' };
     await as(browser, FIXTURE.contributor, { name: 'items-approval-requested', path: '/content' }, async (page) => {
       poster = await uploadVideo(page, FIXTURE.tenants.acme.site, 'Items poster', FIXTURE.upload);
       const asked = await call(page, 'POST', `/api/v1/content/${poster.id}/request-approval`);
