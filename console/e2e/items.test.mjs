@@ -7,11 +7,13 @@
 // GStreamer; a Viewer sees only the actions the hub allows and reports
 // the item, and a Moderator resolves the report in the feedback queue; a
 // contributor adds, edits and deletes their own comment and cannot delete
-// another's. axe-core runs on every page; each test saves its final page.
+// another's; a contributor whose saves need approval asks for it and a
+// tenant admin, opening the item page approval mails link to, approves it
+// there. axe-core runs on every page; each test saves its final page.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { BASE, FIXTURE, as, axe, launch, until } from './support.mjs';
+import { BASE, FIXTURE, as, axe, launch, screenshot, until } from './support.mjs';
 
 let browser;
 /** The video item the tests act on. */
@@ -40,9 +42,9 @@ async function call(page, method, path, body) {
   );
 }
 
-/** Uploads the fixture's video to `node` as `name` from the page; answers the item. */
-async function uploadVideo(page, node, name) {
-  const bytes = [...readFileSync(FIXTURE.video)];
+/** Uploads the fixture's video (or `file`) to `node` as `name` from the page; answers the item. */
+async function uploadVideo(page, node, name, file = FIXTURE.video) {
+  const bytes = [...readFileSync(file)];
   const item = await page.evaluate(
     async ([node, name, bytes]) => {
       const csrf = decodeURIComponent(document.cookie.split('; ').find((c) => c.startsWith('signet_csrf='))?.slice(12) ?? '');
@@ -217,4 +219,35 @@ describe('item pages', () => {
       assert.equal(await list.getByText('Looks good on both screens.').count(), 0);
       await axe(page, 'the item page on a phone');
     }));
+
+  it('A5, A6: an approver opens the mailed item page of a pending upload and approves it there', async () => {
+    let poster = { id: '', name: '' };
+    await as(browser, FIXTURE.contributor, { name: 'items-approval-requested', path: '/content' }, async (page) => {
+      poster = await uploadVideo(page, FIXTURE.tenants.acme.site, 'Items poster', FIXTURE.upload);
+      const asked = await call(page, 'POST', `/api/v1/content/${poster.id}/request-approval`);
+      assert.equal(asked.status, 200, JSON.stringify(asked.body));
+      await openItem(page, poster);
+      await page.getByText('Pending approval').waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Approve' }).count(), 0, 'a contributor without approve_content sees Approve');
+    });
+    // Logged out, as from the mail: the login leads on to /content/{id}.
+    await as(browser, FIXTURE.tenant_admin, { name: 'items-approved', path: `/content/${encodeURIComponent(poster.id)}` }, async (page) => {
+      await page.getByRole('heading', { level: 1, name: 'Items poster' }).waitFor();
+      const box = page.getByRole('region', { name: 'Waiting for your approval' });
+      await box.getByText('Revision ').waitFor();
+      await box.getByRole('button', { name: 'Reject…' }).click();
+      await box.getByLabel('Reason for rejecting').fill('   ');
+      assert.equal(await box.getByRole('button', { name: 'Reject', exact: true }).isDisabled(), true, 'a blank reason can be sent');
+      await axe(page, 'the item page with its approval');
+      await screenshot(page, 'items-approval-pending');
+      await box.getByRole('button', { name: 'Cancel' }).click();
+      await box.getByRole('button', { name: 'Approve' }).click();
+      await page.getByRole('status').filter({ hasText: 'Approved “Items poster”.' }).waitFor();
+      await page.locator('.facts').getByText('Approved', { exact: true }).waitFor();
+      assert.equal(await box.count(), 0, 'the decision is still offered after it was made');
+      const now = await call(page, 'GET', `/api/v1/content/${poster.id}`);
+      assert.equal(now.body.approval_state, 'active');
+      await axe(page, 'the item page after approving');
+    });
+  });
 });

@@ -810,6 +810,7 @@ async fn p5_m4_item_actions_name_comment_and_process_permissions_as_held_and_all
         "process_media",
         "comment.delete_others",
         "update_custom_attributes",
+        "approve_content",
     ] {
         assert!(
             moderator.contains(&p.to_owned()),

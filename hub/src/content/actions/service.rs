@@ -15,11 +15,13 @@ use super::repo;
 use super::view::{Favorite, FavoriteView, ItemActions, Rating, RatingValue};
 use super::{ActionError, ContentError};
 use crate::app::Hub;
+use crate::content::approval::may_decide;
 use crate::content::repo::Items;
 use crate::content::settings::act_in;
 use crate::content::visibility::{Holders, Viewer};
 use crate::content::{CONTENT, ContentItem};
 use crate::identity::Actor;
+use crate::permission_groups::effective_permissions_of_in;
 use crate::store::Tx;
 use crate::tenancy::load_tree_in;
 
@@ -65,11 +67,18 @@ fn summary_in(
 ) -> Result<ItemActions, ActionError> {
     let (likes, dislikes, my_rating) = repo::ratings_in(tx, &item.id, &actor.user.id)?;
     let favorite = repo::is_favorite_in(tx, &actor.user.id, &item.id)?;
-    let allowed = OFFERED
+    let mut allowed: Vec<String> = OFFERED
         .into_iter()
         .filter(|p| viewer.may_act(tree, item, holders, *p).is_granted())
         .map(|p| p.as_str().to_owned())
         .collect();
+    // Approving follows its own rule (A6): the item's node inside the
+    // caller's domain and `approve_content` held, as `approval::decide` checks.
+    let approves =
+        effective_permissions_of_in(tx, &actor.user)?.contains(Permission::ApproveContent);
+    if may_decide(actor, tree, item, approves).is_ok() {
+        allowed.push(Permission::ApproveContent.as_str().to_owned());
+    }
     Ok(ItemActions {
         likes,
         dislikes,

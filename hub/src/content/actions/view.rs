@@ -58,7 +58,9 @@ pub struct ItemActions {
     /// any of `download`, `share`, `rate`, `favorite`, `feedback`,
     /// `update_custom_attributes`, `process_media`, `comment.view`,
     /// `comment.add`, `comment.edit_own`, `comment.delete_own`,
-    /// `comment.delete_others` (the console shows only these buttons).
+    /// `comment.delete_others`, `approve_content` (may approve or reject
+    /// it while pending: node in the caller's domain and the permission
+    /// held, A6) (the console shows only these buttons).
     pub allowed: Vec<String>,
 }
 
