@@ -19,6 +19,7 @@ pub mod entitlements;
 pub mod fleet_feed;
 pub mod ingest;
 pub mod publisher;
+pub mod store_watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use self::entitlements::Entitlements;
 use self::fleet_feed::FleetFeed;
 use self::ingest::ReportIngest;
 use self::publisher::{LogPublisher, Publisher};
+use self::store_watch::{StoreWatch, Watched};
 use crate::config::Config;
 use crate::keys::{self, HubKeys};
 use crate::login::{LoginThrottle, PasswordHashing};
@@ -93,6 +95,9 @@ pub struct Hub {
     /// Which access groups entitle a user now (P6, M1): content's view rule
     /// asks it; access groups answer it.
     pub entitlements: Arc<dyn Entitlements>,
+    /// Hears of every commit to [`Hub::store`], for views kept in memory
+    /// (the fleet's, `fleet::index`).
+    pub store_watch: Arc<StoreWatch>,
 }
 
 /// The ports the domains above the core implement, handed to
@@ -148,7 +153,11 @@ impl Hub {
             return Err(NotInitialized { data }.into());
         }
         let keys = keys::load(&data)?;
-        let store = Store::new(crate::store::open(&config.store, &data)?);
+        let store_watch = Arc::new(StoreWatch::default());
+        let store = Store::new(Arc::new(Watched::new(
+            crate::store::open(&config.store, &data)?,
+            Arc::clone(&store_watch),
+        )));
         let window = i64::try_from(config.login_lockout_secs)
             .ok()
             .and_then(TimeDelta::try_seconds)
@@ -175,6 +184,7 @@ impl Hub {
             fleet_feed,
             fleet_ingest,
             entitlements,
+            store_watch,
         })
     }
 

@@ -59,6 +59,7 @@ pub mod alert_settings;
 pub mod alerts;
 pub mod events;
 pub mod fixture;
+pub mod index;
 pub mod ingest;
 
 pub mod reports;
@@ -81,8 +82,8 @@ use crate::tenancy::NODE_DEVICES;
 pub use events::Ingested;
 pub use ingest::FleetIngest;
 pub use view::{
-    ActivationProgress, Connection, DocumentStatus, DocumentSync, FleetCounts, FleetDevice, counts,
-    desired_documents, device_view, document_sync,
+    ActivationProgress, Connection, DeviceFacts, DocumentStatus, DocumentSync, FleetCounts,
+    FleetDevice, counts, desired_documents, device_view, document_sync,
 };
 
 /// The latest reported state per device id.
