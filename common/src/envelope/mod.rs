@@ -253,7 +253,7 @@ impl<D: fmt::Debug> fmt::Debug for Verified<D> {
             .field("payload", &self.payload)
             .field("key_id", &self.key_id)
             .field("payload_bytes", &self.payload_bytes().len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -30,6 +30,9 @@ pub trait CommitObserver: Send + Sync + 'static {
 pub struct StoreWatch {
     /// The observer, once installed.
     observer: OnceLock<Arc<dyn CommitObserver>>,
+    /// Whether a [`Watched`] storage reports to it (a hub assembled by
+    /// hand around a bare storage has none: nothing is heard).
+    wired: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for StoreWatch {
@@ -48,6 +51,13 @@ impl StoreWatch {
         make: impl FnOnce() -> Arc<dyn CommitObserver>,
     ) -> Arc<dyn CommitObserver> {
         Arc::clone(self.observer.get_or_init(make))
+    }
+
+    /// Whether the hub's store reports its commits here ([`Watched`]):
+    /// without that an observer hears nothing and must not be trusted.
+    #[must_use]
+    pub fn is_wired(&self) -> bool {
+        self.wired.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Tells the observer, if any, of a committed batch.
@@ -70,6 +80,9 @@ impl Watched {
     /// `inner`, watched by `watch`.
     #[must_use]
     pub fn new(inner: Arc<dyn Storage>, watch: Arc<StoreWatch>) -> Self {
+        watch
+            .wired
+            .store(true, std::sync::atomic::Ordering::Release);
         Self { inner, watch }
     }
 }

@@ -196,6 +196,14 @@ impl FleetIndex {
     /// The index of `hub`, installed as its commit observer on first use.
     #[must_use]
     pub fn of(hub: &Hub) -> Arc<Self> {
+        if !hub.store_watch.is_wired() {
+            // A hub assembled around a bare storage: no commit is heard,
+            // so every read rebuilds (exact, and slow).
+            return Arc::new(Self {
+                unobserved: true,
+                ..Self::default()
+            });
+        }
         let observer = hub
             .store_watch
             .observer_or_install(|| Arc::new(Self::default()));

@@ -21,6 +21,9 @@ use crate::publish::{self, SIGNED_DOCUMENTS, SignedDocument};
 use crate::store::WriteBatch;
 use crate::tenancy::NODE_DEVICES;
 
+/// Which nodes a read covers.
+type Holds<'a> = Box<dyn Fn(&NodeId) -> bool + 'a>;
+
 /// A clock the test moves.
 struct TestClock(Mutex<DateTime<Utc>>);
 
@@ -217,7 +220,11 @@ async fn u4_index_equals_full_recomputation_after_random_events() {
         data: data.clone(),
         ..crate::config::Config::default()
     };
-    let hub = crate::serve::open(config, clock.clone()).unwrap();
+    let installed = crate::app::Installed {
+        fleet_ingest: Arc::new(crate::fleet::FleetIngest::default()),
+        entitlements: Arc::new(crate::access_groups::Entitled),
+    };
+    let hub = Hub::open(config, clock.clone(), installed).unwrap();
     let seeded = crate::fleet::fixture::seed(&hub.store, 230, t0)
         .await
         .unwrap();
@@ -281,7 +288,7 @@ async fn u4_index_equals_full_recomputation_after_random_events() {
             }
         }
         let liveness = Liveness::of(&hub);
-        let scopes: [(&str, Box<dyn Fn(&NodeId) -> bool>); 3] = [
+        let scopes: [(&str, Holds<'_>); 3] = [
             ("fleet", Box::new(|_: &NodeId| true)),
             ("region", Box::new(|n: &NodeId| tree.is_within(n, &region))),
             ("site", Box::new(|n: &NodeId| *n == site(1))),

@@ -288,12 +288,12 @@ pub fn desired_documents(
     Ok(desired_with_groups(store, device)?.map(|(desired, _)| desired))
 }
 
+/// The desired documents, and the group ids the assignment names.
+type Desired = (Vec<SignedDocument>, Vec<String>);
+
 /// [`desired_documents`], with every group id the assignment names (those
 /// without a signed manifest too: their first manifest changes the view).
-fn desired_with_groups(
-    store: &Store,
-    device: &DeviceId,
-) -> Result<Option<(Vec<SignedDocument>, Vec<String>)>, StoreError> {
+fn desired_with_groups(store: &Store, device: &DeviceId) -> Result<Option<Desired>, StoreError> {
     let kind = DocumentKind::DeviceAssignment;
     let Some(record) = publish::latest(store, kind, device.as_str())? else {
         return Ok(None);
