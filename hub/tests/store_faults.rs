@@ -75,6 +75,7 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
         fleet_ingest: Arc::new(signet_hub::fleet::FleetIngest::default()),
         entitlements: Arc::new(signet_hub::access_groups::Entitled),
         replica: Arc::new(signet_hub::app::replica::Replica::new("one".into(), true)),
+        store_watch: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -14,6 +14,7 @@
 //! document and the hub never takes a hub document as a report.
 
 mod keys;
+mod plain;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -231,15 +232,29 @@ pub trait Document: DeserializeOwned {
 /// A document whose envelope, key chain, signature and payload all checked
 /// out. Only [`crate::trust::TrustStore`] makes these (the fields are
 /// private), so a function that takes a `Verified<D>` cannot be handed an
-/// unverified document.
-#[derive(Debug, Clone, PartialEq)]
+/// unverified document. It keeps the signed payload bytes as they came
+/// ([`Verified::payload_bytes`]), so whoever needs their hash or wants to
+/// store them takes them from here rather than encoding the payload again.
+#[derive(Clone, PartialEq)]
 pub struct Verified<D> {
     /// The typed payload.
     payload: D,
     /// The key that signed it.
     key_id: KeyId,
-    /// SHA-256 of the payload bytes: what the rollback guard compares.
-    hash: Sha256,
+    /// `kind || 0x00 || payload`: the signed bytes, payload at the end.
+    message: Vec<u8>,
+    /// Where the payload starts in `message`.
+    payload_at: usize,
+}
+
+impl<D: fmt::Debug> fmt::Debug for Verified<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("payload", &self.payload)
+            .field("key_id", &self.key_id)
+            .field("payload_bytes", &self.payload_bytes().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<D> Verified<D> {
@@ -253,9 +268,17 @@ impl<D> Verified<D> {
         self.key_id
     }
 
+    /// The payload bytes exactly as signed.
+    pub fn payload_bytes(&self) -> &[u8] {
+        &self.message[self.payload_at..]
+    }
+
     /// SHA-256 of the payload bytes: what the rollback guard compares.
+    /// Computed when asked (verification itself does not need it: the
+    /// signature covers the bytes), so a document refused before the guard
+    /// is never hashed.
     pub fn hash(&self) -> Sha256 {
-        self.hash
+        Sha256::of(self.payload_bytes())
     }
 
     /// The payload, giving up the proof that it was verified.
@@ -313,7 +336,8 @@ impl Opened {
         Ok(Verified {
             payload,
             key_id: self.key_id,
-            hash: Sha256::of(self.payload()),
+            payload_at: self.kind.as_str().len() + 1,
+            message: self.message,
         })
     }
 }
@@ -377,6 +401,9 @@ pub fn open(bytes: &[u8]) -> Result<Opened, VerifyError> {
             size: bytes.len(),
             max: MAX_DOCUMENT_BYTES,
         });
+    }
+    if let Some(opened) = plain::open(bytes) {
+        return Ok(opened);
     }
     let wire: Wire<'_> =
         serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;

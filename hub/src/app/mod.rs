@@ -20,6 +20,7 @@ pub mod fleet_feed;
 pub mod ingest;
 pub mod publisher;
 pub mod replica;
+pub mod store_watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use self::fleet_feed::FleetFeed;
 use self::ingest::ReportIngest;
 use self::publisher::{LogPublisher, Publisher};
 use self::replica::Replica;
+use self::store_watch::{StoreWatch, Watched};
 use crate::config::Config;
 use crate::keys::{self, HubKeys};
 use crate::login::{LoginThrottle, PasswordHashing};
@@ -98,6 +100,9 @@ pub struct Hub {
     /// This replica's id and whether it leads (X5): the leader unless an
     /// election runs (`serve` starts one on PostgreSQL, `crate::cluster`).
     pub replica: Arc<Replica>,
+    /// Hears of every commit to [`Hub::store`], for views kept in memory
+    /// (the fleet's, `fleet::index`).
+    pub store_watch: Arc<StoreWatch>,
 }
 
 /// The ports the domains above the core implement, handed to
@@ -153,7 +158,11 @@ impl Hub {
             return Err(NotInitialized { data }.into());
         }
         let keys = keys::load(&data)?;
-        let store = Store::new(crate::store::open(&config.store, &data)?);
+        let store_watch = Arc::new(StoreWatch::default());
+        let store = Store::new(Arc::new(Watched::new(
+            crate::store::open(&config.store, &data)?,
+            Arc::clone(&store_watch),
+        )));
         let window = i64::try_from(config.login_lockout_secs)
             .ok()
             .and_then(TimeDelta::try_seconds)
@@ -190,6 +199,7 @@ impl Hub {
             fleet_ingest,
             entitlements,
             replica,
+            store_watch,
         })
     }
 

@@ -5,7 +5,9 @@
 //! proof-of-play events ([`events`]), the fleet view with desired against
 //! accepted and activated documents ([`device_view`]) and its totals
 //! ([`counts`]), alerts ([`alerts`]) and the live feed of changes for the
-//! console ([`stream`]). May call: the store,
+//! console ([`stream`]). The fleet list and summary are answered from
+//! [`index::FleetIndex`], the view kept in memory and up to date from every
+//! commit (issue 20), never by reading every device. May call: the store,
 //! [`crate::publish`] to read the latest signed documents,
 //! [`crate::tenancy`] for where devices are attached, the device records
 //! ([`crate::devices`]) to read a device's node. Must not: change any
@@ -59,6 +61,7 @@ pub mod alert_settings;
 pub mod alerts;
 pub mod events;
 pub mod fixture;
+pub mod index;
 pub mod ingest;
 
 pub mod reports;
@@ -81,8 +84,9 @@ use crate::tenancy::NODE_DEVICES;
 pub use events::Ingested;
 pub use ingest::FleetIngest;
 pub use view::{
-    ActivationProgress, Connection, DocumentStatus, DocumentSync, FleetCounts, FleetDevice,
-    IngestAnswer, SignedReportSchema, counts, desired_documents, device_view, document_sync,
+    ActivationProgress, Connection, DeviceFacts, DocumentStatus, DocumentSync, FleetCounts,
+    FleetDevice, IngestAnswer, SignedReportSchema, counts, desired_documents, device_view,
+    document_sync,
 };
 
 /// The latest reported state per device id.

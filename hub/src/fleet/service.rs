@@ -19,9 +19,10 @@ use signet_common::sync::signed::{ReportError, verify_report};
 
 use super::alerts::{ALERTS, Alert, AlertKind};
 use super::events::{Ingested, StoredEvent, check_event};
+use super::index::{FleetIndex, Page};
 use super::reports::{MAX_FILTER_LEN, filter_value};
 use super::stream::StreamError;
-use super::{FleetCounts, FleetDevice, Liveness, attached_devices, device_view, node_of};
+use super::{FleetCounts, FleetDevice, Liveness, device_view, node_of};
 use crate::access_groups::AccessGroup;
 use crate::app::Hub;
 use crate::identity::{Actor, User};
@@ -246,7 +247,9 @@ fn node_filter(node: Option<String>) -> Result<Option<NodeId>, FleetError> {
 }
 
 /// Devices `viewer` sees (under `filter.node`), by id, with their status
-/// (U4): at most `limit` after the id `after`, online and in-sync filtered.
+/// (U4): at most `limit` after the id `after`, online and in-sync filtered;
+/// from the fleet's in-memory [`FleetIndex`] (issue 20), as a scan of every
+/// device would answer.
 ///
 /// # Errors
 /// 400 for a value out of bounds, 404 for a node not visible; the store.
@@ -261,27 +264,18 @@ pub fn list(
         .limit
         .unwrap_or(MAX_FLEET_PAGE)
         .clamp(1, MAX_FLEET_PAGE);
-    let liveness = Liveness::of(hub);
-    let mut out = Vec::new();
-    for (device, node) in attached_devices(&hub.store)? {
-        if out.len() >= limit {
-            break;
-        }
-        if after.as_deref().is_some_and(|a| device.as_str() <= a) || !scope.holds(&node) {
-            continue;
-        }
-        let view = device_view(&hub.store, &device, &node, liveness)?;
-        if filter.online.is_none_or(|o| o == view.online)
-            && filter.in_sync.is_none_or(|s| s == view.in_sync)
-        {
-            out.push(view);
-        }
-    }
-    Ok(out)
+    let page = Page {
+        after: after.as_deref(),
+        online: filter.online,
+        in_sync: filter.in_sync,
+        limit,
+    };
+    let holds = |node: &NodeId| scope.holds(node);
+    Ok(FleetIndex::of(hub).list(&hub.store, holds, page, Liveness::of(hub))?)
 }
 
 /// The totals of the devices `viewer` sees (under `filter.node`), by the
-/// fleet view's own rules (U4).
+/// fleet view's own rules (U4): the index's totals of the nodes in scope.
 ///
 /// # Errors
 /// 400 for a value out of bounds, 404 for a node not visible; the store.
@@ -291,14 +285,8 @@ pub fn summary(
     filter: SummaryFilter,
 ) -> Result<FleetCounts, FleetError> {
     let scope = viewer.under(node_filter(filter.node)?)?;
-    let liveness = Liveness::of(hub);
-    let mut counts = FleetCounts::default();
-    for (device, node) in attached_devices(&hub.store)? {
-        if scope.holds(&node) {
-            counts.add(&device_view(&hub.store, &device, &node, liveness)?);
-        }
-    }
-    Ok(counts)
+    let holds = |node: &NodeId| scope.holds(node);
+    Ok(FleetIndex::of(hub).summary(&hub.store, holds, Liveness::of(hub))?)
 }
 
 /// The view of one device `viewer` sees (U4).

@@ -15,7 +15,7 @@ use signet_common::envelope::DocumentKind;
 use signet_common::ids::{DeviceId, NodeId};
 use signet_common::sync::{AppliedDocument, DeviceState, NowPlaying, PendingActivation};
 
-use super::{Liveness, attached_devices, status_of};
+use super::{DeviceStatus, Liveness, attached_devices, status_of};
 use crate::publish::{self, SignedDocument};
 use crate::store::{Store, StoreError};
 
@@ -285,6 +285,15 @@ pub fn desired_documents(
     store: &Store,
     device: &DeviceId,
 ) -> Result<Option<Vec<SignedDocument>>, StoreError> {
+    Ok(desired_with_groups(store, device)?.map(|(desired, _)| desired))
+}
+
+/// The desired documents, and the group ids the assignment names.
+type Desired = (Vec<SignedDocument>, Vec<String>);
+
+/// [`desired_documents`], with every group id the assignment names (those
+/// without a signed manifest too: their first manifest changes the view).
+fn desired_with_groups(store: &Store, device: &DeviceId) -> Result<Option<Desired>, StoreError> {
     let kind = DocumentKind::DeviceAssignment;
     let Some(record) = publish::latest(store, kind, device.as_str())? else {
         return Ok(None);
@@ -301,12 +310,148 @@ pub fn desired_documents(
     let assignment: DeviceAssignment =
         serde_json::from_slice(opened.payload()).map_err(|e| corrupt(e.to_string()))?;
     let mut desired = vec![record];
+    let mut groups = Vec::new();
     for group in assignment.group_ids() {
+        groups.push(group.to_owned());
         if let Some(manifest) = publish::latest(store, DocumentKind::GroupManifest, group)? {
             desired.push(manifest);
         }
     }
-    Ok(Some(desired))
+    Ok(Some((desired, groups)))
+}
+
+/// Everything the fleet view of one device rests on that is read from the
+/// store (U4): its stored status, its desired documents against its
+/// report, its licence refusals. The view itself ([`DeviceFacts::view`])
+/// adds only the clock: online and since, what plays, out of sync since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceFacts {
+    /// The stored status, if it ever reported.
+    pub status: Option<DeviceStatus>,
+    /// Whether an assignment was signed for it.
+    pub assigned: bool,
+    /// Every desired document against its latest report.
+    pub documents: Vec<DocumentSync>,
+    /// Licensed content it may not play (L2), as of when the facts were
+    /// read: they change only at a window's edge ([`DeviceFacts::until`]).
+    pub licence_refusals: Vec<crate::access_groups::delivery::LicenceRefusal>,
+    /// Every group its signed assignment names.
+    pub groups: Vec<String>,
+}
+
+impl DeviceFacts {
+    /// Reads the facts of `device`, attached at `node`, at `now` (licence
+    /// windows are judged at `now`).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn read(
+        store: &Store,
+        device: &DeviceId,
+        node: &NodeId,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let status = status_of(store, device)?;
+        let desired = desired_with_groups(store, device)?;
+        let report = status.as_ref().map(|s| &s.state);
+        let (documents, groups) = match &desired {
+            Some((desired, groups)) => (
+                desired.iter().map(|d| document_sync(d, report)).collect(),
+                groups.clone(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let licence_refusals = crate::access_groups::delivery::refusals(store, device, node, now)?;
+        Ok(Self {
+            status,
+            assigned: desired.is_some(),
+            documents,
+            licence_refusals,
+            groups,
+        })
+    }
+
+    /// Whether the device is in sync: it reported, an assignment was
+    /// signed, every desired document is in use, and no licence refusal is
+    /// a misdelivery. Does not depend on the clock.
+    #[must_use]
+    pub fn in_sync(&self) -> bool {
+        self.status.is_some()
+            && self.assigned
+            && self.documents.iter().all(|d| d.in_sync)
+            && !self.licence_refusals.iter().any(|r| r.is_misdelivery())
+    }
+
+    /// The fleet view of `device`, attached at `node`, from these facts as
+    /// of `liveness` (U4).
+    #[must_use]
+    pub fn view(&self, device: &DeviceId, node: &NodeId, liveness: Liveness) -> FleetDevice {
+        let status = self.status.as_ref();
+        let report = status.map(|s| &s.state);
+        let documents = &self.documents;
+        let sync_note = match (status, self.assigned) {
+            (None, _) => Some("the device never reported its state".to_owned()),
+            (_, false) => Some("no assignment has been signed for the device yet".to_owned()),
+            _ => None,
+        };
+        let in_sync = self.in_sync();
+        let connected = status.map(|s| s.connection_at(liveness));
+        let online = connected.is_some_and(|(online, _)| online);
+        let out_of_sync_since = match connected {
+            Some((true, since)) if !in_sync && self.assigned => documents
+                .iter()
+                .filter(|d| !d.in_sync)
+                .map(|d| d.issued_at)
+                .min()
+                .map(|oldest| oldest.max(since)),
+            _ => None,
+        };
+        let connection = match connected {
+            None => Connection::NeverReported,
+            Some((true, _)) => Connection::Online,
+            Some((false, _)) => Connection::Offline,
+        };
+        FleetDevice {
+            device_id: device.clone(),
+            node: node.clone(),
+            connection,
+            online,
+            since: connected.map(|(_, since)| since),
+            last_heartbeat: status.and_then(|s| s.last_heartbeat),
+            reported_at: report.map(|r| r.at),
+            agent_version: report.map(|r| r.agent_version.clone()),
+            os: report.map(|r| r.os.clone()),
+            now_playing: report
+                .filter(|_| online)
+                .and_then(|r| r.now_playing.clone()),
+            cache_bytes: report.map(|r| r.cache_bytes),
+            cache: report.and_then(|r| r.cache.clone()),
+            disk_free_bytes: report.and_then(|r| r.disk_free_bytes),
+            temperature_c: report.and_then(|r| r.temperature_c),
+            clock_offset_ms: report.map(|r| r.clock_offset_ms),
+            last_error: self.last_error(),
+            documents: documents.clone(),
+            licence_refusals: self.licence_refusals.clone(),
+            in_sync,
+            sync_note,
+            out_of_sync_since,
+        }
+    }
+
+    /// The last error the agent reported; when it reported none, the
+    /// reason of the first refused desired document.
+    fn last_error(&self) -> Option<String> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.state.last_error.clone())
+            .filter(|e| !e.trim().is_empty())
+            .or_else(|| {
+                self.documents
+                    .iter()
+                    .find(|d| d.status == DocumentStatus::Refused)
+                    .and_then(|d| d.reason.clone())
+            })
+    }
 }
 
 /// The fleet view of `device`, attached at `node`, as of `liveness` (U4).
@@ -319,74 +464,7 @@ pub fn device_view(
     node: &NodeId,
     liveness: Liveness,
 ) -> Result<FleetDevice, StoreError> {
-    let status = status_of(store, device)?;
-    let desired = desired_documents(store, device)?;
-    let report = status.as_ref().map(|s| &s.state);
-    let documents: Vec<DocumentSync> = desired
-        .iter()
-        .flatten()
-        .map(|d| document_sync(d, report))
-        .collect();
-    let sync_note = match (&status, &desired) {
-        (None, _) => Some("the device never reported its state".to_owned()),
-        (_, None) => Some("no assignment has been signed for the device yet".to_owned()),
-        _ => None,
-    };
-    let licence_refusals =
-        crate::access_groups::delivery::refusals(store, device, node, liveness.now)?;
-    let in_sync = sync_note.is_none()
-        && documents.iter().all(|d| d.in_sync)
-        && !licence_refusals.iter().any(|r| r.is_misdelivery());
-    let connected = status.as_ref().map(|s| s.connection_at(liveness));
-    let online = connected.is_some_and(|(online, _)| online);
-    let out_of_sync_since = match connected {
-        Some((true, since)) if !in_sync && desired.is_some() => documents
-            .iter()
-            .filter(|d| !d.in_sync)
-            .map(|d| d.issued_at)
-            .min()
-            .map(|oldest| oldest.max(since)),
-        _ => None,
-    };
-    let connection = match connected {
-        None => Connection::NeverReported,
-        Some((true, _)) => Connection::Online,
-        Some((false, _)) => Connection::Offline,
-    };
-    let last_error = report
-        .and_then(|r| r.last_error.clone())
-        .filter(|e| !e.trim().is_empty())
-        .or_else(|| {
-            documents
-                .iter()
-                .find(|d| d.status == DocumentStatus::Refused)
-                .and_then(|d| d.reason.clone())
-        });
-    Ok(FleetDevice {
-        device_id: device.clone(),
-        node: node.clone(),
-        connection,
-        online,
-        since: connected.map(|(_, since)| since),
-        last_heartbeat: status.as_ref().and_then(|s| s.last_heartbeat),
-        reported_at: report.map(|r| r.at),
-        agent_version: report.map(|r| r.agent_version.clone()),
-        os: report.map(|r| r.os.clone()),
-        now_playing: report
-            .filter(|_| online)
-            .and_then(|r| r.now_playing.clone()),
-        cache_bytes: report.map(|r| r.cache_bytes),
-        cache: report.and_then(|r| r.cache.clone()),
-        disk_free_bytes: report.and_then(|r| r.disk_free_bytes),
-        temperature_c: report.and_then(|r| r.temperature_c),
-        clock_offset_ms: report.map(|r| r.clock_offset_ms),
-        last_error,
-        documents,
-        licence_refusals,
-        in_sync,
-        sync_note,
-        out_of_sync_since,
-    })
+    Ok(DeviceFacts::read(store, device, node, liveness.now)?.view(device, node, liveness))
 }
 
 /// The fleet's totals (U4): the gauges of `/metrics` and the console's

@@ -1,0 +1,516 @@
+//! The fleet view kept in memory (U4, issue 20): the fleet list and its
+//! totals answered without reading every device.
+//!
+//! Owns: [`FleetIndex`] — per attached device its [`DeviceFacts`] (what
+//! its view rests on, read from the store), its totals, the totals per
+//! node, the heartbeat deadlines of the devices counted online and the
+//! licence window edges at which a device's facts must be read again.
+//! Must not: decide anything about a device's view ([`DeviceFacts::view`]
+//! does, exactly as [`super::device_view`]), or who sees what
+//! ([`super::service::Viewer`] does).
+//!
+//! # Kept exact
+//! The index is the hub's [`CommitObserver`]: every committed batch,
+//! whoever wrote it, names what changed — a device's state or record, an
+//! attachment (`{node}/{device}`), a signed assignment, a group's signed
+//! manifest (the devices whose assignment names the group) — and those
+//! devices are read again before the next answer. Writes that may change
+//! many devices' views at once (access groups, their members and items,
+//! the tenancy tree with its locales) make the next answer rebuild the
+//! index from the store; they are operator edits, rare next to reads.
+//! Time is the one input without a write: a device counted online turns
+//! offline when its deadline (`last_heartbeat + heartbeat_timeout`,
+//! [`super::DeviceStatus::connection_at`]) passes, and a device whose
+//! licence window starts or ends is read again at that instant; both come
+//! from time-ordered sets, so an answer costs the devices whose state
+//! changed, never a scan. A clock that went back recomputes every device's
+//! connection from memory.
+//!
+//! # Restart
+//! Nothing is persisted: the first read after the hub starts builds the
+//! index from the store (one scan), having installed the observer first,
+//! so no commit is missed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use signet_common::envelope::DocumentKind;
+use signet_common::ids::{DeviceId, NodeId};
+
+use super::{DEVICE_STATES, DeviceFacts, FleetCounts, FleetDevice, Liveness, attached_devices};
+use crate::app::Hub;
+use crate::app::store_watch::CommitObserver;
+use crate::devices::DEVICES;
+use crate::publish::SIGNED_DOCUMENTS;
+use crate::store::{Store, StoreError, Write};
+use crate::tenancy::{NODE_DEVICES, NODES};
+
+/// Trees whose writes may change any device's view: the index is rebuilt.
+const REBUILD_TREES: [&str; 5] = [
+    crate::access_groups::GROUPS,
+    crate::access_groups::MEMBERS,
+    crate::access_groups::MEMBER_GROUPS,
+    crate::access_groups::ITEMS,
+    NODES,
+];
+
+/// What committed batches changed since the index last looked.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Devices whose state, record or assignment changed.
+    devices: HashSet<DeviceId>,
+    /// Attachments (`{node}/{device}` keys) written or removed.
+    attachments: HashSet<(DeviceId, NodeId)>,
+    /// Groups with a new signed manifest.
+    groups: HashSet<String>,
+    /// Something changed that may touch every device: rebuild.
+    everything: bool,
+}
+
+impl Changes {
+    /// Notes one write.
+    fn note(&mut self, write: &Write) {
+        let (tree, key) = match write {
+            Write::Put { tree, key, .. } | Write::Delete { tree, key } => (*tree, key),
+        };
+        let key = String::from_utf8_lossy(key);
+        if tree == DEVICE_STATES || tree == DEVICES {
+            self.devices.insert(DeviceId::from(key.as_ref()));
+        } else if tree == NODE_DEVICES {
+            if let Some((node, device)) = key.split_once('/') {
+                self.attachments
+                    .insert((DeviceId::from(device), NodeId::from(node)));
+            }
+        } else if tree == SIGNED_DOCUMENTS {
+            if let Some((kind, subject)) = key.split_once('/') {
+                if kind == DocumentKind::DeviceAssignment.as_str() {
+                    self.devices.insert(DeviceId::from(subject));
+                } else if kind == DocumentKind::GroupManifest.as_str() {
+                    self.groups.insert(subject.to_owned());
+                }
+            }
+        } else if REBUILD_TREES.contains(&tree) {
+            self.everything = true;
+        }
+    }
+}
+
+/// One attached device, as the index holds it.
+#[derive(Debug, Clone)]
+struct Row {
+    /// What its view rests on.
+    facts: DeviceFacts,
+    /// Its totals as of the index's time (one device's [`FleetCounts`]).
+    counted: FleetCounts,
+    /// Whether it is counted online.
+    online: bool,
+    /// When it turns offline, while counted online.
+    deadline: Option<DateTime<Utc>>,
+    /// When its licence refusals may change (a window edge after the time
+    /// its facts were read).
+    licence_edge: Option<DateTime<Utc>>,
+}
+
+/// Key of a row: the device, then the node it is attached at (as
+/// [`attached_devices`] lists them).
+type Key = (DeviceId, NodeId);
+
+/// The index proper, once built.
+#[derive(Debug)]
+struct Rows {
+    /// Every attached device.
+    rows: BTreeMap<Key, Row>,
+    /// The totals per node.
+    by_node: HashMap<NodeId, FleetCounts>,
+    /// Deadlines of the rows counted online, in time order.
+    deadlines: BTreeSet<(DateTime<Utc>, Key)>,
+    /// Licence window edges, in time order.
+    licence_edges: BTreeSet<(DateTime<Utc>, Key)>,
+    /// Devices whose signed assignment names each group (a superset:
+    /// stale entries only cost a read).
+    group_devices: HashMap<String, HashSet<DeviceId>>,
+    /// The time the rows' connection is judged at.
+    as_of: DateTime<Utc>,
+    /// The heartbeat timeout.
+    timeout: TimeDelta,
+}
+
+/// The fleet view in memory (see the module doc). One per hub, installed
+/// as its commit observer by [`FleetIndex::of`].
+#[derive(Debug, Default)]
+pub struct FleetIndex {
+    /// What changed since the last read.
+    changes: Mutex<Changes>,
+    /// The rows; `None` until the first read builds them.
+    rows: Mutex<Option<Rows>>,
+    /// Not the hub's observer (never expected): every read rebuilds.
+    unobserved: bool,
+}
+
+impl CommitObserver for FleetIndex {
+    fn committed(&self, writes: &[Write]) {
+        let mut changes = lock(&self.changes);
+        for write in writes {
+            changes.note(write);
+        }
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+/// Locks the changes, taking over a poisoned lock (a set of keys is
+/// never half written in a way that matters: at worst a device is read
+/// again).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks the rows; a lock poisoned by a panic mid-update drops them, so
+/// the next read rebuilds rather than answer from half-updated totals.
+fn lock_rows(mutex: &Mutex<Option<Rows>>) -> MutexGuard<'_, Option<Rows>> {
+    mutex.lock().unwrap_or_else(|poisoned| {
+        let mut guard = poisoned.into_inner();
+        *guard = None;
+        guard
+    })
+}
+
+/// The fleet view of one page: what [`FleetIndex::list`] selects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Page<'a> {
+    /// Only devices whose id sorts after this.
+    pub after: Option<&'a str>,
+    /// Only online (true) or not online (false) devices.
+    pub online: Option<bool>,
+    /// Only devices in sync (true) or not.
+    pub in_sync: Option<bool>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl FleetIndex {
+    /// The index of `hub`, installed as its commit observer on first use.
+    #[must_use]
+    pub fn of(hub: &Hub) -> Arc<Self> {
+        if !hub.store_watch.is_wired() {
+            // A hub assembled around a bare storage: no commit is heard,
+            // so every read rebuilds (exact, and slow).
+            return Arc::new(Self {
+                unobserved: true,
+                ..Self::default()
+            });
+        }
+        let observer = hub
+            .store_watch
+            .observer_or_install(|| Arc::new(Self::default()));
+        // Only the fleet installs an observer; should anything else have,
+        // an index that hears of no commit rebuilds on every read.
+        observer.as_any().downcast::<Self>().unwrap_or_else(|_| {
+            Arc::new(Self {
+                unobserved: true,
+                ..Self::default()
+            })
+        })
+    }
+
+    /// The totals of the attached devices at the nodes `holds` covers, as
+    /// of `liveness`.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn summary(
+        &self,
+        store: &Store,
+        holds: impl Fn(&NodeId) -> bool,
+        liveness: Liveness,
+    ) -> Result<FleetCounts, StoreError> {
+        let mut guard = lock_rows(&self.rows);
+        let rows = self.refresh(&mut guard, store, liveness)?;
+        let mut counts = FleetCounts::default();
+        for (node, one) in &rows.by_node {
+            if holds(node) {
+                counts.merge(one);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The views of the attached devices at the nodes `holds` covers that
+    /// `page` selects, by device id, as of `liveness`.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn list(
+        &self,
+        store: &Store,
+        holds: impl Fn(&NodeId) -> bool,
+        page: Page<'_>,
+        liveness: Liveness,
+    ) -> Result<Vec<FleetDevice>, StoreError> {
+        let mut guard = lock_rows(&self.rows);
+        let rows = self.refresh(&mut guard, store, liveness)?;
+        let start = match page.after {
+            Some(after) => Bound::Included((DeviceId::from(after), NodeId::from(""))),
+            None => Bound::Unbounded,
+        };
+        let mut held: HashMap<&NodeId, bool> = HashMap::new();
+        let mut out = Vec::new();
+        for ((device, node), row) in rows.rows.range((start, Bound::Unbounded)) {
+            if out.len() >= page.limit {
+                break;
+            }
+            if page.after.is_some_and(|a| device.as_str() <= a)
+                || !*held.entry(node).or_insert_with(|| holds(node))
+                || page.online.is_some_and(|o| o != row.online)
+                || page.in_sync.is_some_and(|s| s != row.facts.in_sync())
+            {
+                continue;
+            }
+            out.push(row.facts.view(device, node, liveness));
+        }
+        Ok(out)
+    }
+
+    /// Brings the rows up to `liveness` and the commits so far: builds
+    /// them on first use or after a change to many devices, reads again the
+    /// devices that changed, and moves devices whose deadline or licence
+    /// edge passed.
+    fn refresh<'g>(
+        &self,
+        guard: &'g mut Option<Rows>,
+        store: &Store,
+        liveness: Liveness,
+    ) -> Result<&'g Rows, StoreError> {
+        let changes = std::mem::take(&mut *lock(&self.changes));
+        let rebuild = changes.everything
+            || self.unobserved
+            || guard
+                .as_ref()
+                .is_none_or(|rows| rows.timeout != liveness.heartbeat_timeout);
+        if rebuild {
+            // Dropped first: a failed build leaves no half index behind.
+            *guard = None;
+            *guard = Some(Rows::build(store, liveness)?);
+        } else if let Some(rows) = guard.as_mut()
+            && let Err(e) = rows.apply(store, &changes, liveness)
+        {
+            // The changes are lost with the rows: the next read rebuilds.
+            *guard = None;
+            return Err(e);
+        }
+        match guard.as_ref() {
+            Some(rows) => Ok(rows),
+            None => Err(StoreError::Storage("the fleet index is not built".into())),
+        }
+    }
+}
+
+impl Rows {
+    /// Every attached device, read from the store at `liveness`.
+    fn build(store: &Store, liveness: Liveness) -> Result<Self, StoreError> {
+        let mut rows = Self {
+            rows: BTreeMap::new(),
+            by_node: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            licence_edges: BTreeSet::new(),
+            group_devices: HashMap::new(),
+            as_of: liveness.now,
+            timeout: liveness.heartbeat_timeout,
+        };
+        for key in attached_devices(store)? {
+            rows.read(store, key, liveness)?;
+        }
+        Ok(rows)
+    }
+
+    /// Applies `changes`, then the clock.
+    fn apply(
+        &mut self,
+        store: &Store,
+        changes: &Changes,
+        liveness: Liveness,
+    ) -> Result<(), StoreError> {
+        if liveness.now < self.as_of {
+            self.clock_went_back(liveness);
+        }
+        self.as_of = liveness.now;
+        for (device, node) in &changes.attachments {
+            let key = crate::devices::node_device_key(node, device);
+            let attached = store
+                .get::<serde::de::IgnoredAny>(NODE_DEVICES, &key)?
+                .is_some();
+            let row = (device.clone(), node.clone());
+            if attached {
+                self.read(store, row, liveness)?;
+            } else {
+                self.remove(&row);
+            }
+        }
+        let mut devices: HashSet<&DeviceId> = changes.devices.iter().collect();
+        for group in &changes.groups {
+            devices.extend(self.group_devices.get(group).into_iter().flatten());
+        }
+        let devices: Vec<DeviceId> = devices.into_iter().cloned().collect();
+        for device in &devices {
+            self.read_device(store, device, liveness)?;
+        }
+        while let Some((edge, _)) = self.licence_edges.first()
+            && *edge <= liveness.now
+        {
+            if let Some((_, key)) = self.licence_edges.pop_first() {
+                self.read(store, key, liveness)?;
+            }
+        }
+        while let Some((deadline, _)) = self.deadlines.first()
+            && *deadline < liveness.now
+        {
+            if let Some((_, key)) = self.deadlines.pop_first()
+                && let Some(row) = self.rows.get(&key)
+            {
+                let (facts, edge) = (row.facts.clone(), row.licence_edge);
+                self.remove(&key);
+                self.insert(key, facts, edge, liveness);
+            }
+        }
+        Ok(())
+    }
+
+    /// The clock went back: every row's connection is judged again.
+    fn clock_went_back(&mut self, liveness: Liveness) {
+        let rows = std::mem::take(&mut self.rows);
+        self.by_node.clear();
+        self.deadlines.clear();
+        self.licence_edges.clear();
+        for (key, row) in rows {
+            self.insert(key, row.facts, row.licence_edge, liveness);
+        }
+    }
+
+    /// Reads every row of `device` again.
+    fn read_device(
+        &mut self,
+        store: &Store,
+        device: &DeviceId,
+        liveness: Liveness,
+    ) -> Result<(), StoreError> {
+        let from = (device.clone(), NodeId::from(""));
+        let keys: Vec<Key> = self
+            .rows
+            .range(from..)
+            .map(|(key, _)| key)
+            .take_while(|(d, _)| d == device)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.read(store, key, liveness)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the row `key` from the store, replacing what was held.
+    fn read(&mut self, store: &Store, key: Key, liveness: Liveness) -> Result<(), StoreError> {
+        let facts = DeviceFacts::read(store, &key.0, &key.1, liveness.now)?;
+        let edge = licence_edge(store, &key.0, liveness.now)?;
+        self.remove(&key);
+        for group in &facts.groups {
+            self.group_devices
+                .entry(group.clone())
+                .or_default()
+                .insert(key.0.clone());
+        }
+        self.insert(key, facts, edge, liveness);
+        Ok(())
+    }
+
+    /// Holds `facts` as row `key` (`key` not held), judged at `liveness`,
+    /// read again at `licence_edge`.
+    fn insert(
+        &mut self,
+        key: Key,
+        facts: DeviceFacts,
+        licence_edge: Option<DateTime<Utc>>,
+        liveness: Liveness,
+    ) {
+        let view = facts.view(&key.0, &key.1, liveness);
+        let counted = FleetCounts::of(&view);
+        let deadline = facts
+            .status
+            .as_ref()
+            .filter(|_| view.online)
+            .and_then(|s| s.last_heartbeat)
+            .and_then(|beat| beat.checked_add_signed(liveness.heartbeat_timeout));
+        if let Some(deadline) = deadline {
+            self.deadlines.insert((deadline, key.clone()));
+        }
+        self.by_node
+            .entry(key.1.clone())
+            .or_default()
+            .merge(&counted);
+        if let Some(edge) = licence_edge {
+            self.licence_edges.insert((edge, key.clone()));
+        }
+        self.rows.insert(
+            key,
+            Row {
+                facts,
+                counted,
+                online: view.online,
+                deadline,
+                licence_edge,
+            },
+        );
+    }
+
+    /// Drops row `key` and what it counted.
+    fn remove(&mut self, key: &Key) {
+        let Some(row) = self.rows.remove(key) else {
+            return;
+        };
+        if let Some(counts) = self.by_node.get_mut(&key.1) {
+            counts.remove(&row.counted);
+            if counts.attached == 0 {
+                self.by_node.remove(&key.1);
+            }
+        }
+        if let Some(deadline) = row.deadline {
+            self.deadlines.remove(&(deadline, key.clone()));
+        }
+        if let Some(edge) = row.licence_edge {
+            self.licence_edges.remove(&(edge, key.clone()));
+        }
+    }
+}
+
+/// The first instant after `now` at which a licence window of one of
+/// `device`'s access group memberships starts or ends: its licence
+/// refusals can change only then (L2, [`signet_common::license::check_access`]).
+fn licence_edge(
+    store: &Store,
+    device: &DeviceId,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let member = crate::access_groups::MemberRef::Device {
+        device_id: device.clone(),
+    };
+    let mut edge: Option<DateTime<Utc>> = None;
+    for (group, record) in crate::access_groups::memberships_of(store, &member)? {
+        let window = signet_common::license::access_window(&group.license, &record.membership);
+        for at in [Some(window.starts_at), window.ends_at]
+            .into_iter()
+            .flatten()
+        {
+            if at > now {
+                edge = Some(edge.map_or(at, |e| e.min(at)));
+            }
+        }
+    }
+    Ok(edge)
+}
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod tests;

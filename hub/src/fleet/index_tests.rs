@@ -1,0 +1,343 @@
+//! The fleet index against a full recomputation (U4, issue 20): after
+//! every step of a random sequence of reports, heartbeats stopping, last
+//! wills, publications, pairings, moves, unpairs and clock jumps, the
+//! index's totals and pages equal what reading every device says.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use signet_common::ids::{DeviceId, NodeId, UserId};
+use signet_common::sync::{AppliedDocument, DeviceState, NowPlaying};
+
+use super::{FleetIndex, Page};
+use crate::app::{Clock, Hub};
+use crate::devices::{DEVICES, Device, node_device_key};
+use crate::fleet::{
+    DEVICE_STATES, FleetCounts, FleetDevice, Liveness, attached_devices, desired_documents,
+    device_view, record_state,
+};
+use crate::groups::GroupRef;
+use crate::publish::{self, SIGNED_DOCUMENTS, SignedDocument};
+use crate::store::WriteBatch;
+use crate::tenancy::NODE_DEVICES;
+
+/// Which nodes a read covers.
+type Holds<'a> = Box<dyn Fn(&NodeId) -> bool + 'a>;
+
+/// A clock the test moves.
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl TestClock {
+    fn advance(&self, by: TimeDelta) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+/// xorshift64*: a fixed sequence per seed, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap()
+    }
+}
+
+/// What reading every attached device says, at the nodes `holds` covers.
+fn full(
+    hub: &Hub,
+    holds: &dyn Fn(&NodeId) -> bool,
+    liveness: Liveness,
+) -> (FleetCounts, Vec<FleetDevice>) {
+    let mut counts = FleetCounts::default();
+    let mut views = Vec::new();
+    for (device, node) in attached_devices(&hub.store).unwrap() {
+        if holds(&node) {
+            let view = device_view(&hub.store, &device, &node, liveness).unwrap();
+            counts.add(&view);
+            views.push(view);
+        }
+    }
+    (counts, views)
+}
+
+/// The page `page` of `views` (by device id), as the list used to select.
+fn select(views: &[FleetDevice], page: Page<'_>) -> Vec<FleetDevice> {
+    views
+        .iter()
+        .filter(|v| {
+            page.after.is_none_or(|a| v.device_id.as_str() > a)
+                && page.online.is_none_or(|o| o == v.online)
+                && page.in_sync.is_none_or(|s| s == v.in_sync)
+        })
+        .take(page.limit)
+        .cloned()
+        .collect()
+}
+
+fn state(device: &DeviceId, online: bool, at: DateTime<Utc>, rng: &mut Rng) -> DeviceState {
+    DeviceState {
+        device_id: device.clone(),
+        online,
+        at,
+        agent_version: "0.1.0".into(),
+        os: "Debian 12".into(),
+        applied: Default::default(),
+        activated: Default::default(),
+        pending: Default::default(),
+        refused: Default::default(),
+        now_playing: (rng.below(2) == 0).then(|| NowPlaying {
+            item: "c-1".into(),
+            entry: None,
+            since: at,
+        }),
+        cache_bytes: 10,
+        cache: None,
+        disk_free_bytes: None,
+        temperature_c: None,
+        clock_offset_ms: 0,
+        last_error: (rng.below(5) == 0).then(|| "decoder failed".to_owned()),
+    }
+}
+
+/// `device`'s report with every desired document applied and activated.
+fn in_sync_state(hub: &Hub, device: &DeviceId, at: DateTime<Utc>, rng: &mut Rng) -> DeviceState {
+    let mut reported = state(device, true, at, rng);
+    reported.last_error = None;
+    for doc in desired_documents(&hub.store, device)
+        .unwrap()
+        .into_iter()
+        .flatten()
+    {
+        let key = publish::document_key(doc.kind, &doc.subject);
+        let applied = AppliedDocument {
+            version: doc.version,
+            sha256: doc.sha256,
+        };
+        reported.applied.insert(key.clone(), applied.clone());
+        reported.activated.insert(key, applied);
+    }
+    reported
+}
+
+fn device_record(id: &DeviceId, node: &NodeId, now: DateTime<Utc>) -> Device {
+    Device {
+        id: id.clone(),
+        name: id.to_string(),
+        node: node.clone(),
+        public_key: String::new(),
+        os: "test".into(),
+        agent_version: "0.1.0".into(),
+        paired_at: now,
+        paired_by: UserId::from("u-test"),
+        secret_hash: String::new(),
+        last_command_version: 0,
+        variables: Default::default(),
+    }
+}
+
+/// Attaches `device` at `node` (a pairing or a move), as the device
+/// service writes it.
+async fn attach(hub: &Hub, device: &DeviceId, node: &NodeId) {
+    let mut batch = WriteBatch::new();
+    if let Some(old) = hub.store.get::<Device>(DEVICES, device.as_str()).unwrap() {
+        batch.delete(NODE_DEVICES, &node_device_key(&old.node, device));
+    }
+    let record = device_record(device, node, hub.now());
+    batch.put(DEVICES, device.as_str(), &record).unwrap();
+    batch
+        .put(
+            NODE_DEVICES,
+            &node_device_key(node, device),
+            &serde_json::json!({"device": device}),
+        )
+        .unwrap();
+    hub.store.apply(batch).await.unwrap();
+}
+
+/// Unpairs `device`, as the device service does.
+async fn unpair(hub: &Hub, device: &DeviceId) {
+    let Some(old) = hub.store.get::<Device>(DEVICES, device.as_str()).unwrap() else {
+        return;
+    };
+    let mut batch = WriteBatch::new();
+    batch.delete(NODE_DEVICES, &node_device_key(&old.node, device));
+    batch.delete(DEVICES, device.as_str());
+    batch.delete(DEVICE_STATES, device.as_str());
+    hub.store.apply(batch).await.unwrap();
+}
+
+/// A new signed version of `site`'s manifest record (what a publication
+/// of changed content stores), written directly.
+async fn bump_manifest(hub: &Hub, site: &NodeId) {
+    let kind = signet_common::envelope::DocumentKind::GroupManifest;
+    let Some(mut doc) = publish::latest(&hub.store, kind, site.as_str()).unwrap() else {
+        return;
+    };
+    doc = SignedDocument {
+        version: doc.version + 1,
+        sha256: signet_common::digest::Sha256::of(&doc.version.to_le_bytes()),
+        ..doc
+    };
+    let mut batch = WriteBatch::new();
+    batch
+        .put(
+            SIGNED_DOCUMENTS,
+            &publish::document_key(kind, site.as_str()),
+            &doc,
+        )
+        .unwrap();
+    hub.store.apply(batch).await.unwrap();
+}
+
+/// U4, issue 20: the index's totals and pages equal a full recomputation
+/// after every step of random sequences of state reports (in sync or not),
+/// last wills, heartbeats timing out, publications, new manifest versions,
+/// pairings, moves and unpairs, clock jumps forward and back — for the
+/// whole fleet, one region and one site; and a fresh index (a restarted
+/// hub) rebuilt from the store agrees too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u4_index_equals_full_recomputation_after_random_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let t0: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
+    crate::init::init(&data, t0).await.unwrap();
+    let clock = Arc::new(TestClock(Mutex::new(t0)));
+    let config = crate::config::Config {
+        data: data.clone(),
+        ..crate::config::Config::default()
+    };
+    let installed = crate::app::Installed {
+        fleet_ingest: Arc::new(crate::fleet::FleetIngest::default()),
+        entitlements: Arc::new(crate::access_groups::Entitled),
+    };
+    let hub = Hub::open(config, clock.clone(), installed).unwrap();
+    let seeded = crate::fleet::fixture::seed(&hub.store, 230, t0)
+        .await
+        .unwrap();
+    assert_eq!(seeded.sites, 3);
+    let site = |s: usize| NodeId::from(format!("n-fixture-r000-s{s:04}").as_str());
+    let region = NodeId::from("n-fixture-r000");
+    let actor = publish::Actor::hub();
+    let index = FleetIndex::of(&hub);
+    let (tree, _) = crate::tenancy::load_tree(&hub.store).unwrap();
+
+    let mut rng = Rng(0x5eed_f1ee_7000_0001);
+    let mut devices: Vec<DeviceId> = attached_devices(&hub.store)
+        .unwrap()
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    let mut next_new = 0;
+    for step in 0..160 {
+        let device = devices[rng.below(devices.len())].clone();
+        let now = hub.now();
+        match rng.below(12) {
+            0..=3 => record_state(&hub, &device, state(&device, true, now, &mut rng))
+                .await
+                .unwrap(),
+            4 => record_state(&hub, &device, state(&device, false, now, &mut rng))
+                .await
+                .unwrap(),
+            5 => {
+                let reported = in_sync_state(&hub, &device, now, &mut rng);
+                record_state(&hub, &device, reported).await.unwrap();
+            }
+            6 => clock.advance(TimeDelta::seconds(i64::try_from(rng.below(400)).unwrap())),
+            7 => clock.advance(-TimeDelta::seconds(i64::try_from(rng.below(120)).unwrap())),
+            8 => match rng.below(3) {
+                0 => unpair(&hub, &device).await,
+                1 => attach(&hub, &device, &site(rng.below(3))).await,
+                _ => {
+                    let id = DeviceId::from(format!("d-new-{next_new:03}").as_str());
+                    next_new += 1;
+                    attach(&hub, &id, &site(rng.below(3))).await;
+                    devices.push(id);
+                }
+            },
+            9 => {
+                let scope = if rng.below(2) == 0 {
+                    GroupRef::Node(region.clone())
+                } else {
+                    GroupRef::Node(site(rng.below(3)))
+                };
+                publish::publish(&hub, &scope, actor.clone()).await.unwrap();
+            }
+            10 => bump_manifest(&hub, &site(rng.below(3))).await,
+            _ => {
+                let mut batch = WriteBatch::new();
+                let status = crate::fleet::status_of(&hub.store, &device).unwrap();
+                if let Some(mut status) = status {
+                    status.online = !status.online;
+                    batch.put(DEVICE_STATES, device.as_str(), &status).unwrap();
+                    hub.store.apply(batch).await.unwrap();
+                }
+            }
+        }
+        let liveness = Liveness::of(&hub);
+        let scopes: [(&str, Holds<'_>); 3] = [
+            ("fleet", Box::new(|_: &NodeId| true)),
+            ("region", Box::new(|n: &NodeId| tree.is_within(n, &region))),
+            ("site", Box::new(|n: &NodeId| *n == site(1))),
+        ];
+        for (name, holds) in &scopes {
+            let (counts, views) = full(&hub, holds.as_ref(), liveness);
+            let indexed = index.summary(&hub.store, holds, liveness).unwrap();
+            assert_eq!(indexed, counts, "step {step}, {name}: totals");
+            let after = views.get(views.len() / 3).map(|v| v.device_id.to_string());
+            for page in [
+                Page {
+                    limit: 1000,
+                    ..Page::default()
+                },
+                Page {
+                    after: after.as_deref(),
+                    online: Some(true),
+                    limit: 17,
+                    ..Page::default()
+                },
+                Page {
+                    online: Some(false),
+                    in_sync: Some(false),
+                    limit: 1000,
+                    ..Page::default()
+                },
+                Page {
+                    in_sync: Some(true),
+                    limit: 1000,
+                    ..Page::default()
+                },
+            ] {
+                let listed = index.list(&hub.store, holds, page, liveness).unwrap();
+                assert_eq!(
+                    listed,
+                    select(&views, page),
+                    "step {step}, {name}: {page:?}"
+                );
+            }
+        }
+    }
+    let liveness = Liveness::of(&hub);
+    let (counts, _) = full(&hub, &|_| true, liveness);
+    assert!(counts.in_sync > 0, "some devices were in sync: {counts:?}");
+    assert!(counts.online > 0 && counts.offline > 0, "{counts:?}");
+    // A restarted hub rebuilds its index from the store: the same answer.
+    let fresh = FleetIndex::default();
+    assert_eq!(
+        fresh.summary(&hub.store, |_| true, liveness).unwrap(),
+        counts
+    );
+}
