@@ -159,10 +159,16 @@ impl Hub {
         }
         let keys = keys::load(&data)?;
         let store_watch = Arc::new(StoreWatch::default());
-        let store = Store::new(Arc::new(Watched::new(
-            crate::store::open(&config.store, &data)?,
-            Arc::clone(&store_watch),
-        )));
+        let engine = crate::store::open(&config.store, &data)?;
+        // Only a store this process alone writes is watched: sled is opened
+        // by one process. On PostgreSQL other replicas (X5) commit too and
+        // this process would not hear of it, so views kept in memory (the
+        // fleet index) are not trusted there and read the store instead.
+        let store = if crate::store::is_postgres(&config.store) {
+            Store::new(engine)
+        } else {
+            Store::new(Arc::new(Watched::new(engine, Arc::clone(&store_watch))))
+        };
         let window = i64::try_from(config.login_lockout_secs)
             .ok()
             .and_then(TimeDelta::try_seconds)
