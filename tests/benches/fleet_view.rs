@@ -89,6 +89,7 @@ fn report(device: &DeviceId, at: chrono::DateTime<chrono::Utc>) -> DeviceState {
         temperature_c: None,
         clock_offset_ms: 0,
         last_error: None,
+        document_features: Vec::new(),
     }
 }
 

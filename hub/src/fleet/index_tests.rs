@@ -110,6 +110,7 @@ fn state(device: &DeviceId, online: bool, at: DateTime<Utc>, rng: &mut Rng) -> D
         temperature_c: None,
         clock_offset_ms: 0,
         last_error: (rng.below(5) == 0).then(|| "decoder failed".to_owned()),
+        document_features: Vec::new(),
     }
 }
 
