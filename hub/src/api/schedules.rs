@@ -179,5 +179,7 @@ pub async fn preview_schedule(
     Path(id): Id,
     ApiQuery(query): ApiQuery<PreviewQuery>,
 ) -> Answer<Preview> {
-    Ok(Json(service::preview(&state, &caller.actor(), &id, query).await?))
+    Ok(Json(
+        service::preview(&state, &caller.actor(), &id, query).await?,
+    ))
 }
