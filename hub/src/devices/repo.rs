@@ -12,8 +12,8 @@ use signet_common::ids::{DeviceId, NodeId};
 
 use super::{
     CLOSED_RETENTION_SECS, DEVICE_COMMANDS, DEVICES, Device, MAX_COMMANDS_KEPT, MAX_OPEN_PAIRINGS,
-    MAX_OPEN_PAIRINGS_PER_ADDRESS, PAIRING_CODES, PAIRING_SLOTS, PAIRINGS, PRUNED_AT, Pairing,
-    PairingSlot, PairingState, StoredCommand, command_key, node_device_key,
+    MAX_OPEN_PAIRINGS_PER_ADDRESS, PAIRING_CODES, PAIRING_SLOTS, PAIRINGS, PRUNE_INTERVAL_SECS,
+    PRUNED_AT, Pairing, PairingSlot, PairingState, StoredCommand, command_key, node_device_key,
 };
 use crate::access_groups::{self, AccessGroup, Member, MemberRef};
 use crate::store::{Store, StoreError, Tx};
@@ -340,4 +340,27 @@ pub fn end_memberships(
         }
     }
     Ok(left)
+}
+
+/// Prunes closed pairings ([`prune_pairings`]) when the last prune is
+/// [`PRUNE_INTERVAL_SECS`] old (or in the future: the clock went back), in
+/// a transaction of its own that reads only the pairings it changes.
+///
+/// # Errors
+/// When the store fails.
+pub async fn prune_if_due(store: &Store, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let interval = TimeDelta::seconds(PRUNE_INTERVAL_SECS);
+    let recent = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at <= now && now < at + interval);
+    if recent(store.get(PAIRING_SLOTS, PRUNED_AT)?) {
+        return Ok(());
+    }
+    let candidates = prune_candidates(store, now)?;
+    store
+        .transact(|tx| {
+            if recent(tx.get(PAIRING_SLOTS, PRUNED_AT)?) {
+                return Ok(());
+            }
+            prune_pairings(tx, &candidates, now)
+        })
+        .await
 }

@@ -35,8 +35,8 @@ use super::views::{
 };
 use super::{
     COLLECT_TTL_SECS, COMMAND_TTL_SECS, Device, MAX_DEVICE_NAME_LEN, MAX_OPEN_PAIRINGS,
-    MAX_OPEN_PAIRINGS_PER_ADDRESS, PAIRING_TTL_SECS, POLL_SECS, PRUNE_INTERVAL_SECS, Pairing,
-    PairingState, StoredCommand, new_code, new_nonce, normalize_code, outbox, random_below, repo,
+    MAX_OPEN_PAIRINGS_PER_ADDRESS, PAIRING_TTL_SECS, POLL_SECS, Pairing, PairingState,
+    StoredCommand, new_code, new_nonce, normalize_code, outbox, random_below, repo,
 };
 use crate::app::Hub;
 use crate::audit::AuditEntry;
@@ -187,30 +187,9 @@ fn refusal(no_slot: repo::NoSlot, now: DateTime<Utc>) -> DeviceError {
     }
 }
 
-/// Prunes closed pairings when the last prune is [`PRUNE_INTERVAL_SECS`]
-/// old (or in the future: the clock went back), in a transaction of its
-/// own that reads only the pairings it changes.
-async fn prune_if_due(hub: &Hub, now: DateTime<Utc>) -> Result<(), DeviceError> {
-    let interval = TimeDelta::seconds(PRUNE_INTERVAL_SECS);
-    let recent = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at <= now && now < at + interval);
-    if recent(hub.store.get(super::PAIRING_SLOTS, super::PRUNED_AT)?) {
-        return Ok(());
-    }
-    let candidates = repo::prune_candidates(&hub.store, now)?;
-    hub.store
-        .transact(|tx| {
-            if recent(tx.get(super::PAIRING_SLOTS, super::PRUNED_AT)?) {
-                return Ok(());
-            }
-            repo::prune_pairings(tx, &candidates, now)
-        })
-        .await?;
-    Ok(())
-}
-
 /// An agent asks to pair (S7) from address `from` with the pairing request
 /// `body`: a code to show and the secret ticket to poll with. Prunes closed
-/// pairings on the way (at most every [`PRUNE_INTERVAL_SECS`]). Reads by
+/// pairings on the way (at most every [`super::PRUNE_INTERVAL_SECS`]). Reads by
 /// point keys only — a slot of each bound, the candidate codes — so the
 /// cost does not grow with the pairings stored and concurrent requests
 /// do not conflict.
@@ -239,7 +218,7 @@ pub async fn request_pairing(
         random_below(MAX_OPEN_PAIRINGS),
         random_below(MAX_OPEN_PAIRINGS_PER_ADDRESS),
     );
-    prune_if_due(hub, now).await?;
+    repo::prune_if_due(&hub.store, now).await?;
     let code = hub
         .store
         .transact(|tx| {

@@ -14,7 +14,11 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | [`PUBLICATION_DEVICES`] | `{run}/{device}` | [`DeviceProgress`] |
-//! | [`PUBLICATION_OPEN`] | `{device}/{run}` | `true` (not activated yet) |
+//! | [`PUBLICATION_OPEN`] | `{device}` | [`OpenRun`]s, oldest first (not activated yet) |
+//!
+//! A device's open runs sit under one key with what each waits for, so a
+//! state report costs one point read — nothing more when no open run
+//! changes — whatever the fleet's size or the number of runs.
 //!
 //! A device has accepted a run when every document of the run that
 //! concerns it (its own assignment, the manifests of the groups its
@@ -39,8 +43,8 @@ use crate::tenancy::load_tree;
 
 /// Progress of each (run, target device).
 pub const PUBLICATION_DEVICES: &str = "publication_devices";
-/// The runs each device has not activated yet.
-pub const PUBLICATION_OPEN: &str = "publication_open";
+/// The runs each device has not activated yet, one record per device.
+pub const PUBLICATION_OPEN: &str = "publication_open_runs";
 /// The most runs a device waits on at once: older ones stop being
 /// followed (their records stay, without the missing times).
 pub const MAX_OPEN_PER_DEVICE: usize = 16;
@@ -58,6 +62,20 @@ pub struct DeviceProgress {
     pub accepted_at: Option<DateTime<Utc>>,
     /// When it first reported every one of them in use.
     pub activated_at: Option<DateTime<Utc>>,
+}
+
+/// A run a device has not activated yet, with what it waits for (a copy
+/// of its [`DeviceProgress::documents`]), so a state report is judged
+/// without reading the progress record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRun {
+    /// The run.
+    pub run: String,
+    /// The run's documents that concern the device, `{kind}/{subject}` → version.
+    pub documents: BTreeMap<String, u64>,
+    /// Whether the device has accepted them already.
+    #[serde(default)]
+    pub accepted: bool,
 }
 
 /// How far a run got.
@@ -111,6 +129,18 @@ pub(super) fn record_in(
         )
         .filter_map(|key| versions.get(&key).map(|v| (key, *v)))
         .collect();
+        let mut open: Vec<OpenRun> = tx
+            .get(PUBLICATION_OPEN, device.as_str())?
+            .unwrap_or_default();
+        open.retain(|o| o.run != run.id);
+        let stale = (open.len() + 1).saturating_sub(MAX_OPEN_PER_DEVICE);
+        open.drain(..stale);
+        open.push(OpenRun {
+            run: run.id.clone(),
+            documents: documents.clone(),
+            accepted: false,
+        });
+        tx.put(PUBLICATION_OPEN, device.as_str(), &open)?;
         let progress = DeviceProgress {
             device: device.clone(),
             documents,
@@ -122,11 +152,6 @@ pub(super) fn record_in(
             &format!("{}/{device}", run.id),
             &progress,
         )?;
-        let open = tx.scan_keys(PUBLICATION_OPEN, &format!("{device}/"))?;
-        for stale in open.iter().rev().skip(MAX_OPEN_PER_DEVICE - 1) {
-            tx.delete(PUBLICATION_OPEN, stale);
-        }
-        tx.put(PUBLICATION_OPEN, &format!("{device}/{}", run.id), &true)?;
     }
     Ok(())
 }
@@ -135,6 +160,8 @@ pub(super) fn record_in(
 /// not activated yet by its reported `state` — accepted when every
 /// document of the run that concerns it is accepted at the run's version or
 /// later, activated when also in use — stamped with the report's time.
+/// One point read when nothing changes (a device with no open run, or a
+/// report that moves none of its runs on).
 ///
 /// # Errors
 /// When the store fails.
@@ -143,32 +170,46 @@ pub fn note_device_state_in(
     device: &DeviceId,
     state: &DeviceState,
 ) -> Result<(), StoreError> {
-    for key in tx.scan_keys(PUBLICATION_OPEN, &format!("{device}/"))? {
-        let Some((_, run)) = key.split_once('/') else {
+    let Some(open) = tx.get::<Vec<OpenRun>>(PUBLICATION_OPEN, device.as_str())? else {
+        return Ok(());
+    };
+    let mut still_open = Vec::with_capacity(open.len());
+    let mut changed = false;
+    for mut entry in open {
+        let accepted_now = !entry.accepted && accepted(&entry.documents, state);
+        let activated_now = (entry.accepted || accepted_now) && activated(&entry.documents, state);
+        if !accepted_now && !activated_now {
+            still_open.push(entry);
             continue;
-        };
-        let record_key = format!("{run}/{device}");
+        }
+        changed = true;
+        let record_key = format!("{}/{device}", entry.run);
         let Some(mut progress) = tx.get::<DeviceProgress>(PUBLICATION_DEVICES, &record_key)? else {
-            tx.delete(PUBLICATION_OPEN, &key);
-            continue;
+            continue; // the run was forgotten: stop following it
         };
-        let before = (progress.accepted_at, progress.activated_at);
-        if progress.accepted_at.is_none() && accepted(&progress, state) {
+        if progress.accepted_at.is_none() {
             progress.accepted_at = Some(state.at);
         }
-        if progress.accepted_at.is_some() && activated(&progress, state) {
+        if activated_now {
             progress.activated_at = Some(state.at);
-            tx.delete(PUBLICATION_OPEN, &key);
+        } else {
+            entry.accepted = true;
+            still_open.push(entry);
         }
-        if before != (progress.accepted_at, progress.activated_at) {
-            tx.put(PUBLICATION_DEVICES, &record_key, &progress)?;
-        }
+        tx.put(PUBLICATION_DEVICES, &record_key, &progress)?;
     }
-    Ok(())
+    if !changed {
+        Ok(())
+    } else if still_open.is_empty() {
+        tx.delete(PUBLICATION_OPEN, device.as_str());
+        Ok(())
+    } else {
+        tx.put(PUBLICATION_OPEN, device.as_str(), &still_open)
+    }
 }
 
-fn accepted(progress: &DeviceProgress, state: &DeviceState) -> bool {
-    progress.documents.iter().all(|(key, version)| {
+fn accepted(documents: &BTreeMap<String, u64>, state: &DeviceState) -> bool {
+    documents.iter().all(|(key, version)| {
         state
             .applied
             .get(key)
@@ -176,9 +217,9 @@ fn accepted(progress: &DeviceProgress, state: &DeviceState) -> bool {
     })
 }
 
-fn activated(progress: &DeviceProgress, state: &DeviceState) -> bool {
+fn activated(documents: &BTreeMap<String, u64>, state: &DeviceState) -> bool {
     let manifest = format!("{}/", DocumentKind::GroupManifest.as_str());
-    progress.documents.iter().all(|(key, version)| {
+    documents.iter().all(|(key, version)| {
         !key.starts_with(&manifest)
             || state
                 .activated
@@ -250,8 +291,16 @@ pub fn publication(
 /// When the store fails.
 pub(super) fn forget_in(tx: &mut Tx, run: &str) -> Result<(), StoreError> {
     for key in tx.scan_keys(PUBLICATION_DEVICES, &format!("{run}/"))? {
-        if let Some((_, device)) = key.split_once('/') {
-            tx.delete(PUBLICATION_OPEN, &format!("{device}/{run}"));
+        if let Some((_, device)) = key.split_once('/')
+            && let Some(mut open) = tx.get::<Vec<OpenRun>>(PUBLICATION_OPEN, device)?
+            && open.iter().any(|o| o.run == run)
+        {
+            open.retain(|o| o.run != run);
+            if open.is_empty() {
+                tx.delete(PUBLICATION_OPEN, device);
+            } else {
+                tx.put(PUBLICATION_OPEN, device, &open)?;
+            }
         }
         tx.delete(PUBLICATION_DEVICES, &key);
     }
