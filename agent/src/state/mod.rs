@@ -143,19 +143,45 @@ pub struct Store {
     prefix: String,
 }
 
+/// How long [`Store::open`] waits for another holder of the state's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether sled refused to open because another process holds the lock
+/// (sled reports it only as an I/O error wrapping `EWOULDBLOCK`).
+fn is_lock_held(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io
+                    .get_ref()
+                    .is_some_and(|inner| inner.to_string().contains("could not acquire lock"))
+        }
+        _ => false,
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the state in `dir`. Fails if another
-    /// process holds it.
+    /// process holds it for longer than [`LOCK_WAIT`]: the lock of an
+    /// instance that just died can outlive it for a moment, while a child
+    /// it was starting (`df`, or any process forked from a thread while the
+    /// store was open) still holds the inherited descriptor until its
+    /// `exec` closes it; a restart right after a kill must not fail on that.
     ///
     /// # Errors
     /// [`StateError::Io`] or [`StateError::Db`].
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         create_private_dir(dir)?;
         let path = dir.join(DB_DIR);
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|source| StateError::Db { path, source })?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(&path).open() {
+                Err(e) if is_lock_held(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other.map_err(|source| StateError::Db { path, source })?,
+            }
+        };
         let records = sled::Tree::clone(&db);
         Ok(Self {
             dir: dir.to_owned(),
@@ -559,6 +585,26 @@ fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Result<(), St
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// D2, D3: a restart right after a kill opens the state once the last
+    /// holder of its lock lets go, instead of failing on it.
+    #[test]
+    fn d2_open_waits_for_the_lock_a_previous_holder_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Store::open(dir.path()).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        let reopened = Store::open(dir.path());
+        release.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(250),
+            "the second open waited for the first holder"
+        );
+    }
 
     /// S7: the device key and the secret are readable by their owner only.
     #[cfg(unix)]
