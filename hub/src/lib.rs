@@ -17,6 +17,7 @@ pub mod access_groups;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod background;
 pub mod cluster;
 pub mod config;
 pub mod console;

@@ -31,7 +31,14 @@ fn time(v: &Value) -> DateTime<Utc> {
 /// one device per member) holding one GIF item in category "News", and a
 /// Viewer `member` of it: (hub, group, item, member id, member token).
 async fn setup() -> (TestHub, String, String, String, String) {
-    let hub = TestHub::start().await;
+    setup_with(|_| {}).await
+}
+
+/// [`setup`] on a hub configured by `configure`.
+async fn setup_with(
+    configure: impl FnOnce(&mut signet_hub::config::Config),
+) -> (TestHub, String, String, String, String) {
+    let hub = TestHub::start_with(configure).await;
     let license = json!({"duration_from_join_secs": 30 * 86_400,
         "duration_from_first_use_secs": 3600, "max_active_devices": 1,
         "allow_offline": false, "offline_grace_secs": 0, "allow_export": false});
@@ -375,4 +382,32 @@ async fn m6_c5_my_content_lists_each_item_with_a_signed_thumbnail_url() {
     assert_eq!(expired.status(), StatusCode::GONE);
     let body: Value = expired.json().await.unwrap();
     assert_eq!(body["error"], "link_expired", "{body}");
+}
+
+/// M6, C5, X5: with blobs in a shared directory apart from the data
+/// directory (replicas), the member's signed thumbnail URL serves the
+/// thumbnail rendered there — the same bytes as the library's.
+#[tokio::test]
+async fn m6_x5_member_thumbnails_come_from_the_shared_directory() {
+    let shared = tempfile::tempdir().unwrap();
+    let path = shared.path().to_owned();
+    let (hub, _, item, _, token) = setup_with(|config| config.shared_dir = Some(path)).await;
+    let (status, mine) = hub.get(&token, "/api/v1/my/content").await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let url = mine["groups"][0]["items"][0]["thumbnail_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no thumbnail URL: {mine}"))
+        .to_owned();
+    let served = fetch(&hub, &url, None).await;
+    assert_eq!(served.status(), StatusCode::OK);
+    let bytes = served.bytes().await.unwrap();
+    let library = hub
+        .client
+        .get(format!("{}/api/v1/content/{item}/thumbnail", hub.base))
+        .bearer_auth(&hub.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(library.status(), StatusCode::OK);
+    assert_eq!(bytes, library.bytes().await.unwrap());
 }

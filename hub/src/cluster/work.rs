@@ -3,19 +3,14 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::replica::Replica;
+use crate::background::Background;
 
 /// A loop run only while this replica leads; stop it with
 /// [`LeaderWork::stop`] or by cancelling the token it was spawned with.
-pub struct LeaderWork {
-    /// Stops the supervision and the loop.
-    cancel: CancellationToken,
-    /// The supervision.
-    task: JoinHandle<()>,
-}
+pub struct LeaderWork(Background);
 
 /// Starts one term of the work: runs until the token is cancelled (the
 /// term ends) or it is done for this term.
@@ -33,23 +28,19 @@ impl LeaderWork {
         cancel: CancellationToken,
         work: StartWork,
     ) -> Self {
-        let task = tokio::spawn(supervise(name, replica, cancel.clone(), work));
-        Self { cancel, task }
+        let task = supervise(name, replica, cancel.clone(), work);
+        Self(Background::spawn(name, cancel, task))
     }
 
-    /// Whether the supervision still runs (it ends only when stopped; the
-    /// systemd health tick checks this, O1).
+    /// Whether the supervision still runs ([`Background::is_running`], O1).
     #[must_use]
     pub fn is_running(&self) -> bool {
-        !self.task.is_finished()
+        self.0.is_running()
     }
 
     /// Stops the work and waits until it has stopped.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "leader work supervision failed");
-        }
+        self.0.stop().await;
     }
 }
 

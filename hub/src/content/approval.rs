@@ -234,14 +234,7 @@ pub async fn request_in_store(
             crate::mail::enqueue_in(tx, mail, now)?;
             let detail = serde_json::json!({"content_hash": request.content_hash,
                 "to": request.to, "resend": request.sent > 1});
-            let entry = actor.audit(
-                now,
-                "content.request_approval",
-                item.id.as_str(),
-                Some(item.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
+            repo::record_on(tx, actor, now, "content.request_approval", &item, detail)?;
             Ok(item)
         })
         .await
@@ -344,14 +337,7 @@ async fn decide_in(
             item.approval = item.approval.apply(&event, profile(actor))?.approval;
             repo::put_item(tx, &item, None)?;
             repo::close_request(tx, &item.id);
-            let entry = actor.audit(
-                now,
-                action,
-                item.id.as_str(),
-                Some(item.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
+            repo::record_on(tx, actor, now, action, &item, detail)?;
             Ok(item)
         })
         .await

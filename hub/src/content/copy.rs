@@ -82,14 +82,7 @@ pub async fn copy(
             let detail = serde_json::json!({"source": source.id,
                 "source_revision": source.revision, "source_node": source.node,
                 "name": copy.name});
-            let entry = actor.audit(
-                now,
-                "content.copy",
-                copy.id.as_str(),
-                Some(copy.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
+            repo::record_on(tx, actor, now, "content.copy", &copy, detail)?;
             Ok(copy)
         })
         .await

@@ -10,6 +10,7 @@
 //! which items a caller views is [`super::visibility`]'s).
 //! Must not: decide who may write (the services do) or touch blob files.
 
+use chrono::{DateTime, Utc};
 use signet_common::approval::Template;
 use signet_common::documents::ItemKind;
 use signet_common::ids::{ItemId, NodeId};
@@ -18,6 +19,7 @@ use super::refs::{self, Referrer};
 use super::templates::{APPROVAL_REQUESTS, ApprovalRequest, TEMPLATES};
 use super::{CONTENT, CONTENT_BY_HASH, ContentItem, hash_key};
 use crate::audit::AuditEntry;
+use crate::identity::Actor;
 use crate::store::{StoreError, Tx, WriteBatch};
 use crate::tenancy::{NODES, Node};
 
@@ -163,4 +165,27 @@ pub fn record(tx: &mut Tx, entry: AuditEntry) -> Result<(), StoreError> {
     entry.record(&mut batch)?;
     tx.include(batch);
     Ok(())
+}
+
+/// Writes the audit entry of `action` by `actor` on `item` (its id, in its
+/// node's scope) in `tx`.
+///
+/// # Errors
+/// Never in practice (the entry always encodes).
+pub fn record_on(
+    tx: &mut Tx,
+    actor: &Actor,
+    at: DateTime<Utc>,
+    action: &str,
+    item: &ContentItem,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    let entry = actor.audit(
+        at,
+        action,
+        item.id.as_str(),
+        Some(item.node.clone()),
+        detail,
+    );
+    record(tx, entry)
 }

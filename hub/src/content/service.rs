@@ -36,6 +36,7 @@ use signet_common::ids::{ItemId, NodeId};
 use signet_common::permissions::{NodeTree, Role};
 
 use super::approval::{self, ApprovalError};
+use super::blobs::Pin;
 use super::inspect::{InspectError, inspect};
 use super::media::{self, MediaInfo, ProbeError};
 use super::range::{self, RangeAnswer};
@@ -141,6 +142,26 @@ pub struct ThumbnailFile {
     pub media_type: &'static str,
     /// The item's bytes' hash (its ETag).
     pub sha256: Sha256,
+}
+
+impl ThumbnailFile {
+    /// The stored thumbnail of `item`, if it has one (in the shared
+    /// directory, where every replica finds it, X5).
+    ///
+    /// # Errors
+    /// [`ContentError::Internal`] when the file cannot be read.
+    pub async fn of(hub: &Hub, item: &ContentItem) -> Result<Option<Self>, ContentError> {
+        if !item.thumbnail {
+            return Ok(None);
+        }
+        let found = thumbnail::read(hub.config.shared_dir(), &item.sha256).await;
+        let found = found.map_err(|e| ContentError::Internal(e.to_string()))?;
+        Ok(found.map(|(bytes, format)| Self {
+            bytes,
+            media_type: format.media_type(),
+            sha256: item.sha256,
+        }))
+    }
 }
 
 /// What to answer for a blob request (D2).
@@ -364,22 +385,11 @@ where
             repo::put_item(tx, &item, None)?;
             let detail = serde_json::json!({"name": item.name, "sha256": item.sha256,
                 "size": item.size, "media_type": item.media_type});
-            let entry = actor.audit(
-                now,
-                "content.upload",
-                item.id.as_str(),
-                Some(item.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
-            Ok::<_, ContentError>(())
+            repo::record_on(tx, actor, now, "content.upload", &item, detail)?;
+            Ok::<_, ContentError>(((), None))
         })
         .await;
-    drop(pin); // the record names the blob now, or never will
-    if let Err(e) = written {
-        drop_unused_blob(hub, &sha256).await?;
-        return Err(e);
-    }
+    settle_blobs(hub, pin, &sha256, written).await?;
     Ok(item)
 }
 
@@ -456,6 +466,34 @@ pub async fn drop_unused_blob(hub: &Hub, sha256: &Sha256) -> Result<(), ContentE
     BlobStore::new(hub.config.shared_dir())
         .remove_unused(sha256, unused)
         .await
+}
+
+/// Ends a write that names blob `staged`, made while `pin` kept the blob
+/// from a concurrent clean-up: unpins it, then removes the blob no record
+/// names any more — `staged` when the write failed (its error is returned),
+/// the blob the write replaced (`Some`) when it succeeded.
+///
+/// # Errors
+/// The write's own error, or the store's or the disk's while cleaning up.
+pub async fn settle_blobs<T, E: From<ContentError>>(
+    hub: &Hub,
+    pin: Pin,
+    staged: &Sha256,
+    written: Result<(T, Option<Sha256>), E>,
+) -> Result<T, E> {
+    drop(pin); // the record names the blob now, or never will
+    match written {
+        Ok((value, replaced)) => {
+            if let Some(old) = replaced.filter(|old| old != staged) {
+                drop_unused_blob(hub, &old).await?;
+            }
+            Ok(value)
+        }
+        Err(e) => {
+            drop_unused_blob(hub, staged).await?;
+            Err(e)
+        }
+    }
 }
 
 /// The 403 message for changing an item from below its node (T2).
@@ -554,30 +592,11 @@ where
             let detail = serde_json::json!({"sha256": {"from": old.sha256, "to": item.sha256},
                 "size": item.size, "media_type": item.media_type, "revision": item.revision,
                 "approval": {"from": transition.from, "to": item.approval.state()}});
-            let entry = actor.audit(
-                now,
-                "content.replace",
-                item.id.as_str(),
-                Some(item.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
+            repo::record_on(tx, actor, now, "content.replace", &item, detail)?;
             Ok::<_, ContentError>((item, Some(old.sha256)))
         })
         .await;
-    drop(pin); // the record names the blob now, or never will
-    match written {
-        Ok((item, replaced)) => {
-            if let Some(old) = replaced {
-                drop_unused_blob(hub, &old).await?;
-            }
-            Ok(item)
-        }
-        Err(e) => {
-            drop_unused_blob(hub, &sha256).await?;
-            Err(e)
-        }
-    }
+    settle_blobs(hub, pin, &sha256, written).await
 }
 
 /// Deletes item `id` (media or template, as `items` says) for `actor`:
@@ -611,14 +630,7 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<
             repo::remove_item(tx, &item)?;
             let renditions = super::renditions::repo::remove_of_item_in(tx, &item.id)?;
             let detail = serde_json::json!({"name": item.name, "sha256": item.sha256});
-            let entry = actor.audit(
-                now,
-                "content.delete",
-                item.id.as_str(),
-                Some(item.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
+            repo::record_on(tx, actor, now, "content.delete", &item, detail)?;
             Ok((item.sha256, renditions))
         })
         .await?;
@@ -634,23 +646,9 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: &str, items: Items) -> Result<
 /// [`ContentError::NotFound`] when the item is not visible or has none.
 pub async fn thumbnail(hub: &Hub, actor: &Actor, id: &str) -> Result<ThumbnailFile, ContentError> {
     let item = get(hub, actor, id, Items::Any).await?;
-    let found = if item.thumbnail {
-        thumbnail::find(hub.config.shared_dir(), &item.sha256).await
-    } else {
-        None
-    };
-    let (path, format) = found.ok_or(ContentError::NotFound("thumbnail"))?;
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok(ThumbnailFile {
-            bytes,
-            media_type: format.media_type(),
-            sha256: item.sha256,
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(ContentError::NotFound("thumbnail"))
-        }
-        Err(e) => Err(ContentError::Internal(e.to_string())),
-    }
+    ThumbnailFile::of(hub, &item)
+        .await?
+        .ok_or(ContentError::NotFound("thumbnail"))
 }
 
 /// The blob `sha256`, whole or the one `Range` asked for (D2); the bytes

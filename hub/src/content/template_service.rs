@@ -32,7 +32,7 @@ use super::approval::{self, ApprovalError};
 use super::blobs::Pin;
 use super::detect::MAX_TEMPLATE_BYTES;
 use super::repo::{self, Items};
-use super::service::{ContentError, add_target_in, changeable_in, drop_unused_blob, item_name};
+use super::service::{ContentError, add_target_in, changeable_in, item_name, settle_blobs};
 use super::templates::{sources_of, template_bytes};
 use super::view::{CreateTemplate, SaveTemplate, TemplateView};
 use super::visibility::{Audience, Holders, Viewer, check_groups_in};
@@ -242,22 +242,11 @@ pub async fn create(
             repo::put_template(tx, &item.id, &request.template)?;
             let detail = serde_json::json!({"name": item.name, "sha256": item.sha256,
                 "approval_hash": item.approval_hash, "state": item.approval.state()});
-            let entry = actor.audit(
-                now,
-                "template.create",
-                item.id.as_str(),
-                Some(item.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
-            Ok::<_, TemplateError>(())
+            repo::record_on(tx, actor, now, "template.create", &item, detail)?;
+            Ok::<_, TemplateError>(((), None))
         })
         .await;
-    drop(pin); // the record names the blob now, or never will
-    if let Err(e) = written {
-        drop_unused_blob(hub, &sha256).await?;
-        return Err(e);
-    }
+    settle_blobs(hub, pin, &sha256, written).await?;
     Ok(TemplateView::new(item, request.template))
 }
 
@@ -337,42 +326,18 @@ pub async fn save(
             let detail = serde_json::json!({"change": change, "revision": item.revision,
                 "approval": {"from": transition.from, "to": item.approval.state()},
                 "sha256": item.sha256, "approval_hash": item.approval_hash});
-            let entry = actor.audit(
-                now,
-                "template.save",
-                item.id.as_str(),
-                Some(item.node.clone()),
-                detail,
-            );
-            repo::record(tx, entry)?;
+            repo::record_on(tx, actor, now, "template.save", &item, detail)?;
             if transition.audit_feed_change {
                 let detail = serde_json::json!({"revision": item.revision, "strict_mode": strict,
                     "feeds": feed_changes(&old, &request.template)});
-                let entry = actor.audit(
-                    now,
-                    "template.feed_change",
-                    item.id.as_str(),
-                    Some(item.node.clone()),
-                    detail,
-                );
-                repo::record(tx, entry)?;
+                repo::record_on(tx, actor, now, "template.feed_change", &item, detail)?;
             }
-            Ok::<_, TemplateError>((item, old_item.sha256))
+            let replaced = (item.sha256 != old_item.sha256).then_some(old_item.sha256);
+            Ok::<_, TemplateError>((item, replaced))
         })
         .await;
-    drop(pin); // the record names the blob now, or never will
-    match written {
-        Ok((item, old_sha)) => {
-            if item.sha256 != old_sha {
-                drop_unused_blob(hub, &old_sha).await?;
-            }
-            Ok(TemplateView::new(item, request.template))
-        }
-        Err(e) => {
-            drop_unused_blob(hub, &sha256).await?;
-            Err(e)
-        }
-    }
+    let item = settle_blobs(hub, pin, &sha256, written).await?;
+    Ok(TemplateView::new(item, request.template))
 }
 
 /// The feed settings that differ between two versions, per zone (A4 audit).

@@ -120,6 +120,22 @@ pub async fn find(data: &Path, sha256: &Sha256) -> Option<(PathBuf, Format)> {
     None
 }
 
+/// The stored thumbnail of blob `sha256` read whole, with its format;
+/// `None` when it has none (or it went between the look-up and the read).
+///
+/// # Errors
+/// When the file exists but cannot be read.
+pub async fn read(data: &Path, sha256: &Sha256) -> std::io::Result<Option<(Vec<u8>, Format)>> {
+    let Some((path, format)) = find(data, sha256).await else {
+        return Ok(None);
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => Ok(Some((bytes, format))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Renders the thumbnail of the media file `source` (blob `sha256` of
 /// `size` bytes, of `kind` and `media_type`, with what the probe found in
 /// `media`), or

@@ -27,7 +27,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{DeviceId, NodeId};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,6 +34,7 @@ use super::alert_settings::Thresholds;
 use super::{Connection, FleetDevice, Liveness, attached_devices, device_view, events};
 use crate::app::Hub;
 use crate::audit::audit_id;
+use crate::background::Background;
 use crate::config::Config;
 use crate::mail::{self, Mail};
 use crate::store::{StoreError, WriteBatch};
@@ -601,35 +601,25 @@ impl AlertOptions {
 /// The running alert loop: every poll it runs [`check`], prunes cleared
 /// alerts and proof-of-play events past `usage_retention_days`. Stop it
 /// with [`AlertLoop::stop`] or by cancelling its token.
-pub struct AlertLoop {
-    /// Stops the loop and its deliveries.
-    cancel: CancellationToken,
-    /// The loop.
-    task: JoinHandle<()>,
-}
+pub struct AlertLoop(Background);
 
 impl AlertLoop {
     /// Starts the loop on the runtime.
     pub fn spawn(state: Hub, options: AlertOptions, cancel: CancellationToken) -> Self {
-        let task = tokio::spawn(run(state, options, cancel.clone()));
-        Self { cancel, task }
+        let task = run(state, options, cancel.clone());
+        Self(Background::spawn("alert loop", cancel, task))
     }
 
-    /// Whether the loop still runs: it ends only when stopped, so a
-    /// finished task before that is a dead loop (the systemd health tick
-    /// withholds its watchdog ping then, O1).
+    /// Whether the loop still runs ([`Background::is_running`], O1).
     #[must_use]
     pub fn is_running(&self) -> bool {
-        !self.task.is_finished()
+        self.0.is_running()
     }
 
     /// Stops the loop and waits until it and its webhook deliveries have
     /// stopped (a delivery in flight is abandoned).
     pub async fn stop(self) {
-        self.cancel.cancel();
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "alert loop task failed");
-        }
+        self.0.stop().await;
     }
 }
 

@@ -20,11 +20,11 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Mail, OUTBOX, OutboxEntry, entries};
 use crate::app::Hub;
+use crate::background::Background;
 use crate::config::SmtpConfig;
 use crate::store::StoreError;
 
@@ -100,12 +100,10 @@ fn random_jitter() -> u16 {
 /// A running sender; stop it with [`MailSender::stop`] or by cancelling the
 /// token it was spawned with.
 pub struct MailSender {
-    /// Stops the loop.
-    cancel: CancellationToken,
     /// Wakes the loop before its timer.
     wake: Arc<Notify>,
     /// The loop.
-    task: JoinHandle<()>,
+    task: Background,
 }
 
 impl MailSender {
@@ -113,8 +111,9 @@ impl MailSender {
     /// cancelled (or [`MailSender::stop`] is called).
     pub fn spawn(state: Hub, options: SenderOptions, cancel: CancellationToken) -> Self {
         let wake = Arc::clone(&state.mail_wake);
-        let task = tokio::spawn(run(state, options, cancel.clone(), Arc::clone(&wake)));
-        Self { cancel, wake, task }
+        let task = run(state, options, cancel.clone(), Arc::clone(&wake));
+        let task = Background::spawn("mail sender", cancel, task);
+        Self { wake, task }
     }
 
     /// Makes the sender look at the outbox now instead of at its next tick.
@@ -122,21 +121,16 @@ impl MailSender {
         self.wake.notify_one();
     }
 
-    /// Whether the sender still runs: it ends only when stopped, so a
-    /// finished task before that is a dead sender (the systemd health tick
-    /// withholds its watchdog ping then, O1).
+    /// Whether the sender still runs ([`Background::is_running`], O1).
     #[must_use]
     pub fn is_running(&self) -> bool {
-        !self.task.is_finished()
+        self.task.is_running()
     }
 
     /// Stops the loop and waits until it has stopped. A send in flight is
     /// abandoned; its entry stays queued and is sent by the next start.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "mail sender task failed");
-        }
+        self.task.stop().await;
     }
 }
 

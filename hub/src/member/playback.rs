@@ -305,15 +305,7 @@ pub async fn progress(
 /// `OutsideWindow`, the store's.
 pub fn media(hub: &Hub, id: &str, signature: &MediaSignature) -> Result<Play, MemberError> {
     let store = &hub.store;
-    let key = signing_key(hub)?.ok_or(MemberError::BadSignature)?;
-    if !same(&sign(&key, id, signature.expires), &signature.signature) {
-        return Err(MemberError::BadSignature);
-    }
-    let now = hub.now();
-    if now.timestamp() >= signature.expires {
-        let at = DateTime::from_timestamp(signature.expires, 0).unwrap_or(now);
-        return Err(MemberError::LinkExpired(at));
-    }
+    let now = check_link(hub, |key| sign(key, id, signature.expires), signature)?;
     let play: Play = store
         .get(PLAYS, id)?
         .ok_or(MemberError::NotFound("playback"))?;
@@ -343,12 +335,29 @@ fn key_in(tx: &mut Tx, fresh: &str) -> Result<String, StoreError> {
     Ok(fresh.to_owned())
 }
 
-/// The key URLs are signed with, if one was made.
+/// Checks a signed link of the member player: `signed` gives, under the
+/// player's key, the signature the link must carry; then the expiry, by
+/// the hub's clock, which it returns.
 ///
 /// # Errors
-/// When the store fails.
-pub(super) fn signing_key(hub: &Hub) -> Result<Option<String>, StoreError> {
-    hub.store.get(SIGNING_KEY, KEY)
+/// `BadSignature` (no key made yet, or another signature), `LinkExpired`,
+/// the store's.
+pub(super) fn check_link(
+    hub: &Hub,
+    signed: impl FnOnce(&str) -> String,
+    signature: &MediaSignature,
+) -> Result<DateTime<Utc>, MemberError> {
+    let key: Option<String> = hub.store.get(SIGNING_KEY, KEY)?;
+    let key = key.ok_or(MemberError::BadSignature)?;
+    if !same(&signed(&key), &signature.signature) {
+        return Err(MemberError::BadSignature);
+    }
+    let now = hub.now();
+    if now.timestamp() >= signature.expires {
+        let at = DateTime::from_timestamp(signature.expires, 0).unwrap_or(now);
+        return Err(MemberError::LinkExpired(at));
+    }
+    Ok(now)
 }
 
 /// The hex HMAC-SHA256 under `key` of a media URL for play `id` that
@@ -357,22 +366,12 @@ pub(super) fn sign(key: &str, id: &str, expires: i64) -> String {
     hmac(key.as_bytes(), format!("{id}\n{expires}").as_bytes()).to_string()
 }
 
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+/// HMAC-SHA256 (RFC 2104, by `ring`) of `message` under `key`.
 pub(super) fn hmac(key: &[u8], message: &[u8]) -> Sha256 {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(Sha256::of(key).as_bytes());
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::hasher();
-    inner.update(&block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::hasher();
-    outer.update(&block.map(|b| b ^ 0x5c));
-    outer.update(inner.finish().as_bytes());
-    outer.finish()
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), message);
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(tag.as_ref()); // an HMAC-SHA256 tag is 32 bytes
+    Sha256::from_bytes(bytes)
 }
 
 /// Whether `a` and `b` are equal, in time independent of where they differ.

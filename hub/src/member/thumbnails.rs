@@ -16,28 +16,16 @@
 //! rest of the hour and the browser's cache serves them.
 
 use chrono::{DateTime, Utc};
-use signet_common::digest::Sha256;
 
 use super::MemberError;
-use super::playback::{hmac, same, signing_key};
+use super::playback::{check_link, hmac};
 use super::types::MediaSignature;
 use crate::app::Hub;
-use crate::content::thumbnail;
+use crate::content::service::ThumbnailFile;
 use crate::content::{CONTENT, ContentItem};
 
 /// The granularity of a thumbnail URL's expiry, in seconds.
 pub const THUMBNAIL_URL_STEP_SECS: i64 = 3600;
-
-/// A thumbnail to send.
-#[derive(Debug)]
-pub struct ThumbnailFile {
-    /// The encoded image.
-    pub bytes: Vec<u8>,
-    /// `image/jpeg` or `image/png`.
-    pub media_type: &'static str,
-    /// The item's bytes' hash (its ETag).
-    pub sha256: Sha256,
-}
 
 /// When a thumbnail URL made at `now` stops working (Unix seconds).
 #[must_use]
@@ -75,34 +63,13 @@ pub async fn open(
     id: &str,
     signature: &MediaSignature,
 ) -> Result<ThumbnailFile, MemberError> {
-    let key = signing_key(hub)?.ok_or(MemberError::BadSignature)?;
-    if !same(&sign(&key, id, signature.expires), &signature.signature) {
-        return Err(MemberError::BadSignature);
-    }
-    let now = hub.now();
-    if now.timestamp() >= signature.expires {
-        let at = DateTime::from_timestamp(signature.expires, 0).unwrap_or(now);
-        return Err(MemberError::LinkExpired(at));
-    }
-    let item: ContentItem = hub
-        .store
-        .get(CONTENT, id)?
-        .filter(|i: &ContentItem| i.thumbnail)
-        .ok_or(MemberError::NotFound("thumbnail"))?;
-    let (path, format) = thumbnail::find(&hub.config.data, &item.sha256)
-        .await
-        .ok_or(MemberError::NotFound("thumbnail"))?;
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok(ThumbnailFile {
-            bytes,
-            media_type: format.media_type(),
-            sha256: item.sha256,
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(MemberError::NotFound("thumbnail"))
-        }
-        Err(e) => Err(MemberError::Internal(e.to_string())),
-    }
+    check_link(hub, |key| sign(key, id, signature.expires), signature)?;
+    let Some(item) = hub.store.get::<ContentItem>(CONTENT, id)? else {
+        return Err(MemberError::NotFound("thumbnail"));
+    };
+    let file = ThumbnailFile::of(hub, &item).await;
+    file.map_err(|e| MemberError::Internal(e.to_string()))?
+        .ok_or(MemberError::NotFound("thumbnail"))
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Hub;
+use crate::background::Background;
 
 /// How the loop paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,36 +39,26 @@ impl Default for LoopOptions {
 
 /// The running loop; stop it with [`PublishLoop::stop`] or by cancelling
 /// the token it was spawned with.
-pub struct PublishLoop {
-    /// Stops the loop.
-    cancel: CancellationToken,
-    /// The loop.
-    task: JoinHandle<()>,
-}
+pub struct PublishLoop(Background);
 
 impl PublishLoop {
     /// Starts the loop on the runtime.
     pub fn spawn(state: Hub, options: LoopOptions, cancel: CancellationToken) -> Self {
         let wake = Arc::clone(&state.publish_wake);
-        let task = tokio::spawn(run(state, options, cancel.clone(), wake));
-        Self { cancel, task }
+        let task = run(state, options, cancel.clone(), wake);
+        Self(Background::spawn("publish loop", cancel, task))
     }
 
-    /// Whether the loop still runs: it ends only when stopped, so a
-    /// finished task before that is a dead loop (the systemd health tick
-    /// withholds its watchdog ping then, O1).
+    /// Whether the loop still runs ([`Background::is_running`], O1).
     #[must_use]
     pub fn is_running(&self) -> bool {
-        !self.task.is_finished()
+        self.0.is_running()
     }
 
     /// Stops the loop and waits until it has stopped. A pass in flight is
     /// abandoned between store writes; what it had applied stays applied.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "publish loop task failed");
-        }
+        self.0.stop().await;
     }
 }
 
