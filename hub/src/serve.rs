@@ -12,16 +12,17 @@ use tokio_util::sync::CancellationToken;
 use crate::access_groups::Entitled;
 use crate::api;
 use crate::app::{Clock, Hub, Installed, SystemClock};
-use crate::cluster::LeaderWork;
+use crate::background::Background;
+use crate::cluster;
 use crate::config::Config;
 use crate::fleet::FleetIngest;
-use crate::fleet::alerts::{AlertLoop, AlertOptions};
+use crate::fleet::alerts::{self, AlertOptions};
 use crate::mail::sender::{MailSender, SenderOptions};
 use crate::mqtt::broker::{BrokerSettings, ManagedBroker};
 use crate::mqtt::dynsec::{self, DynsecAdmin, DynsecSettings};
 use crate::mqtt::reports::FleetReports;
 use crate::mqtt::{BrokerConnection, HubLink, LinkOptions, MqttError, RunningLink};
-use crate::publish::{LoopOptions, PublishLoop};
+use crate::publish::{self, LoopOptions};
 use crate::systemd::{self, Essential, Health};
 
 pub use crate::app::NotInitialized;
@@ -181,7 +182,7 @@ fn administer(
     let state = state.clone();
     let background = Arc::clone(&admin);
     // Detached: it ends with `cancel`.
-    let _work = LeaderWork::spawn(
+    let _work = cluster::lead(
         "broker reconciliation",
         state.replica.clone(),
         cancel,
@@ -384,7 +385,7 @@ pub async fn serve_on(
         sender.stop().await;
     });
     let publishing = leader.run("publishing loop", |state, term| async move {
-        let publishing = PublishLoop::spawn(state, LoopOptions::default(), term.clone());
+        let publishing = publish::spawn_loop(state, LoopOptions::default(), term.clone());
         term.cancelled().await;
         publishing.stop().await;
     });
@@ -394,7 +395,7 @@ pub async fn serve_on(
     });
     let alerting = leader.run("alert loop", |state, term| async move {
         let options = AlertOptions::from_config(&state.config);
-        let alerting = AlertLoop::spawn(state, options, term.clone());
+        let alerting = alerts::spawn_loop(state, options, term.clone());
         term.cancelled().await;
         alerting.stop().await;
     });
@@ -461,7 +462,7 @@ pub async fn serve_on(
     served
 }
 
-/// Starts the leader-only loops of one hub (X5, [`LeaderWork`]).
+/// Starts the leader-only loops of one hub (X5, [`cluster::lead`]).
 struct Leader<'a> {
     /// The hub.
     state: &'a Hub,
@@ -472,13 +473,13 @@ struct Leader<'a> {
 impl Leader<'_> {
     /// Runs `work` (given the hub and the term's token; it must end soon
     /// after the token is cancelled) while this replica leads.
-    fn run<F, Fut>(&self, name: &'static str, work: F) -> LeaderWork
+    fn run<F, Fut>(&self, name: &'static str, work: F) -> Background
     where
         F: Fn(Hub, CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let state = self.state.clone();
-        LeaderWork::spawn(
+        cluster::lead(
             name,
             self.state.replica.clone(),
             self.stop.child_token(),

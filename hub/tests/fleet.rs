@@ -28,7 +28,7 @@ use signet_hub::access_groups::{
 };
 use signet_hub::app::{Clock as _, Hub};
 use signet_hub::config::Config;
-use signet_hub::fleet::alerts::{self, AlertLoop, AlertOptions, Webhook, WebhookOptions};
+use signet_hub::fleet::alerts::{self, AlertOptions, Webhook, WebhookOptions};
 use signet_hub::fleet::{self, Ingested, Liveness};
 use signet_hub::mail::sender::{MailSender, SenderOptions};
 use signet_hub::mail::{OUTBOX, OutboxEntry};
@@ -1369,7 +1369,7 @@ async fn u4_the_alert_loop_raises_alerts_on_its_own() {
     .unwrap();
     hub.clock.advance(TimeDelta::minutes(2));
     let cancel = CancellationToken::new();
-    let running = AlertLoop::spawn(
+    let running = alerts::spawn_loop(
         hub.state.clone(),
         AlertOptions::from_config(&hub.state.config),
         cancel.clone(),

@@ -18,7 +18,7 @@ use signet_common::ids::DeviceId;
 use signet_common::sync::DeviceState;
 use signet_hub::app::{Clock as _, SystemClock};
 use signet_hub::fleet;
-use signet_hub::publish::{LoopOptions, PublishLoop};
+use signet_hub::publish::{self, LoopOptions};
 use support::{TestHub, applied_all, assert_error, report_all_in_use};
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +37,7 @@ async fn u5_deferred_publishes_start_on_time_not_at_the_next_poll() {
         poll_interval: Duration::from_secs(3600),
         ..LoopOptions::default()
     };
-    let running = PublishLoop::spawn(state, options, CancellationToken::new());
+    let running = publish::spawn_loop(state, options, CancellationToken::new());
     // Let the loop's first pass find nothing and go to sleep.
     tokio::time::sleep(Duration::from_millis(200)).await;
 

@@ -16,7 +16,7 @@
 //!   replicas (`LISTEN`/`NOTIFY` on [`election::WAKE_CHANNEL`]): a
 //!   follower that stored a publication job or a mail wakes the leader's
 //!   loop instead of its own. On sled there is one hub: always the leader.
-//! - [`LeaderWork`] — runs a loop (the mail sender, the publishing loop,
+//! - [`lead`] — runs a loop (the mail sender, the publishing loop,
 //!   the alert loop, the broker outbox worker and reconciliation, the
 //!   rendition worker) only while this replica leads: started when it
 //!   becomes leader, cancelled — and awaited — as soon as it stops being
@@ -40,4 +40,4 @@
 pub mod election;
 mod work;
 
-pub use work::LeaderWork;
+pub use work::{StartWork, lead};

@@ -1,4 +1,4 @@
-//! [`LeaderWork`]: a loop that runs only while this replica leads.
+//! [`lead`]: a loop that runs only while this replica leads.
 
 use std::sync::Arc;
 
@@ -8,40 +8,25 @@ use tokio_util::sync::CancellationToken;
 use crate::app::replica::Replica;
 use crate::background::Background;
 
-/// A loop run only while this replica leads; stop it with
-/// [`LeaderWork::stop`] or by cancelling the token it was spawned with.
-pub struct LeaderWork(Background);
-
 /// Starts one term of the work: runs until the token is cancelled (the
 /// term ends) or it is done for this term.
 pub type StartWork = Box<dyn FnMut(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
-impl LeaderWork {
-    /// Supervises `work` named `name`: each time `replica` becomes the
-    /// leader, `work` is started with a fresh token; when it stops leading
-    /// the token is cancelled and the work awaited before anything else.
-    /// Work that ends by itself is done until the next term.
-    #[must_use]
-    pub fn spawn(
-        name: &'static str,
-        replica: Arc<Replica>,
-        cancel: CancellationToken,
-        work: StartWork,
-    ) -> Self {
-        let task = supervise(name, replica, cancel.clone(), work);
-        Self(Background::spawn(name, cancel, task))
-    }
-
-    /// Whether the supervision still runs ([`Background::is_running`], O1).
-    #[must_use]
-    pub fn is_running(&self) -> bool {
-        self.0.is_running()
-    }
-
-    /// Stops the work and waits until it has stopped.
-    pub async fn stop(self) {
-        self.0.stop().await;
-    }
+/// Supervises `work` named `name`, a loop run only while this replica
+/// leads: each time `replica` becomes the leader, `work` is started with a
+/// fresh token; when it stops leading the token is cancelled and the work
+/// awaited before anything else. Work that ends by itself is done until the
+/// next term. Stopping the supervision ([`Background::stop`], or cancelling
+/// `cancel`) stops the work.
+#[must_use]
+pub fn lead(
+    name: &'static str,
+    replica: Arc<Replica>,
+    cancel: CancellationToken,
+    work: StartWork,
+) -> Background {
+    let task = supervise(name, replica, cancel.clone(), work);
+    Background::spawn(name, cancel, task)
 }
 
 /// How one term ended.
@@ -104,7 +89,7 @@ mod tests {
 
     use tokio_util::sync::CancellationToken;
 
-    use super::LeaderWork;
+    use super::lead;
     use crate::app::replica::Replica;
 
     /// Waits (bounded) until `done`.
@@ -123,7 +108,7 @@ mod tests {
         let replica = Arc::new(Replica::new("a".into(), false));
         let (started, running) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (s, r) = (started.clone(), running.clone());
-        let work = LeaderWork::spawn(
+        let work = lead(
             "test",
             replica.clone(),
             CancellationToken::new(),

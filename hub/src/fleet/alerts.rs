@@ -7,7 +7,7 @@
 //! will; a refused or unfinished document keeps a device out of sync.
 //!
 //! Owns: the [`ALERTS`] and [`OPEN_ALERTS`] trees, the alert loop
-//! ([`AlertLoop`]) and webhook delivery ([`Webhook`]). Notices go out by
+//! ([`spawn_loop`]) and webhook delivery ([`Webhook`]). Notices go out by
 //! e-mail through the durable outbox (enqueued in the same batch as the
 //! alert record, S9) and, when configured, as a JSON POST to a webhook in
 //! the background (bounded retries with back-off; never blocking the loop).
@@ -598,29 +598,13 @@ impl AlertOptions {
     }
 }
 
-/// The running alert loop: every poll it runs [`check`], prunes cleared
-/// alerts and proof-of-play events past `usage_retention_days`. Stop it
-/// with [`AlertLoop::stop`] or by cancelling its token.
-pub struct AlertLoop(Background);
-
-impl AlertLoop {
-    /// Starts the loop on the runtime.
-    pub fn spawn(state: Hub, options: AlertOptions, cancel: CancellationToken) -> Self {
-        let task = run(state, options, cancel.clone());
-        Self(Background::spawn("alert loop", cancel, task))
-    }
-
-    /// Whether the loop still runs ([`Background::is_running`], O1).
-    #[must_use]
-    pub fn is_running(&self) -> bool {
-        self.0.is_running()
-    }
-
-    /// Stops the loop and waits until it and its webhook deliveries have
-    /// stopped (a delivery in flight is abandoned).
-    pub async fn stop(self) {
-        self.0.stop().await;
-    }
+/// Starts the alert loop: every poll it runs [`check`], prunes cleared
+/// alerts and proof-of-play events past `usage_retention_days`. Stopping
+/// it ([`Background::stop`], or cancelling `cancel`) also stops its webhook
+/// deliveries (one in flight is abandoned).
+pub fn spawn_loop(state: Hub, options: AlertOptions, cancel: CancellationToken) -> Background {
+    let task = run(state, options, cancel.clone());
+    Background::spawn("alert loop", cancel, task)
 }
 
 async fn run(state: Hub, options: AlertOptions, cancel: CancellationToken) {

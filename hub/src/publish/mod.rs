@@ -82,7 +82,7 @@ pub use crate::app::publisher::{
 pub use run::{
     Published, Publishing, RepublishReport, deliver, publish, publish_group_items, republish_all,
 };
-pub use runner::{LoopOptions, PublishLoop};
+pub use runner::{LoopOptions, spawn_loop};
 pub use service::{
     ListQuery, PublicationError, Publications, PublishAnswer, PublishRequest, Requested,
 };

@@ -37,29 +37,13 @@ impl Default for LoopOptions {
     }
 }
 
-/// The running loop; stop it with [`PublishLoop::stop`] or by cancelling
-/// the token it was spawned with.
-pub struct PublishLoop(Background);
-
-impl PublishLoop {
-    /// Starts the loop on the runtime.
-    pub fn spawn(state: Hub, options: LoopOptions, cancel: CancellationToken) -> Self {
-        let wake = Arc::clone(&state.publish_wake);
-        let task = run(state, options, cancel.clone(), wake);
-        Self(Background::spawn("publish loop", cancel, task))
-    }
-
-    /// Whether the loop still runs ([`Background::is_running`], O1).
-    #[must_use]
-    pub fn is_running(&self) -> bool {
-        self.0.is_running()
-    }
-
-    /// Stops the loop and waits until it has stopped. A pass in flight is
-    /// abandoned between store writes; what it had applied stays applied.
-    pub async fn stop(self) {
-        self.0.stop().await;
-    }
+/// Starts the publish loop. Stopping it ([`Background::stop`], or
+/// cancelling `cancel`) abandons a pass in flight between store writes;
+/// what it had applied stays applied.
+pub fn spawn_loop(state: Hub, options: LoopOptions, cancel: CancellationToken) -> Background {
+    let wake = Arc::clone(&state.publish_wake);
+    let task = run(state, options, cancel.clone(), wake);
+    Background::spawn("publish loop", cancel, task)
 }
 
 async fn run(state: Hub, options: LoopOptions, cancel: CancellationToken, wake: Arc<Notify>) {
