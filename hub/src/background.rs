@@ -7,6 +7,7 @@
 //! task does.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -53,11 +54,28 @@ impl Background {
     }
 }
 
+/// The wait of a polling loop after `failures` failed passes in a row:
+/// `every` (the poll interval) doubled per failure, at most 64 times,
+/// never more than `max`.
+#[must_use]
+pub fn backoff(every: Duration, failures: u32, max: Duration) -> Duration {
+    every.saturating_mul(1 << failures.min(6)).min(max)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    /// O1: a failing loop backs off by doubling, capped, and a loop that
+    /// polls rarely is never made to wait past its cap.
+    #[test]
+    fn o1_a_failing_loop_backs_off_by_doubling_up_to_its_cap() {
+        let (every, max) = (Duration::from_secs(15), Duration::from_secs(120));
+        let waits: Vec<u64> = (1..=5).map(|f| backoff(every, f, max).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 120, 120]);
+        assert_eq!(backoff(every, u32::MAX, Duration::MAX).as_secs(), 15 * 64);
+        assert_eq!(backoff(Duration::from_secs(600), 1, max), max);
+    }
 
     /// O1: a task that runs until cancelled counts as running; stop ends
     /// it, and a task that ended early is seen as not running.

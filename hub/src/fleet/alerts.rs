@@ -34,7 +34,7 @@ use super::alert_settings::Thresholds;
 use super::{Connection, FleetDevice, Liveness, attached_devices, device_view, events};
 use crate::app::Hub;
 use crate::audit::audit_id;
-use crate::background::Background;
+use crate::background::{self, Background};
 use crate::config::Config;
 use crate::mail::{self, Mail};
 use crate::store::{StoreError, WriteBatch};
@@ -636,10 +636,7 @@ async fn run(state: Hub, options: AlertOptions, cancel: CancellationToken) {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     tracing::error!(error = %e, "alert pass failed");
-                    options
-                        .poll_interval
-                        .saturating_mul(1 << failures.min(6))
-                        .min(options.max_backoff)
+                    background::backoff(options.poll_interval, failures, options.max_backoff)
                 }
             },
         };

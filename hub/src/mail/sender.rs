@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Mail, OUTBOX, OutboxEntry, entries};
 use crate::app::Hub;
-use crate::background::Background;
+use crate::background::{self, Background};
 use crate::config::SmtpConfig;
 use crate::store::StoreError;
 
@@ -221,10 +221,11 @@ async fn run(state: Hub, options: SenderOptions, cancel: CancellationToken, wake
             Err(e) => {
                 store_failures = store_failures.saturating_add(1);
                 tracing::error!(error = %e, "mail sender pass failed");
-                options
-                    .poll_interval
-                    .saturating_mul(1 << store_failures.min(6))
-                    .min(Duration::from_secs(60))
+                background::backoff(
+                    options.poll_interval,
+                    store_failures,
+                    Duration::from_secs(60),
+                )
             }
         };
         tokio::select! {

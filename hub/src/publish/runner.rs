@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Hub;
-use crate::background::Background;
+use crate::background::{self, Background};
 
 /// How the loop paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +63,7 @@ async fn run(state: Hub, options: LoopOptions, cancel: CancellationToken, wake: 
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     tracing::error!(error = %e, "publishing pass failed");
-                    options
-                        .poll_interval
-                        .saturating_mul(1 << failures.min(6))
-                        .min(options.max_backoff)
+                    background::backoff(options.poll_interval, failures, options.max_backoff)
                 }
             },
         };
