@@ -94,22 +94,46 @@ pub(crate) fn write_lower_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::
     Ok(())
 }
 
+/// Each byte's value as a lowercase hex digit, or [`NOT_HEX`]: one table
+/// look-up per digit instead of two range tests (issue 20: a manifest
+/// carries two 64-digit hashes per item).
+const HEX_DIGIT: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut byte: u8 = 0;
+    loop {
+        table[byte as usize] = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            _ => NOT_HEX,
+        };
+        if byte == u8::MAX {
+            break table;
+        }
+        byte += 1;
+    }
+};
+
+/// Marks a byte that is not a lowercase hex digit; any high bit set.
+const NOT_HEX: u8 = 0xF0;
+
 /// Parses exactly `2 * N` lowercase hex digits. Uppercase is refused so
 /// every value has one spelling (a flipped case bit must not verify).
 pub(crate) fn parse_lower_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     if text.len() != 2 * N {
         return None;
     }
-    let digit = |d: u8| match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0u8; N];
+    // Every digit is looked up; one test at the end (no branch per digit).
+    let mut bad = 0u8;
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+        let (high, low) = (
+            HEX_DIGIT[usize::from(pair[0])],
+            HEX_DIGIT[usize::from(pair[1])],
+        );
+        bad |= high | low;
+        *byte = (high << 4) | (low & 0x0F);
     }
-    Some(out)
+    (bad & NOT_HEX == 0).then_some(out)
 }
 
 impl Serialize for Sha256 {
@@ -181,5 +205,63 @@ mod tests {
         let upper = Sha256::of(b"x").to_string().to_uppercase();
         assert_eq!(upper.parse::<Sha256>(), Err(BadDigest));
         assert_eq!("abc".parse::<Sha256>(), Err(BadDigest));
+    }
+
+    /// The digit-by-digit rule the table encodes: `0-9`, `a-f`, nothing else.
+    fn reference<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+        if text.len() != 2 * N {
+            return None;
+        }
+        let digit = |d: u8| match d {
+            b'0'..=b'9' => Some(d - b'0'),
+            b'a'..=b'f' => Some(d - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; N];
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        /// S1, S3: the table parser takes exactly what the digit rule takes
+        /// (any byte in any place, mostly near-hex text), with equal values.
+        #[test]
+        fn s1_hex_table_agrees_with_the_digit_rule(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => proptest::sample::select(b"0123456789abcdefABCDEFgG/:`@".to_vec()),
+                    1 => proptest::num::u8::ANY,
+                ],
+                14..=18,
+            ),
+        ) {
+            proptest::prop_assert_eq!(parse_lower_hex::<8>(&text), reference::<8>(&text));
+            proptest::prop_assert_eq!(parse_lower_hex::<7>(&text), reference::<7>(&text));
+        }
+
+        /// Every digest's text parses back to itself.
+        #[test]
+        fn s3_hex_round_trip(bytes in proptest::array::uniform32(proptest::num::u8::ANY)) {
+            let digest = Sha256::from_bytes(bytes);
+            proptest::prop_assert_eq!(digest.to_string().parse::<Sha256>(), Ok(digest));
+        }
+    }
+
+    #[test]
+    fn s1_every_single_byte_is_judged_as_the_digit_rule_judges_it() {
+        for byte in 0..=u8::MAX {
+            assert_eq!(
+                parse_lower_hex::<1>(&[byte, b'0']),
+                reference::<1>(&[byte, b'0']),
+                "{byte}"
+            );
+            assert_eq!(
+                parse_lower_hex::<1>(&[b'f', byte]),
+                reference::<1>(&[b'f', byte]),
+                "{byte}"
+            );
+        }
     }
 }

@@ -326,13 +326,20 @@ impl Opened {
         key.verifies(&self.message, &self.signature)
     }
 
-    /// Parses the payload as `D`, after the signature was checked.
+    /// Parses the payload as `D`, after the signature was checked: once,
+    /// straight from the signed bytes into the typed document (no
+    /// intermediate value, nothing encoded again). The bytes are checked as
+    /// UTF-8 in one pass first — JSON text is UTF-8 (RFC 8259), so this
+    /// refuses nothing `serde_json` would take — which spares the parser
+    /// checking each string on its own (issue 20: a fifth of the parse).
     pub(crate) fn into_verified<D: Document>(self) -> Result<Verified<D>, VerifyError> {
-        let payload: D =
-            serde_json::from_slice(self.payload()).map_err(|e| VerifyError::MalformedPayload {
-                kind: self.kind,
-                reason: e.to_string(),
-            })?;
+        let malformed = |reason: String| VerifyError::MalformedPayload {
+            kind: self.kind,
+            reason,
+        };
+        let text = std::str::from_utf8(self.payload())
+            .map_err(|e| malformed(format!("not UTF-8 text: {e}")))?;
+        let payload: D = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
         Ok(Verified {
             payload,
             key_id: self.key_id,
