@@ -30,7 +30,7 @@ describe('m3_p2 share links of an item', () => {
     const items = await screen.findAllByRole('listitem');
     expect(items.map((li) => li.textContent)).toEqual([
       expect.stringContaining('By mod'),
-      expect.stringMatching(/By contrib.*mailed to 2\s+addresses/s),
+      expect.stringMatching(/By contrib.*sent by mail to 2\s+addresses/s),
     ]);
     expect(calls).toEqual(['GET /api/v1/content/c-1/shares']);
 
