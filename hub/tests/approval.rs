@@ -539,6 +539,101 @@ async fn a6_only_approvers_on_the_node_or_above_decide() {
     assert_eq!(approved["approved_hash"], item["sha256"]);
 }
 
+/// The ids in an approval queue, in order.
+fn queued(queue: &Value) -> Vec<String> {
+    queue["items"].as_array().unwrap().iter().map(id).collect()
+}
+
+/// A6, P4, C8: the approval queue lists exactly what the caller may decide,
+/// by the `approve_content` permission, not by role: a Contributor granted
+/// it by a permission group sees the pending items of its domain (and
+/// approves them), a Contributor without it sees none, a Moderator (who
+/// holds it by role, P1) only those inside its domain; inactive items
+/// never wait there.
+#[tokio::test]
+async fn a6_p4_the_approval_queue_lists_what_the_caller_may_decide() {
+    let hub = TestHub::start().await;
+    let mut tops = Vec::new();
+    for name in ["A", "B"] {
+        let cm = format!("cm@{name}.test");
+        let body = json!({"parent": hub.root, "name": name, "content_manager_email": cm});
+        tops.push(id(&hub.post(&hub.admin, "/api/v1/nodes", body).await.1));
+    }
+    let (a, b) = (&tops[0], &tops[1]);
+    let site = node(&hub, &hub.admin, a, "Site", false).await;
+    let (editor, editor_token) = hub.user("editor", "contributor", &[&site]).await;
+    let (b_editor, b_editor_token) = hub.user("b-editor", "contributor", &[b]).await;
+    let (reviewer, reviewer_token) = hub.user("reviewer", "contributor", &[a]).await;
+    let (_, peer_token) = hub.user("peer", "contributor", &[a]).await;
+    let (_, b_moderator_token) = hub.user("b-moderator", "moderator", &[b]).await;
+    let group = json!({"node": a, "name": "approvers", "permissions": ["approve_content"]});
+    let (status, group) = hub
+        .post(&hub.admin, "/api/v1/permission-groups", group)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let members = format!("/api/v1/permission-groups/{}/members/users", id(&group));
+    let r = hub
+        .post(&hub.admin, &members, json!({"user": reviewer}))
+        .await;
+    assert!(r.0.is_success(), "{}", r.1);
+
+    let mut items = Vec::new();
+    for (user, token, at, seed) in [
+        (&editor, &editor_token, &site, 11),
+        (&editor, &editor_token, &site, 12),
+        (&b_editor, &b_editor_token, b, 13),
+    ] {
+        set_requires_approval(&hub, user).await;
+        // One second apart: the queue lists the oldest save first.
+        hub.clock.advance(chrono::TimeDelta::seconds(1));
+        let (status, item) = upload(&hub, token, at, &format!("Poster {seed}"), seed).await;
+        assert_eq!(status, StatusCode::CREATED, "{item}");
+        items.push(id(&item));
+    }
+    // The first and third wait for approval; the second stays inactive.
+    for (token, item) in [(&editor_token, &items[0]), (&b_editor_token, &items[2])] {
+        let path = format!("/api/v1/content/{item}/request-approval");
+        let r = hub.post(token, &path, json!(null)).await;
+        assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    }
+
+    let queue = |token: String| {
+        let hub = &hub;
+        async move {
+            let (status, queue) = hub.get(&token, "/api/v1/approvals").await;
+            assert_eq!(status, StatusCode::OK, "{queue}");
+            (queue["may_approve"].as_bool().unwrap(), queued(&queue))
+        }
+    };
+    let reviewer_queue = queue(reviewer_token.clone()).await;
+    assert_eq!(reviewer_queue, (true, vec![items[0].clone()]));
+    assert_eq!(queue(peer_token.clone()).await, (false, vec![]));
+    assert_eq!(queue(editor_token.clone()).await, (false, vec![]));
+    assert_eq!(
+        queue(b_moderator_token).await,
+        (true, vec![items[2].clone()])
+    );
+    assert_eq!(
+        queue(hub.admin.clone()).await,
+        (true, vec![items[0].clone(), items[2].clone()])
+    );
+
+    // What the queue lists, the caller decides; what it does not, not.
+    let approve = |item: &str| format!("/api/v1/content/{item}/approve");
+    let r = hub.post(&peer_token, &approve(&items[0]), json!({})).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    let r = hub
+        .post(&reviewer_token, &approve(&items[2]), json!({}))
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    let r = hub
+        .post(&reviewer_token, &approve(&items[0]), json!({}))
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    assert_eq!(r.1["approval_state"], "active");
+    assert_eq!(queue(reviewer_token).await, (true, vec![]));
+}
+
 /// A4 strict mode: on a strict node a feed-URL change deactivates like a
 /// content change, while a refresh-interval change still does not.
 #[tokio::test]

@@ -79,7 +79,8 @@ enum Fresh {
     Pairing,
     /// A new leaf (`{site}`) with a newly paired device (`{device}`).
     Device,
-    /// A new share link to `{content}` (`{share_token}`).
+    /// A new share link to `{content}` by the root admin (`{share}`,
+    /// `{share_token}`).
     Share,
     /// A new image (`{content}`) with an open report on it (`{feedback}`).
     Feedback,
@@ -653,6 +654,44 @@ fn rows() -> Vec<Row> {
             Roles {
                 own: [403, 201, 201, 201, 201],
                 other: NO,
+            },
+        ),
+        // The item's live links: each caller lists those it may revoke
+        // (all for Moderator+, else its own: none here).
+        row(
+            Method::GET,
+            "/api/v1/content/{id}/shares",
+            "/api/v1/content/{content}/shares",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        // Revoking the root admin's link: Moderator+ whose domain holds the
+        // item's node (P2); below, not one's own (403).
+        row(
+            Method::DELETE,
+            "/api/v1/shares/{share}",
+            "/api/v1/shares/{share}",
+            None,
+            Share,
+            Roles {
+                own: [403, 403, 204, 204, 204],
+                other: NO,
+            },
+        ),
+        // The approval queue (A6): by approve_content; names no object.
+        row(
+            Method::GET,
+            "/api/v1/approvals",
+            "/api/v1/approvals",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
             },
         ),
         // The link itself plays without a login (M3).
@@ -2459,6 +2498,7 @@ impl Fixture {
         let mut code = "NOCODE22".to_owned();
         let mut device = tenant.device.clone();
         let mut comment = "cm-none".to_owned();
+        let mut share = "s-none".to_owned();
         let (mut share_token, mut feedback, mut attribute) = (
             "no-share".to_owned(),
             "no-feedback".to_owned(),
@@ -2626,6 +2666,7 @@ impl Fixture {
                 let path = format!("/api/v1/content/{content}/share");
                 let answer = made(hub, Method::POST, &path, Some(json!({}))).await;
                 share_token = answer["token"].as_str().unwrap().to_owned();
+                share = answer["id"].as_str().unwrap().to_owned();
             }
             Fresh::Feedback => {
                 content = upload(hub, &tenant.node, &self.unique()).await.0;
@@ -2689,6 +2730,7 @@ impl Fixture {
             ("{admin_token}", hub.admin.clone()),
             ("{unique}", self.unique()),
             ("{share_token}", share_token),
+            ("{share}", share),
             ("{feedback}", feedback),
             ("{attribute}", attribute),
         ]

@@ -1,6 +1,6 @@
-//! Media actions over HTTP against the real hub (M3, M2, M1, P5): share
-//! links that play without a login until they expire or sharing is turned
-//! off, ratings (one per user), favorites, the moderators' feedback queue,
+//! Media actions over HTTP against the real hub (M3, M2, M1, P5, P2): share
+//! links that play without a login until they expire, are revoked or
+//! sharing is turned off, listed and revoked one by one, ratings (one per user), favorites, the moderators' feedback queue,
 //! typed custom attributes defined per node, and an item's delete taking
 //! all of these with it. Each action is refused when the item's publish
 //! setting is off even for a user holding the permission, and is not found
@@ -360,18 +360,159 @@ async fn m2_share_link_refused_once_sharing_was_turned_off_since() {
     assert!(mail.mail.body.contains("Have a look"));
     assert_eq!(fetch(hub, &path, None).await.0, StatusCode::OK);
 
-    // Sharing off: the link stops, and stays stopped when it is on again.
+    // Sharing off: the link is revoked (410, as one revoked by hand), and
+    // stays so when sharing is on again.
     let off = json!({"settings": {"allow_share": false}});
     assert_eq!(hub.patch(&hub.admin, &base, off).await.0, StatusCode::OK);
-    assert_eq!(fetch(hub, &path, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(gone_code(hub, &path).await, "share_revoked");
     let on = json!({"settings": {"allow_share": true}});
     assert_eq!(hub.patch(&hub.admin, &base, on).await.0, StatusCode::OK);
-    assert_eq!(fetch(hub, &path, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(gone_code(hub, &path).await, "share_revoked");
+    let (status, listed) = hub.get(&w.moderator, &format!("{base}/shares")).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([])), "none live");
     let r = hub
         .post(&w.contributor, &format!("{base}/share"), json!({}))
         .await;
     let fresh = r.1["path"].as_str().unwrap().to_owned();
     assert_eq!(fetch(hub, &fresh, None).await.0, StatusCode::OK);
+}
+
+/// The error code of a 410 answer to `path`, played without a login.
+async fn gone_code(hub: &TestHub, path: &str) -> String {
+    let (status, _, body) = fetch(hub, path, None).await;
+    assert_eq!(status, StatusCode::GONE);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    body["error"].as_str().unwrap().to_owned()
+}
+
+/// The ids of a list of share links, in order.
+fn link_ids(listed: &Value) -> Vec<&str> {
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect()
+}
+
+/// M3, P2, P5: an item's live share links are listed (who made each, when,
+/// until when, mailed to how many; never a token) to those who may revoke
+/// them — a Moderator whose domain holds the item's node sees all, others
+/// their own — and a revoked link answers 410 `share_revoked` at once;
+/// revoking is audited. Nobody else revokes (403), and another tenant's
+/// Moderator finds neither the links nor the item (404).
+#[tokio::test]
+async fn m3_p2_share_links_are_listed_and_revoked_one_by_one() {
+    let w = world_with(Some(PUBLIC_URL)).await;
+    let hub = &w.hub;
+    let id = item(hub, &w.acme, "linked", json!({"allow_share": true}), &[]).await;
+    let (share, shares) = (
+        format!("/api/v1/content/{id}/share"),
+        format!("/api/v1/content/{id}/shares"),
+    );
+    let mailed = json!({"emails": ["a@example.test", "b@example.test"]});
+    let mut made = Vec::new();
+    for (token, body) in [
+        (&w.contributor, mailed),
+        (&w.moderator, json!({})),
+        (&w.contributor, json!({"expires_in_secs": 600})),
+    ] {
+        hub.clock.advance(TimeDelta::seconds(1));
+        let r = hub.post(token, &share, body).await;
+        assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+        made.push((
+            r.1["id"].as_str().unwrap().to_owned(),
+            r.1["path"].as_str().unwrap().to_owned(),
+            r.1["token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let [
+        (mine, mine_path, mine_token),
+        (theirs, theirs_path, _),
+        (short, short_path, _),
+    ] = <[_; 3]>::try_from(made).unwrap();
+
+    // The moderator lists all three, newest first; the contributor its own;
+    // a Viewer who views the item none; another tenant nothing at all.
+    let (status, all) = hub.get(&w.moderator, &shares).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(link_ids(&all), [short.as_str(), &theirs, &mine]);
+    let first = &all[2];
+    assert_eq!(
+        (&first["created_by_name"], &first["mailed"]),
+        (&json!("contrib"), &json!(2))
+    );
+    assert!(first["created_at"].is_string() && first["expires_at"].is_string());
+    assert!(!all.to_string().contains(&mine_token), "never a token");
+    let (status, own) = hub.get(&w.contributor, &shares).await;
+    assert_eq!(
+        (status, link_ids(&own)),
+        (StatusCode::OK, vec![short.as_str(), &mine])
+    );
+    assert_eq!(
+        hub.get(&w.outsider, &shares).await,
+        (StatusCode::OK, json!([]))
+    );
+    let r = hub.get(&w.globex_moderator, &shares).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+
+    // Who may not revoke: a Viewer and the contributor (another's link)
+    // are refused; another tenant's Moderator and Admin find nothing.
+    let revoke = |share: &str| format!("/api/v1/shares/{share}");
+    for token in [&w.outsider, &w.contributor] {
+        let r = hub.delete(token, &revoke(&theirs)).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "not_own_share");
+    }
+    for token in [&w.globex_moderator, &w.globex_admin] {
+        let r = hub.delete(token, &revoke(&mine)).await;
+        assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    }
+    let r = hub.delete(&w.moderator, &revoke("s-absent")).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    for path in [&mine_path, &theirs_path, &short_path] {
+        assert_eq!(
+            fetch(hub, path, None).await.0,
+            StatusCode::OK,
+            "refusals changed nothing"
+        );
+    }
+
+    // The moderator revokes the contributor's link, the contributor its
+    // own: each answers 410 share_revoked at once; the third still plays.
+    assert_eq!(
+        hub.delete(&w.moderator, &revoke(&mine)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(gone_code(hub, &mine_path).await, "share_revoked");
+    assert_eq!(
+        hub.delete(&w.contributor, &revoke(&short)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(gone_code(hub, &short_path).await, "share_revoked");
+    assert_eq!(fetch(hub, &theirs_path, None).await.0, StatusCode::OK);
+    // Again: nothing changes, and it stays revoked.
+    assert_eq!(
+        hub.delete(&w.contributor, &revoke(&short)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, all) = hub.get(&w.moderator, &shares).await;
+    assert_eq!(link_ids(&all), [theirs.as_str()]);
+    assert_eq!(
+        hub.get(&w.contributor, &shares).await,
+        (StatusCode::OK, json!([]))
+    );
+
+    // Audited once per revocation, naming the link.
+    let (_, audit) = hub.get(&hub.admin, "/api/v1/audit").await;
+    let revoked: Vec<&Value> = audit
+        .as_array()
+        .or_else(|| audit["entries"].as_array())
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "content.share_revoked")
+        .collect();
+    assert_eq!(revoked.len(), 2, "{audit}");
+    assert!(revoked.iter().any(|e| e.to_string().contains(&mine)));
 }
 
 #[tokio::test]

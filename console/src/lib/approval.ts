@@ -1,29 +1,27 @@
 // The approval rules (C8, A3–A6) of the approval inbox and the item page:
-// which items wait for the user's review and which are the user's own,
-// from the content and template lists; whether an item's page offers the
+// the user's review queue (the hub's `GET /api/v1/approvals`: exactly what
+// the user may decide, by the approve_content permission), which items are
+// the user's own; whether an item's page offers the
 // decision (as the hub's `allowed` list says); and the one way both pages
 // send a decision (approve, reject with a reason, request approval).
 import { api, ok, type Schemas } from './api/client';
-import { within, type Node } from './nodes.svelte';
 
 /** A content item or a template (both carry the item fields). */
 export type Reviewable = Schemas['ContentView'] & { template?: unknown };
-
-/**
- * Items pending approval at a node inside one of the user's domain nodes
- * (the nodes an approver may approve, A6), oldest request first.
- */
-export function toReview(items: Reviewable[], domain: string[], nodes: Map<string, Node>): Reviewable[] {
-  return items
-    .filter((i) => i.approval_state === 'pending' && domain.some((top) => within(nodes, i.node, top)))
-    .sort((a, b) => a.updated_at.localeCompare(b.updated_at));
-}
 
 /** Items the user uploaded or saved last, newest first. */
 export function mine(items: Reviewable[], user: string): Reviewable[] {
   return items
     .filter((i) => i.created_by === user || i.updated_by === user)
     .sort((a, b) => b.updated_at.localeCompare(a.updated_at));
+}
+
+/** The user's review queue as the hub keeps it (A6): whether they approve at all, and what waits for them. */
+export type Queue = Schemas['ApprovalQueue'];
+
+/** Asks the hub for the user's review queue. */
+export async function reviewQueue(): Promise<Queue> {
+  return ok(api.GET('/api/v1/approvals'));
 }
 
 /** A decision on an item's approval (A5, A6). */

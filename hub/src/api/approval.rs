@@ -1,11 +1,26 @@
 //! How the approval service's refusals answer (A2–A6), for the
-//! `/api/v1/content/{id}/…` and `/api/v1/templates/{id}/…` routes; the
-//! transitions and who may make them are [`crate::content::approval`]'s.
+//! `/api/v1/content/{id}/…` and `/api/v1/templates/{id}/…` routes, and the
+//! approval queue; the transitions and who may make them are
+//! [`crate::content::approval`]'s.
 
 use signet_common::approval::ApprovalError as TransitionError;
 
 use super::prelude::*;
-use crate::content::approval::ApprovalError;
+use crate::content::approval::{ApprovalError, queue};
+use crate::content::view::ApprovalQueue;
+
+/// This concern's routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(approval_queue))
+}
+
+/// The pending items the caller may approve or reject now (A6, C8): by the
+/// `approve_content` permission (role or permission group), not by role.
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "content", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's queue, oldest save first", body = ApprovalQueue)))]
+pub async fn approval_queue(State(state): Ctx, caller: Caller) -> Answer<ApprovalQueue> {
+    Ok(Json(queue(&state, &caller.actor()).await?))
+}
 
 impl From<ApprovalError> for ApiError {
     fn from(e: ApprovalError) -> Self {

@@ -10,8 +10,8 @@ use super::prelude::*;
 use crate::content::BlobStore;
 use crate::content::actions::view::{
     AttributeDef, AttributeView, DefineAttribute, FavoriteView, Feedback, FeedbackQuery,
-    FeedbackRequest, ItemActions, RateRequest, ResolveRequest, SetAttributes, ShareRequest,
-    ShareView,
+    FeedbackRequest, ItemActions, RateRequest, ResolveRequest, SetAttributes, ShareLink,
+    ShareRequest, ShareView,
 };
 use crate::content::actions::{ActionError, attributes, feedback, service, share};
 
@@ -20,6 +20,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(content_actions))
         .routes(routes!(share_content))
+        .routes(routes!(content_shares))
+        .routes(routes!(revoke_share))
         .routes(routes!(play_shared))
         .routes(routes!(rate_content, unrate_content))
         .routes(routes!(favorite_content, unfavorite_content))
@@ -80,13 +82,38 @@ pub async fn share_content(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// The item's live share links the caller may revoke (M3, P2): all for a
+/// Moderator+ whose domain holds its node, else the caller's own; never a token.
+#[utoipa::path(get, path = "/api/v1/content/{id}/shares", tag = "content",
+    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+    responses((status = 200, description = "Live links, newest first", body = Vec<ShareLink>),
+        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+pub async fn content_shares(
+    State(state): Ctx,
+    caller: Caller,
+    Path(id): Id,
+) -> Answer<Vec<ShareLink>> {
+    Ok(Json(share::links(&state, &caller.actor(), &id).await?))
+}
+
+/// Revokes a share link at once (its maker, or a Moderator+ whose domain
+/// holds the item's node, P2); audited. The link then answers 410 `share_revoked`.
+#[utoipa::path(delete, path = "/api/v1/shares/{share}", tag = "content",
+    params(("share" = String, Path, description = "Share link id")), security(("bearer" = [])),
+    responses((status = 204, description = "Revoked (or already)"), (status = 403, description = "not_own_share", body = ErrorBody),
+        (status = 404, description = "Absent, or neither the caller's nor on an item the caller views", body = ErrorBody)))]
+pub async fn revoke_share(State(state): Ctx, caller: Caller, Path(share): Id) -> Done {
+    share::revoke(&state, &caller.actor(), &share).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Plays a shared media item without a login, whole or one `Range`, until
-/// the link expires or its item's sharing is turned off.
+/// the link expires or is revoked (one by one, or by turning sharing off).
 #[utoipa::path(get, path = "/api/v1/shared/{token}", tag = "content",
     params(("token" = String, Path, description = "The token of a share link")),
     responses((status = 200, description = "The media", body = super::schemas::Binary, content_type = "application/octet-stream"),
         (status = 206, description = "The requested range", body = super::schemas::Binary, content_type = "application/octet-stream"),
-        (status = 404, description = "Unknown, forged or revoked link", body = ErrorBody),
+        (status = 404, description = "Unknown or forged link, or its item deleted", body = ErrorBody),
         (status = 410, description = "share_expired, or share_revoked", body = ErrorBody),
         (status = 416, description = "Range outside the bytes", body = ErrorBody)))]
 pub async fn play_shared(

@@ -187,6 +187,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(content::routes())
         .merge(comments::routes())
         .merge(content_actions::routes())
+        .merge(approval::routes())
         .merge(renditions::routes())
         .merge(templates::routes())
         .merge(schedules::routes())

@@ -37,6 +37,7 @@ use signet_common::permissions::{NodeTree, Permission, Role};
 use super::ContentItem;
 use super::repo::{self, Items};
 use super::templates::{ApprovalRequest, request_mail};
+use super::view::ApprovalQueue;
 use super::visibility::Viewer;
 use crate::app::Hub;
 use crate::config::Config;
@@ -158,6 +159,41 @@ pub fn may_decide(
         ));
     }
     Ok(())
+}
+
+/// A6, C8: the approval queue of `actor` — exactly the pending items they
+/// may decide now: viewable (M1), at a node inside their domain, and
+/// `approve_content` held (by role or permission group, P4), oldest save
+/// first. Whoever lacks the permission gets an empty queue.
+///
+/// # Errors
+/// Store failures.
+pub async fn queue(hub: &Hub, actor: &Actor) -> Result<ApprovalQueue, ApprovalError> {
+    let viewer = Viewer::load(hub, actor)?;
+    hub.store
+        .transact(|tx| {
+            let approves =
+                effective_permissions_of_in(tx, &actor.user)?.contains(Permission::ApproveContent);
+            if !approves {
+                return Ok(ApprovalQueue {
+                    may_approve: false,
+                    items: Vec::new(),
+                });
+            }
+            let (tree, _) = load_tree_in(tx)?;
+            let mut items: Vec<ContentItem> = viewer
+                .items_in(tx, &tree, Items::Any)?
+                .into_iter()
+                .filter(|i| matches!(i.approval, ItemApproval::Pending { .. }))
+                .filter(|i| may_decide(actor, &tree, i, approves).is_ok())
+                .collect();
+            items.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+            Ok(ApprovalQueue {
+                may_approve: true,
+                items: items.into_iter().map(Into::into).collect(),
+            })
+        })
+        .await
 }
 
 /// A5: requests approval of the current version of the item `id`, queues

@@ -1,7 +1,7 @@
 //! Changing an item's name, audience and publish settings (T2, A1, M1, M2),
 //! and the media actions' one check ([`act`], [`act_in`]): the download
 //! route and every action of [`super::actions`] use it. Turning sharing off
-//! removes the item's share links (M2).
+//! revokes the item's live share links (M2).
 //!
 //! Rules: Contributor and above change items inside their domain (A1
 //! applies: a name, an audience or a setting is an edit); the groups are
@@ -73,8 +73,8 @@ pub async fn update(
             item.updated_by = actor.user.id.clone();
             repo::put_item(tx, &item, Some(&old))?;
             if old.settings.allow_share && !item.settings.allow_share {
-                // M2: links shared before stop working, and stay so.
-                super::actions::repo::remove_shares_in(tx, &item.id, |_| true)?;
+                // M2: links shared before are revoked (410), and stay so.
+                super::actions::share::revoke_all_in(tx, &item.id, &actor.user.id, now)?;
             }
             let detail = serde_json::json!({
                 "name": {"from": old.name, "to": item.name},

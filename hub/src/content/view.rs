@@ -17,6 +17,18 @@ use super::approval::Decision;
 use super::visibility::{MAX_ALLOWED_GROUPS, Settings, SettingsChange};
 use super::{ContentItem, CopySource};
 
+/// The approval queue (A6, C8): the items pending approval that the caller
+/// may approve or reject now, oldest save first.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApprovalQueue {
+    /// Whether the caller holds `approve_content` (by role or through a
+    /// permission group, P4): whether they review at all.
+    pub may_approve: bool,
+    /// Pending media and templates at nodes inside the caller's domain that
+    /// the caller views (empty without `approve_content`).
+    pub items: Vec<ContentView>,
+}
+
 /// A content item as the API shows it.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContentView {

@@ -264,6 +264,21 @@ pub fn put_share(tx: &mut Tx, share: &Share) -> Result<(), StoreError> {
     )
 }
 
+/// Every share link of `item` (live, expired or revoked), in id order.
+///
+/// # Errors
+/// When the store fails.
+pub fn shares_of_in(tx: &mut Tx, item: &ItemId) -> Result<Vec<Share>, StoreError> {
+    let ids: Vec<String> = tx.scan(SHARES_BY_ITEM, &format!("{item}/"))?;
+    let mut shares = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(share) = tx.get::<Share>(SHARES, &id)? {
+            shares.push(share);
+        }
+    }
+    Ok(shares)
+}
+
 /// Removes the share links of `item` for which `drop` holds.
 ///
 /// # Errors

@@ -1,18 +1,33 @@
 //! Share links (M3, M2, P5): a signed, expiring link that plays one media
-//! item without a login, optionally mailed through the outbox.
+//! item without a login, optionally mailed through the outbox; the item's
+//! live links listed and revoked one by one.
 //!
 //! Rules: sharing needs `share` and the item's `allow_share` on an item the
 //! caller views ([`super::service::acting_in`]); only media play from a link
 //! (409 `not_playable` for templates). A link lives 60 s to 30 days (7 days
-//! by default). Its token is `{share}.{expires}.{mac}`: the MAC is
-//! HMAC-SHA256, with the hub's share-link key, over the share id, the item
-//! and the expiry, so a token cannot be forged or stretched. Playing checks
-//! the MAC, the share record (removed when the item's sharing is turned off
-//! or the item deleted: 404), the expiry by the hub's clock (410
-//! `share_expired`) and that the item still allows sharing (410
-//! `share_revoked`). Mail goes only with `public_url` set (the link must be
-//! clickable: 409 `public_url_unset`), to at most 20 addresses, queued in the
-//! share's own transaction; the share is audited (`content.share`).
+//! by default); an item holds at most [`MAX_SHARES_PER_ITEM`] links not yet
+//! expired (409 `too_many_shares`). Its token is `{share}.{expires}.{mac}`:
+//! the MAC is HMAC-SHA256, with the hub's share-link key, over the share
+//! id, the item and the expiry, so a token cannot be forged or stretched.
+//! Playing checks the MAC and the share record (gone with its item, or
+//! pruned after its expiry: 404), then whether the link was revoked (410
+//! `share_revoked`), its expiry by the hub's clock (410 `share_expired`) and
+//! that the item still allows sharing (410 `share_revoked`). Mail goes only
+//! with `public_url` set (the link must be clickable: 409
+//! `public_url_unset`), to at most 20 addresses, queued in the share's own
+//! transaction; the share is audited (`content.share`).
+//!
+//! Revoking (P2, P5): a link ends at once, for good, when its maker revokes
+//! it, when a Moderator or above whose domain holds the item's node revokes
+//! it (P2: Moderator and above hold every media permission on what they
+//! view; A6 uses the same "node inside the domain" rule for decisions on an
+//! item), or when the item's sharing is turned off ([`revoke_all_in`], M2:
+//! every live link at once). Anyone else gets 403 `not_own_share`; a caller
+//! who neither made the link nor views its item gets 404, as for other
+//! tenants. Revoking is audited (`content.share_revoked`); revoking a
+//! revoked link changes nothing. The item's page lists the live links the
+//! caller may revoke ([`links`]): all of them for such a Moderator, else the
+//! caller's own; never a token.
 //!
 //! Owns: the share-link key (made on first use, stored in the store), the
 //! token format and these decisions. Must not: know HTTP.
@@ -24,13 +39,15 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 use signet_common::digest::Sha256;
 use signet_common::documents::ItemKind;
-use signet_common::ids::ItemId;
-use signet_common::permissions::Permission;
+use signet_common::ids::{ItemId, MAX_ID_LEN, UserId};
+use signet_common::permissions::{NodeTree, Permission, Role};
 
 use super::service::acting_in;
-use super::view::{Share, ShareRequest, ShareView};
+use super::view::{Revocation, Share, ShareLink, ShareRequest, ShareView};
 use super::{ActionError, SHARE_KEY_ID, SHARE_KEYS, repo, text};
 use crate::app::Hub;
+use crate::content::repo::Items;
+use crate::content::service::ContentError;
 use crate::content::visibility::Viewer;
 use crate::content::{CONTENT, ContentItem};
 use crate::identity::Actor;
@@ -51,6 +68,8 @@ pub const MAX_EXPIRY_SECS: u64 = 30 * 24 * 3600;
 pub const DEFAULT_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 /// The most addresses one share mails.
 pub const MAX_RECIPIENTS: usize = 20;
+/// The most links not yet expired (revoked ones included) one item holds.
+pub const MAX_SHARES_PER_ITEM: usize = 1000;
 /// The longest token accepted, in bytes.
 const MAX_TOKEN_LEN: usize = 128;
 
@@ -175,6 +194,15 @@ pub async fn share(
                 ));
             }
             repo::remove_shares_in(tx, &item.id, |s| s.expires_at <= now)?;
+            if repo::shares_of_in(tx, &item.id)?.len() >= MAX_SHARES_PER_ITEM {
+                return Err(ActionError::conflict(
+                    "too_many_shares",
+                    format!(
+                        "an item holds at most {MAX_SHARES_PER_ITEM} links not yet expired: \
+                         revoke some or wait for them to expire"
+                    ),
+                ));
+            }
             let expires_at = now + life;
             let share = Share {
                 id: share_id.clone(),
@@ -182,6 +210,9 @@ pub async fn share(
                 created_by: actor.user.id.clone(),
                 created_at: now,
                 expires_at,
+                created_by_name: actor.user.name.clone(),
+                mailed: emails.len(),
+                revoked: None,
             };
             let key = key_in(tx, &fresh, now)?;
             let message_bytes = signed_message(&share.id, &item.id, expires_at.timestamp());
@@ -207,6 +238,7 @@ pub async fn share(
             let entry = actor.audit(now, "content.share", item.id.as_str(), node, detail);
             crate::content::repo::record(tx, entry)?;
             Ok(ShareView {
+                id: share.id.clone(),
                 path: format!("{SHARED_PATH}{token}"),
                 token,
                 url,
@@ -261,6 +293,9 @@ pub async fn play(hub: &Hub, token: &str) -> Result<Shared, ActionError> {
             {
                 return Err(not_found());
             }
+            if share.revoked.is_some() {
+                return Err(revoked());
+            }
             if now >= share.expires_at {
                 return Err(ActionError::Gone {
                     code: "share_expired",
@@ -271,15 +306,128 @@ pub async fn play(hub: &Hub, token: &str) -> Result<Shared, ActionError> {
                 .get(CONTENT, share.item.as_str())?
                 .ok_or_else(not_found)?;
             if !item.settings.allow_share {
-                return Err(ActionError::Gone {
-                    code: "share_revoked",
-                    message: "the item is no longer shared".to_owned(),
-                });
+                return Err(revoked());
             }
             Ok(Shared {
                 sha256: item.sha256,
                 media_type: item.media_type,
             })
+        })
+        .await
+}
+
+/// 410 `share_revoked`.
+fn revoked() -> ActionError {
+    ActionError::Gone {
+        code: "share_revoked",
+        message: "this link was revoked".to_owned(),
+    }
+}
+
+/// Whether `actor` revokes (and lists) every link of `item`, not only their
+/// own: Moderator and above whose domain holds the item's node (P2).
+fn manages(actor: &Actor, tree: &NodeTree, item: &ContentItem) -> bool {
+    actor.user.role >= Role::Moderator && actor.sees(tree, &item.node)
+}
+
+/// Revokes every live link of `item` (its sharing is being turned off, M2)
+/// in `tx`, on behalf of `by` at `now`; how many.
+///
+/// # Errors
+/// When the store fails.
+pub fn revoke_all_in(
+    tx: &mut Tx,
+    item: &ItemId,
+    by: &UserId,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let mut revoked = 0;
+    for mut share in repo::shares_of_in(tx, item)? {
+        if share.revoked.is_none() && share.expires_at > now {
+            share.revoked = Some(Revocation {
+                by: by.clone(),
+                at: now,
+            });
+            repo::put_share(tx, &share)?;
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
+}
+
+/// The live links of item `id` that `actor` may revoke, newest first: see
+/// the module rules.
+///
+/// # Errors
+/// [`ActionError::Content`] (404) when the item is not viewable; store
+/// failures.
+pub async fn links(hub: &Hub, actor: &Actor, id: &str) -> Result<Vec<ShareLink>, ActionError> {
+    let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
+    hub.store
+        .transact(|tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            let (item, _) = viewer
+                .item_in(tx, &tree, id, Items::Any)?
+                .ok_or(ContentError::NotFound(Items::Any.what()))?;
+            let all = manages(actor, &tree, &item);
+            let mut live: Vec<ShareLink> = repo::shares_of_in(tx, &item.id)?
+                .into_iter()
+                .filter(|s| s.revoked.is_none() && s.expires_at > now)
+                .filter(|s| all || s.created_by == actor.user.id)
+                .map(ShareLink::from)
+                .collect();
+            live.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+            Ok::<_, ActionError>(live)
+        })
+        .await
+}
+
+/// Revokes the share link `share`: see the module rules.
+///
+/// # Errors
+/// 404 when absent, or neither the caller's nor on an item they view; 403
+/// `not_own_share`; store failures.
+pub async fn revoke(hub: &Hub, actor: &Actor, share: &str) -> Result<(), ActionError> {
+    let not_found = || ActionError::NotFound("share link");
+    if share.is_empty() || share.len() > MAX_ID_LEN {
+        return Err(not_found());
+    }
+    let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
+    hub.store
+        .transact(|tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            let mut link = repo::share_in(tx, share)?.ok_or_else(not_found)?;
+            let own = link.created_by == actor.user.id;
+            let item = match viewer.item_in(tx, &tree, link.item.as_str(), Items::Any)? {
+                Some((item, _)) => item,
+                None if own => tx
+                    .get::<ContentItem>(CONTENT, link.item.as_str())?
+                    .ok_or_else(not_found)?,
+                None => return Err(not_found()),
+            };
+            if !own && !manages(actor, &tree, &item) {
+                return Err(ContentError::NotAllowed {
+                    code: "not_own_share",
+                    message: "only its maker, or a Moderator or above whose domain holds the \
+                              item's node, revokes a share link (P2)"
+                        .to_owned(),
+                }
+                .into());
+            }
+            if link.revoked.is_some() {
+                return Ok(());
+            }
+            link.revoked = Some(Revocation {
+                by: actor.user.id.clone(),
+                at: now,
+            });
+            repo::put_share(tx, &link)?;
+            let detail = serde_json::json!({"share": link.id, "created_by": link.created_by,
+                "expires_at": link.expires_at});
+            let node = Some(item.node.clone());
+            let entry = actor.audit(now, "content.share_revoked", item.id.as_str(), node, detail);
+            crate::content::repo::record(tx, entry)?;
+            Ok(())
         })
         .await
 }

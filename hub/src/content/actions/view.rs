@@ -296,6 +296,57 @@ pub struct Share {
     pub created_at: DateTime<Utc>,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+    /// The maker's login name when it was made (empty for links made
+    /// before names were kept).
+    #[serde(default)]
+    pub created_by_name: String,
+    /// How many addresses it was mailed to.
+    #[serde(default)]
+    pub mailed: usize,
+    /// Set once the link was revoked: it answers 410 `share_revoked` from
+    /// then until its record is pruned after its expiry.
+    #[serde(default)]
+    pub revoked: Option<Revocation>,
+}
+
+/// Who ended a share link before its expiry, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// Who revoked it (for sharing turned off: who turned it off).
+    pub by: UserId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A live share link as its item's page lists it (M3): never its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ShareLink {
+    /// Its id (`DELETE /api/v1/shares/{share}` revokes it).
+    pub id: String,
+    /// Who made it.
+    #[schema(value_type = String)]
+    pub created_by: UserId,
+    /// Their login name when they made it.
+    pub created_by_name: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// How many addresses it was mailed to.
+    pub mailed: usize,
+}
+
+impl From<Share> for ShareLink {
+    fn from(share: Share) -> Self {
+        Self {
+            id: share.id,
+            created_by: share.created_by,
+            created_by_name: share.created_by_name,
+            created_at: share.created_at,
+            expires_at: share.expires_at,
+            mailed: share.mailed,
+        }
+    }
 }
 
 /// A share link to make.
@@ -315,6 +366,8 @@ pub struct ShareRequest {
 /// A share link made.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShareView {
+    /// Its id, as the item's list of links names it.
+    pub id: String,
     /// The token of `GET /api/v1/shared/{token}`.
     pub token: String,
     /// That path.
