@@ -19,10 +19,10 @@ use serde_json::Value;
 use signet_common::ids::{AccessGroupId, DeviceId, UserId};
 use signet_common::license::Membership;
 use signet_common::sync::{EventBatch, PlayEvent};
-use signet_hub::app::Clock as _;
 use signet_hub::access_groups::{
     MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
 };
+use signet_hub::app::Clock as _;
 use signet_hub::fleet::{self, events};
 use signet_hub::store::WriteBatch;
 use support::TestHub;
@@ -132,22 +132,42 @@ async fn scenario(postgres: bool) -> (TestHub, Named, String) {
     support::paired_in(&mut batch, &north, "d-n1", "s");
     support::paired_in(&mut batch, &north, "d-n2", "s");
     support::paired_in(&mut batch, &south, "d-s", "s");
-    member(&mut batch, &hub, &g, MemberRef::user(&UserId::from(licensee.as_str())));
-    member(&mut batch, &hub, &h, MemberRef::user(&UserId::from(other.as_str())));
+    member(
+        &mut batch,
+        &hub,
+        &g,
+        MemberRef::user(&UserId::from(licensee.as_str())),
+    );
+    member(
+        &mut batch,
+        &hub,
+        &h,
+        MemberRef::user(&UserId::from(other.as_str())),
+    );
     hub.state.store.apply(batch).await.unwrap();
 
     let t0 = t0(&hub);
     for (device, events) in scenario_events(t0, &g, &h) {
-        let stored = fleet::ingest_events(&hub.state, &DeviceId::from(device.as_str()), EventBatch { events })
-            .await
-            .unwrap();
+        let stored = fleet::ingest_events(
+            &hub.state,
+            &DeviceId::from(device.as_str()),
+            EventBatch { events },
+        )
+        .await
+        .unwrap();
         assert_eq!(stored.stored, 60);
     }
     // Browser playbacks carry their user (M6): the user filter keeps the
     // licensee's and drops the other user's.
     for (n, user) in [(1001_u64, &licensee), (1002, &other)] {
         let stored = events::StoredEvent {
-            event: support::events::played(n, "b-1", "c-2", Some((&g, 3)), t0 + TimeDelta::hours(5)),
+            event: support::events::played(
+                n,
+                "b-1",
+                "c-2",
+                Some((&g, 3)),
+                t0 + TimeDelta::hours(5),
+            ),
             node: Some(signet_common::ids::NodeId::from(north.as_str())),
             received_at: t0,
             user: Some(UserId::from(user.as_str())),
@@ -195,19 +215,34 @@ fn reports(range: &str) -> Vec<(&'static str, String)> {
             "admin",
             "/api/v1/reports/usage?from={t1}&to={t2}&device=d-s".to_owned(),
         ),
-        ("admin", format!("/api/v1/reports/usage/access-groups/{{g}}?{range}")),
-        ("admin", format!("/api/v1/reports/usage/access-groups/{{h}}?{range}")),
+        (
+            "admin",
+            format!("/api/v1/reports/usage/access-groups/{{g}}?{range}"),
+        ),
+        (
+            "admin",
+            format!("/api/v1/reports/usage/access-groups/{{h}}?{range}"),
+        ),
         ("viewer", usage("")),
         ("viewer", usage("&device=d-s")),
         ("viewer", usage("&format=csv")),
-        ("viewer", format!("/api/v1/reports/usage/access-groups/{{g}}?{range}")),
+        (
+            "viewer",
+            format!("/api/v1/reports/usage/access-groups/{{g}}?{range}"),
+        ),
     ]
 }
 
 /// Answers `path` (its `{name}`s filled in) for `caller`: the status and
 /// the body as text with this hub's ids named; a JSON page is followed
 /// page by page (`limit=7`), every page's body joined.
-async fn answer(hub: &TestHub, named: &Named, token: &str, path: &str, t0: DateTime<Utc>) -> String {
+async fn answer(
+    hub: &TestHub,
+    named: &Named,
+    token: &str,
+    path: &str,
+    t0: DateTime<Utc>,
+) -> String {
     let mut path = path.to_owned();
     for (name, id) in &named.ids {
         path = path.replace(&format!("{{{name}}}"), id);
@@ -297,7 +332,10 @@ async fn u3_l8_x4_reports_on_postgres_answer_as_on_sled() {
     let group: Value = serde_json::from_str(summary.trim_start_matches("200 OK ").trim()).unwrap();
     // Group G: every third event (80) plus the licensee's browser playback
     // and the other user's, less the skips among the 80 (n % 15 == 0: 16).
-    assert_eq!(group["played"].as_u64().unwrap() + group["skipped"].as_u64().unwrap(), 82);
+    assert_eq!(
+        group["played"].as_u64().unwrap() + group["skipped"].as_u64().unwrap(),
+        82
+    );
     assert_eq!(group["skipped"], 16);
     let viewer_all = answer(&pg, &pg_names, &pg_viewer, &reports(&range)[15].1, t0).await;
     // The North viewer sees d-n1, d-n2 (120) and the browser playbacks (2).
@@ -345,15 +383,22 @@ async fn u3_x4_retention_drops_old_days_on_postgres_and_deletes_on_sled() {
                 support::events::played(u64::try_from(n).unwrap() + 1, "d-1", "c-1", None, *start)
             })
             .collect();
-        let ingested = fleet::ingest_events(&hub.state, &DeviceId::from("d-1"), EventBatch {
-            events: events.clone(),
-        })
+        let ingested = fleet::ingest_events(
+            &hub.state,
+            &DeviceId::from("d-1"),
+            EventBatch {
+                events: events.clone(),
+            },
+        )
         .await
         .unwrap();
         assert_eq!(ingested.stored, 6);
         if postgres {
             let beyond = format!("play_events_p{}", at(24 * 8).format("%Y%m%d"));
-            assert_eq!(hub.pg_sql(&format!("SELECT to_regclass('{beyond}') IS NULL")), "t");
+            assert_eq!(
+                hub.pg_sql(&format!("SELECT to_regclass('{beyond}') IS NULL")),
+                "t"
+            );
             assert_eq!(hub.pg_sql("SELECT count(*) FROM play_events_default"), "2");
         }
 
@@ -397,7 +442,8 @@ async fn u3_x4_retention_drops_old_days_on_postgres_and_deletes_on_sled() {
 
         if postgres {
             let partition = |hours: i64| format!("play_events_p{}", at(hours).format("%Y%m%d"));
-            let exists = |name: String| hub.pg_sql(&format!("SELECT to_regclass('{name}') IS NOT NULL"));
+            let exists =
+                |name: String| hub.pg_sql(&format!("SELECT to_regclass('{name}') IS NOT NULL"));
             // Yesterday's partition is dropped; today's stays (its later
             // event is kept); the pass made the eighth day ahead, which took
             // its event out of the default partition.

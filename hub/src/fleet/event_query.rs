@@ -62,7 +62,10 @@ pub fn usage_report(
             let rows = decode(entries.into_iter().take(*limit))?;
             let next = more.then(|| rows.last().map(|(key, _)| key.clone()));
             Ok(Some(UsageReport::Page(UsagePage {
-                events: rows.iter().map(|(_, stored)| UsageRow::from(stored)).collect(),
+                events: rows
+                    .iter()
+                    .map(|(_, stored)| UsageRow::from(stored))
+                    .collect(),
                 next: next.flatten(),
             })))
         }

@@ -547,7 +547,9 @@ pub fn usage_report(
 ) -> Result<UsageReport, FleetError> {
     let store = &hub.store;
     let selection = select(store, (viewer, sight), query)?;
-    if let Some(report) = super::event_query::usage_report(store, viewer, &selection, &query.output)? {
+    if let Some(report) =
+        super::event_query::usage_report(store, viewer, &selection, &query.output)?
+    {
         return Ok(report);
     }
     match &query.output {
