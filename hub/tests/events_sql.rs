@@ -454,6 +454,14 @@ async fn u3_x4_retention_drops_old_days_on_postgres_and_deletes_on_sled() {
                 "1"
             );
             assert_eq!(hub.pg_sql("SELECT count(*) FROM play_events_default"), "0");
+            // The ids before the cut-off are found by an index (V3).
+            assert_eq!(
+                hub.pg_sql(
+                    "SELECT count(*) FROM pg_indexes \
+                     WHERE indexname = 'store_records_event_ids_by_value'"
+                ),
+                "1"
+            );
         }
     }
 }
