@@ -145,7 +145,7 @@ unit:
 # (issue 21, X4): each test's hub moves the store `init` made into its own
 # database of a server the suite starts on a free loopback port
 # (hub/tests/support/postgres.rs). One suite per domain the services own.
-PG_SUITES := tenancy identity permission_groups access_groups approval content publish devices fleet
+PG_SUITES := tenancy identity permission_groups access_groups approval content publish devices fleet events_sql
 unit-postgres:
 	SIGNET_TEST_STORE=postgres $(CARGO) test -p signet-hub --locked $(addprefix --test ,$(PG_SUITES))
 

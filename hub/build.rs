@@ -4,10 +4,14 @@
 //! the compiler tracks the files it embedded, not files added later or a
 //! directory that appeared after the hub was built, so this script makes
 //! cargo watch the directory itself (or `console/`, until `dist` exists).
-//! Debug builds read the directory at run time and need nothing.
+//! Debug builds read the directory at run time and need nothing. Every
+//! build watches `migrations/`, which the PostgreSQL store embeds.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // The PostgreSQL store embeds its migrations (refinery): a new file
+    // there must rebuild the hub.
+    println!("cargo:rerun-if-changed=migrations");
     if std::env::var("PROFILE").as_deref() != Ok("release") {
         return;
     }

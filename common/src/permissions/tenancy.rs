@@ -101,6 +101,11 @@ impl NodeTree {
         false
     }
 
+    /// Every node of the tree: the root, then the others in id order.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeId> {
+        std::iter::once(&self.root).chain(self.parents.keys())
+    }
+
     /// The parent of `node`; `None` for the root and for unknown nodes.
     #[must_use]
     pub fn parent(&self, node: &NodeId) -> Option<&NodeId> {

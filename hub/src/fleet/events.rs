@@ -18,16 +18,18 @@
 //! hour: [`PLAY_EVENT_HOURS`] says which hours hold events, and each is one
 //! prefix scan of [`PLAY_EVENTS`].
 
-use chrono::{DateTime, Datelike as _, TimeDelta, Utc};
+use chrono::{DateTime, Datelike as _, TimeDelta, Timelike as _, Utc};
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{DeviceId, NodeId, UserId};
 use signet_common::sync::{Checked as _, PlayEvent};
 
 use crate::app::Hub;
-use crate::store::{Store, StoreError, Tx};
+use crate::store::{EventPrune, Store, StoreError, Tx};
 
 /// Events by `{start}/{id}`.
-pub const PLAY_EVENTS: &str = "play_events";
+/// On PostgreSQL, the partitioned table of the same name
+/// ([`crate::store::events`]).
+pub const PLAY_EVENTS: &str = crate::store::EVENTS_TREE;
 /// Event id → its key in [`PLAY_EVENTS`].
 pub const PLAY_EVENT_IDS: &str = "play_event_ids";
 /// Hour bucket → how many events it holds.
@@ -162,8 +164,16 @@ pub fn events_in_hour(store: &Store, hour: &str) -> Result<Vec<(String, StoredEv
     store.scan_keyed(PLAY_EVENTS, &format!("{hour}:"))
 }
 
-/// Deletes events that started before `now - retention`, at most
-/// [`PRUNE_EVENTS`] per call, oldest hours first; returns how many.
+/// How many days ahead the engine prepares to store events
+/// ([`crate::store::Storage::prepare_events`]).
+pub const PREPARE_DAYS_AHEAD: u32 = 7;
+
+/// Deletes events that started before the hour of `now - retention`
+/// (U3): on PostgreSQL the engine drops the whole days' partitions and
+/// deletes the rest in one step; otherwise at most [`PRUNE_EVENTS`] per
+/// call, oldest hours first. Returns how many. The leader runs it (the
+/// alert loop), after preparing the days ahead
+/// ([`PREPARE_DAYS_AHEAD`]).
 ///
 /// # Errors
 /// When the store fails.
@@ -173,7 +183,21 @@ pub async fn prune(
     retention: TimeDelta,
 ) -> Result<usize, StoreError> {
     let store = &state.store;
-    let cutoff = hour_of(now - retention);
+    store.prepare_events(now, PREPARE_DAYS_AHEAD).await?;
+    let before = now - retention;
+    let before = before
+        .date_naive()
+        .and_hms_opt(before.hour(), 0, 0)
+        .map_or(before, |hour| hour.and_utc());
+    let prune = EventPrune {
+        before,
+        ids_tree: PLAY_EVENT_IDS,
+        hours_tree: PLAY_EVENT_HOURS,
+    };
+    if let Some(removed) = store.prune_events(prune).await? {
+        return Ok(usize::try_from(removed).unwrap_or(usize::MAX));
+    }
+    let cutoff = hour_of(before);
     let old: Vec<String> = store
         .scan_keys(PLAY_EVENT_HOURS, "")?
         .into_iter()

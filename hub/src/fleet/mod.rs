@@ -59,6 +59,7 @@
 
 pub mod alert_settings;
 pub mod alerts;
+pub mod event_query;
 pub mod events;
 pub mod fixture;
 pub mod index;

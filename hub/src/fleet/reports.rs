@@ -371,6 +371,11 @@ impl ItemSight {
         Ok(Self { hidden })
     }
 
+    /// The stored items the caller cannot view.
+    pub fn hidden(&self) -> impl Iterator<Item = &ItemId> {
+        self.hidden.iter()
+    }
+
     /// Whether a report may name `item`.
     #[must_use]
     pub fn names(&self, item: &ItemId) -> bool {
@@ -542,6 +547,11 @@ pub fn usage_report(
 ) -> Result<UsageReport, FleetError> {
     let store = &hub.store;
     let selection = select(store, (viewer, sight), query)?;
+    if let Some(report) =
+        super::event_query::usage_report(store, viewer, &selection, &query.output)?
+    {
+        return Ok(report);
+    }
     match &query.output {
         UsageOutput::Page { after, limit } => {
             let mut rows: Vec<(String, UsageRow)> = Vec::new();
@@ -734,6 +744,10 @@ pub fn group_usage(
         sight: sight.clone(),
         ..Selection::of(range)
     };
+    if let Some(items) = super::event_query::item_usage(store, viewer, &selection)? {
+        let group = (group.id.to_string(), group.name);
+        return Ok(super::event_query::summary(items, group, &selection));
+    }
     let mut tally = Tally::default();
     let truncated = selection.visit(store, viewer, None, MAX_SUMMARY_EVENTS, |_, stored| {
         tally.add(&stored.event);

@@ -128,6 +128,26 @@ impl Viewer {
         self.domain.contains(&self.tree, node)
     }
 
+    /// The nodes of the tree the viewer sees that lie at or below `top`
+    /// (every node it sees when `None`): what an event query names for
+    /// [`Viewer::sees_event`] and a node filter.
+    #[must_use]
+    pub fn nodes_seen(&self, top: Option<&NodeId>) -> Vec<String> {
+        self.tree
+            .nodes()
+            .filter(|node| self.sees_node(node))
+            .filter(|node| top.is_none_or(|top| self.is_within(node, top)))
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// Whether the viewer's domain covers the whole tree (it sees events of
+    /// devices that were not attached).
+    #[must_use]
+    pub fn is_root_level(&self) -> bool {
+        self.domain.is_root_level(&self.tree)
+    }
+
     /// Whether `node` lies at or below `top`.
     #[must_use]
     pub fn is_within(&self, node: &NodeId, top: &NodeId) -> bool {

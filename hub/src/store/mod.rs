@@ -14,16 +14,20 @@
 //! held across network I/O. The seam a second engine implements is the
 //! three calls of [`Storage`].
 
+pub mod events;
 pub mod migrate;
+mod pg_events;
 mod postgres;
 mod sled_storage;
 mod tx;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use events::{EVENTS_TREE, EventPrune, EventQuery, ItemTally};
 pub use postgres::{PgStorage, successor};
 pub use sled_storage::SledStorage;
 pub use tx::{Check, Digest, Tx, digest_range, digest_record, holds};
@@ -185,6 +189,48 @@ pub trait Storage: Send + Sync + 'static {
     fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         self.commit(&[], batch)
     }
+
+    /// The events of [`EVENTS_TREE`] matching `query` after the key `after`,
+    /// at most `limit`, in key (time) order; `None` when the engine does not
+    /// query events (then the caller scans). See [`events`].
+    ///
+    /// # Errors
+    /// When the engine fails.
+    fn event_page(
+        &self,
+        _query: &EventQuery,
+        _after: Option<&[u8]>,
+        _limit: usize,
+    ) -> Result<Option<Vec<Entry>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Plays, skips and time played per item over the events matching
+    /// `query`, by item id; `None` when the engine does not aggregate.
+    ///
+    /// # Errors
+    /// When the engine fails.
+    fn event_tally(&self, _query: &EventQuery) -> Result<Option<Vec<ItemTally>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Removes what `prune` names, durably; how many events it removed, or
+    /// `None` when the engine leaves retention to the caller's scan.
+    ///
+    /// # Errors
+    /// When the engine fails.
+    fn prune_events(&self, _prune: &EventPrune) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    /// Makes the engine ready to store events from the day before `now`
+    /// to `days_ahead` days after it (PostgreSQL: one partition per day).
+    ///
+    /// # Errors
+    /// When the engine fails.
+    fn prepare_events(&self, _now: DateTime<Utc>, _days_ahead: u32) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The hub's store: typed access to a [`Storage`], and its transactions.
@@ -263,6 +309,54 @@ impl Store {
             .into_iter()
             .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
             .collect())
+    }
+
+    /// See [`Storage::event_page`].
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub fn event_page(
+        &self,
+        query: &EventQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<Entry>>, StoreError> {
+        self.storage
+            .event_page(query, after.map(str::as_bytes), limit)
+    }
+
+    /// See [`Storage::event_tally`].
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub fn event_tally(&self, query: &EventQuery) -> Result<Option<Vec<ItemTally>>, StoreError> {
+        self.storage.event_tally(query)
+    }
+
+    /// See [`Storage::prune_events`], off the async runtime.
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub async fn prune_events(&self, prune: EventPrune) -> Result<Option<u64>, StoreError> {
+        let storage = Arc::clone(&self.storage);
+        tokio::task::spawn_blocking(move || storage.prune_events(&prune))
+            .await
+            .map_err(|e| StoreError::Storage(format!("retention task failed: {e}")))?
+    }
+
+    /// See [`Storage::prepare_events`], off the async runtime.
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub async fn prepare_events(
+        &self,
+        now: DateTime<Utc>,
+        days_ahead: u32,
+    ) -> Result<(), StoreError> {
+        let storage = Arc::clone(&self.storage);
+        tokio::task::spawn_blocking(move || storage.prepare_events(now, days_ahead))
+            .await
+            .map_err(|e| StoreError::Storage(format!("partition task failed: {e}")))?
     }
 
     /// Applies `batch` atomically and durably, off the async runtime.

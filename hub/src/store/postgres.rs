@@ -28,11 +28,16 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use super::{Check, Entry, Storage, StoreError, Write, WriteBatch, digest_range, digest_record};
+use super::events::{EVENTS_TREE, EventPrune, EventQuery, ItemTally};
+use super::{
+    Check, Entry, Storage, StoreError, Write, WriteBatch, digest_range, digest_record, pg_events,
+};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -175,10 +180,16 @@ impl PgStorage {
             let trees = vec![tree.as_str(); entries.len()];
             let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
             let values: Vec<&[u8]> = entries.iter().map(|(_, v)| v.as_slice()).collect();
-            let upsert = tx.prepare_cached(UPSERT).await.map_err(db_error)?;
-            tx.execute(&upsert, &[&trees, &keys, &values])
-                .await
-                .map_err(db_error)?;
+            if tree == EVENTS_TREE {
+                pg_events::upsert(&tx, &keys, &values)
+                    .await
+                    .map_err(db_error)?;
+            } else {
+                let upsert = tx.prepare_cached(UPSERT).await.map_err(db_error)?;
+                tx.execute(&upsert, &[&trees, &keys, &values])
+                    .await
+                    .map_err(db_error)?;
+            }
             tx.commit().await.map_err(db_error)
         })
     }
@@ -192,9 +203,13 @@ impl PgStorage {
         let tree = tree.to_owned();
         self.run(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            let count = client.prepare_cached(COUNT).await.map_err(db_error)?;
-            let row = client.query_one(&count, &[&tree]).await.map_err(db_error)?;
-            let n: i64 = row.try_get(0).map_err(db_error)?;
+            let n: i64 = if tree == EVENTS_TREE {
+                pg_events::count(&client).await.map_err(db_error)?
+            } else {
+                let count = client.prepare_cached(COUNT).await.map_err(db_error)?;
+                let row = client.query_one(&count, &[&tree]).await.map_err(db_error)?;
+                row.try_get(0).map_err(db_error)?
+            };
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
@@ -216,6 +231,9 @@ impl Storage for PgStorage {
         let key = key.to_vec();
         self.run(async move {
             let client = pool.get().await.map_err(pool_error)?;
+            if tree == EVENTS_TREE {
+                return pg_events::get(&client, &key).await.map_err(db_error);
+            }
             let get = client.prepare_cached(GET).await.map_err(db_error)?;
             let row = client
                 .query_opt(&get, &[&tree, &key])
@@ -257,6 +275,62 @@ impl Storage for PgStorage {
                     Err(Refused::Db(e)) => return Err(db_error(e)),
                 }
             }
+        })
+    }
+
+    fn event_page(
+        &self,
+        query: &EventQuery,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Option<Vec<Entry>>, StoreError> {
+        let pool = self.pool.clone();
+        let query = query.clone();
+        let after = after.map(<[u8]>::to_vec);
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            pg_events::page(&client, &query, after.as_deref(), limit)
+                .await
+                .map(Some)
+                .map_err(db_error)
+        })
+    }
+
+    fn event_tally(&self, query: &EventQuery) -> Result<Option<Vec<ItemTally>>, StoreError> {
+        let pool = self.pool.clone();
+        let query = query.clone();
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            pg_events::tally(&client, &query)
+                .await
+                .map(Some)
+                .map_err(db_error)
+        })
+    }
+
+    fn prune_events(&self, prune: &EventPrune) -> Result<Option<u64>, StoreError> {
+        let pool = self.pool.clone();
+        let prune = prune.clone();
+        self.run(async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            pg_events::prune(&mut client, &prune)
+                .await
+                .map(Some)
+                .map_err(db_error)
+        })
+    }
+
+    fn prepare_events(&self, now: DateTime<Utc>, days_ahead: u32) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let made = pg_events::prepare(&mut client, now, days_ahead)
+                .await
+                .map_err(db_error)?;
+            if made > 0 {
+                tracing::info!(partitions = made, "made the days' play event partitions");
+            }
+            Ok(())
         })
     }
 }
@@ -319,7 +393,24 @@ async fn try_commit(
         tx.rollback().await?;
         return Err(Refused::Changed);
     }
-    let (puts, deletes): (Vec<_>, Vec<_>) = writes.iter().partition(|(_, _, v)| v.is_some());
+    let (events, writes): (Vec<&Final>, Vec<&Final>) =
+        writes.iter().partition(|(tree, _, _)| *tree == EVENTS_TREE);
+    let (puts, deletes): (Vec<&Final>, Vec<&Final>) =
+        events.into_iter().partition(|(_, _, v)| v.is_some());
+    if !puts.is_empty() {
+        let keys: Vec<&[u8]> = puts.iter().map(|(_, k, _)| k.as_slice()).collect();
+        let values: Vec<&[u8]> = puts
+            .iter()
+            .map(|(_, _, v)| v.as_deref().unwrap_or_default())
+            .collect();
+        pg_events::upsert(&tx, &keys, &values).await?;
+    }
+    if !deletes.is_empty() {
+        let keys: Vec<&[u8]> = deletes.iter().map(|(_, k, _)| k.as_slice()).collect();
+        pg_events::delete(&tx, &keys).await?;
+    }
+    let (puts, deletes): (Vec<&Final>, Vec<&Final>) =
+        writes.into_iter().partition(|(_, _, v)| v.is_some());
     if !puts.is_empty() {
         let trees: Vec<&str> = puts.iter().map(|(t, _, _)| *t).collect();
         let keys: Vec<&[u8]> = puts.iter().map(|(_, k, _)| k.as_slice()).collect();
@@ -360,6 +451,18 @@ async fn still_hold(
             }
         }
     }
+    let (events, records): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .partition(|(tree, _, _)| *tree == EVENTS_TREE);
+    if !events.is_empty() {
+        let keys: Vec<&[u8]> = events.iter().map(|(_, k, _)| *k).collect();
+        let values = pg_events::values(tx, &keys).await?;
+        for ((_, _, digest), value) in events.iter().zip(values) {
+            if **digest != value.as_deref().map(digest_record) {
+                return Ok(false);
+            }
+        }
+    }
     if records.is_empty() {
         return Ok(true);
     }
@@ -386,6 +489,9 @@ async fn scan(
     tree: &str,
     prefix: &[u8],
 ) -> Result<Vec<Entry>, tokio_postgres::Error> {
+    if tree == EVENTS_TREE {
+        return pg_events::scan(client, prefix).await;
+    }
     let rows = match successor(prefix) {
         Some(end) => {
             let range = client.prepare_cached(SCAN_RANGE).await?;

@@ -125,6 +125,12 @@ async fn store_from_env(config: &mut Config) -> Option<Arc<postgres::PgServer>> 
     if std::env::var("SIGNET_TEST_STORE").ok()?.as_str() != "postgres" {
         return None;
     }
+    Some(store_in_postgres(config).await)
+}
+
+/// Moves the store `init` made in `config.data` into a new database of the
+/// shared test server (X4) and points `config` at it; the server.
+async fn store_in_postgres(config: &mut Config) -> Arc<postgres::PgServer> {
     let server = postgres::PgServer::shared();
     let url = server.database();
     let (from, to) = (config.data.clone(), url.clone());
@@ -133,7 +139,7 @@ async fn store_from_env(config: &mut Config) -> Option<Arc<postgres::PgServer>> 
         .unwrap()
         .unwrap();
     config.store = url;
-    Some(server)
+    server
 }
 
 impl TestHub {
@@ -144,6 +150,12 @@ impl TestHub {
 
     /// Starts a hub after `configure` adjusts its config.
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(None, configure).await
+    }
+
+    /// Starts a hub on sled (`Some(false)`), on PostgreSQL (`Some(true)`),
+    /// or as `SIGNET_TEST_STORE` says (`None`), after `configure`.
+    pub async fn start_on(postgres: Option<bool>, configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let now = Utc::now();
@@ -158,7 +170,11 @@ impl TestHub {
             ..Config::default()
         };
         configure(&mut config);
-        let postgres = store_from_env(&mut config).await;
+        let postgres = match postgres {
+            None => store_from_env(&mut config).await,
+            Some(false) => None,
+            Some(true) => Some(store_in_postgres(&mut config).await),
+        };
         let clock = Arc::new(ManualClock(Mutex::new(now)));
         let data = config.data.clone();
         let mut state = signet_hub::serve::open(config, clock.clone()).unwrap();
@@ -321,6 +337,14 @@ impl TestHub {
                 "when": {"type": "at", "at": at.to_rfc3339()}}),
         )
         .await
+    }
+
+    /// Runs `sql` in this hub's PostgreSQL database (a hub on PostgreSQL
+    /// only); its output (unaligned, tuples only).
+    pub fn pg_sql(&self, sql: &str) -> String {
+        let server = self._postgres.as_ref().expect("a hub on PostgreSQL");
+        let db = self.state.config.store.rsplit('/').next().unwrap();
+        server.sql(db, sql)
     }
 
     /// Creates a user (as the admin) with `role` and `domain`, logs them in,
