@@ -2,7 +2,7 @@
 // nodes a master may be copied to (A2), and a device's variables (D6).
 import { describe, expect, it } from 'vitest';
 import { ApiFailure } from './api/client';
-import { copyTargets, deleteRefusal, variableProblem, variableRows, variablesBody, variablesChanged } from './manage';
+import { copyTargets, deleteRefusal, thumbnailUrl, variableProblem, variableRows, variablesBody, variablesChanged } from './manage';
 import type { Node } from './nodes.svelte';
 
 const nodes = new Map<string, Node>(
@@ -81,5 +81,13 @@ describe('device variables (D6)', () => {
     expect(variablesChanged(rows, { '1': 'a' })).toBe(false);
     rows[0]!.value = '';
     expect(variablesChanged(rows, { '1': 'a' })).toBe(true);
+  });
+});
+
+describe('thumbnailUrl (A3)', () => {
+  it('names the bytes, so a replaced file gets a new address', () => {
+    const before = thumbnailUrl({ id: 'c/1', sha256: 'aa'.repeat(32) });
+    expect(before).toBe(`/api/v1/content/c%2F1/thumbnail?v=${'a'.repeat(16)}`);
+    expect(thumbnailUrl({ id: 'c/1', sha256: 'bb'.repeat(32) })).not.toBe(before);
   });
 });

@@ -83,3 +83,12 @@ export function variablesBody(rows: VariableRow[]): { variables: Record<string, 
 export function variablesChanged(rows: VariableRow[], stored: Record<string, string> | null | undefined): boolean {
   return rows.some((r) => r.value !== (stored?.[String(r.number)] ?? ''));
 }
+
+/**
+ * An item's thumbnail address, naming the bytes it shows: the hub lets
+ * browsers keep a thumbnail an hour, so after a file is replaced the new
+ * hash makes a new address and the old picture is not shown from cache.
+ */
+export function thumbnailUrl(item: { id: string; sha256: string }): string {
+  return `/api/v1/content/${encodeURIComponent(item.id)}/thumbnail?v=${encodeURIComponent(item.sha256.slice(0, 16))}`;
+}
