@@ -2,7 +2,7 @@
 // hub (issue 19 Acceptance; started by tests/tests/console.rs): a tenant
 // admin deletes an item, a playlist and a schedule — the hub's 409 while
 // something still uses them shown in words, then each deleted in order;
-// replaces an image's file; copies a template down from a restricted node
+// replaces an image's file and renames it; copies a template down from a restricted node
 // (A2) and deletes the copy; sets a device's feed variables (D6), a bad
 // value marked before anything is sent; a root-level admin rejects a
 // pairing request (S7). Every effect is checked through the API; axe-core
@@ -151,7 +151,7 @@ describe('operator tasks without curl', () => {
       await axe(page, 'the content library after a delete');
     }));
 
-  it('A3: a tenant admin replaces an image’s file from its page; the hub stores the new bytes', () =>
+  it('A3: a tenant admin replaces an image’s file and renames it from its page; the hub stores the new bytes and name', () =>
     as(browser, FIXTURE.tenant_admin, { name: 'manage-replace' }, async (page) => {
       const sign = await uploadBytes(page, branch.id, 'Manage sign', readFileSync(FIXTURE.upload));
       const fresh = png(0x10b981, 80, 45);
@@ -172,6 +172,16 @@ describe('operator tasks without curl', () => {
       const thumb = page.getByRole('img', { name: 'Thumbnail of Manage sign' });
       assert.ok((await thumb.getAttribute('src'))?.endsWith(`?v=${now.sha256.slice(0, 16)}`), 'the thumbnail address does not name the new bytes');
       await until('the new thumbnail', () => thumb.evaluate((img) => img.complete && img.naturalWidth === 80));
+
+      // Renaming is no content change: the approval state stays.
+      const rename = page.getByRole('form', { name: 'Rename Manage sign' });
+      await rename.getByLabel('Name').fill('Manage sign, green');
+      await rename.getByRole('button', { name: 'Rename' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Manage sign, green' }).waitFor();
+      const renamed = await must(page, 'GET', `/api/v1/content/${sign.id}`);
+      assert.equal(renamed.name, 'Manage sign, green');
+      assert.equal(renamed.approval_state, now.approval_state);
+      assert.equal(renamed.sha256, now.sha256);
     }));
 
   it('A2: a tenant admin copies a template down from a restricted node and deletes the copy', () =>
