@@ -120,6 +120,7 @@ describe('operator tasks without curl', () => {
       let dialog = await confirmDelete(page, 'item');
       await dialog.getByRole('alert').filter({ hasText: '“Manage poster” is in use' }).waitFor();
       assert.match(await dialog.getByRole('alert').innerText(), /template, playlist or access group.*Remove it there first/s);
+      assert.match(await dialog.getByRole('alert').innerText(), /used by playlist “Manage loop”/, 'the refusal does not name the playlist');
       await axe(page, 'the delete dialog with the hub’s refusal');
       await screenshot(page, 'manage-delete-refused');
       await dialog.getByRole('button', { name: 'Close' }).click();
@@ -129,6 +130,7 @@ describe('operator tasks without curl', () => {
       await openPage(page, `/playlists/${encodeURIComponent(loop.id)}`, 'Playlist “Manage loop”');
       dialog = await confirmDelete(page, 'playlist');
       await dialog.getByRole('alert').filter({ hasText: 'a schedule still plays it' }).waitFor();
+      assert.match(await dialog.getByRole('alert').innerText(), /“Manage loop” is used by schedule “.*Manage branch”/, 'the refusal does not name the schedule');
       await dialog.getByRole('button', { name: 'Close' }).click();
       assert.equal((await call(page, 'GET', `/api/v1/playlists/${loop.id}`)).status, 200);
 

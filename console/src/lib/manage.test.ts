@@ -2,7 +2,7 @@
 // nodes a master may be copied to (A2), and a device's variables (D6).
 import { describe, expect, it } from 'vitest';
 import { ApiFailure } from './api/client';
-import { copyTargets, deleteRefusal, thumbnailUrl, variableProblem, variableRows, variablesBody, variablesChanged } from './manage';
+import { copyTargets, deleteRefusal, thumbnailUrl, withNames, variableProblem, variableRows, variablesBody, variablesChanged } from './manage';
 import type { Node } from './nodes.svelte';
 
 const nodes = new Map<string, Node>(
@@ -23,6 +23,14 @@ describe('deleteRefusal', () => {
     expect(text).toContain('“Menu” is in use');
     expect(text).toContain('template, playlist or access group');
     expect(text).toContain('(c-1 is still used by p-7: remove it there first)');
+  });
+
+  it('puts names in place of the ids the hub’s detail gives, where they are known', () => {
+    const e = new ApiFailure(409, 'item_in_use', 'c-1 is still used by playlist pl-12, template c-10: remove it there first');
+    const names = new Map([['c-1', 'Menu'], ['c-10', 'Lobby layout'], ['pl-12', 'Morning loop']]);
+    expect(deleteRefusal('Menu', e, names)).toContain('(“Menu” is still used by playlist “Morning loop”, template “Lobby layout”: remove it there first)');
+    expect(withNames('pl-1 and pl-12', new Map([['pl-1', 'A'], ['pl-12', 'B']]))).toBe('“A” and “B”');
+    expect(withNames('ag-9 unknown', new Map())).toBe('ag-9 unknown');
   });
 
   it('names the schedule case of a playlist', () => {

@@ -18,12 +18,22 @@ const IN_USE: Record<string, string> = {
   node_in_use: 'it still holds devices, content or child nodes',
 };
 
-/** Why deleting `name` was refused, in words (409 "still in use" said plainly, the hub's detail after it). */
-export function deleteRefusal(name: string, e: unknown): string {
+/**
+ * Why deleting `name` was refused, in words: 409 "still in use" said
+ * plainly, then the hub's detail with the ids it names replaced by the
+ * names in `names` (id → name) where known.
+ */
+export function deleteRefusal(name: string, e: unknown, names: Map<string, string> = new Map()): string {
   if (e instanceof ApiFailure && IN_USE[e.code]) {
-    return `Not deleted: “${name}” is in use — ${IN_USE[e.code]}. Remove it there first. (${e.message})`;
+    return `Not deleted: “${name}” is in use — ${IN_USE[e.code]}. Remove it there first. (${withNames(e.message, names)})`;
   }
   return `Not deleted: ${message(e)}`;
+}
+
+/** `text` with each id of `names` replaced by its name in quotes (longer ids first, so none is cut short). */
+export function withNames(text: string, names: Map<string, string>): string {
+  const ids = [...names.keys()].filter((id) => id.length > 0).sort((a, b) => b.length - a.length);
+  return ids.reduce((out, id) => out.split(id).join(`“${names.get(id) ?? id}”`), text);
 }
 
 /**
