@@ -191,7 +191,8 @@ describe('console', () => {
       const clipThumb = clip.getByRole('img', { name: 'Thumbnail of clip' });
       await until('the video thumbnail loaded', () => clipThumb.evaluate((img) => img.complete && img.naturalWidth > 0));
       assert.ok((await clipThumb.evaluate((img) => img.naturalWidth)) <= 320, 'video thumbnails are at most 320 px wide');
-      const item = page.getByRole('list', { name: 'Content items' }).getByRole('listitem').filter({ hasText: 'upload' }).first();
+      // By its name's link: every item's facts say "Uploaded", so text alone would match the newest item.
+      const item = page.getByRole('list', { name: 'Content items' }).getByRole('listitem').filter({ has: page.getByRole('link', { name: 'upload', exact: true }) }).first();
       await item.getByText('640×360').waitFor();
       const thumb = item.getByRole('img', { name: 'Thumbnail of upload' });
       await until('the thumbnail loaded', () => thumb.evaluate((img) => img.complete && img.naturalWidth > 0));

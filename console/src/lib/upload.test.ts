@@ -1,7 +1,7 @@
 // Uploads (C5): progress is reported, the CSRF header is sent, and the
 // hub's refusal comes back as its own message.
 import { afterEach, describe, expect, it } from 'vitest';
-import { itemName, precheck, upload } from './upload';
+import { itemName, precheck, replace, upload } from './upload';
 import { connectSession } from './api/client';
 
 class FakeXhr {
@@ -20,7 +20,9 @@ class FakeXhr {
   constructor() {
     FakeXhr.last = this;
   }
-  open(_m: string, url: string) {
+  method = '';
+  open(m: string, url: string) {
+    this.method = m;
     this.url = url;
   }
   setRequestHeader(k: string, v: string) {
@@ -63,6 +65,35 @@ describe('upload', () => {
     x.responseText = JSON.stringify({ error: 'unsupported_media_type', message: 'not a known media type' });
     x.onload?.();
     await expect(u.done).rejects.toMatchObject({ status: 415, code: 'unsupported_media_type', message: 'not a known media type' });
+  });
+});
+
+describe('replace (A3)', () => {
+  it("PUTs the new bytes to the item, with the CSRF header, and resolves to the item as stored now", async () => {
+    globalThis.XMLHttpRequest = FakeXhr as unknown as typeof XMLHttpRequest;
+    connectSession({ csrf: () => 'csrf-3', unauthenticated: () => {} });
+    const seen: number[] = [];
+    const u = replace(new Blob(['new']), 'c/1', (f) => seen.push(f));
+    const x = FakeXhr.last;
+    expect(x.method).toBe('PUT');
+    expect(x.url).toBe('/api/v1/content/c%2F1');
+    expect(x.headers['X-CSRF-Token']).toBe('csrf-3');
+    expect(x.headers['Content-Type']).toBe('application/octet-stream');
+    x.status = 200;
+    x.responseText = JSON.stringify({ id: 'c/1', sha256: 'ab', revision: 2 });
+    x.onload?.();
+    await expect(u.done).resolves.toMatchObject({ sha256: 'ab', revision: 2 });
+    expect(seen).toEqual([1]);
+  });
+
+  it("rejects with the hub's refusal of a template or an unknown type", async () => {
+    globalThis.XMLHttpRequest = FakeXhr as unknown as typeof XMLHttpRequest;
+    const u = replace(new Blob(['x']), 'c-1', () => {});
+    const x = FakeXhr.last;
+    x.status = 415;
+    x.responseText = JSON.stringify({ error: 'unsupported_media_type', message: 'a template is changed in the designer' });
+    x.onload?.();
+    await expect(u.done).rejects.toMatchObject({ status: 415, message: 'a template is changed in the designer' });
   });
 });
 

@@ -1,5 +1,6 @@
 // Content upload with progress (C5): the raw file as the request body
-// (`POST /api/v1/content?node=&name=`), sent with XMLHttpRequest because
+// (`POST /api/v1/content?node=&name=`, or `PUT /api/v1/content/{id}` to
+// replace an item's file), sent with XMLHttpRequest because
 // fetch reports no upload progress. The session cookie goes with it and
 // the CSRF header is added like every other write.
 import { csrfHeader, failure, ApiFailure, type Schemas } from './api/client';
@@ -21,24 +22,38 @@ export function precheck(file: { name: string; size: number }): string | null {
   return null;
 }
 
+/** A transfer under way: its outcome and a way to cancel it. */
+export interface Transfer {
+  done: Promise<ContentItem>;
+  abort: () => void;
+}
+
 /**
  * Uploads `file` to `node` as `name`; `progress` gets the fraction sent
  * (0–1). Resolves to the stored item; rejects with an ApiFailure carrying
  * the hub's refusal (type, size, pixels, permission).
  */
-export function upload(
-  file: Blob,
-  node: string,
-  name: string,
-  progress: (fraction: number) => void,
-): { done: Promise<ContentItem>; abort: () => void } {
+export function upload(file: Blob, node: string, name: string, progress: (fraction: number) => void): Transfer {
+  return send('POST', `/api/v1/content?${new URLSearchParams({ node, name })}`, file, progress);
+}
+
+/**
+ * Replaces the bytes of item `id` with `file` (`PUT /api/v1/content/{id}`,
+ * A3: new bytes are a content change), with progress as for an upload.
+ * Resolves to the item as stored now (new hash, revision and approval
+ * state; unchanged when the bytes are the same).
+ */
+export function replace(file: Blob, id: string, progress: (fraction: number) => void): Transfer {
+  return send('PUT', `/api/v1/content/${encodeURIComponent(id)}`, file, progress);
+}
+
+function send(method: 'POST' | 'PUT', url: string, file: Blob, progress: (fraction: number) => void): Transfer {
   const xhr = new XMLHttpRequest();
   const done = new Promise<ContentItem>((resolve, reject) => {
-    const q = new URLSearchParams({ node, name });
-    xhr.open('POST', `/api/v1/content?${q}`);
+    xhr.open(method, url);
     xhr.withCredentials = true;
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
-    for (const [k, v] of Object.entries(csrfHeader('POST'))) xhr.setRequestHeader(k, v);
+    for (const [k, v] of Object.entries(csrfHeader(method))) xhr.setRequestHeader(k, v);
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable && e.total > 0) progress(e.loaded / e.total);
     };
