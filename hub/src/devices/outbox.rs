@@ -407,16 +407,28 @@ async fn settle_batch(
     } else {
         (claimed, Vec::new())
     };
-    let errors = futures_util::future::join_all(send.iter().map(|e| grant_entry(hub, e))).await;
+    let errors = grant_until(hub, &send, deadline).await;
     let mut outcomes: Vec<(OutboxEntry, Option<String>, bool)> =
         Vec::with_capacity(send.len() + skip.len());
+    let mut late = Vec::new();
     for (entry, error) in send.into_iter().zip(errors) {
+        let Some(error) = error else {
+            late.push(entry);
+            continue;
+        };
         let error = error?;
         if let Some(error) = &error {
             tracing::warn!(device = %entry.device, %error, "broker access not updated; the outbox retries");
             refused.push(format!("{}: {error}", entry.device));
         }
         outcomes.push((entry, error, true));
+    }
+    for entry in late {
+        refused.push(format!(
+            "{}: broker access not confirmed in time",
+            entry.device
+        ));
+        outcomes.push((entry, None, false));
     }
     let why = if refused.is_empty() {
         "broker access not confirmed in time"
@@ -441,6 +453,32 @@ async fn settle_batch(
         .await?;
     SETTLED.notify_waiters();
     Ok((refused, busy))
+}
+
+/// Sends the changes of `entries` to the broker at once and collects
+/// each outcome (`grant_entry`'s) until `deadline`; `None` for those not
+/// answered by then (their entries stay for the worker).
+async fn grant_until(
+    hub: &Hub,
+    entries: &[OutboxEntry],
+    deadline: tokio::time::Instant,
+) -> Vec<Option<Result<Option<String>, StoreError>>> {
+    use futures_util::StreamExt as _;
+    let mut running: futures_util::stream::FuturesUnordered<_> = entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| async move { (index, grant_entry(hub, entry).await) })
+        .collect();
+    let mut outcomes: Vec<Option<Result<Option<String>, StoreError>>> =
+        std::iter::repeat_with(|| None)
+            .take(entries.len())
+            .collect();
+    while let Ok(Some((index, outcome))) = tokio::time::timeout_at(deadline, running.next()).await {
+        if let Some(slot) = outcomes.get_mut(index) {
+            *slot = Some(outcome);
+        }
+    }
+    outcomes
 }
 
 /// Sends `entry`'s change to the broker: its device's current groups (or

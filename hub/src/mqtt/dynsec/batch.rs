@@ -1,10 +1,12 @@
-//! Grants of many devices in two control messages (S7, issue 20): the
+//! Grants of many devices in a few control messages (S7, issue 20): the
 //! grants callers ask for at the same time — concurrent pairing approvals,
 //! a publication that re-grants its devices — are queued, and whoever
 //! holds the change lock next sends them together: one message reads every
-//! queued device's role and client, one makes them all hold what Signet
-//! wants. Pairing 1,000 screens then costs a few dozen control messages,
-//! not four round trips per screen one after another.
+//! queued device's role and client, and the changes follow in messages of
+//! at most [`MAX_CHANGES`] commands (mosquitto 2.0 saves its whole store
+//! after every changing command: a long message would stall the broker).
+//! Pairing 1,000 screens then costs a few hundred control messages, not
+//! four round trips per screen one after another.
 //!
 //! Owns: the grant queue of [`DynsecAdmin`] and the batch exchange. Must
 //! not: decide which rights a device has ([`super::acl`]) or what a change
@@ -32,6 +34,9 @@ use crate::mqtt::admin::BrokerAdminError;
 /// message, up to a few dozen each in the second, all well under the
 /// broker's packet limit and answered within the control timeout).
 pub(super) const MAX_BATCH: usize = 128;
+/// The most changing commands one control message carries (see
+/// `DynsecAdmin::grant_all`).
+const MAX_CHANGES: usize = 16;
 
 /// A grant waiting for a batch.
 pub(super) struct Queued {
@@ -141,52 +146,75 @@ impl DynsecAdmin {
             .zip(current.chunks_exact(2))
             .map(|(grant, held)| plan(grant, &held[0], &held[1]))
             .collect();
-        let mut changes = Vec::new();
-        let mut spans: Vec<Range<usize>> = Vec::with_capacity(plans.len());
-        for plan in &plans {
-            let start = changes.len();
-            if let Ok(commands) = plan {
-                changes.extend(commands.iter().cloned());
+        // The changes go in messages of at most MAX_CHANGES commands, each
+        // device's together: mosquitto 2.0 saves its whole store after every
+        // changing command, so a long message would hold the broker (and
+        // every client's keep-alive) for seconds at 1,000 devices.
+        let mut outcomes: Vec<Option<Result<(), BrokerAdminError>>> =
+            Vec::with_capacity(plans.len());
+        let mut message: Vec<Value> = Vec::new();
+        let mut waiting: Vec<(usize, Range<usize>)> = Vec::new();
+        let mut failed: Option<BrokerAdminError> = None;
+        for (index, plan) in plans.into_iter().enumerate() {
+            match plan {
+                Err(e) => outcomes.push(Some(Err(e))),
+                Ok(commands) if commands.is_empty() => outcomes.push(Some(Ok(()))),
+                Ok(commands) => {
+                    if !message.is_empty() && message.len() + commands.len() > MAX_CHANGES {
+                        self.send_changes(&mut message, &mut waiting, &mut outcomes, &mut failed)
+                            .await;
+                    }
+                    let start = message.len();
+                    message.extend(commands);
+                    waiting.push((index, start..message.len()));
+                    outcomes.push(None);
+                }
             }
-            spans.push(start..changes.len());
         }
-        let answers = if changes.is_empty() {
-            Vec::new()
-        } else {
-            match self.execute(changes).await {
-                Ok(answers) => answers,
-                Err(e) => {
-                    return plans
-                        .into_iter()
-                        .zip(spans)
-                        .map(|(plan, span)| {
-                            plan?;
-                            if span.is_empty() {
-                                Ok(())
-                            } else {
-                                Err(e.clone())
-                            }
-                        })
-                        .collect();
-                }
-            }
-        };
-        plans
+        self.send_changes(&mut message, &mut waiting, &mut outcomes, &mut failed)
+            .await;
+        outcomes
             .into_iter()
-            .zip(spans)
-            .map(|(plan, span)| {
-                plan?;
-                let Some(own) = answers.get(span) else {
-                    return Err(BrokerAdminError(
-                        "the broker answered fewer commands than it was sent".to_owned(),
-                    ));
-                };
-                for answer in own {
-                    answer.clone().ok()?;
-                }
-                Ok(())
-            })
+            .map(|o| o.unwrap_or_else(|| Err(lost())))
             .collect()
+    }
+
+    /// Sends `message` (the changes of the devices `waiting` names, each
+    /// with its span of commands) and records each device's outcome; after
+    /// a failed message (`failed`), the rest fail the same way unsent.
+    async fn send_changes(
+        &self,
+        message: &mut Vec<Value>,
+        waiting: &mut Vec<(usize, Range<usize>)>,
+        outcomes: &mut [Option<Result<(), BrokerAdminError>>],
+        failed: &mut Option<BrokerAdminError>,
+    ) {
+        let commands = std::mem::take(message);
+        let devices = std::mem::take(waiting);
+        if devices.is_empty() {
+            return;
+        }
+        let answers = match failed {
+            Some(e) => Err(e.clone()),
+            None => self.execute(commands).await,
+        };
+        if let Err(e) = &answers {
+            *failed = Some(e.clone());
+        }
+        for (index, span) in devices {
+            let outcome = match &answers {
+                Err(e) => Err(e.clone()),
+                Ok(answers) => match answers.get(span) {
+                    None => Err(BrokerAdminError(
+                        "the broker answered fewer commands than it was sent".to_owned(),
+                    )),
+                    Some(own) => own.iter().try_for_each(|a| a.clone().ok().map(drop)),
+                },
+            };
+            if let Some(slot) = outcomes.get_mut(index) {
+                *slot = Some(outcome);
+            }
+        }
     }
 }
 
