@@ -400,13 +400,12 @@ async fn settle_batch(
     // grants together (`mqtt::dynsec`), so a run that re-grants 1,000
     // devices costs a few control messages, not 1,000 round trips; and a
     // broker that does not answer costs one timeout, not one per device.
-    let (send, skip): (Vec<OutboxEntry>, Vec<OutboxEntry>) = if !refused.is_empty() {
-        (Vec::new(), claimed)
-    } else if tokio::time::Instant::now() >= deadline {
-        (Vec::new(), claimed)
-    } else {
-        (claimed, Vec::new())
-    };
+    let (send, skip): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+        if !refused.is_empty() || tokio::time::Instant::now() >= deadline {
+            (Vec::new(), claimed)
+        } else {
+            (claimed, Vec::new())
+        };
     let errors = grant_until(hub, &send, deadline).await;
     let mut outcomes: Vec<(OutboxEntry, Option<String>, bool)> =
         Vec::with_capacity(send.len() + skip.len());
