@@ -999,3 +999,82 @@ async fn s4_s7_device_documents_route_serves_only_the_callers_signed_documents()
         assert!(answer.omitted.is_empty());
     }
 }
+
+/// S7, U5, X1 (issue 20): approving a screen publishes its node's documents
+/// and its own assignment only, so the work of one approval does not grow
+/// with the screens already paired at that node (before, each approval
+/// re-built, checked and recorded every assignment there: O(N) each, O(N²)
+/// to pair a fleet). Counted, not timed: after each of K approvals at one
+/// node, its run considered exactly one assignment — the new device's,
+/// signed — the hub sent exactly one assignment message, its own, and the
+/// runs' progress records number K in all (not K(K+1)/2). A publish of the
+/// node afterwards still reaches every screen.
+#[tokio::test]
+async fn s7_u5_x1_an_approval_publishes_only_the_new_devices_documents() {
+    const K: usize = 12;
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    let mut devices = Vec::new();
+    for i in 0..K {
+        let (_ticket, code) = request_pairing(&hub, u8::try_from(i + 1).unwrap()).await;
+        let before = hub.publisher.messages().len();
+        let (status, body) = hub
+            .post(
+                &hub.admin,
+                &format!("/api/v1/devices/pairings/{code}/approve"),
+                json!({"node": site, "name": format!("screen {i}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let device = body["device"]["id"].as_str().unwrap().to_owned();
+        let considered: Vec<&Value> = body["publication"]["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"] == "device_assignment")
+            .collect();
+        assert_eq!(considered.len(), 1, "approval {i}: {considered:?}");
+        assert_eq!(considered[0]["subject"], device.as_str());
+        assert_eq!(considered[0]["signed"], true);
+        let assignments_sent: Vec<String> = hub.publisher.messages()[before..]
+            .iter()
+            .map(|m| m.topic.clone())
+            .filter(|t| t.ends_with("/assignment"))
+            .collect();
+        assert_eq!(
+            assignments_sent,
+            [signet_common::sync::assignment_topic(&DeviceId::from(
+                device.as_str()
+            ))],
+            "approval {i}"
+        );
+        devices.push(device);
+    }
+    let progress = hub
+        .state
+        .store
+        .scan_keys(signet_hub::publish::publications::PUBLICATION_DEVICES, "")
+        .unwrap();
+    assert_eq!(progress.len(), K, "one progress record per approval");
+    // The node's manifest went out with the first approval, and a publish
+    // of the node reaches every paired screen.
+    let (status, answer) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/publish",
+            json!({"scope": {"kind": "node", "id": site}}),
+        )
+        .await;
+    assert!(status.is_success(), "{answer}");
+    let mut reached: Vec<String> = answer["run"]["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "device_assignment")
+        .map(|d| d["subject"].as_str().unwrap().to_owned())
+        .collect();
+    reached.sort();
+    devices.sort();
+    assert_eq!(reached, devices);
+}

@@ -89,6 +89,28 @@ async fn changed(state: &AppState, caller: &Caller, c: Changed, always: bool) ->
     answer
 }
 
+/// The answer to an approval: the device's node documents and its own
+/// assignment published ([`publish::publish_new_device`]: not every other
+/// device's at the node, so pairing a fleet is O(1) per approval).
+async fn paired(state: &AppState, caller: &Caller, c: Changed) -> DeviceChanged {
+    let actor = publish::Actor::user(&caller.user, &caller.from);
+    let (node, device) = (&c.device.node, &c.device.id);
+    let (publication, publication_error) =
+        match publish::publish_new_device(state, node, device, actor).await {
+            Ok(published) => (Some(published.run), None),
+            Err(e) => {
+                tracing::warn!(%node, %device, error = %e, "publishing a paired device failed");
+                (None, Some(e.to_string()))
+            }
+        };
+    DeviceChanged {
+        device: DeviceView::from(&c.device),
+        publication,
+        publication_error,
+        broker_error: c.broker_error,
+    }
+}
+
 /// An agent asks to pair (S7): the code to show and the ticket to poll with.
 #[utoipa::path(post, path = "/api/v1/device/pairings", tag = "device",
     description = "Answers the code to show on the screen and the secret ticket to poll with.",
@@ -139,7 +161,7 @@ pub async fn approve_pairing(
     ApiJson(request): ApiJson<ApprovePairing>,
 ) -> WithStatus<DeviceChanged> {
     let approved = service::approve(&state, &caller.actor(), &code, &request).await?;
-    let answer = changed(&state, &caller, approved, true).await;
+    let answer = paired(&state, &caller, approved).await;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 

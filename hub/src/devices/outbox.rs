@@ -75,6 +75,8 @@ const LEASE: Duration = Duration::from_secs(30);
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// The worker's longest back-off.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How many devices [`reconcile_broker_access`] grants at once.
+const RECONCILE_AT_ONCE: usize = 512;
 /// How often the worker looks at the outbox when nothing woke it.
 const IDLE: Duration = Duration::from_secs(60);
 
@@ -354,9 +356,9 @@ async fn settle_one(
     }
 }
 
-/// Claims every free entry of `devices` in one transaction, sends each
-/// change to the broker in turn (until the first refusal or `deadline`),
-/// and finishes them all in one transaction: confirmed ones are deleted
+/// Claims every free entry of `devices` in one transaction, sends every
+/// change to the broker at once (none when one of them holds a refusal
+/// already, or past `deadline`), and finishes them all in one transaction: confirmed ones are deleted
 /// unless a newer change replaced them, refused and skipped ones released.
 /// Returns the refusals (`device: reason`) and the devices whose entries
 /// another applier holds.
@@ -394,32 +396,47 @@ async fn settle_batch(
             Ok::<_, StoreError>((claimed, busy, refused))
         })
         .await?;
-    let mut outcomes: Vec<(OutboxEntry, Option<String>, bool)> = Vec::with_capacity(claimed.len());
-    for entry in claimed {
-        let stop = if !refused.is_empty() {
-            Some(format!(
-                "{}: skipped after an earlier broker failure",
-                entry.device
-            ))
-        } else if tokio::time::Instant::now() >= deadline {
-            Some(format!(
-                "{}: broker access not confirmed in time",
-                entry.device
-            ))
+    // Every claimed change at once: the broker admin sends concurrent
+    // grants together (`mqtt::dynsec`), so a run that re-grants 1,000
+    // devices costs a few control messages, not 1,000 round trips; and a
+    // broker that does not answer costs one timeout, not one per device.
+    let (send, skip): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+        if !refused.is_empty() || tokio::time::Instant::now() >= deadline {
+            (Vec::new(), claimed)
         } else {
-            None
+            (claimed, Vec::new())
         };
-        if let Some(stop) = stop {
-            refused.push(stop);
-            outcomes.push((entry, None, false));
+    let errors = grant_until(hub, &send, deadline).await;
+    let mut outcomes: Vec<(OutboxEntry, Option<String>, bool)> =
+        Vec::with_capacity(send.len() + skip.len());
+    let mut late = Vec::new();
+    for (entry, error) in send.into_iter().zip(errors) {
+        let Some(error) = error else {
+            late.push(entry);
             continue;
-        }
-        let error = grant_entry(hub, &entry).await?;
+        };
+        let error = error?;
         if let Some(error) = &error {
             tracing::warn!(device = %entry.device, %error, "broker access not updated; the outbox retries");
             refused.push(format!("{}: {error}", entry.device));
         }
         outcomes.push((entry, error, true));
+    }
+    for entry in late {
+        refused.push(format!(
+            "{}: broker access not confirmed in time",
+            entry.device
+        ));
+        outcomes.push((entry, None, false));
+    }
+    let why = if refused.is_empty() {
+        "broker access not confirmed in time"
+    } else {
+        "skipped after an earlier broker failure"
+    };
+    for entry in skip {
+        refused.push(format!("{}: {why}", entry.device));
+        outcomes.push((entry, None, false));
     }
     hub.store
         .transact(|tx| {
@@ -435,6 +452,32 @@ async fn settle_batch(
         .await?;
     SETTLED.notify_waiters();
     Ok((refused, busy))
+}
+
+/// Sends the changes of `entries` to the broker at once and collects
+/// each outcome (`grant_entry`'s) until `deadline`; `None` for those not
+/// answered by then (their entries stay for the worker).
+async fn grant_until(
+    hub: &Hub,
+    entries: &[OutboxEntry],
+    deadline: tokio::time::Instant,
+) -> Vec<Option<Result<Option<String>, StoreError>>> {
+    use futures_util::StreamExt as _;
+    let mut running: futures_util::stream::FuturesUnordered<_> = entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| async move { (index, grant_entry(hub, entry).await) })
+        .collect();
+    let mut outcomes: Vec<Option<Result<Option<String>, StoreError>>> =
+        std::iter::repeat_with(|| None)
+            .take(entries.len())
+            .collect();
+    while let Ok(Some((index, outcome))) = tokio::time::timeout_at(deadline, running.next()).await {
+        if let Some(slot) = outcomes.get_mut(index) {
+            *slot = Some(outcome);
+        }
+    }
+    outcomes
 }
 
 /// Sends `entry`'s change to the broker: its device's current groups (or
@@ -566,11 +609,24 @@ pub async fn reconcile_broker_access(hub: &Hub) -> Result<usize, StoreError> {
             failed += 1;
         }
     }
-    for device in devices.iter().filter(|d| !pending.contains(d.id.as_str())) {
-        let groups = broker_groups(&hub.store, device)?;
-        if let Err(e) = hub.broker_admin.grant(&device.id, None, &groups).await {
-            tracing::warn!(device = %device.id, error = %e, "broker access not reconciled");
-            failed += 1;
+    let wanted = devices
+        .iter()
+        .filter(|d| !pending.contains(d.id.as_str()))
+        .map(|d| Ok((d.id.clone(), broker_groups(&hub.store, d)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // Many at once: the broker admin sends concurrent grants together.
+    for chunk in wanted.chunks(RECONCILE_AT_ONCE) {
+        let outcomes = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|(device, groups)| hub.broker_admin.grant(device, None, groups)),
+        )
+        .await;
+        for ((device, _), outcome) in chunk.iter().zip(outcomes) {
+            if let Err(e) = outcome {
+                tracing::warn!(device = %device, error = %e, "broker access not reconciled");
+                failed += 1;
+            }
         }
     }
     Ok(failed)

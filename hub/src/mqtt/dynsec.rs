@@ -61,6 +61,7 @@ use signet_common::ids::DeviceId;
 use tokio::task::JoinHandle;
 
 pub mod acl;
+mod batch;
 mod commands;
 mod link;
 #[cfg(test)]
@@ -133,12 +134,26 @@ pub struct DynsecAdmin {
     next_id: AtomicU64,
     /// Serializes read-modify-write changes (grant, revoke, bootstrap).
     changes: tokio::sync::Mutex<()>,
+    /// Grants waiting to be sent together (`batch`).
+    queued: Mutex<Vec<batch::Queued>>,
+    /// Control messages sent since the start (each one round trip).
+    control_messages: AtomicU64,
     /// Paired devices the broker holds no password for, set by
     /// [`Self::expect_missing_passwords`];
     /// [`BrokerAdmin::adopt`](super::admin::BrokerAdmin::adopt) fills them in.
     missing_passwords: Mutex<std::collections::HashSet<DeviceId>>,
     /// The connection task, aborted on drop.
     task: JoinHandle<()>,
+}
+
+impl DynsecAdmin {
+    /// How many control messages this admin has sent (each one round trip
+    /// to the broker): what batching saves is counted here.
+    #[must_use]
+    pub fn control_messages(&self) -> u64 {
+        self.control_messages
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Drop for DynsecAdmin {

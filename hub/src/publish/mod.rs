@@ -80,7 +80,8 @@ pub use crate::app::publisher::{
     LogPublisher, PublishFailed, Publisher, RecordingPublisher, RetainedMessage, TransientMessage,
 };
 pub use run::{
-    Published, Publishing, RepublishReport, deliver, publish, publish_group_items, republish_all,
+    Published, Publishing, RepublishReport, deliver, publish, publish_group_items,
+    publish_new_device, republish_all,
 };
 pub use runner::{LoopOptions, spawn_loop};
 pub use service::{

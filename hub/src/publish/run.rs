@@ -9,7 +9,7 @@
 //! [`super::sign`]) or which groups and devices a scope touches (see
 //! [`super::targets`]).
 
-use signet_common::ids::{AccessGroupId, DeviceId};
+use signet_common::ids::{AccessGroupId, DeviceId, NodeId};
 use signet_common::permissions::Domain;
 
 use super::sign::{ToSend, prepare};
@@ -85,6 +85,33 @@ pub async fn publish(
         },
         Some(scope.clone()),
         by,
+    )
+    .await
+}
+
+/// Publishes what a newly paired `device` at `node` needs (S7): the
+/// documents of `node` as [`publish`] of the node signs them, and the
+/// device's own assignment — not the assignment of every device attached
+/// there ([`super::targets::device_targets`]), so an approval costs the same
+/// whatever the number of screens already paired at the node. The run's
+/// scope is the node; its record lists the one assignment it considered.
+///
+/// # Errors
+/// [`PublishError`]; then nothing was stored or published.
+pub async fn publish_new_device(
+    state: &Hub,
+    node: &NodeId,
+    device: &DeviceId,
+    by: impl Into<Publishing>,
+) -> Result<Published, PublishError> {
+    run_targets(
+        state,
+        |tx| {
+            let (tree, nodes) = load_tree_in(tx)?;
+            super::targets::device_targets(tx, &tree, &nodes, node, device)
+        },
+        Some(GroupRef::Node(node.clone())),
+        by.into(),
     )
     .await
 }

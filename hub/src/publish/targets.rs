@@ -40,22 +40,7 @@ pub fn targets_of(
     let attached = crate::tenancy::attached_devices_in(store)?;
     match scope {
         GroupRef::Node(node) => {
-            if !tree.contains(node) {
-                return Err(PublishError::UnknownGroup(scope.clone()));
-            }
-            let mut groups: Vec<GroupRef> = nodes
-                .iter()
-                .filter(|n| tree.is_within(&n.id, node))
-                .map(|n| GroupRef::Node(n.id.clone()))
-                .collect();
-            let access: Vec<AccessGroup> = store.scan(GROUPS, "")?;
-            groups.extend(
-                access
-                    .into_iter()
-                    .filter(|g| tree.is_within(&g.node, node))
-                    .map(|g| GroupRef::AccessGroup(g.id)),
-            );
-            groups.sort();
+            let groups = node_groups(store, tree, nodes, node)?;
             let devices = attached
                 .into_iter()
                 .filter(|(_, at)| tree.is_within(at, node))
@@ -92,6 +77,62 @@ pub fn targets_of(
             })
         }
     }
+}
+
+/// The groups a publish of `node` signs: the nodes of its subtree and the
+/// access groups living at them, sorted.
+fn node_groups(
+    store: &mut Tx,
+    tree: &NodeTree,
+    nodes: &[crate::tenancy::Node],
+    node: &NodeId,
+) -> Result<Vec<GroupRef>, PublishError> {
+    if !tree.contains(node) {
+        return Err(PublishError::UnknownGroup(GroupRef::Node(node.clone())));
+    }
+    let mut groups: Vec<GroupRef> = nodes
+        .iter()
+        .filter(|n| tree.is_within(&n.id, node))
+        .map(|n| GroupRef::Node(n.id.clone()))
+        .collect();
+    let access: Vec<AccessGroup> = store.scan(GROUPS, "")?;
+    groups.extend(
+        access
+            .into_iter()
+            .filter(|g| tree.is_within(&g.node, node))
+            .map(|g| GroupRef::AccessGroup(g.id)),
+    );
+    groups.sort();
+    Ok(groups)
+}
+
+/// What a newly attached `device` at `node` needs (S7, issue 20): the
+/// groups a publish of `node` signs, and its own assignment only — not
+/// the assignment of every other device there, so that pairing N screens
+/// at one node costs O(1) each, not O(N). One point read of its
+/// attachment (no device when it was detached meanwhile), so concurrent
+/// approvals at one node do not conflict.
+///
+/// # Errors
+/// [`PublishError::UnknownGroup`] when `node` does not exist; store errors.
+pub fn device_targets(
+    store: &mut Tx,
+    tree: &NodeTree,
+    nodes: &[crate::tenancy::Node],
+    node: &NodeId,
+    device: &DeviceId,
+) -> Result<Targets, PublishError> {
+    let groups = node_groups(store, tree, nodes, node)?;
+    let attached = store.contains(crate::tenancy::NODE_DEVICES, &format!("{node}/{device}"))?;
+    Ok(Targets {
+        scope_node: node.clone(),
+        groups,
+        devices: if attached {
+            vec![(device.clone(), node.clone())]
+        } else {
+            Vec::new()
+        },
+    })
 }
 
 /// Why a user may not publish a scope.

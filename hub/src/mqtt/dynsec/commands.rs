@@ -68,52 +68,7 @@ impl DynsecAdmin {
         let [current] = self
             .execute_n([json!({"command": "getRole", "rolename": name})])
             .await?;
-        if current.not_found() {
-            let acls: Vec<Value> = wanted.iter().map(Acl::to_json).collect();
-            let [created] = self
-                .execute_n([json!({"command": "createRole", "rolename": name, "acls": acls})])
-                .await?;
-            created.ok()?;
-            return Ok(());
-        }
-        let current = current.ok()?;
-        let held = current
-            .data
-            .as_ref()
-            .and_then(|d| d.pointer("/role/acls"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut changes = Vec::new();
-        let mut kept = BTreeSet::new();
-        for acl in &held {
-            let (Some(acl_type), Some(topic)) = (
-                acl.get("acltype").and_then(Value::as_str),
-                acl.get("topic").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            let allow = acl.get("allow").and_then(Value::as_bool).unwrap_or(false);
-            let matching = wanted
-                .iter()
-                .find(|w| w.acl_type == acl_type && w.topic == topic);
-            match matching {
-                Some(w) if allow => {
-                    kept.insert(w.clone());
-                }
-                _ => changes.push(json!({"command": "removeRoleACL", "rolename": name,
-                    "acltype": acl_type, "topic": topic})),
-            }
-        }
-        for acl in wanted.difference(&kept) {
-            let mut add = acl.to_json();
-            if let Value::Object(fields) = &mut add {
-                fields.insert("command".to_owned(), json!("addRoleACL"));
-                fields.insert("rolename".to_owned(), json!(name));
-            }
-            changes.push(add);
-        }
-        self.apply(changes).await
+        self.apply(role_changes(name, wanted, current)?).await
     }
 
     /// Makes client `user` exist with `role` (and `password` when given),
@@ -130,65 +85,41 @@ impl DynsecAdmin {
         let [current] = self
             .execute_n([json!({"command": "getClient", "username": user})])
             .await?;
-        if current.not_found() {
-            let mut create = json!({"command": "createClient", "username": user,
-                "roles": [{"rolename": role, "priority": 0}]});
-            if let Value::Object(fields) = &mut create {
-                if let Some(password) = password {
-                    fields.insert("password".to_owned(), json!(password));
-                }
-                if let Some(clientid) = clientid {
-                    fields.insert("clientid".to_owned(), json!(clientid));
-                }
+        let current = if user == self.admin_user && !current.not_found() {
+            let current = current.ok()?;
+            if !has_role(&current, role) {
+                return self.give_admin_role(user, role).await;
             }
-            let [created] = self.execute_n([create]).await?;
-            created.ok()?;
-            return Ok(());
-        }
-        let current = current.ok()?;
-        let holds_role = has_role(&current, role);
-        let pinned = current
-            .data
-            .as_ref()
-            .and_then(|d| d.pointer("/client/clientid"))
-            .and_then(Value::as_str);
-        if !holds_role && user == self.admin_user {
-            // Mosquitto disconnects a client whose roles change: for our own
-            // user that is this very session, and the answer may be lost
-            // with it. Look again once reconnected.
-            let added = self
-                .execute(vec![json!({"command": "addClientRole", "username": user,
-                    "rolename": role, "priority": 0})])
-                .await;
-            if let Ok(answers) = added {
-                for answer in answers {
-                    answer.ok()?;
-                }
+            current
+        } else {
+            current
+        };
+        self.apply(client_changes(user, password, role, clientid, current)?)
+            .await
+    }
+
+    /// Gives the admin user `role`. Mosquitto disconnects a client whose
+    /// roles change: for our own user that is this very session, and the
+    /// answer may be lost with it. Look again once reconnected.
+    async fn give_admin_role(&self, user: &str, role: &str) -> Result<(), BrokerAdminError> {
+        let added = self
+            .execute(vec![json!({"command": "addClientRole", "username": user,
+                "rolename": role, "priority": 0})])
+            .await;
+        if let Ok(answers) = added {
+            for answer in answers {
+                answer.ok()?;
             }
-            let [again] = self
-                .execute_n([json!({"command": "getClient", "username": user})])
-                .await?;
-            if !has_role(&again.ok()?, role) {
-                return Err(BrokerAdminError(format!(
-                    "the broker did not give {user} the role {role}"
-                )));
-            }
-            return Ok(());
         }
-        let mut changes = Vec::new();
-        if !holds_role {
-            changes.push(json!({"command": "addClientRole", "username": user,
-                "rolename": role, "priority": 0}));
+        let [again] = self
+            .execute_n([json!({"command": "getClient", "username": user})])
+            .await?;
+        if !has_role(&again.ok()?, role) {
+            return Err(BrokerAdminError(format!(
+                "the broker did not give {user} the role {role}"
+            )));
         }
-        if let Some(password) = password {
-            changes.push(json!({"command": "setClientPassword", "username": user,
-                "password": password}));
-        }
-        if let Some(clientid) = clientid.filter(|id| pinned != Some(*id)) {
-            changes.push(json!({"command": "setClientId", "username": user,
-                "clientid": clientid}));
-        }
-        self.apply(changes).await
+        Ok(())
     }
 
     async fn grant_now(
@@ -210,12 +141,17 @@ impl DynsecAdmin {
         if let Some(password) = password {
             check_password(password)?;
         }
-        let _change = self.changes.lock().await;
-        let role = device_role(device);
-        // The role first: the client gets its rights the moment it exists.
-        self.ensure_role(&role, &device_acls(device, groups))
-            .await?;
-        self.ensure_client(device.as_str(), password, &role, Some(device.as_str()))
+        if device.as_str() == self.admin_user {
+            // Not batched: a change of its roles ends this very session.
+            let _change = self.changes.lock().await;
+            let role = device_role(device);
+            self.ensure_role(&role, &device_acls(device, groups))
+                .await?;
+            return self
+                .ensure_client(device.as_str(), password, &role, Some(device.as_str()))
+                .await;
+        }
+        self.grant_batched(device, password, device_acls(device, groups))
             .await
     }
 
@@ -392,4 +328,105 @@ fn client_has_role(client: &Value, role: &str) -> bool {
                 .iter()
                 .any(|r| r.get("rolename").and_then(Value::as_str) == Some(role))
         })
+}
+
+/// What makes role `name` hold exactly `wanted`, given the plugin's answer
+/// to `getRole` (`current`): its creation, or the removal of what it holds
+/// beyond `wanted` and the addition of what it lacks (none: nothing).
+pub(super) fn role_changes(
+    name: &str,
+    wanted: &BTreeSet<Acl>,
+    current: Response,
+) -> Result<Vec<Value>, BrokerAdminError> {
+    if current.not_found() {
+        let acls: Vec<Value> = wanted.iter().map(Acl::to_json).collect();
+        return Ok(vec![
+            json!({"command": "createRole", "rolename": name, "acls": acls}),
+        ]);
+    }
+    let current = current.ok()?;
+    let held = current
+        .data
+        .as_ref()
+        .and_then(|d| d.pointer("/role/acls"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut changes = Vec::new();
+    let mut kept = BTreeSet::new();
+    for acl in &held {
+        let (Some(acl_type), Some(topic)) = (
+            acl.get("acltype").and_then(Value::as_str),
+            acl.get("topic").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let allow = acl.get("allow").and_then(Value::as_bool).unwrap_or(false);
+        let matching = wanted
+            .iter()
+            .find(|w| w.acl_type == acl_type && w.topic == topic);
+        match matching {
+            Some(w) if allow => {
+                kept.insert(w.clone());
+            }
+            _ => changes.push(json!({"command": "removeRoleACL", "rolename": name,
+                "acltype": acl_type, "topic": topic})),
+        }
+    }
+    for acl in wanted.difference(&kept) {
+        let mut add = acl.to_json();
+        if let Value::Object(fields) = &mut add {
+            fields.insert("command".to_owned(), json!("addRoleACL"));
+            fields.insert("rolename".to_owned(), json!(name));
+        }
+        changes.push(add);
+    }
+    Ok(changes)
+}
+
+/// What makes client `user` exist with `role` (and `password` when given),
+/// pinned to `clientid` when given, given the plugin's answer to
+/// `getClient` (`current`): its creation, or the role, password and pin
+/// it lacks (none: nothing). Not for the admin user's own role (see
+/// `DynsecAdmin::give_admin_role`).
+pub(super) fn client_changes(
+    user: &str,
+    password: Option<&str>,
+    role: &str,
+    clientid: Option<&str>,
+    current: Response,
+) -> Result<Vec<Value>, BrokerAdminError> {
+    if current.not_found() {
+        let mut create = json!({"command": "createClient", "username": user,
+            "roles": [{"rolename": role, "priority": 0}]});
+        if let Value::Object(fields) = &mut create {
+            if let Some(password) = password {
+                fields.insert("password".to_owned(), json!(password));
+            }
+            if let Some(clientid) = clientid {
+                fields.insert("clientid".to_owned(), json!(clientid));
+            }
+        }
+        return Ok(vec![create]);
+    }
+    let current = current.ok()?;
+    let pinned = current
+        .data
+        .as_ref()
+        .and_then(|d| d.pointer("/client/clientid"))
+        .and_then(Value::as_str);
+    let mut changes = Vec::new();
+    if !has_role(&current, role) {
+        changes.push(json!({"command": "addClientRole", "username": user,
+            "rolename": role, "priority": 0}));
+    }
+    if let Some(password) = password {
+        changes.push(json!({"command": "setClientPassword", "username": user,
+            "password": password}));
+    }
+    if let Some(clientid) = clientid.filter(|id| pinned != Some(*id)) {
+        changes.push(json!({"command": "setClientId", "username": user,
+            "clientid": clientid}));
+    }
+    Ok(changes)
 }

@@ -187,6 +187,8 @@ impl DynsecAdmin {
             admin_user: settings.username,
             next_id: AtomicU64::new(1),
             changes: tokio::sync::Mutex::new(()),
+            queued: Mutex::new(Vec::new()),
+            control_messages: AtomicU64::new(0),
             missing_passwords: Mutex::new(std::collections::HashSet::new()),
             task,
         })
@@ -233,6 +235,7 @@ impl DynsecAdmin {
     ) -> Result<Vec<Response>, BrokerAdminError> {
         let payload = serde_json::to_vec(&json!({"commands": commands}))
             .map_err(|e| BrokerAdminError(e.to_string()))?;
+        self.control_messages.fetch_add(1, Ordering::Relaxed);
         let late = || {
             BrokerAdminError(format!(
                 "no answer from the broker at {} within {:?}",
