@@ -49,8 +49,9 @@
 //! | 4 | old | 11.6 | 282 | 1,944 | 58 |
 //! | 5 | new | 23.3 | 625 | 1,098 | 44 |
 //!
-//! Run 3 shared its ingest phase with another bench's hub answering
-//! device-view polls on the same cores; run 5 had perf (99 Hz) attached
+//! Runs 2 and 3 shared their ingest phase with another bench's hub
+//! answering device-view polls on the same cores (a stuck 100-device,
+//! 20-round run of this bench); run 5 had perf (99 Hz) attached
 //! and two niced builds beside it. So new is about 2–3× old on both
 //! measures (1.7–3.0× msgs/s, 1.8–2.9× CPU per message), not the 10×
 //! issue 17 asks. Pairing 1,000 devices took 516–615 s (new) and
