@@ -28,21 +28,42 @@
 //! through the API, [`DEVICES_PER_SITE`] to a site, each step retried — is
 //! timed apart from ingest.
 //!
-//! Figures on the 2-core shared dev machine, dev profile, one run each:
-//! before batched ingest 349 msgs/s (5010 in 14.37 s); after 810 msgs/s
-//! (5010 in 6.18 s). With 8 sessions building at once (load 15–18), on
-//! 2026-12-03: the hub of 1db1fd0 149 msgs/s (5010 in 33.5 s; pairing 1,000
-//! devices took 1,492 s); this branch (checks off the inbox task, the
-//! fleet's device look-up by point reads) 619 msgs/s (5010 in 8.1 s;
-//! pairing 771 s), run right after it at load 6–10: 4.2× that figure, not
-//! the 10× issue 17 asks, and the two runs did not share the same load.
+//! Besides msgs/s it prints the hub's CPU time (utime + stime of its own
+//! threads, `/proc/<pid>/stat`, children excluded) per 1,000 messages over
+//! the ingest phase, the managed broker's apart, and how many times it
+//! polled the device view (those polls are in the hub's CPU too): on a
+//! shared machine msgs/s follows the load, CPU per message much less so
+//! (though a slower hub commits smaller batches, so it is not immune).
 //!
-//! Where the time goes (perf, this branch's parent at 1,000 devices): the
-//! Ed25519 check (ring at opt-level 0 in the dev profile) ~22 % of the
-//! hub's CPU, ran on the inbox task alone; the publication progress of each
-//! state (`publish::publications::note_device_state_in`, a prefix scan plus
-//! its re-check at commit) ~23 %; re-checking the batch's reads at commit
-//! ~13 %; the bench's own polls of the device view ~9 %.
+//! Figures, 2026-12-04, 2-core shared machine with ~6 sessions building
+//! (load 11–23), dev profile, 1,000 devices, 5 rounds (5,010 messages),
+//! `SIGNET_BENCH_DEVICES=1000 SIGNET_BENCH_HUB_BIN=<hub> cargo bench
+//! --profile dev -p signet-tests --bench fleet_ingest`, run back to back
+//! in this order (new = this branch, ring at opt-level 3; old = 1db1fd0):
+//!
+//! | run | hub | load (1 min) at start | msgs/s | hub CPU ms / 1,000 msgs | broker |
+//! |---|---|---|---|---|---|
+//! | 1 | new | 20.3 | 888 | 749 | 38 |
+//! | 2 | old | 11.3 | 293 | 2,144 | 64 |
+//! | 3 | new | 14.8 | 500 | 1,186 | 48 |
+//! | 4 | old | 11.6 | 282 | 1,944 | 58 |
+//! | 5 | new | 23.3 | 625 | 1,098 | 44 |
+//!
+//! Runs 2 and 3 shared their ingest phase with another bench's hub
+//! answering device-view polls on the same cores (a stuck 100-device,
+//! 20-round run of this bench); run 5 had perf (99 Hz) attached
+//! and two niced builds beside it. So new is about 2–3× old on both
+//! measures (1.7–3.0× msgs/s, 1.8–2.9× CPU per message), not the 10×
+//! issue 17 asks. Pairing 1,000 devices took 516–615 s (new) and
+//! 527–654 s (old) at that load.
+//!
+//! Where the new hub's ingest CPU goes (run 5, `perf record -e cpu-clock`
+//! on the hub over the ingest phase; no hardware counters on this VM):
+//! Ed25519 and SHA-256 in ring ~7 % now that ring is built at opt-level 3
+//! (~22 % at opt-level 0 by this header's earlier profile); JSON (serde_json) ~10 %; malloc and memcpy ~9 %;
+//! sled ~4 %; the kernel ~15 %; and ~43 % in unoptimised generic code of
+//! core, alloc and std (iterators, slices, atomics) — the dev profile
+//! itself, which no single hot path fixes.
 
 #![allow(clippy::unwrap_used)] // bench code: a failed unwrap is a failed run
 
@@ -270,6 +291,48 @@ async fn until_acked(acked: &AtomicU64, count: u64) {
     }
 }
 
+/// CPU time (user + system) the process `pid` has used so far, its own
+/// threads only: fields 14 and 15 of `/proc/<pid>/stat`, which leave out
+/// its children (the hub's managed broker is measured apart).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/stat: {e}"));
+    // The command name (field 2) may hold spaces: count fields after it.
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime field 15.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(u64_as_f64(ticks) / u64_as_f64(clock_ticks()))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux's usual
+/// configurations when getconf is missing).
+fn clock_ticks() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+#[allow(clippy::cast_precision_loss)] // figures to print
+fn u64_as_f64(n: u64) -> f64 {
+    n as f64
+}
+
+/// The managed broker's pid: `{data}/broker/mosquitto.pid`, which the hub
+/// writes once it started it.
+fn broker_pid(hub: &Hub) -> u32 {
+    let file = hub.data.join("broker").join("mosquitto.pid");
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// The `cache_bytes` the hub shows for `device`.
 async fn shown(hub: &Hub, device: &DeviceId) -> Option<u64> {
     let (status, view) = hub
@@ -349,6 +412,9 @@ async fn main() {
     }
 
     let mut sent = acked.load(Ordering::Relaxed);
+    let (hub_pid, broker_pid) = (hub.process.pid(), broker_pid(&hub));
+    let mut polls = 0_u64;
+    let (hub_cpu, broker_cpu) = (cpu_time(hub_pid), cpu_time(broker_pid));
     let started = Instant::now();
     for (chunk_index, payloads, sentinel, sentinel_marker) in plan {
         let chunk = &devices[chunk_index * CHUNK..];
@@ -360,6 +426,7 @@ async fn main() {
         publish(&chunk[0], sentinel).await;
         sent += 1;
         loop {
+            polls += 1;
             if shown(&hub, &chunk[0].id).await == Some(sentinel_marker) {
                 break;
             }
@@ -379,6 +446,8 @@ async fn main() {
         }
     }
     let took = started.elapsed();
+    let hub_cpu = cpu_time(hub_pid) - hub_cpu;
+    let broker_cpu = cpu_time(broker_pid) - broker_cpu;
     assert_eq!(
         failures.load(Ordering::Relaxed),
         0,
@@ -403,10 +472,16 @@ async fn main() {
     if hub_log.is_some() {
         println!("{}", hub.process.output().join("\n"));
     }
-    #[allow(clippy::cast_precision_loss)] // a figure to print
-    let rate = messages as f64 / took.as_secs_f64();
+    let rate = u64_as_f64(messages) / took.as_secs_f64();
+    let per_thousand = |cpu: Duration| cpu.as_secs_f64() * 1e6 / u64_as_f64(messages);
     println!(
         "fleet ingest: {messages} signed state messages from {count} devices in {took:?}: \
          {rate:.0} msgs/s (managed broker, {rounds} rounds)"
+    );
+    println!(
+        "fleet ingest CPU: hub {:.1} ms per 1,000 messages ({hub_cpu:?} in all), broker \
+         {:.1} ms per 1,000 ({broker_cpu:?}); {polls} polls of the device view",
+        per_thousand(hub_cpu),
+        per_thousand(broker_cpu)
     );
 }

@@ -4,6 +4,13 @@
 //! each run and the median; run with `cargo bench -p signet-tests --bench
 //! sync_latency` after `cargo build --workspace --bins`;
 //! `SIGNET_BENCH_HUB_BIN` runs another build of the hub (`signet_tests::hub_binary`).
+//!
+//! Issue 17 (2026-12-04, dev profile, load 7–15, one run of each build back
+//! to back, `cargo bench --profile dev -p signet-tests --bench sync_latency`
+//! in each worktree): the build of 1db1fd0 (its own hub, agent and harness)
+//! median 964 ms, max 990 ms; this branch median 992 ms, max 1,041 ms (an
+//! earlier run at load 13: 990 ms). The harness of this branch adds devices
+//! by a route the old hub lacks, so the old build runs its own harness.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed measurement
 
