@@ -112,7 +112,7 @@ describe('item pages', () => {
       await dialog.getByLabel('Message (optional)').fill('Have a look');
       await dialog.getByRole('button', { name: 'Make link' }).click();
       await dialog.getByText('mailed to 1 address').waitFor();
-      const link = await dialog.getByLabel('Share link').inputValue();
+      const link = await dialog.getByRole('textbox', { name: 'Share link' }).inputValue();
       assert.match(link, /\/api\/v1\/shared\/[^/]+$/);
       await dialog.getByRole('button', { name: 'Copy link' }).click();
       await dialog.getByRole('status').filter({ hasText: 'Copied.' }).waitFor();
