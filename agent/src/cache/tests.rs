@@ -115,6 +115,36 @@ fn d9_reverify_path_handles_blobs_and_strays() {
     assert!(elsewhere.exists());
 }
 
+/// D9, A8: the race behind a flaky end-to-end test, in order. A file
+/// changed in place is seen first by the player's play-time check (inside
+/// the watcher's 200 ms debounce): it goes to the verification queue,
+/// whose hash quarantines it — the daemon reports that outcome in the same
+/// words as the watcher's. The watcher's change, handed on late, finds the
+/// file gone (`Absent`) and quarantines nothing twice.
+#[test]
+fn d9_a_change_the_player_sees_before_the_watcher_is_quarantined_once() {
+    let (_dir, _store, cache) = setup(1 << 20);
+    let sha = put(&cache, b"played bytes");
+    let path = cache.blob_path(&sha);
+    fs::write(&path, b"tampered!!!!").unwrap();
+
+    assert!(cache.open_verified(&sha).is_none(), "the player refuses it");
+    assert!(cache.awaits_verification(&sha));
+    assert_eq!(
+        cache.verify_next().unwrap(),
+        Some((sha, Reverified::Quarantined))
+    );
+    assert_eq!(quarantined(&cache).len(), 1);
+    assert!(!path.exists() && !cache.contains(&sha));
+
+    assert_eq!(
+        cache.reverify_path(&path).unwrap(),
+        Some((sha, Reverified::Absent))
+    );
+    assert_eq!(quarantined(&cache).len(), 1, "quarantined once");
+    assert!(!cache.awaits_verification(&sha) && !cache.contains(&sha));
+}
+
 /// Hashes every blob waiting for verification.
 fn verify_all(cache: &Cache) -> Vec<(Sha256, Reverified)> {
     let mut outcomes = Vec::new();

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use signet_common::clock::TrustedClock;
+use signet_common::digest::Sha256;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -518,20 +519,7 @@ impl Changes {
         let cache = self.cache.clone();
         let shown = path.display().to_string();
         match tokio::task::spawn_blocking(move || cache.reverify_path(&path)).await {
-            Ok(Ok(Some((sha256, Reverified::Quarantined)))) => {
-                tracing::warn!(
-                    %sha256,
-                    "cached file changed on disk and no longer matches its hash: quarantined, not played, fetching it again (D9)"
-                );
-                self.cache_changed.notify_one();
-                self.content_wake.notify_one();
-            }
-            Ok(Ok(Some((sha256, Reverified::Absent)))) => {
-                tracing::warn!(%sha256, "cached file disappeared: fetching it again (D9)");
-                self.cache_changed.notify_one();
-                self.content_wake.notify_one();
-            }
-            Ok(Ok(Some((_, Reverified::Intact)))) => self.cache_changed.notify_one(),
+            Ok(Ok(Some((sha256, outcome)))) => self.hashed(sha256, outcome),
             Ok(Ok(None)) => {}
             Ok(Err(error)) => {
                 tracing::error!(path = %shown, %error, "could not verify a changed cache file")
@@ -540,19 +528,34 @@ impl Changes {
         }
     }
 
+    /// Reports what hashing `sha256` again found (D9, A8), in the same
+    /// words whichever path hashed it: the watcher's change, or the
+    /// verification queue — which also takes a file the player's play-time
+    /// check saw change first (within the watcher's debounce; the watcher's
+    /// own change then finds the file already gone) and the files waiting
+    /// after a start.
+    fn hashed(&self, sha256: Sha256, outcome: Reverified) {
+        match outcome {
+            Reverified::Intact => {}
+            Reverified::Quarantined => tracing::warn!(
+                %sha256,
+                "cached file changed on disk and no longer matches its hash: quarantined, not played, fetching it again (D9)"
+            ),
+            Reverified::Absent => {
+                tracing::warn!(%sha256, "cached file disappeared: fetching it again (D9)");
+            }
+        }
+        self.cache_changed.notify_one();
+        if outcome != Reverified::Intact {
+            self.content_wake.notify_one();
+        }
+    }
+
     /// Hashes the next cached file waiting for verification (A8, D9).
     async fn verify_next(&self) {
         let cache = self.cache.clone();
         match tokio::task::spawn_blocking(move || cache.verify_next()).await {
-            Ok(Ok(Some((_, Reverified::Intact)))) => self.cache_changed.notify_one(),
-            Ok(Ok(Some((sha256, Reverified::Quarantined | Reverified::Absent)))) => {
-                tracing::warn!(
-                    %sha256,
-                    "cached file did not hash to its name: not played, fetching it again (A8, D9)"
-                );
-                self.cache_changed.notify_one();
-                self.content_wake.notify_one();
-            }
+            Ok(Ok(Some((sha256, outcome)))) => self.hashed(sha256, outcome),
             Ok(Ok(None)) => {}
             Ok(Err(error)) => {
                 tracing::error!(%error, "could not verify a cached file; it is not played and is fetched again");
