@@ -13,7 +13,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { BASE, FIXTURE, as, axe, launch, screenshot, until } from './support.mjs';
+import { BASE, FIXTURE, as, axe, call, launch, screenshot, until } from './support.mjs';
 
 let browser;
 /** The video item the tests act on. */
@@ -24,23 +24,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-/** Calls the hub's JSON API from the page, with the session's CSRF token; answers {status, body}. */
-async function call(page, method, path, body) {
-  return page.evaluate(
-    async ([method, path, body]) => {
-      const csrf = decodeURIComponent(document.cookie.split('; ').find((c) => c.startsWith('signet_csrf='))?.slice(12) ?? '');
-      const r = await fetch(path, {
-        method,
-        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    [method, path, body],
-  );
-}
 
 /** Uploads the fixture's video (or `file`) to `node` as `name` from the page; answers the item. */
 async function uploadVideo(page, node, name, file = FIXTURE.video) {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { deflateSync, crc32 } from 'node:zlib';
-import { BASE, FIXTURE, as, axe, launch, screenshot, until } from './support.mjs';
+import { BASE, FIXTURE, as, axe, call, launch, screenshot, until } from './support.mjs';
 
 let browser;
 /** The nodes the tests make under Acme: a restricted one and a plain one below it. */
@@ -24,23 +24,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-/** Calls the hub's JSON API from the page, with the session's CSRF token; answers {status, body}. */
-async function call(page, method, path, body) {
-  return page.evaluate(
-    async ([method, path, body]) => {
-      const csrf = decodeURIComponent(document.cookie.split('; ').find((c) => c.startsWith('signet_csrf='))?.slice(12) ?? '');
-      const r = await fetch(path, {
-        method,
-        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    [method, path, body],
-  );
-}
 
 /** Like `call`, failing unless the hub answers 2xx; answers the body. */
 async function must(page, method, path, body) {

@@ -142,3 +142,20 @@ export async function as(browser, user, { path = '/fleet', phone = false, name }
     await context.close();
   }
 }
+
+/** Calls the hub's JSON API from the page, with the session's CSRF token; answers {status, body}. */
+export async function call(page, method, path, body) {
+  return page.evaluate(
+    async ([method, path, body]) => {
+      const csrf = decodeURIComponent(document.cookie.split('; ').find((c) => c.startsWith('signet_csrf='))?.slice(12) ?? '');
+      const r = await fetch(path, {
+        method,
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    },
+    [method, path, body],
+  );
+}
