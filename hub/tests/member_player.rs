@@ -79,6 +79,19 @@ async fn setup_with(
     (hub, group, item, member, token)
 }
 
+/// The thumbnail of `item` as the content library serves it to the admin.
+async fn library_thumbnail(hub: &TestHub, item: &str) -> axum::body::Bytes {
+    let library = hub
+        .client
+        .get(format!("{}/api/v1/content/{item}/thumbnail", hub.base))
+        .bearer_auth(&hub.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(library.status(), StatusCode::OK);
+    library.bytes().await.unwrap()
+}
+
 /// Registers a browser named `name` as `token`.
 async fn register(hub: &TestHub, token: &str, name: &str) -> (StatusCode, Value) {
     hub.post(token, "/api/v1/my/devices", json!({"name": name}))
@@ -358,15 +371,7 @@ async fn m6_c5_my_content_lists_each_item_with_a_signed_thumbnail_url() {
     assert_eq!(served.status(), StatusCode::OK);
     assert_eq!(served.headers()[header::CONTENT_TYPE], "image/png");
     let bytes = served.bytes().await.unwrap();
-    let library = hub
-        .client
-        .get(format!("{}/api/v1/content/{item}/thumbnail", hub.base))
-        .bearer_auth(&hub.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(library.status(), StatusCode::OK);
-    assert_eq!(bytes, library.bytes().await.unwrap());
+    assert_eq!(bytes, library_thumbnail(&hub, &item).await);
 
     let tampered = url.replace("signature=", "signature=0");
     let r = fetch(&hub, &tampered, None).await;
@@ -401,13 +406,5 @@ async fn m6_x5_member_thumbnails_come_from_the_shared_directory() {
     let served = fetch(&hub, &url, None).await;
     assert_eq!(served.status(), StatusCode::OK);
     let bytes = served.bytes().await.unwrap();
-    let library = hub
-        .client
-        .get(format!("{}/api/v1/content/{item}/thumbnail", hub.base))
-        .bearer_auth(&hub.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(library.status(), StatusCode::OK);
-    assert_eq!(bytes, library.bytes().await.unwrap());
+    assert_eq!(bytes, library_thumbnail(&hub, &item).await);
 }
