@@ -67,7 +67,7 @@ export async function login(page, user, path = '/fleet') {
   await page.getByLabel('Name').fill(user.name);
   await page.getByLabel('Password').fill(user.password);
   await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('button', { name: 'Log out' }).waitFor();
+  await page.getByRole('button', { name: 'Log out', exact: true }).waitFor();
 }
 
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');

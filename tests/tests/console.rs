@@ -74,7 +74,14 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
     let sink = std::sync::Arc::new(smtp::SmtpSink::start().await);
     let mail_dir = dir.path().join("mail");
     std::fs::create_dir_all(&mail_dir).unwrap();
-    tokio::spawn(write_mails(std::sync::Arc::clone(&sink), mail_dir.clone()));
+    // While the file SIGNET_E2E_SMTP_REFUSE exists the listener refuses
+    // every recipient (a mail fails, to be retried from the outbox, A5).
+    let refuse = dir.path().join("smtp-refuse");
+    tokio::spawn(write_mails(
+        std::sync::Arc::clone(&sink),
+        mail_dir.clone(),
+        refuse.clone(),
+    ));
     let (listen, listener) = signet_tests::free_port();
     drop(listener);
     let (listen, public_url) = (listen.to_string(), format!("http://{listen}"));
@@ -272,6 +279,7 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         ("SIGNET_E2E_FIXTURE", fixture_path.display().to_string()),
         ("SIGNET_E2E_SCREENS", screens.display().to_string()),
         ("SIGNET_E2E_MAIL_DIR", mail_dir.display().to_string()),
+        ("SIGNET_E2E_SMTP_REFUSE", refuse.display().to_string()),
     ];
     if std::env::var_os("SIGNET_CONSOLE_DOCS_SCREENSHOT").is_some() {
         env.push(("SIGNET_E2E_FLEET_PNG", docs_png.display().to_string()));
@@ -327,10 +335,22 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
 }
 
 /// Writes each message `sink` accepts to `dir` as `{n}.eml` (its DATA), in
-/// the order received, until the test ends.
-async fn write_mails(sink: std::sync::Arc<smtp::SmtpSink>, dir: PathBuf) {
+/// the order received, until the test ends; has `sink` refuse every
+/// recipient while the file `refuse` exists, and says which it does in
+/// `refuse` + `.state` (`refusing` or `accepting`) once it does.
+async fn write_mails(sink: std::sync::Arc<smtp::SmtpSink>, dir: PathBuf, refuse: PathBuf) {
     let mut written = 0;
+    let state = refuse.with_extension("state");
+    let mut refusing = None;
     loop {
+        let now = refuse.exists();
+        if refusing != Some(now) {
+            sink.refuse_all(now);
+            let part = refuse.with_extension("part");
+            std::fs::write(&part, if now { "refusing" } else { "accepting" }).unwrap();
+            std::fs::rename(&part, &state).unwrap();
+            refusing = Some(now);
+        }
         let received = sink.received();
         for (n, mail) in received.iter().enumerate().skip(written) {
             let part = dir.join(format!("{n}.part"));

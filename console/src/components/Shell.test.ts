@@ -8,8 +8,9 @@ import { tree, type Node } from '../lib/nodes.svelte';
 
 const children = createRawSnippet(() => ({ render: () => '<p>page</p>' }));
 
-function as(role: string): void {
+function as(role: string, permissions: string[] = []): void {
   session.user = { id: 'u', name: 'ann', role, domain: ['acme'] } as User;
+  session.permissions = permissions;
   session.status = 'active';
   tree.byId = new Map([
     ['root', { id: 'root', parent: null, name: 'Root', leaf: false } as Node],
@@ -29,6 +30,21 @@ describe('Shell', () => {
     expect(links).not.toContain('Approvals');
     expect(screen.getByText('Acme', { selector: '.tenant' })).toBeTruthy();
     expect(screen.getByRole('button', { name: 'Log out' })).toBeTruthy();
+  });
+
+  it('P4, A6: shows Approvals to a Viewer whom a permission group grants approve_content', () => {
+    as('viewer', ['comment.view', 'approve_content']);
+    render(Shell, { children });
+    const links = screen.getAllByRole('link').map((a) => a.textContent);
+    expect(links).toContain('Approvals');
+    expect(links).not.toContain('Pair a screen');
+    expect(links).not.toContain('Feedback');
+  });
+
+  it('shows a Viewer holding other permissions no Approvals', () => {
+    as('viewer', ['comment.view', 'publish']);
+    render(Shell, { children });
+    expect(screen.getAllByRole('link').map((a) => a.textContent)).not.toContain('Approvals');
   });
 
   it('shows a Manager every page, and the nodes as the work context', () => {

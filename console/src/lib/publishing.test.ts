@@ -1,6 +1,7 @@
 // Publication progress per device (C8, U4).
 import { describe, expect, it } from 'vitest';
-import { progressOf, type Run } from './publishing';
+import { progressOf, zonedToUtc, nodeZone, type Run } from './publishing';
+import type { Node } from './nodes.svelte';
 import type { FleetDevice } from './fleet';
 
 const run = {
@@ -44,5 +45,32 @@ describe('progressOf', () => {
       { kind: 'device_assignment', subject: 'd-1', activated_version: 1, accepted_version: 1, status: 'not_received' },
     ]);
     expect(progressOf(run, d)).toMatchObject({ state: 'refused', reason: 'bad signature' });
+  });
+});
+
+describe('zonedToUtc and nodeZone (U5: a deferred publish at the screens’ wall-clock time)', () => {
+  it('reads a datetime-local value in the node’s zone, summer and winter', () => {
+    expect(zonedToUtc('2027-07-01T08:30', 'Europe/Berlin')).toBe('2027-07-01T06:30:00.000Z');
+    expect(zonedToUtc('2027-01-15T08:30', 'Europe/Berlin')).toBe('2027-01-15T07:30:00.000Z');
+    expect(zonedToUtc('2027-01-15T08:30', 'America/New_York')).toBe('2027-01-15T13:30:00.000Z');
+    expect(zonedToUtc('2027-01-15T23:45', 'Asia/Kolkata')).toBe('2027-01-15T18:15:00.000Z');
+    expect(zonedToUtc('2027-01-15T08:30', 'UTC')).toBe('2027-01-15T08:30:00.000Z');
+  });
+
+  it('takes the later side of a spring-forward gap, and refuses nonsense', () => {
+    // 02:30 does not exist in Berlin on 2027-03-28; 03:30 CEST is 01:30 UTC.
+    expect(zonedToUtc('2027-03-28T02:30', 'Europe/Berlin')).toBe('2027-03-28T01:30:00.000Z');
+    expect(zonedToUtc('2027-01-15 08:30', 'UTC')).toBeNull();
+    expect(zonedToUtc('2027-01-15T08:30', 'Mars/Olympus')).toBeNull();
+  });
+
+  it('finds the nearest zone up the tree, UTC when none is set', () => {
+    const nodes = new Map<string, Node>([
+      ['root', { id: 'root', parent: null, name: 'Root', leaf: false } as Node],
+      ['acme', { id: 'acme', parent: 'root', name: 'Acme', leaf: false, time_zone: 'Europe/Berlin' } as Node],
+      ['lobby', { id: 'lobby', parent: 'acme', name: 'Lobby', leaf: true } as Node],
+    ]);
+    expect(nodeZone(nodes, 'lobby')).toBe('Europe/Berlin');
+    expect(nodeZone(nodes, 'root')).toBe('UTC');
   });
 });

@@ -55,3 +55,53 @@ export function progressOf(run: Run, d: FleetDevice): DeviceProgress {
   }
   return worst;
 }
+
+/** How far `zone`'s wall clock is ahead of UTC at the instant `utcMs`, in ms. */
+function zoneOffsetMs(zone: string, utcMs: number): number {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: zone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).formatToParts(new Date(utcMs));
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
+  return Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second')) - utcMs;
+}
+
+/**
+ * The instant (ISO 8601, UTC) at which the wall clock in the IANA time zone
+ * `zone` reads `local` (`YYYY-MM-DDTHH:MM`, as a datetime-local field gives
+ * it) — a deferred publish "at 08:00" means 08:00 where the screens are
+ * (U5). In a gap (clocks put forward) the later side is taken. `null` for
+ * a malformed time or an unknown zone.
+ */
+export function zonedToUtc(local: string, zone: string): string | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(local.trim());
+  if (!m) return null;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]));
+  if (!Number.isFinite(wall)) return null;
+  try {
+    let instant = wall - zoneOffsetMs(zone, wall);
+    instant = wall - zoneOffsetMs(zone, instant);
+    return new Date(instant).toISOString();
+  } catch {
+    return null;
+  }
+}
+
+/** The time zone of `node` (its own or the nearest ancestor's, T2), or UTC, the hub's default. */
+export function nodeZone(nodes: Map<string, Node>, node: string): string {
+  const seen = new Set<string>();
+  let at: string | null | undefined = node;
+  while (at && !seen.has(at)) {
+    seen.add(at);
+    const n = nodes.get(at);
+    if (n?.time_zone) return n.time_zone;
+    at = n?.parent;
+  }
+  return 'UTC';
+}

@@ -4,7 +4,8 @@
 // also sets it as a readable cookie, used after a reload).
 //
 // Owns: log in, log out, restore on load, expiry (at `expires_at`, or on
-// any 401). Must not: write any token to localStorage or sessionStorage.
+// any 401), the user's own effective permissions (P4, for what the menu
+// offers). Must not: write any token to localStorage or sessionStorage.
 import { api, ok, connectSession, readCookie, ApiFailure, type Schemas } from './api/client';
 
 /** A user as the hub shows it. */
@@ -31,6 +32,8 @@ class SessionState {
   user = $state<User | null>(null);
   /** When the hub ends it. */
   expiresAt = $state<Date | null>(null);
+  /** The user's effective permissions (P4: role defaults and groups), as the hub computes them. */
+  permissions = $state<readonly string[]>([]);
   /** The CSRF token for writes (memory only). */
   csrf: string | null = null;
   /** The timer that marks it expired at `expiresAt`. */
@@ -56,9 +59,31 @@ function begin(user: User, expiresAt: string, csrf: string): void {
   session.timer = setTimeout(expire, Math.max(ms, 0));
 }
 
+/** Whether the logged-in user holds `permission` (P4), by role default or through a permission group. */
+export function holds(permission: string): boolean {
+  return session.permissions.includes(permission);
+}
+
+/**
+ * Reads the user's own effective permissions (`GET /api/v1/users/{id}/permissions`,
+ * allowed for oneself). Unreadable, they are the empty list: the hub still
+ * authorizes every call, the menu merely offers less.
+ */
+async function loadPermissions(): Promise<void> {
+  const id = session.user?.id;
+  if (!id) return;
+  try {
+    const view = await ok(api.GET('/api/v1/users/{id}/permissions', { params: { path: { id } } }));
+    if (session.user?.id === id) session.permissions = view.effective;
+  } catch {
+    if (session.user?.id === id) session.permissions = [];
+  }
+}
+
 function clear(status: SessionStatus): void {
   if (session.timer) clearTimeout(session.timer);
   session.timer = null;
+  session.permissions = [];
   session.user = null;
   session.csrf = null;
   session.expiresAt = null;
@@ -70,6 +95,7 @@ export async function restore(): Promise<void> {
   try {
     const s = await ok(api.GET('/api/v1/session'));
     begin(s.user, s.expires_at, s.csrf_token);
+    await loadPermissions();
   } catch (e) {
     // The hub unreachable for a moment ends nothing; a 401 has already
     // marked an active session expired (the client's 401 hook); on a page
@@ -83,6 +109,7 @@ export async function restore(): Promise<void> {
 export async function login(name: string, password: string): Promise<void> {
   const s = await ok(api.POST('/api/v1/session', { body: { name, password } }));
   begin(s.user, s.expires_at, s.csrf_token);
+  await loadPermissions();
 }
 
 /** Logs out (the hub clears both cookies); the page shows the login form. */

@@ -16,7 +16,7 @@ const calls = vi.hoisted(() => {
 });
 
 import { api, ok } from './api/client';
-import { login, logout, restore, session } from './session.svelte';
+import { holds, login, logout, restore, session } from './session.svelte';
 
 const user = {
   id: 'u-1',
@@ -58,6 +58,34 @@ describe('session', () => {
     expect(write.headers.get('x-csrf-token')).toBe('csrf-1');
     expect(session.status).toBe('anonymous');
     expect(session.csrf).toBeNull();
+  });
+
+  it('P4: logging in reads the user’s own effective permissions; a group’s approve_content counts; logout forgets them', async () => {
+    const expires = new Date(Date.now() + 3600_000).toISOString();
+    const viewer = { ...user, id: 'u-2', name: 'vera', role: 'viewer' };
+    calls.answers['POST /api/v1/session'] = json({ token: 'tok', expires_at: expires, user: viewer, csrf_token: 'csrf-2' });
+    calls.answers['GET /api/v1/users/u-2/permissions'] = json({
+      user: 'u-2', role: 'viewer', role_defaults: ['comment.view'], hidden_groups: 0,
+      groups: [{ id: 'pg-1', name: 'Reviewers', node: 'n-root', direct: true, permissions: ['approve_content'] }],
+      effective: ['comment.view', 'approve_content'],
+    });
+    calls.answers['DELETE /api/v1/session'] = () => new Response(null, { status: 204 });
+    await login('vera', 'pw');
+    expect(calls.log.map((c) => `${c.method} ${c.path}`)).toContain('GET /api/v1/users/u-2/permissions');
+    expect(holds('approve_content')).toBe(true);
+    expect(holds('publish')).toBe(false);
+    await logout();
+    expect(holds('approve_content')).toBe(false);
+  });
+
+  it('P4: permissions the hub will not show leave the session logged in, holding none', async () => {
+    const expires = new Date(Date.now() + 3600_000).toISOString();
+    calls.answers['POST /api/v1/session'] = json({ token: 'tok', expires_at: expires, user, csrf_token: 'csrf-3' });
+    calls.answers['DELETE /api/v1/session'] = () => new Response(null, { status: 204 });
+    await login('admin', 'pw');
+    expect(session.status).toBe('active');
+    expect(session.permissions).toEqual([]);
+    await logout();
   });
 
   it('a refused login throws the hub message and stays logged out', async () => {

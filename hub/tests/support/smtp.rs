@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,11 +42,13 @@ impl Received {
 
 /// A strict little SMTP server: greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET,
 /// NOOP, QUIT, in order, every line ending in CRLF. Recipients containing
-/// `reject` get a permanent 550. Serves one connection at a time, each for
+/// `reject` get a permanent 550, and so does every recipient while
+/// [`SmtpSink::refuse_all`] is on. Serves one connection at a time, each for
 /// at most 10 s; stops when dropped.
 pub struct SmtpSink {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    refusing: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -65,17 +68,26 @@ impl SmtpSink {
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&received);
+        let refusing = Arc::new(AtomicBool::new(false));
+        let refuse = Arc::clone(&refusing);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let session = serve_smtp(stream, Arc::clone(&sink));
+                let session = serve_smtp(stream, Arc::clone(&sink), Arc::clone(&refuse));
                 let _ = tokio::time::timeout(Duration::from_secs(10), session).await;
             }
         });
         Self {
             addr,
             received,
+            refusing,
             task,
         }
+    }
+
+    /// While `on`, every recipient gets a permanent 550 (a mail server
+    /// refusing for a while, so a message fails and is retried later).
+    pub fn refuse_all(&self, on: bool) {
+        self.refusing.store(on, Ordering::SeqCst);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -83,7 +95,11 @@ impl SmtpSink {
     }
 }
 
-async fn serve_smtp(stream: tokio::net::TcpStream, sink: Arc<Mutex<Vec<Received>>>) {
+async fn serve_smtp(
+    stream: tokio::net::TcpStream,
+    sink: Arc<Mutex<Vec<Received>>>,
+    refusing: Arc<AtomicBool>,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     if !reply(&mut write, "220 sink.test ESMTP ready\r\n").await {
@@ -128,6 +144,9 @@ async fn serve_smtp(stream: tokio::net::TcpStream, sink: Arc<Mutex<Vec<Received>
             "RCPT" if from.is_none() => "503 5.5.1 MAIL first\r\n",
             "RCPT" => match path_of(command, "RCPT TO:") {
                 Some(path) if path.contains("reject") => "550 5.1.1 no such user here\r\n",
+                Some(_) if refusing.load(Ordering::SeqCst) => {
+                    "550 5.7.1 refusing all mail for now\r\n"
+                }
                 Some(path) => {
                     to.push(path);
                     "250 2.1.5 ok\r\n"
