@@ -3,13 +3,15 @@
 // tests/tests/console.rs (issue 19 Acceptance), the way an operator does
 // it, and its effect checked through the API: own password and sessions
 // (S8); moving a node, a refused and a done delete (T1, T2, T4) and a
-// node's time zone; disabling and deleting users (T3, S8); a deferred and
+// node's time zone and strict feeds (A4); ending a user's sessions,
+// disabling and deleting users (T3, S8); a deferred and
 // a daily publish stored at the node's wall-clock time, then cancelled
 // (U5, C8); alert thresholds (U4); retrying a failed mail that the real
 // SMTP listener then receives (A5); device commands reaching a real screen
-// (C4, D8); device members of an access group in bulk (L4, L5); moving and
-// unpairing a device (C4); the Approvals menu for a Viewer whom a
-// permission group grants approve_content (A6, P4). axe-core runs on every
+// (C4, D8); device members of an access group in bulk, one member's end
+// date, slot and removal (L4, L5); moving and unpairing a device (C4); the
+// Approvals menu for a Viewer whom a permission group grants
+// approve_content, and the group's delete (A6, P4, P2). axe-core runs on every
 // page; each test saves its final page under SIGNET_E2E_SCREENS.
 //
 // Screens paired here are simulated (their own Ed25519 keys, as an agent
@@ -167,7 +169,7 @@ describe('the operator tasks that were manual', () => {
     }
   });
 
-  it('T1, T2, T4: a tenant admin sets a node’s time zone, moves a node, sees a refused delete in words and deletes the emptied node', async () => {
+  it('T1, T2, T4, A4: a tenant admin sets a node’s time zone and strict feeds, moves a node, sees a refused delete in words and deletes the emptied node', async () => {
     const acme = FIXTURE.tenants.acme.id;
     nodes.east = await must('POST', '/api/v1/nodes', { parent: acme, name: 'Tasks east' });
     nodes.west = await must('POST', '/api/v1/nodes', { parent: acme, name: 'Tasks west' });
@@ -180,9 +182,11 @@ describe('the operator tasks that were manual', () => {
       await tree.getByRole('button', { name: 'Tasks east', exact: true }).click();
       await page.getByRole('heading', { level: 2, name: 'Tasks east' }).waitFor();
       await page.getByLabel('Time zone (empty: inherited)').fill('Europe/Berlin');
+      await page.getByLabel('Strict feeds (a feed-URL change needs approval again)').check();
       await page.getByRole('button', { name: 'Save node' }).click();
       await page.getByRole('status').filter({ hasText: 'Saved “Tasks east”' }).waitFor();
-      assert.equal((await must('GET', `/api/v1/nodes/${nodes.east.id}`)).time_zone, 'Europe/Berlin');
+      const east = await must('GET', `/api/v1/nodes/${nodes.east.id}`);
+      assert.deepEqual({ zone: east.time_zone, strict: east.strict_feeds }, { zone: 'Europe/Berlin', strict: true });
 
       // Move the kiosk from east to west (T4).
       await tree.getByRole('button', { name: 'Tasks kiosk', exact: true }).click();
@@ -231,12 +235,25 @@ describe('the operator tasks that were manual', () => {
     });
   });
 
-  it('T3, S8: a tenant admin disables a user, whose login is then refused, and deletes another', async () => {
+  it('T3, S8: a tenant admin sets a user’s password, ends their sessions, disables the user, whose login is then refused, and deletes another', async () => {
     const leaving = await makeUser('tasks-leaving');
     const gone = await makeUser('tasks-gone');
-    assert.equal((await session(leaving)).status, 200);
     await as(browser, FIXTURE.tenant_admin, { name: 'tasks-users', path: `/admin/users/${leaving.id}` }, async (page) => {
       await page.getByRole('heading', { level: 1, name: leaving.name }).waitFor();
+      // A password set for them (S8): the new one logs in, the old one no more.
+      const reset = page.getByRole('region', { name: 'Reset password' });
+      const fresh = 'tasks-leaving-set-by-admin';
+      await reset.getByLabel('New password (12+ characters)').fill(fresh);
+      await reset.getByLabel('Again').fill(fresh);
+      await reset.getByRole('button', { name: 'Set password' }).click();
+      await page.getByRole('status').filter({ hasText: 'The new password is set.' }).waitFor();
+      assert.equal((await session(leaving)).status, 401, 'the old password still logs in');
+      leaving.password = fresh;
+      const theirs = await token(leaving);
+      // Every session of theirs ended (S8).
+      await page.getByRole('button', { name: 'End every session' }).click();
+      await page.getByRole('status').filter({ hasText: 'Every session of this user has ended.' }).waitFor();
+      assert.equal((await api('GET', '/api/v1/session', undefined, theirs)).status, 401, 'their session still works');
       await page.getByLabel('Disabled').check();
       await page.getByRole('button', { name: 'Save user' }).click();
       await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
@@ -377,7 +394,7 @@ describe('the operator tasks that were manual', () => {
     });
   });
 
-  it('L4, L5: a tenant admin adds and removes device members of an access group in bulk, by node and name', async () => {
+  it('L4, L5: a tenant admin adds and removes device members of an access group in bulk, by node and name; sets one’s end date, gives up its slot, removes it', async () => {
     const west = nodes.west.id;
     const a = await simulatedScreen(west, 'Tasks sim A');
     const b = await simulatedScreen(west, 'Tasks sim B');
@@ -412,6 +429,24 @@ describe('the operator tasks that were manual', () => {
       await page.getByRole('status').filter({ hasText: 'Removed 1 device in one change' }).first().waitFor();
       assert.deepEqual(await members(), [b.id]);
       await screenshot(page, 'tasks-bulk-members');
+
+      // One member's end date, its device slot given up, then removed (L4, L5).
+      const member = async () => (await must('GET', `/api/v1/access-groups/${group.id}/members`)).find((m) => m.member.device_id === b.id);
+      const row = page.getByRole('table', { name: 'Members' }).getByRole('row').filter({ hasText: 'Tasks sim B' });
+      await row.getByRole('button', { name: 'End date of Tasks sim B' }).click();
+      const dialog = page.getByRole('dialog', { name: 'End date of Tasks sim B' });
+      await dialog.getByLabel('End date (empty: none)').fill('2031-01-31T12:00');
+      await dialog.getByRole('button', { name: 'Save end date' }).click();
+      await page.getByRole('status').filter({ hasText: 'End date saved.' }).first().waitFor();
+      assert.ok((await member()).end_date?.startsWith('2031-01-31'), 'the end date is not stored');
+      await row.getByRole('button', { name: 'Deactivate' }).click();
+      await page.getByRole('status').filter({ hasText: 'Device deactivated' }).first().waitFor();
+      assert.equal((await member()).active, false, 'the device still holds a slot');
+      await row.getByRole('button', { name: 'Remove Tasks sim B' }).click();
+      await page.getByRole('status').filter({ hasText: 'Member removed' }).first().waitFor();
+      const removed = await member();
+      assert.ok(!removed || removed.removed_at, 'the member is not removed');
+      assert.deepEqual(await members(), [], 'a device member is left');
     });
   });
 
@@ -437,7 +472,7 @@ describe('the operator tasks that were manual', () => {
     for (const s of sims.splice(0)) if (s.id !== sim.id) await must('DELETE', `/api/v1/devices/${s.id}`);
   });
 
-  it('A6, P4: a Viewer whom a permission group grants approve_content finds Approvals in the menu; a plain Viewer does not', async () => {
+  it('A6, P4, P2: a Viewer whom a permission group grants approve_content finds Approvals in the menu, a plain Viewer does not; the group is deleted', async () => {
     const reviewer = await makeUser('tasks-reviewer');
     const group = await must('POST', '/api/v1/permission-groups', { node: FIXTURE.tenants.acme.id, name: 'Tasks reviewers', permissions: ['approve_content'] });
     await must('POST', `/api/v1/permission-groups/${group.id}/members/users`, { user: reviewer.id });
@@ -451,6 +486,15 @@ describe('the operator tasks that were manual', () => {
     });
     await as(browser, FIXTURE.viewer, { name: 'tasks-viewer' }, async (page) => {
       assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Approvals' }).count(), 0, 'a plain Viewer is offered Approvals');
+    });
+    // The group goes (P2): its grant with it.
+    await as(browser, FIXTURE.tenant_admin, { name: 'tasks-group-deleted', path: `/admin/permission-groups/${group.id}` }, async (page) => {
+      await page.getByRole('heading', { level: 1, name: 'Tasks reviewers' }).waitFor();
+      await page.getByRole('button', { name: 'Delete group…' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Delete group', exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: 'Permission groups' }).waitFor();
+      assert.equal((await api('GET', `/api/v1/permission-groups/${group.id}`)).status, 404, 'the group is still there');
+      assert.ok(!(await must('GET', `/api/v1/users/${reviewer.id}/permissions`)).effective.includes('approve_content'), 'the grant outlived its group');
     });
   });
 });
