@@ -300,6 +300,7 @@ describe('the operator tasks that were manual', () => {
       assert.deepEqual({ time: daily.schedule.time.slice(0, 5), zone: daily.schedule.time_zone }, { time: '06:15', zone: 'Europe/Berlin' });
       const next = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(daily.next_run));
       assert.equal(next, '06:15', `the daily job next runs at ${daily.next_run}`);
+      await page.getByRole('cell', { name: 'Daily at 06:15 (Europe/Berlin)', exact: true }).waitFor();
       await screenshot(page, 'tasks-publishing-scheduled');
 
       for (const j of [once, daily]) {
