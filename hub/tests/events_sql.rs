@@ -16,12 +16,9 @@ mod support;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use signet_common::ids::{AccessGroupId, DeviceId, UserId};
-use signet_common::license::Membership;
+use signet_common::ids::{DeviceId, UserId};
 use signet_common::sync::{EventBatch, PlayEvent};
-use signet_hub::access_groups::{
-    MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
-};
+use signet_hub::access_groups::MemberRef;
 use signet_hub::app::Clock as _;
 use signet_hub::fleet::{self, events};
 use signet_hub::store::WriteBatch;
@@ -42,26 +39,6 @@ impl Named {
         }
         text
     }
-}
-
-fn member(batch: &mut WriteBatch, hub: &TestHub, group: &str, member: MemberRef) {
-    let group = AccessGroupId::from(group);
-    let record = Member {
-        group: group.clone(),
-        member: member.clone(),
-        membership: Membership::joined(hub.clock.now() - TimeDelta::days(30)),
-        display_name: None,
-        source: MemberSource::Operator {
-            by: UserId::from("test"),
-        },
-        active: true,
-    };
-    batch
-        .put(MEMBERS, &member_key(&group, &member), &record)
-        .unwrap();
-    batch
-        .put(MEMBER_GROUPS, &member_index_key(&group, &member), &group)
-        .unwrap();
 }
 
 async fn access_group(hub: &TestHub, node: &str, name: &str) -> String {
@@ -132,17 +109,19 @@ async fn scenario(postgres: bool) -> (TestHub, Named, String) {
     support::paired_in(&mut batch, &north, "d-n1", "s");
     support::paired_in(&mut batch, &north, "d-n2", "s");
     support::paired_in(&mut batch, &south, "d-s", "s");
-    member(
+    support::put_member(
         &mut batch,
         &hub,
         &g,
         MemberRef::user(&UserId::from(licensee.as_str())),
+        TimeDelta::days(30),
     );
-    member(
+    support::put_member(
         &mut batch,
         &hub,
         &h,
         MemberRef::user(&UserId::from(other.as_str())),
+        TimeDelta::days(30),
     );
     hub.state.store.apply(batch).await.unwrap();
 

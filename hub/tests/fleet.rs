@@ -17,15 +17,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use signet_common::digest::Sha256;
-use signet_common::ids::{AccessGroupId, DeviceId, ItemId, UserId};
-use signet_common::license::Membership;
+use signet_common::ids::{DeviceId, ItemId, UserId};
 use signet_common::sync::{
     AppliedDocument, DeviceState, EventBatch, NowPlaying, PendingActivation, PlayEvent,
     RefusedDocument,
 };
-use signet_hub::access_groups::{
-    MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
-};
+use signet_hub::access_groups::MemberRef;
 use signet_hub::app::{Clock as _, Hub};
 use signet_hub::config::Config;
 use signet_hub::fleet::alerts::{self, AlertOptions, Webhook, WebhookOptions};
@@ -64,36 +61,17 @@ async fn attach(hub: &TestHub, node: &str, device: &str, group: Option<&str>) {
     let mut batch = WriteBatch::new();
     support::paired_in(&mut batch, node, device, "fleet-secret");
     if let Some(group) = group {
-        add_member(
+        support::put_member(
             &mut batch,
             hub,
             group,
             MemberRef::Device {
                 device_id: DeviceId::from(device),
             },
+            TimeDelta::hours(1),
         );
     }
     hub.state.store.apply(batch).await.unwrap();
-}
-
-fn add_member(batch: &mut WriteBatch, hub: &TestHub, group: &str, member: MemberRef) {
-    let group = AccessGroupId::from(group);
-    let record = Member {
-        group: group.clone(),
-        member: member.clone(),
-        membership: Membership::joined(hub.clock.now() - TimeDelta::hours(1)),
-        display_name: None,
-        source: MemberSource::Operator {
-            by: UserId::from("test"),
-        },
-        active: true,
-    };
-    batch
-        .put(MEMBERS, &member_key(&group, &member), &record)
-        .unwrap();
-    batch
-        .put(MEMBER_GROUPS, &member_index_key(&group, &member), &group)
-        .unwrap();
 }
 
 async fn publish_node(hub: &TestHub, node: &str) {
@@ -868,11 +846,12 @@ async fn u3_l8_usage_reports_filter_and_download_as_csv() {
     attach(&hub, &south, "d-s", None).await;
     let (user, _) = hub.user("licensee", "viewer", &[&tenant]).await;
     let mut batch = WriteBatch::new();
-    add_member(
+    support::put_member(
         &mut batch,
         &hub,
         &group,
         MemberRef::user(&UserId::from(user.as_str())),
+        TimeDelta::hours(1),
     );
     hub.state.store.apply(batch).await.unwrap();
 

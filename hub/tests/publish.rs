@@ -16,11 +16,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use signet_common::approval::ApprovalState;
 use signet_common::envelope::DocumentKind;
-use signet_common::ids::{AccessGroupId, DeviceId, UserId};
-use signet_common::license::Membership;
-use signet_hub::access_groups::{
-    MEMBER_GROUPS, MEMBERS, Member, MemberRef, MemberSource, member_index_key, member_key,
-};
+use signet_common::ids::DeviceId;
+use signet_hub::access_groups::{MEMBERS, Member, MemberRef};
 use signet_hub::app::Clock as _;
 use signet_hub::config::Config;
 use signet_hub::publish::{
@@ -113,26 +110,15 @@ async fn attach_device(hub: &TestHub, node: &str, device: &str, group: Option<&s
         .put(NODE_DEVICES, &format!("{node}/{device}"), &json!({}))
         .unwrap();
     if let Some(group) = group {
-        let group = AccessGroupId::from(group);
-        let member = MemberRef::Device {
-            device_id: DeviceId::from(device),
-        };
-        let record = Member {
-            group: group.clone(),
-            member: member.clone(),
-            membership: Membership::joined(hub.clock.now() - TimeDelta::hours(1)),
-            display_name: None,
-            source: MemberSource::Operator {
-                by: UserId::from("test"),
+        support::put_member(
+            &mut batch,
+            hub,
+            group,
+            MemberRef::Device {
+                device_id: DeviceId::from(device),
             },
-            active: true,
-        };
-        batch
-            .put(MEMBERS, &member_key(&group, &member), &record)
-            .unwrap();
-        batch
-            .put(MEMBER_GROUPS, &member_index_key(&group, &member), &group)
-            .unwrap();
+            TimeDelta::hours(1),
+        );
     }
     hub.state.store.apply(batch).await.unwrap();
 }

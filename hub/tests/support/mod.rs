@@ -505,3 +505,35 @@ pub fn gst_file(dir: &std::path::Path, name: &str, pipeline: &str) -> Vec<u8> {
     assert!(status.success(), "gst-launch-1.0 {pipeline}");
     std::fs::read(path).unwrap()
 }
+
+/// Adds to `batch` an active, operator-made membership of `member` in
+/// `group` that began `joined_ago` before the hub's clock, with its group
+/// index entry: what the access-group service writes when a member is added.
+pub fn put_member(
+    batch: &mut signet_hub::store::WriteBatch,
+    hub: &TestHub,
+    group: &str,
+    member: signet_hub::access_groups::MemberRef,
+    joined_ago: TimeDelta,
+) {
+    use signet_hub::access_groups::{
+        MEMBER_GROUPS, MEMBERS, Member, MemberSource, member_index_key, member_key,
+    };
+    let group = signet_common::ids::AccessGroupId::from(group);
+    let record = Member {
+        group: group.clone(),
+        member: member.clone(),
+        membership: signet_common::license::Membership::joined(hub.clock.now() - joined_ago),
+        display_name: None,
+        source: MemberSource::Operator {
+            by: signet_common::ids::UserId::from("test"),
+        },
+        active: true,
+    };
+    batch
+        .put(MEMBERS, &member_key(&group, &member), &record)
+        .unwrap();
+    batch
+        .put(MEMBER_GROUPS, &member_index_key(&group, &member), &group)
+        .unwrap();
+}
