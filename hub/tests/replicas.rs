@@ -167,9 +167,18 @@ impl Cluster {
         );
         let keys_b = dir.path().join("data-hub-b").join("keys");
         std::fs::create_dir_all(&keys_b).unwrap();
-        for entry in std::fs::read_dir(data_a.join("keys")).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), keys_b.join(entry.file_name())).unwrap();
+        // The keys directory, with its trust history (S2), as an operator copies it.
+        let mut dirs = vec![(data_a.join("keys"), keys_b.clone())];
+        while let Some((from, to)) = dirs.pop() {
+            std::fs::create_dir_all(&to).unwrap();
+            for entry in std::fs::read_dir(&from).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    dirs.push((entry.path(), to.join(entry.file_name())));
+                } else {
+                    std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+                }
+            }
         }
         std::fs::create_dir_all(dir.path().join("shared")).unwrap();
         Self {
