@@ -1,5 +1,6 @@
 //! The `signet-hub` binary: `init`, `serve`, `demo` (DESIGN §6),
-//! `migrate` (a sled store into PostgreSQL, X4), `openapi` (the API's
+//! `keys rotate-signing` and `keys rotate-root` (S2), `migrate` (a sled
+//! store into PostgreSQL, X4), `openapi` (the API's
 //! document, for the console's types, C1) and the hidden `dev-seed-fleet` (a fake fleet for the console's bench, C3).
 
 use std::io::IsTerminal as _;
@@ -26,6 +27,13 @@ enum Command {
         /// The data directory to create.
         #[arg(long)]
         data: PathBuf,
+    },
+    /// Rotate the hub's keys (S2); a running hub picks the new files up
+    /// within seconds, devices need no re-pairing.
+    Keys {
+        /// Which key.
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Run the hub.
     Serve {
@@ -79,6 +87,38 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// A new online signing key, certified by the offline root in trust
+    /// version N+1; the keys it replaces stay valid for the overlap.
+    RotateSigning {
+        /// The hub's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The offline root private key (PKCS#8); read, never stored.
+        #[arg(long)]
+        root_key: PathBuf,
+        /// How long documents signed by the previous key stay valid
+        /// (e.g. 30m, 24h, 7d).
+        #[arg(long, default_value = "24h", value_parser = signet_hub::keys::rotate::parse_overlap)]
+        overlap: chrono::TimeDelta,
+    },
+    /// A new root key pair: trust version N+1 signed by the old root
+    /// carries it; keys/root.pub becomes the new root.
+    RotateRoot {
+        /// The hub's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The current (old) offline root private key (PKCS#8).
+        #[arg(long)]
+        root_key: PathBuf,
+        /// Where to write the new root private key (mode 0600; must not
+        /// exist): take it offline.
+        #[arg(long)]
+        new_root_key_out: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's terminal shows its status: the hub logs only warnings (the
@@ -107,6 +147,7 @@ fn main() -> ExitCode {
             Command::Migrate { from, to } => migrate(from, to).await,
             Command::DevSeedFleet { devices, data_dir } => seed_fleet(&data_dir, devices).await,
             Command::Serve { config } => serve(config).await,
+            Command::Keys { command } => rotate_keys(command),
             Command::Demo {
                 agents,
                 http,
@@ -191,6 +232,49 @@ async fn init(data: &std::path::Path) -> anyhow::Result<()> {
     println!(
         "move {} offline: the hub needs only root.pub to run",
         signet_hub::keys::key_dir(data).join("root.key").display()
+    );
+    Ok(())
+}
+
+/// `signet-hub keys …`: [`signet_hub::keys::rotate`].
+fn rotate_keys(command: KeysCommand) -> anyhow::Result<()> {
+    use signet_hub::keys::rotate;
+    let now = chrono::Utc::now();
+    match command {
+        KeysCommand::RotateSigning {
+            data,
+            root_key,
+            overlap,
+        } => {
+            let done = rotate::rotate_signing(&data, &root_key, overlap, now)?;
+            println!(
+                "trust version {} -> {}: new signing key {}; the previous keys stay valid until {}",
+                done.from_version,
+                done.to_version,
+                done.new_key,
+                (now + overlap).to_rfc3339()
+            );
+        }
+        KeysCommand::RotateRoot {
+            data,
+            root_key,
+            new_root_key_out,
+        } => {
+            let done = rotate::rotate_root(&data, &root_key, &new_root_key_out, now)?;
+            println!(
+                "trust version {} -> {}: new root key fingerprint {}",
+                done.from_version, done.to_version, done.new_key
+            );
+            println!(
+                "move {} offline; {} is no longer the root",
+                new_root_key_out.display(),
+                root_key.display()
+            );
+        }
+    }
+    println!(
+        "a running hub picks the new keys up within seconds; with replicas, copy the keys \
+         directory to each (docs/replicas.md)"
     );
     Ok(())
 }

@@ -374,6 +374,9 @@ pub async fn serve_on(
         state: &state,
         stop: &stop,
     };
+    // Every replica picks up rotated key files (S2); the leader publishes.
+    let key_watch =
+        publish::spawn_key_watch(state.clone(), publish::KEY_WATCH_EVERY, stop.child_token());
     // Broker grants and revocations left pending (before a restart, or
     // refused by the broker) are applied in the background (S7, S10).
     let outbox = leader.run("broker outbox", |state, term| async move {
@@ -456,6 +459,7 @@ pub async fn serve_on(
     outbox.stop().await;
     mqtt.stop().await;
     alerting.stop().await;
+    key_watch.stop().await;
     let _ = election.await;
     // Last: the link above said goodbye to it; dropping kills the broker.
     drop(managed);

@@ -600,13 +600,13 @@ async fn s4_republish_all_resends_trust_and_every_stored_document() {
     assert_eq!(first.len(), 3);
 
     let broker = RecordingPublisher::new();
-    let report = republish_all(&hub.state.store, &hub.state.keys.trust, &broker)
+    let report = republish_all(&hub.state.store, &hub.state.keys.current().trust, &broker)
         .await
         .unwrap();
     assert_eq!((report.sent, report.failed), (4, 0));
     let again = broker.messages();
     assert_eq!(again[0].topic, TRUST_TOPIC);
-    assert_eq!(again[0].payload, hub.state.keys.trust);
+    assert_eq!(again[0].payload, hub.state.keys.current().trust);
     for message in &first {
         assert!(again.contains(message), "{} not republished", message.topic);
     }
@@ -614,7 +614,7 @@ async fn s4_republish_all_resends_trust_and_every_stored_document() {
 
     // A failing transport loses nothing: the documents stay stored.
     broker.fail_with(Some("broker down"));
-    let report = republish_all(&hub.state.store, &hub.state.keys.trust, &broker)
+    let report = republish_all(&hub.state.store, &hub.state.keys.current().trust, &broker)
         .await
         .unwrap();
     assert_eq!((report.sent, report.failed), (0, 4));
@@ -660,9 +660,13 @@ async fn s3_manifests_are_resigned_before_expiry_and_versions_survive_a_restart(
 
     // A real restart: reopen the data directory; the version goes on from 2.
     let (state, publisher) = open(clock.clone());
-    let report = republish_all(&state.store, &state.keys.trust, publisher.as_ref())
-        .await
-        .unwrap();
+    let report = republish_all(
+        &state.store,
+        &state.keys.current().trust,
+        publisher.as_ref(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.sent, 2);
     assert_eq!(publisher.take()[1].payload, messages[0].payload);
     clock.advance(lifetime);

@@ -165,12 +165,7 @@ impl Cluster {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let keys_b = dir.path().join("data-hub-b").join("keys");
-        std::fs::create_dir_all(&keys_b).unwrap();
-        for entry in std::fs::read_dir(data_a.join("keys")).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), keys_b.join(entry.file_name())).unwrap();
-        }
+        copy_keys(&data_a, &dir.path().join("data-hub-b"));
         std::fs::create_dir_all(dir.path().join("shared")).unwrap();
         Self {
             dir,
@@ -312,6 +307,83 @@ impl Cluster {
         let b = self.start("hub-b");
         (a, b)
     }
+}
+
+/// Copies the keys directory of data directory `from` into `to`, with its
+/// trust history (S2), as an operator does (docs/replicas.md).
+fn copy_keys(from: &std::path::Path, to: &std::path::Path) {
+    let mut dirs = vec![(from.join("keys"), to.join("keys"))];
+    while let Some((from, to)) = dirs.pop() {
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push((entry.path(), to.join(entry.file_name())));
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+}
+
+/// X5, S2: `keys rotate-signing` run on one replica and the keys directory
+/// copied to the other (docs/replicas.md): each replica picks the new keys
+/// up by itself, without a restart, and the broker holds the new trust
+/// document the leader published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_s2_a_key_rotation_copied_to_each_replica_is_picked_up_without_a_restart() {
+    let cluster = Cluster::new(None).await;
+    let (mut a, mut b) = cluster.pair().await;
+    let data_a = cluster.data("hub-a");
+    let out = signet_hub()
+        .args(["keys", "rotate-signing", "--data"])
+        .arg(&data_a)
+        .arg("--root-key")
+        .arg(data_a.join("keys/root.key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    copy_keys(&data_a, &cluster.data("hub-b"));
+    let started = Instant::now();
+    for name in ["hub-a", "hub-b"] {
+        while !cluster.log(name).contains("trust_version=2") {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{name} did not pick the new keys up:\n{}",
+                cluster.log(name)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(a.child.try_wait().unwrap().is_none(), "hub-a ran on");
+    assert!(b.child.try_wait().unwrap().is_none(), "hub-b ran on");
+    let trust = std::fs::read(data_a.join("keys/signing.trust")).unwrap();
+    let (client, mut events) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new("trust-probe", "127.0.0.1", cluster.broker.port),
+        8,
+    );
+    client
+        .subscribe("signet/v1/trust", rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let retained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = events.poll().await
+                && p.payload.as_ref() == trust.as_slice()
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        retained.is_ok(),
+        "the broker does not hold the new trust document"
+    );
 }
 
 async fn call(

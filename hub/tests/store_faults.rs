@@ -52,7 +52,7 @@ async fn s9_a_write_that_cannot_be_made_durable_is_not_acknowledged() {
         fail: fail.clone(),
     };
     let store = Store::new(Arc::new(storage));
-    let keys = signet_hub::keys::load(&data).unwrap();
+    let keys = signet_hub::keys::KeyRing::open(&data).unwrap();
     let state = Hub {
         store: store.clone(),
         config: Arc::new(Config {

@@ -20,6 +20,7 @@ use std::time::Duration;
 use signet_common::sync::documents::{
     DOCUMENTS_PATH, DeviceDocuments, MAX_DOCUMENTS_ANSWER_BYTES, parse_documents,
 };
+use signet_common::trust::TrustDocument;
 use tokio::time::Instant;
 
 use super::apply::Route;
@@ -152,12 +153,25 @@ impl DocumentFetcher {
 }
 
 /// The envelopes of `documents` in the order they must be applied, each
-/// with the route its topic would have: trust (it decides which keys
-/// count), hub time (it decides the time), the assignment (it decides the
-/// groups and floors), then the manifests.
+/// with the route its topic would have: the earlier trust documents of
+/// the chain newer than `held_trust` (the version held; a root rotation is
+/// accepted only at exactly that + 1, S2), then trust (it decides which
+/// keys count), hub time (it decides the time), the assignment (it decides
+/// the groups and floors), then the manifests. Skipping a chain document
+/// by the version it claims is safe: each one applied is verified as any
+/// other.
 #[must_use]
-pub fn in_order(documents: DeviceDocuments) -> Vec<(Route, Vec<u8>)> {
+pub fn in_order(documents: DeviceDocuments, held_trust: Option<u64>) -> Vec<(Route, Vec<u8>)> {
     let mut ordered = Vec::new();
+    for earlier in documents.trust_chain {
+        let claimed = signet_common::envelope::open(earlier.as_bytes())
+            .ok()
+            .and_then(|o| serde_json::from_slice::<TrustDocument>(o.payload()).ok())
+            .map(|doc| doc.version);
+        if claimed.is_some_and(|v| held_trust.is_none_or(|held| v > held)) {
+            ordered.push((Route::Trust, earlier.into_bytes()));
+        }
+    }
     if let Some(trust) = documents.trust {
         ordered.push((Route::Trust, trust.into_bytes()));
     }
@@ -338,6 +352,41 @@ mod tests {
         assert_eq!(schedule.due(), None);
     }
 
+    /// S2: the earlier trust documents come first, oldest first, without
+    /// those the agent holds already (a rotation must follow its N).
+    #[test]
+    fn s2_the_trust_chain_comes_before_trust_without_what_is_held() {
+        use signet_common::envelope::{SigningKey, sign_document};
+        let root = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+        let doc = |version| {
+            let payload = TrustDocument {
+                version,
+                issued_at: chrono::Utc::now(),
+                root_key_id: root.key_id(),
+                root_public_key: None,
+                signing_keys: Vec::new(),
+            };
+            String::from_utf8(sign_document(&payload, &root).unwrap()).unwrap()
+        };
+        let (two, three, five) = (doc(2), doc(3), doc(5));
+        let documents = DeviceDocuments {
+            trust: Some(five.clone()),
+            trust_chain: vec![two.clone(), three.clone(), "not an envelope".into()],
+            ..DeviceDocuments::default()
+        };
+        let bytes = |ordered: Vec<(Route, Vec<u8>)>| -> Vec<Vec<u8>> {
+            ordered.into_iter().map(|(_, b)| b).collect()
+        };
+        assert_eq!(
+            bytes(in_order(documents.clone(), Some(2))),
+            vec![three.clone().into_bytes(), five.clone().into_bytes()]
+        );
+        assert_eq!(
+            bytes(in_order(documents, None)),
+            vec![two.into_bytes(), three.into_bytes(), five.into_bytes()]
+        );
+    }
+
     /// S4: the answer's documents are applied trust first, then hub time,
     /// the assignment, and the manifests.
     #[test]
@@ -352,8 +401,12 @@ mod tests {
             ]
             .into(),
             omitted: Vec::new(),
+            trust_chain: Vec::new(),
         };
-        let routes: Vec<Route> = in_order(documents).into_iter().map(|(r, _)| r).collect();
+        let routes: Vec<Route> = in_order(documents, None)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
         assert_eq!(
             routes,
             vec![

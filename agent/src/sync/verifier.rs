@@ -269,7 +269,7 @@ impl Verifier {
         }
         let mut changed = false;
         let mut applied = 0_usize;
-        for (route, bytes) in fetch::in_order(documents) {
+        for (route, bytes) in fetch::in_order(documents, self.held.trust.version()) {
             let source = format!("{route:?} from the hub over HTTP");
             match self.apply_document(&route, &bytes, &source).await? {
                 Applied::Unchanged => {}

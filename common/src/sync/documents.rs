@@ -19,6 +19,10 @@ use crate::envelope::MAX_DOCUMENT_BYTES;
 pub const DOCUMENTS_PATH: &str = "/api/v1/device/documents";
 /// The most manifests one answer carries.
 pub const MAX_FETCHED_MANIFESTS: usize = 64;
+/// The most earlier `trust` envelopes one answer carries in
+/// [`DeviceDocuments::trust_chain`]: two per root rotation (S2), so an agent
+/// that missed up to 16 root rotations still catches up.
+pub const MAX_TRUST_CHAIN: usize = 32;
 /// The largest answer, in bytes: a few documents of at most
 /// [`MAX_DOCUMENT_BYTES`] each. The hub leaves manifests out (listing them
 /// in [`DeviceDocuments::omitted`]) rather than exceed it.
@@ -33,6 +37,12 @@ pub struct DeviceDocuments {
     /// The root-signed `trust` envelope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<String>,
+    /// Earlier `trust` envelopes, oldest first, that an agent holding an
+    /// older one needs before `trust` (S2): each root rotation (which is
+    /// accepted only at exactly the held version + 1) and the document
+    /// just before it. Empty (and left out) until the root was rotated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_chain: Vec<String>,
     /// The latest `hub_time` envelope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub_time: Option<String>,
@@ -57,6 +67,7 @@ impl DeviceDocuments {
         [&self.trust, &self.hub_time, &self.assignment]
             .into_iter()
             .flatten()
+            .chain(&self.trust_chain)
             .chain(self.manifests.values())
             .map(String::len)
             .sum()
@@ -76,6 +87,22 @@ impl Checked for DeviceDocuments {
             {
                 return Err(field(name, format!("over {MAX_DOCUMENT_BYTES} bytes")));
             }
+        }
+        if self.trust_chain.len() > MAX_TRUST_CHAIN {
+            return Err(field(
+                "trust_chain",
+                format!("at most {MAX_TRUST_CHAIN} documents"),
+            ));
+        }
+        if self
+            .trust_chain
+            .iter()
+            .any(|e| e.len() > MAX_DOCUMENT_BYTES)
+        {
+            return Err(field(
+                "trust_chain",
+                format!("over {MAX_DOCUMENT_BYTES} bytes"),
+            ));
         }
         if self.manifests.len() > MAX_FETCHED_MANIFESTS || self.omitted.len() > super::MAX_APPLIED {
             return Err(field(
@@ -142,6 +169,13 @@ mod tests {
             .map(|i| (format!("g-{i}"), String::new()))
             .collect();
         assert!(documents.check().is_err());
+        documents.manifests.clear();
+        documents.trust_chain = vec![String::new(); MAX_TRUST_CHAIN + 1];
+        assert!(documents.check().is_err());
+        documents.trust_chain = vec!["x".repeat(MAX_DOCUMENT_BYTES + 1)];
+        assert!(documents.check().is_err());
+        documents.trust_chain = vec!["{}".into(); MAX_TRUST_CHAIN];
+        assert!(documents.check().is_ok());
         assert!(parse_documents(b"{\"trust\": 1}").is_err());
         assert!(parse_documents(b"{\"unknown\": 1}").is_err());
         assert!(parse_documents(&vec![b' '; MAX_DOCUMENTS_ANSWER_BYTES + 1]).is_err());

@@ -25,7 +25,7 @@ pub async fn device_documents(State(state): Ctx, device: DeviceAuth) -> Answer<D
     let hub_time = hub_time::latest_or_sign(&state)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let mut documents = documents::start(&state.keys.trust, hub_time)?;
+    let mut documents = documents::start(&state.keys.current(), hub_time)?;
     let desired = crate::fleet::desired_documents(&state.store, &device.device)?;
     for record in desired.unwrap_or_default() {
         if let Some(envelope) = publish::envelope_of(&state.store, record.kind, &record.subject)? {

@@ -35,7 +35,7 @@ use self::publisher::{LogPublisher, Publisher};
 use self::replica::Replica;
 use self::store_watch::{StoreWatch, Watched};
 use crate::config::Config;
-use crate::keys::{self, HubKeys};
+use crate::keys::{self, KeyRing};
 use crate::login::{LoginThrottle, PasswordHashing};
 use crate::metrics::Metrics;
 use crate::store::{Store, store_dir};
@@ -72,8 +72,9 @@ pub struct Hub {
     /// mail is applied, so it goes out now rather than at the next poll.
     pub mail_wake: Arc<tokio::sync::Notify>,
     /// The pinned root, the signing key and its trust document: what
-    /// publishing signs with and republishes (S1, S2).
-    pub keys: Arc<HubKeys>,
+    /// publishing signs with and republishes (S1, S2); reloaded after a
+    /// rotation (`publish::keys_watch`).
+    pub keys: Arc<KeyRing>,
     /// Where signed documents go as retained messages (S4): MQTT once the
     /// hub's link is up, [`LogPublisher`] before.
     pub publisher: Arc<dyn Publisher>,
@@ -157,7 +158,9 @@ impl Hub {
         if !initialized {
             return Err(NotInitialized { data }.into());
         }
-        let keys = keys::load(&data)?;
+        // A rotation a crash interrupted is finished or undone first (S2).
+        keys::rotate::recover(&data)?;
+        let keys = KeyRing::open(&data)?;
         let store_watch = Arc::new(StoreWatch::default());
         let engine = crate::store::open(&config.store, &data)?;
         // Only a store this process alone writes is watched: sled is opened

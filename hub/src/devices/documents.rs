@@ -12,20 +12,30 @@ use signet_common::sync::documents::{
 };
 
 use super::DeviceError;
+use crate::keys::HubKeys;
 
 /// Room left in [`MAX_DOCUMENTS_ANSWER_BYTES`] for the JSON around the
 /// envelopes (field names, escaping).
 const ANSWER_OVERHEAD: usize = 64 * 1024;
 
-/// An answer holding `trust` (the trust document as stored) and `hub_time`.
+/// An answer holding `trust` (the trust document as stored), the earlier
+/// trust documents an agent that missed a root rotation needs
+/// (`trust_chain`, S2) and `hub_time`.
 ///
 /// # Errors
-/// [`DeviceError::Internal`] when the trust document is not UTF-8.
-pub fn start(trust: &[u8], hub_time: String) -> Result<DeviceDocuments, DeviceError> {
-    let trust =
-        String::from_utf8(trust.to_vec()).map_err(|e| DeviceError::Internal(e.to_string()))?;
+/// [`DeviceError::Internal`] when a trust document is not UTF-8.
+pub fn start(keys: &HubKeys, hub_time: String) -> Result<DeviceDocuments, DeviceError> {
+    let text = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec()).map_err(|e| DeviceError::Internal(e.to_string()))
+    };
+    let trust_chain = keys
+        .chain
+        .iter()
+        .map(|bytes| text(bytes))
+        .collect::<Result<_, _>>()?;
     Ok(DeviceDocuments {
-        trust: Some(trust),
+        trust: Some(text(&keys.trust)?),
+        trust_chain,
         hub_time: Some(hub_time),
         ..DeviceDocuments::default()
     })

@@ -380,7 +380,7 @@ pub async fn poll_pairing(hub: &Hub, ticket: &str) -> Result<PairingStatus, Devi
                 ca_pem: ca_pem?,
             },
             device_id,
-            root_public_key: hub.keys.root.to_base64(),
+            root_public_key: hub.keys.current().root.to_base64(),
             hub_url: hub.config.public_base_url(),
         }),
     }
@@ -737,7 +737,7 @@ pub async fn send_command(
                 nonce: nonce.clone(),
                 action: request.action,
             };
-            let envelope = sign_document(&command, &hub.keys.signing)
+            let envelope = sign_document(&command, &hub.keys.current().signing)
                 .map_err(|e| DeviceError::Internal(e.to_string()))
                 .and_then(|e| {
                     String::from_utf8(e).map_err(|e| DeviceError::Internal(e.to_string()))

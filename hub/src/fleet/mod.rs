@@ -446,6 +446,7 @@ mod tests {
             sha256: Sha256::of(format!("{subject}/{version}").as_bytes()),
             content_hash: Sha256::of(b"content"),
             group: None,
+            key_id: None,
         }
     }
 

@@ -1,10 +1,13 @@
 //! The hub's key files (DESIGN §4, contract).
 //!
 //! Owns: creating `keys/root.pub`, `keys/root.key`, `keys/signing.key` and
-//! `keys/signing.trust` at `init`, and loading what `serve` needs. The hub
-//! runs with the root's public half only: `root.key` is written once, for
-//! the operator to move offline, and never read again. Must not: sign
-//! documents other than the first trust document (the publisher does that).
+//! `keys/signing.trust` at `init`, loading what `serve` needs, the history
+//! of every trust document issued (`keys/trust-history/`), rotating the
+//! signing key and the root ([`rotate`], S2) and the [`KeyRing`] a running
+//! hub reloads them through. The hub runs with the root's public half only:
+//! `root.key` is written once, for the operator to move offline, and read
+//! only from the file a rotation command is given. Must not: sign
+//! documents other than trust documents (the publisher does that).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -13,7 +16,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use signet_common::envelope::{self, PublicKey, SigningKey};
-use signet_common::trust::{CertifiedKey, TrustDocument, TrustStore};
+use signet_common::trust::{CertifiedKey, TrustDocument};
+
+mod ring;
+pub mod rotate;
+
+pub use ring::KeyRing;
 
 /// How long the first signing key is certified for.
 pub const SIGNING_KEY_LIFETIME: TimeDelta = TimeDelta::days(2 * 365);
@@ -24,6 +32,19 @@ pub enum KeyFileError {
     /// A key file already exists: `init` never overwrites keys.
     #[error("{0} already exists: refusing to overwrite keys")]
     Exists(PathBuf),
+    /// A rotation was given a root key that is not the hub's root.
+    #[error(
+        "{file} holds key {found}, not the hub's root {root} (keys/root.pub): \
+         nothing was changed; give the offline root key"
+    )]
+    WrongRoot {
+        /// The file given.
+        file: PathBuf,
+        /// The id of the key it holds.
+        found: signet_common::envelope::KeyId,
+        /// The id of the hub's root.
+        root: signet_common::envelope::KeyId,
+    },
     /// Reading or writing a file failed.
     #[error("{file}: {reason}")]
     Io {
@@ -52,6 +73,13 @@ pub struct HubKeys {
     pub signing: SigningKey,
     /// The root-signed `trust` document, as published on `signet/v1/trust`.
     pub trust: Vec<u8>,
+    /// Its version.
+    pub version: u64,
+    /// The earlier trust documents an agent holding an older one needs
+    /// first (each root rotation and the one before it, oldest first, at
+    /// most [`signet_common::sync::documents::MAX_TRUST_CHAIN`]); empty
+    /// until the root was rotated.
+    pub chain: Vec<Vec<u8>>,
 }
 
 /// The key directory inside a data directory.
@@ -104,6 +132,7 @@ pub fn create(data: &Path, now: DateTime<Utc>) -> Result<PublicKey, KeyFileError
     write_new(&dir.join("root.key"), &root_pkcs8, 0o600)?;
     write_new(&dir.join("signing.key"), &signing_pkcs8, 0o600)?;
     write_new(&dir.join("signing.trust"), &trust, 0o644)?;
+    rotate::keep_in_history(&dir, 1, &trust)?;
     let public_line = format!("{}\n", root.public_key().to_base64());
     write_new(&dir.join("root.pub"), public_line.as_bytes(), 0o644)?;
     sync_dir(&dir)?;
@@ -112,38 +141,48 @@ pub fn create(data: &Path, now: DateTime<Utc>) -> Result<PublicKey, KeyFileError
 
 /// Loads `root.pub`, `signing.key` and `signing.trust`, and checks that the
 /// trust document is signed by that root and certifies that signing key.
+/// A rotation interrupted before its last rename left `root.pub.next` or
+/// `signing.key.next` ([`rotate`]): each counts when `signing.trust`
+/// (renamed first) names it, and is ignored otherwise, so what loads is
+/// the keys before the rotation or after it, never a mix. Nothing is
+/// written ([`rotate::recover`] tidies the files).
 ///
 /// # Errors
 /// A [`KeyFileError`] naming the file that is missing or wrong.
 pub fn load(data: &Path) -> Result<HubKeys, KeyFileError> {
     let dir = key_dir(data);
-    let root_file = dir.join("root.pub");
-    let root_text = fs::read_to_string(&root_file).map_err(|e| io(&root_file, &e))?;
-    let root = PublicKey::from_base64(&root_text).map_err(|e| invalid(&root_file, &e))?;
-    let signing_file = dir.join("signing.key");
-    let signing_pkcs8 = fs::read(&signing_file).map_err(|e| io(&signing_file, &e))?;
-    let signing = parse_key(&signing_file, &signing_pkcs8)?;
     let trust_file = dir.join("signing.trust");
-    let trust = fs::read(&trust_file).map_err(|e| io(&trust_file, &e))?;
-    let mut store = TrustStore::new(root);
-    store
-        .apply_trust(&trust)
-        .map_err(|e| invalid(&trust_file, &e))?;
-    if !store
-        .signing_keys()
-        .iter()
-        .any(|k| k.key_id == signing.key_id())
-    {
-        return Err(KeyFileError::Invalid {
-            file: trust_file,
-            reason: format!("does not certify the signing key {}", signing.key_id()),
-        });
-    }
+    let trust = read_bounded(&trust_file)?;
+    let (root, store) = rotate::root_of(&dir, &trust)?;
+    let signing = rotate::signing_of(&dir, &store)?;
+    let version = store.version().unwrap_or_default();
+    let chain = rotate::chain(&dir, version);
     Ok(HubKeys {
         root,
         signing,
         trust,
+        version,
+        chain,
     })
+}
+
+/// The most bytes a key or trust file may hold.
+const MAX_KEY_FILE_BYTES: u64 = envelope::MAX_DOCUMENT_BYTES as u64;
+
+/// Reads a key or trust file, refusing one over [`MAX_KEY_FILE_BYTES`].
+fn read_bounded(file: &Path) -> Result<Vec<u8>, KeyFileError> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    File::open(file)
+        .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| io(file, &e))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(KeyFileError::Invalid {
+            file: file.to_owned(),
+            reason: format!("over {MAX_KEY_FILE_BYTES} bytes"),
+        });
+    }
+    Ok(bytes)
 }
 
 fn parse_key(file: &Path, pkcs8: &[u8]) -> Result<SigningKey, KeyFileError> {
@@ -190,6 +229,7 @@ fn invalid(file: &Path, e: &dyn std::fmt::Display) -> KeyFileError {
 mod tests {
     use super::*;
     use signet_common::documents::HubTime;
+    use signet_common::trust::TrustStore;
 
     #[test]
     fn s2_init_writes_the_contract_key_files_and_serve_loads_them() {

@@ -568,7 +568,7 @@ async fn subscribe(state: &Hub, waiting: &WaitingPublisher) {
 /// The leader's part of a connect: `hub_time`, then all retained state.
 async fn on_lead(state: &Hub, waiting: &WaitingPublisher) {
     publish_hub_time(state, waiting).await;
-    match crate::publish::republish_all(&state.store, &state.keys.trust, waiting).await {
+    match crate::publish::republish_all(&state.store, &state.keys.current().trust, waiting).await {
         Ok(report) => tracing::info!(
             sent = report.sent,
             failed = report.failed,

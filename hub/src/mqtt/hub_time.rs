@@ -78,7 +78,7 @@ pub async fn sign_next(state: &Hub) -> Result<Vec<u8>, HubTimeError> {
                 issued_at: now,
                 time: now,
             };
-            let envelope = sign_document(&document, &state.keys.signing)
+            let envelope = sign_document(&document, &state.keys.current().signing)
                 .map_err(|e| HubTimeError::Sign(e.to_string()))?;
             let text =
                 String::from_utf8(envelope).map_err(|e| HubTimeError::Sign(e.to_string()))?;

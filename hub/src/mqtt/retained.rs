@@ -127,7 +127,7 @@ pub fn owned_topic(topic: &str) -> Option<OwnedTopic> {
 pub fn expected(state: &Hub, topic: &OwnedTopic) -> Result<Option<Vec<u8>>, StoreError> {
     let store = &state.store;
     let stored = match topic {
-        OwnedTopic::Trust => return Ok(Some(state.keys.trust.clone())),
+        OwnedTopic::Trust => return Ok(Some(state.keys.current().trust.clone())),
         OwnedTopic::HubTime => super::hub_time::latest_envelope(store)?,
         OwnedTopic::Manifest(group) => {
             crate::publish::envelope_of(store, DocumentKind::GroupManifest, group)?
@@ -407,7 +407,7 @@ impl Watch {
         );
         match crate::publish::republish_all(
             &self.state.store,
-            &self.state.keys.trust,
+            &self.state.keys.current().trust,
             self.publisher.as_ref(),
         )
         .await

@@ -56,7 +56,8 @@ pub async fn run_due(state: &Hub, now: DateTime<Utc>) -> Result<DueReport, Publi
             }
         }
     }
-    report.resigned = resign_expiring(state, now).await?;
+    report.resigned = super::rekey::resign_other_keys(state).await?;
+    report.resigned += resign_expiring(state, now).await?;
     report.pruned = prune_runs(state, now).await?;
     Ok(report)
 }

@@ -28,7 +28,8 @@
 //! # Layout
 //! [`build`] makes the unsigned payloads, [`sign`] versions and signs them,
 //! [`targets`] picks what a scope touches, [`run`] runs a publication and
-//! delivers it, [`after`] follows a committed access-group change, [`due`] is one pass of the loop (jobs, re-signing,
+//! delivers it, `rekey` reloads rotated keys and re-signs what another key
+//! signed (S2), [`after`] follows a committed access-group change, [`due`] is one pass of the loop (jobs, re-signing,
 //! pruning), [`jobs`] is a job's timing and [`service`] the operators'
 //! requests (publish now or later, list, cancel).
 //!
@@ -57,6 +58,7 @@ mod first_use;
 pub mod jobs;
 pub mod publications;
 pub mod receivers;
+mod rekey;
 pub mod run;
 mod runner;
 pub mod service;
@@ -79,6 +81,7 @@ pub use jobs::{JobSchedule, When, WhenError};
 pub use crate::app::publisher::{
     LogPublisher, PublishFailed, Publisher, RecordingPublisher, RetainedMessage, TransientMessage,
 };
+pub use rekey::{KEY_WATCH_EVERY, spawn_watch as spawn_key_watch};
 pub use run::{
     Published, Publishing, RepublishReport, deliver, publish, publish_group_items,
     publish_new_device, republish_all,
@@ -185,6 +188,11 @@ pub struct SignedDocument {
     pub content_hash: Sha256,
     /// The group, for manifests.
     pub group: Option<GroupRef>,
+    /// The signing key that signed it (S2: after a rotation, documents of
+    /// another key are re-signed). Absent in records written before it
+    /// was kept; the re-sign pass fills it in from the envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<signet_common::envelope::KeyId>,
 }
 
 impl SignedDocument {

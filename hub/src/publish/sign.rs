@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use signet_common::digest::Sha256;
 use signet_common::documents::DeviceAssignment;
-use signet_common::envelope::{DocumentKind, MAX_DOCUMENT_BYTES, open, sign_document};
+use signet_common::envelope::{
+    DocumentKind, KeyId, MAX_DOCUMENT_BYTES, SigningKey, open, sign_document,
+};
 use signet_common::ids::DeviceId;
 
 use super::targets::Targets;
@@ -121,6 +123,9 @@ pub(super) fn prepare(
     let store = &state.store;
     let config = &state.config;
     let base_url = config.public_base_url();
+    // One snapshot of the keys for the whole run (a rotation may swap them).
+    let keys = state.keys.current();
+    let signer = keys.signing.key_id();
     // Floors are lower bounds: the versions committed now serve, unchecked.
     let mut floors: BTreeMap<String, u64> = if targets.devices.is_empty() {
         BTreeMap::new()
@@ -149,6 +154,7 @@ pub(super) fn prepare(
         let previous = latest_in(tx, DocumentKind::GroupManifest, group.id())?;
         if let Some(previous) = previous.as_ref().filter(|p| {
             p.content_hash == built.content_hash
+                && p.key_id == Some(signer)
                 && p.expires_at
                     .is_some_and(|e| e - config.manifest_resign_before() > now)
         }) {
@@ -165,7 +171,7 @@ pub(super) fn prepare(
                 group: group.id().to_owned(),
                 reason: e.to_string(),
             })?;
-        let envelope = sign(&manifest, state, group.id())?;
+        let envelope = sign(&manifest, &keys.signing, group.id())?;
         let record = SignedDocument {
             kind: DocumentKind::GroupManifest,
             subject: group.id().to_owned(),
@@ -175,6 +181,7 @@ pub(super) fn prepare(
             sha256: Sha256::of(envelope.as_bytes()),
             content_hash: built.content_hash,
             group: Some(group.clone()),
+            key_id: Some(signer),
         };
         floors.insert(record.subject.clone(), record.version);
         documents.push(signed_view(&record));
@@ -193,9 +200,9 @@ pub(super) fn prepare(
             let built = build::assignment(store, &inputs, device, node)?;
             let follows: Vec<String> = built.document.group_ids().map(str::to_owned).collect();
             reach.push((device.clone(), follows.clone()));
-            decided.push(decide_assignment(tx, device, built, follows, now)?);
+            decided.push(decide_assignment(tx, device, built, follows, signer, now)?);
         }
-        let mut envelopes = sign_all(state, &decided)?.into_iter();
+        let mut envelopes = sign_all(&keys.signing, &decided)?.into_iter();
         for decision in decided {
             let Decision::Sign(new) = decision else {
                 if let Decision::Unchanged(previous) = decision {
@@ -215,6 +222,7 @@ pub(super) fn prepare(
                 sha256: Sha256::of(envelope.as_bytes()),
                 content_hash: new.content_hash,
                 group: None,
+                key_id: Some(signer),
             };
             documents.push(signed_view(&record));
             stage(&mut batch, &mut signed, &record, envelope)?;
@@ -275,12 +283,13 @@ fn decide_assignment(
     device: &DeviceId,
     built: build::Built<DeviceAssignment>,
     follows: Vec<String>,
+    signer: KeyId,
     now: DateTime<Utc>,
 ) -> Result<Decision, PublishError> {
     let previous = latest_in(tx, DocumentKind::DeviceAssignment, device.as_str())?;
     if let Some(previous) = previous
         .as_ref()
-        .filter(|p| p.content_hash == built.content_hash)
+        .filter(|p| p.content_hash == built.content_hash && p.key_id == Some(signer))
     {
         return Ok(Decision::Unchanged(unchanged(previous)));
     }
@@ -328,7 +337,7 @@ const PARALLEL_FROM: usize = 64;
 /// Signs the assignments `decided` holds to sign, in order: over the cores
 /// (one scoped thread per core, each a contiguous share) when there are at
 /// least [`PARALLEL_FROM`], else here.
-fn sign_all(state: &Hub, decided: &[Decision]) -> Result<Vec<String>, PublishError> {
+fn sign_all(key: &SigningKey, decided: &[Decision]) -> Result<Vec<String>, PublishError> {
     let pending: Vec<&NewAssignment> = decided
         .iter()
         .filter_map(|d| match d {
@@ -336,7 +345,7 @@ fn sign_all(state: &Hub, decided: &[Decision]) -> Result<Vec<String>, PublishErr
             Decision::Unchanged(_) => None,
         })
         .collect();
-    let sign_one = |new: &&NewAssignment| sign(&new.assignment, state, new.device.as_str());
+    let sign_one = |new: &&NewAssignment| sign(&new.assignment, key, new.device.as_str());
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     if pending.len() < PARALLEL_FROM || cores < 2 {
         return pending.iter().map(sign_one).collect();
@@ -398,12 +407,11 @@ fn signed_view(record: &SignedDocument) -> PublishedDocument {
 }
 
 /// Signs `document` with the hub's signing key and checks the size bound.
-fn sign<D>(document: &D, state: &Hub, subject: &str) -> Result<String, PublishError>
+fn sign<D>(document: &D, key: &SigningKey, subject: &str) -> Result<String, PublishError>
 where
     D: signet_common::envelope::Document + Serialize,
 {
-    let bytes = sign_document(document, &state.keys.signing)
-        .map_err(|e| PublishError::Sign(e.to_string()))?;
+    let bytes = sign_document(document, key).map_err(|e| PublishError::Sign(e.to_string()))?;
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(PublishError::TooLarge {
             kind: D::KIND,
