@@ -465,3 +465,139 @@ async fn u3_x4_retention_drops_old_days_on_postgres_and_deletes_on_sled() {
         }
     }
 }
+
+/// U2, L2, X4, S9 (issue 21: ingest reads its look-ups in one query per
+/// tree): reports arriving together — two devices' batches each holding
+/// an event twice, a second copy of one batch (an agent's retry before its
+/// acknowledgement) and a batch overlapping another — land in the same
+/// ingest commits, then the first batch is sent again after it was
+/// acknowledged. Every event is stored once, on PostgreSQL and on sled:
+/// the counts the callers hear, the events table, the id index and the
+/// hour counts agree with the distinct ids; the device's first use of its
+/// group is recorded once, at its earliest played event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn u2_l2_x4_a_batch_with_duplicates_and_retries_is_stored_once() {
+    for postgres in [false, true] {
+        let hub = TestHub::start_on(Some(postgres), |_| {}).await;
+        events::prune(&hub.state, hub.clock.now(), TimeDelta::days(730))
+            .await
+            .unwrap();
+        let site = hub.node(&hub.admin, &hub.root, "Site").await;
+        let group = access_group(&hub, &site, "G").await;
+        let mut batch = WriteBatch::new();
+        support::paired_in(&mut batch, &site, "d-1", "s");
+        support::paired_in(&mut batch, &site, "d-2", "s");
+        let device = MemberRef::Device {
+            device_id: DeviceId::from("d-1"),
+        };
+        member(&mut batch, &hub, &group, device.clone());
+        hub.state.store.apply(batch).await.unwrap();
+
+        let t0 = t0(&hub);
+        let event = |n: u64, device: &str| {
+            let start = t0 + TimeDelta::minutes(i64::try_from(n * 7).unwrap());
+            support::events::played(n, device, "c-1", Some((&group, 1)), start)
+        };
+        // d-1: events 1–40 with 7 twice; d-2: events 101–130 with 101
+        // twice; then 121–150 of d-2 (overlapping 121–130).
+        let mut first: Vec<PlayEvent> = (1..=40).map(|n| event(n, "d-1")).collect();
+        first.push(event(7, "d-1"));
+        let mut second: Vec<PlayEvent> = (101..=130).map(|n| event(n, "d-2")).collect();
+        second.insert(3, event(101, "d-2"));
+        let overlap: Vec<PlayEvent> = (121..=150).map(|n| event(n, "d-2")).collect();
+        let sends = [
+            ("d-1", first.clone()),
+            ("d-2", second),
+            ("d-1", first.clone()),
+            ("d-2", overlap),
+        ];
+        let mut tasks = Vec::new();
+        for (device, events) in sends {
+            let state = hub.state.clone();
+            tasks.push(tokio::spawn(async move {
+                fleet::ingest_events(&state, &DeviceId::from(device), EventBatch { events })
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut stored = 0;
+        let mut duplicates = 0;
+        for task in tasks {
+            let ingested = task.await.unwrap();
+            assert_eq!(ingested.refused, 0, "postgres: {postgres}");
+            stored += ingested.stored;
+            duplicates += ingested.duplicates;
+        }
+        let retry = fleet::ingest_events(
+            &hub.state,
+            &DeviceId::from("d-1"),
+            EventBatch {
+                events: first.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((retry.stored, retry.duplicates), (0, 41), "retry");
+        // 40 + 30 + 20 distinct; sent 41 + 31 + 41 + 30 = 143.
+        assert_eq!(stored, 90, "postgres: {postgres}");
+        assert_eq!(duplicates, 143 - 90, "postgres: {postgres}");
+
+        let hours: u64 = hub
+            .state
+            .store
+            .scan::<u64>(events::PLAY_EVENT_HOURS, "")
+            .unwrap()
+            .into_iter()
+            .sum();
+        assert_eq!(hours, 90, "hour counts, postgres: {postgres}");
+        assert_eq!(
+            hub.state
+                .store
+                .scan_keys(events::PLAY_EVENT_IDS, "")
+                .unwrap()
+                .len(),
+            90
+        );
+        let (status, page) = hub
+            .get(
+                &hub.admin,
+                &format!(
+                    "/api/v1/reports/usage?from={}&to={}&limit=1000",
+                    (t0 - TimeDelta::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true),
+                    (t0 + TimeDelta::days(3)).to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let mut ids: Vec<&str> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 90, "postgres: {postgres}");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 90, "postgres: {postgres}");
+        if postgres {
+            assert_eq!(
+                hub.pg_sql("SELECT count(*), count(DISTINCT id) FROM play_events"),
+                "90|90"
+            );
+        }
+        let member: Member = hub
+            .state
+            .store
+            .get(
+                MEMBERS,
+                &member_key(&AccessGroupId::from(group.as_str()), &device),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            member.membership.first_used_at,
+            Some(t0 + TimeDelta::minutes(7)),
+            "postgres: {postgres}"
+        );
+    }
+}
