@@ -35,8 +35,7 @@ fn keys(counted: &[Counted<'_>]) -> Vec<String> {
     counted.iter().map(Counted::key).collect()
 }
 
-#[expect(clippy::needless_pass_by_value, reason = "used as a map_err fn")]
-fn count_error(e: StoreError) -> CountError {
+fn count_error(e: &StoreError) -> CountError {
     CountError(e.to_string())
 }
 
@@ -49,7 +48,7 @@ impl FailureCounts for StoreCounts {
     ) -> Result<(), CountError> {
         self.store
             .count_failures(&keys(counted), now, window, SHARED_CAP)
-            .map_err(count_error)
+            .map_err(|e| count_error(&e))
     }
 
     fn current(
@@ -61,7 +60,7 @@ impl FailureCounts for StoreCounts {
         let counts = self
             .store
             .failure_counts(&[counted.key()], now, window)
-            .map_err(count_error)?;
+            .map_err(|e| count_error(&e))?;
         Ok(counts.into_iter().next().flatten().map(|c| Failures {
             count: c.count,
             since: c.since,
@@ -71,6 +70,6 @@ impl FailureCounts for StoreCounts {
     fn forget(&self, counted: &[Counted<'_>]) -> Result<(), CountError> {
         self.store
             .forget_failures(&keys(counted))
-            .map_err(count_error)
+            .map_err(|e| count_error(&e))
     }
 }

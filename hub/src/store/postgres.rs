@@ -374,7 +374,10 @@ impl Storage for PgStorage {
     ) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         let keys = keys.to_vec();
-        let prune = self.counted.fetch_add(1, Ordering::Relaxed) % pg_counts::PRUNE_EVERY == 0;
+        let prune = self
+            .counted
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(pg_counts::PRUNE_EVERY);
         self.run(async move {
             let client = pool.get().await.map_err(pool_error)?;
             pg_counts::add(&client, &keys, now, window, (cap, prune))
