@@ -601,3 +601,153 @@ async fn u2_l2_x4_a_batch_with_duplicates_and_retries_is_stored_once() {
         );
     }
 }
+
+/// Every (day, node, item, group, user) total of `table`, as text: the
+/// rollup itself, or the same totals computed from the events.
+fn daily_totals(hub: &TestHub, from_events: bool) -> String {
+    let source = if from_events {
+        "SELECT (start AT TIME ZONE 'UTC')::date AS day, node, item, access_group, user_id, \
+           count(*) FILTER (WHERE played) AS played, count(*) FILTER (WHERE NOT played) AS skipped, \
+           COALESCE(sum(duration_ms) FILTER (WHERE played), 0) AS played_ms \
+         FROM play_events GROUP BY 1, 2, 3, 4, 5"
+    } else {
+        "SELECT day, node, item, access_group, user_id, played, skipped, played_ms FROM play_daily"
+    };
+    hub.pg_sql(&format!(
+        "SELECT count(*) || ':' || COALESCE(string_agg(concat_ws('/', day, node, item, \
+           access_group, user_id, played, skipped, played_ms), ',' \
+           ORDER BY day, node, item, access_group, user_id), '') FROM ({source}) t"
+    ))
+}
+
+/// The per-item tally of every event in `from..to` computed from the events
+/// by SQL, as `item|played|skipped|ms` lines.
+fn scanned_tally(hub: &TestHub, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    hub.pg_sql(&format!(
+        "SELECT item, count(*) FILTER (WHERE played), count(*) FILTER (WHERE NOT played), \
+           COALESCE(sum(duration_ms) FILTER (WHERE played), 0) FROM play_events \
+         WHERE start >= '{}' AND start < '{}' GROUP BY item ORDER BY item",
+        from.to_rfc3339(),
+        to.to_rfc3339()
+    ))
+}
+
+/// U3, L8, X4 (issue 21): the per-day rollup the triggers keep equals the
+/// events after ingest, a browser playback's duration update and a
+/// retention pass cutting a day in two; and a summary over whole days plus
+/// partial ones (answered from the rollup and the edge hours) equals the
+/// same summary scanned from the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn u3_l8_x4_the_daily_rollup_answers_as_the_event_scan() {
+    let hub = TestHub::start_on(Some(true), |_| {}).await;
+    let now = hub.clock.now();
+    events::prune(&hub.state, now, TimeDelta::days(730))
+        .await
+        .unwrap();
+    let site = hub.node(&hub.admin, &hub.root, "Site").await;
+    let group = access_group(&hub, &site, "G").await;
+    let mut batch = WriteBatch::new();
+    support::paired_in(&mut batch, &site, "d-1", "s");
+    support::paired_in(&mut batch, &site, "d-2", "s");
+    hub.state.store.apply(batch).await.unwrap();
+    // Four days and a bit, from 05:00 three days ago, on two attached
+    // screens and one unattached.
+    let t0 = now.date_naive().and_hms_opt(5, 0, 0).unwrap().and_utc() - TimeDelta::days(3);
+    let devices = ["d-1", "d-2", "d-x"];
+    for (d, device) in devices.iter().enumerate() {
+        let events: Vec<PlayEvent> = (0..120_u64)
+            .map(|n| {
+                let start = t0 + TimeDelta::minutes(i64::try_from(n * 47 + 3 * d as u64).unwrap());
+                let in_group = (n % 3 == 0).then_some((group.as_str(), 1));
+                let mut event = support::events::played(
+                    1 + n + 1000 * d as u64,
+                    device,
+                    &format!("c-{}", n % 5),
+                    in_group,
+                    start,
+                );
+                event.duration_ms = 500 + n * 11;
+                if n % 4 == 0 {
+                    event = support::events::skipped(event, "outside its window");
+                }
+                event
+            })
+            .collect();
+        let stored =
+            fleet::ingest_events(&hub.state, &DeviceId::from(*device), EventBatch { events })
+                .await
+                .unwrap();
+        assert_eq!(stored.stored, 120);
+    }
+    assert_eq!(daily_totals(&hub, false), daily_totals(&hub, true));
+    assert!(daily_totals(&hub, false).len() > 100);
+
+    // A browser playback (M6, with its user) and its duration update.
+    let stored = events::StoredEvent {
+        event: support::events::played(9001, "b-1", "c-2", None, t0 + TimeDelta::hours(30)),
+        node: Some(signet_common::ids::NodeId::from(site.as_str())),
+        received_at: now,
+        user: Some(UserId::from("u-1")),
+    };
+    hub.state
+        .store
+        .transact(|tx| events::insert_in(tx, &stored))
+        .await
+        .unwrap();
+    let id = stored.event.id.clone();
+    assert!(
+        hub.state
+            .store
+            .transact(|tx| events::set_duration_in(tx, &id, 4_321))
+            .await
+            .unwrap()
+    );
+    assert_eq!(daily_totals(&hub, false), daily_totals(&hub, true));
+
+    // Summaries over whole days and their edges equal the event scan.
+    let every = |from: DateTime<Utc>, to: DateTime<Utc>| signet_hub::store::EventQuery {
+        from,
+        to,
+        nodes: vec![site.clone()],
+        unattached: true,
+        device: None,
+        item: None,
+        groups: None,
+        hidden_items: Vec::new(),
+        user: None,
+    };
+    let ranges = [
+        (t0 - TimeDelta::days(1), t0 + TimeDelta::days(5)),
+        (
+            t0 + TimeDelta::minutes(7),
+            t0 + TimeDelta::hours(70) + TimeDelta::minutes(13),
+        ),
+        (t0 + TimeDelta::hours(19), t0 + TimeDelta::hours(43)),
+    ];
+    for (from, to) in ranges {
+        let tally = hub
+            .state
+            .store
+            .event_tally(&every(from, to))
+            .unwrap()
+            .unwrap();
+        let lines: Vec<String> = tally
+            .iter()
+            .map(|t| format!("{}|{}|{}|{}", t.item, t.played, t.skipped, t.played_ms))
+            .collect();
+        assert_eq!(
+            lines.join("\n"),
+            scanned_tally(&hub, from, to),
+            "{from}..{to}"
+        );
+        assert!(!lines.is_empty());
+    }
+
+    // Retention cutting a day in two: dropped days leave the rollup, the
+    // cut day keeps what is after the cut.
+    let removed = events::prune(&hub.state, t0 + TimeDelta::hours(50), TimeDelta::days(1))
+        .await
+        .unwrap();
+    assert!(removed > 0);
+    assert_eq!(daily_totals(&hub, false), daily_totals(&hub, true));
+}
