@@ -1017,11 +1017,13 @@ fn x5_s12_the_shared_login_counts_are_bounded_and_pruned() {
     for n in 0..300 {
         let keys = [format!("old-{n:03}"), "name".to_owned()];
         storage.count_failures(&keys, now, window, cap).unwrap();
-        assert!(
-            rows() <= cap + usize::try_from(SHARED_COUNTS_PRUNE_EVERY).unwrap(),
-            "{} rows after {n} counts",
-            rows()
-        );
+        if n % 20 == 19 {
+            let rows = rows();
+            assert!(
+                rows <= cap + usize::try_from(SHARED_COUNTS_PRUNE_EVERY).unwrap(),
+                "{rows} rows after {n} counts"
+            );
+        }
     }
     let counts = storage
         .failure_counts(
