@@ -136,7 +136,7 @@ fn usage_report(server: &postgres::PgServer) {
     for plays in sizes {
         let started = Instant::now();
         // The denser day keeps the first size's plays: regenerate all.
-        server.sql(&db, "TRUNCATE play_events");
+        server.sql(&db, "TRUNCATE play_events, play_daily");
         generate(server, &db, start, (0, plays));
         loaded = plays;
         let rows: u64 = server

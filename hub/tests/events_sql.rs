@@ -444,3 +444,289 @@ async fn u3_x4_retention_drops_old_days_on_postgres_and_deletes_on_sled() {
         }
     }
 }
+
+/// U2, L2, X4, S9 (issue 21: ingest reads its look-ups in one query per
+/// tree): reports arriving together — two devices' batches each holding
+/// an event twice, a second copy of one batch (an agent's retry before its
+/// acknowledgement) and a batch overlapping another — land in the same
+/// ingest commits, then the first batch is sent again after it was
+/// acknowledged. Every event is stored once, on PostgreSQL and on sled:
+/// the counts the callers hear, the events table, the id index and the
+/// hour counts agree with the distinct ids; the device's first use of its
+/// group is recorded once, at its earliest played event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn u2_l2_x4_a_batch_with_duplicates_and_retries_is_stored_once() {
+    for postgres in [false, true] {
+        let hub = TestHub::start_on(Some(postgres), |_| {}).await;
+        events::prune(&hub.state, hub.clock.now(), TimeDelta::days(730))
+            .await
+            .unwrap();
+        let site = hub.node(&hub.admin, &hub.root, "Site").await;
+        let group = access_group(&hub, &site, "G").await;
+        let mut batch = WriteBatch::new();
+        support::paired_in(&mut batch, &site, "d-1", "s");
+        support::paired_in(&mut batch, &site, "d-2", "s");
+        let device = MemberRef::Device {
+            device_id: DeviceId::from("d-1"),
+        };
+        member(&mut batch, &hub, &group, device.clone());
+        hub.state.store.apply(batch).await.unwrap();
+
+        let t0 = t0(&hub);
+        let event = |n: u64, device: &str| {
+            let start = t0 + TimeDelta::minutes(i64::try_from(n * 7).unwrap());
+            support::events::played(n, device, "c-1", Some((&group, 1)), start)
+        };
+        // d-1: events 1–40 with 7 twice; d-2: events 101–130 with 101
+        // twice; then 121–150 of d-2 (overlapping 121–130).
+        let mut first: Vec<PlayEvent> = (1..=40).map(|n| event(n, "d-1")).collect();
+        first.push(event(7, "d-1"));
+        let mut second: Vec<PlayEvent> = (101..=130).map(|n| event(n, "d-2")).collect();
+        second.insert(3, event(101, "d-2"));
+        let overlap: Vec<PlayEvent> = (121..=150).map(|n| event(n, "d-2")).collect();
+        let sends = [
+            ("d-1", first.clone()),
+            ("d-2", second),
+            ("d-1", first.clone()),
+            ("d-2", overlap),
+        ];
+        let mut tasks = Vec::new();
+        for (device, events) in sends {
+            let state = hub.state.clone();
+            tasks.push(tokio::spawn(async move {
+                fleet::ingest_events(&state, &DeviceId::from(device), EventBatch { events })
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut stored = 0;
+        let mut duplicates = 0;
+        for task in tasks {
+            let ingested = task.await.unwrap();
+            assert_eq!(ingested.refused, 0, "postgres: {postgres}");
+            stored += ingested.stored;
+            duplicates += ingested.duplicates;
+        }
+        let retry = fleet::ingest_events(
+            &hub.state,
+            &DeviceId::from("d-1"),
+            EventBatch {
+                events: first.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((retry.stored, retry.duplicates), (0, 41), "retry");
+        // 40 + 30 + 20 distinct; sent 41 + 31 + 41 + 30 = 143.
+        assert_eq!(stored, 90, "postgres: {postgres}");
+        assert_eq!(duplicates, 143 - 90, "postgres: {postgres}");
+
+        let hours: u64 = hub
+            .state
+            .store
+            .scan::<u64>(events::PLAY_EVENT_HOURS, "")
+            .unwrap()
+            .into_iter()
+            .sum();
+        assert_eq!(hours, 90, "hour counts, postgres: {postgres}");
+        assert_eq!(
+            hub.state
+                .store
+                .scan_keys(events::PLAY_EVENT_IDS, "")
+                .unwrap()
+                .len(),
+            90
+        );
+        let (status, page) = hub
+            .get(
+                &hub.admin,
+                &format!(
+                    "/api/v1/reports/usage?from={}&to={}&limit=1000",
+                    (t0 - TimeDelta::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true),
+                    (t0 + TimeDelta::days(3)).to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let mut ids: Vec<&str> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 90, "postgres: {postgres}");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 90, "postgres: {postgres}");
+        if postgres {
+            assert_eq!(
+                hub.pg_sql("SELECT count(*), count(DISTINCT id) FROM play_events"),
+                "90|90"
+            );
+        }
+        let member: Member = hub
+            .state
+            .store
+            .get(
+                MEMBERS,
+                &member_key(&AccessGroupId::from(group.as_str()), &device),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            member.membership.first_used_at,
+            Some(t0 + TimeDelta::minutes(7)),
+            "postgres: {postgres}"
+        );
+    }
+}
+
+/// Every (day, node, item, group, user) total of `table`, as text: the
+/// rollup itself, or the same totals computed from the events.
+fn daily_totals(hub: &TestHub, from_events: bool) -> String {
+    let source = if from_events {
+        "SELECT (start AT TIME ZONE 'UTC')::date AS day, node, item, access_group, user_id, \
+           count(*) FILTER (WHERE played) AS played, count(*) FILTER (WHERE NOT played) AS skipped, \
+           COALESCE(sum(duration_ms) FILTER (WHERE played), 0) AS played_ms \
+         FROM play_events GROUP BY 1, 2, 3, 4, 5"
+    } else {
+        "SELECT day, node, item, access_group, user_id, played, skipped, played_ms FROM play_daily"
+    };
+    hub.pg_sql(&format!(
+        "SELECT count(*) || ':' || COALESCE(string_agg(concat_ws('/', day, node, item, \
+           access_group, user_id, played, skipped, played_ms), ',' \
+           ORDER BY day, node, item, access_group, user_id), '') FROM ({source}) t"
+    ))
+}
+
+/// The per-item tally of every event in `from..to` computed from the events
+/// by SQL, as `item|played|skipped|ms` lines.
+fn scanned_tally(hub: &TestHub, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    hub.pg_sql(&format!(
+        "SELECT item, count(*) FILTER (WHERE played), count(*) FILTER (WHERE NOT played), \
+           COALESCE(sum(duration_ms) FILTER (WHERE played), 0) FROM play_events \
+         WHERE start >= '{}' AND start < '{}' GROUP BY item ORDER BY item",
+        from.to_rfc3339(),
+        to.to_rfc3339()
+    ))
+}
+
+/// U3, L8, X4 (issue 21): the per-day rollup the triggers keep equals the
+/// events after ingest, a browser playback's duration update and a
+/// retention pass cutting a day in two; and a summary over whole days plus
+/// partial ones (answered from the rollup and the edge hours) equals the
+/// same summary scanned from the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn u3_l8_x4_the_daily_rollup_answers_as_the_event_scan() {
+    let hub = TestHub::start_on(Some(true), |_| {}).await;
+    let now = hub.clock.now();
+    events::prune(&hub.state, now, TimeDelta::days(730))
+        .await
+        .unwrap();
+    let site = hub.node(&hub.admin, &hub.root, "Site").await;
+    let group = access_group(&hub, &site, "G").await;
+    let mut batch = WriteBatch::new();
+    support::paired_in(&mut batch, &site, "d-1", "s");
+    support::paired_in(&mut batch, &site, "d-2", "s");
+    hub.state.store.apply(batch).await.unwrap();
+    // Four days and a bit, from 05:00 three days ago, on two attached
+    // screens and one unattached.
+    let t0 = now.date_naive().and_hms_opt(5, 0, 0).unwrap().and_utc() - TimeDelta::days(3);
+    let devices = ["d-1", "d-2", "d-x"];
+    for (d, device) in devices.iter().enumerate() {
+        let events: Vec<PlayEvent> = (0..120_u64)
+            .map(|n| {
+                let start = t0 + TimeDelta::minutes(i64::try_from(n * 47 + 3 * d as u64).unwrap());
+                let in_group = (n % 3 == 0).then_some((group.as_str(), 1));
+                let mut event = support::events::played(
+                    1 + n + 1000 * d as u64,
+                    device,
+                    &format!("c-{}", n % 5),
+                    in_group,
+                    start,
+                );
+                event.duration_ms = 500 + n * 11;
+                if n % 4 == 0 {
+                    event = support::events::skipped(event, "outside its window");
+                }
+                event
+            })
+            .collect();
+        let stored =
+            fleet::ingest_events(&hub.state, &DeviceId::from(*device), EventBatch { events })
+                .await
+                .unwrap();
+        assert_eq!(stored.stored, 120);
+    }
+    assert_eq!(daily_totals(&hub, false), daily_totals(&hub, true));
+    assert!(daily_totals(&hub, false).len() > 100);
+
+    // A browser playback (M6, with its user) and its duration update.
+    let stored = events::StoredEvent {
+        event: support::events::played(9001, "b-1", "c-2", None, t0 + TimeDelta::hours(30)),
+        node: Some(signet_common::ids::NodeId::from(site.as_str())),
+        received_at: now,
+        user: Some(UserId::from("u-1")),
+    };
+    hub.state
+        .store
+        .transact(|tx| events::insert_in(tx, &stored))
+        .await
+        .unwrap();
+    let id = stored.event.id.clone();
+    assert!(
+        hub.state
+            .store
+            .transact(|tx| events::set_duration_in(tx, &id, 4_321))
+            .await
+            .unwrap()
+    );
+    assert_eq!(daily_totals(&hub, false), daily_totals(&hub, true));
+
+    // Summaries over whole days and their edges equal the event scan.
+    let every = |from: DateTime<Utc>, to: DateTime<Utc>| signet_hub::store::EventQuery {
+        from,
+        to,
+        nodes: vec![site.clone()],
+        unattached: true,
+        device: None,
+        item: None,
+        groups: None,
+        hidden_items: Vec::new(),
+        user: None,
+    };
+    let ranges = [
+        (t0 - TimeDelta::days(1), t0 + TimeDelta::days(5)),
+        (
+            t0 + TimeDelta::minutes(7),
+            t0 + TimeDelta::hours(70) + TimeDelta::minutes(13),
+        ),
+        (t0 + TimeDelta::hours(19), t0 + TimeDelta::hours(43)),
+    ];
+    for (from, to) in ranges {
+        let tally = hub
+            .state
+            .store
+            .event_tally(&every(from, to))
+            .unwrap()
+            .unwrap();
+        let lines: Vec<String> = tally
+            .iter()
+            .map(|t| format!("{}|{}|{}|{}", t.item, t.played, t.skipped, t.played_ms))
+            .collect();
+        assert_eq!(
+            lines.join("\n"),
+            scanned_tally(&hub, from, to),
+            "{from}..{to}"
+        );
+        assert!(!lines.is_empty());
+    }
+
+    // Retention cutting a day in two: dropped days leave the rollup, the
+    // cut day keeps what is after the cut.
+    let removed = events::prune(&hub.state, t0 + TimeDelta::hours(50), TimeDelta::days(1))
+        .await
+        .unwrap();
+    assert!(removed > 0);
+    assert_eq!(daily_totals(&hub, false), daily_totals(&hub, true));
+}

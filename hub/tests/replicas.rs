@@ -1022,3 +1022,118 @@ async fn x5_c3_a_live_fleet_stream_on_one_replica_hears_a_pairing_on_the_other()
         "the stream on hub-a never named {id}: {seen}"
     );
 }
+
+/// S8, S12, X5 (issue 21): failed logins spread over two replicas are
+/// counted in PostgreSQL, so they are throttled at the limit of one hub:
+/// after `login_max_failures` wrong passwords sent to the replicas in
+/// turn, the next attempt at the name from that source is refused (429)
+/// on both — even with the right password — while another name is not.
+/// (Counted per replica, each would still have allowed more.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_s12_failed_logins_over_two_replicas_are_throttled_at_the_limit_of_one() {
+    let cluster = Cluster::new(None).await;
+    let (a, b) = cluster.pair().await;
+    let max = signet_hub::config::Config::default().login_max_failures;
+    let attempt = |replica: &Replica, name: &str, password: &str| {
+        let body = json!({"name": name, "password": password});
+        let base = replica.base.clone();
+        let client = cluster.client.clone();
+        async move {
+            call(
+                &client,
+                &base,
+                reqwest::Method::POST,
+                "/api/v1/session",
+                None,
+                Some(body),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    for n in 0..max {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        let (status, body) = attempt(replica, "admin", "wrong password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "failure {n}: {body}");
+    }
+    for (name, replica) in [("hub-a", &a), ("hub-b", &b)] {
+        let (status, body) = attempt(replica, "admin", &cluster.password).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{name}: {body}");
+        assert_eq!(body["error"], "login_throttled", "{name}: {body}");
+    }
+    let (status, body) = attempt(&b, "nobody", "wrong password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+/// S12, X5: the shared failed-login counts stay bounded and pruned: past
+/// the cap the oldest windows go (at most the cap plus one pruning
+/// interval stay), rows whose window passed are deleted at the next
+/// pruning, and a key whose window passed counts from one again.
+#[test]
+fn x5_s12_the_shared_login_counts_are_bounded_and_pruned() {
+    use signet_hub::store::{PgStorage, SHARED_COUNTS_PRUNE_EVERY, Storage as _};
+    let pg = PgServer::shared();
+    let url = pg.database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let storage = PgStorage::connect(&url).unwrap();
+    let window = chrono::TimeDelta::minutes(15);
+    let cap = 100;
+    // Microseconds: what the table keeps.
+    let now =
+        chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap();
+    let rows = || -> usize {
+        pg.sql(&db, "SELECT count(*) FROM login_failures")
+            .parse()
+            .unwrap()
+    };
+    for n in 0..300 {
+        let keys = [format!("old-{n:03}"), "name".to_owned()];
+        storage.count_failures(&keys, now, window, cap).unwrap();
+        if n % 20 == 19 {
+            let rows = rows();
+            assert!(
+                rows <= cap + usize::try_from(SHARED_COUNTS_PRUNE_EVERY).unwrap(),
+                "{rows} rows after {n} counts"
+            );
+        }
+    }
+    let counts = storage
+        .failure_counts(
+            &["name".to_owned(), "old-299".to_owned(), "absent".to_owned()],
+            now,
+            window,
+        )
+        .unwrap();
+    assert_eq!(counts[0].map(|c| c.count), Some(300));
+    assert_eq!(counts[1].map(|c| c.count), Some(1));
+    assert_eq!(counts[2], None);
+
+    // A window later every old row has expired: one interval of counts
+    // prunes them all, and "name" counts from one again.
+    let later = now + window;
+    for n in 0..SHARED_COUNTS_PRUNE_EVERY {
+        let keys = [format!("late-{n:03}"), "name".to_owned()];
+        storage.count_failures(&keys, later, window, cap).unwrap();
+    }
+    assert_eq!(
+        pg.sql(
+            &db,
+            "SELECT count(*) FROM login_failures WHERE key LIKE 'old-%'"
+        ),
+        "0"
+    );
+    let counts = storage
+        .failure_counts(&["name".to_owned()], later, window)
+        .unwrap();
+    assert_eq!(
+        counts[0].map(|c| (c.count, c.since)),
+        Some((SHARED_COUNTS_PRUNE_EVERY, later))
+    );
+    storage.forget_failures(&["name".to_owned()]).unwrap();
+    assert_eq!(
+        storage
+            .failure_counts(&["name".to_owned()], later, window)
+            .unwrap()[0],
+        None
+    );
+}

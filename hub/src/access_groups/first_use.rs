@@ -56,6 +56,29 @@ pub fn note_play(
     note_use(tx, group, &member, event.start, now)
 }
 
+/// Reads, in one call to the engine, the member records [`note_play`]
+/// would read for `events` reported by `device` (fleet ingest batches
+/// their look-ups, issue 21).
+///
+/// # Errors
+/// When the store fails.
+pub fn prefetch<'e>(
+    tx: &mut Tx,
+    device: &DeviceId,
+    events: impl IntoIterator<Item = &'e PlayEvent>,
+) -> Result<(), StoreError> {
+    let member = MemberRef::Device {
+        device_id: device.clone(),
+    };
+    let keys: Vec<String> = events
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Played && &e.device_id == device)
+        .filter_map(|e| e.access_group.as_ref())
+        .map(|group| member_key(group, &member))
+        .collect();
+    tx.prefetch(MEMBERS, keys.iter().map(String::as_str))
+}
+
 /// Records `member`'s first use of `group`'s content at `at` (clamped to
 /// the member's join and `now`), unless one is recorded or the member is
 /// removed. When the group's license counts a duration from first use, the

@@ -18,6 +18,7 @@ pub mod broker_admin;
 pub mod entitlements;
 pub mod fleet_feed;
 pub mod ingest;
+pub mod login_counts;
 pub mod publisher;
 pub mod replica;
 pub mod store_watch;
@@ -176,7 +177,16 @@ impl Hub {
             .ok()
             .and_then(TimeDelta::try_seconds)
             .unwrap_or(TimeDelta::minutes(15));
-        let throttle = Arc::new(LoginThrottle::new(config.login_max_failures, window));
+        // Replicas on one PostgreSQL count failed logins together (X5).
+        let throttle = Arc::new(if store.shares_counts() {
+            LoginThrottle::counting_in(
+                config.login_max_failures,
+                window,
+                Box::new(login_counts::StoreCounts::new(store.clone())),
+            )
+        } else {
+            LoginThrottle::new(config.login_max_failures, window)
+        });
         let hashing = Arc::new(PasswordHashing::new(
             config.password_hash_concurrency,
             Duration::from_millis(config.password_hash_wait_ms),

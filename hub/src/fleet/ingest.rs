@@ -19,7 +19,11 @@
 //!
 //! Exactly once (U2): an event id is looked up inside the transaction, and
 //! the reports of one batch see each other's writes, so an event is stored
-//! once however its copies are spread over batches. A batch that fails as a
+//! once however its copies are spread over batches. The look-ups of a batch
+//! (event ids, hour counts, device states, first-use members) are read
+//! first, one engine call per tree ([`Tx::prefetch`]: one query each on
+//! PostgreSQL, not one round trip per event), and checked at commit like
+//! any read. A batch that fails as a
 //! whole (a corrupt record, say) is retried report by report, so one bad
 //! report fails alone.
 
@@ -36,6 +40,8 @@ use super::events::{
 };
 use super::{DEVICE_STATES, DeviceStatus, Liveness, next_status};
 use crate::app::Hub;
+use crate::content::renditions::readers::READERS;
+use crate::publish::publications::PUBLICATION_OPEN;
 use crate::store::{Store, StoreError, Tx};
 
 /// The most reports one commit takes.
@@ -146,6 +152,7 @@ async fn commit(jobs: Vec<Job>) {
     tracing::debug!(reports = jobs.len(), "committing a fleet ingest batch");
     let together = store
         .transact(|tx| {
+            prefetch(tx, &jobs)?;
             jobs.iter()
                 .map(|j| decide(tx, &j.device, &j.report, j.liveness))
                 .collect::<Result<Vec<_>, StoreError>>()
@@ -173,6 +180,34 @@ async fn commit(jobs: Vec<Job>) {
             }
         }
     }
+}
+
+/// Reads what deciding `jobs` will read, one engine call per tree.
+fn prefetch(tx: &mut Tx, jobs: &[Job]) -> Result<(), StoreError> {
+    let mut ids = BTreeSet::new();
+    let mut hours = BTreeSet::new();
+    let mut devices = BTreeSet::new();
+    for job in jobs {
+        match &job.report {
+            Report::State(_) => {
+                devices.insert(job.device.as_str());
+            }
+            Report::Events { batch, .. } => {
+                let events = batch.events.iter().take(MAX_EVENTS_PER_BATCH);
+                for event in events.clone() {
+                    ids.insert(event.id.as_str());
+                    hours.insert(hour_of(event.start));
+                }
+                crate::access_groups::first_use::prefetch(tx, &job.device, events)?;
+            }
+        }
+    }
+    tx.prefetch(PLAY_EVENT_IDS, ids)?;
+    tx.prefetch(PLAY_EVENT_HOURS, hours.iter().map(String::as_str))?;
+    for tree in [DEVICE_STATES, PUBLICATION_OPEN, READERS] {
+        tx.prefetch(tree, devices.iter().copied())?;
+    }
+    Ok(())
 }
 
 /// Writes one report into `tx`, reading what it rests on through `tx`.

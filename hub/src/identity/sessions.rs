@@ -91,6 +91,11 @@ async fn audit_failed_login(
     hub.store.apply(batch).await
 }
 
+/// The throttle's shared counts failed: the store did (500).
+fn counts(e: crate::login::throttle::CountError) -> IdentityError {
+    IdentityError::Store(StoreError::Storage(e.to_string()))
+}
+
 /// A new login: the bearer token, its session and who logged in.
 #[derive(Debug)]
 pub struct Login {
@@ -121,11 +126,15 @@ pub async fn login(
     }
     let name = name_key(name);
     let now = hub.now();
-    if let Some(until) = hub.throttle.locked_until(&name, from, now) {
+    if let Some(until) = hub
+        .throttle
+        .locked_until(&name, from, now)
+        .map_err(counts)?
+    {
         let retry_after = u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1);
         return Err(IdentityError::Throttled { until, retry_after });
     }
-    let delay = hub.throttle.delay(&name, now);
+    let delay = hub.throttle.delay(&name, now).map_err(counts)?;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -135,12 +144,14 @@ pub async fn login(
     let user = match user {
         Some(user) if matches && !user.disabled => user,
         _ => {
-            hub.throttle.record_failure(&name, from, now);
+            hub.throttle
+                .record_failure(&name, from, now)
+                .map_err(counts)?;
             audit_failed_login(hub, &name, from, now).await?;
             return Err(IdentityError::WrongCredentials);
         }
     };
-    hub.throttle.record_success(&name, from);
+    hub.throttle.record_success(&name, from).map_err(counts)?;
     let (token, key) = new_token();
     let ttl = i64::try_from(hub.config.token_ttl_secs)
         .ok()

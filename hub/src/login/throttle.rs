@@ -12,9 +12,14 @@
 //!   [`LoginThrottle::failed_logins`] aggregates them, identity writes the
 //!   entry.
 //!
-//! Everything is in memory and bounded ([`MAX_TRACKED`] entries per table;
-//! a restart forgets the counts). Must not: check passwords (the session
-//! route does, through [`super::PasswordHashing`]); write the store.
+//! Where the failures are counted is a [`FailureCounts`]: this process's
+//! memory ([`MemoryCounts`], bounded: [`MAX_TRACKED`] entries per table; a
+//! restart forgets the counts) on one hub, or a table every replica shares
+//! (X5: on PostgreSQL, installed by `app`, bounded to [`SHARED_CAP`] rows
+//! and pruned), so N replicas allow the same attempts as one. The audit
+//! aggregates stay in each process's memory. Must not: check passwords
+//! (the session route does, through [`super::PasswordHashing`]); write the
+//! store itself (the shared counts are the store's, behind the trait).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +32,9 @@ use crate::values::ordered_id;
 /// The most names, name–source pairs or audited sources tracked at once;
 /// beyond it the oldest are dropped.
 pub const MAX_TRACKED: usize = 10_000;
+/// The most counted keys (names and name–source pairs together) the shared
+/// counts keep; beyond it the oldest windows are dropped.
+pub const SHARED_CAP: usize = 2 * MAX_TRACKED;
 /// The first delay once a name is past its failures.
 pub const NAME_DELAY_BASE: Duration = Duration::from_millis(125);
 /// The longest delay of an attempt at a name under attack.
@@ -35,44 +43,85 @@ pub const MAX_NAME_DELAY: Duration = Duration::from_secs(4);
 pub const MAX_AUDITED_NAMES: usize = 16;
 
 /// Failures in the current window.
-#[derive(Debug, Clone, Copy)]
-struct Failures {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
     /// How many.
-    count: u32,
+    pub count: u32,
     /// When the window started.
-    since: DateTime<Utc>,
+    pub since: DateTime<Utc>,
 }
 
-/// One source's failed logins in one minute: one audit entry.
-#[derive(Debug, Clone)]
-struct AuditBucket {
-    /// The minute (Unix seconds / 60).
-    minute: i64,
-    /// The entry's id (and key), kept so each update replaces it.
-    id: String,
-    /// When the first failure of the minute happened.
-    first: DateTime<Utc>,
-    /// Failures so far.
-    count: u32,
-    /// The distinct names tried, at most [`MAX_AUDITED_NAMES`].
-    names: Vec<String>,
+/// What one count is kept for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted<'a> {
+    /// A login name from one source.
+    Pair {
+        /// The login name.
+        name: &'a str,
+        /// The client address.
+        source: &'a str,
+    },
+    /// A login name, from every source.
+    Name(&'a str),
 }
 
-/// Failure counts per (name, source) and per name, and the audit buckets.
-#[derive(Debug)]
-pub struct LoginThrottle {
-    /// Failures of one name from one source before that pair is refused.
-    max_failures: u32,
-    /// How long failures count and a refusal lasts.
-    window: TimeDelta,
+impl Counted<'_> {
+    /// The key a shared table keeps it under (unit separators between the
+    /// parts: a name cannot hold a control character).
+    #[must_use]
+    pub fn key(&self) -> String {
+        match self {
+            Self::Pair { name, source } => format!("p\u{1f}{source}\u{1f}{name}"),
+            Self::Name(name) => format!("n\u{1f}{name}"),
+        }
+    }
+}
+
+/// Why the counts could not be read or written (the shared store failed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("failed-login counts: {0}")]
+pub struct CountError(pub String);
+
+/// Where failures are counted (see the module doc).
+pub trait FailureCounts: Send + Sync + std::fmt::Debug {
+    /// Counts one failure for each of `keys` at `now`; a key whose window
+    /// (`window` from its first failure) has passed starts a new one.
+    ///
+    /// # Errors
+    /// When the counts cannot be written.
+    fn add(
+        &self,
+        keys: &[Counted<'_>],
+        now: DateTime<Utc>,
+        window: TimeDelta,
+    ) -> Result<(), CountError>;
+
+    /// The failures of `key` whose window is still open at `now`.
+    ///
+    /// # Errors
+    /// When the counts cannot be read.
+    fn current(
+        &self,
+        key: Counted<'_>,
+        now: DateTime<Utc>,
+        window: TimeDelta,
+    ) -> Result<Option<Failures>, CountError>;
+
+    /// Forgets `keys`.
+    ///
+    /// # Errors
+    /// When the counts cannot be written.
+    fn forget(&self, keys: &[Counted<'_>]) -> Result<(), CountError>;
+}
+
+/// Counts in this process's memory: one table per kind of key, each
+/// bounded to [`MAX_TRACKED`].
+#[derive(Debug, Default)]
+pub struct MemoryCounts {
     /// Per (name, source).
     pairs: Mutex<HashMap<(String, String), Failures>>,
     /// Per name, from every source.
     names: Mutex<HashMap<String, Failures>>,
-    /// Per source, this minute's aggregated audit entry; the async lock
-    /// also orders the entry's writes, so a later count never loses to an
-    /// earlier one.
-    audit: tokio::sync::Mutex<HashMap<String, AuditBucket>>,
 }
 
 /// Counts one failure for `key` at `now` in `table`, keeping it bounded.
@@ -124,68 +173,178 @@ fn current<K: std::hash::Hash + Eq>(
         .filter(|f| now < f.since + window)
 }
 
+fn pair_of(name: &str, source: &str) -> (String, String) {
+    (name.to_owned(), source.to_owned())
+}
+
+impl FailureCounts for MemoryCounts {
+    fn add(
+        &self,
+        keys: &[Counted<'_>],
+        now: DateTime<Utc>,
+        window: TimeDelta,
+    ) -> Result<(), CountError> {
+        for key in keys {
+            match *key {
+                Counted::Pair { name, source } => {
+                    count(&self.pairs, &pair_of(name, source), now, window);
+                }
+                Counted::Name(name) => count(&self.names, &name.to_owned(), now, window),
+            }
+        }
+        Ok(())
+    }
+
+    fn current(
+        &self,
+        key: Counted<'_>,
+        now: DateTime<Utc>,
+        window: TimeDelta,
+    ) -> Result<Option<Failures>, CountError> {
+        Ok(match key {
+            Counted::Pair { name, source } => {
+                current(&self.pairs, &pair_of(name, source), now, window)
+            }
+            Counted::Name(name) => current(&self.names, &name.to_owned(), now, window),
+        })
+    }
+
+    fn forget(&self, keys: &[Counted<'_>]) -> Result<(), CountError> {
+        for key in keys {
+            match *key {
+                Counted::Pair { name, source } => {
+                    self.pairs
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&pair_of(name, source));
+                }
+                Counted::Name(name) => {
+                    self.names
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(name);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One source's failed logins in one minute: one audit entry.
+#[derive(Debug, Clone)]
+struct AuditBucket {
+    /// The minute (Unix seconds / 60).
+    minute: i64,
+    /// The entry's id (and key), kept so each update replaces it.
+    id: String,
+    /// When the first failure of the minute happened.
+    first: DateTime<Utc>,
+    /// Failures so far.
+    count: u32,
+    /// The distinct names tried, at most [`MAX_AUDITED_NAMES`].
+    names: Vec<String>,
+}
+
+/// Failure counts per (name, source) and per name, and the audit buckets.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    /// Failures of one name from one source before that pair is refused.
+    max_failures: u32,
+    /// How long failures count and a refusal lasts.
+    window: TimeDelta,
+    /// Where the failures are counted.
+    counts: Box<dyn FailureCounts>,
+    /// Per source, this minute's aggregated audit entry; the async lock
+    /// also orders the entry's writes, so a later count never loses to an
+    /// earlier one.
+    audit: tokio::sync::Mutex<HashMap<String, AuditBucket>>,
+}
+
 impl LoginThrottle {
     /// A throttle allowing `max_failures` failures per name and source per
-    /// `window`.
+    /// `window`, counting in memory.
     #[must_use]
     pub fn new(max_failures: u32, window: TimeDelta) -> Self {
+        Self::counting_in(max_failures, window, Box::new(MemoryCounts::default()))
+    }
+
+    /// The same, counting in `counts` (the shared store's, X5).
+    #[must_use]
+    pub fn counting_in(
+        max_failures: u32,
+        window: TimeDelta,
+        counts: Box<dyn FailureCounts>,
+    ) -> Self {
         Self {
             max_failures,
             window,
-            pairs: Mutex::new(HashMap::new()),
-            names: Mutex::new(HashMap::new()),
+            counts,
             audit: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// `Some(until)` when `source` is locked out of `name` at `now`.
-    #[must_use]
+    ///
+    /// # Errors
+    /// When the counts cannot be read.
     pub fn locked_until(
         &self,
         name: &str,
         source: &str,
         now: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
-        let key = (name.to_owned(), source.to_owned());
-        current(&self.pairs, &key, now, self.window)
+    ) -> Result<Option<DateTime<Utc>>, CountError> {
+        Ok(self
+            .counts
+            .current(Counted::Pair { name, source }, now, self.window)?
             .filter(|f| f.count >= self.max_failures)
-            .map(|f| f.since + self.window)
+            .map(|f| f.since + self.window))
     }
 
     /// How long an attempt at `name` waits at `now`: nothing until the name
     /// has failed `max_failures` times in the window (from any sources),
     /// then [`NAME_DELAY_BASE`] doubling per further failure, at most
     /// [`MAX_NAME_DELAY`].
-    #[must_use]
-    pub fn delay(&self, name: &str, now: DateTime<Utc>) -> Duration {
-        let failures =
-            current(&self.names, &name.to_owned(), now, self.window).map_or(0, |f| f.count);
-        match failures.checked_sub(self.max_failures) {
+    ///
+    /// # Errors
+    /// When the counts cannot be read.
+    pub fn delay(&self, name: &str, now: DateTime<Utc>) -> Result<Duration, CountError> {
+        let failures = self
+            .counts
+            .current(Counted::Name(name), now, self.window)?
+            .map_or(0, |f| f.count);
+        Ok(match failures.checked_sub(self.max_failures) {
             None => Duration::ZERO,
             Some(excess) => NAME_DELAY_BASE
                 .saturating_mul(1 << excess.min(16))
                 .min(MAX_NAME_DELAY),
-        }
+        })
     }
 
     /// Records a failed login for `name` from `source` at `now`.
-    pub fn record_failure(&self, name: &str, source: &str, now: DateTime<Utc>) {
-        let pair = (name.to_owned(), source.to_owned());
-        count(&self.pairs, &pair, now, self.window);
-        count(&self.names, &name.to_owned(), now, self.window);
+    ///
+    /// # Errors
+    /// When the counts cannot be written.
+    pub fn record_failure(
+        &self,
+        name: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CountError> {
+        self.counts.add(
+            &[Counted::Pair { name, source }, Counted::Name(name)],
+            now,
+            self.window,
+        )
     }
 
     /// Forgets `name`'s failures (from `source`, and the name's delay)
     /// after a successful login.
-    pub fn record_success(&self, name: &str, source: &str) {
-        self.pairs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&(name.to_owned(), source.to_owned()));
-        self.names
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(name);
+    ///
+    /// # Errors
+    /// When the counts cannot be written.
+    pub fn record_success(&self, name: &str, source: &str) -> Result<(), CountError> {
+        self.counts
+            .forget(&[Counted::Pair { name, source }, Counted::Name(name)])
     }
 
     /// Counts a failed login for `name` from `source` at `now` into the
@@ -276,29 +435,45 @@ mod tests {
         let throttle = LoginThrottle::new(3, TimeDelta::minutes(15));
         for i in 0..3 {
             assert_eq!(
-                throttle.locked_until("alice", "203.0.113.1", t0),
+                throttle.locked_until("alice", "203.0.113.1", t0).unwrap(),
                 None,
                 "after {i} failures"
             );
-            assert_eq!(throttle.delay("alice", t0), Duration::ZERO);
-            throttle.record_failure("alice", "203.0.113.1", t0);
+            assert_eq!(throttle.delay("alice", t0).unwrap(), Duration::ZERO);
+            throttle.record_failure("alice", "203.0.113.1", t0).unwrap();
         }
         assert_eq!(
-            throttle.locked_until("alice", "203.0.113.1", t0),
+            throttle.locked_until("alice", "203.0.113.1", t0).unwrap(),
             Some(t0 + TimeDelta::minutes(15))
         );
-        assert_eq!(throttle.locked_until("alice", "198.51.100.7", t0), None);
-        assert_eq!(throttle.locked_until("bob", "203.0.113.1", t0), None);
-        assert_eq!(throttle.delay("alice", t0), NAME_DELAY_BASE);
+        assert_eq!(
+            throttle.locked_until("alice", "198.51.100.7", t0).unwrap(),
+            None
+        );
+        assert_eq!(
+            throttle.locked_until("bob", "203.0.113.1", t0).unwrap(),
+            None
+        );
+        assert_eq!(throttle.delay("alice", t0).unwrap(), NAME_DELAY_BASE);
         for _ in 0..20 {
-            throttle.record_failure("alice", "198.51.100.7", t0);
+            throttle
+                .record_failure("alice", "198.51.100.7", t0)
+                .unwrap();
         }
-        assert_eq!(throttle.delay("alice", t0), MAX_NAME_DELAY);
+        assert_eq!(throttle.delay("alice", t0).unwrap(), MAX_NAME_DELAY);
         let later = t0 + TimeDelta::minutes(15);
-        assert_eq!(throttle.locked_until("alice", "203.0.113.1", later), None);
-        assert_eq!(throttle.delay("alice", later), Duration::ZERO);
-        throttle.record_success("alice", "203.0.113.1");
-        assert_eq!(throttle.locked_until("alice", "203.0.113.1", t0), None);
-        assert_eq!(throttle.delay("alice", t0), Duration::ZERO);
+        assert_eq!(
+            throttle
+                .locked_until("alice", "203.0.113.1", later)
+                .unwrap(),
+            None
+        );
+        assert_eq!(throttle.delay("alice", later).unwrap(), Duration::ZERO);
+        throttle.record_success("alice", "203.0.113.1").unwrap();
+        assert_eq!(
+            throttle.locked_until("alice", "203.0.113.1", t0).unwrap(),
+            None
+        );
+        assert_eq!(throttle.delay("alice", t0).unwrap(), Duration::ZERO);
     }
 }

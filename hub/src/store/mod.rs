@@ -16,6 +16,7 @@
 
 pub mod events;
 pub mod migrate;
+mod pg_counts;
 mod pg_events;
 mod postgres;
 mod sled_storage;
@@ -23,11 +24,12 @@ mod tx;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use events::{EVENTS_TREE, EventPrune, EventQuery, ItemTally};
+pub use pg_counts::PRUNE_EVERY as SHARED_COUNTS_PRUNE_EVERY;
 pub use postgres::{PgStorage, successor};
 pub use sled_storage::SledStorage;
 pub use tx::{Check, Digest, Tx, digest_range, digest_record, holds};
@@ -78,6 +80,20 @@ pub enum StoreError {
     /// [`Store::transact`], which runs it again).
     #[error("the records a write rested on kept changing; try again")]
     Conflict,
+}
+
+/// Failures counted in one window ([`Storage::count_failures`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    /// How many.
+    pub count: u32,
+    /// When the window started.
+    pub since: DateTime<Utc>,
+}
+
+/// What an engine without shared counts answers their calls with.
+fn no_shared_counts() -> StoreError {
+    StoreError::Storage("this engine keeps no shared counts".into())
 }
 
 /// A stored (key, value) pair, as [`Storage::scan`] returns them.
@@ -172,6 +188,20 @@ pub trait Storage: Send + Sync + 'static {
     /// [`StoreError::Storage`] when the engine fails.
     fn scan(&self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
 
+    /// The values under `keys` in `tree` (`None`: absent), in the order of
+    /// `keys`: one call per key unless the engine reads many at once
+    /// (PostgreSQL: one query), which batched ingest relies on.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] when the engine fails.
+    fn get_many(
+        &self,
+        tree: &'static str,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.get(tree, key)).collect()
+    }
+
     /// If every check of `checks` still holds ([`holds`]), applies every
     /// write of `batch`; both atomically, as one step no other commit
     /// interleaves with. Makes the writes durable before returning.
@@ -221,6 +251,52 @@ pub trait Storage: Send + Sync + 'static {
     /// When the engine fails.
     fn prune_events(&self, _prune: &EventPrune) -> Result<Option<u64>, StoreError> {
         Ok(None)
+    }
+
+    /// Whether the engine keeps windowed counts every process sharing it
+    /// sees ([`Storage::count_failures`]; PostgreSQL, X5). `false` (sled,
+    /// one process's engine): the caller counts in its memory.
+    fn shares_counts(&self) -> bool {
+        false
+    }
+
+    /// Counts one failure for each of `keys` at `now` in the shared counts;
+    /// a key whose window (`window` from its first failure) has passed
+    /// starts a new one. Keeps at most about `cap` keys, dropping those
+    /// whose window has passed, then the oldest.
+    ///
+    /// # Errors
+    /// When the engine fails or keeps no shared counts.
+    fn count_failures(
+        &self,
+        _keys: &[String],
+        _now: DateTime<Utc>,
+        _window: TimeDelta,
+        _cap: usize,
+    ) -> Result<(), StoreError> {
+        Err(no_shared_counts())
+    }
+
+    /// The shared counts of `keys` whose window is open at `now`, in the
+    /// order of `keys`.
+    ///
+    /// # Errors
+    /// When the engine fails or keeps no shared counts.
+    fn failure_counts(
+        &self,
+        _keys: &[String],
+        _now: DateTime<Utc>,
+        _window: TimeDelta,
+    ) -> Result<Vec<Option<WindowCount>>, StoreError> {
+        Err(no_shared_counts())
+    }
+
+    /// Forgets the shared counts of `keys`.
+    ///
+    /// # Errors
+    /// When the engine fails or keeps no shared counts.
+    fn forget_failures(&self, _keys: &[String]) -> Result<(), StoreError> {
+        Err(no_shared_counts())
     }
 
     /// Makes the engine ready to store events from the day before `now`
@@ -331,6 +407,47 @@ impl Store {
     /// When the engine fails.
     pub fn event_tally(&self, query: &EventQuery) -> Result<Option<Vec<ItemTally>>, StoreError> {
         self.storage.event_tally(query)
+    }
+
+    /// See [`Storage::shares_counts`].
+    #[must_use]
+    pub fn shares_counts(&self) -> bool {
+        self.storage.shares_counts()
+    }
+
+    /// See [`Storage::count_failures`].
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub fn count_failures(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        window: TimeDelta,
+        cap: usize,
+    ) -> Result<(), StoreError> {
+        self.storage.count_failures(keys, now, window, cap)
+    }
+
+    /// See [`Storage::failure_counts`].
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub fn failure_counts(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        window: TimeDelta,
+    ) -> Result<Vec<Option<WindowCount>>, StoreError> {
+        self.storage.failure_counts(keys, now, window)
+    }
+
+    /// See [`Storage::forget_failures`].
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub fn forget_failures(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.storage.forget_failures(keys)
     }
 
     /// See [`Storage::prune_events`], off the async runtime.

@@ -7,7 +7,8 @@
 //! [`super::PgStorage`] routes here for the events tree (inside the same
 //! transaction and under the same tree lock as every other write of a
 //! commit, so an ingest batch is durable with its events before it is
-//! acknowledged, S9), the report queries ([`page`], [`tally`]), the daily
+//! acknowledged, S9), the report queries ([`page`], [`tally`], which reads
+//! whole days from the per-day rollup the table's triggers keep), the daily
 //! partitions the leader makes ahead ([`prepare`]) and retention
 //! ([`prune`]). The record (`fleet::events::StoredEvent` as JSON) is kept
 //! byte for byte in `value`; the columns are read from it when written.
@@ -146,15 +147,23 @@ impl Filter {
         };
         filter.add("start >= $::text::timestamptz", key_time(query.from));
         filter.add("start < $::text::timestamptz", key_time(query.to));
+        filter.dimensions(query);
+        if let Some(device) = &query.device {
+            filter.add("device = $", device.clone());
+        }
+        filter
+    }
+
+    /// The filters of `query` but its range and device: what the per-day
+    /// rollup is kept by too.
+    fn dimensions(&mut self, query: &EventQuery) {
+        let filter = self;
         let n = filter.bind(query.nodes.clone());
         filter.and(&if query.unattached {
             format!("(node = ANY(${n}::text[]) OR node IS NULL)")
         } else {
             format!("node = ANY(${n}::text[])")
         });
-        if let Some(device) = &query.device {
-            filter.add("device = $", device.clone());
-        }
         if let Some(item) = &query.item {
             filter.add("item = $", item.clone());
         }
@@ -167,7 +176,6 @@ impl Filter {
         if let Some(user) = &query.user {
             filter.add("(user_id IS NULL OR user_id = $)", user.clone());
         }
-        filter
     }
 
     /// Adds a parameter; its number.
@@ -221,20 +229,85 @@ pub async fn page(
         .collect()
 }
 
+/// The first and the end (exclusive) of the whole UTC days within
+/// `from..to`, when there is at least one (events start in 2000–9999).
+fn whole_days(from: DateTime<Utc>, to: DateTime<Utc>) -> Option<(NaiveDate, NaiveDate)> {
+    let earliest = NaiveDate::from_ymd_opt(2000, 1, 1)?;
+    let latest = NaiveDate::from_ymd_opt(9999, 12, 31)?;
+    let midnight = from.date_naive().and_hms_opt(0, 0, 0)?.and_utc();
+    let first = if from == midnight {
+        from.date_naive()
+    } else {
+        from.date_naive().succ_opt()?
+    };
+    let (first, end) = (first.max(earliest), to.date_naive().min(latest));
+    (first < end).then_some((first, end))
+}
+
+/// The start of `day` as a key-time text.
+fn day_start(day: NaiveDate) -> String {
+    day.and_hms_opt(0, 0, 0)
+        .map(|t| key_time(t.and_utc()))
+        .unwrap_or_default()
+}
+
 /// Plays, skips and time played per item of the events matching `query`,
-/// by item id (byte order, as the service's tally).
+/// by item id (byte order, as the service's tally). Whole days come from
+/// the per-day rollup (`play_daily`, migration V5) unless the query names
+/// a device; the hours before the first and after the last whole day from
+/// the events.
 pub async fn tally(
     client: &impl GenericClient,
     query: &EventQuery,
 ) -> Result<Vec<ItemTally>, tokio_postgres::Error> {
-    let filter = Filter::of(query);
-    let sql = format!(
-        "SELECT item, count(*) FILTER (WHERE played), count(*) FILTER (WHERE NOT played), \
-           LEAST(COALESCE(sum(duration_ms) FILTER (WHERE played), 0), \
-                 9223372036854775807)::bigint \
-         FROM play_events WHERE {} GROUP BY item ORDER BY item",
-        filter.sql
-    );
+    let days = whole_days(query.from, query.to).filter(|_| query.device.is_none());
+    let (sql, filter) = match days {
+        None => {
+            let filter = Filter::of(query);
+            let sql = format!(
+                "SELECT item, count(*) FILTER (WHERE played), \
+                   count(*) FILTER (WHERE NOT played), \
+                   LEAST(COALESCE(sum(duration_ms) FILTER (WHERE played), 0), \
+                         9223372036854775807)::bigint \
+                 FROM play_events WHERE {} GROUP BY item ORDER BY item",
+                filter.sql
+            );
+            (sql, filter)
+        }
+        Some((first, end)) => {
+            let mut filter = Filter {
+                sql: String::new(),
+                params: Vec::new(),
+            };
+            filter.dimensions(query);
+            let from = filter.bind(key_time(query.from));
+            let first_at = filter.bind(day_start(first));
+            let end_at = filter.bind(day_start(end));
+            let to = filter.bind(key_time(query.to));
+            let first_day = filter.bind(first.format("%Y-%m-%d").to_string());
+            let end_day = filter.bind(end.format("%Y-%m-%d").to_string());
+            let sql = format!(
+                "SELECT item, sum(p)::bigint, sum(s)::bigint, \
+                   LEAST(sum(ms), 9223372036854775807)::bigint FROM ( \
+                   SELECT item, played AS p, skipped AS s, played_ms AS ms FROM play_daily \
+                   WHERE day >= ${first_day}::text::date AND day < ${end_day}::text::date \
+                     AND {dims} \
+                   UNION ALL \
+                   SELECT item, count(*) FILTER (WHERE played), \
+                     count(*) FILTER (WHERE NOT played), \
+                     COALESCE(sum(duration_ms) FILTER (WHERE played), 0) \
+                   FROM play_events \
+                   WHERE ((start >= ${from}::text::timestamptz \
+                           AND start < ${first_at}::text::timestamptz) \
+                       OR (start >= ${end_at}::text::timestamptz \
+                           AND start < ${to}::text::timestamptz)) \
+                     AND {dims} GROUP BY item) u \
+                 GROUP BY item ORDER BY item",
+                dims = filter.sql
+            );
+            (sql, filter)
+        }
+    };
     let rows = client.query(&sql, &filter.params()).await?;
     rows.into_iter()
         .map(|row| {
@@ -349,6 +422,13 @@ pub async fn prune(
         )
         .await?;
     removed += rest;
+    // The deletes above took their events out of the per-day rollup; the
+    // dropped partitions' days go whole.
+    tx.execute(
+        "DELETE FROM play_daily WHERE day < $1::text::date",
+        &[&cutoff.date_naive().format("%Y-%m-%d").to_string()],
+    )
+    .await?;
     // An id's value is its event's key as a JSON string: `"` then the
     // start, so it sorts below this bound exactly when the event started
     // before the cut-off.
@@ -400,9 +480,31 @@ mod tests {
         assert_eq!(
             filter.sql,
             "start >= $1::text::timestamptz AND start < $2::text::timestamptz \
-             AND (node = ANY($3::text[]) OR node IS NULL) AND device = $4 \
-             AND access_group = ANY($5::text[])"
+             AND (node = ANY($3::text[]) OR node IS NULL) \
+             AND access_group = ANY($4::text[]) AND device = $5"
         );
         assert_eq!(filter.params.len(), 5);
+    }
+
+    #[test]
+    fn u3_the_whole_days_of_a_range_are_those_it_covers_from_midnight_to_midnight() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap_or_default();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
+        assert_eq!(
+            whole_days(at("2026-03-01T00:00:00Z"), at("2026-03-03T00:00:00Z")),
+            Some((day(2026, 3, 1), day(2026, 3, 3)))
+        );
+        assert_eq!(
+            whole_days(at("2026-03-01T00:00:01Z"), at("2026-03-03T23:59:59Z")),
+            Some((day(2026, 3, 2), day(2026, 3, 3)))
+        );
+        assert_eq!(
+            whole_days(at("2026-03-01T06:00:00Z"), at("2026-03-02T06:00:00Z")),
+            None
+        );
+        assert_eq!(
+            whole_days(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC),
+            Some((day(2000, 1, 1), day(9999, 12, 31)))
+        );
     }
 }

@@ -26,9 +26,10 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
@@ -36,7 +37,8 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::events::{EVENTS_TREE, EventPrune, EventQuery, ItemTally};
 use super::{
-    Check, Entry, Storage, StoreError, Write, WriteBatch, digest_range, digest_record, pg_events,
+    Check, Entry, Storage, StoreError, WindowCount, Write, WriteBatch, digest_range, digest_record,
+    pg_counts, pg_events,
 };
 
 mod embedded {
@@ -61,6 +63,9 @@ const SCAN_FROM: &str =
 const CHECK_RECORDS: &str = "SELECT c.i, r.value \
      FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS c(tree, key, i) \
      LEFT JOIN store_records r ON r.tree = c.tree AND r.key = c.key";
+const GET_MANY: &str = "SELECT c.i, r.value \
+     FROM unnest($2::bytea[]) WITH ORDINALITY AS c(key, i) \
+     LEFT JOIN store_records r ON r.tree = $1 AND r.key = c.key";
 const UPSERT: &str = "INSERT INTO store_records (tree, key, value) \
      SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) \
      ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value";
@@ -77,6 +82,9 @@ pub struct PgStorage {
     pool: Pool,
     /// Runs every call (`None` only while dropping).
     runtime: Option<tokio::runtime::Runtime>,
+    /// Failures counted by this process (every
+    /// [`pg_counts::PRUNE_EVERY`]th prunes the shared counts).
+    counted: AtomicU32,
 }
 
 /// Why one commit attempt did not commit.
@@ -137,6 +145,7 @@ impl PgStorage {
         let storage = Self {
             pool,
             runtime: Some(runtime),
+            counted: AtomicU32::new(0),
         };
         let pool = storage.pool.clone();
         storage.run(async move { migrate(&pool).await })?;
@@ -252,6 +261,38 @@ impl Storage for PgStorage {
         })
     }
 
+    fn get_many(
+        &self,
+        tree: &'static str,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = self.pool.clone();
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            if tree == EVENTS_TREE {
+                return pg_events::values(&client, &keys).await.map_err(db_error);
+            }
+            let get_many = client.prepare_cached(GET_MANY).await.map_err(db_error)?;
+            let mut out = vec![None; keys.len()];
+            for row in client
+                .query(&get_many, &[&tree, &keys])
+                .await
+                .map_err(db_error)?
+            {
+                let i: i64 = row.try_get(0).map_err(db_error)?;
+                if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| out.get_mut(i)) {
+                    *slot = row.try_get(1).map_err(db_error)?;
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn commit(&self, checks: &[Check], batch: &WriteBatch) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         let checks = checks.to_vec();
@@ -317,6 +358,56 @@ impl Storage for PgStorage {
                 .await
                 .map(Some)
                 .map_err(db_error)
+        })
+    }
+
+    fn shares_counts(&self) -> bool {
+        true
+    }
+
+    fn count_failures(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        window: TimeDelta,
+        cap: usize,
+    ) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        let keys = keys.to_vec();
+        let prune = self
+            .counted
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(pg_counts::PRUNE_EVERY);
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            pg_counts::add(&client, &keys, now, window, (cap, prune))
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn failure_counts(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        window: TimeDelta,
+    ) -> Result<Vec<Option<WindowCount>>, StoreError> {
+        let pool = self.pool.clone();
+        let keys = keys.to_vec();
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            pg_counts::current(&client, &keys, now, window)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn forget_failures(&self, keys: &[String]) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        let keys = keys.to_vec();
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            pg_counts::forget(&client, &keys).await.map_err(db_error)
         })
     }
 

@@ -98,6 +98,10 @@ pub struct Tx {
     batch: WriteBatch,
     /// This transaction's writes by (tree, key): `None` is a delete.
     pending: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    /// What it read from the engine by (tree, key) (`None`: absent), each
+    /// with its check: a key is read once, whether by [`Tx::prefetch`] or
+    /// a `get`.
+    read: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
 }
 
 impl Tx {
@@ -107,20 +111,66 @@ impl Tx {
             checks: Vec::new(),
             batch: WriteBatch::new(),
             pending: BTreeMap::new(),
+            read: BTreeMap::new(),
         }
     }
 
+    /// Notes `value`, read from the engine under `key`, and its check.
+    fn note_read(&mut self, tree: &'static str, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.checks.push(Check::Record {
+            tree,
+            key: key.clone(),
+            digest: value.as_deref().map(digest_record),
+        });
+        self.read.insert((tree, key), value);
+    }
+
     fn get_raw(&mut self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(value) = self.pending.get(&(tree, key.to_vec())) {
+        let at = (tree, key.to_vec());
+        if let Some(value) = self.pending.get(&at).or_else(|| self.read.get(&at)) {
             return Ok(value.clone());
         }
         let value = self.storage.get(tree, key)?;
-        self.checks.push(Check::Record {
-            tree,
-            key: key.to_vec(),
-            digest: value.as_deref().map(digest_record),
-        });
+        self.note_read(tree, at.1, value.clone());
         Ok(value)
+    }
+
+    /// Reads `keys` of `tree` with one call to the engine (one query on
+    /// PostgreSQL), so this transaction's later `get` and `contains` of
+    /// them cost no further round trip; each is checked at commit as a
+    /// `get` is. Keys this transaction wrote or read already are skipped.
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub fn prefetch<'k>(
+        &mut self,
+        tree: &'static str,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<(), StoreError> {
+        let mut wanted: Vec<&[u8]> = Vec::new();
+        for key in keys {
+            let at = (tree, key.as_bytes().to_vec());
+            if !self.pending.contains_key(&at) && !self.read.contains_key(&at) {
+                wanted.push(key.as_bytes());
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let values = self.storage.get_many(tree, &wanted)?;
+        if values.len() != wanted.len() {
+            return Err(StoreError::Storage(format!(
+                "the engine answered {} of {} keys",
+                values.len(),
+                wanted.len()
+            )));
+        }
+        for (key, value) in wanted.into_iter().zip(values) {
+            self.note_read(tree, key.to_vec(), value);
+        }
+        Ok(())
     }
 
     fn scan_raw(&mut self, tree: &'static str, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
@@ -368,6 +418,41 @@ mod tests {
             task.await.unwrap();
         }
         assert_eq!(store.get::<u32>("t", "count").unwrap(), Some(80));
+    }
+
+    /// Keys read with `prefetch` are answered from the transaction and
+    /// checked at commit like a `get`: a prefetched id another commit
+    /// stored in between makes the closure run again, which then sees it.
+    #[tokio::test]
+    async fn s9_prefetched_reads_are_checked_at_commit() {
+        let (_dir, store) = store();
+        store
+            .apply({
+                let mut batch = WriteBatch::new();
+                batch.put("ids", "a", &1_u32).unwrap();
+                batch
+            })
+            .await
+            .unwrap();
+        let mut runs = 0;
+        let seen = store
+            .transact(|tx| {
+                runs += 1;
+                tx.prefetch("ids", ["a", "b", "a"])?;
+                let seen = (tx.get::<u32>("ids", "a")?, tx.contains("ids", "b")?);
+                if runs == 1 {
+                    // Another writer stores `b` after this one read it.
+                    let mut batch = WriteBatch::new();
+                    batch.put("ids", "b", &2_u32)?;
+                    store.storage.apply(&batch)?;
+                }
+                tx.put("out", "seen", &seen)?;
+                Ok::<_, StoreError>(seen)
+            })
+            .await
+            .unwrap();
+        assert_eq!(runs, 2);
+        assert_eq!(seen, (Some(1), true));
     }
 
     /// A range read is a check too: a slot counted by a scan cannot be
