@@ -16,9 +16,9 @@ mod support;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use signet_common::ids::{DeviceId, UserId};
+use signet_common::ids::{AccessGroupId, DeviceId, UserId};
 use signet_common::sync::{EventBatch, PlayEvent};
-use signet_hub::access_groups::MemberRef;
+use signet_hub::access_groups::{MEMBERS, Member, MemberRef, member_key};
 use signet_hub::app::Clock as _;
 use signet_hub::fleet::{self, events};
 use signet_hub::store::WriteBatch;
@@ -469,7 +469,13 @@ async fn u2_l2_x4_a_batch_with_duplicates_and_retries_is_stored_once() {
         let device = MemberRef::Device {
             device_id: DeviceId::from("d-1"),
         };
-        member(&mut batch, &hub, &group, device.clone());
+        support::put_member(
+            &mut batch,
+            &hub,
+            &group,
+            device.clone(),
+            TimeDelta::days(30),
+        );
         hub.state.store.apply(batch).await.unwrap();
 
         let t0 = t0(&hub);
