@@ -360,9 +360,10 @@ async fn s3_assignment_floors_refuse_lower_manifests() {
 /// device's grant has not landed yet (the hub's outbox grants after the
 /// assignment went out). The agent keeps asking with back-off, says so in
 /// its state, and once the grant lands it receives the retained manifest
-/// and a later publication on that topic, without a restart — mosquitto
-/// 2.0 disconnects a client whose rights change, and the broker keeps the
-/// session, so only a re-subscription brings the topic.
+/// and a later publication on that topic, without reconnecting: mosquitto
+/// 2.0.11 does not disconnect a client created holding a role when that
+/// role's ACLs change, so only the agent's re-subscription brings the
+/// topic.
 #[tokio::test]
 async fn s10_x1_a_refused_subscription_is_retried_until_the_grant_lands() {
     use serde_json::json;
@@ -442,6 +443,11 @@ async fn s10_x1_a_refused_subscription_is_retried_until_the_grant_lands() {
             version(s, SITE) == Some(1)
         })
         .await;
+    assert_eq!(
+        agent.log_text().matches("connected to the broker").count(),
+        1,
+        "the topic came without a reconnect"
+    );
     assert!(
         state.last_error.is_none(),
         "the refusal is gone from the state: {:?}",
