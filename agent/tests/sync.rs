@@ -355,3 +355,118 @@ async fn s3_assignment_floors_refuse_lower_manifests() {
     assert_eq!(version(&state, ROOT), Some(1));
     agent.wait_log("no longer assigned: unsubscribing").await;
 }
+
+/// S10, X1, U4: the broker refuses a group's manifest topic because the
+/// device's grant has not landed yet (the hub's outbox grants after the
+/// assignment went out). The agent keeps asking with back-off, says so in
+/// its state, and once the grant lands it receives the retained manifest
+/// and a later publication on that topic, without reconnecting: mosquitto
+/// 2.0.11 does not disconnect a client created holding a role when that
+/// role's ACLs change, so only the agent's re-subscription brings the
+/// topic.
+#[tokio::test]
+async fn s10_x1_a_refused_subscription_is_retried_until_the_grant_lands() {
+    use serde_json::json;
+    use signet_common::sync::{
+        HUB_TIME_TOPIC, TRUST_TOPIC, events_topic, manifest_topic, state_topic,
+    };
+    use support::dynsec::{Admin, allow, read};
+
+    let broker = Broker::start_dynsec();
+    let mut admin = Admin::connect(&broker).await;
+    let deny = [
+        "publishClientSend",
+        "publishClientReceive",
+        "subscribe",
+        "unsubscribe",
+    ]
+    .map(|acl| json!({"acltype": acl, "allow": false}));
+    let mut device_acls = Vec::new();
+    for topic in [
+        TRUST_TOPIC.to_owned(),
+        HUB_TIME_TOPIC.to_owned(),
+        assignment_topic(&device()),
+        commands_topic(&device()),
+        manifest_topic("n-root"),
+    ] {
+        device_acls.extend(read(&topic));
+    }
+    device_acls.push(allow("publishClientSend", &state_topic(&device())));
+    device_acls.push(allow("publishClientSend", &events_topic(&device())));
+    admin
+        .run(vec![
+            json!({"command": "setDefaultACLAccess", "acls": deny}),
+            json!({"command": "createRole", "rolename": "hub", "acls": [
+                allow("publishClientSend", "signet/v1/#"),
+                allow("subscribePattern", "signet/v1/#"),
+                allow("publishClientReceive", "signet/v1/#"),
+            ]}),
+            json!({"command": "createClient", "username": "hub", "password": "hub password",
+                "roles": [{"rolename": "hub"}]}),
+            // The device may read everything but n-site's manifest yet.
+            json!({"command": "createRole", "rolename": DEVICE, "acls": device_acls}),
+            json!({"command": "createClient", "username": DEVICE, "password": "device-secret",
+                "clientid": DEVICE, "roles": [{"rolename": DEVICE}]}),
+        ])
+        .await;
+    let keys = Keys::new();
+    let mut hub = Hub::connect_as(&broker, Some(("hub", "hub password"))).await;
+    publish_world(&mut hub, &keys, 1).await;
+    let data = paired_dir(&keys, &broker.url());
+    let agent = Agent::start(data.path());
+
+    let site_topic = manifest_topic("n-site");
+    let state = hub
+        .wait_state("n-root applied and n-site's topic refused", |s| {
+            version(s, ROOT) == Some(1)
+                && s.last_error.as_deref().is_some_and(|e| {
+                    e.contains("refused the subscription") && e.contains(&site_topic)
+                })
+        })
+        .await;
+    assert_eq!(version(&state, SITE), None, "n-site is not readable yet");
+    agent.wait_log("the broker refused the subscription").await;
+    // Retried with back-off (100 ms doubling to 1 s here) while refused.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    // The grant lands (one control message, as the hub sends it).
+    let [subscribe, receive] = read(&site_topic);
+    let mut grant = Vec::new();
+    for mut acl in [subscribe, receive] {
+        acl["command"] = json!("addRoleACL");
+        acl["rolename"] = json!(DEVICE);
+        grant.push(acl);
+    }
+    admin.run(grant).await;
+    let state = hub
+        .wait_state("n-site's retained manifest arrived", |s| {
+            version(s, SITE) == Some(1)
+        })
+        .await;
+    assert_eq!(
+        agent.log_text().matches("connected to the broker").count(),
+        1,
+        "the topic came without a reconnect"
+    );
+    assert!(
+        state.last_error.is_none(),
+        "the refusal is gone from the state: {:?}",
+        state.last_error
+    );
+    hub.publish_manifest("n-site", keys.manifest("n-site", 2))
+        .await;
+    hub.wait_state("a later n-site manifest arrived", |s| {
+        version(s, SITE) == Some(2)
+    })
+    .await;
+    agent
+        .wait_log("the broker now accepts the subscription")
+        .await;
+    let log = agent.log_text();
+    assert_eq!(
+        log.matches("the broker refused the subscription (no grant yet)")
+            .count(),
+        1,
+        "logged once per change, not once per retry:\n{log}"
+    );
+}

@@ -16,7 +16,9 @@ use signet_common::envelope::DocumentKind;
 use signet_common::ids::{DeviceId, NodeId};
 use signet_hub::groups::GroupRef;
 use signet_hub::mqtt::admin::BrokerAdmin;
-use signet_hub::mqtt::dynsec::{DynsecAdmin, device_acls, device_role};
+use signet_hub::mqtt::dynsec::{
+    DynsecAdmin, device_acls, device_role, device_roles, group_role, own_acls,
+};
 use signet_hub::publish::{self, Actor};
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
@@ -273,13 +275,19 @@ async fn s7_wrong_passwords_are_refused_and_revoke_locks_a_device_out() {
     connect(&broker, "d-b", "new secret b").await.unwrap();
 }
 
+/// S7, S10: a device moved from g1 to g2 and g3 loses g1 at once — the
+/// subscription its persistent session kept delivers nothing more, and a
+/// new one is refused — and gains g2 and g3. Mosquitto 2.0 disconnects a
+/// client whose roles change; the agent reconnects and subscribes again.
 #[tokio::test]
 async fn s7_regranting_moves_a_device_to_its_new_groups_at_once() {
     let (broker, admin) = fleet().await;
     let mut hub = publish_documents(&broker).await;
     let a_id = DeviceId::from("d-a");
+    let persistent =
+        || Session::connect_with(broker.addr.port(), "d-a", Some(("d-a", "secret a")), false);
 
-    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    let mut a = persistent().await.unwrap();
     a.subscribe_granted(&topic("groups/g1/manifest")).await;
     assert_eq!(a.messages(QUIET).await.len(), 1);
 
@@ -288,7 +296,13 @@ async fn s7_regranting_moves_a_device_to_its_new_groups_at_once() {
         .grant(&a_id, None, &groups(&["g2", "g3"]))
         .await
         .unwrap();
-    // The live subscription to g1 no longer delivers.
+    assert!(
+        a.closed_within(WITHIN).await,
+        "a change of roles disconnects"
+    );
+    drop(a);
+    let mut a = persistent().await.unwrap();
+    // The kept subscription to g1 no longer delivers.
     hub.publish(&topic("groups/g1/manifest"), true, "manifest of g1, v2")
         .await;
     assert!(a.messages(QUIET).await.is_empty(), "g1 is no longer a's");
@@ -302,6 +316,7 @@ async fn s7_regranting_moves_a_device_to_its_new_groups_at_once() {
         vec![(topic("groups/g2/manifest"), "manifest of g2".to_owned())]
     );
     a.subscribe_granted(&topic("groups/g3/manifest")).await;
+    drop(a);
 
     // Granting the same again changes nothing and fails nothing; the
     // role holds exactly the device's ACLs, as the plugin saved them.
@@ -310,14 +325,11 @@ async fn s7_regranting_moves_a_device_to_its_new_groups_at_once() {
         .await
         .unwrap();
     assert_eq!(
-        saved_acls(&broker, &device_role(&a_id)),
+        held_acls(&broker, &a_id),
         expected_acls(&a_id, &["g2", "g3"])
     );
     admin.grant(&a_id, None, &[]).await.unwrap();
-    assert_eq!(
-        saved_acls(&broker, &device_role(&a_id)),
-        expected_acls(&a_id, &[])
-    );
+    assert_eq!(held_acls(&broker, &a_id), expected_acls(&a_id, &[]));
     // The password was kept throughout.
     connect(&broker, "d-a", "secret a").await.unwrap();
 }
@@ -329,9 +341,10 @@ async fn s7_regranting_moves_a_device_to_its_new_groups_at_once() {
 /// round trips per device one after another. Counted, not timed: 60 new
 /// devices granted at once take at most 12 control messages (one at a time:
 /// 240; the first grant goes alone, the other 59 in one read and 8 messages
-/// of two creations each), and moving all 60 to another group at most 40
-/// (one at a time: 180; six ACL changes each); every device then holds
-/// exactly its own rights, and the password set in the first round.
+/// of two creations each), and moving all 60 to another group at most 10
+/// (one at a time: 120; one `modifyClient` each, 16 to a message); every
+/// device then holds exactly its own rights, and the password set in the
+/// first round.
 #[tokio::test]
 async fn s7_x1_concurrent_grants_reach_the_broker_in_a_few_messages() {
     const DEVICES: usize = 60;
@@ -355,14 +368,14 @@ async fn s7_x1_concurrent_grants_reach_the_broker_in_a_few_messages() {
             outcome.unwrap();
         }
         let sent = admin.control_messages() - before;
-        let bound = [12, 40][round];
+        let bound = [12, 10][round];
         assert!(
             sent <= bound,
             "round {round}: {sent} control messages for {DEVICES} grants"
         );
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(
-                saved_acls(&broker, &device_role(id)),
+                held_acls(&broker, id),
                 expected_acls(id, &[group_of(i, round).as_str()]),
                 "round {round}, {id}"
             );
@@ -390,10 +403,7 @@ async fn s7_bad_ids_are_refused_before_anything_reaches_the_broker() {
     assert!(err.0.contains("device id"), "{err}");
     assert!(admin.grant(&a_id, Some(""), &[]).await.is_err());
     // a's rights are unchanged.
-    assert_eq!(
-        saved_acls(&broker, &device_role(&a_id)),
-        expected_acls(&a_id, &["g1"])
-    );
+    assert_eq!(held_acls(&broker, &a_id), expected_acls(&a_id, &["g1"]));
 }
 
 #[tokio::test]
@@ -493,7 +503,7 @@ async fn s7_publishing_an_assignment_moves_the_devices_broker_access() {
         "{:?}",
         published.broker_refused
     );
-    let readable: BTreeSet<String> = saved_acls(&broker, &device_role(&device))
+    let readable: BTreeSet<String> = held_acls(&broker, &device)
         .into_iter()
         .filter(|(kind, _, _)| kind == "publishClientReceive")
         .map(|(_, topic, _)| topic)
@@ -547,10 +557,41 @@ async fn s7_publishing_an_assignment_moves_the_devices_broker_access() {
     );
 }
 
+/// The plugin's saved store.
+fn saved_store(broker: &Mosquitto) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(broker.store()).unwrap()).unwrap()
+}
+
+/// The roles `user`'s client holds in the saved store.
+fn saved_roles(broker: &Mosquitto, user: &str) -> BTreeSet<String> {
+    let store = saved_store(broker);
+    let client = store["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["username"] == user)
+        .unwrap()
+        .clone();
+    client["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rolename"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every ACL `device` holds through its roles in the saved store (the
+/// plugin's answer to what it may do), as (type, topic, allow).
+fn held_acls(broker: &Mosquitto, device: &DeviceId) -> BTreeSet<(String, String, bool)> {
+    saved_roles(broker, device.as_str())
+        .iter()
+        .flat_map(|role| saved_acls(broker, role))
+        .collect()
+}
+
 /// The ACLs of `role` in the plugin's saved store, as (type, topic, allow).
 fn saved_acls(broker: &Mosquitto, role: &str) -> BTreeSet<(String, String, bool)> {
-    let store: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(broker.store()).unwrap()).unwrap();
+    let store = saved_store(broker);
     let role = store["roles"]
         .as_array()
         .unwrap()
@@ -576,4 +617,207 @@ fn expected_acls(device: &DeviceId, groups_of: &[&str]) -> BTreeSet<(String, Str
         .into_iter()
         .map(|acl| (acl.acl_type.to_owned(), acl.topic, true))
         .collect()
+}
+
+/// The dynamic-security commands that changed the store (each one a
+/// rewrite of the whole store by mosquitto 2.0), as the broker logged them.
+fn changing_commands(broker: &Mosquitto) -> Vec<String> {
+    broker
+        .log()
+        .lines()
+        .filter_map(|line| line.split(" | ").nth(1))
+        .filter(|command| !command.starts_with("get") && !command.starts_with("list"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until the broker logged `count` changing commands.
+async fn logged_changes(broker: &Mosquitto, count: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let changes = changing_commands(broker);
+        if changes.len() >= count || tokio::time::Instant::now() > deadline {
+            return changes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// S10, X1 (issue 20): a device's own role holds only its own topics,
+/// whatever it follows; what devices share lives in shared roles, made once
+/// for the fleet. Pairing a device is two changing commands, a move between
+/// known groups one; the device's effective rights are exactly its own.
+#[tokio::test]
+async fn s10_x1_a_device_costs_its_own_role_and_two_commands_to_pair() {
+    let (broker, admin) = fleet().await;
+    let a_id = DeviceId::from("d-a");
+    assert_eq!(
+        saved_acls(&broker, &device_role(&a_id)),
+        own_acls(&a_id)
+            .into_iter()
+            .map(|acl| (acl.acl_type.to_owned(), acl.topic, true))
+            .collect()
+    );
+    assert_eq!(
+        saved_roles(&broker, "d-a"),
+        device_roles(&a_id, &groups(&["g1"]))
+    );
+    // A new device following groups that have roles already.
+    let before = changing_commands(&broker).len();
+    let n_id = DeviceId::from("d-new");
+    admin
+        .grant(&n_id, Some("secret n"), &groups(&["g1", "g2"]))
+        .await
+        .unwrap();
+    let changes = logged_changes(&broker, before + 2).await;
+    assert_eq!(
+        changes[before..],
+        ["createRole", "createClient"],
+        "pairing is two commands"
+    );
+    // Moving it between known groups: one command.
+    admin.grant(&n_id, None, &groups(&["g2"])).await.unwrap();
+    let changes = logged_changes(&broker, before + 3).await;
+    assert_eq!(changes[before + 2..], ["modifyClient"]);
+    assert_eq!(held_acls(&broker, &n_id), expected_acls(&n_id, &["g2"]));
+    // The group roles are shared, never a copy per device.
+    let store = saved_store(&broker);
+    let roles: Vec<&str> = store["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rolename"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|r| **r == group_role("g2")).count(),
+        1,
+        "{roles:?}"
+    );
+    let mut n = connect(&broker, "d-new", "secret n").await.unwrap();
+    n.subscribe_granted(&topic("groups/g2/manifest")).await;
+    for rest in ["groups/g1/manifest", "devices/d-a/assignment"] {
+        assert_eq!(
+            n.subscribe(&topic(rest)).await,
+            SubscribeReasonCode::Failure,
+            "{rest}"
+        );
+    }
+}
+
+/// S10, X1: a store in the earlier shape — one role per device holding
+/// every topic it reads, no shared roles — is migrated by the grants the
+/// reconciliation at start makes: each device then holds its own role and
+/// the shared ones, exactly its rights, with its password kept; a device
+/// moved afterwards loses its old group.
+#[tokio::test]
+async fn s10_x1_grants_migrate_a_per_device_role_store() {
+    let (mut broker, admin) = fleet().await;
+    broker.kill();
+    let mut store = saved_store(&broker);
+    let legacy = |device: &str, group: &str| {
+        let id = DeviceId::from(device);
+        let mut acls: Vec<serde_json::Value> = device_acls(&id, &groups(&[group]))
+            .iter()
+            .filter(|acl| acl.acl_type != "unsubscribePattern")
+            .map(|acl| acl.to_json())
+            .collect();
+        for acl in device_acls(&id, &groups(&[group])) {
+            if acl.acl_type == "subscribeLiteral" {
+                acls.push(serde_json::json!({"acltype": "unsubscribeLiteral",
+                    "topic": acl.topic, "allow": true, "priority": 0}));
+            }
+        }
+        serde_json::json!({"rolename": device_role(&id), "acls": acls})
+    };
+    let mut roles: Vec<serde_json::Value> = store["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["rolename"].as_str().unwrap().starts_with("signet-"))
+        .cloned()
+        .collect();
+    roles.push(
+        store["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rolename"] == "signet-hub")
+            .unwrap()
+            .clone(),
+    );
+    roles.push(legacy("d-a", "g1"));
+    roles.push(legacy("d-b", "g2"));
+    store["roles"] = serde_json::Value::Array(roles);
+    for client in store["clients"].as_array_mut().unwrap() {
+        if let Some(user) = client["username"].as_str().map(str::to_owned)
+            && user.starts_with("d-")
+        {
+            client["roles"] =
+                serde_json::json!([{"rolename": device_role(&DeviceId::from(user.as_str()))}]);
+        }
+    }
+    std::fs::write(broker.store(), serde_json::to_vec(&store).unwrap()).unwrap();
+    broker.restart().await;
+    let _hub = publish_documents(&broker).await;
+    // The earlier shape works as it did.
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    a.subscribe_granted(&topic("groups/g1/manifest")).await;
+    drop(a);
+
+    for (device, group) in [("d-a", "g1"), ("d-b", "g2")] {
+        let id = DeviceId::from(device);
+        admin.grant(&id, None, &groups(&[group])).await.unwrap();
+        assert_eq!(
+            saved_roles(&broker, device),
+            device_roles(&id, &groups(&[group]))
+        );
+        assert_eq!(held_acls(&broker, &id), expected_acls(&id, &[group]));
+        assert_eq!(
+            saved_acls(&broker, &device_role(&id)),
+            own_acls(&id)
+                .into_iter()
+                .map(|acl| (acl.acl_type.to_owned(), acl.topic, true))
+                .collect(),
+            "the own role holds only the device's own topics"
+        );
+    }
+    // Granting again changes nothing.
+    let before = changing_commands(&broker).len();
+    admin
+        .grant(&DeviceId::from("d-a"), None, &groups(&["g1"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(changing_commands(&broker).len(), before);
+
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    a.subscribe_granted(&topic("groups/g1/manifest")).await;
+    assert_eq!(
+        a.subscribe(&topic("groups/g2/manifest")).await,
+        SubscribeReasonCode::Failure
+    );
+    assert_eq!(
+        a.subscribe(&topic("devices/d-b/assignment")).await,
+        SubscribeReasonCode::Failure
+    );
+    drop(a);
+    // Moved to g2: g1 is gone.
+    admin
+        .grant(&DeviceId::from("d-a"), None, &groups(&["g2"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        held_acls(&broker, &DeviceId::from("d-a")),
+        expected_acls(&DeviceId::from("d-a"), &["g2"])
+    );
+    let mut a = connect(&broker, "d-a", "secret a").await.unwrap();
+    assert_eq!(
+        a.subscribe(&topic("groups/g1/manifest")).await,
+        SubscribeReasonCode::Failure
+    );
+    a.subscribe_granted(&topic("groups/g2/manifest")).await;
+    assert_eq!(
+        a.messages(QUIET).await,
+        vec![(topic("groups/g2/manifest"), "manifest of g2".to_owned())]
+    );
 }

@@ -705,6 +705,13 @@ impl Mosquitto {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
+    /// The dynamic-security plugin's store (what it rewrites after every
+    /// changing command).
+    #[must_use]
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("dynamic-security.json")
+    }
+
     /// SIGKILLs it (by pid) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -37,6 +37,7 @@ pub mod apply;
 pub mod connection;
 pub mod fetch;
 pub mod report;
+pub mod subscriptions;
 mod verifier;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +60,7 @@ use crate::state::{StateError, Store};
 use apply::Held;
 use connection::Will;
 use fetch::{DocumentFetcher, FetchSchedule};
+use subscriptions::{Requested, Subscriptions};
 use verifier::{Fetching, Verifier};
 
 /// The largest MQTT packet read: a maximal document plus the topic and
@@ -250,6 +252,7 @@ pub async fn run(
         }
     };
     let (fetched_tx, fetched_rx) = mpsc::channel(1);
+    let requested = Requested::default();
     let connection = tokio::spawn(connection::drive(
         eventloop,
         queue_tx,
@@ -258,6 +261,7 @@ pub async fn run(
             payload: will_rx,
         },
         backoff,
+        requested.clone(),
         stop_rx,
     ));
     tracing::info!(
@@ -283,6 +287,7 @@ pub async fn run(
         state_dirty: false,
         refused: BTreeMap::new(),
         resubscribe_on_connect: false,
+        subscriptions: Subscriptions::new(requested, backoff),
         fetch: Fetching {
             fetcher,
             schedule: FetchSchedule::new(backoff, tokio::time::Instant::now()),

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use super::apply::{self, Decision, FollowUp, Held, Route};
 use super::connection::Inbound;
 use super::fetch::{self, DocumentFetcher, FetchError, FetchSchedule};
+use super::subscriptions::Subscriptions;
 use super::{Links, STATE_SPACING, SUBSCRIBE_WAIT, SyncError, report};
 use crate::clock::DeviceClock;
 use crate::state::Store;
@@ -68,6 +69,8 @@ pub(super) struct Verifier {
     /// Whether a subscription change could not be queued (no broker): made
     /// in full at the next connect.
     pub(super) resubscribe_on_connect: bool,
+    /// The topics the broker refused, retried with back-off (S10).
+    pub(super) subscriptions: Subscriptions,
     /// The HTTP path to the hub's documents.
     pub(super) fetch: Fetching,
 }
@@ -166,8 +169,10 @@ impl Verifier {
         let mut local_open = true;
         loop {
             let fetch_due = self.fetch.schedule.due();
+            let retry_due = self.subscriptions.due();
             tokio::select! {
                 () = &mut shutdown => break,
+                () = sleep_until(retry_due), if retry_due.is_some() => self.retry_refused().await?,
                 () = sleep_until(fetch_due), if fetch_due.is_some() => self.fetch_due(),
                 result = fetched.recv() => {
                     if let Some(result) = result {
@@ -314,17 +319,18 @@ impl Verifier {
         let mut connected = false;
         for item in batch {
             match item {
-                Inbound::Connected { session_present } => {
+                Inbound::Connected {
+                    session_present,
+                    unconfirmed,
+                } => {
                     connected = true;
-                    if !session_present || self.resubscribe_on_connect {
-                        tracing::info!(
-                            "subscribing to everything (no session on the broker, or changes to make)"
-                        );
-                        self.subscribe_all().await?;
-                    }
+                    self.connected(session_present, unconfirmed).await?;
                     self.publish_state().await;
                 }
                 Inbound::Message(publish) => messages.push(publish),
+                Inbound::Subscribed { granted, refused } => {
+                    self.subscribed(&granted, &refused).await;
+                }
             }
         }
         if connected {
@@ -335,12 +341,14 @@ impl Verifier {
             self.drain(queue, &mut more);
             for item in more {
                 match item {
-                    Inbound::Connected { session_present } => {
-                        if !session_present || self.resubscribe_on_connect {
-                            self.subscribe_all().await?;
-                        }
-                    }
+                    Inbound::Connected {
+                        session_present,
+                        unconfirmed,
+                    } => self.connected(session_present, unconfirmed).await?,
                     Inbound::Message(publish) => messages.push(publish),
+                    Inbound::Subscribed { granted, refused } => {
+                        self.subscribed(&granted, &refused).await;
+                    }
                 }
             }
             // Connected and settled: what the broker did not bring comes
@@ -554,12 +562,24 @@ impl Verifier {
                 .iter()
                 .map(|g| SubscribeFilter::new(manifest_topic(g), QoS::AtLeastOnce)),
         );
-        let client = self.client.clone();
-        if self.queue_request(client.subscribe_many(filters)).await? {
+        if self.subscribe(filters).await? {
             self.subscribed_groups = groups;
             self.resubscribe_on_connect = false;
         }
         Ok(())
+    }
+
+    /// Queues one SUBSCRIBE for `filters`, recording its topics so that its
+    /// SUBACK is matched to them: `false` when it could not be queued.
+    async fn subscribe(&mut self, filters: Vec<SubscribeFilter>) -> Result<bool, SyncError> {
+        self.subscriptions
+            .queued(filters.iter().map(|f| f.path.clone()).collect());
+        let client = self.client.clone();
+        let queued = self.queue_request(client.subscribe_many(filters)).await;
+        if !matches!(queued, Ok(true)) {
+            self.subscriptions.not_queued();
+        }
+        queued
     }
 
     /// Queues a subscription request, waiting at most [`SUBSCRIBE_WAIT`]
@@ -608,13 +628,87 @@ impl Verifier {
         }
         if !added.is_empty() {
             tracing::info!(count = added.len(), "newly assigned groups: subscribing");
-            let client = self.client.clone();
-            if !self.queue_request(client.subscribe_many(added)).await? {
+            if !self.subscribe(added).await? {
                 return Ok(());
             }
         }
+        self.subscriptions.forget_unwanted(&self.wanted_topics());
         self.subscribed_groups = wanted;
         Ok(())
+    }
+
+    /// Every topic the device subscribes to now.
+    fn wanted_topics(&self) -> BTreeSet<String> {
+        let device = &self.held.device;
+        let mut topics: BTreeSet<String> = [
+            TRUST_TOPIC.to_owned(),
+            HUB_TIME_TOPIC.to_owned(),
+            assignment_topic(device),
+            commands_topic(device),
+        ]
+        .into();
+        topics.extend(self.held.groups().iter().map(|g| manifest_topic(g)));
+        topics
+    }
+
+    /// The broker accepted the connection: everything is subscribed when it
+    /// kept no session (or changes are waiting); otherwise the topics it
+    /// refused or never answered are asked for again at once (mosquitto
+    /// disconnects a client whose rights changed).
+    async fn connected(
+        &mut self,
+        session_present: bool,
+        unconfirmed: Vec<String>,
+    ) -> Result<(), SyncError> {
+        let wanted = self.wanted_topics();
+        self.subscriptions.unconfirmed(unconfirmed, &wanted);
+        if !session_present || self.resubscribe_on_connect {
+            tracing::info!(
+                "subscribing to everything (no session on the broker, or changes to make)"
+            );
+            self.subscribe_all().await
+        } else if self.subscriptions.any_refused() {
+            self.retry_refused().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A SUBACK arrived: refused topics are retried with back-off, and the
+    /// state says which are refused until the broker accepts them (U4).
+    async fn subscribed(&mut self, granted: &[String], refused: &[String]) {
+        let wanted = self.wanted_topics();
+        let now = tokio::time::Instant::now();
+        if !self.subscriptions.answered(granted, refused, &wanted, now) {
+            return;
+        }
+        match self.subscriptions.problem() {
+            Some(problem) => self.last_error = Some(problem),
+            None => {
+                if self
+                    .last_error
+                    .as_deref()
+                    .is_some_and(Subscriptions::is_problem)
+                {
+                    self.last_error = None;
+                }
+            }
+        }
+        self.publish_state().await;
+    }
+
+    /// Subscribes again to the topics the broker refused.
+    async fn retry_refused(&mut self) -> Result<(), SyncError> {
+        let topics = self.subscriptions.take_retry();
+        if topics.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(?topics, "subscribing again to refused topics");
+        let filters = topics
+            .into_iter()
+            .map(|t| SubscribeFilter::new(t, QoS::AtLeastOnce))
+            .collect();
+        self.subscribe(filters).await.map(drop)
     }
 
     async fn persist_clock(&mut self) {

@@ -31,6 +31,8 @@ use signet_common::sync::{DeviceState, manifest_topic, state_topic};
 use signet_common::trust::{CertifiedKey, TrustDocument};
 use tokio::sync::mpsc;
 
+pub mod dynsec;
+
 pub const DEVICE: &str = "dev-1";
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
@@ -56,13 +58,26 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Self {
+        Self::start_with(|_, _| "allow_anonymous true\n".to_owned())
+    }
+
+    /// A broker with mosquitto's dynamic-security plugin, whose store holds
+    /// only the admin client [`dynsec::ADMIN_USER`] (password
+    /// [`dynsec::ADMIN_PASSWORD`]); nobody connects without a login.
+    pub fn start_dynsec() -> Self {
+        Self::start_with(|dir, _| dynsec::config(dir))
+    }
+
+    /// Starts mosquitto with `extra(dir, port)` appended to its config.
+    fn start_with(extra: impl Fn(&Path, u16) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+                "listener {port} 127.0.0.1\npersistence false\nlog_dest stderr\n{}",
+                extra(dir.path(), port)
             ),
         )
         .unwrap();
@@ -395,11 +410,19 @@ pub fn device_public_key(data: &Path) -> signet_common::envelope::PublicKey {
 
 impl Hub {
     pub async fn connect(broker: &Broker) -> Self {
+        Self::connect_as(broker, None).await
+    }
+
+    /// As [`Self::connect`], with a user name and password.
+    pub async fn connect_as(broker: &Broker, login: Option<(&str, &str)>) -> Self {
         let mut options = MqttOptions::new(
             format!("test-hub-{}", free_port()),
             "127.0.0.1",
             broker.port,
         );
+        if let Some((user, password)) = login {
+            options.set_credentials(user, password);
+        }
         options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let (ack_tx, acks) = mpsc::unbounded_channel();

@@ -24,17 +24,37 @@
 //!   under `signet/v1/`, subscribe to and receive `signet/v1/devices/+/state`
 //!   and `signet/v1/devices/+/events`, and the hub's own retained topics
 //!   (manifests, assignments, `trust`, `hub/time`) for the watch (S4).
+//! - Role [`DEVICES_ROLE`] (`signet-devices`), shared by every device:
+//!   subscribe to and receive `hub/time` and `trust`; unsubscribe from any
+//!   Signet topic (which gives nothing).
+//! - Per group a device follows, role [`group_role`] = `signet-group-{id}`,
+//!   shared by the devices following it: subscribe to and receive that
+//!   group's manifest. Created by the first grant that needs it, never
+//!   edited afterwards (mosquitto 2.0 disconnects every holder of a role
+//!   whose ACLs change).
 //! - Per device: client `{device_id}` (the MQTT user name is the device id,
 //!   as [`signet_common::sync::BrokerAccess`] says), pinned to the client
 //!   id `{device_id}` (the plugin's `clientid`: that credential connects
 //!   with no other client id, and no other pinned credential can take it
-//!   over; mosquitto checks this before any session takeover), with the single role
-//!   [`device_role`] = `signet-device-{device_id}` whose ACLs are exactly
-//!   [`device_acls`]: subscribe to (literally, no wildcards) and receive its
-//!   own `assignment` and `commands`, `hub/time`, `trust` and the manifest of
-//!   every group it follows; publish only its own `state` and `events`.
-//!   A re-grant computes the difference with what the role holds and
-//!   removes and adds only that, in one control message.
+//!   over; mosquitto checks this before any session takeover), holding
+//!   exactly the roles [`device_roles`]: its own [`device_role`] =
+//!   `signet-device-{device_id}` with [`own_acls`] (subscribe to, literally,
+//!   and receive its own `assignment` and `commands`; publish only its own
+//!   `state` and `events`), [`DEVICES_ROLE`] and the role of every group it
+//!   follows. Together exactly [`device_acls`] (S10).
+//!
+//! # Why this shape (issue 20)
+//! Mosquitto 2.0.11's plugin has no `%c`/`%u` substitution in ACL topics
+//! (it came with 2.1), so what names the device's own topics needs a role
+//! per device; everything shared by many devices lives in shared roles.
+//! A device then adds a constant number of bytes to the plugin's store
+//! whatever it follows (one role reference per group), and the plugin
+//! rewrites its whole store after every changing command: pairing a device
+//! is two commands (`createRole`, `createClient`), a move between groups
+//! one (`modifyClient` with its roles). Earlier versions gave each device
+//! one role holding every topic it reads; a grant finding such a role
+//! replaces it whole (`deleteRole`, `createRole`, `modifyClient`), so the
+//! reconciliation at start migrates an existing store.
 //!
 //! # What `serve` needs to use it
 //! A [`DynsecSettings`]: the broker URL (`mqtt://host:port`, or
@@ -67,7 +87,10 @@ mod link;
 #[cfg(test)]
 mod tests;
 
-pub use acl::{Acl, check_id, device_acls, device_role, hub_acls};
+pub use acl::{
+    Acl, DEVICES_ROLE, check_id, device_acls, device_role, device_roles, devices_acls, group_acls,
+    group_role, hub_acls, own_acls,
+};
 
 /// Where the plugin reads commands.
 pub const CONTROL_TOPIC: &str = "$CONTROL/dynamic-security/v1";

@@ -76,9 +76,21 @@ impl Session {
         client_id: &str,
         login: Option<(&str, &str)>,
     ) -> Result<Self, ConnectionError> {
+        Self::connect_with(port, client_id, login, true).await
+    }
+
+    /// As [`Self::connect`], keeping the broker's session (its
+    /// subscriptions) across connections when `clean` is false, as the
+    /// agent does.
+    pub async fn connect_with(
+        port: u16,
+        client_id: &str,
+        login: Option<(&str, &str)>,
+        clean: bool,
+    ) -> Result<Self, ConnectionError> {
         let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
         options
-            .set_clean_session(true)
+            .set_clean_session(clean)
             .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
         if let Some((user, password)) = login {

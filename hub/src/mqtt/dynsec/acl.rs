@@ -2,8 +2,10 @@
 //! ACLs of a device's role and of the hub's role, and the checks that keep
 //! an id or a password from widening them.
 //!
-//! Owns: [`device_role`], [`Acl`], [`device_acls`], [`hub_acls`],
-//! [`check_id`]. Must not: talk to a broker ([`super::DynsecAdmin`] does).
+//! Owns: the role names ([`device_role`], [`DEVICES_ROLE`],
+//! [`group_role`]), [`Acl`], what each role holds ([`own_acls`],
+//! [`devices_acls`], [`group_acls`]; their union [`device_acls`]),
+//! [`hub_acls`], [`check_id`]. Must not: talk to a broker ([`super::DynsecAdmin`] does).
 
 use std::collections::BTreeSet;
 
@@ -17,10 +19,29 @@ use signet_common::sync::{
 use super::MAX_PASSWORD_LEN;
 use crate::mqtt::admin::BrokerAdminError;
 
-/// The role holding `device`'s ACLs.
+/// The role holding the rights only `device` has (its own topics).
 #[must_use]
 pub fn device_role(device: &DeviceId) -> String {
     format!("signet-device-{device}")
+}
+
+/// The role every device holds: the topics all devices read.
+pub const DEVICES_ROLE: &str = "signet-devices";
+
+/// The role of the devices that follow `group`: its manifest.
+#[must_use]
+pub fn group_role(group: &str) -> String {
+    format!("signet-group-{group}")
+}
+
+/// Every role `device` holds when it follows `groups`: its own, the
+/// devices' and one per group (ids checked by the caller).
+#[must_use]
+pub fn device_roles(device: &DeviceId, groups: &[String]) -> BTreeSet<String> {
+    let mut roles: BTreeSet<String> = groups.iter().map(|g| group_role(g)).collect();
+    roles.insert(device_role(device));
+    roles.insert(DEVICES_ROLE.to_owned());
+    roles
 }
 
 /// One ACL entry of a role (all of Signet's are `allow`, priority 0: the
@@ -49,26 +70,58 @@ impl Acl {
     }
 }
 
-/// Exactly what `device` may do (S7): read its own assignment and commands,
-/// the hub time, the trust document and the manifests of `groups`; write
-/// its own state and events. The ids must be valid ([`check_id`]).
+/// Exactly what `device` may do (S7) when it follows `groups`: read its
+/// own assignment and commands, the hub time, the trust document and the
+/// manifests of `groups`; write its own state and events; unsubscribe
+/// (which gives nothing). The union of the roles of [`device_roles`]:
+/// [`own_acls`], [`devices_acls`] and each group's [`group_acls`]. The ids
+/// must be valid ([`check_id`]).
 #[must_use]
 pub fn device_acls(device: &DeviceId, groups: &[String]) -> BTreeSet<Acl> {
-    let mut read = vec![
-        assignment_topic(device),
-        commands_topic(device),
-        HUB_TIME_TOPIC.to_owned(),
-        TRUST_TOPIC.to_owned(),
-    ];
-    read.extend(groups.iter().map(|g| manifest_topic(g)));
-    let mut acls = BTreeSet::new();
-    for topic in read {
-        acls.insert(Acl::new("subscribeLiteral", topic.clone()));
-        acls.insert(Acl::new("unsubscribeLiteral", topic.clone()));
-        acls.insert(Acl::new("publishClientReceive", topic));
+    let mut acls = own_acls(device);
+    acls.extend(devices_acls());
+    for group in groups {
+        acls.extend(group_acls(group));
     }
+    acls
+}
+
+/// What only `device` may do ([`device_role`]): subscribe to and receive
+/// its own assignment and commands, publish its own state and events.
+/// The same few entries whatever the device follows, so a device adds a
+/// constant number of bytes to the plugin's store.
+#[must_use]
+pub fn own_acls(device: &DeviceId) -> BTreeSet<Acl> {
+    let mut acls = read_acls([assignment_topic(device), commands_topic(device)]);
     acls.insert(Acl::new("publishClientSend", state_topic(device)));
     acls.insert(Acl::new("publishClientSend", events_topic(device)));
+    acls
+}
+
+/// What every device may do ([`DEVICES_ROLE`]): subscribe to and receive
+/// the hub time and the trust document, and unsubscribe from any Signet
+/// topic (an unsubscription gives nothing).
+#[must_use]
+pub fn devices_acls() -> BTreeSet<Acl> {
+    let mut acls = read_acls([HUB_TIME_TOPIC.to_owned(), TRUST_TOPIC.to_owned()]);
+    acls.insert(Acl::new("unsubscribePattern", format!("{TOPIC_PREFIX}/#")));
+    acls
+}
+
+/// What the devices following `group` may do ([`group_role`]): subscribe
+/// to and receive its manifest.
+#[must_use]
+pub fn group_acls(group: &str) -> BTreeSet<Acl> {
+    read_acls([manifest_topic(group)])
+}
+
+/// Subscribe (literally: no wildcards) to and receive each of `topics`.
+fn read_acls(topics: impl IntoIterator<Item = String>) -> BTreeSet<Acl> {
+    let mut acls = BTreeSet::new();
+    for topic in topics {
+        acls.insert(Acl::new("subscribeLiteral", topic.clone()));
+        acls.insert(Acl::new("publishClientReceive", topic));
+    }
     acls
 }
 

@@ -25,8 +25,10 @@ use signet_common::ids::DeviceId;
 use tokio::sync::oneshot;
 
 use super::DynsecAdmin;
-use super::acl::{Acl, device_role};
-use super::commands::{client_changes, role_changes};
+use super::acl::{
+    Acl, DEVICES_ROLE, device_role, device_roles, devices_acls, group_acls, group_role, own_acls,
+};
+use super::commands::{client_roles, role_changes};
 use super::link::Response;
 use crate::mqtt::admin::BrokerAdminError;
 
@@ -35,8 +37,11 @@ use crate::mqtt::admin::BrokerAdminError;
 /// broker's packet limit and answered within the control timeout).
 pub(super) const MAX_BATCH: usize = 128;
 /// The most changing commands one control message carries (see
-/// `DynsecAdmin::grant_all`).
+/// `DynsecAdmin::send_plans`).
 const MAX_CHANGES: usize = 16;
+/// The most shared roles read in one control message (each answer a few
+/// hundred bytes, well under the response limit).
+const MAX_READS: usize = 256;
 
 /// A grant waiting for a batch.
 pub(super) struct Queued {
@@ -44,8 +49,8 @@ pub(super) struct Queued {
     device: DeviceId,
     /// The password to set, if any.
     password: Option<String>,
-    /// Exactly the rights its role must hold.
-    acls: BTreeSet<Acl>,
+    /// The groups it follows (checked ids).
+    groups: Vec<String>,
     /// Where its outcome goes.
     reply: oneshot::Sender<Result<(), BrokerAdminError>>,
 }
@@ -55,15 +60,16 @@ fn lost() -> BrokerAdminError {
 }
 
 impl DynsecAdmin {
-    /// Makes `device`'s role hold exactly `acls` and its client exist with
-    /// that role (and `password`), pinned to its own client id: queued,
-    /// and sent with whatever else is queued when the change lock is free.
-    /// The ids and password are checked by the caller.
+    /// Makes `device`'s own role hold exactly [`own_acls`], the shared
+    /// roles of `groups` exist, and its client exist holding exactly
+    /// [`device_roles`] (and `password`), pinned to its own client id:
+    /// queued, and sent with whatever else is queued when the change lock
+    /// is free. The ids and password are checked by the caller.
     pub(super) async fn grant_batched(
         &self,
         device: &DeviceId,
         password: Option<&str>,
-        acls: BTreeSet<Acl>,
+        groups: &[String],
     ) -> Result<(), BrokerAdminError> {
         let (reply, outcome) = oneshot::channel();
         self.queued
@@ -72,7 +78,7 @@ impl DynsecAdmin {
             .push(Queued {
                 device: device.clone(),
                 password: password.map(str::to_owned),
-                acls,
+                groups: groups.to_vec(),
                 reply,
             });
         {
@@ -119,10 +125,13 @@ impl DynsecAdmin {
         }
     }
 
-    /// One message reading every device's role and client, one making
-    /// them what Signet wants; each device's outcome, in order.
+    /// One message reading every device's role and client and the shared
+    /// roles they need, then the changes that make them what Signet wants
+    /// (the shared roles' first: a missing group role is created once for
+    /// the whole fleet); each device's outcome, in order.
     async fn grant_all(&self, batch: &[Queued]) -> Vec<Result<(), BrokerAdminError>> {
-        let reads: Vec<Value> = batch
+        let shared = shared_roles(batch);
+        let mut reads: Vec<Value> = batch
             .iter()
             .flat_map(|g| {
                 [
@@ -131,25 +140,57 @@ impl DynsecAdmin {
                 ]
             })
             .collect();
-        let current = match self.execute(reads).await {
-            Ok(answers) if answers.len() == 2 * batch.len() => answers,
-            Ok(_) => {
-                let e = BrokerAdminError(
-                    "the broker answered a different number of commands".to_owned(),
-                );
-                return vec![Err(e); batch.len()];
-            }
+        let mut chunks = shared.chunks(MAX_READS);
+        let read_role =
+            |(name, _): &(String, BTreeSet<Acl>)| json!({"command": "getRole", "rolename": name});
+        reads.extend(chunks.next().unwrap_or_default().iter().map(read_role));
+        let mut current = match self.execute(reads).await {
+            Ok(answers) => answers,
             Err(e) => return vec![Err(e); batch.len()],
         };
-        let plans: Vec<Result<Vec<Value>, BrokerAdminError>> = batch
-            .iter()
-            .zip(current.chunks_exact(2))
-            .map(|(grant, held)| plan(grant, &held[0], &held[1]))
-            .collect();
-        // The changes go in messages of at most MAX_CHANGES commands, each
-        // device's together: mosquitto 2.0 saves its whole store after every
-        // changing command, so a long message would hold the broker (and
-        // every client's keep-alive) for seconds at 1,000 devices.
+        for chunk in chunks {
+            match self.execute(chunk.iter().map(read_role).collect()).await {
+                Ok(answers) => current.extend(answers),
+                Err(e) => return vec![Err(e); batch.len()],
+            }
+        }
+        if current.len() != 2 * batch.len() + shared.len() {
+            let e =
+                BrokerAdminError("the broker answered a different number of commands".to_owned());
+            return vec![Err(e); batch.len()];
+        }
+        let shared_held = current.split_off(2 * batch.len());
+        let mut shared_changes = Vec::new();
+        for ((name, wanted), held) in shared.iter().zip(shared_held) {
+            match role_changes(name, wanted, held) {
+                Ok(changes) => shared_changes.extend(changes),
+                Err(e) => return vec![Err(e); batch.len()],
+            }
+        }
+        let mut plans = vec![Ok(shared_changes)];
+        plans.extend(
+            batch
+                .iter()
+                .zip(current.chunks_exact(2))
+                .map(|(grant, held)| plan(grant, &held[0], &held[1])),
+        );
+        let mut outcomes = self.send_plans(plans).await;
+        let shared_outcome = outcomes.remove(0);
+        match shared_outcome {
+            Ok(()) => outcomes,
+            Err(e) => vec![Err(e); batch.len()],
+        }
+    }
+
+    /// Sends the devices' `plans` in messages of at most [`MAX_CHANGES`]
+    /// commands, each device's together: mosquitto 2.0 saves its whole
+    /// store after every changing command, so a long message would hold
+    /// the broker (and every client's keep-alive) for seconds at 1,000
+    /// devices. Each device's outcome, in order.
+    async fn send_plans(
+        &self,
+        plans: Vec<Result<Vec<Value>, BrokerAdminError>>,
+    ) -> Vec<Result<(), BrokerAdminError>> {
         let mut outcomes: Vec<Option<Result<(), BrokerAdminError>>> =
             Vec::with_capacity(plans.len());
         let mut message: Vec<Value> = Vec::new();
@@ -218,8 +259,26 @@ impl DynsecAdmin {
     }
 }
 
-/// The commands that make `grant` hold: its role first (the client gets
-/// its rights the moment it exists), then its client.
+/// [`DEVICES_ROLE`] and the role of every group `batch` follows, with
+/// the rights each must hold.
+fn shared_roles(batch: &[Queued]) -> Vec<(String, BTreeSet<Acl>)> {
+    let mut shared = vec![(DEVICES_ROLE.to_owned(), devices_acls())];
+    let groups: BTreeSet<&String> = batch.iter().flat_map(|g| &g.groups).collect();
+    shared.extend(groups.into_iter().map(|g| (group_role(g), group_acls(g))));
+    shared
+}
+
+/// The commands that make `grant` hold: its own role first (the client
+/// gets its rights the moment it exists), then its client with exactly
+/// its roles. A new device costs two commands (`createRole`,
+/// `createClient`); a move between groups, a new password or pin one
+/// (`modifyClient`: mosquitto 2.0 disconnects the client for it, and the
+/// agent subscribes again). An own role that holds anything else (the
+/// per-device roles of earlier versions, which held every group's topics
+/// too) is replaced whole rather than edited one entry per command: the
+/// client first stops holding it (mosquitto 2.0.11 does not unlink a role
+/// it deletes from clients created holding it), then `deleteRole`,
+/// `createRole`, `addClientRole`.
 fn plan(
     grant: &Queued,
     role: &Response,
@@ -227,13 +286,70 @@ fn plan(
 ) -> Result<Vec<Value>, BrokerAdminError> {
     let user = grant.device.as_str();
     let role_name = device_role(&grant.device);
-    let mut commands = role_changes(&role_name, &grant.acls, role.clone())?;
-    commands.extend(client_changes(
-        user,
-        grant.password.as_deref(),
-        &role_name,
-        Some(user),
-        client.clone(),
-    )?);
+    let acls = own_acls(&grant.device);
+    let mut commands = role_changes(&role_name, &acls, role.clone())?;
+    let replace = !role.not_found() && !commands.is_empty();
+    let roles = device_roles(&grant.device, &grant.groups);
+    let listed = |roles: &BTreeSet<String>| -> Value {
+        roles
+            .iter()
+            .map(|r| json!({"rolename": r, "priority": 0}))
+            .collect()
+    };
+    if client.not_found() {
+        if replace {
+            commands = replace_role(&role_name, &acls);
+        }
+        let mut create = json!({"command": "createClient", "username": user,
+            "clientid": user, "roles": listed(&roles)});
+        if let (Some(password), Value::Object(fields)) = (&grant.password, &mut create) {
+            fields.insert("password".to_owned(), json!(password));
+        }
+        commands.push(create);
+        return Ok(commands);
+    }
+    let current = client.clone().ok()?;
+    let pinned = current
+        .data
+        .as_ref()
+        .and_then(|d| d.pointer("/client/clientid"))
+        .and_then(Value::as_str);
+    let mut fields = serde_json::Map::new();
+    let mut held = roles.clone();
+    if replace {
+        held.remove(&role_name);
+    }
+    if replace || client_roles(&current) != roles {
+        fields.insert("roles".to_owned(), listed(&held));
+    }
+    if let Some(password) = &grant.password {
+        fields.insert("password".to_owned(), json!(password));
+    }
+    if pinned != Some(user) {
+        fields.insert("clientid".to_owned(), json!(user));
+    }
+    let mut changes = Vec::new();
+    if !fields.is_empty() {
+        fields.insert("command".to_owned(), json!("modifyClient"));
+        fields.insert("username".to_owned(), json!(user));
+        changes.push(Value::Object(fields));
+    }
+    if replace {
+        changes.extend(replace_role(&role_name, &acls));
+        changes.push(json!({"command": "addClientRole", "username": user,
+            "rolename": role_name, "priority": 0}));
+        return Ok(changes);
+    }
+    commands.extend(changes);
     Ok(commands)
+}
+
+/// Deletes role `name` and creates it again holding exactly `acls` (no
+/// client may hold it when it is deleted).
+fn replace_role(name: &str, acls: &BTreeSet<Acl>) -> Vec<Value> {
+    let create: Vec<Value> = acls.iter().map(Acl::to_json).collect();
+    vec![
+        json!({"command": "deleteRole", "rolename": name}),
+        json!({"command": "createRole", "rolename": name, "acls": create}),
+    ]
 }

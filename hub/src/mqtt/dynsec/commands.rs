@@ -15,7 +15,10 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use signet_common::ids::DeviceId;
 
-use super::acl::{Acl, check_id, check_password, device_acls, device_role, hub_acls};
+use super::acl::{
+    Acl, DEVICES_ROLE, check_id, check_password, device_role, device_roles, devices_acls,
+    group_acls, group_role, hub_acls, own_acls,
+};
 use super::link::Response;
 use super::{DynsecAdmin, HUB_ROLE, LIST_PAGE, MAX_GROUPS};
 use crate::mqtt::admin::{BrokerAdmin, BrokerAdminError};
@@ -54,6 +57,7 @@ impl DynsecAdmin {
         ])
         .await?;
         self.ensure_role(HUB_ROLE, &hub_acls()).await?;
+        self.ensure_role(DEVICES_ROLE, &devices_acls()).await?;
         let password = hub_password.filter(|_| hub_user != self.admin_user);
         self.ensure_client(hub_user, password, HUB_ROLE, None).await
     }
@@ -143,16 +147,22 @@ impl DynsecAdmin {
         }
         if device.as_str() == self.admin_user {
             // Not batched: a change of its roles ends this very session.
+            // Its own roles are only added to (it keeps the admin role).
             let _change = self.changes.lock().await;
-            let role = device_role(device);
-            self.ensure_role(&role, &device_acls(device, groups))
+            self.ensure_role(DEVICES_ROLE, &devices_acls()).await?;
+            for group in groups {
+                self.ensure_role(&group_role(group), &group_acls(group))
+                    .await?;
+            }
+            self.ensure_role(&device_role(device), &own_acls(device))
                 .await?;
-            return self
-                .ensure_client(device.as_str(), password, &role, Some(device.as_str()))
-                .await;
+            for role in device_roles(device, groups) {
+                self.ensure_client(device.as_str(), password, &role, Some(device.as_str()))
+                    .await?;
+            }
+            return Ok(());
         }
-        self.grant_batched(device, password, device_acls(device, groups))
-            .await
+        self.grant_batched(device, password, groups).await
     }
 
     /// Records devices the broker is known to hold no password for (the
@@ -306,6 +316,23 @@ impl BrokerAdmin for DynsecAdmin {
     ) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
         Box::pin(self.adopt_now(device, password))
     }
+}
+
+/// The roles a `getClient` answer lists.
+pub(super) fn client_roles(client: &Response) -> BTreeSet<String> {
+    client
+        .data
+        .as_ref()
+        .and_then(|d| d.pointer("/client/roles"))
+        .and_then(Value::as_array)
+        .map(|roles| {
+            roles
+                .iter()
+                .filter_map(|r| r.get("rolename").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a `getClient` answer lists `role`.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use signet_common::ids::{DeviceId, MAX_ID_LEN};
 
 use super::link::parse_url;
-use super::{check_id, device_acls};
+use super::{check_id, device_acls, device_roles, own_acls};
 
 #[test]
 fn s7_device_acls_name_exactly_its_topics() {
@@ -39,7 +39,28 @@ fn s7_device_acls_name_exactly_its_topics() {
     ]
     .into();
     assert_eq!(reads, expected);
-    assert!(acls.iter().all(|a| !a.topic.contains(['+', '#'])));
+    // Only unsubscribing (which gives nothing) takes a wildcard.
+    assert!(
+        acls.iter()
+            .filter(|a| a.acl_type != "unsubscribePattern")
+            .all(|a| !a.topic.contains(['+', '#']))
+    );
+    // What only this device may do names no group and no shared topic:
+    // the same entries whatever it follows (issue 20).
+    let own = own_acls(&device);
+    assert_eq!(own.len(), 6);
+    assert!(
+        own.iter()
+            .all(|a| a.topic.starts_with("signet/v1/devices/d-a/"))
+    );
+    assert_eq!(
+        device_roles(&device, &["g1".to_owned()]),
+        BTreeSet::from([
+            "signet-device-d-a".to_owned(),
+            "signet-devices".to_owned(),
+            "signet-group-g1".to_owned(),
+        ])
+    );
 }
 
 #[test]
