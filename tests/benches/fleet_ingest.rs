@@ -24,7 +24,9 @@
 //! `SIGNET_BENCH_PAIRINGS` how many pairings run at once;
 //! `SIGNET_BENCH_HUB_LOG` sets the hub's `SIGNET_LOG` and prints its log;
 //! `SIGNET_BENCH_HUB_BIN` runs another build of the hub, e.g. one built in a
-//! detached worktree of an older commit). Setup — pairing every device
+//! detached worktree of an older commit; `SIGNET_BENCH_GATE` names a file
+//! the run waits for, paired and connected, before it starts the clock, so
+//! several runs pair at once and then ingest one at a time). Setup — pairing every device
 //! through the API, [`DEVICES_PER_SITE`] to a site, each step retried — is
 //! timed apart from ingest.
 //!
@@ -342,6 +344,15 @@ async fn shown(hub: &Hub, device: &DeviceId) -> Option<u64> {
     view["cache_bytes"].as_u64()
 }
 
+/// Waits, paired and connected, until the file `gate` exists (see the
+/// module doc: several runs pair at once, then ingest one at a time).
+async fn wait_at_gate(gate: &std::path::Path) {
+    println!("waiting at the gate {}", gate.display());
+    while !gate.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let count = env_number("SIGNET_BENCH_DEVICES", 1000);
@@ -411,6 +422,9 @@ async fn main() {
         }
     }
 
+    if let Some(gate) = std::env::var_os("SIGNET_BENCH_GATE") {
+        wait_at_gate(std::path::Path::new(&gate)).await;
+    }
     let mut sent = acked.load(Ordering::Relaxed);
     let (hub_pid, broker_pid) = (hub.process.pid(), broker_pid(&hub));
     let mut polls = 0_u64;
