@@ -11,6 +11,20 @@
 //! median 964 ms, max 990 ms; this branch median 992 ms, max 1,041 ms (an
 //! earlier run at load 13: 990 ms). The harness of this branch adds devices
 //! by a route the old hub lacks, so the old build runs its own harness.
+//! Release, `cargo bench -p signet-tests --bench sync_latency` in each
+//! tree, back to back, twice (load 4.6–3.1 while other runs paired, then
+//! 2.4–1.1): 1db1fd0 median 994 ms, then 995 ms; this branch 995 ms, then
+//! 995 ms (max 1,032 and 1,011 ms; the old build's first change 1.24 s).
+//!
+//! What sets the ~1 s in both builds is the agent, not the hub: the
+//! verifier sends a state message caused by what plays or by download
+//! progress at most once per `STATE_SPACING` (1 s, `agent/src/sync/mod.rs`,
+//! a `tokio::time::interval`). A change makes the content task report
+//! several times within well under a second (pending its download,
+//! progress, activated), and the last — the one the fleet view calls in
+//! sync — waits for the next tick, up to a second after the one before.
+//! 1db1fd0's agent has the same spacing; the hub adds no delay of its own
+//! on this path (its ingest commits a report waiting alone at once).
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed measurement
 
