@@ -301,6 +301,8 @@ describe('the operator tasks that were manual', () => {
       const next = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(daily.next_run));
       assert.equal(next, '06:15', `the daily job next runs at ${daily.next_run}`);
       await page.getByRole('cell', { name: 'Daily at 06:15 (Europe/Berlin)', exact: true }).waitFor();
+      // The one-off job is shown at the node's wall-clock time too, whatever the browser's zone.
+      await page.getByRole('cell', { name: 'Once at 2030-07-01 08:30 (Europe/Berlin)', exact: true }).waitFor();
       await screenshot(page, 'tasks-publishing-scheduled');
 
       for (const j of [once, daily]) {

@@ -1,6 +1,6 @@
 // Publication progress per device (C8, U4).
 import { describe, expect, it } from 'vitest';
-import { progressOf, zonedToUtc, nodeZone, type Run } from './publishing';
+import { progressOf, zonedToUtc, utcToZoned, nodeZone, type Run } from './publishing';
 import type { Node } from './nodes.svelte';
 import type { FleetDevice } from './fleet';
 
@@ -62,6 +62,19 @@ describe('zonedToUtc and nodeZone (U5: a deferred publish at the screens’ wall
     expect(zonedToUtc('2027-03-28T02:30', 'Europe/Berlin')).toBe('2027-03-28T01:30:00.000Z');
     expect(zonedToUtc('2027-01-15 08:30', 'UTC')).toBeNull();
     expect(zonedToUtc('2027-01-15T08:30', 'Mars/Olympus')).toBeNull();
+  });
+
+  it('shows a stored instant at the node’s wall-clock time, the inverse of the form', () => {
+    expect(utcToZoned('2030-07-01T06:30:00Z', 'Europe/Berlin')).toBe('2030-07-01 08:30');
+    expect(utcToZoned('2027-01-15T13:30:00.000Z', 'America/New_York')).toBe('2027-01-15 08:30');
+    expect(utcToZoned('2027-01-15T18:15:00Z', 'Asia/Kolkata')).toBe('2027-01-15 23:45');
+    // Across midnight: 23:30 UTC is the next day in Tokyo.
+    expect(utcToZoned('2027-01-15T23:30:00Z', 'Asia/Tokyo')).toBe('2027-01-16 08:30');
+    for (const [local, zone] of [['2027-07-01T08:30', 'Europe/Berlin'], ['2027-11-07T01:15', 'America/New_York']] as const) {
+      expect(utcToZoned(zonedToUtc(local, zone) ?? '', zone)).toBe(local.replace('T', ' '));
+    }
+    expect(utcToZoned('not a time', 'UTC')).toBeNull();
+    expect(utcToZoned('2027-01-15T08:30:00Z', 'Mars/Olympus')).toBeNull();
   });
 
   it('finds the nearest zone up the tree, UTC when none is set', () => {

@@ -93,6 +93,23 @@ export function zonedToUtc(local: string, zone: string): string | null {
   }
 }
 
+/**
+ * The wall-clock time (`YYYY-MM-DD HH:MM`) in the IANA time zone `zone` at
+ * the instant `iso` — how a deferred publish is shown: in the zone of the
+ * screens it is for, as the form took it (U5), not the browser's. `null`
+ * for a malformed instant or an unknown zone.
+ */
+export function utcToZoned(iso: string, zone: string): string | null {
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return null;
+  try {
+    const wall = new Date(t + zoneOffsetMs(zone, t)).toISOString();
+    return `${wall.slice(0, 10)} ${wall.slice(11, 16)}`;
+  } catch {
+    return null;
+  }
+}
+
 /** The time zone of `node` (its own or the nearest ancestor's, T2), or UTC, the hub's default. */
 export function nodeZone(nodes: Map<string, Node>, node: string): string {
   const seen = new Set<string>();
