@@ -400,24 +400,17 @@ async fn u3_x4_retention_drops_old_days_on_postgres_and_deletes_on_sled() {
             assert_eq!(index.is_some(), kept, "{name} id, postgres: {postgres}");
             assert_eq!(hour.is_some(), kept, "{name} hour, postgres: {postgres}");
         }
-        let (status, page) = hub
-            .get(
-                &hub.admin,
-                &format!(
-                    "/api/v1/reports/usage?from={}&to={}",
-                    (day - TimeDelta::days(300)).to_rfc3339_opts(SecondsFormat::Secs, true),
-                    (day + TimeDelta::days(20)).to_rfc3339_opts(SecondsFormat::Secs, true)
-                ),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let left: Vec<&str> = page["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(left, vec![&events[3].id, &events[4].id, &events[5].id]);
+        let left = usage_ids(
+            &hub,
+            day - TimeDelta::days(300),
+            day + TimeDelta::days(20),
+            "",
+        )
+        .await;
+        assert_eq!(
+            left,
+            [&events[3].id, &events[4].id, &events[5].id].map(String::clone)
+        );
 
         if postgres {
             let partition = |hours: i64| format!("play_events_p{}", at(hours).format("%Y%m%d"));
@@ -543,23 +536,13 @@ async fn u2_l2_x4_a_batch_with_duplicates_and_retries_is_stored_once() {
                 .len(),
             90
         );
-        let (status, page) = hub
-            .get(
-                &hub.admin,
-                &format!(
-                    "/api/v1/reports/usage?from={}&to={}&limit=1000",
-                    (t0 - TimeDelta::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true),
-                    (t0 + TimeDelta::days(3)).to_rfc3339_opts(SecondsFormat::Secs, true)
-                ),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let mut ids: Vec<&str> = page["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap())
-            .collect();
+        let mut ids = usage_ids(
+            &hub,
+            t0 - TimeDelta::days(1),
+            t0 + TimeDelta::days(3),
+            "&limit=1000",
+        )
+        .await;
         assert_eq!(ids.len(), 90, "postgres: {postgres}");
         ids.sort_unstable();
         ids.dedup();
@@ -735,4 +718,31 @@ async fn u3_l8_x4_the_daily_rollup_answers_as_the_event_scan() {
         .unwrap();
     assert!(removed > 0);
     assert_eq!(daily_totals(&hub, false), daily_totals(&hub, true));
+}
+
+/// The ids of the events the admin's usage report lists from `from` to
+/// `to` (`extra` appended to the query), in the report's order.
+async fn usage_ids(
+    hub: &TestHub,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    extra: &str,
+) -> Vec<String> {
+    let (status, page) = hub
+        .get(
+            &hub.admin,
+            &format!(
+                "/api/v1/reports/usage?from={}&to={}{extra}",
+                from.to_rfc3339_opts(SecondsFormat::Secs, true),
+                to.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
 }

@@ -1,6 +1,7 @@
 // Publication progress per device (C8, U4).
 import { describe, expect, it } from 'vitest';
-import { progressOf, zonedToUtc, utcToZoned, nodeZone, type Run } from './publishing';
+import { progressOf, zonedToUtc, utcToZoned, type Run } from './publishing';
+import { zoneOf } from './design/common';
 import type { Node } from './nodes.svelte';
 import type { FleetDevice } from './fleet';
 
@@ -48,7 +49,7 @@ describe('progressOf', () => {
   });
 });
 
-describe('zonedToUtc and nodeZone (U5: a deferred publish at the screens’ wall-clock time)', () => {
+describe('zonedToUtc, utcToZoned and zoneOf (U5: a deferred publish at the screens’ wall-clock time)', () => {
   it('reads a datetime-local value in the node’s zone, summer and winter', () => {
     expect(zonedToUtc('2027-07-01T08:30', 'Europe/Berlin')).toBe('2027-07-01T06:30:00.000Z');
     expect(zonedToUtc('2027-01-15T08:30', 'Europe/Berlin')).toBe('2027-01-15T07:30:00.000Z');
@@ -83,7 +84,7 @@ describe('zonedToUtc and nodeZone (U5: a deferred publish at the screens’ wall
       ['acme', { id: 'acme', parent: 'root', name: 'Acme', leaf: false, time_zone: 'Europe/Berlin' } as Node],
       ['lobby', { id: 'lobby', parent: 'acme', name: 'Lobby', leaf: true } as Node],
     ]);
-    expect(nodeZone(nodes, 'lobby')).toBe('Europe/Berlin');
-    expect(nodeZone(nodes, 'root')).toBe('UTC');
+    expect(zoneOf(nodes, 'lobby')).toBe('Europe/Berlin');
+    expect(zoneOf(nodes, 'root')).toBe('UTC');
   });
 });

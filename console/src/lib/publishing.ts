@@ -5,6 +5,7 @@
 import type { Schemas } from './api/client';
 import { within, type Node } from './nodes.svelte';
 import type { FleetDevice } from './fleet';
+import { wallClock, zonedInstant } from './design/calendar';
 
 /** A publication run. */
 export type Run = Schemas['PublicationRun'];
@@ -56,20 +57,14 @@ export function progressOf(run: Run, d: FleetDevice): DeviceProgress {
   return worst;
 }
 
-/** How far `zone`'s wall clock is ahead of UTC at the instant `utcMs`, in ms. */
-function zoneOffsetMs(zone: string, utcMs: number): number {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone: zone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-  }).formatToParts(new Date(utcMs));
-  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
-  return Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second')) - utcMs;
+/** Whether `zone` is an IANA time zone this browser knows. */
+function knownZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -77,20 +72,14 @@ function zoneOffsetMs(zone: string, utcMs: number): number {
  * `zone` reads `local` (`YYYY-MM-DDTHH:MM`, as a datetime-local field gives
  * it) — a deferred publish "at 08:00" means 08:00 where the screens are
  * (U5). In a gap (clocks put forward) the later side is taken. `null` for
- * a malformed time or an unknown zone.
+ * a malformed time or an unknown zone. The zone arithmetic is the schedule
+ * editor's (`zonedInstant`).
  */
 export function zonedToUtc(local: string, zone: string): string | null {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(local.trim());
-  if (!m) return null;
-  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]));
-  if (!Number.isFinite(wall)) return null;
-  try {
-    let instant = wall - zoneOffsetMs(zone, wall);
-    instant = wall - zoneOffsetMs(zone, instant);
-    return new Date(instant).toISOString();
-  } catch {
-    return null;
-  }
+  const value = local.trim();
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(value) || !knownZone(zone)) return null;
+  const instant = zonedInstant(value, zone);
+  return Number.isNaN(instant.getTime()) ? null : instant.toISOString();
 }
 
 /**
@@ -100,25 +89,6 @@ export function zonedToUtc(local: string, zone: string): string | null {
  * for a malformed instant or an unknown zone.
  */
 export function utcToZoned(iso: string, zone: string): string | null {
-  const t = Date.parse(iso);
-  if (!Number.isFinite(t)) return null;
-  try {
-    const wall = new Date(t + zoneOffsetMs(zone, t)).toISOString();
-    return `${wall.slice(0, 10)} ${wall.slice(11, 16)}`;
-  } catch {
-    return null;
-  }
-}
-
-/** The time zone of `node` (its own or the nearest ancestor's, T2), or UTC, the hub's default. */
-export function nodeZone(nodes: Map<string, Node>, node: string): string {
-  const seen = new Set<string>();
-  let at: string | null | undefined = node;
-  while (at && !seen.has(at)) {
-    seen.add(at);
-    const n = nodes.get(at);
-    if (n?.time_zone) return n.time_zone;
-    at = n?.parent;
-  }
-  return 'UTC';
+  if (!Number.isFinite(Date.parse(iso)) || !knownZone(zone)) return null;
+  return wallClock(iso, zone).slice(0, 16);
 }
