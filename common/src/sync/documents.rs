@@ -31,8 +31,15 @@ pub const MAX_DOCUMENTS_ANSWER_BYTES: usize = 16 * MAX_DOCUMENT_BYTES;
 /// The signed documents a device should hold now, as the hub last signed
 /// them: trust, hub time, the device's assignment, and the manifest of each
 /// group that assignment names.
+///
+/// Unlike the signed documents and the reports, this answer does not refuse
+/// fields it does not know: it is only the carrier of envelopes that are
+/// each verified on their own, and it is bounded before it is decoded
+/// ([`parse_documents`]), so a field a newer hub adds costs at most its
+/// bytes. An agent older than the hub then keeps fetching over HTTP (D1)
+/// instead of failing every fetch — as agents built before
+/// [`Self::trust_chain`] did on the first answer that carried it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeviceDocuments {
     /// The root-signed `trust` envelope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,7 +184,25 @@ mod tests {
         documents.trust_chain = vec!["{}".into(); MAX_TRUST_CHAIN];
         assert!(documents.check().is_ok());
         assert!(parse_documents(b"{\"trust\": 1}").is_err());
-        assert!(parse_documents(b"{\"unknown\": 1}").is_err());
         assert!(parse_documents(&vec![b' '; MAX_DOCUMENTS_ANSWER_BYTES + 1]).is_err());
+    }
+
+    /// S4, D1: an answer from a newer hub, with a field this agent does not
+    /// know, still gives the documents it carries (an agent must not stop
+    /// fetching because the hub grew), while what it knows is checked as
+    /// ever and the whole answer stays bounded.
+    #[test]
+    fn s4_d1_a_field_from_a_newer_hub_is_ignored_not_fatal() {
+        let answer = br#"{"trust": "{}", "manifests": {"g-1": "{}"},
+            "from_a_later_version": {"anything": [1, 2, 3]}}"#;
+        let documents = parse_documents(answer).unwrap();
+        assert_eq!(documents.trust.as_deref(), Some("{}"));
+        assert_eq!(documents.manifests.len(), 1);
+        assert!(parse_documents(br#"{"later": 1, "trust": 1}"#).is_err());
+        assert!(parse_documents(br#"{"later": 1, "manifests": {"": "{}"}}"#).is_err());
+        let mut padded = br#"{"trust": "{}", "later": ""#.to_vec();
+        padded.extend(std::iter::repeat_n(b'x', MAX_DOCUMENTS_ANSWER_BYTES));
+        padded.extend(br#""}"#);
+        assert!(parse_documents(&padded).is_err());
     }
 }
