@@ -789,6 +789,73 @@ async fn l5_device_members_and_max_active_devices() {
     assert_eq!(record["active"], false);
 }
 
+/// L4, S7: deleting an access group ends its device members' access at
+/// once, as removing each member would: every device member's assignment
+/// is re-signed without the group (an agent keeps playing what its last
+/// assignment licenses, so a group deleted without that would play on
+/// until its windows end), and a member that still belongs to another
+/// group keeps that one.
+#[tokio::test]
+async fn l4_deleting_a_group_re_signs_its_device_members_assignments_without_it() {
+    let hub = TestHub::start().await;
+    let site = hub.node(&hub.admin, &hub.root, "Site").await;
+    let (one, _) = pair(&hub, &hub.admin, &site, "One").await;
+    let (two, _) = pair(&hub, &hub.admin, &site, "Two").await;
+    let mut groups = Vec::new();
+    for name in ["Deleted", "Kept"] {
+        let (status, group) = hub
+            .post(
+                &hub.admin,
+                "/api/v1/access-groups",
+                json!({"node": site, "name": name, "license": {"allow_offline": false,
+                    "offline_grace_secs": 0, "allow_export": false}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{group}");
+        groups.push(group["id"].as_str().unwrap().to_owned());
+    }
+    let (deleted, kept) = (&groups[0], &groups[1]);
+    let (item, _, _) = upload(&hub, &site, "licensed").await;
+    let (status, saved) = hub
+        .call(
+            Method::PUT,
+            &format!("/api/v1/access-groups/{deleted}/items"),
+            Some(&hub.admin),
+            Some(json!({"items": [{"id": item, "categories": []}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    for (group, device) in [(deleted, &one), (deleted, &two), (kept, &two)] {
+        let (status, added) = hub
+            .post(
+                &hub.admin,
+                &format!("/api/v1/access-groups/{group}/members"),
+                json!({"member": {"type": "device", "device_id": device}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{added}");
+    }
+
+    hub.publisher.take();
+    let (status, body) = hub
+        .delete(&hub.admin, &format!("/api/v1/access-groups/{deleted}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let trust = support::signed::device_trust(&hub.data);
+    let (_, assignments) =
+        support::signed::verify_all(&trust, &hub.publisher.take(), hub.clock_now());
+    assert!(
+        assignments[&one].access_groups.is_empty(),
+        "L4: the deleted group's member is re-signed without it"
+    );
+    let left: Vec<&str> = assignments[&two]
+        .access_groups
+        .iter()
+        .map(|g| g.group_id.as_str())
+        .collect();
+    assert_eq!(left, [kept.as_str()], "the other group's membership stays");
+}
+
 /// Deliver 7, S1, S3: a command is signed, verifies as a `command` for that
 /// device, goes out not retained on its commands topic, and versions
 /// strictly increase.

@@ -334,6 +334,61 @@ async fn s7_regranting_moves_a_device_to_its_new_groups_at_once() {
     connect(&broker, "d-a", "secret a").await.unwrap();
 }
 
+/// S7, L4: a deleted group's shared role leaves the broker's store once its
+/// devices were granted without it (`retire_group`, called after a group
+/// delete re-signed its members); retiring it again, or a group the broker
+/// never held, is no error; other groups' roles stay. A device that still
+/// holds the role (its grant did not follow yet) loses it first: mosquitto
+/// 2.0.11 exits when a client holding a deleted role subscribes, so the
+/// broker must still be up after that device subscribes again.
+#[tokio::test]
+async fn s7_l4_a_deleted_groups_role_is_retired_from_the_broker() {
+    let (broker, admin) = fleet().await;
+    let _hub = publish_documents(&broker).await;
+    let (a, b) = (DeviceId::from("d-a"), DeviceId::from("d-b"));
+    let roles = |broker: &Mosquitto| -> BTreeSet<String> {
+        saved_store(broker)["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["rolename"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(roles(&broker).contains(&group_role("g1")));
+
+    // a leaves g1 (its group was deleted), then the role is retired.
+    admin.grant(&a, None, &[]).await.unwrap();
+    admin.retire_group("g1").await.unwrap();
+    let left = roles(&broker);
+    assert!(!left.contains(&group_role("g1")), "{left:?}");
+    assert!(left.contains(&group_role("g2")), "{left:?}");
+    admin.retire_group("g1").await.unwrap();
+    admin.retire_group("never-held").await.unwrap();
+    assert!(admin.retire_group("bad/#").await.is_err());
+
+    // b still holds g2's role when it is retired.
+    let mut session = connect(&broker, "d-b", "secret b").await.unwrap();
+    session
+        .subscribe_granted(&topic("groups/g2/manifest"))
+        .await;
+    admin.retire_group("g2").await.unwrap();
+    assert!(!roles(&broker).contains(&group_role("g2")));
+    assert!(!saved_roles(&broker, b.as_str()).contains(&group_role("g2")));
+    drop(session);
+    let mut session = connect(&broker, "d-b", "secret b").await.unwrap();
+    assert_eq!(
+        session.subscribe(&topic("groups/g2/manifest")).await,
+        SubscribeReasonCode::Failure
+    );
+    session
+        .subscribe_granted(&topic("devices/d-b/commands"))
+        .await;
+    let mut other = connect(&broker, "d-a", "secret a").await.unwrap();
+    other
+        .subscribe_granted(&topic("devices/d-a/commands"))
+        .await;
+}
+
 /// S7, X1 (issue 20): grants asked for at the same time (concurrent
 /// pairing approvals, a publication re-granting its devices) reach the
 /// broker together — one control message reading every device's role and

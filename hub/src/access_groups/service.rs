@@ -216,9 +216,21 @@ fn check_categories_kept(
 /// passes [`crate::schedules::delete_group_schedule_in`].
 pub type Dependents = fn(&mut Tx, &AccessGroupId) -> Result<Option<String>, StoreError>;
 
+/// A committed group delete: the devices that were its current members,
+/// whose assignments must be re-signed without it and whose broker access
+/// must drop it (L4, S7) — [`crate::publish::after::group_deleted`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDeleted {
+    /// The deleted group.
+    pub group: AccessGroupId,
+    /// Its current device members at the delete.
+    pub devices: Vec<DeviceId>,
+}
+
 /// Deletes a group with its members, items, invites, signups, orders and
 /// (through `dependents`) its schedule (Manager+). Every member loses
-/// access at once (L4).
+/// access at once (L4): the caller passes the returned [`GroupDeleted`] to
+/// [`crate::publish::after::group_deleted`].
 ///
 /// # Errors
 /// `RoleTooLow`, `NotFound`, or the store's error.
@@ -227,18 +239,29 @@ pub async fn delete_group(
     actor: &Actor,
     id: &str,
     dependents: Dependents,
-) -> Result<(), AccessGroupError> {
+) -> Result<GroupDeleted, AccessGroupError> {
     actor.require(Role::Manager)?;
     hub.store
         .transact(|tx| {
             let (group, _) = repo::visible_group(tx, actor, id)?;
+            let devices = repo::members(tx, &group.id)?
+                .into_iter()
+                .filter(Member::is_current)
+                .filter_map(|m| match m.member {
+                    MemberRef::Device { device_id } => Some(device_id),
+                    MemberRef::User { .. } => None,
+                })
+                .collect();
             let members = repo::delete_group(tx, &group.id)?;
             let schedule = dependents(tx, &group.id)?;
             let detail = serde_json::json!({"name": group.name, "members": members,
                 "schedule": schedule});
             let by = (actor, hub.now());
             repo::audit(tx, by, "access_group.delete", &group, detail)?;
-            Ok(())
+            Ok(GroupDeleted {
+                group: group.id,
+                devices,
+            })
         })
         .await
 }

@@ -138,7 +138,9 @@ pub async fn update_group(
         (status = 403, description = "Below Manager", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
 pub async fn delete_group(State(state): Ctx, caller: Caller, Path(id): Id) -> Done {
     let schedule = crate::schedules::delete_group_schedule_in;
-    service::delete_group(&state, &caller.actor(), &id, schedule).await?;
+    let actor = caller.actor();
+    let deleted = service::delete_group(&state, &actor, &id, schedule).await?;
+    publish::after::group_deleted(&state, &actor, deleted).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

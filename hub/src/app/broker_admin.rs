@@ -36,6 +36,13 @@ pub trait BrokerAdmin: Send + Sync + 'static {
     /// store no longer knows, e.g. unpaired while the broker was down).
     fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>>;
 
+    /// Forgets what the broker holds for `group` alone (its shared role):
+    /// the group was deleted, and the devices that followed it had their
+    /// access re-granted without it. Nothing by default.
+    fn retire_group<'a>(&'a self, _group: &'a str) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// `device` just proved `password` (its secret) over HTTP: if the
     /// broker is known to lack its password — a device paired before the
     /// broker held credentials (under the embedded broker before issue 15;

@@ -62,7 +62,7 @@ pub mod views;
 #[cfg(test)]
 mod testing;
 
-pub use outbox::reconcile_broker_access;
+pub use outbox::{reconcile_broker_access, retire_group};
 pub use service::DeviceError;
 
 /// Tree of paired devices by id.

@@ -573,6 +573,16 @@ pub fn spawn_worker(hub: Hub, cancel: CancellationToken) -> tokio::task::JoinHan
     })
 }
 
+/// Asks the broker to forget deleted `group`'s shared role (S7), once the
+/// devices that followed it were granted without it. A failure is logged:
+/// the role grants only a deleted group's manifest topic, which the hub no
+/// longer publishes.
+pub async fn retire_group(hub: &Hub, group: &str) {
+    if let Err(e) = hub.broker_admin.retire_group(group).await {
+        tracing::warn!(group, error = %e, "a deleted group's broker role not removed");
+    }
+}
+
 /// Makes the broker match the store, for the hub's start or after the
 /// broker lost or missed changes (S7, S10): applies the pending outbox
 /// entries, revokes every device the broker holds a grant for that is no

@@ -18,9 +18,9 @@ use std::collections::BTreeSet;
 use signet_common::envelope::DocumentKind;
 use signet_common::ids::DeviceId;
 
-use super::{Actor, PublicationRun, publish, publish_group_items};
+use super::{Actor, PublicationRun, publish, publish_devices, publish_group_items};
 use crate::access_groups::bulk::DeviceMembersChanged;
-use crate::access_groups::service::DeviceMemberChanged;
+use crate::access_groups::service::{DeviceMemberChanged, GroupDeleted};
 use crate::access_groups::{GroupItem, items_of};
 use crate::app::Hub;
 use crate::groups::GroupRef;
@@ -58,6 +58,37 @@ pub async fn device_member_changed(
     if let Err(e) = publish(hub, &GroupRef::AccessGroup(group.clone()), by).await {
         tracing::warn!(%group, %device, error = %e, "publishing after a device member change failed");
     }
+}
+
+/// After a group was deleted (L4, S7): each device that was a member gets
+/// its assignment re-signed without the group (one run per node they are
+/// attached at), and its broker access follows, as if it had been removed
+/// — else it would play on what its last assignment licensed until the
+/// windows end. Then the broker forgets the group's role. Failures are
+/// logged: the delete is stored, and the devices' next publication sends
+/// it.
+pub async fn group_deleted(hub: &Hub, actor: &identity::Actor, deleted: GroupDeleted) {
+    let GroupDeleted { group, devices } = deleted;
+    let mut at: std::collections::BTreeMap<_, Vec<DeviceId>> = std::collections::BTreeMap::new();
+    for device in devices {
+        match hub
+            .store
+            .get::<crate::devices::Device>(crate::devices::DEVICES, device.as_str())
+        {
+            Ok(Some(record)) => at.entry(record.node).or_default().push(device),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%group, %device, error = %e, "device of a deleted group not read")
+            }
+        }
+    }
+    for (node, devices) in at {
+        let by = Actor::user(&actor.user, &actor.from);
+        if let Err(e) = publish_devices(hub, &node, &devices, by).await {
+            tracing::warn!(%group, %node, error = %e, "publishing after a group delete failed");
+        }
+    }
+    crate::devices::retire_group(hub, group.as_str()).await;
 }
 
 /// After `group`'s item list was stored: publishes the group (L3: the

@@ -83,7 +83,7 @@ pub use crate::app::publisher::{
 };
 pub use rekey::{KEY_WATCH_EVERY, spawn_watch as spawn_key_watch};
 pub use run::{
-    Published, Publishing, RepublishReport, deliver, publish, publish_group_items,
+    Published, Publishing, RepublishReport, deliver, publish, publish_devices, publish_group_items,
     publish_new_device, republish_all,
 };
 pub use runner::{LoopOptions, spawn_loop};

@@ -92,7 +92,7 @@ pub async fn publish(
 /// Publishes what a newly paired `device` at `node` needs (S7): the
 /// documents of `node` as [`publish`] of the node signs them, and the
 /// device's own assignment — not the assignment of every device attached
-/// there ([`super::targets::device_targets`]), so an approval costs the same
+/// there ([`super::targets::devices_targets`]), so an approval costs the same
 /// whatever the number of screens already paired at the node. The run's
 /// scope is the node; its record lists the one assignment it considered.
 ///
@@ -104,11 +104,28 @@ pub async fn publish_new_device(
     device: &DeviceId,
     by: impl Into<Publishing>,
 ) -> Result<Published, PublishError> {
+    publish_devices(state, node, std::slice::from_ref(device), by).await
+}
+
+/// Publishes the assignments of `devices` attached at `node` (and the
+/// documents of `node`, re-signed only if they changed): what a device
+/// needs when its groups changed with no group left to publish — a
+/// deleted access group (L4). Devices no longer attached there are
+/// skipped. The run's scope is the node.
+///
+/// # Errors
+/// [`PublishError`]; then nothing was stored or published.
+pub async fn publish_devices(
+    state: &Hub,
+    node: &NodeId,
+    devices: &[DeviceId],
+    by: impl Into<Publishing>,
+) -> Result<Published, PublishError> {
     run_targets(
         state,
         |tx| {
             let (tree, nodes) = load_tree_in(tx)?;
-            super::targets::device_targets(tx, &tree, &nodes, node, device)
+            super::targets::devices_targets(tx, &tree, &nodes, node, devices)
         },
         Some(GroupRef::Node(node.clone())),
         by.into(),

@@ -106,32 +106,34 @@ fn node_groups(
     Ok(groups)
 }
 
-/// What a newly attached `device` at `node` needs (S7, issue 20): the
-/// groups a publish of `node` signs, and its own assignment only — not
-/// the assignment of every other device there, so that pairing N screens
-/// at one node costs O(1) each, not O(N). One point read of its
-/// attachment (no device when it was detached meanwhile), so concurrent
-/// approvals at one node do not conflict.
+/// What newly attached `devices` at `node` need (S7, issue 20), or devices
+/// there whose groups changed without any group to publish (a deleted
+/// access group, L4): the groups a publish of `node` signs, and their own
+/// assignments only — not the assignment of every other device there, so
+/// that pairing N screens at one node costs O(1) each, not O(N). One point
+/// read of each attachment (no device when it was detached meanwhile), so
+/// concurrent approvals at one node do not conflict.
 ///
 /// # Errors
 /// [`PublishError::UnknownGroup`] when `node` does not exist; store errors.
-pub fn device_targets(
+pub fn devices_targets(
     store: &mut Tx,
     tree: &NodeTree,
     nodes: &[crate::tenancy::Node],
     node: &NodeId,
-    device: &DeviceId,
+    devices: &[DeviceId],
 ) -> Result<Targets, PublishError> {
     let groups = node_groups(store, tree, nodes, node)?;
-    let attached = store.contains(crate::tenancy::NODE_DEVICES, &format!("{node}/{device}"))?;
+    let mut attached = Vec::with_capacity(devices.len());
+    for device in devices {
+        if store.contains(crate::tenancy::NODE_DEVICES, &format!("{node}/{device}"))? {
+            attached.push((device.clone(), node.clone()));
+        }
+    }
     Ok(Targets {
         scope_node: node.clone(),
         groups,
-        devices: if attached {
-            vec![(device.clone(), node.clone())]
-        } else {
-            Vec::new()
-        },
+        devices: attached,
     })
 }
 

@@ -234,10 +234,23 @@ impl DynsecAdmin {
         self.apply(changes).await
     }
 
-    /// The clients that hold their own device role ([`device_role`]), read
-    /// a page of [`LIST_PAGE`] at a time.
+    /// The clients that hold their own device role ([`device_role`]).
     async fn granted_now(&self) -> Result<Vec<DeviceId>, BrokerAdminError> {
-        let mut devices = Vec::new();
+        let devices = self
+            .clients_where(|user, client| {
+                client_has_role(client, &device_role(&DeviceId::from(user)))
+            })
+            .await?;
+        Ok(devices.iter().map(|d| DeviceId::from(d.as_str())).collect())
+    }
+
+    /// The user names of the clients `keep` picks (given the user name and
+    /// the client object), read a page of [`LIST_PAGE`] at a time.
+    async fn clients_where(
+        &self,
+        keep: impl Fn(&str, &Value) -> bool,
+    ) -> Result<Vec<String>, BrokerAdminError> {
+        let mut users = Vec::new();
         let mut offset = 0_usize;
         loop {
             let [page] = self
@@ -253,19 +266,44 @@ impl DynsecAdmin {
                 .cloned()
                 .unwrap_or_default();
             for client in &clients {
-                let Some(user) = client.get("username").and_then(Value::as_str) else {
-                    continue;
-                };
-                let device = DeviceId::from(user);
-                if client_has_role(client, &device_role(&device)) {
-                    devices.push(device);
+                if let Some(user) = client.get("username").and_then(Value::as_str)
+                    && keep(user, client)
+                {
+                    users.push(user.to_owned());
                 }
             }
             if clients.len() < LIST_PAGE {
-                return Ok(devices);
+                return Ok(users);
             }
             offset += LIST_PAGE;
         }
+    }
+
+    /// Deletes the role of `group` ([`group_role`]); a role already gone is
+    /// no error. A client still holding it (its grant did not follow yet)
+    /// loses it first, in the same control messages: mosquitto 2.0.11
+    /// stops (its process exits) when a client that still holds a deleted
+    /// role subscribes, so no role is ever deleted while held.
+    async fn retire_group_now(&self, group: &str) -> Result<(), BrokerAdminError> {
+        check_id("group id", group)?;
+        let role = group_role(group);
+        let _change = self.changes.lock().await;
+        let holders = self
+            .clients_where(|_, client| client_has_role(client, &role))
+            .await?;
+        let mut commands: Vec<Value> = holders
+            .iter()
+            .map(|user| json!({"command": "removeClientRole", "username": user, "rolename": role}))
+            .collect();
+        commands.push(json!({"command": "deleteRole", "rolename": role}));
+        for chunk in commands.chunks(LIST_PAGE) {
+            for answer in self.execute(chunk.to_vec()).await? {
+                if !answer.not_found() {
+                    answer.ok()?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn revoke_now(&self, device: &DeviceId) -> Result<(), BrokerAdminError> {
@@ -307,6 +345,10 @@ impl BrokerAdmin for DynsecAdmin {
 
     fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>> {
         Box::pin(self.granted_now())
+    }
+
+    fn retire_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
+        Box::pin(self.retire_group_now(group))
     }
 
     fn adopt<'a>(
