@@ -18,6 +18,8 @@ pub enum Call {
     Grant(DeviceId, Option<String>, Vec<String>),
     /// A revocation.
     Revoke(DeviceId),
+    /// A deleted group's role forgotten.
+    RetireGroup(String),
 }
 
 /// A broker administrator that records what it applied and refuses
@@ -70,6 +72,11 @@ impl BrokerAdmin for FlakyBroker {
 
     fn revoke(&self, device: &DeviceId) -> BoxFuture<'_, Result<(), BrokerAdminError>> {
         let call = Call::Revoke(device.clone());
+        Box::pin(async move { self.answer(call) })
+    }
+
+    fn retire_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
+        let call = Call::RetireGroup(group.to_owned());
         Box::pin(async move { self.answer(call) })
     }
 

@@ -337,9 +337,13 @@ pub async fn delete_node(hub: &Hub, actor: &Actor, id: &str) -> Result<(), NodeE
                     serde_json::json!({"name": node.name, "attribute_definitions": attributes}),
                 )
                 .put(tx)?;
-            Ok(())
+            Ok::<_, NodeError>(())
         })
-        .await
+        .await?;
+    // Devices below it once followed its manifest: no device is attached
+    // to it or below it now, so the broker may forget its role (S7).
+    crate::devices::retire_group(hub, id.as_str()).await;
+    Ok(())
 }
 
 /// Why `node` cannot be deleted, if it cannot. Every fact is read in

@@ -188,3 +188,69 @@ async fn s7_a_change_written_while_an_entry_is_applied_is_applied_again() {
     assert_eq!(broker.applied(), vec![Call::Revoke(device)]);
     assert!(pending(&fixture.hub).is_empty());
 }
+
+/// L4, S7: deleting an access group re-grants its device members without
+/// it first, then retires the group's role (never the other way round:
+/// a held role must not be deleted); deleting an emptied node retires its
+/// role too.
+#[tokio::test]
+async fn l4_s7_a_deleted_groups_members_follow_before_its_role_is_retired() {
+    use crate::access_groups::service as groups;
+    let broker = Arc::new(FlakyBroker::default());
+    let fixture = Fixture::new(broker.clone()).await;
+    let admin = fixture.admin();
+    let request = serde_json::json!({"parent": fixture.root, "name": "Empty site"});
+    let site = crate::nodes::create_node(
+        &fixture.hub,
+        &admin,
+        serde_json::from_value(request).unwrap(),
+    )
+    .await
+    .unwrap();
+    crate::nodes::delete_node(&fixture.hub, &admin, site.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(broker.applied(), [Call::RetireGroup(site.id.to_string())]);
+
+    let device = approve(&fixture, 7).await.unwrap().device;
+    let create = serde_json::json!({"node": fixture.root, "name": "Licensed",
+        "license": {"allow_offline": false, "offline_grace_secs": 0, "allow_export": false}});
+    let group = groups::create_group(
+        &fixture.hub,
+        &admin,
+        serde_json::from_value(create).unwrap(),
+    )
+    .await
+    .unwrap();
+    let member = serde_json::json!({"member": {"type": "device", "device_id": device.id}});
+    let (_, changed) = groups::add_member(
+        &fixture.hub,
+        &admin,
+        group.id.as_str(),
+        serde_json::from_value(member).unwrap(),
+    )
+    .await
+    .unwrap();
+    crate::publish::after::device_member_changed(&fixture.hub, &admin, changed).await;
+    let root = fixture.root.to_string();
+    let with_group = vec![group.id.to_string(), root.clone()];
+    assert_eq!(
+        broker.applied().last(),
+        Some(&Call::Grant(device.id.clone(), None, with_group))
+    );
+
+    let before = broker.applied().len();
+    let schedule = crate::schedules::delete_group_schedule_in;
+    let deleted = groups::delete_group(&fixture.hub, &admin, group.id.as_str(), schedule)
+        .await
+        .unwrap();
+    assert_eq!(deleted.devices, vec![device.id.clone()]);
+    crate::publish::after::group_deleted(&fixture.hub, &admin, deleted).await;
+    assert_eq!(
+        broker.applied()[before..],
+        [
+            Call::Grant(device.id.clone(), None, vec![root]),
+            Call::RetireGroup(group.id.to_string()),
+        ]
+    );
+}
