@@ -517,6 +517,30 @@ impl Hub {
         answer
     }
 
+    /// Every row of `device`'s usage report (its proof of play), all
+    /// pages of 1,000, in the hub's order.
+    ///
+    /// # Panics
+    /// When the hub refuses or answers without rows.
+    pub async fn usage(&self, device: &str) -> Vec<serde_json::Value> {
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/reports/usage?device={device}&limit=1000");
+            if let Some(after) = &after {
+                path.push_str(&format!("&after={after}"));
+            }
+            let (status, page) = self.call(reqwest::Method::GET, &path, None).await;
+            assert!(status.is_success(), "{page}");
+            let events = page["events"].as_array();
+            rows.extend(events.expect("a usage page has events").iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => return rows,
+            }
+        }
+    }
+
     /// The fleet view of every device.
     pub async fn fleet(&self) -> Vec<serde_json::Value> {
         let (_, fleet) = self.call(reqwest::Method::GET, "/api/v1/fleet", None).await;

@@ -340,24 +340,13 @@ async fn o3_x6_a_hub_on_one_bridged_broker_reaches_an_agent_on_the_other() {
         .unwrap();
     let started = Instant::now();
     loop {
-        let (status, page) = hub
-            .call(
-                Method::GET,
-                &format!("/api/v1/reports/usage?device={}&limit=1000", agent.device),
-                None,
-            )
-            .await;
-        assert!(status.is_success(), "{page}");
-        let ids: Vec<&str> = page["events"]
-            .as_array()
-            .map(|all| all.iter().filter_map(|e| e["id"].as_str()).collect())
-            .unwrap_or_default();
-        if ids.contains(&event.id.as_str()) {
+        let rows = hub.usage(&agent.device).await;
+        if rows.iter().any(|e| e["id"] == event.id.as_str()) {
             break;
         }
         assert!(
             started.elapsed() < CONVERGE,
-            "the event published at the edge was not stored: {page}\nedge:\n{}",
+            "the event published at the edge was not stored: {rows:?}\nedge:\n{}",
             edge.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

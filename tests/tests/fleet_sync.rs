@@ -127,6 +127,38 @@ async fn set_items(hub: &Hub, group: &str, items: &[&Value]) -> u64 {
     group_version(hub, group).await
 }
 
+/// Three paired agents ([`three_paired_agents`]) in an access group at
+/// their tenant, whose first item is an image uploaded as `name`.
+struct Menus {
+    tenant: String,
+    agents: Vec<Agent>,
+    devices: Vec<String>,
+    group: String,
+    first: Value,
+    /// The group's manifest version every agent is on.
+    version: u64,
+}
+
+/// [`Menus`], once every agent is on the group's first manifest.
+async fn on_the_first_manifest(rig: &Rig, name: &str) -> Menus {
+    let (tenant, agents, devices) = three_paired_agents(rig).await;
+    let group = access_group(&rig.hub, &tenant, &devices).await;
+    let first = rig.hub.upload(&tenant, name, image(1)).await;
+    let version = set_items(&rig.hub, &group, &[&first]).await;
+    fleet_until(&rig.hub, "every agent on the first manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, version)
+    })
+    .await;
+    Menus {
+        tenant,
+        agents,
+        devices,
+        group,
+        first,
+        version,
+    }
+}
+
 /// Removes `removed` from `group`: its assignment drops the group and it is
 /// in sync without it, while `kept` keep the group at `version` (L4).
 async fn remove_member(hub: &Hub, group: &str, removed: &str, kept: &[String], version: u64) {
@@ -209,14 +241,14 @@ async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn o3_s4_s5_s7_mosquitto_killed_mid_change_and_everyone_converges() {
     let mut rig = Rig::external(&[]).await;
-    let (tenant, _agents, devices) = three_paired_agents(&rig).await;
-    let group = access_group(&rig.hub, &tenant, &devices).await;
-    let first = rig.hub.upload(&tenant, "Lunch menu", image(1)).await;
-    let version = set_items(&rig.hub, &group, &[&first]).await;
-    fleet_until(&rig.hub, "every agent on the first manifest", |fleet| {
-        in_sync_with(fleet, &devices, &group, version)
-    })
-    .await;
+    let Menus {
+        tenant,
+        agents: _agents,
+        devices,
+        group,
+        first,
+        version,
+    } = on_the_first_manifest(&rig, "Lunch menu").await;
 
     // The broker dies; a change is made while it is down; it comes back
     // with no retained messages and no sessions.
@@ -243,14 +275,14 @@ async fn o3_s4_s5_s7_mosquitto_killed_mid_change_and_everyone_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_s5_an_agent_offline_during_three_changes_applies_only_the_newest() {
     let rig = Rig::embedded(&[]).await;
-    let (tenant, mut agents, devices) = three_paired_agents(&rig).await;
-    let group = access_group(&rig.hub, &tenant, &devices).await;
-    let first = rig.hub.upload(&tenant, "Menu 1", image(1)).await;
-    let before = set_items(&rig.hub, &group, &[&first]).await;
-    fleet_until(&rig.hub, "every agent on the first manifest", |fleet| {
-        in_sync_with(fleet, &devices, &group, before)
-    })
-    .await;
+    let Menus {
+        tenant,
+        mut agents,
+        devices,
+        group,
+        first,
+        version: _,
+    } = on_the_first_manifest(&rig, "Menu 1").await;
 
     let offline = devices[0].clone();
     agents[0].kill();
@@ -316,14 +348,14 @@ async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
     // checks are what is tested here (S1, S3 hold on any broker).
     let rig = Rig::on(Mosquitto::open().await, &[]).await;
     let broker = rig.broker().addr;
-    let (tenant, agents, devices) = three_paired_agents(&rig).await;
-    let group = access_group(&rig.hub, &tenant, &devices).await;
-    let first = rig.hub.upload(&tenant, "Menu 1", image(1)).await;
-    let old = set_items(&rig.hub, &group, &[&first]).await;
-    fleet_until(&rig.hub, "every agent on the first manifest", |fleet| {
-        in_sync_with(fleet, &devices, &group, old)
-    })
-    .await;
+    let Menus {
+        tenant,
+        agents,
+        devices,
+        group,
+        first,
+        version: old,
+    } = on_the_first_manifest(&rig, "Menu 1").await;
 
     // Capture the current manifest and the device's commands with the
     // device's own credentials.

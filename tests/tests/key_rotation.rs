@@ -49,6 +49,17 @@ impl Rotation {
         }
     }
 
+    /// A started rig with agent `lobby` paired at the site, running and
+    /// playing the first item; returns the rig, the agent and that item.
+    async fn playing() -> (Self, Agent, String) {
+        let rig = Self::start().await;
+        let mut agent = rig.rig.pair("lobby", &rig.site.node, FAST_EVENTS).await;
+        let first_item = first_item(&rig).await;
+        agent.run();
+        plays(&rig.rig.hub, &agent, &first_item, Utc::now()).await;
+        (rig, agent, first_item)
+    }
+
     /// Makes the site play `name` (a new item) instead, published.
     async fn show(&self, name: &str, rgb: u32) -> String {
         let hub = &self.rig.hub;
@@ -116,15 +127,7 @@ fn stdout(output: &Output) -> String {
 async fn plays(hub: &Hub, agent: &Agent, item: &str, after: DateTime<Utc>) {
     let started = Instant::now();
     loop {
-        let (status, page) = hub
-            .call(
-                Method::GET,
-                &format!("/api/v1/reports/usage?device={}&limit=1000", agent.device),
-                None,
-            )
-            .await;
-        assert!(status.is_success(), "{page}");
-        let played = page["events"].as_array().unwrap().iter().any(|r| {
+        let played = hub.usage(&agent.device).await.iter().any(|r| {
             r["item"] == item
                 && r["outcome"] == "played"
                 && r["start"]
@@ -178,12 +181,8 @@ fn word_after<'a>(text: &'a str, label: &str) -> &'a str {
 /// which the new key signed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_a_signing_key_rotation_needs_no_restart_and_no_re_pairing() {
-    let rig = Rotation::start().await;
+    let (rig, mut agent, first_item) = Rotation::playing().await;
     let hub = &rig.rig.hub;
-    let mut agent = rig.rig.pair("lobby", &rig.site.node, FAST_EVENTS).await;
-    let first_item = first_item(&rig).await;
-    agent.run();
-    plays(hub, &agent, &first_item, Utc::now()).await;
     let manifest_topic = format!("signet/v1/groups/{}/manifest", rig.site.node);
     let old_key = key_id(&rig.retained(&manifest_topic).await);
 
@@ -221,12 +220,8 @@ async fn s2_a_signing_key_rotation_needs_no_restart_and_no_re_pairing() {
 /// made afterwards; a screen paired afterwards pins the new root and plays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_a_root_rotation_needs_no_restart_and_no_re_pairing() {
-    let rig = Rotation::start().await;
+    let (rig, mut agent, first_item) = Rotation::playing().await;
     let hub = &rig.rig.hub;
-    let mut agent = rig.rig.pair("lobby", &rig.site.node, FAST_EVENTS).await;
-    let first_item = first_item(&rig).await;
-    agent.run();
-    plays(hub, &agent, &first_item, Utc::now()).await;
 
     let root_key = rig.root_key.display().to_string();
     let new_root = rig.rig.path().join("new-root.key");
@@ -259,12 +254,8 @@ async fn s2_a_root_rotation_needs_no_restart_and_no_re_pairing() {
 /// exactly N+1, and plays the latest publication — no re-pairing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_an_agent_stopped_across_two_rotations_catches_up() {
-    let rig = Rotation::start().await;
+    let (rig, mut agent, _) = Rotation::playing().await;
     let hub = &rig.rig.hub;
-    let mut agent = rig.rig.pair("lobby", &rig.site.node, FAST_EVENTS).await;
-    let first_item = first_item(&rig).await;
-    agent.run();
-    plays(hub, &agent, &first_item, Utc::now()).await;
     agent.kill();
 
     let root_key = rig.root_key.display().to_string();

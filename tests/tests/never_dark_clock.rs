@@ -161,17 +161,8 @@ fn offset_near(offset: Option<i64>, days: i64) -> bool {
 /// Proof of play of `item` by `device` that started at or after `since`
 /// (the hub's usage report: what the agent recorded and uploaded).
 async fn plays_since(hub: &Hub, device: &str, item: &str, since: DateTime<Utc>) -> Vec<Value> {
-    let (status, page) = hub
-        .call(
-            Method::GET,
-            &format!("/api/v1/reports/usage?device={device}&limit=1000"),
-            None,
-        )
-        .await;
-    assert!(status.is_success(), "{page}");
-    page["events"]
-        .as_array()
-        .unwrap()
+    hub.usage(device)
+        .await
         .iter()
         .filter(|e| e["item"] == item && e["outcome"] == "played")
         .filter(|e| {

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use reqwest::Method;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use signet_tests::rig::Rig;
@@ -43,17 +42,9 @@ async fn first_play_after_start(hub: &Hub, agent: &mut Agent) -> Duration {
     let started = Instant::now();
     agent.run();
     loop {
-        let (status, page) = hub
-            .call(
-                Method::GET,
-                &format!("/api/v1/reports/usage?device={}&limit=1000", agent.device),
-                None,
-            )
-            .await;
-        assert!(status.is_success(), "{page}");
-        let first = page["events"]
-            .as_array()
-            .unwrap()
+        let first = hub
+            .usage(&agent.device)
+            .await
             .iter()
             .filter(|r| r["outcome"] == "played")
             .filter_map(|r| r["start"].as_str()?.parse::<DateTime<Utc>>().ok())

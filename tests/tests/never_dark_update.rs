@@ -55,21 +55,7 @@ fn noise_png(dir: &std::path::Path, width: u32, height: u32) -> Vec<u8> {
 
 /// Every usage row of `device` (all pages), oldest first.
 async fn usage(hub: &Hub, device: &str) -> Vec<Value> {
-    let mut rows = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/reports/usage?device={device}&limit=1000");
-        if let Some(after) = &after {
-            path.push_str(&format!("&after={after}"));
-        }
-        let (status, page) = hub.call(Method::GET, &path, None).await;
-        assert!(status.is_success(), "{page}");
-        rows.extend(page["events"].as_array().unwrap().iter().cloned());
-        match page["next"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    let mut rows = hub.usage(device).await;
     rows.sort_by_key(start_of);
     rows
 }
