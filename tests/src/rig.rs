@@ -1,15 +1,13 @@
-//! The end-to-end rig most suites stand on: a temp dir, a `signet-hub
-//! serve` with its own broker or on an external mosquitto whose dynamic
-//! security it administers (O3), a site under the root playing one image
-//! all day (a node, an item, a playlist, a schedule), published when the
-//! test says, and agents paired against it.
+//! The end-to-end rig: a `signet-hub serve` in a temp dir, on its own
+//! broker or on an external mosquitto whose dynamic security it
+//! administers (O3); a site playing one image all day (a node, an item, a
+//! playlist, a schedule), published; agents paired against it.
 //!
-//! Owns: the order in which a rig is built and dropped (the hub before its
-//! broker, both before the temp dir), the hub's environment for an
-//! external broker, and the retained messages read back from that broker.
-//! Must not: decide when a site is published or an agent started (a suite
-//! may pair first or run first, as its requirement needs), nor assert on
-//! what the rig then does: that is each suite's.
+//! Owns: building the rig and its drop order (hub, then broker, then
+//! dir), the hub's environment for an external broker, and reading a
+//! retained message back from that broker. Must not: decide when a site is
+//! published or an agent runs (a suite orders those as its requirement
+//! needs), nor assert on what the hub or agents do: that is each suite's.
 
 use std::path::Path;
 use std::time::Duration;
@@ -186,18 +184,10 @@ impl Site {
     /// # Panics
     /// When the hub refuses.
     pub async fn publish(&self, hub: &Hub) {
-        publish_node(hub, &self.node).await;
+        hub.post(
+            "/api/v1/publish",
+            serde_json::json!({"scope": {"kind": "node", "id": self.node}}),
+        )
+        .await;
     }
-}
-
-/// Publishes `node` and what lies under it.
-///
-/// # Panics
-/// When the hub refuses.
-pub async fn publish_node(hub: &Hub, node: &str) {
-    hub.post(
-        "/api/v1/publish",
-        serde_json::json!({"scope": {"kind": "node", "id": node}}),
-    )
-    .await;
 }
