@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod rig;
 pub mod sim;
 
 /// The directory holding the workspace's built binaries (`target/debug`),
@@ -403,12 +404,13 @@ impl Hub {
         answer["id"].as_str().expect("a node id").to_owned()
     }
 
-    /// Schedules `item` all day at `node` (one playlist, one entry) showing
-    /// it for `duration_ms` per pass.
+    /// Schedules `item` all day at `node` (one playlist, one entry with id
+    /// `all-day`) showing it for `duration_ms` per pass; returns the ids of
+    /// the playlist and the schedule made.
     ///
     /// # Panics
     /// When the hub refuses.
-    pub async fn schedule_all_day(&self, node: &str, item: &str, duration_ms: u64) {
+    pub async fn schedule_all_day(&self, node: &str, item: &str, duration_ms: u64) -> AllDay {
         let playlist = self
             .post(
                 "/api/v1/playlists",
@@ -416,12 +418,23 @@ impl Hub {
                     "items": [{"item": item, "duration_ms": duration_ms}]}),
             )
             .await;
-        self.post(
-            "/api/v1/schedules",
-            serde_json::json!({"target": {"kind": "node", "id": node},
-                "entries": [{"id": "all-day", "playlist": playlist["id"], "priority": 0}]}),
-        )
-        .await;
+        let schedule = self
+            .post(
+                "/api/v1/schedules",
+                serde_json::json!({"target": {"kind": "node", "id": node},
+                    "entries": [{"id": "all-day", "playlist": playlist["id"], "priority": 0}]}),
+            )
+            .await;
+        let id = |answer: &serde_json::Value, what: &str| {
+            answer["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("the {what} answer has no id: {answer}"))
+                .to_owned()
+        };
+        AllDay {
+            playlist: id(&playlist, "playlist"),
+            schedule: id(&schedule, "schedule"),
+        }
     }
 
     /// Creates an access group at `node` with `license` and adds `devices`
@@ -504,11 +517,44 @@ impl Hub {
         answer
     }
 
+    /// Every row of `device`'s usage report (its proof of play), all
+    /// pages of 1,000, in the hub's order.
+    ///
+    /// # Panics
+    /// When the hub refuses or answers without rows.
+    pub async fn usage(&self, device: &str) -> Vec<serde_json::Value> {
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/reports/usage?device={device}&limit=1000");
+            if let Some(after) = &after {
+                path.push_str(&format!("&after={after}"));
+            }
+            let (status, page) = self.call(reqwest::Method::GET, &path, None).await;
+            assert!(status.is_success(), "{page}");
+            let events = page["events"].as_array();
+            rows.extend(events.expect("a usage page has events").iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => return rows,
+            }
+        }
+    }
+
     /// The fleet view of every device.
     pub async fn fleet(&self) -> Vec<serde_json::Value> {
         let (_, fleet) = self.call(reqwest::Method::GET, "/api/v1/fleet", None).await;
         fleet.as_array().cloned().unwrap_or_default()
     }
+}
+
+/// What [`Hub::schedule_all_day`] made.
+#[derive(Debug, Clone)]
+pub struct AllDay {
+    /// The playlist's id.
+    pub playlist: String,
+    /// The schedule's id.
+    pub schedule: String,
 }
 
 /// A `signet-agent` with its own data directory and config file.
@@ -608,6 +654,30 @@ impl Agent {
             &["run", "--config", &config],
             &all,
         ));
+    }
+
+    /// Every line the running (or last) `signet-agent run` printed so far.
+    ///
+    /// # Panics
+    /// When it was never started.
+    #[must_use]
+    pub fn log(&self) -> String {
+        self.running().output().join("\n")
+    }
+
+    /// Waits (bounded) for a line of the running agent containing
+    /// `needle`; returns it.
+    ///
+    /// # Panics
+    /// When it was never started, or no such line comes within `limit`.
+    pub async fn logged(&self, needle: &str, limit: Duration) -> String {
+        self.running().line_containing(needle, limit).await
+    }
+
+    fn running(&self) -> &Process {
+        self.process
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} was never started", self.name))
     }
 
     /// Kills the running agent with SIGKILL.

@@ -32,6 +32,7 @@ use serde_json::json;
 use signet_common::envelope::SigningKey;
 use signet_common::ids::{DeviceId, ItemId};
 use signet_common::sync::{EventBatch, Outcome, PlayEvent};
+use signet_tests::rig::Rig;
 use signet_tests::{Agent, Hub, Mosquitto, MqttProbe};
 
 /// How long agents may take to pair, sync and settle.
@@ -196,7 +197,7 @@ async fn in_sync(hub: &Hub, device: &str, agent: &Agent, edge: &Edge) {
         assert!(
             started.elapsed() < CONVERGE,
             "the agent is not in sync through the bridge: {fleet:#?}\nagent:\n{}\nedge:\n{}",
-            agent.process.as_ref().unwrap().output().join("\n"),
+            agent.log(),
             edge.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -225,51 +226,22 @@ fn device_key(data: &Path) -> SigningKey {
 /// documents are retained at the edge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn o3_x6_a_hub_on_one_bridged_broker_reaches_an_agent_on_the_other() {
-    let dir = tempfile::tempdir().unwrap();
     let core = Mosquitto::start().await;
     let bridge_password = format!("bridge-{}", std::process::id());
     bridge_account(&core, &bridge_password);
     let edge = Edge::start(core.addr, &bridge_password).await;
-    let core_url = core.url();
     let edge_url = format!("mqtt://{}", edge.addr);
-    let hub = Hub::start(
-        dir.path(),
-        &[
-            ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
-            ("SIGNET_HUB_MQTT__URL", &core_url),
-            ("SIGNET_HUB_MQTT__USERNAME", &core.admin_user),
-            ("SIGNET_HUB_MQTT__PASSWORD", &core.admin_password),
-            ("SIGNET_HUB_MQTT__DYNSEC", "true"),
-            ("SIGNET_HUB_MQTT__DEVICE_URL", &edge_url),
-        ],
-    )
-    .await;
-    let root = hub.root().await;
-    let site = hub.node(&root, "Edge site").await;
-    let first = signet_tests::solid_png(dir.path(), "first.png", 0x22_7744, 64, 36);
-    let first = hub.upload(&site, "First", first).await;
-    let playlist = |name: &str, item: &serde_json::Value| json!({"node": site, "name": name, "items": [{"item": item["id"], "duration_ms": 1_000}]});
-    let first_playlist = hub
-        .post("/api/v1/playlists", playlist("First", &first))
-        .await;
-    let schedule = hub
-        .post(
-            "/api/v1/schedules",
-            json!({"target": {"kind": "node", "id": site},
-                "entries": [{"id": "first", "playlist": first_playlist["id"], "priority": 0}]}),
-        )
-        .await;
-    hub.post(
-        "/api/v1/publish",
-        json!({"scope": {"kind": "node", "id": site}}),
-    )
-    .await;
+    let rig = Rig::on(core, &[("SIGNET_HUB_MQTT__DEVICE_URL", &edge_url)]).await;
+    let (hub, core) = (&rig.hub, rig.broker());
+    let first = rig.site("Edge site", "First", 0x22_7744).await;
+    let site = first.node.clone();
+    first.publish(hub).await;
 
-    let mut agent = Agent::pair(&hub, dir.path(), "edge-screen", &site, "").await;
+    let mut agent = rig.pair("edge-screen", &site, "").await;
     agent.run();
     // The agent's state reaches the hub only through the bridge: the agent
     // connected to the edge broker, never to the core.
-    in_sync(&hub, &agent.device, &agent, &edge).await;
+    in_sync(hub, &agent.device, &agent, &edge).await;
     let connected = format!(" as {} (", agent.device);
     assert!(
         edge.log()
@@ -290,50 +262,45 @@ async fn o3_x6_a_hub_on_one_bridged_broker_reaches_an_agent_on_the_other() {
     let topic = format!("signet/v1/groups/{site}/manifest");
     let applied_from_topic = |agent: &Agent| {
         agent
-            .process
-            .as_ref()
-            .unwrap()
-            .output()
-            .iter()
+            .log()
+            .lines()
             .filter(|l| l.contains(" applied") && l.contains(&topic))
             .count()
     };
     let before = applied_from_topic(&agent);
-    let second = signet_tests::solid_png(dir.path(), "second.png", 0x77_2244, 64, 36);
-    let second = hub.upload(&site, "Second", second).await;
+    let second = rig.image(&site, "Second", 0x77_2244).await;
     let second_playlist = hub
-        .post("/api/v1/playlists", playlist("Second", &second))
+        .post(
+            "/api/v1/playlists",
+            json!({"node": site, "name": "Second",
+                "items": [{"item": second, "duration_ms": 1_000}]}),
+        )
         .await;
     let (status, body) = hub
         .call(
             Method::PUT,
-            &format!("/api/v1/schedules/{}", schedule["id"].as_str().unwrap()),
+            &format!("/api/v1/schedules/{}", first.schedule),
             Some(json!({"entries": [
-                {"id": "first", "playlist": first_playlist["id"], "priority": 0},
+                {"id": "all-day", "playlist": first.playlist, "priority": 0},
                 {"id": "second", "playlist": second_playlist["id"], "priority": 1}]})),
         )
         .await;
     assert!(status.is_success(), "{body}");
-    hub.post(
-        "/api/v1/publish",
-        json!({"scope": {"kind": "node", "id": site}}),
-    )
-    .await;
+    first.publish(hub).await;
     let started = Instant::now();
     loop {
         if applied_from_topic(&agent) > before {
             break;
         }
-        let output = agent.process.as_ref().unwrap().output();
         assert!(
             started.elapsed() < CONVERGE,
             "no manifest applied from {topic}:\n{}\nedge:\n{}",
-            output.join("\n"),
+            agent.log(),
             edge.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    in_sync(&hub, &agent.device, &agent, &edge).await;
+    in_sync(hub, &agent.device, &agent, &edge).await;
 
     // A signed event batch published at the edge is stored by the hub.
     let key = device_key(&agent.data);
@@ -341,7 +308,7 @@ async fn o3_x6_a_hub_on_one_bridged_broker_reaches_an_agent_on_the_other() {
     let event = PlayEvent {
         id: format!("{:032x}", 0x0b71_d9e5_u64),
         device_id: device.clone(),
-        item: ItemId::from(first["id"].as_str().unwrap()),
+        item: ItemId::from(first.item.as_str()),
         access_group: None,
         license_version: None,
         start: Utc::now() - chrono::TimeDelta::minutes(1),
@@ -373,24 +340,13 @@ async fn o3_x6_a_hub_on_one_bridged_broker_reaches_an_agent_on_the_other() {
         .unwrap();
     let started = Instant::now();
     loop {
-        let (status, page) = hub
-            .call(
-                Method::GET,
-                &format!("/api/v1/reports/usage?device={}&limit=1000", agent.device),
-                None,
-            )
-            .await;
-        assert!(status.is_success(), "{page}");
-        let ids: Vec<&str> = page["events"]
-            .as_array()
-            .map(|all| all.iter().filter_map(|e| e["id"].as_str()).collect())
-            .unwrap_or_default();
-        if ids.contains(&event.id.as_str()) {
+        let rows = hub.usage(&agent.device).await;
+        if rows.iter().any(|e| e["id"] == event.id.as_str()) {
             break;
         }
         assert!(
             started.elapsed() < CONVERGE,
-            "the event published at the edge was not stored: {page}\nedge:\n{}",
+            "the event published at the edge was not stored: {rows:?}\nedge:\n{}",
             edge.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -413,20 +369,7 @@ async fn o3_x6_a_hub_on_one_bridged_broker_reaches_an_agent_on_the_other() {
         );
         at_edge.push(payload);
     }
-    let core_reader = MqttProbe::connect(
-        core.addr,
-        "late-core-reader",
-        &core.admin_user,
-        &core.admin_password,
-    );
-    core_reader
-        .client
-        .subscribe(topic.as_str(), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let at_core = core_reader
-        .message_on(&topic, Duration::from_secs(20))
-        .await;
+    let at_core = rig.retained(&topic, Duration::from_secs(20)).await;
     assert_eq!(
         at_edge[1], at_core,
         "the edge retains the manifest the core holds"

@@ -7,11 +7,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use signet_tests::rig::Rig;
 use signet_tests::{Agent, Hub, Mosquitto};
 
 /// How long any convergence may take before the test fails (generous: the
@@ -81,13 +81,14 @@ async fn group_version(hub: &Hub, group: &str) -> u64 {
 
 /// A tenant with a leaf site, three agents paired into it and running, all
 /// reported in sync; returns (tenant, agents, device ids).
-async fn three_paired_agents(hub: &Hub, dir: &Path) -> (String, Vec<Agent>, Vec<String>) {
+async fn three_paired_agents(rig: &Rig) -> (String, Vec<Agent>, Vec<String>) {
+    let hub = &rig.hub;
     let root = hub.root().await;
     let tenant = hub.node(&root, "Acme").await;
     let site = hub.node(&tenant, "Store 12").await;
     let mut agents = Vec::new();
     for n in 1..=3 {
-        let mut agent = Agent::pair(hub, dir, &format!("screen-{n}"), &site, "").await;
+        let mut agent = rig.pair(&format!("screen-{n}"), &site, "").await;
         agent.run();
         agents.push(agent);
     }
@@ -126,6 +127,38 @@ async fn set_items(hub: &Hub, group: &str, items: &[&Value]) -> u64 {
     group_version(hub, group).await
 }
 
+/// Three paired agents ([`three_paired_agents`]) in an access group at
+/// their tenant, whose first item is an image uploaded as `name`.
+struct Menus {
+    tenant: String,
+    agents: Vec<Agent>,
+    devices: Vec<String>,
+    group: String,
+    first: Value,
+    /// The group's manifest version every agent is on.
+    version: u64,
+}
+
+/// [`Menus`], once every agent is on the group's first manifest.
+async fn on_the_first_manifest(rig: &Rig, name: &str) -> Menus {
+    let (tenant, agents, devices) = three_paired_agents(rig).await;
+    let group = access_group(&rig.hub, &tenant, &devices).await;
+    let first = rig.hub.upload(&tenant, name, image(1)).await;
+    let version = set_items(&rig.hub, &group, &[&first]).await;
+    fleet_until(&rig.hub, "every agent on the first manifest", |fleet| {
+        in_sync_with(fleet, &devices, &group, version)
+    })
+    .await;
+    Menus {
+        tenant,
+        agents,
+        devices,
+        group,
+        first,
+        version,
+    }
+}
+
 /// Removes `removed` from `group`: its assignment drops the group and it is
 /// in sync without it, while `kept` keep the group at `version` (L4).
 async fn remove_member(hub: &Hub, group: &str, removed: &str, kept: &[String], version: u64) {
@@ -159,21 +192,24 @@ async fn remove_member(hub: &Hub, group: &str, removed: &str, kept: &[String], v
 /// assignment drops the group (S4, S5, S7, L3, L4, U4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path(), &[]).await;
-    let (tenant, _agents, devices) = three_paired_agents(&hub, dir.path()).await;
-    let group = access_group(&hub, &tenant, &devices).await;
+    let rig = Rig::embedded(&[]).await;
+    let (tenant, _agents, devices) = three_paired_agents(&rig).await;
+    let group = access_group(&rig.hub, &tenant, &devices).await;
 
-    let item = hub.upload(&tenant, "Lunch menu", image(1)).await;
-    let version = set_items(&hub, &group, &[&item]).await;
+    let item = rig.hub.upload(&tenant, "Lunch menu", image(1)).await;
+    let version = set_items(&rig.hub, &group, &[&item]).await;
     // Online too: on a loaded machine an agent's connection can be replaced
     // (its last will, then its new state) while the manifest arrives.
-    let fleet = fleet_until(&hub, "every agent online on the new manifest", |fleet| {
-        in_sync_with(fleet, &devices, &group, version)
-            && devices
-                .iter()
-                .all(|d| entry(fleet, d).is_some_and(|e| e["online"] == true))
-    })
+    let fleet = fleet_until(
+        &rig.hub,
+        "every agent online on the new manifest",
+        |fleet| {
+            in_sync_with(fleet, &devices, &group, version)
+                && devices
+                    .iter()
+                    .all(|d| entry(fleet, d).is_some_and(|e| e["online"] == true))
+        },
+    )
     .await;
     for device in &devices {
         assert_eq!(activated(&fleet, device, &group), Some(version));
@@ -195,7 +231,7 @@ async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
         );
     }
 
-    remove_member(&hub, &group, &devices[2], &devices[..2], version).await;
+    remove_member(&rig.hub, &group, &devices[2], &devices[..2], version).await;
 }
 
 /// The same against an external mosquitto whose per-device access the hub
@@ -204,37 +240,24 @@ async fn s4_s7_l3_l4_u4_three_paired_agents_follow_an_access_group() {
 /// state and every agent converges to the newest version (S4, S5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn o3_s4_s5_s7_mosquitto_killed_mid_change_and_everyone_converges() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = Mosquitto::start().await;
-    let url = broker.url();
-    let hub = Hub::start(
-        dir.path(),
-        &[
-            ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
-            ("SIGNET_HUB_MQTT__URL", &url),
-            ("SIGNET_HUB_MQTT__USERNAME", &broker.admin_user),
-            ("SIGNET_HUB_MQTT__PASSWORD", &broker.admin_password),
-            ("SIGNET_HUB_MQTT__DYNSEC", "true"),
-        ],
-    )
-    .await;
-    let (tenant, _agents, devices) = three_paired_agents(&hub, dir.path()).await;
-    let group = access_group(&hub, &tenant, &devices).await;
-    let first = hub.upload(&tenant, "Lunch menu", image(1)).await;
-    let version = set_items(&hub, &group, &[&first]).await;
-    fleet_until(&hub, "every agent on the first manifest", |fleet| {
-        in_sync_with(fleet, &devices, &group, version)
-    })
-    .await;
+    let mut rig = Rig::external(&[]).await;
+    let Menus {
+        tenant,
+        agents: _agents,
+        devices,
+        group,
+        first,
+        version,
+    } = on_the_first_manifest(&rig, "Lunch menu").await;
 
     // The broker dies; a change is made while it is down; it comes back
     // with no retained messages and no sessions.
-    broker.kill();
-    let second = hub.upload(&tenant, "Dinner menu", image(2)).await;
-    let newest = set_items(&hub, &group, &[&first, &second]).await;
+    rig.broker_mut().kill();
+    let second = rig.hub.upload(&tenant, "Dinner menu", image(2)).await;
+    let newest = set_items(&rig.hub, &group, &[&first, &second]).await;
     assert!(newest > version);
-    broker.restart().await;
-    let fleet = fleet_until(&hub, "every agent on the newest manifest", |fleet| {
+    rig.broker_mut().restart().await;
+    let fleet = fleet_until(&rig.hub, "every agent on the newest manifest", |fleet| {
         in_sync_with(fleet, &devices, &group, newest)
     })
     .await;
@@ -242,7 +265,7 @@ async fn o3_s4_s5_s7_mosquitto_killed_mid_change_and_everyone_converges() {
         assert_eq!(activated(&fleet, device, &group), Some(newest));
     }
 
-    remove_member(&hub, &group, &devices[2], &devices[..2], newest).await;
+    remove_member(&rig.hub, &group, &devices[2], &devices[..2], newest).await;
 }
 
 /// An agent offline (SIGKILLed) while three changes happen: on restart it
@@ -251,21 +274,20 @@ async fn o3_s4_s5_s7_mosquitto_killed_mid_change_and_everyone_converges() {
 /// (S3, S5, L3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_s5_an_agent_offline_during_three_changes_applies_only_the_newest() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path(), &[]).await;
-    let (tenant, mut agents, devices) = three_paired_agents(&hub, dir.path()).await;
-    let group = access_group(&hub, &tenant, &devices).await;
-    let first = hub.upload(&tenant, "Menu 1", image(1)).await;
-    let before = set_items(&hub, &group, &[&first]).await;
-    fleet_until(&hub, "every agent on the first manifest", |fleet| {
-        in_sync_with(fleet, &devices, &group, before)
-    })
-    .await;
+    let rig = Rig::embedded(&[]).await;
+    let Menus {
+        tenant,
+        mut agents,
+        devices,
+        group,
+        first,
+        version: _,
+    } = on_the_first_manifest(&rig, "Menu 1").await;
 
     let offline = devices[0].clone();
     agents[0].kill();
     fleet_until(
-        &hub,
+        &rig.hub,
         "the killed agent marked offline by its last will",
         |fleet| entry(fleet, &offline).is_some_and(|d| d["online"] == false),
     )
@@ -273,25 +295,31 @@ async fn s3_s5_an_agent_offline_during_three_changes_applies_only_the_newest() {
     let mut items = vec![first];
     let mut versions = Vec::new();
     for n in 2..=4u8 {
-        items.push(hub.upload(&tenant, &format!("Menu {n}"), image(n)).await);
+        items.push(
+            rig.hub
+                .upload(&tenant, &format!("Menu {n}"), image(n))
+                .await,
+        );
         let refs: Vec<&Value> = items.iter().collect();
-        versions.push(set_items(&hub, &group, &refs).await);
+        versions.push(set_items(&rig.hub, &group, &refs).await);
     }
     let newest = *versions.last().unwrap();
-    fleet_until(&hub, "the online agents on the newest manifest", |fleet| {
-        in_sync_with(fleet, &devices[1..], &group, newest)
-    })
+    fleet_until(
+        &rig.hub,
+        "the online agents on the newest manifest",
+        |fleet| in_sync_with(fleet, &devices[1..], &group, newest),
+    )
     .await;
 
     agents[0].run();
     let fleet = fleet_until(
-        &hub,
+        &rig.hub,
         "the restarted agent on the newest manifest",
         |fleet| in_sync_with(fleet, &devices, &group, newest),
     )
     .await;
     assert_eq!(activated(&fleet, &offline, &group), Some(newest));
-    let log = agents[0].process.as_ref().unwrap().output().join("\n");
+    let log = agents[0].log();
     for older in &versions[..versions.len() - 1] {
         assert!(
             !log.contains(&format!("group_manifest {group} version {older} (")),
@@ -302,21 +330,6 @@ async fn s3_s5_an_agent_offline_during_three_changes_applies_only_the_newest() {
         log.contains(&format!("group_manifest {group} version {newest} (")),
         "{log}"
     );
-}
-
-/// The agent's log so far.
-fn log_of(agent: &Agent) -> String {
-    agent.process.as_ref().unwrap().output().join("\n")
-}
-
-/// Waits (bounded) until `agent` logged a line containing `needle`.
-async fn logged(agent: &Agent, needle: &str) {
-    agent
-        .process
-        .as_ref()
-        .unwrap()
-        .line_containing(needle, CONVERGE)
-        .await;
 }
 
 /// A replayed older retained manifest, a manifest signed by a key the trust
@@ -330,29 +343,19 @@ async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
     use signet_common::documents::GroupManifest;
     use signet_common::envelope::{SigningKey, sign_document};
 
-    let dir = tempfile::tempdir().unwrap();
     // A broker without ACLs, where anyone may replay and forge retained
     // documents (the hub's own brokers refuse that, S10): the agents' own
     // checks are what is tested here (S1, S3 hold on any broker).
-    let open = signet_tests::Mosquitto::open().await;
-    let url = open.url();
-    let broker = open.addr;
-    let hub = Hub::start(
-        dir.path(),
-        &[
-            ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
-            ("SIGNET_HUB_MQTT__URL", &url),
-        ],
-    )
-    .await;
-    let (tenant, agents, devices) = three_paired_agents(&hub, dir.path()).await;
-    let group = access_group(&hub, &tenant, &devices).await;
-    let first = hub.upload(&tenant, "Menu 1", image(1)).await;
-    let old = set_items(&hub, &group, &[&first]).await;
-    fleet_until(&hub, "every agent on the first manifest", |fleet| {
-        in_sync_with(fleet, &devices, &group, old)
-    })
-    .await;
+    let rig = Rig::on(Mosquitto::open().await, &[]).await;
+    let broker = rig.broker().addr;
+    let Menus {
+        tenant,
+        agents,
+        devices,
+        group,
+        first,
+        version: old,
+    } = on_the_first_manifest(&rig, "Menu 1").await;
 
     // Capture the current manifest and the device's commands with the
     // device's own credentials.
@@ -371,9 +374,9 @@ async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
     let captured = probe.message_on(&manifest_topic, CONVERGE).await;
 
     // A newer version everywhere.
-    let second = hub.upload(&tenant, "Menu 2", image(2)).await;
-    let newest = set_items(&hub, &group, &[&first, &second]).await;
-    fleet_until(&hub, "every agent on the newest manifest", |fleet| {
+    let second = rig.hub.upload(&tenant, "Menu 2", image(2)).await;
+    let newest = set_items(&rig.hub, &group, &[&first, &second]).await;
+    fleet_until(&rig.hub, "every agent on the newest manifest", |fleet| {
         in_sync_with(fleet, &devices, &group, newest)
     })
     .await;
@@ -390,11 +393,12 @@ async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
         .await
         .unwrap();
     // Refused as below the assignment's floor or older than the held one.
-    logged(
-        &agents[0],
-        &format!("reason=group_manifest {group}: version {old} is"),
-    )
-    .await;
+    agents[0]
+        .logged(
+            &format!("reason=group_manifest {group}: version {old} is"),
+            CONVERGE,
+        )
+        .await;
 
     // 2. A manifest for the group signed by an uncertified key.
     let opened = signet_common::envelope::open(&captured).unwrap();
@@ -412,16 +416,19 @@ async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
         )
         .await
         .unwrap();
-    logged(&agents[0], "is not certified by the trust document").await;
+    agents[0]
+        .logged("is not certified by the trust document", CONVERGE)
+        .await;
 
     // 3. A command carried out, then replayed.
-    hub.post(
-        &format!("/api/v1/devices/{device}/commands"),
-        json!({"action": "resync"}),
-    )
-    .await;
+    rig.hub
+        .post(
+            &format!("/api/v1/devices/{device}/commands"),
+            json!({"action": "resync"}),
+        )
+        .await;
     let command = probe.message_on(&commands_topic, CONVERGE).await;
-    logged(&agents[0], "resync").await;
+    agents[0].logged("resync", CONVERGE).await;
     probe
         .client
         .publish(
@@ -432,19 +439,21 @@ async fn s1_s3_replays_and_forged_documents_are_refused_end_to_end() {
         )
         .await
         .unwrap();
-    logged(&agents[0], "replayed").await;
+    agents[0].logged("replayed", CONVERGE).await;
 
     // The last good state stands: every agent still in sync on the newest.
-    let fleet = fleet_until(&hub, "the agents still on the newest manifest", |fleet| {
-        in_sync_with(fleet, &devices, &group, newest)
-    })
+    let fleet = fleet_until(
+        &rig.hub,
+        "the agents still on the newest manifest",
+        |fleet| in_sync_with(fleet, &devices, &group, newest),
+    )
     .await;
     for device in &devices {
         assert_eq!(
             activated(&fleet, device, &group),
             Some(newest),
             "{}",
-            log_of(&agents[0])
+            agents[0].log()
         );
     }
 }

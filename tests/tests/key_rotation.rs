@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::json;
-use signet_tests::{Agent, Hub, Mosquitto, MqttProbe};
+use signet_tests::rig::{Rig, Site};
+use signet_tests::{Agent, Hub};
 
 /// How long an agent may take to show a change.
 const WITHIN: Duration = Duration::from_secs(60);
@@ -26,100 +27,63 @@ const WITHIN: Duration = Duration::from_secs(60);
 const FAST_EVENTS: &str = "event_upload_secs = 1\n";
 
 /// A hub on an external broker with one site playing one item from one
-/// playlist; the root key moved out of the data directory.
-struct Rig {
-    dir: tempfile::TempDir,
-    broker: Mosquitto,
-    hub: Hub,
-    site: String,
-    playlist: String,
+/// playlist, published; the root key moved out of the data directory.
+struct Rotation {
+    rig: Rig,
+    site: Site,
     root_key: PathBuf,
 }
 
-impl Rig {
+impl Rotation {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let broker = Mosquitto::start().await;
-        let url = broker.url();
-        let hub = Hub::start(
-            dir.path(),
-            &[
-                ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
-                ("SIGNET_HUB_MQTT__URL", &url),
-                ("SIGNET_HUB_MQTT__USERNAME", &broker.admin_user),
-                ("SIGNET_HUB_MQTT__PASSWORD", &broker.admin_password),
-                ("SIGNET_HUB_MQTT__DYNSEC", "true"),
-            ],
-        )
-        .await;
+        let rig = Rig::external(&[]).await;
         // The operator keeps the root key offline: the hub never reads it.
-        let root_key = dir.path().join("offline-root.key");
-        std::fs::rename(hub.data.join("keys/root.key"), &root_key).unwrap();
-        let root = hub.root().await;
-        let site = hub.node(&root, "Lobby").await;
-        let first = item(&hub, dir.path(), &site, "first", 0x11_2233).await;
-        let playlist = hub
-            .post(
-                "/api/v1/playlists",
-                json!({"node": site, "name": "Lobby loop",
-                    "items": [{"item": first, "duration_ms": 1_000}]}),
-            )
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        hub.post(
-            "/api/v1/schedules",
-            json!({"target": {"kind": "node", "id": site},
-                "entries": [{"id": "all-day", "playlist": playlist, "priority": 0}]}),
-        )
-        .await;
-        publish(&hub, &site).await;
+        let root_key = rig.path().join("offline-root.key");
+        std::fs::rename(rig.hub.data.join("keys/root.key"), &root_key).unwrap();
+        let site = rig.site("Lobby", "first", 0x11_2233).await;
+        site.publish(&rig.hub).await;
         Self {
-            dir,
-            broker,
-            hub,
+            rig,
             site,
-            playlist,
             root_key,
         }
     }
 
+    /// A started rig with agent `lobby` paired at the site, running and
+    /// playing the first item; returns the rig, the agent and that item.
+    async fn playing() -> (Self, Agent, String) {
+        let rig = Self::start().await;
+        let mut agent = rig.rig.pair("lobby", &rig.site.node, FAST_EVENTS).await;
+        let first_item = first_item(&rig).await;
+        agent.run();
+        plays(&rig.rig.hub, &agent, &first_item, Utc::now()).await;
+        (rig, agent, first_item)
+    }
+
     /// Makes the site play `name` (a new item) instead, published.
     async fn show(&self, name: &str, rgb: u32) -> String {
-        let id = item(&self.hub, self.dir.path(), &self.site, name, rgb).await;
-        let (status, answer) = self
-            .hub
+        let hub = &self.rig.hub;
+        let id = self.rig.image(&self.site.node, name, rgb).await;
+        let (status, answer) = hub
             .call(
                 Method::PATCH,
-                &format!("/api/v1/playlists/{}", self.playlist),
+                &format!("/api/v1/playlists/{}", self.site.playlist),
                 Some(json!({"items": [{"item": id, "duration_ms": 1_000}]})),
             )
             .await;
         assert!(status.is_success(), "{status} {answer}");
-        publish(&self.hub, &self.site).await;
+        self.site.publish(hub).await;
         id
     }
 
     /// Runs `signet-hub keys ARGS --data DATA`.
     fn keys(&self, args: &[&str]) -> Output {
-        keys_command(&self.hub.data, args)
+        keys_command(&self.rig.hub.data, args)
     }
 
     /// The retained envelope on `topic`, as a fresh subscriber gets it.
     async fn retained(&self, topic: &str) -> Vec<u8> {
-        let probe = MqttProbe::connect(
-            self.broker.addr,
-            &format!("probe-{}", Utc::now().timestamp_micros()),
-            &self.broker.admin_user,
-            &self.broker.admin_password,
-        );
-        probe
-            .client
-            .subscribe(topic, rumqttc::QoS::AtLeastOnce)
-            .await
-            .unwrap();
-        probe.message_on(topic, Duration::from_secs(10)).await
+        self.rig.retained(topic, Duration::from_secs(10)).await
     }
 }
 
@@ -133,6 +97,21 @@ fn keys_command(data: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `signet-hub keys rotate-root --root-key ROOT_KEY
+/// --new-root-key-out OUT --data DATA`.
+fn rotate_root(data: &Path, root_key: &str, out: &Path) -> Output {
+    keys_command(
+        data,
+        &[
+            "rotate-root",
+            "--root-key",
+            root_key,
+            "--new-root-key-out",
+            &out.display().to_string(),
+        ],
+    )
+}
+
 fn stdout(output: &Output) -> String {
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -143,36 +122,12 @@ fn stdout(output: &Output) -> String {
     text
 }
 
-async fn item(hub: &Hub, dir: &Path, site: &str, name: &str, rgb: u32) -> String {
-    let png = signet_tests::solid_png(dir, &format!("{name}.png"), rgb, 64, 36);
-    hub.upload(site, name, png).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn publish(hub: &Hub, site: &str) {
-    hub.post(
-        "/api/v1/publish",
-        json!({"scope": {"kind": "node", "id": site}}),
-    )
-    .await;
-}
-
 /// Waits until `agent` reported playing `item` with a play that began
 /// after `after`.
 async fn plays(hub: &Hub, agent: &Agent, item: &str, after: DateTime<Utc>) {
     let started = Instant::now();
     loop {
-        let (status, page) = hub
-            .call(
-                Method::GET,
-                &format!("/api/v1/reports/usage?device={}&limit=1000", agent.device),
-                None,
-            )
-            .await;
-        assert!(status.is_success(), "{page}");
-        let played = page["events"].as_array().unwrap().iter().any(|r| {
+        let played = hub.usage(&agent.device).await.iter().any(|r| {
             r["item"] == item
                 && r["outcome"] == "played"
                 && r["start"]
@@ -187,11 +142,20 @@ async fn plays(hub: &Hub, agent: &Agent, item: &str, after: DateTime<Utc>) {
             started.elapsed() < WITHIN,
             "{} did not play {item} after {after}:\n{}\nhub:\n{}",
             agent.name,
-            agent.process.as_ref().unwrap().output().join("\n"),
+            agent.log(),
             hub.process.output().join("\n")
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Asserts that `agent` ran on through it all, then kills it.
+fn ran_on_then_kill(agent: &mut Agent) {
+    assert!(
+        !agent.process.as_mut().unwrap().exited(),
+        "the agent ran on"
+    );
+    agent.kill();
 }
 
 /// The key id an envelope names.
@@ -217,13 +181,9 @@ fn word_after<'a>(text: &'a str, label: &str) -> &'a str {
 /// which the new key signed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_a_signing_key_rotation_needs_no_restart_and_no_re_pairing() {
-    let rig = Rig::start().await;
-    let hub = &rig.hub;
-    let mut agent = Agent::pair(hub, rig.dir.path(), "lobby", &rig.site, FAST_EVENTS).await;
-    let first_item = first_item(&rig).await;
-    agent.run();
-    plays(hub, &agent, &first_item, Utc::now()).await;
-    let manifest_topic = format!("signet/v1/groups/{}/manifest", rig.site);
+    let (rig, mut agent, first_item) = Rotation::playing().await;
+    let hub = &rig.rig.hub;
+    let manifest_topic = format!("signet/v1/groups/{}/manifest", rig.site.node);
     let old_key = key_id(&rig.retained(&manifest_topic).await);
 
     let root_key = rig.root_key.display().to_string();
@@ -233,12 +193,7 @@ async fn s2_a_signing_key_rotation_needs_no_restart_and_no_re_pairing() {
     assert_ne!(new_key, old_key);
     let rotated = Utc::now();
 
-    agent
-        .process
-        .as_ref()
-        .unwrap()
-        .line_containing("trust version 2", WITHIN)
-        .await;
+    agent.logged("trust version 2", WITHIN).await;
     // The hub re-signed the site's manifest with the new key by itself.
     let started = Instant::now();
     while key_id(&rig.retained(&manifest_topic).await) != new_key {
@@ -255,11 +210,7 @@ async fn s2_a_signing_key_rotation_needs_no_restart_and_no_re_pairing() {
         trust,
         std::fs::read(hub.data.join("keys/signing.trust")).unwrap()
     );
-    assert!(
-        !agent.process.as_mut().unwrap().exited(),
-        "the agent ran on"
-    );
-    agent.kill();
+    ran_on_then_kill(&mut agent);
 }
 
 /// S2: `keys rotate-root` on a running hub: root.pub becomes the new root,
@@ -269,22 +220,12 @@ async fn s2_a_signing_key_rotation_needs_no_restart_and_no_re_pairing() {
 /// made afterwards; a screen paired afterwards pins the new root and plays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_a_root_rotation_needs_no_restart_and_no_re_pairing() {
-    let rig = Rig::start().await;
-    let hub = &rig.hub;
-    let mut agent = Agent::pair(hub, rig.dir.path(), "lobby", &rig.site, FAST_EVENTS).await;
-    let first_item = first_item(&rig).await;
-    agent.run();
-    plays(hub, &agent, &first_item, Utc::now()).await;
+    let (rig, mut agent, first_item) = Rotation::playing().await;
+    let hub = &rig.rig.hub;
 
     let root_key = rig.root_key.display().to_string();
-    let new_root = rig.dir.path().join("new-root.key");
-    let output = stdout(&rig.keys(&[
-        "rotate-root",
-        "--root-key",
-        &root_key,
-        "--new-root-key-out",
-        &new_root.display().to_string(),
-    ]));
+    let new_root = rig.rig.path().join("new-root.key");
+    let output = stdout(&rotate_root(&hub.data, &root_key, &new_root));
     assert!(output.contains("trust version 1 -> 3"), "{output}");
     let fingerprint = word_after(&output, "new root key fingerprint ").to_owned();
     {
@@ -294,23 +235,16 @@ async fn s2_a_root_rotation_needs_no_restart_and_no_re_pairing() {
     }
     let rotated = Utc::now();
     agent
-        .process
-        .as_ref()
-        .unwrap()
-        .line_containing(&format!("new root {fingerprint}"), WITHIN)
+        .logged(&format!("new root {fingerprint}"), WITHIN)
         .await;
     plays(hub, &agent, &first_item, rotated).await;
     let second = rig.show("second", 0x44_5566).await;
     plays(hub, &agent, &second, rotated).await;
 
-    let mut later = Agent::pair(hub, rig.dir.path(), "later", &rig.site, FAST_EVENTS).await;
+    let mut later = rig.rig.pair("later", &rig.site.node, FAST_EVENTS).await;
     later.run();
     plays(hub, &later, &second, rotated).await;
-    assert!(
-        !agent.process.as_mut().unwrap().exited(),
-        "the agent ran on"
-    );
-    agent.kill();
+    ran_on_then_kill(&mut agent);
     later.kill();
 }
 
@@ -320,26 +254,16 @@ async fn s2_a_root_rotation_needs_no_restart_and_no_re_pairing() {
 /// exactly N+1, and plays the latest publication — no re-pairing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_an_agent_stopped_across_two_rotations_catches_up() {
-    let rig = Rig::start().await;
-    let hub = &rig.hub;
-    let mut agent = Agent::pair(hub, rig.dir.path(), "lobby", &rig.site, FAST_EVENTS).await;
-    let first_item = first_item(&rig).await;
-    agent.run();
-    plays(hub, &agent, &first_item, Utc::now()).await;
+    let (rig, mut agent, _) = Rotation::playing().await;
+    let hub = &rig.rig.hub;
     agent.kill();
 
     let root_key = rig.root_key.display().to_string();
     stdout(&rig.keys(&["rotate-signing", "--root-key", &root_key]));
     wait_for_hub(&rig, "trust_version=2").await;
     rig.show("second", 0x44_5566).await;
-    let new_root = rig.dir.path().join("new-root.key");
-    let output = stdout(&rig.keys(&[
-        "rotate-root",
-        "--root-key",
-        &root_key,
-        "--new-root-key-out",
-        &new_root.display().to_string(),
-    ]));
+    let new_root = rig.rig.path().join("new-root.key");
+    let output = stdout(&rotate_root(&hub.data, &root_key, &new_root));
     assert!(output.contains("trust version 2 -> 4"), "{output}");
     let fingerprint = word_after(&output, "new root key fingerprint ").to_owned();
     wait_for_hub(&rig, "trust_version=4").await;
@@ -349,10 +273,7 @@ async fn s2_an_agent_stopped_across_two_rotations_catches_up() {
     agent.run();
     plays(hub, &agent, &third, restarted).await;
     agent
-        .process
-        .as_ref()
-        .unwrap()
-        .line_containing(&format!("new root {fingerprint}"), WITHIN)
+        .logged(&format!("new root {fingerprint}"), WITHIN)
         .await;
     agent.kill();
 }
@@ -374,17 +295,7 @@ async fn s2_a_rotation_with_the_wrong_root_key_is_refused_and_changes_nothing() 
     assert!(stderr.contains(&wrong_text), "{stderr}");
     assert!(stderr.contains("not the hub's root"), "{stderr}");
     assert!(stderr.contains("nothing was changed"), "{stderr}");
-    let out = dir.path().join("new-root.key").display().to_string();
-    let output = keys_command(
-        &data,
-        &[
-            "rotate-root",
-            "--root-key",
-            &wrong_text,
-            "--new-root-key-out",
-            &out,
-        ],
-    );
+    let output = rotate_root(&data, &wrong_text, &dir.path().join("new-root.key"));
     assert!(!output.status.success());
     assert!(!dir.path().join("new-root.key").exists());
     let output = keys_command(
@@ -424,17 +335,18 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// Waits until the hub logged `needle` (its key watch took the new files).
-async fn wait_for_hub(rig: &Rig, needle: &str) {
-    rig.hub.process.line_containing(needle, WITHIN).await;
+async fn wait_for_hub(rig: &Rotation, needle: &str) {
+    rig.rig.hub.process.line_containing(needle, WITHIN).await;
 }
 
 /// The one item the site's playlist starts with.
-async fn first_item(rig: &Rig) -> String {
+async fn first_item(rig: &Rotation) -> String {
     let (status, playlist) = rig
+        .rig
         .hub
         .call(
             Method::GET,
-            &format!("/api/v1/playlists/{}", rig.playlist),
+            &format!("/api/v1/playlists/{}", rig.site.playlist),
             None,
         )
         .await;

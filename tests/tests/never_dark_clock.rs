@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::Method;
-use serde_json::{Value, json};
-use signet_tests::{Agent, Hub, Mosquitto};
+use serde_json::Value;
+use signet_tests::rig::Rig;
+use signet_tests::{Agent, Hub};
 
 /// The hub's `hub_time` interval in these tests.
 const HUB_TIME_INTERVAL: Duration = Duration::from_secs(2);
@@ -93,37 +94,17 @@ impl ShiftedWall {
     }
 }
 
-/// A hub signing `hub_time` every [`HUB_TIME_INTERVAL`], a site with one
-/// image scheduled all day, and an agent paired there (with the real
-/// clock), not yet running; the site is published.
-async fn world(dir: &Path, broker: &Mosquitto) -> (Hub, Agent, String) {
+/// A hub on an external mosquitto signing `hub_time` every
+/// [`HUB_TIME_INTERVAL`], a site with one image scheduled all day, and an
+/// agent paired there (with the real clock), not yet running; the site is
+/// published.
+async fn world() -> (Rig, Agent, String) {
     let interval = HUB_TIME_INTERVAL.as_secs().to_string();
-    let url = broker.url();
-    let hub = Hub::start(
-        dir,
-        &[
-            ("SIGNET_HUB_HUB_TIME_INTERVAL_SECS", &interval),
-            ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
-            ("SIGNET_HUB_MQTT__URL", &url),
-            ("SIGNET_HUB_MQTT__USERNAME", &broker.admin_user),
-            ("SIGNET_HUB_MQTT__PASSWORD", &broker.admin_password),
-            ("SIGNET_HUB_MQTT__DYNSEC", "true"),
-        ],
-    )
-    .await;
-    let root = hub.root().await;
-    let site = hub.node(&root, "Kiosk").await;
-    let png = signet_tests::solid_png(dir, "welcome.png", 0x22_8844, 64, 36);
-    let item = hub.upload(&site, "Welcome", png).await;
-    let item_id = item["id"].as_str().unwrap().to_owned();
-    hub.schedule_all_day(&site, &item_id, 1_000).await;
-    let agent = Agent::pair(&hub, dir, "pi", &site, "event_upload_secs = 1\n").await;
-    hub.post(
-        "/api/v1/publish",
-        json!({"scope": {"kind": "node", "id": site}}),
-    )
-    .await;
-    (hub, agent, item_id)
+    let rig = Rig::external(&[("SIGNET_HUB_HUB_TIME_INTERVAL_SECS", &interval)]).await;
+    let site = rig.site("Kiosk", "Welcome", 0x22_8844).await;
+    let agent = rig.pair("pi", &site.node, "event_upload_secs = 1\n").await;
+    site.publish(&rig.hub).await;
+    (rig, agent, site.item)
 }
 
 /// The fleet view of `device`, as the agent last reported it.
@@ -180,17 +161,8 @@ fn offset_near(offset: Option<i64>, days: i64) -> bool {
 /// Proof of play of `item` by `device` that started at or after `since`
 /// (the hub's usage report: what the agent recorded and uploaded).
 async fn plays_since(hub: &Hub, device: &str, item: &str, since: DateTime<Utc>) -> Vec<Value> {
-    let (status, page) = hub
-        .call(
-            Method::GET,
-            &format!("/api/v1/reports/usage?device={device}&limit=1000"),
-            None,
-        )
-        .await;
-    assert!(status.is_success(), "{page}");
-    page["events"]
-        .as_array()
-        .unwrap()
+    hub.usage(device)
+        .await
         .iter()
         .filter(|e| e["item"] == item && e["outcome"] == "played")
         .filter(|e| {
@@ -210,16 +182,15 @@ async fn plays_since(hub: &Hub, device: &str, item: &str, since: DateTime<Utc>) 
 /// the fix and keeps playing, with proof of play at the real time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s6_booted_10_days_behind_then_ntp_fix_keeps_playing_within_one_hub_time_interval() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Mosquitto::start().await;
-    let (hub, mut agent, item) = world(dir.path(), &broker).await;
-    let wall = ShiftedWall::new(dir.path(), "-10d");
+    let (rig, mut agent, item) = world().await;
+    let hub = &rig.hub;
+    let wall = ShiftedWall::new(rig.path(), "-10d");
     agent.run_with(&wall.env());
 
     // Playing, and the agent's wall clock is 10 days behind its trusted
     // time (the hub's): libfaketime took effect and a hub_time arrived.
     wait_view(
-        &hub,
+        hub,
         &agent,
         "play with the clock 10 days behind",
         FIRST_PLAY,
@@ -234,7 +205,7 @@ async fn s6_booted_10_days_behind_then_ntp_fix_keeps_playing_within_one_hub_time
     wall.set("+0");
     let fixed_at = Utc::now();
     let (_, took) = wait_view(
-        &hub,
+        hub,
         &agent,
         "trusted time agreeing with the corrected wall clock while playing",
         HUB_TIME_INTERVAL + REPORT_SLACK,
@@ -249,7 +220,7 @@ async fn s6_booted_10_days_behind_then_ntp_fix_keeps_playing_within_one_hub_time
     // It keeps playing (measured over several hub_time intervals) ...
     let hold = Instant::now();
     while hold.elapsed() < 5 * HUB_TIME_INTERVAL {
-        let view = fleet(&hub, &agent.device).await;
+        let view = fleet(hub, &agent.device).await;
         let (playing, offset) = playing_and_offset(&view);
         assert_eq!(
             playing.as_deref(),
@@ -263,7 +234,7 @@ async fn s6_booted_10_days_behind_then_ntp_fix_keeps_playing_within_one_hub_time
     let since = fixed_at - TimeDelta::seconds(5);
     let started = Instant::now();
     let plays = loop {
-        let plays = plays_since(&hub, &agent.device, &item, since).await;
+        let plays = plays_since(hub, &agent.device, &item, since).await;
         if plays.len() >= 3 {
             break plays;
         }
@@ -290,13 +261,12 @@ async fn s6_booted_10_days_behind_then_ntp_fix_keeps_playing_within_one_hub_time
 /// high-water mark a year ahead keeps it dark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s6_a_run_with_the_clock_a_year_ahead_ends_playing_and_never_stays_dark() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Mosquitto::start().await;
-    let (hub, mut agent, item) = world(dir.path(), &broker).await;
-    let wall = ShiftedWall::new(dir.path(), "+365d");
+    let (rig, mut agent, item) = world().await;
+    let hub = &rig.hub;
+    let wall = ShiftedWall::new(rig.path(), "+365d");
     agent.run_with(&wall.env());
     let (_, took) = wait_view(
-        &hub,
+        hub,
         &agent,
         "play with the clock a year ahead",
         FIRST_PLAY,
@@ -313,7 +283,7 @@ async fn s6_a_run_with_the_clock_a_year_ahead_ends_playing_and_never_stays_dark(
     wall.set("+0");
     agent.run_with(&wall.env());
     let (_, took) = wait_view(
-        &hub,
+        hub,
         &agent,
         "play after the restart with the clock right",
         HUB_TIME_INTERVAL + REPORT_SLACK + Duration::from_secs(10),

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use reqwest::Method;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::{Value, json};
+use serde_json::Value;
+use signet_tests::rig::Rig;
 use signet_tests::{Agent, Hub, Mosquitto};
 
 /// The bound the acceptance sets: a new screen plays within 15 s.
@@ -29,19 +29,10 @@ const REPORTED_WITHIN: Duration = Duration::from_secs(40);
 const FAST_EVENTS: &str = "event_upload_secs = 1\n";
 
 /// A site with one image scheduled all day, published; returns the site.
-async fn site_with_content(hub: &Hub, dir: &std::path::Path) -> String {
-    let root = hub.root().await;
-    let site = hub.node(&root, "Lobby").await;
-    let png = signet_tests::solid_png(dir, "welcome.png", 0x22_7744, 64, 36);
-    let item = hub.upload(&site, "Welcome", png).await;
-    hub.schedule_all_day(&site, item["id"].as_str().unwrap(), 1_000)
-        .await;
-    hub.post(
-        "/api/v1/publish",
-        json!({"scope": {"kind": "node", "id": site}}),
-    )
-    .await;
-    site
+async fn site_with_content(rig: &Rig) -> String {
+    let site = rig.site("Lobby", "Welcome", 0x22_7744).await;
+    site.publish(&rig.hub).await;
+    site.node
 }
 
 /// Starts `agent` and waits for the proof that it played: returns how long
@@ -51,17 +42,9 @@ async fn first_play_after_start(hub: &Hub, agent: &mut Agent) -> Duration {
     let started = Instant::now();
     agent.run();
     loop {
-        let (status, page) = hub
-            .call(
-                Method::GET,
-                &format!("/api/v1/reports/usage?device={}&limit=1000", agent.device),
-                None,
-            )
-            .await;
-        assert!(status.is_success(), "{page}");
-        let first = page["events"]
-            .as_array()
-            .unwrap()
+        let first = hub
+            .usage(&agent.device)
+            .await
             .iter()
             .filter(|r| r["outcome"] == "played")
             .filter_map(|r| r["start"].as_str()?.parse::<DateTime<Utc>>().ok())
@@ -73,7 +56,7 @@ async fn first_play_after_start(hub: &Hub, agent: &mut Agent) -> Duration {
             started.elapsed() < REPORTED_WITHIN,
             "{} never played:\n{}",
             agent.name,
-            agent.process.as_ref().unwrap().output().join("\n")
+            agent.log()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -114,21 +97,9 @@ async fn publish_retained(port: u16, user: &str, password: &str, topic: &str, pa
 /// screen paired into the site right after plays within 15 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s4_d3_a_screen_paired_after_its_manifest_was_cleared_or_poisoned_plays_within_15s() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Mosquitto::start().await;
-    let url = broker.url();
-    let hub = Hub::start(
-        dir.path(),
-        &[
-            ("SIGNET_HUB_MQTT__EMBEDDED", "false"),
-            ("SIGNET_HUB_MQTT__URL", &url),
-            ("SIGNET_HUB_MQTT__USERNAME", &broker.admin_user),
-            ("SIGNET_HUB_MQTT__PASSWORD", &broker.admin_password),
-            ("SIGNET_HUB_MQTT__DYNSEC", "true"),
-        ],
-    )
-    .await;
-    let site = site_with_content(&hub, dir.path()).await;
+    let rig = Rig::external(&[]).await;
+    let (hub, broker) = (&rig.hub, rig.broker());
+    let site = site_with_content(&rig).await;
     let topic = format!("signet/v1/groups/{site}/manifest");
     for (name, poison) in [
         ("after-clear", Vec::new()),
@@ -146,8 +117,8 @@ async fn s4_d3_a_screen_paired_after_its_manifest_was_cleared_or_poisoned_plays_
             poison,
         )
         .await;
-        let mut agent = Agent::pair(&hub, dir.path(), name, &site, FAST_EVENTS).await;
-        let took = first_play_after_start(&hub, &mut agent).await;
+        let mut agent = rig.pair(name, &site, FAST_EVENTS).await;
+        let took = first_play_after_start(hub, &mut agent).await;
         eprintln!("{name}: first play began {took:?} after the agent started");
         assert!(took <= PLAYS_WITHIN, "{name}: first play after {took:?}");
         agent.kill();
@@ -226,9 +197,9 @@ impl StateWatch {
 /// manifest by its document key (U4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s4_d1_an_agent_whose_broker_keeps_a_poisoned_manifest_fetches_over_http_and_plays() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path(), &[]).await;
-    let site = site_with_content(&hub, dir.path()).await;
+    let rig = Rig::embedded(&[]).await;
+    let hub = &rig.hub;
+    let site = site_with_content(&rig).await;
     // A broker the hub never connects to; any client may log in.
     let isolated = Mosquitto::open().await;
     let port = isolated.addr.port();
@@ -243,16 +214,15 @@ async fn s4_d1_an_agent_whose_broker_keeps_a_poisoned_manifest_fetches_over_http
     )
     .await;
 
-    let mut agent = Agent::pair(
-        &hub,
-        dir.path(),
-        "isolated",
-        &site,
-        &format!("{FAST_EVENTS}broker_url = \"mqtt://127.0.0.1:{port}\"\n"),
-    )
-    .await;
+    let mut agent = rig
+        .pair(
+            "isolated",
+            &site,
+            &format!("{FAST_EVENTS}broker_url = \"mqtt://127.0.0.1:{port}\"\n"),
+        )
+        .await;
     let watch = StateWatch::start(port, "observer", "any", &agent.device).await;
-    let took = first_play_after_start(&hub, &mut agent).await;
+    let took = first_play_after_start(hub, &mut agent).await;
     eprintln!("poisoned broker: first play began {took:?} after the agent started");
     assert!(took <= PLAYS_WITHIN, "first play after {took:?}");
 
@@ -267,7 +237,7 @@ async fn s4_d1_an_agent_whose_broker_keeps_a_poisoned_manifest_fetches_over_http
         assert!(
             started.elapsed() < REPORTED_WITHIN,
             "no state named the refused manifest:\n{}",
-            agent.process.as_ref().unwrap().output().join("\n")
+            agent.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -275,7 +245,7 @@ async fn s4_d1_an_agent_whose_broker_keeps_a_poisoned_manifest_fetches_over_http
     assert!(refusal.get("version").is_none(), "{refusal}");
     assert!(refusal["at"].is_string(), "{refusal}");
     // The poison is still there: only the agent's fetch got it playing.
-    let output = agent.process.as_ref().unwrap().output().join("\n");
+    let output = agent.log();
     assert!(
         output.contains("from the hub over HTTP"),
         "the documents came over HTTP:\n{output}"
@@ -288,20 +258,19 @@ async fn s4_d1_an_agent_whose_broker_keeps_a_poisoned_manifest_fetches_over_http
 /// HTTP and plays within 15 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s4_d1_an_agent_without_a_broker_fetches_over_http_and_plays() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path(), &[]).await;
-    let site = site_with_content(&hub, dir.path()).await;
+    let rig = Rig::embedded(&[]).await;
+    let hub = &rig.hub;
+    let site = site_with_content(&rig).await;
     let (nowhere, reserved) = signet_tests::free_port();
     drop(reserved);
-    let mut agent = Agent::pair(
-        &hub,
-        dir.path(),
-        "brokerless",
-        &site,
-        &format!("{FAST_EVENTS}broker_url = \"mqtt://{nowhere}\"\n"),
-    )
-    .await;
-    let took = first_play_after_start(&hub, &mut agent).await;
+    let mut agent = rig
+        .pair(
+            "brokerless",
+            &site,
+            &format!("{FAST_EVENTS}broker_url = \"mqtt://{nowhere}\"\n"),
+        )
+        .await;
+    let took = first_play_after_start(hub, &mut agent).await;
     eprintln!("no broker: first play began {took:?} after the agent started");
     assert!(took <= PLAYS_WITHIN, "first play after {took:?}");
     agent.kill();

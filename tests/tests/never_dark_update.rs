@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
+use signet_tests::rig::{Rig, Site};
 use signet_tests::{Agent, Hub};
 
 /// How long a converging step may take on a loaded machine.
@@ -54,21 +55,7 @@ fn noise_png(dir: &std::path::Path, width: u32, height: u32) -> Vec<u8> {
 
 /// Every usage row of `device` (all pages), oldest first.
 async fn usage(hub: &Hub, device: &str) -> Vec<Value> {
-    let mut rows = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/reports/usage?device={device}&limit=1000");
-        if let Some(after) = &after {
-            path.push_str(&format!("&after={after}"));
-        }
-        let (status, page) = hub.call(Method::GET, &path, None).await;
-        assert!(status.is_success(), "{page}");
-        rows.extend(page["events"].as_array().unwrap().iter().cloned());
-        match page["next"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    let mut rows = hub.usage(device).await;
     rows.sort_by_key(start_of);
     rows
 }
@@ -139,75 +126,38 @@ fn manifest_entry<'a>(view: &'a Value, group: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no manifest of {group} in {view:#}"))
 }
 
-/// A site playing one small image all day, and an agent playing it.
+/// A site playing one small image (its item) all day, and an agent
+/// playing it.
 struct Scene {
-    _dir: tempfile::TempDir,
-    hub: Hub,
-    site: String,
-    playlist: String,
-    small: String,
+    rig: Rig,
+    site: Site,
     agent: Agent,
 }
 
 async fn scene(agent_config: &str) -> Scene {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path(), &[]).await;
-    let root = hub.root().await;
-    let site = hub.node(&root, "Lobby").await;
-    let png = signet_tests::solid_png(dir.path(), "small.png", 0x11_8844, 64, 36);
-    let small = hub.upload(&site, "Welcome", png).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let playlist = hub
-        .post(
-            "/api/v1/playlists",
-            json!({"node": site, "name": "Lobby loop",
-                "items": [{"item": small, "duration_ms": 1_000}]}),
+    let rig = Rig::embedded(&[]).await;
+    let site = rig.site("Lobby", "Welcome", 0x11_8844).await;
+    let mut agent = rig
+        .pair(
+            "lobby",
+            &site.node,
+            &format!("event_upload_secs = 1\n{agent_config}"),
         )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    hub.post(
-        "/api/v1/schedules",
-        json!({"target": {"kind": "node", "id": site},
-            "entries": [{"id": "all-day", "playlist": playlist, "priority": 0}]}),
-    )
-    .await;
-    let mut agent = Agent::pair(
-        &hub,
-        dir.path(),
-        "lobby",
-        &site,
-        &format!("event_upload_secs = 1\n{agent_config}"),
-    )
-    .await;
+        .await;
     agent.run();
-    hub.post(
-        "/api/v1/publish",
-        json!({"scope": {"kind": "node", "id": site}}),
-    )
-    .await;
-    let scene = Scene {
-        _dir: dir,
-        hub,
-        site,
-        playlist,
-        small,
-        agent,
-    };
+    site.publish(&rig.hub).await;
+    let scene = Scene { rig, site, agent };
     // Version 1 plays and is in sync.
     let started = Instant::now();
     loop {
-        let view = fleet_device(&scene.hub, &scene.agent.device).await;
-        if view["in_sync"] == true && view["now_playing"]["item"] == scene.small.as_str() {
+        let view = fleet_device(&scene.rig.hub, &scene.agent.device).await;
+        if view["in_sync"] == true && view["now_playing"]["item"] == scene.site.item.as_str() {
             break;
         }
         assert!(
             started.elapsed() < CONVERGE,
             "version 1 never played: {view:#}\nagent:\n{}",
-            scene.agent.process.as_ref().unwrap().output().join("\n")
+            scene.agent_log()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -218,33 +168,29 @@ impl Scene {
     /// Adds `bytes` to the playlist as a second item and publishes:
     /// version 2. Returns the new item's id and when the publish answered.
     async fn publish_with(&self, bytes: Vec<u8>) -> (String, DateTime<Utc>) {
-        let big = self.hub.upload(&self.site, "Poster", bytes).await["id"]
+        let big = self.rig.hub.upload(&self.site.node, "Poster", bytes).await["id"]
             .as_str()
             .unwrap()
             .to_owned();
         let (status, answer) = self
+            .rig
             .hub
             .call(
                 Method::PATCH,
-                &format!("/api/v1/playlists/{}", self.playlist),
+                &format!("/api/v1/playlists/{}", self.site.playlist),
                 Some(json!({"items": [
-                    {"item": self.small, "duration_ms": 1_000},
+                    {"item": self.site.item, "duration_ms": 1_000},
                     {"item": big, "duration_ms": 1_000},
                 ]})),
             )
             .await;
         assert!(status.is_success(), "{answer}");
-        self.hub
-            .post(
-                "/api/v1/publish",
-                json!({"scope": {"kind": "node", "id": self.site}}),
-            )
-            .await;
+        self.site.publish(&self.rig.hub).await;
         (big, Utc::now())
     }
 
     fn agent_log(&self) -> String {
-        self.agent.process.as_ref().unwrap().output().join("\n")
+        self.agent.log()
     }
 }
 
@@ -258,12 +204,12 @@ async fn d3_u4_the_old_version_plays_through_a_slow_download_until_the_switch() 
     // About 11 MB at 1 MiB/s: some ten seconds of download.
     let scene = scene("download_rate_kib = 1024\n").await;
     let v1 = manifest_entry(
-        &fleet_device(&scene.hub, &scene.agent.device).await,
-        &scene.site,
+        &fleet_device(&scene.rig.hub, &scene.agent.device).await,
+        &scene.site.node,
     )["desired_version"]
         .as_u64()
         .unwrap();
-    let poster = noise_png(scene._dir.path(), 2_200, 1_700);
+    let poster = noise_png(scene.rig.path(), 2_200, 1_700);
     assert!(poster.len() > 10_000_000, "{} bytes", poster.len());
     let (big, published) = scene.publish_with(poster).await;
 
@@ -272,8 +218,8 @@ async fn d3_u4_the_old_version_plays_through_a_slow_download_until_the_switch() 
     let mut saw_progress = false;
     let mut polls = 0;
     let switched_at = loop {
-        let view = fleet_device(&scene.hub, &scene.agent.device).await;
-        let entry = manifest_entry(&view, &scene.site);
+        let view = fleet_device(&scene.rig.hub, &scene.agent.device).await;
+        let entry = manifest_entry(&view, &scene.site.node);
         let desired = entry["desired_version"].as_u64().unwrap();
         if desired > v1 && entry["activated_version"].as_u64() == Some(desired) {
             assert_eq!(entry["status"], "in_sync", "{entry:#}");
@@ -305,7 +251,7 @@ async fn d3_u4_the_old_version_plays_through_a_slow_download_until_the_switch() 
         if view["online"] == true {
             assert_eq!(
                 view["now_playing"]["item"],
-                scene.small.as_str(),
+                scene.site.item.as_str(),
                 "version 1 plays on during the download: {view:#}"
             );
         }
@@ -327,7 +273,7 @@ async fn d3_u4_the_old_version_plays_through_a_slow_download_until_the_switch() 
     // ends, so the one on screen at the switch may still be going).
     let started = Instant::now();
     let rows = loop {
-        let rows = usage(&scene.hub, &scene.agent.device).await;
+        let rows = usage(&scene.rig.hub, &scene.agent.device).await;
         let poster_played = rows
             .iter()
             .any(|r| r["item"] == big.as_str() && r["outcome"] == "played");
@@ -362,14 +308,14 @@ async fn d3_u4_the_old_version_plays_through_a_slow_download_until_the_switch() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d3_d10_u4_a_manifest_refused_for_the_cache_limit_leaves_the_old_playing() {
     let scene = scene("cache_limit_mb = 2\n").await;
-    let poster = noise_png(scene._dir.path(), 1_200, 1_000);
+    let poster = noise_png(scene.rig.path(), 1_200, 1_000);
     assert!(poster.len() > 2 * 1024 * 1024, "{} bytes", poster.len());
     let (big, published) = scene.publish_with(poster).await;
 
     let started = Instant::now();
     let view = loop {
-        let view = fleet_device(&scene.hub, &scene.agent.device).await;
-        let entry = manifest_entry(&view, &scene.site);
+        let view = fleet_device(&scene.rig.hub, &scene.agent.device).await;
+        let entry = manifest_entry(&view, &scene.site.node);
         assert_eq!(view["in_sync"], false, "{view:#}");
         if entry["status"] == "refused" {
             break view;
@@ -381,7 +327,7 @@ async fn d3_d10_u4_a_manifest_refused_for_the_cache_limit_leaves_the_old_playing
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let entry = manifest_entry(&view, &scene.site);
+    let entry = manifest_entry(&view, &scene.site.node);
     let reason = entry["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("cache limit"), "{entry:#}");
     assert!(
@@ -392,11 +338,11 @@ async fn d3_d10_u4_a_manifest_refused_for_the_cache_limit_leaves_the_old_playing
     );
     // Version 1 keeps playing, whole, for a while longer.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let view = fleet_device(&scene.hub, &scene.agent.device).await;
+    let view = fleet_device(&scene.rig.hub, &scene.agent.device).await;
     assert_eq!(view["in_sync"], false, "{view:#}");
     assert_eq!(
         view["now_playing"]["item"],
-        scene.small.as_str(),
+        scene.site.item.as_str(),
         "{view:#}"
     );
     let until = Utc::now();
@@ -404,7 +350,7 @@ async fn d3_d10_u4_a_manifest_refused_for_the_cache_limit_leaves_the_old_playing
     let rows = loop {
         // A play is reported when it ends: wait until the reports reach
         // past `until`.
-        let rows = usage(&scene.hub, &scene.agent.device).await;
+        let rows = usage(&scene.rig.hub, &scene.agent.device).await;
         if rows
             .iter()
             .any(|r| r["outcome"] == "played" && start_of(r) > until)

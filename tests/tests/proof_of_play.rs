@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use reqwest::Method;
 use serde_json::{Value, json};
 use signet_agent::events::{EventLog, new_event_id};
 use signet_agent::state::Store;
@@ -19,25 +18,6 @@ use signet_common::sync::{Outcome, PlayEvent};
 use signet_tests::{Agent, Hub};
 
 const CONVERGE: Duration = Duration::from_secs(90);
-
-/// Every usage row of `device` (all pages).
-async fn usage(hub: &Hub, device: &str) -> Vec<Value> {
-    let mut rows = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/reports/usage?device={device}&limit=1000");
-        if let Some(after) = &after {
-            path.push_str(&format!("&after={after}"));
-        }
-        let (status, page) = hub.call(Method::GET, &path, None).await;
-        assert!(status.is_success(), "{page}");
-        rows.extend(page["events"].as_array().unwrap().iter().cloned());
-        match page["next"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => return rows,
-        }
-    }
-}
 
 /// U1, U2, D2, D3, D4: content uploaded and scheduled at a site is fetched
 /// by the agent from the hub, played from its cache, and reported; the
@@ -62,7 +42,7 @@ async fn u1_u2_d2_scheduled_content_is_fetched_from_the_hub_played_and_reported(
 
     let started = Instant::now();
     let rows = loop {
-        let rows = usage(&hub, &agent.device).await;
+        let rows = hub.usage(&agent.device).await;
         let played = rows
             .iter()
             .filter(|r| r["item"] == item_id.as_str() && r["outcome"] == "played")
@@ -152,7 +132,7 @@ async fn u2_s9_ten_thousand_offline_events_arrive_exactly_once_across_a_sigkill(
     agent.run();
     let started = Instant::now();
     loop {
-        let count = usage(&hub, &agent.device).await.len();
+        let count = hub.usage(&agent.device).await.len();
         if count > 0 {
             assert!(count < 10_000, "the upload finished before the kill");
             break;
@@ -163,7 +143,7 @@ async fn u2_s9_ten_thousand_offline_events_arrive_exactly_once_across_a_sigkill(
     agent.kill();
     agent.run();
     let rows = loop {
-        let rows = usage(&hub, &agent.device).await;
+        let rows = hub.usage(&agent.device).await;
         if rows.len() >= 10_000 {
             break rows;
         }

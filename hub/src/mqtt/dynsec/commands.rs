@@ -258,13 +258,7 @@ impl DynsecAdmin {
                     "count": LIST_PAGE, "offset": offset})])
                 .await?;
             let page = page.ok()?;
-            let clients = page
-                .data
-                .as_ref()
-                .and_then(|d| d.get("clients"))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let clients = array_at(&page, "/clients");
             for client in &clients {
                 if let Some(user) = client.get("username").and_then(Value::as_str)
                     && keep(user, client)
@@ -360,6 +354,19 @@ impl BrokerAdmin for DynsecAdmin {
     }
 }
 
+/// The array at `pointer` (a JSON pointer) in the data of a control
+/// response: the clients of a `listClients` page, the ACLs of a `getRole`
+/// answer; empty when the answer has none there.
+fn array_at(response: &Response, pointer: &str) -> Vec<Value> {
+    response
+        .data
+        .as_ref()
+        .and_then(|d| d.pointer(pointer))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The roles a `getClient` answer lists.
 pub(super) fn client_roles(client: &Response) -> BTreeSet<String> {
     client
@@ -414,13 +421,7 @@ pub(super) fn role_changes(
         ]);
     }
     let current = current.ok()?;
-    let held = current
-        .data
-        .as_ref()
-        .and_then(|d| d.pointer("/role/acls"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let held = array_at(&current, "/role/acls");
     let mut changes = Vec::new();
     let mut kept = BTreeSet::new();
     for acl in &held {
