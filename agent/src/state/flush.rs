@@ -113,6 +113,12 @@ impl SharedDb {
         }
     }
 
+    /// The database.
+    #[must_use]
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// The gate its stores' commits go through.
     #[must_use]
     pub fn gate(&self) -> &FlushGate {
