@@ -58,6 +58,11 @@
 //! after, against limits of 8–48 ms; 100 durable writes through one gate
 //! 12 ms. N=500, rounds 1–4: p99 1.69–2.13 s before, 0.99–1.47 s
 //! after, against limits of 96–176 ms (10–15×); 500 durable writes 65 ms.
+//! N=1000, `SIGNET_SIM_ROUNDS=3` (load 16–19): group change p50 / p99
+//! 3.18 / 5.72 s before against a limit of 881 ms (6.5×), 1.85 / 2.75 s
+//! after against 479 ms (5.7×); every assignment 4.93 s before, 5.77 s
+//! after (the publish answered in 1.3 / 3.3 s); 1,000 durable writes
+//! through one gate 399 ms.
 //! Round 0 at N=500 is an outlier in every run (p99 4.7–13.5 s): the API
 //! answered in 4.9–6.7 s, or (timestamped) the messages reached some
 //! screens' event loops seconds late; it is not the verify or the commit.
