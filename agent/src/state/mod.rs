@@ -9,10 +9,12 @@
 //! (`device.key`, PKCS#8, 0600) and its broker secret (`device.secret`,
 //! 0600). Every [`Commit`] is one atomic sled batch followed by a flush, so a
 //! caller that acknowledges after [`Store::commit`] returns acknowledges only
-//! what a power cut cannot take back. Must not: decide what to accept — the
+//! what a power cut cannot take back; commits at the same moment share a
+//! flush ([`flush::FlushGate`], X2). Must not: decide what to accept — the
 //! sync module decides, this module only records.
 
 pub mod documents;
+pub mod flush;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -27,6 +29,7 @@ use signet_common::rollback::RollbackGuard;
 use signet_common::trust::TrustStore;
 
 pub use documents::{Documents, HeldManifest, document_key, stored_payload};
+pub use flush::{FlushGate, SharedDb};
 
 /// The sled database's directory inside the data dir.
 const DB_DIR: &str = "state";
@@ -135,6 +138,8 @@ pub struct Store {
     /// The sled database (cheap to clone: an `Arc` inside); its flush
     /// makes every tree durable.
     db: sled::Db,
+    /// Shared by every store of `db`: concurrent commits share flushes.
+    gate: std::sync::Arc<FlushGate>,
     /// The tree holding this agent's records: the database's default tree,
     /// or this agent's own tree of a database shared by simulated screens
     /// ([`Self::open_in`]).
@@ -186,6 +191,7 @@ impl Store {
         Ok(Self {
             dir: dir.to_owned(),
             db,
+            gate: std::sync::Arc::default(),
             records,
             prefix: String::new(),
         })
@@ -196,16 +202,18 @@ impl Store {
     /// thousands of screens in one process, one tree each, where one
     /// database per screen would cost a flusher thread and a log each).
     /// Its secret files live in `dir`. Each commit is still one atomic
-    /// batch, flushed before [`Self::commit`] returns.
+    /// batch, flushed before [`Self::commit`] returns; the screens'
+    /// concurrent commits share flushes through `shared`'s gate.
     ///
     /// # Errors
     /// [`StateError::Io`] or [`StateError::Db`].
-    pub fn open_in(db: &sled::Db, dir: &Path, name: &str) -> Result<Self, StateError> {
+    pub fn open_in(shared: &SharedDb, dir: &Path, name: &str) -> Result<Self, StateError> {
         create_private_dir(dir)?;
         let store = Self {
             dir: dir.to_owned(),
-            db: db.clone(),
-            records: sled::Tree::clone(db),
+            db: shared.db.clone(),
+            gate: shared.gate.clone(),
+            records: sled::Tree::clone(&shared.db),
             prefix: format!("{name}/"),
         };
         let records = store.tree("state")?;
@@ -339,12 +347,16 @@ impl Store {
             .map_err(|e| self.db_error(e))
     }
 
-    /// Flushes every tree of the database to disk (blocking).
+    /// Flushes every tree of the database to disk (blocking): returns once
+    /// a flush that began after the call has finished, shared with the
+    /// commits and flushes made at the same moment ([`FlushGate`]).
     ///
     /// # Errors
     /// On a database failure.
     pub fn flush(&self) -> Result<(), StateError> {
-        self.db.flush().map(|_| ()).map_err(|e| self.db_error(e))
+        self.gate
+            .flush_after(|| self.db.flush().map(|_| ()))
+            .map_err(|e| self.db_error(e))
     }
 
     /// The playing manifests' envelope bytes, by group (D3): each became
@@ -437,8 +449,7 @@ impl Store {
         self.records
             .apply_batch(batch)
             .map_err(|e| self.db_error(e))?;
-        self.db.flush().map_err(|e| self.db_error(e))?;
-        Ok(())
+        self.flush()
     }
 
     /// Records a completed pairing: the identity, the pinned root and the
@@ -647,5 +658,46 @@ mod tests {
             store.record_pairing(identity, key.public_key(), "x", clock),
             Err(StateError::AlreadyPaired(_))
         ));
+    }
+
+    /// X2, S5: screens sharing one database (the fleet simulator) commit
+    /// through one flush gate: every commit is counted by it and readable
+    /// by its own store, in its own tree, when `commit` returns.
+    #[test]
+    fn x2_stores_of_a_shared_database_commit_through_one_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("shared"))
+            .open()
+            .unwrap();
+        let shared = SharedDb::new(db);
+        let screens = 8_usize;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(screens));
+        let threads: Vec<_> = (0..screens)
+            .map(|i| {
+                let store =
+                    Store::open_in(&shared, &dir.path().join(format!("s{i}")), &format!("s{i}"))
+                        .unwrap();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let commit = Commit {
+                        put_documents: vec![(
+                            "group_manifest/g".into(),
+                            vec![u8::try_from(i).unwrap()],
+                        )],
+                        ..Commit::default()
+                    };
+                    store.commit(&commit).unwrap();
+                    store.document("group_manifest/g").unwrap()
+                })
+            })
+            .collect();
+        for (i, thread) in threads.into_iter().enumerate() {
+            assert_eq!(thread.join().unwrap(), Some(vec![u8::try_from(i).unwrap()]));
+        }
+        assert_eq!(shared.gate().writes(), 8);
+        let flushes = shared.gate().flushes();
+        assert!((1..=8).contains(&flushes), "{flushes} flushes");
     }
 }

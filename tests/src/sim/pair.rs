@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 use signet_agent::clock::DeviceClock;
-use signet_agent::state::{Identity, Store};
+use signet_agent::state::{Identity, SharedDb, Store};
 use signet_common::clock::TrustedClock;
 use signet_common::envelope::PublicKey;
 use signet_common::ids::DeviceId;
@@ -71,6 +71,9 @@ pub async fn pair_fleet(
     concurrency: usize,
 ) -> Result<Vec<Paired>, String> {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    // One flush gate for every screen: commits at the same moment share a
+    // flush, as one agent's do (X2).
+    let db = SharedDb::new(db.clone());
     let mut running = JoinSet::new();
     for index in 0..count {
         let (approver, db, slots) = (approver.clone(), db.clone(), slots.clone());
