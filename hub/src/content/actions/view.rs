@@ -60,7 +60,8 @@ pub struct ItemActions {
     /// `comment.add`, `comment.edit_own`, `comment.delete_own`,
     /// `comment.delete_others`, `approve_content` (may approve or reject
     /// it while pending: node in the caller's domain and the permission
-    /// held, A6) (the console shows only these buttons).
+    /// held, A6) (the console shows only these buttons). A playlist offers
+    /// only `rate`, `favorite` and the `comment.*` ones.
     pub allowed: Vec<String>,
 }
 
