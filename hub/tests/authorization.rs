@@ -136,8 +136,8 @@ fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
         AccessGroup, Attribute, Comment, Content, Device, Feedback, Inactive, Invite, Job, Member,
-        Nothing, Pairing, Pending, PermissionGroup, PermissionMembers, Playlist, Run, Schedule,
-        Share, ShopKey, Signup, Site, Template, User, Welcome,
+        Nothing, Pairing, Pending, PermissionGroup, PermissionMembers, Playlist, PlaylistComment,
+        Run, Schedule, Share, ShopKey, Signup, Site, Template, TemplateComment, User, Welcome,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -1295,6 +1295,17 @@ fn rows() -> Vec<Row> {
         ),
         row(
             Method::PUT,
+            "/api/v1/templates/{id}/favorite",
+            "/api/v1/templates/{template}/favorite",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
             "/api/v1/templates/{id}/favorite",
             "/api/v1/templates/{template}/favorite",
             None,
