@@ -763,6 +763,17 @@ fn rows() -> Vec<Row> {
             },
         ),
         row(
+            Method::GET,
+            "/api/v1/me/favorites/playlists",
+            "/api/v1/me/favorites/playlists",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
             Method::POST,
             "/api/v1/content/{id}/feedback",
             "/api/v1/content/{content}/feedback",

@@ -277,7 +277,18 @@ async fn m1_viewer_outside_a_restricted_playlists_groups_gets_404() {
         assert!(r.0.is_success(), "{}", r.1);
     }
     let said = add(hub, &w.writer, pl, "inside").await;
+    let r = put(hub, &w.viewer, &path(pl, "favorite"), None).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let (_, mine) = hub.get(&w.viewer, "/api/v1/me/favorites/playlists").await;
+    assert_eq!(mine[0]["id"], json!(pl), "{mine}");
     patch_playlist(hub, pl, json!({"allowed_groups": [group]})).await;
+    // The favorite stays stored but is no longer listed (M1).
+    let (_, mine) = hub.get(&w.viewer, "/api/v1/me/favorites/playlists").await;
+    assert_eq!(mine, json!([]), "a favorite the viewer cannot view: {mine}");
+    assert_eq!(
+        hub.state.store.scan::<Value>(FAVORITES, "").unwrap().len(),
+        1
+    );
 
     let (_, globex_admin) = {
         let globex = hub.node(&hub.admin, &hub.root, "Globex").await;
@@ -315,13 +326,8 @@ async fn m1_viewer_outside_a_restricted_playlists_groups_gets_404() {
             .unwrap()
             .is_empty()
     );
-    assert!(
-        hub.state
-            .store
-            .scan::<Value>(FAVORITES, "")
-            .unwrap()
-            .is_empty()
-    );
+    let favorites = hub.state.store.scan::<Value>(FAVORITES, "").unwrap();
+    assert_eq!(favorites.len(), 1, "only the viewer's, from before");
     for token in [&member, &w.moderator] {
         assert_eq!(bodies(hub, token, pl).await, vec!["inside"]);
         let r = put(
@@ -382,6 +388,19 @@ async fn m3_playlist_one_rating_per_user_favorites_and_removal_with_the_playlist
     assert_eq!(r.1["my_rating"], "dislike");
     let favorites: Vec<Value> = hub.state.store.scan(FAVORITES, "").unwrap();
     assert_eq!(favorites.len(), 1, "{favorites:?}");
+    // Listed among the viewer's favorite playlists, not among content items.
+    let (status, mine) = hub.get(&w.viewer, "/api/v1/me/favorites/playlists").await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(
+        (mine[0]["id"].clone(), mine[0]["name"].clone()),
+        (json!(pl), json!("Lobby"))
+    );
+    assert_eq!(mine[0]["node"], json!(w.acme));
+    let (_, items) = hub.get(&w.viewer, "/api/v1/me/favorites").await;
+    assert_eq!(items, json!([]), "{items}");
+    let (_, theirs) = hub.get(&w.writer, "/api/v1/me/favorites/playlists").await;
+    assert_eq!(theirs, json!([]), "{theirs}");
     let r = hub.delete(&w.viewer, &path(pl, "favorite")).await;
     assert_eq!(r.1["favorite"], false, "{}", r.1);
     put(hub, &w.viewer, &path(pl, "favorite"), None).await;

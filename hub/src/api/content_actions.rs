@@ -10,12 +10,13 @@ use axum::response::Response;
 use super::prelude::*;
 use crate::content::BlobStore;
 use crate::content::actions::view::{
-    AttributeDef, AttributeView, DefineAttribute, FavoriteView, Feedback, FeedbackQuery,
-    FeedbackRequest, ResolveRequest, SetAttributes, ShareLink, ShareRequest, ShareView,
+    AttributeDef, AttributeView, DefineAttribute, FavoriteSubjectView, FavoriteView, Feedback,
+    FeedbackQuery, FeedbackRequest, ResolveRequest, SetAttributes, ShareLink, ShareRequest,
+    ShareView,
 };
 use crate::content::actions::{ActionError, attributes, feedback, service, share};
 
-concern_routes! { share_content; content_shares; revoke_share; play_shared; my_favorites;
+concern_routes! { share_content; content_shares; revoke_share; play_shared; my_favorites; my_favorite_playlists;
 report_content; feedback_queue; resolve_feedback; node_attributes;
 define_attribute, remove_attribute; content_attributes, set_content_attributes }
 
@@ -117,6 +118,20 @@ pub async fn play_shared(
     responses((status = 200, description = "Favorites", body = Vec<FavoriteView>)))]
 pub async fn my_favorites(State(state): Ctx, caller: Caller) -> Answer<Vec<FavoriteView>> {
     Ok(Json(service::favorites(&state, &caller.actor()).await?))
+}
+
+/// The playlists among the caller's favorites that they can still view
+/// (M1, M3), newest first (content items: `/api/v1/me/favorites`).
+#[utoipa::path(get, path = "/api/v1/me/favorites/playlists", tag = "playlists", security(("bearer" = [])),
+    responses((status = 200, description = "Favorite playlists", body = Vec<FavoriteSubjectView>)))]
+pub async fn my_favorite_playlists(
+    State(state): Ctx,
+    caller: Caller,
+) -> Answer<Vec<FavoriteSubjectView>> {
+    let playlists = crate::schedules::PLAYLIST_SUBJECTS;
+    Ok(Json(
+        service::favorites_of(&state, &caller.actor(), playlists).await?,
+    ))
 }
 
 /// Reports an item with a reason into the moderators' queue (`feedback`);

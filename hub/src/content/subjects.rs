@@ -31,6 +31,8 @@ pub struct Subject {
     /// Its id (content items `c-…`, playlists `pl-…`: they never collide,
     /// so the comment, rating and favorite trees key both alike).
     pub id: ItemId,
+    /// Its name.
+    pub name: String,
     /// Its node.
     pub node: NodeId,
     /// Who made it.
@@ -47,6 +49,7 @@ impl From<ContentItem> for Subject {
     fn from(item: ContentItem) -> Self {
         Self {
             id: item.id.clone(),
+            name: item.name.clone(),
             node: item.node.clone(),
             owner: item.created_by.clone(),
             allowed_groups: item.allowed_groups.clone(),

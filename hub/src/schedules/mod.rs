@@ -196,6 +196,7 @@ pub const PLAYLIST_SUBJECTS: Subjects = Subjects::Above {
 pub fn playlist_subject_in(tx: &mut Tx, id: &str) -> Result<Option<Subject>, StoreError> {
     Ok(tx.get::<Playlist>(PLAYLISTS, id)?.map(|p| Subject {
         id: ItemId::from(p.id.as_str()),
+        name: p.name,
         node: p.node,
         owner: p.created_by,
         allowed_groups: p.allowed_groups,

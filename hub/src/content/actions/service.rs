@@ -12,7 +12,7 @@
 use signet_common::permissions::{NodeTree, Permission};
 
 use super::repo;
-use super::view::{Favorite, FavoriteView, ItemActions, Rating, RatingValue};
+use super::view::{Favorite, FavoriteSubjectView, FavoriteView, ItemActions, Rating, RatingValue};
 use super::{ActionError, ContentError};
 use crate::app::Hub;
 use crate::content::approval::may_decide;
@@ -235,6 +235,38 @@ pub async fn favorites(hub: &Hub, actor: &Actor) -> Result<Vec<FavoriteView>, Ac
                 if let Some(item) = item.filter(|i| viewer.may_view(&tree, i, &holders)) {
                     shown.push(FavoriteView {
                         item: item.into(),
+                        favorited_at: favorite.at,
+                    });
+                }
+            }
+            shown.sort_by_key(|f| std::cmp::Reverse(f.favorited_at));
+            Ok::<_, ActionError>(shown)
+        })
+        .await
+}
+
+/// `actor`'s favorites among the items of `subjects` (the playlists) that
+/// they can still view (M1), newest first.
+///
+/// # Errors
+/// Store failures.
+pub async fn favorites_of(
+    hub: &Hub,
+    actor: &Actor,
+    subjects: Subjects,
+) -> Result<Vec<FavoriteSubjectView>, ActionError> {
+    let viewer = Viewer::load(hub, actor)?;
+    hub.store
+        .transact(|tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            let mut shown = Vec::new();
+            for favorite in repo::favorites_in(tx, &actor.user.id)? {
+                let id = favorite.item.as_str();
+                if let Some((item, _)) = subjects.viewed_in(tx, &tree, &viewer, id)? {
+                    shown.push(FavoriteSubjectView {
+                        id: item.id,
+                        name: item.name,
+                        node: item.node,
                         favorited_at: favorite.at,
                     });
                 }

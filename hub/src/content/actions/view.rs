@@ -83,6 +83,22 @@ pub struct FavoriteView {
     pub favorited_at: DateTime<Utc>,
 }
 
+/// An item of a domain above content (a playlist) among the caller's
+/// favorites.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FavoriteSubjectView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: ItemId,
+    /// Its name.
+    pub name: String,
+    /// Its node.
+    #[schema(value_type = String)]
+    pub node: NodeId,
+    /// When the caller added it.
+    pub favorited_at: DateTime<Utc>,
+}
+
 /// Why an item is reported (the VIDIZMO seed: inappropriate, offensive or
 /// abusive content; questions and suggestions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
