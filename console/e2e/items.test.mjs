@@ -204,7 +204,7 @@ describe('item pages', () => {
       await axe(page, 'the item page on a phone');
     }));
 
-  it('M3, M4: on a playlist page a contributor likes it and comments, with the item page’s controls', () =>
+  it('M3, M4: on a playlist page a contributor likes it, comments and finds it in My favorites', () =>
     as(browser, FIXTURE.contributor, { name: 'items-playlist' }, async (page) => {
       const made = await call(page, 'POST', '/api/v1/playlists', { node: FIXTURE.tenants.acme.site, name: 'Items loop', items: [{ item: clip.id, duration_ms: 5000 }] });
       assert.equal(made.status, 201, JSON.stringify(made.body));
@@ -223,6 +223,14 @@ describe('item pages', () => {
       const rated = await call(page, 'GET', `/api/v1/playlists/${made.body.id}/actions`);
       assert.equal(rated.body.my_rating, 'like');
       await axe(page, 'the playlist page with its comments');
+      // Favorite, then My favorites lists it among the playlists and leads back.
+      await action(page, /Favorite/).click();
+      await page.getByRole('status').filter({ hasText: '“Items loop” is among your favorites.' }).waitFor();
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My favorites' }).click();
+      await page.getByRole('heading', { level: 1, name: 'My favorites' }).waitFor();
+      await axe(page, 'my favorites with a playlist');
+      await page.getByRole('list', { name: 'My favorite playlists' }).getByRole('link', { name: 'Items loop' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Playlist “Items loop”' }).waitFor();
     }));
 
   it('A5, A6: an approver opens the mailed item page of a pending upload and approves it there', async () => {
