@@ -7,7 +7,8 @@
 // GStreamer; a Viewer sees only the actions the hub allows and reports
 // the item, and a Moderator resolves the report in the feedback queue; a
 // contributor adds, edits and deletes their own comment and cannot delete
-// another's; a contributor whose saves need approval asks for it and a
+// another's, and likes and comments on a playlist with the same
+// controls; a contributor whose saves need approval asks for it and a
 // tenant admin, opening the item page approval mails link to, approves it
 // there. axe-core runs on every page; each test saves its final page.
 import { after, before, describe, it } from 'node:test';
@@ -201,6 +202,35 @@ describe('item pages', () => {
       await page.getByRole('status').filter({ hasText: 'Comment deleted.' }).waitFor();
       assert.equal(await list.getByText('Looks good on both screens.').count(), 0);
       await axe(page, 'the item page on a phone');
+    }));
+
+  it('M3, M4: on a playlist page a contributor likes it, comments and finds it in My favorites', () =>
+    as(browser, FIXTURE.contributor, { name: 'items-playlist' }, async (page) => {
+      const made = await call(page, 'POST', '/api/v1/playlists', { node: FIXTURE.tenants.acme.site, name: 'Items loop', items: [{ item: clip.id, duration_ms: 5000 }] });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      await page.goto(`${BASE}/playlists/${encodeURIComponent(made.body.id)}`);
+      await page.getByRole('heading', { level: 1, name: 'Playlist “Items loop”' }).waitFor();
+      await action(page, /^Like/).click();
+      await page.waitForFunction(() => document.querySelector('button[aria-pressed="true"]')?.textContent?.includes('1'));
+      assert.equal(await action(page, /^Dislike/).getAttribute('aria-pressed'), 'false');
+      assert.equal(await action(page, /^Share/).count(), 0, 'a playlist offers sharing');
+      await page.getByLabel('Your comment').fill('Runs well in the lobby.');
+      await page.getByRole('button', { name: 'Add comment' }).click();
+      const list = page.getByRole('list', { name: 'Comments on Items loop' });
+      await list.getByText('Runs well in the lobby.').waitFor();
+      const stored = await call(page, 'GET', `/api/v1/playlists/${made.body.id}/comments`);
+      assert.equal(stored.body.comments[0].body, 'Runs well in the lobby.');
+      const rated = await call(page, 'GET', `/api/v1/playlists/${made.body.id}/actions`);
+      assert.equal(rated.body.my_rating, 'like');
+      await axe(page, 'the playlist page with its comments');
+      // Favorite, then My favorites lists it among the playlists and leads back.
+      await action(page, /Favorite/).click();
+      await page.getByRole('status').filter({ hasText: '“Items loop” is among your favorites.' }).waitFor();
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My favorites' }).click();
+      await page.getByRole('heading', { level: 1, name: 'My favorites' }).waitFor();
+      await axe(page, 'my favorites with a playlist');
+      await page.getByRole('list', { name: 'My favorite playlists' }).getByRole('link', { name: 'Items loop' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Playlist “Items loop”' }).waitFor();
     }));
 
   it('A5, A6: an approver opens the mailed item page of a pending upload and approves it there', async () => {

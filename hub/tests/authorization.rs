@@ -56,6 +56,10 @@ enum Fresh {
     Content,
     /// A new comment by the root admin on `{content}` (`{comment}`).
     Comment,
+    /// A new comment by the root admin on `{playlist}` (`{comment}`).
+    PlaylistComment,
+    /// A new comment by the root admin on `{template}` (`{comment}`).
+    TemplateComment,
     /// A new template at the tenant's node showing `{content}` (`{template}`).
     Template,
     /// A new template (`{template}`) and image (`{content}`), both inactive.
@@ -132,8 +136,8 @@ fn rows() -> Vec<Row> {
     use Caller::{Anonymous, Key, Roles};
     use Fresh::{
         AccessGroup, Attribute, Comment, Content, Device, Feedback, Inactive, Invite, Job, Member,
-        Nothing, Pairing, Pending, PermissionGroup, PermissionMembers, Playlist, Run, Schedule,
-        Share, ShopKey, Signup, Site, Template, User, Welcome,
+        Nothing, Pairing, Pending, PermissionGroup, PermissionMembers, Playlist, PlaylistComment,
+        Run, Schedule, Share, ShopKey, Signup, Site, Template, TemplateComment, User, Welcome,
     };
     let row = |method: Method, route, path, body, fresh, caller| Row {
         method,
@@ -759,6 +763,17 @@ fn rows() -> Vec<Row> {
             },
         ),
         row(
+            Method::GET,
+            "/api/v1/me/favorites/playlists",
+            "/api/v1/me/favorites/playlists",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: [200; 5],
+            },
+        ),
+        row(
             Method::POST,
             "/api/v1/content/{id}/feedback",
             "/api/v1/content/{content}/feedback",
@@ -1119,6 +1134,207 @@ fn rows() -> Vec<Row> {
             Roles {
                 own: [403, 204, 204, 204, 204],
                 other: [403, 404, 404, 404, 404],
+            },
+        ),
+        // Comments, rating and favorites on a playlist (M3, M4, P7): as on
+        // content items; another tenant's playlist is not found for all.
+        row(
+            Method::GET,
+            "/api/v1/playlists/{id}/actions",
+            "/api/v1/playlists/{playlist}/actions",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/playlists/{id}/comments",
+            "/api/v1/playlists/{playlist}/comments",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/playlists/{id}/comments",
+            "/api/v1/playlists/{playlist}/comments",
+            Some(json!({"body": "{unique}"})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/playlists/{id}/comments/{comment}",
+            "/api/v1/playlists/{playlist}/comments/{comment}",
+            Some(json!({"body": "{unique}"})),
+            PlaylistComment,
+            Roles {
+                own: [403; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/playlists/{id}/comments/{comment}",
+            "/api/v1/playlists/{playlist}/comments/{comment}",
+            None,
+            PlaylistComment,
+            Roles {
+                own: [403, 403, 204, 204, 204],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/playlists/{id}/rating",
+            "/api/v1/playlists/{playlist}/rating",
+            Some(json!({"value": "dislike"})),
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/playlists/{id}/rating",
+            "/api/v1/playlists/{playlist}/rating",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/playlists/{id}/favorite",
+            "/api/v1/playlists/{playlist}/favorite",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        // The same on a template, by its template path (M3, M4, P7).
+        row(
+            Method::GET,
+            "/api/v1/templates/{id}/actions",
+            "/api/v1/templates/{template}/actions",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/templates/{id}/comments",
+            "/api/v1/templates/{template}/comments",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/templates/{id}/comments",
+            "/api/v1/templates/{template}/comments",
+            Some(json!({"body": "{unique}"})),
+            Nothing,
+            Roles {
+                own: [403, 201, 201, 201, 201],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/templates/{id}/comments/{comment}",
+            "/api/v1/templates/{template}/comments/{comment}",
+            Some(json!({"body": "{unique}"})),
+            TemplateComment,
+            Roles {
+                own: [403; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/templates/{id}/comments/{comment}",
+            "/api/v1/templates/{template}/comments/{comment}",
+            None,
+            TemplateComment,
+            Roles {
+                own: [403, 403, 204, 204, 204],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/templates/{id}/rating",
+            "/api/v1/templates/{template}/rating",
+            Some(json!({"value": "like"})),
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/templates/{id}/rating",
+            "/api/v1/templates/{template}/rating",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/templates/{id}/favorite",
+            "/api/v1/templates/{template}/favorite",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/templates/{id}/favorite",
+            "/api/v1/templates/{template}/favorite",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/playlists/{id}/favorite",
+            "/api/v1/playlists/{playlist}/favorite",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
             },
         ),
         row(
@@ -2601,6 +2817,20 @@ impl Fixture {
                     hub,
                     Method::POST,
                     &format!("/api/v1/content/{content}/comments"),
+                    Some(json!({"body": self.unique()})),
+                )
+                .await);
+            }
+            Fresh::PlaylistComment | Fresh::TemplateComment => {
+                let on = if fresh == Fresh::PlaylistComment {
+                    format!("playlists/{playlist}")
+                } else {
+                    format!("templates/{template}")
+                };
+                comment = id(&made(
+                    hub,
+                    Method::POST,
+                    &format!("/api/v1/{on}/comments"),
                     Some(json!({"body": self.unique()})),
                 )
                 .await);

@@ -33,25 +33,11 @@ use crate::access_groups::types::{
 use crate::access_groups::{AccessGroupError, import, invites, service, shop, signup};
 use crate::publish::{self, after::ItemsSaved, after::MembersSaved};
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_groups, create_group))
-        .routes(routes!(get_group, update_group, delete_group))
-        .routes(routes!(list_members, add_member))
-        .routes(routes!(update_member, remove_member))
-        .routes(routes!(import_members))
-        .routes(routes!(change_device_members))
-        .routes(routes!(list_items, set_items))
-        .routes(routes!(list_invites, create_invite))
-        .routes(routes!(revoke_invite))
-        .routes(routes!(accept_invite))
-        .routes(routes!(describe_invite))
-        .routes(routes!(signup_form, request_signup))
-        .routes(routes!(confirm_signup))
-        .routes(routes!(create_shop_key, delete_shop_key))
-        .routes(routes!(shop_member))
-}
+concern_routes! { list_groups, create_group; get_group, update_group, delete_group;
+list_members, add_member; update_member, remove_member; import_members; change_device_members;
+list_items, set_items; list_invites, create_invite; revoke_invite; accept_invite;
+describe_invite; signup_form, request_signup; confirm_signup; create_shop_key, delete_shop_key;
+shop_member }
 
 impl From<AccessGroupError> for ApiError {
     fn from(e: AccessGroupError) -> Self {

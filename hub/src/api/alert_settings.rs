@@ -7,12 +7,7 @@ use crate::fleet::alert_settings::{
     self as service, AlertSettingsError, AlertSettingsView, AlertThresholds, NodeAlertSettings,
 };
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(alert_settings))
-        .routes(routes!(set_alert_settings))
-}
+concern_routes! { alert_settings; set_alert_settings }
 
 impl From<AlertSettingsError> for ApiError {
     fn from(e: AlertSettingsError) -> Self {

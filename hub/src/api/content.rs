@@ -27,24 +27,10 @@ pub use device_auth::DeviceAuth;
 
 mod device_auth;
 
-/// The content routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_content, upload_content))
-        .routes(routes!(
-            get_content,
-            replace_content,
-            update_content,
-            delete_content
-        ))
-        .routes(routes!(copy_content))
-        .routes(routes!(request_content_approval))
-        .routes(routes!(approve_content))
-        .routes(routes!(reject_content))
-        .routes(routes!(content_thumbnail))
-        .routes(routes!(download_content))
-        .routes(routes!(device_content))
-}
+concern_routes! { list_content, upload_content;
+get_content, replace_content, update_content, delete_content; copy_content;
+request_content_approval; approve_content; reject_content; content_thumbnail; download_content;
+device_content }
 
 impl From<ContentError> for ApiError {
     fn from(e: ContentError) -> Self {

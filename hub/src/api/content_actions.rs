@@ -1,5 +1,6 @@
 //! The media actions (M3, M2, P5): share links and their public playback,
-//! ratings, favorites, feedback and custom attributes. Extraction, views
+//! the favorites list, feedback and custom attributes (ratings, favorites
+//! and comments on an item are [`super::item_actions`]). Extraction, views
 //! and the mapping of [`ActionError`]; the rules are
 //! [`crate::content::actions`]'s.
 
@@ -9,30 +10,15 @@ use axum::response::Response;
 use super::prelude::*;
 use crate::content::BlobStore;
 use crate::content::actions::view::{
-    AttributeDef, AttributeView, DefineAttribute, FavoriteView, Feedback, FeedbackQuery,
-    FeedbackRequest, ItemActions, RateRequest, ResolveRequest, SetAttributes, ShareLink,
-    ShareRequest, ShareView,
+    AttributeDef, AttributeView, DefineAttribute, FavoriteSubjectView, FavoriteView, Feedback,
+    FeedbackQuery, FeedbackRequest, ResolveRequest, SetAttributes, ShareLink, ShareRequest,
+    ShareView,
 };
 use crate::content::actions::{ActionError, attributes, feedback, service, share};
 
-/// The media-action routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(content_actions))
-        .routes(routes!(share_content))
-        .routes(routes!(content_shares))
-        .routes(routes!(revoke_share))
-        .routes(routes!(play_shared))
-        .routes(routes!(rate_content, unrate_content))
-        .routes(routes!(favorite_content, unfavorite_content))
-        .routes(routes!(my_favorites))
-        .routes(routes!(report_content))
-        .routes(routes!(feedback_queue))
-        .routes(routes!(resolve_feedback))
-        .routes(routes!(node_attributes))
-        .routes(routes!(define_attribute, remove_attribute))
-        .routes(routes!(content_attributes, set_content_attributes))
-}
+concern_routes! { share_content; content_shares; revoke_share; play_shared; my_favorites; my_favorite_playlists;
+report_content; feedback_queue; resolve_feedback; node_attributes;
+define_attribute, remove_attribute; content_attributes, set_content_attributes }
 
 impl From<ActionError> for ApiError {
     fn from(e: ActionError) -> Self {
@@ -47,21 +33,6 @@ impl From<ActionError> for ApiError {
             ActionError::Store(e) => e.into(),
         }
     }
-}
-
-/// What the caller sees of the actions on an item (M3): likes and
-/// dislikes, the caller's own rating and favorite, and the actions the
-/// caller may take on it now (P5).
-#[utoipa::path(get, path = "/api/v1/content/{id}/actions", tag = "content",
-    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "Counts, the caller's own, what the caller may do", body = ItemActions),
-        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn content_actions(
-    State(state): Ctx,
-    caller: Caller,
-    Path(id): Id,
-) -> Answer<ItemActions> {
-    Ok(Json(service::detail(&state, &caller.actor(), &id).await?.1))
 }
 
 /// Makes a signed playback link to a media item (`share` and the item's
@@ -142,70 +113,25 @@ pub async fn play_shared(
     Ok(response)
 }
 
-/// Likes or dislikes an item (`rate` and `allow_rating`); one rating per
-/// user, a new one replaces it.
-#[utoipa::path(put, path = "/api/v1/content/{id}/rating", tag = "content", request_body = RateRequest,
-    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "The counts after", body = ItemActions),
-        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
-        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn rate_content(
-    State(state): Ctx,
-    caller: Caller,
-    Path(id): Id,
-    ApiJson(request): ApiJson<RateRequest>,
-) -> Answer<ItemActions> {
-    let answer = service::rate(&state, &caller.actor(), &id, request.value).await?;
-    Ok(Json(answer))
-}
-
-/// Clears the caller's rating of an item (`rate` and `allow_rating`).
-#[utoipa::path(delete, path = "/api/v1/content/{id}/rating", tag = "content",
-    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "The counts after", body = ItemActions),
-        (status = 403, description = "permission_not_held, or disabled_by_publish_settings", body = ErrorBody),
-        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn unrate_content(
-    State(state): Ctx,
-    caller: Caller,
-    Path(id): Id,
-) -> Answer<ItemActions> {
-    Ok(Json(service::unrate(&state, &caller.actor(), &id).await?))
-}
-
-/// Adds an item to the caller's favorites (`favorite`).
-#[utoipa::path(put, path = "/api/v1/content/{id}/favorite", tag = "content",
-    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "Added (or already there)", body = ItemActions),
-        (status = 403, description = "permission_not_held", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn favorite_content(
-    State(state): Ctx,
-    caller: Caller,
-    Path(id): Id,
-) -> Answer<ItemActions> {
-    let answer = service::favorite(&state, &caller.actor(), &id, true).await?;
-    Ok(Json(answer))
-}
-
-/// Removes an item from the caller's favorites (`favorite`).
-#[utoipa::path(delete, path = "/api/v1/content/{id}/favorite", tag = "content",
-    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "Removed (or not there)", body = ItemActions),
-        (status = 403, description = "permission_not_held", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn unfavorite_content(
-    State(state): Ctx,
-    caller: Caller,
-    Path(id): Id,
-) -> Answer<ItemActions> {
-    let answer = service::favorite(&state, &caller.actor(), &id, false).await?;
-    Ok(Json(answer))
-}
-
 /// The caller's favorites that they can still view (M1), newest first.
 #[utoipa::path(get, path = "/api/v1/me/favorites", tag = "content", security(("bearer" = [])),
     responses((status = 200, description = "Favorites", body = Vec<FavoriteView>)))]
 pub async fn my_favorites(State(state): Ctx, caller: Caller) -> Answer<Vec<FavoriteView>> {
     Ok(Json(service::favorites(&state, &caller.actor()).await?))
+}
+
+/// The playlists among the caller's favorites that they can still view
+/// (M1, M3), newest first (content items: `/api/v1/me/favorites`).
+#[utoipa::path(get, path = "/api/v1/me/favorites/playlists", tag = "playlists", security(("bearer" = [])),
+    responses((status = 200, description = "Favorite playlists", body = Vec<FavoriteSubjectView>)))]
+pub async fn my_favorite_playlists(
+    State(state): Ctx,
+    caller: Caller,
+) -> Answer<Vec<FavoriteSubjectView>> {
+    let playlists = crate::schedules::PLAYLIST_SUBJECTS;
+    Ok(Json(
+        service::favorites_of(&state, &caller.actor(), playlists).await?,
+    ))
 }
 
 /// Reports an item with a reason into the moderators' queue (`feedback`);

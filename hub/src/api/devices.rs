@@ -11,19 +11,8 @@ use crate::devices::views::*;
 use crate::groups::GroupRef;
 use crate::publish::{self, PublicationRun, TransientMessage};
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(request_pairing))
-        .routes(routes!(poll_pairing))
-        .routes(routes!(list_pairings))
-        .routes(routes!(approve_pairing))
-        .routes(routes!(reject_pairing))
-        .routes(routes!(list_devices))
-        .routes(routes!(get_device, update_device, delete_device))
-        .routes(routes!(send_command))
-        .routes(routes!(set_variables))
-}
+concern_routes! { request_pairing; poll_pairing; list_pairings; approve_pairing; reject_pairing;
+list_devices; get_device, update_device, delete_device; send_command; set_variables }
 
 const UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 

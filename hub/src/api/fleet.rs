@@ -60,16 +60,8 @@ pub(super) fn viewer(caller: &Caller) -> Viewer {
     Viewer::new(caller.actor(), caller.tree.clone())
 }
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_fleet))
-        .routes(routes!(fleet_summary))
-        .routes(routes!(fleet_stream))
-        .routes(routes!(list_alerts))
-        .routes(routes!(get_fleet_device))
-        .routes(routes!(upload_events))
-}
+concern_routes! { list_fleet; fleet_summary; fleet_stream; list_alerts; get_fleet_device;
+upload_events }
 
 /// Devices inside the caller's domain, by id, with their status (online
 /// from the last heartbeat) and desired against accepted and activated

@@ -7,12 +7,7 @@
 use super::prelude::*;
 use crate::mail::outbox::{self, MailError, OutboxFilter, OutboxView};
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_outbox))
-        .routes(routes!(retry_mail))
-}
+concern_routes! { list_outbox; retry_mail }
 
 impl From<MailError> for ApiError {
     fn from(e: MailError) -> Self {

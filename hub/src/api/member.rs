@@ -19,17 +19,8 @@ use crate::member::types::{
 };
 use crate::member::{MemberError, browsers, playback, thumbnails};
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(my_content))
-        .routes(routes!(list_browsers, register_browser))
-        .routes(routes!(remove_browser))
-        .routes(routes!(start_play))
-        .routes(routes!(play_progress))
-        .routes(routes!(media))
-        .routes(routes!(thumbnail))
-}
+concern_routes! { my_content; list_browsers, register_browser; remove_browser; start_play;
+play_progress; media; thumbnail }
 
 impl From<MemberError> for ApiError {
     fn from(e: MemberError) -> Self {

@@ -6,11 +6,21 @@
 //! checks of each route. Must not: hold business rules that belong to
 //! `signet-common` (permissions, licenses) — handlers call them.
 
+/// A concern's `routes()`: one `routes!` per path, its handlers separated
+/// by commas and the paths by semicolons.
+macro_rules! concern_routes {
+    ($($($handler:ident),+);+) => {
+        /// This concern's routes.
+        pub fn routes() -> OpenApiRouter<AppState> {
+            OpenApiRouter::new()$(.routes(routes!($($handler),+)))+
+        }
+    };
+}
+
 mod access_groups;
 mod alert_settings;
 mod approval;
 mod audit_log;
-mod comments;
 pub mod console;
 mod content;
 mod content_actions;
@@ -20,6 +30,7 @@ mod error;
 mod extract;
 mod fleet;
 mod health;
+mod item_actions;
 pub mod limits;
 mod mail_outbox;
 mod member;
@@ -185,7 +196,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(mail_outbox::routes())
         .merge(alert_settings::routes())
         .merge(content::routes())
-        .merge(comments::routes())
+        .merge(item_actions::routes())
         .merge(content_actions::routes())
         .merge(approval::routes())
         .merge(renditions::routes())

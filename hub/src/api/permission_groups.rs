@@ -13,19 +13,9 @@ use crate::permission_groups::views::{
     MembersView, PermissionGroupFilter, PermissionGroupView, UpdatePermissionGroup,
 };
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_groups, create_group))
-        .routes(routes!(get_group, update_group, delete_group))
-        .routes(routes!(list_members))
-        .routes(routes!(add_member_user))
-        .routes(routes!(remove_member_user))
-        .routes(routes!(add_member_group))
-        .routes(routes!(remove_member_group))
-        .routes(routes!(user_permissions))
-        .routes(routes!(permission_catalogue))
-}
+concern_routes! { list_groups, create_group; get_group, update_group, delete_group; list_members;
+add_member_user; remove_member_user; add_member_group; remove_member_group; user_permissions;
+permission_catalogue }
 
 impl From<PermissionGroupError> for ApiError {
     fn from(e: PermissionGroupError) -> Self {

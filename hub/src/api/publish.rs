@@ -12,13 +12,7 @@ use crate::publish::service::{
 };
 use crate::publish::{PublicationError, PublicationJob, PublishError};
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(publish_scope))
-        .routes(routes!(list_publications))
-        .routes(routes!(cancel_job, get_publication))
-}
+concern_routes! { publish_scope; list_publications; cancel_job, get_publication }
 
 impl From<PublicationError> for ApiError {
     fn from(e: PublicationError) -> Self {

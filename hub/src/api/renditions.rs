@@ -5,12 +5,7 @@
 use super::prelude::*;
 use crate::content::renditions::service::{self, JobView, RenditionError};
 
-/// The rendition routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(process_content))
-        .routes(routes!(list_renditions))
-}
+concern_routes! { process_content; list_renditions }
 
 impl From<RenditionError> for ApiError {
     fn from(e: RenditionError) -> Self {

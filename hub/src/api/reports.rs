@@ -11,12 +11,7 @@ use crate::fleet::reports::{
     self, GroupUsage, ItemSight, SummaryRange, UsageFilter, UsagePage, UsageQuery, UsageReport,
 };
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(usage_report))
-        .routes(routes!(group_usage))
-}
+concern_routes! { usage_report; group_usage }
 
 /// Proof-of-play events (U1, U3) inside the caller's domain, of items the
 /// caller may view (M1: others are left out), filtered by

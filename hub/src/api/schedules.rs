@@ -10,15 +10,9 @@ use crate::schedules::service::{
 };
 use crate::schedules::{GroupSchedule, Playlist, SchedulesError};
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_playlists, create_playlist))
-        .routes(routes!(get_playlist, update_playlist, delete_playlist))
-        .routes(routes!(list_schedules, create_schedule))
-        .routes(routes!(get_schedule, replace_schedule, delete_schedule))
-        .routes(routes!(preview_schedule))
-}
+concern_routes! { list_playlists, create_playlist; get_playlist, update_playlist, delete_playlist;
+list_schedules, create_schedule; get_schedule, replace_schedule, delete_schedule;
+preview_schedule }
 
 impl From<SchedulesError> for ApiError {
     fn from(e: SchedulesError) -> Self {

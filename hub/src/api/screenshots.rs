@@ -23,12 +23,7 @@ use crate::screenshots::{MAX_SCREENSHOT_BYTES, Screenshot};
 /// The header naming when the screenshot reached the hub (RFC 3339).
 pub const TAKEN_AT_HEADER: &str = "x-signet-taken-at";
 
-/// This concern's routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(upload_screenshot))
-        .routes(routes!(get_screenshot))
-}
+concern_routes! { upload_screenshot; get_screenshot }
 
 /// Reads `body` whole, refusing (413) a declared or actual length over
 /// [`MAX_SCREENSHOT_BYTES`] as soon as it is known.

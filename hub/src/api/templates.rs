@@ -13,16 +13,8 @@ use crate::content::view::{
 };
 use crate::content::{Items, copy, service};
 
-/// The template routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_templates, create_template))
-        .routes(routes!(get_template, save_template, delete_template))
-        .routes(routes!(copy_template))
-        .routes(routes!(request_template_approval))
-        .routes(routes!(approve_template))
-        .routes(routes!(reject_template))
-}
+concern_routes! { list_templates, create_template; get_template, save_template, delete_template;
+copy_template; request_template_approval; approve_template; reject_template }
 
 impl From<TemplateError> for ApiError {
     fn from(e: TemplateError) -> Self {

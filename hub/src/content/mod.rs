@@ -33,6 +33,7 @@ pub mod renditions;
 pub mod repo;
 pub mod service;
 pub mod settings;
+pub mod subjects;
 pub mod template_service;
 pub mod templates;
 pub mod thumbnail;

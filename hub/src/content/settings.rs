@@ -13,11 +13,12 @@
 //! Owns: these decisions. Must not: know HTTP.
 
 use signet_common::digest::Sha256;
-use signet_common::permissions::{Access, Denial, NodeTree, Permission, Role};
+use signet_common::permissions::{NodeTree, Permission, Role};
 
 use super::ContentItem;
 use super::repo::{self, Items};
 use super::service::{CHANGED_FROM_ABOVE, ContentError, changeable_in, item_name};
+use super::subjects::Subjects;
 use super::view::UpdateContent;
 use super::visibility::{Holders, Viewer, check_groups_in};
 use crate::app::Hub;
@@ -122,23 +123,11 @@ pub fn act_in(
     id: &str,
     action: Permission,
 ) -> Result<(ContentItem, Holders), ContentError> {
-    let (item, holders) = viewer
-        .item_in(tx, tree, id, Items::Any)?
+    let (subject, holders) = Subjects::Content.acting_in(tx, tree, viewer, (id, action))?;
+    let item = subject
+        .content
         .ok_or(ContentError::NotFound(Items::Any.what()))?;
-    match viewer.may_act(tree, &item, &holders, action) {
-        Access::Granted => Ok((item, holders)),
-        Access::Denied(Denial::BlockedByPublishSettings) => Err(ContentError::NotAllowed {
-            code: "disabled_by_publish_settings",
-            message: format!("the item's publish settings do not allow {action} (M2)"),
-        }),
-        Access::Denied(
-            Denial::OutsideDomain | Denial::NotInAllowedGroup | Denial::NoEntitlement,
-        ) => Err(ContentError::NotFound(Items::Any.what())),
-        Access::Denied(denial) => Err(ContentError::NotAllowed {
-            code: "permission_not_held",
-            message: format!("{action} is not allowed here ({denial:?})"),
-        }),
-    }
+    Ok((item, holders))
 }
 
 /// The bytes' hash of item `id` for a download by `actor` ([`act`] with

@@ -42,6 +42,7 @@ use signet_common::schedule::{
 
 use crate::access_groups::{self, AccessGroup};
 use crate::content::refs::{self, Referrer};
+use crate::content::subjects::{Subject, Subjects};
 use crate::content::visibility::{Settings, Viewable};
 use crate::content::{CONTENT, ContentItem};
 use crate::groups::GroupRef;
@@ -178,6 +179,30 @@ impl Viewable for Playlist {
     fn held_as(&self) -> Option<&ItemId> {
         None
     }
+}
+
+/// Playlists as content's comments, ratings and favorites see them (M3,
+/// M4): the look-up port [`crate::content::subjects::Lookup`] this module
+/// fills, so content reads a playlist without importing schedules.
+pub const PLAYLIST_SUBJECTS: Subjects = Subjects::Above {
+    what: "playlist",
+    lookup: playlist_subject_in,
+};
+
+/// Playlist `id` as a [`Subject`], if it exists, read in `tx`.
+///
+/// # Errors
+/// When the store fails.
+pub fn playlist_subject_in(tx: &mut Tx, id: &str) -> Result<Option<Subject>, StoreError> {
+    Ok(tx.get::<Playlist>(PLAYLISTS, id)?.map(|p| Subject {
+        id: ItemId::from(p.id.as_str()),
+        name: p.name,
+        node: p.node,
+        owner: p.created_by,
+        allowed_groups: p.allowed_groups,
+        settings: p.settings,
+        content: None,
+    }))
 }
 
 /// One entry of a stored schedule: a playlist and when it may play. The

@@ -53,7 +53,7 @@ use crate::audit::AuditEntry;
 use crate::content::visibility::{
     GroupsRefused, Holders, Settings, SettingsChange, Viewer, check_groups_in,
 };
-use crate::content::{CONTENT, ContentItem};
+use crate::content::{CONTENT, ContentItem, actions, comments};
 use crate::groups::GroupRef;
 use crate::identity::{Actor, RoleTooLow, new_id};
 use crate::store::{StoreError, Tx, WriteBatch};
@@ -489,6 +489,10 @@ pub async fn delete_playlist(hub: &Hub, actor: &Actor, id: &str) -> Result<(), S
         }
         let mut batch = WriteBatch::new();
         remove_playlist(&mut batch, &playlist);
+        // Its comments, ratings and favorites go with it (M3, M4).
+        let subject = ItemId::from(playlist.id.as_str());
+        comments::repo::remove_all_in(tx, &subject)?;
+        actions::repo::remove_of_item_in(tx, &subject)?;
         let detail = serde_json::json!({"name": playlist.name});
         let node = Some(playlist.node.clone());
         commit(

@@ -10,7 +10,9 @@
 //! (403 `permission_not_held`) and the item's publish settings allow it
 //! (403 `disabled_by_publish_settings`: share and rate have a setting). Items
 //! are content items, media and templates alike (a share link plays media
-//! only). Deleting an item removes its ratings, favorites, attribute
+//! only); rating and favorites also take playlists, through
+//! [`crate::content::subjects`] (removed with the playlist by the schedules
+//! service). Deleting an item removes its ratings, favorites, attribute
 //! values, share links and open feedback in the same transaction
 //! ([`repo::remove_of_item_in`], called by the content repository).
 //!

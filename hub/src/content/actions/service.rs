@@ -12,12 +12,12 @@
 use signet_common::permissions::{NodeTree, Permission};
 
 use super::repo;
-use super::view::{Favorite, FavoriteView, ItemActions, Rating, RatingValue};
+use super::view::{Favorite, FavoriteSubjectView, FavoriteView, ItemActions, Rating, RatingValue};
 use super::{ActionError, ContentError};
 use crate::app::Hub;
 use crate::content::approval::may_decide;
-use crate::content::repo::Items;
 use crate::content::settings::act_in;
+use crate::content::subjects::{Subject, Subjects};
 use crate::content::visibility::{Holders, Viewer};
 use crate::content::{CONTENT, ContentItem};
 use crate::identity::Actor;
@@ -34,6 +34,18 @@ const OFFERED: [Permission; 12] = [
     Permission::Feedback,
     Permission::UpdateCustomAttributes,
     Permission::ProcessMedia,
+    Permission::CommentView,
+    Permission::CommentAdd,
+    Permission::CommentEditOwn,
+    Permission::CommentDeleteOwn,
+    Permission::CommentDeleteOthers,
+];
+
+/// What a playlist's page offers (M3, M4): rating, favorites and comments;
+/// the other actions are about media bytes and attributes.
+const OFFERED_ABOVE: [Permission; 7] = [
+    Permission::Rate,
+    Permission::Favorite,
     Permission::CommentView,
     Permission::CommentAdd,
     Permission::CommentEditOwn,
@@ -62,22 +74,28 @@ fn summary_in(
     tx: &mut Tx,
     tree: &NodeTree,
     (actor, viewer): (&Actor, &Viewer),
-    item: &ContentItem,
+    item: &Subject,
     holders: &Holders,
 ) -> Result<ItemActions, ActionError> {
     let (likes, dislikes, my_rating) = repo::ratings_in(tx, &item.id, &actor.user.id)?;
     let favorite = repo::is_favorite_in(tx, &actor.user.id, &item.id)?;
-    let mut allowed: Vec<String> = OFFERED
-        .into_iter()
-        .filter(|p| viewer.may_act(tree, item, holders, *p).is_granted())
+    let offered: &[Permission] = match item.content {
+        Some(_) => &OFFERED,
+        None => &OFFERED_ABOVE,
+    };
+    let mut allowed: Vec<String> = offered
+        .iter()
+        .filter(|p| viewer.may_act(tree, item, holders, **p).is_granted())
         .map(|p| p.as_str().to_owned())
         .collect();
     // Approving follows its own rule (A6): the item's node inside the
     // caller's domain and `approve_content` held, as `approval::decide` checks.
-    let approves =
-        effective_permissions_of_in(tx, &actor.user)?.contains(Permission::ApproveContent);
-    if may_decide(actor, tree, item, approves).is_ok() {
-        allowed.push(Permission::ApproveContent.as_str().to_owned());
+    if let Some(content) = &item.content {
+        let approves =
+            effective_permissions_of_in(tx, &actor.user)?.contains(Permission::ApproveContent);
+        if may_decide(actor, tree, content, approves).is_ok() {
+            allowed.push(Permission::ApproveContent.as_str().to_owned());
+        }
     }
     Ok(ItemActions {
         likes,
@@ -88,46 +106,46 @@ fn summary_in(
     })
 }
 
-/// Item `id` as `actor` views it, with its [`ItemActions`] (the item page).
+/// The [`ItemActions`] of item `id` of `subjects` as `actor` sees them
+/// (the item page).
 ///
 /// # Errors
 /// [`ActionError::Content`] (404) when not viewable; store failures.
-pub async fn detail(
+pub async fn summary(
     hub: &Hub,
     actor: &Actor,
-    id: &str,
-) -> Result<(ContentItem, ItemActions), ActionError> {
+    (subjects, id): (Subjects, &str),
+) -> Result<ItemActions, ActionError> {
     let viewer = Viewer::load(hub, actor)?;
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let (item, holders) = viewer
-                .item_in(tx, &tree, id, Items::Any)?
-                .ok_or(ContentError::NotFound(Items::Any.what()))?;
-            let summary = summary_in(tx, &tree, (actor, &viewer), &item, &holders)?;
-            Ok((item, summary))
+            let (item, holders) = subjects
+                .viewed_in(tx, &tree, &viewer, id)?
+                .ok_or(ContentError::NotFound(subjects.what()))?;
+            summary_in(tx, &tree, (actor, &viewer), &item, &holders)
         })
         .await
 }
 
-/// Runs `change` on item `id` after the check of `action` (as
-/// [`acting_in`]) and answers the item's [`ItemActions`] after it, all in one
-/// transaction.
+/// Runs `change` on item `id` of `subjects` after the check of `action`
+/// ([`Subjects::acting_in`]) and answers the item's [`ItemActions`] after
+/// it, all in one transaction.
 async fn change<F>(
     hub: &Hub,
     actor: &Actor,
-    id: &str,
+    (subjects, id): (Subjects, &str),
     action: Permission,
     change: F,
 ) -> Result<ItemActions, ActionError>
 where
-    F: Fn(&mut Tx, &ContentItem) -> Result<(), ActionError>,
+    F: Fn(&mut Tx, &Subject) -> Result<(), ActionError>,
 {
     let viewer = Viewer::load(hub, actor)?;
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let (item, holders) = acting_in(tx, &tree, &viewer, id, action)?;
+            let (item, holders) = subjects.acting_in(tx, &tree, &viewer, (id, action))?;
             change(tx, &item)?;
             summary_in(tx, &tree, (actor, &viewer), &item, &holders)
         })
@@ -142,11 +160,11 @@ where
 pub async fn rate(
     hub: &Hub,
     actor: &Actor,
-    id: &str,
+    which: (Subjects, &str),
     value: RatingValue,
 ) -> Result<ItemActions, ActionError> {
     let at = hub.now();
-    change(hub, actor, id, Permission::Rate, |tx, item| {
+    change(hub, actor, which, Permission::Rate, |tx, item| {
         let rating = Rating { value, at };
         Ok(repo::put_rating(
             tx,
@@ -162,8 +180,12 @@ pub async fn rate(
 ///
 /// # Errors
 /// As [`acting_in`].
-pub async fn unrate(hub: &Hub, actor: &Actor, id: &str) -> Result<ItemActions, ActionError> {
-    change(hub, actor, id, Permission::Rate, |tx, item| {
+pub async fn unrate(
+    hub: &Hub,
+    actor: &Actor,
+    which: (Subjects, &str),
+) -> Result<ItemActions, ActionError> {
+    change(hub, actor, which, Permission::Rate, |tx, item| {
         Ok(repo::put_rating(tx, &item.id, &actor.user.id, None)?)
     })
     .await
@@ -176,11 +198,11 @@ pub async fn unrate(hub: &Hub, actor: &Actor, id: &str) -> Result<ItemActions, A
 pub async fn favorite(
     hub: &Hub,
     actor: &Actor,
-    id: &str,
+    which: (Subjects, &str),
     on: bool,
 ) -> Result<ItemActions, ActionError> {
     let at = hub.now();
-    change(hub, actor, id, Permission::Favorite, |tx, item| {
+    change(hub, actor, which, Permission::Favorite, |tx, item| {
         let user = &actor.user.id;
         if !on {
             return Ok(repo::put_favorite(tx, user, &item.id, None)?);
@@ -213,6 +235,38 @@ pub async fn favorites(hub: &Hub, actor: &Actor) -> Result<Vec<FavoriteView>, Ac
                 if let Some(item) = item.filter(|i| viewer.may_view(&tree, i, &holders)) {
                     shown.push(FavoriteView {
                         item: item.into(),
+                        favorited_at: favorite.at,
+                    });
+                }
+            }
+            shown.sort_by_key(|f| std::cmp::Reverse(f.favorited_at));
+            Ok::<_, ActionError>(shown)
+        })
+        .await
+}
+
+/// `actor`'s favorites among the items of `subjects` (the playlists) that
+/// they can still view (M1), newest first.
+///
+/// # Errors
+/// Store failures.
+pub async fn favorites_of(
+    hub: &Hub,
+    actor: &Actor,
+    subjects: Subjects,
+) -> Result<Vec<FavoriteSubjectView>, ActionError> {
+    let viewer = Viewer::load(hub, actor)?;
+    hub.store
+        .transact(|tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            let mut shown = Vec::new();
+            for favorite in repo::favorites_in(tx, &actor.user.id)? {
+                let id = favorite.item.as_str();
+                if let Some((item, _)) = subjects.viewed_in(tx, &tree, &viewer, id)? {
+                    shown.push(FavoriteSubjectView {
+                        id: item.id,
+                        name: item.name,
+                        node: item.node,
                         favorited_at: favorite.at,
                     });
                 }

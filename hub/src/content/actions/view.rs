@@ -60,7 +60,8 @@ pub struct ItemActions {
     /// `comment.add`, `comment.edit_own`, `comment.delete_own`,
     /// `comment.delete_others`, `approve_content` (may approve or reject
     /// it while pending: node in the caller's domain and the permission
-    /// held, A6) (the console shows only these buttons).
+    /// held, A6) (the console shows only these buttons). A playlist offers
+    /// only `rate`, `favorite` and the `comment.*` ones.
     pub allowed: Vec<String>,
 }
 
@@ -78,6 +79,22 @@ pub struct FavoriteView {
     /// The item.
     #[serde(flatten)]
     pub item: ContentView,
+    /// When the caller added it.
+    pub favorited_at: DateTime<Utc>,
+}
+
+/// An item of a domain above content (a playlist) among the caller's
+/// favorites.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FavoriteSubjectView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: ItemId,
+    /// Its name.
+    pub name: String,
+    /// Its node.
+    #[schema(value_type = String)]
+    pub node: NodeId,
     /// When the caller added it.
     pub favorited_at: DateTime<Utc>,
 }

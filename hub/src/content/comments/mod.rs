@@ -1,4 +1,5 @@
-//! Comments on content items (M4, P5, P7, M1, M2): view, add, edit own,
+//! Comments on items — content items (media, templates) and playlists,
+//! the latter read through [`super::subjects`] (M4, P5, P7, M1, M2): view, add, edit own,
 //! delete own, delete others', each by its permission (`comment.view`,
 //! `comment.add`, `comment.edit_own`, `comment.delete_own`,
 //! `comment.delete_others`), the item's `allow_comments` publish setting,
@@ -10,7 +11,7 @@
 //! audit entries (`comment.add`, `comment.edit`, `comment.delete`). Must
 //! not: know HTTP. Deleting an item deletes its comments in the same
 //! transaction ([`repo::remove_all_in`], called by
-//! [`super::repo::remove_item`]).
+//! [`super::repo::remove_item`] and by the playlist delete).
 
 pub mod repo;
 pub mod service;
@@ -32,12 +33,12 @@ pub const MAX_COMMENTS_PER_ITEM: usize = 1000;
 /// The most comments one page lists, and the default.
 pub const MAX_COMMENT_PAGE: usize = 100;
 
-/// A comment on a content item.
+/// A comment on an item (a content item or a playlist).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comment {
     /// Stable, time-ordered id (`cm-…`).
     pub id: String,
-    /// The item it is about.
+    /// The item it is about: a content item's id, or a playlist's.
     #[schema(value_type = String)]
     pub item: ItemId,
     /// Who wrote it.

@@ -1,8 +1,9 @@
 //! The comments service (M4, P5, M1, M2): list, add, edit and delete the
-//! comments of a content item.
+//! comments of an item of any [`Subjects`] kind (content item, template,
+//! playlist).
 //!
 //! Rules, each checked in one transaction with the reads it rests on:
-//! - the item must be one the caller views ([`Viewer::item_in`]); any
+//! - the item must be one the caller views ([`Subjects::viewed_in`]); any
 //!   other is not found (404), as for other tenants (T4);
 //! - each action needs its permission on the item ([`Viewer::may_act`]):
 //!   listing `comment.view`, adding `comment.add`, editing the caller's
@@ -27,8 +28,8 @@ use super::{
     MAX_COMMENTS_PER_ITEM, repo,
 };
 use crate::app::Hub;
-use crate::content::ContentItem;
-use crate::content::repo::{self as items, Items};
+use crate::content::repo as items;
+use crate::content::subjects::{Subject, Subjects};
 use crate::content::visibility::Viewer;
 use crate::identity::Actor;
 use crate::store::{StoreError, Tx};
@@ -101,26 +102,24 @@ fn comment_id(now: DateTime<Utc>, newest: Option<&str>) -> String {
     format!("cm-{:020}-{}", micros.max(after), new_id(""))
 }
 
-/// The item `id` if `viewer` may use `action` on it, read in `tx`.
+/// The item `id` of `subjects` if `viewer` may use `action` on it, read
+/// in `tx`.
 fn item_for(
     tx: &mut Tx,
     tree: &NodeTree,
     viewer: &Viewer,
-    id: &str,
+    (subjects, id): (Subjects, &str),
     action: Permission,
-) -> Result<ContentItem, CommentError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN {
-        return Err(CommentError::NotFound(Items::Any.what()));
-    }
-    let (item, holders) = viewer
-        .item_in(tx, tree, id, Items::Any)?
-        .ok_or(CommentError::NotFound(Items::Any.what()))?;
+) -> Result<Subject, CommentError> {
+    let (item, holders) = subjects
+        .viewed_in(tx, tree, viewer, id)?
+        .ok_or(CommentError::NotFound(subjects.what()))?;
     match viewer.may_act(tree, &item, &holders, action) {
         Access::Granted => Ok(item),
         Access::Denied(Denial::BlockedByPublishSettings) => Err(CommentError::Disabled),
         Access::Denied(
             Denial::OutsideDomain | Denial::NotInAllowedGroup | Denial::NoEntitlement,
-        ) => Err(CommentError::NotFound(Items::Any.what())),
+        ) => Err(CommentError::NotFound(subjects.what())),
         Access::Denied(_) => Err(CommentError::PermissionNotHeld(action)),
     }
 }
@@ -140,7 +139,7 @@ fn comment_in(tx: &mut Tx, item: &ItemId, comment: &str) -> Result<Comment, Comm
 pub async fn list(
     hub: &Hub,
     actor: &Actor,
-    id: &str,
+    which: (Subjects, &str),
     query: &CommentPageQuery,
 ) -> Result<CommentPage, CommentError> {
     if query
@@ -166,7 +165,7 @@ pub async fn list(
         .store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let item = item_for(tx, &tree, &viewer, id, Permission::CommentView)?;
+            let item = item_for(tx, &tree, &viewer, which, Permission::CommentView)?;
             Ok::<_, CommentError>(repo::all_in(tx, &item.id)?)
         })
         .await?;
@@ -184,13 +183,18 @@ pub async fn list(
 ///
 /// # Errors
 /// [`CommentError`].
-pub async fn add(hub: &Hub, actor: &Actor, id: &str, body: &str) -> Result<Comment, CommentError> {
+pub async fn add(
+    hub: &Hub,
+    actor: &Actor,
+    which: (Subjects, &str),
+    body: &str,
+) -> Result<Comment, CommentError> {
     let body = comment_body(body)?;
     let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let item = item_for(tx, &tree, &viewer, id, Permission::CommentAdd)?;
+            let item = item_for(tx, &tree, &viewer, which, Permission::CommentAdd)?;
             let (count, newest) = repo::count_in(tx, &item.id)?;
             if count >= MAX_COMMENTS_PER_ITEM {
                 return Err(CommentError::TooMany);
@@ -221,7 +225,7 @@ pub async fn add(hub: &Hub, actor: &Actor, id: &str, body: &str) -> Result<Comme
 pub async fn edit(
     hub: &Hub,
     actor: &Actor,
-    (id, comment): (&str, &str),
+    (subjects, id, comment): (Subjects, &str, &str),
     body: &str,
 ) -> Result<Comment, CommentError> {
     let body = comment_body(body)?;
@@ -229,7 +233,13 @@ pub async fn edit(
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let item = item_for(tx, &tree, &viewer, id, Permission::CommentEditOwn)?;
+            let item = item_for(
+                tx,
+                &tree,
+                &viewer,
+                (subjects, id),
+                Permission::CommentEditOwn,
+            )?;
             let old = comment_in(tx, &item.id, comment)?;
             if old.author != actor.user.id {
                 return Err(CommentError::NotOwn);
@@ -261,25 +271,26 @@ pub async fn edit(
 pub async fn delete(
     hub: &Hub,
     actor: &Actor,
-    (id, comment): (&str, &str),
+    (subjects, id, comment): (Subjects, &str, &str),
 ) -> Result<(), CommentError> {
     let (now, viewer) = (hub.now(), Viewer::load(hub, actor)?);
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
+            let which = (subjects, id);
             let others = Permission::CommentDeleteOthers;
             let (item, comment) =
-                match item_for(tx, &tree, &viewer, id, Permission::CommentDeleteOwn) {
+                match item_for(tx, &tree, &viewer, which, Permission::CommentDeleteOwn) {
                     Ok(item) => {
                         let found = comment_in(tx, &item.id, comment)?;
                         if found.author == actor.user.id {
                             (item, found)
                         } else {
-                            (item_for(tx, &tree, &viewer, id, others)?, found)
+                            (item_for(tx, &tree, &viewer, which, others)?, found)
                         }
                     }
                     Err(CommentError::PermissionNotHeld(_)) => {
-                        let item = item_for(tx, &tree, &viewer, id, others)?;
+                        let item = item_for(tx, &tree, &viewer, which, others)?;
                         let found = comment_in(tx, &item.id, comment)?;
                         (item, found)
                     }
