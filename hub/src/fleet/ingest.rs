@@ -1,21 +1,26 @@
-//! Batched fleet ingest (U2, U4, S9; issue 17 point 3): device states and
-//! proof-of-play batches are stored many to a commit.
+//! Batched fleet ingest (U2, U4, S9, X2; issues 17 point 3 and 20):
+//! device states and proof-of-play batches are stored many to a commit.
 //!
 //! Owns: [`FleetIngest`] — one queue per hub and the one task that drains
-//! it. Callers ([`super::record_state`], [`super::ingest_events`]) put a
-//! report on the bounded queue and wait for its outcome; the task takes
-//! whatever has arrived (at most [`MAX_BATCH`] reports; a report waiting
-//! alone is committed at once), decides each one in order inside ONE
-//! [`Store::transact`] and commits them with one flush. Every caller hears
-//! its outcome only after that commit, so nothing is acknowledged before
-//! it is durable (S9). While a commit flushes, the next reports queue up,
-//! so the busier the fleet the larger the batches.
+//! it — and the hub's [`ReportIngest`] over it. Callers hand over a batch
+//! of reports at once ([`ReportIngest::batch`]: the MQTT inbox, a checked
+//! batch of device messages) or one ([`super::record_state`],
+//! [`super::ingest_events`]: the HTTP upload), as one job on the bounded
+//! queue, and wait for its outcomes; the task takes whole jobs as they have
+//! arrived (until [`MAX_BATCH`] reports; a job waiting alone is committed at
+//! once), decides each report in order inside ONE [`Store::transact`] and
+//! commits them with one flush. Every caller hears its outcomes only after
+//! that commit, so nothing is acknowledged before it is durable (S9). While
+//! a commit flushes, the next jobs queue up, so the busier the fleet the
+//! larger the batches. After the commit, [`ReportIngest::batch`] tells the
+//! fleet feed of each new state and signs again what a first use changed.
 //!
 //! Must not: take any lock but the engine's short commit lock (operator
 //! writes never make ingest wait, nor the other way round); hold the hub or
 //! its store while idle (each report brings the store and its receive time,
 //! so a dropped hub closes its store at once, and its task ends); do
-//! after-commit effects (the caller does, with the outcome it got).
+//! after-commit effects in the task (the caller does, with the outcomes it
+//! got).
 //!
 //! Exactly once (U2): an event id is looked up inside the transaction, and
 //! the reports of one batch see each other's writes, so an event is stored
@@ -48,7 +53,8 @@ use crate::store::{Store, StoreError, Tx};
 
 /// The most reports one commit takes.
 pub const MAX_BATCH: usize = 512;
-/// Reports waiting for the ingest task at most; further callers wait.
+/// Jobs (hand-offs of one or more reports) waiting for the ingest task at
+/// most; further callers wait (each caller bounds its own hand-offs).
 pub const QUEUE_CAPACITY: usize = 4096;
 
 /// One report for the ingest task.

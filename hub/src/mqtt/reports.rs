@@ -7,8 +7,8 @@
 //! [`signet_common::sync::signed`]), about that device alone — and handing
 //! it to a [`DeviceReports`] sink — [`FleetReports`] in `serve`, which
 //! calls [`crate::fleet`]; and the [`inbox`] that does so for every message
-//! the hub's link receives. The inbox acknowledges a message only after
-//! [`handle`] says [`Verdict::Stored`], [`Verdict::Refused`] or
+//! the hub's link receives. The inbox acknowledges a message only once its
+//! verdict is [`Verdict::Stored`] (durably), [`Verdict::Refused`] or
 //! [`Verdict::Ignored`] (S9), and counts each refusal. Must not: store
 //! anything itself.
 //!
@@ -20,8 +20,10 @@
 //!   on a bounded queue ([`checkers`] batches long) that a fixed number of
 //!   blocking workers drain — [`checkers`], one per core; each [`check`]s
 //!   a whole batch (signature, decoding: most of a message's CPU);
-//! - when the queue is full the inbox waits, and so takes no more from the
-//!   link (back-pressure; nothing is dropped, memory stays bounded);
+//! - when the queue is full, or [`IN_FLIGHT`] messages are unacknowledged,
+//!   the inbox waits and takes no more from the link's queue (back-pressure:
+//!   the inbox drops nothing and its memory stays bounded; the broker's QoS
+//!   1 in-flight window holds back what the link's queue cannot take);
 //! - checked batches come back in the order they were taken, and each goes
 //!   to the sink in one hand-off ([`DeviceReports::store_batch`]: the fleet
 //!   stores it in its ingest's next commit, [`crate::fleet::ingest`]), so
