@@ -1,21 +1,26 @@
-//! Batched fleet ingest (U2, U4, S9; issue 17 point 3): device states and
-//! proof-of-play batches are stored many to a commit.
+//! Batched fleet ingest (U2, U4, S9, X2; issues 17 point 3 and 20):
+//! device states and proof-of-play batches are stored many to a commit.
 //!
 //! Owns: [`FleetIngest`] — one queue per hub and the one task that drains
-//! it. Callers ([`super::record_state`], [`super::ingest_events`]) put a
-//! report on the bounded queue and wait for its outcome; the task takes
-//! whatever has arrived (at most [`MAX_BATCH`] reports; a report waiting
-//! alone is committed at once), decides each one in order inside ONE
-//! [`Store::transact`] and commits them with one flush. Every caller hears
-//! its outcome only after that commit, so nothing is acknowledged before
-//! it is durable (S9). While a commit flushes, the next reports queue up,
-//! so the busier the fleet the larger the batches.
+//! it — and the hub's [`ReportIngest`] over it. Callers hand over a batch
+//! of reports at once ([`ReportIngest::batch`]: the MQTT inbox, a checked
+//! batch of device messages) or one ([`super::record_state`],
+//! [`super::ingest_events`]: the HTTP upload), as one job on the bounded
+//! queue, and wait for its outcomes; the task takes whole jobs as they have
+//! arrived (until [`MAX_BATCH`] reports; a job waiting alone is committed at
+//! once), decides each report in order inside ONE [`Store::transact`] and
+//! commits them with one flush. Every caller hears its outcomes only after
+//! that commit, so nothing is acknowledged before it is durable (S9). While
+//! a commit flushes, the next jobs queue up, so the busier the fleet the
+//! larger the batches. After the commit, [`ReportIngest::batch`] tells the
+//! fleet feed of each new state and signs again what a first use changed.
 //!
 //! Must not: take any lock but the engine's short commit lock (operator
 //! writes never make ingest wait, nor the other way round); hold the hub or
 //! its store while idle (each report brings the store and its receive time,
 //! so a dropped hub closes its store at once, and its task ends); do
-//! after-commit effects (the caller does, with the outcome it got).
+//! after-commit effects in the task (the caller does, with the outcomes it
+//! got).
 //!
 //! Exactly once (U2): an event id is looked up inside the transaction, and
 //! the reports of one batch see each other's writes, so an event is stored
@@ -30,8 +35,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
+use futures_util::future::BoxFuture;
 use signet_common::ids::{DeviceId, NodeId};
-use signet_common::sync::{DeviceState, EventBatch, MAX_EVENTS_PER_BATCH};
+use signet_common::sync::{Checked as _, DeviceState, EventBatch, MAX_EVENTS_PER_BATCH};
 use tokio::sync::{mpsc, oneshot};
 
 use super::events::{
@@ -40,13 +46,15 @@ use super::events::{
 };
 use super::{DEVICE_STATES, DeviceStatus, Liveness, next_status};
 use crate::app::Hub;
+use crate::app::ingest::{Incoming, ReportIngest, Settled};
 use crate::content::renditions::readers::READERS;
 use crate::publish::publications::PUBLICATION_OPEN;
 use crate::store::{Store, StoreError, Tx};
 
 /// The most reports one commit takes.
 pub const MAX_BATCH: usize = 512;
-/// Reports waiting for the ingest task at most; further callers wait.
+/// Jobs (hand-offs of one or more reports) waiting for the ingest task at
+/// most; further callers wait (each caller bounds its own hand-offs).
 pub const QUEUE_CAPACITY: usize = 4096;
 
 /// One report for the ingest task.
@@ -73,18 +81,17 @@ pub enum Outcome {
     Events(Ingested),
 }
 
-/// A report and who waits for it.
+/// Reports handed over together and who waits for them.
 struct Job {
     /// The hub's store.
     store: Store,
-    /// When it arrived, and the heartbeat timeout it is judged by.
+    /// When they arrived, and the heartbeat timeout they are judged by.
     liveness: Liveness,
-    /// The device whose topic or credentials it came with.
-    device: DeviceId,
-    /// The report.
-    report: Report,
-    /// Hears the outcome after the commit.
-    done: oneshot::Sender<Result<Outcome, StoreError>>,
+    /// Each report with the device whose topic or credentials it came
+    /// with, in the order they are to be stored.
+    reports: Vec<(DeviceId, Report)>,
+    /// Hears each report's outcome, in order, after the commit.
+    done: oneshot::Sender<Vec<Result<Outcome, StoreError>>>,
 }
 
 /// The hub's fleet ingest queue (see the module doc). Started by its first
@@ -97,18 +104,21 @@ pub struct FleetIngest {
 }
 
 impl FleetIngest {
-    /// Stores `report` from `device` in the next batch and returns its
-    /// outcome once that batch is durable.
+    /// Stores `reports` (each from its device, in this order) in the next
+    /// batch and returns each one's outcome, in order, once that batch is
+    /// durable.
     ///
     /// # Errors
-    /// When the store fails (then this report changed nothing) or the
-    /// ingest task is gone.
+    /// When the ingest task is gone (then nothing was stored); a report the
+    /// store failed has its own error in the answer.
     pub async fn submit(
         &self,
         state: &Hub,
-        device: &DeviceId,
-        report: Report,
-    ) -> Result<Outcome, StoreError> {
+        reports: Vec<(DeviceId, Report)>,
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
         let queue = {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
             match queue.as_ref() {
@@ -124,61 +134,211 @@ impl FleetIngest {
         let job = Job {
             store: state.store.clone(),
             liveness: Liveness::of(state),
-            device: device.clone(),
-            report,
+            reports,
             done,
         };
-        let stopped = || StoreError::Storage("the fleet ingest task stopped".into());
         queue.send(job).await.map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+        outcome.await.map_err(|_| stopped())
     }
 }
 
-/// The ingest task: drains the queue batch by batch until every sender is
-/// gone.
+/// The error of a report the ingest task did not answer.
+fn stopped() -> StoreError {
+    StoreError::Storage("the fleet ingest task stopped".into())
+}
+
+/// The ingest task: drains the queue batch by batch (whole hand-offs, until
+/// [`MAX_BATCH`] reports or the queue is empty) until every sender is gone.
 async fn run(mut queue: mpsc::Receiver<Job>) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        commit(std::mem::take(&mut jobs)).await;
+    while let Some(first) = queue.recv().await {
+        let mut reports = first.reports.len();
+        let mut jobs = vec![first];
+        while reports < MAX_BATCH {
+            let Ok(job) = queue.try_recv() else {
+                break;
+            };
+            reports += job.reports.len();
+            jobs.push(job);
+        }
+        commit(jobs).await;
     }
 }
 
 /// Commits `jobs` (of one hub) in one transaction and tells each caller;
-/// when that fails, commits them one by one.
+/// when that fails, commits their reports one by one.
 async fn commit(jobs: Vec<Job>) {
     let Some(store) = jobs.first().map(|j| j.store.clone()) else {
         return;
     };
-    tracing::debug!(reports = jobs.len(), "committing a fleet ingest batch");
+    let total: usize = jobs.iter().map(|j| j.reports.len()).sum();
+    tracing::debug!(reports = total, "committing a fleet ingest batch");
     let together = store
         .transact(|tx| {
             prefetch(tx, &jobs)?;
-            jobs.iter()
-                .map(|j| decide(tx, &j.device, &j.report, j.liveness))
-                .collect::<Result<Vec<_>, StoreError>>()
+            let mut outcomes = Vec::with_capacity(total);
+            for job in &jobs {
+                for (device, report) in &job.reports {
+                    outcomes.push(decide(tx, device, report, job.liveness)?);
+                }
+            }
+            Ok::<_, StoreError>(outcomes)
         })
         .await;
     match together {
         Ok(outcomes) => {
-            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            let mut outcomes = outcomes.into_iter();
+            for job in jobs {
+                let mine = outcomes.by_ref().take(job.reports.len()).map(Ok);
                 // A caller that stopped waiting is no error: it is stored.
-                let _ = job.done.send(Ok(outcome));
+                let _ = job.done.send(mine.collect());
             }
         }
-        Err(e) if jobs.len() == 1 => {
-            if let Some(job) = jobs.into_iter().next() {
-                let _ = job.done.send(Err(e));
+        Err(e) if total == 1 => {
+            let mut e = Some(e);
+            for job in jobs {
+                let answers = job
+                    .reports
+                    .iter()
+                    .map(|_| Err(e.take().unwrap_or_else(stopped)));
+                let _ = job.done.send(answers.collect());
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, reports = jobs.len(), "a fleet ingest batch failed; storing its reports one by one");
+            tracing::warn!(error = %e, reports = total, "a fleet ingest batch failed; storing its reports one by one");
             for job in jobs {
-                let alone = store
-                    .transact(|tx| decide(tx, &job.device, &job.report, job.liveness))
-                    .await;
-                let _ = job.done.send(alone);
+                let mut answers = Vec::with_capacity(job.reports.len());
+                for (device, report) in &job.reports {
+                    let alone = store
+                        .transact(|tx| decide(tx, device, report, job.liveness))
+                        .await;
+                    answers.push(alone);
+                }
+                let _ = job.done.send(answers);
             }
         }
+    }
+}
+
+/// The hub's [`ReportIngest`] is the fleet's queue: [`FleetIngest`] stores
+/// the reports, then the feed hears of each new state.
+impl ReportIngest for FleetIngest {
+    fn state<'a>(
+        &'a self,
+        hub: &'a Hub,
+        device: &'a DeviceId,
+        reported: DeviceState,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let report = Incoming::State(Box::new(reported));
+            alone(self.batch(hub, vec![(device.clone(), report)]).await).map(|_| ())
+        })
+    }
+
+    fn events<'a>(
+        &'a self,
+        hub: &'a Hub,
+        device: &'a DeviceId,
+        batch: EventBatch,
+    ) -> BoxFuture<'a, Result<Ingested, StoreError>> {
+        Box::pin(async move {
+            let report = Incoming::Events(batch);
+            match alone(self.batch(hub, vec![(device.clone(), report)]).await)? {
+                Settled::Events(ingested) => Ok(ingested),
+                Settled::State => Ok(Ingested::default()),
+            }
+        })
+    }
+
+    fn batch<'a>(
+        &'a self,
+        hub: &'a Hub,
+        reports: Vec<(DeviceId, Incoming)>,
+    ) -> BoxFuture<'a, Vec<Result<Settled, StoreError>>> {
+        Box::pin(async move {
+            let mut answers = Vec::with_capacity(reports.len());
+            let mut queued = Vec::with_capacity(reports.len());
+            for (device, report) in reports {
+                match admitted(hub, &device, report) {
+                    Ok(Some(report)) => {
+                        answers.push(None);
+                        queued.push((device, report));
+                    }
+                    Ok(None) => answers.push(Some(Ok(Settled::State))),
+                    Err(e) => answers.push(Some(Err(e))),
+                }
+            }
+            let devices: Vec<DeviceId> = queued.iter().map(|(d, _)| d.clone()).collect();
+            let mut outcomes = match self.submit(hub, queued).await {
+                Ok(outcomes) => outcomes.into_iter(),
+                Err(e) => devices
+                    .iter()
+                    .map(|_| Err(StoreError::Storage(e.to_string())))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            };
+            let mut devices = devices.iter();
+            let mut first_use = false;
+            let answers = answers.into_iter().map(|answer| {
+                if let Some(answer) = answer {
+                    return answer;
+                }
+                let (Some(device), Some(outcome)) = (devices.next(), outcomes.next()) else {
+                    return Err(stopped());
+                };
+                match outcome? {
+                    Outcome::State(status) => {
+                        super::stream::heartbeat(hub, device, &status);
+                        super::stream::device_changed(hub, device);
+                        Ok(Settled::State)
+                    }
+                    Outcome::Events(ingested) => {
+                        first_use = true;
+                        Ok(Settled::Events(ingested))
+                    }
+                }
+            });
+            let answers = answers.collect();
+            if first_use {
+                // L2: a first use the batch recorded shortened a window: sign
+                // it again, off the ingest path (the answer and the MQTT ack
+                // never wait for a publish run or the broker).
+                let after = hub.clone();
+                tokio::spawn(async move { crate::publish::after_first_use(&after).await });
+            }
+            answers
+        })
+    }
+}
+
+/// The one answer of a batch of one.
+fn alone(answers: Vec<Result<Settled, StoreError>>) -> Result<Settled, StoreError> {
+    answers.into_iter().next().unwrap_or_else(|| Err(stopped()))
+}
+
+/// `report` from `device` as the ingest task stores it: an event batch with
+/// the node the device is attached at now; `None` for a state naming
+/// another device or out of its bounds (refused: logged, nothing stored).
+///
+/// # Errors
+/// When the store fails to say where the device is attached.
+fn admitted(hub: &Hub, device: &DeviceId, report: Incoming) -> Result<Option<Report>, StoreError> {
+    match report {
+        Incoming::State(reported) => {
+            if &reported.device_id != device {
+                tracing::warn!(%device, named = %reported.device_id,
+                    "refused a device state naming another device");
+                return Ok(None);
+            }
+            if let Err(e) = reported.check() {
+                tracing::warn!(%device, error = %e, "refused a device state out of bounds");
+                return Ok(None);
+            }
+            Ok(Some(Report::State(reported)))
+        }
+        Incoming::Events(batch) => Ok(Some(Report::Events {
+            node: super::node_of(&hub.store, device)?,
+            batch,
+        })),
     }
 }
 
@@ -187,10 +347,10 @@ fn prefetch(tx: &mut Tx, jobs: &[Job]) -> Result<(), StoreError> {
     let mut ids = BTreeSet::new();
     let mut hours = BTreeSet::new();
     let mut devices = BTreeSet::new();
-    for job in jobs {
-        match &job.report {
+    for (device, report) in jobs.iter().flat_map(|j| &j.reports) {
+        match report {
             Report::State(_) => {
-                devices.insert(job.device.as_str());
+                devices.insert(device.as_str());
             }
             Report::Events { batch, .. } => {
                 let events = batch.events.iter().take(MAX_EVENTS_PER_BATCH);
@@ -198,7 +358,7 @@ fn prefetch(tx: &mut Tx, jobs: &[Job]) -> Result<(), StoreError> {
                     ids.insert(event.id.as_str());
                     hours.insert(hour_of(event.start));
                 }
-                crate::access_groups::first_use::prefetch(tx, &job.device, events)?;
+                crate::access_groups::first_use::prefetch(tx, device, events)?;
             }
         }
     }

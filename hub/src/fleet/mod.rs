@@ -72,13 +72,11 @@ pub mod stream;
 mod view;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use signet_common::ids::{DeviceId, NodeId};
-use signet_common::sync::{Checked as _, DeviceState, EventBatch};
+use signet_common::sync::{DeviceState, EventBatch};
 
 use crate::app::Hub;
-use crate::app::ingest::ReportIngest;
 use crate::store::{Store, StoreError};
 use crate::tenancy::NODE_DEVICES;
 
@@ -220,15 +218,6 @@ pub async fn record_state(
     device: &DeviceId,
     reported: DeviceState,
 ) -> Result<(), StoreError> {
-    if &reported.device_id != device {
-        tracing::warn!(%device, named = %reported.device_id,
-            "refused a device state naming another device");
-        return Ok(());
-    }
-    if let Err(e) = reported.check() {
-        tracing::warn!(%device, error = %e, "refused a device state out of bounds");
-        return Ok(());
-    }
     state.fleet_ingest.state(state, device, reported).await
 }
 
@@ -249,48 +238,6 @@ pub async fn ingest_events(
     batch: EventBatch,
 ) -> Result<Ingested, StoreError> {
     state.fleet_ingest.events(state, device, batch).await
-}
-
-/// The hub's [`ReportIngest`] is the fleet's queue: [`FleetIngest`] stores
-/// the reports, then the feed hears of a new state.
-impl ReportIngest for FleetIngest {
-    fn state<'a>(
-        &'a self,
-        hub: &'a Hub,
-        device: &'a DeviceId,
-        reported: DeviceState,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let report = ingest::Report::State(Box::new(reported));
-            if let ingest::Outcome::State(status) = self.submit(hub, device, report).await? {
-                stream::heartbeat(hub, device, &status);
-                stream::device_changed(hub, device);
-            }
-            Ok(())
-        })
-    }
-
-    fn events<'a>(
-        &'a self,
-        hub: &'a Hub,
-        device: &'a DeviceId,
-        batch: EventBatch,
-    ) -> BoxFuture<'a, Result<Ingested, StoreError>> {
-        Box::pin(async move {
-            let node = node_of(&hub.store, device)?;
-            let report = ingest::Report::Events { batch, node };
-            let outcome = self.submit(hub, device, report).await?;
-            // L2: a first use the batch recorded shortened a window: sign it
-            // again, off the ingest path (the answer and the MQTT ack never
-            // wait for a publish run or the broker).
-            let after = hub.clone();
-            tokio::spawn(async move { crate::publish::after_first_use(&after).await });
-            match outcome {
-                ingest::Outcome::Events(ingested) => Ok(ingested),
-                ingest::Outcome::State(_) => Ok(Ingested::default()),
-            }
-        })
-    }
 }
 
 /// The stored status of `device`, if it ever reported.
