@@ -64,6 +64,9 @@ use signet_tests::sim::stats::{self, Spread, ms};
 use signet_tests::sim::{Approver, Fleet, Settings, pair_fleet};
 use signet_tests::{Hub, Mosquitto};
 
+/// The most devices `GET /api/v1/fleet` answers in one page.
+const FLEET_PAGE: usize = 1000;
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
@@ -430,18 +433,32 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
     let mut shown: BTreeMap<String, Instant> = BTreeMap::new();
     let mut turn = 0_u32;
     while started.elapsed() < window || (shown.len() < n && started.elapsed() < window * 3) {
-        let t = Instant::now();
-        let fleet_view = hub.fleet().await;
-        list.push(t.elapsed());
-        for device in &fleet_view {
-            let accepted = device["documents"].as_array().is_some_and(|docs| {
-                docs.iter().any(|d| {
-                    d["subject"] == group.as_str()
-                        && d["accepted_version"].as_u64().is_some_and(|v| v >= watched)
-                })
-            });
-            if accepted && let Some(id) = device["device_id"].as_str() {
-                shown.entry(id.to_owned()).or_insert(t);
+        // Every page of the fleet (a page holds at most 1,000 devices).
+        let mut after: Option<String> = None;
+        loop {
+            let t = Instant::now();
+            let path = match &after {
+                Some(id) => format!("/api/v1/fleet?after={id}"),
+                None => "/api/v1/fleet".to_owned(),
+            };
+            let (status, page) = hub.call(Method::GET, &path, None).await;
+            list.push(t.elapsed());
+            assert!(status.is_success(), "{status} {page}");
+            let page = page.as_array().cloned().unwrap_or_default();
+            for device in &page {
+                let accepted = device["documents"].as_array().is_some_and(|docs| {
+                    docs.iter().any(|d| {
+                        d["subject"] == group.as_str()
+                            && d["accepted_version"].as_u64().is_some_and(|v| v >= watched)
+                    })
+                });
+                if accepted && let Some(id) = device["device_id"].as_str() {
+                    shown.entry(id.to_owned()).or_insert(t);
+                }
+            }
+            match page.last().and_then(|d| d["device_id"].as_str()) {
+                Some(last) if page.len() >= FLEET_PAGE => after = Some(last.to_owned()),
+                _ => break,
             }
         }
         turn += 1;

@@ -82,7 +82,13 @@ pub async fn list_fleet(
     caller: Caller,
     ApiQuery(filter): ApiQuery<FleetFilter>,
 ) -> Answer<Vec<FleetDevice>> {
-    Ok(Json(service::list(&state, &viewer(&caller), filter)?))
+    // Off the runtime: the index reads the devices that reported since the
+    // last answer, which must not stall ingest or other requests (X3).
+    let (hub, viewer) = (state.hub().clone(), viewer(&caller));
+    let listed = tokio::task::spawn_blocking(move || service::list(&hub, &viewer, filter))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    Ok(Json(listed))
 }
 /// How many devices inside the caller's domain (or under `node`) are
 /// attached, online, offline, in sync, out of sync, playing and showing an
@@ -95,7 +101,11 @@ pub async fn fleet_summary(
     caller: Caller,
     ApiQuery(filter): ApiQuery<SummaryFilter>,
 ) -> Answer<FleetCounts> {
-    Ok(Json(service::summary(&state, &viewer(&caller), filter)?))
+    let (hub, viewer) = (state.hub().clone(), viewer(&caller));
+    let counts = tokio::task::spawn_blocking(move || service::summary(&hub, &viewer, filter))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    Ok(Json(counts))
 }
 /// Live fleet changes as server-sent events (C3, U4), for devices attached
 /// inside the caller's domain only (T4): first a `summary`; then `device`
