@@ -422,8 +422,8 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
     let mut list = Vec::new();
     let mut writes = Vec::new();
     // The fleet view's lag: a group change at the start of the window;
-    // per screen, from its durable apply to the first fleet list that
-    // shows the new version accepted.
+    // per screen, from its durable apply to the answer of the first fleet
+    // list (every page) that shows the new version accepted.
     let items = if rounds.is_multiple_of(2) {
         vec![a.clone()]
     } else {
@@ -442,7 +442,10 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
                 None => "/api/v1/fleet".to_owned(),
             };
             let (status, page) = hub.call(Method::GET, &path, None).await;
-            list.push(t.elapsed());
+            // Shown when answered: an answer computed over a while may
+            // hold reports that arrived after it was asked for.
+            let answered = Instant::now();
+            list.push(answered.duration_since(t));
             assert!(status.is_success(), "{status} {page}");
             let page = page.as_array().cloned().unwrap_or_default();
             for device in &page {
@@ -453,7 +456,7 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
                     })
                 });
                 if accepted && let Some(id) = device["device_id"].as_str() {
-                    shown.entry(id.to_owned()).or_insert(t);
+                    shown.entry(id.to_owned()).or_insert(answered);
                 }
             }
             match page.last().and_then(|d| d["device_id"].as_str()) {
