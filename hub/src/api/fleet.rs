@@ -82,13 +82,8 @@ pub async fn list_fleet(
     caller: Caller,
     ApiQuery(filter): ApiQuery<FleetFilter>,
 ) -> Answer<Vec<FleetDevice>> {
-    // Off the runtime: the index reads the devices that reported since the
-    // last answer, which must not stall ingest or other requests (X3).
-    let (hub, viewer) = (state.hub().clone(), viewer(&caller));
-    let listed = tokio::task::spawn_blocking(move || service::list(&hub, &viewer, filter))
-        .await
-        .map_err(|e| ApiError::internal(&e))??;
-    Ok(Json(listed))
+    let listed = service::off_runtime(&state, viewer(&caller), filter, service::list);
+    Ok(Json(listed.await?))
 }
 /// How many devices inside the caller's domain (or under `node`) are
 /// attached, online, offline, in sync, out of sync, playing and showing an
@@ -101,11 +96,8 @@ pub async fn fleet_summary(
     caller: Caller,
     ApiQuery(filter): ApiQuery<SummaryFilter>,
 ) -> Answer<FleetCounts> {
-    let (hub, viewer) = (state.hub().clone(), viewer(&caller));
-    let counts = tokio::task::spawn_blocking(move || service::summary(&hub, &viewer, filter))
-        .await
-        .map_err(|e| ApiError::internal(&e))??;
-    Ok(Json(counts))
+    let counts = service::off_runtime(&state, viewer(&caller), filter, service::summary);
+    Ok(Json(counts.await?))
 }
 /// Live fleet changes as server-sent events (C3, U4), for devices attached
 /// inside the caller's domain only (T4): first a `summary`; then `device`
