@@ -74,7 +74,8 @@ pub async fn list_fleet(
     caller: Caller,
     ApiQuery(filter): ApiQuery<FleetFilter>,
 ) -> Answer<Vec<FleetDevice>> {
-    Ok(Json(service::list(&state, &viewer(&caller), filter)?))
+    let listed = service::off_runtime(&state, viewer(&caller), filter, service::list);
+    Ok(Json(listed.await?))
 }
 /// How many devices inside the caller's domain (or under `node`) are
 /// attached, online, offline, in sync, out of sync, playing and showing an
@@ -87,7 +88,8 @@ pub async fn fleet_summary(
     caller: Caller,
     ApiQuery(filter): ApiQuery<SummaryFilter>,
 ) -> Answer<FleetCounts> {
-    Ok(Json(service::summary(&state, &viewer(&caller), filter)?))
+    let counts = service::off_runtime(&state, viewer(&caller), filter, service::summary);
+    Ok(Json(counts.await?))
 }
 /// Live fleet changes as server-sent events (C3, U4), for devices attached
 /// inside the caller's domain only (T4): first a `summary`; then `device`

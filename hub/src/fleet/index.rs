@@ -14,10 +14,17 @@
 //! whoever wrote it, names what changed — a device's state or record, an
 //! attachment (`{node}/{device}`), a signed assignment, a group's signed
 //! manifest (the devices whose assignment names the group) — and those
-//! devices are read again before the next answer. Writes that may change
-//! many devices' views at once (access groups, their members and items,
-//! the tenancy tree with its locales) make the next answer rebuild the
-//! index from the store; they are operator edits, rare next to reads.
+//! devices are read again before the next answer. A membership names its
+//! member: a device's (a first play under a license writes one, L2) is
+//! read again, a user's touches no device. A written node costs one look
+//! at the tenancy tree: the devices at a node whose country changed (the
+//! one thing of the tree their licence refusals rest on) are read again,
+//! a rename or a new time zone reads none. Writes that may change many
+//! devices' views at once (an access group's license or items) make the
+//! next answer rebuild the index from the store; they are operator edits,
+//! rare next to reads. Heartbeats and proof-of-play under load therefore
+//! cost an answer the devices that reported, never a build (X3, issue 20;
+//! [`FleetIndex::work`] counts both).
 //! Time is the one input without a write: a device counted online turns
 //! offline when its deadline (`last_heartbeat + heartbeat_timeout`,
 //! [`super::DeviceStatus::connection_at`]) passes, and a device whose
@@ -33,28 +40,27 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use signet_common::envelope::DocumentKind;
 use signet_common::ids::{DeviceId, NodeId};
+use signet_common::permissions::NodeTree;
 
 use super::{DEVICE_STATES, DeviceFacts, FleetCounts, FleetDevice, Liveness, attached_devices};
+use crate::access_groups::{MEMBER_GROUPS, MEMBERS};
 use crate::app::Hub;
 use crate::app::store_watch::CommitObserver;
 use crate::devices::DEVICES;
 use crate::publish::SIGNED_DOCUMENTS;
 use crate::store::{Store, StoreError, Write};
-use crate::tenancy::{NODE_DEVICES, NODES};
+use crate::tenancy::{NODE_DEVICES, NODES, Node};
 
 /// Trees whose writes may change any device's view: the index is rebuilt.
-const REBUILD_TREES: [&str; 5] = [
-    crate::access_groups::GROUPS,
-    crate::access_groups::MEMBERS,
-    crate::access_groups::MEMBER_GROUPS,
-    crate::access_groups::ITEMS,
-    NODES,
-];
+/// A group's license or items change every member's refusals; the members
+/// of one group are not known from the write, so all are read again.
+const REBUILD_TREES: [&str; 2] = [crate::access_groups::GROUPS, crate::access_groups::ITEMS];
 
 /// What committed batches changed since the index last looked.
 #[derive(Debug, Default)]
@@ -65,6 +71,9 @@ struct Changes {
     attachments: HashSet<(DeviceId, NodeId)>,
     /// Groups with a new signed manifest.
     groups: HashSet<String>,
+    /// A node was written: a device's view rests on its node's country
+    /// (licence refusals), which is looked at again per node.
+    nodes: bool,
     /// Something changed that may touch every device: rebuild.
     everything: bool,
 }
@@ -91,9 +100,38 @@ impl Changes {
                     self.groups.insert(subject.to_owned());
                 }
             }
+        } else if tree == MEMBERS || tree == MEMBER_GROUPS {
+            // A membership changes its member's refusals alone: a device's
+            // own, or (a user's) no device's. A first play under a license
+            // writes one (L2), so this comes with proof-of-play ingest.
+            match membership_device(tree, &key) {
+                Some(Some(device)) => {
+                    self.devices.insert(device);
+                }
+                Some(None) => {}
+                None => self.everything = true,
+            }
+        } else if tree == NODES {
+            self.nodes = true;
         } else if REBUILD_TREES.contains(&tree) {
             self.everything = true;
         }
+    }
+}
+
+/// The device whose membership a `MEMBERS` (`{group}/{member}`) or
+/// `MEMBER_GROUPS` (`{member}/{group}`) key names: `Some(None)` for a
+/// user's, `None` for a key of neither shape.
+fn membership_device(tree: &str, key: &str) -> Option<Option<DeviceId>> {
+    let member = if tree == MEMBERS {
+        key.split_once('/')?.1
+    } else {
+        key.split_once('/')?.0
+    };
+    if let Some(device) = member.strip_prefix("device:") {
+        (!device.is_empty() && !device.contains('/')).then(|| Some(DeviceId::from(device)))
+    } else {
+        member.strip_prefix("user:").map(|_| None)
     }
 }
 
@@ -131,6 +169,14 @@ struct Rows {
     /// Devices whose signed assignment names each group (a superset:
     /// stale entries only cost a read).
     group_devices: HashMap<String, HashSet<DeviceId>>,
+    /// The country each node holding rows had when its rows were read
+    /// (the one thing of the tenancy tree a device's facts rest on).
+    countries: HashMap<NodeId, Option<String>>,
+    /// The tenancy tree, loaded at most once per refresh, before any fact
+    /// it gives a country to is read.
+    tree: Option<(NodeTree, Vec<Node>)>,
+    /// Rows read from the store since built.
+    reads: u64,
     /// The time the rows' connection is judged at.
     as_of: DateTime<Utc>,
     /// The heartbeat timeout.
@@ -147,6 +193,20 @@ pub struct FleetIndex {
     rows: Mutex<Option<Rows>>,
     /// Not the hub's observer (never expected): every read rebuilds.
     unobserved: bool,
+    /// Times the rows were built from the store.
+    builds: AtomicU64,
+    /// Device rows read from the store, builds included.
+    device_reads: AtomicU64,
+}
+
+/// What answering has cost the index so far ([`FleetIndex::work`]): an
+/// answer after some reports costs the devices they changed, not a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IndexWork {
+    /// Times the index was built from every attached device.
+    pub builds: u64,
+    /// Device rows read from the store, builds included.
+    pub device_reads: u64,
 }
 
 impl CommitObserver for FleetIndex {
@@ -215,6 +275,15 @@ impl FleetIndex {
                 ..Self::default()
             })
         })
+    }
+
+    /// What answering has cost so far (for tests and benchmarks).
+    #[must_use]
+    pub fn work(&self) -> IndexWork {
+        IndexWork {
+            builds: self.builds.load(Ordering::Relaxed),
+            device_reads: self.device_reads.load(Ordering::Relaxed),
+        }
     }
 
     /// The totals of the attached devices at the nodes `holds` covers, as
@@ -291,16 +360,27 @@ impl FleetIndex {
             || guard
                 .as_ref()
                 .is_none_or(|rows| rows.timeout != liveness.heartbeat_timeout);
-        if rebuild {
+        let reads_before = if rebuild {
             // Dropped first: a failed build leaves no half index behind.
             *guard = None;
+            self.builds.fetch_add(1, Ordering::Relaxed);
             *guard = Some(Rows::build(store, liveness)?);
-        } else if let Some(rows) = guard.as_mut()
-            && let Err(e) = rows.apply(store, &changes, liveness)
-        {
-            // The changes are lost with the rows: the next read rebuilds.
-            *guard = None;
-            return Err(e);
+            0
+        } else if let Some(rows) = guard.as_mut() {
+            let before = rows.reads;
+            if let Err(e) = rows.apply(store, &changes, liveness) {
+                // The changes are lost with the rows: the next read rebuilds.
+                *guard = None;
+                return Err(e);
+            }
+            before
+        } else {
+            0
+        };
+        if let Some(rows) = guard.as_mut() {
+            rows.tree = None;
+            self.device_reads
+                .fetch_add(rows.reads - reads_before, Ordering::Relaxed);
         }
         match guard.as_ref() {
             Some(rows) => Ok(rows),
@@ -318,6 +398,9 @@ impl Rows {
             deadlines: BTreeSet::new(),
             licence_edges: BTreeSet::new(),
             group_devices: HashMap::new(),
+            countries: HashMap::new(),
+            tree: None,
+            reads: 0,
             as_of: liveness.now,
             timeout: liveness.heartbeat_timeout,
         };
@@ -338,6 +421,9 @@ impl Rows {
             self.clock_went_back(liveness);
         }
         self.as_of = liveness.now;
+        if changes.nodes {
+            self.nodes_changed(store, liveness)?;
+        }
         for (device, node) in &changes.attachments {
             let key = crate::devices::node_device_key(node, device);
             let attached = store
@@ -390,6 +476,45 @@ impl Rows {
         }
     }
 
+    /// A node was written: reads again the rows at each node whose country
+    /// is not the one they were read with (a rename, a time zone, a new or
+    /// removed node cost one look at the tree).
+    fn nodes_changed(&mut self, store: &Store, liveness: Liveness) -> Result<(), StoreError> {
+        let by_node = &self.by_node;
+        self.countries.retain(|node, _| by_node.contains_key(node));
+        let nodes: Vec<NodeId> = self.countries.keys().cloned().collect();
+        let mut moved = HashSet::new();
+        for node in nodes {
+            let now = self.country(store, &node)?;
+            if self.countries.get(&node) != Some(&now) {
+                self.countries.insert(node.clone(), now);
+                moved.insert(node);
+            }
+        }
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Key> = self
+            .rows
+            .keys()
+            .filter(|(_, node)| moved.contains(node))
+            .cloned()
+            .collect();
+        for key in keys {
+            self.read(store, key, liveness)?;
+        }
+        Ok(())
+    }
+
+    /// The country of `node` as the tree loaded for this refresh says.
+    fn country(&mut self, store: &Store, node: &NodeId) -> Result<Option<String>, StoreError> {
+        let (tree, nodes) = match &self.tree {
+            Some(loaded) => loaded,
+            None => self.tree.insert(crate::tenancy::load_tree(store)?),
+        };
+        Ok(crate::tenancy::locale_at(tree, nodes, node).country)
+    }
+
     /// Reads every row of `device` again.
     fn read_device(
         &mut self,
@@ -413,6 +538,14 @@ impl Rows {
 
     /// Reads the row `key` from the store, replacing what was held.
     fn read(&mut self, store: &Store, key: Key, liveness: Liveness) -> Result<(), StoreError> {
+        if !self.by_node.contains_key(&key.1) || !self.countries.contains_key(&key.1) {
+            // A node holding no rows was not watched: its country is read
+            // now, before the facts, so a node written in between is seen
+            // as a change by the next refresh, never missed.
+            let country = self.country(store, &key.1)?;
+            self.countries.insert(key.1.clone(), country);
+        }
+        self.reads += 1;
         let facts = DeviceFacts::read(store, &key.0, &key.1, liveness.now)?;
         let edge = licence_edge(store, &key.0, liveness.now)?;
         self.remove(&key);

@@ -19,7 +19,7 @@ use crate::fleet::{
 use crate::groups::GroupRef;
 use crate::publish::{self, SIGNED_DOCUMENTS, SignedDocument};
 use crate::store::WriteBatch;
-use crate::tenancy::NODE_DEVICES;
+use crate::tenancy::{NODE_DEVICES, NODES, Node};
 
 /// Which nodes a read covers.
 type Holds<'a> = Box<dyn Fn(&NodeId) -> bool + 'a>;
@@ -204,14 +204,9 @@ async fn bump_manifest(hub: &Hub, site: &NodeId) {
     hub.store.apply(batch).await.unwrap();
 }
 
-/// U4, issue 20: the index's totals and pages equal a full recomputation
-/// after every step of random sequences of state reports (in sync or not),
-/// last wills, heartbeats timing out, publications, new manifest versions,
-/// pairings, moves and unpairs, clock jumps forward and back — for the
-/// whole fleet, one region and one site; and a fresh index (a restarted
-/// hub) rebuilt from the store agrees too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn u4_index_equals_full_recomputation_after_random_events() {
+/// A hub on a fresh store at 2026-03-01 12:00 on a clock the test moves,
+/// with `devices` fixture devices over 3 sites of region `r000`.
+async fn fixture_hub(devices: usize) -> (tempfile::TempDir, Hub, Arc<TestClock>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let t0: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
@@ -226,10 +221,22 @@ async fn u4_index_equals_full_recomputation_after_random_events() {
         entitlements: Arc::new(crate::access_groups::Entitled),
     };
     let hub = Hub::open(config, clock.clone(), installed).unwrap();
-    let seeded = crate::fleet::fixture::seed(&hub.store, 230, t0)
+    let seeded = crate::fleet::fixture::seed(&hub.store, devices, t0)
         .await
         .unwrap();
     assert_eq!(seeded.sites, 3);
+    (dir, hub, clock)
+}
+
+/// U4, issue 20: the index's totals and pages equal a full recomputation
+/// after every step of random sequences of state reports (in sync or not),
+/// last wills, heartbeats timing out, publications, new manifest versions,
+/// pairings, moves and unpairs, clock jumps forward and back — for the
+/// whole fleet, one region and one site; and a fresh index (a restarted
+/// hub) rebuilt from the store agrees too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u4_index_equals_full_recomputation_after_random_events() {
+    let (_dir, hub, clock) = fixture_hub(230).await;
     let site = |s: usize| NodeId::from(format!("n-fixture-r000-s{s:04}").as_str());
     let region = NodeId::from("n-fixture-r000");
     let actor = publish::Actor::hub();
@@ -340,5 +347,193 @@ async fn u4_index_equals_full_recomputation_after_random_events() {
     assert_eq!(
         fresh.summary(&hub.store, |_| true, liveness).unwrap(),
         counts
+    );
+}
+
+/// `node`'s record changed by `change`, written as the tenancy service
+/// writes it.
+async fn edit_node(hub: &Hub, node: &NodeId, change: impl FnOnce(&mut Node)) {
+    let mut record: Node = hub.store.get(NODES, node.as_str()).unwrap().unwrap();
+    change(&mut record);
+    let mut batch = WriteBatch::new();
+    batch.put(NODES, node.as_str(), &record).unwrap();
+    hub.store.apply(batch).await.unwrap();
+}
+
+/// The index's answers against a full recomputation, for the whole fleet.
+fn assert_exact(hub: &Hub, index: &FleetIndex, what: &str) {
+    let liveness = Liveness::of(hub);
+    let (counts, views) = full(hub, &|_| true, liveness);
+    let all = Page {
+        limit: 1000,
+        ..Page::default()
+    };
+    assert_eq!(
+        index.summary(&hub.store, |_| true, liveness).unwrap(),
+        counts,
+        "{what}: totals"
+    );
+    assert_eq!(
+        index.list(&hub.store, |_| true, all, liveness).unwrap(),
+        views,
+        "{what}: the list"
+    );
+}
+
+/// X3, U4 (issue 20): what ingest writes under heartbeat load costs the
+/// fleet view's next answer only the devices it touched, never a build of
+/// the whole index — heartbeats (state reports), proof-of-play events
+/// whose first play under a license writes the device's membership (L2),
+/// a user's membership and a node renamed — while a country set on a node
+/// (which licence refusals rest on) reads again that node's devices alone;
+/// every answer equals a full recomputation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x3_u4_reports_first_uses_and_node_edits_cost_only_their_devices() {
+    use crate::access_groups::service::joined;
+    use crate::access_groups::{AccessGroup, GroupItem, MemberRef, MemberSource, member_of, repo};
+    use signet_common::ids::{AccessGroupId, ItemId};
+    use signet_common::license::LicenseTerms;
+    use signet_common::sync::{EventBatch, Outcome, PlayEvent};
+
+    let (_dir, hub, _clock) = fixture_hub(230).await;
+    let site = NodeId::from("n-fixture-r000-s0001");
+    let at_site: Vec<DeviceId> = attached_devices(&hub.store)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, node)| *node == site)
+        .map(|(device, _)| device)
+        .collect();
+    assert!(at_site.len() > 10, "{}", at_site.len());
+    let (members, others) = at_site.split_at(3);
+    let now = hub.now();
+    // A licensed group shown only in Germany, with three of the site's
+    // devices as members and a user.
+    let group = AccessGroup {
+        id: AccessGroupId::from("ag-x3"),
+        node: NodeId::from("n-fixture-r000"),
+        name: "Licensed".into(),
+        license: LicenseTerms {
+            allowed_countries: Some(vec!["DE".into()]),
+            ..LicenseTerms::default()
+        },
+        categories: Vec::new(),
+        self_signup: false,
+        signup_domains: Vec::new(),
+        shop_key_hash: None,
+        created_at: now,
+        created_by: UserId::from("u-test"),
+    };
+    let by = UserId::from("u-test");
+    let member = |who: MemberRef| {
+        let mut m = joined(
+            &group,
+            who,
+            now,
+            None,
+            None,
+            MemberSource::Operator { by: by.clone() },
+        );
+        m.active = true;
+        m
+    };
+    let user = member(MemberRef::User {
+        user_id: UserId::from("u-member"),
+    });
+    hub.store
+        .transact(|tx| {
+            repo::put_group(tx, &group)?;
+            let item = GroupItem {
+                id: ItemId::from("c-licensed"),
+                categories: Vec::new(),
+            };
+            repo::put_item(tx, &group.id, &item)?;
+            for device in members {
+                repo::put_member(
+                    tx,
+                    &member(MemberRef::Device {
+                        device_id: device.clone(),
+                    }),
+                )?;
+            }
+            repo::put_member(tx, &user)
+        })
+        .await
+        .unwrap();
+    let index = FleetIndex::of(&hub);
+    assert_exact(&hub, &index, "built");
+    let built = index.work();
+    assert!(built.builds >= 1 && built.device_reads >= 230, "{built:?}");
+
+    // Heartbeats of five devices, and a played event under the license
+    // from a member: its first use is recorded in its membership.
+    let mut rng = Rng(0x5eed_f1ee_7000_0002);
+    let beating = [
+        members[1].clone(),
+        others[0].clone(),
+        others[1].clone(),
+        others[2].clone(),
+        others[3].clone(),
+    ];
+    for device in &beating {
+        let reported = state(device, true, hub.now(), &mut rng);
+        record_state(&hub, device, reported).await.unwrap();
+    }
+    let player = &members[0];
+    let event = PlayEvent {
+        id: format!("{:032x}", 0x5eed_u64),
+        device_id: player.clone(),
+        item: ItemId::from("c-licensed"),
+        access_group: Some(group.id.clone()),
+        license_version: Some(1),
+        start: hub.now(),
+        duration_ms: 1000,
+        outcome: Outcome::Played,
+        skip_reason: None,
+        country: None,
+        region: None,
+        os: "test".into(),
+        agent_version: "0".into(),
+    };
+    let batch = EventBatch {
+        events: vec![event],
+    };
+    let ingested = crate::fleet::ingest_events(&hub, player, batch)
+        .await
+        .unwrap();
+    assert_eq!(ingested.stored, 1, "{ingested:?}");
+    let membership = |who: MemberRef| member_of(&hub.store, &group.id, &who).unwrap().unwrap();
+    let played = MemberRef::Device {
+        device_id: player.clone(),
+    };
+    assert!(
+        membership(played).membership.first_used_at.is_some(),
+        "first use recorded"
+    );
+    // A user's first use and a node renamed change no device's view.
+    hub.store
+        .transact(|tx| {
+            crate::access_groups::first_use::note_use(tx, &group.id, &user.member, now, now)
+        })
+        .await
+        .unwrap();
+    edit_node(&hub, &site, |node| node.name = "Renamed".into()).await;
+    assert_exact(&hub, &index, "after reports");
+    let after = index.work();
+    assert_eq!(after.builds, built.builds, "no build: {after:?}");
+    assert_eq!(
+        after.device_reads - built.device_reads,
+        6,
+        "the five that beat and the one that played: {after:?}"
+    );
+
+    // The site gets a country: its devices are read again, no other.
+    edit_node(&hub, &site, |node| node.locale.country = Some("DE".into())).await;
+    assert_exact(&hub, &index, "after the country");
+    let moved = index.work();
+    assert_eq!(moved.builds, built.builds, "no build: {moved:?}");
+    assert_eq!(
+        moved.device_reads - after.device_reads,
+        u64::try_from(at_site.len()).unwrap(),
+        "the site's devices: {moved:?}"
     );
 }

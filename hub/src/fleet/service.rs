@@ -294,6 +294,28 @@ pub fn list(
     Ok(FleetIndex::of(hub).list(&hub.store, holds, page, Liveness::of(hub))?)
 }
 
+/// Runs `read` (such as [`list`] or [`summary`]) for `viewer` on the
+/// blocking pool: the fleet index reads the devices that reported since its
+/// last answer, which must not stall ingest or other requests (X3).
+///
+/// # Errors
+/// What `read` returns; the store when the task failed.
+pub async fn off_runtime<F, T>(
+    hub: &Hub,
+    viewer: Viewer,
+    filter: F,
+    read: fn(&Hub, &Viewer, F) -> Result<T, FleetError>,
+) -> Result<T, FleetError>
+where
+    F: Send + 'static,
+    T: Send + 'static,
+{
+    let hub = hub.clone();
+    tokio::task::spawn_blocking(move || read(&hub, &viewer, filter))
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Storage(format!("a fleet read failed: {e}")).into()))
+}
+
 /// The totals of the devices `viewer` sees (under `filter.node`), by the
 /// fleet view's own rules (U4): the index's totals of the nodes in scope.
 ///
