@@ -150,6 +150,12 @@ describe('design pages', () => {
       // One item by button, one dragged from the library onto the list.
       await page.getByRole('button', { name: 'Add Welcome board' }).click();
       const list = page.getByRole('list', { name: 'Playlist items' });
+      // Found in the library first, as a user with a long library would,
+      // and back at the top of the page (the click above scrolled it): both
+      // ends of the drag are then in view, so the drag need not scroll the
+      // page on its way, which is not what is tested.
+      await page.getByLabel('Find').fill('Welcome board');
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.locator('[data-item]').filter({ hasText: 'Welcome board' }).first().dragTo(list);
       await until('two items', async () => (await list.getByRole('listitem').count()) === 2);
       const durations = list.getByRole('textbox', { name: /^Duration of/ });
