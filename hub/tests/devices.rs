@@ -794,7 +794,8 @@ async fn l5_device_members_and_max_active_devices() {
 /// is re-signed without the group (an agent keeps playing what its last
 /// assignment licenses, so a group deleted without that would play on
 /// until its windows end), and a member that still belongs to another
-/// group keeps that one.
+/// group keeps that one. The group's retained manifest is cleared from
+/// the broker (S4).
 #[tokio::test]
 async fn l4_deleting_a_group_re_signs_its_device_members_assignments_without_it() {
     let hub = TestHub::start().await;
@@ -836,14 +837,35 @@ async fn l4_deleting_a_group_re_signs_its_device_members_assignments_without_it(
         assert_eq!(status, StatusCode::CREATED, "{added}");
     }
 
-    hub.publisher.take();
+    let manifest_topic = format!("signet/v1/groups/{deleted}/manifest");
+    assert!(
+        hub.publisher
+            .take()
+            .iter()
+            .any(|m| m.topic == manifest_topic && !m.payload.is_empty()),
+        "the group's manifest was published before its delete"
+    );
     let (status, body) = hub
         .delete(&hub.admin, &format!("/api/v1/access-groups/{deleted}"))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let trust = support::signed::device_trust(&hub.data);
-    let (_, assignments) =
-        support::signed::verify_all(&trust, &hub.publisher.take(), hub.clock_now());
+    let (cleared, signed): (Vec<_>, Vec<_>) = hub
+        .publisher
+        .take()
+        .into_iter()
+        .partition(|m| m.payload.is_empty());
+    let cleared: Vec<&str> = cleared.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(
+        cleared,
+        [manifest_topic.as_str()],
+        "S4, L4: the deleted group's retained manifest is cleared, nothing else"
+    );
+    let (manifests, assignments) = support::signed::verify_all(&trust, &signed, hub.clock_now());
+    assert!(
+        !manifests.contains_key(deleted.as_str()),
+        "no manifest of the deleted group is signed again"
+    );
     assert!(
         assignments[&one].access_groups.is_empty(),
         "L4: the deleted group's member is re-signed without it"

@@ -355,6 +355,18 @@ async fn s7_l4_a_deleted_groups_role_is_retired_from_the_broker() {
             .collect()
     };
     assert!(roles(&broker).contains(&group_role("g1")));
+    let listed = |groups: Vec<String>| groups.into_iter().collect::<BTreeSet<_>>();
+    let expected = |groups: &[&str]| {
+        groups
+            .iter()
+            .map(|g| (*g).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        listed(admin.group_roles().await.unwrap()),
+        expected(&["g1", "g2"]),
+        "the group roles the broker holds, for the start's sweep"
+    );
 
     // a leaves g1 (its group was deleted), then the role is retired.
     admin.grant(&a, None, &[]).await.unwrap();
@@ -362,6 +374,10 @@ async fn s7_l4_a_deleted_groups_role_is_retired_from_the_broker() {
     let left = roles(&broker);
     assert!(!left.contains(&group_role("g1")), "{left:?}");
     assert!(left.contains(&group_role("g2")), "{left:?}");
+    assert_eq!(
+        listed(admin.group_roles().await.unwrap()),
+        expected(&["g2"])
+    );
     admin.retire_group("g1").await.unwrap();
     admin.retire_group("never-held").await.unwrap();
     assert!(admin.retire_group("bad/#").await.is_err());

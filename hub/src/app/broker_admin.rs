@@ -43,6 +43,13 @@ pub trait BrokerAdmin: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// The groups the broker holds a role for ([`BrokerAdmin::retire_group`]
+    /// forgets one), so that the roles of groups deleted while the broker
+    /// could not be told are retired. None by default.
+    fn group_roles(&self) -> BoxFuture<'_, Result<Vec<String>, BrokerAdminError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// `device` just proved `password` (its secret) over HTTP: if the
     /// broker is known to lack its password — a device paired before the
     /// broker held credentials (under the embedded broker before issue 15;

@@ -586,8 +586,9 @@ pub async fn retire_group(hub: &Hub, group: &str) {
 /// Makes the broker match the store, for the hub's start or after the
 /// broker lost or missed changes (S7, S10): applies the pending outbox
 /// entries, revokes every device the broker holds a grant for that is no
-/// longer paired, and grants every other paired device its current groups
-/// (passwords unchanged). Returns how many changes failed or are left.
+/// longer paired, grants every other paired device its current groups
+/// (passwords unchanged) and retires the roles of groups that no longer
+/// exist. Returns how many changes failed or are left.
 ///
 /// # Errors
 /// When the store fails.
@@ -637,6 +638,32 @@ pub async fn reconcile_broker_access(hub: &Hub) -> Result<usize, StoreError> {
                 tracing::warn!(device = %device, error = %e, "broker access not reconciled");
                 failed += 1;
             }
+        }
+    }
+    failed += retire_stale_roles(hub).await?;
+    Ok(failed)
+}
+
+/// Retires the broker roles of groups that no longer exist (S7): a hub
+/// stopped between a group's delete and its role's retirement, or a broker
+/// that refused it, leaves one. Returns how many failed.
+async fn retire_stale_roles(hub: &Hub) -> Result<usize, StoreError> {
+    let held = match hub.broker_admin.group_roles().await {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(error = %e, "the broker's group roles not listed");
+            return Ok(1);
+        }
+    };
+    let mut failed = 0;
+    for group in held {
+        if crate::schedules::group_exists(&hub.store, &group)? {
+            continue;
+        }
+        tracing::info!(%group, "retiring the broker role of a group that no longer exists");
+        if let Err(e) = hub.broker_admin.retire_group(&group).await {
+            tracing::warn!(%group, error = %e, "a stale group role not retired");
+            failed += 1;
         }
     }
     Ok(failed)

@@ -30,6 +30,8 @@ pub struct FlakyBroker {
     pub down: AtomicBool,
     /// What it applied.
     pub applied: Mutex<Vec<Call>>,
+    /// The groups it holds a role for (retiring one removes it).
+    pub roles: Mutex<Vec<String>>,
 }
 
 impl FlakyBroker {
@@ -77,7 +79,20 @@ impl BrokerAdmin for FlakyBroker {
 
     fn retire_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
         let call = Call::RetireGroup(group.to_owned());
-        Box::pin(async move { self.answer(call) })
+        Box::pin(async move {
+            self.answer(call)?;
+            self.roles.lock().unwrap().retain(|held| held != group);
+            Ok(())
+        })
+    }
+
+    fn group_roles(&self) -> BoxFuture<'_, Result<Vec<String>, BrokerAdminError>> {
+        Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(BrokerAdminError("connection refused".to_owned()));
+            }
+            Ok(self.roles.lock().unwrap().clone())
+        })
     }
 
     fn granted(&self) -> BoxFuture<'_, Result<Vec<DeviceId>, BrokerAdminError>> {

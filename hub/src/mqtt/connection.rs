@@ -565,9 +565,15 @@ async fn subscribe(state: &Hub, waiting: &WaitingPublisher) {
     }
 }
 
-/// The leader's part of a connect: `hub_time`, then all retained state.
+/// The leader's part of a connect: `hub_time`, the manifests of groups
+/// deleted before they were withdrawn cleared, then all retained state.
 async fn on_lead(state: &Hub, waiting: &WaitingPublisher) {
     publish_hub_time(state, waiting).await;
+    match crate::publish::withdraw_orphans(&state.store, waiting).await {
+        Ok(0) => {}
+        Ok(withdrawn) => tracing::info!(withdrawn, "withdrew the manifests of deleted groups"),
+        Err(e) => tracing::error!(error = %e, "withdrawing deleted groups' manifests failed"),
+    }
     match crate::publish::republish_all(&state.store, &state.keys.current().trust, waiting).await {
         Ok(report) => tracing::info!(
             sent = report.sent,

@@ -64,7 +64,8 @@ pub async fn device_member_changed(
 /// its assignment re-signed without the group (one run per node they are
 /// attached at), and its broker access follows, as if it had been removed
 /// — else it would play on what its last assignment licensed until the
-/// windows end. Then the broker forgets the group's role. Failures are
+/// windows end. Then its manifest is withdrawn (and cleared from the
+/// broker) and the broker forgets the group's role. Failures are
 /// logged: the delete is stored, and the devices' next publication sends
 /// it.
 pub async fn group_deleted(hub: &Hub, actor: &identity::Actor, deleted: GroupDeleted) {
@@ -87,6 +88,13 @@ pub async fn group_deleted(hub: &Hub, actor: &identity::Actor, deleted: GroupDel
         if let Err(e) = publish_devices(hub, &node, &devices, by).await {
             tracing::warn!(%group, %node, error = %e, "publishing after a group delete failed");
         }
+    }
+    // Its manifest goes too (S4): the broker would keep it retained, and
+    // the hub republish it after every restart.
+    if let Err(e) =
+        super::withdraw_manifest(&hub.store, hub.publisher.as_ref(), group.as_str()).await
+    {
+        tracing::warn!(%group, error = %e, "a deleted group's manifest not withdrawn");
     }
     crate::devices::retire_group(hub, group.as_str()).await;
 }

@@ -66,6 +66,7 @@ pub mod sign;
 pub mod targets;
 #[cfg(test)]
 pub(crate) mod tests;
+mod withdraw;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,7 @@ pub use service::{
 /// The contract topics (DESIGN §5), defined once in `signet-common`.
 pub use signet_common::sync::{TRUST_TOPIC, assignment_topic, manifest_topic};
 pub use targets::{Refused, Targets, authorize, may_publish, targets_of};
+pub use withdraw::{withdraw_manifest, withdraw_orphans};
 
 use crate::groups::GroupRef;
 use crate::identity::User;

@@ -421,6 +421,19 @@ pub fn node_of_group(mut store: impl Read, group: &GroupRef) -> Result<Option<No
     })
 }
 
+/// Whether a node or an access group with id `group` exists (the ids of
+/// the two kinds never collide, [`GroupRef`]): what a broker role or a
+/// signed manifest may be kept for.
+///
+/// # Errors
+/// When the store fails.
+pub fn group_exists(mut store: impl Read, group: &str) -> Result<bool, StoreError> {
+    Ok(
+        node_of_group(&mut store, &GroupRef::Node(group.into()))?.is_some()
+            || node_of_group(&mut store, &GroupRef::AccessGroup(group.into()))?.is_some(),
+    )
+}
+
 /// The stored schedule attached to `group`, as operators wrote it.
 ///
 /// # Errors

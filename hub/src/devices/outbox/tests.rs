@@ -254,3 +254,48 @@ async fn l4_s7_a_deleted_groups_members_follow_before_its_role_is_retired() {
         ]
     );
 }
+
+/// S7: the start's reconciliation retires the broker roles of groups that
+/// no longer exist (a hub stopped between a group's delete and its role's
+/// retirement), and only those; a broker that cannot list them counts as
+/// a failure, so the reconciliation is tried again.
+#[tokio::test]
+async fn s7_the_start_retires_roles_of_groups_that_no_longer_exist() {
+    let broker = Arc::new(FlakyBroker::default());
+    let fixture = Fixture::new(broker.clone()).await;
+    let root = fixture.root.to_string();
+    let create = serde_json::json!({"node": fixture.root, "name": "Licensed",
+        "license": {"allow_offline": false, "offline_grace_secs": 0, "allow_export": false}});
+    let group = crate::access_groups::service::create_group(
+        &fixture.hub,
+        &fixture.admin(),
+        serde_json::from_value(create).unwrap(),
+    )
+    .await
+    .unwrap();
+    let held = [
+        root.clone(),
+        group.id.to_string(),
+        "ag-gone".to_owned(),
+        "n-gone".to_owned(),
+    ];
+    *broker.roles.lock().unwrap() = held.to_vec();
+
+    broker.set_down(true);
+    assert!(reconcile_broker_access(&fixture.hub).await.unwrap() > 0);
+    broker.set_down(false);
+    assert_eq!(reconcile_broker_access(&fixture.hub).await.unwrap(), 0);
+    let retired: Vec<Call> = broker
+        .applied()
+        .into_iter()
+        .filter(|c| matches!(c, Call::RetireGroup(_)))
+        .collect();
+    assert_eq!(
+        retired,
+        [
+            Call::RetireGroup("ag-gone".to_owned()),
+            Call::RetireGroup("n-gone".to_owned())
+        ]
+    );
+    assert_eq!(*broker.roles.lock().unwrap(), [root, group.id.to_string()]);
+}

@@ -245,29 +245,60 @@ impl DynsecAdmin {
     }
 
     /// The user names of the clients `keep` picks (given the user name and
-    /// the client object), read a page of [`LIST_PAGE`] at a time.
+    /// the client object).
     async fn clients_where(
         &self,
         keep: impl Fn(&str, &Value) -> bool,
     ) -> Result<Vec<String>, BrokerAdminError> {
         let mut users = Vec::new();
+        self.each_listed("listClients", "/clients", true, |client| {
+            if let Some(user) = client.get("username").and_then(Value::as_str)
+                && keep(user, client)
+            {
+                users.push(user.to_owned());
+            }
+        })
+        .await?;
+        Ok(users)
+    }
+
+    /// The ids of the groups whose role ([`group_role`]) the plugin holds.
+    async fn group_roles_now(&self) -> Result<Vec<String>, BrokerAdminError> {
+        let prefix = group_role("");
+        let mut groups = Vec::new();
+        self.each_listed("listRoles", "/roles", false, |role| {
+            // Verbose lists give objects, terse ones names.
+            let name = role
+                .as_str()
+                .or_else(|| role.get("rolename").and_then(Value::as_str));
+            if let Some(group) = name.and_then(|n| n.strip_prefix(&prefix)) {
+                groups.push(group.to_owned());
+            }
+        })
+        .await?;
+        Ok(groups)
+    }
+
+    /// Calls `each` with every entry of the array at `pointer` in the
+    /// answers to list `command` (`listClients`, `listRoles`; `verbose`:
+    /// whole objects, not names), read a page of [`LIST_PAGE`] at a time.
+    async fn each_listed(
+        &self,
+        command: &str,
+        pointer: &str,
+        verbose: bool,
+        mut each: impl FnMut(&Value),
+    ) -> Result<(), BrokerAdminError> {
         let mut offset = 0_usize;
         loop {
             let [page] = self
-                .execute_n([json!({"command": "listClients", "verbose": true,
+                .execute_n([json!({"command": command, "verbose": verbose,
                     "count": LIST_PAGE, "offset": offset})])
                 .await?;
-            let page = page.ok()?;
-            let clients = array_at(&page, "/clients");
-            for client in &clients {
-                if let Some(user) = client.get("username").and_then(Value::as_str)
-                    && keep(user, client)
-                {
-                    users.push(user.to_owned());
-                }
-            }
-            if clients.len() < LIST_PAGE {
-                return Ok(users);
+            let entries = array_at(&page.ok()?, pointer);
+            entries.iter().for_each(&mut each);
+            if entries.len() < LIST_PAGE {
+                return Ok(());
             }
             offset += LIST_PAGE;
         }
@@ -343,6 +374,10 @@ impl BrokerAdmin for DynsecAdmin {
 
     fn retire_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), BrokerAdminError>> {
         Box::pin(self.retire_group_now(group))
+    }
+
+    fn group_roles(&self) -> BoxFuture<'_, Result<Vec<String>, BrokerAdminError>> {
+        Box::pin(self.group_roles_now())
     }
 
     fn adopt<'a>(
