@@ -8,7 +8,7 @@
 // the item, and a Moderator resolves the report in the feedback queue; a
 // contributor adds, edits and deletes their own comment and cannot delete
 // another's, and likes and comments on a playlist with the same
-// controls; a contributor whose saves need approval asks for it and a
+// controls (a tenant admin sets the playlist's custom attributes); a contributor whose saves need approval asks for it and a
 // tenant admin, opening the item page approval mails link to, approves it
 // there. axe-core runs on every page; each test saves its final page.
 import { after, before, describe, it } from 'node:test';
@@ -204,10 +204,12 @@ describe('item pages', () => {
       await axe(page, 'the item page on a phone');
     }));
 
-  it('M3, M4: on a playlist page a contributor likes it, comments and finds it in My favorites', () =>
-    as(browser, FIXTURE.contributor, { name: 'items-playlist' }, async (page) => {
+  it('M3, M4: on a playlist page a contributor likes it, comments and finds it in My favorites; a tenant admin sets its custom attributes', async () => {
+    let playlist = '';
+    await as(browser, FIXTURE.contributor, { name: 'items-playlist' }, async (page) => {
       const made = await call(page, 'POST', '/api/v1/playlists', { node: FIXTURE.tenants.acme.site, name: 'Items loop', items: [{ item: clip.id, duration_ms: 5000 }] });
       assert.equal(made.status, 201, JSON.stringify(made.body));
+      playlist = made.body.id;
       await page.goto(`${BASE}/playlists/${encodeURIComponent(made.body.id)}`);
       await page.getByRole('heading', { level: 1, name: 'Playlist “Items loop”' }).waitFor();
       await action(page, /^Like/).click();
@@ -223,15 +225,44 @@ describe('item pages', () => {
       const rated = await call(page, 'GET', `/api/v1/playlists/${made.body.id}/actions`);
       assert.equal(rated.body.my_rating, 'like');
       await axe(page, 'the playlist page with its comments');
-      // Favorite, then My favorites lists it among the playlists and leads back.
+      // The node's custom attributes show, read only: a contributor does
+      // not hold update_custom_attributes.
+      const attrs = page.getByRole('region', { name: 'Custom attributes' });
+      await attrs.getByText('Shelf life (days)').waitFor();
+      assert.equal(await attrs.getByRole('button', { name: 'Save attributes' }).count(), 0, 'a contributor may set attributes');
+      // Favorite, then My favorites lists it, as a playlist, in the one list and leads back.
       await action(page, /Favorite/).click();
       await page.getByRole('status').filter({ hasText: '“Items loop” is among your favorites.' }).waitFor();
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My favorites' }).click();
       await page.getByRole('heading', { level: 1, name: 'My favorites' }).waitFor();
       await axe(page, 'my favorites with a playlist');
-      await page.getByRole('list', { name: 'My favorite playlists' }).getByRole('link', { name: 'Items loop' }).click();
+      const entry = page.getByRole('list', { name: 'My favorites' }).getByRole('listitem').filter({ hasText: 'Items loop' });
+      await entry.getByText(/^playlist · /).waitFor();
+      await entry.getByRole('link', { name: 'Items loop' }).click();
       await page.getByRole('heading', { level: 1, name: 'Playlist “Items loop”' }).waitFor();
-    }));
+    });
+    // A tenant admin sets the playlist's attributes as on the media page:
+    // a bad number is refused by its field, a good one saved and shown
+    // after a reload.
+    await as(browser, FIXTURE.tenant_admin, { name: 'items-playlist-attributes', path: `/playlists/${encodeURIComponent(playlist)}` }, async (page) => {
+      await page.getByRole('heading', { level: 1, name: 'Playlist “Items loop”' }).waitFor();
+      const values = page.getByRole('form', { name: 'Custom attributes of Items loop' });
+      await values.getByLabel(/Shelf life/).fill('soon');
+      await values.getByRole('button', { name: 'Save attributes' }).click();
+      await page.getByRole('alert').filter({ hasText: 'shelf_life must be' }).waitFor();
+      await values.getByLabel(/Shelf life/).fill('30');
+      await values.getByLabel(/Audience/).selectOption('visitors');
+      await values.getByRole('button', { name: 'Save attributes' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved the attributes of “Items loop”.' }).waitFor();
+      await page.reload();
+      await page.getByRole('heading', { level: 1, name: 'Playlist “Items loop”' }).waitFor();
+      await until('the saved value after a reload', async () => (await values.getByLabel(/Shelf life/).inputValue()) === '30');
+      assert.equal(await values.getByLabel(/Audience/).inputValue(), 'visitors');
+      const stored = await call(page, 'GET', `/api/v1/playlists/${playlist}/attributes`);
+      assert.deepEqual(Object.fromEntries(stored.body.map((a) => [a.key, a.value])), { shelf_life: 30, audience: 'visitors' });
+      await axe(page, 'the playlist page with its custom attributes');
+    });
+  });
 
   it('A5, A6: an approver opens the mailed item page of a pending upload and approves it there', async () => {
     let poster = { id: '', name: '' };

@@ -1337,6 +1337,52 @@ fn rows() -> Vec<Row> {
                 other: NO,
             },
         ),
+        // Custom attribute values on a playlist and on a template by its
+        // template path (M3, P7): as on content items.
+        row(
+            Method::GET,
+            "/api/v1/playlists/{id}/attributes",
+            "/api/v1/playlists/{playlist}/attributes",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/playlists/{id}/attributes",
+            "/api/v1/playlists/{playlist}/attributes",
+            Some(json!({"values": {}})),
+            Nothing,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: NO,
+            },
+        ),
+        row(
+            Method::GET,
+            "/api/v1/templates/{id}/attributes",
+            "/api/v1/templates/{template}/attributes",
+            None,
+            Nothing,
+            Roles {
+                own: [200; 5],
+                other: NO,
+            },
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/templates/{id}/attributes",
+            "/api/v1/templates/{template}/attributes",
+            Some(json!({"values": {}})),
+            Nothing,
+            Roles {
+                own: [403, 403, 200, 200, 200],
+                other: NO,
+            },
+        ),
         row(
             Method::GET,
             "/api/v1/schedules",

@@ -1,8 +1,8 @@
-//! Comments, rating and favorites on playlists over HTTP (M3, M4, P7, M1,
-//! M2), by the same rules as on content items: each action by its
-//! permission and the playlist's publish settings, only on playlists the
-//! caller views (404 otherwise, as for other tenants), own versus others'
-//! comments, audited, and removed with their playlist.
+//! Comments, rating, favorites and custom attributes on playlists over
+//! HTTP (M3, M4, P7, M1, M2), by the same rules as on content items: each
+//! action by its permission and the playlist's publish settings, only on
+//! playlists the caller views (404 otherwise, as for other tenants), own
+//! versus others' comments, audited, and removed with their playlist.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -10,7 +10,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use signet_hub::content::actions::{FAVORITES, FAVORITES_BY_ITEM, RATINGS};
+use signet_hub::content::actions::{ATTRIBUTE_VALUES, FAVORITES, FAVORITES_BY_ITEM, RATINGS};
 use signet_hub::content::comments::COMMENTS;
 use support::{TestHub, assert_error, gif};
 
@@ -225,11 +225,18 @@ async fn m2_p5_playlist_settings_off_refuse_comments_and_rating_even_with_the_pe
             );
         }
     }
-    for token in [viewer, &w.writer, &w.moderator, &hub.admin] {
+    // Custom attributes have no publish setting: a Moderator+ keeps them.
+    let attributes = json!(["favorite", "update_custom_attributes"]);
+    for (token, allowed) in [
+        (viewer, json!(["favorite"])),
+        (&w.writer, json!(["favorite"])),
+        (&w.moderator, attributes.clone()),
+        (&hub.admin, attributes),
+    ] {
         let r = put(hub, token, &path(pl, "favorite"), None).await;
         assert_eq!(r.0, StatusCode::OK, "{}", r.1);
         assert_eq!(r.1["favorite"], true);
-        assert_eq!(r.1["allowed"], json!(["favorite"]), "{}", r.1);
+        assert_eq!(r.1["allowed"], allowed, "{}", r.1);
     }
     assert_eq!(audit(hub, "comment.").await.len(), 1, "only the first add");
     patch_playlist(
@@ -525,4 +532,287 @@ async fn m4_m3_template_comments_and_rating_by_the_template_path() {
         StatusCode::FORBIDDEN,
         "disabled_by_publish_settings",
     );
+}
+
+/// The value of attribute `key` in an attributes answer.
+fn value_of(list: &Value, key: &str) -> Value {
+    (list.as_array().unwrap().iter())
+        .find(|a| a["key"] == key)
+        .map(|a| a["value"].clone())
+        .unwrap_or_else(|| panic!("no {key} in {list}"))
+}
+
+/// Defines attribute `key` at `node` as `token`.
+async fn define(
+    hub: &TestHub,
+    token: &str,
+    (node, key): (&str, &str),
+    body: Value,
+) -> (StatusCode, Value) {
+    let at = format!("/api/v1/nodes/{node}/attributes/{key}");
+    put(hub, token, &at, Some(body)).await
+}
+
+/// M3, P7 on a playlist: the custom attributes defined at its node (and
+/// above) apply to it as to media; anyone who views it reads them; setting
+/// needs `update_custom_attributes` (a Viewer and a Contributor are refused
+/// 403, a Moderator sets them) and the item page offers it only then;
+/// every value is checked first, and a refusal changes nothing; each
+/// change is audited as `playlist.attributes` with the playlist's node; a
+/// redefinition the playlist's value does not fit is refused and removing
+/// the definition clears it.
+#[tokio::test]
+async fn m3_p7_playlist_custom_attributes_are_typed_validated_and_audited() {
+    let w = world().await;
+    let (hub, pl) = (&w.hub, w.playlist.as_str());
+    let (_, manager) = hub.user("manager", "manager", &[&w.acme]).await;
+    for (key, body) in [
+        (
+            "season",
+            json!({"label": "Season", "type": "enum", "values": ["summer", "winter"]}),
+        ),
+        ("featured", json!({"label": "Featured", "type": "bool"})),
+        ("screens", json!({"label": "Screens", "type": "number"})),
+    ] {
+        let r = define(hub, &manager, (&w.acme, key), body).await;
+        assert_eq!(r.0, StatusCode::CREATED, "{key}: {}", r.1);
+    }
+    let attributes = path(pl, "attributes");
+    let (status, list) = hub.get(&w.viewer, &attributes).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["value"].is_null()),
+        "{list}"
+    );
+    assert_eq!(list[0]["key"], "featured", "by key: {list}");
+
+    let values = json!({"values": {"season": "winter", "featured": true, "screens": 4}});
+    for token in [&w.viewer, &w.writer] {
+        let r = hub.patch(token, &attributes, values.clone()).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "permission_not_held");
+        let (_, view) = hub.get(token, &path(pl, "actions")).await;
+        let allowed = view["allowed"].as_array().unwrap();
+        assert!(
+            !allowed.contains(&json!("update_custom_attributes")),
+            "{view}"
+        );
+    }
+    let (_, view) = hub.get(&w.moderator, &path(pl, "actions")).await;
+    let allowed = view["allowed"].as_array().unwrap();
+    assert!(
+        allowed.contains(&json!("update_custom_attributes")),
+        "{view}"
+    );
+    let r = hub.patch(&w.moderator, &attributes, values).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    assert_eq!(value_of(&r.1, "season"), json!("winter"));
+    let (_, list) = hub.get(&w.viewer, &attributes).await;
+    assert_eq!(value_of(&list, "screens"), json!(4), "{list}");
+    assert_eq!(value_of(&list, "featured"), json!(true));
+    let changes = audit(hub, "playlist.attributes").await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["target"], json!(pl));
+    assert_eq!(changes[0]["scope"], json!(w.acme));
+    assert_eq!(changes[0]["detail"]["values"]["season"], "winter");
+
+    // A bad value is refused with its key, and the good one beside it is
+    // not written either; nothing is audited.
+    for (bad, code) in [
+        (
+            json!({"season": "spring", "featured": false}),
+            "invalid_attribute_value",
+        ),
+        (
+            json!({"screens": "4", "featured": false}),
+            "invalid_attribute_value",
+        ),
+        (
+            json!({"colour": "red", "featured": false}),
+            "unknown_attribute",
+        ),
+    ] {
+        let r = hub
+            .patch(&w.moderator, &attributes, json!({"values": bad}))
+            .await;
+        assert_error(&r, StatusCode::BAD_REQUEST, code);
+    }
+    let r = hub
+        .patch(&w.moderator, &attributes, json!({"values": 3}))
+        .await;
+    assert_eq!(r.0, StatusCode::BAD_REQUEST, "{}", r.1);
+    let (_, after) = hub.get(&w.viewer, &attributes).await;
+    assert_eq!(after, list, "a refusal changes nothing");
+    assert_eq!(audit(hub, "playlist.attributes").await.len(), 1);
+
+    // The playlist's value counts when the definition changes: a type it
+    // does not fit is refused; removing the definition removes the value.
+    let body = json!({"label": "Screens", "type": "bool"});
+    let r = define(hub, &manager, (&w.acme, "screens"), body).await;
+    assert_error(&r, StatusCode::CONFLICT, "attribute_in_use");
+    assert!(r.1.to_string().contains(pl), "{}", r.1);
+    let at = format!("/api/v1/nodes/{}/attributes/season", w.acme);
+    let r = hub.delete(&manager, &at).await;
+    assert_eq!(r.0, StatusCode::NO_CONTENT, "{}", r.1);
+    let stored = hub
+        .state
+        .store
+        .scan_keys(ATTRIBUTE_VALUES, &format!("{pl}/"))
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![format!("{pl}/featured"), format!("{pl}/screens")]
+    );
+    // null clears a value.
+    let r = hub
+        .patch(
+            &w.moderator,
+            &attributes,
+            json!({"values": {"screens": null}}),
+        )
+        .await;
+    assert_eq!(value_of(&r.1, "screens"), Value::Null, "{}", r.1);
+}
+
+/// M1, M3 on a playlist's attributes: restricted to a permission group, a
+/// Viewer outside it and another tenant's admin get 404 on reading and on
+/// setting them, as for an absent playlist, and nothing changes; deleting
+/// the playlist removes its values in the same transaction and leaves a
+/// content item's alone.
+#[tokio::test]
+async fn m1_m3_playlist_attributes_hidden_outside_its_groups_and_removed_with_it() {
+    let w = world().await;
+    let (hub, pl) = (&w.hub, w.playlist.as_str());
+    let body = json!({"label": "Notes", "type": "string"});
+    let r = define(hub, &hub.admin, (&w.acme, "notes"), body).await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let attributes = path(pl, "attributes");
+    let r = hub
+        .patch(
+            &w.moderator,
+            &attributes,
+            json!({"values": {"notes": "lobby"}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let (_, items) = hub.get(&hub.admin, "/api/v1/content").await;
+    let item = items[0]["id"].as_str().unwrap().to_owned();
+    let r = hub
+        .patch(
+            &w.moderator,
+            &format!("/api/v1/content/{item}/attributes"),
+            json!({"values": {"notes": "stays"}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+
+    let r = hub
+        .post(
+            &hub.admin,
+            "/api/v1/permission-groups",
+            json!({"node": w.acme, "name": "insiders", "permissions": []}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let group = r.1["id"].as_str().unwrap().to_owned();
+    patch_playlist(hub, pl, json!({"allowed_groups": [group]})).await;
+    let (_, globex_admin) = {
+        let globex = hub.node(&hub.admin, &hub.root, "Globex").await;
+        hub.user("gadmin", "admin", &[&globex]).await
+    };
+    for token in [&w.viewer, &w.writer, &globex_admin] {
+        for answer in [
+            hub.get(token, &attributes).await,
+            hub.patch(token, &attributes, json!({"values": {"notes": "peek"}}))
+                .await,
+        ] {
+            assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+            assert!(!answer.1.to_string().contains("lobby"), "{}", answer.1);
+        }
+    }
+    let (_, list) = hub.get(&w.moderator, &attributes).await;
+    assert_eq!(value_of(&list, "notes"), json!("lobby"), "{list}");
+    assert_error(
+        &hub.get(&w.moderator, &path("pl-missing", "attributes"))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    let r = hub
+        .delete(&hub.admin, &format!("/api/v1/playlists/{pl}"))
+        .await;
+    assert_eq!(r.0, StatusCode::NO_CONTENT, "{}", r.1);
+    let stored = hub.state.store.scan_keys(ATTRIBUTE_VALUES, "").unwrap();
+    assert_eq!(stored, vec![format!("{item}/notes")]);
+    assert_error(
+        &hub.get(&w.moderator, &attributes).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+/// M3 on a template: a template is a content item, so its attributes by
+/// `/api/v1/templates/{id}/attributes` are those by
+/// `/api/v1/content/{id}/attributes`, set through either and audited as
+/// content; a media item is no template there (404).
+#[tokio::test]
+async fn m3_template_attributes_by_either_path_are_the_same() {
+    let w = world().await;
+    let hub = &w.hub;
+    let (_, items) = hub.get(&hub.admin, "/api/v1/content").await;
+    let image = items[0]["id"].as_str().unwrap().to_owned();
+    let r = hub
+        .post(
+            &hub.admin,
+            "/api/v1/templates",
+            json!({"node": w.acme, "name": "Layout", "template": {
+                "canvas": {"width": 1280, "height": 720},
+                "zones": [{"id": "main", "kind": "image",
+                    "rect": {"x": 0, "y": 0, "width": 1280, "height": 720},
+                    "source": image}]}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let template = r.1["id"].as_str().unwrap().to_owned();
+    let body = json!({"label": "Featured", "type": "bool"});
+    let r = define(hub, &hub.admin, (&w.acme, "featured"), body).await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    let by_template = format!("/api/v1/templates/{template}/attributes");
+    let r = hub
+        .patch(
+            &w.moderator,
+            &by_template,
+            json!({"values": {"featured": true}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let (_, list) = hub
+        .get(&w.viewer, &format!("/api/v1/content/{template}/attributes"))
+        .await;
+    assert_eq!(value_of(&list, "featured"), json!(true), "{list}");
+    let r = hub
+        .patch(
+            &w.writer,
+            &by_template,
+            json!({"values": {"featured": false}}),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "permission_not_held");
+    let changes = audit(hub, "content.attributes").await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["target"], json!(template));
+    let media = format!("/api/v1/templates/{image}/attributes");
+    assert_error(
+        &hub.get(&w.viewer, &media).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let r = hub
+        .patch(&hub.admin, &media, json!({"values": {"featured": true}}))
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   shownActions, commentControls, nextRating, parseAttribute, attributeText, changedValues,
   isDate, validKey, refusedKey, processed, enumValues, parseEmails, shareLink, anyRunning, jobLabel,
-  type Attribute, type RenditionJob,
+  favoriteEntries, type Attribute, type RenditionJob,
 } from './items';
 
 const ALL = [
@@ -102,5 +102,21 @@ describe('m3 share and process', () => {
     expect(jobLabel(job('running'))).toBe('Processing: 40%');
     expect(jobLabel(job('failed', { reason: 'no decoder' }))).toBe('Failed: no decoder');
     expect(jobLabel(job('done', { rendition: { codec: 'h264', width: 1280, height: 720, fps: 30 } }))).toBe('Ready: H264 1280×720 at 30 fps');
+  });
+});
+
+describe('m3 my favorites', () => {
+  it('lists content items and playlists as one list, newest first, each with its page and routes', () => {
+    const items = [
+      { id: 'c-1', name: 'Clip', kind: 'video', node: 'n-a', favorited_at: '2026-12-05T10:00:00Z' },
+      { id: 'c-2', name: 'Poster', kind: 'image', node: 'n-a', favorited_at: '2026-12-03T10:00:00Z' },
+    ] as unknown as Parameters<typeof favoriteEntries>[0];
+    const playlists = [{ id: 'pl-1', name: 'Lobby loop', node: 'n-b', favorited_at: '2026-12-04T10:00:00Z' }];
+    const list = favoriteEntries(items, playlists);
+    expect(list.map((f) => [f.id, f.kind, f.on])).toEqual([
+      ['c-1', 'video', 'content'], ['pl-1', 'playlist', 'playlists'], ['c-2', 'image', 'content'],
+    ]);
+    expect(list.map((f) => f.href)).toEqual(['/content/c-1', '/playlists/pl-1', '/content/c-2']);
+    expect(favoriteEntries([], [])).toEqual([]);
   });
 });

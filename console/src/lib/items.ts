@@ -193,3 +193,36 @@ export function jobLabel(j: RenditionJob): string {
       return `Failed${j.reason ? `: ${j.reason}` : ''}`;
   }
 }
+
+// ------------------------------------------------------------- favorites
+
+/** One entry of My favorites: a content item or a playlist (M3). */
+export interface FavoriteEntry {
+  id: string;
+  name: string;
+  /** `video`, `image`, `audio`, `template` or `playlist`. */
+  kind: string;
+  node: string;
+  favoritedAt: string;
+  /** Its page. */
+  href: string;
+  /** Whose routes take it off the list. */
+  on: 'content' | 'playlists';
+}
+
+/**
+ * The caller's favorite content items and playlists as one list, newest
+ * first (the hub answers the two kinds by two routes, each newest first).
+ */
+export function favoriteEntries(
+  items: readonly Schemas['FavoriteView'][],
+  playlists: readonly Schemas['FavoriteSubjectView'][],
+): FavoriteEntry[] {
+  const entries: FavoriteEntry[] = [
+    ...items.map((f) => ({ id: f.id, name: f.name, kind: f.kind, node: f.node, favoritedAt: f.favorited_at,
+      href: `/content/${encodeURIComponent(f.id)}`, on: 'content' as const })),
+    ...playlists.map((f) => ({ id: f.id, name: f.name, kind: 'playlist', node: f.node, favoritedAt: f.favorited_at,
+      href: `/playlists/${encodeURIComponent(f.id)}`, on: 'playlists' as const })),
+  ];
+  return entries.sort((a, b) => Date.parse(b.favoritedAt) - Date.parse(a.favoritedAt));
+}

@@ -1,6 +1,7 @@
 //! The media actions (M3, M2, P5): share links and their public playback,
-//! the favorites list, feedback and custom attributes (ratings, favorites
-//! and comments on an item are [`super::item_actions`]). Extraction, views
+//! the favorites lists, feedback and the custom attribute definitions
+//! (ratings, favorites, comments and attribute values on an item are
+//! [`super::item_actions`]). Extraction, views
 //! and the mapping of [`ActionError`]; the rules are
 //! [`crate::content::actions`]'s.
 
@@ -10,15 +11,18 @@ use axum::response::Response;
 use super::prelude::*;
 use crate::content::BlobStore;
 use crate::content::actions::view::{
-    AttributeDef, AttributeView, DefineAttribute, FavoriteSubjectView, FavoriteView, Feedback,
-    FeedbackQuery, FeedbackRequest, ResolveRequest, SetAttributes, ShareLink, ShareRequest,
-    ShareView,
+    AttributeDef, DefineAttribute, FavoriteSubjectView, FavoriteView, Feedback, FeedbackQuery,
+    FeedbackRequest, ResolveRequest, ShareLink, ShareRequest, ShareView,
 };
 use crate::content::actions::{ActionError, attributes, feedback, service, share};
 
 concern_routes! { share_content; content_shares; revoke_share; play_shared; my_favorites; my_favorite_playlists;
 report_content; feedback_queue; resolve_feedback; node_attributes;
-define_attribute, remove_attribute; content_attributes, set_content_attributes }
+define_attribute, remove_attribute }
+
+/// The kinds of item above content that hold attribute values too (M3):
+/// redefining or removing a definition checks and clears theirs as well.
+const ABOVE: &[crate::content::subjects::Subjects] = &[crate::schedules::PLAYLIST_SUBJECTS];
 
 impl From<ActionError> for ApiError {
     fn from(e: ActionError) -> Self {
@@ -212,7 +216,8 @@ pub async fn define_attribute(
     Path((id, key)): Path<(String, String)>,
     ApiJson(request): ApiJson<DefineAttribute>,
 ) -> WithStatus<AttributeDef> {
-    let (def, new) = attributes::define(&state, &caller.actor(), (&id, &key), &request).await?;
+    let (def, new) =
+        attributes::define(&state, &caller.actor(), (&id, &key), &request, ABOVE).await?;
     Ok((super::created_if(new), Json(def)))
 }
 
@@ -228,39 +233,6 @@ pub async fn remove_attribute(
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
 ) -> Done {
-    attributes::remove(&state, &caller.actor(), (&id, &key)).await?;
+    attributes::remove(&state, &caller.actor(), (&id, &key), ABOVE).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The custom attributes of an item the caller views: each definition that
-/// applies at its node, with the item's value (`null` when unset).
-#[utoipa::path(get, path = "/api/v1/content/{id}/attributes", tag = "content",
-    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "Attributes, by key", body = Vec<AttributeView>),
-        (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn content_attributes(
-    State(state): Ctx,
-    caller: Caller,
-    Path(id): Id,
-) -> Answer<Vec<AttributeView>> {
-    let answer = attributes::of_item(&state, &caller.actor(), &id).await?;
-    Ok(Json(answer))
-}
-
-/// Sets or clears (`null`) custom attribute values of an item
-/// (`update_custom_attributes`); every value is checked against its type
-/// first, and a refusal changes nothing.
-#[utoipa::path(patch, path = "/api/v1/content/{id}/attributes", tag = "content", request_body = SetAttributes,
-    params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
-    responses((status = 200, description = "Attributes after", body = Vec<AttributeView>),
-        (status = 400, description = "unknown_attribute, or invalid_attribute_value", body = ErrorBody),
-        (status = 403, description = "permission_not_held", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
-pub async fn set_content_attributes(
-    State(state): Ctx,
-    caller: Caller,
-    Path(id): Id,
-    ApiJson(request): ApiJson<SetAttributes>,
-) -> Answer<Vec<AttributeView>> {
-    let answer = attributes::set(&state, &caller.actor(), &id, &request).await?;
-    Ok(Json(answer))
 }

@@ -1,4 +1,5 @@
-//! Comments, rating and favorites on an item (M3, M4, P5, M1, M2): the
+//! Comments, rating, favorites and custom attribute values on an item (M3,
+//! M4, P5, M1, M2): the
 //! same routes for content items (`/api/v1/content/{id}/…`), templates
 //! (`/api/v1/templates/{id}/…`, the same items: a template's comments are
 //! those under its content id) and playlists (`/api/v1/playlists/{id}/…`),
@@ -8,8 +9,9 @@
 //! the typed error; who may do what is the services'.
 
 use super::prelude::*;
+use crate::content::actions::attributes;
 use crate::content::actions::service as actions;
-use crate::content::actions::view::{ItemActions, RateRequest};
+use crate::content::actions::view::{AttributeView, ItemActions, RateRequest, SetAttributes};
 use crate::content::comments::{
     Comment, CommentBody, CommentError, CommentPage, CommentPageQuery, service,
 };
@@ -42,14 +44,15 @@ impl From<CommentError> for ApiError {
 /// The handlers of one kind of item: `$subjects` says which, `$tag` is its
 /// OpenAPI tag; then its paths and the operation ids.
 macro_rules! item_routes {
-    ($module:ident, $subjects:expr, $tag:tt, [$actions:tt, $comments:tt, $comment:tt, $rating:tt, $favorite:tt],
-     [$summary:ident, $list:ident, $add:ident, $edit:ident, $delete:ident, $rate:ident, $unrate:ident, $fav:ident, $unfav:ident]) => {
+    ($module:ident, $subjects:expr, $tag:tt, [$actions:tt, $comments:tt, $comment:tt, $rating:tt, $favorite:tt, $attributes:tt],
+     [$summary:ident, $list:ident, $add:ident, $edit:ident, $delete:ident, $rate:ident, $unrate:ident, $fav:ident, $unfav:ident,
+      $attrs:ident, $set_attrs:ident]) => {
 mod $module {
     use super::*;
 
     const SUBJECTS: Subjects = $subjects;
 
-    concern_routes! { $summary; $list, $add; $edit, $delete; $rate, $unrate; $fav, $unfav }
+    concern_routes! { $summary; $list, $add; $edit, $delete; $rate, $unrate; $fav, $unfav; $attrs, $set_attrs }
 
     /// What the caller sees of the actions on an item (M3): likes and
     /// dislikes, the caller's own rating and favorite, and the actions the
@@ -187,6 +190,34 @@ mod $module {
         let answer = actions::favorite(&state, &caller.actor(), (SUBJECTS, &id), false).await?;
         Ok(Json(answer))
     }
+
+    /// The custom attributes of an item the caller views: each definition
+    /// that applies at its node, with the item's value (`null` when unset).
+    #[utoipa::path(get, path = $attributes, tag = $tag,
+        params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+        responses((status = 200, description = "Attributes, by key", body = Vec<AttributeView>),
+            (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+    pub async fn $attrs(State(state): Ctx, caller: Caller, Path(id): Id) -> Answer<Vec<AttributeView>> {
+        Ok(Json(attributes::of_item(&state, &caller.actor(), (SUBJECTS, &id)).await?))
+    }
+
+    /// Sets or clears (`null`) custom attribute values of an item
+    /// (`update_custom_attributes`); every value is checked against its
+    /// type first, and a refusal changes nothing. Audited.
+    #[utoipa::path(patch, path = $attributes, tag = $tag, request_body = SetAttributes,
+        params(("id" = String, Path, description = "Item id")), security(("bearer" = [])),
+        responses((status = 200, description = "Attributes after", body = Vec<AttributeView>),
+            (status = 400, description = "unknown_attribute, or invalid_attribute_value", body = ErrorBody),
+            (status = 403, description = "permission_not_held", body = ErrorBody), (status = 404, description = "Absent or not visible", body = ErrorBody)))]
+    pub async fn $set_attrs(
+        State(state): Ctx,
+        caller: Caller,
+        Path(id): Id,
+        ApiJson(request): ApiJson<SetAttributes>,
+    ) -> Answer<Vec<AttributeView>> {
+        let answer = attributes::set(&state, &caller.actor(), (SUBJECTS, &id), &request).await?;
+        Ok(Json(answer))
+    }
 }
     };
 }
@@ -194,22 +225,23 @@ mod $module {
 item_routes! { on_content, Subjects::Content, "content",
 ["/api/v1/content/{id}/actions", "/api/v1/content/{id}/comments",
  "/api/v1/content/{id}/comments/{comment}", "/api/v1/content/{id}/rating",
- "/api/v1/content/{id}/favorite"],
+ "/api/v1/content/{id}/favorite", "/api/v1/content/{id}/attributes"],
 [content_actions, list_comments, add_comment, edit_comment, delete_comment,
- rate_content, unrate_content, favorite_content, unfavorite_content] }
+ rate_content, unrate_content, favorite_content, unfavorite_content,
+ content_attributes, set_content_attributes] }
 
 item_routes! { on_templates, Subjects::Templates, "templates",
 ["/api/v1/templates/{id}/actions", "/api/v1/templates/{id}/comments",
  "/api/v1/templates/{id}/comments/{comment}", "/api/v1/templates/{id}/rating",
- "/api/v1/templates/{id}/favorite"],
+ "/api/v1/templates/{id}/favorite", "/api/v1/templates/{id}/attributes"],
 [template_actions, list_template_comments, add_template_comment, edit_template_comment,
  delete_template_comment, rate_template, unrate_template, favorite_template,
- unfavorite_template] }
+ unfavorite_template, template_attributes, set_template_attributes] }
 
 item_routes! { on_playlists, crate::schedules::PLAYLIST_SUBJECTS, "playlists",
 ["/api/v1/playlists/{id}/actions", "/api/v1/playlists/{id}/comments",
  "/api/v1/playlists/{id}/comments/{comment}", "/api/v1/playlists/{id}/rating",
- "/api/v1/playlists/{id}/favorite"],
+ "/api/v1/playlists/{id}/favorite", "/api/v1/playlists/{id}/attributes"],
 [playlist_actions, list_playlist_comments, add_playlist_comment, edit_playlist_comment,
  delete_playlist_comment, rate_playlist, unrate_playlist, favorite_playlist,
- unfavorite_playlist] }
+ unfavorite_playlist, playlist_attributes, set_playlist_attributes] }

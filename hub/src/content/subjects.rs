@@ -18,10 +18,10 @@ use std::collections::BTreeSet;
 use signet_common::ids::{ItemId, MAX_ID_LEN, NodeId, PermissionGroupId, UserId};
 use signet_common::permissions::{Access, Denial, NodeTree, Permission};
 
-use super::ContentItem;
 use super::repo::Items;
 use super::service::ContentError;
 use super::visibility::{Holders, Settings, Viewable, Viewer};
+use super::{CONTENT, ContentItem};
 use crate::store::{StoreError, Tx};
 
 /// An item comments, ratings and favorites are about, as the view rule
@@ -106,6 +106,25 @@ impl Subjects {
             Subjects::Content => Items::Any.what(),
             Subjects::Templates => Items::Templates.what(),
             Subjects::Above { what, .. } => what,
+        }
+    }
+
+    /// The item `id` as it is stored, whoever asks (no view rule): for the
+    /// checks that run over every item holding a value (M3).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn record_in(self, tx: &mut Tx, id: &str) -> Result<Option<Subject>, StoreError> {
+        match self {
+            Subjects::Content | Subjects::Templates => {
+                let items = match self {
+                    Subjects::Templates => Items::Templates,
+                    _ => Items::Any,
+                };
+                let item: Option<ContentItem> = tx.get(CONTENT, id)?;
+                Ok(item.filter(|i| items.holds(i)).map(Subject::from))
+            }
+            Subjects::Above { lookup, .. } => lookup(tx, id),
         }
     }
 

@@ -7,8 +7,10 @@
 //! `attribute_defined_elsewhere`), at most [`MAX_DEFS_PER_NODE`] per node.
 //! Redefining keeps the values that fit the new type and is refused while
 //! any does not (409 `attribute_in_use`); removing a definition removes its
-//! values below. The attributes of an item are those defined at its node and
-//! above; anyone who views the item reads them. Setting values needs
+//! values below. The attributes of an item — a content item (media or
+//! template) or an item above content read through [`Subjects`] (a
+//! playlist) — are those defined at its node and above; anyone who views
+//! the item reads them. Setting values needs
 //! `update_custom_attributes` on an item the user views (P5); every value is
 //! checked against its type before anything is written (400
 //! `unknown_attribute`, `invalid_attribute_value`: nothing changes); `null`
@@ -22,16 +24,14 @@ use chrono::NaiveDate;
 use signet_common::ids::NodeId;
 use signet_common::permissions::{NodeTree, Permission, Role};
 
-use super::service::acting_in;
 use super::view::{
     AttributeDef, AttributeKind, AttributeType, AttributeValue, AttributeView, DefineAttribute,
     SetAttributes,
 };
 use super::{ActionError, ContentError, repo, text};
 use crate::app::Hub;
-use crate::content::repo::Items;
+use crate::content::subjects::{Subject, Subjects};
 use crate::content::visibility::Viewer;
-use crate::content::{CONTENT, ContentItem};
 use crate::identity::Actor;
 use crate::store::Tx;
 use crate::tenancy::load_tree_in;
@@ -147,7 +147,7 @@ fn effective(tree: &NodeTree, defs: Vec<AttributeDef>, node: &NodeId) -> Vec<Att
 fn item_view_in(
     tx: &mut Tx,
     tree: &NodeTree,
-    item: &ContentItem,
+    item: &Subject,
 ) -> Result<Vec<AttributeView>, ActionError> {
     let defs = effective(tree, repo::attribute_defs_in(tx)?, &item.node);
     let values = repo::attribute_values_in(tx, &item.id)?;
@@ -181,7 +181,9 @@ pub async fn at_node(hub: &Hub, actor: &Actor, id: &str) -> Result<Vec<Attribute
 }
 
 /// Defines (or redefines) attribute `key` at node `id` (Manager+): see the
-/// module rules. Returns the definition and whether it is new.
+/// module rules; `above` are the kinds of item above content whose values
+/// count too (the caller passes the playlists' port). Returns the
+/// definition and whether it is new.
 ///
 /// # Errors
 /// 403 below Manager; 404 outside the domain; 400 for a bad key or type;
@@ -191,6 +193,7 @@ pub async fn define(
     actor: &Actor,
     (id, key): (&str, &str),
     request: &DefineAttribute,
+    above: &[Subjects],
 ) -> Result<(AttributeDef, bool), ActionError> {
     actor.require(Role::Manager)?;
     check_key(key)?;
@@ -229,7 +232,7 @@ pub async fn define(
                     format!("at most {MAX_DEFS_PER_NODE} attributes per node"),
                 ));
             }
-            for (item, value) in values_below_in(tx, &tree, &node, key)? {
+            for (item, value) in values_below_in(tx, (&tree, above), &node, key)? {
                 check_value(&def.kind, &value.value).map_err(|expected| {
                     ActionError::conflict(
                         "attribute_in_use",
@@ -246,16 +249,23 @@ pub async fn define(
         .await
 }
 
-/// The values of `key` on items at `node` or below: (item, value).
+/// The values of `key` on items at `node` or below, content items and
+/// those of the kinds `above`: (item, value).
 fn values_below_in(
     tx: &mut Tx,
-    tree: &NodeTree,
+    (tree, above): (&NodeTree, &[Subjects]),
     node: &NodeId,
     key: &str,
 ) -> Result<Vec<(String, AttributeValue)>, ActionError> {
     let mut below = Vec::new();
     for (item, value) in repo::values_of_key_in(tx, key)? {
-        let record: Option<ContentItem> = tx.get(CONTENT, item.as_str())?;
+        let mut record = Subjects::Content.record_in(tx, item.as_str())?;
+        for kind in above {
+            if record.is_some() {
+                break;
+            }
+            record = kind.record_in(tx, item.as_str())?;
+        }
         if record.is_some_and(|i| tree.is_within(&i.node, node)) {
             below.push((item.to_string(), value));
         }
@@ -263,12 +273,18 @@ fn values_below_in(
     Ok(below)
 }
 
-/// Removes attribute `key` from node `id` with its values below (Manager+).
+/// Removes attribute `key` from node `id` with its values below, on
+/// content items and on items of the kinds `above` (Manager+).
 ///
 /// # Errors
 /// 403 below Manager; 404 when the node is outside the domain or the key
 /// not defined there.
-pub async fn remove(hub: &Hub, actor: &Actor, (id, key): (&str, &str)) -> Result<(), ActionError> {
+pub async fn remove(
+    hub: &Hub,
+    actor: &Actor,
+    (id, key): (&str, &str),
+    above: &[Subjects],
+) -> Result<(), ActionError> {
     actor.require(Role::Manager)?;
     let (node, now) = (NodeId::from(id), hub.now());
     hub.store
@@ -281,7 +297,7 @@ pub async fn remove(hub: &Hub, actor: &Actor, (id, key): (&str, &str)) -> Result
             if !defs.iter().any(|d| d.node == node && d.key == key) {
                 return Err(ActionError::NotFound("attribute"));
             }
-            let cleared = values_below_in(tx, &tree, &node, key)?;
+            let cleared = values_below_in(tx, (&tree, above), &node, key)?;
             for (item, _) in &cleared {
                 repo::put_attribute_value(tx, &item.as_str().into(), key, None)?;
             }
@@ -294,38 +310,39 @@ pub async fn remove(hub: &Hub, actor: &Actor, (id, key): (&str, &str)) -> Result
         .await
 }
 
-/// The custom attributes of item `id` as `actor` views it.
+/// The custom attributes of item `id` of `subjects` as `actor` views it.
 ///
 /// # Errors
 /// 404 when the item is not viewable.
 pub async fn of_item(
     hub: &Hub,
     actor: &Actor,
-    id: &str,
+    (subjects, id): (Subjects, &str),
 ) -> Result<Vec<AttributeView>, ActionError> {
     let viewer = Viewer::load(hub, actor)?;
     hub.store
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
-            let (item, _) = viewer
-                .item_in(tx, &tree, id, Items::Any)?
-                .ok_or(ContentError::NotFound(Items::Any.what()))?;
+            let (item, _) = subjects
+                .viewed_in(tx, &tree, &viewer, id)?
+                .ok_or(ContentError::NotFound(subjects.what()))?;
             item_view_in(tx, &tree, &item)
         })
         .await
 }
 
-/// Sets or clears custom attribute values of item `id`
+/// Sets or clears custom attribute values of item `id` of `subjects`
 /// (`update_custom_attributes`): every value is checked first; a refusal
-/// changes nothing.
+/// changes nothing. Audited as `content.attributes` for a content item,
+/// `{what}.attributes` for an item above content (`playlist.attributes`).
 ///
 /// # Errors
-/// As [`acting_in`]; 400 `unknown_attribute`, `invalid_attribute_value`,
+/// As [`Subjects::acting_in`]; 400 `unknown_attribute`, `invalid_attribute_value`,
 /// `too_many_attributes`.
 pub async fn set(
     hub: &Hub,
     actor: &Actor,
-    id: &str,
+    (subjects, id): (Subjects, &str),
     request: &SetAttributes,
 ) -> Result<Vec<AttributeView>, ActionError> {
     if request.values.len() > MAX_DEFS_PER_NODE * 4 {
@@ -340,7 +357,7 @@ pub async fn set(
         .transact(|tx| {
             let (tree, _) = load_tree_in(tx)?;
             let permission = Permission::UpdateCustomAttributes;
-            let (item, _) = acting_in(tx, &tree, &viewer, id, permission)?;
+            let (item, _) = subjects.acting_in(tx, &tree, &viewer, (id, permission))?;
             let defs = effective(&tree, repo::attribute_defs_in(tx)?, &item.node);
             for (key, value) in &request.values {
                 let def = (defs.iter().find(|d| d.key == *key)).ok_or_else(|| {
@@ -369,7 +386,11 @@ pub async fn set(
             }
             let detail = serde_json::json!({"values": request.values});
             let node = Some(item.node.clone());
-            let entry = actor.audit(now, "content.attributes", item.id.as_str(), node, detail);
+            let action = match item.content {
+                Some(_) => "content.attributes".to_owned(),
+                None => format!("{}.attributes", subjects.what()),
+            };
+            let entry = actor.audit(now, &action, item.id.as_str(), node, detail);
             crate::content::repo::record(tx, entry)?;
             item_view_in(tx, &tree, &item)
         })

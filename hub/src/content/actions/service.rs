@@ -41,11 +41,12 @@ const OFFERED: [Permission; 12] = [
     Permission::CommentDeleteOthers,
 ];
 
-/// What a playlist's page offers (M3, M4): rating, favorites and comments;
-/// the other actions are about media bytes and attributes.
-const OFFERED_ABOVE: [Permission; 7] = [
+/// What a playlist's page offers (M3, M4): rating, favorites, custom
+/// attributes and comments; the other actions are about media bytes.
+const OFFERED_ABOVE: [Permission; 8] = [
     Permission::Rate,
     Permission::Favorite,
+    Permission::UpdateCustomAttributes,
     Permission::CommentView,
     Permission::CommentAdd,
     Permission::CommentEditOwn,
