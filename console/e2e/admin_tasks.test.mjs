@@ -8,11 +8,13 @@
 // a daily publish stored at the node's wall-clock time, then cancelled
 // (U5, C8); alert thresholds (U4); retrying a failed mail that the real
 // SMTP listener then receives (A5); device commands reaching a real screen
-// (C4, D8); device members of an access group in bulk, one member's end
-// date, slot and removal (L4, L5); moving and unpairing a device (C4); the
-// Approvals menu for a Viewer whom a permission group grants
-// approve_content, and the group's delete (A6, P4, P2). axe-core runs on every
-// page; each test saves its final page under SIGNET_E2E_SCREENS.
+// (C4, D8), its agent's output and reports showing that it restarted its
+// player and purged a picture nothing needed any more (C4, D8, L3); device
+// members of an access group in bulk, one member's end date, slot and
+// removal (L4, L5); moving and unpairing a device (C4); the Approvals menu
+// for a Viewer whom a permission group grants approve_content, and the
+// group's delete (A6, P4, P2). axe-core runs on every page; each test saves
+// its final page under SIGNET_E2E_SCREENS.
 //
 // Screens paired here are simulated (their own Ed25519 keys, as an agent
 // asks) and are all unpaired before the file ends: console.test.mjs counts
@@ -26,6 +28,7 @@ import { BASE, FIXTURE, as, axe, call, launch, login, noProblems, open, screensh
 
 const MAIL_DIR = process.env.SIGNET_E2E_MAIL_DIR;
 const SMTP_REFUSE = process.env.SIGNET_E2E_SMTP_REFUSE;
+const AGENT_LOGS = process.env.SIGNET_E2E_AGENT_LOGS;
 
 let browser;
 /** The tenant admin's bearer token, for setting up and checking. */
@@ -110,6 +113,17 @@ async function simulatedScreen(node, name) {
   const approved = await must('POST', `/api/v1/devices/pairings/${code}/approve`, { node, name }, admin);
   sims.push(approved.device);
   return approved.device;
+}
+
+/**
+ * The output of the real agent of device `id` (the harness appends it to
+ * SIGNET_E2E_AGENT_LOGS/{id}.log): `mark()` notes where it ends now,
+ * `since(mark)` answers what it printed after.
+ */
+function agentLog(id) {
+  assert.ok(AGENT_LOGS, 'SIGNET_E2E_AGENT_LOGS is not set');
+  const read = () => (existsSync(join(AGENT_LOGS, `${id}.log`)) ? readFileSync(join(AGENT_LOGS, `${id}.log`), 'utf8') : '');
+  return { mark: () => read().length, since: (mark) => read().slice(mark) };
 }
 
 /** Every mail the listener accepted: {to, data}. */
@@ -395,6 +409,110 @@ describe('the operator tasks that were manual', () => {
       assert.match(await note.innerText(), /^Resync: sent \(command \d+\)\.$/, 'the hub did not deliver the command');
       await axe(page, 'the device page after commands');
     });
+  });
+
+  it('C4, D8: Restart player in the console restarts a real screen’s player, which shows its content again', async () => {
+    const screen = FIXTURE.devices.find((d) => d.name === 'Lobby right');
+    const log = agentLog(screen.id);
+    await as(browser, FIXTURE.tenant_admin, { name: 'tasks-restart', path: `/devices/${encodeURIComponent(screen.id)}` }, async (page) => {
+      await page.getByRole('heading', { level: 1, name: screen.name }).waitFor();
+      const mark = log.mark();
+      const clicked = Date.now();
+      await page.getByRole('button', { name: 'Restart player' }).click();
+      const note = page.getByRole('status').filter({ hasText: /^Restart player: / });
+      await note.waitFor();
+      assert.match(await note.innerText(), /^Restart player: sent \(command \d+\)\.$/, 'the hub did not deliver the command');
+      // The agent takes the command to its player, which builds a fresh
+      // pipeline, and shows what it was showing again.
+      await until('the screen to restart its player', () => log.since(mark).includes('restarting the player'));
+      assert.doesNotMatch(log.since(mark), /cannot be restarted/, 'the screen could not restart its player');
+      const playing = await until('the screen to play again after the restart', async () => {
+        const d = await must('GET', `/api/v1/fleet/${encodeURIComponent(screen.id)}`);
+        return d.online && d.now_playing && Date.parse(d.now_playing.since) >= clicked - 1000 ? d.now_playing : null;
+      });
+      assert.ok(playing.item, 'nothing plays after the restart');
+      await page.reload();
+      await page.getByRole('heading', { level: 1, name: screen.name }).waitFor();
+      await axe(page, 'the device page after a restart');
+    });
+  });
+
+  it('C4, D8, L3: Purge cache in the console empties a real screen’s cache of content nothing needs: an access group’s picture after the member’s end date', async () => {
+    const screen = FIXTURE.devices.find((d) => d.name === 'Lobby right');
+    const id = encodeURIComponent(screen.id);
+    const fleet = () => must('GET', `/api/v1/fleet/${id}`);
+    const log = agentLog(screen.id);
+    // An access group whose only content is a picture nothing else shows,
+    // with the screen as its member: the screen fetches it (L3) and keeps
+    // the bytes uploaded.
+    const png = readFileSync(FIXTURE.purge_png);
+    const uploaded = await fetch(`${BASE}/api/v1/content?node=${encodeURIComponent(FIXTURE.tenants.acme.site)}&name=${encodeURIComponent('Tasks purge picture')}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bearer}` },
+      body: png,
+    });
+    const item = await uploaded.json();
+    assert.equal(uploaded.status, 201, JSON.stringify(item));
+    const group = await must('POST', '/api/v1/access-groups', {
+      node: FIXTURE.tenants.acme.site,
+      name: 'Tasks purge',
+      license: { duration_from_join_secs: 30 * 24 * 3600, allow_offline: true, offline_grace_secs: 3600, allow_export: false },
+    });
+    const start = log.mark();
+    const doc = (d, kind, subject) => d.documents.find((x) => x.kind === kind && x.subject === subject);
+    /** Waits until the screen accepted an assignment newer than `version`. */
+    const assigned = (version) =>
+      until('the screen to accept its new assignment', async () => {
+        const a = doc(await fleet(), 'device_assignment', screen.id);
+        return a.desired_version > version && a.in_sync;
+      });
+    try {
+      const first = await fleet();
+      const base = first.cache_bytes;
+      // The screen joins first and holds its membership before the content
+      // comes: its window is open by the time it looks at the manifest (an
+      // agent looks again at closed windows only once a minute).
+      await must('POST', `/api/v1/access-groups/${group.id}/members/devices`, { add: [screen.id] });
+      await assigned(doc(first, 'device_assignment', screen.id).desired_version);
+      await must('PUT', `/api/v1/access-groups/${group.id}/items`, { items: [{ id: item.id }] });
+      await must('POST', '/api/v1/publish', { scope: { kind: 'access_group', id: group.id } });
+      let seen;
+      const held = await until('the screen to fetch the group’s picture', async () => {
+        const d = (seen = await fleet());
+        return doc(d, 'group_manifest', group.id)?.in_sync && d.cache_bytes >= base + png.length ? d.cache_bytes : null;
+      }).catch((e) => assert.fail(`${e.message}\nbase ${base}, picture ${png.length} bytes, state ${JSON.stringify(seen)}\nagent log:\n${log.since(start)}`));
+
+      // The member's end date passes: the screen no longer needs the
+      // picture, but its group's manifest still lists it, so it stays cached.
+      const before = doc(await fleet(), 'device_assignment', screen.id).desired_version;
+      await must('PATCH', `/api/v1/access-groups/${group.id}/members/device/${screen.id}`, { end_date: new Date().toISOString() });
+      await assigned(before);
+      const kept = await fleet();
+      assert.ok(kept.cache_bytes >= held, `the picture left the cache before the purge (${held} → ${kept.cache_bytes} bytes)`);
+
+      await as(browser, FIXTURE.tenant_admin, { name: 'tasks-purge', path: `/devices/${id}` }, async (page) => {
+        await page.getByRole('heading', { level: 1, name: screen.name }).waitFor();
+        const mark = log.mark();
+        await page.getByRole('button', { name: 'Purge cache' }).click();
+        const note = page.getByRole('status').filter({ hasText: /^Purge cache: / });
+        await note.waitFor();
+        assert.match(await note.innerText(), /^Purge cache: sent \(command \d+\)\.$/, 'the hub did not deliver the command');
+        const purged = await until('the screen to purge its cache', () => /purge_cache: purged count=(\d+)/.exec(log.since(mark)));
+        assert.ok(Number(purged[1]) >= 1, `the screen purged nothing; its log since the group was made:\n${log.since(start)}`);
+        const after = await until('the screen to report the smaller cache', async () => {
+          const d = await fleet();
+          return d.cache_bytes <= kept.cache_bytes - png.length ? d : null;
+        });
+        // What the screen plays stays: it is still playing.
+        assert.ok(after.online && after.now_playing, 'the screen stopped playing after the purge');
+        await page.reload();
+        await page.getByRole('heading', { level: 1, name: screen.name }).waitFor();
+        await axe(page, 'the device page after a purge');
+      });
+    } finally {
+      await api('DELETE', `/api/v1/access-groups/${group.id}`);
+      await api('DELETE', `/api/v1/content/${item.id}`);
+    }
   });
 
   it('L4, L5: a tenant admin adds and removes device members of an access group in bulk, by node and name; sets one’s end date, gives up its slot, removes it', async () => {

@@ -739,10 +739,5 @@ async fn usage_ids(
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect()
+    support::events::ids(&page)
 }

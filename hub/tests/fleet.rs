@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,10 +16,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use signet_common::digest::Sha256;
-use signet_common::ids::{DeviceId, ItemId, UserId};
+use signet_common::ids::{DeviceId, UserId};
 use signet_common::sync::{
-    AppliedDocument, DeviceState, EventBatch, NowPlaying, PendingActivation, PlayEvent,
-    RefusedDocument,
+    AppliedDocument, DeviceState, EventBatch, PendingActivation, PlayEvent, RefusedDocument,
 };
 use signet_hub::access_groups::MemberRef;
 use signet_hub::app::{Clock as _, Hub};
@@ -32,6 +30,7 @@ use signet_hub::mail::{OUTBOX, OutboxEntry};
 use signet_hub::publish;
 use signet_hub::store::WriteBatch;
 use support::smtp::{SmtpSink, smtp_to};
+use support::states::{device_state, playing};
 use support::{ManualClock, TestHub, assert_error, report_all_in_use};
 use tokio_util::sync::CancellationToken;
 
@@ -110,27 +109,14 @@ fn report(hub: &TestHub, device: &str, online: bool) -> DeviceState {
 /// A realistic state report of `device` written at `at`.
 fn report_at(device: &str, online: bool, at: DateTime<Utc>) -> DeviceState {
     DeviceState {
-        device_id: DeviceId::from(device),
         online,
-        at,
-        agent_version: "0.1.0".into(),
         os: "Raspberry Pi OS 12 (aarch64)".into(),
-        applied: BTreeMap::new(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
-        now_playing: Some(NowPlaying {
-            item: ItemId::from("c-poster"),
-            entry: None,
-            since: at,
-        }),
+        now_playing: playing("c-poster", at),
         cache_bytes: 52_428_800,
-        cache: None,
         disk_free_bytes: Some(8_000_000_000),
         temperature_c: Some(51.5),
         clock_offset_ms: -120,
-        last_error: None,
-        document_features: Vec::new(),
+        ..device_state(device, at)
     }
 }
 
@@ -882,14 +868,7 @@ async fn u3_l8_usage_reports_filter_and_download_as_csv() {
     );
 
     let range = "from=2026-03-01T00:00:00Z&to=2026-03-05T00:00:00Z";
-    let ids = |page: &Value| -> Vec<String> {
-        page["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let ids = support::events::ids;
     let report = |query: String| {
         let hub = &hub;
         async move {

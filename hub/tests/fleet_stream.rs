@@ -20,6 +20,7 @@ use signet_hub::fleet::stream::{self, CHANNEL_CAPACITY, FleetEvent};
 use signet_hub::store::WriteBatch;
 use signet_hub::tenancy::NODE_DEVICES;
 use support::TestHub;
+use support::states::device_state;
 
 /// One server-sent event.
 #[derive(Debug)]
@@ -136,23 +137,12 @@ async fn attach(hub: &TestHub, node: &str, device: &str) {
 /// `device` reports online (or not) at the hub's now.
 async fn report(hub: &TestHub, device: &str, online: bool) {
     let state = DeviceState {
-        device_id: DeviceId::from(device),
         online,
-        at: signet_hub::app::Clock::now(&*hub.clock),
-        agent_version: "0.1.0".into(),
         os: "Debian 12".into(),
-        applied: BTreeMap::new(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
-        now_playing: None,
         cache_bytes: 1024,
-        cache: None,
         disk_free_bytes: Some(4_000_000_000),
         temperature_c: Some(48.0),
-        clock_offset_ms: 0,
-        last_error: None,
-        document_features: Vec::new(),
+        ..device_state(device, signet_hub::app::Clock::now(&*hub.clock))
     };
     fleet::record_state(&hub.state, &DeviceId::from(device), state)
         .await

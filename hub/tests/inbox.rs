@@ -30,6 +30,7 @@ use signet_hub::mqtt::reports::{
     Acknowledge, CHECK_BATCH, Checked, DeviceReports, FleetReports, IN_FLIGHT, Verdict, inbox,
 };
 use signet_hub::store::StoreError;
+use support::states::device_state;
 use support::{TestHub, device_key, register_device};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -64,23 +65,8 @@ fn message(topic: &str, payload: Vec<u8>, pkid: u16) -> Publish {
 /// A state report of `device` at `at`, its sequence number in `cache_bytes`.
 fn state(device: &str, at: chrono::DateTime<chrono::Utc>, cache_bytes: u64) -> DeviceState {
     DeviceState {
-        device_id: DeviceId::from(device),
-        online: true,
-        at,
-        agent_version: "0.1.0".into(),
-        os: "test os".into(),
-        applied: BTreeMap::default(),
-        activated: BTreeMap::default(),
-        pending: BTreeMap::default(),
-        refused: BTreeMap::default(),
-        now_playing: None,
         cache_bytes,
-        cache: None,
-        disk_free_bytes: None,
-        temperature_c: None,
-        clock_offset_ms: 0,
-        last_error: None,
-        document_features: Vec::new(),
+        ..device_state(device, at)
     }
 }
 

@@ -20,6 +20,7 @@ use signet_hub::mqtt::admin::BrokerAdmin as _;
 use signet_hub::mqtt::reports::FleetReports;
 use signet_hub::mqtt::{HubLink, LinkOptions};
 use support::mosquitto::Managed;
+use support::states::device_state;
 use support::{TestHub, activated_all, applied_all, register_device};
 use tokio_util::sync::CancellationToken;
 
@@ -293,23 +294,12 @@ async fn u4_u5_metrics_count_requests_messages_publishes_and_the_fleet() {
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
     tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
     let state = DeviceState {
-        device_id: DeviceId::from(DEVICE),
-        online: true,
-        at: chrono::Utc::now(),
-        agent_version: "0.1.0".into(),
         os: "Debian GNU/Linux 12 (bookworm) (x86_64)".into(),
         applied: applied_all(&hub, DEVICE),
         activated: activated_all(&hub, DEVICE),
-        pending: Default::default(),
-        refused: Default::default(),
-        now_playing: None,
-        cache_bytes: 0,
-        cache: None,
         disk_free_bytes: Some(1_000_000),
         temperature_c: Some(48.0),
-        clock_offset_ms: 0,
-        last_error: None,
-        document_features: Vec::new(),
+        ..device_state(DEVICE, chrono::Utc::now())
     };
     client
         .publish(

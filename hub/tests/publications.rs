@@ -14,11 +14,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use signet_common::ids::DeviceId;
 use signet_common::sync::DeviceState;
 use signet_hub::app::{Clock as _, SystemClock};
 use signet_hub::fleet;
 use signet_hub::publish::{self, LoopOptions};
+use support::states::device_state;
 use support::{TestHub, applied_all, assert_error, report_all_in_use};
 use tokio_util::sync::CancellationToken;
 
@@ -98,23 +98,8 @@ async fn latest_run_of(hub: &TestHub, job: &str, within: Duration) -> Value {
 /// A state report of `device` at the hub's clock, accepting nothing yet.
 fn report(hub: &TestHub, device: &str) -> DeviceState {
     DeviceState {
-        device_id: DeviceId::from(device),
-        online: true,
-        at: hub.clock.now(),
-        agent_version: "0.1.0".into(),
         os: "Raspberry Pi OS 12 (aarch64)".into(),
-        applied: Default::default(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
-        now_playing: None,
-        cache_bytes: 0,
-        cache: None,
-        disk_free_bytes: None,
-        temperature_c: None,
-        clock_offset_ms: 0,
-        last_error: None,
-        document_features: Vec::new(),
+        ..device_state(device, hub.clock.now())
     }
 }
 

@@ -35,6 +35,7 @@ use signet_hub::app::Clock as _;
 use signet_hub::config::MqttConfig;
 use signet_hub::mqtt::reports::FleetReports;
 use signet_hub::mqtt::{BrokerConnection, HubLink, LinkOptions, RunningLink};
+use support::states::{device_state, playing};
 use support::{TestHub, device_key, register_device};
 use tokio_util::sync::CancellationToken;
 
@@ -171,27 +172,9 @@ impl Publisher {
 /// A state of `device`: online, playing, with a cache of `cache_bytes`.
 fn state(hub: &TestHub, device: &str, cache_bytes: u64) -> DeviceState {
     DeviceState {
-        device_id: DeviceId::from(device),
-        online: true,
-        at: hub.clock.now(),
-        agent_version: "0.1.0".into(),
-        os: "test os".into(),
-        applied: Default::default(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
-        now_playing: Some(signet_common::sync::NowPlaying {
-            item: ItemId::from("c-forged"),
-            entry: None,
-            since: hub.clock.now(),
-        }),
+        now_playing: playing("c-forged", hub.clock.now()),
         cache_bytes,
-        cache: None,
-        disk_free_bytes: None,
-        temperature_c: None,
-        clock_offset_ms: 0,
-        last_error: None,
-        document_features: Vec::new(),
+        ..device_state(device, hub.clock.now())
     }
 }
 

@@ -10,7 +10,9 @@
 //! tenant admin sees nothing of the other tenant, runs axe-core on every page and saves each test's final page
 //! under `target/console-screens/`. The hub's mail goes to a real SMTP
 //! listener; the suite reads it (`SIGNET_E2E_MAIL_DIR`) to follow the
-//! mailed links of the public pages (M5, C11).
+//! mailed links of the public pages (M5, C11). Each agent's output is
+//! appended to `SIGNET_E2E_AGENT_LOGS/{device}.log` while the suite runs, so
+//! that it can check what a screen did with a command (C4, D8).
 //!
 //! Needs the console built (`make console`: `console/dist` and
 //! `console/node_modules`) before the hub binary is built, and Chromium
@@ -253,6 +255,15 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         .unwrap();
     assert!(made.success(), "gst-launch-1.0 made no video");
 
+    // A picture only the purge test uses (an access group's content whose
+    // window it closes, so nothing needs its cached copy, D8).
+    let _ = signet_tests::solid_png(dir.path(), "purge.png", 0x7c_3aed, 160, 90);
+    let purge_png = dir.path().join("purge.png");
+    // Each agent's output goes to `{device}.log` here while the suite runs,
+    // so that it can check what a screen did with a command (D8).
+    let agent_logs = dir.path().join("agent-logs");
+    std::fs::create_dir_all(&agent_logs).unwrap();
+
     let fixture = json!({
         "admin": admin,
         "viewer": viewer,
@@ -264,6 +275,7 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         "devices": agents.iter().map(|(name, node, agent)| json!({"id": agent.device, "name": name, "node": node})).collect::<Vec<_>>(),
         "upload": upload_path,
         "video": video_path,
+        "purge_png": purge_png,
         "pairing": {"code": code},
     });
     let fixture_path = dir.path().join("fixture.json");
@@ -280,6 +292,7 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         ("SIGNET_E2E_SCREENS", screens.display().to_string()),
         ("SIGNET_E2E_MAIL_DIR", mail_dir.display().to_string()),
         ("SIGNET_E2E_SMTP_REFUSE", refuse.display().to_string()),
+        ("SIGNET_E2E_AGENT_LOGS", agent_logs.display().to_string()),
     ];
     if std::env::var_os("SIGNET_CONSOLE_DOCS_SCREENSHOT").is_some() {
         env.push(("SIGNET_E2E_FLEET_PNG", docs_png.display().to_string()));
@@ -307,7 +320,11 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
     let mut args = vec!["--test", "--test-concurrency=1", "--test-reporter=spec"];
     args.extend(tests.iter().map(String::as_str));
     let mut suite = Process::start("console-e2e", Path::new("node"), &args, &env);
-    let code = suite.exit_code(SUITE).await;
+    let screens_only: Vec<&Agent> = agents.iter().map(|(_, _, agent)| agent).collect();
+    let code = tokio::select! {
+        code = suite.exit_code(SUITE) => code,
+        () = write_agent_logs(&screens_only, &agent_logs) => unreachable!("writes until the suite ends"),
+    };
     let output = suite.output().join("\n");
     println!("{output}");
     assert_eq!(
@@ -332,6 +349,33 @@ async fn c1_c5_console_in_chromium_shows_a_live_fleet_of_real_screens() {
         "the paired agent did not finish pairing:\n{}",
         kiosk.output().join("\n")
     );
+}
+
+/// Appends what each of `agents` printed to `dir/{device}.log`, every
+/// 100 ms, until the suite ends (the future is dropped then).
+async fn write_agent_logs(agents: &[&Agent], dir: &Path) {
+    use std::io::Write;
+    let mut written = vec![0; agents.len()];
+    loop {
+        for (agent, written) in agents.iter().zip(written.iter_mut()) {
+            let Some(process) = agent.process.as_ref() else {
+                continue;
+            };
+            let lines = process.output();
+            if lines.len() > *written {
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(format!("{}.log", agent.device)))
+                    .unwrap();
+                for line in &lines[*written..] {
+                    writeln!(file, "{line}").unwrap();
+                }
+                *written = lines.len();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Writes each message `sink` accepts to `dir` as `{n}.eml` (its DATA), in

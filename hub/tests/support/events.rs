@@ -2,6 +2,7 @@
 //! ingest them and read them back.
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use signet_common::ids::{AccessGroupId, DeviceId, ItemId};
 use signet_common::sync::{Outcome, PlayEvent};
 
@@ -40,4 +41,15 @@ pub fn skipped(event: PlayEvent, reason: &str) -> PlayEvent {
         skip_reason: Some(reason.to_owned()),
         ..event
     }
+}
+
+/// The event ids of a usage report page (`GET /api/v1/reports/usage`), in
+/// the page's order.
+pub fn ids(page: &Value) -> Vec<String> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
 }

@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod session;
 pub mod signed;
 pub mod smtp;
+pub mod states;
 
 use std::sync::{Arc, Mutex};
 
