@@ -118,14 +118,29 @@ const NOT_HEX: u8 = 0xF0;
 
 /// Parses exactly `2 * N` lowercase hex digits. Uppercase is refused so
 /// every value has one spelling (a flipped case bit must not verify).
+/// Eight digits at a time as one `u64` ([`parse_eight`]), the rest (fewer
+/// than eight) by table (issue 20: a manifest carries two 64-digit hashes
+/// per item, a tenth of its typed parse).
 pub(crate) fn parse_lower_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     if text.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
-    // Every digit is looked up; one test at the end (no branch per digit).
+    let mut digits = text.chunks_exact(8);
+    let mut bytes = out.chunks_exact_mut(4);
+    // Every word is parsed; one test at the end (no branch per word).
+    let mut ok = true;
+    for (word, four) in (&mut digits).zip(&mut bytes) {
+        let (value, valid) = parse_eight(word);
+        four.copy_from_slice(&value);
+        ok &= valid;
+    }
     let mut bad = 0u8;
-    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+    for (byte, pair) in bytes
+        .into_remainder()
+        .iter_mut()
+        .zip(digits.remainder().chunks_exact(2))
+    {
         let (high, low) = (
             HEX_DIGIT[usize::from(pair[0])],
             HEX_DIGIT[usize::from(pair[1])],
@@ -133,7 +148,37 @@ pub(crate) fn parse_lower_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
         bad |= high | low;
         *byte = (high << 4) | (low & 0x0F);
     }
-    (bad & NOT_HEX == 0).then_some(out)
+    (ok && bad & NOT_HEX == 0).then_some(out)
+}
+
+/// Eight lowercase hex digits (exactly 8 bytes) as 4 bytes, and whether all
+/// eight were `0-9` or `a-f`: each byte is range-tested in one `u64` (SWAR;
+/// no byte's sum reaches the next byte, since any byte with its high bit set
+/// is refused first).
+fn parse_eight(word: &[u8]) -> ([u8; 4], bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut array = [0u8; 8];
+    array.copy_from_slice(word);
+    let v = u64::from_le_bytes(array);
+    let ascii = v & HIGH == 0;
+    // For ASCII bytes, the high bit of `v + (0x80 - lo)` says `byte >= lo`,
+    // and that of `v + (0x7F - hi)` says `byte > hi`.
+    let at_least = |lo: u64| v.wrapping_add((0x80 - lo) * ONES);
+    let above = |hi: u64| v.wrapping_add((0x7F - hi) * ONES);
+    let digit = at_least(0x30) & !above(0x39) & HIGH;
+    let letter = at_least(0x61) & !above(0x66) & HIGH;
+    let valid = ascii && (digit | letter) == HIGH;
+    // `0`-`9` are 0x30-0x39 and `a`-`f` 0x61-0x66: the low nibble, plus 9
+    // for a letter.
+    let nibbles = (v & (0x0F * ONES)) + (letter >> 7) * 9;
+    // Byte 2i of `pairs` is digit 2i shifted up and digit 2i+1 below it.
+    let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let pairs = (pairs | (pairs >> 8)) & 0x0000_FFFF_0000_FFFF;
+    let pairs = (pairs | (pairs >> 16)) & 0x0000_0000_FFFF_FFFF;
+    let mut four = [0u8; 4];
+    four.copy_from_slice(&pairs.to_le_bytes()[..4]);
+    (four, valid)
 }
 
 impl Serialize for Sha256 {
@@ -239,6 +284,7 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(parse_lower_hex::<8>(&text), reference::<8>(&text));
             proptest::prop_assert_eq!(parse_lower_hex::<7>(&text), reference::<7>(&text));
+            proptest::prop_assert_eq!(parse_lower_hex::<9>(&text), reference::<9>(&text));
         }
 
         /// Every digest's text parses back to itself.
@@ -262,6 +308,18 @@ mod tests {
                 reference::<1>(&[b'f', byte]),
                 "{byte}"
             );
+            // In every place of a word the eight-at-a-time path parses,
+            // among digits and letters (a key id's 16 digits).
+            for at in 0..16 {
+                let mut text = *b"0123456789abcdef";
+                text.rotate_left(at % 7);
+                text[at] = byte;
+                assert_eq!(
+                    parse_lower_hex::<8>(&text),
+                    reference::<8>(&text),
+                    "{byte} at {at}"
+                );
+            }
         }
     }
 }

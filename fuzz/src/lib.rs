@@ -29,7 +29,7 @@ use signet_common::documents::{
     MAX_NONCE_LEN,
 };
 use signet_common::envelope::{self, Document, DocumentKind, MAX_DOCUMENT_BYTES, SigningKey};
-use signet_common::envelope::{PublicKey, VerifyError};
+use signet_common::envelope::{KeyId, PublicKey, VerifyError};
 use signet_common::ids::DeviceId;
 use signet_common::members_csv::{self, ImportError, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS};
 use signet_common::schedule::{self, MAX_ENTRIES, Schedule};
@@ -186,7 +186,16 @@ pub fn envelope(data: &[u8]) -> bool {
     assert!(store.verify_hub_time(data).is_err());
     assert!(store.verify::<GroupManifest>(data, fixture.now).is_err());
     assert!(store.clone().apply_trust(data).is_err());
-    match envelope::open(data) {
+    let opened = envelope::open(data);
+    assert_eq!(
+        opened
+            .as_ref()
+            .ok()
+            .map(|o| (o.kind(), o.key_id(), o.payload().to_vec())),
+        reference_open(data),
+        "the envelope opened differently from the contract's reading"
+    );
+    match opened {
         Err(VerifyError::Oversized { size, max }) => {
             assert!(size == data.len() && size > max && max == MAX_DOCUMENT_BYTES);
             false
@@ -210,6 +219,35 @@ pub fn envelope(data: &[u8]) -> bool {
             true
         }
     }
+}
+
+/// The envelope read the plain way, as the reference [`envelope::open`]
+/// must agree with whichever path it takes (the byte search or the JSON
+/// parser, SIMD base64): within the size bound, one JSON object of exactly
+/// the four string fields, a known kind, a key id of 16 lowercase hex
+/// digits, and the `base64` crate's strict standard decoding, the signature
+/// 64 bytes. The kind, key and payload bytes when it opens.
+fn reference_open(data: &[u8]) -> Option<(DocumentKind, KeyId, Vec<u8>)> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wire {
+        kind: String,
+        key_id: String,
+        payload: String,
+        sig: String,
+    }
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    if data.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    let wire: Wire = serde_json::from_slice(data).ok()?;
+    let kind: DocumentKind = wire.kind.parse().ok()?;
+    let key_id: KeyId = wire.key_id.parse().ok()?;
+    if base64.decode(&wire.sig).ok()?.len() != 64 {
+        return None;
+    }
+    Some((kind, key_id, base64.decode(&wire.payload).ok()?))
 }
 
 /// A signed document whose payload is `payload`, as a device receives it:

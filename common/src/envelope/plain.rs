@@ -13,9 +13,6 @@
 //! 16 hex digits, base64), none of which admits a backslash, a quote or a
 //! control character.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-
 use super::{DocumentKind, KeyId, Opened};
 
 /// The fields, in the order [`open`] holds their values.
@@ -56,17 +53,8 @@ pub(super) fn open(bytes: &[u8]) -> Option<Opened> {
     };
     let kind = DocumentKind::from_bytes(kind)?;
     let key_id = KeyId::parse_bytes(key_id)?;
-    let mut decoded = [0u8; 66];
-    if BASE64.decode_slice(sig, &mut decoded).ok()? != 64 {
-        return None;
-    }
-    let mut signature = [0u8; 64];
-    signature.copy_from_slice(&decoded[..64]);
-    let prefix = kind.as_str().len() + 1;
-    let mut message = Vec::with_capacity(prefix + payload.len() / 4 * 3 + 3);
-    message.extend_from_slice(kind.as_str().as_bytes());
-    message.push(0);
-    BASE64.decode_vec(payload, &mut message).ok()?;
+    let signature = super::decode_signature(sig).ok()?;
+    let message = super::decode_message(kind, payload).ok()?;
     Some(Opened {
         kind,
         key_id,
