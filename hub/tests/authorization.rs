@@ -25,6 +25,9 @@ use signet_hub::mail::{OUTBOX, OutboxEntry};
 use signet_hub::store::WriteBatch;
 use support::{PASSWORD, TestHub};
 
+/// The clustered broker's token for its HTTP hooks (`mqtt.auth_hook_token`).
+const BROKER_HOOK_TOKEN: &str = "broker-hook-token-for-the-matrix-0123456789";
+
 /// Roles in order: the columns of `own` and `other`.
 const ROLES: [&str; 5] = ["viewer", "contributor", "moderator", "manager", "admin"];
 
@@ -164,6 +167,114 @@ fn rows() -> Vec<Row> {
             None,
             Nothing,
             Anonymous(200),
+        ),
+        // A clustered broker's hooks (S7, O3): its token only; a user's
+        // token, however strong the role, is not the broker's.
+        row(
+            Method::POST,
+            "/api/v1/broker/authenticate",
+            "/api/v1/broker/authenticate",
+            Some(
+                json!({"username": "{user_name}", "password": PASSWORD, "clientid": "{user_name}"}),
+            ),
+            Nothing,
+            Key(BROKER_HOOK_TOKEN, 200),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authenticate",
+            "/api/v1/broker/authenticate",
+            Some(
+                json!({"username": "{user_name}", "password": PASSWORD, "clientid": "{user_name}"}),
+            ),
+            Nothing,
+            Key("{admin_token}", 401),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authenticate",
+            "/api/v1/broker/authenticate",
+            Some(
+                json!({"username": "{user_name}", "password": PASSWORD, "clientid": "{user_name}"}),
+            ),
+            Nothing,
+            Key("not-the-broker-token", 401),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authenticate",
+            "/api/v1/broker/authenticate",
+            Some(
+                json!({"username": "{user_name}", "password": PASSWORD, "clientid": "{user_name}"}),
+            ),
+            Nothing,
+            Anonymous(401),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authenticate",
+            "/api/v1/broker/authenticate",
+            Some(
+                json!({"username": "{user_name}", "password": PASSWORD, "clientid": "{user_name}"}),
+            ),
+            Nothing,
+            Roles {
+                own: [401; 5],
+                other: [401; 5],
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authorize",
+            "/api/v1/broker/authorize",
+            Some(
+                json!({"username": "{user_name}", "clientid": "{user_name}", "action": "subscribe", "topic": "signet/v1/trust"}),
+            ),
+            Nothing,
+            Key(BROKER_HOOK_TOKEN, 200),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authorize",
+            "/api/v1/broker/authorize",
+            Some(
+                json!({"username": "{user_name}", "clientid": "{user_name}", "action": "subscribe", "topic": "signet/v1/trust"}),
+            ),
+            Nothing,
+            Key("{admin_token}", 401),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authorize",
+            "/api/v1/broker/authorize",
+            Some(
+                json!({"username": "{user_name}", "clientid": "{user_name}", "action": "subscribe", "topic": "signet/v1/trust"}),
+            ),
+            Nothing,
+            Key("not-the-broker-token", 401),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authorize",
+            "/api/v1/broker/authorize",
+            Some(
+                json!({"username": "{user_name}", "clientid": "{user_name}", "action": "subscribe", "topic": "signet/v1/trust"}),
+            ),
+            Nothing,
+            Anonymous(401),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/broker/authorize",
+            "/api/v1/broker/authorize",
+            Some(
+                json!({"username": "{user_name}", "clientid": "{user_name}", "action": "subscribe", "topic": "signet/v1/trust"}),
+            ),
+            Nothing,
+            Roles {
+                own: [401; 5],
+                other: [401; 5],
+            },
         ),
         row(
             Method::GET,
@@ -2580,7 +2691,10 @@ fn mailed_token(hub: &TestHub, to: &str) -> String {
 
 impl Fixture {
     async fn new() -> Self {
-        let hub = TestHub::start().await;
+        let hub = TestHub::start_with(|config| {
+            config.mqtt.auth_hook_token = Some(BROKER_HOOK_TOKEN.to_owned());
+        })
+        .await;
         let mut tenants = Vec::new();
         for name in ["A", "B"] {
             let node = hub

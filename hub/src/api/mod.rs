@@ -21,6 +21,7 @@ mod access_groups;
 mod alert_settings;
 mod approval;
 mod audit_log;
+mod broker_hook;
 pub mod console;
 mod content;
 mod content_actions;
@@ -209,6 +210,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(device_documents::routes())
         .merge(screenshots::routes())
         .merge(member::routes())
+        .merge(broker_hook::routes())
 }
 
 /// The OpenAPI document of every route the hub serves.

@@ -69,6 +69,14 @@ pub struct MqttConfig {
     /// instead of every report. Needs an external broker (`embedded =
     /// false`): the managed broker is one hub's own.
     pub shared_subscriptions: bool,
+    /// The bearer token a clustered broker's HTTP authentication and
+    /// authorization hooks send (EMQX's `http` authenticator and
+    /// authorizer, `Authorization: Bearer …`). Set: the hub answers them at
+    /// `/api/v1/broker/authenticate` and `/api/v1/broker/authorize` from
+    /// its store ([`crate::mqtt::hook`]), so a broker the hub does not
+    /// administer gives each device exactly the rights the managed one
+    /// does (S7, O3). Unset: those routes answer 404.
+    pub auth_hook_token: Option<String>,
 }
 
 /// The share group replicas subscribe to device reports in.
@@ -81,6 +89,9 @@ pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const DEFAULT_MOSQUITTO: &str = "/usr/sbin/mosquitto";
 /// The longest broker URL, in bytes.
 pub const MAX_BROKER_URL_LEN: usize = 512;
+/// The shortest `auth_hook_token`, in bytes: it is the broker's only
+/// credential towards the hub.
+pub const MIN_HOOK_TOKEN_LEN: usize = 32;
 /// The longest MQTT client id, user name or password, in bytes.
 pub const MAX_MQTT_FIELD_LEN: usize = 256;
 
@@ -101,6 +112,7 @@ impl Default for MqttConfig {
             client_id: "signet-hub".to_owned(),
             dynsec: false,
             shared_subscriptions: false,
+            auth_hook_token: None,
         }
     }
 }
@@ -189,6 +201,19 @@ impl MqttConfig {
                 "mqtt.shared_subscriptions",
                 "is for hub replicas on one external broker: it needs mqtt.embedded = false \
                  and mqtt.url (the managed broker is one hub's own)",
+            ));
+        }
+        if self
+            .auth_hook_token
+            .as_ref()
+            .is_some_and(|t| !(MIN_HOOK_TOKEN_LEN..=MAX_MQTT_FIELD_LEN).contains(&t.len()))
+        {
+            return Err(refuse(
+                "mqtt.auth_hook_token",
+                format!(
+                    "must be {MIN_HOOK_TOKEN_LEN} to {MAX_MQTT_FIELD_LEN} bytes \
+                     (e.g. `openssl rand -hex 32`)"
+                ),
             ));
         }
         if self.client_id.is_empty()

@@ -248,6 +248,11 @@ fn o3_mqtt_section_external_broker_and_its_checks() {
         ),
         (&[("SIGNET_HUB_MQTT__CLIENT_ID", "")], "mqtt.client_id"),
         (&[("SIGNET_HUB_MQTT__PORT", "1")], "port"),
+        // S7: the broker's only credential towards the hub's hooks.
+        (
+            &[("SIGNET_HUB_MQTT__AUTH_HOOK_TOKEN", "short")],
+            "mqtt.auth_hook_token",
+        ),
     ];
     for (vars, key) in refused {
         let err = Config::load(None, env(vars)).unwrap_err().to_string();

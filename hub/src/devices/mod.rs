@@ -332,7 +332,7 @@ pub fn normalize_code(code: &str) -> Option<String> {
 
 /// Whether two equal-length byte strings are equal, in time that does not
 /// depend on where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

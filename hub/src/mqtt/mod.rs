@@ -44,6 +44,7 @@ pub use crate::app::broker_admin as admin;
 pub mod broker;
 mod connection;
 pub mod dynsec;
+pub mod hook;
 pub mod hub_time;
 pub mod reports;
 pub mod retained;

@@ -17,6 +17,7 @@ use signet_common::sync::{
 };
 
 use super::MAX_PASSWORD_LEN;
+use crate::config::SHARE_GROUP;
 use crate::mqtt::admin::BrokerAdminError;
 
 /// The role holding the rights only `device` has (its own topics).
@@ -68,6 +69,53 @@ impl Acl {
     pub fn to_json(&self) -> Value {
         json!({"acltype": self.acl_type, "topic": self.topic, "allow": true, "priority": 0})
     }
+}
+
+/// What a client asks to do, as a broker's authorization hook names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Publish on a topic.
+    Publish,
+    /// Subscribe with a topic filter.
+    Subscribe,
+}
+
+impl Acl {
+    /// Whether this entry lets a client publish on `topic` or subscribe
+    /// with the filter `topic`, as mosquitto's dynamic-security plugin
+    /// decides it: `publishClientSend` matches the published topic against
+    /// its filter, `subscribeLiteral` takes the filter byte for byte,
+    /// `subscribePattern` takes a filter it covers (a `+` of the pattern
+    /// stands for any one level, `+` included; a `#` for the rest, `#`
+    /// included). Receive and unsubscribe entries permit neither.
+    #[must_use]
+    pub fn permits(&self, action: Action, topic: &str) -> bool {
+        match (action, self.acl_type) {
+            (Action::Publish, "publishClientSend") => {
+                !topic.contains(['+', '#']) && filter_covers(&self.topic, topic)
+            }
+            (Action::Subscribe, "subscribeLiteral") => self.topic == topic,
+            (Action::Subscribe, "subscribePattern") => filter_covers(&self.topic, topic),
+            _ => false,
+        }
+    }
+}
+
+/// Whether every topic `inner` (a topic or a filter) matches is matched by
+/// the filter `outer`.
+fn filter_covers(outer: &str, inner: &str) -> bool {
+    let mut inner_levels = inner.split('/');
+    for level in outer.split('/') {
+        if level == "#" {
+            return true;
+        }
+        match inner_levels.next() {
+            Some("#") | None => return false,
+            Some(given) if level != "+" && level != given => return false,
+            Some(_) => {}
+        }
+    }
+    inner_levels.next().is_none()
 }
 
 /// Exactly what `device` may do (S7) when it follows `groups`: read its
@@ -127,7 +175,8 @@ fn read_acls(topics: impl IntoIterator<Item = String>) -> BTreeSet<Acl> {
 
 /// What the hub's own user may do: publish every Signet topic (manifests,
 /// assignments, commands, hub time, trust — retained or not), subscribe to
-/// and receive every device's state and events, and the hub's own retained
+/// and receive every device's state and events (also through the replicas'
+/// shared subscription), and the hub's own retained
 /// topics ([`crate::mqtt::retained::WATCHED`]: the watch restores what someone
 /// else changed there, S4).
 #[must_use]
@@ -138,8 +187,13 @@ pub fn hub_acls() -> BTreeSet<Acl> {
         format!("{TOPIC_PREFIX}/devices/+/state"),
         format!("{TOPIC_PREFIX}/devices/+/events"),
     ];
+    // Replicas share the reports (`mqtt.shared_subscriptions`, X5): the
+    // broker checks a shared subscription's filter with its prefix.
+    let shared = reports
+        .clone()
+        .map(|filter| format!("$share/{SHARE_GROUP}/{filter}"));
     let watched = crate::mqtt::retained::WATCHED.map(|f| format!("{TOPIC_PREFIX}/{f}"));
-    for filter in reports.into_iter().chain(watched) {
+    for filter in reports.into_iter().chain(shared).chain(watched) {
         acls.insert(Acl::new("subscribePattern", filter.clone()));
         acls.insert(Acl::new("unsubscribePattern", filter.clone()));
         acls.insert(Acl::new("publishClientReceive", filter));
