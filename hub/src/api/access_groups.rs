@@ -250,8 +250,9 @@ pub async fn list_items(State(state): Ctx, caller: Caller, Path(id): Id) -> Answ
 
 /// Replaces a group's item list (Manager+). Every item must be a content
 /// item usable at the group's node (T2: stored there or above). Once the
-/// list is durable, the group is published (L3): its manifest and its
-/// member devices' assignments are re-signed and sent.
+/// list is durable, the group is published (L3): its manifest is signed
+/// and sent once, whatever the number of member devices (their assignments
+/// do not change).
 #[utoipa::path(put, path = "/api/v1/access-groups/{id}/items", tag = "access-groups", request_body = ItemList,
     params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
     responses((status = 200, description = "The new list and its publication", body = ItemsSaved),

@@ -32,8 +32,8 @@ use crate::store::StoreError;
 pub struct ItemsSaved {
     /// The items now held.
     pub items: Vec<GroupItem>,
-    /// The run that re-signed the group's manifest and its member devices'
-    /// assignments, when it succeeded.
+    /// The run that signed the group's new manifest (one document whatever
+    /// the number of members; their assignments stand), when it succeeded.
     pub publication: Option<PublicationRun>,
     /// Why that publication failed, when it did: the list is saved and goes
     /// out with the next publication of the group.
@@ -44,7 +44,8 @@ pub struct ItemsSaved {
 /// new end date): its broker access follows its groups (S7) and the group
 /// is published, so the device's assignment changes at once (L4, L5).
 /// Failures are logged: the change is stored, and the group's next
-/// publication sends it. Nothing to do for a user member (`None`).
+/// publish (`POST /publish`, or a member change; an items change re-signs
+/// no assignment) sends it. Nothing to do for a user member (`None`).
 pub async fn device_member_changed(
     hub: &Hub,
     actor: &identity::Actor,
@@ -99,9 +100,10 @@ pub async fn group_deleted(hub: &Hub, actor: &identity::Actor, deleted: GroupDel
     crate::devices::retire_group(hub, group.as_str()).await;
 }
 
-/// After `group`'s item list was stored: publishes the group (L3: the
-/// change reaches member devices at their next sync) and answers with the
-/// list and the run, or why the run failed.
+/// After `group`'s item list was stored: publishes the group's manifest
+/// (L3: the change reaches member devices at their next sync; DESIGN §4:
+/// one signed document, no assignment read or re-signed) and answers with
+/// the list and the run, or why the run failed.
 ///
 /// # Errors
 /// When the store fails reading the list back.
@@ -138,7 +140,8 @@ pub struct MembersSaved {
     /// How many documents that run signed.
     pub signed: usize,
     /// Why that publication failed, when it did: the change is stored and
-    /// goes out with the group's next publication.
+    /// goes out with the group's next publish (`POST /publish`) or member
+    /// change.
     pub publication_error: Option<String>,
     /// Devices whose broker access could not follow yet (`device: reason`);
     /// the outbox keeps trying.
@@ -150,7 +153,8 @@ pub struct MembersSaved {
 /// and their broker access follows before they are sent, S7); a changed
 /// device that run did not re-sign (attached outside the group's node
 /// since) has its broker access follow too. Never fails: the change is
-/// stored, and what did not go out goes with the group's next publication.
+/// stored, and what did not go out goes with the group's next publish or
+/// member change (an items change re-signs no assignment).
 pub async fn device_members_changed(
     hub: &Hub,
     actor: &identity::Actor,

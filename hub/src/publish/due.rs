@@ -233,6 +233,7 @@ async fn resign_expiring(state: &Hub, now: DateTime<Utc>) -> Result<usize, Publi
             scope_node,
             groups: vec![group.clone()],
             devices: Vec::new(),
+            followers: Vec::new(),
         };
         let by = Publishing {
             trigger: Trigger::Resign,

@@ -39,7 +39,10 @@
 //! them); an access group means it and its member devices (current or
 //! removed, so a removal reaches the device: L4) attached inside its node's
 //! subtree. Nodes above the scope are not re-signed: a tenant never signs
-//! its parent's content.
+//! its parent's content. An access group's items change
+//! ([`run::publish_group_items`]) signs that group's manifest alone (DESIGN
+//! §4): no member's assignment is built or re-signed, and the run's
+//! progress records name its current, active member devices.
 //!
 //! # Storage
 //! | tree | key | value |

@@ -132,6 +132,7 @@ async fn resign(state: &Hub, signer: KeyId) -> Result<usize, PublishError> {
                     scope_node,
                     groups: vec![group],
                     devices: Vec::new(),
+                    followers: Vec::new(),
                 };
                 runs += run(state, targets).await?;
             }
@@ -155,6 +156,7 @@ async fn resign(state: &Hub, signer: KeyId) -> Result<usize, PublishError> {
             scope_node: node,
             groups: Vec::new(),
             devices,
+            followers: Vec::new(),
         };
         runs += run(state, targets).await?;
     }

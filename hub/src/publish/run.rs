@@ -135,9 +135,13 @@ pub async fn publish_devices(
 
 /// Publishes an access group after its item list changed (L3: content
 /// added to a group appears on every member device at its next sync,
-/// content removed stops being playable): [`publish`] of the group as
-/// `actor` with the [`Trigger::GroupItems`] trigger. The caller has
-/// authorized the change; this does not check `publish`.
+/// content removed stops being playable) as `actor` with the
+/// [`Trigger::GroupItems`] trigger: the group's one manifest, signed and
+/// sent once whatever the number of members (DESIGN §4,
+/// [`super::targets::manifest_targets`]); no member's assignment is read or
+/// re-signed, since the items are not part of any. The run's progress
+/// records name the member devices that receive the manifest. The caller
+/// has authorized the change; this does not check `publish`.
 ///
 /// # Errors
 /// [`PublishError`]; then nothing was stored or published.
@@ -150,7 +154,16 @@ pub async fn publish_group_items(
         trigger: Trigger::GroupItems,
         ..Publishing::from(actor)
     };
-    publish(state, &GroupRef::AccessGroup(group.clone()), by).await
+    run_targets(
+        state,
+        |tx| {
+            let (tree, _) = load_tree_in(tx)?;
+            super::targets::manifest_targets(tx, &tree, group)
+        },
+        Some(GroupRef::AccessGroup(group.clone())),
+        by,
+    )
+    .await
 }
 
 /// Publishes what `targets` picks inside the run's transaction: builds and

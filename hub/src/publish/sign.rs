@@ -187,6 +187,9 @@ pub(super) fn prepare(
         documents.push(signed_view(&record));
         stage(&mut batch, &mut signed, &record, envelope)?;
     }
+    // Followers receive the run's manifests; their assignments stand.
+    let manifests: Vec<String> = targets.groups.iter().map(|g| g.id().to_owned()).collect();
+    reach.extend((targets.followers.iter()).map(|device| (device.clone(), manifests.clone())));
     if !targets.devices.is_empty() {
         let (tree, nodes) = load_tree_in(tx)?;
         let inputs = build::AssignmentInputs {

@@ -6,11 +6,13 @@
 
 use std::collections::BTreeSet;
 
-use signet_common::ids::{DeviceId, NodeId};
+use signet_common::ids::{AccessGroupId, DeviceId, NodeId};
 use signet_common::permissions::{Domain, NodeTree, Permission};
 
 use super::PublishError;
-use crate::access_groups::{AccessGroup, GROUPS, MEMBERS, MemberRef, group_prefix, member_key};
+use crate::access_groups::{
+    AccessGroup, GROUPS, MEMBERS, Member, MemberRef, group_prefix, member_key,
+};
 use crate::groups::GroupRef;
 use crate::identity::User;
 use crate::store::{Store, StoreError, Tx};
@@ -24,6 +26,10 @@ pub struct Targets {
     pub groups: Vec<GroupRef>,
     /// The devices whose assignments are built, with their nodes.
     pub devices: Vec<(DeviceId, NodeId)>,
+    /// Devices that follow the run's groups but whose assignments the run
+    /// does not build (a change of the groups' own manifests, DESIGN §4):
+    /// only the run's progress records name them ([`super::publications`]).
+    pub followers: Vec<DeviceId>,
 }
 
 /// What `scope` touches (see the module doc of [`super`]) in `tree`, as
@@ -49,6 +55,7 @@ pub fn targets_of(
                 scope_node: node.clone(),
                 groups,
                 devices,
+                followers: Vec::new(),
             })
         }
         GroupRef::AccessGroup(id) => {
@@ -74,9 +81,57 @@ pub fn targets_of(
                 scope_node: group.node,
                 groups: vec![scope.clone()],
                 devices,
+                followers: Vec::new(),
             })
         }
     }
+}
+
+/// What a change of access group `id`'s own manifest touches (L3, DESIGN
+/// §4: its items): that one manifest, and as followers the devices whose
+/// assignments list the group — its current, active device members
+/// attached inside its node's subtree, as [`super::build::assignment`]
+/// lists them — for the run's progress records. No assignment is read or
+/// built: nothing an assignment says depends on the manifest (its floors
+/// are not its content), so the run signs one document whatever the
+/// number of members. A change of what an assignment says (membership,
+/// license window, node, country) goes through [`targets_of`].
+///
+/// # Errors
+/// [`PublishError::UnknownGroup`] when the group does not exist; store errors.
+pub fn manifest_targets(
+    store: &mut Tx,
+    tree: &NodeTree,
+    id: &AccessGroupId,
+) -> Result<Targets, PublishError> {
+    let scope = GroupRef::AccessGroup(id.clone());
+    let group: AccessGroup = store
+        .get(GROUPS, id.as_str())?
+        .ok_or_else(|| PublishError::UnknownGroup(scope.clone()))?;
+    let members: BTreeSet<DeviceId> = store
+        .scan::<Member>(MEMBERS, &group_prefix(id))?
+        .into_iter()
+        .filter(|m| m.is_current() && m.active)
+        .filter_map(|m| match m.member {
+            MemberRef::Device { device_id } => Some(device_id),
+            MemberRef::User { .. } => None,
+        })
+        .collect();
+    let followers = if members.is_empty() {
+        Vec::new()
+    } else {
+        crate::tenancy::attached_devices_in(store)?
+            .into_iter()
+            .filter(|(device, at)| tree.is_within(at, &group.node) && members.contains(device))
+            .map(|(device, _)| device)
+            .collect()
+    };
+    Ok(Targets {
+        scope_node: group.node,
+        groups: vec![scope],
+        devices: Vec::new(),
+        followers,
+    })
 }
 
 /// The groups a publish of `node` signs: the nodes of its subtree and the
@@ -134,6 +189,7 @@ pub fn devices_targets(
         scope_node: node.clone(),
         groups,
         devices: attached,
+        followers: Vec::new(),
     })
 }
 
