@@ -23,7 +23,7 @@ use crate::fleet::{
 };
 use crate::groups::GroupRef;
 use crate::publish::{self, SIGNED_DOCUMENTS, SignedDocument};
-use crate::store::WriteBatch;
+use crate::store::{StoreError, Tx, WriteBatch};
 use crate::tenancy::{NODE_DEVICES, NODES, Node};
 
 /// Which nodes a read covers.
@@ -243,18 +243,14 @@ async fn licensed_group(hub: &Hub, id: &str, members: &[DeviceId]) -> AccessGrou
                 member.active = true;
                 repo::put_member(tx, &member)?;
             }
-            Ok::<(), crate::store::StoreError>(())
+            Ok::<(), StoreError>(())
         })
         .await
         .unwrap();
     group
 }
 
-fn put_item(
-    tx: &mut crate::store::Tx,
-    group: &AccessGroup,
-    item: &str,
-) -> Result<(), crate::store::StoreError> {
+fn put_item(tx: &mut Tx, group: &AccessGroup, item: &str) -> Result<(), StoreError> {
     let item = GroupItem {
         id: ItemId::from(item),
         categories: Vec::new(),
@@ -297,12 +293,8 @@ fn assert_json(
     let liveness = Liveness::of(hub);
     let json = index.list_json(&hub.store, holds, page, liveness).unwrap();
     let expected = serde_json::to_vec(&select(views, page)).unwrap();
-    assert!(
-        json == expected,
-        "{what}: {page:?} JSON\n{}\nagainst\n{}",
-        String::from_utf8_lossy(&json),
-        String::from_utf8_lossy(&expected)
-    );
+    let (json, expected) = (String::from_utf8(json), String::from_utf8(expected));
+    assert_eq!(json.unwrap(), expected.unwrap(), "{what}: {page:?} JSON");
 }
 
 /// A hub on a fresh store at 2026-03-01 12:00 on a clock the test moves,
@@ -716,8 +708,7 @@ async fn x3_u4_group_licence_and_items_edits_cost_only_their_members() {
             .filter(|v| !v.licence_refusals.is_empty())
             .count()
     };
-    // No node has a country: every member is refused (country unknown).
-    assert_eq!(refused(&hub), members.len());
+    assert_eq!(refused(&hub), members.len(), "no node has a country");
     let costs = |before: super::IndexWork, what: &str| {
         assert_exact(&hub, &index, what);
         let after = index.work();
@@ -760,7 +751,7 @@ async fn x3_u4_group_licence_and_items_edits_cost_only_their_members() {
         .transact(|tx| {
             repo::delete_item(tx, &written.id, &ItemId::from("c-licensed"));
             repo::delete_item(tx, &written.id, &ItemId::from("c-second"));
-            Ok::<(), crate::store::StoreError>(())
+            Ok::<(), StoreError>(())
         })
         .await
         .unwrap();
