@@ -55,6 +55,25 @@ async fn c3_fixture_seeds_a_fleet_and_refuses_real_devices() {
         .count();
     assert_eq!(never, seeded.never_reported);
     assert!(fleet.iter().any(|d| d["connection"] == "offline"));
+    // U4, issue 20: the list is joined from each device's view serialized
+    // in the fleet index; it is JSON, and every row equals the device's
+    // view read from the store (`GET /api/v1/fleet/{id}`), field for field.
+    let response = hub
+        .client
+        .get(format!("{}/api/v1/fleet?limit=1000", hub.base))
+        .bearer_auth(&hub.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let listed: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(listed, *fleet);
+    for row in fleet {
+        let id = row["device_id"].as_str().unwrap();
+        let (status, one) = hub.get(&hub.admin, &format!("/api/v1/fleet/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one, *row, "{id}");
+    }
 
     // Seeding again replaces the fixture.
     seed(&hub.state.store, 120, now).await.unwrap();

@@ -27,7 +27,9 @@
 //!    every `SIGNET_SIM_EVENT_SECS` (60); over `SIGNET_SIM_WINDOW_SECS`
 //!    (60) the hub's processor share and RSS (`/proc`), the fleet view's
 //!    lag (answer time − newest `reported_at`), and the operator API
-//!    (`GET /api/v1/fleet`, a node rename) p50/p99.
+//!    (`GET /api/v1/fleet`, a node rename) p50/p99; before that window,
+//!    the hub's share with no operator reading over
+//!    `SIGNET_SIM_QUIET_SECS` (default the heartbeat interval, 0 skips).
 //!
 //! `cargo build --workspace --bins && SIGNET_SIM_SCREENS=1000 cargo bench
 //! -p signet-tests --bench fleet_sim` (`make bench-fleet`);
@@ -473,9 +475,26 @@ async fn run(broker: &str, n: usize, rounds: usize) -> Row {
         reached.missing()
     );
 
+    // Ingest alone (X3): the hub's processor share with no operator
+    // reading, over `SIGNET_SIM_QUIET_SECS` (default one heartbeat
+    // interval; 0 skips it) — what the screens' reports cost by themselves.
+    let hub_pid = hub.process.pid();
+    let quiet = Duration::from_secs(env_number("SIGNET_SIM_QUIET_SECS", heartbeat_secs));
+    if !quiet.is_zero() {
+        let (cpu0, t) = (stats::cpu_time(hub_pid).unwrap_or_default(), Instant::now());
+        tokio::time::sleep(quiet).await;
+        let cpu = stats::cpu_time(hub_pid)
+            .unwrap_or_default()
+            .saturating_sub(cpu0);
+        println!(
+            "[{broker} N={n}] ingest alone (no operator reads) over {:.0} s: hub CPU {:.1} % of a core",
+            t.elapsed().as_secs_f64(),
+            ratio(cpu, t.elapsed()) * 100.0
+        );
+    }
+
     // Ingest and the operator API under it.
     let window = Duration::from_secs(env_number("SIGNET_SIM_WINDOW_SECS", 60));
-    let hub_pid = hub.process.pid();
     let cpu0 = stats::cpu_time(hub_pid).unwrap_or_default();
     let started = Instant::now();
     let mut list = Vec::new();

@@ -73,9 +73,11 @@ pub async fn list_fleet(
     State(state): Ctx,
     caller: Caller,
     ApiQuery(filter): ApiQuery<FleetFilter>,
-) -> Answer<Vec<FleetDevice>> {
+) -> Result<impl IntoResponse, ApiError> {
+    // The service answers the list serialized (`Vec<FleetDevice>` JSON).
     let listed = service::off_runtime(&state, viewer(&caller), filter, service::list);
-    Ok(Json(listed.await?))
+    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    Ok((json, listed.await?))
 }
 /// How many devices inside the caller's domain (or under `node`) are
 /// attached, online, offline, in sync, out of sync, playing and showing an

@@ -19,19 +19,29 @@
 //! read again, a user's touches no device. A written node costs one look
 //! at the tenancy tree: the devices at a node whose country changed (the
 //! one thing of the tree their licence refusals rest on) are read again,
-//! a rename or a new time zone reads none. Writes that may change many
-//! devices' views at once (an access group's license or items) make the
-//! next answer rebuild the index from the store; they are operator edits,
-//! rare next to reads. Heartbeats and proof-of-play under load therefore
-//! cost an answer the devices that reported, never a build (X3, issue 20;
-//! [`FleetIndex::work`] counts both).
+//! a rename or a new time zone reads none. An access group's record
+//! (its licence) or items written read again its device members (a scan
+//! of the group's member keys), no other device. Heartbeats,
+//! proof-of-play and operator edits therefore cost an answer the devices
+//! they touched, never a build (X3, issue 20; [`FleetIndex::work`] counts
+//! both).
+//!
+//! # Serialized rows
+//! Each row holds its view serialized, made when the row is (re)inserted:
+//! a page ([`FleetIndex::list_json`]) is those bytes joined into the JSON
+//! array `serde_json` would write for the list, so an answer costs the
+//! rows that changed since the last, not serializing the page (issue 20:
+//! serializing `FleetDevice`s was over half the hub's time under the
+//! simulator). The view moves with the clock only at the instants below,
+//! and each inserts the row again, so held bytes are never stale.
 //! Time is the one input without a write: a device counted online turns
 //! offline when its deadline (`last_heartbeat + heartbeat_timeout`,
 //! [`super::DeviceStatus::connection_at`]) passes, and a device whose
 //! licence window starts or ends is read again at that instant; both come
 //! from time-ordered sets, so an answer costs the devices whose state
 //! changed, never a scan. A clock that went back recomputes every device's
-//! connection from memory.
+//! connection from memory, and reads again the devices whose licence
+//! facts were read after a window edge the clock is now before.
 //!
 //! # Restart
 //! Nothing is persisted: the first read after the hub starts builds the
@@ -49,18 +59,13 @@ use signet_common::ids::{DeviceId, NodeId};
 use signet_common::permissions::NodeTree;
 
 use super::{DEVICE_STATES, DeviceFacts, FleetCounts, FleetDevice, Liveness, attached_devices};
-use crate::access_groups::{MEMBER_GROUPS, MEMBERS};
+use crate::access_groups::{GROUPS, ITEMS, MEMBER_GROUPS, MEMBERS};
 use crate::app::Hub;
 use crate::app::store_watch::CommitObserver;
 use crate::devices::DEVICES;
 use crate::publish::SIGNED_DOCUMENTS;
 use crate::store::{Store, StoreError, Write};
 use crate::tenancy::{NODE_DEVICES, NODES, Node};
-
-/// Trees whose writes may change any device's view: the index is rebuilt.
-/// A group's license or items change every member's refusals; the members
-/// of one group are not known from the write, so all are read again.
-const REBUILD_TREES: [&str; 2] = [crate::access_groups::GROUPS, crate::access_groups::ITEMS];
 
 /// What committed batches changed since the index last looked.
 #[derive(Debug, Default)]
@@ -71,6 +76,9 @@ struct Changes {
     attachments: HashSet<(DeviceId, NodeId)>,
     /// Groups with a new signed manifest.
     groups: HashSet<String>,
+    /// Access groups whose record (licence) or items were written: their
+    /// device members' refusals may change, so those are read again.
+    access_groups: HashSet<String>,
     /// A node was written: a device's view rests on its node's country
     /// (licence refusals), which is looked at again per node.
     nodes: bool,
@@ -113,8 +121,15 @@ impl Changes {
             }
         } else if tree == NODES {
             self.nodes = true;
-        } else if REBUILD_TREES.contains(&tree) {
-            self.everything = true;
+        } else if tree == GROUPS || tree == ITEMS {
+            // `{group}` or `{group}/{item}`: the group's device members
+            // are read again (its licence and items are their refusals).
+            let group = key.split_once('/').map_or(key.as_ref(), |(group, _)| group);
+            if group.is_empty() {
+                self.everything = true;
+            } else {
+                self.access_groups.insert(group.to_owned());
+            }
         }
     }
 }
@@ -146,9 +161,26 @@ struct Row {
     online: bool,
     /// When it turns offline, while counted online.
     deadline: Option<DateTime<Utc>>,
-    /// When its licence refusals may change (a window edge after the time
-    /// its facts were read).
-    licence_edge: Option<DateTime<Utc>>,
+    /// When its licence refusals may change: the window edges next to the
+    /// time its facts were read.
+    licence: Edges,
+    /// Its view serialized (`FleetDevice` JSON), as of the index's time:
+    /// the view changes with the clock only when the row turns offline at
+    /// its deadline (or the clock goes back), and both insert the row
+    /// again, so these bytes are the view's until the row is replaced.
+    json: Box<[u8]>,
+}
+
+/// The licence window edges of a device's memberships next to the time
+/// its facts were read: its refusals are the same at any time in
+/// `[passed, next)` (L2, [`signet_common::license::check_access`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Edges {
+    /// The first edge after that time: read again then.
+    next: Option<DateTime<Utc>>,
+    /// The last edge at or before it: read again should the clock go
+    /// back before it.
+    passed: Option<DateTime<Utc>>,
 }
 
 /// Key of a row: the device, then the node it is attached at (as
@@ -322,25 +354,40 @@ impl FleetIndex {
     ) -> Result<Vec<FleetDevice>, StoreError> {
         let mut guard = lock_rows(&self.rows);
         let rows = self.refresh(&mut guard, store, liveness)?;
-        let start = match page.after {
-            Some(after) => Bound::Included((DeviceId::from(after), NodeId::from(""))),
-            None => Bound::Unbounded,
-        };
-        let mut held: HashMap<&NodeId, bool> = HashMap::new();
-        let mut out = Vec::new();
-        for ((device, node), row) in rows.rows.range((start, Bound::Unbounded)) {
-            if out.len() >= page.limit {
-                break;
+        Ok(rows
+            .select(holds, page)
+            .into_iter()
+            .map(|((device, node), row)| row.facts.view(device, node, liveness))
+            .collect())
+    }
+
+    /// [`FleetIndex::list`] as the JSON array of its views, exactly as
+    /// `serde_json::to_vec` writes the list, built from each row's
+    /// serialized view held since the row last changed (issue 20: the
+    /// page of an unchanged fleet costs copying bytes, not serializing).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn list_json(
+        &self,
+        store: &Store,
+        holds: impl Fn(&NodeId) -> bool,
+        page: Page<'_>,
+        liveness: Liveness,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut guard = lock_rows(&self.rows);
+        let rows = self.refresh(&mut guard, store, liveness)?;
+        let selected = rows.select(holds, page);
+        let size: usize = selected.iter().map(|(_, row)| row.json.len() + 1).sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'[');
+        for (n, (_, row)) in selected.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
             }
-            if page.after.is_some_and(|a| device.as_str() <= a)
-                || !*held.entry(node).or_insert_with(|| holds(node))
-                || page.online.is_some_and(|o| o != row.online)
-                || page.in_sync.is_some_and(|s| s != row.facts.in_sync())
-            {
-                continue;
-            }
-            out.push(row.facts.view(device, node, liveness));
+            out.extend_from_slice(&row.json);
         }
+        out.push(b']');
         Ok(out)
     }
 
@@ -390,6 +437,32 @@ impl FleetIndex {
 }
 
 impl Rows {
+    /// The rows at the nodes `holds` covers that `page` selects, by device
+    /// id.
+    fn select(&self, holds: impl Fn(&NodeId) -> bool, page: Page<'_>) -> Vec<(&Key, &Row)> {
+        let start = match page.after {
+            Some(after) => Bound::Included((DeviceId::from(after), NodeId::from(""))),
+            None => Bound::Unbounded,
+        };
+        let mut held: HashMap<&NodeId, bool> = HashMap::new();
+        let mut out = Vec::new();
+        for (key, row) in self.rows.range((start, Bound::Unbounded)) {
+            if out.len() >= page.limit {
+                break;
+            }
+            let (device, node) = key;
+            if page.after.is_some_and(|a| device.as_str() <= a)
+                || !*held.entry(node).or_insert_with(|| holds(node))
+                || page.online.is_some_and(|o| o != row.online)
+                || page.in_sync.is_some_and(|s| s != row.facts.in_sync())
+            {
+                continue;
+            }
+            out.push((key, row));
+        }
+        out
+    }
+
     /// Every attached device, read from the store at `liveness`.
     fn build(store: &Store, liveness: Liveness) -> Result<Self, StoreError> {
         let mut rows = Self {
@@ -418,7 +491,7 @@ impl Rows {
         liveness: Liveness,
     ) -> Result<(), StoreError> {
         if liveness.now < self.as_of {
-            self.clock_went_back(liveness);
+            self.clock_went_back(store, liveness)?;
         }
         self.as_of = liveness.now;
         if changes.nodes {
@@ -436,11 +509,13 @@ impl Rows {
                 self.remove(&row);
             }
         }
-        let mut devices: HashSet<&DeviceId> = changes.devices.iter().collect();
+        let mut devices: HashSet<DeviceId> = changes.devices.clone();
         for group in &changes.groups {
-            devices.extend(self.group_devices.get(group).into_iter().flatten());
+            devices.extend(self.group_devices.get(group).into_iter().flatten().cloned());
         }
-        let devices: Vec<DeviceId> = devices.into_iter().cloned().collect();
+        for group in &changes.access_groups {
+            devices.extend(device_members(store, group)?);
+        }
         for device in &devices {
             self.read_device(store, device, liveness)?;
         }
@@ -457,23 +532,33 @@ impl Rows {
             if let Some((_, key)) = self.deadlines.pop_first()
                 && let Some(row) = self.rows.get(&key)
             {
-                let (facts, edge) = (row.facts.clone(), row.licence_edge);
+                let (facts, edge) = (row.facts.clone(), row.licence);
                 self.remove(&key);
-                self.insert(key, facts, edge, liveness);
+                self.insert(key, facts, edge, liveness)?;
             }
         }
         Ok(())
     }
 
-    /// The clock went back: every row's connection is judged again.
-    fn clock_went_back(&mut self, liveness: Liveness) {
+    /// The clock went back: every row's connection is judged again, and
+    /// the rows whose licence refusals were read after a window edge the
+    /// clock is now before are read again.
+    fn clock_went_back(&mut self, store: &Store, liveness: Liveness) -> Result<(), StoreError> {
         let rows = std::mem::take(&mut self.rows);
         self.by_node.clear();
         self.deadlines.clear();
         self.licence_edges.clear();
+        let mut crossed = Vec::new();
         for (key, row) in rows {
-            self.insert(key, row.facts, row.licence_edge, liveness);
+            if row.licence.passed.is_some_and(|at| liveness.now < at) {
+                crossed.push(key.clone());
+            }
+            self.insert(key, row.facts, row.licence, liveness)?;
         }
+        for key in crossed {
+            self.read(store, key, liveness)?;
+        }
+        Ok(())
     }
 
     /// A node was written: reads again the rows at each node whose country
@@ -547,7 +632,7 @@ impl Rows {
         }
         self.reads += 1;
         let facts = DeviceFacts::read(store, &key.0, &key.1, liveness.now)?;
-        let edge = licence_edge(store, &key.0, liveness.now)?;
+        let edge = licence_edges(store, &key.0, liveness.now)?;
         self.remove(&key);
         for group in &facts.groups {
             self.group_devices
@@ -555,20 +640,25 @@ impl Rows {
                 .or_default()
                 .insert(key.0.clone());
         }
-        self.insert(key, facts, edge, liveness);
-        Ok(())
+        self.insert(key, facts, edge, liveness)
     }
 
     /// Holds `facts` as row `key` (`key` not held), judged at `liveness`,
-    /// read again at `licence_edge`.
+    /// read again at its `licence` edges; its view serialized once, here.
+    ///
+    /// # Errors
+    /// When the view does not serialize (nothing is held then).
     fn insert(
         &mut self,
         key: Key,
         facts: DeviceFacts,
-        licence_edge: Option<DateTime<Utc>>,
+        licence: Edges,
         liveness: Liveness,
-    ) {
+    ) -> Result<(), StoreError> {
         let view = facts.view(&key.0, &key.1, liveness);
+        let json = serde_json::to_vec(&view)
+            .map_err(|e| StoreError::Storage(format!("a fleet view does not serialize: {e}")))?
+            .into_boxed_slice();
         let counted = FleetCounts::of(&view);
         let deadline = facts
             .status
@@ -583,7 +673,7 @@ impl Rows {
             .entry(key.1.clone())
             .or_default()
             .merge(&counted);
-        if let Some(edge) = licence_edge {
+        if let Some(edge) = licence.next {
             self.licence_edges.insert((edge, key.clone()));
         }
         self.rows.insert(
@@ -593,9 +683,11 @@ impl Rows {
                 counted,
                 online: view.online,
                 deadline,
-                licence_edge,
+                licence,
+                json,
             },
         );
+        Ok(())
     }
 
     /// Drops row `key` and what it counted.
@@ -612,24 +704,36 @@ impl Rows {
         if let Some(deadline) = row.deadline {
             self.deadlines.remove(&(deadline, key.clone()));
         }
-        if let Some(edge) = row.licence_edge {
+        if let Some(edge) = row.licence.next {
             self.licence_edges.remove(&(edge, key.clone()));
         }
     }
 }
 
-/// The first instant after `now` at which a licence window of one of
-/// `device`'s access group memberships starts or ends: its licence
-/// refusals can change only then (L2, [`signet_common::license::check_access`]).
-fn licence_edge(
+/// The devices that are members of access group `group` (current or not:
+/// a member's refusals rest on its membership records), from the group's
+/// `MEMBERS` keys.
+fn device_members(store: &Store, group: &str) -> Result<Vec<DeviceId>, StoreError> {
+    let keys = store.scan_keys(MEMBERS, &format!("{group}/"))?;
+    Ok(keys
+        .iter()
+        .filter_map(|key| membership_device(MEMBERS, key).flatten())
+        .collect())
+}
+
+/// The licence window edges of `device`'s access group memberships next
+/// to `now`: the first after it and the last at or before it. Its licence
+/// refusals can change only at an edge (L2,
+/// [`signet_common::license::check_access`]).
+fn licence_edges(
     store: &Store,
     device: &DeviceId,
     now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
+) -> Result<Edges, StoreError> {
     let member = crate::access_groups::MemberRef::Device {
         device_id: device.clone(),
     };
-    let mut edge: Option<DateTime<Utc>> = None;
+    let mut edges = Edges::default();
     for (group, record) in crate::access_groups::memberships_of(store, &member)? {
         let window = signet_common::license::access_window(&group.license, &record.membership);
         for at in [Some(window.starts_at), window.ends_at]
@@ -637,11 +741,13 @@ fn licence_edge(
             .flatten()
         {
             if at > now {
-                edge = Some(edge.map_or(at, |e| e.min(at)));
+                edges.next = Some(edges.next.map_or(at, |e| e.min(at)));
+            } else {
+                edges.passed = Some(edges.passed.map_or(at, |e| e.max(at)));
             }
         }
     }
-    Ok(edge)
+    Ok(edges)
 }
 
 #[cfg(test)]

@@ -1,15 +1,20 @@
 //! The fleet index against a full recomputation (U4, issue 20): after
 //! every step of a random sequence of reports, heartbeats stopping, last
-//! wills, publications, pairings, moves, unpairs and clock jumps, the
-//! index's totals and pages equal what reading every device says.
+//! wills, publications, pairings, moves, unpairs, clock jumps and access
+//! group edits, the index's totals and pages equal what reading every
+//! device says, and its pages' JSON (built from each row's cached bytes)
+//! equals serializing those views, byte for byte.
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use signet_common::ids::{DeviceId, NodeId, UserId};
+use signet_common::ids::{AccessGroupId, DeviceId, ItemId, NodeId, UserId};
+use signet_common::license::LicenseTerms;
 use signet_common::sync::{AppliedDocument, DeviceState, NowPlaying};
 
 use super::{FleetIndex, Page};
+use crate::access_groups::service::joined;
+use crate::access_groups::{AccessGroup, GroupItem, MemberRef, MemberSource, repo};
 use crate::app::{Clock, Hub};
 use crate::devices::{DEVICES, Device, node_device_key};
 use crate::fleet::{
@@ -18,7 +23,7 @@ use crate::fleet::{
 };
 use crate::groups::GroupRef;
 use crate::publish::{self, SIGNED_DOCUMENTS, SignedDocument};
-use crate::store::WriteBatch;
+use crate::store::{StoreError, Tx, WriteBatch};
 use crate::tenancy::{NODE_DEVICES, NODES, Node};
 
 /// Which nodes a read covers.
@@ -204,6 +209,94 @@ async fn bump_manifest(hub: &Hub, site: &NodeId) {
     hub.store.apply(batch).await.unwrap();
 }
 
+/// Access group `id` at region `r000`, shown only in Germany, with the
+/// item `c-licensed` and `members` as active device members.
+async fn licensed_group(hub: &Hub, id: &str, members: &[DeviceId]) -> AccessGroup {
+    let now = hub.now();
+    let group = AccessGroup {
+        id: AccessGroupId::from(id),
+        node: NodeId::from("n-fixture-r000"),
+        name: "Licensed".into(),
+        license: LicenseTerms {
+            allowed_countries: Some(vec!["DE".into()]),
+            ..LicenseTerms::default()
+        },
+        categories: Vec::new(),
+        self_signup: false,
+        signup_domains: Vec::new(),
+        shop_key_hash: None,
+        created_at: now,
+        created_by: UserId::from("u-test"),
+    };
+    let source = MemberSource::Operator {
+        by: UserId::from("u-test"),
+    };
+    hub.store
+        .transact(|tx| {
+            repo::put_group(tx, &group)?;
+            put_item(tx, &group, "c-licensed")?;
+            for device in members {
+                let who = MemberRef::Device {
+                    device_id: device.clone(),
+                };
+                let mut member = joined(&group, who, now, None, None, source.clone());
+                member.active = true;
+                repo::put_member(tx, &member)?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .unwrap();
+    group
+}
+
+fn put_item(tx: &mut Tx, group: &AccessGroup, item: &str) -> Result<(), StoreError> {
+    let item = GroupItem {
+        id: ItemId::from(item),
+        categories: Vec::new(),
+    };
+    repo::put_item(tx, &group.id, &item)
+}
+
+/// `group` written again with `license`, as the access group service
+/// writes a licence change.
+async fn set_license(hub: &Hub, group: &mut AccessGroup, license: LicenseTerms) {
+    group.license = license;
+    let written = group.clone();
+    hub.store
+        .transact(|tx| repo::put_group(tx, &written))
+        .await
+        .unwrap();
+}
+
+/// A random licence: any country or Germany only, no end or an end within
+/// the next ten minutes (a window edge the index must read again at).
+fn random_license(now: DateTime<Utc>, rng: &mut Rng) -> LicenseTerms {
+    LicenseTerms {
+        allowed_countries: (rng.below(2) == 0).then(|| vec!["DE".into()]),
+        fixed_end: (rng.below(2) == 0)
+            .then(|| now + TimeDelta::seconds(i64::try_from(rng.below(600)).unwrap())),
+        ..LicenseTerms::default()
+    }
+}
+
+/// The index's page `page` as JSON, against the full recomputation's
+/// views of that page serialized (what `Json(Vec<FleetDevice>)` wrote).
+fn assert_json(
+    index: &FleetIndex,
+    hub: &Hub,
+    holds: &dyn Fn(&NodeId) -> bool,
+    page: Page<'_>,
+    views: &[FleetDevice],
+    what: &str,
+) {
+    let liveness = Liveness::of(hub);
+    let json = index.list_json(&hub.store, holds, page, liveness).unwrap();
+    let expected = serde_json::to_vec(&select(views, page)).unwrap();
+    let (json, expected) = (String::from_utf8(json), String::from_utf8(expected));
+    assert_eq!(json.unwrap(), expected.unwrap(), "{what}: {page:?} JSON");
+}
+
 /// A hub on a fresh store at 2026-03-01 12:00 on a clock the test moves,
 /// with `devices` fixture devices over 3 sites of region `r000`.
 async fn fixture_hub(devices: usize) -> (tempfile::TempDir, Hub, Arc<TestClock>) {
@@ -250,10 +343,16 @@ async fn u4_index_equals_full_recomputation_after_random_events() {
         .map(|(d, _)| d)
         .collect();
     let mut next_new = 0;
+    let members: Vec<DeviceId> = devices.iter().step_by(7).cloned().collect();
+    let mut group = licensed_group(&hub, "ag-random", &members).await;
+    let mut items = 1;
+    // What the sequence went through (in sync, online, offline, refused by
+    // the licence), so the comparisons above covered each.
+    let mut seen = [false; 4];
     for step in 0..160 {
         let device = devices[rng.below(devices.len())].clone();
         let now = hub.now();
-        match rng.below(12) {
+        match rng.below(15) {
             0..=3 => record_state(&hub, &device, state(&device, true, now, &mut rng))
                 .await
                 .unwrap(),
@@ -285,6 +384,39 @@ async fn u4_index_equals_full_recomputation_after_random_events() {
                 publish::publish(&hub, &scope, actor.clone()).await.unwrap();
             }
             10 => bump_manifest(&hub, &site(rng.below(3))).await,
+            12 => {
+                let license = random_license(now, &mut rng);
+                set_license(&hub, &mut group, license).await;
+            }
+            13 => {
+                let written = group.clone();
+                let add = rng.below(2) == 0;
+                let item = format!("c-{items:03}");
+                let gone = ItemId::from(format!("c-{:03}", items - 1).as_str());
+                hub.store
+                    .transact(|tx| {
+                        if add {
+                            put_item(tx, &written, &item)
+                        } else {
+                            repo::delete_item(tx, &written.id, &gone);
+                            Ok(())
+                        }
+                    })
+                    .await
+                    .unwrap();
+                if add {
+                    items += 1;
+                } else if items > 1 {
+                    items -= 1;
+                }
+            }
+            14 => {
+                let country = (rng.below(2) == 0).then(|| "DE".to_owned());
+                edit_node(&hub, &site(rng.below(3)), |node| {
+                    node.locale.country = country
+                })
+                .await;
+            }
             _ => {
                 let mut batch = WriteBatch::new();
                 let status = crate::fleet::status_of(&hub.store, &device).unwrap();
@@ -303,6 +435,16 @@ async fn u4_index_equals_full_recomputation_after_random_events() {
         ];
         for (name, holds) in &scopes {
             let (counts, views) = full(&hub, holds.as_ref(), liveness);
+            let refused = views.iter().any(|v| !v.licence_refusals.is_empty());
+            let shown = [
+                counts.in_sync > 0,
+                counts.online > 0,
+                counts.offline > 0,
+                refused,
+            ];
+            for (seen, shown) in seen.iter_mut().zip(shown) {
+                *seen |= shown;
+            }
             let indexed = index.summary(&hub.store, holds, liveness).unwrap();
             assert_eq!(indexed, counts, "step {step}, {name}: totals");
             let after = views.get(views.len() / 3).map(|v| v.device_id.to_string());
@@ -335,19 +477,25 @@ async fn u4_index_equals_full_recomputation_after_random_events() {
                     select(&views, page),
                     "step {step}, {name}: {page:?}"
                 );
+                let what = format!("step {step}, {name}");
+                assert_json(&index, &hub, holds.as_ref(), page, &views, &what);
             }
         }
     }
+    assert_eq!(seen, [true; 4], "in sync, online, offline, refused: seen");
     let liveness = Liveness::of(&hub);
-    let (counts, _) = full(&hub, &|_| true, liveness);
-    assert!(counts.in_sync > 0, "some devices were in sync: {counts:?}");
-    assert!(counts.online > 0 && counts.offline > 0, "{counts:?}");
+    let (counts, views) = full(&hub, &|_| true, liveness);
     // A restarted hub rebuilds its index from the store: the same answer.
     let fresh = FleetIndex::default();
     assert_eq!(
         fresh.summary(&hub.store, |_| true, liveness).unwrap(),
         counts
     );
+    let all = Page {
+        limit: 1000,
+        ..Page::default()
+    };
+    assert_json(&fresh, &hub, &|_| true, all, &views, "rebuilt");
 }
 
 /// `node`'s record changed by `change`, written as the tenancy service
@@ -378,6 +526,7 @@ fn assert_exact(hub: &Hub, index: &FleetIndex, what: &str) {
         views,
         "{what}: the list"
     );
+    assert_json(index, hub, &|_| true, all, &views, what);
 }
 
 /// X3, U4 (issue 20): what ingest writes under heartbeat load costs the
@@ -389,10 +538,7 @@ fn assert_exact(hub: &Hub, index: &FleetIndex, what: &str) {
 /// every answer equals a full recomputation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x3_u4_reports_first_uses_and_node_edits_cost_only_their_devices() {
-    use crate::access_groups::service::joined;
-    use crate::access_groups::{AccessGroup, GroupItem, MemberRef, MemberSource, member_of, repo};
-    use signet_common::ids::{AccessGroupId, ItemId};
-    use signet_common::license::LicenseTerms;
+    use crate::access_groups::member_of;
     use signet_common::sync::{EventBatch, Outcome, PlayEvent};
 
     let (_dir, hub, _clock) = fixture_hub(230).await;
@@ -536,4 +682,119 @@ async fn x3_u4_reports_first_uses_and_node_edits_cost_only_their_devices() {
         u64::try_from(at_site.len()).unwrap(),
         "the site's devices: {moved:?}"
     );
+}
+
+/// X3, U4 (issue 20): an access group's licence or items written read
+/// again only the group's device members — no build of the index — and
+/// every answer (totals, list, the list's JSON) equals a full
+/// recomputation; the refusals shown change with the licence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x3_u4_group_licence_and_items_edits_cost_only_their_members() {
+    let (_dir, hub, _clock) = fixture_hub(230).await;
+    let attached = attached_devices(&hub.store).unwrap();
+    let members: Vec<DeviceId> = attached
+        .iter()
+        .step_by(23)
+        .map(|(d, _)| d.clone())
+        .collect();
+    assert!(members.len() >= 10, "{}", members.len());
+    let mut group = licensed_group(&hub, "ag-edit", &members).await;
+    let index = FleetIndex::of(&hub);
+    assert_exact(&hub, &index, "built");
+    let refused = |hub: &Hub| {
+        let (_, views) = full(hub, &|_| true, Liveness::of(hub));
+        views
+            .iter()
+            .filter(|v| !v.licence_refusals.is_empty())
+            .count()
+    };
+    assert_eq!(refused(&hub), members.len(), "no node has a country");
+    let costs = |before: super::IndexWork, what: &str| {
+        assert_exact(&hub, &index, what);
+        let after = index.work();
+        assert_eq!(after.builds, before.builds, "{what}: no build: {after:?}");
+        assert_eq!(
+            after.device_reads - before.device_reads,
+            u64::try_from(members.len()).unwrap(),
+            "{what}: the members alone: {after:?}"
+        );
+        after
+    };
+
+    let work = index.work();
+    set_license(&hub, &mut group, LicenseTerms::default()).await;
+    let work = costs(work, "any country");
+    assert_eq!(refused(&hub), 0);
+
+    let germany = LicenseTerms {
+        allowed_countries: Some(vec!["DE".into()]),
+        ..LicenseTerms::default()
+    };
+    set_license(&hub, &mut group, germany).await;
+    let work = costs(work, "Germany again");
+    assert_eq!(refused(&hub), members.len());
+
+    let written = group.clone();
+    hub.store
+        .transact(|tx| put_item(tx, &written, "c-second"))
+        .await
+        .unwrap();
+    let work = costs(work, "an item added");
+    let (_, views) = full(&hub, &|_| true, Liveness::of(&hub));
+    assert!(
+        views
+            .iter()
+            .any(|v| v.licence_refusals.iter().any(|r| r.item_count == 2))
+    );
+
+    hub.store
+        .transact(|tx| {
+            repo::delete_item(tx, &written.id, &ItemId::from("c-licensed"));
+            repo::delete_item(tx, &written.id, &ItemId::from("c-second"));
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .unwrap();
+    costs(work, "every item removed");
+    assert_eq!(refused(&hub), 0, "a group without items refuses nothing");
+}
+
+/// U4 (issue 20): a row's cached JSON follows the clock — a device that
+/// beat is listed online, and once its heartbeat timeout passes, with no
+/// write at all, the next page lists it offline (since its deadline),
+/// byte for byte as serializing its view then says; the clock set back
+/// lists it online again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u4_cached_rows_follow_the_clock() {
+    let (_dir, hub, clock) = fixture_hub(230).await;
+    let index = FleetIndex::of(&hub);
+    let attached = attached_devices(&hub.store).unwrap();
+    let device = attached.into_iter().map(|(d, _)| d).min().unwrap();
+    let mut rng = Rng(0x5eed_f1ee_7000_0003);
+    let reported = state(&device, true, hub.now(), &mut rng);
+    record_state(&hub, &device, reported).await.unwrap();
+    let one = Page {
+        limit: 1,
+        ..Page::default()
+    };
+    let listed = |what: &str| -> serde_json::Value {
+        assert_exact(&hub, &index, what);
+        let liveness = Liveness::of(&hub);
+        let json = index
+            .list_json(&hub.store, |_| true, one, liveness)
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&json).unwrap()[0].clone()
+    };
+    let beat = listed("beat");
+    assert_eq!(beat["device_id"], device.as_str());
+    assert_eq!(beat["online"], true, "{beat}");
+    let timeout = hub.config.heartbeat_timeout();
+    clock.advance(timeout);
+    assert_eq!(listed("at the deadline")["online"], true);
+    clock.advance(TimeDelta::seconds(1));
+    let late = listed("past the deadline");
+    assert_eq!(late["online"], false, "{late}");
+    assert_eq!(late["connection"], "offline");
+    clock.advance(-TimeDelta::seconds(2));
+    assert_eq!(listed("clock set back")["online"], true);
 }
