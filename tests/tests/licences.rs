@@ -308,3 +308,71 @@ async fn l2_first_play_starts_the_duration_and_the_screen_stops_at_its_end() {
     assert_eq!(refusals[0]["code"], "licence_ended", "{entry:#}");
     agent.kill();
 }
+
+/// L3, L2: content whose licence window opens later is fetched and played
+/// when the window opens. The screen holds the group's manifest and its
+/// assignment before the window's start, so nothing it receives wakes it
+/// at the start; before the fix it looked again only a minute later, so
+/// the first play came up to 60 s late (seen in the console's purge test).
+/// A bound on waiting of 20 s after the start separates the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l3_l2_content_is_fetched_when_its_window_opens_not_a_minute_later() {
+    const OPENS_IN_SECS: i64 = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), &[]).await;
+    let root = hub.root().await;
+    let site = node(&hub, &root, "Later", None).await;
+    let bytes = signet_tests::solid_png(dir.path(), "later.png", 0x22_6699, 64, 36);
+    let item = hub.upload(&site, "Later", bytes).await;
+    let item_id = item["id"].as_str().unwrap().to_owned();
+    let mut agent = Agent::pair(&hub, dir.path(), "later", &site, "event_upload_secs = 1\n").await;
+    agent.run();
+    let opens = Utc::now() + TimeDelta::seconds(OPENS_IN_SECS);
+    let license = json!({"allow_offline": true, "offline_grace_secs": 86_400,
+        "allow_export": false, "fixed_start": opens});
+    let group = licensed(&hub, &site, license, &[&agent.device], &item_id).await;
+
+    // The screen holds the group's manifest before the window opens.
+    until(
+        "the group's manifest accepted before the window",
+        async || {
+            let entry = fleet_entry(&hub, &agent.device).await;
+            let held = entry["documents"].as_array()?.iter().any(|d| {
+                d["kind"] == "group_manifest"
+                    && d["subject"] == group.as_str()
+                    && d["accepted_version"] == d["desired_version"]
+            });
+            held.then_some(())
+        },
+    )
+    .await;
+    assert!(
+        Utc::now() < opens,
+        "set-up took longer than {OPENS_IN_SECS} s"
+    );
+    let early = plays(&hub, &agent.device, &item_id).await;
+    assert!(
+        early.iter().all(|r| r["outcome"] != "played"),
+        "played before its window: {early:#?}"
+    );
+
+    let first = until("the first play after the window opened", async || {
+        let rows = plays(&hub, &agent.device, &item_id).await;
+        rows.iter()
+            .filter(|r| r["outcome"] == "played")
+            .map(|r| time(&r["start"]))
+            .min()
+    })
+    .await;
+    // The device judges by its trusted time: a second of slack before.
+    assert!(
+        first >= opens - TimeDelta::seconds(1),
+        "played at {first}, before {opens}"
+    );
+    assert!(
+        first < opens + TimeDelta::seconds(20),
+        "L3: first played at {first}, {} s after the window opened at {opens}",
+        (first - opens).num_seconds()
+    );
+    agent.kill();
+}

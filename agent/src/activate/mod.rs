@@ -69,6 +69,10 @@ pub fn needed_items<'a>(
         .collect()
 }
 
+/// How long after a window's change the pass runs: the trusted clock the
+/// pass reads and the timer the task sleeps on may drift apart by a little.
+const WINDOW_MARGIN: Duration = Duration::from_millis(50);
+
 /// What one pass decided, for tests and the log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pass {
@@ -80,6 +84,9 @@ pub struct Pass {
     pub failures: Vec<(Sha256, String)>,
     /// The cache's refusal, if the needed content exceeds the limit.
     pub refusal: Option<String>,
+    /// The next instant a member's access window opens or closes (L3):
+    /// what the device needs changes then, so the next pass runs then.
+    pub next_change: Option<DateTime<Utc>>,
 }
 
 /// What the content task reports for the device state (D3, D10, U4).
@@ -170,8 +177,8 @@ impl Activator {
     }
 
     /// Runs passes until `shutdown`: at start, after every document change,
-    /// on a wake, after a failed pass (with backoff) and every minute (an
-    /// access window may have opened).
+    /// on a wake, after a failed pass (with backoff), when a member's access
+    /// window opens or closes ([`Pass::next_change`]) and every minute.
     pub async fn run(mut self, mut links: Links, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut failures = 0u32;
@@ -184,6 +191,11 @@ impl Activator {
             } else {
                 failures = failures.saturating_add(1);
                 self.retry.delay(failures).max(Duration::from_millis(200))
+            };
+            // A window that opens (or closes) before then is met on time.
+            let delay = match pass.next_change.map(|at| (at - now).to_std()) {
+                Some(Ok(until)) => delay.min(until + WINDOW_MARGIN),
+                _ => delay,
             };
             tokio::select! {
                 () = &mut shutdown => return,
@@ -216,6 +228,9 @@ impl Activator {
         let Some(assignment) = documents.assignment.clone() else {
             return pass;
         };
+        pass.next_change = (assignment.access_groups.iter())
+            .filter_map(|member| member.window.next_change_after(now))
+            .min();
         let groups = documents.group_order();
         let stale: Vec<String> = documents
             .playing

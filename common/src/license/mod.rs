@@ -358,6 +358,19 @@ impl AccessWindow {
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         at >= self.starts_at && self.ends_at.is_none_or(|end| at < end)
     }
+
+    /// The first instant after `at` at which [`Self::contains`] may answer
+    /// otherwise than at `at`: the start while it is ahead, else the end
+    /// while it is ahead; `None` when the answer never changes again. A
+    /// screen re-judges its content then (L3: a window that opens is
+    /// served at once, not at the next periodic look).
+    #[must_use]
+    pub fn next_change_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if at < self.starts_at {
+            return Some(self.starts_at);
+        }
+        self.ends_at.filter(|end| at < *end)
+    }
 }
 
 /// The member's access window under `terms` (L2): the earliest limit wins.
@@ -479,6 +492,36 @@ mod tests {
         assert!(Limit::MemberEndDate < Limit::FixedEnd);
         assert!(Limit::FixedEnd < Limit::DurationFromJoin);
         assert!(Limit::DurationFromJoin < Limit::DurationFromFirstUse);
+    }
+
+    proptest::proptest! {
+        /// L3: between `at` and the next change the window's answer stays
+        /// what it is at `at`, and at the change it differs (or the window
+        /// is empty); with no next change it never differs again.
+        #[test]
+        fn l3_the_next_change_is_where_the_answer_changes(
+            start in 0i64..1_000, length in proptest::option::of(-50i64..1_000),
+            at in -100i64..2_100, probe in 0i64..2_200,
+        ) {
+            let t0 = DateTime::<Utc>::UNIX_EPOCH;
+            let window = AccessWindow {
+                starts_at: t0 + TimeDelta::seconds(start),
+                ends_at: length.map(|l| t0 + TimeDelta::seconds(start + l)),
+                ended_by: None,
+            };
+            let at = t0 + TimeDelta::seconds(at);
+            let later = at + TimeDelta::seconds(probe);
+            if let Some(change) = window.next_change_after(at) {
+                proptest::prop_assert!(change > at);
+                if later < change {
+                    proptest::prop_assert_eq!(window.contains(later), window.contains(at));
+                }
+                let empty = window.ends_at.is_some_and(|end| end <= window.starts_at);
+                proptest::prop_assert!(empty || window.contains(change) != window.contains(at));
+            } else {
+                proptest::prop_assert_eq!(window.contains(later), window.contains(at));
+            }
+        }
     }
 
     #[test]
