@@ -1,5 +1,4 @@
-//! `/api/v1/broker/*`: the HTTP hooks a clustered broker (EMQX) asks who may
-//! connect and what each client may do ([`crate::mqtt::hook`], S7, O3).
+//! `/api/v1/broker/*`: a clustered broker's HTTP hooks ([`crate::mqtt::hook`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -8,7 +7,6 @@ use axum::http::request::Parts;
 use super::prelude::*;
 use crate::mqtt::hook::{self, AccessQuestion, HookAnswer, LoginQuestion, Refused};
 
-/// The hooks' routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(authenticate))
@@ -35,7 +33,7 @@ impl FromRequestParts<AppState> for Broker {
 }
 
 /// May this client connect? (EMQX's HTTP authenticator.)
-#[utoipa::path(post, path = "/api/v1/broker/authenticate", tag = "broker", request_body = LoginQuestion,
+#[utoipa::path(post, path = "/api/v1/broker/authenticate", tag = "broker", request_body = LoginQuestion, security(("broker_token" = [])),
     responses((status = 200, description = "The verdict", body = HookAnswer),
         (status = 401, description = "Not the broker's token", body = ErrorBody),
         (status = 404, description = "mqtt.auth_hook_token is not set", body = ErrorBody)))]
@@ -48,7 +46,7 @@ pub async fn authenticate(
 }
 
 /// May this client publish on or subscribe to this topic? (EMQX's HTTP authorizer.)
-#[utoipa::path(post, path = "/api/v1/broker/authorize", tag = "broker", request_body = AccessQuestion,
+#[utoipa::path(post, path = "/api/v1/broker/authorize", tag = "broker", request_body = AccessQuestion, security(("broker_token" = [])),
     responses((status = 200, description = "The verdict", body = HookAnswer),
         (status = 401, description = "Not the broker's token", body = ErrorBody),
         (status = 404, description = "mqtt.auth_hook_token is not set", body = ErrorBody)))]

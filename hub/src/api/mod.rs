@@ -64,7 +64,7 @@ pub use content::{ContentView, DeviceAuth, blob_response, typed_blob_response};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Caller, ClientAddress};
 
-use crate::app::Hub;
+use crate::{app::Hub, mqtt::hook::BrokerTokenScheme};
 
 /// What every route module imports: axum's extractors and answers, the
 /// OpenAPI router, this module's extractors and the handlers' shapes.
@@ -137,7 +137,7 @@ impl std::ops::Deref for AppState {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Signet hub API", description = "Operator and device API of signet-hub."),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &BrokerTokenScheme)
 )]
 struct ApiDoc;
 
@@ -236,7 +236,9 @@ fn finish_document(document: &mut utoipa::openapi::OpenApi) {
         for (operation, write) in operations {
             if let Some(operation) = operation {
                 document_rejections(path, operation);
-                document_cookie_session(operation, write);
+                if !path.starts_with("/api/v1/broker/") {
+                    document_cookie_session(operation, write);
+                }
             }
         }
     }

@@ -9,7 +9,7 @@
 //! write only its own state and events. The hub's own user (`mqtt.username`)
 //! logs in with `mqtt.password` and holds the hub's rights.
 //!
-//! Owns: [`Verdict`], [`HookAnswer`], [`LoginQuestion`], [`AccessQuestion`],
+//! Owns: [`Verdict`], [`HookAnswer`], [`BrokerTokenScheme`], [`LoginQuestion`], [`AccessQuestion`],
 //! [`check_broker`], [`authenticate`] and [`authorize`]. Reads the store (devices, the node
 //! tree and memberships through [`crate::devices::broker_groups`]). Must
 //! not: write anything, or answer for a client it does not know except to
@@ -58,6 +58,24 @@ impl From<Verdict> for HookAnswer {
             result,
             is_superuser: false,
         }
+    }
+}
+
+/// The OpenAPI security scheme of the hooks (`broker_token`: the bearer
+/// token `mqtt.auth_hook_token`, which no user or session holds).
+pub struct BrokerTokenScheme;
+
+impl utoipa::Modify for BrokerTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "The hub's mqtt.auth_hook_token (a clustered broker's hooks only)",
+            ))
+            .build();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("broker_token", SecurityScheme::Http(scheme));
     }
 }
 
