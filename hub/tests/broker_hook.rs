@@ -318,6 +318,25 @@ async fn s7_o3_the_hook_gives_exactly_the_managed_brokers_rights() {
         may(&hub, "stranger", "stranger", "subscribe", "#").await,
         "deny"
     );
+    // Shared or not, Signet's topics are not a stranger's.
+    for filter in [
+        format!("$share/any/{}", t("trust")),
+        "$share/any/#".to_owned(),
+    ] {
+        assert_eq!(
+            may(&hub, "stranger", "stranger", "subscribe", &filter).await,
+            "deny"
+        );
+    }
+    let elsewhere = may(
+        &hub,
+        "stranger",
+        "stranger",
+        "subscribe",
+        "$share/any/elsewhere/t",
+    )
+    .await;
+    assert_eq!(elsewhere, "ignore");
 
     // Leaving the group takes its manifest away at the next question.
     let manifest = t(&format!("groups/{member_of}/manifest"));

@@ -206,9 +206,14 @@ pub fn authorize(hub: &Hub, question: &AccessQuestion) -> Result<Verdict, StoreE
         .flatten();
     let Some(device) = device else {
         // Nobody the hub knows (or a device under another client id): not
-        // on Signet's topics; elsewhere the broker's other sources decide.
-        let signet = topic == TOPIC_PREFIX || topic.starts_with(&format!("{TOPIC_PREFIX}/"));
-        let wildcard_root = topic.starts_with('#') || topic.starts_with('+');
+        // on Signet's topics, shared or not; elsewhere the broker's other
+        // sources decide.
+        let filter = (topic
+            .strip_prefix("$share/")
+            .and_then(|rest| rest.split_once('/')))
+        .map_or(topic, |(_, filter)| filter);
+        let signet = filter == TOPIC_PREFIX || filter.starts_with(&format!("{TOPIC_PREFIX}/"));
+        let wildcard_root = filter.starts_with('#') || filter.starts_with('+');
         return Ok(if signet || wildcard_root {
             Verdict::Deny
         } else {
@@ -216,7 +221,7 @@ pub fn authorize(hub: &Hub, question: &AccessQuestion) -> Result<Verdict, StoreE
         });
     };
     let id = DeviceId::from(device.id.as_str());
-    // Its own topics and the devices' need no read of its groups.
+    // Its own topics need no read of its groups.
     let own = own_acls(&id);
     if own.iter().any(|acl| acl.permits(action, topic)) {
         return Ok(Verdict::Allow);
