@@ -41,19 +41,6 @@ async fn hub() -> TestHub {
     TestHub::start_with(|c| c.token_ttl_secs = 30 * 86_400).await
 }
 
-async fn access_group(hub: &TestHub, node: &str) -> String {
-    let (status, body) = hub
-        .post(
-            &hub.admin,
-            "/api/v1/access-groups",
-            json!({"node": node, "name": format!("AG at {node}"),
-                "license": {"allow_offline": true, "offline_grace_secs": 3600, "allow_export": false}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
-
 /// Attaches `device` at `node` (as pairing will) and, with `group`, makes
 /// it an active member of that access group.
 async fn attach(hub: &TestHub, node: &str, device: &str, group: Option<&str>) {
@@ -307,7 +294,7 @@ async fn u4_in_sync_only_when_every_desired_version_is_applied() {
     let hub = hub().await;
     let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
     let site = hub.node(&hub.admin, &tenant, "Site").await;
-    let group = access_group(&hub, &tenant).await;
+    let group = hub.news_group(&tenant, "Lobby").await;
     attach(&hub, &site, "d-1", Some(&group)).await;
     publish_node(&hub, &tenant).await;
     let device = DeviceId::from("d-1");
@@ -827,7 +814,7 @@ async fn u3_l8_usage_reports_filter_and_download_as_csv() {
     let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
     let north = hub.node(&hub.admin, &tenant, "North").await;
     let south = hub.node(&hub.admin, &tenant, "South").await;
-    let group = access_group(&hub, &tenant).await;
+    let group = hub.news_group(&tenant, "Lobby").await;
     attach(&hub, &north, "d-n", Some(&group)).await;
     attach(&hub, &south, "d-s", None).await;
     let (user, _) = hub.user("licensee", "viewer", &[&tenant]).await;
@@ -1068,7 +1055,7 @@ async fn t4_fleet_reports_and_alerts_are_tenant_scoped() {
     let b_site = hub.node(&hub.admin, &b, "B site").await;
     attach(&hub, &a_site, "d-a", None).await;
     attach(&hub, &b_site, "d-b", None).await;
-    let b_group = access_group(&hub, &b).await;
+    let b_group = hub.news_group(&b, "Lobby").await;
     let now = hub.clock.now() - TimeDelta::minutes(5);
     ingest(
         &hub.state,

@@ -10,7 +10,7 @@
 mod support;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use signet_common::envelope::DocumentKind;
 use signet_common::ids::DeviceId;
@@ -31,16 +31,7 @@ const MEMBERS: [&str; 3] = ["d-1", "d-2", "d-3"];
 async fn fleet(hub: &TestHub) -> (String, String) {
     let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
     let site = hub.node(&hub.admin, &tenant, "Site").await;
-    let (status, body) = hub
-        .post(
-            &hub.admin,
-            "/api/v1/access-groups",
-            json!({"node": tenant, "name": "Lobby", "categories": ["news"],
-                "license": {"allow_offline": true, "offline_grace_secs": 3600, "allow_export": false}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let group = body["id"].as_str().unwrap().to_owned();
+    let group = hub.news_group(&tenant, "Lobby").await;
     let mut batch = WriteBatch::new();
     for device in MEMBERS.iter().chain(&["d-other"]) {
         batch
@@ -80,21 +71,10 @@ async fn item(hub: &TestHub, node: &str, name: &str, seed: u8) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-/// `PUT /access-groups/{group}/items`; the answer.
+/// `PUT /access-groups/{group}/items`; the answer, which must say the
+/// change was published.
 async fn set_items(hub: &TestHub, group: &str, items: &[&str]) -> Value {
-    let items: Vec<Value> = items
-        .iter()
-        .map(|id| json!({"id": id, "categories": ["news"]}))
-        .collect();
-    let (status, body) = hub
-        .call(
-            Method::PUT,
-            &format!("/api/v1/access-groups/{group}/items"),
-            Some(&hub.admin),
-            Some(json!({"items": items})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = hub.set_news_items(group, items).await;
     assert!(body["publication_error"].is_null(), "{body}");
     body
 }

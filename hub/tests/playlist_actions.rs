@@ -59,6 +59,27 @@ async fn world() -> World {
     }
 }
 
+/// A template of one image zone at Acme showing the world's first item;
+/// returns the template's id and that image's.
+async fn layout_template(w: &World) -> (String, String) {
+    let hub = &w.hub;
+    let (_, items) = hub.get(&hub.admin, "/api/v1/content").await;
+    let image = items[0]["id"].as_str().unwrap().to_owned();
+    let r = hub
+        .post(
+            &hub.admin,
+            "/api/v1/templates",
+            json!({"node": w.acme, "name": "Layout", "template": {
+                "canvas": {"width": 1280, "height": 720},
+                "zones": [{"id": "main", "kind": "image",
+                    "rect": {"x": 0, "y": 0, "width": 1280, "height": 720},
+                    "source": image}]}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    (r.1["id"].as_str().unwrap().to_owned(), image)
+}
+
 fn path(playlist: &str, tail: &str) -> String {
     format!("/api/v1/playlists/{playlist}/{tail}")
 }
@@ -471,21 +492,7 @@ async fn m3_playlist_one_rating_per_user_favorites_and_removal_with_the_playlist
 async fn m4_m3_template_comments_and_rating_by_the_template_path() {
     let w = world().await;
     let hub = &w.hub;
-    let (_, items) = hub.get(&hub.admin, "/api/v1/content").await;
-    let image = items[0]["id"].as_str().unwrap().to_owned();
-    let r = hub
-        .post(
-            &hub.admin,
-            "/api/v1/templates",
-            json!({"node": w.acme, "name": "Layout", "template": {
-                "canvas": {"width": 1280, "height": 720},
-                "zones": [{"id": "main", "kind": "image",
-                    "rect": {"x": 0, "y": 0, "width": 1280, "height": 720},
-                    "source": image}]}}),
-        )
-        .await;
-    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
-    let template = r.1["id"].as_str().unwrap().to_owned();
+    let (template, image) = layout_template(&w).await;
     let base = format!("/api/v1/templates/{template}");
     let r = hub
         .post(
@@ -763,21 +770,7 @@ async fn m1_m3_playlist_attributes_hidden_outside_its_groups_and_removed_with_it
 async fn m3_template_attributes_by_either_path_are_the_same() {
     let w = world().await;
     let hub = &w.hub;
-    let (_, items) = hub.get(&hub.admin, "/api/v1/content").await;
-    let image = items[0]["id"].as_str().unwrap().to_owned();
-    let r = hub
-        .post(
-            &hub.admin,
-            "/api/v1/templates",
-            json!({"node": w.acme, "name": "Layout", "template": {
-                "canvas": {"width": 1280, "height": 720},
-                "zones": [{"id": "main", "kind": "image",
-                    "rect": {"x": 0, "y": 0, "width": 1280, "height": 720},
-                    "source": image}]}}),
-        )
-        .await;
-    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
-    let template = r.1["id"].as_str().unwrap().to_owned();
+    let (template, image) = layout_template(&w).await;
     let body = json!({"label": "Featured", "type": "bool"});
     let r = define(hub, &hub.admin, (&w.acme, "featured"), body).await;
     assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);

@@ -135,23 +135,10 @@ fn env_number(name: &str, default: usize) -> usize {
 /// A signed state report of `device` with `cache_bytes` as its marker.
 fn report(device: &Device, marker: u64) -> Vec<u8> {
     let state = DeviceState {
-        device_id: device.id.clone(),
-        online: true,
-        at: Utc::now(),
-        agent_version: "0.1.0".into(),
-        os: "Bench OS".into(),
-        applied: Default::default(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
-        now_playing: None,
         cache_bytes: marker,
-        cache: None,
         disk_free_bytes: Some(1 << 30),
         temperature_c: Some(45.0),
-        clock_offset_ms: 0,
-        last_error: None,
-        document_features: Vec::new(),
+        ..DeviceState::new(device.id.clone(), Utc::now(), "0.1.0", "Bench OS")
     };
     sign_report(&state, &device.key).unwrap()
 }

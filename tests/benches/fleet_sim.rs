@@ -83,7 +83,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use signet_agent::state::SharedDb;
 use signet_agent::sync::fetch::DocumentFetcher;
 use signet_common::documents::{DeviceAssignment, GroupManifest};
@@ -191,18 +191,8 @@ fn gif(seed: &[u8]) -> Vec<u8> {
 }
 
 async fn put_items(hub: &Hub, group: &str, items: &[String]) -> u64 {
-    let body: Vec<Value> = items.iter().map(|id| json!({"id": id})).collect();
-    let (status, saved) = hub
-        .call(
-            Method::PUT,
-            &format!("/api/v1/access-groups/{group}/items"),
-            Some(json!({"items": body})),
-        )
-        .await;
-    assert!(status.is_success(), "{status} {saved}");
-    saved["publication"]["documents"]
-        .as_array()
-        .unwrap()
+    hub.set_group_items(group, items)
+        .await
         .iter()
         .find(|d| d["subject"] == group)
         .and_then(|d| d["version"].as_u64())

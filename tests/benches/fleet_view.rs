@@ -73,23 +73,8 @@ impl Series {
 
 fn report(device: &DeviceId, at: chrono::DateTime<chrono::Utc>) -> DeviceState {
     DeviceState {
-        device_id: device.clone(),
-        online: true,
-        at,
-        agent_version: "0.1.0".into(),
-        os: "Debian 12".into(),
-        applied: Default::default(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
-        now_playing: None,
         cache_bytes: 1,
-        cache: None,
-        disk_free_bytes: None,
-        temperature_c: None,
-        clock_offset_ms: 0,
-        last_error: None,
-        document_features: Vec::new(),
+        ..DeviceState::new(device.clone(), at, "0.1.0", "Debian 12")
     }
 }
 

@@ -211,6 +211,35 @@ impl Hub {
         group
     }
 
+    /// Sets access group `group`'s items (content ids) in one request,
+    /// published at once (L3); returns the publication run's documents.
+    ///
+    /// # Panics
+    /// When the hub refuses, or says the publication failed.
+    pub async fn set_group_items<I: AsRef<str>>(
+        &self,
+        group: &str,
+        items: &[I],
+    ) -> Vec<serde_json::Value> {
+        let items: Vec<serde_json::Value> = items
+            .iter()
+            .map(|id| serde_json::json!({"id": id.as_ref()}))
+            .collect();
+        let (status, saved) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/api/v1/access-groups/{group}/items"),
+                Some(serde_json::json!({"items": items})),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {saved}");
+        assert!(saved["publication_error"].is_null(), "{saved}");
+        saved["publication"]["documents"]
+            .as_array()
+            .expect("the publication's documents")
+            .clone()
+    }
+
     /// Adds `devices` to access group `group` in one request (the bulk
     /// route: one change, one publication); nothing when there are none.
     ///

@@ -114,16 +114,9 @@ async fn access_group(hub: &Hub, tenant: &str, devices: &[String]) -> String {
 /// Sets `group`'s items (published at once, L3); returns the group's new
 /// manifest version.
 async fn set_items(hub: &Hub, group: &str, items: &[&Value]) -> u64 {
-    let items: Vec<Value> = items.iter().map(|i| json!({"id": i["id"]})).collect();
-    let (status, saved) = hub
-        .call(
-            Method::PUT,
-            &format!("/api/v1/access-groups/{group}/items"),
-            Some(json!({"items": items})),
-        )
-        .await;
-    assert!(status.is_success(), "{saved}");
-    assert!(saved["publication_error"].is_null(), "{saved}");
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids.len(), items.len(), "items without an id");
+    hub.set_group_items(group, &ids).await;
     group_version(hub, group).await
 }
 

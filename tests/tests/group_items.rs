@@ -48,24 +48,6 @@ async fn until(hub: &Hub, device: &str, what: &str, done: impl Fn(&Value) -> boo
     }
 }
 
-/// `PUT /access-groups/{group}/items`; the publication run's documents.
-async fn set_items(hub: &Hub, group: &str, items: &[&str]) -> Vec<Value> {
-    let items: Vec<Value> = items.iter().map(|id| json!({"id": id})).collect();
-    let (status, saved) = hub
-        .call(
-            Method::PUT,
-            &format!("/api/v1/access-groups/{group}/items"),
-            Some(json!({"items": items})),
-        )
-        .await;
-    assert!(status.is_success(), "{status} {saved}");
-    assert!(saved["publication_error"].is_null(), "{saved}");
-    saved["publication"]["documents"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// X1, L3, U4: the group plays its playlist; the operator adds a second
 /// item to the playlist and to the group's items. The items change signs
 /// the group's manifest alone, and the agent plays the new item on the
@@ -101,7 +83,7 @@ async fn x1_l3_u4_an_agent_plays_a_group_items_change_without_a_new_assignment()
         )
         .await;
     assert!(schedule["id"].is_string(), "{schedule}");
-    set_items(hub, &group, &[&first]).await;
+    hub.set_group_items(&group, &[&first]).await;
     let before = until(hub, &agent.device, "the first item playing", |v| {
         v["in_sync"] == true && v["now_playing"]["item"] == first.as_str()
     })
@@ -119,7 +101,7 @@ async fn x1_l3_u4_an_agent_plays_a_group_items_change_without_a_new_assignment()
         )
         .await;
     assert!(status.is_success(), "{status} {answer}");
-    let documents = set_items(hub, &group, &[&first, &second]).await;
+    let documents = hub.set_group_items(&group, &[&first, &second]).await;
     assert_eq!(documents.len(), 1, "{documents:?}");
     assert_eq!(documents[0]["kind"], "group_manifest");
     assert_eq!(documents[0]["signed"], true);

@@ -393,6 +393,36 @@ pub struct DeviceState {
     pub document_features: Vec<String>,
 }
 
+impl DeviceState {
+    /// `device_id`'s state at `at`, online, from agent `agent_version` on
+    /// `os` that has accepted, activated and refused nothing, plays
+    /// nothing, caches nothing and reads no sensor: what a report starts
+    /// from before it says what it knows (struct update syntax,
+    /// `DeviceState { cache_bytes, ..DeviceState::new(…) }`).
+    #[must_use]
+    pub fn new(device_id: DeviceId, at: DateTime<Utc>, agent_version: &str, os: &str) -> Self {
+        Self {
+            device_id,
+            online: true,
+            at,
+            agent_version: agent_version.to_owned(),
+            os: os.to_owned(),
+            applied: BTreeMap::new(),
+            activated: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            now_playing: None,
+            cache_bytes: 0,
+            cache: None,
+            disk_free_bytes: None,
+            temperature_c: None,
+            clock_offset_ms: 0,
+            last_error: None,
+            document_features: Vec::new(),
+        }
+    }
+}
+
 impl Checked for DeviceState {
     fn check(&self) -> Result<(), WireError> {
         check_id("device_id", self.device_id.as_str())?;

@@ -264,23 +264,18 @@ mod tests {
 
     fn state(device: &str, cache_bytes: u64, error: Option<String>) -> DeviceState {
         DeviceState {
-            device_id: DeviceId::new(device),
-            online: true,
-            at: "2026-11-23T10:00:00Z".parse().unwrap(),
-            agent_version: "0.1.0".into(),
-            os: "Debian 12".into(),
             applied: std::collections::BTreeMap::new(),
             activated: std::collections::BTreeMap::new(),
             pending: std::collections::BTreeMap::new(),
             refused: std::collections::BTreeMap::new(),
-            now_playing: None,
             cache_bytes,
-            cache: None,
-            disk_free_bytes: None,
-            temperature_c: None,
-            clock_offset_ms: 0,
             last_error: error,
-            document_features: Vec::new(),
+            ..DeviceState::new(
+                DeviceId::new(device),
+                "2026-11-23T10:00:00Z".parse().unwrap(),
+                "0.1.0",
+                "Debian 12",
+            )
         }
     }
 

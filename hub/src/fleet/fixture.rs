@@ -83,31 +83,27 @@ fn fake_status(i: usize, device: &DeviceId, now: DateTime<Utc>) -> Option<Device
     #[allow(clippy::cast_precision_loss)]
     let temperature = 40.0 + (i % 30) as f32 * 0.7;
     let state = DeviceState {
-        device_id: device.clone(),
         online: !offline,
-        at: seen,
-        agent_version: "0.1.0".into(),
-        os: if i.is_multiple_of(3) {
-            "Debian 12 (x86_64)".into()
-        } else {
-            "Raspberry Pi OS 12 (aarch64)".into()
-        },
-        applied: Default::default(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
         now_playing: (!offline && i % 10 != 9).then(|| NowPlaying {
             item: ItemId::from(format!("c-fixture-{}", i % 7).as_str()),
             entry: None,
             since: now - TimeDelta::seconds(i64::try_from(i % 600).unwrap_or(0)),
         }),
         cache_bytes: 50_000_000 + (i as u64 % 97) * 10_000_000,
-        cache: None,
         disk_free_bytes: Some(1_000_000_000 * (1 + i as u64 % 32)),
         temperature_c: Some(temperature),
         clock_offset_ms: i64::try_from(i % 41).unwrap_or(0) - 20,
         last_error: (i % 25 == 11).then(|| "decoder: the video could not be decoded".to_owned()),
-        document_features: Vec::new(),
+        ..DeviceState::new(
+            device.clone(),
+            seen,
+            "0.1.0",
+            if i.is_multiple_of(3) {
+                "Debian 12 (x86_64)"
+            } else {
+                "Raspberry Pi OS 12 (aarch64)"
+            },
+        )
     };
     Some(DeviceStatus {
         state,

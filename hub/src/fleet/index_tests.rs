@@ -95,27 +95,15 @@ fn select(views: &[FleetDevice], page: Page<'_>) -> Vec<FleetDevice> {
 
 fn state(device: &DeviceId, online: bool, at: DateTime<Utc>, rng: &mut Rng) -> DeviceState {
     DeviceState {
-        device_id: device.clone(),
         online,
-        at,
-        agent_version: "0.1.0".into(),
-        os: "Debian 12".into(),
-        applied: Default::default(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
         now_playing: (rng.below(2) == 0).then(|| NowPlaying {
             item: "c-1".into(),
             entry: None,
             since: at,
         }),
         cache_bytes: 10,
-        cache: None,
-        disk_free_bytes: None,
-        temperature_c: None,
-        clock_offset_ms: 0,
         last_error: (rng.below(5) == 0).then(|| "decoder failed".to_owned()),
-        document_features: Vec::new(),
+        ..DeviceState::new(device.clone(), at, "0.1.0", "Debian 12")
     }
 }
 

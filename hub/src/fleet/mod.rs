@@ -272,7 +272,6 @@ pub fn node_of(store: &Store, device: &DeviceId) -> Result<Option<NodeId>, Store
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use signet_common::digest::Sha256;
     use signet_common::envelope::DocumentKind;
@@ -283,23 +282,14 @@ mod tests {
 
     fn report(online: bool, at: &str) -> DeviceState {
         DeviceState {
-            device_id: DeviceId::from("d-1"),
             online,
-            at: at.parse().unwrap(),
-            agent_version: "0.1.0".into(),
-            os: "Debian 12".into(),
-            applied: BTreeMap::new(),
-            activated: Default::default(),
-            pending: Default::default(),
-            refused: Default::default(),
-            now_playing: None,
             cache_bytes: if online { 10 } else { 1 },
-            cache: None,
-            disk_free_bytes: None,
-            temperature_c: None,
-            clock_offset_ms: 0,
-            last_error: None,
-            document_features: Vec::new(),
+            ..DeviceState::new(
+                DeviceId::from("d-1"),
+                at.parse().unwrap(),
+                "0.1.0",
+                "Debian 12",
+            )
         }
     }
 

@@ -343,12 +343,7 @@ pub async fn delete_node(hub: &Hub, actor: &Actor, id: &str) -> Result<(), NodeE
     // Devices below it once followed its manifest: no device is attached
     // to it or below it now, so its manifest is withdrawn (S4) and the
     // broker may forget its role (S7).
-    if let Err(e) =
-        crate::publish::withdraw_manifest(&hub.store, hub.publisher.as_ref(), id.as_str()).await
-    {
-        tracing::warn!(node = %id, error = %e, "a deleted node's manifest not withdrawn");
-    }
-    crate::devices::retire_group(hub, id.as_str()).await;
+    crate::publish::forget_group(hub, id.as_str()).await;
     Ok(())
 }
 

@@ -91,13 +91,8 @@ pub async fn group_deleted(hub: &Hub, actor: &identity::Actor, deleted: GroupDel
         }
     }
     // Its manifest goes too (S4): the broker would keep it retained, and
-    // the hub republish it after every restart.
-    if let Err(e) =
-        super::withdraw_manifest(&hub.store, hub.publisher.as_ref(), group.as_str()).await
-    {
-        tracing::warn!(%group, error = %e, "a deleted group's manifest not withdrawn");
-    }
-    crate::devices::retire_group(hub, group.as_str()).await;
+    // the hub republish it after every restart; so does its role (S7).
+    super::forget_group(hub, group.as_str()).await;
 }
 
 /// After `group`'s item list was stored: publishes the group's manifest

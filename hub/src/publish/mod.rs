@@ -97,7 +97,7 @@ pub use service::{
 /// The contract topics (DESIGN §5), defined once in `signet-common`.
 pub use signet_common::sync::{TRUST_TOPIC, assignment_topic, manifest_topic};
 pub use targets::{Refused, Targets, authorize, may_publish, targets_of};
-pub use withdraw::{withdraw_manifest, withdraw_orphans};
+pub use withdraw::{forget_group, withdraw_manifest, withdraw_orphans};
 
 use crate::groups::GroupRef;
 use crate::identity::User;

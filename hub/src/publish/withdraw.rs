@@ -1,8 +1,9 @@
 //! Withdrawing the manifest of a group that no longer exists (L4, S4, S7).
 //!
-//! Owns: [`withdraw_manifest`] (a group was just deleted) and
-//! [`withdraw_orphans`] (the leader's sweep on every connect, for groups a
-//! hub deleted before it withdrew their manifest, e.g. killed in between).
+//! Owns: [`forget_group`] (a group or node was just deleted: its manifest
+//! and its broker role go), [`withdraw_manifest`] and [`withdraw_orphans`]
+//! (the leader's sweep on every connect, for groups a hub deleted before it
+//! withdrew their manifest, e.g. killed in between).
 //! Withdrawing forgets the group's signed manifest — its record and its
 //! envelope — and clears the retained message on its topic with an empty
 //! retained message. From then on the retained-state watch
@@ -23,6 +24,18 @@ use super::{
 };
 use crate::schedules::group_exists as exists;
 use crate::store::{Store, StoreError};
+
+/// After `group` (an access group, or a node no device is below any more)
+/// was deleted: withdraws its manifest ([`withdraw_manifest`], S4) and asks
+/// the broker to forget its shared role (S7). Failures are logged: the
+/// leader's sweep ([`withdraw_orphans`]) and the start's broker
+/// reconciliation finish what is left.
+pub async fn forget_group(hub: &crate::app::Hub, group: &str) {
+    if let Err(e) = withdraw_manifest(&hub.store, hub.publisher.as_ref(), group).await {
+        tracing::warn!(group, error = %e, "a deleted group's manifest not withdrawn");
+    }
+    crate::devices::retire_group(hub, group).await;
+}
 
 /// Forgets `group`'s signed manifest and clears its retained topic through
 /// `publisher`, if the group no longer exists. Returns whether a manifest
@@ -80,6 +93,9 @@ pub async fn withdraw_orphans(
         .collect();
     let mut withdrawn = 0;
     for group in held {
+        // A cheap filter without a transaction per existing group; the
+        // check that decides is `withdraw_manifest`'s own, in the
+        // transaction that forgets the manifest.
         if !exists(store, &group)? && withdraw_manifest(store, publisher, &group).await? {
             withdrawn += 1;
         }

@@ -323,6 +323,40 @@ impl TestHub {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates, as the admin, an access group at `node` with category
+    /// `news`, offline play for an hour and no export; returns its id.
+    pub async fn news_group(&self, node: &str, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                "/api/v1/access-groups",
+                json!({"node": node, "name": name, "categories": ["news"],
+                    "license": {"allow_offline": true, "offline_grace_secs": 3600, "allow_export": false}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sets, as the admin, the items of access group `group`, each in
+    /// category `news`; returns the answer, which must be a success.
+    pub async fn set_news_items(&self, group: &str, items: &[&str]) -> Value {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|id| json!({"id": id, "categories": ["news"]}))
+            .collect();
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/access-groups/{group}/items"),
+                Some(&self.admin),
+                Some(json!({"items": items})),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+        body
+    }
+
     /// Defers a publish of node `node` to `at` as `token`; returns the
     /// answer (202 and the pending job when accepted).
     pub async fn publish_node_at(

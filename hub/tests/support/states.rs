@@ -10,25 +10,7 @@ use signet_common::sync::{DeviceState, NowPlaying};
 /// readings. A test sets what it needs by struct update
 /// (`DeviceState { cache_bytes, ..device_state(device, at) }`).
 pub fn device_state(device: &str, at: DateTime<Utc>) -> DeviceState {
-    DeviceState {
-        device_id: DeviceId::from(device),
-        online: true,
-        at,
-        agent_version: "0.1.0".into(),
-        os: "test os".into(),
-        applied: Default::default(),
-        activated: Default::default(),
-        pending: Default::default(),
-        refused: Default::default(),
-        now_playing: None,
-        cache_bytes: 0,
-        cache: None,
-        disk_free_bytes: None,
-        temperature_c: None,
-        clock_offset_ms: 0,
-        last_error: None,
-        document_features: Vec::new(),
-    }
+    DeviceState::new(DeviceId::from(device), at, "0.1.0", "test os")
 }
 
 /// `item` on screen since `since` (the main layer, no schedule entry).
