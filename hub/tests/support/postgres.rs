@@ -2,7 +2,11 @@
 //! `initdb` into a temporary directory and `pg_ctl start` on a free
 //! loopback port, as an unprivileged user (`postgres`, else `nobody`) when
 //! the tests run as root, which PostgreSQL refuses. Stopped by its pid
-//! when the last test holding it drops it; every wait is bounded.
+//! when the last test holding it drops it; every wait is bounded. A test
+//! process that ends without dropping it (its last holder leaked, the
+//! harness exited, the process was killed) does not leave it running: a
+//! small guard process, started beside it, stops it by its pid and removes
+//! its directory when the test process's end closes the guard's input.
 //!
 //! Use [`PgServer::shared`] and [`PgServer::database`]: tests running at
 //! the same time share one server, each with its own database. Other test
@@ -34,6 +38,9 @@ pub struct PgServer {
     user: Option<String>,
     /// Databases made so far (for unique names).
     made: AtomicU32,
+    /// The guard (see the module doc): stops the server when its input,
+    /// held here, closes with this process.
+    guard: Option<std::process::Child>,
 }
 
 static SHARED: Mutex<Weak<PgServer>> = Mutex::new(Weak::new());
@@ -139,6 +146,7 @@ impl PgServer {
             .ok()
             .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
             .ok_or("no postmaster.pid after pg_ctl start")?;
+        let guard = guard(pid, dir.path());
         Ok(Self {
             dir,
             port,
@@ -146,6 +154,7 @@ impl PgServer {
             bin: bin.to_owned(),
             user: user.map(str::to_owned),
             made: AtomicU32::new(0),
+            guard,
         })
     }
 
@@ -187,9 +196,15 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        // Fast shutdown by pid (SIGINT), then SIGKILL past the bound.
+        // This drop stops the server itself: the guard goes first.
+        if let Some(mut guard) = self.guard.take() {
+            let _ = guard.kill();
+            let _ = guard.wait();
+        }
+        // Immediate shutdown by pid (SIGQUIT: the server is thrown away, so
+        // no checkpoint), then SIGKILL past the bound.
         let pid = self.pid.to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let _ = Command::new("kill").args(["-QUIT", &pid]).status();
         let deadline = Instant::now() + WAIT;
         while Path::new(&format!("/proc/{pid}")).exists() {
             if Instant::now() > deadline {
@@ -199,6 +214,24 @@ impl Drop for PgServer {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Starts the guard of server `pid` in `dir` (see the module doc): a shell
+/// that waits for its input to close, then stops the server by its pid
+/// (SIGQUIT, SIGKILL after 30 s) and removes `dir`. `None` when no shell
+/// starts (the server is then stopped by drop alone, as before).
+fn guard(pid: u32, dir: &Path) -> Option<std::process::Child> {
+    const SCRIPT: &str = "read _; kill -QUIT \"$1\" 2>/dev/null; i=0; \
+        while kill -0 \"$1\" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+        kill -KILL \"$1\" 2>/dev/null; rm -rf \"$2\"";
+    Command::new("sh")
+        .args(["-c", SCRIPT, "pg-guard", &pid.to_string()])
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()
 }
 
 /// PostgreSQL's bin directory: `initdb` on PATH, else the newest
