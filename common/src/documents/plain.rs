@@ -24,7 +24,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde::de::value::{BorrowedStrDeserializer, Error as ValueError};
 
-use super::manifest::{GroupManifest, ManifestItem};
+use super::manifest::{GroupManifest, MAX_MANIFEST_ITEMS, ManifestItem};
+use crate::approval::ContentHash;
 use crate::schedule::{PlaylistItem, Schedule, ScheduleEntry};
 
 /// The manifest in `text`, when it is in the hub's plain form; `None` to
@@ -42,7 +43,7 @@ pub(super) fn parse(text: &str) -> Option<GroupManifest> {
     c.lit(br#","group_kind":"#)?;
     let group_kind = c.leaf()?;
     c.lit(br#","items":"#)?;
-    let items = c.array(Cursor::item)?;
+    let items = c.items()?;
     c.lit(br#","schedule":"#)?;
     let schedule = c.schedule()?;
     let license = if c.eat(br#","license":"#) {
@@ -61,6 +62,16 @@ pub(super) fn parse(text: &str) -> Option<GroupManifest> {
         schedule,
         license,
     })
+}
+
+/// The fewest bytes a manifest item takes in the plain form (its field
+/// names, punctuation and the 64 digits of its `sha256` alone).
+const MIN_ITEM_LEN: usize = 120;
+
+/// The string leaf `text` typed by `T`'s own `Deserialize`, as `serde_json`
+/// types an unescaped string.
+fn typed<'a, T: Deserialize<'a>>(text: &'a str) -> Option<T> {
+    T::deserialize(BorrowedStrDeserializer::<ValueError>::new(text)).ok()
 }
 
 /// A position in the payload text.
@@ -94,7 +105,9 @@ impl<'a> Cursor<'a> {
         let start = self.at;
         let mut value: u64 = 0;
         while let Some(digit) = bytes.get(self.at).filter(|b| b.is_ascii_digit()) {
-            value = value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+            value = value
+                .checked_mul(10)?
+                .checked_add(u64::from(digit - b'0'))?;
             self.at += 1;
         }
         let len = self.at - start;
@@ -110,7 +123,7 @@ impl<'a> Cursor<'a> {
         }
         let start = self.at + 1;
         let len = memchr::memchr(b'"', bytes.get(start..)?)?;
-        let inner = &bytes[start..start + len];
+        let inner = bytes.get(start..start + len)?;
         // One branch-free pass (the compiler vectorizes it), not one per byte.
         if inner
             .iter()
@@ -122,11 +135,26 @@ impl<'a> Cursor<'a> {
         self.text.get(start..start + len)
     }
 
+    /// A SHA-256 digest's string: its 64 digits, typed. Not searched for
+    /// its end: the 64 bytes after the quote must all be hex digits and
+    /// the next one the closing quote, which leaves no room for an escape
+    /// or another end (issue 20: two digests per item).
+    fn digest(&mut self) -> Option<(ContentHash, &'a [u8])> {
+        let bytes = self.text.as_bytes();
+        let start = self.at + 1;
+        if bytes.get(self.at) != Some(&b'"') || bytes.get(start + 64) != Some(&b'"') {
+            return None;
+        }
+        let digits = self.text.get(start..start + 64)?;
+        let digest: ContentHash = digits.parse().ok()?;
+        self.at = start + 65;
+        Some((digest, digits.as_bytes()))
+    }
+
     /// A string typed by `T`'s own `Deserialize`, as `serde_json` types an
     /// unescaped string.
     fn leaf<T: Deserialize<'a>>(&mut self) -> Option<T> {
-        let text = self.str()?;
-        T::deserialize(BorrowedStrDeserializer::<ValueError>::new(text)).ok()
+        typed(self.str()?)
     }
 
     /// The JSON value here, typed by `serde_json`.
@@ -154,6 +182,26 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The manifest's items, in a vector sized once for as many as the
+    /// rest of the text can hold (an item is at least [`MIN_ITEM_LEN`]
+    /// bytes) and trimmed after: no growing and moving ~200-byte items.
+    fn items(&mut self) -> Option<Vec<ManifestItem>> {
+        let room = (self.text.len() - self.at) / MIN_ITEM_LEN;
+        let mut items = Vec::with_capacity(room.min(MAX_MANIFEST_ITEMS));
+        self.lit(b"[")?;
+        if !self.eat(b"]") {
+            loop {
+                items.push(self.item()?);
+                if self.eat(b"]") {
+                    break;
+                }
+                self.lit(b",")?;
+            }
+        }
+        items.shrink_to_fit();
+        Some(items)
+    }
+
     /// A [`ManifestItem`]; the optional fields present or left out as the
     /// hub's serializer does.
     fn item(&mut self) -> Option<ManifestItem> {
@@ -162,7 +210,7 @@ impl<'a> Cursor<'a> {
         self.lit(br#","kind":"#)?;
         let kind = self.leaf()?;
         self.lit(br#","sha256":"#)?;
-        let sha256 = self.leaf()?;
+        let (sha256, sha256_digits) = self.digest()?;
         self.lit(br#","size":"#)?;
         let size = self.u64()?;
         self.lit(br#","url":"#)?;
@@ -170,7 +218,17 @@ impl<'a> Cursor<'a> {
         self.lit(br#","approval":"#)?;
         let approval = self.leaf()?;
         let approved_hash = if self.eat(br#","approved_hash":"#) {
-            Some(self.leaf()?)
+            // Usually the same digits as `sha256` (A8): not decoded twice.
+            let bytes = self.text.as_bytes();
+            if bytes.get(self.at) == Some(&b'"')
+                && bytes.get(self.at + 1..self.at + 65) == Some(sha256_digits)
+                && bytes.get(self.at + 65) == Some(&b'"')
+            {
+                self.at += 66;
+                Some(sha256)
+            } else {
+                Some(self.digest()?.0)
+            }
         } else {
             None
         };
@@ -334,34 +392,41 @@ mod tests {
                 0..3u8,
             ),
         )
-            .prop_map(|((id, items), (dayparts, weekdays, dates, priority, layer))| {
-                let time = |s| NaiveTime::from_num_seconds_from_midnight_opt(s, 0);
-                let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
-                ScheduleEntry {
-                    id: EntryId::new(id),
-                    items: items
-                        .into_iter()
-                        .map(|(item, duration_ms)| PlaylistItem {
-                            item: ItemId::new(item),
-                            duration_ms,
-                        })
-                        .collect(),
-                    dayparts: dayparts
-                        .into_iter()
-                        .filter_map(|(a, b)| Some(Daypart { start: time(a)?, end: time(b)? }))
-                        .collect(),
-                    weekdays: weekdays
-                        .into_iter()
-                        .filter_map(|d| Weekday::try_from(d).ok())
-                        .collect(),
-                    dates: dates.map(|d| DateRange {
-                        first: day + TimeDelta::days(d),
-                        last: day + TimeDelta::days(d + 3),
-                    }),
-                    priority,
-                    layer: [Layer::Main, Layer::Interrupt, Layer::Overlay][usize::from(layer)],
-                }
-            })
+            .prop_map(
+                |((id, items), (dayparts, weekdays, dates, priority, layer))| {
+                    let time = |s| NaiveTime::from_num_seconds_from_midnight_opt(s, 0);
+                    let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+                    ScheduleEntry {
+                        id: EntryId::new(id),
+                        items: items
+                            .into_iter()
+                            .map(|(item, duration_ms)| PlaylistItem {
+                                item: ItemId::new(item),
+                                duration_ms,
+                            })
+                            .collect(),
+                        dayparts: dayparts
+                            .into_iter()
+                            .filter_map(|(a, b)| {
+                                Some(Daypart {
+                                    start: time(a)?,
+                                    end: time(b)?,
+                                })
+                            })
+                            .collect(),
+                        weekdays: weekdays
+                            .into_iter()
+                            .filter_map(|d| Weekday::try_from(d).ok())
+                            .collect(),
+                        dates: dates.map(|d| DateRange {
+                            first: day + TimeDelta::days(d),
+                            last: day + TimeDelta::days(d + 3),
+                        }),
+                        priority,
+                        layer: [Layer::Main, Layer::Interrupt, Layer::Overlay][usize::from(layer)],
+                    }
+                },
+            )
     }
 
     /// Group manifests of every shape the type allows (not only valid ones:
@@ -496,10 +561,16 @@ mod tests {
         assert_eq!(parse(&null_license), Some(manifest.clone()));
         let pretty = serde_json::to_string_pretty(&manifest).unwrap_or_default();
         let escaped = text.replacen("node-1", r"node\u002d1", 1);
-        let reordered = text.replacen(r#""version":7,"#, "", 1).replacen('{', r#"{"version":7,"#, 2);
+        let reordered =
+            text.replacen(r#""version":7,"#, "", 1)
+                .replacen('{', r#"{"version":7,"#, 2);
         for form in [&pretty, &escaped] {
             assert_eq!(parse(form), None, "{form}");
-            assert_eq!(GroupManifest::from_json(form).ok().as_ref(), Some(&manifest), "{form}");
+            assert_eq!(
+                GroupManifest::from_json(form).ok().as_ref(),
+                Some(&manifest),
+                "{form}"
+            );
         }
         assert_eq!(parse(&reordered), None, "{reordered}");
         for refused in [
