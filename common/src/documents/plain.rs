@@ -125,9 +125,9 @@ impl<'a> Cursor<'a> {
         let len = memchr::memchr(b'"', bytes.get(start..)?)?;
         let inner = bytes.get(start..start + len)?;
         // One branch-free pass (the compiler vectorizes it), not one per byte.
-        if inner
-            .iter()
-            .fold(false, |bad, &b| bad | (b < 0x20) | (b == b'\\'))
+        if inner.iter().fold(0u8, |bad, &b| {
+            bad | u8::from(b < 0x20) | u8::from(b == b'\\')
+        }) != 0
         {
             return None;
         }
@@ -557,7 +557,7 @@ mod tests {
         let text = serde_json::to_string(&manifest).unwrap_or_default();
         assert_eq!(parse(&text), Some(manifest.clone()));
         // `"license":null` is what serde_json reads as no license, too.
-        let null_license = text.replacen(r#"null}"#, r#"null},"license":null"#, 1);
+        let null_license = text.replacen(r"null}", r#"null},"license":null"#, 1);
         assert_eq!(parse(&null_license), Some(manifest.clone()));
         let pretty = serde_json::to_string_pretty(&manifest).unwrap_or_default();
         let escaped = text.replacen("node-1", r"node\u002d1", 1);
