@@ -301,7 +301,7 @@ impl Document for GroupManifest {
     }
 
     /// The hub's plain form by [`super::plain`], anything else by
-    /// `serde_json` (issue 20: about a seventh of `serde_json`'s time for
+    /// `serde_json` (issue 20: 2.4–2.9× less time than `serde_json` for
     /// a 100-item manifest).
     fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         super::plain::parse(text).map_or_else(|| serde_json::from_str(text), Ok)
