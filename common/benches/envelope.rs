@@ -19,7 +19,7 @@ use criterion::{Criterion, Throughput};
 use ring::signature::{ED25519, UnparsedPublicKey};
 use signet_common::approval::{ApprovalState, ContentHash};
 use signet_common::documents::{GroupKind, GroupManifest, HubTime, ItemKind, ManifestItem};
-use signet_common::envelope::{self, DocumentKind, SigningKey};
+use signet_common::envelope::{self, Document, DocumentKind, SigningKey};
 use signet_common::ids::{EntryId, ItemId};
 use signet_common::schedule::{Layer, MergeMode, PlaylistItem, Schedule, ScheduleEntry};
 use signet_common::trust::{CertifiedKey, TrustDocument, TrustStore};
@@ -258,16 +258,17 @@ fn mean(n: u32, mut f: impl FnMut()) -> Duration {
 
 /// Where a verification's time goes, per document: raw ring verify,
 /// opening the envelope (JSON + base64) and its floor (base64 decoding
-/// alone), typing the payload and its floor with serde_json (a scan that
-/// builds nothing), and the payload's SHA-256 (taken by the rollback guard
-/// when it asks, not by verify). `raw / (raw + base64 + scan)` bounds the
-/// ratio any verify that decodes the contract's base64 and parses with
+/// alone), typing the payload as verify does (a manifest's plain path),
+/// with serde_json alone, and serde_json's floor (a scan that builds
+/// nothing), and the payload's SHA-256 (taken by the rollback guard when
+/// it asks, not by verify). `raw / (raw + base64 + scan)` bounds the ratio
+/// any verify that decodes the contract's base64 and parses with
 /// serde_json can reach.
 fn parts(setup: &Setup, n: u32) {
     println!("\nwhere the time goes (mean of {n}):");
     println!(
-        "  {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
-        "document", "raw", "open", "base64", "typed", "scan", "sha256", "bound"
+        "  {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "document", "raw", "open", "base64", "typed", "serde", "scan", "sha256", "bound"
     );
     for case in &setup.cases {
         let opened = envelope::open(&case.envelope).expect("opens");
@@ -299,8 +300,21 @@ fn parts(setup: &Setup, n: u32) {
         let open = mean(n, || {
             black_box(envelope::open(black_box(&case.envelope)).expect("opens"));
         });
-        // As verify types it: one UTF-8 pass, then serde_json's str reader.
+        // As verify types it: one UTF-8 pass, then the kind's reader (a
+        // manifest's plain path, issue 20), and the value dropped.
         let typed = mean(n, || {
+            let text = std::str::from_utf8(black_box(&payload)).expect("utf-8");
+            match case.name {
+                "hub_time" => {
+                    black_box(HubTime::from_json(text).expect("typed"));
+                }
+                _ => {
+                    black_box(GroupManifest::from_json(text).expect("typed"));
+                }
+            }
+        });
+        // serde_json alone, as verify typed before the plain path.
+        let serde = mean(n, || {
             let text = std::str::from_utf8(black_box(&payload)).expect("utf-8");
             match case.name {
                 "hub_time" => {
@@ -316,8 +330,8 @@ fn parts(setup: &Setup, n: u32) {
         });
         let bound = raw.as_secs_f64() / (raw + base64 + scan).as_secs_f64();
         println!(
-            "  {:<20} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?} {:>6.3}",
-            case.name, raw, open, base64, typed, scan, hash, bound
+            "  {:<20} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?} {:>6.3}",
+            case.name, raw, open, base64, typed, serde, scan, hash, bound
         );
     }
 }

@@ -299,4 +299,11 @@ impl Document for GroupManifest {
     fn subject(&self) -> Cow<'_, str> {
         Cow::Borrowed(&self.group_id)
     }
+
+    /// The hub's plain form by [`super::plain`], anything else by
+    /// `serde_json` (issue 20: 2.4–2.9× less time than `serde_json` for
+    /// a 100-item manifest).
+    fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        super::plain::parse(text).map_or_else(|| serde_json::from_str(text), Ok)
+    }
 }

@@ -26,6 +26,7 @@ mod assignment;
 mod command;
 mod hub_time;
 mod manifest;
+mod plain;
 mod rendition;
 
 pub use assignment::{
