@@ -136,6 +136,37 @@ fn merge_fixture(merge: MergeMode, playlists: &[(&str, &[&str])]) -> Schedule {
     }
 }
 
+/// D5, S1: a merge mode is read as written and refuses a field it does
+/// not know, for either mode (serde's derive let a unit variant of an
+/// internally tagged enum take any other field).
+#[test]
+fn d5_s1_merge_mode_refuses_unknown_fields() {
+    let read = |text: &str| serde_json::from_str::<MergeMode>(text);
+    assert_eq!(read(r#"{"mode":"sequence"}"#).unwrap(), MergeMode::Sequence);
+    assert_eq!(
+        read(r#"{"n":3,"mode":"interleave"}"#).unwrap(),
+        MergeMode::Interleave { n: 3 }
+    );
+    for bad in [
+        r#"{"mode":"sequence","x":1}"#,
+        r#"{"mode":"sequence","n":2}"#,
+        r#"{"mode":"interleave","n":2,"x":1}"#,
+        r#"{"mode":"interleave"}"#,
+        r#"{"mode":"shuffle"}"#,
+        r#"{}"#,
+    ] {
+        assert!(read(bad).is_err(), "{bad} was taken");
+    }
+    for mode in [MergeMode::Sequence, MergeMode::Interleave { n: 2 }] {
+        let text = serde_json::to_string(&mode).unwrap();
+        assert_eq!(read(&text).unwrap(), mode, "{text}");
+    }
+    assert_eq!(
+        serde_json::to_string(&MergeMode::Sequence).unwrap(),
+        r#"{"mode":"sequence"}"#
+    );
+}
+
 #[test]
 fn d5_equal_priority_merges_in_sequence_in_schedule_order() {
     let s = merge_fixture(

@@ -78,7 +78,12 @@ pub enum Layer {
 
 /// How equal-priority winners of one layer share the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "mode",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "MergeModeWire"
+)]
 pub enum MergeMode {
     /// One playlist after another, in schedule order.
     #[default]
@@ -88,6 +93,26 @@ pub enum MergeMode {
         /// How many items each playlist contributes per turn (validation refuses 0; evaluation treats it as 1).
         n: u32,
     },
+}
+
+/// [`MergeMode`] as read: serde ignores `deny_unknown_fields` on a unit
+/// variant of an internally tagged enum, so `{"mode": "sequence", "x": 1}`
+/// was taken; an empty struct variant refuses every other field (S1: a
+/// document refuses what it does not know).
+#[derive(Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum MergeModeWire {
+    Sequence {},
+    Interleave { n: u32 },
+}
+
+impl From<MergeModeWire> for MergeMode {
+    fn from(wire: MergeModeWire) -> Self {
+        match wire {
+            MergeModeWire::Sequence {} => Self::Sequence,
+            MergeModeWire::Interleave { n } => Self::Interleave { n },
+        }
+    }
 }
 
 /// One scheduled playlist and when it may play.
