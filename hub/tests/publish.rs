@@ -410,6 +410,12 @@ async fn u5_bad_requests_are_refused_and_change_nothing() {
             "invalid_when",
         ),
         (json!({"type": "weekly"}), "invalid_body"),
+        // A field the timing does not have is refused, for every type.
+        (json!({"type": "immediate", "at": past}), "invalid_body"),
+        (
+            json!({"type": "at", "at": past, "time": "06:00"}),
+            "invalid_body",
+        ),
     ] {
         let answer = hub
             .post(

@@ -11,7 +11,12 @@ use serde::{Deserialize, Serialize};
 
 /// When to publish, as a request states it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "WhenWire"
+)]
 pub enum When {
     /// Build, sign, store and publish now.
     #[default]
@@ -28,6 +33,27 @@ pub enum When {
         /// The IANA zone the time is read in, e.g. `Europe/Berlin`.
         time_zone: String,
     },
+}
+
+/// [`When`] as read: serde ignores `deny_unknown_fields` on a unit variant
+/// of an internally tagged enum, so `{"type": "immediate", "at": …}` was
+/// taken as "now"; an empty struct variant refuses every other field.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum WhenWire {
+    Immediate {},
+    At { at: DateTime<Utc> },
+    Daily { time: String, time_zone: String },
+}
+
+impl From<WhenWire> for When {
+    fn from(wire: WhenWire) -> Self {
+        match wire {
+            WhenWire::Immediate {} => Self::Immediate,
+            WhenWire::At { at } => Self::At { at },
+            WhenWire::Daily { time, time_zone } => Self::Daily { time, time_zone },
+        }
+    }
 }
 
 /// Why a [`When`] was refused.
