@@ -936,7 +936,7 @@ async fn x2_u5_s7_a_change_of_every_assignment_re_signs_each_once_over_the_cores
     let group = access_group(&hub, &tenant).await;
     let names: Vec<String> = (0..DEVICES).map(|i| format!("d-{i:03}")).collect();
     for (i, device) in names.iter().enumerate() {
-        let member = (i % 2 == 0).then_some(group.as_str());
+        let member = i.is_multiple_of(2).then_some(group.as_str());
         attach_device(&hub, &tenant, device, member).await;
     }
     let scope = json!({"kind": "node", "id": tenant});
@@ -986,7 +986,11 @@ async fn x2_u5_s7_a_change_of_every_assignment_re_signs_each_once_over_the_cores
             .iter()
             .map(|m| m.group_id.as_str())
             .collect();
-        let expected: Vec<&str> = if i % 2 == 0 { vec![&group] } else { vec![] };
+        let expected: Vec<&str> = if i.is_multiple_of(2) {
+            vec![&group]
+        } else {
+            vec![]
+        };
         assert_eq!(groups, expected, "{device}");
     }
 
@@ -1003,7 +1007,7 @@ async fn x2_u5_s7_a_change_of_every_assignment_re_signs_each_once_over_the_cores
         assert_eq!(progress["documents"][&key], 2, "{progress}");
         let follows_group = !progress["documents"][&format!("group_manifest/{group}")].is_null();
         let index: usize = device[2..].parse().unwrap();
-        assert_eq!(follows_group, index % 2 == 0, "{progress}");
+        assert_eq!(follows_group, index.is_multiple_of(2), "{progress}");
     }
 
     // Nothing changed: nothing signed.
@@ -1019,7 +1023,11 @@ async fn x2_u5_s7_a_change_of_every_assignment_re_signs_each_once_over_the_cores
     hub.publisher.take();
     let (_, answer) = publish_now(&hub, &hub.admin, scope).await;
     for (i, device) in names.iter().enumerate() {
-        let expected = if i % 2 == 0 { (2, false) } else { (3, true) };
+        let expected = if i.is_multiple_of(2) {
+            (2, false)
+        } else {
+            (3, true)
+        };
         assert_eq!(version_of(&answer["run"], device), expected, "{device}");
     }
     let (_, assignments) = verify_all(
@@ -1031,7 +1039,7 @@ async fn x2_u5_s7_a_change_of_every_assignment_re_signs_each_once_over_the_cores
     assert_eq!(assignments.len(), DEVICES);
     for (i, device) in names.iter().enumerate() {
         let assignment = &assignments[device];
-        let version = if i % 2 == 0 { 2 } else { 3 };
+        let version = if i.is_multiple_of(2) { 2 } else { 3 };
         assert_eq!(assignment.version, version, "{device}");
         assert_eq!(assignment.access_groups.len(), 1, "{device}");
         assert_eq!(assignment.time_zone, chrono_tz::Europe::Berlin);
