@@ -925,3 +925,129 @@ async fn l4_l5_u5_device_members_in_bulk_are_one_change_and_one_publication() {
     let (status, saved) = device_members(&hub, &group, json!({"add": ["d-4", "d-1"]})).await;
     assert_eq!(status, StatusCode::OK, "{saved}");
 }
+
+/// Issue 20 (X2, U5, S7): a change of every device's assignment at a node
+/// of more devices than one core signs (the run builds, compares and signs
+/// them over the cores, on a multi-threaded runtime as the hub runs) re-signs
+/// each one exactly once, in the run's order, each verifying as its own
+/// device's with the new time zone and its own groups; the run's progress
+/// records name every device with its new version; the same publish again
+/// signs nothing; a membership change re-signs exactly the devices it
+/// touches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x2_u5_s7_a_change_of_every_assignment_re_signs_each_once_over_the_cores() {
+    const DEVICES: usize = 150;
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let group = access_group(&hub, &tenant).await;
+    let names: Vec<String> = (0..DEVICES).map(|i| format!("d-{i:03}")).collect();
+    for (i, device) in names.iter().enumerate() {
+        let member = i.is_multiple_of(2).then_some(group.as_str());
+        attach_device(&hub, &tenant, device, member).await;
+    }
+    let scope = json!({"kind": "node", "id": tenant});
+    let (status, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    for device in &names {
+        assert_eq!(version_of(&answer["run"], device), (1, true));
+    }
+    hub.publisher.take();
+
+    let path = format!("/api/v1/nodes/{tenant}");
+    let (status, body) = hub
+        .patch(&hub.admin, &path, json!({"time_zone": "Europe/Berlin"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let order: Vec<&str> = answer["run"]["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "device_assignment")
+        .map(|d| d["subject"].as_str().unwrap())
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(order, sorted, "the run lists the devices in order");
+    assert_eq!(order.len(), DEVICES);
+    for device in &names {
+        assert_eq!(version_of(&answer["run"], device), (2, true));
+    }
+    let messages = hub.publisher.take();
+    let assignment_messages = messages
+        .iter()
+        .filter(|m| m.topic.ends_with("/assignment"))
+        .count();
+    assert_eq!(assignment_messages, DEVICES, "each sent once");
+    let (_, assignments) = verify_all(&device_trust(&hub.data), &messages, hub.clock.now());
+    assert_eq!(assignments.len(), DEVICES);
+    for (i, device) in names.iter().enumerate() {
+        let assignment = &assignments[device];
+        assert_eq!(assignment.device_id.as_str(), device);
+        assert_eq!(assignment.version, 2);
+        assert_eq!(assignment.time_zone, chrono_tz::Europe::Berlin);
+        let groups: Vec<&str> = assignment
+            .access_groups
+            .iter()
+            .map(|m| m.group_id.as_str())
+            .collect();
+        let expected: Vec<&str> = if i.is_multiple_of(2) {
+            vec![&group]
+        } else {
+            vec![]
+        };
+        assert_eq!(groups, expected, "{device}");
+    }
+
+    // U5: every device's progress record names its new version.
+    let run = answer["run"]["id"].as_str().unwrap();
+    let (status, publication) = hub
+        .get(&hub.admin, &format!("/api/v1/publications/{run}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{publication}");
+    assert_eq!(publication["progress"]["targets"], DEVICES);
+    for progress in publication["devices"].as_array().unwrap() {
+        let device = progress["device"].as_str().unwrap();
+        let key = format!("device_assignment/{device}");
+        assert_eq!(progress["documents"][&key], 2, "{progress}");
+        let follows_group = !progress["documents"][&format!("group_manifest/{group}")].is_null();
+        let index: usize = device[2..].parse().unwrap();
+        assert_eq!(follows_group, index.is_multiple_of(2), "{progress}");
+    }
+
+    // Nothing changed: nothing signed.
+    let (_, answer) = publish_now(&hub, &hub.admin, scope.clone()).await;
+    for device in &names {
+        assert_eq!(version_of(&answer["run"], device), (2, false));
+    }
+
+    // A membership change re-signs exactly the devices it touches.
+    for device in names.iter().skip(1).step_by(2) {
+        attach_device(&hub, &tenant, device, Some(&group)).await;
+    }
+    hub.publisher.take();
+    let (_, answer) = publish_now(&hub, &hub.admin, scope).await;
+    for (i, device) in names.iter().enumerate() {
+        let expected = if i.is_multiple_of(2) {
+            (2, false)
+        } else {
+            (3, true)
+        };
+        assert_eq!(version_of(&answer["run"], device), expected, "{device}");
+    }
+    let (_, assignments) = verify_all(
+        &device_trust(&hub.data),
+        &hub.publisher.take(),
+        hub.clock.now(),
+    );
+    // The unchanged ones are sent again as stored (S4).
+    assert_eq!(assignments.len(), DEVICES);
+    for (i, device) in names.iter().enumerate() {
+        let assignment = &assignments[device];
+        let version = if i.is_multiple_of(2) { 2 } else { 3 };
+        assert_eq!(assignment.version, version, "{device}");
+        assert_eq!(assignment.access_groups.len(), 1, "{device}");
+        assert_eq!(assignment.time_zone, chrono_tz::Europe::Berlin);
+    }
+}

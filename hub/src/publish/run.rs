@@ -187,15 +187,17 @@ pub(super) async fn run_targets(
         .transact(|tx| {
             let targets = targets(tx)?;
             let trigger = by.trigger.clone();
-            let prepared = prepare(
-                state,
-                tx,
-                &targets,
-                scope.clone(),
-                by.actor.clone(),
-                trigger,
-                now,
-            )?;
+            let prepared = off_the_runtime(|| {
+                prepare(
+                    state,
+                    tx,
+                    &targets,
+                    scope.clone(),
+                    by.actor.clone(),
+                    trigger,
+                    now,
+                )
+            })?;
             Ok::<_, PublishError>(prepared.write(tx)?)
         })
         .await?;
@@ -211,6 +213,19 @@ pub(super) async fn run_targets(
         undelivered,
         broker_refused,
     })
+}
+
+/// Runs `work` — a run's builds and signatures, CPU-bound for up to a
+/// second with thousands of devices — without holding up the tasks of
+/// the runtime worker it is called on (the MQTT link, the API): on a
+/// multi-threaded runtime they move to another worker meanwhile
+/// (`block_in_place`); elsewhere it simply runs.
+fn off_the_runtime<R>(work: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// A finished run: its record and the documents the publisher refused.

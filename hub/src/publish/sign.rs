@@ -2,8 +2,10 @@
 //! [`super::build`] made becomes a new signed version only when its content
 //! changed or a manifest nears expiry, inside the run's transaction.
 //! A group's new manifest is one document whatever the number of its
-//! devices (DESIGN §4: an assignment's floors are not its content); the
-//! assignments a run does re-issue are signed over the cores.
+//! devices (DESIGN §4: an assignment's floors are not its content); a run's
+//! assignments are built, compared and the changed ones signed over the
+//! cores (issue 20), after their latest versions are read in the
+//! transaction.
 //!
 //! Owns: the version rule (the latest record of each subject is read in
 //! the transaction, so concurrent runs never sign one version twice), the
@@ -19,7 +21,7 @@ use signet_common::documents::DeviceAssignment;
 use signet_common::envelope::{
     DocumentKind, KeyId, MAX_DOCUMENT_BYTES, SigningKey, open, sign_document,
 };
-use signet_common::ids::DeviceId;
+use signet_common::ids::{DeviceId, NodeId};
 
 use super::targets::Targets;
 use super::{
@@ -30,7 +32,7 @@ use super::{
 use crate::app::Hub;
 use crate::audit::{AuditEntry, audit_id};
 use crate::groups::GroupRef;
-use crate::store::{StoreError, Tx, WriteBatch};
+use crate::store::{Store, StoreError, Tx, WriteBatch};
 use crate::tenancy::load_tree_in;
 
 /// A run ready to apply: its record, the new signed documents and the batch
@@ -198,39 +200,42 @@ pub(super) fn prepare(
             floors: &floors,
             offline_grace_secs: config.device_offline_grace_secs,
         };
-        let mut decided = Vec::with_capacity(targets.devices.len());
+        // The latest version of each, read through `tx`: the decision to
+        // sign version + 1 rests on these reads.
+        let mut jobs = Vec::with_capacity(targets.devices.len());
         for (device, node) in &targets.devices {
-            let built = build::assignment(store, &inputs, device, node)?;
-            let follows: Vec<String> = built.document.group_ids().map(str::to_owned).collect();
-            reach.push((device.clone(), follows.clone()));
-            decided.push(decide_assignment(tx, device, built, follows, signer, now)?);
+            let previous = latest_in(tx, DocumentKind::DeviceAssignment, device.as_str())?;
+            jobs.push((device, node, previous));
         }
-        let mut envelopes = sign_all(&keys.signing, &decided)?.into_iter();
-        for decision in decided {
-            let Decision::Sign(new) = decision else {
-                if let Decision::Unchanged(previous) = decision {
+        let assess = |(device, node, previous): &(&DeviceId, &NodeId, Option<SignedDocument>)| {
+            let built = build::assignment(store, &inputs, device, node)?;
+            let signing = Signing {
+                key: &keys.signing,
+                signer,
+                now,
+            };
+            decide_assignment(store, device, built, previous.as_ref(), &signing)
+        };
+        for (follows, decision) in over_cores(&jobs, assess)? {
+            match decision {
+                Decision::Unchanged(previous) => {
+                    reach.push((DeviceId::new(previous.subject.as_str()), follows));
                     documents.push(previous);
                 }
-                continue;
-            };
-            let envelope = envelopes
-                .next()
-                .ok_or_else(|| PublishError::Sign("an assignment was left unsigned".to_owned()))?;
-            let record = SignedDocument {
-                kind: DocumentKind::DeviceAssignment,
-                subject: new.device.to_string(),
-                version: new.assignment.version,
-                issued_at: now,
-                expires_at: None,
-                sha256: Sha256::of(envelope.as_bytes()),
-                content_hash: new.content_hash,
-                group: None,
-                key_id: Some(signer),
-            };
-            documents.push(signed_view(&record));
-            stage(&mut batch, &mut signed, &record, envelope)?;
-            if new.regrant {
-                assigned.push((new.device, new.follows));
+                Decision::Sign(new) => {
+                    let NewAssignment {
+                        record,
+                        envelope,
+                        regrant,
+                    } = *new;
+                    let device = DeviceId::new(record.subject.as_str());
+                    documents.push(signed_view(&record));
+                    stage(&mut batch, &mut signed, &record, envelope)?;
+                    if regrant {
+                        assigned.push((device.clone(), follows.clone()));
+                    }
+                    reach.push((device, follows));
+                }
             }
         }
     }
@@ -258,47 +263,53 @@ pub(super) fn prepare(
 enum Decision {
     /// Its content is what the latest version says: that version stands.
     Unchanged(PublishedDocument),
-    /// A new version to sign.
+    /// A new version, signed.
     Sign(Box<NewAssignment>),
 }
 
-/// An assignment to sign, with what follows from it.
+/// A newly signed assignment, with what follows from it.
 struct NewAssignment {
-    /// The device.
-    device: DeviceId,
-    /// The payload, versioned and dated.
-    assignment: DeviceAssignment,
-    /// Its content hash (without the floors).
-    content_hash: Sha256,
-    /// The groups it follows.
-    follows: Vec<String>,
-    /// Whether those differ from the groups of its latest version, so the
-    /// broker's access must follow before it is sent (S7); the same groups
-    /// need no broker change.
+    /// Its record (the device is its subject).
+    record: SignedDocument,
+    /// Its envelope.
+    envelope: String,
+    /// Whether the groups it follows differ from those of its latest
+    /// version, so the broker's access must follow before it is sent (S7);
+    /// the same groups need no broker change.
     regrant: bool,
 }
 
-/// Whether `device`'s freshly built assignment needs a new version, as the
-/// latest version `tx` reads says; a new one is versioned, dated and
-/// validated.
+/// The run's key and time, for [`decide_assignment`].
+struct Signing<'a> {
+    /// The signing key of the run's snapshot.
+    key: &'a SigningKey,
+    /// Its id.
+    signer: KeyId,
+    /// The run's time.
+    now: DateTime<Utc>,
+}
+
+/// Whether `device`'s freshly built assignment needs a new version, as its
+/// `previous` latest version (read through the run's transaction) says; a
+/// new one is versioned, dated, validated and signed. Returns the groups
+/// it follows with the decision. Runs on any thread ([`over_cores`]): it
+/// reads `store`, never the transaction.
 fn decide_assignment(
-    tx: &mut Tx,
+    store: &Store,
     device: &DeviceId,
     built: build::Built<DeviceAssignment>,
-    follows: Vec<String>,
-    signer: KeyId,
-    now: DateTime<Utc>,
-) -> Result<Decision, PublishError> {
-    let previous = latest_in(tx, DocumentKind::DeviceAssignment, device.as_str())?;
+    previous: Option<&SignedDocument>,
+    signing: &Signing<'_>,
+) -> Result<(Vec<String>, Decision), PublishError> {
+    let follows: Vec<String> = built.document.group_ids().map(str::to_owned).collect();
     if let Some(previous) = previous
-        .as_ref()
-        .filter(|p| p.content_hash == built.content_hash && p.key_id == Some(signer))
+        .filter(|p| p.content_hash == built.content_hash && p.key_id == Some(signing.signer))
     {
-        return Ok(Decision::Unchanged(unchanged(previous)));
+        return Ok((follows, Decision::Unchanged(unchanged(previous))));
     }
     let mut assignment = built.document;
-    assignment.version = previous.as_ref().map_or(1, |p| p.version + 1);
-    assignment.issued_at = now;
+    assignment.version = previous.map_or(1, |p| p.version + 1);
+    assignment.issued_at = signing.now;
     assignment
         .validate_for(device)
         .map_err(|e| PublishError::InvalidAssignment {
@@ -307,68 +318,105 @@ fn decide_assignment(
         })?;
     let regrant = match previous {
         None => true,
-        Some(_) => previous_groups(tx, device)?
+        Some(_) => previous_groups(store, device)?
             .is_none_or(|held| held != follows.iter().cloned().collect::<BTreeSet<_>>()),
     };
-    Ok(Decision::Sign(Box::new(NewAssignment {
-        device: device.clone(),
-        assignment,
+    let envelope = sign(&assignment, signing.key, device.as_str())?;
+    let record = SignedDocument {
+        kind: DocumentKind::DeviceAssignment,
+        subject: device.to_string(),
+        version: assignment.version,
+        issued_at: signing.now,
+        expires_at: None,
+        sha256: Sha256::of(envelope.as_bytes()),
         content_hash: built.content_hash,
-        follows,
+        group: None,
+        key_id: Some(signing.signer),
+    };
+    let new = NewAssignment {
+        record,
+        envelope,
         regrant,
-    })))
+    };
+    Ok((follows, Decision::Sign(Box::new(new))))
 }
 
 /// The groups `device`'s latest signed assignment follows, from its stored
-/// envelope; `None` when there is none or it does not read.
-fn previous_groups(tx: &mut Tx, device: &DeviceId) -> Result<Option<BTreeSet<String>>, StoreError> {
+/// envelope; `None` when there is none or it does not read. Read from the
+/// store, not the run's transaction: the envelope is written in one batch
+/// with its record, which the transaction read, so a newer envelope
+/// committed meanwhile fails the run's commit and the run decides again.
+fn previous_groups(
+    store: &Store,
+    device: &DeviceId,
+) -> Result<Option<BTreeSet<String>>, StoreError> {
     let key = document_key(DocumentKind::DeviceAssignment, device.as_str());
-    let Some(envelope) = tx.get::<String>(SIGNED_ENVELOPES, &key)? else {
+    let Some(envelope) = store.get::<String>(SIGNED_ENVELOPES, &key)? else {
         return Ok(None);
     };
     let Ok(opened) = open(envelope.as_bytes()) else {
         return Ok(None);
     };
-    Ok(serde_json::from_slice::<DeviceAssignment>(opened.payload())
+    Ok(serde_json::from_slice::<HeldGroups>(opened.payload())
         .ok()
-        .map(|held| held.group_ids().map(str::to_owned).collect()))
+        .map(|held| {
+            (held.node_chain.into_iter())
+                .chain(held.access_groups.into_iter().map(|m| m.group_id))
+                .collect()
+        }))
+}
+
+/// What [`previous_groups`] reads of a stored assignment: the ids
+/// [`DeviceAssignment::group_ids`] lists (its node chain, then its access
+/// groups), without decoding the rest.
+#[derive(serde::Deserialize)]
+struct HeldGroups {
+    node_chain: Vec<String>,
+    access_groups: Vec<HeldMembership>,
+}
+
+/// An access group [`HeldGroups`] lists.
+#[derive(serde::Deserialize)]
+struct HeldMembership {
+    group_id: String,
 }
 
 /// The fewest assignments worth spreading over the cores.
 const PARALLEL_FROM: usize = 64;
 
-/// Signs the assignments `decided` holds to sign, in order: over the cores
-/// (one scoped thread per core, each a contiguous share) when there are at
-/// least [`PARALLEL_FROM`], else here.
-fn sign_all(key: &SigningKey, decided: &[Decision]) -> Result<Vec<String>, PublishError> {
-    let pending: Vec<&NewAssignment> = decided
-        .iter()
-        .filter_map(|d| match d {
-            Decision::Sign(new) => Some(new.as_ref()),
-            Decision::Unchanged(_) => None,
-        })
-        .collect();
-    let sign_one = |new: &&NewAssignment| sign(&new.assignment, key, new.device.as_str());
+/// `work` applied to each of `items`, results in order: over the cores (one
+/// scoped thread per core, each a contiguous share) when there are at
+/// least [`PARALLEL_FROM`], else here. A run's assignments are built,
+/// compared and signed this way (issue 20: each is independent of the
+/// others; only their versions, read before, come from the transaction).
+/// The first error in order wins.
+fn over_cores<T, R, W>(items: &[T], work: W) -> Result<Vec<R>, PublishError>
+where
+    T: Sync,
+    R: Send,
+    W: Fn(&T) -> Result<R, PublishError> + Sync,
+{
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if pending.len() < PARALLEL_FROM || cores < 2 {
-        return pending.iter().map(sign_one).collect();
+    if items.len() < PARALLEL_FROM || cores < 2 {
+        return items.iter().map(&work).collect();
     }
-    let share = pending.len().div_ceil(cores);
+    let share = items.len().div_ceil(cores);
+    let work = &work;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = pending
+        let workers: Vec<_> = items
             .chunks(share)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(sign_one).collect::<Vec<_>>()))
+            .map(|chunk| scope.spawn(move || chunk.iter().map(work).collect::<Vec<_>>()))
             .collect();
-        let mut envelopes = Vec::with_capacity(pending.len());
+        let mut results = Vec::with_capacity(items.len());
         for worker in workers {
-            let signed = worker
+            let done = worker
                 .join()
-                .map_err(|_| PublishError::Sign("a signing thread failed".to_owned()))?;
-            for envelope in signed {
-                envelopes.push(envelope?);
+                .map_err(|_| PublishError::Sign("a publishing thread failed".to_owned()))?;
+            for result in done {
+                results.push(result?);
             }
         }
-        Ok(envelopes)
+        Ok(results)
     })
 }
 
@@ -451,4 +499,46 @@ fn latest_in(
     subject: &str,
 ) -> Result<Option<SignedDocument>, StoreError> {
     tx.get(SIGNED_DOCUMENTS, &document_key(kind, subject))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+    use signet_common::documents::{AccessMembership, Location};
+    use signet_common::ids::AccessGroupId;
+    use signet_common::license::AccessWindow;
+
+    /// S7: the groups read from a stored assignment without decoding all
+    /// of it are the ones `DeviceAssignment::group_ids` lists, in order.
+    #[test]
+    fn s7_held_groups_are_the_assignments_group_ids() {
+        let assignment = DeviceAssignment {
+            version: 3,
+            issued_at: DateTime::<Utc>::UNIX_EPOCH,
+            device_id: DeviceId::new("d-1"),
+            node_chain: vec![NodeId::from("root"), NodeId::from("n-1")],
+            access_groups: vec![AccessMembership {
+                group_id: AccessGroupId::from("ag-1"),
+                window: AccessWindow {
+                    starts_at: DateTime::<Utc>::UNIX_EPOCH,
+                    ends_at: None,
+                    ended_by: None,
+                },
+            }],
+            min_manifest_versions: BTreeMap::from([("root".to_owned(), 2)]),
+            time_zone: chrono_tz::Europe::Berlin,
+            location: Location::default(),
+            offline_grace_secs: 60,
+            variables: BTreeMap::new(),
+        };
+        let bytes = serde_json::to_vec(&assignment).unwrap();
+        let held: HeldGroups = serde_json::from_slice(&bytes).unwrap();
+        let read: Vec<String> = (held.node_chain.into_iter())
+            .chain(held.access_groups.into_iter().map(|m| m.group_id))
+            .collect();
+        let listed: Vec<&str> = assignment.group_ids().collect();
+        assert_eq!(read, listed);
+    }
 }
