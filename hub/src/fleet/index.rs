@@ -70,8 +70,10 @@ use crate::tenancy::{NODE_DEVICES, NODES, Node};
 /// What committed batches changed since the index last looked.
 #[derive(Debug, Default)]
 struct Changes {
-    /// Devices whose state, record or assignment changed.
+    /// Devices whose record or assignment changed: read again.
     devices: HashSet<DeviceId>,
+    /// Devices whose stored state changed: that record alone is read.
+    states: HashSet<DeviceId>,
     /// Attachments (`{node}/{device}` keys) written or removed.
     attachments: HashSet<(DeviceId, NodeId)>,
     /// Groups with a new signed manifest.
@@ -93,7 +95,9 @@ impl Changes {
             Write::Put { tree, key, .. } | Write::Delete { tree, key } => (*tree, key),
         };
         let key = String::from_utf8_lossy(key);
-        if tree == DEVICE_STATES || tree == DEVICES {
+        if tree == DEVICE_STATES {
+            self.states.insert(DeviceId::from(key.as_ref()));
+        } else if tree == DEVICES {
             self.devices.insert(DeviceId::from(key.as_ref()));
         } else if tree == NODE_DEVICES {
             if let Some((node, device)) = key.split_once('/') {
@@ -209,6 +213,8 @@ struct Rows {
     tree: Option<(NodeTree, Vec<Node>)>,
     /// Rows read from the store since built.
     reads: u64,
+    /// Rows given a new state or manifest alone since built.
+    patched: u64,
     /// The time the rows' connection is judged at.
     as_of: DateTime<Utc>,
     /// The heartbeat timeout.
@@ -229,6 +235,8 @@ pub struct FleetIndex {
     builds: AtomicU64,
     /// Device rows read from the store, builds included.
     device_reads: AtomicU64,
+    /// Rows given a new state or manifest alone.
+    patched: AtomicU64,
 }
 
 /// What answering has cost the index so far ([`FleetIndex::work`]): an
@@ -239,6 +247,8 @@ pub struct IndexWork {
     pub builds: u64,
     /// Device rows read from the store, builds included.
     pub device_reads: u64,
+    /// Rows given a new state or manifest alone, their other facts kept.
+    pub patched: u64,
 }
 
 impl CommitObserver for FleetIndex {
@@ -315,6 +325,7 @@ impl FleetIndex {
         IndexWork {
             builds: self.builds.load(Ordering::Relaxed),
             device_reads: self.device_reads.load(Ordering::Relaxed),
+            patched: self.patched.load(Ordering::Relaxed),
         }
     }
 
@@ -407,6 +418,7 @@ impl FleetIndex {
             || guard
                 .as_ref()
                 .is_none_or(|rows| rows.timeout != liveness.heartbeat_timeout);
+        let patched_before = guard.as_ref().map_or(0, |rows| rows.patched);
         let reads_before = if rebuild {
             // Dropped first: a failed build leaves no half index behind.
             *guard = None;
@@ -428,6 +440,8 @@ impl FleetIndex {
             rows.tree = None;
             self.device_reads
                 .fetch_add(rows.reads - reads_before, Ordering::Relaxed);
+            let patched = rows.patched.saturating_sub(patched_before);
+            self.patched.fetch_add(patched, Ordering::Relaxed);
         }
         match guard.as_ref() {
             Some(rows) => Ok(rows),
@@ -474,6 +488,7 @@ impl Rows {
             countries: HashMap::new(),
             tree: None,
             reads: 0,
+            patched: 0,
             as_of: liveness.now,
             timeout: liveness.heartbeat_timeout,
         };
@@ -510,14 +525,42 @@ impl Rows {
             }
         }
         let mut devices: HashSet<DeviceId> = changes.devices.clone();
-        for group in &changes.groups {
-            devices.extend(self.group_devices.get(group).into_iter().flatten().cloned());
-        }
         for group in &changes.access_groups {
             devices.extend(device_members(store, group)?);
         }
         for device in &devices {
             self.read_device(store, device, liveness)?;
+        }
+        // A new state or group manifest changes one fact of the devices
+        // not read again above: that record is read and the rest kept.
+        let mut manifests = Vec::new();
+        let mut patched: BTreeSet<&DeviceId> = changes.states.iter().collect();
+        for group in &changes.groups {
+            manifests.push((
+                group,
+                crate::publish::latest(store, DocumentKind::GroupManifest, group)?,
+            ));
+            patched.extend(self.group_devices.get(group).into_iter().flatten());
+        }
+        let keys: Vec<Key> = patched
+            .into_iter()
+            .filter(|device| !devices.contains(*device))
+            .flat_map(|device| self.keys_of(device))
+            .collect();
+        for key in keys {
+            let Some(row) = self.rows.get(&key) else {
+                continue;
+            };
+            let (mut facts, licence) = (row.facts.clone(), row.licence);
+            for (group, manifest) in &manifests {
+                facts = facts.with_manifest(group, manifest.as_ref());
+            }
+            if changes.states.contains(&key.0) {
+                facts = facts.with_status(super::status_of(store, &key.0)?);
+            }
+            self.patched += 1;
+            self.remove(&key);
+            self.insert(key, facts, licence, liveness)?;
         }
         while let Some((edge, _)) = self.licence_edges.first()
             && *edge <= liveness.now
@@ -607,18 +650,17 @@ impl Rows {
         device: &DeviceId,
         liveness: Liveness,
     ) -> Result<(), StoreError> {
-        let from = (device.clone(), NodeId::from(""));
-        let keys: Vec<Key> = self
-            .rows
-            .range(from..)
-            .map(|(key, _)| key)
-            .take_while(|(d, _)| d == device)
-            .cloned()
-            .collect();
-        for key in keys {
+        for key in self.keys_of(device) {
             self.read(store, key, liveness)?;
         }
         Ok(())
+    }
+
+    /// The rows of `device`.
+    fn keys_of(&self, device: &DeviceId) -> Vec<Key> {
+        let from = (device.clone(), NodeId::from(""));
+        let rows = self.rows.range(from..).map(|(key, _)| key);
+        rows.take_while(|(d, _)| d == device).cloned().collect()
     }
 
     /// Reads the row `key` from the store, replacing what was held.
