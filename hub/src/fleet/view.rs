@@ -340,6 +340,10 @@ pub struct DeviceFacts {
     /// The desired documents `documents` compares the report with: the
     /// assignment, then the manifest of each group it names that has one.
     pub desired: Vec<SignedDocument>,
+    /// The access groups whose licence refuses it (content or not), as of
+    /// when the facts were read: an item change of another group leaves
+    /// its refusals as they are.
+    pub denied: Vec<String>,
 }
 
 impl DeviceFacts {
@@ -360,7 +364,8 @@ impl DeviceFacts {
         let assigned = desired.is_some();
         let (desired, groups) = desired.unwrap_or_default();
         let documents = desired.iter().map(|d| document_sync(d, report)).collect();
-        let licence_refusals = crate::access_groups::delivery::refusals(store, device, node, now)?;
+        let (licence_refusals, denied) =
+            crate::access_groups::delivery::judged(store, device, node, now)?;
         Ok(Self {
             status,
             assigned,
@@ -368,6 +373,7 @@ impl DeviceFacts {
             licence_refusals,
             groups,
             desired,
+            denied: denied.iter().map(|g| g.as_str().to_owned()).collect(),
         })
     }
 
