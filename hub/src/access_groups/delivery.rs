@@ -2,7 +2,7 @@
 //! the fleet view shows for a device whose license refuses it, instead of a
 //! silent 404 and "in sync".
 //!
-//! Owns: [`refusals`] and the reason codes. Must not: decide access itself
+//! Owns: [`refusals`] ([`judged`]) and the reason codes. Must not: decide access itself
 //! — the reason is [`signet_common::license::check_access`]'s, with the
 //! country of the device's node ([`crate::tenancy::locale_of`]), exactly as
 //! the content route and the device judge it.
@@ -72,17 +72,29 @@ pub fn refusals(
     node: &NodeId,
     now: DateTime<Utc>,
 ) -> Result<Vec<LicenceRefusal>, StoreError> {
+    Ok(judged(store, device, node, now)?.0)
+}
+
+/// [`refusals`], and every access group whose licence refuses `device`
+/// (a current, active member) at `now`, with content or not: the only
+/// groups whose items its refusals rest on (X3: the fleet index reads a
+/// device again for an item change of these alone).
+///
+/// # Errors
+/// When the store fails.
+pub fn judged(
+    store: &Store,
+    device: &DeviceId,
+    node: &NodeId,
+    now: DateTime<Utc>,
+) -> Result<(Vec<LicenceRefusal>, Vec<AccessGroupId>), StoreError> {
     let member = MemberRef::Device {
         device_id: device.clone(),
     };
     let mut country: Option<Option<String>> = None;
-    let mut refused = Vec::new();
+    let (mut refused, mut denied_groups) = (Vec::new(), Vec::new());
     for (group, record) in memberships_of(store, &member)? {
         if !record.is_current() || !record.active {
-            continue;
-        }
-        let items = items_of(store, &group.id)?;
-        if items.is_empty() {
             continue;
         }
         if country.is_none() && group.license.allowed_countries.is_some() {
@@ -92,6 +104,11 @@ pub fn refusals(
         let Err(denied) = check_access(&group.license, &record.membership, here, now) else {
             continue;
         };
+        denied_groups.push(group.id.clone());
+        let items = items_of(store, &group.id)?;
+        if items.is_empty() {
+            continue;
+        }
         refused.push(LicenceRefusal {
             code: code(&denied).to_owned(),
             reason: format!("access group {:?}: {denied}", group.name),
@@ -103,5 +120,5 @@ pub fn refusals(
             group_name: group.name,
         });
     }
-    Ok(refused)
+    Ok((refused, denied_groups))
 }

@@ -31,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::alert_settings::Thresholds;
-use super::{Connection, FleetDevice, Liveness, attached_devices, device_view, events};
+use super::index::{FleetIndex, Page};
+use super::{Connection, FleetDevice, Liveness, device_view, events};
 use crate::app::Hub;
 use crate::audit::audit_id;
 use crate::background::{self, Background};
@@ -211,11 +212,10 @@ pub async fn check(
         heartbeat_timeout: config.heartbeat_timeout(),
     };
     let thresholds = Thresholds::load(store, config)?;
-    let mut views: BTreeMap<DeviceId, FleetDevice> = BTreeMap::new();
-    for (device, node) in attached_devices(store)? {
-        let view = device_view(store, &device, &node, liveness)?;
-        views.insert(device, view);
-    }
+    let hub = state.clone();
+    let views = tokio::task::spawn_blocking(move || views_to_judge(&hub, liveness))
+        .await
+        .map_err(|e| StoreError::Storage(format!("the alert pass's views: {e}")))??;
     // The views are this pass's snapshot (the next pass judges again); the
     // open-alert index and the alerts it names are read inside the
     // transaction, so an incident is raised or cleared exactly once.
@@ -267,6 +267,53 @@ pub async fn check(
         }
     }
     Ok(report)
+}
+
+/// The views an alert pass judges (X3, issue 20: no read of every device
+/// per pass): from the fleet's in-memory [`FleetIndex`], exact as a scan,
+/// every attached device offline or out of sync (a device online and in
+/// sync meets no condition); and, read alone, each device with an open
+/// alert (it may have recovered; not attached: no view). Off the runtime:
+/// the index reads the devices that changed since its last answer.
+fn views_to_judge(
+    state: &Hub,
+    liveness: Liveness,
+) -> Result<BTreeMap<DeviceId, FleetDevice>, StoreError> {
+    let store = &state.store;
+    let index = FleetIndex::of(state);
+    let mut views = BTreeMap::new();
+    let all = Page {
+        limit: usize::MAX,
+        ..Page::default()
+    };
+    for page in [
+        Page {
+            online: Some(false),
+            ..all
+        },
+        Page {
+            in_sync: Some(false),
+            ..all
+        },
+    ] {
+        for view in index.list(store, |_| true, page, liveness)? {
+            views.insert(view.device_id.clone(), view);
+        }
+    }
+    for key in store.scan_keys(OPEN_ALERTS, "")? {
+        let Some((device, _)) = key.rsplit_once('/') else {
+            continue;
+        };
+        let device = DeviceId::from(device);
+        if views.contains_key(&device) {
+            continue;
+        }
+        if let Some(node) = super::node_of(store, &device)? {
+            let view = device_view(store, &device, &node, liveness)?;
+            views.insert(device, view);
+        }
+    }
+    Ok(views)
 }
 
 /// Clears `alert` into `batch` when its device recovered or is no longer

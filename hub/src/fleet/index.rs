@@ -58,97 +58,16 @@ use signet_common::envelope::DocumentKind;
 use signet_common::ids::{DeviceId, NodeId};
 use signet_common::permissions::NodeTree;
 
-use super::{DEVICE_STATES, DeviceFacts, FleetCounts, FleetDevice, Liveness, attached_devices};
-use crate::access_groups::{GROUPS, ITEMS, MEMBER_GROUPS, MEMBERS};
+use super::{DeviceFacts, FleetCounts, FleetDevice, Liveness, attached_devices};
+use crate::access_groups::MEMBERS;
 use crate::app::Hub;
 use crate::app::store_watch::CommitObserver;
-use crate::devices::DEVICES;
-use crate::publish::SIGNED_DOCUMENTS;
 use crate::store::{Store, StoreError, Write};
-use crate::tenancy::{NODE_DEVICES, NODES, Node};
+use crate::tenancy::{NODE_DEVICES, Node};
 
-/// What committed batches changed since the index last looked.
-#[derive(Debug, Default)]
-struct Changes {
-    /// Devices whose state, record or assignment changed.
-    devices: HashSet<DeviceId>,
-    /// Attachments (`{node}/{device}` keys) written or removed.
-    attachments: HashSet<(DeviceId, NodeId)>,
-    /// Groups with a new signed manifest.
-    groups: HashSet<String>,
-    /// Access groups whose record (licence) or items were written: their
-    /// device members' refusals may change, so those are read again.
-    access_groups: HashSet<String>,
-    /// A node was written: a device's view rests on its node's country
-    /// (licence refusals), which is looked at again per node.
-    nodes: bool,
-    /// Something changed that may touch every device: rebuild.
-    everything: bool,
-}
-
-impl Changes {
-    /// Notes one write.
-    fn note(&mut self, write: &Write) {
-        let (tree, key) = match write {
-            Write::Put { tree, key, .. } | Write::Delete { tree, key } => (*tree, key),
-        };
-        let key = String::from_utf8_lossy(key);
-        if tree == DEVICE_STATES || tree == DEVICES {
-            self.devices.insert(DeviceId::from(key.as_ref()));
-        } else if tree == NODE_DEVICES {
-            if let Some((node, device)) = key.split_once('/') {
-                self.attachments
-                    .insert((DeviceId::from(device), NodeId::from(node)));
-            }
-        } else if tree == SIGNED_DOCUMENTS {
-            if let Some((kind, subject)) = key.split_once('/') {
-                if kind == DocumentKind::DeviceAssignment.as_str() {
-                    self.devices.insert(DeviceId::from(subject));
-                } else if kind == DocumentKind::GroupManifest.as_str() {
-                    self.groups.insert(subject.to_owned());
-                }
-            }
-        } else if tree == MEMBERS || tree == MEMBER_GROUPS {
-            // A membership changes its member's refusals alone: a device's
-            // own, or (a user's) no device's. A first play under a license
-            // writes one (L2), so this comes with proof-of-play ingest.
-            match membership_device(tree, &key) {
-                Some(Some(device)) => {
-                    self.devices.insert(device);
-                }
-                Some(None) => {}
-                None => self.everything = true,
-            }
-        } else if tree == NODES {
-            self.nodes = true;
-        } else if tree == GROUPS || tree == ITEMS {
-            // `{group}` or `{group}/{item}`: the group's device members
-            // are read again (its licence and items are their refusals).
-            let group = key.split_once('/').map_or(key.as_ref(), |(group, _)| group);
-            if group.is_empty() {
-                self.everything = true;
-            } else {
-                self.access_groups.insert(group.to_owned());
-            }
-        }
-    }
-}
-
-/// The device whose membership a `MEMBERS` (`{group}/{member}`) or
-/// `MEMBER_GROUPS` (`{member}/{group}`) key names: `Some(None)` for a
-/// user's, `None` for a key of neither shape.
-fn membership_device(tree: &str, key: &str) -> Option<Option<DeviceId>> {
-    let member = if tree == MEMBERS {
-        key.split_once('/')?.1
-    } else {
-        key.split_once('/')?.0
-    };
-    if let Some(device) = member.strip_prefix("device:") {
-        (!device.is_empty() && !device.contains('/')).then(|| Some(DeviceId::from(device)))
-    } else {
-        member.strip_prefix("user:").map(|_| None)
-    }
-}
+#[path = "index_changes.rs"]
+mod changes;
+use changes::{Changes, membership_device};
 
 /// One attached device, as the index holds it.
 #[derive(Debug, Clone)]
@@ -209,6 +128,8 @@ struct Rows {
     tree: Option<(NodeTree, Vec<Node>)>,
     /// Rows read from the store since built.
     reads: u64,
+    /// Rows given a new state or manifest alone since built.
+    patched: u64,
     /// The time the rows' connection is judged at.
     as_of: DateTime<Utc>,
     /// The heartbeat timeout.
@@ -229,6 +150,8 @@ pub struct FleetIndex {
     builds: AtomicU64,
     /// Device rows read from the store, builds included.
     device_reads: AtomicU64,
+    /// Rows given a new state or manifest alone.
+    patched: AtomicU64,
 }
 
 /// What answering has cost the index so far ([`FleetIndex::work`]): an
@@ -239,6 +162,8 @@ pub struct IndexWork {
     pub builds: u64,
     /// Device rows read from the store, builds included.
     pub device_reads: u64,
+    /// Rows given a new state or manifest alone, their other facts kept.
+    pub patched: u64,
 }
 
 impl CommitObserver for FleetIndex {
@@ -315,6 +240,7 @@ impl FleetIndex {
         IndexWork {
             builds: self.builds.load(Ordering::Relaxed),
             device_reads: self.device_reads.load(Ordering::Relaxed),
+            patched: self.patched.load(Ordering::Relaxed),
         }
     }
 
@@ -407,6 +333,7 @@ impl FleetIndex {
             || guard
                 .as_ref()
                 .is_none_or(|rows| rows.timeout != liveness.heartbeat_timeout);
+        let patched_before = guard.as_ref().map_or(0, |rows| rows.patched);
         let reads_before = if rebuild {
             // Dropped first: a failed build leaves no half index behind.
             *guard = None;
@@ -428,6 +355,8 @@ impl FleetIndex {
             rows.tree = None;
             self.device_reads
                 .fetch_add(rows.reads - reads_before, Ordering::Relaxed);
+            let patched = rows.patched.saturating_sub(patched_before);
+            self.patched.fetch_add(patched, Ordering::Relaxed);
         }
         match guard.as_ref() {
             Some(rows) => Ok(rows),
@@ -474,6 +403,7 @@ impl Rows {
             countries: HashMap::new(),
             tree: None,
             reads: 0,
+            patched: 0,
             as_of: liveness.now,
             timeout: liveness.heartbeat_timeout,
         };
@@ -510,14 +440,52 @@ impl Rows {
             }
         }
         let mut devices: HashSet<DeviceId> = changes.devices.clone();
-        for group in &changes.groups {
-            devices.extend(self.group_devices.get(group).into_iter().flatten().cloned());
-        }
         for group in &changes.access_groups {
             devices.extend(device_members(store, group)?);
         }
+        for group in changes.items.difference(&changes.access_groups) {
+            let denied = |d: &DeviceId| {
+                self.keys_of(d).iter().any(|k| {
+                    self.rows
+                        .get(k)
+                        .is_some_and(|r| r.facts.denied.contains(group))
+                })
+            };
+            devices.extend(device_members(store, group)?.into_iter().filter(denied));
+        }
         for device in &devices {
             self.read_device(store, device, liveness)?;
+        }
+        // A new state or group manifest changes one fact of the devices
+        // not read again above: that record is read and the rest kept.
+        let mut manifests = Vec::new();
+        let mut patched: BTreeSet<&DeviceId> = changes.states.iter().collect();
+        for group in &changes.groups {
+            manifests.push((
+                group,
+                crate::publish::latest(store, DocumentKind::GroupManifest, group)?,
+            ));
+            patched.extend(self.group_devices.get(group).into_iter().flatten());
+        }
+        let keys: Vec<Key> = patched
+            .into_iter()
+            .filter(|device| !devices.contains(*device))
+            .flat_map(|device| self.keys_of(device))
+            .collect();
+        for key in keys {
+            let Some(row) = self.rows.get(&key) else {
+                continue;
+            };
+            let (mut facts, licence) = (row.facts.clone(), row.licence);
+            for (group, manifest) in &manifests {
+                facts = facts.with_manifest(group, manifest.as_ref());
+            }
+            if changes.states.contains(&key.0) {
+                facts = facts.with_status(super::status_of(store, &key.0)?);
+            }
+            self.patched += 1;
+            self.remove(&key);
+            self.insert(key, facts, licence, liveness)?;
         }
         while let Some((edge, _)) = self.licence_edges.first()
             && *edge <= liveness.now
@@ -607,18 +575,17 @@ impl Rows {
         device: &DeviceId,
         liveness: Liveness,
     ) -> Result<(), StoreError> {
-        let from = (device.clone(), NodeId::from(""));
-        let keys: Vec<Key> = self
-            .rows
-            .range(from..)
-            .map(|(key, _)| key)
-            .take_while(|(d, _)| d == device)
-            .cloned()
-            .collect();
-        for key in keys {
+        for key in self.keys_of(device) {
             self.read(store, key, liveness)?;
         }
         Ok(())
+    }
+
+    /// The rows of `device`.
+    fn keys_of(&self, device: &DeviceId) -> Vec<Key> {
+        let from = (device.clone(), NodeId::from(""));
+        let rows = self.rows.range(from..).map(|(key, _)| key);
+        rows.take_while(|(d, _)| d == device).cloned().collect()
     }
 
     /// Reads the row `key` from the store, replacing what was held.

@@ -337,6 +337,13 @@ pub struct DeviceFacts {
     pub licence_refusals: Vec<crate::access_groups::delivery::LicenceRefusal>,
     /// Every group its signed assignment names.
     pub groups: Vec<String>,
+    /// The desired documents `documents` compares the report with: the
+    /// assignment, then the manifest of each group it names that has one.
+    pub desired: Vec<SignedDocument>,
+    /// The access groups whose licence refuses it (content or not), as of
+    /// when the facts were read: an item change of another group leaves
+    /// its refusals as they are.
+    pub denied: Vec<String>,
 }
 
 impl DeviceFacts {
@@ -354,21 +361,70 @@ impl DeviceFacts {
         let status = status_of(store, device)?;
         let desired = desired_with_groups(store, device)?;
         let report = status.as_ref().map(|s| &s.state);
-        let (documents, groups) = match &desired {
-            Some((desired, groups)) => (
-                desired.iter().map(|d| document_sync(d, report)).collect(),
-                groups.clone(),
-            ),
-            None => (Vec::new(), Vec::new()),
-        };
-        let licence_refusals = crate::access_groups::delivery::refusals(store, device, node, now)?;
+        let assigned = desired.is_some();
+        let (desired, groups) = desired.unwrap_or_default();
+        let documents = desired.iter().map(|d| document_sync(d, report)).collect();
+        let (licence_refusals, denied) =
+            crate::access_groups::delivery::judged(store, device, node, now)?;
         Ok(Self {
             status,
-            assigned: desired.is_some(),
+            assigned,
             documents,
             licence_refusals,
             groups,
+            desired,
+            denied: denied.iter().map(|g| g.as_str().to_owned()).collect(),
         })
+    }
+
+    /// These facts with `status` stored now (a new report): exactly what
+    /// [`DeviceFacts::read`] gives when nothing else changed, since only
+    /// the documents compare against the report (X3, issue 20: a heartbeat
+    /// costs the fleet index one record, not the device's every fact).
+    #[must_use]
+    pub fn with_status(mut self, status: Option<DeviceStatus>) -> Self {
+        self.status = status;
+        self.compare();
+        self
+    }
+
+    /// These facts with `manifest` as the latest signed manifest of `group`
+    /// (`None`: it has none), when the assignment names `group`: exactly
+    /// what [`DeviceFacts::read`] gives when nothing else changed.
+    #[must_use]
+    pub fn with_manifest(mut self, group: &str, manifest: Option<&SignedDocument>) -> Self {
+        if !self.assigned || !self.groups.iter().any(|g| g == group) {
+            return self;
+        }
+        let manifest_of = |g: &str, held: &[SignedDocument]| {
+            if g == group {
+                return manifest.cloned();
+            }
+            held.iter()
+                .find(|d| d.kind == DocumentKind::GroupManifest && d.subject == g)
+                .cloned()
+        };
+        let held = std::mem::take(&mut self.desired);
+        let assignment = held
+            .iter()
+            .find(|d| d.kind == DocumentKind::DeviceAssignment)
+            .cloned();
+        self.desired = assignment
+            .into_iter()
+            .chain(self.groups.iter().filter_map(|g| manifest_of(g, &held)))
+            .collect();
+        self.compare();
+        self
+    }
+
+    /// The documents compared again with the report.
+    fn compare(&mut self) {
+        let report = self.status.as_ref().map(|s| &s.state);
+        self.documents = self
+            .desired
+            .iter()
+            .map(|d| document_sync(d, report))
+            .collect();
     }
 
     /// Whether the device is in sync: it reported, an assignment was
