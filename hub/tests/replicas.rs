@@ -127,7 +127,7 @@ struct Cluster {
     smtp: Option<u16>,
     password: String,
     client: reqwest::Client,
-    _pg: Arc<PgServer>,
+    pg: Arc<PgServer>,
 }
 
 impl Cluster {
@@ -177,7 +177,7 @@ impl Cluster {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
-            _pg: pg,
+            pg,
         }
     }
 
@@ -1136,4 +1136,160 @@ fn x5_s12_the_shared_login_counts_are_bounded_and_pruned() {
             .unwrap()[0],
         None
     );
+}
+
+/// The device `id` in `replica`'s fleet list, once it satisfies `wanted`
+/// (bounded by `within`), checked equal to its `GET /api/v1/fleet/{id}`.
+async fn fleet_entry_until(
+    cluster: &Cluster,
+    replica: &Replica,
+    token: &str,
+    id: &str,
+    within: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let list = cluster
+            .get(replica, token, "/api/v1/fleet?limit=1000")
+            .await;
+        let entry = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device_id"] == id)
+            .cloned()
+            .unwrap_or(Value::Null);
+        if wanted(&entry) {
+            let one = cluster
+                .get(replica, token, &format!("/api/v1/fleet/{id}"))
+                .await;
+            assert_eq!(entry, one, "the list and the device's own view differ");
+            return entry;
+        }
+        assert!(
+            started.elapsed() < within,
+            "the fleet list never showed the change to {id}: {entry}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// X5, X3, U4 (issue 21): the fleet view kept in memory on each replica
+/// hears the other replica's commits through the store's change feed: a
+/// screen paired, moved and removed through hub-a is so in hub-b's fleet
+/// list (built before, so kept incrementally) within two seconds, the
+/// entry equal to hub-b's `GET /api/v1/fleet/{id}`; and after the feed
+/// connections are killed (`pg_terminate_backend`), a move made while
+/// they listen again is still seen (the view rebuilds rather than go
+/// stale), and the next is heard through the feed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_x3_u4_each_replicas_fleet_view_hears_the_others_commits_and_a_dropped_feed() {
+    use base64::Engine as _;
+    let cluster = Cluster::new(None).await;
+    let (a, b) = cluster.pair().await;
+    let token = cluster.login(&a).await;
+    let root = root_node(&cluster, &a, &token).await;
+    let mut nodes = Vec::new();
+    for name in ["Shop", "Depot"] {
+        let (status, node) = cluster
+            .call(
+                &a,
+                reqwest::Method::POST,
+                "/api/v1/nodes",
+                Some(&token),
+                Some(json!({"parent": root, "name": name})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{node}");
+        nodes.push(node["id"].as_str().unwrap().to_owned());
+    }
+    // hub-b's view is built now: what follows must reach it as changes.
+    let before = cluster.get(&b, &token, "/api/v1/fleet").await;
+    assert_eq!(before, json!([]));
+    let promptly = Duration::from_secs(2);
+
+    let key = base64::engine::general_purpose::STANDARD.encode([7_u8; 32]);
+    let (status, pairing) = cluster
+        .call(
+            &a,
+            reqwest::Method::POST,
+            "/api/v1/device/pairings",
+            None,
+            Some(json!({"public_key": key, "agent_version": "0.1.0", "os": "Linux"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{pairing}");
+    let code = pairing["code"].as_str().unwrap();
+    let (status, device) = cluster
+        .call(
+            &a,
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/pairings/{code}/approve"),
+            Some(&token),
+            Some(json!({"node": nodes[0], "name": "screen 7"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{device}");
+    let id = device["device"]["id"].as_str().unwrap().to_owned();
+    let at = |node: &str| {
+        let node = node.to_owned();
+        move |e: &Value| e["node"] == node.as_str()
+    };
+    fleet_entry_until(&cluster, &b, &token, &id, promptly, at(&nodes[0])).await;
+
+    let update = |body: Value| {
+        let path = format!("/api/v1/devices/{id}");
+        let (cluster, a, token) = (&cluster, &a, &token);
+        async move {
+            let (status, body) = cluster
+                .call(a, reqwest::Method::PATCH, &path, Some(token), Some(body))
+                .await
+                .unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    update(json!({"node": nodes[1]})).await;
+    fleet_entry_until(&cluster, &b, &token, &id, promptly, at(&nodes[1])).await;
+
+    // The feed connections killed; a move made straight after, while they
+    // connect again, is not heard through the feed yet must be seen.
+    let db = cluster.store.rsplit('/').next().unwrap().to_owned();
+    let killed = cluster.pg.sql(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND application_name = 'signet-hub change feed'"
+        ),
+    );
+    assert_eq!(killed.trim(), "2", "one feed connection per replica");
+    update(json!({"node": nodes[0]})).await;
+    fleet_entry_until(&cluster, &b, &token, &id, promptly, at(&nodes[0])).await;
+    // Listening again, hub-b hears the next change through the feed.
+    let started = Instant::now();
+    while !cluster.log("hub-b").contains("listening again") {
+        assert!(started.elapsed() < Duration::from_secs(5), "no drop logged");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    update(json!({"node": nodes[1]})).await;
+    fleet_entry_until(&cluster, &b, &token, &id, promptly, at(&nodes[1])).await;
+    let (status, body) = cluster
+        .call(
+            &a,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/devices/{id}"),
+            Some(&token),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    let started = Instant::now();
+    while cluster.get(&b, &token, "/api/v1/fleet").await != json!([]) {
+        assert!(started.elapsed() < promptly, "hub-b still lists {id}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
