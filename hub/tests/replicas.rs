@@ -1256,7 +1256,15 @@ async fn x5_x3_u4_each_replicas_fleet_view_hears_the_others_commits_and_a_droppe
     fleet_entry_until(&cluster, &b, &token, &id, promptly, at(&nodes[1])).await;
 
     // The feed connections killed; a move made straight after, while they
-    // connect again, is not heard through the feed yet must be seen.
+    // connect again, is not heard through the feed: once hub-b listens
+    // again (and has not been read meanwhile) it must still be seen.
+    let listening = || {
+        cluster
+            .log("hub-b")
+            .matches("change feed is listening")
+            .count()
+    };
+    assert_eq!(listening(), 1, "{}", cluster.log("hub-b"));
     let db = cluster.store.rsplit('/').next().unwrap().to_owned();
     let killed = cluster.pg.sql(
         "postgres",
@@ -1267,13 +1275,16 @@ async fn x5_x3_u4_each_replicas_fleet_view_hears_the_others_commits_and_a_droppe
     );
     assert_eq!(killed.trim(), "2", "one feed connection per replica");
     update(json!({"node": nodes[0]})).await;
+    let started = Instant::now();
+    while listening() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "hub-b listens no more"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     fleet_entry_until(&cluster, &b, &token, &id, promptly, at(&nodes[0])).await;
     // Listening again, hub-b hears the next change through the feed.
-    let started = Instant::now();
-    while !cluster.log("hub-b").contains("listening again") {
-        assert!(started.elapsed() < Duration::from_secs(5), "no drop logged");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
     update(json!({"node": nodes[1]})).await;
     fleet_entry_until(&cluster, &b, &token, &id, promptly, at(&nodes[1])).await;
     let (status, body) = cluster

@@ -208,6 +208,7 @@ async fn listen_once(
     let _stop = AbortOnDrop(messages);
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     feed.hearing();
+    tracing::info!("the store's change feed is listening");
     let read = client.prepare(READ).await?;
     loop {
         tokio::select! {
