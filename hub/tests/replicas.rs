@@ -183,6 +183,11 @@ impl Cluster {
 
     /// Starts replica `name` (`hub-a` or `hub-b`).
     fn start(&self, name: &str) -> Replica {
+        self.start_with(name, &[])
+    }
+
+    /// Starts replica `name` with `env` set besides.
+    fn start_with(&self, name: &str, env: &[(&str, &str)]) -> Replica {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -204,6 +209,7 @@ impl Cluster {
             .env("SIGNET_HUB_MQTT__CLIENT_ID", format!("signet-{name}"))
             .env("SIGNET_HUB_MQTT__SHARED_SUBSCRIPTIONS", "true")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log);
         if let Some(port) = self.smtp {
@@ -1302,5 +1308,46 @@ async fn x5_x3_u4_each_replicas_fleet_view_hears_the_others_commits_and_a_droppe
     while cluster.get(&b, &token, "/api/v1/fleet").await != json!([]) {
         assert!(started.elapsed() < promptly, "hub-b still lists {id}");
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// S12, X5 (issue 21): the per-source rate limit of the routes without a
+/// login is counted in PostgreSQL, so a source sending to two replicas in
+/// turn is refused (429, `Retry-After`) past the burst of one hub, on
+/// both — counted per replica it would get twice the burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_s12_a_source_alternating_over_two_replicas_is_limited_at_the_limit_of_one() {
+    let cluster = Cluster::new(None).await;
+    // A cell every 10 s: none comes back while the test runs.
+    let burst = 4;
+    let limits = [
+        ("SIGNET_HUB_RATE_LIMIT_PER_MINUTE", "6"),
+        ("SIGNET_HUB_RATE_LIMIT_BURST", "4"),
+    ];
+    let a = cluster.start_with("hub-a", &limits);
+    let b = cluster.start_with("hub-b", &limits);
+    let mut answers = Vec::new();
+    for n in 0..2 * burst {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        let response = cluster
+            .client
+            .get(format!(
+                "{}/api/v1/password/tokens/no-such-token",
+                replica.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        let retry = response.headers().get("retry-after").cloned();
+        answers.push((response.status(), retry));
+    }
+    let allowed = answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(allowed, burst, "{answers:?}");
+    for (status, retry) in &answers[burst..] {
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS, "{answers:?}");
+        assert!(retry.is_some(), "{answers:?}");
     }
 }

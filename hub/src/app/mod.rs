@@ -20,6 +20,7 @@ pub mod fleet_feed;
 pub mod ingest;
 pub mod login_counts;
 pub mod publisher;
+pub mod rate_limits;
 pub mod replica;
 pub mod store_watch;
 

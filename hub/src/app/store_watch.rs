@@ -211,6 +211,15 @@ impl Storage for Watched {
         self.inner.prepare_events(now, days_ahead)
     }
 
+    fn take_rate(
+        &self,
+        key: &str,
+        interval: TimeDelta,
+        burst: u32,
+    ) -> Result<Option<TimeDelta>, StoreError> {
+        self.inner.take_rate(key, interval, burst)
+    }
+
     fn feed_commits(&self, feed: Arc<dyn CommitFeed>) -> bool {
         self.inner.feed_commits(feed)
     }

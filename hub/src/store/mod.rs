@@ -19,6 +19,7 @@ pub mod migrate;
 mod pg_counts;
 mod pg_events;
 mod pg_feed;
+mod pg_rates;
 mod postgres;
 mod sled_storage;
 mod tx;
@@ -329,6 +330,21 @@ pub trait Storage: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Takes one request from `key`'s rate bucket in the shared counts (a
+    /// request every `interval`, at most `burst` at once, GCRA): `None`
+    /// when it may be made, else how long until it may.
+    ///
+    /// # Errors
+    /// When the engine fails or keeps no shared counts.
+    fn take_rate(
+        &self,
+        _key: &str,
+        _interval: TimeDelta,
+        _burst: u32,
+    ) -> Result<Option<TimeDelta>, StoreError> {
+        Err(no_shared_counts())
+    }
+
     /// Tells `feed` of the commits other processes make to this engine,
     /// from now on (the feed is told it is [`CommitFeed::deaf`] first,
     /// until it hears); `false` when no other process writes it (sled: the
@@ -442,6 +458,19 @@ impl Store {
     #[must_use]
     pub fn shares_counts(&self) -> bool {
         self.storage.shares_counts()
+    }
+
+    /// See [`Storage::take_rate`].
+    ///
+    /// # Errors
+    /// When the engine fails or keeps no shared counts.
+    pub fn take_rate(
+        &self,
+        key: &str,
+        interval: TimeDelta,
+        burst: u32,
+    ) -> Result<Option<TimeDelta>, StoreError> {
+        self.storage.take_rate(key, interval, burst)
     }
 
     /// See [`Storage::count_failures`].

@@ -42,7 +42,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use super::events::{EVENTS_TREE, EventPrune, EventQuery, ItemTally};
 use super::{
     Check, CommitFeed, Entry, Storage, StoreError, WindowCount, Write, WriteBatch, digest_range,
-    digest_record, pg_counts, pg_events, pg_feed,
+    digest_record, pg_counts, pg_events, pg_feed, pg_rates,
 };
 
 mod embedded {
@@ -92,6 +92,9 @@ pub struct PgStorage {
     /// Failures counted by this process (every
     /// [`pg_counts::PRUNE_EVERY`]th prunes the shared counts).
     counted: AtomicU32,
+    /// Rate-limited requests of this process (every
+    /// [`pg_rates::PRUNE_EVERY`]th prunes the shared buckets).
+    rated: AtomicU32,
     /// Commits made by this process (every [`PRUNE_CHANGES_EVERY`]th
     /// prunes the change feed's stored keys).
     commits: AtomicU32,
@@ -158,6 +161,7 @@ impl PgStorage {
             pool,
             runtime: Some(runtime),
             counted: AtomicU32::new(0),
+            rated: AtomicU32::new(0),
             commits: AtomicU32::new(0),
             config,
         };
@@ -427,6 +431,26 @@ impl Storage for PgStorage {
         self.run(async move {
             let client = pool.get().await.map_err(pool_error)?;
             pg_counts::forget(&client, &keys).await.map_err(db_error)
+        })
+    }
+
+    fn take_rate(
+        &self,
+        key: &str,
+        interval: TimeDelta,
+        burst: u32,
+    ) -> Result<Option<TimeDelta>, StoreError> {
+        let pool = self.pool.clone();
+        let key = key.to_owned();
+        let prune = self
+            .rated
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(pg_rates::PRUNE_EVERY);
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            pg_rates::take_rate(&client, &key, interval, burst, prune)
+                .await
+                .map_err(db_error)
         })
     }
 
