@@ -18,8 +18,13 @@
 //!
 //! `cargo bench -p signet-tests --bench fleet_view` (release), or with
 //! `--profile dev`; `SIGNET_BENCH_DEVICES` and `SIGNET_BENCH_ROUNDS` change
-//! the size.
+//! the size. `SIGNET_BENCH_POSTGRES=1` runs the hub on a PostgreSQL the
+//! bench starts (X4, X5: the index fed by the store's change feed there,
+//! issue 21), the data directory migrated into it as an operator does.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed unwrap is a failed run
+
+#[path = "../../hub/tests/support/postgres.rs"]
+mod postgres;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,9 +92,19 @@ async fn main() {
     let made = signet_hub::init::init(&data, chrono::Utc::now())
         .await
         .unwrap();
+    let pg = std::env::var_os("SIGNET_BENCH_POSTGRES").map(|_| postgres::PgServer::start());
+    let store = match &pg {
+        Some(pg) => {
+            let url = pg.database();
+            signet_hub::store::migrate::sled_to_postgres(&data, &url).unwrap();
+            url
+        }
+        None => signet_hub::config::Config::default().store,
+    };
     let config = signet_hub::config::Config {
         data: data.clone(),
         http_listen: "127.0.0.1:0".parse().unwrap(),
+        store,
         ..signet_hub::config::Config::default()
     };
     let hub = signet_hub::serve::open(config, Arc::new(signet_hub::app::SystemClock)).unwrap();
@@ -168,8 +183,9 @@ async fn main() {
     }
 
     println!(
-        "fleet view, {devices} devices ({} sites), {rounds} rounds; seeding {seeding:.2?}; \
+        "fleet view on {}, {devices} devices ({} sites), {rounds} rounds; seeding {seeding:.2?}; \
          first read after start (builds the index) {first:.2?}",
+        if pg.is_some() { "PostgreSQL" } else { "sled" },
         seeded.sites
     );
     let (baseline, _, _) = series[0].stats();

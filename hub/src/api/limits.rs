@@ -3,13 +3,12 @@
 //! routes that need no login, and the guard that drops a request body that
 //! stalls or crawls.
 //!
-//! Owns: [`Source`], [`RateLimits`] and the middleware that apply them.
+//! Owns: [`Source`] and the middleware that apply [`RateLimits`].
 //! Must not: decide who may do what once authenticated (the extractors and
 //! handlers do), or count failed logins (that is [`crate::identity`]'s
 //! throttle).
 
-use std::net::{IpAddr, Ipv6Addr};
-use std::num::NonZeroU32;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,11 +18,9 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use futures_util::StreamExt as _;
-use governor::clock::Clock as _;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::{ApiError, AppState};
-use crate::config::Config;
+pub use crate::app::rate_limits::{RateLimits, RouteClass, bucket};
 use RouteClass::{Credential, Open};
 
 /// Where a request comes from, as far as limits and the audit log are
@@ -56,38 +53,9 @@ pub const UNAUTHENTICATED_ROUTES: &[(&str, &str, RouteClass)] = &[
     ("GET", "/api/v1/shared/{token}", Open),
 ];
 
-/// How many keys a limiter holds before it forgets the idle ones.
-const MAX_KEYS: usize = 10_000;
-
 /// The slowest average a request body may arrive at once it has taken longer
 /// than the idle timeout, in bytes per second.
 pub const MIN_BODY_BYTES_PER_SEC: u64 = 1024;
-
-/// Per-source token buckets (GCRA, governor) for the routes without a login.
-pub struct RateLimits {
-    /// [`RouteClass::Credential`].
-    credential: DefaultKeyedRateLimiter<IpAddr>,
-    /// [`RouteClass::Open`].
-    open: DefaultKeyedRateLimiter<IpAddr>,
-}
-
-impl std::fmt::Debug for RateLimits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimits").finish_non_exhaustive()
-    }
-}
-
-/// Which limit a route falls under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteClass {
-    /// Checks a credential or sends mail without a login: the strict
-    /// per-source limit (`rate_limit_per_minute`, `rate_limit_burst`).
-    Credential,
-    /// Any other route without a login: ten times the strict limit.
-    Open,
-    /// Needs a login or a device credential: not limited here.
-    Authenticated,
-}
 
 /// The class of `method` on the route template `route`
 /// ([`UNAUTHENTICATED_ROUTES`]).
@@ -97,51 +65,6 @@ pub fn route_class(method: &Method, route: &str) -> RouteClass {
         .iter()
         .find(|(m, r, _)| *r == route && method.as_str() == *m)
         .map_or(RouteClass::Authenticated, |(_, _, class)| *class)
-}
-
-impl RateLimits {
-    /// The limits `config` sets.
-    #[must_use]
-    pub fn new(config: &Config) -> Self {
-        let nonzero = |n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        let quota =
-            |per_minute, burst| Quota::per_minute(nonzero(per_minute)).allow_burst(nonzero(burst));
-        let (rate, burst) = (config.rate_limit_per_minute, config.rate_limit_burst);
-        Self {
-            credential: RateLimiter::keyed(quota(rate, burst)),
-            open: RateLimiter::keyed(quota(rate.saturating_mul(10), burst.saturating_mul(10))),
-        }
-    }
-
-    /// `Ok` when `source` may make one more request of `class` now, else
-    /// how long it must wait.
-    ///
-    /// # Errors
-    /// The wait, when the source is over its limit.
-    pub fn check(&self, class: RouteClass, source: IpAddr) -> Result<(), Duration> {
-        let limiter = match class {
-            RouteClass::Credential => &self.credential,
-            RouteClass::Open => &self.open,
-            RouteClass::Authenticated => return Ok(()),
-        };
-        if limiter.len() > MAX_KEYS {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-        limiter
-            .check_key(&bucket(source))
-            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
-    }
-}
-
-/// The key a source is limited under: an IPv4 address, or the /64 network
-/// of an IPv6 address (one host usually holds a whole /64).
-#[must_use]
-pub fn bucket(source: IpAddr) -> IpAddr {
-    match source {
-        IpAddr::V4(_) => source,
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
-    }
 }
 
 /// The source of a request from `peer` with `headers`: `peer`, unless it is

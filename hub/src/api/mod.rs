@@ -345,7 +345,7 @@ pub const API_DOCS_PATH: &str = "/api/docs";
 pub fn router(hub: Hub) -> Router {
     let state = AppState::new(hub);
     let limit = state.config.max_body_bytes;
-    let rate_limits = Arc::new(limits::RateLimits::new(&state.config));
+    let rate_limits = Arc::new(limits::RateLimits::new(&state.config, &state.store));
     let (router, mut document) = documented_routes().split_for_parts();
     finish_document(&mut document);
     let document = Arc::new(document);

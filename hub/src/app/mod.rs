@@ -20,6 +20,7 @@ pub mod fleet_feed;
 pub mod ingest;
 pub mod login_counts;
 pub mod publisher;
+pub mod rate_limits;
 pub mod replica;
 pub mod store_watch;
 
@@ -39,7 +40,7 @@ use crate::config::Config;
 use crate::keys::{self, KeyRing};
 use crate::login::{LoginThrottle, PasswordHashing};
 use crate::metrics::Metrics;
-use crate::store::{Store, store_dir};
+use crate::store::{CommitFeed, Store, store_dir};
 
 /// Where the hub reads the time: the system clock, or a test's.
 pub trait Clock: Send + Sync + 'static {
@@ -164,15 +165,11 @@ impl Hub {
         let keys = KeyRing::open(&data)?;
         let store_watch = Arc::new(StoreWatch::default());
         let engine = crate::store::open(&config.store, &data)?;
-        // Only a store this process alone writes is watched: sled is opened
-        // by one process. On PostgreSQL other replicas (X5) commit too and
-        // this process would not hear of it, so views kept in memory (the
-        // fleet index) are not trusted there and read the store instead.
-        let store = if crate::store::is_postgres(&config.store) {
-            Store::new(engine)
-        } else {
-            Store::new(Arc::new(Watched::new(engine, Arc::clone(&store_watch))))
-        };
+        // This process's commits are told to the watch as they return
+        // (read-your-writes); on PostgreSQL other replicas (X5) commit too,
+        // and the engine's change feed tells the watch of every commit.
+        engine.feed_commits(Arc::clone(&store_watch) as Arc<dyn CommitFeed>);
+        let store = Store::new(Arc::new(Watched::new(engine, Arc::clone(&store_watch))));
         let window = i64::try_from(config.login_lockout_secs)
             .ok()
             .and_then(TimeDelta::try_seconds)

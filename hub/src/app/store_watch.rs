@@ -6,19 +6,33 @@
 //! is committed and durable, whoever wrote it (a service, the ingest queue,
 //! a migration, a test) — and [`Watched`], the [`Storage`] wrapper
 //! [`super::Hub::open`] puts around the engine so no commit escapes it.
+//! On a store other processes write too (PostgreSQL, X5) the watch is also
+//! the engine's [`CommitFeed`]: it hears every replica's commits, and while
+//! the feed is down ([`StoreWatch::hears_all`] is false) a view must read
+//! the store; when it hears again, everything may have changed.
 //! Must not: read the store or know what the writes mean; the observer
 //! decides that, quickly and without I/O (it runs on the commit's thread).
 
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::store::{Check, Entry, Storage, StoreError, Write, WriteBatch};
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::store::{
+    Check, CommitFeed, Entry, EventPrune, EventQuery, ItemTally, Storage, StoreError, WindowCount,
+    Write, WriteBatch,
+};
 
 /// Hears of every committed batch (see the module doc).
 pub trait CommitObserver: Send + Sync + 'static {
     /// `writes` were committed, durably, just now. Called after the commit
     /// returned, so a read started after this call sees them.
     fn committed(&self, writes: &[Write]);
+
+    /// Commits may have been missed (the store's change feed dropped):
+    /// anything may have changed since the observer last looked.
+    fn everything_changed(&self);
 
     /// The observer itself, for the domain that installed it.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
@@ -32,7 +46,10 @@ pub struct StoreWatch {
     observer: OnceLock<Arc<dyn CommitObserver>>,
     /// Whether a [`Watched`] storage reports to it (a hub assembled by
     /// hand around a bare storage has none: nothing is heard).
-    wired: std::sync::atomic::AtomicBool,
+    wired: AtomicBool,
+    /// Whether the engine's change feed is down: commits of other
+    /// processes may go unheard.
+    deaf: AtomicBool,
 }
 
 impl std::fmt::Debug for StoreWatch {
@@ -57,13 +74,45 @@ impl StoreWatch {
     /// without that an observer hears nothing and must not be trusted.
     #[must_use]
     pub fn is_wired(&self) -> bool {
-        self.wired.load(std::sync::atomic::Ordering::Acquire)
+        self.wired.load(Ordering::Acquire)
+    }
+
+    /// Whether every commit, whoever made it, reaches the observer now:
+    /// wired, and the engine's change feed (if any) listening.
+    #[must_use]
+    pub fn hears_all(&self) -> bool {
+        self.is_wired() && !self.deaf.load(Ordering::Acquire)
     }
 
     /// Tells the observer, if any, of a committed batch.
     fn committed(&self, batch: &WriteBatch) {
         if let Some(observer) = self.observer.get() {
             observer.committed(&batch.writes);
+        }
+    }
+}
+
+impl CommitFeed for StoreWatch {
+    fn heard(&self, writes: &[Write]) {
+        if let Some(observer) = self.observer.get() {
+            observer.committed(writes);
+        }
+    }
+
+    fn deaf(&self) {
+        self.deaf.store(true, Ordering::Release);
+    }
+
+    fn hearing(&self) {
+        // Everything first: a view that sees the feed up has also seen
+        // that what it held may be stale.
+        self.lost();
+        self.deaf.store(false, Ordering::Release);
+    }
+
+    fn lost(&self) {
+        if let Some(observer) = self.observer.get() {
+            observer.everything_changed();
         }
     }
 }
@@ -80,9 +129,7 @@ impl Watched {
     /// `inner`, watched by `watch`.
     #[must_use]
     pub fn new(inner: Arc<dyn Storage>, watch: Arc<StoreWatch>) -> Self {
-        watch
-            .wired
-            .store(true, std::sync::atomic::Ordering::Release);
+        watch.wired.store(true, Ordering::Release);
         Self { inner, watch }
     }
 }
@@ -106,5 +153,74 @@ impl Storage for Watched {
         self.inner.apply(batch)?;
         self.watch.committed(batch);
         Ok(())
+    }
+
+    fn get_many(
+        &self,
+        tree: &'static str,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.inner.get_many(tree, keys)
+    }
+
+    fn event_page(
+        &self,
+        query: &EventQuery,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Option<Vec<Entry>>, StoreError> {
+        self.inner.event_page(query, after, limit)
+    }
+
+    fn event_tally(&self, query: &EventQuery) -> Result<Option<Vec<ItemTally>>, StoreError> {
+        self.inner.event_tally(query)
+    }
+
+    fn prune_events(&self, prune: &EventPrune) -> Result<Option<u64>, StoreError> {
+        self.inner.prune_events(prune)
+    }
+
+    fn shares_counts(&self) -> bool {
+        self.inner.shares_counts()
+    }
+
+    fn count_failures(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        window: TimeDelta,
+        cap: usize,
+    ) -> Result<(), StoreError> {
+        self.inner.count_failures(keys, now, window, cap)
+    }
+
+    fn failure_counts(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        window: TimeDelta,
+    ) -> Result<Vec<Option<WindowCount>>, StoreError> {
+        self.inner.failure_counts(keys, now, window)
+    }
+
+    fn forget_failures(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.inner.forget_failures(keys)
+    }
+
+    fn prepare_events(&self, now: DateTime<Utc>, days_ahead: u32) -> Result<(), StoreError> {
+        self.inner.prepare_events(now, days_ahead)
+    }
+
+    fn take_rate(
+        &self,
+        key: &str,
+        interval: TimeDelta,
+        burst: u32,
+    ) -> Result<Option<TimeDelta>, StoreError> {
+        self.inner.take_rate(key, interval, burst)
+    }
+
+    fn feed_commits(&self, feed: Arc<dyn CommitFeed>) -> bool {
+        self.inner.feed_commits(feed)
     }
 }

@@ -43,6 +43,14 @@
 //! connection from memory, and reads again the devices whose licence
 //! facts were read after a window edge the clock is now before.
 //!
+//! # Replicas
+//! On PostgreSQL other replicas commit too (X5): the store's change feed
+//! (`store::pg_feed`) tells this hub's [`crate::app::store_watch`] of
+//! every commit, whoever made it, and its own commits are told as they
+//! return. While the feed is down every read rebuilds (exact, and slow);
+//! when it listens again everything may have changed, and the next read
+//! rebuilds once.
+//!
 //! # Restart
 //! Nothing is persisted: the first read after the hub starts builds the
 //! index from the store (one scan), having installed the observer first,
@@ -174,6 +182,10 @@ impl CommitObserver for FleetIndex {
         }
     }
 
+    fn everything_changed(&self) {
+        lock(&self.changes).everything = true;
+    }
+
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
     }
@@ -226,12 +238,18 @@ impl FleetIndex {
             .observer_or_install(|| Arc::new(Self::default()));
         // Only the fleet installs an observer; should anything else have,
         // an index that hears of no commit rebuilds on every read.
-        observer.as_any().downcast::<Self>().unwrap_or_else(|_| {
+        let index = observer.as_any().downcast::<Self>().unwrap_or_else(|_| {
             Arc::new(Self {
                 unobserved: true,
                 ..Self::default()
             })
-        })
+        });
+        if !hub.store_watch.hears_all() {
+            // The store's change feed is down: other replicas' commits may
+            // go unheard, so this read builds from the store.
+            index.everything_changed();
+        }
+        index
     }
 
     /// What answering has cost so far (for tests and benchmarks).

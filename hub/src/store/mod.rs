@@ -18,6 +18,8 @@ pub mod events;
 pub mod migrate;
 mod pg_counts;
 mod pg_events;
+mod pg_feed;
+mod pg_rates;
 mod postgres;
 mod sled_storage;
 mod tx;
@@ -94,6 +96,26 @@ pub struct WindowCount {
 /// What an engine without shared counts answers their calls with.
 fn no_shared_counts() -> StoreError {
     StoreError::Storage("this engine keeps no shared counts".into())
+}
+
+/// Hears of the commits other processes sharing the engine make
+/// ([`Storage::feed_commits`]; PostgreSQL's change feed, X5).
+pub trait CommitFeed: Send + Sync + 'static {
+    /// These writes were committed (by any process; values are not
+    /// carried: each [`Write::Put`] holds an empty value).
+    fn heard(&self, writes: &[Write]);
+
+    /// Commits may have been missed from now until [`CommitFeed::hearing`]
+    /// (the feed's connection dropped, or it is not up yet).
+    fn deaf(&self);
+
+    /// Every commit from now on is heard; some before may have been
+    /// missed (treat everything as changed).
+    fn hearing(&self);
+
+    /// Some commits' writes could not be told (a notification lost or
+    /// too old to read): treat everything as changed.
+    fn lost(&self);
 }
 
 /// A stored (key, value) pair, as [`Storage::scan`] returns them.
@@ -307,6 +329,29 @@ pub trait Storage: Send + Sync + 'static {
     fn prepare_events(&self, _now: DateTime<Utc>, _days_ahead: u32) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Takes one request from `key`'s rate bucket in the shared counts (a
+    /// request every `interval`, at most `burst` at once, GCRA): `None`
+    /// when it may be made, else how long until it may.
+    ///
+    /// # Errors
+    /// When the engine fails or keeps no shared counts.
+    fn take_rate(
+        &self,
+        _key: &str,
+        _interval: TimeDelta,
+        _burst: u32,
+    ) -> Result<Option<TimeDelta>, StoreError> {
+        Err(no_shared_counts())
+    }
+
+    /// Tells `feed` of the commits other processes make to this engine,
+    /// from now on (the feed is told it is [`CommitFeed::deaf`] first,
+    /// until it hears); `false` when no other process writes it (sled: the
+    /// engine is one process's) and `feed` is never called.
+    fn feed_commits(&self, _feed: Arc<dyn CommitFeed>) -> bool {
+        false
+    }
 }
 
 /// The hub's store: typed access to a [`Storage`], and its transactions.
@@ -413,6 +458,19 @@ impl Store {
     #[must_use]
     pub fn shares_counts(&self) -> bool {
         self.storage.shares_counts()
+    }
+
+    /// See [`Storage::take_rate`].
+    ///
+    /// # Errors
+    /// When the engine fails or keeps no shared counts.
+    pub fn take_rate(
+        &self,
+        key: &str,
+        interval: TimeDelta,
+        burst: u32,
+    ) -> Result<Option<TimeDelta>, StoreError> {
+        self.storage.take_rate(key, interval, burst)
     }
 
     /// See [`Storage::count_failures`].

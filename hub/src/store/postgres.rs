@@ -18,6 +18,10 @@
 //! out of re-runs.) A serialization failure or deadlock reported anyway is
 //! a conflict too, and a commit without checks is re-tried here.
 //!
+//! Each commit also announces the keys it wrote on the store's change
+//! feed ([`pg_feed`]), which [`Storage::feed_commits`] listens to: every
+//! replica hears of every commit (X5, issue 21).
+//!
 //! Must not: know what the records mean (as every engine), or block the
 //! hub's runtime more than it must: the seam is synchronous, so each call
 //! runs on this store's own runtime (rust-postgres is async) and the
@@ -37,8 +41,8 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::events::{EVENTS_TREE, EventPrune, EventQuery, ItemTally};
 use super::{
-    Check, Entry, Storage, StoreError, WindowCount, Write, WriteBatch, digest_range, digest_record,
-    pg_counts, pg_events,
+    Check, CommitFeed, Entry, Storage, StoreError, WindowCount, Write, WriteBatch, digest_range,
+    digest_record, pg_counts, pg_events, pg_feed, pg_rates,
 };
 
 mod embedded {
@@ -51,6 +55,9 @@ pub const MIGRATION_LOCK: i64 = 0x5349_474e_4554_0001;
 const POOL_SIZE: usize = 16;
 /// How long a call waits for a connection (or to make one).
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// Every this many commits whose keys went to `store_changes` also
+/// delete its old rows.
+const PRUNE_CHANGES_EVERY: u32 = 64;
 /// How many times a blind batch is re-tried when PostgreSQL could not
 /// serialize it with concurrent commits.
 const BLIND_ATTEMPTS: u32 = 16;
@@ -85,6 +92,14 @@ pub struct PgStorage {
     /// Failures counted by this process (every
     /// [`pg_counts::PRUNE_EVERY`]th prunes the shared counts).
     counted: AtomicU32,
+    /// Rate-limited requests of this process (every
+    /// [`pg_rates::PRUNE_EVERY`]th prunes the shared buckets).
+    rated: AtomicU32,
+    /// Commits made by this process (every [`PRUNE_CHANGES_EVERY`]th
+    /// prunes the change feed's stored keys).
+    commits: AtomicU32,
+    /// How to connect, for the change feed's own connection.
+    config: tokio_postgres::Config,
 }
 
 /// Why one commit attempt did not commit.
@@ -129,7 +144,7 @@ impl PgStorage {
             .build()
             .map_err(|e| StoreError::Storage(format!("starting the store's runtime: {e}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -146,6 +161,9 @@ impl PgStorage {
             pool,
             runtime: Some(runtime),
             counted: AtomicU32::new(0),
+            rated: AtomicU32::new(0),
+            commits: AtomicU32::new(0),
+            config,
         };
         let pool = storage.pool.clone();
         storage.run(async move { migrate(&pool).await })?;
@@ -199,6 +217,7 @@ impl PgStorage {
                     .await
                     .map_err(db_error)?;
             }
+            pg_feed::announce_everything(&tx).await.map_err(db_error)?;
             tx.commit().await.map_err(db_error)
         })
     }
@@ -297,12 +316,16 @@ impl Storage for PgStorage {
         let pool = self.pool.clone();
         let checks = checks.to_vec();
         let writes = final_writes(batch);
+        let prune = self
+            .commits
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_CHANGES_EVERY);
         self.run(async move {
             let mut client = pool.get().await.map_err(pool_error)?;
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match try_commit(&mut client, &checks, &writes).await {
+                match try_commit(&mut client, &checks, &writes, prune).await {
                     Ok(()) => return Ok(()),
                     Err(Refused::Changed) => return Err(StoreError::Conflict),
                     Err(Refused::Db(e)) if is_serialization_failure(&e) => {
@@ -411,6 +434,35 @@ impl Storage for PgStorage {
         })
     }
 
+    fn take_rate(
+        &self,
+        key: &str,
+        interval: TimeDelta,
+        burst: u32,
+    ) -> Result<Option<TimeDelta>, StoreError> {
+        let pool = self.pool.clone();
+        let key = key.to_owned();
+        let prune = self
+            .rated
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(pg_rates::PRUNE_EVERY);
+        self.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            pg_rates::take_rate(&client, &key, interval, burst, prune)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn feed_commits(&self, feed: std::sync::Arc<dyn CommitFeed>) -> bool {
+        let Some(runtime) = &self.runtime else {
+            return false;
+        };
+        feed.deaf();
+        runtime.spawn(pg_feed::listen(self.config.clone(), feed));
+        true
+    }
+
     fn prepare_events(&self, now: DateTime<Utc>, days_ahead: u32) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         self.run(async move {
@@ -447,11 +499,14 @@ fn final_writes(batch: &WriteBatch) -> Vec<Final> {
         .collect()
 }
 
-/// One attempt: lock, check, write and commit in one transaction.
+/// One attempt: lock, check, write, announce the keys written
+/// ([`pg_feed::announce`], `prune` its old stored keys) and commit in one
+/// transaction.
 async fn try_commit(
     client: &mut deadpool_postgres::Client,
     checks: &[Check],
     writes: &[Final],
+    prune: bool,
 ) -> Result<(), Refused> {
     let tx = client
         .build_transaction()
@@ -484,6 +539,10 @@ async fn try_commit(
         tx.rollback().await?;
         return Err(Refused::Changed);
     }
+    let announced: Vec<(&'static str, &[u8], bool)> = writes
+        .iter()
+        .map(|(tree, key, value)| (*tree, key.as_slice(), value.is_some()))
+        .collect();
     let (events, writes): (Vec<&Final>, Vec<&Final>) =
         writes.iter().partition(|(tree, _, _)| *tree == EVENTS_TREE);
     let (puts, deletes): (Vec<&Final>, Vec<&Final>) =
@@ -517,6 +576,9 @@ async fn try_commit(
         let keys: Vec<&[u8]> = deletes.iter().map(|(_, k, _)| k.as_slice()).collect();
         let delete = tx.prepare_cached(DELETE).await?;
         tx.execute(&delete, &[&trees, &keys]).await?;
+    }
+    if !announced.is_empty() {
+        pg_feed::announce(&tx, &announced, prune).await?;
     }
     tx.commit().await?;
     Ok(())
