@@ -1,5 +1,6 @@
 //! A running `signet-hub` as a child process and the operator API calls
-//! tests make through it ([`Hub`]).
+//! tests make through it ([`Hub`]), on sled or, with
+//! `SIGNET_TEST_STORE=postgres`, on PostgreSQL ([`crate::store`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +19,8 @@ pub struct Hub {
     pub token: String,
     /// The data directory.
     pub data: PathBuf,
+    /// The PostgreSQL URL of the hub's store; `None` on sled (in `data`).
+    pub store: Option<String>,
     /// HTTP client.
     pub client: reqwest::Client,
 }
@@ -33,11 +36,12 @@ impl Hub {
         Self::serve(&data, &password, env).await
     }
 
-    /// Runs `signet-hub init` on `dir/hub-data`; returns the data dir and
-    /// the admin password.
+    /// Runs `signet-hub init` on `dir/hub-data` (and, on PostgreSQL, moves
+    /// the store it made into a new database: [`crate::store::adopt`]);
+    /// returns the data dir and the admin password.
     ///
     /// # Panics
-    /// When init fails.
+    /// When init or the move fails.
     #[must_use]
     pub fn init(dir: &Path) -> (PathBuf, String) {
         let data = dir.join("hub-data");
@@ -57,20 +61,27 @@ impl Hub {
             .find_map(|l| l.strip_prefix("admin password: "))
             .expect("init prints the admin password")
             .to_owned();
+        crate::store::adopt(&hub_binary(), &data);
         (data, password)
     }
 
-    /// Starts `serve` on an initialized data directory and logs in.
+    /// Starts `serve` on an initialized data directory (on the database
+    /// its store moved to, if it did) and logs in.
     ///
     /// # Panics
-    /// When the hub does not start or the login fails.
+    /// When the hub does not start or the login fails, or, on PostgreSQL,
+    /// when the login's session is not in the database.
     pub async fn serve(data: &Path, password: &str, env: &[(&str, &str)]) -> Self {
         let data_text = data.display().to_string();
+        let store = crate::store::store_of(data);
         let mut all: Vec<(&str, &str)> = vec![
             ("SIGNET_HUB_DATA", &data_text),
             ("SIGNET_HUB_HTTP_LISTEN", "127.0.0.1:0"),
             ("SIGNET_HUB_BROKER_LISTEN", "127.0.0.1:0"),
         ];
+        if let Some(url) = &store {
+            all.push(("SIGNET_HUB_STORE", url));
+        }
         all.extend_from_slice(env);
         let process = Process::start("hub", &hub_binary(), &["serve"], &all);
         let line = process
@@ -88,8 +99,10 @@ impl Hub {
             base,
             token: String::new(),
             data: data.to_path_buf(),
+            store,
             client,
         };
+        let sessions_before = hub.sessions_in_postgres().await;
         let (status, session) = hub
             .call(
                 reqwest::Method::POST,
@@ -102,7 +115,24 @@ impl Hub {
             .as_str()
             .expect("the session answer has a token")
             .to_owned();
+        if let Some(before) = sessions_before {
+            let after = hub.sessions_in_postgres().await.unwrap_or_default();
+            assert!(
+                after > before,
+                "the login's session is not in the hub's PostgreSQL database ({before} then {after} sessions): the hub is not on it"
+            );
+        }
         hub
+    }
+
+    /// How many sessions the hub's PostgreSQL database holds; `None` on
+    /// sled.
+    async fn sessions_in_postgres(&self) -> Option<u64> {
+        let url = self.store.clone()?;
+        let count = tokio::task::spawn_blocking(move || crate::store::records(&url, "sessions"))
+            .await
+            .expect("count the sessions");
+        Some(count)
     }
 
     /// Sends a request as the admin; returns the status and JSON body.

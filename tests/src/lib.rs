@@ -22,6 +22,7 @@ mod hub;
 mod media;
 pub mod rig;
 pub mod sim;
+pub mod store;
 
 pub use agent::Agent;
 pub use broker::{Mosquitto, MqttProbe};
