@@ -298,7 +298,9 @@ impl Attached {
             return Ok(devices.contains(device));
         }
         let read = crate::tenancy::attached_devices(&hub.store)?;
-        let devices = self.0.get_or_init(|| read.into_iter().map(|(d, _)| d).collect());
+        let devices = self
+            .0
+            .get_or_init(|| read.into_iter().map(|(d, _)| d).collect());
         Ok(devices.contains(device))
     }
 }

@@ -469,8 +469,8 @@ fn events_into(
             user: None,
         };
         tx.put(PLAY_EVENTS, &key, &stored)?;
-        first_use |= crate::access_groups::first_use::note_play(tx, device, event, liveness.now)?
-            .is_some();
+        first_use |=
+            crate::access_groups::first_use::note_play(tx, device, event, liveness.now)?.is_some();
         report.stored += 1;
     }
     for (hour, added) in hours {
