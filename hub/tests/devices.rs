@@ -1167,3 +1167,91 @@ async fn s7_u5_x1_an_approval_publishes_only_the_new_devices_documents() {
     devices.sort();
     assert_eq!(reached, devices);
 }
+
+/// Adds `device` to access group `group` as the admin.
+async fn add_device_member(hub: &TestHub, group: &str, device: &str) -> (StatusCode, Value) {
+    let path = format!("/api/v1/access-groups/{group}/members");
+    let body = json!({"member": {"type": "device", "device_id": device}});
+    hub.post(&hub.admin, &path, body).await
+}
+
+/// X3, T2, L4, S7 (issue 20): a device's node is read from its record and
+/// its one attachment entry, among devices attached without a record (as
+/// tests and the fleet fixture attach them, still found by a scan): a
+/// paired device moved to another site joins groups there, is refused at
+/// the old one, fetches by its new node chain, and once deleted is found
+/// nowhere.
+#[tokio::test]
+async fn x3_t2_l4_a_device_is_found_at_its_node_by_its_record() {
+    use signet_common::digest::Sha256;
+    use signet_common::ids::NodeId;
+    use signet_hub::access_groups::device_may_fetch;
+    use signet_hub::tenancy::node_of_device;
+
+    let hub = TestHub::start().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let a = hub.node(&hub.admin, &tenant, "Site A").await;
+    let b = hub.node(&hub.admin, &tenant, "Site B").await;
+    let mut batch = signet_hub::store::WriteBatch::new();
+    for i in 0..50 {
+        batch
+            .put(NODE_DEVICES, &format!("{a}/d-bare-{i}"), &json!({}))
+            .unwrap();
+    }
+    hub.state.store.apply(batch).await.unwrap();
+    let (device, _) = hub.pair_device(&a, 47).await;
+    let id = DeviceId::from(device.as_str());
+    let store = &hub.state.store;
+    let node_of = |d: &DeviceId| node_of_device(store, d).unwrap();
+    assert_eq!(node_of(&id), Some(NodeId::from(a.as_str())));
+    let (status, item) = hub
+        .upload(&hub.admin, &a, "Open at A", support::png(2000, 47))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let sha: Sha256 = item["sha256"].as_str().unwrap().parse().unwrap();
+    let now = hub.state.clock.now();
+    assert!(device_may_fetch(store, &id, &sha, now).unwrap());
+
+    let (status, moved) = hub
+        .patch(
+            &hub.admin,
+            &format!("/api/v1/devices/{device}"),
+            json!({"node": b}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(node_of(&id), Some(NodeId::from(b.as_str())));
+    assert!(
+        !device_may_fetch(store, &id, &sha, now).unwrap(),
+        "site A's content is off site B's node chain"
+    );
+    let at_a = hub.news_group(&a, "At A").await;
+    let at_b = hub.news_group(&b, "At B").await;
+    assert_error(
+        &add_device_member(&hub, &at_a, &device).await,
+        StatusCode::BAD_REQUEST,
+        "device_outside_group",
+    );
+    let joined = add_device_member(&hub, &at_b, &device).await;
+    assert_eq!(joined.0, StatusCode::CREATED, "{}", joined.1);
+    // A device attached without a record is found by the scan.
+    let bare = add_device_member(&hub, &at_a, "d-bare-7").await;
+    assert_eq!(bare.0, StatusCode::CREATED, "{}", bare.1);
+    assert_eq!(
+        node_of(&DeviceId::from("d-bare-7")),
+        Some(NodeId::from(a.as_str()))
+    );
+    assert_eq!(node_of(&DeviceId::from("d-nowhere")), None);
+
+    let (status, answer) = hub
+        .delete(&hub.admin, &format!("/api/v1/devices/{device}"))
+        .await;
+    assert!(status.is_success(), "{answer}");
+    assert_eq!(node_of(&id), None);
+    let other = hub.news_group(&b, "Also at B").await;
+    assert_error(
+        &add_device_member(&hub, &other, &device).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}

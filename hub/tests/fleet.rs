@@ -1364,3 +1364,97 @@ async fn u3_old_events_are_pruned_after_the_retention() {
         0
     );
 }
+
+/// The first-use marks left to publish (L2).
+fn marks(hub: &TestHub) -> Vec<String> {
+    signet_hub::access_groups::first_use::pending(&hub.state.store)
+        .unwrap()
+        .into_iter()
+        .map(|(group, _)| group.to_string())
+        .collect()
+}
+
+/// Marks `group` for signing again, as a first use's commit does.
+async fn mark(hub: &TestHub, group: &str) {
+    let mut batch = WriteBatch::new();
+    let at = hub.clock.now();
+    batch
+        .put(signet_hub::access_groups::first_use::REPUBLISH, group, &at)
+        .unwrap();
+    hub.state.store.apply(batch).await.unwrap();
+}
+
+/// L2, X3 (issue 20): fleet ingest signs groups again only after a batch
+/// that recorded a first use, and loses no first use: a mark left from
+/// before start (a crash between a first use's commit and its publication)
+/// is published by the first batch of events; a later batch that records
+/// no first use starts no publication (a mark set meanwhile stays); the
+/// next batch that records a first use publishes every mark.
+#[tokio::test]
+async fn l2_x3_ingest_signs_again_only_after_a_first_use_and_loses_none() {
+    let hub = hub().await;
+    let tenant = hub.node(&hub.admin, &hub.root, "Tenant").await;
+    let site = hub.node(&hub.admin, &tenant, "Site").await;
+    let (status, counted) = hub
+        .post(
+            &hub.admin,
+            "/api/v1/access-groups",
+            json!({"node": tenant, "name": "Counted", "license": {"allow_offline": true,
+                "offline_grace_secs": 3600, "allow_export": false,
+                "duration_from_first_use_secs": 86_400}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{counted}");
+    let counted = counted["id"].as_str().unwrap().to_owned();
+    let other = hub.news_group(&tenant, "Other").await;
+    attach(&hub, &site, "d-1", Some(&counted)).await;
+    let now = hub.clock.now();
+
+    // A mark from before start: the first batch of events publishes it.
+    mark(&hub, &other).await;
+    let plain = ingest(
+        &hub.state,
+        "d-1",
+        vec![event("d-1", "i-1", None, now, None)],
+    )
+    .await;
+    assert_eq!(plain.stored, 1);
+    eventually("the mark from before start to be published", || {
+        marks(&hub).is_empty()
+    })
+    .await;
+    // Let that pass see the marks it left (none) before the next one is set.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A batch that records no first use starts no publication.
+    mark(&hub, &other).await;
+    let plain = ingest(
+        &hub.state,
+        "d-1",
+        vec![event("d-1", "i-1", None, now, None)],
+    )
+    .await;
+    assert_eq!(plain.stored, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        marks(&hub),
+        vec![other.clone()],
+        "no publication was started"
+    );
+
+    // The member's first play records its first use: every mark is published.
+    let first = event("d-1", "i-1", Some(&counted), now, None);
+    assert_eq!(ingest(&hub.state, "d-1", vec![first]).await.stored, 1);
+    let (status, members) = hub
+        .get(
+            &hub.admin,
+            &format!("/api/v1/access-groups/{counted}/members"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    assert!(!members[0]["first_used_at"].is_null(), "{members:#}");
+    eventually("every mark to be published after a first use", || {
+        marks(&hub).is_empty()
+    })
+    .await;
+}

@@ -65,8 +65,9 @@ mod testing;
 pub use outbox::{reconcile_broker_access, retire_group};
 pub use service::DeviceError;
 
-/// Tree of paired devices by id.
-pub const DEVICES: &str = "devices";
+/// Tree of paired devices by id (named in [`crate::tenancy`], whose
+/// attachment look-up reads it by key).
+pub use crate::tenancy::DEVICES;
 /// Tree of pairings by the SHA-256 of their ticket.
 pub const PAIRINGS: &str = "pairings";
 /// Tree of open pairings' ticket hashes by code.

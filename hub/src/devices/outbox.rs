@@ -243,7 +243,7 @@ async fn apply_one(
         Ok(entry) => entry,
         Err(outcome) => return Ok(outcome),
     };
-    let error = grant_entry(hub, &entry).await?;
+    let error = grant_entry(hub, &entry, &Attached::default()).await?;
     hub.store
         .transact(|tx| finish(tx, &entry, &token, error.as_deref()))
         .await?;
@@ -283,15 +283,26 @@ fn finish(
     tx.put(BROKER_OUTBOX, applied.device.as_str(), &current)
 }
 
-/// Whether `device` has a [`crate::tenancy::NODE_DEVICES`] entry (a device
-/// publishing knows of without a device record).
-fn attached(hub: &Hub, device: &DeviceId) -> Result<bool, StoreError> {
-    let suffix = format!("/{device}");
-    Ok(hub
-        .store
-        .scan_keys(crate::tenancy::NODE_DEVICES, "")?
-        .iter()
-        .any(|key| key.ends_with(&suffix)))
+/// The devices with a [`crate::tenancy::NODE_DEVICES`] entry, for the
+/// grants of devices publishing knows of without a device record: read
+/// once per batch of grants, when the first such device asks (a scan of
+/// every attachment, so a batch of 10,000 such grants costs one scan, not
+/// 10,000; issue 20).
+#[derive(Debug, Default)]
+struct Attached(std::sync::OnceLock<std::collections::BTreeSet<DeviceId>>);
+
+impl Attached {
+    /// Whether `device` has a [`crate::tenancy::NODE_DEVICES`] entry.
+    fn holds(&self, hub: &Hub, device: &DeviceId) -> Result<bool, StoreError> {
+        if let Some(devices) = self.0.get() {
+            return Ok(devices.contains(device));
+        }
+        let read = crate::tenancy::attached_devices(&hub.store)?;
+        let devices = self
+            .0
+            .get_or_init(|| read.into_iter().map(|(d, _)| d).collect());
+        Ok(devices.contains(device))
+    }
 }
 
 /// Applies the entries of `devices` now (after the commit that wrote
@@ -463,10 +474,11 @@ async fn grant_until(
     deadline: tokio::time::Instant,
 ) -> Vec<Option<Result<Option<String>, StoreError>>> {
     use futures_util::StreamExt as _;
+    let attached = &Attached::default();
     let mut running: futures_util::stream::FuturesUnordered<_> = entries
         .iter()
         .enumerate()
-        .map(|(index, entry)| async move { (index, grant_entry(hub, entry).await) })
+        .map(|(index, entry)| async move { (index, grant_entry(hub, entry, attached).await) })
         .collect();
     let mut outcomes: Vec<Option<Result<Option<String>, StoreError>>> =
         std::iter::repeat_with(|| None)
@@ -482,12 +494,16 @@ async fn grant_until(
 
 /// Sends `entry`'s change to the broker: its device's current groups (or
 /// a revocation when it is no longer paired); the broker's refusal, if any.
-async fn grant_entry(hub: &Hub, entry: &OutboxEntry) -> Result<Option<String>, StoreError> {
+async fn grant_entry(
+    hub: &Hub,
+    entry: &OutboxEntry,
+    attached: &Attached,
+) -> Result<Option<String>, StoreError> {
     let device_id = &entry.device;
     let groups = match device(&hub.store, device_id.as_str())? {
         Some(record) => Some(broker_groups(&hub.store, &record)?),
         None => match &entry.groups {
-            Some(groups) if attached(hub, device_id)? => Some(groups.clone()),
+            Some(groups) if attached.holds(hub, device_id)? => Some(groups.clone()),
             _ => None,
         },
     };

@@ -33,7 +33,8 @@
 //! report fails alone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::BoxFuture;
 use signet_common::ids::{DeviceId, NodeId};
@@ -78,7 +79,13 @@ pub enum Outcome {
     /// The device's status as stored now.
     State(Box<DeviceStatus>),
     /// What became of the batch's events.
-    Events(Ingested),
+    Events {
+        /// The events stored, duplicate or refused.
+        ingested: Ingested,
+        /// Whether the batch recorded a member's first use (L2: its group
+        /// may have to be signed again).
+        first_use: bool,
+    },
 }
 
 /// Reports handed over together and who waits for them.
@@ -101,6 +108,12 @@ pub struct FleetIngest {
     /// The queue to the ingest task, once started (again, if the runtime
     /// it ran on is gone).
     queue: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Whether no first-use mark is known to be left unpublished (L2):
+    /// false at start (a mark may survive a crash) and after a pass that
+    /// left marks (a failed publication), so the next batch of events
+    /// calls [`crate::publish::after_first_use`] again; a batch that
+    /// records no first use while it is true calls nothing (issue 20).
+    marks_settled: Arc<AtomicBool>,
 }
 
 impl FleetIngest {
@@ -277,6 +290,7 @@ impl ReportIngest for FleetIngest {
                     .into_iter(),
             };
             let mut devices = devices.iter();
+            let mut events = false;
             let mut first_use = false;
             let answers = answers.into_iter().map(|answer| {
                 if let Some(answer) = answer {
@@ -291,22 +305,43 @@ impl ReportIngest for FleetIngest {
                         super::stream::device_changed(hub, device);
                         Ok(Settled::State)
                     }
-                    Outcome::Events(ingested) => {
-                        first_use = true;
+                    Outcome::Events {
+                        ingested,
+                        first_use: used,
+                    } => {
+                        events = true;
+                        first_use |= used;
                         Ok(Settled::Events(ingested))
                     }
                 }
             });
             let answers = answers.collect();
-            if first_use {
+            if events && self.republish_due(first_use) {
                 // L2: a first use the batch recorded shortened a window: sign
                 // it again, off the ingest path (the answer and the MQTT ack
                 // never wait for a publish run or the broker).
                 let after = hub.clone();
-                tokio::spawn(async move { crate::publish::after_first_use(&after).await });
+                let settled = Arc::clone(&self.marks_settled);
+                tokio::spawn(async move {
+                    crate::publish::after_first_use(&after).await;
+                    let left = crate::access_groups::first_use::pending(&after.store);
+                    if !left.is_ok_and(|marks| marks.is_empty()) {
+                        settled.store(false, Ordering::SeqCst);
+                    }
+                });
             }
             answers
         })
+    }
+}
+
+impl FleetIngest {
+    /// Whether a batch of events that recorded a first use (`first_use`),
+    /// or not, calls [`crate::publish::after_first_use`]: when it did, or
+    /// when a mark may be left from before (see `marks_settled`).
+    fn republish_due(&self, first_use: bool) -> bool {
+        let unsettled = !self.marks_settled.swap(true, Ordering::SeqCst);
+        first_use || unsettled
     }
 }
 
@@ -387,21 +422,27 @@ fn decide(
             Ok(Outcome::State(Box::new(status)))
         }
         Report::Events { batch, node } => {
-            events_into(tx, device, batch, node.as_ref(), liveness).map(Outcome::Events)
+            let (ingested, first_use) = events_into(tx, device, batch, node.as_ref(), liveness)?;
+            Ok(Outcome::Events {
+                ingested,
+                first_use,
+            })
         }
     }
 }
 
 /// Stores each event of `batch` exactly once by id (U2); refuses events
-/// naming another device, out of bounds, or beyond the batch limit.
+/// naming another device, out of bounds, or beyond the batch limit. Says
+/// too whether an event recorded a member's first use (L2).
 fn events_into(
     tx: &mut Tx,
     device: &DeviceId,
     batch: &EventBatch,
     node: Option<&NodeId>,
     liveness: Liveness,
-) -> Result<Ingested, StoreError> {
+) -> Result<(Ingested, bool), StoreError> {
     let mut report = Ingested::default();
+    let mut first_use = false;
     let mut seen = BTreeSet::new();
     let mut hours: BTreeMap<String, u64> = BTreeMap::new();
     for (index, event) in batch.events.iter().enumerate() {
@@ -428,12 +469,13 @@ fn events_into(
             user: None,
         };
         tx.put(PLAY_EVENTS, &key, &stored)?;
-        crate::access_groups::first_use::note_play(tx, device, event, liveness.now)?;
+        first_use |=
+            crate::access_groups::first_use::note_play(tx, device, event, liveness.now)?.is_some();
         report.stored += 1;
     }
     for (hour, added) in hours {
         let count = tx.get::<u64>(PLAY_EVENT_HOURS, &hour)?.unwrap_or(0);
         tx.put(PLAY_EVENT_HOURS, &hour, &count.saturating_add(added))?;
     }
-    Ok(report)
+    Ok((report, first_use))
 }

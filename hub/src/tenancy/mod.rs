@@ -24,6 +24,11 @@ pub const NODES: &str = "nodes";
 /// Tree of the devices attached to each node, keyed `{node}/{device}`
 /// (filled by pairing, issue 5; read by the T1 rule now).
 pub const NODE_DEVICES: &str = "node_devices";
+/// Tree of paired devices by id (their records, written by
+/// `crate::devices`, which re-exports it); named here so the attachment
+/// look-up below reads a device's node by key, not by scanning
+/// [`NODE_DEVICES`] (issue 20).
+pub const DEVICES: &str = "devices";
 /// The longest node name, in bytes.
 pub const MAX_NODE_NAME_LEN: usize = 128;
 
@@ -206,14 +211,25 @@ pub fn holds_devices_in(tx: &mut Tx, node: &NodeId) -> Result<bool, StoreError> 
 /// The node `device` is attached to ([`NODE_DEVICES`], keyed
 /// `{node}/{device}`, filled by pairing), if any.
 ///
+/// O(1) reads for a device with a record: its [`DEVICES`] record's node,
+/// verified against its [`NODE_DEVICES`] entry (the devices repo writes and
+/// deletes both in one transaction). Only a device without a record (an
+/// unknown id, or one attached by writing [`NODE_DEVICES`] alone, as tests,
+/// benches and the fleet fixture do) costs a scan of every attachment.
+///
 /// # Errors
 /// When the store fails.
 pub fn node_of_device(store: &Store, device: &DeviceId) -> Result<Option<NodeId>, StoreError> {
-    let suffix = format!("/{device}");
-    Ok(store
-        .scan_keys(NODE_DEVICES, "")?
-        .into_iter()
-        .find_map(|key| key.strip_suffix(&suffix).map(NodeId::from)))
+    if let Some(record) = store.get::<AttachedAt>(DEVICES, device.as_str())? {
+        let Some(key) = attachment_key(&record.node, device) else {
+            return Ok(None);
+        };
+        let attached = store
+            .get::<serde::de::IgnoredAny>(NODE_DEVICES, &key)?
+            .is_some();
+        return Ok(attached.then_some(record.node));
+    }
+    Ok(scan_for(store.scan_keys(NODE_DEVICES, "")?, device))
 }
 
 /// [`node_of_device`] read in `tx`.
@@ -221,11 +237,37 @@ pub fn node_of_device(store: &Store, device: &DeviceId) -> Result<Option<NodeId>
 /// # Errors
 /// When the store fails.
 pub fn node_of_device_in(tx: &mut Tx, device: &DeviceId) -> Result<Option<NodeId>, StoreError> {
+    if let Some(record) = tx.get::<AttachedAt>(DEVICES, device.as_str())? {
+        let Some(key) = attachment_key(&record.node, device) else {
+            return Ok(None);
+        };
+        let attached = tx.contains(NODE_DEVICES, &key)?;
+        return Ok(attached.then_some(record.node));
+    }
+    Ok(scan_for(tx.scan_keys(NODE_DEVICES, "")?, device))
+}
+
+/// What [`node_of_device`] reads of a device record: where it is attached
+/// (the other fields are the devices module's).
+#[derive(Deserialize)]
+struct AttachedAt {
+    /// The node it is attached to.
+    node: NodeId,
+}
+
+/// The [`NODE_DEVICES`] key of `device` at `node`; `None` for a node id
+/// that cannot name an entry (empty, or with a `/`).
+fn attachment_key(node: &NodeId, device: &DeviceId) -> Option<String> {
+    let node = node.as_str();
+    (!node.is_empty() && !node.contains('/')).then(|| format!("{node}/{device}"))
+}
+
+/// The node of the [`NODE_DEVICES`] key among `keys` that names `device`:
+/// the fallback for a device without a record, O(N).
+fn scan_for(keys: Vec<String>, device: &DeviceId) -> Option<NodeId> {
     let suffix = format!("/{device}");
-    Ok(tx
-        .scan_keys(NODE_DEVICES, "")?
-        .into_iter()
-        .find_map(|key| key.strip_suffix(&suffix).map(NodeId::from)))
+    keys.into_iter()
+        .find_map(|key| key.strip_suffix(&suffix).map(NodeId::from))
 }
 
 /// Every attached device with its node ([`NODE_DEVICES`] keys
