@@ -8,7 +8,10 @@
 //! first use is, or run inside a transaction. A mark survives a crash
 //! between the commit and the publication: the next call publishes it.
 //!
-//! Every ingested event batch calls [`after_first_use`], so calls coalesce:
+//! The fleet ingest calls [`after_first_use`] after a batch that recorded a
+//! first use (and after its first batch since the start, or after a pass
+//! that left marks, so a mark left by a crash or a failed publish is
+//! published by the next batch), so calls coalesce:
 //! while one pass runs for a hub (one data directory), further calls only
 //! ask it for one more pass, so a busy fleet reads the marks once per
 //! pass, not once per batch, and never publishes the same mark twice at
