@@ -149,12 +149,13 @@ PG_SUITES := tenancy identity permission_groups access_groups approval content p
 unit-postgres:
 	SIGNET_TEST_STORE=postgres $(CARGO) test -p signet-hub --locked $(addprefix --test ,$(PG_SUITES))
 
-# The end-to-end scenarios that lean on the store most, once more with the
+# The end-to-end scenarios of tests/ that run a hub, once more with the
 # hub on PostgreSQL (issue 21, X4): the real hub binary, agents and brokers
 # of tests/, each hub's store moved into its own database of a server the
 # suite starts (tests/src/store.rs); content stays in the hub's data dir.
-# About 3.5 min on 2 cores; the build is a no-op after `unit`.
-E2E_PG_SUITES := fleet_sync group_items key_rotation licences never_dark_retained proof_of_play screen
+# About 5.5 min on 2 cores; the build is a no-op after `unit`.
+E2E_PG_SUITES := fleet_sync group_items key_rotation licences never_dark_retained proof_of_play screen \
+	fleet_truth renditions never_dark_clock never_dark_update managed_broker broker_bridge fleet_sim
 e2e-postgres:
 	$(CARGO) build --workspace --bins --locked
 	SIGNET_TEST_STORE=postgres $(CARGO) test -p signet-tests --locked $(addprefix --test ,$(E2E_PG_SUITES))
